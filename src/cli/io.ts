@@ -1,0 +1,18 @@
+/** What a command may touch of the outside world; tests pass their own. */
+export interface CliIo {
+  /** Machine-readable output and results. */
+  out: (text: string) => void;
+  /** Problems and human messages. */
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export function processIo(): CliIo {
+  return {
+    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}

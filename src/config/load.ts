@@ -1,0 +1,396 @@
+/**
+ * Loading the configuration: embedded defaults (`config/default.json`), then an optional file, then environment
+ * variables, then `env:NAME` references resolved, then one validation against `config/schema.json` and the rules
+ * a schema cannot say. Every problem is collected (not just the first) and names where the value came from, the
+ * key path, what was expected and what was found; secrets are never printed.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { configPath } from '../paths.js';
+import type { LoadedConfig, RelayConfig } from './types.js';
+
+/** Environment variables that override configuration keys. */
+export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
+  SERVICEBUS_CONNECTION_STRING: 'serviceBus.connectionString',
+  SERVICEBUS_NAMESPACE: 'serviceBus.namespace',
+  DATAVERSE_URL: 'dataverse.url',
+  DATAVERSE_AUTH: 'dataverse.auth',
+  DATAVERSE_TENANT_ID: 'dataverse.tenantId',
+  DATAVERSE_CLIENT_ID: 'dataverse.clientId',
+  DATAVERSE_CLIENT_SECRET: 'dataverse.clientSecret',
+  CHANNELS_FILE: 'channelsFile',
+  LOG_LEVEL: 'log.level',
+  HEALTH_PORT: 'health.port',
+  SHUTDOWN_BUDGET_MS: 'shutdown.budgetMs',
+};
+
+/** The environment variable naming an extra configuration file. */
+export const CONFIG_FILE_ENV = 'CHANNEL_RELAY_CONFIG';
+
+export interface LoadConfigOptions {
+  /** A configuration file merged over the defaults. @defaultValue env CHANNEL_RELAY_CONFIG, else none */
+  file?: string;
+  /** @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Base for relative paths from the environment and for display. @defaultValue process.cwd() */
+  cwd?: string;
+  /**
+   * Also require what the workers need to run: a Service Bus connection (string or namespace), a Dataverse URL
+   * and a readable channels file. @defaultValue true
+   */
+  forWorkers?: boolean;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type JsonObject = { [k: string]: Json };
+interface Schema {
+  type?: string;
+  enum?: string[];
+  secret?: boolean;
+  properties?: Record<string, Schema>;
+  [k: string]: unknown;
+}
+
+const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+
+let compiled: { schema: Schema; validate: ReturnType<Ajv['compile']> } | undefined;
+function schemaAndValidator(): { schema: Schema; validate: ReturnType<Ajv['compile']> } {
+  if (!compiled) {
+    const schema = JSON.parse(readFileSync(configPath('schema.json'), 'utf8')) as Schema;
+    const ajv = new Ajv({ allErrors: true, strict: true });
+    ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+    compiled = { schema, validate: ajv.compile(schema) };
+  }
+  return compiled;
+}
+
+function schemaAt(schema: Schema, keyPath: string): Schema | undefined {
+  let node: Schema | undefined = schema;
+  for (const part of keyPath.split('.').filter(Boolean)) node = node?.properties?.[part];
+  return node;
+}
+
+/** Dotted paths of every key the schema marks `secret`. */
+export function secretPaths(): string[] {
+  const out: string[] = [];
+  const walk = (node: Schema, prefix: string): void => {
+    for (const [k, child] of Object.entries(node.properties ?? {})) {
+      const p = prefix ? `${prefix}.${k}` : k;
+      if (child.secret) out.push(p);
+      walk(child, p);
+    }
+  };
+  walk(schemaAndValidator().schema, '');
+  return out;
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function getPath(obj: JsonObject, keyPath: string): Json | undefined {
+  let node: Json | undefined = obj;
+  for (const part of keyPath.split('.').filter(Boolean)) node = isObject(node) ? node[part] : undefined;
+  return node;
+}
+
+function setPath(obj: JsonObject, keyPath: string, value: Json): void {
+  const parts = keyPath.split('.');
+  let node = obj;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (!isObject(next)) node[part] = {};
+    node = node[part] as JsonObject;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function deletePath(obj: JsonObject, keyPath: string): void {
+  const parent = getPath(obj, keyPath.split('.').slice(0, -1).join('.'));
+  if (isObject(parent)) delete parent[keyPath.split('.').pop() as string];
+}
+
+/** Deep-merges `layer` into `target`, recording the origin of each leaf. */
+function mergeLayer(target: JsonObject, layer: JsonObject, source: string, origins: Record<string, string>, prefix = ''): void {
+  for (const [k, v] of Object.entries(layer)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (isObject(v) && isObject(target[k])) {
+      mergeLayer(target[k] as JsonObject, v, source, origins, p);
+    } else {
+      target[k] = structuredClone(v);
+      origins[p] = source;
+      if (isObject(v)) recordLeaves(v, source, origins, p);
+    }
+  }
+}
+
+function recordLeaves(obj: JsonObject, source: string, origins: Record<string, string>, prefix: string): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const p = `${prefix}.${k}`;
+    origins[p] = source;
+    if (isObject(v)) recordLeaves(v, source, origins, p);
+  }
+}
+
+/** The origin of a key path: its own, or its nearest ancestor's. */
+function originOf(origins: Record<string, string>, keyPath: string, fallback: string): string {
+  for (let p = keyPath; p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    const o = origins[p];
+    if (o) return o;
+  }
+  return fallback;
+}
+
+/** How a found value is shown: JSON, shortened; secrets only by length. */
+export function renderFound(value: unknown, secret = false): string {
+  if (value === undefined) return 'nothing';
+  if (secret && typeof value === 'string') return `a ${value.length}-character value (hidden)`;
+  const text = JSON.stringify(value) ?? String(value);
+  const short = text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  const type = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+  return `${short} (${type})`;
+}
+
+function envHint(keyPath: string): string {
+  const name = Object.keys(ENV_OVERRIDES).find((n) => ENV_OVERRIDES[n] === keyPath);
+  return name ? ` (or set ${name})` : '';
+}
+
+function readLayer(file: string, display: string, problems: ConfigProblem[]): JsonObject | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    problems.push({ source: display, path: '', expected: 'a readable JSON file', found: reason });
+    return undefined;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    problems.push({ source: display, path: '', expected: 'valid JSON', found: `a syntax error: ${(err as Error).message}` });
+    return undefined;
+  }
+  if (!isObject(parsed)) {
+    problems.push({ source: display, path: '', expected: 'a JSON object', found: renderFound(parsed) });
+    return undefined;
+  }
+  return parsed;
+}
+
+/** Coerces an environment string to the type the schema wants at that key, when it cleanly can. */
+function coerceEnv(schema: Schema, keyPath: string, raw: string): Json {
+  const type = schemaAt(schema, keyPath)?.type;
+  if ((type === 'integer' || type === 'number') && /^-?\d+(\.\d+)?$/.test(raw.trim())) return Number(raw);
+  if (type === 'boolean' && /^(true|false)$/i.test(raw.trim())) return raw.trim().toLowerCase() === 'true';
+  return raw;
+}
+
+function describeAjvError(e: ErrorObject, schema: Schema): { keyPath: string; expected: string; found?: string } {
+  const base = e.instancePath.split('/').filter(Boolean).join('.');
+  const join = (k: string): string => (base ? `${base}.${k}` : k);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required': {
+      const key = join(String(p['missingProperty']));
+      return { keyPath: key, expected: `a value${envHint(key)}`, found: 'nothing' };
+    }
+    case 'additionalProperties': {
+      const known = Object.keys(schemaAt(schema, base)?.properties ?? {});
+      return { keyPath: join(String(p['additionalProperty'])), expected: `only known keys (${known.join(', ')})`, found: 'an unknown key' };
+    }
+    case 'enum':
+      return { keyPath: base, expected: `one of ${(p['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'type':
+      return { keyPath: base, expected: `a value of type ${String(p['type'])}` };
+    case 'minimum':
+    case 'maximum':
+      return { keyPath: base, expected: `a number ${String(p['comparison'])} ${String(p['limit'])}` };
+    case 'minLength':
+      return { keyPath: base, expected: `a string of at least ${String(p['limit'])} character(s)` };
+    case 'pattern':
+      return { keyPath: base, expected: `a string matching ${String(p['pattern'])}` };
+    default:
+      return { keyPath: base, expected: `a value that ${e.message ?? 'is valid'}` };
+  }
+}
+
+/**
+ * Loads, merges, resolves and validates the configuration. Throws a `ConfigError` listing every problem.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const forWorkers = options.forWorkers ?? true;
+  const { schema, validate } = schemaAndValidator();
+  const display = (file: string): string => path.relative(cwd, file) || file;
+
+  const problems: ConfigProblem[] = [];
+  const origins: Record<string, string> = {};
+  const merged: JsonObject = {};
+  const files: string[] = [];
+  /** Files whose relative paths resolve against their own folder; env values against cwd. */
+  const baseDirOf: Record<string, string> = {};
+
+  const defaultsFile = configPath('default.json');
+  const userFile = options.file ?? (env[CONFIG_FILE_ENV] ? path.resolve(cwd, env[CONFIG_FILE_ENV] as string) : undefined);
+  for (const file of [defaultsFile, ...(userFile ? [path.resolve(cwd, userFile)] : [])]) {
+    const layer = readLayer(file, display(file), problems);
+    if (!layer) continue;
+    files.push(file);
+    baseDirOf[display(file)] = path.dirname(file);
+    // A secret written literally into a file is refused before anything else sees it.
+    for (const secret of secretPaths()) {
+      const v = getPath(layer, secret);
+      if (typeof v === 'string' && !ENV_REF.test(v)) {
+        problems.push({
+          source: display(file),
+          path: secret,
+          expected: 'an env:NAME reference (secrets are read only from the environment)',
+          found: renderFound(v, true),
+        });
+        deletePath(layer, secret);
+      }
+    }
+    mergeLayer(merged, layer, display(file), origins);
+  }
+
+  for (const [name, keyPath] of Object.entries(ENV_OVERRIDES)) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    setPath(merged, keyPath, coerceEnv(schema, keyPath, raw));
+    origins[keyPath] = `environment variable ${name}`;
+  }
+
+  resolveEnvRefs(merged, '', env, origins, problems);
+
+  if (!validate(merged)) {
+    for (const e of validate.errors ?? []) {
+      const { keyPath, expected, found } = describeAjvError(e, schema);
+      const secret = secretPaths().includes(keyPath);
+      problems.push({
+        source: originOf(origins, keyPath, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)),
+        path: keyPath,
+        expected,
+        found: found ?? renderFound(getPath(merged, keyPath), secret),
+      });
+    }
+  }
+
+  const config = merged as unknown as RelayConfig;
+  if (typeof config.channelsFile === 'string') {
+    const source = originOf(origins, 'channelsFile', display(defaultsFile));
+    config.channelsFile = path.resolve(baseDirOf[source] ?? cwd, config.channelsFile);
+  }
+  problems.push(...crossChecks(config, origins, forWorkers, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
+
+  if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
+  return { config, files, origins };
+}
+
+function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv, origins: Record<string, string>, problems: ConfigProblem[]): void {
+  for (const [k, v] of Object.entries(node)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (isObject(v)) {
+      resolveEnvRefs(v, p, env, origins, problems);
+      continue;
+    }
+    const m = typeof v === 'string' ? ENV_REF.exec(v) : null;
+    if (!m) continue;
+    const name = m[1] as string;
+    const value = env[name];
+    if (value === undefined || value === '') {
+      problems.push({
+        source: origins[p] ?? 'configuration',
+        path: p,
+        expected: `environment variable ${name} to be set (the value is "env:${name}")`,
+        found: 'it unset',
+      });
+      delete node[k];
+    } else {
+      node[k] = value;
+      origins[p] = `environment variable ${name} (via ${origins[p] ?? 'configuration'})`;
+    }
+  }
+}
+
+/** Rules across keys that the schema cannot state. */
+function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, fallback: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const sb = config.serviceBus;
+  const dv = config.dataverse;
+  if (sb?.connectionString !== undefined && typeof sb.connectionString === 'string') {
+    const endpoint = /(?:^|;)\s*Endpoint\s*=\s*sb:\/\/[^;]+/i.test(sb.connectionString);
+    if (!endpoint) {
+      out.push({
+        source: originOf(origins, 'serviceBus.connectionString', fallback),
+        path: 'serviceBus.connectionString',
+        expected: 'a Service Bus connection string with Endpoint=sb://…',
+        found: renderFound(sb.connectionString, true),
+      });
+    }
+  }
+  if (dv?.url !== undefined && typeof dv.url === 'string') {
+    if (!isHttpUrl(dv.url)) {
+      out.push({ source: originOf(origins, 'dataverse.url', fallback), path: 'dataverse.url', expected: 'an http(s) URL such as https://contoso.crm.dynamics.com', found: renderFound(dv.url) });
+    }
+  }
+  if (dv?.auth === 'client-secret') {
+    for (const key of ['tenantId', 'clientId', 'clientSecret'] as const) {
+      if (!dv[key]) {
+        out.push({
+          source: originOf(origins, 'dataverse.auth', fallback),
+          path: `dataverse.${key}`,
+          expected: `a value, because dataverse.auth is "client-secret"${envHint(`dataverse.${key}`)}`,
+          found: 'nothing',
+        });
+      }
+    }
+  }
+  if (forWorkers) {
+    if (sb && !sb.connectionString && !sb.namespace) {
+      out.push({
+        source: fallback,
+        path: 'serviceBus.connectionString',
+        expected: 'a connection string (set SERVICEBUS_CONNECTION_STRING) or serviceBus.namespace for identity-based access (set SERVICEBUS_NAMESPACE)',
+        found: 'neither',
+      });
+    }
+    if (dv && !dv.url) {
+      out.push({ source: fallback, path: 'dataverse.url', expected: `the org URL${envHint('dataverse.url')}`, found: 'nothing' });
+    }
+    if (typeof config.channelsFile === 'string') {
+      const readable = existsSync(config.channelsFile) && statSync(config.channelsFile).isFile();
+      if (!readable) {
+        out.push({
+          source: originOf(origins, 'channelsFile', fallback),
+          path: 'channelsFile',
+          expected: 'a readable channels file',
+          found: `no file at ${config.channelsFile}`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.source}|${p.path}|${p.expected}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

@@ -1,0 +1,38 @@
+import type { LogLevel } from '../log.js';
+
+/** Dataverse authentication modes. */
+export type DataverseAuth = 'default' | 'client-secret' | 'emulator';
+
+/** The validated configuration of a relay process; its shape is `config/schema.json`. */
+export interface RelayConfig {
+  serviceBus: {
+    /** Secret: only from the environment. Either this or `namespace`. */
+    connectionString?: string;
+    /** Fully qualified namespace for identity-based access. */
+    namespace?: string;
+    queues: { activities: string; outbound: string; interactions: string };
+  };
+  dataverse: {
+    url?: string;
+    auth: DataverseAuth;
+    tenantId?: string;
+    clientId?: string;
+    /** Secret: only from the environment. */
+    clientSecret?: string;
+    timeoutMs: number;
+  };
+  /** Absolute path of the channels file. */
+  channelsFile: string;
+  log: { level: LogLevel };
+  health: { port: number };
+  shutdown: { budgetMs: number };
+}
+
+/** A loaded configuration and where its values came from. */
+export interface LoadedConfig {
+  config: RelayConfig;
+  /** The files merged, in order (the embedded defaults first). */
+  files: string[];
+  /** For each dotted key path that was set: the file or environment variable it came from. */
+  origins: Record<string, string>;
+}

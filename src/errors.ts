@@ -1,0 +1,256 @@
+/**
+ * The error model of channel-relay.
+ *
+ * One error class per boundary (configuration, Dataverse, providers, event decoding, the emulators, life cycle),
+ * each with a closed union of codes. Whether an error is worth retrying is stated by its code, in one table, so
+ * that every stage decides retry vs dead-letter from the code and never from a message string. An error that came
+ * from an upstream service keeps that service's status, headers and body, so a caller can honour `Retry-After`
+ * and an operator can read what the service said.
+ *
+ * Guards check a brand (a registered symbol), not `instanceof`, so they hold across duplicated module copies and
+ * across the compiled and source trees.
+ */
+
+/** Every code, grouped by the boundary it belongs to, with whether it is retryable. */
+const CODES = {
+  config: {
+    /** A configuration value is missing or not of the expected shape. */
+    ConfigInvalid: false,
+    /** A configuration file could not be read or parsed. */
+    ConfigUnreadable: false,
+  },
+  dataverse: {
+    /** Service protection limit hit (HTTP 429); `retryAfterMs` says when to call again. */
+    DataverseThrottled: true,
+    /** 5xx, 503 or a connection failure. */
+    DataverseUnavailable: true,
+    /** The call did not answer within its timeout. */
+    DataverseTimeout: true,
+    /** 401/403: the identity is wrong or lacks privileges. */
+    DataverseUnauthorized: false,
+    /** 400 and other refusals of the request itself (bad parameter, unknown column). */
+    DataverseBadRequest: false,
+    /** 404: the row, table or action does not exist. */
+    DataverseNotFound: false,
+    /** 412: an `If-Match` condition failed. */
+    DataversePreconditionFailed: false,
+  },
+  provider: {
+    /** The provider said 429 (or its own rate code); `retryAfterMs` says when to call again. */
+    ProviderRateLimited: true,
+    /** 5xx or a connection failure. */
+    ProviderUnavailable: true,
+    /** The provider did not answer within the timeout. */
+    ProviderTimeout: true,
+    /** A permanent refusal of this message (invalid number, blocked bot): an outcome, not a fault. */
+    ProviderRejected: false,
+    /** The credentials were refused. */
+    ProviderUnauthorized: false,
+    /** The provider answered with something that is not its documented shape. */
+    ProviderBadResponse: true,
+  },
+  event: {
+    /** The body is not decodable (broken JSON, empty, wrong encoding). */
+    EventUndecodable: false,
+    /** The body is in a format the relay does not read (.NET binary XML, text XML). */
+    EventUnsupportedFormat: false,
+    /** The event is for a table or message the relay does not handle. */
+    EventUnknownTable: false,
+    /** A required attribute is missing or of the wrong type. */
+    EventMissingAttribute: false,
+    /** No configured channel matches the event. */
+    EventUnknownChannel: false,
+  },
+  emulator: {
+    /** A request to an emulator named an entity that does not exist. */
+    EmulatorEntityNotFound: false,
+    /** A request to an emulator was malformed. */
+    EmulatorBadRequest: false,
+    /** The emulator is closing or closed. */
+    EmulatorClosed: false,
+  },
+  lifecycle: {
+    /** Work in flight did not finish within the shutdown budget. */
+    ShutdownTimeout: false,
+    /** One or more close steps failed; `causes` holds each failure. */
+    CloseFailed: false,
+  },
+} as const;
+
+type Codes = typeof CODES;
+/** The boundaries errors belong to. */
+export type ErrorKind = keyof Codes;
+/** The codes of one boundary. */
+export type CodeOf<K extends ErrorKind> = keyof Codes[K] & string;
+/** Every error code of the relay: a closed union. */
+export type RelayErrorCode = { [K in ErrorKind]: CodeOf<K> }[ErrorKind];
+
+const RETRYABLE: Readonly<Record<string, boolean>> = Object.assign({}, ...Object.values(CODES));
+
+/** Whether errors with this code are worth retrying. */
+export function isRetryableCode(code: RelayErrorCode): boolean {
+  return RETRYABLE[code] === true;
+}
+
+/** What an upstream service answered, kept on the error for the caller and the logs. */
+export interface Upstream {
+  /** HTTP status, when there was a response. */
+  status?: number;
+  /** Response headers, lower-cased names. */
+  headers?: Record<string, string>;
+  /** Parsed JSON body, or text, as the service sent it. */
+  body?: unknown;
+  /** The service's own error code (`0x80072322`, Twilio's `21211` …). */
+  code?: string | number;
+}
+
+export interface RelayErrorOptions {
+  cause?: unknown;
+  upstream?: Upstream;
+  /** For throttling codes: how long to wait before the next call, in milliseconds. */
+  retryAfterMs?: number;
+  /** Structured context for the logs (entity path, activity id …); never secrets. */
+  context?: Record<string, unknown>;
+}
+
+const BRAND = Symbol.for('channel-relay.error');
+
+/** The base of every error the relay raises on purpose. */
+export abstract class RelayError<K extends ErrorKind = ErrorKind> extends Error {
+  /** The boundary this error belongs to; also the brand checked by the guards. */
+  readonly [BRAND]: K;
+  readonly kind: K;
+  readonly code: CodeOf<K>;
+  readonly retryable: boolean;
+  readonly upstream?: Upstream;
+  readonly retryAfterMs?: number;
+  readonly context?: Record<string, unknown>;
+
+  protected constructor(kind: K, code: CodeOf<K>, message: string, options: RelayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this[BRAND] = kind;
+    this.kind = kind;
+    this.code = code;
+    this.retryable = RETRYABLE[code] === true;
+    if (options.upstream !== undefined) this.upstream = options.upstream;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.context !== undefined) this.context = options.context;
+  }
+
+  /** A plain object for structured logs and dead-letter descriptions. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      kind: this.kind,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.retryAfterMs === undefined ? {} : { retryAfterMs: this.retryAfterMs }),
+      ...(this.upstream === undefined ? {} : { upstream: this.upstream }),
+      ...(this.context === undefined ? {} : { context: this.context }),
+    };
+  }
+}
+
+/** One problem found in a configuration: where, what was expected, what was found. */
+export interface ConfigProblem {
+  /** The file (relative path) or `environment variable NAME` the value came from. */
+  source: string;
+  /** Dotted key path inside the configuration, e.g. `dataverse.auth`. */
+  path: string;
+  expected: string;
+  /** What was there, already rendered for a person (secrets masked); `nothing` when missing. */
+  found: string;
+}
+
+/** Renders a problem as the one line an operator reads. */
+export function formatConfigProblem(p: ConfigProblem): string {
+  return `${p.source}: ${p.path || '(root)'}: expected ${p.expected}, found ${p.found}`;
+}
+
+export class ConfigError extends RelayError<'config'> {
+  override readonly name = 'ConfigError';
+  readonly problems: readonly ConfigProblem[];
+  constructor(code: CodeOf<'config'>, problems: readonly ConfigProblem[], options: RelayErrorOptions = {}) {
+    const lines = problems.map(formatConfigProblem);
+    const head = `configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+    super('config', code, [head, ...lines.map((l) => `  - ${l}`)].join('\n'), options);
+    this.problems = problems;
+  }
+}
+
+export class DataverseError extends RelayError<'dataverse'> {
+  override readonly name = 'DataverseError';
+  constructor(code: CodeOf<'dataverse'>, message: string, options: RelayErrorOptions = {}) {
+    super('dataverse', code, message, options);
+  }
+}
+
+export class ProviderError extends RelayError<'provider'> {
+  override readonly name = 'ProviderError';
+  constructor(code: CodeOf<'provider'>, message: string, options: RelayErrorOptions = {}) {
+    super('provider', code, message, options);
+  }
+}
+
+export class EventError extends RelayError<'event'> {
+  override readonly name = 'EventError';
+  constructor(code: CodeOf<'event'>, message: string, options: RelayErrorOptions = {}) {
+    super('event', code, message, options);
+  }
+}
+
+export class EmulatorError extends RelayError<'emulator'> {
+  override readonly name = 'EmulatorError';
+  constructor(code: CodeOf<'emulator'>, message: string, options: RelayErrorOptions = {}) {
+    super('emulator', code, message, options);
+  }
+}
+
+export class LifecycleError extends RelayError<'lifecycle'> {
+  override readonly name = 'LifecycleError';
+  readonly causes: readonly unknown[];
+  constructor(code: CodeOf<'lifecycle'>, message: string, causes: readonly unknown[] = [], options: RelayErrorOptions = {}) {
+    super('lifecycle', code, message, options);
+    this.causes = causes;
+  }
+}
+
+function hasBrand(value: unknown, kind?: ErrorKind): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const brand = (value as { [BRAND]?: unknown })[BRAND];
+  return kind === undefined ? typeof brand === 'string' && brand in CODES : brand === kind;
+}
+
+export function isRelayError(value: unknown): value is RelayError {
+  return hasBrand(value);
+}
+export function isConfigError(value: unknown): value is ConfigError {
+  return hasBrand(value, 'config');
+}
+export function isDataverseError(value: unknown): value is DataverseError {
+  return hasBrand(value, 'dataverse');
+}
+export function isProviderError(value: unknown): value is ProviderError {
+  return hasBrand(value, 'provider');
+}
+export function isEventError(value: unknown): value is EventError {
+  return hasBrand(value, 'event');
+}
+export function isEmulatorError(value: unknown): value is EmulatorError {
+  return hasBrand(value, 'emulator');
+}
+export function isLifecycleError(value: unknown): value is LifecycleError {
+  return hasBrand(value, 'lifecycle');
+}
+
+/** Whether an error (ours or not) should be retried: ours by code; anything unknown is not. */
+export function isRetryable(error: unknown): boolean {
+  return isRelayError(error) && error.retryable;
+}
+
+/** A message for any thrown value, for logs. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === 'string' ? error : JSON.stringify(error);
+}

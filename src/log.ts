@@ -44,7 +44,7 @@ const STRING_RULES: ReadonlyArray<[RegExp, string | ((...m: string[]) => string)
   // JWTs anywhere.
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
   // Telegram bot tokens (123456:ABC-…), also inside /bot<token>/ URLs.
-  [/\b\d{6,12}:[A-Za-z0-9_-]{30,}\b/g, REDACTED],
+  [/(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}/g, REDACTED],
   // E-mail addresses: first letter and domain stay.
   [/\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g, (_m, first, domain) => `${first}***@${domain}`],
   // Phone numbers in E.164 or with a leading + and separators: the last 4 digits stay.

@@ -385,10 +385,11 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
+/** One problem per key: the first found is the most specific (a later one is usually its consequence). */
 function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
   const seen = new Set<string>();
   return problems.filter((p) => {
-    const key = `${p.source}|${p.path}|${p.expected}`;
+    const key = p.path ? p.path : `${p.source}|${p.expected}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

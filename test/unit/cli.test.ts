@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { packageVersion, runCli } from '../../src/cli/program.js';
+import { recordingIo } from '../helpers/cli.js';
+
+describe('channel-relay CLI', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'relay-cli-'));
+    writeFileSync(path.join(dir, 'channels.json'), '{"channels":[]}');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--version prints the package version', async () => {
+    const io = recordingIo();
+    assert.equal(await runCli(['--version'], io), 0);
+    assert.deepEqual(io.stdout, [`${packageVersion()}\n`]);
+    assert.match(packageVersion(), /^\d+\.\d+\.\d+/);
+  });
+
+  it('--help lists the commands', async () => {
+    const io = recordingIo();
+    assert.equal(await runCli(['--help'], io), 0);
+    assert.match(io.stdout.join(''), /config\s+work with the configuration/);
+    assert.match(io.stdout.join(''), /demo/);
+  });
+
+  it('an unknown command is an error with help', async () => {
+    const io = recordingIo();
+    assert.equal(await runCli(['frobnicate'], io), 1);
+    assert.match(io.stderr.join(''), /unknown command 'frobnicate'/);
+  });
+
+  it('config check prints a masked summary and exits 0 for a valid configuration', async () => {
+    const io = recordingIo(
+      {
+        SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=TopSecretKey123=;UseDevelopmentEmulator=true;',
+        DATAVERSE_URL: 'http://127.0.0.1:9000',
+        DATAVERSE_AUTH: 'emulator',
+        CHANNELS_FILE: 'channels.json',
+      },
+      dir,
+    );
+    assert.equal(await runCli(['config', 'check'], io), 0);
+    const out = io.stdout.join('\n');
+    assert.match(out, /configuration is valid/);
+    assert.match(out, /SharedAccessKey=\[hidden\]/);
+    assert.match(out, /Dataverse: http:\/\/127\.0\.0\.1:9000 .*the emulator's token/);
+    assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123/);
+  });
+
+  it('config check FILE prints every problem and exits 1', async () => {
+    const file = path.join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ dataverse: { auth: 'basic' }, log: { level: 'loud' }, serviceBus: { connectionString: 'Endpoint=sb://x;SharedAccessKey=LiteralKey99' } }));
+    const io = recordingIo({ DATAVERSE_URL: 'https://contoso.crm.dynamics.com', CHANNELS_FILE: 'channels.json' }, dir);
+    assert.equal(await runCli(['config', 'check', 'bad.json'], io), 1);
+    const err = io.stderr.join('\n');
+    assert.match(err, /configuration has 3 problems/);
+    assert.match(err, /bad\.json: dataverse\.auth: expected one of "default", "client-secret", "emulator", found "basic" \(string\)/);
+    assert.match(err, /bad\.json: log\.level: expected one of "error", "warn", "info", "debug", found "loud" \(string\)/);
+    assert.match(err, /bad\.json: serviceBus\.connectionString: expected an env:NAME reference/);
+    assert.doesNotMatch(err, /LiteralKey99/);
+    assert.deepEqual(io.stdout, []);
+  });
+
+  it('demo says plainly that it is not available yet and fails', async () => {
+    const io = recordingIo();
+    assert.equal(await runCli(['demo'], io), 2);
+    assert.match(io.stderr.join(''), /not available yet/);
+  });
+});

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describeConfig, loadConfig, maskConnectionString } from '../../src/config/index.js';
+import { formatConfigProblem, isConfigError, type ConfigProblem } from '../../src/errors.js';
+
+const CS = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=s3cr3tKeyValue==;UseDevelopmentEmulator=true;';
+
+describe('configuration', () => {
+  let dir: string;
+  let channels: string;
+  const baseEnv = (): NodeJS.ProcessEnv => ({
+    SERVICEBUS_CONNECTION_STRING: CS,
+    DATAVERSE_URL: 'https://contoso.crm.dynamics.com',
+    CHANNELS_FILE: channels,
+  });
+  const writeJson = (name: string, value: unknown): string => {
+    const file = path.join(dir, name);
+    writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+    return file;
+  };
+  const problemsOf = (fn: () => unknown): ConfigProblem[] => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(isConfigError(err), `expected a ConfigError, got ${String(err)}`);
+      return [...err.problems];
+    }
+    assert.fail('expected the configuration to be refused');
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'relay-config-'));
+    channels = writeJson('channels.json', { channels: [] });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('loads the embedded defaults with the environment applied', () => {
+    const { config, origins } = loadConfig({ env: baseEnv(), cwd: dir });
+    assert.equal(config.serviceBus.connectionString, CS);
+    assert.deepEqual(config.serviceBus.queues, { activities: 'activities', outbound: 'outbound', interactions: 'interactions' });
+    assert.equal(config.dataverse.auth, 'default');
+    assert.equal(config.dataverse.timeoutMs, 30000);
+    assert.equal(config.log.level, 'info');
+    assert.equal(config.shutdown.budgetMs, 30000);
+    assert.equal(config.channelsFile, channels);
+    assert.equal(origins['dataverse.url'], 'environment variable DATAVERSE_URL');
+    assert.equal(origins['log.level'], path.relative(dir, path.resolve('config/default.json')));
+  });
+
+  it('merges a file over the defaults, resolves env: references and its relative paths', () => {
+    const file = writeJson('relay.json', {
+      serviceBus: { queues: { outbound: 'outbound-eu' } },
+      dataverse: { auth: 'client-secret', tenantId: 't', clientId: 'c', clientSecret: 'env:MY_SECRET' },
+      channelsFile: 'channels.json',
+      log: { level: 'debug' },
+    });
+    const env = { ...baseEnv(), CHANNELS_FILE: undefined, MY_SECRET: 'hunter2-secret' };
+    const { config, origins } = loadConfig({ file, env, cwd: '/' });
+    assert.equal(config.serviceBus.queues.outbound, 'outbound-eu');
+    assert.equal(config.serviceBus.queues.activities, 'activities', 'untouched defaults stay');
+    assert.equal(config.dataverse.clientSecret, 'hunter2-secret');
+    assert.equal(config.log.level, 'debug');
+    assert.equal(config.channelsFile, channels, 'relative to the file that names it');
+    assert.match(origins['dataverse.clientSecret'] ?? '', /environment variable MY_SECRET \(via .*relay\.json\)/);
+  });
+
+  it('coerces numeric environment values by the schema', () => {
+    const { config } = loadConfig({ env: { ...baseEnv(), HEALTH_PORT: '9090', SHUTDOWN_BUDGET_MS: '5000' }, cwd: dir });
+    assert.equal(config.health.port, 9090);
+    assert.equal(config.shutdown.budgetMs, 5000);
+  });
+
+  const cases: Array<{ name: string; file?: unknown; env?: NodeJS.ProcessEnv; want: Array<Partial<Record<keyof ConfigProblem, string | RegExp>>> }> = [
+    {
+      name: 'a value of the wrong type',
+      file: { dataverse: { timeoutMs: 'soon' } },
+      want: [{ source: 'relay.json', path: 'dataverse.timeoutMs', expected: /type integer/, found: '"soon" (string)' }],
+    },
+    {
+      name: 'a value outside its range',
+      file: { health: { port: 70000 } },
+      want: [{ source: 'relay.json', path: 'health.port', expected: 'a number <= 65535', found: '70000 (number)' }],
+    },
+    {
+      name: 'a value not in the allowed set',
+      file: { dataverse: { auth: 'basic' } },
+      want: [{ source: 'relay.json', path: 'dataverse.auth', expected: 'one of "default", "client-secret", "emulator"', found: '"basic" (string)' }],
+    },
+    {
+      name: 'an unknown key',
+      file: { dataverse: { urll: 'https://x' } },
+      want: [{ source: 'relay.json', path: 'dataverse.urll', expected: /^only known keys \(url, auth, tenantId/, found: 'an unknown key' }],
+    },
+    {
+      name: 'a secret written into a file',
+      file: { serviceBus: { connectionString: CS } },
+      want: [{ source: 'relay.json', path: 'serviceBus.connectionString', expected: /env:NAME reference/, found: /^a \d+-character value \(hidden\)$/ }],
+    },
+    {
+      name: 'an env: reference to an unset variable',
+      file: { dataverse: { auth: 'client-secret', tenantId: 't', clientId: 'c', clientSecret: 'env:NOT_SET_ANYWHERE' } },
+      want: [{ source: 'relay.json', path: 'dataverse.clientSecret', expected: /NOT_SET_ANYWHERE to be set/, found: 'it unset' }],
+    },
+    {
+      name: 'a bad value from the environment',
+      env: { LOG_LEVEL: 'verbose' },
+      want: [{ source: 'environment variable LOG_LEVEL', path: 'log.level', found: '"verbose" (string)' }],
+    },
+    {
+      name: 'a connection string without an endpoint, never shown',
+      env: { SERVICEBUS_CONNECTION_STRING: 'SharedAccessKey=abc123' },
+      want: [{ source: 'environment variable SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', found: /hidden/ }],
+    },
+    {
+      name: 'a URL that is not one',
+      env: { DATAVERSE_URL: 'contoso' },
+      want: [{ source: 'environment variable DATAVERSE_URL', path: 'dataverse.url', expected: /http\(s\) URL/, found: '"contoso" (string)' }],
+    },
+    {
+      name: 'client-secret auth without its parts',
+      env: { DATAVERSE_AUTH: 'client-secret' },
+      want: [
+        { path: 'dataverse.tenantId', expected: /DATAVERSE_TENANT_ID/, found: 'nothing' },
+        { path: 'dataverse.clientId', found: 'nothing' },
+        { path: 'dataverse.clientSecret', found: 'nothing' },
+      ],
+    },
+    {
+      name: 'nothing to connect to',
+      env: { SERVICEBUS_CONNECTION_STRING: '', DATAVERSE_URL: '' },
+      want: [
+        { path: 'serviceBus.connectionString', found: 'neither' },
+        { path: 'dataverse.url', found: 'nothing' },
+      ],
+    },
+    {
+      name: 'a missing channels file',
+      env: { CHANNELS_FILE: 'nope/channels.json' },
+      want: [{ source: 'environment variable CHANNELS_FILE', path: 'channelsFile', found: /no file at .*nope\/channels\.json/ }],
+    },
+    {
+      name: 'a file that is not JSON',
+      file: '{ "log": { "level": "info", } }',
+      want: [{ source: 'relay.json', path: '', expected: 'valid JSON', found: /syntax error/ }],
+    },
+  ];
+
+  for (const c of cases) {
+    it(`reports ${c.name} with its file, key, expectation and finding`, () => {
+      const file = c.file === undefined ? undefined : writeJson('relay.json', c.file);
+      const problems = problemsOf(() => loadConfig({ file, env: { ...baseEnv(), ...c.env }, cwd: dir }));
+      assert.equal(problems.length, c.want.length, `problems: ${problems.map(formatConfigProblem).join(' | ')}`);
+      c.want.forEach((want, i) => {
+        const got = problems[i] as ConfigProblem;
+        for (const key of ['source', 'path', 'expected', 'found'] as const) {
+          const expectation = want[key];
+          if (expectation === undefined) continue;
+          if (expectation instanceof RegExp) assert.match(got[key], expectation, `${key} of ${formatConfigProblem(got)}`);
+          else assert.equal(got[key], expectation, `${key} of ${formatConfigProblem(got)}`);
+        }
+      });
+      for (const p of problems) assert.doesNotMatch(formatConfigProblem(p), /s3cr3tKeyValue|abc123/);
+    });
+  }
+
+  it('reports every problem at once, not just the first', () => {
+    const file = writeJson('relay.json', { dataverse: { auth: 'basic', timeoutMs: 1 }, log: { level: 'loud' } });
+    const problems = problemsOf(() => loadConfig({ file, env: baseEnv(), cwd: dir }));
+    assert.deepEqual(problems.map((p) => p.path).sort(), ['dataverse.auth', 'dataverse.timeoutMs', 'log.level']);
+  });
+
+  it('a missing file is named', () => {
+    const problems = problemsOf(() => loadConfig({ file: path.join(dir, 'absent.json'), env: baseEnv(), cwd: dir }));
+    assert.deepEqual(problems, [{ source: 'absent.json', path: '', expected: 'a readable JSON file', found: 'no such file' }]);
+  });
+
+  it('describes what it would run with, secrets masked', () => {
+    const lines = describeConfig(loadConfig({ env: baseEnv(), cwd: dir })).join('\n');
+    assert.match(lines, /Endpoint=sb:\/\/127\.0\.0\.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=\[hidden\]/);
+    assert.match(lines, /Dataverse: https:\/\/contoso\.crm\.dynamics\.com .*DefaultAzureCredential/);
+    assert.doesNotMatch(lines, /s3cr3tKeyValue/);
+    assert.equal(maskConnectionString('Endpoint=sb://x;SharedAccessSignature=SharedAccessSignature sr=a&sig=b'), 'Endpoint=sb://x;SharedAccessSignature=[hidden]');
+  });
+});

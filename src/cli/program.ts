@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../paths.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
 import type { CliIo } from './io.js';
 
 export function packageVersion(): string {
@@ -33,6 +34,8 @@ export function buildProgram(io: CliIo): Program {
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerConfigCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
+  const emulate = command.command('emulate').description('run an emulator on loopback');
+  registerEmulateDataverse(emulate, io, setExitCode);
   return { command, exitCode: () => exitCode };
 }
 

@@ -1,0 +1,180 @@
+/**
+ * The unbound actions: `msdyncrm_CustomChannelActivityCreateInteraction` (every parameter checked against the
+ * Custom Channel Activity row and against the response types of the channel's tile), and the real-time journeys
+ * APIs `msdyn_D365ChannelsNotification` and `msdyn_D365ChannelsInbound`. Each stores an interaction with its time.
+ */
+import { DataverseFault, isGuid } from './faults.js';
+import { isoSeconds } from './payload.js';
+import type { ActionHandler, OperationRequest, OperationResponse, OrganizationService } from './service.js';
+import type { LookupValue, Row } from './store.js';
+import { CREATE_INTERACTION, REALTIME_ACTIONS } from './unverified.js';
+
+const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
+const NO_CONTENT: OperationResponse = { status: 204, headers: { 'OData-Version': '4.0' } };
+
+function invalid(action: string, message: string): DataverseFault {
+  return new DataverseFault('InvalidArgument', `${action}: ${message}`);
+}
+
+function requireString(action: string, params: Record<string, unknown>, name: string): string {
+  const value = params[name];
+  if (value === undefined || value === null) throw invalid(action, `the required parameter '${name}' is missing.`);
+  if (typeof value !== 'string' || value === '') throw invalid(action, `the parameter '${name}' must be a non-empty string, found ${JSON.stringify(value)}.`);
+  return value;
+}
+
+/** Reads an EntityReference parameter (`{"@odata.type": "Microsoft.Dynamics.CRM.<table>", "<table>id": "<guid>"}`). */
+function requireReference(action: string, params: Record<string, unknown>, name: string, table: string, key: string): string {
+  const value = params[name];
+  if (value === undefined || value === null) throw invalid(action, `the required parameter '${name}' is missing.`);
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(action, `the parameter '${name}' must be an entity reference {"@odata.type":"Microsoft.Dynamics.CRM.${table}","${key}":"<guid>"}.`);
+  }
+  const ref = value as Record<string, unknown>;
+  const type = ref['@odata.type'];
+  if (type !== undefined && type !== `Microsoft.Dynamics.CRM.${table}` && type !== `#Microsoft.Dynamics.CRM.${table}`) {
+    throw invalid(action, `the parameter '${name}' must reference a '${table}', found @odata.type '${String(type)}'.`);
+  }
+  const id = ref[key];
+  if (id === undefined) throw new DataverseFault('Payload', `${action}: EdmEntityObject passed should have the key property value set: '${name}' needs '${key}'.`);
+  if (!isGuid(id)) throw invalid(action, `'${name}.${key}' is not a valid GUID: ${JSON.stringify(id)}.`);
+  return id.toLowerCase();
+}
+
+function createInteraction(service: OrganizationService): ActionHandler {
+  const action = CREATE_INTERACTION.action;
+  return (params, req) => {
+    const known = new Set<string>([...CREATE_INTERACTION.requiredStrings, ...Object.keys(CREATE_INTERACTION.references), CREATE_INTERACTION.keyword]);
+    for (const key of Object.keys(params)) {
+      if (!known.has(key) && !key.startsWith('@')) throw invalid(action, `the action has no parameter '${key}' (parameters: ${[...known].join(', ')}).`);
+    }
+    const activityId = requireString(action, params, 'ActivityId');
+    const entityType = requireString(action, params, 'EntityType');
+    const entityId = requireString(action, params, 'EntityId');
+    const responseType = requireString(action, params, 'ResponseType');
+    const refs: Record<string, string> = {};
+    for (const [name, [table, key]] of Object.entries(CREATE_INTERACTION.references)) refs[name] = requireReference(action, params, name, table, key);
+    const keyword = params[CREATE_INTERACTION.keyword];
+    if (keyword !== undefined && keyword !== null && typeof keyword !== 'string') {
+      throw invalid(action, `the parameter 'TriggerKeyword' must be a string, found ${JSON.stringify(keyword)}.`);
+    }
+
+    const activities = service.table(ACTIVITY_TABLE);
+    const rows = service.store.findIndexed(activities, 'msdyncrm_activityid', activityId) ?? [];
+    if (rows.length === 0) throw new DataverseFault('RowNotFound', `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`);
+    const lookupId = (row: Row, col: string): string | undefined => (row[col] as LookupValue | null | undefined)?.id;
+    const row =
+      rows.find(
+        (r) =>
+          lookupId(r, 'msdyncrm_contact') === refs['Contact'] &&
+          lookupId(r, 'msdyncrm_customerjourney') === refs['CustomerJourney'] &&
+          lookupId(r, 'msdyncrm_customerjourneyiteration') === refs['CustomerJourneyIteration'],
+      ) ?? rows[0]!;
+    const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault =>
+      invalid(action, `'${param}' is ${given}, but the Custom Channel Activity with msdyncrm_activityid '${activityId}' has ${column} ${stored ?? 'null'}.`);
+    if (lookupId(row, 'msdyncrm_contact') !== refs['Contact']) throw mismatch('Contact', 'msdyncrm_contact', refs['Contact']!, lookupId(row, 'msdyncrm_contact'));
+    if (lookupId(row, 'msdyncrm_customerjourney') !== refs['CustomerJourney']) {
+      throw mismatch('CustomerJourney', 'msdyncrm_customerjourney', refs['CustomerJourney']!, lookupId(row, 'msdyncrm_customerjourney'));
+    }
+    if (lookupId(row, 'msdyncrm_customerjourneyiteration') !== refs['CustomerJourneyIteration']) {
+      throw mismatch('CustomerJourneyIteration', 'msdyncrm_customerjourneyiteration', refs['CustomerJourneyIteration']!, lookupId(row, 'msdyncrm_customerjourneyiteration'));
+    }
+    if (String(row['msdyncrm_entitytype'] ?? '') !== entityType) {
+      throw mismatch('EntityType', 'msdyncrm_entitytype', `'${entityType}'`, `'${String(row['msdyncrm_entitytype'] ?? '')}'`);
+    }
+    if (String(row['msdyncrm_entityid'] ?? '').toLowerCase() !== entityId.toLowerCase()) {
+      throw mismatch('EntityId', 'msdyncrm_entityid', `'${entityId}'`, `'${String(row['msdyncrm_entityid'] ?? '')}'`);
+    }
+    const tile = service.tiles.get(entityType);
+    if (!tile) throw invalid(action, `no channel tile declares EntityType '${entityType}'.`);
+    if (tile.responseTypes.length > 0) {
+      const type = tile.responseTypes.find((t) => t.id === responseType);
+      if (!type) {
+        throw invalid(action, `the response type '${responseType}' is not defined by the tile for '${entityType}' (defined: ${tile.responseTypes.map((t) => t.id).join(', ')}).`);
+      }
+      const hasKeyword = typeof keyword === 'string' && keyword !== '';
+      if (type.custom && !hasKeyword) throw invalid(action, `'TriggerKeyword' is required for the response type '${responseType}' (custom="True").`);
+      if (!type.custom && hasKeyword) throw invalid(action, `'TriggerKeyword' is only allowed for the custom response type${tile.customResponseType ? ` '${tile.customResponseType}'` : ''}, not for '${responseType}'.`);
+    }
+    const interaction: Parameters<typeof service.interactions.add>[0] = {
+      kind: 'interaction',
+      createdOn: isoSeconds(new Date()),
+      userId: req.userId,
+      activityId,
+      activityRowId: row[activities.primaryKey] as string,
+      contactId: refs['Contact']!,
+      journeyId: refs['CustomerJourney']!,
+      iterationId: refs['CustomerJourneyIteration']!,
+      entityType,
+      entityId,
+      responseType,
+    };
+    if (typeof keyword === 'string' && keyword !== '') interaction.triggerKeyword = keyword;
+    service.interactions.add(interaction, req.tx);
+    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+  };
+}
+
+function readPayloadParameter(action: string, params: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  const name = names.find((n) => params[n] !== undefined);
+  if (name === undefined) throw invalid(action, `the required parameter '${names[0]}' is missing.`);
+  const raw = params[name];
+  if (typeof raw !== 'string') throw invalid(action, `the parameter '${name}' must be a string holding serialized JSON.`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalid(action, `the parameter '${name}' is not valid JSON.`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(action, `the parameter '${name}' must hold a JSON object.`);
+  return parsed as Record<string, unknown>;
+}
+
+function requireChannelDefinition(service: OrganizationService, action: string, payload: Record<string, unknown>): string {
+  const id = payload['ChannelDefinitionId'];
+  if (!isGuid(id)) throw invalid(action, `'ChannelDefinitionId' must be a GUID, found ${JSON.stringify(id)}.`);
+  if (!service.store.get(service.table('msdyn_channeldefinition'), id.toLowerCase())) {
+    throw new DataverseFault('RowNotFound', `${action}: msdyn_channeldefinition With Id = ${id} Does Not Exist`);
+  }
+  return id.toLowerCase();
+}
+
+function requireFields(action: string, payload: Record<string, unknown>, fields: readonly string[]): void {
+  for (const f of fields) {
+    const v = payload[f];
+    if (typeof v !== 'string' || v === '') throw invalid(action, `the payload field '${f}' is required and must be a non-empty string.`);
+  }
+}
+
+function notification(service: OrganizationService): ActionHandler {
+  const { action, parameter } = REALTIME_ACTIONS.notification;
+  return (params, req: OperationRequest) => {
+    const payload = readPayloadParameter(action, params, parameter);
+    requireChannelDefinition(service, action, payload);
+    requireFields(action, payload, ['RequestId', 'MessageId', 'From', 'OrganizationId', 'Status']);
+    const status = payload['Status'] as string;
+    if (!(REALTIME_ACTIONS.notificationStatuses as readonly string[]).includes(status)) {
+      throw invalid(action, `'Status' must be one of ${REALTIME_ACTIONS.notificationStatuses.join(', ')}, found '${status}'.`);
+    }
+    service.interactions.add({ kind: 'notification', createdOn: isoSeconds(new Date()), userId: req.userId, responseType: status, payload }, req.tx);
+    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+  };
+}
+
+function inbound(service: OrganizationService): ActionHandler {
+  const { action, parameter } = REALTIME_ACTIONS.inbound;
+  return (params, req: OperationRequest) => {
+    const payload = readPayloadParameter(action, params, parameter);
+    requireChannelDefinition(service, action, payload);
+    requireFields(action, payload, ['To', 'From', 'OrganizationId', 'Message']);
+    service.interactions.add({ kind: 'inbound', createdOn: isoSeconds(new Date()), userId: req.userId, payload }, req.tx);
+    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+  };
+}
+
+/** Registers the actions on the service. */
+export function registerActions(service: OrganizationService): void {
+  service.actions.set(CREATE_INTERACTION.action, createInteraction(service));
+  service.actions.set(REALTIME_ACTIONS.notification.action, notification(service));
+  service.actions.set(REALTIME_ACTIONS.inbound.action, inbound(service));
+}

@@ -1,0 +1,105 @@
+/** Starting and stopping the Dataverse emulator. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { areaLogger, silentLogger, type Logger } from '../../log.js';
+import { registerActions } from './actions.js';
+import { Governor, loadLimits, resolveLimits, type LimitsConfig } from './limits.js';
+import { Poster } from './posting.js';
+import { applyRows, applySchema, readSeedFile, seedOrganization, type LoadedSeed, type SeedDocument } from './seed.js';
+import { createHandler } from './server.js';
+import { OrganizationService, userIdOf } from './service.js';
+
+export interface DataverseEmulatorOptions {
+  /** Port on 127.0.0.1; 0 picks a free one. @defaultValue 0 */
+  port?: number;
+  /** Seed file path, or a seed document (tile paths then resolve from `process.cwd()`). @defaultValue no seed: empty tables */
+  seed?: string | SeedDocument;
+  /** `realistic`, `off`, a JSON file path, or a configuration. @defaultValue 'realistic' */
+  limits?: 'realistic' | 'off' | string | Partial<LimitsConfig>;
+  /** Service Bus connection string used for every service endpoint (only `path` is read from the row). @defaultValue undefined: built from each endpoint row */
+  servicebus?: string;
+  /** Added latency before each Web API response, ms. @defaultValue 0 */
+  responseDelayMs?: number;
+  /** First retry delay when posting to Service Bus fails, ms. @defaultValue 100 */
+  postRetryMinMs?: number;
+  /** Longest retry delay when posting fails, ms. @defaultValue 5000 */
+  postRetryMaxMs?: number;
+  /** Timeout of one Service Bus send attempt, ms. @defaultValue 10_000 */
+  postTimeoutMs?: number;
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+}
+
+export interface DataverseEmulator {
+  /** `http://127.0.0.1:<port>`: the organization URL (`serverUrl` of dynamics-web-api). */
+  url: string;
+  port: number;
+  /** Resolves when every queued event has been posted to Service Bus. */
+  postingIdle(): Promise<void>;
+  /** Stops listening, closes connections and the Service Bus clients. Idempotent. */
+  close(): Promise<void>;
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new TypeError(`startDataverseEmulator: ${message}`);
+}
+
+export async function startDataverseEmulator(options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
+  const port = options.port ?? 0;
+  check(Number.isInteger(port) && port >= 0 && port < 65536, `port must be an integer 0-65535, found ${String(options.port)}`);
+  const responseDelayMs = options.responseDelayMs ?? 0;
+  check(Number.isFinite(responseDelayMs) && responseDelayMs >= 0, `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`);
+  const limitsSpec = options.limits ?? 'realistic';
+  const limits = typeof limitsSpec === 'string' ? loadLimits(limitsSpec) : resolveLimits(limitsSpec, 'options.limits');
+  const log = areaLogger(options.log ?? silentLogger(), 'dataverse-emulator');
+  const seed: LoadedSeed | undefined =
+    options.seed === undefined ? undefined : typeof options.seed === 'string' ? readSeedFile(options.seed) : { document: options.seed, baseDir: process.cwd(), source: 'seed' };
+
+  const poster = new Poster({
+    log,
+    ...(options.postRetryMinMs === undefined ? {} : { retryMinMs: options.postRetryMinMs }),
+    ...(options.postRetryMaxMs === undefined ? {} : { retryMaxMs: options.postRetryMaxMs }),
+    ...(options.postTimeoutMs === undefined ? {} : { sendTimeoutMs: options.postTimeoutMs }),
+  });
+  const service = new OrganizationService(seedOrganization(seed?.document ?? {}), log, poster, options.servicebus);
+  registerActions(service);
+  applySchema(service, seed);
+
+  const governor = new Governor(limits);
+  const server = createServer({ keepAlive: true }, createHandler({ service, governor, journeys: seed?.document.journeys ?? [], log, responseDelayMs }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${actualPort}`;
+  service.apiRoot = `${url}/api/data/v9.2/`;
+  try {
+    applyRows(service, seed, userIdOf('seed'));
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
+  log.info('Dataverse emulator listening', { url, limits: limits.enabled ? limits : 'off', tables: [...service.catalog.tables()].length });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port: actualPort,
+    postingIdle: () => poster.idle(),
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await poster.close();
+        log.info('Dataverse emulator closed', { url });
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Service protection limits, per caller identity over a sliding window: number of requests, combined execution
+ * time, and concurrent requests (PA-docs api-limits.md). A `$batch` counts once toward requests and adds the
+ * execution time of every operation in it. Scaled configurations let tests reach each limit in seconds.
+ */
+import { readFileSync } from 'node:fs';
+import { DataverseFault } from './faults.js';
+import { formatTimeRemaining } from './unverified.js';
+
+export interface LimitsConfig {
+  /** Whether requests are refused over a limit. Counting for the stats happens either way. */
+  enabled: boolean;
+  /** Sliding window length. @defaultValue 300_000 */
+  windowMs: number;
+  /** Requests per identity per window. @defaultValue 6000 */
+  maxRequests: number;
+  /** Combined execution time per identity per window, in ms. @defaultValue 1_200_000 */
+  maxExecutionMs: number;
+  /** Requests in flight per identity. @defaultValue 52 */
+  maxConcurrent: number;
+  /** Simulated execution time of one operation (a request, or each operation inside a $batch), in ms. @defaultValue 10 */
+  operationCostMs: number;
+}
+
+export const REALISTIC_LIMITS: Readonly<LimitsConfig> = Object.freeze({
+  enabled: true,
+  windowMs: 300_000,
+  maxRequests: 6000,
+  maxExecutionMs: 1_200_000,
+  maxConcurrent: 52,
+  operationCostMs: 10,
+});
+
+export const LIMITS_OFF: Readonly<LimitsConfig> = Object.freeze({ ...REALISTIC_LIMITS, enabled: false });
+
+const NUMERIC_KEYS = ['windowMs', 'maxRequests', 'maxExecutionMs', 'maxConcurrent', 'operationCostMs'] as const;
+
+/** Checks a partial configuration (from a file or options) and fills the rest from the realistic values. */
+export function resolveLimits(partial: Partial<LimitsConfig>, source = 'limits'): LimitsConfig {
+  const config: LimitsConfig = { ...REALISTIC_LIMITS, ...partial };
+  for (const key of NUMERIC_KEYS) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new TypeError(`${source}: '${key}' must be a number >= 0, found ${JSON.stringify(value)}`);
+    }
+  }
+  if (typeof config.enabled !== 'boolean') throw new TypeError(`${source}: 'enabled' must be true or false, found ${JSON.stringify(config.enabled)}`);
+  for (const key of Object.keys(partial)) {
+    if (key !== 'enabled' && !(NUMERIC_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(`${source}: unknown key '${key}' (expected enabled, ${NUMERIC_KEYS.join(', ')})`);
+    }
+  }
+  return config;
+}
+
+/** `realistic`, `off`, or a JSON file with some of {@link LimitsConfig}'s fields. */
+export function loadLimits(spec: string): LimitsConfig {
+  if (spec === 'realistic') return { ...REALISTIC_LIMITS };
+  if (spec === 'off') return { ...LIMITS_OFF };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(spec, 'utf8'));
+  } catch (err) {
+    throw new TypeError(`--limits ${spec}: expected realistic, off, or a readable JSON file (${(err as Error).message})`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError(`${spec}: expected a JSON object`);
+  return resolveLimits(parsed as Partial<LimitsConfig>, spec);
+}
+
+/** A sliding window of (time, amount) entries with a running sum. */
+class Window {
+  #times: number[] = [];
+  #amounts: number[] = [];
+  #head = 0;
+  sum = 0;
+
+  push(at: number, amount: number): void {
+    this.#times.push(at);
+    this.#amounts.push(amount);
+    this.sum += amount;
+  }
+  prune(before: number): void {
+    while (this.#head < this.#times.length && this.#times[this.#head]! <= before) {
+      this.sum -= this.#amounts[this.#head]!;
+      this.#head += 1;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#times.length) {
+      this.#times = this.#times.slice(this.#head);
+      this.#amounts = this.#amounts.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+  /** The time at which the sum will have dropped to at most `target`, or undefined if it already has. */
+  timeWhenAtMost(target: number): number | undefined {
+    let sum = this.sum;
+    for (let i = this.#head; i < this.#times.length; i += 1) {
+      if (sum <= target) return i === this.#head ? undefined : this.#times[i - 1];
+      sum -= this.#amounts[i]!;
+    }
+    return this.#times[this.#times.length - 1];
+  }
+}
+
+export interface IdentityStats {
+  served: number;
+  throttled: { requests: number; executionTime: number; concurrency: number };
+  /** Execution time counted in the current window, ms. */
+  executionMsInWindow: number;
+  /** Execution time counted since start, ms. */
+  executionMsTotal: number;
+  requestsInWindow: number;
+  inFlight: number;
+}
+
+class IdentityState {
+  readonly requests = new Window();
+  readonly execution = new Window();
+  inFlight = 0;
+  served = 0;
+  executionMsTotal = 0;
+  readonly throttled = { requests: 0, executionTime: 0, concurrency: 0 };
+}
+
+/** A request let in by the governor; `finish` must be called once it has been answered. */
+export interface Admission {
+  identity: string;
+  /** Headers to add to the response (`x-ms-ratelimit-*`), when limits are enabled. */
+  headers: Record<string, string>;
+}
+
+export class Governor {
+  readonly #states = new Map<string, IdentityState>();
+  readonly #now: () => number;
+
+  constructor(
+    readonly config: LimitsConfig,
+    now: () => number = Date.now,
+  ) {
+    this.#now = now;
+  }
+
+  #state(identity: string): IdentityState {
+    let s = this.#states.get(identity);
+    if (!s) this.#states.set(identity, (s = new IdentityState()));
+    return s;
+  }
+
+  /** Lets a request in, or throws the 429 fault of the first limit it is over. */
+  admit(identity: string): Admission {
+    const s = this.#state(identity);
+    const c = this.config;
+    const now = this.#now();
+    if (c.enabled) {
+      const before = now - c.windowMs;
+      s.requests.prune(before);
+      s.execution.prune(before);
+      if (s.inFlight >= c.maxConcurrent) {
+        s.throttled.concurrency += 1;
+        throw this.#fault('ThrottledConcurrency', `Number of concurrent requests exceeded the limit of ${c.maxConcurrent}.`, 1000);
+      }
+      if (s.requests.sum >= c.maxRequests) {
+        s.throttled.requests += 1;
+        const at = s.requests.timeWhenAtMost(c.maxRequests - 1) ?? now;
+        throw this.#fault(
+          'ThrottledRequests',
+          `Number of requests exceeded the limit of ${c.maxRequests} over time window of ${c.windowMs / 1000} seconds.`,
+          at + c.windowMs - now,
+        );
+      }
+      if (s.execution.sum >= c.maxExecutionMs) {
+        s.throttled.executionTime += 1;
+        const at = s.execution.timeWhenAtMost(c.maxExecutionMs - 1) ?? now;
+        throw this.#fault(
+          'ThrottledTime',
+          `Combined execution time of incoming requests exceeded limit of ${c.maxExecutionMs} milliseconds over time window of ${c.windowMs / 1000} seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later.`,
+          at + c.windowMs - now,
+        );
+      }
+    }
+    if (c.enabled) s.requests.push(now, 1);
+    s.inFlight += 1;
+    s.served += 1;
+    const headers: Record<string, string> = c.enabled
+      ? {
+          'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - s.requests.sum)),
+          'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum),
+        }
+      : {};
+    return { identity, headers };
+  }
+
+  /** Records the execution time of an admitted request (simulated cost × operations) and frees its slot. */
+  finish(admission: Admission, operations: number): void {
+    const s = this.#state(admission.identity);
+    s.inFlight -= 1;
+    const ms = operations * this.config.operationCostMs;
+    s.executionMsTotal += ms;
+    if (this.config.enabled && ms > 0) s.execution.push(this.#now(), ms);
+  }
+
+  #fault(kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime', message: string, retryMs: number): DataverseFault {
+    const c = this.config;
+    const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
+    return new DataverseFault(kind, message, {
+      'Retry-After': String(retryAfter),
+      'x-ms-ratelimit-burst-remaining-xrm-requests': '0',
+      'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(kind === 'ThrottledTime' ? 0 : c.maxExecutionMs),
+    });
+  }
+
+  stats(): Record<string, IdentityStats> {
+    const out: Record<string, IdentityStats> = {};
+    const before = this.#now() - this.config.windowMs;
+    for (const [identity, s] of this.#states) {
+      s.requests.prune(before);
+      s.execution.prune(before);
+      out[identity] = {
+        served: s.served,
+        throttled: { ...s.throttled },
+        executionMsInWindow: s.execution.sum,
+        executionMsTotal: s.executionMsTotal,
+        requestsInWindow: s.requests.sum,
+        inFlight: s.inFlight,
+      };
+    }
+    return out;
+  }
+}

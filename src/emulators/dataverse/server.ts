@@ -1,0 +1,204 @@
+/**
+ * The HTTP front: `node:http`, bearer identity, service protection limits, the Web API under `/api/data/v9.2/`,
+ * `$batch`, and the emulator-only endpoints under `/_emulator/`. Every request gets a request id (`REQ_ID`
+ * header, `reqId` in the logs).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../../log.js';
+import { executeBatch } from './batch.js';
+import { DataverseFault, isFault } from './faults.js';
+import type { Governor } from './limits.js';
+import { runJourney } from './journeys.js';
+import type { InteractionFilter, InteractionKind } from './interactions.js';
+import type { SeedJourney } from './seed.js';
+import { userIdOf, type OrganizationService } from './service.js';
+import { UNAUTHORIZED } from './unverified.js';
+
+const API_PREFIX = '/api/data/v9.2/';
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface HandlerDeps {
+  service: OrganizationService;
+  governor: Governor;
+  journeys: readonly SeedJourney[];
+  log: Logger;
+  /** Added latency before each Web API response is written, ms (lets tests hold requests in flight). */
+  responseDelayMs: number;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new DataverseFault('BatchInvalid', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
+function sendFault(res: ServerResponse, fault: DataverseFault, headers: Record<string, string>): void {
+  send(res, fault.status, { ...headers, ...fault.headers, 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' }, fault.body());
+}
+
+function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(req.headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { service, governor, log } = deps;
+  const debug = log.isDebugEnabled();
+
+  async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
+    const base: Record<string, string> = { REQ_ID: reqId, 'x-ms-service-request-id': reqId };
+    const auth = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
+    if (!token) {
+      const fault = new DataverseFault('InvalidArgument', UNAUTHORIZED.message);
+      send(
+        res,
+        401,
+        { ...base, 'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize', 'Content-Type': 'application/json; odata.metadata=minimal' },
+        JSON.stringify({ error: { code: UNAUTHORIZED.code, message: fault.message } }),
+      );
+      return;
+    }
+    let admission;
+    try {
+      admission = governor.admit(token);
+    } catch (err) {
+      if (isFault(err)) {
+        if (debug) log.debug('throttled', { reqId, code: err.code });
+        sendFault(res, err, base);
+        return;
+      }
+      throw err;
+    }
+    let operations = 1;
+    try {
+      const body = await readBody(req);
+      const headers = lowerHeaders(req);
+      const userId = userIdOf(token);
+      const path = url.slice(API_PREFIX.length);
+      let status: number;
+      let outHeaders: Record<string, string>;
+      let outBody: string | undefined;
+      if (path === '$batch') {
+        if (req.method !== 'POST') throw new DataverseFault('MethodNotAllowed', `$batch accepts POST, not ${req.method}.`);
+        const outcome = executeBatch(service, headers['content-type'], body, headers, userId, reqId);
+        operations = Math.max(1, outcome.operations);
+        ({ status, headers: outHeaders, body: outBody } = outcome);
+      } else {
+        const r = service.execute({ method: req.method ?? 'GET', path, headers, body, userId });
+        ({ status, headers: outHeaders, body: outBody } = r);
+      }
+      if (deps.responseDelayMs > 0) await delay(deps.responseDelayMs);
+      send(res, status, { ...base, ...admission.headers, ...outHeaders }, outBody);
+      if (debug) log.debug('request', { reqId, method: req.method, path: url, status, operations });
+    } catch (err) {
+      if (deps.responseDelayMs > 0) await delay(deps.responseDelayMs);
+      if (isFault(err)) {
+        if (debug) log.debug('refused', { reqId, method: req.method, path: url, status: err.status, code: err.code, message: err.message });
+        sendFault(res, err, { ...base, ...admission.headers });
+      } else {
+        log.error('request failed inside the emulator', { reqId, method: req.method, path: url, err });
+        sendFault(res, new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`), base);
+      }
+    } finally {
+      governor.finish(admission, operations);
+    }
+  }
+
+  async function emulatorApi(req: IncomingMessage, res: ServerResponse, url: URL, reqId: string): Promise<void> {
+    const headers = { REQ_ID: reqId, 'Content-Type': 'application/json' };
+    try {
+      const run = /^\/_emulator\/journeys\/([^/]+)\/run$/.exec(url.pathname);
+      if (run && req.method === 'POST') {
+        const text = await readBody(req);
+        let request: unknown;
+        try {
+          request = text.trim() === '' ? {} : JSON.parse(text);
+        } catch {
+          throw new DataverseFault('Payload', 'The body must be JSON: {"contactIds": [...]} or {"count": n}.');
+        }
+        const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? 'journey-engine';
+        const result = runJourney(service, deps.journeys, decodeURIComponent(run[1]!), request as object, userIdOf(token));
+        log.info('journey run', { reqId, journeyId: result.journeyId, created: result.created.length, skipped: result.skipped.length });
+        send(res, 200, headers, JSON.stringify(result));
+        return;
+      }
+      if (url.pathname === '/_emulator/interactions' && req.method === 'GET') {
+        const filter: InteractionFilter = {};
+        const p = url.searchParams;
+        for (const key of ['activityId', 'journeyId', 'responseType', 'contactId'] as const) {
+          const v = p.get(key);
+          if (v !== null) filter[key] = v;
+        }
+        const kind = p.get('kind');
+        if (kind !== null) filter.kind = kind as InteractionKind;
+        const value = service.interactions.query(filter);
+        send(res, 200, headers, JSON.stringify({ count: value.length, value }));
+        return;
+      }
+      if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
+        const rows: Record<string, number> = {};
+        for (const def of service.catalog.tables()) rows[def.entitySetName] = service.store.count(def);
+        const posting = service.poster.stats();
+        send(
+          res,
+          200,
+          headers,
+          JSON.stringify({
+            identities: governor.stats(),
+            limits: governor.config,
+            posting: { ...posting, eventsQueued: service.eventsQueued },
+            interactions: service.interactions.size,
+            rows,
+          }),
+        );
+        return;
+      }
+      throw new DataverseFault('ResourceNotFound', `No emulator endpoint ${req.method} ${url.pathname} (see docs/emulators/dataverse.md).`);
+    } catch (err) {
+      if (isFault(err)) sendFault(res, err, headers);
+      else {
+        log.error('emulator endpoint failed', { reqId, path: url.pathname, err });
+        sendFault(res, new DataverseFault('Internal', (err as Error).message), headers);
+      }
+    }
+  }
+
+  return (req, res) => {
+    const reqId = randomUUID();
+    const url = req.url ?? '/';
+    const task = url.startsWith(API_PREFIX)
+      ? webApi(req, res, url, reqId)
+      : url.startsWith('/_emulator/')
+        ? emulatorApi(req, res, new URL(url, 'http://emulator'), reqId)
+        : Promise.resolve(sendFault(res, new DataverseFault('ResourceNotFound', `Resource not found: ${url} (the Web API is under ${API_PREFIX}).`), { REQ_ID: reqId }));
+    task.catch((err: unknown) => {
+      log.error('request handling failed', { reqId, err });
+      if (!res.headersSent) send(res, 500, {}, '');
+    });
+  };
+}

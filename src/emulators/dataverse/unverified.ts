@@ -1,0 +1,109 @@
+/**
+ * Every choice the emulator makes where no primary source was found (see
+ * `reference/dataverse-contracts.md`, marked UNVERIFIED there). They live here, in one place, so that a capture from
+ * a real org corrects them with one edit. `docs/emulators/dataverse.md` lists them for readers.
+ */
+
+/**
+ * The Web API body of `msdyncrm_CustomChannelActivityCreateInteraction`: parameter names as in the C# docs; the
+ * EntityReference parameters as `{ "@odata.type": "Microsoft.Dynamics.CRM.<table>", "<table>id": "<guid>" }`.
+ * The `@odata.type` annotation is accepted but not required (the key property names the table).
+ * UNVERIFIED: the exact `$metadata` declaration of the action.
+ */
+export const CREATE_INTERACTION = {
+  action: 'msdyncrm_CustomChannelActivityCreateInteraction',
+  /** String parameters that are always required. */
+  requiredStrings: ['ActivityId', 'EntityType', 'EntityId', 'ResponseType'] as const,
+  /** EntityReference parameters: parameter → [table logical name, key property]. */
+  references: {
+    Contact: ['contact', 'contactid'],
+    CustomerJourney: ['msdyncrm_customerjourney', 'msdyncrm_customerjourneyid'],
+    CustomerJourneyIteration: ['msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiterationid'],
+  } as const,
+  /** Optional; required exactly when the response type has `custom="True"`. */
+  keyword: 'TriggerKeyword',
+  /** The action has no documented output: the emulator answers 204 No Content. UNVERIFIED. */
+  status: 204,
+} as const;
+
+/**
+ * `msdyncrm_activityid` of the rows the journey engine creates. The emulator gives each row its own value (the
+ * row's id, as a string), so that an interaction names exactly one activity. UNVERIFIED: real journeys may reuse
+ * the tile's id for every contact; the CreateInteraction validation works for both (it matches the row on
+ * activity id, contact, journey and iteration).
+ */
+export function journeyActivityId(rowId: string): string {
+  return rowId;
+}
+
+/**
+ * Real-time journeys: the Custom APIs take one string parameter holding serialized JSON. Parameter casing is
+ * UNVERIFIED (the docs write both `notificationPayLoad` and `notificationPayload`); both spellings are accepted.
+ * No output is documented: 204 No Content.
+ */
+export const REALTIME_ACTIONS = {
+  notification: { action: 'msdyn_D365ChannelsNotification', parameter: ['notificationPayLoad', 'notificationPayload'] },
+  inbound: { action: 'msdyn_D365ChannelsInbound', parameter: ['inboundPayLoad', 'inboundPayload'] },
+  notificationStatuses: ['Delivered', 'NotDelivered'],
+} as const;
+
+/**
+ * Service endpoint → Service Bus connection. No Microsoft sample creates a Service Bus endpoint through the Web API;
+ * the emulator reads `namespaceaddress` (`sb://host[:port]/`), `saskeyname`, `saskey` and `path` (the queue or
+ * topic). A loopback host gets `UseDevelopmentEmulator=true`. When the emulator was started with a connection
+ * string (`--servicebus`), that string is used for every endpoint and only `path` is read from the row. UNVERIFIED.
+ */
+export function endpointConnectionString(row: Record<string, unknown>, override: string | undefined): string {
+  if (override) return override;
+  const address = String(row['namespaceaddress'] ?? '');
+  const keyName = String(row['saskeyname'] ?? '');
+  const key = String(row['saskey'] ?? '');
+  const host = address.replace(/^sb:\/\//i, '').replace(/\/.*$/, '');
+  const loopback = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i.test(host);
+  return `Endpoint=sb://${host}/;SharedAccessKeyName=${keyName};SharedAccessKey=${key}${loopback ? ';UseDevelopmentEmulator=true' : ''}`;
+}
+
+/**
+ * `sdkmessagefilter.primaryobjecttypecode` holds the table's logical name in Web API responses (it is an
+ * EntityName attribute). The emulator matches it against the created row's table by logical name. UNVERIFIED:
+ * the community pattern `primaryobjecttypecode eq '<logicalname>'`.
+ */
+export function filterMatchesTable(filter: Record<string, unknown>, logicalName: string): boolean {
+  return String(filter['primaryobjecttypecode'] ?? '').toLowerCase() === logicalName;
+}
+
+/**
+ * Content type of a posted message by `serviceendpoint.messageformat`. Only 2 (Json) is produced by the emulator;
+ * 1 (.NET Binary XML) and 3 (Text XML) are refused when the endpoint is created, with a message saying so.
+ */
+export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'application/msbin1', 2: 'application/json', 3: 'application/xml' };
+export const SUPPORTED_MESSAGE_FORMAT = 2;
+
+/**
+ * `x-ms-ratelimit-time-remaining-xrm-requests`: the emulator writes the remaining execution time in seconds with
+ * two decimals. UNVERIFIED: the unit and format of the real header (the docs name the header only).
+ */
+export function formatTimeRemaining(ms: number): string {
+  return (Math.max(0, ms) / 1000).toFixed(2);
+}
+
+/**
+ * A request without a bearer token: real Dataverse answers 401 with a `WWW-Authenticate` header and no JSON body;
+ * the emulator adds the JSON error shape (code 0x80040220, "Principal user is missing privilege" family) so that
+ * the caller reads what was wrong. UNVERIFIED code.
+ */
+export const UNAUTHORIZED = { code: '0x80040220', message: 'The request has no bearer token: send Authorization: Bearer <token>.' } as const;
+
+/**
+ * The `…/Claims/Organization` application property: the docs say "Organization URI"; the emulator writes the host
+ * of its own URL (`127.0.0.1:<port>`), as a real org would write `<org>.crm.dynamics.com`. UNVERIFIED.
+ */
+export function organizationClaim(baseUrl: string): string {
+  return new URL(baseUrl).host;
+}
+
+/**
+ * Over 192 KB Dataverse drops ParentContext, InputParameters and the images and "adds a MessageMaxSizeExceeded
+ * property". The emulator adds it as an application property with the value `true`. UNVERIFIED: where exactly.
+ */
+export const MAX_SIZE_PROPERTY = 'MessageMaxSizeExceeded';

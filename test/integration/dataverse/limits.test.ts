@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
+import { client, rejection, startEmulator, waitFor } from './helpers.js';
+
+interface Stats {
+  identities: Record<string, { served: number; throttled: { requests: number; executionTime: number; concurrency: number }; executionMsTotal: number }>;
+}
+
+async function stats(url: string): Promise<Stats> {
+  return (await (await fetch(`${url}/_emulator/stats`)).json()) as Stats;
+}
+
+const base = { enabled: true, windowMs: 1500, maxRequests: 1000, maxExecutionMs: 1_000_000, maxConcurrent: 50, operationCostMs: 0 };
+
+describe('Dataverse emulator: service protection limits (scaled)', () => {
+  let emulator: DataverseEmulator;
+  afterEach(async () => emulator?.close());
+
+  it('refuses the request over the number-of-requests limit with 429, Retry-After and -2147015902, per identity, then lets it in again', async () => {
+    emulator = await startEmulator({ limits: { ...base, maxRequests: 5 } });
+    const api = client(emulator.url, 'caller-a');
+    for (let i = 0; i < 5; i += 1) await api.retrieveMultiple({ collection: 'contacts', top: 1 });
+    const err = await rejection(api.retrieveMultiple({ collection: 'contacts', top: 1 }));
+    assert.equal(err.status, 429);
+    assert.equal(err.code, '0x80072322');
+    assert.equal(parseInt(String(err.code), 16) | 0, -2147015902);
+    assert.match(String(err.message), /Number of requests exceeded the limit of 5 over time window of 1.5 seconds/);
+    const headers = err.headers as Record<string, string>;
+    assert.ok(Number(headers['retry-after']) >= 1 && Number(headers['retry-after']) <= 2, `Retry-After ${headers['retry-after']}`);
+    assert.equal(headers['x-ms-ratelimit-burst-remaining-xrm-requests'], '0');
+
+    // Another identity has its own budget.
+    await client(emulator.url, 'caller-b').retrieveMultiple({ collection: 'contacts', top: 1 });
+    // The window slides: the first caller gets in again once its oldest requests leave it.
+    await waitFor('the window to slide', async () => {
+      try {
+        await api.retrieveMultiple({ collection: 'contacts', top: 1 });
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, 5000);
+    const s = await stats(emulator.url);
+    assert.ok(s.identities['caller-a']!.throttled.requests >= 1);
+    assert.equal(s.identities['caller-b']!.throttled.requests, 0);
+  });
+
+  it('counts a $batch once toward requests but adds each operation to the execution time (-2147015903)', async () => {
+    emulator = await startEmulator({ limits: { ...base, maxRequests: 3, maxExecutionMs: 500, operationCostMs: 100 } });
+    const api = client(emulator.url, 'batcher');
+    api.startBatch();
+    for (let i = 0; i < 8; i += 1) api.create({ collection: 'contacts', data: { firstname: `b${i}` } });
+    const ok = await api.executeBatch();
+    assert.equal(ok.length, 8);
+    const err = await rejection(api.retrieveMultiple({ collection: 'contacts', top: 1 }));
+    assert.equal(err.status, 429);
+    assert.equal(err.code, '0x80072321');
+    assert.equal(parseInt(String(err.code), 16) | 0, -2147015903);
+    assert.match(String(err.message), /Combined execution time of incoming requests exceeded limit of 500 milliseconds/);
+    assert.ok(Number((err.headers as Record<string, string>)['retry-after']) >= 1);
+    const s = await stats(emulator.url);
+    assert.equal(s.identities['batcher']!.executionMsTotal, 800);
+    assert.equal(s.identities['batcher']!.served, 1);
+  });
+
+  it('refuses requests over the concurrency limit at once (-2147015898)', async () => {
+    emulator = await startEmulator({ limits: { ...base, maxConcurrent: 2 }, responseDelayMs: 300 });
+    const api = client(emulator.url, 'parallel');
+    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => api.retrieveMultiple({ collection: 'contacts', top: 1 })));
+    const refused = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason as Record<string, unknown>);
+    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 2);
+    assert.equal(refused.length, 3);
+    for (const r of refused) {
+      assert.equal(r.status, 429);
+      assert.equal(r.code, '0x80072326');
+      assert.equal(parseInt(String(r.code), 16) | 0, -2147015898);
+      assert.match(String(r.message), /Number of concurrent requests exceeded the limit of 2/);
+    }
+    assert.equal((await stats(emulator.url)).identities['parallel']!.throttled.concurrency, 3);
+  });
+
+  it('sends the x-ms-ratelimit headers on admitted requests, and none of it when limits are off', async () => {
+    emulator = await startEmulator({ limits: { ...base, maxRequests: 10, maxExecutionMs: 2000, operationCostMs: 100 } });
+    const first = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    assert.equal(first.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), '9');
+    assert.equal(first.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '2.00');
+    const second = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    assert.equal(second.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '1.90');
+    await emulator.close();
+
+    emulator = await startEmulator({ limits: 'off' });
+    const free = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    assert.equal(free.status, 200);
+    assert.equal(free.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), null);
+  });
+});

@@ -82,7 +82,7 @@ function parseHttpPart(text: string): BatchRequestPart {
   const outer = splitHead(text);
   const inner = splitHead(outer.rest);
   const requestLine = inner.lines.find((l) => l.trim() !== '');
-  const m = requestLine ? /^([A-Z]+)\s+(\S+)(?:\s+HTTP\/\d\.\d)?\s*$/.exec(requestLine.trim()) : null;
+  const m = requestLine ? /^([A-Z]+)\s+(.+?)(?:\s+HTTP\/\d\.\d)?\s*$/.exec(requestLine.trim()) : null;
   if (!m) throw new MultipartError(`a part has no request line (expected 'METHOD URL HTTP/1.1', found '${requestLine ?? ''}')`);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(inner.headers)) headers[k] = v;

@@ -66,7 +66,8 @@ export function readTile(xml: string, source = 'tile XML'): ChannelTile {
   } catch (err) {
     throw new TileError(`${source}: not well-formed XML: ${(err as Error).message}`);
   }
-  const root = doc['LibraryTile'] as Node | undefined;
+  const rawRoot = doc['LibraryTile'];
+  const root = (rawRoot === '' ? {} : rawRoot) as Node | undefined;
   if (!root || typeof root !== 'object') throw new TileError(`${source}: the root element must be <LibraryTile>`);
   const props = root['ChannelProperties'] as Node | undefined;
   if (!props || typeof props !== 'object') throw new TileError(`${source}: <ChannelProperties> is mandatory`);

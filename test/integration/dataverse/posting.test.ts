@@ -1,0 +1,167 @@
+/**
+ * Dataverse's posting of Create events to Service Bus, end to end: the step and endpoint registered through the Web
+ * API with dynamics-web-api, a journey run through the emulator endpoint, the messages received from the project's
+ * Service Bus emulator with the real @azure/service-bus SDK.
+ */
+import assert from 'node:assert/strict';
+import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
+import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { client, IDS, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+
+const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
+const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
+
+/** Registers a Queue service endpoint and an async post-operation Create step, the way a deployment script would. */
+async function register(api: DynamicsWebApi, busPort: number, queue: string): Promise<void> {
+  const endpointId = (await api.create({
+    collection: 'serviceendpoints',
+    data: {
+      name: 'channel-relay activities',
+      contract: 2,
+      authtype: 2,
+      messageformat: 2,
+      userclaim: 1,
+      connectionmode: 1,
+      namespaceformat: 2,
+      namespaceaddress: `sb://127.0.0.1:${busPort}/`,
+      solutionnamespace: 'sbemulatorns',
+      path: queue,
+      saskeyname: 'RootManageSharedAccessKey',
+      saskey: 'SAS_KEY_VALUE',
+    },
+  })) as string;
+  const messages = await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: "name eq 'Create'" });
+  const createId = messages.value[0]!.sdkmessageid as string;
+  const filters = await api.retrieveMultiple({
+    collection: 'sdkmessagefilters',
+    select: ['sdkmessagefilterid'],
+    filter: `primaryobjecttypecode eq '${ACTIVITY_TABLE}' and _sdkmessageid_value eq ${createId}`,
+  });
+  await api.create({
+    collection: 'sdkmessageprocessingsteps',
+    data: {
+      name: 'Custom Channel Activity Create → Service Bus',
+      mode: 1,
+      stage: 40,
+      rank: 1,
+      supporteddeployment: 0,
+      asyncautodelete: true,
+      'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
+      'sdkmessageid@odata.bind': `/sdkmessages(${createId})`,
+      'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${filters.value[0]!.sdkmessagefilterid as string})`,
+    },
+  });
+}
+
+function bodyOf(message: ServiceBusReceivedMessage): Record<string, unknown> {
+  const raw: unknown = message.body;
+  if (Buffer.isBuffer(raw)) return JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+  if (typeof raw === 'string') return JSON.parse(raw) as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+async function receiveAll(connectionString: string, queue: string, expected: number): Promise<ServiceBusReceivedMessage[]> {
+  const sb = new ServiceBusClient(connectionString);
+  const receiver = sb.createReceiver(queue, { receiveMode: 'receiveAndDelete' });
+  const received: ServiceBusReceivedMessage[] = [];
+  try {
+    await waitFor(`${expected} messages on '${queue}'`, async () => {
+      received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
+      return received.length >= expected ? true : undefined;
+    }, 20_000);
+    // Nothing more than expected arrives.
+    received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
+  } finally {
+    await receiver.close();
+    await sb.close();
+  }
+  return received;
+}
+
+function checkMessages(messages: ServiceBusReceivedMessage[], created: Array<{ contactId: string; activityId: string; activityRowId: string }>, apiUserId: string): void {
+  assert.equal(messages.length, created.length);
+  const bodies = messages.map(bodyOf);
+  assert.deepEqual(
+    bodies.map((b) => b['PrimaryEntityId']),
+    created.map((c) => c.activityRowId),
+    'every activity, in creation order',
+  );
+  for (const [i, message] of messages.entries()) {
+    const body = bodies[i]!;
+    assert.equal(message.contentType, 'application/json');
+    assert.equal(message.applicationProperties?.[`${CLAIMS}/EntityLogicalName`], ACTIVITY_TABLE);
+    assert.equal(message.applicationProperties?.[`${CLAIMS}/RequestName`], 'Create');
+    assert.equal(message.applicationProperties?.[`${CLAIMS}/User`], apiUserId);
+    assert.equal(message.applicationProperties?.[`${CLAIMS}/InitiatingUser`], apiUserId);
+    assert.match(String(message.applicationProperties?.[`${CLAIMS}/Organization`]), /^127\.0\.0\.1:\d+$/);
+    assert.equal(body['MessageName'], 'Create');
+    assert.equal(body['Stage'], 40);
+    assert.equal(body['Mode'], 1);
+    assert.equal(body['PrimaryEntityName'], ACTIVITY_TABLE);
+    assert.match(String(body['OperationCreatedOn']), /^\/Date\(\d+\)\/$/);
+    const target = (body['InputParameters'] as Array<{ key: string; value: Record<string, unknown> }>)[0]!;
+    assert.equal(target.key, 'Target');
+    assert.equal(target.value['__type'], 'Entity:http://schemas.microsoft.com/xrm/2011/Contracts');
+    const attrs = Object.fromEntries((target.value['Attributes'] as Array<{ key: string; value: unknown }>).map((a) => [a.key, a.value]));
+    assert.equal(attrs['msdyncrm_activityid'], created[i]!.activityId);
+    assert.equal(attrs['msdyncrm_entitytype'], 'sample_specialmessage');
+    assert.equal(attrs['msdyncrm_entityid'], IDS.message);
+    const contact = attrs['msdyncrm_contact'] as Record<string, unknown>;
+    assert.equal(contact['__type'], 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts');
+    assert.equal(contact['LogicalName'], 'contact');
+    assert.equal(contact['Id'], created[i]!.contactId);
+    assert.equal((attrs['msdyncrm_customerjourney'] as Record<string, unknown>)['Id'], IDS.journey);
+    assert.equal((attrs['msdyncrm_customerjourneyiteration'] as Record<string, unknown>)['Id'], IDS.iteration);
+  }
+}
+
+describe('Dataverse emulator: posting Create events to Service Bus', function () {
+  this.timeout(40_000);
+  let bus: ServiceBusEmulator | undefined;
+  let emulator: DataverseEmulator | undefined;
+  afterEach(async () => {
+    await emulator?.close();
+    await bus?.close();
+    emulator = undefined;
+    bus = undefined;
+  });
+
+  it('posts one RemoteExecutionContext per created activity: 100 contacts, the opted-out ones skipped', async () => {
+    bus = await startServiceBusEmulator({ port: 0 });
+    emulator = await startEmulator({ seed: smallSeed(100, 7) });
+    const api = client(emulator.url, 'relay-admin');
+    await register(api, bus.port, 'activities');
+    const run = await runJourney(emulator.url, { count: 100 });
+    assert.equal(run.created.length, 86);
+    assert.equal(run.skipped.length, 14);
+    const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
+    const journeyEngine = (await (await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })).json()) as { UserId: string };
+    checkMessages(messages, run.created, journeyEngine.UserId);
+    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as { posting: { backlog: number; posted: number } };
+    assert.deepEqual([stats.posting.backlog, stats.posting.posted], [0, 86]);
+  });
+
+  it('keeps every event while the bus is down and posts them in order once it is up', async () => {
+    // Find a free port for the bus, then leave it down.
+    const probe = await startServiceBusEmulator({ port: 0 });
+    const port = probe.port;
+    await probe.close();
+    emulator = await startEmulator({ seed: smallSeed(100, 7), postRetryMinMs: 50, postRetryMaxMs: 400, postTimeoutMs: 2000 });
+    const api = client(emulator.url, 'relay-admin');
+    await register(api, port, 'activities');
+    const run = await runJourney(emulator.url, { count: 100 });
+    type Stats = { posting: { backlog: number; posted: number; failedAttempts: number } };
+    const stats = async (): Promise<Stats> => (await (await fetch(`${emulator!.url}/_emulator/stats`)).json()) as Stats;
+    await waitFor('failed posting attempts while the bus is down', async () => ((await stats()).posting.failedAttempts >= 2 ? true : undefined));
+    assert.equal((await stats()).posting.backlog, run.created.length);
+
+    bus = await startServiceBusEmulator({ port });
+    await emulator.postingIdle();
+    const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
+    const journeyEngine = (await (await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })).json()) as { UserId: string };
+    checkMessages(messages, run.created, journeyEngine.UserId);
+    assert.equal((await stats()).posting.posted, 86);
+  });
+});

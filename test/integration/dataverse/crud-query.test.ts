@@ -19,7 +19,7 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     assert.equal(row.contactid, id);
     assert.match(row['@odata.etag'], /^W\/"\d+"$/);
 
-    const created = await api.create({
+    const created: Record<string, unknown> = await api.create({
       collection: 'msdyncrm_customerjourneycustomchannelactivities',
       data: { msdyncrm_activityid: 'a-1', msdyncrm_entitytype: 'sample_specialmessage', 'msdyncrm_Contact@odata.bind': `/contacts(${id})` },
       returnRepresentation: true,

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { packageRoot } from '../../../src/paths.js';
+import { client, SEED_FILE } from './helpers.js';
+
+describe('channel-relay emulate dataverse (process)', function () {
+  this.timeout(30_000);
+
+  it('prints DATAVERSE_URL when ready, serves the sample seed, and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'dataverse', '--port', '0', '--seed', SEED_FILE, '--limits', 'off'], {
+      cwd: packageRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let stdout = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const m = /^DATAVERSE_URL=(http:\/\/127\.0\.0\.1:\d+)\n/m.exec(stdout);
+          if (m) resolve(m[1]!);
+        });
+        void exited.then((code) => reject(new Error(`exited with ${String(code)} before printing the URL`)));
+      });
+      const api = client(url);
+      const contacts = await api.retrieveMultiple({ collection: 'contacts', select: ['firstname'], count: true, filter: 'donotphone eq true' });
+      assert.equal(contacts.oDataCount, 30);
+      const messages = await api.retrieveMultiple({ collection: 'sample_specialmessages', select: ['sample_text'] });
+      assert.match(messages.value[0]!.sample_text, /\{firstname\}/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.equal(stdout.trim(), `DATAVERSE_URL=${url}`, 'stdout holds only the URL line');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('fails with a message naming the file and key for a bad seed', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'dataverse', '--seed', '/nonexistent/seed.json'], {
+      cwd: packageRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(stderr, /\/nonexistent\/seed\.json: \(root\): expected a readable JSON file/);
+  });
+});

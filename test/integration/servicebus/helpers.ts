@@ -1,0 +1,79 @@
+/**
+ * Shared set-up of the Service Bus emulator integration tests: an emulator per test on port 0 with small timings,
+ * SDK clients that are all closed in `afterEach`, and waiting on conditions with deadlines.
+ */
+import { ServiceBusClient } from '@azure/service-bus';
+import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+
+export interface QueueProps {
+  LockDuration?: string;
+  MaxDeliveryCount?: number;
+  DefaultMessageTimeToLive?: string;
+  DeadLetteringOnMessageExpiration?: boolean;
+  RequiresSession?: boolean;
+  RequiresDuplicateDetection?: boolean;
+  DuplicateDetectionHistoryTimeWindow?: string;
+}
+
+export interface TestEntities {
+  queues?: Record<string, QueueProps>;
+  topics?: Record<string, { Properties?: object; Subscriptions: Array<{ Name: string; Properties?: QueueProps; Rules?: object[] }> }>;
+}
+
+export function emulatorConfig(entities: TestEntities): object {
+  return {
+    UserConfig: {
+      Namespaces: [
+        {
+          Name: 'sbemulatorns',
+          Queues: Object.entries(entities.queues ?? {}).map(([Name, Properties]) => ({ Name, Properties })),
+          Topics: Object.entries(entities.topics ?? {}).map(([Name, t]) => ({ Name, ...t })),
+        },
+      ],
+      Logging: { Type: 'Console' },
+    },
+  };
+}
+
+/** One emulator and its clients; `close()` closes every client, then the emulator. */
+export class TestBed {
+  readonly #clients: ServiceBusClient[] = [];
+  private constructor(readonly emulator: ServiceBusEmulator) {}
+
+  static async start(entities: TestEntities, options: { dataDir?: string; tickMs?: number } = {}): Promise<TestBed> {
+    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: options.tickMs ?? 20, ...options });
+    return new TestBed(emulator);
+  }
+
+  client(): ServiceBusClient {
+    const c = new ServiceBusClient(this.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
+    this.#clients.push(c);
+    return c;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.#clients.splice(0)) await c.close();
+    await this.emulator.close();
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The error code of a rejected promise (fails when it resolves). */
+export async function errorCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    return String((err as { code?: unknown }).code);
+  }
+  throw new Error('expected the call to fail');
+}

@@ -12,7 +12,7 @@ import { Catalog, type TableDef } from './metadata.js';
 import { isoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
 import { buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
-import { etagOf, represent } from './representation.js';
+import { etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from './tile.js';
 import {
@@ -156,7 +156,7 @@ export class OrganizationService {
     }
     switch (req.method) {
       case 'GET':
-        return this.#retrieve(def, id, query);
+        return this.#retrieve(def, id, query, req);
       case 'PATCH':
         return this.#update(def, id, req);
       case 'DELETE':
@@ -164,6 +164,20 @@ export class OrganizationService {
       default:
         throw new DataverseFault('MethodNotAllowed', `A row of '${name}' accepts GET, PATCH and DELETE, not ${req.method}.`);
     }
+  }
+
+  readonly #annotationSource: Annotations = {
+    nameOf: (lookup) => {
+      const def = this.catalog.byLogicalName(lookup.table);
+      const row = def ? this.store.get(def, lookup.id) : undefined;
+      return def?.primaryName && row ? ((row[def.primaryName] as string | undefined) ?? null) : null;
+    },
+  };
+
+  /** The annotations a request asks for, in the form `represent` takes. */
+  #annotations(req: OperationRequest): { wants: (name: string) => boolean; source: Annotations } | undefined {
+    const wants = requestedAnnotations(req.headers['prefer']);
+    return wants ? { wants, source: this.#annotationSource } : undefined;
   }
 
   #json(status: number, body: unknown, extra: Record<string, string> = {}): OperationResponse {
@@ -178,7 +192,7 @@ export class OrganizationService {
     return new DataverseFault('RowNotFound', `${def.logicalName} With Id = ${id} Does Not Exist`);
   }
 
-  #retrieve(def: TableDef, id: string, query: URLSearchParams): OperationResponse {
+  #retrieve(def: TableDef, id: string, query: URLSearchParams, req: OperationRequest): OperationResponse {
     for (const k of query.keys()) {
       if (k !== '$select') throw new DataverseFault('QuerySyntax', `The query option '${k}' is not supported when retrieving one row (use $select).`);
     }
@@ -187,7 +201,7 @@ export class OrganizationService {
     if (!row) throw this.#notFound(def, id);
     const body = {
       '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${select ? `(${select.join(',')})` : ''}/$entity`,
-      ...represent(def, row, projection),
+      ...represent(def, row, projection, this.#annotations(req)),
     };
     return this.#json(200, body, { ETag: etagOf(row) });
   }
@@ -202,7 +216,8 @@ export class OrganizationService {
       '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${parsed.select ? `(${parsed.select.join(',')})` : ''}`,
     };
     if (parsed.count) body['@odata.count'] = result.total;
-    body['value'] = result.rows.map((row) => represent(def, row, parsed.projection));
+    const annotations = this.#annotations(req);
+    body['value'] = result.rows.map((row) => represent(def, row, parsed.projection, annotations));
     if (result.nextOffset !== undefined) {
       const next = new URLSearchParams(query);
       next.set('$skiptoken', skipToken(result.nextOffset, Math.floor(result.nextOffset / pageSize) + 1));
@@ -284,7 +299,7 @@ export class OrganizationService {
       const { projection, select } = parseSelect(def, new URLSearchParams(req.path.split('?')[1] ?? '').get('$select'));
       const out = {
         '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${select ? `(${select.join(',')})` : ''}/$entity`,
-        ...represent(def, row, projection),
+        ...represent(def, row, projection, this.#annotations(req)),
       };
       return { ...this.#json(201, out, { 'OData-EntityId': url, Location: url, ETag: etagOf(row), 'Preference-Applied': 'return=representation' }), entityPath };
     }
@@ -325,7 +340,7 @@ export class OrganizationService {
     const entityPath = `${def.entitySetName}(${id})`;
     if (parsePrefer(req.headers['prefer']).representation) {
       const { projection } = parseSelect(def, new URLSearchParams(req.path.split('?')[1] ?? '').get('$select'));
-      return { ...this.#json(200, { '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`, ...represent(def, row, projection) }, { 'OData-EntityId': url, ETag: etagOf(row) }), entityPath };
+      return { ...this.#json(200, { '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`, ...represent(def, row, projection, this.#annotations(req)) }, { 'OData-EntityId': url, ETag: etagOf(row) }), entityPath };
     }
     return { status: 204, headers: { 'OData-Version': '4.0', 'OData-EntityId': url }, entityPath };
   }

@@ -26,6 +26,16 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     });
     assert.equal(created._msdyncrm_contact_value, id);
     assert.equal(created.msdyncrm_activityid, 'a-1');
+    const annotated = await api.retrieve({
+      collection: 'msdyncrm_customerjourneycustomchannelactivities',
+      key: created.msdyncrm_customerjourneycustomchannelactivityid as string,
+      select: ['_msdyncrm_contact_value', 'statecode'],
+      includeAnnotations: '*',
+    });
+    assert.equal(annotated._msdyncrm_contact_value_LogicalName, 'contact');
+    assert.equal(annotated._msdyncrm_contact_value_NavigationProperty, 'msdyncrm_Contact');
+    assert.equal(annotated._msdyncrm_contact_value_Formatted, 'Ada Lovelace');
+    assert.equal(annotated.statecode_Formatted, 'Active');
 
     await api.update({ collection: 'contacts', key: id, data: { lastname: 'King' }, ifmatch: row['@odata.etag'] });
     // dynamics-web-api turns a 412 on update into `false`; with propagateErrors it shows the error.

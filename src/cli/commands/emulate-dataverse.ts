@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { errorMessage } from '../../errors.js';
 import { startDataverseEmulator } from '../../emulators/dataverse/index.js';
 import { createShutdown, onShutdownSignals } from '../../lifecycle.js';
-import { createLogger } from '../../log.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
 import type { CliIo } from '../io.js';
 
 /**
@@ -19,7 +19,12 @@ export function registerEmulateDataverse(emulate: Command, io: CliIo, setExitCod
     .option('--servicebus <connectionString>', 'Service Bus connection string used for every service endpoint')
     .option('--log-level <level>', 'error, warn, info or debug', 'info')
     .action(async (opts: { port: string; seed?: string; limits: string; servicebus?: string; logLevel: string }) => {
-      const log = createLogger({ level: opts.logLevel as 'info', base: { service: 'dataverse-emulator' } });
+      if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+        io.err(`emulate dataverse: --log-level must be one of ${LOG_LEVELS.join(', ')}, found '${opts.logLevel}'`);
+        setExitCode(2);
+        return;
+      }
+      const log = createLogger({ level: opts.logLevel as LogLevel, base: { service: 'dataverse-emulator' } });
       const port = Number(opts.port);
       let emulator;
       try {

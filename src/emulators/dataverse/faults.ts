@@ -25,6 +25,8 @@ export const FAULTS = {
   MethodNotAllowed: { status: 405, code: '0x80060888' },
   /** A $batch that is malformed or holds more than 1,000 operations. */
   BatchInvalid: { status: 400, code: '0x8006088a' },
+  /** A request body larger than the emulator accepts. */
+  PayloadTooLarge: { status: 413, code: '0x80060888' },
   /** Service protection: number of requests (-2147015902). */
   ThrottledRequests: { status: 429, code: '0x80072322' },
   /** Service protection: execution time (-2147015903). */

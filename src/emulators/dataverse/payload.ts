@@ -124,6 +124,12 @@ export function readPayload(ctx: PayloadContext, def: TableDef, body: unknown): 
     }
     const col = def.columns.get(key);
     if (!col) {
+      const lookup = /^_(.+)_value$/.exec(key)?.[1];
+      const lookupCol = lookup === undefined ? undefined : def.columns.get(lookup);
+      if (lookupCol?.type === 'lookup') {
+        const navs = Object.keys(lookupCol.targets ?? {}).map((n) => `'${n}@odata.bind'`).join(' or ');
+        throw payloadFault(def, `'${key}' is read-only: set the lookup '${lookup}' with ${navs}.`);
+      }
       throw payloadFault(
         def,
         `The property '${key}' does not exist on type 'Microsoft.Dynamics.CRM.${def.logicalName}'. Make sure to only use property names that are defined by the type.`,

@@ -34,7 +34,7 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        reject(new DataverseFault('BatchInvalid', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
+        reject(new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
         req.destroy();
         return;
       }

@@ -321,6 +321,7 @@ export class OrganizationService {
       throw new DataverseFault('DuplicateKey', `A record with matching key values already exists: ${def.logicalName} with ${def.primaryKey} = ${id} (If-None-Match: *).`);
     }
     let row: Row;
+    const created = !existing;
     if (!existing) {
       if (ifMatch !== undefined) throw this.#notFound(def, id);
       row = this.insertRow(def, { ...values, [def.primaryKey]: id }, req.userId, req.tx);
@@ -340,7 +341,7 @@ export class OrganizationService {
     const entityPath = `${def.entitySetName}(${id})`;
     if (parsePrefer(req.headers['prefer']).representation) {
       const { projection } = parseSelect(def, new URLSearchParams(req.path.split('?')[1] ?? '').get('$select'));
-      return { ...this.#json(200, { '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`, ...represent(def, row, projection, this.#annotations(req)) }, { 'OData-EntityId': url, ETag: etagOf(row) }), entityPath };
+      return { ...this.#json(created ? 201 : 200, { '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`, ...represent(def, row, projection, this.#annotations(req)) }, { 'OData-EntityId': url, ETag: etagOf(row) }), entityPath };
     }
     return { status: 204, headers: { 'OData-Version': '4.0', 'OData-EntityId': url }, entityPath };
   }

@@ -126,6 +126,18 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
         message: /did you mean 'msdyncrm_Contact'/,
       },
       {
+        call: () => api.create({ collection: 'msdyncrm_customerjourneycustomchannelactivities', data: { _msdyncrm_contact_value: contactId(0) } }),
+        status: 400,
+        code: '0x80048d19',
+        message: /'_msdyncrm_contact_value' is read-only: set the lookup 'msdyncrm_contact' with 'msdyncrm_Contact@odata.bind'/,
+      },
+      {
+        call: () => api.retrieve({ collection: 'contacts', key: "emailaddress1='a@example.com'" }),
+        status: 400,
+        code: '0x80060888',
+        message: /is not a valid GUID .*alternate keys are not supported by the emulator/,
+      },
+      {
         call: () => api.retrieveMultiple({ collection: 'nosuchentities' }),
         status: 404,
         code: '0x80060888',

@@ -164,4 +164,15 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     checkMessages(messages, run.created, journeyEngine.UserId);
     assert.equal((await stats()).posting.posted, 86);
   });
+
+  it('uses the --servicebus connection string for every endpoint when one is given (only path is read from the row)', async () => {
+    bus = await startServiceBusEmulator({ port: 0 });
+    emulator = await startEmulator({ seed: smallSeed(5), servicebus: bus.connectionString });
+    const api = client(emulator.url, 'relay-admin');
+    await register(api, 1, 'activities'); // port 1: the row's address is not used
+    const run = await runJourney(emulator.url, { count: 5 });
+    await emulator.postingIdle();
+    const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
+    assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+  });
 });

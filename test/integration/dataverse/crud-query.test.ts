@@ -11,6 +11,8 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     emulator = await startEmulator({ seed: smallSeed(3) });
     const api = client(emulator.url);
     const id = (await api.create({ collection: 'contacts', data: { firstname: 'Ada', lastname: 'Lovelace', donotphone: false } })) as string;
+    const unicode = (await api.create({ collection: 'contacts', data: { firstname: 'Zoë', lastname: 'Müller 😀' } })) as string;
+    assert.equal((await api.retrieve({ collection: 'contacts', key: unicode, select: ['fullname'] })).fullname, 'Zoë Müller 😀');
     assert.match(id, /^[0-9a-f-]{36}$/);
 
     const row = await api.retrieve({ collection: 'contacts', key: id, select: ['firstname', 'fullname'] });

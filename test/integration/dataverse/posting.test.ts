@@ -175,4 +175,62 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
     assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
   });
+
+  it('posts to a topic for a Topic (5) endpoint; a subscription filtering on the EntityLogicalName claim receives it', async () => {
+    bus = await startServiceBusEmulator({
+      port: 0,
+      config: {
+        UserConfig: {
+          Namespaces: [
+            {
+              Name: 'sbemulatorns',
+              Queues: [],
+              Topics: [
+                {
+                  Name: 'dataverse',
+                  Properties: {},
+                  Subscriptions: [
+                    {
+                      Name: 'activities',
+                      Properties: {},
+                      Rules: [
+                        {
+                          Name: 'activities-only',
+                          Properties: {
+                            FilterType: 'Correlation',
+                            CorrelationFilter: { Properties: { [`${CLAIMS}/EntityLogicalName`]: ACTIVITY_TABLE } },
+                          },
+                        },
+                      ],
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+          Logging: { Type: 'File' },
+        },
+      },
+    });
+    emulator = await startEmulator({ seed: smallSeed(3) });
+    const api = client(emulator.url, 'relay-admin');
+    await register(api, bus.port, 'dataverse');
+    const endpoints = await api.retrieveMultiple({ collection: 'serviceendpoints', select: ['serviceendpointid'] });
+    await api.update({ collection: 'serviceendpoints', key: endpoints.value[0]!.serviceendpointid as string, data: { contract: 5 } });
+    const run = await runJourney(emulator.url, { count: 3 });
+    await emulator.postingIdle();
+    const sb = new ServiceBusClient(bus.connectionString);
+    const receiver = sb.createReceiver('dataverse', 'activities', { receiveMode: 'receiveAndDelete' });
+    try {
+      const received: ServiceBusReceivedMessage[] = [];
+      await waitFor('3 messages on the subscription', async () => {
+        received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 200 })));
+        return received.length >= 3 ? true : undefined;
+      });
+      assert.deepEqual(received.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+    } finally {
+      await receiver.close();
+      await sb.close();
+    }
+  });
 });

@@ -111,7 +111,7 @@ function createInteraction(service: OrganizationService): ActionHandler {
     };
     if (typeof keyword === 'string' && keyword !== '') interaction.triggerKeyword = keyword;
     service.interactions.add(interaction, req.tx);
-    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+    return { status: CREATE_INTERACTION.status, headers: { ...NO_CONTENT.headers } };
   };
 }
 

@@ -91,8 +91,8 @@ export function isoSeconds(date: Date): string {
 }
 
 /**
- * Converts a JSON body into column values. `forCreate` also accepts the primary key. Annotations other than
- * `@odata.bind` and `@odata.type` are ignored.
+ * Converts a JSON body into column values (the primary key may be among them). `@odata.type` and instance
+ * annotations (`@odata.etag` …) are ignored; other property annotations are refused.
  */
 export function readPayload(ctx: PayloadContext, def: TableDef, body: unknown): Row {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {

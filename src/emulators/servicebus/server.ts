@@ -52,6 +52,13 @@ class SendRefused extends Error {
   }
 }
 
+/** How long connections get to close on their own when the emulator stops. */
+const CLOSE_GRACE_MS = 250;
+
+interface ConnectionInternals {
+  _disconnected(): void;
+}
+
 /** rhea internals used to hold back an attach reply (pitfall 6). */
 interface LinkStateInternals {
   state: { local_open: boolean; open_requests: number };
@@ -79,6 +86,7 @@ export class AmqpServer {
   readonly #container: Container;
   readonly #sockets = new Set<Socket>();
   readonly #connectionIds = new WeakMap<Connection, string>();
+  readonly #connections = new Set<Connection>();
   /** Receivers by connection, so that a dropped socket releases their sessions. */
   readonly #consumers = new Map<Connection, Map<Sender, { consumer: LinkConsumer; store: MessageStore }>>();
   #server: Server | undefined;
@@ -150,6 +158,7 @@ export class AmqpServer {
   #wire(): void {
     const c = this.#container;
     c.on('connection_open', this.#guard('connection_open', (ctx) => {
+      this.#connections.add(ctx.connection);
       this.#log.debug('connection open', { connection: this.#connId(ctx.connection), container: ctx.connection.container_id });
     }));
     c.on('session_open', this.#guard('session_open', (ctx) => this.#rawTransfers(ctx)));
@@ -160,6 +169,7 @@ export class AmqpServer {
       const error = (ctx as { error?: unknown }).error;
       this.#log.debug('client disconnected', { connection: this.#connId(ctx.connection), err: error });
       this.#dropConsumers(ctx.connection);
+      this.#connections.delete(ctx.connection);
     });
     c.on('connection_close', (ctx: EventContext) => this.#dropConsumers(ctx.connection));
     c.on('protocol_error', (ctx: unknown) => {
@@ -197,7 +207,7 @@ export class AmqpServer {
     const addr = address(receiver.target);
     const meta = receiver as unknown as { __kind?: string; __target?: SendTarget; __entity?: string };
     receiver.set_target({ address: addr });
-    const log = { connection: this.#connId(ctx.connection), link: receiver.name, address: addr };
+    const log = { connection: this.#connId(ctx.connection), link: receiver.name, path: addr };
     if (addr === '$cbs') {
       meta.__kind = 'cbs';
       return;
@@ -313,7 +323,7 @@ export class AmqpServer {
     const addr = address(sender.source);
     const target = address(sender.target);
     const connection = this.#connId(ctx.connection);
-    const log = { connection, link: sender.name, address: addr };
+    const log = { connection, link: sender.name, path: addr };
     const remote = (sender as unknown as { remote: { attach: Record<string, unknown> } }).remote.attach;
     const local = (sender as unknown as LinkStateInternals).local.attach;
     local['snd_settle_mode'] = remote['snd_settle_mode'];
@@ -411,14 +421,24 @@ export class AmqpServer {
     }
   }
 
-  /** Stops listening and drops every connection. */
+  /**
+   * Stops listening, closes every connection (an AMQP close, so clients see why), and drops the sockets that are
+   * still open after a short grace period. rhea does not watch a socket's 'close', so its timers are cleared here.
+   */
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const connection of this.#connections) {
+      if (connection.is_open()) connection.close({ condition: 'amqp:connection:forced', description: 'The Service Bus emulator is shutting down.' });
+    }
+    const deadline = Date.now() + CLOSE_GRACE_MS;
+    while (this.#sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const socket of this.#sockets) socket.destroy();
     this.#sockets.clear();
+    for (const connection of this.#connections) (connection as unknown as ConnectionInternals)._disconnected();
+    this.#connections.clear();
     await closed;
   }
 }

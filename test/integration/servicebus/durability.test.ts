@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ServiceBusClient } from '@azure/service-bus';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { JOURNAL_FILE } from '../../../src/emulators/servicebus/journal.js';
+import { TestBed, emulatorConfig, waitFor, type TestEntities } from './helpers.js';
+import { spawnEmulator, type EmulatorProcess } from './process.js';
+
+async function drain(client: ServiceBusClient, queue: string, expected: number): Promise<unknown[]> {
+  const receiver = client.createReceiver(queue, { receiveMode: 'receiveAndDelete' });
+  const got: unknown[] = [];
+  await waitFor(`${expected} messages`, async () => {
+    got.push(...(await receiver.receiveMessages(Math.min(500, expected - got.length), { maxWaitTimeInMs: 300 })).map((m) => m.body));
+    return got.length >= expected ? true : undefined;
+  }, 10_000);
+  got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })).map((m) => m.body));
+  await receiver.close();
+  return got;
+}
+
+describe('Service Bus emulator: durability with --data-dir', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let proc: EmulatorProcess | undefined;
+  let client: ServiceBusClient | undefined;
+  let bed: TestBed | undefined;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sb-durable-'));
+  });
+
+  afterEach(async () => {
+    await client?.close();
+    client = undefined;
+    await bed?.close();
+    bed = undefined;
+    if (proc && proc.child.exitCode === null && proc.child.signalCode === null) {
+      proc.child.kill('SIGKILL');
+      await proc.exited;
+    }
+    proc = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps every acknowledged send through kill -9 of the emulator process', async () => {
+    const n = 500;
+    proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
+    client = new ServiceBusClient(proc.connectionString);
+    const sender = client.createSender('activities');
+    await sender.sendMessages(Array.from({ length: n / 2 }, (_, i) => ({ body: i, messageId: `b-${i}` })));
+    await Promise.all(Array.from({ length: n / 2 }, (_, i) => sender.sendMessages({ body: n / 2 + i })));
+    await client.close();
+    proc.child.kill('SIGKILL');
+    assert.equal(await proc.exited, 'SIGKILL');
+
+    proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
+    client = new ServiceBusClient(proc.connectionString);
+    const got = await drain(client, 'activities', n);
+    assert.equal(got.length, n, 'exactly N after the restart');
+    assert.deepEqual([...got].sort((a, b) => Number(a) - Number(b)), Array.from({ length: n }, (_, i) => i));
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, 'SIGTERM stops it cleanly');
+  });
+
+  const entities: TestEntities = {
+    queues: { jobs: { LockDuration: 'PT30S' }, convo: { RequiresSession: true } },
+  };
+
+  it('restores deferred and dead-lettered messages and session state; settled messages stay gone', async () => {
+    bed = await TestBed.start(entities, { dataDir: dir });
+    let c = bed.client();
+    await c.createSender('jobs').sendMessages([{ body: 'done' }, { body: 'deferred' }, { body: 'dead' }, { body: 'waiting' }]);
+    const r = c.createReceiver('jobs');
+    const [done, deferred, dead] = await r.receiveMessages(3, { maxWaitTimeInMs: 2000 });
+    await r.completeMessage(done!);
+    await r.deferMessage(deferred!);
+    await r.deadLetterMessage(dead!, { deadLetterReason: 'r', deadLetterErrorDescription: 'd' });
+    await c.createSender('convo').sendMessages({ body: 'hi', sessionId: 'S' });
+    const session = await c.acceptSession('convo', 'S');
+    await session.setSessionState('remembered');
+    await bed.close();
+
+    bed = await TestBed.start(entities, { dataDir: dir });
+    c = bed.client();
+    const r2 = c.createReceiver('jobs');
+    const peeked = await r2.peekMessages(10);
+    assert.deepEqual(peeked.map((m) => [m.body, m.state]), [['deferred', 'deferred'], ['waiting', 'active']]);
+    const [again] = await r2.receiveDeferredMessages([peeked[0]!.sequenceNumber!]);
+    assert.equal(again!.body, 'deferred');
+    await r2.completeMessage(again!);
+    const [dl] = await c.createReceiver('jobs', { subQueueType: 'deadLetter' }).peekMessages(5);
+    assert.equal(dl!.deadLetterReason, 'r');
+    const s2 = await c.acceptSession('convo', 'S');
+    assert.equal(await s2.getSessionState(), 'remembered');
+    const [hi] = await s2.receiveMessages(1, { maxWaitTimeInMs: 2000 });
+    assert.equal(hi!.body, 'hi');
+  });
+
+  it('compacts the journal as it grows and cuts off a torn tail', async () => {
+    const file = path.join(dir, JOURNAL_FILE);
+    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir, compactBytes: 64 * 1024 });
+    client = new ServiceBusClient(emulator.connectionString);
+    try {
+      const sender = client.createSender('jobs');
+      let written = 0;
+      for (let round = 0; round < 8; round++) {
+        const batch = Array.from({ length: 50 }, (_, i) => ({ body: `${'x'.repeat(500)}${i}` }));
+        await sender.sendMessages(batch);
+        written += 50 * 500;
+        assert.equal((await drain(client, 'jobs', 50)).length, 50);
+      }
+      await sender.sendMessages({ body: 'survivor' });
+      assert.ok(written > 3 * 64 * 1024);
+      await waitFor('a compacted journal', () => (statSync(file).size < 64 * 1024 ? true : undefined));
+    } finally {
+      await client.close();
+      client = undefined;
+      await emulator.close();
+    }
+    appendFileSync(file, Buffer.from([0, 0, 0, 40, 1, 2, 3]));
+    bed = await TestBed.start(entities, { dataDir: dir });
+    assert.deepEqual(await drain(bed.client(), 'jobs', 1), ['survivor']);
+  });
+});

@@ -4,7 +4,7 @@
  * APIs `msdyn_D365ChannelsNotification` and `msdyn_D365ChannelsInbound`. Each stores an interaction with its time.
  */
 import { DataverseFault, isGuid } from './faults.js';
-import { isoSeconds } from './payload.js';
+import { nowIsoSeconds } from './payload.js';
 import type { ActionHandler, OperationRequest, OperationResponse, OrganizationService } from './service.js';
 import type { LookupValue, Row } from './store.js';
 import { CREATE_INTERACTION, REALTIME_ACTIONS } from './unverified.js';
@@ -41,10 +41,29 @@ function requireReference(action: string, params: Record<string, unknown>, name:
   return id.toLowerCase();
 }
 
+function lookupId(row: Row, column: string): string | undefined {
+  return (row[column] as LookupValue | null | undefined)?.id;
+}
+
+function mismatchFault(activityId: string, param: string, column: string, given: string, stored: string | undefined): DataverseFault {
+  return invalid(CREATE_INTERACTION.action, `'${param}' is ${given}, but the Custom Channel Activity with msdyncrm_activityid '${activityId}' has ${column} ${stored ?? 'null'}.`);
+}
+
+function sameTargets(row: Row, refs: Record<string, string>): boolean {
+  return (
+    lookupId(row, 'msdyncrm_contact') === refs['Contact'] &&
+    lookupId(row, 'msdyncrm_customerjourney') === refs['CustomerJourney'] &&
+    lookupId(row, 'msdyncrm_customerjourneyiteration') === refs['CustomerJourneyIteration']
+  );
+}
+
+const KNOWN_PARAMETERS = new Set<string>([...CREATE_INTERACTION.requiredStrings, ...Object.keys(CREATE_INTERACTION.references), CREATE_INTERACTION.keyword]);
+const REFERENCES = Object.entries(CREATE_INTERACTION.references);
+
 function createInteraction(service: OrganizationService): ActionHandler {
   const action = CREATE_INTERACTION.action;
+  const known = KNOWN_PARAMETERS;
   return (params, req) => {
-    const known = new Set<string>([...CREATE_INTERACTION.requiredStrings, ...Object.keys(CREATE_INTERACTION.references), CREATE_INTERACTION.keyword]);
     for (const key of Object.keys(params)) {
       if (!known.has(key) && !key.startsWith('@')) throw invalid(action, `the action has no parameter '${key}' (parameters: ${[...known].join(', ')}).`);
     }
@@ -53,7 +72,7 @@ function createInteraction(service: OrganizationService): ActionHandler {
     const entityId = requireString(action, params, 'EntityId');
     const responseType = requireString(action, params, 'ResponseType');
     const refs: Record<string, string> = {};
-    for (const [name, [table, key]] of Object.entries(CREATE_INTERACTION.references)) refs[name] = requireReference(action, params, name, table, key);
+    for (const [name, [table, key]] of REFERENCES) refs[name] = requireReference(action, params, name, table, key);
     const keyword = params[CREATE_INTERACTION.keyword];
     if (keyword !== undefined && keyword !== null && typeof keyword !== 'string') {
       throw invalid(action, `the parameter 'TriggerKeyword' must be a string, found ${JSON.stringify(keyword)}.`);
@@ -62,16 +81,8 @@ function createInteraction(service: OrganizationService): ActionHandler {
     const activities = service.table(ACTIVITY_TABLE);
     const rows = service.store.findIndexed(activities, 'msdyncrm_activityid', activityId) ?? [];
     if (rows.length === 0) throw new DataverseFault('RowNotFound', `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`);
-    const lookupId = (row: Row, col: string): string | undefined => (row[col] as LookupValue | null | undefined)?.id;
-    const row =
-      rows.find(
-        (r) =>
-          lookupId(r, 'msdyncrm_contact') === refs['Contact'] &&
-          lookupId(r, 'msdyncrm_customerjourney') === refs['CustomerJourney'] &&
-          lookupId(r, 'msdyncrm_customerjourneyiteration') === refs['CustomerJourneyIteration'],
-      ) ?? rows[0]!;
-    const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault =>
-      invalid(action, `'${param}' is ${given}, but the Custom Channel Activity with msdyncrm_activityid '${activityId}' has ${column} ${stored ?? 'null'}.`);
+    const row = rows.length === 1 ? rows[0]! : (rows.find((r) => sameTargets(r, refs)) ?? rows[0]!);
+    const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault => mismatchFault(activityId, param, column, given, stored);
     if (lookupId(row, 'msdyncrm_contact') !== refs['Contact']) throw mismatch('Contact', 'msdyncrm_contact', refs['Contact']!, lookupId(row, 'msdyncrm_contact'));
     if (lookupId(row, 'msdyncrm_customerjourney') !== refs['CustomerJourney']) {
       throw mismatch('CustomerJourney', 'msdyncrm_customerjourney', refs['CustomerJourney']!, lookupId(row, 'msdyncrm_customerjourney'));
@@ -98,7 +109,7 @@ function createInteraction(service: OrganizationService): ActionHandler {
     }
     const interaction: Parameters<typeof service.interactions.add>[0] = {
       kind: 'interaction',
-      createdOn: isoSeconds(new Date()),
+      createdOn: nowIsoSeconds(),
       userId: req.userId,
       activityId,
       activityRowId: row[activities.primaryKey] as string,
@@ -156,7 +167,7 @@ function notification(service: OrganizationService): ActionHandler {
     if (!(REALTIME_ACTIONS.notificationStatuses as readonly string[]).includes(status)) {
       throw invalid(action, `'Status' must be one of ${REALTIME_ACTIONS.notificationStatuses.join(', ')}, found '${status}'.`);
     }
-    service.interactions.add({ kind: 'notification', createdOn: isoSeconds(new Date()), userId: req.userId, responseType: status, payload }, req.tx);
+    service.interactions.add({ kind: 'notification', createdOn: nowIsoSeconds(), userId: req.userId, responseType: status, payload }, req.tx);
     return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
   };
 }
@@ -167,7 +178,7 @@ function inbound(service: OrganizationService): ActionHandler {
     const payload = readPayloadParameter(action, params, parameter);
     requireChannelDefinition(service, action, payload);
     requireFields(action, payload, ['To', 'From', 'OrganizationId', 'Message']);
-    service.interactions.add({ kind: 'inbound', createdOn: isoSeconds(new Date()), userId: req.userId, payload }, req.tx);
+    service.interactions.add({ kind: 'inbound', createdOn: nowIsoSeconds(), userId: req.userId, payload }, req.tx);
     return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
   };
 }

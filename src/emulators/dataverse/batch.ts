@@ -4,7 +4,7 @@
  */
 import { DataverseFault, isFault } from './faults.js';
 import { boundaryOf, MultipartError, parseBatch, writeBatch, type BatchRequestPart, type BatchResponseItem, type BatchResponsePart } from './multipart.js';
-import { parsePrefer, type OperationResponse, type OrganizationService } from './service.js';
+import { parsePrefer, type OperationRequest, type OperationResponse, type OrganizationService } from './service.js';
 import { Tx } from './store.js';
 
 export const MAX_BATCH_OPERATIONS = 1000;
@@ -71,17 +71,12 @@ export function executeBatch(
   const out: BatchResponseItem[] = [];
   let operations = 0;
   let status = 200;
-  const run = (part: BatchRequestPart, tx?: Tx, refs?: Map<string, string>): OperationResponse => {
+  const run = (part: BatchRequestPart, tx?: Tx, resolveReference?: (ref: string) => string | undefined): OperationResponse => {
     operations += 1;
-    return service.execute({
-      method: part.method,
-      path: relativePath(part.url),
-      headers: part.headers,
-      body: part.body,
-      userId,
-      ...(tx ? { tx } : {}),
-      ...(refs ? { resolveReference: (ref: string) => refs.get(ref.slice(1)) } : {}),
-    });
+    const request: OperationRequest = { method: part.method, path: relativePath(part.url), headers: part.headers, body: part.body, userId };
+    if (tx) request.tx = tx;
+    if (resolveReference) request.resolveReference = resolveReference;
+    return service.execute(request);
   };
   for (const item of items) {
     if (item.kind === 'request') {
@@ -99,11 +94,12 @@ export function executeBatch(
     }
     const tx = new Tx();
     const refs = new Map<string, string>();
+    const resolveReference = (ref: string): string | undefined => refs.get(ref.slice(1));
     const responses: BatchResponsePart[] = [];
     let failed: BatchResponsePart | undefined;
     for (const part of item.requests) {
       try {
-        const res = run(part, tx, refs);
+        const res = run(part, tx, resolveReference);
         if (part.contentId !== undefined && res.entityPath !== undefined) refs.set(part.contentId, `/${res.entityPath}`);
         responses.push(okPart(res, part.contentId));
       } catch (err) {

@@ -78,15 +78,27 @@ function splitHead(text: string): { lines: string[]; headers: Record<string, str
   return { lines, headers, rest };
 }
 
+const METHOD = /^[A-Z]+$/;
+const VERSION = /\sHTTP\/\d\.\d$/;
+
+/** `POST <url> HTTP/1.1` → method and URL (the URL may hold spaces; the version is optional). */
+function parseRequestLine(line: string): { method: string; url: string } | undefined {
+  const space = line.indexOf(' ');
+  if (space <= 0) return undefined;
+  const method = line.slice(0, space);
+  if (!METHOD.test(method)) return undefined;
+  const version = VERSION.exec(line);
+  const url = line.slice(space + 1, version ? version.index : line.length).trim();
+  return url === '' ? undefined : { method, url };
+}
+
 function parseHttpPart(text: string): BatchRequestPart {
   const outer = splitHead(text);
   const inner = splitHead(outer.rest);
-  const requestLine = inner.lines.find((l) => l.trim() !== '');
-  const m = requestLine ? /^([A-Z]+)\s+(.+?)(?:\s+HTTP\/\d\.\d)?\s*$/.exec(requestLine.trim()) : null;
-  if (!m) throw new MultipartError(`a part has no request line (expected 'METHOD URL HTTP/1.1', found '${requestLine ?? ''}')`);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(inner.headers)) headers[k] = v;
-  const part: BatchRequestPart = { method: m[1]!, url: m[2]!, headers, body: inner.rest.trim() };
+  const requestLine = inner.lines.find((l) => l.trim() !== '')?.trim();
+  const request = requestLine === undefined ? undefined : parseRequestLine(requestLine);
+  if (!request) throw new MultipartError(`a part has no request line (expected 'METHOD URL HTTP/1.1', found '${requestLine ?? ''}')`);
+  const part: BatchRequestPart = { method: request.method, url: request.url, headers: inner.headers, body: inner.rest.trim() };
   const contentId = outer.headers['content-id'];
   if (contentId !== undefined) part.contentId = contentId;
   return part;

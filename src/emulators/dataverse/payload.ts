@@ -90,6 +90,20 @@ export function isoSeconds(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
+let cachedSecond = -1;
+let cachedIso = '';
+
+/** The current time as {@link isoSeconds} writes it, computed once per second (it is on every write's path). */
+export function nowIsoSeconds(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedIso = isoSeconds(new Date(second * 1000));
+  }
+  return cachedIso;
+}
+
 /**
  * Converts a JSON body into column values (the primary key may be among them). `@odata.type` and instance
  * annotations (`@odata.etag` …) are ignored; other property annotations are refused.

@@ -9,7 +9,7 @@ import { DataverseFault, isGuid } from './faults.js';
 import type { Logger } from '../../log.js';
 import { InteractionLog } from './interactions.js';
 import { Catalog, type TableDef } from './metadata.js';
-import { isoSeconds, readPayload, type ReferenceResolver } from './payload.js';
+import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
 import { buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
 import { etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
@@ -241,7 +241,7 @@ export class OrganizationService {
       }
     }
     this.#validateRow(def, values);
-    const now = isoSeconds(new Date());
+    const now = nowIsoSeconds();
     const row: Row = { statecode: 0, statuscode: 1, ...values };
     row[def.primaryKey] = id;
     row['createdon'] = now;
@@ -333,7 +333,7 @@ export class OrganizationService {
         throw new DataverseFault('Payload', `The primary key '${def.primaryKey}' in the body does not match the key in the URL.`);
       }
       this.#validateRow(def, { ...existing, ...values });
-      row = { ...existing, ...values, modifiedon: isoSeconds(new Date()), versionnumber: this.store.nextVersion() };
+      row = { ...existing, ...values, modifiedon: nowIsoSeconds(), versionnumber: this.store.nextVersion() };
       this.store.replace(def, row, req.tx);
       this.#afterWrite(def, req.tx);
     }

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ServiceBusClient } from '@azure/service-bus';
+import { packageRoot } from '../../../src/paths.js';
+import { emulatorConfig } from './helpers.js';
+import { spawnEmulator } from './process.js';
+
+describe('channel-relay emulate servicebus (CLI)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sb-cli-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints only the connection string on stdout, serves --config entities, and stops on SIGINT', async () => {
+    const file = path.join(dir, 'Config.json');
+    writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { 'cli-queue': {} } })));
+    const proc = await spawnEmulator(['--config', file]);
+    assert.match(proc.connectionString, /^Endpoint=sb:\/\/127\.0\.0\.1:\d+;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=[^;]+;UseDevelopmentEmulator=true;$/);
+    const client = new ServiceBusClient(proc.connectionString);
+    try {
+      await client.createSender('cli-queue').sendMessages({ body: 'via cli' });
+      const [m] = await client.createReceiver('cli-queue', { receiveMode: 'receiveAndDelete' }).receiveMessages(1, { maxWaitTimeInMs: 2000 });
+      assert.equal(m!.body, 'via cli');
+    } finally {
+      await client.close();
+    }
+    proc.child.kill('SIGINT');
+    assert.equal(await proc.exited, 0);
+    assert.match(proc.stderr(), /Service Bus emulator listening/, 'logs go to stderr');
+  });
+
+  it('refuses a bad Config.json with exit code 1 and each problem with its JSON path', async () => {
+    const file = path.join(dir, 'Config.json');
+    writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 0 } } })));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'servicebus', '--port', '0', '--config', file], { cwd: packageRoot() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.match(stderr, /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties\.LockDuration: expected a duration from PT5S to PT5M, found PT1S/);
+    assert.match(stderr, /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties\.MaxDeliveryCount: expected an integer from 1 to 10, found 0/);
+  });
+});

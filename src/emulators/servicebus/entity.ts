@@ -198,7 +198,7 @@ export class MessageStore {
     const i = this.#consumers.indexOf(consumer);
     if (i >= 0) this.#consumers.splice(i, 1);
     const w = this.#waiters.findIndex((x) => x.consumer === consumer);
-    if (w >= 0) this.#waiters.splice(w, 1);
+    if (w >= 0) this.#waiters.splice(w, 1)[0]!.resolve(undefined);
     if (consumer.session) this.#releaseSession(consumer.session, now);
     for (const lock of this.#timedLocks.values()) if (lock.consumer === consumer) lock.consumer = undefined;
   }

@@ -41,6 +41,8 @@ export interface Session {
   holder: Consumer | undefined;
   lockedUntil: number;
   locks: Set<Lock>;
+  /** Live messages of the session in any state (available, locked, deferred, scheduled). */
+  messages: number;
 }
 
 /** Where an entity records what must survive a restart. */
@@ -168,6 +170,7 @@ export class MessageStore {
 
   #admit(msg: StoredMessage): void {
     this.#messages.set(msg.seq, msg);
+    if (this.requiresSession && msg.props.sessionId !== undefined) this.#session(msg.props.sessionId).messages++;
     if (msg.state === 'scheduled') this.#scheduled.add(msg);
     else if (msg.state === 'active') this.#makeAvailable(msg, false);
   }
@@ -374,10 +377,11 @@ export class MessageStore {
     this.#scheduled.delete(msg);
     this.#queue.remove(msg);
     const sessionId = msg.props.sessionId;
-    if (sessionId !== undefined) {
-      const session = this.#sessions.get(sessionId);
-      session?.queue.remove(msg);
-      this.#forgetSessionIfIdle(sessionId);
+    const session = this.requiresSession && sessionId !== undefined ? this.#sessions.get(sessionId) : undefined;
+    if (session) {
+      session.queue.remove(msg);
+      session.messages--;
+      this.#forgetSessionIfIdle(session.id);
     }
     this.#journal.removed(this, msg);
   }
@@ -427,7 +431,7 @@ export class MessageStore {
   #session(id: string): Session {
     let s = this.#sessions.get(id);
     if (!s) {
-      s = { id, queue: new AvailableQueue(), state: undefined, holder: undefined, lockedUntil: 0, locks: new Set() };
+      s = { id, queue: new AvailableQueue(), state: undefined, holder: undefined, lockedUntil: 0, locks: new Set(), messages: 0 };
       this.#sessions.set(id, s);
     }
     return s;
@@ -435,14 +439,7 @@ export class MessageStore {
 
   #forgetSessionIfIdle(id: string): void {
     const s = this.#sessions.get(id);
-    if (s && !s.holder && s.state === undefined && s.queue.size === 0 && s.locks.size === 0 && !this.#hasSessionMessages(id)) {
-      this.#sessions.delete(id);
-    }
-  }
-
-  #hasSessionMessages(id: string): boolean {
-    for (const msg of this.#messages.values()) if (msg.props.sessionId === id) return true;
-    return false;
+    if (s && !s.holder && s.state === undefined && s.messages === 0) this.#sessions.delete(id);
   }
 
   /**

@@ -171,7 +171,11 @@ export class AmqpServer {
       this.#dropConsumers(ctx.connection);
       this.#connections.delete(ctx.connection);
     });
-    c.on('connection_close', (ctx: EventContext) => this.#dropConsumers(ctx.connection));
+    c.on('connection_close', (ctx: EventContext) => {
+      this.#log.debug('connection closed by the client', { connection: this.#connId(ctx.connection) });
+      this.#dropConsumers(ctx.connection);
+      this.#connections.delete(ctx.connection);
+    });
     c.on('protocol_error', (ctx: unknown) => {
       this.#log.warn('malformed AMQP input; closing that connection', { err: ctx });
     });

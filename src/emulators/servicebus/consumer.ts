@@ -10,7 +10,7 @@
 import type { Delivery, EventContext, Sender } from 'rhea';
 import type { Logger } from '../../log.js';
 import type { Consumer, Lock, MessageStore, Session, Settlement, SettleResult } from './entity.js';
-import { reorderGuidBytes } from './lock-token.js';
+import { lockTokenString, reorderGuidBytes } from './lock-token.js';
 import { encodeForDelivery, type StoredMessage } from './message.js';
 import { amqpMessage } from './rhea-internals.js';
 
@@ -117,7 +117,7 @@ export class LinkConsumer implements Consumer {
   }
 
   sessionLockLost(): void {
-    this.#log.info('session lock expired; detaching the receiver', { sessionId: this.session?.id });
+    this.#log.info('session lock expired; detaching the receiver with session-lock-lost', { receiver: this.id, sessionId: this.session?.id });
     this.close({ condition: CONDITION.sessionLockLost, description: 'The session lock has expired.' });
   }
 
@@ -150,7 +150,7 @@ export class LinkConsumer implements Consumer {
     const state = result === 'ok' ? SETTLED_OUTCOME[settlement.kind]() : lostOutcome(result);
     delivery.update(true, state);
     (delivery as unknown as DeliveryInternals).remote_settled = true;
-    if (result !== 'ok') this.#log.debug('settlement refused', { result, sequenceNumber: lock.msg.seq });
+    if (result !== 'ok') this.#log.debug('settlement refused', { receiver: this.id, result, sequenceNumber: lock.msg.seq, lock: lockTokenString(lock.token) });
     this.#store.pump();
   }
 }

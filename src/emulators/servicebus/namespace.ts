@@ -124,9 +124,14 @@ export class Namespace {
     return undefined;
   }
 
-  /** Whether a message for this target must carry a session id (a queue with sessions). */
-  requiresSession(target: SendTarget): boolean {
-    return target.kind === 'queue' && target.queue.store.requiresSession;
+  /**
+   * The entity that needs a session id the message lacks: a queue with sessions, or a subscription with sessions
+   * whose rules take the message. Undefined when the message can be stored.
+   */
+  missingSession(target: SendTarget, msg: IncomingMessage): string | undefined {
+    if (msg.props.sessionId !== undefined) return undefined;
+    if (target.kind === 'queue') return target.queue.store.requiresSession ? target.queue.store.name : undefined;
+    return target.topic.subscriptions.find((sub) => sub.store.requiresSession && subscriptionAccepts(sub.rules, msg))?.store.name;
   }
 
   /** Accepts sent messages: duplicates dropped, topics fanned out by rules. Returns how many were stored. */

@@ -268,8 +268,11 @@ export class AmqpServer {
         });
       }
       const messages = this.#parse(raw, format);
-      if (this.#options.namespace.requiresSession(target) && messages.some((m) => m.props.sessionId === undefined)) {
-        throw new SendRefused({ condition: 'amqp:not-allowed', description: `The entity '${target.name}' requires sessions: a message has no session id.` });
+      for (const msg of messages) {
+        const entity = this.#options.namespace.missingSession(target, msg);
+        if (entity !== undefined) {
+          throw new SendRefused({ condition: 'amqp:not-allowed', description: `The entity '${entity}' requires sessions: a message has no session id.` });
+        }
       }
       stored = this.#options.namespace.send(target, messages, Date.now());
     } catch (err) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ServiceBusReceiver } from '@azure/service-bus';
-import { TestBed } from './helpers.js';
+import { TestBed, errorCode } from './helpers.js';
 
 async function bodies(receiver: ServiceBusReceiver): Promise<unknown[]> {
   return (await receiver.receiveMessages(20, { maxWaitTimeInMs: 300 })).map((m) => m.body);
@@ -78,5 +78,26 @@ describe('Service Bus emulator: topics and subscriptions, through the real SDK',
     const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 3000 });
     assert.equal(m!.body, 'go');
     assert.deepEqual(await bodies(receiver), []);
+  });
+
+  it('refuses a message without a session id when a session subscription would take it', async () => {
+    bed = await TestBed.start({
+      topics: {
+        mixed: {
+          Subscriptions: [
+            { Name: 'plain' },
+            { Name: 'sessions', Properties: { RequiresSession: true }, Rules: [{ Name: 'r', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'chat' } } }] },
+          ],
+        },
+      },
+    });
+    const client = bed.client();
+    const sender = client.createSender('mixed');
+    await sender.sendMessages({ body: 'not for the session subscription', subject: 'news' });
+    assert.equal(await errorCode(sender.sendMessages({ body: 'no session', subject: 'chat' })), 'GeneralError', 'amqp:not-allowed (InvalidOperationError)');
+    await sender.sendMessages({ body: 'with session', subject: 'chat', sessionId: 'c1' });
+    const session = await client.acceptSession('mixed', 'sessions', 'c1');
+    assert.deepEqual((await session.receiveMessages(5, { maxWaitTimeInMs: 300 })).map((m) => m.body), ['with session']);
+    assert.deepEqual(await bodies(client.createReceiver('mixed', 'plain', { receiveMode: 'receiveAndDelete' })), ['not for the session subscription', 'with session']);
   });
 });

@@ -57,6 +57,8 @@ const CLOSE_GRACE_MS = 250;
 
 interface ConnectionInternals {
   _disconnected(): void;
+  _write_close(): void;
+  local: { close: { error?: AmqpError } };
 }
 
 /** rhea internals used to hold back an attach reply (pitfall 6). */
@@ -158,7 +160,10 @@ export class AmqpServer {
   #wire(): void {
     const c = this.#container;
     c.on('connection_open', this.#guard('connection_open', (ctx) => {
-      this.#connections.add(ctx.connection);
+      const connection = ctx.connection;
+      this.#connections.add(connection);
+      connection.on('protocol_error', (err: unknown) => this.#onBadInput(connection, err));
+      connection.on('error', (err: unknown) => this.#onBadInput(connection, err));
       this.#log.debug('connection open', { connection: this.#connId(ctx.connection), container: ctx.connection.container_id });
     }));
     c.on('session_open', this.#guard('session_open', (ctx) => this.#rawTransfers(ctx)));
@@ -190,6 +195,27 @@ export class AmqpServer {
       });
     }
     c.on('sender_close', (ctx: EventContext) => this.#onClientReceiverClosed(ctx));
+  }
+
+  /**
+   * Input that cannot be decoded on an open connection: rhea ends the socket right after this event, so the close
+   * frame with `amqp:decode-error` is written now, to tell the client why. (A remote close with an error also
+   * arrives as 'error'; rhea answers that one itself.)
+   */
+  #onBadInput(connection: Connection, err: unknown): void {
+    const remoteClose = (err as { name?: string } | undefined)?.name === 'ConnectionError';
+    this.#log.warn(remoteClose ? 'client closed the connection with an error' : 'malformed AMQP input; closing that connection', {
+      connection: this.#connId(connection),
+      err,
+    });
+    if (remoteClose || !connection.is_open()) return;
+    const internals = connection as unknown as ConnectionInternals;
+    try {
+      internals.local.close.error = { condition: 'amqp:decode-error', description: `Malformed input: ${(err as Error)?.message ?? String(err)}` };
+      internals._write_close();
+    } catch (writeErr) {
+      this.#log.debug('could not write the close frame', { connection: this.#connId(connection), err: writeErr });
+    }
   }
 
   /** Makes rhea hand over the bytes of format-0 transfers undecoded (see message.ts, pitfall 5). */

@@ -44,6 +44,23 @@ describe('Service Bus emulator: bad clients do not take it down', function () {
     assert.deepEqual(got.map((m) => m.body), ['before', 'after']);
   });
 
+  it('answers a malformed frame on an open connection with a close carrying amqp:decode-error', async () => {
+    bed = await TestBed.start({ queues: { q: {} } });
+    const container = rhea.create_container();
+    const connection = container.connect({ host: '127.0.0.1', port: bed.emulator.port, reconnect: false });
+    await new Promise<void>((resolve) => connection.once('connection_open', () => resolve()));
+    const closed = new Promise<string | undefined>((resolve) => {
+      connection.on('connection_error', (ctx) => resolve((ctx.connection.error as { condition?: string } | undefined)?.condition));
+      connection.on('disconnected', () => resolve(undefined));
+    });
+    const socket = (connection as unknown as { socket: net.Socket }).socket;
+    socket.write(Buffer.from([0x00, 0x00, 0x00, 0x0c, 0x02, 0x00, 0x00, 0x00, 0x00, 0x53, 0x10, 0xff]));
+    assert.equal(await closed, 'amqp:decode-error');
+    const client = bed.client();
+    await client.createSender('q').sendMessages({ body: 'still serving' });
+    assert.equal((await client.createReceiver('q').peekMessages(1))[0]!.body, 'still serving');
+  });
+
   it('releases a session when its holder drops the socket, and redelivers its locked messages after the lock expires', async () => {
     bed = await TestBed.start({ queues: { s: { RequiresSession: true, LockDuration: 'PT10S' }, plain: { LockDuration: 'PT0.3S' } } });
     const client = bed.client();

@@ -22,6 +22,10 @@ const SUBSCRIBE_CONCURRENCY = 100;
 const TARGETS = { batchSend: 15_000, receiveComplete: 8_000 } as const;
 
 const QUEUES = ['bench-batch', 'bench-single', 'bench-subscribe'] as const;
+const SESSION_QUEUE = 'bench-sessions';
+const SESSION_MESSAGES = 20_000;
+const SESSIONS = 50;
+const SESSION_RECEIVERS = 4;
 
 function benchConfig(): object {
   return {
@@ -29,7 +33,10 @@ function benchConfig(): object {
       Namespaces: [
         {
           Name: 'sbemulatorns',
-          Queues: QUEUES.map((name) => ({ Name: name, Properties: { LockDuration: 'PT5M', MaxDeliveryCount: 10 } })),
+          Queues: [
+            ...QUEUES.map((name) => ({ Name: name, Properties: { LockDuration: 'PT5M', MaxDeliveryCount: 10 } })),
+            { Name: SESSION_QUEUE, Properties: { LockDuration: 'PT5M', RequiresSession: true, RequiresDuplicateDetection: true } },
+          ],
           Topics: [],
         },
       ],
@@ -135,6 +142,50 @@ async function subscribeComplete(client: ServiceBusClient, queue: string, expect
   return received;
 }
 
+/** Like the relay's outbound queue: messages spread over sessions, taken by a few session receivers. */
+async function sessionSendAndReceive(connectionString: string): Promise<{ send: Timed; receive: Timed }> {
+  const client = new ServiceBusClient(connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 2000 } });
+  try {
+    const sender = client.createSender(SESSION_QUEUE);
+    const send = await timed(async () => {
+      for (let i = 0; i < SESSION_MESSAGES; i += BATCH_SIZE) {
+        await sender.sendMessages(Array.from({ length: BATCH_SIZE }, (_, j) => ({ body: body(i + j), messageId: `s-${i + j}`, sessionId: `sender-${(i + j) % SESSIONS}` })));
+      }
+      return SESSION_MESSAGES;
+    });
+    const perSession = SESSION_MESSAGES / SESSIONS;
+    let received = 0;
+    let done!: () => void;
+    const allReceived = new Promise<void>((resolve) => (done = resolve));
+    const worker = async (): Promise<void> => {
+      while (received < SESSION_MESSAGES) {
+        const session = await client.acceptNextSession(SESSION_QUEUE).catch(() => undefined);
+        if (!session) return;
+        let mine = 0;
+        while (mine < perSession) {
+          const messages = await session.receiveMessages(perSession - mine, { maxWaitTimeInMs: 2000 });
+          if (messages.length === 0) break;
+          await Promise.all(messages.map((m) => session.completeMessage(m)));
+          mine += messages.length;
+          received += messages.length;
+        }
+        await session.close();
+        if (received >= SESSION_MESSAGES) done();
+      }
+    };
+    let workers: Promise<void[]> | undefined;
+    const receive = await timed(async () => {
+      workers = Promise.all(Array.from({ length: SESSION_RECEIVERS }, worker));
+      await Promise.race([allReceived, workers]);
+      return received;
+    });
+    await workers;
+    return { send, receive };
+  } finally {
+    await client.close();
+  }
+}
+
 function row(name: string, r: { count: number; ms: number; perSecond: number }, target?: number): string {
   const verdict = target === undefined ? '—' : r.perSecond >= target ? `≥ ${target.toLocaleString('en')}: met` : `≥ ${target.toLocaleString('en')}: **not met**`;
   return `| ${name} | ${r.count.toLocaleString('en')} | ${(r.ms / 1000).toFixed(2)} s | **${r.perSecond.toLocaleString('en')}** | ${verdict} |`;
@@ -153,7 +204,7 @@ interface Figures {
 type Timed = Awaited<ReturnType<typeof timed>>;
 
 /** Batch send then receive + complete against one emulator process. */
-async function sendAndReceive(configFile: string, extra: string[], total: number): Promise<Figures & { single?: Timed; subscribe?: Timed }> {
+async function sendAndReceive(configFile: string, extra: string[], total: number): Promise<Figures & { single?: Timed; subscribe?: Timed; sessions?: Figures }> {
   const { child, connectionString } = await spawnEmulator(configFile, extra);
   const client = new ServiceBusClient(connectionString);
   try {
@@ -163,7 +214,8 @@ async function sendAndReceive(configFile: string, extra: string[], total: number
     const single = await timed(() => singleSend(client, 'bench-single', SINGLE_MESSAGES));
     await batchSend(client, 'bench-subscribe', total);
     const subscribe = await timed(() => subscribeComplete(client, 'bench-subscribe', total + 1));
-    return { send, receive, single, subscribe };
+    const sessions = await sessionSendAndReceive(connectionString);
+    return { send, receive, single, subscribe, sessions };
   } finally {
     await client.close();
     await stop(child);
@@ -189,10 +241,13 @@ export async function benchServiceBus(): Promise<BenchSection> {
       row(`Receive + complete (memory): \`receiveMessages(${RECEIVE_BATCH})\`, then every \`completeMessage\` at once`, memory.receive, TARGETS.receiveComplete),
       row(`Single sends (memory), ${SINGLE_CONCURRENCY} in flight`, memory.single!),
       row(`\`subscribe\` (memory), \`maxConcurrentCalls: ${SUBSCRIBE_CONCURRENCY}\`, auto-complete`, memory.subscribe!),
+      row(`Sessions: batch send over ${SESSIONS} sessions, duplicate detection on (memory)`, memory.sessions!.send),
+      row(`Sessions: ${SESSION_RECEIVERS} receivers, \`acceptNextSession\` + \`receiveMessages\` + complete, a session at a time (memory)`, memory.sessions!.receive),
       row('Batch send (journal, fsync)', durable.send),
       row('Receive + complete (journal)', durable.receive),
       '',
       'Receive + complete is bound by the SDK: the client process uses about twice the CPU time of the emulator for it.',
+      'The session figure includes opening a receive link (with its token exchange) for each of the sessions.',
     ].join('\n');
     return { title: 'Service Bus emulator', markdown };
   } finally {

@@ -2,11 +2,11 @@
  * The Service Bus emulator: an AMQP 1.0 broker on loopback that the real `@azure/service-bus` SDK uses unmodified.
  * See docs/emulators/servicebus.md.
  */
-import { areaLogger } from '../../log.js';
+import { areaLogger, type Logger } from '../../log.js';
 import { loadEmulatorConfigFile, parseEmulatorConfig, type NamespaceDefinition } from './config.js';
 import type { StoreJournal } from './entity.js';
 import { RECORD, enqueueRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
-import { Journal, replayJournal } from './journal.js';
+import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';
 import { resolveOptions, type ServiceBusEmulatorOptions } from './options.js';
 import { AmqpServer } from './server.js';
@@ -33,7 +33,48 @@ export function emulatorConnectionString(host: string, port: number): string {
   return `Endpoint=sb://${host}:${port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
 }
 
-/** Starts the emulator; resolves once it listens. Throws `ServiceBusEmulatorConfigError` for a bad configuration. */
+/** Loads the journal of `dataDir` into the namespace and opens it for appending. */
+async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<typeof resolveOptions>, log: Logger): Promise<Journal> {
+  const replayed = replayJournal(dataDir);
+  let restored = 0;
+  for (const [path, messages] of replayed.messages) {
+    const store = namespace.store(path);
+    if (!store) {
+      if (messages.size > 0) log.warn('journal holds messages of an entity that is no longer configured; they are dropped', { entity: path, messages: messages.size });
+      continue;
+    }
+    for (const msg of [...messages.values()].sort((a, b) => a.seq - b.seq)) {
+      store.restore(msg);
+      namespace.rememberMessageId(path, msg.props.messageId, msg.enqueuedAt);
+      restored++;
+    }
+  }
+  for (const [path, states] of replayed.sessionStates) {
+    const store = namespace.store(path);
+    for (const [sessionId, state] of states) store?.restoreSessionState(sessionId, state);
+  }
+  const journal = await Journal.open({
+    dir: dataDir,
+    fsync: o.fsync,
+    compactBytes: o.compactBytes,
+    log,
+    snapshot: () => {
+      const records: Buffer[] = [];
+      for (const store of namespace.stores()) {
+        for (const msg of store.liveMessages()) records.push(enqueueRecord(store.path, msg));
+        for (const [sessionId, state] of store.sessionStates()) records.push(sessionStateRecord(store.path, sessionId, state));
+      }
+      return records;
+    },
+  });
+  log.info('journal replayed', { dataDir, records: replayed.records, messages: restored, discardedBytes: replayed.discardedBytes, fsync: o.fsync });
+  return journal;
+}
+
+/**
+ * Starts the emulator; resolves once it listens. Throws `ServiceBusEmulatorConfigError` for a bad configuration,
+ * `TypeError` for bad options, and `EmulatorError` when the data folder is used by another running emulator.
+ */
 export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions = {}): Promise<ServiceBusEmulator> {
   const o = resolveOptions(options);
   const log = areaLogger(o.logger, 'servicebus-emulator');
@@ -41,54 +82,17 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
     o.config !== undefined ? parseEmulatorConfig(o.config, { strict: false, source: 'options.config' }) : loadEmulatorConfigFile(o.configFile);
 
   let journal: Journal | undefined;
-  let namespace: Namespace | undefined;
   const port: StoreJournal = {
     enqueued: (store, msg) => journal?.append(enqueueRecord(store.path, msg)),
     removed: (store, msg) => journal?.append(seqRecord(RECORD.remove, store.path, msg.seq)),
     deferred: (store, msg) => journal?.append(seqRecord(RECORD.defer, store.path, msg.seq)),
     sessionState: (store, sessionId, state) => journal?.append(sessionStateRecord(store.path, sessionId, state)),
   };
-  namespace = new Namespace(definition, { journal: o.dataDir ? port : NO_JOURNAL, log, tickMs: o.tickMs });
-
-  if (o.dataDir) {
-    const replayed = replayJournal(o.dataDir);
-    let restored = 0;
-    for (const [path, messages] of replayed.messages) {
-      const store = namespace.store(path);
-      if (!store) {
-        if (messages.size > 0) log.warn('journal holds messages of an entity that is no longer configured; they are dropped', { entity: path, messages: messages.size });
-        continue;
-      }
-      for (const msg of [...messages.values()].sort((a, b) => a.seq - b.seq)) {
-        store.restore(msg);
-        namespace.rememberMessageId(path, msg.props.messageId, msg.enqueuedAt);
-        restored++;
-      }
-    }
-    for (const [path, states] of replayed.sessionStates) {
-      const store = namespace.store(path);
-      for (const [sessionId, state] of states) store?.restoreSessionState(sessionId, state);
-    }
-    const ns = namespace;
-    journal = await Journal.open({
-      dir: o.dataDir,
-      fsync: o.fsync,
-      compactBytes: o.compactBytes,
-      log,
-      snapshot: () => {
-        const records: Buffer[] = [];
-        for (const store of ns.stores()) {
-          for (const msg of store.liveMessages()) records.push(enqueueRecord(store.path, msg));
-          for (const [sessionId, state] of store.sessionStates()) records.push(sessionStateRecord(store.path, sessionId, state));
-        }
-        return records;
-      },
-    });
-    log.info('journal replayed', { dataDir: o.dataDir, records: replayed.records, messages: restored, discardedBytes: replayed.discardedBytes, fsync: o.fsync });
-  }
-
+  const releaseDataDir = o.dataDir ? claimDataDir(o.dataDir) : undefined;
+  const namespace = new Namespace(definition, { journal: o.dataDir ? port : NO_JOURNAL, log, tickMs: o.tickMs });
   let server: AmqpServer;
   try {
+    if (o.dataDir) journal = await openJournal(namespace, o.dataDir, o, log);
     server = await AmqpServer.start({
       host: o.host,
       port: o.port,
@@ -100,9 +104,9 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   } catch (err) {
     namespace.close();
     await journal?.close();
+    releaseDataDir?.();
     throw err;
   }
-  const connectionString = emulatorConnectionString(o.host, server.port);
   log.info('Service Bus emulator listening', {
     host: o.host,
     port: server.port,
@@ -112,14 +116,14 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   });
   let closing: Promise<void> | undefined;
   return {
-    connectionString,
+    connectionString: emulatorConnectionString(o.host, server.port),
     port: server.port,
     close: () => {
       closing ??= (async () => {
         await server.close();
-        namespace?.close();
+        namespace.close();
         await journal?.close();
-        namespace = undefined;
+        releaseDataDir?.();
         log.info('Service Bus emulator stopped');
       })();
       return closing;

@@ -10,7 +10,7 @@
  * Compaction: when the file grows past `compactBytes` (and past twice its size after the previous compaction),
  * the live state is written to a new file, synced, and renamed over the journal, between two batches.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { EmulatorError } from '../../errors.js';
@@ -19,6 +19,37 @@ import { RECORD, RecordReader, readEnqueue, splitRecords } from './journal-codec
 import type { StoredMessage } from './message.js';
 
 export const JOURNAL_FILE = 'servicebus.journal';
+/** Holds the pid of the emulator using the folder: two emulators on one journal would corrupt it. */
+export const OWNER_FILE = 'servicebus.pid';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims the folder for this process; refuses when another live process holds it. A claim left by a process that
+ * died (kill -9) is taken over. Returns the release function.
+ */
+export function claimDataDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, OWNER_FILE);
+  let owner = Number.NaN;
+  try {
+    owner = Number(readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (Number.isInteger(owner) && owner !== process.pid && processAlive(owner)) {
+    throw new EmulatorError('EmulatorBadRequest', `the data folder ${dir} is in use by another Service Bus emulator (pid ${owner})`, { context: { dataDir: dir, pid: owner } });
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  return () => rmSync(file, { force: true });
+}
 
 /** What a replay found: live messages by store path, deferred and removed applied, session states. */
 export interface ReplayedState {

@@ -123,4 +123,13 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     bed = await TestBed.start(entities, { dataDir: dir });
     assert.deepEqual(await drain(bed.client(), 'jobs', 1), ['survivor']);
   });
+
+  it('refuses a data folder that another running emulator uses', async () => {
+    proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
+    await assert.rejects(startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir }), /in use by another Service Bus emulator \(pid \d+\)/);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    bed = await TestBed.start(entities, { dataDir: dir });
+    await bed.client().createSender('jobs').sendMessages({ body: 'after the other one stopped' });
+  });
 });

@@ -303,8 +303,8 @@ export class AmqpServer {
       stored = this.#options.namespace.send(target, messages, Date.now());
     } catch (err) {
       const amqp = err instanceof SendRefused ? err.amqp : { condition: 'amqp:decode-error', description: `The message could not be decoded: ${(err as Error).message}` };
-      if (!(err instanceof SendRefused) && !(err instanceof AmqpDecodeError)) this.#log.error('send failed', { ...log, err });
-      else this.#log.info('send refused', { ...log, condition: amqp.condition });
+      if (err instanceof SendRefused) this.#log.info('send refused', { ...log, condition: amqp.condition });
+      else this.#log.warn('undecodable message refused', { ...log, err, decodeError: err instanceof AmqpDecodeError });
       delivery.reject(amqp);
       return;
     }

@@ -52,9 +52,10 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
         return;
       }
       const shutdown = createShutdown({ stopIntake: () => emulator.close(), drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });
-      io.out(`SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`);
       const code = await new Promise<number>((resolve) => {
+        // Handlers first: whoever reads the line may signal at once.
         onShutdownSignals(shutdown, { exit: resolve, log });
+        io.out(`SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`);
       });
       setExitCode(code);
     });

@@ -48,6 +48,8 @@ export interface Session {
 /** Where an entity records what must survive a restart. */
 export interface StoreJournal {
   enqueued(store: MessageStore, msg: StoredMessage): void;
+  /** The message changed (delivery count, application properties): the whole message is recorded again. */
+  updated(store: MessageStore, msg: StoredMessage): void;
   removed(store: MessageStore, msg: StoredMessage): void;
   deferred(store: MessageStore, msg: StoredMessage): void;
   sessionState(store: MessageStore, sessionId: string, state: Buffer | undefined): void;
@@ -307,9 +309,13 @@ export class MessageStore {
         this.#release(msg, now);
         break;
       case 'defer':
-        if (settlement.properties) msg.wire = withApplicationProperties(msg.wire, settlement.properties);
         msg.state = 'deferred';
-        this.#journal.deferred(this, msg);
+        if (settlement.properties) {
+          msg.wire = withApplicationProperties(msg.wire, settlement.properties);
+          this.#journal.updated(this, msg);
+        } else {
+          this.#journal.deferred(this, msg);
+        }
         break;
       case 'dead-letter':
         this.#moveToDeadLetter(msg, now, settlement.reason, settlement.description, settlement.properties);
@@ -336,12 +342,12 @@ export class MessageStore {
       this.#moveToDeadLetter(msg, now, 'MaxDeliveryCountExceeded', `Message could not be consumed after ${this.settings.maxDeliveryCount} delivery attempts.`);
       return;
     }
-    if (msg.state === 'deferred') return;
-    if (msg.expiresAt <= now) {
+    if (msg.expiresAt <= now && msg.state !== 'deferred') {
       this.#expire(msg, now);
       return;
     }
-    this.#makeAvailable(msg, true);
+    this.#journal.updated(this, msg);
+    if (msg.state !== 'deferred') this.#makeAvailable(msg, true);
   }
 
   #expireLock(lock: Lock, now: number): void {

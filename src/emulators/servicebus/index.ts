@@ -26,7 +26,7 @@ export interface ServiceBusEmulator {
   close(): Promise<void>;
 }
 
-const NO_JOURNAL: StoreJournal = { enqueued() {}, removed() {}, deferred() {}, sessionState() {} };
+const NO_JOURNAL: StoreJournal = { enqueued() {}, updated() {}, removed() {}, deferred() {}, sessionState() {} };
 
 /** The connection string for an emulator at host:port. */
 export function emulatorConnectionString(host: string, port: number): string {
@@ -84,6 +84,7 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   let journal: Journal | undefined;
   const port: StoreJournal = {
     enqueued: (store, msg) => journal?.append(enqueueRecord(store.path, msg)),
+    updated: (store, msg) => journal?.append(enqueueRecord(store.path, msg)),
     removed: (store, msg) => journal?.append(seqRecord(RECORD.remove, store.path, msg.seq)),
     deferred: (store, msg) => journal?.append(seqRecord(RECORD.defer, store.path, msg.seq)),
     sessionState: (store, sessionId, state) => journal?.append(sessionStateRecord(store.path, sessionId, state)),

@@ -1,5 +1,6 @@
 /**
- * The record format of the journal. A record is `[u32 body length][u32 CRC-32 of body][body]`; the body starts with
+ * The record format of the journal. An enqueue record holds the whole message with its broker state; a later
+ * enqueue record with the same sequence number replaces it (abandon: delivery count, modified properties). A record is `[u32 body length][u32 CRC-32 of body][body]`; the body starts with
  * a type byte. A torn or corrupt tail (a crash during a write) fails the length or CRC check and ends the replay.
  */
 import { crc32 } from 'node:zlib';

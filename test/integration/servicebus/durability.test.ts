@@ -73,10 +73,11 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     let c = bed.client();
     await c.createSender('jobs').sendMessages([{ body: 'done' }, { body: 'deferred' }, { body: 'dead' }, { body: 'waiting' }]);
     const r = c.createReceiver('jobs');
-    const [done, deferred, dead] = await r.receiveMessages(3, { maxWaitTimeInMs: 2000 });
+    const [done, deferred, dead, waiting] = await r.receiveMessages(4, { maxWaitTimeInMs: 2000 });
     await r.completeMessage(done!);
     await r.deferMessage(deferred!);
     await r.deadLetterMessage(dead!, { deadLetterReason: 'r', deadLetterErrorDescription: 'd' });
+    await r.abandonMessage(waiting!, { attempt: 'first' });
     await c.createSender('convo').sendMessages({ body: 'hi', sessionId: 'S' });
     const session = await c.acceptSession('convo', 'S');
     await session.setSessionState('remembered');
@@ -87,6 +88,8 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     const r2 = c.createReceiver('jobs');
     const peeked = await r2.peekMessages(10);
     assert.deepEqual(peeked.map((m) => [m.body, m.state]), [['deferred', 'deferred'], ['waiting', 'active']]);
+    assert.equal(peeked[1]!.deliveryCount, 1, 'the abandon counted');
+    assert.equal(peeked[1]!.applicationProperties?.['attempt'], 'first', 'properties to modify survive');
     const [again] = await r2.receiveDeferredMessages([peeked[0]!.sequenceNumber!]);
     assert.equal(again!.body, 'deferred');
     await r2.completeMessage(again!);

@@ -41,7 +41,7 @@ describe('Service Bus emulator entity (queue logic)', () => {
 
   beforeEach(() => {
     clock = sinon.useFakeTimers({ now: 1_000_000, toFake: ['Date'] });
-    journal = { enqueued: sinon.spy(), removed: sinon.spy(), deferred: sinon.spy(), sessionState: sinon.spy() };
+    journal = { enqueued: sinon.spy(), updated: sinon.spy(), removed: sinon.spy(), deferred: sinon.spy(), sessionState: sinon.spy() };
   });
   afterEach(() => clock.restore());
 
@@ -71,6 +71,7 @@ describe('Service Bus emulator entity (queue logic)', () => {
     s.enqueue(incoming('x'), Date.now());
     assert.equal(s.settle(c.got[0]!.lock!.key, { kind: 'abandon' }, Date.now()), 'ok');
     assert.equal(c.got[1]!.msg.deliveryCount, 1);
+    assert.equal(journal.updated.callCount, 1, 'the new delivery count is journaled');
     assert.equal(s.settle(c.got[1]!.lock!.key, { kind: 'abandon' }, Date.now()), 'ok');
     assert.equal(c.got.length, 2, 'not delivered a third time');
     assert.equal(s.messageCount, 0);

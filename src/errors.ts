@@ -62,10 +62,10 @@ const CODES = {
     EventUnknownChannel: false,
   },
   emulator: {
-    /** A request to an emulator named an entity that does not exist. */
-    EmulatorEntityNotFound: false,
-    /** A request to an emulator was malformed. */
-    EmulatorBadRequest: false,
+    /** An emulator's own configuration (Config.json, seed, limits file) is not valid. */
+    EmulatorConfigInvalid: false,
+    /** The data folder is held by another running emulator. */
+    EmulatorDataDirInUse: false,
     /** The emulator is closing or closed. */
     EmulatorClosed: false,
   },
@@ -169,7 +169,7 @@ export function formatConfigProblem(p: ConfigProblem): string {
 }
 
 export class ConfigError extends RelayError<'config'> {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   readonly problems: readonly ConfigProblem[];
   constructor(code: CodeOf<'config'>, problems: readonly ConfigProblem[], options: RelayErrorOptions = {}) {
     const lines = problems.map(formatConfigProblem);
@@ -180,35 +180,35 @@ export class ConfigError extends RelayError<'config'> {
 }
 
 export class DataverseError extends RelayError<'dataverse'> {
-  override readonly name = 'DataverseError';
+  override readonly name: string = 'DataverseError';
   constructor(code: CodeOf<'dataverse'>, message: string, options: RelayErrorOptions = {}) {
     super('dataverse', code, message, options);
   }
 }
 
 export class ProviderError extends RelayError<'provider'> {
-  override readonly name = 'ProviderError';
+  override readonly name: string = 'ProviderError';
   constructor(code: CodeOf<'provider'>, message: string, options: RelayErrorOptions = {}) {
     super('provider', code, message, options);
   }
 }
 
 export class EventError extends RelayError<'event'> {
-  override readonly name = 'EventError';
+  override readonly name: string = 'EventError';
   constructor(code: CodeOf<'event'>, message: string, options: RelayErrorOptions = {}) {
     super('event', code, message, options);
   }
 }
 
 export class EmulatorError extends RelayError<'emulator'> {
-  override readonly name = 'EmulatorError';
+  override readonly name: string = 'EmulatorError';
   constructor(code: CodeOf<'emulator'>, message: string, options: RelayErrorOptions = {}) {
     super('emulator', code, message, options);
   }
 }
 
 export class LifecycleError extends RelayError<'lifecycle'> {
-  override readonly name = 'LifecycleError';
+  override readonly name: string = 'LifecycleError';
   readonly causes: readonly unknown[];
   constructor(code: CodeOf<'lifecycle'>, message: string, causes: readonly unknown[] = [], options: RelayErrorOptions = {}) {
     super('lifecycle', code, message, options);

@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
-import { errorMessage } from '../../errors.js';
 import { startServiceBusEmulator } from '../../emulators/servicebus/index.js';
-import { createShutdown, onShutdownSignals } from '../../lifecycle.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
+import { LOG_LEVELS } from '../../log.js';
 import type { CliIo } from '../io.js';
+import { parsePort, serveEmulator } from './serve-emulator.js';
 
 interface EmulateServiceBusOptions {
   host: string;
-  port: string;
+  port: number;
   config?: string;
   dataDir?: string;
   fsync: boolean;
@@ -23,40 +22,27 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
     .command('servicebus')
     .description('run the Service Bus emulator: an AMQP 1.0 broker for the @azure/service-bus SDK')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'TCP port (0 picks a free one)', '5672')
+    .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 5672)
     .option('--config <file>', "Microsoft's emulator Config.json (default: config/servicebus-emulator.json)")
     .option('--data-dir <dir>', 'keep messages in a journal in this folder (default: memory only)')
     .option('--no-fsync', 'do not fdatasync the journal before acknowledging sends')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')}`, 'info')
-    .action(async (opts: EmulateServiceBusOptions) => {
-      if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
-        io.err(`emulate servicebus: --log-level must be one of ${LOG_LEVELS.join(', ')}, got ${opts.logLevel}`);
-        setExitCode(2);
-        return;
-      }
-      const log = createLogger({ level: opts.logLevel as LogLevel, base: { service: 'servicebus-emulator' } });
-      const port = Number(opts.port);
-      let emulator;
-      try {
-        emulator = await startServiceBusEmulator({
-          host: opts.host,
-          port,
-          fsync: opts.fsync,
-          logger: log,
-          ...(opts.config === undefined ? {} : { configFile: opts.config }),
-          ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
-        });
-      } catch (err) {
-        io.err(`emulate servicebus: ${errorMessage(err)}`);
-        setExitCode(1);
-        return;
-      }
-      const shutdown = createShutdown({ stopIntake: () => emulator.close(), drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });
-      const code = await new Promise<number>((resolve) => {
-        // Handlers first: whoever reads the line may signal at once.
-        onShutdownSignals(shutdown, { exit: resolve, log });
-        io.out(`SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`);
-      });
-      setExitCode(code);
-    });
+    .action((opts: EmulateServiceBusOptions) =>
+      serveEmulator(io, setExitCode, {
+        command: 'emulate servicebus',
+        service: 'servicebus-emulator',
+        logLevel: opts.logLevel,
+        start: async (log) => {
+          const emulator = await startServiceBusEmulator({
+            host: opts.host,
+            port: opts.port,
+            fsync: opts.fsync,
+            logger: log,
+            ...(opts.config === undefined ? {} : { configFile: opts.config }),
+            ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
+          });
+          return { readyLine: `SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`, close: () => emulator.close() };
+        },
+      }),
+    );
 }

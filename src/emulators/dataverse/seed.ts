@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EmulatorError } from '../../errors.js';
+import { EmulatorError, isEmulatorError } from '../../errors.js';
 import { builtInTables, defineTable, type ColumnSpec, type TableSpec } from './metadata.js';
 import { isFault } from './faults.js';
 import { readPayload } from './payload.js';
@@ -44,7 +44,7 @@ export interface LoadedSeed {
 }
 
 function bad(source: string, key: string, message: string): EmulatorError {
-  return new EmulatorError('EmulatorBadRequest', `${source}: ${key}: ${message}`, { context: { source, key } });
+  return new EmulatorError('EmulatorConfigInvalid', `${source}: ${key}: ${message}`, { context: { source, key } });
 }
 
 export function readSeedFile(file: string): LoadedSeed {
@@ -80,7 +80,7 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
       service.catalog.add(defineTable(spec));
     });
   } catch (err) {
-    if (err instanceof EmulatorError) throw err;
+    if (isEmulatorError(err)) throw err;
     throw bad(source, 'tables', (err as Error).message);
   }
   (doc.tiles ?? []).forEach((entry, i) => {

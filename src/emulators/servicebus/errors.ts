@@ -1,6 +1,9 @@
 /**
- * The emulator's own error for a bad Config.json: every problem with its JSON path and the reason.
+ * The emulator's own error for a bad Config.json: every problem with its JSON path and the reason. It is an
+ * `EmulatorError` with code `EmulatorConfigInvalid`, so the project-wide guards recognise it.
  */
+import { EmulatorError } from '../../errors.js';
+
 const BRAND = Symbol.for('channel-relay.servicebus-emulator-config-error');
 
 /** One problem in an emulator configuration. */
@@ -11,7 +14,7 @@ export interface ConfigIssue {
   reason: string;
 }
 
-export class ServiceBusEmulatorConfigError extends Error {
+export class ServiceBusEmulatorConfigError extends EmulatorError {
   override readonly name = 'ServiceBusEmulatorConfigError';
   readonly [BRAND] = true;
   /** Where the configuration came from: a file path or `options.config`. */
@@ -20,7 +23,7 @@ export class ServiceBusEmulatorConfigError extends Error {
 
   constructor(source: string, issues: readonly ConfigIssue[], options?: { cause?: unknown }) {
     const head = `${source}: Service Bus emulator configuration has ${issues.length} problem${issues.length === 1 ? '' : 's'}`;
-    super([head, ...issues.map((i) => `  - ${i.path}: ${i.reason}`)].join('\n'), options);
+    super('EmulatorConfigInvalid', [head, ...issues.map((i) => `  - ${i.path}: ${i.reason}`)].join('\n'), { ...options, context: { source } });
     this.source = source;
     this.issues = issues;
   }

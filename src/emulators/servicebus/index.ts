@@ -73,7 +73,7 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
 
 /**
  * Starts the emulator; resolves once it listens. Throws `ServiceBusEmulatorConfigError` for a bad configuration,
- * `TypeError` for bad options, and `EmulatorError` when the data folder is used by another running emulator.
+ * `TypeError` for bad options, and `EmulatorError` (`EmulatorDataDirInUse`) when the data folder is used by another running emulator.
  */
 export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions = {}): Promise<ServiceBusEmulator> {
   const o = resolveOptions(options);

@@ -45,7 +45,7 @@ export function claimDataDir(dir: string): () => void {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (Number.isInteger(owner) && owner !== process.pid && processAlive(owner)) {
-    throw new EmulatorError('EmulatorBadRequest', `the data folder ${dir} is in use by another Service Bus emulator (pid ${owner})`, { context: { dataDir: dir, pid: owner } });
+    throw new EmulatorError('EmulatorDataDirInUse', `the data folder ${dir} is in use by another Service Bus emulator (pid ${owner})`, { context: { dataDir: dir, pid: owner } });
   }
   writeFileSync(file, `${process.pid}\n`);
   return () => rmSync(file, { force: true });

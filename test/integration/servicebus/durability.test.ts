@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient } from '@azure/service-bus';
 import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { isEmulatorError } from '../../../src/errors.js';
 import { JOURNAL_FILE } from '../../../src/emulators/servicebus/journal.js';
 import { TestBed, emulatorConfig, waitFor, type TestEntities } from './helpers.js';
 import { spawnEmulator, type EmulatorProcess } from './process.js';
@@ -129,7 +130,10 @@ describe('Service Bus emulator: durability with --data-dir', function () {
 
   it('refuses a data folder that another running emulator uses', async () => {
     proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
-    await assert.rejects(startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir }), /in use by another Service Bus emulator \(pid \d+\)/);
+    await assert.rejects(
+      startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir }),
+      (err: unknown) => isEmulatorError(err) && err.code === 'EmulatorDataDirInUse' && /in use by another Service Bus emulator \(pid \d+\)/.test(err.message),
+    );
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
     bed = await TestBed.start(entities, { dataDir: dir });

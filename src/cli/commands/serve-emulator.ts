@@ -1,0 +1,51 @@
+import { InvalidArgumentError } from 'commander';
+import { errorMessage } from '../../errors.js';
+import { createShutdown, onShutdownSignals, type Closeable } from '../../lifecycle.js';
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../log.js';
+import type { CliIo } from '../io.js';
+
+export interface ServeEmulatorOptions {
+  /** The command's name in messages, e.g. `emulate servicebus`. */
+  command: string;
+  /** The `service` field of every log line. */
+  service: string;
+  /** The `--log-level` option as given. */
+  logLevel: string;
+  /** Starts the emulator; `readyLine` is printed on stdout once signals are handled. */
+  start: (log: Logger) => Promise<Closeable & { readyLine: string }>;
+}
+
+/**
+ * The life of an `emulate …` command: check the log level, start the emulator, install the signal handlers, then
+ * print the one ready line on stdout (in that order: whoever reads the line may signal at once), and wait for
+ * SIGTERM/SIGINT. Logs go to stderr. Exit codes: 0 after a clean stop, 1 when it cannot start, 2 for bad options.
+ */
+export async function serveEmulator(io: CliIo, setExitCode: (code: number) => void, options: ServeEmulatorOptions): Promise<void> {
+  if (!(LOG_LEVELS as readonly string[]).includes(options.logLevel)) {
+    io.err(`${options.command}: --log-level must be one of ${LOG_LEVELS.join(', ')}, found '${options.logLevel}'`);
+    setExitCode(2);
+    return;
+  }
+  const log = createLogger({ level: options.logLevel as LogLevel, base: { service: options.service } });
+  let emulator: Closeable & { readyLine: string };
+  try {
+    emulator = await options.start(log);
+  } catch (err) {
+    io.err(`${options.command}: ${errorMessage(err)}`);
+    setExitCode(1);
+    return;
+  }
+  const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });
+  const code = await new Promise<number>((resolve) => {
+    onShutdownSignals(shutdown, { exit: resolve, log });
+    io.out(emulator.readyLine);
+  });
+  setExitCode(code);
+}
+
+/** commander argument parser for `--port`: an integer from 0 (any free port) to 65535. */
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError(`expected an integer from 0 (any free port) to 65535, found '${value}'`);
+  return port;
+}

@@ -1,0 +1,31 @@
+/**
+ * channel-relay's public surface as a library: configuration, errors, logging, life cycle, and the emulators
+ * (for other projects' tests). Everything else is internal to its folder.
+ */
+export { loadConfig, describeConfig, ENV_OVERRIDES, CONFIG_FILE_ENV, type LoadConfigOptions, type RelayConfig, type LoadedConfig, type DataverseAuth } from './config/index.js';
+export {
+  ConfigError,
+  DataverseError,
+  ProviderError,
+  EventError,
+  EmulatorError,
+  LifecycleError,
+  isRelayError,
+  isConfigError,
+  isDataverseError,
+  isProviderError,
+  isEventError,
+  isEmulatorError,
+  isLifecycleError,
+  isRetryable,
+  isRetryableCode,
+  type RelayError,
+  type RelayErrorCode,
+  type ErrorKind,
+  type Upstream,
+  type ConfigProblem,
+} from './errors.js';
+export { createLogger, areaLogger, silentLogger, redact, type Logger, type LogLevel, type LoggerOptions } from './log.js';
+export { Closer, closeAll, createShutdown, onShutdownSignals, type Closeable, type ShutdownPlan, type ShutdownOutcome } from './lifecycle.js';
+export { startServiceBusEmulator, type ServiceBusEmulator, type ServiceBusEmulatorOptions } from './emulators/servicebus/index.js';
+export { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from './emulators/dataverse/index.js';

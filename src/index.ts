@@ -27,5 +27,6 @@ export {
 } from './errors.js';
 export { createLogger, areaLogger, silentLogger, redact, type Logger, type LogLevel, type LoggerOptions } from './log.js';
 export { Closer, closeAll, createShutdown, onShutdownSignals, type Closeable, type ShutdownPlan, type ShutdownOutcome } from './lifecycle.js';
+export { createMetricsRegistry, startHealthServer, type HealthServer, type HealthServerOptions, type ReadinessCheck } from './health/index.js';
 export { startServiceBusEmulator, type ServiceBusEmulator, type ServiceBusEmulatorOptions } from './emulators/servicebus/index.js';
 export { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from './emulators/dataverse/index.js';

@@ -35,6 +35,6 @@ export function describeConfig(loaded: LoadedConfig): string[] {
     `queues: activities=${sb.queues.activities} outbound=${sb.queues.outbound} interactions=${sb.queues.interactions}`,
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
-    `log level: ${config.log.level}; health port: ${config.health.port}; shutdown budget: ${config.shutdown.budgetMs} ms`,
+    `log level: ${config.log.level}; health endpoints: ${config.health.host}:${config.health.port}; shutdown budget: ${config.shutdown.budgetMs} ms`,
   ];
 }

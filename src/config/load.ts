@@ -22,6 +22,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   DATAVERSE_CLIENT_SECRET: 'dataverse.clientSecret',
   CHANNELS_FILE: 'channelsFile',
   LOG_LEVEL: 'log.level',
+  HEALTH_HOST: 'health.host',
   HEALTH_PORT: 'health.port',
   SHUTDOWN_BUDGET_MS: 'shutdown.budgetMs',
 };

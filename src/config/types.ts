@@ -24,7 +24,7 @@ export interface RelayConfig {
   /** Absolute path of the channels file. */
   channelsFile: string;
   log: { level: LogLevel };
-  health: { port: number };
+  health: { host: string; port: number };
   shutdown: { budgetMs: number };
 }
 

@@ -95,6 +95,8 @@ export class MessageStore {
   #nextConsumer = 0;
   #nextSeq = 1;
   #pumping = false;
+  /** A session is being released: its returning messages must not offer it to a waiter one by one. */
+  #releasing = false;
 
   constructor(options: { path: string; name: string; settings: StoreSettings; journal: StoreJournal; withDeadLetter: boolean }) {
     this.path = options.path;
@@ -184,7 +186,7 @@ export class MessageStore {
       if (returned) session.queue.putBack(msg);
       else session.queue.push(msg);
       if (session.holder) this.#pumpSession(session);
-      else this.#offerSession(session);
+      else if (!this.#releasing) this.#offerSession(session);
     } else {
       if (returned) this.#queue.putBack(msg);
       else this.#queue.push(msg);
@@ -204,7 +206,8 @@ export class MessageStore {
     if (i >= 0) this.#consumers.splice(i, 1);
     const w = this.#waiters.findIndex((x) => x.consumer === consumer);
     if (w >= 0) this.#waiters.splice(w, 1)[0]!.resolve(undefined);
-    if (consumer.session) this.#releaseSession(consumer.session, now);
+    if (consumer.session?.holder === consumer) this.#releaseSession(consumer.session, now);
+    consumer.session = undefined;
     for (const lock of this.#timedLocks.values()) if (lock.consumer === consumer) lock.consumer = undefined;
   }
 
@@ -456,7 +459,7 @@ export class MessageStore {
     if (sessionId !== undefined) {
       const s = this.#session(sessionId);
       if (s.holder && s.lockedUntil > now) return 'locked';
-      if (s.holder) this.#sessionLockExpired(s, now);
+      if (s.holder) this.#sessionLockExpired(s, now, false);
       this.#hold(s, consumer, now);
       return s;
     }
@@ -475,8 +478,9 @@ export class MessageStore {
     consumer.session = s;
   }
 
-  /** A session got messages and has no holder: give it to the oldest waiter. */
+  /** A session got messages and has no holder: give it to the oldest waiter (never to a second holder). */
   #offerSession(s: Session): void {
+    if (s.holder || s.queue.size === 0) return;
     const waiter = this.#waiters.shift();
     if (!waiter) return;
     const now = Date.now();
@@ -508,18 +512,25 @@ export class MessageStore {
   }
 
   /** The session's holder let go (link closed) or lost it: unsettled messages go back with delivery count + 1. */
-  #releaseSession(s: Session, now: number): void {
+  #releaseSession(s: Session, now: number, offer = true): void {
     if (s.holder) s.holder.session = undefined;
     s.holder = undefined;
     s.lockedUntil = 0;
-    for (const lock of [...s.locks]) this.#expireLock(lock, now);
-    if (s.queue.size > 0) this.#offerSession(s);
+    // Returning a message offers the session to a waiter as soon as it has one available (#makeAvailable): the
+    // session must stay unheld until every lock is back, so the offer is made once, after the loop.
+    this.#releasing = true;
+    try {
+      for (const lock of [...s.locks]) this.#expireLock(lock, now);
+    } finally {
+      this.#releasing = false;
+    }
+    if (offer) this.#offerSession(s);
     this.#forgetSessionIfIdle(s.id);
   }
 
-  #sessionLockExpired(s: Session, now: number): void {
+  #sessionLockExpired(s: Session, now: number, offer = true): void {
     const holder = s.holder;
-    this.#releaseSession(s, now);
+    this.#releaseSession(s, now, offer);
     holder?.sessionLockLost();
   }
 

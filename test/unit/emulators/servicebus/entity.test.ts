@@ -163,6 +163,55 @@ describe('Service Bus emulator entity (queue logic)', () => {
     assert.equal(journal.sessionState.callCount, 1);
   });
 
+  it('gives a released session with several locked messages to one waiting receiver only, with delivery count + 1', async () => {
+    const s = store({ requiresSession: true, maxDeliveryCount: 10 });
+    for (const body of ['m1', 'm2', 'm3']) s.enqueue(incoming(body, 'S'), Date.now());
+    const holder = new FakeConsumer('h', 10);
+    s.addConsumer(holder);
+    s.acceptSession(holder, 'S', 1000, Date.now());
+    s.pump();
+    assert.equal(holder.got.length, 3);
+    // A waiting receiver has no credit yet: its link opens only once it gets the session.
+    const waiters = ['w1', 'w2', 'w3'].map((id) => new FakeConsumer(id, 0));
+    const waits = waiters.map((w) => {
+      s.addConsumer(w);
+      return s.acceptSession(w, undefined, 500, Date.now()) as Promise<Session | undefined>;
+    });
+    s.removeConsumer(holder, Date.now());
+    clock.tick(600);
+    s.tick(Date.now(), false);
+    const granted = await Promise.all(waits);
+    assert.deepEqual(granted.map((g) => g?.id), ['S', undefined, undefined], 'one waiter got the session, the others timed out');
+    assert.deepEqual([waiters[0]!.session?.id, waiters[1]!.session, waiters[2]!.session], ['S', undefined, undefined]);
+    waiters[0]!.credit = 10;
+    s.pump();
+    assert.deepEqual(waiters[0]!.got.map((g) => [g.msg.props.messageId, g.msg.deliveryCount]), [['m1', 1], ['m2', 1], ['m3', 1]]);
+
+    s.removeConsumer(waiters[1]!, Date.now());
+    assert.equal(waiters[0]!.session?.holder, waiters[0], 'a consumer that never held the session cannot release it');
+  });
+
+  it('takes an expired named session for a new receiver without handing it to a waiter as well', async () => {
+    const s = store({ requiresSession: true });
+    s.enqueue(incoming('m', 'S'), Date.now());
+    const old = new FakeConsumer('old', 10);
+    s.addConsumer(old);
+    s.acceptSession(old, 'S', 1000, Date.now());
+    s.pump();
+    const waiter = new FakeConsumer('w', 10);
+    s.addConsumer(waiter);
+    const waiting = s.acceptSession(waiter, undefined, 300, Date.now()) as Promise<Session | undefined>;
+    clock.tick(1000);
+    const named = new FakeConsumer('named', 10);
+    s.addConsumer(named);
+    const got = s.acceptSession(named, 'S', 1000, Date.now());
+    assert.ok(!(got instanceof Promise) && got !== 'locked' && got.holder === named);
+    s.tick(Date.now(), false);
+    assert.equal(await waiting, undefined);
+    assert.equal(waiter.session, undefined);
+    assert.equal(old.lost, 1);
+  });
+
   it('defers, receives deferred by sequence number, and schedules', () => {
     const s = store();
     const c = new FakeConsumer('c', 10);

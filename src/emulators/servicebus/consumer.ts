@@ -12,7 +12,7 @@ import type { Logger } from '../../log.js';
 import type { Consumer, Lock, MessageStore, Session, Settlement, SettleResult } from './entity.js';
 import { lockTokenString, reorderGuidBytes } from './lock-token.js';
 import { encodeForDelivery, type StoredMessage } from './message.js';
-import { amqpMessage } from './rhea-internals.js';
+import { amqpMessage, settleDelivery } from './rhea-internals.js';
 
 export const CONDITION = {
   lockLost: 'com.microsoft:message-lock-lost',
@@ -31,7 +31,6 @@ interface SenderInternals {
 }
 
 interface DeliveryInternals {
-  remote_settled: boolean;
   remote_state?: { error?: { condition?: string }; undeliverable_here?: boolean; message_annotations?: Record<string, unknown> } & Record<string, unknown>;
 }
 
@@ -148,8 +147,7 @@ export class LinkConsumer implements Consumer {
       result = 'lock-lost';
     }
     const state = result === 'ok' ? SETTLED_OUTCOME[settlement.kind]() : lostOutcome(result);
-    delivery.update(true, state);
-    (delivery as unknown as DeliveryInternals).remote_settled = true;
+    settleDelivery(delivery, state);
     if (result !== 'ok') this.#log.debug('settlement refused', { receiver: this.id, result, sequenceNumber: lock.msg.seq, lock: lockTokenString(lock.token) });
     this.#store.pump();
   }

@@ -2,7 +2,8 @@
  * Typed access to the parts of rhea (pinned 3.0.5) that its typings leave out: the type reader and writer, the
  * delivery outcomes, and the message codec. Everything that leans on rhea beyond its typings goes through here.
  */
-import rhea from 'rhea';
+import { createRequire } from 'node:module';
+import rhea, { type Delivery } from 'rhea';
 
 interface Described {
   described(): unknown;
@@ -38,3 +39,35 @@ export interface AmqpMessage {
 
 export const amqpTypes = rhea.types as unknown as TypeCodec;
 export const amqpMessage = rhea.message as unknown as MessageCodec;
+
+interface FrameCodec {
+  disposition(fields: { role: boolean; first: number; last: number; state: unknown; settled: boolean }): unknown;
+}
+
+interface OutgoingDelivery {
+  id: number;
+  settled: boolean;
+  state: unknown;
+  remote_settled: boolean;
+  link: { is_closed(): boolean; session: { output(frame: unknown): void }; connection: { _register(): void } };
+}
+
+const frames = createRequire(import.meta.url)('rhea/lib/frames.js') as FrameCodec;
+
+/**
+ * Settles one delivery the broker sent, with its own disposition frame, and marks it settled on both sides (with
+ * receiver-settle-mode "second" the client settles silently: pitfall 3).
+ *
+ * rhea 3.0.5's `write_dispositions` merges consecutive pending dispositions into one range without comparing the
+ * second one's outcome with the first (`first !== last && …`), so settling deliveries N (lock lost) and N+1 (ok) in
+ * one tick would tell the client both were lost, or both ok. Writing each disposition alone avoids that.
+ */
+export function settleDelivery(delivery: Delivery, state: unknown): void {
+  const d = delivery as unknown as OutgoingDelivery;
+  if (d.settled) return;
+  d.settled = true;
+  d.state = state;
+  d.remote_settled = true;
+  if (!d.link.is_closed()) d.link.session.output(frames.disposition({ role: false, first: d.id, last: d.id, state, settled: true }));
+  d.link.connection._register();
+}

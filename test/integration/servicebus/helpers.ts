@@ -45,8 +45,9 @@ export class TestBed {
     return new TestBed(emulator);
   }
 
-  client(): ServiceBusClient {
-    const c = new ServiceBusClient(this.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
+  /** A client with no retries; `timeoutInMs` also bounds how long `acceptNextSession` waits. */
+  client(timeoutInMs = 10_000): ServiceBusClient {
+    const c = new ServiceBusClient(this.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs } });
     this.#clients.push(c);
     return c;
   }

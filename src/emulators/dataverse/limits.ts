@@ -156,7 +156,7 @@ export class Governor {
       s.execution.prune(before);
       if (s.inFlight >= c.maxConcurrent) {
         s.throttled.concurrency += 1;
-        throw this.#fault('ThrottledConcurrency', `Number of concurrent requests exceeded the limit of ${c.maxConcurrent}.`, 1000);
+        throw this.#fault('ThrottledConcurrency', `Number of concurrent requests exceeded the limit of ${c.maxConcurrent}.`, 1000, s);
       }
       if (s.requests.sum >= c.maxRequests) {
         s.throttled.requests += 1;
@@ -165,6 +165,7 @@ export class Governor {
           'ThrottledRequests',
           `Number of requests exceeded the limit of ${c.maxRequests} over time window of ${c.windowMs / 1000} seconds.`,
           at + c.windowMs - now,
+          s,
         );
       }
       if (s.execution.sum >= c.maxExecutionMs) {
@@ -174,6 +175,7 @@ export class Governor {
           'ThrottledTime',
           `Combined execution time of incoming requests exceeded limit of ${c.maxExecutionMs} milliseconds over time window of ${c.windowMs / 1000} seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later.`,
           at + c.windowMs - now,
+          s,
         );
       }
     }
@@ -198,13 +200,14 @@ export class Governor {
     if (this.config.enabled && ms > 0) s.execution.push(this.#now(), ms);
   }
 
-  #fault(kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime', message: string, retryMs: number): DataverseFault {
+  /** A 429: `Retry-After` in whole seconds, rounded up (at least 1), and the budgets as they stand. */
+  #fault(kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime', message: string, retryMs: number, s: IdentityState): DataverseFault {
     const c = this.config;
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
     return new DataverseFault(kind, message, {
       'Retry-After': String(retryAfter),
-      'x-ms-ratelimit-burst-remaining-xrm-requests': '0',
-      'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(kind === 'ThrottledTime' ? 0 : c.maxExecutionMs),
+      'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - s.requests.sum)),
+      'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum),
     });
   }
 

@@ -36,11 +36,26 @@ export function boundaryOf(contentType: string | undefined): string | undefined 
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
+/**
+ * Where the next delimiter line starts at or after `from`: `--boundary` at the start of the text or of a line, and
+ * followed by `--`, white space or the end of the line (so that boundary `b_1` does not match `--b_10`).
+ */
+function findDelimiter(text: string, delim: string, from: number): number {
+  let at = text.indexOf(delim, from);
+  while (at >= 0) {
+    const lineStart = at === 0 || text[at - 1] === '\n';
+    const after = text[at + delim.length];
+    if (lineStart && (after === undefined || after === '-' || after === '\r' || after === '\n' || after === ' ' || after === '\t')) return at;
+    at = text.indexOf(delim, at + 1);
+  }
+  return -1;
+}
+
 /** Splits `text` into the bodies between `--boundary` delimiters (the preamble and epilogue are dropped). */
 export function splitParts(text: string, boundary: string): string[] {
   const delim = `--${boundary}`;
   const parts: string[] = [];
-  let pos = text.indexOf(delim);
+  let pos = findDelimiter(text, delim, 0);
   if (pos < 0) throw new MultipartError(`the body has no delimiter '${delim}'`);
   for (;;) {
     let start = pos + delim.length;
@@ -48,12 +63,12 @@ export function splitParts(text: string, boundary: string): string[] {
     const eol = text.indexOf('\n', start);
     if (eol < 0) throw new MultipartError(`the body ends without the closing delimiter '${delim}--'`);
     start = eol + 1;
-    let next = text.indexOf(`\n${delim}`, start - 1);
+    const next = findDelimiter(text, delim, start);
     if (next < 0) throw new MultipartError(`the body ends without the closing delimiter '${delim}--'`);
     // The line break before a delimiter belongs to the delimiter.
-    const end = next > 0 && text[next - 1] === '\r' ? next - 1 : next;
+    let end = next > start ? next - 1 : next;
+    if (end > start && text[end - 1] === '\r') end -= 1;
     parts.push(text.slice(start, Math.max(start, end)));
-    next += 1;
     pos = next;
   }
 }

@@ -52,6 +52,22 @@ describe('service protection governor', () => {
     g.admit('a');
   });
 
+  it('writes the budget headers as Dataverse does (time in seconds, en-US grouping, two decimals), also on a 429', () => {
+    const { g } = governor({ maxConcurrent: 1 });
+    const first = g.admit('a');
+    assert.deepEqual(first.headers, { 'x-ms-ratelimit-burst-remaining-xrm-requests': '5999', 'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00' });
+    try {
+      g.admit('a');
+      assert.fail('expected the concurrency refusal');
+    } catch (err) {
+      assert.ok(isFault(err));
+      assert.equal(err.headers['x-ms-ratelimit-burst-remaining-xrm-requests'], '5999', 'a refusal does not use up the budget');
+      assert.equal(err.headers['Retry-After'], '1');
+    }
+    g.finish(first, 1);
+    assert.equal(g.admit('a').headers['x-ms-ratelimit-time-remaining-xrm-requests'], '1,199.99');
+  });
+
   it('counts but never refuses when disabled', () => {
     const g = new Governor(loadLimits('off'));
     for (let i = 0; i < 10_000; i += 1) g.finish(g.admit('a'), 1000);

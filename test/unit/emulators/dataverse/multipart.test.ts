@@ -92,6 +92,11 @@ describe('$batch multipart parser and writer', () => {
     assert.deepEqual(splitParts('preamble\r\n--x\r\nA\r\n--x\r\nB\r\n\r\n--x--\r\nepilogue', 'x'), ['A', 'B\r\n']);
   });
 
+  it('takes a delimiter only at the start of a line and followed by -- or a line end (boundary b_1 is not b_10)', () => {
+    const body = ['--b_1', 'X-Note: --b_1 inside a header', '', 'A', '--b_10 is text, not a delimiter', '--b_1', '', 'B', '--b_1--'].join('\r\n');
+    assert.deepEqual(splitParts(body, 'b_1'), ['X-Note: --b_1 inside a header\r\n\r\nA\r\n--b_10 is text, not a delimiter', '\r\nB']);
+  });
+
   it('writes responses in the Dataverse format, which parse back part by part', () => {
     const { body, contentType } = writeBatch(
       [

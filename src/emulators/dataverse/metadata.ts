@@ -27,6 +27,8 @@ export interface Column {
   required?: boolean;
   /** Set by the platform; a body that sets it is refused. */
   readOnly?: boolean;
+  /** Accepted on create and update but never returned (IsValidForRead false: `saskey`, `sastoken`, `authvalue`). */
+  writeOnly?: boolean;
   /** For lookups: navigation property → target table logical name. */
   targets?: Readonly<Record<string, string>>;
 }
@@ -146,7 +148,14 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
         namespaceformat: 'optionset', messagecharset: 'optionset',
         namespaceaddress: 'string:255', path: { name: 'path', type: 'string', maxLength: 160, required: true },
         solutionnamespace: { name: 'solutionnamespace', type: 'string', maxLength: 160, required: true },
-        saskeyname: 'string:256', saskey: 'string:256', sastoken: 'string:256', url: 'string:2000',
+        saskeyname: 'string:256', url: 'string:2000',
+        // Not readable in Dataverse (IsValidForRead False); read back whether they are set through the is…set columns.
+        saskey: { name: 'saskey', type: 'string', maxLength: 256, writeOnly: true },
+        sastoken: { name: 'sastoken', type: 'string', maxLength: 256, writeOnly: true },
+        authvalue: { name: 'authvalue', type: 'string', maxLength: 2048, writeOnly: true },
+        issaskeyset: { name: 'issaskeyset', type: 'bool', readOnly: true },
+        issastokenset: { name: 'issastokenset', type: 'bool', readOnly: true },
+        isauthvalueset: { name: 'isauthvalueset', type: 'bool', readOnly: true },
       },
     },
     { logicalName: 'sdkmessage', entitySetName: 'sdkmessages', primaryName: 'name', columns: { name: 'string:256' }, indexed: ['name'] },

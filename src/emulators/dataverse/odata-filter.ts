@@ -264,6 +264,7 @@ export function resolveProperty(def: TableDef, property: string): Column {
     const hint = def.columns.get(property)?.type === 'lookup' ? ` Lookups are filtered as '_${property}_value'.` : '';
     throw new DataverseFault('QuerySyntax', `Could not find a property named '${property}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`);
   }
+  if (col.writeOnly) throw new DataverseFault('QuerySyntax', `The property '${property}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read, so it cannot be filtered or sorted on.`);
   return col;
 }
 

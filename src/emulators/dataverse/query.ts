@@ -26,6 +26,9 @@ export interface ListQuery {
   skip: number;
 }
 
+/** The readable flag that tells whether a write-only column is set. */
+const WRITE_ONLY_FLAGS: Readonly<Record<string, string>> = { saskey: 'issaskeyset', sastoken: 'issastokenset', authvalue: 'isauthvalueset' };
+
 const KNOWN_OPTIONS = new Set(['$select', '$filter', '$orderby', '$top', '$count', '$skiptoken']);
 const SKIPTOKEN = /offset="(\d+)"/;
 
@@ -37,6 +40,9 @@ export function parseSelect(def: TableDef, text: string | null): { projection: P
     if (!col) {
       const hint = def.columns.get(name)?.type === 'lookup' ? ` Lookups are selected as '_${name}_value'.` : '';
       throw new DataverseFault('QuerySyntax', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`);
+    }
+    if (col.writeOnly) {
+      throw new DataverseFault('QuerySyntax', `The property '${name}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read (it is write-only, like in Dataverse); read '${WRITE_ONLY_FLAGS[name] ?? name}' instead.`);
     }
     return col;
   });

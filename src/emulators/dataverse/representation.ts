@@ -5,8 +5,9 @@ import type { LookupValue, Row } from './store.js';
 /** The columns to return, resolved once per request. */
 export type Projection = readonly Column[];
 
+/** Every readable column (write-only ones such as `serviceendpoint.saskey` are never returned). */
 export function fullProjection(def: TableDef): Projection {
-  return [...def.columns.values()];
+  return [...def.columns.values()].filter((c) => !c.writeOnly);
 }
 
 export function etagOf(row: Row): string {

@@ -82,6 +82,15 @@ export function parsePrefer(header: string | undefined): { representation: boole
   return out;
 }
 
+/** Columns the platform computes from others (the `is…set` flags of the write-only service endpoint secrets). */
+function derive(def: TableDef, row: Row): void {
+  if (def.logicalName !== 'serviceendpoint') return;
+  const set = (v: unknown): boolean => typeof v === 'string' && v !== '';
+  row['issaskeyset'] = set(row['saskey']);
+  row['issastokenset'] = set(row['sastoken']);
+  row['isauthvalueset'] = set(row['authvalue']);
+}
+
 export class OrganizationService {
   readonly catalog = new Catalog();
   readonly store = new Store();
@@ -247,6 +256,7 @@ export class OrganizationService {
     row['createdon'] = now;
     row['modifiedon'] = now;
     row['versionnumber'] = this.store.nextVersion();
+    derive(def, row);
     if (def.logicalName === 'contact' && row['fullname'] === undefined) {
       const full = [row['firstname'], row['lastname']].filter((v) => typeof v === 'string' && v !== '').join(' ');
       if (full) row['fullname'] = full;
@@ -334,6 +344,7 @@ export class OrganizationService {
       }
       this.#validateRow(def, { ...existing, ...values });
       row = { ...existing, ...values, modifiedon: nowIsoSeconds(), versionnumber: this.store.nextVersion() };
+      derive(def, row);
       this.store.replace(def, row, req.tx);
       this.#afterWrite(def, req.tx);
     }
@@ -395,38 +406,36 @@ export class OrganizationService {
     const targets = this.stepsFor(def);
     if (targets.length === 0) return;
     const created = new Date();
+    const organization = organizationClaim(this.apiRoot);
     const events = targets.map((t) => {
       const operationId = randomUUID();
-      const context = buildRemoteExecutionContext({
-        table: def,
-        row,
-        messageName: 'Create',
-        userId,
-        initiatingUserId: userId,
-        organizationId: this.organization.id,
-        organizationName: this.organization.name,
-        businessUnitId: this.organization.businessUnitId,
-        correlationId: randomUUID(),
-        operationId,
-        requestId: operationId,
-        operationCreatedOn: created,
-        step: t.step,
-      });
-      const { body, trimmed } = fitContext(context);
+      const correlationId = randomUUID();
       return {
         connectionString: t.connectionString,
         entityPath: t.entityPath,
-        body,
         contentType: t.contentType,
         messageId: operationId,
-        applicationProperties: claimsProperties({
-          organization: organizationClaim(this.apiRoot),
-          userId,
-          initiatingUserId: userId,
-          entityLogicalName: def.logicalName,
-          requestName: 'Create',
-          trimmed,
-        }),
+        // Rendered when sent: `row` is a snapshot (the store replaces rows on update, never mutates them).
+        render: () => {
+          const context = buildRemoteExecutionContext({
+            table: def,
+            row,
+            messageName: 'Create',
+            userId,
+            initiatingUserId: userId,
+            organizationId: this.organization.id,
+            organizationName: this.organization.name,
+            businessUnitId: this.organization.businessUnitId,
+            correlationId,
+            operationId,
+            requestId: operationId,
+            operationCreatedOn: created,
+            step: t.step,
+          });
+          const { body, trimmed } = fitContext(context);
+          const applicationProperties = claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: def.logicalName, requestName: 'Create', trimmed });
+          return { body, applicationProperties };
+        },
       };
     });
     const post = (): void => {

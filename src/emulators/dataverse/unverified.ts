@@ -48,19 +48,32 @@ export const REALTIME_ACTIONS = {
 } as const;
 
 /**
- * Service endpoint → Service Bus connection. No Microsoft sample creates a Service Bus endpoint through the Web API;
- * the emulator reads `namespaceaddress` (`sb://host[:port]/`), `saskeyname`, `saskey` and `path` (the queue or
- * topic). A loopback host gets `UseDevelopmentEmulator=true`. When the emulator was started with a connection
- * string (`--servicebus`), that string is used for every endpoint and only `path` is read from the row. UNVERIFIED.
+ * Service endpoint → Service Bus connection. No Microsoft sample creates a Service Bus endpoint through the Web API.
+ * - `authtype` 2 (SAS Key, the combination in the reference): `namespaceaddress` (`sb://host[:port]/`), `saskeyname`,
+ *   `saskey`.
+ * - `authtype` 7 (Connection String): the connection string in `authvalue` (the only string column that can hold
+ *   one; an `EntityPath=` in it is dropped, `path` names the entity).
+ * In both cases `path` is the queue or topic. A loopback host gets `UseDevelopmentEmulator=true`. When the emulator
+ * was started with a connection string (`--servicebus`), that string is used for every endpoint and only `path` is
+ * read from the row. UNVERIFIED: which columns the Plug-in Registration Tool fills for each auth type.
  */
 export function endpointConnectionString(row: Record<string, unknown>, override: string | undefined): string {
   if (override) return override;
+  if (row['authtype'] === 7 && typeof row['authvalue'] === 'string' && row['authvalue'] !== '') {
+    const parts = row['authvalue'].split(';').filter((p) => p.trim() !== '' && !/^\s*EntityPath\s*=/i.test(p));
+    const host = /^\s*Endpoint\s*=\s*sb:\/\/([^/;]+)/i.exec(parts.find((p) => /^\s*Endpoint\s*=/i.test(p)) ?? '')?.[1] ?? '';
+    if (isLoopback(host) && !parts.some((p) => /^\s*UseDevelopmentEmulator\s*=/i.test(p))) parts.push('UseDevelopmentEmulator=true');
+    return parts.join(';');
+  }
   const address = String(row['namespaceaddress'] ?? '');
   const keyName = String(row['saskeyname'] ?? '');
   const key = String(row['saskey'] ?? '');
   const host = address.replace(/^sb:\/\//i, '').replace(/\/.*$/, '');
-  const loopback = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i.test(host);
-  return `Endpoint=sb://${host}/;SharedAccessKeyName=${keyName};SharedAccessKey=${key}${loopback ? ';UseDevelopmentEmulator=true' : ''}`;
+  return `Endpoint=sb://${host}/;SharedAccessKeyName=${keyName};SharedAccessKey=${key}${isLoopback(host) ? ';UseDevelopmentEmulator=true' : ''}`;
+}
+
+function isLoopback(host: string): boolean {
+  return /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i.test(host);
 }
 
 /**
@@ -80,11 +93,13 @@ export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'applicati
 export const SUPPORTED_MESSAGE_FORMAT = 2;
 
 /**
- * `x-ms-ratelimit-time-remaining-xrm-requests`: the emulator writes the remaining execution time in seconds with
- * two decimals. UNVERIFIED: the unit and format of the real header (the docs name the header only).
+ * `x-ms-ratelimit-time-remaining-xrm-requests`: the remaining combined execution time in seconds, written the way
+ * captured responses show it: en-US grouping and two decimals (`1,200.00`, `1,199.46`; PA-docs quick-start-ps.md
+ * and other captures). A caller that parses it with `Number()` gets NaN on real Dataverse, so neither does it
+ * here: strip the commas first. The header's unit is inferred from those captures (the docs name the header only).
  */
 export function formatTimeRemaining(ms: number): string {
-  return (Math.max(0, ms) / 1000).toFixed(2);
+  return (Math.max(0, ms) / 1000).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
 /**

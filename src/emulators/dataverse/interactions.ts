@@ -26,6 +26,25 @@ export interface Interaction {
   triggerKeyword?: string;
   /** The real-time journeys payload, parsed. */
   payload?: Record<string, unknown>;
+  /**
+   * Set when an earlier interaction has the same {@link duplicateKey}: the `seq` of the first one. The emulator
+   * records duplicates (as Dataverse is believed to; UNVERIFIED) and marks them so that a test can count them.
+   */
+  duplicateOf?: number;
+}
+
+/**
+ * What makes two interactions "the same": for CreateInteraction the activity row, the response type and the
+ * trigger keyword (case-insensitive); for the real-time notification the channel definition, MessageId and Status.
+ * Inbound messages are never duplicates (a contact may send the same text twice).
+ */
+export function duplicateKey(item: Omit<Interaction, 'seq'>): string | undefined {
+  if (item.kind === 'interaction') return `i|${item.activityRowId ?? item.activityId ?? ''}|${item.responseType ?? ''}|${(item.triggerKeyword ?? '').toLowerCase()}`;
+  if (item.kind === 'notification') {
+    const p = item.payload ?? {};
+    return `n|${String(p['ChannelDefinitionId'] ?? '').toLowerCase()}|${String(p['MessageId'] ?? '')}|${String(p['Status'] ?? '')}`;
+  }
+  return undefined;
 }
 
 export interface InteractionFilter {
@@ -34,6 +53,8 @@ export interface InteractionFilter {
   journeyId?: string;
   responseType?: string;
   contactId?: string;
+  /** true: only the duplicates; false: only the first of each. @defaultValue both */
+  duplicates?: boolean;
 }
 
 type IndexedField = 'activityId' | 'journeyId' | 'responseType' | 'contactId' | 'kind';
@@ -41,14 +62,31 @@ const INDEXED: readonly IndexedField[] = ['activityId', 'journeyId', 'responseTy
 
 export class InteractionLog {
   #items: Interaction[] = [];
+  /** {@link duplicateKey} → seq of the first interaction with it. */
+  readonly #firstByKey = new Map<string, number>();
+  #duplicates = 0;
   readonly #indexes = new Map<IndexedField, Map<string, number[]>>(INDEXED.map((f) => [f, new Map()]));
 
   get size(): number {
     return this.#items.length;
   }
 
+  /** How many recorded interactions repeat an earlier one. */
+  get duplicates(): number {
+    return this.#duplicates;
+  }
+
   add(item: Omit<Interaction, 'seq'>, tx?: Tx): Interaction {
     const stored: Interaction = { seq: this.#items.length + 1, ...item };
+    const key = duplicateKey(item);
+    if (key !== undefined) {
+      const first = this.#firstByKey.get(key);
+      if (first === undefined) this.#firstByKey.set(key, stored.seq);
+      else {
+        stored.duplicateOf = first;
+        this.#duplicates += 1;
+      }
+    }
     const position = this.#items.length;
     this.#items.push(stored);
     for (const field of INDEXED) {
@@ -68,6 +106,11 @@ export class InteractionLog {
   #removeLast(): void {
     const item = this.#items.pop();
     if (!item) return;
+    if (item.duplicateOf !== undefined) this.#duplicates -= 1;
+    else {
+      const key = duplicateKey(item);
+      if (key !== undefined && this.#firstByKey.get(key) === item.seq) this.#firstByKey.delete(key);
+    }
     for (const field of INDEXED) {
       const value = item[field];
       if (value !== undefined) this.#indexes.get(field)!.get(value.toLowerCase())?.pop();
@@ -86,7 +129,9 @@ export class InteractionLog {
       const list = this.#indexes.get(field)!.get(key) ?? [];
       if (!best || list.length < best.length) best = list;
     }
-    if (!best) return [...this.#items];
-    return best.map((i) => this.#items[i]!).filter((item) => checks.every(([f, v]) => item[f]?.toLowerCase() === v));
+    const dup = filter.duplicates;
+    const keep = (item: Interaction): boolean => dup === undefined || (item.duplicateOf !== undefined) === dup;
+    if (!best) return this.#items.filter(keep);
+    return best.map((i) => this.#items[i]!).filter((item) => keep(item) && checks.every(([f, v]) => item[f]?.toLowerCase() === v));
   }
 }

@@ -13,9 +13,17 @@ import { randomUUID } from 'node:crypto';
 export interface JourneyRunRequest {
   /** Contacts to run, by id. */
   contactIds?: string[];
-  /** Or: the first `count` contacts in creation order. */
+  /** Or: the first `count` contacts in creation order (refused when fewer exist, unless `generateContacts`). */
   count?: number;
+  /**
+   * With `count`: create the contacts missing to reach `count` first (`Generated Contact <n>`, a mobile number,
+   * the compliance field false), through the same path as any create. @defaultValue false
+   */
+  generateContacts?: boolean;
 }
+
+/** Most contacts one run may touch (the whole run is one transaction held in memory). */
+export const MAX_RUN_CONTACTS = 100_000;
 
 export interface JourneyRunResult {
   journeyId: string;
@@ -31,6 +39,9 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
   const contacts = service.table('contact');
   let rows: Row[];
   if (Array.isArray(request.contactIds)) {
+    if (request.contactIds.length > MAX_RUN_CONTACTS) {
+      throw new DataverseFault('InvalidArgument', `${request.contactIds.length} contactIds is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run.`);
+    }
     rows = request.contactIds.map((id) => {
       if (!isGuid(id)) throw new DataverseFault('InvalidArgument', `contactIds: '${id}' is not a GUID.`);
       const row = service.store.get(contacts, id.toLowerCase());
@@ -38,6 +49,19 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
       return row;
     });
   } else if (typeof request.count === 'number' && Number.isInteger(request.count) && request.count >= 0) {
+    if (request.count > MAX_RUN_CONTACTS) {
+      throw new DataverseFault('InvalidArgument', `count ${request.count} is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run: run the journey several times.`);
+    }
+    if (request.generateContacts !== undefined && typeof request.generateContacts !== 'boolean') {
+      throw new DataverseFault('InvalidArgument', `generateContacts must be true or false, found ${JSON.stringify(request.generateContacts)}.`);
+    }
+    const available = service.store.count(contacts);
+    if (request.count > available && request.generateContacts !== true) {
+      throw new DataverseFault(
+        'InvalidArgument',
+        `count ${request.count} asks for more contacts than the organization holds (${available}): send {"count": ${request.count}, "generateContacts": true} to create the ${request.count - available} missing ones, or a smaller count.`,
+      );
+    }
     rows = [];
     for (const row of service.store.rows(contacts)) {
       if (rows.length >= request.count) break;
@@ -52,6 +76,20 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
   const result: JourneyRunResult = { journeyId: journey.journeyId, iterationId: journey.iterationId, created: [], skipped: [] };
   const tx = new Tx();
   try {
+    if (typeof request.count === 'number' && rows.length < request.count) {
+      const first = service.store.count(contacts);
+      for (let i = first; rows.length < request.count; i += 1) {
+        const n = i + 1;
+        rows.push(
+          service.insertRow(
+            contacts,
+            { firstname: 'Generated', lastname: `Contact ${n}`, mobilephone: `+1555${String(n).padStart(7, '0')}`, [tile.complianceField]: false },
+            userId,
+            tx,
+          ),
+        );
+      }
+    }
     for (const contact of rows) {
       const contactId = contact['contactid'] as string;
       if (contact[tile.complianceField] === true) {

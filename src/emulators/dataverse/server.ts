@@ -68,6 +68,8 @@ function delay(ms: number): Promise<void> {
 export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, governor, log } = deps;
   const debug = log.isDebugEnabled();
+  /** Web API requests admitted, `$batch` requests among them, and the operations those batches ran. */
+  const traffic = { requests: 0, batches: 0, batchOperations: 0 };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
     const base: Record<string, string> = { REQ_ID: reqId, 'x-ms-service-request-id': reqId };
@@ -95,6 +97,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       throw err;
     }
     let operations = 1;
+    traffic.requests += 1;
     try {
       const body = await readBody(req);
       const headers = lowerHeaders(req);
@@ -105,8 +108,10 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       let outBody: string | undefined;
       if (path === '$batch') {
         if (req.method !== 'POST') throw new DataverseFault('MethodNotAllowed', `$batch accepts POST, not ${req.method}.`);
+        traffic.batches += 1;
         const outcome = executeBatch(service, headers['content-type'], body, headers, userId, reqId);
         operations = Math.max(1, outcome.operations);
+        traffic.batchOperations += outcome.operations;
         ({ status, headers: outHeaders, body: outBody } = outcome);
       } else {
         const r = service.execute({ method: req.method ?? 'GET', path, headers, body, userId });
@@ -155,9 +160,18 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           if (v !== null) filter[key] = v;
         }
         const kind = p.get('kind');
-        if (kind !== null) filter.kind = kind as InteractionKind;
+        if (kind !== null) {
+          if (!['interaction', 'notification', 'inbound'].includes(kind)) throw new DataverseFault('InvalidArgument', `kind must be interaction, notification or inbound, found '${kind}'.`);
+          filter.kind = kind as InteractionKind;
+        }
+        const duplicates = p.get('duplicates');
+        if (duplicates !== null) {
+          if (duplicates !== 'true' && duplicates !== 'false') throw new DataverseFault('InvalidArgument', `duplicates must be true or false, found '${duplicates}'.`);
+          filter.duplicates = duplicates === 'true';
+        }
         const value = service.interactions.query(filter);
-        send(res, 200, headers, JSON.stringify({ count: value.length, value }));
+        const duplicateCount = value.reduce((n, i) => n + (i.duplicateOf === undefined ? 0 : 1), 0);
+        send(res, 200, headers, JSON.stringify({ count: value.length, duplicates: duplicateCount, value }));
         return;
       }
       if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
@@ -170,9 +184,11 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           headers,
           JSON.stringify({
             identities: governor.stats(),
+            traffic,
             limits: governor.config,
             posting: { ...posting, eventsQueued: service.eventsQueued },
             interactions: service.interactions.size,
+            interactionDuplicates: service.interactions.duplicates,
             rows,
           }),
         );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
-import { client, rejection, startEmulator, waitFor } from './helpers.js';
+import { client, contactId, rejection, smallSeed, startEmulator, waitFor } from './helpers.js';
 
 interface Stats {
   identities: Record<string, { served: number; throttled: { requests: number; executionTime: number; concurrency: number }; executionMsTotal: number }>;
@@ -92,5 +92,43 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     const free = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
     assert.equal(free.status, 200);
     assert.equal(free.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), null);
+  });
+
+  it('gives dynamics-web-api a 429 error it can act on for a $batch and for a long GET the client sent as one: status, code, retry-after for the window', async () => {
+    emulator = await startEmulator({ seed: smallSeed(60), limits: { ...base, windowMs: 4000, maxRequests: 2 } });
+    const api = client(emulator.url, 'worker');
+    const ids = Array.from({ length: 60 }, (_, i) => `'${contactId(i)}'`).join(',');
+    const longGet = (): Promise<unknown> =>
+      api.retrieveMultiple({ collection: 'contacts', select: ['fullname'], filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids}])` });
+    assert.equal(((await longGet()) as { value: unknown[] }).value.length, 60);
+    api.startBatch();
+    api.retrieveMultiple({ collection: 'contacts', top: 1 });
+    await api.executeBatch();
+
+    const batchErr = await (async () => {
+      api.startBatch();
+      api.retrieveMultiple({ collection: 'contacts', top: 1 });
+      return rejection(api.executeBatch());
+    })();
+    const getErr = await rejection(longGet());
+    for (const err of [batchErr, getErr]) {
+      assert.ok(!Array.isArray(err), 'a single error, not the array of batch parts');
+      assert.equal(err.status, 429);
+      assert.equal(err.code, '0x80072322');
+      const headers = err.headers as Record<string, string>;
+      const retryAfter = Number(headers['retry-after']);
+      // The oldest request leaves the 4 s window in a little under 4 s: whole seconds, rounded up.
+      assert.ok(retryAfter >= 3 && retryAfter <= 4, `Retry-After ${headers['retry-after']}`);
+      assert.equal(headers['x-ms-ratelimit-burst-remaining-xrm-requests'], '0');
+    }
+  });
+
+  it('writes the time budget as Dataverse does: seconds with en-US grouping and two decimals', async () => {
+    emulator = await startEmulator({ limits: 'realistic' });
+    const res = await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer h' } });
+    assert.equal(res.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '1,200.00');
+    assert.equal(res.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), '5999');
+    const next = await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer h' } });
+    assert.equal(next.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '1,199.99');
   });
 });

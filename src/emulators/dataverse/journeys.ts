@@ -35,6 +35,9 @@ export interface JourneyRunResult {
 export function runJourney(service: OrganizationService, journeys: readonly SeedJourney[], journeyId: string, request: JourneyRunRequest, userId: string): JourneyRunResult {
   const journey = journeys.find((j) => j.journeyId.toLowerCase() === journeyId.toLowerCase());
   if (!journey) throw new DataverseFault('RowNotFound', `No journey '${journeyId}' is declared in the seed's "journeys".`);
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    throw new DataverseFault('InvalidArgument', 'The body must be a JSON object: {"contactIds": ["<guid>", …]} or {"count": <n>}.');
+  }
   const tile = service.tiles.get(journey.entityType)!;
   const contacts = service.table('contact');
   let rows: Row[];

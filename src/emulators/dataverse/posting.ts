@@ -166,8 +166,10 @@ export class Poster {
     this.#senders.delete(key);
     const client = this.#clients.get(connectionString);
     this.#clients.delete(connectionString);
-    for (const [k, s] of this.#senders) {
-      if (k.startsWith(`${connectionString}\n`)) this.#senders.delete(k);
+    // The client is closed below: drop every sender it made, and only those (senders of other connections stay open).
+    for (const [k, s] of [...this.#senders]) {
+      if (!k.startsWith(`${connectionString}\n`)) continue;
+      this.#senders.delete(k);
       await s.close().catch(() => undefined);
     }
     await sender?.close().catch(() => undefined);

@@ -15,6 +15,16 @@ export function etagOf(row: Row): string {
 }
 
 /**
+ * Whether an `If-Match` / `If-None-Match` value names the row's current version: `*`, or a comma list of ETags
+ * compared weakly (`W/"5"`, `"5"` and `w/"5"` are the same version).
+ */
+export function etagMatches(header: string, row: Row): boolean {
+  if (header.trim() === '*') return true;
+  const version = String(row['versionnumber']);
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1') === version);
+}
+
+/**
  * Annotations asked for with `Prefer: odata.include-annotations="…"`. The emulator writes, for lookups, the
  * lookup logical name, the navigation property and the formatted value (the target row's primary name), and the
  * formatted value of statecode/statuscode.

@@ -12,7 +12,7 @@ import { Catalog, type TableDef } from './metadata.js';
 import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
 import { buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
-import { etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
+import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from './tile.js';
 import {
@@ -125,7 +125,13 @@ export class OrganizationService {
       if (resolved === undefined) throw new DataverseFault('BatchInvalid', `Content-ID Reference: '${path}' does not exist in the batch context.`);
       path = resolved.replace(/^\//, '');
     }
-    const m = SEGMENT.exec(decodeURIComponent(path));
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw new DataverseFault('QuerySyntax', `The path '${path}' is not correctly percent-encoded.`);
+    }
+    const m = SEGMENT.exec(decoded);
     if (!m || path.includes('/')) throw new DataverseFault('ResourceNotFound', `Resource not found for the segment '${path}'.`);
     const name = m[1]!;
     const key = m[2];
@@ -208,6 +214,10 @@ export class OrganizationService {
     const { projection, select } = parseSelect(def, query.get('$select'));
     const row = this.store.get(def, id);
     if (!row) throw this.#notFound(def, id);
+    const ifNoneMatch = req.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && ifNoneMatch !== 'null' && etagMatches(ifNoneMatch, row)) {
+      return { status: 304, headers: { 'OData-Version': '4.0', ETag: etagOf(row) } };
+    }
     const body = {
       '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${select ? `(${select.join(',')})` : ''}/$entity`,
       ...represent(def, row, projection, this.#annotations(req)),
@@ -336,7 +346,7 @@ export class OrganizationService {
       if (ifMatch !== undefined) throw this.#notFound(def, id);
       row = this.insertRow(def, { ...values, [def.primaryKey]: id }, req.userId, req.tx);
     } else {
-      if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(existing)) {
+      if (ifMatch !== undefined && !etagMatches(ifMatch, existing)) {
         throw new DataverseFault('PreconditionFailed', `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`);
       }
       if (values[def.primaryKey] !== undefined && values[def.primaryKey] !== id) {
@@ -361,7 +371,7 @@ export class OrganizationService {
     const existing = this.store.get(def, id);
     if (!existing) throw this.#notFound(def, id);
     const ifMatch = req.headers['if-match'];
-    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(existing)) {
+    if (ifMatch !== undefined && !etagMatches(ifMatch, existing)) {
       throw new DataverseFault('PreconditionFailed', `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`);
     }
     this.store.remove(def, id, req.tx);

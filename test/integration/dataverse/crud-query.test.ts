@@ -62,6 +62,23 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     assert.match(String(gone.message), /contact With Id = 9a9a9a9a-0000-4000-8000-000000000001 Does Not Exist/);
   });
 
+  it('compares ETags weakly (W/"n", "n", lists, *) and answers a retrieve with a current If-None-Match with 304', async () => {
+    emulator = await startEmulator({ seed: smallSeed(1) });
+    const api = client(emulator.url);
+    const strict = new DynamicsWebApi({ serverUrl: emulator.url, onTokenRefresh: async () => 'test-user', propagateErrors: true });
+    const etag = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'] }))['@odata.etag'] as string;
+    const version = /^W\/"(\d+)"$/.exec(etag)![1]!;
+    // dynamics-web-api resolves a 304 as undefined: "not modified".
+    assert.equal(await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: etag }), undefined);
+    assert.equal((await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: 'W/"1"' })).firstname, 'First0');
+    await strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Strong' }, ifmatch: `"${version}"` });
+    const next = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] }))['@odata.etag'] as string;
+    await strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Listed' }, ifmatch: `W/"1", ${next}` });
+    const stale = await rejection(strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Stale' }, ifmatch: `"${version}"` }));
+    assert.equal(stale.status, 412);
+    assert.equal((await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] })).lastname, 'Listed');
+  });
+
   it('filters, orders, selects, counts and pages like Dataverse', async () => {
     emulator = await startEmulator({ seed: smallSeed(25, 5) });
     const api = client(emulator.url);

@@ -3,12 +3,22 @@
  * sessions competing across clients, lock renewal, settling while in flight, closing, and sustained load.
  */
 import assert from 'node:assert/strict';
-import type { ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSessionReceiver } from '@azure/service-bus';
+import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import { TestBed, waitFor } from './helpers.js';
 
 const ENTITY_LOGICAL_NAME = 'http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName';
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves with the promise's outcome (a rejection counts as ending), failing when it takes longer than `ms`. */
+async function endsWithin(what: string, promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise.then(() => undefined, () => undefined), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Receives with `receiveMessages` in a loop until `done()` says so or the deadline passes. */
 async function drain(receiver: ServiceBusReceiver, handle: (m: ServiceBusReceivedMessage) => Promise<void>, done: () => boolean, timeoutMs: number): Promise<void> {
@@ -298,5 +308,134 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
         assert.deepEqual(completed.get(`s${s}`), expected, `session s${s}: in order, redelivered once after the crash`);
       }
     });
+  });
+});
+
+describe('Service Bus emulator: closing and sustained load, through the real SDK', function () {
+  this.timeout(30_000);
+  let bed: TestBed;
+
+  afterEach(async () => {
+    await bed?.close();
+  });
+
+  it('redelivers what a closed receiver or client held (locked, in a handler, or in flight), and client.close() does not hang', async () => {
+    bed = await TestBed.start({ queues: { activities: { LockDuration: 'PT1S', MaxDeliveryCount: 10 } } });
+    await bed.client().createSender('activities').sendMessages(Array.from({ length: 10 }, (_, i) => ({ body: i, messageId: `m${i}` })));
+    const leaving = bed.client();
+    const batchReceiver = leaving.createReceiver('activities', { maxAutoLockRenewalDurationInMs: 0 });
+    const locked: ServiceBusReceivedMessage[] = [];
+    while (locked.length < 4) locked.push(...(await batchReceiver.receiveMessages(4 - locked.length, { maxWaitTimeInMs: 1000 })));
+    await batchReceiver.close();
+    const inHandler: string[] = [];
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    const streaming = leaving.createReceiver('activities', { maxAutoLockRenewalDurationInMs: 0 });
+    streaming.subscribe(
+      {
+        processMessage: async (m) => {
+          inHandler.push(String(m.messageId));
+          await blocked;
+        },
+        processError: async () => undefined,
+      },
+      { maxConcurrentCalls: 3 },
+    );
+    await waitFor('three messages in handlers', () => (inHandler.length >= 3 ? true : undefined));
+    const waiting = leaving
+      .createReceiver('activities')
+      .receiveMessages(5, { maxWaitTimeInMs: 20_000 })
+      .catch(() => undefined);
+    const started = Date.now();
+    await leaving.close();
+    assert.ok(Date.now() - started < 3000, `client.close() took ${Date.now() - started} ms`);
+    await endsWithin('a pending receiveMessages of the closed client', waiting, 3000);
+    release();
+
+    const receiver = bed.client().createReceiver('activities');
+    const got = new Map<string, number>();
+    const deadline = Date.now() + 10_000;
+    while (got.size < 10) {
+      assert.ok(Date.now() < deadline, `only ${got.size} of 10 came back`);
+      for (const m of await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })) {
+        assert.ok(!got.has(String(m.messageId)), `${String(m.messageId)} delivered twice`);
+        got.set(String(m.messageId), m.deliveryCount!);
+        await receiver.completeMessage(m);
+      }
+    }
+    for (const m of locked) assert.equal(got.get(String(m.messageId)), 1, `${String(m.messageId)} was locked by the closed receiver`);
+    for (const id of inHandler) assert.equal(got.get(id), 1, `${id} was in a handler when the client closed`);
+  });
+
+  it("closes promptly with connected clients (sending, subscribed, waiting for a session), and the clients' close() still returns", async () => {
+    bed = await TestBed.start({ queues: { activities: {}, outbound: { RequiresSession: true } } });
+    // The SDK's subscribe() reconnects after a dropped connection, waiting retryDelayInMs (30 s by default) between
+    // attempts; client.close() does not cut that wait short, so it would keep mocha alive.
+    const client = new ServiceBusClient(bed.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 20_000, retryDelayInMs: 50 } });
+    const sender = client.createSender('activities');
+    await sender.sendMessages({ body: 'before' });
+    const received: unknown[] = [];
+    const subscriber = client.createReceiver('activities');
+    subscriber.subscribe({ processMessage: async (m) => void received.push(m.body), processError: async () => undefined });
+    await waitFor('the subscriber to receive', () => (received.length > 0 ? true : undefined));
+    const accepting = client.acceptNextSession('outbound').catch((err: unknown) => err);
+    await delay(200); // the session attach is waiting in the emulator
+    let started = Date.now();
+    await bed.emulator.close();
+    assert.ok(Date.now() - started < 1500, `emulator.close() took ${Date.now() - started} ms`);
+    await endsWithin('a waiting acceptNextSession', accepting, 3000);
+    started = Date.now();
+    await client.close();
+    assert.ok(Date.now() - started < 3000, `client.close() took ${Date.now() - started} ms`);
+  });
+
+  it('moves 20k messages through send and receive+complete with several receivers without stalling', async () => {
+    bed = await TestBed.start({ queues: { activities: { LockDuration: 'PT30S' } } });
+    const total = 20_000;
+    const seen = new Uint8Array(total);
+    let completed = 0;
+    const record = (m: ServiceBusReceivedMessage): void => {
+      const i = m.body as number;
+      assert.equal(seen[i], 0, `message ${i} delivered twice`);
+      seen[i] = 1;
+    };
+    const sending = (async () => {
+      const sender = bed.client().createSender('activities');
+      for (let from = 0; from < total; from += 500) {
+        await sender.sendMessages(Array.from({ length: 500 }, (_, k) => ({ body: from + k })));
+      }
+    })();
+    const subscriptions = [bed.client(), bed.client()].map((c) => {
+      const r = c.createReceiver('activities');
+      return r.subscribe(
+        {
+          processMessage: async (m) => {
+            record(m);
+            completed++;
+          },
+          processError: async () => undefined,
+        },
+        { maxConcurrentCalls: 50 },
+      );
+    });
+    const loopClient = bed.client();
+    const started = Date.now();
+    const loops = [0, 1].map(async () => {
+      const r = loopClient.createReceiver('activities');
+      while (completed < total && Date.now() - started < 25_000) {
+        const batch = await r.receiveMessages(200, { maxWaitTimeInMs: 200 });
+        batch.forEach(record);
+        await Promise.all(batch.map((m) => r.completeMessage(m)));
+        completed += batch.length;
+      }
+    });
+    await sending;
+    await waitFor('every message completed', () => (completed >= total ? true : undefined), 25_000);
+    await Promise.all(loops);
+    for (const s of subscriptions) await s.close();
+    const elapsed = Date.now() - started;
+    assert.equal(completed, total);
+    assert.deepEqual(await bed.client().createReceiver('activities').peekMessages(5), [], 'nothing left');
+    assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
   });
 });

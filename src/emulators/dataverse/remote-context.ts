@@ -94,8 +94,15 @@ export function targetEntity(table: TableDef, row: Row): Record<string, unknown>
   };
 }
 
-function contextBody(input: ContextInput, stage: number, mode: number, target: Record<string, unknown>, parent: unknown): Record<string, unknown> {
-  const id = input.row[input.table.primaryKey] as string;
+/** What differs between the context of a Create and that of another message (a Custom API). */
+interface ContextSubject {
+  primaryEntityId: string;
+  primaryEntityName: string;
+  inputParameters: DataCollectionEntry[];
+  outputParameters: DataCollectionEntry[];
+}
+
+function contextBody(input: Omit<ContextInput, 'table' | 'row'>, subject: ContextSubject, stage: number, mode: number, parent: unknown): Record<string, unknown> {
   return {
     BusinessUnitId: input.businessUnitId,
     CorrelationId: input.correlationId,
@@ -103,7 +110,7 @@ function contextBody(input: ContextInput, stage: number, mode: number, target: R
     InitiatingUserAgent: '',
     InitiatingUserAzureActiveDirectoryObjectId: EMPTY_GUID,
     InitiatingUserId: input.initiatingUserId,
-    InputParameters: [{ key: 'Target', value: target }],
+    InputParameters: subject.inputParameters,
     IsExecutingOffline: false,
     IsInTransaction: stage === 30,
     IsOfflinePlayback: false,
@@ -114,13 +121,13 @@ function contextBody(input: ContextInput, stage: number, mode: number, target: R
     OperationId: input.operationId,
     OrganizationId: input.organizationId,
     OrganizationName: input.organizationName,
-    OutputParameters: [{ key: 'id', value: id }],
+    OutputParameters: subject.outputParameters,
     OwningExtension: { Id: input.step.id, KeyAttributes: [], LogicalName: 'sdkmessageprocessingstep', Name: input.step.name, RowVersion: null },
     ParentContext: parent,
     PostEntityImages: [],
     PreEntityImages: [],
-    PrimaryEntityId: id,
-    PrimaryEntityName: input.table.logicalName,
+    PrimaryEntityId: subject.primaryEntityId,
+    PrimaryEntityName: subject.primaryEntityName,
     RequestId: input.requestId,
     SecondaryEntityName: 'none',
     SharedVariables: [{ key: 'IsAutoTransact', value: true }],
@@ -133,8 +140,26 @@ function contextBody(input: ContextInput, stage: number, mode: number, target: R
 /** The context of an asynchronous (Mode 1) post-operation (Stage 40) step, with the main operation as parent. */
 export function buildRemoteExecutionContext(input: ContextInput): Record<string, unknown> {
   const target = targetEntity(input.table, input.row);
-  const parent = contextBody(input, 30, 0, target, null);
-  return contextBody(input, 40, 1, target, parent);
+  const id = input.row[input.table.primaryKey] as string;
+  const subject: ContextSubject = {
+    primaryEntityId: id,
+    primaryEntityName: input.table.logicalName,
+    inputParameters: [{ key: 'Target', value: target }],
+    outputParameters: [{ key: 'id', value: id }],
+  };
+  const parent = contextBody(input, subject, 30, 0, null);
+  return contextBody(input, subject, 40, 1, parent);
+}
+
+/**
+ * The context of an asynchronous post-operation step on an unbound Custom API (the real-time journeys outbound API):
+ * no primary entity (`none`, the empty GUID), the API's input parameters as given, no output parameters (the emulator
+ * runs no plug-in that would set `response`). UNVERIFIED: captured from no real org.
+ */
+export function buildCustomApiContext(input: Omit<ContextInput, 'table' | 'row'>, inputParameters: DataCollectionEntry[]): Record<string, unknown> {
+  const subject: ContextSubject = { primaryEntityId: EMPTY_GUID, primaryEntityName: 'none', inputParameters, outputParameters: [] };
+  const parent = contextBody(input, subject, 30, 0, null);
+  return contextBody(input, subject, 40, 1, parent);
 }
 
 /** JSON as the .NET serializer writes it: `/` escaped as `\/` (only strings can hold `/` in JSON). */

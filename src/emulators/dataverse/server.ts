@@ -10,6 +10,7 @@ import { executeBatch } from './batch.js';
 import { DataverseFault, isFault } from './faults.js';
 import type { Governor } from './limits.js';
 import { runJourney } from './journeys.js';
+import { sendRealtime } from './realtime.js';
 import type { InteractionFilter, InteractionKind } from './interactions.js';
 import type { SeedJourney } from './seed.js';
 import { userIdOf, type OrganizationService } from './service.js';
@@ -149,6 +150,21 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? 'journey-engine';
         const result = runJourney(service, deps.journeys, decodeURIComponent(run[1]!), request as object, userIdOf(token));
         log.info('journey run', { reqId, journeyId: result.journeyId, created: result.created.length, skipped: result.skipped.length });
+        send(res, 200, headers, JSON.stringify(result));
+        return;
+      }
+      const realtime = /^\/_emulator\/realtime\/([^/]+)\/send$/.exec(url.pathname);
+      if (realtime && req.method === 'POST') {
+        const text = await readBody(req);
+        let request: unknown;
+        try {
+          request = JSON.parse(text);
+        } catch {
+          throw new DataverseFault('Payload', 'The body must be JSON: {"to": ["…"], "message": {"<part>": "…"}}.');
+        }
+        const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? 'journey-engine';
+        const result = sendRealtime(service, realtime[1]!, request, userIdOf(token));
+        log.info('real-time send', { reqId, channelDefinitionId: result.channelDefinitionId, customApi: result.customApi, calls: result.requests.length, posted: result.posted });
         send(res, 200, headers, JSON.stringify(result));
         return;
       }

@@ -11,7 +11,7 @@ import { InteractionLog } from './interactions.js';
 import { Catalog, type TableDef } from './metadata.js';
 import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
-import { buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
+import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from './tile.js';
@@ -381,7 +381,17 @@ export class OrganizationService {
 
   /** The Service Bus steps registered for Create on a table (cached until a registration table changes). */
   stepsFor(def: TableDef): StepTarget[] {
-    const cached = this.#stepCache.get(def.logicalName);
+    return this.#steps('Create', def.logicalName);
+  }
+
+  /**
+   * The async post-operation Service Bus steps on `messageName`: for a table (`Create`), steps whose filter names
+   * the table; for an unbound message (`table` undefined, a Custom API), steps without a filter or with a filter on
+   * `none`. Message names compare case-insensitively. Cached until a registration table changes.
+   */
+  #steps(messageName: string, table: string | undefined): StepTarget[] {
+    const cacheKey = `${messageName.toLowerCase()}|${table ?? ''}`;
+    const cached = this.#stepCache.get(cacheKey);
     if (cached) return cached;
     const targets: StepTarget[] = [];
     const steps = this.catalog.byLogicalName('sdkmessageprocessingstep')!;
@@ -395,10 +405,10 @@ export class OrganizationService {
       const messageRef = step['sdkmessageid'] as LookupValue | null | undefined;
       if (handler?.table !== 'serviceendpoint' || !messageRef) continue;
       const message = this.store.get(messages, messageRef.id);
-      if (String(message?.['name'] ?? '') !== 'Create') continue;
+      if (String(message?.['name'] ?? '').toLowerCase() !== messageName.toLowerCase()) continue;
       const filterRef = step['sdkmessagefilterid'] as LookupValue | null | undefined;
       const filter = filterRef ? this.store.get(filters, filterRef.id) : undefined;
-      if (!filter || !filterMatchesTable(filter, def.logicalName)) continue;
+      if (table !== undefined ? !filter || !filterMatchesTable(filter, table) : filter !== undefined && !filterMatchesTable(filter, 'none')) continue;
       const endpoint = this.store.get(endpoints, handler.id);
       if (!endpoint || (endpoint['contract'] !== 2 && endpoint['contract'] !== 5)) continue;
       targets.push({
@@ -408,8 +418,50 @@ export class OrganizationService {
         contentType: MESSAGE_FORMATS[(endpoint['messageformat'] as number | undefined) ?? SUPPORTED_MESSAGE_FORMAT]!,
       });
     }
-    this.#stepCache.set(def.logicalName, targets);
+    this.#stepCache.set(cacheKey, targets);
     return targets;
+  }
+
+  /**
+   * Runs an unbound Custom API the way the platform would for the registered async steps: queues one post per
+   * Service Bus step on `messageName`, with `inputs` as the context's InputParameters. Returns the posts queued.
+   */
+  postCustomApi(messageName: string, inputs: Array<{ key: string; value: unknown }>, userId: string): number {
+    const targets = this.#steps(messageName, undefined);
+    const created = new Date();
+    const organization = organizationClaim(this.apiRoot);
+    for (const t of targets) {
+      const operationId = randomUUID();
+      const correlationId = randomUUID();
+      this.poster.enqueue({
+        connectionString: t.connectionString,
+        entityPath: t.entityPath,
+        contentType: t.contentType,
+        messageId: operationId,
+        render: () => {
+          const context = buildCustomApiContext(
+            {
+              messageName,
+              userId,
+              initiatingUserId: userId,
+              organizationId: this.organization.id,
+              organizationName: this.organization.name,
+              businessUnitId: this.organization.businessUnitId,
+              correlationId,
+              operationId,
+              requestId: operationId,
+              operationCreatedOn: created,
+              step: t.step,
+            },
+            inputs,
+          );
+          const { body, trimmed } = fitContext(context);
+          return { body, applicationProperties: claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: 'none', requestName: messageName, trimmed }) };
+        },
+      });
+    }
+    this.eventsQueued += targets.length;
+    return targets.length;
   }
 
   #queuePosts(def: TableDef, row: Row, userId: string, tx?: Tx): void {

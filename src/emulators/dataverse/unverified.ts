@@ -122,3 +122,17 @@ export function organizationClaim(baseUrl: string): string {
  * property". The emulator adds it as an application property with the value `true`. UNVERIFIED: where exactly.
  */
 export const MAX_SIZE_PROPERTY = 'MessageMaxSizeExceeded';
+
+/**
+ * Real-time journeys outbound: the Custom API the journey calls for each message is named by the channel
+ * definition's `msdyn_outboundendpointurltemplate` without its leading `/` (`/cr65f_OutboundCustomApi` →
+ * message `cr65f_OutboundCustomApi`); its one input parameter is `payload`, the serialized JSON of
+ * `{ChannelDefinitionId, RequestId, From, To, Message, MarketingAppContext}`. When no `from` is given, `From` is the
+ * `msdyn_contactpointid` (else the id) of the definition's first channel instance. UNVERIFIED: the parameter casing
+ * and what `From` holds for a custom channel.
+ */
+export const REALTIME_OUTBOUND = { inputParameter: 'payload', userEntityType: 'contact' } as const;
+
+export function outboundApiName(template: string): string {
+  return template.trim().replace(/^\/+/, '');
+}

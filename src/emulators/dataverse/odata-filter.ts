@@ -51,7 +51,7 @@ export function tokenize(text: string): Token[] {
   };
   while (i < text.length) {
     const c = text[i]!;
-    if (c === ' ' || c === '\t') {
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
       i += 1;
       continue;
     }

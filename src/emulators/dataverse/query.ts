@@ -17,8 +17,8 @@ export interface ListQuery {
   /** The `$select` list as given, for `@odata.context`. */
   select?: string[];
   predicate?: Predicate;
-  /** An equality the store can answer from an index. */
-  indexed?: { column: string; value: unknown };
+  /** An equality (or `Microsoft.Dynamics.CRM.In`) the store can answer from an index: any of `values`. */
+  indexed?: { column: string; values: unknown[] };
   order: Array<{ col: Column; desc: boolean }>;
   top?: number;
   count: boolean;
@@ -49,12 +49,26 @@ export function parseSelect(def: TableDef, text: string | null): { projection: P
   return { projection, select };
 }
 
-function indexedEquality(def: TableDef, expr: FilterExpr): { column: string; value: unknown } | undefined {
+function indexedEquality(def: TableDef, expr: FilterExpr): { column: string; values: unknown[] } | undefined {
   if (expr.kind === 'and') return indexedEquality(def, expr.left) ?? indexedEquality(def, expr.right);
-  if (expr.kind !== 'compare' || expr.op !== 'eq' || expr.value.type === 'null') return undefined;
+  const isEq = expr.kind === 'compare' && expr.op === 'eq' && expr.value.type !== 'null';
+  if (!isEq && expr.kind !== 'in') return undefined;
   const col = columnOfProperty(def, expr.property);
   if (!col || (col.name !== def.primaryKey && !def.indexed.includes(col.name))) return undefined;
-  return { column: col.name, value: expr.value.value };
+  if (expr.kind === 'in') return col.type === 'string' || col.type === 'guid' ? { column: col.name, values: expr.values } : undefined;
+  return expr.kind === 'compare' ? { column: col.name, values: [expr.value.value] } : undefined;
+}
+
+/** The rows an index gives for any of `values`, each once, or undefined when the column has no index. */
+function indexedCandidates(store: Store, def: TableDef, indexed: { column: string; values: unknown[] }): Row[] | undefined {
+  if (indexed.values.length === 1) return store.findIndexed(def, indexed.column, indexed.values[0]);
+  const seen = new Set<Row>();
+  for (const value of indexed.values) {
+    const rows = store.findIndexed(def, indexed.column, value);
+    if (!rows) return undefined;
+    for (const row of rows) seen.add(row);
+  }
+  return [...seen];
 }
 
 export function parseListQuery(def: TableDef, params: URLSearchParams): ListQuery {
@@ -123,7 +137,7 @@ export interface ListResult {
 }
 
 export function runList(store: Store, def: TableDef, query: ListQuery, pageSize: number): ListResult {
-  const candidates: Iterable<Row> = (query.indexed && store.findIndexed(def, query.indexed.column, query.indexed.value)) || store.rows(def);
+  const candidates: Iterable<Row> = (query.indexed && indexedCandidates(store, def, query.indexed)) || store.rows(def);
   const predicate = query.predicate;
   let matched: Row[] = [];
   const needAll = query.order.length > 0 || query.count;

@@ -91,6 +91,9 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
       { filter: "firstname eq 'First1' or firstname eq 'First2'", expected: 2 },
       { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(0)}','${contactId(3)}'])`, expected: 2 },
       { filter: `contactid eq ${contactId(7)}`, expected: 1 },
+      // Answered from the primary-key index: each row once, whatever the case or repetition of the ids.
+      { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(1)}','${contactId(1).toUpperCase()}','${contactId(2)}']) and donotphone eq false`, expected: 2 },
+      { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(4)}','${contactId(9)}'])\r\nand donotphone eq true`, expected: 2 },
     ];
     for (const { filter, expected } of cases) {
       const res = await api.retrieveMultiple({ collection: 'contacts', select: ['firstname'], filter, count: true });

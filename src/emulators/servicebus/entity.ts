@@ -123,6 +123,16 @@ export class MessageStore {
     return this.#messages.size;
   }
 
+  /** The sequence number the next message gets (for journal snapshots). */
+  get nextSequenceNumber(): number {
+    return this.#nextSeq;
+  }
+
+  /** Never gives out a sequence number below `next` (journal replay: numbers of removed messages stay used). */
+  advanceSequence(next: number): void {
+    this.#nextSeq = Math.max(this.#nextSeq, next);
+  }
+
   /** Every live message, in sequence order (for journal snapshots). */
   liveMessages(): IterableIterator<StoredMessage> {
     return this.#messages.values();

@@ -5,7 +5,7 @@
 import { areaLogger, type Logger } from '../../log.js';
 import { loadEmulatorConfigFile, parseEmulatorConfig, type NamespaceDefinition } from './config.js';
 import type { StoreJournal } from './entity.js';
-import { RECORD, enqueueRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
+import { RECORD, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
 import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';
 import { resolveOptions, type ServiceBusEmulatorOptions } from './options.js';
@@ -49,6 +49,7 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
       restored++;
     }
   }
+  for (const [path, next] of replayed.nextSeq) namespace.store(path)?.advanceSequence(next);
   for (const [path, states] of replayed.sessionStates) {
     const store = namespace.store(path);
     for (const [sessionId, state] of states) store?.restoreSessionState(sessionId, state);
@@ -61,6 +62,7 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
     snapshot: () => {
       const records: Buffer[] = [];
       for (const store of namespace.stores()) {
+        records.push(nextSeqRecord(store.path, store.nextSequenceNumber));
         for (const msg of store.liveMessages()) records.push(enqueueRecord(store.path, msg));
         for (const [sessionId, state] of store.sessionStates()) records.push(sessionStateRecord(store.path, sessionId, state));
       }

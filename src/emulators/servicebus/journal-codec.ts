@@ -6,7 +6,7 @@
 import { crc32 } from 'node:zlib';
 import type { MessageProperties, MessageState, StoredMessage } from './message.js';
 
-export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4 } as const;
+export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4, nextSeq: 5 } as const;
 
 const STATES: readonly MessageState[] = ['active', 'deferred', 'scheduled'];
 const PROP_FIELDS = ['sessionId', 'correlationId', 'subject', 'to', 'replyTo', 'replyToSessionId', 'contentType'] as const;
@@ -146,6 +146,11 @@ export function readEnqueue(r: RecordReader): { path: string; msg: StoredMessage
 
 export function seqRecord(type: typeof RECORD.remove | typeof RECORD.defer, path: string, seq: number): Buffer {
   return new Writer().u8(type).str(path).f64(seq).record();
+}
+
+/** The next sequence number of a store, written by compaction: removed messages must not give theirs out again. */
+export function nextSeqRecord(path: string, next: number): Buffer {
+  return new Writer().u8(RECORD.nextSeq).str(path).f64(next).record();
 }
 
 export function sessionStateRecord(path: string, sessionId: string, state: Buffer | undefined): Buffer {

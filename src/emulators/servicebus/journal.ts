@@ -55,6 +55,8 @@ export function claimDataDir(dir: string): () => void {
 export interface ReplayedState {
   messages: Map<string, Map<number, StoredMessage>>;
   sessionStates: Map<string, Map<string, Buffer | undefined>>;
+  /** The lowest sequence number each store may give out: past every message it ever journaled. */
+  nextSeq: Map<string, number>;
   records: number;
   /** Bytes of a torn or corrupt tail that were cut off. */
   discardedBytes: number;
@@ -98,11 +100,14 @@ export function replayJournal(dir: string): ReplayedState {
     else throw err;
   }
   const { bodies, validBytes } = splitRecords(data);
-  const state: ReplayedState = { messages: new Map(), sessionStates: new Map(), records: bodies.length, discardedBytes: data.length - validBytes };
+  const state: ReplayedState = { messages: new Map(), sessionStates: new Map(), nextSeq: new Map(), records: bodies.length, discardedBytes: data.length - validBytes };
   const storeOf = (p: string): Map<number, StoredMessage> => {
     let m = state.messages.get(p);
     if (!m) state.messages.set(p, (m = new Map()));
     return m;
+  };
+  const advance = (p: string, next: number): void => {
+    if (next > (state.nextSeq.get(p) ?? 1)) state.nextSeq.set(p, next);
   };
   for (const body of bodies) {
     const r = new RecordReader(body);
@@ -110,6 +115,10 @@ export function replayJournal(dir: string): ReplayedState {
     if (type === RECORD.enqueue) {
       const { path: p, msg } = readEnqueue(r);
       storeOf(p).set(msg.seq, msg);
+      advance(p, msg.seq + 1);
+    } else if (type === RECORD.nextSeq) {
+      const p = r.str();
+      advance(p, r.f64());
     } else if (type === RECORD.remove || type === RECORD.defer) {
       const p = r.str();
       const seq = r.f64();

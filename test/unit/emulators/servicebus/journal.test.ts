@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RECORD, enqueueRecord, seqRecord, sessionStateRecord, splitRecords } from '../../../../src/emulators/servicebus/journal-codec.js';
+import { RECORD, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord, splitRecords } from '../../../../src/emulators/servicebus/journal-codec.js';
 import { JOURNAL_FILE, Journal, replayJournal } from '../../../../src/emulators/servicebus/journal.js';
 import type { StoredMessage } from '../../../../src/emulators/servicebus/message.js';
 import { silentLogger } from '../../../../src/log.js';
@@ -30,6 +30,16 @@ describe('Service Bus emulator journal', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'sb-journal-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('replays the next sequence number of each store past removed messages and compaction watermarks', () => {
+    writeFileSync(
+      path.join(dir, JOURNAL_FILE),
+      Buffer.concat([nextSeqRecord('r', 9), enqueueRecord('q', message(5)), seqRecord(RECORD.remove, 'q', 5), nextSeqRecord('q', 3), enqueueRecord('r', message(2))]),
+    );
+    const state = replayJournal(dir);
+    assert.equal(state.messages.get('q')!.size, 0);
+    assert.deepEqual([...state.nextSeq].sort(), [['q', 6], ['r', 9]]);
+  });
 
   it('replays enqueues, removals, deferrals and session states', () => {
     const file = path.join(dir, JOURNAL_FILE);

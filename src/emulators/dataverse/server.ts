@@ -32,11 +32,16 @@ function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let tooLarge = false;
     req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
+        // Answer 413 at once and read the rest without keeping it: destroying the request would reset the connection
+        // before the answer reached the caller.
+        tooLarge = true;
+        chunks.length = 0;
         reject(new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);

@@ -180,6 +180,18 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     }
   });
 
+  it('answers a body over 64 MB with 413 in the error shape (the connection is not reset before the answer)', async () => {
+    emulator = await startEmulator();
+    const res = await fetch(`${emulator.url}/api/data/v9.2/contacts`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer big', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ firstname: 'x'.repeat(64 * 1024 * 1024) }),
+    });
+    assert.equal(res.status, 413);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /exceeds 67108864 bytes/);
+    assert.equal((await client(emulator.url).retrieveMultiple({ collection: 'contacts', count: true })).oDataCount, 0);
+  });
+
   it('answers 401 in the error shape without a token, and WhoAmI with a stable user id per token', async () => {
     emulator = await startEmulator();
     const anonymous = await fetch(`${emulator.url}/api/data/v9.2/contacts`);

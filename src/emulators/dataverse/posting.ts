@@ -1,8 +1,9 @@
 /**
  * Dataverse's own part: posting RemoteExecutionContexts to Service Bus for the registered steps, with the real
- * `@azure/service-bus` SDK. One FIFO backlog, posted in creation order; when the bus is unreachable the head waits
- * and is retried with exponential backoff, so nothing is lost and the order holds. `close()` stops posting; what
- * is still in the backlog then is reported in the log.
+ * `@azure/service-bus` SDK. One FIFO per target (queue or topic), posted in creation order; when a send fails the
+ * head of that target waits and is retried with exponential backoff, so nothing is lost and the order holds, and a
+ * target that keeps refusing (missing queue, session-enabled queue) does not hold up the others, as Dataverse's
+ * independent async jobs would not. `close()` stops posting; what is still in the backlog then is reported in the log.
  */
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import { errorMessage } from '../../errors.js';
@@ -47,21 +48,30 @@ export interface PosterOptions {
   sendTimeoutMs?: number;
 }
 
+/** The events for one queue or topic, posted in order by their own loop. */
+interface Lane {
+  connectionString: string;
+  entityPath: string;
+  queue: PostingEvent[];
+  head: number;
+  running: boolean;
+  /** Ends the lane's retry sleep early (on close). */
+  wake?: () => void;
+}
+
 export class Poster {
   readonly #log: Logger;
   readonly #retryMinMs: number;
   readonly #retryMaxMs: number;
   readonly #batchSize: number;
   readonly #sendTimeoutMs: number;
-  #queue: PostingEvent[] = [];
-  #head = 0;
+  /** One FIFO per target (connection string + entity path): a target that refuses does not hold up the others. */
+  readonly #lanes = new Map<string, Lane>();
+  #backlog = 0;
   #posted = 0;
   #failedAttempts = 0;
   #lastError: string | undefined;
-  #running = false;
   #closed = false;
-  #wake: (() => void) | undefined;
-  #timer: NodeJS.Timeout | undefined;
   readonly #clients = new Map<string, ServiceBusClient>();
   readonly #senders = new Map<string, ServiceBusSender>();
   readonly #idleWaiters: Array<() => void> = [];
@@ -75,7 +85,7 @@ export class Poster {
   }
 
   get backlog(): number {
-    return this.#queue.length - this.#head;
+    return this.#backlog;
   }
 
   enqueue(event: PostingEvent): void {
@@ -83,11 +93,16 @@ export class Poster {
       this.#log.error('event created after the emulator closed: not posted', { entityPath: event.entityPath, messageId: event.messageId });
       return;
     }
-    this.#queue.push(event);
-    if (!this.#running) {
-      this.#running = true;
-      void this.#run();
-    } else this.#wake?.();
+    const key = `${event.connectionString}\n${event.entityPath}`;
+    let lane = this.#lanes.get(key);
+    if (!lane) this.#lanes.set(key, (lane = { connectionString: event.connectionString, entityPath: event.entityPath, queue: [], head: 0, running: false }));
+    lane.queue.push(event);
+    this.#backlog += 1;
+    // A running lane picks the event up after its current send; a lane waiting to retry keeps its backoff.
+    if (!lane.running) {
+      lane.running = true;
+      void this.#run(lane);
+    }
   }
 
   stats(): PostingStats {
@@ -102,47 +117,46 @@ export class Poster {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  async #run(): Promise<void> {
+  async #run(lane: Lane): Promise<void> {
     let attempt = 0;
-    while (!this.#closed && this.backlog > 0) {
-      const first = this.#queue[this.#head]!;
-      const group: PostingEvent[] = [];
-      for (let i = this.#head; i < this.#queue.length && group.length < this.#batchSize; i += 1) {
-        const e = this.#queue[i]!;
-        if (e.connectionString !== first.connectionString || e.entityPath !== first.entityPath) break;
-        group.push(e);
-      }
+    while (!this.#closed && lane.head < lane.queue.length) {
+      const group = lane.queue.slice(lane.head, lane.head + this.#batchSize);
       try {
-        const sent = await this.#send(first.connectionString, first.entityPath, group);
-        this.#head += sent;
+        const sent = await this.#send(lane.connectionString, lane.entityPath, group);
+        lane.head += sent;
+        this.#backlog -= sent;
         this.#posted += sent;
         attempt = 0;
-        if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
+        if (lane.head > 4096 && lane.head * 2 > lane.queue.length) {
+          lane.queue = lane.queue.slice(lane.head);
+          lane.head = 0;
         }
       } catch (err) {
         this.#failedAttempts += 1;
         this.#lastError = errorMessage(err);
         const delay = Math.min(this.#retryMaxMs, this.#retryMinMs * 2 ** attempt);
         attempt += 1;
-        this.#log.warn('posting to Service Bus failed; retrying', { entityPath: first.entityPath, backlog: this.backlog, delayMs: delay, err: this.#lastError });
-        await this.#dropSender(first.connectionString, first.entityPath);
-        await this.#sleep(delay);
+        this.#log.warn('posting to Service Bus failed; retrying', { entityPath: lane.entityPath, backlog: lane.queue.length - lane.head, delayMs: delay, err: this.#lastError });
+        await this.#dropSender(lane.connectionString, lane.entityPath);
+        await this.#sleep(lane, delay);
       }
     }
-    this.#running = false;
-    if (this.backlog === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    lane.running = false;
+    if (lane.head >= lane.queue.length) {
+      lane.queue = [];
+      lane.head = 0;
+    }
+    if (this.#backlog === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
-  #sleep(ms: number): Promise<void> {
+  #sleep(lane: Lane, ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.#wake = () => {
-        clearTimeout(this.#timer);
-        this.#wake = undefined;
+      const timer = setTimeout(() => lane.wake?.(), ms);
+      lane.wake = () => {
+        clearTimeout(timer);
+        lane.wake = undefined;
         resolve();
       };
-      this.#timer = setTimeout(() => this.#wake?.(), ms);
     });
   }
 
@@ -196,7 +210,7 @@ export class Poster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wake?.();
+    for (const lane of this.#lanes.values()) lane.wake?.();
     if (this.backlog > 0) this.#log.warn('closing with events not yet posted', { backlog: this.backlog });
     for (const s of this.#senders.values()) await s.close().catch(() => undefined);
     for (const c of this.#clients.values()) await c.close().catch(() => undefined);

@@ -165,6 +165,23 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     assert.equal((await stats()).posting.posted, 86);
   });
 
+  it('keeps posting to a working queue while another step targets a queue that refuses every message', async () => {
+    bus = await startServiceBusEmulator({ port: 0 });
+    emulator = await startEmulator({ seed: smallSeed(20), postRetryMinMs: 50, postRetryMaxMs: 200 });
+    const api = client(emulator.url, 'relay-admin');
+    // "outbound" requires sessions: Dataverse sets no SessionId, so the bus refuses every post to it.
+    await register(api, bus.port, 'outbound');
+    await register(api, bus.port, 'activities');
+    const run = await runJourney(emulator.url, { count: 20 });
+    const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
+    assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+    type Stats = { posting: { backlog: number; posted: number; failedAttempts: number; lastError?: string } };
+    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as Stats;
+    assert.equal(stats.posting.posted, 20);
+    assert.equal(stats.posting.backlog, 20, 'the refused posts wait, none is lost');
+    assert.ok(stats.posting.failedAttempts >= 1 && stats.posting.lastError !== undefined);
+  });
+
   it('uses the --servicebus connection string for every endpoint when one is given (only path is read from the row)', async () => {
     bus = await startServiceBusEmulator({ port: 0 });
     emulator = await startEmulator({ seed: smallSeed(5), servicebus: bus.connectionString });

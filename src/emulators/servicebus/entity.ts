@@ -437,6 +437,11 @@ export class MessageStore {
     });
   }
 
+  /** Whether the message with this sequence number is waiting for its scheduled time. */
+  isScheduled(seq: number): boolean {
+    return this.#messages.get(seq)?.state === 'scheduled';
+  }
+
   /** Cancels scheduled messages; unknown sequence numbers are ignored, as Azure does. */
   cancelScheduled(seqs: readonly number[]): void {
     for (const seq of seqs) {

@@ -5,7 +5,7 @@
 import { areaLogger, type Logger } from '../../log.js';
 import { loadEmulatorConfigFile, parseEmulatorConfig, type NamespaceDefinition } from './config.js';
 import type { StoreJournal } from './entity.js';
-import { RECORD, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
+import { RECORD, duplicateIdRecord, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
 import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';
 import { resolveOptions, type ServiceBusEmulatorOptions } from './options.js';
@@ -45,11 +45,12 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
     }
     for (const msg of [...messages.values()].sort((a, b) => a.seq - b.seq)) {
       store.restore(msg);
-      namespace.rememberMessageId(path, msg.props.messageId, msg.enqueuedAt);
       restored++;
     }
   }
   for (const [path, next] of replayed.nextSeq) namespace.store(path)?.advanceSequence(next);
+  // Every message id the journal still holds (settled ones too), so that a repeat within the window stays a duplicate.
+  for (const [path, messageId, seenAt] of replayed.seenIds) namespace.rememberMessageId(path, messageId, seenAt);
   for (const [path, states] of replayed.sessionStates) {
     const store = namespace.store(path);
     for (const [sessionId, state] of states) store?.restoreSessionState(sessionId, state);
@@ -61,6 +62,7 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
     log,
     snapshot: () => {
       const records: Buffer[] = [];
+      for (const [path, messageId, seenAt] of namespace.duplicateHistory(Date.now())) records.push(duplicateIdRecord(path, messageId, seenAt));
       for (const store of namespace.stores()) {
         records.push(nextSeqRecord(store.path, store.nextSequenceNumber));
         for (const msg of store.liveMessages()) records.push(enqueueRecord(store.path, msg));

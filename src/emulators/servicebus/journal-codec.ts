@@ -6,7 +6,7 @@
 import { crc32 } from 'node:zlib';
 import type { MessageProperties, MessageState, StoredMessage } from './message.js';
 
-export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4, nextSeq: 5 } as const;
+export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4, nextSeq: 5, duplicateId: 6 } as const;
 
 const STATES: readonly MessageState[] = ['active', 'deferred', 'scheduled'];
 const PROP_FIELDS = ['sessionId', 'correlationId', 'subject', 'to', 'replyTo', 'replyToSessionId', 'contentType'] as const;
@@ -151,6 +151,11 @@ export function seqRecord(type: typeof RECORD.remove | typeof RECORD.defer, path
 /** The next sequence number of a store, written by compaction: removed messages must not give theirs out again. */
 export function nextSeqRecord(path: string, next: number): Buffer {
   return new Writer().u8(RECORD.nextSeq).str(path).f64(next).record();
+}
+
+/** A duplicate-detection id still within its window (written by compaction), by queue or topic path. */
+export function duplicateIdRecord(path: string, messageId: string, seenAt: number): Buffer {
+  return new Writer().u8(RECORD.duplicateId).str(path).str(messageId).f64(seenAt).record();
 }
 
 export function sessionStateRecord(path: string, sessionId: string, state: Buffer | undefined): Buffer {

@@ -57,6 +57,8 @@ export interface ReplayedState {
   sessionStates: Map<string, Map<string, Buffer | undefined>>;
   /** The lowest sequence number each store may give out: past every message it ever journaled. */
   nextSeq: Map<string, number>;
+  /** Message ids for duplicate detection, in journal order: [store, queue or topic path; id; time seen]. */
+  seenIds: Array<[string, string, number]>;
   records: number;
   /** Bytes of a torn or corrupt tail that were cut off. */
   discardedBytes: number;
@@ -100,7 +102,7 @@ export function replayJournal(dir: string): ReplayedState {
     else throw err;
   }
   const { bodies, validBytes } = splitRecords(data);
-  const state: ReplayedState = { messages: new Map(), sessionStates: new Map(), nextSeq: new Map(), records: bodies.length, discardedBytes: data.length - validBytes };
+  const state: ReplayedState = { messages: new Map(), sessionStates: new Map(), nextSeq: new Map(), seenIds: [], records: bodies.length, discardedBytes: data.length - validBytes };
   const storeOf = (p: string): Map<number, StoredMessage> => {
     let m = state.messages.get(p);
     if (!m) state.messages.set(p, (m = new Map()));
@@ -116,9 +118,14 @@ export function replayJournal(dir: string): ReplayedState {
       const { path: p, msg } = readEnqueue(r);
       storeOf(p).set(msg.seq, msg);
       advance(p, msg.seq + 1);
+      if (msg.deliveryCount === 0 && msg.deadLetterSource === undefined) state.seenIds.push([p, msg.props.messageId, msg.enqueuedAt]);
     } else if (type === RECORD.nextSeq) {
       const p = r.str();
       advance(p, r.f64());
+    } else if (type === RECORD.duplicateId) {
+      const p = r.str();
+      const id = r.str();
+      state.seenIds.push([p, id, r.f64()]);
     } else if (type === RECORD.remove || type === RECORD.defer) {
       const p = r.str();
       const seq = r.f64();

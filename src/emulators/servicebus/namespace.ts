@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { NamespaceDefinition, RuleDefinition, StoreSettings } from './config.js';
-import { MessageStore, type StoreJournal } from './entity.js';
+import { DEAD_LETTER_SUFFIX, MessageStore, type StoreJournal } from './entity.js';
 import { subscriptionAccepts } from './filters.js';
 import type { IncomingMessage } from './message.js';
 
@@ -13,21 +13,43 @@ class DuplicateDetector {
   readonly #seen = new Map<string, number>();
   constructor(readonly windowMs: number) {}
 
-  /** Whether the id was seen within the window; records it when not. */
+  /**
+   * Whether the id was seen within the window; records it when not. Ids leave the map once their window is over
+   * (the map is kept in expiry order, so that is a walk from its oldest entry).
+   */
   isDuplicate(messageId: string, now: number): boolean {
-    for (const [id, until] of this.#seen) {
-      if (until > now) break;
-      this.#seen.delete(id);
-    }
+    this.#forgetExpired(now);
     const until = this.#seen.get(messageId);
     if (until !== undefined && until > now) return true;
+    this.#seen.delete(messageId);
     this.#seen.set(messageId, now + this.windowMs);
     return false;
   }
 
-  /** Re-learns an id from a restored message. */
-  remember(messageId: string, enqueuedAt: number): void {
-    this.#seen.set(messageId, enqueuedAt + this.windowMs);
+  /** Re-learns an id seen at `seenAt` (journal replay); ids arrive in the order they were seen. */
+  remember(messageId: string, seenAt: number): void {
+    const until = seenAt + this.windowMs;
+    if ((this.#seen.get(messageId) ?? Number.NEGATIVE_INFINITY) >= until) return;
+    this.#seen.delete(messageId);
+    this.#seen.set(messageId, until);
+  }
+
+  /** The ids still within their window, with the time each was seen (journal snapshots). */
+  *history(now: number): Generator<[string, number]> {
+    this.#forgetExpired(now);
+    for (const [id, until] of this.#seen) yield [id, until - this.windowMs];
+  }
+
+  /** Forgets the ids whose window is over. */
+  prune(now: number): void {
+    this.#forgetExpired(now);
+  }
+
+  #forgetExpired(now: number): void {
+    for (const [id, until] of this.#seen) {
+      if (until > now) break;
+      this.#seen.delete(id);
+    }
   }
 }
 
@@ -178,18 +200,51 @@ export class Namespace {
     }
   }
 
-  /** Re-learns duplicate-detection ids from restored messages. */
-  rememberMessageId(storePath: string, messageId: string, enqueuedAt: number): void {
-    const queue = this.#queues.get(storePath);
-    queue?.duplicates?.remember(messageId, enqueuedAt);
+  /**
+   * Re-learns a duplicate-detection id from the journal: `path` is the queue, the topic, or one of the topic's
+   * subscriptions the message was stored in.
+   */
+  rememberMessageId(path: string, messageId: string, seenAt: number): void {
+    this.#detector(path)?.remember(messageId, seenAt);
+  }
+
+  /** Duplicate-detection ids still within their window, by queue or topic path (journal snapshots). */
+  *duplicateHistory(now: number): Generator<[string, string, number]> {
+    for (const [path, q] of this.#queues) if (q.duplicates) for (const [id, seenAt] of q.duplicates.history(now)) yield [path, id, seenAt];
+    for (const [path, t] of this.#topics) if (t.duplicates) for (const [id, seenAt] of t.duplicates.history(now)) yield [path, id, seenAt];
+  }
+
+  #detector(path: string): DuplicateDetector | undefined {
+    const key = normalize(path);
+    const queue = this.#queues.get(key);
+    if (queue) return queue.duplicates;
+    if (key.endsWith(DEAD_LETTER_SUFFIX)) return undefined;
+    const at = key.lastIndexOf('/subscriptions/');
+    return this.#topics.get(at >= 0 ? key.slice(0, at) : key)?.duplicates;
   }
 
   #tick(): void {
     const now = Date.now();
     const sweep = now - this.#lastSweep >= TTL_SWEEP_EVERY_MS;
     if (sweep) this.#lastSweep = now;
-    for (const q of this.#queues.values()) this.#tickStore(q.store, now, sweep);
-    for (const t of this.#topics.values()) for (const s of t.subscriptions) this.#tickStore(s.store, now, sweep);
+    for (const q of this.#queues.values()) {
+      this.#tickStore(q.store, now, sweep);
+      if (sweep) q.duplicates?.prune(now);
+    }
+    for (const t of this.#topics.values()) {
+      for (const s of t.subscriptions) this.#tickStore(s.store, now, sweep);
+      if (sweep) {
+        t.duplicates?.prune(now);
+        this.#pruneScheduled(t);
+      }
+    }
+  }
+
+  /** Forgets topic-level sequence numbers whose copies are no longer scheduled (delivered or cancelled). */
+  #pruneScheduled(topic: Topic): void {
+    for (const [seq, copies] of topic.scheduled) {
+      if (!copies.some((c) => c.store.isScheduled(c.seq))) topic.scheduled.delete(seq);
+    }
   }
 
   #tickStore(store: MessageStore, now: number, sweep: boolean): void {

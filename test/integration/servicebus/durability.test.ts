@@ -151,6 +151,36 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     assert.equal(Number(m!.sequenceNumber), 5);
   });
 
+  it('still drops a repeat after a restart when the first copy was already settled (queue and topic, before and after compaction)', async () => {
+    const dedupe: TestEntities = {
+      queues: { outbound: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' } },
+      topics: { events: { Properties: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' }, Subscriptions: [{ Name: 'all' }] } },
+    };
+    for (const compactBytes of [64 * 1024 * 1024, 1]) {
+      rmSync(dir, { recursive: true, force: true });
+      const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(dedupe), dataDir: dir, compactBytes });
+      client = new ServiceBusClient(emulator.connectionString);
+      try {
+        await client.createSender('outbound').sendMessages({ body: 'first', messageId: 'q-1' });
+        await client.createSender('events').sendMessages({ body: 'first', messageId: 't-1' });
+        assert.deepEqual(await drain(client, 'outbound', 1), ['first']);
+        assert.deepEqual(await drain(client, 'events/Subscriptions/all', 1), ['first']);
+      } finally {
+        await client.close();
+        client = undefined;
+        await emulator.close();
+      }
+      bed = await TestBed.start(dedupe, { dataDir: dir });
+      const c = bed.client();
+      await c.createSender('outbound').sendMessages([{ body: 'repeat', messageId: 'q-1' }, { body: 'new', messageId: 'q-2' }]);
+      await c.createSender('events').sendMessages([{ body: 'repeat', messageId: 't-1' }, { body: 'new', messageId: 't-2' }]);
+      assert.deepEqual((await c.createReceiver('outbound').peekMessages(5)).map((m) => m.body), ['new'], `queue, compactBytes ${compactBytes}`);
+      assert.deepEqual((await c.createReceiver('events', 'all').peekMessages(5)).map((m) => m.body), ['new'], `topic, compactBytes ${compactBytes}`);
+      await bed.close();
+      bed = undefined;
+    }
+  });
+
   it('refuses a data folder that another running emulator uses', async () => {
     proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
     await assert.rejects(

@@ -109,6 +109,9 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     assert.ok(page.oDataNextLink, 'a first page has a next link');
     const all = await api.retrieveAll({ collection: 'contacts', select: ['firstname'], maxPageSize: 7 });
     assert.equal(all.value.length, 25);
+    // Dataverse says not to combine $top with paging; the emulator pages within the $top rows.
+    const topped = await api.retrieveAll({ collection: 'contacts', select: ['lastname'], orderBy: ['lastname'], top: 10, maxPageSize: 3 });
+    assert.deepEqual(topped.value.map((r) => r.lastname), Array.from({ length: 10 }, (_, i) => `Last${String(i).padStart(4, '0')}`));
     assert.equal(new Set(all.value.map((r) => r.contactid)).size, 25);
   });
 

@@ -293,6 +293,18 @@ export class OrganizationService {
       if (handler?.table === 'serviceendpoint' && values['mode'] !== undefined && values['mode'] !== 1) {
         throw new DataverseFault('InvalidArgument', 'A step whose event handler is a service endpoint must be asynchronous (mode 1): Azure Service Bus only allows asynchronous steps.');
       }
+      const messageRef = values['sdkmessageid'] as LookupValue | null | undefined;
+      const filterRef = values['sdkmessagefilterid'] as LookupValue | null | undefined;
+      if (messageRef && filterRef) {
+        const filter = this.store.get(this.table('sdkmessagefilter'), filterRef.id);
+        const filterMessage = (filter?.['sdkmessageid'] as LookupValue | null | undefined)?.id;
+        if (filterMessage !== undefined && filterMessage !== messageRef.id) {
+          throw new DataverseFault(
+            'InvalidArgument',
+            `The sdkmessagefilter ${filterRef.id} belongs to the sdkmessage ${filterMessage}, not to the step's sdkmessage ${messageRef.id}: resolve the filter with '_sdkmessageid_value eq ${messageRef.id}'.`,
+          );
+        }
+      }
     }
   }
 

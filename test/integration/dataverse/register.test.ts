@@ -166,4 +166,31 @@ describe('Dataverse emulator: idempotent registration of the Service Bus step', 
     await emulator.postingIdle();
     assert.deepEqual(primaryIds(await drain(bus.connectionString, 'activities', 2)), run.created.map((c) => c.activityRowId));
   });
+
+  it('refuses a step whose filter belongs to another message (a filter resolved without _sdkmessageid_value)', async () => {
+    emulator = await startEmulator({ seed: smallSeed(1) });
+    const api = client(emulator.url, 'relay-admin');
+    const updateId = (await api.create({ collection: 'sdkmessages', data: { name: 'Update' } })) as string;
+    const updateFilter = (await api.create({
+      collection: 'sdkmessagefilters',
+      data: { primaryobjecttypecode: ACTIVITY_TABLE, 'sdkmessageid@odata.bind': `/sdkmessages(${updateId})` },
+    })) as string;
+    const endpointId = (await api.create({ collection: 'serviceendpoints', data: { name: ENDPOINT_NAME, ...sasRegistration(1, 'activities').endpoint } })) as string;
+    const createId = (await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: "name eq 'Create'" })).value[0]!.sdkmessageid as string;
+    const err = await rejection(
+      api.create({
+        collection: 'sdkmessageprocessingsteps',
+        data: {
+          name: STEP_NAME,
+          mode: 1,
+          stage: 40,
+          'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
+          'sdkmessageid@odata.bind': `/sdkmessages(${createId})`,
+          'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${updateFilter})`,
+        },
+      }),
+    );
+    assert.equal(err.status, 400);
+    assert.match(String(err.message), new RegExp(`belongs to the sdkmessage ${updateId}, not to the step's sdkmessage ${createId}`));
+  });
 });

@@ -87,6 +87,8 @@ export class MessageStore {
   readonly #queue = new AvailableQueue();
   readonly #sessions = new Map<string, Session>();
   readonly #locks = new Map<string, Lock>();
+  /** The live lock of each locked message. */
+  readonly #lockOf = new WeakMap<StoredMessage, Lock>();
   /** Locks that expire on their own (not session-held), in expiry order. */
   readonly #timedLocks = new Map<string, Lock>();
   readonly #scheduled = new Set<StoredMessage>();
@@ -283,6 +285,7 @@ export class MessageStore {
     const until = session ? session.lockedUntil : now + this.settings.lockDurationMs;
     const lock: Lock = { token, key: lockKey(token), msg, until, consumer, session };
     this.#locks.set(lock.key, lock);
+    this.#lockOf.set(msg, lock);
     if (session) session.locks.add(lock);
     else this.#timedLocks.set(lock.key, lock);
     return lock;
@@ -290,6 +293,7 @@ export class MessageStore {
 
   #unlock(lock: Lock): void {
     this.#locks.delete(lock.key);
+    if (this.#lockOf.get(lock.msg) === lock) this.#lockOf.delete(lock.msg);
     this.#timedLocks.delete(lock.key);
     lock.session?.locks.delete(lock);
   }
@@ -425,7 +429,7 @@ export class MessageStore {
     for (const seq of seqs) {
       const msg = this.#messages.get(seq);
       if (!msg || msg.state !== 'deferred' || (sessionId !== undefined && msg.props.sessionId !== sessionId)) return undefined;
-      if ([...this.#locks.values()].some((l) => l.msg === msg)) return undefined;
+      if (this.#lockOf.has(msg)) return undefined;
       found.push(msg);
     }
     return found.map((msg) => {
@@ -581,12 +585,7 @@ export class MessageStore {
   }
 
   #isLocked(msg: StoredMessage): boolean {
-    const sessionId = msg.props.sessionId;
-    if (this.requiresSession && sessionId !== undefined) {
-      const s = this.#sessions.get(sessionId);
-      return s !== undefined && !s.queue.has(msg) && msg.state === 'active';
-    }
-    return msg.state === 'active' && !this.#queue.has(msg);
+    return this.#lockOf.has(msg);
   }
 
   /** Ends every wait for a session (the emulator is closing). */

@@ -195,6 +195,8 @@ export class AmqpServer {
       });
     }
     c.on('sender_close', (ctx: EventContext) => this.#onClientReceiverClosed(ctx));
+    // A client may end an AMQP session without detaching its links first: rhea then reports no link closes.
+    c.on('session_close', (ctx: EventContext) => this.#dropConsumers(ctx.connection, ctx.session));
   }
 
   /**
@@ -443,15 +445,18 @@ export class AmqpServer {
     entry.store.removeConsumer(entry.consumer, Date.now());
   }
 
-  #dropConsumers(connection: Connection): void {
+  /** Releases the receivers of a connection (or of one of its AMQP sessions) and the sessions they hold. */
+  #dropConsumers(connection: Connection, session?: unknown): void {
     const links = this.#consumers.get(connection);
     if (!links) return;
-    this.#consumers.delete(connection);
     const now = Date.now();
-    for (const { consumer, store } of links.values()) {
+    for (const [sender, { consumer, store }] of links) {
+      if (session !== undefined && sender.session !== session) continue;
+      links.delete(sender);
       consumer.close();
       store.removeConsumer(consumer, now);
     }
+    if (links.size === 0) this.#consumers.delete(connection);
   }
 
   /**

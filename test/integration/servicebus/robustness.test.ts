@@ -95,6 +95,27 @@ describe('Service Bus emulator: bad clients do not take it down', function () {
     assert.equal(again!.deliveryCount, 1);
   });
 
+  it('releases a session at once when its holder ends the AMQP session without detaching the link', async () => {
+    bed = await TestBed.start({ queues: { s: { RequiresSession: true, LockDuration: 'PT30S' } } });
+    const client = bed.client();
+    await client.createSender('s').sendMessages({ body: 'held', sessionId: 'X' });
+    const container = rhea.create_container();
+    const connection = container.connect({ host: '127.0.0.1', port: bed.emulator.port, reconnect: false });
+    try {
+      const receiver = await new Promise<rhea.Receiver>((resolve) => {
+        connection.once('message', (ctx) => resolve(ctx.receiver!));
+        connection.open_receiver({ source: { address: 's', filter: { 'com.microsoft:session-filter': 'X' } }, autoaccept: false, rcv_settle_mode: 1, credit_window: 10 });
+      });
+      receiver.session.close();
+      const session = await waitFor('the session to be released', () => client.acceptSession('s', 'X').catch(() => undefined), 3000);
+      const [m] = await session.receiveMessages(1, { maxWaitTimeInMs: 2000 });
+      assert.equal(m!.body, 'held');
+      assert.equal(m!.deliveryCount, 1);
+    } finally {
+      connection.close();
+    }
+  });
+
   it('answers an unknown address with MessagingEntityNotFound and keeps serving the rest', async () => {
     bed = await TestBed.start({ queues: { known: {} } });
     const client = bed.client();

@@ -67,6 +67,25 @@ interface LinkStateInternals {
   local: { attach: Record<string, unknown> };
 }
 
+/** The fields of a disposition frame rhea hands to a session. */
+interface DispositionFields {
+  role: boolean;
+  first: number;
+  last?: number | null;
+  state?: { descriptor?: { value?: unknown } };
+}
+
+const OUTCOME_NAMES: Record<number, string> = { 0x24: 'accepted', 0x25: 'rejected', 0x26: 'released', 0x27: 'modified' };
+
+function outcomeName(state: DispositionFields['state']): string {
+  const code = Number(state?.descriptor?.value);
+  return OUTCOME_NAMES[code] ?? String(code);
+}
+
+function isAccepted(state: DispositionFields['state']): boolean {
+  return Number(state?.descriptor?.value) === 0x24;
+}
+
 function ticks(ms: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigInt64BE(BigInt(Math.trunc(ms)) * 10000n + TICKS_AT_EPOCH);
@@ -220,15 +239,37 @@ export class AmqpServer {
     }
   }
 
-  /** Makes rhea hand over the bytes of format-0 transfers undecoded (see message.ts, pitfall 5). */
+  /**
+   * Makes rhea hand over the bytes of format-0 transfers undecoded (see message.ts, pitfall 5), and warns about
+   * dispositions that give one outcome other than accepted to several deliveries: rhea 3.0.5 on the client merges
+   * concurrent settlements of consecutive deliveries into such a range even when their outcomes differ, so the
+   * broker (Azure too) applies the first one's outcome to all (docs: "For the workers").
+   */
   #rawTransfers(ctx: EventContext): void {
-    const session = ctx.session as unknown as { on_transfer: (frame: { performative: { message_format?: number } }) => void; __raw?: boolean };
+    const session = ctx.session as unknown as {
+      on_transfer: (frame: { performative: { message_format?: number } }) => void;
+      on_disposition: (frame: { performative: DispositionFields }) => void;
+      __raw?: boolean;
+    };
     if (session.__raw) return;
     session.__raw = true;
     const original = session.on_transfer.bind(session);
     session.on_transfer = (frame) => {
       if (!frame.performative.message_format) frame.performative.message_format = RAW_FORMAT;
       original(frame);
+    };
+    const onDisposition = session.on_disposition.bind(session);
+    const connection = this.#connId(ctx.connection);
+    session.on_disposition = (frame) => {
+      const f = frame.performative;
+      if (f.role && f.last !== undefined && f.last !== null && f.last > f.first && f.state && !isAccepted(f.state)) {
+        this.#log.warn('a client settled several deliveries with one outcome other than complete; with rhea 3.0.5 this is often concurrent settlements merged by mistake', {
+          connection,
+          deliveries: f.last - f.first + 1,
+          outcome: outcomeName(f.state),
+        });
+      }
+      onDisposition(frame);
     };
   }
 

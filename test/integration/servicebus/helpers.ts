@@ -2,8 +2,10 @@
  * Shared set-up of the Service Bus emulator integration tests: an emulator per test on port 0 with small timings,
  * SDK clients that are all closed in `afterEach`, and waiting on conditions with deadlines.
  */
+import { Writable } from 'node:stream';
 import { ServiceBusClient } from '@azure/service-bus';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { createLogger, type Logger } from '../../../src/log.js';
 
 export interface QueueProps {
   LockDuration?: string;
@@ -40,7 +42,7 @@ export class TestBed {
   readonly #clients: ServiceBusClient[] = [];
   private constructor(readonly emulator: ServiceBusEmulator) {}
 
-  static async start(entities: TestEntities, options: { dataDir?: string; tickMs?: number } = {}): Promise<TestBed> {
+  static async start(entities: TestEntities, options: { dataDir?: string; tickMs?: number; logger?: Logger } = {}): Promise<TestBed> {
     const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: options.tickMs ?? 20, ...options });
     return new TestBed(emulator);
   }
@@ -77,4 +79,16 @@ export async function errorCode(promise: Promise<unknown>): Promise<string> {
     return String((err as { code?: unknown }).code);
   }
   throw new Error('expected the call to fail');
+}
+
+/** A logger that keeps the JSON lines it gets at `warn` and above. */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done): void {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'warn', pretty: false, stream }), lines };
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusSessionReceiver } from '@azure/service-bus';
-import { TestBed, waitFor } from './helpers.js';
+import { TestBed, capturingLogger, waitFor } from './helpers.js';
 
 const ENTITY_LOGICAL_NAME = 'http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName';
 
@@ -128,7 +128,8 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       // rhea's write_dispositions merges the disposition of delivery N+1 into N's range without comparing their
       // outcomes, so the broker (Azure or this emulator) applies N's outcome to both. When this test fails, rhea
       // is fixed and workers may settle different outcomes concurrently again.
-      bed = await TestBed.start({ queues: { activities: {} } });
+      const { logger, lines } = capturingLogger();
+      bed = await TestBed.start({ queues: { activities: {} } }, { logger });
       const client = bed.client();
       await client.createSender('activities').sendMessages([{ body: 'bad' }, { body: 'good' }]);
       const receiver = client.createReceiver('activities');
@@ -137,6 +138,10 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       await Promise.all([receiver.deadLetterMessage(batch[0]!, { deadLetterReason: 'Bad', deadLetterErrorDescription: 'bad' }), receiver.completeMessage(batch[1]!)]);
       const dead = await client.createReceiver('activities', { subQueueType: 'deadLetter' }).peekMessages(10);
       assert.deepEqual(dead.map((m) => [m.body, m.deadLetterReason]), [['bad', 'Bad'], ['good', 'Bad']]);
+      const warning = lines.find((l) => String(l['message']).startsWith('a client settled several deliveries with one outcome'));
+      assert.ok(warning, 'the emulator warns about it');
+      assert.equal(warning['outcome'], 'rejected');
+      assert.equal(warning['deliveries'], 2);
     });
 
     it('answers settlements handled in one tick each with its own outcome (a lost lock next to a good one)', async () => {

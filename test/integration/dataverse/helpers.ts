@@ -3,6 +3,7 @@ import { DynamicsWebApi } from 'dynamics-web-api';
 import { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from '../../../src/emulators/dataverse/index.js';
 import type { SeedDocument } from '../../../src/emulators/dataverse/index.js';
 import { configPath } from '../../../src/paths.js';
+import { waitFor as waitUntil } from '../../helpers/wait.js';
 
 export const SEED_FILE = configPath('dataverse-seed.json');
 
@@ -79,15 +80,9 @@ export async function runJourney(url: string, body: unknown): Promise<{ created:
   return (await res.json()) as never;
 }
 
-/** Waits for a condition with a deadline, polling every 20 ms. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** {@link waitUntil} with a 10 s default: Dataverse posting tests wait on a bus that may be down on purpose. */
+export function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+  return waitUntil(what, probe, timeoutMs);
 }
 
 /** The error a promise rejects with (fails when it resolves). */

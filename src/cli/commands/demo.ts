@@ -17,7 +17,7 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
           'When it is, it will start the Service Bus, Dataverse and provider emulators on free loopback ports,',
           'register the service endpoint and step, start the intake, dispatch and recorder workers, run the sample',
           'journey from config/dataverse-seed.json, and print a funnel per journey.',
-          'What exists today: `channel-relay config check` (see README.md).',
+          'What exists today: `channel-relay config check` and `channel-relay emulate servicebus|dataverse` (see README.md).',
         ].join('\n'),
       );
       setExitCode(2);

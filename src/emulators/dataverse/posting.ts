@@ -23,7 +23,11 @@ export interface PostingEvent {
 }
 
 export interface RenderedEvent {
-  body: string;
+  /**
+   * A string is sent as its UTF-8 bytes. Either way the SDK gets a Buffer, which it sends as one AMQP data section
+   * byte for byte (a string body would be JSON-encoded, quotes and all).
+   */
+  body: string | Buffer;
   applicationProperties: Record<string, string | boolean>;
 }
 
@@ -197,7 +201,7 @@ export class Poster {
     let firstSize = 0;
     for (const e of events) {
       const rendered = e.render();
-      const body = Buffer.from(rendered.body, 'utf8');
+      const body = typeof rendered.body === 'string' ? Buffer.from(rendered.body, 'utf8') : rendered.body;
       if (batch.count === 0) firstSize = body.length;
       const message: ServiceBusMessage = { body, contentType: e.contentType, messageId: e.messageId, applicationProperties: rendered.applicationProperties };
       if (!batch.tryAddMessage(message)) break;

@@ -167,18 +167,23 @@ export function serializeContext(context: Record<string, unknown>): string {
   return JSON.stringify(context).replace(/\//g, '\\/');
 }
 
-export interface PostedBody {
-  body: string;
+export interface PostedBody<B extends string | Buffer = string> {
+  body: B;
   /** True when the body was cut down to fit {@link MAX_CONTEXT_BYTES}. */
   trimmed: boolean;
 }
 
-/** Serializes, and above 192 KB drops ParentContext, InputParameters and the images, as Dataverse does. */
-export function fitContext(context: Record<string, unknown>): PostedBody {
-  const body = serializeContext(context);
+/**
+ * Serializes (JSON unless `serialize` says otherwise), and when the body is above 192 KB drops ParentContext,
+ * InputParameters and the images, as Dataverse does. The size is that of the body in its own format.
+ */
+export function fitContext(context: Record<string, unknown>): PostedBody;
+export function fitContext<B extends string | Buffer>(context: Record<string, unknown>, serialize: (context: Record<string, unknown>) => B): PostedBody<B>;
+export function fitContext(context: Record<string, unknown>, serialize: (context: Record<string, unknown>) => string | Buffer = serializeContext): PostedBody<string | Buffer> {
+  const body = serialize(context);
   if (Buffer.byteLength(body) <= MAX_CONTEXT_BYTES) return { body, trimmed: false };
   const trimmed = { ...context, ParentContext: null, InputParameters: [], PreEntityImages: [], PostEntityImages: [] };
-  return { body: serializeContext(trimmed), trimmed: true };
+  return { body: serialize(trimmed), trimmed: true };
 }
 
 /** The application properties Dataverse sets on a posted message. */

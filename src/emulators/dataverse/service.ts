@@ -11,13 +11,14 @@ import { InteractionLog } from './interactions.js';
 import { Catalog, type TableDef } from './metadata.js';
 import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
-import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext } from './remote-context.js';
+import { serializeContextBinary, serializeContextXml, type ColumnTypeOf } from './context-xml.js';
+import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext } from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from './tile.js';
 import {
   MESSAGE_FORMATS,
-  SUPPORTED_MESSAGE_FORMAT,
+  DEFAULT_MESSAGE_FORMAT,
   endpointConnectionString,
   filterMatchesTable,
   organizationClaim,
@@ -58,6 +59,8 @@ interface StepTarget {
   connectionString: string;
   entityPath: string;
   contentType: string;
+  /** `serviceendpoint.messageformat`: 1 .NET Binary XML, 2 Json, 3 Text XML. */
+  messageFormat: number;
 }
 
 const SEGMENT = /^([A-Za-z_$][\w.$]*)(?:\((.*)\))?$/;
@@ -281,11 +284,8 @@ export class OrganizationService {
   #validateRow(def: TableDef, values: Row): void {
     if (def.logicalName === 'serviceendpoint') {
       const format = values['messageformat'];
-      if (format !== undefined && format !== null && format !== SUPPORTED_MESSAGE_FORMAT) {
-        throw new DataverseFault(
-          'InvalidArgument',
-          `messageformat ${String(format)} (${MESSAGE_FORMATS[format as number] ?? 'unknown'}) is not supported by the emulator: use 2 (Json).`,
-        );
+      if (format !== undefined && format !== null && MESSAGE_FORMATS[format as number] === undefined) {
+        throw new DataverseFault('InvalidArgument', `messageformat ${String(format)} is not a valid value: use 1 (.NET Binary XML), 2 (Json) or 3 (Text XML).`);
       }
     }
     if (def.logicalName === 'sdkmessageprocessingstep') {
@@ -392,6 +392,14 @@ export class OrganizationService {
   }
 
   /** The Service Bus steps registered for Create on a table (cached until a registration table changes). */
+  /** The body writer for a `messageformat`: JSON (2), Text XML (3) or .NET Binary XML (1) of the same context. */
+  #serializer(format: number): (context: Record<string, unknown>) => string | Buffer {
+    const columnType: ColumnTypeOf = (table, column) => this.catalog.byLogicalName(table)?.columns.get(column)?.type;
+    if (format === 3) return (context) => serializeContextXml(context, columnType);
+    if (format === 1) return (context) => serializeContextBinary(context, columnType);
+    return serializeContext;
+  }
+
   stepsFor(def: TableDef): StepTarget[] {
     return this.#steps('Create', def.logicalName);
   }
@@ -427,7 +435,8 @@ export class OrganizationService {
         step: { id: step['sdkmessageprocessingstepid'] as string, name: String(step['name'] ?? '') },
         connectionString: endpointConnectionString(endpoint, this.servicebusOverride),
         entityPath: String(endpoint['path']),
-        contentType: MESSAGE_FORMATS[(endpoint['messageformat'] as number | undefined) ?? SUPPORTED_MESSAGE_FORMAT]!,
+        contentType: MESSAGE_FORMATS[(endpoint['messageformat'] as number | undefined) ?? DEFAULT_MESSAGE_FORMAT]!,
+        messageFormat: (endpoint['messageformat'] as number | undefined) ?? DEFAULT_MESSAGE_FORMAT,
       });
     }
     this.#stepCache.set(cacheKey, targets);
@@ -467,7 +476,7 @@ export class OrganizationService {
             },
             inputs,
           );
-          const { body, trimmed } = fitContext(context);
+          const { body, trimmed } = fitContext(context, this.#serializer(t.messageFormat));
           return { body, applicationProperties: claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: 'none', requestName: messageName, trimmed }) };
         },
       });
@@ -506,7 +515,7 @@ export class OrganizationService {
             operationCreatedOn: created,
             step: t.step,
           });
-          const { body, trimmed } = fitContext(context);
+          const { body, trimmed } = fitContext(context, this.#serializer(t.messageFormat));
           const applicationProperties = claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: def.logicalName, requestName: 'Create', trimmed });
           return { body, applicationProperties };
         },

@@ -86,11 +86,38 @@ export function filterMatchesTable(filter: Record<string, unknown>, logicalName:
 }
 
 /**
- * Content type of a posted message by `serviceendpoint.messageformat`. Only 2 (Json) is produced by the emulator;
- * 1 (.NET Binary XML) and 3 (Text XML) are refused when the endpoint is created, with a message saying so.
+ * Content type of a posted message by `serviceendpoint.messageformat` (documented: PA-docs
+ * write-listener-application-azure-solution.md). Other values are refused when the endpoint is created. An endpoint
+ * without `messageformat` posts JSON. UNVERIFIED: what Dataverse does with an endpoint that has no format.
  */
 export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'application/msbin1', 2: 'application/json', 3: 'application/xml' };
-export const SUPPORTED_MESSAGE_FORMAT = 2;
+export const DEFAULT_MESSAGE_FORMAT = 2;
+
+/**
+ * The XML shape of the RemoteExecutionContext for `messageformat` 3 (Text XML) and 1 (.NET Binary XML). No captured
+ * XML or binary message from a real org was found; the shape follows the DataContractSerializer's rules and the
+ * SOAP (2011 Organization service) payloads of the same types seen in public code. UNVERIFIED, each:
+ * - member order: that of the JSON body (alphabetical, `InitiatingUserAgent` and the AAD object ids included);
+ * - namespace prefixes and where they are declared: `a` (System.Collections.Generic) on the first collection
+ *   element that needs it, `b` (Serialization, for `b:guid`) and `c` (XMLSchema, for `c:string`, `c:int`,
+ *   `c:boolean`, `c:dateTime`, `c:long`, `c:decimal`, `c:double`) on each `a:value` that uses them. The WCF writer
+ *   generates its own prefixes (`a`, `b`, `c`… in order of need); a namespace-aware reader sees no difference;
+ * - contract types in `i:type` unprefixed (`i:type="Entity"`), the Contracts namespace being the default one;
+ * - `EntityImageCollection` entries as `KeyValuePairOfstringEntity` (the emulator posts no images);
+ * - dates: UTC xs:dateTime with the fraction's trailing zeros dropped (`2024-07-24T10:28:25.786Z`,
+ *   `2024-07-24T10:28:25Z`), as `XmlConvert.ToString(DateTime, RoundtripKind)` writes a UTC DateTime;
+ * - no XML declaration, no whitespace between elements; UTF-8 without BOM; an empty string as `<x/>` (the same
+ *   infoset as `<x></x>`); on a typed value, `i:type` before the `xmlns:c` it needs (as in SOAP captures);
+ * - .NET Binary XML: the same infoset with inline strings and Chars text records only (no [MC-NBFS] dictionary, no
+ *   session dictionary, no typed text records), namespace declaration records before the attribute records: a
+ *   [MC-NBFX] reader gets the same document, the bytes differ from WCF's.
+ */
+export const XML_CONTEXT = {
+  prefixes: { generic: 'a', serialization: 'b', schema: 'c' },
+  /** `i:type` of a Contracts type (Entity, EntityReference, OptionSetValue, Money). */
+  contractType: (name: string): string => name,
+  dateTime: (date: Date): string => date.toISOString().replace(/\.?0+Z$/, 'Z'),
+} as const;
 
 /**
  * `x-ms-ratelimit-time-remaining-xrm-requests`: the remaining combined execution time in seconds, written the way

@@ -1,4 +1,5 @@
 /** Shared set-up for the Dataverse emulator integration tests: an emulator on port 0 and a real client. */
+import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { DynamicsWebApi } from 'dynamics-web-api';
 import { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from '../../../src/emulators/dataverse/index.js';
 import type { SeedDocument } from '../../../src/emulators/dataverse/index.js';
@@ -93,4 +94,25 @@ export async function rejection(promise: Promise<unknown>): Promise<Record<strin
     return err as Record<string, unknown>;
   }
   throw new Error('expected the call to fail, but it succeeded');
+}
+
+/**
+ * Receives (and deletes) `expected` messages from a queue of a Service Bus emulator, then waits briefly to collect
+ * any extra one, so that a test can assert that nothing more than expected arrived. `raw` keeps bodies as bytes.
+ */
+export async function receiveAll(connectionString: string, queue: string, expected: number, options: { raw?: boolean } = {}): Promise<ServiceBusReceivedMessage[]> {
+  const sb = new ServiceBusClient(connectionString);
+  const receiver = sb.createReceiver(queue, { receiveMode: 'receiveAndDelete', skipParsingBodyAsJson: options.raw ?? false });
+  const received: ServiceBusReceivedMessage[] = [];
+  try {
+    await waitFor(`${expected} messages on '${queue}'`, async () => {
+      received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
+      return received.length >= expected ? true : undefined;
+    }, 20_000);
+    received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
+  } finally {
+    await receiver.close();
+    await sb.close();
+  }
+  return received;
 }

@@ -5,14 +5,14 @@
  * body decodes (test decoder) to the same infoset as the XML one.
  */
 import assert from 'node:assert/strict';
-import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
+import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { XMLParser } from 'fast-xml-parser';
 import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
 import { writeXml } from '../../../src/emulators/dataverse/xml-infoset.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { decodeNbfx } from '../../unit/emulators/dataverse/nbfx-decoder.js';
-import { client, IDS, rejection, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { client, IDS, receiveAll, rejection, runJourney, smallSeed, startEmulator } from './helpers.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
@@ -57,22 +57,6 @@ async function createStep(api: DynamicsWebApi, endpointId: string, name: string)
 }
 
 /** Receives `expected` messages with the body as the raw bytes of the AMQP data section (no JSON parsing). */
-async function receiveRaw(connectionString: string, queue: string, expected: number): Promise<ServiceBusReceivedMessage[]> {
-  const sb = new ServiceBusClient(connectionString);
-  const receiver = sb.createReceiver(queue, { receiveMode: 'receiveAndDelete', skipParsingBodyAsJson: true });
-  const received: ServiceBusReceivedMessage[] = [];
-  try {
-    await waitFor(`${expected} messages on '${queue}'`, async () => {
-      received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
-      return received.length >= expected ? true : undefined;
-    }, 20_000);
-    received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
-  } finally {
-    await receiver.close();
-    await sb.close();
-  }
-  return received;
-}
 
 type Node = Record<string, unknown>;
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (name) => name === 'KeyValuePairOfstringanyType' });
@@ -124,7 +108,7 @@ describe('Dataverse emulator: posting in each serviceendpoint messageformat (1 .
     const run = await runJourney(emulator.url, { count: 6 });
     assert.equal(run.created.length, 4);
     await emulator.postingIdle();
-    const [binary, json, xml] = await Promise.all([1, 2, 3].map((f) => receiveRaw(bus!.connectionString, QUEUES[f as 1 | 2 | 3], run.created.length)));
+    const [binary, json, xml] = await Promise.all([1, 2, 3].map((f) => receiveAll(bus!.connectionString, QUEUES[f as 1 | 2 | 3], run.created.length, { raw: true })));
     for (const list of [binary!, json!, xml!]) assert.equal(list.length, run.created.length);
 
     for (const [i, created] of run.created.entries()) {

@@ -8,7 +8,7 @@ import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { client, IDS, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { client, IDS, receiveAll, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
@@ -62,23 +62,6 @@ function bodyOf(message: ServiceBusReceivedMessage): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-async function receiveAll(connectionString: string, queue: string, expected: number): Promise<ServiceBusReceivedMessage[]> {
-  const sb = new ServiceBusClient(connectionString);
-  const receiver = sb.createReceiver(queue, { receiveMode: 'receiveAndDelete' });
-  const received: ServiceBusReceivedMessage[] = [];
-  try {
-    await waitFor(`${expected} messages on '${queue}'`, async () => {
-      received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
-      return received.length >= expected ? true : undefined;
-    }, 20_000);
-    // Nothing more than expected arrives.
-    received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
-  } finally {
-    await receiver.close();
-    await sb.close();
-  }
-  return received;
-}
 
 function checkMessages(messages: ServiceBusReceivedMessage[], created: Array<{ contactId: string; activityId: string; activityRowId: string }>, apiUserId: string): void {
   assert.equal(messages.length, created.length);

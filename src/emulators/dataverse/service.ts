@@ -12,7 +12,7 @@ import { Catalog, type TableDef } from './metadata.js';
 import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
 import { serializeContextBinary, serializeContextXml, type ColumnTypeOf } from './context-xml.js';
-import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext } from './remote-context.js';
+import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext, type ContextInput } from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from './tile.js';
@@ -23,7 +23,7 @@ import {
   filterMatchesTable,
   organizationClaim,
 } from './unverified.js';
-import type { Poster } from './posting.js';
+import type { Poster, PostingEvent } from './posting.js';
 
 export interface OperationRequest {
   method: string;
@@ -449,78 +449,59 @@ export class OrganizationService {
    */
   postCustomApi(messageName: string, inputs: Array<{ key: string; value: unknown }>, userId: string): number {
     const targets = this.#steps(messageName, undefined);
-    const created = new Date();
-    const organization = organizationClaim(this.apiRoot);
+    const request = { messageName, entityLogicalName: 'none', created: new Date(), organization: organizationClaim(this.apiRoot) };
     for (const t of targets) {
-      const operationId = randomUUID();
-      const correlationId = randomUUID();
-      this.poster.enqueue({
-        connectionString: t.connectionString,
-        entityPath: t.entityPath,
-        contentType: t.contentType,
-        messageId: operationId,
-        render: () => {
-          const context = buildCustomApiContext(
-            {
-              messageName,
-              userId,
-              initiatingUserId: userId,
-              organizationId: this.organization.id,
-              organizationName: this.organization.name,
-              businessUnitId: this.organization.businessUnitId,
-              correlationId,
-              operationId,
-              requestId: operationId,
-              operationCreatedOn: created,
-              step: t.step,
-            },
-            inputs,
-          );
-          const { body, trimmed } = fitContext(context, this.#serializer(t.messageFormat));
-          return { body, applicationProperties: claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: 'none', requestName: messageName, trimmed }) };
-        },
-      });
+      this.poster.enqueue(this.#postingEvent(t, userId, request, (common) => buildCustomApiContext(common, inputs)));
     }
     this.eventsQueued += targets.length;
     return targets.length;
   }
 
+  /**
+   * One post for one step: the fields every context shares are fixed now; the body is built by `build` and
+   * serialized in the endpoint's format when it is sent, with the claims application properties.
+   */
+  #postingEvent(
+    t: StepTarget,
+    userId: string,
+    request: { messageName: string; entityLogicalName: string; created: Date; organization: string },
+    build: (common: Omit<ContextInput, 'table' | 'row'>) => Record<string, unknown>,
+  ): PostingEvent {
+    const operationId = randomUUID();
+    const common = {
+      messageName: request.messageName,
+      userId,
+      initiatingUserId: userId,
+      organizationId: this.organization.id,
+      organizationName: this.organization.name,
+      businessUnitId: this.organization.businessUnitId,
+      correlationId: randomUUID(),
+      operationId,
+      requestId: operationId,
+      operationCreatedOn: request.created,
+      step: t.step,
+    };
+    return {
+      connectionString: t.connectionString,
+      entityPath: t.entityPath,
+      contentType: t.contentType,
+      messageId: operationId,
+      render: () => {
+        const { body, trimmed } = fitContext(build(common), this.#serializer(t.messageFormat));
+        const applicationProperties = claimsProperties({ organization: request.organization, userId, initiatingUserId: userId, entityLogicalName: request.entityLogicalName, requestName: request.messageName, trimmed });
+        return { body, applicationProperties };
+      },
+    };
+  }
+
   #queuePosts(def: TableDef, row: Row, userId: string, tx?: Tx): void {
     const targets = this.stepsFor(def);
     if (targets.length === 0) return;
-    const created = new Date();
-    const organization = organizationClaim(this.apiRoot);
-    const events = targets.map((t) => {
-      const operationId = randomUUID();
-      const correlationId = randomUUID();
-      return {
-        connectionString: t.connectionString,
-        entityPath: t.entityPath,
-        contentType: t.contentType,
-        messageId: operationId,
-        // Rendered when sent: `row` is a snapshot (the store replaces rows on update, never mutates them).
-        render: () => {
-          const context = buildRemoteExecutionContext({
-            table: def,
-            row,
-            messageName: 'Create',
-            userId,
-            initiatingUserId: userId,
-            organizationId: this.organization.id,
-            organizationName: this.organization.name,
-            businessUnitId: this.organization.businessUnitId,
-            correlationId,
-            operationId,
-            requestId: operationId,
-            operationCreatedOn: created,
-            step: t.step,
-          });
-          const { body, trimmed } = fitContext(context, this.#serializer(t.messageFormat));
-          const applicationProperties = claimsProperties({ organization, userId, initiatingUserId: userId, entityLogicalName: def.logicalName, requestName: 'Create', trimmed });
-          return { body, applicationProperties };
-        },
-      };
-    });
+    const request = { messageName: 'Create', entityLogicalName: def.logicalName, created: new Date(), organization: organizationClaim(this.apiRoot) };
+    // Rendered when sent: `row` is a snapshot (the store replaces rows on update, never mutates them).
+    const events = targets.map((t) =>
+      this.#postingEvent(t, userId, request, (common) => buildRemoteExecutionContext({ ...common, table: def, row })),
+    );
     const post = (): void => {
       for (const e of events) this.poster.enqueue(e);
       this.eventsQueued += events.length;

@@ -116,3 +116,33 @@ export async function receiveAll(connectionString: string, queue: string, expect
   }
   return received;
 }
+
+/** The readable fields of a Queue (2) service endpoint with SAS authentication on a Service Bus emulator. */
+export function queueEndpoint(busPort: number, queue: string, messageformat = 2): Record<string, unknown> {
+  return {
+    contract: 2,
+    authtype: 2,
+    messageformat,
+    userclaim: 1,
+    connectionmode: 1,
+    namespaceformat: 2,
+    namespaceaddress: `sb://127.0.0.1:${busPort}/`,
+    solutionnamespace: 'sbemulatorns',
+    path: queue,
+    saskeyname: 'RootManageSharedAccessKey',
+  };
+}
+
+/** The fields of an asynchronous post-operation step bound to a service endpoint, a message and a filter. */
+export function asyncPostOperationStep(endpointId: string, messageId: string, filterId: string): Record<string, unknown> {
+  return {
+    mode: 1,
+    stage: 40,
+    rank: 1,
+    supporteddeployment: 0,
+    asyncautodelete: true,
+    'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
+    'sdkmessageid@odata.bind': `/sdkmessages(${messageId})`,
+    'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${filterId})`,
+  };
+}

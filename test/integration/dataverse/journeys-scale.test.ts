@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { ServiceBusClient } from '@azure/service-bus';
-import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { client, IDS, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 interface RunResult {
   created: Array<{ contactId: string; activityRowId: string }>;
@@ -29,17 +29,10 @@ async function stats(url: string): Promise<Stats> {
 
 describe('Dataverse emulator: journey runs at scale', function () {
   this.timeout(30_000);
-  let bus: ServiceBusEmulator | undefined;
-  let emulator: DataverseEmulator | undefined;
-  afterEach(async () => {
-    await emulator?.close();
-    await bus?.close();
-    emulator = undefined;
-    bus = undefined;
-  });
+  const track = closedAfterEach();
 
   it('refuses a count above the contacts held (400, saying how to generate them) and generates them on request: 10,000 and 100,000', async () => {
-    emulator = await startEmulator({ seed: smallSeed(300, 10) });
+    const emulator = track(await startEmulator({ seed: smallSeed(300, 10) }));
     const refused = await run(emulator.url, { count: 10_000 });
     assert.equal(refused.status, 400);
     assert.match(JSON.stringify(refused.json), /count 10000 asks for more contacts than the organization holds \(300\).*generateContacts/);
@@ -66,8 +59,8 @@ describe('Dataverse emulator: journey runs at scale', function () {
   });
 
   it('posts 5,000 activities in creation order; the backlog only goes down and posted + backlog always equals the events queued', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(10) });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(10) }));
     const api = client(emulator.url, 'relay-admin');
     const endpointId = (await api.create({
       collection: 'serviceendpoints',
@@ -93,7 +86,7 @@ describe('Dataverse emulator: journey runs at scale', function () {
     const received: string[] = [];
     try {
       await waitFor('5,000 messages', async () => {
-        samples.push((await stats(emulator!.url)).posting);
+        samples.push((await stats(emulator.url)).posting);
         for (const m of await receiver.receiveMessages(500, { maxWaitTimeInMs: 100 })) {
           const raw: unknown = m.body;
           const body = (Buffer.isBuffer(raw) ? JSON.parse(raw.toString('utf8')) : raw) as { PrimaryEntityId: string };

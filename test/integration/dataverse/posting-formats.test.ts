@@ -8,52 +8,23 @@ import assert from 'node:assert/strict';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { XMLParser } from 'fast-xml-parser';
-import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
 import { writeXml } from '../../../src/emulators/dataverse/xml-infoset.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { decodeNbfx } from '../../unit/emulators/dataverse/nbfx-decoder.js';
-import { client, IDS, receiveAll, rejection, runJourney, smallSeed, startEmulator } from './helpers.js';
+import { asyncPostOperationStep, client, IDS, queueEndpoint, receiveAll, rejection, runJourney, smallSeed, startEmulator } from './helpers.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 const QUEUES = { 1: 'dv-binary', 2: 'dv-json', 3: 'dv-xml' } as const;
 
 async function createEndpoint(api: DynamicsWebApi, busPort: number, queue: string, messageformat: number): Promise<string> {
-  return (await api.create({
-    collection: 'serviceendpoints',
-    data: {
-      name: `activities (${messageformat})`,
-      contract: 2,
-      authtype: 2,
-      messageformat,
-      userclaim: 1,
-      connectionmode: 1,
-      namespaceformat: 2,
-      namespaceaddress: `sb://127.0.0.1:${busPort}/`,
-      solutionnamespace: 'sbemulatorns',
-      path: queue,
-      saskeyname: 'RootManageSharedAccessKey',
-      saskey: 'SAS_KEY_VALUE',
-    },
-  })) as string;
+  return (await api.create({ collection: 'serviceendpoints', data: { name: `activities (${messageformat})`, ...queueEndpoint(busPort, queue, messageformat), saskey: 'SAS_KEY_VALUE' } })) as string;
 }
 
 /** An async post-operation Create step on the activity table for `endpointId`. */
 async function createStep(api: DynamicsWebApi, endpointId: string, name: string): Promise<void> {
-  await api.create({
-    collection: 'sdkmessageprocessingsteps',
-    data: {
-      name,
-      mode: 1,
-      stage: 40,
-      rank: 1,
-      supporteddeployment: 0,
-      asyncautodelete: true,
-      'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
-      'sdkmessageid@odata.bind': `/sdkmessages(${IDS.createMessage})`,
-      'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${IDS.activityFilter})`,
-    },
-  });
+  await api.create({ collection: 'sdkmessageprocessingsteps', data: { name, ...asyncPostOperationStep(endpointId, IDS.createMessage, IDS.activityFilter) } });
 }
 
 /** Receives `expected` messages with the body as the raw bytes of the AMQP data section (no JSON parsing). */
@@ -83,17 +54,10 @@ function bytesOf(message: ServiceBusReceivedMessage): Buffer {
 
 describe('Dataverse emulator: posting in each serviceendpoint messageformat (1 .NET Binary XML, 2 Json, 3 Text XML)', function () {
   this.timeout(40_000);
-  let bus: ServiceBusEmulator | undefined;
-  let emulator: DataverseEmulator | undefined;
-  afterEach(async () => {
-    await emulator?.close();
-    await bus?.close();
-    emulator = undefined;
-    bus = undefined;
-  });
+  const track = closedAfterEach();
 
   it('posts every Create once per format, each with its content type, the same claims and the same data', async () => {
-    bus = await startServiceBusEmulator({
+    const bus = track(await startServiceBusEmulator({
       port: 0,
       config: {
         UserConfig: {
@@ -101,14 +65,14 @@ describe('Dataverse emulator: posting in each serviceendpoint messageformat (1 .
           Logging: { Type: 'File' },
         },
       },
-    });
-    emulator = await startEmulator({ seed: smallSeed(6, 3) });
+    }));
+    const emulator = track(await startEmulator({ seed: smallSeed(6, 3) }));
     const api = client(emulator.url, 'relay-admin');
     for (const format of [2, 3, 1] as const) await createStep(api, await createEndpoint(api, bus.port, QUEUES[format], format), `CCA Create → SB (${format})`);
     const run = await runJourney(emulator.url, { count: 6 });
     assert.equal(run.created.length, 4);
     await emulator.postingIdle();
-    const [binary, json, xml] = await Promise.all([1, 2, 3].map((f) => receiveAll(bus!.connectionString, QUEUES[f as 1 | 2 | 3], run.created.length, { raw: true })));
+    const [binary, json, xml] = await Promise.all([1, 2, 3].map((f) => receiveAll(bus.connectionString, QUEUES[f as 1 | 2 | 3], run.created.length, { raw: true })));
     for (const list of [binary!, json!, xml!]) assert.equal(list.length, run.created.length);
 
     for (const [i, created] of run.created.entries()) {
@@ -155,7 +119,7 @@ describe('Dataverse emulator: posting in each serviceendpoint messageformat (1 .
   });
 
   it('refuses a messageformat that is not 1, 2 or 3, and accepts a change of format on an endpoint', async () => {
-    emulator = await startEmulator({ seed: smallSeed(1) });
+    const emulator = track(await startEmulator({ seed: smallSeed(1) }));
     const api = client(emulator.url, 'relay-admin');
     const err = await rejection(createEndpoint(api, 1, 'q', 4));
     assert.equal(err['status'], 400);

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
-import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { client, IDS, receiveAll, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { asyncPostOperationStep, client, IDS, queueEndpoint, receiveAll, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
@@ -17,20 +17,7 @@ const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 async function register(api: DynamicsWebApi, busPort: number, queue: string): Promise<void> {
   const endpointId = (await api.create({
     collection: 'serviceendpoints',
-    data: {
-      name: 'channel-relay activities',
-      contract: 2,
-      authtype: 2,
-      messageformat: 2,
-      userclaim: 1,
-      connectionmode: 1,
-      namespaceformat: 2,
-      namespaceaddress: `sb://127.0.0.1:${busPort}/`,
-      solutionnamespace: 'sbemulatorns',
-      path: queue,
-      saskeyname: 'RootManageSharedAccessKey',
-      saskey: 'SAS_KEY_VALUE',
-    },
+    data: { name: 'channel-relay activities', ...queueEndpoint(busPort, queue), saskey: 'SAS_KEY_VALUE' },
   })) as string;
   const messages = await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: "name eq 'Create'" });
   const createId = messages.value[0]!.sdkmessageid as string;
@@ -41,17 +28,7 @@ async function register(api: DynamicsWebApi, busPort: number, queue: string): Pr
   });
   await api.create({
     collection: 'sdkmessageprocessingsteps',
-    data: {
-      name: 'Custom Channel Activity Create → Service Bus',
-      mode: 1,
-      stage: 40,
-      rank: 1,
-      supporteddeployment: 0,
-      asyncautodelete: true,
-      'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
-      'sdkmessageid@odata.bind': `/sdkmessages(${createId})`,
-      'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${filters.value[0]!.sdkmessagefilterid as string})`,
-    },
+    data: { name: 'Custom Channel Activity Create → Service Bus', ...asyncPostOperationStep(endpointId, createId, filters.value[0]!.sdkmessagefilterid as string) },
   });
 }
 
@@ -102,18 +79,11 @@ function checkMessages(messages: ServiceBusReceivedMessage[], created: Array<{ c
 
 describe('Dataverse emulator: posting Create events to Service Bus', function () {
   this.timeout(40_000);
-  let bus: ServiceBusEmulator | undefined;
-  let emulator: DataverseEmulator | undefined;
-  afterEach(async () => {
-    await emulator?.close();
-    await bus?.close();
-    emulator = undefined;
-    bus = undefined;
-  });
+  const track = closedAfterEach();
 
   it('posts one RemoteExecutionContext per created activity: 100 contacts, the opted-out ones skipped', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(100, 7) });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(100, 7) }));
     const api = client(emulator.url, 'relay-admin');
     await register(api, bus.port, 'activities');
     const run = await runJourney(emulator.url, { count: 100 });
@@ -131,16 +101,16 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     const probe = await startServiceBusEmulator({ port: 0 });
     const port = probe.port;
     await probe.close();
-    emulator = await startEmulator({ seed: smallSeed(100, 7), postRetryMinMs: 50, postRetryMaxMs: 400, postTimeoutMs: 2000 });
+    const emulator = track(await startEmulator({ seed: smallSeed(100, 7), postRetryMinMs: 50, postRetryMaxMs: 400, postTimeoutMs: 2000 }));
     const api = client(emulator.url, 'relay-admin');
     await register(api, port, 'activities');
     const run = await runJourney(emulator.url, { count: 100 });
     type Stats = { posting: { backlog: number; posted: number; failedAttempts: number } };
-    const stats = async (): Promise<Stats> => (await (await fetch(`${emulator!.url}/_emulator/stats`)).json()) as Stats;
+    const stats = async (): Promise<Stats> => (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as Stats;
     await waitFor('failed posting attempts while the bus is down', async () => ((await stats()).posting.failedAttempts >= 2 ? true : undefined));
     assert.equal((await stats()).posting.backlog, run.created.length);
 
-    bus = await startServiceBusEmulator({ port });
+    const bus = track(await startServiceBusEmulator({ port }));
     await emulator.postingIdle();
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
     const journeyEngine = (await (await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })).json()) as { UserId: string };
@@ -149,8 +119,8 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
   });
 
   it('keeps posting to a working queue while another step targets a queue that refuses every message', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(20), postRetryMinMs: 50, postRetryMaxMs: 200 });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(20), postRetryMinMs: 50, postRetryMaxMs: 200 }));
     const api = client(emulator.url, 'relay-admin');
     // "outbound" requires sessions: Dataverse sets no SessionId, so the bus refuses every post to it.
     await register(api, bus.port, 'outbound');
@@ -166,8 +136,8 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
   });
 
   it('uses the --servicebus connection string for every endpoint when one is given (only path is read from the row)', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(5), servicebus: bus.connectionString });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(5), servicebus: bus.connectionString }));
     const api = client(emulator.url, 'relay-admin');
     await register(api, 1, 'activities'); // port 1: the row's address is not used
     const run = await runJourney(emulator.url, { count: 5 });
@@ -177,7 +147,7 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
   });
 
   it('posts to a topic for a Topic (5) endpoint; a subscription filtering on the EntityLogicalName claim receives it', async () => {
-    bus = await startServiceBusEmulator({
+    const bus = track(await startServiceBusEmulator({
       port: 0,
       config: {
         UserConfig: {
@@ -211,8 +181,8 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
           Logging: { Type: 'File' },
         },
       },
-    });
-    emulator = await startEmulator({ seed: smallSeed(3) });
+    }));
+    const emulator = track(await startEmulator({ seed: smallSeed(3) }));
     const api = client(emulator.url, 'relay-admin');
     await register(api, bus.port, 'dataverse');
     const endpoints = await api.retrieveMultiple({ collection: 'serviceendpoints', select: ['serviceendpointid'] });

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
-import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { client, SEED_FILE, startEmulator, waitFor } from './helpers.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
 const SMS_DEFINITION = '547ad554-324d-5e09-a5b5-adc95569d73e';
@@ -24,18 +24,11 @@ function bodyOf(message: ServiceBusReceivedMessage): Record<string, unknown> {
 
 describe('Dataverse emulator: real-time journeys outbound Custom API posted to Service Bus', function () {
   this.timeout(30_000);
-  let bus: ServiceBusEmulator | undefined;
-  let emulator: DataverseEmulator | undefined;
-  afterEach(async () => {
-    await emulator?.close();
-    await bus?.close();
-    emulator = undefined;
-    bus = undefined;
-  });
+  const track = closedAfterEach();
 
   it('posts one context per recipient with the payload (ChannelDefinitionId, RequestId, From, To, Message) to the step on the API message', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: SEED_FILE });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: SEED_FILE }));
     const api = client(emulator.url, 'relay-admin');
     const messageId = (await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: "name eq 'sample_OutboundSmsApi'" })).value[0]!.sdkmessageid as string;
     const endpointId = (await api.create({
@@ -82,7 +75,7 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
   });
 
   it('refuses what the channel definition does not allow, and posts nothing without a registered step', async () => {
-    emulator = await startEmulator({ seed: SEED_FILE });
+    const emulator = track(await startEmulator({ seed: SEED_FILE }));
     const cases: Array<[string, unknown, number, RegExp]> = [
       [SMS_DEFINITION, { to: ['+491'], message: { body: 'x' } }, 400, /part 'body' the channel definition does not declare \(parts: text\)/],
       [SMS_DEFINITION, { to: ['+491'], message: {} }, 400, /message part 'text' is required/],

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
-import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { client, rejection, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import { asyncPostOperationStep, client, queueEndpoint, rejection, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 const ENDPOINT_NAME = 'channel-relay activities';
@@ -21,7 +21,7 @@ interface Registration {
 }
 
 function sasRegistration(busPort: number, queue: string): Registration {
-  const readable = { contract: 2, authtype: 2, messageformat: 2, userclaim: 1, connectionmode: 1, namespaceformat: 2, namespaceaddress: `sb://127.0.0.1:${busPort}/`, solutionnamespace: 'sbemulatorns', path: queue, saskeyname: 'RootManageSharedAccessKey' };
+  const readable = queueEndpoint(busPort, queue);
   return { endpoint: { ...readable, saskey: 'SAS_KEY_VALUE' }, endpointReadBack: { ...readable, issaskeyset: true } };
 }
 
@@ -51,16 +51,7 @@ async function register(api: DynamicsWebApi, reg: Registration): Promise<{ endpo
     outcome.endpoint = 'updated';
   }
 
-  const step = {
-    mode: 1,
-    stage: 40,
-    rank: 1,
-    supporteddeployment: 0,
-    asyncautodelete: true,
-    'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`,
-    'sdkmessageid@odata.bind': `/sdkmessages(${createId})`,
-    'sdkmessagefilterid@odata.bind': `/sdkmessagefilters(${filterId})`,
-  };
+  const step = asyncPostOperationStep(endpointId, createId, filterId);
   const stepReadBack = { mode: 1, stage: 40, rank: 1, statecode: 0, _eventhandler_value: endpointId, _sdkmessageid_value: createId, _sdkmessagefilterid_value: filterId };
   const steps = await api.retrieveMultiple({ collection: 'sdkmessageprocessingsteps', select: ['sdkmessageprocessingstepid', ...Object.keys(stepReadBack)], filter: `name eq '${STEP_NAME}'` });
   const stepId = steps.value[0]?.sdkmessageprocessingstepid as string | undefined;
@@ -103,18 +94,11 @@ function primaryIds(messages: ServiceBusReceivedMessage[]): unknown[] {
 
 describe('Dataverse emulator: idempotent registration of the Service Bus step', function () {
   this.timeout(30_000);
-  let bus: ServiceBusEmulator | undefined;
-  let emulator: DataverseEmulator | undefined;
-  afterEach(async () => {
-    await emulator?.close();
-    await bus?.close();
-    emulator = undefined;
-    bus = undefined;
-  });
+  const track = closedAfterEach();
 
   it('creates once, then reads back "no change"; secrets are write-only; an update of the path or the state changes what is posted', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(6) });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(6) }));
     const api = client(emulator.url, 'relay-admin');
 
     assert.deepEqual(await register(api, sasRegistration(bus.port, 'activities')), { endpoint: 'created', step: 'created' });
@@ -153,8 +137,8 @@ describe('Dataverse emulator: idempotent registration of the Service Bus step', 
   });
 
   it('posts through an authtype 7 (Connection String) endpoint whose connection string is in authvalue', async () => {
-    bus = await startServiceBusEmulator({ port: 0 });
-    emulator = await startEmulator({ seed: smallSeed(2) });
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: smallSeed(2) }));
     const api = client(emulator.url, 'relay-admin');
     const readable = { contract: 2, authtype: 7, messageformat: 2, userclaim: 1, connectionmode: 1, solutionnamespace: 'sbemulatorns', path: 'activities' };
     const outcome = await register(api, {
@@ -168,7 +152,7 @@ describe('Dataverse emulator: idempotent registration of the Service Bus step', 
   });
 
   it('refuses a step whose filter belongs to another message (a filter resolved without _sdkmessageid_value)', async () => {
-    emulator = await startEmulator({ seed: smallSeed(1) });
+    const emulator = track(await startEmulator({ seed: smallSeed(1) }));
     const api = client(emulator.url, 'relay-admin');
     const updateId = (await api.create({ collection: 'sdkmessages', data: { name: 'Update' } })) as string;
     const updateFilter = (await api.create({

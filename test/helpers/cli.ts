@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { packageRoot } from '../../src/paths.js';
 import type { CliIo } from '../../src/cli/io.js';
 
@@ -15,14 +16,20 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the real `channel-relay` executable (through tsx) to completion. */
+/**
+ * Starts the real `channel-relay` executable from the sources (through tsx) in the package root, with stdout and
+ * stderr piped. The child never inherits NODE_V8_COVERAGE: c8 merges coverage per file, and a child's separately
+ * transformed copy of the same sources corrupts the parent's figures.
+ */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessByStdio<null, Readable, Readable> {
+  const childEnv = { ...env, NODE_V8_COVERAGE: '' };
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: packageRoot(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs the real `channel-relay` executable to completion, with only PATH and `env` in its environment. */
 export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: packageRoot(),
-      env: { PATH: process.env['PATH'], ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(args, { PATH: process.env['PATH'], ...env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

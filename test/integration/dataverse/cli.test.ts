@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { packageRoot } from '../../../src/paths.js';
+import { spawnCli } from '../../helpers/cli.js';
 import { client, SEED_FILE } from './helpers.js';
 
 describe('channel-relay emulate dataverse (process)', function () {
   this.timeout(30_000);
 
   it('prints DATAVERSE_URL when ready, serves the sample seed, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'dataverse', '--port', '0', '--seed', SEED_FILE, '--limits', 'off'], {
-      cwd: packageRoot(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(['emulate', 'dataverse', '--port', '0', '--seed', SEED_FILE, '--limits', 'off']);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       let stdout = '';
@@ -36,10 +32,7 @@ describe('channel-relay emulate dataverse (process)', function () {
   });
 
   it('fails with a message naming the file and key for a bad seed', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'dataverse', '--seed', '/nonexistent/seed.json'], {
-      cwd: packageRoot(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(['emulate', 'dataverse', '--seed', '/nonexistent/seed.json']);
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient } from '@azure/service-bus';
-import { packageRoot } from '../../../src/paths.js';
+import { spawnCli } from '../../helpers/cli.js';
 import { emulatorConfig } from './helpers.js';
 import { spawnEmulator } from './process.js';
 
@@ -37,7 +36,7 @@ describe('channel-relay emulate servicebus (CLI)', function () {
   it('refuses a bad Config.json with exit code 1 and each problem with its JSON path', async () => {
     const file = path.join(dir, 'Config.json');
     writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 0 } } })));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'servicebus', '--port', '0', '--config', file], { cwd: packageRoot() });
+    const child = spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

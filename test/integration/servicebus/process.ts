@@ -1,7 +1,7 @@
 /** Runs the emulator as a child process through the CLI, as an operator would. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { packageRoot } from '../../../src/paths.js';
+import { spawnCli } from '../../helpers/cli.js';
 
 export interface EmulatorProcess {
   child: ChildProcess;
@@ -13,10 +13,7 @@ export interface EmulatorProcess {
 }
 
 export async function spawnEmulator(args: string[]): Promise<EmulatorProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'servicebus', '--port', '0', ...args], {
-    cwd: packageRoot(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnCli(['emulate', 'servicebus', '--port', '0', ...args]);
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();

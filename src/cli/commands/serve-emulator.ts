@@ -13,6 +13,8 @@ export interface ServeEmulatorOptions {
   logLevel: string;
   /** Starts the emulator; `readyLine` is printed on stdout once signals are handled. */
   start: (log: Logger) => Promise<Closeable & { readyLine: string }>;
+  /** Where SIGTERM/SIGINT come from. @defaultValue process */
+  signals?: NodeJS.EventEmitter;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function serveEmulator(io: CliIo, setExitCode: (code: number) => vo
   }
   const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });
   const code = await new Promise<number>((resolve) => {
-    onShutdownSignals(shutdown, { exit: resolve, log });
+    onShutdownSignals(shutdown, { exit: resolve, log, ...(options.signals === undefined ? {} : { source: options.signals }) });
     io.out(emulator.readyLine);
   });
   setExitCode(code);

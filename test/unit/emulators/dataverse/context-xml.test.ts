@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { XMLParser } from 'fast-xml-parser';
 import { contextInfoset, serializeContextBinary, serializeContextXml, xmlDateTime, type ColumnTypeOf } from '../../../../src/emulators/dataverse/context-xml.js';
-import { builtInTables, defineTable, type TableDef } from '../../../../src/emulators/dataverse/metadata.js';
+import { defineTable, type TableDef } from '../../../../src/emulators/dataverse/metadata.js';
 import { buildCustomApiContext, buildRemoteExecutionContext, fitContext, MAX_CONTEXT_BYTES, type ContextInput } from '../../../../src/emulators/dataverse/remote-context.js';
 import { writeXml, type XmlElement } from '../../../../src/emulators/dataverse/xml-infoset.js';
 import { decodeNbfx } from './nbfx-decoder.js';
+import { ACTIVITY_TABLE, CONTACT_ID, CONTEXT_FIELDS, ROW_ID } from './context-fixtures.js';
 
-const activity = defineTable(builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!);
+const activity = ACTIVITY_TABLE;
 const priced = defineTable({ logicalName: 'x_priced', entitySetName: 'x_priceds', columns: { x_price: 'money', x_count: 'int', x_rate: 'decimal', x_ratio: 'decimal', x_flag: 'bool', x_note: 'memo', x_other: 'guid' } });
 const TABLES = new Map<string, TableDef>([activity, priced].map((t) => [t.logicalName, t]));
 const columnType: ColumnTypeOf = (table, column) => TABLES.get(table)?.columns.get(column)?.type;
-const ROW_ID = 'aaaaaaaa-0000-4000-8000-000000000001';
-const CONTACT = 'bbbbbbbb-0000-4000-8000-000000000002';
+const CONTACT = CONTACT_ID;
 const ENTITY_ID = '33333333-3333-4333-8333-333333333333';
 const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
 const GENERIC = 'http://schemas.datacontract.org/2004/07/System.Collections.Generic';
@@ -35,17 +35,7 @@ function input(table: TableDef = activity, row: Record<string, unknown> = {}): C
             ...row,
           }
         : { x_pricedid: ROW_ID, ...row },
-    messageName: 'Create',
-    userId: 'cccccccc-0000-4000-8000-000000000003',
-    initiatingUserId: 'cccccccc-0000-4000-8000-000000000003',
-    organizationId: 'dddddddd-0000-4000-8000-000000000004',
-    organizationName: 'org',
-    businessUnitId: 'eeeeeeee-0000-4000-8000-000000000005',
-    correlationId: 'ffffffff-0000-4000-8000-000000000006',
-    operationId: 'ffffffff-0000-4000-8000-000000000007',
-    requestId: 'ffffffff-0000-4000-8000-000000000007',
-    operationCreatedOn: new Date(1_721_816_905_786),
-    step: { id: '99999999-0000-4000-8000-000000000008', name: 'CCA Create → SB' },
+    ...CONTEXT_FIELDS,
   };
 }
 

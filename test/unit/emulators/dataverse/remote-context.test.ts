@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { builtInTables, defineTable } from '../../../../src/emulators/dataverse/metadata.js';
+import { defineTable } from '../../../../src/emulators/dataverse/metadata.js';
 import {
   buildRemoteExecutionContext,
   claimsProperties,
@@ -9,11 +9,11 @@ import {
   serializeContext,
   type ContextInput,
 } from '../../../../src/emulators/dataverse/remote-context.js';
+import { ACTIVITY_TABLE, CONTACT_ID, CONTEXT_FIELDS, ROW_ID } from './context-fixtures.js';
 
-const activity = defineTable(builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!);
+const activity = ACTIVITY_TABLE;
 const money = defineTable({ logicalName: 'x_priced', entitySetName: 'x_priceds', columns: { x_price: 'money', x_count: 'int', x_note: 'memo' } });
-const ROW_ID = 'aaaaaaaa-0000-4000-8000-000000000001';
-const CONTACT = 'bbbbbbbb-0000-4000-8000-000000000002';
+const CONTACT = CONTACT_ID;
 
 function input(row = { msdyncrm_customerjourneycustomchannelactivityid: ROW_ID, msdyncrm_activityid: ROW_ID } as Record<string, unknown>): ContextInput {
   return {
@@ -27,17 +27,7 @@ function input(row = { msdyncrm_customerjourneycustomchannelactivityid: ROW_ID, 
       createdon: '2026-11-22T00:00:00Z',
       versionnumber: 1000001,
     },
-    messageName: 'Create',
-    userId: 'cccccccc-0000-4000-8000-000000000003',
-    initiatingUserId: 'cccccccc-0000-4000-8000-000000000003',
-    organizationId: 'dddddddd-0000-4000-8000-000000000004',
-    organizationName: 'org',
-    businessUnitId: 'eeeeeeee-0000-4000-8000-000000000005',
-    correlationId: 'ffffffff-0000-4000-8000-000000000006',
-    operationId: 'ffffffff-0000-4000-8000-000000000007',
-    requestId: 'ffffffff-0000-4000-8000-000000000007',
-    operationCreatedOn: new Date(1_721_816_905_786),
-    step: { id: '99999999-0000-4000-8000-000000000008', name: 'CCA Create → SB' },
+    ...CONTEXT_FIELDS,
   };
 }
 

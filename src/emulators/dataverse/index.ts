@@ -10,5 +10,5 @@ export type { SeedDocument, SeedJourney } from './seed.js';
 export type { Interaction, InteractionKind } from './interactions.js';
 export type { JourneyRunRequest, JourneyRunResult } from './journeys.js';
 export type { RealtimeSendRequest, RealtimeSendResult } from './realtime.js';
-export { readTile } from './tile.js';
-export type { ChannelTile, TileResponseType } from './tile.js';
+export { readTile } from '../../channels/tile.js';
+export type { ChannelTile, TileResponseType } from '../../channels/tile.js';

@@ -10,7 +10,7 @@ import { builtInTables, defineTable, type ColumnSpec, type TableSpec } from './m
 import { isFault } from './faults.js';
 import { readPayload } from './payload.js';
 import type { OrganizationService } from './service.js';
-import { readTile, TileError, type ChannelTile } from './tile.js';
+import { readTile, TileError, type ChannelTile } from '../../channels/tile.js';
 
 export interface SeedJourney {
   /** `msdyncrm_customerjourneyid` of a journey row in the seed. */

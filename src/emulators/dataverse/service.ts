@@ -15,7 +15,7 @@ import { serializeContextBinary, serializeContextXml, type ColumnTypeOf } from '
 import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext, type ContextInput } from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
-import type { ChannelTile } from './tile.js';
+import type { ChannelTile } from '../../channels/tile.js';
 import {
   MESSAGE_FORMATS,
   DEFAULT_MESSAGE_FORMAT,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { readTile, TileError } from '../../../../src/emulators/dataverse/tile.js';
-import { configPath } from '../../../../src/paths.js';
+import { readTile, TileError } from '../../../src/channels/tile.js';
+import { configPath } from '../../../src/paths.js';
 
 function tile(body: string, props = '<EntityType>t_msg</EntityType><EntitySetName>t_msgs</EntitySetName><ComplianceField>donotphone</ComplianceField>'): string {
   return `<?xml version="1.0"?><LibraryTile><ChannelProperties>${props}</ChannelProperties>${body}</LibraryTile>`;

@@ -1,0 +1,217 @@
+/**
+ * What travels between the stages: the OutboundMessage on `outbound` (intake → dispatch) and the InteractionMessage
+ * on `interactions` (dispatch, callbacks → recorder). Both are JSON bodies with a version field; the parse functions
+ * check every field and throw an `EventError` that names the field, so a stage can dead-letter a body it cannot read
+ * with a reason a person understands.
+ */
+import { EventError } from '../errors.js';
+
+/** The body version written by this code. A reader refuses versions it does not know. */
+export const MESSAGE_VERSION = 1;
+
+/** Where an outbound-marketing activity came from: everything CreateInteraction needs, carried along. */
+export interface MarketingContext {
+  kind: 'marketing';
+  /** `msdyncrm_activityid` of the Custom Channel Activity. */
+  activityId: string;
+  /** The activity row's id (`msdyncrm_customerjourneycustomchannelactivityid`). */
+  activityRowId: string;
+  contactId: string;
+  journeyId: string;
+  iterationId: string;
+  /** `msdyncrm_entitytype`: the logical name of the custom message table. */
+  entityType: string;
+  /** `msdyncrm_entityid`: the message record's id. */
+  entityId: string;
+}
+
+/** Where a real-time journeys send came from: the outbound Custom API payload's identifiers. */
+export interface RealtimeContext {
+  kind: 'realtime';
+  channelDefinitionId: string;
+  /** `RequestId` of the payload: the idempotency key and the notification's RequestId. */
+  requestId: string;
+  /** The sender as the payload named it (`From`). */
+  from: string;
+  /** `OrganizationId` of the RemoteExecutionContext (needed by msdyn_D365ChannelsNotification). */
+  organizationId: string;
+  /** `MarketingAppContext.CustomerJourneyId`, when given. */
+  journeyId?: string;
+}
+
+export type SendContext = MarketingContext | RealtimeContext;
+
+/** One message to send through one channel: the body of a message on `outbound`. */
+export interface OutboundMessage {
+  v: typeof MESSAGE_VERSION;
+  /** The idempotency key: `msdyncrm_activityid` or the real-time `RequestId`. Also the Service Bus MessageId. */
+  key: string;
+  /** The channel's name in channels.json. */
+  channel: string;
+  /** The recipient's address (phone number, chat id …) as the provider expects it. */
+  to: string;
+  /** The rendered text. */
+  text: string;
+  /** Real-time journeys: every message part by name (`text` included). */
+  parts?: Record<string, string>;
+  /** Why this message is sent: an automated reply (opt-out confirmation) has no activity to record. */
+  purpose: 'journey' | 'confirmation';
+  context?: SendContext;
+  /** When intake accepted the event (ms since the epoch): end-to-end latency. */
+  acceptedAt: number;
+}
+
+/** An outcome to write to Dataverse: the body of a message on `interactions`. */
+export interface InteractionMessage {
+  v: typeof MESSAGE_VERSION;
+  context: SendContext;
+  /**
+   * Marketing: a `ResponseType` id of the channel's tile (`sent`, `delivered`, `failed`, `keyword` …).
+   * Real-time: the status written to msdyn_D365ChannelsNotification (`Sent`, `NotSent`, `Delivered`, `NotDelivered`).
+   */
+  responseType: string;
+  /** Required when the tile's response type is `custom="True"`. */
+  triggerKeyword?: string;
+  /** The channel the message went through. */
+  channel: string;
+  /** The provider's message id (Twilio SID, Telegram message_id …), when there is one. */
+  providerMessageId?: string;
+  /** What the provider said, for a failure outcome: code and message, never secrets or the recipient. */
+  detail?: { code?: string | number; message: string };
+  /** When it happened (ms since the epoch). */
+  occurredAt: number;
+}
+
+/** The Service Bus MessageId of an interaction: key + response type (+ keyword), so repeats are dropped by the bus. */
+export function interactionMessageId(m: Pick<InteractionMessage, 'context' | 'responseType' | 'triggerKeyword'>): string {
+  const key = m.context.kind === 'marketing' ? m.context.activityId : m.context.requestId;
+  const id = `${key}:${m.responseType}${m.triggerKeyword === undefined ? '' : `:${m.triggerKeyword.toLowerCase()}`}`;
+  // Service Bus message ids are at most 128 characters.
+  return id.length <= 128 ? id : id.slice(0, 128);
+}
+
+type Json = Record<string, unknown>;
+
+function fail(what: string, path: string, expected: string, found: unknown): never {
+  const shown = found === undefined ? 'nothing' : JSON.stringify(found)?.slice(0, 80) ?? String(found);
+  throw new EventError('EventMissingAttribute', `${what}: '${path}' must be ${expected}, found ${shown}`);
+}
+
+function object(what: string, value: unknown): Json {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) {
+    const text = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new EventError('EventUndecodable', `${what}: the body is not JSON (${(err as Error).message})`);
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new EventError('EventUndecodable', `${what}: the body must be a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`);
+  }
+  return value as Json;
+}
+
+function str(what: string, o: Json, key: string, path = key): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v === '') fail(what, path, 'a non-empty string', v);
+  return v;
+}
+
+function optStr(what: string, o: Json, key: string, path = key): string | undefined {
+  return o[key] === undefined ? undefined : str(what, o, key, path);
+}
+
+function num(what: string, o: Json, key: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(what, key, 'a number', v);
+  return v;
+}
+
+function version(what: string, o: Json): typeof MESSAGE_VERSION {
+  if (o['v'] !== MESSAGE_VERSION) fail(what, 'v', `${MESSAGE_VERSION} (the body version this relay reads)`, o['v']);
+  return MESSAGE_VERSION;
+}
+
+function parseContext(what: string, value: unknown): SendContext {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(what, 'context', 'an object', value);
+  const c = value as Json;
+  if (c['kind'] === 'marketing') {
+    return {
+      kind: 'marketing',
+      activityId: str(what, c, 'activityId', 'context.activityId'),
+      activityRowId: str(what, c, 'activityRowId', 'context.activityRowId'),
+      contactId: str(what, c, 'contactId', 'context.contactId'),
+      journeyId: str(what, c, 'journeyId', 'context.journeyId'),
+      iterationId: str(what, c, 'iterationId', 'context.iterationId'),
+      entityType: str(what, c, 'entityType', 'context.entityType'),
+      entityId: str(what, c, 'entityId', 'context.entityId'),
+    };
+  }
+  if (c['kind'] === 'realtime') {
+    const journeyId = optStr(what, c, 'journeyId', 'context.journeyId');
+    return {
+      kind: 'realtime',
+      channelDefinitionId: str(what, c, 'channelDefinitionId', 'context.channelDefinitionId'),
+      requestId: str(what, c, 'requestId', 'context.requestId'),
+      from: str(what, c, 'from', 'context.from'),
+      organizationId: str(what, c, 'organizationId', 'context.organizationId'),
+      ...(journeyId === undefined ? {} : { journeyId }),
+    };
+  }
+  return fail(what, 'context.kind', "'marketing' or 'realtime'", c['kind']);
+}
+
+function parts(what: string, value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+    fail(what, 'parts', 'an object of strings', value);
+  }
+  return value as Record<string, string>;
+}
+
+/** Reads the body of an `outbound` message (object, JSON string or Buffer); throws `EventError` naming the field. */
+export function parseOutboundMessage(body: unknown): OutboundMessage {
+  const what = 'outbound message';
+  const o = object(what, body);
+  const purpose = o['purpose'];
+  if (purpose !== 'journey' && purpose !== 'confirmation') fail(what, 'purpose', "'journey' or 'confirmation'", purpose);
+  const message: OutboundMessage = {
+    v: version(what, o),
+    key: str(what, o, 'key'),
+    channel: str(what, o, 'channel'),
+    to: str(what, o, 'to'),
+    text: typeof o['text'] === 'string' ? o['text'] : fail(what, 'text', 'a string', o['text']),
+    purpose,
+    acceptedAt: num(what, o, 'acceptedAt'),
+  };
+  if (o['parts'] !== undefined) message.parts = parts(what, o['parts']);
+  if (o['context'] !== undefined) message.context = parseContext(what, o['context']);
+  else if (purpose === 'journey') fail(what, 'context', 'the journey context (a journey message is recorded)', undefined);
+  return message;
+}
+
+/** Reads the body of an `interactions` message; throws `EventError` naming the field. */
+export function parseInteractionMessage(body: unknown): InteractionMessage {
+  const what = 'interaction message';
+  const o = object(what, body);
+  const message: InteractionMessage = {
+    v: version(what, o),
+    context: parseContext(what, o['context']),
+    responseType: str(what, o, 'responseType'),
+    channel: str(what, o, 'channel'),
+    occurredAt: num(what, o, 'occurredAt'),
+  };
+  const keyword = optStr(what, o, 'triggerKeyword');
+  if (keyword !== undefined) message.triggerKeyword = keyword;
+  const providerMessageId = optStr(what, o, 'providerMessageId');
+  if (providerMessageId !== undefined) message.providerMessageId = providerMessageId;
+  const detail = o['detail'];
+  if (detail !== undefined) {
+    if (typeof detail !== 'object' || detail === null || typeof (detail as Json)['message'] !== 'string') fail(what, 'detail', '{ code?, message }', detail);
+    const d = detail as Json;
+    const code = d['code'];
+    if (code !== undefined && typeof code !== 'string' && typeof code !== 'number') fail(what, 'detail.code', 'a string or a number', code);
+    message.detail = { message: d['message'] as string, ...(code === undefined ? {} : { code }) };
+  }
+  return message;
+}

@@ -1,0 +1,57 @@
+/**
+ * What the stages need from the outside, as narrow interfaces. `src/servicebus/` and `src/dataverse/` implement them
+ * with the real SDKs; unit tests implement them with fakes. A stage never imports an SDK.
+ */
+import type { DataverseError } from '../errors.js';
+import type { InteractionMessage, OutboundMessage } from './messages.js';
+
+/** A received Service Bus message as a stage sees it. Every delivery must be settled exactly once. */
+export interface Delivery {
+  /** The body as the SDK returned it: an object (JSON bodies), a string, or a Buffer. */
+  readonly body: unknown;
+  readonly messageId: string | undefined;
+  readonly contentType: string | undefined;
+  /** Application properties; Date values arrive as numbers (ms). */
+  readonly applicationProperties: Readonly<Record<string, unknown>>;
+  /** How many times it was delivered before, this time included (1 on first delivery). */
+  readonly deliveryCount: number;
+  /** The session (outbound only). */
+  readonly sessionId: string | undefined;
+  /** Done: remove it from the queue. */
+  complete(): Promise<void>;
+  /** Hand it back for another try (its delivery count goes up; past MaxDeliveryCount the bus dead-letters it). */
+  abandon(): Promise<void>;
+  /** Move it to the dead-letter queue with a reason (a short code) and a description a person can act on. */
+  deadLetter(reason: string, description: string): Promise<void>;
+}
+
+/** Sends to a queue. Messages with the same `messageId` within the duplicate-detection window are dropped by the bus. */
+export interface QueueSender<T> {
+  /** Sends all, in as few batches as the size limit allows. `sessionId` only for session-enabled queues. */
+  send(messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string; subject?: string }>, signal?: AbortSignal): Promise<void>;
+}
+
+export type OutboundSender = QueueSender<OutboundMessage>;
+export type InteractionSender = QueueSender<InteractionMessage>;
+
+/** A row as the Web API returns it (column name → value; lookups as `_<name>_value`). */
+export type Row = Record<string, unknown>;
+
+/** The reads intake makes. Implementations batch and cache; each call is one or a few requests. */
+export interface DataverseReads {
+  /** Contacts by id with the given columns (`contactid` is always included); ids not found are absent. */
+  contacts(ids: readonly string[], columns: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>>;
+  /** A custom message record by entity set and id (cached); `undefined` when it does not exist. */
+  messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
+  /** A Custom Channel Activity row by id (for events Dataverse truncated); `undefined` when it does not exist. */
+  activity(id: string, signal?: AbortSignal): Promise<Row | undefined>;
+}
+
+/** The result of writing one interaction. */
+export type WriteResult = { ok: true } | { ok: false; error: DataverseError };
+
+/** Writes interactions to Dataverse within its service protection limits. */
+export interface InteractionWriter {
+  /** One result per input, in order. Rejects only when no result can be had at all (e.g. aborted). */
+  write(items: readonly InteractionMessage[], signal?: AbortSignal): Promise<WriteResult[]>;
+}

@@ -1,0 +1,42 @@
+/**
+ * The one interface every provider adapter implements. An adapter turns a send into the provider's HTTP call and
+ * the provider's answer into a `SendResult` or a `ProviderError` whose code says what the stage does next:
+ * `ProviderRejected` (permanent: an outcome, recorded as the channel's failure response type),
+ * `ProviderRateLimited` (pause the sender for `retryAfterMs`, then retry), `ProviderUnavailable` /
+ * `ProviderTimeout` / `ProviderBadResponse` (retry with backoff), `ProviderUnauthorized` (stop: configuration).
+ */
+
+/** The provider types channels.json can name. */
+export type ProviderType = 'twilio' | 'telegram' | 'contract';
+
+export interface SendRequest {
+  /** Stable per message (activity id / RequestId): sent as the provider's idempotency key where it has one. */
+  idempotencyKey: string;
+  /** The sender: phone number, Messaging Service SID, bot (ignored by Telegram: the token names the bot), contract `From`. */
+  from: string;
+  /** The recipient: phone number, chat id, contract `To`. */
+  to: string;
+  /** The text to send. */
+  text: string;
+  /** Real-time journeys: all message parts by name (the contract adapter sends these as `Message`). */
+  parts?: Record<string, string>;
+  /** Real-time journeys: the channel definition (the contract adapter sends it as `ChannelDefinitionId`). */
+  channelDefinitionId?: string;
+  /** A per-message status callback URL (Twilio `StatusCallback`), when the channel has a public base URL. */
+  statusCallbackUrl?: string;
+  /** Aborts the call (shutdown, or the caller's timeout). */
+  signal?: AbortSignal;
+}
+
+export interface SendResult {
+  /** The provider's id for the message (Twilio SID, Telegram `message_id`, contract `MessageId`). */
+  providerMessageId: string;
+  /** The provider's status on acceptance (`queued`, `sent`, `Sent` …), as it said it. */
+  status: string;
+}
+
+export interface Provider {
+  readonly type: ProviderType;
+  /** Sends one message; resolves on acceptance, rejects with a `ProviderError`. Has its own timeout. */
+  send(request: SendRequest): Promise<SendResult>;
+}

@@ -55,3 +55,25 @@ export interface InteractionWriter {
   /** One result per input, in order. Rejects only when no result can be had at all (e.g. aborted). */
   write(items: readonly InteractionMessage[], signal?: AbortSignal): Promise<WriteResult[]>;
 }
+
+/**
+ * One held session on a session-enabled queue (`outbound`: one session = one sender), as the session loop drives it.
+ * The loop creates one handler per accepted session, feeds it batches of that session's deliveries, and calls
+ * `onClose` before it releases the session (idle, or stopping).
+ */
+export interface SessionHandler {
+  onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void>;
+  onClose(): Promise<void>;
+}
+
+/** What the session loop tells a stage about a session it accepted. */
+export interface AcceptedSession {
+  readonly sessionId: string;
+  /** The session state as the last holder left it (`undefined` when none). */
+  readonly state: Buffer | undefined;
+  /** Replaces the session state (kept by the bus with the session, seen by the next holder, on any replica). */
+  setState(state: Buffer): Promise<void>;
+}
+
+/** Creates the handler of an accepted session. */
+export type SessionHandlerFactory = (session: AcceptedSession) => SessionHandler | Promise<SessionHandler>;

@@ -46,7 +46,8 @@ export interface LoadConfigOptions {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
-interface Schema {
+/** The subset of JSON Schema the configuration schemas use. */
+export interface Schema {
   type?: string;
   enum?: string[];
   secret?: boolean;
@@ -69,7 +70,7 @@ function schemaAndValidator(): { schema: Schema; validate: ReturnType<Ajv['compi
 
 function schemaAt(schema: Schema, keyPath: string): Schema | undefined {
   let node: Schema | undefined = schema;
-  for (const part of keyPath.split('.').filter(Boolean)) node = node?.properties?.[part];
+  for (const part of keyPath.split('.').filter(Boolean)) node = /^\d+$/.test(part) ? (node?.['items'] as Schema | undefined) : node?.properties?.[part];
   return node;
 }
 
@@ -190,7 +191,8 @@ function coerceEnv(schema: Schema, keyPath: string, raw: string): Json {
   return raw;
 }
 
-function describeAjvError(e: ErrorObject, schema: Schema): { keyPath: string; expected: string; found?: string } {
+/** What an ajv error means, as a key path, an expectation and (when known) a finding. Shared with the channels file. */
+export function describeAjvError(e: ErrorObject, schema: Schema): { keyPath: string; expected: string; found?: string } {
   const base = e.instancePath.split('/').filter(Boolean).join('.');
   const join = (k: string): string => (base ? `${base}.${k}` : k);
   const p = e.params as Record<string, unknown>;

@@ -1,0 +1,269 @@
+/**
+ * Loading `channels.json`: schema validation (`config/channels.schema.json`), secrets from `env:NAME` references only,
+ * `${NAME}` interpolation in URLs, the tile XML each channel names (read with the same parser the Dataverse emulator
+ * uses), and the rules across keys a schema cannot state. Every problem names the file, the key path, what was
+ * expected and what was found, and all are reported at once as one `ConfigError`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { describeAjvError, renderFound, type Schema } from '../config/index.js';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { configPath } from '../paths.js';
+import { readTile } from './tile.js';
+import type { Channel, ProviderSettings } from './types.js';
+
+export interface LoadChannelsOptions {
+  /** @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Base for the file name shown in errors. @defaultValue process.cwd() */
+  cwd?: string;
+}
+
+/** The channels of one relay process, with the lookups the stages need. */
+export interface ChannelRegistry {
+  /** The file they came from (absolute). */
+  readonly file: string;
+  all(): readonly Channel[];
+  byName(name: string): Channel | undefined;
+}
+
+const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
+const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const SECRETS = ['authToken', 'botToken', 'signingSecret'] as const;
+const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
+  twilio: ['accountSid', 'authToken'],
+  telegram: ['botToken'],
+  contract: ['url', 'signingSecret'],
+};
+
+let compiled: { schema: Schema; validate: ReturnType<Ajv['compile']> } | undefined;
+function validator(): { schema: Schema; validate: ReturnType<Ajv['compile']> } {
+  if (!compiled) {
+    const schema = JSON.parse(readFileSync(configPath('channels.schema.json'), 'utf8')) as Schema;
+    const ajv = new Ajv({ allErrors: true, strict: true });
+    ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+    compiled = { schema, validate: ajv.compile(schema) };
+  }
+  return compiled;
+}
+
+type RawChannel = {
+  name: string;
+  tile?: string;
+  channelDefinitionId?: string;
+  provider: Record<string, string>;
+  sender: string;
+  senderKey?: string;
+  addressField?: string;
+  textField?: string;
+  channelField?: string;
+  rateLimit: { messages: number; intervalMs?: number; concurrency?: number; perRecipientMs?: number };
+  failureResponseType?: string;
+  timeoutMs?: number;
+  publicBaseUrl?: string;
+};
+
+/** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
+export function loadChannels(file: string, options: LoadChannelsOptions = {}): ChannelRegistry {
+  const env = options.env ?? process.env;
+  const absolute = path.resolve(options.cwd ?? process.cwd(), file);
+  const source = path.relative(options.cwd ?? process.cwd(), absolute) || absolute;
+  const problem = (p: string, expected: string, found: string): ConfigProblem => ({ source, path: p, expected, found });
+
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(absolute, 'utf8').replace(/^\uFEFF/, ''));
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError('ConfigUnreadable', [problem('', 'a readable JSON file of channels', reason)]);
+  }
+  const { schema, validate } = validator();
+  if (!validate(doc)) {
+    throw new ConfigError(
+      'ConfigInvalid',
+      (validate.errors ?? []).map((e) => {
+        const d = describeAjvError(e, schema);
+        return problem(d.keyPath, d.expected, d.found ?? renderFound(valueAt(doc, d.keyPath), SECRETS.some((s) => d.keyPath.endsWith(`.${s}`))));
+      }),
+    );
+  }
+
+  const problems: ConfigProblem[] = [];
+  const channels: Channel[] = [];
+  const raw = (doc as { channels: RawChannel[] }).channels;
+  raw.forEach((c, i) => {
+    const at = (key: string): string => `channels.${i}.${key}`;
+    const settings = resolveProvider(c.provider, at('provider'), env, problems, problem);
+    let tile: Channel['tile'];
+    if (c.tile !== undefined) {
+      const tileFile = path.resolve(path.dirname(absolute), c.tile);
+      try {
+        tile = { ...readTile(readFileSync(tileFile, 'utf8'), c.tile), file: tileFile };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        problems.push(problem(at('tile'), 'a readable tile XML file (relative to the channels file)', code === 'ENOENT' ? `no file at ${tileFile}` : (err as Error).message));
+      }
+    }
+    if (c.tile === undefined && c.channelDefinitionId === undefined) {
+      problems.push(problem(at('tile'), 'a tile (outbound marketing) or a channelDefinitionId (real-time journeys)', 'neither'));
+    }
+    if (c.tile !== undefined) {
+      for (const key of ['addressField', 'textField'] as const) {
+        if (c[key] === undefined) problems.push(problem(at(key), 'a column name (required for an outbound-marketing channel)', 'nothing'));
+      }
+    }
+    if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
+      problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
+    }
+    const publicBaseUrl = c.publicBaseUrl === undefined ? undefined : interpolate(c.publicBaseUrl, at('publicBaseUrl'), env, problems, problem, true);
+    if (!settings) return;
+    const channel: Channel = {
+      name: c.name,
+      provider: settings,
+      sender: c.sender,
+      senderKey: c.senderKey ?? `${settings.type}:${c.sender}`,
+      addressField: c.addressField ?? '',
+      textField: c.textField ?? '',
+      rateLimit: {
+        messages: c.rateLimit.messages,
+        intervalMs: c.rateLimit.intervalMs ?? DEFAULTS.intervalMs,
+        concurrency: c.rateLimit.concurrency ?? DEFAULTS.concurrency,
+        perRecipientMs: c.rateLimit.perRecipientMs ?? DEFAULTS.perRecipientMs,
+      },
+      timeoutMs: c.timeoutMs ?? DEFAULTS.timeoutMs,
+    };
+    if (tile) channel.tile = tile;
+    if (c.channelDefinitionId !== undefined) channel.channelDefinitionId = c.channelDefinitionId.toLowerCase();
+    if (c.channelField !== undefined) channel.channelField = c.channelField;
+    if (c.failureResponseType !== undefined) channel.failureResponseType = c.failureResponseType;
+    if (publicBaseUrl !== undefined) channel.publicBaseUrl = publicBaseUrl;
+    channels.push(channel);
+  });
+
+  crossChannelChecks(raw, channels, problems, problem);
+  if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
+  const byName = new Map(channels.map((c) => [c.name, c]));
+  return { file: absolute, all: () => channels, byName: (name) => byName.get(name) };
+}
+
+type ProblemOf = (path: string, expected: string, found: string) => ConfigProblem;
+
+function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): ProviderSettings | undefined {
+  const type = p['type'] as ProviderSettings['type'];
+  const values: Record<string, string> = {};
+  let ok = true;
+  for (const key of REQUIRED_SETTINGS[type]) {
+    if (p[key] === undefined) {
+      problems.push(problem(`${at}.${key}`, `a value (required for a ${type} provider)`, 'nothing'));
+      ok = false;
+    }
+  }
+  for (const [key, value] of Object.entries(p)) {
+    if (key === 'type') continue;
+    if (!REQUIRED_SETTINGS[type].includes(key) && key !== 'baseUrl') {
+      problems.push(problem(`${at}.${key}`, `only the keys of a ${type} provider (${[...REQUIRED_SETTINGS[type], ...(type === 'contract' ? [] : ['baseUrl'])].join(', ')})`, 'an unknown key'));
+      ok = false;
+      continue;
+    }
+    if ((SECRETS as readonly string[]).includes(key)) {
+      const m = ENV_REF.exec(value);
+      if (!m) {
+        problems.push(problem(`${at}.${key}`, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+        ok = false;
+        continue;
+      }
+      const resolved = env[m[1] as string];
+      if (resolved === undefined || resolved === '') {
+        problems.push(problem(`${at}.${key}`, `environment variable ${m[1]} to be set (the value is "${value}")`, 'it unset'));
+        ok = false;
+        continue;
+      }
+      values[key] = resolved;
+    } else {
+      const url = key === 'url' || key === 'baseUrl';
+      const resolved = interpolate(value, `${at}.${key}`, env, problems, problem, url);
+      if (resolved === undefined) ok = false;
+      else values[key] = url ? resolved.replace(/\/+$/, '') : resolved;
+    }
+  }
+  if (type === 'contract' && p['baseUrl'] !== undefined) {
+    problems.push(problem(`${at}.baseUrl`, 'no baseUrl for a contract provider (its url is the whole endpoint)', renderFound(p['baseUrl'])));
+    ok = false;
+  }
+  if (!ok) return undefined;
+  switch (type) {
+    case 'twilio':
+      return { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+    case 'telegram':
+      return { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+    case 'contract':
+      return { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string };
+  }
+}
+
+/** Replaces `${NAME}` with the environment's value; a URL must come out as http(s). */
+function interpolate(value: string, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf, isUrl: boolean): string | undefined {
+  const missing = [...value.matchAll(INTERPOLATION)].map((m) => m[1] as string).filter((name) => !env[name]);
+  if (missing.length > 0) {
+    problems.push(problem(at, `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to be set (the value is "${value}")`, 'unset'));
+    return undefined;
+  }
+  // A base URL with a trailing slash followed by a path must not give `//` in the middle.
+  const replaced = value.replace(INTERPOLATION, (_, name: string) => env[name] as string);
+  const out = isUrl ? replaced.replace(/([^:/])\/{2,}/g, '$1/') : replaced;
+  if (isUrl) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(out);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      problems.push(problem(at, 'an http(s) URL', renderFound(out)));
+      return undefined;
+    }
+  }
+  return out;
+}
+
+function crossChannelChecks(raw: RawChannel[], channels: Channel[], problems: ConfigProblem[], problem: ProblemOf): void {
+  const seen = new Map<string, number>();
+  raw.forEach((c, i) => {
+    const first = seen.get(c.name);
+    if (first !== undefined) problems.push(problem(`channels.${i}.name`, `a name no other channel has (channels.${first} is also "${c.name}")`, renderFound(c.name)));
+    else seen.set(c.name, i);
+  });
+  // Channels sharing a sender share one session, so one limiter: their limits must agree.
+  const bySender = new Map<string, Channel>();
+  for (const c of channels) {
+    const other = bySender.get(c.senderKey);
+    if (!other) {
+      bySender.set(c.senderKey, c);
+      continue;
+    }
+    if (JSON.stringify(other.rateLimit) !== JSON.stringify(c.rateLimit)) {
+      const i = raw.findIndex((r) => r.name === c.name);
+      problems.push(problem(`channels.${i}.rateLimit`, `the same rate limit as "${other.name}", which has the same sender key "${c.senderKey}"`, renderFound(c.rateLimit)));
+    }
+  }
+  // Several channels on one tile: the message record must say which, so each needs the same channelField.
+  const byEntity = new Map<string, Channel[]>();
+  for (const c of channels) if (c.tile) byEntity.set(c.tile.entityType, [...(byEntity.get(c.tile.entityType) ?? []), c]);
+  for (const [entityType, group] of byEntity) {
+    if (group.length < 2) continue;
+    for (const c of group) {
+      if (c.channelField === undefined) {
+        const i = raw.findIndex((r) => r.name === c.name);
+        problems.push(problem(`channels.${i}.channelField`, `a column of ${entityType} naming the channel (${group.map((g) => g.name).join(', ')} share its tile)`, 'nothing'));
+      }
+    }
+  }
+}
+
+function valueAt(doc: unknown, keyPath: string): unknown {
+  let node = doc;
+  for (const part of keyPath.split('.').filter(Boolean)) node = (node as Record<string, unknown> | undefined)?.[part];
+  return node;
+}

@@ -25,6 +25,9 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   HEALTH_HOST: 'health.host',
   HEALTH_PORT: 'health.port',
   SHUTDOWN_BUDGET_MS: 'shutdown.budgetMs',
+  INTAKE_BATCH_SIZE: 'intake.batchSize',
+  DISPATCH_MAX_SESSIONS: 'dispatch.maxSessions',
+  RECORDER_BATCH_SIZE: 'recorder.batchSize',
 };
 
 /** The environment variable naming an extra configuration file. */

@@ -26,6 +26,12 @@ export interface RelayConfig {
   log: { level: LogLevel };
   health: { host: string; port: number };
   shutdown: { budgetMs: number };
+  /** Intake tuning: batch size (one contact read per batch), receive wait, batches at once. */
+  intake: { batchSize: number; maxWaitMs: number; concurrency: number };
+  /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts. */
+  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; maxAttempts: number };
+  /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
+  recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
 }
 
 /** A loaded configuration and where its values came from. */

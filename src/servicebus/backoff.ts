@@ -1,0 +1,68 @@
+/**
+ * Backoff for the receive loops: after a failed receive (connection lost, entity missing, broker busy) a loop waits
+ * before trying again, longer each time, so that it never spins; the first success resets it.
+ */
+import { intOption } from './options.js';
+
+export interface BackoffOptions {
+  /** The first delay, in milliseconds. @defaultValue 200 */
+  initialMs?: number;
+  /** The longest delay, in milliseconds. @defaultValue 30_000 */
+  maxMs?: number;
+  /** Each delay is the previous one times this factor (before jitter). @defaultValue 2 */
+  factor?: number;
+  /** Random share taken off each delay (0.2: between 80 % and 100 % of it), so replicas do not retry in step. @defaultValue 0.2 */
+  jitter?: number;
+  /** The random source, for tests. @defaultValue Math.random */
+  random?: () => number;
+}
+
+/** Exponential backoff with jitter: `next()` gives the delay before the next attempt, `reset()` after a success. */
+export class Backoff {
+  readonly #initialMs: number;
+  readonly #maxMs: number;
+  readonly #factor: number;
+  readonly #jitter: number;
+  readonly #random: () => number;
+  #attempt = 0;
+
+  constructor(options: BackoffOptions = {}) {
+    this.#initialMs = intOption('backoff', 'initialMs', options.initialMs, 200, 1);
+    this.#maxMs = intOption('backoff', 'maxMs', options.maxMs, 30_000, this.#initialMs);
+    this.#factor = options.factor ?? 2;
+    this.#jitter = options.jitter ?? 0.2;
+    if (!(this.#factor >= 1)) throw new TypeError(`backoff: factor must be a number >= 1, found ${String(options.factor)}`);
+    if (!(this.#jitter >= 0 && this.#jitter < 1)) throw new TypeError(`backoff: jitter must be a number from 0 to below 1, found ${String(options.jitter)}`);
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** How many delays were given since the last reset. */
+  get attempt(): number {
+    return this.#attempt;
+  }
+
+  /** The delay before the next attempt, in milliseconds. */
+  next(): number {
+    const base = Math.min(this.#maxMs, this.#initialMs * this.#factor ** this.#attempt);
+    this.#attempt += 1;
+    return Math.round(base * (1 - this.#jitter * this.#random()));
+  }
+
+  reset(): void {
+    this.#attempt = 0;
+  }
+}
+
+/** Waits `ms`, or less when `signal` aborts; never rejects. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,291 @@
+/**
+ * The batch receive loop (intake reads `activities`, the recorder reads `interactions`): `receiveMessages` in
+ * peek-lock mode on one receiver, each batch handed to a handler, up to `concurrency` batches in flight.
+ *
+ * Guarantees:
+ * - **Every delivery is settled.** When the handler returns or throws with deliveries it did not settle, the loop
+ *   abandons them (and logs it): an unsettled message holds its delivery slot in rhea's 2048-slot window and, in
+ *   order, every later one's, and the receiver would stall 2047 deliveries later.
+ * - **Locks outlive slow handlers.** The SDK renews each message's lock until it is settled, for up to
+ *   `maxLockRenewalMs` (the receiver's `maxAutoLockRenewalDurationInMs`).
+ * - **No spinning.** A failed receive is reported (`onError`, log) and followed by a backoff delay (200 ms doubling
+ *   to 30 s by default); the first successful receive resets it.
+ * - **A receive is never aborted.** Aborting `receiveMessages` loses the messages it already got (they stay locked
+ *   until their lock runs out, in unsettled slots); so `stop()` lets the receive in progress end (at most `maxWaitMs`
+ *   plus a drain round trip) and hands its messages to the handler like any other batch.
+ *
+ * Life cycle: `stop()` stops receiving; `drain(signal)` stops and waits for the batches in flight (`signal`
+ * aborts the handlers' signal: they should hand their deliveries back and return); `close()` stops, aborts the
+ * handlers, waits for them up to `closeGraceMs`, abandons what is still unsettled and closes the receiver. The
+ * client belongs to the caller: close it after the loop.
+ */
+import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
+import type { Registry } from 'prom-client';
+import type { Delivery } from '../pipeline/ports.js';
+import { areaLogger, silentLogger, type Logger } from '../log.js';
+import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
+import { serviceBusMetrics, type ServiceBusMetrics } from './metrics.js';
+import { functionOption, intOption, stringOption } from './options.js';
+
+/** Handles one batch. It should settle every delivery; whatever it leaves unsettled is abandoned. */
+export type BatchHandler = (deliveries: Delivery[], signal: AbortSignal) => Promise<void>;
+
+/** Where an error reported to `onError` happened. */
+export type LoopErrorSource = 'receive' | 'accept' | 'handler' | 'session' | 'close';
+
+export interface LoopErrorContext {
+  queue: string;
+  source: LoopErrorSource;
+  sessionId?: string;
+}
+
+/** Options shared by the batch and session loops. */
+export interface ReceiveLoopCommonOptions {
+  client: ServiceBusClient;
+  queue: string;
+  /** Most messages per batch. @defaultValue 50 */
+  maxBatch?: number;
+  /** Longest wait for a batch to fill, in milliseconds (a batch is handed over as soon as it is full). @defaultValue 1000 */
+  maxWaitMs?: number;
+  /** How long the SDK keeps renewing locks (message locks; session locks for sessions), in milliseconds; 0 disables. @defaultValue 300_000 */
+  maxLockRenewalMs?: number;
+  /**
+   * Bodies as the raw bytes (`skipParsingBodyAsJson`): a Buffer whatever it holds. Use it where the decoder must see
+   * what the producer sent (intake: Dataverse's JSON with a BOM, XML or .NET binary); leave it off for the relay's
+   * own JSON queues, whose bodies then arrive parsed. @defaultValue false
+   */
+  rawBody?: boolean;
+  /** How long `close()` waits for aborted handlers before abandoning their deliveries, in milliseconds. @defaultValue 5_000 */
+  closeGraceMs?: number;
+  /** Delay after a failed receive. @defaultValue { initialMs: 200, maxMs: 30_000 } */
+  backoff?: BackoffOptions;
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+  /** Told of every error the loop handles itself (failed receives, handler failures); it must not throw. @defaultValue nothing */
+  onError?: (error: unknown, context: LoopErrorContext) => void;
+  /** The registry to count on (see `metrics.ts`). @defaultValue none (no counting) */
+  metrics?: Registry;
+}
+
+export interface BatchLoopOptions extends ReceiveLoopCommonOptions {
+  handler: BatchHandler;
+  /** Batches in flight at once (the next receive starts when one ends). @defaultValue 1 */
+  concurrency?: number;
+}
+
+/** A running receive loop. */
+export interface ReceiveLoop {
+  readonly queue: string;
+  /** Batches (or sessions' batches) being handled now. */
+  readonly inFlight: number;
+  /** Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). */
+  stop(): Promise<void>;
+  /** Stops, then resolves when the work in flight has ended; `signal` aborts the handlers' signal. */
+  drain(signal?: AbortSignal): Promise<void>;
+  /** Stops, aborts the handlers, settles what they left (abandon) and closes the receivers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The validated common options. */
+export interface ResolvedCommon {
+  client: ServiceBusClient;
+  queue: string;
+  maxBatch: number;
+  maxWaitMs: number;
+  maxLockRenewalMs: number;
+  rawBody: boolean;
+  closeGraceMs: number;
+  backoff: BackoffOptions;
+  log: Logger;
+  onError: (error: unknown, context: LoopErrorContext) => void;
+  metrics: ServiceBusMetrics;
+}
+
+export function resolveCommon(component: string, options: ReceiveLoopCommonOptions): ResolvedCommon {
+  if (typeof options.client?.createReceiver !== 'function') throw new TypeError(`${component}: client must be a ServiceBusClient`);
+  const queue = stringOption(component, 'queue', options.queue);
+  const log = areaLogger(options.log ?? silentLogger(), 'servicebus', { queue });
+  const onError = options.onError ?? (() => undefined);
+  return {
+    client: options.client,
+    queue,
+    maxBatch: intOption(component, 'maxBatch', options.maxBatch, 50, 1),
+    maxWaitMs: intOption(component, 'maxWaitMs', options.maxWaitMs, 1000, 1),
+    maxLockRenewalMs: intOption(component, 'maxLockRenewalMs', options.maxLockRenewalMs, 300_000, 0),
+    rawBody: options.rawBody ?? false,
+    closeGraceMs: intOption(component, 'closeGraceMs', options.closeGraceMs, 5_000, 0),
+    backoff: options.backoff ?? {},
+    log,
+    onError: (error, context) => {
+      try {
+        onError(error, context);
+      } catch (err) {
+        log.error('onError threw', { err });
+      }
+    },
+    metrics: serviceBusMetrics(options.metrics),
+  };
+}
+
+/** Resolves after `ms` or when `promise` settles, whichever is first. */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Batch {
+  deliveries: SettleableDelivery[];
+  done: Promise<void>;
+}
+
+class BatchLoop implements ReceiveLoop {
+  readonly queue: string;
+  readonly #o: ResolvedCommon;
+  readonly #handler: BatchHandler;
+  readonly #concurrency: number;
+  readonly #backoff: Backoff;
+  readonly #stopping = new AbortController();
+  readonly #abortHandlers = new AbortController();
+  readonly #batches = new Set<Batch>();
+  #slotWaiters: Array<() => void> = [];
+  #receiver: ServiceBusReceiver | undefined;
+  #receiving: Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: BatchLoopOptions) {
+    this.#o = resolveCommon('startBatchLoop', options);
+    this.queue = this.#o.queue;
+    this.#handler = functionOption('startBatchLoop', 'handler', options.handler);
+    this.#concurrency = intOption('startBatchLoop', 'concurrency', options.concurrency, 1, 1);
+    this.#backoff = new Backoff(this.#o.backoff);
+    this.#receiving = this.#run();
+  }
+
+  get inFlight(): number {
+    return this.#batches.size;
+  }
+
+  async #run(): Promise<void> {
+    const { client, queue, log } = this.#o;
+    log.info('batch loop started', { maxBatch: this.#o.maxBatch, concurrency: this.#concurrency });
+    while (!this.#stopping.signal.aborted) {
+      await this.#slotFree();
+      if (this.#stopping.signal.aborted) break;
+      let receiver: ServiceBusReceiver;
+      try {
+        receiver = this.#receiver ??= client.createReceiver(queue, {
+          receiveMode: 'peekLock',
+          maxAutoLockRenewalDurationInMs: this.#o.maxLockRenewalMs,
+          skipParsingBodyAsJson: this.#o.rawBody,
+        });
+      } catch (err) {
+        // The client is closed: nothing more can be received.
+        log.error('cannot create a receiver; the batch loop stops', { err });
+        this.#o.onError(err, { queue, source: 'receive' });
+        this.#stopping.abort();
+        break;
+      }
+      let messages;
+      try {
+        messages = await receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: this.#o.maxWaitMs });
+        this.#backoff.reset();
+      } catch (err) {
+        if (receiver.isClosed) this.#receiver = undefined;
+        if (this.#stopping.signal.aborted) break;
+        const delayMs = this.#backoff.next();
+        log.warn('receive failed; retrying after a delay', { err, delayMs, attempt: this.#backoff.attempt });
+        this.#o.onError(err, { queue, source: 'receive' });
+        await sleep(delayMs, this.#stopping.signal);
+        continue;
+      }
+      if (messages.length === 0) continue;
+      this.#o.metrics.received(queue, messages.length);
+      const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics: this.#o.metrics }));
+      this.#start(deliveries);
+    }
+    log.info('batch loop stopped receiving');
+  }
+
+  #start(deliveries: SettleableDelivery[]): void {
+    const { queue, log } = this.#o;
+    const batch: Batch = { deliveries, done: Promise.resolve() };
+    batch.done = (async () => {
+      try {
+        await this.#handler(deliveries, this.#abortHandlers.signal);
+      } catch (err) {
+        log.error('batch handler failed', { err, count: deliveries.length });
+        this.#o.onError(err, { queue, source: 'handler' });
+      }
+      await abandonUnsettled(deliveries, log, 'the batch handler ended with deliveries it did not settle');
+    })().finally(() => {
+      this.#batches.delete(batch);
+      this.#wakeSlotWaiters();
+    });
+    this.#batches.add(batch);
+  }
+
+  #slotFree(): Promise<void> {
+    if (this.#batches.size < this.#concurrency || this.#stopping.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #wakeSlotWaiters(): void {
+    const waiters = this.#slotWaiters;
+    this.#slotWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  stop(): Promise<void> {
+    if (!this.#stopping.signal.aborted) {
+      this.#stopping.abort();
+      this.#wakeSlotWaiters();
+    }
+    return this.#receiving;
+  }
+
+  async drain(signal?: AbortSignal): Promise<void> {
+    const onAbort = (): void => this.#abortHandlers.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.stop();
+      await Promise.all([...this.#batches].map((b) => b.done));
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const { log, queue } = this.#o;
+    this.#abortHandlers.abort(new Error('the receive loop is closing'));
+    await this.stop();
+    const pending = [...this.#batches];
+    const ended = await within(Promise.all(pending.map((b) => b.done)), this.#o.closeGraceMs);
+    if (!ended) {
+      log.warn('handlers did not end within the close grace period; abandoning their deliveries', { closeGraceMs: this.#o.closeGraceMs });
+      for (const b of pending) await abandonUnsettled(b.deliveries, log, 'closing with a handler still running');
+    }
+    try {
+      await this.#receiver?.close();
+    } catch (err) {
+      this.#o.onError(err, { queue, source: 'close' });
+    }
+    log.info('batch loop closed');
+  }
+}
+
+/** Starts receiving at once; see the module comment for the guarantees and the life cycle. */
+export function startBatchLoop(options: BatchLoopOptions): ReceiveLoop {
+  return new BatchLoop(options);
+}

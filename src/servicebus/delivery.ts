@@ -1,0 +1,191 @@
+/**
+ * A received Service Bus message as a stage sees it (`Delivery` in `src/pipeline/ports.ts`), with the settlement
+ * rules of the relay:
+ *
+ * - **Settle once.** The first call of `complete`, `abandon` or `deadLetter` settles; any further call (also while
+ *   the first is still under way) is a programming error and rejects with a `DeliverySettlementError`
+ *   (`code: 'AlreadySettled'`). A settlement attempt that failed counts as settled too: the message is then the
+ *   broker's again (its lock runs out and it is redelivered).
+ * - **A lost lock is not an error.** `MessageLockLost` and `SessionLockLost` mean the broker has already taken the
+ *   message back and will deliver it again (delivery count + 1); the settlement is logged and counted as `lock_lost`
+ *   and resolves. Every other settlement error is counted as `settle_failed` and rethrown.
+ * - **Dead-letter reason and description are bounded**: the reason (a short code) to
+ *   {@link DEAD_LETTER_REASON_MAX_CHARS} characters, the description to {@link DEAD_LETTER_DESCRIPTION_MAX_CHARS}
+ *   (the broker's cap on these properties, as the .NET SDK validates it; longer text would make the dead-letter
+ *   itself fail and leave the message locked). Truncated text ends with `…`.
+ */
+import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
+import type { Delivery } from '../pipeline/ports.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { ConsumedOutcome, ServiceBusMetrics } from './metrics.js';
+
+/** Longest dead-letter reason kept, in characters. */
+export const DEAD_LETTER_REASON_MAX_CHARS = 128;
+/** Longest dead-letter description kept, in characters. */
+export const DEAD_LETTER_DESCRIPTION_MAX_CHARS = 4096;
+
+/** How a delivery was settled; `lockLost` and `failed` leave the message to the broker (it comes back). */
+export type SettlementOutcome = 'completed' | 'abandoned' | 'deadLettered' | 'lockLost' | 'failed';
+
+/** The receiver calls a delivery settles through (a `ServiceBusReceiver` or `ServiceBusSessionReceiver`). */
+export type Settler = Pick<ServiceBusReceiver, 'completeMessage' | 'abandonMessage' | 'deadLetterMessage'>;
+
+/** A `Delivery` that also tells whether and how it was settled (for the receive loops). */
+export interface SettleableDelivery extends Delivery {
+  /** Whether a settlement was started (whatever its result). */
+  readonly settled: boolean;
+  /** The settlement's result; `undefined` while none was started or it is under way. */
+  readonly outcome: SettlementOutcome | undefined;
+  /** The SDK's message, for what the port does not carry (sequence number, enqueued time, lock). */
+  readonly message: ServiceBusReceivedMessage;
+}
+
+export interface DeliveryOptions {
+  /** The queue, for logs and metrics. */
+  queue: string;
+  log?: Logger;
+  metrics?: ServiceBusMetrics;
+}
+
+const SETTLEMENT_BRAND = Symbol.for('channel-relay.delivery-settlement-error');
+
+/** A delivery was settled twice: a bug in the stage that holds it. */
+export class DeliverySettlementError extends Error {
+  override readonly name = 'DeliverySettlementError';
+  readonly code = 'AlreadySettled' as const;
+  readonly [SETTLEMENT_BRAND] = true;
+  constructor(
+    message: string,
+    readonly messageId: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export function isDeliverySettlementError(value: unknown): value is DeliverySettlementError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SETTLEMENT_BRAND] === true;
+}
+
+/** Whether a settlement error means the broker already took the message back (it will be redelivered). */
+export function isLockLostError(err: unknown): boolean {
+  return isServiceBusError(err) && (err.code === 'MessageLockLost' || err.code === 'SessionLockLost');
+}
+
+/** `text` cut to at most `max` characters, ending with `…` when cut. */
+export function truncateText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, Math.max(0, max - 1))}…`;
+}
+
+const COUNTED: Record<Exclude<SettlementOutcome, 'failed'>, ConsumedOutcome> = {
+  completed: 'completed',
+  abandoned: 'abandoned',
+  deadLettered: 'dead_lettered',
+  lockLost: 'lock_lost',
+};
+
+class ReceivedDelivery implements SettleableDelivery {
+  readonly body: unknown;
+  readonly messageId: string | undefined;
+  readonly contentType: string | undefined;
+  readonly applicationProperties: Readonly<Record<string, unknown>>;
+  readonly deliveryCount: number;
+  readonly sessionId: string | undefined;
+  #started: string | undefined;
+  #outcome: SettlementOutcome | undefined;
+
+  constructor(
+    readonly message: ServiceBusReceivedMessage,
+    private readonly settler: Settler,
+    private readonly options: Required<DeliveryOptions>,
+  ) {
+    this.body = message.body;
+    this.messageId = message.messageId === undefined ? undefined : String(message.messageId);
+    this.contentType = message.contentType;
+    this.applicationProperties = (message.applicationProperties ?? {}) as Record<string, unknown>;
+    // The SDK counts earlier deliveries (0 on the first); the port counts this one too.
+    this.deliveryCount = (message.deliveryCount ?? 0) + 1;
+    this.sessionId = message.sessionId;
+  }
+
+  get settled(): boolean {
+    return this.#started !== undefined;
+  }
+
+  get outcome(): SettlementOutcome | undefined {
+    return this.#outcome;
+  }
+
+  complete(): Promise<void> {
+    return this.#settle('complete', 'completed', () => this.settler.completeMessage(this.message));
+  }
+
+  abandon(): Promise<void> {
+    return this.#settle('abandon', 'abandoned', () => this.settler.abandonMessage(this.message));
+  }
+
+  deadLetter(reason: string, description: string): Promise<void> {
+    const deadLetterReason = truncateText(reason, DEAD_LETTER_REASON_MAX_CHARS);
+    const deadLetterErrorDescription = truncateText(description, DEAD_LETTER_DESCRIPTION_MAX_CHARS);
+    return this.#settle('deadLetter', 'deadLettered', () => this.settler.deadLetterMessage(this.message, { deadLetterReason, deadLetterErrorDescription }));
+  }
+
+  async #settle(action: string, outcome: SettlementOutcome, call: () => Promise<void>): Promise<void> {
+    const { queue, log, metrics } = this.options;
+    if (this.#started !== undefined) {
+      throw new DeliverySettlementError(
+        `cannot ${action} message ${String(this.messageId)} on ${queue}: it was already settled (${this.#started}); a delivery is settled exactly once`,
+        this.messageId,
+      );
+    }
+    this.#started = action;
+    try {
+      await call();
+      this.#outcome = outcome;
+    } catch (err) {
+      if (isLockLostError(err)) {
+        this.#outcome = 'lockLost';
+        metrics.consumed(queue, COUNTED.lockLost);
+        log.warn('lock lost before settling; the bus will deliver the message again', {
+          queue,
+          messageId: this.messageId,
+          sessionId: this.sessionId,
+          action,
+          code: (err as { code?: string }).code,
+        });
+        return;
+      }
+      this.#outcome = 'failed';
+      metrics.consumed(queue, 'settle_failed');
+      throw err;
+    }
+    metrics.consumed(queue, COUNTED[outcome as keyof typeof COUNTED]);
+  }
+}
+
+/** Wraps a received message and the receiver it came from into a settle-once `Delivery`. */
+export function toDelivery(message: ServiceBusReceivedMessage, settler: Settler, options: DeliveryOptions): SettleableDelivery {
+  return new ReceivedDelivery(message, settler, {
+    queue: options.queue,
+    log: options.log ?? silentLogger(),
+    metrics: options.metrics ?? { received: () => undefined, consumed: () => undefined, sent: () => undefined },
+  });
+}
+
+/**
+ * Abandons every delivery that was not settled (the safety net after a handler: an unsettled message holds its
+ * receiver's delivery slots). Returns how many were abandoned; failures are logged, never thrown.
+ */
+export async function abandonUnsettled(deliveries: readonly SettleableDelivery[], log: Logger, why: string): Promise<number> {
+  const left = deliveries.filter((d) => !d.settled);
+  if (left.length === 0) return 0;
+  log.warn(`${why}: abandoning ${left.length} unsettled deliveries`, { messageIds: left.slice(0, 20).map((d) => d.messageId), count: left.length });
+  await Promise.all(
+    left.map((d) =>
+      d.abandon().catch((err: unknown) => {
+        log.warn('abandoning an unsettled delivery failed; its lock will run out and the bus will deliver it again', { messageId: d.messageId, err });
+      }),
+    ),
+  );
+  return left.length;
+}

@@ -1,0 +1,112 @@
+/**
+ * `QueueSender` (`src/pipeline/ports.ts`) on `@azure/service-bus`: JSON bodies (`contentType: application/json`),
+ * `messageId` (duplicate detection), `sessionId` and `subject`, sent in as few `ServiceBusMessageBatch`es as the
+ * queue's size limit allows.
+ *
+ * All batches are built before the first is sent, so a message that cannot fit even an empty batch fails the call
+ * with a `MessageTooLargeError` (naming its `messageId` and size) before anything is sent. Batches are then sent in
+ * order; when one fails the call rejects and the earlier batches stay sent: a retry of the whole call is safe on
+ * queues with duplicate detection (same `messageId`s). The signal is passed to every SDK call.
+ */
+import type { ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender } from '@azure/service-bus';
+import type { Registry } from 'prom-client';
+import type { QueueSender } from '../pipeline/ports.js';
+import type { Closeable } from '../lifecycle.js';
+import { areaLogger, silentLogger, type Logger } from '../log.js';
+import { serviceBusMetrics } from './metrics.js';
+import { stringOption } from './options.js';
+
+const TOO_LARGE_BRAND = Symbol.for('channel-relay.message-too-large');
+
+/** One message is larger than the queue accepts, even alone in a batch. */
+export class MessageTooLargeError extends Error {
+  override readonly name = 'MessageTooLargeError';
+  readonly code = 'MessageTooLarge' as const;
+  readonly [TOO_LARGE_BRAND] = true;
+  constructor(
+    readonly queue: string,
+    readonly messageId: string,
+    /** The size of the JSON body, in bytes. */
+    readonly bodyBytes: number,
+    /** The largest batch the queue takes, in bytes. */
+    readonly maxSizeInBytes: number,
+  ) {
+    super(`message ${messageId} is too large for ${queue}: its JSON body is ${bodyBytes} bytes and a batch holds at most ${maxSizeInBytes} bytes`);
+  }
+}
+
+export function isMessageTooLargeError(value: unknown): value is MessageTooLargeError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TOO_LARGE_BRAND] === true;
+}
+
+export interface QueueSenderOptions {
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+  /** Counts `channel_relay_messages_sent_total{queue}`. @defaultValue none */
+  metrics?: Registry;
+}
+
+/** A `QueueSender` that also closes its SDK sender (the client stays open: it belongs to the caller). */
+export type ClosableQueueSender<T> = QueueSender<T> & Closeable;
+
+export type OutgoingMessage<T> = { body: T; messageId: string; sessionId?: string; subject?: string };
+
+/** The SDK message for one outgoing message. */
+export function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage {
+  return {
+    body: message.body,
+    contentType: 'application/json',
+    messageId: message.messageId,
+    ...(message.sessionId === undefined ? {} : { sessionId: message.sessionId }),
+    ...(message.subject === undefined ? {} : { subject: message.subject }),
+  };
+}
+
+export function createQueueSender<T>(client: ServiceBusClient, queue: string, options: QueueSenderOptions = {}): ClosableQueueSender<T> {
+  stringOption('createQueueSender', 'queue', queue);
+  if (typeof client?.createSender !== 'function') throw new TypeError('createQueueSender: client must be a ServiceBusClient');
+  const log = areaLogger(options.log ?? silentLogger(), 'servicebus', { queue });
+  const metrics = serviceBusMetrics(options.metrics);
+  let sender: ServiceBusSender | undefined;
+  let closed = false;
+
+  const current = (): ServiceBusSender => {
+    if (closed) throw new Error(`the sender for ${queue} is closed`);
+    if (!sender || sender.isClosed) sender = client.createSender(queue);
+    return sender;
+  };
+
+  return {
+    async send(messages, signal) {
+      if (messages.length === 0) return;
+      signal?.throwIfAborted();
+      const s = current();
+      const abort = signal ? { abortSignal: signal } : {};
+      const batches: ServiceBusMessageBatch[] = [];
+      let batch = await s.createMessageBatch(abort);
+      for (const m of messages) {
+        const message = toServiceBusMessage(m);
+        if (batch.tryAddMessage(message)) continue;
+        if (batch.count === 0) throw new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
+        batches.push(batch);
+        batch = await s.createMessageBatch(abort);
+        if (!batch.tryAddMessage(message)) {
+          throw new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
+        }
+      }
+      batches.push(batch);
+      let sent = 0;
+      for (const b of batches) {
+        await s.sendMessages(b, abort);
+        sent += b.count;
+        metrics.sent(queue, b.count);
+      }
+      log.debug('sent', { count: sent, batches: batches.length });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sender?.close();
+    },
+  };
+}

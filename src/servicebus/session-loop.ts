@@ -1,0 +1,274 @@
+/**
+ * The session loop (dispatch reads `outbound`: one session per sender): holds up to `maxSessions` sessions at once,
+ * each accepted with `acceptNextSession`, receives batches from each in order and hands them to that session's own
+ * handler, made by a factory when the session is accepted. The broker locks a session to one receiver at a time, so
+ * a session's handler (and the rate limiter it keeps) is the only one for its sender across every replica.
+ *
+ * - **Session state.** The factory gets the session's state (`getSessionState`, as a Buffer; `undefined` when none
+ *   was set) and a `setState(buffer)` that saves it (`setSessionState`) while the session is held, `onClose`
+ *   included; the next holder, on this replica or another, gets it back. The SDK parses state bytes that are valid
+ *   JSON; the loop turns such a value back into its JSON bytes, so a JSON state may come back re-serialized (same
+ *   value, whitespace may differ).
+ * - **Turns.** A session with no message for `sessionIdleMs` is released (`onClose('idle')`, receiver closed), so
+ *   other sessions and replicas get their turn; so is every session on stop (`'stopped'`), when its lock is lost
+ *   (`'lockLost'`, its messages come back to the next holder) or after an error (`'error'`).
+ * - **Lock renewal.** The SDK renews the session lock while it is held, for up to `maxLockRenewalMs` (the
+ *   `maxAutoLockRenewalDurationInMs` of `acceptNextSession`); a session's message locks are its session lock.
+ * - **Every delivery settled**, as in the batch loop: what a batch handler leaves unsettled is abandoned.
+ * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` and then
+ *   fails with `ServiceTimeout`, which is normal: the slot asks again. That wait cannot be cut short (its abort
+ *   signal does not end it; `client.close()` does), so `stop()`, `drain()` and `close()` do not wait for it: a
+ *   session that arrives after the loop stopped is closed at once, before any message is received from it (its
+ *   messages keep their delivery count). To make slots notice a stop sooner, give the loop a client with a shorter
+ *   `timeoutInMs` (every operation of that client then gets that timeout).
+ */
+import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
+import type { Delivery } from '../pipeline/ports.js';
+import type { Logger } from '../log.js';
+import { Backoff, sleep } from './backoff.js';
+import { resolveCommon, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
+import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
+import { functionOption, intOption } from './options.js';
+
+/** Why a session was released. */
+export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error';
+
+/** The handler of one held session. */
+export interface SessionHandler {
+  /** Handles one batch of the session's messages, in order; batches of a session never overlap. */
+  onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void>;
+  /** Called once when the session is released, before its receiver closes (`setState` still works). */
+  onClose?(reason: SessionCloseReason): Promise<void> | void;
+}
+
+/** Makes the handler of a session just accepted, from its id and saved state. */
+export type SessionHandlerFactory = (
+  sessionId: string,
+  sessionState: Buffer | undefined,
+  setState: (state: Buffer) => Promise<void>,
+) => SessionHandler | Promise<SessionHandler>;
+
+export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
+  createSessionHandler: SessionHandlerFactory;
+  /** Sessions held at once (each is one `acceptNextSession` slot). @defaultValue 8 */
+  maxSessions?: number;
+  /** A held session with no message for this long is released, in milliseconds. @defaultValue 5_000 */
+  sessionIdleMs?: number;
+}
+
+interface Held {
+  sessionId: string;
+  receiver: ServiceBusSessionReceiver;
+  /** The batch being handled now, if any. */
+  batch: SettleableDelivery[] | undefined;
+  done: Promise<void>;
+}
+
+/** The state as a Buffer, whatever the SDK made of its bytes. */
+export function stateToBuffer(state: unknown): Buffer | undefined {
+  if (state === undefined || state === null) return undefined;
+  if (Buffer.isBuffer(state)) return state;
+  return Buffer.from(JSON.stringify(state), 'utf8');
+}
+
+class SessionLoop implements ReceiveLoop {
+  readonly queue: string;
+  readonly #o: ResolvedCommon;
+  readonly #factory: SessionHandlerFactory;
+  readonly #maxSessions: number;
+  readonly #sessionIdleMs: number;
+  readonly #stopping = new AbortController();
+  readonly #abortHandlers = new AbortController();
+  readonly #held = new Set<Held>();
+  /** Receives in progress (stop() waits for them). */
+  readonly #receiving = new Set<Promise<unknown>>();
+  readonly #slots: Array<Promise<void>>;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: SessionLoopOptions) {
+    this.#o = resolveCommon('startSessionLoop', options);
+    this.queue = this.#o.queue;
+    this.#factory = functionOption('startSessionLoop', 'createSessionHandler', options.createSessionHandler);
+    this.#maxSessions = intOption('startSessionLoop', 'maxSessions', options.maxSessions, 8, 1);
+    this.#sessionIdleMs = intOption('startSessionLoop', 'sessionIdleMs', options.sessionIdleMs, 5_000, 1);
+    this.#o.log.info('session loop started', { maxSessions: this.#maxSessions, sessionIdleMs: this.#sessionIdleMs });
+    this.#slots = Array.from({ length: this.#maxSessions }, (_, i) => this.#slot(i));
+  }
+
+  get inFlight(): number {
+    let n = 0;
+    for (const h of this.#held) if (h.batch) n++;
+    return n;
+  }
+
+  /** Sessions held now. */
+  get sessions(): string[] {
+    return [...this.#held].map((h) => h.sessionId);
+  }
+
+  async #slot(slot: number): Promise<void> {
+    const { client, queue, log } = this.#o;
+    const backoff = new Backoff(this.#o.backoff);
+    while (!this.#stopping.signal.aborted) {
+      let receiver: ServiceBusSessionReceiver;
+      try {
+        receiver = await client.acceptNextSession(queue, {
+          receiveMode: 'peekLock',
+          maxAutoLockRenewalDurationInMs: this.#o.maxLockRenewalMs,
+          skipParsingBodyAsJson: this.#o.rawBody,
+        });
+      } catch (err) {
+        if (this.#stopping.signal.aborted) break;
+        if (isServiceBusError(err) && (err.code === 'ServiceTimeout' || err.code === 'SessionCannotBeLocked')) {
+          backoff.reset();
+          continue; // no session free now: ask again
+        }
+        if (isClientClosed(err)) {
+          log.error('the client is closed; the session loop stops', { err });
+          this.#o.onError(err, { queue, source: 'accept' });
+          this.#stopping.abort();
+          break;
+        }
+        const delayMs = backoff.next();
+        log.warn('accepting a session failed; retrying after a delay', { err, slot, delayMs });
+        this.#o.onError(err, { queue, source: 'accept' });
+        await sleep(delayMs, this.#stopping.signal);
+        continue;
+      }
+      if (this.#stopping.signal.aborted) {
+        await closeQuietly(receiver, log);
+        break;
+      }
+      backoff.reset();
+      const ok = await this.#hold(receiver);
+      if (!ok) await sleep(backoff.next(), this.#stopping.signal);
+    }
+  }
+
+  /** Holds one session until it is idle, lost, failed or the loop stops; false after an error. */
+  async #hold(receiver: ServiceBusSessionReceiver): Promise<boolean> {
+    const { queue, metrics } = this.#o;
+    const sessionId = receiver.sessionId;
+    const log = this.#o.log.child({ sessionId });
+    let release!: () => void;
+    const held: Held = { sessionId, receiver, batch: undefined, done: new Promise<void>((r) => (release = r)) };
+    this.#held.add(held);
+    let reason: SessionCloseReason = 'stopped';
+    let handler: SessionHandler | undefined;
+    try {
+      const state = stateToBuffer(await receiver.getSessionState());
+      handler = await this.#factory(sessionId, state, (next) => receiver.setSessionState(next));
+      log.debug('session accepted', { stateBytes: state?.length ?? 0 });
+      let lastMessageAt = Date.now();
+      while (!this.#stopping.signal.aborted) {
+        const idleLeft = this.#sessionIdleMs - (Date.now() - lastMessageAt);
+        if (idleLeft <= 0) {
+          reason = 'idle';
+          break;
+        }
+        const receiving = receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: Math.min(this.#o.maxWaitMs, idleLeft) });
+        this.#receiving.add(receiving);
+        let messages;
+        try {
+          messages = await receiving;
+        } finally {
+          this.#receiving.delete(receiving);
+        }
+        if (messages.length === 0) continue;
+        lastMessageAt = Date.now();
+        metrics.received(queue, messages.length);
+        const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));
+        held.batch = deliveries;
+        try {
+          await handler.onBatch(deliveries, this.#abortHandlers.signal);
+        } catch (err) {
+          log.error('session batch handler failed', { err, count: deliveries.length });
+          this.#o.onError(err, { queue, source: 'handler', sessionId });
+        }
+        await abandonUnsettled(deliveries, log, 'the session handler ended with deliveries it did not settle');
+        held.batch = undefined;
+        lastMessageAt = Date.now();
+      }
+      return true;
+    } catch (err) {
+      reason = isServiceBusError(err) && err.code === 'SessionLockLost' ? 'lockLost' : 'error';
+      if (reason === 'lockLost') log.warn('session lock lost; its messages go to the next holder', { err });
+      else {
+        log.error('session failed; releasing it', { err });
+        this.#o.onError(err, { queue, source: 'session', sessionId });
+      }
+      return reason === 'lockLost';
+    } finally {
+      if (handler?.onClose) {
+        try {
+          await handler.onClose(reason);
+        } catch (err) {
+          log.error('session onClose failed', { err, reason });
+          this.#o.onError(err, { queue, source: 'handler', sessionId });
+        }
+      }
+      if (held.batch) await abandonUnsettled(held.batch, log, 'releasing the session');
+      await closeQuietly(receiver, log);
+      this.#held.delete(held);
+      log.debug('session released', { reason });
+      release();
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping.abort();
+    return Promise.allSettled([...this.#receiving]).then(() => undefined);
+  }
+
+  async drain(signal?: AbortSignal): Promise<void> {
+    const onAbort = (): void => this.#abortHandlers.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.stop();
+      await Promise.all([...this.#held].map((h) => h.done));
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const { log } = this.#o;
+    this.#abortHandlers.abort(new Error('the session loop is closing'));
+    await this.stop();
+    const held = [...this.#held];
+    const ended = await within(Promise.all(held.map((h) => h.done)), this.#o.closeGraceMs);
+    if (!ended) {
+      log.warn('session handlers did not end within the close grace period; releasing their sessions', { closeGraceMs: this.#o.closeGraceMs });
+      for (const h of held) {
+        if (h.batch) await abandonUnsettled(h.batch, log, 'closing with a session handler still running');
+        await closeQuietly(h.receiver, log);
+      }
+    }
+    // Slots still waiting in acceptNextSession are not awaited (see the module comment).
+    void this.#slots;
+    log.info('session loop closed');
+  }
+}
+
+function isClientClosed(err: unknown): boolean {
+  return err instanceof Error && !isServiceBusError(err) && /underlying AMQP connection is closed/i.test(err.message);
+}
+
+async function closeQuietly(receiver: ServiceBusSessionReceiver, log: Logger): Promise<void> {
+  try {
+    await receiver.close();
+  } catch (err) {
+    log.debug('closing a session receiver failed', { err });
+  }
+}
+
+/** Starts holding sessions at once; see the module comment. */
+export function startSessionLoop(options: SessionLoopOptions): ReceiveLoop & { readonly sessions: string[] } {
+  return new SessionLoop(options);
+}

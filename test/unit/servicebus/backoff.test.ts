@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { Backoff, sleep } from '../../../src/servicebus/backoff.js';
+
+describe('servicebus backoff', () => {
+  let clock: sinon.SinonFakeTimers;
+  beforeEach(() => (clock = sinon.useFakeTimers()));
+  afterEach(() => clock.restore());
+
+  it('doubles from initialMs up to maxMs, and starts again after reset', () => {
+    const b = new Backoff({ initialMs: 100, maxMs: 1000, jitter: 0 });
+    assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000, 1000]);
+    assert.equal(b.attempt, 6);
+    b.reset();
+    assert.equal(b.next(), 100);
+  });
+
+  it('takes up to the jitter share off each delay', () => {
+    assert.equal(new Backoff({ initialMs: 1000, jitter: 0.2, random: () => 1 }).next(), 800);
+    assert.equal(new Backoff({ initialMs: 1000, jitter: 0.2, random: () => 0 }).next(), 1000);
+  });
+
+  it('rejects bad options with the option named', () => {
+    assert.throws(() => new Backoff({ initialMs: 0 }), /backoff: initialMs must be an integer >= 1, found 0/);
+    assert.throws(() => new Backoff({ initialMs: 100, maxMs: 50 }), /maxMs must be an integer >= 100/);
+    assert.throws(() => new Backoff({ jitter: 1 }), /jitter/);
+    assert.throws(() => new Backoff({ factor: 0.5 }), /factor/);
+  });
+
+  it('sleep resolves after the delay, or at once when its signal aborts', async () => {
+    let done = false;
+    void sleep(1000).then(() => (done = true));
+    await clock.tickAsync(999);
+    assert.equal(done, false);
+    await clock.tickAsync(1);
+    assert.equal(done, true);
+
+    const abort = new AbortController();
+    let early = false;
+    void sleep(60_000, abort.signal).then(() => (early = true));
+    await clock.tickAsync(10);
+    abort.abort();
+    await clock.tickAsync(0);
+    assert.equal(early, true);
+    assert.equal(clock.countTimers(), 0, 'the timer was cleared');
+    await sleep(1000, abort.signal); // already aborted: resolves without a timer
+  });
+});

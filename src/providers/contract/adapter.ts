@@ -1,0 +1,87 @@
+/**
+ * The real-time journeys outbound contract over HTTP: one `POST {url}` per message with the contract payload as
+ * JSON, signed with Standard Webhooks v1 headers.
+ *
+ * Body: `{ChannelDefinitionId, RequestId, From, To, Message}`; `RequestId` is the idempotency key, `Message` the
+ * message parts by name (or `{text}` when the request has none), `ChannelDefinitionId` is omitted when the request
+ * has none (an outbound-marketing channel served by a contract endpoint). Headers: `webhook-id` (= the idempotency
+ * key, stable across retries, so the endpoint can drop repeats), `webhook-timestamp`, `webhook-signature`.
+ *
+ * The signing secret may hold several `whsec_…` secrets separated by spaces: each signs (one `v1,` entry each),
+ * which is how a secret is rotated without a gap (sign with new and old, switch the endpoint, drop the old).
+ */
+import { areaLogger, type Logger } from '../../log.js';
+import { isProviderError } from '../../errors.js';
+import { httpPost } from '../http.js';
+import type { AdapterOptions } from '../options.js';
+import type { Provider, SendRequest, SendResult } from '../provider.js';
+import { mapContractResponse } from './map-response.js';
+import { webhookHeaders, webhookSecretKey } from './webhook-signature.js';
+
+export interface ContractSettings {
+  /** The endpoint receiving the contract payload. */
+  url: string;
+  /** One `whsec_<base64>` secret, or several separated by whitespace (rotation). */
+  signingSecret: string;
+}
+
+/** The request payload of the outbound contract. */
+export interface ContractPayload {
+  ChannelDefinitionId?: string;
+  RequestId: string;
+  From: string;
+  To: string;
+  Message: Record<string, string>;
+}
+
+/** Splits a signing-secret setting into its secrets, checking each; a `TypeError` never shows a secret. */
+export function contractSecrets(signingSecret: string): string[] {
+  const secrets = signingSecret.split(/\s+/).filter((s) => s !== '');
+  if (secrets.length === 0) throw new TypeError('contract signingSecret must hold at least one whsec_ secret');
+  secrets.forEach(webhookSecretKey);
+  return secrets;
+}
+
+export class ContractProvider implements Provider {
+  readonly type = 'contract' as const;
+  readonly #url: string;
+  readonly #secrets: readonly string[];
+  readonly #options: AdapterOptions;
+  readonly #log: Logger;
+  /** The clock used for `webhook-timestamp` (tests). */
+  readonly #now: () => number;
+
+  constructor(settings: ContractSettings, options: AdapterOptions, now: () => number = Date.now) {
+    this.#url = settings.url;
+    this.#secrets = contractSecrets(settings.signingSecret);
+    this.#options = options;
+    this.#log = areaLogger(options.log, 'provider', { provider: 'contract' });
+    this.#now = now;
+  }
+
+  async send(request: SendRequest): Promise<SendResult> {
+    const payload: ContractPayload = {
+      ...(request.channelDefinitionId === undefined ? {} : { ChannelDefinitionId: request.channelDefinitionId }),
+      RequestId: request.idempotencyKey,
+      From: request.from,
+      To: request.to,
+      Message: request.parts ?? { text: request.text },
+    };
+    const body = JSON.stringify(payload);
+    const started = Date.now();
+    const response = await httpPost({
+      provider: 'contract',
+      url: this.#url,
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...webhookHeaders(this.#secrets, request.idempotencyKey, body, this.#now()) },
+      body,
+      timeoutMs: this.#options.timeoutMs,
+      secrets: this.#secrets,
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+    });
+    const outcome = mapContractResponse(response, request.idempotencyKey);
+    this.#log.debug('provider answered', { status: response.status, idempotencyKey: request.idempotencyKey, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : 'accepted' });
+    if (isProviderError(outcome)) throw outcome;
+    return outcome;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The one HTTP call every adapter makes: global `fetch` (undici in Node 20) with a timeout, the caller's signal, and
+ * failures turned into `ProviderError`s:
+ *
+ * - the timeout (`timeoutMs`) → `ProviderTimeout`;
+ * - a connection failure (refused, reset, DNS) → `ProviderUnavailable`;
+ * - the caller's own abort (shutdown) → the abort reason rethrown as is, so that a stop is never mistaken for a
+ *   provider fault.
+ *
+ * Answers of any status are returned, not thrown: each adapter's mapping function decides what a status means.
+ * Nothing here puts the URL (a Telegram bot token is in its path) or the request headers (basic auth) into an error.
+ */
+import { ProviderError } from '../errors.js';
+import type { ProviderType } from './provider.js';
+
+/** The `fetch` signature the adapters call; tests and callers may pass their own. */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+export interface HttpCall {
+  /** Named in error messages. */
+  provider: ProviderType;
+  url: string;
+  headers: Record<string, string>;
+  /** The request body, already encoded. */
+  body: string;
+  /** Abort the call (and reading its answer) after this long. */
+  timeoutMs: number;
+  /** The caller's signal (shutdown): its abort is rethrown as is. */
+  signal?: AbortSignal;
+  /** @defaultValue globalThis.fetch */
+  fetch?: FetchLike;
+  /** Values that must never appear in an error (tokens, passwords); replaced by `[REDACTED]`. */
+  secrets?: readonly string[];
+}
+
+/** What the provider answered. */
+export interface HttpResponse {
+  status: number;
+  /** Response headers, lower-case names. */
+  headers: Record<string, string>;
+  /** Parsed JSON when the body is JSON, else the text ('' when empty). */
+  body: unknown;
+}
+
+export const REDACTED = '[REDACTED]';
+
+/** Sends one POST and returns the answer, whatever its status; see the module comment for the failures. */
+export async function httpPost(call: HttpCall): Promise<HttpResponse> {
+  const timeout = AbortSignal.timeout(call.timeoutMs);
+  const signal = call.signal === undefined ? timeout : AbortSignal.any([call.signal, timeout]);
+  const doFetch = call.fetch ?? (globalThis.fetch as FetchLike);
+  const secrets = call.secrets ?? [];
+  try {
+    // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
+    const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal, redirect: 'manual' });
+    const text = await response.text();
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name.toLowerCase()] = value;
+    });
+    return scrubSecrets({ status: response.status, headers, body: parseBody(text, headers['content-type']) }, secrets);
+  } catch (err) {
+    if (call.signal?.aborted) throw err;
+    const cause = safeCause(err, secrets);
+    if (timeout.aborted) {
+      throw new ProviderError('ProviderTimeout', `${call.provider} did not answer within ${call.timeoutMs} ms`, { cause });
+    }
+    throw new ProviderError('ProviderUnavailable', `${call.provider} could not be reached: ${cause.message}`, { cause });
+  }
+}
+
+/** JSON when it parses as JSON (by content type or by shape), else the text itself. */
+function parseBody(text: string, contentType: string | undefined): unknown {
+  const trimmed = text.trim();
+  const looksJson = /\bjson\b/i.test(contentType ?? '') || trimmed.startsWith('{') || trimmed.startsWith('[');
+  if (looksJson && trimmed !== '') {
+    try {
+      return JSON.parse(trimmed) as unknown;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/**
+ * A `Retry-After` value in milliseconds: delta-seconds (`"2"`, also `"1.5"`) or an HTTP date; undefined when absent
+ * or unreadable. A date in the past gives 0.
+ */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Returns a copy of `value` in which every occurrence of each secret, in any string, is `[REDACTED]`. */
+export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
+  const live = secrets.filter((s) => s.length > 0);
+  if (live.length === 0) return value;
+  const scrub = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return live.reduce((s, secret) => s.split(secret).join(REDACTED), v);
+    if (typeof v !== 'object' || v === null || depth > 16) return v;
+    if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[scrub(k, depth + 1) as string] = scrub(x, depth + 1);
+    return out;
+  };
+  return scrub(value, 0) as T;
+}
+
+/**
+ * An `Error` standing for a fetch failure, safe to keep as `cause`: undici's `TypeError: fetch failed` says nothing,
+ * its own cause (`connect ECONNREFUSED 127.0.0.1:4010`, code `ECONNREFUSED`) says what happened. Secrets are scrubbed.
+ */
+function safeCause(err: unknown, secrets: readonly string[]): Error & { code?: string } {
+  const inner = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  const message = inner instanceof Error ? inner.message : String(inner);
+  const out: Error & { code?: string } = new Error(scrubSecrets(message, secrets));
+  out.name = inner instanceof Error ? inner.name : 'Error';
+  const code = (inner as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') out.code = code;
+  return out;
+}

@@ -1,0 +1,65 @@
+/**
+ * The provider adapters behind one interface (`Provider`), made from a channel's provider settings:
+ * `twilio` (Messages API), `telegram` (Bot API `sendMessage`), `contract` (the real-time journeys outbound
+ * contract over HTTP, Standard Webhooks signed). Also the Standard Webhooks signing and verification that the
+ * callbacks service uses for what it receives.
+ */
+import type { ProviderSettings } from '../channels/types.js';
+import { ContractProvider } from './contract/adapter.js';
+import { adapterOptions, requireHttpUrl, requireText, type CreateProviderOptions } from './options.js';
+import type { Provider } from './provider.js';
+import { TelegramProvider } from './telegram/adapter.js';
+import { TwilioProvider } from './twilio/adapter.js';
+
+export type { Provider, SendRequest, SendResult, ProviderType } from './provider.js';
+export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
+export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
+export type { SendOutcome } from './mapping.js';
+export { mapTwilioResponse, TWILIO_BASE_URL, TWILIO_ERROR_CODES } from './twilio/index.js';
+export { mapTelegramResponse, TELEGRAM_BASE_URL } from './telegram/index.js';
+export {
+  mapContractResponse,
+  signWebhook,
+  webhookHeaders,
+  verifyWebhook,
+  webhookSecretKey,
+  WEBHOOK_TOLERANCE_SECONDS,
+  type ContractPayload,
+  type WebhookSecrets,
+  type WebhookHeaders,
+  type VerifyWebhookOptions,
+  type WebhookVerification,
+  type WebhookRefusal,
+  type HeaderSource,
+} from './contract/index.js';
+
+/**
+ * Makes the adapter for one channel's provider settings. Settings are checked here, once: a missing credential, a
+ * URL that does not parse or a signing secret that is not `whsec_<base64>` throws a `TypeError` that names the
+ * setting (never its value).
+ */
+export function createProvider(settings: ProviderSettings, options?: CreateProviderOptions): Provider {
+  const adapter = adapterOptions(options);
+  switch (settings.type) {
+    case 'twilio':
+      return new TwilioProvider(
+        {
+          accountSid: requireText(settings.accountSid, 'twilio accountSid'),
+          authToken: requireText(settings.authToken, 'twilio authToken'),
+          ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, 'twilio baseUrl') }),
+        },
+        adapter,
+      );
+    case 'telegram': {
+      const botToken = requireText(settings.botToken, 'telegram botToken');
+      if (/[\s/?#]/.test(botToken)) throw new TypeError('telegram botToken must not contain whitespace, "/", "?" or "#"');
+      return new TelegramProvider({ botToken, ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, 'telegram baseUrl') }) }, adapter);
+    }
+    case 'contract':
+      return new ContractProvider({ url: requireHttpUrl(settings.url, 'contract url'), signingSecret: requireText(settings.signingSecret, 'contract signingSecret') }, adapter);
+    default: {
+      const unknown: { type?: unknown } = settings;
+      throw new TypeError(`provider type must be one of twilio, telegram, contract; found ${JSON.stringify(unknown.type)}`);
+    }
+  }
+}

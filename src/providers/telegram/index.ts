@@ -1,0 +1,2 @@
+export { TelegramProvider, TELEGRAM_BASE_URL, type TelegramSettings } from './adapter.js';
+export { mapTelegramResponse, TELEGRAM_STATUS_CODES, TELEGRAM_DESCRIPTIONS, TELEGRAM_DEFAULT_RETRY_AFTER_MS } from './map-response.js';

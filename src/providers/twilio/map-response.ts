@@ -1,0 +1,96 @@
+/**
+ * Twilio's answer to `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, mapped to a send outcome.
+ *
+ * Success is `201` with the Message resource (`sid` `SM…`/`MM…`, `status` `queued` or `accepted` …). An error is
+ * `{"code": 21211, "message": "…", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}`: the
+ * error code decides first (table below), then the HTTP status. Sources: twilio.com/docs/api/errors/<code>,
+ * twilio.com/docs/usage/twilios-response, ../shared/reference/providers-and-limits.md.
+ */
+import { parseRetryAfter, type HttpResponse } from '../http.js';
+import { bodySnippet, failure, isRecord, type ProviderErrorCode, type SendOutcome } from '../mapping.js';
+
+/**
+ * How long to pause when Twilio says 429 / 20429 without a `Retry-After`: 20429 is "never processed and always safe
+ * to retry", and it means too many *concurrent* requests, which clear within about a request's duration.
+ */
+export const TWILIO_DEFAULT_RETRY_AFTER_MS = 1000;
+
+/**
+ * How long to pause a sender whose Twilio queue is full (21611), when Twilio gives no `Retry-After`. The queue
+ * holds hours of traffic at the sender's MPS; sending again at once only refills it, so the pause is long enough
+ * for it to drain by a useful amount (30 s at 1 MPS frees 30 places) and short next to the 10 h queue validity.
+ */
+export const TWILIO_QUEUE_FULL_RETRY_AFTER_MS = 30_000;
+
+interface CodeRule {
+  code: ProviderErrorCode;
+  reason: string;
+  /** For rate-limited codes: the pause when there is no `Retry-After`. */
+  defaultRetryAfterMs?: number;
+}
+
+/**
+ * Twilio error codes returned when creating a message, and what each means for the relay. Codes not listed fall
+ * back to the HTTP status. Delivery failures (30xxx) come later, through status callbacks, not here.
+ */
+export const TWILIO_ERROR_CODES: Readonly<Record<number, CodeRule>> = {
+  // Throughput: retry after a pause.
+  20429: { code: 'ProviderRateLimited', reason: 'too many concurrent requests', defaultRetryAfterMs: TWILIO_DEFAULT_RETRY_AFTER_MS },
+  21611: { code: 'ProviderRateLimited', reason: "the sender's message queue is full", defaultRetryAfterMs: TWILIO_QUEUE_FULL_RETRY_AFTER_MS },
+  // Credentials and account: configuration, every message would fail alike.
+  20003: { code: 'ProviderUnauthorized', reason: 'authentication failed (account SID or auth token)' },
+  20404: { code: 'ProviderUnauthorized', reason: 'the account or resource does not exist (account SID)' },
+  21212: { code: 'ProviderUnauthorized', reason: "the 'From' number is not valid (sender configuration)" },
+  21601: { code: 'ProviderUnauthorized', reason: "the 'From' number is not an SMS-capable number of this account (sender configuration)" },
+  21661: { code: 'ProviderUnauthorized', reason: "the 'From' number is not SMS-capable (sender configuration)" },
+  21660: { code: 'ProviderUnauthorized', reason: "the 'From' number does not belong to this account (sender configuration)" },
+  // This recipient or this message: permanent, an outcome.
+  21211: { code: 'ProviderRejected', reason: "invalid 'To' phone number" },
+  21408: { code: 'ProviderRejected', reason: "sending to the 'To' number's region is not enabled" },
+  21602: { code: 'ProviderRejected', reason: 'the message body is required' },
+  21606: { code: 'ProviderRejected', reason: "the 'From' number cannot send to this destination" },
+  21608: { code: 'ProviderRejected', reason: "the 'To' number is unverified (trial account)" },
+  21610: { code: 'ProviderRejected', reason: "the 'To' number has unsubscribed (replied STOP)" },
+  21612: { code: 'ProviderRejected', reason: "the 'To' number is not reachable by SMS from this sender" },
+  21614: { code: 'ProviderRejected', reason: "the 'To' number is not a mobile number" },
+  21617: { code: 'ProviderRejected', reason: 'the message body exceeds 1,600 characters' },
+};
+
+function errorCode(body: unknown): number | undefined {
+  if (!isRecord(body)) return undefined;
+  const code = body['code'];
+  if (typeof code === 'number' && Number.isInteger(code)) return code;
+  if (typeof code === 'string' && /^\d+$/.test(code)) return Number(code);
+  return undefined;
+}
+
+function errorText(body: unknown): string {
+  return isRecord(body) && typeof body['message'] === 'string' ? body['message'] : bodySnippet(body);
+}
+
+/** Maps Twilio's answer to a create-message request. */
+export function mapTwilioResponse(response: HttpResponse): SendOutcome {
+  const { status, body } = response;
+  if (status >= 200 && status < 300) {
+    if (isRecord(body) && typeof body['sid'] === 'string' && body['sid'] !== '') {
+      return { providerMessageId: body['sid'], status: typeof body['status'] === 'string' ? body['status'] : 'queued' };
+    }
+    return failure('ProviderBadResponse', `twilio answered ${status} without a message sid: ${bodySnippet(body)}`, response);
+  }
+  const code = errorCode(body);
+  const retryAfter = parseRetryAfter(response.headers['retry-after']);
+  const rule = code === undefined ? undefined : TWILIO_ERROR_CODES[code];
+  const detail = `${code === undefined ? '' : `${code} `}${errorText(body)}`;
+  if (rule !== undefined) {
+    const retryAfterMs = rule.code === 'ProviderRateLimited' ? (retryAfter ?? rule.defaultRetryAfterMs) : undefined;
+    return failure(rule.code, `twilio ${status}: ${rule.reason} (${detail})`, response, { upstreamCode: code, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+  }
+  const extra = code === undefined ? {} : { upstreamCode: code };
+  if (status === 429) {
+    return failure('ProviderRateLimited', `twilio 429: too many requests (${detail})`, response, { ...extra, retryAfterMs: retryAfter ?? TWILIO_DEFAULT_RETRY_AFTER_MS });
+  }
+  if (status === 401 || status === 403) return failure('ProviderUnauthorized', `twilio ${status}: credentials refused (${detail})`, response, extra);
+  if (status >= 500) return failure('ProviderUnavailable', `twilio ${status}: ${detail}`, response, extra);
+  if (status >= 400) return failure('ProviderRejected', `twilio ${status}: ${detail}`, response, extra);
+  return failure('ProviderBadResponse', `twilio answered ${status}: ${bodySnippet(body)}`, response, extra);
+}

@@ -8,6 +8,7 @@ import { packageRoot } from '../paths.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
+import { registerEmulateProviders } from './commands/emulate-providers.js';
 import { registerEmulateServiceBus } from './commands/emulate-servicebus.js';
 import type { CliIo } from './io.js';
 
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Program {
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);
+  registerEmulateProviders(emulate, io, setExitCode);
   return { command, exitCode: () => exitCode };
 }
 

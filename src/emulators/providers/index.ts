@@ -1,0 +1,18 @@
+/**
+ * The provider simulators: Twilio's Messages API, Telegram's `sendMessage` and the real-time journeys custom
+ * channel contract on one HTTP server, with each provider's limits, a message log, statistics and fault knobs.
+ * The embedded defaults of the provider adapters and their test doubles. See docs/emulators/providers.md.
+ */
+export { startProviderSimulators } from './simulator.js';
+export type { ProviderSimulators, ProviderSimulatorsOptions } from './simulator.js';
+export { PROVIDERS, seededRandom } from './faults.js';
+export type { FaultSettings, FaultsSpec, SimulatedProvider } from './faults.js';
+export type { MessageFilter, ProviderStats, SimulatedMessage, SimulatorStats, TrafficStats } from './records.js';
+export { TWILIO_DEFAULTS } from './twilio.js';
+export type { TwilioOptions } from './twilio.js';
+export { TELEGRAM_DEFAULTS } from './telegram.js';
+export type { TelegramOptions } from './telegram.js';
+export { CONTRACT_DEFAULTS } from './contract.js';
+export type { ContractOptions } from './contract.js';
+export { verifyStandardWebhook } from './standard-webhooks.js';
+export type { VerifyResult, WebhookHeaders } from './standard-webhooks.js';

@@ -1,0 +1,311 @@
+/** Starting and stopping the provider simulators: one `node:http` server for Twilio, Telegram and the contract. */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { areaLogger, silentLogger, type Logger } from '../../log.js';
+import { CONTRACT_DEFAULTS, CONTRACT_PATH, ContractApi, type ContractOptions } from './contract.js';
+import { BodyTooLarge, lowerHeaders, readBody, runCall, writeReply, type CallDeps, type Exchange, type Prepared, type Reply } from './exchange.js';
+import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
+import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
+import { secretKey } from './standard-webhooks.js';
+import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
+import { TWILIO_DEFAULTS, TWILIO_PATH, TwilioApi, type TwilioOptions } from './twilio.js';
+
+export interface ProviderSimulatorsOptions {
+  /** Port; 0 picks a free one. @defaultValue 0 */
+  port?: number;
+  /** Address to listen on. @defaultValue '127.0.0.1' */
+  host?: string;
+  /** Latency added to every provider call (before any fault latency), ms. @defaultValue 0 */
+  latencyMs?: number;
+  /** Twilio credentials, unsubscribed recipients, MPS and concurrency limits. @defaultValue TWILIO_DEFAULTS */
+  twilio?: TwilioOptions;
+  /** Telegram tokens, blocked/unknown chats, 30/s per bot and 1/s per chat. @defaultValue TELEGRAM_DEFAULTS */
+  telegram?: TelegramOptions;
+  /** Contract secrets, per-sender limit, refused recipients. @defaultValue CONTRACT_DEFAULTS */
+  contract?: ContractOptions;
+  /** Fault settings from the start (the same as a first `setFaults`). @defaultValue {} (no faults) */
+  faults?: FaultsSpec;
+  /** Seed of the generator behind random faults. @defaultValue a random seed */
+  seed?: number;
+  /**
+   * Milliseconds taken off the 1000 ms rate windows, for clients pacing at exactly their limit whose calls arrive
+   * with network jitter (sent 1000 ms apart, received 997 ms apart). Counts and limits then use windows of
+   * `1000 - windowToleranceMs`. @defaultValue 0
+   */
+  windowToleranceMs?: number;
+  /** The simulators' clock (message times, rate windows, signature timestamps), ms since the epoch. @defaultValue Date.now */
+  clock?: () => number;
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+}
+
+export interface ProviderSimulators {
+  /** `http://<host>:<port>`: the base URL of all three APIs and of `/_simulator/`. */
+  url: string;
+  port: number;
+  /** Base URLs per provider: Twilio's API root, Telegram's API root (`…/bot<token>/sendMessage` follows), the contract root (`…/{channel}/messages` follows). */
+  urls: { twilio: string; telegram: string; contract: string };
+  /** The accepted messages, oldest first, optionally filtered. */
+  messages(filter?: MessageFilter): SimulatedMessage[];
+  /** Statistics per provider and per sender (a snapshot). */
+  stats(): SimulatorStats;
+  /** Replaces the fault settings of each scope named (`all`, `twilio`, `telegram`, `contract`); `seed` reseeds. Throws a TypeError for bad settings. */
+  setFaults(faults: FaultsSpec): void;
+  /** The fault settings as they stand (counters show what is left). */
+  faults(): FaultsSpec;
+  /** Removes every fault setting. */
+  clearFaults(): void;
+  /** Makes a recipient refuse: Twilio 21610 (unsubscribed), Telegram 403 (bot blocked), contract `NotSent`. */
+  block(provider: SimulatedProvider, recipient: string | number): void;
+  unblock(provider: SimulatedProvider, recipient: string | number): void;
+  /** Empties the log and statistics and forgets rate windows and idempotency records; configuration and faults stay. */
+  reset(): void;
+  /** Calls held without an answer right now (timeouts). */
+  heldCalls(): number;
+  /** Stops listening and ends every connection (held calls included). Idempotent. */
+  close(): Promise<void>;
+}
+
+function positive(v: unknown): boolean {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
+}
+
+function resolveOptions(options: ProviderSimulatorsOptions) {
+  const problems: string[] = [];
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`port: expected an integer 0-65535, found ${String(options.port)}`);
+  const host = options.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host === '') problems.push(`host: expected a host name or address, found ${String(options.host)}`);
+  const latencyMs = options.latencyMs ?? 0;
+  if (!(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0)) problems.push(`latencyMs: expected ms >= 0, found ${String(options.latencyMs)}`);
+  const tolerance = options.windowToleranceMs ?? 0;
+  if (!(typeof tolerance === 'number' && tolerance >= 0 && tolerance < 1000)) problems.push(`windowToleranceMs: expected 0 <= ms < 1000, found ${String(options.windowToleranceMs)}`);
+  if (options.seed !== undefined && !Number.isInteger(options.seed)) problems.push(`seed: expected an integer, found ${String(options.seed)}`);
+
+  const twilio = { ...TWILIO_DEFAULTS, ...options.twilio };
+  for (const key of ['longCodeMps', 'tollFreeMps', 'shortCodeMps', 'otherMps', 'concurrency'] as const) if (!positive(twilio[key])) problems.push(`twilio.${key}: expected a number > 0, found ${String(twilio[key])}`);
+  for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!positive(mps)) problems.push(`twilio.mpsBySender.${sender}: expected a number > 0, found ${String(mps)}`);
+  if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
+  if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
+
+  const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
+  for (const key of ['perBot', 'perChat'] as const) if (!positive(telegram[key])) problems.push(`telegram.${key}: expected a number > 0, found ${String(telegram[key])}`);
+  if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens)) problems.push('telegram.tokens: expected an array of bot tokens');
+  for (const key of ['blockedChats', 'unknownChats'] as const) if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
+
+  const contract = { ...CONTRACT_DEFAULTS, ...options.contract };
+  if (!positive(contract.perSender)) problems.push(`contract.perSender: expected a number > 0, found ${String(contract.perSender)}`);
+  if (!positive(contract.toleranceSeconds)) problems.push(`contract.toleranceSeconds: expected a number > 0, found ${String(contract.toleranceSeconds)}`);
+  for (const [sender, n] of Object.entries(contract.perSenderBySender)) if (!positive(n)) problems.push(`contract.perSenderBySender.${sender}: expected a number > 0, found ${String(n)}`);
+  if (contract.secrets !== undefined) {
+    if (!Array.isArray(contract.secrets) || contract.secrets.length === 0) problems.push('contract.secrets: expected a non-empty array of whsec_… secrets');
+    else
+      contract.secrets.forEach((s, i) => {
+        try {
+          if (typeof s !== 'string') throw new TypeError('not a string');
+          secretKey(s);
+        } catch {
+          problems.push(`contract.secrets[${i}]: expected 'whsec_' followed by base64`);
+        }
+      });
+  }
+  if (!Array.isArray(contract.notSentRecipients)) problems.push('contract.notSentRecipients: expected an array of recipients');
+  if (options.faults !== undefined) problems.push(...faultsSpecProblems(options.faults, 'faults'));
+  if (problems.length > 0) throw new TypeError(`startProviderSimulators: ${problems.join('; ')}`);
+  return { port, host, latencyMs, windowMs: 1000 - tolerance, twilio, telegram, contract };
+}
+
+const NOT_FOUND_HINT = 'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, POST /bot{token}/sendMessage, POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked}';
+
+function simulatorError(status: number, code: string, message: string): Reply {
+  return { status, body: { error: { code, message } } };
+}
+
+function isProvider(value: unknown): value is SimulatedProvider {
+  return typeof value === 'string' && (PROVIDERS as readonly string[]).includes(value);
+}
+
+export async function startProviderSimulators(options: ProviderSimulatorsOptions = {}): Promise<ProviderSimulators> {
+  const resolved = resolveOptions(options);
+  const clock = options.clock ?? Date.now;
+  const log = areaLogger(options.log ?? silentLogger(), 'provider-simulators');
+  const debug = log.isDebugEnabled();
+  const records = new Records(resolved.windowMs);
+  const faults = new FaultPlan(options.seed);
+  if (options.faults) faults.set(options.faults);
+  const twilio = new TwilioApi(resolved.twilio, resolved.windowMs);
+  const telegram = new TelegramApi(resolved.telegram, resolved.windowMs);
+  const contract = new ContractApi(resolved.contract, resolved.windowMs);
+  const held = new Set<ServerResponse>();
+
+  const deps = (provider: SimulatedProvider, api: { renderFault: CallDeps['renderFault'] }): CallDeps => ({
+    provider,
+    records,
+    faults,
+    baseLatencyMs: resolved.latencyMs,
+    now: clock,
+    renderFault: (a) => api.renderFault(a),
+    held,
+    ...(debug ? { onAccepted: (m: SimulatedMessage) => log.debug('message accepted', { provider: m.provider, channel: m.channel, from: m.sender, to: m.recipient, providerMessageId: m.providerMessageId }) } : {}),
+  });
+  const callDeps = { twilio: deps('twilio', twilio), telegram: deps('telegram', telegram), contract: deps('contract', contract) };
+
+  function reset(): void {
+    records.reset();
+    twilio.reset();
+    telegram.reset();
+    contract.reset();
+  }
+  function block(provider: SimulatedProvider, recipient: string | number): void {
+    if (provider === 'twilio') twilio.unsubscribe(String(recipient));
+    else if (provider === 'telegram') telegram.block(recipient);
+    else contract.refuse(String(recipient));
+  }
+  function unblock(provider: SimulatedProvider, recipient: string | number): void {
+    if (provider === 'twilio') twilio.resubscribe(String(recipient));
+    else if (provider === 'telegram') telegram.unblock(recipient);
+    else contract.accept(String(recipient));
+  }
+  const blocked = () => ({ twilio: twilio.unsubscribedNumbers(), telegram: telegram.blockedChats(), contract: contract.refusedRecipients() });
+
+  /** `/_simulator/…`: the log, the statistics, the faults, the blocked recipients. */
+  function control(ex: Exchange): Reply {
+    const route = `${ex.method} ${ex.path}`;
+    const jsonBody = (): unknown => {
+      try {
+        return JSON.parse(ex.body);
+      } catch {
+        throw simulatorError(400, 'InvalidJson', 'the body must be JSON');
+      }
+    };
+    try {
+      switch (route) {
+        case 'GET /_simulator/messages': {
+          const provider = ex.query.get('provider') ?? undefined;
+          if (provider !== undefined && !isProvider(provider)) return simulatorError(400, 'InvalidFilter', `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`);
+          const sender = ex.query.get('sender') ?? undefined;
+          const recipient = ex.query.get('recipient') ?? undefined;
+          return { status: 200, body: records.messages({ ...(provider ? { provider } : {}), ...(sender ? { sender } : {}), ...(recipient ? { recipient } : {}) }) };
+        }
+        case 'DELETE /_simulator/messages':
+          reset();
+          return { status: 200, body: { reset: true } };
+        case 'GET /_simulator/stats':
+          return { status: 200, body: records.stats() };
+        case 'GET /_simulator/faults':
+          return { status: 200, body: faults.current() };
+        case 'PUT /_simulator/faults': {
+          const spec = jsonBody();
+          const problems = faultsSpecProblems(spec);
+          if (problems.length > 0) return simulatorError(400, 'InvalidFaults', problems.join('; '));
+          faults.set(spec as FaultsSpec);
+          return { status: 200, body: faults.current() };
+        }
+        case 'DELETE /_simulator/faults':
+          faults.clear();
+          return { status: 200, body: faults.current() };
+        case 'GET /_simulator/blocked':
+          return { status: 200, body: blocked() };
+        case 'POST /_simulator/blocked':
+        case 'DELETE /_simulator/blocked': {
+          const b = (ex.method === 'POST' ? jsonBody() : { provider: ex.query.get('provider'), recipient: ex.query.get('recipient') }) as { provider?: unknown; recipient?: unknown };
+          if (!isProvider(b?.provider) || !(typeof b.recipient === 'string' || typeof b.recipient === 'number') || b.recipient === '') {
+            return simulatorError(400, 'InvalidRecipient', `expected {provider: ${PROVIDERS.join('|')}, recipient: string}, found ${JSON.stringify(b)}`);
+          }
+          if (ex.method === 'POST') block(b.provider, b.recipient);
+          else unblock(b.provider, b.recipient);
+          return { status: 200, body: blocked() };
+        }
+        default:
+          return simulatorError(404, 'NotFound', `no simulator route for ${route}; ${NOT_FOUND_HINT}`);
+      }
+    } catch (err) {
+      if (typeof err === 'object' && err !== null && 'status' in err && 'body' in err) return err as Reply;
+      throw err;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const ex: Exchange = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: lowerHeaders(req), body: '' };
+    try {
+      ex.body = await readBody(req);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) writeReply(res, simulatorError(413, 'PayloadTooLarge', err.message));
+      else res.destroy();
+      return;
+    }
+    if (ex.path.startsWith('/_simulator/')) {
+      writeReply(res, control(ex));
+      return;
+    }
+    let prepared: Prepared | undefined;
+    let provider: SimulatedProvider | undefined;
+    const twilioMatch = TWILIO_PATH.exec(ex.path);
+    const telegramMatch = TELEGRAM_PATH.exec(ex.path);
+    const contractMatch = CONTRACT_PATH.exec(ex.path);
+    if (twilioMatch) {
+      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'POST' } });
+      provider = 'twilio';
+      prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
+    } else if (telegramMatch) {
+      if (ex.method !== 'POST' && ex.method !== 'GET') return writeReply(res, { status: 405, body: { ok: false, error_code: 405, description: 'Method Not Allowed' } });
+      provider = 'telegram';
+      prepared = telegram.prepare(ex, decodeURIComponent(telegramMatch[1]!), telegramMatch[2]!);
+    } else if (contractMatch) {
+      if (ex.method !== 'POST') return writeReply(res, { ...simulatorError(405, 'MethodNotAllowed', 'the contract endpoint accepts POST'), headers: { Allow: 'POST' } });
+      provider = 'contract';
+      prepared = contract.prepare(ex, decodeURIComponent(contractMatch[1]!), clock());
+    }
+    if (!provider || !prepared) {
+      writeReply(res, simulatorError(404, 'NotFound', `no simulator route for ${ex.method} ${ex.path}; ${NOT_FOUND_HINT}`));
+      return;
+    }
+    await runCall(callDeps[provider], res, prepared);
+    if (debug) log.debug('provider call', { provider, path: provider === 'telegram' ? '/bot***/sendMessage' : ex.path, status: res.headersSent ? res.statusCode : 'held' });
+  }
+
+  const server = createServer({ keepAlive: true }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error('simulator request failed', { err });
+      writeReply(res, simulatorError(500, 'SimulatorError', err instanceof Error ? err.message : String(err)));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(resolved.port, resolved.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const hostPart = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
+  const url = `http://${hostPart}:${port}`;
+  log.info('provider simulators listening', { url, latencyMs: resolved.latencyMs, windowMs: resolved.windowMs });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    urls: { twilio: url, telegram: url, contract: `${url}/contract` },
+    messages: (filter) => records.messages(filter),
+    stats: () => records.stats(),
+    setFaults: (spec) => faults.set(spec),
+    faults: () => faults.current(),
+    clearFaults: () => faults.clear(),
+    block,
+    unblock,
+    reset,
+    heldCalls: () => held.size,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        held.clear();
+      }).then(() => {
+        log.info('provider simulators closed', { url });
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * Twilio's Programmable Messaging API, `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`: form-encoded
+ * parameters, HTTP basic auth, the Message resource on 201, Twilio's error JSON `{code, message, more_info, status}`,
+ * per-sender MPS (over-MPS messages are queued by Twilio, so accepted here and counted as rate violations), the
+ * per-account concurrency limit (429, 20429), and `I-Twilio-Idempotency-Token`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FaultAction } from './faults.js';
+import type { Exchange, Outcome, Prepared, Reply } from './exchange.js';
+import type { SimulatedMessage } from './records.js';
+import { SlidingWindows } from './window.js';
+
+export const TWILIO_PATH = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
+
+export interface TwilioOptions {
+  /** AccountSid → AuthToken (an API key SID `SK…` as user name works too). @defaultValue undefined: any credentials are accepted (they must still be sent) */
+  authTokens?: Record<string, string>;
+  /** Recipients that have replied STOP: sends to them get 21610. @defaultValue [] */
+  unsubscribed?: string[];
+  /** MPS of a long code (any E.164 sender not toll-free). @defaultValue 1 */
+  longCodeMps?: number;
+  /** MPS of a US/Canada toll-free number (+1 800/833/844/855/866/877/888). @defaultValue 3 */
+  tollFreeMps?: number;
+  /** MPS of a short code (5–6 digits). @defaultValue 100 */
+  shortCodeMps?: number;
+  /** MPS of a Messaging Service (`MG…`) or alphanumeric sender not in `mpsBySender`. @defaultValue 1 */
+  otherMps?: number;
+  /** MPS per sender (`From` or `MessagingServiceSid`), over the defaults by kind, e.g. `{"+4915100000001": 10}`. @defaultValue {} */
+  mpsBySender?: Record<string, number>;
+  /** Concurrent API requests per account; one more gets 429 with code 20429. @defaultValue 100 */
+  concurrency?: number;
+}
+
+export type ResolvedTwilio = Required<Omit<TwilioOptions, 'authTokens'>> & Pick<TwilioOptions, 'authTokens'>;
+
+export const TWILIO_DEFAULTS: ResolvedTwilio = { unsubscribed: [], longCodeMps: 1, tollFreeMps: 3, shortCodeMps: 100, otherMps: 1, mpsBySender: {}, concurrency: 100 };
+
+const E164 = /^\+[1-9]\d{1,14}$/;
+const SHORT_CODE = /^\d{5,6}$/;
+const TOLL_FREE = /^\+1(800|833|844|855|866|877|888)\d{7}$/;
+const ALPHANUMERIC = /^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$/;
+const MESSAGING_SERVICE = /^MG[0-9a-fA-F]{32}$/;
+
+function twilioError(status: number, code: number, message: string, headers?: Record<string, string>): Reply {
+  return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }, ...(headers ? { headers } : {}) };
+}
+
+/** RFC 2822 dates as Twilio writes them: `Sun, 22 Nov 2026 01:02:03 +0000`. */
+export function twilioDate(ms: number): string {
+  return new Date(ms).toUTCString().replace(/GMT$/, '+0000');
+}
+
+const GSM_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u001bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENDED = '^{}\\[~]|€\f';
+
+/** Segments of an SMS body: GSM-7 (160, or 153 per part) or else UCS-2 (70, or 67 per part). */
+export function smsSegments(body: string): number {
+  let septets = 0;
+  let gsm = true;
+  for (const ch of body) {
+    if (GSM_BASIC.includes(ch)) septets += 1;
+    else if (GSM_EXTENDED.includes(ch)) septets += 2;
+    else {
+      gsm = false;
+      break;
+    }
+  }
+  if (gsm) return septets <= 160 ? 1 : Math.ceil(septets / 153);
+  const units = body.length;
+  return units <= 70 ? 1 : Math.ceil(units / 67);
+}
+
+export class TwilioApi {
+  readonly #options: ResolvedTwilio;
+  readonly #unsubscribed: Set<string>;
+  readonly #inFlight = new Map<string, number>();
+  readonly #idempotent = new Map<string, Reply>();
+  #windows: SlidingWindows;
+  readonly #windowMs: number;
+
+  constructor(options: ResolvedTwilio, windowMs: number) {
+    this.#options = options;
+    this.#unsubscribed = new Set(options.unsubscribed);
+    this.#windowMs = windowMs;
+    this.#windows = new SlidingWindows(windowMs);
+  }
+
+  unsubscribe(number: string): void {
+    this.#unsubscribed.add(number);
+  }
+  resubscribe(number: string): void {
+    this.#unsubscribed.delete(number);
+  }
+  unsubscribedNumbers(): string[] {
+    return [...this.#unsubscribed];
+  }
+
+  /** Forgets the rate windows and the idempotency records. */
+  reset(): void {
+    this.#idempotent.clear();
+    this.#windows = new SlidingWindows(this.#windowMs);
+  }
+
+  /** The MPS that applies to a sender. */
+  mpsOf(sender: string): number {
+    const o = this.#options;
+    const own = o.mpsBySender[sender];
+    if (own !== undefined) return own;
+    if (SHORT_CODE.test(sender)) return o.shortCodeMps;
+    if (TOLL_FREE.test(sender)) return o.tollFreeMps;
+    if (E164.test(sender)) return o.longCodeMps;
+    return o.otherMps;
+  }
+
+  renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {
+    if (action.kind === 'rateLimit') return twilioError(429, 20429, 'Too Many Requests', { 'Retry-After': String(action.retryAfterSeconds) });
+    if (action.status === 503) return twilioError(503, 20503, 'Service Unavailable');
+    return twilioError(action.status, 20500, 'Internal Server Error');
+  }
+
+  prepare(ex: Exchange, accountSid: string): Prepared {
+    // Authentication: HTTP basic, user = AccountSid (or an API key SID), password = AuthToken.
+    const basic = /^Basic\s+(.+)$/i.exec(ex.headers['authorization'] ?? '')?.[1];
+    const decoded = basic === undefined ? undefined : Buffer.from(basic, 'base64').toString('utf8');
+    const colon = decoded?.indexOf(':') ?? -1;
+    const user = colon > 0 ? decoded!.slice(0, colon) : undefined;
+    const password = colon > 0 ? decoded!.slice(colon + 1) : undefined;
+    const tokens = this.#options.authTokens;
+    const authOk =
+      user !== undefined && password !== undefined && password !== '' && (user === accountSid || user.startsWith('SK')) && (tokens === undefined || tokens[accountSid] === password);
+    if (!authOk) {
+      return { refuse: { reply: twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' }), code: 20003 } };
+    }
+    const params = new URLSearchParams(ex.body);
+    const to = params.get('To') ?? '';
+    const from = params.get('From') ?? '';
+    const service = params.get('MessagingServiceSid') ?? '';
+    const body = params.get('Body') ?? '';
+    const sender = from || service || undefined;
+
+    // The per-account concurrency limit, counted from arrival to the end of the answer.
+    const inFlight = (this.#inFlight.get(accountSid) ?? 0) + 1;
+    this.#inFlight.set(accountSid, inFlight);
+    const onEnd = (): void => {
+      const n = (this.#inFlight.get(accountSid) ?? 1) - 1;
+      if (n <= 0) this.#inFlight.delete(accountSid);
+      else this.#inFlight.set(accountSid, n);
+    };
+    if (inFlight > this.#options.concurrency) {
+      return { ...(sender ? { sender } : {}), onEnd, refuse: { reply: twilioError(429, 20429, 'Too Many Requests'), code: 20429, rateLimited: true } };
+    }
+
+    const token = ex.headers['i-twilio-idempotency-token'];
+    const execute = (now: number): Outcome => {
+      if (token) {
+        const first = this.#idempotent.get(`${accountSid}\u0000${token}`);
+        if (first) return { reply: first, duplicate: true };
+      }
+      if (!to) return { reply: twilioError(400, 21604, "A 'To' phone number is required."), rejected: 21604 };
+      if (!from && !service) return { reply: twilioError(400, 21603, "A 'From' phone number is required."), rejected: 21603 };
+      if (!body && !params.get('MediaUrl') && !params.get('ContentSid')) return { reply: twilioError(400, 21602, 'Message body is required.'), rejected: 21602 };
+      if (!E164.test(to)) return { reply: twilioError(400, 21211, `Invalid 'To' Phone Number: ${to}`), rejected: 21211 };
+      if (from && !(E164.test(from) || SHORT_CODE.test(from) || ALPHANUMERIC.test(from))) return { reply: twilioError(400, 21212, `Invalid 'From' Phone Number: ${from}`), rejected: 21212 };
+      if (!from && !MESSAGING_SERVICE.test(service)) return { reply: twilioError(400, 21701, `The Messaging Service ${service} does not exist`), rejected: 21701 };
+      if (body.length > 1600) return { reply: twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.'), rejected: 21617 };
+      if (this.#unsubscribed.has(to)) return { reply: twilioError(400, 21610, 'Attempt to send to unsubscribed recipient'), rejected: 21610 };
+
+      const senderKey = sender!;
+      const window = this.#windows.get(senderKey);
+      const rateViolation = window.count(now) >= this.mpsOf(senderKey);
+      window.add(now);
+      const sid = `SM${randomBytes(16).toString('hex')}`;
+      const date = twilioDate(now);
+      const callback = params.get('StatusCallback') ?? undefined;
+      const resource = {
+        account_sid: accountSid,
+        api_version: '2010-04-01',
+        body,
+        date_created: date,
+        date_sent: null,
+        date_updated: date,
+        direction: 'outbound-api',
+        error_code: null,
+        error_message: null,
+        from: from || null,
+        messaging_service_sid: service || null,
+        num_media: '0',
+        num_segments: String(smsSegments(body)),
+        price: null,
+        price_unit: 'USD',
+        sid,
+        // A Messaging Service send starts as `accepted` (the sender is picked later), a direct send as `queued`.
+        status: from ? 'queued' : 'accepted',
+        subresource_uris: { media: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}/Media.json` },
+        to,
+        uri: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}.json`,
+      };
+      const reply: Reply = { status: 201, body: resource };
+      if (token) this.#idempotent.set(`${accountSid}\u0000${token}`, reply);
+      const accepted: SimulatedMessage = {
+        time: now,
+        provider: 'twilio',
+        channel: accountSid,
+        path: ex.path,
+        sender: senderKey,
+        recipient: to,
+        text: body,
+        providerMessageId: sid,
+        ...(token ? { idempotencyKey: token } : {}),
+        ...(callback ? { statusCallback: callback } : {}),
+      };
+      return { reply, accepted, rateViolation };
+    };
+    return { ...(sender ? { sender } : {}), onEnd, execute };
+  }
+}

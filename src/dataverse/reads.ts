@@ -1,0 +1,199 @@
+/**
+ * The reads intake makes (`DataverseReads`), in as few requests as the Web API allows, every call through the
+ * governor and with the caller's signal.
+ *
+ * **Contacts.** The ids are de-duplicated and split into chunks of `contactsPerQuery` (default 100), each one
+ * `GET contacts?$select=…&$filter=Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[…])`. One chunk
+ * is sent as that GET; several chunks go as the GETs of ONE `$batch` (up to 1,000 a batch). Measured with the
+ * emulator through dynamics-web-api 2.5.0: the percent-encoded In filter costs about 45 characters a GUID, so a
+ * plain GET stays under the client's 2,000-character threshold only up to about 40 ids; above it the client sends
+ * the GET inside a `$batch` by itself. Both are one request, and inside a `$batch` the URL limit is 64 KB, so
+ * chunks of 100 (about 4.6 KB) are safe. Requests per `contacts()` call: 1 for up to 100,000 ids; the batch adds
+ * one operation (execution time) per chunk. A `$batch` counts once toward the request limit.
+ *
+ * **Message records** are cached (LRU, `messageCache.max` entries, each for `messageCache.ttlMs`), keyed by entity
+ * set, id and columns; concurrent asks for one record share one request. A record that does not exist is not cached.
+ *
+ * **Activity rows** by id, for events Dataverse truncated: one GET each.
+ */
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import { isDataverseError } from '../errors.js';
+import type { DataverseReads, Row } from '../pipeline/ports.js';
+import type { Governor } from './governor.js';
+import { ACTIVITY_COLUMNS, ACTIVITY_SET } from './remote-context.js';
+
+export interface DataverseReadsOptions {
+  /** The governor of the client's identity. */
+  governor: Governor;
+  /** Contact ids per In filter (one GET, or one operation of a `$batch`). @defaultValue 100 */
+  contactsPerQuery?: number;
+  /** Message record cache. @defaultValue `{ max: 1000, ttlMs: 300000 }` */
+  messageCache?: { max?: number; ttlMs?: number };
+  /** Clock for the cache (tests). @defaultValue Date.now */
+  now?: () => number;
+}
+
+export const READS_DEFAULTS = { contactsPerQuery: 100, messageCacheMax: 1000, messageCacheTtlMs: 300_000 } as const;
+/** Operations per `$batch`: Dataverse's limit. */
+const MAX_BATCH = 1000;
+/** Dataverse's "does not exist" code, as opposed to an unknown entity set (also 404). */
+const ROW_NOT_FOUND = '0x80040217';
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Cache statistics, for metrics and tests. */
+export interface ReadStats {
+  /** Requests sent (a `$batch` counts once). */
+  requests: number;
+  messageCacheHits: number;
+  messageCacheMisses: number;
+  /** Asks answered by a request already in flight. */
+  messageInFlightShared: number;
+}
+
+export interface DataverseReadsWithStats extends DataverseReads {
+  stats(): ReadStats;
+}
+
+interface CacheEntry {
+  row: Row;
+  expiresAt: number;
+}
+
+function inFilter(ids: readonly string[]): string {
+  return `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
+}
+
+function isRowNotFound(err: unknown): boolean {
+  return isDataverseError(err) && err.code === 'DataverseNotFound' && (err.upstream?.code === undefined || err.upstream.code === ROW_NOT_FOUND);
+}
+
+export function createDataverseReads(client: DynamicsWebApi, options: DataverseReadsOptions): DataverseReadsWithStats {
+  const perQuery = options.contactsPerQuery ?? READS_DEFAULTS.contactsPerQuery;
+  if (!Number.isInteger(perQuery) || perQuery < 1 || perQuery > 1000) throw new TypeError(`createDataverseReads: contactsPerQuery must be an integer 1-1000, found ${String(options.contactsPerQuery)}`);
+  const max = options.messageCache?.max ?? READS_DEFAULTS.messageCacheMax;
+  const ttlMs = options.messageCache?.ttlMs ?? READS_DEFAULTS.messageCacheTtlMs;
+  if (!Number.isInteger(max) || max < 0) throw new TypeError(`createDataverseReads: messageCache.max must be an integer >= 0, found ${String(max)}`);
+  if (!(ttlMs >= 0)) throw new TypeError(`createDataverseReads: messageCache.ttlMs must be >= 0, found ${String(ttlMs)}`);
+  const governor = options.governor;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, CacheEntry>();
+  const inFlight = new Map<string, Promise<Row | undefined>>();
+  const stats: ReadStats = { requests: 0, messageCacheHits: 0, messageCacheMisses: 0, messageInFlightShared: 0 };
+
+  async function contactChunks(chunks: string[][], select: string[], signal: AbortSignal | undefined): Promise<Row[]> {
+    if (chunks.length === 1) {
+      const ids = chunks[0]!;
+      stats.requests++;
+      const res = await governor.run((s) => client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids), signal: s }), { signal, operation: `read ${ids.length} contacts` });
+      return res.value as Row[];
+    }
+    stats.requests++;
+    const parts = await governor.run(
+      (s) => {
+        // startBatch … executeBatch without an await in between: the client's batch state is per instance.
+        client.startBatch();
+        for (const ids of chunks) client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids) }).catch(() => undefined);
+        return client.executeBatch({ inChangeSet: false, signal: s });
+      },
+      { signal, operation: `read contacts in a $batch of ${chunks.length} queries` },
+    );
+    const rows: Row[] = [];
+    for (const part of parts as unknown[]) {
+      if (part instanceof Error) throw part;
+      rows.push(...(((part as { value?: Row[] } | undefined)?.value) ?? []));
+    }
+    return rows;
+  }
+
+  async function contacts(ids: readonly string[], columns: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>> {
+    // Requested spelling by lower-case id; ids that are not GUIDs cannot exist.
+    const wanted = new Map<string, string[]>();
+    for (const id of ids) {
+      if (!GUID.test(id)) continue;
+      const key = id.toLowerCase();
+      const list = wanted.get(key);
+      if (list === undefined) wanted.set(key, [id]);
+      else if (!list.includes(id)) list.push(id);
+    }
+    const result = new Map<string, Row>();
+    if (wanted.size === 0) return result;
+    const select = ['contactid', ...columns.filter((c) => c !== 'contactid')];
+    const unique = [...wanted.keys()];
+    const chunks: string[][] = [];
+    for (let i = 0; i < unique.length; i += perQuery) chunks.push(unique.slice(i, i + perQuery));
+    const groups: string[][][] = [];
+    for (let i = 0; i < chunks.length; i += MAX_BATCH) groups.push(chunks.slice(i, i + MAX_BATCH));
+    const rows = (await Promise.all(groups.map((g) => contactChunks(g, select, signal)))).flat();
+    for (const row of rows) {
+      const id = typeof row['contactid'] === 'string' ? row['contactid'].toLowerCase() : undefined;
+      for (const asked of (id === undefined ? undefined : wanted.get(id)) ?? []) result.set(asked, row);
+    }
+    return result;
+  }
+
+  async function retrieve(collection: string, id: string, select: readonly string[], signal: AbortSignal | undefined, operation: string): Promise<Row | undefined> {
+    stats.requests++;
+    try {
+      return (await governor.run((s) => client.retrieve({ collection, key: id, select: [...select], signal: s }), { signal, operation })) as Row | undefined;
+    } catch (err) {
+      if (isRowNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  function messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined> {
+    const key = `${entitySetName}(${id.toLowerCase()})?${[...columns].sort().join(',')}`;
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.expiresAt > now()) {
+      stats.messageCacheHits++;
+      cache.delete(key);
+      cache.set(key, hit);
+      return Promise.resolve(hit.row);
+    }
+    if (hit !== undefined) cache.delete(key);
+    const shared = inFlight.get(key);
+    if (shared !== undefined) {
+      stats.messageInFlightShared++;
+      return shared;
+    }
+    stats.messageCacheMisses++;
+    // The shared request is not tied to the first caller's signal: one caller giving up must not fail the others.
+    const pending = retrieve(entitySetName, id, columns, undefined, `read ${entitySetName}(${id})`)
+      .then((row) => {
+        if (row !== undefined && max > 0 && ttlMs > 0) {
+          cache.set(key, { row, expiresAt: now() + ttlMs });
+          while (cache.size > max) cache.delete(cache.keys().next().value as string);
+        }
+        return row;
+      })
+      .finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+    if (signal === undefined) return pending;
+    return abortable(pending, signal);
+  }
+
+  return {
+    contacts,
+    messageRecord,
+    activity: (id, signal) => (GUID.test(id) ? retrieve(ACTIVITY_SET, id, ACTIVITY_COLUMNS, signal, `read activity ${id}`) : Promise.resolve(undefined)),
+    stats: () => ({ ...stats }),
+  };
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

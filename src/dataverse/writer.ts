@@ -1,0 +1,124 @@
+/**
+ * The interaction writer (`InteractionWriter`): InteractionMessages become `$batch` requests of unbound actions,
+ * `msdyncrm_CustomChannelActivityCreateInteraction` (outbound marketing) or `msdyn_D365ChannelsNotification`
+ * (real-time journeys), `batchSize` operations a batch, continue-on-error and no change set, so that every item
+ * gets its own result. Batches go through the governor (several in flight when it allows).
+ *
+ * Results, one per item in order: `{ ok: true }` for a 204 part (and for items with nothing to write); a failed part
+ * → that item's `DataverseError` (Dataverse's code and message kept); a failure of the whole `$batch` (429, 5xx,
+ * timeout) → that error for every item of the batch. The writer never retries: the recorder decides from the codes.
+ */
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import type { DataverseError } from '../errors.js';
+import type { InteractionMessage } from '../pipeline/messages.js';
+import type { InteractionWriter, WriteResult } from '../pipeline/ports.js';
+import { toDataverseError } from './errors.js';
+import type { Governor } from './governor.js';
+import { REALTIME_NOTIFICATION } from './unverified.js';
+
+export const CREATE_INTERACTION_ACTION = 'msdyncrm_CustomChannelActivityCreateInteraction';
+export const MAX_BATCH_SIZE = 1000;
+
+export interface InteractionWriterOptions {
+  /** Actions per `$batch` (Dataverse allows 1,000). @defaultValue 100 */
+  batchSize?: number;
+}
+
+/** What one interaction becomes: an action call, or nothing to write. */
+export type InteractionRequest = { kind: 'action'; actionName: string; action: Record<string, unknown> } | { kind: 'none'; reason: string };
+
+/** The action call for one interaction (pure; see docs/emulators/dataverse.md for the bodies). */
+export function interactionRequest(m: InteractionMessage): InteractionRequest {
+  const c = m.context;
+  if (c.kind === 'marketing') {
+    return {
+      kind: 'action',
+      actionName: CREATE_INTERACTION_ACTION,
+      action: {
+        ActivityId: c.activityId,
+        CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: c.journeyId },
+        CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: c.iterationId },
+        Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: c.contactId },
+        EntityType: c.entityType,
+        EntityId: c.entityId,
+        ResponseType: m.responseType,
+        ...(m.triggerKeyword === undefined ? {} : { TriggerKeyword: m.triggerKeyword }),
+      },
+    };
+  }
+  if (REALTIME_NOTIFICATION.nothingToWrite.includes(m.responseType)) {
+    return { kind: 'none', reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see unverified.ts)` };
+  }
+  const status = REALTIME_NOTIFICATION.statusMap[m.responseType] ?? m.responseType;
+  const payload: Record<string, unknown> = {
+    ChannelDefinitionId: c.channelDefinitionId,
+    RequestId: c.requestId,
+    MessageId: m.providerMessageId ?? c.requestId,
+    From: c.from,
+    OrganizationId: c.organizationId,
+    Status: status,
+  };
+  if (m.detail !== undefined) payload['StatusDetails'] = m.detail.code === undefined ? m.detail.message : `${m.detail.code}: ${m.detail.message}`;
+  return { kind: 'action', actionName: REALTIME_NOTIFICATION.action, action: { [REALTIME_NOTIFICATION.parameter]: JSON.stringify(payload) } };
+}
+
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+export function createInteractionWriter(client: DynamicsWebApi, governor: Governor, options: InteractionWriterOptions = {}): InteractionWriter {
+  const batchSize = options.batchSize ?? 100;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
+    throw new TypeError(`createInteractionWriter: batchSize must be an integer 1-${MAX_BATCH_SIZE}, found ${String(options.batchSize)}`);
+  }
+
+  async function writeBatch(batch: Array<{ index: number; request: Extract<InteractionRequest, { kind: 'action' }> }>, results: WriteResult[], signal: AbortSignal | undefined): Promise<void> {
+    let parts: unknown[];
+    try {
+      parts = (await governor.run(
+        (s) => {
+          // startBatch … executeBatch without an await in between: the client's batch state is per instance.
+          client.startBatch();
+          for (const { request } of batch) client.callAction({ actionName: request.actionName, action: request.action }).catch(() => undefined);
+          return client.executeBatch({ continueOnError: true, inChangeSet: false, signal: s });
+        },
+        { signal, operation: `$batch of ${batch.length} interactions` },
+      )) as unknown[];
+    } catch (err) {
+      if (signal?.aborted === true) throw err;
+      const error = toDataverseError(err);
+      for (const { index } of batch) results[index] = { ok: false, error };
+      return;
+    }
+    batch.forEach(({ index, request }, i) => {
+      const part = parts[i];
+      if (i >= parts.length) {
+        results[index] = { ok: false, error: toDataverseError(Object.assign(new Error(`the $batch answered ${parts.length} parts for ${batch.length} operations`), { status: 502 })) };
+      } else if (part instanceof Error || (typeof part === 'object' && part !== null && typeof (part as { status?: unknown }).status === 'number' && (part as { status: number }).status >= 400)) {
+        const error: DataverseError = toDataverseError(part, { operation: request.actionName });
+        results[index] = { ok: false, error };
+      } else {
+        results[index] = { ok: true };
+      }
+    });
+  }
+
+  return {
+    async write(items, signal) {
+      if (signal?.aborted === true) throw signal.reason;
+      const results: WriteResult[] = new Array<WriteResult>(items.length);
+      const pending: Array<{ index: number; request: Extract<InteractionRequest, { kind: 'action' }> }> = [];
+      items.forEach((item, index) => {
+        const request = interactionRequest(item);
+        if (request.kind === 'none') results[index] = { ok: true };
+        else pending.push({ index, request });
+      });
+      const batches = [];
+      for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
+      await Promise.all(batches.map((b) => writeBatch(b, results, signal)));
+      // Aborted while writing: the results of the batches that did answer are lost to the caller.
+      if (aborted(signal)) throw signal!.reason;
+      return results;
+    },
+  };
+}

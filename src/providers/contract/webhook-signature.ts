@@ -36,7 +36,7 @@ export interface WebhookHeaders {
 export function webhookSecretKey(secret: string): Buffer {
   const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
   if (!BASE64.test(encoded) || encoded.length % 4 === 1) {
-    throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${encoded.length} characters that are not base64`);
+    throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${encoded.length} characters that are not all base64`);
   }
   const key = Buffer.from(encoded, 'base64');
   if (key.length === 0) throw new TypeError('a webhook signing secret must not be empty');

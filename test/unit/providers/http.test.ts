@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { isProviderError, type ProviderError } from '../../../src/errors.js';
+import { httpPost, parseRetryAfter, scrubSecrets } from '../../../src/providers/http.js';
+import { waitFor } from '../../helpers/wait.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
+import { refusedUrl, startRecordingServer } from './recording-server.js';
+
+const call = { provider: 'twilio' as const, headers: { 'content-type': 'text/plain' }, body: 'hello', timeoutMs: 5000 };
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('httpPost', () => {
+  const track = closedAfterEach();
+
+  it('posts the body and headers, and returns status, lower-case headers and parsed JSON', async () => {
+    const server = track(await startRecordingServer());
+    server.reply({ status: 201, headers: { 'X-Request-Id': 'abc' }, body: { sid: 'SM1' } });
+    const response = await httpPost({ ...call, url: `${server.url}/path?q=1` });
+    assert.equal(response.status, 201);
+    assert.equal(response.headers['x-request-id'], 'abc');
+    assert.deepEqual(response.body, { sid: 'SM1' });
+    assert.equal(server.requests[0]?.method, 'POST');
+    assert.equal(server.requests[0]?.url, '/path?q=1');
+    assert.equal(server.requests[0]?.body, 'hello');
+    assert.equal(server.requests[0]?.headers['content-type'], 'text/plain');
+  });
+
+  it('returns a text body as text, and an error status without throwing', async () => {
+    const server = track(await startRecordingServer());
+    server.reply({ status: 503, body: 'upstream down' });
+    const response = await httpPost({ ...call, url: server.url });
+    assert.deepEqual([response.status, response.body], [503, 'upstream down']);
+  });
+
+  it('does not follow a redirect (the credentials stay with the provider)', async () => {
+    const server = track(await startRecordingServer());
+    server.reply((r) => (r.url === '/start' ? { status: 307, headers: { location: '/elsewhere' }, body: '' } : { status: 200, body: {} }));
+    const response = await httpPost({ ...call, url: `${server.url}/start` });
+    assert.equal(response.status, 307);
+    assert.equal(server.requests.length, 1);
+  });
+
+  it('turns a provider that never answers into ProviderTimeout', async () => {
+    const server = track(await startRecordingServer());
+    server.reply('hang');
+    const err = await rejection(httpPost({ ...call, url: server.url, timeoutMs: 100 }));
+    assert.ok(isProviderError(err), String(err));
+    assert.equal(err.code, 'ProviderTimeout');
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /twilio did not answer within 100 ms/);
+  });
+
+  it("rethrows the caller's abort as is, not as a provider fault", async () => {
+    const server = track(await startRecordingServer());
+    server.reply('hang');
+    const controller = new AbortController();
+    const pending = rejection(httpPost({ ...call, url: server.url, signal: controller.signal }));
+    await waitFor('the request to arrive', () => (server.requests.length > 0 ? true : undefined));
+    controller.abort();
+    const err = await pending;
+    assert.equal(isProviderError(err), false);
+    assert.equal((err as Error).name, 'AbortError');
+  });
+
+  it("rethrows the caller's own abort reason, and an abort before the call", async () => {
+    const server = track(await startRecordingServer());
+    const reason = new Error('shutting down');
+    const controller = new AbortController();
+    controller.abort(reason);
+    const err = await rejection(httpPost({ ...call, url: server.url, signal: controller.signal }));
+    assert.equal(err, reason);
+    assert.equal(server.requests.length, 0);
+  });
+
+  it('turns a refused connection into ProviderUnavailable with the socket error as cause', async () => {
+    const err = (await rejection(httpPost({ ...call, url: await refusedUrl() }))) as ProviderError;
+    assert.ok(isProviderError(err));
+    assert.equal(err.code, 'ProviderUnavailable');
+    assert.match(err.message, /twilio could not be reached: .*ECONNREFUSED/);
+    assert.equal((err.cause as { code?: string }).code, 'ECONNREFUSED');
+  });
+
+  it('scrubs secrets out of the answer and never puts the URL in an error', async () => {
+    const server = track(await startRecordingServer());
+    server.reply({ status: 401, headers: { 'x-echo': 'token s3cr3t-t0ken' }, body: { message: 'bad token s3cr3t-t0ken' } });
+    const response = await httpPost({ ...call, url: `${server.url}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] });
+    assert.doesNotMatch(JSON.stringify(response), /s3cr3t-t0ken/);
+    assert.match(JSON.stringify(response), /\[REDACTED\]/);
+    const refused = (await rejection(httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }))) as ProviderError;
+    assert.doesNotMatch(`${refused.message} ${JSON.stringify(refused)} ${String((refused.cause as Error).message)} ${refused.stack ?? ''}`, /s3cr3t-t0ken/);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.parse('2026-11-22T01:00:00Z');
+  const cases: Array<[string | undefined, number | undefined]> = [
+    [undefined, undefined],
+    ['', undefined],
+    ['0', 0],
+    ['3', 3000],
+    [' 12 ', 12_000],
+    ['1.5', 1500],
+    ['Sun, 22 Nov 2026 01:00:30 GMT', 30_000],
+    ['Sun, 22 Nov 2026 00:59:00 GMT', 0],
+    ['soon', undefined],
+    ['-1', undefined],
+  ];
+  for (const [value, expected] of cases) {
+    it(`${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(parseRetryAfter(value, now), expected));
+  }
+});
+
+describe('scrubSecrets', () => {
+  it('replaces every occurrence in keys and nested values, and leaves other values alone', () => {
+    const out = scrubSecrets({ a: 'x TOKEN y TOKEN', n: 3, list: ['TOKEN'], nested: { TOKEN: null } }, ['TOKEN', '']);
+    assert.deepEqual(out, { a: 'x [REDACTED] y [REDACTED]', n: 3, list: ['[REDACTED]'], nested: { '[REDACTED]': null } });
+  });
+});

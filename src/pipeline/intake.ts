@@ -15,7 +15,8 @@
  *   and a description that says exactly what was wrong;
  * - a permanent `DataverseError` for a record → dead-letter with Dataverse's code and message;
  * - a retryable `DataverseError` → abandon (the bus redelivers); for `DataverseThrottled` after its `Retry-After`,
- *   with no further reads in that batch;
+ *   with no further reads in that batch; `DataverseUnauthorized` (the relay's identity, not the event) likewise after
+ *   a pause, so the events wait in the queue for the credentials to be fixed;
  * - a failed `outbound` send → abandon (a redelivered activity is sent again with the same `messageId`, and the
  *   bus's duplicate detection drops the repeat);
  * - abort → abandon whatever is not settled yet. Every delivery is settled exactly once before `handle` returns.
@@ -112,6 +113,14 @@ export interface IntakeOptions {
   maxThrottleWaitMs?: number;
   /** The wait when a `DataverseThrottled` error carries no `retryAfterMs`. @defaultValue 1000 */
   defaultThrottleWaitMs?: number;
+  /**
+   * The pause before abandoning when Dataverse refuses the relay's identity (`DataverseUnauthorized`): the events are
+   * fine, the credentials are not, so they go back to the queue (not to the dead letters) to wait for a fix.
+   * Capped by `maxThrottleWaitMs`. @defaultValue 30000
+   */
+  unauthorizedPauseMs?: number;
+  /** Waits, resolving early when the signal aborts (tests may pass a fake). @defaultValue setTimeout cut short by the signal */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** Counts since construction (a snapshot). */
@@ -161,8 +170,11 @@ interface BatchState {
   signal: AbortSignal;
   /** Settlements started; awaited before `handle` returns. */
   settling: Promise<void>[];
-  /** Set by the first `DataverseThrottled`: no more reads in this batch; the longest Retry-After seen. */
-  throttleMs: number | undefined;
+  /**
+   * Set by the first `DataverseThrottled` (or `DataverseUnauthorized`): no more reads in this batch; how long to wait
+   * before abandoning the deliveries that wait (the longest Retry-After seen).
+   */
+  pauseMs: number | undefined;
 }
 
 type TiledChannel = Channel & { tile: NonNullable<Channel['tile']> };
@@ -170,7 +182,7 @@ type TiledChannel = Channel & { tile: NonNullable<Channel['tile']> };
 const INTAKE_EVENTS = 'channel_relay_intake_events_total';
 const INTAKE_DEAD_LETTERS = 'channel_relay_intake_dead_letters_total';
 
-export class Intake {
+export class IntakeStage {
   readonly #decode: IntakeOptions['decode'];
   readonly #activityFromRow: IntakeOptions['activityFromRow'];
   readonly #reads: DataverseReads;
@@ -180,6 +192,8 @@ export class Intake {
   readonly #readConcurrency: number;
   readonly #maxThrottleWaitMs: number;
   readonly #defaultThrottleWaitMs: number;
+  readonly #unauthorizedPauseMs: number;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Tile entity type → the channels of that tile. */
   readonly #byEntityType = new Map<string, TiledChannel[]>();
   /** `msdyn_channeldefinition` id (lower case) → the channels serving it. */
@@ -198,6 +212,8 @@ export class Intake {
     this.#readConcurrency = positiveInteger('readConcurrency', options.readConcurrency, 4);
     this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
     this.#defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
+    this.#unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
+    this.#sleep = options.sleep ?? sleep;
 
     for (const channel of options.channels.all()) {
       if (channel.tile) push(this.#byEntityType, channel.tile.entityType, channel as TiledChannel);
@@ -223,7 +239,7 @@ export class Intake {
   async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
     this.#stats.batches += 1;
     this.#stats.received += batch.length;
-    const b: BatchState = { signal, settling: [], throttleMs: undefined };
+    const b: BatchState = { signal, settling: [], pauseMs: undefined };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
     try {
       const activities: ActivityItem[] = [];
@@ -239,7 +255,7 @@ export class Intake {
       activities.push(...(await this.#readTruncated(b, truncated)));
       outgoing.push(...(await this.#marketing(b, activities)));
       await this.#send(b, outgoing);
-      await this.#waitOutThrottle(b, items);
+      await this.#waitOutPause(b, items);
     } catch (err) {
       // Nothing above is meant to throw; if something does, the finally block still settles every delivery.
       this.#log.error('intake failed on a batch; abandoning what is not settled', { error: err, size: batch.length });
@@ -556,26 +572,28 @@ export class Intake {
   /** Whether reads may go on: not after an abort, not while a Retry-After runs (the items then wait it out). */
   #mayRead(b: BatchState, items: readonly Item[]): boolean {
     if (b.signal.aborted) return false;
-    if (b.throttleMs === undefined) return true;
-    for (const item of items) this.#wait(item, 'Dataverse is throttling this batch’s reads');
+    if (b.pauseMs === undefined) return true;
+    for (const item of items) this.#wait(item, 'an earlier read of this batch was throttled or refused; not reading until the next delivery');
     return false;
   }
 
   #readFailed(b: BatchState, items: readonly Item[], err: unknown, what: string): void {
     if (b.signal.aborted) return; // handle() abandons them
     if (isDataverseError(err)) {
-      if (err.code === 'DataverseThrottled') {
-        const ms = err.retryAfterMs ?? this.#defaultThrottleWaitMs;
-        this.#log.warn('Dataverse throttled a read; abandoning its deliveries after Retry-After', { error: err, retryAfterMs: ms, deliveries: items.length });
-        b.throttleMs = Math.max(b.throttleMs ?? 0, ms);
-        for (const item of items) this.#wait(item, `${what}: ${err.message}`);
+      if (err.code === 'DataverseThrottled' || err.code === 'DataverseUnauthorized') {
+        const ms = err.code === 'DataverseThrottled' ? (err.retryAfterMs ?? this.#defaultThrottleWaitMs) : this.#unauthorizedPauseMs;
+        if (err.code === 'DataverseThrottled') this.#log.warn('Dataverse throttled a read; abandoning its deliveries after Retry-After', { error: err, waitMs: ms, deliveries: items.length });
+        else this.#log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", { error: err, waitMs: ms, deliveries: items.length });
+        b.pauseMs = Math.max(b.pauseMs ?? 0, ms);
+        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message}`);
         return;
       }
       if (err.retryable) {
         for (const item of items) this.#abandon(b, item, `${what}: ${err.code}: ${err.message}`, err);
         return;
       }
-      for (const item of items) this.#deadLetter(b, item, err.code, `${what} failed: ${err.message}`);
+      const code = err.upstream?.code === undefined ? '' : ` (Dataverse code ${err.upstream.code})`;
+      for (const item of items) this.#deadLetter(b, item, err.code, `${what} failed: ${err.message}${code}`);
       return;
     }
     // Not one of ours: a bug or an unforeseen failure of the port; the bus redelivers (and dead-letters after
@@ -590,9 +608,9 @@ export class Intake {
     item.pending = why;
   }
 
-  async #waitOutThrottle(b: BatchState, items: readonly Item[]): Promise<void> {
-    if (b.throttleMs === undefined || !items.some((i) => i.state === 'waiting')) return;
-    await sleep(Math.min(b.throttleMs, this.#maxThrottleWaitMs), b.signal);
+  async #waitOutPause(b: BatchState, items: readonly Item[]): Promise<void> {
+    if (b.pauseMs === undefined || !items.some((i) => i.state === 'waiting')) return;
+    await this.#sleep(Math.min(b.pauseMs, this.#maxThrottleWaitMs), b.signal);
   }
 
   // ── settlement ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -729,7 +747,7 @@ function abortError(signal: AbortSignal): Error {
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
+    if (signal.aborted || ms <= 0) return resolve();
     const done = (): void => {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);

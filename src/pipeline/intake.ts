@@ -485,13 +485,13 @@ export class IntakeStage {
           try {
             await read(group.members, [...base, ...group.columns]);
           } catch (groupErr) {
-            this.#readFailed(b, items, groupErr, `reading ${items.length} contacts with columns ${[...base, ...group.columns].join(', ')}`);
+            this.#readFailed(b, items, groupErr, `reading the contacts of ${count(items.length, 'activity', 'activities')} with columns ${[...base, ...group.columns].join(', ')}`);
             for (const i of items) failed.add(i);
           }
         }
       } else {
         const items = activities.map((a) => a.item);
-        this.#readFailed(b, items, err, `reading ${items.length} contacts with columns ${all.join(', ')}`);
+        this.#readFailed(b, items, err, `reading the contacts of ${count(items.length, 'activity', 'activities')} with columns ${all.join(', ')}`);
         return [];
       }
     }
@@ -654,6 +654,10 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+function count(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function list(values: readonly string[]): string {

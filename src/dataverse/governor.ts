@@ -119,7 +119,8 @@ export function parseTimeRemaining(value: string | undefined): number | undefine
 }
 
 interface Waiter {
-  resolve(): void;
+  /** `probe`: the one call let through after a pause. */
+  resolve(probe: boolean): void;
   reject(reason: unknown): void;
 }
 
@@ -130,6 +131,7 @@ class ServiceProtectionGovernor implements Governor {
   readonly #waiters: Waiter[] = [];
   #pausedUntil = 0;
   #probing = false;
+  #probeInFlight = false;
   #lastStartAt = Number.NEGATIVE_INFINITY;
   #intervalMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -199,30 +201,31 @@ class ServiceProtectionGovernor implements Governor {
     while (!this.#closed && this.#waiters.length > 0) {
       const now = Date.now();
       if (now < this.#pausedUntil) return this.#schedule(this.#pausedUntil);
-      const cap = this.#probing ? 1 : Math.floor(this.#limit);
-      if (this.#inFlight >= cap) return;
+      // After a pause one new call (the probe) goes alone, whatever was already in flight before the pause.
+      if (this.#probing ? this.#probeInFlight : this.#inFlight >= Math.floor(this.#limit)) return;
       const at = this.#lastStartAt + this.#intervalMs;
       if (now < at) return this.#schedule(at);
       const waiter = this.#waiters.shift()!;
       this.#inFlight++;
       this.#lastStartAt = now;
-      waiter.resolve();
+      if (this.#probing) this.#probeInFlight = true;
+      waiter.resolve(this.#probing);
     }
   }
 
-  #acquire(signal: AbortSignal | undefined): Promise<void> {
+  #acquire(signal: AbortSignal | undefined): Promise<boolean> {
     if (this.#closed) return Promise.reject(new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed'));
     if (signal?.aborted === true) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       const onAbort = (): void => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
         reject(signal!.reason);
       };
       const waiter: Waiter = {
-        resolve: () => {
+        resolve: (probe) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve();
+          resolve(probe);
         },
         reject: (reason) => {
           signal?.removeEventListener('abort', onAbort);
@@ -235,22 +238,24 @@ class ServiceProtectionGovernor implements Governor {
     });
   }
 
-  #release(outcome: 'ok' | 'throttled' | 'failed', retryAfterMs?: number): void {
+  #release(outcome: 'ok' | 'throttled' | 'failed', probe: boolean, retryAfterMs?: number): void {
     this.#inFlight--;
+    if (probe) this.#probeInFlight = false;
     if (outcome === 'throttled') {
       this.#throttled++;
       this.#pause(retryAfterMs ?? this.#o.defaultRetryAfterMs);
-    } else {
-      // Any answer but a 429 ends the probe.
+    } else if (probe) {
+      // The probe was answered with something else than a 429: the pause is over.
       this.#probing = false;
-      if (outcome === 'ok') this.#limit = Math.min(this.#o.maxConcurrency, this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
     }
+    // Grow on success, except while probing (successes of calls sent before the pause say nothing).
+    if (outcome === 'ok' && !this.#probing) this.#limit = Math.min(this.#o.maxConcurrency, this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
     this.#pump();
   }
 
   async run<T>(call: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const { signal } = options;
-    await this.#acquire(signal);
+    const probe = await this.#acquire(signal);
     this.#calls++;
     const timeoutMs = options.timeoutMs ?? this.#o.timeoutMs;
     const controller = new AbortController();
@@ -275,16 +280,16 @@ class ServiceProtectionGovernor implements Governor {
       const pending = call(controller.signal);
       pending.catch(() => undefined);
       const result = await Promise.race([pending, stopped]);
-      this.#release('ok');
+      this.#release('ok', probe);
       return result;
     } catch (err) {
       if (!timedOut && signal?.aborted === true) {
-        this.#release('failed');
+        this.#release('failed', probe);
         throw signal.reason;
       }
       const error = isDataverseError(err) ? err : toDataverseError(err, { timedOut, timeoutMs, ...(options.operation === undefined ? {} : { operation: options.operation }) });
-      if (error.code === 'DataverseThrottled') this.#release('throttled', error.retryAfterMs);
-      else this.#release('failed');
+      if (error.code === 'DataverseThrottled') this.#release('throttled', probe, error.retryAfterMs);
+      else this.#release('failed', probe);
       throw error;
     } finally {
       clearTimeout(timer);

@@ -1,0 +1,131 @@
+/** InteractionMessage → action body (pure, table), and the writer's batching and per-item results on a stub client. */
+import assert from 'node:assert/strict';
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import { createGovernor, createInteractionWriter, interactionRequest, type InteractionRequest } from '../../../src/dataverse/index.js';
+import type { InteractionMessage, MarketingContext, RealtimeContext } from '../../../src/pipeline/messages.js';
+import { fixture, rebuildError } from './fixtures.js';
+
+const marketing: MarketingContext = {
+  kind: 'marketing',
+  activityId: 'act-1',
+  activityRowId: 'row-1',
+  contactId: 'c-1',
+  journeyId: 'j-1',
+  iterationId: 'i-1',
+  entityType: 'sample_specialmessage',
+  entityId: 'e-1',
+};
+const realtime: RealtimeContext = { kind: 'realtime', channelDefinitionId: 'def-1', requestId: 'req-1', from: '+4915100000001', organizationId: 'org-1' };
+
+function message(context: InteractionMessage['context'], responseType: string, extra: Partial<InteractionMessage> = {}): InteractionMessage {
+  return { v: 1, context, responseType, channel: 'sms', occurredAt: 1, ...extra };
+}
+
+const createBody = {
+  ActivityId: 'act-1',
+  CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: 'j-1' },
+  CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: 'i-1' },
+  Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: 'c-1' },
+  EntityType: 'sample_specialmessage',
+  EntityId: 'e-1',
+};
+
+function notification(payload: Record<string, unknown>): InteractionRequest {
+  return { kind: 'action', actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify(payload) } };
+}
+
+describe('interactionRequest', () => {
+  const base = { ChannelDefinitionId: 'def-1', RequestId: 'req-1', From: '+4915100000001', OrganizationId: 'org-1' };
+  const cases: Array<[string, InteractionMessage, InteractionRequest]> = [
+    ['marketing sent', message(marketing, 'sent'), { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'sent' } }],
+    [
+      'marketing keyword with TriggerKeyword',
+      message(marketing, 'keyword', { triggerKeyword: 'YES' }),
+      { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'keyword', TriggerKeyword: 'YES' } },
+    ],
+    ['marketing failure: detail is not sent', message(marketing, 'failed', { detail: { code: 21211, message: 'invalid' } }), { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'failed' } }],
+    ['real-time Sent: nothing to write', message(realtime, 'Sent'), { kind: 'none', reason: "real-time status 'Sent' has no notification (UNVERIFIED, see unverified.ts)" }],
+    ['real-time Delivered with the provider id', message(realtime, 'Delivered', { providerMessageId: 'SM1' }), notification({ ...base, MessageId: 'SM1', Status: 'Delivered' })],
+    ['real-time NotDelivered without provider id: MessageId = RequestId', message(realtime, 'NotDelivered'), notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered' })],
+    [
+      'real-time NotSent → NotDelivered with StatusDetails',
+      message(realtime, 'NotSent', { detail: { code: 21610, message: 'unsubscribed recipient' } }),
+      notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered', StatusDetails: '21610: unsubscribed recipient' }),
+    ],
+  ];
+  /** The notification payload is serialized JSON: compare it parsed. */
+  const parsed = (r: InteractionRequest): unknown =>
+    r.kind === 'action' && typeof r.action['notificationPayLoad'] === 'string' ? { ...r, action: { notificationPayLoad: JSON.parse(r.action['notificationPayLoad']) as unknown } } : r;
+  for (const [name, input, expected] of cases) it(name, () => assert.deepEqual(parsed(interactionRequest(input)), parsed(expected)));
+});
+
+/** A stub of the dynamics-web-api batch calls: records each batch and answers with `answer(batch)`. */
+function stubClient(answer: (batch: Array<{ actionName: string; action: Record<string, unknown> }>) => Promise<unknown[]>) {
+  const batches: Array<Array<{ actionName: string; action: Record<string, unknown> }>> = [];
+  const options: unknown[] = [];
+  let current: Array<{ actionName: string; action: Record<string, unknown> }> | undefined;
+  const client = {
+    startBatch: () => {
+      current = [];
+    },
+    callAction: async (r: { actionName: string; action: Record<string, unknown> }) => {
+      current!.push(r);
+      return undefined;
+    },
+    executeBatch: async (o: unknown) => {
+      const batch = current!;
+      current = undefined;
+      batches.push(batch);
+      options.push(o);
+      return answer(batch);
+    },
+  };
+  return { client: client as unknown as DynamicsWebApi, batches, options };
+}
+
+describe('createInteractionWriter', () => {
+  const part = rebuildError(fixture('errors/400-batch-part.json'));
+
+  it('writes batchSize actions a $batch (continue-on-error, no change set) and answers one result per item in order', async () => {
+    const stub = stubClient(async (batch) => batch.map((op) => (op.action['ResponseType'] === 'bad' ? part : undefined)));
+    const writer = createInteractionWriter(stub.client, createGovernor(), { batchSize: 2 });
+    const items = [message(marketing, 'sent'), message(realtime, 'Sent'), message(marketing, 'bad'), message(marketing, 'delivered'), message(realtime, 'Delivered')];
+    const results = await writer.write(items);
+    assert.deepEqual(stub.batches.map((b) => b.length), [2, 2], 'Sent writes nothing');
+    assert.deepEqual(stub.options[0], { continueOnError: true, inChangeSet: false, signal: (stub.options[0] as { signal: AbortSignal }).signal });
+    assert.deepEqual(results.map((r) => r.ok), [true, true, false, true, true]);
+    const failed = results[2]!;
+    assert.ok(!failed.ok);
+    assert.equal(failed.error.code, 'DataverseBadRequest');
+    assert.match(failed.error.message, /the response type 'nosuchtype' is not defined by the tile/);
+    assert.equal(failed.error.upstream?.code, '0x80040203');
+  });
+
+  it('a 429 on the whole $batch: every item of it is DataverseThrottled with the Retry-After', async () => {
+    const throttled = rebuildError(fixture('errors/429-plain.json'));
+    const stub = stubClient(async () => {
+      throw throttled;
+    });
+    const results = await createInteractionWriter(stub.client, createGovernor()).write([message(marketing, 'sent'), message(marketing, 'delivered')]);
+    for (const r of results) {
+      assert.ok(!r.ok);
+      assert.equal(r.error.code, 'DataverseThrottled');
+      assert.equal(r.error.retryAfterMs, 60_000);
+    }
+  });
+
+  it('fewer parts than operations: the missing ones fail as DataverseUnavailable', async () => {
+    const stub = stubClient(async () => [undefined]);
+    const results = await createInteractionWriter(stub.client, createGovernor()).write([message(marketing, 'sent'), message(marketing, 'delivered')]);
+    assert.equal(results[0]!.ok, true);
+    assert.ok(!results[1]!.ok && results[1]!.error.code === 'DataverseUnavailable');
+  });
+
+  it('rejects when aborted, and validates batchSize', async () => {
+    const stub = stubClient(async (b) => b.map(() => undefined));
+    const controller = new AbortController();
+    controller.abort(new Error('stopping'));
+    await assert.rejects(createInteractionWriter(stub.client, createGovernor()).write([message(marketing, 'sent')], controller.signal), /stopping/);
+    assert.throws(() => createInteractionWriter(stub.client, createGovernor(), { batchSize: 1001 }), /batchSize must be an integer 1-1000, found 1001/);
+  });
+});

@@ -44,15 +44,30 @@ export interface HttpResponse {
 
 export const REDACTED = '[REDACTED]';
 
-/** Sends one POST and returns the answer, whatever its status; see the module comment for the failures. */
+/**
+ * Sends one POST and returns the answer, whatever its status; see the module comment for the failures.
+ *
+ * The timeout and the caller's signal feed one per-call `AbortController` whose timer and listener are removed
+ * when the call ends. Not `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 (measured on 20.20.2)
+ * every combined signal stays in the long-lived parent's dependant set (nodejs/node#55351, #54614), so a worker
+ * passing one shutdown signal to every send would grow without bound (about 300,000 entries after 300,000 calls).
+ */
 export async function httpPost(call: HttpCall): Promise<HttpResponse> {
-  const timeout = AbortSignal.timeout(call.timeoutMs);
-  const signal = call.signal === undefined ? timeout : AbortSignal.any([call.signal, timeout]);
+  const caller = call.signal;
+  if (caller?.aborted) throw caller.reason;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`timed out after ${call.timeoutMs} ms`, 'TimeoutError'));
+  }, call.timeoutMs);
+  const onCallerAbort = (): void => controller.abort(caller?.reason);
+  caller?.addEventListener('abort', onCallerAbort, { once: true });
   const doFetch = call.fetch ?? (globalThis.fetch as FetchLike);
   const secrets = call.secrets ?? [];
   try {
     // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
-    const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal, redirect: 'manual' });
+    const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal: controller.signal, redirect: 'manual' });
     const text = await response.text();
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => {
@@ -60,12 +75,16 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
     });
     return scrubSecrets({ status: response.status, headers, body: parseBody(text, headers['content-type']) }, secrets);
   } catch (err) {
-    if (call.signal?.aborted) throw err;
+    // The caller's abort wins, even over a timeout that fired just before: a stop is not a provider fault.
+    if (caller?.aborted) throw caller.reason;
     const cause = safeCause(err, secrets);
-    if (timeout.aborted) {
+    if (timedOut) {
       throw new ProviderError('ProviderTimeout', `${call.provider} did not answer within ${call.timeoutMs} ms`, { cause });
     }
     throw new ProviderError('ProviderUnavailable', `${call.provider} could not be reached: ${cause.message}`, { cause });
+  } finally {
+    clearTimeout(timer);
+    caller?.removeEventListener('abort', onCallerAbort);
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { isProviderError, type ProviderError } from '../../../src/errors.js';
 import { httpPost, parseRetryAfter, scrubSecrets } from '../../../src/providers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -77,6 +78,17 @@ describe('httpPost', () => {
     const err = await rejection(httpPost({ ...call, url: server.url, signal: controller.signal }));
     assert.equal(err, reason);
     assert.equal(server.requests.length, 0);
+  });
+
+  it("leaves nothing on the caller's long-lived signal once a call ends (no listener, however many calls)", async () => {
+    const server = track(await startRecordingServer());
+    const shutdown = new AbortController();
+    for (let i = 0; i < 20; i++) await httpPost({ ...call, url: server.url, signal: shutdown.signal });
+    server.reply({ status: 500, body: 'x' });
+    await httpPost({ ...call, url: server.url, signal: shutdown.signal });
+    await rejection(httpPost({ ...call, url: await refusedUrl(), signal: shutdown.signal }));
+    assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0);
+    assert.equal(server.requests.length, 21);
   });
 
   it('turns a refused connection into ProviderUnavailable with the socket error as cause', async () => {

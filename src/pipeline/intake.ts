@@ -128,7 +128,7 @@ export interface IntakeStats {
   batches: number;
   /** Deliveries handed to `handle`. */
   received: number;
-  /** Messages sent to `outbound` whose deliveries were completed. */
+  /** Deliveries completed after their message went to `outbound` (a repeat within one batch is sent once). */
   sent: number;
   /** Activities whose contact had opted out: completed without a message. */
   skippedByCompliance: number;
@@ -456,7 +456,7 @@ export class IntakeStage {
       base.add(a.channel.tile.complianceField);
     }
     // Activities grouped by the extra columns their texts name: if one text names a column the contact table does
-    // not have, the combined read fails; then each group is read alone, so only that text's activities fail.
+    // not have, the combined read fails (400); then each group is read alone, so only that text's activities fail.
     const groups = new Map<string, { columns: string[]; members: PickedActivity[] }>();
     for (const a of activities) {
       const extra = placeholders(a.template).filter((c) => !base.has(c)).sort();
@@ -477,7 +477,7 @@ export class IntakeStage {
     try {
       await read(activities, all);
     } catch (err) {
-      if (isDataverseError(err) && !err.retryable && groups.size > 1 && !b.signal.aborted) {
+      if (isDataverseError(err) && err.code === 'DataverseBadRequest' && groups.size > 1 && !b.signal.aborted) {
         this.#log.warn('the contacts read failed; reading each message text’s columns alone to find the one at fault', { error: err, columns: all });
         for (const group of groups.values()) {
           const items = group.members.map((m) => m.item);
@@ -547,10 +547,13 @@ export class IntakeStage {
   async #send(b: BatchState, outgoing: readonly Outgoing[]): Promise<void> {
     const open = outgoing.filter((o) => o.item.state === 'open');
     if (open.length === 0 || b.signal.aborted) return;
+    // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
+    const unique = new Map<string, Outgoing>();
+    for (const o of open) if (!unique.has(o.message.key)) unique.set(o.message.key, o);
     try {
       await abortable(
         this.#outbound.send(
-          open.map((o) => ({ body: o.message, messageId: o.message.key, sessionId: o.sessionId })),
+          [...unique.values()].map((o) => ({ body: o.message, messageId: o.message.key, sessionId: o.sessionId })),
           b.signal,
         ),
         b.signal,

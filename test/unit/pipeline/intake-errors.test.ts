@@ -202,6 +202,18 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
     assert.deepEqual(sleep.firstCall.args[0], 15_000);
   });
 
+  it('never rejects: an unexpected failure inside the stage abandons what is not settled', async () => {
+    const h = harness({
+      now: () => {
+        throw new Error('clock broke');
+      },
+    });
+    h.reads.addContacts(contact(1));
+    const deliveries = await h.run([new EventError('EventUndecodable', 'broken'), activity(1), realtime('req-1')]);
+    assert.deepEqual(settledAs(deliveries), ['deadLetter', 'abandon', 'abandon']);
+    assert.equal(h.outbound.sends.length, 0);
+  });
+
   it('does not reject when a settlement fails', async () => {
     const h = harness();
     h.reads.addContacts(contact(1));

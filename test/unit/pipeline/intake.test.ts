@@ -137,6 +137,15 @@ describe('pipeline: IntakeStage', () => {
     );
   });
 
+  it('sends an event delivered twice in one batch once and completes both deliveries', async () => {
+    const h = harness();
+    h.reads.addContacts(contact(1));
+    const deliveries = await h.run([activity(1), activity(1), realtime('req-1'), realtime('req-1')]);
+    assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete']);
+    assert.deepEqual(h.reads.calls.contacts[0]!.ids, ['c-1']);
+    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['req-1', 'act-1']);
+  });
+
   it('keeps counting across batches and registers its counters once per registry', async () => {
     const h = harness();
     h.reads.addContacts(contact(1), contact(2));

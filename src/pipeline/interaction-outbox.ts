@@ -1,0 +1,143 @@
+/**
+ * The dispatch stage's way to `interactions`: outcomes of one session are grouped into few `send` calls (one per
+ * `maxBatch`, or whatever arrived within `lingerMs`, or at once when the session has nothing else in flight), and a
+ * failed send is retried (cockatiel, exponential backoff) until it succeeds, the retries run out, or the signal of
+ * the batch fires. The first attempt is always made, even after the signal fired: an outcome of a provider call that
+ * finished during shutdown is still recorded. Every attempt has its own timeout.
+ *
+ * Re-sending a group is safe: every interaction has a stable `messageId` and the bus drops duplicates.
+ */
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import type { InteractionMessage } from './messages.js';
+import type { InteractionSender } from './ports.js';
+
+export interface InteractionOutboxOptions {
+  sender: InteractionSender;
+  /** At most this many interactions per `send`. @defaultValue 50 */
+  maxBatch?: number;
+  /** How long the first waiting interaction waits for others to join its group. @defaultValue 20 */
+  lingerMs?: number;
+  /** Sends a failed group again at most this many times. @defaultValue 8 */
+  retries?: number;
+  /** The first retry delay (exponential, with jitter). @defaultValue 200 */
+  initialDelayMs?: number;
+  /** The longest retry delay. @defaultValue 2000 */
+  maxDelayMs?: number;
+  /** One `send` call's timeout. @defaultValue 10000 */
+  timeoutMs?: number;
+  /** Told about every failed attempt (for logs and metrics). */
+  onError?: (error: unknown, attempt: number, size: number) => void;
+}
+
+export interface OutboxItem {
+  body: InteractionMessage;
+  messageId: string;
+}
+
+type Waiting = OutboxItem & { signal: AbortSignal; resolve: () => void; reject: (err: unknown) => void };
+
+function int(name: string, value: number, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`InteractionOutbox: ${name} must be an integer >= ${min}, found ${String(value)}`);
+  }
+  return value;
+}
+
+export class InteractionOutbox {
+  readonly #sender: InteractionSender;
+  readonly #maxBatch: number;
+  readonly #lingerMs: number;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #backoff: ExponentialBackoff<unknown>;
+  readonly #onError: (error: unknown, attempt: number, size: number) => void;
+  #waiting: Waiting[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #sending = 0;
+
+  constructor(options: InteractionOutboxOptions) {
+    if (typeof options.sender?.send !== 'function') throw new TypeError('InteractionOutbox: sender must have a send function');
+    this.#sender = options.sender;
+    this.#maxBatch = int('maxBatch', options.maxBatch ?? 50, 1);
+    this.#lingerMs = int('lingerMs', options.lingerMs ?? 20, 0);
+    this.#retries = int('retries', options.retries ?? 8, 0);
+    const initialDelay = int('initialDelayMs', options.initialDelayMs ?? 200, 1);
+    const maxDelay = int('maxDelayMs', options.maxDelayMs ?? 2000, initialDelay);
+    this.#timeoutMs = int('timeoutMs', options.timeoutMs ?? 10_000, 1);
+    this.#backoff = new ExponentialBackoff({ initialDelay, maxDelay });
+    this.#onError = options.onError ?? (() => undefined);
+  }
+
+  /** Queues one interaction; resolves once it is on the bus, rejects with the last error when it could not be sent. */
+  add(item: OutboxItem, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.push({ ...item, signal, resolve, reject });
+      if (this.#waiting.length >= this.#maxBatch) this.flush();
+      else if (this.#timer === undefined) this.#timer = setTimeout(() => this.flush(), this.#lingerMs);
+    });
+  }
+
+  /** Sends what waits now, in groups of at most `maxBatch`. */
+  flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#waiting.length > 0) {
+      const group = this.#waiting.splice(0, this.#maxBatch);
+      void this.#send(group);
+    }
+  }
+
+  /** Interactions waiting or being sent. */
+  get pending(): number {
+    return this.#waiting.length + this.#sending;
+  }
+
+  async #send(group: Waiting[]): Promise<void> {
+    this.#sending += group.length;
+    const signals = [...new Set(group.map((w) => w.signal))];
+    const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
+    const policy = retry(handleAll, { maxAttempts: this.#retries, backoff: this.#backoff });
+    let attempt = 0;
+    try {
+      await policy.execute(async () => {
+        attempt++;
+        try {
+          await this.#sendOnce(group);
+        } catch (err) {
+          this.#onError(err, attempt, group.length);
+          throw err;
+        }
+      }, signal);
+      for (const w of group) w.resolve();
+    } catch (err) {
+      for (const w of group) w.reject(err);
+    } finally {
+      this.#sending -= group.length;
+    }
+  }
+
+  async #sendOnce(group: Waiting[]): Promise<void> {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new Error(`interactions send did not finish within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    try {
+      const timedOut = new Promise<never>((_resolve, reject) => {
+        timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason), { once: true });
+      });
+      timedOut.catch(() => undefined);
+      await Promise.race([
+        this.#sender.send(
+          group.map((w) => ({ body: w.body, messageId: w.messageId })),
+          timeout.signal,
+        ),
+        timedOut,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends what waits now and stops the linger timer. */
+  close(): void {
+    this.flush();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * What the dispatch stage does after a failed provider call, decided in one place from the `ProviderError` code
+ * (never from a message string), and the retry policies that carry the decision out (cockatiel).
+ *
+ * | code                                                         | decision       | what happens                                      |
+ * |--------------------------------------------------------------|----------------|---------------------------------------------------|
+ * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs`, call again    |
+ * | ProviderUnavailable, ProviderTimeout, ProviderBadResponse    | `transient`    | call again after an exponential backoff with jitter|
+ * | ProviderRejected                                             | `rejected`     | an outcome: the channel's failure response type    |
+ * | ProviderUnauthorized                                         | `unauthorized` | dead-letter, error log (configuration problem)    |
+ * | anything that is not a ProviderError                         | `unexpected`   | dead-letter (an adapter bug: nothing to retry)    |
+ *
+ * The two kinds of retry are bounded separately: `transientRetries` calls again after transient failures,
+ * `rateLimitRetries` after 429s (their wait is the sender's pause, so they need no backoff of their own). The
+ * rate-limit policy wraps the transient one, so a 429 starts a fresh transient budget: a message makes at most
+ * `(rateLimitRetries + 1) × (transientRetries + 1)` calls.
+ */
+import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPolicy } from 'cockatiel';
+import { isProviderError, type ProviderError } from '../errors.js';
+import { maskDigits, redactString } from '../log.js';
+
+export type SendDecision = 'rateLimited' | 'transient' | 'rejected' | 'unauthorized' | 'unexpected';
+
+/** The one place a provider failure becomes a decision. */
+export function decide(error: unknown): SendDecision {
+  if (!isProviderError(error)) return 'unexpected';
+  switch (error.code) {
+    case 'ProviderRateLimited':
+      return 'rateLimited';
+    case 'ProviderUnavailable':
+    case 'ProviderTimeout':
+    case 'ProviderBadResponse':
+      return 'transient';
+    case 'ProviderRejected':
+      return 'rejected';
+    case 'ProviderUnauthorized':
+      return 'unauthorized';
+  }
+}
+
+export interface SendRetryOptions {
+  /** Calls again after a transient failure (5xx, timeout, bad response), at most this many times. @defaultValue 4 */
+  transientRetries?: number;
+  /** The first backoff delay; later ones grow exponentially, with decorrelated jitter. @defaultValue 500 */
+  initialDelayMs?: number;
+  /** The longest backoff delay. @defaultValue 10000 */
+  maxDelayMs?: number;
+  /** Calls again after a 429, at most this many times (each after the sender's pause). @defaultValue 10 */
+  rateLimitRetries?: number;
+  /** The pause after a 429 that names no `Retry-After`. @defaultValue 1000 */
+  defaultRetryAfterMs?: number;
+}
+
+export type ResolvedSendRetryOptions = Required<SendRetryOptions>;
+
+export const SEND_RETRY_DEFAULTS: ResolvedSendRetryOptions = {
+  transientRetries: 4,
+  initialDelayMs: 500,
+  maxDelayMs: 10_000,
+  rateLimitRetries: 10,
+  defaultRetryAfterMs: 1000,
+};
+
+/** Validates once; a bad value throws a `TypeError` naming it. */
+export function resolveSendRetryOptions(options: SendRetryOptions = {}): ResolvedSendRetryOptions {
+  const resolved = { ...SEND_RETRY_DEFAULTS, ...options };
+  for (const [name, min] of [
+    ['transientRetries', 0],
+    ['initialDelayMs', 1],
+    ['maxDelayMs', 1],
+    ['rateLimitRetries', 0],
+    ['defaultRetryAfterMs', 1],
+  ] as const) {
+    const value = resolved[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      throw new TypeError(`dispatch retry: ${name} must be an integer >= ${min}, found ${String(value)}`);
+    }
+  }
+  if (resolved.maxDelayMs < resolved.initialDelayMs) {
+    throw new TypeError(`dispatch retry: maxDelayMs (${resolved.maxDelayMs}) must be >= initialDelayMs (${resolved.initialDelayMs})`);
+  }
+  return resolved;
+}
+
+/**
+ * The retry policy of one provider call: 429s (outer, no backoff: the sender's pause is the wait) around transient
+ * failures (inner, exponential backoff with decorrelated jitter). Share one per stage; the function it runs must
+ * make one limited provider call per invocation. Stops retrying once the signal given to `execute` has fired.
+ * Timers are unreferenced, so a backoff abandoned on shutdown does not keep the process alive.
+ */
+export function createSendPolicy(options: ResolvedSendRetryOptions): IPolicy {
+  const rateLimited = retry(
+    handleWhen((err) => decide(err) === 'rateLimited'),
+    { maxAttempts: options.rateLimitRetries, backoff: new ConstantBackoff(0) },
+  ).dangerouslyUnref();
+  const transient = retry(
+    handleWhen((err) => decide(err) === 'transient'),
+    { maxAttempts: options.transientRetries, backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }) },
+  ).dangerouslyUnref();
+  return wrap(rateLimited, transient);
+}
+
+/** How long to pause the sender after a 429. */
+export function retryAfterMs(error: ProviderError, fallbackMs: number): number {
+  const ms = error.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : fallbackMs;
+}
+
+/** Removes the recipient (and anything shaped like a phone number, e-mail or secret) from provider text. */
+export function scrub(text: string, recipient: string): string {
+  const shown = /\d/.test(recipient) ? maskDigits(recipient) : '***';
+  const masked = recipient.length > 0 ? text.split(recipient).join(shown) : text;
+  return redactString(masked);
+}
+
+/** The provider's error for a person: code, HTTP status, the provider's own code and message, without the recipient. */
+export function describeProviderError(error: unknown, recipient: string): string {
+  if (!isProviderError(error)) {
+    return scrub(error instanceof Error ? `${error.name}: ${error.message}` : String(error), recipient);
+  }
+  const parts: string[] = [error.code];
+  if (error.upstream?.status !== undefined) parts.push(`status ${error.upstream.status}`);
+  if (error.upstream?.code !== undefined) parts.push(`upstream code ${String(error.upstream.code)}`);
+  if (error.retryAfterMs !== undefined) parts.push(`retry after ${error.retryAfterMs} ms`);
+  return scrub(`${parts.join(', ')}: ${error.message}`, recipient);
+}
+
+/** The detail of a failure interaction: the provider's own code when it has one, and its message. */
+export function failureDetail(error: unknown, recipient: string): { code: string | number; message: string } {
+  if (!isProviderError(error)) return { code: 'unexpected', message: describeProviderError(error, recipient) };
+  return { code: error.upstream?.code ?? error.code, message: scrub(error.message, recipient) };
+}

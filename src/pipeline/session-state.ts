@@ -1,0 +1,68 @@
+/**
+ * The dispatch stage's session state: what one holder of an `outbound` session (one sender) leaves for the next
+ * holder, on any replica, so that the sender's rate limit also holds across the moment a session moves.
+ *
+ * The state is JSON `{"v":1,"sentAt":[ms…],"pausedUntil":ms?}`: the start times (ms since the epoch, wall clock) of
+ * the provider calls made within the last rate window, and the end of a provider-imposed pause (429 Retry-After)
+ * still running. It holds no recipient and no message content.
+ */
+
+/** The session state version written by this code. */
+export const SESSION_STATE_VERSION = 1;
+
+export interface DispatchSessionState {
+  v: typeof SESSION_STATE_VERSION;
+  /** Start times of the provider calls within the last rate window, oldest first (ms since the epoch). */
+  sentAt: number[];
+  /** A provider pause (429 `Retry-After`) still running at hand-over: no call before this time (ms since the epoch). */
+  pausedUntil?: number;
+}
+
+export type DecodedSessionState = { ok: true; state: DispatchSessionState | undefined } | { ok: false; reason: string };
+
+/** Writes the state as the session state Buffer. */
+export function encodeSessionState(state: DispatchSessionState): Buffer {
+  const body: DispatchSessionState = { v: SESSION_STATE_VERSION, sentAt: [...state.sentAt].sort((a, b) => a - b) };
+  if (state.pausedUntil !== undefined) body.pausedUntil = state.pausedUntil;
+  return Buffer.from(JSON.stringify(body), 'utf8');
+}
+
+/**
+ * Reads a session state. No state (undefined or empty) is `{ ok: true, state: undefined }`; anything unreadable is
+ * `{ ok: false, reason }` (the caller then waits one full window, conservatively).
+ */
+export function decodeSessionState(raw: Buffer | undefined): DecodedSessionState {
+  if (raw === undefined || raw.length === 0) return { ok: true, state: undefined };
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: `session state is not JSON (${(err as Error).message})` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'session state is not a JSON object' };
+  const o = value as Record<string, unknown>;
+  if (o['v'] !== SESSION_STATE_VERSION) return { ok: false, reason: `session state version ${JSON.stringify(o['v'])} is not ${SESSION_STATE_VERSION}` };
+  const sentAt = o['sentAt'];
+  if (!Array.isArray(sentAt) || !sentAt.every((t) => typeof t === 'number' && Number.isFinite(t))) {
+    return { ok: false, reason: 'session state sentAt must be an array of numbers' };
+  }
+  const state: DispatchSessionState = { v: SESSION_STATE_VERSION, sentAt: [...(sentAt as number[])].sort((a, b) => a - b) };
+  const pausedUntil = o['pausedUntil'];
+  if (pausedUntil !== undefined) {
+    if (typeof pausedUntil !== 'number' || !Number.isFinite(pausedUntil)) return { ok: false, reason: 'session state pausedUntil must be a number' };
+    state.pausedUntil = pausedUntil;
+  }
+  return { ok: true, state };
+}
+
+/**
+ * When a new holder may make its first call: once every call the last holder recorded has left the window
+ * (`last sentAt + windowMs`), and not before a pause it left running ends. Conservative: waiting for the whole window
+ * (rather than only for the oldest of a full window) costs at most one window per hand-over and needs no agreement
+ * on how many calls the window still allows.
+ */
+export function firstSendAt(state: DispatchSessionState | undefined, windowMs: number): number {
+  if (state === undefined) return 0;
+  const last = state.sentAt.length === 0 ? 0 : (state.sentAt[state.sentAt.length - 1] as number) + windowMs;
+  return Math.max(last, state.pausedUntil ?? 0);
+}

@@ -1,0 +1,157 @@
+/**
+ * Fakes for the dispatch stage's unit tests: channels, a provider that records every call (time, recipient, key)
+ * and answers as a test says, deliveries that record their settlement, an interactions sender, a session.
+ */
+import type { Channel } from '../../../src/channels/types.js';
+import { ProviderError } from '../../../src/errors.js';
+import type { ChannelLookup } from '../../../src/pipeline/dispatch.js';
+import type { InteractionMessage, OutboundMessage } from '../../../src/pipeline/messages.js';
+import type { AcceptedSession, Delivery, InteractionSender } from '../../../src/pipeline/ports.js';
+import type { Provider, ProviderType, SendRequest, SendResult } from '../../../src/providers/provider.js';
+
+export const PHONE = '+15551234567';
+
+export function channel(overrides: Partial<Omit<Channel, 'rateLimit'>> & { rateLimit?: Partial<Channel['rateLimit']> } = {}): Channel {
+  const { rateLimit, ...rest } = overrides;
+  return {
+    name: 'sms',
+    provider: { type: 'twilio', accountSid: 'AC123', authToken: 'secret-token' },
+    sender: '+15550000000',
+    senderKey: 'twilio:+15550000000',
+    addressField: 'mobilephone',
+    textField: 'sample_text',
+    failureResponseType: 'failed',
+    timeoutMs: 10_000,
+    ...rest,
+    rateLimit: { messages: 5, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, ...rateLimit },
+  };
+}
+
+export function lookup(...channels: Channel[]): ChannelLookup {
+  return { byName: (name) => channels.find((c) => c.name === name), all: () => channels };
+}
+
+let seq = 0;
+export function outbound(overrides: Partial<OutboundMessage> = {}): OutboundMessage {
+  seq++;
+  const key = overrides.key ?? `act-${seq}`;
+  return {
+    v: 1,
+    key,
+    channel: 'sms',
+    to: PHONE,
+    text: 'hello',
+    purpose: 'journey',
+    context: {
+      kind: 'marketing',
+      activityId: key,
+      activityRowId: `row-${key}`,
+      contactId: 'c-1',
+      journeyId: 'j-1',
+      iterationId: 'i-1',
+      entityType: 'sample_message',
+      entityId: 'm-1',
+    },
+    acceptedAt: 0,
+    ...overrides,
+  };
+}
+
+export type Settled = { kind: 'complete' } | { kind: 'abandon' } | { kind: 'deadLetter'; reason: string; description: string };
+
+export interface FakeDelivery extends Delivery {
+  settled: Settled[];
+  /** Fake time of the first settlement. */
+  settledAt?: number;
+}
+
+export function delivery(body: unknown, sessionId = 'twilio:+15550000000', deliveryCount = 1): FakeDelivery {
+  const d: FakeDelivery = {
+    body,
+    messageId: typeof body === 'object' && body !== null && 'key' in body ? String((body as { key: unknown }).key) : undefined,
+    contentType: 'application/json',
+    applicationProperties: {},
+    deliveryCount,
+    sessionId,
+    settled: [],
+    complete: async () => settle({ kind: 'complete' }),
+    abandon: async () => settle({ kind: 'abandon' }),
+    deadLetter: async (reason, description) => settle({ kind: 'deadLetter', reason, description }),
+  };
+  function settle(s: Settled): void {
+    d.settledAt ??= Date.now();
+    d.settled.push(s);
+  }
+  return d;
+}
+
+export interface ProviderCall {
+  at: number;
+  request: SendRequest;
+}
+
+/** Answers call `n` (1-based, per provider) with `answer(request, n)`; `latencyMs` of fake time per call. */
+export class FakeProvider implements Provider {
+  readonly calls: ProviderCall[] = [];
+  #ids = 0;
+  constructor(
+    readonly type: ProviderType = 'twilio',
+    private readonly answer: (request: SendRequest, n: number) => SendResult | Error | Promise<SendResult> = () => ({ providerMessageId: '', status: 'queued' }),
+    private readonly latencyMs = 30,
+  ) {}
+
+  async send(request: SendRequest): Promise<SendResult> {
+    this.calls.push({ at: Date.now(), request });
+    const n = this.calls.length;
+    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    const answer = await this.answer(request, n);
+    if (answer instanceof Error) throw answer;
+    return { providerMessageId: answer.providerMessageId || `SM${++this.#ids}`, status: answer.status };
+  }
+}
+
+export const errors = {
+  unavailable: (message = 'Service Unavailable') => new ProviderError('ProviderUnavailable', message, { upstream: { status: 503, code: 20500 } }),
+  rateLimited: (retryAfterMs?: number) => new ProviderError('ProviderRateLimited', 'Too Many Requests', { upstream: { status: 429, code: 20429 }, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }),
+  rejected: () => new ProviderError('ProviderRejected', `The 'To' number ${PHONE} is not a valid phone number.`, { upstream: { status: 400, code: 21211 } }),
+  unauthorized: () => new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),
+};
+
+/** An interactions sender that records every send; `fail(n)` makes send number n (1-based) throw. */
+export class FakeInteractions implements InteractionSender {
+  readonly sends: Array<{ at: number; messages: Array<{ body: InteractionMessage; messageId: string }> }> = [];
+  attempts = 0;
+  constructor(private readonly fail: (n: number) => boolean = () => false) {}
+  async send(messages: ReadonlyArray<{ body: InteractionMessage; messageId: string; sessionId?: string }>): Promise<void> {
+    this.attempts++;
+    if (this.fail(this.attempts)) throw new Error(`interactions unavailable (attempt ${this.attempts})`);
+    this.sends.push({ at: Date.now(), messages: messages.map((m) => ({ body: m.body, messageId: m.messageId })) });
+  }
+  get all(): Array<{ body: InteractionMessage; messageId: string }> {
+    return this.sends.flatMap((s) => s.messages);
+  }
+}
+
+export function session(sessionId = 'twilio:+15550000000', state?: Buffer): AcceptedSession & { saved: Buffer[] } {
+  const saved: Buffer[] = [];
+  return {
+    sessionId,
+    state,
+    saved,
+    setState: async (s: Buffer) => {
+      saved.push(s);
+    },
+  };
+}
+
+/** The most calls whose start times fall in any window of `windowMs` (a window starting at each call). */
+export function maxInWindow(times: number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    let n = 0;
+    for (let j = i; j < sorted.length && (sorted[j] as number) - (sorted[i] as number) < windowMs; j++) n++;
+    max = Math.max(max, n);
+  }
+  return max;
+}

@@ -64,7 +64,7 @@ export async function telegramSend(
 ): Promise<Answer<Record<string, unknown>>> {
   const headers: Record<string, string> = { 'Content-Type': opts.form ? 'application/x-www-form-urlencoded' : 'application/json' };
   if (opts.idempotencyKey) headers['X-Idempotency-Key'] = opts.idempotencyKey;
-  const body = opts.form ? new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])).toString() : JSON.stringify(params);
+  const body = opts.form ? new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)])).toString() : JSON.stringify(params);
   const res = await fetch(`${url}/bot${opts.token ?? BOT_TOKEN}/sendMessage`, { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
   return answer(res);
 }

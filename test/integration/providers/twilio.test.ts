@@ -35,7 +35,7 @@ describe('provider simulators: Twilio Messages API', () => {
       sender: LONG_CODE,
       recipient: TO,
       text: 'Hi there',
-      providerMessageId: m['sid'],
+      providerMessageId: String(m['sid']),
       statusCallback: 'https://relay.example/status',
     } satisfies SimulatedMessage);
   });

@@ -24,7 +24,10 @@ export interface SendRequest {
   channelDefinitionId?: string;
   /** A per-message status callback URL (Twilio `StatusCallback`), when the channel has a public base URL. */
   statusCallbackUrl?: string;
-  /** Aborts the call (shutdown, or the caller's timeout). */
+  /**
+   * Aborts the call (shutdown, or the caller's timeout). The send then rejects with the signal's `reason` as is (an
+   * `AbortError` by default), never with a `ProviderError`, so that a stop is not taken for a provider fault.
+   */
   signal?: AbortSignal;
 }
 
@@ -37,6 +40,9 @@ export interface SendResult {
 
 export interface Provider {
   readonly type: ProviderType;
-  /** Sends one message; resolves on acceptance, rejects with a `ProviderError`. Has its own timeout. */
+  /**
+   * Sends one message; resolves on acceptance, rejects with a `ProviderError` (keeping the provider's status,
+   * headers, body and own code in `upstream`, never a credential). Has its own timeout (`ProviderTimeout`).
+   */
   send(request: SendRequest): Promise<SendResult>;
 }

@@ -52,10 +52,16 @@ export interface ActivityEvent {
 }
 
 /** A Create event Dataverse truncated (`MessageMaxSizeExceeded`): only the row id is left; the row must be read. */
-export interface TruncatedActivityEvent {
+export interface TruncatedActivityEvent extends IntakeEventOrigin {
   kind: 'activity-truncated';
   activityRowId: string;
+}
+
+/** Where an event came from: the posted context's identifiers (the decoder's `EventOrigin`). */
+export interface IntakeEventOrigin {
   organizationId: string;
+  correlationId?: string;
+  operationId?: string;
 }
 
 /** A real-time journeys outbound payload (`ChannelDefinitionId`, `RequestId`, `From`, `To`, `Message`). */
@@ -70,6 +76,7 @@ export interface RealtimeEvent {
   journeyId?: string;
   isTestSend: boolean;
   organizationId: string;
+  correlationId?: string;
 }
 
 /** What the decoder makes of one delivery. */
@@ -93,8 +100,12 @@ export type IntakeDeadLetterReason =
 export interface IntakeOptions {
   /** Decodes one delivery; throws an `EventError` for a body it cannot use (src/dataverse/remote-context.ts). */
   decode: (delivery: Delivery) => IntakeEvent;
-  /** Builds the activity event from an activity row read for a truncated event; throws an `EventError`. */
-  activityFromRow: (row: Row, organizationId: string) => ActivityEvent;
+  /**
+   * Builds the activity event from the activity row read for a truncated event (`origin` is that truncated event);
+   * throws an `EventError`. Declared as a method so that the decoder's `activityFromRow(row, from: EventOrigin)`, whose
+   * origin fields are all required (the decoder always sets them), fits as it is.
+   */
+  activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent;
   reads: DataverseReads;
   outbound: OutboundSender;
   channels: IntakeChannels;
@@ -204,7 +215,7 @@ export class IntakeStage {
 
   constructor(options: IntakeOptions) {
     this.#decode = options.decode;
-    this.#activityFromRow = options.activityFromRow;
+    this.#activityFromRow = (row, origin) => options.activityFromRow(row, origin);
     this.#reads = options.reads;
     this.#outbound = options.outbound;
     this.#log = areaLogger(options.log ?? silentLogger(), 'intake');
@@ -281,6 +292,7 @@ export class IntakeStage {
     if (event.kind === 'activity') this.#correlate(item, event);
     else if (event.kind === 'activity-truncated') item.fields['activityRowId'] = event.activityRowId;
     else item.fields['requestId'] = event.requestId;
+    if (event.correlationId !== undefined) item.fields['correlationId'] = event.correlationId;
     return event;
   }
 
@@ -348,7 +360,7 @@ export class IntakeStage {
       }
       let activity: ActivityEvent;
       try {
-        activity = this.#activityFromRow(row, event.organizationId);
+        activity = this.#activityFromRow(row, event);
       } catch (err) {
         const reason = isEventError(err) ? err.code : 'EventUndecodable';
         this.#deadLetter(b, item, reason, `activity row ${event.activityRowId} (read because the event was truncated by Dataverse): ${errorMessage(err)}`);

@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import type { Channel } from '../../../src/channels/types.js';
 import { EventError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { IntakeStage, type ActivityEvent, type IntakeEvent, type IntakeOptions, type RealtimeEvent, type TruncatedActivityEvent } from '../../../src/pipeline/intake.js';
+import { IntakeStage, type ActivityEvent, type IntakeEvent, type IntakeEventOrigin, type IntakeOptions, type RealtimeEvent, type TruncatedActivityEvent } from '../../../src/pipeline/intake.js';
 import type { OutboundMessage } from '../../../src/pipeline/messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from '../../../src/pipeline/ports.js';
 import { fakeDelivery, type FakeDelivery } from '../../helpers/fake-delivery.js';
@@ -71,7 +71,7 @@ export function activity(i: number | string, fields: Partial<ActivityEvent> = {}
 }
 
 export function truncated(rowId: string): TruncatedActivityEvent {
-  return { kind: 'activity-truncated', activityRowId: rowId, organizationId: 'org-1' };
+  return { kind: 'activity-truncated', activityRowId: rowId, organizationId: 'org-1', correlationId: `corr-${rowId}` };
 }
 
 export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {}): RealtimeEvent {
@@ -115,7 +115,7 @@ export function decode(delivery: Delivery): IntakeEvent {
 }
 
 /** The activityFromRow port, for rows shaped like `activityRow`. */
-export function activityFromRow(row: Row, organizationId: string): ActivityEvent {
+export function activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent {
   const str = (key: string): string => {
     const v = row[key];
     if (typeof v !== 'string' || v === '') throw new EventError('EventMissingAttribute', `activity row: '${key}' must be a non-empty string, found nothing`);
@@ -130,7 +130,8 @@ export function activityFromRow(row: Row, organizationId: string): ActivityEvent
     iterationId: str('_msdyncrm_customerjourneyiteration_value'),
     entityType: str('msdyncrm_entitytype'),
     entityId: str('msdyncrm_entityid'),
-    organizationId,
+    organizationId: origin.organizationId,
+    ...(origin.correlationId === undefined ? {} : { correlationId: origin.correlationId }),
   };
 }
 

@@ -7,6 +7,12 @@
  * created, render the text and pick the channel; then send every message of the batch to `outbound` in ONE call
  * (`messageId` = the activity id or RequestId, `sessionId` = the channel's sender key) and complete the deliveries.
  *
+ * Channel choice. Marketing: the channels whose tile's `EntityType` is the activity's `msdyncrm_entitytype`; of
+ * several (one tile shared by several channels), the one whose `name` the message record's `channelField` holds; a
+ * tile with one channel is that channel. Real-time: the channel of the payload's `ChannelDefinitionId` (case-
+ * insensitive); of several, the one whose `sender` is the payload's `From`. The text: the record's `textField`,
+ * rendered with the contact's columns (`renderText`, render.ts); real-time: the `text` part, else the first part.
+ *
  * Reads per batch: one `contacts` call for all activities of the batch, one `messageRecord` call per distinct
  * message record (journeys share a few), one `activity` call per truncated event. The reads port also caches.
  *

@@ -1,7 +1,8 @@
 /**
  * The real-time journeys custom channel outbound contract over HTTP, `POST /contract/{channel}/messages`: the
  * payload `{ChannelDefinitionId, RequestId, From, To, Message, MarketingAppContext?}`, the response
- * `{ChannelDefinitionId, MessageId, RequestId, Status}`, Standard Webhooks signatures verified when secrets are
+ * `{ChannelDefinitionId, MessageId, RequestId, Status}` (`ChannelDefinitionId` optional: the relay omits it for
+ * outbound-marketing channels, and it is then left out of the answer too), Standard Webhooks signatures verified when secrets are
  * configured, `RequestId` as the idempotency key, and a per-sender rate limit (429 with `Retry-After`).
  */
 import { randomUUID } from 'node:crypto';
@@ -100,8 +101,13 @@ export class ContractApi {
       return { refuse: { reply: contractError(400, 'InvalidPayload', 'The body must be a JSON object with ChannelDefinitionId, RequestId, From, To and Message.'), code: 400 } };
     }
     const problems: string[] = [];
-    for (const field of ['ChannelDefinitionId', 'RequestId', 'From', 'To']) {
+    for (const field of ['RequestId', 'From', 'To']) {
       if (typeof payload[field] !== 'string' || payload[field] === '') problems.push(`${field} must be a non-empty string`);
+    }
+    // Required by real-time journeys; the relay leaves it out for outbound-marketing channels served by a contract
+    // endpoint, so it is optional here and echoed when given.
+    if (payload['ChannelDefinitionId'] !== undefined && (typeof payload['ChannelDefinitionId'] !== 'string' || payload['ChannelDefinitionId'] === '')) {
+      problems.push('ChannelDefinitionId must be a non-empty string when given');
     }
     const message = payload['Message'];
     const parts: Record<string, string> = {};
@@ -115,7 +121,8 @@ export class ContractApi {
     }
     const sender = typeof payload['From'] === 'string' && payload['From'] !== '' ? payload['From'] : undefined;
     if (problems.length > 0) return { ...(sender ? { sender } : {}), refuse: { reply: contractError(400, 'InvalidPayload', problems.join('; ')), code: 400 } };
-    const channelDefinitionId = payload['ChannelDefinitionId'] as string;
+    const channelDefinitionId = payload['ChannelDefinitionId'] as string | undefined;
+    const echo = channelDefinitionId === undefined ? {} : { ChannelDefinitionId: channelDefinitionId };
     const requestId = payload['RequestId'] as string;
     const to = payload['To'] as string;
     const from = sender!;
@@ -125,7 +132,7 @@ export class ContractApi {
       const first = this.#answers.get(key);
       if (first) return { reply: first, duplicate: true };
       if (this.#notSent.has(to)) {
-        const reply: Reply = { status: 200, body: { ChannelDefinitionId: channelDefinitionId, RequestId: requestId, Status: 'NotSent' } };
+        const reply: Reply = { status: 200, body: { ...echo, RequestId: requestId, Status: 'NotSent' } };
         this.#answers.set(key, reply);
         return { reply, rejected: 'NotSent' };
       }
@@ -138,7 +145,7 @@ export class ContractApi {
       }
       window.add(now);
       const messageId = randomUUID();
-      const reply: Reply = { status: 200, body: { ChannelDefinitionId: channelDefinitionId, MessageId: messageId, RequestId: requestId, Status: 'Sent' } };
+      const reply: Reply = { status: 200, body: { ...echo, MessageId: messageId, RequestId: requestId, Status: 'Sent' } };
       this.#answers.set(key, reply);
       const accepted: SimulatedMessage = {
         time: now,
@@ -150,7 +157,7 @@ export class ContractApi {
         text: Object.values(parts).join('\n'),
         idempotencyKey: requestId,
         providerMessageId: messageId,
-        channelDefinitionId,
+        ...(channelDefinitionId === undefined ? {} : { channelDefinitionId }),
         parts,
         signed,
         verified: secrets !== undefined,

@@ -70,6 +70,11 @@ function positive(v: unknown): boolean {
   return typeof v === 'number' && Number.isFinite(v) && v > 0;
 }
 
+/** Limits count messages in 1000 ms windows: whole numbers. */
+function limit(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1;
+}
+
 function resolveOptions(options: ProviderSimulatorsOptions) {
   const problems: string[] = [];
   const port = options.port ?? 0;
@@ -83,20 +88,20 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   if (options.seed !== undefined && !Number.isInteger(options.seed)) problems.push(`seed: expected an integer, found ${String(options.seed)}`);
 
   const twilio = { ...TWILIO_DEFAULTS, ...options.twilio };
-  for (const key of ['longCodeMps', 'tollFreeMps', 'shortCodeMps', 'otherMps', 'concurrency'] as const) if (!positive(twilio[key])) problems.push(`twilio.${key}: expected a number > 0, found ${String(twilio[key])}`);
-  for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!positive(mps)) problems.push(`twilio.mpsBySender.${sender}: expected a number > 0, found ${String(mps)}`);
+  for (const key of ['longCodeMps', 'tollFreeMps', 'shortCodeMps', 'otherMps', 'concurrency'] as const) if (!limit(twilio[key])) problems.push(`twilio.${key}: expected an integer >= 1, found ${String(twilio[key])}`);
+  for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
   if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
   if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
-  for (const key of ['perBot', 'perChat'] as const) if (!positive(telegram[key])) problems.push(`telegram.${key}: expected a number > 0, found ${String(telegram[key])}`);
+  for (const key of ['perBot', 'perChat'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
   if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens)) problems.push('telegram.tokens: expected an array of bot tokens');
   for (const key of ['blockedChats', 'unknownChats'] as const) if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
 
   const contract = { ...CONTRACT_DEFAULTS, ...options.contract };
-  if (!positive(contract.perSender)) problems.push(`contract.perSender: expected a number > 0, found ${String(contract.perSender)}`);
+  if (!limit(contract.perSender)) problems.push(`contract.perSender: expected an integer >= 1, found ${String(contract.perSender)}`);
   if (!positive(contract.toleranceSeconds)) problems.push(`contract.toleranceSeconds: expected a number > 0, found ${String(contract.toleranceSeconds)}`);
-  for (const [sender, n] of Object.entries(contract.perSenderBySender)) if (!positive(n)) problems.push(`contract.perSenderBySender.${sender}: expected a number > 0, found ${String(n)}`);
+  for (const [sender, n] of Object.entries(contract.perSenderBySender)) if (!limit(n)) problems.push(`contract.perSenderBySender.${sender}: expected an integer >= 1, found ${String(n)}`);
   if (contract.secrets !== undefined) {
     if (!Array.isArray(contract.secrets) || contract.secrets.length === 0) problems.push('contract.secrets: expected a non-empty array of whsec_… secrets');
     else

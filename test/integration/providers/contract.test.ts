@@ -33,10 +33,21 @@ describe('provider simulators: custom channel contract', () => {
     assert.equal(res.status, 400);
     const error = res.body['error'] as { code: string; message: string };
     assert.equal(error.code, 'InvalidPayload');
-    assert.match(error.message, /ChannelDefinitionId must be a non-empty string; RequestId must be a non-empty string; Message.text must be a string/);
+    assert.match(error.message, /RequestId must be a non-empty string; Message.text must be a string/);
+    const badDefinition = await contractSend(sim.url, { ...contractPayload('r0'), ChannelDefinitionId: 7 });
+    assert.match((badDefinition.body['error'] as { message: string }).message, /ChannelDefinitionId must be a non-empty string when given/);
     const notJson = await fetch(`${sim.url}/contract/sms/messages`, { method: 'POST', body: 'nope' });
     assert.equal(notJson.status, 400);
-    assert.equal(sim.stats().contract.rejected['400'], 2);
+    assert.equal(sim.stats().contract.rejected['400'], 3);
+  });
+
+  it('ChannelDefinitionId is optional (outbound-marketing channels): the answer then leaves it out', async () => {
+    const sim = await start();
+    const { ChannelDefinitionId: _omitted, ...payload } = contractPayload('req-om');
+    const res = await contractSend(sim.url, payload);
+    assert.equal(res.status, 200);
+    assert.deepEqual(Object.keys(res.body).sort(), ['MessageId', 'RequestId', 'Status']);
+    assert.equal(sim.messages()[0]!.channelDefinitionId, undefined);
   });
 
   it('RequestId is the idempotency key: a repeat returns the first answer and adds no log entry', async () => {

@@ -1,7 +1,7 @@
 /** The service-protection governor, on sinon fake timers: Retry-After, probe, pacing from headers, AIMD, timeouts. */
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
-import { DataverseError, isDataverseError } from '../../../src/errors.js';
+import { isDataverseError, type DataverseError } from '../../../src/errors.js';
 import { createGovernor, parseTimeRemaining, type Governor } from '../../../src/dataverse/index.js';
 
 interface Pending {

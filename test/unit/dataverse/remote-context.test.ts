@@ -163,8 +163,8 @@ describe('decodeRemoteContext: refusals name what was wrong', () => {
   };
   cases.push(
     ['a real-time payload that is not JSON', payload(() => '{oops'), 'EventUndecodable', /the 'payload' input of sample_OutboundSmsApi is not valid JSON/],
-    ['a real-time payload without RequestId', payload((p) => delete p['RequestId']), 'EventMissingAttribute', /'payload' input of sample_OutboundSmsApi: 'RequestId' must be a non-empty string, found nothing/],
-    ['a real-time payload with a non-string part', payload((p) => (p['Message'] = { text: 1 })), 'EventMissingAttribute', /'Message' must be an object of strings/],
+    ['a real-time payload without RequestId', payload((p) => void delete p['RequestId']), 'EventMissingAttribute', /'payload' input of sample_OutboundSmsApi: 'RequestId' must be a non-empty string, found nothing/],
+    ['a real-time payload with a non-string part', payload((p) => void (p['Message'] = { text: 1 })), 'EventMissingAttribute', /'Message' must be an object of strings/],
   );
 
   for (const [name, body, code, message] of cases) {

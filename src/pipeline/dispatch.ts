@@ -189,20 +189,19 @@ function aborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-export class DispatchStage {
-  /** Creates the handler of each accepted `outbound` session: give it to the session loop. */
-  readonly sessionHandler: SessionHandlerFactory;
-  /** @internal */ readonly channels: ChannelLookup;
-  /** @internal */ readonly interactions: InteractionSender;
-  /** @internal */ readonly log: Logger;
-  /** @internal */ readonly guardMs: number;
-  /** @internal */ readonly retry: ResolvedSendRetryOptions;
-  /** @internal */ readonly policy: ReturnType<typeof createSendPolicy>;
-  /** @internal */ readonly batching: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
-  /** @internal */ readonly stateTimeoutMs: number;
-  /** @internal */ readonly now: () => number;
-  /** @internal */ readonly metrics: Metrics | undefined;
-  /** @internal */ readonly counts = {
+/** What the sessions of one stage share: settings, policies, providers, counters. */
+class StageContext {
+  readonly channels: ChannelLookup;
+  readonly interactions: InteractionSender;
+  readonly log: Logger;
+  readonly guardMs: number;
+  readonly retry: ResolvedSendRetryOptions;
+  readonly policy: ReturnType<typeof createSendPolicy>;
+  readonly batching: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
+  readonly stateTimeoutMs: number;
+  readonly now: () => number;
+  readonly metrics: Metrics | undefined;
+  readonly counts = {
     providerCalls: 0,
     retries: 0,
     rateLimitPauses: 0,
@@ -214,7 +213,7 @@ export class DispatchStage {
     interactionSendFailures: 0,
     settleFailures: 0,
   };
-  /** @internal */ readonly sessions = new Set<DispatchSession>();
+  readonly sessions = new Set<DispatchSession>();
   readonly #providerFactory: (channel: Channel) => Provider;
   readonly #providers = new Map<string, Provider>();
 
@@ -237,10 +236,9 @@ export class DispatchStage {
     this.metrics = options.registry === undefined ? undefined : createMetrics(options.registry);
     // Fail at start-up, not on the first message, when the batching options are wrong.
     new InteractionOutbox({ sender: this.interactions, ...this.batching }).close();
-    this.sessionHandler = (session) => new DispatchSession(this, session);
   }
 
-  /** @internal The provider of a channel, created once. */
+  /** The provider of a channel, created once. */
   providerFor(channel: Channel): Provider {
     let provider = this.#providers.get(channel.name);
     if (provider === undefined) {
@@ -250,20 +248,33 @@ export class DispatchStage {
     return provider;
   }
 
-  /** @internal */
   count(channel: string, outcome: Outcome): void {
     this.metrics?.messages.inc({ channel, outcome });
   }
+}
 
+export class DispatchStage {
+  /** Creates the handler of each accepted `outbound` session: give it to the session loop. */
+  readonly sessionHandler: SessionHandlerFactory;
+  readonly #ctx: StageContext;
+
+  /** Validates the options (a bad value throws a `TypeError` naming it) and registers the metrics. */
+  constructor(options: DispatchOptions) {
+    const ctx = new StageContext(options);
+    this.#ctx = ctx;
+    this.sessionHandler = (session) => new DispatchSession(ctx, session);
+  }
+
+  /** What the stage has done since it started, and what it holds now. */
   stats(): DispatchStats {
     let waiting = 0;
     let inFlight = 0;
-    for (const session of this.sessions) {
+    for (const session of this.#ctx.sessions) {
       const s = session.limiterStats();
       waiting += s.waiting;
       inFlight += s.inFlight;
     }
-    return { sessions: this.sessions.size, waiting, inFlight, ...this.counts };
+    return { sessions: this.#ctx.sessions.size, waiting, inFlight, ...this.#ctx.counts };
   }
 }
 
@@ -272,7 +283,7 @@ class Settlement {
   #done = false;
   constructor(
     private readonly delivery: Delivery,
-    private readonly stage: DispatchStage,
+    private readonly stage: StageContext,
     private readonly log: Logger,
   ) {}
 
@@ -314,7 +325,7 @@ class Settlement {
 
 /** The handler of one accepted `outbound` session (one sender). */
 class DispatchSession implements SessionHandler {
-  readonly #stage: DispatchStage;
+  readonly #stage: StageContext;
   readonly #session: AcceptedSession;
   readonly #log: Logger;
   readonly #limiter: SenderLimiter | undefined;
@@ -325,7 +336,7 @@ class DispatchSession implements SessionHandler {
   #sending = 0;
   #closing: Promise<void> | undefined;
 
-  constructor(stage: DispatchStage, session: AcceptedSession) {
+  constructor(stage: StageContext, session: AcceptedSession) {
     this.#stage = stage;
     this.#session = session;
     this.#log = stage.log.child({ sessionId: session.sessionId });
@@ -373,7 +384,6 @@ class DispatchSession implements SessionHandler {
     return limiter;
   }
 
-  /** @internal */
   limiterStats(): { waiting: number; inFlight: number } {
     return this.#limiter?.stats() ?? { waiting: 0, inFlight: 0 };
   }
@@ -524,7 +534,11 @@ class DispatchSession implements SessionHandler {
     });
   }
 
-  /** One provider call with the channel's timeout. Not tied to the batch signal: a started call finishes. */
+  /**
+   * One provider call with the channel's timeout. Deliberately not tied to the batch signal (and not a cockatiel
+   * `timeout` policy, whose call signal derives from the execute signal): a call that started finishes on shutdown,
+   * bounded by this timeout, so its outcome is recorded instead of sent again by the next holder.
+   */
   async #call(provider: Provider, channel: Channel, msg: OutboundMessage): Promise<SendResult> {
     const timeout = new AbortController();
     const timer = setTimeout(

@@ -62,6 +62,27 @@ describe('dispatch stage', () => {
     assert.equal(provider.calls[0]?.request.from, '+15550000000');
   });
 
+  it('counts retries against the limit: failed calls included, no window holds more than 5 calls', async () => {
+    // Every third message fails once (503), every seventh once with a 429.
+    const tries = new Map<string, number>();
+    const p = new FakeProvider('twilio', (r) => {
+      const n = (tries.get(r.idempotencyKey) ?? 0) + 1;
+      tries.set(r.idempotencyKey, n);
+      const i = Number(r.text);
+      if (n === 1 && i % 3 === 0) return errors.unavailable();
+      if (n === 1 && i % 7 === 0) return errors.rateLimited(200);
+      return { providerMessageId: '', status: 'queued' };
+    });
+    const { stage: s, interactions } = stage(p);
+    const handler = await s.sessionHandler(session());
+    const deliveries = Array.from({ length: 30 }, (_, i) => delivery(outbound({ text: String(i + 1) })));
+    await run(handler, deliveries, 30_000);
+    assert.equal(p.calls.length, 30 + 10 + 3, 'retries are calls');
+    assert.ok(maxInWindow(p.calls.map((c) => c.at), 1050) <= 5, `at most 5 calls (retries included) in any window: ${maxInWindow(p.calls.map((c) => c.at), 1050)}`);
+    for (const d of deliveries) assert.deepEqual(settledOnce(d), { kind: 'complete' });
+    assert.equal(new Set(interactions.all.map((i) => i.messageId)).size, 30);
+  });
+
   it('a 429 pauses only that sender, for Retry-After, then sends', async () => {
     const a = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited(3000) : { providerMessageId: '', status: 'queued' }));
     const b = new FakeProvider('telegram');

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { InteractionOutbox } from '../../../src/pipeline/interaction-outbox.js';
+import type { InteractionMessage } from '../../../src/pipeline/messages.js';
+import { FakeInteractions } from './dispatch-fakes.js';
+
+function interaction(id: string): { body: InteractionMessage; messageId: string } {
+  return {
+    body: { v: 1, context: { kind: 'realtime', channelDefinitionId: 'cd', requestId: id, from: 'f', organizationId: 'o' }, responseType: 'Sent', channel: 'c', occurredAt: 1 },
+    messageId: `${id}:Sent`,
+  };
+}
+
+describe('interaction outbox', () => {
+  let clock: sinon.SinonFakeTimers;
+  beforeEach(() => (clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })));
+  afterEach(() => clock.restore());
+  const signal = new AbortController().signal;
+
+  it('groups what arrives within the linger time into one send', async () => {
+    const sender = new FakeInteractions();
+    const outbox = new InteractionOutbox({ sender, lingerMs: 20 });
+    const sent = Promise.all(['a', 'b', 'c'].map((id) => outbox.add(interaction(id), signal)));
+    assert.equal(outbox.pending, 3);
+    await clock.tickAsync(20);
+    await sent;
+    assert.equal(sender.sends.length, 1);
+    assert.deepEqual(sender.all.map((m) => m.messageId), ['a:Sent', 'b:Sent', 'c:Sent']);
+    assert.equal(outbox.pending, 0);
+  });
+
+  it('sends at once when a group is full, and on flush', async () => {
+    const sender = new FakeInteractions();
+    const outbox = new InteractionOutbox({ sender, maxBatch: 2, lingerMs: 1000 });
+    const first = Promise.all([outbox.add(interaction('a'), signal), outbox.add(interaction('b'), signal)]);
+    await clock.tickAsync(0);
+    await first;
+    const third = outbox.add(interaction('c'), signal);
+    outbox.flush();
+    await clock.tickAsync(0);
+    await third;
+    assert.deepEqual(sender.sends.map((s) => s.messages.length), [2, 1]);
+  });
+
+  it('retries a failed group, then gives up with the last error', async () => {
+    const sender = new FakeInteractions(() => true);
+    const failures: number[] = [];
+    const outbox = new InteractionOutbox({ sender, retries: 2, initialDelayMs: 10, maxDelayMs: 20, onError: (_e, attempt) => failures.push(attempt) });
+    const added = outbox.add(interaction('a'), signal);
+    added.catch(() => undefined);
+    await clock.tickAsync(1000);
+    await assert.rejects(added, /interactions unavailable \(attempt 3\)/);
+    assert.deepEqual(failures, [1, 2, 3]);
+  });
+
+  it('makes the first attempt even after the signal fired, but no retry', async () => {
+    const sender = new FakeInteractions((n) => n === 1);
+    const controller = new AbortController();
+    controller.abort();
+    const outbox = new InteractionOutbox({ sender, lingerMs: 0 });
+    const added = outbox.add(interaction('a'), controller.signal);
+    added.catch(() => undefined);
+    await clock.tickAsync(5000);
+    await assert.rejects(added, /attempt 1/);
+    assert.equal(sender.attempts, 1);
+    const ok = new FakeInteractions();
+    const second = new InteractionOutbox({ sender: ok, lingerMs: 0 }).add(interaction('b'), controller.signal);
+    await clock.tickAsync(0);
+    await second;
+    assert.equal(ok.all.length, 1);
+  });
+
+  it('times a send out', async () => {
+    const outbox = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, retries: 0, timeoutMs: 500, lingerMs: 0 });
+    const added = outbox.add(interaction('a'), signal);
+    added.catch(() => undefined);
+    await clock.tickAsync(500);
+    await assert.rejects(added, /did not finish within 500 ms/);
+  });
+
+  it('rejects bad options', () => {
+    assert.throws(() => new InteractionOutbox({ sender: new FakeInteractions(), lingerMs: -1 }), /lingerMs must be an integer >= 0/);
+    assert.throws(() => new InteractionOutbox({ sender: new FakeInteractions(), initialDelayMs: 100, maxDelayMs: 50 }), /maxDelayMs must be an integer >= 100/);
+  });
+});

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { ProviderError, type CodeOf } from '../../../src/errors.js';
+import { createSendPolicy, decide, describeProviderError, failureDetail, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
+import { decodeSessionState, encodeSessionState, firstSendAt } from '../../../src/pipeline/session-state.js';
+
+describe('send policy', () => {
+  describe('decide', () => {
+    const table: Array<[CodeOf<'provider'>, SendDecision]> = [
+      ['ProviderRateLimited', 'rateLimited'],
+      ['ProviderUnavailable', 'transient'],
+      ['ProviderTimeout', 'transient'],
+      ['ProviderBadResponse', 'transient'],
+      ['ProviderRejected', 'rejected'],
+      ['ProviderUnauthorized', 'unauthorized'],
+    ];
+    for (const [code, decision] of table) {
+      it(`${code} → ${decision}`, () => assert.equal(decide(new ProviderError(code, 'whatever the message says')), decision));
+    }
+    it('anything that is not a ProviderError is unexpected', () => {
+      assert.equal(decide(new Error('ProviderRateLimited')), 'unexpected');
+      assert.equal(decide('boom'), 'unexpected');
+    });
+  });
+
+  describe('retries', () => {
+    let clock: sinon.SinonFakeTimers;
+    beforeEach(() => (clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })));
+    afterEach(() => clock.restore());
+
+    async function runWith(failures: ProviderError[], options = {}) {
+      const policy = createSendPolicy(resolveSendRetryOptions({ initialDelayMs: 100, maxDelayMs: 400, ...options }));
+      let calls = 0;
+      const times: number[] = [];
+      const result = policy.execute(async () => {
+        times.push(Date.now());
+        const failure = failures[calls++];
+        if (failure) throw failure;
+        return 'ok';
+      });
+      result.catch(() => undefined);
+      await clock.tickAsync(60_000);
+      return { result, calls: () => calls, times };
+    }
+
+    it('retries transient failures with growing, bounded delays', async () => {
+      const { result, calls, times } = await runWith([0, 1, 2].map(() => new ProviderError('ProviderUnavailable', '503')));
+      assert.equal(await result, 'ok');
+      assert.equal(calls(), 4);
+      const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+      assert.ok(gaps.every((g) => g <= 400), `bounded by maxDelay: ${gaps.join(', ')}`);
+    });
+
+    it('gives up after transientRetries with the last error', async () => {
+      const last = new ProviderError('ProviderTimeout', 'last');
+      const { result, calls } = await runWith([new ProviderError('ProviderUnavailable', 'first'), last], { transientRetries: 1 });
+      await assert.rejects(result, (err) => err === last);
+      assert.equal(calls(), 2);
+    });
+
+    it('retries 429s at once (the sender pause is the wait), bounded separately', async () => {
+      const rl = () => new ProviderError('ProviderRateLimited', '429');
+      const { result, calls, times } = await runWith([rl(), rl(), rl()], { rateLimitRetries: 2, transientRetries: 0 });
+      await assert.rejects(result, /429/);
+      assert.equal(calls(), 3);
+      // (fake timers run a 0 ms timer set during a tick 1 ms later)
+      assert.ok((times.at(-1) as number) - (times[0] as number) <= 2, `no backoff of its own: ${times.join(', ')}`);
+    });
+
+    it('does not retry a refusal', async () => {
+      const { result, calls } = await runWith([new ProviderError('ProviderRejected', 'invalid number')]);
+      await assert.rejects(result, /invalid number/);
+      assert.equal(calls(), 1);
+    });
+
+    it('validates its options', () => {
+      assert.deepEqual(resolveSendRetryOptions(), SEND_RETRY_DEFAULTS);
+      assert.throws(() => resolveSendRetryOptions({ rateLimitRetries: -1 }), /rateLimitRetries must be an integer >= 0, found -1/);
+      assert.throws(() => resolveSendRetryOptions({ initialDelayMs: 500, maxDelayMs: 100 }), /maxDelayMs \(100\) must be >= initialDelayMs \(500\)/);
+    });
+  });
+
+  describe('describing errors', () => {
+    it('keeps code, status, the provider\'s code and message, and masks the recipient', () => {
+      const err = new ProviderError('ProviderRejected', "The 'To' number +15551234567 is not valid", { upstream: { status: 400, code: 21211 } });
+      const text = describeProviderError(err, '+15551234567');
+      assert.equal(text, "ProviderRejected, status 400, upstream code 21211: The 'To' number +*******4567 is not valid");
+      assert.deepEqual(failureDetail(err, '+15551234567'), { code: 21211, message: "The 'To' number +*******4567 is not valid" });
+    });
+
+    it('masks a chat id and names the retry delay', () => {
+      const err = new ProviderError('ProviderRateLimited', 'Too Many Requests for chat 987654321', { upstream: { status: 429 }, retryAfterMs: 3000 });
+      assert.equal(describeProviderError(err, '987654321'), 'ProviderRateLimited, status 429, retry after 3000 ms: Too Many Requests for chat *****4321');
+      assert.equal(retryAfterMs(err, 1000), 3000);
+      assert.equal(retryAfterMs(new ProviderError('ProviderRateLimited', 'x'), 1000), 1000);
+    });
+
+    it('describes errors that are not ProviderErrors', () => {
+      assert.equal(describeProviderError(new TypeError('fetch failed'), 'x'), 'TypeError: fetch failed');
+      assert.deepEqual(failureDetail('odd', 'x'), { code: 'unexpected', message: 'odd' });
+      assert.equal(scrub('to @someone', '@someone'), 'to ***');
+    });
+  });
+});
+
+describe('session state', () => {
+  it('round-trips', () => {
+    const buf = encodeSessionState({ v: 1, sentAt: [30, 10, 20], pausedUntil: 99 });
+    assert.equal(buf.toString(), '{"v":1,"sentAt":[10,20,30],"pausedUntil":99}');
+    assert.deepEqual(decodeSessionState(buf), { ok: true, state: { v: 1, sentAt: [10, 20, 30], pausedUntil: 99 } });
+  });
+
+  it('no state is not an error', () => {
+    assert.deepEqual(decodeSessionState(undefined), { ok: true, state: undefined });
+    assert.deepEqual(decodeSessionState(Buffer.alloc(0)), { ok: true, state: undefined });
+  });
+
+  const bad: Array<[string, string]> = [
+    ['{', 'not JSON'],
+    ['[1]', 'not a JSON object'],
+    ['{"v":2,"sentAt":[]}', 'version 2 is not 1'],
+    ['{"v":1,"sentAt":["x"]}', 'sentAt must be an array of numbers'],
+    ['{"v":1,"sentAt":[],"pausedUntil":"soon"}', 'pausedUntil must be a number'],
+  ];
+  for (const [text, reason] of bad) {
+    it(`refuses ${text}`, () => {
+      const decoded = decodeSessionState(Buffer.from(text));
+      assert.equal(decoded.ok, false);
+      assert.match(decoded.ok ? '' : decoded.reason, new RegExp(reason.replace(/[()]/g, '\\$&')));
+    });
+  }
+
+  it('the first send waits for the last call to leave the window, and for a running pause', () => {
+    assert.equal(firstSendAt(undefined, 1050), 0);
+    assert.equal(firstSendAt({ v: 1, sentAt: [] }, 1050), 0);
+    assert.equal(firstSendAt({ v: 1, sentAt: [100, 400] }, 1050), 1450);
+    assert.equal(firstSendAt({ v: 1, sentAt: [100], pausedUntil: 5000 }, 1050), 5000);
+  });
+});

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { SenderLimiter, sleep } from '../../../src/pipeline/sender-limiter.js';
+import { maxInWindow } from './dispatch-fakes.js';
+
+describe('sender limiter', () => {
+  let clock: sinon.SinonFakeTimers;
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({ now: 5_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+  });
+  afterEach(() => clock.restore());
+
+  /** A call that records its start and takes `ms` of fake time. */
+  function recorder(ms = 10) {
+    const starts: number[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const call = async (): Promise<number> => {
+      starts.push(Date.now());
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, ms));
+      inFlight--;
+      return starts.length;
+    };
+    return { starts, call, maxInFlight: () => maxInFlight };
+  }
+
+  it('keeps to the limit in every sliding window, guard included', async () => {
+    const limiter = new SenderLimiter({ messages: 3, intervalMs: 1000, guardMs: 50 });
+    const r = recorder();
+    const all = Promise.all(Array.from({ length: 30 }, (_, i) => limiter.run(`to-${i}`, r.call)));
+    await clock.tickAsync(20_000);
+    await all;
+    assert.equal(r.starts.length, 30);
+    assert.ok(maxInWindow(r.starts, 1050) <= 3);
+    assert.equal(Math.max(...r.starts) - Math.min(...r.starts), 9 * 1050, 'no slower than the limit allows');
+  });
+
+  it('keeps to the concurrency', async () => {
+    const limiter = new SenderLimiter({ messages: 100, concurrency: 2 });
+    const r = recorder(500);
+    const all = Promise.all(Array.from({ length: 10 }, (_, i) => limiter.run(`to-${i}`, r.call)));
+    await clock.tickAsync(900);
+    assert.equal(limiter.stats().inFlight, 2);
+    assert.equal(limiter.stats().waiting, 6);
+    await clock.tickAsync(5000);
+    await all;
+    assert.equal(r.maxInFlight(), 2);
+  });
+
+  it('pauses calls not yet started, extends a pause, and resumes', async () => {
+    const limiter = new SenderLimiter({ messages: 100 });
+    const r = recorder();
+    const t0 = Date.now();
+    limiter.pauseFor(1000);
+    limiter.pauseFor(500); // shorter: no effect
+    const first = limiter.run('a', r.call);
+    await clock.tickAsync(600);
+    limiter.pauseUntil(t0 + 2000);
+    assert.equal(limiter.stats().pausedUntil, t0 + 2000);
+    await clock.tickAsync(1500);
+    await first;
+    assert.deepEqual(r.starts, [t0 + 2000]);
+    assert.equal(limiter.paused, false);
+    assert.equal(limiter.pausedUntil, undefined);
+  });
+
+  it('spaces calls to one recipient from their actual starts, in arrival order', async () => {
+    const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, guardMs: 0 });
+    const order: string[] = [];
+    const t0 = Date.now();
+    const at: Record<string, number> = {};
+    const call = (name: string) => async () => {
+      order.push(name);
+      at[name] = Date.now() - t0;
+    };
+    const all = Promise.all([limiter.run('chat', call('a')), limiter.run('chat', call('b')), limiter.run('other', call('x')), limiter.run('chat', call('c'))]);
+    await clock.tickAsync(5000);
+    await all;
+    assert.deepEqual(order, ['a', 'x', 'b', 'c']);
+    assert.deepEqual(at, { a: 0, x: 0, b: 1000, c: 2000 });
+  });
+
+  it('drops a waiting call when its signal fires; the next call to that recipient keeps its turn', async () => {
+    const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, guardMs: 0 });
+    const r = recorder();
+    const t0 = Date.now();
+    const first = limiter.run('chat', r.call);
+    const controller = new AbortController();
+    const second = limiter.run('chat', r.call, { signal: controller.signal });
+    const third = limiter.run('chat', r.call);
+    second.catch(() => undefined);
+    await clock.tickAsync(100);
+    controller.abort(new Error('stop'));
+    await assert.rejects(second, /stop/);
+    await clock.tickAsync(3000);
+    await Promise.all([first, third]);
+    assert.deepEqual(r.starts.map((t) => t - t0), [0, 1000]);
+  });
+
+  it('never interrupts a started call when its signal fires', async () => {
+    const limiter = new SenderLimiter({ messages: 1 });
+    const controller = new AbortController();
+    const started = limiter.run('a', () => new Promise<string>((r) => setTimeout(() => r('done'), 500)), { signal: controller.signal });
+    const waiting = limiter.run('b', async () => 'never', { signal: controller.signal });
+    waiting.catch(() => undefined);
+    await clock.tickAsync(100);
+    controller.abort(new Error('shutdown'));
+    await assert.rejects(waiting, /shutdown/);
+    await clock.tickAsync(500);
+    assert.equal(await started, 'done');
+  });
+
+  it('reports the starts of the last window', async () => {
+    const limiter = new SenderLimiter({ messages: 10, intervalMs: 1000, guardMs: 50 });
+    const r = recorder();
+    const calls = [limiter.run('a', r.call), limiter.run('b', r.call)];
+    await clock.tickAsync(600);
+    calls.push(limiter.run('c', r.call));
+    await clock.tickAsync(20);
+    await Promise.all(calls);
+    assert.equal(limiter.recentStarts().length, 3);
+    await clock.tickAsync(500);
+    assert.equal(limiter.recentStarts().length, 1);
+    assert.equal(limiter.stats().inWindow, 1);
+    await limiter.idle();
+  });
+
+  it('rejects bad options, naming them', () => {
+    assert.throws(() => new SenderLimiter({ messages: 0 }), /messages must be an integer >= 1, found 0/);
+    assert.throws(() => new SenderLimiter({ messages: 1, guardMs: -5 }), /guardMs must be an integer >= 0/);
+    assert.throws(() => new SenderLimiter({ messages: 1, concurrency: 0.5 }), /concurrency must be an integer >= 1/);
+  });
+
+  it('sleep resolves after the delay or rejects on abort', async () => {
+    const controller = new AbortController();
+    const slept = sleep(1000, controller.signal);
+    slept.catch(() => undefined);
+    controller.abort(new Error('stop'));
+    await assert.rejects(slept, /stop/);
+    const ok = sleep(10);
+    await clock.tickAsync(10);
+    await ok;
+  });
+});

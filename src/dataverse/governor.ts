@@ -238,13 +238,14 @@ class ServiceProtectionGovernor implements Governor {
     });
   }
 
-  #release(outcome: 'ok' | 'throttled' | 'failed', probe: boolean, retryAfterMs?: number): void {
+  /** `cancelled`: the caller gave up; says nothing about Dataverse (a probe cancelled leaves the next call to probe). */
+  #release(outcome: 'ok' | 'throttled' | 'failed' | 'cancelled', probe: boolean, retryAfterMs?: number): void {
     this.#inFlight--;
     if (probe) this.#probeInFlight = false;
     if (outcome === 'throttled') {
       this.#throttled++;
       this.#pause(retryAfterMs ?? this.#o.defaultRetryAfterMs);
-    } else if (probe) {
+    } else if (probe && outcome !== 'cancelled') {
       // The probe was answered with something else than a 429: the pause is over.
       this.#probing = false;
     }
@@ -256,6 +257,11 @@ class ServiceProtectionGovernor implements Governor {
   async run<T>(call: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const { signal } = options;
     const probe = await this.#acquire(signal);
+    if (signal?.aborted === true) {
+      // Aborted between being let in and running.
+      this.#release('cancelled', probe);
+      throw signal.reason;
+    }
     this.#calls++;
     const timeoutMs = options.timeoutMs ?? this.#o.timeoutMs;
     const controller = new AbortController();
@@ -284,7 +290,7 @@ class ServiceProtectionGovernor implements Governor {
       return result;
     } catch (err) {
       if (!timedOut && signal?.aborted === true) {
-        this.#release('failed', probe);
+        this.#release('cancelled', probe);
         throw signal.reason;
       }
       const error = isDataverseError(err) ? err : toDataverseError(err, { timedOut, timeoutMs, ...(options.operation === undefined ? {} : { operation: options.operation }) });

@@ -78,4 +78,20 @@ describe('DataverseReads against the Dataverse emulator', function () {
     assert.equal(row?.['msdyncrm_activityid'], run.created[0]!.activityId);
     assert.equal(await reads.activity('00000000-0000-4000-8000-00000000dead'), undefined);
   });
+
+  it('a call that does not answer within the timeout fails as DataverseTimeout (retryable); the caller’s abort rethrows its reason', async () => {
+    const dv = track(await startEmulator({ seed: smallSeed(1), responseDelayMs: 400 }));
+    const s = track(stack(dv.url, 'slow', { timeoutMs: 100 }));
+    const reads = createDataverseReads(s.client, { governor: s.governor });
+    await assert.rejects(reads.activity('00000000-0000-4000-8000-000000000001'), (err: Error & { code?: string; retryable?: boolean }) => {
+      assert.equal(err.code, 'DataverseTimeout');
+      assert.equal(err.retryable, true);
+      assert.match(err.message, /read activity .*: no answer within 100 ms/);
+      return true;
+    });
+    const controller = new AbortController();
+    const pending = createDataverseReads(track(stack(dv.url, 'slow2')).client, { governor: s.governor }).contacts(['00000000-0000-4000-8000-000000000001'], [], controller.signal);
+    controller.abort(new Error('shutting down'));
+    await assert.rejects(pending, /shutting down/);
+  });
 });

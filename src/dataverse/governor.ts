@@ -118,6 +118,11 @@ export function parseTimeRemaining(value: string | undefined): number | undefine
   return value.trim() === '' || !Number.isFinite(seconds) ? undefined : seconds * 1000;
 }
 
+/** A function, so that TypeScript does not narrow `aborted` across awaits. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 interface Waiter {
   /** `probe`: the one call let through after a pause. */
   resolve(probe: boolean): void;
@@ -289,9 +294,9 @@ class ServiceProtectionGovernor implements Governor {
       this.#release('ok', probe);
       return result;
     } catch (err) {
-      if (!timedOut && signal?.aborted === true) {
+      if (!timedOut && isAborted(signal)) {
         this.#release('cancelled', probe);
-        throw signal.reason;
+        throw signal!.reason;
       }
       const error = isDataverseError(err) ? err : toDataverseError(err, { timedOut, timeoutMs, ...(options.operation === undefined ? {} : { operation: options.operation }) });
       if (error.code === 'DataverseThrottled') this.#release('throttled', probe, error.retryAfterMs);

@@ -94,4 +94,16 @@ describe('DataverseReads against the Dataverse emulator', function () {
     controller.abort(new Error('shutting down'));
     await assert.rejects(pending, /shutting down/);
   });
+
+  it("a governor sees its own identity's responses only (same emulator, two identities)", async () => {
+    const dv = track(await startEmulator({ seed: smallSeed(1), limits: 'realistic' }));
+    const a = track(stack(dv.url, 'identity-a'));
+    const b = track(stack(dv.url, 'identity-b'));
+    const readsA = createDataverseReads(a.client, { governor: a.governor });
+    const readsB = createDataverseReads(b.client, { governor: b.governor });
+    await readsA.activity('00000000-0000-4000-8000-00000000dead');
+    for (let i = 0; i < 3; i++) await readsB.activity('00000000-0000-4000-8000-00000000dead');
+    assert.equal(a.governor.state().requestsRemaining, 5999);
+    assert.equal(b.governor.state().requestsRemaining, 5997);
+  });
 });

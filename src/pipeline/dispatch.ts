@@ -79,6 +79,11 @@ export interface DispatchOptions {
   retry?: SendRetryOptions;
   /** Grouping and retrying of the sends to `interactions`. */
   interactionBatching?: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
+  /**
+   * The per-message status callback URL (Twilio `StatusCallback`) of a send, e.g. built from `channel.publicBaseUrl`
+   * by the callbacks service; `undefined`: none. @defaultValue no status callbacks
+   */
+  statusCallbackUrl?: (channel: Channel, message: OutboundMessage) => string | undefined;
   /** Timeout of the session state write in `onClose`. @defaultValue 10000 */
   stateTimeoutMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
@@ -201,6 +206,7 @@ class StageContext {
   readonly stateTimeoutMs: number;
   readonly now: () => number;
   readonly metrics: Metrics | undefined;
+  readonly statusCallbackUrl: ((channel: Channel, message: OutboundMessage) => string | undefined) | undefined;
   readonly counts = {
     providerCalls: 0,
     retries: 0,
@@ -234,6 +240,10 @@ class StageContext {
     this.stateTimeoutMs = intOption('stateTimeoutMs', options.stateTimeoutMs ?? 10_000, 1);
     this.now = options.now ?? Date.now;
     this.metrics = options.registry === undefined ? undefined : createMetrics(options.registry);
+    if (options.statusCallbackUrl !== undefined && typeof options.statusCallbackUrl !== 'function') {
+      throw new TypeError('DispatchStage: statusCallbackUrl must be a function (channel, message) => string | undefined');
+    }
+    this.statusCallbackUrl = options.statusCallbackUrl;
     // Fail at start-up, not on the first message, when the batching options are wrong.
     new InteractionOutbox({ sender: this.interactions, ...this.batching }).close();
   }
@@ -372,7 +382,7 @@ class DispatchSession implements SessionHandler {
     const now = this.#stage.now();
     let holdUntil: number;
     if (decoded.ok) {
-      holdUntil = firstSendAt(decoded.state, Math.max(limiter.windowMs, limiter.recipientSpacingMs));
+      holdUntil = firstSendAt(decoded.state, Math.max(limiter.windowMs, limiter.recipientSpacingMs), now);
     } else {
       holdUntil = now + Math.max(limiter.windowMs, limiter.recipientSpacingMs);
       this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
@@ -548,8 +558,10 @@ class DispatchSession implements SessionHandler {
     try {
       const request: SendRequest = { idempotencyKey: msg.key, from: channel.sender, to: msg.to, text: msg.text, signal: timeout.signal };
       if (msg.parts !== undefined) request.parts = msg.parts;
-      const channelDefinitionId = msg.context?.kind === 'realtime' ? msg.context.channelDefinitionId : channel.channelDefinitionId;
-      if (channelDefinitionId !== undefined) request.channelDefinitionId = channelDefinitionId;
+      // Real-time journeys only: an outbound-marketing send has no channel definition (the contract omits it).
+      if (msg.context?.kind === 'realtime') request.channelDefinitionId = msg.context.channelDefinitionId;
+      const statusCallbackUrl = this.#stage.statusCallbackUrl?.(channel, msg);
+      if (statusCallbackUrl !== undefined) request.statusCallbackUrl = statusCallbackUrl;
       const timedOut = aborted(timeout.signal);
       timedOut.catch(() => undefined);
       return await Promise.race([provider.send(request), timedOut]);

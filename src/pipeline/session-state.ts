@@ -55,14 +55,20 @@ export function decodeSessionState(raw: Buffer | undefined): DecodedSessionState
   return { ok: true, state };
 }
 
+/** A pause read from a session state is honoured for at most this long from now (a stale value must not stall a sender). */
+export const MAX_HANDED_OVER_PAUSE_MS = 5 * 60_000;
+
 /**
  * When a new holder may make its first call: once every call the last holder recorded has left the window
  * (`last sentAt + windowMs`), and not before a pause it left running ends. Conservative: waiting for the whole window
  * (rather than only for the oldest of a full window) costs at most one window per hand-over and needs no agreement
- * on how many calls the window still allows.
+ * on how many calls the window still allows. Every recorded call happened before now, so the wait for them is at
+ * most one window from now, whatever the other replica's clock said; a handed-over pause is honoured for at most
+ * `MAX_HANDED_OVER_PAUSE_MS`.
  */
-export function firstSendAt(state: DispatchSessionState | undefined, windowMs: number): number {
+export function firstSendAt(state: DispatchSessionState | undefined, windowMs: number, now: number): number {
   if (state === undefined) return 0;
-  const last = state.sentAt.length === 0 ? 0 : (state.sentAt[state.sentAt.length - 1] as number) + windowMs;
-  return Math.max(last, state.pausedUntil ?? 0);
+  const last = state.sentAt.length === 0 ? 0 : Math.min((state.sentAt[state.sentAt.length - 1] as number) + windowMs, now + windowMs);
+  const paused = Math.min(state.pausedUntil ?? 0, now + MAX_HANDED_OVER_PAUSE_MS);
+  return Math.max(last, paused);
 }

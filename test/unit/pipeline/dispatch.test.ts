@@ -196,6 +196,19 @@ describe('dispatch stage', () => {
     assert.deepEqual(call?.request.parts, { text: 'hi', title: 'T' });
   });
 
+  it('asks for a status callback URL per message; a marketing send has no channel definition', async () => {
+    const p = new FakeProvider();
+    const { stage: s } = stage(p, {
+      channels: lookup(channel({ channelDefinitionId: 'cd-9', publicBaseUrl: 'https://relay.example' })),
+      statusCallbackUrl: (c, m) => `${c.publicBaseUrl ?? ''}/status/${m.key}`,
+    });
+    const handler = await s.sessionHandler(session());
+    await run(handler, [delivery(outbound({ key: 'act-x' }))]);
+    assert.equal(p.calls[0]?.request.statusCallbackUrl, 'https://relay.example/status/act-x');
+    assert.equal(p.calls[0]?.request.channelDefinitionId, undefined);
+    assert.equal(p.calls[0]?.request.parts, undefined);
+  });
+
   it('completes a refusal without an interaction when the channel has no failure type', async () => {
     const p = new FakeProvider('twilio', () => errors.rejected());
     const { stage: s, interactions } = stage(p, { channels: lookup(channel({ failureResponseType: undefined })) });

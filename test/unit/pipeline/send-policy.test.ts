@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { ProviderError, type CodeOf } from '../../../src/errors.js';
 import { createSendPolicy, decide, describeProviderError, failureDetail, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
-import { decodeSessionState, encodeSessionState, firstSendAt } from '../../../src/pipeline/session-state.js';
+import { decodeSessionState, encodeSessionState, firstSendAt, MAX_HANDED_OVER_PAUSE_MS } from '../../../src/pipeline/session-state.js';
 
 describe('send policy', () => {
   describe('decide', () => {
@@ -131,9 +131,16 @@ describe('session state', () => {
   }
 
   it('the first send waits for the last call to leave the window, and for a running pause', () => {
-    assert.equal(firstSendAt(undefined, 1050), 0);
-    assert.equal(firstSendAt({ v: 1, sentAt: [] }, 1050), 0);
-    assert.equal(firstSendAt({ v: 1, sentAt: [100, 400] }, 1050), 1450);
-    assert.equal(firstSendAt({ v: 1, sentAt: [100], pausedUntil: 5000 }, 1050), 5000);
+    const now = 1000;
+    assert.equal(firstSendAt(undefined, 1050, now), 0);
+    assert.equal(firstSendAt({ v: 1, sentAt: [] }, 1050, now), 0);
+    assert.equal(firstSendAt({ v: 1, sentAt: [100, 400] }, 1050, now), 1450);
+    assert.equal(firstSendAt({ v: 1, sentAt: [100], pausedUntil: 5000 }, 1050, now), 5000);
+  });
+
+  it('waits at most one window for calls a clock ahead of ours recorded, and at most 5 min for a handed-over pause', () => {
+    const now = 1000;
+    assert.equal(firstSendAt({ v: 1, sentAt: [now + 3_600_000] }, 1050, now), now + 1050);
+    assert.equal(firstSendAt({ v: 1, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
   });
 });

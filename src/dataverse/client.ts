@@ -179,9 +179,9 @@ export function dataverseClientFromConfig(config: Pick<RelayConfig, 'dataverse'>
   });
 }
 
-/** The per-call timeout a client was created with ({@link DEFAULT_TIMEOUT_MS} for a client made elsewhere). */
-export function clientTimeoutMs(client: DynamicsWebApi): number {
-  return states.get(client)?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+/** The per-call timeout a client was created with (`timeoutMs`); undefined for a client made elsewhere. */
+export function clientTimeoutMs(client: DynamicsWebApi): number | undefined {
+  return states.get(client)?.timeoutMs;
 }
 
 /** Stops handing this client's responses to `onResponse`. Idempotent. */

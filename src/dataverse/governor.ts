@@ -38,7 +38,7 @@ export interface GovernorOptions {
   windowMs?: number;
   /** Pacing starts when less than this fraction of the largest remaining budget seen is left. @defaultValue 0.5 */
   paceBelow?: number;
-  /** Each call is aborted after this long (DataverseTimeout). @defaultValue 30000 */
+  /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
   timeoutMs?: number;
   /** Pause after a 429 without a usable Retry-After. @defaultValue 1000 */
   defaultRetryAfterMs?: number;

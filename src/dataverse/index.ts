@@ -5,7 +5,7 @@
  *
  * Wiring, one identity:
  * ```ts
- * const governor = createGovernor({ timeoutMs: config.dataverse.timeoutMs });
+ * const governor = createGovernor(); // calls are timed out after the client's dataverse.timeoutMs
  * const client = dataverseClientFromConfig(config, { onResponse: governor.observe });
  * const reads = createDataverseReads(client, { governor });
  * const writer = createInteractionWriter(client, governor);

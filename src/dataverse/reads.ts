@@ -19,7 +19,8 @@
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { isDataverseError } from '../errors.js';
 import type { DataverseReads, Row } from '../pipeline/ports.js';
-import type { Governor } from './governor.js';
+import { clientTimeoutMs } from './client.js';
+import type { Governor, RunOptions } from './governor.js';
 import { ACTIVITY_COLUMNS, ACTIVITY_SET } from './remote-context.js';
 
 export interface DataverseReadsOptions {
@@ -75,6 +76,13 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   if (!Number.isInteger(max) || max < 0) throw new TypeError(`createDataverseReads: messageCache.max must be an integer >= 0, found ${String(max)}`);
   if (!(ttlMs >= 0)) throw new TypeError(`createDataverseReads: messageCache.ttlMs must be >= 0, found ${String(ttlMs)}`);
   const governor = options.governor;
+  // The client's `timeoutMs` (createDataverseClient) times every call out; else the governor's own.
+  const timeoutMs = clientTimeoutMs(client);
+  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string): Promise<T> => {
+    const o: RunOptions = { signal, operation };
+    if (timeoutMs !== undefined) o.timeoutMs = timeoutMs;
+    return governor.run(call, o);
+  };
   const now = options.now ?? Date.now;
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<Row | undefined>>();
@@ -84,18 +92,19 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     if (chunks.length === 1) {
       const ids = chunks[0]!;
       stats.requests++;
-      const res = await governor.run((s) => client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids), signal: s }), { signal, operation: `read ${ids.length} contacts` });
+      const res = await run((s) => client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids), signal: s }), signal, `read ${ids.length} contacts`);
       return res.value as Row[];
     }
     stats.requests++;
-    const parts = await governor.run(
+    const parts = await run(
       (s) => {
         // startBatch … executeBatch without an await in between: the client's batch state is per instance.
         client.startBatch();
         for (const ids of chunks) client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids) }).catch(() => undefined);
         return client.executeBatch({ inChangeSet: false, signal: s });
       },
-      { signal, operation: `read contacts in a $batch of ${chunks.length} queries` },
+      signal,
+      `read contacts in a $batch of ${chunks.length} queries`,
     );
     const rows: Row[] = [];
     for (const part of parts as unknown[]) {
@@ -134,7 +143,7 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   async function retrieve(collection: string, id: string, select: readonly string[], signal: AbortSignal | undefined, operation: string): Promise<Row | undefined> {
     stats.requests++;
     try {
-      return (await governor.run((s) => client.retrieve({ collection, key: id, select: [...select], signal: s }), { signal, operation })) as Row | undefined;
+      return (await run((s) => client.retrieve({ collection, key: id, select: [...select], signal: s }), signal, operation)) as Row | undefined;
     } catch (err) {
       if (isRowNotFound(err)) return undefined;
       throw err;

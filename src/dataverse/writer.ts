@@ -13,6 +13,7 @@ import type { DataverseError } from '../errors.js';
 import type { InteractionMessage } from '../pipeline/messages.js';
 import type { InteractionWriter, WriteResult } from '../pipeline/ports.js';
 import { toDataverseError } from './errors.js';
+import { clientTimeoutMs } from './client.js';
 import type { Governor } from './governor.js';
 import { REALTIME_NOTIFICATION } from './unverified.js';
 
@@ -72,6 +73,8 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
     throw new TypeError(`createInteractionWriter: batchSize must be an integer 1-${MAX_BATCH_SIZE}, found ${String(options.batchSize)}`);
   }
 
+  const timeoutMs = clientTimeoutMs(client);
+
   async function writeBatch(batch: Array<{ index: number; request: Extract<InteractionRequest, { kind: 'action' }> }>, results: WriteResult[], signal: AbortSignal | undefined): Promise<void> {
     let parts: unknown[];
     try {
@@ -82,7 +85,7 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
           for (const { request } of batch) client.callAction({ actionName: request.actionName, action: request.action }).catch(() => undefined);
           return client.executeBatch({ continueOnError: true, inChangeSet: false, signal: s });
         },
-        { signal, operation: `$batch of ${batch.length} interactions` },
+        { signal, operation: `$batch of ${batch.length} interactions`, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
       )) as unknown[];
     } catch (err) {
       if (signal?.aborted === true) throw err;

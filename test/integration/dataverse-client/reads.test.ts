@@ -81,7 +81,7 @@ describe('DataverseReads against the Dataverse emulator', function () {
 
   it('a call that does not answer within the timeout fails as DataverseTimeout (retryable); the caller’s abort rethrows its reason', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1), responseDelayMs: 400 }));
-    const s = track(stack(dv.url, 'slow', { timeoutMs: 100 }));
+    const s = track(stack(dv.url, 'slow', {}, { timeoutMs: 100 }));
     const reads = createDataverseReads(s.client, { governor: s.governor });
     await assert.rejects(reads.activity('00000000-0000-4000-8000-000000000001'), (err: Error & { code?: string; retryable?: boolean }) => {
       assert.equal(err.code, 'DataverseTimeout');

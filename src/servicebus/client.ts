@@ -16,17 +16,18 @@ import type { RelayConfig } from '../config/types.js';
  *   blip. Exponential from 500 ms reconnects quickly and backs off when the namespace stays away.
  * - `maxRetries: 3` (the SDK's default): an operation is tried at most 4 times before its error reaches the caller;
  *   the receive loops then back off on their own (see `BackoffOptions`).
- * - `timeoutInMs: 30_000`: how long one attempt of an operation (send, settle through `$management`, session state)
- *   may take, and **how long `acceptNextSession` waits for a session** before failing with `ServiceTimeout` (the
- *   SDK sends it as the link's timeout; the call's abort signal does not end that wait, `client.close()` does). The
- *   session loop does not wait for a pending accept when it stops; it closes a session that arrives late at once.
+ * - `timeoutInMs: 10_000` (the SDK's is 60 s): how long one attempt of an operation (send, settlement through
+ *   `$management`, session state) may take, and **how long `acceptNextSession` waits for a session** before failing
+ *   with `ServiceTimeout` (the SDK sends it as the link's timeout; the call's abort signal does not end that wait).
+ *   It bounds how long a session loop takes to stop when nothing is in flight; an idle slot re-asks every 10 s,
+ *   which costs one link attach.
  */
 export const DEFAULT_RETRY_OPTIONS: Readonly<RetryOptions> = Object.freeze({
   maxRetries: 3,
   retryDelayInMs: 500,
   maxRetryDelayInMs: 10_000,
   mode: RetryMode.Exponential,
-  timeoutInMs: 30_000,
+  timeoutInMs: 10_000,
 });
 
 export interface CreateServiceBusClientOptions {

@@ -15,12 +15,15 @@
  * - **Lock renewal.** The SDK renews the session lock while it is held, for up to `maxLockRenewalMs` (the
  *   `maxAutoLockRenewalDurationInMs` of `acceptNextSession`); a session's message locks are its session lock.
  * - **Every delivery settled**, as in the batch loop: what a batch handler leaves unsettled is abandoned.
- * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` and then
- *   fails with `ServiceTimeout`, which is normal: the slot asks again. That wait cannot be cut short (its abort
- *   signal does not end it; `client.close()` does), so `stop()`, `drain()` and `close()` do not wait for it: a
- *   session that arrives after the loop stopped is closed at once, before any message is received from it (its
- *   messages keep their delivery count). To make slots notice a stop sooner, give the loop a client with a shorter
- *   `timeoutInMs` (every operation of that client then gets that timeout).
+ * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` (10 s with
+ *   `createServiceBusClient`'s defaults) and then fails with `ServiceTimeout`, which is normal: the slot asks again.
+ *   That wait cannot be cut short: its abort signal does not end it, and although `client.close()` does, rhea-promise
+ *   then keeps the attach's 60 s operation timer, which holds the process open for up to a minute. So the loop lets
+ *   pending accepts end on their own: `stop()` returns without them, `drain()` waits for them too (so that closing
+ *   the client afterwards leaves nothing behind) until its signal aborts, and `close()` waits for them up to
+ *   `closeGraceMs`. A session accepted after the loop stopped is closed at once, before any message is received from
+ *   it (its messages keep their delivery count). The accept timeout is therefore how long a stop takes at most when
+ *   nothing is in flight: give the session loop a client with a short `timeoutInMs`.
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { Delivery } from '../pipeline/ports.js';
@@ -221,12 +224,20 @@ class SessionLoop implements ReceiveLoop {
   }
 
   async drain(signal?: AbortSignal): Promise<void> {
-    const onAbort = (): void => this.#abortHandlers.abort(signal?.reason);
+    let onAbort!: () => void;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = (): void => {
+        this.#abortHandlers.abort(signal?.reason);
+        resolve();
+      };
+    });
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.stop();
-      await Promise.all([...this.#held].map((h) => h.done));
+      // Every slot ends: its session released, or its pending accept answered. Once the signal aborts, only the
+      // held sessions are waited for.
+      await Promise.race([Promise.all(this.#slots), aborted.then(() => Promise.all([...this.#held].map((h) => h.done)))]);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -241,17 +252,19 @@ class SessionLoop implements ReceiveLoop {
     const { log } = this.#o;
     this.#abortHandlers.abort(new Error('the session loop is closing'));
     await this.stop();
-    const held = [...this.#held];
-    const ended = await within(Promise.all(held.map((h) => h.done)), this.#o.closeGraceMs);
+    const ended = await within(Promise.all(this.#slots), this.#o.closeGraceMs);
     if (!ended) {
-      log.warn('session handlers did not end within the close grace period; releasing their sessions', { closeGraceMs: this.#o.closeGraceMs });
+      const held = [...this.#held];
+      log.warn('the session loop did not end within the close grace period; releasing its sessions', {
+        closeGraceMs: this.#o.closeGraceMs,
+        held: held.length,
+        accepting: this.#maxSessions - held.length,
+      });
       for (const h of held) {
         if (h.batch) await abandonUnsettled(h.batch, log, 'closing with a session handler still running');
         await closeQuietly(h.receiver, log);
       }
     }
-    // Slots still waiting in acceptNextSession are not awaited (see the module comment).
-    void this.#slots;
     log.info('session loop closed');
   }
 }

@@ -1,0 +1,242 @@
+/**
+ * The session loop through the real SDK against the project's emulator: sessions shared by two loops on two clients
+ * with one holder per session, per-session state across releases, idle release, maxSessions, session lock renewal,
+ * and stop/drain with a session in flight.
+ */
+import assert from 'node:assert/strict';
+import type { Delivery } from '../../../src/pipeline/ports.js';
+import { startSessionLoop, type SessionCloseReason, type SessionHandlerFactory } from '../../../src/servicebus/index.js';
+import { closedAfterEach, delay, relayClient, startBus, waitFor } from './helpers.js';
+
+const OUTBOUND = { RequiresSession: true, LockDuration: 'PT5S', MaxDeliveryCount: 10 };
+
+describe('servicebus session loop, through the real SDK', function () {
+  this.timeout(20_000);
+  const track = closedAfterEach();
+
+  it('shares sessions between two loops on two clients: never two holders of a session, every message once and in order', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const sessions = 16;
+    const perSession = 5;
+    const held = new Map<string, string>();
+    const violations: string[] = [];
+    const completed = new Map<string, number[]>();
+    const heldBy = new Set<string>();
+    let total = 0;
+    const factory = (replica: string): SessionHandlerFactory => (sessionId) => {
+      const other = held.get(sessionId);
+      if (other !== undefined) violations.push(`${replica} got ${sessionId} held by ${other}`);
+      held.set(sessionId, replica);
+      heldBy.add(replica);
+      return {
+        onBatch: async (deliveries) => {
+          for (const d of deliveries) {
+            await d.complete();
+            completed.set(sessionId, [...(completed.get(sessionId) ?? []), d.body as number]);
+            total++;
+          }
+          await delay(20); // a little work, so that sessions overlap between the loops
+        },
+        onClose: () => void held.delete(sessionId),
+      };
+    };
+    for (const replica of ['r1', 'r2']) {
+      const client = track(relayClient(bus, 600));
+      track(startSessionLoop({ client, queue: 'outbound', maxSessions: 3, maxBatch: 2, maxWaitMs: 100, sessionIdleMs: 200, createSessionHandler: factory(replica) }));
+    }
+    const sender = track(relayClient(bus)).createSender('outbound');
+    const messages = [];
+    for (let k = 0; k < perSession; k++) for (let s = 0; s < sessions; s++) messages.push({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` });
+    await sender.sendMessages(messages);
+    await waitFor('every message completed', () => (total === sessions * perSession ? true : undefined), 15_000);
+    assert.deepEqual(violations, []);
+    assert.deepEqual([...heldBy].sort(), ['r1', 'r2'], 'both replicas held sessions');
+    for (let s = 0; s < sessions; s++) assert.deepEqual(completed.get(`s${s}`), [0, 1, 2, 3, 4], `session s${s} in order, once`);
+  });
+
+  it('saves per-session state and gives it to the next holder after an idle release; idle release lets the next session in (maxSessions 1)', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const events: string[] = [];
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxWaitMs: 100,
+        sessionIdleMs: 300,
+        createSessionHandler: (sessionId, state, setState) => {
+          concurrent++;
+          maxConcurrent = Math.max(maxConcurrent, concurrent);
+          let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
+          events.push(`open ${sessionId} count=${count}`);
+          return {
+            onBatch: async (deliveries: Delivery[]) => {
+              for (const d of deliveries) await d.complete();
+              count += deliveries.length;
+            },
+            onClose: async (reason: SessionCloseReason) => {
+              await setState(Buffer.from(JSON.stringify({ count })));
+              events.push(`close ${sessionId} ${reason} count=${count}`);
+              concurrent--;
+            },
+          };
+        },
+      }),
+    );
+    const sender = client.createSender('outbound');
+    await sender.sendMessages([1, 2, 3].map((k) => ({ body: k, sessionId: 'A', messageId: `A${k}` })));
+    await sender.sendMessages([1, 2].map((k) => ({ body: k, sessionId: 'B', messageId: `B${k}` })));
+    await waitFor('both sessions released once', () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined), 8_000);
+    await sender.sendMessages([4, 5].map((k) => ({ body: k, sessionId: 'A', messageId: `A${k}` })));
+    await waitFor('A released again', () => (events.filter((e) => e.startsWith('close A')).length >= 2 ? true : undefined), 8_000);
+    assert.equal(maxConcurrent, 1, 'one session held at a time');
+    const a = events.filter((e) => e.includes(' A '));
+    assert.deepEqual(a, ['open A count=0', 'close A idle count=3', 'open A count=3', 'close A idle count=5']);
+    assert.ok(events.includes('close B idle count=2'));
+    assert.ok(events.indexOf('open B count=0') > events.indexOf(events.find((e) => e.startsWith('close'))!), 'the second session came in after the first was released');
+  });
+
+  it('never holds more than maxSessions sessions, and serves them all', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    let holding = 0;
+    let most = 0;
+    let done = 0;
+    const loop = track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 2,
+        maxWaitMs: 100,
+        sessionIdleMs: 150,
+        createSessionHandler: () => {
+          holding++;
+          most = Math.max(most, holding);
+          return {
+            onBatch: async (ds) => {
+              await delay(50);
+              for (const d of ds) await d.complete();
+              done += ds.length;
+            },
+            onClose: () => void holding--,
+          };
+        },
+      }),
+    );
+    await client.createSender('outbound').sendMessages(Array.from({ length: 6 }, (_, s) => [0, 1].map((k) => ({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` }))).flat());
+    await waitFor('every message completed', () => (done === 12 ? true : undefined), 10_000);
+    assert.equal(most, 2);
+    assert.ok(loop.sessions.length <= 2);
+  });
+
+  it('keeps the session lock while a batch runs past the lock duration (auto renewal): settles, no redelivery', async () => {
+    const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S' } } }));
+    const client = track(relayClient(bus, 600));
+    const seen: string[] = [];
+    const closes: SessionCloseReason[] = [];
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxWaitMs: 100,
+        sessionIdleMs: 300,
+        createSessionHandler: () => ({
+          onBatch: async ([d]) => {
+            seen.push(`${String(d!.messageId)}@${d!.deliveryCount}`);
+            await delay(3_000); // 2.5 lock durations
+            await d!.complete();
+            seen.push(`${String(d!.messageId)}:${String((d as unknown as { outcome?: string }).outcome)}`);
+          },
+          onClose: (reason) => void closes.push(reason),
+        }),
+      }),
+    );
+    await client.createSender('outbound').sendMessages({ body: 'slow', sessionId: 'S', messageId: 'slow' });
+    await waitFor('the session released', () => (closes.length > 0 ? true : undefined), 8_000);
+    assert.deepEqual(seen, ['slow@1', 'slow:completed']);
+    assert.deepEqual(closes, ['idle']);
+    assert.deepEqual(await client.createReceiver('outbound', { receiveMode: 'peekLock' }).peekMessages(1), []);
+  });
+
+  it('drain with a session batch in flight: the aborted handler hands its messages back, the session is released, another loop completes them once', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const first = track(relayClient(bus, 600));
+    await first.createSender('outbound').sendMessages([0, 1, 2, 3].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    const completed: string[] = [];
+    const closes: string[] = [];
+    const loop = startSessionLoop({
+      client: first,
+      queue: 'outbound',
+      maxSessions: 2,
+      maxBatch: 4,
+      maxWaitMs: 100,
+      sessionIdleMs: 5_000,
+      createSessionHandler: () => ({
+        onBatch: async (ds, signal) => {
+          await ds[0]!.complete();
+          completed.push(ds[0]!.messageId!);
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        },
+        onClose: (reason) => void closes.push(reason),
+      }),
+    });
+    await waitFor('a batch in flight', () => (loop.inFlight === 1 ? true : undefined));
+    await loop.stop();
+    const budget = new AbortController();
+    const drained = loop.drain(budget.signal);
+    await delay(100);
+    assert.deepEqual(closes, [], 'drain waits for the batch');
+    budget.abort();
+    await drained;
+    await loop.close();
+    assert.deepEqual(closes, ['stopped']);
+
+    const second = track(relayClient(bus, 600));
+    const redelivered: string[] = [];
+    track(
+      startSessionLoop({
+        client: second,
+        queue: 'outbound',
+        maxWaitMs: 100,
+        createSessionHandler: () => ({
+          onBatch: async (ds) => {
+            for (const d of ds) {
+              await d.complete();
+              completed.push(d.messageId!);
+              redelivered.push(`${String(d.messageId)}@${d.deliveryCount}`);
+            }
+          },
+        }),
+      }),
+    );
+    await waitFor('every message completed', () => (completed.length === 4 ? true : undefined), 8_000);
+    assert.deepEqual(completed, ['S0', 'S1', 'S2', 'S3'], 'once each, in order');
+    assert.deepEqual(redelivered, ['S1@2', 'S2@2', 'S3@2']);
+  });
+
+  it('stop() does not wait for a pending acceptNextSession; drain() lets it end, and a session that arrives meanwhile is released unread', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 1_500));
+    const opened: string[] = [];
+    const loop = startSessionLoop({ client, queue: 'outbound', maxSessions: 1, createSessionHandler: (id) => (opened.push(id), { onBatch: async () => undefined }) });
+    await delay(200); // the accept waits in the emulator
+    let started = Date.now();
+    await loop.stop();
+    assert.ok(Date.now() - started < 200, `stop took ${Date.now() - started} ms`);
+    await client.createSender('outbound').sendMessages({ body: 'late', sessionId: 'L', messageId: 'late' });
+    started = Date.now();
+    await loop.drain();
+    assert.ok(Date.now() - started < 1_500, `drain took ${Date.now() - started} ms`);
+    await loop.close();
+    assert.deepEqual(opened, [], 'no handler for a session accepted after stop');
+    const other = track(relayClient(bus, 2_000));
+    const receiver = await other.acceptSession('outbound', 'L');
+    const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
+    assert.equal(m?.deliveryCount, 0, 'the late session was released unread');
+    await receiver.completeMessage(m!);
+  });
+});

@@ -59,6 +59,9 @@ export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
   sessionIdleMs?: number;
 }
 
+/** An accept answered `ServiceTimeout` sooner than this came early: the slot waits before asking again. */
+const MIN_ACCEPT_WAIT_MS = 250;
+
 interface Held {
   sessionId: string;
   receiver: ServiceBusSessionReceiver;
@@ -114,6 +117,7 @@ class SessionLoop implements ReceiveLoop {
     const backoff = new Backoff(this.#o.backoff);
     while (!this.#stopping.signal.aborted) {
       let receiver: ServiceBusSessionReceiver;
+      const asked = Date.now();
       try {
         receiver = await client.acceptNextSession(queue, {
           receiveMode: 'peekLock',
@@ -123,8 +127,11 @@ class SessionLoop implements ReceiveLoop {
       } catch (err) {
         if (this.#stopping.signal.aborted) break;
         if (isServiceBusError(err) && (err.code === 'ServiceTimeout' || err.code === 'SessionCannotBeLocked')) {
-          backoff.reset();
-          continue; // no session free now: ask again
+          // No session free now: ask again, at once after a full wait, after a delay when the answer came early
+          // (a broker that answers at once must not make the slot spin).
+          if (Date.now() - asked >= MIN_ACCEPT_WAIT_MS) backoff.reset();
+          else await sleep(backoff.next(), this.#stopping.signal);
+          continue;
         }
         if (isClientClosed(err)) {
           log.error('the client is closed; the session loop stops', { err });

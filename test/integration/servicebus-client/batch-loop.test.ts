@@ -221,6 +221,18 @@ describe('servicebus batch loop, through the real SDK', function () {
     assert.ok(errors.every((c) => c === 'MessagingEntityNotFound'), errors.join(', '));
   });
 
+  it('stops on its own when its client is closed under it, reporting why', async () => {
+    const bus = track(await startBus({ queues: { activities: {} } }));
+    const client = relayClient(bus);
+    const errors: string[] = [];
+    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
+    await delay(200);
+    await client.close();
+    await waitFor('the loop to stop', () => (errors.some((e) => /connection is closed/.test(e)) ? true : undefined), 5_000);
+    await loop.drain();
+    await loop.close();
+  });
+
   it('validates its options once, naming the option', () => {
     assert.throws(() => startBatchLoop({ client: {} as never, queue: 'q', handler: async () => undefined }), /client must be a ServiceBusClient/);
   });

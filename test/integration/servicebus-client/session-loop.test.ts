@@ -239,4 +239,62 @@ describe('servicebus session loop, through the real SDK', function () {
     assert.equal(m?.deliveryCount, 0, 'the late session was released unread');
     await receiver.completeMessage(m!);
   });
+
+  it('releases a session whose lock was lost (onClose lockLost); the lost settlement is swallowed and the next holder gets the messages', async () => {
+    const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT0.4S', MaxDeliveryCount: 10 } } }));
+    const client = track(relayClient(bus, 600));
+    const seen: string[] = [];
+    const closes: SessionCloseReason[] = [];
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxWaitMs: 100,
+        sessionIdleMs: 300,
+        maxLockRenewalMs: 0,
+        createSessionHandler: () => ({
+          onBatch: async (ds) => {
+            for (const d of ds) {
+              if (d.deliveryCount === 1) await delay(900); // the session lock runs out
+              await d.complete();
+              seen.push(`${String(d.messageId)}@${d.deliveryCount}:${String((d as unknown as { outcome?: string }).outcome)}`);
+            }
+          },
+          onClose: (reason) => void closes.push(reason),
+        }),
+      }),
+    );
+    await client.createSender('outbound').sendMessages({ body: 'x', sessionId: 'S', messageId: 'x' });
+    await waitFor('the redelivered message completed', () => (seen.some((s) => s.endsWith(':completed')) ? true : undefined), 8_000);
+    assert.deepEqual(seen, ['x@1:lockLost', 'x@2:completed']);
+    assert.equal(closes[0], 'lockLost');
+  });
+
+  it('survives a failing handler factory: the session is released unread and taken again', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const errors: string[] = [];
+    const done: string[] = [];
+    let calls = 0;
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxWaitMs: 100,
+        sessionIdleMs: 200,
+        backoff: { initialMs: 50 },
+        onError: (err, ctx) => errors.push(`${ctx.source} ${String(ctx.sessionId)}: ${(err as Error).message}`),
+        createSessionHandler: () => {
+          if (++calls === 1) throw new Error('state unreadable');
+          return { onBatch: async (ds) => void (await Promise.all(ds.map(async (d) => (await d.complete(), done.push(`${String(d.messageId)}@${d.deliveryCount}`))))) };
+        },
+      }),
+    );
+    await client.createSender('outbound').sendMessages({ body: 'x', sessionId: 'S', messageId: 'x' });
+    await waitFor('the message completed', () => (done.length > 0 ? true : undefined), 8_000);
+    assert.deepEqual(done, ['x@1'], 'the failed first holder received nothing');
+    assert.deepEqual(errors, ['session S: state unreadable']);
+  });
 });

@@ -192,9 +192,15 @@ class BatchLoop implements ReceiveLoop {
         break;
       }
       let messages;
+      const asked = Date.now();
       try {
         messages = await receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: this.#o.maxWaitMs });
-        this.#backoff.reset();
+        if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
+        else {
+          // Empty long before maxWaitMs: the link is going away. Wait rather than spin.
+          await sleep(this.#backoff.next(), this.#stopping.signal);
+          continue;
+        }
       } catch (err) {
         if (receiver.isClosed) this.#receiver = undefined;
         if (this.#stopping.signal.aborted) break;

@@ -176,7 +176,9 @@ class SessionLoop implements ReceiveLoop {
           reason = 'idle';
           break;
         }
-        const receiving = receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: Math.min(this.#o.maxWaitMs, idleLeft) });
+        const waitMs = Math.min(this.#o.maxWaitMs, idleLeft);
+        const asked = Date.now();
+        const receiving = receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: waitMs });
         this.#receiving.add(receiving);
         let messages;
         try {
@@ -184,7 +186,11 @@ class SessionLoop implements ReceiveLoop {
         } finally {
           this.#receiving.delete(receiving);
         }
-        if (messages.length === 0) continue;
+        if (messages.length === 0) {
+          // Empty long before the wait was over: the link is going away. Wait rather than spin.
+          if (Date.now() - asked < waitMs / 2) await sleep(Math.min(waitMs, 100), this.#stopping.signal);
+          continue;
+        }
         lastMessageAt = Date.now();
         metrics.received(queue, messages.length);
         const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));

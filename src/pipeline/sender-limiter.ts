@@ -2,24 +2,31 @@
  * One sender's rate limit, enforced locally: the dispatch stage holds one `outbound` session per sender at a time
  * (one replica), so a limit kept in this process is the limit the provider sees, however many replicas run.
  *
- * - **Window**: a p-queue in strict (sliding-window) mode: at most `messages` call starts in any
- *   `intervalMs + guardMs`, at most `concurrency` calls in flight. Every provider call attempt goes through it,
- *   retries included: a retry is a call and counts.
- * - **Guard**: `guardMs` widens the window (and the per-recipient spacing) so that network jitter between our call
- *   start and the provider's clock cannot make the provider count more than the limit in its own window.
- * - **Per recipient**: calls to one recipient start at least `perRecipientMs + guardMs` apart (Telegram: 1 s per chat),
- *   measured from the actual call starts, one recipient's calls taking turns in arrival order.
+ * - **Window, counted the way the provider counts.** A provider counts a message when its request *arrives*, which
+ *   is somewhere between our call's start and its end; network and event-loop jitter of tens of milliseconds are
+ *   common on a loaded machine, so a limit on call *starts* (p-queue's strict interval) can still show the provider
+ *   `messages + 1` arrivals in one window. Instead each call holds one of `messages` slots from before it starts
+ *   until `intervalMs + guardMs` after it *ends*. Any `messages + 1` arrivals within one window would need
+ *   `messages + 1` slots held at the same instant (the window's last moment lies inside every one of their holds),
+ *   so the provider never sees more than `messages` in any window, whatever the jitter. The slots are a p-queue
+ *   (`concurrency: messages`, priorities, pause); the price is the call's own latency per slot and window
+ *   (utilization ≈ interval / (interval + latency + guard)). Every provider call attempt takes a slot, retries
+ *   included: a retry is a call and counts.
+ * - **In flight**: at most `concurrency` calls at once (a second p-queue inside the slots).
+ * - **Guard**: `guardMs` is added to each hold, for timer granularity and clock steps.
+ * - **Per recipient**: a call to one recipient starts at least `perRecipientMs + guardMs` after the previous call
+ *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order.
  * - **Pause**: `pauseUntil(t)` holds every call of this sender until `t` (a 429 `Retry-After`, or the window the last
  *   holder of the session left behind); calls in flight are not affected.
  *
- * A call waiting (for its recipient's turn, the window or a pause) is dropped when its signal fires and `run` rejects
+ * A call waiting (for its recipient's turn, a slot or a pause) is dropped when its signal fires and `run` rejects
  * with the signal's reason; once started, a call is never interrupted by that signal: it finishes on its own
  * (its own timeout bounds it) and `run` returns its result.
  */
 import PQueue from 'p-queue';
 
 export interface SenderLimiterOptions {
-  /** Call starts per window. */
+  /** Calls per window (the provider's limit). */
   messages: number;
   /** The provider's window. @defaultValue 1000 */
   intervalMs?: number;
@@ -27,7 +34,7 @@ export interface SenderLimiterOptions {
   concurrency?: number;
   /** Minimum time between two calls to the same recipient; 0 turns the spacing off. @defaultValue 0 */
   perRecipientMs?: number;
-  /** Added to the window and to the per-recipient spacing, for network jitter. @defaultValue 50 */
+  /** Added to each hold and to the per-recipient spacing, for timer granularity and clock steps. @defaultValue 10 */
   guardMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
   now?: () => number;
@@ -45,7 +52,7 @@ export interface SenderLimiterStats {
   waiting: number;
   /** Calls in flight. */
   inFlight: number;
-  /** Call starts within the current window. */
+  /** Slots taken: calls waiting for a call slot, in flight, or ended less than a window ago. */
   inWindow: number;
   /** When a running pause ends (ms since the epoch); absent when not paused. */
   pausedUntil?: number;
@@ -96,16 +103,20 @@ function until<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
 }
 
 export class SenderLimiter {
-  /** The window the provider's limit is kept in, guard included (ms). */
+  /** How long a call holds its slot after it ends: the provider's window, guard included (ms). */
   readonly windowMs: number;
-  /** The spacing between two calls to one recipient, guard included (ms); 0 when off. */
+  /** The spacing between the end of one call to a recipient and the start of the next, guard included (ms); 0 when off. */
   readonly recipientSpacingMs: number;
-  readonly #queue: PQueue;
+  /** Slots: `messages` at once, each held from before a call starts until `windowMs` after it ends. */
+  readonly #slots: PQueue;
+  /** Calls in flight: `concurrency` at once. */
+  readonly #calls: PQueue;
   readonly #now: () => number;
-  /** Call starts within the last window, oldest first. */
-  readonly #starts: number[] = [];
+  /** When the calls of the last window ended, oldest first. */
+  readonly #ends: number[] = [];
+  #inFlight = 0;
   readonly #lastByRecipient = new Map<string, number>();
-  /** Per recipient: resolves when the last call that took a turn started (or gave its turn up). */
+  /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
   readonly #turns = new Map<string, Promise<void>>();
   #waitingForTurn = 0;
   #pausedUntil = 0;
@@ -117,11 +128,12 @@ export class SenderLimiter {
     const intervalMs = positiveInt('intervalMs', options.intervalMs ?? 1000, 1);
     const concurrency = positiveInt('concurrency', options.concurrency ?? 10, 1);
     const perRecipientMs = positiveInt('perRecipientMs', options.perRecipientMs ?? 0, 0);
-    const guardMs = positiveInt('guardMs', options.guardMs ?? 50, 0);
+    const guardMs = positiveInt('guardMs', options.guardMs ?? 10, 0);
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
-    this.#queue = new PQueue({ strict: true, intervalCap: messages, interval: this.windowMs, concurrency });
+    this.#slots = new PQueue({ concurrency: messages });
+    this.#calls = new PQueue({ concurrency });
   }
 
   /**
@@ -160,33 +172,56 @@ export class SenderLimiter {
     }
   }
 
-  #enqueue<T>(recipient: string, call: () => Promise<T>, options: RunOptions, onStart: () => void): Promise<T> {
+  #enqueue<T>(recipient: string, call: () => Promise<T>, options: RunOptions, onEnd: () => void): Promise<T> {
     const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     // p-queue rejects a running task's promise when the add() signal fires; a started call must finish instead, so
-    // the queue gets a signal that fires only while the call waits.
+    // the queues get a signal that fires only while the call waits.
     const waiting = new AbortController();
     let started = false;
     const onAbort = (): void => {
       if (!started) waiting.abort(signal?.reason);
     };
-    if (signal?.aborted) return Promise.reject(signal.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    const task = (): Promise<T> => {
-      started = true;
-      signal?.removeEventListener('abort', onAbort);
-      const now = this.#now();
-      this.#record(now);
-      if (this.recipientSpacingMs > 0) this.#lastByRecipient.set(recipient, now);
-      onStart();
-      return call();
-    };
-    return this.#queue.add(task, { signal: waiting.signal, priority: options.priority ?? 0 }).finally(() => {
-      signal?.removeEventListener('abort', onAbort);
+    const done = (): void => signal?.removeEventListener('abort', onAbort);
+    return new Promise<T>((resolve, reject) => {
+      const holdSlot = async (): Promise<void> => {
+        try {
+          resolve(
+            await this.#calls.add(
+              async () => {
+                started = true;
+                done();
+                this.#inFlight++;
+                try {
+                  return await call();
+                } finally {
+                  this.#inFlight--;
+                  const end = this.#now();
+                  this.#record(end);
+                  if (this.recipientSpacingMs > 0) this.#lastByRecipient.set(recipient, end);
+                  onEnd();
+                }
+              },
+              { signal: waiting.signal },
+            ),
+          );
+        } catch (err) {
+          reject(err);
+        }
+        done();
+        // The slot stays taken for a whole window after the call ended (see the file's comment).
+        if (started) await sleep(this.windowMs);
+      };
+      this.#slots.add(holdSlot, { signal: waiting.signal, priority: options.priority ?? 0 }).catch((err: unknown) => {
+        done();
+        reject(err);
+      });
     });
   }
 
   #record(now: number): void {
-    this.#starts.push(now);
+    this.#ends.push(now);
     this.#prune(now);
     if (this.#lastByRecipient.size > 1024) {
       for (const [recipient, at] of this.#lastByRecipient) {
@@ -196,7 +231,7 @@ export class SenderLimiter {
   }
 
   #prune(now: number): void {
-    while (this.#starts.length > 0 && now - (this.#starts[0] as number) >= this.windowMs) this.#starts.shift();
+    while (this.#ends.length > 0 && now - (this.#ends[0] as number) >= this.windowMs) this.#ends.shift();
   }
 
   /** Holds every call not yet started until `at` (ms since the epoch); a later `at` extends a running pause. */
@@ -205,12 +240,14 @@ export class SenderLimiter {
     const delay = at - this.#now();
     if (delay <= 0 || at <= this.#pausedUntil) return;
     this.#pausedUntil = at;
-    this.#queue.pause();
+    this.#slots.pause();
+    this.#calls.pause();
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = setTimeout(() => {
       this.#resumeTimer = undefined;
       this.#pausedUntil = 0;
-      this.#queue.start();
+      this.#slots.start();
+      this.#calls.start();
     }, delay);
   }
 
@@ -224,10 +261,14 @@ export class SenderLimiter {
     return this.#pausedUntil > this.#now();
   }
 
-  /** The call starts within the last window (for the session state), oldest first. */
-  recentStarts(): number[] {
-    this.#prune(this.#now());
-    return [...this.#starts];
+  /**
+   * For the session state: when the calls of the last window ended, oldest first, with `now` for each call still in
+   * flight (the next holder of the session waits a window after the last of them).
+   */
+  recentCalls(): number[] {
+    const now = this.#now();
+    this.#prune(now);
+    return [...this.#ends, ...Array.from({ length: this.#inFlight }, () => now)];
   }
 
   /** When a running pause ends, or undefined. */
@@ -237,9 +278,9 @@ export class SenderLimiter {
 
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
-      waiting: this.#queue.size + this.#waitingForTurn,
-      inFlight: this.#queue.pending,
-      inWindow: this.recentStarts().length,
+      waiting: this.#slots.size + this.#calls.size + this.#waitingForTurn,
+      inFlight: this.#inFlight,
+      inWindow: this.#slots.pending,
     };
     const pausedUntil = this.pausedUntil;
     if (pausedUntil !== undefined) stats.pausedUntil = pausedUntil;
@@ -254,11 +295,12 @@ export class SenderLimiter {
     this.#cleared = true;
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
-    this.#queue.clear();
+    this.#slots.clear();
+    this.#calls.clear();
   }
 
   /** Resolves when no call is in flight. */
   async idle(): Promise<void> {
-    await this.#queue.onPendingZero();
+    await this.#calls.onPendingZero();
   }
 }

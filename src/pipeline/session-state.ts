@@ -2,8 +2,8 @@
  * The dispatch stage's session state: what one holder of an `outbound` session (one sender) leaves for the next
  * holder, on any replica, so that the sender's rate limit also holds across the moment a session moves.
  *
- * The state is JSON `{"v":1,"sentAt":[ms…],"pausedUntil":ms?}`: the start times (ms since the epoch, wall clock) of
- * the provider calls made within the last rate window, and the end of a provider-imposed pause (429 Retry-After)
+ * The state is JSON `{"v":1,"sentAt":[ms…],"pausedUntil":ms?}`: the end times (ms since the epoch, wall clock) of
+ * the provider calls made within the last rate window (a call still in flight counts as ending at hand-over), and the end of a provider-imposed pause (429 Retry-After)
  * still running. It holds no recipient and no message content.
  */
 
@@ -12,7 +12,7 @@ export const SESSION_STATE_VERSION = 1;
 
 export interface DispatchSessionState {
   v: typeof SESSION_STATE_VERSION;
-  /** Start times of the provider calls within the last rate window, oldest first (ms since the epoch). */
+  /** End times of the provider calls within the last rate window, oldest first (ms since the epoch). */
   sentAt: number[];
   /** A provider pause (429 `Retry-After`) still running at hand-over: no call before this time (ms since the epoch). */
   pausedUntil?: number;

@@ -86,7 +86,9 @@ export function delivery(body: unknown, sessionId = 'twilio:+15550000000', deliv
 }
 
 export interface ProviderCall {
+  /** When the call started and ended (fake time). */
   at: number;
+  end: number;
   request: SendRequest;
 }
 
@@ -101,9 +103,11 @@ export class FakeProvider implements Provider {
   ) {}
 
   async send(request: SendRequest): Promise<SendResult> {
-    this.calls.push({ at: Date.now(), request });
+    const call: ProviderCall = { at: Date.now(), end: Date.now(), request };
+    this.calls.push(call);
     const n = this.calls.length;
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    call.end = Date.now();
     const answer = await this.answer(request, n);
     if (answer instanceof Error) throw answer;
     return { providerMessageId: answer.providerMessageId || `SM${++this.#ids}`, status: answer.status };
@@ -145,13 +149,12 @@ export function session(sessionId = 'twilio:+15550000000', state?: Buffer): Acce
 }
 
 /** The most calls whose start times fall in any window of `windowMs` (a window starting at each call). */
-export function maxInWindow(times: number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    let n = 0;
-    for (let j = i; j < sorted.length && (sorted[j] as number) - (sorted[i] as number) < windowMs; j++) n++;
-    max = Math.max(max, n);
-  }
-  return max;
+/**
+ * The most calls a provider could count in one window of `windowMs`, wherever between its start and its end each
+ * call's request arrived: the most calls whose [start, end] meets one window.
+ */
+export function worstCaseInWindow(calls: ReadonlyArray<{ at: number; end: number }>, windowMs: number): number {
+  const points = calls.flatMap((c) => [c.at, c.end]);
+  return Math.max(0, ...points.map((t) => calls.filter((c) => c.at < t + windowMs && c.end >= t).length));
 }
+

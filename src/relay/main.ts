@@ -1,0 +1,67 @@
+/**
+ * The life of a worker process, for the entry points in `workers/`: configuration (defaults, file, environment) and
+ * channels, a logger, metrics and the health server, the stages, and the signals. A configuration problem stops
+ * start-up with every problem named (file or variable, key, expected, found) and exit code 2.
+ */
+import { loadChannels } from '../channels/index.js';
+import { loadConfig, type RelayConfig } from '../config/index.js';
+import { errorMessage, isConfigError } from '../errors.js';
+import { createMetricsRegistry, startHealthServer } from '../health/index.js';
+import { createShutdown, onShutdownSignals } from '../lifecycle.js';
+import { createLogger } from '../log.js';
+import { startRelay, type StageName } from './relay.js';
+
+export interface WorkerMainOptions {
+  /** @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Where problems that stop start-up are written. @defaultValue process.stderr */
+  stderr?: { write(text: string): unknown };
+  /** Ends the process. @defaultValue process.exit */
+  exit?: (code: number) => void;
+}
+
+/**
+ * Runs the stages until SIGTERM/SIGINT. Exit codes: 0 after a clean shutdown, 1 when work was handed back or a
+ * close failed, 2 for a bad configuration, 130 on a second signal.
+ */
+export async function runWorker(stages: readonly StageName[], options: WorkerMainOptions = {}): Promise<void> {
+  const env = options.env ?? process.env;
+  const stderr = options.stderr ?? process.stderr;
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const service = stages.length === 1 ? (stages[0] as string) : 'relay';
+
+  let config: RelayConfig;
+  let channels;
+  try {
+    config = loadConfig({ env, forWorkers: true }).config;
+    channels = loadChannels(config.channelsFile, { env });
+  } catch (err) {
+    stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
+    exit(isConfigError(err) ? 2 : 1);
+    return;
+  }
+
+  const log = createLogger({ level: config.log.level, base: { service, pid: process.pid } });
+  const registry = createMetricsRegistry({ labels: { service } });
+  let relay;
+  try {
+    relay = startRelay({ stages, config, channels, log, registry });
+  } catch (err) {
+    stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
+    exit(err instanceof TypeError ? 2 : 1);
+    return;
+  }
+  const running = relay;
+  const health = await startHealthServer({ port: config.health.port, host: config.health.host, registry, readiness: () => running.readiness(), log });
+  const shutdown = createShutdown({
+    stopIntake: async () => {
+      await running.stopIntake();
+    },
+    drain: (signal) => running.drain(signal),
+    closer: { close: async () => Promise.all([running.close(), health.close()]).then(() => undefined) },
+    budgetMs: config.shutdown.budgetMs,
+    log,
+  });
+  onShutdownSignals(shutdown, { exit, log });
+  log.info('worker ready', { stages, health: health.url });
+}

@@ -1,0 +1,213 @@
+/**
+ * Wiring: one relay process running one or more stages on the real clients. Configuration in, a running relay out,
+ * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
+ * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
+ */
+import type { ServiceBusClient } from '@azure/service-bus';
+import type { Registry } from 'prom-client';
+import type { ChannelRegistry } from '../channels/index.js';
+import type { Channel } from '../channels/types.js';
+import type { RelayConfig } from '../config/index.js';
+import {
+  activityFromRow,
+  closeDataverseClient,
+  createDataverseReads,
+  createGovernor,
+  createInteractionWriter,
+  dataverseClientFromConfig,
+  decodeRemoteContext,
+  type DataverseClientExtras,
+} from '../dataverse/index.js';
+import type { ReadinessCheck } from '../health/index.js';
+import { Closer } from '../lifecycle.js';
+import { areaLogger, type Logger } from '../log.js';
+import { DispatchStage, type DispatchStats } from '../pipeline/dispatch.js';
+import { IntakeStage, type IntakeStats } from '../pipeline/intake.js';
+import type { InteractionMessage, OutboundMessage } from '../pipeline/messages.js';
+import { RecorderStage, type RecorderStats } from '../pipeline/recorder.js';
+import { createProvider, type Provider } from '../providers/index.js';
+import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
+import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
+
+/** The stages a process can run. */
+export const STAGES = ['intake', 'dispatch', 'recorder'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export interface RelayOptions {
+  /** Which stages this process runs (each at most once). */
+  stages: readonly StageName[];
+  config: RelayConfig;
+  channels: ChannelRegistry;
+  log: Logger;
+  /** Counters of every stage and of the Service Bus layer. @defaultValue none */
+  registry?: Registry;
+  /** Service Bus client options beyond the connection (credential, retry). @defaultValue {} */
+  serviceBus?: Omit<CreateServiceBusClientOptions, 'connectionString' | 'namespace'>;
+  /** Dataverse client extras beyond the configuration (credential, token identity). @defaultValue {} */
+  dataverse?: Omit<DataverseClientExtras, 'onResponse'>;
+  /** Provider factory (tests inject fakes). @defaultValue createProvider with the channel's timeout */
+  provider?: (channel: Channel) => Provider;
+}
+
+export interface RelayStats {
+  intake?: IntakeStats;
+  dispatch?: DispatchStats;
+  recorder?: RecorderStats;
+}
+
+export interface RunningRelay {
+  readonly stages: readonly StageName[];
+  stats(): RelayStats;
+  /** Readiness checks for `/readyz`: one per receive loop, false once stopping. */
+  readiness(): ReadinessCheck[];
+  /** Stops receiving on every loop. */
+  stopIntake(): Promise<void>;
+  /** Waits for the batches in flight; the signal tells them to hand their messages back. */
+  drain(signal: AbortSignal): Promise<void>;
+  /** Closes loops, senders, clients. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting). */
+export function startRelay(options: RelayOptions): RunningRelay {
+  const { config, channels, registry } = options;
+  const stages = [...new Set(options.stages)];
+  if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
+  const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
+  const closer = new Closer(log);
+  const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
+  const stats: Partial<Record<StageName, () => unknown>> = {};
+  let stopping = false;
+
+  const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
+  const queues = config.serviceBus.queues;
+  const needsDataverse = stages.includes('intake') || stages.includes('recorder');
+  const governor = needsDataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs }) : undefined;
+  const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
+  // Closed last-added first: loops, then senders, then the clients.
+  closer.add('service bus client', () => bus.close());
+  if (dataverse && governor) {
+    closer.add('dataverse client', () => {
+      governor.close();
+      closeDataverseClient(dataverse);
+    });
+  }
+  const addLoop = (name: StageName, loop: ReceiveLoop): void => {
+    loops.push({ name, loop });
+    closer.add(`${name} loop`, loop);
+  };
+
+  try {
+    if (stages.includes('intake') && dataverse && governor) {
+      const outbound = createQueueSender<OutboundMessage>(bus, queues.outbound, { log: options.log, ...(registry ? { metrics: registry } : {}) });
+      closer.add('outbound sender', outbound);
+      const stage = new IntakeStage({
+        decode: decodeRemoteContext,
+        activityFromRow,
+        reads: createDataverseReads(dataverse, { governor }),
+        outbound,
+        channels,
+        log: options.log,
+        ...(registry ? { registry } : {}),
+      });
+      stats.intake = () => stage.stats();
+      addLoop(
+        'intake',
+        startBatchLoop({
+          client: bus,
+          queue: queues.activities,
+          rawBody: true,
+          maxBatch: config.intake.batchSize,
+          maxWaitMs: config.intake.maxWaitMs,
+          concurrency: config.intake.concurrency,
+          handler: (batch, signal) => stage.handle(batch, signal),
+          log: options.log,
+          ...(registry ? { metrics: registry } : {}),
+        }),
+      );
+    }
+    if (stages.includes('dispatch')) {
+      const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...(registry ? { metrics: registry } : {}) });
+      closer.add('interactions sender', interactions);
+      const providers = new Map<string, Provider>();
+      const make = options.provider ?? ((channel: Channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log: options.log }));
+      // Adapters are made up front, so that a bad provider setting stops start-up instead of the first send.
+      for (const channel of channels.all()) {
+        try {
+          providers.set(channel.name, make(channel));
+        } catch (err) {
+          throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      const stage = new DispatchStage({
+        channels,
+        provider: (channel) => providers.get(channel.name) ?? make(channel),
+        interactions,
+        log: options.log,
+        guardMs: config.dispatch.guardMs,
+        retry: { transientRetries: config.dispatch.maxAttempts - 1 },
+        ...(registry ? { registry } : {}),
+      });
+      stats.dispatch = () => stage.stats();
+      addLoop(
+        'dispatch',
+        startSessionLoop({
+          client: bus,
+          queue: queues.outbound,
+          maxSessions: config.dispatch.maxSessions,
+          sessionIdleMs: config.dispatch.sessionIdleMs,
+          maxBatch: Math.max(...channels.all().map((c) => c.rateLimit.messages), 1),
+          maxWaitMs: 200,
+          createSessionHandler: async (sessionId, state, setState) => {
+            const handler = await stage.sessionHandler({ sessionId, state, setState });
+            return { onBatch: (batch, signal) => handler.onBatch(batch, signal), onClose: () => handler.onClose() };
+          },
+          log: options.log,
+          ...(registry ? { metrics: registry } : {}),
+        }),
+      );
+    }
+    if (stages.includes('recorder') && dataverse && governor) {
+      const stage = new RecorderStage({
+        writer: createInteractionWriter(dataverse, governor, { batchSize: config.recorder.batchSize }),
+        log: options.log,
+        ...(registry ? { registry } : {}),
+      });
+      stats.recorder = () => stage.stats();
+      addLoop(
+        'recorder',
+        startBatchLoop({
+          client: bus,
+          queue: queues.interactions,
+          maxBatch: config.recorder.batchSize,
+          maxWaitMs: config.recorder.maxWaitMs,
+          concurrency: config.recorder.concurrency,
+          handler: (batch, signal) => stage.handle(batch, signal),
+          log: options.log,
+          ...(registry ? { metrics: registry } : {}),
+        }),
+      );
+    }
+  } catch (err) {
+    void closer.close().catch(() => undefined);
+    throw err;
+  }
+  log.info('relay started', { queues, channels: channels.all().map((c) => c.name) });
+
+  return {
+    stages,
+    stats: () => Object.fromEntries(Object.entries(stats).map(([k, f]) => [k, f()])) as RelayStats,
+    readiness: () => [
+      { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
+      ...loops.map(({ name, loop }) => ({ name: `${name} loop (${loop.queue})`, ok: !stopping })),
+    ],
+    stopIntake: async () => {
+      stopping = true;
+      await Promise.all(loops.map(({ loop }) => loop.stop()));
+    },
+    drain: async (signal) => {
+      await Promise.all(loops.map(({ loop }) => loop.drain(signal)));
+    },
+    close: () => closer.close(),
+  };
+}

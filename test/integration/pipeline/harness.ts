@@ -1,0 +1,254 @@
+/**
+ * The whole system on loopback for end-to-end tests: the Service Bus, Dataverse and provider emulators, the
+ * service endpoint and step registered in Dataverse as an operator would, a channels file pointing at the
+ * simulators, and the workers (in this process through `startRelay`, or as real processes from `workers/`).
+ * Everything goes through the real SDKs.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { ServiceBusClient } from '@azure/service-bus';
+import { loadChannels, type ChannelRegistry } from '../../../src/channels/index.js';
+import { loadConfig, type RelayConfig } from '../../../src/config/index.js';
+import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../../../src/emulators/dataverse/index.js';
+import { startProviderSimulators, type ProviderSimulators, type SimulatedMessage } from '../../../src/emulators/providers/index.js';
+import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import type { Interaction } from '../../../src/emulators/dataverse/index.js';
+import { Closer } from '../../../src/lifecycle.js';
+import { silentLogger, type Logger } from '../../../src/log.js';
+import { configPath, packageRoot } from '../../../src/paths.js';
+import { startRelay, type RunningRelay, type StageName } from '../../../src/relay/index.js';
+import { asyncPostOperationStep, client, queueEndpoint } from '../dataverse/helpers.js';
+import { waitFor } from '../../helpers/wait.js';
+
+/** The seed's ids (config/dataverse-seed.json). */
+export const SEED = {
+  journey: 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae',
+  createMessage: '29cba0be-d3f2-59df-afc0-48f8293ebd20',
+  activityFilter: 'c25496db-5571-5067-91ea-23c2ab733cb6',
+  /** A second journey and message on a second SMS sender, added by {@link testSeed}. */
+  journey2: 'b8c01aee-8c92-4d1f-9fad-0edcccc94dbf',
+  iteration2: 'c9d12bff-9da3-4e20-8abe-1fedddda5ec0',
+  message2: 'dae23c00-aeb4-4f31-9bcf-20fe0eeb6fd1',
+};
+
+export const SENDERS = { sms: '+4915100000001', sms2: '+4915100000002' };
+export const SECRETS = {
+  TWILIO_AUTH_TOKEN: 'e2e0a1b2c3d4e5f60718293a4b5c6d7e',
+  TELEGRAM_BOT_TOKEN: '7000000001:AAE2eTestTokenForTheSimulator0123456',
+  CONTRACT_SIGNING_SECRET: 'whsec_ZTJlLWNvbnRyYWN0LXNpZ25pbmctc2VjcmV0',
+};
+
+/** The sample seed with absolute tile paths and a second journey whose message goes through the `sms2` channel. */
+export function testSeed(): SeedDocument {
+  const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument & { rows: Record<string, Array<Record<string, unknown>>>; journeys: Array<Record<string, unknown>> };
+  doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
+  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message2, sample_name: 'Second sender', sample_channel: 'sms2', sample_text: 'Hello {firstname} {lastname}, second sender here.' });
+  doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration2, msdyncrm_name: 'Second journey - 1' });
+  doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey2, msdyncrm_name: 'Second journey' });
+  doc.journeys.push({ journeyId: SEED.journey2, iterationId: SEED.iteration2, entityType: 'sample_specialmessage', entityId: SEED.message2, activityName: 'Second sender SMS' });
+  return doc;
+}
+
+export interface SystemOptions {
+  /** Messages per second of each SMS sender (the simulator enforces the same). @defaultValue 50 */
+  smsPerSecond?: number;
+  /** Dataverse service protection limits. @defaultValue 'off' */
+  limits?: 'off' | Partial<LimitsConfig>;
+  /** Relay configuration overrides (merged over the defaults). */
+  config?: (config: RelayConfig) => void;
+  log?: Logger;
+}
+
+export interface System {
+  sb: ServiceBusEmulator;
+  dv: DataverseEmulator;
+  sim: ProviderSimulators;
+  /** The environment a worker process runs with. */
+  env: Record<string, string>;
+  config: RelayConfig;
+  channels: ChannelRegistry;
+  /** Runs stages in this process; closed by {@link System.close}. */
+  relay(stages: readonly StageName[]): RunningRelay;
+  /** Starts a worker process from `workers/<name>.ts`; killed by {@link System.close} if still running. */
+  spawnWorker(name: StageName | 'all'): WorkerProcess;
+  /** Runs a seed journey; returns the activities created and the contacts the journey skipped. */
+  runJourney(journeyId: string, count: number): Promise<{ created: Array<{ contactId: string; activityId: string }>; skipped: unknown[] }>;
+  /** Sets contacts' compliance field (as a contact opting out after the activity was created). */
+  optOut(contactIds: readonly string[]): Promise<void>;
+  interactions(): Promise<Interaction[]>;
+  messages(): SimulatedMessage[];
+  /** Messages in a queue's dead-letter queue (peeked, not removed). */
+  deadLetters(queue: string): Promise<Array<{ reason: string | undefined; description: string | undefined; body: unknown }>>;
+  close(): Promise<void>;
+}
+
+export interface WorkerProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Everything it wrote to stderr (its JSON log lines). */
+  stderr(): string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export async function startSystem(options: SystemOptions = {}): Promise<System> {
+  const closer = new Closer();
+  const log = options.log ?? silentLogger();
+  const rate = options.smsPerSecond ?? 50;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'relay-e2e-'));
+  closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const sb = closer.add('servicebus', await startServiceBusEmulator({ port: 0, configFile: configPath('servicebus-emulator.json'), logger: log }));
+    const sim = closer.add(
+      'providers',
+      await startProviderSimulators({ twilio: { mpsBySender: { [SENDERS.sms]: rate, [SENDERS.sms2]: rate } }, log }),
+    );
+    const dv = closer.add('dataverse', await startDataverseEmulator({ port: 0, seed: testSeed(), limits: options.limits ?? 'off', servicebus: sb.connectionString, log }));
+
+    // What an operator does once: a service endpoint for the activities queue and the step on Create.
+    const api = client(dv.url, 'e2e-admin');
+    const endpointId = (await api.create({ collection: 'serviceendpoints', data: { name: 'channel-relay activities', ...queueEndpoint(sb.port, 'activities'), saskey: 'SAS_KEY_VALUE' } })) as string;
+    await api.create({ collection: 'sdkmessageprocessingsteps', data: { name: 'Custom channel activity → channel-relay', ...asyncPostOperationStep(endpointId, SEED.createMessage, SEED.activityFilter) } });
+
+    const channelsFile = path.join(dir, 'channels.json');
+    const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
+    const sms = (name: string, sender: string): Record<string, unknown> => ({
+      name,
+      tile,
+      provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN', baseUrl: '${PROVIDERS_URL}' },
+      sender,
+      addressField: 'mobilephone',
+      textField: 'sample_text',
+      channelField: 'sample_channel',
+      rateLimit: { messages: rate, intervalMs: 1000, concurrency: 10 },
+      failureResponseType: 'failed',
+      timeoutMs: 2000,
+    });
+    writeFileSync(
+      channelsFile,
+      JSON.stringify({
+        channels: [
+          sms('sms', SENDERS.sms),
+          sms('sms2', SENDERS.sms2),
+          {
+            name: 'telegram',
+            tile,
+            provider: { type: 'telegram', botToken: 'env:TELEGRAM_BOT_TOKEN', baseUrl: '${PROVIDERS_URL}' },
+            sender: 'channelrelay_bot',
+            addressField: 'sample_telegramchatid',
+            textField: 'sample_text',
+            channelField: 'sample_channel',
+            rateLimit: { messages: 30, perRecipientMs: 1000 },
+            failureResponseType: 'failed',
+          },
+        ],
+      }),
+    );
+    const env: Record<string, string> = {
+      SERVICEBUS_CONNECTION_STRING: sb.connectionString,
+      DATAVERSE_URL: dv.url,
+      DATAVERSE_AUTH: 'emulator',
+      CHANNELS_FILE: channelsFile,
+      PROVIDERS_URL: sim.url,
+      HEALTH_HOST: '127.0.0.1',
+      HEALTH_PORT: '0',
+      LOG_LEVEL: 'info',
+      INTAKE_BATCH_SIZE: '50',
+      ...SECRETS,
+    };
+    const config = loadConfig({ env }).config;
+    config.dispatch.sessionIdleMs = 500;
+    config.intake.maxWaitMs = 100;
+    config.recorder.maxWaitMs = 100;
+    options.config?.(config);
+    const channels = loadChannels(config.channelsFile, { env });
+    const fastRetry = { retryDelayInMs: 200, maxRetryDelayInMs: 1000, timeoutInMs: 2000 };
+
+    const system: System = {
+      sb,
+      dv,
+      sim,
+      env,
+      config,
+      channels,
+      relay: (stages) => closer.add(`relay ${stages.join(',')}`, startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } })),
+      spawnWorker: (name) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', `workers/${name}.ts`], {
+          cwd: packageRoot(),
+          env: { PATH: process.env['PATH'] ?? '', ...env, DISPATCH_MAX_SESSIONS: String(config.dispatch.maxSessions), NODE_V8_COVERAGE: '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.stdout.resume();
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        const worker: WorkerProcess = {
+          child,
+          stderr: () => err,
+          exited,
+          stop: async () => {
+            if (child.exitCode === null) child.kill('SIGTERM');
+            return exited;
+          },
+        };
+        closer.add(`worker ${name}`, async () => {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGKILL');
+            await exited;
+          }
+        });
+        return worker;
+      },
+      runJourney: async (journeyId, count) => {
+        const res = await fetch(`${dv.url}/_emulator/journeys/${journeyId}/run`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ count, generateContacts: true }) });
+        if (res.status !== 200) throw new Error(`journey run answered ${res.status}: ${await res.text()}`);
+        return (await res.json()) as never;
+      },
+      optOut: async (contactIds) => {
+        for (const id of contactIds) await api.update({ collection: 'contacts', key: id, data: { donotphone: true } });
+      },
+      interactions: async () => {
+        const res = await fetch(`${dv.url}/_emulator/interactions`);
+        const body = (await res.json()) as { value?: Interaction[] } | Interaction[];
+        return Array.isArray(body) ? body : (body.value ?? []);
+      },
+      messages: () => sim.messages(),
+      deadLetters: async (queue) => {
+        const bus = new ServiceBusClient(sb.connectionString);
+        try {
+          const receiver = bus.createReceiver(queue, { subQueueType: 'deadLetter' });
+          const peeked = await receiver.peekMessages(1000);
+          await receiver.close();
+          return peeked.map((m) => ({ reason: m.deadLetterReason, description: m.deadLetterErrorDescription, body: m.body }));
+        } finally {
+          await bus.close();
+        }
+      },
+      close: () => closer.close(),
+    };
+    return system;
+  } catch (err) {
+    await closer.close();
+    throw err;
+  }
+}
+
+/** Most messages in any sliding window of `windowMs` among the given times. */
+export function maxInWindow(times: readonly number[], windowMs = 1000): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  let start = 0;
+  for (let end = 0; end < sorted.length; end++) {
+    while ((sorted[end] as number) - (sorted[start] as number) >= windowMs) start++;
+    max = Math.max(max, end - start + 1);
+  }
+  return max;
+}
+
+/** Waits until `probe` holds, polling; fails with `what` after `timeoutMs`. */
+export function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  return waitFor(what, probe, timeoutMs);
+}

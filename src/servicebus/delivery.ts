@@ -13,6 +13,11 @@
  *   {@link DEAD_LETTER_REASON_MAX_CHARS} characters, the description to {@link DEAD_LETTER_DESCRIPTION_MAX_CHARS}
  *   (the broker's cap on these properties, as the .NET SDK validates it; longer text would make the dead-letter
  *   itself fail and leave the message locked). Truncated text ends with `…`.
+ * - **Concurrent settlements** of one receiver's deliveries (`Promise.all` over a batch, different outcomes mixed)
+ *   are safe with the project's rhea patch (`patches/rhea+3.0.5.patch`, see docs/emulators/servicebus.md); without
+ *   it rhea merges different outcomes settled in one tick.
+ * - `deliveryCount` counts this delivery (1 on the first): the SDK's `deliveryCount` (the AMQP header's count of
+ *   earlier deliveries) plus one.
  */
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import type { Delivery } from '../pipeline/ports.js';

@@ -294,7 +294,13 @@ async function closeQuietly(receiver: ServiceBusSessionReceiver, log: Logger): P
   }
 }
 
+/** A running session loop. */
+export interface SessionReceiveLoop extends ReceiveLoop {
+  /** The ids of the sessions held now. */
+  readonly sessions: string[];
+}
+
 /** Starts holding sessions at once; see the module comment. */
-export function startSessionLoop(options: SessionLoopOptions): ReceiveLoop & { readonly sessions: string[] } {
+export function startSessionLoop(options: SessionLoopOptions): SessionReceiveLoop {
   return new SessionLoop(options);
 }

@@ -15,10 +15,12 @@ describe('send path end to end', function () {
 
   /** Checks exactly one message and one `sent` interaction per allowed activity, and the senders' limits. */
   async function assertDelivered(s: System, expected: ReadonlyMap<string, string>, perSecond: number): Promise<void> {
+    let progress = '';
     const interactions = await until(`${expected.size} sent interactions`, async () => {
       const all = await s.interactions();
+      progress = `${s.messages().length} provider messages, ${all.length} interactions`;
       return all.filter((i) => i.responseType === 'sent').length >= expected.size ? all : undefined;
-    });
+    }).catch((err: Error) => Promise.reject(new Error(`${err.message} (${progress})`)));
     const messages = s.messages();
     const keys = messages.map((m) => m.idempotencyKey);
     assert.equal(new Set(keys).size, keys.length, 'no activity was sent twice');
@@ -36,8 +38,11 @@ describe('send path end to end', function () {
     for (const queue of ['activities', 'outbound', 'interactions']) assert.deepEqual(await s.deadLetters(queue), [], `nothing dead-lettered on ${queue}`);
   }
 
+  type JourneyRun = { expected: Map<string, string>; optedOut: string[]; contacts: Map<string, string> };
+  const contactOf = (a: JourneyRun, b: JourneyRun, activityId: string): string => a.contacts.get(activityId) ?? b.contacts.get(activityId) ?? '';
+
   /** Runs a journey and opts some contacts out after their activities were created; returns activity id → phone. */
-  async function journey(s: System, journeyId: string, count: number, optOutEvery: number): Promise<{ expected: Map<string, string>; optedOut: string[] }> {
+  async function journey(s: System, journeyId: string, count: number, optOutEvery: number): Promise<JourneyRun> {
     const run = await s.runJourney(journeyId, count);
     assert.ok(run.skipped.length > 0 || journeyId !== SEED.journey, 'the seed has contacts the journey skips (opted out before)');
     const optedOut = run.created.filter((_, i) => i % optOutEvery === 0).map((c) => c.contactId);
@@ -47,7 +52,7 @@ describe('send path end to end', function () {
     for (const c of ((await res.json()) as { value: Array<{ contactid: string; mobilephone: string }> }).value) phones.set(c.contactid, c.mobilephone);
     const skipped = new Set(optedOut);
     const expected = new Map(run.created.filter((c) => !skipped.has(c.contactId)).map((c) => [c.activityId, phones.get(c.contactId) as string]));
-    return { expected, optedOut };
+    return { expected, optedOut, contacts: new Map(run.created.map((c) => [c.activityId, c.contactId])) };
   }
 
   it('a journey over 500 contacts: one message per allowed contact within the rate limit, one sent interaction each', async () => {
@@ -60,5 +65,22 @@ describe('send path end to end', function () {
     const stats = relay.stats();
     assert.equal(stats.intake?.skippedByCompliance, optedOut.length, 'contacts who opted out after creation got no message');
     assert.equal(stats.recorder?.written, expected.size);
+  });
+
+  it('two dispatch replicas share two senders: no rate-limit violation, no duplicate', async () => {
+    system = await startSystem({ smsPerSecond: 50, config: (c) => (c.dispatch.maxSessions = 1) });
+    const s = system;
+    const one = await journey(s, SEED.journey, 500, 50);
+    const two = await journey(s, SEED.journey2, 300, 1000);
+    // The second journey's opt-out also stops that contact's activity of the first journey.
+    const late = new Set(two.optedOut);
+    const expected = new Map([...one.expected, ...two.expected].filter(([activityId]) => !late.has(contactOf(one, two, activityId))));
+    s.relay(['intake']);
+    const replicas = [s.relay(['dispatch']), s.relay(['dispatch'])];
+    s.relay(['recorder']);
+    await assertDelivered(s, expected, 50);
+    const calls = replicas.map((r) => r.stats().dispatch?.providerCalls ?? 0);
+    assert.ok(calls.every((n) => n > 0), `both replicas sent (${calls.join(' + ')})`);
+    assert.equal(calls[0]! + calls[1]!, expected.size, 'no send was repeated by the other replica');
   });
 });

@@ -38,7 +38,7 @@ import { areaLogger, silentLogger, type Logger } from '../log.js';
 import type { Provider, SendRequest, SendResult } from '../providers/provider.js';
 import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
 import { interactionMessageId, parseOutboundMessage, type InteractionMessage, type OutboundMessage } from './messages.js';
-import type { AcceptedSession, Delivery, InteractionSender, SessionHandler, SessionHandlerFactory } from './ports.js';
+import type { AcceptedSession, Delivery, InteractionSender, SessionHandler } from './ports.js';
 import {
   createSendPolicy,
   decide,
@@ -265,7 +265,8 @@ class StageContext {
 
 export class DispatchStage {
   /** Creates the handler of each accepted `outbound` session: give it to the session loop. */
-  readonly sessionHandler: SessionHandlerFactory;
+  /** The session loop's handler factory (a `SessionHandlerFactory`): one handler per accepted session. */
+  readonly sessionHandler: (session: AcceptedSession) => DispatchSessionHandler;
   readonly #ctx: StageContext;
 
   /** Validates the options (a bad value throws a `TypeError` naming it) and registers the metrics. */
@@ -334,7 +335,12 @@ class Settlement {
 }
 
 /** The handler of one accepted `outbound` session (one sender). */
-class DispatchSession implements SessionHandler {
+/** The handler of one held sender session; `onClose` hands back what waits and saves the session state. */
+export interface DispatchSessionHandler extends SessionHandler {
+  onClose(): Promise<void>;
+}
+
+class DispatchSession implements DispatchSessionHandler {
   readonly #stage: StageContext;
   readonly #session: AcceptedSession;
   readonly #log: Logger;

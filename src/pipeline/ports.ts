@@ -62,9 +62,14 @@ export interface InteractionWriter {
  * `onClose` before it releases the session (idle, or stopping).
  */
 export interface SessionHandler {
+  /** Handles one batch of the session's messages, in order; batches of a session never overlap. */
   onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void>;
-  onClose(): Promise<void>;
+  /** Called once when the session is released, before its receiver closes (`setState` still works). */
+  onClose?(reason: SessionCloseReason): Promise<void> | void;
 }
+
+/** Why a session was released: idle for `sessionIdleMs`, the loop stopping, its lock lost, or an error. */
+export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error';
 
 /** What the session loop tells a stage about a session it accepted. */
 export interface AcceptedSession {

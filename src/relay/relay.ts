@@ -158,10 +158,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
           sessionIdleMs: config.dispatch.sessionIdleMs,
           maxBatch: Math.max(...channels.all().map((c) => c.rateLimit.messages), 1),
           maxWaitMs: 200,
-          createSessionHandler: async (sessionId, state, setState) => {
-            const handler = await stage.sessionHandler({ sessionId, state, setState });
-            return { onBatch: (batch, signal) => handler.onBatch(batch, signal), onClose: () => handler.onClose() };
-          },
+          createSessionHandler: stage.sessionHandler,
           log: options.log,
           ...(registry ? { metrics: registry } : {}),
         }),

@@ -26,30 +26,14 @@
  *   nothing is in flight: give the session loop a client with a short `timeoutInMs`.
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
-import type { Delivery } from '../pipeline/ports.js';
+import type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
 import type { Logger } from '../log.js';
 import { Backoff, sleep } from './backoff.js';
 import { resolveCommon, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { functionOption, intOption } from './options.js';
 
-/** Why a session was released. */
-export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error';
-
-/** The handler of one held session. */
-export interface SessionHandler {
-  /** Handles one batch of the session's messages, in order; batches of a session never overlap. */
-  onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void>;
-  /** Called once when the session is released, before its receiver closes (`setState` still works). */
-  onClose?(reason: SessionCloseReason): Promise<void> | void;
-}
-
-/** Makes the handler of a session just accepted, from its id and saved state. */
-export type SessionHandlerFactory = (
-  sessionId: string,
-  sessionState: Buffer | undefined,
-  setState: (state: Buffer) => Promise<void>,
-) => SessionHandler | Promise<SessionHandler>;
+export type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
 
 export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
   createSessionHandler: SessionHandlerFactory;
@@ -167,7 +151,7 @@ class SessionLoop implements ReceiveLoop {
     let handler: SessionHandler | undefined;
     try {
       const state = stateToBuffer(await receiver.getSessionState());
-      handler = await this.#factory(sessionId, state, (next) => receiver.setSessionState(next));
+      handler = await this.#factory({ sessionId, state, setState: (next) => receiver.setSessionState(next) });
       log.debug('session accepted', { stateBytes: state?.length ?? 0 });
       let lastMessageAt = Date.now();
       while (!this.#stopping.signal.aborted) {

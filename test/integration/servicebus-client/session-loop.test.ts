@@ -23,7 +23,7 @@ describe('servicebus session loop, through the real SDK', function () {
     const completed = new Map<string, number[]>();
     const heldBy = new Set<string>();
     let total = 0;
-    const factory = (replica: string): SessionHandlerFactory => (sessionId) => {
+    const factory = (replica: string): SessionHandlerFactory => ({ sessionId }) => {
       const other = held.get(sessionId);
       if (other !== undefined) violations.push(`${replica} got ${sessionId} held by ${other}`);
       held.set(sessionId, replica);
@@ -67,7 +67,7 @@ describe('servicebus session loop, through the real SDK', function () {
         maxSessions: 1,
         maxWaitMs: 100,
         sessionIdleMs: 300,
-        createSessionHandler: (sessionId, state, setState) => {
+        createSessionHandler: ({ sessionId, state, setState }) => {
           concurrent++;
           maxConcurrent = Math.max(maxConcurrent, concurrent);
           let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
@@ -222,7 +222,7 @@ describe('servicebus session loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
     const client = track(relayClient(bus, 1_500));
     const opened: string[] = [];
-    const loop = startSessionLoop({ client, queue: 'outbound', maxSessions: 1, createSessionHandler: (id) => (opened.push(id), { onBatch: async () => undefined }) });
+    const loop = startSessionLoop({ client, queue: 'outbound', maxSessions: 1, createSessionHandler: ({ sessionId }) => (opened.push(sessionId), { onBatch: async () => undefined }) });
     await delay(200); // the accept waits in the emulator
     let started = Date.now();
     await loop.stop();

@@ -174,7 +174,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       env,
       config,
       channels,
-      relay: (stages) => closer.add(`relay ${stages.join(',')}`, startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } })),
+      relay: (stages) =>
+        closer.add(
+          `relay ${stages.join(',')}`,
+          startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry }, ...(typeof options.limits === 'object' && options.limits.windowMs !== undefined ? { governor: { windowMs: options.limits.windowMs } } : {}) }),
+        ),
       spawnWorker: (name) => {
         const child = spawn(process.execPath, ['--import', 'tsx', `workers/${name}.ts`], {
           cwd: packageRoot(),
@@ -208,7 +212,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         return (await res.json()) as never;
       },
       optOut: async (contactIds) => {
-        for (const id of contactIds) await api.update({ collection: 'contacts', key: id, data: { donotphone: true } });
+        // One $batch: a single request toward the admin identity's service protection limits.
+        api.startBatch();
+        for (const id of contactIds) void api.update({ collection: 'contacts', key: id, data: { donotphone: true } });
+        const results = await api.executeBatch({ inChangeSet: true });
+        if (results.some((r) => r instanceof Error)) throw new Error(`opting contacts out failed: ${String(results.find((r) => r instanceof Error))}`);
       },
       interactions: async () => {
         const res = await fetch(`${dv.url}/_emulator/interactions`);

@@ -83,4 +83,48 @@ describe('send path end to end', function () {
     assert.ok(calls.every((n) => n > 0), `both replicas sent (${calls.join(' + ')})`);
     assert.equal(calls[0]! + calls[1]!, expected.size, 'no send was repeated by the other replica');
   });
+
+  it('provider 5xx, 429 bursts and lost answers, and Dataverse throttling: nothing lost, no duplicate send', async () => {
+    system = await startSystem({ smsPerSecond: 50, limits: { windowMs: 2000, maxRequests: 12 } });
+    const s = system;
+    const { expected } = await journey(s, SEED.journey, 500, 25);
+    s.sim.setFaults({ seed: 7, twilio: { errorRate: 0.1, timeoutRate: 0.02, timeoutAfterAccept: true, rateLimitBurst: { count: 3, retryAfterSeconds: 1 } } });
+    // Another integration on the same application user spends the budget now and then, so the relay gets 429s.
+    const neighbour = setInterval(() => {
+      for (let i = 0; i < 12; i++) void fetch(`${s.dv.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer channel-relay' } }).then((r) => r.arrayBuffer());
+    }, 1500);
+    const relay = s.relay(['intake', 'dispatch', 'recorder']);
+    try {
+      await until('half of the interactions', async () => ((await s.interactions()).length >= expected.size / 2 ? true : undefined));
+    } finally {
+      clearInterval(neighbour);
+    }
+    await assertDelivered(s, expected, 50);
+    const stats = relay.stats();
+    assert.ok((stats.recorder?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `the relay was throttled and went on: ${JSON.stringify({ recorder: stats.recorder, intake: stats.intake })}`);
+    const twilio = s.sim.stats().twilio;
+    assert.ok(twilio.faults.errors > 10 && twilio.faults.rateLimitBursts === 3 && twilio.faults.timeouts > 0, `faults were injected: ${JSON.stringify(twilio.faults)}`);
+    assert.equal(twilio.duplicates, twilio.faults.timeouts, 'each lost answer was retried with the same idempotency key and answered from the first');
+  });
+
+  it('dispatch and recorder workers stopped with SIGTERM mid-run and restarted: nothing lost, no duplicate send', async () => {
+    system = await startSystem({ smsPerSecond: 50 });
+    const s = system;
+    const { expected } = await journey(s, SEED.journey, 500, 25);
+    s.spawnWorker('intake');
+    let dispatch = s.spawnWorker('dispatch');
+    let recorder = s.spawnWorker('recorder');
+    await until('a third of the messages sent', () => (s.messages().length >= expected.size / 3 ? true : undefined));
+    const [dispatchCode, recorderCode] = await Promise.all([dispatch.stop(), recorder.stop()]);
+    assert.equal(dispatchCode, 0, `dispatch drained and exited cleanly:\n${dispatch.stderr().slice(-2000)}`);
+    assert.equal(recorderCode, 0, `recorder drained and exited cleanly:\n${recorder.stderr().slice(-2000)}`);
+    const sentWhileStopped = s.messages().length;
+    assert.ok(sentWhileStopped < expected.size, 'stopped mid-run');
+    const shutDown = dispatch.stderr().split('\n').find((l) => l.includes('"message":"shut down"'));
+    assert.match(shutDown ?? '', /"drained":true/, `the dispatch worker logged its shutdown: ${shutDown}`);
+    dispatch = s.spawnWorker('dispatch');
+    recorder = s.spawnWorker('recorder');
+    await assertDelivered(s, expected, 50);
+    assert.equal(s.sim.stats().twilio.duplicates, 0, 'a graceful stop repeats no send, not even one answered from the idempotency record');
+  });
 });

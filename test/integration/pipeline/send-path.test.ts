@@ -112,8 +112,8 @@ describe('send path end to end', function () {
     const s = system;
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.spawnWorker('intake');
-    let dispatch = s.spawnWorker('dispatch');
-    let recorder = s.spawnWorker('recorder');
+    const dispatch = s.spawnWorker('dispatch');
+    const recorder = s.spawnWorker('recorder');
     await until('a third of the messages sent', () => (s.messages().length >= expected.size / 3 ? true : undefined));
     const [dispatchCode, recorderCode] = await Promise.all([dispatch.stop(), recorder.stop()]);
     assert.equal(dispatchCode, 0, `dispatch drained and exited cleanly:\n${dispatch.stderr().slice(-2000)}`);
@@ -122,8 +122,9 @@ describe('send path end to end', function () {
     assert.ok(sentWhileStopped < expected.size, 'stopped mid-run');
     const shutDown = dispatch.stderr().split('\n').find((l) => l.includes('"message":"shut down"'));
     assert.match(shutDown ?? '', /"drained":true/, `the dispatch worker logged its shutdown: ${shutDown}`);
-    dispatch = s.spawnWorker('dispatch');
-    recorder = s.spawnWorker('recorder');
+    // Their successors (closed with the system).
+    s.spawnWorker('dispatch');
+    s.spawnWorker('recorder');
     await assertDelivered(s, expected, 50);
     assert.equal(s.sim.stats().twilio.duplicates, 0, 'a graceful stop repeats no send, not even one answered from the idempotency record');
   });

@@ -3,13 +3,30 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { packageVersion, runCli } from '../../src/cli/program.js';
+import { configPath } from '../../src/paths.js';
 import { recordingIo } from '../helpers/cli.js';
 
 describe('channel-relay CLI', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'relay-cli-'));
-    writeFileSync(path.join(dir, 'channels.json'), '{"channels":[]}');
+    writeFileSync(
+      path.join(dir, 'channels.json'),
+      JSON.stringify({
+        channels: [
+          {
+            name: 'sms',
+            tile: configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'),
+            provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN' },
+            sender: '+4915100000001',
+            addressField: 'mobilephone',
+            textField: 'sample_text',
+            rateLimit: { messages: 10 },
+            failureResponseType: 'failed',
+          },
+        ],
+      }),
+    );
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -40,6 +57,7 @@ describe('channel-relay CLI', () => {
         DATAVERSE_URL: 'http://127.0.0.1:9000',
         DATAVERSE_AUTH: 'emulator',
         CHANNELS_FILE: 'channels.json',
+        TWILIO_AUTH_TOKEN: 'TwilioTokenSecret42',
       },
       dir,
     );
@@ -48,7 +66,17 @@ describe('channel-relay CLI', () => {
     assert.match(out, /configuration is valid/);
     assert.match(out, /SharedAccessKey=\[hidden\]/);
     assert.match(out, /Dataverse: http:\/\/127\.0\.0\.1:9000 .*the emulator's token/);
-    assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123/);
+    assert.match(out, /channel sms: twilio at the provider, sender \+4915100000001 \(session twilio:\+4915100000001\), 10 per 1000 ms, 10 in flight; tile sample_specialmessage \(compliance donotphone, address mobilephone, text sample_text, failures as 'failed'\)/);
+    assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123|TwilioTokenSecret42/);
+  });
+
+  it('config check names the problems of the channels file', async () => {
+    writeFileSync(path.join(dir, 'channels.json'), JSON.stringify({ channels: [{ name: 'sms', provider: { type: 'twilio' }, sender: 'x', rateLimit: { messages: 1 } }] }));
+    const io = recordingIo({ SERVICEBUS_NAMESPACE: 'relay.servicebus.windows.net', DATAVERSE_URL: 'https://contoso.crm.dynamics.com', CHANNELS_FILE: 'channels.json' }, dir);
+    assert.equal(await runCli(['config', 'check'], io), 1);
+    const err = io.stderr.join('\n');
+    assert.match(err, /channels\.json: channels\.0\.provider\.accountSid: expected a value \(required for a twilio provider\), found nothing/);
+    assert.match(err, /channels\.json: channels\.0\.tile: expected a tile \(outbound marketing\) or a channelDefinitionId/);
   });
 
   it('config check FILE prints every problem and exits 1', async () => {

@@ -11,9 +11,10 @@ describe('public surface', () => {
     assert.equal(pkg.bin['channel-relay'], 'dist/src/cli/main.js');
   });
 
-  it('names the configuration, errors, logging, life cycle and emulators', () => {
+  it('names the configuration, channels, errors, logging, life cycle, relay, providers and emulators', () => {
     const names = Object.keys(relay).sort();
-    for (const name of ['loadConfig', 'createLogger', 'createShutdown', 'Closer', 'isDataverseError', 'isRetryable', 'startServiceBusEmulator', 'startDataverseEmulator']) {
+    const expected = ['loadConfig', 'loadChannels', 'createLogger', 'createShutdown', 'Closer', 'isDataverseError', 'isRetryable', 'startRelay', 'runWorker', 'createProvider', 'verifyWebhook'];
+    for (const name of [...expected, 'startServiceBusEmulator', 'startDataverseEmulator', 'startProviderSimulators']) {
       assert.ok(names.includes(name), `${name} is exported`);
       assert.equal(typeof (relay as Record<string, unknown>)[name], 'function');
     }

@@ -1,0 +1,33 @@
+/**
+ * The stages of the send path as plain classes (intake, dispatch, recorder), the messages between them, and the
+ * ports they need from the outside (implemented by `src/servicebus/` and `src/dataverse/`, faked in tests).
+ */
+export { IntakeStage, type IntakeOptions, type IntakeStats, type IntakeEvent, type IntakeChannels, type IntakeDeadLetterReason } from './intake.js';
+export { DispatchStage, DISPATCH_DEAD_LETTER_REASONS, type DispatchOptions, type DispatchStats, type DispatchSessionHandler, type ChannelLookup } from './dispatch.js';
+export { RecorderStage, type RecorderOptions, type RecorderStats } from './recorder.js';
+export { renderText, placeholders } from './render.js';
+export {
+  MESSAGE_VERSION,
+  interactionMessageId,
+  parseOutboundMessage,
+  parseInteractionMessage,
+  type OutboundMessage,
+  type InteractionMessage,
+  type SendContext,
+  type MarketingContext,
+  type RealtimeContext,
+} from './messages.js';
+export type {
+  Delivery,
+  QueueSender,
+  OutboundSender,
+  InteractionSender,
+  DataverseReads,
+  InteractionWriter,
+  WriteResult,
+  Row,
+  SessionHandler,
+  SessionHandlerFactory,
+  AcceptedSession,
+  SessionCloseReason,
+} from './ports.js';

@@ -16,6 +16,7 @@
  *
  * **Activity rows** by id, for events Dataverse truncated: one GET each.
  */
+import { raceAbort } from '../abort.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { isDataverseError } from '../errors.js';
 import type { DataverseReads, Row } from '../pipeline/ports.js';
@@ -178,7 +179,7 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
       .finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
     if (signal === undefined) return pending;
-    return abortable(pending, signal);
+    return raceAbort(pending, signal);
   }
 
   return {
@@ -189,20 +190,3 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   };
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}

@@ -29,6 +29,7 @@
  *
  * The stage imports no SDK: the decoder, the Dataverse reads, the outbound sender and the channels are injected.
  */
+import { delay, raceAbort } from '../abort.js';
 import { Counter, type Registry } from 'prom-client';
 import type { Channel } from '../channels/types.js';
 import { ConfigError, errorMessage, isDataverseError, isEventError, type CodeOf, type ConfigProblem } from '../errors.js';
@@ -230,7 +231,7 @@ export class IntakeStage {
     this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
     this.#defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
     this.#unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
-    this.#sleep = options.sleep ?? sleep;
+    this.#sleep = options.sleep ?? delay;
 
     for (const channel of options.channels.all()) {
       if (channel.tile) push(this.#byEntityType, channel.tile.entityType, channel as TiledChannel);
@@ -349,7 +350,7 @@ export class IntakeStage {
       if (!this.#mayRead(b, [item])) return;
       let row: Row | undefined;
       try {
-        row = await abortable(this.#reads.activity(event.activityRowId, b.signal), b.signal);
+        row = await raceAbort(this.#reads.activity(event.activityRowId, b.signal), b.signal);
       } catch (err) {
         this.#readFailed(b, [item], err, `reading activity row ${event.activityRowId} (the event was truncated by Dataverse)`);
         return;
@@ -424,7 +425,7 @@ export class IntakeStage {
       if (!this.#mayRead(b, items)) return;
       let row: Row | undefined;
       try {
-        row = await abortable(this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal), b.signal);
+        row = await raceAbort(this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal), b.signal);
       } catch (err) {
         this.#readFailed(b, items, err, `reading message record ${record.entitySetName}(${record.id})`);
         return;
@@ -489,7 +490,7 @@ export class IntakeStage {
     const failed = new Set<Item>();
     const read = async (members: readonly PickedActivity[], columns: readonly string[]): Promise<void> => {
       const ids = [...new Map(members.map((m) => [m.event.contactId.toLowerCase(), m.event.contactId])).values()];
-      const rows = await abortable(this.#reads.contacts(ids, columns, b.signal), b.signal);
+      const rows = await raceAbort(this.#reads.contacts(ids, columns, b.signal), b.signal);
       for (const [id, row] of rows) contacts.set(id.toLowerCase(), row);
     };
     try {
@@ -569,7 +570,7 @@ export class IntakeStage {
     const unique = new Map<string, Outgoing>();
     for (const o of open) if (!unique.has(o.message.key)) unique.set(o.message.key, o);
     try {
-      await abortable(
+      await raceAbort(
         this.#outbound.send(
           [...unique.values()].map((o) => ({ body: o.message, messageId: o.message.key, sessionId: o.sessionId })),
           b.signal,
@@ -745,40 +746,3 @@ async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) =>
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** `promise`, or a rejection as soon as `signal` aborts (a port that ignores its signal cannot hold a batch). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  promise.catch(() => undefined);
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(errorMessage(err)));
-      },
-    );
-  });
-}
-
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

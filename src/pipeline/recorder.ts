@@ -13,6 +13,7 @@
  *   credentials are not, and the messages wait in the queue until an operator fixes them.
  */
 import { Counter, type Registry } from 'prom-client';
+import { delay } from '../abort.js';
 import { isEventError, type DataverseError } from '../errors.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
@@ -43,20 +44,6 @@ export interface RecorderStats {
 
 type Outcome = 'written' | 'dead_lettered' | 'abandoned';
 
-/** Waits `ms`, resolving early (not rejecting) when the signal fires. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 export class RecorderStage {
   private readonly writer: InteractionWriter;
   private readonly log: Logger;
@@ -74,7 +61,7 @@ export class RecorderStage {
     this.backoffMs = options.backoffMs ?? 500;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, found ${this.maxAttempts}`);
-    this.sleep = options.sleep ?? abortableSleep;
+    this.sleep = options.sleep ?? delay;
     this.counter = options.registry
       ? new Counter({ name: 'channel_relay_recorder_interactions_total', help: 'Interactions handled by the recorder, by outcome.', labelNames: ['outcome'], registers: [options.registry] })
       : undefined;

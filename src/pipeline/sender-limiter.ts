@@ -24,6 +24,7 @@
  * (its own timeout bounds it) and `run` returns its result.
  */
 import PQueue from 'p-queue';
+import { raceAbort, sleep } from '../abort.js';
 
 export interface SenderLimiterOptions {
   /** Calls per window (the provider's limit). */
@@ -63,43 +64,6 @@ function positiveInt(name: string, value: number, min: number): number {
     throw new TypeError(`SenderLimiter: ${name} must be an integer >= ${min}, found ${String(value)}`);
   }
   return value;
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when it fires first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Resolves when `promise` does, or rejects with the signal's reason when it fires first. */
-function until<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 export class SenderLimiter {
@@ -160,7 +124,7 @@ export class SenderLimiter {
       counted = false;
     };
     try {
-      await until(previous, options.signal);
+      await raceAbort(previous, options.signal);
       const last = this.#lastByRecipient.get(recipient);
       if (last !== undefined) await sleep(last + this.recipientSpacingMs - this.#now(), options.signal);
       uncount();

@@ -28,7 +28,8 @@
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
 import type { Logger } from '../log.js';
-import { Backoff, sleep } from './backoff.js';
+import { delay as sleep } from '../abort.js';
+import { Backoff } from './backoff.js';
 import { resolveCommon, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { functionOption, intOption } from './options.js';

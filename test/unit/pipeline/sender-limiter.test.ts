@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
-import { SenderLimiter, sleep } from '../../../src/pipeline/sender-limiter.js';
+import { SenderLimiter } from '../../../src/pipeline/sender-limiter.js';
 import { worstCaseInWindow } from './dispatch-fakes.js';
 
 const calls = (r: { starts: number[]; ends: number[] }): Array<{ at: number; end: number }> => r.starts.map((at, i) => ({ at, end: r.ends[i] as number }));
@@ -145,16 +145,5 @@ describe('sender limiter', () => {
     assert.throws(() => new SenderLimiter({ messages: 0 }), /messages must be an integer >= 1, found 0/);
     assert.throws(() => new SenderLimiter({ messages: 1, guardMs: -5 }), /guardMs must be an integer >= 0/);
     assert.throws(() => new SenderLimiter({ messages: 1, concurrency: 0.5 }), /concurrency must be an integer >= 1/);
-  });
-
-  it('sleep resolves after the delay or rejects on abort', async () => {
-    const controller = new AbortController();
-    const slept = sleep(1000, controller.signal);
-    slept.catch(() => undefined);
-    controller.abort(new Error('stop'));
-    await assert.rejects(slept, /stop/);
-    const ok = sleep(10);
-    await clock.tickAsync(10);
-    await ok;
   });
 });

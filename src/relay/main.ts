@@ -6,10 +6,10 @@
 import { loadChannels } from '../channels/index.js';
 import { loadConfig, type RelayConfig } from '../config/index.js';
 import { errorMessage, isConfigError } from '../errors.js';
-import { createMetricsRegistry, startHealthServer } from '../health/index.js';
+import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
-import { startRelay, type StageName } from './relay.js';
+import { startRelay, type RunningRelay, type StageName } from './relay.js';
 
 export interface WorkerMainOptions {
   /** @defaultValue process.env */
@@ -43,25 +43,33 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
 
   const log = createLogger({ level: config.log.level, base: { service, pid: process.pid } });
   const registry = createMetricsRegistry({ labels: { service } });
-  let relay;
+  // The health server first: a port that is taken stops start-up before any message is received.
+  let relay: RunningRelay | undefined;
+  let health: HealthServer;
+  try {
+    health = await startHealthServer({ port: config.health.port, host: config.health.host, registry, readiness: () => relay?.readiness() ?? [{ name: 'starting', ok: false }], log });
+  } catch (err) {
+    stderr.write(`${service}: cannot start: the health server cannot listen on ${config.health.host}:${config.health.port} (health.port / HEALTH_PORT): ${errorMessage(err)}\n`);
+    exit(1);
+    return;
+  }
   try {
     relay = startRelay({ stages, config, channels, log, registry });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
+    await health.close();
     exit(err instanceof TypeError ? 2 : 1);
     return;
   }
   const running = relay;
-  const health = await startHealthServer({ port: config.health.port, host: config.health.host, registry, readiness: () => running.readiness(), log });
+  const server = health;
   const shutdown = createShutdown({
-    stopIntake: async () => {
-      await running.stopIntake();
-    },
+    stopIntake: () => running.stopIntake(),
     drain: (signal) => running.drain(signal),
-    closer: { close: async () => Promise.all([running.close(), health.close()]).then(() => undefined) },
+    closer: { close: async () => Promise.all([running.close(), server.close()]).then(() => undefined) },
     budgetMs: config.shutdown.budgetMs,
     log,
   });
   onShutdownSignals(shutdown, { exit, log });
-  log.info('worker ready', { stages, health: health.url });
+  log.info('worker ready', { stages, health: server.url });
 }

@@ -99,10 +99,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
       closeDataverseClient(dataverse);
     });
   }
-  const addLoop = (name: StageName, loop: ReceiveLoop): void => {
-    loops.push({ name, loop });
-    closer.add(`${name} loop`, loop);
-  };
+  // Loops start receiving the moment they are made, so they are made last, once every stage and every provider
+  // setting has been built and checked: a bad setting stops start-up before a single message is locked.
+  const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
+  const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
 
   try {
     if (stages.includes('intake') && dataverse && governor) {
@@ -118,8 +118,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         ...(registry ? { registry } : {}),
       });
       stats.intake = () => stage.stats();
-      addLoop(
-        'intake',
+      addLoop('intake', () =>
         startBatchLoop({
           client: bus,
           queue: queues.activities,
@@ -156,8 +155,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
         ...(registry ? { registry } : {}),
       });
       stats.dispatch = () => stage.stats();
-      addLoop(
-        'dispatch',
+      // A provider call in flight when the drain budget runs out is let finish (its own timeout bounds it), so that its
+      // message is recorded rather than handed back and sent again.
+      const callGraceMs = Math.max(...channels.all().map((c) => c.timeoutMs), 0) + 2_000;
+      addLoop('dispatch', () =>
         startSessionLoop({
           client: bus,
           queue: queues.outbound,
@@ -165,6 +166,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
           sessionIdleMs: config.dispatch.sessionIdleMs,
           maxBatch: Math.max(...channels.all().map((c) => c.rateLimit.messages), 1),
           maxWaitMs: 200,
+          closeGraceMs: callGraceMs,
           createSessionHandler: stage.sessionHandler,
           log: options.log,
           ...(registry ? { metrics: registry } : {}),
@@ -178,8 +180,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         ...(registry ? { registry } : {}),
       });
       stats.recorder = () => stage.stats();
-      addLoop(
-        'recorder',
+      addLoop('recorder', () =>
         startBatchLoop({
           client: bus,
           queue: queues.interactions,
@@ -193,8 +194,14 @@ export function startRelay(options: RelayOptions): RunningRelay {
       );
     }
   } catch (err) {
+    // Nothing has been received yet: only clients and senders to close.
     void closer.close().catch(() => undefined);
     throw err;
+  }
+  for (const { name, start } of starters) {
+    const loop = start();
+    loops.push({ name, loop });
+    closer.add(`${name} loop`, loop);
   }
   log.info('relay started', { queues, channels: channels.all().map((c) => c.name) });
 

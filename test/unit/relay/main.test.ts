@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { runWorker } from '../../../src/relay/index.js';
 
 /** The worker life up to the point where it would receive: every way start-up can fail says why and exits. */
@@ -20,9 +17,6 @@ describe('relay: runWorker start-up', () => {
     HEALTH_PORT: '0',
     LOG_LEVEL: 'error',
   };
-  let dir: string;
-  beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'relay-main-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   async function run(extra: Record<string, string | undefined>): Promise<{ code: number | undefined; stderr: string }> {
     let stderr = '';

@@ -12,8 +12,9 @@
  *   for `AbortSignal.timeout`);
  * - a connection failure: a Node system error without `status` (`ECONNREFUSED`, `ECONNRESET` …); the client's own
  *   `timeout` option ends as `ECONNRESET` "socket hang up", which is why the relay times calls out with a signal;
- * - the token source: `Token is empty. Request is aborted.`, or @azure/identity's `CredentialUnavailableError` /
- *   `AuthenticationError`.
+ * - the token source: @azure/identity's `CredentialUnavailableError` / `AuthenticationError` (the relay's source
+ *   throws rather than return an empty token, so dynamics-web-api's "Token is empty" never happens);
+ * - TLS failures: a string `code` without status (`CERT_HAS_EXPIRED` …), like connection failures.
  */
 import { DataverseError, isDataverseError, type CodeOf, type Upstream } from '../errors.js';
 
@@ -118,11 +119,13 @@ export function toDataverseError(error: unknown, ctx: ErrorContext = {}): Datave
   if (sysCode !== undefined && NETWORK_TIMEOUT_CODES.has(sysCode)) {
     return new DataverseError('DataverseTimeout', `${prefix(ctx)}: ${message}`, { cause: error, upstream: { code: sysCode } });
   }
-  if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AuthenticationRequiredError' || /^Token is empty/.test(message)) {
+  // The relay's token source never hands dynamics-web-api an empty token (it throws one of these instead).
+  if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AuthenticationRequiredError') {
     return new DataverseError('DataverseUnauthorized', `${prefix(ctx)}: no access token: ${message}`, { cause: error });
   }
-  // A system error (connection refused/reset, DNS) has a string code and no status.
-  if (sysCode !== undefined && /^E[A-Z_]+$/.test(sysCode)) {
+  // Anything from the transport carries a string code and no status: connection refused/reset, DNS (E…), and TLS
+  // (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE …). All mean "not reached": retry, never dead-letter.
+  if (sysCode !== undefined) {
     return new DataverseError('DataverseUnavailable', `${prefix(ctx)}: cannot reach Dataverse: ${message}`, { cause: error, upstream: { code: sysCode } });
   }
   // What is left is thrown before any request: dynamics-web-api's parameter checks, a programming error.

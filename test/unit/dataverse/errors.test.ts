@@ -30,7 +30,8 @@ describe('toDataverseError', () => {
     ['405', () => Object.assign(new Error('Method not allowed'), { status: 405 }), 'DataverseBadRequest', { status: 405, message: /Method not allowed/ }],
     ['429 without Retry-After', () => Object.assign(new Error('Number of concurrent requests exceeded the limit of 52.'), { status: 429, code: '0x80072326', headers: {} }), 'DataverseThrottled', { status: 429, message: /limit of 52/, retryAfterMs: 1000 }],
     ['ETIMEDOUT', () => Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), 'DataverseTimeout', { message: /ETIMEDOUT/ }],
-    ['an empty token', () => new Error('Token is empty. Request is aborted.'), 'DataverseUnauthorized', { message: /no access token/ }],
+    ['an expired TLS certificate', () => Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), 'DataverseUnavailable', { message: /cannot reach Dataverse: certificate has expired/ }],
+    ['an untrusted TLS certificate', () => Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), 'DataverseUnavailable', { message: /unable to verify/ }],
     ['a credential failure', () => Object.assign(new Error('ClientSecretCredential authentication failed'), { name: 'AuthenticationError' }), 'DataverseUnauthorized', { message: /authentication failed/ }],
     ['a parameter check', () => new Error('DynamicsWebApi.retrieve requires request.key parameter'), 'DataverseBadRequest', { message: /not sent: DynamicsWebApi.retrieve/ }],
   ];

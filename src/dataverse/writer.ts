@@ -9,7 +9,7 @@
  * timeout) → that error for every item of the batch. The writer never retries: the recorder decides from the codes.
  */
 import type { DynamicsWebApi } from 'dynamics-web-api';
-import type { DataverseError } from '../errors.js';
+import { DataverseError } from '../errors.js';
 import type { InteractionMessage } from '../pipeline/messages.js';
 import type { InteractionWriter, WriteResult } from '../pipeline/ports.js';
 import { toDataverseError } from './errors.js';
@@ -63,10 +63,6 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
   return { kind: 'action', actionName: REALTIME_NOTIFICATION.action, action: { [REALTIME_NOTIFICATION.parameter]: JSON.stringify(payload) } };
 }
 
-function aborted(signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true;
-}
-
 export function createInteractionWriter(client: DynamicsWebApi, governor: Governor, options: InteractionWriterOptions = {}): InteractionWriter {
   const batchSize = options.batchSize ?? 100;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
@@ -88,8 +84,12 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
         { signal, operation: `$batch of ${batch.length} interactions`, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
       )) as unknown[];
     } catch (err) {
-      if (signal?.aborted === true) throw err;
-      const error = toDataverseError(err);
+      // Aborted (stopping) or failed as a whole: no item of this batch is known to be written. A retryable error
+      // either way, so the caller hands them back while keeping the results of the batches that did answer.
+      const error =
+        signal?.aborted === true
+          ? new DataverseError('DataverseUnavailable', `$batch of ${batch.length} interactions: stopped before Dataverse answered`, { cause: err })
+          : toDataverseError(err);
       for (const { index } of batch) results[index] = { ok: false, error };
       return;
     }
@@ -118,9 +118,8 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
       });
       const batches = [];
       for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
+      // Aborted while writing: the batches that answered keep their results, the others are retryable failures.
       await Promise.all(batches.map((b) => writeBatch(b, results, signal)));
-      // Aborted while writing: the results of the batches that did answer are lost to the caller.
-      if (aborted(signal)) throw signal!.reason;
       return results;
     },
   };

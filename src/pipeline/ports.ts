@@ -52,7 +52,10 @@ export type WriteResult = { ok: true } | { ok: false; error: DataverseError };
 
 /** Writes interactions to Dataverse within its service protection limits. */
 export interface InteractionWriter {
-  /** One result per input, in order. Rejects only when no result can be had at all (e.g. aborted). */
+  /**
+   * One result per input, in order. Aborted while writing: what Dataverse answered keeps its result, the rest is a
+   * retryable failure. Rejects only when nothing was attempted (aborted before the call).
+   */
   write(items: readonly InteractionMessage[], signal?: AbortSignal): Promise<WriteResult[]>;
 }
 
@@ -68,8 +71,14 @@ export interface SessionHandler {
   onClose?(reason: SessionCloseReason): Promise<void> | void;
 }
 
-/** Why a session was released: idle for `sessionIdleMs`, the loop stopping, its lock lost, or an error. */
-export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error';
+/**
+ * Why a session was released: idle for `sessionIdleMs`, the loop stopping, its lock lost, an error, or
+ * `'renewalBudget'`: the session was busy for so long that the next batch could have outlived its lock (the SDK renews
+ * a session lock for a limited time, `maxLockRenewalMs`), so the loop released it between batches while the lock was
+ * still held (`setState` works) and accepts again at once; the same session may come back to it with a fresh lock.
+ * With `'lockLost'` the lock has already run out: `setState` fails and the session's messages go to the next holder.
+ */
+export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error' | 'renewalBudget';
 
 /** What the session loop tells a stage about a session it accepted. */
 export interface AcceptedSession {
@@ -78,6 +87,13 @@ export interface AcceptedSession {
   readonly state: Buffer | undefined;
   /** Replaces the session state (kept by the bus with the session, seen by the next holder, on any replica). */
   setState(state: Buffer): Promise<void>;
+  /**
+   * Until when the session's lock is held for sure, in ms since the epoch: the end of the SDK's lock renewal or, when
+   * later, the lock's current expiry. Past it the lock may run out (then settlements and `setState` fail and the
+   * messages go to the next holder). The session loop releases the session before it (`'renewalBudget'`); a handler
+   * may use it not to start work it cannot finish in time. Optional: the session loop provides it, fakes need not.
+   */
+  lockedUntil?(): number;
 }
 
 /** Creates the handler of an accepted session. */

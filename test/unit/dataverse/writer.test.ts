@@ -121,7 +121,23 @@ describe('createInteractionWriter', () => {
     assert.ok(!results[1]!.ok && results[1]!.error.code === 'DataverseUnavailable');
   });
 
-  it('rejects when aborted, and validates batchSize', async () => {
+  it('aborted while writing: answered batches keep their results, the others are retryable failures', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const stub = stubClient(async (b) => {
+      calls++;
+      if (calls === 1) return b.map(() => undefined);
+      setImmediate(() => controller.abort(new Error('stopping')));
+      return new Promise<unknown[]>(() => undefined);
+    });
+    const writer = createInteractionWriter(stub.client, createGovernor({ initialConcurrency: 1 }), { batchSize: 1 });
+    const results = await writer.write([message(marketing, 'sent'), message(marketing, 'delivered')], controller.signal);
+    assert.deepEqual(results[0], { ok: true });
+    assert.ok(!results[1]!.ok && results[1]!.error.code === 'DataverseUnavailable' && results[1]!.error.retryable);
+    assert.match(!results[1]!.ok ? results[1]!.error.message : '', /stopped before Dataverse answered/);
+  });
+
+  it('rejects when aborted before writing, and validates batchSize', async () => {
     const stub = stubClient(async (b) => b.map(() => undefined));
     const controller = new AbortController();
     controller.abort(new Error('stopping'));

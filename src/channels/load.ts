@@ -123,7 +123,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
       name: c.name,
       provider: settings,
       sender: c.sender,
-      senderKey: c.senderKey ?? `${settings.type}:${c.sender}`,
+      senderKey: c.senderKey ?? defaultSenderKey(settings, c.sender),
       addressField: c.addressField ?? '',
       textField: c.textField ?? '',
       rateLimit: {
@@ -149,6 +149,16 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
 }
 
 type ProblemOf = (path: string, expected: string, found: string) => ConfigProblem;
+
+/**
+ * The unit a provider rate-limits, as the session id of the channel's messages: a Twilio sender (number or
+ * Messaging Service), a Telegram bot (its token names it, whatever `sender` says: the token's public bot id, never the
+ * secret part), a contract sender.
+ */
+function defaultSenderKey(settings: ProviderSettings, sender: string): string {
+  if (settings.type === 'telegram') return `telegram:${settings.botToken.split(':')[0] ?? ''}`;
+  return `${settings.type}:${sender}`;
+}
 
 function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): ProviderSettings | undefined {
   const type = p['type'] as ProviderSettings['type'];

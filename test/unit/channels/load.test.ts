@@ -57,6 +57,7 @@ describe('channels: loadChannels', () => {
     assert.deepEqual(s.rateLimit, { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0 });
     assert.equal(s.timeoutMs, 10_000);
     assert.equal(registry.byName('telegram')?.rateLimit.perRecipientMs, 1000);
+    assert.equal(registry.byName('telegram')?.senderKey, 'telegram:123', "a bot's session is its public bot id, never the token's secret part");
     const rt = registry.byName('realtime-sms');
     assert.equal(rt?.channelDefinitionId, '547ad554-324d-5e09-a5b5-adc95569d73e');
     assert.deepEqual(rt?.provider, { type: 'contract', url: 'http://127.0.0.1:4010/contract/realtime-sms/messages', signingSecret: 'whsec_c2VjcmV0' });

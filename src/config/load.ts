@@ -20,6 +20,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   DATAVERSE_TENANT_ID: 'dataverse.tenantId',
   DATAVERSE_CLIENT_ID: 'dataverse.clientId',
   DATAVERSE_CLIENT_SECRET: 'dataverse.clientSecret',
+  DATAVERSE_LIMITS_WINDOW_MS: 'dataverse.limitsWindowMs',
   CHANNELS_FILE: 'channelsFile',
   LOG_LEVEL: 'log.level',
   HEALTH_HOST: 'health.host',
@@ -45,6 +46,11 @@ export interface LoadConfigOptions {
    * and a readable channels file. @defaultValue true
    */
   forWorkers?: boolean;
+  /**
+   * With `forWorkers`: also require a Dataverse URL. Dispatch never calls Dataverse; intake and the recorder do.
+   * @defaultValue true
+   */
+  needsDataverse?: boolean;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -291,7 +297,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     const source = originOf(origins, 'channelsFile', display(defaultsFile));
     config.channelsFile = path.resolve(baseDirOf[source] ?? cwd, config.channelsFile);
   }
-  problems.push(...crossChecks(config, origins, forWorkers, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
+  problems.push(...crossChecks(config, origins, forWorkers, options.needsDataverse ?? true, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
 
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
   return { config, files, origins };
@@ -324,7 +330,7 @@ function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv
 }
 
 /** Rules across keys that the schema cannot state. */
-function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, fallback: string): ConfigProblem[] {
+function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, needsDataverse: boolean, fallback: string): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const sb = config.serviceBus;
   const dv = config.dataverse;
@@ -365,7 +371,7 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
         found: 'neither',
       });
     }
-    if (dv && !dv.url) {
+    if (needsDataverse && dv && !dv.url) {
       out.push({ source: fallback, path: 'dataverse.url', expected: `the org URL${envHint('dataverse.url')}`, found: 'nothing' });
     }
     if (typeof config.channelsFile === 'string') {

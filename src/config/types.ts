@@ -20,6 +20,8 @@ export interface RelayConfig {
     /** Secret: only from the environment. */
     clientSecret?: string;
     timeoutMs: number;
+    /** The service protection window the governor spreads the budget over (300,000 for Dataverse). */
+    limitsWindowMs: number;
   };
   /** Absolute path of the channels file. */
   channelsFile: string;

@@ -33,7 +33,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   let config: RelayConfig;
   let channels;
   try {
-    config = loadConfig({ env, forWorkers: true }).config;
+    config = loadConfig({ env, forWorkers: true, needsDataverse: stages.includes('intake') || stages.includes('recorder') }).config;
     channels = loadChannels(config.channelsFile, { env });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);

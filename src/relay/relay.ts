@@ -47,9 +47,8 @@ export interface RelayOptions {
   /** Dataverse client extras beyond the configuration (credential, token identity). @defaultValue {} */
   dataverse?: Omit<DataverseClientExtras, 'onResponse'>;
   /**
-   * The service-protection governor of the Dataverse identity. Real Dataverse counts over 5 minutes; an emulator
-   * started with scaled limits (`--limits`) needs its `windowMs` here, or pacing spreads the budget over 5 minutes.
-   * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs`
+   * Overrides of the service-protection governor of the Dataverse identity.
+   * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs` and `windowMs` = `dataverse.limitsWindowMs`
    */
   governor?: GovernorOptions;
   /** Provider factory (tests inject fakes). @defaultValue createProvider with the channel's timeout */
@@ -89,7 +88,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
   const queues = config.serviceBus.queues;
   const needsDataverse = stages.includes('intake') || stages.includes('recorder');
-  const governor = needsDataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, ...options.governor }) : undefined;
+  const governor = needsDataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...options.governor }) : undefined;
   const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
   // Closed last-added first: loops, then senders, then the clients.
   closer.add('service bus client', () => bus.close());

@@ -85,7 +85,7 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     };
     const governor = createGovernor();
     const client = dataverseClientFromConfig(
-      { dataverse: { url: dv.url, auth: 'client-secret', tenantId: 'tenant', clientId: 'app', clientSecret: 'never-used', timeoutMs: 5000 } },
+      { dataverse: { url: dv.url, auth: 'client-secret', tenantId: 'tenant', clientId: 'app', clientSecret: 'never-used', timeoutMs: 5000, limitsWindowMs: 300_000 } },
       { credential, onResponse: governor.observe },
     );
     track({ close: async () => closeDataverseClient(client) });

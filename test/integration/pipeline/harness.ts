@@ -161,6 +161,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     };
     const config = loadConfig({ env }).config;
     config.dispatch.sessionIdleMs = 500;
+    // The relay's governor spreads its budget over the emulator's (scaled) window.
+    if (typeof options.limits === 'object' && options.limits.windowMs !== undefined) config.dataverse.limitsWindowMs = options.limits.windowMs;
     config.intake.maxWaitMs = 100;
     config.recorder.maxWaitMs = 100;
     options.config?.(config);
@@ -177,7 +179,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       relay: (stages) =>
         closer.add(
           `relay ${stages.join(',')}`,
-          startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry }, ...(typeof options.limits === 'object' && options.limits.windowMs !== undefined ? { governor: { windowMs: options.limits.windowMs } } : {}) }),
+          startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } }),
         ),
       spawnWorker: (name) => {
         const child = spawn(process.execPath, ['--import', 'tsx', `workers/${name}.ts`], {

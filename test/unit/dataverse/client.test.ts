@@ -42,6 +42,6 @@ describe('createDataverseClient options', () => {
     assert.throws(() => createDataverseClient({ url: 'org.crm.dynamics.com', auth: 'emulator' }), /url must be an http\(s\) URL/);
     assert.throws(() => createDataverseClient({ url: 'https://org', auth: 'client-secret', tenantId: 't' }), /client-secret needs tenantId, clientId and clientSecret/);
     assert.throws(() => createDataverseClient({ url: 'https://org', auth: 'emulator', timeoutMs: 0 }), /timeoutMs must be > 0/);
-    assert.throws(() => dataverseClientFromConfig({ dataverse: { auth: 'emulator', timeoutMs: 1000 } }), /dataverse.url is not set \(DATAVERSE_URL\)/);
+    assert.throws(() => dataverseClientFromConfig({ dataverse: { auth: 'emulator', timeoutMs: 1000, limitsWindowMs: 300_000 } }), /dataverse.url is not set \(DATAVERSE_URL\)/);
   });
 });

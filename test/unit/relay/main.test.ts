@@ -61,4 +61,17 @@ describe('relay: runWorker start-up', () => {
       await new Promise((resolve) => taken.close(resolve));
     }
   });
+
+  it('dispatch does not need a Dataverse URL (it never calls Dataverse); intake and the recorder do', async () => {
+    let out = '';
+    let exitCode: number | undefined;
+    await runWorker(['recorder'], { env: { ...env, DATAVERSE_URL: undefined }, stderr: { write: (t: string) => (out += t) }, exit: (c) => (exitCode = c) });
+    assert.equal(exitCode, 2);
+    assert.match(out, /dataverse\.url: expected the org URL \(or set DATAVERSE_URL\), found nothing/);
+    // Dispatch gets past the configuration to its adapters (a bad secret stops it there, before any loop starts).
+    out = '';
+    await runWorker(['dispatch'], { env: { ...env, DATAVERSE_URL: undefined, CONTRACT_SIGNING_SECRET: 'not-a-webhook-secret' }, stderr: { write: (t: string) => (out += t) }, exit: (c) => (exitCode = c) });
+    assert.doesNotMatch(out, /dataverse\.url/);
+    assert.match(out, /channel "realtime-sms"/);
+  });
 });

@@ -97,5 +97,6 @@ describe('channel-relay CLI', () => {
     const io = recordingIo();
     assert.equal(await runCli(['demo'], io), 2);
     assert.match(io.stderr.join(''), /not available yet/);
+    assert.match(io.stderr.join(''), /emulate servicebus\|dataverse\|providers.*\n.*workers\/all\.ts/);
   });
 });

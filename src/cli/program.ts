@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../paths.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
 import { registerEmulateProviders } from './commands/emulate-providers.js';
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIo): Program {
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerConfigCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
+  registerDeadLettersCommand(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);

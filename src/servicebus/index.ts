@@ -31,3 +31,20 @@ export { startSessionLoop, type SessionReceiveLoop, type SessionLoopOptions, typ
 export { createQueueSender, isMessageTooLargeError, MessageTooLargeError, type ClosableQueueSender, type QueueSenderOptions, type OutgoingMessage } from './sender.js';
 export { serviceBusMetrics, type ServiceBusMetrics, type ConsumedOutcome } from './metrics.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
+export {
+  peekDeadLetters,
+  replayDeadLetters,
+  matchesDeadLetter,
+  toDeadLetter,
+  replayMessageOf,
+  DEAD_LETTER_PROPERTIES,
+  NO_REASON,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type PeekDeadLettersOptions,
+  type PeekDeadLettersResult,
+  type ReplayDeadLettersOptions,
+  type ReplayDeadLettersResult,
+  type ReplayProgress,
+  type ReplayFailure,
+} from './dead-letters.js';

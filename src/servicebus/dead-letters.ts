@@ -1,0 +1,327 @@
+/**
+ * A queue's dead letters for an operator: peek them (nothing is removed) and replay the chosen ones to their queue.
+ *
+ * - **Peek** reads the whole dead-letter queue page by page and returns the messages that match a filter (reason,
+ *   message ids), with a count per reason over every message read.
+ * - **Replay** plans from a peek (so it knows how many it will replay), then receives the dead letters in peek-lock
+ *   and sends each planned one back to the queue with the same body bytes, body type, content type, application
+ *   properties (without the broker's `DeadLetterReason` / `DeadLetterErrorDescription`), message id, session id,
+ *   subject, correlation id, to, reply-to and reply-to session id, so duplicate detection and sessions still hold;
+ *   the dead letter is completed only after its send succeeded. Every other message received on the way is held
+ *   locked (so the receive moves on past it; another receiver is opened every `holdPerReceiver` held) and abandoned
+ *   at the end: it stays in the dead-letter queue untouched apart from its delivery count (+1). The first failure stops the replay (what was replayed stays replayed).
+ *
+ * A replayed message whose id the queue saw within its duplicate-detection window is dropped by the broker
+ * without an error; the SDK cannot tell (only the administration client reads the queue's properties).
+ */
+import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
+import Long from 'long';
+import { isLockLostError } from './delivery.js';
+
+/** Application properties the broker adds when it dead-letters a message; replay does not carry them back. */
+export const DEAD_LETTER_PROPERTIES: readonly string[] = ['DeadLetterReason', 'DeadLetterErrorDescription'];
+
+/** One message of a dead-letter queue, as read (peeked or received). */
+export interface DeadLetter {
+  /** The sequence number in the dead-letter queue (decimal). */
+  sequenceNumber: string;
+  enqueuedTimeUtc: Date | undefined;
+  messageId: string | undefined;
+  deliveryCount: number | undefined;
+  /** `DeadLetterReason`: a code such as `EventUnknownChannel`. */
+  reason: string | undefined;
+  /** `DeadLetterErrorDescription`: what was wrong. */
+  description: string | undefined;
+  sessionId: string | undefined;
+  subject: string | undefined;
+  contentType: string | undefined;
+  correlationId: string | undefined;
+  /** The application properties without {@link DEAD_LETTER_PROPERTIES}. */
+  applicationProperties: Record<string, unknown>;
+  /** A data section's bytes as a Buffer (never parsed), a value or a sequence as the SDK gives it. */
+  body: unknown;
+  bodyType: 'data' | 'value' | 'sequence';
+}
+
+/** Which dead letters: all given criteria must hold; an absent criterion matches everything. */
+export interface DeadLetterFilter {
+  /** The exact `DeadLetterReason`. */
+  reason?: string;
+  /** Any of these message ids. */
+  messageIds?: readonly string[];
+  /** None of these reasons (e.g. dead letters that must never go back to their queue). */
+  excludeReasons?: readonly string[];
+}
+
+/** Whether `deadLetter` matches `filter`. */
+export function matchesDeadLetter(deadLetter: DeadLetter, filter: DeadLetterFilter = {}): boolean {
+  if (filter.reason !== undefined && deadLetter.reason !== filter.reason) return false;
+  if (filter.excludeReasons !== undefined && deadLetter.reason !== undefined && filter.excludeReasons.includes(deadLetter.reason)) return false;
+  if (filter.messageIds !== undefined && filter.messageIds.length > 0) {
+    if (deadLetter.messageId === undefined || !filter.messageIds.includes(deadLetter.messageId)) return false;
+  }
+  return true;
+}
+
+/** The reason counted for a dead letter without one. */
+export const NO_REASON = '(no reason)';
+
+export interface PeekDeadLettersOptions {
+  /** @defaultValue {} (everything) */
+  filter?: DeadLetterFilter;
+  /** Return at most this many matching dead letters (counting goes on over the whole queue). @defaultValue Infinity */
+  limit?: number;
+  /** Messages per peek request. @defaultValue 100 */
+  pageSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface PeekDeadLettersResult {
+  /** The matching dead letters, in sequence order, at most `limit`. */
+  matching: DeadLetter[];
+  /** How many matched (beyond `limit` too). */
+  matched: number;
+  /** How many dead letters were read. */
+  scanned: number;
+  /** Dead letters per reason over every one read ({@link NO_REASON} for none). */
+  byReason: Record<string, number>;
+}
+
+const RECEIVER_OPTIONS = { subQueueType: 'deadLetter', skipParsingBodyAsJson: true, skipConvertingDate: true } as const;
+
+/** Reads (peeks) the whole dead-letter queue of `queue`; nothing is locked or removed. */
+export async function peekDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions = {}): Promise<PeekDeadLettersResult> {
+  const { positions: _positions, ...result } = await scanDeadLetters(client, queue, options);
+  return result;
+}
+
+/** {@link peekDeadLetters}, with the position of each matching dead letter among all those read (0-based). */
+async function scanDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions): Promise<PeekDeadLettersResult & { positions: number[] }> {
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  const pageSize = options.pageSize ?? 100;
+  if (!(limit >= 0)) throw new TypeError(`peekDeadLetters: limit must be >= 0, found ${String(limit)}`);
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new TypeError(`peekDeadLetters: pageSize must be an integer >= 1, found ${String(pageSize)}`);
+  const receiver = client.createReceiver(queue, { ...RECEIVER_OPTIONS, receiveMode: 'peekLock' });
+  const result: PeekDeadLettersResult & { positions: number[] } = { matching: [], matched: 0, scanned: 0, byReason: {}, positions: [] };
+  try {
+    // Always from an explicit sequence number: without one, the SDK goes on after the last message peeked on that
+    // entity by any receiver of the same client, so a second peek of the queue would start at its end.
+    let from = Long.ZERO;
+    for (;;) {
+      const page = await receiver.peekMessages(pageSize, { fromSequenceNumber: from, ...(options.signal ? { abortSignal: options.signal } : {}) });
+      if (page.length === 0) break;
+      const last = page[page.length - 1]?.sequenceNumber;
+      if (last === undefined) throw new Error(`peekDeadLetters: a peeked message of ${queue} has no sequence number`);
+      from = last.add(1);
+      for (const message of page) {
+        const deadLetter = toDeadLetter(message);
+        result.scanned += 1;
+        const reason = deadLetter.reason ?? NO_REASON;
+        result.byReason[reason] = (result.byReason[reason] ?? 0) + 1;
+        if (!matchesDeadLetter(deadLetter, options.filter)) continue;
+        result.matched += 1;
+        if (result.matching.length < limit) {
+          result.matching.push(deadLetter);
+          result.positions.push(result.scanned - 1);
+        }
+      }
+    }
+  } finally {
+    await receiver.close();
+  }
+  return result;
+}
+
+/** A received or peeked message as a {@link DeadLetter}. */
+export function toDeadLetter(message: ServiceBusReceivedMessage): DeadLetter {
+  const applicationProperties: Record<string, unknown> = { ...(message.applicationProperties ?? {}) };
+  for (const key of DEAD_LETTER_PROPERTIES) delete applicationProperties[key];
+  const raw = message._rawAmqpMessage;
+  return {
+    sequenceNumber: message.sequenceNumber === undefined ? '' : message.sequenceNumber.toString(),
+    enqueuedTimeUtc: message.enqueuedTimeUtc,
+    messageId: idText(message.messageId),
+    deliveryCount: message.deliveryCount,
+    reason: message.deadLetterReason,
+    description: message.deadLetterErrorDescription,
+    sessionId: message.sessionId,
+    subject: message.subject,
+    contentType: message.contentType,
+    correlationId: idText(message.correlationId),
+    applicationProperties,
+    body: message.body as unknown,
+    bodyType: raw.bodyType ?? 'data',
+  };
+}
+
+function idText(id: string | number | Buffer | undefined): string | undefined {
+  if (id === undefined || id === null) return undefined;
+  return Buffer.isBuffer(id) ? id.toString('utf8') : String(id);
+}
+
+type Sendable = Parameters<ServiceBusSender['sendMessages']>[0];
+type AmqpMessage = ServiceBusReceivedMessage['_rawAmqpMessage'];
+
+/** The message replay sends for a received dead letter: the same body and identity, none of the broker's state. */
+export function replayMessageOf(message: ServiceBusReceivedMessage): AmqpMessage {
+  const deadLetter = toDeadLetter(message);
+  const from = message._rawAmqpMessage.properties ?? {};
+  const properties: NonNullable<AmqpMessage['properties']> = {};
+  for (const key of ['messageId', 'contentType', 'subject', 'groupId', 'correlationId', 'to', 'replyTo', 'replyToGroupId'] as const) {
+    if (from[key] !== undefined && from[key] !== null) (properties as Record<string, unknown>)[key] = from[key];
+  }
+  return { body: deadLetter.body, bodyType: deadLetter.bodyType, properties, applicationProperties: deadLetter.applicationProperties as AmqpMessage['applicationProperties'] };
+}
+
+/** One step of a replay, for progress lines. */
+export interface ReplayProgress {
+  /** 1-based position among the planned dead letters handled so far. */
+  done: number;
+  /** How many are planned. */
+  total: number;
+  deadLetter: DeadLetter;
+}
+
+export interface ReplayDeadLettersOptions {
+  /** @defaultValue {} (everything) */
+  filter?: DeadLetterFilter;
+  /** Replay at most this many (the first in sequence order). @defaultValue Infinity */
+  limit?: number;
+  /** Only plan: peek and return what would be replayed. @defaultValue false */
+  dryRun?: boolean;
+  /** How long one receive waits for dead letters before the rest count as gone. @defaultValue 5000 */
+  receiveWaitMs?: number;
+  /**
+   * Non-matching messages held locked per receiver before another receiver is opened (the AMQP library stops
+   * delivering to a link after about 2,047 unsettled deliveries). @defaultValue 1000
+   */
+  holdPerReceiver?: number;
+  /** Called after each planned dead letter was replayed. */
+  onReplayed?: (progress: ReplayProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReplayFailure {
+  /** The dead letter being replayed when it failed, when there was one. */
+  deadLetter?: DeadLetter;
+  /** Whether that message was already sent to the queue (then it is both on the queue and still a dead letter). */
+  sent: boolean;
+  error: unknown;
+}
+
+export interface ReplayDeadLettersResult {
+  /** The dead letters to replay, from the peek (in sequence order). */
+  planned: DeadLetter[];
+  /** How many dead letters the peek read. */
+  scanned: number;
+  /** Dead letters per reason over every one the peek read. */
+  byReason: Record<string, number>;
+  /** Sent to the queue and completed in the dead-letter queue. */
+  replayed: DeadLetter[];
+  /** Planned but not received (removed or locked by someone else meanwhile, or not reached after a failure). */
+  notReplayed: DeadLetter[];
+  /** Messages received that were not planned, abandoned back to the dead-letter queue. */
+  leftInPlace: number;
+  /** The failure that stopped the replay. */
+  failure?: ReplayFailure;
+}
+
+interface Held {
+  receiver: ServiceBusReceiver;
+  message: ServiceBusReceivedMessage;
+}
+
+/** Replays the dead letters of `queue` that match; see the module comment. Throws only for a failed peek. */
+export async function replayDeadLetters(client: ServiceBusClient, queue: string, options: ReplayDeadLettersOptions = {}): Promise<ReplayDeadLettersResult> {
+  const receiveWaitMs = options.receiveWaitMs ?? 5000;
+  const holdPerReceiver = options.holdPerReceiver ?? 1000;
+  if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0) throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);
+  if (!Number.isInteger(holdPerReceiver) || holdPerReceiver < 1) throw new TypeError(`replayDeadLetters: holdPerReceiver must be an integer >= 1, found ${String(holdPerReceiver)}`);
+  const plan = await scanDeadLetters(client, queue, {
+    ...(options.filter ? { filter: options.filter } : {}),
+    ...(options.limit === undefined ? {} : { limit: options.limit }),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const result: ReplayDeadLettersResult = { planned: plan.matching, scanned: plan.scanned, byReason: plan.byReason, replayed: [], notReplayed: [], leftInPlace: 0 };
+  if (options.dryRun || plan.matching.length === 0) {
+    if (options.dryRun) result.notReplayed = [...plan.matching];
+    return result;
+  }
+
+  const pending = new Map(plan.matching.map((d) => [d.sequenceNumber, d]));
+  const total = plan.matching.length;
+  const seen = new Set<string>();
+  const held: Held[] = [];
+  const receivers: ServiceBusReceiver[] = [];
+  const sender = client.createSender(queue);
+  const abort = options.signal ? { abortSignal: options.signal } : {};
+  let receiver: ServiceBusReceiver | undefined;
+  let heldOnReceiver = 0;
+  try {
+    receiving: while (pending.size > 0) {
+      if (receiver === undefined || heldOnReceiver >= holdPerReceiver) {
+        receiver = client.createReceiver(queue, { ...RECEIVER_OPTIONS, receiveMode: 'peekLock' });
+        receivers.push(receiver);
+        heldOnReceiver = 0;
+      }
+      let batch: ServiceBusReceivedMessage[];
+      try {
+        // Ask for no more than the messages up to the last planned one (in the peek's order), so that the receive
+        // does not wait for more after the last one came.
+        const upToLast = (plan.positions[plan.positions.length - 1] ?? 0) + 1 - seen.size;
+        const count = Math.max(1, Math.min(100, holdPerReceiver - heldOnReceiver, upToLast));
+        batch = await receiver.receiveMessages(count, { maxWaitTimeInMs: receiveWaitMs, ...abort });
+      } catch (err) {
+        result.failure = { sent: false, error: err };
+        break;
+      }
+      if (batch.length === 0) break;
+      for (let i = 0; i < batch.length; i++) {
+        const message = batch[i] as ServiceBusReceivedMessage;
+        const sequenceNumber = message.sequenceNumber?.toString() ?? '';
+        const planned = pending.get(sequenceNumber);
+        if (planned === undefined || result.failure !== undefined) {
+          // Not planned (or the replay has stopped): keep it locked so the receive moves on, abandon it at the end.
+          // A second copy of one already held (its lock expired) only needs releasing with the rest.
+          if (!seen.has(sequenceNumber)) result.leftInPlace += 1;
+          seen.add(sequenceNumber);
+          held.push({ receiver, message });
+          heldOnReceiver += 1;
+          continue;
+        }
+        pending.delete(sequenceNumber);
+        seen.add(sequenceNumber);
+        let sent = false;
+        try {
+          await sender.sendMessages(replayMessageOf(message) as Sendable, abort);
+          sent = true;
+          await receiver.completeMessage(message);
+        } catch (err) {
+          result.failure = { deadLetter: planned, sent, error: err };
+          if (!sent) {
+            held.push({ receiver, message });
+            heldOnReceiver += 1;
+          }
+          continue;
+        }
+        result.replayed.push(planned);
+        options.onReplayed?.({ done: result.replayed.length, total, deadLetter: planned });
+      }
+      if (result.failure !== undefined) break receiving;
+    }
+  } finally {
+    // Abandoned one at a time: the broker must see each disposition on its own (see delivery.ts).
+    for (const { receiver: r, message } of held) {
+      try {
+        await r.abandonMessage(message);
+      } catch (err) {
+        // A lost lock already gave the message back; anything else leaves it locked until its lock ends.
+        if (!isLockLostError(err)) result.failure ??= { sent: false, error: err };
+      }
+    }
+    for (const r of receivers) await r.close().catch(() => undefined);
+    await sender.close().catch(() => undefined);
+  }
+  result.notReplayed = plan.matching.filter((d) => !result.replayed.includes(d));
+  return result;
+}

@@ -1,11 +1,13 @@
 /**
- * The intake stage: one batch of `activities` deliveries in, one `outbound` send out.
+ * The intake stage: one batch of `activities` deliveries in, one `outbound` send out (two when the batch mixes
+ * real-time payloads and activities).
  *
  * For each delivery: decode the event (RemoteExecutionContext of a Custom Channel Activity Create, or a real-time
  * journeys outbound payload); for an outbound-marketing activity read the message record (text, channel) and the
  * contact (address, compliance field, placeholder columns), skip a contact that opted out since the activity was
- * created, render the text and pick the channel; then send every message of the batch to `outbound` in ONE call
- * (`messageId` = the activity id or RequestId, `sessionId` = the channel's sender key) and complete the deliveries.
+ * created, render the text and pick the channel; then send the batch's messages to `outbound` in one call (the
+ * real-time ones in a call of their own, made at once: they need no read) (`messageId` = the activity id or
+ * RequestId, `sessionId` = the channel's sender key) and complete the deliveries.
  *
  * Channel choice. Marketing: the channels whose tile's `EntityType` is the activity's `msdyncrm_entitytype`; of
  * several (one tile shared by several channels), the one whose `name` the message record's `channelField` holds; a
@@ -20,12 +22,23 @@
  * - bad input (an `EventError`, a missing row or column, no matching channel) → dead-letter with a reason (a code)
  *   and a description that says exactly what was wrong;
  * - a permanent `DataverseError` for a record → dead-letter with Dataverse's code and message;
- * - a retryable `DataverseError` → abandon (the bus redelivers); for `DataverseThrottled` after its `Retry-After`,
- *   with no further reads in that batch; `DataverseUnauthorized` (the relay's identity, not the event) likewise after
- *   a pause, so the events wait in the queue for the credentials to be fixed;
- * - a failed `outbound` send → abandon (a redelivered activity is sent again with the same `messageId`, and the
- *   bus's duplicate detection drops the repeat);
- * - abort → abandon whatever is not settled yet. Every delivery is settled exactly once before `handle` returns.
+ * - a retryable `DataverseError` (unavailable, timeout, throttled) → the read is retried within the batch, up to
+ *   `readAttempts`, after a backoff (`backoffMs` doubling to `maxBackoffMs`) or the `Retry-After`; while a
+ *   `Retry-After` runs no read of the batch starts. Still failing → abandoned after a wait that grows with the
+ *   delivery count (`abandonDelayMs` × `deliveryCount`, at most `maxAbandonDelayMs`), so that the bus's redeliveries
+ *   span minutes, not the two seconds that ten immediate abandons take (the bus dead-letters at MaxDeliveryCount);
+ * - a `Retry-After` longer than `maxThrottleWaitMs`, or `DataverseUnauthorized` (the relay's identity, not the event)
+ *   → no further reads in that batch; the deliveries are abandoned after that wait (`unauthorizedPauseMs` for the
+ *   identity), so the events wait in the queue, not in the dead letters;
+ * - a failed `outbound` send → the whole send is retried, up to `sendAttempts` (a repeat of what went before the
+ *   failure is dropped by the bus's duplicate detection: same `messageId`), then abandoned after the same growing wait;
+ *   an error that says `retryable: false` (as the SDK's `ServiceBusError` does for a missing queue or a refused
+ *   identity) is not retried within the batch;
+ * - one message too large for `outbound` (the sender rejects, before sending anything, with `code`
+ *   `'MessageTooLarge'` and the `messageId`: src/servicebus/sender.ts `MessageTooLargeError`) → that delivery is
+ *   dead-lettered (`OutboundMessageTooLarge`) and the rest of the batch is sent without it;
+ * - abort → abandon whatever is not settled yet, at once; `stop()` (the stage is stopping) cuts every wait short the
+ *   same way, and makes no further retry. Every delivery is settled exactly once before `handle` returns.
  *
  * The stage imports no SDK: the decoder, the Dataverse reads, the outbound sender and the channels are injected.
  */
@@ -102,7 +115,8 @@ export type IntakeDeadLetterReason =
   | 'MessageRecordNotFound'
   | 'MessageTextMissing'
   | 'ContactNotFound'
-  | 'RecipientAddressMissing';
+  | 'RecipientAddressMissing'
+  | 'OutboundMessageTooLarge';
 
 export interface IntakeOptions {
   /** Decodes one delivery; throws an `EventError` for a body it cannot use (src/dataverse/remote-context.ts). */
@@ -125,8 +139,31 @@ export interface IntakeOptions {
   /** At most this many message-record or activity reads in flight per batch. @defaultValue 4 */
   readConcurrency?: number;
   /**
-   * The longest wait on a `Retry-After` before the throttled deliveries are abandoned (a longer wait would only hold
-   * the batch's locks). @defaultValue 30000
+   * Attempts per Dataverse read within one delivery of the batch, for retryable errors (unavailable, timeout,
+   * throttled). An integer of at least 1 (1: no retry). @defaultValue 6
+   */
+  readAttempts?: number;
+  /** Attempts per `outbound` send within one delivery of the batch. An integer of at least 1. @defaultValue 6 */
+  sendAttempts?: number;
+  /**
+   * The first wait between attempts (a read or a send) when no `Retry-After` says otherwise; doubles each attempt.
+   * With the defaults a read retries after 0.5, 1, 2, 4 and 8 s (15.5 s in all): the batch's locks are renewed by the
+   * receive loop meanwhile (its `maxLockRenewalMs`, 5 minutes by default, must outlast the retries). @defaultValue 500
+   */
+  backoffMs?: number;
+  /** The longest wait between attempts. @defaultValue 30000 */
+  maxBackoffMs?: number;
+  /**
+   * The wait before abandoning a delivery whose attempts ran out, per delivery so far: `abandonDelayMs` ×
+   * `deliveryCount`, at most `maxAbandonDelayMs`. With the defaults and MaxDeliveryCount 10, an activity outlives
+   * about four minutes of Dataverse outage before the bus dead-letters it. 0: abandon at once. @defaultValue 2000
+   */
+  abandonDelayMs?: number;
+  /** The longest wait before abandoning a delivery whose attempts ran out. @defaultValue 30000 */
+  maxAbandonDelayMs?: number;
+  /**
+   * The longest `Retry-After` waited out within a batch before reading again. A longer one ends the batch's reads:
+   * its deliveries are abandoned after this wait (a longer wait would only hold the batch's locks). @defaultValue 30000
    */
   maxThrottleWaitMs?: number;
   /** The wait when a `DataverseThrottled` error carries no `retryAfterMs`. @defaultValue 1000 */
@@ -154,11 +191,16 @@ export interface IntakeStats {
   /** Dead letters per reason. */
   deadLetterReasons: Record<string, number>;
   abandoned: number;
+  /** Reads and sends tried again within a batch (one per failed attempt that was retried). */
+  retries: number;
 }
 
 type Outcome = 'sent' | 'skipped_compliance' | 'dead_lettered' | 'abandoned';
 
-/** One delivery of the batch and what is known about it. `open` until settled, or `waiting` on a Retry-After. */
+/**
+ * One delivery of the batch and what is known about it. `open` until settled, or `waiting` to be abandoned when the
+ * batch ends (after its `wait`).
+ */
 interface Item {
   delivery: Delivery;
   state: 'open' | 'waiting' | 'settled';
@@ -166,6 +208,8 @@ interface Item {
   fields: Record<string, unknown>;
   /** Why it is abandoned when the batch ends with it unsettled. */
   pending?: string;
+  /** The wait before it is abandoned: `redelivery` grows with the delivery count; `pause` is the batch's `pauseMs`. */
+  wait?: 'redelivery' | 'pause';
 }
 
 interface ActivityItem {
@@ -185,14 +229,19 @@ interface Outgoing {
 }
 
 interface BatchState {
+  /** The handler's signal: aborted, every read, send and wait ends and what is not settled is abandoned. */
   signal: AbortSignal;
+  /** Aborts with `signal` or when the stage stops: cuts waits short (a wait cut short means no further attempt). */
+  waits: AbortSignal;
   /** Settlements started; awaited before `handle` returns. */
   settling: Promise<void>[];
   /**
-   * Set by the first `DataverseThrottled` (or `DataverseUnauthorized`): no more reads in this batch; how long to wait
-   * before abandoning the deliveries that wait (the longest Retry-After seen).
+   * Set by a `Retry-After` above `maxThrottleWaitMs` or by `DataverseUnauthorized`: no more reads in this batch; how
+   * long to wait before abandoning the deliveries that wait on it (the longest seen).
    */
   pauseMs: number | undefined;
+  /** Resolves when the batch's longest running `Retry-After` has run out; every read attempt waits for it. */
+  gate: Promise<void> | undefined;
 }
 
 type TiledChannel = Channel & { tile: NonNullable<Channel['tile']> };
@@ -208,17 +257,25 @@ export class IntakeStage {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #readConcurrency: number;
+  readonly #readAttempts: number;
+  readonly #sendAttempts: number;
+  readonly #backoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #abandonDelayMs: number;
+  readonly #maxAbandonDelayMs: number;
   readonly #maxThrottleWaitMs: number;
   readonly #defaultThrottleWaitMs: number;
   readonly #unauthorizedPauseMs: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Aborted by `stop()`. */
+  readonly #stopping = new AbortController();
   /** Tile entity type → the channels of that tile. */
   readonly #byEntityType = new Map<string, TiledChannel[]>();
   /** `msdyn_channeldefinition` id (lower case) → the channels serving it. */
   readonly #byDefinition = new Map<string, Channel[]>();
   readonly #events: Counter<'outcome'> | undefined;
   readonly #deadLetters: Counter<'reason'> | undefined;
-  readonly #stats: IntakeStats = { batches: 0, received: 0, sent: 0, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0 };
+  readonly #stats: IntakeStats = { batches: 0, received: 0, sent: 0, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 };
 
   constructor(options: IntakeOptions) {
     this.#decode = options.decode;
@@ -228,6 +285,12 @@ export class IntakeStage {
     this.#log = areaLogger(options.log ?? silentLogger(), 'intake');
     this.#now = options.now ?? Date.now;
     this.#readConcurrency = positiveInteger('readConcurrency', options.readConcurrency, 4);
+    this.#readAttempts = positiveInteger('readAttempts', options.readAttempts, 6);
+    this.#sendAttempts = positiveInteger('sendAttempts', options.sendAttempts, 6);
+    this.#backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
+    this.#maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
+    this.#abandonDelayMs = nonNegative('abandonDelayMs', options.abandonDelayMs, 2000);
+    this.#maxAbandonDelayMs = nonNegative('maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000);
     this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
     this.#defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
     this.#unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
@@ -251,33 +314,52 @@ export class IntakeStage {
   }
 
   /**
+   * The stage is stopping (call it when the receive loop stops, before draining): every wait in the batches in flight
+   * (a backoff, a `Retry-After`, the wait before abandoning) ends at once, no read or send is tried again, and what
+   * waited is abandoned, so that a drain is not held by a wait. Reads and sends in progress run on (the handler's
+   * signal ends them); a batch handled afterwards is read and sent once, without retries. Idempotent.
+   */
+  stop(): void {
+    this.#stopping.abort();
+  }
+
+  /**
    * Handles one received batch. Every delivery is settled exactly once before this resolves (abandoned when `signal`
    * aborts first). Never rejects.
    */
   async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
     this.#stats.batches += 1;
     this.#stats.received += batch.length;
-    const b: BatchState = { signal, settling: [], pauseMs: undefined };
+    const waits = linked(signal, this.#stopping.signal);
+    const b: BatchState = { signal, waits: waits.signal, settling: [], pauseMs: undefined, gate: undefined };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
     try {
       const activities: ActivityItem[] = [];
       const truncated: Array<{ item: Item; event: TruncatedActivityEvent }> = [];
-      const outgoing: Outgoing[] = [];
+      const realtime: Outgoing[] = [];
       for (const item of items) {
         if (signal.aborted) break;
         const event = this.#decodeOne(b, item);
         if (event?.kind === 'activity') activities.push({ item, event });
         else if (event?.kind === 'activity-truncated') truncated.push({ item, event });
-        else if (event?.kind === 'realtime') this.#realtime(b, item, event, outgoing);
+        else if (event?.kind === 'realtime') this.#realtime(b, item, event, realtime);
       }
-      activities.push(...(await this.#readTruncated(b, truncated)));
-      outgoing.push(...(await this.#marketing(b, activities)));
-      await this.#send(b, outgoing);
-      await this.#waitOutPause(b, items);
+      // Real-time messages need no read: they go while the activities are read (and perhaps retried).
+      const outcomes = await Promise.allSettled([
+        this.#send(b, realtime),
+        (async () => {
+          if (activities.length === 0 && truncated.length === 0) return;
+          activities.push(...(await this.#readTruncated(b, truncated)));
+          await this.#send(b, await this.#marketing(b, activities));
+        })(),
+      ]);
+      for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
+      await this.#abandonWaiting(b, items);
     } catch (err) {
       // Nothing above is meant to throw; if something does, the finally block still settles every delivery.
       this.#log.error('intake failed on a batch; abandoning what is not settled', { error: err, size: batch.length });
     } finally {
+      waits.dispose();
       for (const item of items) {
         if (item.state !== 'settled') this.#abandon(b, item, item.pending ?? (signal.aborted ? 'stopping' : 'not handled'));
       }
@@ -347,14 +429,14 @@ export class IntakeStage {
   async #readTruncated(b: BatchState, truncated: ReadonlyArray<{ item: Item; event: TruncatedActivityEvent }>): Promise<ActivityItem[]> {
     const out: ActivityItem[] = [];
     await eachLimit(truncated, this.#readConcurrency, async ({ item, event }) => {
-      if (!this.#mayRead(b, [item])) return;
-      let row: Row | undefined;
-      try {
-        row = await raceAbort(this.#reads.activity(event.activityRowId, b.signal), b.signal);
-      } catch (err) {
-        this.#readFailed(b, [item], err, `reading activity row ${event.activityRowId} (the event was truncated by Dataverse)`);
+      const what = `reading activity row ${event.activityRowId} (the event was truncated by Dataverse)`;
+      const read = await this.#read(b, [item], what, () => this.#reads.activity(event.activityRowId, b.signal));
+      if (read === undefined) return;
+      if (!read.ok) {
+        this.#readFailed(b, [item], read.error, what, read.attempts);
         return;
       }
+      const row = read.value;
       if (row === undefined) {
         this.#deadLetter(
           b,
@@ -422,14 +504,14 @@ export class IntakeStage {
     const picked: PickedActivity[] = [];
     await eachLimit([...records.values()], this.#readConcurrency, async (record) => {
       const items = record.members.map((m) => m.item);
-      if (!this.#mayRead(b, items)) return;
-      let row: Row | undefined;
-      try {
-        row = await raceAbort(this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal), b.signal);
-      } catch (err) {
-        this.#readFailed(b, items, err, `reading message record ${record.entitySetName}(${record.id})`);
+      const what = `reading message record ${record.entitySetName}(${record.id})`;
+      const read = await this.#read(b, items, what, () => this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal));
+      if (read === undefined) return;
+      if (!read.ok) {
+        this.#readFailed(b, items, read.error, what, read.attempts);
         return;
       }
+      const row = read.value;
       for (const m of record.members) {
         if (row === undefined) {
           this.#deadLetter(
@@ -468,7 +550,6 @@ export class IntakeStage {
 
   async #readContactsAndRender(b: BatchState, activities: readonly PickedActivity[]): Promise<Outgoing[]> {
     if (activities.length === 0) return [];
-    if (!this.#mayRead(b, activities.map((a) => a.item))) return [];
     const base = new Set<string>(['firstname', 'lastname']);
     for (const a of activities) {
       base.add(a.channel.addressField);
@@ -490,30 +571,32 @@ export class IntakeStage {
     const failed = new Set<Item>();
     const read = async (members: readonly PickedActivity[], columns: readonly string[]): Promise<void> => {
       const ids = [...new Map(members.map((m) => [m.event.contactId.toLowerCase(), m.event.contactId])).values()];
-      const rows = await raceAbort(this.#reads.contacts(ids, columns, b.signal), b.signal);
+      const rows = await this.#reads.contacts(ids, columns, b.signal);
       for (const [id, row] of rows) contacts.set(id.toLowerCase(), row);
     };
-    try {
-      await read(activities, all);
-    } catch (err) {
+    const what = (n: number, columns: readonly string[]): string => `reading the contacts of ${count(n, 'activity', 'activities')} with columns ${columns.join(', ')}`;
+    const allItems = activities.map((a) => a.item);
+    const first = await this.#read(b, allItems, what(allItems.length, all), () => read(activities, all));
+    if (first === undefined) return [];
+    if (!first.ok) {
+      const err = first.error;
       if (isDataverseError(err) && err.code === 'DataverseBadRequest' && groups.size > 1 && !b.signal.aborted) {
         this.#log.warn('the contacts read failed; reading each message text’s columns alone to find the one at fault', { error: err, columns: all });
         for (const group of groups.values()) {
           const items = group.members.map((m) => m.item);
-          if (!this.#mayRead(b, items)) continue;
-          try {
-            await read(group.members, [...base, ...group.columns]);
-          } catch (groupErr) {
-            this.#readFailed(b, items, groupErr, `reading the contacts of ${count(items.length, 'activity', 'activities')} with columns ${[...base, ...group.columns].join(', ')}`);
-            for (const i of items) failed.add(i);
-          }
+          const columns = [...base, ...group.columns];
+          const result = await this.#read(b, items, what(items.length, columns), () => read(group.members, columns));
+          if (result?.ok) continue;
+          if (result !== undefined) this.#readFailed(b, items, result.error, what(items.length, columns), result.attempts);
+          for (const i of items) failed.add(i);
         }
       } else {
-        const items = activities.map((a) => a.item);
-        this.#readFailed(b, items, err, `reading the contacts of ${count(items.length, 'activity', 'activities')} with columns ${all.join(', ')}`);
+        this.#readFailed(b, allItems, err, what(allItems.length, all), first.attempts);
         return [];
       }
     }
+    // Aborted: nothing is judged on a read that did not finish (handle() abandons).
+    if (b.signal.aborted) return [];
 
     const out: Outgoing[] = [];
     const acceptedAt = this.#now();
@@ -563,76 +646,175 @@ export class IntakeStage {
 
   // ── sending ───────────────────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Sends the open messages in one call, tried again up to `sendAttempts`; a message too large for `outbound` is
+   * dead-lettered and the call made again without it. Completes the deliveries sent.
+   */
   async #send(b: BatchState, outgoing: readonly Outgoing[]): Promise<void> {
     const open = outgoing.filter((o) => o.item.state === 'open');
     if (open.length === 0 || b.signal.aborted) return;
     // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
-    const unique = new Map<string, Outgoing>();
-    for (const o of open) if (!unique.has(o.message.key)) unique.set(o.message.key, o);
-    try {
-      await raceAbort(
-        this.#outbound.send(
-          [...unique.values()].map((o) => ({ body: o.message, messageId: o.message.key, sessionId: o.sessionId })),
-          b.signal,
-        ),
-        b.signal,
-      );
-    } catch (err) {
-      if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
-      this.#log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: open.length });
-      for (const o of open) this.#abandon(b, o.item, `outbound send failed: ${errorMessage(err)}`);
-      return;
+    const byKey = new Map<string, Outgoing[]>();
+    for (const o of open) push(byKey, o.message.key, o);
+    let failures = 0;
+    for (;;) {
+      const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
+      if (messages.length === 0) return;
+      try {
+        await raceAbort(this.#outbound.send(messages, b.signal), b.signal);
+        break;
+      } catch (err) {
+        if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
+        const tooLarge = tooLargeMessage(err);
+        const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
+        if (tooLarge && culprits) {
+          // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
+          byKey.delete(tooLarge.messageId);
+          for (const o of culprits) this.#deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge, err));
+          continue;
+        }
+        failures += 1;
+        const waiting = [...byKey.values()].flat();
+        // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
+        if (failures >= this.#sendAttempts || isPermanentSendError(err) || tooLarge !== undefined || b.waits.aborted) {
+          this.#log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: messages.length, attempts: failures });
+          for (const o of waiting) this.#wait(o.item, `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}`, 'redelivery');
+          return;
+        }
+        const waitMs = this.#backoff(failures);
+        this.#stats.retries += 1;
+        this.#log.warn('sending to outbound failed; trying again', { error: err, messages: messages.length, attempt: failures, waitMs });
+        await this.#sleep(waitMs, b.waits);
+        if (b.waits.aborted) {
+          for (const o of waiting) this.#wait(o.item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
+          return;
+        }
+      }
     }
-    for (const o of open) {
-      this.#log.debug('sent to outbound', { ...o.item.fields, channel: o.message.channel, key: o.message.key, sessionId: o.sessionId });
-      this.#complete(b, o.item, 'sent');
+    for (const os of byKey.values()) {
+      for (const o of os) {
+        this.#log.debug('sent to outbound', { ...o.item.fields, channel: o.message.channel, key: o.message.key, sessionId: o.sessionId });
+        this.#complete(b, o.item, 'sent');
+      }
     }
   }
 
-  // ── Dataverse errors ──────────────────────────────────────────────────────────────────────────────────────────
+  // ── Dataverse errors and retries ──────────────────────────────────────────────────────────────────────────────
 
-  /** Whether reads may go on: not after an abort, not while a Retry-After runs (the items then wait it out). */
-  #mayRead(b: BatchState, items: readonly Item[]): boolean {
+  /**
+   * One read with its retries within the batch. `undefined` when no answer is left to judge: aborted (handle()
+   * abandons), the batch's reads ended (the items wait for its pause), or the stage stopping during a wait (the items
+   * wait to be abandoned, at once). Otherwise the value, or the error that ended the attempts.
+   */
+  async #read<T>(b: BatchState, items: readonly Item[], what: string, call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown; attempts: number } | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      if (!(await this.#mayRead(b, items))) return undefined;
+      try {
+        return { ok: true, value: await raceAbort(call(), b.signal) };
+      } catch (err) {
+        if (b.signal.aborted) return undefined;
+        const waitMs = this.#readRetryWait(b, err, attempt);
+        if (waitMs === undefined) return { ok: false, error: err, attempts: attempt };
+        this.#stats.retries += 1;
+        this.#log.warn(`${what} failed; trying again`, { error: err, attempt, waitMs, deliveries: items.length });
+        await this.#sleep(waitMs, b.waits);
+        if (b.signal.aborted) return undefined;
+        if (b.waits.aborted) {
+          for (const item of items) this.#wait(item, `${what}: ${errorMessage(err)} (not tried again: the stage is stopping)`, 'redelivery');
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /** The wait before trying a failed read again, or `undefined` when it is not tried again within the batch. */
+  #readRetryWait(b: BatchState, err: unknown, attempt: number): number | undefined {
+    if (!isDataverseError(err) || !err.retryable || attempt >= this.#readAttempts || b.waits.aborted) return undefined;
+    if (err.code === 'DataverseThrottled') {
+      const ms = err.retryAfterMs ?? this.#defaultThrottleWaitMs;
+      if (ms > this.#maxThrottleWaitMs) return undefined;
+      // No read of this batch starts while the Retry-After runs.
+      const wait = this.#sleep(ms, b.waits);
+      b.gate = b.gate === undefined ? wait : Promise.all([b.gate, wait]).then(() => undefined);
+      return ms;
+    }
+    return Math.max(this.#backoff(attempt), err.retryAfterMs ?? 0);
+  }
+
+  #backoff(attempt: number): number {
+    return Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** (attempt - 1));
+  }
+
+  /**
+   * Whether a read may start: not after an abort, not once the batch's reads have ended (the items then wait for its
+   * pause); after the running Retry-After, if any (a stop during it ends the wait and the read is not made).
+   */
+  async #mayRead(b: BatchState, items: readonly Item[]): Promise<boolean> {
+    if (b.gate !== undefined) {
+      await b.gate;
+      if (!b.signal.aborted && b.waits.aborted) {
+        for (const item of items) this.#wait(item, 'waiting out a Retry-After of this batch when the stage stopped', 'redelivery');
+        return false;
+      }
+    }
     if (b.signal.aborted) return false;
     if (b.pauseMs === undefined) return true;
-    for (const item of items) this.#wait(item, 'an earlier read of this batch was throttled or refused; not reading until the next delivery');
+    for (const item of items) this.#wait(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');
     return false;
   }
 
-  #readFailed(b: BatchState, items: readonly Item[], err: unknown, what: string): void {
+  /** Settles (or sets waiting) the items of a read that failed for good. */
+  #readFailed(b: BatchState, items: readonly Item[], err: unknown, what: string, attempts: number): void {
     if (b.signal.aborted) return; // handle() abandons them
     if (isDataverseError(err)) {
-      if (err.code === 'DataverseThrottled' || err.code === 'DataverseUnauthorized') {
-        const ms = err.code === 'DataverseThrottled' ? (err.retryAfterMs ?? this.#defaultThrottleWaitMs) : this.#unauthorizedPauseMs;
-        if (err.code === 'DataverseThrottled') this.#log.warn('Dataverse throttled a read; abandoning its deliveries after Retry-After', { error: err, waitMs: ms, deliveries: items.length });
+      const throttledForLong = err.code === 'DataverseThrottled' && (err.retryAfterMs ?? this.#defaultThrottleWaitMs) > this.#maxThrottleWaitMs;
+      if (throttledForLong || err.code === 'DataverseUnauthorized') {
+        const ms = err.code === 'DataverseThrottled' ? Math.min(err.retryAfterMs ?? this.#defaultThrottleWaitMs, this.#maxThrottleWaitMs) : this.#unauthorizedPauseMs;
+        if (throttledForLong) this.#log.warn('Dataverse throttled a read for longer than intake waits; no more reads in this batch', { error: err, waitMs: ms, deliveries: items.length });
         else this.#log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", { error: err, waitMs: ms, deliveries: items.length });
         b.pauseMs = Math.max(b.pauseMs ?? 0, ms);
-        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message}`);
+        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message}`, 'pause');
         return;
       }
       if (err.retryable) {
-        for (const item of items) this.#abandon(b, item, `${what}: ${err.code}: ${err.message}`, err);
+        this.#log.warn(`${what} still failing after ${count(attempts, 'attempt', 'attempts')}; abandoning after a wait`, { error: err, deliveries: items.length });
+        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message} (${count(attempts, 'attempt', 'attempts')})`, 'redelivery');
         return;
       }
       const code = err.upstream?.code === undefined ? '' : ` (Dataverse code ${err.upstream.code})`;
       for (const item of items) this.#deadLetter(b, item, err.code, `${what} failed: ${err.message}${code}`);
       return;
     }
-    // Not one of ours: a bug or an unforeseen failure of the port; the bus redelivers (and dead-letters after
-    // MaxDeliveryCount), which is safer than guessing that the event itself is bad.
+    // Not one of ours: a bug or an unforeseen failure of the port; not retried here, but handed back after a wait (the
+    // bus dead-letters after MaxDeliveryCount), which is safer than guessing that the event itself is bad.
     this.#log.error(`${what} failed with an unexpected error`, { error: err, deliveries: items.length });
-    for (const item of items) this.#abandon(b, item, `${what}: ${errorMessage(err)}`, err);
+    for (const item of items) this.#wait(item, `${what}: ${errorMessage(err)}`, 'redelivery');
   }
 
-  #wait(item: Item, why: string): void {
+  /** Sets an open item waiting to be abandoned when the batch ends, after `wait`. */
+  #wait(item: Item, why: string, wait: 'redelivery' | 'pause'): void {
     if (item.state !== 'open') return;
     item.state = 'waiting';
     item.pending = why;
+    item.wait = wait;
   }
 
-  async #waitOutPause(b: BatchState, items: readonly Item[]): Promise<void> {
-    if (b.pauseMs === undefined || !items.some((i) => i.state === 'waiting')) return;
-    await this.#sleep(Math.min(b.pauseMs, this.#maxThrottleWaitMs), b.signal);
+  /** The wait before abandoning a delivery whose attempts ran out: grows with its delivery count. */
+  #abandonDelay(deliveryCount: number): number {
+    return Math.min(this.#maxAbandonDelayMs, this.#abandonDelayMs * Math.max(1, deliveryCount));
+  }
+
+  /** Abandons the waiting items, each after its wait (cut short by an abort or a stop). */
+  async #abandonWaiting(b: BatchState, items: readonly Item[]): Promise<void> {
+    await Promise.all(
+      items
+        .filter((item) => item.state === 'waiting')
+        .map(async (item) => {
+          const ms = item.wait === 'pause' ? Math.min(b.pauseMs ?? 0, this.#maxThrottleWaitMs) : this.#abandonDelay(item.delivery.deliveryCount);
+          await this.#sleep(ms, b.waits);
+          if (!b.signal.aborted) this.#abandon(b, item, item.pending ?? 'not handled');
+        }),
+    );
   }
 
   // ── settlement ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -732,6 +914,67 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Counter<L>;
   return new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
+}
+
+/**
+ * A signal that aborts when either parent does; `dispose()` removes its listeners (the stage's stop signal lives as
+ * long as the stage, so a listener per batch must not stay on it; nor an `AbortSignal.any` signal, which Node keeps
+ * in the parent's dependants).
+ */
+function linked(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const abort = (): void => {
+    controller.abort();
+    dispose();
+  };
+  const dispose = (): void => {
+    a.removeEventListener('abort', abort);
+    b.removeEventListener('abort', abort);
+  };
+  if (a.aborted || b.aborted) controller.abort();
+  else {
+    a.addEventListener('abort', abort, { once: true });
+    b.addEventListener('abort', abort, { once: true });
+  }
+  return { signal: controller.signal, dispose };
+}
+
+/** What intake reads of the outbound sender's too-large rejection. */
+interface TooLarge {
+  messageId: string;
+  bodyBytes?: number;
+  maxSizeInBytes?: number;
+}
+
+/**
+ * The outbound sender's rejection of one message too large for the queue even alone (src/servicebus/sender.ts
+ * `MessageTooLargeError`, thrown before anything is sent), recognised by its documented shape, `code`
+ * `'MessageTooLarge'` and the `messageId` it names, not by class or brand: intake imports nothing of
+ * src/servicebus, and any `OutboundSender` that rejects so gets the same treatment.
+ */
+function tooLargeMessage(err: unknown): TooLarge | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as Record<string, unknown>;
+  if (e['code'] !== 'MessageTooLarge' || typeof e['messageId'] !== 'string') return undefined;
+  return {
+    messageId: e['messageId'],
+    ...(typeof e['bodyBytes'] === 'number' ? { bodyBytes: e['bodyBytes'] } : {}),
+    ...(typeof e['maxSizeInBytes'] === 'number' ? { maxSizeInBytes: e['maxSizeInBytes'] } : {}),
+  };
+}
+
+function tooLargeDescription(message: OutboundMessage, tooLarge: TooLarge, err: unknown): string {
+  const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity ${message.key}`;
+  const sizes =
+    tooLarge.bodyBytes !== undefined && tooLarge.maxSizeInBytes !== undefined
+      ? `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`
+      : errorMessage(err);
+  return `the outbound message of ${what} (channel ${message.channel}, a text of ${message.text.length} characters) is too large for the outbound queue: ${sizes}`;
+}
+
+/** A send error that says it is not worth retrying (`retryable: false`, as the SDK's `ServiceBusError` does). */
+function isPermanentSendError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === false;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */

@@ -10,6 +10,7 @@ import { silentLogger } from '../../../src/log.js';
 import { IntakeStage, type ActivityEvent, type IntakeEvent, type IntakeEventOrigin, type IntakeOptions, type RealtimeEvent, type TruncatedActivityEvent } from '../../../src/pipeline/intake.js';
 import type { OutboundMessage } from '../../../src/pipeline/messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from '../../../src/pipeline/ports.js';
+import { MessageTooLargeError } from '../../../src/servicebus/sender.js';
 import { fakeDelivery, type FakeDelivery } from '../../helpers/fake-delivery.js';
 
 function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>): Channel {
@@ -208,23 +209,45 @@ function never(): Promise<never> {
 
 export type SentMessage = { body: OutboundMessage; messageId: string; sessionId?: string };
 
-/** The outbound sender: records each call's messages; can fail or never answer. */
+/**
+ * The outbound sender: records each call's messages; can fail (once per queued failure, or always), never answer,
+ * or refuse a message too large as the real sender does (src/servicebus/sender.ts: before sending anything).
+ */
 export class FakeOutbound implements OutboundSender {
+  /** Every call's messages, failed calls included. */
   readonly sends: SentMessage[][] = [];
+  /** The messages of the calls that succeeded. */
+  readonly delivered: SentMessage[][] = [];
+  /** Thrown by every call. */
   failure: unknown;
+  /** Thrown one per call, first in first out, before `failure`. */
+  readonly failures: unknown[] = [];
+  /** A message whose JSON body is larger fails the call with a `MessageTooLargeError`, as the real sender's does. */
+  maxBodyBytes = Infinity;
   hang = false;
   onSend: () => void = () => undefined;
 
   async send(messages: ReadonlyArray<SentMessage>): Promise<void> {
     this.sends.push(messages.map((m) => ({ ...m })));
     this.onSend();
+    for (const m of messages) {
+      const bytes = Buffer.byteLength(JSON.stringify(m.body));
+      if (bytes > this.maxBodyBytes) throw new MessageTooLargeError('outbound', m.messageId, bytes, this.maxBodyBytes);
+    }
+    if (this.failures.length > 0) throw this.failures.shift();
     if (this.failure !== undefined) throw this.failure;
     if (this.hang) await never();
+    this.delivered.push(messages.map((m) => ({ ...m })));
   }
 
-  /** Every message sent, across calls. */
+  /** Every message of every call, failed calls included. */
   get messages(): SentMessage[] {
     return this.sends.flat();
+  }
+
+  /** Every message of the calls that succeeded. */
+  get sent(): SentMessage[] {
+    return this.delivered.flat();
   }
 }
 
@@ -233,8 +256,8 @@ export interface Harness {
   reads: FakeReads;
   outbound: FakeOutbound;
   registry: Registry;
-  /** Runs one batch of events (or Errors the decoder throws); returns the deliveries. */
-  run(bodies: unknown[], signal?: AbortSignal): Promise<FakeDelivery[]>;
+  /** Runs one batch of events (or Errors the decoder throws), each delivered `deliveryCount` times so far; returns the deliveries. */
+  run(bodies: unknown[], signal?: AbortSignal, deliveryCount?: number | readonly number[]): Promise<FakeDelivery[]>;
 }
 
 export const NOW = 1_800_000_000_000;
@@ -260,8 +283,8 @@ export function harness(options: Partial<IntakeOptions> = {}): Harness {
     reads,
     outbound,
     registry,
-    run: async (bodies, signal = new AbortController().signal) => {
-      const deliveries = bodies.map((body, i) => fakeDelivery(body, { messageId: `m-${i}` }));
+    run: async (bodies, signal = new AbortController().signal, deliveryCount = 1) => {
+      const deliveries = bodies.map((body, i) => fakeDelivery(body, { messageId: `m-${i}`, deliveryCount: typeof deliveryCount === 'number' ? deliveryCount : (deliveryCount[i] ?? 1) }));
       await stage.handle(deliveries, signal);
       return deliveries;
     },

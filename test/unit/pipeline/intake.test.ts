@@ -39,7 +39,7 @@ describe('pipeline: IntakeStage', () => {
       // What dispatch reads back is what intake wrote.
       assert.deepEqual(parseOutboundMessage(JSON.parse(JSON.stringify(m.body))), m.body);
     });
-    assert.deepEqual(h.stage.stats(), { batches: 1, received: 100, sent: 100, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0 });
+    assert.deepEqual(h.stage.stats(), { batches: 1, received: 100, sent: 100, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 });
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="sent"\} 100/);
   });
 
@@ -153,7 +153,7 @@ describe('pipeline: IntakeStage', () => {
     await h.run([activity(2), new Error('not an event')]);
     const again = new IntakeStage({ decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: { all: () => [SMS] }, registry: h.registry });
     assert.equal(again.stats().batches, 0);
-    assert.deepEqual(h.stage.stats(), { batches: 2, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0 });
+    assert.deepEqual(h.stage.stats(), { batches: 2, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 0 });
     assert.match(await h.registry.metrics(), /channel_relay_intake_dead_letters_total\{reason="EventUndecodable"\} 1/);
   });
 
@@ -173,6 +173,12 @@ describe('pipeline: IntakeStage', () => {
     it('refuses bad numbers', () => {
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readConcurrency: 0 }), /readConcurrency must be an integer of at least 1, found 0/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readAttempts: 0 }), /readAttempts must be an integer of at least 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendAttempts: 1.5 }), /sendAttempts must be an integer of at least 1, found 1.5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
     });
   });
 });

@@ -83,6 +83,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
   const stats: Partial<Record<StageName, () => unknown>> = {};
+  /** Told first when stopping: stages end their waits (backoff, Retry-After) and hand back what waits. */
+  const onStop: Array<() => void> = [];
   let stopping = false;
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
@@ -117,6 +119,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         ...(registry ? { registry } : {}),
       });
       stats.intake = () => stage.stats();
+      onStop.push(() => stage.stop());
       addLoop('intake', () =>
         startBatchLoop({
           client: bus,
@@ -213,6 +216,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
     ],
     stopIntake: async () => {
       stopping = true;
+      for (const stop of onStop) stop();
       await Promise.all(loops.map(({ loop }) => loop.stop()));
     },
     drain: async (signal) => {

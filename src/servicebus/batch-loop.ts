@@ -6,13 +6,20 @@
  * - **Every delivery is settled.** When the handler returns or throws with deliveries it did not settle, the loop
  *   abandons them (and logs it): an unsettled message holds its delivery slot in rhea's 2048-slot window and, in
  *   order, every later one's, and the receiver would stall 2047 deliveries later.
- * - **Locks outlive slow handlers.** The SDK renews each message's lock until it is settled, for up to
- *   `maxLockRenewalMs` (the receiver's `maxAutoLockRenewalDurationInMs`).
+ * - **Locks outlive slow handlers, up to a point.** The SDK renews each message's lock until it is settled, for up to
+ *   `maxLockRenewalMs` (the receiver's `maxAutoLockRenewalDurationInMs`) after it was received. A handler that runs
+ *   longer loses the locks of what it has not settled yet: those settlements fail (counted as `lock_lost`) and the
+ *   messages come back to a receiver (`deliveryCount` + 1), so they may be handled twice. The loop cannot stop that
+ *   (a batch is not cut short); it logs a warning when a batch is still running at `maxLockRenewalMs`. Keep batches
+ *   well inside it, or raise it.
  * - **No spinning.** A failed receive is reported (`onError`, log) and followed by a backoff delay (200 ms doubling
  *   to 30 s by default); the first successful receive resets it.
  * - **A receive is never aborted.** Aborting `receiveMessages` loses the messages it already got (they stay locked
  *   until their lock runs out, in unsettled slots); so `stop()` lets the receive in progress end (at most `maxWaitMs`
  *   plus a drain round trip) and hands its messages to the handler like any other batch.
+ *
+ * Health: `health()` tells whether the loop still receives (it stops on its own when the client is closed under it),
+ * when the broker last answered a receive, and how many receives in a row failed (see `LoopHealth`).
  *
  * Life cycle: `stop()` stops receiving; `drain(signal)` stops and waits for the batches in flight (`signal`
  * aborts the handlers' signal: they should hand their deliveries back and return); `close()` stops, aborts the
@@ -26,6 +33,7 @@ import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { delay as sleep } from '../abort.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
+import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { serviceBusMetrics, type ServiceBusMetrics } from './metrics.js';
 import { functionOption, intOption, stringOption } from './options.js';
 
@@ -57,7 +65,16 @@ export interface ReceiveLoopCommonOptions {
    * own JSON queues, whose bodies then arrive parsed. @defaultValue false
    */
   rawBody?: boolean;
-  /** How long `close()` waits for aborted handlers before abandoning their deliveries, in milliseconds. @defaultValue 5_000 */
+  /**
+   * How long `close()` waits, after aborting the handlers' signal, for the handlers to end before it abandons what they
+   * left unsettled and closes the receivers, in milliseconds. Up to then nothing a running handler holds is abandoned.
+   * A handler in the middle of a provider call cannot always stop at once: the call runs to its own timeout (10 s by
+   * default for the providers) and then its outcome is recorded and the message completed. A grace shorter than that
+   * (as the default) can abandon a message whose send is under way or done: it comes back and is sent again (with the
+   * same idempotency key, which a provider may or may not honour). So give a loop whose handlers call providers a
+   * grace of at least the longest provider call timeout plus the time to record and settle. `drain()` has no grace of
+   * its own: it waits until its signal aborts. @defaultValue 5_000
+   */
   closeGraceMs?: number;
   /** Delay after a failed receive. @defaultValue { initialMs: 200, maxMs: 30_000 } */
   backoff?: BackoffOptions;
@@ -80,6 +97,8 @@ export interface ReceiveLoop {
   readonly queue: string;
   /** Batches (or sessions' batches) being handled now. */
   readonly inFlight: number;
+  /** Whether it still receives, when the broker last answered, and how many receives in a row failed; cheap. */
+  health(): LoopHealth;
   /** Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). */
   stop(): Promise<void>;
   /** Stops, then resolves when the work in flight has ended; `signal` aborts the handlers' signal. */
@@ -129,6 +148,14 @@ export function resolveCommon(component: string, options: ReceiveLoopCommonOptio
   };
 }
 
+/** Calls `warn` unless cancelled within `ms` (never when `ms` is not finite); returns the cancel function. */
+export function warnIfStillRunning(ms: number, warn: () => void): () => void {
+  if (!Number.isFinite(ms)) return () => undefined;
+  const timer = setTimeout(warn, Math.max(0, ms));
+  timer.unref();
+  return () => clearTimeout(timer);
+}
+
 /** Resolves after `ms` or when `promise` settles, whichever is first. */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -157,6 +184,7 @@ class BatchLoop implements ReceiveLoop {
   #slotWaiters: Array<() => void> = [];
   #receiver: ServiceBusReceiver | undefined;
   #receiving: Promise<void>;
+  readonly #health = new LoopHealthTracker(() => !this.#stopping.signal.aborted);
   #closing: Promise<void> | undefined;
 
   constructor(options: BatchLoopOptions) {
@@ -170,6 +198,10 @@ class BatchLoop implements ReceiveLoop {
 
   get inFlight(): number {
     return this.#batches.size;
+  }
+
+  health(): LoopHealth {
+    return this.#health.health();
   }
 
   async #run(): Promise<void> {
@@ -187,6 +219,7 @@ class BatchLoop implements ReceiveLoop {
         });
       } catch (err) {
         // The client is closed: nothing more can be received.
+        this.#health.failed(err);
         log.error('cannot create a receiver; the batch loop stops', { err });
         this.#o.onError(err, { queue, source: 'receive' });
         this.#stopping.abort();
@@ -196,6 +229,7 @@ class BatchLoop implements ReceiveLoop {
       const asked = Date.now();
       try {
         messages = await receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: this.#o.maxWaitMs });
+        this.#health.answered();
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
           // Empty long before maxWaitMs: the link is going away. Wait rather than spin.
@@ -205,6 +239,7 @@ class BatchLoop implements ReceiveLoop {
       } catch (err) {
         if (receiver.isClosed) this.#receiver = undefined;
         if (this.#stopping.signal.aborted) break;
+        this.#health.failed(err);
         const delayMs = this.#backoff.next();
         log.warn('receive failed; retrying after a delay', { err, delayMs, attempt: this.#backoff.attempt });
         this.#o.onError(err, { queue, source: 'receive' });
@@ -222,12 +257,27 @@ class BatchLoop implements ReceiveLoop {
   #start(deliveries: SettleableDelivery[]): void {
     const { queue, log } = this.#o;
     const batch: Batch = { deliveries, done: Promise.resolve() };
+    const { maxLockRenewalMs } = this.#o;
+    const started = Date.now();
     batch.done = (async () => {
+      const overrun =
+        maxLockRenewalMs > 0
+          ? warnIfStillRunning(maxLockRenewalMs, () =>
+              log.warn('a batch handler is still running after maxLockRenewalMs: the locks of what it has not settled may run out (those messages come back and may be handled twice)', {
+                count: deliveries.length,
+                unsettled: deliveries.filter((d) => !d.settled).length,
+                runningMs: Date.now() - started,
+                maxLockRenewalMs,
+              }),
+            )
+          : () => undefined;
       try {
         await this.#handler(deliveries, this.#abortHandlers.signal);
       } catch (err) {
         log.error('batch handler failed', { err, count: deliveries.length });
         this.#o.onError(err, { queue, source: 'handler' });
+      } finally {
+        overrun();
       }
       await abandonUnsettled(deliveries, log, 'the batch handler ended with deliveries it did not settle');
     })().finally(() => {

@@ -12,8 +12,21 @@
  * - **Turns.** A session with no message for `sessionIdleMs` is released (`onClose('idle')`, receiver closed), so
  *   other sessions and replicas get their turn; so is every session on stop (`'stopped'`), when its lock is lost
  *   (`'lockLost'`, its messages come back to the next holder) or after an error (`'error'`).
- * - **Lock renewal.** The SDK renews the session lock while it is held, for up to `maxLockRenewalMs` (the
- *   `maxAutoLockRenewalDurationInMs` of `acceptNextSession`); a session's message locks are its session lock.
+ * - **Lock renewal, and release before it ends.** The SDK renews the session lock while it is held, for up to
+ *   `maxLockRenewalMs` (the `maxAutoLockRenewalDurationInMs` of `acceptNextSession`) after the accept; a session's
+ *   message locks are its session lock. A busy session (never idle) would outlive that: its lock would run out, its
+ *   settlements and `setState` fail, its messages come back (handled twice) and another replica could take it while
+ *   this one still works on it. So the loop releases a session on its own before the renewal ends: before each
+ *   receive it checks whether the receive wait plus the longest batch so far in this hold would end within the
+ *   margin before the lock deadline (the deadline is `lockedUntil()`: the end of renewal, or the lock's current
+ *   expiry when later; the margin is a tenth of the accept-to-deadline span, at most 10 s); if so, it hands no new
+ *   batch, calls `onClose('renewalBudget')` (the lock is still held: `setState` works), closes the receiver and
+ *   accepts again at once, where the same session may come back with a fresh lock. The first receive of a hold is
+ *   always made, so each hold makes progress. If the lock has already run out by then (a batch longer than the whole
+ *   budget), the reason is `'lockLost'`. A batch still running when the deadline passes is logged as a warning:
+ *   its settlements may fail and its unsettled messages come back to the next holder; keep a batch (`maxBatch` times
+ *   the time per message, 429 pauses included) well inside `maxLockRenewalMs`. With `maxLockRenewalMs: 0` (no
+ *   renewal) the deadline is the lock's expiry (the queue's `LockDuration` after the accept).
  * - **Every delivery settled**, as in the batch loop: what a batch handler leaves unsettled is abandoned.
  * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` (10 s with
  *   `createServiceBusClient`'s defaults) and then fails with `ServiceTimeout`, which is normal: the slot asks again.
@@ -24,14 +37,18 @@
  *   `closeGraceMs`. A session accepted after the loop stopped is closed at once, before any message is received from
  *   it (its messages keep their delivery count). The accept timeout is therefore how long a stop takes at most when
  *   nothing is in flight: give the session loop a client with a short `timeoutInMs`.
+ * - **Health.** `health()` (see `LoopHealth`): a `ServiceTimeout` from an accept counts as an answer of the broker;
+ *   failed accepts and receives count as errors (a lost session lock does not); the loop stops on its own (running
+ *   false) when its client is closed under it.
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
 import type { Logger } from '../log.js';
 import { delay as sleep } from '../abort.js';
 import { Backoff } from './backoff.js';
-import { resolveCommon, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
+import { resolveCommon, warnIfStillRunning, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
+import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { functionOption, intOption } from './options.js';
 
 export type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
@@ -46,6 +63,10 @@ export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
 
 /** An accept answered `ServiceTimeout` sooner than this came early: the slot waits before asking again. */
 const MIN_ACCEPT_WAIT_MS = 250;
+/** The margin kept before a session's lock deadline: this share of the span from the accept to the deadline... */
+const LOCK_MARGIN_SHARE = 0.1;
+/** ...but never more than this, in milliseconds. */
+const LOCK_MARGIN_MAX_MS = 10_000;
 
 interface Held {
   sessionId: string;
@@ -74,6 +95,7 @@ class SessionLoop implements ReceiveLoop {
   /** Receives in progress (stop() waits for them). */
   readonly #receiving = new Set<Promise<unknown>>();
   readonly #slots: Array<Promise<void>>;
+  readonly #health = new LoopHealthTracker(() => !this.#stopping.signal.aborted);
   #closing: Promise<void> | undefined;
 
   constructor(options: SessionLoopOptions) {
@@ -97,6 +119,10 @@ class SessionLoop implements ReceiveLoop {
     return [...this.#held].map((h) => h.sessionId);
   }
 
+  health(): LoopHealth {
+    return this.#health.health();
+  }
+
   async #slot(slot: number): Promise<void> {
     const { client, queue, log } = this.#o;
     const backoff = new Backoff(this.#o.backoff);
@@ -112,12 +138,14 @@ class SessionLoop implements ReceiveLoop {
       } catch (err) {
         if (this.#stopping.signal.aborted) break;
         if (isServiceBusError(err) && (err.code === 'ServiceTimeout' || err.code === 'SessionCannotBeLocked')) {
-          // No session free now: ask again, at once after a full wait, after a delay when the answer came early
-          // (a broker that answers at once must not make the slot spin).
+          // No session free now (the broker answered): ask again, at once after a full wait, after a delay when the
+          // answer came early (a broker that answers at once must not make the slot spin).
+          this.#health.answered();
           if (Date.now() - asked >= MIN_ACCEPT_WAIT_MS) backoff.reset();
           else await sleep(backoff.next(), this.#stopping.signal);
           continue;
         }
+        this.#health.failed(err);
         if (isClientClosed(err)) {
           log.error('the client is closed; the session loop stops', { err });
           this.#o.onError(err, { queue, source: 'accept' });
@@ -134,27 +162,35 @@ class SessionLoop implements ReceiveLoop {
         await closeQuietly(receiver, log);
         break;
       }
+      this.#health.answered();
       backoff.reset();
       const ok = await this.#hold(receiver);
       if (!ok) await sleep(backoff.next(), this.#stopping.signal);
     }
   }
 
-  /** Holds one session until it is idle, lost, failed or the loop stops; false after an error. */
+  /** Holds one session until it is idle, near its lock deadline, lost, failed or the loop stops; false after an error. */
   async #hold(receiver: ServiceBusSessionReceiver): Promise<boolean> {
-    const { queue, metrics } = this.#o;
+    const { queue, metrics, maxLockRenewalMs } = this.#o;
     const sessionId = receiver.sessionId;
     const log = this.#o.log.child({ sessionId });
     let release!: () => void;
     const held: Held = { sessionId, receiver, batch: undefined, done: new Promise<void>((r) => (release = r)) };
     this.#held.add(held);
+    // The SDK starts its renewal budget when the accept's link opens, just before the accept resolves.
+    const acceptedAt = Date.now();
+    const lockedUntil = (): number => lockDeadline(receiver, maxLockRenewalMs > 0 ? acceptedAt + maxLockRenewalMs : undefined);
+    const marginMs = Math.min(LOCK_MARGIN_MAX_MS, Math.max(0, (lockedUntil() - acceptedAt) * LOCK_MARGIN_SHARE));
     let reason: SessionCloseReason = 'stopped';
     let handler: SessionHandler | undefined;
     try {
       const state = stateToBuffer(await receiver.getSessionState());
-      handler = await this.#factory({ sessionId, state, setState: (next) => receiver.setSessionState(next) });
-      log.debug('session accepted', { stateBytes: state?.length ?? 0 });
+      handler = await this.#factory({ sessionId, state, setState: (next) => receiver.setSessionState(next), lockedUntil });
+      log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
+      let receives = 0;
+      let batches = 0;
+      let longestBatchMs = 0;
       while (!this.#stopping.signal.aborted) {
         const idleLeft = this.#sessionIdleMs - (Date.now() - lastMessageAt);
         if (idleLeft <= 0) {
@@ -162,12 +198,31 @@ class SessionLoop implements ReceiveLoop {
           break;
         }
         const waitMs = Math.min(this.#o.maxWaitMs, idleLeft);
+        // Would a receive now, and a batch as long as the longest so far, end too near the lock deadline? Then hand no
+        // new batch: release the session while its lock is held (the first receive of a hold is always made).
+        const deadline = lockedUntil();
+        if (receives > 0 && Date.now() + waitMs + longestBatchMs >= deadline - marginMs) {
+          const fields = { heldMs: Date.now() - acceptedAt, batches, longestBatchMs, marginMs };
+          if (lockExpired(receiver)) {
+            reason = 'lockLost';
+            log.warn('the session lock ran out during the last batch; releasing the session (its unsettled messages go to the next holder)', fields);
+          } else {
+            reason = 'renewalBudget';
+            log.info('releasing a busy session before its lock deadline', fields);
+          }
+          break;
+        }
         const asked = Date.now();
+        receives++;
         const receiving = receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: waitMs });
         this.#receiving.add(receiving);
         let messages;
         try {
           messages = await receiving;
+          this.#health.answered();
+        } catch (err) {
+          if (!isServiceBusError(err) || err.code !== 'SessionLockLost') this.#health.failed(err);
+          throw err;
         } finally {
           this.#receiving.delete(receiving);
         }
@@ -180,14 +235,26 @@ class SessionLoop implements ReceiveLoop {
         metrics.received(queue, messages.length);
         const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));
         held.batch = deliveries;
+        const started = Date.now();
+        const overrun = warnIfStillRunning(lockedUntil() - started, () =>
+          log.warn('a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder', {
+            count: deliveries.length,
+            runningMs: Date.now() - started,
+            maxLockRenewalMs,
+          }),
+        );
         try {
           await handler.onBatch(deliveries, this.#abortHandlers.signal);
         } catch (err) {
           log.error('session batch handler failed', { err, count: deliveries.length });
           this.#o.onError(err, { queue, source: 'handler', sessionId });
+        } finally {
+          overrun();
         }
         await abandonUnsettled(deliveries, log, 'the session handler ended with deliveries it did not settle');
         held.batch = undefined;
+        batches++;
+        longestBatchMs = Math.max(longestBatchMs, Date.now() - started);
         lastMessageAt = Date.now();
       }
       return true;
@@ -265,6 +332,32 @@ class SessionLoop implements ReceiveLoop {
     }
     log.info('session loop closed');
   }
+}
+
+/**
+ * Until when a session's lock is held for sure (ms since the epoch): the end of renewal (`renewalEnd`; the SDK's
+ * last renewal reaches past it) or the lock's current expiry, whichever is later; with renewal off, the expiry alone.
+ * `Infinity` when the receiver tells no expiry and renewal is off (a fake receiver).
+ */
+export function lockDeadline(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>, renewalEnd: number | undefined): number {
+  const expiry = lockExpiry(receiver);
+  if (renewalEnd === undefined) return expiry ?? Infinity;
+  return Math.max(renewalEnd, expiry ?? renewalEnd);
+}
+
+function lockExpiry(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>): number | undefined {
+  const until = receiver.sessionLockedUntilUtc as Date | undefined;
+  const ms = until?.getTime();
+  return ms !== undefined && Number.isFinite(ms) ? ms : undefined;
+}
+
+function lockExpired(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>): boolean {
+  const expiry = lockExpiry(receiver);
+  return expiry !== undefined && Date.now() >= expiry;
+}
+
+function finiteIso(ms: number): string | undefined {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : undefined;
 }
 
 function isClientClosed(err: unknown): boolean {

@@ -1,7 +1,7 @@
 /**
  * The batch receive loop through the real SDK against the project's emulator: exactly-once delivery and the
  * handler's settlements, the safety net for unsettled deliveries, lock renewal past the lock duration, lost locks,
- * raw bodies, and stop/drain/close with work in flight.
+ * raw bodies, health, and stop/drain/close with work in flight (close's grace lets a running call finish).
  */
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
@@ -216,9 +216,15 @@ describe('servicebus batch loop, through the real SDK', function () {
     const errors: string[] = [];
     const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialMs: 100, maxMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
     await delay(1_200);
+    const health = loop.health();
     await loop.close();
     assert.ok(errors.length >= 2 && errors.length <= 8, `${errors.length} failed receives in 1.2 s`);
     assert.ok(errors.every((c) => c === 'MessagingEntityNotFound'), errors.join(', '));
+    assert.equal(health.running, true, 'still trying');
+    assert.equal(health.lastReceiveAt, undefined, 'never answered');
+    assert.ok(health.consecutiveErrors >= 2, `health: ${JSON.stringify(health)}`);
+    assert.match(health.lastError ?? '', /missing/);
+    assert.equal(loop.health().running, false, 'closed');
   });
 
   it('stops on its own when its client is closed under it, reporting why', async () => {
@@ -227,10 +233,56 @@ describe('servicebus batch loop, through the real SDK', function () {
     const errors: string[] = [];
     const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
     await delay(200);
+    const before = loop.health();
+    assert.equal(before.running, true);
+    assert.equal(before.consecutiveErrors, 0);
     await client.close();
     await waitFor('the loop to stop', () => (errors.some((e) => /connection is closed/.test(e)) ? true : undefined), 5_000);
+    await waitFor('the loop to stop receiving', () => (loop.health().running ? undefined : true), 5_000);
+    const after = loop.health();
+    assert.equal(after.running, false, 'readiness can see the loop stopped itself');
+    assert.ok(after.consecutiveErrors >= 1);
+    assert.match(after.lastError ?? '', /connection is closed/);
     await loop.drain();
     await loop.close();
+  });
+
+  it('reports when the broker last answered: a receive with messages or an empty one after its wait', async () => {
+    const bus = track(await startBus({ queues: { activities: {} } }));
+    const client = track(relayClient(bus));
+    const loop = track(startBatchLoop({ client, queue: 'activities', maxWaitMs: 100, handler: async (ds) => void (await Promise.all(ds.map((d) => d.complete()))) }));
+    const first = await waitFor('a first answer', () => loop.health().lastReceiveAt);
+    const later = await waitFor('a later answer', () => {
+      const at = loop.health().lastReceiveAt;
+      return at !== undefined && at > first ? at : undefined;
+    });
+    assert.ok(later > first);
+    assert.deepEqual({ ...loop.health(), lastReceiveAt: 0 }, { running: true, lastReceiveAt: 0, consecutiveErrors: 0 });
+  });
+
+  it('close() lets a handler that is still in a call (it cannot stop at once) finish and settle within closeGraceMs: nothing abandoned', async () => {
+    const bus = track(await startBus({ queues: { activities: { LockDuration: 'PT5S', MaxDeliveryCount: 5 } } }));
+    const client = track(relayClient(bus));
+    await client.createSender('activities').sendMessages({ body: 'x', messageId: 'x' });
+    const outcomes: string[] = [];
+    let started = false;
+    const loop = startBatchLoop({
+      client,
+      queue: 'activities',
+      maxWaitMs: 100,
+      closeGraceMs: 3_000,
+      handler: async ([d], signal) => {
+        started = true;
+        await delay(600); // a provider call that does not stop when the signal aborts
+        outcomes.push(`aborted=${String(signal.aborted)}`);
+        await d!.complete();
+        outcomes.push(String((d as unknown as { outcome?: string }).outcome));
+      },
+    });
+    await waitFor('the handler running', () => (started ? true : undefined));
+    await loop.close();
+    assert.deepEqual(outcomes, ['aborted=true', 'completed']);
+    assert.deepEqual(await client.createReceiver('activities').peekMessages(1), [], 'completed, not abandoned');
   });
 
   it('validates its options once, naming the option', () => {

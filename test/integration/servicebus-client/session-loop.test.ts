@@ -1,7 +1,7 @@
 /**
  * The session loop through the real SDK against the project's emulator: sessions shared by two loops on two clients
  * with one holder per session, per-session state across releases, idle release, maxSessions, session lock renewal,
- * and stop/drain with a session in flight.
+ * release of a busy session before its lock renewal ends, health, and stop/drain with a session in flight.
  */
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
@@ -162,6 +162,82 @@ describe('servicebus session loop, through the real SDK', function () {
     assert.deepEqual(await client.createReceiver('outbound', { receiveMode: 'peekLock' }).peekMessages(1), []);
   });
 
+  it('releases a busy session before its lock renewal ends (renewalBudget): state saved while held, seen by the next holder on either replica, no message handled twice', async () => {
+    // Scaled down: a 1.2 s lock renewed for at most 2 s, and a sender kept busy for several times that.
+    const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S', MaxDeliveryCount: 10 } } }));
+    const total = 36;
+    const handled = new Map<string, number[]>();
+    const order: number[] = [];
+    const events: string[] = [];
+    const closes: SessionCloseReason[] = [];
+    const errors: string[] = [];
+    let holders = 0;
+    let mostHolders = 0;
+    let budgetsSeen = 0;
+    const factory = (replica: string): SessionHandlerFactory => ({ state, setState, lockedUntil }) => {
+      holders++;
+      mostHolders = Math.max(mostHolders, holders);
+      let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
+      events.push(`open count=${count}`);
+      if (lockedUntil !== undefined && lockedUntil() > Date.now()) budgetsSeen++;
+      return {
+        onBatch: async (ds) => {
+          await delay(150); // a provider call per batch, say
+          for (const d of ds) {
+            await d.complete();
+            handled.set(d.messageId!, [...(handled.get(d.messageId!) ?? []), d.deliveryCount]);
+            order.push(d.body as number);
+            count++;
+          }
+        },
+        onClose: async (reason) => {
+          closes.push(reason);
+          try {
+            await setState(Buffer.from(JSON.stringify({ count })));
+            events.push(`close ${reason} saved count=${count}`);
+          } catch (err) {
+            errors.push(`${replica} setState on ${reason}: ${(err as Error).message}`);
+          }
+          holders--;
+        },
+      };
+    };
+    const loops = ['r1', 'r2'].map((replica) =>
+      track(
+        startSessionLoop({
+          client: track(relayClient(bus, 600)),
+          queue: 'outbound',
+          maxSessions: 1,
+          maxBatch: 2,
+          maxWaitMs: 100,
+          sessionIdleMs: 1_000,
+          maxLockRenewalMs: 2_000,
+          onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`),
+          createSessionHandler: factory(replica),
+        }),
+      ),
+    );
+    await track(relayClient(bus)).createSender('outbound').sendMessages(Array.from({ length: total }, (_, k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await waitFor('every message handled', () => (order.length >= total ? true : undefined), 15_000);
+    await waitFor('the session released', () => (holders === 0 && loops.every((l) => l.sessions.length === 0) ? true : undefined), 8_000);
+
+    assert.deepEqual(errors, []);
+    assert.deepEqual(order, Array.from({ length: total }, (_, k) => k), 'each message once, in order');
+    for (const [id, counts] of handled) assert.deepEqual(counts, [1], `${id} delivered once`);
+    assert.ok(closes.includes('renewalBudget'), `released for the renewal budget at least once: ${closes.join(', ')}`);
+    assert.ok(!closes.includes('lockLost'), `never lost the lock: ${closes.join(', ')}`);
+    assert.equal(mostHolders, 1, 'one holder at a time');
+    assert.equal(budgetsSeen, closes.length, 'every holder saw a lock deadline ahead');
+    // Each holder started from the count the previous one saved in onClose, before it released the session.
+    for (let i = 1; i < events.length; i += 2) {
+      const saved = /saved count=(\d+)/.exec(events[i]!)?.[1];
+      assert.ok(saved !== undefined, `event ${i} is a close: ${events.join(' | ')}`);
+      if (i + 1 < events.length) assert.equal(events[i + 1], `open count=${saved}`, events.join(' | '));
+    }
+    assert.match(events.at(-1)!, new RegExp(`saved count=${total}$`));
+    assert.deepEqual(await track(relayClient(bus)).createReceiver('outbound').peekMessages(1), []);
+  });
+
   it('drain with a session batch in flight: the aborted handler hands its messages back, the session is released, another loop completes them once', async () => {
     const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
     const first = track(relayClient(bus, 600));
@@ -269,6 +345,33 @@ describe('servicebus session loop, through the real SDK', function () {
     await waitFor('the redelivered message completed', () => (seen.some((s) => s.endsWith(':completed')) ? true : undefined), 8_000);
     assert.deepEqual(seen, ['x@1:lockLost', 'x@2:completed']);
     assert.equal(closes[0], 'lockLost');
+  });
+
+  it('health: answered while no session is free (ServiceTimeout) and while receiving; not running once its client is closed under it', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = relayClient(bus, 300);
+    const errors: string[] = [];
+    const loop = track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxWaitMs: 100,
+        sessionIdleMs: 200,
+        onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`),
+        createSessionHandler: () => ({ onBatch: async (ds) => void (await Promise.all(ds.map((d) => d.complete()))) }),
+      }),
+    );
+    const idle = await waitFor('an answer with no session free', () => loop.health().lastReceiveAt, 3_000);
+    assert.deepEqual({ ...loop.health(), lastReceiveAt: 0 }, { running: true, lastReceiveAt: 0, consecutiveErrors: 0 });
+    await track(relayClient(bus)).createSender('outbound').sendMessages({ body: 'x', sessionId: 'S', messageId: 'x' });
+    await waitFor('a later answer', () => ((loop.health().lastReceiveAt ?? 0) > idle ? true : undefined), 3_000);
+    await client.close();
+    await waitFor('the loop to stop', () => (loop.health().running ? undefined : true), 5_000);
+    const health = loop.health();
+    assert.ok(health.consecutiveErrors >= 1, JSON.stringify(health));
+    assert.match(health.lastError ?? '', /connection is closed/);
+    assert.ok(errors.some((e) => /^accept: .*connection is closed/.test(e)), errors.join(' | '));
   });
 
   it('survives a failing handler factory: the session is released unread and taken again', async () => {

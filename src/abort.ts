@@ -63,3 +63,65 @@ export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise
 export function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
 }
+
+/** A controller tied to one or more parent signals: see `linkedController`. */
+export interface LinkedController {
+  /** Aborts when any parent aborts (with that parent's reason), or on `abort()`. */
+  readonly signal: AbortSignal;
+  /** Aborts this signal only (the parents are not touched) and lets go of the parents. */
+  abort(reason?: unknown): void;
+  /** Lets go of the parents; the signal stays as it is. Call it when the work ends. Idempotent. */
+  dispose(): void;
+}
+
+/** Per parent signal: the one `abort` listener this module keeps on it, and the linked controllers it serves. */
+const links = new WeakMap<AbortSignal, { listener: () => void; children: Set<(reason: unknown) => void> }>();
+
+function link(parent: AbortSignal, onAbort: (reason: unknown) => void): () => void {
+  let entry = links.get(parent);
+  if (entry === undefined) {
+    const children = new Set<(reason: unknown) => void>();
+    const listener = (): void => {
+      links.delete(parent);
+      for (const child of [...children]) child(parent.reason);
+    };
+    entry = { listener, children };
+    links.set(parent, entry);
+    parent.addEventListener('abort', listener, { once: true });
+  }
+  const { children, listener } = entry;
+  children.add(onAbort);
+  return () => {
+    if (!children.delete(onAbort) || children.size > 0) return;
+    parent.removeEventListener('abort', listener);
+    if (links.get(parent)?.listener === listener) links.delete(parent);
+  };
+}
+
+/**
+ * A signal that aborts when any of `parents` aborts, for work shorter than the parents (one batch under a worker's
+ * shutdown signal). Not `AbortSignal.any(parents)`: on Node 20 every combined signal stays in each long-lived
+ * parent's dependant set (nodejs/node#55351, #54614), so one per batch grows without bound. Here a parent carries one
+ * `abort` listener however many controllers are linked to it at once (so no MaxListeners warning either), and none
+ * once every one of them is disposed.
+ */
+export function linkedController(...parents: ReadonlyArray<AbortSignal | undefined>): LinkedController {
+  const controller = new AbortController();
+  const unlinks: Array<() => void> = [];
+  const dispose = (): void => {
+    for (const unlink of unlinks.splice(0)) unlink();
+  };
+  const abort = (reason?: unknown): void => {
+    controller.abort(reason);
+    dispose();
+  };
+  for (const parent of new Set(parents)) {
+    if (parent === undefined) continue;
+    if (parent.aborted) {
+      abort(parent.reason);
+      break;
+    }
+    unlinks.push(link(parent, abort));
+  }
+  return { signal: controller.signal, abort, dispose };
+}

@@ -10,8 +10,10 @@
  *    as this session is dead-lettered with a reason that says so.
  * 2. Call the provider through the limiter, with the channel's timeout and the message key as idempotency key.
  *    Failures are decided from the `ProviderError` code in one place (`send-policy.ts`): 429 pauses this sender and
- *    calls again; 5xx/timeouts/bad answers are retried with exponential backoff and jitter (cockatiel); a permanent
- *    refusal is an outcome; refused credentials and exhausted retries are dead-lettered with the provider's last error.
+ *    calls again; 5xx/timeouts/unreadable non-2xx answers are retried with exponential backoff and jitter (cockatiel);
+ *    a permanent refusal is an outcome; refused credentials and exhausted retries are dead-lettered with the
+ *    provider's last error; a 2xx answer that cannot be read is never retried (the provider may have sent the
+ *    message): it is dead-lettered with the provider's answer for a person to check.
  * 3. The outcome (`sent`/`Sent`, or the channel's failure response type / `NotSent`) goes to `interactions` with
  *    `messageId` = key + response type, grouped with the other outcomes of the session; only then is the delivery
  *    completed. A failed interaction send is retried; the provider is never called again for an accepted message:
@@ -27,10 +29,13 @@
  * written periodically: a holder that dies without `onClose` stops sending, and its session lock has to expire before
  * another replica can take the session; a lock lasts far longer than a rate window (default 60 s against ~1 s), so
  * by then every call it made is out of the window. Only a graceful release hands over within a window, and that
- * always goes through `onClose`.
+ * always goes through `onClose`; when `onClose` cannot save the state (setState fails or times out), it keeps the
+ * session until its last window has passed (at most one window), so the next holder, starting without a state,
+ * cannot call within it.
  */
 import { setMaxListeners } from 'node:events';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { delay, linkedController } from '../abort.js';
 import type { Channel } from '../channels/types.js';
 import { errorMessage, isEventError, isProviderError, ProviderError } from '../errors.js';
 import { METRIC_PREFIX } from '../health/metrics.js';
@@ -38,10 +43,11 @@ import { areaLogger, silentLogger, type Logger } from '../log.js';
 import type { Provider, SendRequest, SendResult } from '../providers/provider.js';
 import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
 import { interactionMessageId, parseOutboundMessage, type InteractionMessage, type OutboundMessage } from './messages.js';
-import type { AcceptedSession, Delivery, InteractionSender, SessionHandler } from './ports.js';
+import type { AcceptedSession, Delivery, InteractionSender, SessionCloseReason, SessionHandler } from './ports.js';
 import {
   createSendPolicy,
   decide,
+  describeProviderAnswer,
   describeProviderError,
   failureDetail,
   resolveSendRetryOptions,
@@ -126,11 +132,12 @@ export const DISPATCH_DEAD_LETTER_REASONS = {
   sessionMismatch: 'SessionMismatch',
   retriesExhausted: 'ProviderRetriesExhausted',
   unauthorized: 'ProviderUnauthorized',
+  unconfirmed: 'ProviderAnswerUnreadable',
   failed: 'DispatchFailed',
   interactionNotSent: 'InteractionNotSent',
 } as const;
 
-type Outcome = 'sent' | 'rejected' | 'retries_exhausted' | 'unauthorized' | 'invalid' | 'failed' | 'abandoned' | 'interaction_not_sent';
+type Outcome = 'sent' | 'rejected' | 'retries_exhausted' | 'unauthorized' | 'unconfirmed' | 'invalid' | 'failed' | 'abandoned' | 'interaction_not_sent';
 
 type SendOutcome =
   | { kind: 'sent'; result: SendResult; calls: number }
@@ -153,7 +160,7 @@ function createMetrics(registry: Registry): Metrics {
   return {
     messages: getOrCreate(registry, `${p}messages_total`, () => new Counter({
       name: `${p}messages_total`,
-      help: 'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, invalid, failed, abandoned, interaction_not_sent',
+      help: 'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, unconfirmed, invalid, failed, abandoned, interaction_not_sent',
       labelNames: ['channel', 'outcome'] as const,
       registers: [registry],
     })),
@@ -264,7 +271,6 @@ class StageContext {
 }
 
 export class DispatchStage {
-  /** Creates the handler of each accepted `outbound` session: give it to the session loop. */
   /** The session loop's handler factory (a `SessionHandlerFactory`): one handler per accepted session. */
   readonly sessionHandler: (session: AcceptedSession) => DispatchSessionHandler;
   readonly #ctx: StageContext;
@@ -334,10 +340,12 @@ class Settlement {
   }
 }
 
-/** The handler of one accepted `outbound` session (one sender). */
-/** The handler of one held sender session; `onClose` hands back what waits and saves the session state. */
+/**
+ * The handler of one held sender session; `onClose` hands back what waits and saves the session state (when that
+ * fails, it holds the session until the last window has passed; see `DispatchSession.#close`).
+ */
 export interface DispatchSessionHandler extends SessionHandler {
-  onClose(): Promise<void>;
+  onClose(reason?: SessionCloseReason): Promise<void>;
 }
 
 class DispatchSession implements DispatchSessionHandler {
@@ -405,15 +413,18 @@ class DispatchSession implements DispatchSessionHandler {
   }
 
   async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void> {
-    const batchSignal = AbortSignal.any([signal, this.#closeController.signal]);
+    // One signal per batch, fired by the loop's signal or by onClose; its listeners on those long-lived signals are
+    // removed when the batch ends (not AbortSignal.any: see linkedController).
+    const linked = linkedController(signal, this.#closeController.signal);
     // Every waiting message listens to it (limiter, retry): as many listeners as the batch has messages.
-    setMaxListeners(0, batchSignal);
-    const batch = Promise.all(deliveries.map((d) => this.#handle(d, batchSignal))).then(() => undefined);
+    setMaxListeners(0, linked.signal);
+    const batch = Promise.all(deliveries.map((d) => this.#handle(d, linked.signal))).then(() => undefined);
     this.#batches.add(batch);
     try {
       await batch;
     } finally {
       this.#batches.delete(batch);
+      linked.dispose();
     }
   }
 
@@ -541,7 +552,7 @@ class DispatchSession implements DispatchSessionHandler {
           (result) => resolve({ kind: 'sent', result, calls }),
           (error: unknown) => {
             const decision = decide(error);
-            if (decision === 'rejected' || decision === 'unauthorized') resolve({ kind: 'failed', decision, error, calls });
+            if (decision === 'rejected' || decision === 'unauthorized' || decision === 'unconfirmed') resolve({ kind: 'failed', decision, error, calls });
             else if (signal.aborted && phase !== 'done') resolve({ kind: 'abandoned', calls });
             else resolve({ kind: 'failed', decision, error, calls });
           },
@@ -634,6 +645,16 @@ class DispatchSession implements DispatchSessionHandler {
         stage.count(channel.name, 'unauthorized');
         await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.unauthorized, `${provider.type} refused the credentials of channel '${channel.name}': ${description}`);
         return;
+      case 'unconfirmed':
+        // Not retried, not recorded as a failure: the provider took the request and may have sent the message.
+        log.error('provider answered 2xx with an answer that cannot be read: dead-lettered for a person to check', { calls: outcome.calls, err: description });
+        stage.count(channel.name, 'unconfirmed');
+        await settlement.deadLetter(
+          DISPATCH_DEAD_LETTER_REASONS.unconfirmed,
+          `${provider.type} took the request but its answer could not be read (${description}), so the message may have been sent: ` +
+            `check with the provider (idempotency key ${msg.key}) before resubmitting to outbound, or record the outcome. Answer: ${describeProviderAnswer(error, msg.to)}`,
+        );
+        return;
       case 'rateLimited':
       case 'transient':
         log.warn('provider retries exhausted: dead-lettered', { calls: outcome.calls, err: description });
@@ -665,13 +686,19 @@ class DispatchSession implements DispatchSessionHandler {
     await settlement.complete();
   }
 
-  onClose(): Promise<void> {
-    this.#closing ??= this.#close();
+  onClose(reason?: SessionCloseReason): Promise<void> {
+    this.#closing ??= this.#close(reason);
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
-    // What still waits is handed back; calls in flight finish and are recorded.
+  /**
+   * Hands back what still waits (calls in flight finish and are recorded), then saves the last window as the session
+   * state. When that save fails or times out, the next holder would start without any wait: so this holder keeps the
+   * session (returns later) until the calls it recorded have left the window, or a running pause has ended, at most one
+   * full window (`windowMs`, or the recipient spacing when longer) from now. Not when the lock is already lost: the
+   * session is someone else's by then.
+   */
+  async #close(reason: SessionCloseReason | undefined): Promise<void> {
     this.#closeController.abort(new Error('session closing'));
     await Promise.allSettled([...this.#batches]);
     this.#outbox.close();
@@ -681,12 +708,16 @@ class DispatchSession implements DispatchSessionHandler {
       const pausedUntil = limiter.pausedUntil;
       if (pausedUntil !== undefined) state.pausedUntil = pausedUntil;
       limiter.clear();
-      if (this.#hadState || state.sentAt.length > 0 || pausedUntil !== undefined) await this.#saveState(state);
+      if (this.#hadState || state.sentAt.length > 0 || pausedUntil !== undefined) {
+        const saved = await this.#saveState(state);
+        if (!saved) await this.#holdAfterLostState(state, limiter, reason);
+      }
     }
     this.#stage.sessions.delete(this);
   }
 
-  async #saveState(state: DispatchSessionState): Promise<void> {
+  /** True when the state was written. */
+  async #saveState(state: DispatchSessionState): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -696,11 +727,26 @@ class DispatchSession implements DispatchSessionHandler {
         }),
       ]);
       this.#log.debug('session state saved', { sentAt: state.sentAt.length, pausedUntil: state.pausedUntil });
+      return true;
     } catch (err) {
-      // The next holder then starts without it; a lost session lock means it is not ours to write anyway.
       this.#log.warn('session state not saved', { err: errorMessage(err) });
+      return false;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The state could not be handed over: keep the session until the window it describes has passed (see `#close`). */
+  async #holdAfterLostState(state: DispatchSessionState, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+    if (reason === 'lockLost') {
+      this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
+      return;
+    }
+    const windowMs = Math.max(limiter.windowMs, limiter.recipientSpacingMs);
+    const now = this.#stage.now();
+    const until = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
+    if (until <= now) return;
+    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', { holdMs: until - now, sentAt: state.sentAt.length, pausedUntil: state.pausedUntil });
+    await delay(until - now);
   }
 }

@@ -8,6 +8,7 @@
  * Re-sending a group is safe: every interaction has a stable `messageId` and the bus drops duplicates.
  */
 import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import { linkedController } from '../abort.js';
 import type { InteractionMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
 
@@ -94,8 +95,10 @@ export class InteractionOutbox {
 
   async #send(group: Waiting[]): Promise<void> {
     this.#sending += group.length;
-    const signals = [...new Set(group.map((w) => w.signal))];
-    const signal = signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
+    // Retries stop when any item's signal fires. Not AbortSignal.any: see linkedController (no trace is left on the
+    // items' signals once the group is done).
+    const linked = linkedController(...group.map((w) => w.signal));
+    const signal = linked.signal;
     const policy = retry(handleAll, { maxAttempts: this.#retries, backoff: this.#backoff });
     let attempt = 0;
     try {
@@ -113,6 +116,7 @@ export class InteractionOutbox {
       for (const w of group) w.reject(err);
     } finally {
       this.#sending -= group.length;
+      linked.dispose();
     }
   }
 

@@ -15,6 +15,7 @@
 import { Counter, type Registry } from 'prom-client';
 import { delay } from '../abort.js';
 import { isEventError, type DataverseError } from '../errors.js';
+import { METRIC_PREFIX } from '../health/metrics.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter } from './ports.js';
@@ -62,9 +63,7 @@ export class RecorderStage {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, found ${this.maxAttempts}`);
     this.sleep = options.sleep ?? delay;
-    this.counter = options.registry
-      ? new Counter({ name: 'channel_relay_recorder_interactions_total', help: 'Interactions handled by the recorder, by outcome.', labelNames: ['outcome'], registers: [options.registry] })
-      : undefined;
+    this.counter = options.registry === undefined ? undefined : interactionsCounter(options.registry);
   }
 
   stats(): RecorderStats {
@@ -157,6 +156,14 @@ export class RecorderStage {
     else this.counts.abandoned++;
     this.counter?.inc({ outcome });
   }
+}
+
+/** The recorder's counter on `registry`: the one already there (a second stage on the same registry), or a new one. */
+function interactionsCounter(registry: Registry): Counter<'outcome'> {
+  const name = `${METRIC_PREFIX}recorder_interactions_total`;
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<'outcome'>;
+  return new Counter({ name, help: 'Interactions handled by the recorder, by outcome.', labelNames: ['outcome'] as const, registers: [registry] });
 }
 
 /** Which interaction, for a dead-letter description (no contact data beyond ids). */

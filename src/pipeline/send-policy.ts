@@ -5,10 +5,17 @@
  * | code                                                         | decision       | what happens                                      |
  * |--------------------------------------------------------------|----------------|---------------------------------------------------|
  * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs`, call again    |
- * | ProviderUnavailable, ProviderTimeout, ProviderBadResponse    | `transient`    | call again after an exponential backoff with jitter|
+ * | ProviderUnavailable, ProviderTimeout                         | `transient`    | call again after an exponential backoff with jitter|
+ * | ProviderBadResponse with a non-2xx status (a proxy's 502 page, a redirect) | `transient` | as above                       |
+ * | ProviderBadResponse with a 2xx status                        | `unconfirmed`  | dead-letter with the provider's answer, never retried |
  * | ProviderRejected                                             | `rejected`     | an outcome: the channel's failure response type    |
  * | ProviderUnauthorized                                         | `unauthorized` | dead-letter, error log (configuration problem)    |
  * | anything that is not a ProviderError                         | `unexpected`   | dead-letter (an adapter bug: nothing to retry)    |
+ *
+ * `unconfirmed`: the provider answered 2xx (it took the request) with an answer the adapter cannot read, so the
+ * message may well have been sent; calling again could send it twice, and recording it as a failure could be wrong.
+ * A person checks with the provider (the dead letter carries its answer). This overrides `retryable: true` of
+ * `ProviderBadResponse` in `src/errors.ts`, which speaks of the code alone.
  *
  * The two kinds of retry are bounded separately: `transientRetries` calls again after transient failures,
  * `rateLimitRetries` after 429s (their wait is the sender's pause, so they need no backoff of their own). The
@@ -19,7 +26,12 @@ import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPol
 import { isProviderError, type ProviderError } from '../errors.js';
 import { maskDigits, redactString } from '../log.js';
 
-export type SendDecision = 'rateLimited' | 'transient' | 'rejected' | 'unauthorized' | 'unexpected';
+export type SendDecision = 'rateLimited' | 'transient' | 'unconfirmed' | 'rejected' | 'unauthorized' | 'unexpected';
+
+/** Whether an HTTP status says the provider took the request (2xx). */
+export function isSuccessStatus(status: number | undefined): boolean {
+  return status !== undefined && status >= 200 && status < 300;
+}
 
 /** The one place a provider failure becomes a decision. */
 export function decide(error: unknown): SendDecision {
@@ -29,8 +41,9 @@ export function decide(error: unknown): SendDecision {
       return 'rateLimited';
     case 'ProviderUnavailable':
     case 'ProviderTimeout':
-    case 'ProviderBadResponse':
       return 'transient';
+    case 'ProviderBadResponse':
+      return isSuccessStatus(error.upstream?.status) ? 'unconfirmed' : 'transient';
     case 'ProviderRejected':
       return 'rejected';
     case 'ProviderUnauthorized':
@@ -39,7 +52,7 @@ export function decide(error: unknown): SendDecision {
 }
 
 export interface SendRetryOptions {
-  /** Calls again after a transient failure (5xx, timeout, bad response), at most this many times. @defaultValue 4 */
+  /** Calls again after a transient failure (5xx, timeout, a non-2xx bad answer), at most this many times. @defaultValue 4 */
   transientRetries?: number;
   /** The first backoff delay; later ones grow exponentially, with decorrelated jitter. @defaultValue 500 */
   initialDelayMs?: number;
@@ -129,4 +142,20 @@ export function describeProviderError(error: unknown, recipient: string): string
 export function failureDetail(error: unknown, recipient: string): { code: string | number; message: string } {
   if (!isProviderError(error)) return { code: 'unexpected', message: describeProviderError(error, recipient) };
   return { code: error.upstream?.code ?? error.code, message: scrub(error.message, recipient) };
+}
+
+/** The longest rendering of a provider's answer in a dead-letter description. */
+export const ANSWER_MAX_CHARS = 2000;
+
+/**
+ * The provider's answer for a person (status, content type and body, at most `ANSWER_MAX_CHARS` of body), without the
+ * recipient or anything shaped like a secret; '(no answer)' when the error carries none.
+ */
+export function describeProviderAnswer(error: unknown, recipient: string): string {
+  if (!isProviderError(error) || error.upstream === undefined) return '(no answer)';
+  const { status, headers, body } = error.upstream;
+  const raw = typeof body === 'string' ? body : (JSON.stringify(body) ?? '');
+  const text = raw.length > ANSWER_MAX_CHARS ? `${raw.slice(0, ANSWER_MAX_CHARS)}… (${raw.length} characters)` : raw;
+  const type = headers?.['content-type'];
+  return scrub(`HTTP ${status ?? '?'}${type === undefined ? '' : ` (${type})`}, body: ${text === '' ? '(empty)' : text}`, recipient);
 }

@@ -86,6 +86,8 @@ export class SenderLimiter {
   #pausedUntil = 0;
   #resumeTimer: ReturnType<typeof setTimeout> | undefined;
   #cleared = false;
+  /** Slots held after their call ended, until their window has passed. */
+  readonly #holds = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
 
   constructor(options: SenderLimiterOptions) {
     const messages = positiveInt('messages', options.messages, 1);
@@ -175,12 +177,27 @@ export class SenderLimiter {
         }
         done();
         // The slot stays taken for a whole window after the call ended (see the file's comment).
-        if (started) await sleep(this.windowMs);
+        if (started) await this.#hold(this.windowMs);
       };
       this.#slots.add(holdSlot, { signal: waiting.signal, priority: options.priority ?? 0 }).catch((err: unknown) => {
         done();
         reject(err);
       });
+    });
+  }
+
+  /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
+  #hold(ms: number): Promise<void> {
+    if (this.#cleared) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const hold = {
+        timer: setTimeout(() => {
+          this.#holds.delete(hold);
+          resolve();
+        }, ms),
+        resolve,
+      };
+      this.#holds.add(hold);
     });
   }
 
@@ -252,8 +269,10 @@ export class SenderLimiter {
   }
 
   /**
-   * Stops the pause timer and drops what still waits in the queue (abort the calls' signals first: a dropped
-   * call's `run` never settles otherwise). Calls in flight finish. Idempotent.
+   * For the end of the session: stops the pause timer, drops what still waits in the queue (abort the calls'
+   * signals first: a dropped call's `run` never settles otherwise) and releases every slot still held for its window
+   * (their timers are cancelled, so none keeps the process alive; read `recentCalls()` first: the session state hands
+   * the window over). Calls in flight finish, and hold no slot after. Idempotent.
    */
   clear(): void {
     this.#cleared = true;
@@ -261,10 +280,10 @@ export class SenderLimiter {
     this.#resumeTimer = undefined;
     this.#slots.clear();
     this.#calls.clear();
-  }
-
-  /** Resolves when no call is in flight. */
-  async idle(): Promise<void> {
-    await this.#calls.onPendingZero();
+    for (const hold of this.#holds) {
+      clearTimeout(hold.timer);
+      hold.resolve();
+    }
+    this.#holds.clear();
   }
 }

@@ -1,6 +1,11 @@
 /**
  * What the mapping functions share: each turns one `HttpResponse` into a `SendResult` or a `ProviderError`
  * (returned, not thrown, so that tables of fixtures can assert on either), keeping the upstream answer.
+ *
+ * An answer a mapping cannot read is `ProviderBadResponse` with the answer's status kept in `upstream.status`:
+ * the dispatch stage decides from it (`decide` in `src/pipeline/send-policy.ts`): a 2xx means the provider took the
+ * request and may have sent the message, so it is never sent again (dead-lettered with the answer for a person to
+ * check); anything else (a proxy's HTML 502, a redirect) is retried.
  */
 import { ProviderError, type CodeOf } from '../errors.js';
 import type { HttpResponse } from './http.js';

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import sinon from 'sinon';
-import { abortReason, delay, raceAbort, sleep } from '../../src/abort.js';
+import { abortReason, delay, linkedController, raceAbort, sleep } from '../../src/abort.js';
+
+/** `abort` listeners on a signal, and the signals `AbortSignal.any` made from it (Node 20 internals; 0 where absent). */
+function traces(signal: AbortSignal): { listeners: number; dependants: number } {
+  const symbol = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+  const set = symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
+  return { listeners: getEventListeners(signal, 'abort').length, dependants: set?.size ?? 0 };
+}
 
 describe('abort: waiting with a signal', () => {
   let clock: sinon.SinonFakeTimers;
@@ -60,5 +68,73 @@ describe('abort: waiting with a signal', () => {
     const b = new AbortController();
     b.abort();
     assert.equal(abortReason(b.signal).name, 'AbortError');
+  });
+
+  describe('linkedController', () => {
+    it('aborts with the reason of whichever parent aborts first', () => {
+      const a = new AbortController();
+      const b = new AbortController();
+      const linked = linkedController(a.signal, b.signal);
+      assert.equal(linked.signal.aborted, false);
+      b.abort(new Error('drain budget'));
+      assert.equal(linked.signal.aborted, true);
+      assert.match((linked.signal.reason as Error).message, /drain budget/);
+      a.abort(new Error('later'));
+      assert.match((linked.signal.reason as Error).message, /drain budget/);
+      assert.deepEqual(traces(a.signal), { listeners: 0, dependants: 0 }, 'the other parent let go once it fired');
+    });
+
+    it('starts aborted when a parent already is, and leaves no listener', () => {
+      const a = new AbortController();
+      const b = new AbortController();
+      b.abort('stopped');
+      const linked = linkedController(a.signal, b.signal, undefined);
+      assert.equal(linked.signal.aborted, true);
+      assert.equal(linked.signal.reason, 'stopped');
+      assert.deepEqual(traces(a.signal), { listeners: 0, dependants: 0 });
+    });
+
+    it('dispose() leaves nothing on a long-lived parent, however many were linked', () => {
+      const parent = new AbortController();
+      for (let i = 0; i < 1000; i++) {
+        const linked = linkedController(parent.signal, parent.signal);
+        assert.equal(traces(parent.signal).listeners, 1);
+        linked.signal.addEventListener('abort', () => undefined);
+        linked.dispose();
+        linked.dispose();
+      }
+      assert.deepEqual(traces(parent.signal), { listeners: 0, dependants: 0 });
+      const linked = linkedController(parent.signal);
+      linked.dispose();
+      parent.abort();
+      assert.equal(linked.signal.aborted, false, 'once disposed, no longer linked');
+    });
+
+    it('keeps one listener on a parent however many are linked at once, and aborts them all', () => {
+      const parent = new AbortController();
+      const many = Array.from({ length: 50 }, () => linkedController(parent.signal));
+      assert.equal(traces(parent.signal).listeners, 1, 'no MaxListeners warning with many sessions under one loop signal');
+      many[0]?.dispose();
+      parent.abort(new Error('shutdown'));
+      assert.equal(many[0]?.signal.aborted, false, 'disposed before the abort');
+      assert.ok(many.slice(1).every((l) => l.signal.aborted && (l.signal.reason as Error).message === 'shutdown'));
+      for (const l of many) l.dispose();
+      assert.deepEqual(traces(parent.signal), { listeners: 0, dependants: 0 });
+      const late = linkedController(parent.signal);
+      assert.equal(late.signal.aborted, true, 'linked to a parent that already fired');
+      const other = new AbortController();
+      const some = Array.from({ length: 3 }, () => linkedController(other.signal));
+      for (const l of some) l.dispose();
+      assert.equal(traces(other.signal).listeners, 0, 'the last dispose removes the listener');
+    });
+
+    it('abort() aborts only its own signal and lets go of the parents', () => {
+      const parent = new AbortController();
+      const linked = linkedController(parent.signal);
+      linked.abort(new Error('closing'));
+      assert.match((linked.signal.reason as Error).message, /closing/);
+      assert.equal(parent.signal.aborted, false);
+      assert.deepEqual(traces(parent.signal), { listeners: 0, dependants: 0 });
+    });
   });
 });

@@ -2,6 +2,7 @@
  * Fakes for the dispatch stage's unit tests: channels, a provider that records every call (time, recipient, key)
  * and answers as a test says, deliveries that record their settlement, an interactions sender, a session.
  */
+import { getEventListeners } from 'node:events';
 import type { Channel } from '../../../src/channels/types.js';
 import { ProviderError } from '../../../src/errors.js';
 import type { ChannelLookup } from '../../../src/pipeline/dispatch.js';
@@ -119,6 +120,9 @@ export const errors = {
   rateLimited: (retryAfterMs?: number) => new ProviderError('ProviderRateLimited', 'Too Many Requests', { upstream: { status: 429, code: 20429 }, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }),
   rejected: () => new ProviderError('ProviderRejected', `The 'To' number ${PHONE} is not a valid phone number.`, { upstream: { status: 400, code: 21211 } }),
   unauthorized: () => new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),
+  /** What an adapter makes of an answer it cannot read: `status` 2xx (the provider took the request) or not. */
+  badResponse: (status: number, body: unknown) =>
+    new ProviderError('ProviderBadResponse', `twilio answered ${status} without a message sid`, { upstream: { status, headers: { 'content-type': 'application/json' }, body } }),
 };
 
 /** An interactions sender that records every send; `fail(n)` makes send number n (1-based) throw. */
@@ -148,7 +152,6 @@ export function session(sessionId = 'twilio:+15550000000', state?: Buffer): Acce
   };
 }
 
-/** The most calls whose start times fall in any window of `windowMs` (a window starting at each call). */
 /**
  * The most calls a provider could count in one window of `windowMs`, wherever between its start and its end each
  * call's request arrived: the most calls whose [start, end] meets one window.
@@ -158,3 +161,12 @@ export function worstCaseInWindow(calls: ReadonlyArray<{ at: number; end: number
   return Math.max(0, ...points.map((t) => calls.filter((c) => c.at < t + windowMs && c.end >= t).length));
 }
 
+/**
+ * What a signal keeps of the work that used it: its `abort` listeners, and (Node 20 internals, 0 where absent) the
+ * signals `AbortSignal.any` made from it, which it keeps for as long as it lives.
+ */
+export function signalTraces(signal: AbortSignal): { listeners: number; dependants: number } {
+  const symbol = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+  const set = symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
+  return { listeners: getEventListeners(signal, 'abort').length, dependants: set?.size ?? 0 };
+}

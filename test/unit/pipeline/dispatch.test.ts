@@ -5,7 +5,9 @@ import { DispatchStage, type DispatchOptions } from '../../../src/pipeline/dispa
 import type { SessionHandler } from '../../../src/pipeline/ports.js';
 import { decodeSessionState, encodeSessionState } from '../../../src/pipeline/session-state.js';
 import type { Provider } from '../../../src/providers/provider.js';
-import { channel, delivery, errors, FakeInteractions, FakeProvider, lookup, outbound, PHONE, session, worstCaseInWindow, type FakeDelivery } from './dispatch-fakes.js';
+import { CaptureStream } from '../../helpers/capture.js';
+import { createLogger } from '../../../src/log.js';
+import { channel, delivery, errors, FakeInteractions, FakeProvider, lookup, outbound, PHONE, session, signalTraces, worstCaseInWindow, type FakeDelivery } from './dispatch-fakes.js';
 
 const SESSION = 'twilio:+15550000000';
 
@@ -480,6 +482,119 @@ describe('dispatch stage', () => {
     await done;
     assert.deepEqual(deliveries.map((d) => d.settled[0]?.kind), ['complete', 'abandon', 'abandon']);
     assert.equal(sess.saved.length, 1);
+  });
+
+  it('leaves nothing on the session loop\'s signal after many batches (no listener, no combined signal)', async () => {
+    const p = new FakeProvider();
+    const { stage: s } = stage(p, { channels: lookup(channel({ rateLimit: { messages: 100 } })) });
+    const handler = await s.sessionHandler(session());
+    const loop = new AbortController();
+    const during: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const done = handler.onBatch([delivery(outbound()), delivery(outbound())], loop.signal);
+      during.push(signalTraces(loop.signal).listeners);
+      await clock.tickAsync(100);
+      await done;
+    }
+    assert.equal(p.calls.length, 200);
+    assert.deepEqual([...new Set(during)], [1], 'one listener per running batch, so that a stop still reaches it');
+    assert.deepEqual(signalTraces(loop.signal), { listeners: 0, dependants: 0 });
+    await handler.onClose();
+    assert.deepEqual(signalTraces(loop.signal), { listeners: 0, dependants: 0 });
+  });
+
+  it('a 2xx answer it cannot read is not retried: dead-lettered with the provider\'s answer, no failure recorded', async () => {
+    const body = { status: 'queued', to: PHONE, body: 'hello' };
+    const p = new FakeProvider('twilio', () => errors.badResponse(201, body));
+    const registry = new Registry();
+    const { stage: s, interactions } = stage(p, { registry });
+    const handler = await s.sessionHandler(session());
+    const msg = outbound();
+    const d = delivery(msg);
+    await run(handler, [d], 30_000);
+    assert.equal(p.calls.length, 1, 'never called again: the provider may have sent it');
+    const settled = settledOnce(d);
+    assert.equal(settled?.kind, 'deadLetter');
+    if (settled?.kind !== 'deadLetter') return;
+    assert.equal(settled.reason, 'ProviderAnswerUnreadable');
+    assert.match(settled.description, /may have been sent/);
+    assert.match(settled.description, new RegExp(`idempotency key ${msg.key}`));
+    assert.match(settled.description, /HTTP 201 \(application\/json\), body: \{"status":"queued","to":"\+\*+4567","body":"hello"\}/);
+    assert.ok(!settled.description.includes(PHONE), settled.description);
+    assert.equal(interactions.attempts, 0, 'not recorded as failed (nor as sent)');
+    assert.equal(s.stats().retries, 0);
+    assert.match(await registry.metrics(), /channel_relay_dispatch_messages_total\{channel="sms",outcome="unconfirmed"\} 1/);
+  });
+
+  it('an unreadable answer that is not 2xx (a proxy\'s 502 page) is retried', async () => {
+    const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.badResponse(502, '<html>502 Bad Gateway</html>') : { providerMessageId: 'SM-2', status: 'queued' }));
+    const { stage: s, interactions } = stage(p);
+    const handler = await s.sessionHandler(session());
+    const d = delivery(outbound());
+    await run(handler, [d], 10_000);
+    assert.equal(p.calls.length, 2);
+    assert.deepEqual(settledOnce(d), { kind: 'complete' });
+    assert.equal(interactions.all[0]?.body.providerMessageId, 'SM-2');
+  });
+
+  describe('when the session state cannot be saved on close', () => {
+    function capture() {
+      const stream = new CaptureStream();
+      return { stream, log: createLogger({ level: 'warn', stream, pretty: false }) };
+    }
+
+    async function closeAfterSends(setState: (state: Buffer) => Promise<void>, options: Partial<DispatchOptions> = {}, reason?: 'lockLost') {
+      const p = new FakeProvider();
+      const { stream, log } = capture();
+      const { stage: s } = stage(p, { log, ...options });
+      const first = { ...session(), setState };
+      const h1 = await s.sessionHandler(first);
+      await run(h1, Array.from({ length: 5 }, () => delivery(outbound())), 200);
+      const lastEnded = Math.max(...p.calls.map((c) => c.end));
+      let closedAt: number | undefined;
+      const closing = h1.onClose(reason).then(() => (closedAt = Date.now()));
+      return { p, s, stream, lastEnded, closing, closedAt: () => closedAt };
+    }
+
+    it('holds the session until its last window has passed, so the next holder cannot start within it', async () => {
+      const c = await closeAfterSends(async () => {
+        throw new Error('SessionLockLost? no: the link is gone');
+      });
+      await clock.tickAsync(500);
+      assert.equal(c.closedAt(), undefined, 'still holding the session');
+      await clock.tickAsync(2000);
+      await c.closing;
+      assert.ok((c.closedAt() ?? 0) >= c.lastEnded + 1010, `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended (window 1000 + guard 10)`);
+      assert.ok((c.closedAt() ?? Infinity) <= c.lastEnded + 1010 + 200, 'and not much later than one window');
+      const warning = c.stream.lines().find((l) => /holding the session/.test(String(l['message'])));
+      assert.ok(warning, c.stream.text);
+      assert.ok(typeof warning['holdMs'] === 'number' && warning['holdMs'] > 0 && warning['holdMs'] <= 1010);
+
+      // The next holder, with no state to go by, starts at once: still no window above the limit.
+      const h2 = await c.s.sessionHandler(session());
+      await run(h2, Array.from({ length: 5 }, () => delivery(outbound())), 3000);
+      assert.equal(c.p.calls.length, 10);
+      assert.ok(worstCaseInWindow(c.p.calls, 1000) <= 5, `at most 5 in any window: ${worstCaseInWindow(c.p.calls, 1000)}`);
+    });
+
+    it('also when the save times out, counting the time the save took', async () => {
+      const c = await closeAfterSends(() => new Promise(() => undefined), { stateTimeoutMs: 300 });
+      await clock.tickAsync(3000);
+      await c.closing;
+      assert.ok((c.closedAt() ?? 0) >= c.lastEnded + 1010, `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended`);
+      assert.ok((c.closedAt() ?? Infinity) <= c.lastEnded + 1010 + 200);
+      assert.match(c.stream.text, /setState did not finish within 300 ms/);
+    });
+
+    it('does not hold a session whose lock is already lost (it is someone else\'s)', async () => {
+      const c = await closeAfterSends(async () => {
+        throw new Error('lock lost');
+      }, {}, 'lockLost');
+      await clock.tickAsync(0);
+      assert.ok(c.closedAt() !== undefined, 'released at once');
+      await c.closing;
+      assert.match(c.stream.text, /next holder may start within/);
+    });
   });
 
   it('rejects bad options with a message naming them', () => {

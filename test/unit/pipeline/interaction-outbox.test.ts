@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { InteractionOutbox } from '../../../src/pipeline/interaction-outbox.js';
 import type { InteractionMessage } from '../../../src/pipeline/messages.js';
-import { FakeInteractions } from './dispatch-fakes.js';
+import { FakeInteractions, signalTraces } from './dispatch-fakes.js';
 
 function interaction(id: string): { body: InteractionMessage; messageId: string } {
   return {
@@ -76,6 +76,39 @@ describe('interaction outbox', () => {
     added.catch(() => undefined);
     await clock.tickAsync(500);
     await assert.rejects(added, /did not finish within 500 ms/);
+  });
+
+  it('leaves nothing on the items\' signals once their groups are sent, or failed', async () => {
+    const sender = new FakeInteractions((n) => n % 3 === 0);
+    const outbox = new InteractionOutbox({ sender, maxBatch: 4, lingerMs: 5, retries: 1, initialDelayMs: 10, maxDelayMs: 20 });
+    const loop = new AbortController();
+    const batches = [new AbortController(), new AbortController()];
+    for (let i = 0; i < 50; i++) {
+      // Items of two batches share groups: the group's retries listen to both of their signals.
+      const added = [0, 1, 2].map((j) => outbox.add(interaction(`i${i}-${j}`), (batches[j % 2] as AbortController).signal));
+      added.push(outbox.add(interaction(`i${i}-loop`), loop.signal));
+      await clock.tickAsync(200);
+      await Promise.allSettled(added);
+    }
+    assert.ok(sender.attempts > 50, 'some groups were sent again');
+    for (const s of [loop.signal, ...batches.map((b) => b.signal)]) assert.deepEqual(signalTraces(s), { listeners: 0, dependants: 0 });
+  });
+
+  it('stops retrying a group when the signal of any of its items fires', async () => {
+    const sender = new FakeInteractions(() => true);
+    const outbox = new InteractionOutbox({ sender, lingerMs: 10, retries: 5, initialDelayMs: 100, maxDelayMs: 100 });
+    const a = new AbortController();
+    const b = new AbortController();
+    const added = [outbox.add(interaction('a'), a.signal), outbox.add(interaction('b'), b.signal)];
+    for (const x of added) x.catch(() => undefined);
+    await clock.tickAsync(50);
+    assert.equal(sender.attempts, 1);
+    b.abort();
+    await clock.tickAsync(5000);
+    // The retry already waiting for its backoff runs (cockatiel does not cut a backoff short); none after it.
+    assert.equal(sender.attempts, 2, 'of 6 attempts allowed');
+    for (const x of added) await assert.rejects(x, /attempt 2/);
+    assert.deepEqual(signalTraces(a.signal), { listeners: 0, dependants: 0 });
   });
 
   it('rejects bad options', () => {

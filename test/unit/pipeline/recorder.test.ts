@@ -52,6 +52,15 @@ describe('pipeline: RecorderStage', () => {
     assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="written"\} 3/);
   });
 
+  it('two stages on one registry share its counter', async () => {
+    const registry = new Registry();
+    const first = new RecorderStage({ writer: scriptedWriter([ok]), log: silentLogger(), registry, sleep });
+    const second = new RecorderStage({ writer: scriptedWriter([ok]), log: silentLogger(), registry, sleep });
+    await run(first, [fakeDelivery(interaction('a'))]);
+    await run(second, [fakeDelivery(interaction('b')), fakeDelivery(interaction('c'))]);
+    assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="written"\} 3/);
+  });
+
   it('dead-letters an unreadable body with the field that is wrong, and writes the rest', async () => {
     const writer = scriptedWriter([ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });

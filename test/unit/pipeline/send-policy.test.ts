@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { ProviderError, type CodeOf } from '../../../src/errors.js';
-import { createSendPolicy, decide, describeProviderError, failureDetail, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
+import { ANSWER_MAX_CHARS, createSendPolicy, decide, describeProviderAnswer, describeProviderError, failureDetail, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
 import { decodeSessionState, encodeSessionState, firstSendAt, MAX_HANDED_OVER_PAUSE_MS } from '../../../src/pipeline/session-state.js';
 
 describe('send policy', () => {
@@ -16,6 +16,20 @@ describe('send policy', () => {
     ];
     for (const [code, decision] of table) {
       it(`${code} → ${decision}`, () => assert.equal(decide(new ProviderError(code, 'whatever the message says')), decision));
+    }
+    const bad: Array<[number, SendDecision]> = [
+      [200, 'unconfirmed'],
+      [201, 'unconfirmed'],
+      [202, 'unconfirmed'],
+      [299, 'unconfirmed'],
+      [199, 'transient'],
+      [302, 'transient'],
+      [502, 'transient'],
+    ];
+    for (const [status, decision] of bad) {
+      it(`ProviderBadResponse with status ${status} → ${decision}`, () => {
+        assert.equal(decide(new ProviderError('ProviderBadResponse', 'unreadable', { upstream: { status, body: 'x' } })), decision);
+      });
     }
     it('anything that is not a ProviderError is unexpected', () => {
       assert.equal(decide(new Error('ProviderRateLimited')), 'unexpected');
@@ -67,6 +81,15 @@ describe('send policy', () => {
       assert.ok((times.at(-1) as number) - (times[0] as number) <= 2, `no backoff of its own: ${times.join(', ')}`);
     });
 
+    it('does not retry a 2xx answer it cannot read, and retries one that is not 2xx', async () => {
+      const unconfirmed = await runWith([new ProviderError('ProviderBadResponse', 'no sid', { upstream: { status: 201, body: {} } })]);
+      await assert.rejects(unconfirmed.result, /no sid/);
+      assert.equal(unconfirmed.calls(), 1);
+      const proxy = await runWith([new ProviderError('ProviderBadResponse', 'html', { upstream: { status: 502, body: '<html>' } })]);
+      assert.equal(await proxy.result, 'ok');
+      assert.equal(proxy.calls(), 2);
+    });
+
     it('does not retry a refusal', async () => {
       const { result, calls } = await runWith([new ProviderError('ProviderRejected', 'invalid number')]);
       await assert.rejects(result, /invalid number/);
@@ -93,6 +116,15 @@ describe('send policy', () => {
       assert.equal(describeProviderError(err, '987654321'), 'ProviderRateLimited, status 429, retry after 3000 ms: Too Many Requests for chat *****4321');
       assert.equal(retryAfterMs(err, 1000), 3000);
       assert.equal(retryAfterMs(new ProviderError('ProviderRateLimited', 'x'), 1000), 1000);
+    });
+
+    it('renders the provider\'s answer for a dead letter: status, content type, body, bounded, without the recipient', () => {
+      const err = new ProviderError('ProviderBadResponse', 'no sid', { upstream: { status: 201, headers: { 'content-type': 'application/json' }, body: { to: '+15551234567', status: 'queued' } } });
+      assert.equal(describeProviderAnswer(err, '+15551234567'), 'HTTP 201 (application/json), body: {"to":"+*******4567","status":"queued"}');
+      const long = new ProviderError('ProviderBadResponse', 'x', { upstream: { status: 200, body: 'y'.repeat(ANSWER_MAX_CHARS + 10) } });
+      assert.match(describeProviderAnswer(long, 'z'), new RegExp(`^HTTP 200, body: y{${ANSWER_MAX_CHARS}}… \\(${ANSWER_MAX_CHARS + 10} characters\\)$`));
+      assert.equal(describeProviderAnswer(new ProviderError('ProviderBadResponse', 'x', { upstream: { status: 204, body: '' } }), 'z'), 'HTTP 204, body: (empty)');
+      assert.equal(describeProviderAnswer(new Error('x'), 'z'), '(no answer)');
     });
 
     it('describes errors that are not ProviderErrors', () => {

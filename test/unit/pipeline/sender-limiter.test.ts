@@ -138,7 +138,37 @@ describe('sender limiter', () => {
     await clock.tickAsync(500);
     assert.equal(limiter.recentCalls().length, 1);
     assert.equal(limiter.stats().inWindow, 1);
-    await limiter.idle();
+  });
+
+  it('clear() releases the slots held for their window: no timer is left', async () => {
+    const limiter = new SenderLimiter({ messages: 3, intervalMs: 10_000, perRecipientMs: 500 });
+    const r = recorder(50);
+    const session = new AbortController();
+    const runs = ['a', 'b', 'a', 'c'].map((to) => limiter.run(to, r.call, { signal: session.signal }));
+    for (const run of runs) run.catch(() => undefined);
+    await clock.tickAsync(100);
+    assert.equal(r.starts.length, 3, 'the second call to a waits for its turn');
+    assert.equal(limiter.stats().inWindow, 3, 'slots held for their window');
+    limiter.pauseFor(60_000);
+    // As dispatch closes a session: abort what waits, then clear.
+    session.abort(new Error('closing'));
+    limiter.clear();
+    await clock.tickAsync(0);
+    assert.deepEqual(await Promise.all(runs.map((run) => run.then(String, (err: Error) => err.message))), ['1', '2', 'closing', '3']);
+    assert.equal(limiter.stats().inWindow, 0);
+    assert.equal(clock.countTimers(), 0, 'no timer left');
+  });
+
+  it('a call in flight at clear() finishes and holds no slot after', async () => {
+    const limiter = new SenderLimiter({ messages: 1, intervalMs: 10_000 });
+    const r = recorder(500);
+    const inFlight = limiter.run('a', r.call);
+    await clock.tickAsync(100);
+    limiter.clear();
+    await clock.tickAsync(400);
+    assert.equal(await inFlight, 1);
+    await clock.tickAsync(0);
+    assert.equal(clock.countTimers(), 0);
   });
 
   it('rejects bad options, naming them', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { isProviderError } from '../../../src/errors.js';
+import { decide, type SendDecision } from '../../../src/pipeline/send-policy.js';
 import type { HttpResponse } from '../../../src/providers/http.js';
 import { CONTRACT_DEFAULT_RETRY_AFTER_MS, mapContractResponse } from '../../../src/providers/contract/map-response.js';
 
@@ -25,29 +26,30 @@ describe('mapContractResponse', () => {
     });
   }
 
-  const failures: Array<[string, HttpResponse, string, number | undefined, string | undefined]> = [
-    // [name, answer, code, retryAfterMs, upstream code]
-    ['200 NotSent', answer(200, reply('NotSent')), 'ProviderRejected', undefined, 'NotSent'],
-    ['200 NotDelivered', answer(200, reply('NotDelivered')), 'ProviderRejected', undefined, 'NotDelivered'],
-    ['400 NotSent', answer(400, reply('NotSent')), 'ProviderRejected', undefined, 'NotSent'],
-    ['422 without the contract', answer(422, { error: 'invalid To' }), 'ProviderRejected', undefined, undefined],
-    ['429 Retry-After 4', answer(429, '', { 'retry-after': '4' }), 'ProviderRateLimited', 4000, undefined],
-    ['429 without Retry-After', answer(429, ''), 'ProviderRateLimited', CONTRACT_DEFAULT_RETRY_AFTER_MS, undefined],
-    ['500', answer(500, 'boom'), 'ProviderUnavailable', undefined, undefined],
-    ['503', answer(503, ''), 'ProviderUnavailable', undefined, undefined],
-    ['401 signature refused', answer(401, { error: 'bad signature' }), 'ProviderUnauthorized', undefined, undefined],
-    ['404 no endpoint', answer(404, 'Not Found'), 'ProviderUnauthorized', undefined, undefined],
-    ['200 another RequestId', answer(200, { ...reply('Sent'), RequestId: 'someone-else' }), 'ProviderBadResponse', undefined, 'Sent'],
-    ['200 unknown Status', answer(200, reply('Maybe')), 'ProviderBadResponse', undefined, 'Maybe'],
-    ['200 without Status', answer(200, { RequestId: REQUEST_ID }), 'ProviderBadResponse', undefined, undefined],
-    ['200 text', answer(200, 'OK'), 'ProviderBadResponse', undefined, undefined],
-    ['301', answer(301, ''), 'ProviderBadResponse', undefined, undefined],
+  const failures: Array<[string, HttpResponse, string, number | undefined, string | undefined, SendDecision]> = [
+    // [name, answer, code, retryAfterMs, upstream code, decision]
+    ['200 NotSent', answer(200, reply('NotSent')), 'ProviderRejected', undefined, 'NotSent', 'rejected'],
+    ['200 NotDelivered', answer(200, reply('NotDelivered')), 'ProviderRejected', undefined, 'NotDelivered', 'rejected'],
+    ['400 NotSent', answer(400, reply('NotSent')), 'ProviderRejected', undefined, 'NotSent', 'rejected'],
+    ['422 without the contract', answer(422, { error: 'invalid To' }), 'ProviderRejected', undefined, undefined, 'rejected'],
+    ['429 Retry-After 4', answer(429, '', { 'retry-after': '4' }), 'ProviderRateLimited', 4000, undefined, 'rateLimited'],
+    ['429 without Retry-After', answer(429, ''), 'ProviderRateLimited', CONTRACT_DEFAULT_RETRY_AFTER_MS, undefined, 'rateLimited'],
+    ['500', answer(500, 'boom'), 'ProviderUnavailable', undefined, undefined, 'transient'],
+    ['503', answer(503, ''), 'ProviderUnavailable', undefined, undefined, 'transient'],
+    ['401 signature refused', answer(401, { error: 'bad signature' }), 'ProviderUnauthorized', undefined, undefined, 'unauthorized'],
+    ['404 no endpoint', answer(404, 'Not Found'), 'ProviderUnauthorized', undefined, undefined, 'unauthorized'],
+    ['200 another RequestId', answer(200, { ...reply('Sent'), RequestId: 'someone-else' }), 'ProviderBadResponse', undefined, 'Sent', 'unconfirmed'],
+    ['200 unknown Status', answer(200, reply('Maybe')), 'ProviderBadResponse', undefined, 'Maybe', 'unconfirmed'],
+    ['200 without Status', answer(200, { RequestId: REQUEST_ID }), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
+    ['200 text', answer(200, 'OK'), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
+    ['301', answer(301, ''), 'ProviderBadResponse', undefined, undefined, 'transient'],
   ];
-  for (const [name, response, code, retryAfterMs, upstreamCode] of failures) {
-    it(`${name} → ${code}`, () => {
+  for (const [name, response, code, retryAfterMs, upstreamCode, decision] of failures) {
+    it(`${name} → ${code} (${decision})`, () => {
       const outcome = mapContractResponse(response, REQUEST_ID);
       assert.ok(isProviderError(outcome), 'an error');
       assert.equal(outcome.code, code);
+      assert.equal(decide(outcome), decision, 'what dispatch does with it (a 2xx it cannot read is never sent again)');
       assert.equal(outcome.retryAfterMs, retryAfterMs);
       assert.equal(outcome.upstream?.code, upstreamCode);
       assert.equal(outcome.upstream?.status, response.status);

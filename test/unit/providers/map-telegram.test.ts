@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { isProviderError } from '../../../src/errors.js';
+import { decide, type SendDecision } from '../../../src/pipeline/send-policy.js';
 import type { HttpResponse } from '../../../src/providers/http.js';
 import { mapTelegramResponse, TELEGRAM_DEFAULT_RETRY_AFTER_MS } from '../../../src/providers/telegram/map-response.js';
 import { telegramError, telegramMessage } from './fixtures.js';
@@ -13,32 +14,33 @@ describe('mapTelegramResponse', () => {
     assert.deepEqual(mapTelegramResponse(answer(200, telegramMessage(4242))), { providerMessageId: '4242', status: 'sent' });
   });
 
-  const failures: Array<[string, HttpResponse, string, number | undefined, RegExp]> = [
-    // [name, answer, code, retryAfterMs, message]
-    ['429 retry_after 7', answer(429, telegramError(429, 'Too Many Requests: retry after 7', { retry_after: 7 })), 'ProviderRateLimited', 7000, /flood control, retry after 7000 ms/],
-    ['429 without parameters, Retry-After header', answer(429, telegramError(429, 'Too Many Requests: retry after 2'), { 'retry-after': '2' }), 'ProviderRateLimited', 2000, /retry after 2000 ms/],
-    ['429 without any hint', answer(429, telegramError(429, 'Too Many Requests')), 'ProviderRateLimited', TELEGRAM_DEFAULT_RETRY_AFTER_MS, /flood control/],
-    ['403 blocked', answer(403, telegramError(403, 'Forbidden: bot was blocked by the user')), 'ProviderRejected', undefined, /the user blocked the bot/],
-    ['403 deactivated', answer(403, telegramError(403, 'Forbidden: user is deactivated')), 'ProviderRejected', undefined, /user account is deleted/],
-    ['403 kicked', answer(403, telegramError(403, 'Forbidden: bot was kicked from the group chat')), 'ProviderRejected', undefined, /removed from the chat/],
-    ['400 chat not found', answer(400, telegramError(400, 'Bad Request: chat not found')), 'ProviderRejected', undefined, /chat does not exist/],
-    ['400 migrated', answer(400, telegramError(400, 'Bad Request: group chat was upgraded to a supergroup chat', { migrate_to_chat_id: -1001234567890 })), 'ProviderRejected', undefined, /supergroup/],
-    ['400 text too long', answer(400, telegramError(400, 'Bad Request: message is too long')), 'ProviderRejected', undefined, /4096/],
-    ['401 token', answer(401, telegramError(401, 'Unauthorized')), 'ProviderUnauthorized', undefined, /telegram 401: Unauthorized/],
-    ['404 token malformed', answer(404, telegramError(404, 'Not Found')), 'ProviderUnauthorized', undefined, /telegram 404/],
-    ['409 other 4xx', answer(409, telegramError(409, 'Conflict: something')), 'ProviderRejected', undefined, /telegram 409/],
-    ['500', answer(500, telegramError(500, 'Internal Server Error')), 'ProviderUnavailable', undefined, /telegram 500/],
-    ['502 HTML from a proxy', answer(502, '<html><body>502 Bad Gateway</body></html>', { 'content-type': 'text/html' }), 'ProviderUnavailable', undefined, /502 Bad Gateway/],
-    ['200 HTML', answer(200, '<html></html>', { 'content-type': 'text/html' }), 'ProviderBadResponse', undefined, /not a Bot API response/],
-    ['200 ok without result', answer(200, { ok: true }), 'ProviderBadResponse', undefined, /without an integer result.message_id/],
-    ['200 ok with a string message_id', answer(200, { ok: true, result: { message_id: '12' } }), 'ProviderBadResponse', undefined, /message_id/],
-    ['200 not ok with error_code 429', answer(200, telegramError(429, 'Too Many Requests: retry after 1', { retry_after: 1 })), 'ProviderRateLimited', 1000, /flood control/],
+  const failures: Array<[string, HttpResponse, string, number | undefined, RegExp, SendDecision]> = [
+    // [name, answer, code, retryAfterMs, message, decision]
+    ['429 retry_after 7', answer(429, telegramError(429, 'Too Many Requests: retry after 7', { retry_after: 7 })), 'ProviderRateLimited', 7000, /flood control, retry after 7000 ms/, 'rateLimited'],
+    ['429 without parameters, Retry-After header', answer(429, telegramError(429, 'Too Many Requests: retry after 2'), { 'retry-after': '2' }), 'ProviderRateLimited', 2000, /retry after 2000 ms/, 'rateLimited'],
+    ['429 without any hint', answer(429, telegramError(429, 'Too Many Requests')), 'ProviderRateLimited', TELEGRAM_DEFAULT_RETRY_AFTER_MS, /flood control/, 'rateLimited'],
+    ['403 blocked', answer(403, telegramError(403, 'Forbidden: bot was blocked by the user')), 'ProviderRejected', undefined, /the user blocked the bot/, 'rejected'],
+    ['403 deactivated', answer(403, telegramError(403, 'Forbidden: user is deactivated')), 'ProviderRejected', undefined, /user account is deleted/, 'rejected'],
+    ['403 kicked', answer(403, telegramError(403, 'Forbidden: bot was kicked from the group chat')), 'ProviderRejected', undefined, /removed from the chat/, 'rejected'],
+    ['400 chat not found', answer(400, telegramError(400, 'Bad Request: chat not found')), 'ProviderRejected', undefined, /chat does not exist/, 'rejected'],
+    ['400 migrated', answer(400, telegramError(400, 'Bad Request: group chat was upgraded to a supergroup chat', { migrate_to_chat_id: -1001234567890 })), 'ProviderRejected', undefined, /supergroup/, 'rejected'],
+    ['400 text too long', answer(400, telegramError(400, 'Bad Request: message is too long')), 'ProviderRejected', undefined, /4096/, 'rejected'],
+    ['401 token', answer(401, telegramError(401, 'Unauthorized')), 'ProviderUnauthorized', undefined, /telegram 401: Unauthorized/, 'unauthorized'],
+    ['404 token malformed', answer(404, telegramError(404, 'Not Found')), 'ProviderUnauthorized', undefined, /telegram 404/, 'unauthorized'],
+    ['409 other 4xx', answer(409, telegramError(409, 'Conflict: something')), 'ProviderRejected', undefined, /telegram 409/, 'rejected'],
+    ['500', answer(500, telegramError(500, 'Internal Server Error')), 'ProviderUnavailable', undefined, /telegram 500/, 'transient'],
+    ['502 HTML from a proxy', answer(502, '<html><body>502 Bad Gateway</body></html>', { 'content-type': 'text/html' }), 'ProviderUnavailable', undefined, /502 Bad Gateway/, 'transient'],
+    ['200 HTML', answer(200, '<html></html>', { 'content-type': 'text/html' }), 'ProviderBadResponse', undefined, /not a Bot API response/, 'unconfirmed'],
+    ['200 ok without result', answer(200, { ok: true }), 'ProviderBadResponse', undefined, /without an integer result.message_id/, 'unconfirmed'],
+    ['200 ok with a string message_id', answer(200, { ok: true, result: { message_id: '12' } }), 'ProviderBadResponse', undefined, /message_id/, 'unconfirmed'],
+    ['200 not ok with error_code 429', answer(200, telegramError(429, 'Too Many Requests: retry after 1', { retry_after: 1 })), 'ProviderRateLimited', 1000, /flood control/, 'rateLimited'],
   ];
-  for (const [name, response, code, retryAfterMs, message] of failures) {
-    it(`${name} → ${code}`, () => {
+  for (const [name, response, code, retryAfterMs, message, decision] of failures) {
+    it(`${name} → ${code} (${decision})`, () => {
       const outcome = mapTelegramResponse(response);
       assert.ok(isProviderError(outcome), 'an error');
       assert.equal(outcome.code, code);
+      assert.equal(decide(outcome), decision, 'what dispatch does with it (a 2xx it cannot read is never sent again)');
       assert.equal(outcome.retryAfterMs, retryAfterMs);
       assert.match(outcome.message, message);
       assert.equal(outcome.upstream?.status, response.status);

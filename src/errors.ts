@@ -46,8 +46,13 @@ const CODES = {
     ProviderRejected: false,
     /** The credentials were refused. */
     ProviderUnauthorized: false,
-    /** The provider answered with something that is not its documented shape. */
+    /** The provider answered with something that is not its documented shape (a proxy's error page, a redirect). */
     ProviderBadResponse: true,
+    /**
+     * The provider took the request (2xx) but its answer is not its documented shape: the message may have been
+     * sent, so it is never sent again; a person checks with the provider.
+     */
+    ProviderAnswerUnreadable: false,
   },
   event: {
     /** The body is not decodable (broken JSON, empty, wrong encoding). */

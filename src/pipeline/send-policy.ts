@@ -6,16 +6,15 @@
  * |--------------------------------------------------------------|----------------|---------------------------------------------------|
  * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs`, call again    |
  * | ProviderUnavailable, ProviderTimeout                         | `transient`    | call again after an exponential backoff with jitter|
- * | ProviderBadResponse with a non-2xx status (a proxy's 502 page, a redirect) | `transient` | as above                       |
- * | ProviderBadResponse with a 2xx status                        | `unconfirmed`  | dead-letter with the provider's answer, never retried |
+ * | ProviderBadResponse (a proxy's 502 page, a redirect)         | `transient`    | as above                                          |
+ * | ProviderAnswerUnreadable (2xx, not the documented shape)     | `unconfirmed`  | dead-letter with the provider's answer, never retried |
  * | ProviderRejected                                             | `rejected`     | an outcome: the channel's failure response type    |
  * | ProviderUnauthorized                                         | `unauthorized` | dead-letter, error log (configuration problem)    |
  * | anything that is not a ProviderError                         | `unexpected`   | dead-letter (an adapter bug: nothing to retry)    |
  *
  * `unconfirmed`: the provider answered 2xx (it took the request) with an answer the adapter cannot read, so the
  * message may well have been sent; calling again could send it twice, and recording it as a failure could be wrong.
- * A person checks with the provider (the dead letter carries its answer). This overrides `retryable: true` of
- * `ProviderBadResponse` in `src/errors.ts`, which speaks of the code alone.
+ * A person checks with the provider (the dead letter carries its answer).
  *
  * The two kinds of retry are bounded separately: `transientRetries` calls again after transient failures,
  * `rateLimitRetries` after 429s (their wait is the sender's pause, so they need no backoff of their own). The
@@ -28,11 +27,6 @@ import { maskDigits, redactString } from '../log.js';
 
 export type SendDecision = 'rateLimited' | 'transient' | 'unconfirmed' | 'rejected' | 'unauthorized' | 'unexpected';
 
-/** Whether an HTTP status says the provider took the request (2xx). */
-export function isSuccessStatus(status: number | undefined): boolean {
-  return status !== undefined && status >= 200 && status < 300;
-}
-
 /** The one place a provider failure becomes a decision. */
 export function decide(error: unknown): SendDecision {
   if (!isProviderError(error)) return 'unexpected';
@@ -41,9 +35,10 @@ export function decide(error: unknown): SendDecision {
       return 'rateLimited';
     case 'ProviderUnavailable':
     case 'ProviderTimeout':
-      return 'transient';
     case 'ProviderBadResponse':
-      return isSuccessStatus(error.upstream?.status) ? 'unconfirmed' : 'transient';
+      return 'transient';
+    case 'ProviderAnswerUnreadable':
+      return 'unconfirmed';
     case 'ProviderRejected':
       return 'rejected';
     case 'ProviderUnauthorized':

@@ -2,10 +2,9 @@
  * What the mapping functions share: each turns one `HttpResponse` into a `SendResult` or a `ProviderError`
  * (returned, not thrown, so that tables of fixtures can assert on either), keeping the upstream answer.
  *
- * An answer a mapping cannot read is `ProviderBadResponse` with the answer's status kept in `upstream.status`:
- * the dispatch stage decides from it (`decide` in `src/pipeline/send-policy.ts`): a 2xx means the provider took the
- * request and may have sent the message, so it is never sent again (dead-lettered with the answer for a person to
- * check); anything else (a proxy's HTML 502, a redirect) is retried.
+ * An answer a mapping cannot read is `ProviderBadResponse` (retryable: a proxy's HTML 502, a redirect), except
+ * with a 2xx status: then the provider took the request and may have sent the message, so `failure` makes it
+ * `ProviderAnswerUnreadable` (not retryable: dead-lettered with the answer for a person to check).
  */
 import { ProviderError, type CodeOf } from '../errors.js';
 import type { HttpResponse } from './http.js';
@@ -27,7 +26,8 @@ export function failure(
   response: HttpResponse,
   extra: { upstreamCode?: string | number; retryAfterMs?: number } = {},
 ): ProviderError {
-  return new ProviderError(code, message, {
+  const taken = response.status >= 200 && response.status < 300;
+  return new ProviderError(code === 'ProviderBadResponse' && taken ? 'ProviderAnswerUnreadable' : code, message, {
     upstream: {
       status: response.status,
       headers: response.headers,

@@ -3,7 +3,8 @@
  * the provider's answer into a `SendResult` or a `ProviderError` whose code says what the stage does next:
  * `ProviderRejected` (permanent: an outcome, recorded as the channel's failure response type),
  * `ProviderRateLimited` (pause the sender for `retryAfterMs`, then retry), `ProviderUnavailable` /
- * `ProviderTimeout` / `ProviderBadResponse` (retry with backoff), `ProviderUnauthorized` (stop: configuration).
+ * `ProviderTimeout` / `ProviderBadResponse` (retry with backoff), `ProviderAnswerUnreadable` (a 2xx the adapter
+ * cannot read: maybe sent, never retried), `ProviderUnauthorized` (stop: configuration).
  */
 
 /** The provider types channels.json can name. */

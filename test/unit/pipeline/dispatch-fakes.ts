@@ -122,7 +122,9 @@ export const errors = {
   unauthorized: () => new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),
   /** What an adapter makes of an answer it cannot read: `status` 2xx (the provider took the request) or not. */
   badResponse: (status: number, body: unknown) =>
-    new ProviderError('ProviderBadResponse', `twilio answered ${status} without a message sid`, { upstream: { status, headers: { 'content-type': 'application/json' }, body } }),
+    new ProviderError(status >= 200 && status < 300 ? 'ProviderAnswerUnreadable' : 'ProviderBadResponse', `twilio answered ${status} without a message sid`, {
+      upstream: { status, headers: { 'content-type': 'application/json' }, body },
+    }),
 };
 
 /** An interactions sender that records every send; `fail(n)` makes send number n (1-based) throw. */

@@ -99,6 +99,8 @@ describe('contract adapter', () => {
     server.reply({ status: 502, body: 'bad gateway' });
     assert.equal((await rejection(provider.send(request))).code, 'ProviderUnavailable');
     server.reply({ status: 200, body: { RequestId: 'other', Status: 'Sent' } });
+    assert.equal((await rejection(provider.send(request))).code, 'ProviderAnswerUnreadable', 'a 2xx the adapter cannot read: maybe sent');
+    server.reply({ status: 302, headers: { location: 'https://elsewhere.example' }, body: '' });
     assert.equal((await rejection(provider.send(request))).code, 'ProviderBadResponse');
   });
 

@@ -38,10 +38,10 @@ describe('mapContractResponse', () => {
     ['503', answer(503, ''), 'ProviderUnavailable', undefined, undefined, 'transient'],
     ['401 signature refused', answer(401, { error: 'bad signature' }), 'ProviderUnauthorized', undefined, undefined, 'unauthorized'],
     ['404 no endpoint', answer(404, 'Not Found'), 'ProviderUnauthorized', undefined, undefined, 'unauthorized'],
-    ['200 another RequestId', answer(200, { ...reply('Sent'), RequestId: 'someone-else' }), 'ProviderBadResponse', undefined, 'Sent', 'unconfirmed'],
-    ['200 unknown Status', answer(200, reply('Maybe')), 'ProviderBadResponse', undefined, 'Maybe', 'unconfirmed'],
-    ['200 without Status', answer(200, { RequestId: REQUEST_ID }), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
-    ['200 text', answer(200, 'OK'), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
+    ['200 another RequestId', answer(200, { ...reply('Sent'), RequestId: 'someone-else' }), 'ProviderAnswerUnreadable', undefined, 'Sent', 'unconfirmed'],
+    ['200 unknown Status', answer(200, reply('Maybe')), 'ProviderAnswerUnreadable', undefined, 'Maybe', 'unconfirmed'],
+    ['200 without Status', answer(200, { RequestId: REQUEST_ID }), 'ProviderAnswerUnreadable', undefined, undefined, 'unconfirmed'],
+    ['200 text', answer(200, 'OK'), 'ProviderAnswerUnreadable', undefined, undefined, 'unconfirmed'],
     ['301', answer(301, ''), 'ProviderBadResponse', undefined, undefined, 'transient'],
   ];
   for (const [name, response, code, retryAfterMs, upstreamCode, decision] of failures) {

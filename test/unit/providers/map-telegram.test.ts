@@ -30,9 +30,9 @@ describe('mapTelegramResponse', () => {
     ['409 other 4xx', answer(409, telegramError(409, 'Conflict: something')), 'ProviderRejected', undefined, /telegram 409/, 'rejected'],
     ['500', answer(500, telegramError(500, 'Internal Server Error')), 'ProviderUnavailable', undefined, /telegram 500/, 'transient'],
     ['502 HTML from a proxy', answer(502, '<html><body>502 Bad Gateway</body></html>', { 'content-type': 'text/html' }), 'ProviderUnavailable', undefined, /502 Bad Gateway/, 'transient'],
-    ['200 HTML', answer(200, '<html></html>', { 'content-type': 'text/html' }), 'ProviderBadResponse', undefined, /not a Bot API response/, 'unconfirmed'],
-    ['200 ok without result', answer(200, { ok: true }), 'ProviderBadResponse', undefined, /without an integer result.message_id/, 'unconfirmed'],
-    ['200 ok with a string message_id', answer(200, { ok: true, result: { message_id: '12' } }), 'ProviderBadResponse', undefined, /message_id/, 'unconfirmed'],
+    ['200 HTML', answer(200, '<html></html>', { 'content-type': 'text/html' }), 'ProviderAnswerUnreadable', undefined, /not a Bot API response/, 'unconfirmed'],
+    ['200 ok without result', answer(200, { ok: true }), 'ProviderAnswerUnreadable', undefined, /without an integer result.message_id/, 'unconfirmed'],
+    ['200 ok with a string message_id', answer(200, { ok: true, result: { message_id: '12' } }), 'ProviderAnswerUnreadable', undefined, /message_id/, 'unconfirmed'],
     ['200 not ok with error_code 429', answer(200, telegramError(429, 'Too Many Requests: retry after 1', { retry_after: 1 })), 'ProviderRateLimited', 1000, /flood control/, 'rateLimited'],
   ];
   for (const [name, response, code, retryAfterMs, message, decision] of failures) {

@@ -42,8 +42,8 @@ describe('mapTwilioResponse', () => {
     ['400 21660 From not of this account', answer(400, twilioError(21660, "Mismatch between the 'From' number and the account", 400)), 'ProviderUnauthorized', 21660, undefined, 'unauthorized'],
     ['500 20500', answer(500, twilioError(20500, 'Internal Server Error', 500)), 'ProviderUnavailable', 20500, undefined, 'transient'],
     ['503 HTML from a proxy', answer(503, '<html>Service Unavailable</html>', { 'content-type': 'text/html' }), 'ProviderUnavailable', undefined, undefined, 'transient'],
-    ['201 without a sid', answer(201, { status: 'queued' }), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
-    ['200 text', answer(200, 'OK'), 'ProviderBadResponse', undefined, undefined, 'unconfirmed'],
+    ['201 without a sid', answer(201, { status: 'queued' }), 'ProviderAnswerUnreadable', undefined, undefined, 'unconfirmed'],
+    ['200 text', answer(200, 'OK'), 'ProviderAnswerUnreadable', undefined, undefined, 'unconfirmed'],
     ['302 redirect', answer(302, '', { location: 'https://elsewhere.example' }), 'ProviderBadResponse', undefined, undefined, 'transient'],
   ];
   for (const [name, response, code, upstreamCode, retryAfterMs, decision] of failures) {

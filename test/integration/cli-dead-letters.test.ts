@@ -238,6 +238,33 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.deepEqual((await peekDlq('outbound')).map((m) => m.messageId).sort(), ['act-2', 'act-4']);
   });
 
+  it('replay leaves ProviderAnswerUnreadable dead letters of outbound (maybe sent) unless asked for by name', async () => {
+    const session = 'sms:+4915100000001';
+    await deadLetter(
+      'outbound',
+      [
+        { message: { messageId: 'act-5', sessionId: session, body: outbound('act-5') }, reason: 'ProviderRetriesExhausted', description: 'twilio: 503' },
+        { message: { messageId: 'act-6', sessionId: session, body: outbound('act-6') }, reason: 'ProviderAnswerUnreadable', description: 'twilio answered 201 without a message sid' },
+      ],
+      session,
+    );
+    const broad = await cli('replay', 'outbound');
+    assert.equal(broad.code, 0, broad.err);
+    assert.match(broad.out, /replayed 1 of 1 planned to outbound/);
+    assert.match(broad.out, /note: 1 ProviderAnswerUnreadable dead letters of outbound may have been sent .*\(--reason ProviderAnswerUnreadable\)/);
+    assert.deepEqual((await peekDlq('outbound')).map((m) => m.messageId), ['act-6']);
+
+    const named = await cli('replay', 'outbound', '--reason', 'ProviderAnswerUnreadable');
+    assert.equal(named.code, 0, named.err);
+    assert.match(named.out, /replayed 1 of 1 planned to outbound/);
+    assert.deepEqual(await peekDlq('outbound'), []);
+    const receiver = await client.acceptSession('outbound', session, { skipParsingBodyAsJson: true });
+    const got = await receiver.receiveMessages(2, { maxWaitTimeInMs: 2000 });
+    assert.deepEqual(got.map((m) => m.messageId).sort(), ['act-5', 'act-6']);
+    for (const m of got) await receiver.completeMessage(m);
+    await receiver.close();
+  });
+
   it('replay to a queue with duplicate detection: a message id seen within the window is dropped, and the summary says why', async () => {
     const body = { v: 1, context: { kind: 'realtime', channelDefinitionId: 'cd', requestId: 'req-1', from: 'x', organizationId: 'o' }, responseType: 'Sent', channel: 'sms', occurredAt: 1 };
     await deadLetter('interactions', [{ message: { messageId: 'req-1:Sent', body }, reason: 'DataverseBadRequest', description: 'msdyn_D365ChannelsNotification: bad request' }]);

@@ -31,6 +31,7 @@ const DEFAULT_LIST_LIMIT = 50;
 const DUPLICATE_NOTE =
   "outbound and interactions require duplicate detection (a 10-minute window in config/servicebus-emulator.json): the broker drops, without an error, a replayed message whose id the queue saw within the window, so replay those only after the window has passed since the message's first send (the SDK cannot read a queue's window; only the administration client can).";
 const INTERACTION_NOT_SENT_NOTE = `${DISPATCH_DEAD_LETTER_REASONS.interactionNotSent} dead letters of outbound are never replayed to outbound: the provider already took the message; send the interaction written in the description to interactions instead.`;
+const UNCONFIRMED_NOTE = `${DISPATCH_DEAD_LETTER_REASONS.unconfirmed} dead letters of outbound may have been sent (the provider answered 2xx in a shape the relay could not read): they are replayed only when asked for by name (--reason ${DISPATCH_DEAD_LETTER_REASONS.unconfirmed}), after checking with the provider that they were not sent.`;
 
 /** `text` broken into lines of at most `width` characters, at spaces. */
 function wrap(text: string, width = 116): string {
@@ -207,7 +208,10 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
   const filter: DeadLetterFilter = {
     ...(options.reason === undefined ? {} : { reason: options.reason }),
     ...(ids.length === 0 ? {} : { messageIds: ids }),
-    ...(target.role === 'outbound' ? { excludeReasons: [DISPATCH_DEAD_LETTER_REASONS.interactionNotSent] } : {}),
+    // Never a second send by accident: messages the provider took (or may have taken) stay unless asked for by name.
+    ...(target.role === 'outbound'
+      ? { excludeReasons: [DISPATCH_DEAD_LETTER_REASONS.interactionNotSent, ...(options.reason === DISPATCH_DEAD_LETTER_REASONS.unconfirmed ? [] : [DISPATCH_DEAD_LETTER_REASONS.unconfirmed])] }
+      : {}),
   };
   return withClient(io, command, target.config, async (client) => {
     const result = await replayDeadLetters(client, target.queue, {
@@ -247,8 +251,11 @@ function replayReport(io: CliIo, command: string, target: Target, result: Replay
 
 function notes(io: CliIo, target: Target, result: ReplayDeadLettersResult): void {
   if (DUPLICATE_DETECTING.includes(target.role)) io.out(`note: ${DUPLICATE_NOTE}`);
+  if (target.role !== 'outbound') return;
   const kept = result.byReason[DISPATCH_DEAD_LETTER_REASONS.interactionNotSent] ?? 0;
-  if (target.role === 'outbound' && kept > 0) io.out(`note: ${kept} ${INTERACTION_NOT_SENT_NOTE}`);
+  if (kept > 0) io.out(`note: ${kept} ${INTERACTION_NOT_SENT_NOTE}`);
+  const unconfirmed = result.byReason[DISPATCH_DEAD_LETTER_REASONS.unconfirmed] ?? 0;
+  if (unconfirmed > 0 && !result.planned.some((d) => d.reason === DISPATCH_DEAD_LETTER_REASONS.unconfirmed)) io.out(`note: ${unconfirmed} ${UNCONFIRMED_NOTE}`);
 }
 
 function plural(n: number): string {

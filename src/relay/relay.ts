@@ -212,7 +212,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
     stats: () => Object.fromEntries(Object.entries(stats).map(([k, f]) => [k, f()])) as RelayStats,
     readiness: () => [
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
-      ...loops.map(({ name, loop }) => ({ name: `${name} loop (${loop.queue})`, ok: !stopping })),
+      ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
     ],
     stopIntake: async () => {
       stopping = true;
@@ -224,4 +224,16 @@ export function startRelay(options: RelayOptions): RunningRelay {
     },
     close: () => closer.close(),
   };
+}
+
+/** Errors in a row after which a loop counts as not ready (the bus unreachable, the queue missing). */
+const UNHEALTHY_AFTER_ERRORS = 3;
+
+/** A loop is ready while it runs and its receives succeed; the detail says why not. */
+function loopCheck(name: string, loop: ReceiveLoop, stopping: boolean): ReadinessCheck {
+  const h = loop.health();
+  if (stopping) return { name, ok: false, detail: 'shutting down' };
+  if (!h.running) return { name, ok: false, detail: `stopped${h.lastError === undefined ? '' : `: ${h.lastError}`}` };
+  if (h.consecutiveErrors >= UNHEALTHY_AFTER_ERRORS) return { name, ok: false, detail: `${h.consecutiveErrors} receives failed in a row: ${h.lastError ?? 'unknown error'}` };
+  return { name, ok: true };
 }

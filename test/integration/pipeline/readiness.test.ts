@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { startSystem, until, type System } from './harness.js';
+
+describe('relay readiness', function () {
+  this.timeout(60_000);
+  let system: System | undefined;
+  afterEach(async () => {
+    await system?.close();
+    system = undefined;
+  });
+
+  it('reports a loop whose receives keep failing, names why, and goes not-ready for all once stopping', async () => {
+    system = await startSystem({ config: (c) => (c.serviceBus.queues.activities = 'no-such-queue') });
+    const relay = system.relay(['intake', 'recorder']);
+    const failing = await until('the intake loop reported not ready', () => relay.readiness().find((c) => c.name === 'intake loop (no-such-queue)' && !c.ok));
+    assert.match(failing.detail ?? '', /receives failed in a row: .*no-such-queue/i);
+    assert.deepEqual(
+      relay.readiness().filter((c) => c.ok).map((c) => c.name),
+      ['accepting work', 'recorder loop (interactions)'],
+      'the healthy loop stays ready',
+    );
+    await relay.stopIntake();
+    assert.deepEqual(relay.readiness().filter((c) => c.ok), [], 'nothing is ready once shutdown has begun');
+  });
+});

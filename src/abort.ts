@@ -125,3 +125,16 @@ export function linkedController(...parents: ReadonlyArray<AbortSignal | undefin
   }
   return { signal: controller.signal, abort, dispose };
 }
+
+/**
+ * Calls `listener` with the signal's reason when it aborts (at once if it already has); returns the function that
+ * stops listening. Many listeners on one long-lived signal share one `abort` listener on it (no MaxListeners warning).
+ */
+export function whenAborted(signal: AbortSignal | undefined, listener: (reason: unknown) => void): () => void {
+  if (signal === undefined) return () => undefined;
+  if (signal.aborted) {
+    listener(signal.reason);
+    return () => undefined;
+  }
+  return link(signal, listener);
+}

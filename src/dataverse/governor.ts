@@ -21,6 +21,7 @@
  * response (dynamics-web-api does not expose headers on success; see client.ts). Without it the governor still
  * honours 429s and adapts its concurrency; it cannot pace.
  */
+import { whenAborted } from '../abort.js';
 import { DataverseError, isDataverseError } from '../errors.js';
 import type { ObservedResponse } from './client.js';
 import { DEFAULT_RETRY_AFTER_MS, parseRetryAfter, toDataverseError } from './errors.js';
@@ -222,22 +223,22 @@ class ServiceProtectionGovernor implements Governor {
     if (this.#closed) return Promise.reject(new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed'));
     if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise<boolean>((resolve, reject) => {
-      const onAbort = (): void => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(signal!.reason);
-      };
+      let stopListening = (): void => undefined;
       const waiter: Waiter = {
         resolve: (probe) => {
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           resolve(probe);
         },
         reject: (reason) => {
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           reject(reason);
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      stopListening = whenAborted(signal, (reason) => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(reason);
+      });
       this.#waiters.push(waiter);
       this.#pump();
     });
@@ -281,11 +282,10 @@ class ServiceProtectionGovernor implements Governor {
       controller.abort(reason);
       stop(reason);
     }, timeoutMs);
-    const onAbort = (): void => {
-      controller.abort(signal!.reason);
-      stop(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, (reason) => {
+      controller.abort(reason);
+      stop(reason);
+    });
     try {
       // The race ends the call at once even when the callee does not honour the signal (e.g. a token request).
       const pending = call(controller.signal);
@@ -304,7 +304,7 @@ class ServiceProtectionGovernor implements Governor {
       throw error;
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       stopped.catch(() => undefined);
     }
   }

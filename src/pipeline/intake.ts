@@ -42,7 +42,7 @@
  *
  * The stage imports no SDK: the decoder, the Dataverse reads, the outbound sender and the channels are injected.
  */
-import { delay, raceAbort } from '../abort.js';
+import { delay, linkedController, raceAbort } from '../abort.js';
 import { Counter, type Registry } from 'prom-client';
 import type { Channel } from '../channels/types.js';
 import { ConfigError, errorMessage, isDataverseError, isEventError, type CodeOf, type ConfigProblem } from '../errors.js';
@@ -330,7 +330,7 @@ export class IntakeStage {
   async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
     this.#stats.batches += 1;
     this.#stats.received += batch.length;
-    const waits = linked(signal, this.#stopping.signal);
+    const waits = linkedController(signal, this.#stopping.signal);
     const b: BatchState = { signal, waits: waits.signal, settling: [], pauseMs: undefined, gate: undefined };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
     try {
@@ -914,29 +914,6 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Counter<L>;
   return new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
-}
-
-/**
- * A signal that aborts when either parent does; `dispose()` removes its listeners (the stage's stop signal lives as
- * long as the stage, so a listener per batch must not stay on it; nor an `AbortSignal.any` signal, which Node keeps
- * in the parent's dependants).
- */
-function linked(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const abort = (): void => {
-    controller.abort();
-    dispose();
-  };
-  const dispose = (): void => {
-    a.removeEventListener('abort', abort);
-    b.removeEventListener('abort', abort);
-  };
-  if (a.aborted || b.aborted) controller.abort();
-  else {
-    a.addEventListener('abort', abort, { once: true });
-    b.addEventListener('abort', abort, { once: true });
-  }
-  return { signal: controller.signal, dispose };
 }
 
 /** What intake reads of the outbound sender's too-large rejection. */

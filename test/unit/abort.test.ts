@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import sinon from 'sinon';
-import { abortReason, delay, linkedController, raceAbort, sleep } from '../../src/abort.js';
+import { abortReason, delay, linkedController, raceAbort, sleep, whenAborted } from '../../src/abort.js';
 
 /** `abort` listeners on a signal, and the signals `AbortSignal.any` made from it (Node 20 internals; 0 where absent). */
 function traces(signal: AbortSignal): { listeners: number; dependants: number } {
@@ -136,5 +136,25 @@ describe('abort: waiting with a signal', () => {
       assert.equal(parent.signal.aborted, false);
       assert.deepEqual(traces(parent.signal), { listeners: 0, dependants: 0 });
     });
+  });
+
+  it('whenAborted: many listeners share one abort listener on the signal, and none is left once they stop', () => {
+    const controller = new AbortController();
+    const calls: unknown[] = [];
+    const stops = Array.from({ length: 20 }, (_, i) => whenAborted(controller.signal, (reason) => calls.push([i, reason])));
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+    for (const stop of stops.slice(0, 18)) stop();
+    controller.abort('bye');
+    assert.deepEqual(calls, [
+      [18, 'bye'],
+      [19, 'bye'],
+    ]);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    const late: unknown[] = [];
+    whenAborted(controller.signal, (reason) => late.push(reason))();
+    assert.deepEqual(late, ['bye'], 'an aborted signal calls at once');
+    const idle = new AbortController();
+    for (const stop of Array.from({ length: 5 }, () => whenAborted(idle.signal, () => undefined))) stop();
+    assert.equal(getEventListeners(idle.signal, 'abort').length, 0);
   });
 });

@@ -166,7 +166,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
           queue: queues.outbound,
           maxSessions: config.dispatch.maxSessions,
           sessionIdleMs: config.dispatch.sessionIdleMs,
-          maxBatch: Math.max(...channels.all().map((c) => c.rateLimit.messages), 1),
+          maxBatch: DISPATCH_MAX_BATCH,
+          maxBatchOf: (sessionId) => dispatchBatchSize(channels.all().filter((c) => c.senderKey === sessionId)),
           maxWaitMs: 200,
           closeGraceMs: callGraceMs,
           createSessionHandler: stage.sessionHandler,
@@ -236,4 +237,20 @@ function loopCheck(name: string, loop: ReceiveLoop, stopping: boolean): Readines
   if (!h.running) return { name, ok: false, detail: `stopped${h.lastError === undefined ? '' : `: ${h.lastError}`}` };
   if (h.consecutiveErrors >= UNHEALTHY_AFTER_ERRORS) return { name, ok: false, detail: `${h.consecutiveErrors} receives failed in a row: ${h.lastError ?? 'unknown error'}` };
   return { name, ok: true };
+}
+
+/** Most messages one dispatch batch takes from a session. */
+const DISPATCH_MAX_BATCH = 100;
+/** A dispatch batch holds what its sender may send in this long, so that a stop hands little back. */
+const DISPATCH_BATCH_SPAN_MS = 2_000;
+
+/**
+ * The batch size of one sender's session: its rate for {@link DISPATCH_BATCH_SPAN_MS} (a 1-per-second sender takes 2
+ * at a time, a 50-per-second one 100), so that a batch ends within seconds whatever the sender's limit and a
+ * shutdown hands back few messages (each hand-back counts toward MaxDeliveryCount).
+ */
+export function dispatchBatchSize(sharing: readonly Channel[]): number {
+  if (sharing.length === 0) return DISPATCH_MAX_BATCH;
+  const perSpan = Math.min(...sharing.map((c) => Math.ceil((c.rateLimit.messages * DISPATCH_BATCH_SPAN_MS) / c.rateLimit.intervalMs)));
+  return Math.max(1, Math.min(DISPATCH_MAX_BATCH, perSpan));
 }

@@ -59,6 +59,11 @@ export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
   maxSessions?: number;
   /** A held session with no message for this long is released, in milliseconds. @defaultValue 5_000 */
   sessionIdleMs?: number;
+  /**
+   * Most messages per batch of one session, by session id, when sessions differ (dispatch: a slow sender's batch
+   * holds what it can send in a few seconds, so that a stop does not hand back most of it). @defaultValue `maxBatch`
+   */
+  maxBatchOf?: (sessionId: string) => number;
 }
 
 /** An accept answered `ServiceTimeout` sooner than this came early: the slot waits before asking again. */
@@ -98,8 +103,17 @@ class SessionLoop implements ReceiveLoop {
   readonly #health = new LoopHealthTracker(() => !this.#stopping.signal.aborted);
   #closing: Promise<void> | undefined;
 
+  readonly #maxBatchOf: (sessionId: string) => number;
+
   constructor(options: SessionLoopOptions) {
     this.#o = resolveCommon('startSessionLoop', options);
+    const maxBatchOf = options.maxBatchOf;
+    if (maxBatchOf !== undefined && typeof maxBatchOf !== 'function') throw new TypeError('startSessionLoop: maxBatchOf must be a function');
+    // A bad answer for one session falls back to `maxBatch` rather than stop the loop.
+    this.#maxBatchOf = (id) => {
+      const n = maxBatchOf?.(id);
+      return n !== undefined && Number.isInteger(n) && n >= 1 ? n : this.#o.maxBatch;
+    };
     this.queue = this.#o.queue;
     this.#factory = functionOption('startSessionLoop', 'createSessionHandler', options.createSessionHandler);
     this.#maxSessions = intOption('startSessionLoop', 'maxSessions', options.maxSessions, 8, 1);
@@ -179,6 +193,7 @@ class SessionLoop implements ReceiveLoop {
     this.#held.add(held);
     // The SDK starts its renewal budget when the accept's link opens, just before the accept resolves.
     const acceptedAt = Date.now();
+    const batchSize = this.#maxBatchOf(sessionId);
     const lockedUntil = (): number => lockDeadline(receiver, maxLockRenewalMs > 0 ? acceptedAt + maxLockRenewalMs : undefined);
     const marginMs = Math.min(LOCK_MARGIN_MAX_MS, Math.max(0, (lockedUntil() - acceptedAt) * LOCK_MARGIN_SHARE));
     let reason: SessionCloseReason = 'stopped';
@@ -214,7 +229,7 @@ class SessionLoop implements ReceiveLoop {
         }
         const asked = Date.now();
         receives++;
-        const receiving = receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: waitMs });
+        const receiving = receiver.receiveMessages(batchSize, { maxWaitTimeInMs: waitMs });
         this.#receiving.add(receiving);
         let messages;
         try {

@@ -132,6 +132,36 @@ describe('servicebus session loop, through the real SDK', function () {
     assert.ok(loop.sessions.length <= 2);
   });
 
+  it('sizes the batches of each session by maxBatchOf (a slow sender gets small batches), falling back to maxBatch', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const sizes = new Map<string, number[]>();
+    let done = 0;
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 3,
+        maxBatch: 4,
+        maxWaitMs: 200,
+        sessionIdleMs: 300,
+        maxBatchOf: (id) => (id === 'slow' ? 1 : id === 'fast' ? 3 : Number.NaN),
+        createSessionHandler: ({ sessionId }) => ({
+          onBatch: async (ds) => {
+            sizes.set(sessionId, [...(sizes.get(sessionId) ?? []), ds.length]);
+            for (const d of ds) await d.complete();
+            done += ds.length;
+          },
+        }),
+      }),
+    );
+    await client.createSender('outbound').sendMessages(['slow', 'fast', 'other'].flatMap((s) => Array.from({ length: 6 }, (_, k) => ({ body: k, sessionId: s, messageId: `${s}-${k}` }))));
+    await waitFor('every message completed', () => (done === 18 ? true : undefined), 10_000);
+    assert.ok(sizes.get('slow')?.every((n) => n === 1), `slow: ${sizes.get('slow')?.join(',')}`);
+    assert.ok(sizes.get('fast')?.every((n) => n <= 3) && sizes.get('fast')?.some((n) => n > 1), `fast: ${sizes.get('fast')?.join(',')}`);
+    assert.ok(sizes.get('other')?.every((n) => n <= 4) && sizes.get('other')?.some((n) => n > 3), `other (maxBatch, a bad answer): ${sizes.get('other')?.join(',')}`);
+  });
+
   it('keeps the session lock while a batch runs past the lock duration (auto renewal): settles, no redelivery', async () => {
     const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S' } } }));
     const client = track(relayClient(bus, 600));

@@ -16,7 +16,9 @@ import {
   createInteractionWriter,
   dataverseClientFromConfig,
   decodeRemoteContext,
+  registerGovernorMetrics,
   type DataverseClientExtras,
+  type GovernorState,
   type GovernorOptions,
 } from '../dataverse/index.js';
 import type { ReadinessCheck } from '../health/index.js';
@@ -56,6 +58,8 @@ export interface RelayOptions {
 }
 
 export interface RelayStats {
+  /** The Dataverse identity's governor (intake and recorder): 429s seen, calls, concurrency, pause. */
+  dataverse?: GovernorState;
   intake?: IntakeStats;
   dispatch?: DispatchStats;
   recorder?: RecorderStats;
@@ -82,7 +86,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
-  const stats: Partial<Record<StageName, () => unknown>> = {};
+  const stats: Partial<Record<StageName | 'dataverse', () => unknown>> = {};
   /** Told first when stopping: stages end their waits (backoff, Retry-After) and hand back what waits. */
   const onStop: Array<() => void> = [];
   let stopping = false;
@@ -92,6 +96,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const needsDataverse = stages.includes('intake') || stages.includes('recorder');
   const governor = needsDataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...options.governor }) : undefined;
   const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
+  if (governor) {
+    stats.dataverse = () => governor.state();
+    if (registry) registerGovernorMetrics(registry, governor);
+  }
   // Closed last-added first: loops, then senders, then the clients.
   closer.add('service bus client', () => bus.close());
   if (dataverse && governor) {

@@ -101,7 +101,7 @@ describe('send path end to end', function () {
     }
     await assertDelivered(s, expected, 50);
     const stats = relay.stats();
-    assert.ok((stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `the relay was throttled and went on: ${JSON.stringify({ recorder: stats.recorder, intake: stats.intake })}`);
+    assert.ok((stats.dataverse?.throttled ?? 0) > 0 && (stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `the relay was throttled and went on: ${JSON.stringify({ dataverse: stats.dataverse, recorder: stats.recorder, intake: stats.intake })}`);
     const twilio = s.sim.stats().twilio;
     assert.ok(twilio.faults.errors > 10 && twilio.faults.rateLimitBursts === 3 && twilio.faults.timeouts > 0, `faults were injected: ${JSON.stringify(twilio.faults)}`);
     assert.equal(twilio.duplicates, twilio.faults.timeouts, 'each lost answer was retried with the same idempotency key and answered from the first');

@@ -8,8 +8,10 @@ import { packageRoot } from '../../src/paths.js';
 describe('README', () => {
   const readme = readFileSync(path.join(packageRoot(), 'README.md'), 'utf8');
   const schema = JSON.parse(readFileSync(path.join(packageRoot(), 'config/schema.json'), 'utf8')) as { properties: Record<string, unknown> };
+  // The rows of the configuration reference's table (other tables, e.g. the metrics, have rows of the same shape).
+  const reference = readme.slice(readme.indexOf('## Configuration reference'), readme.indexOf('\n## ', readme.indexOf('## Configuration reference') + 1));
   const rows = new Map(
-    [...readme.matchAll(/^\| `([^`]+)` \| (?:`([A-Z_]+)`)? *\|/gm)].map((m) => [m[1] as string, m[2]]),
+    [...reference.matchAll(/^\| `([^`]+)` \| (?:`([A-Z_]+)`)? *\|/gm)].map((m) => [m[1] as string, m[2]]),
   );
 
   const leaves = (node: { properties?: Record<string, unknown> }, prefix = ''): string[] =>

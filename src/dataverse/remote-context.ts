@@ -6,6 +6,7 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/events.js';
 import { EventError } from '../errors.js';
 import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
 
@@ -24,56 +25,7 @@ export const ACTIVITY_COLUMNS = [
   '_msdyncrm_customerjourneyiteration_value',
 ] as const;
 
-/** Where the event came from: the posted context's identifiers, for logs and correlation. */
-export interface EventOrigin {
-  organizationId: string;
-  correlationId: string;
-  operationId: string;
-}
-
-/** A Custom Channel Activity was created: everything intake needs to send and CreateInteraction needs to record. */
-export interface ActivityEvent extends EventOrigin {
-  kind: 'activity';
-  /** `msdyncrm_customerjourneycustomchannelactivityid`. */
-  activityRowId: string;
-  /** `msdyncrm_activityid`. */
-  activityId: string;
-  contactId: string;
-  journeyId: string;
-  iterationId: string;
-  /** `msdyncrm_entitytype`: the custom message table's logical name. */
-  entityType: string;
-  /** `msdyncrm_entityid`: the message record's id. */
-  entityId: string;
-  /** `msdyncrm_name`, when set. */
-  name?: string;
-  truncated: false;
-}
-
-/** A Create whose inputs Dataverse dropped (above 192 KB): read the row with `activityFromRow`. */
-export interface TruncatedActivityEvent extends EventOrigin {
-  kind: 'activity-truncated';
-  activityRowId: string;
-  truncated: true;
-}
-
-/** A real-time journeys send through the outbound Custom API. */
-export interface RealtimeEvent extends EventOrigin {
-  kind: 'realtime';
-  /** The Custom API (message) called. */
-  customApi: string;
-  channelDefinitionId: string;
-  requestId: string;
-  from: string;
-  to: string;
-  /** Message parts by name (`text` …). */
-  message: Record<string, string>;
-  /** `MarketingAppContext.CustomerJourneyId`, absent when missing or the empty GUID. */
-  journeyId?: string;
-  isTestSend: boolean;
-}
-
-export type DecodedEvent = ActivityEvent | TruncatedActivityEvent | RealtimeEvent;
+export type { EventOrigin, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, DecodedEvent } from '../pipeline/events.js';
 
 /** What decoding needs of a received message (a port `Delivery` fits). */
 export interface PostedEvent {
@@ -269,7 +221,6 @@ function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
     entityId: attributeString(attrs, 'msdyncrm_entityid', present),
     ...(typeof name === 'string' && name !== '' ? { name } : {}),
     ...from,
-    truncated: false,
   };
 }
 
@@ -341,7 +292,7 @@ export function decodeRemoteContext(event: PostedEvent): DecodedEvent {
   if (isTruncated(event, context)) {
     const rowId = context['PrimaryEntityId'];
     if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID) missing('PrimaryEntityId (of an event truncated by Dataverse)', 'the activity row id', rowId);
-    return { kind: 'activity-truncated', activityRowId: rowId, ...from, truncated: true };
+    return { kind: 'activity-truncated', activityRowId: rowId, ...from };
   }
   return decodeActivity(context, from);
 }
@@ -368,6 +319,5 @@ export function activityFromRow(row: Readonly<Record<string, unknown>>, from: Ev
     organizationId: from.organizationId,
     correlationId: from.correlationId,
     operationId: from.operationId,
-    truncated: false,
   };
 }

@@ -4,6 +4,7 @@
  */
 export { IntakeStage, type IntakeOptions, type IntakeStats, type IntakeEvent, type IntakeChannels, type IntakeDeadLetterReason } from './intake.js';
 export { DispatchStage, DISPATCH_DEAD_LETTER_REASONS, type DispatchOptions, type DispatchStats, type DispatchSessionHandler, type ChannelLookup } from './dispatch.js';
+export type { DecodedEvent, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, EventOrigin } from './events.js';
 export { RecorderStage, type RecorderOptions, type RecorderStats } from './recorder.js';
 export { renderText, placeholders } from './render.js';
 export {

@@ -49,58 +49,14 @@ import { ConfigError, errorMessage, isDataverseError, isEventError, type CodeOf,
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type RealtimeContext } from './messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from './ports.js';
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from './events.js';
 import { placeholders, renderText } from './render.js';
 
-/** A Custom Channel Activity created by an outbound-marketing journey, as decoded from its Create event. */
-export interface ActivityEvent {
-  kind: 'activity';
-  /** `msdyncrm_customerjourneycustomchannelactivityid`. */
-  activityRowId: string;
-  /** `msdyncrm_activityid`. */
-  activityId: string;
-  contactId: string;
-  journeyId: string;
-  iterationId: string;
-  /** `msdyncrm_entitytype`: the custom message table. */
-  entityType: string;
-  /** `msdyncrm_entityid`: the message record. */
-  entityId: string;
-  name?: string;
-  organizationId: string;
-  correlationId?: string;
-  operationId?: string;
-}
-
-/** A Create event Dataverse truncated (`MessageMaxSizeExceeded`): only the row id is left; the row must be read. */
-export interface TruncatedActivityEvent extends IntakeEventOrigin {
-  kind: 'activity-truncated';
-  activityRowId: string;
-}
-
-/** Where an event came from: the posted context's identifiers (the decoder's `EventOrigin`). */
-export interface IntakeEventOrigin {
-  organizationId: string;
-  correlationId?: string;
-  operationId?: string;
-}
-
-/** A real-time journeys outbound payload (`ChannelDefinitionId`, `RequestId`, `From`, `To`, `Message`). */
-export interface RealtimeEvent {
-  kind: 'realtime';
-  channelDefinitionId: string;
-  requestId: string;
-  from: string;
-  to: string;
-  /** Every message part by name. */
-  message: Record<string, string>;
-  journeyId?: string;
-  isTestSend: boolean;
-  organizationId: string;
-  correlationId?: string;
-}
-
 /** What the decoder makes of one delivery. */
-export type IntakeEvent = ActivityEvent | TruncatedActivityEvent | RealtimeEvent;
+export type IntakeEvent = DecodedEvent;
+/** Where an event came from (the decoder's `EventOrigin`). */
+export type IntakeEventOrigin = EventOrigin;
+export type { ActivityEvent, TruncatedActivityEvent, RealtimeEvent };
 
 /** The configured channels, as intake needs them. */
 export interface IntakeChannels {

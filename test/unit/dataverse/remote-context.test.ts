@@ -21,7 +21,7 @@ const expectedActivity = {
   entityId: '33333333-3333-4333-8333-333333333333',
   name: 'Journey',
   organizationId: ORG,
-  truncated: false,
+
 };
 
 function posted(body: unknown, contentType: string | undefined = 'application/json', applicationProperties: Record<string, unknown> = json.applicationProperties): PostedEvent {

@@ -67,17 +67,19 @@ export function activity(i: number | string, fields: Partial<ActivityEvent> = {}
     entityId: 'msg-1',
     organizationId: 'org-1',
     correlationId: `corr-${i}`,
+    operationId: `op-${i}`,
     ...fields,
   };
 }
 
 export function truncated(rowId: string): TruncatedActivityEvent {
-  return { kind: 'activity-truncated', activityRowId: rowId, organizationId: 'org-1', correlationId: `corr-${rowId}` };
+  return { kind: 'activity-truncated', activityRowId: rowId, organizationId: 'org-1', correlationId: `corr-${rowId}`, operationId: `op-${rowId}` };
 }
 
 export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {}): RealtimeEvent {
   return {
     kind: 'realtime',
+    customApi: 'sample_OutboundSmsApi',
     channelDefinitionId: 'cd-1',
     requestId,
     from: 'relay',
@@ -86,6 +88,8 @@ export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {})
     journeyId: 'rtj-1',
     isTestSend: false,
     organizationId: 'org-1',
+    correlationId: `corr-${requestId}`,
+    operationId: `op-${requestId}`,
     ...fields,
   };
 }
@@ -132,7 +136,8 @@ export function activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEv
     entityType: str('msdyncrm_entitytype'),
     entityId: str('msdyncrm_entityid'),
     organizationId: origin.organizationId,
-    ...(origin.correlationId === undefined ? {} : { correlationId: origin.correlationId }),
+    correlationId: origin.correlationId,
+    operationId: origin.operationId,
   };
 }
 

@@ -6,7 +6,7 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
-import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/events.js';
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/events.js';
 import { EventError } from '../errors.js';
 import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
 

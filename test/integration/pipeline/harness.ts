@@ -57,6 +57,8 @@ export interface SystemOptions {
   smsPerSecond?: number;
   /** Dataverse service protection limits. @defaultValue 'off' */
   limits?: 'off' | Partial<LimitsConfig>;
+  /** Lock duration of every queue (ISO 8601), e.g. `PT2S` so that a killed worker's messages come back soon. @defaultValue the sample's `PT1M` */
+  lockDuration?: string;
   /** Relay configuration overrides (merged over the defaults). */
   config?: (config: RelayConfig) => void;
   log?: Logger;
@@ -91,6 +93,8 @@ export interface WorkerProcess {
   stderr(): string;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Sends SIGKILL (a crash: nothing drains, locks expire) and resolves when it is gone. */
+  kill(): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -101,7 +105,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'relay-e2e-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    const sb = closer.add('servicebus', await startServiceBusEmulator({ port: 0, configFile: configPath('servicebus-emulator.json'), logger: log }));
+    const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as { UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> } };
+    if (options.lockDuration !== undefined) for (const q of busConfig.UserConfig.Namespaces[0]?.Queues ?? []) q.Properties['LockDuration'] = options.lockDuration;
+    const sb = closer.add('servicebus', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
     const sim = closer.add(
       'providers',
       await startProviderSimulators({ twilio: { mpsBySender: { [SENDERS.sms]: rate, [SENDERS.sms2]: rate } }, log }),
@@ -198,6 +204,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           stop: async () => {
             if (child.exitCode === null) child.kill('SIGTERM');
             return exited;
+          },
+          kill: async () => {
+            if (child.exitCode === null) child.kill('SIGKILL');
+            await exited;
           },
         };
         closer.add(`worker ${name}`, async () => {

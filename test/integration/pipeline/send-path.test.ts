@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { dispatchBatchSize } from '../../../src/relay/relay.js';
 import { SEED, SENDERS, maxInWindow, startSystem, until, type System } from './harness.js';
 
 /**
@@ -127,5 +128,24 @@ describe('send path end to end', function () {
     s.spawnWorker('recorder');
     await assertDelivered(s, expected, 50);
     assert.equal(s.sim.stats().twilio.duplicates, 0, 'a graceful stop repeats no send, not even one answered from the idempotency record');
+  });
+
+  it('a dispatch worker killed (SIGKILL) mid-run: nothing lost; the sends repeated are at most one batch, and the idempotency key keeps them from the recipient', async () => {
+    system = await startSystem({ smsPerSecond: 50, lockDuration: 'PT2S' });
+    const s = system;
+    const { expected } = await journey(s, SEED.journey, 500, 25);
+    s.spawnWorker('intake');
+    s.spawnWorker('recorder');
+    const crashed = s.spawnWorker('dispatch');
+    await until('a third of the messages sent', () => (s.messages().length >= expected.size / 3 ? true : undefined));
+    await crashed.kill();
+    assert.ok(s.messages().length < expected.size, 'killed mid-run');
+    s.spawnWorker('dispatch');
+    await assertDelivered(s, expected, 50);
+    const twilio = s.sim.stats().twilio;
+    // The batch in hand when the worker died comes back when its locks expire; what of it had reached the provider is
+    // called again with the same key, and the provider answers from its idempotency record.
+    assert.ok(twilio.duplicates <= dispatchBatchSize(s.channels.all().filter((c) => c.name === 'sms')), `repeated calls: ${twilio.duplicates}`);
+    assert.equal(twilio.repeatedKeys, 0, 'no recipient got a message twice');
   });
 });

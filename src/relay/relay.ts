@@ -204,16 +204,20 @@ export function startRelay(options: RelayOptions): RunningRelay {
         }),
       );
     }
+    for (const { name, start } of starters) loops.push({ name, loop: start() });
   } catch (err) {
-    // Nothing has been received yet: only clients and senders to close.
-    void closer.close().catch(() => undefined);
+    // Nothing has been handled yet: loops that did start have received at most one batch, which close hands back.
+    void Promise.all(loops.map(({ loop }) => loop.close()))
+      .then(() => closer.close())
+      .catch(() => undefined);
     throw err;
   }
-  for (const { name, start } of starters) {
-    const loop = start();
-    loops.push({ name, loop });
-    closer.add(`${name} loop`, loop);
-  }
+  // The loops close together (each may wait its close grace for work in flight), before the senders and clients.
+  closer.add('receive loops', async () => {
+    const results = await Promise.allSettled(loops.map(({ loop }) => loop.close()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
   log.info('relay started', { queues, channels: channels.all().map((c) => c.name) });
 
   return {

@@ -43,7 +43,7 @@ describe('configuration', () => {
     assert.equal(config.dataverse.auth, 'default');
     assert.equal(config.dataverse.timeoutMs, 30000);
     assert.equal(config.log.level, 'info');
-    assert.equal(config.shutdown.budgetMs, 30000);
+    assert.equal(config.shutdown.budgetMs, 15000);
     assert.equal(config.channelsFile, channels);
     assert.equal(origins['dataverse.url'], 'environment variable DATAVERSE_URL');
     assert.equal(origins['log.level'], path.relative(dir, path.resolve('config/default.json')));

@@ -10,11 +10,11 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      stopListening();
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
+    const stopListening = whenAborted(signal, done);
   });
 }
 
@@ -23,15 +23,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
-    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       resolve();
     }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, () => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    });
   });
 }
 
@@ -44,15 +43,14 @@ export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise
   promise.catch(() => undefined);
   if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, () => reject(abortReason(signal)));
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         resolve(value);
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(err);
       },
     );
@@ -83,7 +81,20 @@ function link(parent: AbortSignal, onAbort: (reason: unknown) => void): () => vo
     const children = new Set<(reason: unknown) => void>();
     const listener = (): void => {
       links.delete(parent);
-      for (const child of [...children]) child(parent.reason);
+      // Every child is told, even when one throws (its error is rethrown afterwards, outside this loop); a child
+      // removed while an earlier one ran is not told.
+      let failure: { error: unknown } | undefined;
+      for (const child of [...children]) {
+        if (!children.has(child)) continue;
+        try {
+          child(parent.reason);
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+      if (failure) queueMicrotask(() => {
+        throw failure.error;
+      });
     };
     entry = { listener, children };
     links.set(parent, entry);

@@ -157,4 +157,46 @@ describe('abort: waiting with a signal', () => {
     for (const stop of Array.from({ length: 5 }, () => whenAborted(idle.signal, () => undefined))) stop();
     assert.equal(getEventListeners(idle.signal, 'abort').length, 0);
   });
+
+  it('whenAborted: a listener that throws does not keep the others from being told; its error surfaces afterwards', async () => {
+    clock.restore();
+    const controller = new AbortController();
+    const told: number[] = [];
+    whenAborted(controller.signal, () => told.push(1));
+    whenAborted(controller.signal, () => {
+      throw new Error('listener bug');
+    });
+    let stopLast = (): void => undefined;
+    whenAborted(controller.signal, () => {
+      told.push(3);
+      stopLast(); // removes the next listener while the parent aborts: it is not told
+    });
+    stopLast = whenAborted(controller.signal, () => told.push(4));
+    const linked = linkedController(controller.signal);
+    // Mocha treats an uncaught exception as a failure: take it over for this test.
+    const mochas = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    const surfaced = new Promise<Error>((resolve) => process.once('uncaughtException', resolve));
+    try {
+      controller.abort('stop');
+      assert.equal((await surfaced).message, 'listener bug');
+    } finally {
+      for (const l of mochas) process.on('uncaughtException', l);
+    }
+    assert.deepEqual(told, [1, 3]);
+    assert.equal(linked.signal.aborted, true, 'a linked controller after the throwing listener still aborts');
+    clock = sinon.useFakeTimers();
+  });
+
+  it('delay, sleep and raceAbort share one abort listener on a long-lived signal', async () => {
+    const controller = new AbortController();
+    const waits = Array.from({ length: 15 }, () => delay(1000, controller.signal));
+    const sleeps = Array.from({ length: 15 }, () => sleep(1000, controller.signal).catch(() => 'aborted'));
+    const races = Array.from({ length: 15 }, () => raceAbort(new Promise<never>(() => undefined), controller.signal).catch(() => 'aborted'));
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+    controller.abort();
+    await Promise.all([...waits, ...sleeps, ...races]);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    assert.equal(clock.countTimers(), 0);
+  });
 });

@@ -43,6 +43,8 @@ export interface HttpResponse {
 }
 
 export const REDACTED = '[REDACTED]';
+/** Secrets shorter than this are not searched for in answers (no real token is this short). */
+const MIN_SECRET_CHARS = 8;
 
 /**
  * Sends one POST and returns the answer, whatever its status; see the module comment for the failures.
@@ -68,11 +70,20 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
   try {
     // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
     const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal: controller.signal, redirect: 'manual' });
-    const text = await response.text();
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => {
       headers[name.toLowerCase()] = value;
     });
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (err) {
+      // A 2xx status line means the provider took the request: a body lost after it (timeout, reset) must not turn
+      // into a retryable failure, or the message is sent again. The mapping makes an empty 2xx body
+      // ProviderAnswerUnreadable (maybe sent, not retried).
+      if (response.status >= 200 && response.status < 300 && !caller?.aborted) return scrubSecrets({ status: response.status, headers, body: '' }, secrets);
+      throw err;
+    }
     return scrubSecrets({ status: response.status, headers, body: parseBody(text, headers['content-type']) }, secrets);
   } catch (err) {
     // The caller's abort wins, even over a timeout that fired just before: a stop is not a provider fault.
@@ -117,7 +128,8 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
 
 /** Returns a copy of `value` in which every occurrence of each secret, in any string, is `[REDACTED]`. */
 export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
-  const live = secrets.filter((s) => s.length > 0);
+  // A real credential is long; scrubbing a very short one would mangle every answer that contains its characters.
+  const live = secrets.filter((s) => s.length >= MIN_SECRET_CHARS);
   if (live.length === 0) return value;
   const scrub = (v: unknown, depth: number): unknown => {
     if (typeof v === 'string') return live.reduce((s, secret) => s.split(secret).join(REDACTED), v);

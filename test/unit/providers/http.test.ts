@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { isProviderError, type ProviderError } from '../../../src/errors.js';
 import { httpPost, parseRetryAfter, scrubSecrets } from '../../../src/providers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -19,6 +21,29 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 describe('httpPost', () => {
   const track = closedAfterEach();
+
+  /** A server that sends the status line and part of the body, then drops the connection. */
+  async function cutOff(status: number): Promise<{ url: string; close(): Promise<void> }> {
+    const server = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': '200' });
+      res.write('{"sid":"SM');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  it('a 2xx whose body is lost is returned with an empty body (the provider took it: not a retryable failure)', async () => {
+    const server = track(await cutOff(201));
+    const response = await httpPost({ ...call, url: server.url });
+    assert.deepEqual([response.status, response.body], [201, '']);
+  });
+
+  it('a non-2xx whose body is lost is a retryable failure', async () => {
+    const server = track(await cutOff(503));
+    const err = (await rejection(httpPost({ ...call, url: server.url }))) as ProviderError;
+    assert.ok(isProviderError(err) && err.code === 'ProviderUnavailable' && err.retryable, String(err));
+  });
 
   it('posts the body and headers, and returns status, lower-case headers and parsed JSON', async () => {
     const server = track(await startRecordingServer());
@@ -131,7 +156,11 @@ describe('parseRetryAfter', () => {
 
 describe('scrubSecrets', () => {
   it('replaces every occurrence in keys and nested values, and leaves other values alone', () => {
-    const out = scrubSecrets({ a: 'x TOKEN y TOKEN', n: 3, list: ['TOKEN'], nested: { TOKEN: null } }, ['TOKEN', '']);
+    const out = scrubSecrets({ a: 'x TOKEN-123 y TOKEN-123', n: 3, list: ['TOKEN-123'], nested: { 'TOKEN-123': null } }, ['TOKEN-123', '']);
     assert.deepEqual(out, { a: 'x [REDACTED] y [REDACTED]', n: 3, list: ['[REDACTED]'], nested: { '[REDACTED]': null } });
+  });
+
+  it('does not search for a secret too short to be a credential (it would mangle the answer)', () => {
+    assert.deepEqual(scrubSecrets({ status: 'accepted' }, ['t']), { status: 'accepted' });
   });
 });

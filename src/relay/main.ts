@@ -18,6 +18,8 @@ export interface WorkerMainOptions {
   stderr?: { write(text: string): unknown };
   /** Ends the process. @defaultValue process.exit */
   exit?: (code: number) => void;
+  /** How often the receive loops are checked for having stopped on their own. @defaultValue 5000 */
+  watchIntervalMs?: number;
 }
 
 /**
@@ -71,5 +73,15 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     log,
   });
   onShutdownSignals(shutdown, { exit, log });
+  // A loop that stopped on its own (its client closed under it) receives nothing any more: exit with 1 so that the
+  // orchestrator restarts the worker, rather than stay up, live and idle.
+  const watch = setInterval(() => {
+    const dead = running.deadLoops();
+    if (dead.length === 0) return;
+    clearInterval(watch);
+    log.error('a receive loop stopped on its own; shutting down so that the worker is restarted', { loops: dead });
+    void shutdown('receive loop stopped').then(() => exit(1), () => exit(1));
+  }, options.watchIntervalMs ?? 5_000);
+  watch.unref();
   log.info('worker ready', { stages, health: server.url });
 }

@@ -70,6 +70,8 @@ export interface RunningRelay {
   stats(): RelayStats;
   /** Readiness checks for `/readyz`: one per receive loop, false once stopping. */
   readiness(): ReadinessCheck[];
+  /** Loops that stopped on their own (not by `stopIntake`), with why: the process should exit and be restarted. */
+  deadLoops(): Array<{ name: string; reason: string }>;
   /** Stops receiving on every loop. */
   stopIntake(): Promise<void>;
   /** Waits for the batches in flight; the signal tells them to hand their messages back. */
@@ -227,6 +229,13 @@ export function startRelay(options: RelayOptions): RunningRelay {
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
       ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
     ],
+    deadLoops: () =>
+      stopping
+        ? []
+        : loops.flatMap(({ name, loop }) => {
+            const h = loop.health();
+            return h.running ? [] : [{ name: `${name} loop (${loop.queue})`, reason: h.lastError ?? 'stopped' }];
+          }),
     stopIntake: async () => {
       stopping = true;
       for (const stop of onStop) stop();

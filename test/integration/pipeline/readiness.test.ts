@@ -22,4 +22,17 @@ describe('relay readiness', function () {
     await relay.stopIntake();
     assert.deepEqual(relay.readiness().filter((c) => c.ok), [], 'nothing is ready once shutdown has begun');
   });
+
+  it('names the loops that stopped without being asked to (the worker then exits to be restarted), none after a stop', async () => {
+    system = await startSystem();
+    const closedUnderIt = system.relay(['recorder']);
+    assert.deepEqual(closedUnderIt.deadLoops(), []);
+    await closedUnderIt.close();
+    assert.deepEqual(closedUnderIt.deadLoops().map((l) => l.name), ['recorder loop (interactions)']);
+
+    const stopped = system.relay(['recorder']);
+    await stopped.stopIntake();
+    await stopped.close();
+    assert.deepEqual(stopped.deadLoops(), [], 'a stop is not a death');
+  });
 });

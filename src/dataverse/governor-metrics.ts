@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../health/metrics.js';
 import type { Governor } from './governor.js';
 
-/** Registers the governor's series on `registry` (once per registry; a second governor's values are added). */
+/** Registers the governor's series on `registry`, once per registry: the first governor registered is the one read. */
 export function registerGovernorMetrics(registry: Registry, governor: Governor): void {
   const gauge = (name: string, help: string, read: () => number): void => {
     const full = `${METRIC_PREFIX}${name}`;

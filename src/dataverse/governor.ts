@@ -43,6 +43,12 @@ export interface GovernorOptions {
   timeoutMs?: number;
   /** Pause after a 429 without a usable Retry-After. @defaultValue 1000 */
   defaultRetryAfterMs?: number;
+  /**
+   * Longest wait for the limits (a `Retry-After`, pacing, concurrency) before a call starts; then it fails with
+   * `DataverseThrottled` (`retryAfterMs`: what is left of a pause, or the pacing interval), so that the caller's own
+   * caps and lock budgets apply instead of a silent wait. @defaultValue 60000
+   */
+  maxQueueMs?: number;
 }
 
 export interface RunOptions {
@@ -90,6 +96,7 @@ export const GOVERNOR_DEFAULTS = {
   paceBelow: 0.5,
   timeoutMs: 30_000,
   defaultRetryAfterMs: DEFAULT_RETRY_AFTER_MS,
+  maxQueueMs: 60_000,
 } as const;
 
 const BURST = 'x-ms-ratelimit-burst-remaining-xrm-requests';
@@ -109,6 +116,7 @@ function validate(options: GovernorOptions): Required<GovernorOptions> {
   if (!(o.paceBelow >= 0 && o.paceBelow <= 1)) fail('paceBelow', 'between 0 and 1');
   if (!(o.timeoutMs > 0)) fail('timeoutMs', '> 0');
   if (!(o.defaultRetryAfterMs >= 0)) fail('defaultRetryAfterMs', '>= 0');
+  if (!(o.maxQueueMs > 0)) fail('maxQueueMs', '> 0');
   return o;
 }
 
@@ -227,16 +235,29 @@ class ServiceProtectionGovernor implements Governor {
       const waiter: Waiter = {
         resolve: (probe) => {
           stopListening();
+          clearTimeout(giveUp);
           resolve(probe);
         },
         reject: (reason) => {
           stopListening();
+          clearTimeout(giveUp);
           reject(reason);
         },
       };
-      stopListening = whenAborted(signal, (reason) => {
+      const leave = (): void => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
+      };
+      const giveUp = setTimeout(() => {
+        leave();
+        stopListening();
+        const now = Date.now();
+        const retryAfterMs = Math.max(this.#pausedUntil - now, this.#intervalMs, this.#o.defaultRetryAfterMs);
+        reject(new DataverseError('DataverseThrottled', `waited ${this.#o.maxQueueMs} ms for the service protection limits without a call starting`, { retryAfterMs }));
+      }, this.#o.maxQueueMs);
+      stopListening = whenAborted(signal, (reason) => {
+        leave();
+        clearTimeout(giveUp);
         reject(reason);
       });
       this.#waiters.push(waiter);

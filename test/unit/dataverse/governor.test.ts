@@ -211,4 +211,23 @@ describe('governor', () => {
     assert.throws(() => createGovernor({ initialConcurrency: 20, maxConcurrency: 10 }), /initialConcurrency must be an integer 1-10/);
     assert.throws(() => createGovernor({ paceBelow: 2 }), /paceBelow must be between 0 and 1/);
   });
+
+  it('a call that waits longer than maxQueueMs for the limits fails as throttled, so that the caller decides', async () => {
+    const governor = createGovernor({ initialConcurrency: 1, maxConcurrency: 1, maxQueueMs: 5000, timeoutMs: 60_000 });
+    const h = harness(governor);
+    h.start(1); // holds the only slot
+    const [waiting] = h.start(1);
+    await clock.tickAsync(4999);
+    assert.equal(h.calls.length, 1);
+    assert.equal(h.outcomes.length, 0, 'still waiting just before maxQueueMs');
+    await clock.tickAsync(1);
+    const err = await (waiting as Promise<unknown>).catch((e: unknown) => e);
+    assert.ok(isDataverseError(err) && err.code === 'DataverseThrottled' && (err.retryAfterMs ?? 0) >= 1000, String(err));
+    assert.match((err as DataverseError).message, /waited 5000 ms for the service protection limits/);
+    assert.equal(governor.state().waiting, 0, 'it left the queue');
+    h.calls[0]?.resolve('done');
+    await clock.tickAsync(0);
+    assert.equal(h.calls.length, 1, 'the call that gave up never started');
+    assert.throws(() => createGovernor({ maxQueueMs: 0 }), /maxQueueMs must be > 0/);
+  });
 });

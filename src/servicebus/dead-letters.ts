@@ -12,7 +12,11 @@
  *   at the end: it stays in the dead-letter queue untouched apart from its delivery count (+1). The first failure stops the replay (what was replayed stays replayed).
  *
  * A replayed message whose id the queue saw within its duplicate-detection window is dropped by the broker
- * without an error; the SDK cannot tell (only the administration client reads the queue's properties).
+ * without an error, and completing its dead letter would then lose it. The SDK cannot tell, nor read the queue's
+ * window (only the administration client reads a queue's properties), so the caller states the window
+ * (`duplicateWindowMs`) and replay skips every matching dead letter enqueued less than that long ago: it stays in the
+ * dead-letter queue, returned with the time it becomes replayable. The enqueued time is the original send's, or the
+ * dead-lettering's on a broker that stamps the dead-letter queue's own (later, so never too early).
  */
 import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
 import Long from 'long';
@@ -91,18 +95,25 @@ const RECEIVER_OPTIONS = { subQueueType: 'deadLetter', skipParsingBodyAsJson: tr
 
 /** Reads (peeks) the whole dead-letter queue of `queue`; nothing is locked or removed. */
 export async function peekDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions = {}): Promise<PeekDeadLettersResult> {
-  const { positions: _positions, ...result } = await scanDeadLetters(client, queue, options);
+  const { positions: _positions, skipped: _skipped, ...result } = await scanDeadLetters(client, queue, options);
   return result;
 }
 
-/** {@link peekDeadLetters}, with the position of each matching dead letter among all those read (0-based). */
-async function scanDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions): Promise<PeekDeadLettersResult & { positions: number[] }> {
+interface Scan extends PeekDeadLettersResult {
+  /** The position of each of `matching` among all the dead letters read (0-based). */
+  positions: number[];
+  /** Matching dead letters that `skip` set aside (not in `matching`, not counted toward `limit`). */
+  skipped: DeadLetter[];
+}
+
+/** {@link peekDeadLetters}, with positions, and setting aside the matching dead letters for which `skip` holds. */
+async function scanDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions & { skip?: (d: DeadLetter) => boolean }): Promise<Scan> {
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const pageSize = options.pageSize ?? 100;
   if (!(limit >= 0)) throw new TypeError(`peekDeadLetters: limit must be >= 0, found ${String(limit)}`);
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new TypeError(`peekDeadLetters: pageSize must be an integer >= 1, found ${String(pageSize)}`);
   const receiver = client.createReceiver(queue, { ...RECEIVER_OPTIONS, receiveMode: 'peekLock' });
-  const result: PeekDeadLettersResult & { positions: number[] } = { matching: [], matched: 0, scanned: 0, byReason: {}, positions: [] };
+  const result: Scan = { matching: [], matched: 0, scanned: 0, byReason: {}, positions: [], skipped: [] };
   try {
     // Always from an explicit sequence number: without one, the SDK goes on after the last message peeked on that
     // entity by any receiver of the same client, so a second peek of the queue would start at its end.
@@ -120,7 +131,8 @@ async function scanDeadLetters(client: ServiceBusClient, queue: string, options:
         result.byReason[reason] = (result.byReason[reason] ?? 0) + 1;
         if (!matchesDeadLetter(deadLetter, options.filter)) continue;
         result.matched += 1;
-        if (result.matching.length < limit) {
+        if (options.skip?.(deadLetter)) result.skipped.push(deadLetter);
+        else if (result.matching.length < limit) {
           result.matching.push(deadLetter);
           result.positions.push(result.scanned - 1);
         }
@@ -185,8 +197,18 @@ export interface ReplayProgress {
 export interface ReplayDeadLettersOptions {
   /** @defaultValue {} (everything) */
   filter?: DeadLetterFilter;
-  /** Replay at most this many (the first in sequence order). @defaultValue Infinity */
+  /** Replay at most this many (the first in sequence order; skipped ones do not count). @defaultValue Infinity */
   limit?: number;
+  /**
+   * The queue's duplicate-detection window in milliseconds: a matching dead letter whose `enqueuedTimeUtc` + this is
+   * after `now` (or that has no enqueued time) is skipped, since the queue may still remember its message id and
+   * would drop the replayed message without an error. The SDK cannot read a queue's window (only the administration
+   * client can), so the caller states it; 0 skips nothing. @defaultValue undefined (nothing skipped: for a queue
+   * without duplicate detection)
+   */
+  duplicateWindowMs?: number;
+  /** The time `duplicateWindowMs` is measured against. @defaultValue the time the replay starts */
+  now?: Date;
   /** Only plan: peek and return what would be replayed. @defaultValue false */
   dryRun?: boolean;
   /** How long one receive waits for dead letters before the rest count as gone. @defaultValue 5000 */
@@ -209,9 +231,18 @@ export interface ReplayFailure {
   error: unknown;
 }
 
+/** A dead letter replay left in place because the queue may still remember its message id. */
+export interface SkippedDeadLetter {
+  deadLetter: DeadLetter;
+  /** When its `enqueuedTimeUtc` + `duplicateWindowMs` has passed; undefined when it has no enqueued time. */
+  replayableAt: Date | undefined;
+}
+
 export interface ReplayDeadLettersResult {
-  /** The dead letters to replay, from the peek (in sequence order). */
+  /** The dead letters to replay, from the peek (in sequence order), without the skipped ones. */
   planned: DeadLetter[];
+  /** Matching dead letters within `duplicateWindowMs` of `now`, left in the dead-letter queue (in sequence order). */
+  skipped: SkippedDeadLetter[];
   /** How many dead letters the peek read. */
   scanned: number;
   /** Dead letters per reason over every one the peek read. */
@@ -237,12 +268,26 @@ export async function replayDeadLetters(client: ServiceBusClient, queue: string,
   const holdPerReceiver = options.holdPerReceiver ?? 1000;
   if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0) throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);
   if (!Number.isInteger(holdPerReceiver) || holdPerReceiver < 1) throw new TypeError(`replayDeadLetters: holdPerReceiver must be an integer >= 1, found ${String(holdPerReceiver)}`);
+  const windowMs = options.duplicateWindowMs;
+  if (windowMs !== undefined && !(Number.isFinite(windowMs) && windowMs >= 0)) throw new TypeError(`replayDeadLetters: duplicateWindowMs must be >= 0, found ${String(windowMs)}`);
+  const now = (options.now ?? new Date()).getTime();
+  if (Number.isNaN(now)) throw new TypeError('replayDeadLetters: now must be a valid date, found an invalid one');
+  const replayableAt = (d: DeadLetter): Date | undefined => (d.enqueuedTimeUtc === undefined || windowMs === undefined ? undefined : new Date(d.enqueuedTimeUtc.getTime() + windowMs));
   const plan = await scanDeadLetters(client, queue, {
     ...(options.filter ? { filter: options.filter } : {}),
     ...(options.limit === undefined ? {} : { limit: options.limit }),
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(windowMs === undefined || windowMs === 0 ? {} : { skip: (d: DeadLetter) => !((replayableAt(d)?.getTime() ?? Number.POSITIVE_INFINITY) <= now) }),
   });
-  const result: ReplayDeadLettersResult = { planned: plan.matching, scanned: plan.scanned, byReason: plan.byReason, replayed: [], notReplayed: [], leftInPlace: 0 };
+  const result: ReplayDeadLettersResult = {
+    planned: plan.matching,
+    skipped: plan.skipped.map((deadLetter) => ({ deadLetter, replayableAt: replayableAt(deadLetter) })),
+    scanned: plan.scanned,
+    byReason: plan.byReason,
+    replayed: [],
+    notReplayed: [],
+    leftInPlace: 0,
+  };
   if (options.dryRun || plan.matching.length === 0) {
     if (options.dryRun) result.notReplayed = [...plan.matching];
     return result;

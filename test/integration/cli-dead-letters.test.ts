@@ -13,7 +13,9 @@ import { bodyBytes, eventFixture } from '../unit/dataverse/fixtures.js';
 import { emulatorConfig } from './servicebus/helpers.js';
 
 const PHONE = '+4915112345678';
-const DUPLICATE_NOTE = /outbound and interactions require duplicate detection .* drops, without an error, a replayed message whose id the queue saw within the window/;
+const DUPLICATE_NOTE =
+  /outbound and interactions require duplicate detection .* drops, without an error, a replayed message whose id the queue saw within its window, and its dead letter would then be completed and lost\. So replay leaves in the dead-letter queue every dead letter enqueued less than --duplicate-window ago .*the SDK cannot read a queue's window.* --force replays them anyway/;
+const SKIPPED = /skipped \d+ dead letters? enqueued less than/;
 
 interface Dead {
   message: ServiceBusMessage;
@@ -35,7 +37,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
         config: emulatorConfig({
           queues: {
             activities: {},
-            // Sessions as in production; without duplicate detection, so that a replay within minutes is not dropped.
+            // Sessions as in production; without duplicate detection, so that a replay with --duplicate-window 0 is not dropped.
             outbound: { RequiresSession: true },
             interactions: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT10M' },
             'relay-activities': {},
@@ -221,13 +223,13 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.equal(refused.code, 2);
     assert.match(refused.err, /InteractionNotSent dead letters of outbound are never replayed to outbound/);
 
-    const { code, out, err } = await cli('replay', 'outbound', '--message-id', 'act-1', 'act-3', 'act-4');
+    const { code, out, err } = await cli('replay', 'outbound', '--message-id', 'act-1', 'act-3', 'act-4', '--duplicate-window', '0');
     assert.equal(code, 0, err);
     assert.match(out, /replayed 1 of 2: #\d+ message id act-1/);
     assert.match(out, /replayed 2 of 2: #\d+ message id act-3/);
     assert.match(out, /replayed 2 of 2 planned to outbound; 2 dead letters left/);
     assert.match(out, /note: 1 InteractionNotSent dead letters of outbound are never replayed/);
-    assert.match(out, DUPLICATE_NOTE);
+    assert.doesNotMatch(out, SKIPPED);
 
     const receiver = await client.acceptSession('outbound', session, { skipParsingBodyAsJson: true });
     const got = await receiver.receiveMessages(2, { maxWaitTimeInMs: 2000 });
@@ -248,13 +250,13 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
       ],
       session,
     );
-    const broad = await cli('replay', 'outbound');
+    const broad = await cli('replay', 'outbound', '--duplicate-window', '0');
     assert.equal(broad.code, 0, broad.err);
     assert.match(broad.out, /replayed 1 of 1 planned to outbound/);
     assert.match(broad.out, /note: 1 ProviderAnswerUnreadable dead letters of outbound may have been sent .*\(--reason ProviderAnswerUnreadable\)/);
     assert.deepEqual((await peekDlq('outbound')).map((m) => m.messageId), ['act-6']);
 
-    const named = await cli('replay', 'outbound', '--reason', 'ProviderAnswerUnreadable');
+    const named = await cli('replay', 'outbound', '--reason', 'ProviderAnswerUnreadable', '--duplicate-window', 'PT0S');
     assert.equal(named.code, 0, named.err);
     assert.match(named.out, /replayed 1 of 1 planned to outbound/);
     assert.deepEqual(await peekDlq('outbound'), []);
@@ -265,14 +267,33 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     await receiver.close();
   });
 
-  it('replay to a queue with duplicate detection: a message id seen within the window is dropped, and the summary says why', async () => {
+  it('replay to a queue with duplicate detection skips dead letters within the window (and says when they become replayable); --force replays them, and the broker drops the repeat', async () => {
     const body = { v: 1, context: { kind: 'realtime', channelDefinitionId: 'cd', requestId: 'req-1', from: 'x', organizationId: 'o' }, responseType: 'Sent', channel: 'sms', occurredAt: 1 };
     await deadLetter('interactions', [{ message: { messageId: 'req-1:Sent', body }, reason: 'DataverseBadRequest', description: 'msdyn_D365ChannelsNotification: bad request' }]);
-    const { code, out } = await cli('replay', 'interactions');
-    assert.equal(code, 0);
-    assert.match(out, /replayed 1 of 1: #\d+ message id req-1:Sent, reason DataverseBadRequest: interaction \(requestId req-1, channel sms, responseType Sent\)/);
-    assert.match(out, DUPLICATE_NOTE);
-    assert.equal((await peekQueue('interactions')).length, 0, 'the broker dropped the repeat');
+    const [dead] = await peekDlq('interactions');
+    assert.ok(dead?.enqueuedTimeUtc);
+    const replayableFrom = new Date(dead.enqueuedTimeUtc.getTime() + 10 * 60_000).toISOString();
+    const line = `#\\d+ message id req-1:Sent, reason DataverseBadRequest: interaction \\(requestId req-1, channel sms, responseType Sent\\); replayable from ${replayableFrom.replace(/\./g, '\\.')} \\(in \\d+ min \\d+ s\\)`;
+
+    const dry = await cli('replay', 'interactions', '--dry-run');
+    assert.equal(dry.code, 0, dry.err);
+    assert.match(dry.out, /^dry run: would replay 0 of 1 dead letter to interactions; nothing was changed$/m);
+    assert.match(dry.out, new RegExp(`^would skip 1 dead letter enqueued less than PT10M \\(--duplicate-window\\) ago, left in the dead-letter queue: interactions may still remember its message id and would drop the replay without an error\n {2}${line}$`, 'm'));
+
+    const skipped = await cli('replay', 'interactions');
+    assert.equal(skipped.code, 0, skipped.err);
+    assert.match(skipped.out, /^replayed 0 of 0 planned to interactions; 1 dead letter left in the dead-letter queue$/m);
+    assert.match(skipped.out, new RegExp(`^skipped 1 dead letter enqueued less than PT10M \\(--duplicate-window\\) ago, left in the dead-letter queue: .*\n {2}${line}$`, 'm'));
+    assert.match(skipped.out.replace(/\s+/g, ' '), /note: replay it from then on \(run replay again\), or now with --force, .* give it with --duplicate-window \(the SDK cannot read it\)/);
+    assert.deepEqual((await peekDlq('interactions')).map((m) => [m.messageId, m.deliveryCount]), [['req-1:Sent', dead.deliveryCount]], 'left untouched');
+    assert.equal((await peekQueue('interactions')).length, 0);
+
+    const forced = await cli('replay', 'interactions', '--force');
+    assert.equal(forced.code, 0, forced.err);
+    assert.match(forced.out, /replayed 1 of 1: #\d+ message id req-1:Sent, reason DataverseBadRequest: interaction \(requestId req-1, channel sms, responseType Sent\)/);
+    assert.doesNotMatch(forced.out, SKIPPED);
+    assert.match(forced.err.replace(/\s+/g, ' '), /^warning: --force: replayed 1 dead letter enqueued less than PT10M \(--duplicate-window\) ago: interactions dropped, without an error, any whose message id it still remembered, .* check that they arrived: #\d+ \(message id req-1:Sent\)$/);
+    assert.equal((await peekQueue('interactions')).length, 0, 'the broker dropped the repeat: what the skip prevents');
     assert.equal((await peekDlq('interactions')).length, 0);
   });
 
@@ -285,6 +306,51 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.equal((out.match(/^ {2}#\d+ message id /gm) ?? []).length, 2);
     assert.deepEqual((await peekDlq('activities')).map((m) => [m.sequenceNumber?.toString(), m.deliveryCount]), before);
     assert.equal((await peekQueue('activities')).length, 0);
+
+    // activities has no duplicate detection: a window applies only when given (an operator whose queue has one).
+    assert.doesNotMatch(out, /would skip/);
+    const windowed = await cli('replay', 'activities', '--dry-run', '--duplicate-window', '3600000');
+    assert.equal(windowed.code, 0, windowed.err);
+    assert.match(windowed.out, /^dry run: would replay 0 of 3 dead letters to activities; nothing was changed$/m);
+    assert.match(windowed.out, /^would skip 3 dead letters enqueued less than PT1H \(--duplicate-window\) ago, left in the dead-letter queue: activities may still remember their message ids/m);
+    assert.equal((windowed.out.match(/^ {2}#\d+ message id .*; replayable from \S+ \(in (?:1 h 0 min|59 min) \d+ s\)$/gm) ?? []).length, 3);
+    const forced = await cli('replay', 'activities', '--dry-run', '--duplicate-window', 'pt1h', '--force');
+    assert.match(forced.out, /^dry run: would replay 3 of 3 dead letters to activities; nothing was changed$/m);
+    assert.match(forced.err.replace(/\s+/g, ' '), /^warning: --force: would replay 3 dead letters enqueued less than PT1H \(--duplicate-window\) ago: activities drops, without an error, those whose message id it still remembers/);
+    assert.deepEqual((await peekDlq('activities')).map((m) => [m.sequenceNumber?.toString(), m.deliveryCount]), before);
+  });
+
+  it('replayDeadLetters with duplicateWindowMs leaves the dead letters enqueued within the window of now, with the time each becomes replayable', async () => {
+    await deadLetter('activities', [0, 1, 2].map((i) => ({ message: { messageId: `w${i}`, body: { i } }, reason: 'Replay', description: `number ${i}` })));
+    const peeked = (await peekDeadLetters(client, 'activities')).matching;
+    const enqueued = new Map(peeked.map((d) => [d.messageId, d.enqueuedTimeUtc?.getTime() ?? assert.fail('an enqueued time')]));
+    const windowMs = 10 * 60_000;
+    const latest = Math.max(...enqueued.values());
+    const earliest = Math.min(...enqueued.values());
+
+    const early = await replayDeadLetters(client, 'activities', { duplicateWindowMs: windowMs, now: new Date(latest + 1000) });
+    assert.deepEqual(early.planned, []);
+    assert.deepEqual(early.replayed, []);
+    assert.deepEqual(
+      early.skipped.map((s) => [s.deadLetter.messageId, s.replayableAt?.getTime()]),
+      ['w0', 'w1', 'w2'].map((id) => [id, (enqueued.get(id) ?? 0) + windowMs]),
+    );
+    assert.equal(early.failure, undefined);
+    assert.deepEqual(await peekQueue('activities'), []);
+    assert.deepEqual((await peekDlq('activities')).map((m) => [m.messageId, m.deliveryCount]), peeked.map((d) => [d.messageId, d.deliveryCount]), 'untouched');
+
+    // At the end of the earliest one's window: those enqueued then are replayable, the rest not yet.
+    const now = earliest + windowMs;
+    const due = peeked.filter((d) => (enqueued.get(d.messageId) ?? 0) + windowMs <= now).map((d) => d.messageId);
+    const partial = await replayDeadLetters(client, 'activities', { duplicateWindowMs: windowMs, now: new Date(now) });
+    assert.deepEqual(partial.replayed.map((d) => d.messageId), due);
+    assert.deepEqual(partial.skipped.map((s) => s.deadLetter.messageId), ['w0', 'w1', 'w2'].filter((id) => !due.includes(id)));
+    assert.deepEqual((await peekQueue('activities')).map((m) => m.messageId), due);
+
+    const late = await replayDeadLetters(client, 'activities', { duplicateWindowMs: windowMs, now: new Date(latest + windowMs) });
+    assert.deepEqual(late.skipped, []);
+    assert.deepEqual((await peekQueue('activities')).map((m) => m.messageId), ['w0', 'w1', 'w2']);
+    assert.deepEqual(await peekDlq('activities'), []);
   });
 
   it('replayDeadLetters goes past the dead letters it leaves, across receivers, and replays the oldest first up to limit', async () => {
@@ -328,9 +394,10 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
 
   it('a bad queue name, bad options and no connection: exit 2 with every problem named and the known queues listed', async () => {
     const io = recordingIo({});
-    assert.equal(await runCli(['dead-letters', 'replay', 'outbox', '--limit', 'ten', '--reason', ''], io), 2);
+    assert.equal(await runCli(['dead-letters', 'replay', 'outbox', '--limit', 'ten', '--reason', '', '--duplicate-window', '10m'], io), 2);
     const err = io.stderr.join('\n');
-    assert.match(err, /dead-letters replay: 4 problems:/);
+    assert.match(err, /dead-letters replay: 5 problems:/);
+    assert.match(err, /--duplicate-window: expected milliseconds or an ISO 8601 duration such as PT10M, found '10m'/);
     assert.match(err, /no Service Bus connection: set SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_NAMESPACE/);
     assert.match(err, /--limit: expected an integer of at least 1, found 'ten'/);
     assert.match(err, /--reason: expected a reason code/);
@@ -348,7 +415,8 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.equal(await runCli(['dead-letters', 'replay', '--help'], io), 0);
     const help = io.stdout.join('');
     assert.match(help, /channel-relay dead-letters list <queue> \[--limit 50\] \[--reason CODE\] \[--json\]/);
-    assert.match(help, /channel-relay dead-letters replay <queue> \[--reason CODE\] \[--message-id ID\.\.\.\] \[--limit N\] \[--dry-run\]/);
+    assert.match(help.replace(/\s+/g, ' '), /channel-relay dead-letters replay <queue> \[--reason CODE\] \[--message-id ID\.\.\.\] \[--limit N\] \[--duplicate-window PT10M\] \[--force\] \[--dry-run\]/);
+    assert.match(help, /--duplicate-window <duration>/);
     assert.match(help.replace(/\s+/g, ' '), DUPLICATE_NOTE);
   });
 

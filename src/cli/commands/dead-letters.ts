@@ -27,9 +27,15 @@ const ROLES: readonly QueueRole[] = ['activities', 'outbound', 'interactions'];
 /** The relay's queues that require duplicate detection (config/servicebus-emulator.json, docs/architecture.md). */
 const DUPLICATE_DETECTING: readonly QueueRole[] = ['outbound', 'interactions'];
 const DEFAULT_LIST_LIMIT = 50;
+/**
+ * The duplicate-detection window replay assumes: the sample configuration's DuplicateDetectionHistoryTimeWindow
+ * (config/servicebus-emulator.json). The SDK cannot read a queue's window (only the administration client can), so
+ * an operator whose queue has another one states it with --duplicate-window.
+ */
+const DEFAULT_DUPLICATE_WINDOW_MS = 10 * 60_000;
 
 const DUPLICATE_NOTE =
-  "outbound and interactions require duplicate detection (a 10-minute window in config/servicebus-emulator.json): the broker drops, without an error, a replayed message whose id the queue saw within the window, so replay those only after the window has passed since the message's first send (the SDK cannot read a queue's window; only the administration client can).";
+  "outbound and interactions require duplicate detection (a 10-minute window in config/servicebus-emulator.json): the broker drops, without an error, a replayed message whose id the queue saw within its window, and its dead letter would then be completed and lost. So replay leaves in the dead-letter queue every dead letter enqueued less than --duplicate-window ago (milliseconds or ISO 8601, default PT10M: the SDK cannot read a queue's window, only the administration client can, so give yours if it differs) and shows when each becomes replayable. --force replays them anyway, accepting that those the queue still remembers are lost. On activities, which has no duplicate detection, --duplicate-window applies only when given.";
 const INTERACTION_NOT_SENT_NOTE = `${DISPATCH_DEAD_LETTER_REASONS.interactionNotSent} dead letters of outbound are never replayed to outbound: the provider already took the message; send the interaction written in the description to interactions instead.`;
 const UNCONFIRMED_NOTE = `${DISPATCH_DEAD_LETTER_REASONS.unconfirmed} dead letters of outbound may have been sent (the provider answered 2xx in a shape the relay could not read): they are replayed only when asked for by name (--reason ${DISPATCH_DEAD_LETTER_REASONS.unconfirmed}), after checking with the provider that they were not sent.`;
 
@@ -49,7 +55,8 @@ function wrap(text: string, width = 116): string {
 const HELP = `
 Usage:
   channel-relay dead-letters list <queue> [--limit 50] [--reason CODE] [--json] [--config FILE]
-  channel-relay dead-letters replay <queue> [--reason CODE] [--message-id ID...] [--limit N] [--dry-run] [--config FILE]
+  channel-relay dead-letters replay <queue> [--reason CODE] [--message-id ID...] [--limit N] [--duplicate-window PT10M]
+                                    [--force] [--dry-run] [--config FILE]
 
 <queue> is a configured queue name or one of activities, outbound, interactions. The connection comes from the same
 configuration as the workers: SERVICEBUS_CONNECTION_STRING or SERVICEBUS_NAMESPACE (with DefaultAzureCredential),
@@ -59,6 +66,7 @@ list peeks (never removes): per message its sequence number, enqueued time, mess
 description and a summary of the body (phone numbers masked), then a count per reason.
 replay sends each matching dead letter back to its queue (same body, content type, application properties, message
 id, session id, subject), completes it only after the send succeeded, and leaves every other dead letter in place.
+--dry-run lists what would be replayed and what would be skipped (and when it becomes replayable), changing nothing.
 ${wrap(`Note: ${DUPLICATE_NOTE}`)}
 ${wrap(`Note: ${INTERACTION_NOT_SENT_NOTE}`)}
 
@@ -75,6 +83,8 @@ interface ListOptions extends CommonOptions {
 interface ReplayOptions extends CommonOptions {
   messageId?: string[];
   dryRun?: boolean;
+  duplicateWindow?: string;
+  force?: boolean;
 }
 
 /** Usage problems are exit code 2, as this command's bad configuration is; help stays 0. */
@@ -106,7 +116,12 @@ export function registerDeadLettersCommand(program: Command, io: CliIo, setExitC
     .option('--reason <code>', 'only dead letters with this reason')
     .option('--message-id <id...>', 'only dead letters with these message ids')
     .option('--limit <n>', 'replay at most this many (the oldest first)')
-    .option('--dry-run', 'only list what would be replayed')
+    .option(
+      '--duplicate-window <duration>',
+      "the queue's duplicate-detection window, in milliseconds or ISO 8601 (PT10M): dead letters enqueued less than this ago are skipped (default PT10M on outbound and interactions; the SDK cannot read a queue's window)",
+    )
+    .option('--force', 'replay dead letters within the duplicate-detection window too (the broker drops those whose message id the queue still remembers: they are lost)')
+    .option('--dry-run', 'only list what would be replayed and what would be skipped')
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
     .exitOverride(usageExit)
     .addHelpText('after', HELP)
@@ -118,6 +133,43 @@ interface Target {
   queue: string;
   role: QueueRole;
   limit: number | undefined;
+}
+
+/** The duplicate-detection window replay applies, with the time it is measured against. */
+interface Window {
+  ms: number;
+  now: Date;
+  /** --force: nothing is skipped. */
+  force: boolean;
+}
+
+const ISO_DURATION = /^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i;
+const ISO_UNIT_MS = [86_400_000, 3_600_000, 60_000, 1000] as const;
+
+/** Milliseconds of `text` (an integer of milliseconds or an ISO 8601 duration such as PT10M), undefined when neither. */
+function parseDuplicateWindow(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return Number(t);
+  const match = ISO_DURATION.exec(t);
+  if (!match || t.length === 1 || /t$/i.test(t)) return undefined;
+  return Math.round(ISO_UNIT_MS.reduce((ms, unit, i) => ms + Number(match[i + 1] ?? 0) * unit, 0));
+}
+
+/** A window for people: `PT10M`, `PT1M30S`, `PT0.5S`, `PT0S`. */
+function isoDuration(ms: number): string {
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${s || (!h && !m) ? `${s}S` : ''}`;
+}
+
+/** Time left for people, rounded up to the second: `9 min 58 s`, `1 h 0 min 5 s`. */
+function timeLeft(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const parts = [...(h ? [`${h} h`] : []), ...(h || m ? [`${m} min`] : []), `${total % 60} s`];
+  return parts.join(' ');
 }
 
 /** Loads the configuration and checks the arguments; prints every problem and returns undefined when there are any. */
@@ -198,8 +250,15 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
   const command = 'dead-letters replay';
   const ids = options.messageId ?? [];
   const extra = ids.some((id) => id.trim() === '') ? ['--message-id: expected message ids, found an empty value'] : [];
+  const givenWindow = options.duplicateWindow === undefined ? undefined : parseDuplicateWindow(options.duplicateWindow);
+  if (options.duplicateWindow !== undefined && givenWindow === undefined) {
+    extra.push(`--duplicate-window: expected milliseconds or an ISO 8601 duration such as PT10M, found '${options.duplicateWindow}'`);
+  }
   const target = resolve(io, command, queueArg, options, extra);
   if (!target) return 2;
+  // outbound and interactions detect duplicates; activities only when the operator says its queue does.
+  const window: Window | undefined =
+    DUPLICATE_DETECTING.includes(target.role) || givenWindow !== undefined ? { ms: givenWindow ?? DEFAULT_DUPLICATE_WINDOW_MS, now: new Date(), force: options.force === true } : undefined;
   if (target.role === 'outbound' && options.reason === DISPATCH_DEAD_LETTER_REASONS.interactionNotSent) {
     io.err(`${command}: 1 problem:`);
     io.err(`  - --reason: ${INTERACTION_NOT_SENT_NOTE}`);
@@ -218,20 +277,56 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
       filter,
       ...(target.limit === undefined ? {} : { limit: target.limit }),
       dryRun: options.dryRun === true,
+      ...(window === undefined || window.force ? {} : { duplicateWindowMs: window.ms, now: window.now }),
       onReplayed: ({ done, total, deadLetter }) => io.out(`replayed ${done} of ${total}: ${deadLetterLine(deadLetter, target.role)}`),
     });
-    return options.dryRun ? dryRunReport(io, target, result) : replayReport(io, command, target, result);
+    return options.dryRun ? dryRunReport(io, target, window, result) : replayReport(io, command, target, window, result);
   });
 }
 
-function dryRunReport(io: CliIo, target: Target, result: ReplayDeadLettersResult): number {
+function dryRunReport(io: CliIo, target: Target, window: Window | undefined, result: ReplayDeadLettersResult): number {
   io.out(`dry run: would replay ${result.planned.length} of ${result.scanned} dead letter${plural(result.scanned)} to ${target.queue}; nothing was changed`);
   for (const d of result.planned) io.out(`  ${deadLetterLine(d, target.role)}`);
+  duplicateReport(io, target, window, result, true);
   notes(io, target, result);
   return 0;
 }
 
-function replayReport(io: CliIo, command: string, target: Target, result: ReplayDeadLettersResult): number {
+/** What the duplicate-detection window did: the dead letters skipped and when each becomes replayable, or --force's risk. */
+function duplicateReport(io: CliIo, target: Target, window: Window | undefined, result: ReplayDeadLettersResult, dryRun: boolean): void {
+  if (window === undefined) return;
+  const span = `less than ${isoDuration(window.ms)} (--duplicate-window) ago`;
+  if (window.force) {
+    const now = window.now.getTime();
+    const risky = (dryRun ? result.planned : result.replayed).filter((d) => d.enqueuedTimeUtc === undefined || d.enqueuedTimeUtc.getTime() + window.ms > now);
+    if (risky.length === 0) return;
+    const n = `${risky.length} dead letter${plural(risky.length)}`;
+    io.err(
+      wrap(
+        dryRun
+          ? `warning: --force: would replay ${n} enqueued ${span}: ${target.queue} drops, without an error, those whose message id it still remembers, and their dead letters are completed all the same (lost)`
+          : `warning: --force: replayed ${n} enqueued ${span}: ${target.queue} dropped, without an error, any whose message id it still remembered, and their dead letters were completed all the same; check that they arrived: ${risky.map((d) => `#${d.sequenceNumber} (message id ${d.messageId ?? 'none'})`).join(', ')}`,
+      ),
+    );
+    return;
+  }
+  if (result.skipped.length === 0) return;
+  const n = result.skipped.length;
+  io.out(
+    `${dryRun ? 'would skip' : 'skipped'} ${n} dead letter${plural(n)} enqueued ${span}, left in the dead-letter queue: ${target.queue} may still remember ${n === 1 ? 'its message id' : 'their message ids'} and would drop the replay without an error`,
+  );
+  for (const { deadLetter, replayableAt } of result.skipped) {
+    const when = replayableAt === undefined ? 'no enqueued time: replayable only with --force' : `replayable from ${replayableAt.toISOString()} (in ${timeLeft(replayableAt.getTime() - window.now.getTime())})`;
+    io.out(`  ${deadLetterLine(deadLetter, target.role)}; ${when}`);
+  }
+  io.out(
+    wrap(
+      `note: replay ${n === 1 ? 'it' : 'them'} from then on (run replay again), or now with --force, accepting that what the queue still remembers is lost; if the queue's duplicate-detection window is not ${isoDuration(window.ms)}, give it with --duplicate-window (the SDK cannot read it).`,
+    ),
+  );
+}
+
+function replayReport(io: CliIo, command: string, target: Target, window: Window | undefined, result: ReplayDeadLettersResult): number {
   const left = result.scanned - result.replayed.length;
   io.out(`replayed ${result.replayed.length} of ${result.planned.length} planned to ${target.queue}; ${left} dead letter${plural(left)} left in the dead-letter queue`);
   const failedSeq = result.failure?.deadLetter?.sequenceNumber;
@@ -240,6 +335,7 @@ function replayReport(io: CliIo, command: string, target: Target, result: Replay
     const why = result.failure ? 'not reached after the failure' : 'no longer there or locked by another receiver';
     io.out(`not replayed (${why}): ${missing.map((d) => `#${d.sequenceNumber}`).join(', ')}`);
   }
+  duplicateReport(io, target, window, result, false);
   notes(io, target, result);
   if (!result.failure) return 0;
   const { deadLetter, sent, error } = result.failure;
@@ -250,7 +346,6 @@ function replayReport(io: CliIo, command: string, target: Target, result: Replay
 }
 
 function notes(io: CliIo, target: Target, result: ReplayDeadLettersResult): void {
-  if (DUPLICATE_DETECTING.includes(target.role)) io.out(`note: ${DUPLICATE_NOTE}`);
   if (target.role !== 'outbound') return;
   const kept = result.byReason[DISPATCH_DEAD_LETTER_REASONS.interactionNotSent] ?? 0;
   if (kept > 0) io.out(`note: ${kept} ${INTERACTION_NOT_SENT_NOTE}`);

@@ -40,6 +40,13 @@
  * - abort → abandon whatever is not settled yet, at once; `stop()` (the stage is stopping) cuts every wait short the
  *   same way, and makes no further retry. Every delivery is settled exactly once before `handle` returns.
  *
+ * Time budget. A batch ends within `batchBudgetMs` of the start of `handle` (less than the receive loop's lock
+ * renewal, `maxLockRenewalMs`, 5 minutes by default): a message whose lock ran out comes back while the first run
+ * still works on it, its settlement fails, and a send made more than 10 minutes after the first passes the bus's
+ * duplicate detection (a message sent twice). So no attempt (a read or a send) starts unless it could end before the
+ * deadline, counting `callTimeoutMs` for it, and no wait starts unless the attempt after it could; the deliveries that
+ * would need one are set to be abandoned at once (the wait before abandoning is capped by what is left of the budget).
+ *
  * The stage imports no SDK: the decoder, the Dataverse reads, the outbound sender and the channels are injected.
  */
 import { delay, linkedController, raceAbort } from '../abort.js';
@@ -103,8 +110,9 @@ export interface IntakeOptions {
   sendAttempts?: number;
   /**
    * The first wait between attempts (a read or a send) when no `Retry-After` says otherwise; doubles each attempt.
-   * With the defaults a read retries after 0.5, 1, 2, 4 and 8 s (15.5 s in all): the batch's locks are renewed by the
-   * receive loop meanwhile (its `maxLockRenewalMs`, 5 minutes by default, must outlast the retries). @defaultValue 500
+   * With the defaults a read retries after 0.5, 1, 2, 4 and 8 s (15.5 s in all, plus the attempts): the batch's locks
+   * are renewed by the receive loop meanwhile, and `batchBudgetMs` ends the retries before that renewal does.
+   * @defaultValue 500
    */
   backoffMs?: number;
   /** The longest wait between attempts. @defaultValue 30000 */
@@ -130,6 +138,19 @@ export interface IntakeOptions {
    * Capped by `maxThrottleWaitMs`. @defaultValue 30000
    */
   unauthorizedPauseMs?: number;
+  /**
+   * The longest a batch takes, from the start of `handle` to its last settlement: no read, send or wait starts that
+   * could not end before then (counting `callTimeoutMs` per attempt). Keep it below the receive loop's
+   * `maxLockRenewalMs` (300000 by default) with a margin for the settlements. At least `callTimeoutMs`.
+   * @defaultValue 240000
+   */
+  batchBudgetMs?: number;
+  /**
+   * How long one attempt (a Dataverse read, an `outbound` send) may take at most: the Dataverse client's timeout (the
+   * relay passes `dataverse.timeoutMs`). An attempt starts only when this much of the batch's budget is left.
+   * @defaultValue 30000
+   */
+  callTimeoutMs?: number;
   /** Waits, resolving early when the signal aborts (tests may pass a fake). @defaultValue setTimeout cut short by the signal */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -198,6 +219,10 @@ interface BatchState {
   pauseMs: number | undefined;
   /** Resolves when the batch's longest running `Retry-After` has run out; every read attempt waits for it. */
   gate: Promise<void> | undefined;
+  /** `Date.now()` by which the batch has ended (`batchBudgetMs` after the start of `handle`). */
+  deadline: number;
+  /** Whether running out of the budget was logged (once per batch). */
+  outOfBudget: boolean;
 }
 
 type TiledChannel = Channel & { tile: NonNullable<Channel['tile']> };
@@ -222,6 +247,8 @@ export class IntakeStage {
   readonly #maxThrottleWaitMs: number;
   readonly #defaultThrottleWaitMs: number;
   readonly #unauthorizedPauseMs: number;
+  readonly #batchBudgetMs: number;
+  readonly #callTimeoutMs: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Aborted by `stop()`. */
   readonly #stopping = new AbortController();
@@ -250,6 +277,11 @@ export class IntakeStage {
     this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
     this.#defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
     this.#unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
+    this.#callTimeoutMs = positive('callTimeoutMs', options.callTimeoutMs, 30_000);
+    this.#batchBudgetMs = positive('batchBudgetMs', options.batchBudgetMs, 240_000);
+    if (this.#batchBudgetMs < this.#callTimeoutMs) {
+      throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${this.#callTimeoutMs}): no read or send could start within the budget`);
+    }
     this.#sleep = options.sleep ?? delay;
 
     for (const channel of options.channels.all()) {
@@ -286,8 +318,9 @@ export class IntakeStage {
   async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
     this.#stats.batches += 1;
     this.#stats.received += batch.length;
+    const deadline = Date.now() + this.#batchBudgetMs;
     const waits = linkedController(signal, this.#stopping.signal);
-    const b: BatchState = { signal, waits: waits.signal, settling: [], pauseMs: undefined, gate: undefined };
+    const b: BatchState = { signal, waits: waits.signal, settling: [], pauseMs: undefined, gate: undefined, deadline, outOfBudget: false };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
     try {
       const activities: ActivityItem[] = [];
@@ -616,6 +649,11 @@ export class IntakeStage {
     for (;;) {
       const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
       if (messages.length === 0) return;
+      if (!this.#fits(b)) {
+        const why = failures === 0 ? 'outbound send not started' : `outbound send failed (${count(failures, 'attempt', 'attempts')}), not tried again`;
+        this.#outOfBudget(b, [...byKey.values()].flat().map((o) => o.item), why);
+        return;
+      }
       try {
         await raceAbort(this.#outbound.send(messages, b.signal), b.signal);
         break;
@@ -638,6 +676,10 @@ export class IntakeStage {
           return;
         }
         const waitMs = this.#backoff(failures);
+        if (!this.#fits(b, waitMs)) {
+          this.#outOfBudget(b, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`);
+          return;
+        }
         this.#stats.retries += 1;
         this.#log.warn('sending to outbound failed; trying again', { error: err, messages: messages.length, attempt: failures, waitMs });
         await this.#sleep(waitMs, b.waits);
@@ -664,13 +706,23 @@ export class IntakeStage {
    */
   async #read<T>(b: BatchState, items: readonly Item[], what: string, call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown; attempts: number } | undefined> {
     for (let attempt = 1; ; attempt++) {
-      if (!(await this.#mayRead(b, items))) return undefined;
+      if (!(await this.#mayRead(b, items, what))) return undefined;
       try {
         return { ok: true, value: await raceAbort(call(), b.signal) };
       } catch (err) {
         if (b.signal.aborted) return undefined;
-        const waitMs = this.#readRetryWait(b, err, attempt);
-        if (waitMs === undefined) return { ok: false, error: err, attempts: attempt };
+        const retry = this.#readRetryWait(b, err, attempt);
+        if (retry === undefined) return { ok: false, error: err, attempts: attempt };
+        const { waitMs, throttled } = retry;
+        if (!this.#fits(b, waitMs)) {
+          this.#outOfBudget(b, items, `${what}: ${errorMessage(err)} (${count(attempt, 'attempt', 'attempts')}); not tried again`);
+          return undefined;
+        }
+        if (throttled) {
+          // No read of this batch starts while the Retry-After runs.
+          const wait = this.#sleep(waitMs, b.waits);
+          b.gate = b.gate === undefined ? wait : Promise.all([b.gate, wait]).then(() => undefined);
+        }
         this.#stats.retries += 1;
         this.#log.warn(`${what} failed; trying again`, { error: err, attempt, waitMs, deliveries: items.length });
         await this.#sleep(waitMs, b.waits);
@@ -683,18 +735,44 @@ export class IntakeStage {
     }
   }
 
-  /** The wait before trying a failed read again, or `undefined` when it is not tried again within the batch. */
-  #readRetryWait(b: BatchState, err: unknown, attempt: number): number | undefined {
+  /**
+   * The wait before trying a failed read again (`throttled`: a `Retry-After` that holds every read of the batch), or
+   * `undefined` when it is not tried again within the batch.
+   */
+  #readRetryWait(b: BatchState, err: unknown, attempt: number): { waitMs: number; throttled: boolean } | undefined {
     if (!isDataverseError(err) || !err.retryable || attempt >= this.#readAttempts || b.waits.aborted) return undefined;
     if (err.code === 'DataverseThrottled') {
       const ms = err.retryAfterMs ?? this.#defaultThrottleWaitMs;
       if (ms > this.#maxThrottleWaitMs) return undefined;
-      // No read of this batch starts while the Retry-After runs.
-      const wait = this.#sleep(ms, b.waits);
-      b.gate = b.gate === undefined ? wait : Promise.all([b.gate, wait]).then(() => undefined);
-      return ms;
+      return { waitMs: ms, throttled: true };
     }
-    return Math.max(this.#backoff(attempt), err.retryAfterMs ?? 0);
+    return { waitMs: Math.max(this.#backoff(attempt), err.retryAfterMs ?? 0), throttled: false };
+  }
+
+  /** Whether an attempt started after waiting `waitMs` could end (taking `callTimeoutMs`) before the batch's deadline. */
+  #fits(b: BatchState, waitMs = 0): boolean {
+    return Date.now() + waitMs + this.#callTimeoutMs <= b.deadline;
+  }
+
+  /** What is left of the batch's budget. */
+  #left(b: BatchState): number {
+    return Math.max(0, b.deadline - Date.now());
+  }
+
+  /** Sets the items to be abandoned (at once, or within what is left of the budget): no attempt fits the budget. */
+  #outOfBudget(b: BatchState, items: readonly Item[], what: string): void {
+    const why = `${what}: the batch's time budget (batchBudgetMs ${this.#batchBudgetMs} ms) has no room for another attempt (callTimeoutMs ${this.#callTimeoutMs} ms)`;
+    if (!b.outOfBudget) {
+      b.outOfBudget = true;
+      this.#log.warn("the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)", {
+        what,
+        deliveries: items.length,
+        leftMs: this.#left(b),
+        batchBudgetMs: this.#batchBudgetMs,
+        callTimeoutMs: this.#callTimeoutMs,
+      });
+    }
+    for (const item of items) this.#wait(item, why, 'redelivery');
   }
 
   #backoff(attempt: number): number {
@@ -703,9 +781,10 @@ export class IntakeStage {
 
   /**
    * Whether a read may start: not after an abort, not once the batch's reads have ended (the items then wait for its
-   * pause); after the running Retry-After, if any (a stop during it ends the wait and the read is not made).
+   * pause), not when it could not end before the batch's deadline; after the running Retry-After, if any (a stop
+   * during it ends the wait and the read is not made).
    */
-  async #mayRead(b: BatchState, items: readonly Item[]): Promise<boolean> {
+  async #mayRead(b: BatchState, items: readonly Item[], what: string): Promise<boolean> {
     if (b.gate !== undefined) {
       await b.gate;
       if (!b.signal.aborted && b.waits.aborted) {
@@ -714,7 +793,11 @@ export class IntakeStage {
       }
     }
     if (b.signal.aborted) return false;
-    if (b.pauseMs === undefined) return true;
+    if (b.pauseMs === undefined) {
+      if (this.#fits(b)) return true;
+      this.#outOfBudget(b, items, `${what}: not started`);
+      return false;
+    }
     for (const item of items) this.#wait(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');
     return false;
   }
@@ -760,14 +843,14 @@ export class IntakeStage {
     return Math.min(this.#maxAbandonDelayMs, this.#abandonDelayMs * Math.max(1, deliveryCount));
   }
 
-  /** Abandons the waiting items, each after its wait (cut short by an abort or a stop). */
+  /** Abandons the waiting items, each after its wait (cut short by an abort or a stop; within the batch's budget). */
   async #abandonWaiting(b: BatchState, items: readonly Item[]): Promise<void> {
     await Promise.all(
       items
         .filter((item) => item.state === 'waiting')
         .map(async (item) => {
           const ms = item.wait === 'pause' ? Math.min(b.pauseMs ?? 0, this.#maxThrottleWaitMs) : this.#abandonDelay(item.delivery.deliveryCount);
-          await this.#sleep(ms, b.waits);
+          await this.#sleep(Math.min(ms, this.#left(b)), b.waits);
           if (!b.signal.aborted) this.#abandon(b, item, item.pending ?? 'not handled');
         }),
     );
@@ -857,6 +940,12 @@ function checkChannels(byEntityType: ReadonlyMap<string, TiledChannel[]>, byDefi
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) throw new TypeError(`Intake option ${name} must be an integer of at least 1, found ${String(value)}`);
+  return value;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Intake option ${name} must be a finite number above 0, found ${String(value)}`);
   return value;
 }
 

@@ -7,31 +7,58 @@
  * - a body that is not an interaction, or a permanent Dataverse refusal of that one interaction → dead-letter, with
  *   Dataverse's code and message;
  * - a retryable failure (throttled, unavailable, timeout) → retried here, within the batch, after the `Retry-After`
- *   or a backoff, so throttling does not burn the messages' delivery counts; still failing after `maxAttempts`, or
- *   when the stage is stopping → abandoned (the bus redelivers it);
+ *   or a backoff, so throttling does not burn the messages' delivery counts; still failing after `maxAttempts` →
+ *   abandoned (the bus redelivers it). A `Retry-After` longer than `maxThrottleWaitMs` is not waited out: the
+ *   deliveries are abandoned after `maxThrottleWaitMs` (a longer wait would only hold their locks);
  * - the relay's identity refused (`DataverseUnauthorized`) → abandoned after a pause: the interactions are fine, the
  *   credentials are not, and the messages wait in the queue until an operator fixes them.
+ *
+ * Time budget. A batch ends within `batchBudgetMs` of the start of `handle` (less than the receive loop's lock
+ * renewal, 5 minutes by default, so that no lock runs out while an interaction is still being written): no write
+ * starts unless it could end before the deadline (counting `callTimeoutMs` for it), no wait starts unless the write
+ * after it could, and a pause is capped by what is left; what would need more is abandoned at once.
+ *
+ * Stopping. `stop()` ends every wait at once, makes no further attempt and abandons what is not written. A `$batch`
+ * write already in flight is let finish (its own timeout bounds it), whether the stop or the deadline comes while it
+ * runs: Dataverse may already have executed it, and handing its interactions back would write them twice. Only the
+ * handler's signal (the drain budget running out) aborts a write in flight.
  */
 import { Counter, type Registry } from 'prom-client';
-import { delay } from '../abort.js';
-import { isEventError, type DataverseError } from '../errors.js';
+import { delay, linkedController } from '../abort.js';
+import { errorMessage, isEventError, type DataverseError } from '../errors.js';
 import { METRIC_PREFIX } from '../health/metrics.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
-import type { Delivery, InteractionWriter } from './ports.js';
+import type { Delivery, InteractionWriter, WriteResult } from './ports.js';
 
 export interface RecorderOptions {
   writer: InteractionWriter;
   log: Logger;
   /** Counters are registered here when given. */
   registry?: Registry;
-  /** Write attempts per interaction within one delivery of the batch. @defaultValue 6 */
+  /** Write attempts per interaction within one delivery of the batch. An integer of at least 1. @defaultValue 6 */
   maxAttempts?: number;
   /** First backoff between attempts when Dataverse gave no Retry-After; doubles each time. @defaultValue 500 */
   backoffMs?: number;
-  /** Longest wait between attempts. @defaultValue 30000 */
+  /** Longest wait between attempts, and the pause before abandoning when the relay's identity is refused. @defaultValue 30000 */
   maxBackoffMs?: number;
-  /** Waits (tests pass a fake). @defaultValue setTimeout, cut short by the signal */
+  /**
+   * The longest `Retry-After` waited out within a batch before writing again. A longer one ends the batch's attempts:
+   * its deliveries are abandoned after this wait. @defaultValue 30000
+   */
+  maxThrottleWaitMs?: number;
+  /**
+   * The longest a batch takes, from the start of `handle` to its last settlement: no write or wait starts that could
+   * not end before then (counting `callTimeoutMs` per write). Keep it below the receive loop's `maxLockRenewalMs`
+   * (300000 by default) with a margin for the settlements. At least `callTimeoutMs`. @defaultValue 240000
+   */
+  batchBudgetMs?: number;
+  /**
+   * How long one write may take at most: the Dataverse client's timeout (the relay passes `dataverse.timeoutMs`). A
+   * write starts only when this much of the batch's budget is left. @defaultValue 30000
+   */
+  callTimeoutMs?: number;
+  /** Waits, resolving early when the signal aborts (tests pass a fake). @defaultValue setTimeout, cut short by the signal */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
@@ -45,23 +72,40 @@ export interface RecorderStats {
 
 type Outcome = 'written' | 'dead_lettered' | 'abandoned';
 
+interface Pending {
+  delivery: Delivery;
+  item: InteractionMessage;
+  id: string;
+}
+
 export class RecorderStage {
   private readonly writer: InteractionWriter;
   private readonly log: Logger;
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly maxThrottleWaitMs: number;
+  private readonly batchBudgetMs: number;
+  private readonly callTimeoutMs: number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly counter: Counter<'outcome'> | undefined;
   private readonly counts: RecorderStats = { written: 0, deadLettered: 0, abandoned: 0, retries: 0 };
+  /** Aborted by `stop()`. */
+  private readonly stopping = new AbortController();
 
   constructor(options: RecorderOptions) {
     this.writer = options.writer;
     this.log = areaLogger(options.log, 'recorder');
     this.maxAttempts = options.maxAttempts ?? 6;
-    this.backoffMs = options.backoffMs ?? 500;
-    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, found ${this.maxAttempts}`);
+    this.backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
+    this.maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
+    this.maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
+    this.callTimeoutMs = positive('callTimeoutMs', options.callTimeoutMs, 30_000);
+    this.batchBudgetMs = positive('batchBudgetMs', options.batchBudgetMs, 240_000);
+    if (this.batchBudgetMs < this.callTimeoutMs) {
+      throw new TypeError(`batchBudgetMs (${this.batchBudgetMs}) must be at least callTimeoutMs (${this.callTimeoutMs}): no write could start within the budget`);
+    }
     this.sleep = options.sleep ?? delay;
     this.counter = options.registry === undefined ? undefined : interactionsCounter(options.registry);
   }
@@ -70,35 +114,65 @@ export class RecorderStage {
     return { ...this.counts };
   }
 
-  /** Writes one received batch; every delivery is settled before this resolves. */
-  async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
-    const pending: Array<{ delivery: Delivery; item: InteractionMessage; id: string }> = [];
-    for (const delivery of batch) {
-      try {
-        const item = parseInteractionMessage(delivery.body);
-        pending.push({ delivery, item, id: interactionMessageId(item) });
-      } catch (err) {
-        if (!isEventError(err)) throw err;
-        this.log.warn('interaction message unreadable: dead-lettered', { messageId: delivery.messageId, code: err.code, reason: err.message });
-        await this.settle(delivery, 'dead_lettered', () => delivery.deadLetter(err.code, err.message));
-      }
-    }
+  /**
+   * The stage is stopping (call it when the receive loop stops, before draining): every wait in the batches in flight
+   * (a backoff, a `Retry-After`, the pause of a refused identity) ends at once, no write is tried again, and what is
+   * not written is abandoned, so that a drain is not held by a wait. A write in flight runs on (the handler's signal
+   * ends it); a batch handled afterwards is written once, without retries. Idempotent.
+   */
+  stop(): void {
+    this.stopping.abort();
+  }
 
-    let attempt = 0;
+  /** Writes one received batch; every delivery is settled before this resolves (abandoned when `signal` aborts first). */
+  async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.batchBudgetMs;
+    // Ends the waits: the handler's signal or stop(). Never given to a write (a stop lets a write in flight finish).
+    const waits = linkedController(signal, this.stopping.signal);
+    let todo: Pending[] = [];
+    try {
+      for (const delivery of batch) {
+        try {
+          const item = parseInteractionMessage(delivery.body);
+          todo.push({ delivery, item, id: interactionMessageId(item) });
+        } catch (err) {
+          if (!isEventError(err)) {
+            // Not the message's fault (a bug of ours): handed back, not dead-lettered; the bus dead-letters it at MaxDeliveryCount.
+            this.log.error('reading an interaction message failed unexpectedly: abandoned', { messageId: delivery.messageId, error: errorMessage(err) });
+            await this.settle(delivery, 'abandoned', () => delivery.abandon());
+            continue;
+          }
+          this.log.warn('interaction message unreadable: dead-lettered', { messageId: delivery.messageId, code: err.code, reason: err.message });
+          await this.settle(delivery, 'dead_lettered', () => delivery.deadLetter(err.code, err.message));
+        }
+      }
+      todo = await this.write(todo, signal, waits.signal, deadline);
+    } finally {
+      waits.dispose();
+      await Promise.all(todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon())));
+    }
+  }
+
+  /** Writes with retries; settles what was written or refused; returns what is to be abandoned. */
+  private async write(pending: Pending[], signal: AbortSignal, waits: AbortSignal, deadline: number): Promise<Pending[]> {
+    const left = (): number => Math.max(0, deadline - Date.now());
     let todo = pending;
-    while (todo.length > 0) {
-      attempt++;
-      if (signal.aborted) break;
-      let results;
+    for (let attempt = 1; todo.length > 0; attempt++) {
+      if (signal.aborted) return todo;
+      if (left() < this.callTimeoutMs) {
+        this.outOfBudget(todo, attempt - 1, left());
+        return todo;
+      }
+      let results: WriteResult[];
       try {
         results = await this.writer.write(todo.map((t) => t.item), signal);
       } catch (err) {
         // No result at all (aborted, or the writer itself failed): hand everything back.
-        this.log.warn('interaction write failed as a whole: abandoned', { count: todo.length, error: err instanceof Error ? err.message : String(err) });
-        break;
+        this.log.warn('interaction write failed as a whole: abandoned', { count: todo.length, error: errorMessage(err) });
+        return todo;
       }
-      const retry: typeof todo = [];
-      let waitMs = 0;
+      const retry: Pending[] = [];
+      let retryAfterMs = 0;
       let unauthorized: DataverseError | undefined;
       await Promise.all(
         todo.map(async (t, i) => {
@@ -116,7 +190,7 @@ export class RecorderStage {
             unauthorized = error;
             retry.push(t);
           } else if (error.retryable) {
-            waitMs = Math.max(waitMs, error.retryAfterMs ?? 0);
+            retryAfterMs = Math.max(retryAfterMs, error.retryAfterMs ?? 0);
             retry.push(t);
           } else {
             const detail = [error.message, error.upstream?.code === undefined ? '' : `(Dataverse code ${String(error.upstream.code)})`].filter(Boolean).join(' ');
@@ -126,21 +200,55 @@ export class RecorderStage {
         }),
       );
       todo = retry;
-      if (todo.length === 0) break;
+      if (todo.length === 0 || signal.aborted) return todo;
       if (unauthorized) {
-        this.log.error('Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed', { code: unauthorized.code, status: unauthorized.upstream?.status, reason: unauthorized.message });
-        await this.sleep(this.maxBackoffMs, signal);
-        break;
+        const pauseMs = Math.min(this.maxBackoffMs, left());
+        this.log.error('Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed', {
+          code: unauthorized.code,
+          status: unauthorized.upstream?.status,
+          reason: unauthorized.message,
+          pauseMs,
+        });
+        await this.sleep(pauseMs, waits);
+        return todo;
+      }
+      if (waits.aborted) {
+        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: attempt });
+        return todo;
       }
       if (attempt >= this.maxAttempts) {
         this.log.warn('interactions still failing after every attempt: abandoned for redelivery', { count: todo.length, attempts: attempt });
-        break;
+        return todo;
+      }
+      if (retryAfterMs > this.maxThrottleWaitMs) {
+        const pauseMs = Math.min(this.maxThrottleWaitMs, left());
+        this.log.warn('Dataverse throttled the writes for longer than the recorder waits: abandoned for redelivery after a pause', { count: todo.length, retryAfterMs, pauseMs });
+        await this.sleep(pauseMs, waits);
+        return todo;
+      }
+      const waitMs = Math.max(retryAfterMs, Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1)));
+      if (waitMs + this.callTimeoutMs > left()) {
+        this.outOfBudget(todo, attempt, left());
+        return todo;
       }
       this.counts.retries += todo.length;
-      const backoff = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1));
-      await this.sleep(Math.max(waitMs, backoff), signal);
+      await this.sleep(waitMs, waits);
+      if (waits.aborted && !signal.aborted) {
+        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: attempt });
+        return todo;
+      }
     }
-    await Promise.all(todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon())));
+    return todo;
+  }
+
+  private outOfBudget(todo: readonly Pending[], attempts: number, leftMs: number): void {
+    this.log.warn("the batch's time budget leaves no room for another write: abandoned for redelivery", {
+      count: todo.length,
+      attempts,
+      leftMs,
+      batchBudgetMs: this.batchBudgetMs,
+      callTimeoutMs: this.callTimeoutMs,
+    });
   }
 
   private async settle(delivery: Delivery, outcome: Outcome, how: () => Promise<void>): Promise<void> {
@@ -148,7 +256,7 @@ export class RecorderStage {
       await how();
     } catch (err) {
       // The bus redelivers what could not be settled; the next delivery is recorded again (at least once).
-      this.log.warn('settlement failed; the message will be redelivered', { messageId: delivery.messageId, outcome, error: err instanceof Error ? err.message : String(err) });
+      this.log.warn('settlement failed; the message will be redelivered', { messageId: delivery.messageId, outcome, error: errorMessage(err) });
       return;
     }
     if (outcome === 'written') this.counts.written++;
@@ -156,6 +264,18 @@ export class RecorderStage {
     else this.counts.abandoned++;
     this.counter?.inc({ outcome });
   }
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a finite number above 0, found ${String(value)}`);
+  return value;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a finite number of at least 0, found ${String(value)}`);
+  return value;
 }
 
 /** The recorder's counter on `registry`: the one already there (a second stage on the same registry), or a new one. */

@@ -126,6 +126,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         outbound,
         channels,
         log: options.log,
+        callTimeoutMs: config.dataverse.timeoutMs,
         ...(registry ? { registry } : {}),
       });
       stats.intake = () => stage.stats();
@@ -190,9 +191,11 @@ export function startRelay(options: RelayOptions): RunningRelay {
       const stage = new RecorderStage({
         writer: createInteractionWriter(dataverse, governor, { batchSize: config.recorder.batchSize }),
         log: options.log,
+        callTimeoutMs: config.dataverse.timeoutMs,
         ...(registry ? { registry } : {}),
       });
       stats.recorder = () => stage.stats();
+      onStop.push(() => stage.stop());
       addLoop('recorder', () =>
         startBatchLoop({
           client: bus,

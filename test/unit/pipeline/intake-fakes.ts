@@ -162,6 +162,8 @@ export class FakeReads implements DataverseReads {
   } = {};
   /** Reads that never answer and ignore their signal (the stage must not wait for them when aborted). */
   readonly hang: { contacts?: boolean; messageRecord?: boolean; activity?: boolean } = {};
+  /** How long each read takes (setTimeout: a fake clock moves it) before it answers or fails (`fail`, judged then). */
+  readonly latencyMs: { contacts?: number; messageRecord?: number; activity?: number } = {};
   /** Resolved when a read starts; for tests that act mid-batch. */
   onRead: (kind: 'contacts' | 'messageRecord' | 'activity') => void = () => undefined;
 
@@ -178,6 +180,7 @@ export class FakeReads implements DataverseReads {
   async contacts(ids: readonly string[], columns: readonly string[]): Promise<Map<string, Row>> {
     this.calls.contacts.push({ ids: [...ids], columns: [...columns] });
     this.onRead('contacts');
+    await pause(this.latencyMs.contacts);
     const failure = this.fail.contacts?.(ids, columns);
     if (failure !== undefined) throw failure;
     if (this.hang.contacts) await never();
@@ -192,6 +195,7 @@ export class FakeReads implements DataverseReads {
   async messageRecord(entitySetName: string, id: string, columns: readonly string[]): Promise<Row | undefined> {
     this.calls.messageRecord.push({ entitySetName, id, columns: [...columns] });
     this.onRead('messageRecord');
+    await pause(this.latencyMs.messageRecord);
     const failure = this.fail.messageRecord?.(entitySetName, id);
     if (failure !== undefined) throw failure;
     if (this.hang.messageRecord) await never();
@@ -201,6 +205,7 @@ export class FakeReads implements DataverseReads {
   async activity(id: string): Promise<Row | undefined> {
     this.calls.activity.push(id);
     this.onRead('activity');
+    await pause(this.latencyMs.activity);
     const failure = this.fail.activity?.(id);
     if (failure !== undefined) throw failure;
     if (this.hang.activity) await never();
@@ -210,6 +215,11 @@ export class FakeReads implements DataverseReads {
 
 function never(): Promise<never> {
   return new Promise<never>(() => undefined);
+}
+
+/** Waits `ms` on setTimeout (none when undefined); ignores any signal, as a call in flight does until its timeout. */
+async function pause(ms: number | undefined): Promise<void> {
+  if (ms !== undefined && ms > 0) await new Promise<void>((resolve) => setTimeout(resolve, ms));
 }
 
 export type SentMessage = { body: OutboundMessage; messageId: string; sessionId?: string };
@@ -230,11 +240,14 @@ export class FakeOutbound implements OutboundSender {
   /** A message whose JSON body is larger fails the call with a `MessageTooLargeError`, as the real sender's does. */
   maxBodyBytes = Infinity;
   hang = false;
+  /** How long each call takes (setTimeout) before it succeeds or fails. */
+  latencyMs = 0;
   onSend: () => void = () => undefined;
 
   async send(messages: ReadonlyArray<SentMessage>): Promise<void> {
     this.sends.push(messages.map((m) => ({ ...m })));
     this.onSend();
+    await pause(this.latencyMs);
     for (const m of messages) {
       const bytes = Buffer.byteLength(JSON.stringify(m.body));
       if (bytes > this.maxBodyBytes) throw new MessageTooLargeError('outbound', m.messageId, bytes, this.maxBodyBytes);

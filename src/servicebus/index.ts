@@ -48,4 +48,5 @@ export {
   type ReplayDeadLettersResult,
   type ReplayProgress,
   type ReplayFailure,
+  type SkippedDeadLetter,
 } from './dead-letters.js';

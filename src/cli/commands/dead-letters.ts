@@ -3,6 +3,7 @@
  * a short summary of the body without personal data) and their replay to the queue they came from.
  * Exit codes: 0 ok, 1 a Service Bus failure, 2 bad arguments or configuration (every problem named).
  */
+import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
 import { CommanderError, type Command } from 'commander';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { loadConfig } from '../../config/index.js';
@@ -143,24 +144,10 @@ interface Window {
   force: boolean;
 }
 
-const ISO_DURATION = /^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i;
-const ISO_UNIT_MS = [86_400_000, 3_600_000, 60_000, 1000] as const;
-
 /** Milliseconds of `text` (an integer of milliseconds or an ISO 8601 duration such as PT10M), undefined when neither. */
 function parseDuplicateWindow(text: string): number | undefined {
   const t = text.trim();
-  if (/^\d+$/.test(t)) return Number(t);
-  const match = ISO_DURATION.exec(t);
-  if (!match || t.length === 1 || /t$/i.test(t)) return undefined;
-  return Math.round(ISO_UNIT_MS.reduce((ms, unit, i) => ms + Number(match[i + 1] ?? 0) * unit, 0));
-}
-
-/** A window for people: `PT10M`, `PT1M30S`, `PT0.5S`, `PT0S`. */
-function isoDuration(ms: number): string {
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = (ms % 60_000) / 1000;
-  return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${s || (!h && !m) ? `${s}S` : ''}`;
+  return /^\d+$/.test(t) ? Number(t) : parseIsoDuration(t.toUpperCase());
 }
 
 /** Time left for people, rounded up to the second: `9 min 58 s`, `1 h 0 min 5 s`. */
@@ -295,7 +282,7 @@ function dryRunReport(io: CliIo, target: Target, window: Window | undefined, res
 /** What the duplicate-detection window did: the dead letters skipped and when each becomes replayable, or --force's risk. */
 function duplicateReport(io: CliIo, target: Target, window: Window | undefined, result: ReplayDeadLettersResult, dryRun: boolean): void {
   if (window === undefined) return;
-  const span = `less than ${isoDuration(window.ms)} (--duplicate-window) ago`;
+  const span = `less than ${formatIsoDuration(window.ms)} (--duplicate-window) ago`;
   if (window.force) {
     const now = window.now.getTime();
     const risky = (dryRun ? result.planned : result.replayed).filter((d) => d.enqueuedTimeUtc === undefined || d.enqueuedTimeUtc.getTime() + window.ms > now);
@@ -321,7 +308,7 @@ function duplicateReport(io: CliIo, target: Target, window: Window | undefined, 
   }
   io.out(
     wrap(
-      `note: replay ${n === 1 ? 'it' : 'them'} from then on (run replay again), or now with --force, accepting that what the queue still remembers is lost; if the queue's duplicate-detection window is not ${isoDuration(window.ms)}, give it with --duplicate-window (the SDK cannot read it).`,
+      `note: replay ${n === 1 ? 'it' : 'them'} from then on (run replay again), or now with --force, accepting that what the queue still remembers is lost; if the queue's duplicate-detection window is not ${formatIsoDuration(window.ms)}, give it with --duplicate-window (the SDK cannot read it).`,
     ),
   );
 }

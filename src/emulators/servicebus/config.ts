@@ -7,7 +7,7 @@
  * so that tests can expire locks and messages quickly.
  */
 import { readFileSync } from 'node:fs';
-import { formatIsoDuration, parseIsoDuration } from './duration.js';
+import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
 import { ServiceBusEmulatorConfigError, type ConfigIssue } from './errors.js';
 
 /** A correlation filter: every field that is set must equal the message's. */

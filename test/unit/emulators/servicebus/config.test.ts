@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { configPath } from '../../../../src/paths.js';
 import { isServiceBusEmulatorConfigError, loadEmulatorConfigFile, parseEmulatorConfig } from '../../../../src/emulators/servicebus/index.js';
-import { formatIsoDuration, parseIsoDuration } from '../../../../src/emulators/servicebus/duration.js';
+import { formatIsoDuration, parseIsoDuration } from '../../../../src/duration.js';
 
 function config(namespace: object): object {
   return { UserConfig: { Namespaces: [{ Name: 'sbemulatorns', ...namespace }], Logging: { Type: 'File' } } };

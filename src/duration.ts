@@ -1,5 +1,6 @@
 /**
- * ISO 8601 durations as Microsoft's emulator Config.json writes them (`PT1M`, `PT20S`, `P1D`, `PT0.5S`).
+ * ISO 8601 durations as Microsoft's Service Bus emulator Config.json writes them (`PT1M`, `PT20S`, `P1D`, `PT0.5S`):
+ * the Service Bus emulator's configuration and the `dead-letters --duplicate-window` option read them.
  */
 const ISO_DURATION = /^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
 

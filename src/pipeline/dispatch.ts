@@ -24,14 +24,28 @@
  * (nothing was sent, the next holder sends them); calls in flight finish (their timeout bounds them) and their
  * outcomes are recorded and completed. Every delivery is settled exactly once.
  *
+ * The session lock bounds a batch (`AcceptedSession.lockedUntil`, when the session loop gives it): no provider call
+ * starts later than `lockedUntil - (channel.timeoutMs + lockMarginMs)` (so it ends, timeout included, with
+ * `lockMarginMs` left to record and settle it), and no wait before a call (a slot, a pause, a backoff, the recipient's
+ * turn) is begun when it would end past that; when one would, or when that time comes while messages still wait,
+ * everything of the batch not yet at the provider is handed back (abandoned: it never reached the provider), calls
+ * in flight finish and are recorded, and the batch returns at `lockedUntil - lockMarginMs`: the session loop
+ * releases a session whose batch ran into its lock margin (`'renewalBudget'`) instead of receiving the handed-back
+ * messages again at once, and the next holder (with a fresh lock) sends them, honouring a pause handed over in the
+ * session state. A 429 pauses the sender for its `Retry-After`, at most `retry.maxRateLimitPauseMs`. The sends of
+ * outcomes to `interactions` are retried only while a retry still ends a second before the lock does (and an
+ * attempt's timeout is cut to that), so what cannot be recorded is dead-lettered (`InteractionNotSent`) while the
+ * lock holds, instead of coming back to be sent again.
+ *
  * Hand-over: `onClose` saves the start times of the calls of the last window (and a running 429 pause) as the
  * session state; the next holder, on any replica, makes no call before that window has passed. The state is not
  * written periodically: a holder that dies without `onClose` stops sending, and its session lock has to expire before
  * another replica can take the session; a lock lasts far longer than a rate window (default 60 s against ~1 s), so
  * by then every call it made is out of the window. Only a graceful release hands over within a window, and that
  * always goes through `onClose`; when `onClose` cannot save the state (setState fails or times out), it keeps the
- * session until its last window has passed (at most one window), so the next holder, starting without a state,
- * cannot call within it.
+ * session until its last window has passed (at most one window, and never past the session lock: from then on
+ * another replica may take it anyway), so the next holder, starting without a state, cannot call within it. That
+ * hold's timer does not keep the process alive.
  */
 import { setMaxListeners } from 'node:events';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -50,13 +64,13 @@ import {
   describeProviderAnswer,
   describeProviderError,
   failureDetail,
+  rateLimitPause,
   resolveSendRetryOptions,
-  retryAfterMs,
   type ResolvedSendRetryOptions,
   type SendDecision,
   type SendRetryOptions,
 } from './send-policy.js';
-import { SenderLimiter } from './sender-limiter.js';
+import { isStartDeadlineError, SenderLimiter } from './sender-limiter.js';
 import { decodeSessionState, encodeSessionState, firstSendAt, type DispatchSessionState } from './session-state.js';
 
 /** The channels the stage knows (a `ChannelRegistry` fits). */
@@ -92,6 +106,13 @@ export interface DispatchOptions {
   statusCallbackUrl?: (channel: Channel, message: OutboundMessage) => string | undefined;
   /** Timeout of the session state write in `onClose`. @defaultValue 10000 */
   stateTimeoutMs?: number;
+  /**
+   * Kept free at the end of a session lock, to record and settle the last calls: a provider call starts no later than
+   * `lockedUntil - (channel.timeoutMs + lockMarginMs)`, and a batch that handed messages back at the lock deadline
+   * returns at `lockedUntil - lockMarginMs`. Keep it below the session loop's own lock margin (10 s with its default
+   * renewal), so that the loop releases the session after such a batch. @defaultValue 5000
+   */
+  lockMarginMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
   now?: () => number;
 }
@@ -118,8 +139,10 @@ export interface DispatchStats {
   completed: number;
   /** Deliveries dead-lettered (any reason). */
   deadLettered: number;
-  /** Deliveries handed back (abort). */
+  /** Deliveries handed back (abort, or the session lock's deadline). */
   abandoned: number;
+  /** Of those, handed back because they could not be sent before the session lock's deadline. */
+  handedBackAtLockDeadline: number;
   /** Failed attempts to send interactions. */
   interactionSendFailures: number;
   /** Settlements (complete/abandon/dead-letter) that failed (lock lost …). */
@@ -142,13 +165,37 @@ type Outcome = 'sent' | 'rejected' | 'retries_exhausted' | 'unauthorized' | 'unc
 type SendOutcome =
   | { kind: 'sent'; result: SendResult; calls: number }
   | { kind: 'failed'; decision: SendDecision; error: unknown; calls: number }
-  | { kind: 'abandoned'; calls: number };
+  | { kind: 'abandoned'; calls: number; atLockDeadline: boolean };
+
+/** Kept at the very end of a session lock to settle a delivery after its interaction was sent (or given up). */
+const SETTLE_MS = 1000;
+
+/** The reason of a batch's start signal when the session lock's deadline stopped it. */
+class LockDeadlineReached extends Error {
+  override readonly name = 'LockDeadlineReached';
+}
+
+/** One batch's signals: `signal` stops the batch (loop stop, onClose); `starts` also at the lock deadline. */
+interface BatchControl {
+  readonly signal: AbortSignal;
+  readonly starts: AbortSignal;
+  /** Stops starting anything in this batch: what is not at the provider is handed back. */
+  lockDeadline(why: string): void;
+}
 
 interface Metrics {
   messages: Counter<'channel' | 'outcome'>;
   callDuration: Histogram<'channel' | 'result'>;
   retries: Counter<'channel' | 'code'>;
   pauses: Counter<'channel'>;
+}
+
+/** Resolves after `ms`; its timer does not keep the process alive. */
+function unrefDelay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
 }
 
 function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
@@ -208,9 +255,9 @@ class StageContext {
   readonly log: Logger;
   readonly guardMs: number;
   readonly retry: ResolvedSendRetryOptions;
-  readonly policy: ReturnType<typeof createSendPolicy>;
   readonly batching: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
   readonly stateTimeoutMs: number;
+  readonly lockMarginMs: number;
   readonly now: () => number;
   readonly metrics: Metrics | undefined;
   readonly statusCallbackUrl: ((channel: Channel, message: OutboundMessage) => string | undefined) | undefined;
@@ -223,6 +270,7 @@ class StageContext {
     completed: 0,
     deadLettered: 0,
     abandoned: 0,
+    handedBackAtLockDeadline: 0,
     interactionSendFailures: 0,
     settleFailures: 0,
   };
@@ -242,9 +290,9 @@ class StageContext {
     this.log = areaLogger(options.log ?? silentLogger(), 'dispatch');
     this.guardMs = intOption('guardMs', options.guardMs ?? 10, 0);
     this.retry = resolveSendRetryOptions(options.retry);
-    this.policy = createSendPolicy(this.retry);
     this.batching = { ...options.interactionBatching };
     this.stateTimeoutMs = intOption('stateTimeoutMs', options.stateTimeoutMs ?? 10_000, 1);
+    this.lockMarginMs = intOption('lockMarginMs', options.lockMarginMs ?? 5000, 0);
     this.now = options.now ?? Date.now;
     this.metrics = options.registry === undefined ? undefined : createMetrics(options.registry);
     if (options.statusCallbackUrl !== undefined && typeof options.statusCallbackUrl !== 'function') {
@@ -416,22 +464,63 @@ class DispatchSession implements DispatchSessionHandler {
     // One signal per batch, fired by the loop's signal or by onClose; its listeners on those long-lived signals are
     // removed when the batch ends (not AbortSignal.any: see linkedController).
     const linked = linkedController(signal, this.#closeController.signal);
-    // Every waiting message listens to it (limiter, retry): as many listeners as the batch has messages.
-    setMaxListeners(0, linked.signal);
-    const batch = Promise.all(deliveries.map((d) => this.#handle(d, linked.signal))).then(() => undefined);
+    // What has not reached the provider stops on it, and also at the session lock's deadline.
+    const starts = linkedController(linked.signal);
+    // Every waiting message listens to them (limiter, retry): as many listeners as the batch has messages.
+    setMaxListeners(0, linked.signal, starts.signal);
+    let handedBack = false;
+    const control: BatchControl = {
+      signal: linked.signal,
+      starts: starts.signal,
+      lockDeadline: (why) => {
+        handedBack = true;
+        if (starts.signal.aborted) return;
+        this.#log.info('the session lock ends before the rest of this batch can be sent: handing back what has not reached the provider', {
+          why,
+          lockedUntil: this.#lockedUntil(),
+        });
+        starts.abort(new LockDeadlineReached(`session lock deadline: ${why}`));
+      },
+    };
+    const batch = Promise.all(deliveries.map((d) => this.#handle(d, control))).then(() => undefined);
     this.#batches.add(batch);
     try {
       await batch;
+      if (handedBack) await this.#endInLockMargin(linked.signal);
     } finally {
       this.#batches.delete(batch);
+      starts.dispose();
       linked.dispose();
     }
   }
 
-  async #handle(delivery: Delivery, signal: AbortSignal): Promise<void> {
+  /** The session lock's deadline, when the session loop gives one (ms since the epoch). */
+  #lockedUntil(): number | undefined {
+    const at = this.#session.lockedUntil?.();
+    return typeof at === 'number' && Number.isFinite(at) ? at : undefined;
+  }
+
+  /** The latest start of a call on this channel: its end, timeout included, leaves `lockMarginMs` of the lock. */
+  #callBy(channel: Channel): number | undefined {
+    const until = this.#lockedUntil();
+    return until === undefined ? undefined : until - channel.timeoutMs - this.#stage.lockMarginMs;
+  }
+
+  /**
+   * After a hand-back at the lock deadline, returns at `lockedUntil - lockMarginMs` (or when the batch is stopped):
+   * the session loop releases a session whose batch ended within its lock margin; a batch that returned at once would
+   * make it receive the handed-back messages again at once (each time one more delivery) until then.
+   */
+  async #endInLockMargin(signal: AbortSignal): Promise<void> {
+    const until = this.#lockedUntil();
+    if (until === undefined) return;
+    await delay(until - this.#stage.lockMarginMs - this.#stage.now(), signal);
+  }
+
+  async #handle(delivery: Delivery, batch: BatchControl): Promise<void> {
     const settlement = new Settlement(delivery, this.#stage, this.#log);
     try {
-      await this.#process(delivery, settlement, signal);
+      await this.#process(delivery, settlement, batch);
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
       this.#log.error('unexpected failure while dispatching', { messageId: delivery.messageId, err: errorMessage(err) });
@@ -439,7 +528,7 @@ class DispatchSession implements DispatchSessionHandler {
     }
   }
 
-  async #process(delivery: Delivery, settlement: Settlement, signal: AbortSignal): Promise<void> {
+  async #process(delivery: Delivery, settlement: Settlement, batch: BatchControl): Promise<void> {
     const stage = this.#stage;
     let msg: OutboundMessage;
     try {
@@ -468,9 +557,8 @@ class DispatchSession implements DispatchSessionHandler {
       await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.sessionMismatch, description);
       return;
     }
-    if (signal.aborted) {
-      stage.count(channel.name, 'abandoned');
-      await settlement.abandon();
+    if (batch.starts.aborted) {
+      await this.#record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: batch.starts.reason instanceof LockDeadlineReached }, settlement, batch.signal, log);
       return;
     }
     if (delivery.deliveryCount > 1) log.debug('delivered again: the provider may have it already (same idempotency key)', { deliveryCount: delivery.deliveryCount });
@@ -479,8 +567,8 @@ class DispatchSession implements DispatchSessionHandler {
     let recording: Promise<void> | undefined;
     let outcome: SendOutcome;
     try {
-      outcome = await this.#send(msg, channel, this.#limiter, signal, log);
-      recording = this.#record(msg, channel, outcome, settlement, signal, log);
+      outcome = await this.#send(msg, channel, this.#limiter, batch, log);
+      recording = this.#record(msg, channel, outcome, settlement, batch.signal, log);
     } finally {
       this.#sending--;
       // Nothing else of this session waits for the provider: send the grouped outcomes now.
@@ -490,9 +578,15 @@ class DispatchSession implements DispatchSessionHandler {
   }
 
   /** One message through the limiter and the retry policy, to a final outcome. */
-  #send(msg: OutboundMessage, channel: Channel, limiter: SenderLimiter, signal: AbortSignal, log: Logger): Promise<SendOutcome> {
+  #send(msg: OutboundMessage, channel: Channel, limiter: SenderLimiter, batch: BatchControl, log: Logger): Promise<SendOutcome> {
     const stage = this.#stage;
     const provider = stage.providerFor(channel);
+    const signal = batch.starts;
+    // One policy per message, so that a backoff that would end past the lock deadline is seen before it is waited.
+    const policy = createSendPolicy(stage.retry, (delayMs) => {
+      const callBy = this.#callBy(channel);
+      if (callBy !== undefined && stage.now() + delayMs > callBy) batch.lockDeadline(`a backoff of ${delayMs} ms would end after the last call start`);
+    });
     // waiting: not at the provider (queued, backing off, paused); calling: a call is in flight; done: decided.
     let phase: 'waiting' | 'calling' | 'done' = 'waiting';
     let calls = 0;
@@ -500,14 +594,15 @@ class DispatchSession implements DispatchSessionHandler {
 
     const attempt = (): Promise<SendResult> => {
       signal.throwIfAborted();
-      if (calls > 0) {
-        stage.counts.retries++;
-        stage.metrics?.retries.inc({ channel: channel.name, code: lastCode ?? 'unknown' });
-      }
+      const callBy = this.#callBy(channel);
       return limiter.run(
         msg.to,
         async () => {
           phase = 'calling';
+          if (calls > 0) {
+            stage.counts.retries++;
+            stage.metrics?.retries.inc({ channel: channel.name, code: lastCode ?? 'unknown' });
+          }
           calls++;
           const n = calls;
           stage.counts.providerCalls++;
@@ -525,35 +620,43 @@ class DispatchSession implements DispatchSessionHandler {
             phase = decision === 'rateLimited' || decision === 'transient' ? 'waiting' : 'done';
             const fields = { attempt: n, code: lastCode, status: isProviderError(err) ? err.upstream?.status : undefined, upstreamCode: isProviderError(err) ? err.upstream?.code : undefined };
             if (decision === 'rateLimited') {
-              const ms = retryAfterMs(err as ProviderError, stage.retry.defaultRetryAfterMs);
-              limiter.pauseFor(ms);
+              const { pauseMs, askedMs } = rateLimitPause(err as ProviderError, stage.retry);
               stage.counts.rateLimitPauses++;
               stage.metrics?.pauses.inc({ channel: channel.name });
-              log.warn('provider rate limit: sender paused', { ...fields, pauseMs: ms });
+              log.warn('provider rate limit: sender paused', { ...fields, pauseMs, ...(askedMs > pauseMs ? { retryAfterMs: askedMs } : {}) });
+              // What waits and could not start before the lock deadline because of this pause is dropped here.
+              limiter.pauseFor(pauseMs);
             } else if (decision === 'transient') {
               log.warn('provider call failed (transient)', { ...fields, err: describeProviderError(err, msg.to) });
             }
             throw err;
           }
         },
-        { signal, priority: calls > 0 ? 1 : 0 },
+        { signal, priority: calls > 0 ? 1 : 0, ...(callBy === undefined ? {} : { startBy: callBy }) },
       );
     };
 
     return new Promise<SendOutcome>((resolve) => {
+      const abandoned = (): SendOutcome => ({ kind: 'abandoned', calls, atLockDeadline: signal.reason instanceof LockDeadlineReached });
       const onAbort = (): void => {
         // Not at the provider: nothing was sent by this attempt; hand the message back now.
-        if (phase === 'waiting') resolve({ kind: 'abandoned', calls });
+        if (phase === 'waiting') resolve(abandoned());
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      stage.policy
+      policy
         .execute(attempt, signal)
         .then(
           (result) => resolve({ kind: 'sent', result, calls }),
           (error: unknown) => {
+            if (isStartDeadlineError(error)) {
+              // The limiter would not start the call before the lock deadline: this batch stops starting calls.
+              batch.lockDeadline(error.why);
+              resolve({ kind: 'abandoned', calls, atLockDeadline: true });
+              return;
+            }
             const decision = decide(error);
             if (decision === 'rejected' || decision === 'unauthorized' || decision === 'unconfirmed') resolve({ kind: 'failed', decision, error, calls });
-            else if (signal.aborted && phase !== 'done') resolve({ kind: 'abandoned', calls });
+            else if (signal.aborted && phase !== 'done') resolve(abandoned());
             else resolve({ kind: 'failed', decision, error, calls });
           },
         )
@@ -592,7 +695,12 @@ class DispatchSession implements DispatchSessionHandler {
     const stage = this.#stage;
     const provider = stage.providerFor(channel);
     if (outcome.kind === 'abandoned') {
-      log.info('dispatch stopped before the provider had the message: handed back', { calls: outcome.calls });
+      if (outcome.atLockDeadline) {
+        stage.counts.handedBackAtLockDeadline++;
+        log.info('the session lock ends before this message could be sent: handed back to the next holder', { calls: outcome.calls });
+      } else {
+        log.info('dispatch stopped before the provider had the message: handed back', { calls: outcome.calls });
+      }
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
       return;
@@ -671,7 +779,9 @@ class DispatchSession implements DispatchSessionHandler {
 
   async #interact(interaction: InteractionMessage, settlement: Settlement, signal: AbortSignal, log: Logger, providerMessageId: string | undefined): Promise<void> {
     try {
-      await this.#outbox.add({ body: interaction, messageId: interactionMessageId(interaction) }, signal);
+      // Known (sent or not) while the lock still allows to settle the delivery: see `InteractionOutbox`.
+      const until = this.#lockedUntil();
+      await this.#outbox.add({ body: interaction, messageId: interactionMessageId(interaction) }, signal, until === undefined ? undefined : until - SETTLE_MS);
     } catch (err) {
       // Never abandon: the provider has the message, and a redelivery would send it again.
       log.error('interaction could not be sent: dead-lettered with the interaction for replay to interactions', { responseType: interaction.responseType, err: errorMessage(err) });
@@ -695,8 +805,8 @@ class DispatchSession implements DispatchSessionHandler {
    * Hands back what still waits (calls in flight finish and are recorded), then saves the last window as the session
    * state. When that save fails or times out, the next holder would start without any wait: so this holder keeps the
    * session (returns later) until the calls it recorded have left the window, or a running pause has ended, at most one
-   * full window (`windowMs`, or the recipient spacing when longer) from now. Not when the lock is already lost: the
-   * session is someone else's by then.
+   * full window (`windowMs`, or the recipient spacing when longer) from now and at most until `lockedUntil()`. Not when
+   * the lock is already lost: the session is someone else's by then.
    */
   async #close(reason: SessionCloseReason | undefined): Promise<void> {
     this.#closeController.abort(new Error('session closing'));
@@ -736,7 +846,11 @@ class DispatchSession implements DispatchSessionHandler {
     }
   }
 
-  /** The state could not be handed over: keep the session until the window it describes has passed (see `#close`). */
+  /**
+   * The state could not be handed over: keep the session until the window it describes has passed (see `#close`), but
+   * not past the session lock (from then on another replica may take the session anyway: holding protects nothing).
+   * The hold's timer does not keep the process alive: a process that is ending has nothing left to protect.
+   */
   async #holdAfterLostState(state: DispatchSessionState, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
     if (reason === 'lockLost') {
       this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
@@ -744,9 +858,19 @@ class DispatchSession implements DispatchSessionHandler {
     }
     const windowMs = Math.max(limiter.windowMs, limiter.recipientSpacingMs);
     const now = this.#stage.now();
-    const until = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
-    if (until <= now) return;
-    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', { holdMs: until - now, sentAt: state.sentAt.length, pausedUntil: state.pausedUntil });
-    await delay(until - now);
+    const windowEnd = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
+    const lockedUntil = this.#lockedUntil() ?? Infinity;
+    const until = Math.min(windowEnd, lockedUntil);
+    if (until <= now) {
+      if (windowEnd > now) this.#log.warn('session state not saved and the session lock is ending: the next holder may start within this sender\'s window', { windowLeftMs: windowEnd - now });
+      return;
+    }
+    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', {
+      holdMs: until - now,
+      ...(until < windowEnd ? { windowLeftMs: windowEnd - now, boundByLock: true } : {}),
+      sentAt: state.sentAt.length,
+      pausedUntil: state.pausedUntil,
+    });
+    await unrefDelay(until - now);
   }
 }

@@ -5,9 +5,13 @@
  * the batch fires. The first attempt is always made, even after the signal fired: an outcome of a provider call that
  * finished during shutdown is still recorded. Every attempt has its own timeout.
  *
+ * A `deadline` (the dispatch stage passes the end of its session lock, less the time to settle) bounds a group: no
+ * retry is begun that could end past it (backoff and timeout counted), and an attempt's timeout is cut to end by it
+ * (never below one second, or `timeoutMs` when shorter), so the caller learns the outcome while it can still settle.
+ *
  * Re-sending a group is safe: every interaction has a stable `messageId` and the bus drops duplicates.
  */
-import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { linkedController } from '../abort.js';
 import type { InteractionMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
@@ -35,7 +39,10 @@ export interface OutboxItem {
   messageId: string;
 }
 
-type Waiting = OutboxItem & { signal: AbortSignal; resolve: () => void; reject: (err: unknown) => void };
+type Waiting = OutboxItem & { signal: AbortSignal; deadline: number; resolve: () => void; reject: (err: unknown) => void };
+
+/** The shortest timeout an attempt gets when a deadline cuts it (or `timeoutMs` when that is shorter). */
+const MIN_CUT_TIMEOUT_MS = 1000;
 
 function int(name: string, value: number, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -50,6 +57,7 @@ export class InteractionOutbox {
   readonly #lingerMs: number;
   readonly #timeoutMs: number;
   readonly #retries: number;
+  readonly #maxDelayMs: number;
   readonly #backoff: ExponentialBackoff<unknown>;
   readonly #onError: (error: unknown, attempt: number, size: number) => void;
   #waiting: Waiting[] = [];
@@ -65,14 +73,18 @@ export class InteractionOutbox {
     const initialDelay = int('initialDelayMs', options.initialDelayMs ?? 200, 1);
     const maxDelay = int('maxDelayMs', options.maxDelayMs ?? 2000, initialDelay);
     this.#timeoutMs = int('timeoutMs', options.timeoutMs ?? 10_000, 1);
+    this.#maxDelayMs = maxDelay;
     this.#backoff = new ExponentialBackoff({ initialDelay, maxDelay });
     this.#onError = options.onError ?? (() => undefined);
   }
 
-  /** Queues one interaction; resolves once it is on the bus, rejects with the last error when it could not be sent. */
-  add(item: OutboxItem, signal: AbortSignal): Promise<void> {
+  /**
+   * Queues one interaction; resolves once it is on the bus, rejects with the last error when it could not be sent.
+   * `deadline` (ms since the epoch): see the file's comment; none by default.
+   */
+  add(item: OutboxItem, signal: AbortSignal, deadline?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.push({ ...item, signal, resolve, reject });
+      this.#waiting.push({ ...item, signal, deadline: deadline ?? Infinity, resolve, reject });
       if (this.#waiting.length >= this.#maxBatch) this.flush();
       else if (this.#timer === undefined) this.#timer = setTimeout(() => this.flush(), this.#lingerMs);
     });
@@ -99,13 +111,18 @@ export class InteractionOutbox {
     // items' signals once the group is done).
     const linked = linkedController(...group.map((w) => w.signal));
     const signal = linked.signal;
-    const policy = retry(handleAll, { maxAttempts: this.#retries, backoff: this.#backoff });
+    const deadline = Math.min(...group.map((w) => w.deadline));
+    // Retry only when the longest backoff and a whole attempt still end by the deadline.
+    const policy = retry(
+      handleWhen(() => Date.now() + this.#maxDelayMs + this.#timeoutMs <= deadline),
+      { maxAttempts: this.#retries, backoff: this.#backoff },
+    );
     let attempt = 0;
     try {
       await policy.execute(async () => {
         attempt++;
         try {
-          await this.#sendOnce(group);
+          await this.#sendOnce(group, deadline);
         } catch (err) {
           this.#onError(err, attempt, group.length);
           throw err;
@@ -120,9 +137,10 @@ export class InteractionOutbox {
     }
   }
 
-  async #sendOnce(group: Waiting[]): Promise<void> {
+  async #sendOnce(group: Waiting[], deadline: number): Promise<void> {
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new Error(`interactions send did not finish within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const timeoutMs = Math.max(Math.min(this.#timeoutMs, deadline - Date.now()), Math.min(this.#timeoutMs, MIN_CUT_TIMEOUT_MS));
+    const timer = setTimeout(() => timeout.abort(new Error(`interactions send did not finish within ${timeoutMs} ms`)), timeoutMs);
     try {
       const timedOut = new Promise<never>((_resolve, reject) => {
         timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason), { once: true });

@@ -4,7 +4,7 @@
  *
  * | code                                                         | decision       | what happens                                      |
  * |--------------------------------------------------------------|----------------|---------------------------------------------------|
- * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs`, call again    |
+ * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs` (at most `maxRateLimitPauseMs`), call again |
  * | ProviderUnavailable, ProviderTimeout                         | `transient`    | call again after an exponential backoff with jitter|
  * | ProviderBadResponse (a proxy's 502 page, a redirect)         | `transient`    | as above                                          |
  * | ProviderAnswerUnreadable (2xx, not the documented shape)     | `unconfirmed`  | dead-letter with the provider's answer, never retried |
@@ -57,6 +57,12 @@ export interface SendRetryOptions {
   rateLimitRetries?: number;
   /** The pause after a 429 that names no `Retry-After`. @defaultValue 1000 */
   defaultRetryAfterMs?: number;
+  /**
+   * The longest pause one 429 causes: a longer `Retry-After` (Telegram's `retry_after` can be minutes) pauses the sender
+   * this long; what waits past the session lock's deadline meanwhile is handed back, and a pause still running when
+   * the session is released goes to the next holder with the session state. @defaultValue 60000
+   */
+  maxRateLimitPauseMs?: number;
 }
 
 export type ResolvedSendRetryOptions = Required<SendRetryOptions>;
@@ -67,6 +73,7 @@ export const SEND_RETRY_DEFAULTS: ResolvedSendRetryOptions = {
   maxDelayMs: 10_000,
   rateLimitRetries: 10,
   defaultRetryAfterMs: 1000,
+  maxRateLimitPauseMs: 60_000,
 };
 
 /** Validates once; a bad value throws a `TypeError` naming it. */
@@ -78,6 +85,7 @@ export function resolveSendRetryOptions(options: SendRetryOptions = {}): Resolve
     ['maxDelayMs', 1],
     ['rateLimitRetries', 0],
     ['defaultRetryAfterMs', 1],
+    ['maxRateLimitPauseMs', 1],
   ] as const) {
     const value = resolved[name];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -92,11 +100,15 @@ export function resolveSendRetryOptions(options: SendRetryOptions = {}): Resolve
 
 /**
  * The retry policy of one provider call: 429s (outer, no backoff: the sender's pause is the wait) around transient
- * failures (inner, exponential backoff with decorrelated jitter). Share one per stage; the function it runs must
- * make one limited provider call per invocation. Stops retrying once the signal given to `execute` has fired.
- * Timers are unreferenced, so a backoff abandoned on shutdown does not keep the process alive.
+ * failures (inner, exponential backoff with decorrelated jitter). The function it runs must make one limited
+ * provider call per invocation. Stops retrying once the signal given to `execute` has fired. Timers are
+ * unreferenced, so a backoff abandoned on shutdown does not keep the process alive.
+ *
+ * `onBackoff(delayMs)` is told the delay of each transient backoff as it begins (before the wait), so that a caller
+ * with a deadline can give up at once rather than wait past it: make one policy per message then (cheap); without
+ * it, one policy serves every message.
  */
-export function createSendPolicy(options: ResolvedSendRetryOptions): IPolicy {
+export function createSendPolicy(options: ResolvedSendRetryOptions, onBackoff?: (delayMs: number) => void): IPolicy {
   const rateLimited = retry(
     handleWhen((err) => decide(err) === 'rateLimited'),
     { maxAttempts: options.rateLimitRetries, backoff: new ConstantBackoff(0) },
@@ -105,13 +117,20 @@ export function createSendPolicy(options: ResolvedSendRetryOptions): IPolicy {
     handleWhen((err) => decide(err) === 'transient'),
     { maxAttempts: options.transientRetries, backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }) },
   ).dangerouslyUnref();
+  if (onBackoff !== undefined) transient.onRetry(({ delay }) => onBackoff(delay));
   return wrap(rateLimited, transient);
 }
 
-/** How long to pause the sender after a 429. */
+/** How long to pause the sender after a 429: the provider's `Retry-After` (or the fallback when it names none). */
 export function retryAfterMs(error: ProviderError, fallbackMs: number): number {
   const ms = error.retryAfterMs;
   return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : fallbackMs;
+}
+
+/** The pause a 429 causes: `retryAfterMs`, at most `maxRateLimitPauseMs`; `askedMs` is what the provider asked for. */
+export function rateLimitPause(error: ProviderError, options: Pick<ResolvedSendRetryOptions, 'defaultRetryAfterMs' | 'maxRateLimitPauseMs'>): { pauseMs: number; askedMs: number } {
+  const askedMs = retryAfterMs(error, options.defaultRetryAfterMs);
+  return { pauseMs: Math.min(askedMs, options.maxRateLimitPauseMs), askedMs };
 }
 
 /** Removes the recipient (and anything shaped like a phone number, e-mail or secret) from provider text. */

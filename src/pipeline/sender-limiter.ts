@@ -22,9 +22,14 @@
  * A call waiting (for its recipient's turn, a slot or a pause) is dropped when its signal fires and `run` rejects
  * with the signal's reason; once started, a call is never interrupted by that signal: it finishes on its own
  * (its own timeout bounds it) and `run` returns its result.
+ *
+ * **Start deadline** (`startBy`, for the end of a session lock): a call that cannot start by then is not made and
+ * `run` rejects with a `StartDeadlineError`: at once when a wait whose end is known (a pause, the recipient's
+ * spacing) would end past it, or when a pause that begins while it waits does; otherwise (waiting for a slot or its
+ * recipient's turn) when the time comes and it still waits.
  */
 import PQueue from 'p-queue';
-import { raceAbort, sleep } from '../abort.js';
+import { linkedController, raceAbort, sleep } from '../abort.js';
 
 export interface SenderLimiterOptions {
   /** Calls per window (the provider's limit). */
@@ -46,6 +51,28 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Greater runs earlier among waiting calls (retries go first). @defaultValue 0 */
   priority?: number;
+  /**
+   * The latest time the call may start (ms since the epoch): a call that cannot start by then is not made, and `run`
+   * rejects with a `StartDeadlineError` as soon as that is known (see the file's comment). @defaultValue no deadline
+   */
+  startBy?: number;
+}
+
+/** `run` did not start the call: it could not start by its `startBy`. Nothing was called. */
+export class StartDeadlineError extends Error {
+  override readonly name = 'StartDeadlineError';
+  constructor(
+    /** The deadline (ms since the epoch). */
+    readonly startBy: number,
+    /** What kept the call from starting in time. */
+    readonly why: string,
+  ) {
+    super(`the call could not start by ${new Date(startBy).toISOString()}: ${why}`);
+  }
+}
+
+export function isStartDeadlineError(error: unknown): error is StartDeadlineError {
+  return error instanceof StartDeadlineError;
 }
 
 export interface SenderLimiterStats {
@@ -88,6 +115,8 @@ export class SenderLimiter {
   #cleared = false;
   /** Slots held after their call ended, until their window has passed. */
   readonly #holds = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
+  /** Calls with a start deadline that have not ended yet: a pause past their deadline drops them. */
+  readonly #deadlines = new Set<{ startBy: number; drop: (error: StartDeadlineError) => void }>();
 
   constructor(options: SenderLimiterOptions) {
     const messages = positiveInt('messages', options.messages, 1);
@@ -104,9 +133,30 @@ export class SenderLimiter {
 
   /**
    * Runs `call` when this sender's window, any pause and the recipient's spacing allow it. Rejects with the
-   * signal's reason when the signal fires before the call starts; `call`'s own result or error otherwise.
+   * signal's reason when the signal fires before the call starts, with a `StartDeadlineError` when it cannot start by
+   * `startBy`; `call`'s own result or error otherwise.
    */
   async run<T>(recipient: string, call: () => Promise<T>, options: RunOptions = {}): Promise<T> {
+    const { startBy } = options;
+    if (startBy === undefined) return this.#run(recipient, call, options);
+    const now = this.#now();
+    if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
+    if (this.#pausedUntil > startBy && this.paused) throw new StartDeadlineError(startBy, `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`);
+    // The call waits under a signal that also fires at the deadline, or when a pause past it begins.
+    const deadline = linkedController(options.signal);
+    const entry = { startBy, drop: (error: StartDeadlineError) => deadline.abort(error) };
+    const timer = setTimeout(() => entry.drop(new StartDeadlineError(startBy, 'still waiting for a slot or its recipient\'s turn')), startBy - now);
+    this.#deadlines.add(entry);
+    try {
+      return await this.#run(recipient, call, { ...options, signal: deadline.signal });
+    } finally {
+      clearTimeout(timer);
+      this.#deadlines.delete(entry);
+      deadline.dispose();
+    }
+  }
+
+  async #run<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> {
     if (this.recipientSpacingMs === 0) return this.#enqueue(recipient, call, options, () => undefined);
     const previous = this.#turns.get(recipient) ?? Promise.resolve();
     let handOver!: () => void;
@@ -128,7 +178,13 @@ export class SenderLimiter {
     try {
       await raceAbort(previous, options.signal);
       const last = this.#lastByRecipient.get(recipient);
-      if (last !== undefined) await sleep(last + this.recipientSpacingMs - this.#now(), options.signal);
+      if (last !== undefined) {
+        const at = last + this.recipientSpacingMs;
+        if (options.startBy !== undefined && at > options.startBy) {
+          throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
+        }
+        await sleep(at - this.#now(), options.signal);
+      }
       uncount();
       return await this.#enqueue(recipient, call, options, release);
     } finally {
@@ -156,6 +212,8 @@ export class SenderLimiter {
           resolve(
             await this.#calls.add(
               async () => {
+                // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
+                if (options.startBy !== undefined && this.#now() > options.startBy) throw new StartDeadlineError(options.startBy, 'the deadline has passed');
                 started = true;
                 done();
                 this.#inFlight++;
@@ -215,12 +273,18 @@ export class SenderLimiter {
     while (this.#ends.length > 0 && now - (this.#ends[0] as number) >= this.windowMs) this.#ends.shift();
   }
 
-  /** Holds every call not yet started until `at` (ms since the epoch); a later `at` extends a running pause. */
+  /**
+   * Holds every call not yet started until `at` (ms since the epoch); a later `at` extends a running pause. A waiting
+   * call whose start deadline is before `at` is dropped at once (`StartDeadlineError`).
+   */
   pauseUntil(at: number): void {
     if (this.#cleared) return;
     const delay = at - this.#now();
     if (delay <= 0 || at <= this.#pausedUntil) return;
     this.#pausedUntil = at;
+    for (const entry of [...this.#deadlines]) {
+      if (entry.startBy < at) entry.drop(new StartDeadlineError(entry.startBy, `the sender is paused until ${new Date(at).toISOString()}`));
+    }
     this.#slots.pause();
     this.#calls.pause();
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);

@@ -6,7 +6,8 @@
  * `{"ok":false,"error_code":429,"description":"Too Many Requests: retry after N","parameters":{"retry_after":N}}`
  * (core.telegram.org/bots/api#making-requests, #responseparameters; ../shared/reference/providers-and-limits.md).
  * The status decides (`error_code`, or the HTTP status when the body has none); the description only names the
- * reason in the message.
+ * reason in the message. `ok: false` is never a sent message: with a 2xx status and an `error_code` that names no
+ * failure (or none), it is `ProviderRejected`.
  */
 import { parseRetryAfter, type HttpResponse } from '../http.js';
 import { bodySnippet, failure, isRecord, type ProviderErrorCode, type SendOutcome } from '../mapping.js';
@@ -73,5 +74,10 @@ export function mapTelegramResponse(response: HttpResponse): SendOutcome {
   if (rule !== undefined) return failure(rule.code, `telegram ${errorCode}: ${detail}`, response, { upstreamCode: errorCode });
   if (errorCode >= 500) return failure('ProviderUnavailable', `telegram ${errorCode}: ${detail}`, response, { upstreamCode: errorCode });
   if (errorCode >= 400) return failure('ProviderRejected', `telegram ${errorCode}: ${detail}`, response, { upstreamCode: errorCode });
+  // `ok: false` is Telegram's own word that this message was not sent: with a 2xx (or 4xx) status and no error code
+  // that names a failure, it is a refusal of this message, not an answer that cannot be read (nothing to check).
+  if ((status >= 200 && status < 300) || (status >= 400 && status < 500)) {
+    return failure('ProviderRejected', `telegram answered ${status} with ok:false (error_code ${errorCode}): ${detail}`, response, { upstreamCode: errorCode });
+  }
   return failure('ProviderBadResponse', `telegram answered ${status} not ok with error_code ${errorCode}: ${detail}`, response, { upstreamCode: errorCode });
 }

@@ -95,20 +95,56 @@ describe('interaction outbox', () => {
   });
 
   it('stops retrying a group when the signal of any of its items fires', async () => {
+    // The backoff's jitter at its top: the first retry comes after the whole 100 ms, not before the abort below.
+    const random = sinon.stub(Math, 'random').returns(0.9);
+    try {
+      const sender = new FakeInteractions(() => true);
+      const outbox = new InteractionOutbox({ sender, lingerMs: 10, retries: 5, initialDelayMs: 100, maxDelayMs: 100 });
+      const a = new AbortController();
+      const b = new AbortController();
+      const added = [outbox.add(interaction('a'), a.signal), outbox.add(interaction('b'), b.signal)];
+      for (const x of added) x.catch(() => undefined);
+      await clock.tickAsync(50);
+      assert.equal(sender.attempts, 1);
+      b.abort();
+      await clock.tickAsync(5000);
+      // The retry already waiting for its backoff runs (cockatiel does not cut a backoff short); none after it.
+      assert.equal(sender.attempts, 2, 'of 6 attempts allowed');
+      for (const x of added) await assert.rejects(x, /attempt 2/);
+      assert.deepEqual(signalTraces(a.signal), { listeners: 0, dependants: 0 });
+    } finally {
+      random.restore();
+    }
+  });
+
+  it('with a deadline: begins no retry that could end past it, and cuts an attempt\'s timeout to it', async () => {
     const sender = new FakeInteractions(() => true);
-    const outbox = new InteractionOutbox({ sender, lingerMs: 10, retries: 5, initialDelayMs: 100, maxDelayMs: 100 });
-    const a = new AbortController();
-    const b = new AbortController();
-    const added = [outbox.add(interaction('a'), a.signal), outbox.add(interaction('b'), b.signal)];
-    for (const x of added) x.catch(() => undefined);
-    await clock.tickAsync(50);
-    assert.equal(sender.attempts, 1);
-    b.abort();
+    // Backoff at most 100 ms, attempt at most 2000 ms: a retry is begun only 2100 ms or more before the deadline.
+    const outbox = new InteractionOutbox({ sender, lingerMs: 0, retries: 10, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
+    const t0 = Date.now();
+    const failed = outbox.add(interaction('a'), new AbortController().signal, t0 + 1000);
+    failed.catch(() => undefined);
     await clock.tickAsync(5000);
-    // The retry already waiting for its backoff runs (cockatiel does not cut a backoff short); none after it.
-    assert.equal(sender.attempts, 2, 'of 6 attempts allowed');
-    for (const x of added) await assert.rejects(x, /attempt 2/);
-    assert.deepEqual(signalTraces(a.signal), { listeners: 0, dependants: 0 });
+    await assert.rejects(failed, /attempt 1/);
+    assert.equal(sender.attempts, 1, 'no retry: it could not end by the deadline');
+
+    // A send that hangs is cut at the deadline (at least 1 s), not after the whole timeout.
+    const hanging = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, lingerMs: 0, timeoutMs: 10_000 });
+    const t1 = Date.now();
+    let settledAt: number | undefined;
+    const hung = hanging.add(interaction('b'), new AbortController().signal, t1 + 3000);
+    hung.catch(() => (settledAt = Date.now()));
+    await clock.tickAsync(20_000);
+    await assert.rejects(hung, /did not finish within 3000 ms/);
+    assert.equal(settledAt, t1 + 3000);
+
+    // Without a deadline, nothing changes: retried.
+    const again = new FakeInteractions((n) => n <= 2);
+    const free = new InteractionOutbox({ sender: again, lingerMs: 0, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
+    const ok = free.add(interaction('c'), new AbortController().signal);
+    await clock.tickAsync(5000);
+    await ok;
+    assert.equal(again.attempts, 3);
   });
 
   it('rejects bad options', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { ProviderError, type CodeOf } from '../../../src/errors.js';
-import { ANSWER_MAX_CHARS, createSendPolicy, decide, describeProviderAnswer, describeProviderError, failureDetail, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
+import { ANSWER_MAX_CHARS, createSendPolicy, decide, describeProviderAnswer, describeProviderError, failureDetail, rateLimitPause, resolveSendRetryOptions, retryAfterMs, scrub, SEND_RETRY_DEFAULTS, type SendDecision } from '../../../src/pipeline/send-policy.js';
 import { decodeSessionState, encodeSessionState, firstSendAt, MAX_HANDED_OVER_PAUSE_MS } from '../../../src/pipeline/session-state.js';
 
 describe('send policy', () => {
@@ -83,8 +83,38 @@ describe('send policy', () => {
       assert.equal(calls(), 1);
     });
 
+    it('tells each transient backoff delay before it is waited, not the 429 retries', async () => {
+      const delays: Array<[number, number]> = [];
+      const policy = createSendPolicy(resolveSendRetryOptions({ initialDelayMs: 100, maxDelayMs: 400 }), (ms) => delays.push([ms, Date.now()]));
+      const failures = [new ProviderError('ProviderUnavailable', '503'), new ProviderError('ProviderRateLimited', '429'), new ProviderError('ProviderTimeout', 'slow')];
+      const times: number[] = [];
+      let n = 0;
+      const result = policy.execute(async () => {
+        times.push(Date.now());
+        const failure = failures[n++];
+        if (failure) throw failure;
+        return 'ok';
+      });
+      await clock.tickAsync(10_000);
+      assert.equal(await result, 'ok');
+      assert.equal(delays.length, 2, 'two transient backoffs');
+      // Told when the backoff begins (the failed call's time), and the next call comes that much later.
+      assert.equal(delays[0]?.[1], times[0]);
+      assert.ok((times[1] as number) - (times[0] as number) >= Math.floor(delays[0]?.[0] ?? Infinity), 'the backoff told is the one waited');
+      assert.ok(delays.every(([ms]) => ms > 0 && ms <= 400), JSON.stringify(delays));
+    });
+
+    it('caps a 429 pause at maxRateLimitPauseMs, and names what the provider asked for', () => {
+      const options = resolveSendRetryOptions({ maxRateLimitPauseMs: 60_000 });
+      assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429', { retryAfterMs: 600_000 }), options), { pauseMs: 60_000, askedMs: 600_000 });
+      assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429', { retryAfterMs: 7000 }), options), { pauseMs: 7000, askedMs: 7000 });
+      assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429'), options), { pauseMs: 1000, askedMs: 1000 });
+    });
+
     it('validates its options', () => {
       assert.deepEqual(resolveSendRetryOptions(), SEND_RETRY_DEFAULTS);
+      assert.equal(SEND_RETRY_DEFAULTS.maxRateLimitPauseMs, 60_000);
+      assert.throws(() => resolveSendRetryOptions({ maxRateLimitPauseMs: 0 }), /maxRateLimitPauseMs must be an integer >= 1, found 0/);
       assert.throws(() => resolveSendRetryOptions({ rateLimitRetries: -1 }), /rateLimitRetries must be an integer >= 0, found -1/);
       assert.throws(() => resolveSendRetryOptions({ initialDelayMs: 500, maxDelayMs: 100 }), /maxDelayMs \(100\) must be >= initialDelayMs \(500\)/);
     });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
-import { SenderLimiter } from '../../../src/pipeline/sender-limiter.js';
+import { isStartDeadlineError, SenderLimiter } from '../../../src/pipeline/sender-limiter.js';
 import { worstCaseInWindow } from './dispatch-fakes.js';
 
 const calls = (r: { starts: number[]; ends: number[] }): Array<{ at: number; end: number }> => r.starts.map((at, i) => ({ at, end: r.ends[i] as number }));
@@ -169,6 +169,81 @@ describe('sender limiter', () => {
     assert.equal(await inFlight, 1);
     await clock.tickAsync(0);
     assert.equal(clock.countTimers(), 0);
+  });
+
+  describe('start deadline (startBy)', () => {
+    /** Settles `p` into what happened to it, without an unhandled rejection. */
+    function outcome<T>(p: Promise<T>): { value: () => T | Error | undefined } {
+      let v: T | Error | undefined;
+      p.then((x) => (v = x), (err: Error) => (v = err));
+      return { value: () => v };
+    }
+
+    it('rejects at once when the deadline has passed or a pause ends past it; nothing is called', async () => {
+      const limiter = new SenderLimiter({ messages: 5 });
+      const r = recorder();
+      const t0 = Date.now();
+      await assert.rejects(limiter.run('a', r.call, { startBy: t0 - 1 }), (err) => isStartDeadlineError(err) && /deadline has passed/.test(err.message));
+      limiter.pauseFor(5000);
+      await assert.rejects(limiter.run('a', r.call, { startBy: t0 + 4999 }), (err) => isStartDeadlineError(err) && /paused until/.test(err.message));
+      const ok = limiter.run('a', r.call, { startBy: t0 + 5000 });
+      await clock.tickAsync(6000);
+      assert.equal(await ok, 1, 'a pause that ends by the deadline is waited');
+      assert.equal(r.starts.length, 1);
+      assert.equal(r.starts[0], t0 + 5000);
+    });
+
+    it('rejects at once when the recipient\'s next turn is past the deadline, and keeps the turn order', async () => {
+      const limiter = new SenderLimiter({ messages: 5, perRecipientMs: 1000, guardMs: 10 });
+      const r = recorder(20);
+      const t0 = Date.now();
+      const first = limiter.run('chat', r.call);
+      const late = outcome(limiter.run('chat', r.call, { startBy: t0 + 500 }));
+      const third = limiter.run('chat', r.call);
+      await clock.tickAsync(20);
+      assert.ok(isStartDeadlineError(late.value()), 'known as soon as the first call ended (its turn: 1030 ms > 500 ms)');
+      await clock.tickAsync(3000);
+      assert.equal(await first, 1);
+      assert.equal(await third, 2);
+      assert.deepEqual(r.starts.map((t) => t - t0), [0, 1030], 'the third took the turn after the first');
+    });
+
+    it('drops a call still waiting for a slot when its deadline comes, and holds no slot for it', async () => {
+      const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 0 });
+      const r = recorder(100);
+      const t0 = Date.now();
+      const first = limiter.run('a', r.call, { startBy: t0 + 2000 });
+      const second = outcome(limiter.run('b', r.call, { startBy: t0 + 700 }));
+      const third = limiter.run('c', r.call, { startBy: t0 + 2000 });
+      await clock.tickAsync(699);
+      assert.equal(second.value(), undefined, 'still waiting');
+      await clock.tickAsync(1);
+      assert.ok(isStartDeadlineError(second.value()), 'dropped at its deadline');
+      assert.match(String(second.value()), /still waiting for a slot/);
+      await clock.tickAsync(2000);
+      assert.equal(await first, 1);
+      assert.equal(await third, 2);
+      assert.deepEqual(r.starts.map((t) => t - t0), [0, 1100], 'the dropped call took no slot');
+      assert.equal(limiter.stats().waiting, 0);
+    });
+
+    it('a pause that begins while calls wait drops those whose deadline is before its end, at once', async () => {
+      const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 0 });
+      const r = recorder(100);
+      const t0 = Date.now();
+      const first = limiter.run('a', r.call);
+      const soon = outcome(limiter.run('b', r.call, { startBy: t0 + 3000 }));
+      const later = limiter.run('c', r.call, { startBy: t0 + 60_000 });
+      await clock.tickAsync(200);
+      limiter.pauseFor(10_000);
+      await clock.tickAsync(0);
+      assert.ok(isStartDeadlineError(soon.value()) && /paused until/.test(String(soon.value())), 'dropped when the pause began');
+      await clock.tickAsync(20_000);
+      assert.equal(await first, 1);
+      assert.equal(await later, 2);
+      assert.equal(r.starts[1], t0 + 10_200, 'the other waited for the pause');
+      assert.equal(clock.countTimers(), 0, 'no deadline timer left');
+    });
   });
 
   it('rejects bad options, naming them', () => {

@@ -34,6 +34,10 @@ describe('mapTelegramResponse', () => {
     ['200 ok without result', answer(200, { ok: true }), 'ProviderAnswerUnreadable', undefined, /without an integer result.message_id/, 'unconfirmed'],
     ['200 ok with a string message_id', answer(200, { ok: true, result: { message_id: '12' } }), 'ProviderAnswerUnreadable', undefined, /message_id/, 'unconfirmed'],
     ['200 not ok with error_code 429', answer(200, telegramError(429, 'Too Many Requests: retry after 1', { retry_after: 1 })), 'ProviderRateLimited', 1000, /flood control/, 'rateLimited'],
+    ['200 not ok without error_code', answer(200, { ok: false, description: 'Bad Request: chat not found' }), 'ProviderRejected', undefined, /answered 200 with ok:false .*chat does not exist/, 'rejected'],
+    ['200 not ok with error_code 200', answer(200, { ok: false, error_code: 200, description: 'Something odd' }), 'ProviderRejected', undefined, /answered 200 with ok:false \(error_code 200\): Something odd/, 'rejected'],
+    ['200 not ok with error_code 403', answer(200, telegramError(403, 'Forbidden: bot was blocked by the user')), 'ProviderRejected', undefined, /the user blocked the bot/, 'rejected'],
+    ['302 not ok (not Telegram\'s answer)', answer(302, { ok: false }), 'ProviderBadResponse', undefined, /answered 302 not ok/, 'transient'],
   ];
   for (const [name, response, code, retryAfterMs, message, decision] of failures) {
     it(`${name} → ${code} (${decision})`, () => {

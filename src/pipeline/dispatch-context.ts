@@ -1,0 +1,124 @@
+/**
+ * The dispatch stage's options and what the sessions of one stage share, made from them once: the validated
+ * settings, the providers (one per channel), the counts and metrics, and the sessions held now.
+ */
+import type { Registry } from 'prom-client';
+import type { Channel } from '../channels/types.js';
+import { areaLogger, silentLogger, type Logger } from '../log.js';
+import type { Provider } from '../providers/provider.js';
+import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
+import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
+import type { OutboundMessage } from './messages.js';
+import type { InteractionSender } from './ports.js';
+import { resolveSendRetryOptions, type ResolvedSendRetryOptions, type SendRetryOptions } from './send-policy.js';
+
+/** The channels the stage knows (a `ChannelRegistry` fits). */
+export interface ChannelLookup {
+  byName(name: string): Channel | undefined;
+  all(): readonly Channel[];
+}
+
+export interface DispatchOptions {
+  channels: ChannelLookup;
+  /** The provider of a channel; called once per channel, the result is kept. */
+  provider: (channel: Channel) => Provider;
+  /** Where outcomes go (`interactions`). */
+  interactions: InteractionSender;
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+  /** Counters and histograms are registered here when given. */
+  registry?: Registry;
+  /**
+   * Added to how long a call holds its rate-limit slot after it ends (`rateLimit.intervalMs`) and to the
+   * per-recipient spacing, for timer granularity and clock steps; jitter itself is covered by counting from the
+   * call's end (see `sender-limiter.ts`). @defaultValue 10
+   */
+  guardMs?: number;
+  /** Retries of provider calls; see `SendRetryOptions`. */
+  retry?: SendRetryOptions;
+  /** Grouping and retrying of the sends to `interactions`. */
+  interactionBatching?: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
+  /**
+   * The per-message status callback URL (Twilio `StatusCallback`) of a send, e.g. built from `channel.publicBaseUrl`
+   * by the callbacks service; `undefined`: none. @defaultValue no status callbacks
+   */
+  statusCallbackUrl?: (channel: Channel, message: OutboundMessage) => string | undefined;
+  /** Timeout of the session state write in `onClose`. @defaultValue 10000 */
+  stateTimeoutMs?: number;
+  /**
+   * Kept free at the end of a session lock, to record and settle the last calls: a provider call starts no later than
+   * `lockedUntil - (channel.timeoutMs + lockMarginMs)`, and a batch that handed messages back at the lock deadline
+   * returns at `lockedUntil - lockMarginMs`. Keep it below the session loop's own lock margin (10 s with its default
+   * renewal), so that the loop releases the session after such a batch. @defaultValue 5000
+   */
+  lockMarginMs?: number;
+  /** The clock (ms since the epoch). @defaultValue Date.now */
+  now?: () => number;
+}
+
+function intOption(name: string, value: number, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`DispatchStage: ${name} must be an integer >= ${min}, found ${String(value)}`);
+  }
+  return value;
+}
+
+/** What the sessions of one stage share: settings, policies, providers, counters. */
+export class StageContext {
+  readonly channels: ChannelLookup;
+  readonly interactions: InteractionSender;
+  readonly log: Logger;
+  readonly guardMs: number;
+  readonly retry: ResolvedSendRetryOptions;
+  readonly batching: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
+  readonly stateTimeoutMs: number;
+  readonly lockMarginMs: number;
+  readonly now: () => number;
+  readonly metrics: DispatchMetrics | undefined;
+  readonly statusCallbackUrl: ((channel: Channel, message: OutboundMessage) => string | undefined) | undefined;
+  readonly counts = zeroCounts();
+  readonly sessions = new Set<SessionLoad>();
+  readonly #providerFactory: (channel: Channel) => Provider;
+  readonly #providers = new Map<string, Provider>();
+
+  /** Validates the options (a bad value throws a `TypeError` naming it) and registers the metrics. */
+  constructor(options: DispatchOptions) {
+    if (typeof options.channels?.byName !== 'function' || typeof options.channels.all !== 'function') {
+      throw new TypeError('DispatchStage: channels must have byName(name) and all()');
+    }
+    if (typeof options.provider !== 'function') throw new TypeError('DispatchStage: provider must be a function (channel) => Provider');
+    if (typeof options.interactions?.send !== 'function') throw new TypeError('DispatchStage: interactions must have a send function');
+    this.channels = options.channels;
+    this.interactions = options.interactions;
+    this.#providerFactory = options.provider;
+    this.log = areaLogger(options.log ?? silentLogger(), 'dispatch');
+    this.guardMs = intOption('guardMs', options.guardMs ?? 10, 0);
+    this.retry = resolveSendRetryOptions(options.retry);
+    this.batching = { ...options.interactionBatching };
+    this.stateTimeoutMs = intOption('stateTimeoutMs', options.stateTimeoutMs ?? 10_000, 1);
+    this.lockMarginMs = intOption('lockMarginMs', options.lockMarginMs ?? 5000, 0);
+    this.now = options.now ?? Date.now;
+    this.metrics = options.registry === undefined ? undefined : createDispatchMetrics(options.registry);
+    if (options.statusCallbackUrl !== undefined && typeof options.statusCallbackUrl !== 'function') {
+      throw new TypeError('DispatchStage: statusCallbackUrl must be a function (channel, message) => string | undefined');
+    }
+    this.statusCallbackUrl = options.statusCallbackUrl;
+    // Fail at start-up, not on the first message, when the batching options are wrong.
+    new InteractionOutbox({ sender: this.interactions, ...this.batching }).close();
+  }
+
+  /** The provider of a channel, created once. */
+  providerFor(channel: Channel): Provider {
+    let provider = this.#providers.get(channel.name);
+    if (provider === undefined) {
+      provider = this.#providerFactory(channel);
+      this.#providers.set(channel.name, provider);
+    }
+    return provider;
+  }
+
+  /** Counts one message's outcome (`dispatch_messages_total`), when there is a registry. */
+  count(channel: string, outcome: MessageOutcome): void {
+    this.metrics?.messages.inc({ channel, outcome });
+  }
+}

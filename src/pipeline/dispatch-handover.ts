@@ -1,0 +1,133 @@
+/**
+ * How a sender moves between holders of its `outbound` session (see `session-state.ts` for the state itself): the new
+ * holder builds the sender's limiter and waits out the window the last holder left in the session state; at close the
+ * holder saves its last window (and a running 429 pause) as the session state, and when that save fails it keeps the
+ * session until that window has passed (never past the session lock), so the next holder cannot call within it.
+ */
+import type { Channel } from '../channels/types.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StageContext } from './dispatch-context.js';
+import type { AcceptedSession, SessionCloseReason } from './ports.js';
+import { SenderLimiter } from './sender-limiter.js';
+import { decodeSessionState, encodeSessionState, firstSendAt, type DispatchSessionState } from './session-state.js';
+
+/** Resolves after `ms`; its timer does not keep the process alive. */
+function unrefDelay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
+}
+
+/** The hand-over of one held session's sender: `takeOver` when the session is accepted, `handOver` when it closes. */
+export class SenderHandOver {
+  readonly #session: AcceptedSession;
+  readonly #stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs'>;
+  readonly #log: Logger;
+  readonly #lockedUntil: () => number | undefined;
+  readonly #hadState: boolean;
+
+  /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
+  constructor(session: AcceptedSession, stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs'>, log: Logger, lockedUntil: () => number | undefined) {
+    this.#session = session;
+    this.#stage = stage;
+    this.#log = log;
+    this.#lockedUntil = lockedUntil;
+    this.#hadState = session.state !== undefined && session.state.length > 0;
+  }
+
+  /** The limiter of the channels that send as this session, paused until the last holder's window has passed. */
+  takeOver(channels: Channel[]): SenderLimiter {
+    // Channels sharing a sender share its limit: the strictest of their settings.
+    const limits = channels.map((c) => c.rateLimit);
+    const limiter = new SenderLimiter({
+      messages: Math.min(...limits.map((l) => l.messages)),
+      intervalMs: Math.max(...limits.map((l) => l.intervalMs)),
+      concurrency: Math.min(...limits.map((l) => l.concurrency)),
+      perRecipientMs: Math.max(...limits.map((l) => l.perRecipientMs)),
+      guardMs: this.#stage.guardMs,
+      now: this.#stage.now,
+    });
+    const decoded = decodeSessionState(this.#session.state);
+    const now = this.#stage.now();
+    let holdUntil: number;
+    if (decoded.ok) {
+      holdUntil = firstSendAt(decoded.state, Math.max(limiter.windowMs, limiter.recipientSpacingMs), now);
+    } else {
+      holdUntil = now + Math.max(limiter.windowMs, limiter.recipientSpacingMs);
+      this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
+    }
+    if (holdUntil > now) {
+      limiter.pauseUntil(holdUntil);
+      this.#log.info('session taken over within the last holder\'s window: waiting before the first send', { waitMs: holdUntil - now });
+    }
+    return limiter;
+  }
+
+  /**
+   * Saves the limiter's last window (and a running pause) as the session state and clears the limiter; when the save
+   * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when there
+   * is nothing to hand over and the session had no state.
+   */
+  async handOver(limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+    const state: DispatchSessionState = { v: 1, sentAt: limiter.recentCalls() };
+    const pausedUntil = limiter.pausedUntil;
+    if (pausedUntil !== undefined) state.pausedUntil = pausedUntil;
+    limiter.clear();
+    if (this.#hadState || state.sentAt.length > 0 || pausedUntil !== undefined) {
+      const saved = await this.#saveState(state);
+      if (!saved) await this.#holdAfterLostState(state, limiter, reason);
+    }
+  }
+
+  /** True when the state was written. */
+  async #saveState(state: DispatchSessionState): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#session.setState(encodeSessionState(state)),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`setState did not finish within ${this.#stage.stateTimeoutMs} ms`)), this.#stage.stateTimeoutMs);
+        }),
+      ]);
+      this.#log.debug('session state saved', { sentAt: state.sentAt.length, pausedUntil: state.pausedUntil });
+      return true;
+    } catch (err) {
+      this.#log.warn('session state not saved', { err: errorMessage(err) });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The state could not be handed over: keep the session until the window it describes has passed, or a running pause
+   * has ended, at most one full window (`windowMs`, or the recipient spacing when longer) from now, but not past the
+   * session lock (from then on another replica may take the session anyway: holding protects nothing). Not when the
+   * lock is already lost: the session is someone else's by then. The hold's timer does not keep the process alive: a
+   * process that is ending has nothing left to protect.
+   */
+  async #holdAfterLostState(state: DispatchSessionState, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+    if (reason === 'lockLost') {
+      this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
+      return;
+    }
+    const windowMs = Math.max(limiter.windowMs, limiter.recipientSpacingMs);
+    const now = this.#stage.now();
+    const windowEnd = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
+    const lockedUntil = this.#lockedUntil() ?? Infinity;
+    const until = Math.min(windowEnd, lockedUntil);
+    if (until <= now) {
+      if (windowEnd > now) this.#log.warn('session state not saved and the session lock is ending: the next holder may start within this sender\'s window', { windowLeftMs: windowEnd - now });
+      return;
+    }
+    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', {
+      holdMs: until - now,
+      ...(until < windowEnd ? { windowLeftMs: windowEnd - now, boundByLock: true } : {}),
+      sentAt: state.sentAt.length,
+      pausedUntil: state.pausedUntil,
+    });
+    await unrefDelay(until - now);
+  }
+}

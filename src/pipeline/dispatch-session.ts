@@ -1,0 +1,203 @@
+/**
+ * The dispatch stage's handler of one held sender session: reads each delivery of a batch (parse, channel checks),
+ * sends it through the sender's limiter (`dispatch-send.ts`), records the outcome (`dispatch-outcome.ts`) and settles
+ * it once (`dispatch-settlement.ts`), within the session lock's deadline (`lock-deadline.ts`); on close, hands back
+ * what waits and hands the sender over (`dispatch-handover.ts`).
+ */
+import { setMaxListeners } from 'node:events';
+import { delay, linkedController } from '../abort.js';
+import type { Channel } from '../channels/types.js';
+import { errorMessage, isEventError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StageContext } from './dispatch-context.js';
+import { SenderHandOver } from './dispatch-handover.js';
+import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './dispatch-outcome.js';
+import { sendMessage, type BatchControl, type SendOutcome } from './dispatch-send.js';
+import { Settlement } from './dispatch-settlement.js';
+import { InteractionOutbox } from './interaction-outbox.js';
+import { lastCallStart, LockDeadlineReached, lockMarginStart, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
+import { parseOutboundMessage, type OutboundMessage } from './messages.js';
+import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler } from './ports.js';
+import type { SenderLimiter } from './sender-limiter.js';
+
+/**
+ * The handler of one held sender session; `onClose` hands back what waits and saves the session state (when that
+ * fails, it holds the session until the last window has passed; see `DispatchSession.#close`).
+ */
+export interface DispatchSessionHandler extends SessionHandler {
+  onClose(reason?: SessionCloseReason): Promise<void>;
+}
+
+export class DispatchSession implements DispatchSessionHandler {
+  readonly #stage: StageContext;
+  readonly #session: AcceptedSession;
+  readonly #log: Logger;
+  readonly #limiter: SenderLimiter | undefined;
+  readonly #outbox: InteractionOutbox;
+  readonly #recorder: OutcomeRecorder;
+  readonly #handOver: SenderHandOver;
+  readonly #closeController = new AbortController();
+  readonly #batches = new Set<Promise<void>>();
+  #sending = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(stage: StageContext, session: AcceptedSession) {
+    this.#stage = stage;
+    this.#session = session;
+    this.#log = stage.log.child({ sessionId: session.sessionId });
+    this.#outbox = new InteractionOutbox({
+      sender: stage.interactions,
+      ...stage.batching,
+      onError: (err, attempt, size) => {
+        stage.counts.interactionSendFailures++;
+        this.#log.warn('sending interactions failed', { attempt, size, err: errorMessage(err) });
+      },
+    });
+    this.#recorder = new OutcomeRecorder(stage, this.#outbox, () => this.#lockedUntil());
+    this.#handOver = new SenderHandOver(session, stage, this.#log, () => this.#lockedUntil());
+    const channels = stage.channels.all().filter((c) => c.senderKey === session.sessionId);
+    this.#limiter = channels.length === 0 ? undefined : this.#handOver.takeOver(channels);
+    if (this.#limiter === undefined) {
+      this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', { sessionId: session.sessionId });
+    }
+    stage.sessions.add(this);
+  }
+
+  limiterStats(): { waiting: number; inFlight: number } {
+    return this.#limiter?.stats() ?? { waiting: 0, inFlight: 0 };
+  }
+
+  async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void> {
+    // One signal per batch, fired by the loop's signal or by onClose; its listeners on those long-lived signals are
+    // removed when the batch ends (not AbortSignal.any: see linkedController).
+    const linked = linkedController(signal, this.#closeController.signal);
+    // What has not reached the provider stops on it, and also at the session lock's deadline.
+    const starts = linkedController(linked.signal);
+    // Every waiting message listens to them (limiter, retry): as many listeners as the batch has messages.
+    setMaxListeners(0, linked.signal, starts.signal);
+    let handedBack = false;
+    const control: BatchControl = {
+      signal: linked.signal,
+      starts: starts.signal,
+      lockDeadline: (why) => {
+        handedBack = true;
+        if (starts.signal.aborted) return;
+        this.#log.info('the session lock ends before the rest of this batch can be sent: handing back what has not reached the provider', {
+          why,
+          lockedUntil: this.#lockedUntil(),
+        });
+        starts.abort(new LockDeadlineReached(`session lock deadline: ${why}`));
+      },
+    };
+    const batch = Promise.all(deliveries.map((d) => this.#handle(d, control))).then(() => undefined);
+    this.#batches.add(batch);
+    try {
+      await batch;
+      if (handedBack) await this.#endInLockMargin(linked.signal);
+    } finally {
+      this.#batches.delete(batch);
+      starts.dispose();
+      linked.dispose();
+    }
+  }
+
+  /** The session lock's deadline, when the session loop gives one (ms since the epoch). */
+  #lockedUntil(): number | undefined {
+    return sessionLockedUntil(this.#session);
+  }
+
+  /** The latest start of a call on this channel: its end, timeout included, leaves `lockMarginMs` of the lock. */
+  #callBy(channel: Channel): number | undefined {
+    return lastCallStart(this.#lockedUntil(), channel.timeoutMs, this.#stage.lockMarginMs);
+  }
+
+  /**
+   * After a hand-back at the lock deadline, returns at `lockedUntil - lockMarginMs` (or when the batch is stopped):
+   * the session loop releases a session whose batch ended within its lock margin; a batch that returned at once would
+   * make it receive the handed-back messages again at once (each time one more delivery) until then.
+   */
+  async #endInLockMargin(signal: AbortSignal): Promise<void> {
+    const at = lockMarginStart(this.#lockedUntil(), this.#stage.lockMarginMs);
+    if (at === undefined) return;
+    await delay(at - this.#stage.now(), signal);
+  }
+
+  async #handle(delivery: Delivery, batch: BatchControl): Promise<void> {
+    const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
+    try {
+      await this.#process(delivery, settlement, batch);
+    } catch (err) {
+      // Not expected: every path settles. Hand the message back rather than lose it.
+      this.#log.error('unexpected failure while dispatching', { messageId: delivery.messageId, err: errorMessage(err) });
+      if (!settlement.done) await settlement.abandon();
+    }
+  }
+
+  async #process(delivery: Delivery, settlement: Settlement, batch: BatchControl): Promise<void> {
+    const stage = this.#stage;
+    let msg: OutboundMessage;
+    try {
+      msg = parseOutboundMessage(delivery.body);
+    } catch (err) {
+      const reason = isEventError(err) ? err.code : 'EventUndecodable';
+      this.#log.warn('outbound message unreadable: dead-lettered', { messageId: delivery.messageId, reason, err: errorMessage(err) });
+      stage.count('(unreadable)', 'invalid');
+      await settlement.deadLetter(reason, errorMessage(err));
+      return;
+    }
+    const log = this.#log.child({ activityKey: msg.key, channel: msg.channel });
+    const channel = stage.channels.byName(msg.channel);
+    if (channel === undefined) {
+      const known = stage.channels.all().map((c) => c.name).join(', ') || 'none';
+      const description = `channel '${msg.channel}' is not configured (configured channels: ${known})`;
+      log.warn('unknown channel: dead-lettered', { description });
+      stage.count(msg.channel, 'invalid');
+      await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.unknownChannel, description);
+      return;
+    }
+    if (channel.senderKey !== this.#session.sessionId || this.#limiter === undefined) {
+      const description = `channel '${channel.name}' sends as session '${channel.senderKey}', but this message came in session '${this.#session.sessionId}'`;
+      log.warn('message in the wrong session: dead-lettered', { description });
+      stage.count(channel.name, 'invalid');
+      await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.sessionMismatch, description);
+      return;
+    }
+    if (batch.starts.aborted) {
+      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      return;
+    }
+    if (delivery.deliveryCount > 1) log.debug('delivered again: the provider may have it already (same idempotency key)', { deliveryCount: delivery.deliveryCount });
+
+    this.#sending++;
+    let recording: Promise<void> | undefined;
+    let outcome: SendOutcome;
+    try {
+      outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel));
+      recording = this.#recorder.record(msg, channel, outcome, settlement, batch.signal, log);
+    } finally {
+      this.#sending--;
+      // Nothing else of this session waits for the provider: send the grouped outcomes now.
+      if (this.#sending === 0) this.#outbox.flush();
+    }
+    await recording;
+  }
+
+  onClose(reason?: SessionCloseReason): Promise<void> {
+    this.#closing ??= this.#close(reason);
+    return this.#closing;
+  }
+
+  /**
+   * Hands back what still waits (calls in flight finish and are recorded), then hands the sender over: saves the last
+   * window as the session state, or, when that save fails or times out, keeps the session (returns later) until that
+   * window has passed (see `SenderHandOver.handOver`).
+   */
+  async #close(reason: SessionCloseReason | undefined): Promise<void> {
+    this.#closeController.abort(new Error('session closing'));
+    await Promise.allSettled([...this.#batches]);
+    this.#outbox.close();
+    const limiter = this.#limiter;
+    if (limiter !== undefined) await this.#handOver.handOver(limiter, reason);
+    this.#stage.sessions.delete(this);
+  }
+}

@@ -48,22 +48,33 @@
  * would need one are set to be abandoned at once (the wait before abandoning is capped by what is left of the budget).
  *
  * The stage imports no SDK: the decoder, the Dataverse reads, the outbound sender and the channels are injected.
+ *
+ * This file is the stage (its options, the batch flow, the enrichment and the settlements). Its parts: channel choice
+ * in intake-routing.ts, the reads' retry/throttle/budget rules in intake-reads.ts, the send to `outbound` in
+ * intake-send.ts, the batch state they share in intake-batch.ts, the counts in intake-metrics.ts, and the deadline and
+ * backoff arithmetic (shared with the recorder) in retry-budget.ts.
  */
-import { delay, linkedController, raceAbort } from '../abort.js';
-import { Counter, type Registry } from 'prom-client';
+import { delay, linkedController } from '../abort.js';
+import type { Registry } from 'prom-client';
 import type { Channel } from '../channels/types.js';
-import { ConfigError, errorMessage, isDataverseError, isEventError, type CodeOf, type ConfigProblem } from '../errors.js';
+import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type RealtimeContext } from './messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from './ports.js';
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from './events.js';
 import { placeholders, renderText } from './render.js';
+import { count, type AttemptRules, type BatchState, type Item } from './intake-batch.js';
+import { IntakeMetrics, type IntakeOutcome, type IntakeStats } from './intake-metrics.js';
+import { IntakeReads } from './intake-reads.js';
+import { IntakeRouting, type TiledChannel } from './intake-routing.js';
+import { IntakeSend, type Outgoing } from './intake-send.js';
+import { budgetLeft } from './retry-budget.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
 /** Where an event came from (the decoder's `EventOrigin`). */
 export type IntakeEventOrigin = EventOrigin;
-export type { ActivityEvent, TruncatedActivityEvent, RealtimeEvent };
+export type { ActivityEvent, TruncatedActivityEvent, RealtimeEvent, IntakeStats };
 
 /** The configured channels, as intake needs them. */
 export interface IntakeChannels {
@@ -155,150 +166,72 @@ export interface IntakeOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-/** Counts since construction (a snapshot). */
-export interface IntakeStats {
-  batches: number;
-  /** Deliveries handed to `handle`. */
-  received: number;
-  /** Deliveries completed after their message went to `outbound` (a repeat within one batch is sent once). */
-  sent: number;
-  /** Activities whose contact had opted out: completed without a message. */
-  skippedByCompliance: number;
-  deadLettered: number;
-  /** Dead letters per reason. */
-  deadLetterReasons: Record<string, number>;
-  abandoned: number;
-  /** Reads and sends tried again within a batch (one per failed attempt that was retried). */
-  retries: number;
-}
-
-type Outcome = 'sent' | 'skipped_compliance' | 'dead_lettered' | 'abandoned';
-
-/**
- * One delivery of the batch and what is known about it. `open` until settled, or `waiting` to be abandoned when the
- * batch ends (after its `wait`).
- */
-interface Item {
-  delivery: Delivery;
-  state: 'open' | 'waiting' | 'settled';
-  /** Correlation fields for every log line about it. */
-  fields: Record<string, unknown>;
-  /** Why it is abandoned when the batch ends with it unsettled. */
-  pending?: string;
-  /** The wait before it is abandoned: `redelivery` grows with the delivery count; `pause` is the batch's `pauseMs`. */
-  wait?: 'redelivery' | 'pause';
-}
-
 interface ActivityItem {
   item: Item;
   event: ActivityEvent;
 }
 
 interface PickedActivity extends ActivityItem {
-  channel: Channel & { tile: NonNullable<Channel['tile']> };
+  channel: TiledChannel;
   template: string;
 }
-
-interface Outgoing {
-  item: Item;
-  message: OutboundMessage;
-  sessionId: string;
-}
-
-interface BatchState {
-  /** The handler's signal: aborted, every read, send and wait ends and what is not settled is abandoned. */
-  signal: AbortSignal;
-  /** Aborts with `signal` or when the stage stops: cuts waits short (a wait cut short means no further attempt). */
-  waits: AbortSignal;
-  /** Settlements started; awaited before `handle` returns. */
-  settling: Promise<void>[];
-  /**
-   * Set by a `Retry-After` above `maxThrottleWaitMs` or by `DataverseUnauthorized`: no more reads in this batch; how
-   * long to wait before abandoning the deliveries that wait on it (the longest seen).
-   */
-  pauseMs: number | undefined;
-  /** Resolves when the batch's longest running `Retry-After` has run out; every read attempt waits for it. */
-  gate: Promise<void> | undefined;
-  /** `Date.now()` by which the batch has ended (`batchBudgetMs` after the start of `handle`). */
-  deadline: number;
-  /** Whether running out of the budget was logged (once per batch). */
-  outOfBudget: boolean;
-}
-
-type TiledChannel = Channel & { tile: NonNullable<Channel['tile']> };
-
-const INTAKE_EVENTS = 'channel_relay_intake_events_total';
-const INTAKE_DEAD_LETTERS = 'channel_relay_intake_dead_letters_total';
 
 export class IntakeStage {
   readonly #decode: IntakeOptions['decode'];
   readonly #activityFromRow: IntakeOptions['activityFromRow'];
   readonly #reads: DataverseReads;
-  readonly #outbound: OutboundSender;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #readConcurrency: number;
-  readonly #readAttempts: number;
-  readonly #sendAttempts: number;
-  readonly #backoffMs: number;
-  readonly #maxBackoffMs: number;
   readonly #abandonDelayMs: number;
   readonly #maxAbandonDelayMs: number;
   readonly #maxThrottleWaitMs: number;
-  readonly #defaultThrottleWaitMs: number;
-  readonly #unauthorizedPauseMs: number;
   readonly #batchBudgetMs: number;
   readonly #callTimeoutMs: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Aborted by `stop()`. */
   readonly #stopping = new AbortController();
-  /** Tile entity type → the channels of that tile. */
-  readonly #byEntityType = new Map<string, TiledChannel[]>();
-  /** `msdyn_channeldefinition` id (lower case) → the channels serving it. */
-  readonly #byDefinition = new Map<string, Channel[]>();
-  readonly #events: Counter<'outcome'> | undefined;
-  readonly #deadLetters: Counter<'reason'> | undefined;
-  readonly #stats: IntakeStats = { batches: 0, received: 0, sent: 0, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 };
+  /** The Dataverse reads of a batch with their retries. */
+  readonly #readRetries: IntakeReads;
+  /** The sends of a batch to `outbound` with their retries. */
+  readonly #sender: IntakeSend;
+  readonly #routing: IntakeRouting;
+  readonly #metrics: IntakeMetrics;
 
   constructor(options: IntakeOptions) {
     this.#decode = options.decode;
     this.#activityFromRow = (row, origin) => options.activityFromRow(row, origin);
     this.#reads = options.reads;
-    this.#outbound = options.outbound;
     this.#log = areaLogger(options.log ?? silentLogger(), 'intake');
     this.#now = options.now ?? Date.now;
     this.#readConcurrency = positiveInteger('readConcurrency', options.readConcurrency, 4);
-    this.#readAttempts = positiveInteger('readAttempts', options.readAttempts, 6);
-    this.#sendAttempts = positiveInteger('sendAttempts', options.sendAttempts, 6);
-    this.#backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
-    this.#maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
+    const readAttempts = positiveInteger('readAttempts', options.readAttempts, 6);
+    const sendAttempts = positiveInteger('sendAttempts', options.sendAttempts, 6);
+    const backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
+    const maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
     this.#abandonDelayMs = nonNegative('abandonDelayMs', options.abandonDelayMs, 2000);
     this.#maxAbandonDelayMs = nonNegative('maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000);
     this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
-    this.#defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
-    this.#unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
+    const defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
+    const unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
     this.#callTimeoutMs = positive('callTimeoutMs', options.callTimeoutMs, 30_000);
     this.#batchBudgetMs = positive('batchBudgetMs', options.batchBudgetMs, 240_000);
     if (this.#batchBudgetMs < this.#callTimeoutMs) {
       throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${this.#callTimeoutMs}): no read or send could start within the budget`);
     }
     this.#sleep = options.sleep ?? delay;
+    const attempts: AttemptRules = { backoffMs, maxBackoffMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
+    const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);
+    this.#readRetries = new IntakeReads({ ...attempts, readAttempts, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, unauthorizedPauseMs, deadLetter });
+    this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendAttempts, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
 
-    for (const channel of options.channels.all()) {
-      if (channel.tile) push(this.#byEntityType, channel.tile.entityType, channel as TiledChannel);
-      if (channel.channelDefinitionId) push(this.#byDefinition, channel.channelDefinitionId.toLowerCase(), channel);
-    }
-    checkChannels(this.#byEntityType, this.#byDefinition);
-
-    if (options.registry) {
-      this.#events = counter(options.registry, INTAKE_EVENTS, 'Activities events handled by intake, by outcome.', 'outcome');
-      this.#deadLetters = counter(options.registry, INTAKE_DEAD_LETTERS, 'Activities events dead-lettered by intake, by reason.', 'reason');
-    }
+    this.#routing = new IntakeRouting(options.channels.all());
+    this.#metrics = new IntakeMetrics(options.registry);
   }
 
   /** A snapshot of the counts since construction. */
   stats(): IntakeStats {
-    return { ...this.#stats, deadLetterReasons: { ...this.#stats.deadLetterReasons } };
+    return this.#metrics.snapshot();
   }
 
   /**
@@ -316,11 +249,20 @@ export class IntakeStage {
    * aborts first). Never rejects.
    */
   async handle(batch: readonly Delivery[], signal: AbortSignal): Promise<void> {
-    this.#stats.batches += 1;
-    this.#stats.received += batch.length;
+    this.#metrics.batch(batch.length);
     const deadline = Date.now() + this.#batchBudgetMs;
     const waits = linkedController(signal, this.#stopping.signal);
-    const b: BatchState = { signal, waits: waits.signal, settling: [], pauseMs: undefined, gate: undefined, deadline, outOfBudget: false };
+    const b: BatchState = {
+      signal,
+      waits: waits.signal,
+      settling: [],
+      pauseMs: undefined,
+      gate: undefined,
+      deadline,
+      batchBudgetMs: this.#batchBudgetMs,
+      callTimeoutMs: this.#callTimeoutMs,
+      outOfBudget: false,
+    };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
     try {
       const activities: ActivityItem[] = [];
@@ -335,11 +277,11 @@ export class IntakeStage {
       }
       // Real-time messages need no read: they go while the activities are read (and perhaps retried).
       const outcomes = await Promise.allSettled([
-        this.#send(b, realtime),
+        this.#sender.send(b, realtime),
         (async () => {
           if (activities.length === 0 && truncated.length === 0) return;
           activities.push(...(await this.#readTruncated(b, truncated)));
-          await this.#send(b, await this.#marketing(b, activities));
+          await this.#sender.send(b, await this.#marketing(b, activities));
         })(),
       ]);
       for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
@@ -380,18 +322,12 @@ export class IntakeStage {
   }
 
   #realtime(b: BatchState, item: Item, event: RealtimeEvent, out: Outgoing[]): void {
-    const candidates = this.#byDefinition.get(event.channelDefinitionId.toLowerCase()) ?? [];
-    const channel = candidates.length === 1 ? candidates[0] : candidates.find((c) => c.sender === event.from);
-    if (!channel) {
-      const description =
-        candidates.length === 0
-          ? `no channel is configured for channel definition ${event.channelDefinitionId} (ChannelDefinitionId of request ${event.requestId}); ` +
-            `configured channel definitions: ${list([...this.#byDefinition.keys()])}`
-          : `channel definition ${event.channelDefinitionId} (request ${event.requestId}) has ${candidates.length} channels and none has the sender ` +
-            `'${event.from}' (From); their senders: ${list(candidates.map((c) => `${c.name}: '${c.sender}'`))}`;
-      this.#deadLetter(b, item, 'EventUnknownChannel', description);
+    const routed = this.#routing.realtime(event);
+    if (!routed.ok) {
+      this.#deadLetter(b, item, 'EventUnknownChannel', routed.description);
       return;
     }
+    const channel = routed.value;
     const parts = event.message;
     const textKey = 'text' in parts ? 'text' : (Object.keys(parts).find((k) => k.toLowerCase() === 'text') ?? Object.keys(parts)[0]);
     const text = textKey === undefined ? undefined : parts[textKey];
@@ -419,10 +355,10 @@ export class IntakeStage {
     const out: ActivityItem[] = [];
     await eachLimit(truncated, this.#readConcurrency, async ({ item, event }) => {
       const what = `reading activity row ${event.activityRowId} (the event was truncated by Dataverse)`;
-      const read = await this.#read(b, [item], what, () => this.#reads.activity(event.activityRowId, b.signal));
+      const read = await this.#readRetries.read(b, [item], what, () => this.#reads.activity(event.activityRowId, b.signal));
       if (read === undefined) return;
       if (!read.ok) {
-        this.#readFailed(b, [item], read.error, what, read.attempts);
+        this.#readRetries.failed(b, [item], read.error, what, read.attempts);
         return;
       }
       const row = read.value;
@@ -455,16 +391,9 @@ export class IntakeStage {
   async #marketing(b: BatchState, activities: readonly ActivityItem[]): Promise<Outgoing[]> {
     const withChannels: Array<ActivityItem & { candidates: TiledChannel[] }> = [];
     for (const a of activities) {
-      const candidates = this.#byEntityType.get(a.event.entityType);
-      if (!candidates) {
-        this.#deadLetter(
-          b,
-          a.item,
-          'EventUnknownChannel',
-          `no channel is configured for entity type '${a.event.entityType}' (msdyncrm_entitytype of activity ${a.event.activityId}); ` +
-            `the channels' tiles have: ${list([...this.#byEntityType.keys()])}`,
-        );
-      } else withChannels.push({ ...a, candidates });
+      const routed = this.#routing.candidates(a.event);
+      if (!routed.ok) this.#deadLetter(b, a.item, 'EventUnknownChannel', routed.description);
+      else withChannels.push({ ...a, candidates: routed.value });
     }
     const picked = await this.#readMessageRecords(b, withChannels);
     return this.#readContactsAndRender(b, picked);
@@ -494,10 +423,10 @@ export class IntakeStage {
     await eachLimit([...records.values()], this.#readConcurrency, async (record) => {
       const items = record.members.map((m) => m.item);
       const what = `reading message record ${record.entitySetName}(${record.id})`;
-      const read = await this.#read(b, items, what, () => this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal));
+      const read = await this.#readRetries.read(b, items, what, () => this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal));
       if (read === undefined) return;
       if (!read.ok) {
-        this.#readFailed(b, items, read.error, what, read.attempts);
+        this.#readRetries.failed(b, items, read.error, what, read.attempts);
         return;
       }
       const row = read.value;
@@ -521,13 +450,12 @@ export class IntakeStage {
 
   #pickChannel(b: BatchState, a: ActivityItem & { candidates: TiledChannel[] }, row: Row, entitySetName: string): PickedActivity | undefined {
     const where = `message record ${entitySetName}(${a.event.entityId}) of activity ${a.event.activityId}`;
-    const channel = a.candidates.length === 1 ? a.candidates[0] : a.candidates.find((c) => c.channelField !== undefined && row[c.channelField] === c.name);
-    if (!channel) {
-      const fields = [...new Set(a.candidates.flatMap((c) => (c.channelField === undefined ? [] : [c.channelField])))];
-      const found = fields.map((f) => `${f} = ${row[f] === undefined || row[f] === null ? 'nothing' : JSON.stringify(row[f])}`).join(', ');
-      this.#deadLetter(b, a.item, 'EventUnknownChannel', `${where} names no configured channel (${found}); the channels for '${a.event.entityType}' are: ${list(a.candidates.map((c) => c.name))}`);
+    const routed = this.#routing.byRecord(a.event, a.candidates, row, where);
+    if (!routed.ok) {
+      this.#deadLetter(b, a.item, 'EventUnknownChannel', routed.description);
       return undefined;
     }
+    const channel = routed.value;
     const template = row[channel.textField];
     if (typeof template !== 'string' || template.trim() === '') {
       this.#deadLetter(b, a.item, 'MessageTextMissing', `${where} has no text in ${channel.textField} (the text column of channel ${channel.name})`);
@@ -565,7 +493,7 @@ export class IntakeStage {
     };
     const what = (n: number, columns: readonly string[]): string => `reading the contacts of ${count(n, 'activity', 'activities')} with columns ${columns.join(', ')}`;
     const allItems = activities.map((a) => a.item);
-    const first = await this.#read(b, allItems, what(allItems.length, all), () => read(activities, all));
+    const first = await this.#readRetries.read(b, allItems, what(allItems.length, all), () => read(activities, all));
     if (first === undefined) return [];
     if (!first.ok) {
       const err = first.error;
@@ -574,13 +502,13 @@ export class IntakeStage {
         for (const group of groups.values()) {
           const items = group.members.map((m) => m.item);
           const columns = [...base, ...group.columns];
-          const result = await this.#read(b, items, what(items.length, columns), () => read(group.members, columns));
+          const result = await this.#readRetries.read(b, items, what(items.length, columns), () => read(group.members, columns));
           if (result?.ok) continue;
-          if (result !== undefined) this.#readFailed(b, items, result.error, what(items.length, columns), result.attempts);
+          if (result !== undefined) this.#readRetries.failed(b, items, result.error, what(items.length, columns), result.attempts);
           for (const i of items) failed.add(i);
         }
       } else {
-        this.#readFailed(b, allItems, err, what(allItems.length, all), first.attempts);
+        this.#readRetries.failed(b, allItems, err, what(allItems.length, all), first.attempts);
         return [];
       }
     }
@@ -633,210 +561,7 @@ export class IntakeStage {
     return { v: MESSAGE_VERSION, key: event.activityId, channel: channel.name, to, text: renderText(a.template, contact), purpose: 'journey', context, acceptedAt };
   }
 
-  // ── sending ───────────────────────────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * Sends the open messages in one call, tried again up to `sendAttempts`; a message too large for `outbound` is
-   * dead-lettered and the call made again without it. Completes the deliveries sent.
-   */
-  async #send(b: BatchState, outgoing: readonly Outgoing[]): Promise<void> {
-    const open = outgoing.filter((o) => o.item.state === 'open');
-    if (open.length === 0 || b.signal.aborted) return;
-    // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
-    const byKey = new Map<string, Outgoing[]>();
-    for (const o of open) push(byKey, o.message.key, o);
-    let failures = 0;
-    for (;;) {
-      const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
-      if (messages.length === 0) return;
-      if (!this.#fits(b)) {
-        const why = failures === 0 ? 'outbound send not started' : `outbound send failed (${count(failures, 'attempt', 'attempts')}), not tried again`;
-        this.#outOfBudget(b, [...byKey.values()].flat().map((o) => o.item), why);
-        return;
-      }
-      try {
-        await raceAbort(this.#outbound.send(messages, b.signal), b.signal);
-        break;
-      } catch (err) {
-        if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
-        const tooLarge = tooLargeMessage(err);
-        const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
-        if (tooLarge && culprits) {
-          // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
-          byKey.delete(tooLarge.messageId);
-          for (const o of culprits) this.#deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge, err));
-          continue;
-        }
-        failures += 1;
-        const waiting = [...byKey.values()].flat();
-        // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
-        if (failures >= this.#sendAttempts || isPermanentSendError(err) || tooLarge !== undefined || b.waits.aborted) {
-          this.#log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: messages.length, attempts: failures });
-          for (const o of waiting) this.#wait(o.item, `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}`, 'redelivery');
-          return;
-        }
-        const waitMs = this.#backoff(failures);
-        if (!this.#fits(b, waitMs)) {
-          this.#outOfBudget(b, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`);
-          return;
-        }
-        this.#stats.retries += 1;
-        this.#log.warn('sending to outbound failed; trying again', { error: err, messages: messages.length, attempt: failures, waitMs });
-        await this.#sleep(waitMs, b.waits);
-        if (b.waits.aborted) {
-          for (const o of waiting) this.#wait(o.item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
-          return;
-        }
-      }
-    }
-    for (const os of byKey.values()) {
-      for (const o of os) {
-        this.#log.debug('sent to outbound', { ...o.item.fields, channel: o.message.channel, key: o.message.key, sessionId: o.sessionId });
-        this.#complete(b, o.item, 'sent');
-      }
-    }
-  }
-
-  // ── Dataverse errors and retries ──────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * One read with its retries within the batch. `undefined` when no answer is left to judge: aborted (handle()
-   * abandons), the batch's reads ended (the items wait for its pause), or the stage stopping during a wait (the items
-   * wait to be abandoned, at once). Otherwise the value, or the error that ended the attempts.
-   */
-  async #read<T>(b: BatchState, items: readonly Item[], what: string, call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown; attempts: number } | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      if (!(await this.#mayRead(b, items, what))) return undefined;
-      try {
-        return { ok: true, value: await raceAbort(call(), b.signal) };
-      } catch (err) {
-        if (b.signal.aborted) return undefined;
-        const retry = this.#readRetryWait(b, err, attempt);
-        if (retry === undefined) return { ok: false, error: err, attempts: attempt };
-        const { waitMs, throttled } = retry;
-        if (!this.#fits(b, waitMs)) {
-          this.#outOfBudget(b, items, `${what}: ${errorMessage(err)} (${count(attempt, 'attempt', 'attempts')}); not tried again`);
-          return undefined;
-        }
-        if (throttled) {
-          // No read of this batch starts while the Retry-After runs.
-          const wait = this.#sleep(waitMs, b.waits);
-          b.gate = b.gate === undefined ? wait : Promise.all([b.gate, wait]).then(() => undefined);
-        }
-        this.#stats.retries += 1;
-        this.#log.warn(`${what} failed; trying again`, { error: err, attempt, waitMs, deliveries: items.length });
-        await this.#sleep(waitMs, b.waits);
-        if (b.signal.aborted) return undefined;
-        if (b.waits.aborted) {
-          for (const item of items) this.#wait(item, `${what}: ${errorMessage(err)} (not tried again: the stage is stopping)`, 'redelivery');
-          return undefined;
-        }
-      }
-    }
-  }
-
-  /**
-   * The wait before trying a failed read again (`throttled`: a `Retry-After` that holds every read of the batch), or
-   * `undefined` when it is not tried again within the batch.
-   */
-  #readRetryWait(b: BatchState, err: unknown, attempt: number): { waitMs: number; throttled: boolean } | undefined {
-    if (!isDataverseError(err) || !err.retryable || attempt >= this.#readAttempts || b.waits.aborted) return undefined;
-    if (err.code === 'DataverseThrottled') {
-      const ms = err.retryAfterMs ?? this.#defaultThrottleWaitMs;
-      if (ms > this.#maxThrottleWaitMs) return undefined;
-      return { waitMs: ms, throttled: true };
-    }
-    return { waitMs: Math.max(this.#backoff(attempt), err.retryAfterMs ?? 0), throttled: false };
-  }
-
-  /** Whether an attempt started after waiting `waitMs` could end (taking `callTimeoutMs`) before the batch's deadline. */
-  #fits(b: BatchState, waitMs = 0): boolean {
-    return Date.now() + waitMs + this.#callTimeoutMs <= b.deadline;
-  }
-
-  /** What is left of the batch's budget. */
-  #left(b: BatchState): number {
-    return Math.max(0, b.deadline - Date.now());
-  }
-
-  /** Sets the items to be abandoned (at once, or within what is left of the budget): no attempt fits the budget. */
-  #outOfBudget(b: BatchState, items: readonly Item[], what: string): void {
-    const why = `${what}: the batch's time budget (batchBudgetMs ${this.#batchBudgetMs} ms) has no room for another attempt (callTimeoutMs ${this.#callTimeoutMs} ms)`;
-    if (!b.outOfBudget) {
-      b.outOfBudget = true;
-      this.#log.warn("the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)", {
-        what,
-        deliveries: items.length,
-        leftMs: this.#left(b),
-        batchBudgetMs: this.#batchBudgetMs,
-        callTimeoutMs: this.#callTimeoutMs,
-      });
-    }
-    for (const item of items) this.#wait(item, why, 'redelivery');
-  }
-
-  #backoff(attempt: number): number {
-    return Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** (attempt - 1));
-  }
-
-  /**
-   * Whether a read may start: not after an abort, not once the batch's reads have ended (the items then wait for its
-   * pause), not when it could not end before the batch's deadline; after the running Retry-After, if any (a stop
-   * during it ends the wait and the read is not made).
-   */
-  async #mayRead(b: BatchState, items: readonly Item[], what: string): Promise<boolean> {
-    if (b.gate !== undefined) {
-      await b.gate;
-      if (!b.signal.aborted && b.waits.aborted) {
-        for (const item of items) this.#wait(item, 'waiting out a Retry-After of this batch when the stage stopped', 'redelivery');
-        return false;
-      }
-    }
-    if (b.signal.aborted) return false;
-    if (b.pauseMs === undefined) {
-      if (this.#fits(b)) return true;
-      this.#outOfBudget(b, items, `${what}: not started`);
-      return false;
-    }
-    for (const item of items) this.#wait(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');
-    return false;
-  }
-
-  /** Settles (or sets waiting) the items of a read that failed for good. */
-  #readFailed(b: BatchState, items: readonly Item[], err: unknown, what: string, attempts: number): void {
-    if (b.signal.aborted) return; // handle() abandons them
-    if (isDataverseError(err)) {
-      const throttledForLong = err.code === 'DataverseThrottled' && (err.retryAfterMs ?? this.#defaultThrottleWaitMs) > this.#maxThrottleWaitMs;
-      if (throttledForLong || err.code === 'DataverseUnauthorized') {
-        const ms = err.code === 'DataverseThrottled' ? Math.min(err.retryAfterMs ?? this.#defaultThrottleWaitMs, this.#maxThrottleWaitMs) : this.#unauthorizedPauseMs;
-        if (throttledForLong) this.#log.warn('Dataverse throttled a read for longer than intake waits; no more reads in this batch', { error: err, waitMs: ms, deliveries: items.length });
-        else this.#log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", { error: err, waitMs: ms, deliveries: items.length });
-        b.pauseMs = Math.max(b.pauseMs ?? 0, ms);
-        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message}`, 'pause');
-        return;
-      }
-      if (err.retryable) {
-        this.#log.warn(`${what} still failing after ${count(attempts, 'attempt', 'attempts')}; abandoning after a wait`, { error: err, deliveries: items.length });
-        for (const item of items) this.#wait(item, `${what}: ${err.code}: ${err.message} (${count(attempts, 'attempt', 'attempts')})`, 'redelivery');
-        return;
-      }
-      const code = err.upstream?.code === undefined ? '' : ` (Dataverse code ${err.upstream.code})`;
-      for (const item of items) this.#deadLetter(b, item, err.code, `${what} failed: ${err.message}${code}`);
-      return;
-    }
-    // Not one of ours: a bug or an unforeseen failure of the port; not retried here, but handed back after a wait (the
-    // bus dead-letters after MaxDeliveryCount), which is safer than guessing that the event itself is bad.
-    this.#log.error(`${what} failed with an unexpected error`, { error: err, deliveries: items.length });
-    for (const item of items) this.#wait(item, `${what}: ${errorMessage(err)}`, 'redelivery');
-  }
-
-  /** Sets an open item waiting to be abandoned when the batch ends, after `wait`. */
-  #wait(item: Item, why: string, wait: 'redelivery' | 'pause'): void {
-    if (item.state !== 'open') return;
-    item.state = 'waiting';
-    item.pending = why;
-    item.wait = wait;
-  }
+  // ── abandoning ─────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** The wait before abandoning a delivery whose attempts ran out: grows with its delivery count. */
   #abandonDelay(deliveryCount: number): number {
@@ -850,7 +575,7 @@ export class IntakeStage {
         .filter((item) => item.state === 'waiting')
         .map(async (item) => {
           const ms = item.wait === 'pause' ? Math.min(b.pauseMs ?? 0, this.#maxThrottleWaitMs) : this.#abandonDelay(item.delivery.deliveryCount);
-          await this.#sleep(Math.min(ms, this.#left(b)), b.waits);
+          await this.#sleep(Math.min(ms, budgetLeft(b.deadline)), b.waits);
           if (!b.signal.aborted) this.#abandon(b, item, item.pending ?? 'not handled');
         }),
     );
@@ -858,10 +583,10 @@ export class IntakeStage {
 
   // ── settlement ────────────────────────────────────────────────────────────────────────────────────────────────
 
-  #settle(b: BatchState, item: Item, outcome: Outcome, action: () => Promise<void>): boolean {
+  #settle(b: BatchState, item: Item, outcome: IntakeOutcome, action: () => Promise<void>): boolean {
     if (item.state === 'settled') return false;
     item.state = 'settled';
-    this.#events?.inc({ outcome });
+    this.#metrics.settling(outcome);
     b.settling.push(
       action().catch((err: unknown) => {
         this.#log.warn('settling a delivery failed (it comes back when its lock expires)', { ...item.fields, outcome, error: errorMessage(err) });
@@ -872,70 +597,23 @@ export class IntakeStage {
 
   #deadLetter(b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void {
     if (!this.#settle(b, item, 'dead_lettered', () => item.delivery.deadLetter(reason, description))) return;
-    this.#stats.deadLettered += 1;
-    this.#stats.deadLetterReasons[reason] = (this.#stats.deadLetterReasons[reason] ?? 0) + 1;
-    this.#deadLetters?.inc({ reason });
+    this.#metrics.deadLettered(reason);
     this.#log.warn('dead-lettered an event', { ...item.fields, reason, description });
   }
 
   #complete(b: BatchState, item: Item, outcome: 'sent' | 'skipped_compliance'): void {
     if (!this.#settle(b, item, outcome, () => item.delivery.complete())) return;
-    if (outcome === 'sent') this.#stats.sent += 1;
-    else this.#stats.skippedByCompliance += 1;
+    this.#metrics.completed(outcome);
   }
 
   #abandon(b: BatchState, item: Item, why: string, err?: unknown): void {
     if (!this.#settle(b, item, 'abandoned', () => item.delivery.abandon())) return;
-    this.#stats.abandoned += 1;
+    this.#metrics.abandoned();
     this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why, ...(err === undefined ? {} : { error: errorMessage(err) }) });
   }
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────────────────────
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
-}
-
-function count(n: number, one: string, many: string): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
-function list(values: readonly string[]): string {
-  return values.length === 0 ? '(none)' : values.join(', ');
-}
-
-/** Channels that share a tile must say which is which; channels that share a channel definition need distinct senders. */
-function checkChannels(byEntityType: ReadonlyMap<string, TiledChannel[]>, byDefinition: ReadonlyMap<string, Channel[]>): void {
-  const problems: ConfigProblem[] = [];
-  for (const [entityType, channels] of byEntityType) {
-    if (channels.length < 2) continue;
-    for (const c of channels) {
-      if (c.channelField === undefined) {
-        problems.push({
-          source: 'channels',
-          path: `${c.name}.channelField`,
-          expected: `the message record's column naming the channel (channels ${channels.map((x) => x.name).join(', ')} share the tile of '${entityType}')`,
-          found: 'nothing',
-        });
-      }
-    }
-  }
-  for (const [definition, channels] of byDefinition) {
-    const senders = new Set(channels.map((c) => c.sender));
-    if (senders.size < channels.length) {
-      problems.push({
-        source: 'channels',
-        path: channels.map((c) => `${c.name}.sender`).join(', '),
-        expected: `distinct senders (channels ${channels.map((c) => c.name).join(', ')} serve channel definition ${definition}, told apart by From)`,
-        found: 'the same sender twice',
-      });
-    }
-  }
-  if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
-}
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -953,50 +631,6 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0) throw new TypeError(`Intake option ${name} must be a finite number of at least 0, found ${String(value)}`);
   return value;
-}
-
-function counter<L extends string>(registry: Registry, name: string, help: string, label: L): Counter<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<L>;
-  return new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
-}
-
-/** What intake reads of the outbound sender's too-large rejection. */
-interface TooLarge {
-  messageId: string;
-  bodyBytes?: number;
-  maxSizeInBytes?: number;
-}
-
-/**
- * The outbound sender's rejection of one message too large for the queue even alone (src/servicebus/sender.ts
- * `MessageTooLargeError`, thrown before anything is sent), recognised by its documented shape, `code`
- * `'MessageTooLarge'` and the `messageId` it names, not by class or brand: intake imports nothing of
- * src/servicebus, and any `OutboundSender` that rejects so gets the same treatment.
- */
-function tooLargeMessage(err: unknown): TooLarge | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const e = err as Record<string, unknown>;
-  if (e['code'] !== 'MessageTooLarge' || typeof e['messageId'] !== 'string') return undefined;
-  return {
-    messageId: e['messageId'],
-    ...(typeof e['bodyBytes'] === 'number' ? { bodyBytes: e['bodyBytes'] } : {}),
-    ...(typeof e['maxSizeInBytes'] === 'number' ? { maxSizeInBytes: e['maxSizeInBytes'] } : {}),
-  };
-}
-
-function tooLargeDescription(message: OutboundMessage, tooLarge: TooLarge, err: unknown): string {
-  const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity ${message.key}`;
-  const sizes =
-    tooLarge.bodyBytes !== undefined && tooLarge.maxSizeInBytes !== undefined
-      ? `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`
-      : errorMessage(err);
-  return `the outbound message of ${what} (channel ${message.channel}, a text of ${message.text.length} characters) is too large for the outbound queue: ${sizes}`;
-}
-
-/** A send error that says it is not worth retrying (`retryable: false`, as the SDK's `ServiceBusError` does). */
-function isPermanentSendError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === false;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */

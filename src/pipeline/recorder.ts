@@ -30,6 +30,7 @@ import { METRIC_PREFIX } from '../health/metrics.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from './ports.js';
+import { attemptFits, backoffDelay, budgetLeft } from './retry-budget.js';
 
 export interface RecorderOptions {
   writer: InteractionWriter;
@@ -155,11 +156,11 @@ export class RecorderStage {
 
   /** Writes with retries; settles what was written or refused; returns what is to be abandoned. */
   private async write(pending: Pending[], signal: AbortSignal, waits: AbortSignal, deadline: number): Promise<Pending[]> {
-    const left = (): number => Math.max(0, deadline - Date.now());
+    const left = (): number => budgetLeft(deadline);
     let todo = pending;
     for (let attempt = 1; todo.length > 0; attempt++) {
       if (signal.aborted) return todo;
-      if (left() < this.callTimeoutMs) {
+      if (!attemptFits(deadline, this.callTimeoutMs)) {
         this.outOfBudget(todo, attempt - 1, left());
         return todo;
       }
@@ -226,8 +227,8 @@ export class RecorderStage {
         await this.sleep(pauseMs, waits);
         return todo;
       }
-      const waitMs = Math.max(retryAfterMs, Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1)));
-      if (waitMs + this.callTimeoutMs > left()) {
+      const waitMs = Math.max(retryAfterMs, backoffDelay(attempt, this.backoffMs, this.maxBackoffMs));
+      if (!attemptFits(deadline, this.callTimeoutMs, waitMs)) {
         this.outOfBudget(todo, attempt, left());
         return todo;
       }

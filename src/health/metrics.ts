@@ -2,7 +2,7 @@
  * Metrics: one prom-client registry per process, with Node's default metrics (CPU, memory, event-loop lag, GC)
  * under the `channel_relay_` prefix. Stages register their own counters and histograms on it.
  */
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const METRIC_PREFIX = 'channel_relay_';
 
@@ -18,4 +18,17 @@ export function createMetricsRegistry(options: MetricsOptions = {}): Registry {
   if (options.labels) registry.setDefaultLabels(options.labels);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
   return registry;
+}
+
+/**
+ * The metric `name` on `registry`: the one already there (a second stage or loop of the same process registers the
+ * same series), or the one `create` makes and registers.
+ */
+export function registered<T>(registry: Registry, name: string, create: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? create();
+}
+
+/** A counter on `registry`, shared by every component that asks for the same name. */
+export function sharedCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  return registered(registry, name, () => new Counter<L>({ name, help, labelNames: [...labelNames], registers: [registry] }));
 }

@@ -3,7 +3,7 @@
  * when a second stage shares it), its in-process counts, and the `DispatchStats` snapshot made of them.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../health/metrics.js';
+import { METRIC_PREFIX, registered } from '../health/metrics.js';
 
 /** A snapshot of what the stage has done since it started. */
 export interface DispatchStats {
@@ -84,34 +84,30 @@ export function dispatchStats(sessions: ReadonlySet<SessionLoad>, counts: Dispat
   return { sessions: sessions.size, waiting, inFlight, ...counts };
 }
 
-function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
-}
-
 /** The stage's metrics in `registry`, created there unless a stage already registered them. */
 export function createDispatchMetrics(registry: Registry): DispatchMetrics {
   const p = `${METRIC_PREFIX}dispatch_`;
   return {
-    messages: getOrCreate(registry, `${p}messages_total`, () => new Counter({
+    messages: registered(registry, `${p}messages_total`, () => new Counter({
       name: `${p}messages_total`,
       help: 'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, unconfirmed, invalid, failed, abandoned, interaction_not_sent',
       labelNames: ['channel', 'outcome'] as const,
       registers: [registry],
     })),
-    callDuration: getOrCreate(registry, `${p}provider_call_duration_seconds`, () => new Histogram({
+    callDuration: registered(registry, `${p}provider_call_duration_seconds`, () => new Histogram({
       name: `${p}provider_call_duration_seconds`,
       help: 'Provider call duration by result (ok or the ProviderError code)',
       labelNames: ['channel', 'result'] as const,
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     })),
-    retries: getOrCreate(registry, `${p}retries_total`, () => new Counter({
+    retries: registered(registry, `${p}retries_total`, () => new Counter({
       name: `${p}retries_total`,
       help: 'Provider calls made again, by the code of the failure before',
       labelNames: ['channel', 'code'] as const,
       registers: [registry],
     })),
-    pauses: getOrCreate(registry, `${p}rate_limit_pauses_total`, () => new Counter({
+    pauses: registered(registry, `${p}rate_limit_pauses_total`, () => new Counter({
       name: `${p}rate_limit_pauses_total`,
       help: 'Provider 429s that paused a sender',
       labelNames: ['channel'] as const,

@@ -3,7 +3,8 @@
  * `channel_relay_intake_events_total` (by outcome) and `channel_relay_intake_dead_letters_total` (by reason), taken
  * from the registry when a stage registered them before. One call per batch, retry and settlement.
  */
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { sharedCounter } from '../health/metrics.js';
 
 /** Counts since construction (a snapshot). */
 export interface IntakeStats {
@@ -36,8 +37,8 @@ export class IntakeMetrics {
 
   constructor(registry: Registry | undefined) {
     if (registry) {
-      this.#events = counter(registry, INTAKE_EVENTS, 'Activities events handled by intake, by outcome.', 'outcome');
-      this.#deadLetters = counter(registry, INTAKE_DEAD_LETTERS, 'Activities events dead-lettered by intake, by reason.', 'reason');
+      this.#events = sharedCounter(registry, INTAKE_EVENTS, 'Activities events handled by intake, by outcome.', ['outcome']);
+      this.#deadLetters = sharedCounter(registry, INTAKE_DEAD_LETTERS, 'Activities events dead-lettered by intake, by reason.', ['reason']);
     }
   }
 
@@ -78,9 +79,3 @@ export class IntakeMetrics {
   }
 }
 
-/** The counter `name` on `registry`: the one already there (a second stage on the same registry), or a new one. */
-function counter<L extends string>(registry: Registry, name: string, help: string, label: L): Counter<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<L>;
-  return new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
-}

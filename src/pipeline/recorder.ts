@@ -23,10 +23,10 @@
  * runs: Dataverse may already have executed it, and handing its interactions back would write them twice. Only the
  * handler's signal (the drain budget running out) aborts a write in flight.
  */
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 import { delay, linkedController } from '../abort.js';
 import { errorMessage, isEventError, type DataverseError } from '../errors.js';
-import { METRIC_PREFIX } from '../health/metrics.js';
+import { METRIC_PREFIX, sharedCounter } from '../health/metrics.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from './ports.js';
@@ -108,7 +108,7 @@ export class RecorderStage {
       throw new TypeError(`batchBudgetMs (${this.batchBudgetMs}) must be at least callTimeoutMs (${this.callTimeoutMs}): no write could start within the budget`);
     }
     this.sleep = options.sleep ?? delay;
-    this.counter = options.registry === undefined ? undefined : interactionsCounter(options.registry);
+    this.counter = options.registry === undefined ? undefined : sharedCounter(options.registry, `${METRIC_PREFIX}recorder_interactions_total`, 'Interactions handled by the recorder, by outcome.', ['outcome']);
   }
 
   stats(): RecorderStats {
@@ -277,14 +277,6 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a finite number of at least 0, found ${String(value)}`);
   return value;
-}
-
-/** The recorder's counter on `registry`: the one already there (a second stage on the same registry), or a new one. */
-function interactionsCounter(registry: Registry): Counter<'outcome'> {
-  const name = `${METRIC_PREFIX}recorder_interactions_total`;
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<'outcome'>;
-  return new Counter({ name, help: 'Interactions handled by the recorder, by outcome.', labelNames: ['outcome'] as const, registers: [registry] });
 }
 
 /** Which interaction, for a dead-letter description (no contact data beyond ids). */

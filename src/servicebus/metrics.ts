@@ -10,8 +10,8 @@
  *
  * Several loops and senders may share one registry: each counter is registered once and reused.
  */
-import { Counter, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../health/metrics.js';
+import type { Registry } from 'prom-client';
+import { METRIC_PREFIX, sharedCounter } from '../health/metrics.js';
 
 /** How a delivery ended, as counted. */
 export type ConsumedOutcome = 'completed' | 'abandoned' | 'dead_lettered' | 'lock_lost' | 'settle_failed';
@@ -24,18 +24,12 @@ export interface ServiceBusMetrics {
 
 const NOOP: ServiceBusMetrics = { received: () => undefined, consumed: () => undefined, sent: () => undefined };
 
-function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]): Counter<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<L>;
-  return new Counter({ name, help, labelNames, registers: [registry] });
-}
-
 /** The counters on `registry`; without a registry, counting does nothing. */
 export function serviceBusMetrics(registry?: Registry): ServiceBusMetrics {
   if (!registry) return NOOP;
-  const received = counter(registry, `${METRIC_PREFIX}messages_received_total`, 'Service Bus messages received and handed to a handler', ['queue']);
-  const consumed = counter(registry, `${METRIC_PREFIX}messages_consumed_total`, 'Service Bus messages settled, by outcome', ['queue', 'outcome']);
-  const sent = counter(registry, `${METRIC_PREFIX}messages_sent_total`, 'Service Bus messages sent and accepted by the bus', ['queue']);
+  const received = sharedCounter(registry, `${METRIC_PREFIX}messages_received_total`, 'Service Bus messages received and handed to a handler', ['queue']);
+  const consumed = sharedCounter(registry, `${METRIC_PREFIX}messages_consumed_total`, 'Service Bus messages settled, by outcome', ['queue', 'outcome']);
+  const sent = sharedCounter(registry, `${METRIC_PREFIX}messages_sent_total`, 'Service Bus messages sent and accepted by the bus', ['queue']);
   return {
     received: (queue, count) => received.inc({ queue }, count),
     consumed: (queue, outcome) => consumed.inc({ queue, outcome }),

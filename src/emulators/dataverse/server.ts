@@ -3,6 +3,7 @@
  * `$batch`, and the emulator-only endpoints under `/_emulator/`. Every request gets a request id (`REQ_ID`
  * header, `reqId` in the logs).
  */
+import { lowerHeaders, readBody as readLimited } from '../../http/request.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
@@ -29,26 +30,7 @@ export interface HandlerDeps {
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        // Answer 413 at once and read the rest without keeping it: destroying the request would reset the connection
-        // before the answer reached the caller.
-        tooLarge = true;
-        chunks.length = 0;
-        reject(new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+  return readLimited(req, MAX_BODY_BYTES, () => new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
 }
 
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string): void {
@@ -59,12 +41,6 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
 
 function sendFault(res: ServerResponse, fault: DataverseFault, headers: Record<string, string>): void {
   send(res, fault.status, { ...headers, ...fault.headers, 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' }, fault.body());
-}
-
-function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(req.headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
 }
 
 function delay(ms: number): Promise<void> {

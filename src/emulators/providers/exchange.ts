@@ -1,4 +1,5 @@
 /** One HTTP call as the simulators see it, and the shared flow of a provider call (limits, latency, faults). */
+import { readBody as readLimited } from '../../http/request.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultAction, FaultPlan, SimulatedProvider } from './faults.js';
 import type { Records, SimulatedMessage } from './records.js';
@@ -25,31 +26,9 @@ export interface Exchange {
 export class BodyTooLarge extends Error {}
 
 export function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        tooLarge = true;
-        chunks.length = 0;
-        reject(new BodyTooLarge(`the request body exceeds ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+  return readLimited(req, MAX_BODY_BYTES, () => new BodyTooLarge(`the request body exceeds ${MAX_BODY_BYTES} bytes`));
 }
 
-export function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(req.headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-}
 
 export function writeReply(res: ServerResponse, reply: Reply): void {
   if (res.headersSent || res.destroyed) return;

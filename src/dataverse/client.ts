@@ -13,7 +13,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { ClientSecretCredential, DefaultAzureCredential, type AccessToken, type TokenCredential } from '@azure/identity';
 import { DynamicsWebApi } from 'dynamics-web-api';
-import type { DataverseAuth, RelayConfig } from '../config/types.js';
+import type { DataverseAuth, RelayConfig } from '../config/index.js';
 
 /** A Web API response as observed on the wire (successful or not). */
 export interface ObservedResponse {

@@ -3,7 +3,7 @@
  * wait, whether a `Retry-After` is running, and how many 429s and calls it has seen.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../health/metrics.js';
+import { METRIC_PREFIX } from '../health/index.js';
 import type { Governor } from './governor.js';
 
 /** Registers the governor's series on `registry`, once per registry: the first governor registered is the one read. */

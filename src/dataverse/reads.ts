@@ -19,7 +19,7 @@
 import { raceAbort } from '../abort.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { isDataverseError } from '../errors.js';
-import type { DataverseReads, Row } from '../pipeline/ports.js';
+import type { DataverseReads, Row } from '../pipeline/index.js';
 import { clientTimeoutMs } from './client.js';
 import type { Governor, RunOptions } from './governor.js';
 import { ACTIVITY_COLUMNS, ACTIVITY_SET } from './remote-context.js';

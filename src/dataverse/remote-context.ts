@@ -6,7 +6,7 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
-import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/events.js';
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
 import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
 
@@ -25,7 +25,7 @@ export const ACTIVITY_COLUMNS = [
   '_msdyncrm_customerjourneyiteration_value',
 ] as const;
 
-export type { EventOrigin, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, DecodedEvent } from '../pipeline/events.js';
+export type { EventOrigin, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, DecodedEvent } from '../pipeline/index.js';
 
 /** What decoding needs of a received message (a port `Delivery` fits). */
 export interface PostedEvent {

@@ -10,8 +10,7 @@
  */
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { DataverseError } from '../errors.js';
-import type { InteractionMessage } from '../pipeline/messages.js';
-import type { InteractionWriter, WriteResult } from '../pipeline/ports.js';
+import type { InteractionMessage, InteractionWriter, WriteResult } from '../pipeline/index.js';
 import { toDataverseError } from './errors.js';
 import { clientTimeoutMs } from './client.js';
 import type { Governor } from './governor.js';

@@ -1,2 +1,2 @@
-export { createMetricsRegistry, METRIC_PREFIX, type MetricsOptions } from './metrics.js';
+export { createMetricsRegistry, registered, sharedCounter, METRIC_PREFIX, type MetricsOptions } from './metrics.js';
 export { startHealthServer, type HealthServer, type HealthServerOptions, type ReadinessCheck } from './server.js';

@@ -3,9 +3,9 @@
  * settings, the providers (one per channel), the counts and metrics, and the sessions held now.
  */
 import type { Registry } from 'prom-client';
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../providers/index.js';
 import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
 import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
 import type { OutboundMessage } from './messages.js';

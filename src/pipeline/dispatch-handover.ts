@@ -4,7 +4,7 @@
  * holder saves its last window (and a running 429 pause) as the session state, and when that save fails it keeps the
  * session until that window has passed (never past the session lock), so the next holder cannot call within it.
  */
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StageContext } from './dispatch-context.js';

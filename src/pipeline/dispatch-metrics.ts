@@ -3,7 +3,7 @@
  * when a second stage shares it), its in-process counts, and the `DispatchStats` snapshot made of them.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { METRIC_PREFIX, registered } from '../health/metrics.js';
+import { METRIC_PREFIX, registered } from '../health/index.js';
 
 /** A snapshot of what the stage has done since it started. */
 export interface DispatchStats {

@@ -3,7 +3,7 @@
  * an interaction on `interactions` (then the delivery is completed), a message handed back is abandoned, and every other
  * failure is dead-lettered with a reason (`DISPATCH_DEAD_LETTER_REASONS`) and a description of what went wrong.
  */
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StageContext } from './dispatch-context.js';

@@ -4,7 +4,7 @@
  * from the registry when a stage registered them before. One call per batch, retry and settlement.
  */
 import type { Counter, Registry } from 'prom-client';
-import { sharedCounter } from '../health/metrics.js';
+import { sharedCounter } from '../health/index.js';
 
 /** Counts since construction (a snapshot). */
 export interface IntakeStats {

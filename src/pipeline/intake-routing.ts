@@ -5,7 +5,7 @@
  * activity by its `msdyncrm_entitytype` (the tile's `EntityType`) and, of several, by the name the message record's
  * `channelField` holds. No channel → a description that says exactly what was looked for and what is configured.
  */
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { ActivityEvent, RealtimeEvent } from './events.js';
 import type { Row } from './ports.js';

@@ -56,7 +56,7 @@
  */
 import { delay, linkedController } from '../abort.js';
 import type { Registry } from 'prom-client';
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type RealtimeContext } from './messages.js';

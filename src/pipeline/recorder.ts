@@ -26,7 +26,7 @@
 import type { Counter, Registry } from 'prom-client';
 import { delay, linkedController } from '../abort.js';
 import { errorMessage, isEventError, type DataverseError } from '../errors.js';
-import { METRIC_PREFIX, sharedCounter } from '../health/metrics.js';
+import { METRIC_PREFIX, sharedCounter } from '../health/index.js';
 import { areaLogger, type Logger } from '../log.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from './ports.js';

@@ -4,7 +4,7 @@
  * contract over HTTP, Standard Webhooks signed). Also the Standard Webhooks signing and verification that the
  * callbacks service uses for what it receives.
  */
-import type { ProviderSettings } from '../channels/types.js';
+import type { ProviderSettings } from '../channels/index.js';
 import { ContractProvider } from './contract/adapter.js';
 import { adapterOptions, requireHttpUrl, requireText, type CreateProviderOptions } from './options.js';
 import type { Provider } from './provider.js';

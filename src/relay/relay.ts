@@ -5,8 +5,7 @@
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
-import type { ChannelRegistry } from '../channels/index.js';
-import type { Channel } from '../channels/types.js';
+import type { ChannelRegistry, Channel } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import {
   activityFromRow,
@@ -24,10 +23,8 @@ import {
 import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
-import { DispatchStage, type DispatchStats } from '../pipeline/dispatch.js';
-import { IntakeStage, type IntakeStats } from '../pipeline/intake.js';
-import type { InteractionMessage, OutboundMessage } from '../pipeline/messages.js';
-import { RecorderStage, type RecorderStats } from '../pipeline/recorder.js';
+import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
+import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';

@@ -28,7 +28,7 @@
  */
 import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
-import type { Delivery } from '../pipeline/ports.js';
+import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { delay as sleep } from '../abort.js';
 import { Backoff, type BackoffOptions } from './backoff.js';

@@ -5,7 +5,7 @@
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { RetryMode, ServiceBusClient, type RetryOptions } from '@azure/service-bus';
-import type { RelayConfig } from '../config/types.js';
+import type { RelayConfig } from '../config/index.js';
 
 /**
  * The retry options every relay client uses unless overridden; each field replaces the SDK's default for a reason:

@@ -20,7 +20,7 @@
  *   earlier deliveries) plus one.
  */
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
-import type { Delivery } from '../pipeline/ports.js';
+import type { Delivery } from '../pipeline/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ConsumedOutcome, ServiceBusMetrics } from './metrics.js';
 

@@ -11,7 +11,7 @@
  * Several loops and senders may share one registry: each counter is registered once and reused.
  */
 import type { Registry } from 'prom-client';
-import { METRIC_PREFIX, sharedCounter } from '../health/metrics.js';
+import { METRIC_PREFIX, sharedCounter } from '../health/index.js';
 
 /** How a delivery ended, as counted. */
 export type ConsumedOutcome = 'completed' | 'abandoned' | 'dead_lettered' | 'lock_lost' | 'settle_failed';

@@ -10,7 +10,7 @@
  */
 import type { ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
-import type { QueueSender } from '../pipeline/ports.js';
+import type { QueueSender } from '../pipeline/index.js';
 import type { Closeable } from '../lifecycle.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics } from './metrics.js';

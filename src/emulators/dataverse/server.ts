@@ -3,7 +3,7 @@
  * `$batch`, and the emulator-only endpoints under `/_emulator/`. Every request gets a request id (`REQ_ID`
  * header, `reqId` in the logs).
  */
-import { lowerHeaders, readBody as readLimited } from '../../http/request.js';
+import { lowerHeaders, readBody as readLimited } from '../../http/index.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';

@@ -1,5 +1,5 @@
 /** One HTTP call as the simulators see it, and the shared flow of a provider call (limits, latency, faults). */
-import { readBody as readLimited } from '../../http/request.js';
+import { readBody as readLimited } from '../../http/index.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultAction, FaultPlan, SimulatedProvider } from './faults.js';
 import type { Records, SimulatedMessage } from './records.js';

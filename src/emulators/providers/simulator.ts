@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { CONTRACT_DEFAULTS, CONTRACT_PATH, ContractApi, type ContractOptions } from './contract.js';
-import { lowerHeaders } from '../../http/request.js';
+import { lowerHeaders } from '../../http/index.js';
 import { BodyTooLarge, readBody, runCall, writeReply, type CallDeps, type Exchange, type Prepared, type Reply } from './exchange.js';
 import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';

@@ -23,7 +23,10 @@ export type SendOutcome =
 export interface BatchControl {
   readonly signal: AbortSignal;
   readonly starts: AbortSignal;
-  /** Stops starting anything in this batch: what is not at the provider is handed back. */
+  /**
+   * Stops starting anything in this batch: what is not at the provider is handed back, and the batch, once settled,
+   * asks the session loop to release the session (`SessionRelease`).
+   */
   lockDeadline(why: string): void;
 }
 

@@ -1,11 +1,12 @@
 /**
  * The dispatch stage's handler of one held sender session: reads each delivery of a batch (parse, channel checks),
  * sends it through the sender's limiter (`dispatch-send.ts`), records the outcome (`dispatch-outcome.ts`) and settles
- * it once (`dispatch-settlement.ts`), within the session lock's deadline (`lock-deadline.ts`); on close, hands back
- * what waits and hands the sender over (`dispatch-handover.ts`).
+ * it once (`dispatch-settlement.ts`), within the session lock's deadline (`lock-deadline.ts`: a batch that handed
+ * messages back at it asks the session loop to release the session); on close, hands back what waits and hands the
+ * sender over (`dispatch-handover.ts`).
  */
 import { setMaxListeners } from 'node:events';
-import { delay, linkedController } from '../abort.js';
+import { linkedController } from '../abort.js';
 import type { Channel } from '../channels/types.js';
 import { errorMessage, isEventError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,9 +16,9 @@ import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './dispatch-outcom
 import { sendMessage, type BatchControl, type SendOutcome } from './dispatch-send.js';
 import { Settlement } from './dispatch-settlement.js';
 import { InteractionOutbox } from './interaction-outbox.js';
-import { lastCallStart, LockDeadlineReached, lockMarginStart, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
+import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
 import { parseOutboundMessage, type OutboundMessage } from './messages.js';
-import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler } from './ports.js';
+import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from './ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
 
 /**
@@ -67,7 +68,12 @@ export class DispatchSession implements DispatchSessionHandler {
     return this.#limiter?.stats() ?? { waiting: 0, inFlight: 0 };
   }
 
-  async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void> {
+  /**
+   * Sends the batch; when it handed messages back at the lock deadline, resolves (once every delivery is settled) to a
+   * request to release the session, so that the loop does not hand it the same messages again at once (each time one
+   * more delivery) and the next holder, with a fresh lock, sends them.
+   */
+  async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void | SessionRelease> {
     // One signal per batch, fired by the loop's signal or by onClose; its listeners on those long-lived signals are
     // removed when the batch ends (not AbortSignal.any: see linkedController).
     const linked = linkedController(signal, this.#closeController.signal);
@@ -93,7 +99,7 @@ export class DispatchSession implements DispatchSessionHandler {
     this.#batches.add(batch);
     try {
       await batch;
-      if (handedBack) await this.#endInLockMargin(linked.signal);
+      if (handedBack) return { release: true, reason: 'messages handed back at the session lock deadline' };
     } finally {
       this.#batches.delete(batch);
       starts.dispose();
@@ -109,17 +115,6 @@ export class DispatchSession implements DispatchSessionHandler {
   /** The latest start of a call on this channel: its end, timeout included, leaves `lockMarginMs` of the lock. */
   #callBy(channel: Channel): number | undefined {
     return lastCallStart(this.#lockedUntil(), channel.timeoutMs, this.#stage.lockMarginMs);
-  }
-
-  /**
-   * After a hand-back at the lock deadline, returns at `lockedUntil - lockMarginMs` (or when the batch is stopped):
-   * the session loop releases a session whose batch ended within its lock margin; a batch that returned at once would
-   * make it receive the handed-back messages again at once (each time one more delivery) until then.
-   */
-  async #endInLockMargin(signal: AbortSignal): Promise<void> {
-    const at = lockMarginStart(this.#lockedUntil(), this.#stage.lockMarginMs);
-    if (at === undefined) return;
-    await delay(at - this.#stage.now(), signal);
   }
 
   async #handle(delivery: Delivery, batch: BatchControl): Promise<void> {

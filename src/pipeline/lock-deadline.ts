@@ -1,6 +1,7 @@
 /**
  * The dispatch stage's arithmetic of the session lock's deadline: when the last provider call of a session may start,
- * when a batch that handed messages back returns, and until when an outcome may still be recorded and settled. All
+ * and until when an outcome may still be recorded and settled (a batch that handed messages back at the deadline
+ * returns as soon as they are settled, asking the session loop to release the session: see `DispatchSession.onBatch`). All
  * times are ms since the epoch; `undefined` means the session loop gives no lock deadline (nothing is bounded).
  */
 import type { AcceptedSession } from './ports.js';
@@ -27,11 +28,6 @@ export function sessionLockedUntil(session: Pick<AcceptedSession, 'lockedUntil'>
 /** The latest start of a call with this timeout: its end, timeout included, leaves `lockMarginMs` of the lock. */
 export function lastCallStart(lockedUntil: number | undefined, timeoutMs: number, lockMarginMs: number): number | undefined {
   return lockedUntil === undefined ? undefined : lockedUntil - timeoutMs - lockMarginMs;
-}
-
-/** When a batch that handed messages back at the lock deadline returns: `lockedUntil - lockMarginMs`. */
-export function lockMarginStart(lockedUntil: number | undefined, lockMarginMs: number): number | undefined {
-  return lockedUntil === undefined ? undefined : lockedUntil - lockMarginMs;
 }
 
 /** The deadline of an interaction send: known (sent or not) while the lock still allows to settle the delivery. */

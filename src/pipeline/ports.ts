@@ -62,23 +62,39 @@ export interface InteractionWriter {
 /**
  * One held session on a session-enabled queue (`outbound`: one session = one sender), as the session loop drives it.
  * The loop creates one handler per accepted session, feeds it batches of that session's deliveries, and calls
- * `onClose` before it releases the session (idle, or stopping).
+ * `onClose` before it releases the session (idle, stopping, near its lock deadline, or at the handler's request).
  */
 export interface SessionHandler {
-  /** Handles one batch of the session's messages, in order; batches of a session never overlap. */
-  onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void>;
+  /**
+   * Handles one batch of the session's messages, in order; batches of a session never overlap. Resolves to a
+   * `SessionRelease` to have the loop release the session after this batch (see there); to nothing to go on.
+   */
+  onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void | SessionRelease>;
   /** Called once when the session is released, before its receiver closes (`setState` still works). */
   onClose?(reason: SessionCloseReason): Promise<void> | void;
 }
 
 /**
- * Why a session was released: idle for `sessionIdleMs`, the loop stopping, its lock lost, an error, or
+ * What `onBatch` resolves to when the handler asks the loop to release the session after this batch, with the lock
+ * still held: the loop receives nothing more from that session, calls `onClose('released')` (state can still be
+ * saved: `setState` works), closes the receiver and accepts again (the same session may come back with a fresh lock).
+ * Used by dispatch when it handed messages back at the lock deadline: without it, the loop would hand it the same
+ * messages again at once, each round raising their delivery count. `reason` says why, for the log.
+ */
+export interface SessionRelease {
+  readonly release: true;
+  readonly reason: string;
+}
+
+/**
+ * Why a session was released: idle for `sessionIdleMs`, the loop stopping, its lock lost, an error,
  * `'renewalBudget'`: the session was busy for so long that the next batch could have outlived its lock (the SDK renews
  * a session lock for a limited time, `maxLockRenewalMs`), so the loop released it between batches while the lock was
- * still held (`setState` works) and accepts again at once; the same session may come back to it with a fresh lock.
+ * still held (`setState` works) and accepts again at once; the same session may come back to it with a fresh lock; or
+ * `'released'`: the handler asked for it (`SessionRelease`), also with the lock still held, and the loop accepts again.
  * With `'lockLost'` the lock has already run out: `setState` fails and the session's messages go to the next holder.
  */
-export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error' | 'renewalBudget';
+export type SessionCloseReason = 'idle' | 'stopped' | 'lockLost' | 'error' | 'renewalBudget' | 'released';
 
 /** What the session loop tells a stage about a session it accepted. */
 export interface AcceptedSession {

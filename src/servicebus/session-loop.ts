@@ -27,6 +27,11 @@
  *   its settlements may fail and its unsettled messages come back to the next holder; keep a batch (`maxBatch` times
  *   the time per message, 429 pauses included) well inside `maxLockRenewalMs`. With `maxLockRenewalMs: 0` (no
  *   renewal) the deadline is the lock's expiry (the queue's `LockDuration` after the accept).
+ * - **Release on request.** A handler's `onBatch` may resolve to a `SessionRelease` (`{ release: true, reason }`):
+ *   the loop then receives nothing more from that session, calls `onClose('released')` (the lock is still held:
+ *   `setState` works), closes the receiver and accepts again at once, where the same session may come back with a
+ *   fresh lock. Dispatch asks for it when it handed messages back at the lock deadline. If the lock has already run
+ *   out by then, the reason is `'lockLost'`.
  * - **Every delivery settled**, as in the batch loop: what a batch handler leaves unsettled is abandoned.
  * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` (10 s with
  *   `createServiceBusClient`'s defaults) and then fails with `ServiceTimeout`, which is normal: the slot asks again.
@@ -42,7 +47,7 @@
  *   false) when its client is closed under it.
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
-import type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
+import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/ports.js';
 import type { Logger } from '../log.js';
 import { delay as sleep } from '../abort.js';
 import { Backoff } from './backoff.js';
@@ -51,7 +56,7 @@ import { abandonUnsettled, toDelivery, type SettleableDelivery } from './deliver
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { functionOption, intOption } from './options.js';
 
-export type { SessionCloseReason, SessionHandler, SessionHandlerFactory } from '../pipeline/ports.js';
+export type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/ports.js';
 
 export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
   createSessionHandler: SessionHandlerFactory;
@@ -183,7 +188,10 @@ class SessionLoop implements ReceiveLoop {
     }
   }
 
-  /** Holds one session until it is idle, near its lock deadline, lost, failed or the loop stops; false after an error. */
+  /**
+   * Holds one session until it is idle, near its lock deadline, released at its handler's request, lost, failed or the
+   * loop stops; false after an error.
+   */
   async #hold(receiver: ServiceBusSessionReceiver): Promise<boolean> {
     const { queue, metrics, maxLockRenewalMs } = this.#o;
     const sessionId = receiver.sessionId;
@@ -251,6 +259,7 @@ class SessionLoop implements ReceiveLoop {
         const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));
         held.batch = deliveries;
         const started = Date.now();
+        let request: SessionRelease | undefined;
         const overrun = warnIfStillRunning(lockedUntil() - started, () =>
           log.warn('a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder', {
             count: deliveries.length,
@@ -259,7 +268,8 @@ class SessionLoop implements ReceiveLoop {
           }),
         );
         try {
-          await handler.onBatch(deliveries, this.#abortHandlers.signal);
+          const result = await handler.onBatch(deliveries, this.#abortHandlers.signal);
+          if (isSessionRelease(result)) request = result;
         } catch (err) {
           log.error('session batch handler failed', { err, count: deliveries.length });
           this.#o.onError(err, { queue, source: 'handler', sessionId });
@@ -271,6 +281,18 @@ class SessionLoop implements ReceiveLoop {
         batches++;
         longestBatchMs = Math.max(longestBatchMs, Date.now() - started);
         lastMessageAt = Date.now();
+        if (request !== undefined) {
+          // The handler asked to release the session after this batch: receive nothing more from it.
+          const fields = { why: request.reason, heldMs: Date.now() - acceptedAt, batches };
+          if (lockExpired(receiver)) {
+            reason = 'lockLost';
+            log.warn('the session lock ran out before the handler asked to release the session (its unsettled messages go to the next holder)', fields);
+          } else {
+            reason = 'released';
+            log.info('releasing the session at its handler\'s request', fields);
+          }
+          break;
+        }
       }
       return true;
     } catch (err) {
@@ -369,6 +391,11 @@ function lockExpiry(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUnti
 function lockExpired(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>): boolean {
   const expiry = lockExpiry(receiver);
   return expiry !== undefined && Date.now() >= expiry;
+}
+
+/** True for a handler's request to release the session (`SessionRelease`); anything else means go on. */
+function isSessionRelease(value: unknown): value is SessionRelease {
+  return typeof value === 'object' && value !== null && (value as { release?: unknown }).release === true;
 }
 
 function finiteIso(ms: number): string | undefined {

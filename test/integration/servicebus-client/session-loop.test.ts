@@ -1,7 +1,8 @@
 /**
  * The session loop through the real SDK against the project's emulator: sessions shared by two loops on two clients
  * with one holder per session, per-session state across releases, idle release, maxSessions, session lock renewal,
- * release of a busy session before its lock renewal ends, health, and stop/drain with a session in flight.
+ * release of a busy session before its lock renewal ends, release at the handler's request, health, and stop/drain
+ * with a session in flight.
  */
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
@@ -265,6 +266,56 @@ describe('servicebus session loop, through the real SDK', function () {
       if (i + 1 < events.length) assert.equal(events[i + 1], `open count=${saved}`, events.join(' | '));
     }
     assert.match(events.at(-1)!, new RegExp(`saved count=${total}$`));
+    assert.deepEqual(await track(relayClient(bus)).createReceiver('outbound').peekMessages(1), []);
+  });
+
+  it('releases a session when its handler asks for it (onClose released, setState works); the next accept handles the rest, each message once', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const events: string[] = [];
+    const handled: string[] = [];
+    const errors: string[] = [];
+    let asked = false;
+    const loop = track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxBatch: 2,
+        maxWaitMs: 100,
+        sessionIdleMs: 300,
+        onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`),
+        createSessionHandler: ({ sessionId, state, setState }) => {
+          let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
+          let batches = 0;
+          events.push(`open ${sessionId} count=${count}`);
+          return {
+            onBatch: async (ds) => {
+              batches++;
+              for (const d of ds) {
+                await d.complete();
+                handled.push(`${String(d.messageId)}@${d.deliveryCount}`);
+                count++;
+              }
+              if (asked) return undefined;
+              asked = true; // the first batch ever asks for the release
+              return { release: true, reason: 'handed back at the lock deadline (say)' };
+            },
+            onClose: async (reason) => {
+              await setState(Buffer.from(JSON.stringify({ count })));
+              events.push(`close ${sessionId} ${reason} after ${batches} batch(es), saved count=${count}`);
+            },
+          };
+        },
+      }),
+    );
+    await client.createSender('outbound').sendMessages([0, 1, 2, 3, 4, 5].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await waitFor('the session released twice', () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined), 8_000);
+    await waitFor('nothing held', () => (loop.sessions.length === 0 ? true : undefined), 3_000);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(events.slice(0, 3), ['open S count=0', 'close S released after 1 batch(es), saved count=2', 'open S count=2'], 'no receive after the request; the state saved in onClose');
+    assert.match(events[3] ?? '', /^close S idle after \d+ batch\(es\), saved count=6$/);
+    assert.deepEqual(handled, ['S0@1', 'S1@1', 'S2@1', 'S3@1', 'S4@1', 'S5@1'], 'each once, in order; the rest first delivered to the next holder');
     assert.deepEqual(await track(relayClient(bus)).createReceiver('outbound').peekMessages(1), []);
   });
 

@@ -1,12 +1,12 @@
 /**
  * The dispatch stage against the session lock (`AcceptedSession.lockedUntil`): no provider call and no wait that would
- * end past the lock deadline, what could not be sent handed back, a 429 pause capped, and the hold after a failed
- * state save bounded by the lock.
+ * end past the lock deadline, what could not be sent handed back and the session's release asked for at once, a 429
+ * pause capped, and the hold after a failed state save bounded by the lock.
  */
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { DispatchStage, type DispatchOptions } from '../../../src/pipeline/dispatch.js';
-import type { AcceptedSession } from '../../../src/pipeline/ports.js';
+import type { AcceptedSession, SessionRelease } from '../../../src/pipeline/ports.js';
 import { decodeSessionState } from '../../../src/pipeline/session-state.js';
 import type { Provider } from '../../../src/providers/provider.js';
 import { createLogger } from '../../../src/log.js';
@@ -43,18 +43,55 @@ describe('dispatch stage and the session lock', () => {
     return { ...s, ...(setState ? { setState } : {}), lockedUntil: typeof lockedUntil === 'function' ? lockedUntil : () => lockedUntil };
   }
 
-  /** Runs a batch; returns when onBatch returned (fake time). */
-  async function batch(handler: { onBatch(d: FakeDelivery[], s: AbortSignal): Promise<void> }, deliveries: FakeDelivery[], ms: number): Promise<{ returnedAt: () => number | undefined }> {
+  type Handler = { onBatch(d: FakeDelivery[], s: AbortSignal): Promise<void | SessionRelease> };
+
+  /** Runs a batch; returns when onBatch returned (fake time), with what it returned. */
+  async function batch(handler: Handler, deliveries: FakeDelivery[], ms: number): Promise<{ returnedAt: () => number | undefined; result: void | SessionRelease }> {
     let returnedAt: number | undefined;
-    const done = handler.onBatch(deliveries, new AbortController().signal).then(() => (returnedAt = Date.now()));
+    const done = handler.onBatch(deliveries, new AbortController().signal).then((r) => ((returnedAt = Date.now()), r));
     await clock.tickAsync(ms);
-    await done;
-    return { returnedAt: () => returnedAt };
+    const result = await done;
+    return { returnedAt: () => returnedAt, result };
   }
+
+  /**
+   * Runs a batch until it returns, no further: when it returned, what it returned, and when each timer set meanwhile
+   * was due (ms since the epoch; the limiter's rate window and pauses among them).
+   */
+  async function batchUntilReturned(handler: Handler, deliveries: FakeDelivery[]): Promise<{ returnedAt: number; result: void | SessionRelease; timersDue: number[] }> {
+    const timersDue: number[] = [];
+    const fakeSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => (timersDue.push(Date.now() + (ms ?? 0)), fakeSetTimeout(fn, ms))) as typeof setTimeout;
+    try {
+      let returned = false;
+      const done = handler.onBatch(deliveries, new AbortController().signal).then((r) => ((returned = true), r));
+      // Timer by timer, so that fake time stops where the batch returned.
+      for (let i = 0; i < 10_000 && !returned; i++) {
+        await clock.tickAsync(0);
+        if (!returned) clock.next();
+      }
+      const result = await done;
+      return { returnedAt: Date.now(), result, timersDue };
+    } finally {
+      globalThis.setTimeout = fakeSetTimeout;
+    }
+  }
+
+  /** Closes the handler (the loop releasing the session): it returns at once and leaves no timer behind. */
+  async function closeAtOnce(h: { onClose(reason?: 'released'): Promise<void> }): Promise<void> {
+    let closed = false;
+    const closing = h.onClose('released').then(() => (closed = true));
+    await clock.tickAsync(0);
+    assert.equal(closed, true, 'onClose does not wait');
+    await closing;
+    assert.equal(clock.countTimers(), 0, 'no timer left once the session is released');
+  }
+
+  const released = (r: void | SessionRelease): boolean => typeof r === 'object' && r.release === true && r.reason.length > 0;
 
   const kinds = (ds: FakeDelivery[]) => ds.map((d) => d.settled.map((x) => x.kind).join('+'));
 
-  it('starts no call that could end past the lock deadline: the rest of a long batch is handed back, the batch returns in the lock margin', async () => {
+  it('starts no call that could end past the lock deadline: the rest of a long batch is handed back, the batch then asks for the release at once', async () => {
     // 1 call per second; the lock is held for 20 s; a call may take 2 s and 5 s are kept to settle: last start at 13 s.
     const p = new FakeProvider();
     const { stage: s, interactions } = stage(p, { channels: lookup(channel({ timeoutMs: 2000, rateLimit: { messages: 1 } })), lockMarginMs: 5000 });
@@ -62,7 +99,7 @@ describe('dispatch stage and the session lock', () => {
     const lockedUntil = t0 + 20_000;
     const h = await s.sessionHandler(locked(lockedUntil));
     const deliveries = Array.from({ length: 20 }, () => delivery(outbound()));
-    const { returnedAt } = await batch(h, deliveries, 30_000);
+    const { returnedAt, result, timersDue: due } = await batchUntilReturned(h, deliveries);
     const callBy = lockedUntil - 2000 - 5000;
     assert.equal(p.calls.length, 13, 'calls at 0, 1.04, … 12.48 s: the last one that can start by 13 s');
     assert.ok(p.calls.every((c) => c.at <= callBy), `every call started by ${callBy - t0} ms: ${p.calls.map((c) => c.at - t0).join(', ')}`);
@@ -72,7 +109,10 @@ describe('dispatch stage and the session lock', () => {
     assert.deepEqual(kinds(rest), rest.map(() => 'abandon'), 'handed back, once each');
     assert.ok(rest.every((d) => (d.settledAt ?? Infinity) <= callBy), 'handed back by the last start');
     assert.ok([...sent, ...rest].every((d) => (d.settledAt ?? Infinity) < lockedUntil - 5000), 'all settled while the lock is held');
-    assert.equal(returnedAt(), lockedUntil - 5000, 'the batch returns in the lock margin, so that the loop releases the session');
+    assert.ok(released(result), `the batch asks the loop to release the session: ${JSON.stringify(result)}`);
+    assert.equal(returnedAt, Math.max(...deliveries.map((d) => d.settledAt ?? Infinity)), 'returned as soon as the last delivery was settled, not in the lock margin');
+    assert.ok(!due.includes(lockedUntil - 5000), `no timer set to wait for the lock margin: ${due.map((t) => t - t0).join(', ')}`);
+    await closeAtOnce(h);
     assert.equal(interactions.all.length, p.calls.length);
     const stats = s.stats();
     assert.equal(stats.handedBackAtLockDeadline, rest.length);
@@ -89,7 +129,7 @@ describe('dispatch stage and the session lock', () => {
     const h = await s.sessionHandler(first);
     const deliveries = Array.from({ length: 4 }, () => delivery(outbound()));
     let returnedAt: number | undefined;
-    const done = h.onBatch(deliveries, new AbortController().signal).then(() => (returnedAt = Date.now()));
+    const done = h.onBatch(deliveries, new AbortController().signal).then((r) => ((returnedAt = Date.now()), r));
     await clock.tickAsync(100);
     // The pause (capped: 60 s) ends at ~60 s, before the last start (120 - 10 - 5 = 105 s): everything waits for it.
     assert.deepEqual(kinds(deliveries), ['', '', '', ''], 'a capped pause that ends in time is waited');
@@ -99,7 +139,7 @@ describe('dispatch stage and the session lock', () => {
     assert.ok(p.calls.length >= 2, 'called again once the capped pause (60 s, not 600 s) has passed');
     assert.ok((p.calls[1]?.at ?? 0) - t0 >= 60_030 && (p.calls[1]?.at ?? 0) - t0 < 61_000, `after 60 s: ${(p.calls[1]?.at ?? 0) - t0}`);
     await clock.tickAsync(60_000);
-    await done;
+    assert.equal(await done, undefined, 'nothing handed back: no release asked for');
     assert.deepEqual(kinds(deliveries), ['complete', 'complete', 'complete', 'complete']);
     assert.equal(returnedAt !== undefined && returnedAt < lockedUntil - 5000, true);
 
@@ -110,14 +150,17 @@ describe('dispatch stage and the session lock', () => {
     const second = locked(t1 + 40_000);
     const h2 = await s2.sessionHandler(second);
     const later = Array.from({ length: 4 }, () => delivery(outbound()));
-    const run = batch(h2, later, 40_000);
-    await clock.tickAsync(31);
+    const run = batchUntilReturned(h2, later);
+    const { returnedAt: returned2, result: result2, timersDue: due2 } = await run;
     assert.deepEqual(kinds(later), ['abandon', 'abandon', 'abandon', 'abandon'], 'handed back as soon as the 429 answered');
     assert.equal(p2.calls.length, 1);
-    const { returnedAt: returned2 } = await run;
-    assert.equal(returned2(), t1 + 40_000 - 5000);
+    assert.ok(released(result2), 'the release asked for');
+    assert.equal(returned2, Math.max(...later.map((d) => d.settledAt ?? Infinity)), 'at once, not in the lock margin');
+    assert.ok(returned2 < t1 + 1000, `within the first second: ${returned2 - t1} ms`);
+    assert.ok(!due2.includes(t1 + 40_000 - 5000), 'no timer set to wait for the lock margin');
+    await closeAtOnce(h2);
+    await clock.tickAsync(40_000);
     assert.equal(p2.calls.length, 1, 'no call after');
-    await h2.onClose('renewalBudget');
     const state = decodeSessionState(second.saved[0]);
     assert.ok(state.ok);
     assert.equal(state.state?.pausedUntil, t1 + 30 + 60_000, 'the next holder gets the (capped) pause');
@@ -131,11 +174,12 @@ describe('dispatch stage and the session lock', () => {
     const state = Buffer.from(JSON.stringify({ v: 1, sentAt: [], pausedUntil: t0 + 60_000 }));
     const h = await s.sessionHandler(locked(t0 + 30_000, state));
     const deliveries = [delivery(outbound()), delivery(outbound())];
-    const run = batch(h, deliveries, 40_000);
-    await clock.tickAsync(0);
+    const { returnedAt, result, timersDue: due } = await batchUntilReturned(h, deliveries);
     assert.deepEqual(kinds(deliveries), ['abandon', 'abandon']);
-    const { returnedAt } = await run;
-    assert.equal(returnedAt(), t0 + 25_000);
+    assert.equal(returnedAt, t0, 'at once');
+    assert.ok(released(result), 'the release asked for');
+    assert.ok(!due.includes(t0 + 25_000), `no timer set to wait for the lock margin: ${due.map((t) => t - t0).join(', ')}`);
+    await closeAtOnce(h);
     assert.equal(p.calls.length, 0);
   });
 
@@ -149,7 +193,7 @@ describe('dispatch stage and the session lock', () => {
     const run = batch(h, [d], 10_000);
     await clock.tickAsync(31);
     assert.deepEqual(kinds([d]), ['abandon'], 'handed back when the call failed, not after the backoff');
-    await run;
+    assert.ok(released((await run).result), 'the release asked for');
     assert.equal(p.calls.length, 1, 'not called again');
     assert.equal(d.settled.length, 1);
   });
@@ -161,9 +205,10 @@ describe('dispatch stage and the session lock', () => {
     const t0 = Date.now();
     const h = await s.sessionHandler(locked(t0 + 3000)); // last start: 1.5 s
     const same = Array.from({ length: 3 }, () => delivery(outbound({ channel: 'tg', to: '100' })));
-    await batch(h, same, 5000);
+    const { result } = await batch(h, same, 5000);
     assert.deepEqual(p.calls.map((c) => c.at - t0), [0, 1040], 'the second turn (1.04 s) is in time, the third (2.08 s) is not');
     assert.deepEqual(kinds(same), ['complete', 'complete', 'abandon']);
+    assert.ok(released(result), 'the release asked for');
   });
 
   it('without lockedUntil there is no deadline', async () => {
@@ -171,24 +216,28 @@ describe('dispatch stage and the session lock', () => {
     const { stage: s } = stage(p, { channels: lookup(channel({ rateLimit: { messages: 1 } })) });
     const h = await s.sessionHandler(session());
     const deliveries = Array.from({ length: 30 }, () => delivery(outbound()));
-    await batch(h, deliveries, 40_000);
+    const { result } = await batch(h, deliveries, 40_000);
     assert.equal(p.calls.length, 30);
+    assert.equal(result, undefined, 'no release asked for');
     assert.equal(s.stats().handedBackAtLockDeadline, 0);
   });
 
-  it('onClose stops the wait in the lock margin at once', async () => {
+  it('a 429 whose pause ends past the deadline: the batch returns the release request at once, no timer left waiting, and onClose hands the pause over', async () => {
     const p = new FakeProvider('twilio', () => errors.rateLimited(600_000));
     const { stage: s } = stage(p);
     const t0 = Date.now();
-    const h = await s.sessionHandler(locked(t0 + 60_000));
-    let returnedAt: number | undefined;
-    const done = h.onBatch([delivery(outbound())], new AbortController().signal).then(() => (returnedAt = Date.now()));
-    await clock.tickAsync(1000);
-    assert.equal(returnedAt, undefined);
-    await h.onClose('stopped');
-    await clock.tickAsync(0);
-    await done;
-    assert.equal(returnedAt, t0 + 1000);
+    const accepted = locked(t0 + 60_000);
+    const h = await s.sessionHandler(accepted);
+    const d = delivery(outbound());
+    const { returnedAt, result, timersDue: due } = await batchUntilReturned(h, [d]);
+    assert.deepEqual(kinds([d]), ['abandon']);
+    assert.ok(released(result), 'the release asked for');
+    assert.ok(returnedAt < t0 + 1000, `at once, not in the lock margin (55 s): ${returnedAt - t0} ms`);
+    assert.ok(!due.includes(t0 + 55_000), 'no timer set to wait for the lock margin');
+    await closeAtOnce(h);
+    const state = decodeSessionState(accepted.saved[0]);
+    assert.ok(state.ok);
+    assert.equal(state.state?.pausedUntil, (p.calls[0]?.end ?? 0) + 60_000, 'the next holder gets the (capped) pause');
   });
 
   it('records within the lock: an interaction that cannot be sent is dead-lettered before the lock ends, not retried past it', async () => {

@@ -47,9 +47,8 @@ export interface DispatchOptions {
   stateTimeoutMs?: number;
   /**
    * Kept free at the end of a session lock, to record and settle the last calls: a provider call starts no later than
-   * `lockedUntil - (channel.timeoutMs + lockMarginMs)`, and a batch that handed messages back at the lock deadline
-   * returns at `lockedUntil - lockMarginMs`. Keep it below the session loop's own lock margin (10 s with its default
-   * renewal), so that the loop releases the session after such a batch. @defaultValue 5000
+   * `lockedUntil - (channel.timeoutMs + lockMarginMs)`; a batch that handed messages back there asks the loop to
+   * release the session. @defaultValue 5000
    */
   lockMarginMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */

@@ -3,10 +3,10 @@
  * policy's decision, or handed back without reaching the provider), within the session lock's deadline; and the one
  * provider call with the channel's timeout that each attempt makes.
  */
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Provider, SendRequest, SendResult } from '../providers/provider.js';
+import type { Provider, SendRequest, SendResult } from '../providers/index.js';
 import type { StageContext } from './dispatch-context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
 import type { OutboundMessage } from './messages.js';

@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { linkedController } from '../abort.js';
-import type { Channel } from '../channels/types.js';
+import type { Channel } from '../channels/index.js';
 import { errorMessage, isEventError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StageContext } from './dispatch-context.js';

@@ -29,10 +29,9 @@
  * `lockMarginMs` left to record and settle it), and no wait before a call (a slot, a pause, a backoff, the recipient's
  * turn) is begun when it would end past that; when one would, or when that time comes while messages still wait,
  * everything of the batch not yet at the provider is handed back (abandoned: it never reached the provider), calls
- * in flight finish and are recorded, and the batch returns at `lockedUntil - lockMarginMs`: the session loop
- * releases a session whose batch ran into its lock margin (`'renewalBudget'`) instead of receiving the handed-back
- * messages again at once, and the next holder (with a fresh lock) sends them, honouring a pause handed over in the
- * session state. A 429 pauses the sender for its `Retry-After`, at most `retry.maxRateLimitPauseMs`. The sends of
+ * in flight finish and are recorded, and the batch returns a `SessionRelease`: the session loop releases the session
+ * (`'released'`, state saved while the lock holds) instead of handing the same messages back at once, and the next
+ * holder (with a fresh lock) sends them, honouring a pause handed over in the session state. A 429 pauses the sender for its `Retry-After`, at most `retry.maxRateLimitPauseMs`. The sends of
  * outcomes to `interactions` are retried only while a retry still ends a second before the lock does (and an
  * attempt's timeout is cut to that), so what cannot be recorded is dead-lettered (`InteractionNotSent`) while the
  * lock holds, instead of coming back to be sent again.

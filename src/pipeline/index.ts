@@ -31,4 +31,5 @@ export type {
   SessionHandlerFactory,
   AcceptedSession,
   SessionCloseReason,
+  SessionRelease,
 } from './ports.js';

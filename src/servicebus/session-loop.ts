@@ -47,7 +47,7 @@
  *   false) when its client is closed under it.
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
-import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/ports.js';
+import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 import type { Logger } from '../log.js';
 import { delay as sleep } from '../abort.js';
 import { Backoff } from './backoff.js';
@@ -56,7 +56,7 @@ import { abandonUnsettled, toDelivery, type SettleableDelivery } from './deliver
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { functionOption, intOption } from './options.js';
 
-export type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/ports.js';
+export type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 
 export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
   createSessionHandler: SessionHandlerFactory;

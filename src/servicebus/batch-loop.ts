@@ -30,7 +30,7 @@ import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
-import { delay as sleep } from '../abort.js';
+import { delay as sleep, whenAborted } from '../abort.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -307,14 +307,12 @@ class BatchLoop implements ReceiveLoop {
   }
 
   async drain(signal?: AbortSignal): Promise<void> {
-    const onAbort = (): void => this.#abortHandlers.abort(signal?.reason);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, (reason) => this.#abortHandlers.abort(reason));
     try {
       await this.stop();
       await Promise.all([...this.#batches].map((b) => b.done));
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
     }
   }
 

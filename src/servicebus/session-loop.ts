@@ -49,7 +49,7 @@
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 import type { Logger } from '../log.js';
-import { delay as sleep } from '../abort.js';
+import { delay as sleep, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import { resolveCommon, warnIfStillRunning, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
@@ -326,22 +326,20 @@ class SessionLoop implements ReceiveLoop {
   }
 
   async drain(signal?: AbortSignal): Promise<void> {
-    let onAbort!: () => void;
+    let stopListening = (): void => undefined;
     const aborted = new Promise<void>((resolve) => {
-      onAbort = (): void => {
-        this.#abortHandlers.abort(signal?.reason);
+      stopListening = whenAborted(signal, (reason) => {
+        this.#abortHandlers.abort(reason);
         resolve();
-      };
+      });
     });
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.stop();
       // Every slot ends: its session released, or its pending accept answered. Once the signal aborts, only the
       // held sessions are waited for.
       await Promise.race([Promise.all(this.#slots), aborted.then(() => Promise.all([...this.#held].map((h) => h.done)))]);
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
     }
   }
 

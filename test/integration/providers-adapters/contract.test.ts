@@ -59,7 +59,7 @@ describe('contract adapter against the contract simulator', () => {
   });
 
   it("over the sender's limit is ProviderRateLimited with Retry-After in ms; a 500 is ProviderUnavailable", async () => {
-    const clock = new ManualClock();
+    const clock = new ManualClock(Date.now());
     const sim = await start({ clock: clock.read, contract: { perSender: 1 } });
     const provider = contract(sim.urls.contract);
     await provider.send(request(6));

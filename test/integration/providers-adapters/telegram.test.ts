@@ -30,7 +30,7 @@ describe('telegram adapter against the Telegram simulator', () => {
   });
 
   it('a second message to one chat within a second is ProviderRateLimited with retry_after in ms', async () => {
-    const clock = new ManualClock();
+    const clock = new ManualClock(Date.now());
     const sim = await start({ clock: clock.read });
     const provider = telegram(sim.urls.telegram);
     await provider.send(request('333', 1));

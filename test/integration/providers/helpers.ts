@@ -10,9 +10,12 @@ export const BOT_TOKEN = '123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-ab';
 export const BOT_ID = '123456789';
 export const SECRET = `whsec_${Buffer.from('a contract signing secret, 32 b!').toString('base64')}`;
 
-/** A clock the test moves by hand: rate windows and signature timestamps without waiting. */
+/**
+ * A clock the test moves by hand: rate windows and signature timestamps without waiting. Start it at the real time
+ * when something it is compared with is stamped from the real clock (the adapters' `webhook-timestamp`).
+ */
 export class ManualClock {
-  now = Date.UTC(2026, 0, 1, 12, 0, 0);
+  constructor(public now: number = Date.UTC(2026, 0, 1, 12, 0, 0)) {}
   readonly read = (): number => this.now;
   advance(ms: number): void {
     this.now += ms;

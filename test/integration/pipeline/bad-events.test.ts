@@ -299,6 +299,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     assert.deepEqual(dead.slice(0, table.length).map((d) => d.reason), table.map((r) => r.reason), "the table's bad events, in order");
     const tail = dead.slice(table.length);
     assert.equal(tail.length, mixed.length, `the mixed-in bad events and nothing else: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`);
+    assert.deepEqual(tail.map((d) => d.reason).sort(), mixed.map((m) => m.reason).sort(), 'each mixed-in bad event once');
     for (const m of mixed) {
       assert.ok(tail.some((d) => d.reason === m.reason && d.description?.includes(m.says)), `a ${m.reason} dead letter saying ${JSON.stringify(m.says)}: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`);
     }

@@ -45,7 +45,7 @@ describe('send path end to end', function () {
   /** Runs a journey and opts some contacts out after their activities were created; returns activity id → phone. */
   async function journey(s: System, journeyId: string, count: number, optOutEvery: number): Promise<JourneyRun> {
     const run = await s.runJourney(journeyId, count);
-    assert.ok(run.skipped.length > 0 || journeyId !== SEED.journey, 'the seed has contacts the journey skips (opted out before)');
+    if (journeyId === SEED.journey) assert.ok(run.skipped.length > 0, 'the seed has contacts the journey skips (opted out before)');
     const optedOut = run.created.filter((_, i) => i % optOutEvery === 0).map((c) => c.contactId);
     await s.optOut(optedOut);
     const phones = new Map<string, string>();
@@ -102,7 +102,9 @@ describe('send path end to end', function () {
     }
     await assertDelivered(s, expected, 50);
     const stats = relay.stats();
-    assert.ok((stats.dataverse?.throttled ?? 0) > 0 && (stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `the relay was throttled and went on: ${JSON.stringify({ dataverse: stats.dataverse, recorder: stats.recorder, intake: stats.intake })}`);
+    const seen = JSON.stringify({ dataverse: stats.dataverse, recorder: stats.recorder, intake: stats.intake });
+    assert.ok((stats.dataverse?.throttled ?? 0) > 0, `the relay met 429s: ${seen}`);
+    assert.ok((stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `and went on (retried or handed back): ${seen}`);
     const twilio = s.sim.stats().twilio;
     assert.ok(twilio.faults.errors > 10 && twilio.faults.rateLimitBursts === 3 && twilio.faults.timeouts > 0, `faults were injected: ${JSON.stringify(twilio.faults)}`);
     assert.equal(twilio.duplicates, twilio.faults.timeouts, 'each lost answer was retried with the same idempotency key and answered from the first');

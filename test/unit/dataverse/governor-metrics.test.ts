@@ -15,9 +15,14 @@ describe('dataverse: governor metrics', () => {
     assert.match(first, /channel_relay_dataverse_calls_waiting 7/);
     assert.match(first, /channel_relay_dataverse_retry_after_seconds (2\.9\d*|3)\b/);
     assert.match(first, /channel_relay_dataverse_throttled_total 3/);
-    state = { ...state, pausedUntil: 0, throttled: 5, calls: 55 };
+    assert.match(first, /channel_relay_dataverse_calls_total 40/);
+    assert.equal(first.match(/^channel_relay_dataverse_calls_total /gm)?.length, 1, 'registered once');
+    state = { ...state, concurrency: 2, inFlight: 0, waiting: 1, pausedUntil: 0, throttled: 5, calls: 55 };
     const second = await registry.metrics();
     assert.match(second, /channel_relay_dataverse_retry_after_seconds 0/);
+    assert.match(second, /channel_relay_dataverse_concurrency_limit 2/);
+    assert.match(second, /channel_relay_dataverse_calls_in_flight 0/);
+    assert.match(second, /channel_relay_dataverse_calls_waiting 1/);
     assert.match(second, /channel_relay_dataverse_throttled_total 5/);
     assert.match(second, /channel_relay_dataverse_calls_total 55/);
   });

@@ -111,6 +111,7 @@ describe('dispatch stage and the session lock', () => {
     assert.ok([...sent, ...rest].every((d) => (d.settledAt ?? Infinity) < lockedUntil - 5000), 'all settled while the lock is held');
     assert.ok(released(result), `the batch asks the loop to release the session: ${JSON.stringify(result)}`);
     assert.equal(returnedAt, Math.max(...deliveries.map((d) => d.settledAt ?? Infinity)), 'returned as soon as the last delivery was settled, not in the lock margin');
+    // The outbox's own deadlines and call timeouts fall in the margin; the wait that was removed was due exactly at its start.
     assert.ok(!due.includes(lockedUntil - 5000), `no timer set to wait for the lock margin: ${due.map((t) => t - t0).join(', ')}`);
     await closeAtOnce(h);
     assert.equal(interactions.all.length, p.calls.length);
@@ -233,7 +234,7 @@ describe('dispatch stage and the session lock', () => {
     assert.deepEqual(kinds([d]), ['abandon']);
     assert.ok(released(result), 'the release asked for');
     assert.ok(returnedAt < t0 + 1000, `at once, not in the lock margin (55 s): ${returnedAt - t0} ms`);
-    assert.ok(!due.includes(t0 + 55_000), 'no timer set to wait for the lock margin');
+    assert.deepEqual(due.filter((t) => t >= t0 + 55_000 && t < t0 + 60_000), [], `no timer due in the lock margin: ${due.map((t) => t - t0).join(', ')}`);
     await closeAtOnce(h);
     const state = decodeSessionState(accepted.saved[0]);
     assert.ok(state.ok);

@@ -70,7 +70,9 @@ describe('relay: runWorker start-up', () => {
     assert.match(out, /dataverse\.url: expected the org URL \(or set DATAVERSE_URL\), found nothing/);
     // Dispatch gets past the configuration to its adapters (a bad secret stops it there, before any loop starts).
     out = '';
+    exitCode = undefined;
     await runWorker(['dispatch'], { env: { ...env, DATAVERSE_URL: undefined, CONTRACT_SIGNING_SECRET: 'not-a-webhook-secret' }, stderr: { write: (t: string) => (out += t) }, exit: (c) => (exitCode = c) });
+    assert.equal(exitCode, 2);
     assert.doesNotMatch(out, /dataverse\.url/);
     assert.match(out, /channel "realtime-sms"/);
   });

@@ -16,6 +16,7 @@
  *   throws rather than return an empty token, so dynamics-web-api's "Token is empty" never happens);
  * - TLS failures: a string `code` without status (`CERT_HAS_EXPIRED` …), like connection failures.
  */
+import { parseRetryAfter } from '../http/index.js';
 import { DataverseError, isDataverseError, type CodeOf, type Upstream } from '../errors.js';
 
 /** Used when a 429 carries no usable `Retry-After`. */
@@ -45,14 +46,8 @@ function headersOf(value: unknown): Record<string, string> | undefined {
   return out;
 }
 
-/** `Retry-After` as seconds (Dataverse) or an HTTP date, in ms; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  const seconds = Number(value.trim());
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
+/** `Retry-After` in ms (delta-seconds or an HTTP date); the one reading for Dataverse and the providers. */
+export { parseRetryAfter };
 
 function codeForStatus(status: number): CodeOf<'dataverse'> {
   if (status === 429) return 'DataverseThrottled';

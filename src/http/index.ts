@@ -1,2 +1,3 @@
-/** Reading incoming HTTP requests: a body with a size limit, lower-case headers. */
+/** HTTP helpers: reading incoming requests (a body with a size limit, lower-case headers), `Retry-After`. */
 export { readBody, lowerHeaders } from './request.js';
+export { parseRetryAfter } from './retry-after.js';

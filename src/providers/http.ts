@@ -10,6 +10,7 @@
  * Answers of any status are returned, not thrown: each adapter's mapping function decides what a status means.
  * Nothing here puts the URL (a Telegram bot token is in its path) or the request headers (basic auth) into an error.
  */
+import { parseRetryAfter } from '../http/index.js';
 import { ProviderError } from '../errors.js';
 import type { ProviderType } from './provider.js';
 
@@ -113,19 +114,6 @@ function parseBody(text: string, contentType: string | undefined): unknown {
   return text;
 }
 
-/**
- * A `Retry-After` value in milliseconds: delta-seconds (`"2"`, also `"1.5"`) or an HTTP date; undefined when absent
- * or unreadable. A date in the past gives 0.
- */
-export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  // An HTTP date names its day and month (`Sun, 22 Nov 2026 01:00:30 GMT`); Date.parse alone would read "-1" as a year.
-  const at = /[A-Za-z]{3}/.test(text) ? Date.parse(text) : Number.NaN;
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
 /** Returns a copy of `value` in which every occurrence of each secret, in any string, is `[REDACTED]`. */
 export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
   // A real credential is long; scrubbing a very short one would mangle every answer that contains its characters.
@@ -155,3 +143,5 @@ function safeCause(err: unknown, secrets: readonly string[]): Error & { code?: s
   if (typeof code === 'string') out.code = code;
   return out;
 }
+
+export { parseRetryAfter };

@@ -71,6 +71,8 @@ describe('toDataverseError', () => {
     assert.equal(parseRetryAfter('0.5'), 500);
     assert.equal(parseRetryAfter('Sun, 22 Nov 2026 10:00:05 GMT', Date.parse('Sun, 22 Nov 2026 10:00:00 GMT')), 5000);
     assert.equal(parseRetryAfter('soon'), undefined);
+    assert.equal(parseRetryAfter('-1'), undefined, 'not read as the year 2001 (a 0 ms pause)');
+    assert.equal(parseRetryAfter('0x10'), undefined);
     assert.equal(parseRetryAfter(undefined), undefined);
   });
 });

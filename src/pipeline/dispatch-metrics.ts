@@ -2,8 +2,8 @@
  * What the dispatch stage counts: its Prometheus counters and histograms (registered once per registry, found again
  * when a second stage shares it), its in-process counts, and the `DispatchStats` snapshot made of them.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { METRIC_PREFIX, registered } from '../health/index.js';
+import { Histogram, type Counter, type Registry } from 'prom-client';
+import { METRIC_PREFIX, registered, sharedCounter } from '../health/index.js';
 
 /** A snapshot of what the stage has done since it started. */
 export interface DispatchStats {
@@ -88,12 +88,12 @@ export function dispatchStats(sessions: ReadonlySet<SessionLoad>, counts: Dispat
 export function createDispatchMetrics(registry: Registry): DispatchMetrics {
   const p = `${METRIC_PREFIX}dispatch_`;
   return {
-    messages: registered(registry, `${p}messages_total`, () => new Counter({
-      name: `${p}messages_total`,
-      help: 'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, unconfirmed, invalid, failed, abandoned, interaction_not_sent',
-      labelNames: ['channel', 'outcome'] as const,
-      registers: [registry],
-    })),
+    messages: sharedCounter(
+      registry,
+      `${p}messages_total`,
+      'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, unconfirmed, invalid, failed, abandoned, interaction_not_sent',
+      ['channel', 'outcome'],
+    ),
     callDuration: registered(registry, `${p}provider_call_duration_seconds`, () => new Histogram({
       name: `${p}provider_call_duration_seconds`,
       help: 'Provider call duration by result (ok or the ProviderError code)',
@@ -101,17 +101,7 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     })),
-    retries: registered(registry, `${p}retries_total`, () => new Counter({
-      name: `${p}retries_total`,
-      help: 'Provider calls made again, by the code of the failure before',
-      labelNames: ['channel', 'code'] as const,
-      registers: [registry],
-    })),
-    pauses: registered(registry, `${p}rate_limit_pauses_total`, () => new Counter({
-      name: `${p}rate_limit_pauses_total`,
-      help: 'Provider 429s that paused a sender',
-      labelNames: ['channel'] as const,
-      registers: [registry],
-    })),
+    retries: sharedCounter(registry, `${p}retries_total`, 'Provider calls made again, by the code of the failure before', ['channel', 'code']),
+    pauses: sharedCounter(registry, `${p}rate_limit_pauses_total`, 'Provider 429s that paused a sender', ['channel']),
   };
 }

@@ -3,6 +3,7 @@
  * policy's decision, or handed back without reaching the provider), within the session lock's deadline; and the one
  * provider call with the channel's timeout that each attempt makes.
  */
+import { raceAbort } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -28,14 +29,6 @@ export interface BatchControl {
    * asks the session loop to release the session (`SessionRelease`).
    */
   lockDeadline(why: string): void;
-}
-
-/** Rejects with the signal's reason when it fires. */
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise<never>((_resolve, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
 }
 
 /**
@@ -158,9 +151,8 @@ async function callProvider(
     if (msg.context?.kind === 'realtime') request.channelDefinitionId = msg.context.channelDefinitionId;
     const statusCallbackUrl = stage.statusCallbackUrl?.(channel, msg);
     if (statusCallbackUrl !== undefined) request.statusCallbackUrl = statusCallbackUrl;
-    const timedOut = aborted(timeout.signal);
-    timedOut.catch(() => undefined);
-    return await Promise.race([provider.send(request), timedOut]);
+    // The race ends the call at the timeout even when the adapter does not honour its signal.
+    return await raceAbort(provider.send(request), timeout.signal);
   } finally {
     clearTimeout(timer);
   }

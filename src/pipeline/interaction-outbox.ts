@@ -12,7 +12,7 @@
  * Re-sending a group is safe: every interaction has a stable `messageId` and the bus drops duplicates.
  */
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
-import { linkedController } from '../abort.js';
+import { linkedController, raceAbort } from '../abort.js';
 import type { InteractionMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
 
@@ -142,17 +142,13 @@ export class InteractionOutbox {
     const timeoutMs = Math.max(Math.min(this.#timeoutMs, deadline - Date.now()), Math.min(this.#timeoutMs, MIN_CUT_TIMEOUT_MS));
     const timer = setTimeout(() => timeout.abort(new Error(`interactions send did not finish within ${timeoutMs} ms`)), timeoutMs);
     try {
-      const timedOut = new Promise<never>((_resolve, reject) => {
-        timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason), { once: true });
-      });
-      timedOut.catch(() => undefined);
-      await Promise.race([
+      await raceAbort(
         this.#sender.send(
           group.map((w) => ({ body: w.body, messageId: w.messageId })),
           timeout.signal,
         ),
-        timedOut,
-      ]);
+        timeout.signal,
+      );
     } finally {
       clearTimeout(timer);
     }

@@ -6,10 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv } from 'ajv';
-import { describeAjvError, renderFound, type Schema } from '../config/index.js';
+import { compiledSchema, describeAjvError, ENV_REF, isHttpUrl, renderFound } from '../config/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { configPath } from '../paths.js';
 import { readTile } from './tile.js';
 import type { Channel, ProviderSettings } from './types.js';
 
@@ -29,7 +27,6 @@ export interface ChannelRegistry {
 }
 
 const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
-const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
 const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const SECRETS = ['authToken', 'botToken', 'signingSecret'] as const;
 const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
@@ -37,17 +34,6 @@ const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
   telegram: ['botToken'],
   contract: ['url', 'signingSecret'],
 };
-
-let compiled: { schema: Schema; validate: ReturnType<Ajv['compile']> } | undefined;
-function validator(): { schema: Schema; validate: ReturnType<Ajv['compile']> } {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(configPath('channels.schema.json'), 'utf8')) as Schema;
-    const ajv = new Ajv({ allErrors: true, strict: true });
-    ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-    compiled = { schema, validate: ajv.compile(schema) };
-  }
-  return compiled;
-}
 
 type RawChannel = {
   name: string;
@@ -79,7 +65,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new ConfigError('ConfigUnreadable', [problem('', 'a readable JSON file of channels', reason)]);
   }
-  const { schema, validate } = validator();
+  const { schema, validate } = compiledSchema('channels.schema.json');
   if (!validate(doc)) {
     throw new ConfigError(
       'ConfigInvalid',
@@ -223,17 +209,9 @@ function interpolate(value: string, at: string, env: NodeJS.ProcessEnv, problems
   // A base URL with a trailing slash followed by a path must not give `//` in the middle.
   const replaced = value.replace(INTERPOLATION, (_, name: string) => env[name] as string);
   const out = isUrl ? replaced.replace(/([^:/])\/{2,}/g, '$1/') : replaced;
-  if (isUrl) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(out);
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
-      problems.push(problem(at, 'an http(s) URL', renderFound(out)));
-      return undefined;
-    }
+  if (isUrl && !isHttpUrl(out)) {
+    problems.push(problem(at, 'an http(s) URL', renderFound(out)));
+    return undefined;
   }
   return out;
 }

@@ -64,17 +64,30 @@ export interface Schema {
   [k: string]: unknown;
 }
 
-const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+/** A secret's reference in a file: `env:NAME`. */
+export const ENV_REF = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
 
-let compiled: { schema: Schema; validate: ReturnType<Ajv['compile']> } | undefined;
-function schemaAndValidator(): { schema: Schema; validate: ReturnType<Ajv['compile']> } {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(configPath('schema.json'), 'utf8')) as Schema;
+export interface CompiledSchema {
+  schema: Schema;
+  validate: ReturnType<Ajv['compile']>;
+}
+
+const compiled = new Map<string, CompiledSchema>();
+/** A schema file of `config/` with its validator (ajv, every error, the `secret` keyword), compiled once. */
+export function compiledSchema(file: string): CompiledSchema {
+  let c = compiled.get(file);
+  if (!c) {
+    const schema = JSON.parse(readFileSync(configPath(file), 'utf8')) as Schema;
     const ajv = new Ajv({ allErrors: true, strict: true });
     ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
-    compiled = { schema, validate: ajv.compile(schema) };
+    c = { schema, validate: ajv.compile(schema) };
+    compiled.set(file, c);
   }
-  return compiled;
+  return c;
+}
+
+function schemaAndValidator(): CompiledSchema {
+  return compiledSchema('schema.json');
 }
 
 function schemaAt(schema: Schema, keyPath: string): Schema | undefined {
@@ -389,7 +402,8 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
   return out;
 }
 
-function isHttpUrl(text: string): boolean {
+/** Whether `text` is an http: or https: URL. */
+export function isHttpUrl(text: string): boolean {
   try {
     return ['http:', 'https:'].includes(new URL(text).protocol);
   } catch {

@@ -69,10 +69,13 @@ function onFinish(message: unknown): void {
   if (typeof auth !== 'string' || !auth.startsWith('Bearer ')) return;
   const token = auth.slice('Bearer '.length);
   const port = request.socket?.remotePort;
+  let headers: Record<string, string> | undefined;
   for (const state of observers) {
     if (state.host !== request.host || !state.tokens.has(token) || (port !== undefined && port !== state.port)) continue;
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    if (headers === undefined) {
+      headers = {};
+      for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
     try {
       state.onResponse?.({ status: response.statusCode ?? 0, headers });
     } catch {

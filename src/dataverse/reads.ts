@@ -178,7 +178,6 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
       })
       .finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
-    if (signal === undefined) return pending;
     return raceAbort(pending, signal);
   }
 

@@ -53,9 +53,9 @@ export class SenderHandOver {
     const now = this.#stage.now();
     let holdUntil: number;
     if (decoded.ok) {
-      holdUntil = firstSendAt(decoded.state, Math.max(limiter.windowMs, limiter.recipientSpacingMs), now);
+      holdUntil = firstSendAt(decoded.state, limiter.handOverWindowMs, now);
     } else {
-      holdUntil = now + Math.max(limiter.windowMs, limiter.recipientSpacingMs);
+      holdUntil = now + limiter.handOverWindowMs;
       this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
     }
     if (holdUntil > now) {
@@ -113,7 +113,7 @@ export class SenderHandOver {
       this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
       return;
     }
-    const windowMs = Math.max(limiter.windowMs, limiter.recipientSpacingMs);
+    const windowMs = limiter.handOverWindowMs;
     const now = this.#stage.now();
     const windowEnd = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
     const lockedUntil = this.#lockedUntil() ?? Infinity;

@@ -7,7 +7,7 @@
 import type { AcceptedSession } from './ports.js';
 
 /** Kept at the very end of a session lock to settle a delivery after its interaction was sent (or given up). */
-export const SETTLE_MS = 1000;
+const SETTLE_MS = 1000;
 
 /** The reason of a batch's start signal when the session lock's deadline stopped it. */
 export class LockDeadlineReached extends Error {

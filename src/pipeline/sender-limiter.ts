@@ -98,6 +98,8 @@ export class SenderLimiter {
   readonly windowMs: number;
   /** The spacing between the end of one call to a recipient and the start of the next, guard included (ms); 0 when off. */
   readonly recipientSpacingMs: number;
+  /** How long the last calls keep constraining the next ones (the window or the recipient spacing): a hand-over waits this long. */
+  readonly handOverWindowMs: number;
   /** Slots: `messages` at once, each held from before a call starts until `windowMs` after it ends. */
   readonly #slots: PQueue;
   /** Calls in flight: `concurrency` at once. */
@@ -127,6 +129,7 @@ export class SenderLimiter {
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
+    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs);
     this.#slots = new PQueue({ concurrency: messages });
     this.#calls = new PQueue({ concurrency });
   }

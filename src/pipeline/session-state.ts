@@ -8,7 +8,7 @@
  */
 
 /** The session state version written by this code. */
-export const SESSION_STATE_VERSION = 1;
+const SESSION_STATE_VERSION = 1;
 
 export interface DispatchSessionState {
   v: typeof SESSION_STATE_VERSION;

@@ -9,7 +9,7 @@ import { errorMessage, isConfigError } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
-import { startRelay, type RunningRelay, type StageName } from './relay.js';
+import { needsDataverse, startRelay, type RunningRelay, type StageName } from './relay.js';
 
 export interface WorkerMainOptions {
   /** @defaultValue process.env */
@@ -35,7 +35,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   let config: RelayConfig;
   let channels;
   try {
-    config = loadConfig({ env, forWorkers: true, needsDataverse: stages.includes('intake') || stages.includes('recorder') }).config;
+    config = loadConfig({ env, forWorkers: true, needsDataverse: needsDataverse(stages) }).config;
     channels = loadChannels(config.channelsFile, { env });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);

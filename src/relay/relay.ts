@@ -3,6 +3,7 @@
  * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
  * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
+import { errorMessage } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { ChannelRegistry, Channel } from '../channels/index.js';
@@ -32,6 +33,11 @@ import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 /** The stages a process can run. */
 export const STAGES = ['intake', 'dispatch', 'recorder'] as const;
 export type StageName = (typeof STAGES)[number];
+
+/** Whether these stages call Dataverse (intake reads, the recorder writes; dispatch never does). */
+export function needsDataverse(stages: readonly StageName[]): boolean {
+  return stages.includes('intake') || stages.includes('recorder');
+}
 
 export interface RelayOptions {
   /** Which stages this process runs (each at most once). */
@@ -80,6 +86,8 @@ export interface RunningRelay {
 /** Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting). */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
+  /** Where the Service Bus layer counts (nothing without a registry). */
+  const counting = registry ? { metrics: registry } : {};
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
@@ -92,8 +100,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
   const queues = config.serviceBus.queues;
-  const needsDataverse = stages.includes('intake') || stages.includes('recorder');
-  const governor = needsDataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...options.governor }) : undefined;
+  const governor = needsDataverse(stages) ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...options.governor }) : undefined;
   const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
   if (governor) {
     stats.dataverse = () => governor.state();
@@ -114,7 +121,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
 
   try {
     if (stages.includes('intake') && dataverse && governor) {
-      const outbound = createQueueSender<OutboundMessage>(bus, queues.outbound, { log: options.log, ...(registry ? { metrics: registry } : {}) });
+      const outbound = createQueueSender<OutboundMessage>(bus, queues.outbound, { log: options.log, ...counting });
       closer.add('outbound sender', outbound);
       const stage = new IntakeStage({
         decode: decodeRemoteContext,
@@ -138,12 +145,12 @@ export function startRelay(options: RelayOptions): RunningRelay {
           concurrency: config.intake.concurrency,
           handler: (batch, signal) => stage.handle(batch, signal),
           log: options.log,
-          ...(registry ? { metrics: registry } : {}),
+          ...counting,
         }),
       );
     }
     if (stages.includes('dispatch')) {
-      const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...(registry ? { metrics: registry } : {}) });
+      const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...counting });
       closer.add('interactions sender', interactions);
       const providers = new Map<string, Provider>();
       const make = options.provider ?? ((channel: Channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log: options.log }));
@@ -152,7 +159,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         try {
           providers.set(channel.name, make(channel));
         } catch (err) {
-          throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${(err as Error).message}`, { cause: err });
+          throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${errorMessage(err)}`, { cause: err });
         }
       }
       const stage = new DispatchStage({
@@ -180,7 +187,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
           closeGraceMs: callGraceMs,
           createSessionHandler: stage.sessionHandler,
           log: options.log,
-          ...(registry ? { metrics: registry } : {}),
+          ...counting,
         }),
       );
     }
@@ -202,7 +209,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
           concurrency: config.recorder.concurrency,
           handler: (batch, signal) => stage.handle(batch, signal),
           log: options.log,
-          ...(registry ? { metrics: registry } : {}),
+          ...counting,
         }),
       );
     }

@@ -23,7 +23,7 @@ import Long from 'long';
 import { isLockLostError } from './delivery.js';
 
 /** Application properties the broker adds when it dead-letters a message; replay does not carry them back. */
-export const DEAD_LETTER_PROPERTIES: readonly string[] = ['DeadLetterReason', 'DeadLetterErrorDescription'];
+const DEAD_LETTER_PROPERTIES: readonly string[] = ['DeadLetterReason', 'DeadLetterErrorDescription'];
 
 /** One message of a dead-letter queue, as read (peeked or received). */
 export interface DeadLetter {
@@ -58,7 +58,7 @@ export interface DeadLetterFilter {
 }
 
 /** Whether `deadLetter` matches `filter`. */
-export function matchesDeadLetter(deadLetter: DeadLetter, filter: DeadLetterFilter = {}): boolean {
+function matchesDeadLetter(deadLetter: DeadLetter, filter: DeadLetterFilter = {}): boolean {
   if (filter.reason !== undefined && deadLetter.reason !== filter.reason) return false;
   if (filter.excludeReasons !== undefined && deadLetter.reason !== undefined && filter.excludeReasons.includes(deadLetter.reason)) return false;
   if (filter.messageIds !== undefined && filter.messageIds.length > 0) {
@@ -145,7 +145,7 @@ async function scanDeadLetters(client: ServiceBusClient, queue: string, options:
 }
 
 /** A received or peeked message as a {@link DeadLetter}. */
-export function toDeadLetter(message: ServiceBusReceivedMessage): DeadLetter {
+function toDeadLetter(message: ServiceBusReceivedMessage): DeadLetter {
   const applicationProperties: Record<string, unknown> = { ...(message.applicationProperties ?? {}) };
   for (const key of DEAD_LETTER_PROPERTIES) delete applicationProperties[key];
   const raw = message._rawAmqpMessage;
@@ -175,7 +175,7 @@ type Sendable = Parameters<ServiceBusSender['sendMessages']>[0];
 type AmqpMessage = ServiceBusReceivedMessage['_rawAmqpMessage'];
 
 /** The message replay sends for a received dead letter: the same body and identity, none of the broker's state. */
-export function replayMessageOf(message: ServiceBusReceivedMessage): AmqpMessage {
+function replayMessageOf(message: ServiceBusReceivedMessage): AmqpMessage {
   const deadLetter = toDeadLetter(message);
   const from = message._rawAmqpMessage.properties ?? {};
   const properties: NonNullable<AmqpMessage['properties']> = {};
@@ -367,6 +367,7 @@ export async function replayDeadLetters(client: ServiceBusClient, queue: string,
     for (const r of receivers) await r.close().catch(() => undefined);
     await sender.close().catch(() => undefined);
   }
-  result.notReplayed = plan.matching.filter((d) => !result.replayed.includes(d));
+  const replayed = new Set(result.replayed);
+  result.notReplayed = plan.matching.filter((d) => !replayed.has(d));
   return result;
 }

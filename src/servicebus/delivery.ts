@@ -22,7 +22,7 @@
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import type { Delivery } from '../pipeline/index.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { ConsumedOutcome, ServiceBusMetrics } from './metrics.js';
+import { serviceBusMetrics, type ConsumedOutcome, type ServiceBusMetrics } from './metrics.js';
 
 /** Longest dead-letter reason kept, in characters. */
 export const DEAD_LETTER_REASON_MAX_CHARS = 128;
@@ -173,7 +173,7 @@ export function toDelivery(message: ServiceBusReceivedMessage, settler: Settler,
   return new ReceivedDelivery(message, settler, {
     queue: options.queue,
     log: options.log ?? silentLogger(),
-    metrics: options.metrics ?? { received: () => undefined, consumed: () => undefined, sent: () => undefined },
+    metrics: options.metrics ?? serviceBusMetrics(),
   });
 }
 

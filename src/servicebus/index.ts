@@ -35,10 +35,6 @@ export { Backoff, type BackoffOptions } from './backoff.js';
 export {
   peekDeadLetters,
   replayDeadLetters,
-  matchesDeadLetter,
-  toDeadLetter,
-  replayMessageOf,
-  DEAD_LETTER_PROPERTIES,
   NO_REASON,
   type DeadLetter,
   type DeadLetterFilter,

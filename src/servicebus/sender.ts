@@ -52,7 +52,7 @@ export type ClosableQueueSender<T> = QueueSender<T> & Closeable;
 export type OutgoingMessage<T> = { body: T; messageId: string; sessionId?: string; subject?: string };
 
 /** The SDK message for one outgoing message. */
-export function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage {
+function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage {
   return {
     body: message.body,
     contentType: 'application/json',
@@ -87,12 +87,11 @@ export function createQueueSender<T>(client: ServiceBusClient, queue: string, op
       for (const m of messages) {
         const message = toServiceBusMessage(m);
         if (batch.tryAddMessage(message)) continue;
-        if (batch.count === 0) throw new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
+        const tooLarge = (): MessageTooLargeError => new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
+        if (batch.count === 0) throw tooLarge();
         batches.push(batch);
         batch = await s.createMessageBatch(abort);
-        if (!batch.tryAddMessage(message)) {
-          throw new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
-        }
+        if (!batch.tryAddMessage(message)) throw tooLarge();
       }
       batches.push(batch);
       let sent = 0;

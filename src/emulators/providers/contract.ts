@@ -45,13 +45,11 @@ export class ContractApi {
   readonly #options: ResolvedContract;
   readonly #notSent: Set<string>;
   readonly #answers = new Map<string, Reply>();
-  #windows: SlidingWindows;
-  readonly #windowMs: number;
+  readonly #windows: SlidingWindows;
 
   constructor(options: ResolvedContract, windowMs: number) {
     this.#options = options;
     this.#notSent = new Set(options.notSentRecipients);
-    this.#windowMs = windowMs;
     this.#windows = new SlidingWindows(windowMs);
   }
 
@@ -67,7 +65,7 @@ export class ContractApi {
 
   reset(): void {
     this.#answers.clear();
-    this.#windows = new SlidingWindows(this.#windowMs);
+    this.#windows.clear();
   }
 
   limitOf(sender: string): number {

@@ -74,7 +74,7 @@ function count(v: unknown): boolean {
 }
 
 /** Checks one scope's settings; returns the problems, each naming its key. */
-export function faultSettingsProblems(value: unknown, where: string): string[] {
+function faultSettingsProblems(value: unknown, where: string): string[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected an object, found ${JSON.stringify(value)}`];
   const s = value as Record<string, unknown>;
   const problems: string[] = [];

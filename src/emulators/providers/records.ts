@@ -80,11 +80,9 @@ export class Records {
   #messages: SimulatedMessage[] = [];
   #stats: SimulatorStats = this.#empty();
   #keys = new Map<SimulatedProvider, Set<string>>();
-  #windowMs: number;
-  #windows: SlidingWindows;
+  readonly #windows: SlidingWindows;
 
   constructor(windowMs: number) {
-    this.#windowMs = windowMs;
     this.#windows = new SlidingWindows(windowMs);
   }
 
@@ -165,7 +163,7 @@ export class Records {
     this.#messages = [];
     this.#stats = this.#empty();
     this.#keys.clear();
-    this.#windows = new SlidingWindows(this.#windowMs);
+    this.#windows.clear();
     for (const p of PROVIDERS) {
       this.#stats[p].inFlight = before[p].inFlight;
       for (const [sender, s] of Object.entries(before[p].senders)) if (s.inFlight > 0) this.sender(p, sender).inFlight = s.inFlight;

@@ -46,14 +46,12 @@ export class TelegramApi {
   readonly #blocked: Set<string>;
   readonly #unknown: Set<string>;
   readonly #nextMessageId = new Map<string, number>();
-  #windows: SlidingWindows;
-  readonly #windowMs: number;
+  readonly #windows: SlidingWindows;
 
   constructor(options: ResolvedTelegram, windowMs: number) {
     this.#options = options;
     this.#blocked = new Set(options.blockedChats.map(String));
     this.#unknown = new Set(options.unknownChats.map(String));
-    this.#windowMs = windowMs;
     this.#windows = new SlidingWindows(windowMs);
   }
 
@@ -68,7 +66,7 @@ export class TelegramApi {
   }
 
   reset(): void {
-    this.#windows = new SlidingWindows(this.#windowMs);
+    this.#windows.clear();
   }
 
   renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {

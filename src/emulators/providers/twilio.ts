@@ -75,13 +75,11 @@ export class TwilioApi {
   readonly #unsubscribed: Set<string>;
   readonly #inFlight = new Map<string, number>();
   readonly #idempotent = new Map<string, Reply>();
-  #windows: SlidingWindows;
-  readonly #windowMs: number;
+  readonly #windows: SlidingWindows;
 
   constructor(options: ResolvedTwilio, windowMs: number) {
     this.#options = options;
     this.#unsubscribed = new Set(options.unsubscribed);
-    this.#windowMs = windowMs;
     this.#windows = new SlidingWindows(windowMs);
   }
 
@@ -98,7 +96,7 @@ export class TwilioApi {
   /** Forgets the rate windows and the idempotency records. */
   reset(): void {
     this.#idempotent.clear();
-    this.#windows = new SlidingWindows(this.#windowMs);
+    this.#windows.clear();
   }
 
   /** The MPS that applies to a sender. */

@@ -51,6 +51,30 @@ describe('sender limiter', () => {
     assert.equal(worstCaseInWindow(calls(r), 1000), 1);
   });
 
+  it('keeps to the limit with calls arriving at scattered times and taking very different times', async () => {
+    const limiter = new SenderLimiter({ messages: 3, intervalMs: 1000, guardMs: 0, concurrency: 10 });
+    const spans: Array<{ at: number; end: number }> = [];
+    const durations = [5, 400, 40, 900, 150];
+    const all: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 30; i++) {
+      // Arrivals scattered over the first 4 s; each call records its own start and end.
+      setTimeout(() => {
+        all.push(
+          limiter.run(`to-${i}`, async () => {
+            const span = { at: Date.now(), end: Date.now() };
+            spans.push(span);
+            await new Promise((r) => setTimeout(r, durations[i % durations.length]));
+            span.end = Date.now();
+          }),
+        );
+      }, (i * 137) % 4000);
+    }
+    await clock.tickAsync(60_000);
+    await Promise.all(all);
+    assert.equal(spans.length, 30);
+    assert.ok(worstCaseInWindow(spans, 1000) <= 3, `at most 3 wherever each request arrived: ${worstCaseInWindow(spans, 1000)}`);
+  });
+
   it('keeps to the concurrency', async () => {
     const limiter = new SenderLimiter({ messages: 100, concurrency: 2 });
     const r = recorder(500);

@@ -1,0 +1,71 @@
+/**
+ * The registration's choices where no primary source was found (reference/dataverse-contracts.md §2 marks them
+ * UNVERIFIED: no Microsoft sample creates a Service Bus endpoint or its step through the Web API; the documented tool
+ * is the Plug-in Registration Tool). Kept in one place so that a capture from a real org corrects each with one edit.
+ */
+
+/**
+ * The `serviceendpoint` columns the relay writes, with the values of the reference's combination (§2.1):
+ * contract 2 Queue, messageformat 2 Json, authtype 2 SAS Key, userclaim 1 None, connectionmode 1 Normal,
+ * namespaceformat 2 Namespace Address (so `namespaceaddress` carries `sb://<host>/`). UNVERIFIED: that this
+ * combination is what the Plug-in Registration Tool writes for "SAS Key" + "Queue" + "Json".
+ */
+export const ENDPOINT_CONSTANTS = {
+  contract: 2,
+  messageformat: 2,
+  authtype: 2,
+  userclaim: 1,
+  connectionmode: 1,
+  namespaceformat: 2,
+} as const;
+
+/**
+ * `solutionnamespace` (SystemRequired): the namespace's name, the first label of `<name>.servicebus.windows.net`.
+ * For a loopback or IP host (Microsoft's Service Bus emulator, whose namespace is `sbemulatorns`) there is no such
+ * label: `sbemulatorns`. UNVERIFIED: what Dataverse does with this column when `namespaceformat` is 2 (Namespace
+ * Address), and whether a custom domain needs anything else.
+ */
+export function solutionNamespace(host: string): string {
+  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (/^(localhost|[\d.]+|[0-9a-f:]+)$/i.test(name)) return 'sbemulatorns';
+  return name.split('.')[0] ?? name;
+}
+
+/** `namespaceaddress` for namespaceformat 2: `sb://<host[:port]>/`. UNVERIFIED: the trailing slash (the reference's form). */
+export function namespaceAddress(host: string): string {
+  return `sb://${host}/`;
+}
+
+/**
+ * `saskey` is write-only (IsValidForRead false; the Dataverse emulator refuses it in `$select`), so the relay cannot
+ * compare it. It reads `issaskeyset` instead and writes the key when the endpoint is created, when `issaskeyset` is
+ * not true, when `namespaceaddress` or `saskeyname` change (a key belongs to its namespace and key name), and when
+ * asked (`updateKey`, the CLI's `--update-key`, for a key rotation). UNVERIFIED: that a real org exposes
+ * `issaskeyset` on `serviceendpoint` (the emulator does); when it does not, the relay treats the key as not set and
+ * writes it on every run (reported as an update of `saskey`).
+ */
+export const SAS_KEY_SET_COLUMN = 'issaskeyset';
+
+/**
+ * A step on a real-time journeys outbound Custom API: Custom API messages are unbound, so the step either has no
+ * `sdkmessagefilterid` or the message's filter whose `primaryobjecttypecode` is `none`. The relay binds the `none`
+ * filter when the org has one for the message and leaves the filter out otherwise (the emulator matches both).
+ * UNVERIFIED: whether Dataverse creates an sdkmessagefilter for an unbound Custom API.
+ */
+export const UNBOUND_FILTER_OBJECT = 'none';
+
+/**
+ * The Custom API the journey calls for a real-time channel: the channel definition's
+ * `msdyn_outboundendpointurltemplate` without its leading `/` (`/cr65f_OutboundCustomApi` → sdkmessage
+ * `cr65f_OutboundCustomApi`), as the Dataverse emulator does (src/emulators/dataverse/unverified.ts `outboundApiName`).
+ * UNVERIFIED: that the template always holds a bare API name.
+ */
+export function outboundApiMessage(template: string): string {
+  return template.trim().replace(/^\/+/, '');
+}
+
+/**
+ * A disabled step (`statecode` 1) is enabled with a PATCH of `statecode` 0 and `statuscode` 1. UNVERIFIED: that the
+ * Web API takes the state change by PATCH for `sdkmessageprocessingstep` (the SDK uses SetStateRequest).
+ */
+export const ENABLED_STATE = { statecode: 0, statuscode: 1 } as const;

@@ -40,9 +40,10 @@ export function namespaceAddress(host: string): string {
  * `saskey` is write-only (IsValidForRead false; the Dataverse emulator refuses it in `$select`), so the relay cannot
  * compare it. It reads `issaskeyset` instead and writes the key when the endpoint is created, when `issaskeyset` is
  * not true, when `namespaceaddress` or `saskeyname` change (a key belongs to its namespace and key name), and when
- * asked (`updateKey`, the CLI's `--update-key`, for a key rotation). UNVERIFIED: that a real org exposes
- * `issaskeyset` on `serviceendpoint` (the emulator does); when it does not, the relay treats the key as not set and
- * writes it on every run (reported as an update of `saskey`).
+ * asked (`updateKey`, the CLI's `--update-key`, for a key rotation). UNVERIFIED: `issaskeyset` is read-only in the
+ * entity reference the emulator's metadata follows, but it was not seen in a real org's response; if an org returned
+ * no value for it, the relay would treat the key as not set and write it on every run (reported as an update of
+ * `saskey`, with a warning). An org that has no such column at all would refuse the `$select` (400): drop it here.
  */
 export const SAS_KEY_SET_COLUMN = 'issaskeyset';
 

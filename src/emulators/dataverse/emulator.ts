@@ -10,7 +10,9 @@ import { createHandler } from './server.js';
 import { OrganizationService, userIdOf } from './service.js';
 
 export interface DataverseEmulatorOptions {
-  /** Port on 127.0.0.1; 0 picks a free one. @defaultValue 0 */
+  /** Address to listen on (`0.0.0.0` in a container). @defaultValue '127.0.0.1' */
+  host?: string;
+  /** Port; 0 picks a free one. @defaultValue 0 */
   port?: number;
   /** Seed file path, or a seed document (tile paths then resolve from `process.cwd()`). @defaultValue no seed: empty tables */
   seed?: string | SeedDocument;
@@ -31,7 +33,7 @@ export interface DataverseEmulatorOptions {
 }
 
 export interface DataverseEmulator {
-  /** `http://127.0.0.1:<port>`: the organization URL (`serverUrl` of dynamics-web-api). */
+  /** `http://<host>:<port>`: the organization URL (`serverUrl` of dynamics-web-api). */
   url: string;
   port: number;
   /** Resolves when every queued event has been posted to Service Bus. */
@@ -47,6 +49,8 @@ function check(condition: boolean, message: string): void {
 export async function startDataverseEmulator(options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
   const port = options.port ?? 0;
   check(Number.isInteger(port) && port >= 0 && port < 65536, `port must be an integer 0-65535, found ${String(options.port)}`);
+  const host = options.host ?? '127.0.0.1';
+  check(typeof host === 'string' && host !== '', `host must be a host name or address, found ${String(options.host)}`);
   const responseDelayMs = options.responseDelayMs ?? 0;
   check(Number.isFinite(responseDelayMs) && responseDelayMs >= 0, `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`);
   const limitsSpec = options.limits ?? 'realistic';
@@ -69,13 +73,13 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   const server = createServer({ keepAlive: true }, createHandler({ service, governor, journeys: seed?.document.journeys ?? [], log, responseDelayMs }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
   const actualPort = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${actualPort}`;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   service.apiRoot = `${url}/api/data/v9.2/`;
   try {
     applyRows(service, seed, userIdOf('seed'));

@@ -31,6 +31,29 @@ describe('channel-relay emulate dataverse (process)', function () {
     }
   });
 
+  it('listens on the address --host names (0.0.0.0 for a container) and prints it in DATAVERSE_URL', async () => {
+    const child = spawnCli(['emulate', 'dataverse', '--host', '0.0.0.0', '--port', '0', '--seed', SEED_FILE, '--limits', 'off']);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let stdout = '';
+      const port = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const m = /^DATAVERSE_URL=http:\/\/0\.0\.0\.0:(\d+)\n/m.exec(stdout);
+          if (m) resolve(m[1]!);
+        });
+        void exited.then((code) => reject(new Error(`exited with ${String(code)} before printing the URL; stdout: ${stdout}`)));
+      });
+      // Listening on every interface: reachable through loopback (and, in a container, through the service name).
+      const contacts = await client(`http://127.0.0.1:${port}`).retrieveMultiple({ collection: 'contacts', select: ['firstname'], count: true, filter: 'donotphone eq true' });
+      assert.equal(contacts.oDataCount, 30);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
   it('fails with a message naming the file and key for a bad seed', async () => {
     const child = spawnCli(['emulate', 'dataverse', '--seed', '/nonexistent/seed.json']);
     let stderr = '';

@@ -1,0 +1,48 @@
+# channel-relay: one image for the workers, the CLI (register, dead-letters, config check) and the project's Dataverse
+# and provider emulators. docker-compose.yml runs it with Microsoft's Service Bus emulator.
+#
+#   docker build -t channel-relay .
+#   docker run --rm channel-relay node dist/src/cli/main.js --help
+#
+# Default command: the three stages in one process (workers/all.ts). Run one stage per container with
+# `node dist/workers/intake.js`, `dist/workers/dispatch.js` or `dist/workers/recorder.js`.
+
+ARG NODE_IMAGE=node:20-slim
+
+# --- build: every dependency, TypeScript → dist/ -------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# postinstall runs patch-package, which applies patches/: they must be there before `npm ci`.
+COPY package.json package-lock.json ./
+COPY patches ./patches
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY workers ./workers
+# tsc -p tsconfig.build.json: src/ → dist/src/, workers/ → dist/workers/
+RUN npm run build
+
+# --- runtime: production dependencies, the compiled code, config/ ---------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY patches ./patches
+# patch-package is a dependency (not a devDependency), so postinstall still applies patches/ here.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# The embedded defaults, schemas, channels, tiles, the sample seed and the Service Bus emulator's Config.json.
+COPY config ./config
+
+# The node image's unprivileged user; nothing in /app needs to be writable.
+USER node
+
+# The workers' health server (health.port / HEALTH_PORT, default 8080). Node has fetch; the slim image has no curl.
+# docker-compose.yml replaces this check for the emulators and turns it off for one-shot commands.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+# Workers stop on SIGTERM within shutdown.budgetMs (SHUTDOWN_BUDGET_MS, default 15 s) plus the provider timeout:
+# give `docker stop` / compose a grace period to match (stop_grace_period in docker-compose.yml).
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/workers/all.js"]

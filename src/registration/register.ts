@@ -55,7 +55,7 @@ export interface RegisterOptions {
 export interface RegistrationItem {
   kind: 'serviceendpoint' | 'step';
   name: string;
-  /** What it is for, for a person: `queue activities at sb://…/`, `Create of msdyncrm_…`, `sample_OutboundSmsApi (channel realtime-sms)`. */
+  /** What it is for, for a person: `queue activities at sb://…/`, `Create of msdyncrm_…`, `the outbound Custom API of channel realtime-sms`. */
   target: string;
   /** What was done, or in a dry run what would be done. */
   action: PlannedAction;
@@ -210,10 +210,10 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
         throw problem('DataverseNotFound', 'custom-api', `the ${which}`, `the ${which} has no msdyn_outboundendpointurltemplate: it names no outbound Custom API`);
       }
       apiName = outboundApiMessage(template);
-      label = `${apiName} (${t.channel === undefined ? which : `channel ${t.channel}`})`;
+      label = `the outbound Custom API of ${t.channel === undefined ? which : `channel ${t.channel}`}`;
     } else {
       apiName = t.message.trim();
-      label = apiName;
+      label = `the Custom API ${apiName}`;
     }
     if (seenMessages.has(apiName.toLowerCase())) continue;
     seenMessages.add(apiName.toLowerCase());

@@ -16,7 +16,8 @@ export function formatRegistrationReport(report: RegistrationReport): string {
   if (report.dryRun) lines.push('dry run: reading only, nothing is written');
   for (const item of report.items) {
     const id = item.id === undefined ? '' : ` [${item.id}]`;
-    lines.push(`${item.kind} '${item.name}' (${item.target})${id}: ${verb(item, report.dryRun)}`);
+    const target = item.name.includes(item.target) ? '' : ` (${item.target})`;
+    lines.push(`${item.kind} '${item.name}'${target}${id}: ${verb(item, report.dryRun)}`);
   }
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   const count = (action: RegistrationItem['action']): number => report.items.filter((i) => i.action === action).length;

@@ -79,7 +79,7 @@ describe('channel-relay register', function () {
       const first = await cli(['--dataverse-url', dv.url], env);
       assert.equal(first.code, 0, first.err);
       assert.match(first.out, /serviceendpoint 'channel-relay activities' \(queue activities at sb:\/\/127\.0\.0\.1:\d+\/\) \[[0-9a-f-]{36}\]: created: name, contract, .*saskeyname, saskey/);
-      assert.match(first.out, /step 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity' .*: created/);
+      assert.match(first.out, /step 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity' \[[0-9a-f-]{36}\]: created/);
       assert.match(first.out, /created 2, updated 0, unchanged 0 \(\d+ reads, 2 writes\)/);
       assert.doesNotMatch(first.out + first.err, /SAS_KEY_VALUE/);
 
@@ -101,7 +101,7 @@ describe('channel-relay register', function () {
     it('--realtime registers on the outbound Custom API of config/channels.json\'s real-time channel (provider secrets not needed)', async () => {
       const run = await cli(['--dataverse-url', dv.url, '--realtime'], env);
       assert.equal(run.code, 0, run.err);
-      assert.match(run.out, /step 'channel-relay: sample_OutboundSmsApi' \(sample_OutboundSmsApi \(channel realtime-sms\)\) \[[0-9a-f-]{36}\]: created/);
+      assert.match(run.out, /step 'channel-relay: sample_OutboundSmsApi' \(the outbound Custom API of channel realtime-sms\) \[[0-9a-f-]{36}\]: created/);
       assert.equal(await rowCount('sdkmessageprocessingsteps'), 2);
     });
 

@@ -171,7 +171,7 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
       [
         ['serviceendpoint', 'create', `queue activities at sb://127.0.0.1:${sb.port}/`],
         ['step', 'create', 'Create of msdyncrm_customerjourneycustomchannelactivity'],
-        ['step', 'create', 'sample_OutboundSmsApi (channel realtime-sms)'],
+        ['step', 'create', 'the outbound Custom API of channel realtime-sms'],
       ],
     );
     const realtimeStep = (await rows('sdkmessageprocessingsteps')).find((s) => s['_sdkmessageid_value'] === SAMPLE.outboundApiMessage);

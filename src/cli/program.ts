@@ -11,6 +11,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
 import { registerEmulateProviders } from './commands/emulate-providers.js';
 import { registerEmulateServiceBus } from './commands/emulate-servicebus.js';
+import { registerRegisterCommand } from './commands/register.js';
 import type { CliIo } from './io.js';
 
 export function packageVersion(): string {
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Program {
   registerConfigCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
+  registerRegisterCommand(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);
@@ -52,7 +54,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     await program.command.parseAsync(argv, { from: 'user' });
     return program.exitCode();
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Usage errors (unknown option, bad argument …) exit with 2 like every other refusal of bad input; commander's
+    // own code for them is 1. Help and version keep theirs (0).
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
 }

@@ -44,9 +44,9 @@ describe('channel-relay CLI', () => {
     assert.match(io.stdout.join(''), /demo/);
   });
 
-  it('an unknown command is an error with help', async () => {
+  it('an unknown command is a usage error (exit 2) with help', async () => {
     const io = recordingIo();
-    assert.equal(await runCli(['frobnicate'], io), 1);
+    assert.equal(await runCli(['frobnicate'], io), 2);
     assert.match(io.stderr.join(''), /unknown command 'frobnicate'/);
   });
 
@@ -93,10 +93,11 @@ describe('channel-relay CLI', () => {
     assert.deepEqual(io.stdout, []);
   });
 
-  it('demo says plainly that it is not available yet and fails', async () => {
-    const io = recordingIo();
-    assert.equal(await runCli(['demo'], io), 2);
-    assert.match(io.stderr.join(''), /not available yet/);
-    assert.match(io.stderr.join(''), /emulate servicebus\|dataverse\|providers.*\n.*workers\/all\.ts/);
+  it('demo refuses a bad --contacts or --sms-per-second with exit 2, saying what it expects', async () => {
+    for (const [option, value] of [['--contacts', '0'], ['--contacts', '100001'], ['--sms-per-second', '1.5']] as const) {
+      const io = recordingIo();
+      assert.equal(await runCli(['demo', option, value], io), 2, `${option} ${value}`);
+      assert.match(io.stderr.join(''), new RegExp(`${option} <n>' argument '${value.replace('.', '\\.')}' is invalid\\. expected a whole number from 1 to \\d+, found '`));
+    }
   });
 });

@@ -1,0 +1,140 @@
+/**
+ * The embedded system: the Service Bus, Dataverse and provider emulators on free loopback ports, the service
+ * endpoint and step registered in the Dataverse emulator through the same code as `channel-relay register`, and a
+ * channels file and configuration pointing the workers at them. `channel-relay demo` runs on it; so do the
+ * end-to-end tests and the pipeline benchmark.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadChannels, type ChannelRegistry } from '../channels/index.js';
+import { loadConfig, type RelayConfig } from '../config/index.js';
+import { createDataverseClient } from '../dataverse/index.js';
+import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../emulators/dataverse/index.js';
+import { startProviderSimulators, type ProviderSimulators } from '../emulators/providers/index.js';
+import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
+import { Closer, type Closeable } from '../lifecycle.js';
+import { silentLogger, type Logger } from '../log.js';
+import { configPath } from '../paths.js';
+import { registerRelay, serviceBusFromConnectionString, type RegistrationReport } from '../registration/index.js';
+
+/** Secrets the simulators accept (any Twilio token, any well-formed bot token, a `whsec_` contract secret). */
+export const DEMO_SECRETS = {
+  TWILIO_AUTH_TOKEN: 'demo0a1b2c3d4e5f60718293a4b5c6d7e',
+  TELEGRAM_BOT_TOKEN: '7000000001:AAEdemoTokenForTheSimulatorOnly01234',
+  CONTRACT_SIGNING_SECRET: 'whsec_ZGVtby1jb250cmFjdC1zaWduaW5nLXNlY3JldA==',
+} as const;
+
+/** The token the embedded system registers the endpoint and step with (another identity than the workers'). */
+export const ADMIN_TOKEN = 'channel-relay-admin';
+
+export interface EmbeddedSystemOptions {
+  /** Messages per second of every Twilio sender, in the channels and in the simulator alike. @defaultValue 100 (a short code) */
+  smsPerSecond?: number;
+  /** The seed document. @defaultValue config/dataverse-seed.json with absolute tile paths */
+  seed?: SeedDocument;
+  /** The channels file the workers' channels are derived from (tile paths resolved, Twilio rates set). @defaultValue config/channels.json */
+  channelsFile?: string;
+  /** Service Bus emulator configuration (Microsoft's Config.json shape). @defaultValue config/servicebus-emulator.json */
+  serviceBusConfig?: unknown;
+  /** Dataverse service protection limits. @defaultValue 'off' */
+  limits?: 'off' | 'realistic' | Partial<LimitsConfig>;
+  /** Latency added to every provider call, ms. @defaultValue 0 */
+  providerLatencyMs?: number;
+  /** Latency added to every Dataverse Web API response, ms. @defaultValue 0 */
+  dataverseLatencyMs?: number;
+  /** Extra simulator options by provider (e.g. more Twilio senders' limits). */
+  twilioMpsBySender?: Record<string, number>;
+  /** Environment entries for the workers on top of the embedded ones. */
+  env?: Record<string, string>;
+  /** The emulators' logger (the workers get theirs from whoever starts them). @defaultValue silentLogger() */
+  log?: Logger;
+}
+
+export interface EmbeddedSystem extends Closeable {
+  sb: ServiceBusEmulator;
+  dv: DataverseEmulator;
+  sim: ProviderSimulators;
+  /** What registering the endpoint and step did. */
+  registration: RegistrationReport;
+  /** The environment a worker runs with against this system (connection string, URLs, channels file, secrets). */
+  env: Record<string, string>;
+  /** The workers' configuration, loaded from {@link EmbeddedSystem.env}. */
+  config: RelayConfig;
+  channels: ChannelRegistry;
+  /** The seed the Dataverse emulator was started with. */
+  seed: SeedDocument;
+  /** The folder holding the generated channels file; removed on close. */
+  dir: string;
+}
+
+/** config/dataverse-seed.json with its tile paths made absolute, so that it loads from any working directory. */
+export function sampleSeed(): SeedDocument {
+  const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument;
+  doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
+  return doc;
+}
+
+interface ChannelsDocument {
+  channels: Array<Record<string, unknown> & { tile?: string; provider: { type: string }; sender: string; rateLimit?: Record<string, unknown> }>;
+}
+
+/** The channels file with tile paths made absolute and every Twilio channel's rate set to `smsPerSecond`. */
+function embeddedChannels(file: string, smsPerSecond: number): ChannelsDocument {
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as ChannelsDocument & { $schema?: string };
+  delete doc.$schema;
+  const dir = path.dirname(file);
+  for (const channel of doc.channels) {
+    if (typeof channel.tile === 'string') channel.tile = path.resolve(dir, channel.tile);
+    if (channel.provider.type === 'twilio') channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
+  }
+  return doc;
+}
+
+/** Starts the three emulators, registers the endpoint and step, and writes the workers' channels file. */
+export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): Promise<EmbeddedSystem> {
+  const log = options.log ?? silentLogger();
+  const smsPerSecond = options.smsPerSecond ?? 100;
+  if (!Number.isInteger(smsPerSecond) || smsPerSecond < 1) throw new TypeError(`startEmbeddedSystem: smsPerSecond must be a whole number >= 1, found ${String(options.smsPerSecond)}`);
+  const closer = new Closer(log);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'channel-relay-'));
+  closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond);
+    const twilioSenders = Object.fromEntries(channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, smsPerSecond]));
+    const busConfig = options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
+    const sb = closer.add('servicebus emulator', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
+    const sim = closer.add(
+      'provider simulators',
+      await startProviderSimulators({ latencyMs: options.providerLatencyMs ?? 0, twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender } }, log }),
+    );
+    const seed = options.seed ?? sampleSeed();
+    const dv = closer.add(
+      'dataverse emulator',
+      await startDataverseEmulator({ port: 0, seed, limits: options.limits ?? 'off', servicebus: sb.connectionString, responseDelayMs: options.dataverseLatencyMs ?? 0, log }),
+    );
+
+    const admin = createDataverseClient({ url: dv.url, auth: 'emulator', tokenIdentity: ADMIN_TOKEN });
+    const registration = await registerRelay(admin, { serviceBus: serviceBusFromConnectionString(sb.connectionString) }, { log });
+
+    const channelsFile = path.join(dir, 'channels.json');
+    writeFileSync(channelsFile, JSON.stringify(channelsDoc, null, 2));
+    const env: Record<string, string> = {
+      SERVICEBUS_CONNECTION_STRING: sb.connectionString,
+      DATAVERSE_URL: dv.url,
+      DATAVERSE_AUTH: 'emulator',
+      CHANNELS_FILE: channelsFile,
+      PROVIDERS_URL: sim.url,
+      HEALTH_HOST: '127.0.0.1',
+      HEALTH_PORT: '0',
+      ...DEMO_SECRETS,
+      ...options.env,
+    };
+    const config = loadConfig({ env }).config;
+    const channels = loadChannels(channelsFile, { env });
+    return { sb, dv, sim, registration, env, config, channels, seed, dir, close: () => closer.close() };
+  } catch (err) {
+    await closer.close();
+    throw err;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * `channel-relay demo` as a user runs it (the real executable, in a child process): the funnel it prints and the
+ * summary JSON it writes agree with the emulators' own records, read independently while `--serve` keeps them up;
+ * Ctrl-C stops it cleanly mid-run and after serving.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { spawnCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
+import type { DemoSummary } from '../../src/demo/index.js';
+
+const SAMPLE_JOURNEY = 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae';
+
+interface Running {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(args: string[]): Running {
+  const child = spawnCli(['demo', ...args], { PATH: process.env['PATH'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, `GET ${url}`);
+  return (await res.json()) as T;
+}
+
+describe('channel-relay demo', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let running: Running | undefined;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'demo-test-'));
+  });
+  afterEach(async () => {
+    if (running && running.child.exitCode === null && running.child.signalCode === null) {
+      running.child.kill('SIGKILL');
+      await running.exited;
+    }
+    running = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints the funnel and writes a summary that matches the emulators’ records; --serve keeps them up until Ctrl-C', async () => {
+    const summaryFile = path.join(dir, 'summary.json');
+    running = start(['--contacts', '60', '--summary-json', summaryFile, '--serve']);
+    const r = running;
+    await waitFor('the demo to serve', () => (r.stdout().includes('Ctrl-C stops it') ? true : undefined), 90_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\nstdout:\n${r.stdout()}\nstderr:\n${r.stderr()}`);
+    });
+    const out = r.stdout();
+    const dataverse = /DATAVERSE_URL=(\S+)/.exec(out)?.[1];
+    const providers = /PROVIDERS_URL=(\S+)/.exec(out)?.[1];
+    assert.ok(dataverse && providers, `URLs printed:\n${out}`);
+    assert.match(out, /Spring offer journey\s+\d+\s+\d+\s+\d+\s+0\s+0/);
+    assert.match(out, /SERVICEBUS_CONNECTION_STRING='Endpoint=sb:\/\/127\.0\.0\.1:\d+;/);
+
+    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
+    for (const key of ['activities', 'skippedByCompliance', 'sent', 'failed', 'deadLettered', 'providerMessages', 'duplicates', 'dataverseRequests', 'durationMs'] as const) {
+      assert.equal(typeof summary[key], 'number', `summary.${key}`);
+    }
+    // The emulators' own records, read here, independently of the demo.
+    const interactions = await getJson<{ value: Array<{ activityId: string; responseType: string; duplicateOf?: number }> }>(`${dataverse}/_emulator/interactions?journeyId=${SAMPLE_JOURNEY}`);
+    const stats = await getJson<{ rows: Record<string, number>; interactionDuplicates: number; traffic: { identities: Record<string, { requests: number }> } }>(`${dataverse}/_emulator/stats`);
+    const messages = await getJson<{ count?: number; value?: unknown[] } | unknown[]>(`${providers}/_simulator/messages`);
+    const messageCount = Array.isArray(messages) ? messages.length : (messages.value?.length ?? messages.count);
+
+    assert.equal(summary.activities + summary.skippedByCompliance, 60, 'every contact is an activity or skipped');
+    assert.ok(summary.skippedByCompliance > 0, 'the sample contacts include opted-out ones');
+    assert.equal(summary.activities, stats.rows['msdyncrm_customerjourneycustomchannelactivities']);
+    assert.equal(summary.sent, new Set(interactions.value.filter((i) => i.responseType === 'sent').map((i) => i.activityId)).size);
+    assert.equal(summary.sent, summary.activities, 'every activity sent');
+    assert.equal(summary.failed + summary.deadLettered, 0);
+    assert.equal(summary.providerMessages, messageCount);
+    assert.equal(summary.duplicates, stats.interactionDuplicates);
+    assert.equal(summary.duplicates, 0);
+    assert.equal(summary.dataverseRequests, stats.traffic.identities['channel-relay']?.requests);
+    assert.ok(summary.dataverseRequests > 0 && summary.dataverseRequests < summary.activities, `${summary.dataverseRequests} requests for ${summary.activities} activities`);
+    assert.equal(summary.journeys.length, 1);
+    assert.equal(summary.journeys[0]?.sent, summary.sent);
+
+    r.child.kill('SIGINT');
+    assert.equal(await r.exited, 0, r.stderr());
+  });
+
+  it('stops cleanly on Ctrl-C while the journey runs, with exit code 130', async () => {
+    running = start(['--contacts', '2000', '--sms-per-second', '20']);
+    const r = running;
+    await waitFor('the journey to start', () => (r.stdout().includes('activities') ? true : undefined), 90_000);
+    r.child.kill('SIGINT');
+    assert.equal(await r.exited, 130, r.stderr());
+    assert.match(r.stdout(), /interrupted: stopping the workers and the emulators/);
+    assert.doesNotMatch(r.stdout(), /Provider messages/);
+  });
+});

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { formatFunnel } from '../../../src/demo/index.js';
+import { activityIndex, funnels, repeatedProviderMessages, type DemoSummary } from '../../../src/demo/records.js';
+import type { Interaction, JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
+import type { SimulatedMessage } from '../../../src/emulators/providers/index.js';
+
+const J1 = '11111111-1111-4111-8111-111111111111';
+const J2 = '22222222-2222-4222-8222-222222222222';
+
+function run(journeyId: string, ids: string[], skipped = 0): JourneyRunResult {
+  return {
+    journeyId,
+    iterationId: journeyId,
+    created: ids.map((id) => ({ contactId: `c-${id}`, activityId: id, activityRowId: `row-${id}` })),
+    skipped: Array.from({ length: skipped }, (_, i) => ({ contactId: `s${i}`, reason: 'donotphone is true' })),
+  };
+}
+
+function interaction(activityId: string, responseType: string, duplicateOf?: number): Interaction {
+  return { seq: 0, kind: 'interaction', createdOn: '', userId: 'u', activityId, responseType, ...(duplicateOf === undefined ? {} : { duplicateOf }) };
+}
+
+describe('demo funnel', () => {
+  it('counts each activity once by its outcome: sent, failed (the tile’s failure types only), or dead-lettered', () => {
+    const runs = [run(J1, ['a1', 'a2', 'a3', 'a4', 'a5'], 2), run(J2, ['b1'])];
+    const result = funnels({
+      runs,
+      interactionsByJourney: new Map([
+        [J1, [interaction('a1', 'sent'), interaction('a1', 'sent', 1), interaction('a2', 'failed'), interaction('a3', 'delivered')]],
+        [J2, [interaction('b1', 'sent')]],
+      ]),
+      // a4's event is dead-lettered (found by its row id); a1 is in a dead-letter queue too but was sent: it counts as sent.
+      deadLettered: new Set(['row-a4', 'a1']),
+      failureTypes: new Set(['failed']),
+    });
+    assert.deepEqual(result, [
+      { journeyId: J1, activities: 5, skippedByCompliance: 2, sent: 1, failed: 1, deadLettered: 1 },
+      { journeyId: J2, activities: 1, skippedByCompliance: 0, sent: 1, failed: 0, deadLettered: 0 },
+    ]);
+  });
+
+  it('indexes activities by activity id and row id, lower case', () => {
+    const index = activityIndex([run(J1, ['A1'])]);
+    assert.equal(index.get('a1'), J1);
+    assert.equal(index.get('row-a1'), J1);
+    assert.equal(index.size, 2);
+  });
+
+  it('counts provider messages repeating an activity’s idempotency key', () => {
+    const m = (key: string | undefined): SimulatedMessage => ({ time: 0, provider: 'twilio', channel: 'AC', path: '/', sender: 's', recipient: 'r', text: 't', providerMessageId: 'SM', ...(key === undefined ? {} : { idempotencyKey: key }) });
+    assert.deepEqual(repeatedProviderMessages({ messages: () => [m('a1'), m('a2'), m('a1'), m(undefined), m('a1')] }), { messages: 5, repeats: 2 });
+  });
+
+  it('prints one row per journey, a total when there are several, and the dead-letter reasons', () => {
+    const summary: DemoSummary = {
+      activities: 6, skippedByCompliance: 2, sent: 2, failed: 1, deadLettered: 1, providerMessages: 3, duplicates: 1,
+      dataverseRequests: 3, durationMs: 1500, activitiesPerSecond: 4, deadLetterReasons: { activities: { EventUnknownChannel: 1 } },
+      journeys: [
+        { journeyId: J1, name: 'Spring offer journey', activities: 5, skippedByCompliance: 2, sent: 1, failed: 1, deadLettered: 1 },
+        { journeyId: J2, activities: 1, skippedByCompliance: 0, sent: 1, failed: 0, deadLettered: 0 },
+      ],
+    };
+    const text = formatFunnel(summary);
+    assert.match(text, /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered$/m);
+    assert.match(text, /^Spring offer journey\s+5\s+2\s+1\s+1\s+1$/m);
+    assert.match(text, new RegExp(`^${J2}\\s+1\\s+0\\s+1\\s+0\\s+0$`, 'm'));
+    assert.match(text, /^All journeys\s+6\s+2\s+2\s+1\s+1$/m);
+    assert.match(text, /Provider messages: 3 \(duplicates: 1\)/);
+    assert.match(text, /6 activities in 1\.5 s \(4 per second\)/);
+    assert.match(text, /Dataverse requests by the workers: 3 \(0\.500 per activity/);
+    assert.match(text, /Dead letters: activities: EventUnknownChannel × 1/);
+  });
+});

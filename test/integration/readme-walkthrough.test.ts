@@ -206,9 +206,11 @@ describe('README: the walkthrough against the three emulators, by hand', functio
         env[name] = match[1] as string;
       }
 
-      // Registration: the service endpoint, then the step bound to it.
+      // Registration through `channel-relay register`: the service endpoint and the step bound to it, created.
       const registered = await run(register);
-      assert.match(registered.stdout, /^HTTP\/1\.1 204 /, describeRun('the registration block', registered));
+      assert.equal(registered.code, 0, describeRun('the registration block', registered));
+      assert.match(registered.stdout, /^serviceendpoint 'channel-relay activities' .*: created/m, describeRun('the registration block', registered));
+      assert.match(registered.stdout, /^step 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity' .*: created/m, describeRun('the registration block', registered));
 
       // The worker.
       const relay = open('the worker', 'worker', worker);

@@ -27,9 +27,14 @@ function parts(connectionString: string): Map<string, string> {
   return out;
 }
 
+/** `host[:port]` of `sb://host[:port]/` or `host[:port]`. */
+function hostOf(value: string): string {
+  return value.trim().replace(/^(sb|amqps?|https?):\/\//i, '').replace(/\/.*$/, '');
+}
+
 /** `host[:port]` of `sb://host[:port]/`, `host`, or a bare namespace name (`contoso` → `contoso.servicebus.windows.net`). */
 export function namespaceHost(value: string): string {
-  const host = value.trim().replace(/^(sb|amqps?|https?):\/\//i, '').replace(/\/.*$/, '');
+  const host = hostOf(value);
   return host.includes('.') || host.includes(':') || host === 'localhost' ? host : `${host}${DEFAULT_SUFFIX}`;
 }
 
@@ -47,7 +52,9 @@ export function serviceBusFromConnectionString(connectionString: string): Servic
     const sas = p.has('sharedaccesssignature') ? ' (a SharedAccessSignature cannot be used: Dataverse needs the key name and key)' : '';
     throw new TypeError(`the Service Bus connection string has no ${missing.join(', ')}${sas}`);
   }
-  const host = namespaceHost(endpoint!);
+  // An Endpoint is always a full host (`servicebus-emulator` in a Compose network is one): only a bare namespace
+  // name given as SERVICEBUS_NAMESPACE gets the Azure suffix.
+  const host = hostOf(endpoint!);
   if (host === '') throw new TypeError('the Service Bus connection string has an empty Endpoint host');
   return { host, keyName: keyName!, key: key! };
 }

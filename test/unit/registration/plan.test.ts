@@ -109,6 +109,8 @@ describe('registration plan', () => {
   describe('the Service Bus connection', () => {
     it('reads a connection string (the emulator form too) without keeping anything else', () => {
       assert.deepEqual(serviceBusFromConnectionString('Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=abc=='), { host: 'contoso.servicebus.windows.net', keyName: 'send', key: 'abc==' });
+      // A host without a dot in an Endpoint (a Compose service name) is kept as given, never turned into an Azure namespace.
+      assert.equal(serviceBusFromConnectionString('Endpoint=sb://servicebus-emulator;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true;').host, 'servicebus-emulator');
       assert.deepEqual(serviceBusFromConnectionString('Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;'), {
         host: '127.0.0.1:5672',
         keyName: 'RootManageSharedAccessKey',

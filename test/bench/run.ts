@@ -14,6 +14,7 @@ type Bench = () => Promise<BenchSection>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   servicebus: async () => (await import('./servicebus.js')).benchServiceBus,
   dataverse: async () => (await import('./dataverse.js')).benchDataverse,
+  pipeline: async () => (await import('./pipeline.js')).benchPipeline,
 };
 
 const HEADER = `# Benchmarks

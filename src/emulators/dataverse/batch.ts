@@ -16,6 +16,8 @@ export interface BatchOutcome {
   body: string;
   /** Operations executed (for the execution-time limit). */
   operations: number;
+  /** Of those, GETs (reads). */
+  reads: number;
 }
 
 /** The path below the API root of a part's request line. */
@@ -70,9 +72,11 @@ export function executeBatch(
   const continueOnError = parsePrefer(headers['prefer']).continueOnError;
   const out: BatchResponseItem[] = [];
   let operations = 0;
+  let reads = 0;
   let status = 200;
   const run = (part: BatchRequestPart, tx?: Tx, resolveReference?: (ref: string) => string | undefined): OperationResponse => {
     operations += 1;
+    if (part.method === 'GET') reads += 1;
     const request: OperationRequest = { method: part.method, path: relativePath(part.url), headers: part.headers, body: part.body, userId };
     if (tx) request.tx = tx;
     if (resolveReference) request.resolveReference = resolveReference;
@@ -120,5 +124,5 @@ export function executeBatch(
     out.push({ kind: 'changeset', responses });
   }
   const written = writeBatch(out);
-  return { status, headers: { 'Content-Type': written.contentType, 'OData-Version': '4.0' }, body: written.body, operations };
+  return { status, headers: { 'Content-Type': written.contentType, 'OData-Version': '4.0' }, body: written.body, operations, reads };
 }

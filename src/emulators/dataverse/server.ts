@@ -50,8 +50,12 @@ function delay(ms: number): Promise<void> {
 export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, governor, log } = deps;
   const debug = log.isDebugEnabled();
-  /** Web API requests admitted, `$batch` requests among them, and the operations those batches ran. */
-  const traffic = { requests: 0, batches: 0, batchOperations: 0 };
+  /**
+   * Web API requests admitted, `$batch` requests among them, and the operations those batches ran; per identity,
+   * requests as the service protection limits count them (a `$batch` once), split into reads (a GET, or a `$batch`
+   * of GETs only) and writes (the rest).
+   */
+  const traffic = { requests: 0, batches: 0, batchOperations: 0, identities: {} as Record<string, { requests: number; reads: number; writes: number }> };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
     const base: Record<string, string> = { REQ_ID: reqId, 'x-ms-service-request-id': reqId };
@@ -79,6 +83,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       throw err;
     }
     let operations = 1;
+    let read = req.method === 'GET';
     traffic.requests += 1;
     try {
       const body = await readBody(req);
@@ -93,6 +98,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         traffic.batches += 1;
         const outcome = executeBatch(service, headers['content-type'], body, headers, userId, reqId);
         operations = Math.max(1, outcome.operations);
+        read = outcome.operations > 0 && outcome.reads === outcome.operations;
         traffic.batchOperations += outcome.operations;
         ({ status, headers: outHeaders, body: outBody } = outcome);
       } else {
@@ -113,6 +119,10 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       }
     } finally {
       governor.finish(admission, operations);
+      const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0 });
+      counts.requests += 1;
+      if (read) counts.reads += 1;
+      else counts.writes += 1;
     }
   }
 

@@ -55,6 +55,14 @@ export function testSeed(): SeedDocument {
 export interface SystemOptions {
   /** Messages per second of each SMS sender (the simulator enforces the same). @defaultValue 50 */
   smsPerSecond?: number;
+  /** Messages per second of the second SMS sender (`sms2`), when it should differ. @defaultValue smsPerSecond */
+  sms2PerSecond?: number;
+  /** Provider calls in flight per SMS sender (the channels' `rateLimit.concurrency`). @defaultValue 10 */
+  smsConcurrency?: number;
+  /** Emulated latency of every provider call, ms (the simulators' `latencyMs`). @defaultValue 0 */
+  providerLatencyMs?: number;
+  /** Emulated latency of every Dataverse Web API request, ms (the emulator's `responseDelayMs`). @defaultValue 0 */
+  dataverseLatencyMs?: number;
   /** Dataverse service protection limits. @defaultValue 'off' */
   limits?: 'off' | Partial<LimitsConfig>;
   /** Lock duration of every queue (ISO 8601), e.g. `PT2S` so that a killed worker's messages come back soon. @defaultValue the sample's `PT1M` */
@@ -102,6 +110,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   const closer = new Closer();
   const log = options.log ?? silentLogger();
   const rate = options.smsPerSecond ?? 50;
+  const rate2 = options.sms2PerSecond ?? rate;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'relay-e2e-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
@@ -110,9 +119,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const sb = closer.add('servicebus', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
     const sim = closer.add(
       'providers',
-      await startProviderSimulators({ twilio: { mpsBySender: { [SENDERS.sms]: rate, [SENDERS.sms2]: rate } }, log }),
+      await startProviderSimulators({ twilio: { mpsBySender: { [SENDERS.sms]: rate, [SENDERS.sms2]: rate2 } }, latencyMs: options.providerLatencyMs ?? 0, log }),
     );
-    const dv = closer.add('dataverse', await startDataverseEmulator({ port: 0, seed: testSeed(), limits: options.limits ?? 'off', servicebus: sb.connectionString, log }));
+    const dv = closer.add('dataverse', await startDataverseEmulator({ port: 0, seed: testSeed(), limits: options.limits ?? 'off', servicebus: sb.connectionString, responseDelayMs: options.dataverseLatencyMs ?? 0, log }));
 
     // What an operator does once: a service endpoint for the activities queue and the step on Create.
     const api = client(dv.url, 'e2e-admin');
@@ -121,7 +130,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
 
     const channelsFile = path.join(dir, 'channels.json');
     const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
-    const sms = (name: string, sender: string): Record<string, unknown> => ({
+    const sms = (name: string, sender: string, perSecond: number): Record<string, unknown> => ({
       name,
       tile,
       provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN', baseUrl: '${PROVIDERS_URL}' },
@@ -129,7 +138,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       addressField: 'mobilephone',
       textField: 'sample_text',
       channelField: 'sample_channel',
-      rateLimit: { messages: rate, intervalMs: 1000, concurrency: 10 },
+      rateLimit: { messages: perSecond, intervalMs: 1000, concurrency: options.smsConcurrency ?? 10 },
       failureResponseType: 'failed',
       timeoutMs: 2000,
     });
@@ -137,8 +146,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       channelsFile,
       JSON.stringify({
         channels: [
-          sms('sms', SENDERS.sms),
-          sms('sms2', SENDERS.sms2),
+          sms('sms', SENDERS.sms, rate),
+          sms('sms2', SENDERS.sms2, rate2),
           {
             name: 'telegram',
             tile,

@@ -22,6 +22,9 @@ export function formatFunnel(summary: DemoSummary): string {
     line(cells[0] ?? []),
     ...cells.slice(1).map(line),
     '',
+    ...(summary.optedOutAfterCreation > 0
+      ? [`${summary.optedOutAfterCreation} of the skipped contacts opted out after their activity was created: the relay re-checked and sent them nothing.`, '']
+      : []),
     `Provider messages: ${summary.providerMessages} (duplicates: ${summary.duplicates})`,
     `Throughput: ${summary.activities} activities in ${seconds(summary.durationMs)} (${summary.activitiesPerSecond} per second)`,
     `Dataverse requests by the workers: ${summary.dataverseRequests} (${perActivity} per activity; a $batch counts once)`,

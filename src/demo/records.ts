@@ -4,6 +4,7 @@
  * of the Service Bus emulator.
  */
 import type { ServiceBusClient } from '@azure/service-bus';
+import type { DynamicsWebApi } from 'dynamics-web-api';
 import type { ProviderSimulators } from '../emulators/providers/index.js';
 import type { Interaction, JourneyRunResult } from '../emulators/dataverse/index.js';
 import { peekDeadLetters } from '../servicebus/index.js';
@@ -15,8 +16,13 @@ export interface JourneyFunnel {
   name?: string;
   /** Activities the journey created (one per contact it reached). */
   activities: number;
-  /** Contacts the journey did not reach because their compliance field was set. */
+  /**
+   * Contacts skipped because their compliance field was set: by the journey (no activity created), or by the relay
+   * (the contact opted out after the activity was created: the activity gets no message).
+   */
   skippedByCompliance: number;
+  /** Of {@link JourneyFunnel.skippedByCompliance}: activities whose contact opted out after creation. */
+  optedOutAfterCreation: number;
   /** Activities with a `sent` interaction. */
   sent: number;
   /** Activities with a failure interaction (the provider refused the recipient). */
@@ -29,6 +35,7 @@ export interface JourneyFunnel {
 export interface DemoSummary {
   activities: number;
   skippedByCompliance: number;
+  optedOutAfterCreation: number;
   sent: number;
   failed: number;
   deadLettered: number;
@@ -47,17 +54,23 @@ export interface DemoSummary {
   journeys: JourneyFunnel[];
 }
 
-/** The queues whose dead letters count as an activity that did not get through. */
-export const DEMO_QUEUES = ['activities', 'outbound', 'interactions'] as const;
-
 const GUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 
-/** Reads the Dataverse emulator's `/_emulator/…` endpoints. */
+/** Every read of the emulators' records ends within this, ms. */
+const RECORDS_TIMEOUT_MS = 30_000;
+
+/** Contact ids per In filter. */
+const CONTACTS_PER_READ = 40;
+
+/** Reads the Dataverse emulator's `/_emulator/…` endpoints, and contacts through the Web API as an administrator. */
 export class DataverseRecords {
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly url: string,
+    private readonly admin: DynamicsWebApi,
+  ) {}
 
   async #get<T>(pathAndQuery: string): Promise<T> {
-    const res = await fetch(`${this.url}${pathAndQuery}`);
+    const res = await fetch(`${this.url}${pathAndQuery}`, { signal: AbortSignal.timeout(RECORDS_TIMEOUT_MS) });
     if (res.status !== 200) throw new Error(`the Dataverse emulator answered ${res.status} to GET ${pathAndQuery}: ${await res.text()}`);
     return (await res.json()) as T;
   }
@@ -81,22 +94,46 @@ export class DataverseRecords {
   async runJourney(journeyId: string, contacts: number): Promise<JourneyRunResult> {
     const res = await fetch(`${this.url}/_emulator/journeys/${encodeURIComponent(journeyId)}/run`, {
       method: 'POST',
+      signal: AbortSignal.timeout(RECORDS_TIMEOUT_MS * 4),
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ count: contacts, generateContacts: true }),
     });
     if (res.status !== 200) throw new Error(`running journey ${journeyId} failed: the Dataverse emulator answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as JourneyRunResult;
   }
+
+  /** Those of `contactIds` whose compliance field `field` is set now. */
+  async optedOut(contactIds: readonly string[], field: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < contactIds.length; i += CONTACTS_PER_READ) {
+      const ids = contactIds.slice(i, i + CONTACTS_PER_READ);
+      const filter = `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
+      const rows = (await this.admin.retrieveMultiple({ collection: 'contacts', select: ['contactid', field], filter })).value as Array<Record<string, unknown>>;
+      for (const row of rows) if (row[field] === true) out.add(String(row['contactid']).toLowerCase());
+    }
+    return out;
+  }
+
+  /** Sets `field` on these contacts, in one `$batch`: contacts opting out after their activity was created. */
+  async optOut(contactIds: readonly string[], field: string): Promise<void> {
+    if (contactIds.length === 0) return;
+    this.admin.startBatch();
+    for (const id of contactIds) void this.admin.update({ collection: 'contacts', key: id, data: { [field]: true } });
+    const results = await this.admin.executeBatch({ inChangeSet: true });
+    const failed = results.find((r) => r instanceof Error);
+    if (failed !== undefined) throw new Error(`opting ${contactIds.length} contacts out failed: ${String(failed)}`);
+  }
 }
 
 /** The activities each dead letter names, by queue and reason; an activity is found by any GUID of the message. */
 export async function deadLetteredActivities(
   bus: ServiceBusClient,
+  queues: readonly string[],
   activityIds: ReadonlySet<string>,
 ): Promise<{ activities: Set<string>; reasons: Record<string, Record<string, number>> }> {
   const activities = new Set<string>();
   const reasons: Record<string, Record<string, number>> = {};
-  for (const queue of DEMO_QUEUES) {
+  for (const queue of queues) {
     const read = await peekDeadLetters(bus, queue);
     if (read.scanned > 0) reasons[queue] = read.byReason;
     for (const letter of read.matching) {
@@ -108,14 +145,6 @@ export async function deadLetteredActivities(
     }
   }
   return { activities, reasons };
-}
-
-export interface FunnelInput {
-  runs: ReadonlyArray<JourneyRunResult & { name?: string }>;
-  interactionsByJourney: ReadonlyMap<string, readonly Interaction[]>;
-  deadLettered: ReadonlySet<string>;
-  /** The tile's failure response types (anything not `sent` counts as failed only when named here). */
-  failureTypes: ReadonlySet<string>;
 }
 
 /** Every activity's id (activity id and row id, lower case) → its journey. */
@@ -130,30 +159,62 @@ export function activityIndex(runs: readonly JourneyRunResult[]): Map<string, st
   return index;
 }
 
-/** One funnel per journey run: each activity counted once, by its first final outcome (sent, failed, dead-lettered). */
-export function funnels(input: FunnelInput): JourneyFunnel[] {
-  return input.runs.map((run) => {
-    const interactions = input.interactionsByJourney.get(run.journeyId) ?? [];
-    const sent = new Set<string>();
-    const failed = new Set<string>();
-    for (const i of interactions) {
-      const id = (i.activityId ?? '').toLowerCase();
-      if (i.responseType === 'sent') sent.add(id);
-      else if (i.responseType !== undefined && input.failureTypes.has(i.responseType)) failed.add(id);
-    }
-    let deadLettered = 0;
+/** Activity ids (lower case) with each final outcome, as read from the records. */
+export interface Outcomes {
+  sent: ReadonlySet<string>;
+  failed: ReadonlySet<string>;
+  deadLettered: ReadonlySet<string>;
+  /** Activities without another outcome whose contact's compliance field is set now. */
+  optedOut: ReadonlySet<string>;
+}
+
+/** The activity ids with a `sent` interaction, and with one of `failureTypes`, among `interactions`. */
+export function interactionOutcomes(interactions: Iterable<Interaction>, failureTypes: ReadonlySet<string>): { sent: Set<string>; failed: Set<string> } {
+  const sent = new Set<string>();
+  const failed = new Set<string>();
+  for (const i of interactions) {
+    if (i.activityId === undefined) continue;
+    const id = i.activityId.toLowerCase();
+    if (i.responseType === 'sent') sent.add(id);
+    else if (i.responseType !== undefined && failureTypes.has(i.responseType)) failed.add(id);
+  }
+  return { sent, failed };
+}
+
+type Outcome = 'sent' | 'failed' | 'deadLettered' | 'optedOut';
+
+/** An activity's outcome: sent over failed over dead-lettered over opted out (a dead letter may be matched by its row id). */
+function outcomeOf(a: JourneyRunResult['created'][number], o: Outcomes): Outcome | undefined {
+  const id = a.activityId.toLowerCase();
+  if (o.sent.has(id)) return 'sent';
+  if (o.failed.has(id)) return 'failed';
+  if (o.deadLettered.has(id) || o.deadLettered.has(a.activityRowId.toLowerCase())) return 'deadLettered';
+  if (o.optedOut.has(id)) return 'optedOut';
+  return undefined;
+}
+
+/** The activities of these runs that have no outcome yet. */
+export function withoutOutcome(runs: readonly JourneyRunResult[], o: Outcomes): Array<{ journeyId: string; activityId: string; contactId: string }> {
+  return runs.flatMap((r) => r.created.filter((a) => outcomeOf(a, o) === undefined).map((a) => ({ journeyId: r.journeyId, activityId: a.activityId.toLowerCase(), contactId: a.contactId })));
+}
+
+/** One funnel per journey run: each of its activities counted once, by its outcome. */
+export function funnels(runs: ReadonlyArray<JourneyRunResult & { name?: string }>, o: Outcomes): JourneyFunnel[] {
+  return runs.map((run) => {
+    const counts: Record<Outcome, number> = { sent: 0, failed: 0, deadLettered: 0, optedOut: 0 };
     for (const a of run.created) {
-      const ids = [a.activityId.toLowerCase(), a.activityRowId.toLowerCase()];
-      if (!ids.some((id) => sent.has(id) || failed.has(id)) && ids.some((id) => input.deadLettered.has(id))) deadLettered += 1;
+      const outcome = outcomeOf(a, o);
+      if (outcome !== undefined) counts[outcome] += 1;
     }
     return {
       journeyId: run.journeyId,
       ...(run.name === undefined ? {} : { name: run.name }),
       activities: run.created.length,
-      skippedByCompliance: run.skipped.length,
-      sent: sent.size,
-      failed: [...failed].filter((id) => !sent.has(id)).length,
-      deadLettered,
+      skippedByCompliance: run.skipped.length + counts.optedOut,
+      optedOutAfterCreation: counts.optedOut,
+      sent: counts.sent,
+      failed: counts.failed,
+      deadLettered: counts.deadLettered,
     };
   });
 }

@@ -1,7 +1,8 @@
 /**
- * `channel-relay demo`: the embedded system, the three stages in this process, the seed's journeys over N
- * contacts, a progress bar until every activity has its final outcome, then the funnel per journey from the
- * emulators' own records. With `serve`, everything stays up until the signal.
+ * `channel-relay demo`: the embedded system, the seed's journeys over N contacts (and, if asked, some of those
+ * contacts opting out after their activity was created), the three stages in this process, a progress bar until
+ * every activity has its final outcome, then the funnel per journey from the emulators' own records. With `serve`,
+ * everything stays up until the signal.
  */
 import { writeFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
@@ -9,19 +10,21 @@ import { DEFAULT_TOKEN_IDENTITY } from '../dataverse/index.js';
 import { errorMessage } from '../errors.js';
 import type { JourneyRunResult } from '../emulators/dataverse/index.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
-import { createShutdown } from '../lifecycle.js';
+import { Closer, createShutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { startRelay, STAGES, type RunningRelay } from '../relay/index.js';
 import { createServiceBusClient } from '../servicebus/index.js';
 import { delay, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
-import { activityIndex, DataverseRecords, deadLetteredActivities, funnels, repeatedProviderMessages, type DemoSummary } from './records.js';
+import { activityIndex, DataverseRecords, deadLetteredActivities, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type Outcomes } from './records.js';
 import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions } from './system.js';
 
 export interface DemoOptions {
   /** Contacts each journey runs over (contacts the seed lacks are generated). */
   contacts: number;
+  /** Contacts per journey that opt out after their activity was created, before the workers start. @defaultValue 0 */
+  lateOptOuts?: number;
   /** Rate of every Twilio sender, messages per second. @defaultValue 100 */
   smsPerSecond?: number;
   /** Keep everything running after the funnel until `signal` aborts. @defaultValue false */
@@ -36,10 +39,12 @@ export interface DemoOptions {
   signal: AbortSignal;
   /** The funnel, the URLs: what a person reads (stdout). */
   out: (text: string) => void;
+  /** Failures, a stall, an interruption (stderr). */
+  err: (text: string) => void;
   /** Where the progress bar goes (stderr). */
   progressStream: NodeJS.WritableStream & { isTTY?: boolean };
   log: Logger;
-  /** Options of the embedded system beyond the rate (latencies, limits, seed). */
+  /** Options of the embedded system beyond the rate (latencies, limits, seed, channels). */
   system?: Omit<EmbeddedSystemOptions, 'smsPerSecond' | 'log'>;
 }
 
@@ -49,13 +54,22 @@ export interface DemoResult {
   summary?: DemoSummary;
 }
 
-/** The journeys in the seed, with their names from the seed's journey rows. */
-function seedJourneys(system: EmbeddedSystem): Array<{ journeyId: string; name?: string }> {
+interface DemoJourney {
+  journeyId: string;
+  name?: string;
+  /** The contacts' column that says they opted out of the journey's channel (the tile's ComplianceField). */
+  complianceField: string;
+}
+
+/** The journeys in the seed, with their names from the seed's journey rows and their channel's compliance field. */
+function seedJourneys(system: EmbeddedSystem): DemoJourney[] {
   const rows = (system.seed.rows?.['msdyncrm_customerjourneys'] ?? []) as Array<Record<string, unknown>>;
   return (system.seed.journeys ?? []).map((j) => {
     const row = rows.find((r) => String(r['msdyncrm_customerjourneyid']).toLowerCase() === j.journeyId.toLowerCase());
     const name = row?.['msdyncrm_name'];
-    return typeof name === 'string' ? { journeyId: j.journeyId, name } : { journeyId: j.journeyId };
+    const tile = system.channels.all().find((c) => c.tile?.entityType === j.entityType)?.tile;
+    if (tile === undefined) throw new Error(`no channel in ${system.channels.file} has a tile for ${j.entityType}, the message table of journey ${j.journeyId}`);
+    return { journeyId: j.journeyId, complianceField: tile.complianceField, ...(typeof name === 'string' ? { name } : {}) };
   });
 }
 
@@ -63,106 +77,78 @@ class Interrupted extends Error {}
 
 /** How long an idle session slot waits per accept, and so how long a stop waits for it at most. */
 const ACCEPT_WAIT_MS = 2000;
+/** How often the dead-letter queues are read while waiting, ms. */
+const DEAD_LETTER_READ_MS = 2000;
+/** After this long without progress, the activities left are checked for contacts that opted out, ms. */
+const QUIET_CHECK_MS = 2000;
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { log, signal } = options;
   const pollMs = options.pollMs ?? 250;
   const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
-  let system: EmbeddedSystem | undefined;
+  const closer = new Closer(log);
   let relay: RunningRelay | undefined;
-  let health: HealthServer | undefined;
-  const stop = async (): Promise<void> => {
-    const running = relay;
-    const shutdown = createShutdown({
-      stopIntake: () => running?.stopIntake(),
-      drain: (s) => running?.drain(s) ?? Promise.resolve(),
-      closer: { close: async () => Promise.all([running?.close(), health?.close()]).then(() => system?.close()) },
-      budgetMs: system?.config.shutdown.budgetMs ?? 15_000,
-      log,
-    });
-    await shutdown(signal.aborted ? 'interrupted' : 'done');
-  };
   const checkSignal = (): void => {
     if (signal.aborted) throw new Interrupted();
   };
   try {
-    system = await startEmbeddedSystem({ ...options.system, smsPerSecond: options.smsPerSecond ?? 100, log });
+    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, smsPerSecond: options.smsPerSecond ?? 100, log }));
     checkSignal();
-    const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
-    // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
-    relay = startRelay({ stages: STAGES, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
-    if (options.serve === true) {
-      const running = relay;
-      health = await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => running.readiness(), log });
-    }
-    const records = new DataverseRecords(system.dv.url);
+    const records = new DataverseRecords(system.dv.url, system.admin);
     const journeys = seedJourneys(system);
     if (journeys.length === 0) throw new Error('the seed declares no journeys ("journeys" in the seed file)');
 
     const started = Date.now();
     const runs: Array<JourneyRunResult & { name?: string }> = [];
-    for (const j of journeys) runs.push({ ...(await records.runJourney(j.journeyId, options.contacts)), ...(j.name === undefined ? {} : { name: j.name }) });
+    for (const j of journeys) {
+      runs.push({ ...(await records.runJourney(j.journeyId, options.contacts)), ...(j.name === undefined ? {} : { name: j.name }) });
+      checkSignal();
+    }
+    // Contacts opting out after their activity was created: the relay re-checks and sends them nothing.
+    const lateOptOuts = options.lateOptOuts ?? 0;
+    for (const [i, run] of runs.entries()) await records.optOut(run.created.slice(0, lateOptOuts).map((a) => a.contactId), (journeys[i] as DemoJourney).complianceField);
     const index = activityIndex(runs);
     const total = runs.reduce((n, r) => n + r.created.length, 0);
     options.out(`running ${journeys.length === 1 ? 'the sample journey' : `${journeys.length} journeys`} over ${options.contacts} contacts: ${total} activities`);
 
-    const bus = createServiceBusClient({ connectionString: system.sb.connectionString });
-    const failureTypes = new Set(system.channels.all().flatMap((c) => (c.failureResponseType === undefined ? [] : [c.failureResponseType])));
-    const progress = startProgress({ total, stream: options.progressStream });
-    let summary: DemoSummary;
-    try {
-      let lastDone = -1;
-      let lastMove = Date.now();
-      let deadLettered = 0;
-      let lastDeadLetterRead = 0;
-      for (;;) {
-        checkSignal();
-        const { recorded, duplicates } = await records.interactionCount();
-        if (Date.now() - lastDeadLetterRead >= 2000 || recorded - duplicates + deadLettered >= total) {
-          deadLettered = (await deadLetteredActivities(bus, new Set(index.keys()))).activities.size;
-          lastDeadLetterRead = Date.now();
-        }
-        const done = Math.min(total, recorded - duplicates + deadLettered);
-        const elapsed = Math.max(1, Date.now() - started);
-        progress.update({ done, sent: recorded - duplicates, rate: (done * 1000) / elapsed });
-        if (done !== lastDone) {
-          lastDone = done;
-          lastMove = Date.now();
-        }
-        if (done >= total) {
-          const candidate = await summarize();
-          if (candidate.sent + candidate.failed + candidate.deadLettered >= total) {
-            summary = candidate;
-            break;
-          }
-        }
-        if (Date.now() - lastMove > stallTimeoutMs) {
-          progress.stop();
-          const partial = await summarize();
-          options.out(formatFunnel(partial));
-          options.out(`stalled: no activity reached its outcome for ${Math.round(stallTimeoutMs / 1000)} s; ${total - done} of ${total} have none (see the workers' log lines above, or run with --log-level info)`);
-          return { code: 1, summary: partial };
-        }
-        await delay(pollMs, signal);
-      }
-    } finally {
-      progress.stop();
-      await bus.close();
-    }
+    const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
+    // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
+    const running = startRelay({ stages: STAGES, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
+    relay = running;
+    closer.add('relay', running);
+    const health: HealthServer | undefined =
+      options.serve === true ? closer.add('health server', await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => running.readiness(), log })) : undefined;
 
-    async function summarize(): Promise<DemoSummary> {
-      const sys = system as EmbeddedSystem;
-      const durationMs = Date.now() - started;
-      const byJourney = new Map(await Promise.all(runs.map(async (r) => [r.journeyId, await records.interactions(r.journeyId)] as const)));
-      const dead = await deadLetteredActivities(bus, new Set(index.keys()));
-      const journeysFunnel = funnels({ runs, interactionsByJourney: byJourney, deadLettered: dead.activities, failureTypes });
-      const provider = repeatedProviderMessages(sys.sim);
+    const bus = createServiceBusClient({ connectionString: system.sb.connectionString });
+    closer.add('records client', () => bus.close());
+    const queues = Object.values(system.config.serviceBus.queues);
+    const failureTypes = new Set(system.channels.all().flatMap((c) => (c.failureResponseType === undefined ? [] : [c.failureResponseType])));
+
+    /** Every activity's outcome from the records; the contacts of those without one are checked for opting out. */
+    const outcomes = async (): Promise<{ outcomes: Outcomes; reasons: Record<string, Record<string, number>> }> => {
+      const interactions = (await Promise.all(runs.map((r) => records.interactions(r.journeyId)))).flat();
+      const dead = await deadLetteredActivities(bus, queues, new Set(index.keys()));
+      const o: Outcomes = { ...interactionOutcomes(interactions, failureTypes), deadLettered: dead.activities, optedOut: new Set() };
+      const optedOut = new Set<string>();
+      for (const j of journeys) {
+        const pending = withoutOutcome(runs.filter((r) => r.journeyId === j.journeyId), o);
+        const contacts = await records.optedOut(pending.map((p) => p.contactId), j.complianceField);
+        for (const p of pending) if (contacts.has(p.contactId.toLowerCase())) optedOut.add(p.activityId);
+      }
+      return { outcomes: { ...o, optedOut }, reasons: dead.reasons };
+    };
+
+    const summarize = async (durationMs: number): Promise<DemoSummary> => {
+      const { outcomes: o, reasons } = await outcomes();
+      const journeysFunnel = funnels(runs, o);
+      const provider = repeatedProviderMessages(system.sim);
       const { duplicates } = await records.interactionCount();
-      const sum = (key: 'activities' | 'skippedByCompliance' | 'sent' | 'failed' | 'deadLettered'): number => journeysFunnel.reduce((n, f) => n + f[key], 0);
+      const sum = (key: 'activities' | 'skippedByCompliance' | 'optedOutAfterCreation' | 'sent' | 'failed' | 'deadLettered'): number => journeysFunnel.reduce((n, f) => n + f[key], 0);
       const activities = sum('activities');
       return {
         activities,
         skippedByCompliance: sum('skippedByCompliance'),
+        optedOutAfterCreation: sum('optedOutAfterCreation'),
         sent: sum('sent'),
         failed: sum('failed'),
         deadLettered: sum('deadLettered'),
@@ -171,9 +157,57 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         dataverseRequests: (await records.requestsOf(DEFAULT_TOKEN_IDENTITY)).requests,
         durationMs,
         activitiesPerSecond: durationMs > 0 ? Math.round((activities * 1000 * 10) / durationMs) / 10 : 0,
-        deadLetterReasons: dead.reasons,
+        deadLetterReasons: reasons,
         journeys: journeysFunnel,
       };
+    };
+    const finished = (s: DemoSummary): boolean => s.sent + s.failed + s.deadLettered + s.optedOutAfterCreation >= total;
+
+    const progress = startProgress({ total, stream: options.progressStream });
+    let summary: DemoSummary | undefined;
+    try {
+      let lastDone = -1;
+      let lastMove = Date.now();
+      let lastCheck = 0;
+      let deadLettered = 0;
+      let lastDeadLetterRead = 0;
+      let optedOut = 0;
+      let doneAt = Date.now();
+      while (summary === undefined) {
+        checkSignal();
+        const { recorded, duplicates } = await records.interactionCount();
+        if (Date.now() - lastDeadLetterRead >= DEAD_LETTER_READ_MS) {
+          deadLettered = (await deadLetteredActivities(bus, queues, new Set(index.keys()))).activities.size;
+          lastDeadLetterRead = Date.now();
+        }
+        const done = Math.min(total, recorded - duplicates + deadLettered + optedOut);
+        progress.update({ done, sent: recorded - duplicates, rate: (done * 1000) / Math.max(1, Date.now() - started) });
+        if (done !== lastDone) {
+          lastDone = done;
+          lastMove = Date.now();
+          doneAt = lastMove;
+        }
+        // The full reading (every outcome, opted-out contacts) when the count says done, or once after a quiet spell.
+        const quiet = Date.now() - lastMove >= QUIET_CHECK_MS && lastCheck < lastMove;
+        if (done >= total || quiet) {
+          lastCheck = Date.now();
+          const candidate = await summarize(doneAt - started);
+          optedOut = candidate.optedOutAfterCreation;
+          if (finished(candidate)) summary = candidate;
+          else if (done >= total) lastMove = Date.now();
+        }
+        if (summary === undefined && Date.now() - lastMove > stallTimeoutMs) {
+          progress.stop();
+          const partial = await summarize(Date.now() - started);
+          const missing = total - partial.sent - partial.failed - partial.deadLettered - partial.optedOutAfterCreation;
+          options.out(formatFunnel(partial));
+          options.err(`stalled: no activity reached its outcome for ${Math.round(stallTimeoutMs / 1000)} s; ${missing} of ${total} have none (run again with --log-level info to see the workers' log lines)`);
+          return { code: 1, summary: partial };
+        }
+        if (summary === undefined) await delay(pollMs, signal);
+      }
+    } finally {
+      progress.stop();
     }
 
     options.out(formatFunnel(summary));
@@ -195,12 +229,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     return { code: 0, summary };
   } catch (err) {
     if (err instanceof Interrupted || signal.aborted) {
-      options.out('interrupted: stopping the workers and the emulators');
+      options.err('interrupted: stopping the workers and the emulators');
       return { code: 130 };
     }
-    options.out(`demo failed: ${errorMessage(err)}`);
+    options.err(`demo failed: ${errorMessage(err)}`);
     return { code: 1 };
   } finally {
-    await stop();
+    const running = relay;
+    const shutdown = createShutdown({
+      stopIntake: () => running?.stopIntake(),
+      drain: (s) => running?.drain(s) ?? Promise.resolve(),
+      closer,
+      budgetMs: 15_000,
+      log,
+    });
+    await shutdown(signal.aborted ? 'interrupted' : 'done');
   }
 }

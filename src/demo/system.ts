@@ -1,15 +1,15 @@
 /**
  * The embedded system: the Service Bus, Dataverse and provider emulators on free loopback ports, the service
  * endpoint and step registered in the Dataverse emulator through the same code as `channel-relay register`, and a
- * channels file and configuration pointing the workers at them. `channel-relay demo` runs on it; so do the
- * end-to-end tests and the pipeline benchmark.
+ * channels file and configuration pointing the workers at them. `channel-relay demo` runs on it.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadChannels, type ChannelRegistry } from '../channels/index.js';
 import { loadConfig, type RelayConfig } from '../config/index.js';
-import { createDataverseClient } from '../dataverse/index.js';
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import { closeDataverseClient, createDataverseClient } from '../dataverse/index.js';
 import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../emulators/dataverse/index.js';
 import { startProviderSimulators, type ProviderSimulators } from '../emulators/providers/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
@@ -57,6 +57,8 @@ export interface EmbeddedSystem extends Closeable {
   sim: ProviderSimulators;
   /** What registering the endpoint and step did. */
   registration: RegistrationReport;
+  /** A Web API client with {@link ADMIN_TOKEN}: what an administrator or a journey does, apart from the workers. */
+  admin: DynamicsWebApi;
   /** The environment a worker runs with against this system (connection string, URLs, channels file, secrets). */
   env: Record<string, string>;
   /** The workers' configuration, loaded from {@link EmbeddedSystem.env}. */
@@ -115,6 +117,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     );
 
     const admin = createDataverseClient({ url: dv.url, auth: 'emulator', tokenIdentity: ADMIN_TOKEN });
+    closer.add('admin client', () => closeDataverseClient(admin));
     const registration = await registerRelay(admin, { serviceBus: serviceBusFromConnectionString(sb.connectionString) }, { log });
 
     const channelsFile = path.join(dir, 'channels.json');
@@ -132,7 +135,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     };
     const config = loadConfig({ env }).config;
     const channels = loadChannels(channelsFile, { env });
-    return { sb, dv, sim, registration, env, config, channels, seed, dir, close: () => closer.close() };
+    return { sb, dv, sim, registration, admin, env, config, channels, seed, dir, close: () => closer.close() };
   } catch (err) {
     await closer.close();
     throw err;

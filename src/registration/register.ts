@@ -169,14 +169,14 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
       });
     }
   }
-  const list = async (kind: Kind, subject: string, collection: string, select: readonly string[], filter: string): Promise<Row[]> => {
-    const res = await call(kind, subject, false, (signal) => api.retrieveMultiple({ collection, select: [...select], filter, signal }));
+  const list = async (kind: Kind, subject: string, collection: string, select: readonly string[], filter: string, orderBy?: string[]): Promise<Row[]> => {
+    const res = await call(kind, subject, false, (signal) => api.retrieveMultiple({ collection, select: [...select], filter, signal, ...(orderBy === undefined ? {} : { orderBy }) }));
     return ((res as { value?: Row[] } | undefined)?.value ?? []) as Row[];
   };
 
   // 1. Read: the endpoint, the ids the steps bind to, the endpoint's steps.
   const endpointSelect = ['serviceendpointid', ...ENDPOINT_COLUMNS, SAS_KEY_SET_COLUMN];
-  const endpoints = await list('endpoint', `finding the serviceendpoint named ${quote(s.endpointName)}`, 'serviceendpoints', endpointSelect, `name eq ${quote(s.endpointName)}`);
+  const endpoints = await list('endpoint', `finding the serviceendpoint named ${quote(s.endpointName)}`, 'serviceendpoints', [...endpointSelect, 'createdon'], `name eq ${quote(s.endpointName)}`, ['createdon asc']);
   if (endpoints.length > 1) warnings.push(`${endpoints.length} service endpoints are named '${s.endpointName}': the oldest one found is used; delete the others (each posts its own copy of every event its steps match)`);
   const existingEndpoint = endpoints[0];
 

@@ -4,14 +4,17 @@
  * Ctrl-C stops it cleanly mid-run and after serving.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { spawnCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import type { DemoSummary } from '../../src/demo/index.js';
+import { runDemo, type DemoOptions, type DemoSummary } from '../../src/demo/index.js';
+import { silentLogger } from '../../src/log.js';
+import { configPath } from '../../src/paths.js';
 
 const SAMPLE_JOURNEY = 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae';
 
@@ -86,7 +89,7 @@ describe('channel-relay demo', function () {
     assert.equal(summary.sent, summary.activities, 'every activity sent');
     assert.equal(summary.failed + summary.deadLettered, 0);
     assert.equal(summary.providerMessages, messageCount);
-    assert.equal(summary.duplicates, stats.interactionDuplicates);
+    assert.equal(summary.duplicates, stats.interactionDuplicates, 'no provider message repeated an activity either');
     assert.equal(summary.duplicates, 0);
     assert.equal(summary.dataverseRequests, stats.traffic.identities['channel-relay']?.requests);
     assert.ok(summary.dataverseRequests > 0 && summary.dataverseRequests < summary.activities, `${summary.dataverseRequests} requests for ${summary.activities} activities`);
@@ -103,7 +106,56 @@ describe('channel-relay demo', function () {
     await waitFor('the journey to start', () => (r.stdout().includes('activities') ? true : undefined), 90_000);
     r.child.kill('SIGINT');
     assert.equal(await r.exited, 130, r.stderr());
-    assert.match(r.stdout(), /interrupted: stopping the workers and the emulators/);
+    assert.match(r.stderr(), /interrupted: stopping the workers and the emulators/);
     assert.doesNotMatch(r.stdout(), /Provider messages/);
+  });
+
+  describe('in process', () => {
+    /** runDemo with its output collected and nothing on the terminal. */
+    async function demo(options: Partial<DemoOptions>): Promise<{ code: number; summary?: DemoSummary; out: string; err: string }> {
+      let out = '';
+      let err = '';
+      const result = await runDemo({
+        contacts: 30,
+        signal: new AbortController().signal,
+        out: (t) => (out += `${t}\n`),
+        err: (t) => (err += `${t}\n`),
+        progressStream: new PassThrough().resume(),
+        log: silentLogger(),
+        stallTimeoutMs: 20_000,
+        ...options,
+      });
+      return { ...result, out, err };
+    }
+
+    it('counts contacts who opted out after their activity was created as skipped, and finishes without a stall', async () => {
+      const run = await demo({ contacts: 30, lateOptOuts: 4 });
+      assert.equal(run.code, 0, run.err);
+      const s = run.summary as DemoSummary;
+      assert.equal(s.optedOutAfterCreation, 4);
+      assert.equal(s.sent, s.activities - 4, 'the relay sent them nothing');
+      assert.equal(s.providerMessages, s.sent);
+      assert.equal(s.skippedByCompliance, 30 - s.activities + 4);
+      assert.match(run.out, /^4 of the skipped contacts opted out after their activity was created/m);
+    });
+
+    it('matches dead letters to their activities and names the reasons', async () => {
+      // The sample messages name the channel `sms`; without a channel of that name intake dead-letters every event.
+      const channels = JSON.parse(readFileSync(configPath('channels.json'), 'utf8')) as { channels: Array<{ name: string; tile?: string }> };
+      for (const c of channels.channels) {
+        if (c.name === 'sms') c.name = 'sms-elsewhere';
+        if (c.tile !== undefined) c.tile = configPath(c.tile);
+      }
+      const file = path.join(dir, 'channels.json');
+      writeFileSync(file, JSON.stringify(channels));
+      const run = await demo({ contacts: 20, system: { channelsFile: file } });
+      assert.equal(run.code, 0, run.err);
+      const s = run.summary as DemoSummary;
+      assert.ok(s.activities > 0);
+      assert.equal(s.deadLettered, s.activities);
+      assert.equal(s.sent + s.failed + s.providerMessages, 0);
+      assert.deepEqual(s.deadLetterReasons, { activities: { EventUnknownChannel: s.activities } });
+      assert.match(run.out, /Dead letters: activities: EventUnknownChannel × \d+/);
+    });
   });
 });

@@ -4,7 +4,7 @@
  * Exit codes: 0 ok, 1 a Service Bus failure, 2 bad arguments or configuration (every problem named).
  */
 import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
-import { CommanderError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { loadConfig } from '../../config/index.js';
 import type { RelayConfig } from '../../config/types.js';
@@ -88,16 +88,10 @@ interface ReplayOptions extends CommonOptions {
   force?: boolean;
 }
 
-/** Usage problems are exit code 2, as this command's bad configuration is; help stays 0. */
-function usageExit(err: CommanderError): never {
-  throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
-}
-
 export function registerDeadLettersCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const group = program
     .command('dead-letters')
     .description("list a queue's dead letters (reason, description, body summary) and replay them")
-    .exitOverride(usageExit)
     .addHelpText('after', HELP);
   group
     .command('list')
@@ -107,7 +101,6 @@ export function registerDeadLettersCommand(program: Command, io: CliIo, setExitC
     .option('--reason <code>', 'only dead letters with this reason')
     .option('--json', 'JSON lines: one per dead letter, then one summary line')
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
-    .exitOverride(usageExit)
     .addHelpText('after', HELP)
     .action(async (queue: string, options: ListOptions) => setExitCode(await list(io, queue, options)));
   group
@@ -124,7 +117,6 @@ export function registerDeadLettersCommand(program: Command, io: CliIo, setExitC
     .option('--force', 'replay dead letters within the duplicate-detection window too (the broker drops those whose message id the queue still remembers: they are lost)')
     .option('--dry-run', 'only list what would be replayed and what would be skipped')
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
-    .exitOverride(usageExit)
     .addHelpText('after', HELP)
     .action(async (queue: string, options: ReplayOptions) => setExitCode(await replay(io, queue, options)));
 }

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { runDemo } from '../../demo/index.js';
@@ -37,12 +38,20 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
     .command('demo')
     .description('run the sample journey end to end on embedded emulators and print the funnel')
     .option('--contacts <n>', `contacts the journey runs over (1-${MAX_CONTACTS}; missing ones are generated)`, wholeNumber(1, MAX_CONTACTS), 1000)
+    .option('--late-opt-outs <n>', 'contacts per journey that opt out after their activity is created (the relay re-checks and sends them nothing)', wholeNumber(0, MAX_CONTACTS), 0)
     .option('--sms-per-second <n>', 'rate limit of each SMS sender, in the channels and in the Twilio simulator (a short code sends 100)', wholeNumber(1, 10_000), 100)
     .option('--summary-json <file>', 'also write the figures as JSON to this file')
     .option('--serve', 'keep everything running after the funnel and print how to connect; Ctrl-C stops it', false)
     .option('--stall-timeout <seconds>', 'give up when no activity reaches its outcome for this long', wholeNumber(1, 3600), 60)
     .option('--log-level <level>', `workers' and emulators' log level on stderr (${LOG_LEVELS.join(', ')})`, logLevel, 'warn' as LogLevel)
-    .action(async (opts: { contacts: number; smsPerSecond: number; summaryJson?: string; serve: boolean; stallTimeout: number; logLevel: LogLevel }) => {
+    .action(async (opts: { contacts: number; lateOptOuts: number; smsPerSecond: number; summaryJson?: string; serve: boolean; stallTimeout: number; logLevel: LogLevel }) => {
+      const summaryJson = opts.summaryJson === undefined ? undefined : path.resolve(io.cwd, opts.summaryJson);
+      // Checked before the run, not after it: a long run must not end in "no such folder".
+      if (summaryJson !== undefined && !(existsSync(path.dirname(summaryJson)) && statSync(path.dirname(summaryJson)).isDirectory())) {
+        io.err(`demo: --summary-json: the folder ${path.dirname(summaryJson)} does not exist`);
+        setExitCode(2);
+        return;
+      }
       const signals = options.signals ?? process;
       const stderr = options.stderr ?? process.stderr;
       const abort = new AbortController();
@@ -52,12 +61,14 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
       try {
         const result = await runDemo({
           contacts: opts.contacts,
+          lateOptOuts: opts.lateOptOuts,
           smsPerSecond: opts.smsPerSecond,
           serve: opts.serve,
-          ...(opts.summaryJson === undefined ? {} : { summaryJson: path.resolve(io.cwd, opts.summaryJson) }),
+          ...(summaryJson === undefined ? {} : { summaryJson }),
           stallTimeoutMs: opts.stallTimeout * 1000,
           signal: abort.signal,
           out: io.out,
+          err: io.err,
           progressStream: stderr,
           log: createLogger({ level: opts.logLevel, stream: stderr, base: { service: 'demo' } }),
         });

@@ -4,9 +4,9 @@
  * exactly as the workers read them.
  * Exit codes: 0 done (also when nothing changed), 1 a Dataverse error, 2 bad usage or configuration.
  */
-import { CommanderError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadChannels } from '../../channels/index.js';
-import { loadConfig, type RelayConfig } from '../../config/index.js';
+import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
 import { closeDataverseClient, dataverseClientFromConfig } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
 import { redactString } from '../../log.js';
@@ -48,10 +48,6 @@ interface RegisterCliOptions {
   config?: string;
 }
 
-/** Usage problems are exit code 2; help stays 0. */
-function usageExit(err: CommanderError): never {
-  throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
-}
 
 export function registerRegisterCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   program
@@ -65,7 +61,6 @@ export function registerRegisterCommand(program: Command, io: CliIo, setExitCode
     .option('--step-name <prefix>', 'prefix of the step names', REGISTRATION_DEFAULTS.stepName)
     .option('--update-key', 'write the SAS key even if the endpoint has one (after a key rotation: Dataverse never returns the key)')
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
-    .exitOverride(usageExit)
     .addHelpText('after', HELP)
     .action(async (options: RegisterCliOptions) => setExitCode(await register(io, options)));
 }
@@ -92,6 +87,7 @@ function realtimeTargets(config: RelayConfig, io: CliIo): RealtimeTarget[] {
 async function register(io: CliIo, options: RegisterCliOptions): Promise<number> {
   const url = options.dataverseUrl ?? io.env['DATAVERSE_URL'];
   if (url === undefined || url === '') return usage(io, ['--dataverse-url: expected the org URL (https://<org>.crm.dynamics.com), found nothing (nor DATAVERSE_URL)']);
+  if (options.dataverseUrl !== undefined && !isHttpUrl(options.dataverseUrl)) return usage(io, [`--dataverse-url: expected an http(s) URL such as https://<org>.crm.dynamics.com, found '${options.dataverseUrl}'`]);
   const env = { ...io.env, DATAVERSE_URL: url };
   let config: RelayConfig;
   let bus: ServiceBusSas;

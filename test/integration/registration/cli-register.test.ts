@@ -4,8 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Command, CommanderError } from 'commander';
-import { registerRegisterCommand } from '../../../src/cli/commands/register.js';
+import { runCli } from '../../../src/cli/program.js';
 import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { configPath, packageRoot } from '../../../src/paths.js';
@@ -34,15 +33,7 @@ interface Run {
 /** `channel-relay register …` in process, through a program holding only this command (program.ts adds it for real). */
 async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   const io = recordingIo(env, packageRoot());
-  let code = 0;
-  const program = new Command('channel-relay').exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
-  registerRegisterCommand(program, io, (c) => (code = c));
-  try {
-    await program.parseAsync(['register', ...args], { from: 'user' });
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err;
-    code = err.exitCode;
-  }
+  const code = await runCli(['register', ...args], io);
   return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
 }
 
@@ -117,7 +108,8 @@ describe('channel-relay register', function () {
       { title: 'no org URL', args: [], expected: /--dataverse-url: expected the org URL/ },
       { title: 'no Service Bus connection', args: ['--dataverse-url', 'https://contoso.crm.dynamics.com'], env: { SERVICEBUS_CONNECTION_STRING: '' }, expected: /environment variable SERVICEBUS_CONNECTION_STRING: .*neither set/ },
       { title: 'a namespace without its key', args: ['--dataverse-url', 'https://contoso.crm.dynamics.com'], env: { SERVICEBUS_CONNECTION_STRING: '', SERVICEBUS_NAMESPACE: 'contoso' }, expected: /SERVICEBUS_SAS_KEY_NAME[\s\S]*SERVICEBUS_SAS_KEY:/ },
-      { title: 'not a URL', args: ['--dataverse-url', 'contoso.crm.dynamics.com'], expected: /dataverse\.url: expected an http\(s\) URL/ },
+      { title: 'not a URL (the flag is named, not DATAVERSE_URL)', args: ['--dataverse-url', 'ftp://contoso.crm.dynamics.com'], expected: /- --dataverse-url: expected an http\(s\) URL such as https:\/\/<org>\.crm\.dynamics\.com, found 'ftp:\/\/contoso\.crm\.dynamics\.com'/ },
+      { title: 'DATAVERSE_URL not a URL', args: [], env: { DATAVERSE_URL: 'contoso.crm.dynamics.com' }, expected: /environment variable DATAVERSE_URL: dataverse\.url: expected an http\(s\) URL/ },
       { title: 'an unknown option', args: ['--dataverse-url', 'https://x', '--frobnicate'], expected: /unknown option '--frobnicate'/ },
       {
         title: '--realtime with a channels file that is not there',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { formatFunnel } from '../../../src/demo/index.js';
-import { activityIndex, funnels, repeatedProviderMessages, type DemoSummary } from '../../../src/demo/records.js';
+import { activityIndex, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary } from '../../../src/demo/records.js';
 import type { Interaction, JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
 import type { SimulatedMessage } from '../../../src/emulators/providers/index.js';
 
@@ -21,22 +21,26 @@ function interaction(activityId: string, responseType: string, duplicateOf?: num
 }
 
 describe('demo funnel', () => {
-  it('counts each activity once by its outcome: sent, failed (the tile’s failure types only), or dead-lettered', () => {
-    const runs = [run(J1, ['a1', 'a2', 'a3', 'a4', 'a5'], 2), run(J2, ['b1'])];
-    const result = funnels({
-      runs,
-      interactionsByJourney: new Map([
-        [J1, [interaction('a1', 'sent'), interaction('a1', 'sent', 1), interaction('a2', 'failed'), interaction('a3', 'delivered')]],
-        [J2, [interaction('b1', 'sent')]],
-      ]),
-      // a4's event is dead-lettered (found by its row id); a1 is in a dead-letter queue too but was sent: it counts as sent.
-      deadLettered: new Set(['row-a4', 'a1']),
-      failureTypes: new Set(['failed']),
-    });
-    assert.deepEqual(result, [
-      { journeyId: J1, activities: 5, skippedByCompliance: 2, sent: 1, failed: 1, deadLettered: 1 },
-      { journeyId: J2, activities: 1, skippedByCompliance: 0, sent: 1, failed: 0, deadLettered: 0 },
+  it('counts each activity of the run once by its outcome: sent, failed (the tile’s failure types only), dead-lettered, opted out', () => {
+    const runs = [run(J1, ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'], 2), run(J2, ['b1'])];
+    const interactions = [
+      interaction('a1', 'sent'),
+      interaction('a1', 'sent', 1),
+      interaction('a2', 'failed'),
+      interaction('a3', 'delivered'),
+      interaction('b1', 'sent'),
+      interaction('zz', 'sent'), // not an activity of these runs: counted nowhere
+    ];
+    const { sent, failed } = interactionOutcomes(interactions, new Set(['failed']));
+    // a4's event is dead-lettered (found by its row id); a1 is in a dead-letter queue too but was sent: it counts as sent;
+    // a5's contact opted out after creation.
+    const outcomes = { sent, failed, deadLettered: new Set(['row-a4', 'a1']), optedOut: new Set(['a5']) };
+    assert.deepEqual(funnels(runs, outcomes), [
+      { journeyId: J1, activities: 6, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 1, failed: 1, deadLettered: 1 },
+      { journeyId: J2, activities: 1, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 1, failed: 0, deadLettered: 0 },
     ]);
+    // a3 (only delivered) and a6 (nothing) have no outcome yet.
+    assert.deepEqual(withoutOutcome(runs, outcomes).map((p) => p.activityId), ['a3', 'a6']);
   });
 
   it('indexes activities by activity id and row id, lower case', () => {
@@ -53,18 +57,19 @@ describe('demo funnel', () => {
 
   it('prints one row per journey, a total when there are several, and the dead-letter reasons', () => {
     const summary: DemoSummary = {
-      activities: 6, skippedByCompliance: 2, sent: 2, failed: 1, deadLettered: 1, providerMessages: 3, duplicates: 1,
+      activities: 6, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 2, failed: 1, deadLettered: 1, providerMessages: 3, duplicates: 1,
       dataverseRequests: 3, durationMs: 1500, activitiesPerSecond: 4, deadLetterReasons: { activities: { EventUnknownChannel: 1 } },
       journeys: [
-        { journeyId: J1, name: 'Spring offer journey', activities: 5, skippedByCompliance: 2, sent: 1, failed: 1, deadLettered: 1 },
-        { journeyId: J2, activities: 1, skippedByCompliance: 0, sent: 1, failed: 0, deadLettered: 0 },
+        { journeyId: J1, name: 'Spring offer journey', activities: 5, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 1, failed: 1, deadLettered: 1 },
+        { journeyId: J2, activities: 1, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 1, failed: 0, deadLettered: 0 },
       ],
     };
     const text = formatFunnel(summary);
     assert.match(text, /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered$/m);
-    assert.match(text, /^Spring offer journey\s+5\s+2\s+1\s+1\s+1$/m);
+    assert.match(text, /^Spring offer journey\s+5\s+3\s+1\s+1\s+1$/m);
     assert.match(text, new RegExp(`^${J2}\\s+1\\s+0\\s+1\\s+0\\s+0$`, 'm'));
-    assert.match(text, /^All journeys\s+6\s+2\s+2\s+1\s+1$/m);
+    assert.match(text, /^All journeys\s+6\s+3\s+2\s+1\s+1$/m);
+    assert.match(text, /^1 of the skipped contacts opted out after their activity was created/m);
     assert.match(text, /Provider messages: 3 \(duplicates: 1\)/);
     assert.match(text, /6 activities in 1\.5 s \(4 per second\)/);
     assert.match(text, /Dataverse requests by the workers: 3 \(0\.500 per activity/);

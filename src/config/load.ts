@@ -29,6 +29,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   INTAKE_BATCH_SIZE: 'intake.batchSize',
   DISPATCH_MAX_SESSIONS: 'dispatch.maxSessions',
   RECORDER_BATCH_SIZE: 'recorder.batchSize',
+  CALLBACKS_PORT: 'callbacks.port',
 };
 
 /** The environment variable naming an extra configuration file. */

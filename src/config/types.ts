@@ -34,6 +34,8 @@ export interface RelayConfig {
   dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; maxAttempts: number };
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
+  /** The callbacks service: where it listens and the largest body it reads (413 above). */
+  callbacks: { host: string; port: number; bodyLimitBytes: number };
 }
 
 /** A loaded configuration and where its values came from. */

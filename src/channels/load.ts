@@ -310,6 +310,9 @@ function resolveCallbacks(
     if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
     else previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
   }
+  if (c.trackLinks === true && tile === undefined) {
+    problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));
+  }
   if (c.organizationId !== undefined && !realtime) {
     problems.push(problem(key('organizationId'), 'no organizationId on an outbound-marketing channel (only real-time journeys use it)', renderFound(c.organizationId)));
   }

@@ -211,7 +211,7 @@ describe('channels: the callbacks block', () => {
         previousAuthToken: 'literal-old-token',
       }),
       channel('telegram', { publicBaseUrl: '${NOT_SET}' }, { channelField: 'sample_channel' }),
-      channel('contract', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'] }),
+      channel('contract', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'], trackLinks: true }),
     ]);
     const by = (p: string): ConfigProblem => {
       const x = found.find((f) => f.path === p);
@@ -231,6 +231,7 @@ describe('channels: the callbacks block', () => {
     assert.match(by('channels.1.callbacks.webhookSecretToken').expected, /secret_token/);
     assert.equal(by('channels.1.callbacks.webhookSecretToken').found, 'nothing');
     assert.match(by('channels.2.callbacks.keywords').expected, /no keywords on a real-time journeys channel/);
+    assert.match(by('channels.2.callbacks.trackLinks').expected, /outbound-marketing messages only/);
   });
 
   it('refuses a default response type the tile lacks, and keywords on a tile without a custom response type', () => {

@@ -3,7 +3,7 @@
  * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
  * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
-import { errorMessage } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { ChannelRegistry, Channel } from '../channels/index.js';
@@ -26,6 +26,8 @@ import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
 import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
+import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/token.js';
+import { statusCallbackUrls } from '../pipeline/dispatch-callbacks.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
@@ -83,13 +85,39 @@ export interface RunningRelay {
   close(): Promise<void>;
 }
 
-/** Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting). */
+/**
+ * The keys of the callback tokens and tracked-link codes (`callbacks.signingKeys`), parsed; undefined when none are
+ * configured and no channel has callbacks. Throws a `ConfigError` when a channel has callbacks but no keys are set,
+ * or when the keys do not parse. Intake (tracked links), dispatch (status callback URLs) and the callbacks service
+ * use the same keys.
+ */
+export function callbackKeysFor(config: RelayConfig, channels: ChannelRegistry): CallbackKeys | undefined {
+  const value = config.callbacks.signingKeys;
+  if (value !== undefined) return parseCallbackKeys(value, 'callbacks.signingKeys (CALLBACK_SIGNING_KEYS)');
+  const using = channels.all().filter((c) => c.callbacks !== undefined);
+  if (using.length === 0) return undefined;
+  throw new ConfigError('ConfigInvalid', [
+    {
+      source: 'configuration',
+      path: 'callbacks.signingKeys',
+      expected: `the callback signing keys (set CALLBACK_SIGNING_KEYS), because channel${using.length > 1 ? 's' : ''} ${using.map((c) => c.name).join(', ')} in ${channels.file} ha${using.length > 1 ? 've' : 's'} callbacks`,
+      found: 'nothing',
+    },
+  ]);
+}
+
+/**
+ * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting),
+ * `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
+ */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
   /** Where the Service Bus layer counts (nothing without a registry). */
   const counting = registry ? { metrics: registry } : {};
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
+  // Before anything is opened: bad keys stop start-up with nothing to close.
+  const callbackKeys = stages.includes('intake') || stages.includes('dispatch') ? callbackKeysFor(config, channels) : undefined;
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
@@ -131,6 +159,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         channels,
         log: options.log,
         callTimeoutMs: config.dataverse.timeoutMs,
+        ...(callbackKeys ? { callbackKeys } : {}),
         ...(registry ? { registry } : {}),
       });
       stats.intake = () => stage.stats();
@@ -169,6 +198,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         log: options.log,
         guardMs: config.dispatch.guardMs,
         retry: { transientRetries: config.dispatch.maxAttempts - 1 },
+        ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
         ...(registry ? { registry } : {}),
       });
       stats.dispatch = () => stage.stats();

@@ -25,6 +25,7 @@ import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
 import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
+import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
 import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/token.js';
 import { statusCallbackUrls } from '../pipeline/dispatch-callbacks.js';
@@ -33,12 +34,12 @@ import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSes
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 
 /** The stages a process can run. */
-export const STAGES = ['intake', 'dispatch', 'recorder'] as const;
+export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
 export type StageName = (typeof STAGES)[number];
 
-/** Whether these stages call Dataverse (intake reads, the recorder writes; dispatch never does). */
+/** Whether these stages call Dataverse (intake reads, the recorder writes, callbacks read contacts and set compliance; dispatch never does). */
 export function needsDataverse(stages: readonly StageName[]): boolean {
-  return stages.includes('intake') || stages.includes('recorder');
+  return stages.includes('intake') || stages.includes('recorder') || stages.includes('callbacks');
 }
 
 export interface RelayOptions {
@@ -117,7 +118,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
   // Before anything is opened: bad keys stop start-up with nothing to close.
-  const callbackKeys = stages.includes('intake') || stages.includes('dispatch') ? callbackKeysFor(config, channels) : undefined;
+  const callbackKeys = stages.includes('intake') || stages.includes('dispatch') || stages.includes('callbacks') ? callbackKeysFor(config, channels) : undefined;
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
@@ -146,6 +147,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   // setting has been built and checked: a bad setting stops start-up before a single message is locked.
   const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
   const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
+  let callbacks: StartedCallbacks | undefined;
 
   try {
     if (stages.includes('intake') && dataverse && governor) {
@@ -243,6 +245,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
         }),
       );
     }
+    if (stages.includes('callbacks') && dataverse && governor) {
+      callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, log: options.log, ...(registry ? { registry } : {}), closer });
+      onStop.push(() => callbacks?.stage.stop());
+    }
     for (const { name, start } of starters) loops.push({ name, loop: start() });
   } catch (err) {
     // Nothing has been handled yet: loops that did start have received at most one batch, which close hands back.
@@ -265,14 +271,18 @@ export function startRelay(options: RelayOptions): RunningRelay {
     readiness: () => [
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
       ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
+      ...(callbacks ? [callbacks.check(stopping)] : []),
     ],
     deadLoops: () =>
       stopping
         ? []
-        : loops.flatMap(({ name, loop }) => {
-            const h = loop.health();
-            return h.running ? [] : [{ name: `${name} loop (${loop.queue})`, reason: h.lastError ?? 'stopped' }];
-          }),
+        : [
+            ...loops.flatMap(({ name, loop }) => {
+              const h = loop.health();
+              return h.running ? [] : [{ name: `${name} loop (${loop.queue})`, reason: h.lastError ?? 'stopped' }];
+            }),
+            ...(callbacks?.failed() ? [{ name: 'callbacks server', reason: callbacks.failed() as string }] : []),
+          ],
     stopIntake: async () => {
       stopping = true;
       for (const stop of onStop) stop();

@@ -25,7 +25,9 @@ async function channelOf(service: CallbackService, entityType: string, entityId:
   const columns = [...new Set(candidates.flatMap((c) => [c.textField, ...(c.channelField === undefined ? [] : [c.channelField])]))];
   const record = await service.directory.messageRecord(first.tile.entitySetName, entityId, columns, service.signal());
   if (record === undefined) return undefined;
-  const channel = candidates.length === 1 ? first : candidates.find((c) => c.channelField !== undefined && record[c.channelField] === c.name);
+  // Several channels on one tile are told apart by the record's channel column; without one, the first is taken.
+  const channel =
+    candidates.length === 1 || candidates.every((c) => c.channelField === undefined) ? first : candidates.find((c) => c.channelField !== undefined && record[c.channelField] === c.name);
   return channel === undefined ? undefined : { channel, text: record[channel.textField] };
 }
 

@@ -27,7 +27,7 @@ export interface CallbacksServer {
 export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
   const service = new CallbackService(deps);
   let ready = true;
-  const app = Fastify({ logger: false, bodyLimit: service.bodyLimitBytes, return503OnClosing: true, disableRequestLogging: true });
+  const app = Fastify({ logger: false, bodyLimit: service.bodyLimitBytes, return503OnClosing: true });
   // One parser for every content type: the raw text, for the signature checks; each route parses its own format.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));

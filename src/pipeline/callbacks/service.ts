@@ -14,6 +14,7 @@ import type { InteractionSender, OutboundSender } from '../ports.js';
 import { findSender, latestActivity } from './attribution.js';
 import type { CallbackDirectory } from './directory.js';
 import { matchReply } from './keywords.js';
+import { linkAt } from './links.js';
 import type { CallbackKeys } from './token.js';
 
 /** The channels the service serves (a `ChannelRegistry` fits). */
@@ -32,8 +33,8 @@ export interface CallbacksDeps {
   outbound: OutboundSender;
   /** Dataverse: contacts by address, activities, message records, the compliance field. */
   directory: CallbackDirectory;
-  /** Finds link `index` of a message text (links.ts `linkAt`). */
-  linkAt: (text: string, index: number) => string | undefined;
+  /** Finds link `index` of a message record's text, as the send path numbered them. @defaultValue links.ts `linkAt` */
+  linkAt?: (text: string, index: number) => string | undefined;
   /** @defaultValue silentLogger() */
   log?: Logger;
   /** Counts requests by route and outcome (`channel_relay_callbacks_received_total`). @defaultValue none */
@@ -115,7 +116,7 @@ export class CallbackService {
   readonly #received: ReturnType<typeof sharedCounter<'route' | 'outcome'>> | undefined;
 
   constructor(deps: CallbacksDeps) {
-    for (const key of ['channels', 'keys', 'interactions', 'outbound', 'directory', 'linkAt'] as const) {
+    for (const key of ['channels', 'keys', 'interactions', 'outbound', 'directory'] as const) {
       if (deps[key] === undefined || deps[key] === null) throw new TypeError(`createCallbacksServer: '${key}' is required`);
     }
     const bodyLimitBytes = deps.bodyLimitBytes ?? CALLBACKS_DEFAULTS.bodyLimitBytes;
@@ -125,7 +126,7 @@ export class CallbackService {
     this.channels = deps.channels;
     this.keys = deps.keys;
     this.directory = deps.directory;
-    this.linkAt = deps.linkAt;
+    this.linkAt = deps.linkAt ?? linkAt;
     this.log = areaLogger(deps.log ?? silentLogger(), 'callbacks');
     this.bodyLimitBytes = bodyLimitBytes;
     this.callTimeoutMs = callTimeoutMs;
@@ -167,14 +168,14 @@ export class CallbackService {
     const intent = matchReply(reply.text, callbacks);
     const masked = maskDigits(reply.address);
     if (intent.kind === 'none') {
-      log.info('reply matches no keyword: not recorded', { from: masked });
+      log.info('reply matches no keyword: not recorded', { sender: masked });
       return 'ignored';
     }
     const tile = channel.tile;
     const compliance = tile?.complianceField;
     const sender = await findSender(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
     if (sender.kind !== 'contact') {
-      log.info(sender.kind === 'unknown' ? 'reply from an address no contact holds: not recorded' : 'reply from an address several contacts hold: not recorded', { from: masked, intent: intent.kind });
+      log.info(sender.kind === 'unknown' ? 'reply from an address no contact holds: not recorded' : 'reply from an address several contacts hold: not recorded', { sender: masked, intent: intent.kind });
       return 'unknown-sender';
     }
     const contactId = sender.contactId;

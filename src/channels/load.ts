@@ -262,10 +262,12 @@ function resolveCallbacks(
   const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(/\/+$/, '');
   const upper = (words: readonly string[]): string[] => words.map((w) => w.toLocaleUpperCase('en-US'));
   const optOutWords = upper(c.optOutWords ?? DEFAULT_OPT_OUT_WORDS);
-  const optInWords = upper(c.optInWords ?? DEFAULT_OPT_IN_WORDS);
   // A list: each word is its own TriggerKeyword; a map: word → TriggerKeyword.
   const keywordEntries: Array<[string, string]> = Array.isArray(c.keywords) ? c.keywords.map((w) => [w, w]) : Object.entries(c.keywords ?? {});
   const keywordWords = keywordEntries.map(([w]) => w);
+  // A keyword wins over a *default* opt-in word (YES is both a usual keyword and a default opt-in word); a word the
+  // file lists twice, and any keyword that is an opt-out word, is refused below: opting out never becomes a keyword.
+  const optInWords = upper(c.optInWords ?? DEFAULT_OPT_IN_WORDS.filter((w) => !upper(keywordWords).includes(w)));
   // A word may mean one thing only: an opt-out word that is also a keyword would record a keyword for a STOP.
   const seen = new Map<string, string>();
   for (const [list, words] of [['optOutWords', optOutWords], ['optInWords', optInWords], ['keywords', upper(keywordWords)]] as const) {

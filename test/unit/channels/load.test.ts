@@ -234,6 +234,14 @@ describe('channels: the callbacks block', () => {
     assert.match(by('channels.2.callbacks.trackLinks').expected, /outbound-marketing messages only/);
   });
 
+  it('a keyword wins over a default opt-in word (YES), never over an opt-out word or a listed opt-in word', () => {
+    const c = load([channel('twilio', { publicBaseUrl: 'https://r.example', keywords: ['yes'] })]).byName('twilio')?.callbacks;
+    assert.deepEqual(c?.optInWords, ['START', 'UNSTOP']);
+    assert.deepEqual(c?.keywords, { YES: 'yes' });
+    const found = problems([channel('twilio', { publicBaseUrl: 'https://r.example', keywords: ['YES', 'Quit'], optInWords: ['YES'] })]);
+    assert.deepEqual(found.map((p) => p.path).sort(), ['channels.0.callbacks.keywords.0', 'channels.0.callbacks.keywords.1']);
+  });
+
   it('refuses a default response type the tile lacks, and keywords on a tile without a custom response type', () => {
     const xml = readFileSync(path.join(dir, 'tiles', 'tile.xml'), 'utf8').replace(/<ResponseType id="opened">[\s\S]*?<\/ResponseType>/, '').replace(' custom="True"', '');
     writeFileSync(path.join(dir, 'tiles', 'tile.xml'), xml);

@@ -9,7 +9,8 @@
  *   with Status `Delivered`, `NotDelivered` or `Read`. Correlation: a `RequestId` that opens as a context token, else
  *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing), else, on a real-time channel,
  *   the RequestId itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
- * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text} | "text", MessageId?}`: a reply.
+ * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text} | "text", MessageId?, OrganizationId?}`: a
+ *   reply (on a real-time channel: `msdyn_D365ChannelsInbound`, keyed by MessageId, else the webhook-id).
  * Answers: 204.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -108,12 +109,13 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   const messageText = typeof message === 'string' ? message : typeof message === 'object' && message !== null ? text((message as Json)['text']) : undefined;
   if (from === undefined || messageText === undefined) return refusal('bad-request');
   const log = service.log.child({ channel: channel.name, route: 'contract-inbound' });
-  if (channel.tile === undefined) {
-    // Real-time journeys: msdyn_D365ChannelsInbound (the interaction kind for it is not there yet).
-    log.warn('inbound message on a real-time channel: msdyn_D365ChannelsInbound is not wired, not recorded');
-    return { outcome: 'ignored', status: 204 };
-  }
-  const outcome = await service.reply(channel, { address: from, text: messageText, replyId: text(body['MessageId']) ?? webhookId }, log);
+  const to = text(body['To']);
+  const organizationId = text(body['OrganizationId']);
+  const outcome = await service.reply(
+    channel,
+    { address: from, text: messageText, replyId: text(body['MessageId']) ?? webhookId, ...(to ? { to } : {}), ...(organizationId ? { organizationId } : {}) },
+    log,
+  );
   return { outcome, status: 204 };
 }
 

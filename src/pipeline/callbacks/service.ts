@@ -9,7 +9,7 @@ import { errorMessage } from '../../errors.js';
 import { sharedCounter } from '../../health/index.js';
 import type { ReadinessCheck } from '../../health/index.js';
 import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
-import { MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
+import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
 import type { InteractionSender, OutboundSender } from '../ports.js';
 import { findSender, latestActivity } from './attribution.js';
 import type { CallbackDirectory } from './directory.js';
@@ -98,6 +98,10 @@ export interface InboundReply {
   text: string;
   /** The provider's id of the reply (MessageSid, update_id, webhook-id): confirmations are keyed by it. */
   replyId: string;
+  /** The address it was written to, when the provider says (real-time inbound). @defaultValue the channel's sender */
+  to?: string;
+  /** Real-time journeys: the OrganizationId the provider gave, if any. @defaultValue the channel's `callbacks.organizationId` */
+  organizationId?: string;
 }
 
 /** What the route modules use. */
@@ -165,6 +169,7 @@ export class CallbackService {
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
     if (callbacks === undefined) return 'ignored';
+    if (channel.tile === undefined && channel.channelDefinitionId !== undefined) return this.realtimeInbound(channel, reply, log);
     const intent = matchReply(reply.text, callbacks);
     const masked = maskDigits(reply.address);
     if (intent.kind === 'none') {
@@ -204,6 +209,27 @@ export class CallbackService {
     }
     await this.record({ context, responseType, triggerKeyword: intent.keyword, channel: channel.name, providerMessageId: reply.replyId });
     log.info('keyword reply recorded', { contactId, activityId: context.activityId, keyword: intent.keyword });
+    return 'recorded';
+  }
+
+  /**
+   * A reply on a real-time journeys channel (no tile): every message, opt-out words included, goes to
+   * `msdyn_D365ChannelsInbound` (Customer Insights handles keywords and consent there), keyed by the provider's id.
+   */
+  async realtimeInbound(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
+    const organizationId = reply.organizationId ?? channel.callbacks?.organizationId;
+    if (channel.channelDefinitionId === undefined || organizationId === undefined) {
+      log.warn('real-time inbound message without an OrganizationId (set callbacks.organizationId): not recorded');
+      return 'ignored';
+    }
+    await this.record({
+      context: { kind: 'realtime', channelDefinitionId: channel.channelDefinitionId, requestId: reply.replyId, from: reply.address, organizationId },
+      responseType: INBOUND_RESPONSE_TYPE,
+      channel: channel.name,
+      providerMessageId: reply.replyId,
+      inbound: { to: reply.to ?? channel.sender, text: reply.text },
+    });
+    log.info('real-time inbound message recorded', { requestId: reply.replyId });
     return 'recorded';
   }
 

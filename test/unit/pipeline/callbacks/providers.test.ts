@@ -99,6 +99,16 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
       assert.equal(h.outbound.sent[0]?.messageId, 'ct:opt-out:in_1');
     });
+    it('a real-time inbound message goes to msdyn_D365ChannelsInbound (opt-out words too), keyed by the provider id', async () => {
+      const res = await signed('/callbacks/rt/contract/inbound', { From: PHONE, To: 'rt-sender', Message: { text: 'STOP' }, MessageId: 'in-77' }, WHSEC_NEW, 'wh_9');
+      assert.equal(res.statusCode, 204);
+      const [m] = h.interactions.sent;
+      assert.equal(m?.body.responseType, 'Inbound');
+      assert.deepEqual(m?.body.context, { kind: 'realtime', channelDefinitionId: RT.channelDefinitionId, requestId: 'in-77', from: PHONE, organizationId: RT.callbacks?.organizationId });
+      assert.deepEqual(m?.body.inbound, { to: 'rt-sender', text: 'STOP' });
+      assert.equal(m?.messageId, 'in-77:Inbound');
+      assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
+    });
     it('a report for a token of another channel records nothing', async () => {
       await signed('/callbacks/ct/contract/reports', { RequestId: sealContext(context(1), 'sms', KEYS), Status: 'Delivered' });
       nothingRecorded();

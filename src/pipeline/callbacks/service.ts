@@ -240,8 +240,11 @@ export class CallbackService {
     await this.#outbound.send([{ body, messageId: key, sessionId: channel.senderKey }], this.signal());
   }
 
-  /** Logs a failure of a request's work without the request's data. */
+  /**
+   * Logs a failure of a request's work. The logger masks phone numbers; a chat id (a bare number, e.g. inside a
+   * Dataverse error that quotes the filter) is masked here too.
+   */
   failed(log: Logger, what: string, err: unknown): void {
-    log.error(`${what} failed`, { error: errorMessage(err) });
+    log.error(`${what} failed`, { error: errorMessage(err).replace(/(?<![\w-])\d{6,}(?![\w-])/g, (m) => maskDigits(m)) });
   }
 }

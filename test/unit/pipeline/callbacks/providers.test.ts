@@ -38,6 +38,11 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(h.outbound.sent[0]?.body.to, CHAT_ID);
       assert.equal(h.outbound.sent[0]?.sessionId, 'telegram:relaybot');
     });
+    it('a Dataverse failure quoting the chat id answers 503 and logs the id masked', async () => {
+      h.directory.contactsByAddress = async () => Promise.reject(new Error(`query failed: sample_chatid eq '${CHAT_ID}'`));
+      assert.equal((await update('INFO')).statusCode, 503);
+      assert.match(h.logs.text, /\*{5}4321/);
+    });
     it('accepts the previous secret token while rotating', async () => {
       assert.equal((await update('INFO', TG_OLD_SECRET)).statusCode, 200);
       assert.equal(h.interactions.sent.length, 1);

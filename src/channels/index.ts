@@ -1,4 +1,12 @@
 /** Channels: `channels.json` and the tile XML each channel names. */
 export { loadChannels, type ChannelRegistry, type LoadChannelsOptions } from './load.js';
 export { readTile, TileError, type ChannelTile, type TileResponseType } from './tile.js';
-export type { Channel, ProviderSettings } from './types.js';
+export {
+  DEFAULT_OPT_IN_CONFIRMATION,
+  DEFAULT_OPT_IN_WORDS,
+  DEFAULT_OPT_OUT_CONFIRMATION,
+  DEFAULT_OPT_OUT_WORDS,
+  type Channel,
+  type ChannelCallbacks,
+  type ProviderSettings,
+} from './types.js';

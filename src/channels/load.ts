@@ -9,7 +9,15 @@ import path from 'node:path';
 import { compiledSchema, describeAjvError, ENV_REF, isHttpUrl, renderFound } from '../config/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { readTile } from './tile.js';
-import type { Channel, ProviderSettings } from './types.js';
+import {
+  DEFAULT_OPT_IN_CONFIRMATION,
+  DEFAULT_OPT_IN_WORDS,
+  DEFAULT_OPT_OUT_CONFIRMATION,
+  DEFAULT_OPT_OUT_WORDS,
+  type Channel,
+  type ChannelCallbacks,
+  type ProviderSettings,
+} from './types.js';
 
 export interface LoadChannelsOptions {
   /** @defaultValue process.env */
@@ -28,7 +36,9 @@ export interface ChannelRegistry {
 
 const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
 const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const SECRETS = ['authToken', 'botToken', 'signingSecret'] as const;
+const SECRETS = ['authToken', 'botToken', 'signingSecret', 'webhookSecretToken', 'previousAuthToken'] as const;
+/** Telegram's secret_token: 1-256 characters of A-Z a-z 0-9 _ - (setWebhook). */
+const TELEGRAM_SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
   twilio: ['accountSid', 'authToken'],
   telegram: ['botToken'],
@@ -48,7 +58,22 @@ type RawChannel = {
   rateLimit: { messages: number; intervalMs?: number; concurrency?: number; perRecipientMs?: number };
   failureResponseType?: string;
   timeoutMs?: number;
-  publicBaseUrl?: string;
+  callbacks?: RawCallbacks;
+};
+
+type RawCallbacks = {
+  publicBaseUrl: string;
+  trackLinks?: boolean;
+  keywords?: string[] | Record<string, string>;
+  optOutWords?: string[];
+  optInWords?: string[];
+  optOutConfirmation?: string;
+  optInConfirmation?: string;
+  webhookSecretToken?: string;
+  previousAuthToken?: string;
+  organizationId?: string;
+  deliveredResponseType?: string;
+  openedResponseType?: string;
 };
 
 /** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
@@ -103,7 +128,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
       problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
     }
-    const publicBaseUrl = c.publicBaseUrl === undefined ? undefined : interpolate(c.publicBaseUrl, at('publicBaseUrl'), env, problems, problem, true);
+    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, c.provider['type'] as ProviderSettings['type'], tile, c.channelDefinitionId !== undefined, at('callbacks'), env, problems, problem);
     if (!settings) return;
     const channel: Channel = {
       name: c.name,
@@ -124,7 +149,10 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     if (c.channelDefinitionId !== undefined) channel.channelDefinitionId = c.channelDefinitionId.toLowerCase();
     if (c.channelField !== undefined) channel.channelField = c.channelField;
     if (c.failureResponseType !== undefined) channel.failureResponseType = c.failureResponseType;
-    if (publicBaseUrl !== undefined) channel.publicBaseUrl = publicBaseUrl;
+    if (callbacks !== undefined) {
+      channel.callbacks = callbacks;
+      channel.publicBaseUrl = callbacks.publicBaseUrl;
+    }
     channels.push(channel);
   });
 
@@ -197,6 +225,114 @@ function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.Proc
     case 'contract':
       return { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string };
   }
+}
+
+/** An `env:NAME` secret's value; a problem (and undefined) when the value is no reference or the variable is unset. */
+function secretFromEnv(value: string, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): string | undefined {
+  const m = ENV_REF.exec(value);
+  if (!m) {
+    problems.push(problem(at, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+    return undefined;
+  }
+  const resolved = env[m[1] as string];
+  if (resolved === undefined || resolved === '') {
+    problems.push(problem(at, `environment variable ${m[1]} to be set (the value is "${value}")`, 'it unset'));
+    return undefined;
+  }
+  return resolved;
+}
+
+/**
+ * A channel's `callbacks` block with its defaults: the URL interpolated, secrets from the environment, the response
+ * types checked against the tile, and words that cannot mean two things. Undefined when anything is wrong (the
+ * problems say what).
+ */
+function resolveCallbacks(
+  c: RawCallbacks,
+  type: ProviderSettings['type'],
+  tile: Channel['tile'],
+  realtime: boolean,
+  at: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): ChannelCallbacks | undefined {
+  const before = problems.length;
+  const key = (k: string): string => `${at}.${k}`;
+  const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(/\/+$/, '');
+  const upper = (words: readonly string[]): string[] => words.map((w) => w.toLocaleUpperCase('en-US'));
+  const optOutWords = upper(c.optOutWords ?? DEFAULT_OPT_OUT_WORDS);
+  // A list: each word is its own TriggerKeyword; a map: word → TriggerKeyword.
+  const keywordEntries: Array<[string, string]> = Array.isArray(c.keywords) ? c.keywords.map((w) => [w, w]) : Object.entries(c.keywords ?? {});
+  const keywordWords = keywordEntries.map(([w]) => w);
+  // A keyword wins over a *default* opt-in word (YES is both a usual keyword and a default opt-in word); a word the
+  // file lists twice, and any keyword that is an opt-out word, is refused below: opting out never becomes a keyword.
+  const optInWords = upper(c.optInWords ?? DEFAULT_OPT_IN_WORDS.filter((w) => !upper(keywordWords).includes(w)));
+  // A word may mean one thing only: an opt-out word that is also a keyword would record a keyword for a STOP.
+  const seen = new Map<string, string>();
+  for (const [list, words] of [['optOutWords', optOutWords], ['optInWords', optInWords], ['keywords', upper(keywordWords)]] as const) {
+    words.forEach((w, i) => {
+      const other = seen.get(w);
+      const where = list === 'keywords' && !Array.isArray(c.keywords) ? `${key(list)}.${keywordWords[i] ?? ''}` : `${key(list)}.${i}`;
+      if (other !== undefined && other !== list) problems.push(problem(where, `a word not already in ${at}.${other} (case-insensitive)`, renderFound(w)));
+      else if (other === list) problems.push(problem(where, 'a word listed once (case-insensitive)', renderFound(w)));
+      else seen.set(w, list);
+    });
+  }
+  if (keywordEntries.length > 0) {
+    if (tile === undefined) problems.push(problem(key('keywords'), 'no keywords on a real-time journeys channel (its inbound messages go to msdyn_D365ChannelsInbound)', renderFound(c.keywords)));
+    else if (tile.customResponseType === undefined) problems.push(problem(key('keywords'), 'a tile with a custom="True" response type (keyword replies are recorded as it)', `${path.basename(tile.file)} has none`));
+  }
+  const responseType = (name: 'deliveredResponseType' | 'openedResponseType', fallback: string): string => {
+    const value = c[name] ?? fallback;
+    if (tile !== undefined && !tile.responseTypes.some((r) => r.id === value)) {
+      const ids = tile.responseTypes.map((r) => r.id).join(', ');
+      problems.push(problem(key(name), `a response type of the tile (${ids || 'it declares none'})${c[name] === undefined ? `; the default '${fallback}' is not one, so set it` : ''}`, renderFound(c[name])));
+    }
+    return value;
+  };
+  const deliveredResponseType = responseType('deliveredResponseType', 'delivered');
+  const openedResponseType = responseType('openedResponseType', 'opened');
+
+  let webhookSecretToken: string | undefined;
+  if (c.webhookSecretToken !== undefined) {
+    if (type !== 'telegram') problems.push(problem(key('webhookSecretToken'), 'no webhookSecretToken (only a telegram channel has one)', 'one'));
+    else {
+      webhookSecretToken = secretFromEnv(c.webhookSecretToken, key('webhookSecretToken'), env, problems, problem);
+      const tokens = webhookSecretToken?.trim().split(/\s+/) ?? [];
+      if (webhookSecretToken !== undefined && (tokens.length > 2 || !tokens.every((t) => TELEGRAM_SECRET_TOKEN.test(t)))) {
+        problems.push(problem(key('webhookSecretToken'), 'one or two (space-separated, while rotating) tokens of 1-256 A-Z a-z 0-9 _ - (Telegram secret_token)', renderFound(webhookSecretToken, true)));
+      }
+    }
+  } else if (type === 'telegram') {
+    problems.push(problem(key('webhookSecretToken'), 'an env:NAME reference to the setWebhook secret_token (a telegram channel with callbacks verifies every update with it)', 'nothing'));
+  }
+  let previousAuthToken: string | undefined;
+  if (c.previousAuthToken !== undefined) {
+    if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
+    else previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
+  }
+  if (c.trackLinks === true && tile === undefined) {
+    problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));
+  }
+  if (c.organizationId !== undefined && !realtime) {
+    problems.push(problem(key('organizationId'), 'no organizationId on an outbound-marketing channel (only real-time journeys use it)', renderFound(c.organizationId)));
+  }
+  if (problems.length > before || publicBaseUrl === undefined) return undefined;
+  return {
+    publicBaseUrl,
+    trackLinks: c.trackLinks ?? false,
+    keywords: Object.fromEntries(keywordEntries.map(([w, k]) => [w.toLocaleUpperCase('en-US'), k])),
+    optOutWords,
+    optInWords,
+    optOutConfirmation: c.optOutConfirmation ?? DEFAULT_OPT_OUT_CONFIRMATION,
+    optInConfirmation: c.optInConfirmation ?? DEFAULT_OPT_IN_CONFIRMATION,
+    deliveredResponseType,
+    openedResponseType,
+    ...(webhookSecretToken === undefined ? {} : { webhookSecretToken: webhookSecretToken.trim() }),
+    ...(previousAuthToken === undefined ? {} : { previousAuthToken }),
+    ...(c.organizationId === undefined ? {} : { organizationId: c.organizationId.toLowerCase() }),
+  };
 }
 
 /** Replaces `${NAME}` with the environment's value; a URL must come out as http(s). */

@@ -45,6 +45,64 @@ export interface Channel {
   failureResponseType?: string;
   /** The provider call's timeout. @defaultValue 10000 */
   timeoutMs: number;
-  /** Public base URL of the callbacks service for this channel (status callbacks, tracked links), when set. */
+  /** The feedback path (delivery reports, tracked links, replies): absent, nothing comes back from this channel. */
+  callbacks?: ChannelCallbacks;
+  /** `callbacks.publicBaseUrl`, when the channel has callbacks (kept here for the stages that only need the URL). */
   publicBaseUrl?: string;
 }
+
+/**
+ * A channel's `callbacks` block, resolved: defaults filled in, secrets read from the environment, response types
+ * checked against the tile. Words are matched case-insensitively on a reply's first word.
+ */
+export interface ChannelCallbacks {
+  /**
+   * The callbacks service's public URL for this channel, without a trailing slash. Status callbacks go to
+   * `${publicBaseUrl}/callbacks/${name}/twilio/status`, tracked links to `${publicBaseUrl}/l/${code}`.
+   */
+  publicBaseUrl: string;
+  /** Rewrite the links of journey messages to tracked links (a click records `opened`). @defaultValue false */
+  trackLinks: boolean;
+  /**
+   * Keyword replies: a reply's first word (upper case, surrounding punctuation ignored) → the `TriggerKeyword`
+   * recorded with the tile's custom response type. channels.json gives a list (each word is its own TriggerKeyword,
+   * as spelled there) or a map (several words, one TriggerKeyword). A reply that matches no keyword (and no opt-out
+   * or opt-in word) is not recorded: free text never becomes a TriggerKeyword. @defaultValue {} (none recorded)
+   */
+  keywords: Record<string, string>;
+  /** Replies that opt the contact out (set the tile's compliance field). @defaultValue STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT */
+  optOutWords: string[];
+  /** Replies that opt the contact back in (clear the compliance field). @defaultValue START, YES, UNSTOP */
+  optInWords: string[];
+  /** The automated reply to an opt-out; empty: none sent. @defaultValue {@link DEFAULT_OPT_OUT_CONFIRMATION} */
+  optOutConfirmation: string;
+  /** The automated reply to an opt-in; empty: none sent. @defaultValue {@link DEFAULT_OPT_IN_CONFIRMATION} */
+  optInConfirmation: string;
+  /**
+   * Telegram: the `secret_token` given to setWebhook, checked against `X-Telegram-Bot-Api-Secret-Token` (from
+   * `env:NAME`; each 1-256 of A-Z a-z 0-9 _ -; two separated by a space while rotating). Required for a Telegram
+   * channel with callbacks.
+   */
+  webhookSecretToken?: string;
+  /** Twilio: the previous auth token (from `env:NAME`), still accepted for `X-Twilio-Signature` while rotating. */
+  previousAuthToken?: string;
+  /** Real-time journeys: the Dataverse OrganizationId for reports and inbound messages that carry none. */
+  organizationId?: string;
+  /**
+   * The tile's response type recorded for a delivery report (validated against the tile's ResponseTypes).
+   * @defaultValue 'delivered'
+   */
+  deliveredResponseType: string;
+  /**
+   * The tile's response type recorded for a read report or a tracked-link click (validated against the tile).
+   * @defaultValue 'opened'
+   */
+  openedResponseType: string;
+}
+
+/** Twilio's standard English opt-out words (Twilio Advanced Opt-Out; the CTIA list plus REVOKE and OPTOUT). */
+export const DEFAULT_OPT_OUT_WORDS: readonly string[] = ['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT'];
+/** Twilio's standard opt-in words. */
+export const DEFAULT_OPT_IN_WORDS: readonly string[] = ['START', 'YES', 'UNSTOP'];
+export const DEFAULT_OPT_OUT_CONFIRMATION = 'You have been unsubscribed and will receive no more messages. Reply START to subscribe again.';
+export const DEFAULT_OPT_IN_CONFIRMATION = 'You have been subscribed again. Reply STOP to unsubscribe.';

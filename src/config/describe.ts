@@ -3,6 +3,12 @@
  */
 import type { LoadedConfig } from './types.js';
 
+/** `id1:secret,id2:secret` → `id1 (signs), id2`: the key ids only, never a secret. */
+function keyIds(value: string): string {
+  const ids = value.split(',').map((entry) => entry.slice(0, Math.max(0, entry.indexOf(':'))).trim());
+  return ids.map((id, i) => (i === 0 ? `${id} (signs)` : id)).join(', ');
+}
+
 /** `Endpoint=sb://h;SharedAccessKeyName=n;SharedAccessKey=s` → the same with the key hidden. */
 export function maskConnectionString(cs: string): string {
   return cs
@@ -35,6 +41,9 @@ export function describeConfig(loaded: LoadedConfig): string[] {
     `queues: activities=${sb.queues.activities} outbound=${sb.queues.outbound} interactions=${sb.queues.interactions}`,
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
+    `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, signing keys ${
+      config.callbacks.signingKeys === undefined ? 'not configured' : `${keyIds(config.callbacks.signingKeys)}${from('callbacks.signingKeys')} (secrets hidden)`
+    }`,
     `log level: ${config.log.level}; health endpoints: ${config.health.host}:${config.health.port}; shutdown budget: ${config.shutdown.budgetMs} ms`,
   ];
 }

@@ -7,8 +7,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { ConfigError, type ConfigProblem } from '../errors.js';
+import { ConfigError, isConfigError, type ConfigProblem } from '../errors.js';
 import { configPath } from '../paths.js';
+import { parseCallbackKeys } from '../pipeline/callbacks/token.js';
 import type { LoadedConfig, RelayConfig } from './types.js';
 
 /** Environment variables that override configuration keys. */
@@ -29,6 +30,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   INTAKE_BATCH_SIZE: 'intake.batchSize',
   DISPATCH_MAX_SESSIONS: 'dispatch.maxSessions',
   RECORDER_BATCH_SIZE: 'recorder.batchSize',
+  CALLBACKS_PORT: 'callbacks.port',
+  CALLBACK_SIGNING_KEYS: 'callbacks.signingKeys',
 };
 
 /** The environment variable naming an extra configuration file. */
@@ -373,6 +376,15 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
           found: 'nothing',
         });
       }
+    }
+  }
+  const keys = config.callbacks?.signingKeys;
+  if (typeof keys === 'string') {
+    try {
+      parseCallbackKeys(keys, originOf(origins, 'callbacks.signingKeys', fallback));
+    } catch (err) {
+      if (!isConfigError(err)) throw err;
+      out.push(...err.problems);
     }
   }
   if (forWorkers) {

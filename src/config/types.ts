@@ -34,6 +34,12 @@ export interface RelayConfig {
   dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; maxAttempts: number };
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
+  /**
+   * The callbacks service: where it listens and the largest body it reads (413 above); the keys of the callback
+   * tokens and tracked-link codes (secret: `id:base64secret,…`, the first signs, all verify; read them with
+   * `parseCallbackKeys`). Required when a channel has callbacks.
+   */
+  callbacks: { host: string; port: number; bodyLimitBytes: number; signingKeys?: string };
 }
 
 /** A loaded configuration and where its values came from. */

@@ -47,3 +47,15 @@ export const REALTIME_NOTIFICATION = {
   /** Relay status → notification Status. */
   statusMap: { NotSent: 'NotDelivered' } as Readonly<Record<string, string>>,
 } as const;
+
+/**
+ * `msdyn_D365ChannelsInbound` for a real-time journeys inbound message: the docs only say the API takes one
+ * serialized-JSON parameter that "is proxied to the Channel Definition Inbound API". UNVERIFIED: the parameter name
+ * (`inboundPayLoad`, by analogy with `notificationPayLoad`) and the fields, taken to mirror the outbound contract:
+ * `ChannelDefinitionId`, `From` (who wrote), `To` (the channel's sender), `OrganizationId`, `Message` (the text),
+ * plus `MessageId` (the provider's id of the message).
+ */
+export const REALTIME_INBOUND = {
+  action: 'msdyn_D365ChannelsInbound',
+  parameter: 'inboundPayLoad',
+} as const;

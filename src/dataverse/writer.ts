@@ -1,7 +1,8 @@
 /**
  * The interaction writer (`InteractionWriter`): InteractionMessages become `$batch` requests of unbound actions,
- * `msdyncrm_CustomChannelActivityCreateInteraction` (outbound marketing) or `msdyn_D365ChannelsNotification`
- * (real-time journeys), `batchSize` operations a batch, continue-on-error and no change set, so that every item
+ * `msdyncrm_CustomChannelActivityCreateInteraction` (outbound marketing), `msdyn_D365ChannelsNotification`
+ * (real-time journeys delivery reports) or `msdyn_D365ChannelsInbound` (real-time journeys inbound messages,
+ * responseType `Inbound`), `batchSize` operations a batch, continue-on-error and no change set, so that every item
  * gets its own result. Batches go through the governor (several in flight when it allows).
  *
  * Results, one per item in order: `{ ok: true }` for a 204 part (and for items with nothing to write); a failed part
@@ -11,10 +12,11 @@
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { DataverseError } from '../errors.js';
 import type { InteractionMessage, InteractionWriter, WriteResult } from '../pipeline/index.js';
+import { INBOUND_RESPONSE_TYPE } from '../pipeline/messages.js';
 import { toDataverseError } from './errors.js';
 import { clientTimeoutMs } from './client.js';
 import type { Governor } from './governor.js';
-import { REALTIME_NOTIFICATION } from './unverified.js';
+import { REALTIME_INBOUND, REALTIME_NOTIFICATION } from './unverified.js';
 
 export const CREATE_INTERACTION_ACTION = 'msdyncrm_CustomChannelActivityCreateInteraction';
 export const MAX_BATCH_SIZE = 1000;
@@ -45,6 +47,18 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
         ...(m.triggerKeyword === undefined ? {} : { TriggerKeyword: m.triggerKeyword }),
       },
     };
+  }
+  if (m.responseType === INBOUND_RESPONSE_TYPE) {
+    if (m.inbound === undefined) return { kind: 'none', reason: `an '${INBOUND_RESPONSE_TYPE}' interaction without its message` };
+    const inbound = {
+      ChannelDefinitionId: c.channelDefinitionId,
+      From: c.from,
+      To: m.inbound.to,
+      OrganizationId: c.organizationId,
+      Message: m.inbound.text,
+      MessageId: m.providerMessageId ?? c.requestId,
+    };
+    return { kind: 'action', actionName: REALTIME_INBOUND.action, action: { [REALTIME_INBOUND.parameter]: JSON.stringify(inbound) } };
   }
   if (REALTIME_NOTIFICATION.nothingToWrite.includes(m.responseType)) {
     return { kind: 'none', reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see unverified.ts)` };

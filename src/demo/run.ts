@@ -12,7 +12,7 @@ import type { JourneyRunResult } from '../emulators/dataverse/index.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { Closer, createShutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { startRelay, STAGES, type RunningRelay } from '../relay/index.js';
+import { startRelay, type RunningRelay, type StageName } from '../relay/index.js';
 import { createServiceBusClient } from '../servicebus/index.js';
 import { delay, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
@@ -75,6 +75,9 @@ function seedJourneys(system: EmbeddedSystem): DemoJourney[] {
 
 class Interrupted extends Error {}
 
+/** The stages the demo runs: the send path (the sample channels have no callbacks block). */
+const SEND_PATH: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
+
 /** How long an idle session slot waits per accept, and so how long a stop waits for it at most. */
 const ACCEPT_WAIT_MS = 2000;
 /** How often the dead-letter queues are read while waiting, ms. */
@@ -113,7 +116,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
     // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
-    const running = startRelay({ stages: STAGES, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
+    const running = startRelay({ stages: SEND_PATH, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
     relay = running;
     closer.add('relay', running);
     const health: HealthServer | undefined =

@@ -9,6 +9,7 @@ export { RecorderStage, type RecorderOptions, type RecorderStats } from './recor
 export { renderText, placeholders } from './render.js';
 export {
   MESSAGE_VERSION,
+  INBOUND_RESPONSE_TYPE,
   interactionMessageId,
   parseOutboundMessage,
   parseInteractionMessage,

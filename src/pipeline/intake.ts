@@ -63,6 +63,8 @@ import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type Real
 import type { DataverseReads, Delivery, OutboundSender, Row } from './ports.js';
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from './events.js';
 import { placeholders, renderText } from './render.js';
+import { rewriteLinks } from './callbacks/links.js';
+import type { CallbackKeys } from './callbacks/token.js';
 import { count, type AttemptRules, type BatchState, type Item } from './intake-batch.js';
 import { IntakeMetrics, type IntakeOutcome, type IntakeStats } from './intake-metrics.js';
 import { IntakeReads } from './intake-reads.js';
@@ -164,6 +166,12 @@ export interface IntakeOptions {
   callTimeoutMs?: number;
   /** Waits, resolving early when the signal aborts (tests may pass a fake). @defaultValue setTimeout cut short by the signal */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * The keys of the tracked-link codes (`callbacks.signingKeys`). Required when a channel has `callbacks.trackLinks`:
+   * the links of its journey messages (those without placeholders) are then rewritten, in the template before
+   * rendering, to `${publicBaseUrl}/l/${code}` (callbacks/links.ts). @defaultValue none
+   */
+  callbackKeys?: CallbackKeys;
 }
 
 interface ActivityItem {
@@ -189,6 +197,7 @@ export class IntakeStage {
   readonly #batchBudgetMs: number;
   readonly #callTimeoutMs: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly #callbackKeys: CallbackKeys | undefined;
   /** Aborted by `stop()`. */
   readonly #stopping = new AbortController();
   /** The Dataverse reads of a batch with their retries. */
@@ -225,6 +234,11 @@ export class IntakeStage {
     this.#readRetries = new IntakeReads({ ...attempts, readAttempts, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, unauthorizedPauseMs, deadLetter });
     this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendAttempts, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
 
+    this.#callbackKeys = options.callbackKeys;
+    const tracking = options.channels.all().filter((c) => c.callbacks?.trackLinks === true);
+    if (tracking.length > 0 && this.#callbackKeys === undefined) {
+      throw new TypeError(`Intake option callbackKeys is required: channel${tracking.length > 1 ? 's' : ''} ${tracking.map((c) => c.name).join(', ')} track links (callbacks.trackLinks)`);
+    }
     this.#routing = new IntakeRouting(options.channels.all());
     this.#metrics = new IntakeMetrics(options.registry);
   }
@@ -558,7 +572,9 @@ export class IntakeStage {
       entityType: event.entityType,
       entityId: event.entityId,
     };
-    return { v: MESSAGE_VERSION, key: event.activityId, channel: channel.name, to, text: renderText(a.template, contact), purpose: 'journey', context, acceptedAt };
+    const callbacks = channel.callbacks;
+    const template = callbacks?.trackLinks === true && this.#callbackKeys !== undefined ? rewriteLinks(a.template, event.activityId, callbacks.publicBaseUrl, this.#callbackKeys) : a.template;
+    return { v: MESSAGE_VERSION, key: event.activityId, channel: channel.name, to, text: renderText(template, contact), purpose: 'journey', context, acceptedAt };
   }
 
   // ── abandoning ─────────────────────────────────────────────────────────────────────────────────────────────────

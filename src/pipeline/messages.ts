@@ -61,6 +61,14 @@ export interface OutboundMessage {
   acceptedAt: number;
 }
 
+/**
+ * The response type of a real-time journeys inbound message (a reply through a real-time channel): written with
+ * `msdyn_D365ChannelsInbound`, not as a notification. Such an interaction has a `realtime` context whose `requestId`
+ * is the provider's id of the inbound message (its idempotency key) and whose `from` is who wrote (the contact's
+ * address), and an `inbound` part with the text and the address it was written to.
+ */
+export const INBOUND_RESPONSE_TYPE = 'Inbound';
+
 /** An outcome to write to Dataverse: the body of a message on `interactions`. */
 export interface InteractionMessage {
   v: typeof MESSAGE_VERSION;
@@ -80,6 +88,13 @@ export interface InteractionMessage {
   detail?: { code?: string | number; message: string };
   /** When it happened (ms since the epoch). */
   occurredAt: number;
+  /** Required with responseType {@link INBOUND_RESPONSE_TYPE} (and only then): the inbound message. */
+  inbound?: {
+    /** The address it was written to (the channel's sender). */
+    to: string;
+    /** The message text as received. */
+    text: string;
+  };
 }
 
 /** The Service Bus MessageId of an interaction: key + response type (+ keyword), so repeats are dropped by the bus. */
@@ -212,6 +227,17 @@ export function parseInteractionMessage(body: unknown): InteractionMessage {
     const code = d['code'];
     if (code !== undefined && typeof code !== 'string' && typeof code !== 'number') fail(what, 'detail.code', 'a string or a number', code);
     message.detail = { message: d['message'] as string, ...(code === undefined ? {} : { code }) };
+  }
+  const inbound = o['inbound'];
+  if (message.responseType === INBOUND_RESPONSE_TYPE) {
+    if (message.context.kind !== 'realtime') fail(what, 'context.kind', `'realtime' (an '${INBOUND_RESPONSE_TYPE}' interaction is a real-time journeys inbound message)`, message.context.kind);
+    if (typeof inbound !== 'object' || inbound === null || Array.isArray(inbound)) fail(what, 'inbound', '{ to, text } (required with responseType Inbound)', inbound);
+    const i = inbound as Json;
+    const text = i['text'];
+    if (typeof text !== 'string') fail(what, 'inbound.text', 'a string', text);
+    message.inbound = { to: str(what, i, 'to', 'inbound.to'), text };
+  } else if (inbound !== undefined) {
+    fail(what, 'inbound', `nothing unless responseType is '${INBOUND_RESPONSE_TYPE}'`, inbound);
   }
   return message;
 }

@@ -3,7 +3,7 @@
  * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
  * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
-import { errorMessage } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { ChannelRegistry, Channel } from '../channels/index.js';
@@ -25,18 +25,21 @@ import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
 import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
+import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
+import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/token.js';
+import { statusCallbackUrls } from '../pipeline/dispatch-callbacks.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 
 /** The stages a process can run. */
-export const STAGES = ['intake', 'dispatch', 'recorder'] as const;
+export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
 export type StageName = (typeof STAGES)[number];
 
-/** Whether these stages call Dataverse (intake reads, the recorder writes; dispatch never does). */
+/** Whether these stages call Dataverse (intake reads, the recorder writes, callbacks read contacts and set compliance; dispatch never does). */
 export function needsDataverse(stages: readonly StageName[]): boolean {
-  return stages.includes('intake') || stages.includes('recorder');
+  return stages.includes('intake') || stages.includes('recorder') || stages.includes('callbacks');
 }
 
 export interface RelayOptions {
@@ -83,13 +86,39 @@ export interface RunningRelay {
   close(): Promise<void>;
 }
 
-/** Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting). */
+/**
+ * The keys of the callback tokens and tracked-link codes (`callbacks.signingKeys`), parsed; undefined when none are
+ * configured and no channel has callbacks. Throws a `ConfigError` when a channel has callbacks but no keys are set,
+ * or when the keys do not parse. Intake (tracked links), dispatch (status callback URLs) and the callbacks service
+ * use the same keys.
+ */
+export function callbackKeysFor(config: RelayConfig, channels: ChannelRegistry): CallbackKeys | undefined {
+  const value = config.callbacks.signingKeys;
+  if (value !== undefined) return parseCallbackKeys(value, 'callbacks.signingKeys (CALLBACK_SIGNING_KEYS)');
+  const using = channels.all().filter((c) => c.callbacks !== undefined);
+  if (using.length === 0) return undefined;
+  throw new ConfigError('ConfigInvalid', [
+    {
+      source: 'configuration',
+      path: 'callbacks.signingKeys',
+      expected: `the callback signing keys (set CALLBACK_SIGNING_KEYS), because channel${using.length > 1 ? 's' : ''} ${using.map((c) => c.name).join(', ')} in ${channels.file} ha${using.length > 1 ? 've' : 's'} callbacks`,
+      found: 'nothing',
+    },
+  ]);
+}
+
+/**
+ * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting),
+ * `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
+ */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
   /** Where the Service Bus layer counts (nothing without a registry). */
   const counting = registry ? { metrics: registry } : {};
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
+  // Before anything is opened: bad keys stop start-up with nothing to close.
+  const callbackKeys = stages.includes('intake') || stages.includes('dispatch') || stages.includes('callbacks') ? callbackKeysFor(config, channels) : undefined;
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
@@ -118,6 +147,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   // setting has been built and checked: a bad setting stops start-up before a single message is locked.
   const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
   const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
+  let callbacks: StartedCallbacks | undefined;
 
   try {
     if (stages.includes('intake') && dataverse && governor) {
@@ -131,6 +161,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         channels,
         log: options.log,
         callTimeoutMs: config.dataverse.timeoutMs,
+        ...(callbackKeys ? { callbackKeys } : {}),
         ...(registry ? { registry } : {}),
       });
       stats.intake = () => stage.stats();
@@ -169,6 +200,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         log: options.log,
         guardMs: config.dispatch.guardMs,
         retry: { transientRetries: config.dispatch.maxAttempts - 1 },
+        ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
         ...(registry ? { registry } : {}),
       });
       stats.dispatch = () => stage.stats();
@@ -213,6 +245,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
         }),
       );
     }
+    if (stages.includes('callbacks') && dataverse && governor) {
+      callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, log: options.log, ...(registry ? { registry } : {}), closer });
+      onStop.push(() => callbacks?.stage.stop());
+    }
     for (const { name, start } of starters) loops.push({ name, loop: start() });
   } catch (err) {
     // Nothing has been handled yet: loops that did start have received at most one batch, which close hands back.
@@ -235,14 +271,18 @@ export function startRelay(options: RelayOptions): RunningRelay {
     readiness: () => [
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
       ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
+      ...(callbacks ? [callbacks.check(stopping)] : []),
     ],
     deadLoops: () =>
       stopping
         ? []
-        : loops.flatMap(({ name, loop }) => {
-            const h = loop.health();
-            return h.running ? [] : [{ name: `${name} loop (${loop.queue})`, reason: h.lastError ?? 'stopped' }];
-          }),
+        : [
+            ...loops.flatMap(({ name, loop }) => {
+              const h = loop.health();
+              return h.running ? [] : [{ name: `${name} loop (${loop.queue})`, reason: h.lastError ?? 'stopped' }];
+            }),
+            ...(callbacks?.failed() ? [{ name: 'callbacks server', reason: callbacks.failed() as string }] : []),
+          ],
     stopIntake: async () => {
       stopping = true;
       for (const stop of onStop) stop();

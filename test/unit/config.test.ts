@@ -183,4 +183,43 @@ describe('configuration', () => {
     assert.doesNotMatch(lines, /s3cr3tKeyValue/);
     assert.equal(maskConnectionString('Endpoint=sb://x;SharedAccessSignature=SharedAccessSignature sr=a&sig=b'), 'Endpoint=sb://x;SharedAccessSignature=[hidden]');
   });
+
+  describe('callbacks.signingKeys (CALLBACK_SIGNING_KEYS)', () => {
+    const key = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
+
+    it('is read from the environment, validated and shown by key id only', () => {
+      const env = { ...baseEnv(), CALLBACK_SIGNING_KEYS: `new:${key(1)},old:${key(2)}` };
+      const loaded = loadConfig({ env, cwd: dir });
+      assert.equal(loaded.config.callbacks.signingKeys, `new:${key(1)},old:${key(2)}`);
+      assert.equal(loaded.origins['callbacks.signingKeys'], 'environment variable CALLBACK_SIGNING_KEYS');
+      const lines = describeConfig(loaded).join('\n');
+      assert.match(lines, /signing keys new \(signs\), old \(from environment variable CALLBACK_SIGNING_KEYS\) \(secrets hidden\)/);
+      assert.ok(!lines.includes(key(1)) && !lines.includes(key(2)));
+    });
+
+    it('is optional (not configured)', () => {
+      const loaded = loadConfig({ env: baseEnv(), cwd: dir });
+      assert.equal(loaded.config.callbacks.signingKeys, undefined);
+      assert.match(describeConfig(loaded).join('\n'), /signing keys not configured/);
+    });
+
+    it('a bad value names the variable, the key and the expectation, never the secret', () => {
+      const short = Buffer.alloc(8, 7).toString('base64');
+      const problems = problemsOf(() => loadConfig({ env: { ...baseEnv(), CALLBACK_SIGNING_KEYS: `k1:${short}` }, cwd: dir }));
+      assert.equal(problems.length, 1);
+      assert.equal(problems[0]?.source, 'environment variable CALLBACK_SIGNING_KEYS');
+      assert.equal(problems[0]?.path, 'callbacks.signingKeys');
+      assert.match(problems[0]?.expected ?? '', /id:base64secret/);
+      assert.match(problems[0]?.found ?? '', /key 'k1' with a 8-byte secret/);
+      assert.ok(!formatConfigProblem(problems[0] as ConfigProblem).includes(short));
+    });
+
+    it('a literal secret in a file is refused (env:NAME only)', () => {
+      const file = writeJson('relay.json', { callbacks: { signingKeys: `k1:${key(1)}` } });
+      const problems = problemsOf(() => loadConfig({ file, env: baseEnv(), cwd: dir }));
+      const p = problems.find((x) => x.path === 'callbacks.signingKeys');
+      assert.match(p?.expected ?? '', /env:NAME reference/);
+      assert.ok(!(p?.found ?? '').includes(key(1)));
+    });
+  });
 });

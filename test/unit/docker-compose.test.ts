@@ -97,10 +97,10 @@ function hasHealthcheck(service: Service): boolean {
   return usesProjectImage(service) && /^HEALTHCHECK\s+(?!NONE)/m.test(dockerfile);
 }
 
-const WORKERS = ['intake', 'dispatch', 'recorder'] as const satisfies readonly StageName[];
+const WORKERS = ['intake', 'dispatch', 'recorder', 'callbacks'] as const satisfies readonly StageName[];
 
 describe('docker-compose.yml and the Dockerfile', () => {
-  it('runs intake, dispatch and recorder as separate scalable services: no container_name, no fixed host port, a restart policy', () => {
+  it('runs intake, dispatch, recorder and callbacks as separate scalable services: no container_name, no fixed host port, a restart policy', () => {
     assert.deepEqual([...STAGES].sort(), [...WORKERS].sort(), 'one service per stage the relay has');
     for (const name of WORKERS) {
       const s = services[name];

@@ -19,7 +19,7 @@ function readConfig(file: string): ProviderSimulatorsOptions {
     throw new Error(`${file}: expected a readable JSON file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: expected a JSON object of simulator options`);
-  const allowed = new Set(['twilio', 'telegram', 'contract', 'faults', 'seed', 'windowToleranceMs', 'latencyMs']);
+  const allowed = new Set(['twilio', 'telegram', 'contract', 'callbacks', 'recipients', 'faults', 'seed', 'windowToleranceMs', 'latencyMs']);
   const unknown = Object.keys(parsed).filter((k) => !allowed.has(k));
   if (unknown.length > 0) throw new Error(`${file}: unknown option(s) ${unknown.join(', ')} (known: ${[...allowed].join(', ')})`);
   return parsed as ProviderSimulatorsOptions;
@@ -36,7 +36,7 @@ export function registerEmulateProviders(emulate: Command, io: CliIo, setExitCod
     .option('--port <port>', 'port (0 picks a free one)', parsePort, 0)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--latency-ms <ms>', 'latency added to every provider call (default 0, or the config file\'s latencyMs)', parseLatency)
-    .option('--config <file>', 'JSON file of simulator options (twilio, telegram, contract, faults, seed, windowToleranceMs)')
+    .option('--config <file>', 'JSON file of simulator options (twilio, telegram, contract, callbacks, recipients, faults, seed, windowToleranceMs, latencyMs)')
     .option('--log-level <level>', 'error, warn, info or debug', 'info')
     .action((opts: { port: number; host: string; latencyMs?: number; config?: string; logLevel: string }) =>
       serveEmulator(io, setExitCode, {

@@ -25,11 +25,23 @@ export interface ContractOptions {
   perSenderBySender?: Record<string, number>;
   /** Recipients (`To`) the provider refuses: answered `Status: "NotSent"`. @defaultValue [] */
   notSentRecipients?: string[];
+  /** Where delivery reports (`Delivered`, `NotDelivered`, `Read`) of every channel are POSTed. @defaultValue undefined: no reports */
+  reportsUrl?: string;
+  /** Where recipients' replies on every channel are POSTed. @defaultValue undefined: no replies */
+  inboundUrl?: string;
+  /** Per `{channel}` path segment, URLs over `reportsUrl` and `inboundUrl`. @defaultValue {} */
+  channelUrls?: Record<string, { reportsUrl?: string; inboundUrl?: string }>;
+  /**
+   * `whsec_…` secrets the reports and inbound messages are signed with (one `v1,` entry each). Required when a
+   * callback URL is configured and `secrets` is not. @defaultValue `secrets`
+   */
+  callbackSecrets?: string[];
 }
 
-export type ResolvedContract = Required<Omit<ContractOptions, 'secrets'>> & Pick<ContractOptions, 'secrets'>;
+export type ResolvedContract = Required<Omit<ContractOptions, 'secrets' | 'reportsUrl' | 'inboundUrl' | 'callbackSecrets'>> &
+  Pick<ContractOptions, 'secrets' | 'reportsUrl' | 'inboundUrl' | 'callbackSecrets'>;
 
-export const CONTRACT_DEFAULTS: ResolvedContract = { toleranceSeconds: 300, perSender: 10, perSenderBySender: {}, notSentRecipients: [] };
+export const CONTRACT_DEFAULTS: ResolvedContract = { toleranceSeconds: 300, perSender: 10, perSenderBySender: {}, notSentRecipients: [], channelUrls: {} };
 
 function contractError(status: number, code: string, message: string, headers?: Record<string, string>): Reply {
   return { status, body: { error: { code, message } }, ...(headers ? { headers } : {}) };

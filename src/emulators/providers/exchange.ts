@@ -60,6 +60,8 @@ export interface Outcome {
   duplicate?: boolean;
   /** A message accepted over the sender's limit (Twilio queues it). */
   rateViolation?: boolean;
+  /** Twilio: the auth token the send authenticated with (its status callbacks are signed with it); never logged. */
+  authToken?: string;
 }
 
 export interface CallDeps {
@@ -73,7 +75,8 @@ export interface CallDeps {
   renderFault: (action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>) => Reply;
   /** Calls held open (timeouts), so that `close()` can end them. */
   held: Set<ServerResponse>;
-  onAccepted?: (message: SimulatedMessage) => void;
+  /** Told each accepted message (callbacks start from here). */
+  onAccepted?: (message: SimulatedMessage, outcome: Outcome) => void;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -130,7 +133,7 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
   const both = records.both(provider, prepared.sender);
   if (outcome.accepted) {
     records.accept(outcome.accepted);
-    deps.onAccepted?.(outcome.accepted);
+    deps.onAccepted?.(outcome.accepted, outcome);
   }
   if (outcome.rejected !== undefined) records.reject(provider, prepared.sender, outcome.rejected);
   for (const c of both) {

@@ -4,6 +4,21 @@ import type { AddressInfo } from 'node:net';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { CONTRACT_DEFAULTS, CONTRACT_PATH, ContractApi, type ContractOptions } from './contract.js';
 import { lowerHeaders } from '../../http/index.js';
+import {
+  CALLBACK_DEFAULTS,
+  CALLBACK_KINDS,
+  callbackOptionsProblems,
+  CallbackEngine,
+  RECIPIENT_DEFAULTS,
+  recipientOptionsProblems,
+  type CallbackFilter,
+  type CallbackKind,
+  type CallbackOptions,
+  type CallbackRecord,
+  type CallbackStats,
+  type RecipientOptions,
+} from './callbacks.js';
+import { Feedback } from './feedback.js';
 import { BodyTooLarge, readBody, runCall, writeReply, type CallDeps, type Exchange, type Prepared, type Reply } from './exchange.js';
 import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
@@ -24,9 +39,16 @@ export interface ProviderSimulatorsOptions {
   telegram?: TelegramOptions;
   /** Contract secrets, per-sender limit, refused recipients. @defaultValue CONTRACT_DEFAULTS */
   contract?: ContractOptions;
+  /**
+   * The callbacks' timing and the messages' fate: delays, undelivered and read rates, repeats, timeouts, retries.
+   * @defaultValue CALLBACK_DEFAULTS
+   */
+  callbacks?: CallbackOptions;
+  /** What simulated recipients do with delivered messages: click links, reply with keywords or STOP. @defaultValue RECIPIENT_DEFAULTS (nothing) */
+  recipients?: RecipientOptions;
   /** Fault settings from the start (the same as a first `setFaults`). @defaultValue {} (no faults) */
   faults?: FaultsSpec;
-  /** Seed of the generator behind random faults. @defaultValue a random seed */
+  /** Seed of the generators behind random faults and behind each message's fate and recipient. @defaultValue a random seed */
   seed?: number;
   /**
    * Milliseconds taken off the 1000 ms rate windows, for clients pacing at exactly their limit whose calls arrive
@@ -59,11 +81,17 @@ export interface ProviderSimulators {
   /** Makes a recipient refuse: Twilio 21610 (unsubscribed), Telegram 403 (bot blocked), contract `NotSent`. */
   block(provider: SimulatedProvider, recipient: string | number): void;
   unblock(provider: SimulatedProvider, recipient: string | number): void;
-  /** Empties the log and statistics and forgets rate windows and idempotency records; configuration and faults stay. */
+  /** Empties the logs (messages and callbacks) and statistics and forgets rate windows and idempotency records; configuration, webhooks, faults and scheduled callbacks stay. */
   reset(): void;
+  /** Every callback, click and reply the simulators sent (one entry per attempt), oldest first, optionally filtered. */
+  callbacks(filter?: CallbackFilter): CallbackRecord[];
+  /** Callback counts per kind, and what is pending or in flight now (a snapshot). */
+  callbackStats(): CallbackStats;
+  /** Resolves when no callback is scheduled or in flight (at once when none is, and after `close()`). */
+  callbacksIdle(): Promise<void>;
   /** Calls held without an answer right now (timeouts). */
   heldCalls(): number;
-  /** Stops listening and ends every connection (held calls included). Idempotent. */
+  /** Cancels scheduled callbacks (and aborts those in flight), stops listening and ends every connection (held calls included). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -74,6 +102,21 @@ function positive(v: unknown): boolean {
 /** Limits count messages in 1000 ms windows: whole numbers. */
 function limit(v: unknown): boolean {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1;
+}
+
+const isHttpUrl = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false;
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+};
+const shown = (v: unknown): string => (v === undefined ? 'undefined' : JSON.stringify(v));
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function resolveOptions(options: ProviderSimulatorsOptions) {
@@ -93,6 +136,13 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
   if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
   if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
+  for (const key of ['statusCallbacks', 'initialStatusCallback'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
+  if (!(typeof twilio.failedShare === 'number' && twilio.failedShare >= 0 && twilio.failedShare <= 1)) problems.push(`twilio.failedShare: expected a fraction from 0 to 1, found ${shown(twilio.failedShare)}`);
+  if (!Array.isArray(twilio.errorCodes) || twilio.errorCodes.length === 0 || !twilio.errorCodes.every((c) => Number.isInteger(c) && c > 0)) {
+    problems.push(`twilio.errorCodes: expected a non-empty array of Twilio error codes (e.g. 30003), found ${shown(twilio.errorCodes)}`);
+  }
+  if (!isRecord(twilio.inboundUrls)) problems.push(`twilio.inboundUrls: expected an object sender → http(s) URL, found ${shown(twilio.inboundUrls)}`);
+  else for (const [sender, u] of Object.entries(twilio.inboundUrls)) if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
   for (const key of ['perBot', 'perChat'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
@@ -116,12 +166,46 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
       });
   }
   if (!Array.isArray(contract.notSentRecipients)) problems.push('contract.notSentRecipients: expected an array of recipients');
+  for (const key of ['reportsUrl', 'inboundUrl'] as const) if (contract[key] !== undefined && !isHttpUrl(contract[key])) problems.push(`contract.${key}: expected an http(s) URL, found ${shown(contract[key])}`);
+  let contractCallbackUrls = contract.reportsUrl !== undefined || contract.inboundUrl !== undefined;
+  if (!isRecord(contract.channelUrls)) problems.push(`contract.channelUrls: expected an object channel → {reportsUrl?, inboundUrl?}, found ${shown(contract.channelUrls)}`);
+  else
+    for (const [channel, urls] of Object.entries(contract.channelUrls)) {
+      if (!isRecord(urls)) {
+        problems.push(`contract.channelUrls.${channel}: expected {reportsUrl?, inboundUrl?}, found ${shown(urls)}`);
+        continue;
+      }
+      for (const [key, u] of Object.entries(urls)) {
+        if (key !== 'reportsUrl' && key !== 'inboundUrl') problems.push(`contract.channelUrls.${channel}.${key}: unknown option (known: reportsUrl, inboundUrl)`);
+        else if (!isHttpUrl(u)) problems.push(`contract.channelUrls.${channel}.${key}: expected an http(s) URL, found ${shown(u)}`);
+        else contractCallbackUrls = true;
+      }
+    }
+  if (contract.callbackSecrets !== undefined) {
+    if (!Array.isArray(contract.callbackSecrets) || contract.callbackSecrets.length === 0) problems.push('contract.callbackSecrets: expected a non-empty array of whsec_… secrets');
+    else
+      contract.callbackSecrets.forEach((s, i) => {
+        try {
+          if (typeof s !== 'string') throw new TypeError('not a string');
+          secretKey(s);
+        } catch {
+          problems.push(`contract.callbackSecrets[${i}]: expected 'whsec_' followed by base64`);
+        }
+      });
+  }
+  if (contractCallbackUrls && contract.callbackSecrets === undefined && contract.secrets === undefined) {
+    problems.push('contract.callbackSecrets: expected whsec_… secrets to sign reports and inbound messages with (or contract.secrets), found none');
+  }
+  problems.push(...callbackOptionsProblems(options.callbacks), ...recipientOptionsProblems(options.recipients));
+  const callbacks = { ...CALLBACK_DEFAULTS, ...options.callbacks };
+  const recipients = { ...RECIPIENT_DEFAULTS, ...options.recipients };
   if (options.faults !== undefined) problems.push(...faultsSpecProblems(options.faults, 'faults'));
   if (problems.length > 0) throw new TypeError(`startProviderSimulators: ${problems.join('; ')}`);
-  return { port, host, latencyMs, windowMs: 1000 - tolerance, twilio, telegram, contract };
+  return { port, host, latencyMs, windowMs: 1000 - tolerance, twilio, telegram, contract, callbacks, recipients };
 }
 
-const NOT_FOUND_HINT = 'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, POST /bot{token}/sendMessage, POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked}';
+const NOT_FOUND_HINT =
+  'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };
@@ -137,12 +221,25 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
   const log = areaLogger(options.log ?? silentLogger(), 'provider-simulators');
   const debug = log.isDebugEnabled();
   const records = new Records(resolved.windowMs);
-  const faults = new FaultPlan(options.seed);
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const faults = new FaultPlan(seed);
   if (options.faults) faults.set(options.faults);
   const twilio = new TwilioApi(resolved.twilio, resolved.windowMs);
   const telegram = new TelegramApi(resolved.telegram, resolved.windowMs);
   const contract = new ContractApi(resolved.contract, resolved.windowMs);
   const held = new Set<ServerResponse>();
+  const engine = new CallbackEngine(resolved.callbacks, clock);
+  const feedback = new Feedback({
+    engine,
+    recipients: resolved.recipients,
+    twilio: { options: resolved.twilio, api: twilio },
+    telegram,
+    contract: resolved.contract,
+    clock,
+    seed,
+    onError: (err) => log.error('simulated callback failed', { err }),
+  });
+  telegram.pendingUpdates = (botId) => feedback.pendingUpdates(botId);
 
   const deps = (provider: SimulatedProvider, api: { renderFault: CallDeps['renderFault'] }): CallDeps => ({
     provider,
@@ -152,12 +249,16 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     now: clock,
     renderFault: (a) => api.renderFault(a),
     held,
-    ...(debug ? { onAccepted: (m: SimulatedMessage) => log.debug('message accepted', { provider: m.provider, channel: m.channel, from: m.sender, to: m.recipient, providerMessageId: m.providerMessageId }) } : {}),
+    onAccepted: (m: SimulatedMessage, outcome) => {
+      if (debug) log.debug('message accepted', { provider: m.provider, channel: m.channel, from: m.sender, to: m.recipient, providerMessageId: m.providerMessageId });
+      feedback.accepted(m, outcome.authToken);
+    },
   });
   const callDeps = { twilio: deps('twilio', twilio), telegram: deps('telegram', telegram), contract: deps('contract', contract) };
 
   function reset(): void {
     records.reset();
+    engine.reset();
     twilio.reset();
     telegram.reset();
     contract.reset();
@@ -196,6 +297,15 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
         case 'DELETE /_simulator/messages':
           reset();
           return { status: 200, body: { reset: true } };
+        case 'GET /_simulator/callbacks': {
+          const provider = ex.query.get('provider') ?? undefined;
+          if (provider !== undefined && !isProvider(provider)) return simulatorError(400, 'InvalidFilter', `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`);
+          const kind = ex.query.get('kind') ?? undefined;
+          if (kind !== undefined && !(CALLBACK_KINDS as readonly string[]).includes(kind)) return simulatorError(400, 'InvalidFilter', `kind must be one of ${CALLBACK_KINDS.join(', ')}, found '${kind}'`);
+          return { status: 200, body: engine.records({ ...(provider ? { provider } : {}), ...(kind ? { kind: kind as CallbackKind } : {}) }) };
+        }
+        case 'GET /_simulator/callbacks/stats':
+          return { status: 200, body: engine.stats() };
         case 'GET /_simulator/stats':
           return { status: 200, body: records.stats() };
         case 'GET /_simulator/faults':
@@ -268,7 +378,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
       return;
     }
     await runCall(callDeps[provider], res, prepared);
-    if (debug) log.debug('provider call', { provider, path: provider === 'telegram' ? '/bot***/sendMessage' : ex.path, status: res.headersSent ? res.statusCode : 'held' });
+    if (debug) log.debug('provider call', { provider, path: provider === 'telegram' ? `/bot***/${telegramMatch?.[2] ?? ''}` : ex.path, status: res.headersSent ? res.statusCode : 'held' });
   }
 
   const server = createServer({ keepAlive: true }, (req, res) => {
@@ -302,8 +412,12 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     block,
     unblock,
     reset,
+    callbacks: (filter) => engine.records(filter),
+    callbackStats: () => engine.stats(),
+    callbacksIdle: () => engine.idle(),
     heldCalls: () => held.size,
     close() {
+      engine.close();
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -2,7 +2,8 @@
  * Telegram's Bot API `sendMessage`, `POST /bot{token}/sendMessage` (JSON, form or query parameters): `{"ok":true,
  * "result":<Message>}` or `{"ok":false,"error_code":N,"description":"…"}`, the flood limits (30 msg/s per bot, 1 msg/s
  * per chat) answered with 429 and `parameters.retry_after`. Telegram has no idempotency key: the relay's key, sent as
- * `X-Idempotency-Key`, is only kept in the simulator's log so duplicates can be counted.
+ * `X-Idempotency-Key`, is only kept in the simulator's log so duplicates can be counted. `setWebhook`,
+ * `deleteWebhook` and `getWebhookInfo` keep a webhook per bot, where recipients' replies go as updates.
  */
 import type { FaultAction } from './faults.js';
 import type { Exchange, Outcome, Prepared, Reply } from './exchange.js';
@@ -23,6 +24,18 @@ export interface TelegramOptions {
   /** Messages per second per chat. @defaultValue 1 */
   perChat?: number;
 }
+
+/** A bot's webhook, as `setWebhook` left it. */
+export interface TelegramWebhook {
+  url: string;
+  secretToken?: string;
+  maxConnections: number;
+  allowedUpdates?: string[];
+  lastErrorDate?: number;
+  lastErrorMessage?: string;
+}
+
+const SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
 export type ResolvedTelegram = Required<Omit<TelegramOptions, 'tokens'>> & Pick<TelegramOptions, 'tokens'>;
 
@@ -47,6 +60,9 @@ export class TelegramApi {
   readonly #unknown: Set<string>;
   readonly #nextMessageId = new Map<string, number>();
   readonly #windows: SlidingWindows;
+  readonly #webhooks = new Map<string, TelegramWebhook>();
+  /** Updates waiting for delivery per bot (set by the simulator: its callbacks know). */
+  pendingUpdates: (botId: string) => number = () => 0;
 
   constructor(options: ResolvedTelegram, windowMs: number) {
     this.#options = options;
@@ -67,6 +83,77 @@ export class TelegramApi {
 
   reset(): void {
     this.#windows.clear();
+  }
+
+  /** The webhook of a bot (by bot id), when one is set. */
+  webhookOf(botId: string): TelegramWebhook | undefined {
+    const hook = this.#webhooks.get(botId);
+    return hook === undefined ? undefined : { ...hook };
+  }
+
+  /** Notes a failed delivery for getWebhookInfo's `last_error_date` and `last_error_message`. */
+  webhookFailed(botId: string, timeMs: number, message: string): void {
+    const hook = this.#webhooks.get(botId);
+    if (hook === undefined) return;
+    hook.lastErrorDate = Math.floor(timeMs / 1000);
+    hook.lastErrorMessage = message;
+  }
+
+  /** The next `message_id` of a chat (sent and received messages share the sequence, as in Telegram). */
+  nextMessageId(botId: string, chatId: string): number {
+    const chatKey = `${botId}\u0000${chatId}`;
+    const messageId = (this.#nextMessageId.get(chatKey) ?? 0) + 1;
+    this.#nextMessageId.set(chatKey, messageId);
+    return messageId;
+  }
+
+  /** `setWebhook`, `deleteWebhook`, `getWebhookInfo`. */
+  #webhookMethod(method: string, botId: string, params: Map<string, string>): Reply {
+    if (method === 'getwebhookinfo') {
+      const hook = this.#webhooks.get(botId);
+      const result = {
+        url: hook?.url ?? '',
+        has_custom_certificate: false,
+        pending_update_count: hook === undefined ? 0 : this.pendingUpdates(botId),
+        ...(hook?.lastErrorDate === undefined ? {} : { last_error_date: hook.lastErrorDate, last_error_message: hook.lastErrorMessage }),
+        ...(hook === undefined ? {} : { max_connections: hook.maxConnections }),
+        ...(hook?.allowedUpdates === undefined ? {} : { allowed_updates: hook.allowedUpdates }),
+      };
+      return { status: 200, body: { ok: true, result } };
+    }
+    const url = method === 'deletewebhook' ? '' : params.get('url');
+    if (url === undefined) return telegramError(400, 'Bad Request: parameter "url" is required');
+    if (url === '') {
+      const had = this.#webhooks.delete(botId);
+      return { status: 200, body: { ok: true, result: true, description: had ? 'Webhook was deleted' : 'Webhook is already deleted' } };
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return telegramError(400, 'Bad Request: bad webhook: invalid URL');
+    }
+    // Telegram wants HTTPS on ports 443, 80, 88 or 8443; the simulator takes http too, to reach loopback servers.
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return telegramError(400, 'Bad Request: bad webhook: HTTPS url must be provided for webhook');
+    const secretToken = params.get('secret_token');
+    if (secretToken !== undefined && !SECRET_TOKEN.test(secretToken)) return telegramError(400, 'Bad Request: secret token contains unallowed characters');
+    const max = params.get('max_connections');
+    const maxConnections = max === undefined ? 40 : Number(max);
+    if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 100) return telegramError(400, 'Bad Request: bad max_connections');
+    let allowedUpdates: string[] | undefined;
+    const allowed = params.get('allowed_updates');
+    if (allowed !== undefined) {
+      try {
+        const list: unknown = JSON.parse(allowed);
+        if (Array.isArray(list)) allowedUpdates = list.map(String);
+      } catch {
+        return telegramError(400, "Bad Request: can't parse allowed updates");
+      }
+    }
+    const same = this.#webhooks.get(botId);
+    const unchanged = same !== undefined && same.url === url && same.secretToken === (secretToken ?? undefined);
+    this.#webhooks.set(botId, { url, maxConnections, ...(secretToken === undefined ? {} : { secretToken }), ...(allowedUpdates === undefined ? {} : { allowedUpdates }) });
+    return { status: 200, body: { ok: true, result: true, description: unchanged ? 'Webhook is already set' : 'Webhook was set' } };
   }
 
   renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {
@@ -100,9 +187,12 @@ export class TelegramApi {
     if (!m) return { refuse: { reply: telegramError(404, 'Not Found'), code: 404 } };
     const botId = m[1]!;
     if (this.#options.tokens !== undefined && !this.#options.tokens.includes(token)) return { refuse: { reply: telegramError(401, 'Unauthorized'), code: 401 } };
-    if (method.toLowerCase() !== 'sendmessage') return { sender: botId, refuse: { reply: telegramError(404, 'Not Found: method not found'), code: 404 } };
+    const lower = method.toLowerCase();
+    const webhookMethod = lower === 'setwebhook' || lower === 'deletewebhook' || lower === 'getwebhookinfo';
+    if (lower !== 'sendmessage' && !webhookMethod) return { sender: botId, refuse: { reply: telegramError(404, 'Not Found: method not found'), code: 404 } };
     const params = TelegramApi.params(ex);
     if (!(params instanceof Map)) return { sender: botId, refuse: { reply: params, code: 400 } };
+    if (webhookMethod) return { sender: botId, execute: () => ({ reply: this.#webhookMethod(lower, botId, params) }) };
     const key = ex.headers['x-idempotency-key'];
     const path = `/bot${botId}:***/${method}`;
 
@@ -122,9 +212,7 @@ export class TelegramApi {
       botWindow.add(now);
       chatWindow.add(now);
 
-      const chatKey = `${botId}\u0000${chatId}`;
-      const messageId = (this.#nextMessageId.get(chatKey) ?? 0) + 1;
-      this.#nextMessageId.set(chatKey, messageId);
+      const messageId = this.nextMessageId(botId, chatId);
       const numericChat = /^-?\d+$/.test(chatId) ? Number(chatId) : undefined;
       const chat =
         numericChat === undefined

@@ -29,11 +29,40 @@ export interface TwilioOptions {
   mpsBySender?: Record<string, number>;
   /** Concurrent API requests per account; one more gets 429 with code 20429. @defaultValue 100 */
   concurrency?: number;
+  /** Whether a message sent with a `StatusCallback` gets its status callbacks (see docs/emulators/providers.md). @defaultValue true */
+  statusCallbacks?: boolean;
+  /**
+   * Whether a callback is sent for the initial status too (`queued`, or `accepted` through a Messaging Service).
+   * Twilio sends none for it. @defaultValue false
+   */
+  initialStatusCallback?: boolean;
+  /** Share (0–1) of the undelivered messages (`callbacks.undeliveredRate`) that end `failed` instead of `sent` → `undelivered`. @defaultValue 0 */
+  failedShare?: number;
+  /** The `ErrorCode`s of `undelivered` and `failed` callbacks, picked uniformly. @defaultValue [30003, 30005, 30006] */
+  errorCodes?: number[];
+  /**
+   * Inbound webhook URL per sender (the number, short code or Messaging Service SID the relay sends from), where
+   * recipients' replies are POSTed, signed with the account's auth token. @defaultValue {} (replies go nowhere)
+   */
+  inboundUrls?: Record<string, string>;
 }
 
 export type ResolvedTwilio = Required<Omit<TwilioOptions, 'authTokens'>> & Pick<TwilioOptions, 'authTokens'>;
 
-export const TWILIO_DEFAULTS: ResolvedTwilio = { unsubscribed: [], longCodeMps: 1, tollFreeMps: 3, shortCodeMps: 100, otherMps: 1, mpsBySender: {}, concurrency: 100 };
+export const TWILIO_DEFAULTS: ResolvedTwilio = {
+  unsubscribed: [],
+  longCodeMps: 1,
+  tollFreeMps: 3,
+  shortCodeMps: 100,
+  otherMps: 1,
+  mpsBySender: {},
+  concurrency: 100,
+  statusCallbacks: true,
+  initialStatusCallback: false,
+  failedShare: 0,
+  errorCodes: [30003, 30005, 30006],
+  inboundUrls: {},
+};
 
 const E164 = /^\+[1-9]\d{1,14}$/;
 const SHORT_CODE = /^\d{5,6}$/;
@@ -76,6 +105,7 @@ export class TwilioApi {
   readonly #inFlight = new Map<string, number>();
   readonly #idempotent = new Map<string, Reply>();
   readonly #windows: SlidingWindows;
+  readonly #lastToken = new Map<string, string>();
 
   constructor(options: ResolvedTwilio, windowMs: number) {
     this.#options = options;
@@ -91,6 +121,14 @@ export class TwilioApi {
   }
   unsubscribedNumbers(): string[] {
     return [...this.#unsubscribed];
+  }
+
+  /**
+   * The auth token callbacks of an account are signed with: the configured one (`authTokens`), else the password of
+   * the newest authenticated send of that account (for an API key user name: its secret).
+   */
+  authTokenOf(accountSid: string): string | undefined {
+    return this.#options.authTokens?.[accountSid] ?? this.#lastToken.get(accountSid);
   }
 
   /** Forgets the rate windows and the idempotency records. */
@@ -129,6 +167,7 @@ export class TwilioApi {
     if (!authOk) {
       return { refuse: { reply: twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' }), code: 20003 } };
     }
+    this.#lastToken.set(accountSid, password!);
     const params = new URLSearchParams(ex.body);
     const to = params.get('To') ?? '';
     const from = params.get('From') ?? '';
@@ -207,7 +246,7 @@ export class TwilioApi {
         ...(token ? { idempotencyKey: token } : {}),
         ...(callback ? { statusCallback: callback } : {}),
       };
-      return { reply, accepted, rateViolation };
+      return { reply, accepted, rateViolation, authToken: password! };
     };
     return { ...(sender ? { sender } : {}), onEnd, execute };
   }

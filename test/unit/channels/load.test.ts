@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadChannels } from '../../../src/channels/index.js';
+import { DEFAULT_OPT_IN_CONFIRMATION, DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_CONFIRMATION, DEFAULT_OPT_OUT_WORDS, loadChannels } from '../../../src/channels/index.js';
 import { isConfigError, type ConfigProblem } from '../../../src/errors.js';
 import { configPath } from '../../../src/paths.js';
 
@@ -114,5 +114,162 @@ describe('channels: loadChannels', () => {
     assert.match(problemsOf(() => loadChannels(path.join(dir, 'none.json'), { cwd: dir }))[0]?.found ?? '', /no such file/);
     writeFileSync(path.join(dir, 'bad.json'), '{ nope');
     assert.match(problemsOf(() => loadChannels(path.join(dir, 'bad.json'), { cwd: dir }))[0]?.found ?? '', /JSON/);
+  });
+});
+
+describe('channels: the callbacks block', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'channels-cb-'));
+    mkdirSync(path.join(dir, 'tiles'));
+    copyFileSync(configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), path.join(dir, 'tiles', 'tile.xml'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const env = { ...ENV, PUBLIC_URL: 'https://relay.example/', TG_SECRET: 'tg_secret-1', TW_OLD: 'old-token' };
+  const channel = (type: 'twilio' | 'telegram' | 'contract', callbacks: Record<string, unknown>, over: Record<string, unknown> = {}): Record<string, unknown> => {
+    const provider =
+      type === 'twilio'
+        ? { type, accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN' }
+        : type === 'telegram'
+          ? { type, botToken: 'env:TELEGRAM_BOT_TOKEN' }
+          : { type, url: 'http://127.0.0.1:4010/c', signingSecret: 'env:CONTRACT_SIGNING_SECRET' };
+    const base = type === 'contract' ? { channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e' } : { tile: 'tiles/tile.xml', addressField: 'mobilephone', textField: 'sample_text' };
+    return { name: type, provider, sender: 'x', rateLimit: { messages: 10 }, ...base, callbacks, ...over };
+  };
+  const load = (channels: unknown[]): ReturnType<typeof loadChannels> => {
+    const file = path.join(dir, 'channels.json');
+    writeFileSync(file, JSON.stringify({ channels }));
+    return loadChannels(file, { env, cwd: dir });
+  };
+  const problems = (channels: unknown[]): ConfigProblem[] => problemsOf(() => load(channels));
+
+  it('fills the defaults: no link tracking, no keywords, the standard opt-out and opt-in words and confirmations, delivered/opened', () => {
+    const c = load([channel('twilio', { publicBaseUrl: '${PUBLIC_URL}' })]).byName('twilio');
+    assert.deepEqual(c?.callbacks, {
+      publicBaseUrl: 'https://relay.example',
+      trackLinks: false,
+      keywords: {},
+      optOutWords: [...DEFAULT_OPT_OUT_WORDS],
+      optInWords: [...DEFAULT_OPT_IN_WORDS],
+      optOutConfirmation: DEFAULT_OPT_OUT_CONFIRMATION,
+      optInConfirmation: DEFAULT_OPT_IN_CONFIRMATION,
+      deliveredResponseType: 'delivered',
+      openedResponseType: 'opened',
+    });
+    assert.equal(c?.publicBaseUrl, 'https://relay.example');
+    assert.deepEqual(DEFAULT_OPT_OUT_WORDS.slice(0, 6), ['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
+    assert.deepEqual(DEFAULT_OPT_IN_WORDS, ['START', 'YES', 'UNSTOP']);
+  });
+
+  it('a channel without the block has no callbacks', () => {
+    const c = load([channel('twilio', {}, { callbacks: undefined })]).byName('twilio');
+    assert.equal(c?.callbacks, undefined);
+    assert.equal(c?.publicBaseUrl, undefined);
+  });
+
+  it('reads every setting: keywords as a list or a map (word → TriggerKeyword), words in upper case, secrets from the environment', () => {
+    const registry = load([
+      channel('twilio', {
+        publicBaseUrl: 'https://relay.example/sms',
+        trackLinks: true,
+        keywords: ['Yes2', 'info'],
+        optOutWords: ['stop', 'Halt'],
+        optInWords: ['go'],
+        optOutConfirmation: '',
+        optInConfirmation: 'Welcome back',
+        previousAuthToken: 'env:TW_OLD',
+        deliveredResponseType: 'sent',
+        openedResponseType: 'keyword',
+      }, { channelField: 'sample_channel' }),
+      channel('telegram', { publicBaseUrl: 'https://relay.example', keywords: { Y: 'YES2', Yep: 'YES2' }, webhookSecretToken: 'env:TG_SECRET' }, { channelField: 'sample_channel' }),
+      channel('contract', { publicBaseUrl: 'https://relay.example', organizationId: 'AAAAAAAA-0000-4000-8000-000000000001' }),
+    ]);
+    const sms = registry.byName('twilio')?.callbacks;
+    assert.equal(sms?.trackLinks, true);
+    assert.deepEqual(sms?.keywords, { YES2: 'Yes2', INFO: 'info' });
+    assert.deepEqual(sms?.optOutWords, ['STOP', 'HALT']);
+    assert.deepEqual(sms?.optInWords, ['GO']);
+    assert.equal(sms?.optOutConfirmation, '');
+    assert.equal(sms?.optInConfirmation, 'Welcome back');
+    assert.equal(sms?.previousAuthToken, 'old-token');
+    assert.equal(sms?.deliveredResponseType, 'sent');
+    assert.equal(sms?.openedResponseType, 'keyword');
+    const tg = registry.byName('telegram')?.callbacks;
+    assert.deepEqual(tg?.keywords, { Y: 'YES2', YEP: 'YES2' });
+    assert.equal(tg?.webhookSecretToken, 'tg_secret-1');
+    assert.equal(registry.byName('contract')?.callbacks?.organizationId, 'aaaaaaaa-0000-4000-8000-000000000001');
+  });
+
+  it('bad values: each names the file, the key, what was expected and what was found, never a secret', () => {
+    const found = problems([
+      channel('twilio', {
+        publicBaseUrl: 'ftp://relay.example',
+        keywords: ['STOP', 'info', 'INFO'],
+        deliveredResponseType: 'bounced',
+        webhookSecretToken: 'env:TG_SECRET',
+        previousAuthToken: 'literal-old-token',
+      }),
+      channel('telegram', { publicBaseUrl: '${NOT_SET}' }, { channelField: 'sample_channel' }),
+      channel('contract', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'], trackLinks: true }),
+    ]);
+    const by = (p: string): ConfigProblem => {
+      const x = found.find((f) => f.path === p);
+      assert.ok(x, `${p} in ${found.map((f) => f.path).join(', ')}`);
+      assert.equal(x.source, 'channels.json');
+      return x;
+    };
+    assert.match(by('channels.0.callbacks.publicBaseUrl').expected, /http\(s\) URL/);
+    assert.match(by('channels.0.callbacks.keywords.0').expected, /not already in channels\.0\.callbacks\.optOutWords/);
+    assert.match(by('channels.0.callbacks.keywords.2').expected, /listed once/);
+    assert.match(by('channels.0.callbacks.deliveredResponseType').expected, /response type of the tile \(sent, delivered, failed, opened, keyword\)/);
+    assert.match(by('channels.0.callbacks.deliveredResponseType').found, /"bounced"/);
+    assert.match(by('channels.0.callbacks.webhookSecretToken').expected, /only a telegram channel/);
+    assert.match(by('channels.0.callbacks.previousAuthToken').expected, /env:NAME reference/);
+    assert.doesNotMatch(by('channels.0.callbacks.previousAuthToken').found, /literal-old-token/);
+    assert.match(by('channels.1.callbacks.publicBaseUrl').expected, /NOT_SET to be set/);
+    assert.match(by('channels.1.callbacks.webhookSecretToken').expected, /secret_token/);
+    assert.equal(by('channels.1.callbacks.webhookSecretToken').found, 'nothing');
+    assert.match(by('channels.2.callbacks.keywords').expected, /no keywords on a real-time journeys channel/);
+    assert.match(by('channels.2.callbacks.trackLinks').expected, /outbound-marketing messages only/);
+  });
+
+  it('a keyword wins over a default opt-in word (YES), never over an opt-out word or a listed opt-in word', () => {
+    const c = load([channel('twilio', { publicBaseUrl: 'https://r.example', keywords: ['yes'] })]).byName('twilio')?.callbacks;
+    assert.deepEqual(c?.optInWords, ['START', 'UNSTOP']);
+    assert.deepEqual(c?.keywords, { YES: 'yes' });
+    const found = problems([channel('twilio', { publicBaseUrl: 'https://r.example', keywords: ['YES', 'Quit'], optInWords: ['YES'] })]);
+    assert.deepEqual(found.map((p) => p.path).sort(), ['channels.0.callbacks.keywords.0', 'channels.0.callbacks.keywords.1']);
+  });
+
+  it('refuses a default response type the tile lacks, and keywords on a tile without a custom response type', () => {
+    const xml = readFileSync(path.join(dir, 'tiles', 'tile.xml'), 'utf8').replace(/<ResponseType id="opened">[\s\S]*?<\/ResponseType>/, '').replace(' custom="True"', '');
+    writeFileSync(path.join(dir, 'tiles', 'tile.xml'), xml);
+    const found = problems([channel('twilio', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'] })]);
+    assert.match(found.find((p) => p.path === 'channels.0.callbacks.openedResponseType')?.expected ?? '', /the default 'opened' is not one, so set it/);
+    assert.match(found.find((p) => p.path === 'channels.0.callbacks.keywords')?.expected ?? '', /custom="True"/);
+  });
+
+  it('schema errors in the block name the key path', () => {
+    const found = problems([channel('twilio', { trackLinks: 'yes', optOutWords: [], extra: 1 })]);
+    const paths = found.map((p) => p.path);
+    for (const p of ['channels.0.callbacks.publicBaseUrl', 'channels.0.callbacks.trackLinks', 'channels.0.callbacks.optOutWords', 'channels.0.callbacks.extra']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+  });
+
+  it('a Telegram secret token must be what setWebhook accepts (one, or two while rotating)', () => {
+    const found = problemsOf(() => {
+      const file = path.join(dir, 'channels.json');
+      writeFileSync(file, JSON.stringify({ channels: [channel('telegram', { publicBaseUrl: 'https://r.example', webhookSecretToken: 'env:BAD' })] }));
+      return loadChannels(file, { env: { ...env, BAD: 'has spaces and $ymbols' }, cwd: dir });
+    });
+    const p = found.find((x) => x.path === 'channels.0.callbacks.webhookSecretToken');
+    assert.match(p?.expected ?? '', /one or two/);
+    assert.doesNotMatch(p?.found ?? '', /ymbols/);
+    const ok = (() => {
+      const file = path.join(dir, 'channels.json');
+      writeFileSync(file, JSON.stringify({ channels: [channel('telegram', { publicBaseUrl: 'https://r.example', webhookSecretToken: 'env:TWO' })] }));
+      return loadChannels(file, { env: { ...env, TWO: 'new_token old_token' }, cwd: dir });
+    })();
+    assert.equal(ok.byName('telegram')?.callbacks?.webhookSecretToken, 'new_token old_token');
   });
 });

@@ -52,10 +52,31 @@ describe('interactionRequest', () => {
       message(realtime, 'NotSent', { detail: { code: 21610, message: 'unsubscribed recipient' } }),
       notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered', StatusDetails: '21610: unsubscribed recipient' }),
     ],
+    [
+      'real-time Inbound → msdyn_D365ChannelsInbound, MessageId = the provider id',
+      message({ ...realtime, requestId: 'SMin-1', from: '+4917600000001' }, 'Inbound', { providerMessageId: 'SMin-1', inbound: { to: '+4915100000001', text: 'Yes please' } }),
+      {
+        kind: 'action',
+        actionName: 'msdyn_D365ChannelsInbound',
+        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4917600000001', To: '+4915100000001', OrganizationId: 'org-1', Message: 'Yes please', MessageId: 'SMin-1' } },
+      } as never,
+    ],
+    [
+      'real-time Inbound without a provider id: MessageId = the context requestId',
+      message(realtime, 'Inbound', { inbound: { to: '+4915100000001', text: '' } }),
+      {
+        kind: 'action',
+        actionName: 'msdyn_D365ChannelsInbound',
+        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4915100000001', To: '+4915100000001', OrganizationId: 'org-1', Message: '', MessageId: 'req-1' } },
+      } as never,
+    ],
   ];
-  /** The notification payload is serialized JSON: compare it parsed. */
-  const parsed = (r: InteractionRequest): unknown =>
-    r.kind === 'action' && typeof r.action['notificationPayLoad'] === 'string' ? { ...r, action: { notificationPayLoad: JSON.parse(r.action['notificationPayLoad']) as unknown } } : r;
+  /** The notification and inbound payloads are serialized JSON: compare them parsed. */
+  const parsed = (r: InteractionRequest): unknown => {
+    if (r.kind !== 'action') return r;
+    const [name, value] = Object.entries(r.action)[0] ?? [];
+    return (name === 'notificationPayLoad' || name === 'inboundPayLoad') && typeof value === 'string' ? { ...r, action: { [name]: JSON.parse(value) as unknown } } : r;
+  };
   for (const [name, input, expected] of cases) it(name, () => assert.deepEqual(parsed(interactionRequest(input)), parsed(expected)));
 });
 

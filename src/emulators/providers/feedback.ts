@@ -1,0 +1,325 @@
+/**
+ * What happens after a provider accepted a message: its fate (delivered, not delivered, read), drawn per message
+ * from a seeded generator, and what its recipient does (opens links, replies with a keyword or the opt-out word),
+ * turned into each provider's callbacks:
+ *
+ * - Twilio: form-encoded status callbacks to the message's `StatusCallback`, signed with `X-Twilio-Signature`
+ *   (the auth token the send authenticated with); inbound SMS to `twilio.inboundUrls[<sender>]`, signed with the
+ *   account's newest auth token.
+ * - Telegram: `Update` objects POSTed to the bot's webhook (`setWebhook`), with `X-Telegram-Bot-Api-Secret-Token`
+ *   when a secret token was set; `update_id` increasing per bot.
+ * - Contract: JSON delivery reports and inbound messages, signed with Standard Webhooks (src/providers' signer)
+ *   with `contract.callbackSecrets` (default: `contract.secrets`).
+ */
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { webhookHeaders } from '../../providers/contract/webhook-signature.js';
+import type { Callback, CallbackEngine, ResolvedRecipients } from './callbacks.js';
+import { seededRandom } from './faults.js';
+import type { SimulatedMessage } from './records.js';
+import type { ResolvedContract } from './contract.js';
+import type { TelegramApi } from './telegram.js';
+import { smsSegments, type ResolvedTwilio, type TwilioApi } from './twilio.js';
+
+/**
+ * `X-Twilio-Signature` of a form POST: base64(HMAC-SHA1(auth token, URL + each parameter's name and value, sorted
+ * by name)). Written here, apart from the relay's verifier, so that each checks the other.
+ */
+export function signTwilio(authToken: string, url: string, params: URLSearchParams): string {
+  let data = url;
+  for (const name of [...new Set(params.keys())].sort()) for (const value of params.getAll(name).sort()) data += name + value;
+  return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
+}
+
+const LINK = /https?:\/\/[^\s<>"']+/g;
+
+/** The http(s) links of a text, in order, without trailing punctuation. */
+export function linksOf(text: string): string[] {
+  return [...text.matchAll(LINK)].map((m) => m[0].replace(/[.,;:!?)\]}]+$/, ''));
+}
+
+/** What a recipient does with one delivered message. */
+interface RecipientPlan {
+  clicks: Array<{ index: number; url: string }>;
+  reply?: { text: string; intent: 'keyword' | 'stop' };
+}
+
+function pick<T>(items: readonly T[], random: () => number): T {
+  return items[Math.min(items.length - 1, Math.floor(random() * items.length))]!;
+}
+
+export interface FeedbackDeps {
+  engine: CallbackEngine;
+  recipients: ResolvedRecipients;
+  twilio: { options: ResolvedTwilio; api: TwilioApi };
+  telegram: TelegramApi;
+  contract: ResolvedContract;
+  clock: () => number;
+  seed: number;
+  onError: (err: unknown) => void;
+}
+
+/** Plans and starts the callbacks of each accepted message. */
+export class Feedback {
+  readonly #deps: FeedbackDeps;
+  #sequence = 0;
+  readonly #updateIds = new Map<string, number>();
+  readonly #pendingUpdates = new Map<string, number>();
+  readonly #ids: () => number;
+
+  constructor(deps: FeedbackDeps) {
+    this.#deps = deps;
+    this.#ids = seededRandom(deps.seed ^ 0x5eed);
+  }
+
+  /** Telegram updates scheduled or in flight for a bot (getWebhookInfo's `pending_update_count`). */
+  pendingUpdates(botId: string): number {
+    return this.#pendingUpdates.get(botId) ?? 0;
+  }
+
+  #recipientPlan(text: string, random: () => number): RecipientPlan {
+    const r = this.#deps.recipients;
+    const clicks = linksOf(text)
+      .map((url, index) => ({ url, index, click: random() < r.clickRate }))
+      .filter((c) => c.click)
+      .map(({ url, index }) => ({ url, index }));
+    const draw = random();
+    const keyword = r.keywords.length > 0 ? pick(r.keywords, random) : undefined;
+    if (draw < r.stopRate) return { clicks, reply: { text: r.stopWord, intent: 'stop' } };
+    if (draw < r.stopRate + r.replyRate && keyword !== undefined) return { clicks, reply: { text: keyword, intent: 'keyword' } };
+    return { clicks };
+  }
+
+  #click(m: SimulatedMessage, link: { index: number; url: string }): Callback {
+    return {
+      provider: m.provider,
+      kind: 'click',
+      method: 'GET',
+      url: link.url,
+      headers: () => ({ 'User-Agent': 'Mozilla/5.0 (channel-relay simulated recipient)' }),
+      retry: 'none',
+      ...this.#belongs(m),
+      summary: { link: String(link.index) },
+    };
+  }
+
+  #belongs(m: SimulatedMessage): Pick<Callback, 'providerMessageId' | 'idempotencyKey' | 'recipient'> {
+    return { providerMessageId: m.providerMessageId, recipient: m.recipient, ...(m.idempotencyKey === undefined ? {} : { idempotencyKey: m.idempotencyKey }) };
+  }
+
+  /** Starts the callbacks of an accepted message; `authToken` is the Twilio password its send carried. */
+  accepted(m: SimulatedMessage, authToken?: string): void {
+    const engine = this.#deps.engine;
+    if (engine.closed) return;
+    this.#sequence += 1;
+    // One generator per message, seeded from the seed and the acceptance order: a message's fate does not depend
+    // on how other messages' callbacks interleave.
+    const random = seededRandom((Math.imul(this.#deps.seed, 0x9e3779b1) + this.#sequence) >>> 0);
+    const o = engine.options;
+    const delivered = !(random() < o.undeliveredRate);
+    const read = delivered && random() < o.readRate;
+    const plan = this.#recipientPlan(m.text, random);
+    const acts = delivered && (plan.clicks.length > 0 || plan.reply !== undefined);
+    const run = (script: () => Promise<void>): void => engine.run(script, this.#deps.onError);
+    if (m.provider === 'twilio') {
+      const t = this.#deps.twilio.options;
+      const statuses = m.statusCallback !== undefined && t.statusCallbacks;
+      if (!statuses && !acts) return;
+      const failed = !delivered && random() < t.failedShare;
+      const errorCode = pick(t.errorCodes, random);
+      run(() => this.#twilio(m, { statuses, delivered, failed, read, errorCode, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
+    } else if (m.provider === 'telegram') {
+      if (!plan.reply && plan.clicks.length === 0) return;
+      run(() => this.#telegram(m, plan, random));
+    } else {
+      const c = this.#deps.contract;
+      const reportsUrl = c.channelUrls[m.channel]?.reportsUrl ?? c.reportsUrl;
+      if (reportsUrl === undefined && !acts) return;
+      run(() => this.#contract(m, { delivered, read, plan, random, ...(reportsUrl === undefined ? {} : { reportsUrl }) }));
+    }
+  }
+
+  async #recipient(m: SimulatedMessage, plan: RecipientPlan, random: () => number, reply: (text: string, intent: string) => Callback | undefined): Promise<void> {
+    const engine = this.#deps.engine;
+    for (const link of plan.clicks) {
+      await engine.sleep(engine.delay(random));
+      await engine.deliver(this.#click(m, link), random);
+    }
+    if (plan.reply) {
+      await engine.sleep(engine.delay(random));
+      const cb = reply(plan.reply.text, plan.reply.intent);
+      if (cb) await engine.deliver(cb, random);
+    }
+  }
+
+  async #twilio(
+    m: SimulatedMessage,
+    f: { statuses: boolean; delivered: boolean; failed: boolean; read: boolean; errorCode: number; plan: RecipientPlan; random: () => number; authToken?: string },
+  ): Promise<void> {
+    const engine = this.#deps.engine;
+    const viaService = m.sender.startsWith('MG');
+    const sequence: string[] = [];
+    if (this.#deps.twilio.options.initialStatusCallback) sequence.push(viaService ? 'accepted' : 'queued');
+    if (viaService) sequence.push('queued');
+    if (f.failed) sequence.push('failed');
+    else sequence.push('sent', f.delivered ? 'delivered' : 'undelivered');
+    if (f.read) sequence.push('read');
+    const token = f.authToken ?? this.#deps.twilio.api.authTokenOf(m.channel);
+    for (const status of f.statuses ? sequence : []) {
+      await engine.sleep(engine.delay(f.random));
+      if (token === undefined) {
+        engine.unroutable('status');
+        continue;
+      }
+      const params = new URLSearchParams({ AccountSid: m.channel, ApiVersion: '2010-04-01', MessageSid: m.providerMessageId, MessageStatus: status, SmsSid: m.providerMessageId, SmsStatus: status, To: m.recipient });
+      if (viaService) params.set('MessagingServiceSid', m.sender);
+      else params.set('From', m.sender);
+      const failure = status === 'failed' || status === 'undelivered';
+      if (failure) params.set('ErrorCode', String(f.errorCode));
+      const url = m.statusCallback!.replace(/#.*$/, '');
+      const body = params.toString();
+      const signature = signTwilio(token, url, params);
+      await engine.deliver(
+        {
+          provider: 'twilio',
+          kind: 'status',
+          method: 'POST',
+          url,
+          headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature, 'User-Agent': 'TwilioProxy/1.1' }),
+          body,
+          retry: 'connection',
+          ...this.#belongs(m),
+          summary: { status, ...(failure ? { errorCode: String(f.errorCode) } : {}) },
+        },
+        f.random,
+      );
+    }
+    if (!f.delivered) return;
+    await this.#recipient(m, f.plan, f.random, (text, intent) => {
+      const url = this.#deps.twilio.options.inboundUrls[m.sender];
+      const inboundToken = this.#deps.twilio.api.authTokenOf(m.channel) ?? f.authToken;
+      if (url === undefined || inboundToken === undefined) {
+        engine.unroutable('inbound');
+        return undefined;
+      }
+      const sid = `SM${randomBytes(16).toString('hex')}`;
+      const params = new URLSearchParams({
+        AccountSid: m.channel,
+        ApiVersion: '2010-04-01',
+        Body: text,
+        From: m.recipient,
+        MessageSid: sid,
+        NumMedia: '0',
+        NumSegments: String(smsSegments(text)),
+        SmsMessageSid: sid,
+        SmsSid: sid,
+        SmsStatus: 'received',
+        To: m.sender,
+      });
+      if (viaService) params.set('MessagingServiceSid', m.sender);
+      const target = url.replace(/#.*$/, '');
+      const signature = signTwilio(inboundToken, target, params);
+      return {
+        provider: 'twilio',
+        kind: 'inbound',
+        method: 'POST',
+        url: target,
+        headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature, 'User-Agent': 'TwilioProxy/1.1' }),
+        body: params.toString(),
+        retry: 'connection',
+        ...this.#belongs(m),
+        summary: { text, intent },
+      };
+    });
+  }
+
+  async #telegram(m: SimulatedMessage, plan: RecipientPlan, random: () => number): Promise<void> {
+    const botId = m.sender;
+    const pending = (d: number): void => {
+      const n = (this.#pendingUpdates.get(botId) ?? 0) + d;
+      if (n <= 0) this.#pendingUpdates.delete(botId);
+      else this.#pendingUpdates.set(botId, n);
+    };
+    await this.#recipient(m, plan, random, (text, intent) => {
+      const hook = this.#deps.telegram.webhookOf(botId);
+      if (hook === undefined) {
+        this.#deps.engine.unroutable('update');
+        return undefined;
+      }
+      const updateId = (this.#updateIds.get(botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
+      this.#updateIds.set(botId, updateId);
+      const chatId = /^-?\d+$/.test(m.recipient) ? Number(m.recipient) : m.recipient;
+      const userId = typeof chatId === 'number' && chatId > 0 ? chatId : 700_000_000 + Math.floor(this.#ids() * 100_000_000);
+      const update = {
+        update_id: updateId,
+        message: {
+          message_id: this.#deps.telegram.nextMessageId(botId, m.recipient),
+          from: { id: userId, is_bot: false, first_name: 'Contact', language_code: 'en' },
+          chat: typeof chatId === 'number' && chatId > 0 ? { id: chatId, first_name: 'Contact', type: 'private' } : { id: chatId, title: 'Group', type: 'group' },
+          date: Math.floor(this.#deps.clock() / 1000),
+          text,
+        },
+      };
+      const secret = hook.secretToken;
+      pending(1);
+      return {
+        provider: 'telegram',
+        kind: 'update',
+        method: 'POST',
+        url: hook.url,
+        headers: () => ({ 'Content-Type': 'application/json', ...(secret === undefined ? {} : { 'X-Telegram-Bot-Api-Secret-Token': secret }) }),
+        body: JSON.stringify(update),
+        retry: 'any',
+        ...this.#belongs(m),
+        summary: { text, intent, updateId: String(updateId) },
+        onFinal: (ok, error, time) => {
+          pending(-1);
+          if (!ok) this.#deps.telegram.webhookFailed(botId, time, error ?? 'failed');
+        },
+      };
+    });
+  }
+
+  #contractCallback(m: SimulatedMessage, kind: 'report' | 'inbound', url: string, payload: Record<string, unknown>, summary: Record<string, string>): Callback {
+    const c = this.#deps.contract;
+    const body = JSON.stringify(payload);
+    const id = `msg_${randomUUID().replace(/-/g, '')}`;
+    const secrets = c.callbackSecrets ?? c.secrets ?? [];
+    return {
+      provider: 'contract',
+      kind,
+      method: 'POST',
+      url,
+      // A retry or a repeat keeps the webhook-id and is stamped and signed anew, as Standard Webhooks senders do.
+      headers: () => ({ 'Content-Type': 'application/json', ...webhookHeaders(secrets, id, body, this.#deps.clock()) }),
+      body,
+      retry: 'any',
+      ...this.#belongs(m),
+      summary,
+    };
+  }
+
+  async #contract(m: SimulatedMessage, f: { reportsUrl?: string; delivered: boolean; read: boolean; plan: RecipientPlan; random: () => number }): Promise<void> {
+    const engine = this.#deps.engine;
+    const echo = m.channelDefinitionId === undefined ? {} : { ChannelDefinitionId: m.channelDefinitionId };
+    const report = async (status: string, details: Record<string, unknown>): Promise<void> => {
+      await engine.sleep(engine.delay(f.random));
+      if (f.reportsUrl === undefined) return;
+      const payload = { ...echo, RequestId: m.idempotencyKey, MessageId: m.providerMessageId, From: m.sender, Status: status, StatusDetails: details };
+      await engine.deliver(this.#contractCallback(m, 'report', f.reportsUrl, payload, { status }), f.random);
+    };
+    if (f.reportsUrl === undefined) engine.unroutable('report');
+    await report(f.delivered ? 'Delivered' : 'NotDelivered', f.delivered ? {} : { reason: 'RecipientUnreachable' });
+    if (!f.delivered) return;
+    if (f.read) await report('Read', {});
+    await this.#recipient(m, f.plan, f.random, (text, intent) => {
+      const c = this.#deps.contract;
+      const url = c.channelUrls[m.channel]?.inboundUrl ?? c.inboundUrl;
+      if (url === undefined) {
+        engine.unroutable('inbound');
+        return undefined;
+      }
+      const payload = { ...echo, MessageId: randomUUID(), From: m.recipient, To: m.sender, Message: { text } };
+      return this.#contractCallback(m, 'inbound', url, payload, { text, intent });
+    });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The contract's callbacks, signed with Standard Webhooks v1 by the channel's `signingSecret` (the same secrets the
+ * relay signs its sends with; several separated by whitespace during a rotation), verified with src/providers'
+ * `verifyWebhook` over the raw body: missing headers or no matching signature → 403, a timestamp more than 5 min
+ * from now → 401. A replayed `webhook-id` within the tolerance is answered the same and records nothing twice: the
+ * interaction's MessageId is the same (activity or RequestId + response type), so the bus drops the repeat.
+ *
+ * - `POST /callbacks/:channel/contract/reports`: `{RequestId, MessageId?, Status, StatusDetails?, OrganizationId?}`
+ *   with Status `Delivered`, `NotDelivered` or `Read`. Correlation: a `RequestId` that opens as a context token, else
+ *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing), else, on a real-time channel,
+ *   the RequestId itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
+ * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text} | "text", MessageId?, OrganizationId?}`: a
+ *   reply (on a real-time channel: `msdyn_D365ChannelsInbound`, keyed by MessageId, else the webhook-id).
+ * Answers: 204.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Channel } from '../../channels/index.js';
+import { verifyWebhook } from '../../providers/index.js';
+import type { SendContext } from '../messages.js';
+import { contextFromActivityRow } from './activity.js';
+import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
+import type { CallbackService } from './service.js';
+import { openContext } from './token.js';
+
+type Json = Record<string, unknown>;
+
+/** The channel and the parsed, verified body, or the refusal. */
+function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; body: Json; webhookId: string } | { refused: RouteResult } {
+  const channel = routeChannel(request, service, 'contract');
+  if (channel === undefined || channel.provider.type !== 'contract') return { refused: refusal('unknown-channel') };
+  const raw = rawBody(request);
+  const check = verifyWebhook(raw, request.headers, { secrets: channel.provider.signingSecret.split(/\s+/).filter((x) => x !== ''), nowMs: service.now() });
+  if (!check.ok) {
+    service.log.warn('contract callback refused', { channel: channel.name, reason: check.reason });
+    const stale = check.reason === 'timestamp-too-old' || check.reason === 'timestamp-too-new' || check.reason === 'invalid-timestamp';
+    return { refused: refusal(stale ? 'stale' : 'forbidden') };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    return { refused: refusal('bad-request') };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { refused: refusal('bad-request') };
+  return { channel, body: body as Json, webhookId: check.id };
+}
+
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/** The context of a report: token, activity, or real-time RequestId; undefined when none fits. */
+async function reportContext(service: CallbackService, channel: Channel, body: Json, requestId: string): Promise<SendContext | undefined> {
+  const opened = openContext(requestId, service.keys);
+  if (opened.ok) return opened.channel === channel.name ? opened.context : undefined;
+  if (channel.tile !== undefined) {
+    const row = await service.directory.activityByActivityId(requestId, service.signal());
+    const context = row === undefined ? undefined : contextFromActivityRow(row);
+    if (context !== undefined) return context;
+  }
+  if (channel.channelDefinitionId !== undefined) {
+    const organizationId = text(body['OrganizationId']) ?? channel.callbacks?.organizationId;
+    if (organizationId === undefined) return undefined;
+    return { kind: 'realtime', channelDefinitionId: channel.channelDefinitionId, requestId, from: channel.sender, organizationId };
+  }
+  return undefined;
+}
+
+async function reports(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
+  const v = verified(request, service);
+  if ('refused' in v) return v.refused;
+  const { channel, body } = v;
+  const requestId = text(body['RequestId']);
+  const status = text(body['Status']);
+  if (requestId === undefined || status === undefined) return refusal('bad-request');
+  const log = service.log.child({ channel: channel.name, requestId, status });
+  const context = await reportContext(service, channel, body, requestId);
+  if (context === undefined) {
+    log.warn('contract report that matches no message of this channel: not recorded');
+    return { outcome: 'ignored', status: 204 };
+  }
+  let responseType: string | undefined;
+  if (context.kind === 'realtime') responseType = status === 'Delivered' || status === 'NotDelivered' ? status : undefined;
+  else if (status === 'Delivered') responseType = channel.callbacks?.deliveredResponseType;
+  else if (status === 'NotDelivered') responseType = channel.failureResponseType;
+  else if (status === 'Read') responseType = channel.callbacks?.openedResponseType;
+  if (responseType === undefined) {
+    log.info('contract report with no response type on this channel: not recorded');
+    return { outcome: 'ignored', status: 204 };
+  }
+  const messageId = text(body['MessageId']);
+  const details = body['StatusDetails'];
+  const failure = status === 'NotDelivered';
+  await service.record({
+    context,
+    responseType,
+    channel: channel.name,
+    ...(messageId ? { providerMessageId: messageId } : {}),
+    ...(failure ? { detail: { message: typeof details === 'object' && details !== null ? JSON.stringify(details).slice(0, 500) : 'NotDelivered' } } : {}),
+  });
+  log.info('contract report recorded', { responseType });
+  return { outcome: 'recorded', status: 204 };
+}
+
+async function inbound(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
+  const v = verified(request, service);
+  if ('refused' in v) return v.refused;
+  const { channel, body, webhookId } = v;
+  const from = text(body['From']);
+  const message = body['Message'];
+  const messageText = typeof message === 'string' ? message : typeof message === 'object' && message !== null ? text((message as Json)['text']) : undefined;
+  if (from === undefined || messageText === undefined) return refusal('bad-request');
+  const log = service.log.child({ channel: channel.name, route: 'contract-inbound' });
+  const to = text(body['To']);
+  const organizationId = text(body['OrganizationId']);
+  const outcome = await service.reply(
+    channel,
+    { address: from, text: messageText, replyId: text(body['MessageId']) ?? webhookId, ...(to ? { to } : {}), ...(organizationId ? { organizationId } : {}) },
+    log,
+  );
+  return { outcome, status: 204 };
+}
+
+export function registerContract(app: FastifyInstance, service: CallbackService): void {
+  addRoute(app, service, 'POST', '/callbacks/:channel/contract/reports', 'contract-reports', reports);
+  addRoute(app, service, 'POST', '/callbacks/:channel/contract/inbound', 'contract-inbound', inbound);
+}

@@ -1,0 +1,14 @@
+/**
+ * The callbacks service (the feedback path): provider delivery reports, inbound replies and tracked-link clicks,
+ * verified, correlated without a lookup table, and turned into interactions on `interactions`, compliance changes in
+ * Dataverse and confirmations on `outbound`.
+ */
+export { CallbacksStage, CALLBACKS_STAGE_DEFAULTS, type CallbacksStageOptions } from './stage.js';
+export { createCallbacksServer, type CallbacksServer } from './server.js';
+export { CALLBACKS_DEFAULTS, REFUSALS, type CallbacksDeps, type CallbackChannels, type CallbackOutcome, type CallbackRoute, type InboundReply } from './service.js';
+export { createCallbackDirectory, type CallbackDirectory, type DirectoryClient, type DirectoryOptions, type FoundContact } from './directory.js';
+export { contextFromActivityRow } from './activity.js';
+export { matchReply, firstWord, type ReplyIntent, type ReplyWords } from './keywords.js';
+export { twilioSignature, verifyTwilioSignature, responseTypeOfStatus, EMPTY_TWIML } from './twilio.js';
+export { verifySecretToken } from './telegram.js';
+export { sealContext, openContext, sealLink, openLink, parseCallbackKeys, type CallbackKeys, type CallbackKey } from './token.js';

@@ -1,0 +1,63 @@
+/**
+ * The callbacks service as a fastify app (not listening: `CallbacksStage` listens; tests use `inject`).
+ *
+ * Routes: `POST /callbacks/:channel/twilio/status?t=<token>`, `POST /callbacks/:channel/twilio/inbound`,
+ * `POST /callbacks/:channel/telegram`, `POST /callbacks/:channel/contract/reports`,
+ * `POST /callbacks/:channel/contract/inbound`, `GET /l/:code`, and `GET /healthz`, `GET /readyz`.
+ * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above); another method
+ * → 405; an unknown path or channel (or one without `callbacks`, or of another provider) → 404. Refusals have fixed
+ * bodies; nothing about a contact, a token or a secret is echoed or logged.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { registerContract } from './contract.js';
+import { registerOpens } from './opens.js';
+import { send } from './routes.js';
+import { CallbackService, type CallbacksDeps } from './service.js';
+import { registerTelegram } from './telegram.js';
+import { registerTwilio } from './twilio.js';
+
+export interface CallbacksServer {
+  readonly app: FastifyInstance;
+  readonly service: CallbackService;
+  /** Readiness: false once told to stop (the load balancer takes it out). */
+  setReady(ready: boolean): void;
+}
+
+/** Builds the app; throws `TypeError` for missing or bad dependencies. */
+export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
+  const service = new CallbackService(deps);
+  let ready = true;
+  const app = Fastify({ logger: false, bodyLimit: service.bodyLimitBytes, return503OnClosing: true });
+  // One parser for every content type: the raw text, for the signature checks; each route parses its own format.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const route = 'other' as const;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
+      service.count(route, 'too-large');
+      service.log.warn('request body above the limit', { limit: service.bodyLimitBytes, path: request.routeOptions.url });
+      return send(reply, { outcome: 'too-large' });
+    }
+    const status = err.statusCode ?? 500;
+    service.count(route, status >= 500 ? 'error' : 'bad-request');
+    if (status >= 500) service.failed(service.log, 'request', err);
+    return send(reply, { outcome: status >= 500 ? 'error' : 'bad-request' });
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    service.count('other', 'not-found');
+    return send(reply, { outcome: 'not-found' });
+  });
+
+  app.get('/healthz', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const checks = [{ name: 'callbacks accepting', ok: ready, ...(ready ? {} : { detail: 'shutting down' }) }, ...service.readiness()];
+    const ok = checks.every((c) => c.ok);
+    return reply.code(ok ? 200 : 503).header('cache-control', 'no-store').send({ status: ok ? 'ready' : 'not ready', checks });
+  });
+  registerTwilio(app, service);
+  registerTelegram(app, service);
+  registerContract(app, service);
+  registerOpens(app, service);
+  return { app, service, setReady: (r) => void (ready = r) };
+}

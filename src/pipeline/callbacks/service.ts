@@ -1,0 +1,250 @@
+/**
+ * What every route of the callbacks service shares: its dependencies (`CallbacksDeps`, validated once), the
+ * outcome counter, the refusals (fixed bodies that say nothing about a contact or a secret), recording an
+ * interaction through `interactions`, and handling a reply (opt-out, opt-in, keyword).
+ */
+import type { Registry } from 'prom-client';
+import type { Channel } from '../../channels/index.js';
+import { errorMessage } from '../../errors.js';
+import { sharedCounter } from '../../health/index.js';
+import type { ReadinessCheck } from '../../health/index.js';
+import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
+import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
+import type { InteractionSender, OutboundSender } from '../ports.js';
+import { findSender, latestActivity } from './attribution.js';
+import type { CallbackDirectory } from './directory.js';
+import { matchReply } from './keywords.js';
+import { linkAt } from './links.js';
+import type { CallbackKeys } from './token.js';
+
+/** The channels the service serves (a `ChannelRegistry` fits). */
+export interface CallbackChannels {
+  byName(name: string): Channel | undefined;
+  all(): readonly Channel[];
+}
+
+export interface CallbacksDeps {
+  channels: CallbackChannels;
+  /** The keys that open context tokens and link codes (`parseCallbackKeys`). */
+  keys: CallbackKeys;
+  /** Where interactions go (the recorder writes them). */
+  interactions: InteractionSender;
+  /** Where opt-out/opt-in confirmations go (dispatch sends them). */
+  outbound: OutboundSender;
+  /** Dataverse: contacts by address, activities, message records, the compliance field. */
+  directory: CallbackDirectory;
+  /** Finds link `index` of a message record's text, as the send path numbered them. @defaultValue links.ts `linkAt` */
+  linkAt?: (text: string, index: number) => string | undefined;
+  /** @defaultValue silentLogger() */
+  log?: Logger;
+  /** Counts requests by route and outcome (`channel_relay_callbacks_received_total`). @defaultValue none */
+  registry?: Registry;
+  /** Largest request body read; above it 413. @defaultValue 65536 */
+  bodyLimitBytes?: number;
+  /** Timeout of each Dataverse read/write and queue send made for a request. @defaultValue 10000 */
+  callTimeoutMs?: number;
+  /** Extra readiness checks for `/readyz` (the relay's). @defaultValue none */
+  readiness?: () => ReadinessCheck[];
+  /** Clock (ms). @defaultValue Date.now */
+  now?: () => number;
+}
+
+export const CALLBACKS_DEFAULTS = { bodyLimitBytes: 65_536, callTimeoutMs: 10_000 } as const;
+
+/** The routes, as counted. */
+export type CallbackRoute = 'twilio-status' | 'twilio-inbound' | 'telegram' | 'contract-reports' | 'contract-inbound' | 'link' | 'other';
+
+/** How a request ended, as counted. */
+export type CallbackOutcome =
+  | 'recorded'
+  | 'ignored'
+  | 'opted-out'
+  | 'opted-in'
+  | 'unknown-sender'
+  | 'no-activity'
+  | 'redirected'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'stale'
+  | 'bad-token'
+  | 'bad-request'
+  | 'unknown-channel'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'too-large'
+  | 'unavailable'
+  | 'error';
+
+/** The HTTP status of each refusal and its fixed body: nothing about the contact, the token or the secret. */
+export const REFUSALS = {
+  'bad-request': { status: 400, error: 'bad request' },
+  'bad-token': { status: 400, error: 'bad request' },
+  unauthorized: { status: 401, error: 'unauthorized' },
+  stale: { status: 401, error: 'unauthorized' },
+  forbidden: { status: 403, error: 'forbidden' },
+  'unknown-channel': { status: 404, error: 'not found' },
+  'not-found': { status: 404, error: 'not found' },
+  'method-not-allowed': { status: 405, error: 'method not allowed' },
+  'too-large': { status: 413, error: 'payload too large' },
+  unavailable: { status: 503, error: 'unavailable' },
+  error: { status: 500, error: 'internal error' },
+} as const satisfies Partial<Record<CallbackOutcome, { status: number; error: string }>>;
+export type Refusal = keyof typeof REFUSALS;
+
+/** A reply received on a channel. */
+export interface InboundReply {
+  /** The sender's address as the provider gives it (phone number, chat id). */
+  address: string;
+  text: string;
+  /** The provider's id of the reply (MessageSid, update_id, webhook-id): confirmations are keyed by it. */
+  replyId: string;
+  /** The address it was written to, when the provider says (real-time inbound). @defaultValue the channel's sender */
+  to?: string;
+  /** Real-time journeys: the OrganizationId the provider gave, if any. @defaultValue the channel's `callbacks.organizationId` */
+  organizationId?: string;
+}
+
+/** What the route modules use. */
+export class CallbackService {
+  readonly channels: CallbackChannels;
+  readonly keys: CallbackKeys;
+  readonly directory: CallbackDirectory;
+  readonly linkAt: (text: string, index: number) => string | undefined;
+  readonly log: Logger;
+  readonly bodyLimitBytes: number;
+  readonly callTimeoutMs: number;
+  readonly now: () => number;
+  readonly readiness: () => ReadinessCheck[];
+  readonly #interactions: InteractionSender;
+  readonly #outbound: OutboundSender;
+  readonly #received: ReturnType<typeof sharedCounter<'route' | 'outcome'>> | undefined;
+
+  constructor(deps: CallbacksDeps) {
+    for (const key of ['channels', 'keys', 'interactions', 'outbound', 'directory'] as const) {
+      if (deps[key] === undefined || deps[key] === null) throw new TypeError(`createCallbacksServer: '${key}' is required`);
+    }
+    const bodyLimitBytes = deps.bodyLimitBytes ?? CALLBACKS_DEFAULTS.bodyLimitBytes;
+    if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1) throw new TypeError(`createCallbacksServer: bodyLimitBytes must be a positive integer, found ${String(deps.bodyLimitBytes)}`);
+    const callTimeoutMs = deps.callTimeoutMs ?? CALLBACKS_DEFAULTS.callTimeoutMs;
+    if (!(callTimeoutMs > 0)) throw new TypeError(`createCallbacksServer: callTimeoutMs must be > 0, found ${String(deps.callTimeoutMs)}`);
+    this.channels = deps.channels;
+    this.keys = deps.keys;
+    this.directory = deps.directory;
+    this.linkAt = deps.linkAt ?? linkAt;
+    this.log = areaLogger(deps.log ?? silentLogger(), 'callbacks');
+    this.bodyLimitBytes = bodyLimitBytes;
+    this.callTimeoutMs = callTimeoutMs;
+    this.now = deps.now ?? Date.now;
+    this.readiness = deps.readiness ?? (() => []);
+    this.#interactions = deps.interactions;
+    this.#outbound = deps.outbound;
+    this.#received = deps.registry
+      ? sharedCounter(deps.registry, 'channel_relay_callbacks_received_total', 'Callback requests received, by route and outcome.', ['route', 'outcome'])
+      : undefined;
+  }
+
+  count(route: CallbackRoute, outcome: CallbackOutcome): void {
+    this.#received?.inc({ route, outcome });
+  }
+
+  /** A signal that ends after `callTimeoutMs`. */
+  signal(): AbortSignal {
+    return AbortSignal.timeout(this.callTimeoutMs);
+  }
+
+  /**
+   * Sends one interaction to `interactions` with the MessageId `interactionMessageId` (activity + response type
+   * (+ keyword)): a repeat within the bus's duplicate-detection window is dropped by the bus.
+   */
+  async record(message: Omit<InteractionMessage, 'v' | 'occurredAt'> & { occurredAt?: number }): Promise<void> {
+    const body: InteractionMessage = { v: MESSAGE_VERSION, occurredAt: this.now(), ...message };
+    await this.#interactions.send([{ body, messageId: interactionMessageId(body) }], this.signal());
+  }
+
+  /**
+   * A reply: opt-out or opt-in (the compliance field set or cleared, one confirmation through `outbound`), a keyword
+   * (the tile's custom response type with the TriggerKeyword, on the contact's most recent activity on the channel),
+   * or nothing. An unknown (or ambiguous) sender is acknowledged and nothing is recorded.
+   */
+  async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
+    const callbacks = channel.callbacks;
+    if (callbacks === undefined) return 'ignored';
+    if (channel.tile === undefined && channel.channelDefinitionId !== undefined) return this.realtimeInbound(channel, reply, log);
+    const intent = matchReply(reply.text, callbacks);
+    const masked = maskDigits(reply.address);
+    if (intent.kind === 'none') {
+      log.info('reply matches no keyword: not recorded', { sender: masked });
+      return 'ignored';
+    }
+    const tile = channel.tile;
+    const compliance = tile?.complianceField;
+    const sender = await findSender(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
+    if (sender.kind !== 'contact') {
+      log.info(sender.kind === 'unknown' ? 'reply from an address no contact holds: not recorded' : 'reply from an address several contacts hold: not recorded', { sender: masked, intent: intent.kind });
+      return 'unknown-sender';
+    }
+    const contactId = sender.contactId;
+    if (intent.kind === 'opt-out' || intent.kind === 'opt-in') {
+      const optOut = intent.kind === 'opt-out';
+      if (compliance === undefined) {
+        log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', { contactId, word: intent.word });
+        return 'ignored';
+      }
+      // The PATCH is idempotent, so a repeated reply sets the same value again.
+      await this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal());
+      const text = optOut ? callbacks.optOutConfirmation : callbacks.optInConfirmation;
+      if (text !== '') await this.confirm(channel, reply, text, optOut ? 'opt-out' : 'opt-in');
+      log.info(optOut ? 'contact opted out' : 'contact opted in', { contactId, word: intent.word, field: compliance });
+      return optOut ? 'opted-out' : 'opted-in';
+    }
+    const responseType = tile?.customResponseType;
+    if (tile === undefined || responseType === undefined) {
+      log.info('keyword reply on a channel whose tile has no custom response type: not recorded', { contactId, keyword: intent.keyword });
+      return 'ignored';
+    }
+    const context = await latestActivity(this.directory, channel, contactId, this.signal());
+    if (context === undefined) {
+      log.info('keyword reply from a contact with no activity on the channel: not recorded', { contactId, keyword: intent.keyword });
+      return 'no-activity';
+    }
+    await this.record({ context, responseType, triggerKeyword: intent.keyword, channel: channel.name, providerMessageId: reply.replyId });
+    log.info('keyword reply recorded', { contactId, activityId: context.activityId, keyword: intent.keyword });
+    return 'recorded';
+  }
+
+  /**
+   * A reply on a real-time journeys channel (no tile): every message, opt-out words included, goes to
+   * `msdyn_D365ChannelsInbound` (Customer Insights handles keywords and consent there), keyed by the provider's id.
+   */
+  async realtimeInbound(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
+    const organizationId = reply.organizationId ?? channel.callbacks?.organizationId;
+    if (channel.channelDefinitionId === undefined || organizationId === undefined) {
+      log.warn('real-time inbound message without an OrganizationId (set callbacks.organizationId): not recorded');
+      return 'ignored';
+    }
+    await this.record({
+      context: { kind: 'realtime', channelDefinitionId: channel.channelDefinitionId, requestId: reply.replyId, from: reply.address, organizationId },
+      responseType: INBOUND_RESPONSE_TYPE,
+      channel: channel.name,
+      providerMessageId: reply.replyId,
+      inbound: { to: reply.to ?? channel.sender, text: reply.text },
+    });
+    log.info('real-time inbound message recorded', { requestId: reply.replyId });
+    return 'recorded';
+  }
+
+  /** The automated confirmation, keyed by the reply's id so that a repeated reply sends it once (duplicate detection). */
+  async confirm(channel: Channel, reply: InboundReply, text: string, what: 'opt-out' | 'opt-in'): Promise<void> {
+    const key = `${channel.name}:${what}:${reply.replyId}`.slice(0, 128);
+    const body: OutboundMessage = { v: MESSAGE_VERSION, key, channel: channel.name, to: reply.address, text, purpose: 'confirmation', acceptedAt: this.now() };
+    await this.#outbound.send([{ body, messageId: key, sessionId: channel.senderKey }], this.signal());
+  }
+
+  /**
+   * Logs a failure of a request's work. The logger masks phone numbers; a chat id (a bare number, e.g. inside a
+   * Dataverse error that quotes the filter) is masked here too.
+   */
+  failed(log: Logger, what: string, err: unknown): void {
+    log.error(`${what} failed`, { error: errorMessage(err).replace(/(?<![\w-])\d{6,}(?![\w-])/g, (m) => maskDigits(m)) });
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The secrets a channel's callbacks accept, read in one place from its resolved `callbacks` block (src/channels
+ * fills in the defaults and reads the secrets from the environment): two at once while a secret is rotated.
+ */
+import type { Channel, ChannelCallbacks } from '../../channels/index.js';
+
+/** What the callbacks service uses of a channel beyond its `callbacks` block. */
+export interface CallbackSettings {
+  readonly callbacks: ChannelCallbacks;
+  /** Twilio auth tokens accepted for signatures: the channel's, and `previousAuthToken` while rotating. */
+  readonly twilioAuthTokens: readonly string[];
+  /** Telegram secret tokens accepted (`webhookSecretToken`: one, or two separated by a space while rotating); empty: every update refused. */
+  readonly telegramSecretTokens: readonly string[];
+}
+
+const cache = new WeakMap<Channel, CallbackSettings>();
+
+/** The channel's callback settings (computed once per channel object); undefined when the channel has no `callbacks` block. */
+export function callbackSettings(channel: Channel): CallbackSettings | undefined {
+  const callbacks = channel.callbacks;
+  if (callbacks === undefined) return undefined;
+  let s = cache.get(channel);
+  if (s !== undefined) return s;
+  const nonEmpty = (list: Array<string | undefined>): string[] => list.filter((t): t is string => typeof t === 'string' && t !== '');
+  s = {
+    callbacks,
+    twilioAuthTokens: channel.provider.type === 'twilio' ? nonEmpty([channel.provider.authToken, callbacks.previousAuthToken]) : [],
+    telegramSecretTokens: nonEmpty((callbacks.webhookSecretToken ?? '').split(/\s+/)),
+  };
+  cache.set(channel, s);
+  return s;
+}
+
+/** The URL the provider called, as it signed it: the channel's public base URL and the request's path and query. */
+export function publicUrl(settings: CallbackSettings, requestUrl: string): string {
+  return `${settings.callbacks.publicBaseUrl.replace(/\/+$/, '')}${requestUrl}`;
+}

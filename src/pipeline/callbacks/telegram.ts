@@ -1,0 +1,63 @@
+/**
+ * Telegram: webhook updates (`POST /callbacks/:channel/telegram`) carrying `X-Telegram-Bot-Api-Secret-Token`, the
+ * `secret_token` given to setWebhook (the channel's `callbacks.webhookSecretToken`; during a rotation also
+ * `previousWebhookSecretToken`). Missing → 401, wrong → 403. A text message is a reply from its chat id (the
+ * contact's address field holds the chat id); any other update is acknowledged and ignored. Answer: 200.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
+import type { CallbackService } from './service.js';
+import { callbackSettings } from './settings.js';
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/** Whether `given` equals one of `accepted` (constant-time over digests, so lengths are not compared). */
+export function verifySecretToken(given: string, accepted: readonly string[]): boolean {
+  const g = digest(given);
+  let ok = false;
+  for (const token of accepted) if (timingSafeEqual(g, digest(token))) ok = true;
+  return ok;
+}
+
+interface TelegramUpdate {
+  update_id?: unknown;
+  message?: { message_id?: unknown; text?: unknown; chat?: { id?: unknown } };
+}
+
+async function update(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
+  const channel = routeChannel(request, service, 'telegram');
+  const settings = channel === undefined ? undefined : callbackSettings(channel);
+  if (channel === undefined || settings === undefined) return refusal('unknown-channel');
+  const header = request.headers['x-telegram-bot-api-secret-token'];
+  if (typeof header !== 'string' || header === '') {
+    service.log.warn('telegram update refused: no secret token', { channel: channel.name });
+    return refusal('unauthorized');
+  }
+  if (settings.telegramSecretTokens.length === 0 || !verifySecretToken(header, settings.telegramSecretTokens)) {
+    service.log.warn('telegram update refused: secret token not matching', { channel: channel.name, configured: settings.telegramSecretTokens.length > 0 });
+    return refusal('forbidden');
+  }
+  let body: TelegramUpdate;
+  try {
+    body = JSON.parse(rawBody(request)) as TelegramUpdate;
+  } catch {
+    return refusal('bad-request');
+  }
+  if (typeof body !== 'object' || body === null || typeof body.update_id !== 'number') return refusal('bad-request');
+  const message = body.message;
+  const chatId = message?.chat?.id;
+  if (message === undefined || typeof message.text !== 'string' || (typeof chatId !== 'number' && typeof chatId !== 'string')) {
+    return { outcome: 'ignored', status: 200 };
+  }
+  const outcome = await service.reply(
+    channel,
+    { address: String(chatId), text: message.text, replyId: `tg${body.update_id}` },
+    service.log.child({ channel: channel.name, route: 'telegram' }),
+  );
+  return { outcome, status: 200 };
+}
+
+export function registerTelegram(app: FastifyInstance, service: CallbackService): void {
+  addRoute(app, service, 'POST', '/callbacks/:channel/telegram', 'telegram', update);
+}

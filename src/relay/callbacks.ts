@@ -1,0 +1,92 @@
+/**
+ * Wiring of the callbacks stage on the real clients: its queue senders (`interactions`, `outbound`), its Dataverse
+ * directory (through the identity's governor, with `dataverse.timeoutMs`), its keys (`callbacks.signingKeys`), and
+ * the server listening on `callbacks.host:callbacks.port`. Used by `startRelay`.
+ */
+import type { ServiceBusClient } from '@azure/service-bus';
+import type { DynamicsWebApi } from 'dynamics-web-api';
+import type { Registry } from 'prom-client';
+import type { ChannelRegistry } from '../channels/index.js';
+import type { RelayConfig } from '../config/index.js';
+import { createDataverseReads, type Governor } from '../dataverse/index.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import type { ReadinessCheck } from '../health/index.js';
+import type { Closer } from '../lifecycle.js';
+import type { Logger } from '../log.js';
+import { CallbacksStage, createCallbackDirectory, type CallbackKeys } from '../pipeline/callbacks/index.js';
+import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
+import { createQueueSender } from '../servicebus/index.js';
+
+export interface CallbacksWiring {
+  bus: ServiceBusClient;
+  dataverse: DynamicsWebApi;
+  governor: Governor;
+  /** `callbackKeysFor(config, channels)`. */
+  keys: CallbackKeys | undefined;
+  config: RelayConfig;
+  channels: ChannelRegistry;
+  log: Logger;
+  registry?: Registry;
+  /** Where the senders and the server are closed (the server first: added last). */
+  closer: Closer;
+}
+
+export interface StartedCallbacks {
+  stage: CallbacksStage;
+  /** The readiness check: listening and not stopping. */
+  check(stopping: boolean): ReadinessCheck;
+  /** Why the server could not listen, once it failed; undefined otherwise. */
+  failed(): string | undefined;
+}
+
+/** Builds the stage and starts listening (in the background: a failure shows in `check` and `failed`). Throws `ConfigError` without signing keys. */
+export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
+  const keys = w.keys;
+  if (keys === undefined) {
+    throw new ConfigError('ConfigInvalid', [
+      { source: 'configuration', path: 'callbacks.signingKeys', expected: 'the callback signing keys (set CALLBACK_SIGNING_KEYS) for the callbacks stage', found: 'nothing' },
+    ]);
+  }
+  const counting = w.registry ? { metrics: w.registry } : {};
+  const queues = w.config.serviceBus.queues;
+  const interactions = createQueueSender<InteractionMessage>(w.bus, queues.interactions, { log: w.log, ...counting });
+  w.closer.add('callbacks interactions sender', interactions);
+  const outbound = createQueueSender<OutboundMessage>(w.bus, queues.outbound, { log: w.log, ...counting });
+  w.closer.add('callbacks outbound sender', outbound);
+  const reads = createDataverseReads(w.dataverse, { governor: w.governor });
+  const timeoutMs = w.config.dataverse.timeoutMs;
+  const directory = createCallbackDirectory({
+    client: w.dataverse,
+    run: (call, signal, operation) => w.governor.run((s) => call(s), { signal, operation, timeoutMs }),
+    messageRecord: reads.messageRecord,
+  });
+  const stage = new CallbacksStage({
+    channels: w.channels,
+    keys,
+    interactions,
+    outbound,
+    directory,
+    log: w.log,
+    ...(w.registry ? { registry: w.registry } : {}),
+    bodyLimitBytes: w.config.callbacks.bodyLimitBytes,
+    callTimeoutMs: timeoutMs,
+    host: w.config.callbacks.host,
+    port: w.config.callbacks.port,
+  });
+  w.closer.add('callbacks server', () => stage.close());
+  let failure: string | undefined;
+  stage.start().catch((err: unknown) => {
+    failure = `cannot listen on ${w.config.callbacks.host}:${w.config.callbacks.port} (callbacks.port / CALLBACKS_PORT): ${errorMessage(err)}`;
+    w.log.error('callbacks server failed to start', { error: failure });
+  });
+  return {
+    stage,
+    failed: () => failure,
+    check: (stopping) => {
+      const name = 'callbacks server';
+      if (stopping) return { name, ok: false, detail: 'shutting down' };
+      if (failure !== undefined) return { name, ok: false, detail: failure };
+      return stage.listening ? { name, ok: true } : { name, ok: false, detail: 'starting' };
+    },
+  };
+}

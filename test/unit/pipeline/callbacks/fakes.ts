@@ -1,0 +1,204 @@
+/** Channels, keys, a Dataverse directory and queue senders for the callbacks service's unit tests. */
+import { randomBytes } from 'node:crypto';
+import { Registry } from 'prom-client';
+import type { Channel, ChannelCallbacks } from '../../../../src/channels/index.js';
+import { createLogger, type Logger } from '../../../../src/log.js';
+import type { CallbackDirectory, CallbackKeys, CallbacksDeps } from '../../../../src/pipeline/callbacks/index.js';
+import type { InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
+import { CaptureStream } from '../../../helpers/capture.js';
+
+export const PUBLIC_BASE = 'https://relay.example.com';
+export const AUTH_TOKEN = 'twilio-auth-token-current-0001';
+export const OLD_AUTH_TOKEN = 'twilio-auth-token-previous-002';
+export const TG_SECRET = 'tg-secret-new-AAAA';
+export const TG_OLD_SECRET = 'tg-secret-old-BBBB';
+export const WHSEC_NEW = `whsec_${randomBytes(32).toString('base64')}`;
+export const WHSEC_OLD = `whsec_${randomBytes(32).toString('base64')}`;
+export const PHONE = '+15551234567';
+export const CHAT_ID = '987654321';
+export const CONTACT = '11111111-2222-4333-8444-555555555555';
+
+export const KEYS: CallbackKeys = {
+  sign: { id: 'k2', secret: randomBytes(32) },
+  verify: [],
+};
+KEYS.verify.push(KEYS.sign, { id: 'k1', secret: randomBytes(32) });
+/** Keys no longer accepted (a rotated-out key). */
+export const OLD_KEYS: CallbackKeys = { sign: { id: 'k0', secret: randomBytes(32) }, verify: [] };
+/** The second verify key as the signing key: a token from before a rotation. */
+export const ROTATED_KEYS: CallbackKeys = { sign: KEYS.verify[1]!, verify: [KEYS.verify[1]!] };
+
+export function context(n = 1): MarketingContext {
+  const id = (p: string): string => `${p}${String(n).padStart(6, '0')}-0000-4000-8000-000000000000`;
+  return {
+    kind: 'marketing',
+    activityId: id('a1'),
+    activityRowId: id('b1'),
+    contactId: CONTACT,
+    journeyId: id('c1'),
+    iterationId: id('d1'),
+    entityType: 'sample_sms',
+    entityId: id('e1'),
+  };
+}
+
+/** The activity row of `context` as the Web API returns it. */
+export function activityRow(c: MarketingContext): Row {
+  return {
+    msdyncrm_customerjourneycustomchannelactivityid: c.activityRowId,
+    msdyncrm_activityid: c.activityId,
+    msdyncrm_entitytype: c.entityType,
+    msdyncrm_entityid: c.entityId,
+    _msdyncrm_contact_value: c.contactId,
+    _msdyncrm_customerjourney_value: c.journeyId,
+    _msdyncrm_customerjourneyiteration_value: c.iterationId,
+  };
+}
+
+const callbacks = (extra: Partial<ChannelCallbacks> = {}): ChannelCallbacks => ({
+  publicBaseUrl: PUBLIC_BASE,
+  trackLinks: true,
+  keywords: { YES: 'YES', INFO: 'INFO' },
+  optOutWords: ['STOP', 'UNSUBSCRIBE'],
+  optInWords: ['START'],
+  optOutConfirmation: 'You are unsubscribed.',
+  optInConfirmation: 'You are subscribed.',
+  deliveredResponseType: 'delivered',
+  openedResponseType: 'opened',
+  ...extra,
+});
+
+const tile = (entityType: string): NonNullable<Channel['tile']> => ({
+  file: 'tile.xml',
+  entityType,
+  entitySetName: `${entityType}es`,
+  complianceField: 'sample_optout',
+  responseTypes: ['sent', 'delivered', 'failed', 'opened', 'keyword'].map((id) => ({ id, custom: id === 'keyword', labels: {} })),
+  customResponseType: 'keyword',
+  labels: {},
+});
+
+const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
+
+export const SMS: Channel = {
+  ...base,
+  name: 'sms',
+  tile: tile('sample_sms'),
+  provider: { type: 'twilio', accountSid: 'AC0001', authToken: AUTH_TOKEN },
+  sender: '+15550000000',
+  senderKey: 'twilio:+15550000000',
+  addressField: 'mobilephone',
+  failureResponseType: 'failed',
+  callbacks: callbacks({ previousAuthToken: OLD_AUTH_TOKEN }),
+};
+export const TG: Channel = {
+  ...base,
+  name: 'tg',
+  tile: tile('sample_sms'),
+  provider: { type: 'telegram', botToken: '123456:abc' },
+  sender: 'relaybot',
+  senderKey: 'telegram:relaybot',
+  addressField: 'sample_chatid',
+  callbacks: callbacks({ webhookSecretToken: `${TG_SECRET} ${TG_OLD_SECRET}` }),
+};
+export const CT: Channel = {
+  ...base,
+  name: 'ct',
+  tile: tile('sample_sms'),
+  provider: { type: 'contract', url: 'https://provider.example.com/send', signingSecret: `${WHSEC_NEW} ${WHSEC_OLD}` },
+  sender: 'ct-sender',
+  senderKey: 'contract:ct-sender',
+  addressField: 'mobilephone',
+  failureResponseType: 'failed',
+  callbacks: callbacks(),
+};
+export const RT: Channel = {
+  ...base,
+  name: 'rt',
+  channelDefinitionId: 'f0000000-0000-4000-8000-000000000001',
+  provider: { type: 'contract', url: 'https://provider.example.com/send', signingSecret: WHSEC_NEW },
+  sender: 'rt-sender',
+  senderKey: 'contract:rt-sender',
+  addressField: 'mobilephone',
+  callbacks: callbacks({ organizationId: 'f0000000-0000-4000-8000-0000000000aa' }),
+};
+/** A channel without callbacks: nothing comes back from it. */
+export const QUIET: Channel = { ...base, name: 'quiet', provider: { type: 'twilio', accountSid: 'AC2', authToken: 'quiet-token' }, sender: '+15550000001', senderKey: 'twilio:+15550000001', addressField: 'mobilephone' };
+
+export const CHANNELS = [SMS, TG, CT, RT, QUIET];
+
+/** A recording queue sender. */
+export class FakeSender<T> implements QueueSender<T> {
+  readonly sent: Array<{ body: T; messageId: string; sessionId?: string }> = [];
+  failWith: Error | undefined;
+  async send(messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string }>): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.sent.push(...messages);
+  }
+  /** Messages as a bus with duplicate detection would keep them. */
+  kept(): Array<{ body: T; messageId: string; sessionId?: string }> {
+    const seen = new Set<string>();
+    return this.sent.filter((m) => !seen.has(m.messageId) && seen.add(m.messageId));
+  }
+}
+
+/** An in-memory Dataverse: contacts by address, activities newest first, message records, contact updates. */
+export class FakeDirectory implements CallbackDirectory {
+  contacts: Row[] = [{ contactid: CONTACT, mobilephone: PHONE, sample_chatid: CHAT_ID, sample_optout: false }];
+  /** Newest first. */
+  activities: Row[] = [activityRow(context(2)), activityRow(context(1))];
+  records = new Map<string, Row>([[context(1).entityId, { sample_text: 'Hi! See https://example.com/offer?x=1 and http://example.org/b' }], [context(2).entityId, { sample_text: 'Sale https://example.com/two' }]]);
+  updates: Array<{ contactId: string; values: Row }> = [];
+  async contactsByAddress(field: string, address: string): Promise<Array<{ contactId: string; row: Row }>> {
+    return this.contacts.filter((c) => c[field] === address).map((row) => ({ contactId: row['contactid'] as string, row }));
+  }
+  async latestActivities(contactId: string, entityType: string, top: number): Promise<Row[]> {
+    return this.activities.filter((a) => a['_msdyncrm_contact_value'] === contactId && a['msdyncrm_entitytype'] === entityType).slice(0, top);
+  }
+  async activityByActivityId(activityId: string): Promise<Row | undefined> {
+    return this.activities.find((a) => a['msdyncrm_activityid'] === activityId);
+  }
+  async messageRecord(_set: string, id: string): Promise<Row | undefined> {
+    return this.records.get(id);
+  }
+  async updateContact(contactId: string, values: Row): Promise<void> {
+    this.updates.push({ contactId, values });
+    const c = this.contacts.find((x) => x['contactid'] === contactId);
+    if (c) Object.assign(c, values);
+  }
+}
+
+export interface Harness {
+  deps: CallbacksDeps;
+  interactions: FakeSender<InteractionMessage>;
+  outbound: FakeSender<OutboundMessage>;
+  directory: FakeDirectory;
+  logs: CaptureStream;
+  log: Logger;
+  registry: Registry;
+}
+
+export function harness(overrides: Partial<CallbacksDeps> = {}): Harness {
+  const interactions = new FakeSender<InteractionMessage>();
+  const outbound = new FakeSender<OutboundMessage>();
+  const directory = new FakeDirectory();
+  const logs = new CaptureStream();
+  const log = createLogger({ level: 'debug', stream: logs, pretty: false });
+  const registry = new Registry();
+  const byName = new Map(CHANNELS.map((c) => [c.name, c]));
+  const deps: CallbacksDeps = {
+    channels: { byName: (n) => byName.get(n), all: () => CHANNELS },
+    keys: KEYS,
+    interactions,
+    outbound,
+    directory,
+    log,
+    registry,
+    bodyLimitBytes: 4096,
+    ...overrides,
+  };
+  return { deps, interactions, outbound, directory, logs, log, registry };
+}
+
+/** Every secret and personal value the tests use: none may appear in a log line or an error body. */
+export const NEVER_SHOWN = [AUTH_TOKEN, OLD_AUTH_TOKEN, TG_SECRET, TG_OLD_SECRET, WHSEC_NEW.slice(6), WHSEC_OLD.slice(6), PHONE, PHONE.slice(1), KEYS.sign.secret.toString('base64')];

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import type { FastifyInstance } from 'fastify';
+import { createCallbacksServer, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
+import { webhookHeaders } from '../../../../src/providers/index.js';
+import { CHAT_ID, context, harness, KEYS, NEVER_SHOWN, OLD_KEYS, PHONE, RT, TG_OLD_SECRET, TG_SECRET, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
+
+describe('callbacks: Telegram, contract, tracked links, health', () => {
+  let h: Harness;
+  let app: FastifyInstance;
+  beforeEach(() => {
+    h = harness();
+    app = createCallbacksServer(h.deps).app;
+  });
+  afterEach(async () => {
+    await app.close();
+    for (const secret of [...NEVER_SHOWN, CHAT_ID]) assert.ok(!h.logs.text.includes(secret), `a log line shows ${secret.slice(0, 4)}…`);
+  });
+  const nothingRecorded = (): void => assert.equal(h.interactions.sent.length + h.outbound.sent.length + h.directory.updates.length, 0);
+
+  describe('Telegram', () => {
+    const update = (text: string, secret: string | null = TG_SECRET, id = 1001) =>
+      app.inject({
+        method: 'POST',
+        url: '/callbacks/tg/telegram',
+        headers: { 'content-type': 'application/json', ...(secret === null ? {} : { 'x-telegram-bot-api-secret-token': secret }) },
+        payload: JSON.stringify({ update_id: id, message: { message_id: 5, date: 1, chat: { id: Number(CHAT_ID), type: 'private' }, text } }),
+      });
+
+    it('a keyword from a chat is recorded on the contact behind the chat id', async () => {
+      const res = await update('INFO');
+      assert.equal(res.statusCode, 200);
+      assert.equal(h.interactions.sent[0]?.body.triggerKeyword, 'INFO');
+      assert.equal(h.interactions.sent[0]?.body.channel, 'tg');
+    });
+    it('STOP opts out and confirms to the chat', async () => {
+      await update('STOP');
+      assert.equal(h.directory.contacts[0]!['sample_optout'], true);
+      assert.equal(h.outbound.sent[0]?.body.to, CHAT_ID);
+      assert.equal(h.outbound.sent[0]?.sessionId, 'telegram:relaybot');
+    });
+    it('a Dataverse failure quoting the chat id answers 503 and logs the id masked', async () => {
+      h.directory.contactsByAddress = async () => Promise.reject(new Error(`query failed: sample_chatid eq '${CHAT_ID}'`));
+      assert.equal((await update('INFO')).statusCode, 503);
+      assert.match(h.logs.text, /\*{5}4321/);
+    });
+    it('accepts the previous secret token while rotating', async () => {
+      assert.equal((await update('INFO', TG_OLD_SECRET)).statusCode, 200);
+      assert.equal(h.interactions.sent.length, 1);
+    });
+    it('no secret token → 401, a wrong one → 403, nothing recorded', async () => {
+      assert.equal((await update('STOP', null)).statusCode, 401);
+      assert.equal((await update('STOP', 'wrong-secret')).statusCode, 403);
+      nothingRecorded();
+    });
+    it('an update that is not a text message is acknowledged and ignored', async () => {
+      const res = await app.inject({ method: 'POST', url: '/callbacks/tg/telegram', headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': TG_SECRET }, payload: '{"update_id":7,"edited_message":{}}' });
+      assert.equal(res.statusCode, 200);
+      nothingRecorded();
+    });
+  });
+
+  describe('contract', () => {
+    const signed = (url: string, body: unknown, secret: string | string[] = WHSEC_NEW, id = 'msg_1', nowMs = Date.now()) => {
+      const payload = JSON.stringify(body);
+      return app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...webhookHeaders(secret, id, payload, nowMs) }, payload });
+    };
+    const token = sealContext(context(1), 'ct', KEYS);
+
+    it('a delivery report with a context token records delivered (204)', async () => {
+      const res = await signed('/callbacks/ct/contract/reports', { RequestId: token, MessageId: 'p-1', Status: 'Delivered' });
+      assert.equal(res.statusCode, 204);
+      assert.equal(h.interactions.sent[0]?.body.responseType, 'delivered');
+      assert.deepEqual(h.interactions.sent[0]?.body.context, context(1));
+    });
+    it('a report whose RequestId is the activity id is correlated through the activity row', async () => {
+      await signed('/callbacks/ct/contract/reports', { RequestId: context(2).activityId, Status: 'NotDelivered', StatusDetails: { reason: 'handset off' } });
+      assert.equal(h.interactions.sent[0]?.body.responseType, 'failed');
+      assert.deepEqual(h.interactions.sent[0]?.body.context, context(2));
+    });
+    it('a real-time report goes to msdyn_D365ChannelsNotification as Delivered with the RequestId', async () => {
+      await signed('/callbacks/rt/contract/reports', { RequestId: 'req-42', Status: 'Delivered' });
+      assert.deepEqual(h.interactions.sent[0]?.body.context, { kind: 'realtime', channelDefinitionId: RT.channelDefinitionId, requestId: 'req-42', from: RT.sender, organizationId: RT.callbacks?.organizationId });
+      assert.equal(h.interactions.sent[0]?.body.responseType, 'Delivered');
+      assert.equal(h.interactions.sent[0]?.messageId, 'req-42:Delivered');
+    });
+    it('accepts a report signed with the old secret only (rotation: two accepted at once)', async () => {
+      assert.equal((await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' }, WHSEC_OLD)).statusCode, 204);
+    });
+    it('a replayed webhook-id gets the same answer and the same MessageId: recorded once by the bus', async () => {
+      const a = await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' });
+      const b = await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' });
+      assert.equal(a.statusCode, b.statusCode);
+      assert.equal(h.interactions.kept().length, 1);
+    });
+    it('a stale timestamp (> 5 min) → 401; a forged or missing signature → 403; nothing recorded', async () => {
+      assert.equal((await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' }, WHSEC_NEW, 'm', Date.now() - 301_000)).statusCode, 401);
+      assert.equal((await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' }, `whsec_${Buffer.alloc(32, 7).toString('base64')}`)).statusCode, 403);
+      assert.equal((await app.inject({ method: 'POST', url: '/callbacks/ct/contract/reports', headers: { 'content-type': 'application/json' }, payload: '{}' })).statusCode, 403);
+      nothingRecorded();
+    });
+    it('an inbound STOP opts the contact out', async () => {
+      const res = await signed('/callbacks/ct/contract/inbound', { From: PHONE, Message: { text: 'unsubscribe' } }, WHSEC_NEW, 'in_1');
+      assert.equal(res.statusCode, 204);
+      assert.equal(h.directory.contacts[0]!['sample_optout'], true);
+      assert.equal(h.outbound.sent[0]?.messageId, 'ct:opt-out:in_1');
+    });
+    it('a real-time inbound message goes to msdyn_D365ChannelsInbound (opt-out words too), keyed by the provider id', async () => {
+      const res = await signed('/callbacks/rt/contract/inbound', { From: PHONE, To: 'rt-sender', Message: { text: 'STOP' }, MessageId: 'in-77' }, WHSEC_NEW, 'wh_9');
+      assert.equal(res.statusCode, 204);
+      const [m] = h.interactions.sent;
+      assert.equal(m?.body.responseType, 'Inbound');
+      assert.deepEqual(m?.body.context, { kind: 'realtime', channelDefinitionId: RT.channelDefinitionId, requestId: 'in-77', from: PHONE, organizationId: RT.callbacks?.organizationId });
+      assert.deepEqual(m?.body.inbound, { to: 'rt-sender', text: 'STOP' });
+      assert.equal(m?.messageId, 'in-77:Inbound');
+      assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
+    });
+    it('a report for a token of another channel records nothing', async () => {
+      await signed('/callbacks/ct/contract/reports', { RequestId: sealContext(context(1), 'sms', KEYS), Status: 'Delivered' });
+      nothingRecorded();
+    });
+  });
+
+  describe('tracked links', () => {
+    it('a click redirects to the original link and records opened once per activity', async () => {
+      const code = sealLink(context(1).activityId, 1, KEYS);
+      const a = await app.inject({ method: 'GET', url: `/l/${code}` });
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+      assert.equal(a.statusCode, 302);
+      assert.equal(a.headers['location'], 'http://example.org/b');
+      assert.equal(b.headers['location'], 'https://example.com/offer?x=1');
+      assert.equal(h.interactions.sent[0]?.body.responseType, 'opened');
+      assert.deepEqual(h.interactions.sent[0]?.body.context, context(1));
+      assert.equal(h.interactions.kept().length, 1);
+    });
+    it('a forged or rotated-out code → 403, a truncated one → 400, an unknown activity or link → 404, nothing recorded', async () => {
+      const code = sealLink(context(1).activityId, 0, KEYS);
+      const flipped = `${code.slice(0, -2)}${code.at(-2) === 'A' ? 'B' : 'A'}${code.at(-1)}`;
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${flipped}` })).statusCode, 403);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, OLD_KEYS)}` })).statusCode, 403);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${code.slice(0, 12)}` })).statusCode, 400);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink('a9999999-0000-4000-8000-000000000000', 0, KEYS)}` })).statusCode, 404);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 9, KEYS)}` })).statusCode, 404);
+      assert.equal((await app.inject({ method: 'POST', url: `/l/${code}` })).statusCode, 405);
+      nothingRecorded();
+    });
+    it('a click still redirects when the open cannot be recorded', async () => {
+      h.interactions.failWith = new Error('bus down');
+      const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2).activityId, 0, KEYS)}` });
+      assert.equal(res.statusCode, 302);
+      assert.equal(res.headers['location'], 'https://example.com/two');
+    });
+  });
+
+  describe('health and unknown paths', () => {
+    it('/healthz is 200; /readyz follows readiness', async () => {
+      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+      assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+      const server = createCallbacksServer({ ...h.deps, readiness: () => [{ name: 'bus', ok: false, detail: 'down' }] });
+      assert.equal((await server.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
+      await server.app.close();
+    });
+    it('an unknown path is 404 with a fixed body', async () => {
+      const res = await app.inject({ method: 'POST', url: '/callbacks/sms/other', payload: 'x' });
+      assert.equal(res.statusCode, 404);
+      assert.equal(res.body, '{"error":"not found"}');
+    });
+  });
+});

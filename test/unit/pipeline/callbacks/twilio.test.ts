@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import type { FastifyInstance } from 'fastify';
+import { createCallbacksServer, EMPTY_TWIML, sealContext, twilioSignature, verifyTwilioSignature } from '../../../../src/pipeline/callbacks/index.js';
+import { interactionMessageId } from '../../../../src/pipeline/index.js';
+import { AUTH_TOKEN, context, harness, KEYS, NEVER_SHOWN, OLD_AUTH_TOKEN, OLD_KEYS, PHONE, PUBLIC_BASE, SMS, type Harness } from './fakes.js';
+
+/** A form POST as Twilio sends it, signed with `token` over the public URL. */
+async function post(app: FastifyInstance, url: string, params: Record<string, string>, token: string | null = AUTH_TOKEN) {
+  const form = new URLSearchParams(params);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (token !== null) headers['x-twilio-signature'] = twilioSignature(token, `${PUBLIC_BASE}${url}`, form);
+  return app.inject({ method: 'POST', url, headers, payload: form.toString() });
+}
+
+const statusUrl = (token: string, channel = 'sms'): string => `/callbacks/${channel}/twilio/status?t=${token}`;
+const status = (s: string, extra: Record<string, string> = {}): Record<string, string> => ({ MessageSid: 'SM0001', MessageStatus: s, To: PHONE, From: SMS.sender, ...extra });
+
+describe('callbacks: Twilio', () => {
+  let h: Harness;
+  let app: FastifyInstance;
+  const token = sealContext(context(1), 'sms', KEYS);
+  beforeEach(() => {
+    h = harness();
+    app = createCallbacksServer(h.deps).app;
+  });
+  afterEach(async () => {
+    await app.close();
+    const text = h.logs.text;
+    for (const secret of NEVER_SHOWN) assert.ok(!text.includes(secret), `a log line shows a secret or a phone number: ${secret.slice(0, 4)}…`);
+  });
+
+  it('signs as Twilio documents it (the published example)', () => {
+    const params = new URLSearchParams({ CallSid: 'CA1234567890ABCDE', Caller: '+14158675309', Digits: '1234', From: '+14158675309', To: '+18005551212' });
+    assert.equal(twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', params), 'RSOYDt4T1cUTdK1PDd93/VVr8B8=');
+    assert.equal(verifyTwilioSignature('RSOYDt4T1cUTdK1PDd93/VVr8B8=', ['other', '12345'], 'https://mycompany.com/myapp.php?foo=1&bar=2', params), true);
+  });
+
+  for (const [s, responseType] of [
+    ['delivered', 'delivered'],
+    ['read', 'opened'],
+    ['undelivered', 'failed'],
+    ['failed', 'failed'],
+  ] as const) {
+    it(`records ${s} as ${responseType}, keyed by activity and response type`, async () => {
+      const res = await post(app, statusUrl(token), status(s, s === 'failed' ? { ErrorCode: '30006' } : {}));
+      assert.equal(res.statusCode, 204);
+      assert.equal(h.interactions.sent.length, 1);
+      const [m] = h.interactions.sent;
+      assert.equal(m!.body.responseType, responseType);
+      assert.deepEqual(m!.body.context, context(1));
+      assert.equal(m!.body.providerMessageId, 'SM0001');
+      assert.equal(m!.messageId, interactionMessageId(m!.body));
+      assert.equal(m!.messageId, `${context(1).activityId}:${responseType}`);
+      if (s === 'failed') assert.equal(m!.body.detail?.code, '30006');
+    });
+  }
+
+  for (const s of ['queued', 'sending', 'sent', 'accepted']) {
+    it(`acknowledges ${s} and records nothing (dispatch recorded sent)`, async () => {
+      const res = await post(app, statusUrl(token), status(s));
+      assert.equal(res.statusCode, 204);
+      assert.equal(h.interactions.sent.length, 0);
+    });
+  }
+
+  it('a repeated callback sends the same MessageId: the bus keeps one', async () => {
+    await post(app, statusUrl(token), status('delivered'));
+    await post(app, statusUrl(token), status('delivered'));
+    assert.equal(h.interactions.sent.length, 2);
+    assert.equal(h.interactions.kept().length, 1);
+  });
+
+  it('accepts the previous auth token while rotating, and a token sealed with the second key', async () => {
+    assert.equal((await post(app, statusUrl(token), status('delivered'), OLD_AUTH_TOKEN)).statusCode, 204);
+    const older = sealContext(context(1), 'sms', { sign: KEYS.verify[1]!, verify: [] });
+    assert.equal((await post(app, statusUrl(older), status('read'))).statusCode, 204);
+    assert.equal(h.interactions.sent.length, 2);
+  });
+
+  const refusals: Array<[string, () => Promise<{ statusCode: number; body: string }>, number]> = [
+    ['no signature', () => post(app, statusUrl(token), status('delivered'), null), 403],
+    ['a forged signature', () => post(app, statusUrl(token), status('delivered'), 'not-the-token'), 403],
+    ['a rotated-out auth token', () => post(app, statusUrl(token), status('delivered'), 'an-old-token-no-longer-set'), 403],
+    ['a body changed after signing', async () => {
+      const form = new URLSearchParams(status('delivered'));
+      const signature = twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${statusUrl(token)}`, form);
+      form.set('MessageStatus', 'read');
+      return app.inject({ method: 'POST', url: statusUrl(token), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature }, payload: form.toString() });
+    }, 403],
+    ['a tampered token (re-signed by the caller)', () => post(app, statusUrl(`${token.slice(0, 20)}${token[20] === 'A' ? 'B' : 'A'}${token.slice(21)}`), status('delivered')), 403],
+    ['a truncated token', () => post(app, statusUrl(token.slice(0, 30)), status('delivered')), 400],
+    ['no token', () => post(app, '/callbacks/sms/twilio/status', status('delivered')), 400],
+    ['a token of a rotated-out key', () => post(app, statusUrl(sealContext(context(1), 'sms', OLD_KEYS)), status('delivered')), 403],
+    ['a token of another channel', () => post(app, statusUrl(sealContext(context(1), 'tg', KEYS)), status('delivered')), 403],
+    ['an unknown channel', () => post(app, statusUrl(token, 'nope'), status('delivered')), 404],
+    ['a channel without callbacks', () => post(app, statusUrl(token, 'quiet'), status('delivered'), 'quiet-token'), 404],
+    ['a channel of another provider', () => post(app, statusUrl(token, 'tg'), status('delivered')), 404],
+    ['GET', () => app.inject({ method: 'GET', url: statusUrl(token) }), 405],
+    ['a body above the limit', () => post(app, statusUrl(token), status('delivered', { Pad: 'x'.repeat(5000) })), 413],
+  ];
+  for (const [what, request, code] of refusals) {
+    it(`refuses ${what} with ${code}, records nothing and shows nothing`, async () => {
+      const res = await request();
+      assert.equal(res.statusCode, code);
+      assert.equal(h.interactions.sent.length, 0);
+      assert.equal(h.outbound.sent.length, 0);
+      for (const leak of [context(1).contactId, context(1).activityId, PHONE, AUTH_TOKEN]) assert.ok(!res.body.includes(leak), res.body);
+      assert.match(res.body, /^\{"error":"[a-z ]+"\}$/);
+    });
+  }
+
+  it('405 names the method that is allowed', async () => {
+    const res = await app.inject({ method: 'PUT', url: '/callbacks/sms/twilio/inbound', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(res.statusCode, 405);
+    assert.equal(res.headers['allow'], 'POST');
+  });
+
+  describe('inbound', () => {
+    const reply = (body: string, sid = 'SMin001', from = PHONE) => post(app, '/callbacks/sms/twilio/inbound', { MessageSid: sid, From: from, To: SMS.sender, Body: body });
+
+    it('STOP sets the compliance field, sends one confirmation through outbound, records no interaction', async () => {
+      const res = await reply('Stop please');
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.body, EMPTY_TWIML);
+      assert.match(String(res.headers['content-type']), /xml/);
+      assert.deepEqual(h.directory.updates, [{ contactId: h.directory.contacts[0]!['contactid'], values: { sample_optout: true } }]);
+      assert.equal(h.outbound.sent.length, 1);
+      const [c] = h.outbound.sent;
+      assert.equal(c!.body.purpose, 'confirmation');
+      assert.equal(c!.body.to, PHONE);
+      assert.equal(c!.body.text, 'You are unsubscribed.');
+      assert.equal(c!.sessionId, SMS.senderKey);
+      assert.equal(c!.messageId, c!.body.key);
+      assert.equal(h.interactions.sent.length, 0);
+    });
+
+    it('a repeated STOP (same MessageSid) leads to one confirmation on the bus', async () => {
+      await reply('STOP');
+      await reply('STOP');
+      assert.equal(h.outbound.kept().length, 1);
+      assert.equal(h.directory.contacts[0]!['sample_optout'], true);
+    });
+
+    it('START clears the compliance field and confirms', async () => {
+      h.directory.contacts[0]!['sample_optout'] = true;
+      await reply('start');
+      assert.equal(h.directory.contacts[0]!['sample_optout'], false);
+      assert.equal(h.outbound.sent[0]!.body.text, 'You are subscribed.');
+    });
+
+    it('a keyword is recorded on the most recent activity as the custom response type with its TriggerKeyword', async () => {
+      const res = await reply('yes!');
+      assert.equal(res.statusCode, 200);
+      assert.equal(h.interactions.sent.length, 1);
+      const [m] = h.interactions.sent;
+      assert.equal(m!.body.responseType, 'keyword');
+      assert.equal(m!.body.triggerKeyword, 'YES');
+      assert.deepEqual(m!.body.context, context(2));
+      assert.equal(m!.messageId, `${context(2).activityId}:keyword:yes`);
+    });
+
+    it('free text is acknowledged and not recorded', async () => {
+      assert.equal((await reply('what is this about')).statusCode, 200);
+      assert.equal(h.interactions.sent.length + h.outbound.sent.length + h.directory.updates.length, 0);
+    });
+
+    it('an unknown sender is acknowledged, nothing recorded, the number masked in the log', async () => {
+      const res = await reply('STOP', 'SMin002', '+15559876543');
+      assert.equal(res.statusCode, 200);
+      assert.equal(h.interactions.sent.length + h.outbound.sent.length + h.directory.updates.length, 0);
+      assert.ok(!h.logs.text.includes('+15559876543') && !h.logs.text.includes('15559876543'));
+      assert.ok(h.logs.lines().some((l) => l['sender'] === '+*******6543'));
+    });
+
+    it('a forged inbound is refused with 403 and changes nothing', async () => {
+      const res = await post(app, '/callbacks/sms/twilio/inbound', { MessageSid: 'SMx', From: PHONE, Body: 'STOP' }, 'forged');
+      assert.equal(res.statusCode, 403);
+      assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
+    });
+
+    it('a failing queue answers 503 (Twilio tries again) and logs no number', async () => {
+      h.outbound.failWith = new Error(`send to ${PHONE} failed`);
+      const res = await reply('STOP');
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.body, '{"error":"unavailable"}');
+    });
+  });
+
+  it('counts requests by route and outcome', async () => {
+    await post(app, statusUrl(token), status('delivered'));
+    await post(app, statusUrl(token), status('delivered'), 'forged');
+    const metric = await h.registry.getSingleMetric('channel_relay_callbacks_received_total')!.get();
+    const value = (outcome: string): number | undefined => metric.values.find((v) => v.labels['route'] === 'twilio-status' && v.labels['outcome'] === outcome)?.value;
+    assert.equal(value('recorded'), 1);
+    assert.equal(value('forbidden'), 1);
+  });
+});

@@ -1,7 +1,8 @@
 /** The funnel as a person reads it at the end of `channel-relay demo`. */
-import type { DemoSummary } from './records.js';
+import type { DemoSummary, JourneyFunnel } from './records.js';
 
 const COLUMNS = ['Activities', 'Skipped (compliance)', 'Sent', 'Failed', 'Dead-lettered'] as const;
+const FEEDBACK_COLUMNS = ['Delivered', 'Opened', 'Keyword replies', 'Opt-outs'] as const;
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
@@ -9,18 +10,23 @@ function seconds(ms: number): string {
 
 /** A table with one row per journey (and a total row when there are several), then throughput and Dataverse use. */
 export function formatFunnel(summary: DemoSummary): string {
-  const rows = summary.journeys.map((j) => [j.name ?? j.journeyId, j.activities, j.skippedByCompliance, j.sent, j.failed, j.deadLettered] as const);
-  if (rows.length > 1) rows.push(['All journeys', summary.activities, summary.skippedByCompliance, summary.sent, summary.failed, summary.deadLettered]);
-  const header = ['Journey', ...COLUMNS];
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
-  const line = (row: readonly string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const withFeedback = summary.feedback !== undefined;
+  const row = (name: string, f: Omit<JourneyFunnel, 'journeyId'>): string[] => [
+    name,
+    ...[f.activities, f.skippedByCompliance, f.sent, f.failed, f.deadLettered].map(String),
+    ...(withFeedback ? [f.feedback?.delivered, f.feedback?.opened, f.feedback?.keywordReplies, f.feedback?.optOuts].map((n) => String(n ?? 0)) : []),
+  ];
+  const rows = summary.journeys.map((j) => row(j.name ?? j.journeyId, j));
+  if (rows.length > 1) rows.push(row('All journeys', { ...summary, name: 'All journeys', ...(summary.feedback === undefined ? {} : { feedback: summary.feedback }) }));
+  const header = ['Journey', ...COLUMNS, ...(withFeedback ? FEEDBACK_COLUMNS : [])];
+  const cells = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   const perActivity = summary.activities > 0 ? (summary.dataverseRequests / summary.activities).toFixed(3) : '0';
   const reasons = Object.entries(summary.deadLetterReasons).flatMap(([queue, byReason]) => Object.entries(byReason).map(([reason, n]) => `${queue}: ${reason} × ${n}`));
   return [
     '',
-    line(cells[0] ?? []),
-    ...cells.slice(1).map(line),
+    ...cells.map(line),
     '',
     ...(summary.optedOutAfterCreation > 0
       ? [`${summary.optedOutAfterCreation} of the skipped contacts opted out after their activity was created: the relay re-checked and sent them nothing.`, '']

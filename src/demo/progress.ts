@@ -7,6 +7,7 @@ import { Presets, SingleBar } from 'cli-progress';
 export interface ProgressFigures {
   /** Activities with a final outcome. */
   done: number;
+  /** Interactions recorded (sent, and with the feedback path delivered, opened …). */
   sent: number;
   /** Activities per second so far. */
   rate: number;
@@ -27,7 +28,7 @@ export interface ProgressOptions {
 export function startProgress(options: ProgressOptions): Progress {
   const bar = new SingleBar(
     {
-      format: 'relaying  {bar} {percentage}% | {value}/{total} activities | {sent} sent | {rate}/s | ETA {eta_formatted}',
+      format: 'relaying  {bar} {percentage}% | {value}/{total} activities | {sent} interactions | {rate}/s | ETA {eta_formatted}',
       stream: options.stream,
       noTTYOutput: true,
       notTTYSchedule: (options.lineEverySeconds ?? 5) * 1000,

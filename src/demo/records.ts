@@ -29,10 +29,48 @@ export interface JourneyFunnel {
   failed: number;
   /** Activities whose event, message or interaction is in a dead-letter queue. */
   deadLettered: number;
+  /** With the feedback path: what came back, from the interactions and the contacts in Dataverse. */
+  feedback?: FeedbackFunnel;
+}
+
+/** What came back for a journey's messages. */
+export interface FeedbackFunnel {
+  /** Activities with a delivery report. */
+  delivered: number;
+  /** Activities read or with a tracked link clicked (one `opened` each). */
+  opened: number;
+  /** Keyword replies recorded (the tile's custom response type with a TriggerKeyword). */
+  keywordReplies: number;
+  /** Contacts of the journey who replied with an opt-out word (their compliance field is now set). */
+  optOuts: number;
+}
+
+/** The response types that mean each kind of feedback, from the channels. */
+export interface FeedbackTypes {
+  delivered: ReadonlySet<string>;
+  opened: ReadonlySet<string>;
+  keyword: ReadonlySet<string>;
+}
+
+/** Feedback interactions of these activities: distinct activities delivered and opened, every keyword reply. */
+export function feedbackCounts(interactions: Iterable<Interaction>, activityIds: ReadonlySet<string>, types: FeedbackTypes): Omit<FeedbackFunnel, 'optOuts'> {
+  const delivered = new Set<string>();
+  const opened = new Set<string>();
+  let keywordReplies = 0;
+  for (const i of interactions) {
+    const id = i.activityId?.toLowerCase();
+    if (id === undefined || !activityIds.has(id) || i.responseType === undefined || i.duplicateOf !== undefined) continue;
+    if (types.delivered.has(i.responseType)) delivered.add(id);
+    else if (types.opened.has(i.responseType)) opened.add(id);
+    else if (types.keyword.has(i.responseType)) keywordReplies += 1;
+  }
+  return { delivered: delivered.size, opened: opened.size, keywordReplies };
 }
 
 /** What `--summary-json` writes. */
 export interface DemoSummary {
+  /** With the feedback path: its totals over every journey. */
+  feedback?: FeedbackFunnel;
   activities: number;
   skippedByCompliance: number;
   optedOutAfterCreation: number;

@@ -14,10 +14,10 @@ import { Closer, createShutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { startRelay, type RunningRelay, type StageName } from '../relay/index.js';
 import { createServiceBusClient } from '../servicebus/index.js';
-import { delay, whenAborted } from '../abort.js';
+import { delay, raceAbort, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
-import { activityIndex, DataverseRecords, deadLetteredActivities, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type Outcomes } from './records.js';
+import { activityIndex, DataverseRecords, deadLetteredActivities, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type FeedbackFunnel, type FeedbackTypes, type Outcomes } from './records.js';
 import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions } from './system.js';
 
 export interface DemoOptions {
@@ -25,6 +25,8 @@ export interface DemoOptions {
   contacts: number;
   /** Contacts per journey that opt out after their activity was created, before the workers start. @defaultValue 0 */
   lateOptOuts?: number;
+  /** The feedback path too: delivery reports, clicks, keyword replies and opt-outs (see `EmbeddedSystemOptions.feedback`). @defaultValue false */
+  feedback?: boolean;
   /** Rate of every Twilio sender, messages per second. @defaultValue 100 */
   smsPerSecond?: number;
   /** Keep everything running after the funnel until `signal` aborts. @defaultValue false */
@@ -44,6 +46,8 @@ export interface DemoOptions {
   /** Where the progress bar goes (stderr). */
   progressStream: NodeJS.WritableStream & { isTTY?: boolean };
   log: Logger;
+  /** Called once the run is done and everything is being served (`serve`): what a caller explores or checks. */
+  onServing?: (system: EmbeddedSystem) => void;
   /** Options of the embedded system beyond the rate (latencies, limits, seed, channels). */
   system?: Omit<EmbeddedSystemOptions, 'smsPerSecond' | 'log'>;
 }
@@ -75,8 +79,10 @@ function seedJourneys(system: EmbeddedSystem): DemoJourney[] {
 
 class Interrupted extends Error {}
 
-/** The stages the demo runs: the send path (the sample channels have no callbacks block). */
+/** The stages of the send path; the feedback path adds `callbacks`. */
 const SEND_PATH: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
+/** With the feedback path, the records are taken as complete once nothing has changed for this long, ms. */
+const SETTLED_MS = 1500;
 
 /** How long an idle session slot waits per accept, and so how long a stop waits for it at most. */
 const ACCEPT_WAIT_MS = 2000;
@@ -95,7 +101,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (signal.aborted) throw new Interrupted();
   };
   try {
-    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, smsPerSecond: options.smsPerSecond ?? 100, log }));
+    const feedback = options.feedback ?? false;
+    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, feedback, smsPerSecond: options.smsPerSecond ?? 100, log }));
     checkSignal();
     const records = new DataverseRecords(system.dv.url, system.admin);
     const journeys = seedJourneys(system);
@@ -116,7 +123,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
     // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
-    const running = startRelay({ stages: SEND_PATH, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
+    const running = startRelay({ stages: feedback ? [...SEND_PATH, 'callbacks'] : SEND_PATH, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
     relay = running;
     closer.add('relay', running);
     const health: HealthServer | undefined =
@@ -126,6 +133,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     closer.add('records client', () => bus.close());
     const queues = Object.values(system.config.serviceBus.queues);
     const failureTypes = new Set(system.channels.all().flatMap((c) => (c.failureResponseType === undefined ? [] : [c.failureResponseType])));
+    const withCallbacks = system.channels.all().filter((c) => c.callbacks !== undefined);
+    const feedbackTypes: FeedbackTypes = {
+      delivered: new Set(withCallbacks.map((c) => c.callbacks?.deliveredResponseType as string)),
+      opened: new Set(withCallbacks.map((c) => c.callbacks?.openedResponseType as string)),
+      keyword: new Set(withCallbacks.flatMap((c) => (c.tile?.responseTypes ?? []).filter((t) => t.custom).map((t) => t.id))),
+    };
 
     /** Every activity's outcome from the records; the contacts of those without one are checked for opting out. */
     const outcomes = async (): Promise<{ outcomes: Outcomes; reasons: Record<string, Record<string, number>> }> => {
@@ -144,6 +157,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const summarize = async (durationMs: number): Promise<DemoSummary> => {
       const { outcomes: o, reasons } = await outcomes();
       const journeysFunnel = funnels(runs, o);
+      let feedbackTotal: FeedbackFunnel | undefined;
+      if (feedback) {
+        feedbackTotal = { delivered: 0, opened: 0, keywordReplies: 0, optOuts: 0 };
+        for (const [i, f] of journeysFunnel.entries()) {
+          const run = runs[i] as JourneyRunResult;
+          const ids = new Set(run.created.map((a) => a.activityId.toLowerCase()));
+          const counts = feedbackCounts(await records.interactions(run.journeyId), ids, feedbackTypes);
+          // Opted out by a reply: the contacts reached whose compliance field is set now, less those who opted out before any message.
+          const optedOutNow = await records.optedOut(run.created.map((a) => a.contactId), (journeys[i] as DemoJourney).complianceField);
+          f.feedback = { ...counts, optOuts: optedOutNow.size - f.optedOutAfterCreation };
+          for (const key of ['delivered', 'opened', 'keywordReplies', 'optOuts'] as const) feedbackTotal[key] += f.feedback[key];
+        }
+      }
       const provider = repeatedProviderMessages(system.sim);
       const { duplicates } = await records.interactionCount();
       const sum = (key: 'activities' | 'skippedByCompliance' | 'optedOutAfterCreation' | 'sent' | 'failed' | 'deadLettered'): number => journeysFunnel.reduce((n, f) => n + f[key], 0);
@@ -162,6 +188,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         activitiesPerSecond: durationMs > 0 ? Math.round((activities * 1000 * 10) / durationMs) / 10 : 0,
         deadLetterReasons: reasons,
         journeys: journeysFunnel,
+        ...(feedbackTotal === undefined ? {} : { feedback: feedbackTotal }),
       };
     };
     const finished = (s: DemoSummary): boolean => s.sent + s.failed + s.deadLettered + s.optedOutAfterCreation >= total;
@@ -213,6 +240,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       progress.stop();
     }
 
+    if (feedback) {
+      // Delivery reports, clicks and replies come after the sends: wait until the simulators have sent them all and
+      // the records (interactions, provider messages such as opt-out confirmations) stop changing.
+      options.out('waiting for delivery reports, clicks and replies …');
+      await raceAbort(system.sim.callbacksIdle(), signal).catch(() => checkSignal());
+      let last = '';
+      let since = Date.now();
+      while (Date.now() - since < SETTLED_MS) {
+        checkSignal();
+        const now = JSON.stringify([await records.interactionCount(), system.sim.messages().length, system.sim.callbackStats().pending]);
+        if (now !== last) {
+          last = now;
+          since = Date.now();
+        }
+        await delay(pollMs, signal);
+      }
+      summary = await summarize(summary.durationMs);
+    }
     options.out(formatFunnel(summary));
     if (options.summaryJson !== undefined) writeFileSync(options.summaryJson, `${JSON.stringify(summary, null, 2)}\n`);
     if (options.serve === true) {
@@ -227,6 +272,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           `  channels file: ${system.env['CHANNELS_FILE']}`,
         ].join('\n'),
       );
+      options.onServing?.(system);
       await new Promise<void>((resolve) => whenAborted(signal, () => resolve()));
     }
     return { code: 0, summary };

@@ -3,7 +3,9 @@
  * endpoint and step registered in the Dataverse emulator through the same code as `channel-relay register`, and a
  * channels file and configuration pointing the workers at them. `channel-relay demo` runs on it.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadChannels, type ChannelRegistry } from '../channels/index.js';
@@ -45,10 +47,32 @@ export interface EmbeddedSystemOptions {
   dataverseLatencyMs?: number;
   /** Extra simulator options by provider (e.g. more Twilio senders' limits). */
   twilioMpsBySender?: Record<string, number>;
+  /**
+   * The feedback path: the SMS channels get a callbacks block (tracked links, the keyword YES), the callbacks stage a
+   * free loopback port, and the simulators post delivery reports, clicks, keyword replies and STOPs to it at the
+   * rates of {@link FEEDBACK_RATES}. @defaultValue false
+   */
+  feedback?: boolean;
   /** Environment entries for the workers on top of the embedded ones. */
   env?: Record<string, string>;
   /** The emulators' logger (the workers get theirs from whoever starts them). @defaultValue silentLogger() */
   log?: Logger;
+}
+
+/** What the simulated recipients and providers do with the demo's messages (seeded, so a run is repeatable). */
+export const FEEDBACK_RATES = {
+  callbacks: { undeliveredRate: 0.02, readRate: 0.2, repeatRate: 0.05, delayMs: { min: 20, max: 200 } },
+  recipients: { clickRate: 0.3, replyRate: 0.1, keywords: ['YES'], stopRate: 0.03 },
+  seed: 7,
+} as const;
+
+/** A free port on the loopback interface (asked of the system, then released for the caller to listen on). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 export interface EmbeddedSystem extends Closeable {
@@ -68,6 +92,8 @@ export interface EmbeddedSystem extends Closeable {
   seed: SeedDocument;
   /** The folder holding the generated channels file; removed on close. */
   dir: string;
+  /** With `feedback`: the callbacks service's base URL. */
+  callbacksUrl?: string;
 }
 
 /** config/dataverse-seed.json with its tile paths made absolute, so that it loads from any working directory. */
@@ -81,14 +107,20 @@ interface ChannelsDocument {
   channels: Array<Record<string, unknown> & { tile?: string; provider: { type: string }; sender: string; rateLimit?: Record<string, unknown> }>;
 }
 
-/** The channels file with tile paths made absolute and every Twilio channel's rate set to `smsPerSecond`. */
-function embeddedChannels(file: string, smsPerSecond: number): ChannelsDocument {
+/**
+ * The channels file with tile paths made absolute and every Twilio channel's rate set to `smsPerSecond`; with
+ * `feedback`, every Twilio channel with a tile gets a callbacks block on `${CALLBACKS_PUBLIC_URL}`.
+ */
+function embeddedChannels(file: string, smsPerSecond: number, feedback: boolean): ChannelsDocument {
   const doc = JSON.parse(readFileSync(file, 'utf8')) as ChannelsDocument & { $schema?: string };
   delete doc.$schema;
   const dir = path.dirname(file);
   for (const channel of doc.channels) {
     if (typeof channel.tile === 'string') channel.tile = path.resolve(dir, channel.tile);
     if (channel.provider.type === 'twilio') channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
+    if (feedback && channel.provider.type === 'twilio' && channel.tile !== undefined) {
+      channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}', trackLinks: true, keywords: [...FEEDBACK_RATES.recipients.keywords] };
+    }
   }
   return doc;
 }
@@ -102,13 +134,25 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'channel-relay-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond);
+    const feedback = options.feedback ?? false;
+    const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond, feedback);
+    const callbacksPort = feedback ? await freePort() : undefined;
+    const callbacksUrl = callbacksPort === undefined ? undefined : `http://127.0.0.1:${callbacksPort}`;
+    // Replies to a sender's number go to its channel's inbound route (a Twilio number's messaging webhook).
+    const inboundUrls = Object.fromEntries(
+      channelsDoc.channels.filter((c) => c['callbacks'] !== undefined).map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
+    );
     const twilioSenders = Object.fromEntries(channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, smsPerSecond]));
     const busConfig = options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
     const sb = closer.add('servicebus emulator', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
     const sim = closer.add(
       'provider simulators',
-      await startProviderSimulators({ latencyMs: options.providerLatencyMs ?? 0, twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender } }, log }),
+      await startProviderSimulators({
+        latencyMs: options.providerLatencyMs ?? 0,
+        twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls },
+        ...(feedback ? { callbacks: { ...FEEDBACK_RATES.callbacks }, recipients: { ...FEEDBACK_RATES.recipients, keywords: [...FEEDBACK_RATES.recipients.keywords] }, seed: FEEDBACK_RATES.seed } : {}),
+        log,
+      }),
     );
     const seed = options.seed ?? sampleSeed();
     const dv = closer.add(
@@ -131,11 +175,15 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       HEALTH_HOST: '127.0.0.1',
       HEALTH_PORT: '0',
       ...DEMO_SECRETS,
+      ...(callbacksPort === undefined
+        ? {}
+        : { CALLBACKS_PORT: String(callbacksPort), CALLBACKS_PUBLIC_URL: callbacksUrl as string, CALLBACK_SIGNING_KEYS: `demo:${randomBytes(32).toString('base64')}` }),
       ...options.env,
     };
     const config = loadConfig({ env }).config;
+    if (callbacksPort !== undefined) config.callbacks = { ...config.callbacks, host: '127.0.0.1' };
     const channels = loadChannels(channelsFile, { env });
-    return { sb, dv, sim, registration, admin, env, config, channels, seed, dir, close: () => closer.close() };
+    return { sb, dv, sim, registration, admin, env, config, channels, seed, dir, ...(callbacksUrl === undefined ? {} : { callbacksUrl }), close: () => closer.close() };
   } catch (err) {
     await closer.close();
     throw err;

@@ -41,10 +41,11 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
     .option('--late-opt-outs <n>', 'contacts per journey that opt out after their activity is created (the relay re-checks and sends them nothing)', wholeNumber(0, MAX_CONTACTS), 0)
     .option('--sms-per-second <n>', 'rate limit of each SMS sender, in the channels and in the Twilio simulator (a short code sends 100)', wholeNumber(1, 10_000), 100)
     .option('--summary-json <file>', 'also write the figures as JSON to this file')
+    .option('--no-feedback', 'only the send path: no callbacks service, no delivery reports, clicks or replies from the simulators')
     .option('--serve', 'keep everything running after the funnel and print how to connect; Ctrl-C stops it', false)
     .option('--stall-timeout <seconds>', 'give up when no activity reaches its outcome for this long', wholeNumber(1, 3600), 60)
     .option('--log-level <level>', `workers' and emulators' log level on stderr (${LOG_LEVELS.join(', ')})`, logLevel, 'warn' as LogLevel)
-    .action(async (opts: { contacts: number; lateOptOuts: number; smsPerSecond: number; summaryJson?: string; serve: boolean; stallTimeout: number; logLevel: LogLevel }) => {
+    .action(async (opts: { contacts: number; feedback: boolean; lateOptOuts: number; smsPerSecond: number; summaryJson?: string; serve: boolean; stallTimeout: number; logLevel: LogLevel }) => {
       const summaryJson = opts.summaryJson === undefined ? undefined : path.resolve(io.cwd, opts.summaryJson);
       // Checked before the run, not after it: a long run must not end in "no such folder".
       if (summaryJson !== undefined && !(existsSync(path.dirname(summaryJson)) && statSync(path.dirname(summaryJson)).isDirectory())) {
@@ -62,6 +63,7 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
         const result = await runDemo({
           contacts: opts.contacts,
           lateOptOuts: opts.lateOptOuts,
+          feedback: opts.feedback,
           smsPerSecond: opts.smsPerSecond,
           serve: opts.serve,
           ...(summaryJson === undefined ? {} : { summaryJson }),

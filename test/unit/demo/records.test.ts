@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { formatFunnel } from '../../../src/demo/index.js';
-import { activityIndex, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary } from '../../../src/demo/records.js';
+import { activityIndex, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary } from '../../../src/demo/records.js';
 import type { Interaction, JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
 import type { SimulatedMessage } from '../../../src/emulators/providers/index.js';
 
@@ -74,5 +74,35 @@ describe('demo funnel', () => {
     assert.match(text, /6 activities in 1\.5 s \(4 per second\)/);
     assert.match(text, /Dataverse requests by the workers: 3 \(0\.500 per activity/);
     assert.match(text, /Dead letters: activities: EventUnknownChannel × 1/);
+  });
+
+  it('counts feedback per activity of the run: delivered and opened once each, every keyword reply, no duplicates or strangers', () => {
+    const types = { delivered: new Set(['delivered']), opened: new Set(['opened']), keyword: new Set(['keyword']) };
+    const counts = feedbackCounts(
+      [
+        interaction('a1', 'delivered'),
+        interaction('a1', 'delivered', 1), // marked duplicate by the emulator: not counted
+        interaction('a1', 'opened'),
+        interaction('a2', 'opened'),
+        interaction('a2', 'keyword'),
+        interaction('a2', 'keyword'), // a second reply
+        interaction('zz', 'delivered'), // not of this run
+        interaction('a3', 'sent'),
+      ],
+      new Set(['a1', 'a2', 'a3']),
+      types,
+    );
+    assert.deepEqual(counts, { delivered: 1, opened: 2, keywordReplies: 2 });
+  });
+
+  it('adds the feedback columns when the run had the feedback path', () => {
+    const f = { delivered: 5, opened: 3, keywordReplies: 2, optOuts: 1 };
+    const text = formatFunnel({
+      activities: 6, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 6, failed: 0, deadLettered: 0, providerMessages: 7, duplicates: 0,
+      dataverseRequests: 3, durationMs: 1000, activitiesPerSecond: 6, deadLetterReasons: {}, feedback: f,
+      journeys: [{ journeyId: J1, name: 'Spring', activities: 6, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 6, failed: 0, deadLettered: 0, feedback: f }],
+    });
+    assert.match(text, /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered\s+Delivered\s+Opened\s+Keyword replies\s+Opt-outs$/m);
+    assert.match(text, /^Spring\s+6\s+0\s+6\s+0\s+0\s+5\s+3\s+2\s+1$/m);
   });
 });

@@ -1,0 +1,91 @@
+/**
+ * The feedback path end to end (issue #7): the embedded system with the callbacks service, and the simulators posting
+ * delivery reports, read reports, tracked-link clicks, keyword replies and STOPs, some of them twice. What lands in
+ * the Dataverse emulator must match what the simulators report, once each.
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { DEFAULT_OPT_OUT_CONFIRMATION } from '../../../src/channels/index.js';
+import { runDemo, type DemoSummary } from '../../../src/demo/index.js';
+import type { EmbeddedSystem } from '../../../src/demo/index.js';
+import type { Interaction } from '../../../src/emulators/dataverse/index.js';
+import { silentLogger } from '../../../src/log.js';
+
+const JOURNEY = 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae';
+
+describe('feedback path end to end', function () {
+  this.timeout(180_000);
+
+  it('a journey over 500 contacts: one sent per message, delivered / opened / keyword interactions as the simulators report, every STOP opted out with one confirmation, nothing twice', async () => {
+    let system: EmbeddedSystem | undefined;
+    let err = '';
+    const abort = new AbortController();
+    let checked: Promise<void> | undefined;
+    const result = await runDemo({
+      contacts: 500,
+      feedback: true,
+      serve: true,
+      signal: abort.signal,
+      out: () => undefined,
+      err: (t) => (err += t),
+      progressStream: new PassThrough().resume(),
+      log: silentLogger(),
+      stallTimeoutMs: 60_000,
+      onServing: (s) => {
+        system = s;
+        checked = check(s).finally(() => abort.abort());
+      },
+    });
+    assert.equal(result.code, 0, err);
+    await checked;
+    assert.ok(system);
+    const summary = result.summary as DemoSummary;
+    assert.ok(summary.feedback && summary.feedback.delivered > 0 && summary.feedback.opened > 0 && summary.feedback.keywordReplies > 0 && summary.feedback.optOuts > 0, JSON.stringify(summary.feedback));
+  });
+});
+
+/** Compares the Dataverse emulator's interactions and contacts with the simulators' records. */
+async function check(system: EmbeddedSystem): Promise<void> {
+  const res = await fetch(`${system.dv.url}/_emulator/interactions?journeyId=${JOURNEY}`);
+  const interactions = ((await res.json()) as { value: Interaction[] }).value;
+  assert.equal(interactions.filter((i) => i.duplicateOf !== undefined).length, 0, 'nothing recorded twice');
+  const ofType = (type: string): Interaction[] => interactions.filter((i) => i.responseType === type);
+  const activities = (list: Interaction[]): Set<string> => new Set(list.map((i) => (i.activityId ?? '').toLowerCase()));
+
+  const journeyMessages = system.sim.messages().filter((m) => m.statusCallback !== undefined);
+  const callbacks = system.sim.callbacks().filter((c) => !c.repeat && c.attempt === 1);
+  assert.ok(system.sim.callbacks().some((c) => c.repeat), 'the simulators repeated some callbacks');
+
+  // One sent per message.
+  assert.equal(ofType('sent').length, journeyMessages.length);
+  assert.deepEqual(activities(ofType('sent')), new Set(journeyMessages.map((m) => (m.idempotencyKey ?? '').toLowerCase())));
+
+  // Delivered: one per delivery report; opened: one per activity read or clicked.
+  const keyOf = (providerMessageId: string): string => (journeyMessages.find((m) => m.providerMessageId === providerMessageId)?.idempotencyKey ?? '').toLowerCase();
+  const delivered = new Set(callbacks.filter((c) => c.kind === 'status' && c.summary['status'] === 'delivered').map((c) => keyOf(c.providerMessageId)));
+  assert.deepEqual(activities(ofType('delivered')), delivered);
+  assert.equal(ofType('delivered').length, delivered.size);
+  const opened = new Set(callbacks.filter((c) => (c.kind === 'status' && c.summary['status'] === 'read') || c.kind === 'click').map((c) => keyOf(c.providerMessageId)));
+  assert.deepEqual(activities(ofType('opened')), opened);
+  assert.equal(ofType('opened').length, opened.size);
+
+  // Keyword replies: each recorded once, with its keyword, on the replying contact's (only) activity, whichever
+  // message the reply answered (a simulated recipient may answer an opt-out confirmation too).
+  const activityOf = (recipient: string): string => (journeyMessages.find((m) => m.recipient === recipient)?.idempotencyKey ?? '').toLowerCase();
+  const replies = callbacks.filter((c) => c.kind === 'inbound');
+  const keywordReplies = replies.filter((c) => c.summary['intent'] === 'keyword');
+  assert.equal(ofType('keyword').length, keywordReplies.length);
+  assert.ok(ofType('keyword').every((i) => i.triggerKeyword === 'YES'));
+  assert.deepEqual(activities(ofType('keyword')), new Set(keywordReplies.map((c) => activityOf(c.recipient))));
+
+  // Every STOP: the contact's compliance field set, one confirmation message to them.
+  const stops = replies.filter((c) => c.summary['intent'] === 'stop');
+  assert.ok(stops.length > 0);
+  const confirmations = system.sim.messages().filter((m) => m.text === DEFAULT_OPT_OUT_CONFIRMATION);
+  assert.equal(confirmations.length, stops.length, 'one confirmation per STOP');
+  assert.deepEqual(new Set(confirmations.map((m) => m.recipient)), new Set(stops.map((c) => c.recipient)));
+  const phones = stops.map((c) => c.recipient);
+  const contacts = (await system.admin.retrieveMultiple({ collection: 'contacts', select: ['mobilephone', 'donotphone'], filter: `Microsoft.Dynamics.CRM.In(PropertyName='mobilephone',PropertyValues=[${phones.map((p) => `'${p}'`).join(',')}])` })).value as Array<{ mobilephone: string; donotphone: boolean }>;
+  assert.equal(contacts.length, stops.length);
+  assert.ok(contacts.every((c) => c.donotphone === true), 'every contact who replied STOP is opted out');
+}

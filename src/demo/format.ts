@@ -33,7 +33,8 @@ export function formatFunnel(summary: DemoSummary): string {
       : []),
     `Provider messages: ${summary.providerMessages} (duplicates: ${summary.duplicates})`,
     `Throughput: ${summary.activities} activities in ${seconds(summary.durationMs)} (${summary.activitiesPerSecond} per second)`,
-    `Dataverse requests by the workers: ${summary.dataverseRequests} (${perActivity} per activity; a $batch counts once)`,
+    `Dataverse requests by the send path: ${summary.dataverseRequests} (${perActivity} per activity; a $batch counts once)`,
+    ...(summary.callbacksDataverseRequests === undefined ? [] : [`Dataverse requests by the callbacks service: ${summary.callbacksDataverseRequests} (looking up the contact and activity of a click or reply, opt-outs)`]),
     ...(reasons.length > 0 ? [`Dead letters: ${reasons.join(', ')} (channel-relay dead-letters list <queue> shows them)`] : []),
   ].join('\n');
 }

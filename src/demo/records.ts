@@ -81,8 +81,10 @@ export interface DemoSummary {
   providerMessages: number;
   /** Repeats anyone would notice: a second provider message for an activity, a second interaction for the same outcome. */
   duplicates: number;
-  /** Requests of the workers' Dataverse identity, as the service protection limits count them (a `$batch` is one). */
+  /** Requests of the send path's Dataverse identity, as the service protection limits count them (a `$batch` is one). */
   dataverseRequests: number;
+  /** With the feedback path: requests of the callbacks service's identity (contacts and activities looked up, opt-outs). */
+  callbacksDataverseRequests?: number;
   /** From the journey run to the last final outcome. */
   durationMs: number;
   /** Activities per second over {@link DemoSummary.durationMs}. */

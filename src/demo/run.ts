@@ -81,6 +81,8 @@ class Interrupted extends Error {}
 
 /** The stages of the send path; the feedback path adds `callbacks`. */
 const SEND_PATH: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
+/** The Dataverse identity (emulator token) of the demo's callbacks service. */
+const CALLBACKS_IDENTITY = 'channel-relay-callbacks';
 /** With the feedback path, the records are taken as complete once nothing has changed for this long, ms. */
 const SETTLED_MS = 1500;
 
@@ -96,7 +98,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const pollMs = options.pollMs ?? 250;
   const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
   const closer = new Closer(log);
-  let relay: RunningRelay | undefined;
+  const relays: RunningRelay[] = [];
   const checkSignal = (): void => {
     if (signal.aborted) throw new Interrupted();
   };
@@ -123,11 +125,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
     // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
-    const running = startRelay({ stages: feedback ? [...SEND_PATH, 'callbacks'] : SEND_PATH, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } } });
-    relay = running;
-    closer.add('relay', running);
+    const relay = (stages: readonly StageName[], tokenIdentity: string): RunningRelay => {
+      const started = startRelay({ stages, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } }, dataverse: { tokenIdentity } });
+      relays.push(started);
+      return closer.add(`relay ${stages.join(',')}`, started);
+    };
+    relay(SEND_PATH, DEFAULT_TOKEN_IDENTITY);
+    // The callbacks service under its own Dataverse identity, so that the send path's requests are counted apart.
+    if (feedback) relay(['callbacks'], CALLBACKS_IDENTITY);
     const health: HealthServer | undefined =
-      options.serve === true ? closer.add('health server', await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => running.readiness(), log })) : undefined;
+      options.serve === true
+        ? closer.add('health server', await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => relays.flatMap((r) => r.readiness()), log }))
+        : undefined;
 
     const bus = createServiceBusClient({ connectionString: system.sb.connectionString });
     closer.add('records client', () => bus.close());
@@ -184,6 +193,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         providerMessages: provider.messages,
         duplicates: provider.repeats + duplicates,
         dataverseRequests: (await records.requestsOf(DEFAULT_TOKEN_IDENTITY)).requests,
+        ...(feedback ? { callbacksDataverseRequests: (await records.requestsOf(CALLBACKS_IDENTITY)).requests } : {}),
         durationMs,
         activitiesPerSecond: durationMs > 0 ? Math.round((activities * 1000 * 10) / durationMs) / 10 : 0,
         deadLetterReasons: reasons,
@@ -284,10 +294,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     options.err(`demo failed: ${errorMessage(err)}`);
     return { code: 1 };
   } finally {
-    const running = relay;
     const shutdown = createShutdown({
-      stopIntake: () => running?.stopIntake(),
-      drain: (s) => running?.drain(s) ?? Promise.resolve(),
+      stopIntake: async () => void (await Promise.all(relays.map((r) => r.stopIntake()))),
+      drain: async (s) => void (await Promise.all(relays.map((r) => r.drain(s)))),
       closer,
       budgetMs: 15_000,
       log,

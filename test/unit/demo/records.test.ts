@@ -72,7 +72,7 @@ describe('demo funnel', () => {
     assert.match(text, /^1 of the skipped contacts opted out after their activity was created/m);
     assert.match(text, /Provider messages: 3 \(duplicates: 1\)/);
     assert.match(text, /6 activities in 1\.5 s \(4 per second\)/);
-    assert.match(text, /Dataverse requests by the workers: 3 \(0\.500 per activity/);
+    assert.match(text, /Dataverse requests by the send path: 3 \(0\.500 per activity/);
     assert.match(text, /Dead letters: activities: EventUnknownChannel × 1/);
   });
 
@@ -104,5 +104,6 @@ describe('demo funnel', () => {
     });
     assert.match(text, /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered\s+Delivered\s+Opened\s+Keyword replies\s+Opt-outs$/m);
     assert.match(text, /^Spring\s+6\s+0\s+6\s+0\s+0\s+5\s+3\s+2\s+1$/m);
+    assert.doesNotMatch(text, /callbacks service/, 'no callbacks line without its figure');
   });
 });

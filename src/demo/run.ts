@@ -18,15 +18,15 @@ import { delay, raceAbort, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
 import { activityIndex, DataverseRecords, deadLetteredActivities, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type FeedbackFunnel, type FeedbackTypes, type Outcomes } from './records.js';
-import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions } from './system.js';
+import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions, type FeedbackRates } from './system.js';
 
 export interface DemoOptions {
   /** Contacts each journey runs over (contacts the seed lacks are generated). */
   contacts: number;
   /** Contacts per journey that opt out after their activity was created, before the workers start. @defaultValue 0 */
   lateOptOuts?: number;
-  /** The feedback path too: delivery reports, clicks, keyword replies and opt-outs (see `EmbeddedSystemOptions.feedback`). @defaultValue false */
-  feedback?: boolean;
+  /** The feedback path too: delivery reports, clicks, keyword replies and opt-outs, at these rates or the demo's (see `EmbeddedSystemOptions.feedback`). @defaultValue false */
+  feedback?: boolean | FeedbackRates;
   /** Rate of every Twilio sender, messages per second. @defaultValue 100 */
   smsPerSecond?: number;
   /** Keep everything running after the funnel until `signal` aborts. @defaultValue false */
@@ -103,8 +103,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (signal.aborted) throw new Interrupted();
   };
   try {
-    const feedback = options.feedback ?? false;
-    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, feedback, smsPerSecond: options.smsPerSecond ?? 100, log }));
+    const feedback = options.feedback !== undefined && options.feedback !== false;
+    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, feedback: options.feedback ?? false, smsPerSecond: options.smsPerSecond ?? 100, log }));
     checkSignal();
     const records = new DataverseRecords(system.dv.url, system.admin);
     const journeys = seedJourneys(system);
@@ -277,7 +277,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           'Everything keeps running; Ctrl-C stops it. Connect with:',
           `  SERVICEBUS_CONNECTION_STRING='${system.sb.connectionString}'`,
           `  DATAVERSE_URL=${system.dv.url}     (GET /_emulator/interactions, /_emulator/stats; the Web API under /api/data/v9.2)`,
-          `  PROVIDERS_URL=${system.sim.url}     (GET /_simulator/messages, /_simulator/stats)`,
+          `  PROVIDERS_URL=${system.sim.url}     (GET /_simulator/messages, /_simulator/stats, /_simulator/callbacks)`,
+          ...(system.callbacksUrl === undefined ? [] : [`  CALLBACKS_PUBLIC_URL=${system.callbacksUrl}     (the callbacks service: /callbacks/<channel>/…, /l/<code>)`]),
           `  health and metrics: ${health?.url ?? ''}/metrics`,
           `  channels file: ${system.env['CHANNELS_FILE']}`,
         ].join('\n'),

@@ -13,7 +13,7 @@ import { loadConfig, type RelayConfig } from '../config/index.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { closeDataverseClient, createDataverseClient } from '../dataverse/index.js';
 import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../emulators/dataverse/index.js';
-import { startProviderSimulators, type ProviderSimulators } from '../emulators/providers/index.js';
+import { startProviderSimulators, type CallbackOptions, type ProviderSimulators, type RecipientOptions } from '../emulators/providers/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
 import { Closer, type Closeable } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -50,21 +50,30 @@ export interface EmbeddedSystemOptions {
   /**
    * The feedback path: the SMS channels get a callbacks block (tracked links, the keyword YES), the callbacks stage a
    * free loopback port, and the simulators post delivery reports, clicks, keyword replies and STOPs to it at the
-   * rates of {@link FEEDBACK_RATES}. @defaultValue false
+   * rates given, or those of {@link FEEDBACK_RATES} for `true`. @defaultValue false
    */
-  feedback?: boolean;
+  feedback?: boolean | FeedbackRates;
   /** Environment entries for the workers on top of the embedded ones. */
   env?: Record<string, string>;
   /** The emulators' logger (the workers get theirs from whoever starts them). @defaultValue silentLogger() */
   log?: Logger;
 }
 
-/** What the simulated recipients and providers do with the demo's messages (seeded, so a run is repeatable). */
-export const FEEDBACK_RATES = {
+/** What the simulated providers and recipients do with the messages: the simulators' own options. */
+export interface FeedbackRates {
+  callbacks: CallbackOptions;
+  /** `keywords` are also the channels' keywords. */
+  recipients: RecipientOptions & { keywords: string[] };
+  /** Seeds each message's fate, so that a run is repeatable. */
+  seed: number;
+}
+
+/** What the simulated recipients and providers do with the demo's messages. */
+export const FEEDBACK_RATES: FeedbackRates = {
   callbacks: { undeliveredRate: 0.02, readRate: 0.2, repeatRate: 0.05, delayMs: { min: 20, max: 200 } },
   recipients: { clickRate: 0.3, replyRate: 0.1, keywords: ['YES'], stopRate: 0.03 },
   seed: 7,
-} as const;
+};
 
 /** A free port on the loopback interface (asked of the system, then released for the caller to listen on). */
 async function freePort(): Promise<number> {
@@ -111,15 +120,15 @@ interface ChannelsDocument {
  * The channels file with tile paths made absolute and every Twilio channel's rate set to `smsPerSecond`; with
  * `feedback`, every Twilio channel with a tile gets a callbacks block on `${CALLBACKS_PUBLIC_URL}`.
  */
-function embeddedChannels(file: string, smsPerSecond: number, feedback: boolean): ChannelsDocument {
+function embeddedChannels(file: string, smsPerSecond: number, feedback: FeedbackRates | undefined): ChannelsDocument {
   const doc = JSON.parse(readFileSync(file, 'utf8')) as ChannelsDocument & { $schema?: string };
   delete doc.$schema;
   const dir = path.dirname(file);
   for (const channel of doc.channels) {
     if (typeof channel.tile === 'string') channel.tile = path.resolve(dir, channel.tile);
     if (channel.provider.type === 'twilio') channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
-    if (feedback && channel.provider.type === 'twilio' && channel.tile !== undefined) {
-      channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}', trackLinks: true, keywords: [...FEEDBACK_RATES.recipients.keywords] };
+    if (feedback !== undefined && channel.provider.type === 'twilio' && channel.tile !== undefined) {
+      channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}', trackLinks: true, keywords: [...feedback.recipients.keywords] };
     }
   }
   return doc;
@@ -134,9 +143,9 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'channel-relay-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    const feedback = options.feedback ?? false;
+    const feedback = options.feedback === true ? FEEDBACK_RATES : options.feedback === false ? undefined : options.feedback;
     const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond, feedback);
-    const callbacksPort = feedback ? await freePort() : undefined;
+    const callbacksPort = feedback === undefined ? undefined : await freePort();
     const callbacksUrl = callbacksPort === undefined ? undefined : `http://127.0.0.1:${callbacksPort}`;
     // Replies to a sender's number go to its channel's inbound route (a Twilio number's messaging webhook).
     const inboundUrls = Object.fromEntries(
@@ -150,7 +159,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       await startProviderSimulators({
         latencyMs: options.providerLatencyMs ?? 0,
         twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls },
-        ...(feedback ? { callbacks: { ...FEEDBACK_RATES.callbacks }, recipients: { ...FEEDBACK_RATES.recipients, keywords: [...FEEDBACK_RATES.recipients.keywords] }, seed: FEEDBACK_RATES.seed } : {}),
+        ...(feedback === undefined ? {} : { callbacks: feedback.callbacks, recipients: feedback.recipients, seed: feedback.seed }),
         log,
       }),
     );

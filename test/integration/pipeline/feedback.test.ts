@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { DEFAULT_OPT_OUT_CONFIRMATION } from '../../../src/channels/index.js';
-import { runDemo, type DemoSummary } from '../../../src/demo/index.js';
+import { FEEDBACK_RATES, runDemo, type DemoSummary } from '../../../src/demo/index.js';
 import type { EmbeddedSystem } from '../../../src/demo/index.js';
 import type { Interaction } from '../../../src/emulators/dataverse/index.js';
 import { silentLogger } from '../../../src/log.js';
@@ -23,7 +23,8 @@ describe('feedback path end to end', function () {
     let checked: Promise<void> | undefined;
     const result = await runDemo({
       contacts: 500,
-      feedback: true,
+      // The demo's rates with more repeats, so that repeated replies (a STOP, a YES) are certain to be among them.
+      feedback: { ...FEEDBACK_RATES, callbacks: { ...FEEDBACK_RATES.callbacks, repeatRate: 0.3 } },
       serve: true,
       signal: abort.signal,
       out: () => undefined,
@@ -54,7 +55,9 @@ async function check(system: EmbeddedSystem): Promise<void> {
 
   const journeyMessages = system.sim.messages().filter((m) => m.statusCallback !== undefined);
   const callbacks = system.sim.callbacks().filter((c) => !c.repeat && c.attempt === 1);
-  assert.ok(system.sim.callbacks().some((c) => c.repeat), 'the simulators repeated some callbacks');
+  const repeated = system.sim.callbacks().filter((c) => c.repeat);
+  for (const kind of ['status', 'click', 'inbound'] as const) assert.ok(repeated.some((c) => c.kind === kind), `the simulators repeated some ${kind} callbacks`);
+  assert.ok(repeated.some((c) => c.kind === 'inbound' && c.summary['intent'] === 'stop'), 'the simulators repeated a STOP');
 
   // One sent per message.
   assert.equal(ofType('sent').length, journeyMessages.length);

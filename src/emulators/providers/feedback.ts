@@ -5,7 +5,8 @@
  *
  * - Twilio: form-encoded status callbacks to the message's `StatusCallback`, signed with `X-Twilio-Signature`
  *   (the auth token the send authenticated with); inbound SMS to `twilio.inboundUrls[<sender>]`, signed with the
- *   account's newest auth token.
+ *   account's newest auth token. Each status is applied to the fetchable Message resource before its callback
+ *   (at once when no callback is sent), and each inbound SMS is remembered (TwilioApi `received`).
  * - Telegram: `Update` objects POSTed to the bot's webhook (`setWebhook`), with `X-Telegram-Bot-Api-Secret-Token`
  *   when a secret token was set; `update_id` increasing per bot.
  * - Contract: JSON delivery reports and inbound messages, signed with Standard Webhooks (src/providers' signer)
@@ -123,10 +124,16 @@ export class Feedback {
     if (m.provider === 'twilio') {
       const t = this.#deps.twilio.options;
       const statuses = m.statusCallback !== undefined && t.statusCallbacks;
-      if (!statuses && !acts) return;
       const failed = !delivered && random() < t.failedShare;
       const errorCode = pick(t.errorCodes, random);
-      run(() => this.#twilio(m, { statuses, delivered, failed, read, errorCode, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
+      const sequence = this.#twilioStatuses(m, failed, delivered, read);
+      if (!statuses) {
+        // No status callbacks to pace it: the fetched status is the message's final one at once.
+        const now = this.#deps.clock();
+        for (const status of sequence) this.#deps.twilio.api.advance(m.providerMessageId, status, now, errorCode);
+        if (!acts) return;
+      }
+      run(() => this.#twilio(m, { statuses, sequence, delivered, errorCode, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
     } else if (m.provider === 'telegram') {
       if (!plan.reply && plan.clicks.length === 0) return;
       run(() => this.#telegram(m, plan, random));
@@ -151,21 +158,30 @@ export class Feedback {
     }
   }
 
-  async #twilio(
-    m: SimulatedMessage,
-    f: { statuses: boolean; delivered: boolean; failed: boolean; read: boolean; errorCode: number; plan: RecipientPlan; random: () => number; authToken?: string },
-  ): Promise<void> {
-    const engine = this.#deps.engine;
+  /** The statuses a Twilio message goes through after its send (each one a status callback). */
+  #twilioStatuses(m: SimulatedMessage, failed: boolean, delivered: boolean, read: boolean): string[] {
     const viaService = m.sender.startsWith('MG');
     const sequence: string[] = [];
     if (this.#deps.twilio.options.initialStatusCallback) sequence.push(viaService ? 'accepted' : 'queued');
     if (viaService) sequence.push('queued');
-    if (f.failed) sequence.push('failed');
-    else sequence.push('sent', f.delivered ? 'delivered' : 'undelivered');
-    if (f.read) sequence.push('read');
-    const token = f.authToken ?? this.#deps.twilio.api.authTokenOf(m.channel);
-    for (const status of f.statuses ? sequence : []) {
+    if (failed) sequence.push('failed');
+    else sequence.push('sent', delivered ? 'delivered' : 'undelivered');
+    if (read) sequence.push('read');
+    return sequence;
+  }
+
+  async #twilio(
+    m: SimulatedMessage,
+    f: { statuses: boolean; sequence: string[]; delivered: boolean; errorCode: number; plan: RecipientPlan; random: () => number; authToken?: string },
+  ): Promise<void> {
+    const engine = this.#deps.engine;
+    const api = this.#deps.twilio.api;
+    const viaService = m.sender.startsWith('MG');
+    const token = f.authToken ?? api.authTokenOf(m.channel);
+    for (const status of f.statuses ? f.sequence : []) {
       await engine.sleep(engine.delay(f.random));
+      // The resource changes first, then Twilio calls back: a fetch on the callback sees the status it reports.
+      api.advance(m.providerMessageId, status, this.#deps.clock(), f.errorCode);
       if (token === undefined) {
         engine.unroutable('status');
         continue;
@@ -196,7 +212,7 @@ export class Feedback {
     if (!f.delivered) return;
     await this.#recipient(m, f.plan, f.random, (text, intent) => {
       const url = this.#deps.twilio.options.inboundUrls[m.sender];
-      const inboundToken = this.#deps.twilio.api.authTokenOf(m.channel) ?? f.authToken;
+      const inboundToken = api.authTokenOf(m.channel) ?? f.authToken;
       if (url === undefined || inboundToken === undefined) {
         engine.unroutable('inbound');
         return undefined;
@@ -216,6 +232,7 @@ export class Feedback {
         To: m.sender,
       });
       if (viaService) params.set('MessagingServiceSid', m.sender);
+      api.received({ sid, accountSid: m.channel, from: m.recipient, to: m.sender, body: text, time: this.#deps.clock(), inReplyTo: m.providerMessageId, intent: intent === 'stop' ? 'stop' : 'keyword' });
       const target = url.replace(/#.*$/, '');
       const signature = signTwilio(inboundToken, target, params);
       return {

@@ -11,7 +11,7 @@ export { PROVIDERS, seededRandom } from './faults.js';
 export type { FaultSettings, FaultsSpec, SimulatedProvider } from './faults.js';
 export type { MessageFilter, ProviderStats, SimulatedMessage, SimulatorStats, TrafficStats } from './records.js';
 export { TWILIO_DEFAULTS } from './twilio.js';
-export type { TwilioOptions } from './twilio.js';
+export type { InboundReply, TwilioOptions } from './twilio.js';
 export { TELEGRAM_DEFAULTS } from './telegram.js';
 export type { TelegramOptions } from './telegram.js';
 export { CONTRACT_DEFAULTS } from './contract.js';

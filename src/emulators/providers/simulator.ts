@@ -24,7 +24,7 @@ import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type Simulat
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
 import { secretKey } from './standard-webhooks.js';
 import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
-import { TWILIO_DEFAULTS, TWILIO_PATH, TwilioApi, type TwilioOptions } from './twilio.js';
+import { TWILIO_DEFAULTS, TWILIO_MESSAGE_PATH, TWILIO_PATH, TwilioApi, type InboundReply, type TwilioOptions } from './twilio.js';
 
 export interface ProviderSimulatorsOptions {
   /** Port; 0 picks a free one. @defaultValue 0 */
@@ -89,6 +89,11 @@ export interface ProviderSimulators {
   callbackStats(): CallbackStats;
   /** Resolves when no callback is scheduled or in flight (at once when none is, and after `close()`). */
   callbacksIdle(): Promise<void>;
+  /**
+   * The replies simulated recipients sent to Twilio inbound URLs (`twilio.inboundUrls`), oldest first: each one's
+   * `MessageSid`, from, to, body and time, also fetchable with `GET …/Messages/{MessageSid}.json`. Kept across `reset()`.
+   */
+  inboundReplies(): InboundReply[];
   /** Calls held without an answer right now (timeouts). */
   heldCalls(): number;
   /** Cancels scheduled callbacks (and aborts those in flight), stops listening and ends every connection (held calls included). Idempotent. */
@@ -205,7 +210,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
 }
 
 const NOT_FOUND_HINT =
-  'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats}';
+  'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };
@@ -304,6 +309,8 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
           if (kind !== undefined && !(CALLBACK_KINDS as readonly string[]).includes(kind)) return simulatorError(400, 'InvalidFilter', `kind must be one of ${CALLBACK_KINDS.join(', ')}, found '${kind}'`);
           return { status: 200, body: engine.records({ ...(provider ? { provider } : {}), ...(kind ? { kind: kind as CallbackKind } : {}) }) };
         }
+        case 'GET /_simulator/inbound':
+          return { status: 200, body: twilio.inboundReplies() };
         case 'GET /_simulator/callbacks/stats':
           return { status: 200, body: engine.stats() };
         case 'GET /_simulator/stats':
@@ -357,6 +364,13 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     }
     let prepared: Prepared | undefined;
     let provider: SimulatedProvider | undefined;
+    const fetchMatch = TWILIO_MESSAGE_PATH.exec(ex.path);
+    if (fetchMatch) {
+      // The Message fetch: answered at once, outside the faults, the statistics and the concurrency limit.
+      if (ex.method !== 'GET') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'GET' } });
+      writeReply(res, twilio.fetch(ex, decodeURIComponent(fetchMatch[1]!), decodeURIComponent(fetchMatch[2]!)));
+      return;
+    }
     const twilioMatch = TWILIO_PATH.exec(ex.path);
     const telegramMatch = TELEGRAM_PATH.exec(ex.path);
     const contractMatch = CONTRACT_PATH.exec(ex.path);
@@ -415,6 +429,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     callbacks: (filter) => engine.records(filter),
     callbackStats: () => engine.stats(),
     callbacksIdle: () => engine.idle(),
+    inboundReplies: () => twilio.inboundReplies(),
     heldCalls: () => held.size,
     close() {
       engine.close();

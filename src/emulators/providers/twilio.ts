@@ -2,7 +2,9 @@
  * Twilio's Programmable Messaging API, `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`: form-encoded
  * parameters, HTTP basic auth, the Message resource on 201, Twilio's error JSON `{code, message, more_info, status}`,
  * per-sender MPS (over-MPS messages are queued by Twilio, so accepted here and counted as rate violations), the
- * per-account concurrency limit (429, 20429), and `I-Twilio-Idempotency-Token`.
+ * per-account concurrency limit (429, 20429), and `I-Twilio-Idempotency-Token`. And the Message fetch,
+ * `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`, for the messages sent (with their current
+ * status) and the simulated recipients' inbound replies.
  */
 import { randomBytes } from 'node:crypto';
 import type { FaultAction } from './faults.js';
@@ -11,6 +13,8 @@ import type { SimulatedMessage } from './records.js';
 import { SlidingWindows } from './window.js';
 
 export const TWILIO_PATH = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
+/** One Message resource: `[, AccountSid, MessageSid]`. */
+export const TWILIO_MESSAGE_PATH = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/([^/]+)\.json$/;
 
 export interface TwilioOptions {
   /** AccountSid → AuthToken (an API key SID `SK…` as user name works too). @defaultValue undefined: any credentials are accepted (they must still be sent) */
@@ -99,6 +103,79 @@ export function smsSegments(body: string): number {
   return units <= 70 ? 1 : Math.ceil(units / 67);
 }
 
+/** The `error_message` Twilio gives the simulator's default `ErrorCode`s (others: null). */
+const ERROR_MESSAGES: Record<number, string> = {
+  30003: 'Unreachable destination handset',
+  30005: 'Unknown destination handset',
+  30006: 'Landline or unreachable carrier',
+  30007: 'Message filtered',
+  30008: 'Unknown error',
+};
+
+/** A Message resource the simulated account holds: what the fetch answers. */
+interface StoredMessage {
+  sid: string;
+  accountSid: string;
+  direction: 'outbound-api' | 'inbound';
+  from: string | null;
+  to: string;
+  body: string;
+  messagingServiceSid: string | null;
+  status: string;
+  created: number;
+  sent: number | null;
+  updated: number;
+  errorCode: number | null;
+}
+
+/** One reply a simulated recipient sent to a Twilio inbound URL (`sim.inboundReplies()`, `GET /_simulator/inbound`). */
+export interface InboundReply {
+  /** The reply's `MessageSid` (`SM…`), as POSTed to the inbound URL and fetchable. */
+  sid: string;
+  /** The account (`AccountSid`) of the message replied to. */
+  accountSid: string;
+  /** The replying recipient (`From`). */
+  from: string;
+  /** The sender replied to (`To`): the number, short code or Messaging Service SID of the message. */
+  to: string;
+  /** `Body`. */
+  body: string;
+  /** When the simulated Twilio received it (its `date_created`/`date_sent`), ms since the epoch (the simulators' clock). */
+  time: number;
+  /** The `SM…` sid of the outbound message it answers. */
+  inReplyTo: string;
+  /** Whether it is one of `recipients.keywords` or the `stopWord`. */
+  intent: 'keyword' | 'stop';
+}
+
+/** A Twilio status, in the order a message goes through them (a callback never moves a message back). */
+const STATUS_ORDER = ['accepted', 'queued', 'sending', 'sent', 'failed', 'undelivered', 'delivered', 'read'];
+
+function messageResource(m: StoredMessage): Record<string, unknown> {
+  return {
+    account_sid: m.accountSid,
+    api_version: '2010-04-01',
+    body: m.body,
+    date_created: twilioDate(m.created),
+    date_sent: m.sent === null ? null : twilioDate(m.sent),
+    date_updated: twilioDate(m.updated),
+    direction: m.direction,
+    error_code: m.errorCode,
+    error_message: m.errorCode === null ? null : (ERROR_MESSAGES[m.errorCode] ?? null),
+    from: m.from,
+    messaging_service_sid: m.messagingServiceSid,
+    num_media: '0',
+    num_segments: String(smsSegments(m.body)),
+    price: null,
+    price_unit: 'USD',
+    sid: m.sid,
+    status: m.status,
+    subresource_uris: { media: `/2010-04-01/Accounts/${m.accountSid}/Messages/${m.sid}/Media.json` },
+    to: m.to,
+    uri: `/2010-04-01/Accounts/${m.accountSid}/Messages/${m.sid}.json`,
+  };
+}
+
 export class TwilioApi {
   readonly #options: ResolvedTwilio;
   readonly #unsubscribed: Set<string>;
@@ -106,6 +183,9 @@ export class TwilioApi {
   readonly #idempotent = new Map<string, Reply>();
   readonly #windows: SlidingWindows;
   readonly #lastToken = new Map<string, string>();
+  /** Every message sent or received, by sid: kept across `reset()`, as an account keeps its messages. */
+  readonly #stored = new Map<string, StoredMessage>();
+  readonly #inbound: InboundReply[] = [];
 
   constructor(options: ResolvedTwilio, windowMs: number) {
     this.#options = options;
@@ -129,6 +209,68 @@ export class TwilioApi {
    */
   authTokenOf(accountSid: string): string | undefined {
     return this.#options.authTokens?.[accountSid] ?? this.#lastToken.get(accountSid);
+  }
+
+  /**
+   * Moves an outbound message to `status` at `now` (`ErrorCode` on `undelivered`/`failed`); `date_sent` is set
+   * when it reaches `sent` or later (not `failed`). A status earlier than the current one is ignored; an unknown sid too.
+   */
+  advance(sid: string, status: string, now: number, errorCode?: number): void {
+    const m = this.#stored.get(sid);
+    if (!m || m.direction !== 'outbound-api') return;
+    if (STATUS_ORDER.indexOf(status) < STATUS_ORDER.indexOf(m.status)) return;
+    m.status = status;
+    m.updated = now;
+    if (m.sent === null && status !== 'failed' && STATUS_ORDER.indexOf(status) >= STATUS_ORDER.indexOf('sent')) m.sent = now;
+    if ((status === 'undelivered' || status === 'failed') && errorCode !== undefined) m.errorCode = errorCode;
+  }
+
+  /** Remembers an inbound reply (fetchable as a Message resource with direction `inbound`, status `received`). */
+  received(reply: InboundReply): void {
+    this.#inbound.push(reply);
+    this.#stored.set(reply.sid, {
+      sid: reply.sid,
+      accountSid: reply.accountSid,
+      direction: 'inbound',
+      from: reply.from,
+      to: reply.to,
+      body: reply.body,
+      messagingServiceSid: MESSAGING_SERVICE.test(reply.to) ? reply.to : null,
+      status: 'received',
+      created: reply.time,
+      sent: reply.time,
+      updated: reply.time,
+      errorCode: null,
+    });
+  }
+
+  /** The inbound replies received, oldest first (copies). */
+  inboundReplies(): InboundReply[] {
+    return this.#inbound.map((r) => ({ ...r }));
+  }
+
+  /** HTTP basic auth as Twilio checks it: the password (AuthToken, or an API key's secret), or undefined when refused. */
+  #authenticate(ex: Exchange, accountSid: string): string | undefined {
+    // User = AccountSid (or an API key SID), password = AuthToken.
+    const basic = /^Basic\s+(.+)$/i.exec(ex.headers['authorization'] ?? '')?.[1];
+    const decoded = basic === undefined ? undefined : Buffer.from(basic, 'base64').toString('utf8');
+    const colon = decoded?.indexOf(':') ?? -1;
+    const user = colon > 0 ? decoded!.slice(0, colon) : undefined;
+    const password = colon > 0 ? decoded!.slice(colon + 1) : undefined;
+    const tokens = this.#options.authTokens;
+    const ok = user !== undefined && password !== undefined && password !== '' && (user === accountSid || user.startsWith('SK')) && (tokens === undefined || tokens[accountSid] === password);
+    return ok ? password : undefined;
+  }
+
+  /**
+   * `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`: 200 with the Message resource (outbound with
+   * its current status, inbound `received`); 401 (20003) as the send; 404 (20404) for a sid this account does not hold.
+   */
+  fetch(ex: Exchange, accountSid: string, sid: string): Reply {
+    if (this.#authenticate(ex, accountSid) === undefined) return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
+    const m = this.#stored.get(sid);
+    if (!m || m.accountSid !== accountSid) return twilioError(404, 20404, `The requested resource ${ex.path} was not found`);
+    return { status: 200, body: messageResource(m) };
   }
 
   /** Forgets the rate windows and the idempotency records. */
@@ -155,19 +297,11 @@ export class TwilioApi {
   }
 
   prepare(ex: Exchange, accountSid: string): Prepared {
-    // Authentication: HTTP basic, user = AccountSid (or an API key SID), password = AuthToken.
-    const basic = /^Basic\s+(.+)$/i.exec(ex.headers['authorization'] ?? '')?.[1];
-    const decoded = basic === undefined ? undefined : Buffer.from(basic, 'base64').toString('utf8');
-    const colon = decoded?.indexOf(':') ?? -1;
-    const user = colon > 0 ? decoded!.slice(0, colon) : undefined;
-    const password = colon > 0 ? decoded!.slice(colon + 1) : undefined;
-    const tokens = this.#options.authTokens;
-    const authOk =
-      user !== undefined && password !== undefined && password !== '' && (user === accountSid || user.startsWith('SK')) && (tokens === undefined || tokens[accountSid] === password);
-    if (!authOk) {
+    const password = this.#authenticate(ex, accountSid);
+    if (password === undefined) {
       return { refuse: { reply: twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' }), code: 20003 } };
     }
-    this.#lastToken.set(accountSid, password!);
+    this.#lastToken.set(accountSid, password);
     const params = new URLSearchParams(ex.body);
     const to = params.get('To') ?? '';
     const from = params.get('From') ?? '';
@@ -207,31 +341,24 @@ export class TwilioApi {
       const rateViolation = window.count(now) >= this.mpsOf(senderKey);
       window.add(now);
       const sid = `SM${randomBytes(16).toString('hex')}`;
-      const date = twilioDate(now);
       const callback = params.get('StatusCallback') ?? undefined;
-      const resource = {
-        account_sid: accountSid,
-        api_version: '2010-04-01',
-        body,
-        date_created: date,
-        date_sent: null,
-        date_updated: date,
-        direction: 'outbound-api',
-        error_code: null,
-        error_message: null,
-        from: from || null,
-        messaging_service_sid: service || null,
-        num_media: '0',
-        num_segments: String(smsSegments(body)),
-        price: null,
-        price_unit: 'USD',
+      const stored: StoredMessage = {
         sid,
+        accountSid,
+        direction: 'outbound-api',
+        from: from || null,
+        to,
+        body,
+        messagingServiceSid: service || null,
         // A Messaging Service send starts as `accepted` (the sender is picked later), a direct send as `queued`.
         status: from ? 'queued' : 'accepted',
-        subresource_uris: { media: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}/Media.json` },
-        to,
-        uri: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}.json`,
+        created: now,
+        sent: null,
+        updated: now,
+        errorCode: null,
       };
+      this.#stored.set(sid, stored);
+      const resource = messageResource(stored);
       const reply: Reply = { status: 201, body: resource };
       if (token) this.#idempotent.set(`${accountSid}\u0000${token}`, reply);
       const accepted: SimulatedMessage = {
@@ -246,7 +373,7 @@ export class TwilioApi {
         ...(token ? { idempotencyKey: token } : {}),
         ...(callback ? { statusCallback: callback } : {}),
       };
-      return { reply, accepted, rateViolation, authToken: password! };
+      return { reply, accepted, rateViolation, authToken: password };
     };
     return { ...(sender ? { sender } : {}), onEnd, execute };
   }

@@ -1,6 +1,7 @@
 /**
- * The one HTTP call every adapter makes: global `fetch` (undici in Node 20) with a timeout, the caller's signal, and
- * failures turned into `ProviderError`s:
+ * The one HTTP call every adapter makes: a `node:http` / `node:https` request on a keep-alive agent (one per origin,
+ * kept for the life of the process; idle sockets close after {@link IDLE_SOCKET_MS}), the answer read into a Buffer,
+ * with a timeout, the caller's signal, and failures turned into `ProviderError`s:
  *
  * - the timeout (`timeoutMs`) → `ProviderTimeout`;
  * - a connection failure (refused, reset, DNS) → `ProviderUnavailable`;
@@ -8,8 +9,15 @@
  *   provider fault.
  *
  * Answers of any status are returned, not thrown: each adapter's mapping function decides what a status means.
- * Nothing here puts the URL (a Telegram bot token is in its path) or the request headers (basic auth) into an error.
+ * Redirects are returned, never followed (the credentials stay with the provider). Nothing here puts the URL (a
+ * Telegram bot token is in its path) or the request headers (basic auth) into an error.
+ *
+ * Not global `fetch`: per call, undici's fetch costs a web stream for the answer, a `Headers` and a `Response`; at
+ * hundreds of sends a second that was about a fifth of the dispatch worker's CPU time (docs/benchmarks.md,
+ * "Pipeline"). A caller may still pass its own `fetch` (tests, proxies): that call goes through it.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { parseRetryAfter } from '../http/index.js';
 import { ProviderError } from '../errors.js';
 import type { ProviderType } from './provider.js';
@@ -28,7 +36,7 @@ export interface HttpCall {
   timeoutMs: number;
   /** The caller's signal (shutdown): its abort is rethrown as is. */
   signal?: AbortSignal;
-  /** @defaultValue globalThis.fetch */
+  /** Send through this `fetch` instead of `node:http` (tests, proxies). @defaultValue undefined: `node:http` / `node:https` */
   fetch?: FetchLike;
   /** Values that must never appear in an error (tokens, passwords); replaced by `[REDACTED]`. */
   secrets?: readonly string[];
@@ -44,6 +52,8 @@ export interface HttpResponse {
 }
 
 export const REDACTED = '[REDACTED]';
+/** How long a kept-alive socket may stay idle before the agent closes it, ms (undici's default keep-alive is 4 s). */
+export const IDLE_SOCKET_MS = 4000;
 /** Secrets shorter than this are not searched for in answers (no real token is this short). */
 const MIN_SECRET_CHARS = 8;
 
@@ -66,26 +76,20 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
   }, call.timeoutMs);
   const onCallerAbort = (): void => controller.abort(caller?.reason);
   caller?.addEventListener('abort', onCallerAbort, { once: true });
-  const doFetch = call.fetch ?? (globalThis.fetch as FetchLike);
   const secrets = call.secrets ?? [];
   try {
-    // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
-    const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal: controller.signal, redirect: 'manual' });
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name.toLowerCase()] = value;
-    });
+    const answer = call.fetch === undefined ? await nodePost(call, controller.signal) : await fetchPost(call, call.fetch, controller.signal);
     let text: string;
     try {
-      text = await response.text();
+      text = await answer.text();
     } catch (err) {
       // A 2xx status line means the provider took the request: a body lost after it (timeout, reset) must not turn
       // into a retryable failure, or the message is sent again. The mapping makes an empty 2xx body
       // ProviderAnswerUnreadable (maybe sent, not retried).
-      if (response.status >= 200 && response.status < 300 && !caller?.aborted) return scrubSecrets({ status: response.status, headers, body: '' }, secrets);
+      if (answer.status >= 200 && answer.status < 300 && !caller?.aborted) return scrubSecrets({ status: answer.status, headers: answer.headers, body: '' }, secrets);
       throw err;
     }
-    return scrubSecrets({ status: response.status, headers, body: parseBody(text, headers['content-type']) }, secrets);
+    return scrubSecrets({ status: answer.status, headers: answer.headers, body: parseBody(text, answer.headers['content-type']) }, secrets);
   } catch (err) {
     // The caller's abort wins, even over a timeout that fired just before: a stop is not a provider fault.
     if (caller?.aborted) throw caller.reason;
@@ -98,6 +102,68 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
     clearTimeout(timer);
     caller?.removeEventListener('abort', onCallerAbort);
   }
+}
+
+/** The status line and headers of an answer; `text()` reads its body (rejects when the body is lost). */
+interface RawAnswer {
+  status: number;
+  /** Lower-case names; repeated headers joined with ', '. */
+  headers: Record<string, string>;
+  text(): Promise<string>;
+}
+
+/** Keep-alive agents by origin (`http://host:port`): calls to one provider reuse their connections. */
+const agents = new Map<string, http.Agent>();
+
+function agentFor(url: URL): http.Agent {
+  let agent = agents.get(url.origin);
+  if (agent === undefined) {
+    const options: http.AgentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' };
+    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    agents.set(url.origin, agent);
+  }
+  return agent;
+}
+
+/** One POST through `node:http` / `node:https`; `signal` destroys the request (and the answer's body) when it fires. */
+function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
+  return new Promise<RawAnswer>((resolve, reject) => {
+    const url = new URL(call.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol}`);
+    const body = Buffer.from(call.body, 'utf8');
+    const request = url.protocol === 'https:' ? https.request : http.request;
+    const req = request(url, { method: 'POST', agent: agentFor(url), headers: { ...call.headers, 'content-length': String(body.length) }, signal });
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      const text = new Promise<string>((resolveText, rejectText) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.once('end', () => resolveText(Buffer.concat(chunks).toString('utf8')));
+        res.once('error', rejectText);
+        // Destroyed (abort, timeout, reset) before its end: 'close' without 'end'.
+        res.once('close', () => {
+          if (!res.complete) rejectText(new Error('the connection closed before the answer ended'));
+        });
+      });
+      resolve({ status: res.statusCode ?? 0, headers, text: () => text });
+    });
+    req.end(body);
+  });
+}
+
+/** One POST through a caller's `fetch`. */
+async function fetchPost(call: HttpCall, doFetch: FetchLike, signal: AbortSignal): Promise<RawAnswer> {
+  // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
+  const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal, redirect: 'manual' });
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name.toLowerCase()] = value;
+  });
+  return { status: response.status, headers, text: () => response.text() };
 }
 
 /** JSON when it parses as JSON (by content type or by shape), else the text itself. */
@@ -120,7 +186,8 @@ export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
   const live = secrets.filter((s) => s.length >= MIN_SECRET_CHARS);
   if (live.length === 0) return value;
   const scrub = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') return live.reduce((s, secret) => s.split(secret).join(REDACTED), v);
+    // includes() first: splitting every string of every answer cost about 5 % of the dispatch worker's CPU time.
+    if (typeof v === 'string') return live.reduce((s, secret) => (s.includes(secret) ? s.split(secret).join(REDACTED) : s), v);
     if (typeof v !== 'object' || v === null || depth > 16) return v;
     if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1));
     const out: Record<string, unknown> = {};

@@ -58,6 +58,30 @@ describe('httpPost', () => {
     assert.equal(server.requests[0]?.headers['content-type'], 'text/plain');
   });
 
+  it('keeps one connection alive across calls to the same origin, and sends a multi-byte body whole', async () => {
+    let connections = 0;
+    const bodies: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'] });
+        res.end('{"ok":true}');
+      });
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+    let last: Awaited<ReturnType<typeof httpPost>> | undefined;
+    for (let i = 0; i < 5; i++) last = await httpPost({ ...call, url, body: `héllo ✓ ${i}` });
+    assert.deepEqual(last?.body, { ok: true });
+    assert.equal(last?.headers['set-cookie'], 'a=1, b=2');
+    assert.deepEqual(bodies, [0, 1, 2, 3, 4].map((i) => `héllo ✓ ${i}`));
+    assert.equal(connections, 1);
+  });
+
   it('returns a text body as text, and an error status without throwing', async () => {
     const server = track(await startRecordingServer());
     server.reply({ status: 503, body: 'upstream down' });

@@ -56,7 +56,7 @@ export class OutcomeRecorder {
     if (outcome.kind === 'sent') {
       stage.counts.sent++;
       stage.count(channel.name, 'sent');
-      log.info('sent', { calls: outcome.calls, providerMessageId: outcome.result.providerMessageId });
+      if (log.isDebugEnabled()) log.debug('sent', { calls: outcome.calls, providerMessageId: outcome.result.providerMessageId });
       if (msg.purpose === 'confirmation' || msg.context === undefined) {
         await settlement.complete();
         return;

@@ -25,6 +25,13 @@ RUN npm run build
 # --- runtime: production dependencies, the compiled code, config/ ---------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# V8's heap sizing. Without a limit, V8 takes about 4 GB as the old generation's maximum on a large host and then lets
+# the heap grow to 4x what survived the last full collection before it collects again: a worker whose live heap is
+# 30-40 MB sat at 350-380 MB RSS (docs/benchmarks.md, "Pipeline"). The growth factor shrinks with the maximum (V8:
+# 1.3x at <= 256 MB, rising to 4x at 2 GB, 64-bit): 1 GB gives 1.6x, which keeps a worker near 150-160 MB RSS for about
+# the same CPU; 128 MB (1.3x) saves another 10-20 MB but costs about a third more CPU in full collections. The
+# emulators and the CLI in this image get the same setting.
+ENV NODE_OPTIONS=--max-old-space-size=1024
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY patches ./patches

@@ -82,8 +82,12 @@ export interface System {
   channels: ChannelRegistry;
   /** Runs stages in this process; closed by {@link System.close}. */
   relay(stages: readonly StageName[]): RunningRelay;
-  /** Starts a worker process from `workers/<name>.ts`; killed by {@link System.close} if still running. */
-  spawnWorker(name: StageName | 'all'): WorkerProcess;
+  /**
+   * Starts a worker process from `workers/<name>.ts` under tsx, or with `compiled` from `dist/workers/<name>.js`
+   * under plain node as deployed (the caller runs `npm run build` first); killed by {@link System.close} if still
+   * running.
+   */
+  spawnWorker(name: StageName | 'all', options?: SpawnOptions): WorkerProcess;
   /** Runs a seed journey; returns the activities created and the contacts the journey skipped. */
   runJourney(journeyId: string, count: number): Promise<{ created: Array<{ contactId: string; activityId: string }>; skipped: unknown[] }>;
   /** Sets contacts' compliance field (as a contact opting out after the activity was created). */
@@ -93,6 +97,13 @@ export interface System {
   /** Messages in a queue's dead-letter queue (peeked, not removed). */
   deadLetters(queue: string): Promise<Array<{ reason: string | undefined; description: string | undefined; body: unknown }>>;
   close(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  /** Run the compiled entry point `dist/workers/<name>.js` with plain node instead of `workers/<name>.ts` under tsx. @defaultValue false */
+  compiled?: boolean;
+  /** Extra arguments to node before the entry point (e.g. `--max-old-space-size=…`). @defaultValue [] */
+  nodeArgs?: readonly string[];
 }
 
 export interface WorkerProcess {
@@ -196,8 +207,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           `relay ${stages.join(',')}`,
           startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } }),
         ),
-      spawnWorker: (name) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', `workers/${name}.ts`], {
+      spawnWorker: (name, spawnOptions = {}) => {
+        const entry = spawnOptions.compiled === true ? [path.join('dist', 'workers', `${name}.js`)] : ['--import', 'tsx', `workers/${name}.ts`];
+        const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), ...entry], {
           cwd: packageRoot(),
           env: { PATH: process.env['PATH'] ?? '', ...env, DISPATCH_MAX_SESSIONS: String(config.dispatch.maxSessions), NODE_V8_COVERAGE: '' },
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,17 +7,20 @@
  *
  * - `POST /callbacks/:channel/contract/reports`: `{RequestId, MessageId?, Status, StatusDetails?, OrganizationId?}`
  *   with Status `Delivered`, `NotDelivered` or `Read`. Correlation: a `RequestId` that opens as a context token, else
- *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing), else, on a real-time channel,
+ *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing; only an activity of this channel's
+ *   message table, and on a shared tile one whose record names this channel: another's is ignored), else, on a real-time channel,
  *   the RequestId itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
  * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text} | "text", MessageId?, OrganizationId?}`: a
  *   reply (on a real-time channel: `msdyn_D365ChannelsInbound`, keyed by MessageId, else the webhook-id).
  * Answers: 204.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { verifyWebhook } from '../../providers/index.js';
 import type { SendContext } from '../messages.js';
 import { contextFromActivityRow } from './activity.js';
+import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { openContext } from './token.js';
@@ -54,7 +57,12 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
   if (channel.tile !== undefined) {
     const row = await service.directory.activityByActivityId(requestId, service.signal());
     const context = row === undefined ? undefined : contextFromActivityRow(row);
-    if (context !== undefined) return context;
+    if (context !== undefined) {
+      // The activity must be one of this channel's messages, as a token must name this channel: its message table,
+      // and on a shared tile the record's channel column (the same check a click makes).
+      const found = context.entityType === channel.tile.entityType ? await channelOf(service, context.entityType, context.entityId, channel.name) : undefined;
+      return found?.channel.name === channel.name ? context : undefined;
+    }
   }
   if (channel.channelDefinitionId !== undefined) {
     const organizationId = text(body['OrganizationId']) ?? channel.callbacks?.organizationId;
@@ -71,8 +79,10 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
   const requestId = text(body['RequestId']);
   const status = text(body['Status']);
   if (requestId === undefined || status === undefined) return refusal('bad-request');
-  const log = service.log.child({ channel: channel.name, requestId, status });
+  // The RequestId may be a context token: only a short digest of it is logged, and the activity once it is known.
+  const requestRef = createHash('sha256').update(requestId, 'utf8').digest('base64url').slice(0, 12);
   const context = await reportContext(service, channel, body, requestId);
+  const log = service.log.child({ channel: channel.name, requestRef, status, ...(context?.kind === 'marketing' ? { activityId: context.activityId } : {}) });
   if (context === undefined) {
     log.warn('contract report that matches no message of this channel: not recorded');
     return { outcome: 'ignored', status: 204 };

@@ -3,9 +3,13 @@
  * implementation over the Web API client (structurally typed: this folder imports no SDK; the relay hands in
  * src/dataverse's client and the governor's `run`).
  *
- * Requests: a reply costs one contact query (`<addressField> eq '<address>'`) and one activity query (the contact's
- * activities of the tile's message table, newest first); an opt-out one PATCH; a click one activity query and one
- * message record read (cached).
+ * Requests: a reply costs one contact query (`<addressField> eq '<address>'`, every page: all the contacts holding the
+ * address) and one activity query (the contact's activities of the tile's message table, newest first); an opt-out
+ * one PATCH per contact holding the address; a click one activity query (cached by activity id: the columns read never
+ * change once the journey created the row) and one message record read (cached).
+ *
+ * The activity cache is a small LRU with a TTL, the same scheme as src/dataverse/reads.ts's message record cache
+ * (which is internal to that module); an activity that is not found is not cached.
  */
 import type { Row } from '../ports.js';
 import { ACTIVITY_COLUMNS_FOR_CALLBACKS, ACTIVITY_SET_NAME } from './activity.js';
@@ -17,11 +21,14 @@ export interface FoundContact {
 }
 
 export interface CallbackDirectory {
-  /** Contacts whose `addressField` equals `address` (at most 2 are read: more than one is ambiguous). */
+  /**
+   * Every contact whose `addressField` equals `address` (all pages read, up to {@link MAX_CONTACTS_PER_ADDRESS}): an
+   * opt-out applies to each of them; a keyword only when there is one.
+   */
   contactsByAddress(addressField: string, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]>;
   /** The contact's most recent activity rows of one message table, newest first (at most `top`). */
   latestActivities(contactId: string, entityType: string, top: number, signal?: AbortSignal): Promise<Row[]>;
-  /** The activity row whose `msdyncrm_activityid` is `activityId`; undefined when none. */
+  /** The activity row whose `msdyncrm_activityid` is `activityId` (cached); undefined when none. */
   activityByActivityId(activityId: string, signal?: AbortSignal): Promise<Row | undefined>;
   /** A message record's columns (cached); undefined when it does not exist. */
   messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
@@ -31,7 +38,10 @@ export interface CallbackDirectory {
 
 /** The calls of dynamics-web-api the directory makes (a subset of `DynamicsWebApi`). */
 export interface DirectoryClient {
-  retrieveMultiple(request: { collection: string; select?: string[]; filter?: string; orderBy?: string[]; top?: number; signal?: AbortSignal }): Promise<{ value: unknown[] }>;
+  retrieveMultiple(
+    request: { collection: string; select?: string[]; filter?: string; orderBy?: string[]; top?: number; signal?: AbortSignal },
+    nextPageLink?: string,
+  ): Promise<{ value: unknown[]; oDataNextLink?: string }>;
   update(request: { collection: string; key: string; data: Row; signal?: AbortSignal }): Promise<unknown>;
 }
 
@@ -41,7 +51,16 @@ export interface DirectoryOptions {
   run?: <T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined, operation: string) => Promise<T>;
   /** The message record reads (intake's cached `DataverseReads.messageRecord` fits). */
   messageRecord: CallbackDirectory['messageRecord'];
+  /** The activity cache (by activity id). `max: 0` or `ttlMs: 0`: none. @defaultValue `{ max: 10000, ttlMs: 600000 }` */
+  activityCache?: { max?: number; ttlMs?: number };
+  /** Clock of the activity cache (tests). @defaultValue Date.now */
+  now?: () => number;
 }
+
+export const DIRECTORY_DEFAULTS = { activityCacheMax: 10_000, activityCacheTtlMs: 600_000 } as const;
+
+/** Contacts read for one address at most (pages of the query); more are logged by the caller as a count only. */
+export const MAX_CONTACTS_PER_ADDRESS = 5_000;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -54,16 +73,27 @@ export function odataString(value: string): string {
 export function createCallbackDirectory(options: DirectoryOptions): CallbackDirectory {
   const run = options.run ?? (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
   const client = options.client;
+  const max = options.activityCache?.max ?? DIRECTORY_DEFAULTS.activityCacheMax;
+  const ttlMs = options.activityCache?.ttlMs ?? DIRECTORY_DEFAULTS.activityCacheTtlMs;
+  if (!Number.isInteger(max) || max < 0) throw new TypeError(`createCallbackDirectory: activityCache.max must be an integer >= 0, found ${String(max)}`);
+  if (!(ttlMs >= 0)) throw new TypeError(`createCallbackDirectory: activityCache.ttlMs must be >= 0, found ${String(ttlMs)}`);
+  const now = options.now ?? Date.now;
+  /** Activity rows by lower-case activity id, least recently used first (a Map keeps insertion order). */
+  const activities = new Map<string, { row: Row; expiresAt: number }>();
   return {
     async contactsByAddress(addressField, address, columns, signal) {
       if (!COLUMN.test(addressField)) throw new TypeError(`address field must be a column name, found ${JSON.stringify(addressField)}`);
       const select = [...new Set(['contactid', addressField, ...columns])];
-      const res = await run(
-        (s) => client.retrieveMultiple({ collection: 'contacts', select, filter: `${addressField} eq ${odataString(address)}`, top: 2, ...(s ? { signal: s } : {}) }),
-        signal,
-        'find a contact by address',
-      );
-      return (res.value as Row[]).flatMap((row) => (typeof row['contactid'] === 'string' ? [{ contactId: row['contactid'], row }] : []));
+      const request = { collection: 'contacts', select, filter: `${addressField} eq ${odataString(address)}` };
+      const found: FoundContact[] = [];
+      let next: string | undefined;
+      do {
+        const link = next;
+        const res = await run((s) => client.retrieveMultiple({ ...request, ...(s ? { signal: s } : {}) }, link), signal, 'find the contacts holding an address');
+        for (const row of res.value as Row[]) if (typeof row['contactid'] === 'string') found.push({ contactId: row['contactid'], row });
+        next = res.oDataNextLink;
+      } while (next !== undefined && next !== '' && found.length < MAX_CONTACTS_PER_ADDRESS);
+      return found.slice(0, MAX_CONTACTS_PER_ADDRESS);
     },
     async latestActivities(contactId, entityType, top, signal) {
       if (!GUID.test(contactId)) return [];
@@ -84,6 +114,15 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
     },
     async activityByActivityId(activityId, signal) {
       if (!GUID.test(activityId)) return undefined;
+      const key = activityId.toLowerCase();
+      const hit = activities.get(key);
+      if (hit !== undefined) {
+        activities.delete(key);
+        if (hit.expiresAt > now()) {
+          activities.set(key, hit);
+          return hit.row;
+        }
+      }
       const res = await run(
         (s) =>
           client.retrieveMultiple({
@@ -96,7 +135,12 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
         signal,
         'read an activity by its activity id',
       );
-      return res.value[0] as Row | undefined;
+      const row = res.value[0] as Row | undefined;
+      if (row !== undefined && max > 0 && ttlMs > 0) {
+        activities.set(key, { row, expiresAt: now() + ttlMs });
+        while (activities.size > max) activities.delete(activities.keys().next().value as string);
+      }
+      return row;
     },
     messageRecord: options.messageRecord,
     async updateContact(contactId, values, signal) {

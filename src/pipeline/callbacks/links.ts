@@ -87,3 +87,18 @@ export function linkAt(templateText: string, index: number): string | undefined 
   if (!Number.isInteger(index) || index < 0) return undefined;
   return trackableLinks(templateText)[index];
 }
+
+/**
+ * The `Location` a click redirects to: the link as an absolute URL in ASCII (`new URL(link).href`: a non-ASCII path or
+ * query percent-encoded, an international host in punycode), so that an IRI in a message (`https://example.com/日本?q=ü`)
+ * redirects instead of failing the response. Undefined for anything but an http(s) URL (nothing else is redirected to).
+ */
+export function redirectTarget(link: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(link);
+  } catch {
+    return undefined;
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+}

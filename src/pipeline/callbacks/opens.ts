@@ -8,17 +8,23 @@
  * `interactions` with the MessageId `<activityId>:<opened>`: every further click within the bus's
  * duplicate-detection window is dropped by the bus, so an activity gets one `opened` however often it is clicked.
  * A malformed code → 400, a forged or rotated-out one → 403, an activity or link that no longer exists → 404; none
- * says anything about the contact. Only http(s) targets are redirected to.
+ * says anything about the contact. Only http(s) targets are redirected to, as `new URL(link).href` (an IRI's
+ * non-ASCII characters percent-encoded, its host in punycode); a link that is not one answers 404 and records nothing.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { contextFromActivityRow } from './activity.js';
+import { redirectTarget } from './links.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { openLink } from './token.js';
 
-/** The channel whose message table the activity's record is in (by `channelField` when several share the tile). */
-async function channelOf(service: CallbackService, entityType: string, entityId: string): Promise<{ channel: Channel; text: unknown } | undefined> {
+/**
+ * The channel whose message table the activity's record is in (by `channelField` when several share the tile); when
+ * several share the tile with no `channelField` to tell them apart, `preferred` if it is one of them, else the first.
+ * Undefined when no channel with `callbacks` uses the table or the record does not exist.
+ */
+export async function channelOf(service: CallbackService, entityType: string, entityId: string, preferred?: string): Promise<{ channel: Channel; text: unknown } | undefined> {
   const candidates = service.channels.all().filter((c) => c.tile?.entityType === entityType && c.callbacks !== undefined);
   const first = candidates[0];
   if (first?.tile === undefined) return undefined;
@@ -27,7 +33,9 @@ async function channelOf(service: CallbackService, entityType: string, entityId:
   if (record === undefined) return undefined;
   // Several channels on one tile are told apart by the record's channel column; without one, the first is taken.
   const channel =
-    candidates.length === 1 || candidates.every((c) => c.channelField === undefined) ? first : candidates.find((c) => c.channelField !== undefined && record[c.channelField] === c.name);
+    candidates.length === 1 || candidates.every((c) => c.channelField === undefined)
+      ? (candidates.find((c) => c.name === preferred) ?? first)
+      : candidates.find((c) => c.channelField !== undefined && record[c.channelField] === c.name);
   return channel === undefined ? undefined : { channel, text: record[channel.textField] };
 }
 
@@ -42,8 +50,10 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
   const context = row === undefined ? undefined : contextFromActivityRow(row);
   if (context === undefined) return refusal('not-found');
   const found = await channelOf(service, context.entityType, context.entityId);
-  const target = found !== undefined && typeof found.text === 'string' ? service.linkAt(found.text, opened.linkIndex) : undefined;
-  if (found === undefined || target === undefined || !/^https?:\/\//i.test(target)) return refusal('not-found');
+  const link = found !== undefined && typeof found.text === 'string' ? service.linkAt(found.text, opened.linkIndex) : undefined;
+  // Checked before anything is recorded: a link that cannot be redirected to records no open.
+  const target = link === undefined ? undefined : redirectTarget(link);
+  if (found === undefined || target === undefined) return refusal('not-found');
   const log = service.log.child({ channel: found.channel.name, activityId: context.activityId, link: opened.linkIndex });
   const responseType = found.channel.callbacks?.openedResponseType;
   if (responseType === undefined) {

@@ -5,8 +5,10 @@
  * `POST /callbacks/:channel/telegram`, `POST /callbacks/:channel/contract/reports`,
  * `POST /callbacks/:channel/contract/inbound`, `GET /l/:code`, and `GET /healthz`, `GET /readyz`.
  * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above); another method
- * → 405; an unknown path or channel (or one without `callbacks`, or of another provider) → 404. Refusals have fixed
- * bodies; nothing about a contact, a token or a secret is echoed or logged.
+ * → 405; an unknown path or channel (or one without `callbacks`, or of another provider) → 404. A URL fastify cannot
+ * route (an invalid percent-escape, a path segment above {@link MAX_PARAM_LENGTH} characters) → 400 with the same
+ * fixed body as every other bad request (fastify's own answers would echo the path). Refusals have fixed bodies;
+ * nothing about a contact, a token or a secret is echoed or logged.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerContract } from './contract.js';
@@ -15,6 +17,13 @@ import { send } from './routes.js';
 import { CallbackService, type CallbacksDeps } from './service.js';
 import { registerTelegram } from './telegram.js';
 import { registerTwilio } from './twilio.js';
+
+/**
+ * The longest path segment routed (a channel name, a link code). A link code for a GUID activity id is about 60
+ * characters; one for a text activity id grows with the id (4/3 of its UTF-8 bytes), so fastify's default (100) is
+ * too short. Longer → 400.
+ */
+export const MAX_PARAM_LENGTH = 512;
 
 export interface CallbacksServer {
   readonly app: FastifyInstance;
@@ -27,7 +36,19 @@ export interface CallbacksServer {
 export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
   const service = new CallbackService(deps);
   let ready = true;
-  const app = Fastify({ logger: false, bodyLimit: service.bodyLimitBytes, return503OnClosing: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: service.bodyLimitBytes,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // A URL the router refuses (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH …): the fixed refusal, counted; the error's
+    // message holds the path (which may hold a token), so only its code is logged.
+    frameworkErrors: (err, _request, reply) => {
+      service.count('other', 'bad-request');
+      service.log.warn('request URL refused by the router', { code: err.code });
+      void send(reply, { outcome: 'bad-request' });
+    },
+  });
   // One parser for every content type: the raw text, for the signature checks; each route parses its own format.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));

@@ -11,7 +11,7 @@ import type { ReadinessCheck } from '../../health/index.js';
 import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
 import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
 import type { InteractionSender, OutboundSender } from '../ports.js';
-import { findSender, latestActivity } from './attribution.js';
+import { findHolders, latestActivity } from './attribution.js';
 import type { CallbackDirectory } from './directory.js';
 import { matchReply } from './keywords.js';
 import { linkAt } from './links.js';
@@ -162,41 +162,55 @@ export class CallbackService {
   }
 
   /**
-   * A reply: opt-out or opt-in (the compliance field set or cleared, one confirmation through `outbound`), a keyword
-   * (the tile's custom response type with the TriggerKeyword, on the contact's most recent activity on the channel),
-   * or nothing. An unknown (or ambiguous) sender is acknowledged and nothing is recorded.
+   * A reply: opt-out or opt-in (the compliance field set or cleared on EVERY contact holding the sender's address, one
+   * confirmation through `outbound`), a keyword (the tile's custom response type with the TriggerKeyword, on the
+   * contact's most recent activity on the channel: only when exactly one contact holds the address), or nothing.
+   * An unknown sender (and a keyword from an address several contacts hold) is acknowledged and nothing is recorded.
+   * On Telegram a text starting with `/` is a bot command (`/start` when a chat is opened): ignored unless the
+   * channel's words list it with its slash.
    */
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
     if (callbacks === undefined) return 'ignored';
     if (channel.tile === undefined && channel.channelDefinitionId !== undefined) return this.realtimeInbound(channel, reply, log);
-    const intent = matchReply(reply.text, callbacks);
+    const intent = matchReply(reply.text, callbacks, { botCommands: channel.provider.type === 'telegram' });
     const masked = maskDigits(reply.address);
+    if (intent.kind === 'command') {
+      log.info('bot command the channel does not list: ignored', { sender: masked, command: intent.word.slice(0, 40) });
+      return 'ignored';
+    }
     if (intent.kind === 'none') {
       log.info('reply matches no keyword: not recorded', { sender: masked });
       return 'ignored';
     }
     const tile = channel.tile;
     const compliance = tile?.complianceField;
-    const sender = await findSender(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
-    if (sender.kind !== 'contact') {
-      log.info(sender.kind === 'unknown' ? 'reply from an address no contact holds: not recorded' : 'reply from an address several contacts hold: not recorded', { sender: masked, intent: intent.kind });
+    const holders = await findHolders(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
+    if (holders.length === 0) {
+      log.info('reply from an address no contact holds: not recorded', { sender: masked, intent: intent.kind });
       return 'unknown-sender';
     }
-    const contactId = sender.contactId;
     if (intent.kind === 'opt-out' || intent.kind === 'opt-in') {
       const optOut = intent.kind === 'opt-out';
+      const contactIds = holders.map((c) => c.contactId);
       if (compliance === undefined) {
-        log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', { contactId, word: intent.word });
+        log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', { contacts: contactIds.length, word: intent.word });
         return 'ignored';
       }
-      // The PATCH is idempotent, so a repeated reply sets the same value again.
-      await this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal());
+      // Every contact holding the address: the person who wrote STOP cannot be told apart from the others sharing the
+      // number, and a message to any of them reaches that person. The PATCH is idempotent (a repeated reply sets the
+      // same value again); a failure answers 503 and the provider's retry patches them all again.
+      for (const contactId of contactIds) await this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal());
       const text = optOut ? callbacks.optOutConfirmation : callbacks.optInConfirmation;
       if (text !== '') await this.confirm(channel, reply, text, optOut ? 'opt-out' : 'opt-in');
-      log.info(optOut ? 'contact opted out' : 'contact opted in', { contactId, word: intent.word, field: compliance });
+      log.info(optOut ? 'contact opted out' : 'contact opted in', { contactIds: contactIds.slice(0, 20), contacts: contactIds.length, word: intent.word, field: compliance });
       return optOut ? 'opted-out' : 'opted-in';
     }
+    if (holders.length > 1) {
+      log.info('keyword from an address several contacts hold: not recorded', { sender: masked, contacts: holders.length, keyword: intent.keyword });
+      return 'unknown-sender';
+    }
+    const contactId = (holders[0] as (typeof holders)[number]).contactId;
     const responseType = tile?.customResponseType;
     if (tile === undefined || responseType === undefined) {
       log.info('keyword reply on a channel whose tile has no custom response type: not recorded', { contactId, keyword: intent.keyword });

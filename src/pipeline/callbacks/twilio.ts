@@ -64,7 +64,7 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
   const header = request.headers['x-twilio-signature'];
   const signature = typeof header === 'string' ? header : undefined;
   if (!verifyTwilioSignature(signature, settings.twilioAuthTokens, publicUrl(settings, request.url), params)) {
-    service.log.warn('twilio callback refused: signature missing or not matching', { channel: channel.name, route: request.routeOptions.url, signature: signature === undefined ? 'missing' : 'mismatch' });
+    service.log.warn('twilio callback refused: signature missing or not matching', { channel: channel.name, route: request.routeOptions.url, reason: signature === undefined ? 'missing' : 'mismatch' });
     return { refused: refusal('forbidden') };
   }
   return { channel, params };

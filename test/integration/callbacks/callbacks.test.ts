@@ -100,6 +100,8 @@ describe('callbacks service with the emulators', function () {
     assert.ok(context, 'the activity row gives a context');
     const phone = (id: string): Promise<string> => api.retrieve({ collection: 'contacts', key: id, select: ['mobilephone'] }).then((r) => (r as { mobilephone: string }).mobilephone);
     const [phone1, phone2] = [await phone(run.created[0]!.contactId), await phone(run.created[1]!.contactId)];
+    // A third contact shares the second one's number: a STOP from it opts both out (one confirmation).
+    const sharing = (await api.create({ collection: 'contacts', data: { firstname: 'Sharing', lastname: 'Number', mobilephone: phone2, donotphone: false }, returnRepresentation: true })) as { contactid: string };
 
     const twilio = async (url: string, params: Record<string, string>): Promise<Response> => {
       const form = new URLSearchParams(params);
@@ -131,7 +133,7 @@ describe('callbacks service with the emulators', function () {
 
     const confirmations = (await receive(s.sb.connectionString, config.serviceBus.queues.outbound, 2, 'twilio:+4915100000001')).map((m) => m.body as OutboundMessage);
     assert.deepEqual(confirmations.map((c) => [c.to, c.purpose]).sort(), [[phone1, 'confirmation'], [phone2, 'confirmation']].sort(), 'one confirmation per opt-out, the repeat dropped');
-    for (const id of [run.created[0]!.contactId, run.created[1]!.contactId]) {
+    for (const id of [run.created[0]!.contactId, run.created[1]!.contactId, sharing.contactid]) {
       const row = (await api.retrieve({ collection: 'contacts', key: id, select: ['donotphone'] })) as { donotphone: boolean };
       assert.equal(row.donotphone, true, 'the compliance field is set in Dataverse');
     }

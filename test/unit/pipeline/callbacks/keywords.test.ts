@@ -20,6 +20,28 @@ describe('callbacks: reply words', () => {
   for (const [text, expected] of table) {
     it(`${JSON.stringify(text)} → ${expected.kind}`, () => assert.deepEqual(matchReply(text, words), expected));
   }
+  describe('bot commands (Telegram)', () => {
+    const bot = { botCommands: true };
+    const slashed = { ...words, optOutWords: [...words.optOutWords, '/stop'], keywords: { ...words.keywords, '/Info': 'Info' } };
+    const commands: Array<[string, typeof words, ReturnType<typeof matchReply>]> = [
+      // Telegram sends /start when a chat with the bot is opened: no opt-in.
+      ['/start', words, { kind: 'command', word: '/START' }],
+      ['/start@relaybot deep-link', words, { kind: 'command', word: '/START' }],
+      ['/stop', words, { kind: 'command', word: '/STOP' }],
+      ['/stop', slashed, { kind: 'opt-out', word: '/STOP' }],
+      ['/STOP@relaybot', slashed, { kind: 'opt-out', word: '/STOP' }],
+      ['/info please', slashed, { kind: 'keyword', word: '/INFO', keyword: 'Info' }],
+      // Not a command: words as usual.
+      ['start', words, { kind: 'opt-in', word: 'START' }],
+      [' stop /now', words, { kind: 'opt-out', word: 'STOP' }],
+    ];
+    for (const [text, w, expected] of commands) {
+      it(`${JSON.stringify(text)} → ${expected.kind}${w === slashed ? ' (listed with the slash)' : ''}`, () => assert.deepEqual(matchReply(text, w, bot), expected));
+    }
+    it('elsewhere a leading slash is punctuation, as before', () => {
+      assert.deepEqual(matchReply('/stop', words), { kind: 'opt-out', word: 'STOP' });
+    });
+  });
   it('a channel without keywords records no free text', () => {
     assert.deepEqual(matchReply('INFO', { ...words, keywords: {} }), { kind: 'none' });
   });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { createCallbacksServer, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
 import { webhookHeaders } from '../../../../src/providers/index.js';
-import { CHAT_ID, context, harness, KEYS, NEVER_SHOWN, OLD_KEYS, PHONE, RT, TG_OLD_SECRET, TG_SECRET, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
+import type { Channel } from '../../../../src/channels/index.js';
+import { activityRow, CHANNELS, CHAT_ID, context, harness, KEYS, NEVER_SHOWN, OLD_KEYS, PHONE, RT, SMS, CT, TG, TG_OLD_SECRET, TG_SECRET, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
 
 describe('callbacks: Telegram, contract, tracked links, health', () => {
   let h: Harness;
@@ -37,6 +38,26 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
       assert.equal(h.outbound.sent[0]?.body.to, CHAT_ID);
       assert.equal(h.outbound.sent[0]?.sessionId, 'telegram:relaybot');
+    });
+    it('/start (sent when a chat with the bot is opened) is a bot command: acknowledged, no opt-in, no confirmation', async () => {
+      h.directory.contacts[0]!['sample_optout'] = true;
+      for (const [i, text] of ['/start', '/start@relaybot', '/stop'].entries()) assert.equal((await update(text, TG_SECRET, 2000 + i)).statusCode, 200);
+      assert.equal(h.directory.contacts[0]!['sample_optout'], true);
+      nothingRecorded();
+    });
+    it('a bot command the channel lists with its slash counts', async () => {
+      const tg = { ...TG, callbacks: { ...TG.callbacks!, optOutWords: [...TG.callbacks!.optOutWords, '/STOP'] } };
+      const server = createCallbacksServer({ ...h.deps, channels: { byName: (n) => (n === 'tg' ? tg : undefined), all: () => [tg] } });
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/callbacks/tg/telegram',
+        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': TG_SECRET },
+        payload: JSON.stringify({ update_id: 3001, message: { message_id: 6, date: 1, chat: { id: Number(CHAT_ID), type: 'private' }, text: '/stop' } }),
+      });
+      await server.app.close();
+      assert.equal(res.statusCode, 200);
+      assert.equal(h.directory.contacts[0]!['sample_optout'], true);
+      assert.equal(h.outbound.sent.length, 1);
     });
     it('a Dataverse failure quoting the chat id answers 503 and logs the id masked', async () => {
       h.directory.contactsByAddress = async () => Promise.reject(new Error(`query failed: sample_chatid eq '${CHAT_ID}'`));
@@ -114,6 +135,41 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(m?.messageId, 'in-77:Inbound');
       assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
     });
+    it('a report whose RequestId is an activity of another channel\'s message table is ignored', async () => {
+      const other = { ...context(7), entityType: 'sample_wa', entityId: 'e7000007-0000-4000-8000-000000000000' };
+      h.directory.activities.push(activityRow(other));
+      const wa: Channel = { ...SMS, name: 'wa', tile: { ...SMS.tile!, entityType: 'sample_wa', entitySetName: 'sample_waes' } };
+      h.directory.records.set(other.entityId, { sample_text: 'hello' });
+      const all = [...CHANNELS, wa];
+      const server = createCallbacksServer({ ...h.deps, channels: { byName: (n) => all.find((c) => c.name === n), all: () => all } });
+      const payload = JSON.stringify({ RequestId: other.activityId, Status: 'Delivered' });
+      const res = await server.app.inject({ method: 'POST', url: '/callbacks/ct/contract/reports', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'msg_x', payload, Date.now()) }, payload });
+      await server.app.close();
+      assert.equal(res.statusCode, 204);
+      nothingRecorded();
+    });
+    it('on a tile shared with channelField, a report on the activity of the other channel is ignored, its own recorded', async () => {
+      const shared = (c: Channel): Channel => ({ ...c, channelField: 'sample_channel' });
+      const all = [shared(SMS), shared(CT)];
+      h.directory.records.set(context(1).entityId, { sample_text: 'x', sample_channel: 'sms' });
+      h.directory.records.set(context(2).entityId, { sample_text: 'y', sample_channel: 'ct' });
+      const server = createCallbacksServer({ ...h.deps, channels: { byName: (n) => all.find((c) => c.name === n), all: () => all } });
+      const post = (requestId: string, id: string) => {
+        const payload = JSON.stringify({ RequestId: requestId, Status: 'Delivered' });
+        return server.app.inject({ method: 'POST', url: '/callbacks/ct/contract/reports', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, id, payload, Date.now()) }, payload });
+      };
+      await post(context(1).activityId, 'm1');
+      await post(context(2).activityId, 'm2');
+      await server.app.close();
+      assert.deepEqual(h.interactions.sent.map((m) => m.body.context), [context(2)]);
+    });
+    it('logs the activity and a digest of the RequestId, never the token', async () => {
+      await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' });
+      assert.ok(!h.logs.text.includes(token), 'the token is not logged');
+      const line = h.logs.lines().find((l) => l['message'] === 'contract report recorded');
+      assert.equal(line?.['activityId'], context(1).activityId);
+      assert.match(String(line?.['requestRef']), /^[A-Za-z0-9_-]{12}$/);
+    });
     it('a report for a token of another channel records nothing', async () => {
       await signed('/callbacks/ct/contract/reports', { RequestId: sealContext(context(1), 'sms', KEYS), Status: 'Delivered' });
       nothingRecorded();
@@ -143,6 +199,31 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal((await app.inject({ method: 'POST', url: `/l/${code}` })).statusCode, 405);
       nothingRecorded();
     });
+    it('a link with non-ASCII characters redirects to its ASCII form (percent-encoded, punycode host) and records opened', async () => {
+      h.directory.records.set(context(1).entityId, { sample_text: 'Seht https://example.com/日本?q=ü und https://bücher.example/ä' });
+      const a = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+      assert.equal(a.statusCode, 302);
+      assert.equal(a.headers['location'], 'https://example.com/%E6%97%A5%E6%9C%AC?q=%C3%BC');
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 1, KEYS)}` });
+      assert.equal(b.statusCode, 302);
+      assert.equal(b.headers['location'], 'https://xn--bcher-kva.example/%C3%A4');
+      assert.equal(h.interactions.kept().length, 1);
+    });
+    it('a target that is not an http(s) URL is not redirected to and records nothing', async () => {
+      for (const target of ['javascript:alert(1)', 'https://exa mple.com/', 'ftp://example.com/f']) {
+        const server = createCallbacksServer({ ...h.deps, linkAt: () => target });
+        const res = await server.app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+        await server.app.close();
+        assert.equal(res.statusCode, 404, target);
+      }
+      nothingRecorded();
+    });
+    it('a link code of a text activity id (above 100 characters) is routed', async () => {
+      const code = sealLink(`text-activity-${'x'.repeat(90)}`, 0, KEYS);
+      assert.ok(code.length > 100);
+      const res = await app.inject({ method: 'GET', url: `/l/${code}` });
+      assert.equal(res.statusCode, 404, 'routed and opened: no activity has that id');
+    });
     it('a click still redirects when the open cannot be recorded', async () => {
       h.interactions.failWith = new Error('bus down');
       const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2).activityId, 0, KEYS)}` });
@@ -159,6 +240,26 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal((await server.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
       await server.app.close();
     });
+    const hostile: Array<[string, string, string, number]> = [
+      ['a 120-character link code', 'GET', `/l/${'A'.repeat(120)}`, 400],
+      ['a 600-character link code', 'GET', `/l/${'A'.repeat(600)}`, 400],
+      ['an invalid percent-escape', 'GET', '/l/%ZZ', 400],
+      ['an invalid percent-escape in a channel name', 'POST', '/callbacks/%ZZsms/twilio/inbound', 400],
+      ['a 120-character channel name', 'POST', `/callbacks/${'c'.repeat(120)}/twilio/inbound`, 404],
+      ['a 600-character channel name', 'POST', `/callbacks/${'c'.repeat(600)}/twilio/inbound`, 400],
+    ];
+    for (const [what, method, url, code] of hostile) {
+      it(`${what} → ${code} with the fixed body, no-store, counted, the path not echoed`, async () => {
+        const res = await app.inject({ method: method as 'GET' | 'POST', url, ...(method === 'POST' ? { payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {}) });
+        assert.equal(res.statusCode, code);
+        assert.equal(res.body, code === 400 ? '{"error":"bad request"}' : '{"error":"not found"}');
+        assert.equal(res.headers['cache-control'], 'no-store');
+        const metric = await h.registry.getSingleMetric('channel_relay_callbacks_received_total')!.get();
+        assert.equal(metric.values.reduce((n, v) => n + v.value, 0), 1, 'counted once');
+        assert.ok(!h.logs.text.includes('AAAAAAAAAA') && !h.logs.text.includes('%ZZ') && !h.logs.text.includes('cccccccccc'), 'the path is not logged');
+        nothingRecorded();
+      });
+    }
     it('an unknown path is 404 with a fixed body', async () => {
       const res = await app.inject({ method: 'POST', url: '/callbacks/sms/other', payload: 'x' });
       assert.equal(res.statusCode, 404);

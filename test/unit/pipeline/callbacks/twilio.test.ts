@@ -109,6 +109,13 @@ describe('callbacks: Twilio', () => {
     });
   }
 
+  it('logs why a signature was refused (missing or mismatch), not redacted', async () => {
+    await post(app, statusUrl(token), status('delivered'), null);
+    await post(app, statusUrl(token), status('delivered'), 'not-the-token');
+    const reasons = h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']);
+    assert.deepEqual(reasons, ['missing', 'mismatch']);
+  });
+
   it('405 names the method that is allowed', async () => {
     const res = await app.inject({ method: 'PUT', url: '/callbacks/sms/twilio/inbound', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(res.statusCode, 405);
@@ -146,6 +153,31 @@ describe('callbacks: Twilio', () => {
       await reply('start');
       assert.equal(h.directory.contacts[0]!['sample_optout'], false);
       assert.equal(h.outbound.sent[0]!.body.text, 'You are subscribed.');
+    });
+
+    describe('a number two contacts share', () => {
+      const SECOND = '22222222-2222-4333-8444-555555555555';
+      beforeEach(() => h.directory.contacts.push({ contactid: SECOND, mobilephone: PHONE, sample_optout: false }));
+
+      it('STOP opts out every contact holding it and sends one confirmation', async () => {
+        const res = await reply('STOP');
+        assert.equal(res.statusCode, 200);
+        assert.deepEqual(h.directory.updates.map((u) => u.contactId).sort(), [h.directory.contacts[0]!['contactid'], SECOND].sort());
+        assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === true));
+        assert.equal(h.outbound.sent.length, 1);
+        assert.equal(h.outbound.sent[0]!.body.to, PHONE);
+        assert.equal(h.interactions.sent.length, 0);
+      });
+      it('START opts every holder in again with one confirmation', async () => {
+        for (const c of h.directory.contacts) c['sample_optout'] = true;
+        await reply('START');
+        assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === false));
+        assert.equal(h.outbound.sent.length, 1);
+      });
+      it('a keyword is not recorded (whose reply it is cannot be told)', async () => {
+        assert.equal((await reply('YES')).statusCode, 200);
+        assert.equal(h.interactions.sent.length + h.outbound.sent.length + h.directory.updates.length, 0);
+      });
     });
 
     it('a keyword is recorded on the most recent activity as the custom response type with its TriggerKeyword', async () => {

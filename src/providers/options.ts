@@ -7,7 +7,7 @@ import type { FetchLike } from './http.js';
 export interface CreateProviderOptions {
   /** Each provider call's timeout, including reading the answer. @defaultValue 10000 (the channel's `timeoutMs` default) */
   timeoutMs?: number;
-  /** The fetch to call (tests, proxies). @defaultValue globalThis.fetch */
+  /** A fetch to call instead of the built-in node:http(s) client with its keep-alive agent per origin (tests, proxies). @defaultValue none: node:http(s) */
   fetch?: FetchLike;
   /** Debug lines per call (provider, status, idempotency key, duration); never tokens, URLs or full numbers. @defaultValue silentLogger() */
   log?: Logger;

@@ -95,4 +95,19 @@ describe('logging', () => {
     log.warn('loud');
     assert.deepEqual(stream.lines().map((l) => l['message']), ['loud']);
   });
+
+  it('does no work for lines below the level (no redaction, no serialisation), a child logger’s or after a level change alike', () => {
+    const stream = new CaptureStream();
+    const log = createLogger({ stream, level: 'info' });
+    let reads = 0;
+    // winston copies a line's fields into it either way; redaction and serialisation read the nested getter.
+    const probe = { nested: { get field(): number { reads += 1; return 1; } } };
+    log.debug('below', probe);
+    areaLogger(log, 'dispatch').debug('below too', probe);
+    assert.equal(reads, 0, 'a line below the level is never looked into');
+    log.level = 'debug';
+    log.debug('now enabled', probe);
+    assert.equal(reads, 1);
+    assert.deepEqual(stream.lines().map((l) => l['message']), ['now enabled']);
+  });
 });

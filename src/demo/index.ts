@@ -2,4 +2,5 @@
 export { startEmbeddedSystem, sampleSeed, DEMO_SECRETS, ADMIN_TOKEN, FEEDBACK_RATES, type EmbeddedSystem, type EmbeddedSystemOptions, type FeedbackRates } from './system.js';
 export { runDemo, type DemoOptions, type DemoResult } from './run.js';
 export { formatFunnel } from './format.js';
+export { DataverseRecords } from './records.js';
 export type { DemoSummary, JourneyFunnel } from './records.js';

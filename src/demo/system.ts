@@ -31,7 +31,10 @@ export const DEMO_SECRETS = {
 export const ADMIN_TOKEN = 'channel-relay-admin';
 
 export interface EmbeddedSystemOptions {
-  /** Messages per second of every Twilio sender, in the channels and in the simulator alike. @defaultValue 100 (a short code) */
+  /**
+   * Messages per second of every Twilio channel, replacing the channels file's rate. The Twilio simulator enforces
+   * each sender's channel rate either way. @defaultValue the channels file's rates
+   */
   smsPerSecond?: number;
   /** The seed document. @defaultValue config/dataverse-seed.json with absolute tile paths */
   seed?: SeedDocument;
@@ -117,16 +120,16 @@ interface ChannelsDocument {
 }
 
 /**
- * The channels file with tile paths made absolute and every Twilio channel's rate set to `smsPerSecond`; with
- * `feedback`, every Twilio channel with a tile gets a callbacks block on `${CALLBACKS_PUBLIC_URL}`.
+ * The channels file with tile paths made absolute and, when given, every Twilio channel's rate set to `smsPerSecond`;
+ * with `feedback`, every Twilio channel with a tile gets a callbacks block on `${CALLBACKS_PUBLIC_URL}`.
  */
-function embeddedChannels(file: string, smsPerSecond: number, feedback: FeedbackRates | undefined): ChannelsDocument {
+function embeddedChannels(file: string, smsPerSecond: number | undefined, feedback: FeedbackRates | undefined): ChannelsDocument {
   const doc = JSON.parse(readFileSync(file, 'utf8')) as ChannelsDocument & { $schema?: string };
   delete doc.$schema;
   const dir = path.dirname(file);
   for (const channel of doc.channels) {
     if (typeof channel.tile === 'string') channel.tile = path.resolve(dir, channel.tile);
-    if (channel.provider.type === 'twilio') channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
+    if (channel.provider.type === 'twilio' && smsPerSecond !== undefined) channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
     if (feedback !== undefined && channel.provider.type === 'twilio' && channel.tile !== undefined) {
       channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}', trackLinks: true, keywords: [...feedback.recipients.keywords] };
     }
@@ -137,8 +140,8 @@ function embeddedChannels(file: string, smsPerSecond: number, feedback: Feedback
 /** Starts the three emulators, registers the endpoint and step, and writes the workers' channels file. */
 export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): Promise<EmbeddedSystem> {
   const log = options.log ?? silentLogger();
-  const smsPerSecond = options.smsPerSecond ?? 100;
-  if (!Number.isInteger(smsPerSecond) || smsPerSecond < 1) throw new TypeError(`startEmbeddedSystem: smsPerSecond must be a whole number >= 1, found ${String(options.smsPerSecond)}`);
+  const smsPerSecond = options.smsPerSecond;
+  if (smsPerSecond !== undefined && (!Number.isInteger(smsPerSecond) || smsPerSecond < 1)) throw new TypeError(`startEmbeddedSystem: smsPerSecond must be a whole number >= 1, found ${String(options.smsPerSecond)}`);
   const closer = new Closer(log);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'channel-relay-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
@@ -151,7 +154,10 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     const inboundUrls = Object.fromEntries(
       channelsDoc.channels.filter((c) => c['callbacks'] !== undefined).map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
     );
-    const twilioSenders = Object.fromEntries(channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, smsPerSecond]));
+    // The simulator holds each Twilio sender to its channel's rate (messages per second).
+    const twilioSenders = Object.fromEntries(
+      channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, Math.floor(Number(c.rateLimit?.['messages'] ?? 1) * 1000 / Number(c.rateLimit?.['intervalMs'] ?? 1000))]),
+    );
     const busConfig = options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
     const sb = closer.add('servicebus emulator', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
     const sim = closer.add(

@@ -25,7 +25,6 @@ const SEED_ROWS = {
   contactFilter: '2d4a81b0-7b92-5f0f-89db-12fc413951b5',
 };
 const ACTIVITY_SET = 'msdyncrm_customerjourneycustomchannelactivities';
-const JSON_STEP_NAME = 'Custom channel activity → channel-relay';
 
 /** A Create event captured from the emulator (messageformat 2): claims and the RemoteExecutionContext text. */
 interface CapturedEvent {
@@ -81,10 +80,10 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     api = client(system.dv.url, 'e2e-admin');
     bus = new ServiceBusClient(system.sb.connectionString);
     activities = bus.createSender('activities');
-    const steps = (await api.retrieveMultiple({ collection: 'sdkmessageprocessingsteps', select: ['sdkmessageprocessingstepid', 'name'] })).value as Array<{ sdkmessageprocessingstepid: string; name: string }>;
-    const jsonStep = steps.find((s) => s.name === JSON_STEP_NAME);
-    if (!jsonStep) throw new Error(`the harness registered no step named '${JSON_STEP_NAME}' (steps: ${steps.map((s) => s.name).join(', ')})`);
-    jsonStepId = jsonStep.sdkmessageprocessingstepid;
+    // The JSON step the embedded system registered (registerRelay) on Create of the activity table.
+    const jsonStep = system.registration.items.find((i) => i.kind === 'step' && i.id !== undefined);
+    if (jsonStep?.id === undefined) throw new Error(`the harness registered no step (registration: ${JSON.stringify(system.registration.items)})`);
+    jsonStepId = jsonStep.id;
   });
 
   after(async () => {

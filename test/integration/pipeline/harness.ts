@@ -1,8 +1,9 @@
 /**
- * The whole system on loopback for end-to-end tests: the Service Bus, Dataverse and provider emulators, the
- * service endpoint and step registered in Dataverse as an operator would, a channels file pointing at the
- * simulators, and the workers (in this process through `startRelay`, or as real processes from `workers/`).
- * Everything goes through the real SDKs.
+ * The whole system on loopback for end-to-end tests: the embedded system of `npm start` (`startEmbeddedSystem`: the
+ * Service Bus, Dataverse and provider emulators, the service endpoint and step registered through `registerRelay`)
+ * with the tests' seed (a second journey on a second SMS sender) and channels (two SMS senders and Telegram at given
+ * rates), and the workers (in this process through `startRelay`, or as real processes from `workers/`). Everything
+ * goes through the real SDKs.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,17 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ServiceBusClient } from '@azure/service-bus';
-import { loadChannels, type ChannelRegistry } from '../../../src/channels/index.js';
-import { loadConfig, type RelayConfig } from '../../../src/config/index.js';
-import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../../../src/emulators/dataverse/index.js';
-import { startProviderSimulators, type ProviderSimulators, type SimulatedMessage } from '../../../src/emulators/providers/index.js';
-import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import type { ChannelRegistry } from '../../../src/channels/index.js';
+import type { RelayConfig } from '../../../src/config/index.js';
+import { DataverseRecords, startEmbeddedSystem } from '../../../src/demo/index.js';
+import type { DataverseEmulator, LimitsConfig, SeedDocument } from '../../../src/emulators/dataverse/index.js';
+import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulators/providers/index.js';
+import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
+import type { RegistrationReport } from '../../../src/registration/index.js';
 import type { Interaction } from '../../../src/emulators/dataverse/index.js';
 import { Closer } from '../../../src/lifecycle.js';
 import { silentLogger, type Logger } from '../../../src/log.js';
 import { configPath, packageRoot } from '../../../src/paths.js';
 import { startRelay, type RunningRelay, type StageName } from '../../../src/relay/index.js';
-import { asyncPostOperationStep, client, queueEndpoint } from '../dataverse/helpers.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /** The seed's ids (config/dataverse-seed.json). */
@@ -73,6 +75,8 @@ export interface SystemOptions {
 }
 
 export interface System {
+  /** What registering the service endpoint and step did (their ids). */
+  registration: RegistrationReport;
   sb: ServiceBusEmulator;
   dv: DataverseEmulator;
   sim: ProviderSimulators;
@@ -127,18 +131,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   try {
     const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as { UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> } };
     if (options.lockDuration !== undefined) for (const q of busConfig.UserConfig.Namespaces[0]?.Queues ?? []) q.Properties['LockDuration'] = options.lockDuration;
-    const sb = closer.add('servicebus', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
-    const sim = closer.add(
-      'providers',
-      await startProviderSimulators({ twilio: { mpsBySender: { [SENDERS.sms]: rate, [SENDERS.sms2]: rate2 } }, latencyMs: options.providerLatencyMs ?? 0, log }),
-    );
-    const dv = closer.add('dataverse', await startDataverseEmulator({ port: 0, seed: testSeed(), limits: options.limits ?? 'off', servicebus: sb.connectionString, responseDelayMs: options.dataverseLatencyMs ?? 0, log }));
 
-    // What an operator does once: a service endpoint for the activities queue and the step on Create.
-    const api = client(dv.url, 'e2e-admin');
-    const endpointId = (await api.create({ collection: 'serviceendpoints', data: { name: 'channel-relay activities', ...queueEndpoint(sb.port, 'activities'), saskey: 'SAS_KEY_VALUE' } })) as string;
-    await api.create({ collection: 'sdkmessageprocessingsteps', data: { name: 'Custom channel activity → channel-relay', ...asyncPostOperationStep(endpointId, SEED.createMessage, SEED.activityFilter) } });
-
+    // Two SMS senders and Telegram, with short provider timeouts; the embedded system holds each sender to its rate.
     const channelsFile = path.join(dir, 'channels.json');
     const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
     const sms = (name: string, sender: string, perSecond: number): Record<string, unknown> => ({
@@ -173,29 +167,31 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         ],
       }),
     );
-    const env: Record<string, string> = {
-      SERVICEBUS_CONNECTION_STRING: sb.connectionString,
-      DATAVERSE_URL: dv.url,
-      DATAVERSE_AUTH: 'emulator',
-      CHANNELS_FILE: channelsFile,
-      PROVIDERS_URL: sim.url,
-      HEALTH_HOST: '127.0.0.1',
-      HEALTH_PORT: '0',
-      LOG_LEVEL: 'info',
-      INTAKE_BATCH_SIZE: '50',
-      ...SECRETS,
-    };
-    const config = loadConfig({ env }).config;
+    const embedded = closer.add(
+      'embedded system',
+      await startEmbeddedSystem({
+        seed: testSeed(),
+        channelsFile,
+        serviceBusConfig: busConfig,
+        limits: options.limits ?? 'off',
+        providerLatencyMs: options.providerLatencyMs ?? 0,
+        dataverseLatencyMs: options.dataverseLatencyMs ?? 0,
+        env: { LOG_LEVEL: 'info', INTAKE_BATCH_SIZE: '50', ...SECRETS },
+        log,
+      }),
+    );
+    const { sb, dv, sim, env, config, channels } = embedded;
     config.dispatch.sessionIdleMs = 500;
     // The relay's governor spreads its budget over the emulator's (scaled) window.
     if (typeof options.limits === 'object' && options.limits.windowMs !== undefined) config.dataverse.limitsWindowMs = options.limits.windowMs;
     config.intake.maxWaitMs = 100;
     config.recorder.maxWaitMs = 100;
     options.config?.(config);
-    const channels = loadChannels(config.channelsFile, { env });
+    const records = new DataverseRecords(dv.url, embedded.admin);
     const fastRetry = { retryDelayInMs: 200, maxRetryDelayInMs: 1000, timeoutInMs: 2000 };
 
     const system: System = {
+      registration: embedded.registration,
       sb,
       dv,
       sim,
@@ -244,13 +240,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         if (res.status !== 200) throw new Error(`journey run answered ${res.status}: ${await res.text()}`);
         return (await res.json()) as never;
       },
-      optOut: async (contactIds) => {
-        // One $batch: a single request toward the admin identity's service protection limits.
-        api.startBatch();
-        for (const id of contactIds) void api.update({ collection: 'contacts', key: id, data: { donotphone: true } });
-        const results = await api.executeBatch({ inChangeSet: true });
-        if (results.some((r) => r instanceof Error)) throw new Error(`opting contacts out failed: ${String(results.find((r) => r instanceof Error))}`);
-      },
+      optOut: (contactIds) => records.optOut(contactIds, 'donotphone'),
       interactions: async () => {
         const res = await fetch(`${dv.url}/_emulator/interactions`);
         const body = (await res.json()) as { value?: Interaction[] } | Interaction[];

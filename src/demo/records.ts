@@ -67,16 +67,8 @@ export function feedbackCounts(interactions: Iterable<Interaction>, activityIds:
   return { delivered: delivered.size, opened: opened.size, keywordReplies };
 }
 
-/** What `--summary-json` writes. */
-export interface DemoSummary {
-  /** With the feedback path: its totals over every journey. */
-  feedback?: FeedbackFunnel;
-  activities: number;
-  skippedByCompliance: number;
-  optedOutAfterCreation: number;
-  sent: number;
-  failed: number;
-  deadLettered: number;
+/** What `--summary-json` writes: the funnel's figures over every journey, and the run's. */
+export interface DemoSummary extends Omit<JourneyFunnel, 'journeyId' | 'name'> {
   /** Messages the provider simulators accepted. */
   providerMessages: number;
   /** Repeats anyone would notice: a second provider message for an activity, a second interaction for the same outcome. */

@@ -10,8 +10,8 @@
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import { DynamicsWebApi } from 'dynamics-web-api';
-import { decodeRemoteContext } from '../../../src/dataverse/index.js';
-import { renderText } from '../../../src/pipeline/index.js';
+import { decodeRemoteContext, interactionRequest } from '../../../src/dataverse/index.js';
+import { MESSAGE_VERSION, renderText } from '../../../src/pipeline/index.js';
 import { createProvider } from '../../../src/providers/index.js';
 
 function required(name: string): string {
@@ -44,18 +44,16 @@ while (!stopping) {
     if (contact['donotphone'] !== true) {
       const text = renderText(String(record['sample_text'] ?? ''), contact);
       await provider.send({ idempotencyKey: event.activityId, from, to: String(contact['mobilephone']), text });
-      await api.callAction({
-        actionName: 'msdyncrm_CustomChannelActivityCreateInteraction',
-        action: {
-          ActivityId: event.activityId,
-          CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: event.journeyId },
-          CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: event.iterationId },
-          Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: event.contactId },
-          EntityType: event.entityType,
-          EntityId: event.entityId,
-          ResponseType: 'sent',
-        },
+      // The same CreateInteraction body the recorder writes, as one action call of its own.
+      const request = interactionRequest({
+        v: MESSAGE_VERSION,
+        context: { kind: 'marketing', activityId: event.activityId, activityRowId: event.activityRowId, contactId: event.contactId, journeyId: event.journeyId, iterationId: event.iterationId, entityType: event.entityType, entityId: event.entityId },
+        responseType: 'sent',
+        channel: 'sms',
+        occurredAt: Date.now(),
       });
+      if (request.kind !== 'action') throw new Error(`no interaction to write: ${request.reason}`);
+      await api.callAction({ actionName: request.actionName, action: request.action });
     }
     await receiver.completeMessage(message);
     handled++;

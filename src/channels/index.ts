@@ -3,6 +3,7 @@ export { loadChannels, type ChannelRegistry, type LoadChannelsOptions } from './
 export { readTile, TileError, type ChannelTile, type TileResponseType } from './tile.js';
 export {
   DEFAULT_OPT_IN_CONFIRMATION,
+  DEFAULT_OPT_IN_MAX_AGE_MS,
   DEFAULT_OPT_IN_WORDS,
   DEFAULT_OPT_OUT_CONFIRMATION,
   DEFAULT_OPT_OUT_WORDS,

@@ -11,6 +11,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import { readTile } from './tile.js';
 import {
   DEFAULT_OPT_IN_CONFIRMATION,
+  DEFAULT_OPT_IN_MAX_AGE_MS,
   DEFAULT_OPT_IN_WORDS,
   DEFAULT_OPT_OUT_CONFIRMATION,
   DEFAULT_OPT_OUT_WORDS,
@@ -67,6 +68,7 @@ type RawCallbacks = {
   keywords?: string[] | Record<string, string>;
   optOutWords?: string[];
   optInWords?: string[];
+  optInMaxAgeMs?: number;
   optOutConfirmation?: string;
   optInConfirmation?: string;
   webhookSecretToken?: string;
@@ -325,6 +327,7 @@ function resolveCallbacks(
     keywords: Object.fromEntries(keywordEntries.map(([w, k]) => [w.toLocaleUpperCase('en-US'), k])),
     optOutWords,
     optInWords,
+    optInMaxAgeMs: c.optInMaxAgeMs ?? DEFAULT_OPT_IN_MAX_AGE_MS,
     optOutConfirmation: c.optOutConfirmation ?? DEFAULT_OPT_OUT_CONFIRMATION,
     optInConfirmation: c.optInConfirmation ?? DEFAULT_OPT_IN_CONFIRMATION,
     deliveredResponseType,

@@ -74,6 +74,14 @@ export interface ChannelCallbacks {
   optOutWords: string[];
   /** Replies that opt the contact back in (clear the compliance field). @defaultValue START, YES, UNSTOP */
   optInWords: string[];
+  /**
+   * How recent an opt-in reply must be to be applied, ms: a START (or other opt-in word) whose provider timestamp is
+   * older is refused, so that a replayed or long-retried request cannot re-subscribe a contact who has opted out since
+   * (Twilio: the `date_created` of the message fetched by its MessageSid; Telegram: the update's `message.date`).
+   * Opt-outs always apply. 60000-86400000; the loader always sets it (optional here so that channels built in code
+   * need not). @defaultValue {@link DEFAULT_OPT_IN_MAX_AGE_MS} (15 minutes)
+   */
+  optInMaxAgeMs?: number;
   /** The automated reply to an opt-out; empty: none sent. @defaultValue {@link DEFAULT_OPT_OUT_CONFIRMATION} */
   optOutConfirmation: string;
   /** The automated reply to an opt-in; empty: none sent. @defaultValue {@link DEFAULT_OPT_IN_CONFIRMATION} */
@@ -104,5 +112,7 @@ export interface ChannelCallbacks {
 export const DEFAULT_OPT_OUT_WORDS: readonly string[] = ['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT'];
 /** Twilio's standard opt-in words. */
 export const DEFAULT_OPT_IN_WORDS: readonly string[] = ['START', 'YES', 'UNSTOP'];
+/** How recent an opt-in reply must be, by default: 15 minutes. */
+export const DEFAULT_OPT_IN_MAX_AGE_MS = 900_000;
 export const DEFAULT_OPT_OUT_CONFIRMATION = 'You have been unsubscribed and will receive no more messages. Reply START to subscribe again.';
 export const DEFAULT_OPT_IN_CONFIRMATION = 'You have been subscribed again. Reply STOP to unsubscribe.';

@@ -29,8 +29,10 @@ export interface HttpCall {
   /** Named in error messages. */
   provider: ProviderType;
   url: string;
+  /** @defaultValue 'POST' */
+  method?: 'POST' | 'GET';
   headers: Record<string, string>;
-  /** The request body, already encoded. */
+  /** The request body, already encoded ('' for a GET: none is sent). */
   body: string;
   /** Abort the call (and reading its answer) after this long. */
   timeoutMs: number;
@@ -58,7 +60,7 @@ export const IDLE_SOCKET_MS = 4000;
 const MIN_SECRET_CHARS = 8;
 
 /**
- * Sends one POST and returns the answer, whatever its status; see the module comment for the failures.
+ * Sends one POST (or GET, `method`) and returns the answer, whatever its status; see the module comment for the failures.
  *
  * The timeout and the caller's signal feed one per-call `AbortController` whose timer and listener are removed
  * when the call ends. Not `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 (measured on 20.20.2)
@@ -125,14 +127,16 @@ function agentFor(url: URL): http.Agent {
   return agent;
 }
 
-/** One POST through `node:http` / `node:https`; `signal` destroys the request (and the answer's body) when it fires. */
+/** One POST (or GET) through `node:http` / `node:https`; `signal` destroys the request (and the answer's body) when it fires. */
 function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
   return new Promise<RawAnswer>((resolve, reject) => {
     const url = new URL(call.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol}`);
-    const body = Buffer.from(call.body, 'utf8');
+    const get = call.method === 'GET';
+    const body = Buffer.from(get ? '' : call.body, 'utf8');
     const request = url.protocol === 'https:' ? https.request : http.request;
-    const req = request(url, { method: 'POST', agent: agentFor(url), headers: { ...call.headers, 'content-length': String(body.length) }, signal });
+    const headers = get ? call.headers : { ...call.headers, 'content-length': String(body.length) };
+    const req = request(url, { method: get ? 'GET' : 'POST', agent: agentFor(url), headers, signal });
     req.once('error', reject);
     req.once('response', (res) => {
       const headers: Record<string, string> = {};
@@ -158,7 +162,8 @@ function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
 /** One POST through a caller's `fetch`. */
 async function fetchPost(call: HttpCall, doFetch: FetchLike, signal: AbortSignal): Promise<RawAnswer> {
   // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
-  const response = await doFetch(call.url, { method: 'POST', headers: call.headers, body: call.body, signal, redirect: 'manual' });
+  const get = call.method === 'GET';
+  const response = await doFetch(call.url, { method: get ? 'GET' : 'POST', headers: call.headers, ...(get ? {} : { body: call.body }), signal, redirect: 'manual' });
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name.toLowerCase()] = value;

@@ -1,20 +1,22 @@
 /**
  * Wiring of the callbacks stage on the real clients: its queue senders (`interactions`, `outbound`), its Dataverse
  * directory (through the identity's governor, with `dataverse.timeoutMs`), its keys (`callbacks.signingKeys`), and
- * the server listening on `callbacks.host:callbacks.port`. Used by `startRelay`.
+ * the server listening on `callbacks.host:callbacks.port`, and the Twilio message fetch each Twilio channel's opt-ins
+ * are checked with (its account's credentials, base URL and `timeoutMs`). Used by `startRelay`.
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import type { Registry } from 'prom-client';
-import type { ChannelRegistry } from '../channels/index.js';
+import type { Channel, ChannelRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import { createDataverseReads, type Governor } from '../dataverse/index.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { CallbacksStage, createCallbackDirectory, type CallbackKeys } from '../pipeline/callbacks/index.js';
+import { CallbacksStage, createCallbackDirectory, type CallbackKeys, type TwilioMessageFetcher } from '../pipeline/callbacks/index.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
+import { createProvider, TwilioProvider, type CreateProviderOptions } from '../providers/index.js';
 import { createQueueSender } from '../servicebus/index.js';
 
 export interface CallbacksWiring {
@@ -29,6 +31,30 @@ export interface CallbacksWiring {
   registry?: Registry;
   /** Where the senders and the server are closed (the server first: added last). */
   closer: Closer;
+  /**
+   * The Twilio message fetch of a channel (tests inject fakes). @defaultValue {@link twilioMessageFetchers}: a
+   * `TwilioProvider` per Twilio channel with the channel's `timeoutMs`
+   */
+  twilioMessages?: (channel: Channel) => TwilioMessageFetcher | undefined;
+}
+
+/**
+ * One `TwilioProvider` per Twilio channel (made on first use, kept), for `fetchMessage`; undefined for other channels.
+ * Settings come from the loaded channel (checked by the loader); `options.fetch` reaches the adapter (tests, proxies).
+ */
+export function twilioMessageFetchers(options: Pick<CreateProviderOptions, 'log' | 'fetch'> = {}): (channel: Channel) => TwilioMessageFetcher | undefined {
+  const made = new WeakMap<Channel, TwilioProvider>();
+  return (channel) => {
+    if (channel.provider.type !== 'twilio') return undefined;
+    let provider = made.get(channel);
+    if (provider === undefined) {
+      const created = createProvider(channel.provider, { ...options, timeoutMs: channel.timeoutMs });
+      if (!(created instanceof TwilioProvider)) return undefined;
+      provider = created;
+      made.set(channel, provider);
+    }
+    return provider;
+  };
 }
 
 export interface StartedCallbacks {
@@ -60,12 +86,23 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     run: (call, signal, operation) => w.governor.run((s) => call(s), { signal, operation, timeoutMs }),
     messageRecord: reads.messageRecord,
   });
+  const twilioMessages = w.twilioMessages ?? twilioMessageFetchers({ log: w.log });
+  // Made up front (as dispatch makes its adapters): a bad Twilio setting stops start-up instead of the first START.
+  for (const channel of w.channels.all()) {
+    if (channel.callbacks === undefined) continue;
+    try {
+      twilioMessages(channel);
+    } catch (err) {
+      throw new TypeError(`channel "${channel.name}" in ${w.channels.file}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
   const stage = new CallbacksStage({
     channels: w.channels,
     keys,
     interactions,
     outbound,
     directory,
+    twilioMessages,
     log: w.log,
     ...(w.registry ? { registry: w.registry } : {}),
     bodyLimitBytes: w.config.callbacks.bodyLimitBytes,

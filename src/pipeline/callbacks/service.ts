@@ -4,18 +4,25 @@
  * interaction through `interactions`, and handling a reply (opt-out, opt-in, keyword).
  */
 import type { Registry } from 'prom-client';
-import type { Channel } from '../../channels/index.js';
-import { errorMessage } from '../../errors.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel } from '../../channels/index.js';
+import { errorMessage, isProviderError } from '../../errors.js';
 import { sharedCounter } from '../../health/index.js';
 import type { ReadinessCheck } from '../../health/index.js';
 import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
 import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
 import type { InteractionSender, OutboundSender } from '../ports.js';
+import type { TwilioMessage } from '../../providers/index.js';
 import { findHolders, latestActivity } from './attribution.js';
 import type { CallbackDirectory } from './directory.js';
-import { matchReply } from './keywords.js';
+import { firstWord, matchReply } from './keywords.js';
 import { linkAt } from './links.js';
 import type { CallbackKeys } from './token.js';
+
+/** Fetches a message of a Twilio channel's account by its MessageSid (`TwilioProvider.fetchMessage` fits). */
+export interface TwilioMessageFetcher {
+  /** The message, or undefined when Twilio has none with this sid (404); throws a `ProviderError` otherwise. */
+  fetchMessage(sid: string, signal: AbortSignal): Promise<TwilioMessage | undefined>;
+}
 
 /** The channels the service serves (a `ChannelRegistry` fits). */
 export interface CallbackChannels {
@@ -33,6 +40,12 @@ export interface CallbacksDeps {
   outbound: OutboundSender;
   /** Dataverse: contacts by address, activities, message records, the compliance field. */
   directory: CallbackDirectory;
+  /**
+   * The Twilio message fetch of a Twilio channel (its account's credentials and base URL): an opt-in reply is applied
+   * only when the message fetched by its MessageSid is inbound, from and to the webhook's numbers, starts with the same
+   * word and is no older than `callbacks.optInMaxAgeMs`. @defaultValue none: every Twilio opt-in is refused (`unverified`)
+   */
+  twilioMessages?: (channel: Channel) => TwilioMessageFetcher | undefined;
   /** Finds link `index` of a message record's text, as the send path numbered them. @defaultValue links.ts `linkAt` */
   linkAt?: (text: string, index: number) => string | undefined;
   /** @defaultValue silentLogger() */
@@ -66,6 +79,7 @@ export type CallbackOutcome =
   | 'unauthorized'
   | 'forbidden'
   | 'stale'
+  | 'unverified'
   | 'bad-token'
   | 'bad-request'
   | 'unknown-channel'
@@ -102,7 +116,19 @@ export interface InboundReply {
   to?: string;
   /** Real-time journeys: the OrganizationId the provider gave, if any. @defaultValue the channel's `callbacks.organizationId` */
   organizationId?: string;
+  /**
+   * What proves an opt-in real and recent (opt-outs and keywords never use it): `twilio`, the message fetched by its
+   * MessageSid must match the webhook; `sent-at`, the provider's timestamp of the message (Telegram `message.date`).
+   * @defaultValue none: an opt-in applies as received (the contract's Standard Webhooks requests are refused after 5 minutes)
+   */
+  proof?: OptInProof;
 }
+
+/** See `InboundReply.proof`. */
+export type OptInProof = { kind: 'twilio'; sid: string; from: string; to: string } | { kind: 'sent-at'; sentAt: number | undefined };
+
+/** Whether an opt-in may be applied; when not, the outcome and why (logged, never a number). */
+type OptInCheck = { ok: true } | { ok: false; outcome: 'stale' | 'unverified'; reason: string; ageMs?: number; mismatch?: string[] };
 
 /** What the route modules use. */
 export class CallbackService {
@@ -117,6 +143,7 @@ export class CallbackService {
   readonly readiness: () => ReadinessCheck[];
   readonly #interactions: InteractionSender;
   readonly #outbound: OutboundSender;
+  readonly #twilioMessages: ((channel: Channel) => TwilioMessageFetcher | undefined) | undefined;
   readonly #received: ReturnType<typeof sharedCounter<'route' | 'outcome'>> | undefined;
 
   constructor(deps: CallbacksDeps) {
@@ -138,6 +165,7 @@ export class CallbackService {
     this.readiness = deps.readiness ?? (() => []);
     this.#interactions = deps.interactions;
     this.#outbound = deps.outbound;
+    this.#twilioMessages = deps.twilioMessages;
     this.#received = deps.registry
       ? sharedCounter(deps.registry, 'channel_relay_callbacks_received_total', 'Callback requests received, by route and outcome.', ['route', 'outcome'])
       : undefined;
@@ -168,6 +196,11 @@ export class CallbackService {
    * An unknown sender (and a keyword from an address several contacts hold) is acknowledged and nothing is recorded.
    * On Telegram a text starting with `/` is a bot command (`/start` when a chat is opened): ignored unless the
    * channel's words list it with its slash.
+   *
+   * An opt-out always applies (a replayed STOP only opts out again). An opt-in applies only when `reply.proof` shows
+   * the reply real and recent (`verifyOptIn`); otherwise nothing changes, no confirmation is sent, and the outcome is
+   * `stale` (older than `callbacks.optInMaxAgeMs`) or `unverified`. A proof that cannot be checked now (the provider
+   * unreachable, 5xx, 429) throws: the route answers 503 and the provider tries again.
    */
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
@@ -197,6 +230,14 @@ export class CallbackService {
         log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', { contacts: contactIds.length, word: intent.word });
         return 'ignored';
       }
+      if (!optOut) {
+        const check = await this.verifyOptIn(channel, reply, intent.word);
+        if (!check.ok) {
+          const { outcome, ...why } = check;
+          log.info('opt-in refused: not proven real and recent, consent unchanged', { ...why, replyId: reply.replyId.slice(0, 64), contacts: contactIds.length, word: intent.word });
+          return outcome;
+        }
+      }
       // Every contact holding the address: the person who wrote STOP cannot be told apart from the others sharing the
       // number, and a message to any of them reaches that person. The PATCH is idempotent (a repeated reply sets the
       // same value again); a failure answers 503 and the provider's retry patches them all again.
@@ -224,6 +265,42 @@ export class CallbackService {
     await this.record({ context, responseType, triggerKeyword: intent.keyword, channel: channel.name, providerMessageId: reply.replyId });
     log.info('keyword reply recorded', { contactId, activityId: context.activityId, keyword: intent.keyword });
     return 'recorded';
+  }
+
+  /**
+   * Whether an opt-in reply is real and recent enough to apply (see `InboundReply.proof`). Throws when the proof
+   * cannot be checked now (a retryable provider failure, the call's timeout): the provider is asked to try again.
+   */
+  async verifyOptIn(channel: Channel, reply: InboundReply, word: string): Promise<OptInCheck> {
+    const proof = reply.proof;
+    if (proof === undefined) return { ok: true };
+    const maxAgeMs = channel.callbacks?.optInMaxAgeMs ?? DEFAULT_OPT_IN_MAX_AGE_MS;
+    const fresh = (sentAt: number): OptInCheck => {
+      const ageMs = Math.round(this.now() - sentAt);
+      return ageMs > maxAgeMs ? { ok: false, outcome: 'stale', reason: 'older than optInMaxAgeMs', ageMs } : { ok: true };
+    };
+    if (proof.kind === 'sent-at') {
+      return proof.sentAt === undefined || !Number.isFinite(proof.sentAt) ? { ok: false, outcome: 'unverified', reason: 'no timestamp' } : fresh(proof.sentAt);
+    }
+    const fetcher = this.#twilioMessages?.(channel);
+    if (fetcher === undefined) return { ok: false, outcome: 'unverified', reason: 'no Twilio message fetch for this channel' };
+    let message: TwilioMessage | undefined;
+    try {
+      message = await fetcher.fetchMessage(proof.sid, this.signal());
+    } catch (err) {
+      // A refusal that a retry does not change (credentials, a 4xx, an unreadable 2xx): refused now, not retried.
+      if (isProviderError(err) && !err.retryable) return { ok: false, outcome: 'unverified', reason: `message fetch failed: ${err.code}` };
+      throw err;
+    }
+    if (message === undefined) return { ok: false, outcome: 'unverified', reason: 'no such message at Twilio' };
+    const mismatch: string[] = [];
+    if (message.sid !== proof.sid) mismatch.push('sid');
+    if (message.direction !== 'inbound') mismatch.push('direction');
+    if (message.from !== proof.from) mismatch.push('from');
+    if (message.to !== proof.to) mismatch.push('to');
+    if (firstWord(message.body) !== word) mismatch.push('body');
+    if (mismatch.length > 0) return { ok: false, outcome: 'unverified', reason: 'the fetched message does not match the webhook', mismatch };
+    return fresh(message.dateCreated);
   }
 
   /**

@@ -22,7 +22,7 @@ export function verifySecretToken(given: string, accepted: readonly string[]): b
 
 interface TelegramUpdate {
   update_id?: unknown;
-  message?: { message_id?: unknown; text?: unknown; chat?: { id?: unknown } };
+  message?: { message_id?: unknown; date?: unknown; text?: unknown; chat?: { id?: unknown } };
 }
 
 async function update(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
@@ -52,7 +52,9 @@ async function update(request: FastifyRequest, service: CallbackService): Promis
   }
   const outcome = await service.reply(
     channel,
-    { address: String(chatId), text: message.text, replyId: `tg${body.update_id}` },
+    // message.date (Unix seconds): an opt-in older than callbacks.optInMaxAgeMs is refused (the secret token is
+    // static, so a captured update can be replayed).
+    { address: String(chatId), text: message.text, replyId: `tg${body.update_id}`, proof: { kind: 'sent-at', sentAt: typeof message.date === 'number' ? message.date * 1000 : undefined } },
     service.log.child({ channel: channel.name, route: 'telegram' }),
   );
   return { outcome, status: 200 };

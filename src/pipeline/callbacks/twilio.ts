@@ -109,7 +109,9 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   const sid = params.get('MessageSid') ?? params.get('SmsSid') ?? '';
   const twiml = { status: 200, body: EMPTY_TWIML, contentType: 'text/xml; charset=utf-8' };
   if (from === '' || sid === '') return refusal('bad-request');
-  const outcome = await service.reply(channel, { address: from, text: params.get('Body') ?? '', replyId: sid }, service.log.child({ channel: channel.name, route: 'twilio-inbound' }));
+  // An opt-in is applied only when the message fetched by this MessageSid matches (see CallbackService.verifyOptIn).
+  const proof = { kind: 'twilio', sid, from, to: params.get('To') ?? '' } as const;
+  const outcome = await service.reply(channel, { address: from, text: params.get('Body') ?? '', replyId: sid, proof }, service.log.child({ channel: channel.name, route: 'twilio-inbound' }));
   return { outcome, ...twiml };
 }
 

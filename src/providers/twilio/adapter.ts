@@ -9,13 +9,17 @@
  *   provider simulator (and any idempotent proxy in front of Twilio) can recognise a repeated send of the same
  *   activity. Deduplication of real sends rests on the pipeline (one session per sender, the outbound queue's
  *   duplicate detection), not on Twilio.
+ *
+ * And `fetchMessage`: `GET {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json` with the same
+ * credentials, client, timeout and error mapping, so that the callbacks service can check that an inbound reply is
+ * one Twilio really received, and when.
  */
 import { areaLogger, type Logger } from '../../log.js';
 import { isProviderError } from '../../errors.js';
-import { httpPost } from '../http.js';
+import { httpPost, type HttpResponse } from '../http.js';
 import type { AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
-import { mapTwilioResponse } from './map-response.js';
+import { mapTwilioFetchResponse, mapTwilioResponse, type TwilioMessage } from './map-response.js';
 
 export const TWILIO_BASE_URL = 'https://api.twilio.com';
 
@@ -29,6 +33,7 @@ export interface TwilioSettings {
 export class TwilioProvider implements Provider {
   readonly type = 'twilio' as const;
   readonly #url: string;
+  readonly #messagesUrl: string;
   readonly #authorization: string;
   readonly #secrets: readonly string[];
   readonly #options: AdapterOptions;
@@ -36,7 +41,8 @@ export class TwilioProvider implements Provider {
 
   constructor(settings: TwilioSettings, options: AdapterOptions) {
     const base = (settings.baseUrl ?? TWILIO_BASE_URL).replace(/\/+$/, '');
-    this.#url = `${base}/2010-04-01/Accounts/${encodeURIComponent(settings.accountSid)}/Messages.json`;
+    this.#messagesUrl = `${base}/2010-04-01/Accounts/${encodeURIComponent(settings.accountSid)}/Messages`;
+    this.#url = `${this.#messagesUrl}.json`;
     const basic = Buffer.from(`${settings.accountSid}:${settings.authToken}`).toString('base64');
     this.#authorization = `Basic ${basic}`;
     this.#secrets = [settings.authToken, basic];
@@ -68,6 +74,32 @@ export class TwilioProvider implements Provider {
     });
     const outcome = mapTwilioResponse(response);
     this.#log.debug('provider answered', { status: response.status, idempotencyKey: request.idempotencyKey, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : 'accepted' });
+    if (isProviderError(outcome)) throw outcome;
+    return outcome;
+  }
+
+  /**
+   * The Message resource `sid` of this account, or undefined when Twilio answers 404 (no such message here). Throws
+   * a `ProviderError` for any other failure (`ProviderUnavailable`/`ProviderTimeout` for the network,
+   * `ProviderRateLimited` for 429, `ProviderUnauthorized` for the credentials …), or the signal's reason on abort.
+   * Logs (debug) the status and duration only: never the token, the sid's message or its numbers.
+   */
+  async fetchMessage(sid: string, signal?: AbortSignal): Promise<TwilioMessage | undefined> {
+    if (!/^[A-Za-z0-9]{2,64}$/.test(sid)) throw new TypeError('twilio fetchMessage: a message sid is letters and digits');
+    const started = Date.now();
+    const response: HttpResponse = await httpPost({
+      provider: 'twilio',
+      method: 'GET',
+      url: `${this.#messagesUrl}/${sid}.json`,
+      headers: { authorization: this.#authorization, accept: 'application/json' },
+      body: '',
+      timeoutMs: this.#options.timeoutMs,
+      secrets: this.#secrets,
+      ...(signal === undefined ? {} : { signal }),
+      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+    });
+    const outcome = mapTwilioFetchResponse(response);
+    this.#log.debug('provider answered a message fetch', { status: response.status, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : outcome === undefined ? 'not-found' : 'found' });
     if (isProviderError(outcome)) throw outcome;
     return outcome;
   }

@@ -7,6 +7,7 @@
  * twilio.com/docs/usage/twilios-response, ../shared/reference/providers-and-limits.md.
  */
 import { parseRetryAfter, type HttpResponse } from '../http.js';
+import type { ProviderError } from '../../errors.js';
 import { bodySnippet, failure, isRecord, type ProviderErrorCode, type SendOutcome } from '../mapping.js';
 
 /**
@@ -93,4 +94,44 @@ export function mapTwilioResponse(response: HttpResponse): SendOutcome {
   if (status >= 500) return failure('ProviderUnavailable', `twilio ${status}: ${detail}`, response, extra);
   if (status >= 400) return failure('ProviderRejected', `twilio ${status}: ${detail}`, response, extra);
   return failure('ProviderBadResponse', `twilio answered ${status}: ${bodySnippet(body)}`, response, extra);
+}
+
+/**
+ * A Message resource as `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json` answers it: the fields the
+ * callbacks service checks before it believes an inbound reply (an opt-in).
+ */
+export interface TwilioMessage {
+  sid: string;
+  /** `inbound`, `outbound-api`, `outbound-call`, `outbound-reply`. */
+  direction: string;
+  /** E.164 sender; '' when Twilio gives null. */
+  from: string;
+  /** E.164 number (or Messaging Service SID) written to; '' when Twilio gives null. */
+  to: string;
+  body: string;
+  /** `date_created` (RFC 2822, e.g. `Thu, 01 Jan 2026 12:00:00 +0000`), ms since the epoch. */
+  dateCreated: number;
+}
+
+/**
+ * Maps Twilio's answer to a Message fetch: 2xx → the message (a resource without a sid, direction or a readable
+ * `date_created` → `ProviderAnswerUnreadable`); 404 → `undefined` (no such message in this account); any other
+ * status as a send's answer ({@link mapTwilioResponse}: 429 rate limited, 5xx unavailable, 401/403 unauthorized …).
+ */
+export function mapTwilioFetchResponse(response: HttpResponse): TwilioMessage | undefined | ProviderError {
+  const { status, body } = response;
+  if (status === 404) return undefined;
+  if (status >= 200 && status < 300) {
+    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === null ? '' : undefined);
+    if (isRecord(body)) {
+      const sid = text(body['sid']);
+      const direction = text(body['direction']);
+      const created = typeof body['date_created'] === 'string' ? Date.parse(body['date_created']) : Number.NaN;
+      if (sid && direction && Number.isFinite(created)) {
+        return { sid, direction, from: text(body['from']) ?? '', to: text(body['to']) ?? '', body: text(body['body']) ?? '', dateCreated: created };
+      }
+    }
+    return failure('ProviderBadResponse', `twilio answered ${status} to a message fetch without a sid, direction or date_created: ${bodySnippet(body)}`, response);
+  }
+  return mapTwilioResponse(response) as ProviderError;
 }

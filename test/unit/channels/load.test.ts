@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_OPT_IN_CONFIRMATION, DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_CONFIRMATION, DEFAULT_OPT_OUT_WORDS, loadChannels } from '../../../src/channels/index.js';
+import { DEFAULT_OPT_IN_CONFIRMATION, DEFAULT_OPT_IN_MAX_AGE_MS, DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_CONFIRMATION, DEFAULT_OPT_OUT_WORDS, loadChannels } from '../../../src/channels/index.js';
 import { isConfigError, type ConfigProblem } from '../../../src/errors.js';
 import { configPath } from '../../../src/paths.js';
 
@@ -152,6 +152,7 @@ describe('channels: the callbacks block', () => {
       keywords: {},
       optOutWords: [...DEFAULT_OPT_OUT_WORDS],
       optInWords: [...DEFAULT_OPT_IN_WORDS],
+      optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
       optOutConfirmation: DEFAULT_OPT_OUT_CONFIRMATION,
       optInConfirmation: DEFAULT_OPT_IN_CONFIRMATION,
       deliveredResponseType: 'delivered',
@@ -160,6 +161,15 @@ describe('channels: the callbacks block', () => {
     assert.equal(c?.publicBaseUrl, 'https://relay.example');
     assert.deepEqual(DEFAULT_OPT_OUT_WORDS.slice(0, 6), ['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
     assert.deepEqual(DEFAULT_OPT_IN_WORDS, ['START', 'YES', 'UNSTOP']);
+    assert.equal(DEFAULT_OPT_IN_MAX_AGE_MS, 15 * 60_000);
+  });
+
+  it('optInMaxAgeMs: read as given; not an integer of 60000-86400000 → refused, naming the key', () => {
+    assert.equal(load([channel('twilio', { publicBaseUrl: 'https://relay.example', optInMaxAgeMs: 120_000 })]).byName('twilio')?.callbacks?.optInMaxAgeMs, 120_000);
+    for (const bad of [59_999, 86_400_001, 1.5e5 + 0.5, '900000', -1]) {
+      const found = problems([channel('twilio', { publicBaseUrl: 'https://relay.example', optInMaxAgeMs: bad })]);
+      assert.ok(found.some((p) => p.path === 'channels.0.callbacks.optInMaxAgeMs'), `${String(bad)}: ${JSON.stringify(found)}`);
+    }
   });
 
   it('a channel without the block has no callbacks', () => {

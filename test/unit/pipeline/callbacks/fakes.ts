@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import type { Channel, ChannelCallbacks } from '../../../../src/channels/index.js';
 import { createLogger, type Logger } from '../../../../src/log.js';
-import type { CallbackDirectory, CallbackKeys, CallbacksDeps } from '../../../../src/pipeline/callbacks/index.js';
+import type { CallbackDirectory, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
+import type { TwilioMessage } from '../../../../src/providers/index.js';
 import type { InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 
@@ -168,11 +169,32 @@ export class FakeDirectory implements CallbackDirectory {
   }
 }
 
+/** Twilio's messages as `fetchMessage` answers them: by sid; `failWith` throws instead; every call recorded. */
+export class FakeTwilioMessages implements TwilioMessageFetcher {
+  readonly messages = new Map<string, TwilioMessage>();
+  readonly calls: string[] = [];
+  failWith: Error | undefined;
+  /** Remembers an inbound message received `ageMs` before now (as Twilio would hold the reply). */
+  receive(sid: string, from: string, to: string, body: string, createdAt = Date.now()): TwilioMessage {
+    const m: TwilioMessage = { sid, direction: 'inbound', from, to, body, dateCreated: createdAt };
+    this.messages.set(sid, m);
+    return m;
+  }
+  async fetchMessage(sid: string, signal: AbortSignal): Promise<TwilioMessage | undefined> {
+    this.calls.push(sid);
+    signal.throwIfAborted();
+    if (this.failWith) throw this.failWith;
+    return this.messages.get(sid);
+  }
+}
+
 export interface Harness {
   deps: CallbacksDeps;
   interactions: FakeSender<InteractionMessage>;
   outbound: FakeSender<OutboundMessage>;
   directory: FakeDirectory;
+  /** The Twilio message fetch of the `sms` channel. */
+  twilio: FakeTwilioMessages;
   logs: CaptureStream;
   log: Logger;
   registry: Registry;
@@ -182,6 +204,7 @@ export function harness(overrides: Partial<CallbacksDeps> = {}): Harness {
   const interactions = new FakeSender<InteractionMessage>();
   const outbound = new FakeSender<OutboundMessage>();
   const directory = new FakeDirectory();
+  const twilio = new FakeTwilioMessages();
   const logs = new CaptureStream();
   const log = createLogger({ level: 'debug', stream: logs, pretty: false });
   const registry = new Registry();
@@ -192,12 +215,13 @@ export function harness(overrides: Partial<CallbacksDeps> = {}): Harness {
     interactions,
     outbound,
     directory,
+    twilioMessages: (channel) => (channel.provider.type === 'twilio' ? twilio : undefined),
     log,
     registry,
     bodyLimitBytes: 4096,
     ...overrides,
   };
-  return { deps, interactions, outbound, directory, logs, log, registry };
+  return { deps, interactions, outbound, directory, twilio, logs, log, registry };
 }
 
 /** Every secret and personal value the tests use: none may appear in a log line or an error body. */

@@ -148,9 +148,11 @@ describe('callbacks: Twilio', () => {
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
     });
 
-    it('START clears the compliance field and confirms', async () => {
+    it('START clears the compliance field and confirms (the message fetched from Twilio matches and is recent)', async () => {
       h.directory.contacts[0]!['sample_optout'] = true;
+      h.twilio.receive('SMin001', PHONE, SMS.sender, 'start');
       await reply('start');
+      assert.deepEqual(h.twilio.calls, ['SMin001']);
       assert.equal(h.directory.contacts[0]!['sample_optout'], false);
       assert.equal(h.outbound.sent[0]!.body.text, 'You are subscribed.');
     });
@@ -170,6 +172,7 @@ describe('callbacks: Twilio', () => {
       });
       it('START opts every holder in again with one confirmation', async () => {
         for (const c of h.directory.contacts) c['sample_optout'] = true;
+        h.twilio.receive('SMin001', PHONE, SMS.sender, 'START');
         await reply('START');
         assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === false));
         assert.equal(h.outbound.sent.length, 1);

@@ -78,10 +78,9 @@ export interface ChannelCallbacks {
    * How recent an opt-in reply must be to be applied, ms: a START (or other opt-in word) whose provider timestamp is
    * older is refused, so that a replayed or long-retried request cannot re-subscribe a contact who has opted out since
    * (Twilio: the `date_created` of the message fetched by its MessageSid; Telegram: the update's `message.date`).
-   * Opt-outs always apply. 60000-86400000; the loader always sets it (optional here so that channels built in code
-   * need not). @defaultValue {@link DEFAULT_OPT_IN_MAX_AGE_MS} (15 minutes)
+   * Opt-outs always apply. 60000-86400000. @defaultValue {@link DEFAULT_OPT_IN_MAX_AGE_MS} (15 minutes)
    */
-  optInMaxAgeMs?: number;
+  optInMaxAgeMs: number;
   /** The automated reply to an opt-out; empty: none sent. @defaultValue {@link DEFAULT_OPT_OUT_CONFIRMATION} */
   optOutConfirmation: string;
   /** The automated reply to an opt-in; empty: none sent. @defaultValue {@link DEFAULT_OPT_IN_CONFIRMATION} */

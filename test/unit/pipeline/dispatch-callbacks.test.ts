@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import type { ChannelCallbacks } from '../../../src/channels/types.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../src/channels/index.js';
 import { statusCallbackUrls, twilioStatusPath } from '../../../src/pipeline/dispatch-callbacks.js';
 import { DispatchStage } from '../../../src/pipeline/dispatch.js';
 import { openContext, parseCallbackKeys } from '../../../src/pipeline/callbacks/token.js';
@@ -11,6 +12,7 @@ const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 3).toString('base64')}`, '
 const callbacks: ChannelCallbacks = {
   publicBaseUrl: 'https://relay.example/base',
   trackLinks: false,
+  optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
   keywords: {},
   optOutWords: ['STOP'],
   optInWords: ['START'],

@@ -1,6 +1,7 @@
 /** Intake with a channel that tracks links: the journey message's links become tracked links on the public base URL. */
 import assert from 'node:assert/strict';
 import type { Channel, ChannelCallbacks } from '../../../src/channels/types.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../src/channels/index.js';
 import { IntakeStage } from '../../../src/pipeline/intake.js';
 import { linkAt } from '../../../src/pipeline/callbacks/links.js';
 import { openLink, parseCallbackKeys } from '../../../src/pipeline/callbacks/token.js';
@@ -9,6 +10,7 @@ import { activity, activityFromRow, ALL_CHANNELS, contact, decode, FakeOutbound,
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 5).toString('base64')}`, 'test');
 const callbacks = (trackLinks: boolean): ChannelCallbacks => ({
   publicBaseUrl: 'https://relay.example/cb',
+  optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
   trackLinks,
   keywords: {},
   optOutWords: ['STOP'],

@@ -1,7 +1,7 @@
 /** Channels, keys, a Dataverse directory and queue senders for the callbacks service's unit tests. */
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
-import type { Channel, ChannelCallbacks } from '../../../../src/channels/index.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel, type ChannelCallbacks } from '../../../../src/channels/index.js';
 import { createLogger, type Logger } from '../../../../src/log.js';
 import type { CallbackDirectory, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
 import type { TwilioMessage } from '../../../../src/providers/index.js';
@@ -62,6 +62,7 @@ const callbacks = (extra: Partial<ChannelCallbacks> = {}): ChannelCallbacks => (
   keywords: { YES: 'YES', INFO: 'INFO' },
   optOutWords: ['STOP', 'UNSUBSCRIBE'],
   optInWords: ['START'],
+  optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
   optOutConfirmation: 'You are unsubscribed.',
   optInConfirmation: 'You are subscribed.',
   deliveredResponseType: 'delivered',

@@ -11,12 +11,13 @@
  * chunks of 100 (about 4.6 KB) are safe. Requests per `contacts()` call: 1 for up to 100,000 ids; the batch adds
  * one operation (execution time) per chunk. A `$batch` counts once toward the request limit.
  *
- * **Message records** are cached (LRU, `messageCache.max` entries, each for `messageCache.ttlMs`), keyed by entity
+ * **Message records** are cached (a `TtlCache`: LRU, `messageCache.max` entries, each for `messageCache.ttlMs`), keyed by entity
  * set, id and columns; concurrent asks for one record share one request. A record that does not exist is not cached.
  *
  * **Activity rows** by id, for events Dataverse truncated: one GET each.
  */
 import { raceAbort } from '../abort.js';
+import { TtlCache } from '../cache.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { isDataverseError } from '../errors.js';
 import type { DataverseReads, Row } from '../pipeline/index.js';
@@ -56,11 +57,6 @@ export interface DataverseReadsWithStats extends DataverseReads {
   stats(): ReadStats;
 }
 
-interface CacheEntry {
-  row: Row;
-  expiresAt: number;
-}
-
 function inFilter(ids: readonly string[]): string {
   return `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
 }
@@ -72,10 +68,12 @@ function isRowNotFound(err: unknown): boolean {
 export function createDataverseReads(client: DynamicsWebApi, options: DataverseReadsOptions): DataverseReadsWithStats {
   const perQuery = options.contactsPerQuery ?? READS_DEFAULTS.contactsPerQuery;
   if (!Number.isInteger(perQuery) || perQuery < 1 || perQuery > 1000) throw new TypeError(`createDataverseReads: contactsPerQuery must be an integer 1-1000, found ${String(options.contactsPerQuery)}`);
-  const max = options.messageCache?.max ?? READS_DEFAULTS.messageCacheMax;
-  const ttlMs = options.messageCache?.ttlMs ?? READS_DEFAULTS.messageCacheTtlMs;
-  if (!Number.isInteger(max) || max < 0) throw new TypeError(`createDataverseReads: messageCache.max must be an integer >= 0, found ${String(max)}`);
-  if (!(ttlMs >= 0)) throw new TypeError(`createDataverseReads: messageCache.ttlMs must be >= 0, found ${String(ttlMs)}`);
+  const cache = new TtlCache<string, Row>({
+    max: options.messageCache?.max ?? READS_DEFAULTS.messageCacheMax,
+    ttlMs: options.messageCache?.ttlMs ?? READS_DEFAULTS.messageCacheTtlMs,
+    now: options.now,
+    name: 'createDataverseReads: messageCache',
+  });
   const governor = options.governor;
   // The client's `timeoutMs` (createDataverseClient) times every call out; else the governor's own.
   const timeoutMs = clientTimeoutMs(client);
@@ -84,8 +82,6 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     if (timeoutMs !== undefined) o.timeoutMs = timeoutMs;
     return governor.run(call, o);
   };
-  const now = options.now ?? Date.now;
-  const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<Row | undefined>>();
   const stats: ReadStats = { requests: 0, messageCacheHits: 0, messageCacheMisses: 0, messageInFlightShared: 0 };
 
@@ -154,13 +150,10 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   function messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined> {
     const key = `${entitySetName}(${id.toLowerCase()})?${[...columns].sort().join(',')}`;
     const hit = cache.get(key);
-    if (hit !== undefined && hit.expiresAt > now()) {
+    if (hit !== undefined) {
       stats.messageCacheHits++;
-      cache.delete(key);
-      cache.set(key, hit);
-      return Promise.resolve(hit.row);
+      return Promise.resolve(hit);
     }
-    if (hit !== undefined) cache.delete(key);
     const shared = inFlight.get(key);
     if (shared !== undefined) {
       stats.messageInFlightShared++;
@@ -170,10 +163,7 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     // The shared request is not tied to the first caller's signal: one caller giving up must not fail the others.
     const pending = retrieve(entitySetName, id, columns, undefined, `read ${entitySetName}(${id})`)
       .then((row) => {
-        if (row !== undefined && max > 0 && ttlMs > 0) {
-          cache.set(key, { row, expiresAt: now() + ttlMs });
-          while (cache.size > max) cache.delete(cache.keys().next().value as string);
-        }
+        if (row !== undefined) cache.set(key, row);
         return row;
       })
       .finally(() => inFlight.delete(key));

@@ -8,9 +8,10 @@
  * one PATCH per contact holding the address; a click one activity query (cached by activity id: the columns read never
  * change once the journey created the row) and one message record read (cached).
  *
- * The activity cache is a small LRU with a TTL, the same scheme as src/dataverse/reads.ts's message record cache
- * (which is internal to that module); an activity that is not found is not cached.
+ * The activity cache is a `TtlCache` (src/cache.ts: LRU with a TTL), like src/dataverse/reads.ts's message record
+ * cache; an activity that is not found is not cached.
  */
+import { TtlCache } from '../../cache.js';
 import type { Row } from '../ports.js';
 import { ACTIVITY_COLUMNS_FOR_CALLBACKS, ACTIVITY_SET_NAME } from './activity.js';
 
@@ -73,13 +74,13 @@ export function odataString(value: string): string {
 export function createCallbackDirectory(options: DirectoryOptions): CallbackDirectory {
   const run = options.run ?? (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
   const client = options.client;
-  const max = options.activityCache?.max ?? DIRECTORY_DEFAULTS.activityCacheMax;
-  const ttlMs = options.activityCache?.ttlMs ?? DIRECTORY_DEFAULTS.activityCacheTtlMs;
-  if (!Number.isInteger(max) || max < 0) throw new TypeError(`createCallbackDirectory: activityCache.max must be an integer >= 0, found ${String(max)}`);
-  if (!(ttlMs >= 0)) throw new TypeError(`createCallbackDirectory: activityCache.ttlMs must be >= 0, found ${String(ttlMs)}`);
-  const now = options.now ?? Date.now;
-  /** Activity rows by lower-case activity id, least recently used first (a Map keeps insertion order). */
-  const activities = new Map<string, { row: Row; expiresAt: number }>();
+  /** Activity rows by lower-case activity id. */
+  const activities = new TtlCache<string, Row>({
+    max: options.activityCache?.max ?? DIRECTORY_DEFAULTS.activityCacheMax,
+    ttlMs: options.activityCache?.ttlMs ?? DIRECTORY_DEFAULTS.activityCacheTtlMs,
+    now: options.now,
+    name: 'createCallbackDirectory: activityCache',
+  });
   return {
     async contactsByAddress(addressField, address, columns, signal) {
       if (!COLUMN.test(addressField)) throw new TypeError(`address field must be a column name, found ${JSON.stringify(addressField)}`);
@@ -116,13 +117,7 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
       if (!GUID.test(activityId)) return undefined;
       const key = activityId.toLowerCase();
       const hit = activities.get(key);
-      if (hit !== undefined) {
-        activities.delete(key);
-        if (hit.expiresAt > now()) {
-          activities.set(key, hit);
-          return hit.row;
-        }
-      }
+      if (hit !== undefined) return hit;
       const res = await run(
         (s) =>
           client.retrieveMultiple({
@@ -136,10 +131,7 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
         'read an activity by its activity id',
       );
       const row = res.value[0] as Row | undefined;
-      if (row !== undefined && max > 0 && ttlMs > 0) {
-        activities.set(key, { row, expiresAt: now() + ttlMs });
-        while (activities.size > max) activities.delete(activities.keys().next().value as string);
-      }
+      if (row !== undefined) activities.set(key, row);
       return row;
     },
     messageRecord: options.messageRecord,

@@ -19,7 +19,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { parseRetryAfter } from '../http/index.js';
-import { ProviderError } from '../errors.js';
+import { isProviderError, ProviderError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { ProviderType } from './provider.js';
 
 /** The `fetch` signature the adapters call; tests and callers may pass their own. */
@@ -104,6 +105,35 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
     clearTimeout(timer);
     caller?.removeEventListener('abort', onCallerAbort);
   }
+}
+
+/** One adapter call: the request ({@link HttpCall}), how its answer is mapped, and the debug line it logs. */
+export interface MappedCall<T> extends HttpCall {
+  /** Turns the answer into the result, or into the `ProviderError` to throw (the adapter's mapping function). */
+  map(response: HttpResponse): T | ProviderError;
+  /** Where the debug line goes (the adapter's logger). */
+  log: Logger;
+  /** The debug line's message. @defaultValue 'provider answered' */
+  message?: string;
+  /** Fields of the debug line besides status, duration and outcome (never secrets, URLs or full numbers). @defaultValue none */
+  fields?: Record<string, unknown>;
+  /** The debug line's `outcome` for a result (an error's is its code). @defaultValue 'accepted' */
+  outcome?: (result: T) => string;
+}
+
+/**
+ * What every adapter call does around its own request and mapping: {@link httpPost}, the answer mapped, one debug
+ * line (`status`, the call's `fields`, `durationMs`, `outcome`), and the mapped `ProviderError` thrown or the result
+ * returned. A call that fails before an answer (timeout, unreachable, abort) throws as `httpPost` does, unlogged.
+ */
+export async function postAndMap<T>(call: MappedCall<T>): Promise<T> {
+  const started = Date.now();
+  const response = await httpPost(call);
+  const result = call.map(response);
+  const outcome = isProviderError(result) ? result.code : (call.outcome?.(result) ?? 'accepted');
+  call.log.debug(call.message ?? 'provider answered', { status: response.status, ...call.fields, durationMs: Date.now() - started, outcome });
+  if (isProviderError(result)) throw result;
+  return result;
 }
 
 /** The status line and headers of an answer; `text()` reads its body (rejects when the body is lost). */

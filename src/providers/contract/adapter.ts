@@ -11,8 +11,7 @@
  * which is how a secret is rotated without a gap (sign with new and old, switch the endpoint, drop the old).
  */
 import { areaLogger, type Logger } from '../../log.js';
-import { isProviderError } from '../../errors.js';
-import { httpPost } from '../http.js';
+import { postAndMap } from '../http.js';
 import type { AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapContractResponse } from './map-response.js';
@@ -68,20 +67,14 @@ export class ContractProvider implements Provider {
       Message: request.parts ?? { text: request.text },
     };
     const body = JSON.stringify(payload);
-    const started = Date.now();
-    const response = await httpPost({
+    return postAndMap({
       provider: 'contract',
       url: this.#url,
       headers: { 'content-type': 'application/json', accept: 'application/json', ...webhookHeaders(this.#secrets, request.idempotencyKey, body, this.#now()) },
       body,
-      timeoutMs: this.#options.timeoutMs,
-      secrets: this.#secrets,
-      ...(request.signal === undefined ? {} : { signal: request.signal }),
-      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      map: (response) => mapContractResponse(response, request.idempotencyKey),
+      fields: { idempotencyKey: request.idempotencyKey },
     });
-    const outcome = mapContractResponse(response, request.idempotencyKey);
-    this.#log.debug('provider answered', { status: response.status, idempotencyKey: request.idempotencyKey, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : 'accepted' });
-    if (isProviderError(outcome)) throw outcome;
-    return outcome;
   }
 }

@@ -6,8 +6,7 @@
  * `from` is ignored: the token names the bot.
  */
 import { areaLogger, type Logger } from '../../log.js';
-import { isProviderError } from '../../errors.js';
-import { httpPost } from '../http.js';
+import { postAndMap } from '../http.js';
 import type { AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapTelegramResponse } from './map-response.js';
@@ -36,8 +35,7 @@ export class TelegramProvider implements Provider {
   }
 
   async send(request: SendRequest): Promise<SendResult> {
-    const started = Date.now();
-    const response = await httpPost({
+    return postAndMap({
       provider: 'telegram',
       url: this.#url,
       headers: {
@@ -49,14 +47,9 @@ export class TelegramProvider implements Provider {
       },
       // chat_id as given: Telegram takes an integer or a string (`@channelusername`, or digits).
       body: JSON.stringify({ chat_id: request.to, text: request.text }),
-      timeoutMs: this.#options.timeoutMs,
-      secrets: this.#secrets,
-      ...(request.signal === undefined ? {} : { signal: request.signal }),
-      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      map: mapTelegramResponse,
+      fields: { idempotencyKey: request.idempotencyKey },
     });
-    const outcome = mapTelegramResponse(response);
-    this.#log.debug('provider answered', { status: response.status, idempotencyKey: request.idempotencyKey, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : 'accepted' });
-    if (isProviderError(outcome)) throw outcome;
-    return outcome;
   }
 }

@@ -15,8 +15,7 @@
  * one Twilio really received, and when.
  */
 import { areaLogger, type Logger } from '../../log.js';
-import { isProviderError } from '../../errors.js';
-import { httpPost, type HttpResponse } from '../http.js';
+import { postAndMap } from '../http.js';
 import type { AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapTwilioFetchResponse, mapTwilioResponse, type TwilioMessage } from './map-response.js';
@@ -56,8 +55,7 @@ export class TwilioProvider implements Provider {
     form.set(request.from.startsWith('MG') ? 'MessagingServiceSid' : 'From', request.from);
     form.set('Body', request.text);
     if (request.statusCallbackUrl !== undefined) form.set('StatusCallback', request.statusCallbackUrl);
-    const started = Date.now();
-    const response = await httpPost({
+    return postAndMap({
       provider: 'twilio',
       url: this.#url,
       headers: {
@@ -67,15 +65,10 @@ export class TwilioProvider implements Provider {
         'i-twilio-idempotency-token': request.idempotencyKey,
       },
       body: form.toString(),
-      timeoutMs: this.#options.timeoutMs,
-      secrets: this.#secrets,
-      ...(request.signal === undefined ? {} : { signal: request.signal }),
-      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      map: mapTwilioResponse,
+      fields: { idempotencyKey: request.idempotencyKey },
     });
-    const outcome = mapTwilioResponse(response);
-    this.#log.debug('provider answered', { status: response.status, idempotencyKey: request.idempotencyKey, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : 'accepted' });
-    if (isProviderError(outcome)) throw outcome;
-    return outcome;
   }
 
   /**
@@ -86,21 +79,16 @@ export class TwilioProvider implements Provider {
    */
   async fetchMessage(sid: string, signal?: AbortSignal): Promise<TwilioMessage | undefined> {
     if (!/^[A-Za-z0-9]{2,64}$/.test(sid)) throw new TypeError('twilio fetchMessage: a message sid is letters and digits');
-    const started = Date.now();
-    const response: HttpResponse = await httpPost({
+    return postAndMap({
       provider: 'twilio',
       method: 'GET',
       url: `${this.#messagesUrl}/${sid}.json`,
       headers: { authorization: this.#authorization, accept: 'application/json' },
       body: '',
-      timeoutMs: this.#options.timeoutMs,
-      secrets: this.#secrets,
-      ...(signal === undefined ? {} : { signal }),
-      ...(this.#options.fetch === undefined ? {} : { fetch: this.#options.fetch }),
+      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal,
+      map: mapTwilioFetchResponse,
+      message: 'provider answered a message fetch',
+      outcome: (message) => (message === undefined ? 'not-found' : 'found'),
     });
-    const outcome = mapTwilioFetchResponse(response);
-    this.#log.debug('provider answered a message fetch', { status: response.status, durationMs: Date.now() - started, outcome: isProviderError(outcome) ? outcome.code : outcome === undefined ? 'not-found' : 'found' });
-    if (isProviderError(outcome)) throw outcome;
-    return outcome;
   }
 }

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isProviderError, type ProviderError } from '../../../src/errors.js';
-import { httpPost, parseRetryAfter, scrubSecrets } from '../../../src/providers/http.js';
+import { isProviderError, ProviderError } from '../../../src/errors.js';
+import type { Logger } from '../../../src/log.js';
+import { httpPost, parseRetryAfter, postAndMap, scrubSecrets, type HttpResponse } from '../../../src/providers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
@@ -156,6 +157,59 @@ describe('httpPost', () => {
     assert.match(JSON.stringify(response), /\[REDACTED\]/);
     const refused = (await rejection(httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }))) as ProviderError;
     assert.doesNotMatch(`${refused.message} ${JSON.stringify(refused)} ${String((refused.cause as Error).message)} ${refused.stack ?? ''}`, /s3cr3t-t0ken/);
+  });
+});
+
+describe('postAndMap', () => {
+  /** A logger that keeps its debug lines. */
+  function debugLines(): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
+    const lines: Array<[string, Record<string, unknown>]> = [];
+    const log = { debug: (message: string, fields: Record<string, unknown>) => lines.push([message, fields]) } as unknown as Logger;
+    return { log, lines };
+  }
+  const answering = (status: number, body: unknown) => async (): Promise<Response> => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+  it('returns the mapped answer and logs status, the fields, duration and outcome', async () => {
+    const { log, lines } = debugLines();
+    let seen: HttpResponse | undefined;
+    const result = await postAndMap({
+      ...call,
+      url: 'http://127.0.0.1:1/x',
+      fetch: answering(201, { sid: 'SM1' }),
+      log,
+      map: (response) => ((seen = response), { providerMessageId: 'SM1' }),
+      fields: { idempotencyKey: 'k-1' },
+    });
+    assert.deepEqual(result, { providerMessageId: 'SM1' });
+    assert.deepEqual(seen?.body, { sid: 'SM1' });
+    assert.equal(lines.length, 1);
+    const [message, fields] = lines[0]!;
+    assert.equal(message, 'provider answered');
+    assert.deepEqual(Object.keys(fields), ['status', 'idempotencyKey', 'durationMs', 'outcome']);
+    assert.deepEqual({ ...fields, durationMs: typeof fields['durationMs'] }, { status: 201, idempotencyKey: 'k-1', durationMs: 'number', outcome: 'accepted' });
+  });
+
+  it('names the outcome of a result with the call\'s function and message', async () => {
+    const { log, lines } = debugLines();
+    const result = await postAndMap({ ...call, method: 'GET', body: '', url: 'http://127.0.0.1:1/x', fetch: answering(404, {}), log, map: () => undefined, message: 'provider answered a fetch', outcome: (r) => (r === undefined ? 'not-found' : 'found') });
+    assert.equal(result, undefined);
+    assert.deepEqual([lines[0]?.[0], lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], ['provider answered a fetch', 404, 'not-found']);
+  });
+
+  it('throws the ProviderError the mapping returns, logged with its code', async () => {
+    const { log, lines } = debugLines();
+    const refused = new ProviderError('ProviderRateLimited', 'slow down');
+    const err = await rejection(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: answering(429, {}), log, map: () => refused }));
+    assert.equal(err, refused);
+    assert.deepEqual([lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], [429, 'ProviderRateLimited']);
+  });
+
+  it('a call that gets no answer throws as httpPost does and logs nothing', async () => {
+    const { log, lines } = debugLines();
+    const failing = (): Promise<Response> => Promise.reject(new TypeError('fetch failed'));
+    const err = await rejection(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: failing, log, map: () => 'never' }));
+    assert.ok(isProviderError(err) && err.code === 'ProviderUnavailable', String(err));
+    assert.equal(lines.length, 0);
   });
 });
 

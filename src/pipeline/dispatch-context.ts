@@ -5,6 +5,7 @@
 import type { Registry } from 'prom-client';
 import type { Channel } from '../channels/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
+import { intOption } from '../options.js';
 import type { Provider } from '../providers/index.js';
 import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
 import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
@@ -55,13 +56,6 @@ export interface DispatchOptions {
   now?: () => number;
 }
 
-function intOption(name: string, value: number, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`DispatchStage: ${name} must be an integer >= ${min}, found ${String(value)}`);
-  }
-  return value;
-}
-
 /** What the sessions of one stage share: settings, policies, providers, counters. */
 export class StageContext {
   readonly channels: ChannelLookup;
@@ -91,11 +85,11 @@ export class StageContext {
     this.interactions = options.interactions;
     this.#providerFactory = options.provider;
     this.log = areaLogger(options.log ?? silentLogger(), 'dispatch');
-    this.guardMs = intOption('guardMs', options.guardMs ?? 10, 0);
+    this.guardMs = intOption('DispatchStage', 'guardMs', options.guardMs, 10, 0);
     this.retry = resolveSendRetryOptions(options.retry);
     this.batching = { ...options.interactionBatching };
-    this.stateTimeoutMs = intOption('stateTimeoutMs', options.stateTimeoutMs ?? 10_000, 1);
-    this.lockMarginMs = intOption('lockMarginMs', options.lockMarginMs ?? 5000, 0);
+    this.stateTimeoutMs = intOption('DispatchStage', 'stateTimeoutMs', options.stateTimeoutMs, 10_000, 1);
+    this.lockMarginMs = intOption('DispatchStage', 'lockMarginMs', options.lockMarginMs, 5000, 0);
     this.now = options.now ?? Date.now;
     this.metrics = options.registry === undefined ? undefined : createDispatchMetrics(options.registry);
     if (options.statusCallbackUrl !== undefined && typeof options.statusCallbackUrl !== 'function') {

@@ -59,6 +59,7 @@ import type { Registry } from 'prom-client';
 import type { Channel } from '../channels/index.js';
 import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
+import { intOption, numberOption } from '../options.js';
 import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type RealtimeContext } from './messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from './ports.js';
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from './events.js';
@@ -184,6 +185,9 @@ interface PickedActivity extends ActivityItem {
   template: string;
 }
 
+/** Names the component in option errors. */
+const COMPONENT = 'IntakeStage';
+
 export class IntakeStage {
   readonly #decode: IntakeOptions['decode'];
   readonly #activityFromRow: IntakeOptions['activityFromRow'];
@@ -213,18 +217,18 @@ export class IntakeStage {
     this.#reads = options.reads;
     this.#log = areaLogger(options.log ?? silentLogger(), 'intake');
     this.#now = options.now ?? Date.now;
-    this.#readConcurrency = positiveInteger('readConcurrency', options.readConcurrency, 4);
-    const readAttempts = positiveInteger('readAttempts', options.readAttempts, 6);
-    const sendAttempts = positiveInteger('sendAttempts', options.sendAttempts, 6);
-    const backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
-    const maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
-    this.#abandonDelayMs = nonNegative('abandonDelayMs', options.abandonDelayMs, 2000);
-    this.#maxAbandonDelayMs = nonNegative('maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000);
-    this.#maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
-    const defaultThrottleWaitMs = nonNegative('defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000);
-    const unauthorizedPauseMs = nonNegative('unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000);
-    this.#callTimeoutMs = positive('callTimeoutMs', options.callTimeoutMs, 30_000);
-    this.#batchBudgetMs = positive('batchBudgetMs', options.batchBudgetMs, 240_000);
+    this.#readConcurrency = intOption(COMPONENT, 'readConcurrency', options.readConcurrency, 4, 1);
+    const readAttempts = intOption(COMPONENT, 'readAttempts', options.readAttempts, 6, 1);
+    const sendAttempts = intOption(COMPONENT, 'sendAttempts', options.sendAttempts, 6, 1);
+    const backoffMs = numberOption(COMPONENT, 'backoffMs', options.backoffMs, 500, { atLeast: 0 });
+    const maxBackoffMs = numberOption(COMPONENT, 'maxBackoffMs', options.maxBackoffMs, 30_000, { atLeast: 0 });
+    this.#abandonDelayMs = numberOption(COMPONENT, 'abandonDelayMs', options.abandonDelayMs, 2000, { atLeast: 0 });
+    this.#maxAbandonDelayMs = numberOption(COMPONENT, 'maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000, { atLeast: 0 });
+    this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
+    const defaultThrottleWaitMs = numberOption(COMPONENT, 'defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000, { atLeast: 0 });
+    const unauthorizedPauseMs = numberOption(COMPONENT, 'unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000, { atLeast: 0 });
+    this.#callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
+    this.#batchBudgetMs = numberOption(COMPONENT, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
     if (this.#batchBudgetMs < this.#callTimeoutMs) {
       throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${this.#callTimeoutMs}): no read or send could start within the budget`);
     }
@@ -630,24 +634,6 @@ export class IntakeStage {
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────────────────────
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1) throw new TypeError(`Intake option ${name} must be an integer of at least 1, found ${String(value)}`);
-  return value;
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Intake option ${name} must be a finite number above 0, found ${String(value)}`);
-  return value;
-}
-
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) throw new TypeError(`Intake option ${name} must be a finite number of at least 0, found ${String(value)}`);
-  return value;
-}
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -13,6 +13,7 @@
  */
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { linkedController, raceAbort } from '../abort.js';
+import { intOption } from '../options.js';
 import type { InteractionMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
 
@@ -44,13 +45,6 @@ type Waiting = OutboxItem & { signal: AbortSignal; deadline: number; resolve: ()
 /** The shortest timeout an attempt gets when a deadline cuts it (or `timeoutMs` when that is shorter). */
 const MIN_CUT_TIMEOUT_MS = 1000;
 
-function int(name: string, value: number, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`InteractionOutbox: ${name} must be an integer >= ${min}, found ${String(value)}`);
-  }
-  return value;
-}
-
 export class InteractionOutbox {
   readonly #sender: InteractionSender;
   readonly #maxBatch: number;
@@ -67,12 +61,13 @@ export class InteractionOutbox {
   constructor(options: InteractionOutboxOptions) {
     if (typeof options.sender?.send !== 'function') throw new TypeError('InteractionOutbox: sender must have a send function');
     this.#sender = options.sender;
-    this.#maxBatch = int('maxBatch', options.maxBatch ?? 50, 1);
-    this.#lingerMs = int('lingerMs', options.lingerMs ?? 20, 0);
-    this.#retries = int('retries', options.retries ?? 8, 0);
-    const initialDelay = int('initialDelayMs', options.initialDelayMs ?? 200, 1);
-    const maxDelay = int('maxDelayMs', options.maxDelayMs ?? 2000, initialDelay);
-    this.#timeoutMs = int('timeoutMs', options.timeoutMs ?? 10_000, 1);
+    const c = 'InteractionOutbox';
+    this.#maxBatch = intOption(c, 'maxBatch', options.maxBatch, 50, 1);
+    this.#lingerMs = intOption(c, 'lingerMs', options.lingerMs, 20, 0);
+    this.#retries = intOption(c, 'retries', options.retries, 8, 0);
+    const initialDelay = intOption(c, 'initialDelayMs', options.initialDelayMs, 200, 1);
+    const maxDelay = intOption(c, 'maxDelayMs', options.maxDelayMs, 2000, initialDelay);
+    this.#timeoutMs = intOption(c, 'timeoutMs', options.timeoutMs, 10_000, 1);
     this.#maxDelayMs = maxDelay;
     this.#backoff = new ExponentialBackoff({ initialDelay, maxDelay });
     this.#onError = options.onError ?? (() => undefined);

@@ -28,6 +28,7 @@ import { delay, linkedController } from '../abort.js';
 import { errorMessage, isEventError, type DataverseError } from '../errors.js';
 import { METRIC_PREFIX, sharedCounter } from '../health/index.js';
 import { areaLogger, type Logger } from '../log.js';
+import { intOption, numberOption } from '../options.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from './ports.js';
 import { attemptFits, backoffDelay, budgetLeft } from './retry-budget.js';
@@ -79,6 +80,9 @@ interface Pending {
   id: string;
 }
 
+/** Names the component in option errors. */
+const COMPONENT = 'RecorderStage';
+
 export class RecorderStage {
   private readonly writer: InteractionWriter;
   private readonly log: Logger;
@@ -97,13 +101,12 @@ export class RecorderStage {
   constructor(options: RecorderOptions) {
     this.writer = options.writer;
     this.log = areaLogger(options.log, 'recorder');
-    this.maxAttempts = options.maxAttempts ?? 6;
-    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1, found ${this.maxAttempts}`);
-    this.backoffMs = nonNegative('backoffMs', options.backoffMs, 500);
-    this.maxBackoffMs = nonNegative('maxBackoffMs', options.maxBackoffMs, 30_000);
-    this.maxThrottleWaitMs = nonNegative('maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000);
-    this.callTimeoutMs = positive('callTimeoutMs', options.callTimeoutMs, 30_000);
-    this.batchBudgetMs = positive('batchBudgetMs', options.batchBudgetMs, 240_000);
+    this.maxAttempts = intOption(COMPONENT, 'maxAttempts', options.maxAttempts, 6, 1);
+    this.backoffMs = numberOption(COMPONENT, 'backoffMs', options.backoffMs, 500, { atLeast: 0 });
+    this.maxBackoffMs = numberOption(COMPONENT, 'maxBackoffMs', options.maxBackoffMs, 30_000, { atLeast: 0 });
+    this.maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
+    this.callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
+    this.batchBudgetMs = numberOption(COMPONENT, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
     if (this.batchBudgetMs < this.callTimeoutMs) {
       throw new TypeError(`batchBudgetMs (${this.batchBudgetMs}) must be at least callTimeoutMs (${this.callTimeoutMs}): no write could start within the budget`);
     }
@@ -265,18 +268,6 @@ export class RecorderStage {
     else this.counts.abandoned++;
     this.counter?.inc({ outcome });
   }
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a finite number above 0, found ${String(value)}`);
-  return value;
-}
-
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a finite number of at least 0, found ${String(value)}`);
-  return value;
 }
 
 /** Which interaction, for a dead-letter description (no contact data beyond ids). */

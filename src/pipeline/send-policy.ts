@@ -24,6 +24,7 @@
 import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPolicy } from 'cockatiel';
 import { isProviderError, type ProviderError } from '../errors.js';
 import { maskDigits, redactString } from '../log.js';
+import { intOption } from '../options.js';
 
 export type SendDecision = 'rateLimited' | 'transient' | 'unconfirmed' | 'rejected' | 'unauthorized' | 'unexpected';
 
@@ -87,10 +88,7 @@ export function resolveSendRetryOptions(options: SendRetryOptions = {}): Resolve
     ['defaultRetryAfterMs', 1],
     ['maxRateLimitPauseMs', 1],
   ] as const) {
-    const value = resolved[name];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw new TypeError(`dispatch retry: ${name} must be an integer >= ${min}, found ${String(value)}`);
-    }
+    resolved[name] = intOption('dispatch retry', name, resolved[name], SEND_RETRY_DEFAULTS[name], min);
   }
   if (resolved.maxDelayMs < resolved.initialDelayMs) {
     throw new TypeError(`dispatch retry: maxDelayMs (${resolved.maxDelayMs}) must be >= initialDelayMs (${resolved.initialDelayMs})`);

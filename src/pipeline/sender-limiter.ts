@@ -30,6 +30,7 @@
  */
 import PQueue from 'p-queue';
 import { linkedController, raceAbort, sleep } from '../abort.js';
+import { intOption } from '../options.js';
 
 export interface SenderLimiterOptions {
   /** Calls per window (the provider's limit). */
@@ -86,13 +87,6 @@ export interface SenderLimiterStats {
   pausedUntil?: number;
 }
 
-function positiveInt(name: string, value: number, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`SenderLimiter: ${name} must be an integer >= ${min}, found ${String(value)}`);
-  }
-  return value;
-}
-
 export class SenderLimiter {
   /** How long a call holds its slot after it ends: the provider's window, guard included (ms). */
   readonly windowMs: number;
@@ -121,11 +115,11 @@ export class SenderLimiter {
   readonly #deadlines = new Set<{ startBy: number; drop: (error: StartDeadlineError) => void }>();
 
   constructor(options: SenderLimiterOptions) {
-    const messages = positiveInt('messages', options.messages, 1);
-    const intervalMs = positiveInt('intervalMs', options.intervalMs ?? 1000, 1);
-    const concurrency = positiveInt('concurrency', options.concurrency ?? 10, 1);
-    const perRecipientMs = positiveInt('perRecipientMs', options.perRecipientMs ?? 0, 0);
-    const guardMs = positiveInt('guardMs', options.guardMs ?? 10, 0);
+    const messages = intOption('SenderLimiter', 'messages', options.messages, undefined, 1);
+    const intervalMs = intOption('SenderLimiter', 'intervalMs', options.intervalMs, 1000, 1);
+    const concurrency = intOption('SenderLimiter', 'concurrency', options.concurrency, 10, 1);
+    const perRecipientMs = intOption('SenderLimiter', 'perRecipientMs', options.perRecipientMs, 0, 0);
+    const guardMs = intOption('SenderLimiter', 'guardMs', options.guardMs, 10, 0);
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;

@@ -2,7 +2,7 @@
  * Backoff for the receive loops: after a failed receive (connection lost, entity missing, broker busy) a loop waits
  * before trying again, longer each time, so that it never spins; the first success resets it.
  */
-import { intOption } from './options.js';
+import { intOption } from '../options.js';
 
 export interface BackoffOptions {
   /** The first delay, in milliseconds. @defaultValue 200 */

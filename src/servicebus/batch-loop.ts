@@ -35,7 +35,7 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { serviceBusMetrics, type ServiceBusMetrics } from './metrics.js';
-import { functionOption, intOption, stringOption } from './options.js';
+import { functionOption, intOption, stringOption } from '../options.js';
 
 /** Handles one batch. It should settle every delivery; whatever it leaves unsettled is abandoned. */
 export type BatchHandler = (deliveries: Delivery[], signal: AbortSignal) => Promise<void>;

@@ -14,7 +14,7 @@ import type { QueueSender } from '../pipeline/index.js';
 import type { Closeable } from '../lifecycle.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics } from './metrics.js';
-import { stringOption } from './options.js';
+import { stringOption } from '../options.js';
 
 const TOO_LARGE_BRAND = Symbol.for('channel-relay.message-too-large');
 

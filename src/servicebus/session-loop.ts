@@ -54,7 +54,7 @@ import { Backoff } from './backoff.js';
 import { resolveCommon, warnIfStillRunning, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
-import { functionOption, intOption } from './options.js';
+import { functionOption, intOption } from '../options.js';
 
 export type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 

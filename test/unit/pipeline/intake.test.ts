@@ -171,10 +171,10 @@ describe('pipeline: IntakeStage', () => {
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [ALL_CHANNELS[4]!, twin] } }), /rt-a\.sender, rt-twin\.sender: expected distinct senders/);
     });
     it('refuses bad numbers', () => {
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readConcurrency: 0 }), /readConcurrency must be an integer of at least 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readAttempts: 0 }), /readAttempts must be an integer of at least 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendAttempts: 1.5 }), /sendAttempts must be an integer of at least 1, found 1.5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readAttempts: 0 }), /readAttempts must be an integer >= 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendAttempts: 1.5 }), /sendAttempts must be an integer >= 1, found 1.5/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);

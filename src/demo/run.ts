@@ -84,7 +84,7 @@ const SEND_PATH: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
 /** The Dataverse identity (emulator token) of the demo's callbacks service. */
 const CALLBACKS_IDENTITY = 'channel-relay-callbacks';
 /** With the feedback path, the records are taken as complete once nothing has changed for this long, ms. */
-const SETTLED_MS = 1500;
+const SETTLED_MS = 3000;
 
 /** How long an idle session slot waits per accept, and so how long a stop waits for it at most. */
 const ACCEPT_WAIT_MS = 2000;
@@ -138,6 +138,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         ? closer.add('health server', await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => relays.flatMap((r) => r.readiness()), log }))
         : undefined;
 
+    /** A loop or server that stopped on its own (the callbacks port taken, a client closed) ends the run with its reason. */
+    const failOnDeadLoops = (): void => {
+      const dead = relays.flatMap((r) => r.deadLoops());
+      if (dead.length > 0) throw new Error(`a worker loop stopped: ${dead.map((d) => `${d.name}: ${d.reason}`).join('; ')}`);
+    };
     const bus = createServiceBusClient({ connectionString: system.sb.connectionString });
     closer.add('records client', () => bus.close());
     const queues = Object.values(system.config.serviceBus.queues);
@@ -215,6 +220,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       let doneAt = Date.now();
       while (summary === undefined) {
         checkSignal();
+        failOnDeadLoops();
         const { recorded, duplicates } = await records.interactionCount();
         if (Date.now() - lastDeadLetterRead >= DEAD_LETTER_READ_MS) {
           deadLettered = (await deadLetteredActivities(bus, queues, new Set(index.keys()))).activities.size;
@@ -259,6 +265,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       let since = Date.now();
       while (Date.now() - since < SETTLED_MS) {
         checkSignal();
+        failOnDeadLoops();
         const now = JSON.stringify([await records.interactionCount(), system.sim.messages().length, system.sim.callbackStats().pending]);
         if (now !== last) {
           last = now;

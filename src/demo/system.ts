@@ -154,9 +154,10 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     const inboundUrls = Object.fromEntries(
       channelsDoc.channels.filter((c) => c['callbacks'] !== undefined).map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
     );
-    // The simulator holds each Twilio sender to its channel's rate (messages per second).
+    // The simulator holds each Twilio sender to its channel's rate, in whole messages per second (rounded up, so that
+    // a sender at its channel's rate is never refused).
     const twilioSenders = Object.fromEntries(
-      channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, Math.floor(Number(c.rateLimit?.['messages'] ?? 1) * 1000 / Number(c.rateLimit?.['intervalMs'] ?? 1000))]),
+      channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, Math.max(1, Math.ceil((Number(c.rateLimit?.['messages'] ?? 1) * 1000) / Number(c.rateLimit?.['intervalMs'] ?? 1000)))]),
     );
     const busConfig = options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
     const sb = closer.add('servicebus emulator', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));

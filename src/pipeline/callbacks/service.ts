@@ -17,6 +17,24 @@ import type { CallbackDirectory } from './directory.js';
 import { firstWord, matchReply } from './keywords.js';
 import { linkAt } from './links.js';
 import type { CallbackKeys } from './token.js';
+import { delay } from '../../abort.js';
+
+/** How long an opt-in's Twilio message fetch may take in all (two tries), well inside Twilio's 15 s webhook wait. */
+export const OPT_IN_FETCH_BUDGET_MS = 5000;
+/** The pause before the fetch's second try. */
+const OPT_IN_RETRY_DELAY_MS = 500;
+/** Compliance PATCHes run at once for an address several contacts hold. */
+const PATCHES_AT_ONCE = 8;
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise's outcome as a value, so that one started early and never awaited rejects nothing unhandled. */
+function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+}
 
 /** Fetches a message of a Twilio channel's account by its MessageSid (`TwilioProvider.fetchMessage` fits). */
 export interface TwilioMessageFetcher {
@@ -199,8 +217,8 @@ export class CallbackService {
    *
    * An opt-out always applies (a replayed STOP only opts out again). An opt-in applies only when `reply.proof` shows
    * the reply real and recent (`verifyOptIn`); otherwise nothing changes, no confirmation is sent, and the outcome is
-   * `stale` (older than `callbacks.optInMaxAgeMs`) or `unverified`. A proof that cannot be checked now (the provider
-   * unreachable, 5xx, 429) throws: the route answers 503 and the provider tries again.
+   * `stale` (older than `callbacks.optInMaxAgeMs`) or `unverified` (including a proof that could not be checked within
+   * {@link OPT_IN_FETCH_BUDGET_MS}).
    */
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
@@ -218,6 +236,8 @@ export class CallbackService {
     }
     const tile = channel.tile;
     const compliance = tile?.complianceField;
+    // An opt-in's proof is checked while the holders are looked up: the provider waits for the answer (Twilio 15 s).
+    const optInCheck = intent.kind === 'opt-in' && compliance !== undefined ? settle(this.verifyOptIn(channel, reply, intent.word)) : undefined;
     const holders = await findHolders(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
     if (holders.length === 0) {
       log.info('reply from an address no contact holds: not recorded', { sender: masked, intent: intent.kind });
@@ -231,7 +251,7 @@ export class CallbackService {
         return 'ignored';
       }
       if (!optOut) {
-        const check = await this.verifyOptIn(channel, reply, intent.word);
+        const check = await (optInCheck as Promise<Settled<OptInCheck>>).then((r) => (r.ok ? r.value : Promise.reject(r.error)));
         if (!check.ok) {
           const { outcome, ...why } = check;
           log.info('opt-in refused: not proven real and recent, consent unchanged', { ...why, replyId: reply.replyId.slice(0, 64), contacts: contactIds.length, word: intent.word });
@@ -240,8 +260,10 @@ export class CallbackService {
       }
       // Every contact holding the address: the person who wrote STOP cannot be told apart from the others sharing the
       // number, and a message to any of them reaches that person. The PATCH is idempotent (a repeated reply sets the
-      // same value again); a failure answers 503 and the provider's retry patches them all again.
-      for (const contactId of contactIds) await this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal());
+      // same value again), and several run at once so that a shared number stays within the provider's wait.
+      for (let i = 0; i < contactIds.length; i += PATCHES_AT_ONCE) {
+        await Promise.all(contactIds.slice(i, i + PATCHES_AT_ONCE).map((contactId) => this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal())));
+      }
       const text = optOut ? callbacks.optOutConfirmation : callbacks.optInConfirmation;
       if (text !== '') await this.confirm(channel, reply, text, optOut ? 'opt-out' : 'opt-in');
       log.info(optOut ? 'contact opted out' : 'contact opted in', { contactIds: contactIds.slice(0, 20), contacts: contactIds.length, word: intent.word, field: compliance });
@@ -268,8 +290,11 @@ export class CallbackService {
   }
 
   /**
-   * Whether an opt-in reply is real and recent enough to apply (see `InboundReply.proof`). Throws when the proof
-   * cannot be checked now (a retryable provider failure, the call's timeout): the provider is asked to try again.
+   * Whether an opt-in reply is real and recent enough to apply (see `InboundReply.proof`). The Twilio message fetch
+   * gets {@link OPT_IN_FETCH_BUDGET_MS} and one more try (after a retryable failure or a 404: Twilio may not serve a
+   * message it has just created); a proof that cannot be checked within that is `unverified`: the opt-in is not
+   * applied (the safe direction: the contact stays opted out and can send START again). Twilio does not retry a
+   * webhook answered with an error, so a 503 would lose the reply just the same.
    */
   async verifyOptIn(channel: Channel, reply: InboundReply, word: string): Promise<OptInCheck> {
     const proof = reply.proof;
@@ -284,15 +309,21 @@ export class CallbackService {
     }
     const fetcher = this.#twilioMessages?.(channel);
     if (fetcher === undefined) return { ok: false, outcome: 'unverified', reason: 'no Twilio message fetch for this channel' };
+    const budget = AbortSignal.timeout(OPT_IN_FETCH_BUDGET_MS);
     let message: TwilioMessage | undefined;
-    try {
-      message = await fetcher.fetchMessage(proof.sid, this.signal());
-    } catch (err) {
-      // A refusal that a retry does not change (credentials, a 4xx, an unreadable 2xx): refused now, not retried.
-      if (isProviderError(err) && !err.retryable) return { ok: false, outcome: 'unverified', reason: `message fetch failed: ${err.code}` };
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        message = await fetcher.fetchMessage(proof.sid, budget);
+        if (message !== undefined) break;
+        if (attempt === 2) return { ok: false, outcome: 'unverified', reason: 'no such message at Twilio' };
+      } catch (err) {
+        // A refusal that a retry does not change (credentials, a 4xx, an unreadable 2xx, a malformed sid): refused now.
+        if (!isProviderError(err) || !err.retryable) return { ok: false, outcome: 'unverified', reason: `message fetch failed: ${isProviderError(err) ? err.code : errorMessage(err)}` };
+        if (attempt === 2 || budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch failed twice or ran out of time: ${err.code}` };
+      }
+      await delay(OPT_IN_RETRY_DELAY_MS, budget);
+      if (budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch ran out of time (${OPT_IN_FETCH_BUDGET_MS} ms)` };
     }
-    if (message === undefined) return { ok: false, outcome: 'unverified', reason: 'no such message at Twilio' };
     const mismatch: string[] = [];
     if (message.sid !== proof.sid) mismatch.push('sid');
     if (message.direction !== 'inbound') mismatch.push('direction');

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { DEFAULT_OPT_OUT_CONFIRMATION } from '../../../src/channels/index.js';
 import { FEEDBACK_RATES, runDemo, type DemoSummary } from '../../../src/demo/index.js';
+import type { FeedbackFunnel } from '../../../src/demo/records.js';
 import type { EmbeddedSystem } from '../../../src/demo/index.js';
 import type { Interaction } from '../../../src/emulators/dataverse/index.js';
 import { silentLogger } from '../../../src/log.js';
@@ -20,7 +21,7 @@ describe('feedback path end to end', function () {
     let system: EmbeddedSystem | undefined;
     let err = '';
     const abort = new AbortController();
-    let checked: Promise<void> | undefined;
+    let checked: Promise<FeedbackFunnel> | undefined;
     const result = await runDemo({
       contacts: 500,
       // The demo's rates with more repeats, so that repeated replies (a STOP, a YES) are certain to be among them.
@@ -38,15 +39,17 @@ describe('feedback path end to end', function () {
       },
     });
     assert.equal(result.code, 0, err);
-    await checked;
+    const expected = await checked;
     assert.ok(system);
+    // The funnel npm start prints counts what the simulators report.
     const summary = result.summary as DemoSummary;
-    assert.ok(summary.feedback && summary.feedback.delivered > 0 && summary.feedback.opened > 0 && summary.feedback.keywordReplies > 0 && summary.feedback.optOuts > 0, JSON.stringify(summary.feedback));
+    assert.deepEqual(summary.feedback, expected);
+    assert.ok(expected && expected.delivered > 0 && expected.opened > 0 && expected.keywordReplies > 0 && expected.optOuts > 0, JSON.stringify(expected));
   });
 });
 
 /** Compares the Dataverse emulator's interactions and contacts with the simulators' records. */
-async function check(system: EmbeddedSystem): Promise<void> {
+async function check(system: EmbeddedSystem): Promise<FeedbackFunnel> {
   const res = await fetch(`${system.dv.url}/_emulator/interactions?journeyId=${JOURNEY}`);
   const interactions = ((await res.json()) as { value: Interaction[] }).value;
   assert.equal(interactions.filter((i) => i.duplicateOf !== undefined).length, 0, 'nothing recorded twice');
@@ -91,4 +94,5 @@ async function check(system: EmbeddedSystem): Promise<void> {
   const contacts = (await system.admin.retrieveMultiple({ collection: 'contacts', select: ['mobilephone', 'donotphone'], filter: `Microsoft.Dynamics.CRM.In(PropertyName='mobilephone',PropertyValues=[${phones.map((p) => `'${p}'`).join(',')}])` })).value as Array<{ mobilephone: string; donotphone: boolean }>;
   assert.equal(contacts.length, stops.length);
   assert.ok(contacts.every((c) => c.donotphone === true), 'every contact who replied STOP is opted out');
+  return { delivered: delivered.size, opened: opened.size, keywordReplies: keywordReplies.length, optOuts: new Set(stops.map((c) => c.recipient)).size };
 }

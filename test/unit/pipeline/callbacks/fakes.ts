@@ -170,11 +170,16 @@ export class FakeDirectory implements CallbackDirectory {
   }
 }
 
-/** Twilio's messages as `fetchMessage` answers them: by sid; `failWith` throws instead; every call recorded. */
+/**
+ * Twilio's messages as `fetchMessage` answers them: by sid; `failWith` throws instead (for the first `failTimes`
+ * calls when set, else always); `unseenCalls` answers 404 that many times first; every call recorded.
+ */
 export class FakeTwilioMessages implements TwilioMessageFetcher {
   readonly messages = new Map<string, TwilioMessage>();
   readonly calls: string[] = [];
   failWith: Error | undefined;
+  failTimes: number | undefined;
+  unseenCalls = 0;
   /** Remembers an inbound message received `ageMs` before now (as Twilio would hold the reply). */
   receive(sid: string, from: string, to: string, body: string, createdAt = Date.now()): TwilioMessage {
     const m: TwilioMessage = { sid, direction: 'inbound', from, to, body, dateCreated: createdAt };
@@ -184,7 +189,8 @@ export class FakeTwilioMessages implements TwilioMessageFetcher {
   async fetchMessage(sid: string, signal: AbortSignal): Promise<TwilioMessage | undefined> {
     this.calls.push(sid);
     signal.throwIfAborted();
-    if (this.failWith) throw this.failWith;
+    if (this.failWith && (this.failTimes === undefined || this.calls.length <= this.failTimes)) throw this.failWith;
+    if (this.calls.length <= this.unseenCalls) return undefined;
     return this.messages.get(sid);
   }
 }

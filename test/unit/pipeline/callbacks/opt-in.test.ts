@@ -113,10 +113,10 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
       unchanged();
     });
 
-    it('a MessageSid Twilio does not know (404) is refused as unverified', async () => {
+    it('a MessageSid Twilio does not know (404, asked twice) is refused as unverified', async () => {
       const res = await reply('START', 'SMforged');
       assert.equal(res.statusCode, 200);
-      assert.deepEqual(h.twilio.calls, ['SMforged']);
+      assert.deepEqual(h.twilio.calls, ['SMforged', 'SMforged']);
       unchanged();
       assert.equal(await counted('twilio-inbound', 'unverified'), 1);
     });
@@ -135,13 +135,42 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
       ['a network failure', new ProviderError('ProviderUnavailable', 'twilio could not be reached: connect ECONNREFUSED')],
       ['a timeout', new ProviderError('ProviderTimeout', 'twilio did not answer within 10000 ms')],
     ] as const) {
-      it(`a fetch that fails with ${what} answers 503 (Twilio retries) and changes nothing`, async () => {
+      it(`a fetch that fails with ${what} twice is unverified: 200 (Twilio retries no error answer), nothing changed`, async () => {
         h.twilio.receive('SMin001', PHONE, SMS.sender, 'START', NOW);
         h.twilio.failWith = error;
         const res = await reply('START');
-        assert.equal(res.statusCode, 503);
-        assert.equal(res.body, '{"error":"unavailable"}');
+        assert.equal(res.statusCode, 200);
+        assert.deepEqual(h.twilio.calls, ['SMin001', 'SMin001']);
         unchanged();
+        assert.equal(await counted('twilio-inbound', 'unverified'), 1);
+      });
+
+      it(`a fetch that fails with ${what} once is tried again and the opt-in applies`, async () => {
+        h.twilio.receive('SMin001', PHONE, SMS.sender, 'START', NOW);
+        h.twilio.failWith = error;
+        h.twilio.failTimes = 1;
+        const res = await reply('START');
+        assert.equal(res.statusCode, 200);
+        assert.equal(h.twilio.calls.length, 2);
+        assert.equal(h.directory.contacts[0]!['sample_optout'], false);
+        assert.equal(h.outbound.kept().length, 1);
+      });
+    }
+
+    it('a message Twilio serves only at the second try (a 404 just after it was created) is verified', async () => {
+      h.twilio.receive('SMin001', PHONE, SMS.sender, 'START', NOW);
+      h.twilio.unseenCalls = 1;
+      await reply('START');
+      assert.deepEqual(h.twilio.calls, ['SMin001', 'SMin001']);
+      assert.equal(h.directory.contacts[0]!['sample_optout'], false);
+    });
+
+    for (const body of ['start', '  Start.', 'START please']) {
+      it(`a START written as ${JSON.stringify(body)} matches the fetched message written the same way`, async () => {
+        h.twilio.receive('SMin001', PHONE, SMS.sender, body, NOW);
+        await reply(body);
+        assert.equal(h.directory.contacts[0]!['sample_optout'], false);
+        assert.equal(h.outbound.kept().length, 1);
       });
     }
 

@@ -1,8 +1,9 @@
 /**
  * How a route is declared: one method, a handler that returns what to answer and how the request ended, and one
  * wrapper that counts the outcome, turns a refusal into its fixed body, answers 405 for another method and 503 when
- * the work behind an accepted request failed (so that the provider tries again; nothing was recorded twice because
- * every record is keyed, see `CallbackService.record`).
+ * the work behind an accepted request failed (Telegram and Standard Webhooks senders then try again, and nothing is
+ * recorded twice because every record is keyed, see `CallbackService.record`; Twilio retries only a failed
+ * connection, so there the 503 and the error log line are all that is left).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';

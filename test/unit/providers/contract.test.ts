@@ -1,25 +1,16 @@
 import assert from 'node:assert/strict';
-import { isProviderError, type ProviderError } from '../../../src/errors.js';
+import { isProviderError } from '../../../src/errors.js';
 import { ContractProvider } from '../../../src/providers/contract/adapter.js';
 import { adapterOptions } from '../../../src/providers/options.js';
 import { createProvider, verifyWebhook } from '../../../src/providers/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { waitFor } from '../../helpers/wait.js';
-import { SIGNING_SECRET } from './fixtures.js';
+import { rejection, SIGNING_SECRET } from './fixtures.js';
 import { startRecordingServer, type Recorded } from './recording-server.js';
 
 const DEFINITION = 'b7c0e3a2-1111-4f00-8000-000000000001';
 const request = { idempotencyKey: 'c1b2c3d4-0000-4000-8000-000000000003', from: 'sender-1', to: '+15551234567', text: 'Hello Ada', channelDefinitionId: DEFINITION };
 const NEW_SECRET = `whsec_${Buffer.from('the new secret, thirty-two bytes').toString('base64')}`;
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as ProviderError;
-  }
-  assert.fail('expected a rejection');
-}
 
 function echo(Status: string, extra: Record<string, unknown> = {}): (r: Recorded) => { status: number; body: unknown } {
   return (r) => {

@@ -1,5 +1,9 @@
+import assert from 'node:assert/strict';
+import type { ProviderError } from '../../../src/errors.js';
+
 /**
- * Realistic provider answers (shapes from the providers' documentation; ids and numbers made up).
+ * Realistic provider answers (shapes from the providers' documentation; ids and numbers made up), and the adapter
+ * tests' `rejection`.
  */
 export const ACCOUNT_SID = 'AC0123456789abcdef0123456789abcdef';
 export const AUTH_TOKEN = 'f00dfeedc0ffee00f00dfeedc0ffee00';
@@ -55,4 +59,14 @@ export function telegramMessage(messageId = 4242, chatId = 987654321): Record<st
 
 export function telegramError(errorCode: number, description: string, parameters?: Record<string, unknown>): Record<string, unknown> {
   return { ok: false, error_code: errorCode, description, ...(parameters === undefined ? {} : { parameters }) };
+}
+
+/** What `promise` rejects with (a ProviderError unless `E` says otherwise); fails the test if it resolves. */
+export async function rejection<E = ProviderError>(promise: Promise<unknown>): Promise<E> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as E;
+  }
+  assert.fail('expected a rejection');
 }

@@ -7,18 +7,10 @@ import type { Logger } from '../../../src/log.js';
 import { httpPost, parseRetryAfter, postAndMap, scrubSecrets, type HttpResponse } from '../../../src/providers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
+import { rejection } from './fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
 
 const call = { provider: 'twilio' as const, headers: { 'content-type': 'text/plain' }, body: 'hello', timeoutMs: 5000 };
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('httpPost', () => {
   const track = closedAfterEach();
@@ -42,7 +34,7 @@ describe('httpPost', () => {
 
   it('a non-2xx whose body is lost is a retryable failure', async () => {
     const server = track(await cutOff(503));
-    const err = (await rejection(httpPost({ ...call, url: server.url }))) as ProviderError;
+    const err = await rejection(httpPost({ ...call, url: server.url }));
     assert.ok(isProviderError(err) && err.code === 'ProviderUnavailable' && err.retryable, String(err));
   });
 
@@ -101,7 +93,7 @@ describe('httpPost', () => {
   it('turns a provider that never answers into ProviderTimeout', async () => {
     const server = track(await startRecordingServer());
     server.reply('hang');
-    const err = await rejection(httpPost({ ...call, url: server.url, timeoutMs: 100 }));
+    const err = await rejection<unknown>(httpPost({ ...call, url: server.url, timeoutMs: 100 }));
     assert.ok(isProviderError(err), String(err));
     assert.equal(err.code, 'ProviderTimeout');
     assert.equal(err.retryable, true);
@@ -112,7 +104,7 @@ describe('httpPost', () => {
     const server = track(await startRecordingServer());
     server.reply('hang');
     const controller = new AbortController();
-    const pending = rejection(httpPost({ ...call, url: server.url, signal: controller.signal }));
+    const pending = rejection<unknown>(httpPost({ ...call, url: server.url, signal: controller.signal }));
     await waitFor('the request to arrive', () => (server.requests.length > 0 ? true : undefined));
     controller.abort();
     const err = await pending;
@@ -125,7 +117,7 @@ describe('httpPost', () => {
     const reason = new Error('shutting down');
     const controller = new AbortController();
     controller.abort(reason);
-    const err = await rejection(httpPost({ ...call, url: server.url, signal: controller.signal }));
+    const err = await rejection<unknown>(httpPost({ ...call, url: server.url, signal: controller.signal }));
     assert.equal(err, reason);
     assert.equal(server.requests.length, 0);
   });
@@ -136,13 +128,13 @@ describe('httpPost', () => {
     for (let i = 0; i < 20; i++) await httpPost({ ...call, url: server.url, signal: shutdown.signal });
     server.reply({ status: 500, body: 'x' });
     await httpPost({ ...call, url: server.url, signal: shutdown.signal });
-    await rejection(httpPost({ ...call, url: await refusedUrl(), signal: shutdown.signal }));
+    await rejection<unknown>(httpPost({ ...call, url: await refusedUrl(), signal: shutdown.signal }));
     assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0);
     assert.equal(server.requests.length, 21);
   });
 
   it('turns a refused connection into ProviderUnavailable with the socket error as cause', async () => {
-    const err = (await rejection(httpPost({ ...call, url: await refusedUrl() }))) as ProviderError;
+    const err = await rejection(httpPost({ ...call, url: await refusedUrl() }));
     assert.ok(isProviderError(err));
     assert.equal(err.code, 'ProviderUnavailable');
     assert.match(err.message, /twilio could not be reached: .*ECONNREFUSED/);
@@ -155,7 +147,7 @@ describe('httpPost', () => {
     const response = await httpPost({ ...call, url: `${server.url}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] });
     assert.doesNotMatch(JSON.stringify(response), /s3cr3t-t0ken/);
     assert.match(JSON.stringify(response), /\[REDACTED\]/);
-    const refused = (await rejection(httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }))) as ProviderError;
+    const refused = await rejection(httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }));
     assert.doesNotMatch(`${refused.message} ${JSON.stringify(refused)} ${String((refused.cause as Error).message)} ${refused.stack ?? ''}`, /s3cr3t-t0ken/);
   });
 });
@@ -199,7 +191,7 @@ describe('postAndMap', () => {
   it('throws the ProviderError the mapping returns, logged with its code', async () => {
     const { log, lines } = debugLines();
     const refused = new ProviderError('ProviderRateLimited', 'slow down');
-    const err = await rejection(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: answering(429, {}), log, map: () => refused }));
+    const err = await rejection<unknown>(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: answering(429, {}), log, map: () => refused }));
     assert.equal(err, refused);
     assert.deepEqual([lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], [429, 'ProviderRateLimited']);
   });
@@ -207,7 +199,7 @@ describe('postAndMap', () => {
   it('a call that gets no answer throws as httpPost does and logs nothing', async () => {
     const { log, lines } = debugLines();
     const failing = (): Promise<Response> => Promise.reject(new TypeError('fetch failed'));
-    const err = await rejection(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: failing, log, map: () => 'never' }));
+    const err = await rejection<unknown>(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: failing, log, map: () => 'never' }));
     assert.ok(isProviderError(err) && err.code === 'ProviderUnavailable', String(err));
     assert.equal(lines.length, 0);
   });

@@ -5,19 +5,10 @@ import { createProvider } from '../../../src/providers/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { waitFor } from '../../helpers/wait.js';
-import { BOT_TOKEN, telegramError, telegramMessage } from './fixtures.js';
+import { BOT_TOKEN, rejection, telegramError, telegramMessage } from './fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
 
 const request = { idempotencyKey: 'b1b2c3d4-0000-4000-8000-000000000002', from: 'relay_bot', to: '987654321', text: 'Hello Ada' };
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as ProviderError;
-  }
-  assert.fail('expected a rejection');
-}
 
 function tokenFree(err: ProviderError): void {
   const everything = `${err.message} ${JSON.stringify(err)} ${err.stack ?? ''} ${err.cause instanceof Error ? err.cause.message : ''}`;

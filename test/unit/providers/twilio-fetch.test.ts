@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { isProviderError, type ProviderError } from '../../../src/errors.js';
+import { isProviderError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 import { TwilioProvider, createProvider, mapTwilioFetchResponse } from '../../../src/providers/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
-import { ACCOUNT_SID, AUTH_TOKEN } from './fixtures.js';
+import { ACCOUNT_SID, AUTH_TOKEN, rejection } from './fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
 
 const SID = 'SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -19,15 +19,6 @@ const resource = (extra: Record<string, unknown> = {}): Record<string, unknown> 
   date_created: 'Thu, 01 Jan 2026 12:00:00 +0000',
   ...extra,
 });
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as ProviderError;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('twilio adapter: fetchMessage', () => {
   const track = closedAfterEach();

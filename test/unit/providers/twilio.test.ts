@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
-import { isProviderError, type ProviderError } from '../../../src/errors.js';
+import { isProviderError } from '../../../src/errors.js';
 import { createProvider } from '../../../src/providers/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { waitFor } from '../../helpers/wait.js';
-import { ACCOUNT_SID, AUTH_TOKEN, twilioError, twilioMessage } from './fixtures.js';
+import { ACCOUNT_SID, AUTH_TOKEN, rejection, twilioError, twilioMessage } from './fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
 
 const request = { idempotencyKey: 'a1b2c3d4-0000-4000-8000-000000000001', from: '+15005550006', to: '+15551234567', text: 'Hello Ada & co = 100%' };
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as ProviderError;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('twilio adapter', () => {
   const track = closedAfterEach();

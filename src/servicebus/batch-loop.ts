@@ -149,11 +149,40 @@ export function resolveCommon(component: string, options: ReceiveLoopCommonOptio
 }
 
 /** Calls `warn` unless cancelled within `ms` (never when `ms` is not finite); returns the cancel function. */
-export function warnIfStillRunning(ms: number, warn: () => void): () => void {
+function warnIfStillRunning(ms: number, warn: () => void): () => void {
   if (!Number.isFinite(ms)) return () => undefined;
   const timer = setTimeout(warn, Math.max(0, ms));
   timer.unref();
   return () => clearTimeout(timer);
+}
+
+export interface HandlerRun {
+  log: Logger;
+  /** Calls `onOverrun` if the handler still runs after this many milliseconds (never when not finite). */
+  overrunMs: number;
+  onOverrun: () => void;
+  /** Told when the handler throws. */
+  onFailure: (error: unknown) => void;
+  /** Why what the handler left unsettled is abandoned, for the log. */
+  unsettledWhy: string;
+}
+
+/**
+ * Runs a handler on a batch, for both loops: warns of an overrun, reports a failure, then abandons whatever the
+ * handler left unsettled. Resolves to the handler's result (`undefined` when it threw); never rejects.
+ */
+export async function runHandler<T>(deliveries: readonly SettleableDelivery[], handle: () => Promise<T>, run: HandlerRun): Promise<T | undefined> {
+  const cancelOverrun = warnIfStillRunning(run.overrunMs, run.onOverrun);
+  let result: T | undefined;
+  try {
+    result = await handle();
+  } catch (err) {
+    run.onFailure(err);
+  } finally {
+    cancelOverrun();
+  }
+  await abandonUnsettled(deliveries, run.log, run.unsettledWhy);
+  return result;
 }
 
 /** Resolves after `ms` or when `promise` settles, whichever is first. */
@@ -255,35 +284,28 @@ class BatchLoop implements ReceiveLoop {
   }
 
   #start(deliveries: SettleableDelivery[]): void {
-    const { queue, log } = this.#o;
-    const batch: Batch = { deliveries, done: Promise.resolve() };
-    const { maxLockRenewalMs } = this.#o;
+    const { queue, log, maxLockRenewalMs } = this.#o;
     const started = Date.now();
-    batch.done = (async () => {
-      const overrun =
-        maxLockRenewalMs > 0
-          ? warnIfStillRunning(maxLockRenewalMs, () =>
-              log.warn('a batch handler is still running after maxLockRenewalMs: the locks of what it has not settled may run out (those messages come back and may be handled twice)', {
-                count: deliveries.length,
-                unsettled: deliveries.filter((d) => !d.settled).length,
-                runningMs: Date.now() - started,
-                maxLockRenewalMs,
-              }),
-            )
-          : () => undefined;
-      try {
-        await this.#handler(deliveries, this.#abortHandlers.signal);
-      } catch (err) {
+    const done = runHandler(deliveries, () => this.#handler(deliveries, this.#abortHandlers.signal), {
+      log,
+      overrunMs: maxLockRenewalMs > 0 ? maxLockRenewalMs : Infinity,
+      onOverrun: () =>
+        log.warn('a batch handler is still running after maxLockRenewalMs: the locks of what it has not settled may run out (those messages come back and may be handled twice)', {
+          count: deliveries.length,
+          unsettled: deliveries.filter((d) => !d.settled).length,
+          runningMs: Date.now() - started,
+          maxLockRenewalMs,
+        }),
+      onFailure: (err) => {
         log.error('batch handler failed', { err, count: deliveries.length });
         this.#o.onError(err, { queue, source: 'handler' });
-      } finally {
-        overrun();
-      }
-      await abandonUnsettled(deliveries, log, 'the batch handler ended with deliveries it did not settle');
-    })().finally(() => {
+      },
+      unsettledWhy: 'the batch handler ended with deliveries it did not settle',
+    }).finally(() => {
       this.#batches.delete(batch);
       this.#wakeSlotWaiters();
     });
+    const batch: Batch = { deliveries, done };
     this.#batches.add(batch);
   }
 

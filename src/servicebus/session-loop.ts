@@ -51,7 +51,7 @@ import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, Session
 import type { Logger } from '../log.js';
 import { delay, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
-import { resolveCommon, warnIfStillRunning, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
+import { resolveCommon, runHandler, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { functionOption, intOption } from '../options.js';
@@ -259,24 +259,22 @@ class SessionLoop implements ReceiveLoop {
         const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));
         held.batch = deliveries;
         const started = Date.now();
-        let request: SessionRelease | undefined;
-        const overrun = warnIfStillRunning(lockedUntil() - started, () =>
-          log.warn('a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder', {
-            count: deliveries.length,
-            runningMs: Date.now() - started,
-            maxLockRenewalMs,
-          }),
-        );
-        try {
-          const result = await handler.onBatch(deliveries, this.#abortHandlers.signal);
-          if (isSessionRelease(result)) request = result;
-        } catch (err) {
-          log.error('session batch handler failed', { err, count: deliveries.length });
-          this.#o.onError(err, { queue, source: 'handler', sessionId });
-        } finally {
-          overrun();
-        }
-        await abandonUnsettled(deliveries, log, 'the session handler ended with deliveries it did not settle');
+        const result = await runHandler(deliveries, () => handler!.onBatch(deliveries, this.#abortHandlers.signal), {
+          log,
+          overrunMs: lockedUntil() - started,
+          onOverrun: () =>
+            log.warn('a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder', {
+              count: deliveries.length,
+              runningMs: Date.now() - started,
+              maxLockRenewalMs,
+            }),
+          onFailure: (err) => {
+            log.error('session batch handler failed', { err, count: deliveries.length });
+            this.#o.onError(err, { queue, source: 'handler', sessionId });
+          },
+          unsettledWhy: 'the session handler ended with deliveries it did not settle',
+        });
+        const request = isSessionRelease(result) ? result : undefined;
         held.batch = undefined;
         batches++;
         longestBatchMs = Math.max(longestBatchMs, Date.now() - started);

@@ -8,7 +8,7 @@ import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { intOption } from '../options.js';
 import type { Provider } from '../providers/index.js';
 import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
-import { InteractionOutbox, type InteractionOutboxOptions } from './interaction-outbox.js';
+import { resolveOutboxSettings, type InteractionOutboxOptions, type OutboxSettings } from './interaction-outbox.js';
 import type { OutboundMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
 import { resolveSendRetryOptions, type ResolvedSendRetryOptions, type SendRetryOptions } from './send-policy.js';
@@ -63,7 +63,8 @@ export class StageContext {
   readonly log: Logger;
   readonly guardMs: number;
   readonly retry: ResolvedSendRetryOptions;
-  readonly batching: Omit<InteractionOutboxOptions, 'sender' | 'onError'>;
+  /** The validated `interactionBatching`. */
+  readonly batching: OutboxSettings;
   readonly stateTimeoutMs: number;
   readonly lockMarginMs: number;
   readonly now: () => number;
@@ -87,7 +88,8 @@ export class StageContext {
     this.log = areaLogger(options.log ?? silentLogger(), 'dispatch');
     this.guardMs = intOption('DispatchStage', 'guardMs', options.guardMs, 10, 0);
     this.retry = resolveSendRetryOptions(options.retry);
-    this.batching = { ...options.interactionBatching };
+    // Fails at start-up, not on the first message, when the batching options are wrong.
+    this.batching = resolveOutboxSettings(options.interactionBatching);
     this.stateTimeoutMs = intOption('DispatchStage', 'stateTimeoutMs', options.stateTimeoutMs, 10_000, 1);
     this.lockMarginMs = intOption('DispatchStage', 'lockMarginMs', options.lockMarginMs, 5000, 0);
     this.now = options.now ?? Date.now;
@@ -96,8 +98,6 @@ export class StageContext {
       throw new TypeError('DispatchStage: statusCallbackUrl must be a function (channel, message) => string | undefined');
     }
     this.statusCallbackUrl = options.statusCallbackUrl;
-    // Fail at start-up, not on the first message, when the batching options are wrong.
-    new InteractionOutbox({ sender: this.interactions, ...this.batching }).close();
   }
 
   /** The provider of a channel, created once. */

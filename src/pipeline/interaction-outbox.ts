@@ -40,6 +40,23 @@ export interface OutboxItem {
   messageId: string;
 }
 
+/** The outbox's settings, validated and with their defaults. */
+export type OutboxSettings = Required<Omit<InteractionOutboxOptions, 'sender' | 'onError'>>;
+
+/** Validates the settings of an outbox (a bad value throws a `TypeError` naming it) and fills in the defaults. */
+export function resolveOutboxSettings(options: Omit<InteractionOutboxOptions, 'sender' | 'onError'> = {}): OutboxSettings {
+  const c = 'InteractionOutbox';
+  const initialDelayMs = intOption(c, 'initialDelayMs', options.initialDelayMs, 200, 1);
+  return {
+    maxBatch: intOption(c, 'maxBatch', options.maxBatch, 50, 1),
+    lingerMs: intOption(c, 'lingerMs', options.lingerMs, 20, 0),
+    retries: intOption(c, 'retries', options.retries, 8, 0),
+    initialDelayMs,
+    maxDelayMs: intOption(c, 'maxDelayMs', options.maxDelayMs, 2000, initialDelayMs),
+    timeoutMs: intOption(c, 'timeoutMs', options.timeoutMs, 10_000, 1),
+  };
+}
+
 type Waiting = OutboxItem & { signal: AbortSignal; deadline: number; resolve: () => void; reject: (err: unknown) => void };
 
 /** The shortest timeout an attempt gets when a deadline cuts it (or `timeoutMs` when that is shorter). */
@@ -61,15 +78,13 @@ export class InteractionOutbox {
   constructor(options: InteractionOutboxOptions) {
     if (typeof options.sender?.send !== 'function') throw new TypeError('InteractionOutbox: sender must have a send function');
     this.#sender = options.sender;
-    const c = 'InteractionOutbox';
-    this.#maxBatch = intOption(c, 'maxBatch', options.maxBatch, 50, 1);
-    this.#lingerMs = intOption(c, 'lingerMs', options.lingerMs, 20, 0);
-    this.#retries = intOption(c, 'retries', options.retries, 8, 0);
-    const initialDelay = intOption(c, 'initialDelayMs', options.initialDelayMs, 200, 1);
-    const maxDelay = intOption(c, 'maxDelayMs', options.maxDelayMs, 2000, initialDelay);
-    this.#timeoutMs = intOption(c, 'timeoutMs', options.timeoutMs, 10_000, 1);
-    this.#maxDelayMs = maxDelay;
-    this.#backoff = new ExponentialBackoff({ initialDelay, maxDelay });
+    const settings = resolveOutboxSettings(options);
+    this.#maxBatch = settings.maxBatch;
+    this.#lingerMs = settings.lingerMs;
+    this.#retries = settings.retries;
+    this.#timeoutMs = settings.timeoutMs;
+    this.#maxDelayMs = settings.maxDelayMs;
+    this.#backoff = new ExponentialBackoff({ initialDelay: settings.initialDelayMs, maxDelay: settings.maxDelayMs });
     this.#onError = options.onError ?? (() => undefined);
   }
 

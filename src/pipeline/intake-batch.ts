@@ -38,10 +38,6 @@ export interface BatchState {
   gate: Promise<void> | undefined;
   /** `Date.now()` by which the batch has ended (`batchBudgetMs` after the start of `handle`). */
   deadline: number;
-  /** The stage's `batchBudgetMs` (for the log line when it runs out). */
-  batchBudgetMs: number;
-  /** The stage's `callTimeoutMs`: the longest one attempt takes. */
-  callTimeoutMs: number;
   /** Whether running out of the budget was logged (once per batch). */
   outOfBudget: boolean;
 }
@@ -52,6 +48,10 @@ export interface AttemptRules {
   backoffMs: number;
   /** The longest wait between attempts. */
   maxBackoffMs: number;
+  /** The stage's `batchBudgetMs` (for the log line when it runs out). */
+  batchBudgetMs: number;
+  /** The stage's `callTimeoutMs`: the longest one attempt takes. */
+  callTimeoutMs: number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   log: Logger;
   /** An attempt is tried again. */
@@ -59,8 +59,8 @@ export interface AttemptRules {
 }
 
 /** Whether an attempt started after waiting `waitMs` could end (taking `callTimeoutMs`) before the batch's deadline. */
-export function fits(b: BatchState, waitMs = 0): boolean {
-  return attemptFits(b.deadline, b.callTimeoutMs, waitMs);
+export function fits(b: BatchState, rules: AttemptRules, waitMs = 0): boolean {
+  return attemptFits(b.deadline, rules.callTimeoutMs, waitMs);
 }
 
 /** Sets an open item waiting to be abandoned when the batch ends, after `wait`. */
@@ -72,16 +72,17 @@ export function markWaiting(item: Item, why: string, wait: 'redelivery' | 'pause
 }
 
 /** Sets the items to be abandoned (at once, or within what is left of the budget): no attempt fits the budget. */
-export function outOfBudget(b: BatchState, items: readonly Item[], what: string, log: Logger): void {
-  const why = `${what}: the batch's time budget (batchBudgetMs ${b.batchBudgetMs} ms) has no room for another attempt (callTimeoutMs ${b.callTimeoutMs} ms)`;
+export function outOfBudget(b: BatchState, rules: AttemptRules, items: readonly Item[], what: string): void {
+  const { batchBudgetMs, callTimeoutMs } = rules;
+  const why = `${what}: the batch's time budget (batchBudgetMs ${batchBudgetMs} ms) has no room for another attempt (callTimeoutMs ${callTimeoutMs} ms)`;
   if (!b.outOfBudget) {
     b.outOfBudget = true;
-    log.warn("the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)", {
+    rules.log.warn("the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)", {
       what,
       deliveries: items.length,
       leftMs: budgetLeft(b.deadline),
-      batchBudgetMs: b.batchBudgetMs,
-      callTimeoutMs: b.callTimeoutMs,
+      batchBudgetMs,
+      callTimeoutMs,
     });
   }
   for (const item of items) markWaiting(item, why, 'redelivery');

@@ -47,8 +47,8 @@ export class IntakeReads {
         const retry = this.#retryWait(b, err, attempt);
         if (retry === undefined) return { ok: false, error: err, attempts: attempt };
         const { waitMs, throttled } = retry;
-        if (!fits(b, waitMs)) {
-          outOfBudget(b, items, `${what}: ${errorMessage(err)} (${count(attempt, 'attempt', 'attempts')}); not tried again`, log);
+        if (!fits(b, this.#rules, waitMs)) {
+          outOfBudget(b, this.#rules, items, `${what}: ${errorMessage(err)} (${count(attempt, 'attempt', 'attempts')}); not tried again`);
           return undefined;
         }
         if (throttled) {
@@ -127,8 +127,8 @@ export class IntakeReads {
     }
     if (b.signal.aborted) return false;
     if (b.pauseMs === undefined) {
-      if (fits(b)) return true;
-      outOfBudget(b, items, `${what}: not started`, this.#rules.log);
+      if (fits(b, this.#rules)) return true;
+      outOfBudget(b, this.#rules, items, `${what}: not started`);
       return false;
     }
     for (const item of items) markWaiting(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');

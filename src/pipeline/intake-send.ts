@@ -52,9 +52,9 @@ export class IntakeSend {
     for (;;) {
       const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
       if (messages.length === 0) return;
-      if (!fits(b)) {
+      if (!fits(b, this.#rules)) {
         const why = failures === 0 ? 'outbound send not started' : `outbound send failed (${count(failures, 'attempt', 'attempts')}), not tried again`;
-        outOfBudget(b, [...byKey.values()].flat().map((o) => o.item), why, log);
+        outOfBudget(b, this.#rules, [...byKey.values()].flat().map((o) => o.item), why);
         return;
       }
       try {
@@ -79,8 +79,8 @@ export class IntakeSend {
           return;
         }
         const waitMs = backoffDelay(failures, backoffMs, maxBackoffMs);
-        if (!fits(b, waitMs)) {
-          outOfBudget(b, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`, log);
+        if (!fits(b, this.#rules, waitMs)) {
+          outOfBudget(b, this.#rules, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`);
           return;
         }
         this.#rules.onRetry();

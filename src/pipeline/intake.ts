@@ -199,7 +199,6 @@ export class IntakeStage {
   readonly #maxAbandonDelayMs: number;
   readonly #maxThrottleWaitMs: number;
   readonly #batchBudgetMs: number;
-  readonly #callTimeoutMs: number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #callbackKeys: CallbackKeys | undefined;
   /** Aborted by `stop()`. */
@@ -227,13 +226,13 @@ export class IntakeStage {
     this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
     const defaultThrottleWaitMs = numberOption(COMPONENT, 'defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000, { atLeast: 0 });
     const unauthorizedPauseMs = numberOption(COMPONENT, 'unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000, { atLeast: 0 });
-    this.#callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
+    const callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
     this.#batchBudgetMs = numberOption(COMPONENT, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
-    if (this.#batchBudgetMs < this.#callTimeoutMs) {
-      throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${this.#callTimeoutMs}): no read or send could start within the budget`);
+    if (this.#batchBudgetMs < callTimeoutMs) {
+      throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${callTimeoutMs}): no read or send could start within the budget`);
     }
     this.#sleep = options.sleep ?? delay;
-    const attempts: AttemptRules = { backoffMs, maxBackoffMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
+    const attempts: AttemptRules = { backoffMs, maxBackoffMs, batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
     const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);
     this.#readRetries = new IntakeReads({ ...attempts, readAttempts, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, unauthorizedPauseMs, deadLetter });
     this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendAttempts, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
@@ -277,8 +276,6 @@ export class IntakeStage {
       pauseMs: undefined,
       gate: undefined,
       deadline,
-      batchBudgetMs: this.#batchBudgetMs,
-      callTimeoutMs: this.#callTimeoutMs,
       outOfBudget: false,
     };
     const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));

@@ -4,7 +4,7 @@
  * check every field and throw an `EventError` that names the field, so a stage can dead-letter a body it cannot read
  * with a reason a person understands.
  */
-import { EventError } from '../errors.js';
+import { errorMessage, EventError } from '../errors.js';
 
 /** The body version written by this code. A reader refuses versions it does not know. */
 export const MESSAGE_VERSION = 1;
@@ -118,7 +118,7 @@ function object(what: string, value: unknown): Json {
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new EventError('EventUndecodable', `${what}: the body is not JSON (${(err as Error).message})`);
+      throw new EventError('EventUndecodable', `${what}: the body is not JSON (${errorMessage(err)})`);
     }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

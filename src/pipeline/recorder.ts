@@ -134,6 +134,8 @@ export class RecorderStage {
     // Ends the waits: the handler's signal or stop(). Never given to a write (a stop lets a write in flight finish).
     const waits = linkedController(signal, this.stopping.signal);
     let todo: Pending[] = [];
+    // The settlements of unreadable bodies run while the others are written.
+    const settling: Promise<void>[] = [];
     try {
       for (const delivery of batch) {
         try {
@@ -143,17 +145,17 @@ export class RecorderStage {
           if (!isEventError(err)) {
             // Not the message's fault (a bug of ours): handed back, not dead-lettered; the bus dead-letters it at MaxDeliveryCount.
             this.log.error('reading an interaction message failed unexpectedly: abandoned', { messageId: delivery.messageId, error: errorMessage(err) });
-            await this.settle(delivery, 'abandoned', () => delivery.abandon());
+            settling.push(this.settle(delivery, 'abandoned', () => delivery.abandon()));
             continue;
           }
           this.log.warn('interaction message unreadable: dead-lettered', { messageId: delivery.messageId, code: err.code, reason: err.message });
-          await this.settle(delivery, 'dead_lettered', () => delivery.deadLetter(err.code, err.message));
+          settling.push(this.settle(delivery, 'dead_lettered', () => delivery.deadLetter(err.code, err.message)));
         }
       }
       todo = await this.write(todo, signal, waits.signal, deadline);
     } finally {
       waits.dispose();
-      await Promise.all(todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon())));
+      await Promise.all([...settling, ...todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon()))]);
     }
   }
 

@@ -7,6 +7,8 @@
  * still running. It holds no recipient and no message content.
  */
 
+import { errorMessage } from '../errors.js';
+
 /** The session state version written by this code. */
 const SESSION_STATE_VERSION = 1;
 
@@ -37,7 +39,7 @@ export function decodeSessionState(raw: Buffer | undefined): DecodedSessionState
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch (err) {
-    return { ok: false, reason: `session state is not JSON (${(err as Error).message})` };
+    return { ok: false, reason: `session state is not JSON (${errorMessage(err)})` };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'session state is not a JSON object' };
   const o = value as Record<string, unknown>;

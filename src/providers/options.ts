@@ -1,8 +1,9 @@
 /**
  * The options every adapter takes, validated once when the provider is created.
  */
-import { silentLogger, type Logger } from '../log.js';
-import type { FetchLike } from './http.js';
+import { areaLogger, silentLogger, type Logger } from '../log.js';
+import type { FetchLike, MappedCall } from './http.js';
+import type { ProviderType } from './provider.js';
 
 export interface CreateProviderOptions {
   /** Each provider call's timeout, including reading the answer. @defaultValue 10000 (the channel's `timeoutMs` default) */
@@ -18,6 +19,14 @@ export interface AdapterOptions {
   timeoutMs: number;
   fetch?: FetchLike;
   log: Logger;
+}
+
+/** What every call of one adapter passes to `postAndMap` besides its request: provider, timeout, fetch, secrets, logger. */
+export type AdapterCall = Pick<MappedCall<unknown>, 'provider' | 'timeoutMs' | 'fetch' | 'secrets' | 'log'>;
+
+/** An adapter's {@link AdapterCall}, made once in its constructor (its logger: area `provider`, field `provider`). */
+export function adapterCall(provider: ProviderType, options: AdapterOptions, secrets: readonly string[]): AdapterCall {
+  return { provider, timeoutMs: options.timeoutMs, fetch: options.fetch, secrets, log: areaLogger(options.log, 'provider', { provider }) };
 }
 
 export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;

@@ -10,9 +10,8 @@
  * The signing secret may hold several `whsec_…` secrets separated by spaces: each signs (one `v1,` entry each),
  * which is how a secret is rotated without a gap (sign with new and old, switch the endpoint, drop the old).
  */
-import { areaLogger, type Logger } from '../../log.js';
 import { postAndMap } from '../http.js';
-import type { AdapterOptions } from '../options.js';
+import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapContractResponse } from './map-response.js';
 import { webhookHeaders, webhookSecretKey } from './webhook-signature.js';
@@ -45,16 +44,14 @@ export class ContractProvider implements Provider {
   readonly type = 'contract' as const;
   readonly #url: string;
   readonly #secrets: readonly string[];
-  readonly #options: AdapterOptions;
-  readonly #log: Logger;
+  readonly #call: AdapterCall;
   /** The clock used for `webhook-timestamp` (tests). */
   readonly #now: () => number;
 
   constructor(settings: ContractSettings, options: AdapterOptions, now: () => number = Date.now) {
     this.#url = settings.url;
     this.#secrets = contractSecrets(settings.signingSecret);
-    this.#options = options;
-    this.#log = areaLogger(options.log, 'provider', { provider: 'contract' });
+    this.#call = adapterCall('contract', options, this.#secrets);
     this.#now = now;
   }
 
@@ -68,11 +65,11 @@ export class ContractProvider implements Provider {
     };
     const body = JSON.stringify(payload);
     return postAndMap({
-      provider: 'contract',
+      ...this.#call,
       url: this.#url,
       headers: { 'content-type': 'application/json', accept: 'application/json', ...webhookHeaders(this.#secrets, request.idempotencyKey, body, this.#now()) },
       body,
-      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      signal: request.signal,
       map: (response) => mapContractResponse(response, request.idempotencyKey),
       fields: { idempotencyKey: request.idempotencyKey },
     });

@@ -5,9 +5,8 @@
  * shared HTTP helper puts neither the URL nor the request into errors, and scrubs the token out of every answer).
  * `from` is ignored: the token names the bot.
  */
-import { areaLogger, type Logger } from '../../log.js';
 import { postAndMap } from '../http.js';
-import type { AdapterOptions } from '../options.js';
+import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapTelegramResponse } from './map-response.js';
 
@@ -22,21 +21,17 @@ export interface TelegramSettings {
 export class TelegramProvider implements Provider {
   readonly type = 'telegram' as const;
   readonly #url: string;
-  readonly #secrets: readonly string[];
-  readonly #options: AdapterOptions;
-  readonly #log: Logger;
+  readonly #call: AdapterCall;
 
   constructor(settings: TelegramSettings, options: AdapterOptions) {
     const base = (settings.baseUrl ?? TELEGRAM_BASE_URL).replace(/\/+$/, '');
     this.#url = `${base}/bot${settings.botToken}/sendMessage`;
-    this.#secrets = [settings.botToken, encodeURIComponent(settings.botToken)];
-    this.#options = options;
-    this.#log = areaLogger(options.log, 'provider', { provider: 'telegram' });
+    this.#call = adapterCall('telegram', options, [settings.botToken, encodeURIComponent(settings.botToken)]);
   }
 
   async send(request: SendRequest): Promise<SendResult> {
     return postAndMap({
-      provider: 'telegram',
+      ...this.#call,
       url: this.#url,
       headers: {
         'content-type': 'application/json',
@@ -47,7 +42,7 @@ export class TelegramProvider implements Provider {
       },
       // chat_id as given: Telegram takes an integer or a string (`@channelusername`, or digits).
       body: JSON.stringify({ chat_id: request.to, text: request.text }),
-      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      signal: request.signal,
       map: mapTelegramResponse,
       fields: { idempotencyKey: request.idempotencyKey },
     });

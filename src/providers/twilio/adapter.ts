@@ -14,9 +14,8 @@
  * credentials, client, timeout and error mapping, so that the callbacks service can check that an inbound reply is
  * one Twilio really received, and when.
  */
-import { areaLogger, type Logger } from '../../log.js';
 import { postAndMap } from '../http.js';
-import type { AdapterOptions } from '../options.js';
+import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapTwilioFetchResponse, mapTwilioResponse, type TwilioMessage } from './map-response.js';
 
@@ -34,9 +33,7 @@ export class TwilioProvider implements Provider {
   readonly #url: string;
   readonly #messagesUrl: string;
   readonly #authorization: string;
-  readonly #secrets: readonly string[];
-  readonly #options: AdapterOptions;
-  readonly #log: Logger;
+  readonly #call: AdapterCall;
 
   constructor(settings: TwilioSettings, options: AdapterOptions) {
     const base = (settings.baseUrl ?? TWILIO_BASE_URL).replace(/\/+$/, '');
@@ -44,9 +41,7 @@ export class TwilioProvider implements Provider {
     this.#url = `${this.#messagesUrl}.json`;
     const basic = Buffer.from(`${settings.accountSid}:${settings.authToken}`).toString('base64');
     this.#authorization = `Basic ${basic}`;
-    this.#secrets = [settings.authToken, basic];
-    this.#options = options;
-    this.#log = areaLogger(options.log, 'provider', { provider: 'twilio' });
+    this.#call = adapterCall('twilio', options, [settings.authToken, basic]);
   }
 
   async send(request: SendRequest): Promise<SendResult> {
@@ -56,7 +51,7 @@ export class TwilioProvider implements Provider {
     form.set('Body', request.text);
     if (request.statusCallbackUrl !== undefined) form.set('StatusCallback', request.statusCallbackUrl);
     return postAndMap({
-      provider: 'twilio',
+      ...this.#call,
       url: this.#url,
       headers: {
         authorization: this.#authorization,
@@ -65,7 +60,7 @@ export class TwilioProvider implements Provider {
         'i-twilio-idempotency-token': request.idempotencyKey,
       },
       body: form.toString(),
-      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal: request.signal,
+      signal: request.signal,
       map: mapTwilioResponse,
       fields: { idempotencyKey: request.idempotencyKey },
     });
@@ -80,12 +75,12 @@ export class TwilioProvider implements Provider {
   async fetchMessage(sid: string, signal?: AbortSignal): Promise<TwilioMessage | undefined> {
     if (!/^[A-Za-z0-9]{2,64}$/.test(sid)) throw new TypeError('twilio fetchMessage: a message sid is letters and digits');
     return postAndMap({
-      provider: 'twilio',
+      ...this.#call,
       method: 'GET',
       url: `${this.#messagesUrl}/${sid}.json`,
       headers: { authorization: this.#authorization, accept: 'application/json' },
       body: '',
-      timeoutMs: this.#options.timeoutMs, fetch: this.#options.fetch, secrets: this.#secrets, log: this.#log, signal,
+      signal,
       map: mapTwilioFetchResponse,
       message: 'provider answered a message fetch',
       outcome: (message) => (message === undefined ? 'not-found' : 'found'),

@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { isConfigError, type ConfigProblem } from '../../src/errors.js';
 import { Closer, type Closeable } from '../../src/lifecycle.js';
 
 /**
@@ -12,4 +14,15 @@ export function closedAfterEach(): <T extends Closeable>(item: T) => T {
     await done.close();
   });
   return (item) => closer.add('test resource', item);
+}
+
+/** The problems of the `ConfigError` that `fn` throws; fails the test if it returns or throws anything else. */
+export function configProblems(fn: () => unknown): ConfigProblem[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(isConfigError(err), `expected a ConfigError, got ${String(err)}`);
+    return [...err.problems];
+  }
+  assert.fail('expected a ConfigError');
 }

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describeConfig, loadConfig, maskConnectionString } from '../../src/config/index.js';
-import { formatConfigProblem, isConfigError, type ConfigProblem } from '../../src/errors.js';
+import { formatConfigProblem, type ConfigProblem } from '../../src/errors.js';
+import { configProblems as problemsOf } from '../helpers/fixtures.js';
 
 const CS = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=s3cr3tKeyValue==;UseDevelopmentEmulator=true;';
 
@@ -20,16 +21,6 @@ describe('configuration', () => {
     writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
     return file;
   };
-  const problemsOf = (fn: () => unknown): ConfigProblem[] => {
-    try {
-      fn();
-    } catch (err) {
-      assert.ok(isConfigError(err), `expected a ConfigError, got ${String(err)}`);
-      return [...err.problems];
-    }
-    assert.fail('expected the configuration to be refused');
-  };
-
   beforeEach(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'relay-config-'));
     channels = writeJson('channels.json', { channels: [] });

@@ -3,27 +3,24 @@ import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync, readFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_OPT_IN_CONFIRMATION, DEFAULT_OPT_IN_MAX_AGE_MS, DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_CONFIRMATION, DEFAULT_OPT_OUT_WORDS, loadChannels } from '../../../src/channels/index.js';
-import { isConfigError, type ConfigProblem } from '../../../src/errors.js';
+import type { ConfigProblem } from '../../../src/errors.js';
 import { configPath } from '../../../src/paths.js';
+import { configProblems as problemsOf } from '../../helpers/fixtures.js';
 
 const ENV = { TWILIO_AUTH_TOKEN: 'tw-secret-1234', TELEGRAM_BOT_TOKEN: '123:abc', CONTRACT_SIGNING_SECRET: 'whsec_c2VjcmV0', PROVIDERS_URL: 'http://127.0.0.1:4010/' };
 
-function problemsOf(fn: () => unknown): ConfigProblem[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(isConfigError(err), `expected a ConfigError, got ${String(err)}`);
-    return [...err.problems];
-  }
-  assert.fail('expected a ConfigError');
+/** A temporary directory holding `tiles/tile.xml` (the sample tile), for a `channels.json` written next to it. */
+function dirWithTile(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  mkdirSync(path.join(dir, 'tiles'));
+  copyFileSync(configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), path.join(dir, 'tiles', 'tile.xml'));
+  return dir;
 }
 
 describe('channels: loadChannels', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'channels-'));
-    mkdirSync(path.join(dir, 'tiles'));
-    copyFileSync(configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), path.join(dir, 'tiles', 'tile.xml'));
+    dir = dirWithTile('channels-');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -120,9 +117,7 @@ describe('channels: loadChannels', () => {
 describe('channels: the callbacks block', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'channels-cb-'));
-    mkdirSync(path.join(dir, 'tiles'));
-    copyFileSync(configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), path.join(dir, 'tiles', 'tile.xml'));
+    dir = dirWithTile('channels-cb-');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -29,7 +29,7 @@
  * recipient's turn) when the time comes and it still waits.
  */
 import PQueue from 'p-queue';
-import { linkedController, raceAbort, sleep } from '../abort.js';
+import { delay, linkedController, raceAbort, sleep } from '../abort.js';
 import { intOption } from '../options.js';
 
 export interface SenderLimiterOptions {
@@ -108,9 +108,8 @@ export class SenderLimiter {
   #waitingForTurn = 0;
   #pausedUntil = 0;
   #resumeTimer: ReturnType<typeof setTimeout> | undefined;
-  #cleared = false;
-  /** Slots held after their call ended, until their window has passed. */
-  readonly #holds = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
+  /** Aborted by `clear()`: ends the holds of slots after their call (see `#hold`). */
+  readonly #cleared = new AbortController();
   /** Calls with a start deadline that have not ended yet: a pause past their deadline drops them. */
   readonly #deadlines = new Set<{ startBy: number; drop: (error: StartDeadlineError) => void }>();
 
@@ -243,17 +242,7 @@ export class SenderLimiter {
 
   /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
   #hold(ms: number): Promise<void> {
-    if (this.#cleared) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const hold = {
-        timer: setTimeout(() => {
-          this.#holds.delete(hold);
-          resolve();
-        }, ms),
-        resolve,
-      };
-      this.#holds.add(hold);
-    });
+    return delay(ms, this.#cleared.signal);
   }
 
   #record(now: number): void {
@@ -275,9 +264,9 @@ export class SenderLimiter {
    * call whose start deadline is before `at` is dropped at once (`StartDeadlineError`).
    */
   pauseUntil(at: number): void {
-    if (this.#cleared) return;
-    const delay = at - this.#now();
-    if (delay <= 0 || at <= this.#pausedUntil) return;
+    if (this.#cleared.signal.aborted) return;
+    const waitMs = at - this.#now();
+    if (waitMs <= 0 || at <= this.#pausedUntil) return;
     this.#pausedUntil = at;
     for (const entry of [...this.#deadlines]) {
       if (entry.startBy < at) entry.drop(new StartDeadlineError(entry.startBy, `the sender is paused until ${new Date(at).toISOString()}`));
@@ -290,7 +279,7 @@ export class SenderLimiter {
       this.#pausedUntil = 0;
       this.#slots.start();
       this.#calls.start();
-    }, delay);
+    }, waitMs);
   }
 
   /** Holds every call not yet started for `ms`. */
@@ -336,15 +325,10 @@ export class SenderLimiter {
    * the window over). Calls in flight finish, and hold no slot after. Idempotent.
    */
   clear(): void {
-    this.#cleared = true;
+    this.#cleared.abort();
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
     this.#slots.clear();
     this.#calls.clear();
-    for (const hold of this.#holds) {
-      clearTimeout(hold.timer);
-      hold.resolve();
-    }
-    this.#holds.clear();
   }
 }

@@ -2,7 +2,7 @@
  * Wiring of the callbacks stage on the real clients: its queue senders (`interactions`, `outbound`), its Dataverse
  * directory (through the identity's governor, with `dataverse.timeoutMs`), its keys (`callbacks.signingKeys`), and
  * the server listening on `callbacks.host:callbacks.port`, and the Twilio message fetch each Twilio channel's opt-ins
- * are checked with (its account's credentials, base URL and `timeoutMs`). Used by `startRelay`.
+ * are checked with (the channel's Twilio adapter: its account's credentials, base URL and `timeoutMs`). Used by `startRelay`.
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
@@ -16,7 +16,7 @@ import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { CallbacksStage, createCallbackDirectory, type CallbackKeys, type TwilioMessageFetcher } from '../pipeline/callbacks/index.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
-import { createProvider, TwilioProvider, type CreateProviderOptions } from '../providers/index.js';
+import { TwilioProvider, type Provider } from '../providers/index.js';
 import { createQueueSender } from '../servicebus/index.js';
 
 export interface CallbacksWiring {
@@ -32,28 +32,21 @@ export interface CallbacksWiring {
   /** Where the senders and the server are closed (the server first: added last). */
   closer: Closer;
   /**
-   * The Twilio message fetch of a channel (tests inject fakes). @defaultValue {@link twilioMessageFetchers}: a
-   * `TwilioProvider` per Twilio channel with the channel's `timeoutMs`
+   * The provider adapter of a channel, made once and kept (the relay's, shared with dispatch); a bad setting throws a
+   * `TypeError` naming the channel.
    */
-  twilioMessages?: (channel: Channel) => TwilioMessageFetcher | undefined;
+  provider: (channel: Channel) => Provider;
 }
 
 /**
- * One `TwilioProvider` per Twilio channel (made on first use, kept), for `fetchMessage`; undefined for other channels.
- * Settings come from the loaded channel (checked by the loader); `options.fetch` reaches the adapter (tests, proxies).
+ * The Twilio message fetch of each Twilio channel: its adapter (from `provider`, which should keep what it makes) when
+ * that is a `TwilioProvider`; undefined for other channels.
  */
-export function twilioMessageFetchers(options: Pick<CreateProviderOptions, 'log' | 'fetch'> = {}): (channel: Channel) => TwilioMessageFetcher | undefined {
-  const made = new WeakMap<Channel, TwilioProvider>();
+export function twilioMessageFetchers(provider: (channel: Channel) => Provider): (channel: Channel) => TwilioMessageFetcher | undefined {
   return (channel) => {
     if (channel.provider.type !== 'twilio') return undefined;
-    let provider = made.get(channel);
-    if (provider === undefined) {
-      const created = createProvider(channel.provider, { ...options, timeoutMs: channel.timeoutMs });
-      if (!(created instanceof TwilioProvider)) return undefined;
-      provider = created;
-      made.set(channel, provider);
-    }
-    return provider;
+    const made = provider(channel);
+    return made instanceof TwilioProvider ? made : undefined;
   };
 }
 
@@ -86,16 +79,9 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     run: (call, signal, operation) => w.governor.run((s) => call(s), { signal, operation, timeoutMs }),
     messageRecord: reads.messageRecord,
   });
-  const twilioMessages = w.twilioMessages ?? twilioMessageFetchers({ log: w.log });
+  const twilioMessages = twilioMessageFetchers(w.provider);
   // Made up front (as dispatch makes its adapters): a bad Twilio setting stops start-up instead of the first START.
-  for (const channel of w.channels.all()) {
-    if (channel.callbacks === undefined) continue;
-    try {
-      twilioMessages(channel);
-    } catch (err) {
-      throw new TypeError(`channel "${channel.name}" in ${w.channels.file}: ${errorMessage(err)}`, { cause: err });
-    }
-  }
+  for (const channel of w.channels.all()) if (channel.callbacks !== undefined) twilioMessages(channel);
   const stage = new CallbacksStage({
     channels: w.channels,
     keys,

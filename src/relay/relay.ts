@@ -59,7 +59,7 @@ export interface RelayOptions {
    * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs` and `windowMs` = `dataverse.limitsWindowMs`
    */
   governor?: GovernorOptions;
-  /** Provider factory (tests inject fakes). @defaultValue createProvider with the channel's timeout */
+  /** Provider factory (tests inject fakes), called once per channel; dispatch and the callbacks' Twilio fetches share what it makes. @defaultValue createProvider with the channel's timeout */
   provider?: (channel: Channel) => Provider;
 }
 
@@ -148,6 +148,22 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
   const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
   let callbacks: StartedCallbacks | undefined;
+  // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
+  const providers = new Map<string, Provider>();
+  const makeProvider = options.provider ?? ((channel: Channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log: options.log }));
+  /** The channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel. */
+  const providerOf = (channel: Channel): Provider => {
+    let provider = providers.get(channel.name);
+    if (provider === undefined) {
+      try {
+        provider = makeProvider(channel);
+      } catch (err) {
+        throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${errorMessage(err)}`, { cause: err });
+      }
+      providers.set(channel.name, provider);
+    }
+    return provider;
+  };
 
   try {
     if (stages.includes('intake') && dataverse && governor) {
@@ -183,19 +199,11 @@ export function startRelay(options: RelayOptions): RunningRelay {
     if (stages.includes('dispatch')) {
       const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...counting });
       closer.add('interactions sender', interactions);
-      const providers = new Map<string, Provider>();
-      const make = options.provider ?? ((channel: Channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log: options.log }));
       // Adapters are made up front, so that a bad provider setting stops start-up instead of the first send.
-      for (const channel of channels.all()) {
-        try {
-          providers.set(channel.name, make(channel));
-        } catch (err) {
-          throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${errorMessage(err)}`, { cause: err });
-        }
-      }
+      for (const channel of channels.all()) providerOf(channel);
       const stage = new DispatchStage({
         channels,
-        provider: (channel) => providers.get(channel.name) ?? make(channel),
+        provider: providerOf,
         interactions,
         log: options.log,
         guardMs: config.dispatch.guardMs,
@@ -246,7 +254,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       );
     }
     if (stages.includes('callbacks') && dataverse && governor) {
-      callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, log: options.log, ...(registry ? { registry } : {}), closer });
+      callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });
       onStop.push(() => callbacks?.stage.stop());
     }
     for (const { name, start } of starters) loops.push({ name, loop: start() });

@@ -124,7 +124,7 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
       interactions: { send: async (ms) => void interactions.push(...ms.map((m) => m.body)) },
       outbound: { send: async (ms) => void outbound.push(...ms.map((m) => m.body)) },
       directory: createCallbackDirectory({ client: api, messageRecord: async () => undefined }),
-      twilioMessages: twilioMessageFetchers({ log }),
+      twilioMessages: twilioMessageFetchers((channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log })),
       now: clock.read,
       log,
       registry,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
 import { createMetricsRegistry } from '../../../src/health/metrics.js';
 import { startBatchLoop, type ReceiveLoop } from '../../../src/servicebus/index.js';
-import { closedAfterEach, delay, relayClient, startBus, takeAll, waitFor } from './helpers.js';
+import { closedAfterEach, delay, outcomeOf, relayClient, startBus, takeAll, waitFor } from './helpers.js';
 
 describe('servicebus batch loop, through the real SDK', function () {
   this.timeout(20_000);
@@ -100,7 +100,7 @@ describe('servicebus batch loop, through the real SDK', function () {
     const client = track(relayClient(bus));
     await client.createSender('interactions').sendMessages([{ body: 'slow', messageId: 'slow' }]);
     const deliveries: number[] = [];
-    const outcomes: Array<string | undefined> = [];
+    const outcomes: string[] = [];
     track(
       startBatchLoop({
         client,
@@ -111,7 +111,7 @@ describe('servicebus batch loop, through the real SDK', function () {
           deliveries.push(d!.deliveryCount);
           await delay(3_000); // 2.5 lock durations
           await d!.complete();
-          outcomes.push((d as unknown as { outcome?: string }).outcome);
+          outcomes.push(outcomeOf(d));
         },
       }),
     );
@@ -136,7 +136,7 @@ describe('servicebus batch loop, through the real SDK', function () {
         handler: async ([d]) => {
           if (d!.deliveryCount === 1) await delay(800); // the lock runs out
           await d!.complete(); // resolves even when the lock was lost
-          results.push(`${d!.deliveryCount}:${String((d as unknown as { outcome?: string }).outcome)}`);
+          results.push(`${d!.deliveryCount}:${outcomeOf(d)}`);
         },
       }),
     );
@@ -276,7 +276,7 @@ describe('servicebus batch loop, through the real SDK', function () {
         await delay(600); // a provider call that does not stop when the signal aborts
         outcomes.push(`aborted=${String(signal.aborted)}`);
         await d!.complete();
-        outcomes.push(String((d as unknown as { outcome?: string }).outcome));
+        outcomes.push(outcomeOf(d));
       },
     });
     await waitFor('the handler running', () => (started ? true : undefined));

@@ -4,10 +4,12 @@
  */
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { createServiceBusClient } from '../../../src/servicebus/index.js';
+import { createServiceBusClient, type SettleableDelivery } from '../../../src/servicebus/index.js';
+import type { Delivery } from '../../../src/pipeline/ports.js';
 import { emulatorConfig, type TestEntities } from '../servicebus/helpers.js';
 
 export { waitFor } from '../../helpers/wait.js';
+export { delay } from '../../../src/abort.js';
 export { closedAfterEach } from '../../helpers/fixtures.js';
 
 export async function startBus(entities: TestEntities, options: { maxMessageSizeBytes?: number } = {}): Promise<ServiceBusEmulator> {
@@ -35,4 +37,7 @@ export async function takeAll(client: ServiceBusClient, queue: string, count: nu
   return got;
 }
 
-export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** How a delivery the loops handed over was settled (they hand `SettleableDelivery`s typed as the port's `Delivery`). */
+export function outcomeOf(d: Delivery | undefined): string {
+  return String((d as SettleableDelivery | undefined)?.outcome);
+}

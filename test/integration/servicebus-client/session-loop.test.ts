@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
 import { startSessionLoop, type SessionCloseReason, type SessionHandlerFactory } from '../../../src/servicebus/index.js';
-import { closedAfterEach, delay, relayClient, startBus, waitFor } from './helpers.js';
+import { closedAfterEach, delay, outcomeOf, relayClient, startBus, waitFor } from './helpers.js';
 
 const OUTBOUND = { RequiresSession: true, LockDuration: 'PT5S', MaxDeliveryCount: 10 };
 
@@ -180,7 +180,7 @@ describe('servicebus session loop, through the real SDK', function () {
             seen.push(`${String(d!.messageId)}@${d!.deliveryCount}`);
             await delay(3_000); // 2.5 lock durations
             await d!.complete();
-            seen.push(`${String(d!.messageId)}:${String((d as unknown as { outcome?: string }).outcome)}`);
+            seen.push(`${String(d!.messageId)}:${outcomeOf(d)}`);
           },
           onClose: (reason) => void closes.push(reason),
         }),
@@ -415,7 +415,7 @@ describe('servicebus session loop, through the real SDK', function () {
             for (const d of ds) {
               if (d.deliveryCount === 1) await delay(900); // the session lock runs out
               await d.complete();
-              seen.push(`${String(d.messageId)}@${d.deliveryCount}:${String((d as unknown as { outcome?: string }).outcome)}`);
+              seen.push(`${String(d.messageId)}@${d.deliveryCount}:${outcomeOf(d)}`);
             }
           },
           onClose: (reason) => void closes.push(reason),

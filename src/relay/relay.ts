@@ -147,6 +147,21 @@ export function startRelay(options: RelayOptions): RunningRelay {
   // setting has been built and checked: a bad setting stops start-up before a single message is locked.
   const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
   const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
+  /** The start of a batch loop on `queue` with a stage's batch settings (`intake` or `recorder`), handing each batch to `stage`. */
+  const batchLoop =
+    (queue: string, settings: RelayConfig['intake'], stage: Pick<IntakeStage | RecorderStage, 'handle'>, rawBody = false) =>
+    (): ReceiveLoop =>
+      startBatchLoop({
+        client: bus,
+        queue,
+        rawBody,
+        maxBatch: settings.batchSize,
+        maxWaitMs: settings.maxWaitMs,
+        concurrency: settings.concurrency,
+        handler: (batch, signal) => stage.handle(batch, signal),
+        log: options.log,
+        ...counting,
+      });
   let callbacks: StartedCallbacks | undefined;
   // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
   const providers = new Map<string, Provider>();
@@ -182,19 +197,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
       });
       stats.intake = () => stage.stats();
       onStop.push(() => stage.stop());
-      addLoop('intake', () =>
-        startBatchLoop({
-          client: bus,
-          queue: queues.activities,
-          rawBody: true,
-          maxBatch: config.intake.batchSize,
-          maxWaitMs: config.intake.maxWaitMs,
-          concurrency: config.intake.concurrency,
-          handler: (batch, signal) => stage.handle(batch, signal),
-          log: options.log,
-          ...counting,
-        }),
-      );
+      // Raw bodies: the decoder sees what Dataverse sent.
+      addLoop('intake', batchLoop(queues.activities, config.intake, stage, true));
     }
     if (stages.includes('dispatch')) {
       const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...counting });
@@ -240,18 +244,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       });
       stats.recorder = () => stage.stats();
       onStop.push(() => stage.stop());
-      addLoop('recorder', () =>
-        startBatchLoop({
-          client: bus,
-          queue: queues.interactions,
-          maxBatch: config.recorder.batchSize,
-          maxWaitMs: config.recorder.maxWaitMs,
-          concurrency: config.recorder.concurrency,
-          handler: (batch, signal) => stage.handle(batch, signal),
-          log: options.log,
-          ...counting,
-        }),
-      );
+      addLoop('recorder', batchLoop(queues.interactions, config.recorder, stage));
     }
     if (stages.includes('callbacks') && dataverse && governor) {
       callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });

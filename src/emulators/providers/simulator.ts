@@ -158,18 +158,21 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   if (!limit(contract.perSender)) problems.push(`contract.perSender: expected an integer >= 1, found ${String(contract.perSender)}`);
   if (!positive(contract.toleranceSeconds)) problems.push(`contract.toleranceSeconds: expected a number > 0, found ${String(contract.toleranceSeconds)}`);
   for (const [sender, n] of Object.entries(contract.perSenderBySender)) if (!limit(n)) problems.push(`contract.perSenderBySender.${sender}: expected an integer >= 1, found ${String(n)}`);
-  if (contract.secrets !== undefined) {
-    if (!Array.isArray(contract.secrets) || contract.secrets.length === 0) problems.push('contract.secrets: expected a non-empty array of whsec_… secrets');
+  const checkSecrets = (key: 'secrets' | 'callbackSecrets'): void => {
+    const secrets: unknown = contract[key];
+    if (secrets === undefined) return;
+    if (!Array.isArray(secrets) || secrets.length === 0) problems.push(`contract.${key}: expected a non-empty array of whsec_… secrets`);
     else
-      contract.secrets.forEach((s, i) => {
+      secrets.forEach((s: unknown, i) => {
         try {
           if (typeof s !== 'string') throw new TypeError('not a string');
           secretKey(s);
         } catch {
-          problems.push(`contract.secrets[${i}]: expected 'whsec_' followed by base64`);
+          problems.push(`contract.${key}[${i}]: expected 'whsec_' followed by base64`);
         }
       });
-  }
+  };
+  checkSecrets('secrets');
   if (!Array.isArray(contract.notSentRecipients)) problems.push('contract.notSentRecipients: expected an array of recipients');
   for (const key of ['reportsUrl', 'inboundUrl'] as const) if (contract[key] !== undefined && !isHttpUrl(contract[key])) problems.push(`contract.${key}: expected an http(s) URL, found ${shown(contract[key])}`);
   let contractCallbackUrls = contract.reportsUrl !== undefined || contract.inboundUrl !== undefined;
@@ -186,18 +189,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
         else contractCallbackUrls = true;
       }
     }
-  if (contract.callbackSecrets !== undefined) {
-    if (!Array.isArray(contract.callbackSecrets) || contract.callbackSecrets.length === 0) problems.push('contract.callbackSecrets: expected a non-empty array of whsec_… secrets');
-    else
-      contract.callbackSecrets.forEach((s, i) => {
-        try {
-          if (typeof s !== 'string') throw new TypeError('not a string');
-          secretKey(s);
-        } catch {
-          problems.push(`contract.callbackSecrets[${i}]: expected 'whsec_' followed by base64`);
-        }
-      });
-  }
+  checkSecrets('callbackSecrets');
   if (contractCallbackUrls && contract.callbackSecrets === undefined && contract.secrets === undefined) {
     problems.push('contract.callbackSecrets: expected whsec_… secrets to sign reports and inbound messages with (or contract.secrets), found none');
   }

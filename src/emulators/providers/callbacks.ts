@@ -4,6 +4,7 @@
  * holds the options shared by all providers, the log of every such call (`CallbackRecord`), the statistics, and
  * the engine that schedules, sends, retries, repeats and cancels them. What each provider sends is in feedback.ts.
  */
+import { sleep } from '../../abort.js';
 import type { SimulatedProvider } from './faults.js';
 
 /** What a simulated callback is. */
@@ -221,7 +222,6 @@ export class CallbackEngine {
   readonly #options: ResolvedCallbacks;
   readonly #clock: () => number;
   readonly #abort = new AbortController();
-  readonly #timers = new Set<{ timer: NodeJS.Timeout; reject: (err: Error) => void }>();
   #records: CallbackRecord[] = [];
   #kinds = emptyKinds();
   #pending = 0;
@@ -249,18 +249,7 @@ export class CallbackEngine {
 
   /** Waits `ms`; rejects (with an internal cancellation) when the engine closes. */
   sleep(ms: number): Promise<void> {
-    if (this.closed) return Promise.reject(new Cancelled());
-    return new Promise<void>((resolve, reject) => {
-      const entry = {
-        timer: setTimeout(() => {
-          this.#timers.delete(entry);
-          resolve();
-        }, ms),
-        reject,
-      };
-      entry.timer.unref();
-      this.#timers.add(entry);
-    });
+    return sleep(ms, this.#abort.signal);
   }
 
   /** Runs one message's script, counted as pending until it ends; a cancellation ends it quietly. */
@@ -381,12 +370,7 @@ export class CallbackEngine {
   /** Cancels everything scheduled and aborts the requests in flight. Idempotent. */
   close(): void {
     if (this.closed) return;
-    this.#abort.abort();
-    for (const entry of this.#timers) {
-      clearTimeout(entry.timer);
-      entry.reject(new Cancelled());
-    }
-    this.#timers.clear();
+    this.#abort.abort(new Cancelled());
     this.#checkIdle();
   }
 }

@@ -1,26 +1,13 @@
 /** The status callback URL of a dispatch send: pure, then through the stage to the provider request. */
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
-import type { ChannelCallbacks } from '../../../src/channels/types.js';
-import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../src/channels/index.js';
 import { statusCallbackUrls, twilioStatusPath } from '../../../src/pipeline/dispatch-callbacks.js';
 import { DispatchStage } from '../../../src/pipeline/dispatch.js';
 import { openContext, parseCallbackKeys } from '../../../src/pipeline/callbacks/token.js';
-import { channel, delivery, FakeInteractions, FakeProvider, lookup, outbound, session } from './dispatch-fakes.js';
+import { channel, channelCallbacks, delivery, FakeInteractions, FakeProvider, lookup, outbound, session } from './dispatch-fakes.js';
 
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 3).toString('base64')}`, 'test');
-const callbacks: ChannelCallbacks = {
-  publicBaseUrl: 'https://relay.example/base',
-  trackLinks: false,
-  optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
-  keywords: {},
-  optOutWords: ['STOP'],
-  optInWords: ['START'],
-  optOutConfirmation: '',
-  optInConfirmation: '',
-  deliveredResponseType: 'delivered',
-  openedResponseType: 'opened',
-};
+const callbacks = channelCallbacks({ publicBaseUrl: 'https://relay.example/base' });
 const SMS = channel({ callbacks, publicBaseUrl: callbacks.publicBaseUrl });
 
 describe('dispatch: status callback URLs', () => {

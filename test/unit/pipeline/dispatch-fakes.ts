@@ -3,7 +3,8 @@
  * and answers as a test says, deliveries that record their settlement, an interactions sender, a session.
  */
 import { getEventListeners } from 'node:events';
-import type { Channel } from '../../../src/channels/types.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../src/channels/index.js';
+import type { Channel, ChannelCallbacks } from '../../../src/channels/types.js';
 import { ProviderError } from '../../../src/errors.js';
 import type { ChannelLookup } from '../../../src/pipeline/dispatch.js';
 import type { InteractionMessage, OutboundMessage } from '../../../src/pipeline/messages.js';
@@ -25,6 +26,23 @@ export function channel(overrides: Partial<Omit<Channel, 'rateLimit'>> & { rateL
     timeoutMs: 10_000,
     ...rest,
     rateLimit: { messages: 5, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, ...rateLimit },
+  };
+}
+
+/** A channel's resolved `callbacks` settings (no link tracking, no keywords), with `overrides`. */
+export function channelCallbacks(overrides: Partial<ChannelCallbacks> = {}): ChannelCallbacks {
+  return {
+    publicBaseUrl: 'https://relay.example/cb',
+    trackLinks: false,
+    optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
+    keywords: {},
+    optOutWords: ['STOP'],
+    optInWords: ['START'],
+    optOutConfirmation: '',
+    optInConfirmation: '',
+    deliveredResponseType: 'delivered',
+    openedResponseType: 'opened',
+    ...overrides,
   };
 }
 

@@ -1,26 +1,14 @@
 /** Intake with a channel that tracks links: the journey message's links become tracked links on the public base URL. */
 import assert from 'node:assert/strict';
-import type { Channel, ChannelCallbacks } from '../../../src/channels/types.js';
-import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../src/channels/index.js';
+import type { Channel } from '../../../src/channels/types.js';
 import { IntakeStage } from '../../../src/pipeline/intake.js';
 import { linkAt } from '../../../src/pipeline/callbacks/links.js';
 import { openLink, parseCallbackKeys } from '../../../src/pipeline/callbacks/token.js';
+import { channelCallbacks } from './dispatch-fakes.js';
 import { activity, activityFromRow, ALL_CHANNELS, contact, decode, FakeOutbound, FakeReads, harness, realtime, REALTIME, SMS } from './intake-fakes.js';
 
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 5).toString('base64')}`, 'test');
-const callbacks = (trackLinks: boolean): ChannelCallbacks => ({
-  publicBaseUrl: 'https://relay.example/cb',
-  optInMaxAgeMs: DEFAULT_OPT_IN_MAX_AGE_MS,
-  trackLinks,
-  keywords: {},
-  optOutWords: ['STOP'],
-  optInWords: ['START'],
-  optOutConfirmation: '',
-  optInConfirmation: '',
-  deliveredResponseType: 'delivered',
-  openedResponseType: 'opened',
-});
-const withCallbacks = (c: Channel, trackLinks: boolean): Channel => ({ ...c, callbacks: callbacks(trackLinks), publicBaseUrl: 'https://relay.example/cb' });
+const withCallbacks = (c: Channel, trackLinks: boolean): Channel => ({ ...c, callbacks: channelCallbacks({ trackLinks }), publicBaseUrl: 'https://relay.example/cb' });
 const TEMPLATE = 'Hi {firstname}, sale: https://shop.example/sale. Your page: https://shop.example/u/{contactid}';
 
 describe('pipeline: IntakeStage tracked links', () => {

@@ -13,7 +13,7 @@ import type { InteractionMessage, OutboundMessage } from '../../../src/pipeline/
 import { startRelay, type RunningRelay } from '../../../src/relay/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
 import { waitFor } from '../../helpers/wait.js';
-import { client } from '../dataverse/helpers.js';
+import { client, receiveAll } from '../dataverse/helpers.js';
 import { SECRETS, SEED, startSystem, type System } from '../pipeline/harness.js';
 
 const PUBLIC = 'https://relay.example.test';
@@ -26,10 +26,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Receives (and deletes) messages from a queue until `count`, or a session of a session-enabled queue. */
-async function receive(connectionString: string, queue: string, count: number, sessionId?: string): Promise<ServiceBusReceivedMessage[]> {
+/** Receives (and deletes) `count` messages of one session of a session-enabled queue (`receiveAll` for the others). */
+async function receiveSession(connectionString: string, queue: string, sessionId: string, count: number): Promise<ServiceBusReceivedMessage[]> {
   const bus = new ServiceBusClient(connectionString);
-  const receiver = sessionId === undefined ? bus.createReceiver(queue, { receiveMode: 'receiveAndDelete' }) : await bus.acceptSession(queue, sessionId, { receiveMode: 'receiveAndDelete' });
+  const receiver = await bus.acceptSession(queue, sessionId, { receiveMode: 'receiveAndDelete' });
   const got: ServiceBusReceivedMessage[] = [];
   try {
     await waitFor(`${count} messages on ${queue}`, async () => {
@@ -120,9 +120,10 @@ describe('callbacks service with the emulators', function () {
     await api.update({ collection: 'sample_specialmessages', key: context.entityId, data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' } });
     const click = await fetch(`${base}/l/${sealLink(context.activityId, 0, parseCallbackKeys(keys, 'test'))}`, { redirect: 'manual' });
 
-    const interactions = (await receive(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map((m) => ({ id: m.messageId, body: m.body as InteractionMessage }));
+    const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map((m) => ({ id: m.messageId, body: m.body as InteractionMessage }));
     const byType = new Map(interactions.map((i) => [i.body.responseType, i]));
     assert.equal(interactions.length, byType.size, `one message per response type, repeats dropped by the bus: ${interactions.map((i) => i.id).join(', ')}`);
+    assert.deepEqual([...byType.keys()].sort(), ['delivered', 'keyword', 'opened'], 'nothing recorded for the opt-outs or the forged request');
     assert.equal(byType.get('delivered')?.id, `${context.activityId}:delivered`);
     assert.equal(byType.get('keyword')?.body.triggerKeyword, 'INFO');
     const keywordContext = byType.get('keyword')?.body.context;
@@ -131,7 +132,7 @@ describe('callbacks service with the emulators', function () {
     assert.equal(click.headers.get('location'), 'https://example.com/spring?c=1');
     assert.equal(byType.get('opened')?.id, `${context.activityId}:opened`);
 
-    const confirmations = (await receive(s.sb.connectionString, config.serviceBus.queues.outbound, 2, 'twilio:+4915100000001')).map((m) => m.body as OutboundMessage);
+    const confirmations = (await receiveSession(s.sb.connectionString, config.serviceBus.queues.outbound, 'twilio:+4915100000001', 2)).map((m) => m.body as OutboundMessage);
     assert.deepEqual(confirmations.map((c) => [c.to, c.purpose]).sort(), [[phone1, 'confirmation'], [phone2, 'confirmation']].sort(), 'one confirmation per opt-out, the repeat dropped');
     for (const id of [run.created[0]!.contactId, run.created[1]!.contactId, sharing.contactid]) {
       const row = (await api.retrieve({ collection: 'contacts', key: id, select: ['donotphone'] })) as { donotphone: boolean };

@@ -204,6 +204,15 @@ class SessionLoop implements ReceiveLoop {
     const batchSize = this.#maxBatchOf(sessionId);
     const lockedUntil = (): number => lockDeadline(receiver, maxLockRenewalMs > 0 ? acceptedAt + maxLockRenewalMs : undefined);
     const marginMs = Math.min(LOCK_MARGIN_MAX_MS, Math.max(0, (lockedUntil() - acceptedAt) * LOCK_MARGIN_SHARE));
+    /** Why the hold ends when the loop releases the session: `asked` (logged) while the lock is held, `'lockLost'` (warned) once it ran out. */
+    const releasing = (asked: SessionCloseReason, message: string, lostMessage: string, fields: Record<string, unknown>): SessionCloseReason => {
+      if (lockExpired(receiver)) {
+        log.warn(lostMessage, fields);
+        return 'lockLost';
+      }
+      log.info(message, fields);
+      return asked;
+    };
     let reason: SessionCloseReason = 'stopped';
     let handler: SessionHandler | undefined;
     try {
@@ -225,14 +234,12 @@ class SessionLoop implements ReceiveLoop {
         // new batch: release the session while its lock is held (the first receive of a hold is always made).
         const deadline = lockedUntil();
         if (receives > 0 && Date.now() + waitMs + longestBatchMs >= deadline - marginMs) {
-          const fields = { heldMs: Date.now() - acceptedAt, batches, longestBatchMs, marginMs };
-          if (lockExpired(receiver)) {
-            reason = 'lockLost';
-            log.warn('the session lock ran out during the last batch; releasing the session (its unsettled messages go to the next holder)', fields);
-          } else {
-            reason = 'renewalBudget';
-            log.info('releasing a busy session before its lock deadline', fields);
-          }
+          reason = releasing(
+            'renewalBudget',
+            'releasing a busy session before its lock deadline',
+            'the session lock ran out during the last batch; releasing the session (its unsettled messages go to the next holder)',
+            { heldMs: Date.now() - acceptedAt, batches, longestBatchMs, marginMs },
+          );
           break;
         }
         const asked = Date.now();
@@ -274,21 +281,18 @@ class SessionLoop implements ReceiveLoop {
           },
           unsettledWhy: 'the session handler ended with deliveries it did not settle',
         });
-        const request = isSessionRelease(result) ? result : undefined;
         held.batch = undefined;
         batches++;
         longestBatchMs = Math.max(longestBatchMs, Date.now() - started);
         lastMessageAt = Date.now();
-        if (request !== undefined) {
+        if (isSessionRelease(result)) {
           // The handler asked to release the session after this batch: receive nothing more from it.
-          const fields = { why: request.reason, heldMs: Date.now() - acceptedAt, batches };
-          if (lockExpired(receiver)) {
-            reason = 'lockLost';
-            log.warn('the session lock ran out before the handler asked to release the session (its unsettled messages go to the next holder)', fields);
-          } else {
-            reason = 'released';
-            log.info('releasing the session at its handler\'s request', fields);
-          }
+          reason = releasing(
+            'released',
+            "releasing the session at its handler's request",
+            'the session lock ran out before the handler asked to release the session (its unsettled messages go to the next holder)',
+            { why: result.reason, heldMs: Date.now() - acceptedAt, batches },
+          );
           break;
         }
       }

@@ -67,14 +67,18 @@ function wholeMs(v: unknown, min = 0): boolean {
 }
 const shown = (v: unknown): string => (v === undefined ? 'undefined' : JSON.stringify(v));
 
+/** `value` as an options object and the problems of its shape (not an object, unknown keys); undefined: none given. */
+function optionsObject(value: unknown, where: string, known: readonly string[]): { o?: Record<string, unknown>; problems: string[] } {
+  if (value === undefined) return { problems: [] };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problems: [`${where}: expected an object, found ${shown(value)}`] };
+  const o = value as Record<string, unknown>;
+  return { o, problems: Object.keys(o).filter((key) => !known.includes(key)).map((key) => `${where}.${key}: unknown option (known: ${known.join(', ')})`) };
+}
+
 /** Problems of the `callbacks` options, each naming its key. */
 export function callbackOptionsProblems(value: unknown, where = 'callbacks'): string[] {
-  if (value === undefined) return [];
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected an object, found ${shown(value)}`];
-  const o = value as Record<string, unknown>;
-  const problems: string[] = [];
-  const known = Object.keys(CALLBACK_DEFAULTS);
-  for (const key of Object.keys(o)) if (!known.includes(key)) problems.push(`${where}.${key}: unknown option (known: ${known.join(', ')})`);
+  const { o, problems } = optionsObject(value, where, Object.keys(CALLBACK_DEFAULTS));
+  if (o === undefined) return problems;
   const d = o['delayMs'];
   if (d !== undefined) {
     const range = d as { min?: unknown; max?: unknown };
@@ -90,12 +94,8 @@ export function callbackOptionsProblems(value: unknown, where = 'callbacks'): st
 
 /** Problems of the `recipients` options, each naming its key. */
 export function recipientOptionsProblems(value: unknown, where = 'recipients'): string[] {
-  if (value === undefined) return [];
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected an object, found ${shown(value)}`];
-  const o = value as Record<string, unknown>;
-  const problems: string[] = [];
-  const known = Object.keys(RECIPIENT_DEFAULTS);
-  for (const key of Object.keys(o)) if (!known.includes(key)) problems.push(`${where}.${key}: unknown option (known: ${known.join(', ')})`);
+  const { o, problems } = optionsObject(value, where, Object.keys(RECIPIENT_DEFAULTS));
+  if (o === undefined) return problems;
   for (const key of ['clickRate', 'replyRate', 'stopRate']) if (o[key] !== undefined && !fraction(o[key])) problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${shown(o[key])}`);
   const keywords = o['keywords'];
   const keywordsOk = keywords === undefined || (Array.isArray(keywords) && keywords.every((k) => typeof k === 'string' && k.trim() !== ''));

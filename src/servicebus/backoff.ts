@@ -2,7 +2,7 @@
  * Backoff for the receive loops: after a failed receive (connection lost, entity missing, broker busy) a loop waits
  * before trying again, longer each time, so that it never spins; the first success resets it.
  */
-import { intOption } from '../options.js';
+import { intOption, numberOption } from '../options.js';
 
 export interface BackoffOptions {
   /** The first delay, in milliseconds. @defaultValue 200 */
@@ -29,9 +29,8 @@ export class Backoff {
   constructor(options: BackoffOptions = {}) {
     this.#initialMs = intOption('backoff', 'initialMs', options.initialMs, 200, 1);
     this.#maxMs = intOption('backoff', 'maxMs', options.maxMs, 30_000, this.#initialMs);
-    this.#factor = options.factor ?? 2;
+    this.#factor = numberOption('backoff', 'factor', options.factor, 2, { atLeast: 1 });
     this.#jitter = options.jitter ?? 0.2;
-    if (!(this.#factor >= 1)) throw new TypeError(`backoff: factor must be a number >= 1, found ${String(options.factor)}`);
     if (!(this.#jitter >= 0 && this.#jitter < 1)) throw new TypeError(`backoff: jitter must be a number from 0 to below 1, found ${String(options.jitter)}`);
     this.#random = options.random ?? Math.random;
   }

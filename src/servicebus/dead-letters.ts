@@ -21,6 +21,7 @@
 import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
 import Long from 'long';
 import { isLockLostError } from './delivery.js';
+import { intOption } from '../options.js';
 
 /** Application properties the broker adds when it dead-letters a message; replay does not carry them back. */
 const DEAD_LETTER_PROPERTIES: readonly string[] = ['DeadLetterReason', 'DeadLetterErrorDescription'];
@@ -109,9 +110,8 @@ interface Scan extends PeekDeadLettersResult {
 /** {@link peekDeadLetters}, with positions, and setting aside the matching dead letters for which `skip` holds. */
 async function scanDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions & { skip?: (d: DeadLetter) => boolean }): Promise<Scan> {
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  const pageSize = options.pageSize ?? 100;
   if (!(limit >= 0)) throw new TypeError(`peekDeadLetters: limit must be >= 0, found ${String(limit)}`);
-  if (!Number.isInteger(pageSize) || pageSize < 1) throw new TypeError(`peekDeadLetters: pageSize must be an integer >= 1, found ${String(pageSize)}`);
+  const pageSize = intOption('peekDeadLetters', 'pageSize', options.pageSize, 100, 1);
   const receiver = client.createReceiver(queue, { ...RECEIVER_OPTIONS, receiveMode: 'peekLock' });
   const result: Scan = { matching: [], matched: 0, scanned: 0, byReason: {}, positions: [], skipped: [] };
   try {
@@ -265,9 +265,8 @@ interface Held {
 /** Replays the dead letters of `queue` that match; see the module comment. Throws only for a failed peek. */
 export async function replayDeadLetters(client: ServiceBusClient, queue: string, options: ReplayDeadLettersOptions = {}): Promise<ReplayDeadLettersResult> {
   const receiveWaitMs = options.receiveWaitMs ?? 5000;
-  const holdPerReceiver = options.holdPerReceiver ?? 1000;
   if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0) throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);
-  if (!Number.isInteger(holdPerReceiver) || holdPerReceiver < 1) throw new TypeError(`replayDeadLetters: holdPerReceiver must be an integer >= 1, found ${String(holdPerReceiver)}`);
+  const holdPerReceiver = intOption('replayDeadLetters', 'holdPerReceiver', options.holdPerReceiver, 1000, 1);
   const windowMs = options.duplicateWindowMs;
   if (windowMs !== undefined && !(Number.isFinite(windowMs) && windowMs >= 0)) throw new TypeError(`replayDeadLetters: duplicateWindowMs must be >= 0, found ${String(windowMs)}`);
   const now = (options.now ?? new Date()).getTime();

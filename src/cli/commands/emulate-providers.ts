@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { errorMessage } from '../../errors.js';
 import { startProviderSimulators, type ProviderSimulatorsOptions } from '../../emulators/providers/index.js';
 import type { CliIo } from '../io.js';
 import { parsePort, serveEmulator } from './serve-emulator.js';
@@ -16,7 +17,7 @@ function readConfig(file: string): ProviderSimulatorsOptions {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`${file}: expected a readable JSON file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new Error(`${file}: expected a readable JSON file (${errorMessage(err)})`, { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: expected a JSON object of simulator options`);
   const allowed = new Set(['twilio', 'telegram', 'contract', 'callbacks', 'recipients', 'faults', 'seed', 'windowToleranceMs', 'latencyMs']);

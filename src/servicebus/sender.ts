@@ -49,7 +49,8 @@ export interface QueueSenderOptions {
 /** A `QueueSender` that also closes its SDK sender (the client stays open: it belongs to the caller). */
 export type ClosableQueueSender<T> = QueueSender<T> & Closeable;
 
-export type OutgoingMessage<T> = { body: T; messageId: string; sessionId?: string; subject?: string };
+/** One message as `QueueSender.send` takes it (the port declares its shape). */
+export type OutgoingMessage<T> = Parameters<QueueSender<T>['send']>[0][number];
 
 /** The SDK message for one outgoing message. */
 function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage {

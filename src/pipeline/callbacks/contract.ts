@@ -23,6 +23,7 @@ import { contextFromActivityRow } from './activity.js';
 import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
+import { callbackSettings } from './settings.js';
 import { openContext } from './token.js';
 
 type Json = Record<string, unknown>;
@@ -30,9 +31,10 @@ type Json = Record<string, unknown>;
 /** The channel and the parsed, verified body, or the refusal. */
 function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; body: Json; webhookId: string } | { refused: RouteResult } {
   const channel = routeChannel(request, service, 'contract');
-  if (channel === undefined || channel.provider.type !== 'contract') return { refused: refusal('unknown-channel') };
+  const settings = channel === undefined ? undefined : callbackSettings(channel);
+  if (channel === undefined || settings === undefined) return { refused: refusal('unknown-channel') };
   const raw = rawBody(request);
-  const check = verifyWebhook(raw, request.headers, { secrets: channel.provider.signingSecret.split(/\s+/).filter((x) => x !== ''), nowMs: service.now() });
+  const check = verifyWebhook(raw, request.headers, { secrets: settings.contractSecrets, nowMs: service.now() });
   if (!check.ok) {
     service.log.warn('contract callback refused', { channel: channel.name, reason: check.reason });
     const stale = check.reason === 'timestamp-too-old' || check.reason === 'timestamp-too-new' || check.reason === 'invalid-timestamp';

@@ -11,6 +11,8 @@ export interface CallbackSettings {
   readonly twilioAuthTokens: readonly string[];
   /** Telegram secret tokens accepted (`webhookSecretToken`: one, or two separated by a space while rotating); empty: every update refused. */
   readonly telegramSecretTokens: readonly string[];
+  /** Standard Webhooks secrets accepted on a contract channel (its `signingSecret`: several separated by whitespace while rotating). */
+  readonly contractSecrets: readonly string[];
 }
 
 const cache = new WeakMap<Channel, CallbackSettings>();
@@ -26,6 +28,7 @@ export function callbackSettings(channel: Channel): CallbackSettings | undefined
     callbacks,
     twilioAuthTokens: channel.provider.type === 'twilio' ? nonEmpty([channel.provider.authToken, callbacks.previousAuthToken]) : [],
     telegramSecretTokens: nonEmpty((callbacks.webhookSecretToken ?? '').split(/\s+/)),
+    contractSecrets: channel.provider.type === 'contract' ? nonEmpty(channel.provider.signingSecret.split(/\s+/)) : [],
   };
   cache.set(channel, s);
   return s;

@@ -6,7 +6,7 @@ import { startProviderSimulators, type CallbackRecord } from '../../../src/emula
 import { verifyWebhook } from '../../../src/providers/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { ACCOUNT, BOT_TOKEN, contractPayload, contractSend, control, LONG_CODE, SECRET, simulators, sms, telegramSend, TOKEN, twilioSend } from './helpers.js';
-import { startReceiver, type Received } from './receiver.js';
+import { receivers, type Received } from './receiver.js';
 
 /** X-Twilio-Signature recomputed here, from Twilio's description, independently of the simulator's signer. */
 function twilioSignatureOk(token: string, url: string, r: Received): boolean {
@@ -33,7 +33,7 @@ function near(actual: number, expected: number, tolerance: number, what: string)
 describe('provider simulators: callbacks, replies and clicks', () => {
   const start = simulators();
   const track = closedAfterEach();
-  const receiver = async () => track(await startReceiver());
+  const receiver = receivers();
 
   it('Twilio: a message with a StatusCallback gets sent then delivered, form-encoded, signed with the auth token of its send', async () => {
     const rx = await receiver();

@@ -1,6 +1,7 @@
 /** A small HTTP server on 127.0.0.1:0 that records what the simulators' callbacks send and answers as told. */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 
 export interface Received {
   method: string;
@@ -48,4 +49,10 @@ export async function startReceiver(): Promise<Receiver> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return receiver;
+}
+
+/** Returns a starter of receivers closed after each test of the `describe` block. */
+export function receivers(): () => Promise<Receiver> {
+  const track = closedAfterEach();
+  return async () => track(await startReceiver());
 }

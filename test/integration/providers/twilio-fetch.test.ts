@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import type { InboundReply } from '../../../src/emulators/providers/index.js';
-import { closedAfterEach } from '../../helpers/fixtures.js';
 import { ACCOUNT, control, LONG_CODE, ManualClock, simulators, sms, TOKEN, twilioSend, type Answer } from './helpers.js';
-import { startReceiver } from './receiver.js';
+import { receivers } from './receiver.js';
 
 const TO = '+4915112345678';
 const SERVICE = 'MG0123456789abcdef0123456789abcdef';
@@ -23,8 +22,7 @@ const form = (body: string): Record<string, string> => Object.fromEntries(new UR
 
 describe('provider simulators: Twilio Message fetch', () => {
   const start = simulators();
-  const track = closedAfterEach();
-  const receiver = async () => track(await startReceiver());
+  const receiver = receivers();
 
   it('an outbound message before its first status callback: the resource its send answered (queued, no date_sent)', async () => {
     const clock = new ManualClock();

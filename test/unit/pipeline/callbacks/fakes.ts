@@ -180,7 +180,7 @@ export class FakeTwilioMessages implements TwilioMessageFetcher {
   failWith: Error | undefined;
   failTimes: number | undefined;
   unseenCalls = 0;
-  /** Remembers an inbound message received `ageMs` before now (as Twilio would hold the reply). */
+  /** Remembers an inbound message created at `createdAt` (as Twilio would hold the reply). */
   receive(sid: string, from: string, to: string, body: string, createdAt = Date.now()): TwilioMessage {
     const m: TwilioMessage = { sid, direction: 'inbound', from, to, body, dateCreated: createdAt };
     this.messages.set(sid, m);

@@ -106,6 +106,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('accepts a report signed with the old secret only (rotation: two accepted at once)', async () => {
       assert.equal((await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' }, WHSEC_OLD)).statusCode, 204);
+      assert.deepEqual(h.interactions.sent.map((m) => m.body.responseType), ['delivered'], 'recorded, not only acknowledged');
     });
     it('a replayed webhook-id gets the same answer and the same MessageId: recorded once by the bus', async () => {
       const a = await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' });

@@ -26,15 +26,58 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env): 
   return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: packageRoot(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** A child's output as it arrives, and its exit code once it has closed. */
+export interface CollectedOutput {
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  /** The first match of `pattern` in stdout, once it is there; rejects (with stdout) if the child closes first. */
+  stdoutMatch: (pattern: RegExp) => Promise<RegExpExecArray>;
+}
+
+/** Collects a piped child's stdout and stderr; `exited` resolves with its code on 'close' (its output complete). */
+export function collectOutput(child: ChildProcessByStdio<null, Readable, Readable>): CollectedOutput {
+  let stdout = '';
+  let stderr = '';
+  let closed: number | null | undefined;
+  const watchers = new Set<() => void>();
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    for (const check of watchers) check();
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      closed = code;
+      for (const check of watchers) check();
+      resolve(code);
+    }),
+  );
+  const stdoutMatch = (pattern: RegExp): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const m = pattern.exec(stdout);
+        if (m === null && closed === undefined) return;
+        watchers.delete(check);
+        if (m) resolve(m);
+        else reject(new Error(`exited with ${String(closed)} before printing ${String(pattern)}; stdout: ${stdout}`));
+      };
+      watchers.add(check);
+      check();
+    });
+  return { stdout: () => stdout, stderr: () => stderr, exited, stdoutMatch };
+}
+
+/** Waits for a piped child to close: its exit code and everything it printed; rejects if it could not start. */
+export function completed(child: ChildProcessByStdio<null, Readable, Readable>): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const output = collectOutput(child);
+    child.on('error', reject);
+    void output.exited.then((code) => resolve({ code, stdout: output.stdout(), stderr: output.stderr() }));
+  });
+}
+
 /** Runs the real `channel-relay` executable to completion, with only PATH and `env` in its environment. */
 export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args, { PATH: process.env['PATH'], ...env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return completed(spawnCli(args, { PATH: process.env['PATH'], ...env }));
 }

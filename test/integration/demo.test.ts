@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { spawnCli } from '../helpers/cli.js';
+import { collectOutput, spawnCli, type CollectedOutput } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { runDemo, type DemoOptions, type DemoSummary } from '../../src/demo/index.js';
 import { silentLogger } from '../../src/log.js';
@@ -18,21 +18,13 @@ import { configPath } from '../../src/paths.js';
 
 const SAMPLE_JOURNEY = 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae';
 
-interface Running {
+interface Running extends CollectedOutput {
   child: ChildProcessByStdio<null, Readable, Readable>;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
 }
 
 function start(args: string[]): Running {
   const child = spawnCli(['demo', ...args], { PATH: process.env['PATH'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
+  return { child, ...collectOutput(child) };
 }
 
 async function getJson<T>(url: string): Promise<T> {

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadChannels, type ChannelRegistry } from '../channels/index.js';
@@ -15,6 +14,7 @@ import { closeDataverseClient, createDataverseClient } from '../dataverse/index.
 import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../emulators/dataverse/index.js';
 import { startProviderSimulators, type CallbackOptions, type ProviderSimulators, type RecipientOptions } from '../emulators/providers/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
+import { freePort } from '../http/index.js';
 import { Closer, type Closeable } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configPath } from '../paths.js';
@@ -77,15 +77,6 @@ export const FEEDBACK_RATES: FeedbackRates = {
   recipients: { clickRate: 0.3, replyRate: 0.1, keywords: ['YES'], stopRate: 0.03 },
   seed: 7,
 };
-
-/** A free port on the loopback interface (asked of the system, then released for the caller to listen on). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export interface EmbeddedSystem extends Closeable {
   sb: ServiceBusEmulator;

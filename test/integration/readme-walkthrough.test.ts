@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CONFIG_FILE_ENV, ENV_OVERRIDES } from '../../src/config/index.js';
+import { freePort } from '../../src/http/index.js';
 import { packageRoot } from '../../src/paths.js';
+import { completed, type CliRun } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -38,23 +39,6 @@ function commandsOf(block: string): string[] {
     .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
 }
 
-/** A port free on loopback now, for the worker's health server (the watch block must know it, as a reader would). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** One "terminal": a bash running a README command in the background, in its own process group. */
 interface Terminal {
@@ -63,14 +47,14 @@ interface Terminal {
   pid: number;
   stdout: string;
   stderr: string;
-  exited: Run | undefined;
+  exited: CliRun | undefined;
 }
 
 const tail = (text: string, lines = 15) => text.trimEnd().split('\n').slice(-lines).join('\n');
-const describeRun = (what: string, run: Run) => `${what} exited with ${run.code}\n--- stdout\n${tail(run.stdout)}\n--- stderr\n${tail(run.stderr)}`;
+const describeRun = (what: string, run: CliRun) => `${what} exited with ${run.code}\n--- stdout\n${tail(run.stdout)}\n--- stderr\n${tail(run.stderr)}`;
 
 /** What a command printed, as JSON; a failure that shows what it printed otherwise. */
-function json(run: Run, what: string): unknown {
+function json(run: CliRun, what: string): unknown {
   try {
     assert.equal(run.code, 0);
     return JSON.parse(run.stdout);
@@ -100,16 +84,8 @@ describe('README: the walkthrough against the three emulators, by hand', functio
     }
 
     /** Runs a block (or one command of one) with bash to completion, as the reader's shell would. */
-    function run(script: string, timeoutMs = 15_000): Promise<Run> {
-      return new Promise((resolve, reject) => {
-        const child = spawn('bash', ['-c', script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    function run(script: string, timeoutMs = 15_000): Promise<CliRun> {
+      return completed(spawn('bash', ['-c', script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' }));
     }
 
     /** Starts a long-running block or command with bash in the background, in a process group of its own. */

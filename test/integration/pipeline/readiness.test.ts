@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { startSystem, until, type System } from './harness.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
+import { startSystem, until } from './harness.js';
 
 describe('relay readiness', function () {
   this.timeout(60_000);
-  let system: System | undefined;
-  afterEach(async () => {
-    await system?.close();
-    system = undefined;
-  });
+  const track = closedAfterEach();
 
   it('reports a loop whose receives keep failing, names why, and goes not-ready for all once stopping', async () => {
-    system = await startSystem({ config: (c) => (c.serviceBus.queues.activities = 'no-such-queue') });
+    const system = track(await startSystem({ config: (c) => (c.serviceBus.queues.activities = 'no-such-queue') }));
     const relay = system.relay(['intake', 'recorder']);
     const failing = await until('the intake loop reported not ready', () => relay.readiness().find((c) => c.name === 'intake loop (no-such-queue)' && !c.ok));
     assert.match(failing.detail ?? '', /receives failed in a row: .*no-such-queue/i);
@@ -24,7 +21,7 @@ describe('relay readiness', function () {
   });
 
   it('names the loops that stopped without being asked to (the worker then exits to be restarted), none after a stop', async () => {
-    system = await startSystem();
+    const system = track(await startSystem());
     const closedUnderIt = system.relay(['recorder']);
     assert.deepEqual(closedUnderIt.deadLoops(), []);
     await closedUnderIt.close();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { dispatchBatchSize } from '../../../src/relay/relay.js';
+import { closedAfterEach } from '../../helpers/fixtures.js';
 import { SEED, SENDERS, maxInWindow, startSystem, until, type System } from './harness.js';
 
 /**
@@ -8,11 +9,7 @@ import { SEED, SENDERS, maxInWindow, startSystem, until, type System } from './h
  */
 describe('send path end to end', function () {
   this.timeout(120_000);
-  let system: System | undefined;
-  afterEach(async () => {
-    await system?.close();
-    system = undefined;
-  });
+  const track = closedAfterEach();
 
   /** Checks exactly one message and one `sent` interaction per allowed activity, and the senders' limits. */
   async function assertDelivered(s: System, expected: ReadonlyMap<string, string>, perSecond: number): Promise<void> {
@@ -57,8 +54,7 @@ describe('send path end to end', function () {
   }
 
   it('a journey over 500 contacts: one message per allowed contact within the rate limit, one sent interaction each', async () => {
-    system = await startSystem({ smsPerSecond: 50 });
-    const s = system;
+    const s = track(await startSystem({ smsPerSecond: 50 }));
     const { expected, optedOut } = await journey(s, SEED.journey, 500, 25);
     assert.ok(expected.size > 400 && optedOut.length > 10);
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
@@ -69,8 +65,7 @@ describe('send path end to end', function () {
   });
 
   it('two dispatch replicas share two senders: no rate-limit violation, no duplicate', async () => {
-    system = await startSystem({ smsPerSecond: 50, config: (c) => (c.dispatch.maxSessions = 1) });
-    const s = system;
+    const s = track(await startSystem({ smsPerSecond: 50, config: (c) => (c.dispatch.maxSessions = 1) }));
     const one = await journey(s, SEED.journey, 500, 50);
     const two = await journey(s, SEED.journey2, 300, 1000);
     // The second journey's opt-out also stops that contact's activity of the first journey.
@@ -86,8 +81,7 @@ describe('send path end to end', function () {
   });
 
   it('provider 5xx, 429 bursts and lost answers, and Dataverse throttling: nothing lost, no duplicate send', async () => {
-    system = await startSystem({ smsPerSecond: 50, limits: { windowMs: 2000, maxRequests: 12 } });
-    const s = system;
+    const s = track(await startSystem({ smsPerSecond: 50, limits: { windowMs: 2000, maxRequests: 12 } }));
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.sim.setFaults({ seed: 7, twilio: { errorRate: 0.1, timeoutRate: 0.02, timeoutAfterAccept: true, rateLimitBurst: { count: 3, retryAfterSeconds: 1 } } });
     // Another integration on the same application user spends the budget now and then, so the relay gets 429s.
@@ -111,8 +105,7 @@ describe('send path end to end', function () {
   });
 
   it('dispatch and recorder workers stopped with SIGTERM mid-run and restarted: nothing lost, no duplicate send', async () => {
-    system = await startSystem({ smsPerSecond: 50 });
-    const s = system;
+    const s = track(await startSystem({ smsPerSecond: 50 }));
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.spawnWorker('intake');
     const dispatch = s.spawnWorker('dispatch');
@@ -133,8 +126,7 @@ describe('send path end to end', function () {
   });
 
   it('a dispatch worker killed (SIGKILL) mid-run: nothing lost; the sends repeated are at most one batch, and the idempotency key keeps them from the recipient', async () => {
-    system = await startSystem({ smsPerSecond: 50, lockDuration: 'PT2S' });
-    const s = system;
+    const s = track(await startSystem({ smsPerSecond: 50, lockDuration: 'PT2S' }));
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.spawnWorker('intake');
     s.spawnWorker('recorder');

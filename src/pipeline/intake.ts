@@ -623,10 +623,10 @@ export class IntakeStage {
     this.#metrics.completed(outcome);
   }
 
-  #abandon(b: BatchState, item: Item, why: string, err?: unknown): void {
+  #abandon(b: BatchState, item: Item, why: string): void {
     if (!this.#settle(b, item, 'abandoned', () => item.delivery.abandon())) return;
     this.#metrics.abandoned();
-    this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why, ...(err === undefined ? {} : { error: errorMessage(err) }) });
+    this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why });
   }
 }
 

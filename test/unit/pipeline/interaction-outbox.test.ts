@@ -22,7 +22,9 @@ describe('interaction outbox', () => {
     const outbox = new InteractionOutbox({ sender, lingerMs: 20 });
     const sent = Promise.all(['a', 'b', 'c'].map((id) => outbox.add(interaction(id), signal)));
     assert.equal(outbox.pending, 3);
-    await clock.tickAsync(20);
+    await clock.tickAsync(19);
+    assert.equal(sender.sends.length, 0, 'nothing sent before the linger time is up');
+    await clock.tickAsync(1);
     await sent;
     assert.equal(sender.sends.length, 1);
     assert.deepEqual(sender.all.map((m) => m.messageId), ['a:Sent', 'b:Sent', 'c:Sent']);

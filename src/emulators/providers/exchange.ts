@@ -1,4 +1,5 @@
 /** One HTTP call as the simulators see it, and the shared flow of a provider call (limits, latency, faults). */
+import { delay } from '../../abort.js';
 import { readBody as readLimited } from '../../http/index.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultAction, FaultPlan, SimulatedProvider } from './faults.js';
@@ -79,10 +80,6 @@ export interface CallDeps {
   onAccepted?: (message: SimulatedMessage, outcome: Outcome) => void;
 }
 
-function sleep(ms: number): Promise<void> {
-  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
 /**
  * The life of one provider call: counted in flight until its response closes, refused at once if the handler
  * says so, then latency, then the injected fault (held, 429, 5xx) or the handler's own outcome.
@@ -112,7 +109,7 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
     return;
   }
   const decision = deps.faults.decide(provider);
-  await sleep(deps.baseLatencyMs + decision.delayMs);
+  await delay(deps.baseLatencyMs + decision.delayMs);
   const action = decision.action;
   if (action.kind === 'timeout' && !action.afterAccept) {
     hold();

@@ -14,7 +14,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import type { ChannelRegistry } from '../../../src/channels/index.js';
 import type { RelayConfig } from '../../../src/config/index.js';
 import { DataverseRecords, startEmbeddedSystem } from '../../../src/demo/index.js';
-import type { DataverseEmulator, LimitsConfig, SeedDocument } from '../../../src/emulators/dataverse/index.js';
+import type { DataverseEmulator, JourneyRunResult, LimitsConfig, SeedDocument } from '../../../src/emulators/dataverse/index.js';
 import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulators/providers/index.js';
 import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import type { RegistrationReport } from '../../../src/registration/index.js';
@@ -23,6 +23,7 @@ import { Closer } from '../../../src/lifecycle.js';
 import { silentLogger, type Logger } from '../../../src/log.js';
 import { configPath, packageRoot } from '../../../src/paths.js';
 import { startRelay, type RunningRelay, type StageName } from '../../../src/relay/index.js';
+import { peekDeadLetters, type DeadLetter } from '../../../src/servicebus/index.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /** The seed's ids (config/dataverse-seed.json). */
@@ -93,13 +94,13 @@ export interface System {
    */
   spawnWorker(name: StageName | 'all', options?: SpawnOptions): WorkerProcess;
   /** Runs a seed journey; returns the activities created and the contacts the journey skipped. */
-  runJourney(journeyId: string, count: number): Promise<{ created: Array<{ contactId: string; activityId: string }>; skipped: unknown[] }>;
+  runJourney(journeyId: string, count: number): Promise<JourneyRunResult>;
   /** Sets contacts' compliance field (as a contact opting out after the activity was created). */
   optOut(contactIds: readonly string[]): Promise<void>;
   interactions(): Promise<Interaction[]>;
   messages(): SimulatedMessage[];
   /** Messages in a queue's dead-letter queue (peeked, not removed). */
-  deadLetters(queue: string): Promise<Array<{ reason: string | undefined; description: string | undefined; body: unknown }>>;
+  deadLetters(queue: string): Promise<DeadLetter[]>;
   close(): Promise<void>;
 }
 
@@ -235,11 +236,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         });
         return worker;
       },
-      runJourney: async (journeyId, count) => {
-        const res = await fetch(`${dv.url}/_emulator/journeys/${journeyId}/run`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ count, generateContacts: true }) });
-        if (res.status !== 200) throw new Error(`journey run answered ${res.status}: ${await res.text()}`);
-        return (await res.json()) as never;
-      },
+      runJourney: (journeyId, count) => records.runJourney(journeyId, count),
       optOut: (contactIds) => records.optOut(contactIds, 'donotphone'),
       interactions: async () => {
         const res = await fetch(`${dv.url}/_emulator/interactions`);
@@ -250,10 +247,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       deadLetters: async (queue) => {
         const bus = new ServiceBusClient(sb.connectionString);
         try {
-          const receiver = bus.createReceiver(queue, { subQueueType: 'deadLetter' });
-          const peeked = await receiver.peekMessages(1000);
-          await receiver.close();
-          return peeked.map((m) => ({ reason: m.deadLetterReason, description: m.deadLetterErrorDescription, body: m.body }));
+          return (await peekDeadLetters(bus, queue)).matching;
         } finally {
           await bus.close();
         }

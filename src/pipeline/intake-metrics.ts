@@ -4,7 +4,7 @@
  * from the registry when a stage registered them before. One call per batch, retry and settlement.
  */
 import type { Counter, Registry } from 'prom-client';
-import { sharedCounter } from '../health/index.js';
+import { METRIC_PREFIX, sharedCounter } from '../health/index.js';
 
 /** Counts since construction (a snapshot). */
 export interface IntakeStats {
@@ -26,8 +26,8 @@ export interface IntakeStats {
 /** How a delivery was settled. */
 export type IntakeOutcome = 'sent' | 'skipped_compliance' | 'dead_lettered' | 'abandoned';
 
-const INTAKE_EVENTS = 'channel_relay_intake_events_total';
-const INTAKE_DEAD_LETTERS = 'channel_relay_intake_dead_letters_total';
+const INTAKE_EVENTS = `${METRIC_PREFIX}intake_events_total`;
+const INTAKE_DEAD_LETTERS = `${METRIC_PREFIX}intake_dead_letters_total`;
 
 /** Intake's counts since construction, and its counters on `registry` when one is given. */
 export class IntakeMetrics {

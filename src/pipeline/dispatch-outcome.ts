@@ -69,7 +69,7 @@ export class OutcomeRecorder {
         providerMessageId: outcome.result.providerMessageId,
         occurredAt: stage.now(),
       };
-      await this.#interact(interaction, settlement, signal, log, outcome.result.providerMessageId);
+      await this.#interact(interaction, settlement, signal, log);
       return;
     }
     const { decision, error } = outcome;
@@ -93,7 +93,7 @@ export class OutcomeRecorder {
           detail: failureDetail(error, msg.to),
           occurredAt: stage.now(),
         };
-        await this.#interact(interaction, settlement, signal, log, undefined);
+        await this.#interact(interaction, settlement, signal, log);
         return;
       }
       case 'unauthorized':
@@ -125,7 +125,7 @@ export class OutcomeRecorder {
     }
   }
 
-  async #interact(interaction: InteractionMessage, settlement: Settlement, signal: AbortSignal, log: Logger, providerMessageId: string | undefined): Promise<void> {
+  async #interact(interaction: InteractionMessage, settlement: Settlement, signal: AbortSignal, log: Logger): Promise<void> {
     try {
       // Known (sent or not) while the lock still allows to settle the delivery: see `InteractionOutbox`.
       await this.#outbox.add({ body: interaction, messageId: interactionMessageId(interaction) }, signal, settleDeadline(this.#lockedUntil()));
@@ -133,6 +133,7 @@ export class OutcomeRecorder {
       // Never abandon: the provider has the message, and a redelivery would send it again.
       log.error('interaction could not be sent: dead-lettered with the interaction for replay to interactions', { responseType: interaction.responseType, err: errorMessage(err) });
       this.#stage.count(interaction.channel, 'interaction_not_sent');
+      const { providerMessageId } = interaction;
       const accepted = providerMessageId === undefined ? 'the provider refused this message' : `the provider accepted this message (id ${providerMessageId})`;
       await settlement.deadLetter(
         DISPATCH_DEAD_LETTER_REASONS.interactionNotSent,

@@ -71,7 +71,7 @@ import { IntakeMetrics, type IntakeOutcome, type IntakeStats } from './intake-me
 import { IntakeReads } from './intake-reads.js';
 import { IntakeRouting, type TiledChannel } from './intake-routing.js';
 import { IntakeSend, type Outgoing } from './intake-send.js';
-import { budgetLeft } from './retry-budget.js';
+import { budgetLeft, resolveBudget } from './retry-budget.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
@@ -226,11 +226,8 @@ export class IntakeStage {
     this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
     const defaultThrottleWaitMs = numberOption(COMPONENT, 'defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000, { atLeast: 0 });
     const unauthorizedPauseMs = numberOption(COMPONENT, 'unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000, { atLeast: 0 });
-    const callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
-    this.#batchBudgetMs = numberOption(COMPONENT, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
-    if (this.#batchBudgetMs < callTimeoutMs) {
-      throw new TypeError(`Intake option batchBudgetMs (${this.#batchBudgetMs}) must be at least callTimeoutMs (${callTimeoutMs}): no read or send could start within the budget`);
-    }
+    const { callTimeoutMs, batchBudgetMs } = resolveBudget(COMPONENT, options, 'read or send');
+    this.#batchBudgetMs = batchBudgetMs;
     this.#sleep = options.sleep ?? delay;
     const attempts: AttemptRules = { backoffMs, maxBackoffMs, batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
     const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);

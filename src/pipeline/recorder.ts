@@ -31,7 +31,7 @@ import { areaLogger, type Logger } from '../log.js';
 import { intOption, numberOption } from '../options.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from './messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from './ports.js';
-import { attemptFits, backoffDelay, budgetLeft } from './retry-budget.js';
+import { attemptFits, backoffDelay, budgetLeft, resolveBudget } from './retry-budget.js';
 
 export interface RecorderOptions {
   writer: InteractionWriter;
@@ -105,11 +105,9 @@ export class RecorderStage {
     this.backoffMs = numberOption(COMPONENT, 'backoffMs', options.backoffMs, 500, { atLeast: 0 });
     this.maxBackoffMs = numberOption(COMPONENT, 'maxBackoffMs', options.maxBackoffMs, 30_000, { atLeast: 0 });
     this.maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
-    this.callTimeoutMs = numberOption(COMPONENT, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
-    this.batchBudgetMs = numberOption(COMPONENT, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
-    if (this.batchBudgetMs < this.callTimeoutMs) {
-      throw new TypeError(`batchBudgetMs (${this.batchBudgetMs}) must be at least callTimeoutMs (${this.callTimeoutMs}): no write could start within the budget`);
-    }
+    const budget = resolveBudget(COMPONENT, options, 'write');
+    this.callTimeoutMs = budget.callTimeoutMs;
+    this.batchBudgetMs = budget.batchBudgetMs;
     this.sleep = options.sleep ?? delay;
     this.counter = options.registry === undefined ? undefined : sharedCounter(options.registry, `${METRIC_PREFIX}recorder_interactions_total`, 'Interactions handled by the recorder, by outcome.', ['outcome']);
   }

@@ -56,7 +56,7 @@ export interface HttpResponse {
 
 export const REDACTED = '[REDACTED]';
 /** How long a kept-alive socket may stay idle before the agent closes it, ms (undici's default keep-alive is 4 s). */
-export const IDLE_SOCKET_MS = 4000;
+const IDLE_SOCKET_MS = 4000;
 /** Secrets shorter than this are not searched for in answers (no real token is this short). */
 const MIN_SECRET_CHARS = 8;
 

@@ -338,7 +338,7 @@ function plural(n: number): string {
 
 function deadLetterLine(d: DeadLetter, role: QueueRole): string {
   const s = summaryText(summarize(d, role));
-  return `#${d.sequenceNumber} message id ${d.messageId ?? '(none)'}, reason ${d.reason ?? NO_REASON}${s ? `: ${s}` : ''}`;
+  return `#${d.sequenceNumber} message id ${d.messageId ?? '(none)'}, reason ${d.reason === undefined ? NO_REASON : redactString(d.reason)}${s ? `: ${s}` : ''}`;
 }
 
 function deadLetterBlock(d: DeadLetter, role: QueueRole): string[] {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
@@ -12,19 +11,12 @@ import { contextFromActivityRow, parseCallbackKeys, sealContext, sealLink, twili
 import type { InteractionMessage, OutboundMessage } from '../../../src/pipeline/index.js';
 import { startRelay, type RunningRelay } from '../../../src/relay/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
+import { freePort } from '../../../src/http/index.js';
 import { waitFor } from '../../helpers/wait.js';
 import { client, receiveAll } from '../dataverse/helpers.js';
 import { SECRETS, SEED, startSystem, type System } from '../pipeline/harness.js';
 
 const PUBLIC = 'https://relay.example.test';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Receives (and deletes) `count` messages of one session of a session-enabled queue (`receiveAll` for the others). */
 async function receiveSession(connectionString: string, queue: string, sessionId: string, count: number): Promise<ServiceBusReceivedMessage[]> {

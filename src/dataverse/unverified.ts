@@ -28,15 +28,26 @@ export const REALTIME_OUTBOUND_CALL = {
 export const TRUNCATED_PROPERTY = 'MessageMaxSizeExceeded';
 
 /**
- * `msdyn_D365ChannelsNotification` for a real-time journeys send:
- * - `Status`: the documented values are `Delivered` and `NotDelivered`. The outbound Custom API is asynchronous here
- *   (a Service Bus step, no `response` output), so the relay has no way to answer `Sent`: an interaction with
- *   responseType `Sent` writes nothing ({ ok: true } without a request). `NotSent` is written as `NotDelivered` with
- *   `StatusDetails` carrying the provider's detail. UNVERIFIED: whether Dataverse expects a notification for a
+ * `msdyn_D365ChannelsNotification` for a real-time journeys send (MicrosoftDocs/dynamics-365-customer-engagement
+ * ce/marketing/real-time-marketing-custom-channel-custom-API.md):
+ * - `Status`: the documented values are `Delivered` and `NotDelivered`. The outbound Custom API's documented
+ *   `response` (Status `NotSent`/`Sent`) cannot come from the relay: a Service Bus step is asynchronous, and "without
+ *   a plug-in, any output parameter values return the default values for the type" (PA-docs custom-api.md), so the
+ *   journey gets a null `response` unless a plug-in of the org's own sets it. What the journey then does is
+ *   documented nowhere (README "Real-time journeys"). So the relay reports every outcome here: an interaction with
+ *   responseType `Sent` writes nothing ({ ok: true } without a request); `NotSent` is written as `NotDelivered`
+ *   with `StatusDetails` carrying the provider's detail. UNVERIFIED: whether Dataverse expects a notification for a
  *   message that was never sent.
  * - `MessageId` is required by the payload: the provider's message id when there is one, else the `RequestId`.
  *   UNVERIFIED: what Customer Insights does with it.
- * - `StatusDetails`: listed by an older version of the docs only. UNVERIFIED.
+ * - `StatusDetails` is `Dictionary<string, object>` ("channel specific information regarding the status": the
+ *   01/30/2023 version of the docs, seed `002_19ce9b36dacb4443.txt`; later versions drop it). Sent always, as an
+ *   object, as community plug-ins modelled on Microsoft's samples do (`new Dictionary<string, object>()`): the
+ *   channel's name, the provider's message id, and on a failure the provider's code and message. Never a
+ *   "code: message" string: a deserializer refuses a string for a dictionary. UNVERIFIED: the key names (the docs
+ *   name none) and whether anything reads them.
+ * - The answer: an output `responseMessage` (those plug-ins read `response.Results["responseMessage"]`), so a 200
+ *   with a body; a 204 is read the same. Nothing in it is used.
  * - The parameter name: `notificationPayLoad` (the docs spell it both ways).
  */
 export const REALTIME_NOTIFICATION = {
@@ -46,16 +57,25 @@ export const REALTIME_NOTIFICATION = {
   nothingToWrite: ['Sent'] as readonly string[],
   /** Relay status → notification Status. */
   statusMap: { NotSent: 'NotDelivered' } as Readonly<Record<string, string>>,
+  /** `StatusDetails` keys. */
+  statusDetails: { channel: 'Channel', providerMessageId: 'ProviderMessageId', code: 'ProviderCode', message: 'ProviderMessage' },
 } as const;
 
 /**
- * `msdyn_D365ChannelsInbound` for a real-time journeys inbound message: the docs only say the API takes one
- * serialized-JSON parameter that "is proxied to the Channel Definition Inbound API". UNVERIFIED: the parameter name
- * (`inboundPayLoad`, by analogy with `notificationPayLoad`) and the fields, taken to mirror the outbound contract:
- * `ChannelDefinitionId`, `From` (who wrote), `To` (the channel's sender), `OrganizationId`, `Message` (the text),
- * plus `MessageId` (the provider's id of the message).
+ * `msdyn_D365ChannelsInbound` for a real-time journeys inbound message: one serialized-JSON parameter
+ * `inboundPayLoad` with `ChannelDefinitionId`, `To` (the channel instance's address), `From` (the contact's),
+ * `OrganizationId` and `Message`, a `Dictionary<string, string>` that "contains all the message parts for a channel"
+ * (MicrosoftDocs/dynamics-365-customer-engagement ce/marketing/real-time-marketing-custom-channel-custom-API.md, 2023
+ * and later; the seed's 01/30/2023 version only says the payload is proxied). So `Message` is an object: the `text`
+ * part (SMS channels have exactly that one part, reference/dataverse-contracts.md §5) plus any parts the provider
+ * named (the contract's inbound `Message` object). Twilio MMS media and Telegram attachments have no part to go into
+ * on an SMS definition and are not forwarded. The relay adds `MessageId` (the provider's id of the message), which
+ * the docs do not list: .NET deserializers ignore unknown members by default. UNVERIFIED: that nothing refuses it,
+ * and the part names of a custom channel's inbound message.
  */
 export const REALTIME_INBOUND = {
   action: 'msdyn_D365ChannelsInbound',
   parameter: 'inboundPayLoad',
+  /** The part that carries the text. */
+  textPart: 'text',
 } as const;

@@ -5,7 +5,8 @@
  * responseType `Inbound`), `batchSize` operations a batch, continue-on-error and no change set, so that every item
  * gets its own result. Batches go through the governor (several in flight when it allows).
  *
- * Results, one per item in order: `{ ok: true }` for a 204 part (and for items with nothing to write); a failed part
+ * Results, one per item in order: `{ ok: true }` for a 204 part or a 200 part with the action's output (the real-time
+ * APIs answer `responseMessage`; nothing in it is needed) and for items with nothing to write; a failed part
  * → that item's `DataverseError` (Dataverse's code and message kept); a failure of the whole `$batch` (429, 5xx,
  * timeout) → that error for every item of the batch. The writer never retries: the recorder decides from the codes.
  */
@@ -55,7 +56,8 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
       From: c.from,
       To: m.inbound.to,
       OrganizationId: c.organizationId,
-      Message: m.inbound.text,
+      // Dictionary<string, string>: the message parts by name, never a bare string (REALTIME_INBOUND).
+      Message: { ...m.inbound.parts, [REALTIME_INBOUND.textPart]: m.inbound.text },
       MessageId: m.providerMessageId ?? c.requestId,
     };
     return { kind: 'action', actionName: REALTIME_INBOUND.action, action: { [REALTIME_INBOUND.parameter]: JSON.stringify(inbound) } };
@@ -72,8 +74,18 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
     OrganizationId: c.organizationId,
     Status: status,
   };
-  if (m.detail !== undefined) payload['StatusDetails'] = m.detail.code === undefined ? m.detail.message : `${m.detail.code}: ${m.detail.message}`;
+  payload['StatusDetails'] = statusDetails(m);
   return { kind: 'action', actionName: REALTIME_NOTIFICATION.action, action: { [REALTIME_NOTIFICATION.parameter]: JSON.stringify(payload) } };
+}
+
+/** `StatusDetails`, a `Dictionary<string, object>`: always an object, with what the relay knows (REALTIME_NOTIFICATION). */
+function statusDetails(m: InteractionMessage): Record<string, unknown> {
+  const k = REALTIME_NOTIFICATION.statusDetails;
+  const details: Record<string, unknown> = { [k.channel]: m.channel };
+  if (m.providerMessageId !== undefined) details[k.providerMessageId] = m.providerMessageId;
+  if (m.detail?.code !== undefined) details[k.code] = m.detail.code;
+  if (m.detail !== undefined) details[k.message] = m.detail.message;
+  return details;
 }
 
 export function createInteractionWriter(client: DynamicsWebApi, governor: Governor, options: InteractionWriterOptions = {}): InteractionWriter {

@@ -92,8 +92,13 @@ export interface InteractionMessage {
   inbound?: {
     /** The address it was written to (the channel's sender). */
     to: string;
-    /** The message text as received. */
+    /** The message text as received (the `text` part). */
     text: string;
+    /**
+     * Every message part by name, as the provider gave them (`msdyn_D365ChannelsInbound`'s `Message` is a
+     * `Dictionary<string, string>` of parts); `text` above wins over a `text` here. @defaultValue `{ text }` only
+     */
+    parts?: Record<string, string>;
   };
 }
 
@@ -236,6 +241,11 @@ export function parseInteractionMessage(body: unknown): InteractionMessage {
     const text = i['text'];
     if (typeof text !== 'string') fail(what, 'inbound.text', 'a string', text);
     message.inbound = { to: str(what, i, 'to', 'inbound.to'), text };
+    if (i['parts'] !== undefined) {
+      const p = i['parts'];
+      if (typeof p !== 'object' || p === null || Array.isArray(p) || !Object.values(p).every((v) => typeof v === 'string')) fail(what, 'inbound.parts', 'an object of strings', p);
+      message.inbound.parts = p as Record<string, string>;
+    }
   } else if (inbound !== undefined) {
     fail(what, 'inbound', `nothing unless responseType is '${INBOUND_RESPONSE_TYPE}'`, inbound);
   }

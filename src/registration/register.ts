@@ -14,7 +14,7 @@ import { DataverseError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { desiredEndpoint, desiredStep, ENDPOINT_COLUMNS, matchingSteps, planEndpoint, planStep, stepBindings, type PlannedAction, type RowPlan } from './plan.js';
 import type { ServiceBusSas } from './servicebus.js';
-import { outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './unverified.js';
+import { CUSTOM_API_COLUMNS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './unverified.js';
 
 type Row = Record<string, unknown>;
 
@@ -84,7 +84,7 @@ interface StepTarget {
   filterId: string | undefined;
 }
 
-type Kind = 'endpoint' | 'message' | 'filter' | 'channel' | 'custom-api' | 'steps';
+type Kind = 'endpoint' | 'message' | 'filter' | 'channel' | 'custom-api' | 'step-type' | 'steps';
 
 /** The hint for an operator, by what was being done and how Dataverse answered. */
 function hintFor(kind: Kind, error: DataverseError, subject: string): string {
@@ -97,6 +97,9 @@ function hintFor(kind: Kind, error: DataverseError, subject: string): string {
   }
   if (error.code === 'DataverseThrottled') return `Dataverse's service protection limits refused the call: run again after ${Math.ceil((error.retryAfterMs ?? 1000) / 1000)} s`;
   if (error.code === 'DataverseTimeout' || error.code === 'DataverseUnavailable') return 'Dataverse was not reached or did not answer in time: check --dataverse-url, the network (proxy, DNS) and the org\'s state in the Power Platform admin center';
+  if (kind === 'step-type' && error.code === 'DataverseBadRequest') {
+    return `${subject}: create a new Custom API with allowedcustomprocessingsteptype 1 (Async Only) or 2 (Sync and Async), with the same request parameter 'payload' and response property 'response', and point the channel definition's msdyn_outboundendpointurltemplate at it (PA-docs customapi-tables: the column cannot be changed after creation)`;
+  }
   if (error.code === 'DataverseNotFound') {
     if (kind === 'filter') return `is Customer Insights - Journeys (outbound marketing) installed in the org? Without it there is no ${ACTIVITY_TABLE} table, so no sdkmessagefilter for its Create`;
     if (kind === 'channel') return `${subject}: check channelDefinitionId in the channels file against the org's msdyn_channeldefinition rows (Customer Insights - Journeys > Settings > Custom channels)`;
@@ -187,6 +190,31 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
     return id;
   };
 
+  /**
+   * The Custom API must take the relay's asynchronous step: `allowedcustomprocessingsteptype` 0 (None) takes none and
+   * cannot be changed after creation (CUSTOM_API_COLUMNS). An API without a plug-in answers its `response` with null.
+   */
+  const checkCustomApi = async (apiName: string): Promise<void> => {
+    const subject = `reading the Custom API ${apiName}`;
+    const rows = await list('custom-api', subject, 'customapis', [...CUSTOM_API_COLUMNS.select], `uniquename eq ${quote(apiName)}`);
+    const api = rows[0];
+    if (api === undefined) throw problem('DataverseNotFound', 'custom-api', subject, `Dataverse has no Custom API (customapi) with the unique name '${apiName}'`);
+    const stepType = api[CUSTOM_API_COLUMNS.stepType];
+    if (stepType === CUSTOM_API_COLUMNS.noSteps) {
+      throw problem(
+        'DataverseBadRequest',
+        'step-type',
+        `the Custom API ${apiName}`,
+        `the Custom API '${apiName}' has allowedcustomprocessingsteptype 0 (None): it takes no processing step, so the relay's asynchronous Service Bus step cannot be registered on it; the API must allow asynchronous steps (1 Async Only or 2 Sync and Async), and the setting cannot be changed after the API is created`,
+      );
+    }
+    if (api[CUSTOM_API_COLUMNS.pluginType] === null || api[CUSTOM_API_COLUMNS.pluginType] === undefined) {
+      warnings.push(
+        `the Custom API '${apiName}' has no plug-in: its 'response' output is null for every call (the relay's step is asynchronous and cannot set it), so the journey gets no Sent/NotSent status; the relay reports outcomes through msdyn_D365ChannelsNotification only (see README, Real-time journeys)`,
+      );
+    }
+  };
+
   const createSubject = `looking up the Create sdkmessage`;
   const createId = await messageId('Create', 'message', createSubject);
   const filterSubject = `looking up the sdkmessagefilter for Create of ${ACTIVITY_TABLE}`;
@@ -217,6 +245,7 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
     }
     if (seenMessages.has(apiName.toLowerCase())) continue;
     seenMessages.add(apiName.toLowerCase());
+    await checkCustomApi(apiName);
     const subject = `looking up the sdkmessage of the Custom API ${apiName}`;
     const id = await messageId(apiName, 'custom-api', subject);
     const apiFilters = await list('custom-api', `looking up the sdkmessagefilters of ${apiName}`, 'sdkmessagefilters', ['sdkmessagefilterid', 'primaryobjecttypecode'], `_sdkmessageid_value eq ${id}`);

@@ -70,3 +70,19 @@ export function outboundApiMessage(template: string): string {
  * Web API takes the state change by PATCH for `sdkmessageprocessingstep` (the SDK uses SetStateRequest).
  */
 export const ENABLED_STATE = { statecode: 0, statuscode: 1 } as const;
+
+/**
+ * The outbound Custom API's row (`customapis`, PA-docs customapi-tables.md): `allowedcustomprocessingsteptype` 0
+ * None, 1 Async Only, 2 Sync and Async, "Cannot be changed after it is saved"; with 0 "no custom processing steps
+ * [are] allowed", so the relay's step cannot exist and registration stops. `plugintypeid` empty: "without a plug-in,
+ * any output parameter values return the default values for the type" (PA-docs custom-api.md), so the journey gets
+ * no `response` (a warning; the relay cannot set it from an asynchronous step). Documented; what the journey does
+ * with a null `response` is not (README, Real-time journeys). UNVERIFIED: that an outbound endpoint is always a
+ * Custom API (a custom process action has an sdkmessage but no customapi row; registration refuses it).
+ */
+export const CUSTOM_API_COLUMNS = {
+  select: ['customapiid', 'uniquename', 'allowedcustomprocessingsteptype', '_plugintypeid_value'],
+  stepType: 'allowedcustomprocessingsteptype',
+  pluginType: '_plugintypeid_value',
+  noSteps: 0,
+} as const;

@@ -1,13 +1,14 @@
 /**
  * The unbound actions: `msdyncrm_CustomChannelActivityCreateInteraction` (every parameter checked against the
  * Custom Channel Activity row and against the response types of the channel's tile), and the real-time journeys
- * APIs `msdyn_D365ChannelsNotification` and `msdyn_D365ChannelsInbound`. Each stores an interaction with its time.
+ * APIs `msdyn_D365ChannelsNotification` and `msdyn_D365ChannelsInbound` (every payload field checked by its documented
+ * type; they answer 200 with `responseMessage`). Each stores an interaction with its time.
  */
 import { DataverseFault, isGuid } from './faults.js';
 import { nowIsoSeconds } from './payload.js';
-import type { ActionHandler, OperationRequest, OperationResponse, OrganizationService } from './service.js';
+import { JSON_HEADERS, type ActionHandler, type OperationRequest, type OperationResponse, type OrganizationService } from './service.js';
 import type { LookupValue, Row } from './store.js';
-import { CREATE_INTERACTION, REALTIME_ACTIONS } from './unverified.js';
+import { CREATE_INTERACTION, REALTIME_ACTIONS, typeMismatch } from './unverified.js';
 
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 const NO_CONTENT: OperationResponse = { status: 204, headers: { 'OData-Version': '4.0' } };
@@ -126,7 +127,8 @@ function createInteraction(service: OrganizationService): ActionHandler {
   };
 }
 
-function readPayloadParameter(action: string, params: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+/** The serialized-JSON payload parameter, parsed, with the name it was given under. */
+function readPayloadParameter(action: string, params: Record<string, unknown>, names: readonly string[]): { name: string; payload: Record<string, unknown> } {
   const name = names.find((n) => params[n] !== undefined);
   if (name === undefined) throw invalid(action, `the required parameter '${names[0]}' is missing.`);
   const raw = params[name];
@@ -138,48 +140,104 @@ function readPayloadParameter(action: string, params: Record<string, unknown>, n
     throw invalid(action, `the parameter '${name}' is not valid JSON.`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(action, `the parameter '${name}' must hold a JSON object.`);
-  return parsed as Record<string, unknown>;
+  return { name, payload: parsed as Record<string, unknown> };
 }
 
-function requireChannelDefinition(service: OrganizationService, action: string, payload: Record<string, unknown>): string {
-  const id = payload['ChannelDefinitionId'];
-  if (!isGuid(id)) throw invalid(action, `'ChannelDefinitionId' must be a GUID, found ${JSON.stringify(id)}.`);
-  if (!service.store.get(service.table('msdyn_channeldefinition'), id.toLowerCase())) {
+/** Reads the payload's fields by their documented .NET types (REALTIME_ACTIONS): a wrong type is Dataverse's type mismatch. */
+class PayloadReader {
+  constructor(
+    readonly action: string,
+    readonly parameter: string,
+    readonly payload: Record<string, unknown>,
+  ) {}
+
+  #mismatch(field: string, expected: string): DataverseFault {
+    return new DataverseFault('Payload', typeMismatch(this.action, this.parameter, field, this.payload[field], expected));
+  }
+
+  #present(field: string): unknown {
+    const v = this.payload[field];
+    if (v === undefined || v === null || v === '') throw invalid(this.action, `the payload field '${field}' is required.`);
+    return v;
+  }
+
+  string(field: string): string {
+    const v = this.#present(field);
+    if (typeof v !== 'string') throw this.#mismatch(field, REALTIME_ACTIONS.types.string);
+    return v;
+  }
+
+  guid(field: string): string {
+    const v = this.#present(field);
+    if (!isGuid(v)) throw this.#mismatch(field, REALTIME_ACTIONS.types.guid);
+    return v.toLowerCase();
+  }
+
+  /** `Dictionary<string, string>`: a JSON object whose values are all strings. */
+  parts(field: string): Record<string, string> {
+    const v = this.#present(field);
+    if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v as object).every((x) => typeof x === 'string')) throw this.#mismatch(field, REALTIME_ACTIONS.types.messageParts);
+    return v as Record<string, string>;
+  }
+
+  /** `Dictionary<string, object>`, optional: absent, or a JSON object (not null, not a string). */
+  optionalObject(field: string): void {
+    const v = this.payload[field];
+    if (v === undefined) return;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw this.#mismatch(field, REALTIME_ACTIONS.types.statusDetails);
+  }
+}
+
+function requireChannelDefinition(service: OrganizationService, action: string, id: string): void {
+  if (!service.store.get(service.table('msdyn_channeldefinition'), id)) {
     throw new DataverseFault('RowNotFound', `${action}: msdyn_channeldefinition With Id = ${id} Does Not Exist`);
   }
-  return id.toLowerCase();
 }
 
-function requireFields(action: string, payload: Record<string, unknown>, fields: readonly string[]): void {
-  for (const f of fields) {
-    const v = payload[f];
-    if (typeof v !== 'string' || v === '') throw invalid(action, `the payload field '${f}' is required and must be a non-empty string.`);
-  }
+function requireOrganization(service: OrganizationService, action: string, id: string): void {
+  if (id !== service.organization.id.toLowerCase()) throw invalid(action, `'OrganizationId' ${id} is not this organization (${service.organization.id}).`);
+}
+
+/** 200 with the action's output `responseMessage` (see REALTIME_ACTIONS). */
+function responseMessage(service: OrganizationService, action: string): OperationResponse {
+  const body = { '@odata.context': `${service.apiRoot}$metadata#Microsoft.Dynamics.CRM.${action}Response`, responseMessage: REALTIME_ACTIONS.responseMessage };
+  return { status: 200, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
 }
 
 function notification(service: OrganizationService): ActionHandler {
   const { action, parameter } = REALTIME_ACTIONS.notification;
   return (params, req: OperationRequest) => {
-    const payload = readPayloadParameter(action, params, parameter);
-    requireChannelDefinition(service, action, payload);
-    requireFields(action, payload, ['RequestId', 'MessageId', 'From', 'OrganizationId', 'Status']);
+    const { name, payload } = readPayloadParameter(action, params, parameter);
+    const read = new PayloadReader(action, name, payload);
+    const definition = read.guid('ChannelDefinitionId');
+    for (const f of ['RequestId', 'MessageId', 'From', 'Status']) read.string(f);
+    const organization = read.guid('OrganizationId');
+    read.optionalObject('StatusDetails');
     const status = payload['Status'] as string;
     if (!(REALTIME_ACTIONS.notificationStatuses as readonly string[]).includes(status)) {
       throw invalid(action, `'Status' must be one of ${REALTIME_ACTIONS.notificationStatuses.join(', ')}, found '${status}'.`);
     }
+    requireOrganization(service, action, organization);
+    requireChannelDefinition(service, action, definition);
     service.interactions.add({ kind: 'notification', createdOn: nowIsoSeconds(), userId: req.userId, responseType: status, payload }, req.tx);
-    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+    return responseMessage(service, action);
   };
 }
 
 function inbound(service: OrganizationService): ActionHandler {
   const { action, parameter } = REALTIME_ACTIONS.inbound;
   return (params, req: OperationRequest) => {
-    const payload = readPayloadParameter(action, params, parameter);
-    requireChannelDefinition(service, action, payload);
-    requireFields(action, payload, ['To', 'From', 'OrganizationId', 'Message']);
+    const { name, payload } = readPayloadParameter(action, params, parameter);
+    const read = new PayloadReader(action, name, payload);
+    const definition = read.guid('ChannelDefinitionId');
+    read.string('To');
+    read.string('From');
+    const organization = read.guid('OrganizationId');
+    read.parts('Message');
+    requireOrganization(service, action, organization);
+    requireChannelDefinition(service, action, definition);
     service.interactions.add({ kind: 'inbound', createdOn: nowIsoSeconds(), userId: req.userId, payload }, req.tx);
-    return { ...NO_CONTENT, headers: { ...NO_CONTENT.headers } };
+    return responseMessage(service, action);
   };
 }
 

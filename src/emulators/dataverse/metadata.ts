@@ -181,6 +181,22 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
         sdkmessagefilterid: lookup({ sdkmessagefilterid: 'sdkmessagefilter' }),
       },
     },
+    { logicalName: 'plugintype', entitySetName: 'plugintypes', primaryName: 'name', columns: { name: 'string:256', typename: 'string:256' } },
+    {
+      // PA-docs reference/entities/customapi.md and customapi-tables.md. Creating one creates its sdkmessage.
+      logicalName: 'customapi',
+      entitySetName: 'customapis',
+      primaryName: 'name',
+      columns: {
+        uniquename: { name: 'uniquename', type: 'string', maxLength: 128, required: true },
+        name: 'string:100', displayname: 'string:100', description: 'string:300',
+        allowedcustomprocessingsteptype: 'optionset', bindingtype: 'optionset', boundentitylogicalname: 'string:100',
+        isfunction: 'bool', isprivate: 'bool', workflowsdkstepenabled: 'bool', executeprivilegename: 'string:100',
+        plugintypeid: lookup({ PluginTypeId: 'plugintype' }),
+        sdkmessageid: { name: 'sdkmessageid', type: 'lookup', targets: { SdkMessageId: 'sdkmessage' }, readOnly: true },
+      },
+      indexed: ['uniquename'],
+    },
     {
       logicalName: 'msdyn_channeldefinition',
       entitySetName: 'msdyn_channeldefinitions',

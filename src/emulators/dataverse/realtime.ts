@@ -2,13 +2,14 @@
  * Real-time journeys outbound, for `/_emulator/realtime/{channelDefinitionId}/send`: what the journey engine does
  * when it sends a message through a custom channel, which is to call the channel definition's outbound Custom API
  * once per recipient with the `payload` JSON. The emulator runs no Custom API plug-in; it posts the call to the
- * Service Bus steps registered (async, post-operation) on the API's message, as Dataverse would.
+ * Service Bus steps registered (async, post-operation) on the API's message, as Dataverse would. No plug-in sets
+ * the API's `response`, so each call is counted as one without a response (`/_emulator/stats` `realtime`, `problems`).
  */
 import { randomUUID } from 'node:crypto';
 import { DataverseFault, isGuid } from './faults.js';
 import type { OrganizationService } from './service.js';
 import type { LookupValue } from './store.js';
-import { outboundApiName, REALTIME_OUTBOUND } from './unverified.js';
+import { OUTBOUND_RESPONSE, outboundApiName, REALTIME_OUTBOUND } from './unverified.js';
 
 export interface RealtimeSendRequest {
   /** Recipients (phone numbers, chat ids …): one Custom API call each. */
@@ -30,6 +31,8 @@ export interface RealtimeSendResult {
   requests: Array<{ RequestId: string; To: string }>;
   /** Service Bus posts queued (calls × registered steps). */
   posted: number;
+  /** Calls that returned no `response` output (every one: the emulator runs no plug-in; see OUTBOUND_RESPONSE). */
+  responsesMissing: number;
 }
 
 export const MAX_REALTIME_RECIPIENTS = 100_000;
@@ -86,7 +89,9 @@ export function sendRealtime(service: OrganizationService, channelDefinitionId: 
     if (!instance) throw bad(`no 'from' given and the channel definition ${definitionId} has no msdyn_channelinstance to send from.`);
     from = String(instance['msdyn_contactpointid'] ?? instance['msdyn_channelinstanceid']);
   }
-  const result: RealtimeSendResult = { channelDefinitionId: definitionId, customApi, requests: [], posted: 0 };
+  const result: RealtimeSendResult = { channelDefinitionId: definitionId, customApi, requests: [], posted: 0, responsesMissing: 0 };
+  const counts = service.realtimeOutbound.get(customApi) ?? { calls: 0, responsesMissing: 0 };
+  service.realtimeOutbound.set(customApi, counts);
   for (const to of request.to) {
     const requestId = randomUUID();
     const payload = {
@@ -99,6 +104,22 @@ export function sendRealtime(service: OrganizationService, channelDefinitionId: 
     };
     result.posted += service.postCustomApi(customApi, [{ key: REALTIME_OUTBOUND.inputParameter, value: JSON.stringify(payload) }], userId);
     result.requests.push({ RequestId: requestId, To: to });
+    // No plug-in sets the API's `response` (OUTBOUND_RESPONSE): the journey gets no Status for this call.
+    counts.calls += 1;
+    counts.responsesMissing += 1;
+    result.responsesMissing += 1;
   }
   return result;
+}
+
+/** `/_emulator/stats` `realtime`: outbound Custom API calls and those without a `response`, in all and by API. */
+export function realtimeStats(service: OrganizationService): { outboundCalls: number; responsesMissing: number; byCustomApi: Record<string, { calls: number; responsesMissing: number }> } {
+  const byCustomApi = Object.fromEntries([...service.realtimeOutbound].map(([api, c]) => [api, { ...c }]));
+  const totals = Object.values(byCustomApi).reduce((t, c) => ({ outboundCalls: t.outboundCalls + c.calls, responsesMissing: t.responsesMissing + c.responsesMissing }), { outboundCalls: 0, responsesMissing: 0 });
+  return { ...totals, byCustomApi };
+}
+
+/** `/_emulator/stats` `problems`: one line per Custom API whose calls returned no `response`. */
+export function realtimeProblems(service: OrganizationService): string[] {
+  return [...service.realtimeOutbound].filter(([, c]) => c.responsesMissing > 0).map(([api, c]) => OUTBOUND_RESPONSE.problem(api, c.responsesMissing));
 }

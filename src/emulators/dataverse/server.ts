@@ -11,7 +11,7 @@ import { executeBatch } from './batch.js';
 import { DataverseFault, isFault } from './faults.js';
 import type { Governor } from './limits.js';
 import { runJourney } from './journeys.js';
-import { sendRealtime } from './realtime.js';
+import { realtimeProblems, realtimeStats, sendRealtime } from './realtime.js';
 import type { InteractionFilter, InteractionKind } from './interactions.js';
 import type { SeedJourney } from './seed.js';
 import { userIdOf, type OrganizationService } from './service.js';
@@ -196,6 +196,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
             posting: { ...posting, eventsQueued: service.eventsQueued },
             interactions: service.interactions.size,
             interactionDuplicates: service.interactions.duplicates,
+            realtime: realtimeStats(service),
+            problems: realtimeProblems(service),
             rows,
           }),
         );

@@ -17,6 +17,7 @@ import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations 
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { ChannelTile } from '../../channels/tile.js';
 import {
+  CUSTOM_API_STEP_TYPES,
   MESSAGE_FORMATS,
   DEFAULT_MESSAGE_FORMAT,
   endpointConnectionString,
@@ -64,7 +65,7 @@ interface StepTarget {
 }
 
 const SEGMENT = /^([A-Za-z_$][\w.$]*)(?:\((.*)\))?$/;
-const JSON_HEADERS = { 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' } as const;
+export const JSON_HEADERS = { 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' } as const;
 
 /** A stable user id for a caller identity (the bearer token's text). */
 export function userIdOf(identity: string): string {
@@ -104,6 +105,11 @@ export class OrganizationService {
   #stepCache = new Map<string, StepTarget[]>();
   apiRoot = '';
   eventsQueued = 0;
+  /**
+   * Real-time outbound Custom API calls by API name, and how many returned no `response` (all of them: the emulator
+   * runs no plug-in; see OUTBOUND_RESPONSE in unverified.ts). Shown under `realtime` and `problems` in the stats.
+   */
+  readonly realtimeOutbound = new Map<string, { calls: number; responsesMissing: number }>();
 
   constructor(
     readonly organization: Organization,
@@ -265,6 +271,7 @@ export class OrganizationService {
     this.#validateRow(def, values);
     const now = nowIsoSeconds();
     const row: Row = { statecode: 0, statuscode: 1, ...values };
+    if (def.logicalName === 'customapi') this.#customApiMessage(row, userId, tx);
     row[def.primaryKey] = id;
     row['createdon'] = now;
     row['modifiedon'] = now;
@@ -288,7 +295,14 @@ export class OrganizationService {
         throw new DataverseFault('InvalidArgument', `messageformat ${String(format)} is not a valid value: use 1 (.NET Binary XML), 2 (Json) or 3 (Text XML).`);
       }
     }
+    if (def.logicalName === 'customapi') {
+      const allowed = values['allowedcustomprocessingsteptype'];
+      if (allowed !== undefined && allowed !== null && !(Object.values(CUSTOM_API_STEP_TYPES) as unknown[]).includes(allowed)) {
+        throw new DataverseFault('InvalidArgument', `allowedcustomprocessingsteptype ${String(allowed)} is not a valid value: use 0 (None), 1 (Async Only) or 2 (Sync and Async).`);
+      }
+    }
     if (def.logicalName === 'sdkmessageprocessingstep') {
+      this.#checkCustomApiStep(values);
       const handler = values['eventhandler'] as LookupValue | undefined;
       if (handler?.table === 'serviceendpoint' && values['mode'] !== undefined && values['mode'] !== 1) {
         throw new DataverseFault('InvalidArgument', 'A step whose event handler is a service endpoint must be asynchronous (mode 1): Azure Service Bus only allows asynchronous steps.');
@@ -305,6 +319,41 @@ export class OrganizationService {
           );
         }
       }
+    }
+  }
+
+  /**
+   * A new custom API: `allowedcustomprocessingsteptype` defaults to 0 (None), and its message is created (or the
+   * existing one with its name linked), as Dataverse creates the sdkmessage with the API.
+   */
+  #customApiMessage(row: Row, userId: string, tx?: Tx): void {
+    row['allowedcustomprocessingsteptype'] ??= CUSTOM_API_STEP_TYPES.none;
+    const messages = this.table('sdkmessage');
+    const name = String(row['uniquename']);
+    const existing = this.store.findIndexed(messages, 'name', name)?.[0];
+    const message = existing ?? this.insertRow(messages, { name }, userId, tx);
+    row['sdkmessageid'] = { id: message[messages.primaryKey] as string, table: 'sdkmessage' } satisfies LookupValue;
+  }
+
+  /** The custom API whose message a step binds to (by the message's name), if the message is a custom API's. */
+  #customApiOf(messageId: string): Row | undefined {
+    const message = this.store.get(this.table('sdkmessage'), messageId);
+    if (!message) return undefined;
+    return this.store.findIndexed(this.table('customapi'), 'uniquename', String(message['name']))?.[0];
+  }
+
+  /** `allowedcustomprocessingsteptype`: 0 takes no step, 1 only asynchronous ones (mode 1). */
+  #checkCustomApiStep(values: Row): void {
+    const messageRef = values['sdkmessageid'] as LookupValue | null | undefined;
+    const api = messageRef ? this.#customApiOf(messageRef.id) : undefined;
+    if (!api) return;
+    const allowed = api['allowedcustomprocessingsteptype'];
+    const name = String(api['uniquename']);
+    if (allowed === CUSTOM_API_STEP_TYPES.none) {
+      throw new DataverseFault('InvalidArgument', `Custom processing steps are not allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 0 (None), which cannot be changed after the custom API is created.`);
+    }
+    if (allowed === CUSTOM_API_STEP_TYPES.asyncOnly && values['mode'] !== 1) {
+      throw new DataverseFault('InvalidArgument', `Only asynchronous steps (mode 1) are allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 1 (Async Only).`);
     }
   }
 
@@ -363,6 +412,13 @@ export class OrganizationService {
       }
       if (values[def.primaryKey] !== undefined && values[def.primaryKey] !== id) {
         throw new DataverseFault('Payload', `The primary key '${def.primaryKey}' in the body does not match the key in the URL.`);
+      }
+      if (def.logicalName === 'customapi') {
+        for (const column of ['uniquename', 'allowedcustomprocessingsteptype', 'bindingtype', 'boundentitylogicalname', 'isfunction']) {
+          if (values[column] !== undefined && values[column] !== existing[column]) {
+            throw new DataverseFault('InvalidArgument', `The customapi column '${column}' cannot be changed after the custom API is created (it is ${JSON.stringify(existing[column] ?? null)}): delete and re-create the custom API.`);
+          }
+        }
       }
       this.#validateRow(def, { ...existing, ...values });
       row = { ...existing, ...values, modifiedon: nowIsoSeconds(), versionnumber: this.store.nextVersion() };

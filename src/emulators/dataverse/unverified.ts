@@ -39,13 +39,69 @@ export function journeyActivityId(rowId: string): string {
 /**
  * Real-time journeys: the Custom APIs take one string parameter holding serialized JSON. Parameter casing is
  * UNVERIFIED (the docs write both `notificationPayLoad` and `notificationPayload`); both spellings are accepted.
- * No output is documented: 204 No Content.
+ *
+ * Field types, as the docs give them (MicrosoftDocs/dynamics-365-customer-engagement
+ * ce/marketing/real-time-marketing-custom-channel-custom-API.md, 2023 and later; the 01/30/2023 version, seed
+ * `002_19ce9b36dacb4443.txt`, for `StatusDetails`): `ChannelDefinitionId` GUID, `RequestId`, `MessageId`, `From`,
+ * `To`, `OrganizationId`, `Status` strings; inbound `Message` `Dictionary<string, string>` ("all the message parts for
+ * a channel"), notification `StatusDetails` `Dictionary<string, object>`. The platform's own plug-in deserializes the
+ * JSON into those types, so every field is checked: worst reading, a field of the wrong type fails the whole call.
+ * - `OrganizationId`: "The organization ID": a GUID, and the emulator's own organization's (worst reading: a
+ *   notification naming another org is refused). UNVERIFIED.
+ * - `StatusDetails`: optional (the current docs no longer list it); when present an object, never a string or null.
+ *   Community plug-ins modelled on Microsoft's samples always send one (`new Dictionary<string, object>()`).
+ * - Unknown fields (the relay's inbound `MessageId`) are ignored, as both .NET JSON serializers do by default.
+ * - The type-mismatch error: the emulator answers the way it answers a Web API value of the wrong type
+ *   (`typeMismatch`, 0x80048d19 "Cannot convert the literal … to the expected type …"), naming the payload field.
+ *   UNVERIFIED: the real text comes from Microsoft's plug-in (a deserializer message inside an ISV error); what
+ *   matters to the relay is a 400 that a retry does not change.
+ * - Answer: both actions have an output, `responseMessage` (plug-ins modelled on Microsoft's samples read
+ *   `response.Results["responseMessage"]`, e.g. the community XgateSmsChannel InboundPlugin and WhatsApp
+ *   DeliveryReportPlugin): the emulator answers 200 with `{"@odata.context": …, "responseMessage": …}`. UNVERIFIED:
+ *   what the message says (the emulator writes `Accepted`).
  */
 export const REALTIME_ACTIONS = {
   notification: { action: 'msdyn_D365ChannelsNotification', parameter: ['notificationPayLoad', 'notificationPayload'] },
   inbound: { action: 'msdyn_D365ChannelsInbound', parameter: ['inboundPayLoad', 'inboundPayload'] },
   notificationStatuses: ['Delivered', 'NotDelivered'],
+  /** .NET type names for the error message, by payload field. */
+  types: {
+    string: 'System.String',
+    guid: 'System.Guid',
+    messageParts: 'System.Collections.Generic.Dictionary`2[System.String,System.String]',
+    statusDetails: 'System.Collections.Generic.Dictionary`2[System.String,System.Object]',
+  },
+  responseMessage: 'Accepted',
 } as const;
+
+/** The message of the fault (kind `Payload`) for a payload field of the wrong type (see REALTIME_ACTIONS). */
+export function typeMismatch(action: string, parameter: string, field: string, value: unknown, expected: string): string {
+  const literal = JSON.stringify(value) ?? String(value);
+  return `${action}: Cannot convert the literal '${literal.length > 80 ? `${literal.slice(0, 80)}…` : literal}' to the expected type '${expected}' for property '${parameter}.${field}'.`;
+}
+
+/**
+ * The outbound Custom API's `response` output. "Without a plug-in, any output parameter values return the default
+ * values for the type because there's no code to set them" (PA-docs custom-api.md, "Use a plug-in to include logic
+ * in your custom API"); a Service Bus step is asynchronous and cannot set it. The emulator runs no plug-in, so every
+ * outbound call it makes has no `response`, and it counts them under `realtime` in `/_emulator/stats` with a line in
+ * `problems`. UNVERIFIED, and found nowhere: what the journey does with a call that returned no Status (a retry, a
+ * failure, or nothing).
+ */
+export const OUTBOUND_RESPONSE = {
+  parameter: 'response',
+  problem: (customApi: string, calls: number): string =>
+    `${calls} real-time outbound call(s) to the Custom API ${customApi} returned no 'response' (no synchronous plug-in sets it; a Service Bus step cannot): the journey got no Sent/NotSent status for them`,
+} as const;
+
+/**
+ * `customapi.allowedcustomprocessingsteptype` (PA-docs customapi-tables: 0 None, 1 Async Only, 2 Sync and Async;
+ * "Cannot be changed after it is saved"). The emulator refuses a step on the message of a Custom API with 0, a
+ * synchronous step (mode 0) with 1, and an update of the column. UNVERIFIED: Dataverse's wording of those refusals.
+ * A Custom API row created through the Web API gets its `sdkmessage` (same name) if none exists, as Dataverse
+ * creates the message with the API. A message with no `customapi` row (the seed's) is not checked.
+ */
+export const CUSTOM_API_STEP_TYPES = { none: 0, asyncOnly: 1, syncAndAsync: 2 } as const;
 
 /**
  * Service endpoint → Service Bus connection. No Microsoft sample creates a Service Bus endpoint through the Web API.

@@ -10,8 +10,9 @@
  *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing; only an activity of this channel's
  *   message table, and on a shared tile one whose record names this channel: another's is ignored), else, on a real-time channel,
  *   the RequestId itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
- * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text} | "text", MessageId?, OrganizationId?}`: a
- *   reply (on a real-time channel: `msdyn_D365ChannelsInbound`, keyed by MessageId, else the webhook-id).
+ * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}`
+ *   (parts are strings): a reply (on a real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by
+ *   MessageId, else the webhook-id).
  * Answers: 204.
  */
 import { createHash } from 'node:crypto';
@@ -118,14 +119,24 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   const { channel, body, webhookId } = v;
   const from = text(body['From']);
   const message = body['Message'];
-  const messageText = typeof message === 'string' ? message : typeof message === 'object' && message !== null ? text((message as Json)['text']) : undefined;
+  // `Message` as the real-time contract has it: the parts by name (strings), `text` among them; or a bare string.
+  const parts = typeof message === 'object' && message !== null && !Array.isArray(message) ? (message as Json) : undefined;
+  if (parts !== undefined && !Object.values(parts).every((v) => typeof v === 'string')) return refusal('bad-request');
+  const messageText = typeof message === 'string' ? message : parts !== undefined ? text(parts['text']) : undefined;
   if (from === undefined || messageText === undefined) return refusal('bad-request');
   const log = service.log.child({ channel: channel.name, route: 'contract-inbound' });
   const to = text(body['To']);
   const organizationId = text(body['OrganizationId']);
   const outcome = await service.reply(
     channel,
-    { address: from, text: messageText, replyId: text(body['MessageId']) ?? webhookId, ...(to ? { to } : {}), ...(organizationId ? { organizationId } : {}) },
+    {
+      address: from,
+      text: messageText,
+      replyId: text(body['MessageId']) ?? webhookId,
+      ...(parts === undefined ? {} : { parts: parts as Record<string, string> }),
+      ...(to ? { to } : {}),
+      ...(organizationId ? { organizationId } : {}),
+    },
     log,
   );
   return { outcome, status: 204 };

@@ -132,6 +132,8 @@ export interface InboundReply {
   replyId: string;
   /** The address it was written to, when the provider says (real-time inbound). @defaultValue the channel's sender */
   to?: string;
+  /** Real-time journeys: every message part by name, when the provider names them (the contract's `Message`). @defaultValue `text` only */
+  parts?: Record<string, string>;
   /** Real-time journeys: the OrganizationId the provider gave, if any. @defaultValue the channel's `callbacks.organizationId` */
   organizationId?: string;
   /**
@@ -349,7 +351,7 @@ export class CallbackService {
       responseType: INBOUND_RESPONSE_TYPE,
       channel: channel.name,
       providerMessageId: reply.replyId,
-      inbound: { to: reply.to ?? channel.sender, text: reply.text },
+      inbound: { to: reply.to ?? channel.sender, text: reply.text, ...(reply.parts === undefined ? {} : { parts: reply.parts }) },
     });
     log.info('real-time inbound message recorded', { requestId: reply.replyId });
     return 'recorded';

@@ -13,7 +13,7 @@ describe('InteractionWriter: real-time inbound messages against the Dataverse em
   it('writes each Inbound interaction as msdyn_D365ChannelsInbound in the same $batch as the notifications; an unknown channel definition fails alone', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1) }));
     const s = track(stack(dv.url, 'recorder'));
-    const context = { kind: 'realtime' as const, channelDefinitionId: IDS.channelDefinition, requestId: 'SMin-1', from: '+4917600000001', organizationId: 'org-1' };
+    const context = { kind: 'realtime' as const, channelDefinitionId: IDS.channelDefinition, requestId: 'SMin-1', from: '+4917600000001', organizationId: IDS.organization };
     const inbound = (over: Partial<InteractionMessage> = {}): InteractionMessage =>
       // What the recorder writes is what it read from the queue.
       parseInteractionMessage(JSON.stringify({ v: 1, context, responseType: INBOUND_RESPONSE_TYPE, channel: 'realtime-sms', occurredAt: 1, inbound: { to: '+4915100000001', text: 'Hello, is this still on?' }, ...over }));
@@ -34,8 +34,8 @@ describe('InteractionWriter: real-time inbound messages against the Dataverse em
     assert.deepEqual(
       stored.value.map((v) => v.payload),
       [
-        { ChannelDefinitionId: IDS.channelDefinition, From: '+4917600000001', To: '+4915100000001', OrganizationId: 'org-1', Message: 'Hello, is this still on?', MessageId: 'SMin-1' },
-        { ChannelDefinitionId: IDS.channelDefinition, From: '+4917600000001', To: '+4915100000001', OrganizationId: 'org-1', Message: 'STOP', MessageId: 'SMin-2' },
+        { ChannelDefinitionId: IDS.channelDefinition, From: '+4917600000001', To: '+4915100000001', OrganizationId: IDS.organization, Message: { text: 'Hello, is this still on?' }, MessageId: 'SMin-1' },
+        { ChannelDefinitionId: IDS.channelDefinition, From: '+4917600000001', To: '+4915100000001', OrganizationId: IDS.organization, Message: { text: 'STOP' }, MessageId: 'SMin-2' },
       ],
     );
     assert.equal((await interactions(dv.url, '?kind=notification')).count, 1);

@@ -52,7 +52,7 @@ describe('InteractionWriter against the Dataverse emulator', function () {
   it('real-time: Delivered and NotSent (as NotDelivered with StatusDetails) are notifications; Sent writes nothing', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1) }));
     const s = track(stack(dv.url, 'recorder'));
-    const context = { kind: 'realtime' as const, channelDefinitionId: IDS.channelDefinition, requestId: 'req-1', from: '+4915100000001', organizationId: 'org-1' };
+    const context = { kind: 'realtime' as const, channelDefinitionId: IDS.channelDefinition, requestId: 'req-1', from: '+4915100000001', organizationId: IDS.organization };
     const base = { v: 1 as const, context, channel: 'sms', occurredAt: 1 };
     const before = await stats(dv.url);
     const results = await createInteractionWriter(s.client, s.governor).write([
@@ -68,8 +68,8 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     assert.deepEqual(
       stored.value.map((v) => [v.responseType, v.payload?.['MessageId'], v.payload?.['StatusDetails']]),
       [
-        ['Delivered', 'SM1', undefined],
-        ['NotDelivered', 'req-1', '21610: unsubscribed recipient'],
+        ['Delivered', 'SM1', { Channel: 'sms', ProviderMessageId: 'SM1' }],
+        ['NotDelivered', 'req-1', { Channel: 'sms', ProviderCode: 21610, ProviderMessage: 'unsubscribed recipient' }],
       ],
     );
   });

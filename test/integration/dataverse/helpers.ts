@@ -29,6 +29,7 @@ export const IDS = {
   channelDefinition: '44444444-4444-4444-8444-444444444444',
   createMessage: '55555555-5555-4555-8555-555555555555',
   activityFilter: '66666666-6666-4666-8666-666666666666',
+  organization: '77777777-7777-4777-8777-777777777777',
 };
 
 /** A small seed: `contacts` contacts (every `optOutEvery`-th with donotphone), one journey, the tile inline. */
@@ -41,6 +42,7 @@ export function smallSeed(contacts: number, optOutEvery = 0): SeedDocument {
     donotphone: optOutEvery > 0 && i % optOutEvery === optOutEvery - 1,
   }));
   return {
+    organization: { id: IDS.organization },
     tables: [{ logicalName: 'sample_specialmessage', entitySetName: 'sample_specialmessages', primaryName: 'sample_name', columns: { sample_name: 'string:100', sample_text: 'memo' } }],
     tiles: [{ xml: TILE_XML }],
     rows: {

@@ -45,20 +45,39 @@ describe('interactionRequest', () => {
     ],
     ['marketing failure: detail is not sent', message(marketing, 'failed', { detail: { code: 21211, message: 'invalid' } }), { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'failed' } }],
     ['real-time Sent: nothing to write', message(realtime, 'Sent'), { kind: 'none', reason: "real-time status 'Sent' has no notification (UNVERIFIED, see unverified.ts)" }],
-    ['real-time Delivered with the provider id', message(realtime, 'Delivered', { providerMessageId: 'SM1' }), notification({ ...base, MessageId: 'SM1', Status: 'Delivered' })],
-    ['real-time NotDelivered without provider id: MessageId = RequestId', message(realtime, 'NotDelivered'), notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered' })],
     [
-      'real-time NotSent → NotDelivered with StatusDetails',
-      message(realtime, 'NotSent', { detail: { code: 21610, message: 'unsubscribed recipient' } }),
-      notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered', StatusDetails: '21610: unsubscribed recipient' }),
+      'real-time Delivered with the provider id: StatusDetails is an object',
+      message(realtime, 'Delivered', { providerMessageId: 'SM1' }),
+      notification({ ...base, MessageId: 'SM1', Status: 'Delivered', StatusDetails: { Channel: 'sms', ProviderMessageId: 'SM1' } }),
     ],
     [
-      'real-time Inbound → msdyn_D365ChannelsInbound, MessageId = the provider id',
+      'real-time NotDelivered without provider id: MessageId = RequestId, StatusDetails still an object',
+      message(realtime, 'NotDelivered'),
+      notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered', StatusDetails: { Channel: 'sms' } }),
+    ],
+    [
+      'real-time NotSent → NotDelivered with the provider code and message in StatusDetails (never a "code: message" string)',
+      message(realtime, 'NotSent', { detail: { code: 21610, message: 'unsubscribed recipient' } }),
+      notification({ ...base, MessageId: 'req-1', Status: 'NotDelivered', StatusDetails: { Channel: 'sms', ProviderCode: 21610, ProviderMessage: 'unsubscribed recipient' } }),
+    ],
+    [
+      'real-time Inbound → msdyn_D365ChannelsInbound, Message the parts object, MessageId = the provider id',
       message({ ...realtime, requestId: 'SMin-1', from: '+4917600000001' }, 'Inbound', { providerMessageId: 'SMin-1', inbound: { to: '+4915100000001', text: 'Yes please' } }),
       {
         kind: 'action',
         actionName: 'msdyn_D365ChannelsInbound',
-        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4917600000001', To: '+4915100000001', OrganizationId: 'org-1', Message: 'Yes please', MessageId: 'SMin-1' } },
+        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4917600000001', To: '+4915100000001', OrganizationId: 'org-1', Message: { text: 'Yes please' }, MessageId: 'SMin-1' } },
+      } as never,
+    ],
+    [
+      'real-time Inbound with parts: every part, the text part from inbound.text',
+      message(realtime, 'Inbound', { inbound: { to: '+4915100000001', text: 'See attached', parts: { text: 'stale', image: 'https://example.test/i.png' } } }),
+      {
+        kind: 'action',
+        actionName: 'msdyn_D365ChannelsInbound',
+        action: {
+          inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4915100000001', To: '+4915100000001', OrganizationId: 'org-1', Message: { text: 'See attached', image: 'https://example.test/i.png' }, MessageId: 'req-1' },
+        },
       } as never,
     ],
     [
@@ -67,7 +86,7 @@ describe('interactionRequest', () => {
       {
         kind: 'action',
         actionName: 'msdyn_D365ChannelsInbound',
-        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4915100000001', To: '+4915100000001', OrganizationId: 'org-1', Message: '', MessageId: 'req-1' } },
+        action: { inboundPayLoad: { ChannelDefinitionId: 'def-1', From: '+4915100000001', To: '+4915100000001', OrganizationId: 'org-1', Message: { text: '' }, MessageId: 'req-1' } },
       } as never,
     ],
   ];
@@ -120,6 +139,15 @@ describe('createInteractionWriter', () => {
     assert.equal(failed.error.code, 'DataverseBadRequest');
     assert.match(failed.error.message, /the response type 'nosuchtype' is not defined by the tile/);
     assert.equal(failed.error.upstream?.code, '0x80040203');
+  });
+
+  it('the real-time actions answer 200 with responseMessage or 204: both are written; a 400 part is not', async () => {
+    const answered = { '@odata.context': 'https://org/api/data/v9.2/$metadata#Microsoft.Dynamics.CRM.msdyn_D365ChannelsNotificationResponse', responseMessage: 'Accepted' };
+    const stub = stubClient(async (batch) => batch.map((_, i) => [answered, undefined, part][i % 3]));
+    const inbound = message(realtime, 'Inbound', { inbound: { to: '+4915100000001', text: 'hi' } });
+    const results = await createInteractionWriter(stub.client, createGovernor()).write([message(realtime, 'Delivered'), inbound, message(realtime, 'NotDelivered'), inbound]);
+    assert.deepEqual(stub.batches.map((b) => b.map((op) => op.actionName)), [['msdyn_D365ChannelsNotification', 'msdyn_D365ChannelsInbound', 'msdyn_D365ChannelsNotification', 'msdyn_D365ChannelsInbound']]);
+    assert.deepEqual(results.map((r) => r.ok), [true, true, false, true]);
   });
 
   it('a 429 on the whole $batch: every item of it is DataverseThrottled with the Retry-After', async () => {

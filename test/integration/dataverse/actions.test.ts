@@ -99,15 +99,17 @@ describe('Dataverse emulator: custom channel actions', () => {
     assert.equal((await interactions(emulator.url, 'responseType=sent')).length, 0, 'the failed change set left nothing');
   });
 
-  it('validates and stores the real-time journeys notification and inbound payloads', async () => {
+  it('validates and stores the real-time journeys notification and inbound payloads; both answer 200 with responseMessage', async () => {
     emulator = await startEmulator({ seed: smallSeed(1) });
     const api = client(emulator.url);
-    const notification = { ChannelDefinitionId: IDS.channelDefinition, RequestId: 'r1', MessageId: 'm1', From: '+4915100000001', OrganizationId: 'org', Status: 'Delivered' };
-    await api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify(notification) } });
-    await api.callAction({
+    const notification = { ChannelDefinitionId: IDS.channelDefinition, RequestId: 'r1', MessageId: 'm1', From: '+4915100000001', OrganizationId: IDS.organization, Status: 'Delivered' };
+    const notified = await api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify({ ...notification, StatusDetails: {} }) } });
+    assert.equal((notified as Record<string, unknown>)['responseMessage'], 'Accepted');
+    const received = await api.callAction({
       actionName: 'msdyn_D365ChannelsInbound',
-      action: { inboundPayLoad: JSON.stringify({ ChannelDefinitionId: IDS.channelDefinition, To: '+4915100000001', From: '+49151999', OrganizationId: 'org', Message: 'STOP' }) },
+      action: { inboundPayLoad: JSON.stringify({ ChannelDefinitionId: IDS.channelDefinition, To: '+4915100000001', From: '+49151999', OrganizationId: IDS.organization, Message: { text: 'STOP' } }) },
     });
+    assert.equal((received as Record<string, unknown>)['responseMessage'], 'Accepted');
     const bad = await rejection(
       api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify({ ...notification, Status: 'Read' }) } }),
     );
@@ -118,7 +120,53 @@ describe('Dataverse emulator: custom channel actions', () => {
       api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify({ ...notification, ChannelDefinitionId: IDS.journey }) } }),
     );
     assert.equal(unknownChannel.status, 404);
+    const otherOrg = await rejection(
+      api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify({ ...notification, OrganizationId: IDS.journey }) } }),
+    );
+    assert.equal(otherOrg.status, 400);
+    assert.match(String(otherOrg.message), /'OrganizationId' 11111111-1111-4111-8111-111111111111 is not this organization \(77777777-7777-4777-8777-777777777777\)/);
     assert.equal((await interactions(emulator.url, 'kind=notification'))[0]!.payload!['MessageId'], 'm1');
-    assert.equal((await interactions(emulator.url, 'kind=inbound'))[0]!.payload!['Message'], 'STOP');
+    assert.deepEqual((await interactions(emulator.url, 'kind=inbound'))[0]!.payload!['Message'], { text: 'STOP' });
+  });
+
+  it("refuses every payload field of the wrong type with Dataverse's type mismatch, the relay's old bodies (a string Message, a \"code: message\" StatusDetails) included", async () => {
+    emulator = await startEmulator({ seed: smallSeed(1) });
+    const api = client(emulator.url);
+    const notification = { ChannelDefinitionId: IDS.channelDefinition, RequestId: 'r1', MessageId: 'm1', From: '+4915100000001', OrganizationId: IDS.organization, Status: 'NotDelivered' };
+    const inbound = { ChannelDefinitionId: IDS.channelDefinition, To: '+4915100000001', From: '+49151999', OrganizationId: IDS.organization, Message: { text: 'hi' } };
+    const GUID = 'System.Guid';
+    const STRING = 'System.String';
+    const PARTS = 'System.Collections.Generic.Dictionary`2[System.String,System.String]';
+    const DETAILS = 'System.Collections.Generic.Dictionary`2[System.String,System.Object]';
+    const cases: Array<[string, 'notification' | 'inbound', Record<string, unknown>, string, string]> = [
+      ['old writer: StatusDetails "code: message"', 'notification', { StatusDetails: '21610: unsubscribed recipient' }, 'StatusDetails', DETAILS],
+      ['StatusDetails null', 'notification', { StatusDetails: null }, 'StatusDetails', DETAILS],
+      ['StatusDetails an array', 'notification', { StatusDetails: ['21610'] }, 'StatusDetails', DETAILS],
+      ['ChannelDefinitionId not a GUID', 'notification', { ChannelDefinitionId: 'sms' }, 'ChannelDefinitionId', GUID],
+      ['RequestId a number', 'notification', { RequestId: 7 }, 'RequestId', STRING],
+      ['MessageId an object', 'notification', { MessageId: { sid: 'SM1' } }, 'MessageId', STRING],
+      ['From a boolean', 'notification', { From: true }, 'From', STRING],
+      ['OrganizationId not a GUID', 'notification', { OrganizationId: 'org-1' }, 'OrganizationId', GUID],
+      ['Status a number', 'notification', { Status: 2 }, 'Status', STRING],
+      ['old writer: Message a string', 'inbound', { Message: 'STOP' }, 'Message', PARTS],
+      ['Message with a non-string part', 'inbound', { Message: { text: 'hi', count: 2 } }, 'Message', PARTS],
+      ['Message an array', 'inbound', { Message: ['hi'] }, 'Message', PARTS],
+      ['To a number', 'inbound', { To: 4915100000001 }, 'To', STRING],
+      ['OrganizationId a number', 'inbound', { OrganizationId: 1 }, 'OrganizationId', GUID],
+    ];
+    for (const [title, kind, change, field, type] of cases) {
+      const [actionName, parameter, base] =
+        kind === 'notification' ? ['msdyn_D365ChannelsNotification', 'notificationPayLoad', notification] : ['msdyn_D365ChannelsInbound', 'inboundPayLoad', inbound];
+      const err = await rejection(api.callAction({ actionName, action: { [parameter]: JSON.stringify({ ...base, ...change }) } }));
+      assert.equal(err.status, 400, title);
+      assert.equal(err.code, '0x80048d19', title);
+      assert.ok(String(err.message).includes(`to the expected type '${type}' for property '${parameter}.${field}'`), `${title}: ${String(err.message)}`);
+    }
+    for (const field of Object.keys(notification)) {
+      const err = await rejection(api.callAction({ actionName: 'msdyn_D365ChannelsNotification', action: { notificationPayLoad: JSON.stringify({ ...notification, [field]: undefined }) } }));
+      assert.equal(err.code, '0x80040203', field);
+      assert.match(String(err.message), new RegExp(`the payload field '${field}' is required`), field);
+    }
+    assert.equal((await interactions(emulator.url, 'kind=notification')).length + (await interactions(emulator.url, 'kind=inbound')).length, 0, 'nothing stored');
   });
 });

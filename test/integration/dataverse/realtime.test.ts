@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { startServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { client, SEED_FILE, startEmulator, waitFor } from './helpers.js';
+import { client, rejection, SEED_FILE, startEmulator, waitFor } from './helpers.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
@@ -90,5 +90,52 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
     }
     const ok = await send(emulator.url, SMS_DEFINITION, { to: ['+491'], message: { text: 'x' }, from: 'custom-sender' });
     assert.deepEqual([ok.status, ok.json['posted']], [200, 0]);
+  });
+
+  it("counts every outbound call as one without a 'response' (no plug-in sets it) and shows it under problems in /_emulator/stats", async () => {
+    const emulator = track(await startEmulator({ seed: SEED_FILE }));
+    const stats = async (): Promise<Record<string, unknown>> => (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as Record<string, unknown>;
+    const before = await stats();
+    assert.deepEqual([before['realtime'], before['problems']], [{ outboundCalls: 0, responsesMissing: 0, byCustomApi: {} }, []]);
+    const sent = await send(emulator.url, SMS_DEFINITION, { to: ['+491', '+492', '+493'], message: { text: 'x' } });
+    assert.equal(sent.json['responsesMissing'], 3);
+    const after = await stats();
+    assert.deepEqual(after['realtime'], { outboundCalls: 3, responsesMissing: 3, byCustomApi: { sample_OutboundSmsApi: { calls: 3, responsesMissing: 3 } } });
+    const problems = after['problems'] as string[];
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^3 real-time outbound call\(s\) to the Custom API sample_OutboundSmsApi returned no 'response'/);
+  });
+
+  it('customapi: allowedcustomprocessingsteptype 0 takes no step, 1 only asynchronous ones, and cannot be changed; creating the API creates its sdkmessage', async () => {
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const emulator = track(await startEmulator({ seed: SEED_FILE }));
+    const api = client(emulator.url, 'relay-admin');
+    const endpointId = (await api.create({
+      collection: 'serviceendpoints',
+      data: { name: 'outbound', contract: 2, authtype: 2, messageformat: 2, userclaim: 1, connectionmode: 1, namespaceaddress: `sb://127.0.0.1:${bus.port}/`, solutionnamespace: 'sbemulatorns', path: 'activities', saskeyname: 'k', saskey: 'v' },
+    })) as string;
+    const customApi = async (uniquename: string, stepType?: number): Promise<{ id: string; messageId: string }> => {
+      const id = (await api.create({ collection: 'customapis', data: { uniquename, name: uniquename, ...(stepType === undefined ? {} : { allowedcustomprocessingsteptype: stepType }) } })) as string;
+      const row = (await api.retrieve({ collection: 'customapis', key: id, select: ['allowedcustomprocessingsteptype', '_sdkmessageid_value'] })) as Record<string, unknown>;
+      const message = (await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: `name eq '${uniquename}'` })).value;
+      assert.equal(message.length, 1, `one sdkmessage named ${uniquename}`);
+      assert.equal(row['_sdkmessageid_value'], message[0]!['sdkmessageid']);
+      assert.equal(row['allowedcustomprocessingsteptype'], stepType ?? 0, 'None unless set');
+      return { id, messageId: row['_sdkmessageid_value'] as string };
+    };
+    const step = (messageId: string, mode: number) =>
+      api.create({ collection: 'sdkmessageprocessingsteps', data: { name: 'relay', mode, stage: 40, 'eventhandler_serviceendpoint@odata.bind': `/serviceendpoints(${endpointId})`, 'sdkmessageid@odata.bind': `/sdkmessages(${messageId})` } });
+
+    const none = await customApi('test_NoStepsApi');
+    const refused = await rejection(step(none.messageId, 1));
+    assert.equal(refused.status, 400);
+    assert.match(String(refused.message), /Custom processing steps are not allowed for the custom API 'test_NoStepsApi': its allowedcustomprocessingsteptype is 0 \(None\), which cannot be changed/);
+    const changed = await rejection(api.update({ collection: 'customapis', key: none.id, data: { allowedcustomprocessingsteptype: 1 } }));
+    assert.match(String(changed.message), /'allowedcustomprocessingsteptype' cannot be changed after the custom API is created/);
+
+    const asyncOnly = await customApi('test_AsyncOnlyApi', 1);
+    assert.match(String((await rejection(step(asyncOnly.messageId, 0))).message), /Only asynchronous steps \(mode 1\) are allowed for the custom API 'test_AsyncOnlyApi'/);
+    assert.equal(typeof (await step(asyncOnly.messageId, 1)), 'string');
+    assert.equal(typeof (await step((await customApi('test_AnyStepApi', 2)).messageId, 1)), 'string');
   });
 });

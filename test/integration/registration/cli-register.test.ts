@@ -96,6 +96,23 @@ describe('channel-relay register', function () {
       assert.equal(await rowCount('sdkmessageprocessingsteps'), 2);
     });
 
+    it('--realtime on a Custom API that takes no steps (allowedcustomprocessingsteptype 0): exit 1, says why and what to do, writes nothing', async () => {
+      // The sample API re-created with 0 (the column cannot be changed in place).
+      const headers = { Authorization: 'Bearer registration-test', 'Content-Type': 'application/json' };
+      const api = `${dv.url}/api/data/v9.2/customapis`;
+      const sample = ((await (await fetch(`${api}?$select=customapiid&$filter=uniquename eq 'sample_OutboundSmsApi'`, { headers })).json()) as { value: Array<{ customapiid: string }> }).value[0]!;
+      assert.equal((await fetch(`${api}(${sample.customapiid})`, { method: 'DELETE', headers })).status, 204);
+      const created = await fetch(api, { method: 'POST', headers, body: JSON.stringify({ uniquename: 'sample_OutboundSmsApi', name: 'Outbound SMS', allowedcustomprocessingsteptype: 0 }) });
+      assert.equal(created.status, 204);
+
+      const run = await cli(['--dataverse-url', dv.url, '--realtime'], env);
+      assert.equal(run.code, 1, run.out);
+      assert.match(run.err, /the Custom API 'sample_OutboundSmsApi' has allowedcustomprocessingsteptype 0 \(None\).*must allow asynchronous steps.*cannot be changed after the API is created/);
+      assert.match(run.err, /create a new Custom API with allowedcustomprocessingsteptype 1 \(Async Only\) or 2 \(Sync and Async\)/);
+      assert.equal(await rowCount('serviceendpoints'), 0);
+      assert.equal(await rowCount('sdkmessageprocessingsteps'), 0);
+    });
+
     it('SERVICEBUS_NAMESPACE with SERVICEBUS_SAS_KEY_NAME and SERVICEBUS_SAS_KEY work like the connection string', async () => {
       const run = await cli(['--dataverse-url', dv.url, '--dry-run'], { DATAVERSE_AUTH: 'emulator', SERVICEBUS_NAMESPACE: 'contoso', SERVICEBUS_SAS_KEY_NAME: 'send', SERVICEBUS_SAS_KEY: 'k' });
       assert.equal(run.code, 0, run.err);

@@ -174,6 +174,12 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
         ['step', 'create', 'the outbound Custom API of channel realtime-sms'],
       ],
     );
+    assert.deepEqual(
+      report.warnings.filter((w) => /sample_OutboundSmsApi/.test(w)),
+      [
+        "the Custom API 'sample_OutboundSmsApi' has no plug-in: its 'response' output is null for every call (the relay's step is asynchronous and cannot set it), so the journey gets no Sent/NotSent status; the relay reports outcomes through msdyn_D365ChannelsNotification only (see README, Real-time journeys)",
+      ],
+    );
     const realtimeStep = (await rows('sdkmessageprocessingsteps')).find((s) => s['_sdkmessageid_value'] === SAMPLE.outboundApiMessage);
     assert.ok(realtimeStep);
     assert.equal(realtimeStep['name'], 'channel-relay: sample_OutboundSmsApi');
@@ -204,5 +210,29 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
       },
     );
     assert.equal((await stats()).rows['serviceendpoints'], 0);
+  });
+
+  it("reads the Custom API first: allowedcustomprocessingsteptype 0 stops with what to do, before writing anything; a plug-in on the API silences the warning", async () => {
+    const created = async (uniquename: string, data: Row): Promise<void> => {
+      await api.create({ collection: 'customapis', data: { uniquename, name: uniquename, ...data } });
+    };
+    await created('test_NoStepsApi', { allowedcustomprocessingsteptype: 0 });
+    await assert.rejects(registerRelay(api, { ...spec, realtime: [{ message: 'test_NoStepsApi' }] }), (err: Error & { code?: string; context?: { hint?: string } }) => {
+      assert.equal(err.code, 'DataverseBadRequest');
+      assert.match(err.message, /the Custom API 'test_NoStepsApi' has allowedcustomprocessingsteptype 0 \(None\).*the API must allow asynchronous steps \(1 Async Only or 2 Sync and Async\), and the setting cannot be changed after the API is created/);
+      assert.match(err.context?.hint ?? '', /create a new Custom API with allowedcustomprocessingsteptype 1 \(Async Only\) or 2 \(Sync and Async\)/);
+      return true;
+    });
+    assert.equal((await stats()).rows['serviceendpoints'], 0, 'nothing written');
+
+    const pluginType = (await api.create({ collection: 'plugintypes', data: { name: 'Sample.OutboundPlugin', typename: 'Sample.OutboundPlugin' } })) as string;
+    await created('test_AnswersApi', { allowedcustomprocessingsteptype: 2, 'PluginTypeId@odata.bind': `/plugintypes(${pluginType})` });
+    const report = await registerRelay(api, { ...spec, realtime: [{ message: 'test_AnswersApi' }] });
+    assert.deepEqual(report.items.map((i) => [i.kind, i.action]).at(-1), ['step', 'create']);
+    assert.deepEqual(report.warnings.filter((w) => /test_AnswersApi/.test(w)), []);
+
+    // An sdkmessage without a customapi row (a custom process action, say) is not a Custom API.
+    await api.create({ collection: 'sdkmessages', data: { name: 'test_ProcessAction' } });
+    await assert.rejects(registerRelay(api, { ...spec, realtime: [{ message: 'test_ProcessAction' }] }), /no Custom API \(customapi\) with the unique name 'test_ProcessAction'/);
   });
 });

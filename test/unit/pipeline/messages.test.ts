@@ -18,6 +18,8 @@ describe('messages: inbound interactions', () => {
     assert.deepEqual(parseInteractionMessage(JSON.stringify(inbound)), inbound);
     const empty = { ...inbound, inbound: { to: '+4915100000001', text: '' } };
     assert.deepEqual(parseInteractionMessage(JSON.stringify(empty)), empty);
+    const withParts = { ...inbound, inbound: { to: '+4915100000001', text: 'Hi', parts: { text: 'Hi', image: 'https://cdn.example.test/1.jpg' } } };
+    assert.deepEqual(parseInteractionMessage(JSON.stringify(withParts)), withParts);
   });
 
   it('its Service Bus MessageId is the inbound message id + Inbound: a repeated webhook is dropped by the bus', () => {
@@ -29,6 +31,8 @@ describe('messages: inbound interactions', () => {
     refused(bare, /'inbound' must be \{ to, text \}/);
     refused({ ...inbound, inbound: { text: 'x' } }, /'inbound\.to' must be a non-empty string/);
     refused({ ...inbound, inbound: { to: 'x', text: 7 } }, /'inbound\.text' must be a string/);
+    refused({ ...inbound, inbound: { to: 'x', text: 'Hi', parts: 'Hi' } }, /'inbound\.parts' must be an object of strings/);
+    refused({ ...inbound, inbound: { to: 'x', text: 'Hi', parts: { text: 'Hi', n: 1 } } }, /'inbound\.parts' must be an object of strings/);
     const marketing = { kind: 'marketing', activityId: 'a', activityRowId: 'r', contactId: 'c', journeyId: 'j', iterationId: 'i', entityType: 'e', entityId: 'x' };
     refused({ ...inbound, context: marketing }, /'context\.kind' must be 'realtime'/);
     refused({ ...inbound, responseType: 'Delivered' }, /'inbound' must be nothing unless responseType is 'Inbound'/);

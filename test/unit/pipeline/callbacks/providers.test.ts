@@ -132,9 +132,18 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       const [m] = h.interactions.sent;
       assert.equal(m?.body.responseType, 'Inbound');
       assert.deepEqual(m?.body.context, { kind: 'realtime', channelDefinitionId: RT.channelDefinitionId, requestId: 'in-77', from: PHONE, organizationId: RT.callbacks?.organizationId });
-      assert.deepEqual(m?.body.inbound, { to: 'rt-sender', text: 'STOP' });
+      assert.deepEqual(m?.body.inbound, { to: 'rt-sender', text: 'STOP', parts: { text: 'STOP' } });
       assert.equal(m?.messageId, 'in-77:Inbound');
       assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
+    });
+    it('a real-time inbound message keeps every message part (Dictionary<string, string>); a part that is not a string is refused', async () => {
+      const parts = { text: 'See the photo', image: 'https://cdn.example.test/p/1.jpg' };
+      const res = await signed('/callbacks/rt/contract/inbound', { From: PHONE, To: 'rt-sender', Message: parts, MessageId: 'in-78' }, WHSEC_NEW, 'wh_10');
+      assert.equal(res.statusCode, 204);
+      assert.deepEqual(h.interactions.sent[0]?.body.inbound, { to: 'rt-sender', text: 'See the photo', parts });
+      const bad = await signed('/callbacks/rt/contract/inbound', { From: PHONE, Message: { text: 'x', size: 3 }, MessageId: 'in-79' }, WHSEC_NEW, 'wh_11');
+      assert.equal(bad.statusCode, 400);
+      assert.equal(h.interactions.sent.length, 1);
     });
     it('a report whose RequestId is an activity of another channel\'s message table is ignored', async () => {
       const other = { ...context(7), entityType: 'sample_wa', entityId: 'e7000007-0000-4000-8000-000000000000' };

@@ -93,7 +93,7 @@ function hintFor(kind: Kind, error: DataverseError, subject: string): string {
     return 'check the credential: with DATAVERSE_AUTH=default, that DefaultAzureCredential finds one (az login, a managed identity, or AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET) for this org, and that the org has an application user for it (Power Platform admin center > Environment > Settings > Application users); --dataverse-url must be the org URL (https://<org>.crm.dynamics.com)';
   }
   if (status === 403) {
-    return "the identity's application user lacks a privilege: give it a security role with Create, Read and Write on Service Endpoint and Sdk Message Processing Step and Read on Sdk Message and Sdk Message Filter (System Customizer or System Administrator have them)";
+    return "the identity's application user lacks a privilege: give it a security role with Create, Read and Write on Service Endpoint and Sdk Message Processing Step and Read on Sdk Message, Sdk Message Filter and, with --realtime, Channel Definition and Custom API (System Customizer or System Administrator have them)";
   }
   if (error.code === 'DataverseThrottled') return `Dataverse's service protection limits refused the call: run again after ${Math.ceil((error.retryAfterMs ?? 1000) / 1000)} s`;
   if (error.code === 'DataverseTimeout' || error.code === 'DataverseUnavailable') return 'Dataverse was not reached or did not answer in time: check --dataverse-url, the network (proxy, DNS) and the org\'s state in the Power Platform admin center';

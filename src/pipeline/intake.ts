@@ -6,7 +6,7 @@
  * journeys outbound payload); for an outbound-marketing activity read the message record (text, channel) and the
  * contact (address, compliance field, placeholder columns), skip a contact that opted out since the activity was
  * created, render the text and pick the channel; then send the batch's messages to `outbound` in one call (the
- * real-time ones in a call of their own, made at once: they need no read) (`messageId` = the activity id or
+ * real-time ones in a call of their own, made at once: they need no read) (`messageId` = the activity row id or
  * RequestId, `sessionId` = the channel's sender key) and complete the deliveries.
  *
  * Channel choice. Marketing: the channels whose tile's `EntityType` is the activity's `msdyncrm_entitytype`; of

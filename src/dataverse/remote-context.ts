@@ -8,7 +8,7 @@
  */
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
-import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
+import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
 
 export const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 export const ACTIVITY_SET = 'msdyncrm_customerjourneycustomchannelactivities';
@@ -16,7 +16,7 @@ export const ACTIVITY_KEY = 'msdyncrm_customerjourneycustomchannelactivityid';
 /** The Web API columns {@link activityFromRow} reads (lookups as `_x_value`). */
 export const ACTIVITY_COLUMNS = [
   ACTIVITY_KEY,
-  'msdyncrm_activityid',
+  ACTIVITY_TILE_ID,
   'msdyncrm_entitytype',
   'msdyncrm_entityid',
   'msdyncrm_name',
@@ -213,7 +213,7 @@ function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
   return {
     kind: 'activity',
     activityRowId: rowId,
-    activityId: attributeString(attrs, 'msdyncrm_activityid', present),
+    activityId: attributeString(attrs, ACTIVITY_TILE_ID, present),
     contactId: attributeReference(attrs, 'msdyncrm_contact', 'contact', present),
     journeyId: attributeReference(attrs, 'msdyncrm_customerjourney', 'msdyncrm_customerjourney', present),
     iterationId: attributeReference(attrs, 'msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiteration', present),
@@ -309,7 +309,7 @@ export function activityFromRow(row: Readonly<Record<string, unknown>>, from: Ev
   return {
     kind: 'activity',
     activityRowId: col(ACTIVITY_KEY),
-    activityId: col('msdyncrm_activityid'),
+    activityId: col(ACTIVITY_TILE_ID),
     contactId: col('_msdyncrm_contact_value'),
     journeyId: col('_msdyncrm_customerjourney_value'),
     iterationId: col('_msdyncrm_customerjourneyiteration_value'),

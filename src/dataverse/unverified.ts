@@ -4,6 +4,23 @@
  */
 
 /**
+ * `msdyncrm_activityid` of a Custom Channel Activity (String(100), "ApplicationRequired"). What it identifies is
+ * undocumented; the relay reads it as the journey tile's id, shared by every contact that passes the tile: the
+ * CreateInteraction action takes `ActivityId` *and* `CustomerJourney`, `CustomerJourneyIteration` and `Contact`
+ * (MSDocs-CE create-custom-channel-activity-interaction.md), and the column also exists on the phone call, appointment
+ * and task rows that journeys create, next to `msdyncrm_associatedcustomerjourneyiteration`. UNVERIFIED.
+ *
+ * Decided: it is passed unchanged to CreateInteraction's `ActivityId` (the contract) and is never a key. Every key
+ * of an activity is its row id `msdyncrm_customerjourneycustomchannelactivityid`: the `outbound` MessageId and the
+ * provider's idempotency key (the contract's `RequestId` and `webhook-id`), the interaction MessageIds, link codes
+ * and the callbacks' row lookups. Keyed on a shared tile id, duplicate detection on `outbound` and `interactions`
+ * would drop every contact of a tile but the first, with no error. If the column turned out to be unique per row,
+ * nothing would change. The Dataverse emulator gives the rows of a journey run one shared value
+ * (src/emulators/dataverse/unverified.ts `journeyActivityId`) so that the end-to-end tests fail on a relay keyed on it.
+ */
+export const ACTIVITY_TILE_ID = 'msdyncrm_activityid';
+
+/**
  * How the relay recognizes a real-time journeys outbound Custom API call in a posted RemoteExecutionContext.
  * The docs say the outbound Custom API has "one input `payload`" holding serialized JSON with `ChannelDefinitionId`,
  * `RequestId`, `From`, `To`, `Message`, `MarketingAppContext`; the API's name is the channel's own

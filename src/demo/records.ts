@@ -52,14 +52,18 @@ export interface FeedbackTypes {
   keyword: ReadonlySet<string>;
 }
 
-/** Feedback interactions of these activities: distinct activities delivered and opened, every keyword reply. */
-export function feedbackCounts(interactions: Iterable<Interaction>, activityIds: ReadonlySet<string>, types: FeedbackTypes): Omit<FeedbackFunnel, 'optOuts'> {
+/**
+ * Feedback interactions of these activities (row ids, lower case): distinct activities delivered and opened, every
+ * keyword reply. An interaction is the row's that the emulator resolved it to (`activityRowId`): `activityId` is the
+ * tile's id, shared by the rows of a journey run.
+ */
+export function feedbackCounts(interactions: Iterable<Interaction>, activityRowIds: ReadonlySet<string>, types: FeedbackTypes): Omit<FeedbackFunnel, 'optOuts'> {
   const delivered = new Set<string>();
   const opened = new Set<string>();
   let keywordReplies = 0;
   for (const i of interactions) {
-    const id = i.activityId?.toLowerCase();
-    if (id === undefined || !activityIds.has(id) || i.responseType === undefined || i.duplicateOf !== undefined) continue;
+    const id = i.activityRowId?.toLowerCase();
+    if (id === undefined || !activityRowIds.has(id) || i.responseType === undefined || i.duplicateOf !== undefined) continue;
     if (types.delivered.has(i.responseType)) delivered.add(id);
     else if (types.opened.has(i.responseType)) opened.add(id);
     else if (types.keyword.has(i.responseType)) keywordReplies += 1;
@@ -157,11 +161,14 @@ export class DataverseRecords {
   }
 }
 
-/** The activities each dead letter names, by queue and reason; an activity is found by any GUID of the message. */
+/**
+ * The activities each dead letter names, by queue and reason; an activity is found by any GUID of the message that is
+ * one of `activityRowIds` (its message id, or its row id in the body).
+ */
 export async function deadLetteredActivities(
   bus: ServiceBusClient,
   queues: readonly string[],
-  activityIds: ReadonlySet<string>,
+  activityRowIds: ReadonlySet<string>,
 ): Promise<{ activities: Set<string>; reasons: Record<string, Record<string, number>> }> {
   const activities = new Set<string>();
   const reasons: Record<string, Record<string, number>> = {};
@@ -172,26 +179,24 @@ export async function deadLetteredActivities(
       const text = Buffer.isBuffer(letter.body) ? letter.body.toString('utf8') : JSON.stringify(letter.body ?? null);
       for (const id of [letter.messageId ?? '', ...(text.match(GUID) ?? [])]) {
         const lower = id.toLowerCase();
-        if (activityIds.has(lower)) activities.add(lower);
+        if (activityRowIds.has(lower)) activities.add(lower);
       }
     }
   }
   return { activities, reasons };
 }
 
-/** Every activity's id (activity id and row id, lower case) → its journey. */
+/**
+ * Every activity's row id (lower case) → its journey. Not `msdyncrm_activityid`: the rows of a run share it (the
+ * tile's id), so a dead letter naming it would name every contact of the tile.
+ */
 export function activityIndex(runs: readonly JourneyRunResult[]): Map<string, string> {
   const index = new Map<string, string>();
-  for (const run of runs) {
-    for (const a of run.created) {
-      index.set(a.activityId.toLowerCase(), run.journeyId);
-      index.set(a.activityRowId.toLowerCase(), run.journeyId);
-    }
-  }
+  for (const run of runs) for (const a of run.created) index.set(a.activityRowId.toLowerCase(), run.journeyId);
   return index;
 }
 
-/** Activity ids (lower case) with each final outcome, as read from the records. */
+/** Activity row ids (lower case) with each final outcome, as read from the records. */
 export interface Outcomes {
   sent: ReadonlySet<string>;
   failed: ReadonlySet<string>;
@@ -200,13 +205,13 @@ export interface Outcomes {
   optedOut: ReadonlySet<string>;
 }
 
-/** The activity ids with a `sent` interaction, and with one of `failureTypes`, among `interactions`. */
+/** The activity row ids with a `sent` interaction, and with one of `failureTypes`, among `interactions`. */
 export function interactionOutcomes(interactions: Iterable<Interaction>, failureTypes: ReadonlySet<string>): { sent: Set<string>; failed: Set<string> } {
   const sent = new Set<string>();
   const failed = new Set<string>();
   for (const i of interactions) {
-    if (i.activityId === undefined) continue;
-    const id = i.activityId.toLowerCase();
+    if (i.activityRowId === undefined) continue;
+    const id = i.activityRowId.toLowerCase();
     if (i.responseType === 'sent') sent.add(id);
     else if (i.responseType !== undefined && failureTypes.has(i.responseType)) failed.add(id);
   }
@@ -215,19 +220,19 @@ export function interactionOutcomes(interactions: Iterable<Interaction>, failure
 
 type Outcome = 'sent' | 'failed' | 'deadLettered' | 'optedOut';
 
-/** An activity's outcome: sent over failed over dead-lettered over opted out (a dead letter may be matched by its row id). */
+/** An activity's outcome: sent over failed over dead-lettered over opted out. */
 function outcomeOf(a: JourneyRunResult['created'][number], o: Outcomes): Outcome | undefined {
-  const id = a.activityId.toLowerCase();
+  const id = a.activityRowId.toLowerCase();
   if (o.sent.has(id)) return 'sent';
   if (o.failed.has(id)) return 'failed';
-  if (o.deadLettered.has(id) || o.deadLettered.has(a.activityRowId.toLowerCase())) return 'deadLettered';
+  if (o.deadLettered.has(id)) return 'deadLettered';
   if (o.optedOut.has(id)) return 'optedOut';
   return undefined;
 }
 
 /** The activities of these runs that have no outcome yet. */
-export function withoutOutcome(runs: readonly JourneyRunResult[], o: Outcomes): Array<{ journeyId: string; activityId: string; contactId: string }> {
-  return runs.flatMap((r) => r.created.filter((a) => outcomeOf(a, o) === undefined).map((a) => ({ journeyId: r.journeyId, activityId: a.activityId.toLowerCase(), contactId: a.contactId })));
+export function withoutOutcome(runs: readonly JourneyRunResult[], o: Outcomes): Array<{ journeyId: string; activityRowId: string; contactId: string }> {
+  return runs.flatMap((r) => r.created.filter((a) => outcomeOf(a, o) === undefined).map((a) => ({ journeyId: r.journeyId, activityRowId: a.activityRowId.toLowerCase(), contactId: a.contactId })));
 }
 
 /** One funnel per journey run: each of its activities counted once, by its outcome. */
@@ -251,7 +256,7 @@ export function funnels(runs: ReadonlyArray<JourneyRunResult & { name?: string }
   });
 }
 
-/** Provider messages for the same activity beyond the first (the activity id is every call's idempotency key). */
+/** Provider messages for the same activity beyond the first (the activity row id is every call's idempotency key). */
 export function repeatedProviderMessages(sim: Pick<ProviderSimulators, 'messages'>): { messages: number; repeats: number } {
   const seen = new Set<string>();
   let repeats = 0;

@@ -163,7 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       for (const j of journeys) {
         const pending = withoutOutcome(runs.filter((r) => r.journeyId === j.journeyId), o);
         const contacts = await records.optedOut(pending.map((p) => p.contactId), j.complianceField);
-        for (const p of pending) if (contacts.has(p.contactId.toLowerCase())) optedOut.add(p.activityId);
+        for (const p of pending) if (contacts.has(p.contactId.toLowerCase())) optedOut.add(p.activityRowId);
       }
       return { outcomes: { ...o, optedOut }, reasons: dead.reasons };
     };
@@ -176,7 +176,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         feedbackTotal = { delivered: 0, opened: 0, keywordReplies: 0, optOuts: 0 };
         for (const [i, f] of journeysFunnel.entries()) {
           const run = runs[i] as JourneyRunResult;
-          const ids = new Set(run.created.map((a) => a.activityId.toLowerCase()));
+          const ids = new Set(run.created.map((a) => a.activityRowId.toLowerCase()));
           const counts = feedbackCounts(await records.interactions(run.journeyId), ids, feedbackTypes);
           // Opted out by a reply: the contacts reached whose compliance field is set now, less those who opted out before any message.
           const optedOutNow = await records.optedOut(run.created.map((a) => a.contactId), (journeys[i] as DemoJourney).complianceField);

@@ -14,9 +14,9 @@ export interface EventOrigin {
 /** A Custom Channel Activity was created: everything intake needs to send and CreateInteraction needs to record. */
 export interface ActivityEvent extends EventOrigin {
   kind: 'activity';
-  /** `msdyncrm_customerjourneycustomchannelactivityid`. */
+  /** `msdyncrm_customerjourneycustomchannelactivityid`: the key of everything the relay does for this activity. */
   activityRowId: string;
-  /** `msdyncrm_activityid`. */
+  /** `msdyncrm_activityid`: most likely the tile's id, shared by the tile's contacts; passed to CreateInteraction only. */
   activityId: string;
   contactId: string;
   journeyId: string;

@@ -53,7 +53,7 @@ export class IntakeRouting {
     return {
       ok: false,
       description:
-        `no channel is configured for entity type '${event.entityType}' (msdyncrm_entitytype of activity ${event.activityId}); ` +
+        `no channel is configured for entity type '${event.entityType}' (msdyncrm_entitytype of activity row ${event.activityRowId}); ` +
         `the channels' tiles have: ${list([...this.#byEntityType.keys()])}`,
     };
   }

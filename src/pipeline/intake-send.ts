@@ -126,7 +126,7 @@ function tooLargeMessage(err: unknown): TooLarge | undefined {
 }
 
 function tooLargeDescription(message: OutboundMessage, tooLarge: TooLarge, err: unknown): string {
-  const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity ${message.key}`;
+  const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity row ${message.key}`;
   const sizes =
     tooLarge.bodyBytes !== undefined && tooLarge.maxSizeInBytes !== undefined
       ? `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`

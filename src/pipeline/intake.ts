@@ -6,7 +6,7 @@
  * journeys outbound payload); for an outbound-marketing activity read the message record (text, channel) and the
  * contact (address, compliance field, placeholder columns), skip a contact that opted out since the activity was
  * created, render the text and pick the channel; then send the batch's messages to `outbound` in one call (the
- * real-time ones in a call of their own, made at once: they need no read) (`messageId` = the activity id or
+ * real-time ones in a call of their own, made at once: they need no read) (`messageId` = the activity row id or
  * RequestId, `sessionId` = the channel's sender key) and complete the deliveries.
  *
  * Channel choice. Marketing: the channels whose tile's `EntityType` is the activity's `msdyncrm_entitytype`; of
@@ -329,6 +329,7 @@ export class IntakeStage {
   }
 
   #correlate(item: Item, event: ActivityEvent): void {
+    item.fields['activityRowId'] = event.activityRowId;
     item.fields['activityId'] = event.activityId;
     if (event.correlationId !== undefined) item.fields['correlationId'] = event.correlationId;
   }
@@ -449,7 +450,7 @@ export class IntakeStage {
             m.item,
             'MessageRecordNotFound',
             `message record ${record.entitySetName}(${record.id}) does not exist (msdyncrm_entitytype '${m.event.entityType}', ` +
-              `msdyncrm_entityid '${m.event.entityId}' of activity ${m.event.activityId})`,
+              `msdyncrm_entityid '${m.event.entityId}' of activity row ${m.event.activityRowId})`,
           );
           continue;
         }
@@ -461,7 +462,7 @@ export class IntakeStage {
   }
 
   #pickChannel(b: BatchState, a: ActivityItem & { candidates: TiledChannel[] }, row: Row, entitySetName: string): PickedActivity | undefined {
-    const where = `message record ${entitySetName}(${a.event.entityId}) of activity ${a.event.activityId}`;
+    const where = `message record ${entitySetName}(${a.event.entityId}) of activity row ${a.event.activityRowId}`;
     const routed = this.#routing.byRecord(a.event, a.candidates, row, where);
     if (!routed.ok) {
       this.#deadLetter(b, a.item, 'EventUnknownChannel', routed.description);
@@ -540,7 +541,7 @@ export class IntakeStage {
   #toMessage(b: BatchState, a: PickedActivity, contact: Row | undefined, acceptedAt: number): OutboundMessage | undefined {
     const { event, channel } = a;
     if (contact === undefined) {
-      this.#deadLetter(b, a.item, 'ContactNotFound', `contact ${event.contactId} (msdyncrm_contact of activity ${event.activityId}) does not exist`);
+      this.#deadLetter(b, a.item, 'ContactNotFound', `contact ${event.contactId} (msdyncrm_contact of activity row ${event.activityRowId}) does not exist`);
       return undefined;
     }
     const compliance = channel.tile.complianceField;
@@ -556,7 +557,7 @@ export class IntakeStage {
         b,
         a.item,
         'RecipientAddressMissing',
-        `contact ${event.contactId} (activity ${event.activityId}) has no ${channel.addressField} (the address column of channel ${channel.name})`,
+        `contact ${event.contactId} (activity row ${event.activityRowId}) has no ${channel.addressField} (the address column of channel ${channel.name})`,
       );
       return undefined;
     }
@@ -571,8 +572,9 @@ export class IntakeStage {
       entityId: event.entityId,
     };
     const callbacks = channel.callbacks;
-    const template = callbacks?.trackLinks === true && this.#callbackKeys !== undefined ? rewriteLinks(a.template, event.activityId, callbacks.publicBaseUrl, this.#callbackKeys) : a.template;
-    return { v: MESSAGE_VERSION, key: event.activityId, channel: channel.name, to, text: renderText(template, contact), purpose: 'journey', context, acceptedAt };
+    // Keyed on the row: msdyncrm_activityid is shared by every contact of a tile (src/dataverse/unverified.ts).
+    const template = callbacks?.trackLinks === true && this.#callbackKeys !== undefined ? rewriteLinks(a.template, event.activityRowId, callbacks.publicBaseUrl, this.#callbackKeys) : a.template;
+    return { v: MESSAGE_VERSION, key: event.activityRowId, channel: channel.name, to, text: renderText(template, contact), purpose: 'journey', context, acceptedAt };
   }
 
   // ── abandoning ─────────────────────────────────────────────────────────────────────────────────────────────────

@@ -12,9 +12,12 @@ export const MESSAGE_VERSION = 1;
 /** Where an outbound-marketing activity came from: everything CreateInteraction needs, carried along. */
 export interface MarketingContext {
   kind: 'marketing';
-  /** `msdyncrm_activityid` of the Custom Channel Activity. */
+  /**
+   * `msdyncrm_activityid` of the Custom Channel Activity: most likely the journey tile's id, shared by every contact
+   * of the tile. Only passed on (CreateInteraction's `ActivityId`), never a key.
+   */
   activityId: string;
-  /** The activity row's id (`msdyncrm_customerjourneycustomchannelactivityid`). */
+  /** The activity row's id (`msdyncrm_customerjourneycustomchannelactivityid`): the key of everything about it. */
   activityRowId: string;
   contactId: string;
   journeyId: string;
@@ -44,7 +47,10 @@ export type SendContext = MarketingContext | RealtimeContext;
 /** One message to send through one channel: the body of a message on `outbound`. */
 export interface OutboundMessage {
   v: typeof MESSAGE_VERSION;
-  /** The idempotency key: `msdyncrm_activityid` or the real-time `RequestId`. Also the Service Bus MessageId. */
+  /**
+   * The idempotency key: the activity row's id (`msdyncrm_customerjourneycustomchannelactivityid`) or the real-time
+   * `RequestId`. Also the Service Bus MessageId and the provider's idempotency key (the contract's `RequestId`).
+   */
   key: string;
   /** The channel's name in channels.json. */
   channel: string;
@@ -102,9 +108,12 @@ export interface InteractionMessage {
   };
 }
 
-/** The Service Bus MessageId of an interaction: key + response type (+ keyword), so repeats are dropped by the bus. */
+/**
+ * The Service Bus MessageId of an interaction: the activity row id (or real-time RequestId) + response type
+ * (+ keyword), so repeats are dropped by the bus.
+ */
 export function interactionMessageId(m: Pick<InteractionMessage, 'context' | 'responseType' | 'triggerKeyword'>): string {
-  const key = m.context.kind === 'marketing' ? m.context.activityId : m.context.requestId;
+  const key = m.context.kind === 'marketing' ? m.context.activityRowId : m.context.requestId;
   const id = `${key}:${m.responseType}${m.triggerKeyword === undefined ? '' : `:${m.triggerKeyword.toLowerCase()}`}`;
   // Service Bus message ids are at most 128 characters.
   return id.length <= 128 ? id : id.slice(0, 128);

@@ -274,6 +274,6 @@ export class RecorderStage {
 function describe(item: InteractionMessage): string {
   const c = item.context;
   return c.kind === 'marketing'
-    ? `interaction '${item.responseType}' of activity ${c.activityId} (contact ${c.contactId}, journey ${c.journeyId})`
+    ? `interaction '${item.responseType}' of activity row ${c.activityRowId} (msdyncrm_activityid ${c.activityId}, contact ${c.contactId}, journey ${c.journeyId})`
     : `notification '${item.responseType}' of request ${c.requestId} (channel definition ${c.channelDefinitionId})`;
 }

@@ -11,7 +11,7 @@
 export type ProviderType = 'twilio' | 'telegram' | 'contract';
 
 export interface SendRequest {
-  /** Stable per message (activity id / RequestId): sent as the provider's idempotency key where it has one. */
+  /** Stable per message (the activity row id / real-time RequestId): sent as the provider's idempotency key where it has one. */
   idempotencyKey: string;
   /** The sender: phone number, Messaging Service SID, bot (ignored by Telegram: the token names the bot), contract `From`. */
   from: string;

@@ -119,7 +119,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     to,
     text: 'Hello Ada, your code is 123456',
     purpose: 'journey',
-    context: { kind: 'marketing', activityId: key, activityRowId: 'row', contactId: 'c', journeyId: 'j', iterationId: 'i', entityType: 'cr_sms', entityId: 'e' },
+    context: { kind: 'marketing', activityId: 'tile', activityRowId: key, contactId: 'c', journeyId: 'j', iterationId: 'i', entityType: 'cr_sms', entityId: 'e' },
     acceptedAt: 1,
   });
 
@@ -135,7 +135,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.match(a, /^#\d+ {2}enqueued \d{4}-\d\d-\d\dT[\d:.]+Z {2}message id \S+ {2}delivery count \d+/);
     assert.match(a, /reason: ContactNotFound/);
     assert.match(a, /description: contact 11111111-2222-3333-4444-555555555555 \(msdyncrm_contact of activity 69a5afa3-813e-4044-9c74-a45c1b857de7\) does not exist/);
-    assert.match(a, /body: activity \(activityId 69a5afa3-813e-4044-9c74-a45c1b857de7, activityRowId \S+, entityType \w+/);
+    assert.match(a, /body: activity \(activityRowId 69a5afa3-813e-4044-9c74-a45c1b857de7, activityId \S+, entityType \w+/);
     const r = block(realtime.messageId);
     assert.match(r, /description: request 4757652c names no configured channel for \+\*{9}5678; the channels are: sms, telegram/);
     assert.match(r, /body: realtime \(requestId 4757652c-df3e-4c37-96bb-72ecc55def06, channelDefinitionId \S+, from \+\*+0001, to \+\*{9}5678\)/);
@@ -176,7 +176,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     const { code, out } = await cli('list', 'outbound');
     assert.equal(code, 0);
     assert.match(out, /session: sms:\+\*{9}0001/);
-    assert.match(out, /body: outbound \(key act-1, channel sms, to \+\*{9}5678, purpose journey, activityId act-1\)/);
+    assert.match(out, /body: outbound \(key act-1, channel sms, to \+\*{9}5678, purpose journey, activityRowId act-1, activityId tile\)/);
     assert.doesNotMatch(out, /4915112345678|your code/);
   });
 
@@ -184,7 +184,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     await deadLetter('activities', activityDeads());
     const { code, out, err } = await cli('replay', 'activities', '--reason', 'ContactNotFound');
     assert.equal(code, 0, err);
-    assert.match(out, /^replayed 1 of 1: #\d+ message id aadecbec-e70e-41c0-a0ee-164ccfdace5e, reason ContactNotFound: activity \(activityId 69a5afa3/m);
+    assert.match(out, /^replayed 1 of 1: #\d+ message id aadecbec-e70e-41c0-a0ee-164ccfdace5e, reason ContactNotFound: activity \(activityRowId 69a5afa3-813e-4044-9c74-a45c1b857de7, activityId 69a5afa3/m);
     assert.match(out, /replayed 1 of 1 planned to activities; 2 dead letters left in the dead-letter queue/);
     assert.doesNotMatch(out, DUPLICATE_NOTE, 'activities does not detect duplicates');
 

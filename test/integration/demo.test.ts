@@ -69,7 +69,7 @@ describe('channel-relay demo', function () {
       assert.equal(typeof summary[key], 'number', `summary.${key}`);
     }
     // The emulators' own records, read here, independently of the demo.
-    const interactions = await getJson<{ value: Array<{ activityId: string; responseType: string; duplicateOf?: number }> }>(`${dataverse}/_emulator/interactions?journeyId=${SAMPLE_JOURNEY}`);
+    const interactions = await getJson<{ value: Array<{ activityRowId: string; responseType: string; duplicateOf?: number }> }>(`${dataverse}/_emulator/interactions?journeyId=${SAMPLE_JOURNEY}`);
     const stats = await getJson<{ rows: Record<string, number>; interactionDuplicates: number; traffic: { identities: Record<string, { requests: number }> } }>(`${dataverse}/_emulator/stats`);
     const messages = await getJson<{ count?: number; value?: unknown[] } | unknown[]>(`${providers}/_simulator/messages`);
     const messageCount = Array.isArray(messages) ? messages.length : (messages.value?.length ?? messages.count);
@@ -77,7 +77,7 @@ describe('channel-relay demo', function () {
     assert.equal(summary.activities + summary.skippedByCompliance, 60, 'every contact is an activity or skipped');
     assert.ok(summary.skippedByCompliance > 0, 'the sample contacts include opted-out ones');
     assert.equal(summary.activities, stats.rows['msdyncrm_customerjourneycustomchannelactivities']);
-    assert.equal(summary.sent, new Set(interactions.value.filter((i) => i.responseType === 'sent').map((i) => i.activityId)).size);
+    assert.equal(summary.sent, new Set(interactions.value.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)).size);
     assert.equal(summary.sent, summary.activities, 'every activity sent');
     assert.equal(summary.failed + summary.deadLettered, 0);
     assert.equal(summary.providerMessages, messageCount);

@@ -194,10 +194,10 @@ describe('README: the walkthrough against the three emulators, by hand', functio
 
       // The journey.
       const ran = await run(journey);
-      const result = json(ran, 'the journey block') as { created: Array<{ activityId: string }>; skipped: unknown[] };
+      const result = json(ran, 'the journey block') as { created: Array<{ activityRowId: string }>; skipped: unknown[] };
       assert.equal(result.created.length + result.skipped.length, JOURNEY_CONTACTS);
       assert.ok(result.skipped.length > 0, 'the sample seed has opted-out contacts among the first 20: some should be skipped');
-      const expected = result.created.map((c) => c.activityId.toLowerCase()).sort();
+      const expected = result.created.map((c) => c.activityRowId.toLowerCase()).sort();
 
       // Watching, as a reader does: the watch commands again until every message and interaction is there.
       const [messagesCommand, interactionsCommand, metricsCommand] = commandsOf(watch) as [string, string, string];
@@ -207,7 +207,7 @@ describe('README: the walkthrough against the three emulators, by hand', functio
         async () => {
           const [messages, interactions] = await Promise.all([run(messagesCommand), run(interactionsCommand)]);
           const m = json(messages, messagesCommand) as Array<{ idempotencyKey?: string }>;
-          const i = (json(interactions, interactionsCommand) as { value: Array<{ activityId?: string; responseType?: string }> }).value.filter((x) => x.responseType === 'sent');
+          const i = (json(interactions, interactionsCommand) as { value: Array<{ activityRowId?: string; responseType?: string }> }).value.filter((x) => x.responseType === 'sent');
           if (m.length >= expected.length && i.length >= expected.length) return { messages: m, sent: i };
           await new Promise((r) => setTimeout(r, 250)); // poll gently: each look starts two bash and two curl
           return undefined;
@@ -215,7 +215,7 @@ describe('README: the walkthrough against the three emulators, by hand', functio
         25_000,
       );
       assert.deepEqual(seen.messages.map((m) => String(m.idempotencyKey).toLowerCase()).sort(), expected, 'one provider message per created activity, keyed by its id');
-      assert.deepEqual(seen.sent.map((i) => String(i.activityId).toLowerCase()).sort(), expected, 'one sent interaction per created activity');
+      assert.deepEqual(seen.sent.map((i) => String(i.activityRowId).toLowerCase()).sort(), expected, 'one sent interaction per created activity');
 
       const metrics = await run(metricsCommand);
       assert.equal(metrics.code, 0, describeRun(`the metrics command (health port ${healthPort})`, metrics));

@@ -108,7 +108,7 @@ export function registerDeadLettersCommand(program: Command, io: CliIo, setExitC
     .description('send dead letters back to their queue and remove them from the dead-letter queue')
     .argument('<queue>', 'a configured queue name or activities|outbound|interactions')
     .option('--reason <code>', 'only dead letters with this reason')
-    .option('--message-id <id...>', 'only dead letters with these message ids')
+    .option('--message-id <id...>', "only dead letters with these message ids (outbound: the activity row id or real-time RequestId; interactions: that id + ':<response type>')")
     .option('--limit <n>', 'replay at most this many (the oldest first)')
     .option(
       '--duplicate-window <duration>',
@@ -376,7 +376,7 @@ function summarize(d: DeadLetter, role: QueueRole): BodySummary {
     if (role === 'activities') {
       const event = decodeRemoteContext({ body: d.body, contentType: d.contentType, applicationProperties: d.applicationProperties });
       if (event.kind === 'activity') {
-        return { kind: 'activity', activityId: event.activityId, activityRowId: event.activityRowId, entityType: event.entityType, entityId: event.entityId, contactId: event.contactId };
+        return { kind: 'activity', activityRowId: event.activityRowId, activityId: event.activityId, entityType: event.entityType, entityId: event.entityId, contactId: event.contactId };
       }
       if (event.kind === 'activity-truncated') return { kind: 'activity-truncated', activityRowId: event.activityRowId };
       return { kind: 'realtime', requestId: event.requestId, channelDefinitionId: event.channelDefinitionId, from: masked('from', event.from), to: masked('to', event.to) };
@@ -394,7 +394,7 @@ function summarize(d: DeadLetter, role: QueueRole): BodySummary {
 
 function contextSummary(context: SendContext | undefined): BodySummary {
   if (context === undefined) return {};
-  return context.kind === 'marketing' ? { activityId: context.activityId } : { requestId: context.requestId };
+  return context.kind === 'marketing' ? { activityRowId: context.activityRowId, activityId: context.activityId } : { requestId: context.requestId };
 }
 
 function masked(key: string, value: string): string {

@@ -82,7 +82,15 @@ function createInteraction(service: OrganizationService): ActionHandler {
     const activities = service.table(ACTIVITY_TABLE);
     const rows = service.store.findIndexed(activities, 'msdyncrm_activityid', activityId) ?? [];
     if (rows.length === 0) throw new DataverseFault('RowNotFound', `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`);
-    const row = rows.length === 1 ? rows[0]! : (rows.find((r) => sameTargets(r, refs)) ?? rows[0]!);
+    // The row is told by the tile's activity id, contact, journey and iteration (unverified.ts journeyActivityId).
+    const row = rows.length === 1 ? rows[0]! : rows.find((r) => sameTargets(r, refs));
+    if (row === undefined) {
+      throw invalid(
+        action,
+        `none of the ${rows.length} Custom Channel Activities with msdyncrm_activityid '${activityId}' has msdyncrm_contact ${refs['Contact']}, ` +
+          `msdyncrm_customerjourney ${refs['CustomerJourney']} and msdyncrm_customerjourneyiteration ${refs['CustomerJourneyIteration']}.`,
+      );
+    }
     const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault => mismatchFault(activityId, param, column, given, stored);
     if (lookupId(row, 'msdyncrm_contact') !== refs['Contact']) throw mismatch('Contact', 'msdyncrm_contact', refs['Contact']!, lookupId(row, 'msdyncrm_contact'));
     if (lookupId(row, 'msdyncrm_customerjourney') !== refs['CustomerJourney']) {

@@ -1,6 +1,7 @@
 /**
  * Interactions recorded through the actions (CreateInteraction, the real-time journeys notification and inbound
- * APIs), indexed by activity, journey, response type and contact so that `/_emulator/interactions` never scans.
+ * APIs), indexed by activity (tile id and row), journey, response type and contact so that `/_emulator/interactions`
+ * never scans.
  */
 import type { Tx } from './store.js';
 
@@ -14,8 +15,9 @@ export interface Interaction {
   createdOn: string;
   /** Caller identity (bearer token text is never stored; this is the derived user id). */
   userId: string;
+  /** `ActivityId` as given (`msdyncrm_activityid`: the tile's id, shared by the rows of a journey run). */
   activityId?: string;
-  /** Primary key of the Custom Channel Activity row. */
+  /** Primary key of the Custom Channel Activity row the interaction was resolved to (see unverified.ts). */
   activityRowId?: string;
   contactId?: string;
   journeyId?: string;
@@ -50,6 +52,7 @@ export function duplicateKey(item: Omit<Interaction, 'seq'>): string | undefined
 export interface InteractionFilter {
   kind?: InteractionKind;
   activityId?: string;
+  activityRowId?: string;
   journeyId?: string;
   responseType?: string;
   contactId?: string;
@@ -57,8 +60,8 @@ export interface InteractionFilter {
   duplicates?: boolean;
 }
 
-type IndexedField = 'activityId' | 'journeyId' | 'responseType' | 'contactId' | 'kind';
-const INDEXED: readonly IndexedField[] = ['activityId', 'journeyId', 'responseType', 'contactId', 'kind'];
+type IndexedField = 'activityId' | 'activityRowId' | 'journeyId' | 'responseType' | 'contactId' | 'kind';
+const INDEXED: readonly IndexedField[] = ['activityId', 'activityRowId', 'journeyId', 'responseType', 'contactId', 'kind'];
 
 export class InteractionLog {
   #items: Interaction[] = [];

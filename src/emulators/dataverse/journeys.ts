@@ -1,7 +1,8 @@
 /**
  * The journey engine's part, for `/_emulator/journeys/{id}/run`: one Custom Channel Activity per contact whose
  * tile compliance field allows it (the field is false or empty), created like any other row so that the
- * registered steps post it; the others are skipped and reported.
+ * registered steps post it; the others are skipped and reported. Every row of a run has the same
+ * `msdyncrm_activityid` (the tile's, see `journeyActivityId`).
  */
 import { DataverseFault, isGuid } from './faults.js';
 import type { SeedJourney } from './seed.js';
@@ -45,8 +46,12 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
     if (request.contactIds.length > MAX_RUN_CONTACTS) {
       throw new DataverseFault('InvalidArgument', `${request.contactIds.length} contactIds is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run.`);
     }
+    const seen = new Set<string>();
     rows = request.contactIds.map((id) => {
       if (!isGuid(id)) throw new DataverseFault('InvalidArgument', `contactIds: '${id}' is not a GUID.`);
+      // A contact passes a tile once per run: its interactions are told from another contact's by the contact.
+      if (seen.has(id.toLowerCase())) throw new DataverseFault('InvalidArgument', `contactIds: '${id}' is given twice (a journey run reaches a contact once).`);
+      seen.add(id.toLowerCase());
       const row = service.store.get(contacts, id.toLowerCase());
       if (!row) throw new DataverseFault('RowNotFound', `contact With Id = ${id} Does Not Exist`);
       return row;
@@ -77,6 +82,7 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
   const journeyRow = service.store.get(service.table('msdyncrm_customerjourney'), journey.journeyId.toLowerCase());
   const name = journey.activityName ?? String(journeyRow?.['msdyncrm_name'] ?? 'Custom channel activity');
   const result: JourneyRunResult = { journeyId: journey.journeyId, iterationId: journey.iterationId, created: [], skipped: [] };
+  const activityId = journeyActivityId();
   const tx = new Tx();
   try {
     if (typeof request.count === 'number' && rows.length < request.count) {
@@ -100,7 +106,6 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
         continue;
       }
       const rowId = randomUUID();
-      const activityId = journeyActivityId(rowId);
       service.insertRow(
         activities,
         {

@@ -162,7 +162,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       if (url.pathname === '/_emulator/interactions' && req.method === 'GET') {
         const filter: InteractionFilter = {};
         const p = url.searchParams;
-        for (const key of ['activityId', 'journeyId', 'responseType', 'contactId'] as const) {
+        for (const key of ['activityId', 'activityRowId', 'journeyId', 'responseType', 'contactId'] as const) {
           const v = p.get(key);
           if (v !== null) filter[key] = v;
         }

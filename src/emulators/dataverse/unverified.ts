@@ -3,6 +3,7 @@
  * `reference/dataverse-contracts.md`, marked UNVERIFIED there). They live here, in one place, so that a capture from
  * a real org corrects them with one edit. `docs/emulators/dataverse.md` lists them for readers.
  */
+import { randomUUID } from 'node:crypto';
 
 /**
  * The Web API body of `msdyncrm_CustomChannelActivityCreateInteraction`: parameter names as in the C# docs; the
@@ -27,13 +28,23 @@ export const CREATE_INTERACTION = {
 } as const;
 
 /**
- * `msdyncrm_activityid` of the rows the journey engine creates. The emulator gives each row its own value (the
- * row's id, as a string), so that an interaction names exactly one activity. UNVERIFIED: real journeys may reuse
- * the tile's id for every contact; the CreateInteraction validation works for both (it matches the row on
- * activity id, contact, journey and iteration).
+ * `msdyncrm_activityid` of the rows the journey engine creates: one value per tile per journey run, shared by every
+ * contact the run creates a row for (a GUID string made for the run), distinct for each tile and each run.
+ * UNVERIFIED. The column is a String(100), not the row's key; `CreateInteraction` takes `ActivityId` *and* the contact,
+ * journey and iteration (MSDocs-CE create-custom-channel-activity-interaction.md), and the same column exists on the
+ * phone call, appointment and task rows journeys create next to `msdyncrm_associatedcustomerjourneyiteration`: the
+ * most likely reading is the journey tile's id. It is also the worst plausible one for the relay: a relay that keys
+ * its messages, idempotency, link codes or callback lookups on it loses or misattributes every contact of a tile but
+ * one, so the end-to-end tests fail on such a relay. If real rows carry a value of their own, nothing in the relay
+ * changes (it keys on `msdyncrm_customerjourneycustomchannelactivityid`); if the value is also shared across runs,
+ * only the emulator's attribution (`CreateInteraction` below) would need the run's row to be the newest.
+ *
+ * `CreateInteraction` names no row, so the emulator resolves the interaction to the row whose `msdyncrm_activityid`,
+ * contact, journey and iteration are the ones given (the run gives a contact one row per tile, so this is one row);
+ * when hand-made rows leave several, the oldest is taken. UNVERIFIED: how Dataverse attributes it.
  */
-export function journeyActivityId(rowId: string): string {
-  return rowId;
+export function journeyActivityId(): string {
+  return randomUUID();
 }
 
 /**

@@ -7,9 +7,11 @@
  *
  * - `POST /callbacks/:channel/contract/reports`: `{RequestId, MessageId?, Status, StatusDetails?, OrganizationId?}`
  *   with Status `Delivered`, `NotDelivered` or `Read`. Correlation: a `RequestId` that opens as a context token, else
- *   the activity whose `msdyncrm_activityid` is the `RequestId` (outbound marketing; only an activity of this channel's
- *   message table, and on a shared tile one whose record names this channel: another's is ignored), else, on a real-time channel,
- *   the RequestId itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
+ *   the activity row whose id is the `RequestId` (outbound marketing: the relay sends with RequestId = the row id;
+ *   only an activity of this channel's message table, and on a shared tile one whose record names this channel:
+ *   another's is ignored), else the one activity whose `msdyncrm_activityid` is the `RequestId` (a message sent before
+ *   the relay keyed on the row; ignored when several rows share it), else, on a real-time channel, the RequestId
+ *   itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
  * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}`
  *   (parts are strings): a reply (on a real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by
  *   MessageId, else the webhook-id).
@@ -58,13 +60,16 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
   const opened = openContext(requestId, service.keys);
   if (opened.ok) return opened.channel === channel.name ? opened.context : undefined;
   if (channel.tile !== undefined) {
-    const row = await service.directory.activityByActivityId(requestId, service.signal());
-    const context = row === undefined ? undefined : contextFromActivityRow(row);
+    const row = await service.directory.activityByRowId(requestId, service.signal());
+    // Sent before the relay keyed on the row: the RequestId was msdyncrm_activityid, which only one row may have.
+    const legacy = row === undefined ? await service.directory.activitiesByActivityId(requestId, service.signal()) : [];
+    const found = row ?? (legacy.length === 1 ? legacy[0] : undefined);
+    const context = found === undefined ? undefined : contextFromActivityRow(found);
     if (context !== undefined) {
       // The activity must be one of this channel's messages, as a token must name this channel: its message table,
       // and on a shared tile the record's channel column (the same check a click makes).
-      const found = context.entityType === channel.tile.entityType ? await channelOf(service, context.entityType, context.entityId, channel.name) : undefined;
-      return found?.channel.name === channel.name ? context : undefined;
+      const of = context.entityType === channel.tile.entityType ? await channelOf(service, context.entityType, context.entityId, channel.name) : undefined;
+      return of?.channel.name === channel.name ? context : undefined;
     }
   }
   if (channel.channelDefinitionId !== undefined) {
@@ -85,7 +90,7 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
   // The RequestId may be a context token: only a short digest of it is logged, and the activity once it is known.
   const requestRef = createHash('sha256').update(requestId, 'utf8').digest('base64url').slice(0, 12);
   const context = await reportContext(service, channel, body, requestId);
-  const log = service.log.child({ channel: channel.name, requestRef, status, ...(context?.kind === 'marketing' ? { activityId: context.activityId } : {}) });
+  const log = service.log.child({ channel: channel.name, requestRef, status, ...(context?.kind === 'marketing' ? { activityRowId: context.activityRowId } : {}) });
   if (context === undefined) {
     log.warn('contract report that matches no message of this channel: not recorded');
     return { outcome: 'ignored', status: 204 };

@@ -5,7 +5,7 @@
  *
  * Requests: a reply costs one contact query (`<addressField> eq '<address>'`, every page: all the contacts holding the
  * address) and one activity query (the contact's activities of the tile's message table, newest first); an opt-out
- * one PATCH per contact holding the address; a click one activity query (cached by activity id: the columns read never
+ * one PATCH per contact holding the address; a click one activity query (cached by row id: the columns read never
  * change once the journey created the row) and one message record read (cached).
  *
  * The activity cache is a `TtlCache` (src/cache.ts: LRU with a TTL), like src/dataverse/reads.ts's message record
@@ -13,7 +13,7 @@
  */
 import { TtlCache } from '../../cache.js';
 import type { Row } from '../ports.js';
-import { ACTIVITY_COLUMNS_FOR_CALLBACKS, ACTIVITY_SET_NAME } from './activity.js';
+import { ACTIVITY_COLUMNS_FOR_CALLBACKS, ACTIVITY_ROW_KEY, ACTIVITY_SET_NAME } from './activity.js';
 
 /** A contact found by its address. */
 export interface FoundContact {
@@ -29,8 +29,14 @@ export interface CallbackDirectory {
   contactsByAddress(addressField: string, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]>;
   /** The contact's most recent activity rows of one message table, newest first (at most `top`). */
   latestActivities(contactId: string, entityType: string, top: number, signal?: AbortSignal): Promise<Row[]>;
-  /** The activity row whose `msdyncrm_activityid` is `activityId` (cached); undefined when none. */
-  activityByActivityId(activityId: string, signal?: AbortSignal): Promise<Row | undefined>;
+  /** The activity row whose id (`msdyncrm_customerjourneycustomchannelactivityid`) is `rowId` (cached); undefined when none. */
+  activityByRowId(rowId: string, signal?: AbortSignal): Promise<Row | undefined>;
+  /**
+   * For links and requests written before the relay keyed on the row: the activity rows whose `msdyncrm_activityid` is
+   * `activityId`, at most two (two mean that it names a tile shared by several contacts, not one row). A single row
+   * is cached.
+   */
+  activitiesByActivityId(activityId: string, signal?: AbortSignal): Promise<Row[]>;
   /** A message record's columns (cached); undefined when it does not exist. */
   messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
   /** Sets one column of a contact (the compliance field). */
@@ -52,7 +58,7 @@ export interface DirectoryOptions {
   run?: <T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined, operation: string) => Promise<T>;
   /** The message record reads (intake's cached `DataverseReads.messageRecord` fits). */
   messageRecord: CallbackDirectory['messageRecord'];
-  /** The activity cache (by activity id). `max: 0` or `ttlMs: 0`: none. @defaultValue `{ max: 10000, ttlMs: 600000 }` */
+  /** The activity cache (by row id). `max: 0` or `ttlMs: 0`: none. @defaultValue `{ max: 10000, ttlMs: 600000 }` */
   activityCache?: { max?: number; ttlMs?: number };
   /** Clock of the activity cache (tests). @defaultValue Date.now */
   now?: () => number;
@@ -74,13 +80,22 @@ export function odataString(value: string): string {
 export function createCallbackDirectory(options: DirectoryOptions): CallbackDirectory {
   const run = options.run ?? (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
   const client = options.client;
-  /** Activity rows by lower-case activity id. */
+  /** Activity rows by `row:<row id>` and, found alone, `activity:<msdyncrm_activityid>` (lower case). */
   const activities = new TtlCache<string, Row>({
     max: options.activityCache?.max ?? DIRECTORY_DEFAULTS.activityCacheMax,
     ttlMs: options.activityCache?.ttlMs ?? DIRECTORY_DEFAULTS.activityCacheTtlMs,
     now: options.now,
     name: 'createCallbackDirectory: activityCache',
   });
+  /** The rows `filter` finds (at most `top`); a single row found is cached under `key`. */
+  const findActivities = async (key: string, filter: string, top: number, signal: AbortSignal | undefined, operation: string): Promise<Row[]> => {
+    const hit = activities.get(key);
+    if (hit !== undefined) return [hit];
+    const res = await run((s) => client.retrieveMultiple({ collection: ACTIVITY_SET_NAME, select: [...ACTIVITY_COLUMNS_FOR_CALLBACKS], filter, top, ...(s ? { signal: s } : {}) }), signal, operation);
+    const rows = res.value as Row[];
+    if (rows.length === 1) activities.set(key, rows[0]!);
+    return rows;
+  };
   return {
     async contactsByAddress(addressField, address, columns, signal) {
       if (!COLUMN.test(addressField)) throw new TypeError(`address field must be a column name, found ${JSON.stringify(addressField)}`);
@@ -113,26 +128,14 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
       );
       return res.value as Row[];
     },
-    async activityByActivityId(activityId, signal) {
-      if (!GUID.test(activityId)) return undefined;
-      const key = activityId.toLowerCase();
-      const hit = activities.get(key);
-      if (hit !== undefined) return hit;
-      const res = await run(
-        (s) =>
-          client.retrieveMultiple({
-            collection: ACTIVITY_SET_NAME,
-            select: [...ACTIVITY_COLUMNS_FOR_CALLBACKS],
-            filter: `msdyncrm_activityid eq ${odataString(activityId)}`,
-            top: 1,
-            ...(s ? { signal: s } : {}),
-          }),
-        signal,
-        'read an activity by its activity id',
-      );
-      const row = res.value[0] as Row | undefined;
-      if (row !== undefined) activities.set(key, row);
-      return row;
+    async activityByRowId(rowId, signal) {
+      if (!GUID.test(rowId)) return undefined;
+      const rows = await findActivities(`row:${rowId.toLowerCase()}`, `${ACTIVITY_ROW_KEY} eq ${rowId}`, 1, signal, 'read an activity by its row id');
+      return rows[0];
+    },
+    async activitiesByActivityId(activityId, signal) {
+      if (!GUID.test(activityId)) return [];
+      return findActivities(`activity:${activityId.toLowerCase()}`, `msdyncrm_activityid eq ${odataString(activityId)}`, 2, signal, 'read the activities of an activity id');
     },
     messageRecord: options.messageRecord,
     async updateContact(contactId, values, signal) {

@@ -65,17 +65,17 @@ export function trackableLinks(templateText: string): string[] {
 }
 
 /**
- * The template with each trackable link replaced by `${baseUrl}/l/${sealLink(activityId, n, keys)}` (n counting the
+ * The template with each trackable link replaced by `${baseUrl}/l/${sealLink(activityRowId, n, keys)}` (n counting the
  * trackable links from 0); untrackable links and the rest of the text unchanged. `baseUrl` without a trailing slash.
  */
-export function rewriteLinks(templateText: string, activityId: string, baseUrl: string, keys: CallbackKeys): string {
+export function rewriteLinks(templateText: string, activityRowId: string, baseUrl: string, keys: CallbackKeys): string {
   const base = baseUrl.replace(/\/+$/, '');
   let out = '';
   let at = 0;
   let n = 0;
   for (const link of findLinks(templateText)) {
     if (!link.trackable || n >= MAX_TRACKED_LINKS) continue;
-    out += `${templateText.slice(at, link.start)}${base}/l/${sealLink(activityId, n, keys)}`;
+    out += `${templateText.slice(at, link.start)}${base}/l/${sealLink(activityRowId, n, keys)}`;
     at = link.end;
     n += 1;
   }

@@ -1,23 +1,26 @@
 /**
  * Tracked links: `GET /l/:code` → 302 to the original address, and `opened` recorded for the activity.
  *
- * The code (links.ts `sealLink`) names an activity (`msdyncrm_activityid`) and a link index, signed; nothing is
- * stored. A click reads the activity row (its contact, journey, iteration and message record), finds the channel
- * by the row's message table (and `channelField` when a tile is shared), reads the message record's text (cached)
- * and takes its link number `index` (`linkAt`, the same walk the send path rewrote). `opened` goes to
- * `interactions` with the MessageId `<activityId>:<opened>`: every further click within the bus's
+ * The code (token.ts `sealLink`) names an activity row (`msdyncrm_customerjourneycustomchannelactivityid`) and a
+ * link index, signed; nothing is stored. A click reads the activity row (its contact, journey, iteration and message
+ * record), finds the channel by the row's message table (and `channelField` when a tile is shared), reads the message
+ * record's text (cached) and takes its link number `index` (`linkAt`, the same walk the send path rewrote). `opened`
+ * goes to `interactions` with the MessageId `<row id>:<opened>`: every further click within the bus's
  * duplicate-detection window is dropped by the bus, so an activity gets one `opened` however often it is clicked.
+ * A code written before the relay keyed on the row names `msdyncrm_activityid`: it is recorded when one row has that
+ * id; when several have it (a tile's rows) the click is still redirected, and nothing is recorded (logged).
  * A malformed code → 400, a forged or rotated-out one → 403, an activity or link that no longer exists → 404; none
  * says anything about the contact. Only http(s) targets are redirected to, as `new URL(link).href` (an IRI's
  * non-ASCII characters percent-encoded, its host in punycode); a link that is not one answers 404 and records nothing.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
+import type { Row } from '../ports.js';
 import { contextFromActivityRow } from './activity.js';
 import { redirectTarget } from './links.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
-import { openLink } from './token.js';
+import { openLink, type OpenedLink } from './token.js';
 
 /**
  * The channel whose message table the activity's record is in (by `channelField` when several share the tile); when
@@ -39,6 +42,13 @@ export async function channelOf(service: CallbackService, entityType: string, en
   return channel === undefined ? undefined : { channel, text: record[channel.textField] };
 }
 
+/** The row a code names; for a code written before the relay keyed on the row, the rows of its activity id (at most two). */
+async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<Row[]> {
+  if (opened.activityRowId === undefined) return service.directory.activitiesByActivityId(opened.activityId, service.signal());
+  const row = await service.directory.activityByRowId(opened.activityRowId, service.signal());
+  return row === undefined ? [] : [row];
+}
+
 async function click(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const code = (request.params as { code?: string }).code ?? '';
   const opened = openLink(code, service.keys);
@@ -46,17 +56,21 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
     service.log.warn('tracked link refused', { reason: opened.reason });
     return refusal(opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  const row = await service.directory.activityByActivityId(opened.activityId, service.signal());
-  const context = row === undefined ? undefined : contextFromActivityRow(row);
-  if (context === undefined) return refusal('not-found');
+  const contexts = (await linkedRows(service, opened)).map(contextFromActivityRow);
+  const context = contexts[0];
+  if (context === undefined || contexts.some((c) => c?.entityType !== context.entityType || c.entityId !== context.entityId)) return refusal('not-found');
+  // Only a legacy code (msdyncrm_activityid) can find several rows: one message record, but not one contact.
+  const shared = contexts.length > 1;
   const found = await channelOf(service, context.entityType, context.entityId);
   const link = found !== undefined && typeof found.text === 'string' ? service.linkAt(found.text, opened.linkIndex) : undefined;
   // Checked before anything is recorded: a link that cannot be redirected to records no open.
   const target = link === undefined ? undefined : redirectTarget(link);
   if (found === undefined || target === undefined) return refusal('not-found');
-  const log = service.log.child({ channel: found.channel.name, activityId: context.activityId, link: opened.linkIndex });
+  const log = service.log.child({ channel: found.channel.name, ...(shared ? { activityId: context.activityId } : { activityRowId: context.activityRowId }), link: opened.linkIndex });
   const responseType = found.channel.callbacks?.openedResponseType;
-  if (responseType === undefined) {
+  if (shared) {
+    log.warn('click on a link written before the relay keyed on the activity row, whose msdyncrm_activityid several activities share: redirected, not recorded');
+  } else if (responseType === undefined) {
     log.info('click on a channel with no opened response type: not recorded');
   } else {
     try {

@@ -287,7 +287,7 @@ export class CallbackService {
       return 'no-activity';
     }
     await this.record({ context, responseType, triggerKeyword: intent.keyword, channel: channel.name, providerMessageId: reply.replyId });
-    log.info('keyword reply recorded', { contactId, activityId: context.activityId, keyword: intent.keyword });
+    log.info('keyword reply recorded', { contactId, activityRowId: context.activityRowId, keyword: intent.keyword });
     return 'recorded';
   }
 

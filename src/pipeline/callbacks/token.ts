@@ -7,7 +7,9 @@
  * length-prefixed UTF-8 string, so nothing is lost), and mac = HMAC-SHA256(secret, 'ctx' | everything before the
  * mac) truncated to 16 bytes. Link code: `version(1) | keyIdLength(1) | keyId | activity(16 or length-prefixed) |
  * index(1) | mac(12)`, mac over 'lnk' | everything before it. The labels keep a token from passing as a code and
- * back. MACs are compared in constant time (`crypto.timingSafeEqual`).
+ * back. MACs are compared in constant time (`crypto.timingSafeEqual`). A link code's version says what its activity
+ * is: 2 the row id (`msdyncrm_customerjourneycustomchannelactivityid`, written now), 1 `msdyncrm_activityid`
+ * (written before the relay keyed on the row; still opened, so that links in messages already sent keep working).
  *
  * Keys: `CALLBACK_SIGNING_KEYS = id1:base64secret,id2:base64secret`; the first signs, all verify, so a new key is
  * rolled out by adding it second, then moving it first, then dropping the old one.
@@ -32,9 +34,18 @@ export interface CallbackKeys {
 export type TokenRefusal = 'malformed' | 'bad-signature' | 'unknown-key';
 
 export type OpenedContext = { ok: true; context: MarketingContext; channel: string; keyId: string } | { ok: false; reason: TokenRefusal };
-export type OpenedLink = { ok: true; activityId: string; linkIndex: number; keyId: string } | { ok: false; reason: TokenRefusal };
+/**
+ * An opened link code: `activityRowId` for a code written now; `activityId` (`msdyncrm_activityid`, shared by the rows of
+ * a tile) for a code written before the relay keyed on the row.
+ */
+export type OpenedLink =
+  | ({ ok: true; linkIndex: number; keyId: string } & ({ activityRowId: string; activityId?: never } | { activityId: string; activityRowId?: never }))
+  | { ok: false; reason: TokenRefusal };
 
 const VERSION = 1;
+/** Link codes: 2 seals the activity row id; 1 (before) sealed `msdyncrm_activityid`. */
+const LINK_VERSION = 2;
+const LEGACY_LINK_VERSION = 1;
 const CONTEXT_MAC_BYTES = 16;
 const LINK_MAC_BYTES = 12;
 /** The most links one message can have tracked (the index is one byte). */
@@ -151,19 +162,24 @@ function decode(s: string): Buffer | undefined {
   return b.toString('base64url') === s ? b : undefined;
 }
 
-/** Reads the header, finds the key and checks the MAC over everything before it; the reader is left at the body. */
+/**
+ * Reads the header (one of `versions`), finds the key and checks the MAC over everything before it (the version
+ * included); the reader is left at the body.
+ */
 function verify(
   label: 'ctx' | 'lnk',
   s: string,
   keys: CallbackKeys,
   macBytes: number,
+  versions: readonly number[],
   bodyLength: (r: Reader) => number,
-): { ok: true; body: Reader; keyId: string } | { ok: false; reason: TokenRefusal } {
+): { ok: true; body: Reader; keyId: string; version: number } | { ok: false; reason: TokenRefusal } {
   const buf = decode(s);
   if (buf === undefined) return { ok: false, reason: 'malformed' };
   try {
     const r = new Reader(buf);
-    if (r.byte() !== VERSION) return { ok: false, reason: 'malformed' };
+    const version = r.byte();
+    if (!versions.includes(version)) return { ok: false, reason: 'malformed' };
     const keyId = r.text();
     const length = bodyLength(r);
     const bodyStart = r.at;
@@ -173,7 +189,7 @@ function verify(
     const signed = buf.subarray(0, bodyStart + length);
     const given = buf.subarray(bodyStart + length);
     if (!crypto.timingSafeEqual(mac(label, key.secret, signed, macBytes), given)) return { ok: false, reason: 'bad-signature' };
-    return { ok: true, body: new Reader(buf.subarray(bodyStart, bodyStart + length)), keyId };
+    return { ok: true, body: new Reader(buf.subarray(bodyStart, bodyStart + length)), keyId, version };
   } catch (err) {
     if (err instanceof Malformed) return { ok: false, reason: 'malformed' };
     throw err;
@@ -200,7 +216,7 @@ export function sealContext(context: MarketingContext, channel: string, keys: Ca
 
 /** Opens a token from `sealContext`: the context and channel when its MAC verifies with one of `keys.verify`. */
 export function openContext(token: string, keys: CallbackKeys): OpenedContext {
-  const v = verify('ctx', token, keys, CONTEXT_MAC_BYTES, (r) => (r.byte() << 8) | r.byte());
+  const v = verify('ctx', token, keys, CONTEXT_MAC_BYTES, [VERSION], (r) => (r.byte() << 8) | r.byte());
   if (!v.ok) return v;
   try {
     const r = v.body;
@@ -226,19 +242,25 @@ export function openContext(token: string, keys: CallbackKeys): OpenedContext {
 
 // ── link codes ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Seals "link `linkIndex` of activity `activityId`" into a short code (about 44 characters) for `/l/:code`. */
-export function sealLink(activityId: string, linkIndex: number, keys: CallbackKeys): string {
+/**
+ * Seals "link `linkIndex` of activity row `activityRowId`" (`msdyncrm_customerjourneycustomchannelactivityid`) into a
+ * short code (about 44 characters) for `/l/:code`.
+ */
+export function sealLink(activityRowId: string, linkIndex: number, keys: CallbackKeys): string {
   if (!Number.isInteger(linkIndex) || linkIndex < 0 || linkIndex >= MAX_TRACKED_LINKS) {
     throw new RangeError(`link index must be an integer from 0 to ${MAX_TRACKED_LINKS - 1}, found ${linkIndex}`);
   }
-  const body = new Writer().id(activityId).byte(linkIndex).done();
-  const head = new Writer().byte(VERSION).text(keys.sign.id).bytes(body).done();
+  const body = new Writer().id(activityRowId).byte(linkIndex).done();
+  const head = new Writer().byte(LINK_VERSION).text(keys.sign.id).bytes(body).done();
   return Buffer.concat([head, mac('lnk', keys.sign.secret, head, LINK_MAC_BYTES)]).toString('base64url');
 }
 
-/** Opens a code from `sealLink`: the activity id and the link's index when its MAC verifies with one of `keys.verify`. */
+/**
+ * Opens a code from `sealLink` (or one written before, see {@link OpenedLink}): the activity and the link's index when
+ * its MAC verifies with one of `keys.verify`.
+ */
 export function openLink(code: string, keys: CallbackKeys): OpenedLink {
-  const v = verify('lnk', code, keys, LINK_MAC_BYTES, (r) => {
+  const v = verify('lnk', code, keys, LINK_MAC_BYTES, [LINK_VERSION, LEGACY_LINK_VERSION], (r) => {
     // The body is the id (tag + 16 bytes, or tag + length + text) and the index byte.
     const tag = r.buf[r.at];
     if (tag === TAG_GUID) return 1 + 16 + 1;
@@ -247,10 +269,10 @@ export function openLink(code: string, keys: CallbackKeys): OpenedLink {
   });
   if (!v.ok) return v;
   try {
-    const activityId = v.body.id();
+    const id = v.body.id();
     const linkIndex = v.body.byte();
-    if (v.body.left !== 0 || activityId === '') return { ok: false, reason: 'malformed' };
-    return { ok: true, activityId, linkIndex, keyId: v.keyId };
+    if (v.body.left !== 0 || id === '') return { ok: false, reason: 'malformed' };
+    return v.version === LINK_VERSION ? { ok: true, activityRowId: id, linkIndex, keyId: v.keyId } : { ok: true, activityId: id, linkIndex, keyId: v.keyId };
   } catch (err) {
     if (err instanceof Malformed) return { ok: false, reason: 'malformed' };
     throw err;

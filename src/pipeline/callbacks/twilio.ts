@@ -82,7 +82,7 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
     return refusal(!opened.ok && opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
   const messageStatus = params.get('MessageStatus') ?? '';
-  const log = service.log.child({ channel: channel.name, activityId: opened.context.activityId, status: messageStatus });
+  const log = service.log.child({ channel: channel.name, activityRowId: opened.context.activityRowId, status: messageStatus });
   const { responseType, failure } = responseTypeOfStatus(channel, messageStatus);
   if (responseType === undefined) {
     if (failure || messageStatus === 'delivered' || messageStatus === 'read') log.info('status with no response type on this channel: not recorded');

@@ -4,7 +4,7 @@
  *
  * Body: `{ChannelDefinitionId, RequestId, From, To, Message}`; `RequestId` is the idempotency key, `Message` the
  * message parts by name (or `{text}` when the request has none), `ChannelDefinitionId` is omitted when the request
- * has none (an outbound-marketing channel served by a contract endpoint). Headers: `webhook-id` (= the idempotency
+ * has none (an outbound-marketing channel served by a contract endpoint, whose `RequestId` is the activity row id). Headers: `webhook-id` (= the idempotency
  * key, stable across retries, so the endpoint can drop repeats), `webhook-timestamp`, `webhook-signature`.
  *
  * The signing secret may hold several `whsec_…` secrets separated by spaces: each signs (one `v1,` entry each),

@@ -43,7 +43,7 @@ while (!stopping) {
     const record = await api.retrieve<Record<string, unknown>>({ collection: `${event.entityType}s`, key: event.entityId, select: ['sample_text'] });
     if (contact['donotphone'] !== true) {
       const text = renderText(String(record['sample_text'] ?? ''), contact);
-      await provider.send({ idempotencyKey: event.activityId, from, to: String(contact['mobilephone']), text });
+      await provider.send({ idempotencyKey: event.activityRowId, from, to: String(contact['mobilephone']), text });
       // The same CreateInteraction body the recorder writes, as one action call of its own.
       const request = interactionRequest({
         v: MESSAGE_VERSION,

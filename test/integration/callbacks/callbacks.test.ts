@@ -110,19 +110,19 @@ describe('callbacks service with the emulators', function () {
     assert.equal((await fetch(`${base}/callbacks/sms/twilio/inbound`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' }, body: `MessageSid=SMx&From=${encodeURIComponent(phone1)}&Body=START` })).status, 403);
     // The journey's message gets a link (the seed's has none), as a tracked message would.
     await api.update({ collection: 'sample_specialmessages', key: context.entityId, data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' } });
-    const click = await fetch(`${base}/l/${sealLink(context.activityId, 0, parseCallbackKeys(keys, 'test'))}`, { redirect: 'manual' });
+    const click = await fetch(`${base}/l/${sealLink(context.activityRowId, 0, parseCallbackKeys(keys, 'test'))}`, { redirect: 'manual' });
 
     const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map((m) => ({ id: m.messageId, body: m.body as InteractionMessage }));
     const byType = new Map(interactions.map((i) => [i.body.responseType, i]));
     assert.equal(interactions.length, byType.size, `one message per response type, repeats dropped by the bus: ${interactions.map((i) => i.id).join(', ')}`);
     assert.deepEqual([...byType.keys()].sort(), ['delivered', 'keyword', 'opened'], 'nothing recorded for the opt-outs or the forged request');
-    assert.equal(byType.get('delivered')?.id, `${context.activityId}:delivered`);
+    assert.equal(byType.get('delivered')?.id, `${context.activityRowId}:delivered`);
     assert.equal(byType.get('keyword')?.body.triggerKeyword, 'INFO');
     const keywordContext = byType.get('keyword')?.body.context;
     assert.equal(keywordContext?.kind === 'marketing' ? keywordContext.contactId : undefined, run.created[0]!.contactId);
     assert.equal(click.status, 302);
     assert.equal(click.headers.get('location'), 'https://example.com/spring?c=1');
-    assert.equal(byType.get('opened')?.id, `${context.activityId}:opened`);
+    assert.equal(byType.get('opened')?.id, `${context.activityRowId}:opened`);
 
     const confirmations = (await receiveSession(s.sb.connectionString, config.serviceBus.queues.outbound, 'twilio:+4915100000001', 2)).map((m) => m.body as OutboundMessage);
     assert.deepEqual(confirmations.map((c) => [c.to, c.purpose]).sort(), [[phone1, 'confirmation'], [phone2, 'confirmation']].sort(), 'one confirmation per opt-out, the repeat dropped');

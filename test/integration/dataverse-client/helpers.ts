@@ -38,6 +38,7 @@ export interface RecordedInteraction {
   seq: number;
   kind: string;
   activityId?: string;
+  activityRowId?: string;
   contactId?: string;
   responseType?: string;
   triggerKeyword?: string;

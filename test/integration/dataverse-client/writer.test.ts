@@ -43,10 +43,11 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     const stored = await interactions(dv.url, '?kind=interaction');
     assert.equal(stored.count, 240);
     assert.equal(stored.duplicates, 0);
-    const byActivity = new Map(stored.value.map((v) => [v.activityId, v]));
-    assert.equal(byActivity.get(run.created[3]!.activityId)?.triggerKeyword, 'YES');
-    assert.equal(byActivity.get(run.created[4]!.activityId)?.responseType, 'sent');
-    assert.equal(byActivity.get(run.created[7]!.activityId), undefined);
+    // By row: the rows of the run share msdyncrm_activityid (the tile's id).
+    const byRow = new Map(stored.value.map((v) => [v.activityRowId, v]));
+    assert.equal(byRow.get(run.created[3]!.activityRowId)?.triggerKeyword, 'YES');
+    assert.equal(byRow.get(run.created[4]!.activityRowId)?.responseType, 'sent');
+    assert.equal(byRow.get(run.created[7]!.activityRowId), undefined);
   });
 
   it('real-time: Delivered and NotSent (as NotDelivered with StatusDetails) are notifications; Sent writes nothing', async () => {

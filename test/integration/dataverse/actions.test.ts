@@ -44,7 +44,7 @@ describe('Dataverse emulator: custom channel actions', () => {
     emulator = await startEmulator({ seed: smallSeed(3) });
     const api = client(emulator.url);
     const run = await runJourney(emulator.url, { count: 2 });
-    const [first, second] = run.created;
+    const [first] = run.created;
     await api.callAction({ actionName: ACTION, action: interactionParams(first!.activityId, first!.contactId) });
     await api.callAction({ actionName: ACTION, action: interactionParams(first!.activityId, first!.contactId, { ResponseType: 'keyword', TriggerKeyword: 'YES' }) });
 
@@ -65,7 +65,8 @@ describe('Dataverse emulator: custom channel actions', () => {
       { name: 'unknown response type', params: interactionParams(first!.activityId, first!.contactId, { ResponseType: 'clicked' }), status: 400, message: /'clicked' is not defined by the tile.*sent, delivered, keyword/ },
       { name: 'keyword required', params: interactionParams(first!.activityId, first!.contactId, { ResponseType: 'keyword' }), status: 400, message: /'TriggerKeyword' is required for the response type 'keyword'/ },
       { name: 'keyword not allowed', params: interactionParams(first!.activityId, first!.contactId, { TriggerKeyword: 'YES' }), status: 400, message: /only allowed for the custom response type 'keyword'/ },
-      { name: 'other contact', params: interactionParams(first!.activityId, second!.contactId), status: 400, message: /'Contact' is .* has msdyncrm_contact/ },
+      // The third contact got no row in this run: no row of the tile is theirs.
+      { name: 'contact without a row of the tile', params: interactionParams(first!.activityId, contactId(2)), status: 400, message: /none of the 2 Custom Channel Activities with msdyncrm_activityid .* has msdyncrm_contact 00000000-0000-4000-8000-000000000003/ },
       { name: 'wrong entity type', params: interactionParams(first!.activityId, first!.contactId, { EntityType: 'other_table' }), status: 400, message: /'EntityType' is 'other_table'/ },
       { name: 'unknown activity', params: interactionParams('no-such-activity', first!.contactId), status: 404, message: /no Custom Channel Activity has msdyncrm_activityid 'no-such-activity'/ },
       { name: 'unknown parameter', params: interactionParams(first!.activityId, first!.contactId, { Extra: 1 }), status: 400, message: /no parameter 'Extra'/ },
@@ -81,6 +82,23 @@ describe('Dataverse emulator: custom channel actions', () => {
     assert.deepEqual(stored.map((i) => [i.responseType, i.triggerKeyword]), [['sent', undefined], ['keyword', 'YES']]);
     assert.ok(stored.every((i) => i.contactId === first!.contactId && i.journeyId === IDS.journey && !Number.isNaN(Date.parse(i.createdOn))));
     assert.equal((await interactions(emulator.url, `journeyId=${IDS.journey}&responseType=keyword`)).length, 1);
+  });
+
+  it("gives every row of a run the tile's activity id, and resolves each interaction to the row of its contact", async () => {
+    emulator = await startEmulator({ seed: smallSeed(4) });
+    const api = client(emulator.url);
+    const [one, two] = await Promise.all([runJourney(emulator.url, { contactIds: [contactId(0), contactId(1)] }), runJourney(emulator.url, { contactIds: [contactId(2)] })]);
+    assert.equal(new Set(one.created.map((c) => c.activityId)).size, 1, 'one msdyncrm_activityid for the rows of a run');
+    assert.notEqual(one.created[0]!.activityId, two.created[0]!.activityId, 'another run, another id');
+    assert.equal(new Set(one.created.map((c) => c.activityRowId)).size, 2);
+    for (const c of one.created) await api.callAction({ actionName: ACTION, action: interactionParams(c.activityId, c.contactId) });
+    const stored = await interactions(emulator.url, `activityId=${one.created[0]!.activityId}`);
+    assert.deepEqual(stored.map((i) => [i.activityRowId, i.contactId]), one.created.map((c) => [c.activityRowId, c.contactId]));
+    assert.ok(stored.every((i) => i.duplicateOf === undefined), 'two rows of one tile are two interactions, not a repeat');
+    assert.deepEqual((await interactions(emulator.url, `activityRowId=${one.created[1]!.activityRowId}`)).map((i) => i.contactId), [contactId(1)]);
+    const twice = await fetch(`${emulator.url}/_emulator/journeys/${IDS.journey}/run`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ contactIds: [contactId(3), contactId(3).toUpperCase()] }) });
+    assert.equal(twice.status, 400);
+    assert.match(await twice.text(), /given twice/);
   });
 
   it('writes interactions through $batch change sets, all or nothing', async () => {

@@ -128,7 +128,7 @@ describe('Dataverse emulator: the recorder writing interactions in one $batch', 
     await api.callAction({ actionName: NOTIFICATION, action: notification('m-1', 'Delivered') });
     await api.callAction({ actionName: NOTIFICATION, action: notification('m-1', 'Delivered') });
 
-    const forA = await interactions(emulator.url, `activityId=${a!.activityId}`);
+    const forA = await interactions(emulator.url, `activityRowId=${a!.activityRowId}`);
     assert.equal(forA.count, 5);
     assert.equal(forA.duplicates, 2);
     assert.deepEqual(

@@ -278,7 +278,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       system.runJourney(SEED.journey, 20),
       post(Buffer.from(JSON.stringify(capturedContext((c) => (c['MessageName'] = 'Update'))))),
     ]);
-    const expected = new Set(run.created.map((c) => c.activityId));
+    const expected = new Set(run.created.map((c) => c.activityRowId));
     assert.ok(expected.size > 10, `the journey created activities (${expected.size})`);
     const interactions = await until(`${expected.size} sent interactions`, async () => {
       const all = await system.interactions();
@@ -287,7 +287,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     const keys = system.messages().map((m) => m.idempotencyKey);
     assert.equal(new Set(keys).size, keys.length, 'no activity was sent twice');
     assert.deepEqual(new Set(keys), expected, 'one simulator message per journey activity, none for a bad event');
-    assert.deepEqual(new Set(interactions.filter((i) => i.responseType === 'sent').map((i) => i.activityId)), expected, 'one sent interaction per message');
+    assert.deepEqual(new Set(interactions.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)), expected, 'one sent interaction per message');
     assert.equal(interactions.length, expected.size, 'no other interaction');
 
     const all = [...table.map((r) => r.reason), ...mixed.map((m) => m.reason)];

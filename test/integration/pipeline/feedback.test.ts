@@ -54,7 +54,8 @@ async function check(system: EmbeddedSystem): Promise<FeedbackFunnel> {
   const interactions = ((await res.json()) as { value: Interaction[] }).value;
   assert.equal(interactions.filter((i) => i.duplicateOf !== undefined).length, 0, 'nothing recorded twice');
   const ofType = (type: string): Interaction[] => interactions.filter((i) => i.responseType === type);
-  const activities = (list: Interaction[]): Set<string> => new Set(list.map((i) => (i.activityId ?? '').toLowerCase()));
+  // By row: the emulator's journey runs give every row of a run one msdyncrm_activityid (the tile's).
+  const activities = (list: Interaction[]): Set<string> => new Set(list.map((i) => (i.activityRowId ?? '').toLowerCase()));
 
   const journeyMessages = system.sim.messages().filter((m) => m.statusCallback !== undefined);
   const callbacks = system.sim.callbacks().filter((c) => !c.repeat && c.attempt === 1);

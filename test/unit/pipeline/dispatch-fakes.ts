@@ -53,7 +53,7 @@ export function lookup(...channels: Channel[]): ChannelLookup {
 let seq = 0;
 export function outbound(overrides: Partial<OutboundMessage> = {}): OutboundMessage {
   seq++;
-  const key = overrides.key ?? `act-${seq}`;
+  const key = overrides.key ?? `row-${seq}`;
   return {
     v: 1,
     key,
@@ -63,8 +63,9 @@ export function outbound(overrides: Partial<OutboundMessage> = {}): OutboundMess
     purpose: 'journey',
     context: {
       kind: 'marketing',
-      activityId: key,
-      activityRowId: `row-${key}`,
+      // The tile's id, shared by the rows of a journey run; the key is the row id.
+      activityId: 'tile-1',
+      activityRowId: key,
       contactId: 'c-1',
       journeyId: 'j-1',
       iterationId: 'i-1',

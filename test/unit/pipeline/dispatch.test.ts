@@ -58,7 +58,9 @@ describe('dispatch stage', () => {
     assert.ok(interactions.sends.length < 50, `interactions are grouped (${interactions.sends.length} sends)`);
     const first = interactions.all[0];
     assert.equal(first?.body.responseType, 'sent');
-    assert.equal(first?.messageId, `${first?.body.context.kind === 'marketing' ? first.body.context.activityId : ''}:sent`);
+    assert.equal(first?.messageId, `${first?.body.context.kind === 'marketing' ? first.body.context.activityRowId : ''}:sent`);
+    // The 50 rows share msdyncrm_activityid (one tile): keyed on it, the bus would keep one `sent` of the 50.
+    assert.equal(new Set(interactions.all.map((i) => i.messageId)).size, 50, 'one interaction MessageId per activity row');
     assert.equal(new Set(provider.calls.map((c) => c.request.idempotencyKey)).size, 50, 'the message key is the idempotency key');
     assert.equal(provider.calls[0]?.request.from, '+15550000000');
   });

@@ -166,7 +166,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
     await clock.tickAsync(90_000);
     await run.done;
     assert.deepEqual(settledAs(run.deliveries), ['complete', 'complete']);
-    assert.deepEqual(h.outbound.sent.map((m) => m.messageId).sort(), ['act-1', 'act-2']);
+    assert.deepEqual(h.outbound.sent.map((m) => m.messageId).sort(), ['row-1', 'row-2']);
   });
 
   it('refuses a budget that is not a positive number or is shorter than one call', () => {

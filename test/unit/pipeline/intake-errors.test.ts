@@ -49,21 +49,21 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
         name: 'an entity type no channel has',
         body: activity(9, { entityType: 'sample_other' }),
         reason: 'EventUnknownChannel',
-        description: "no channel is configured for entity type 'sample_other' (msdyncrm_entitytype of activity act-9); the channels' tiles have: sample_specialmessage, sample_multimessage",
+        description: "no channel is configured for entity type 'sample_other' (msdyncrm_entitytype of activity row row-9); the channels' tiles have: sample_specialmessage, sample_multimessage",
       },
       {
         name: 'a shared-tile record naming an unknown channel',
         body: activity(9, { entityType: 'sample_multimessage', entityId: 'r-x' }),
         setup: (h) => h.reads.addRecord('sample_multimessages', 'r-x', { sample_body: 'x', sample_channel: 'whatsapp' }),
         reason: 'EventUnknownChannel',
-        description: 'message record sample_multimessages(r-x) of activity act-9 names no configured channel (sample_channel = "whatsapp"); the channels for \'sample_multimessage\' are: sms-shared, telegram',
+        description: 'message record sample_multimessages(r-x) of activity row row-9 names no configured channel (sample_channel = "whatsapp"); the channels for \'sample_multimessage\' are: sms-shared, telegram',
       },
       {
         name: 'a shared-tile record naming no channel',
         body: activity(9, { entityType: 'sample_multimessage', entityId: 'r-y' }),
         setup: (h) => h.reads.addRecord('sample_multimessages', 'r-y', { sample_body: 'x', sample_channel: null }),
         reason: 'EventUnknownChannel',
-        description: "message record sample_multimessages(r-y) of activity act-9 names no configured channel (sample_channel = nothing); the channels for 'sample_multimessage' are: sms-shared, telegram",
+        description: "message record sample_multimessages(r-y) of activity row row-9 names no configured channel (sample_channel = nothing); the channels for 'sample_multimessage' are: sms-shared, telegram",
       },
       {
         name: 'a real-time channel definition no channel serves',
@@ -100,27 +100,27 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
         name: 'a message record that does not exist',
         body: activity(9, { entityId: 'msg-404' }),
         reason: 'MessageRecordNotFound',
-        description: "message record sample_specialmessages(msg-404) does not exist (msdyncrm_entitytype 'sample_specialmessage', msdyncrm_entityid 'msg-404' of activity act-9)",
+        description: "message record sample_specialmessages(msg-404) does not exist (msdyncrm_entitytype 'sample_specialmessage', msdyncrm_entityid 'msg-404' of activity row row-9)",
       },
       {
         name: 'a message record without text',
         body: activity(9, { entityId: 'msg-empty' }),
         setup: (h) => h.reads.addRecord('sample_specialmessages', 'msg-empty', { sample_text: '  ' }),
         reason: 'MessageTextMissing',
-        description: 'message record sample_specialmessages(msg-empty) of activity act-9 has no text in sample_text (the text column of channel sms)',
+        description: 'message record sample_specialmessages(msg-empty) of activity row row-9 has no text in sample_text (the text column of channel sms)',
       },
       {
         name: 'a contact that does not exist',
         body: activity(9),
         reason: 'ContactNotFound',
-        description: 'contact c-9 (msdyncrm_contact of activity act-9) does not exist',
+        description: 'contact c-9 (msdyncrm_contact of activity row row-9) does not exist',
       },
       {
         name: 'a contact without an address',
         body: activity(9),
         setup: (h) => h.reads.addContacts(contact(9, { mobilephone: null })),
         reason: 'RecipientAddressMissing',
-        description: 'contact c-9 (activity act-9) has no mobilephone (the address column of channel sms)',
+        description: 'contact c-9 (activity row row-9) has no mobilephone (the address column of channel sms)',
       },
       {
         name: 'a permanent Dataverse error for a message record',
@@ -156,7 +156,7 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
         const deliveries = await h.run([c.body, GOOD]);
         assert.deepEqual(settledAs(deliveries), ['deadLetter', 'complete']);
         assert.deepEqual(deadLetterOf(deliveries[0]), { reason: c.reason, description: c.description });
-        assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['act-1']);
+        assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['row-1']);
         const stats = h.stage.stats();
         assert.equal(stats.deadLettered, 1);
         assert.deepEqual(stats.deadLetterReasons, { [c.reason]: 1 });

@@ -55,11 +55,15 @@ export const REALTIME_A = channel({ name: 'rt-a', channelDefinitionId: 'cd-2', s
 export const REALTIME_B = channel({ name: 'rt-b', channelDefinitionId: 'cd-2', sender: 'S2', senderKey: 'contract:S2', addressField: 'mobilephone', textField: 'text' });
 export const ALL_CHANNELS = [SMS, SHARED_SMS, SHARED_TELEGRAM, REALTIME, REALTIME_A, REALTIME_B];
 
+/** `msdyncrm_activityid` of every {@link activity}: the tile's id, shared by the rows of a journey run. */
+export const TILE_ACTIVITY_ID = 'tile-1';
+
+/** The event of activity row `row-<i>` (contact `c-<i>`), one of the rows of one tile. */
 export function activity(i: number | string, fields: Partial<ActivityEvent> = {}): ActivityEvent {
   return {
     kind: 'activity',
     activityRowId: `row-${i}`,
-    activityId: `act-${i}`,
+    activityId: TILE_ACTIVITY_ID,
     contactId: `c-${i}`,
     journeyId: 'j-1',
     iterationId: 'it-1',
@@ -103,7 +107,7 @@ export function contact(i: number | string, fields: Row = {}): Row {
 export function activityRow(i: number | string, fields: Row = {}): Row {
   return {
     msdyncrm_customerjourneycustomchannelactivityid: `row-${i}`,
-    msdyncrm_activityid: `act-${i}`,
+    msdyncrm_activityid: TILE_ACTIVITY_ID,
     _msdyncrm_contact_value: `c-${i}`,
     _msdyncrm_customerjourney_value: 'j-1',
     _msdyncrm_customerjourneyiteration_value: 'it-1',

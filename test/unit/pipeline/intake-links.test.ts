@@ -27,7 +27,7 @@ describe('pipeline: IntakeStage tracked links', () => {
       assert.equal(m[1], String(i + 1));
       assert.equal(m[3], String(i + 1));
       const opened = openLink(m[2] as string, keys);
-      assert.deepEqual(opened, { ok: true, activityId: `act-${i + 1}`, linkIndex: 0, keyId: 'k1' });
+      assert.deepEqual(opened, { ok: true, activityRowId: `row-${i + 1}`, linkIndex: 0, keyId: 'k1' });
       assert.equal(linkAt(TEMPLATE, opened.ok ? opened.linkIndex : -1), 'https://shop.example/sale');
     });
   });

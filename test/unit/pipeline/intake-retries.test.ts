@@ -56,7 +56,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete']);
       assert.equal(h.reads.calls.messageRecord.length, 5, 'the fifth attempt, at 7.5 s, was answered');
       assert.equal(h.reads.calls.contacts.length, 1);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['act-1', 'act-2', 'act-3']);
+      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['row-1', 'row-2', 'row-3']);
       assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 3, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 4 });
     });
 
@@ -75,7 +75,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete']);
       assert.deepEqual(h.reads.calls.activity, ['row-7', 'row-7']);
       assert.equal(h.reads.calls.contacts.length, 3);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId).sort(), ['act-7', 'act-8']);
+      assert.deepEqual(h.outbound.sent.map((m) => m.messageId).sort(), ['row-7', 'row-8']);
       assert.equal(h.stage.stats().retries, 3);
     });
 
@@ -119,7 +119,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete', 'complete']);
       assert.equal(h.reads.calls.contacts.length, 2);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'act-1', 'act-2']);
+      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'row-1', 'row-2']);
       assert.equal(h.stage.stats().abandoned, 0);
     });
 
@@ -194,7 +194,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete', 'deadLetter']);
       assert.equal(h.outbound.sends.length, 3);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['act-1', 'act-2']);
+      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['row-1', 'row-2']);
       assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 2 });
     });
 
@@ -302,19 +302,19 @@ describe('pipeline: IntakeStage, a message too large for outbound', () => {
     const deliveries = await h.run([activity(1), activity(2, { entityId: 'msg-big' }), realtime('req-1'), activity(3), activity(4, { entityId: 'msg-big' })]);
 
     assert.deepEqual(settledAs(deliveries), ['complete', 'deadLetter', 'complete', 'complete', 'deadLetter']);
-    assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'act-1', 'act-3']);
+    assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'row-1', 'row-3']);
     const bytes = (id: string): number => Buffer.byteLength(JSON.stringify(h.outbound.messages.find((m) => m.messageId === id)!.body));
-    for (const [i, id] of [[1, 'act-2'], [4, 'act-4']] as const) {
+    for (const [i, id] of [[1, 'row-2'], [4, 'row-4']] as const) {
       assert.deepEqual(deliveries[i]!.settlements[0], {
         how: 'deadLetter',
         reason: 'OutboundMessageTooLarge',
         description:
-          `the outbound message of activity ${id} (channel sms, a text of ${big.length - '{firstname}'.length + 'Ann2'.length} characters) is too large for the outbound queue: ` +
+          `the outbound message of activity row ${id} (channel sms, a text of ${big.length - '{firstname}'.length + 'Ann2'.length} characters) is too large for the outbound queue: ` +
           `its JSON body is ${bytes(id)} bytes and the queue takes at most 1000 bytes per batch`,
       });
     }
     // One call refused per message too large (the real sender refuses before sending anything), then the rest.
-    assert.deepEqual(h.outbound.sends.map((s) => s.map((m) => m.messageId)), [['req-1'], ['act-1', 'act-3', 'act-2', 'act-4'], ['act-1', 'act-3', 'act-4'], ['act-1', 'act-3']]);
+    assert.deepEqual(h.outbound.sends.map((s) => s.map((m) => m.messageId)), [['req-1'], ['row-1', 'row-3', 'row-2', 'row-4'], ['row-1', 'row-3', 'row-4'], ['row-1', 'row-3']]);
     assert.deepEqual(h.stage.stats(), { batches: 1, received: 5, sent: 3, skippedByCompliance: 0, deadLettered: 2, deadLetterReasons: { OutboundMessageTooLarge: 2 }, abandoned: 0, retries: 0 });
     assert.match(await h.registry.metrics(), /channel_relay_intake_dead_letters_total\{reason="OutboundMessageTooLarge"\} 2/);
   });

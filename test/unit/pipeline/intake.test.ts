@@ -24,16 +24,16 @@ describe('pipeline: IntakeStage', () => {
     const sent = h.outbound.sends[0]!;
     assert.equal(sent.length, 100);
     sent.forEach((m, i) => {
-      assert.equal(m.messageId, `act-${i}`);
+      assert.equal(m.messageId, `row-${i}`);
       assert.equal(m.sessionId, 'twilio:+15550100');
       assert.deepEqual(m.body, {
         v: 1,
-        key: `act-${i}`,
+        key: `row-${i}`,
         channel: 'sms',
         to: `+1555000${String(i).padStart(4, '0')}`,
         text: `Hi Ann${i}!`,
         purpose: 'journey',
-        context: { kind: 'marketing', activityId: `act-${i}`, activityRowId: `row-${i}`, contactId: `c-${i}`, journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' },
+        context: { kind: 'marketing', activityId: 'tile-1', activityRowId: `row-${i}`, contactId: `c-${i}`, journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' },
         acceptedAt: NOW,
       });
       // What dispatch reads back is what intake wrote.
@@ -41,6 +41,20 @@ describe('pipeline: IntakeStage', () => {
     });
     assert.deepEqual(h.stage.stats(), { batches: 1, received: 100, sent: 100, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 });
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="sent"\} 100/);
+  });
+
+  it('rows of one tile (one msdyncrm_activityid): one outbound message each, keyed on the row id; the tile id passed on as is', async () => {
+    const h = harness();
+    h.reads.addContacts(contact(1), contact(2));
+    const deliveries = await h.run([activity(1), activity(2)]);
+    assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => [m.messageId, m.body.key, m.body.to, m.body.context?.kind === 'marketing' ? m.body.context.activityId : undefined]),
+      [
+        ['row-1', 'row-1', '+15550000001', 'tile-1'],
+        ['row-2', 'row-2', '+15550000002', 'tile-1'],
+      ],
+    );
   });
 
   it('reads each distinct message record once per batch and the placeholder columns with the contacts', async () => {
@@ -60,10 +74,10 @@ describe('pipeline: IntakeStage', () => {
     h.reads.addContacts(contact(1, { donotphone: true }), contact(2));
     const deliveries = await h.run([activity(1), activity(2)]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['act-2']);
+    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['row-2']);
     assert.equal(h.stage.stats().skippedByCompliance, 1);
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="skipped_compliance"\} 1/);
-    const line = stream.lines().find((l) => l['activityId'] === 'act-1');
+    const line = stream.lines().find((l) => l['activityRowId'] === 'row-1');
     assert.ok(line, 'an info line names the activity');
     assert.equal(line['level'], 'info');
     assert.equal(line['area'], 'intake');
@@ -80,7 +94,7 @@ describe('pipeline: IntakeStage', () => {
     assert.deepEqual(settledAs(deliveries), ['complete']);
     assert.deepEqual(h.reads.calls.activity, ['row-7']);
     assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.text, m.body.context]), [
-      ['act-7', 'Hi Ann7!', { kind: 'marketing', activityId: 'act-7', activityRowId: 'row-7', contactId: 'c-7', journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' }],
+      ['row-7', 'Hi Ann7!', { kind: 'marketing', activityId: 'tile-1', activityRowId: 'row-7', contactId: 'c-7', journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' }],
     ]);
   });
 
@@ -143,7 +157,7 @@ describe('pipeline: IntakeStage', () => {
     const deliveries = await h.run([activity(1), activity(1), realtime('req-1'), realtime('req-1')]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete']);
     assert.deepEqual(h.reads.calls.contacts[0]!.ids, ['c-1']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['req-1', 'act-1']);
+    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['req-1', 'row-1']);
   });
 
   it('keeps counting across batches and registers its counters once per registry', async () => {

@@ -85,7 +85,7 @@ describe('pipeline: RecorderStage', () => {
     const dl = deliveries[1]?.settlements[0];
     assert.ok(dl?.how === 'deadLetter');
     assert.equal(dl.reason, 'DataverseBadRequest');
-    assert.equal(dl.description, "interaction 'bogus' of activity b (contact c-1, journey j-1): 'ResponseType' must be one of sent, delivered, failed, opened, keyword. (Dataverse code 0x80040203)");
+    assert.equal(dl.description, "interaction 'bogus' of activity row b (msdyncrm_activityid b, contact c-1, journey j-1): 'ResponseType' must be one of sent, delivered, failed, opened, keyword. (Dataverse code 0x80040203)");
   });
 
   it('retries throttled items after Retry-After without abandoning them', async () => {

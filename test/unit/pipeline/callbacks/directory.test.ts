@@ -35,17 +35,19 @@ describe('callbacks: Dataverse directory', () => {
     assert.deepEqual(links, [undefined, 'https://org/api/data/v9.2/contacts?$skiptoken=2']);
   });
   describe('activity cache', () => {
-    const activityId = 'a1000001-0000-4000-8000-000000000000';
+    const rowId = 'b1000001-0000-4000-8000-000000000000';
+    const tileId = 'a1000001-0000-4000-8000-000000000000';
     let t = 0;
-    let queries = 0;
-    let found = true;
+    let queries: Array<{ filter?: string; top?: number }> = [];
+    /** Rows each query finds. */
+    let found = 1;
     const cached = (activityCache?: { max?: number; ttlMs?: number }) =>
       createCallbackDirectory({
         client: {
           retrieveMultiple: async (request) => {
-            queries++;
-            const id = /'([^']+)'/.exec(request.filter ?? '')?.[1];
-            return { value: found ? [{ msdyncrm_activityid: id }] : [] };
+            queries.push({ filter: request.filter, top: request.top });
+            const id = /eq '?([^' ]+)'?$/.exec(request.filter ?? '')?.[1];
+            return { value: Array.from({ length: found }, (_, n) => ({ msdyncrm_customerjourneycustomchannelactivityid: `${id}/${n}` })) };
           },
           update: async () => undefined,
         },
@@ -55,38 +57,53 @@ describe('callbacks: Dataverse directory', () => {
       });
     beforeEach(() => {
       t = 0;
-      queries = 0;
-      found = true;
+      queries = [];
+      found = 1;
     });
-    it('reads an activity once for repeated clicks (case of the id ignored), again after 10 minutes', async () => {
+    it('reads an activity row by its row id once for repeated clicks (case of the id ignored), again after 10 minutes', async () => {
       const d = cached();
-      assert.deepEqual(await d.activityByActivityId(activityId), { msdyncrm_activityid: activityId });
-      assert.deepEqual(await d.activityByActivityId(activityId.toUpperCase()), { msdyncrm_activityid: activityId });
-      assert.equal(queries, 1);
+      const row = { msdyncrm_customerjourneycustomchannelactivityid: `${rowId}/0` };
+      assert.deepEqual(await d.activityByRowId(rowId), row);
+      assert.deepEqual(await d.activityByRowId(rowId.toUpperCase()), row);
+      assert.deepEqual(queries, [{ filter: `msdyncrm_customerjourneycustomchannelactivityid eq ${rowId}`, top: 1 }]);
       t = 600_000;
-      await d.activityByActivityId(activityId);
-      assert.equal(queries, 2);
+      await d.activityByRowId(rowId);
+      assert.equal(queries.length, 2);
     });
     it('keeps the most recently used entries up to max', async () => {
       const d = cached({ max: 2 });
-      const id = (n: number): string => `a100000${n}-0000-4000-8000-000000000000`;
-      await d.activityByActivityId(id(1));
-      await d.activityByActivityId(id(2));
-      await d.activityByActivityId(id(1));
-      await d.activityByActivityId(id(3));
-      assert.equal(queries, 3);
-      await d.activityByActivityId(id(1));
-      assert.equal(queries, 3, 'id 1 was used recently: still cached');
-      await d.activityByActivityId(id(2));
-      assert.equal(queries, 4, 'id 2 was the least recently used: evicted');
+      const id = (n: number): string => `b100000${n}-0000-4000-8000-000000000000`;
+      await d.activityByRowId(id(1));
+      await d.activityByRowId(id(2));
+      await d.activityByRowId(id(1));
+      await d.activityByRowId(id(3));
+      assert.equal(queries.length, 3);
+      await d.activityByRowId(id(1));
+      assert.equal(queries.length, 3, 'id 1 was used recently: still cached');
+      await d.activityByRowId(id(2));
+      assert.equal(queries.length, 4, 'id 2 was the least recently used: evicted');
     });
     it('does not cache an activity that does not exist', async () => {
       const d = cached();
-      found = false;
-      assert.equal(await d.activityByActivityId(activityId), undefined);
-      found = true;
-      assert.ok(await d.activityByActivityId(activityId));
-      assert.equal(queries, 2);
+      found = 0;
+      assert.equal(await d.activityByRowId(rowId), undefined);
+      found = 1;
+      assert.ok(await d.activityByRowId(rowId));
+      assert.equal(queries.length, 2);
+    });
+    it('reads the rows of an activity id (a link from before the row key) two at most, and caches only a single one', async () => {
+      const d = cached();
+      found = 2;
+      assert.equal((await d.activitiesByActivityId(tileId)).length, 2);
+      assert.equal((await d.activitiesByActivityId(tileId)).length, 2, 'a shared activity id is not cached: no row stands for it');
+      assert.deepEqual(queries, [1, 2].map(() => ({ filter: `msdyncrm_activityid eq '${tileId}'`, top: 2 })));
+      found = 1;
+      const other = 'a1000002-0000-4000-8000-000000000000';
+      assert.deepEqual(await d.activitiesByActivityId(other), [{ msdyncrm_customerjourneycustomchannelactivityid: `${other}/0` }]);
+      await d.activitiesByActivityId(other);
+      assert.equal(queries.length, 3, 'a single row is cached');
+      await d.activityByRowId(other);
+      assert.equal(queries.length, 4, 'the row id and the activity id are cached apart');
     });
     it('refuses a bad cache size', () => {
       assert.throws(() => cached({ max: -1 }), TypeError);
@@ -105,7 +122,8 @@ describe('callbacks: Dataverse directory', () => {
   });
   it('asks nothing for an id that is not a GUID', async () => {
     assert.deepEqual(await directory.latestActivities("x' or 1 eq 1", 'sample_sms', 1), []);
-    assert.equal(await directory.activityByActivityId('nope'), undefined);
+    assert.equal(await directory.activityByRowId('nope'), undefined);
+    assert.deepEqual(await directory.activitiesByActivityId("x' or 1 eq 1"), []);
     assert.equal(calls.length, 0);
   });
   it('patches one contact column', async () => {

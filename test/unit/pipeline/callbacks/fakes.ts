@@ -1,9 +1,9 @@
 /** Channels, keys, a Dataverse directory and queue senders for the callbacks service's unit tests. */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel, type ChannelCallbacks } from '../../../../src/channels/index.js';
 import { createLogger, type Logger } from '../../../../src/log.js';
-import type { CallbackDirectory, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
+import type { CallbackDirectory, CallbackKey, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
 import type { TwilioMessage } from '../../../../src/providers/index.js';
 import type { InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
@@ -29,11 +29,26 @@ export const OLD_KEYS: CallbackKeys = { sign: { id: 'k0', secret: randomBytes(32
 /** The second verify key as the signing key: a token from before a rotation. */
 export const ROTATED_KEYS: CallbackKeys = { sign: KEYS.verify[1]!, verify: [KEYS.verify[1]!] };
 
+/**
+ * A link code as the relay wrote it before it keyed on the activity row, byte for byte, written here independently of
+ * token.ts: `1 | keyIdLength | keyId | 0 (GUID tag) | 16 bytes of msdyncrm_activityid | index | HMAC-SHA256('lnk' |
+ * all before)[0..12]`, base64url.
+ */
+export function legacyLinkCode(activityId: string, index: number, key: CallbackKey): string {
+  const head = Buffer.concat([Buffer.from([1, key.id.length]), Buffer.from(key.id), Buffer.from([0]), Buffer.from(activityId.replace(/-/g, ''), 'hex'), Buffer.from([index])]);
+  const mac = createHmac('sha256', key.secret).update('lnk').update(head).digest().subarray(0, 12);
+  return Buffer.concat([head, mac]).toString('base64url');
+}
+
+/** `msdyncrm_activityid` of every {@link context}: the journey tile's id, shared by the rows of the tile. */
+export const TILE_ACTIVITY_ID = 'a1000000-0000-4000-8000-000000000000';
+
+/** Activity row `n` of one tile (one contact; its own row id, journey, iteration and message record). */
 export function context(n = 1): MarketingContext {
   const id = (p: string): string => `${p}${String(n).padStart(6, '0')}-0000-4000-8000-000000000000`;
   return {
     kind: 'marketing',
-    activityId: id('a1'),
+    activityId: TILE_ACTIVITY_ID,
     activityRowId: id('b1'),
     contactId: CONTACT,
     journeyId: id('c1'),
@@ -157,8 +172,11 @@ export class FakeDirectory implements CallbackDirectory {
   async latestActivities(contactId: string, entityType: string, top: number): Promise<Row[]> {
     return this.activities.filter((a) => a['_msdyncrm_contact_value'] === contactId && a['msdyncrm_entitytype'] === entityType).slice(0, top);
   }
-  async activityByActivityId(activityId: string): Promise<Row | undefined> {
-    return this.activities.find((a) => a['msdyncrm_activityid'] === activityId);
+  async activityByRowId(rowId: string): Promise<Row | undefined> {
+    return this.activities.find((a) => a['msdyncrm_customerjourneycustomchannelactivityid'] === rowId);
+  }
+  async activitiesByActivityId(activityId: string): Promise<Row[]> {
+    return this.activities.filter((a) => a['msdyncrm_activityid'] === activityId).slice(0, 2);
   }
   async messageRecord(_set: string, id: string): Promise<Row | undefined> {
     return this.records.get(id);

@@ -43,8 +43,8 @@ describe('rewriteLinks / linkAt', () => {
     const tracked = [...out.matchAll(/https:\/\/relay\.example\/l\/([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string);
     assert.equal(tracked.length, 2);
     assert.deepEqual(tracked.map((code) => openLink(code, keys)), [
-      { ok: true, activityId: ACTIVITY, linkIndex: 0, keyId: 'k1' },
-      { ok: true, activityId: ACTIVITY, linkIndex: 1, keyId: 'k1' },
+      { ok: true, activityRowId: ACTIVITY, linkIndex: 0, keyId: 'k1' },
+      { ok: true, activityRowId: ACTIVITY, linkIndex: 1, keyId: 'k1' },
     ]);
     assert.match(out, /^Hi \{firstname\}, see https:\/\/relay\.example\/l\/[^ ]+\. Yours: https:\/\/shop\.example\/u\/\{contactid\} or https:\/\/relay\.example\/l\/[^ ]+$/);
   });

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { createCallbacksServer, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
 import { webhookHeaders } from '../../../../src/providers/index.js';
 import type { Channel } from '../../../../src/channels/index.js';
-import { activityRow, CHANNELS, CHAT_ID, context, harness, KEYS, NEVER_SHOWN, OLD_KEYS, PHONE, RT, SMS, CT, TG, TG_OLD_SECRET, TG_SECRET, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
+import { activityRow, CHANNELS, CHAT_ID, context, harness, KEYS, legacyLinkCode, NEVER_SHOWN, OLD_KEYS, PHONE, RT, SMS, CT, TG, TG_OLD_SECRET, TG_SECRET, TILE_ACTIVITY_ID, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
 
 describe('callbacks: Telegram, contract, tracked links, health', () => {
   let h: Harness;
@@ -93,8 +93,8 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(h.interactions.sent[0]?.body.responseType, 'delivered');
       assert.deepEqual(h.interactions.sent[0]?.body.context, context(1));
     });
-    it('a report whose RequestId is the activity id is correlated through the activity row', async () => {
-      await signed('/callbacks/ct/contract/reports', { RequestId: context(2).activityId, Status: 'NotDelivered', StatusDetails: { reason: 'handset off' } });
+    it('a report whose RequestId is the activity row id is correlated through the activity row', async () => {
+      await signed('/callbacks/ct/contract/reports', { RequestId: context(2).activityRowId, Status: 'NotDelivered', StatusDetails: { reason: 'handset off' } });
       assert.equal(h.interactions.sent[0]?.body.responseType, 'failed');
       assert.deepEqual(h.interactions.sent[0]?.body.context, context(2));
     });
@@ -152,7 +152,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       h.directory.records.set(other.entityId, { sample_text: 'hello' });
       const all = [...CHANNELS, wa];
       const server = createCallbacksServer({ ...h.deps, channels: { byName: (n) => all.find((c) => c.name === n), all: () => all } });
-      const payload = JSON.stringify({ RequestId: other.activityId, Status: 'Delivered' });
+      const payload = JSON.stringify({ RequestId: other.activityRowId, Status: 'Delivered' });
       const res = await server.app.inject({ method: 'POST', url: '/callbacks/ct/contract/reports', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'msg_x', payload, Date.now()) }, payload });
       await server.app.close();
       assert.equal(res.statusCode, 204);
@@ -168,16 +168,25 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
         const payload = JSON.stringify({ RequestId: requestId, Status: 'Delivered' });
         return server.app.inject({ method: 'POST', url: '/callbacks/ct/contract/reports', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, id, payload, Date.now()) }, payload });
       };
-      await post(context(1).activityId, 'm1');
-      await post(context(2).activityId, 'm2');
+      await post(context(1).activityRowId, 'm1');
+      await post(context(2).activityRowId, 'm2');
       await server.app.close();
       assert.deepEqual(h.interactions.sent.map((m) => m.body.context), [context(2)]);
+    });
+    it('a RequestId that is the msdyncrm_activityid of a message sent before the row key: recorded when one row has it, ignored when rows share it', async () => {
+      const own = { ...context(5), activityId: 'a5000000-0000-4000-8000-000000000000', entityId: context(2).entityId };
+      h.directory.activities.push(activityRow(own));
+      await signed('/callbacks/ct/contract/reports', { RequestId: own.activityId, Status: 'Delivered' });
+      assert.deepEqual(h.interactions.sent.map((m) => [m.messageId, m.body.context]), [[`${own.activityRowId}:delivered`, own]]);
+      // context(1) and context(2) share the tile's id: no row stands for it.
+      await signed('/callbacks/ct/contract/reports', { RequestId: TILE_ACTIVITY_ID, Status: 'Delivered' });
+      assert.equal(h.interactions.sent.length, 1);
     });
     it('logs the activity and a digest of the RequestId, never the token', async () => {
       await signed('/callbacks/ct/contract/reports', { RequestId: token, Status: 'Delivered' });
       assert.ok(!h.logs.text.includes(token), 'the token is not logged');
       const line = h.logs.lines().find((l) => l['message'] === 'contract report recorded');
-      assert.equal(line?.['activityId'], context(1).activityId);
+      assert.equal(line?.['activityRowId'], context(1).activityRowId);
       assert.match(String(line?.['requestRef']), /^[A-Za-z0-9_-]{12}$/);
     });
     it('a report for a token of another channel records nothing', async () => {
@@ -188,9 +197,9 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
 
   describe('tracked links', () => {
     it('a click redirects to the original link and records opened once per activity', async () => {
-      const code = sealLink(context(1).activityId, 1, KEYS);
+      const code = sealLink(context(1).activityRowId, 1, KEYS);
       const a = await app.inject({ method: 'GET', url: `/l/${code}` });
-      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}` });
       assert.equal(a.statusCode, 302);
       assert.equal(a.headers['location'], 'http://example.org/b');
       assert.equal(b.headers['location'], 'https://example.com/offer?x=1');
@@ -198,23 +207,49 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.deepEqual(h.interactions.sent[0]?.body.context, context(1));
       assert.equal(h.interactions.kept().length, 1);
     });
+    it('two rows of one tile (one msdyncrm_activityid): each link records opened on its own row', async () => {
+      assert.equal(context(1).activityId, context(2).activityId);
+      for (const n of [1, 2]) assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(n).activityRowId, 0, KEYS)}` })).statusCode, 302);
+      assert.deepEqual(
+        h.interactions.kept().map((m) => [m.messageId, m.body.context]),
+        [1, 2].map((n) => [`${context(n).activityRowId}:opened`, context(n)]),
+      );
+    });
+    it('a link written before the relay keyed on the row (msdyncrm_activityid) records opened when one row has that id', async () => {
+      const own = { ...context(5), activityId: 'a5000000-0000-4000-8000-000000000000', entityId: context(1).entityId };
+      h.directory.activities.push(activityRow(own));
+      const res = await app.inject({ method: 'GET', url: `/l/${legacyLinkCode(own.activityId, 1, KEYS.sign)}` });
+      assert.equal(res.statusCode, 302);
+      assert.equal(res.headers['location'], 'http://example.org/b');
+      assert.deepEqual(h.interactions.sent.map((m) => [m.messageId, m.body.context]), [[`${own.activityRowId}:opened`, own]]);
+    });
+    it('a link written before the row key, whose msdyncrm_activityid several rows share, still redirects and records nothing (logged)', async () => {
+      const tile = 'a6000000-0000-4000-8000-000000000000';
+      for (const n of [6, 7]) h.directory.activities.push(activityRow({ ...context(n), activityId: tile, entityId: context(1).entityId }));
+      const res = await app.inject({ method: 'GET', url: `/l/${legacyLinkCode(tile, 0, KEYS.sign)}` });
+      assert.equal(res.statusCode, 302);
+      assert.equal(res.headers['location'], 'https://example.com/offer?x=1');
+      nothingRecorded();
+      const line = h.logs.lines().find((l) => /written before the relay keyed on the activity row/.test(String(l['message'])));
+      assert.equal(line?.['activityId'], tile);
+    });
     it('a forged or rotated-out code → 403, a truncated one → 400, an unknown activity or link → 404, nothing recorded', async () => {
-      const code = sealLink(context(1).activityId, 0, KEYS);
+      const code = sealLink(context(1).activityRowId, 0, KEYS);
       const flipped = `${code.slice(0, -2)}${code.at(-2) === 'A' ? 'B' : 'A'}${code.at(-1)}`;
       assert.equal((await app.inject({ method: 'GET', url: `/l/${flipped}` })).statusCode, 403);
-      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, OLD_KEYS)}` })).statusCode, 403);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, OLD_KEYS)}` })).statusCode, 403);
       assert.equal((await app.inject({ method: 'GET', url: `/l/${code.slice(0, 12)}` })).statusCode, 400);
       assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink('a9999999-0000-4000-8000-000000000000', 0, KEYS)}` })).statusCode, 404);
-      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 9, KEYS)}` })).statusCode, 404);
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 9, KEYS)}` })).statusCode, 404);
       assert.equal((await app.inject({ method: 'POST', url: `/l/${code}` })).statusCode, 405);
       nothingRecorded();
     });
     it('a link with non-ASCII characters redirects to its ASCII form (percent-encoded, punycode host) and records opened', async () => {
       h.directory.records.set(context(1).entityId, { sample_text: 'Seht https://example.com/日本?q=ü und https://bücher.example/ä' });
-      const a = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+      const a = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}` });
       assert.equal(a.statusCode, 302);
       assert.equal(a.headers['location'], 'https://example.com/%E6%97%A5%E6%9C%AC?q=%C3%BC');
-      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 1, KEYS)}` });
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 1, KEYS)}` });
       assert.equal(b.statusCode, 302);
       assert.equal(b.headers['location'], 'https://xn--bcher-kva.example/%C3%A4');
       assert.equal(h.interactions.kept().length, 1);
@@ -222,7 +257,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     it('a target that is not an http(s) URL is not redirected to and records nothing', async () => {
       for (const target of ['javascript:alert(1)', 'https://exa mple.com/', 'ftp://example.com/f']) {
         const server = createCallbacksServer({ ...h.deps, linkAt: () => target });
-        const res = await server.app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityId, 0, KEYS)}` });
+        const res = await server.app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}` });
         await server.app.close();
         assert.equal(res.statusCode, 404, target);
       }
@@ -236,7 +271,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('a click still redirects when the open cannot be recorded', async () => {
       h.interactions.failWith = new Error('bus down');
-      const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2).activityId, 0, KEYS)}` });
+      const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2).activityRowId, 0, KEYS)}` });
       assert.equal(res.statusCode, 302);
       assert.equal(res.headers['location'], 'https://example.com/two');
     });

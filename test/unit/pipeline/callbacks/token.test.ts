@@ -4,13 +4,14 @@ import sinon from 'sinon';
 import { isConfigError } from '../../../../src/errors.js';
 import type { MarketingContext } from '../../../../src/pipeline/messages.js';
 import { openContext, openLink, parseCallbackKeys, sealContext, sealLink, type CallbackKeys } from '../../../../src/pipeline/callbacks/token.js';
+import { legacyLinkCode } from './fakes.js';
 
 const secret = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
 const ENV = `k2:${secret(2)},k1:${secret(1)}`;
 
 const context: MarketingContext = {
   kind: 'marketing',
-  activityId: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+  activityId: '0a4e28ba-2fa1-11d2-883f-0016d3cca427',
   activityRowId: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
   contactId: '6f1c2a5e-0000-4000-8000-00000000c0de',
   journeyId: 'a0a0a0a0-1111-4222-8333-444455556666',
@@ -163,7 +164,7 @@ describe('context tokens', () => {
   });
 
   it('a link code does not open as a context token (and back)', () => {
-    const code = sealLink(context.activityId, 0, keys);
+    const code = sealLink(context.activityRowId, 0, keys);
     assert.equal(openContext(code, keys).ok, false);
     assert.equal(openLink(sealContext(context, 'sms', keys), keys).ok, false);
   });
@@ -173,19 +174,31 @@ describe('link codes', () => {
   const keys = parseCallbackKeys(ENV, 'test');
 
   it('round trip: activity and link index, in a short code', () => {
-    const code = sealLink(context.activityId, 3, keys);
+    const code = sealLink(context.activityRowId, 3, keys);
     assert.ok(code.length <= 48, code);
-    assert.deepEqual(openLink(code, keys), { ok: true, activityId: context.activityId, linkIndex: 3, keyId: 'k2' });
-    assert.deepEqual(openLink(sealLink('not-a-guid', 255, keys), keys), { ok: true, activityId: 'not-a-guid', linkIndex: 255, keyId: 'k2' });
+    assert.deepEqual(openLink(code, keys), { ok: true, activityRowId: context.activityRowId, linkIndex: 3, keyId: 'k2' });
+    assert.deepEqual(openLink(sealLink('not-a-guid', 255, keys), keys), { ok: true, activityRowId: 'not-a-guid', linkIndex: 255, keyId: 'k2' });
+  });
+
+  it('a code written before the relay keyed on the row (version 1) opens as msdyncrm_activityid, and cannot pass as a row code', () => {
+    const old = legacyLinkCode(context.activityId, 2, keys.verify[1]!);
+    assert.deepEqual(openLink(old, keys), { ok: true, activityId: context.activityId, linkIndex: 2, keyId: 'k1' });
+    // The version is under the MAC: a version-1 code relabelled as 2 (or back) does not verify.
+    const relabelled = Buffer.from(old, 'base64url');
+    relabelled[0] = 2;
+    assert.deepEqual(openLink(relabelled.toString('base64url'), keys), { ok: false, reason: 'bad-signature' });
+    const current = Buffer.from(sealLink(context.activityRowId, 2, keys), 'base64url');
+    current[0] = 1;
+    assert.deepEqual(openLink(current.toString('base64url'), keys), { ok: false, reason: 'bad-signature' });
   });
 
   it('refuses an index out of range', () => {
-    assert.throws(() => sealLink(context.activityId, 256, keys), RangeError);
-    assert.throws(() => sealLink(context.activityId, -1, keys), RangeError);
+    assert.throws(() => sealLink(context.activityRowId, 256, keys), RangeError);
+    assert.throws(() => sealLink(context.activityRowId, -1, keys), RangeError);
   });
 
   it('tampering with any byte of the body or the MAC → bad-signature; header → malformed or unknown-key', () => {
-    const code = sealLink(context.activityId, 1, keys);
+    const code = sealLink(context.activityRowId, 1, keys);
     const length = Buffer.from(code, 'base64url').length;
     for (let at = 5; at < length; at += 1) {
       assert.deepEqual(openLink(flip(code, at), keys), { ok: false, reason: 'bad-signature' }, `byte ${at}`);
@@ -196,18 +209,18 @@ describe('link codes', () => {
   });
 
   it('truncated → malformed; rotated-out key → unknown-key; old and new keys both verify', () => {
-    const code = sealLink(context.activityId, 1, keys);
+    const code = sealLink(context.activityRowId, 1, keys);
     for (let cut = 1; cut < code.length; cut += 5) {
       assert.deepEqual(openLink(code.slice(0, code.length - cut), keys), { ok: false, reason: 'malformed' }, `cut ${cut}`);
     }
-    assert.deepEqual(openLink(sealLink(context.activityId, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), { ok: false, reason: 'unknown-key' });
-    assert.equal(openLink(sealLink(context.activityId, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok, true);
+    assert.deepEqual(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), { ok: false, reason: 'unknown-key' });
+    assert.equal(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok, true);
   });
 
   it('compares MACs in constant time (crypto.timingSafeEqual)', () => {
     const spy = sinon.spy(crypto, 'timingSafeEqual');
     try {
-      openLink(sealLink(context.activityId, 1, keys), keys);
+      openLink(sealLink(context.activityRowId, 1, keys), keys);
       assert.equal(spy.callCount, 1);
     } finally {
       spy.restore();

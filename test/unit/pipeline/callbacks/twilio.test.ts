@@ -50,7 +50,7 @@ describe('callbacks: Twilio', () => {
       assert.deepEqual(m!.body.context, context(1));
       assert.equal(m!.body.providerMessageId, 'SM0001');
       assert.equal(m!.messageId, interactionMessageId(m!.body));
-      assert.equal(m!.messageId, `${context(1).activityId}:${responseType}`);
+      assert.equal(m!.messageId, `${context(1).activityRowId}:${responseType}`);
       if (s === 'failed') assert.equal(m!.body.detail?.code, '30006');
     });
   }
@@ -104,7 +104,7 @@ describe('callbacks: Twilio', () => {
       assert.equal(res.statusCode, code);
       assert.equal(h.interactions.sent.length, 0);
       assert.equal(h.outbound.sent.length, 0);
-      for (const leak of [context(1).contactId, context(1).activityId, PHONE, AUTH_TOKEN]) assert.ok(!res.body.includes(leak), res.body);
+      for (const leak of [context(1).contactId, context(1).activityRowId, PHONE, AUTH_TOKEN]) assert.ok(!res.body.includes(leak), res.body);
       assert.match(res.body, /^\{"error":"[a-z ]+"\}$/);
     });
   }
@@ -191,7 +191,7 @@ describe('callbacks: Twilio', () => {
       assert.equal(m!.body.responseType, 'keyword');
       assert.equal(m!.body.triggerKeyword, 'YES');
       assert.deepEqual(m!.body.context, context(2));
-      assert.equal(m!.messageId, `${context(2).activityId}:keyword:yes`);
+      assert.equal(m!.messageId, `${context(2).activityRowId}:keyword:yes`);
     });
 
     it('free text is acknowledged and not recorded', async () => {

@@ -19,7 +19,8 @@
  * - **In flight**: at most `concurrency` calls at once (a second p-queue inside the slots).
  * - **Guard**: `guardMs` is added to each hold, for timer granularity and clock steps.
  * - **Per recipient**: a call to one recipient starts at least `perRecipientMs + guardMs` after the previous call
- *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order.
+ *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order; for a
+ *   group recipient (`isGroup`), at least `perGroupMs + guardMs` (Telegram: 20 a minute in one group, 3 s).
  * - **Pause**: `pauseUntil(t)` holds every call of this sender until `t` (a 429 `Retry-After`, or the window the last
  *   holder of the session left behind); calls in flight are not affected.
  *
@@ -45,6 +46,10 @@ export interface SenderLimiterOptions {
   concurrency?: number;
   /** Minimum time between two calls to the same recipient; 0 turns the spacing off. @defaultValue 0 */
   perRecipientMs?: number;
+  /** Per group recipient (`isGroup`): the spacing instead of `perRecipientMs` when longer; 0 turns it off. @defaultValue 0 */
+  perGroupMs?: number;
+  /** Which recipients are groups (Telegram: group and supergroup chats). @defaultValue none */
+  isGroup?: (recipient: string) => boolean;
   /** Added to each hold and to the per-recipient spacing, for timer granularity and clock steps. @defaultValue 10 */
   guardMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
@@ -98,8 +103,11 @@ export class SenderLimiter {
   readonly windowMs: number;
   /** The spacing between the end of one call to a recipient and the start of the next, guard included (ms); 0 when off. */
   readonly recipientSpacingMs: number;
+  /** The spacing between calls to one group recipient, guard included (ms); 0 when off (then `recipientSpacingMs`). */
+  readonly groupSpacingMs: number;
   /** How long the last calls keep constraining the next ones (the window or the recipient spacing): a hand-over waits this long. */
   readonly handOverWindowMs: number;
+  readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
   readonly #slots: Slots;
   /** Calls in flight: `concurrency` at once. */
@@ -124,11 +132,14 @@ export class SenderLimiter {
     const intervalMs = intOption('SenderLimiter', 'intervalMs', options.intervalMs, 1000, 1);
     const concurrency = intOption('SenderLimiter', 'concurrency', options.concurrency, 10, 1);
     const perRecipientMs = intOption('SenderLimiter', 'perRecipientMs', options.perRecipientMs, 0, 0);
+    const perGroupMs = intOption('SenderLimiter', 'perGroupMs', options.perGroupMs, 0, 0);
     const guardMs = intOption('SenderLimiter', 'guardMs', options.guardMs, 10, 0);
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
-    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs);
+    this.groupSpacingMs = perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
+    this.#isGroup = options.isGroup ?? (() => false);
+    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
     this.#slots = new Slots(messages);
     this.#calls = new PQueue({ concurrency });
   }
@@ -159,8 +170,14 @@ export class SenderLimiter {
     }
   }
 
+  /** The spacing of calls to `recipient`, guard included; 0 when none. */
+  #spacingOf(recipient: string): number {
+    return this.groupSpacingMs > 0 && this.#isGroup(recipient) ? this.groupSpacingMs : this.recipientSpacingMs;
+  }
+
   async #run<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> {
-    if (this.recipientSpacingMs === 0) return this.#enqueue(recipient, call, options, () => undefined);
+    const spacing = this.#spacingOf(recipient);
+    if (spacing === 0) return this.#enqueue(recipient, call, options, () => undefined);
     const previous = this.#turns.get(recipient) ?? Promise.resolve();
     let handOver!: () => void;
     const mine = new Promise<void>((resolve) => (handOver = resolve));
@@ -182,7 +199,7 @@ export class SenderLimiter {
       await raceAbort(previous, options.signal);
       const last = this.#lastByRecipient.get(recipient);
       if (last !== undefined) {
-        const at = last + this.recipientSpacingMs;
+        const at = last + spacing;
         if (options.startBy !== undefined && at > options.startBy) {
           throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
         }
@@ -230,7 +247,7 @@ export class SenderLimiter {
                   this.#inFlight--;
                   const end = this.#now();
                   this.#record(end + (windows - 1) * this.windowMs);
-                  if (this.recipientSpacingMs > 0) this.#lastByRecipient.set(recipient, end);
+                  if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, end);
                   onEnd();
                 }
               },
@@ -264,7 +281,7 @@ export class SenderLimiter {
     this.#prune(now);
     if (this.#lastByRecipient.size > 1024) {
       for (const [recipient, at] of this.#lastByRecipient) {
-        if (now - at >= this.recipientSpacingMs) this.#lastByRecipient.delete(recipient);
+        if (now - at >= this.#spacingOf(recipient)) this.#lastByRecipient.delete(recipient);
       }
     }
   }

@@ -35,7 +35,7 @@ export interface ProviderSimulatorsOptions {
   latencyMs?: number;
   /** Twilio credentials, unsubscribed recipients, MPS and concurrency limits. @defaultValue TWILIO_DEFAULTS */
   twilio?: TwilioOptions;
-  /** Telegram tokens, blocked/unknown chats, 30/s per bot and 1/s per chat. @defaultValue TELEGRAM_DEFAULTS */
+  /** Telegram tokens, blocked/unknown chats, 30/s per bot, 1/s per chat and 20/min per group. @defaultValue TELEGRAM_DEFAULTS */
   telegram?: TelegramOptions;
   /** Contract secrets, per-sender limit, refused recipients. @defaultValue CONTRACT_DEFAULTS */
   contract?: ContractOptions;
@@ -153,7 +153,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   else for (const [sender, u] of Object.entries(twilio.inboundUrls)) if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
-  for (const key of ['perBot', 'perChat'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
+  for (const key of ['perBot', 'perChat', 'perGroupPerMinute'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
   if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens)) problems.push('telegram.tokens: expected an array of bot tokens');
   for (const key of ['blockedChats', 'unknownChats'] as const) if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
 

@@ -16,7 +16,7 @@ import { fakeDelivery, type FakeDelivery } from '../../helpers/fake-delivery.js'
 function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>): Channel {
   return {
     provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000000', authToken: 'token' },
-    rateLimit: { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0 },
+    rateLimit: { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, perGroupMs: 0 },
     timeoutMs: 10_000,
     ...fields,
   };

@@ -120,6 +120,20 @@ describe('sender limiter', () => {
     assert.deepEqual(at, { a: 0, x: 0, b: 1000, c: 2000 });
   });
 
+  it('spaces calls to a group recipient by perGroupMs (Telegram: 20 a minute per group), others by perRecipientMs', async () => {
+    const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, perGroupMs: 3000, isGroup: (r) => r.startsWith('-'), guardMs: 0 });
+    const at: string[] = [];
+    const t0 = Date.now();
+    const call = (name: string) => async () => {
+      at.push(`${name}@${Date.now() - t0}`);
+    };
+    const all = Promise.all([limiter.run('-100', call('g1')), limiter.run('-100', call('g2')), limiter.run('42', call('p1')), limiter.run('42', call('p2')), limiter.run('-100', call('g3'))]);
+    await clock.tickAsync(10_000);
+    await all;
+    assert.deepEqual(at.sort(), ['g1@0', 'g2@3000', 'g3@6000', 'p1@0', 'p2@1000'].sort());
+    assert.equal(limiter.handOverWindowMs, 3000, 'a hand-over waits the longest spacing');
+  });
+
   it('drops a waiting call when its signal fires; the next call to that recipient keeps its turn', async () => {
     const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, guardMs: 0 });
     const r = recorder();

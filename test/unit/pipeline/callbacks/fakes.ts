@@ -80,7 +80,7 @@ const tile = (entityType: string): NonNullable<Channel['tile']> => ({
   labels: {},
 });
 
-const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
+const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0, perGroupMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
 
 export const SMS: Channel = {
   ...base,

@@ -23,7 +23,7 @@ function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addres
 }
 
 function tile(entityType: string, entitySetName: string, complianceField = 'donotphone'): NonNullable<Channel['tile']> {
-  return { file: `${entityType}.xml`, entityType, entitySetName, complianceField, responseTypes: [], labels: {} };
+  return { file: `${entityType}.xml`, entityType, entitySetName, complianceField, lookupViewId: '00000000-0000-0000-00aa-000010001003', responseTypes: [], labels: {} };
 }
 
 /** The one channel of the `sample_specialmessage` tile. */

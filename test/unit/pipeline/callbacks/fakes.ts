@@ -74,6 +74,7 @@ const tile = (entityType: string): NonNullable<Channel['tile']> => ({
   file: 'tile.xml',
   entityType,
   entitySetName: `${entityType}es`,
+  lookupViewId: '00000000-0000-0000-00aa-000010001003',
   complianceField: 'sample_optout',
   responseTypes: ['sent', 'delivered', 'failed', 'opened', 'keyword'].map((id) => ({ id, custom: id === 'keyword', labels: {} })),
   customResponseType: 'keyword',

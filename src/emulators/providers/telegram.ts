@@ -3,8 +3,9 @@
  * "result":<Message>}` or `{"ok":false,"error_code":N,"description":"…"}`, the flood limits (30 msg/s per bot, 1 msg/s
  * per chat, 20 msg/min per group: core.telegram.org/bots/faq) answered with 429 and `parameters.retry_after`. A group
  * is any chat with a negative id (groups, `-100…` supergroups) or an `@name` (public supergroups and channels: the
- * FAQ names groups only; the simulator holds channels to the group limit too, the reading that hurts the relay most). Telegram has no idempotency key: the relay's key, sent as
- * `X-Idempotency-Key`, is only kept in the simulator's log so duplicates can be counted. `setWebhook`,
+ * FAQ names groups only; the simulator holds channels to the group limit too, the reading that hurts the relay most).
+ * Telegram has no idempotency key: the relay's key, sent as `X-Idempotency-Key`, is only kept in the simulator's log
+ * so that repeats can be counted; a repeat is always a second message. `setWebhook`,
  * `deleteWebhook` and `getWebhookInfo` keep a webhook per bot, where recipients' replies go as updates.
  */
 import type { FaultAction } from './faults.js';

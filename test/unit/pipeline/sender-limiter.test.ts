@@ -293,9 +293,7 @@ describe('sender limiter', () => {
       const limiter = new SenderLimiter({ messages: 6, intervalMs: 1000, guardMs: 0 });
       const cheap = recorder(20);
       const costly = recorder(20);
-      const all = Promise.all([
-        ...Array.from({ length: 12 }, (_, i) => limiter.run(`a-${i}`, costly.call, { cost: 3 })),
-      ]);
+      const all = Promise.all(Array.from({ length: 12 }, (_, i) => limiter.run(`a-${i}`, costly.call, { cost: 3 })));
       await clock.tickAsync(10_000);
       await all;
       const spans = calls(costly).map((c) => ({ ...c, cost: 3 }));

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { compiledSchema, describeAjvError, ENV_REF, isHttpUrl, renderFound } from '../config/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { TELEGRAM_GROUP_SPACING_MS } from '../providers/telegram/chats.js';
 import { readTile } from './tile.js';
 import {
   DEFAULT_OPT_IN_CONFIRMATION,
@@ -56,7 +57,7 @@ type RawChannel = {
   addressField?: string;
   textField?: string;
   channelField?: string;
-  rateLimit: { messages: number; intervalMs?: number; concurrency?: number; perRecipientMs?: number };
+  rateLimit: { messages: number; intervalMs?: number; concurrency?: number; perRecipientMs?: number; perGroupMs?: number };
   failureResponseType?: string;
   timeoutMs?: number;
   callbacks?: RawCallbacks;
@@ -130,6 +131,9 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
       problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
     }
+    if (c.rateLimit.perGroupMs !== undefined && c.provider['type'] !== 'telegram') {
+      problems.push(problem(at('rateLimit.perGroupMs'), 'no perGroupMs: it spaces messages to Telegram group chats, and this is not a Telegram channel', renderFound(c.rateLimit.perGroupMs)));
+    }
     const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, c.provider['type'] as ProviderSettings['type'], tile, c.channelDefinitionId !== undefined, at('callbacks'), env, problems, problem);
     if (!settings) return;
     const channel: Channel = {
@@ -144,6 +148,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
         intervalMs: c.rateLimit.intervalMs ?? DEFAULTS.intervalMs,
         concurrency: c.rateLimit.concurrency ?? DEFAULTS.concurrency,
         perRecipientMs: c.rateLimit.perRecipientMs ?? DEFAULTS.perRecipientMs,
+        perGroupMs: c.rateLimit.perGroupMs ?? (settings.type === 'telegram' ? TELEGRAM_GROUP_SPACING_MS : 0),
       },
       timeoutMs: c.timeoutMs ?? DEFAULTS.timeoutMs,
     };

@@ -1,7 +1,9 @@
 /**
  * The outbound-marketing tile XML (`<LibraryTile>`, `…CustomerJourneyDesignerTileConfig.xml`): the custom message
  * table, the contact compliance field and the response types, with the checks the docs state (ChannelProperties
- * mandatory, at most one `custom="True"` response type, a 1033 label on each).
+ * mandatory with `LookupViewId`, at most one `custom="True"` response type, a 1033 label on each). Source: MSDocs-CE
+ * `ce/marketing/developer/configure-tile-custom-channel.md`; an older version listed `LookupViewId` as optional, the
+ * current one requires it.
  */
 import { XMLParser } from 'fast-xml-parser';
 
@@ -17,6 +19,8 @@ export interface ChannelTile {
   entitySetName: string;
   titleFieldName?: string;
   complianceField: string;
+  /** `<LookupViewId>`: the id of the view the journey designer's lookup of the message records uses (a GUID). */
+  lookupViewId: string;
   /** Empty when the tile declares no `<ResponseTypes>`. */
   responseTypes: TileResponseType[];
   /** The response type with `custom="True"`, if any. */
@@ -39,6 +43,9 @@ const parser = new XMLParser({
 });
 
 type Node = Record<string, unknown>;
+
+/** A GUID, braces allowed (as Dataverse ids are often written). */
+const GUID = /^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$/;
 
 function text(node: unknown): string | undefined {
   if (typeof node === 'string') return node.trim() || undefined;
@@ -76,10 +83,19 @@ export function readTile(xml: string, source = 'tile XML'): ChannelTile {
     if (value === undefined) throw new TileError(`${source}: <ChannelProperties> needs <${name}>`);
     return value;
   };
+  const entityType = required('EntityType');
+  const entitySetName = required('EntitySetName');
+  const complianceField = required('ComplianceField');
+  const lookupViewId = text(props['LookupViewId']);
+  if (lookupViewId === undefined) {
+    throw new TileError(`${source}: <ChannelProperties> needs <LookupViewId> (the current Microsoft docs of the tile XML require it: the id of the view of the message table that the journey designer's lookup shows)`);
+  }
+  if (!GUID.test(lookupViewId)) throw new TileError(`${source}: <LookupViewId> must be a view id (a GUID), found '${lookupViewId}'`);
   const tile: ChannelTile = {
-    entityType: required('EntityType'),
-    entitySetName: required('EntitySetName'),
-    complianceField: required('ComplianceField'),
+    entityType,
+    entitySetName,
+    complianceField,
+    lookupViewId: lookupViewId.replace(/^\{|\}$/g, '').toLowerCase(),
     responseTypes: [],
     labels: root['Labels'] === undefined ? {} : labels(root['Labels'], `${source}: <LibraryTile>`),
   };

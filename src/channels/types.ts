@@ -40,6 +40,11 @@ export interface Channel {
     concurrency: number;
     /** Per recipient: at least this long between two messages to the same recipient (Telegram: 1 s per chat). @defaultValue 0 */
     perRecipientMs: number;
+    /**
+     * Telegram: at least this long between two messages to the same group, supergroup or public channel (`chat_id`
+     * negative or `@name`): Telegram allows 20 a minute in a group. @defaultValue 3000 for Telegram, else 0 (off)
+     */
+    perGroupMs: number;
   };
   /** The tile's response type recorded for a permanent provider refusal (e.g. `failed`); absent: nothing recorded. */
   failureResponseType?: string;

@@ -51,6 +51,11 @@ export interface EmbeddedSystemOptions {
   /** Extra simulator options by provider (e.g. more Twilio senders' limits). */
   twilioMpsBySender?: Record<string, number>;
   /**
+   * The Twilio simulator answers a repeated `I-Twilio-Idempotency-Token` with the first message, which real Twilio
+   * does not do: only for a test that asks for it. @defaultValue false
+   */
+  honourIdempotencyToken?: boolean;
+  /**
    * The feedback path: the SMS channels get a callbacks block (tracked links, the keyword YES), the callbacks stage a
    * free loopback port, and the simulators post delivery reports, clicks, keyword replies and STOPs to it at the
    * rates given, or those of {@link FEEDBACK_RATES} for `true`. @defaultValue false
@@ -145,8 +150,8 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     const inboundUrls = Object.fromEntries(
       channelsDoc.channels.filter((c) => c['callbacks'] !== undefined).map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
     );
-    // The simulator holds each Twilio sender to its channel's rate, in whole messages per second (rounded up, so that
-    // a sender at its channel's rate is never refused).
+    // The simulator holds each Twilio sender to its channel's rate, in whole segments per second (rounded up, so that
+    // a sender at its channel's rate is never queued).
     const twilioSenders = Object.fromEntries(
       channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, Math.max(1, Math.ceil((Number(c.rateLimit?.['messages'] ?? 1) * 1000) / Number(c.rateLimit?.['intervalMs'] ?? 1000)))]),
     );
@@ -156,7 +161,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       'provider simulators',
       await startProviderSimulators({
         latencyMs: options.providerLatencyMs ?? 0,
-        twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls },
+        twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls, honourIdempotencyToken: options.honourIdempotencyToken ?? false },
         ...(feedback === undefined ? {} : { callbacks: feedback.callbacks, recipients: feedback.recipients, seed: feedback.seed }),
         log,
       }),

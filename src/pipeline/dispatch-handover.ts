@@ -9,6 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StageContext } from './dispatch-context.js';
 import type { AcceptedSession, SessionCloseReason } from './ports.js';
+import { isTelegramGroupChat } from '../providers/index.js';
 import { SenderLimiter } from './sender-limiter.js';
 import { decodeSessionState, encodeSessionState, firstSendAt, type DispatchSessionState } from './session-state.js';
 
@@ -46,6 +47,8 @@ export class SenderHandOver {
       intervalMs: Math.max(...limits.map((l) => l.intervalMs)),
       concurrency: Math.min(...limits.map((l) => l.concurrency)),
       perRecipientMs: Math.max(...limits.map((l) => l.perRecipientMs)),
+      perGroupMs: Math.max(...limits.map((l) => l.perGroupMs)),
+      isGroup: isTelegramGroupChat,
       guardMs: this.#stage.guardMs,
       now: this.#stage.now,
     });

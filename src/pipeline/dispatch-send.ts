@@ -7,7 +7,7 @@ import { raceAbort } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Provider, SendRequest, SendResult } from '../providers/index.js';
+import { smsSegments, type Provider, type SendRequest, type SendResult } from '../providers/index.js';
 import type { StageContext } from './dispatch-context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
 import type { OutboundMessage } from './messages.js';
@@ -46,6 +46,7 @@ export function sendMessage(
 ): Promise<SendOutcome> {
   const provider = stage.providerFor(channel);
   const signal = batch.starts;
+  const cost = rateCost(channel, msg);
   // One policy per message, so that a backoff that would end past the lock deadline is seen before it is waited.
   const policy = createSendPolicy(stage.retry, (delayMs) => {
     const by = callBy();
@@ -96,7 +97,7 @@ export function sendMessage(
           throw err;
         }
       },
-      { signal, priority: calls > 0 ? 1 : 0, ...(by === undefined ? {} : { startBy: by }) },
+      { signal, priority: calls > 0 ? 1 : 0, cost, ...(by === undefined ? {} : { startBy: by }) },
     );
   };
 
@@ -126,6 +127,14 @@ export function sendMessage(
       )
       .finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * What one call of this message counts against its sender's `rateLimit.messages`: Twilio counts throughput in message
+ * segments (a channel's Twilio rate limit is in segments per interval), every other provider in calls.
+ */
+export function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
+  return channel.provider.type === 'twilio' ? smsSegments(msg.text) : 1;
 }
 
 /**

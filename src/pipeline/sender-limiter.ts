@@ -8,14 +8,19 @@
  *   `messages + 1` arrivals in one window. Instead each call holds one of `messages` slots from before it starts
  *   until `intervalMs + guardMs` after it *ends*. Any `messages + 1` arrivals within one window would need
  *   `messages + 1` slots held at the same instant (the window's last moment lies inside every one of their holds),
- *   so the provider never sees more than `messages` in any window, whatever the jitter. The slots are a p-queue
- *   (`concurrency: messages`, priorities, pause); the price is the call's own latency per slot and window
- *   (utilization ≈ interval / (interval + latency + guard)). Every provider call attempt takes a slot, retries
- *   included: a retry is a call and counts.
+ *   so the provider never sees more than `messages` in any window, whatever the jitter. The price is the call's own
+ *   latency per slot and window (utilization ≈ interval / (interval + latency + guard)). Every provider call attempt
+ *   takes its slots, retries included: a retry is a call and counts.
+ * - **Cost**: a call takes `cost` slots (`RunOptions.cost`: Twilio counts a message's segments against the sender's
+ *   rate, so `messages` is then segments per window), all at once, waiting callers served strictly in order
+ *   (priority, then arrival: a costly call is never overtaken for ever by cheap ones). A call that costs more than
+ *   `messages` takes every slot and holds them `ceil(cost / messages)` windows after it ends (the provider spreads
+ *   its segments over that many windows).
  * - **In flight**: at most `concurrency` calls at once (a second p-queue inside the slots).
  * - **Guard**: `guardMs` is added to each hold, for timer granularity and clock steps.
  * - **Per recipient**: a call to one recipient starts at least `perRecipientMs + guardMs` after the previous call
- *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order.
+ *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order; for a
+ *   group recipient (`isGroup`), at least `perGroupMs + guardMs` (Telegram: 20 a minute in one group, 3 s).
  * - **Pause**: `pauseUntil(t)` holds every call of this sender until `t` (a 429 `Retry-After`, or the window the last
  *   holder of the session left behind); calls in flight are not affected.
  *
@@ -41,6 +46,10 @@ export interface SenderLimiterOptions {
   concurrency?: number;
   /** Minimum time between two calls to the same recipient; 0 turns the spacing off. @defaultValue 0 */
   perRecipientMs?: number;
+  /** Per group recipient (`isGroup`): the spacing instead of `perRecipientMs` when longer; 0 turns it off. @defaultValue 0 */
+  perGroupMs?: number;
+  /** Which recipients are groups (Telegram: group and supergroup chats). @defaultValue none */
+  isGroup?: (recipient: string) => boolean;
   /** Added to each hold and to the per-recipient spacing, for timer granularity and clock steps. @defaultValue 10 */
   guardMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
@@ -52,6 +61,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Greater runs earlier among waiting calls (retries go first). @defaultValue 0 */
   priority?: number;
+  /** What the call counts against `messages` (Twilio: the message's segments). An integer >= 1. @defaultValue 1 */
+  cost?: number;
   /**
    * The latest time the call may start (ms since the epoch): a call that cannot start by then is not made, and `run`
    * rejects with a `StartDeadlineError` as soon as that is known (see the file's comment). @defaultValue no deadline
@@ -81,7 +92,7 @@ export interface SenderLimiterStats {
   waiting: number;
   /** Calls in flight. */
   inFlight: number;
-  /** Slots taken: calls waiting for a call slot, in flight, or ended less than a window ago. */
+  /** Slots taken (each call takes its cost): calls waiting for a call slot, in flight, or ended less than a window ago. */
   inWindow: number;
   /** When a running pause ends (ms since the epoch); absent when not paused. */
   pausedUntil?: number;
@@ -92,15 +103,18 @@ export class SenderLimiter {
   readonly windowMs: number;
   /** The spacing between the end of one call to a recipient and the start of the next, guard included (ms); 0 when off. */
   readonly recipientSpacingMs: number;
+  /** The spacing between calls to one group recipient, guard included (ms); 0 when off (then `recipientSpacingMs`). */
+  readonly groupSpacingMs: number;
   /** How long the last calls keep constraining the next ones (the window or the recipient spacing): a hand-over waits this long. */
   readonly handOverWindowMs: number;
-  /** Slots: `messages` at once, each held from before a call starts until `windowMs` after it ends. */
-  readonly #slots: PQueue;
+  readonly #isGroup: (recipient: string) => boolean;
+  /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
+  readonly #slots: Slots;
   /** Calls in flight: `concurrency` at once. */
   readonly #calls: PQueue;
   readonly #now: () => number;
-  /** When the calls of the last window ended, oldest first. */
-  readonly #ends: number[] = [];
+  /** When the calls of the last window ended, oldest first (a call costing several windows: its last window's start). */
+  #ends: number[] = [];
   #inFlight = 0;
   readonly #lastByRecipient = new Map<string, number>();
   /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
@@ -118,12 +132,15 @@ export class SenderLimiter {
     const intervalMs = intOption('SenderLimiter', 'intervalMs', options.intervalMs, 1000, 1);
     const concurrency = intOption('SenderLimiter', 'concurrency', options.concurrency, 10, 1);
     const perRecipientMs = intOption('SenderLimiter', 'perRecipientMs', options.perRecipientMs, 0, 0);
+    const perGroupMs = intOption('SenderLimiter', 'perGroupMs', options.perGroupMs, 0, 0);
     const guardMs = intOption('SenderLimiter', 'guardMs', options.guardMs, 10, 0);
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
-    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs);
-    this.#slots = new PQueue({ concurrency: messages });
+    this.groupSpacingMs = perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
+    this.#isGroup = options.isGroup ?? (() => false);
+    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
+    this.#slots = new Slots(messages);
     this.#calls = new PQueue({ concurrency });
   }
 
@@ -133,6 +150,7 @@ export class SenderLimiter {
    * `startBy`; `call`'s own result or error otherwise.
    */
   async run<T>(recipient: string, call: () => Promise<T>, options: RunOptions = {}): Promise<T> {
+    intOption('SenderLimiter run', 'cost', options.cost, 1, 1);
     const { startBy } = options;
     if (startBy === undefined) return this.#run(recipient, call, options);
     const now = this.#now();
@@ -152,8 +170,14 @@ export class SenderLimiter {
     }
   }
 
+  /** The spacing of calls to `recipient`, guard included; 0 when none. */
+  #spacingOf(recipient: string): number {
+    return this.groupSpacingMs > 0 && this.#isGroup(recipient) ? this.groupSpacingMs : this.recipientSpacingMs;
+  }
+
   async #run<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> {
-    if (this.recipientSpacingMs === 0) return this.#enqueue(recipient, call, options, () => undefined);
+    const spacing = this.#spacingOf(recipient);
+    if (spacing === 0) return this.#enqueue(recipient, call, options, () => undefined);
     const previous = this.#turns.get(recipient) ?? Promise.resolve();
     let handOver!: () => void;
     const mine = new Promise<void>((resolve) => (handOver = resolve));
@@ -175,7 +199,7 @@ export class SenderLimiter {
       await raceAbort(previous, options.signal);
       const last = this.#lastByRecipient.get(recipient);
       if (last !== undefined) {
-        const at = last + this.recipientSpacingMs;
+        const at = last + spacing;
         if (options.startBy !== undefined && at > options.startBy) {
           throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
         }
@@ -192,6 +216,10 @@ export class SenderLimiter {
 
   #enqueue<T>(recipient: string, call: () => Promise<T>, options: RunOptions, onEnd: () => void): Promise<T> {
     const { signal } = options;
+    const cost = options.cost ?? 1;
+    // More than the limit: every slot, for as many windows as the provider needs to send it.
+    const slots = Math.min(cost, this.#slots.capacity);
+    const windows = Math.ceil(cost / this.#slots.capacity);
     if (signal?.aborted) return Promise.reject(signal.reason);
     // p-queue rejects a running task's promise when the add() signal fires; a started call must finish instead, so
     // the queues get a signal that fires only while the call waits.
@@ -218,8 +246,8 @@ export class SenderLimiter {
                 } finally {
                   this.#inFlight--;
                   const end = this.#now();
-                  this.#record(end);
-                  if (this.recipientSpacingMs > 0) this.#lastByRecipient.set(recipient, end);
+                  this.#record(end + (windows - 1) * this.windowMs);
+                  if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, end);
                   onEnd();
                 }
               },
@@ -230,13 +258,16 @@ export class SenderLimiter {
           reject(err);
         }
         done();
-        // The slot stays taken for a whole window after the call ended (see the file's comment).
-        if (started) await this.#hold(this.windowMs);
+        // The slots stay taken for a whole window after the call ended (see the file's comment).
+        if (started) await this.#hold(this.windowMs * windows);
       };
-      this.#slots.add(holdSlot, { signal: waiting.signal, priority: options.priority ?? 0 }).catch((err: unknown) => {
-        done();
-        reject(err);
-      });
+      this.#slots.take(slots, options.priority ?? 0, waiting.signal).then(
+        () => holdSlot().finally(() => this.#slots.give(slots)),
+        (err: unknown) => {
+          done();
+          reject(err);
+        },
+      );
     });
   }
 
@@ -250,13 +281,13 @@ export class SenderLimiter {
     this.#prune(now);
     if (this.#lastByRecipient.size > 1024) {
       for (const [recipient, at] of this.#lastByRecipient) {
-        if (now - at >= this.recipientSpacingMs) this.#lastByRecipient.delete(recipient);
+        if (now - at >= this.#spacingOf(recipient)) this.#lastByRecipient.delete(recipient);
       }
     }
   }
 
   #prune(now: number): void {
-    while (this.#ends.length > 0 && now - (this.#ends[0] as number) >= this.windowMs) this.#ends.shift();
+    if (this.#ends.some((t) => now - t >= this.windowMs)) this.#ends = this.#ends.filter((t) => now - t < this.windowMs);
   }
 
   /**
@@ -299,7 +330,7 @@ export class SenderLimiter {
   recentCalls(): number[] {
     const now = this.#now();
     this.#prune(now);
-    return [...this.#ends, ...Array.from({ length: this.#inFlight }, () => now)];
+    return [...this.#ends, ...Array.from({ length: this.#inFlight }, () => now)].sort((a, b) => a - b);
   }
 
   /** When a running pause ends, or undefined. */
@@ -309,9 +340,9 @@ export class SenderLimiter {
 
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
-      waiting: this.#slots.size + this.#calls.size + this.#waitingForTurn,
+      waiting: this.#slots.waiting + this.#calls.size + this.#waitingForTurn,
       inFlight: this.#inFlight,
-      inWindow: this.#slots.pending,
+      inWindow: this.#slots.taken,
     };
     const pausedUntil = this.pausedUntil;
     if (pausedUntil !== undefined) stats.pausedUntil = pausedUntil;
@@ -330,5 +361,84 @@ export class SenderLimiter {
     this.#resumeTimer = undefined;
     this.#slots.clear();
     this.#calls.clear();
+  }
+}
+
+/**
+ * The window's slots, weighted: `capacity` in all, a caller takes several at once. Waiting callers are served strictly
+ * in order (greater priority first, then arrival), so one that needs many slots is not overtaken for ever by callers
+ * that need few. `pause()` stops serving (slots taken stay taken) until `start()`.
+ */
+class Slots {
+  #taken = 0;
+  #paused = false;
+  readonly #waiting: Array<{ slots: number; priority: number; grant: () => void }> = [];
+
+  constructor(readonly capacity: number) {}
+
+  /** Slots taken now. */
+  get taken(): number {
+    return this.#taken;
+  }
+
+  /** Callers waiting. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Resolves once `slots` (at most `capacity`) are taken for the caller; rejects with the signal's reason if it fires first. */
+  take(slots: number, priority: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        const at = this.#waiting.indexOf(entry);
+        if (at >= 0) {
+          this.#waiting.splice(at, 1);
+          this.#serve();
+        }
+        reject(signal?.reason);
+      };
+      const entry = {
+        slots,
+        priority,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let at = this.#waiting.length;
+      while (at > 0 && (this.#waiting[at - 1] as { priority: number }).priority < priority) at--;
+      this.#waiting.splice(at, 0, entry);
+      this.#serve();
+    });
+  }
+
+  /** Gives `slots` back. */
+  give(slots: number): void {
+    this.#taken -= slots;
+    this.#serve();
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  start(): void {
+    this.#paused = false;
+    this.#serve();
+  }
+
+  /** Drops every waiting caller: its promise settles only when its signal fires (abort the signals first). */
+  clear(): void {
+    this.#waiting.length = 0;
+  }
+
+  #serve(): void {
+    for (let next = this.#waiting[0]; next !== undefined && !this.#paused && this.#taken + next.slots <= this.capacity; next = this.#waiting[0]) {
+      this.#waiting.shift();
+      this.#taken += next.slots;
+      next.grant();
+    }
   }
 }

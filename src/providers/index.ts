@@ -15,8 +15,8 @@ export type { Provider, SendRequest, SendResult, ProviderType } from './provider
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';
-export { mapTwilioResponse, mapTwilioFetchResponse, TwilioProvider, TWILIO_BASE_URL, TWILIO_ERROR_CODES, type TwilioMessage } from './twilio/index.js';
-export { mapTelegramResponse, TELEGRAM_BASE_URL } from './telegram/index.js';
+export { mapTwilioResponse, mapTwilioFetchResponse, smsSegments, TwilioProvider, TWILIO_BASE_URL, TWILIO_ERROR_CODES, type TwilioMessage } from './twilio/index.js';
+export { isTelegramGroupChat, mapTelegramResponse, TELEGRAM_BASE_URL, TELEGRAM_GROUP_SPACING_MS } from './telegram/index.js';
 export {
   mapContractResponse,
   signWebhook,

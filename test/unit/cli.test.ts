@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { packageVersion, runCli } from '../../src/cli/program.js';
@@ -77,6 +77,16 @@ describe('channel-relay CLI', () => {
     const err = io.stderr.join('\n');
     assert.match(err, /channels\.json: channels\.0\.provider\.accountSid: expected a value \(required for a twilio provider\), found nothing/);
     assert.match(err, /channels\.json: channels\.0\.tile: expected a tile \(outbound marketing\) or a channelDefinitionId/);
+  });
+
+  it('config check names a tile XML without LookupViewId: the file, the element, and that the current docs require it', async () => {
+    const xml = readFileSync(configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), 'utf8').replace(/\s*<LookupViewId>[^<]*<\/LookupViewId>/, '');
+    writeFileSync(path.join(dir, 'old_TileConfig.xml'), xml);
+    const channels = { channels: [{ name: 'sms', tile: 'old_TileConfig.xml', provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN' }, sender: '+4915100000001', addressField: 'mobilephone', textField: 'sample_text', rateLimit: { messages: 10 } }] };
+    writeFileSync(path.join(dir, 'channels.json'), JSON.stringify(channels));
+    const io = recordingIo({ SERVICEBUS_NAMESPACE: 'relay.servicebus.windows.net', DATAVERSE_URL: 'https://contoso.crm.dynamics.com', CHANNELS_FILE: 'channels.json', TWILIO_AUTH_TOKEN: 't' }, dir);
+    assert.equal(await runCli(['config', 'check'], io), 1);
+    assert.match(io.stderr.join('\n'), /channels\.json: channels\.0\.tile: expected a readable tile XML file .*found old_TileConfig\.xml: <ChannelProperties> needs <LookupViewId> \(the current Microsoft docs of the tile XML require it/);
   });
 
   it('config check FILE prints every problem and exits 1', async () => {

@@ -6,7 +6,7 @@ import type { CliIo } from '../io.js';
 
 /** One line per channel: provider, sender, limit, tile or channel definition. Secrets are never part of it. */
 function describeChannel(c: Channel): string {
-  const limit = `${c.rateLimit.messages} per ${c.rateLimit.intervalMs} ms, ${c.rateLimit.concurrency} in flight${c.rateLimit.perRecipientMs > 0 ? `, ${c.rateLimit.perRecipientMs} ms per recipient` : ''}`;
+  const limit = `${c.rateLimit.messages} per ${c.rateLimit.intervalMs} ms, ${c.rateLimit.concurrency} in flight${c.rateLimit.perRecipientMs > 0 ? `, ${c.rateLimit.perRecipientMs} ms per recipient` : ''}${c.rateLimit.perGroupMs > 0 ? `, ${c.rateLimit.perGroupMs} ms per group chat` : ''}`;
   const source = c.tile
     ? `tile ${c.tile.entityType} (compliance ${c.tile.complianceField}, address ${c.addressField}, text ${c.textField}${c.failureResponseType ? `, failures as '${c.failureResponseType}'` : ''})`
     : `real-time channel definition ${c.channelDefinitionId}`;

@@ -39,7 +39,7 @@ export function registerDemoCommand(program: Command, io: CliIo, setExitCode: (c
     .description('run the sample journey end to end on embedded emulators and print the funnel')
     .option('--contacts <n>', `contacts the journey runs over (1-${MAX_CONTACTS}; missing ones are generated)`, wholeNumber(1, MAX_CONTACTS), 1000)
     .option('--late-opt-outs <n>', 'contacts per journey that opt out after their activity is created (the relay re-checks and sends them nothing)', wholeNumber(0, MAX_CONTACTS), 0)
-    .option('--sms-per-second <n>', 'rate limit of each SMS sender, in the channels and in the Twilio simulator (a short code sends 100)', wholeNumber(1, 10_000), 100)
+    .option('--sms-per-second <n>', 'rate limit of each SMS sender in segments per second, in the channels and in the Twilio simulator (a short code sends 100)', wholeNumber(1, 10_000), 100)
     .option('--summary-json <file>', 'also write the figures as JSON to this file')
     .option('--no-feedback', 'only the send path: no callbacks service, no delivery reports, clicks or replies from the simulators')
     .option('--serve', 'keep everything running after the funnel and print how to connect; Ctrl-C stops it', false)

@@ -59,8 +59,8 @@ export interface Outcome {
   rateLimited?: boolean;
   /** Answered from the idempotency record. */
   duplicate?: boolean;
-  /** A message accepted over the sender's limit (Twilio queues it). */
-  rateViolation?: boolean;
+  /** Twilio: a message accepted over the sender's limit (Twilio queues it): its segments. */
+  rateViolation?: number;
   /** Twilio: the auth token the send authenticated with (its status callbacks are signed with it); never logged. */
   authToken?: string;
 }
@@ -136,7 +136,7 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
   for (const c of both) {
     if (outcome.rateLimited) c.rateLimited += 1;
     if (outcome.duplicate) c.duplicates += 1;
-    if (outcome.rateViolation) c.rateViolations += 1;
+    c.rateViolations += outcome.rateViolation ?? 0;
   }
   if (action.kind === 'timeout') {
     hold();

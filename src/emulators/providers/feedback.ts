@@ -124,16 +124,21 @@ export class Feedback {
     if (m.provider === 'twilio') {
       const t = this.#deps.twilio.options;
       const statuses = m.statusCallback !== undefined && t.statusCallbacks;
-      const failed = !delivered && random() < t.failedShare;
-      const errorCode = pick(t.errorCodes, random);
-      const sequence = this.#twilioStatuses(m, failed, delivered, read);
+      const drawnFailure = !delivered && random() < t.failedShare;
+      const drawnCode = pick(t.errorCodes, random);
+      // Past its ValidityPeriod in the sender's queue: never sent, failed with 30001 (twilio.com/docs/api/errors/30001).
+      const expired = m.expiresAfterMs !== undefined;
+      const failed = expired || drawnFailure;
+      const errorCode = expired ? 30001 : drawnCode;
+      const sequence = this.#twilioStatuses(m, failed, delivered && !expired, read && !expired);
       if (!statuses) {
         // No status callbacks to pace it: the fetched status is the message's final one at once.
         const now = this.#deps.clock();
         for (const status of sequence) this.#deps.twilio.api.advance(m.providerMessageId, status, now, errorCode);
-        if (!acts) return;
+        if (!acts || expired) return;
       }
-      run(() => this.#twilio(m, { statuses, sequence, delivered, errorCode, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
+      const waitMs = m.expiresAfterMs ?? m.queuedMs ?? 0;
+      run(() => this.#twilio(m, { statuses, sequence, delivered: delivered && !expired, errorCode, waitMs, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
     } else if (m.provider === 'telegram') {
       if (!plan.reply && plan.clicks.length === 0) return;
       run(() => this.#telegram(m, plan, random));
@@ -172,14 +177,17 @@ export class Feedback {
 
   async #twilio(
     m: SimulatedMessage,
-    f: { statuses: boolean; sequence: string[]; delivered: boolean; errorCode: number; plan: RecipientPlan; random: () => number; authToken?: string },
+    f: { statuses: boolean; sequence: string[]; delivered: boolean; errorCode: number; waitMs: number; plan: RecipientPlan; random: () => number; authToken?: string },
   ): Promise<void> {
     const engine = this.#deps.engine;
     const api = this.#deps.twilio.api;
     const viaService = m.sender.startsWith('MG');
     const token = f.authToken ?? api.authTokenOf(m.channel);
+    let queued = f.waitMs;
     for (const status of f.statuses ? f.sequence : []) {
-      await engine.sleep(engine.delay(f.random));
+      // The first status after the send also waits the message's time in the sender's queue.
+      await engine.sleep(engine.delay(f.random) + queued);
+      queued = 0;
       // The resource changes first, then Twilio calls back: a fetch on the callback sees the status it reports.
       api.advance(m.providerMessageId, status, this.#deps.clock(), f.errorCode);
       if (token === undefined) {

@@ -17,8 +17,17 @@ export interface SimulatedMessage {
   recipient: string;
   /** Twilio: `Body`; Telegram: `text`; contract: the `Message` parts' values joined by a newline. */
   text: string;
-  /** Twilio: `I-Twilio-Idempotency-Token`; Telegram: `X-Idempotency-Key` (simulator-only bookkeeping); contract: `RequestId`. */
+  /**
+   * Twilio: `I-Twilio-Idempotency-Token` (a key only with `honourIdempotencyToken`); Telegram: `X-Idempotency-Key`
+   * (bookkeeping only, never a key); contract: `RequestId`.
+   */
   idempotencyKey?: string;
+  /** Twilio: the segments it counts (`num_segments`). */
+  segments?: number;
+  /** Twilio: how much later its last segment goes than from an idle sender (> 0: queued behind the sender's MPS). */
+  queuedMs?: number;
+  /** Twilio: it would wait in the queue past its ValidityPeriod: never sent, `failed` with ErrorCode 30001 this long after creation. */
+  expiresAfterMs?: number;
   /** Twilio: the SID (`SM…`); Telegram: `message_id` as a string; contract: `MessageId`. */
   providerMessageId: string;
   /** Twilio: the `StatusCallback` URL given. */
@@ -43,16 +52,21 @@ export interface TrafficStats {
   requests: number;
   /** New messages accepted (log entries). */
   accepted: number;
-  /** Repeats answered from the idempotency record (Twilio token, contract RequestId): no new log entry. */
+  /** Repeats answered from the idempotency record (contract RequestId; Twilio token only with `honourIdempotencyToken`): no new log entry. */
   duplicates: number;
-  /** Accepted messages whose idempotency key an earlier log entry already had (Telegram, Twilio without token). */
+  /** Accepted messages whose idempotency key an earlier log entry already had (Telegram, Twilio): sent again. */
   repeatedKeys: number;
   /** Refusals by the provider's code: Twilio `21211`…, Telegram `error_code`, contract `NotSent`, `400`, `401`. */
   rejected: Record<string, number>;
-  /** 429 answers from the provider's limits (Telegram 30/s and 1/s per chat, Twilio 20429, contract per sender). */
+  /** 429 answers from the provider's limits (Telegram 30/s, 1/s per chat and 20/min per group, Twilio 20429, contract per sender). */
   rateLimited: number;
-  /** Twilio: messages accepted while the sender already had >= its MPS accepted in the preceding 1000 ms. */
+  /**
+   * Twilio: segments of the messages that had to wait in the sender's queue (they arrived over its MPS, counted in
+   * segments per 1000 ms window); a client within the limit causes none.
+   */
   rateViolations: number;
+  /** Twilio: segments of the messages accepted. */
+  segments: number;
   /** Most messages accepted in any 1000 ms sliding window. */
   maxInAnyWindow: number;
   /** Most calls in flight at once, and how many are now. */
@@ -69,7 +83,7 @@ export interface ProviderStats extends TrafficStats {
 export type SimulatorStats = Record<SimulatedProvider, ProviderStats>;
 
 function emptyTraffic(): TrafficStats {
-  return { requests: 0, accepted: 0, duplicates: 0, repeatedKeys: 0, rejected: {}, rateLimited: 0, rateViolations: 0, maxInAnyWindow: 0, concurrencyPeak: 0, inFlight: 0 };
+  return { requests: 0, accepted: 0, duplicates: 0, repeatedKeys: 0, rejected: {}, rateLimited: 0, rateViolations: 0, segments: 0, maxInAnyWindow: 0, concurrencyPeak: 0, inFlight: 0 };
 }
 
 function emptyProvider(): ProviderStats {
@@ -142,6 +156,7 @@ export class Records {
     }
     for (const c of [p, s]) {
       c.accepted += 1;
+      c.segments += message.segments ?? 0;
       if (repeated) c.repeatedKeys += 1;
     }
   }

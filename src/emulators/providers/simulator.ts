@@ -35,7 +35,7 @@ export interface ProviderSimulatorsOptions {
   latencyMs?: number;
   /** Twilio credentials, unsubscribed recipients, MPS and concurrency limits. @defaultValue TWILIO_DEFAULTS */
   twilio?: TwilioOptions;
-  /** Telegram tokens, blocked/unknown chats, 30/s per bot and 1/s per chat. @defaultValue TELEGRAM_DEFAULTS */
+  /** Telegram tokens, blocked/unknown chats, 30/s per bot, 1/s per chat and 20/min per group. @defaultValue TELEGRAM_DEFAULTS */
   telegram?: TelegramOptions;
   /** Contract secrets, per-sender limit, refused recipients. @defaultValue CONTRACT_DEFAULTS */
   contract?: ContractOptions;
@@ -141,7 +141,10 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
   if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
   if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
-  for (const key of ['statusCallbacks', 'initialStatusCallback'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
+  if (!positive(twilio.queueSeconds)) problems.push(`twilio.queueSeconds: expected seconds > 0, found ${shown(twilio.queueSeconds)}`);
+  const validity = twilio.validityPeriodSeconds;
+  if (!(Number.isInteger(validity) && validity >= 1 && validity <= 36_000)) problems.push(`twilio.validityPeriodSeconds: expected an integer from 1 to 36000, found ${shown(validity)}`);
+  for (const key of ['statusCallbacks', 'initialStatusCallback', 'honourIdempotencyToken'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
   if (!(typeof twilio.failedShare === 'number' && twilio.failedShare >= 0 && twilio.failedShare <= 1)) problems.push(`twilio.failedShare: expected a fraction from 0 to 1, found ${shown(twilio.failedShare)}`);
   if (!Array.isArray(twilio.errorCodes) || twilio.errorCodes.length === 0 || !twilio.errorCodes.every((c) => Number.isInteger(c) && c > 0)) {
     problems.push(`twilio.errorCodes: expected a non-empty array of Twilio error codes (e.g. 30003), found ${shown(twilio.errorCodes)}`);
@@ -150,7 +153,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   else for (const [sender, u] of Object.entries(twilio.inboundUrls)) if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
-  for (const key of ['perBot', 'perChat'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
+  for (const key of ['perBot', 'perChat', 'perGroupPerMinute'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
   if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens)) problems.push('telegram.tokens: expected an array of bot tokens');
   for (const key of ['blockedChats', 'unknownChats'] as const) if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
 

@@ -1,8 +1,11 @@
 /**
  * Telegram's Bot API `sendMessage`, `POST /bot{token}/sendMessage` (JSON, form or query parameters): `{"ok":true,
  * "result":<Message>}` or `{"ok":false,"error_code":N,"description":"…"}`, the flood limits (30 msg/s per bot, 1 msg/s
- * per chat) answered with 429 and `parameters.retry_after`. Telegram has no idempotency key: the relay's key, sent as
- * `X-Idempotency-Key`, is only kept in the simulator's log so duplicates can be counted. `setWebhook`,
+ * per chat, 20 msg/min per group: core.telegram.org/bots/faq) answered with 429 and `parameters.retry_after`. A group
+ * is any chat with a negative id (groups, `-100…` supergroups) or an `@name` (public supergroups and channels: the
+ * FAQ names groups only; the simulator holds channels to the group limit too, the reading that hurts the relay most).
+ * Telegram has no idempotency key: the relay's key, sent as `X-Idempotency-Key`, is only kept in the simulator's log
+ * so that repeats can be counted; a repeat is always a second message. `setWebhook`,
  * `deleteWebhook` and `getWebhookInfo` keep a webhook per bot, where recipients' replies go as updates.
  */
 import type { FaultAction } from './faults.js';
@@ -23,6 +26,8 @@ export interface TelegramOptions {
   perBot?: number;
   /** Messages per second per chat. @defaultValue 1 */
   perChat?: number;
+  /** Messages per minute per group chat (a negative id or `@name`). @defaultValue 20 */
+  perGroupPerMinute?: number;
 }
 
 /** A bot's webhook, as `setWebhook` left it. */
@@ -39,7 +44,7 @@ const SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
 export type ResolvedTelegram = Required<Omit<TelegramOptions, 'tokens'>> & Pick<TelegramOptions, 'tokens'>;
 
-export const TELEGRAM_DEFAULTS: ResolvedTelegram = { blockedChats: [], unknownChats: [], perBot: 30, perChat: 1 };
+export const TELEGRAM_DEFAULTS: ResolvedTelegram = { blockedChats: [], unknownChats: [], perBot: 30, perChat: 1, perGroupPerMinute: 20 };
 
 const TOKEN = /^(\d+):([A-Za-z0-9_-]+)$/;
 const CHAT_ID = /^(-?\d+|@[A-Za-z][A-Za-z0-9_]{4,})$/;
@@ -60,6 +65,8 @@ export class TelegramApi {
   readonly #unknown: Set<string>;
   readonly #nextMessageId = new Map<string, number>();
   readonly #windows: SlidingWindows;
+  /** Per group chat, over a minute (less the same tolerance as the 1000 ms windows). */
+  readonly #groupWindows: SlidingWindows;
   readonly #webhooks = new Map<string, TelegramWebhook>();
   /** Updates waiting for delivery per bot (set by the simulator: its callbacks know). */
   pendingUpdates: (botId: string) => number = () => 0;
@@ -69,6 +76,7 @@ export class TelegramApi {
     this.#blocked = new Set(options.blockedChats.map(String));
     this.#unknown = new Set(options.unknownChats.map(String));
     this.#windows = new SlidingWindows(windowMs);
+    this.#groupWindows = new SlidingWindows(60_000 - (1000 - windowMs));
   }
 
   block(chatId: string | number): void {
@@ -83,6 +91,7 @@ export class TelegramApi {
 
   reset(): void {
     this.#windows.clear();
+    this.#groupWindows.clear();
   }
 
   /** The webhook of a bot (by bot id), when one is set. */
@@ -207,10 +216,12 @@ export class TelegramApi {
 
       const botWindow = this.#windows.get(botId);
       const chatWindow = this.#windows.get(`${botId}\u0000${chatId}`);
-      const waitMs = Math.max(botWindow.waitMs(now, this.#options.perBot), chatWindow.waitMs(now, this.#options.perChat));
+      const groupWindow = /^-\d+$/.test(chatId) || chatId.startsWith('@') ? this.#groupWindows.get(`${botId}\u0000${chatId}`) : undefined;
+      const waitMs = Math.max(botWindow.waitMs(now, this.#options.perBot), chatWindow.waitMs(now, this.#options.perChat), groupWindow?.waitMs(now, this.#options.perGroupPerMinute) ?? 0);
       if (waitMs > 0) return { reply: tooManyRequests(Math.max(1, Math.ceil(waitMs / 1000))), rateLimited: true };
       botWindow.add(now);
       chatWindow.add(now);
+      groupWindow?.add(now);
 
       const messageId = this.nextMessageId(botId, chatId);
       const numericChat = /^-?\d+$/.test(chatId) ? Number(chatId) : undefined;

@@ -1,8 +1,10 @@
 /**
  * Twilio's Programmable Messaging API, `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`: form-encoded
  * parameters, HTTP basic auth, the Message resource on 201, Twilio's error JSON `{code, message, more_info, status}`,
- * per-sender MPS (over-MPS messages are queued by Twilio, so accepted here and counted as rate violations), the
- * per-account concurrency limit (429, 20429), and `I-Twilio-Idempotency-Token`. And the Message fetch,
+ * per-sender MPS counted in segments (messages over it are queued, as Twilio does: accepted, counted as rate
+ * violations in segments, sent later; 21611 when the sender's queue is full, 30001 for a message that waited longer
+ * than its ValidityPeriod), the per-account concurrency limit (429, 20429). `I-Twilio-Idempotency-Token` is not a
+ * deduplication key of the real Messages API: repeats are new messages unless `honourIdempotencyToken`. And the Message fetch,
  * `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`, for the messages sent (with their current
  * status) and the simulated recipients' inbound replies.
  */
@@ -10,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 import type { FaultAction } from './faults.js';
 import type { Exchange, Outcome, Prepared, Reply } from './exchange.js';
 import type { SimulatedMessage } from './records.js';
-import { SlidingWindows } from './window.js';
+import { SegmentQueue, smsSegments } from './segments.js';
+
+export { smsSegments } from './segments.js';
 
 export const TWILIO_PATH = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
 /** One Message resource: `[, AccountSid, MessageSid]`. */
@@ -33,6 +37,22 @@ export interface TwilioOptions {
   mpsBySender?: Record<string, number>;
   /** Concurrent API requests per account; one more gets 429 with code 20429. @defaultValue 100 */
   concurrency?: number;
+  /**
+   * How much a sender's queue holds, in seconds of its MPS (Twilio: 10 hours' worth): a message whose segments would
+   * not fit gets 400 with code 21611. @defaultValue 36000
+   */
+  queueSeconds?: number;
+  /**
+   * The `ValidityPeriod` of a message that names none, seconds (Twilio: 1–36000, default 36000): a message still
+   * queued after it is never sent and fails with ErrorCode 30001. @defaultValue 36000
+   */
+  validityPeriodSeconds?: number;
+  /**
+   * Answer a repeated `I-Twilio-Idempotency-Token` with the first message instead of sending again. Real Twilio does
+   * not (the header is documented on the webhooks it sends, not as a key of message creation): only for a test that
+   * asks for it. Repeats are counted (`repeatedKeys`) either way. @defaultValue false
+   */
+  honourIdempotencyToken?: boolean;
   /** Whether a message sent with a `StatusCallback` gets its status callbacks (see docs/emulators/providers.md). @defaultValue true */
   statusCallbacks?: boolean;
   /**
@@ -61,6 +81,9 @@ export const TWILIO_DEFAULTS: ResolvedTwilio = {
   otherMps: 1,
   mpsBySender: {},
   concurrency: 100,
+  queueSeconds: 36_000,
+  validityPeriodSeconds: 36_000,
+  honourIdempotencyToken: false,
   statusCallbacks: true,
   initialStatusCallback: false,
   failedShare: 0,
@@ -83,28 +106,9 @@ export function twilioDate(ms: number): string {
   return new Date(ms).toUTCString().replace(/GMT$/, '+0000');
 }
 
-const GSM_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u001bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-const GSM_EXTENDED = '^{}\\[~]|€\f';
-
-/** Segments of an SMS body: GSM-7 (160, or 153 per part) or else UCS-2 (70, or 67 per part). */
-export function smsSegments(body: string): number {
-  let septets = 0;
-  let gsm = true;
-  for (const ch of body) {
-    if (GSM_BASIC.includes(ch)) septets += 1;
-    else if (GSM_EXTENDED.includes(ch)) septets += 2;
-    else {
-      gsm = false;
-      break;
-    }
-  }
-  if (gsm) return septets <= 160 ? 1 : Math.ceil(septets / 153);
-  const units = body.length;
-  return units <= 70 ? 1 : Math.ceil(units / 67);
-}
-
 /** The `error_message` Twilio gives the simulator's default `ErrorCode`s (others: null). */
 const ERROR_MESSAGES: Record<number, string> = {
+  30001: 'Queue overflow',
   30003: 'Unreachable destination handset',
   30005: 'Unknown destination handset',
   30006: 'Landline or unreachable carrier',
@@ -122,6 +126,7 @@ interface StoredMessage {
   body: string;
   messagingServiceSid: string | null;
   status: string;
+  segments: number;
   created: number;
   sent: number | null;
   updated: number;
@@ -165,7 +170,7 @@ function messageResource(m: StoredMessage): Record<string, unknown> {
     from: m.from,
     messaging_service_sid: m.messagingServiceSid,
     num_media: '0',
-    num_segments: String(smsSegments(m.body)),
+    num_segments: String(m.segments),
     price: null,
     price_unit: 'USD',
     sid: m.sid,
@@ -181,7 +186,8 @@ export class TwilioApi {
   readonly #unsubscribed: Set<string>;
   readonly #inFlight = new Map<string, number>();
   readonly #idempotent = new Map<string, Reply>();
-  readonly #windows: SlidingWindows;
+  readonly #queues: Map<string, SegmentQueue> = new Map();
+  readonly #windowMs: number;
   readonly #lastToken = new Map<string, string>();
   /** Every message sent or received, by sid: kept across `reset()`, as an account keeps its messages. */
   readonly #stored = new Map<string, StoredMessage>();
@@ -190,7 +196,7 @@ export class TwilioApi {
   constructor(options: ResolvedTwilio, windowMs: number) {
     this.#options = options;
     this.#unsubscribed = new Set(options.unsubscribed);
-    this.#windows = new SlidingWindows(windowMs);
+    this.#windowMs = windowMs;
   }
 
   unsubscribe(number: string): void {
@@ -237,6 +243,7 @@ export class TwilioApi {
       body: reply.body,
       messagingServiceSid: MESSAGING_SERVICE.test(reply.to) ? reply.to : null,
       status: 'received',
+      segments: smsSegments(reply.body),
       created: reply.time,
       sent: reply.time,
       updated: reply.time,
@@ -273,10 +280,10 @@ export class TwilioApi {
     return { status: 200, body: messageResource(m) };
   }
 
-  /** Forgets the rate windows and the idempotency records. */
+  /** Forgets the senders' queues and the idempotency records. */
   reset(): void {
     this.#idempotent.clear();
-    this.#windows.clear();
+    this.#queues.clear();
   }
 
   /** The MPS that applies to a sender. */
@@ -322,8 +329,9 @@ export class TwilioApi {
     }
 
     const token = ex.headers['i-twilio-idempotency-token'];
+    const validity = params.get('ValidityPeriod');
     const execute = (now: number): Outcome => {
-      if (token) {
+      if (token && this.#options.honourIdempotencyToken) {
         const first = this.#idempotent.get(`${accountSid}\u0000${token}`);
         if (first) return { reply: first, duplicate: true };
       }
@@ -334,12 +342,22 @@ export class TwilioApi {
       if (from && !(E164.test(from) || SHORT_CODE.test(from) || ALPHANUMERIC.test(from))) return { reply: twilioError(400, 21212, `Invalid 'From' Phone Number: ${from}`), rejected: 21212 };
       if (!from && !MESSAGING_SERVICE.test(service)) return { reply: twilioError(400, 21701, `The Messaging Service ${service} does not exist`), rejected: 21701 };
       if (body.length > 1600) return { reply: twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.'), rejected: 21617 };
+      const validitySeconds = validity === null ? this.#options.validityPeriodSeconds : Number(validity);
+      if (!(Number.isInteger(validitySeconds) && validitySeconds >= 1 && validitySeconds <= 36_000)) return { reply: twilioError(400, 21624, 'Invalid validity period value'), rejected: 21624 };
       if (this.#unsubscribed.has(to)) return { reply: twilioError(400, 21610, 'Attempt to send to unsubscribed recipient'), rejected: 21610 };
 
       const senderKey = sender!;
-      const window = this.#windows.get(senderKey);
-      const rateViolation = window.count(now) >= this.mpsOf(senderKey);
-      window.add(now);
+      const segments = smsSegments(body);
+      const mps = this.mpsOf(senderKey);
+      let queue = this.#queues.get(senderKey);
+      if (queue === undefined) this.#queues.set(senderKey, (queue = new SegmentQueue(this.#windowMs)));
+      if (queue.waiting(now) + segments > Math.max(1, Math.floor(mps * this.#options.queueSeconds))) {
+        return { reply: twilioError(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"), rejected: 21611 };
+      }
+      // A message that would wait past its validity is never sent: it takes no sending capacity.
+      const place = queue.place(now, segments, mps);
+      const expires = place.firstAt - now > validitySeconds * 1000;
+      if (!expires) queue.enqueue(now, segments, mps);
       const sid = `SM${randomBytes(16).toString('hex')}`;
       const callback = params.get('StatusCallback') ?? undefined;
       const stored: StoredMessage = {
@@ -352,6 +370,7 @@ export class TwilioApi {
         messagingServiceSid: service || null,
         // A Messaging Service send starts as `accepted` (the sender is picked later), a direct send as `queued`.
         status: from ? 'queued' : 'accepted',
+        segments,
         created: now,
         sent: null,
         updated: now,
@@ -360,7 +379,7 @@ export class TwilioApi {
       this.#stored.set(sid, stored);
       const resource = messageResource(stored);
       const reply: Reply = { status: 201, body: resource };
-      if (token) this.#idempotent.set(`${accountSid}\u0000${token}`, reply);
+      if (token && this.#options.honourIdempotencyToken) this.#idempotent.set(`${accountSid}\u0000${token}`, reply);
       const accepted: SimulatedMessage = {
         time: now,
         provider: 'twilio',
@@ -369,11 +388,14 @@ export class TwilioApi {
         sender: senderKey,
         recipient: to,
         text: body,
+        segments,
+        queuedMs: place.queuedMs,
+        ...(expires ? { expiresAfterMs: validitySeconds * 1000 } : {}),
         providerMessageId: sid,
         ...(token ? { idempotencyKey: token } : {}),
         ...(callback ? { statusCallback: callback } : {}),
       };
-      return { reply, accepted, rateViolation, authToken: password };
+      return { reply, accepted, ...(place.queuedMs > 0 ? { rateViolation: segments } : {}), authToken: password };
     };
     return { ...(sender ? { sender } : {}), onEnd, execute };
   }

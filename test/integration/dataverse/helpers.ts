@@ -14,6 +14,7 @@ export const TILE_XML = `<?xml version="1.0" encoding="utf-8"?>
     <EntityType>sample_specialmessage</EntityType>
     <EntitySetName>sample_specialmessages</EntitySetName>
     <ComplianceField>donotphone</ComplianceField>
+    <LookupViewId>5f0c2a1e-9b7d-4c3e-8a21-6e4f3d2c1b0a</LookupViewId>
   </ChannelProperties>
   <ResponseTypes>
     <ResponseType id="sent"><Labels><Label locId="1033">Sent</Label></Labels></ResponseType>

@@ -45,10 +45,10 @@ export const SECRETS = {
 };
 
 /** The sample seed with absolute tile paths and a second journey whose message goes through the `sms2` channel. */
-export function testSeed(): SeedDocument {
+export function testSeed(message2Text = 'Hello {firstname} {lastname}, second sender here.'): SeedDocument {
   const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument & { rows: Record<string, Array<Record<string, unknown>>>; journeys: Array<Record<string, unknown>> };
   doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
-  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message2, sample_name: 'Second sender', sample_channel: 'sms2', sample_text: 'Hello {firstname} {lastname}, second sender here.' });
+  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message2, sample_name: 'Second sender', sample_channel: 'sms2', sample_text: message2Text });
   doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration2, msdyncrm_name: 'Second journey - 1' });
   doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey2, msdyncrm_name: 'Second journey' });
   doc.journeys.push({ journeyId: SEED.journey2, iterationId: SEED.iteration2, entityType: 'sample_specialmessage', entityId: SEED.message2, activityName: 'Second sender SMS' });
@@ -70,6 +70,13 @@ export interface SystemOptions {
   limits?: 'off' | Partial<LimitsConfig>;
   /** Lock duration of every queue (ISO 8601), e.g. `PT2S` so that a killed worker's messages come back soon. @defaultValue the sample's `PT1M` */
   lockDuration?: string;
+  /** The text of the second journey's message (sender `sms2`). @defaultValue a one-segment greeting */
+  message2Text?: string;
+  /**
+   * The Twilio simulator answers a repeated `I-Twilio-Idempotency-Token` with the first message (real Twilio does
+   * not). @defaultValue false
+   */
+  honourIdempotencyToken?: boolean;
   /** Relay configuration overrides (merged over the defaults). */
   config?: (config: RelayConfig) => void;
   log?: Logger;
@@ -171,8 +178,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const embedded = closer.add(
       'embedded system',
       await startEmbeddedSystem({
-        seed: testSeed(),
+        seed: testSeed(options.message2Text),
         channelsFile,
+        honourIdempotencyToken: options.honourIdempotencyToken ?? false,
         serviceBusConfig: busConfig,
         limits: options.limits ?? 'off',
         providerLatencyMs: options.providerLatencyMs ?? 0,

@@ -11,7 +11,7 @@ describe('send path end to end', function () {
   this.timeout(120_000);
   const track = closedAfterEach();
 
-  /** Checks exactly one message and one `sent` interaction per allowed activity, and the senders' limits. */
+  /** Checks exactly one message and one `sent` interaction per allowed activity, and the senders' limits (in segments, as Twilio counts them). */
   async function assertDelivered(s: System, expected: ReadonlyMap<string, string>, perSecond: number): Promise<void> {
     let progress = '';
     const interactions = await until(`${expected.size} sent interactions`, async () => {
@@ -25,9 +25,10 @@ describe('send path end to end', function () {
     assert.deepEqual(new Set(keys), new Set(expected.keys()), 'one message per allowed activity, none for the others');
     for (const m of messages) assert.equal(m.recipient, expected.get(m.idempotencyKey as string), `recipient of ${m.idempotencyKey}`);
     for (const sender of Object.values(SENDERS)) {
-      const times = messages.filter((m) => m.sender === sender).map((m) => m.time);
-      assert.ok(maxInWindow(times) <= perSecond, `${sender}: ${maxInWindow(times)} messages in one second, limit ${perSecond}`);
-      assert.equal(s.sim.stats().twilio.senders[sender]?.rateViolations ?? 0, 0, `${sender}: the simulator saw no rate violation`);
+      // One time per segment: a window's count is its segments.
+      const times = messages.filter((m) => m.sender === sender).flatMap((m) => Array.from({ length: m.segments ?? 1 }, () => m.time));
+      assert.ok(maxInWindow(times) <= perSecond, `${sender}: ${maxInWindow(times)} segments in one second, limit ${perSecond}`);
+      assert.equal(s.sim.stats().twilio.senders[sender]?.rateViolations ?? 0, 0, `${sender}: the simulator queued no segment`);
     }
     const sent = interactions.filter((i) => i.responseType === 'sent');
     assert.equal(sent.length, expected.size, 'one sent interaction per message');
@@ -84,8 +85,21 @@ describe('send path end to end', function () {
     assert.equal(calls[0]! + calls[1]!, expected.size, 'no send was repeated by the other replica');
   });
 
+  it('long and Unicode texts: the SMS sender limit counts segments, and the simulator queues none', async () => {
+    // 3 UCS-2 segments a message (150 UTF-16 units with the names) on a sender of 30 segments per second.
+    const text = `Привет {firstname} {lastname}! ${'Весеннее предложение: скидка 20% на всё. '.repeat(3)}`;
+    const s = track(await startSystem({ smsPerSecond: 30, message2Text: text }));
+    const { expected } = await journey(s, SEED.journey2, 120, 1000);
+    s.relay(['intake', 'dispatch', 'recorder']);
+    await assertDelivered(s, expected, 30);
+    const sent = s.messages().filter((m) => m.sender === SENDERS.sms2);
+    assert.ok(sent.length > 100 && sent.every((m) => (m.segments ?? 0) >= 3), `every message of sms2 has 3 or more segments: ${sent.map((m) => m.segments).join(',')}`);
+  });
+
   it('provider 5xx, 429 bursts and lost answers, and Dataverse throttling: nothing lost, no duplicate send', async () => {
-    const s = track(await startSystem({ smsPerSecond: 50, limits: { windowMs: 2000, maxRequests: 12 } }));
+    // The simulator honours Twilio's idempotency header here, which real Twilio does not: the lost answers' retries
+    // are answered from the first message. The crash helper's reconciliation (issue #12) removes the need.
+    const s = track(await startSystem({ smsPerSecond: 50, limits: { windowMs: 2000, maxRequests: 12 }, honourIdempotencyToken: true }));
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.sim.setFaults({ seed: 7, twilio: { errorRate: 0.1, timeoutRate: 0.02, timeoutAfterAccept: true, rateLimitBurst: { count: 3, retryAfterSeconds: 1 } } });
     // Another integration on the same application user spends the budget now and then, so the relay gets 429s.
@@ -126,11 +140,14 @@ describe('send path end to end', function () {
     s.spawnWorker('dispatch');
     s.spawnWorker('recorder');
     await assertDelivered(s, expected, 50);
-    assert.equal(s.sim.stats().twilio.duplicates, 0, 'a graceful stop repeats no send, not even one answered from the idempotency record');
+    // The simulator keeps no idempotency record here (as Twilio): a repeated call would be a second message.
+    assert.equal(s.sim.stats().twilio.repeatedKeys, 0, 'a graceful stop repeats no send');
   });
 
   it('a dispatch worker killed (SIGKILL) mid-run: nothing lost; the sends repeated are at most one batch, and the idempotency key keeps them from the recipient', async () => {
-    const s = track(await startSystem({ smsPerSecond: 50, lockDuration: 'PT2S' }));
+    // The simulator honours Twilio's idempotency header here, which real Twilio does not; the crash helper's
+    // reconciliation of calls in flight (issue #12) removes the need.
+    const s = track(await startSystem({ smsPerSecond: 50, lockDuration: 'PT2S', honourIdempotencyToken: true }));
     const { expected } = await journey(s, SEED.journey, 500, 25);
     s.spawnWorker('intake');
     s.spawnWorker('recorder');

@@ -30,24 +30,27 @@ describe('twilio adapter against the Twilio simulator', () => {
     assert.equal(sim.messages({ provider: 'twilio' })[0]?.sender, service);
   });
 
-  it('the same idempotency key twice gives one logged message and the same SID', async () => {
+  it('the same idempotency key twice gives two messages: Twilio ignores the header (the simulator counts the repeat)', async () => {
     const sim = await start();
     const provider = twilio(sim.urls.twilio);
     const first = await provider.send(request(3));
     const second = await provider.send(request(3));
-    assert.equal(second.providerMessageId, first.providerMessageId);
-    assert.equal(sim.messages({ provider: 'twilio' }).length, 1);
-    assert.equal(sim.stats().twilio.duplicates, 1);
+    assert.notEqual(second.providerMessageId, first.providerMessageId);
+    assert.equal(sim.messages({ provider: 'twilio' }).length, 2);
+    assert.deepEqual([sim.stats().twilio.duplicates, sim.stats().twilio.repeatedKeys], [0, 1]);
   });
 
-  it('a lost answer (timeout after acceptance) retried with the same key sends once', async () => {
-    const sim = await start();
-    sim.setFaults({ twilio: { timeoutNext: 1, timeoutAfterAccept: true } });
-    const timedOut = await providerError(twilio(sim.urls.twilio, 200).send(request(4)));
-    assert.equal(timedOut.code, 'ProviderTimeout');
-    const retried = await twilio(sim.urls.twilio).send(request(4));
-    assert.equal(sim.messages({ provider: 'twilio' }).length, 1);
-    assert.equal(sim.messages({ provider: 'twilio' })[0]?.providerMessageId, retried.providerMessageId);
+  it('a lost answer (timeout after acceptance) retried with the same key sends twice, unless the simulator is told to honour the key', async () => {
+    for (const honourIdempotencyToken of [false, true]) {
+      const sim = await start({ twilio: { honourIdempotencyToken } });
+      sim.setFaults({ twilio: { timeoutNext: 1, timeoutAfterAccept: true } });
+      const timedOut = await providerError(twilio(sim.urls.twilio, 200).send(request(4)));
+      assert.equal(timedOut.code, 'ProviderTimeout');
+      const retried = await twilio(sim.urls.twilio).send(request(4));
+      const logged = sim.messages({ provider: 'twilio' });
+      assert.equal(logged.length, honourIdempotencyToken ? 1 : 2, `honourIdempotencyToken: ${honourIdempotencyToken}`);
+      assert.equal(logged[logged.length - 1]?.providerMessageId, retried.providerMessageId);
+    }
   });
 
   it('permanent refusals: unsubscribed (21610) and invalid To (21211) are ProviderRejected, nothing logged', async () => {

@@ -92,6 +92,29 @@ describe('provider simulators: Telegram sendMessage', () => {
 
   });
 
+  it('20 msg/min per group (negative id or @name): the 21st within a minute gets 429 with retry_after until the first leaves', async () => {
+    const clock = new ManualClock();
+    const sim = await start({ clock: clock.read });
+    for (const group of ['-1001234567890', '-4567', '@relay_news']) {
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await telegramSend(sim.url, { chat_id: group, text: `m${i}` })).status, 200, `${group} #${i + 1}`);
+        clock.advance(1000);
+      }
+      // 20 s after the first: the first leaves the minute 40 s from now.
+      const refused = await telegramSend(sim.url, { chat_id: group, text: 'over' });
+      assert.equal(refused.status, 429, group);
+      assert.deepEqual(refused.body['parameters'], { retry_after: 40 });
+      clock.advance(40_000);
+      assert.equal((await telegramSend(sim.url, { chat_id: group, text: 'later' })).status, 200, `${group}: a minute after the first`);
+    }
+    // A private chat is held to 1 per second only.
+    for (let i = 0; i < 25; i++) {
+      assert.equal((await telegramSend(sim.url, { chat_id: 1001, text: `p${i}` })).status, 200);
+      clock.advance(1000);
+    }
+    assert.equal(sim.stats().telegram.rateLimited, 3);
+  });
+
   it('counts repeated relay keys, so duplicates show without Telegram having idempotency', async () => {
     const clock = new ManualClock();
     const sim = await start({ clock: clock.read });

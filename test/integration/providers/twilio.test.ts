@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { SimulatedMessage, SimulatorStats } from '../../../src/emulators/providers/index.js';
 import { waitFor } from '../../helpers/wait.js';
+import { receivers } from './receiver.js';
 import { ACCOUNT, control, LONG_CODE, ManualClock, simulators, sms, TOKEN, twilioSend } from './helpers.js';
 
 const TO = '+4915112345678';
@@ -8,6 +9,7 @@ const SERVICE = 'MG0123456789abcdef0123456789abcdef';
 
 describe('provider simulators: Twilio Messages API', () => {
   const start = simulators();
+  const receiver = receivers();
 
   it('answers 201 with the Message resource: SM sid, queued, to/from/body, RFC 2822 dates, segments as strings', async () => {
     const clock = new ManualClock();
@@ -35,6 +37,8 @@ describe('provider simulators: Twilio Messages API', () => {
       sender: LONG_CODE,
       recipient: TO,
       text: 'Hi there',
+      segments: 1,
+      queuedMs: 0,
       providerMessageId: String(m['sid']),
       statusCallback: 'https://relay.example/status',
     } satisfies SimulatedMessage);
@@ -97,8 +101,22 @@ describe('provider simulators: Twilio Messages API', () => {
     assert.equal(strict.stats().twilio.rejected['20003'], 2);
   });
 
-  it('I-Twilio-Idempotency-Token: a repeat returns the first message and adds no log entry', async () => {
+  it('ignores I-Twilio-Idempotency-Token, as real Twilio does: a repeat is a new message, counted as a repeated key', async () => {
     const sim = await start();
+    const first = await twilioSend(sim.url, sms(TO, 'once'), { idempotencyToken: 'activity-1' });
+    const again = await twilioSend(sim.url, sms(TO, 'once'), { idempotencyToken: 'activity-1' });
+    assert.equal(again.status, 201);
+    assert.notEqual(again.body['sid'], first.body['sid']);
+    assert.deepEqual(
+      sim.messages().map((m) => m.idempotencyKey),
+      ['activity-1', 'activity-1'],
+    );
+    const stats = sim.stats().twilio;
+    assert.deepEqual([stats.accepted, stats.duplicates, stats.repeatedKeys], [2, 0, 1]);
+  });
+
+  it('honourIdempotencyToken (only when a test asks for it): a repeat returns the first message and adds no log entry', async () => {
+    const sim = await start({ twilio: { honourIdempotencyToken: true } });
     const first = await twilioSend(sim.url, sms(TO, 'once'), { idempotencyToken: 'activity-1' });
     const again = await twilioSend(sim.url, sms(TO, 'once'), { idempotencyToken: 'activity-1' });
     const other = await twilioSend(sim.url, sms(TO, 'once'), { idempotencyToken: 'activity-2' });
@@ -115,30 +133,75 @@ describe('provider simulators: Twilio Messages API', () => {
     assert.equal(stats.senders[LONG_CODE]!.duplicates, 1);
   });
 
-  it('accepts messages over the sender MPS (Twilio queues them) and records each as a rate violation', async () => {
+  it('counts the sender MPS in segments: what arrives over it is queued (accepted), counted in segments as rate violations', async () => {
     const clock = new ManualClock();
     const fast = '+4915100000002';
     const sim = await start({ clock: clock.read, twilio: { mpsBySender: { [fast]: 3 } } });
-    // Long code, 1 MPS: three at the same instant are two violations.
-    for (let i = 0; i < 3; i++) assert.equal((await twilioSend(sim.url, sms(`+49151000010${i}0`))).status, 201);
-    // 1000 ms later the window holds none of them: no violation.
+    // Long code, 1 segment per second: a 1-segment message, then another 1000 ms later: no queue.
+    assert.equal((await twilioSend(sim.url, sms('+4915100001000'))).status, 201);
     clock.advance(1000);
-    await twilioSend(sim.url, sms('+4915100001040'));
-    // 999 ms later the previous one is still in the window: a violation.
+    await twilioSend(sim.url, sms('+4915100001010'));
+    // 999 ms later the previous segment is still in the window: this one waits (1 segment over).
     clock.advance(999);
-    await twilioSend(sim.url, sms('+4915100001050'));
-    // The configured sender allows 3 in any 1000 ms: the 4th within 1000 ms is a violation.
-    for (let i = 0; i < 4; i++) {
-      await twilioSend(sim.url, sms(`+49151000020${i}0`, 'x', fast));
-      clock.advance(100);
-    }
+    await twilioSend(sim.url, sms('+4915100001020'));
+    // 3 segments per second: a 2-segment and a 1-segment message fit one window, a 4th segment does not.
+    clock.advance(10_000);
+    await twilioSend(sim.url, sms('+4915100002000', 'x'.repeat(200), fast));
+    await twilioSend(sim.url, sms('+4915100002010', 'x', fast));
+    clock.advance(1000);
+    // A 4-segment UCS-2 message from an idle window: more than the MPS alone, spread over two windows, not queued.
+    await twilioSend(sim.url, sms('+4915100002020', 'ж'.repeat(250), fast));
+    // Right after it, a 2-segment message waits behind it: 2 segments over.
+    clock.advance(100);
+    await twilioSend(sim.url, sms('+4915100002030', 'ж'.repeat(100), fast));
     const stats = sim.stats().twilio;
-    assert.equal(stats.accepted, 9);
-    assert.equal(stats.senders[LONG_CODE]!.rateViolations, 3);
-    assert.equal(stats.senders[LONG_CODE]!.maxInAnyWindow, 3);
-    assert.equal(stats.senders[fast]!.rateViolations, 1);
-    assert.equal(stats.senders[fast]!.maxInAnyWindow, 4);
-    assert.equal(stats.rateViolations, 4);
+    assert.equal(stats.accepted, 7);
+    assert.deepEqual(sim.messages().map((m) => [m.segments, m.queuedMs! > 0]), [
+      [1, false],
+      [1, false],
+      [1, true],
+      [2, false],
+      [1, false],
+      [4, false],
+      [2, true],
+    ]);
+    assert.equal(stats.senders[LONG_CODE]!.rateViolations, 1);
+    assert.equal(stats.senders[fast]!.rateViolations, 2);
+    assert.equal(stats.senders[fast]!.segments, 9);
+    assert.equal(stats.rateViolations, 3);
+    assert.equal(stats.segments, 12);
+  });
+
+  it('refuses with 21611 a message that does not fit the sender queue (queueSeconds of its MPS); the queue drains at the MPS', async () => {
+    const clock = new ManualClock();
+    const sim = await start({ clock: clock.read, twilio: { queueSeconds: 3 } });
+    // 1 segment per second, a queue of 3 segments: the first goes at once, three wait, the fifth is refused.
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await twilioSend(sim.url, sms(`+49151000030${i}0`)));
+    assert.deepEqual(answers.map((a) => a.status), [201, 201, 201, 201, 400]);
+    assert.equal(answers[4]!.body['code'], 21611);
+    assert.equal(sim.stats().twilio.rejected['21611'], 1);
+    // One second later one queued segment has gone: one place is free again.
+    clock.advance(1000);
+    assert.equal((await twilioSend(sim.url, sms('+4915100003050'))).status, 201);
+    assert.equal((await twilioSend(sim.url, sms('+4915100003060'))).status, 400);
+  });
+
+  it('a message queued past its ValidityPeriod is never sent: its status callback is failed with ErrorCode 30001', async () => {
+    const rx = await receiver();
+    const sim = await start({ seed: 1, callbacks: { delayMs: 5 } });
+    const callback = `${rx.url}/status`;
+    const send = (to: string) => twilioSend(sim.url, { ...sms(to, 'x'.repeat(320)), StatusCallback: callback, ValidityPeriod: '2' });
+    // Three segments each at 1 segment per second: the first goes at once, the second would start 3 s later (> 2 s).
+    const first = await send('+4915100004000');
+    const second = await send('+4915100004010');
+    assert.equal(second.status, 201, 'accepted (queued), like Twilio');
+    assert.equal(sim.messages()[1]!.expiresAfterMs, 2000);
+    await sim.callbacksIdle();
+    const statuses = rx.at('/status').map((r) => Object.fromEntries(new URLSearchParams(r.body))).map((p) => [p['MessageSid'], p['MessageStatus'], p['ErrorCode']]);
+    assert.deepEqual(statuses.filter(([sid]) => sid === second.body['sid']), [[second.body['sid'], 'failed', '30001']]);
+    assert.deepEqual(statuses.filter(([sid]) => sid === first.body['sid']).map(([, status]) => status), ['sent', 'delivered']);
+    assert.equal((await twilioSend(sim.url, { ...sms('+4915100004020'), ValidityPeriod: '36001' })).body['code'], 21624);
   });
 
   it('answers 429 with code 20429 to a request beyond the account concurrency limit', async () => {

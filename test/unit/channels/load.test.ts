@@ -51,9 +51,10 @@ describe('channels: loadChannels', () => {
     assert.deepEqual(s.tile.responseTypes.map((r) => r.id), ['sent', 'delivered', 'failed', 'opened', 'keyword']);
     assert.deepEqual(s.provider, { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'tw-secret-1234', baseUrl: 'http://127.0.0.1:4010' });
     assert.equal(s.senderKey, 'twilio:+4915100000001');
-    assert.deepEqual(s.rateLimit, { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0 });
+    assert.deepEqual(s.rateLimit, { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, perGroupMs: 0 });
     assert.equal(s.timeoutMs, 10_000);
     assert.equal(registry.byName('telegram')?.rateLimit.perRecipientMs, 1000);
+    assert.equal(registry.byName('telegram')?.rateLimit.perGroupMs, 3000, 'Telegram: 20 a minute per group by default');
     assert.equal(registry.byName('telegram')?.senderKey, 'telegram:123', "a bot's session is its public bot id, never the token's secret part");
     const rt = registry.byName('realtime-sms');
     assert.equal(rt?.channelDefinitionId, '547ad554-324d-5e09-a5b5-adc95569d73e');
@@ -76,6 +77,12 @@ describe('channels: loadChannels', () => {
     assert.match(by('channels.1.tile')?.found ?? '', /no file at .*missing\.xml/);
     assert.match(by('channels.1.name')?.expected ?? '', /channels\.0 is also "sms"/);
     assert.match(by('channels.2.provider.botToken')?.expected ?? '', /UNSET_TOKEN to be set/);
+  });
+
+  it('refuses perGroupMs on a channel that is not Telegram', () => {
+    const file = write([sms({ rateLimit: { messages: 1, perGroupMs: 3000 } })]);
+    const problems = problemsOf(() => loadChannels(file, { env: ENV, cwd: dir }));
+    assert.match(problems.find((p) => p.path === 'channels.0.rateLimit.perGroupMs')?.expected ?? '', /Telegram group chats/);
   });
 
   it('reports schema errors with the key path', () => {

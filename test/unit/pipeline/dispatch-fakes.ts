@@ -25,7 +25,7 @@ export function channel(overrides: Partial<Omit<Channel, 'rateLimit'>> & { rateL
     failureResponseType: 'failed',
     timeoutMs: 10_000,
     ...rest,
-    rateLimit: { messages: 5, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, ...rateLimit },
+    rateLimit: { messages: 5, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, perGroupMs: 0, ...rateLimit },
   };
 }
 

@@ -365,6 +365,32 @@ describe('dispatch stage', () => {
     for (const d of [...same, other]) assert.deepEqual(settledOnce(d), { kind: 'complete' });
   });
 
+  it('charges a Twilio call its segments against the sender limit; another provider\'s call costs 1', async () => {
+    for (const [type, perWindow] of [['twilio', 3], ['telegram', 6]] as const) {
+      const p = new FakeProvider(type);
+      const ch = channel({ rateLimit: { messages: 6 }, ...(type === 'telegram' ? { provider: { type, botToken: '1:x' }, senderKey: 'telegram:1' } : {}) });
+      const { stage: s } = stage(p, { channels: lookup(ch) });
+      const handler = await s.sessionHandler(session(ch.senderKey));
+      // 200 GSM-7 characters: 2 segments.
+      await run(handler, Array.from({ length: 12 }, () => delivery(outbound({ text: 'x'.repeat(200), to: type === 'twilio' ? PHONE : '100' }), ch.senderKey)), 20_000);
+      assert.equal(p.calls.length, 12);
+      assert.equal(worstCaseInWindow(p.calls, 1000), perWindow, `${type}: ${perWindow} calls of 200 characters per window at a limit of 6`);
+    }
+  });
+
+  it('spaces calls to one Telegram group chat by perGroupMs (20 a minute)', async () => {
+    const p = new FakeProvider('telegram');
+    const tg = channel({ name: 'tg', senderKey: 'telegram:bot', provider: { type: 'telegram', botToken: '1:x' }, rateLimit: { messages: 30, perRecipientMs: 1000, perGroupMs: 3000 } });
+    const { stage: s } = stage(p, { channels: lookup(tg) });
+    const handler = await s.sessionHandler(session('telegram:bot'));
+    await run(handler, Array.from({ length: 3 }, () => delivery(outbound({ channel: 'tg', to: '-1001234567890' }), 'telegram:bot')), 20_000);
+    assert.equal(p.calls.length, 3);
+    for (let i = 1; i < p.calls.length; i++) {
+      const gap = (p.calls[i]?.at ?? 0) - (p.calls[i - 1]?.end ?? 0);
+      assert.ok(gap >= 3000, `a call to the same group starts 3000 ms (+ guard) after the previous one ended: ${gap}`);
+    }
+  });
+
   it('saves the last window on close; the next holder waits for it before its first send', async () => {
     const p = new FakeProvider();
     const { stage: s } = stage(p);

@@ -16,14 +16,14 @@ import { fakeDelivery, type FakeDelivery } from '../../helpers/fake-delivery.js'
 function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>): Channel {
   return {
     provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000000', authToken: 'token' },
-    rateLimit: { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0 },
+    rateLimit: { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, perGroupMs: 0 },
     timeoutMs: 10_000,
     ...fields,
   };
 }
 
 function tile(entityType: string, entitySetName: string, complianceField = 'donotphone'): NonNullable<Channel['tile']> {
-  return { file: `${entityType}.xml`, entityType, entitySetName, complianceField, responseTypes: [], labels: {} };
+  return { file: `${entityType}.xml`, entityType, entitySetName, complianceField, lookupViewId: '00000000-0000-0000-00aa-000010001003', responseTypes: [], labels: {} };
 }
 
 /** The one channel of the `sample_specialmessage` tile. */

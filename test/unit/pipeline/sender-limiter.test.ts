@@ -120,6 +120,20 @@ describe('sender limiter', () => {
     assert.deepEqual(at, { a: 0, x: 0, b: 1000, c: 2000 });
   });
 
+  it('spaces calls to a group recipient by perGroupMs (Telegram: 20 a minute per group), others by perRecipientMs', async () => {
+    const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, perGroupMs: 3000, isGroup: (r) => r.startsWith('-'), guardMs: 0 });
+    const at: string[] = [];
+    const t0 = Date.now();
+    const call = (name: string) => async () => {
+      at.push(`${name}@${Date.now() - t0}`);
+    };
+    const all = Promise.all([limiter.run('-100', call('g1')), limiter.run('-100', call('g2')), limiter.run('42', call('p1')), limiter.run('42', call('p2')), limiter.run('-100', call('g3'))]);
+    await clock.tickAsync(10_000);
+    await all;
+    assert.deepEqual(at.sort(), ['g1@0', 'g2@3000', 'g3@6000', 'p1@0', 'p2@1000'].sort());
+    assert.equal(limiter.handOverWindowMs, 3000, 'a hand-over waits the longest spacing');
+  });
+
   it('drops a waiting call when its signal fires; the next call to that recipient keeps its turn', async () => {
     const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, guardMs: 0 });
     const r = recorder();
@@ -267,6 +281,68 @@ describe('sender limiter', () => {
       assert.equal(await later, 2);
       assert.equal(r.starts[1], t0 + 10_200, 'the other waited for the pause');
       assert.equal(clock.countTimers(), 0, 'no deadline timer left');
+    });
+  });
+
+  describe('cost (Twilio segments)', () => {
+    /** The most cost any window of `windowMs` may have seen, each call arriving anywhere between its start and end. */
+    const worstCostInWindow = (spans: ReadonlyArray<{ at: number; end: number; cost: number }>, windowMs: number): number =>
+      Math.max(0, ...spans.flatMap((c) => [c.at, c.end]).map((t) => spans.filter((c) => c.at < t + windowMs && c.end >= t).reduce((sum, c) => sum + c.cost, 0)));
+
+    it('charges each call its cost: at 6 per second, 3-cost calls go 2 per second', async () => {
+      const limiter = new SenderLimiter({ messages: 6, intervalMs: 1000, guardMs: 0 });
+      const cheap = recorder(20);
+      const costly = recorder(20);
+      const all = Promise.all(Array.from({ length: 12 }, (_, i) => limiter.run(`a-${i}`, costly.call, { cost: 3 })));
+      await clock.tickAsync(10_000);
+      await all;
+      const spans = calls(costly).map((c) => ({ ...c, cost: 3 }));
+      assert.equal(worstCostInWindow(spans, 1000), 6, 'never more than 6 per window');
+      // 12 calls, 2 per window of 1000 + 20 ms: the last pair starts 5 windows after the first.
+      assert.equal(Math.max(...costly.starts) - Math.min(...costly.starts), 5 * 1020);
+      // The same limiter with cost 1 lets 6 go at once.
+      const ones = Promise.all(Array.from({ length: 6 }, (_, i) => limiter.run(`b-${i}`, cheap.call)));
+      await clock.tickAsync(100);
+      await ones;
+      assert.equal(new Set(cheap.starts).size, 1, 'six calls of cost 1 start together');
+    });
+
+    it('a call costing more than the limit takes every slot for that many windows after it ends', async () => {
+      const limiter = new SenderLimiter({ messages: 2, intervalMs: 1000, guardMs: 0 });
+      const r = recorder(10);
+      const all = Promise.all([limiter.run('a', r.call, { cost: 5 }), limiter.run('b', r.call), limiter.run('c', r.call)]);
+      await clock.tickAsync(10_000);
+      await all;
+      // 5 segments at 2 per window: 3 windows after the call ended, then the next two together.
+      assert.deepEqual(r.starts.map((t) => t - (r.starts[0] as number)), [0, 3010, 3010]);
+      assert.deepEqual(limiter.recentCalls(), [], 'nothing left after the windows passed');
+    });
+
+    it('serves waiting calls in order: a costly call is not overtaken by cheap ones that arrive after it', async () => {
+      const limiter = new SenderLimiter({ messages: 3, intervalMs: 1000, guardMs: 0 });
+      const order: string[] = [];
+      const call = (name: string) => async () => {
+        order.push(name);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      const all = Promise.all([
+        limiter.run('a', call('first'), { cost: 2 }),
+        limiter.run('b', call('costly'), { cost: 3 }),
+        limiter.run('c', call('cheap-1')),
+        limiter.run('d', call('cheap-2')),
+      ]);
+      await clock.tickAsync(5000);
+      await all;
+      // After 'first' one slot is free, enough for 'cheap-1', but 'costly' waits ahead of it.
+      assert.deepEqual(order, ['first', 'costly', 'cheap-1', 'cheap-2']);
+    });
+
+    it('rejects a cost that is not a whole number >= 1, calling nothing', async () => {
+      const limiter = new SenderLimiter({ messages: 3 });
+      const r = recorder();
+      await assert.rejects(limiter.run('a', r.call, { cost: 0 }), /SenderLimiter run: cost must be an integer >= 1, found 0/);
+      await assert.rejects(limiter.run('a', r.call, { cost: 1.5 }), /cost must be an integer >= 1/);
+      assert.equal(r.starts.length, 0);
     });
   });
 

@@ -89,13 +89,14 @@ const tile = (entityType: string): NonNullable<Channel['tile']> => ({
   file: 'tile.xml',
   entityType,
   entitySetName: `${entityType}es`,
+  lookupViewId: '00000000-0000-0000-00aa-000010001003',
   complianceField: 'sample_optout',
   responseTypes: ['sent', 'delivered', 'failed', 'opened', 'keyword'].map((id) => ({ id, custom: id === 'keyword', labels: {} })),
   customResponseType: 'keyword',
   labels: {},
 });
 
-const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
+const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0, perGroupMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
 
 export const SMS: Channel = {
   ...base,

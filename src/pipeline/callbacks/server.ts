@@ -4,7 +4,9 @@
  * Routes: `POST /callbacks/:channel/twilio/status?t=<token>`, `POST /callbacks/:channel/twilio/inbound`,
  * `POST /callbacks/:channel/telegram`, `POST /callbacks/:channel/contract/reports`,
  * `POST /callbacks/:channel/contract/inbound`, `GET /l/:code`, and `GET /healthz`, `GET /readyz`.
- * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above); another method
+ * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above), within
+ * `requestTimeoutMs` from the first byte (then 408 and the connection closed: fastify's own default is no limit, and
+ * Node's check runs every 30 s, so both are set here); another method
  * → 405; an unknown path or channel (or one without `callbacks`, or of another provider) → 404. A URL fastify cannot
  * route (an invalid percent-escape, a path segment above {@link MAX_PARAM_LENGTH} characters) → 400 with the same
  * fixed body as every other bad request (fastify's own answers would echo the path). Refusals have fixed bodies;
@@ -39,6 +41,8 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
   const app = Fastify({
     logger: false,
     bodyLimit: service.bodyLimitBytes,
+    requestTimeout: service.requestTimeoutMs,
+    http: { headersTimeout: service.requestTimeoutMs, connectionsCheckingInterval: Math.max(1, Math.min(1000, Math.floor(service.requestTimeoutMs / 4))) },
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A URL the router refuses (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH …): the fixed refusal, counted; the error's

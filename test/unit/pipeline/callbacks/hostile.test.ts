@@ -42,7 +42,9 @@ async function meanLatency(base: string, over = Infinity): Promise<number> {
   let sum = 0;
   let n = 0;
   while (n < SAMPLES && sum <= SAMPLES * over) {
-    sum += await validRequest(base);
+    sum += await validRequest(base).catch((err: Error) => {
+      throw new Error(`a valid request failed (${String(err.cause ?? err)}), after ${n} answered in ${sum.toFixed(0)} ms`);
+    });
     n += 1;
   }
   return sum / n;

@@ -110,6 +110,7 @@ export type CallbackOutcome =
   | 'not-found'
   | 'method-not-allowed'
   | 'too-large'
+  | 'timeout'
   | 'unavailable'
   | 'error';
 
@@ -124,6 +125,7 @@ export const REFUSALS = {
   'not-found': { status: 404, error: 'not found' },
   'method-not-allowed': { status: 405, error: 'method not allowed' },
   'too-large': { status: 413, error: 'payload too large' },
+  timeout: { status: 408, error: 'request timeout' },
   unavailable: { status: 503, error: 'unavailable' },
   error: { status: 500, error: 'internal error' },
 } as const satisfies Partial<Record<CallbackOutcome, { status: number; error: string }>>;

@@ -152,10 +152,12 @@ describe('callbacks: hostile requests do not stall the service', function () {
 describe('callbacks: a request that stops half-way', function () {
   this.timeout(30_000);
   const requestTimeoutMs = 1000;
+  let h: Harness;
   let stage: CallbacksStage;
   let port: number;
   beforeEach(async () => {
-    stage = new CallbacksStage({ ...harness({ requestTimeoutMs }).deps, host: '127.0.0.1', port: 0 });
+    h = harness({ requestTimeoutMs });
+    stage = new CallbacksStage({ ...h.deps, host: '127.0.0.1', port: 0 });
     port = (await stage.start()).port;
   });
   afterEach(async () => {
@@ -175,8 +177,25 @@ describe('callbacks: a request that stops half-way', function () {
     const elapsed = await closed;
     clearTimeout(bound);
     assert.match(answer, /^HTTP\/1\.1 408 /, `the server answered 408 before closing (got ${JSON.stringify(answer.slice(0, 40))})`);
+    assert.match(answer, /\r\n\r\n\{"error":"request timeout"\}$/, 'with the fixed body');
+    assert.match(h.logs.text, /request not received in full within requestTimeoutMs/);
+    assert.match(await h.registry.metrics(), /channel_relay_callbacks_received_total\{route="other",outcome="timeout"\} 1/);
     assert.ok(elapsed >= requestTimeoutMs * 0.9, `closed after ${elapsed.toFixed(0)} ms, not before the ${requestTimeoutMs} ms the client was given`);
     assert.ok(elapsed < requestTimeoutMs * 3, `closed after ${elapsed.toFixed(0)} ms, within 3 times the ${requestTimeoutMs} ms timeout`);
+  });
+
+  it('answers what is not HTTP with the fixed 400 and closes the connection', async () => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const bound = setTimeout(() => socket.destroy(new Error('the server kept the socket open')), requestTimeoutMs * 10);
+    await closed;
+    clearTimeout(bound);
+    assert.match(answer, /^HTTP\/1\.1 400 [^]*\r\n\r\n\{"error":"bad request"\}$/);
+    assert.match(await h.registry.metrics(), /channel_relay_callbacks_received_total\{route="other",outcome="bad-request"\} 1/);
   });
 
   it('refuses a requestTimeoutMs that is not a positive integer', () => {

@@ -43,7 +43,11 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
     logger: false,
     bodyLimit: service.bodyLimitBytes,
     requestTimeout: service.requestTimeoutMs,
-    http: { headersTimeout: service.requestTimeoutMs, connectionsCheckingInterval: Math.max(1, Math.min(1000, Math.floor(service.requestTimeoutMs / 4))) },
+    http: {
+      requestTimeout: service.requestTimeoutMs,
+      headersTimeout: service.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(1, Math.min(1000, Math.floor(service.requestTimeoutMs / 4))),
+    },
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A URL the router refuses (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH …): the fixed refusal, counted; the error's

@@ -38,7 +38,7 @@ export interface ChannelRegistry {
 
 const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
 const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const SECRETS = ['authToken', 'botToken', 'signingSecret', 'webhookSecretToken', 'previousAuthToken'] as const;
+const SECRETS = ['authToken', 'botToken', 'signingSecret', 'webhookSecretToken', 'previousAuthToken', 'sharedKeySecret'] as const;
 /** Telegram's secret_token: 1-256 characters of A-Z a-z 0-9 _ - (setWebhook). */
 const TELEGRAM_SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
@@ -74,6 +74,7 @@ type RawCallbacks = {
   optInConfirmation?: string;
   webhookSecretToken?: string;
   previousAuthToken?: string;
+  sharedKeySecret?: string;
   organizationId?: string;
   deliveredResponseType?: string;
   openedResponseType?: string;
@@ -319,6 +320,11 @@ function resolveCallbacks(
     if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
     else previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
   }
+  let sharedKeySecret: string | undefined;
+  if (c.sharedKeySecret !== undefined) {
+    if (type !== 'twilio') problems.push(problem(key('sharedKeySecret'), 'no sharedKeySecret (only a twilio channel has one)', 'one'));
+    else sharedKeySecret = secretFromEnv(c.sharedKeySecret, key('sharedKeySecret'), env, problems, problem)?.trim();
+  }
   if (c.trackLinks === true && tile === undefined) {
     problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));
   }
@@ -339,6 +345,7 @@ function resolveCallbacks(
     openedResponseType,
     ...(webhookSecretToken === undefined ? {} : { webhookSecretToken: webhookSecretToken.trim() }),
     ...(previousAuthToken === undefined ? {} : { previousAuthToken }),
+    ...(sharedKeySecret === undefined || sharedKeySecret === '' ? {} : { sharedKeySecret }),
     ...(c.organizationId === undefined ? {} : { organizationId: c.organizationId.toLowerCase() }),
   };
 }

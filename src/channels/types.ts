@@ -98,6 +98,13 @@ export interface ChannelCallbacks {
   webhookSecretToken?: string;
   /** Twilio: the previous auth token (from `env:NAME`), still accepted for `X-Twilio-Signature` while rotating. */
   previousAuthToken?: string;
+  /**
+   * Twilio: the secret of the SharedKey a Webhooks Rule signs this channel's callbacks with (from `env:NAME`; several
+   * separated by spaces while rotating). A request that carries `X-Twilio-Webhooks-Signature-Settings` is verified with
+   * it and the header's algorithm (HMAC_SHA1 or HMAC_SHA256), never with the auth token. @defaultValue none: such a
+   * request is refused
+   */
+  sharedKeySecret?: string;
   /** Real-time journeys: the Dataverse OrganizationId for reports and inbound messages that carry none. */
   organizationId?: string;
   /**

@@ -35,11 +35,12 @@ export interface RelayConfig {
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
   /**
-   * The callbacks service: where it listens and the largest body it reads (413 above); the keys of the callback
-   * tokens and tracked-link codes (secret: `id:base64secret,…`, the first signs, all verify; read them with
-   * `parseCallbackKeys`). Required when a channel has callbacks.
+   * The callbacks service: where it listens, the largest body it reads (413 above), how long a request may take to
+   * arrive (`requestTimeoutMs`, default 10000; then 408); the keys of the callback tokens and tracked-link codes
+   * (secret: `id:base64secret,…`, the first signs, all verify; read them with `parseCallbackKeys`). Required when a
+   * channel has callbacks.
    */
-  callbacks: { host: string; port: number; bodyLimitBytes: number; signingKeys?: string };
+  callbacks: { host: string; port: number; bodyLimitBytes: number; requestTimeoutMs?: number; signingKeys?: string };
 }
 
 /** A loaded configuration and where its values came from. */

@@ -92,6 +92,7 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     log: w.log,
     ...(w.registry ? { registry: w.registry } : {}),
     bodyLimitBytes: w.config.callbacks.bodyLimitBytes,
+    ...(w.config.callbacks.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: w.config.callbacks.requestTimeoutMs }),
     callTimeoutMs: timeoutMs,
     host: w.config.callbacks.host,
     port: w.config.callbacks.port,

@@ -4,7 +4,7 @@
  * turned into each provider's callbacks:
  *
  * - Twilio: form-encoded status callbacks to the message's `StatusCallback`, signed with `X-Twilio-Signature`
- *   (the auth token the send authenticated with); inbound SMS to `twilio.inboundUrls[<sender>]`, signed with the
+ *   (the auth token the send authenticated with, or `twilio.signing.sharedKey`); inbound SMS to `twilio.inboundUrls[<sender>]`, signed with the
  *   account's newest auth token. Each status is applied to the fetchable Message resource before its callback
  *   (at once when no callback is sent), and each inbound SMS is remembered (TwilioApi `received`).
  * - Telegram: `Update` objects POSTed to the bot's webhook (`setWebhook`), with `X-Telegram-Bot-Api-Secret-Token`
@@ -13,22 +13,50 @@
  *   with `contract.callbackSecrets` (default: `contract.secrets`).
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import { webhookHeaders } from '../../providers/contract/webhook-signature.js';
 import type { Callback, CallbackEngine, ResolvedRecipients } from './callbacks.js';
 import { seededRandom } from './faults.js';
 import type { SimulatedMessage } from './records.js';
 import type { ResolvedContract } from './contract.js';
 import type { TelegramApi } from './telegram.js';
-import { smsSegments, type ResolvedTwilio, type TwilioApi } from './twilio.js';
+import { smsSegments, type ResolvedTwilio, type TwilioApi, type TwilioSigning } from './twilio.js';
 
 /**
- * `X-Twilio-Signature` of a form POST: base64(HMAC-SHA1(auth token, URL + each parameter's name and value, sorted
- * by name)). Written here, apart from the relay's verifier, so that each checks the other.
+ * `X-Twilio-Signature` of a form POST: base64(HMAC(secret, URL + each parameter's name and value, sorted by name)),
+ * HMAC-SHA1 unless `algorithm` says otherwise. Written here, apart from the relay's verifier, so that each checks the
+ * other. The parameters are grouped in one pass; the simulator never repeats a name.
  */
-export function signTwilio(authToken: string, url: string, params: URLSearchParams): string {
+export function signTwilio(secret: string, url: string, params: URLSearchParams, algorithm: 'HMAC_SHA1' | 'HMAC_SHA256' = 'HMAC_SHA1'): string {
+  const byName = new Map<string, string[]>();
+  for (const [name, value] of params) byName.set(name, [...(byName.get(name) ?? []), value]);
   let data = url;
-  for (const name of [...new Set(params.keys())].sort()) for (const value of params.getAll(name).sort()) data += name + value;
-  return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
+  for (const name of [...byName.keys()].sort()) for (const value of byName.get(name)!.sort()) data += name + value;
+  return createHmac(algorithm === 'HMAC_SHA256' ? 'sha256' : 'sha1', secret).update(data, 'utf8').digest('base64');
+}
+
+/** The URL a signature covers, in the form `twilio.signing.url` picks (see TwilioSigning in twilio.ts). */
+export function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): string {
+  const u = new URL(url);
+  const rest = `${u.pathname}${u.search}`;
+  switch (form) {
+    case 'as-called':
+      return url;
+    case 'port-removed':
+      return `${u.protocol}//${u.hostname}${rest}`;
+    case 'default-port-added':
+      return u.port === '' ? `${u.protocol}//${u.hostname}:${u.protocol === 'https:' ? 443 : 80}${rest}` : url;
+    case 'legacy-query':
+      return u.search === '' ? url : `${u.protocol}//${u.host}${u.pathname}?${stringifyQuery(parseQuery(u.search.slice(1)))}`;
+  }
+}
+
+/** The signature headers of a Twilio callback, as `signing` says (the auth token, or a SharedKey with its settings header). */
+function twilioSignatureHeaders(signing: TwilioSigning, authToken: string, url: string, params: URLSearchParams): Record<string, string> {
+  const signed = signedUrlForm(url, signing.url ?? 'as-called');
+  const key = signing.sharedKey;
+  if (key === undefined) return { 'X-Twilio-Signature': signTwilio(authToken, signed, params) };
+  return { 'X-Twilio-Signature': signTwilio(key.secret, signed, params, key.algorithm), 'X-Twilio-Webhooks-Signature-Settings': `key=${key.sid},algorithm=${key.algorithm}` };
 }
 
 const LINK = /https?:\/\/[^\s<>"']+/g;
@@ -201,14 +229,14 @@ export class Feedback {
       if (failure) params.set('ErrorCode', String(f.errorCode));
       const url = m.statusCallback!.replace(/#.*$/, '');
       const body = params.toString();
-      const signature = signTwilio(token, url, params);
+      const signature = twilioSignatureHeaders(this.#deps.twilio.options.signing, token, url, params);
       await engine.deliver(
         {
           provider: 'twilio',
           kind: 'status',
           method: 'POST',
           url,
-          headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature, 'User-Agent': 'TwilioProxy/1.1' }),
+          headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', ...signature, 'User-Agent': 'TwilioProxy/1.1' }),
           body,
           retry: 'connection',
           ...this.#belongs(m),
@@ -242,13 +270,13 @@ export class Feedback {
       if (viaService) params.set('MessagingServiceSid', m.sender);
       api.received({ sid, accountSid: m.channel, from: m.recipient, to: m.sender, body: text, time: this.#deps.clock(), inReplyTo: m.providerMessageId, intent: intent === 'stop' ? 'stop' : 'keyword' });
       const target = url.replace(/#.*$/, '');
-      const signature = signTwilio(inboundToken, target, params);
+      const signature = twilioSignatureHeaders(this.#deps.twilio.options.signing, inboundToken, target, params);
       return {
         provider: 'twilio',
         kind: 'inbound',
         method: 'POST',
         url: target,
-        headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature, 'User-Agent': 'TwilioProxy/1.1' }),
+        headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', ...signature, 'User-Agent': 'TwilioProxy/1.1' }),
         body: params.toString(),
         retry: 'connection',
         ...this.#belongs(m),

@@ -24,7 +24,7 @@ import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type Simulat
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
 import { secretKey } from './standard-webhooks.js';
 import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
-import { TWILIO_DEFAULTS, TWILIO_MESSAGE_PATH, TWILIO_PATH, TwilioApi, type InboundReply, type TwilioOptions } from './twilio.js';
+import { TWILIO_DEFAULTS, TWILIO_MESSAGE_PATH, TWILIO_PATH, TWILIO_SIGNED_URLS, TWILIO_SIGNING_ALGORITHMS, TwilioApi, type InboundReply, type TwilioOptions } from './twilio.js';
 
 export interface ProviderSimulatorsOptions {
   /** Port; 0 picks a free one. @defaultValue 0 */
@@ -124,6 +124,22 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Problems of `twilio.signing`, each naming its key. */
+function twilioSigningProblems(value: unknown): string[] {
+  if (!isRecord(value)) return [`twilio.signing: expected an object {sharedKey?, url?}, found ${shown(value)}`];
+  const problems: string[] = [];
+  const { sharedKey, url, ...rest } = value;
+  for (const key of Object.keys(rest)) problems.push(`twilio.signing.${key}: unknown option (known: sharedKey, url)`);
+  if (url !== undefined && !TWILIO_SIGNED_URLS.some((u) => u === url)) problems.push(`twilio.signing.url: expected one of ${TWILIO_SIGNED_URLS.join(', ')}, found ${shown(url)}`);
+  if (sharedKey !== undefined) {
+    const k = sharedKey as Record<string, unknown>;
+    const ok =
+      isRecord(sharedKey) && typeof k['sid'] === 'string' && k['sid'] !== '' && typeof k['secret'] === 'string' && k['secret'] !== '' && TWILIO_SIGNING_ALGORITHMS.some((a) => a === k['algorithm']);
+    if (!ok) problems.push(`twilio.signing.sharedKey: expected {sid, secret, algorithm: ${TWILIO_SIGNING_ALGORITHMS.join(' | ')}} with non-empty sid and secret, found ${isRecord(sharedKey) ? shown({ ...sharedKey, secret: '***' }) : shown(sharedKey)}`);
+  }
+  return problems;
+}
+
 function resolveOptions(options: ProviderSimulatorsOptions) {
   const problems: string[] = [];
   const port = options.port ?? 0;
@@ -151,6 +167,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   }
   if (!isRecord(twilio.inboundUrls)) problems.push(`twilio.inboundUrls: expected an object sender → http(s) URL, found ${shown(twilio.inboundUrls)}`);
   else for (const [sender, u] of Object.entries(twilio.inboundUrls)) if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
+  problems.push(...twilioSigningProblems(twilio.signing));
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
   for (const key of ['perBot', 'perChat', 'perGroupPerMinute'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);

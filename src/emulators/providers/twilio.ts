@@ -69,6 +69,31 @@ export interface TwilioOptions {
    * recipients' replies are POSTed, signed with the account's auth token. @defaultValue {} (replies go nowhere)
    */
   inboundUrls?: Record<string, string>;
+  /** How the callbacks (status and inbound) are signed; see {@link TwilioSigning}. @defaultValue { url: 'as-called' } (the auth token, HMAC-SHA1) */
+  signing?: TwilioSigning;
+}
+
+/** The algorithms a Webhooks Setting may sign with, as `X-Twilio-Webhooks-Signature-Settings` names them. */
+export const TWILIO_SIGNING_ALGORITHMS = ['HMAC_SHA1', 'HMAC_SHA256'] as const;
+/** The URL forms a signature may cover (see {@link TwilioSigning.url}). */
+export const TWILIO_SIGNED_URLS = ['as-called', 'port-removed', 'default-port-added', 'legacy-query'] as const;
+
+/**
+ * How the simulator signs its callbacks. Twilio signs with the account's auth token and HMAC-SHA1, unless a Webhooks
+ * Rule with a SharedKey matches the URL: then with the key's secret and the Setting's algorithm, and it adds
+ * `X-Twilio-Webhooks-Signature-Settings: key=<SharedKey SID>,algorithm=<algorithm>` (twilio.com/docs/usage/webhooks/
+ * webhook-shared-keys; twilio-node examples/WebhookSignatureValidation.md). Which URL it signs is inconsistent by
+ * twilio-node's own account ("signature generation on the back end is inconsistent"), so `url` picks the form.
+ */
+export interface TwilioSigning {
+  /** Sign as a Webhooks Rule with this SharedKey does. @defaultValue none: the auth token, HMAC-SHA1, no settings header */
+  sharedKey?: { sid: string; secret: string; algorithm: (typeof TWILIO_SIGNING_ALGORITHMS)[number] };
+  /**
+   * The URL the signature covers: `as-called`; `port-removed` (an explicit port left out); `default-port-added` (the
+   * scheme's port written out, `:443` or `:80`, when the URL has none); `legacy-query` (the query re-encoded by Node's
+   * `querystring`, which leaves `'()*!` bare where a WHATWG URL has `%27`). @defaultValue 'as-called'
+   */
+  url?: (typeof TWILIO_SIGNED_URLS)[number];
 }
 
 export type ResolvedTwilio = Required<Omit<TwilioOptions, 'authTokens'>> & Pick<TwilioOptions, 'authTokens'>;
@@ -89,6 +114,7 @@ export const TWILIO_DEFAULTS: ResolvedTwilio = {
   failedShare: 0,
   errorCodes: [30003, 30005, 30006],
   inboundUrls: {},
+  signing: { url: 'as-called' },
 };
 
 const E164 = /^\+[1-9]\d{1,14}$/;

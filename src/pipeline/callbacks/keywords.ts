@@ -24,19 +24,59 @@ export interface ReplyWords {
   keywords: Readonly<Record<string, string>>;
 }
 
+const LETTER_OR_DIGIT = /^[\p{L}\p{N}]$/u;
+const LETTER_DIGIT_OR_UNDERSCORE = /^[\p{L}\p{N}_]$/u;
+
+/** The length (1 or 2 UTF-16 units) of the code point that ends at `end` in `s`. */
+function lastCodePointLength(s: string, end: number): number {
+  const low = s.charCodeAt(end - 1);
+  const high = end >= 2 ? s.charCodeAt(end - 2) : 0;
+  return low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff ? 2 : 1;
+}
+
+/**
+ * `word` without the characters `keep` refuses at its start (when `start`) and at its end, in one pass over the
+ * characters removed. A regular expression such as `[^\p{L}\p{N}]+$` retries from every position of a long run of
+ * punctuation (`a` + 64,000 dots + `a` took seconds); this is linear.
+ */
+function trimEnds(word: string, keep: RegExp, start: boolean): string {
+  let from = 0;
+  let to = word.length;
+  if (start) {
+    while (from < to) {
+      const cp = word.codePointAt(from)!;
+      if (keep.test(String.fromCodePoint(cp))) break;
+      from += cp > 0xffff ? 2 : 1;
+    }
+  }
+  while (to > from) {
+    const size = lastCodePointLength(word, to);
+    if (keep.test(word.slice(to - size, to))) break;
+    to -= size;
+  }
+  return word.slice(from, to);
+}
+
+/** The first whitespace-separated word of `text` after leading whitespace (one linear search, no backtracking). */
+function leadingWord(text: string): string {
+  const rest = text.trimStart();
+  const end = rest.search(/\s/u);
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
 /** The first word of a reply, without surrounding punctuation, upper case; '' for none. */
 export function firstWord(text: string): string {
-  const word = text.trim().split(/\s+/, 1)[0] ?? '';
-  return word.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '').toLocaleUpperCase('en-US');
+  return trimEnds(leadingWord(text), LETTER_OR_DIGIT, true).toLocaleUpperCase('en-US');
 }
 
 const upper = (w: string): string => w.trim().toLocaleUpperCase('en-US');
 
 /** The command a reply starts with (`/start@relaybot now` → `/START`), upper case; undefined when it starts with no `/`. */
 export function botCommand(text: string): string | undefined {
-  const token = text.trimStart().split(/\s+/, 1)[0] ?? '';
+  const token = leadingWord(text);
   if (!token.startsWith('/')) return undefined;
-  return token.replace(/@.*$/s, '').replace(/[^\p{L}\p{N}_]+$/u, '').toLocaleUpperCase('en-US');
+  const at = token.indexOf('@');
+  return trimEnds(at < 0 ? token : token.slice(0, at), LETTER_DIGIT_OR_UNDERSCORE, false).toLocaleUpperCase('en-US');
 }
 
 /** How a reply is read. */

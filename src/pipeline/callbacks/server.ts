@@ -4,17 +4,20 @@
  * Routes: `POST /callbacks/:channel/twilio/status?t=<token>`, `POST /callbacks/:channel/twilio/inbound`,
  * `POST /callbacks/:channel/telegram`, `POST /callbacks/:channel/contract/reports`,
  * `POST /callbacks/:channel/contract/inbound`, `GET /l/:code`, and `GET /healthz`, `GET /readyz`.
- * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above); another method
+ * Bodies are read raw (signatures are over the bytes received) up to `bodyLimitBytes` (413 above), within
+ * `requestTimeoutMs` from the first byte (then 408 and the connection closed: fastify's own default is no limit, and
+ * Node's check runs every 30 s, so both are set here); another method
  * → 405; an unknown path or channel (or one without `callbacks`, or of another provider) → 404. A URL fastify cannot
  * route (an invalid percent-escape, a path segment above {@link MAX_PARAM_LENGTH} characters) → 400 with the same
  * fixed body as every other bad request (fastify's own answers would echo the path). Refusals have fixed bodies;
  * nothing about a contact, a token or a secret is echoed or logged.
  */
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerContract } from './contract.js';
 import { registerOpens } from './opens.js';
 import { send } from './routes.js';
-import { CallbackService, type CallbacksDeps } from './service.js';
+import { CallbackService, REFUSALS, type CallbacksDeps } from './service.js';
 import { registerTelegram } from './telegram.js';
 import { registerTwilio } from './twilio.js';
 
@@ -39,6 +42,12 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
   const app = Fastify({
     logger: false,
     bodyLimit: service.bodyLimitBytes,
+    requestTimeout: service.requestTimeoutMs,
+    http: {
+      requestTimeout: service.requestTimeoutMs,
+      headersTimeout: service.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(1, Math.min(1000, Math.floor(service.requestTimeoutMs / 4))),
+    },
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A URL the router refuses (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH …): the fixed refusal, counted; the error's
@@ -47,6 +56,19 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
       service.count('other', 'bad-request');
       service.log.warn('request URL refused by the router', { code: err.code });
       void send(reply, { outcome: 'bad-request' });
+    },
+    // What Node refuses before fastify sees a request: a request not in within requestTimeoutMs (408, counted
+    // `timeout` and logged), malformed HTTP or headers too large (400). The fixed body, then the socket is closed.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const outcome = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad-request';
+      service.count('other', outcome);
+      if (outcome === 'timeout') service.log.warn('request not received in full within requestTimeoutMs: 408, connection closed', { limit: service.requestTimeoutMs });
+      const { status, error } = REFUSALS[outcome];
+      const body = JSON.stringify({ error });
+      const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n`;
+      if (socket.writable) socket.write(head + body);
+      socket.destroy(err);
     },
   });
   // One parser for every content type: the raw text, for the signature checks; each route parses its own format.

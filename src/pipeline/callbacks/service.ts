@@ -74,13 +74,19 @@ export interface CallbacksDeps {
   bodyLimitBytes?: number;
   /** Timeout of each Dataverse read/write and queue send made for a request. @defaultValue 10000 */
   callTimeoutMs?: number;
+  /**
+   * How long a client may take to send a request, headers and body, ms; then the connection is answered 408 and
+   * closed, so a client that stops half-way through cannot hold a socket (checked every quarter of it, at most every
+   * second). The handling after the body arrived is not limited by it. @defaultValue 10000
+   */
+  requestTimeoutMs?: number;
   /** Extra readiness checks for `/readyz` (the relay's). @defaultValue none */
   readiness?: () => ReadinessCheck[];
   /** Clock (ms). @defaultValue Date.now */
   now?: () => number;
 }
 
-export const CALLBACKS_DEFAULTS = { bodyLimitBytes: 65_536, callTimeoutMs: 10_000 } as const;
+export const CALLBACKS_DEFAULTS = { bodyLimitBytes: 65_536, callTimeoutMs: 10_000, requestTimeoutMs: 10_000 } as const;
 
 /** The routes, as counted. */
 export type CallbackRoute = 'twilio-status' | 'twilio-inbound' | 'telegram' | 'contract-reports' | 'contract-inbound' | 'link' | 'other';
@@ -104,6 +110,7 @@ export type CallbackOutcome =
   | 'not-found'
   | 'method-not-allowed'
   | 'too-large'
+  | 'timeout'
   | 'unavailable'
   | 'error';
 
@@ -118,6 +125,7 @@ export const REFUSALS = {
   'not-found': { status: 404, error: 'not found' },
   'method-not-allowed': { status: 405, error: 'method not allowed' },
   'too-large': { status: 413, error: 'payload too large' },
+  timeout: { status: 408, error: 'request timeout' },
   unavailable: { status: 503, error: 'unavailable' },
   error: { status: 500, error: 'internal error' },
 } as const satisfies Partial<Record<CallbackOutcome, { status: number; error: string }>>;
@@ -159,6 +167,7 @@ export class CallbackService {
   readonly log: Logger;
   readonly bodyLimitBytes: number;
   readonly callTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   readonly now: () => number;
   readonly readiness: () => ReadinessCheck[];
   readonly #interactions: InteractionSender;
@@ -174,6 +183,8 @@ export class CallbackService {
     if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1) throw new TypeError(`createCallbacksServer: bodyLimitBytes must be a positive integer, found ${String(deps.bodyLimitBytes)}`);
     const callTimeoutMs = deps.callTimeoutMs ?? CALLBACKS_DEFAULTS.callTimeoutMs;
     if (!(callTimeoutMs > 0)) throw new TypeError(`createCallbacksServer: callTimeoutMs must be > 0, found ${String(deps.callTimeoutMs)}`);
+    const requestTimeoutMs = deps.requestTimeoutMs ?? CALLBACKS_DEFAULTS.requestTimeoutMs;
+    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) throw new TypeError(`createCallbacksServer: requestTimeoutMs must be a positive integer, found ${String(deps.requestTimeoutMs)}`);
     this.channels = deps.channels;
     this.keys = deps.keys;
     this.directory = deps.directory;
@@ -181,6 +192,7 @@ export class CallbackService {
     this.log = areaLogger(deps.log ?? silentLogger(), 'callbacks');
     this.bodyLimitBytes = bodyLimitBytes;
     this.callTimeoutMs = callTimeoutMs;
+    this.requestTimeoutMs = requestTimeoutMs;
     this.now = deps.now ?? Date.now;
     this.readiness = deps.readiness ?? (() => []);
     this.#interactions = deps.interactions;

@@ -9,6 +9,8 @@ export interface CallbackSettings {
   readonly callbacks: ChannelCallbacks;
   /** Twilio auth tokens accepted for signatures: the channel's, and `previousAuthToken` while rotating. */
   readonly twilioAuthTokens: readonly string[];
+  /** Twilio SharedKey secrets accepted when a request names its signing (`callbacks.sharedKeySecret`, split on whitespace). */
+  readonly twilioSharedKeys: readonly string[];
   /** Telegram secret tokens accepted (`webhookSecretToken`: one, or two separated by a space while rotating); empty: every update refused. */
   readonly telegramSecretTokens: readonly string[];
   /** Standard Webhooks secrets accepted on a contract channel (its `signingSecret`: several separated by whitespace while rotating). */
@@ -27,6 +29,7 @@ export function callbackSettings(channel: Channel): CallbackSettings | undefined
   s = {
     callbacks,
     twilioAuthTokens: channel.provider.type === 'twilio' ? nonEmpty([channel.provider.authToken, callbacks.previousAuthToken]) : [],
+    twilioSharedKeys: channel.provider.type === 'twilio' ? nonEmpty((callbacks.sharedKeySecret ?? '').split(/\s+/)) : [],
     telegramSecretTokens: nonEmpty((callbacks.webhookSecretToken ?? '').split(/\s+/)),
     contractSecrets: channel.provider.type === 'contract' ? nonEmpty(channel.provider.signingSecret.split(/\s+/)) : [],
   };

@@ -191,6 +191,7 @@ describe('channels: the callbacks block', () => {
         optOutConfirmation: '',
         optInConfirmation: 'Welcome back',
         previousAuthToken: 'env:TW_OLD',
+        sharedKeySecret: 'env:TW_OLD',
         deliveredResponseType: 'sent',
         openedResponseType: 'keyword',
       }, { channelField: 'sample_channel' }),
@@ -205,6 +206,7 @@ describe('channels: the callbacks block', () => {
     assert.equal(sms?.optOutConfirmation, '');
     assert.equal(sms?.optInConfirmation, 'Welcome back');
     assert.equal(sms?.previousAuthToken, 'old-token');
+    assert.equal(sms?.sharedKeySecret, 'old-token');
     assert.equal(sms?.deliveredResponseType, 'sent');
     assert.equal(sms?.openedResponseType, 'keyword');
     const tg = registry.byName('telegram')?.callbacks;
@@ -223,7 +225,7 @@ describe('channels: the callbacks block', () => {
         previousAuthToken: 'literal-old-token',
       }),
       channel('telegram', { publicBaseUrl: '${NOT_SET}' }, { channelField: 'sample_channel' }),
-      channel('contract', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'], trackLinks: true }),
+      channel('contract', { publicBaseUrl: 'https://relay.example', keywords: ['YES2'], trackLinks: true, sharedKeySecret: 'env:TW_OLD' }),
     ]);
     const by = (p: string): ConfigProblem => {
       const x = found.find((f) => f.path === p);
@@ -244,6 +246,7 @@ describe('channels: the callbacks block', () => {
     assert.equal(by('channels.1.callbacks.webhookSecretToken').found, 'nothing');
     assert.match(by('channels.2.callbacks.keywords').expected, /no keywords on a real-time journeys channel/);
     assert.match(by('channels.2.callbacks.trackLinks').expected, /outbound-marketing messages only/);
+    assert.match(by('channels.2.callbacks.sharedKeySecret').expected, /only a twilio channel/);
   });
 
   it('a keyword wins over a default opt-in word (YES), never over an opt-out word or a listed opt-in word', () => {

@@ -11,6 +11,8 @@ import { CaptureStream } from '../../../helpers/capture.js';
 export const PUBLIC_BASE = 'https://relay.example.com';
 export const AUTH_TOKEN = 'twilio-auth-token-current-0001';
 export const OLD_AUTH_TOKEN = 'twilio-auth-token-previous-002';
+/** The secret of the SharedKey a Twilio Webhooks Rule signs the `sms` channel's callbacks with. */
+export const SHARED_KEY = 'twilio-shared-key-secret-0003';
 export const TG_SECRET = 'tg-secret-new-AAAA';
 export const TG_OLD_SECRET = 'tg-secret-old-BBBB';
 export const WHSEC_NEW = `whsec_${randomBytes(32).toString('base64')}`;
@@ -107,7 +109,7 @@ export const SMS: Channel = {
   senderKey: 'twilio:+15550000000',
   addressField: 'mobilephone',
   failureResponseType: 'failed',
-  callbacks: callbacks({ previousAuthToken: OLD_AUTH_TOKEN }),
+  callbacks: callbacks({ previousAuthToken: OLD_AUTH_TOKEN, sharedKeySecret: SHARED_KEY }),
 };
 export const TG: Channel = {
   ...base,
@@ -251,4 +253,4 @@ export function harness(overrides: Partial<CallbacksDeps> = {}): Harness {
 }
 
 /** Every secret and personal value the tests use: none may appear in a log line or an error body. */
-export const NEVER_SHOWN = [AUTH_TOKEN, OLD_AUTH_TOKEN, TG_SECRET, TG_OLD_SECRET, WHSEC_NEW.slice(6), WHSEC_OLD.slice(6), PHONE, PHONE.slice(1), KEYS.sign.secret.toString('base64')];
+export const NEVER_SHOWN = [AUTH_TOKEN, OLD_AUTH_TOKEN, SHARED_KEY, TG_SECRET, TG_OLD_SECRET, WHSEC_NEW.slice(6), WHSEC_OLD.slice(6), PHONE, PHONE.slice(1), KEYS.sign.secret.toString('base64')];

@@ -51,7 +51,13 @@ export interface DecodedEntity {
 type Json = Record<string, unknown>;
 const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
 const DATE = /^\/Date\((-?\d+)([+-]\d{4})?\)\/$/;
-const FORMAT_ADVICE = "the relay reads only JSON: set the step's service endpoint to messageformat 2 (Json)";
+/**
+ * An endpoint without `messageformat` posts .NET Binary XML, Dataverse's default (PA-docs azure-integration.md: "XML
+ * or JSON in addition to the default .NET binary format"); `channel-relay register` sets 2 (Json).
+ */
+const FORMAT_ADVICE =
+  "the relay reads only JSON: set the step's service endpoint to messageformat 2 (Json), as `channel-relay register` does " +
+  '(an endpoint made without messageformat posts .NET Binary XML, the default)';
 
 function shown(value: unknown): string {
   if (value === undefined) return 'nothing';

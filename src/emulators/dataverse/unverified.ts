@@ -88,10 +88,13 @@ export function filterMatchesTable(filter: Record<string, unknown>, logicalName:
 /**
  * Content type of a posted message by `serviceendpoint.messageformat` (documented: PA-docs
  * write-listener-application-azure-solution.md). Other values are refused when the endpoint is created. An endpoint
- * without `messageformat` posts JSON. UNVERIFIED: what Dataverse does with an endpoint that has no format.
+ * without `messageformat` posts .NET Binary XML: the docs call it the default ("can be formatted in XML or JSON in
+ * addition to the default .NET binary format", PA-docs azure-integration.md). Worst plausible reading, too: a relay
+ * whose endpoint was made without the column gets events it cannot read. UNVERIFIED: whether a Web API create without the column stores 1 or leaves
+ * it null (the emulator leaves it as given and posts binary for null).
  */
 export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'application/msbin1', 2: 'application/json', 3: 'application/xml' };
-export const DEFAULT_MESSAGE_FORMAT = 2;
+export const DEFAULT_MESSAGE_FORMAT = 1;
 
 /**
  * The XML shape of the RemoteExecutionContext for `messageformat` 3 (Text XML) and 1 (.NET Binary XML). No captured

@@ -127,14 +127,15 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
    * `filterId`. While only that step is enabled, `create` runs (so the event arrives in that format only); then the
    * step is disabled and the JSON step enabled again (a step change applies to rows created afterwards).
    */
-  async function throughEndpoint<T>(messageformat: number, filterId: string, create: () => Promise<T>): Promise<T> {
+  async function throughEndpoint<T>(messageformat: number | null, filterId: string, create: () => Promise<T>): Promise<T> {
+    const format = messageformat === null ? 'no messageformat' : `messageformat ${messageformat}`;
     const endpointId = (await api.create({
       collection: 'serviceendpoints',
-      data: { name: `activities, messageformat ${messageformat}`, ...queueEndpoint(system.sb.port, 'activities', messageformat), saskey: 'SAS_KEY_VALUE' },
+      data: { name: `activities, ${format}`, ...queueEndpoint(system.sb.port, 'activities', messageformat), saskey: 'SAS_KEY_VALUE' },
     })) as string;
     const stepId = (await api.create({
       collection: 'sdkmessageprocessingsteps',
-      data: { name: `messageformat ${messageformat} step`, ...asyncPostOperationStep(endpointId, SEED.createMessage, filterId) },
+      data: { name: `${format} step`, ...asyncPostOperationStep(endpointId, SEED.createMessage, filterId) },
     })) as string;
     const jsonStepOnThisTable = filterId === SEED.activityFilter;
     if (jsonStepOnThisTable) await setStep(jsonStepId, false);
@@ -163,6 +164,14 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       produce: async () => {
         await throughEndpoint(1, SEED.activityFilter, () => createActivity());
         return { says: ['.NET Binary XML', 'application/msbin1', 'messageformat 1', 'messageformat 2 (Json)'] };
+      },
+    },
+    {
+      name: "wrong format: .NET Binary XML, Dataverse's default, posted by an endpoint created without messageformat",
+      reason: 'EventUnsupportedFormat',
+      produce: async () => {
+        await throughEndpoint(null, SEED.activityFilter, () => createActivity());
+        return { says: ['.NET Binary XML', 'application/msbin1', 'messageformat 2 (Json)', '`channel-relay register` does', 'made without messageformat'] };
       },
     },
     {

@@ -6,7 +6,7 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
-import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/index.js';
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
 import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
 
@@ -188,23 +188,26 @@ function isTruncated(event: PostedEvent, context: Json): boolean {
   return inputs === undefined || inputs === null || (Array.isArray(inputs) && inputs.length === 0);
 }
 
-function attributeString(attrs: Map<string, unknown>, key: string, present: string): string {
+function attributeString(attrs: Map<string, unknown>, key: string): string {
   const v = attrs.get(key);
-  if (typeof v !== 'string' || v === '') missing(`Target attribute '${key}'`, 'a non-empty string', v, v === undefined ? ` (attributes present: ${present})` : '');
+  if (typeof v !== 'string' || v === '') missing(`Target attribute '${key}'`, 'a non-empty string', v);
   return v;
 }
 
-function attributeReference(attrs: Map<string, unknown>, key: string, table: string, present: string): string {
+function attributeReference(attrs: Map<string, unknown>, key: string, table: string): string {
   const v = attrs.get(key);
   const ref = v as Partial<EntityRef> | undefined;
   if (typeof v !== 'object' || v === null || v instanceof Date || typeof ref?.id !== 'string' || ref.id === '' || typeof ref.logicalName !== 'string') {
-    missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, v === undefined ? undefined : v instanceof Date ? v.toISOString() : v, v === undefined ? ` (attributes present: ${present})` : '');
+    missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, v instanceof Date ? v.toISOString() : v);
   }
   if (ref.logicalName !== table) missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, `a reference to ${ref.logicalName}`);
   return ref.id;
 }
 
-function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
+/** The Target attributes an activity event is built from; when one is absent the row is read instead. */
+const TARGET_ATTRIBUTES = ['msdyncrm_activityid', 'msdyncrm_contact', 'msdyncrm_customerjourney', 'msdyncrm_customerjourneyiteration', 'msdyncrm_entitytype', 'msdyncrm_entityid'] as const;
+
+function decodeActivity(context: Json, from: EventOrigin): ActivityEvent | TruncatedActivityEvent {
   const inputs = collection(context['InputParameters']);
   const target = inputs?.get('Target');
   if (typeof target !== 'object' || target === null) {
@@ -212,19 +215,21 @@ function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
   }
   const entity = decodeEntity(target as Json);
   const attrs = entity.attributes;
-  const present = [...attrs.keys()].join(', ') || 'none';
   const rowId = entity.id ?? (typeof attrs.get(ACTIVITY_KEY) === 'string' ? (attrs.get(ACTIVITY_KEY) as string) : undefined) ?? (context['PrimaryEntityId'] as string | undefined);
   if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID) missing('Target Id', 'the activity row id', rowId);
+  // A Create's Target holds what the create request set: an attribute set later (or by a plug-in) is on the row only.
+  const absent = TARGET_ATTRIBUTES.filter((key) => !attrs.has(key));
+  if (absent.length > 0) return { kind: 'activity-truncated', activityRowId: rowId, missing: absent, ...from };
   const name = attrs.get('msdyncrm_name');
   return {
     kind: 'activity',
     activityRowId: rowId,
-    activityId: attributeString(attrs, 'msdyncrm_activityid', present),
-    contactId: attributeReference(attrs, 'msdyncrm_contact', 'contact', present),
-    journeyId: attributeReference(attrs, 'msdyncrm_customerjourney', 'msdyncrm_customerjourney', present),
-    iterationId: attributeReference(attrs, 'msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiteration', present),
-    entityType: attributeString(attrs, 'msdyncrm_entitytype', present),
-    entityId: attributeString(attrs, 'msdyncrm_entityid', present),
+    activityId: attributeString(attrs, 'msdyncrm_activityid'),
+    contactId: attributeReference(attrs, 'msdyncrm_contact', 'contact'),
+    journeyId: attributeReference(attrs, 'msdyncrm_customerjourney', 'msdyncrm_customerjourney'),
+    iterationId: attributeReference(attrs, 'msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiteration'),
+    entityType: attributeString(attrs, 'msdyncrm_entitytype'),
+    entityId: attributeString(attrs, 'msdyncrm_entityid'),
     ...(typeof name === 'string' && name !== '' ? { name } : {}),
     ...from,
   };
@@ -305,7 +310,7 @@ export function decodeRemoteContext(event: PostedEvent): DecodedEvent {
 
 /**
  * The activity event from the Custom Channel Activity row read through the Web API (lookups as `_x_value`), for an
- * event Dataverse truncated; `origin` is the truncated event's.
+ * event Dataverse truncated or whose Target lacked attributes; `origin` is that event's.
  */
 export function activityFromRow(row: Readonly<Record<string, unknown>>, from: EventOrigin): ActivityEvent {
   const rowId = row[ACTIVITY_KEY];

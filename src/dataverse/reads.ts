@@ -78,8 +78,8 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   const governor = options.governor;
   // The client's `timeoutMs` (createDataverseClient) times every call out; else the governor's own.
   const timeoutMs = clientTimeoutMs(client);
-  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string): Promise<T> => {
-    const o: RunOptions = { signal, operation };
+  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string, operations = 1): Promise<T> => {
+    const o: RunOptions = { signal, operation, operations };
     if (timeoutMs !== undefined) o.timeoutMs = timeoutMs;
     return governor.run(call, o);
   };
@@ -104,6 +104,7 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
       },
       signal,
       `read ${collection} in a $batch of ${chunks.length} queries`,
+      chunks.length,
     );
     const rows: Row[] = [];
     for (const part of parts as unknown[]) {

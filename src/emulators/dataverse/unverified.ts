@@ -133,6 +133,18 @@ export function formatTimeRemaining(ms: number): string {
 }
 
 /**
+ * Execution time per operation, for the execution-time limit (1,200,000 ms per identity per 5 minutes; a `$batch`
+ * adds every operation's). Dataverse measures the time its servers spend on each request and documents no figure
+ * per operation; these are assumptions, of the order plug-in-free Dataverse operations are commonly reported to take:
+ * a read 10 ms, a write (create, update, an action such as CreateInteraction, which creates interaction records)
+ * 20 ms. At 20 ms a CreateInteraction the budget allows 60,000 per 5 minutes (200/s), far below what 6,000 `$batch`
+ * requests of 1,000 could carry: the execution time is the limit that binds batched writes. UNVERIFIED: if real
+ * writes cost more, the relay's governor learns it from the durations it observes (and an execution-time 429); if
+ * less, it spends less than it could.
+ */
+export const EXECUTION_COSTS = { readMs: 10, writeMs: 20 } as const;
+
+/**
  * A request without a bearer token: real Dataverse answers 401 with a `WWW-Authenticate` header and no JSON body;
  * the emulator adds the JSON error shape (code 0x80040220, "Principal user is missing privilege" family) so that
  * the caller reads what was wrong. UNVERIFIED code.

@@ -218,7 +218,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
             identities: governor.stats(),
             traffic,
             limits: governor.config,
-            posting: { ...posting, eventsQueued: service.eventsQueued },
+            posting: { ...posting, eventsQueued: service.eventsQueued, partialTargets: service.partialTargetsPosted },
             interactions: service.interactions.size,
             interactionDuplicates: service.interactions.duplicates,
             rows,

@@ -120,6 +120,8 @@ export class OrganizationService {
   partialTargets: PartialTargets | undefined;
   /** Creates posted since start, for spreading `partialTargets.share`. */
   #creates = 0;
+  /** Creates whose Target was posted without `partialTargets.omit` (for the stats). */
+  partialTargetsPosted = 0;
 
   constructor(
     readonly organization: Organization,
@@ -520,6 +522,7 @@ export class OrganizationService {
     if (Math.floor((n + 1) * share) === Math.floor(n * share)) return row;
     const out: Row = { ...row };
     for (const column of partial.omit) if (column !== def.primaryKey) delete out[column];
+    this.partialTargetsPosted += 1;
     return out;
   }
 

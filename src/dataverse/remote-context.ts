@@ -8,7 +8,7 @@
  */
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
-import { REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
+import { REALTIME_OUTBOUND_CALL, TARGET_ATTRIBUTES, TRUNCATED_PROPERTY } from './unverified.js';
 
 export const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 export const ACTIVITY_SET = 'msdyncrm_customerjourneycustomchannelactivities';
@@ -203,9 +203,6 @@ function attributeReference(attrs: Map<string, unknown>, key: string, table: str
   if (ref.logicalName !== table) missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, `a reference to ${ref.logicalName}`);
   return ref.id;
 }
-
-/** The Target attributes an activity event is built from; when one is absent the row is read instead. */
-const TARGET_ATTRIBUTES = ['msdyncrm_activityid', 'msdyncrm_contact', 'msdyncrm_customerjourney', 'msdyncrm_customerjourneyiteration', 'msdyncrm_entitytype', 'msdyncrm_entityid'] as const;
 
 function decodeActivity(context: Json, from: EventOrigin): ActivityEvent | TruncatedActivityEvent {
   const inputs = collection(context['InputParameters']);

@@ -100,9 +100,10 @@ export interface IntakeOptions {
   /** Decodes one delivery; throws an `EventError` for a body it cannot use (src/dataverse/remote-context.ts). */
   decode: (delivery: Delivery) => IntakeEvent;
   /**
-   * Builds the activity event from the activity row read for a truncated event (`origin` is that truncated event);
-   * throws an `EventError`. Declared as a method so that the decoder's `activityFromRow(row, from: EventOrigin)`, whose
-   * origin fields are all required (the decoder always sets them), fits as it is.
+   * Builds the activity event from the activity row read for an event whose Target was unusable (truncated, or lacking
+   * attributes; `origin` is that event); throws an `EventError`. Declared as a method so that the decoder's
+   * `activityFromRow(row, from: EventOrigin)`, whose origin fields are all required (the decoder always sets them),
+   * fits as it is.
    */
   activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent;
   reads: DataverseReads;

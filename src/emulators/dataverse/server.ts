@@ -218,6 +218,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
             identities: governor.stats(),
             traffic,
             limits: governor.config,
+            partialTargets: service.partialTargets ?? null,
             posting: { ...posting, eventsQueued: service.eventsQueued, partialTargets: service.partialTargetsPosted },
             interactions: service.interactions.size,
             interactionDuplicates: service.interactions.duplicates,

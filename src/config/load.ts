@@ -22,6 +22,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   DATAVERSE_CLIENT_ID: 'dataverse.clientId',
   DATAVERSE_CLIENT_SECRET: 'dataverse.clientSecret',
   DATAVERSE_LIMITS_WINDOW_MS: 'dataverse.limitsWindowMs',
+  DATAVERSE_REQUEST_BUDGET: 'dataverse.requestBudget',
+  DATAVERSE_EXECUTION_BUDGET_MS: 'dataverse.executionBudgetMs',
   CHANNELS_FILE: 'channelsFile',
   LOG_LEVEL: 'log.level',
   HEALTH_HOST: 'health.host',

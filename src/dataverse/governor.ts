@@ -1,30 +1,42 @@
 /**
  * The service-protection governor: every Dataverse call of one identity goes through one governor, which keeps the
- * identity within Dataverse's limits (reference/dataverse-contracts.md §3: per user, over a sliding window, requests,
- * combined execution time, 52 concurrent; 429 with `Retry-After` in seconds).
+ * identity within Dataverse's limits (reference/dataverse-contracts.md §3: per user, over a sliding window, 6,000
+ * requests, 1,200 s of combined execution time, 52 concurrent; 429 with `Retry-After` in seconds). A `$batch` counts
+ * once toward requests, but every operation in it adds execution time: for batched writes the execution-time limit is
+ * the one that binds. The `x-ms-ratelimit-*` headers are debugging aids from whichever server answered (PA-docs
+ * api-limits.md), no contract: the governor is correct without them.
  *
  * - **Retry-After**: after a 429 no call starts until the `Retry-After` has run out; every caller waits. When it
  *   has, one call goes first (a probe); the others follow once it answered with anything but a 429, so a pause
- *   costs at most one more 429 however many callers wait.
- * - **Pacing**: from `x-ms-ratelimit-burst-remaining-xrm-requests` (requests left in the window) and
- *   `x-ms-ratelimit-time-remaining-xrm-requests` (execution seconds left, en-US grouping: `1,199.46`). While more
- *   than `paceBelow` of the most ever seen is left, calls start freely (the burst); below it, starts are spaced so
- *   that what is left lasts the window: `windowMs / requestsLeft`, and `windowMs × averageCost / timeLeft` where
- *   the average execution cost of a request is the time used over the requests used in the window. A client
- *   spending this way settles at about half of each budget and is never refused for it.
+ *   costs at most one more 429 however many callers wait. A 429 for execution time (`0x80072321`) also tells the
+ *   governor that its own count fell short: the execution estimate per operation is raised to match.
+ * - **Its own count** (always): requests started and execution time spent in the window, the time of a call being
+ *   its observed duration (the server's execution time plus the network: an upper bound), and an estimate per
+ *   operation learned from those durations (`run`'s `operations`: a `$batch` of 100 costs 100 operations). Once less
+ *   than `paceBelow` of `requestBudget` or `executionBudgetMs` is left, starts are spaced so that what is left lasts
+ *   the window: `windowMs / requestsLeft`, `windowMs × estimated cost of the next call / timeLeft`; a call that does
+ *   not fit what is left waits until enough of the window has passed.
+ * - **Headers** (when present and consistent): `x-ms-ratelimit-burst-remaining-xrm-requests` and
+ *   `x-ms-ratelimit-time-remaining-xrm-requests` (execution seconds left, en-US grouping: `1,199.46`) pace the same
+ *   way from what they say is left (they see other processes of the identity). They are believed only while
+ *   successive readings do not go up (a rise means another server answered): after a rise, not until
+ *   `HEADER_TRUST_READINGS` readings in a row went down or stayed. They can only slow calls down, never speed them up.
  * - **Concurrency** (AIMD): starts at `initialConcurrency`, grows by one per `concurrency` successful calls up to
- *   `maxConcurrency` (at most 52, Dataverse's concurrent-request limit), halves on a 429 (once per pause).
+ *   `maxConcurrency` (at most 52, Dataverse's concurrent-request limit), halves on a 429 (once per pause); the
+ *   `x-ms-dop-hint` response header (the org's recommended degree of parallelism, PA-docs send-parallel-requests.md),
+ *   when present, lowers that ceiling to its value.
  * - Every call gets an AbortSignal that fires on the caller's signal and after `timeoutMs`; errors come out as
  *   `DataverseError` (errors.ts), a timeout as `DataverseTimeout`; the caller's own abort rethrows its reason.
  *
  * The headers come from `observe`, which `createDataverseClient({ onResponse: governor.observe })` feeds with every
- * response (dynamics-web-api does not expose headers on success; see client.ts). Without it the governor still
- * honours 429s and adapts its concurrency; it cannot pace.
+ * response (dynamics-web-api does not expose headers on success; see client.ts). Without it the governor paces from
+ * its own count and honours 429s.
  */
 import { whenAborted } from '../abort.js';
 import { DataverseError, isDataverseError } from '../errors.js';
 import type { ObservedResponse } from './client.js';
 import { DEFAULT_RETRY_AFTER_MS, parseRetryAfter, toDataverseError } from './errors.js';
+import { SERVICE_PROTECTION } from './unverified.js';
 
 export const DATAVERSE_MAX_CONCURRENT = 52;
 
@@ -41,6 +53,16 @@ export interface GovernorOptions {
   paceBelow?: number;
   /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
   timeoutMs?: number;
+  /**
+   * Requests per window this governor may use: Dataverse's 6,000 per identity, shared by every process of the
+   * identity (give each its part). @defaultValue 6000
+   */
+  requestBudget?: number;
+  /**
+   * Combined execution time per window this governor may use, ms: Dataverse's 1,200,000 (20 minutes) per identity,
+   * shared by every process of the identity (give each its part). @defaultValue 1200000
+   */
+  executionBudgetMs?: number;
   /** Pause after a 429 without a usable Retry-After. @defaultValue 1000 */
   defaultRetryAfterMs?: number;
   /**
@@ -57,6 +79,8 @@ export interface RunOptions {
   operation?: string;
   /** Overrides the governor's `timeoutMs` for this call. */
   timeoutMs?: number;
+  /** Operations the call runs (a `$batch`: one per part), each adding execution time. @defaultValue 1 */
+  operations?: number;
 }
 
 /** What the governor knows, for metrics and tests. */
@@ -69,10 +93,20 @@ export interface GovernorState {
   pausedUntil: number;
   /** Whether the next call after a pause is a probe (one at a time). */
   probing: boolean;
-  /** Minimum spacing between starts from the headers, ms (0: not pacing). */
+  /** Minimum spacing between starts from the headers, ms (0: not pacing on them). */
   intervalMs: number;
+  /** From the last headers (believed or not); undefined until a response carried them. */
   requestsRemaining: number | undefined;
   timeRemainingMs: number | undefined;
+  /** Whether the headers are believed now (see the module comment). */
+  headersTrusted: boolean;
+  /** The governor's own count over the window: requests started, execution ms spent (and estimated for calls in flight). */
+  requestsUsed: number;
+  executionUsedMs: number;
+  /** Estimated execution time of one operation, ms, learned from observed durations (0 until a call ended). */
+  operationEstimateMs: number;
+  /** The last `x-ms-dop-hint`, when one came. */
+  dopHint: number | undefined;
   /** 429s seen by calls through `run`. */
   throttled: number;
   calls: number;
@@ -95,12 +129,21 @@ export const GOVERNOR_DEFAULTS = {
   windowMs: 300_000,
   paceBelow: 0.5,
   timeoutMs: 30_000,
+  requestBudget: 6000,
+  executionBudgetMs: 1_200_000,
   defaultRetryAfterMs: DEFAULT_RETRY_AFTER_MS,
   maxQueueMs: 60_000,
 } as const;
 
 const BURST = 'x-ms-ratelimit-burst-remaining-xrm-requests';
 const TIME = 'x-ms-ratelimit-time-remaining-xrm-requests';
+const DOP_HINT = 'x-ms-dop-hint';
+/** The execution-time limit's code (-2147015903; reference/dataverse-contracts.md §3). */
+const EXECUTION_CODE = '0x80072321';
+/** Header readings in a row that must not go up before the headers are believed again (unverified.ts). */
+const HEADER_TRUST_READINGS = SERVICE_PROTECTION.headerTrustReadings;
+/** The most an execution-time 429 multiplies the estimate per operation by (unverified.ts). */
+const MAX_ESTIMATE_STEP = SERVICE_PROTECTION.maxEstimateStep;
 
 function validate(options: GovernorOptions): Required<GovernorOptions> {
   const o = { ...GOVERNOR_DEFAULTS, ...options };
@@ -115,6 +158,8 @@ function validate(options: GovernorOptions): Required<GovernorOptions> {
   if (!(o.windowMs > 0)) fail('windowMs', '> 0');
   if (!(o.paceBelow >= 0 && o.paceBelow <= 1)) fail('paceBelow', 'between 0 and 1');
   if (!(o.timeoutMs > 0)) fail('timeoutMs', '> 0');
+  if (!(o.requestBudget >= 1)) fail('requestBudget', '>= 1');
+  if (!(o.executionBudgetMs > 0)) fail('executionBudgetMs', '> 0');
   if (!(o.defaultRetryAfterMs >= 0)) fail('defaultRetryAfterMs', '>= 0');
   if (!(o.maxQueueMs > 0)) fail('maxQueueMs', '> 0');
   return o;
@@ -133,9 +178,46 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 }
 
 interface Waiter {
+  /** Operations of the call (its estimated cost). */
+  operations: number;
   /** `probe`: the one call let through after a pause. */
   resolve(probe: boolean): void;
   reject(reason: unknown): void;
+}
+
+/** A sliding window of (time, amount) entries with a running sum. */
+class Window {
+  #entries: Array<{ at: number; amount: number }> = [];
+  #head = 0;
+  sum = 0;
+
+  add(at: number, amount: number): void {
+    this.#entries.push({ at, amount });
+    this.sum += amount;
+  }
+
+  /** Drops the entries at or before `before`. */
+  prune(before: number): void {
+    while (this.#head < this.#entries.length && this.#entries[this.#head]!.at <= before) {
+      this.sum -= this.#entries[this.#head]!.amount;
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head === this.#entries.length) this.sum = 0;
+  }
+
+  /** When (an entry's time) enough has left for the sum to be at most `target`; undefined if it already is. */
+  whenAtMost(target: number): number | undefined {
+    let sum = this.sum;
+    for (let i = this.#head; i < this.#entries.length && sum > target; i++) {
+      sum -= this.#entries[i]!.amount;
+      if (sum <= target) return this.#entries[i]!.at;
+    }
+    return sum <= target ? undefined : this.#entries.at(-1)?.at;
+  }
 }
 
 class ServiceProtectionGovernor implements Governor {
@@ -147,6 +229,7 @@ class ServiceProtectionGovernor implements Governor {
   #probing = false;
   #probeInFlight = false;
   #lastStartAt = Number.NEGATIVE_INFINITY;
+  /** Spacing between starts from the headers (0: not pacing on them). */
   #intervalMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = 0;
@@ -155,6 +238,14 @@ class ServiceProtectionGovernor implements Governor {
   #maxTimeMs = 0;
   #requests: number | undefined;
   #timeMs: number | undefined;
+  /** Readings still needed before the headers are believed (0: believed). */
+  #distrust = 0;
+  #dopHint: number | undefined;
+  /** The own count: requests started, execution ms spent, in the window. */
+  readonly #used = { requests: new Window(), executionMs: new Window() };
+  /** Estimated execution ms of the calls in flight. */
+  #inFlightCostMs = 0;
+  #operationMs = 0;
   #throttled = 0;
   #calls = 0;
 
@@ -164,22 +255,40 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   readonly observe = (response: ObservedResponse): void => {
-    const requests = Number(response.headers[BURST]);
-    if (response.headers[BURST] !== undefined && Number.isFinite(requests)) {
-      this.#requests = requests;
-      this.#maxRequests = Math.max(this.#maxRequests, requests);
-    }
+    const burst = response.headers[BURST];
+    const requests = burst === undefined || burst.trim() === '' ? undefined : Number(burst);
     const timeMs = parseTimeRemaining(response.headers[TIME]);
+    const readRequests = requests !== undefined && Number.isFinite(requests) ? requests : undefined;
+    // A reading above the last one came from another server (or the window moved on): stop believing for a while.
+    const rose = (now: number | undefined, last: number | undefined, max: number): boolean => now !== undefined && last !== undefined && now > last + 0.01 * max;
+    if (rose(readRequests, this.#requests, this.#maxRequests) || rose(timeMs, this.#timeMs, this.#maxTimeMs)) this.#distrust = HEADER_TRUST_READINGS;
+    else if ((readRequests !== undefined || timeMs !== undefined) && this.#distrust > 0) this.#distrust--;
+    if (readRequests !== undefined) {
+      this.#requests = readRequests;
+      this.#maxRequests = Math.max(this.#maxRequests, readRequests);
+    }
     if (timeMs !== undefined) {
       this.#timeMs = timeMs;
       this.#maxTimeMs = Math.max(this.#maxTimeMs, timeMs);
     }
-    this.#intervalMs = this.#pacing();
+    const hint = Number(response.headers[DOP_HINT]);
+    if (response.headers[DOP_HINT] !== undefined && Number.isInteger(hint) && hint >= 1) {
+      this.#dopHint = hint;
+      this.#limit = Math.min(this.#limit, this.#ceiling());
+    }
+    this.#intervalMs = this.#headerPacing();
     if (response.status === 429) this.#pause(parseRetryAfter(response.headers['retry-after']) ?? this.#o.defaultRetryAfterMs);
     this.#pump();
   };
 
-  #pacing(): number {
+  /** The most calls in flight: `maxConcurrency`, lowered to the org's `x-ms-dop-hint` when it sent one. */
+  #ceiling(): number {
+    return Math.max(this.#o.minConcurrency, Math.min(this.#o.maxConcurrency, this.#dopHint ?? Number.POSITIVE_INFINITY));
+  }
+
+  /** Spacing from the headers while they are believed: what they say is left, spread over the window. */
+  #headerPacing(): number {
+    if (this.#distrust > 0) return 0;
     const { windowMs, paceBelow } = this.#o;
     let interval = 0;
     const r = this.#requests;
@@ -193,12 +302,64 @@ class ServiceProtectionGovernor implements Governor {
     return interval;
   }
 
+  #prune(now: number): void {
+    const before = now - this.#o.windowMs;
+    this.#used.requests.prune(before);
+    this.#used.executionMs.prune(before);
+  }
+
+  /**
+   * The earliest start for a call of `operations` from the own count: at once while more than `paceBelow` of each
+   * budget is left, then spaced so that what is left lasts the window; when the call does not fit what is left, once
+   * enough of the window has passed.
+   */
+  #ownStart(now: number, operations: number): number {
+    const { windowMs, paceBelow, requestBudget, executionBudgetMs } = this.#o;
+    this.#prune(now);
+    let at = now;
+    const requestsLeft = requestBudget - this.#used.requests.sum;
+    if (requestsLeft < 1) at = Math.max(at, (this.#used.requests.whenAtMost(requestBudget - 1) ?? now) + windowMs);
+    else if (requestsLeft < paceBelow * requestBudget) at = Math.max(at, this.#lastStartAt + windowMs / requestsLeft);
+    const cost = this.#operationMs * operations;
+    const timeLeft = executionBudgetMs - this.#used.executionMs.sum - this.#inFlightCostMs;
+    if (cost > 0 && timeLeft < cost) {
+      // Wait for the window to free what the call needs (calls in flight end meanwhile and are counted then).
+      const freed = this.#used.executionMs.whenAtMost(executionBudgetMs - this.#inFlightCostMs - cost);
+      at = Math.max(at, freed === undefined ? now : freed + windowMs);
+    } else if (cost > 0 && timeLeft < paceBelow * executionBudgetMs) {
+      at = Math.max(at, this.#lastStartAt + (windowMs * cost) / timeLeft);
+    }
+    return at;
+  }
+
   #pause(retryAfterMs: number): void {
     const now = Date.now();
     // Halve once per pause: the 429s of calls that were already in flight are the same event.
     if (now >= this.#pausedUntil) this.#limit = Math.max(this.#o.minConcurrency, Math.floor(this.#limit / 2));
     this.#pausedUntil = Math.max(this.#pausedUntil, now + retryAfterMs);
     this.#probing = true;
+  }
+
+  /**
+   * A 429 for execution time: Dataverse counted at least the budget in its window, more than the own count says
+   * (other processes of the identity, or durations that understate). Raise the estimate per operation by what was
+   * missing (at most ×10), so that pacing after the pause spends less. The pause itself is the Retry-After's.
+   */
+  #overBudget(code: string | number | undefined): void {
+    if (code !== EXECUTION_CODE || this.#operationMs === 0) return;
+    this.#prune(Date.now());
+    const counted = this.#used.executionMs.sum + this.#inFlightCostMs;
+    const budget = this.#o.executionBudgetMs;
+    if (counted < budget) this.#operationMs *= Math.min(MAX_ESTIMATE_STEP, budget / Math.max(counted, 1));
+  }
+
+  /** Learns from a call that ran `durationMs` for `operations`: counts it, and moves the estimate (up fast, down slowly). */
+  #spent(durationMs: number, operations: number, learn: boolean): void {
+    this.#used.executionMs.add(Date.now(), durationMs);
+    if (!learn) return;
+    const sample = durationMs / operations;
+    if (this.#operationMs === 0) this.#operationMs = sample;
+    else this.#operationMs = sample > this.#operationMs ? (this.#operationMs + sample) / 2 : 0.9 * this.#operationMs + 0.1 * sample;
   }
 
   #schedule(at: number): void {
@@ -217,22 +378,25 @@ class ServiceProtectionGovernor implements Governor {
       if (now < this.#pausedUntil) return this.#schedule(this.#pausedUntil);
       // After a pause one new call (the probe) goes alone, whatever was already in flight before the pause.
       if (this.#probing ? this.#probeInFlight : this.#inFlight >= Math.floor(this.#limit)) return;
-      const at = this.#lastStartAt + this.#intervalMs;
+      const head = this.#waiters[0]!;
+      const at = Math.max(this.#lastStartAt + this.#intervalMs, this.#ownStart(now, head.operations));
       if (now < at) return this.#schedule(at);
-      const waiter = this.#waiters.shift()!;
+      this.#waiters.shift();
       this.#inFlight++;
       this.#lastStartAt = now;
+      this.#used.requests.add(now, 1);
       if (this.#probing) this.#probeInFlight = true;
-      waiter.resolve(this.#probing);
+      head.resolve(this.#probing);
     }
   }
 
-  #acquire(signal: AbortSignal | undefined): Promise<boolean> {
+  #acquire(signal: AbortSignal | undefined, operations: number): Promise<boolean> {
     if (this.#closed) return Promise.reject(new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed'));
     if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise<boolean>((resolve, reject) => {
       let stopListening = (): void => undefined;
       const waiter: Waiter = {
+        operations,
         resolve: (probe) => {
           stopListening();
           clearTimeout(giveUp);
@@ -252,7 +416,7 @@ class ServiceProtectionGovernor implements Governor {
         leave();
         stopListening();
         const now = Date.now();
-        const retryAfterMs = Math.max(this.#pausedUntil - now, this.#intervalMs, this.#o.defaultRetryAfterMs);
+        const retryAfterMs = Math.max(this.#pausedUntil - now, this.#intervalMs, this.#ownStart(now, operations) - now, this.#o.defaultRetryAfterMs);
         reject(new DataverseError('DataverseThrottled', `waited ${this.#o.maxQueueMs} ms for the service protection limits without a call starting`, { retryAfterMs }));
       }, this.#o.maxQueueMs);
       stopListening = whenAborted(signal, (reason) => {
@@ -277,19 +441,24 @@ class ServiceProtectionGovernor implements Governor {
       this.#probing = false;
     }
     // Grow on success, except while probing (successes of calls sent before the pause say nothing).
-    if (outcome === 'ok' && !this.#probing) this.#limit = Math.min(this.#o.maxConcurrency, this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
+    if (outcome === 'ok' && !this.#probing) this.#limit = Math.min(this.#ceiling(), this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
     this.#pump();
   }
 
   async run<T>(call: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const { signal } = options;
-    const probe = await this.#acquire(signal);
+    const operations = options.operations ?? 1;
+    if (!(Number.isInteger(operations) && operations >= 1)) throw new TypeError(`governor.run: operations must be an integer >= 1, found ${String(options.operations)}`);
+    const probe = await this.#acquire(signal, operations);
     if (signal?.aborted === true) {
       // Aborted between being let in and running.
       this.#release('cancelled', probe);
       throw signal.reason;
     }
     this.#calls++;
+    const estimateMs = this.#operationMs * operations;
+    this.#inFlightCostMs += estimateMs;
+    const startedAt = Date.now();
     const timeoutMs = options.timeoutMs ?? this.#o.timeoutMs;
     const controller = new AbortController();
     let timedOut = false;
@@ -307,21 +476,36 @@ class ServiceProtectionGovernor implements Governor {
       controller.abort(reason);
       stop(reason);
     });
+    const ended = (learn: boolean): void => {
+      this.#inFlightCostMs -= estimateMs;
+      this.#spent(Date.now() - startedAt, operations, learn);
+    };
     try {
       // The race ends the call at once even when the callee does not honour the signal (e.g. a token request).
       const pending = call(controller.signal);
       pending.catch(() => undefined);
       const result = await Promise.race([pending, stopped]);
+      ended(true);
       this.#release('ok', probe);
       return result;
     } catch (err) {
       if (!timedOut && isAborted(signal)) {
+        // The server may have run it: counted, not learned from.
+        ended(false);
         this.#release('cancelled', probe);
         throw signal!.reason;
       }
       const error = isDataverseError(err) ? err : toDataverseError(err, { timedOut, timeoutMs, ...(options.operation === undefined ? {} : { operation: options.operation }) });
-      if (error.code === 'DataverseThrottled') this.#release('throttled', probe, error.retryAfterMs);
-      else this.#release('failed', probe);
+      if (error.code === 'DataverseThrottled') {
+        // Refused before running: nothing spent.
+        this.#inFlightCostMs -= estimateMs;
+        this.#overBudget(error.upstream?.code);
+        this.#release('throttled', probe, error.retryAfterMs);
+      } else {
+        // A failure that Dataverse answered ran like any call; a timeout ran at least that long.
+        ended(!timedOut && error.upstream?.status !== undefined);
+        this.#release('failed', probe);
+      }
       throw error;
     } finally {
       clearTimeout(timer);
@@ -331,6 +515,7 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   state(): GovernorState {
+    this.#prune(Date.now());
     return {
       concurrency: this.#probing ? 1 : Math.floor(this.#limit),
       inFlight: this.#inFlight,
@@ -340,6 +525,11 @@ class ServiceProtectionGovernor implements Governor {
       intervalMs: this.#intervalMs,
       requestsRemaining: this.#requests,
       timeRemainingMs: this.#timeMs,
+      headersTrusted: this.#distrust === 0,
+      requestsUsed: this.#used.requests.sum,
+      executionUsedMs: this.#used.executionMs.sum + this.#inFlightCostMs,
+      operationEstimateMs: this.#operationMs,
+      dopHint: this.#dopHint,
       throttled: this.#throttled,
       calls: this.#calls,
     };

@@ -14,7 +14,8 @@
  * **Message records** are cached (a `TtlCache`: LRU, `messageCache.max` entries, each for `messageCache.ttlMs`), keyed by entity
  * set, id and columns; concurrent asks for one record share one request. A record that does not exist is not cached.
  *
- * **Activity rows** by id, for events Dataverse truncated: one GET each.
+ * **Activity rows** by id, for events Dataverse truncated or whose Target lacked attributes: the same In-filter
+ * queries on `msdyncrm_customerjourneycustomchannelactivityid` as the contacts (one request for a batch's rows).
  */
 import { raceAbort } from '../abort.js';
 import { TtlCache } from '../cache.js';
@@ -23,7 +24,7 @@ import { isDataverseError } from '../errors.js';
 import type { DataverseReads, Row } from '../pipeline/index.js';
 import { clientTimeoutMs } from './client.js';
 import type { Governor, RunOptions } from './governor.js';
-import { ACTIVITY_COLUMNS, ACTIVITY_SET } from './remote-context.js';
+import { ACTIVITY_COLUMNS, ACTIVITY_KEY, ACTIVITY_SET } from './remote-context.js';
 
 export interface DataverseReadsOptions {
   /** The governor of the client's identity. */
@@ -57,8 +58,8 @@ export interface DataverseReadsWithStats extends DataverseReads {
   stats(): ReadStats;
 }
 
-function inFilter(ids: readonly string[]): string {
-  return `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
+function inFilter(key: string, ids: readonly string[]): string {
+  return `Microsoft.Dynamics.CRM.In(PropertyName='${key}',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
 }
 
 function isRowNotFound(err: unknown): boolean {
@@ -77,19 +78,20 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   const governor = options.governor;
   // The client's `timeoutMs` (createDataverseClient) times every call out; else the governor's own.
   const timeoutMs = clientTimeoutMs(client);
-  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string): Promise<T> => {
-    const o: RunOptions = { signal, operation };
+  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string, operations = 1): Promise<T> => {
+    const o: RunOptions = { signal, operation, operations };
     if (timeoutMs !== undefined) o.timeoutMs = timeoutMs;
     return governor.run(call, o);
   };
   const inFlight = new Map<string, Promise<Row | undefined>>();
   const stats: ReadStats = { requests: 0, messageCacheHits: 0, messageCacheMisses: 0, messageInFlightShared: 0 };
 
-  async function contactChunks(chunks: string[][], select: string[], signal: AbortSignal | undefined): Promise<Row[]> {
+  /** The rows of `collection` whose `key` is one of the ids of `chunks`: one GET, or one `$batch` of GETs. */
+  async function inChunks(collection: string, key: string, chunks: string[][], select: string[], signal: AbortSignal | undefined): Promise<Row[]> {
     if (chunks.length === 1) {
       const ids = chunks[0]!;
       stats.requests++;
-      const res = await run((s) => client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids), signal: s }), signal, `read ${ids.length} contacts`);
+      const res = await run((s) => client.retrieveMultiple({ collection, select, filter: inFilter(key, ids), signal: s }), signal, `read ${ids.length} ${collection}`);
       return res.value as Row[];
     }
     stats.requests++;
@@ -97,11 +99,12 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
       (s) => {
         // startBatch … executeBatch without an await in between: the client's batch state is per instance.
         client.startBatch();
-        for (const ids of chunks) client.retrieveMultiple({ collection: 'contacts', select, filter: inFilter(ids) }).catch(() => undefined);
+        for (const ids of chunks) client.retrieveMultiple({ collection, select, filter: inFilter(key, ids) }).catch(() => undefined);
         return client.executeBatch({ inChangeSet: false, signal: s });
       },
       signal,
-      `read contacts in a $batch of ${chunks.length} queries`,
+      `read ${collection} in a $batch of ${chunks.length} queries`,
+      chunks.length,
     );
     const rows: Row[] = [];
     for (const part of parts as unknown[]) {
@@ -111,27 +114,28 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     return rows;
   }
 
-  async function contacts(ids: readonly string[], columns: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>> {
+  /** Rows by id (as asked, any case) in as few requests as {@link inChunks} needs; ids not found are absent. */
+  async function byIds(collection: string, key: string, ids: readonly string[], columns: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, Row>> {
     // Requested spelling by lower-case id; ids that are not GUIDs cannot exist.
     const wanted = new Map<string, string[]>();
     for (const id of ids) {
       if (!GUID.test(id)) continue;
-      const key = id.toLowerCase();
-      const list = wanted.get(key);
-      if (list === undefined) wanted.set(key, [id]);
+      const lower = id.toLowerCase();
+      const list = wanted.get(lower);
+      if (list === undefined) wanted.set(lower, [id]);
       else if (!list.includes(id)) list.push(id);
     }
     const result = new Map<string, Row>();
     if (wanted.size === 0) return result;
-    const select = ['contactid', ...columns.filter((c) => c !== 'contactid')];
+    const select = [key, ...columns.filter((c) => c !== key)];
     const unique = [...wanted.keys()];
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += perQuery) chunks.push(unique.slice(i, i + perQuery));
     const groups: string[][][] = [];
     for (let i = 0; i < chunks.length; i += MAX_BATCH) groups.push(chunks.slice(i, i + MAX_BATCH));
-    const rows = (await Promise.all(groups.map((g) => contactChunks(g, select, signal)))).flat();
+    const rows = (await Promise.all(groups.map((g) => inChunks(collection, key, g, select, signal)))).flat();
     for (const row of rows) {
-      const id = typeof row['contactid'] === 'string' ? row['contactid'].toLowerCase() : undefined;
+      const id = typeof row[key] === 'string' ? row[key].toLowerCase() : undefined;
       for (const asked of (id === undefined ? undefined : wanted.get(id)) ?? []) result.set(asked, row);
     }
     return result;
@@ -172,9 +176,9 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   }
 
   return {
-    contacts,
+    contacts: (ids, columns, signal) => byIds('contacts', 'contactid', ids, columns, signal),
     messageRecord,
-    activity: (id, signal) => (GUID.test(id) ? retrieve(ACTIVITY_SET, id, ACTIVITY_COLUMNS, signal, `read activity ${id}`) : Promise.resolve(undefined)),
+    activities: (ids, signal) => byIds(ACTIVITY_SET, ACTIVITY_KEY, ids, ACTIVITY_COLUMNS, signal),
     stats: () => ({ ...stats }),
   };
 }

@@ -6,9 +6,9 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
-import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent } from '../pipeline/index.js';
+import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
-import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TRUNCATED_PROPERTY } from './unverified.js';
+import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TARGET_ATTRIBUTES, TRUNCATED_PROPERTY } from './unverified.js';
 
 export const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 export const ACTIVITY_SET = 'msdyncrm_customerjourneycustomchannelactivities';
@@ -51,7 +51,13 @@ export interface DecodedEntity {
 type Json = Record<string, unknown>;
 const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
 const DATE = /^\/Date\((-?\d+)([+-]\d{4})?\)\/$/;
-const FORMAT_ADVICE = "the relay reads only JSON: set the step's service endpoint to messageformat 2 (Json)";
+/**
+ * An endpoint without `messageformat` posts .NET Binary XML, Dataverse's default (PA-docs azure-integration.md: "XML
+ * or JSON in addition to the default .NET binary format"); `channel-relay register` sets 2 (Json).
+ */
+const FORMAT_ADVICE =
+  "the relay reads only JSON: set the step's service endpoint to messageformat 2 (Json), as `channel-relay register` does " +
+  '(an endpoint made without messageformat posts .NET Binary XML, the default)';
 
 function shown(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -182,23 +188,23 @@ function isTruncated(event: PostedEvent, context: Json): boolean {
   return inputs === undefined || inputs === null || (Array.isArray(inputs) && inputs.length === 0);
 }
 
-function attributeString(attrs: Map<string, unknown>, key: string, present: string): string {
+function attributeString(attrs: Map<string, unknown>, key: string): string {
   const v = attrs.get(key);
-  if (typeof v !== 'string' || v === '') missing(`Target attribute '${key}'`, 'a non-empty string', v, v === undefined ? ` (attributes present: ${present})` : '');
+  if (typeof v !== 'string' || v === '') missing(`Target attribute '${key}'`, 'a non-empty string', v);
   return v;
 }
 
-function attributeReference(attrs: Map<string, unknown>, key: string, table: string, present: string): string {
+function attributeReference(attrs: Map<string, unknown>, key: string, table: string): string {
   const v = attrs.get(key);
   const ref = v as Partial<EntityRef> | undefined;
   if (typeof v !== 'object' || v === null || v instanceof Date || typeof ref?.id !== 'string' || ref.id === '' || typeof ref.logicalName !== 'string') {
-    missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, v === undefined ? undefined : v instanceof Date ? v.toISOString() : v, v === undefined ? ` (attributes present: ${present})` : '');
+    missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, v instanceof Date ? v.toISOString() : v);
   }
   if (ref.logicalName !== table) missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, `a reference to ${ref.logicalName}`);
   return ref.id;
 }
 
-function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
+function decodeActivity(context: Json, from: EventOrigin): ActivityEvent | TruncatedActivityEvent {
   const inputs = collection(context['InputParameters']);
   const target = inputs?.get('Target');
   if (typeof target !== 'object' || target === null) {
@@ -206,19 +212,21 @@ function decodeActivity(context: Json, from: EventOrigin): ActivityEvent {
   }
   const entity = decodeEntity(target as Json);
   const attrs = entity.attributes;
-  const present = [...attrs.keys()].join(', ') || 'none';
   const rowId = entity.id ?? (typeof attrs.get(ACTIVITY_KEY) === 'string' ? (attrs.get(ACTIVITY_KEY) as string) : undefined) ?? (context['PrimaryEntityId'] as string | undefined);
   if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID) missing('Target Id', 'the activity row id', rowId);
+  // A Create's Target holds what the create request set: an attribute set later (or by a plug-in) is on the row only.
+  const absent = TARGET_ATTRIBUTES.filter((key) => !attrs.has(key));
+  if (absent.length > 0) return { kind: 'activity-truncated', activityRowId: rowId, missing: absent, ...from };
   const name = attrs.get('msdyncrm_name');
   return {
     kind: 'activity',
     activityRowId: rowId,
-    activityId: attributeString(attrs, ACTIVITY_TILE_ID, present),
-    contactId: attributeReference(attrs, 'msdyncrm_contact', 'contact', present),
-    journeyId: attributeReference(attrs, 'msdyncrm_customerjourney', 'msdyncrm_customerjourney', present),
-    iterationId: attributeReference(attrs, 'msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiteration', present),
-    entityType: attributeString(attrs, 'msdyncrm_entitytype', present),
-    entityId: attributeString(attrs, 'msdyncrm_entityid', present),
+    activityId: attributeString(attrs, ACTIVITY_TILE_ID),
+    contactId: attributeReference(attrs, 'msdyncrm_contact', 'contact'),
+    journeyId: attributeReference(attrs, 'msdyncrm_customerjourney', 'msdyncrm_customerjourney'),
+    iterationId: attributeReference(attrs, 'msdyncrm_customerjourneyiteration', 'msdyncrm_customerjourneyiteration'),
+    entityType: attributeString(attrs, 'msdyncrm_entitytype'),
+    entityId: attributeString(attrs, 'msdyncrm_entityid'),
     ...(typeof name === 'string' && name !== '' ? { name } : {}),
     ...from,
   };
@@ -299,7 +307,7 @@ export function decodeRemoteContext(event: PostedEvent): DecodedEvent {
 
 /**
  * The activity event from the Custom Channel Activity row read through the Web API (lookups as `_x_value`), for an
- * event Dataverse truncated; `origin` is the truncated event's.
+ * event Dataverse truncated or whose Target lacked attributes; `origin` is that event's.
  */
 export function activityFromRow(row: Readonly<Record<string, unknown>>, from: EventOrigin): ActivityEvent {
   const rowId = row[ACTIVITY_KEY];

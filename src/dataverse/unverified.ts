@@ -45,6 +45,37 @@ export const REALTIME_OUTBOUND_CALL = {
 export const TRUNCATED_PROPERTY = 'MessageMaxSizeExceeded';
 
 /**
+ * A Create's `Target` is the entity of the create request (PA-docs understand-the-data-context.md: the
+ * `InputParameters` of a Create hold the `Target` entity passed in the request), so it carries the columns the creator
+ * set, not the row: a column the journey engine fills in a later update, or a plug-in sets, is on the row only.
+ * UNVERIFIED: which columns the journey engine sets in its Create (no capture). The relay reads the row when any of
+ * these attributes, the ones it builds an activity from, is absent from the Target (remote-context.ts), and
+ * dead-letters only when the row lacks it too.
+ */
+export const TARGET_ATTRIBUTES = [
+  'msdyncrm_activityid',
+  'msdyncrm_contact',
+  'msdyncrm_customerjourney',
+  'msdyncrm_customerjourneyiteration',
+  'msdyncrm_entitytype',
+  'msdyncrm_entityid',
+] as const;
+
+/**
+ * The service-protection governor's readings (governor.ts):
+ * - Execution time is what Dataverse's servers spend on a request; the relay cannot see it and counts the duration it
+ *   observes (server time plus network and queueing: an upper bound). UNVERIFIED: how close the two are on a real
+ *   org; if Dataverse counts more (a plug-in's own calls?), the execution-time 429 raises the estimate per operation,
+ *   by at most `maxEstimateStep` at a time.
+ * - The `x-ms-ratelimit-*` headers come from whichever server answered and reset when another one does (PA-docs
+ *   api-limits.md): a reading above the last one means another server; they are believed again after
+ *   `headerTrustReadings` readings in a row that did not rise. UNVERIFIED: how servers share an identity's counts.
+ * - `x-ms-dop-hint` (PA-docs send-parallel-requests.md: the recommended degree of parallelism, varying by
+ *   environment) caps the concurrency; the last hint seen wins.
+ */
+export const SERVICE_PROTECTION = { headerTrustReadings: 3, maxEstimateStep: 10 } as const;
+
+/**
  * `msdyn_D365ChannelsNotification` for a real-time journeys send (MicrosoftDocs/dynamics-365-customer-engagement
  * ce/marketing/real-time-marketing-custom-channel-custom-API.md):
  * - `Status`: the documented values are `Delivered` and `NotDelivered`. The outbound Custom API's documented

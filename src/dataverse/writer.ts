@@ -106,7 +106,7 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
           for (const { request } of batch) client.callAction({ actionName: request.actionName, action: request.action }).catch(() => undefined);
           return client.executeBatch({ continueOnError: true, inChangeSet: false, signal: s });
         },
-        { signal, operation: `$batch of ${batch.length} interactions`, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+        { signal, operation: `$batch of ${batch.length} interactions`, operations: batch.length, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
       )) as unknown[];
     } catch (err) {
       // Aborted (stopping) or failed as a whole: no item of this batch is known to be written. A retryable error

@@ -11,7 +11,7 @@ import { loadChannels, type ChannelRegistry } from '../channels/index.js';
 import { loadConfig, type RelayConfig } from '../config/index.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { closeDataverseClient, createDataverseClient } from '../dataverse/index.js';
-import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type SeedDocument } from '../emulators/dataverse/index.js';
+import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type PartialTargets, type SeedDocument } from '../emulators/dataverse/index.js';
 import { startProviderSimulators, type CallbackOptions, type ProviderSimulators, type RecipientOptions } from '../emulators/providers/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
 import { freePort } from '../http/index.js';
@@ -48,6 +48,8 @@ export interface EmbeddedSystemOptions {
   providerLatencyMs?: number;
   /** Latency added to every Dataverse Web API response, ms. @defaultValue 0 */
   dataverseLatencyMs?: number;
+  /** Creates whose posted Target leaves columns out (the Dataverse emulator's `partialTargets`). @defaultValue none */
+  partialTargets?: PartialTargets;
   /** Extra simulator options by provider (e.g. more Twilio senders' limits). */
   twilioMpsBySender?: Record<string, number>;
   /**
@@ -169,7 +171,15 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     const seed = options.seed ?? sampleSeed();
     const dv = closer.add(
       'dataverse emulator',
-      await startDataverseEmulator({ port: 0, seed, limits: options.limits ?? 'off', servicebus: sb.connectionString, responseDelayMs: options.dataverseLatencyMs ?? 0, log }),
+      await startDataverseEmulator({
+        port: 0,
+        seed,
+        limits: options.limits ?? 'off',
+        servicebus: sb.connectionString,
+        responseDelayMs: options.dataverseLatencyMs ?? 0,
+        ...(options.partialTargets === undefined ? {} : { partialTargets: options.partialTargets }),
+        log,
+      }),
     );
 
     const admin = createDataverseClient({ url: dv.url, auth: 'emulator', tokenIdentity: ADMIN_TOKEN });

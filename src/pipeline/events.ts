@@ -29,10 +29,16 @@ export interface ActivityEvent extends EventOrigin {
   name?: string;
 }
 
-/** A Create whose inputs Dataverse dropped (above 192 KB): read the row with `activityFromRow`. */
+/**
+ * A Create whose Target cannot be used as posted: Dataverse dropped its inputs (above 192 KB), or the Target lacks
+ * attributes the relay needs (`missing`; a Create's Target carries what the create request set, not the row). Intake
+ * reads the row (one read for all such events of a batch) and builds the activity with `activityFromRow`.
+ */
 export interface TruncatedActivityEvent extends EventOrigin {
   kind: 'activity-truncated';
   activityRowId: string;
+  /** The Target attributes that were absent; absent itself when Dataverse truncated the event. */
+  missing?: string[];
 }
 
 /** A real-time journeys send through the outbound Custom API. */

@@ -16,7 +16,8 @@
  * rendered with the contact's columns (`renderText`, render.ts); real-time: the `text` part, else the first part.
  *
  * Reads per batch: one `contacts` call for all activities of the batch, one `messageRecord` call per distinct
- * message record (journeys share a few), one `activity` call per truncated event. The reads port also caches.
+ * message record (journeys share a few), one `activities` call for the events whose row must be read (truncated by
+ * Dataverse, or a Target without every attribute). The reads port also caches.
  *
  * Settlement, decided here and only here, from error codes:
  * - bad input (an `EventError`, a missing row or column, no matching channel) → dead-letter with a reason (a code)
@@ -99,9 +100,10 @@ export interface IntakeOptions {
   /** Decodes one delivery; throws an `EventError` for a body it cannot use (src/dataverse/remote-context.ts). */
   decode: (delivery: Delivery) => IntakeEvent;
   /**
-   * Builds the activity event from the activity row read for a truncated event (`origin` is that truncated event);
-   * throws an `EventError`. Declared as a method so that the decoder's `activityFromRow(row, from: EventOrigin)`, whose
-   * origin fields are all required (the decoder always sets them), fits as it is.
+   * Builds the activity event from the activity row read for an event whose Target was unusable (truncated, or lacking
+   * attributes; `origin` is that event); throws an `EventError`. Declared as a method so that the decoder's
+   * `activityFromRow(row, from: EventOrigin)`, whose origin fields are all required (the decoder always sets them),
+   * fits as it is.
    */
   activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent;
   reads: DataverseReads;
@@ -364,38 +366,41 @@ export class IntakeStage {
     });
   }
 
+  /**
+   * The activity rows of the events whose Target was unusable (truncated by Dataverse, or lacking attributes), in one
+   * read for the batch; a row that is missing, or lacks what the Target lacked, is dead-lettered.
+   */
   async #readTruncated(b: BatchState, truncated: ReadonlyArray<{ item: Item; event: TruncatedActivityEvent }>): Promise<ActivityItem[]> {
+    if (truncated.length === 0) return [];
+    const items = truncated.map((t) => t.item);
+    const ids = [...new Map(truncated.map((t) => [t.event.activityRowId.toLowerCase(), t.event.activityRowId])).values()];
+    const what = `reading ${count(ids.length, 'activity row', 'activity rows')} (events truncated by Dataverse or whose Target lacked attributes)`;
+    const read = await this.#readRetries.read(b, items, what, () => this.#reads.activities(ids, b.signal));
+    if (read === undefined) return [];
+    if (!read.ok) {
+      this.#readRetries.failed(b, items, read.error, what, read.attempts);
+      return [];
+    }
+    const rows = new Map([...read.value].map(([id, row]) => [id.toLowerCase(), row]));
     const out: ActivityItem[] = [];
-    await eachLimit(truncated, this.#readConcurrency, async ({ item, event }) => {
-      const what = `reading activity row ${event.activityRowId} (the event was truncated by Dataverse)`;
-      const read = await this.#readRetries.read(b, [item], what, () => this.#reads.activity(event.activityRowId, b.signal));
-      if (read === undefined) return;
-      if (!read.ok) {
-        this.#readRetries.failed(b, [item], read.error, what, read.attempts);
-        return;
-      }
-      const row = read.value;
+    for (const { item, event } of truncated) {
+      const why = event.missing === undefined ? 'the event was truncated by Dataverse (MessageMaxSizeExceeded)' : `the event's Target lacked ${event.missing.join(', ')}`;
+      const row = rows.get(event.activityRowId.toLowerCase());
       if (row === undefined) {
-        this.#deadLetter(
-          b,
-          item,
-          'ActivityNotFound',
-          `the event was truncated by Dataverse (MessageMaxSizeExceeded) and activity row ${event.activityRowId} ` +
-            '(msdyncrm_customerjourneycustomchannelactivities) does not exist',
-        );
-        return;
+        this.#deadLetter(b, item, 'ActivityNotFound', `${why} and activity row ${event.activityRowId} (msdyncrm_customerjourneycustomchannelactivities) does not exist`);
+        continue;
       }
       let activity: ActivityEvent;
       try {
         activity = this.#activityFromRow(row, event);
       } catch (err) {
         const reason = isEventError(err) ? err.code : 'EventUndecodable';
-        this.#deadLetter(b, item, reason, `activity row ${event.activityRowId} (read because the event was truncated by Dataverse): ${errorMessage(err)}`);
-        return;
+        this.#deadLetter(b, item, reason, `activity row ${event.activityRowId} (read because ${why}): ${errorMessage(err)}`);
+        continue;
       }
       this.#correlate(item, activity);
       out.push({ item, event: activity });
-    });
+    }
     return out;
   }
 

@@ -43,8 +43,11 @@ export interface DataverseReads {
   contacts(ids: readonly string[], columns: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>>;
   /** A custom message record by entity set and id (cached); `undefined` when it does not exist. */
   messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
-  /** A Custom Channel Activity row by id (for events Dataverse truncated); `undefined` when it does not exist. */
-  activity(id: string, signal?: AbortSignal): Promise<Row | undefined>;
+  /**
+   * Custom Channel Activity rows by id (for events Dataverse truncated, or whose Target lacked attributes), in one
+   * request for the lot; ids not found are absent.
+   */
+  activities(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>>;
 }
 
 /** The result of writing one interaction. */

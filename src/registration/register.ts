@@ -14,7 +14,7 @@ import { DataverseError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { desiredEndpoint, desiredStep, ENDPOINT_COLUMNS, matchingSteps, planEndpoint, planStep, stepBindings, type PlannedAction, type RowPlan } from './plan.js';
 import type { ServiceBusSas } from './servicebus.js';
-import { CUSTOM_API_COLUMNS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './unverified.js';
+import { CUSTOM_API_COLUMNS, ENDPOINT_CONSTANTS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './unverified.js';
 
 type Row = Record<string, unknown>;
 
@@ -266,6 +266,11 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
   const endpointPlan = planEndpoint(existingEndpoint, desired, s.serviceBus.key, s.updateKey);
   if (existingEndpoint !== undefined && existingEndpoint[SAS_KEY_SET_COLUMN] !== true && !s.updateKey) {
     warnings.push(`the org does not say that the endpoint's SAS key is set (${SAS_KEY_SET_COLUMN}), so the key is written on every run; the key itself is never read back or printed`);
+  }
+  const format = existingEndpoint?.['messageformat'];
+  if (existingEndpoint !== undefined && format !== ENDPOINT_CONSTANTS.messageformat) {
+    const posts = format === 3 ? 'Text XML (messageformat 3)' : `.NET Binary XML (${format === 1 ? 'messageformat 1' : 'no messageformat: the default'})`;
+    warnings.push(`the endpoint posts ${posts}, which intake dead-letters (EventUnsupportedFormat); ${dryRun ? 'a run without --dry-run sets' : 'now set to'} messageformat 2 (Json)`);
   }
   const endpointItem: RegistrationItem = {
     kind: 'serviceendpoint',

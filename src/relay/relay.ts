@@ -56,7 +56,8 @@ export interface RelayOptions {
   dataverse?: Omit<DataverseClientExtras, 'onResponse'>;
   /**
    * Overrides of the service-protection governor of the Dataverse identity.
-   * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs` and `windowMs` = `dataverse.limitsWindowMs`
+   * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs`, `windowMs` = `dataverse.limitsWindowMs`,
+   * `requestBudget` and `executionBudgetMs` = `dataverse.requestBudget` and `dataverse.executionBudgetMs`
    */
   governor?: GovernorOptions;
   /** Provider factory (tests inject fakes), called once per channel; dispatch and the callbacks' Twilio fetches share what it makes. @defaultValue createProvider with the channel's timeout */
@@ -129,7 +130,9 @@ export function startRelay(options: RelayOptions): RunningRelay {
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
   const queues = config.serviceBus.queues;
-  const governor = needsDataverse(stages) ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...options.governor }) : undefined;
+  const { requestBudget, executionBudgetMs } = config.dataverse;
+  const budgets = { ...(requestBudget === undefined ? {} : { requestBudget }), ...(executionBudgetMs === undefined ? {} : { executionBudgetMs }) };
+  const governor = needsDataverse(stages) ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...budgets, ...options.governor }) : undefined;
   const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
   if (governor) {
     stats.dataverse = () => governor.state();

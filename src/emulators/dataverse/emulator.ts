@@ -7,7 +7,7 @@ import { Governor, loadLimits, resolveLimits, type LimitsConfig } from './limits
 import { Poster } from './posting.js';
 import { applyRows, applySchema, readSeedFile, seedOrganization, type LoadedSeed, type SeedDocument } from './seed.js';
 import { createHandler } from './server.js';
-import { OrganizationService, userIdOf } from './service.js';
+import { OrganizationService, userIdOf, type PartialTargets } from './service.js';
 
 export interface DataverseEmulatorOptions {
   /** Address to listen on (`0.0.0.0` in a container). @defaultValue '127.0.0.1' */
@@ -28,6 +28,11 @@ export interface DataverseEmulatorOptions {
   postRetryMaxMs?: number;
   /** Timeout of one Service Bus send attempt, ms. @defaultValue 10_000 */
   postTimeoutMs?: number;
+  /**
+   * Creates whose posted `Target` leaves these columns out (the row keeps them), for that share of the Creates: the
+   * relay must read the row instead. @defaultValue undefined: every Target carries the whole row
+   */
+  partialTargets?: PartialTargets;
   /** @defaultValue silentLogger() */
   log?: Logger;
 }
@@ -53,6 +58,12 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   check(typeof host === 'string' && host !== '', `host must be a host name or address, found ${String(options.host)}`);
   const responseDelayMs = options.responseDelayMs ?? 0;
   check(Number.isFinite(responseDelayMs) && responseDelayMs >= 0, `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`);
+  const partial = options.partialTargets;
+  if (partial !== undefined) {
+    check(Array.isArray(partial.omit) && partial.omit.every((c) => typeof c === 'string' && c !== ''), `partialTargets.omit must be a list of column names, found ${JSON.stringify(partial.omit)}`);
+    const share = partial.share ?? 1;
+    check(typeof share === 'number' && share >= 0 && share <= 1, `partialTargets.share must be a number 0-1, found ${String(partial.share)}`);
+  }
   const limitsSpec = options.limits ?? 'realistic';
   const limits = typeof limitsSpec === 'string' ? loadLimits(limitsSpec) : resolveLimits(limitsSpec, 'options.limits');
   const log = areaLogger(options.log ?? silentLogger(), 'dataverse-emulator');
@@ -66,6 +77,7 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
     ...(options.postTimeoutMs === undefined ? {} : { sendTimeoutMs: options.postTimeoutMs }),
   });
   const service = new OrganizationService(seedOrganization(seed?.document ?? {}), log, poster, options.servicebus);
+  service.partialTargets = partial === undefined ? undefined : { omit: [...partial.omit], share: partial.share ?? 1 };
   registerActions(service);
   applySchema(service, seed);
 

@@ -7,6 +7,7 @@ export type { DataverseEmulator, DataverseEmulatorOptions } from './emulator.js'
 export { LIMITS_OFF, REALISTIC_LIMITS, loadLimits } from './limits.js';
 export type { LimitsConfig } from './limits.js';
 export type { SeedDocument, SeedJourney } from './seed.js';
+export type { PartialTargets } from './service.js';
 export type { Interaction, InteractionKind } from './interactions.js';
 export type { JourneyRunRequest, JourneyRunResult } from './journeys.js';
 export type { RealtimeSendRequest, RealtimeSendResult } from './realtime.js';

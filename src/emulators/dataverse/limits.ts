@@ -5,7 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { DataverseFault } from './faults.js';
-import { formatTimeRemaining } from './unverified.js';
+import { EXECUTION_COSTS, formatTimeRemaining } from './unverified.js';
+
+/**
+ * What the `x-ms-ratelimit-*` headers say: `all` the identity's budgets as this emulator counts them; `omit` none
+ * (Retry-After stays on a 429); `scramble` the budgets as another server would count them, each response its own
+ * (a random share of the identity's use: never less left than the truth, and not consistent from one response to the
+ * next). The headers are debugging aids from whichever server answered (PA-docs api-limits.md), not a contract.
+ */
+export type RateLimitHeaders = 'all' | 'omit' | 'scramble';
+const HEADER_MODES: readonly RateLimitHeaders[] = ['all', 'omit', 'scramble'];
 
 export interface LimitsConfig {
   /** Whether requests are refused over a limit. Counting for the stats happens either way. */
@@ -18,8 +27,22 @@ export interface LimitsConfig {
   maxExecutionMs: number;
   /** Requests in flight per identity. @defaultValue 52 */
   maxConcurrent: number;
-  /** Simulated execution time of one operation (a request, or each operation inside a $batch), in ms. @defaultValue 10 */
+  /**
+   * Simulated execution time of one read (a GET, or each GET inside a $batch), in ms; also of each write when
+   * `writeCostMs` is not given. @defaultValue 10 (EXECUTION_COSTS in unverified.ts)
+   */
   operationCostMs: number;
+  /**
+   * Simulated execution time of one write (create, update, delete, an action such as CreateInteraction; a request or
+   * each inside a $batch), in ms. @defaultValue 20 (EXECUTION_COSTS), or `operationCostMs` when only that is given
+   */
+  writeCostMs: number;
+  /** A response waits for the execution time it was charged, as a server that spends it would. @defaultValue true */
+  holdResponses: boolean;
+  /** What the `x-ms-ratelimit-*` headers say (see {@link RateLimitHeaders}). @defaultValue 'all' */
+  headers: RateLimitHeaders;
+  /** `x-ms-dop-hint` on every response (the recommended degree of parallelism); 0 sends none. @defaultValue 0 */
+  dopHint: number;
 }
 
 export const REALISTIC_LIMITS: Readonly<LimitsConfig> = Object.freeze({
@@ -28,28 +51,34 @@ export const REALISTIC_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxRequests: 6000,
   maxExecutionMs: 1_200_000,
   maxConcurrent: 52,
-  operationCostMs: 10,
+  operationCostMs: EXECUTION_COSTS.readMs,
+  writeCostMs: EXECUTION_COSTS.writeMs,
+  holdResponses: true,
+  headers: 'all',
+  dopHint: 0,
 });
 
 export const LIMITS_OFF: Readonly<LimitsConfig> = Object.freeze({ ...REALISTIC_LIMITS, enabled: false });
 
-const NUMERIC_KEYS = ['windowMs', 'maxRequests', 'maxExecutionMs', 'maxConcurrent', 'operationCostMs'] as const;
+const NUMERIC_KEYS = ['windowMs', 'maxRequests', 'maxExecutionMs', 'maxConcurrent', 'operationCostMs', 'writeCostMs', 'dopHint'] as const;
+const KEYS = ['enabled', ...NUMERIC_KEYS, 'holdResponses', 'headers'];
 
-/** Checks a partial configuration (from a file or options) and fills the rest from the realistic values. */
-export function resolveLimits(partial: Partial<LimitsConfig>, source = 'limits'): LimitsConfig {
-  const config: LimitsConfig = { ...REALISTIC_LIMITS, ...partial };
+/** Checks a partial configuration (from a file, options or `PATCH /_emulator/limits`) and fills the rest from `base`. */
+export function resolveLimits(partial: Partial<LimitsConfig>, source = 'limits', base: Readonly<LimitsConfig> = REALISTIC_LIMITS): LimitsConfig {
+  const config: LimitsConfig = { ...base, ...(partial.operationCostMs !== undefined && partial.writeCostMs === undefined ? { writeCostMs: partial.operationCostMs } : {}), ...partial };
+  for (const key of Object.keys(partial)) {
+    if (!KEYS.includes(key)) throw new TypeError(`${source}: unknown key '${key}' (expected ${KEYS.join(', ')})`);
+  }
   for (const key of NUMERIC_KEYS) {
     const value = config[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
       throw new TypeError(`${source}: '${key}' must be a number >= 0, found ${JSON.stringify(value)}`);
     }
   }
-  if (typeof config.enabled !== 'boolean') throw new TypeError(`${source}: 'enabled' must be true or false, found ${JSON.stringify(config.enabled)}`);
-  for (const key of Object.keys(partial)) {
-    if (key !== 'enabled' && !(NUMERIC_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`${source}: unknown key '${key}' (expected enabled, ${NUMERIC_KEYS.join(', ')})`);
-    }
+  for (const key of ['enabled', 'holdResponses'] as const) {
+    if (typeof config[key] !== 'boolean') throw new TypeError(`${source}: '${key}' must be true or false, found ${JSON.stringify(config[key])}`);
   }
+  if (!HEADER_MODES.includes(config.headers)) throw new TypeError(`${source}: 'headers' must be ${HEADER_MODES.join(', ')}, found ${JSON.stringify(config.headers)}`);
   return config;
 }
 
@@ -124,19 +153,36 @@ class IdentityState {
 /** A request let in by the governor; `finish` must be called once it has been answered. */
 export interface Admission {
   identity: string;
-  /** Headers to add to the response (`x-ms-ratelimit-*`), when limits are enabled. */
+  /** Headers to add to the response (`x-ms-ratelimit-*` as `headers` says, `x-ms-dop-hint`), when limits are enabled. */
   headers: Record<string, string>;
+}
+
+/** The operations a request ran, by kind, for its execution time. */
+export interface OperationCount {
+  reads: number;
+  writes: number;
 }
 
 export class Governor {
   readonly #states = new Map<string, IdentityState>();
   readonly #now: () => number;
+  readonly #random: () => number;
+  #config: LimitsConfig;
 
-  constructor(
-    readonly config: LimitsConfig,
-    now: () => number = Date.now,
-  ) {
+  constructor(config: LimitsConfig, now: () => number = Date.now, random: () => number = Math.random) {
+    this.#config = config;
     this.#now = now;
+    this.#random = random;
+  }
+
+  get config(): Readonly<LimitsConfig> {
+    return this.#config;
+  }
+
+  /** Changes the limits while running (`PATCH /_emulator/limits`); what was counted stays. */
+  configure(partial: Partial<LimitsConfig>, source = 'limits'): LimitsConfig {
+    this.#config = resolveLimits(partial, source, this.#config);
+    return this.#config;
   }
 
   #state(identity: string): IdentityState {
@@ -148,7 +194,7 @@ export class Governor {
   /** Lets a request in, or throws the 429 fault of the first limit it is over. */
   admit(identity: string): Admission {
     const s = this.#state(identity);
-    const c = this.config;
+    const c = this.#config;
     const now = this.#now();
     if (c.enabled) {
       const before = now - c.windowMs;
@@ -182,38 +228,44 @@ export class Governor {
     if (c.enabled) s.requests.push(now, 1);
     s.inFlight += 1;
     s.served += 1;
-    const headers: Record<string, string> = c.enabled
-      ? {
-          'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - s.requests.sum)),
-          'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum),
-        }
-      : {};
+    const headers: Record<string, string> = c.enabled ? { ...this.#budgetHeaders(s), ...(c.dopHint > 0 ? { 'x-ms-dop-hint': String(c.dopHint) } : {}) } : {};
     return { identity, headers };
   }
 
-  /** Records the execution time of an admitted request (simulated cost × operations) and frees its slot. */
-  finish(admission: Admission, operations: number): void {
-    const s = this.#state(admission.identity);
-    s.inFlight -= 1;
-    const ms = operations * this.config.operationCostMs;
-    s.executionMsTotal += ms;
-    if (this.config.enabled && ms > 0) s.execution.push(this.#now(), ms);
+  /** The execution time of a request that ran `count` operations: what `finish` charges and a held response waits. */
+  cost(count: OperationCount): number {
+    return count.reads * this.#config.operationCostMs + count.writes * this.#config.writeCostMs;
   }
 
-  /** A 429: `Retry-After` in whole seconds, rounded up (at least 1), and the budgets as they stand. */
+  /** Records the execution time of an admitted request and frees its slot. */
+  finish(admission: Admission, count: OperationCount): void {
+    const s = this.#state(admission.identity);
+    s.inFlight -= 1;
+    const ms = this.cost(count);
+    s.executionMsTotal += ms;
+    if (this.#config.enabled && ms > 0) s.execution.push(this.#now(), ms);
+  }
+
+  /** The `x-ms-ratelimit-*` headers as `headers` says: the identity's budgets, none, or another server's view. */
+  #budgetHeaders(s: IdentityState): Record<string, string> {
+    const c = this.#config;
+    if (c.headers === 'omit') return {};
+    const seen = c.headers === 'scramble' ? this.#random() : 1;
+    return {
+      'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - Math.round(s.requests.sum * seen))),
+      'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum * seen),
+    };
+  }
+
+  /** A 429: `Retry-After` in whole seconds, rounded up (at least 1), and the budgets as `headers` says. */
   #fault(kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime', message: string, retryMs: number, s: IdentityState): DataverseFault {
-    const c = this.config;
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
-    return new DataverseFault(kind, message, {
-      'Retry-After': String(retryAfter),
-      'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - s.requests.sum)),
-      'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum),
-    });
+    return new DataverseFault(kind, message, { 'Retry-After': String(retryAfter), ...this.#budgetHeaders(s) });
   }
 
   stats(): Record<string, IdentityStats> {
     const out: Record<string, IdentityStats> = {};
-    const before = this.#now() - this.config.windowMs;
+    const before = this.#now() - this.#config.windowMs;
     for (const [identity, s] of this.#states) {
       s.requests.prune(before);
       s.execution.prune(before);

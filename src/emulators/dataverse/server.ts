@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import { executeBatch } from './batch.js';
 import { DataverseFault, isFault } from './faults.js';
-import type { Governor } from './limits.js';
+import type { Governor, LimitsConfig } from './limits.js';
 import { runJourney } from './journeys.js';
 import { realtimeProblems, realtimeStats, sendRealtime } from './realtime.js';
 import type { InteractionFilter, InteractionKind } from './interactions.js';
@@ -44,6 +44,7 @@ function sendFault(res: ServerResponse, fault: DataverseFault, headers: Record<s
 }
 
 function delay(ms: number): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
@@ -55,6 +56,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
    * requests as the service protection limits count them (a `$batch` once), split into reads (a GET, or a `$batch`
    * of GETs only) and writes (the rest).
    */
+  /** How long a response waits for the execution time it is charged (limits on, `holdResponses`). */
+  const held = (count: { reads: number; writes: number }): number => (governor.config.enabled && governor.config.holdResponses ? governor.cost(count) : 0);
   const traffic = { requests: 0, batches: 0, batchOperations: 0, identities: {} as Record<string, { requests: number; reads: number; writes: number }> };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
@@ -82,7 +85,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       }
       throw err;
     }
-    let operations = 1;
+    let count = req.method === 'GET' ? { reads: 1, writes: 0 } : { reads: 0, writes: 1 };
     let read = req.method === 'GET';
     traffic.requests += 1;
     try {
@@ -97,7 +100,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         if (req.method !== 'POST') throw new DataverseFault('MethodNotAllowed', `$batch accepts POST, not ${req.method}.`);
         traffic.batches += 1;
         const outcome = executeBatch(service, headers['content-type'], body, headers, userId, reqId);
-        operations = Math.max(1, outcome.operations);
+        // An empty $batch still costs one operation.
+        count = outcome.operations === 0 ? { reads: 1, writes: 0 } : { reads: outcome.reads, writes: outcome.operations - outcome.reads };
         read = outcome.operations > 0 && outcome.reads === outcome.operations;
         traffic.batchOperations += outcome.operations;
         ({ status, headers: outHeaders, body: outBody } = outcome);
@@ -105,11 +109,11 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         const r = service.execute({ method: req.method ?? 'GET', path, headers, body, userId });
         ({ status, headers: outHeaders, body: outBody } = r);
       }
-      if (deps.responseDelayMs > 0) await delay(deps.responseDelayMs);
+      await delay(deps.responseDelayMs + held(count));
       send(res, status, { ...base, ...admission.headers, ...outHeaders }, outBody);
-      if (debug) log.debug('request', { reqId, method: req.method, path: url, status, operations });
+      if (debug) log.debug('request', { reqId, method: req.method, path: url, status, operations: count.reads + count.writes });
     } catch (err) {
-      if (deps.responseDelayMs > 0) await delay(deps.responseDelayMs);
+      await delay(deps.responseDelayMs + held(count));
       if (isFault(err)) {
         if (debug) log.debug('refused', { reqId, method: req.method, path: url, status: err.status, code: err.code, message: err.message });
         sendFault(res, err, { ...base, ...admission.headers });
@@ -118,7 +122,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         sendFault(res, new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`), base);
       }
     } finally {
-      governor.finish(admission, operations);
+      governor.finish(admission, count);
       const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0 });
       counts.requests += 1;
       if (read) counts.reads += 1;
@@ -181,6 +185,27 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         send(res, 200, headers, JSON.stringify({ count: value.length, duplicates: duplicateCount, value }));
         return;
       }
+      if (url.pathname === '/_emulator/limits' && (req.method === 'PATCH' || req.method === 'GET')) {
+        // The fault knob: change the limits (header mode, costs, budgets) while running; what was counted stays.
+        if (req.method === 'PATCH') {
+          const text = await readBody(req);
+          let patch: unknown;
+          try {
+            patch = JSON.parse(text);
+          } catch {
+            throw new DataverseFault('Payload', 'The body must be JSON: some of the limits, e.g. {"headers": "omit"}.');
+          }
+          if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new DataverseFault('Payload', 'The body must be a JSON object of limits, e.g. {"headers": "scramble"}.');
+          try {
+            governor.configure(patch as Partial<LimitsConfig>, 'PATCH /_emulator/limits');
+          } catch (err) {
+            throw new DataverseFault('InvalidArgument', (err as Error).message);
+          }
+          log.info('limits changed', { reqId, limits: governor.config });
+        }
+        send(res, 200, headers, JSON.stringify(governor.config));
+        return;
+      }
       if (url.pathname === '/_emulator/stats' && req.method === 'GET') {
         const rows: Record<string, number> = {};
         for (const def of service.catalog.tables()) rows[def.entitySetName] = service.store.count(def);
@@ -193,7 +218,8 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
             identities: governor.stats(),
             traffic,
             limits: governor.config,
-            posting: { ...posting, eventsQueued: service.eventsQueued },
+            partialTargets: service.partialTargets ?? null,
+            posting: { ...posting, eventsQueued: service.eventsQueued, partialTargets: service.partialTargetsPosted },
             interactions: service.interactions.size,
             interactionDuplicates: service.interactions.duplicates,
             realtime: realtimeStats(service),

@@ -95,6 +95,18 @@ function derive(def: TableDef, row: Row): void {
   row['isauthvalueset'] = set(row['authvalue']);
 }
 
+/**
+ * Creates whose posted `Target` leaves columns out (the row itself keeps them), as when the creator set them in a
+ * later update or Dataverse filled them in a plug-in: the Target of a Create carries the attributes of the create
+ * request, not the row (see unverified.ts PARTIAL_TARGET).
+ */
+export interface PartialTargets {
+  /** Column logical names left out of `Target` (never the primary key). */
+  omit: readonly string[];
+  /** Share of the Creates posted that way, 0-1, spread evenly in creation order (1: every one). @defaultValue 1 */
+  share?: number;
+}
+
 export class OrganizationService {
   readonly catalog = new Catalog();
   readonly store = new Store();
@@ -110,6 +122,12 @@ export class OrganizationService {
    * runs no plug-in; see OUTBOUND_RESPONSE in unverified.ts). Shown under `realtime` and `problems` in the stats.
    */
   readonly realtimeOutbound = new Map<string, { calls: number; responsesMissing: number }>();
+  /** Set by the emulator's `partialTargets` option; undefined: every Target carries the whole row. */
+  partialTargets: PartialTargets | undefined;
+  /** Creates posted since start, for spreading `partialTargets.share`. */
+  #creates = 0;
+  /** Creates whose Target was posted without `partialTargets.omit` (for the stats). */
+  partialTargetsPosted = 0;
 
   constructor(
     readonly organization: Organization,
@@ -550,13 +568,28 @@ export class OrganizationService {
     };
   }
 
+  /** The row as the posted `Target` shows it: without `partialTargets.omit` for that share of the Creates. */
+  #targetRow(def: TableDef, row: Row): Row {
+    const partial = this.partialTargets;
+    if (partial === undefined) return row;
+    const n = this.#creates++;
+    const share = partial.share ?? 1;
+    // Evenly spread: Create n is partial when the running count of partial ones steps up at n.
+    if (Math.floor((n + 1) * share) === Math.floor(n * share)) return row;
+    const out: Row = { ...row };
+    for (const column of partial.omit) if (column !== def.primaryKey) delete out[column];
+    this.partialTargetsPosted += 1;
+    return out;
+  }
+
   #queuePosts(def: TableDef, row: Row, userId: string, tx?: Tx): void {
     const targets = this.stepsFor(def);
     if (targets.length === 0) return;
     const request = { messageName: 'Create', entityLogicalName: def.logicalName, created: new Date(), organization: organizationClaim(this.apiRoot) };
     // Rendered when sent: `row` is a snapshot (the store replaces rows on update, never mutates them).
+    const target = this.#targetRow(def, row);
     const events = targets.map((t) =>
-      this.#postingEvent(t, userId, request, (common) => buildRemoteExecutionContext({ ...common, table: def, row })),
+      this.#postingEvent(t, userId, request, (common) => buildRemoteExecutionContext({ ...common, table: def, row: target })),
     );
     const post = (): void => {
       for (const e of events) this.poster.enqueue(e);

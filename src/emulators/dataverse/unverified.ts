@@ -155,10 +155,13 @@ export function filterMatchesTable(filter: Record<string, unknown>, logicalName:
 /**
  * Content type of a posted message by `serviceendpoint.messageformat` (documented: PA-docs
  * write-listener-application-azure-solution.md). Other values are refused when the endpoint is created. An endpoint
- * without `messageformat` posts JSON. UNVERIFIED: what Dataverse does with an endpoint that has no format.
+ * without `messageformat` posts .NET Binary XML: the docs call it the default ("can be formatted in XML or JSON in
+ * addition to the default .NET binary format", PA-docs azure-integration.md). Worst plausible reading, too: a relay
+ * whose endpoint was made without the column gets events it cannot read. UNVERIFIED: whether a Web API create without the column stores 1 or leaves
+ * it null (the emulator leaves it as given and posts binary for null).
  */
 export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'application/msbin1', 2: 'application/json', 3: 'application/xml' };
-export const DEFAULT_MESSAGE_FORMAT = 2;
+export const DEFAULT_MESSAGE_FORMAT = 1;
 
 /**
  * The XML shape of the RemoteExecutionContext for `messageformat` 3 (Text XML) and 1 (.NET Binary XML). No captured
@@ -195,6 +198,18 @@ export const XML_CONTEXT = {
 export function formatTimeRemaining(ms: number): string {
   return (Math.max(0, ms) / 1000).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
+
+/**
+ * Execution time per operation, for the execution-time limit (1,200,000 ms per identity per 5 minutes; a `$batch`
+ * adds every operation's). Dataverse measures the time its servers spend on each request and documents no figure
+ * per operation; these are assumptions, of the order plug-in-free Dataverse operations are commonly reported to take:
+ * a read 10 ms, a write (create, update, an action such as CreateInteraction, which creates interaction records)
+ * 20 ms. At 20 ms a CreateInteraction the budget allows 60,000 per 5 minutes (200/s), far below what 6,000 `$batch`
+ * requests of 1,000 could carry: the execution time is the limit that binds batched writes. UNVERIFIED: if real
+ * writes cost more, the relay's governor learns it from the durations it observes (and an execution-time 429); if
+ * less, it spends less than it could.
+ */
+export const EXECUTION_COSTS = { readMs: 10, writeMs: 20 } as const;
 
 /**
  * A request without a bearer token: real Dataverse answers 401 with a `WWW-Authenticate` header and no JSON body;

@@ -1,5 +1,6 @@
 /**
- * The governor under scaled service protection limits (emulator `limits: {windowMs: 2000, maxRequests: 10}`),
+ * The governor under scaled service protection limits (emulator `limits: {windowMs: 2000, maxRequests: 10}`, and
+ * an execution-time budget that binds `$batch` writes), with the rate-limit headers present, omitted or scrambled,
  * through the real dynamics-web-api. Requests and 429s are watched on the wire (Node's http diagnostics channels),
  * so the test sees exactly when each request started and when each 429 with its Retry-After came back.
  */
@@ -9,6 +10,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { createInteractionWriter, type Governor } from '../../../src/dataverse/index.js';
 import type { InteractionMessage } from '../../../src/pipeline/messages.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
+import type { LimitsConfig } from '../../../src/emulators/dataverse/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { runJourney, smallSeed, startEmulator } from '../dataverse/helpers.js';
 import { interactions, marketingInteraction, stack, stats } from './helpers.js';
@@ -79,8 +81,8 @@ describe('governor under scaled Dataverse limits', function () {
   this.timeout(40_000);
   const track = closedAfterEach();
 
-  async function setup(count: number) {
-    const dv = track(await startEmulator({ seed: smallSeed(count), limits: LIMITS }));
+  async function setup(count: number, limits: Partial<LimitsConfig> = LIMITS) {
+    const dv = track(await startEmulator({ seed: smallSeed(count), limits }));
     const run = await runJourney(dv.url, { count });
     const items = run.created.map((c) => marketingInteraction(c, 'sent'));
     const wire = watchWire(dv.port);
@@ -127,5 +129,31 @@ describe('governor under scaled Dataverse limits', function () {
       const after = wire.requests.filter((r) => r.start >= p.to).sort((a, b) => a.start - b.start);
       if (after.length >= 2) assert.ok(after[1]!.start >= after[0]!.end!, 'the probe goes alone');
     }
+  });
+  it('headers omitted: paced from its own request count (requestBudget), nothing is refused', async () => {
+    const { dv, items, wire } = await setup(48, { ...LIMITS, headers: 'omit' });
+    const s = track(stack(dv.url, 'own-count', { windowMs: LIMITS.windowMs, requestBudget: LIMITS.maxRequests }));
+    await writeAll(s.client, s.governor, items, 4);
+    assert.equal((await interactions(dv.url)).count, 48);
+    assert.equal(wire.requests.filter((r) => r.status === 429).length, 0, 'no 429');
+    assert.equal(s.governor.state().requestsRemaining, undefined, 'no header came');
+  });
+
+  it('the execution-time limit binds $batch writes: with scrambled headers the governor paces from the durations it observes; without that, 429s', async () => {
+    // 40 ms a write: a $batch of 4 is charged 160 ms; 48 writes are 1,920 ms against 1,200 ms per 2.5 s window.
+    const limits: Partial<LimitsConfig> = { windowMs: 2500, maxRequests: 1000, maxExecutionMs: 1200, operationCostMs: 1, writeCostMs: 40, headers: 'scramble' };
+    const { dv, items } = await setup(96, limits);
+    const control = track(stack(dv.url, 'no-budget', { windowMs: 2500 }));
+    await writeAll(control.client, control.governor, items.slice(0, 48), 4);
+    const controlStats = (await stats(dv.url)).identities['no-budget']!;
+    assert.ok(controlStats.throttled.executionTime > 0, 'a governor that does not know the budget is refused (-2147015903)');
+
+    const s = track(stack(dv.url, 'learned', { windowMs: 2500, executionBudgetMs: 1200 }));
+    await writeAll(s.client, s.governor, items.slice(48), 4);
+    assert.equal((await stats(dv.url)).identities['learned']!.throttled.executionTime, 0, 'paced to the execution budget: never refused');
+    assert.ok(s.governor.state().operationEstimateMs >= 40, `learned at least the 40 ms a write costs, got ${s.governor.state().operationEstimateMs}`);
+    const stored = await interactions(dv.url);
+    assert.equal(stored.count, 96);
+    assert.equal(stored.duplicates, 0);
   });
 });

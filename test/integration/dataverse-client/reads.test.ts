@@ -68,25 +68,33 @@ describe('DataverseReads against the Dataverse emulator', function () {
     assert.deepEqual([reads.stats().messageCacheHits, reads.stats().messageCacheMisses], [1, 2]);
   });
 
-  it('reads an activity row with the columns activityFromRow needs; a missing one is undefined', async () => {
-    const dv = track(await startEmulator({ seed: smallSeed(2) }));
+  it('reads the activity rows of a batch in one request, with the columns activityFromRow needs; a missing one is absent', async () => {
+    const dv = track(await startEmulator({ seed: smallSeed(3) }));
     const s = track(stack(dv.url, 'reader'));
     const reads = createDataverseReads(s.client, { governor: s.governor });
-    const run = await runJourney(dv.url, { count: 1 });
-    const row = await reads.activity(run.created[0]!.activityRowId);
-    assert.equal(row?.['_msdyncrm_contact_value'], contactId(0));
-    assert.equal(row?.['msdyncrm_activityid'], run.created[0]!.activityId);
-    assert.equal(await reads.activity('00000000-0000-4000-8000-00000000dead'), undefined);
+    const run = await runJourney(dv.url, { count: 3 });
+    assert.equal(run.created.length, 3);
+    const dead = '00000000-0000-4000-8000-00000000dead';
+    const asked = [...run.created.map((c) => c.activityRowId.toUpperCase()), dead];
+    const rows = await reads.activities(asked);
+    assert.equal(reads.stats().requests, 1);
+    assert.deepEqual([...rows.keys()].sort(), asked.slice(0, 3).sort(), 'keyed by the id as asked');
+    for (const [i, created] of run.created.entries()) {
+      const row = rows.get(created.activityRowId.toUpperCase());
+      assert.equal(row?.['_msdyncrm_contact_value'], created.contactId);
+      assert.equal(row?.['msdyncrm_activityid'], run.created[i]!.activityId);
+    }
+    assert.equal(rows.has(dead), false);
   });
 
   it('a call that does not answer within the timeout fails as DataverseTimeout (retryable); the caller’s abort rethrows its reason', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1), responseDelayMs: 400 }));
     const s = track(stack(dv.url, 'slow', {}, { timeoutMs: 100 }));
     const reads = createDataverseReads(s.client, { governor: s.governor });
-    await assert.rejects(reads.activity('00000000-0000-4000-8000-000000000001'), (err: Error & { code?: string; retryable?: boolean }) => {
+    await assert.rejects(reads.activities(['00000000-0000-4000-8000-000000000001']), (err: Error & { code?: string; retryable?: boolean }) => {
       assert.equal(err.code, 'DataverseTimeout');
       assert.equal(err.retryable, true);
-      assert.match(err.message, /read activity .*: no answer within 100 ms/);
+      assert.match(err.message, /read 1 msdyncrm_customerjourneycustomchannelactivities.*: no answer within 100 ms/);
       return true;
     });
     const controller = new AbortController();
@@ -101,8 +109,8 @@ describe('DataverseReads against the Dataverse emulator', function () {
     const b = track(stack(dv.url, 'identity-b'));
     const readsA = createDataverseReads(a.client, { governor: a.governor });
     const readsB = createDataverseReads(b.client, { governor: b.governor });
-    await readsA.activity('00000000-0000-4000-8000-00000000dead');
-    for (let i = 0; i < 3; i++) await readsB.activity('00000000-0000-4000-8000-00000000dead');
+    await readsA.activities(['00000000-0000-4000-8000-00000000dead']);
+    for (let i = 0; i < 3; i++) await readsB.activities(['00000000-0000-4000-8000-00000000dead']);
     assert.equal(a.governor.state().requestsRemaining, 5999);
     assert.equal(b.governor.state().requestsRemaining, 5997);
   });

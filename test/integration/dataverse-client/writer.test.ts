@@ -93,7 +93,7 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     const reads = createDataverseReads(client, { governor });
     await reads.contacts(['00000000-0000-4000-8000-000000000001'], ['firstname']);
     await reads.messageRecord('sample_specialmessages', IDS.message, ['sample_text']);
-    await reads.activity('00000000-0000-4000-8000-00000000dead');
+    await reads.activities(['00000000-0000-4000-8000-00000000dead']);
     assert.deepEqual(scopes, [`${dv.url}/.default`]);
     const identities = (await stats(dv.url)).identities;
     assert.equal(identities['fake-aad-token']?.served, 3);

@@ -43,4 +43,21 @@ describe('channel-relay emulate dataverse (process)', function () {
     assert.equal(run.code, 1);
     assert.match(run.stderr, /\/nonexistent\/seed\.json: \(root\): expected a readable JSON file/);
   });
+  it('--partial-targets: Creates posted without those columns for the share given; a bad value is refused with an example', async () => {
+    const bad = await completed(spawnCli(['emulate', 'dataverse', '--partial-targets', 'msdyncrm_contact@2']));
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--partial-targets.*expected column names separated by commas, optionally @share \(0-1\), e\.g\. msdyncrm_contact,msdyncrm_entityid@0\.5; found 'msdyncrm_contact@2'/);
+    const child = spawnCli(['emulate', 'dataverse', '--port', '0', '--limits', 'off', '--partial-targets', 'msdyncrm_contact,msdyncrm_entityid@0.5']);
+    const output = collectOutput(child);
+    try {
+      const url = (await output.stdoutMatch(/^DATAVERSE_URL=(http:\/\/127\.0\.0\.1:\d+)\n/m))[1]!;
+      const stats = (await (await fetch(`${url}/_emulator/stats`)).json()) as { partialTargets: unknown; posting: { partialTargets: number } };
+      assert.deepEqual(stats.partialTargets, { omit: ['msdyncrm_contact', 'msdyncrm_entityid'], share: 0.5 });
+      assert.equal(stats.posting.partialTargets, 0, 'nothing posted yet');
+      child.kill('SIGTERM');
+      assert.equal(await output.exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
 });

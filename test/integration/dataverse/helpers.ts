@@ -120,12 +120,15 @@ export async function receiveAll(connectionString: string, queue: string, expect
   return received;
 }
 
-/** The readable fields of a Queue (2) service endpoint with SAS authentication on a Service Bus emulator. */
-export function queueEndpoint(busPort: number, queue: string, messageformat = 2): Record<string, unknown> {
+/**
+ * The readable fields of a Queue (2) service endpoint with SAS authentication on a Service Bus emulator;
+ * `messageformat` null leaves the column out (the endpoint then posts .NET Binary XML, Dataverse's default).
+ */
+export function queueEndpoint(busPort: number, queue: string, messageformat: number | null = 2): Record<string, unknown> {
   return {
     contract: 2,
     authtype: 2,
-    messageformat,
+    ...(messageformat === null ? {} : { messageformat }),
     userclaim: 1,
     connectionmode: 1,
     namespaceformat: 2,

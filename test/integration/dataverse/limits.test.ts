@@ -123,6 +123,47 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     }
   });
 
+  it('headers omitted or scrambled by configuration, switched while running through PATCH /_emulator/limits; x-ms-dop-hint when set', async () => {
+    emulator = await startEmulator({ limits: { ...base, headers: 'omit', dopHint: 6 } });
+    const get = (): Promise<Response> => fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer knob' } });
+    const quiet = await get();
+    assert.equal(quiet.status, 200);
+    assert.equal(quiet.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), null);
+    assert.equal(quiet.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), null);
+    assert.equal(quiet.headers.get('x-ms-dop-hint'), '6');
+
+    const patch = (body: unknown): Promise<Response> => fetch(`${emulator.url}/_emulator/limits`, { method: 'PATCH', body: JSON.stringify(body) });
+    const changed = await patch({ headers: 'scramble', maxRequests: 40 });
+    assert.equal(changed.status, 200);
+    assert.deepEqual(await changed.json(), { ...base, headers: 'scramble', maxRequests: 40, dopHint: 6, writeCostMs: 0, holdResponses: true });
+    const seen: number[] = [];
+    for (let i = 0; i < 20; i++) seen.push(Number((await get()).headers.get('x-ms-ratelimit-burst-remaining-xrm-requests')));
+    // The truth after request k (2 before these): 40 − (2 + k) left. A scrambled answer never says less, and they disagree.
+    seen.forEach((left, k) => assert.ok(left >= 40 - (2 + k + 1) && left <= 40, `answer ${k}: ${left} left`));
+    assert.ok(seen.some((left, k) => k > 0 && left > seen[k - 1]!), `some answer says more is left than the one before: ${seen.join(', ')}`);
+
+    const refused = await patch({ headers: 'sometimes' });
+    assert.equal(refused.status, 400);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /'headers' must be all, omit, scramble, found "sometimes"/);
+  });
+
+  it('charges reads and writes their own execution time, and holds a response for what it was charged', async () => {
+    emulator = await startEmulator({ limits: { ...base, operationCostMs: 2, writeCostMs: 40 } });
+    const api = client(emulator.url, 'timed');
+    const t0 = performance.now();
+    await api.retrieveMultiple({ collection: 'contacts', top: 1 });
+    const readMs = performance.now() - t0;
+    const t1 = performance.now();
+    api.startBatch();
+    for (let i = 0; i < 10; i += 1) api.create({ collection: 'contacts', data: { firstname: `t${i}` } });
+    await api.executeBatch();
+    const batchMs = performance.now() - t1;
+    const s = await stats(emulator.url);
+    assert.equal(s.identities['timed']!.executionMsTotal, 2 + 10 * 40);
+    // 400 ms charged against 2: the batch is held far longer than the read (a ratio, not a clock).
+    assert.ok(batchMs > 5 * readMs, `a $batch of 10 writes took ${batchMs.toFixed(0)} ms, a read ${readMs.toFixed(0)} ms`);
+  });
+
   it('writes the time budget as Dataverse does: seconds with en-US grouping and two decimals', async () => {
     emulator = await startEmulator({ limits: 'realistic' });
     const res = await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer h' } });

@@ -118,6 +118,25 @@ describe('Dataverse emulator: posting in each serviceendpoint messageformat (1 .
     }
   });
 
+  it('an endpoint created without messageformat posts .NET Binary XML, Dataverse\'s default', async () => {
+    const bus = track(await startServiceBusEmulator({
+      port: 0,
+      config: { UserConfig: { Namespaces: [{ Name: 'sbemulatorns', Queues: [{ Name: 'dv-default', Properties: {} }], Topics: [] }], Logging: { Type: 'File' } } },
+    }));
+    const emulator = track(await startEmulator({ seed: smallSeed(2) }));
+    const api = client(emulator.url, 'relay-admin');
+    const endpointId = (await api.create({ collection: 'serviceendpoints', data: { name: 'no format', ...queueEndpoint(bus.port, 'dv-default', null), saskey: 'SAS_KEY_VALUE' } })) as string;
+    const row = await api.retrieve({ collection: 'serviceendpoints', key: endpointId, select: ['messageformat'] });
+    assert.equal(row['messageformat'], null);
+    await createStep(api, endpointId, 'CCA Create → SB (no format)');
+    const run = await runJourney(emulator.url, { count: 2 });
+    await emulator.postingIdle();
+    const [message] = await receiveAll(bus.connectionString, 'dv-default', run.created.length, { raw: true });
+    assert.equal(message?.contentType, 'application/msbin1');
+    const fromBinary = parseContext(writeXml(decodeNbfx(bytesOf(message!))));
+    assert.equal(fromBinary['PrimaryEntityId'], run.created[0]?.activityRowId);
+  });
+
   it('refuses a messageformat that is not 1, 2 or 3, and accepts a change of format on an endpoint', async () => {
     const emulator = track(await startEmulator({ seed: smallSeed(1) }));
     const api = client(emulator.url, 'relay-admin');

@@ -146,6 +146,31 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
   });
 
+  it('partialTargets: that share of the Creates posts a Target without the given columns; the row keeps them', async () => {
+    const bus = track(await startServiceBusEmulator({ port: 0 }));
+    const omit = ['msdyncrm_contact', 'msdyncrm_entityid', 'msdyncrm_customerjourneycustomchannelactivityid'];
+    const emulator = track(await startEmulator({ seed: smallSeed(8), servicebus: bus.connectionString, partialTargets: { omit, share: 0.5 } }));
+    const api = client(emulator.url, 'relay-admin');
+    await register(api, 1, 'activities');
+    const run = await runJourney(emulator.url, { count: 8 });
+    await emulator.postingIdle();
+    const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
+    const keys = messages.map((m) => {
+      const target = (bodyOf(m)['InputParameters'] as Array<{ key: string; value: { Attributes: Array<{ key: string }>; Id: string } }>)[0]!.value;
+      return { id: target.Id, keys: target.Attributes.map((a) => a.key) };
+    });
+    // Every other Create (the second, fourth …), spread evenly; never the primary key, which is the Target's Id.
+    assert.deepEqual(keys.map((k) => omit.slice(0, 2).some((c) => k.keys.includes(c))), [true, false, true, false, true, false, true, false]);
+    assert.ok(keys.every((k) => k.keys.includes('msdyncrm_customerjourneycustomchannelactivityid') && k.keys.includes('msdyncrm_activityid')));
+    assert.deepEqual(keys.map((k) => k.id), run.created.map((c) => c.activityRowId));
+    const row = await api.retrieve({ collection: 'msdyncrm_customerjourneycustomchannelactivities', key: run.created[1]!.activityRowId, select: ['_msdyncrm_contact_value', 'msdyncrm_entityid'] });
+    assert.equal(row['_msdyncrm_contact_value'], run.created[1]!.contactId, 'the row has what its Target lacked');
+    assert.equal(typeof row['msdyncrm_entityid'], 'string');
+    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as { posting: { partialTargets: number } };
+    assert.equal(stats.posting.partialTargets, 4);
+    await assert.rejects(startEmulator({ partialTargets: { omit: ['x'], share: 2 } }), /partialTargets.share must be a number 0-1, found 2/);
+  });
+
   it('posts to a topic for a Topic (5) endpoint; a subscription filtering on the EntityLogicalName claim receives it', async () => {
     const bus = track(await startServiceBusEmulator({
       port: 0,

@@ -100,7 +100,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
   }
 
   /** Creates a Custom Channel Activity row through the Web API, as the journey engine would; the registered steps post it. */
-  async function createActivity(fields: { entityId?: string; contactId?: string } = {}): Promise<string> {
+  async function createActivity(fields: { entityId?: string; contactId?: string | null } = {}): Promise<string> {
     const id = randomUUID();
     await api.create({
       collection: ACTIVITY_SET,
@@ -110,7 +110,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
         msdyncrm_name: 'Bad events test',
         msdyncrm_entitytype: 'sample_specialmessage',
         msdyncrm_entityid: fields.entityId ?? SEED_ROWS.smsMessage,
-        'msdyncrm_Contact@odata.bind': `/contacts(${fields.contactId ?? SEED_ROWS.contact})`,
+        ...(fields.contactId === null ? {} : { 'msdyncrm_Contact@odata.bind': `/contacts(${fields.contactId ?? SEED_ROWS.contact})` }),
         'msdyncrm_CustomerJourney@odata.bind': `/msdyncrm_customerjourneys(${SEED.journey})`,
         'msdyncrm_CustomerJourneyIteration@odata.bind': `/msdyncrm_customerjourneyiterations(${SEED_ROWS.iteration})`,
       },
@@ -127,14 +127,15 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
    * `filterId`. While only that step is enabled, `create` runs (so the event arrives in that format only); then the
    * step is disabled and the JSON step enabled again (a step change applies to rows created afterwards).
    */
-  async function throughEndpoint<T>(messageformat: number, filterId: string, create: () => Promise<T>): Promise<T> {
+  async function throughEndpoint<T>(messageformat: number | null, filterId: string, create: () => Promise<T>): Promise<T> {
+    const format = messageformat === null ? 'no messageformat' : `messageformat ${messageformat}`;
     const endpointId = (await api.create({
       collection: 'serviceendpoints',
-      data: { name: `activities, messageformat ${messageformat}`, ...queueEndpoint(system.sb.port, 'activities', messageformat), saskey: 'SAS_KEY_VALUE' },
+      data: { name: `activities, ${format}`, ...queueEndpoint(system.sb.port, 'activities', messageformat), saskey: 'SAS_KEY_VALUE' },
     })) as string;
     const stepId = (await api.create({
       collection: 'sdkmessageprocessingsteps',
-      data: { name: `messageformat ${messageformat} step`, ...asyncPostOperationStep(endpointId, SEED.createMessage, filterId) },
+      data: { name: `${format} step`, ...asyncPostOperationStep(endpointId, SEED.createMessage, filterId) },
     })) as string;
     const jsonStepOnThisTable = filterId === SEED.activityFilter;
     if (jsonStepOnThisTable) await setStep(jsonStepId, false);
@@ -163,6 +164,14 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       produce: async () => {
         await throughEndpoint(1, SEED.activityFilter, () => createActivity());
         return { says: ['.NET Binary XML', 'application/msbin1', 'messageformat 1', 'messageformat 2 (Json)'] };
+      },
+    },
+    {
+      name: "wrong format: .NET Binary XML, Dataverse's default, posted by an endpoint created without messageformat",
+      reason: 'EventUnsupportedFormat',
+      produce: async () => {
+        await throughEndpoint(null, SEED.activityFilter, () => createActivity());
+        return { says: ['.NET Binary XML', 'application/msbin1', 'messageformat 2 (Json)', '`channel-relay register` does', 'made without messageformat'] };
       },
     },
     {
@@ -202,19 +211,30 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       },
     },
     {
-      name: 'missing attribute: msdyncrm_entitytype',
-      reason: 'EventMissingAttribute',
+      name: 'a Target without msdyncrm_entitytype whose activity row does not exist (read instead)',
+      reason: 'ActivityNotFound',
       produce: async () => {
         await post(Buffer.from(JSON.stringify(withoutAttribute('msdyncrm_entitytype'))));
-        return { says: ["'msdyncrm_entitytype'", 'must be a non-empty string, found nothing', 'attributes present: ', 'msdyncrm_entityid'] };
+        return { says: ["the event's Target lacked msdyncrm_entitytype", `activity row ${String(capturedContext(() => undefined)['PrimaryEntityId'])}`, 'does not exist'] };
       },
     },
     {
-      name: 'missing attribute: msdyncrm_contact',
+      name: 'an activity created without a contact: the Target lacks it, and so does the row read instead',
       reason: 'EventMissingAttribute',
       produce: async () => {
-        await post(Buffer.from(JSON.stringify(withoutAttribute('msdyncrm_contact'))));
-        return { says: ["'msdyncrm_contact'", 'an EntityReference to contact', 'found nothing', 'attributes present: '] };
+        const activityId = await createActivity({ contactId: null });
+        return { says: [`activity row ${activityId}`, "read because the event's Target lacked msdyncrm_contact", "column '_msdyncrm_contact_value' must be a non-empty string"] };
+      },
+    },
+    {
+      name: 'a Target whose msdyncrm_entitytype is not a string (wrong, not missing: no read)',
+      reason: 'EventMissingAttribute',
+      produce: async () => {
+        const context = capturedContext((_c, _t, attributes) => {
+          attributes.find((a) => a.key === 'msdyncrm_entitytype')!.value = { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 3 };
+        });
+        await post(Buffer.from(JSON.stringify(context)));
+        return { says: ["Target attribute 'msdyncrm_entitytype' must be a non-empty string, found 3"] };
       },
     },
     {
@@ -269,7 +289,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     // Bad events posted around the journey's activities, so that they share intake's batches with good ones.
     const mixed = [
       { reason: 'EventUndecodable', says: 'not valid JSON' },
-      { reason: 'EventMissingAttribute', says: "Target attribute 'msdyncrm_activityid' must be a non-empty string, found nothing" },
+      { reason: 'ActivityNotFound', says: "the event's Target lacked msdyncrm_activityid and activity row" },
       { reason: 'EventUnknownTable', says: "the message 'Update' on 'msdyncrm_customerjourneycustomchannelactivity' is not one the relay handles" },
     ];
     await post(Buffer.from('{"MessageName":', 'utf8'));

@@ -14,7 +14,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import type { ChannelRegistry } from '../../../src/channels/index.js';
 import type { RelayConfig } from '../../../src/config/index.js';
 import { DataverseRecords, startEmbeddedSystem } from '../../../src/demo/index.js';
-import type { DataverseEmulator, JourneyRunResult, LimitsConfig, SeedDocument } from '../../../src/emulators/dataverse/index.js';
+import type { DataverseEmulator, JourneyRunResult, LimitsConfig, PartialTargets, SeedDocument } from '../../../src/emulators/dataverse/index.js';
 import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulators/providers/index.js';
 import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import type { RegistrationReport } from '../../../src/registration/index.js';
@@ -66,8 +66,17 @@ export interface SystemOptions {
   providerLatencyMs?: number;
   /** Emulated latency of every Dataverse Web API request, ms (the emulator's `responseDelayMs`). @defaultValue 0 */
   dataverseLatencyMs?: number;
-  /** Dataverse service protection limits. @defaultValue 'off' */
+  /**
+   * Dataverse service protection limits, over {@link HEADER_FREE_LIMITS} (realistic budgets and execution time
+   * charged per operation, without the rate-limit headers: the worst plausible reading of headers that are no
+   * contract); `'off'` for none. @defaultValue HEADER_FREE_LIMITS
+   */
   limits?: 'off' | Partial<LimitsConfig>;
+  /**
+   * Creates whose posted Target lacks attributes the relay needs (it reads those rows). @defaultValue
+   * {@link PARTIAL_TARGETS}: every other Create's Target without its contact and message record
+   */
+  partialTargets?: PartialTargets | 'none';
   /** Lock duration of every queue (ISO 8601), e.g. `PT2S` so that a killed worker's messages come back soon. @defaultValue the sample's `PT1M` */
   lockDuration?: string;
   /** The text of the second journey's message (sender `sms2`). @defaultValue a one-segment greeting */
@@ -81,6 +90,12 @@ export interface SystemOptions {
   config?: (config: RelayConfig) => void;
   log?: Logger;
 }
+
+/** The limits the end-to-end tests run under unless told otherwise: realistic, but no `x-ms-ratelimit-*` headers. */
+export const HEADER_FREE_LIMITS: Partial<LimitsConfig> = { headers: 'omit' };
+
+/** Half the Creates post a Target without `msdyncrm_contact` and `msdyncrm_entityid` (the relay reads those rows). */
+export const PARTIAL_TARGETS: PartialTargets = { omit: ['msdyncrm_contact', 'msdyncrm_entityid'], share: 0.5 };
 
 export interface System {
   /** What registering the service endpoint and step did (their ids). */
@@ -135,6 +150,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   const rate = options.smsPerSecond ?? 50;
   const rate2 = options.sms2PerSecond ?? rate;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'relay-e2e-'));
+  const limits = options.limits === 'off' ? 'off' : { ...HEADER_FREE_LIMITS, ...options.limits };
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
     const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as { UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> } };
@@ -182,7 +198,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         channelsFile,
         honourIdempotencyToken: options.honourIdempotencyToken ?? false,
         serviceBusConfig: busConfig,
-        limits: options.limits ?? 'off',
+        limits,
+        ...(options.partialTargets === 'none' ? {} : { partialTargets: options.partialTargets ?? PARTIAL_TARGETS }),
         providerLatencyMs: options.providerLatencyMs ?? 0,
         dataverseLatencyMs: options.dataverseLatencyMs ?? 0,
         env: { LOG_LEVEL: 'info', INTAKE_BATCH_SIZE: '50', ...SECRETS },
@@ -191,8 +208,16 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     );
     const { sb, dv, sim, env, config, channels } = embedded;
     config.dispatch.sessionIdleMs = 500;
-    // The relay's governor spreads its budget over the emulator's (scaled) window.
-    if (typeof options.limits === 'object' && options.limits.windowMs !== undefined) config.dataverse.limitsWindowMs = options.limits.windowMs;
+    // The relay's governor spreads its budgets over the emulator's (scaled) window, as an operator would set them.
+    if (limits !== 'off') {
+      if (limits.windowMs !== undefined) config.dataverse.limitsWindowMs = limits.windowMs;
+      if (limits.maxRequests !== undefined) config.dataverse.requestBudget = limits.maxRequests;
+      if (limits.maxExecutionMs !== undefined) config.dataverse.executionBudgetMs = limits.maxExecutionMs;
+      // The same for worker processes.
+      env['DATAVERSE_LIMITS_WINDOW_MS'] = String(config.dataverse.limitsWindowMs);
+      if (config.dataverse.requestBudget !== undefined) env['DATAVERSE_REQUEST_BUDGET'] = String(config.dataverse.requestBudget);
+      if (config.dataverse.executionBudgetMs !== undefined) env['DATAVERSE_EXECUTION_BUDGET_MS'] = String(config.dataverse.executionBudgetMs);
+    }
     config.intake.maxWaitMs = 100;
     config.recorder.maxWaitMs = 100;
     options.config?.(config);

@@ -60,13 +60,20 @@ describe('send path end to end', function () {
 
   it('a journey over 500 contacts: one message per allowed contact within the rate limit, one sent interaction each', async () => {
     const s = track(await startSystem({ smsPerSecond: 50 }));
-    const { expected, optedOut } = await journey(s, SEED.journey, 500, 25);
+    const { expected, optedOut, contacts } = await journey(s, SEED.journey, 500, 25);
     assert.ok(expected.size > 400 && optedOut.length > 10);
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
     await assertDelivered(s, expected, 50);
     const stats = relay.stats();
     assert.equal(stats.intake?.skippedByCompliance, optedOut.length, 'contacts who opted out after creation got no message');
     assert.equal(stats.recorder?.written, expected.size);
+    // Under the harness's defaults: half the Targets lacked the contact and message record (their rows were read),
+    // and no rate-limit header came (the governor paced from its own count).
+    const posting = ((await (await fetch(`${s.dv.url}/_emulator/stats`)).json()) as { posting: { partialTargets: number } }).posting;
+    assert.equal(posting.partialTargets, Math.floor(contacts.size / 2));
+    assert.equal(stats.intake?.deadLettered, 0);
+    assert.deepEqual([stats.dataverse?.requestsRemaining, stats.dataverse?.timeRemainingMs], [undefined, undefined]);
+    assert.ok((stats.dataverse?.operationEstimateMs ?? 0) > 0, 'it learned an execution estimate');
   });
 
   it('two dispatch replicas share two senders: no rate-limit violation, no duplicate', async () => {

@@ -113,6 +113,23 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
     assert.deepEqual([steps[0]?.['rank'], steps[0]?.['statecode'], steps[0]?.['name']], [1, 0, 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity']);
   });
 
+  it('an endpoint without messageformat (it posts .NET Binary XML, the default): --dry-run says so, a run sets Json', async () => {
+    const first = await registerRelay(api, spec);
+    const endpointId = first.items[0]?.id as string;
+    await api.update({ collection: 'serviceendpoints', key: endpointId, data: { messageformat: null } });
+
+    const dry = await registerRelay(api, spec, { dryRun: true });
+    assert.deepEqual(dry.items[0]?.changed, ['messageformat']);
+    const dryText = formatRegistrationReport(dry);
+    assert.match(dryText, /warning: the endpoint posts \.NET Binary XML \(no messageformat: the default\), which intake dead-letters \(EventUnsupportedFormat\); a run without --dry-run sets messageformat 2 \(Json\)/);
+    assert.match(dryText, /would update: messageformat/);
+
+    const report = await registerRelay(api, spec);
+    assert.match(formatRegistrationReport(report), /warning: .*now set to messageformat 2 \(Json\)/);
+    assert.equal((await rows('serviceendpoints'))[0]?.['messageformat'], 2);
+    assert.deepEqual((await registerRelay(api, spec)).warnings, []);
+  });
+
   it('writes the key again only when asked (--update-key: a rotation), naming saskey and never its value', async () => {
     await registerRelay(api, spec);
     const rotated = await registerRelay(api, { ...spec, updateKey: true });

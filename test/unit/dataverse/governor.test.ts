@@ -1,4 +1,7 @@
-/** The service-protection governor, on sinon fake timers: Retry-After, probe, pacing from headers, AIMD, timeouts. */
+/**
+ * The service-protection governor, on sinon fake timers: Retry-After, probe, pacing from headers and from its own count
+ * (headers absent or inconsistent), x-ms-dop-hint, AIMD, timeouts.
+ */
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { isDataverseError, type DataverseError } from '../../../src/errors.js';
@@ -229,5 +232,100 @@ describe('governor', () => {
     await clock.tickAsync(0);
     assert.equal(h.calls.length, 1, 'the call that gave up never started');
     assert.throws(() => createGovernor({ maxQueueMs: 0 }), /maxQueueMs must be > 0/);
+  });
+  describe('without headers, or with headers that do not agree', () => {
+    /** Runs `n` calls one after the other, each taking `durationMs` for `operations`; returns when each started. */
+    async function sequential(g: Governor, n: number, durationMs: number, operations: number): Promise<number[]> {
+      const starts: number[] = [];
+      const all = Array.from({ length: n }, () =>
+        g.run(
+          async () => {
+            starts.push(Date.now());
+            await new Promise((resolve) => setTimeout(resolve, durationMs));
+          },
+          { operations },
+        ),
+      );
+      await clock.tickAsync(60 * 60_000);
+      await Promise.all(all);
+      return starts;
+    }
+
+    it('learns the execution time per operation from the durations and paces to its execution budget, headers or not', async () => {
+      // 10 operations of 10 ms: 100 ms a call; 2,000 ms a window of 10 s allows 20 calls, pacing starts below half.
+      const g = createGovernor({ initialConcurrency: 1, maxConcurrency: 1, windowMs: 10_000, executionBudgetMs: 2000, maxQueueMs: 3_600_000 });
+      const starts = await sequential(g, 60, 100, 10);
+      assert.equal(g.state().operationEstimateMs, 10);
+      // In any window, the calls that started there spent at most the budget.
+      for (const [i, t] of starts.entries()) {
+        const inWindow = starts.filter((u, j) => j >= i && u < t + 10_000).length;
+        assert.ok(inWindow * 100 <= 2000, `at most 20 calls in the window from call ${i}, found ${inWindow}`);
+      }
+      // The first half of the budget goes at once (back to back), then starts spread out.
+      assert.equal(starts[9]! - starts[0]!, 900, 'the burst');
+      assert.ok(starts[59]! - starts[0]! >= 2 * 10_000, `60 calls of 100 ms need three windows, took ${starts[59]! - starts[0]!} ms`);
+      assert.equal(g.state().headersTrusted, true, 'no header came: nothing to distrust');
+    });
+
+    it('counts its own requests against requestBudget without headers', async () => {
+      const g = createGovernor({ initialConcurrency: 4, windowMs: 1000, requestBudget: 10, maxQueueMs: 3_600_000 });
+      const starts = await sequential(g, 30, 1, 1);
+      for (const [i, t] of starts.entries()) {
+        assert.ok(starts.filter((u, j) => j >= i && u < t + 1000).length <= 10, `at most 10 starts in the window from start ${i}`);
+      }
+      assert.ok(g.state().requestsUsed <= 10);
+    });
+
+    it('an execution-time 429 raises the estimate per operation (the own count fell short); a requests 429 does not', async () => {
+      const g = createGovernor({ windowMs: 10_000, executionBudgetMs: 10_000 });
+      await sequential(g, 1, 100, 10);
+      assert.equal(g.state().operationEstimateMs, 10);
+      const time429 = Object.assign(new Error('Combined execution time of incoming requests exceeded limit of 1200000 milliseconds over time window of 300 seconds.'), {
+        status: 429,
+        code: '0x80072321',
+        headers: { 'retry-after': '1' },
+      });
+      await assert.rejects(g.run(async () => Promise.reject(throttled(1))));
+      assert.equal(g.state().operationEstimateMs, 10, 'requests: the Retry-After is all');
+      await clock.tickAsync(1000);
+      await assert.rejects(g.run(async () => Promise.reject(time429)));
+      // 100 ms counted of a 10,000 ms budget Dataverse says is spent: ×100, capped at ×10.
+      assert.equal(g.state().operationEstimateMs, 100);
+    });
+
+    it('believes no header reading that went up: scrambled headers neither pace nor stop pacing, consistent ones do again', () => {
+      const g = createGovernor({ windowMs: 1000 });
+      const reading = (burst: number, time: string) => g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': String(burst), 'x-ms-ratelimit-time-remaining-xrm-requests': time } });
+      reading(6000, '1,200.00');
+      reading(5990, '1,199.00');
+      assert.equal(g.state().headersTrusted, true);
+      reading(2, '1,198.00'); // a server that says almost nothing is left …
+      assert.equal(g.state().intervalMs, 500, 'believed while the readings go down');
+      reading(5980, '1,197.00'); // … and another that says plenty: one of them is not this identity's view
+      assert.deepEqual([g.state().headersTrusted, g.state().intervalMs], [false, 0]);
+      reading(3, '1,196.00');
+      reading(2, '1,195.00');
+      assert.deepEqual([g.state().headersTrusted, g.state().intervalMs], [false, 0], 'not yet: two readings down');
+      reading(1, '1,194.00');
+      assert.deepEqual([g.state().headersTrusted, g.state().intervalMs], [true, 1000], 'three readings down: believed again');
+    });
+
+    it('honours x-ms-dop-hint: the concurrency ceiling drops to the hint and grows no further', async () => {
+      const g = createGovernor({ initialConcurrency: 8, maxConcurrency: 16 });
+      g.observe({ status: 200, headers: { 'x-ms-dop-hint': '3' } });
+      assert.deepEqual([g.state().concurrency, g.state().dopHint], [3, 3]);
+      for (let i = 0; i < 20; i++) await g.run(async () => 'x');
+      assert.equal(g.state().concurrency, 3);
+      const h = harness(g);
+      h.start(5);
+      await clock.tickAsync(0);
+      assert.equal(h.calls.length, 3);
+      g.observe({ status: 200, headers: { 'x-ms-dop-hint': 'many' } });
+      assert.equal(g.state().dopHint, 3, 'an unreadable hint is ignored');
+      g.observe({ status: 200, headers: { 'x-ms-dop-hint': '6' } });
+      for (const c of h.calls) c.resolve();
+      for (let i = 0; i < 40; i++) await g.run(async () => 'x');
+      assert.equal(g.state().concurrency, 6, 'a larger hint lets it grow to it');
+    });
   });
 });

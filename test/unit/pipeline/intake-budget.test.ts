@@ -58,7 +58,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
 
   it('a truncated event whose reads time out 5 times each (the reviewer’s ~590 s case): ends, abandoned, within the default 240 s', async () => {
     const h = harness();
-    h.reads.activities.set('row-1', activityRow(1));
+    h.reads.activityRows.set('row-1', activityRow(1));
     h.reads.addContacts(contact(1));
     for (const kind of ['activity', 'messageRecord', 'contacts'] as const) {
       h.reads.latencyMs[kind] = 30_000;
@@ -158,7 +158,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
 
   it('within the budget nothing changes: slow reads that end in time are waited for and the batch is sent', async () => {
     const h = harness();
-    h.reads.activities.set('row-1', activityRow(1));
+    h.reads.activityRows.set('row-1', activityRow(1));
     h.reads.addContacts(contact(1), contact(2));
     h.reads.latencyMs.activity = 29_000;
     h.reads.fail.activity = failing(2, timedOut);

@@ -30,7 +30,7 @@ describe('pipeline: IntakeStage with the real decoder', () => {
   function setup(channels: Channel[] = [SMS]): ReturnType<typeof harness> {
     const h = harness({ ...ports, channels: { all: () => channels } });
     h.reads.addRecord('sample_specialmessages', entityId, { sample_text: 'Hello {firstname}' }).addContacts(contact('x', { contactid: contactId, firstname: 'Jo' }));
-    h.reads.activities.set(String(row['msdyncrm_customerjourneycustomchannelactivityid']), row);
+    h.reads.activityRows.set(String(row['msdyncrm_customerjourneycustomchannelactivityid']), row);
     return h;
   }
 
@@ -62,7 +62,7 @@ describe('pipeline: IntakeStage with the real decoder', () => {
     const deliveries = [posted('activity-truncated')];
     await h.stage.handle(deliveries, new AbortController().signal);
     assert.deepEqual(settledAs(deliveries), ['complete']);
-    assert.deepEqual(h.reads.calls.activity, [expectedContext.activityRowId]);
+    assert.deepEqual(h.reads.calls.activity, [[expectedContext.activityRowId]]);
     assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.context]), [[activityId, expectedContext]]);
   });
 

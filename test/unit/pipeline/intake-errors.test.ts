@@ -92,9 +92,9 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
       {
         name: 'a truncated event whose activity row lacks an attribute',
         body: truncated('row-9'),
-        setup: (h) => h.reads.activities.set('row-9', activityRow(9, { msdyncrm_activityid: null })),
+        setup: (h) => h.reads.activityRows.set('row-9', activityRow(9, { msdyncrm_activityid: null })),
         reason: 'EventMissingAttribute',
-        description: "activity row row-9 (read because the event was truncated by Dataverse): activity row: 'msdyncrm_activityid' must be a non-empty string, found nothing",
+        description: "activity row row-9 (read because the event was truncated by Dataverse (MessageMaxSizeExceeded)): activity row: 'msdyncrm_activityid' must be a non-empty string, found nothing",
       },
       {
         name: 'a message record that does not exist',

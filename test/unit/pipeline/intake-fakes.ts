@@ -76,8 +76,9 @@ export function activity(i: number | string, fields: Partial<ActivityEvent> = {}
   };
 }
 
-export function truncated(rowId: string): TruncatedActivityEvent {
-  return { kind: 'activity-truncated', activityRowId: rowId, organizationId: 'org-1', correlationId: `corr-${rowId}`, operationId: `op-${rowId}` };
+/** An event whose row must be read: truncated by Dataverse, or (with `missing`) a Target that lacked those attributes. */
+export function truncated(rowId: string, missing?: string[]): TruncatedActivityEvent {
+  return { kind: 'activity-truncated', activityRowId: rowId, ...(missing === undefined ? {} : { missing }), organizationId: 'org-1', correlationId: `corr-${rowId}`, operationId: `op-${rowId}` };
 }
 
 export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {}): RealtimeEvent {
@@ -152,17 +153,18 @@ export class FakeReads implements DataverseReads {
   readonly contactRows = new Map<string, Row>();
   /** Keyed `entitySetName(id)`. */
   readonly records = new Map<string, Row>();
-  readonly activities = new Map<string, Row>();
+  readonly activityRows = new Map<string, Row>();
   readonly calls = {
     contacts: [] as Array<{ ids: string[]; columns: string[] }>,
     messageRecord: [] as Array<{ entitySetName: string; id: string; columns: string[] }>,
-    activity: [] as string[],
+    /** The ids of each `activities` call. */
+    activity: [] as string[][],
   };
   /** Return an error to throw (or undefined to answer). */
   readonly fail: {
     contacts?: (ids: readonly string[], columns: readonly string[]) => Failure;
     messageRecord?: (entitySetName: string, id: string) => Failure;
-    activity?: (id: string) => Failure;
+    activity?: (ids: readonly string[]) => Failure;
   } = {};
   /** Reads that never answer and ignore their signal (the stage must not wait for them when aborted). */
   readonly hang: { contacts?: boolean; messageRecord?: boolean; activity?: boolean } = {};
@@ -206,14 +208,19 @@ export class FakeReads implements DataverseReads {
     return this.records.get(`${entitySetName}(${id})`);
   }
 
-  async activity(id: string): Promise<Row | undefined> {
-    this.calls.activity.push(id);
+  async activities(ids: readonly string[]): Promise<Map<string, Row>> {
+    this.calls.activity.push([...ids]);
     this.onRead('activity');
     await pause(this.latencyMs.activity);
-    const failure = this.fail.activity?.(id);
+    const failure = this.fail.activity?.(ids);
     if (failure !== undefined) throw failure;
     if (this.hang.activity) await never();
-    return this.activities.get(id);
+    const out = new Map<string, Row>();
+    for (const id of ids) {
+      const row = this.activityRows.get(id);
+      if (row) out.set(id, row);
+    }
+    return out;
   }
 }
 

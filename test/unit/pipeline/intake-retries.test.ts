@@ -62,7 +62,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
 
     it('retries every read of the batch: a truncated event’s row and the contacts (timeouts)', async () => {
       const h = harness();
-      h.reads.activities.set('row-7', activityRow(7));
+      h.reads.activityRows.set('row-7', activityRow(7));
       h.reads.addContacts(contact(7), contact(8));
       h.reads.fail.activity = failing(1, unavailable);
       h.reads.fail.contacts = failing(2, timedOut);
@@ -73,7 +73,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       assert.equal(h.reads.calls.contacts.length, 2);
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete']);
-      assert.deepEqual(h.reads.calls.activity, ['row-7', 'row-7']);
+      assert.deepEqual(h.reads.calls.activity, [['row-7'], ['row-7']]);
       assert.equal(h.reads.calls.contacts.length, 3);
       assert.deepEqual(h.outbound.sent.map((m) => m.messageId).sort(), ['row-7', 'row-8']);
       assert.equal(h.stage.stats().retries, 3);
@@ -142,28 +142,28 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
 
     it('waits a default second when Retry-After is missing, then reads again', async () => {
       const h = harness();
-      h.reads.activities.set('row-1', activityRow(1));
+      h.reads.activityRows.set('row-1', activityRow(1));
       h.reads.addContacts(contact(1));
       h.reads.fail.activity = failing(1, () => throttled(undefined));
       const run = track(h.run([truncated('row-1')]));
       await clock.tickAsync(999);
-      assert.deepEqual(h.reads.calls.activity, ['row-1']);
+      assert.deepEqual(h.reads.calls.activity, [['row-1']]);
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete']);
-      assert.deepEqual(h.reads.calls.activity, ['row-1', 'row-1']);
+      assert.deepEqual(h.reads.calls.activity, [['row-1'], ['row-1']]);
     });
 
     it('a Retry-After beyond maxThrottleWaitMs ends the batch’s reads: its deliveries are abandoned after maxThrottleWaitMs', async () => {
       const h = harness({ readConcurrency: 1, maxThrottleWaitMs: 30_000 });
       h.reads.addRecord('sample_specialmessages', 'msg-2', { sample_text: 'two' });
-      h.reads.activities.set('row-3', activityRow(3, { msdyncrm_entityid: 'msg-2' }));
+      h.reads.activityRows.set('row-3', activityRow(3, { msdyncrm_entityid: 'msg-2' }));
       h.reads.fail.messageRecord = (_set, id) => (id === 'msg-1' ? throttled(120_000) : undefined);
       const run = track(h.run([activity(1), activity(2, { entityId: 'msg-2' }), truncated('row-3')]));
       await clock.tickAsync(29_999);
       assert.equal(run.done(), false);
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['abandon', 'abandon', 'abandon']);
-      assert.deepEqual(h.reads.calls.activity, ['row-3'], 'the truncated read came before the throttle');
+      assert.deepEqual(h.reads.calls.activity, [['row-3']], 'the truncated read came before the throttle');
       assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id), ['msg-1']);
       assert.equal(h.reads.calls.contacts.length, 0);
     });

@@ -88,14 +88,43 @@ describe('pipeline: IntakeStage', () => {
 
   it('completes a truncated event by reading its activity row', async () => {
     const h = harness();
-    h.reads.activities.set('row-7', activityRow(7));
+    h.reads.activityRows.set('row-7', activityRow(7));
     h.reads.addContacts(contact(7));
     const deliveries = await h.run([truncated('row-7')]);
     assert.deepEqual(settledAs(deliveries), ['complete']);
-    assert.deepEqual(h.reads.calls.activity, ['row-7']);
+    assert.deepEqual(h.reads.calls.activity, [['row-7']]);
     assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.text, m.body.context]), [
       ['row-7', 'Hi Ann7!', { kind: 'marketing', activityId: 'tile-1', activityRowId: 'row-7', contactId: 'c-7', journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' }],
     ]);
+  });
+
+  it('reads the rows of every partial-Target and truncated event of a batch in one call; a row that lacks what the Target lacked is dead-lettered', async () => {
+    const h = harness();
+    for (const i of [1, 2, 3]) h.reads.activityRows.set(`row-${i}`, activityRow(i));
+    h.reads.activityRows.set('row-4', activityRow(4, { _msdyncrm_contact_value: null }));
+    h.reads.addContacts(contact(1), contact(2), contact(3), contact(5));
+    const deliveries = await h.run([
+      truncated('row-1', ['msdyncrm_contact']),
+      activity(5),
+      truncated('row-2', ['msdyncrm_entityid', 'msdyncrm_activityid']),
+      truncated('row-3'),
+      truncated('row-4', ['msdyncrm_contact']),
+      truncated('row-6', ['msdyncrm_contact']),
+    ]);
+    assert.deepEqual(h.reads.calls.activity, [['row-1', 'row-2', 'row-3', 'row-4', 'row-6']], 'one read for the batch');
+    assert.deepEqual(h.reads.calls.contacts.length, 1, 'and one contacts read for all of it');
+    assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete', 'deadLetter', 'deadLetter']);
+    assert.deepEqual(h.outbound.messages.map((m) => m.messageId).sort(), ['act-1', 'act-2', 'act-3', 'act-5']);
+    assert.deepEqual(deliveries[4]!.settlements[0], {
+      how: 'deadLetter',
+      reason: 'EventMissingAttribute',
+      description: "activity row row-4 (read because the event's Target lacked msdyncrm_contact): activity row: '_msdyncrm_contact_value' must be a non-empty string, found nothing",
+    });
+    assert.deepEqual(deliveries[5]!.settlements[0], {
+      how: 'deadLetter',
+      reason: 'ActivityNotFound',
+      description: "the event's Target lacked msdyncrm_contact and activity row row-6 (msdyncrm_customerjourneycustomchannelactivities) does not exist",
+    });
   });
 
   it('sends a real-time journeys event without any Dataverse read', async () => {

@@ -114,7 +114,7 @@ describe('pipeline: IntakeStage', () => {
     assert.deepEqual(h.reads.calls.activity, [['row-1', 'row-2', 'row-3', 'row-4', 'row-6']], 'one read for the batch');
     assert.deepEqual(h.reads.calls.contacts.length, 1, 'and one contacts read for all of it');
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete', 'deadLetter', 'deadLetter']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.messageId).sort(), ['act-1', 'act-2', 'act-3', 'act-5']);
+    assert.deepEqual(h.outbound.messages.map((m) => m.messageId).sort(), ['row-1', 'row-2', 'row-3', 'row-5']);
     assert.deepEqual(deliveries[4]!.settlements[0], {
       how: 'deadLetter',
       reason: 'EventMissingAttribute',

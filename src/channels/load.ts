@@ -18,13 +18,33 @@ import {
   type Channel,
   type ChannelCallbacks,
   type ProviderSettings,
+  type UnreadProviderSettings,
 } from './types.js';
+
+/**
+ * Which channels' provider settings are read (secrets from the environment, `${NAME}` in URLs), for least privilege:
+ * - `all`: every channel's (dispatch calls every provider);
+ * - `callbacks`: only the channels with a `callbacks` block are loaded, and of those only Twilio's settings (its auth
+ *   token verifies `X-Twilio-Signature`, its account and base URL fetch a reply's message) and the contract's (its
+ *   signing secret verifies the webhooks); a Telegram channel's updates are verified with `webhookSecretToken`;
+ * - `none`: no channel's (intake routes and renders, it never calls a provider).
+ * A Telegram channel without `senderKey` still needs its bot token wherever it is loaded: its session key is the bot id
+ * the token starts with.
+ */
+export type ProviderReading = 'all' | 'callbacks' | 'none';
 
 export interface LoadChannelsOptions {
   /** @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
   /** Base for the file name shown in errors. @defaultValue process.cwd() */
   cwd?: string;
+  /** Which provider settings to read; see {@link ProviderReading}. @defaultValue 'all' */
+  providers?: ProviderReading;
+  /**
+   * Read the secrets of the `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`), which only the callbacks
+   * service verifies with. @defaultValue true
+   */
+  callbackSecrets?: boolean;
 }
 
 /** The channels of one relay process, with the lookups the stages need. */
@@ -81,6 +101,8 @@ type RawCallbacks = {
 /** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
 export function loadChannels(file: string, options: LoadChannelsOptions = {}): ChannelRegistry {
   const env = options.env ?? process.env;
+  const providers = options.providers ?? 'all';
+  const callbackSecrets = options.callbackSecrets ?? true;
   const absolute = path.resolve(options.cwd ?? process.cwd(), file);
   const source = path.relative(options.cwd ?? process.cwd(), absolute) || absolute;
   const problem = (p: string, expected: string, found: string): ConfigProblem => ({ source, path: p, expected, found });
@@ -107,8 +129,11 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
   const channels: Channel[] = [];
   const raw = (doc as { channels: RawChannel[] }).channels;
   raw.forEach((c, i) => {
+    if (providers === 'callbacks' && c.callbacks === undefined) return;
     const at = (key: string): string => `channels.${i}.${key}`;
-    const settings = resolveProvider(c.provider, at('provider'), env, problems, problem);
+    const type = c.provider['type'] as ProviderSettings['type'];
+    const read = providers === 'all' || (providers === 'callbacks' && type !== 'telegram');
+    const settings = read ? resolveProvider(c.provider, at('provider'), env, problems, problem) : unreadProvider(c, at, env, problems, problem);
     let tile: Channel['tile'];
     if (c.tile !== undefined) {
       const tileFile = path.resolve(path.dirname(absolute), c.tile);
@@ -130,13 +155,13 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
       problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
     }
-    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, c.provider['type'] as ProviderSettings['type'], tile, c.channelDefinitionId !== undefined, at('callbacks'), env, problems, problem);
+    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, type, tile, c.channelDefinitionId !== undefined, callbackSecrets, at('callbacks'), env, problems, problem);
     if (!settings) return;
     const channel: Channel = {
       name: c.name,
-      provider: settings,
+      provider: settings.provider,
       sender: c.sender,
-      senderKey: c.senderKey ?? defaultSenderKey(settings, c.sender),
+      senderKey: c.senderKey ?? defaultSenderKey(type, c.sender, settings.botToken),
       addressField: c.addressField ?? '',
       textField: c.textField ?? '',
       rateLimit: {
@@ -171,12 +196,42 @@ type ProblemOf = (path: string, expected: string, found: string) => ConfigProble
  * Messaging Service), a Telegram bot (its token names it, whatever `sender` says: the token's public bot id, never the
  * secret part), a contract sender.
  */
-function defaultSenderKey(settings: ProviderSettings, sender: string): string {
-  if (settings.type === 'telegram') return `telegram:${settings.botToken.split(':')[0] ?? ''}`;
-  return `${settings.type}:${sender}`;
+function defaultSenderKey(type: ProviderSettings['type'], sender: string, botToken: string | undefined): string {
+  if (type === 'telegram') return `telegram:${botToken?.split(':')[0] ?? ''}`;
+  return `${type}:${sender}`;
 }
 
-function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): ProviderSettings | undefined {
+/** A channel's provider as loaded, and the Telegram bot token its default session key comes from. */
+interface LoadedProvider {
+  provider: ProviderSettings | UnreadProviderSettings;
+  botToken?: string;
+}
+
+/**
+ * A provider whose settings are not read: its type only; a Telegram channel without `senderKey` still reads its bot
+ * token, for the session key. Undefined (with a problem) when that token is not set.
+ */
+function unreadProvider(c: RawChannel, at: (key: string) => string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
+  const type = c.provider['type'] as ProviderSettings['type'];
+  const provider: UnreadProviderSettings = { type, unread: true };
+  const reference = c.provider['botToken'];
+  if (type !== 'telegram' || c.senderKey !== undefined || reference === undefined) return { provider };
+  const name = ENV_REF.exec(reference)?.[1];
+  const botToken = name === undefined ? undefined : env[name];
+  if (botToken !== undefined && botToken !== '') return { provider, botToken };
+  problems.push(
+    problem(
+      at('provider.botToken'),
+      name === undefined
+        ? 'an env:NAME reference (secrets are read only from the environment)'
+        : `environment variable ${name} to be set (the value is "${reference}"): the channel's session key is the bot id the token starts with; set ${at('senderKey')} to "telegram:<bot id>" to run without the token`,
+      name === undefined ? renderFound(reference, true) : 'it unset',
+    ),
+  );
+  return undefined;
+}
+
+function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
   const type = p['type'] as ProviderSettings['type'];
   const values: Record<string, string> = {};
   let ok = true;
@@ -221,11 +276,11 @@ function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.Proc
   if (!ok) return undefined;
   switch (type) {
     case 'twilio':
-      return { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+      return { provider: { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) } };
     case 'telegram':
-      return { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+      return { provider: { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) }, botToken: values['botToken'] as string };
     case 'contract':
-      return { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string };
+      return { provider: { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string } };
   }
 }
 
@@ -245,7 +300,8 @@ function secretFromEnv(value: string, at: string, env: NodeJS.ProcessEnv, proble
 }
 
 /**
- * A channel's `callbacks` block with its defaults: the URL interpolated, secrets from the environment, the response
+ * A channel's `callbacks` block with its defaults: the URL interpolated, secrets from the environment (with
+ * `readSecrets`; else left out), the response
  * types checked against the tile, and words that cannot mean two things. Undefined when anything is wrong (the
  * problems say what).
  */
@@ -254,6 +310,7 @@ function resolveCallbacks(
   type: ProviderSettings['type'],
   tile: Channel['tile'],
   realtime: boolean,
+  readSecrets: boolean,
   at: string,
   env: NodeJS.ProcessEnv,
   problems: ConfigProblem[],
@@ -299,7 +356,7 @@ function resolveCallbacks(
   let webhookSecretToken: string | undefined;
   if (c.webhookSecretToken !== undefined) {
     if (type !== 'telegram') problems.push(problem(key('webhookSecretToken'), 'no webhookSecretToken (only a telegram channel has one)', 'one'));
-    else {
+    else if (readSecrets) {
       webhookSecretToken = secretFromEnv(c.webhookSecretToken, key('webhookSecretToken'), env, problems, problem);
       const tokens = webhookSecretToken?.trim().split(/\s+/) ?? [];
       if (webhookSecretToken !== undefined && (tokens.length > 2 || !tokens.every((t) => TELEGRAM_SECRET_TOKEN.test(t)))) {
@@ -312,7 +369,7 @@ function resolveCallbacks(
   let previousAuthToken: string | undefined;
   if (c.previousAuthToken !== undefined) {
     if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
-    else previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
+    else if (readSecrets) previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
   }
   if (c.trackLinks === true && tile === undefined) {
     problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));

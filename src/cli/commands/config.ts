@@ -10,8 +10,9 @@ function describeChannel(c: Channel): string {
   const source = c.tile
     ? `tile ${c.tile.entityType} (compliance ${c.tile.complianceField}, address ${c.addressField}, text ${c.textField}${c.failureResponseType ? `, failures as '${c.failureResponseType}'` : ''})`
     : `real-time channel definition ${c.channelDefinitionId}`;
-  const where = c.provider.type === 'contract' ? c.provider.url : (c.provider.baseUrl ?? 'the provider');
-  return `channel ${c.name}: ${c.provider.type} at ${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
+  const p = c.provider;
+  const where = 'unread' in p ? ' (settings not read for this stage)' : ` at ${p.type === 'contract' ? p.url : (p.baseUrl ?? 'the provider')}`;
+  return `channel ${c.name}: ${p.type}${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
 }
 
 /** `channel-relay config check [FILE]`: every problem and exit 1, or a summary and exit 0. */

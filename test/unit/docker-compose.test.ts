@@ -133,7 +133,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
     const channelsRefs = [...read('config/channels.json').matchAll(/env:([A-Za-z_][A-Za-z0-9_]*)|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => (m[1] ?? m[2])!);
     for (const n of channelsRefs) known.add(n);
     /** Settings with a default: given for the demo, never required. */
-    const settings = new Set(['LOG_LEVEL', 'HEALTH_PORT', 'DATAVERSE_AUTH', 'CHANNELS_FILE']);
+    const settings = new Set(['LOG_LEVEL', 'HEALTH_PORT', 'DATAVERSE_AUTH', 'DATAVERSE_CLIENT_ID', 'CHANNELS_FILE']);
 
     const load = (stage: StageName, env: Record<string, string>): void => {
       const checkoutEnv = { ...env, ...(env['CHANNELS_FILE'] ? { CHANNELS_FILE: inCheckout(env['CHANNELS_FILE']) } : {}) };
@@ -168,6 +168,9 @@ describe('docker-compose.yml and the Dockerfile', () => {
     // recorder no channel; the callbacks service only channels with callbacks (the sample has none).
     assert.deepEqual(given, { intake: ['TELEGRAM_BOT_TOKEN'], dispatch: [...new Set(channelsRefs)].sort(), recorder: [], callbacks: [] });
     assert.equal(environmentOf(services['callbacks']!)['CALLBACK_SIGNING_KEYS'] !== undefined, true, 'the callbacks service verifies with the callback signing keys');
+    // One Dataverse identity per stage that calls Dataverse, told apart in the emulator's /_emulator/stats.
+    const identities = WORKERS.filter((w) => STAGE_NEEDS[w].dataverse).map((w) => environmentOf(services[w]!)['DATAVERSE_CLIENT_ID']);
+    assert.deepEqual(identities, ['channel-relay-intake', 'channel-relay-recorder', 'channel-relay-callbacks']);
   });
 
   it('points the workers at the services by name and port, with the connection string Microsoft documents for containers', () => {

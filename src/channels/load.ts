@@ -209,26 +209,34 @@ interface LoadedProvider {
 
 /**
  * A provider whose settings are not read: its type only; a Telegram channel without `senderKey` still reads its bot
- * token, for the session key. Undefined (with a problem) when that token is not set.
+ * token, for the session key. A secret written literally in the file is refused all the same. Undefined (with a
+ * problem) when that token is not set.
  */
 function unreadProvider(c: RawChannel, at: (key: string) => string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
   const type = c.provider['type'] as ProviderSettings['type'];
   const provider: UnreadProviderSettings = { type, unread: true };
+  if (!referencesOnly(c.provider, at('provider'), problems, problem)) return undefined;
   const reference = c.provider['botToken'];
   if (type !== 'telegram' || c.senderKey !== undefined || reference === undefined) return { provider };
-  const name = ENV_REF.exec(reference)?.[1];
-  const botToken = name === undefined ? undefined : env[name];
+  const name = ENV_REF.exec(reference)?.[1] as string;
+  const botToken = env[name];
   if (botToken !== undefined && botToken !== '') return { provider, botToken };
-  problems.push(
-    problem(
-      at('provider.botToken'),
-      name === undefined
-        ? 'an env:NAME reference (secrets are read only from the environment)'
-        : `environment variable ${name} to be set (the value is "${reference}"): the channel's session key is the bot id the token starts with; set ${at('senderKey')} to "telegram:<bot id>" to run without the token`,
-      name === undefined ? renderFound(reference, true) : 'it unset',
-    ),
-  );
+  const expected = `environment variable ${name} to be set (the value is "${reference}"): the channel's session key is the bot id the token starts with; set ${at('senderKey')} to "telegram:<bot id>" to run without the token`;
+  problems.push(problem(at('provider.botToken'), expected, 'it unset'));
   return undefined;
+}
+
+/** Whether every secret of `block` is an `env:NAME` reference (not read here); a problem for each that is not. */
+function referencesOnly(block: Record<string, unknown>, at: string, problems: ConfigProblem[], problem: ProblemOf): boolean {
+  let ok = true;
+  for (const key of SECRETS) {
+    const value = block[key];
+    if (typeof value === 'string' && !ENV_REF.test(value)) {
+      problems.push(problem(`${at}.${key}`, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
@@ -318,6 +326,8 @@ function resolveCallbacks(
 ): ChannelCallbacks | undefined {
   const before = problems.length;
   const key = (k: string): string => `${at}.${k}`;
+  // Secrets not read here must still be references: a literal one in the file is refused whatever the stage.
+  if (!readSecrets) referencesOnly(c, at, problems, problem);
   const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(/\/+$/, '');
   const upper = (words: readonly string[]): string[] => words.map((w) => w.toLocaleUpperCase('en-US'));
   const optOutWords = upper(c.optOutWords ?? DEFAULT_OPT_OUT_WORDS);

@@ -147,6 +147,43 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
     });
   });
 
+  it('a secret written literally in the channels file is refused by every stage, even one that does not read it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'stage-literal-'));
+    try {
+      const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
+      writeFileSync(
+        path.join(dir, 'channels.json'),
+        JSON.stringify({
+          channels: [
+            {
+              name: 'sms',
+              tile,
+              provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'literal-token-in-the-file' },
+              sender: '+15550000001',
+              addressField: 'mobilephone',
+              textField: 'sample_text',
+              rateLimit: { messages: 10 },
+              callbacks: { publicBaseUrl: 'https://relay.example', previousAuthToken: 'literal-previous-token' },
+            },
+          ],
+        }),
+      );
+      const env = { ...BUS, ...DATAVERSE, ...KEYS, CHANNELS_FILE: path.join(dir, 'channels.json') };
+      for (const stage of ['intake', 'dispatch', 'callbacks'] as const) {
+        const problems = problemsOf([stage], env);
+        const paths = problems.map((p) => p.path);
+        assert.ok(paths.includes('channels.0.provider.authToken'), `${stage}: ${paths.join(', ')}`);
+        if (stage !== 'dispatch') assert.ok(paths.includes('channels.0.callbacks.previousAuthToken'), `${stage}: ${paths.join(', ')}`);
+        for (const p of problems.filter((x) => x.path.endsWith('Token'))) {
+          assert.match(p.expected, /an env:NAME reference \(secrets are read only from the environment\)/);
+          assert.doesNotMatch(p.found, /literal/);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a process of several stages needs the union of theirs', () => {
     assert.deepEqual(needsOf(['intake', 'dispatch', 'recorder']), { dataverse: true, channels: true, providers: 'all', callbackSecrets: false });
     assert.deepEqual(needsOf(['recorder']), { dataverse: true, channels: false, providers: 'none', callbackSecrets: false });

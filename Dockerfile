@@ -5,7 +5,8 @@
 #   docker run --rm channel-relay node dist/src/cli/main.js --help
 #
 # Default command: the three stages in one process (workers/all.ts). Run one stage per container with
-# `node dist/workers/intake.js`, `dist/workers/dispatch.js` or `dist/workers/recorder.js`.
+# `node dist/workers/intake.js`, `dist/workers/dispatch.js`, `dist/workers/recorder.js` or `dist/workers/callbacks.js`;
+# each requires only what its stage uses (README "Running the workers").
 
 ARG NODE_IMAGE=node:20-slim
 

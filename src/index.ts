@@ -32,7 +32,7 @@ export { createMetricsRegistry, startHealthServer, type HealthServer, type Healt
 export { startServiceBusEmulator, type ServiceBusEmulator, type ServiceBusEmulatorOptions } from './emulators/servicebus/index.js';
 export { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from './emulators/dataverse/index.js';
 export { startProviderSimulators, type ProviderSimulators, type ProviderSimulatorsOptions } from './emulators/providers/index.js';
-export { loadChannels, readTile, type Channel, type ChannelRegistry, type ChannelTile } from './channels/index.js';
-export { startRelay, runWorker, STAGES, type StageName, type RelayOptions, type RunningRelay } from './relay/index.js';
+export { loadChannels, providerSettings, readTile, type Channel, type ChannelRegistry, type ChannelTile } from './channels/index.js';
+export { startRelay, runWorker, loadStageConfig, STAGE_NEEDS, STAGES, type StageName, type StageNeeds, type RelayOptions, type RunningRelay } from './relay/index.js';
 export { createProvider, signWebhook, verifyWebhook, webhookHeaders, type Provider, type SendRequest, type SendResult } from './providers/index.js';
 export type { OutboundMessage, InteractionMessage } from './pipeline/index.js';

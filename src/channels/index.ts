@@ -1,5 +1,5 @@
 /** Channels: `channels.json` and the tile XML each channel names. */
-export { loadChannels, type ChannelRegistry, type LoadChannelsOptions } from './load.js';
+export { loadChannels, type ChannelRegistry, type LoadChannelsOptions, type ProviderReading } from './load.js';
 export { readTile, TileError, type ChannelTile, type TileResponseType } from './tile.js';
 export {
   DEFAULT_OPT_IN_CONFIRMATION,
@@ -10,4 +10,6 @@ export {
   type Channel,
   type ChannelCallbacks,
   type ProviderSettings,
+  type UnreadProviderSettings,
+  providerSettings,
 } from './types.js';

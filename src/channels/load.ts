@@ -19,13 +19,33 @@ import {
   type Channel,
   type ChannelCallbacks,
   type ProviderSettings,
+  type UnreadProviderSettings,
 } from './types.js';
+
+/**
+ * Which channels' provider settings are read (secrets from the environment, `${NAME}` in URLs), for least privilege:
+ * - `all`: every channel's (dispatch calls every provider);
+ * - `callbacks`: only the channels with a `callbacks` block are loaded, and of those only Twilio's settings (its auth
+ *   token verifies `X-Twilio-Signature`, its account and base URL fetch a reply's message) and the contract's (its
+ *   signing secret verifies the webhooks); a Telegram channel's updates are verified with `webhookSecretToken`;
+ * - `none`: no channel's (intake routes and renders, it never calls a provider).
+ * A Telegram channel without `senderKey` still needs its bot token wherever it is loaded: its session key is the bot id
+ * the token starts with.
+ */
+export type ProviderReading = 'all' | 'callbacks' | 'none';
 
 export interface LoadChannelsOptions {
   /** @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
   /** Base for the file name shown in errors. @defaultValue process.cwd() */
   cwd?: string;
+  /** Which provider settings to read; see {@link ProviderReading}. @defaultValue 'all' */
+  providers?: ProviderReading;
+  /**
+   * Read the secrets of the `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`), which only the callbacks
+   * service verifies with. @defaultValue true
+   */
+  callbackSecrets?: boolean;
 }
 
 /** The channels of one relay process, with the lookups the stages need. */
@@ -83,6 +103,8 @@ type RawCallbacks = {
 /** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
 export function loadChannels(file: string, options: LoadChannelsOptions = {}): ChannelRegistry {
   const env = options.env ?? process.env;
+  const providers = options.providers ?? 'all';
+  const callbackSecrets = options.callbackSecrets ?? true;
   const absolute = path.resolve(options.cwd ?? process.cwd(), file);
   const source = path.relative(options.cwd ?? process.cwd(), absolute) || absolute;
   const problem = (p: string, expected: string, found: string): ConfigProblem => ({ source, path: p, expected, found });
@@ -109,8 +131,11 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
   const channels: Channel[] = [];
   const raw = (doc as { channels: RawChannel[] }).channels;
   raw.forEach((c, i) => {
+    if (providers === 'callbacks' && c.callbacks === undefined) return;
     const at = (key: string): string => `channels.${i}.${key}`;
-    const settings = resolveProvider(c.provider, at('provider'), env, problems, problem);
+    const type = c.provider['type'] as ProviderSettings['type'];
+    const read = providers === 'all' || (providers === 'callbacks' && type !== 'telegram');
+    const settings = read ? resolveProvider(c.provider, at('provider'), env, problems, problem) : unreadProvider(c, at, env, problems, problem);
     let tile: Channel['tile'];
     if (c.tile !== undefined) {
       const tileFile = path.resolve(path.dirname(absolute), c.tile);
@@ -132,16 +157,16 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
       problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
     }
-    if (c.rateLimit.perGroupMs !== undefined && c.provider['type'] !== 'telegram') {
+    if (c.rateLimit.perGroupMs !== undefined && type !== 'telegram') {
       problems.push(problem(at('rateLimit.perGroupMs'), 'no perGroupMs: it spaces messages to Telegram group chats, and this is not a Telegram channel', renderFound(c.rateLimit.perGroupMs)));
     }
-    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, c.provider['type'] as ProviderSettings['type'], tile, c.channelDefinitionId !== undefined, at('callbacks'), env, problems, problem);
+    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, type, tile, c.channelDefinitionId !== undefined, callbackSecrets, at('callbacks'), env, problems, problem);
     if (!settings) return;
     const channel: Channel = {
       name: c.name,
-      provider: settings,
+      provider: settings.provider,
       sender: c.sender,
-      senderKey: c.senderKey ?? defaultSenderKey(settings, c.sender),
+      senderKey: c.senderKey ?? defaultSenderKey(type, c.sender, settings.botToken),
       addressField: c.addressField ?? '',
       textField: c.textField ?? '',
       rateLimit: {
@@ -149,7 +174,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
         intervalMs: c.rateLimit.intervalMs ?? DEFAULTS.intervalMs,
         concurrency: c.rateLimit.concurrency ?? DEFAULTS.concurrency,
         perRecipientMs: c.rateLimit.perRecipientMs ?? DEFAULTS.perRecipientMs,
-        perGroupMs: c.rateLimit.perGroupMs ?? (settings.type === 'telegram' ? TELEGRAM_GROUP_SPACING_MS : 0),
+        perGroupMs: c.rateLimit.perGroupMs ?? (type === 'telegram' ? TELEGRAM_GROUP_SPACING_MS : 0),
       },
       timeoutMs: c.timeoutMs ?? DEFAULTS.timeoutMs,
     };
@@ -177,12 +202,50 @@ type ProblemOf = (path: string, expected: string, found: string) => ConfigProble
  * Messaging Service), a Telegram bot (its token names it, whatever `sender` says: the token's public bot id, never the
  * secret part), a contract sender.
  */
-function defaultSenderKey(settings: ProviderSettings, sender: string): string {
-  if (settings.type === 'telegram') return `telegram:${settings.botToken.split(':')[0] ?? ''}`;
-  return `${settings.type}:${sender}`;
+function defaultSenderKey(type: ProviderSettings['type'], sender: string, botToken: string | undefined): string {
+  if (type === 'telegram') return `telegram:${botToken?.split(':')[0] ?? ''}`;
+  return `${type}:${sender}`;
 }
 
-function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): ProviderSettings | undefined {
+/** A channel's provider as loaded, and the Telegram bot token its default session key comes from. */
+interface LoadedProvider {
+  provider: ProviderSettings | UnreadProviderSettings;
+  botToken?: string;
+}
+
+/**
+ * A provider whose settings are not read: its type only; a Telegram channel without `senderKey` still reads its bot
+ * token, for the session key. A secret written literally in the file is refused all the same. Undefined (with a
+ * problem) when that token is not set.
+ */
+function unreadProvider(c: RawChannel, at: (key: string) => string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
+  const type = c.provider['type'] as ProviderSettings['type'];
+  const provider: UnreadProviderSettings = { type, unread: true };
+  if (!referencesOnly(c.provider, at('provider'), problems, problem)) return undefined;
+  const reference = c.provider['botToken'];
+  if (type !== 'telegram' || c.senderKey !== undefined || reference === undefined) return { provider };
+  const name = ENV_REF.exec(reference)?.[1] as string;
+  const botToken = env[name];
+  if (botToken !== undefined && botToken !== '') return { provider, botToken };
+  const expected = `environment variable ${name} to be set (the value is "${reference}"): the channel's session key is the bot id the token starts with; set ${at('senderKey')} to "telegram:<bot id>" to run without the token`;
+  problems.push(problem(at('provider.botToken'), expected, 'it unset'));
+  return undefined;
+}
+
+/** Whether every secret of `block` is an `env:NAME` reference (not read here); a problem for each that is not. */
+function referencesOnly(block: Record<string, unknown>, at: string, problems: ConfigProblem[], problem: ProblemOf): boolean {
+  let ok = true;
+  for (const key of SECRETS) {
+    const value = block[key];
+    if (typeof value === 'string' && !ENV_REF.test(value)) {
+      problems.push(problem(`${at}.${key}`, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
   const type = p['type'] as ProviderSettings['type'];
   const values: Record<string, string> = {};
   let ok = true;
@@ -227,11 +290,11 @@ function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.Proc
   if (!ok) return undefined;
   switch (type) {
     case 'twilio':
-      return { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+      return { provider: { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) } };
     case 'telegram':
-      return { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) };
+      return { provider: { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) }, botToken: values['botToken'] as string };
     case 'contract':
-      return { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string };
+      return { provider: { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string } };
   }
 }
 
@@ -251,7 +314,8 @@ function secretFromEnv(value: string, at: string, env: NodeJS.ProcessEnv, proble
 }
 
 /**
- * A channel's `callbacks` block with its defaults: the URL interpolated, secrets from the environment, the response
+ * A channel's `callbacks` block with its defaults: the URL interpolated, secrets from the environment (with
+ * `readSecrets`; else left out), the response
  * types checked against the tile, and words that cannot mean two things. Undefined when anything is wrong (the
  * problems say what).
  */
@@ -260,6 +324,7 @@ function resolveCallbacks(
   type: ProviderSettings['type'],
   tile: Channel['tile'],
   realtime: boolean,
+  readSecrets: boolean,
   at: string,
   env: NodeJS.ProcessEnv,
   problems: ConfigProblem[],
@@ -267,6 +332,8 @@ function resolveCallbacks(
 ): ChannelCallbacks | undefined {
   const before = problems.length;
   const key = (k: string): string => `${at}.${k}`;
+  // Secrets not read here must still be references: a literal one in the file is refused whatever the stage.
+  if (!readSecrets) referencesOnly(c, at, problems, problem);
   const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(/\/+$/, '');
   const upper = (words: readonly string[]): string[] => words.map((w) => w.toLocaleUpperCase('en-US'));
   const optOutWords = upper(c.optOutWords ?? DEFAULT_OPT_OUT_WORDS);
@@ -305,7 +372,7 @@ function resolveCallbacks(
   let webhookSecretToken: string | undefined;
   if (c.webhookSecretToken !== undefined) {
     if (type !== 'telegram') problems.push(problem(key('webhookSecretToken'), 'no webhookSecretToken (only a telegram channel has one)', 'one'));
-    else {
+    else if (readSecrets) {
       webhookSecretToken = secretFromEnv(c.webhookSecretToken, key('webhookSecretToken'), env, problems, problem);
       const tokens = webhookSecretToken?.trim().split(/\s+/) ?? [];
       if (webhookSecretToken !== undefined && (tokens.length > 2 || !tokens.every((t) => TELEGRAM_SECRET_TOKEN.test(t)))) {
@@ -318,7 +385,7 @@ function resolveCallbacks(
   let previousAuthToken: string | undefined;
   if (c.previousAuthToken !== undefined) {
     if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
-    else previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
+    else if (readSecrets) previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
   }
   let sharedKeySecret: string | undefined;
   if (c.sharedKeySecret !== undefined) {

@@ -9,6 +9,15 @@ export type ProviderSettings =
   | { type: 'telegram'; botToken: string; baseUrl?: string }
   | { type: 'contract'; url: string; signingSecret: string };
 
+/**
+ * A provider whose settings a process did not read, because none of its stages calls the provider or verifies what it
+ * posts (`loadChannels` option `providers`): its type only, no secret, no URL.
+ */
+export interface UnreadProviderSettings {
+  type: ProviderSettings['type'];
+  unread: true;
+}
+
 export interface Channel {
   /** The channel's name in channels.json; also what the message record's channel column holds. */
   name: string;
@@ -16,7 +25,8 @@ export interface Channel {
   tile?: ChannelTile & { file: string };
   /** Real-time journeys: the `msdyn_channeldefinition` this channel serves. */
   channelDefinitionId?: string;
-  provider: ProviderSettings;
+  /** The provider's settings; only its type where this process's stages never use them (`loadChannels` option `providers`). */
+  provider: ProviderSettings | UnreadProviderSettings;
   /** The sender (phone number, bot name, contract `From`). */
   sender: string;
   /** The Service Bus SessionId of this channel's messages on `outbound`: one session = one sender. */
@@ -54,6 +64,13 @@ export interface Channel {
   callbacks?: ChannelCallbacks;
   /** `callbacks.publicBaseUrl`, when the channel has callbacks (kept here for the stages that only need the URL). */
   publicBaseUrl?: string;
+}
+
+/** A channel's provider settings; throws a `TypeError` naming the channel when this process did not read them. */
+export function providerSettings(channel: Channel): ProviderSettings {
+  const provider = channel.provider;
+  if ('unread' in provider) throw new TypeError(`channel "${channel.name}": its ${provider.type} provider settings were not read (this process's stages do not use them)`);
+  return provider;
 }
 
 /**

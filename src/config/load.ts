@@ -52,10 +52,12 @@ export interface LoadConfigOptions {
    */
   forWorkers?: boolean;
   /**
-   * With `forWorkers`: also require a Dataverse URL. Dispatch never calls Dataverse; intake and the recorder do.
-   * @defaultValue true
+   * With `forWorkers`: also require a Dataverse URL. Dispatch never calls Dataverse; intake, the recorder and the
+   * callbacks service do. @defaultValue true
    */
   needsDataverse?: boolean;
+  /** With `forWorkers`: also require a readable channels file. The recorder uses no channel. @defaultValue true */
+  needsChannels?: boolean;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -315,7 +317,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     const source = originOf(origins, 'channelsFile', display(defaultsFile));
     config.channelsFile = path.resolve(baseDirOf[source] ?? cwd, config.channelsFile);
   }
-  problems.push(...crossChecks(config, origins, forWorkers, options.needsDataverse ?? true, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
+  const needs = { dataverse: options.needsDataverse ?? true, channels: options.needsChannels ?? true };
+  problems.push(...crossChecks(config, origins, forWorkers, needs, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
 
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
   return { config, files, origins };
@@ -348,7 +351,7 @@ function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv
 }
 
 /** Rules across keys that the schema cannot state. */
-function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, needsDataverse: boolean, fallback: string): ConfigProblem[] {
+function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, needs: { dataverse: boolean; channels: boolean }, fallback: string): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const sb = config.serviceBus;
   const dv = config.dataverse;
@@ -368,7 +371,8 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
       out.push({ source: originOf(origins, 'dataverse.url', fallback), path: 'dataverse.url', expected: 'an http(s) URL such as https://contoso.crm.dynamics.com', found: renderFound(dv.url) });
     }
   }
-  if (dv?.auth === 'client-secret') {
+  // A process that never calls Dataverse (dispatch) needs no Dataverse identity either.
+  if (dv?.auth === 'client-secret' && (!forWorkers || needs.dataverse)) {
     for (const key of ['tenantId', 'clientId', 'clientSecret'] as const) {
       if (!dv[key]) {
         out.push({
@@ -398,10 +402,10 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
         found: 'neither',
       });
     }
-    if (needsDataverse && dv && !dv.url) {
+    if (needs.dataverse && dv && !dv.url) {
       out.push({ source: fallback, path: 'dataverse.url', expected: `the org URL${envHint('dataverse.url')}`, found: 'nothing' });
     }
-    if (typeof config.channelsFile === 'string') {
+    if (needs.channels && typeof config.channelsFile === 'string') {
       const readable = existsSync(config.channelsFile) && statSync(config.channelsFile).isFile();
       if (!readable) {
         out.push({

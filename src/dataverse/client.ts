@@ -178,6 +178,8 @@ export function dataverseClientFromConfig(config: Pick<RelayConfig, 'dataverse'>
     ...(dv.tenantId === undefined ? {} : { tenantId: dv.tenantId }),
     ...(dv.clientId === undefined ? {} : { clientId: dv.clientId }),
     ...(dv.clientSecret === undefined ? {} : { clientSecret: dv.clientSecret }),
+    // Against the emulator, the client id names the identity (one per stage, told apart in /_emulator/stats).
+    ...(dv.auth === 'emulator' && dv.clientId !== undefined ? { tokenIdentity: dv.clientId } : {}),
     ...extras,
   });
 }

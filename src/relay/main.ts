@@ -3,13 +3,14 @@
  * channels, a logger, metrics and the health server, the stages, and the signals. A configuration problem stops
  * start-up with every problem named (file or variable, key, expected, found) and exit code 2.
  */
-import { loadChannels } from '../channels/index.js';
-import { loadConfig, type RelayConfig } from '../config/index.js';
+import type { ChannelRegistry } from '../channels/index.js';
+import type { RelayConfig } from '../config/index.js';
 import { errorMessage, isConfigError } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
-import { needsDataverse, startRelay, type RunningRelay, type StageName } from './relay.js';
+import { startRelay, type RunningRelay } from './relay.js';
+import { loadStageConfig, type StageName } from './requirements.js';
 
 export interface WorkerMainOptions {
   /** @defaultValue process.env */
@@ -33,10 +34,12 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   const service = stages.length === 1 ? (stages[0] as string) : 'relay';
 
   let config: RelayConfig;
-  let channels;
+  let channels: ChannelRegistry | undefined;
   try {
-    config = loadConfig({ env, forWorkers: true, needsDataverse: needsDataverse(stages) }).config;
-    channels = loadChannels(config.channelsFile, { env });
+    // Only what these stages use (requirements.ts): the recorder reads no channel, dispatch no Dataverse.
+    const loaded = loadStageConfig(stages, { env });
+    config = loaded.loaded.config;
+    channels = loaded.channels;
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     exit(isConfigError(err) ? 2 : 1);
@@ -56,7 +59,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     return;
   }
   try {
-    relay = startRelay({ stages, config, channels, log, registry });
+    relay = startRelay({ stages, config, ...(channels ? { channels } : {}), log, registry });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     await health.close();

@@ -3,10 +3,10 @@
  * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
  * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
-import { ConfigError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
-import type { ChannelRegistry, Channel } from '../channels/index.js';
+import { providerSettings, type ChannelRegistry, type Channel } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import {
   activityFromRow,
@@ -27,26 +27,21 @@ import { areaLogger, type Logger } from '../log.js';
 import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
-import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/token.js';
 import { statusCallbackUrls } from '../pipeline/dispatch-callbacks.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 
-/** The stages a process can run. */
-export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
-export type StageName = (typeof STAGES)[number];
+import { callbackKeysFor, needsOf, STAGES, type StageName } from './requirements.js';
 
-/** Whether these stages call Dataverse (intake reads, the recorder writes, callbacks read contacts and set compliance; dispatch never does). */
-export function needsDataverse(stages: readonly StageName[]): boolean {
-  return stages.includes('intake') || stages.includes('recorder') || stages.includes('callbacks');
-}
+export { STAGES, type StageName };
 
 export interface RelayOptions {
   /** Which stages this process runs (each at most once). */
   stages: readonly StageName[];
   config: RelayConfig;
-  channels: ChannelRegistry;
+  /** The channels; required by every stage but the recorder (see `STAGE_NEEDS`). */
+  channels?: ChannelRegistry;
   log: Logger;
   /** Counters of every stage and of the Service Bus layer. @defaultValue none */
   registry?: Registry;
@@ -88,29 +83,8 @@ export interface RunningRelay {
 }
 
 /**
- * The keys of the callback tokens and tracked-link codes (`callbacks.signingKeys`), parsed; undefined when none are
- * configured and no channel has callbacks. Throws a `ConfigError` when a channel has callbacks but no keys are set,
- * or when the keys do not parse. Intake (tracked links), dispatch (status callback URLs) and the callbacks service
- * use the same keys.
- */
-export function callbackKeysFor(config: RelayConfig, channels: ChannelRegistry): CallbackKeys | undefined {
-  const value = config.callbacks.signingKeys;
-  if (value !== undefined) return parseCallbackKeys(value, 'callbacks.signingKeys (CALLBACK_SIGNING_KEYS)');
-  const using = channels.all().filter((c) => c.callbacks !== undefined);
-  if (using.length === 0) return undefined;
-  throw new ConfigError('ConfigInvalid', [
-    {
-      source: 'configuration',
-      path: 'callbacks.signingKeys',
-      expected: `the callback signing keys (set CALLBACK_SIGNING_KEYS), because channel${using.length > 1 ? 's' : ''} ${using.map((c) => c.name).join(', ')} in ${channels.file} ha${using.length > 1 ? 've' : 's'} callbacks`,
-      found: 'nothing',
-    },
-  ]);
-}
-
-/**
- * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting),
- * `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
+ * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting)
+ * and for missing channels, `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
  */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
@@ -118,8 +92,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const counting = registry ? { metrics: registry } : {};
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
+  const needs = needsOf(stages);
+  if (needs.channels && channels === undefined) throw new TypeError(`startRelay: stages ${stages.join(', ')} need channels`);
   // Before anything is opened: bad keys stop start-up with nothing to close.
-  const callbackKeys = stages.includes('intake') || stages.includes('dispatch') || stages.includes('callbacks') ? callbackKeysFor(config, channels) : undefined;
+  const callbackKeys = callbackKeysFor(config, channels, stages);
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
@@ -132,7 +108,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const queues = config.serviceBus.queues;
   const { requestBudget, executionBudgetMs } = config.dataverse;
   const budgets = { ...(requestBudget === undefined ? {} : { requestBudget }), ...(executionBudgetMs === undefined ? {} : { executionBudgetMs }) };
-  const governor = needsDataverse(stages) ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...budgets, ...options.governor }) : undefined;
+  const governor = needs.dataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...budgets, ...options.governor }) : undefined;
   const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
   if (governor) {
     stats.dataverse = () => governor.state();
@@ -168,7 +144,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   let callbacks: StartedCallbacks | undefined;
   // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
   const providers = new Map<string, Provider>();
-  const makeProvider = options.provider ?? ((channel: Channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log: options.log }));
+  const makeProvider = options.provider ?? ((channel: Channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
   /** The channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel. */
   const providerOf = (channel: Channel): Provider => {
     let provider = providers.get(channel.name);
@@ -176,7 +152,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       try {
         provider = makeProvider(channel);
       } catch (err) {
-        throw new TypeError(`channel "${channel.name}" in ${channels.file}: ${errorMessage(err)}`, { cause: err });
+        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
       }
       providers.set(channel.name, provider);
     }
@@ -184,7 +160,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
   };
 
   try {
-    if (stages.includes('intake') && dataverse && governor) {
+    if (stages.includes('intake') && dataverse && governor && channels) {
       const outbound = createQueueSender<OutboundMessage>(bus, queues.outbound, { log: options.log, ...counting });
       closer.add('outbound sender', outbound);
       const stage = new IntakeStage({
@@ -203,7 +179,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       // Raw bodies: the decoder sees what Dataverse sent.
       addLoop('intake', batchLoop(queues.activities, config.intake, stage, true));
     }
-    if (stages.includes('dispatch')) {
+    if (stages.includes('dispatch') && channels) {
       const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...counting });
       closer.add('interactions sender', interactions);
       // Adapters are made up front, so that a bad provider setting stops start-up instead of the first send.
@@ -249,7 +225,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       onStop.push(() => stage.stop());
       addLoop('recorder', batchLoop(queues.interactions, config.recorder, stage));
     }
-    if (stages.includes('callbacks') && dataverse && governor) {
+    if (stages.includes('callbacks') && dataverse && governor && channels) {
       callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });
       onStop.push(() => callbacks?.stage.stop());
     }
@@ -267,7 +243,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   });
-  log.info('relay started', { queues, channels: channels.all().map((c) => c.name) });
+  log.info('relay started', { queues, channels: channels?.all().map((c) => c.name) ?? [] });
 
   return {
     stages,

@@ -103,6 +103,65 @@ describe('channel-relay CLI', () => {
     assert.deepEqual(io.stdout, []);
   });
 
+  describe('config check --stage NAME: what that stage requires, and nothing else', () => {
+    const BUS = { SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=TopSecretKey123=;UseDevelopmentEmulator=true;' };
+    const DATAVERSE = { DATAVERSE_URL: 'http://127.0.0.1:9000', DATAVERSE_AUTH: 'emulator' };
+    const check = async (stage: string, env: Record<string, string>): Promise<{ code: number; out: string; err: string }> => {
+      const io = recordingIo({ CHANNELS_FILE: 'channels.json', ...env }, dir);
+      const code = await runCli(['config', 'check', '--stage', stage], io);
+      return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
+    };
+
+    it('recorder: the bus and Dataverse suffice (no channel, no provider secret); without DATAVERSE_URL it exits 1 naming the key', async () => {
+      const ok = await check('recorder', { ...BUS, ...DATAVERSE, CHANNELS_FILE: 'no-such-channels.json' });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /^configuration is valid for recorder; it would run with:/);
+      assert.match(ok.out, /channels: none read \(the recorder uses no channel\)/);
+      const bad = await check('recorder', { ...BUS });
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /configuration has 1 problem:\n {2}- \S*config\/default\.json: dataverse\.url: expected the org URL \(or set DATAVERSE_URL\), found nothing/);
+      assert.deepEqual(bad.out, '');
+    });
+
+    it('dispatch: the providers without Dataverse; a missing provider secret exits 1 naming file and key', async () => {
+      const ok = await check('dispatch', { ...BUS, TWILIO_AUTH_TOKEN: 'TwilioTokenSecret42' });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /Dataverse: not configured/);
+      assert.match(ok.out, /channel sms: twilio at the provider, sender/);
+      assert.doesNotMatch(ok.out, /TwilioTokenSecret42|TopSecretKey123/);
+      const bad = await check('dispatch', { ...BUS });
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /channels\.json: channels\.0\.provider\.authToken: expected environment variable TWILIO_AUTH_TOKEN to be set \(the value is "env:TWILIO_AUTH_TOKEN"\), found it unset/);
+    });
+
+    it('intake: Dataverse and the channels, without their secrets', async () => {
+      const ok = await check('intake', { ...BUS, ...DATAVERSE });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /channel sms: twilio \(settings not read for this stage\), sender \+4915100000001 \(session twilio:\+4915100000001\)/);
+    });
+
+    it('callbacks: exits 1 without the signing keys, 0 with them', async () => {
+      const bad = await check('callbacks', { ...BUS, ...DATAVERSE });
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /callbacks\.signingKeys: expected the callback signing keys \(set CALLBACK_SIGNING_KEYS\), because the callbacks service verifies its tokens and link codes with them/);
+      const ok = await check('callbacks', { ...BUS, ...DATAVERSE, CALLBACK_SIGNING_KEYS: `k1:${Buffer.alloc(32, 3).toString('base64')}` });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /^configuration is valid for callbacks/);
+    });
+
+    it('all: the stages of workers/all.js together; an unknown stage is a usage error (exit 2) naming the choices', async () => {
+      const all = await check('all', { ...BUS, ...DATAVERSE });
+      assert.equal(all.code, 1);
+      assert.match(all.err, /TWILIO_AUTH_TOKEN/);
+      const ok = await check('all', { ...BUS, ...DATAVERSE, TWILIO_AUTH_TOKEN: 'x' });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.out, /^configuration is valid for intake \+ dispatch \+ recorder/);
+      const bogus = await check('ingest', { ...BUS, ...DATAVERSE });
+      assert.equal(bogus.code, 2);
+      assert.match(bogus.err, /option '--stage <name>' argument 'ingest' is invalid\. Allowed choices are intake, dispatch, recorder, callbacks, all\./);
+    });
+  });
+
   it('demo refuses a bad --contacts or --sms-per-second with exit 2, saying what it expects', async () => {
     for (const [option, value] of [['--contacts', '0'], ['--contacts', '100001'], ['--sms-per-second', '1.5']] as const) {
       const io = recordingIo();

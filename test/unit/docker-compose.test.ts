@@ -12,13 +12,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
-import { loadChannels } from '../../src/channels/index.js';
 import { buildProgram } from '../../src/cli/program.js';
-import { ENV_OVERRIDES, loadConfig } from '../../src/config/index.js';
+import { ENV_OVERRIDES } from '../../src/config/index.js';
 import { parseEmulatorConfig } from '../../src/emulators/servicebus/index.js';
 import { packageRoot } from '../../src/paths.js';
 import { createProvider } from '../../src/providers/index.js';
-import { needsDataverse, STAGES, type StageName } from '../../src/relay/relay.js';
+import { loadStageConfig, STAGE_NEEDS, STAGES, type StageName } from '../../src/relay/index.js';
 import { recordingIo } from '../helpers/cli.js';
 
 const run = promisify(execFile);
@@ -129,18 +128,20 @@ describe('docker-compose.yml and the Dockerfile', () => {
     assert.equal(sourceOf((JSON.parse(cmd) as string[])[1]!), 'workers/all.ts');
   });
 
-  it("gives each worker the environment its stage needs, derived by loading the configuration, channels and providers with only that environment", () => {
+  it('gives each worker exactly the environment its stage needs, derived by loading its configuration, channels and providers with only that environment', () => {
     const known = new Set([...Object.keys(ENV_OVERRIDES), 'NODE_ENV']);
     const channelsRefs = [...read('config/channels.json').matchAll(/env:([A-Za-z_][A-Za-z0-9_]*)|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => (m[1] ?? m[2])!);
     for (const n of channelsRefs) known.add(n);
+    /** Settings with a default: given for the demo, never required. */
+    const settings = new Set(['LOG_LEVEL', 'HEALTH_PORT', 'DATAVERSE_AUTH', 'DATAVERSE_CLIENT_ID', 'CHANNELS_FILE']);
 
     const load = (stage: StageName, env: Record<string, string>): void => {
       const checkoutEnv = { ...env, ...(env['CHANNELS_FILE'] ? { CHANNELS_FILE: inCheckout(env['CHANNELS_FILE']) } : {}) };
-      const { config } = loadConfig({ env: checkoutEnv, cwd: root, forWorkers: true, needsDataverse: needsDataverse([stage]) });
-      const channels = loadChannels(config.channelsFile, { env: checkoutEnv });
-      for (const channel of channels.all()) createProvider(channel.provider, { timeoutMs: channel.timeoutMs });
+      const { channels } = loadStageConfig([stage], { env: checkoutEnv, cwd: root });
+      for (const channel of channels?.all() ?? []) if (!('unread' in channel.provider)) createProvider(channel.provider, { timeoutMs: channel.timeoutMs });
     };
 
+    const given: Record<string, string[]> = {};
     for (const stage of WORKERS) {
       const env = environmentOf(services[stage]!);
       const unknown = Object.keys(env).filter((k) => !known.has(k));
@@ -157,9 +158,19 @@ describe('docker-compose.yml and the Dockerfile', () => {
         }
       });
       assert.ok(required.includes('SERVICEBUS_CONNECTION_STRING'), `${stage}: the Service Bus connection is required (${required.join(', ')})`);
-      assert.equal(required.includes('DATAVERSE_URL'), needsDataverse([stage]), `${stage}: DATAVERSE_URL required exactly when the stage calls Dataverse`);
-      for (const ref of channelsRefs) assert.ok(required.includes(ref), `${stage}: ${ref} (config/channels.json) is given`);
+      assert.equal(required.includes('DATAVERSE_URL'), STAGE_NEEDS[stage].dataverse, `${stage}: DATAVERSE_URL required exactly when the stage calls Dataverse`);
+      // Least privilege: nothing given that the stage does not use.
+      const unused = Object.keys(env).filter((k) => !required.includes(k) && !settings.has(k));
+      assert.deepEqual(unused, [], `${stage}: given but not used`);
+      given[stage] = [...new Set(channelsRefs)].filter((ref) => ref in env).sort();
     }
+    // The sample channels: dispatch calls every provider; intake needs the Telegram token for its session key only; the
+    // recorder no channel; the callbacks service only channels with callbacks (the sample has none).
+    assert.deepEqual(given, { intake: ['TELEGRAM_BOT_TOKEN'], dispatch: [...new Set(channelsRefs)].sort(), recorder: [], callbacks: [] });
+    assert.equal(environmentOf(services['callbacks']!)['CALLBACK_SIGNING_KEYS'] !== undefined, true, 'the callbacks service verifies with the callback signing keys');
+    // One Dataverse identity per stage that calls Dataverse, told apart in the emulator's /_emulator/stats.
+    const identities = WORKERS.filter((w) => STAGE_NEEDS[w].dataverse).map((w) => environmentOf(services[w]!)['DATAVERSE_CLIENT_ID']);
+    assert.deepEqual(identities, ['channel-relay-intake', 'channel-relay-recorder', 'channel-relay-callbacks']);
   });
 
   it('points the workers at the services by name and port, with the connection string Microsoft documents for containers', () => {
@@ -172,9 +183,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
       const sb = /^Endpoint=sb:\/\/([^;:/]+)[^;]*;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;$/.exec(env['SERVICEBUS_CONNECTION_STRING'] ?? '');
       assert.ok(sb, `${stage}: the emulator connection string (${env['SERVICEBUS_CONNECTION_STRING']})`);
       assert.ok(services[sb[1]!]?.volumes?.some((v) => v.includes('/ServiceBus_Emulator/ConfigFiles/Config.json')), `${stage}: sb://${sb[1]!} is Microsoft's emulator service`);
-      assert.equal(env['DATAVERSE_AUTH'], 'emulator');
-      assert.equal(env['DATAVERSE_URL'], `http://dataverse:${portOf('dataverse')}`);
-      assert.equal(env['PROVIDERS_URL'], `http://providers:${portOf('providers')}`);
+      if (STAGE_NEEDS[stage].dataverse) {
+        assert.equal(env['DATAVERSE_AUTH'], 'emulator');
+        assert.equal(env['DATAVERSE_URL'], `http://dataverse:${portOf('dataverse')}`);
+      }
+      if (STAGE_NEEDS[stage].providers === 'all') assert.equal(env['PROVIDERS_URL'], `http://providers:${portOf('providers')}`);
     }
     const dataverse = commandOf(services['dataverse']!);
     assert.equal(dataverse[dataverse.indexOf('--servicebus') + 1], environmentOf(services['intake']!)['SERVICEBUS_CONNECTION_STRING'], 'the Dataverse emulator posts to the same bus');
@@ -233,7 +246,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
       }
       assert.deepEqual(Object.keys(q.Properties).sort(), Object.keys(original).sort());
     }
-    assert.doesNotThrow(() => parseEmulatorConfig(compose), "the project's emulator takes the same file");
+    assert.doesNotThrow(() => parseEmulatorConfig(compose, { ranges: 'microsoft-emulator', source: 'config/compose/servicebus-emulator.json' }), "the file passes Microsoft's emulator's ranges");
   });
 
   it('depends only on services that exist, with conditions they can meet', () => {

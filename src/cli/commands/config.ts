@@ -1,8 +1,13 @@
-import type { Command } from 'commander';
-import { loadChannels, type Channel } from '../../channels/index.js';
-import { describeConfig, loadConfig } from '../../config/index.js';
+import { Option, type Command } from 'commander';
+import { loadChannels, type Channel, type ChannelRegistry } from '../../channels/index.js';
+import { describeConfig, loadConfig, type LoadedConfig } from '../../config/index.js';
 import { formatConfigProblem, isConfigError } from '../../errors.js';
+import { loadStageConfig, STAGES, type StageName } from '../../relay/index.js';
 import type { CliIo } from '../io.js';
+
+/** What `--stage` accepts: a stage, or `all` for the stages of `workers/all.ts` (intake, dispatch, recorder). */
+const STAGE_CHOICES = [...STAGES, 'all'] as const;
+const ALL_IN_ONE: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
 
 /** One line per channel: provider, sender, limit, tile or channel definition. Secrets are never part of it. */
 function describeChannel(c: Channel): string {
@@ -10,24 +15,38 @@ function describeChannel(c: Channel): string {
   const source = c.tile
     ? `tile ${c.tile.entityType} (compliance ${c.tile.complianceField}, address ${c.addressField}, text ${c.textField}${c.failureResponseType ? `, failures as '${c.failureResponseType}'` : ''})`
     : `real-time channel definition ${c.channelDefinitionId}`;
-  const where = c.provider.type === 'contract' ? c.provider.url : (c.provider.baseUrl ?? 'the provider');
-  return `channel ${c.name}: ${c.provider.type} at ${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
+  const p = c.provider;
+  const where = 'unread' in p ? ' (settings not read for this stage)' : ` at ${p.type === 'contract' ? p.url : (p.baseUrl ?? 'the provider')}`;
+  return `channel ${c.name}: ${p.type}${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
 }
 
-/** `channel-relay config check [FILE]`: every problem and exit 1, or a summary and exit 0. */
+/**
+ * `channel-relay config check [FILE] [--stage NAME]`: every problem and exit 1, or a summary and exit 0. Without
+ * `--stage`, everything any stage reads; with it, exactly what that stage's worker requires at start (src/relay/requirements.ts).
+ */
 export function registerConfigCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const config = program.command('config').description('work with the configuration');
   config
     .command('check')
     .description('validate a configuration (defaults + FILE + environment) and its channels file, and show what it would run with')
     .argument('[file]', 'a configuration file merged over the embedded defaults')
-    .action((file: string | undefined) => {
+    .addOption(new Option('--stage <name>', "check only what this stage's worker requires (all: workers/all.js, intake + dispatch + recorder)").choices(STAGE_CHOICES))
+    .action((file: string | undefined, options: { stage?: (typeof STAGE_CHOICES)[number] }) => {
       try {
-        const loaded = loadConfig({ file, env: io.env, cwd: io.cwd });
-        const channels = loadChannels(loaded.config.channelsFile, { env: io.env, cwd: io.cwd });
-        io.out('configuration is valid; it would run with:');
+        let loaded: LoadedConfig;
+        let channels: ChannelRegistry | undefined;
+        if (options.stage === undefined) {
+          loaded = loadConfig({ file, env: io.env, cwd: io.cwd });
+          channels = loadChannels(loaded.config.channelsFile, { env: io.env, cwd: io.cwd });
+          io.out('configuration is valid; it would run with:');
+        } else {
+          const stages = options.stage === 'all' ? ALL_IN_ONE : [options.stage];
+          ({ loaded, channels } = loadStageConfig(stages, { file, env: io.env, cwd: io.cwd }));
+          io.out(`configuration is valid for ${stages.join(' + ')}; it would run with:`);
+        }
         for (const line of describeConfig(loaded)) io.out(`  ${line}`);
-        for (const channel of channels.all()) io.out(`  ${describeChannel(channel)}`);
+        if (channels === undefined) io.out('  channels: none read (the recorder uses no channel)');
+        for (const channel of channels?.all() ?? []) io.out(`  ${describeChannel(channel)}`);
         setExitCode(0);
       } catch (err) {
         if (!isConfigError(err)) throw err;

@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { startServiceBusEmulator } from '../../emulators/servicebus/index.js';
+import { Option, type Command } from 'commander';
+import { startServiceBusEmulator, type ConfigRanges } from '../../emulators/servicebus/index.js';
 import { LOG_LEVELS } from '../../log.js';
 import type { CliIo } from '../io.js';
 import { parsePort, serveEmulator } from './serve-emulator.js';
@@ -8,6 +8,7 @@ interface EmulateServiceBusOptions {
   host: string;
   port: number;
   config?: string;
+  ranges: ConfigRanges;
   dataDir?: string;
   fsync: boolean;
   logLevel: string;
@@ -24,6 +25,11 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 5672)
     .option('--config <file>', "Microsoft's emulator Config.json (default: config/servicebus-emulator.json)")
+    .addOption(
+      new Option('--ranges <set>', "check --config against Azure Service Bus's ranges, or Microsoft's emulator's (narrower: for a file Microsoft's emulator loads too)")
+        .choices(['azure', 'microsoft-emulator'])
+        .default('azure'),
+    )
     .option('--data-dir <dir>', 'keep messages in a journal in this folder (default: memory only)')
     .option('--no-fsync', 'do not fdatasync the journal before acknowledging sends')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')}`, 'info')
@@ -37,6 +43,7 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
             host: opts.host,
             port: opts.port,
             fsync: opts.fsync,
+            configRanges: opts.ranges,
             logger: log,
             ...(opts.config === undefined ? {} : { configFile: opts.config }),
             ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),

@@ -1,10 +1,12 @@
 /**
  * Microsoft's Service Bus emulator `Config.json`, loaded unchanged: `UserConfig.Namespaces[].Queues / Topics /
- * Subscriptions / Rules`, with Microsoft's defaults and allowed ranges. A bad file is rejected with every problem,
- * each with its JSON path and the reason.
+ * Subscriptions / Rules`, with Microsoft's emulator's defaults. A bad file is rejected with every problem, each with
+ * its JSON path and the reason.
  *
- * Ranges are Microsoft's for files (`strict`); configuration given in code may use smaller durations (down to 1 ms)
- * so that tests can expire locks and messages quickly.
+ * Ranges: a file is checked against Azure Service Bus's (`ranges: 'azure'`, the default: what this emulator stands
+ * for) or against Microsoft's emulator's, which are narrower (`'microsoft-emulator'`, for a file that Microsoft's
+ * emulator is to load, such as docker-compose.yml's); configuration given in code may use smaller durations (down to
+ * 1 ms) so that tests can expire locks and messages quickly.
  */
 import { readFileSync } from 'node:fs';
 import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
@@ -72,21 +74,66 @@ interface Range {
   max: number;
 }
 
-/** Microsoft's documented ranges, for files. */
-const STRICT = {
-  lock: { min: 5_000, max: 300_000 },
-  ttl: { min: 300_000, max: 3_600_000 },
+/** The documented ranges a file is checked against: Azure Service Bus's, or Microsoft's emulator's (narrower). */
+export type ConfigRanges = 'azure' | 'microsoft-emulator';
+
+/** One set of ranges, and what its messages call it. */
+interface RangeSet {
+  label: string;
+  queueLock: Range;
+  subscriptionLock: Range;
+  ttl: Range;
+  dup: Range;
+  maxDelivery: Range;
+  /** Microsoft's emulator: the namespace name it fixes, and its entity counts. */
+  emulator?: { namespace: string; entities: number; subscriptions: number; rules: number };
+}
+
+/** .NET's TimeSpan.MaxValue in ms: Azure's default (and largest) message time to live. */
+const TIMESPAN_MAX_MS = 922_337_203_685_477;
+
+/**
+ * Azure Service Bus (Standard and Premium), as the SDKs enforce it: Azure.Messaging.ServiceBus
+ * `Administration/AdministrationClientConstants.cs` (MinimumLockDuration 5 s, MaximumLockDuration 5 min,
+ * MinimumAllowedTimeToLive 1 s, MaximumAllowedTimeToLive TimeSpan.MaxValue, duplicate detection window 20 s to 7 days,
+ * MinAllowedMaxDeliveryCount 1; no maximum delivery count is documented: the property is a 32-bit integer).
+ */
+const AZURE: RangeSet = {
+  label: "Azure Service Bus's range",
+  queueLock: { min: 5_000, max: 300_000 },
+  subscriptionLock: { min: 5_000, max: 300_000 },
+  ttl: { min: 1_000, max: TIMESPAN_MAX_MS },
   dup: { min: 20_000, max: 7 * 86_400_000 },
+  maxDelivery: { min: 1, max: 2_147_483_647 },
+};
+
+/**
+ * Microsoft's Service Bus emulator, from its schema (Azure/azure-service-bus-emulator-installer,
+ * `ServiceBus-Emulator/Schema/Config-schema.json`): queue LockDuration PT5S–PT5M, a subscription's PT1M–PT5M,
+ * DefaultMessageTimeToLive PT5M–PT1H, DuplicateDetectionHistoryTimeWindow PT5S–PT5M, MaxDeliveryCount 1–10, the
+ * namespace named "sbemulatorns", at most 50 queues and topics, 50 subscriptions per topic, 1000 rules.
+ */
+const MICROSOFT_EMULATOR: RangeSet = {
+  label: "Microsoft's Service Bus emulator's range (its Config-schema.json)",
+  queueLock: { min: 5_000, max: 300_000 },
+  subscriptionLock: { min: 60_000, max: 300_000 },
+  ttl: { min: 300_000, max: 3_600_000 },
+  dup: { min: 5_000, max: 300_000 },
   maxDelivery: { min: 1, max: 10 },
-} as const;
+  emulator: { namespace: 'sbemulatorns', entities: 50, subscriptions: 50, rules: 1000 },
+};
 
 /** Configuration given in code: anything positive, for fast tests. */
-const RELAXED = {
-  lock: { min: 1, max: 300_000 },
-  ttl: { min: 1, max: 10 * 365 * 86_400_000 },
+const RELAXED: RangeSet = {
+  label: 'the range for configuration in code',
+  queueLock: { min: 1, max: 300_000 },
+  subscriptionLock: { min: 1, max: 300_000 },
+  ttl: { min: 1, max: TIMESPAN_MAX_MS },
   dup: { min: 1, max: 7 * 86_400_000 },
-  maxDelivery: { min: 1, max: 2_000_000_000 },
-} as const;
+  maxDelivery: { min: 1, max: 2_147_483_647 },
+};
+
+const RANGE_SETS: Record<ConfigRanges, RangeSet> = { azure: AZURE, 'microsoft-emulator': MICROSOFT_EMULATOR };
 
 const DEFAULTS = {
   lockMs: 60_000,
@@ -101,7 +148,7 @@ type Json = Record<string, unknown>;
 
 class Checker {
   readonly issues: ConfigIssue[] = [];
-  constructor(readonly ranges: typeof STRICT | typeof RELAXED) {}
+  constructor(readonly ranges: RangeSet) {}
 
   problem(path: string, reason: string): void {
     this.issues.push({ path, reason });
@@ -150,7 +197,7 @@ class Checker {
       return fallback;
     }
     if (ms < range.min || ms > range.max) {
-      this.problem(`${path}.${key}`, `expected a duration from ${formatIsoDuration(range.min)} to ${formatIsoDuration(range.max)}, found ${String(value)}`);
+      this.problem(`${path}.${key}`, `expected a duration from ${formatIsoDuration(range.min)} to ${formatIsoDuration(range.max)} (${this.ranges.label}), found ${String(value)}`);
       return fallback;
     }
     return ms;
@@ -160,7 +207,7 @@ class Checker {
     const value = obj[key];
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < range.min || value > range.max) {
-      this.problem(`${path}.${key}`, `expected an integer from ${range.min} to ${range.max}, found ${describe(value)}`);
+      this.problem(`${path}.${key}`, `expected an integer from ${range.min} to ${range.max} (${this.ranges.label}), found ${describe(value)}`);
       return fallback;
     }
     return value;
@@ -176,10 +223,11 @@ class Checker {
     }
   }
 
-  storeSettings(props: Json, path: string): StoreSettings {
+  /** A queue's or subscription's settings (`lock`: which LockDuration range applies). */
+  storeSettings(props: Json, path: string, lock: Range): StoreSettings {
     const r = this.ranges;
     return {
-      lockDurationMs: this.duration(props, 'LockDuration', path, DEFAULTS.lockMs, r.lock),
+      lockDurationMs: this.duration(props, 'LockDuration', path, DEFAULTS.lockMs, lock),
       maxDeliveryCount: this.integer(props, 'MaxDeliveryCount', path, DEFAULTS.maxDelivery, r.maxDelivery),
       defaultTtlMs: this.duration(props, 'DefaultMessageTimeToLive', path, DEFAULTS.ttlMs, r.ttl),
       deadLetterOnExpiration: this.bool(props, 'DeadLetteringOnMessageExpiration', path, false),
@@ -290,7 +338,7 @@ function parseQueue(c: Checker, raw: unknown, path: string): QueueDefinition | u
   c.noForwarding(props, pp);
   return {
     name,
-    ...c.storeSettings(props, pp),
+    ...c.storeSettings(props, pp, c.ranges.queueLock),
     requiresDuplicateDetection: c.bool(props, 'RequiresDuplicateDetection', pp, false),
     duplicateWindowMs: c.duration(props, 'DuplicateDetectionHistoryTimeWindow', pp, DEFAULTS.dupMs, c.ranges.dup),
   };
@@ -305,7 +353,7 @@ function parseSubscription(c: Checker, raw: unknown, path: string, topicTtlMs: n
   const pp = `${path}.Properties`;
   c.known(props, pp, SUBSCRIPTION_PROPS);
   c.noForwarding(props, pp);
-  const settings = c.storeSettings(props, pp);
+  const settings = c.storeSettings(props, pp, c.ranges.subscriptionLock);
   if (props['DefaultMessageTimeToLive'] === undefined) settings.defaultTtlMs = topicTtlMs;
   const rules = c
     .array(s['Rules'], `${path}.Rules`)
@@ -349,15 +397,18 @@ function uniqueNames(c: Checker, items: ReadonlyArray<{ name: string }>, path: s
 }
 
 export interface ParseConfigOptions {
-  /** Apply Microsoft's documented ranges (files) or allow small durations (code). @defaultValue true */
+  /** Apply documented ranges (files: `ranges`) or allow small durations (code). @defaultValue true */
   strict?: boolean;
+  /** With `strict`: whose ranges. @defaultValue 'azure' */
+  ranges?: ConfigRanges;
   /** Names the source in error messages. @defaultValue 'config' */
   source?: string;
 }
 
 /** Validates a Config.json object and returns the namespace's entities, or throws every problem at once. */
 export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = {}): NamespaceDefinition {
-  const c = new Checker(options.strict === false ? RELAXED : STRICT);
+  const c = new Checker(options.strict === false ? RELAXED : RANGE_SETS[options.ranges ?? 'azure']);
+  const limits = c.ranges.emulator;
   const root = c.object(raw, '$');
   const user = root ? c.object(root['UserConfig'], '$.UserConfig') : undefined;
   const definition: NamespaceDefinition = { name: EMULATOR_NAMESPACE, queues: [], topics: [] };
@@ -373,6 +424,7 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
       const np = '$.UserConfig.Namespaces[0]';
       c.known(ns, np, ['Name', 'Queues', 'Topics']);
       if (typeof ns['Name'] !== 'string' || ns['Name'] === '') c.problem(`${np}.Name`, `expected a namespace name, found ${describe(ns['Name'])}`);
+      else if (limits && ns['Name'] !== limits.namespace) c.problem(`${np}.Name`, `expected "${limits.namespace}" (${c.ranges.label}), found ${describe(ns['Name'])}`);
       else definition.name = ns['Name'];
       definition.queues = c
         .array(ns['Queues'], `${np}.Queues`)
@@ -382,6 +434,7 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
         .array(ns['Topics'], `${np}.Topics`)
         .map((t, i) => parseTopic(c, t, `${np}.Topics[${i}]`))
         .filter((t): t is TopicDefinition => t !== undefined);
+      if (limits) entityCounts(c, ns, np, limits);
       const all = [
         ...definition.queues.map((q, i) => ({ name: q.name, path: `${np}.Queues[${i}].Name` })),
         ...definition.topics.map((t, i) => ({ name: t.name, path: `${np}.Topics[${i}].Name` })),
@@ -405,8 +458,24 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
   return definition;
 }
 
-/** Reads and validates a Config.json file with Microsoft's ranges. */
-export function loadEmulatorConfigFile(file: string): NamespaceDefinition {
+/** Microsoft's emulator's entity counts: queues and topics together, subscriptions per topic, rules per subscription. */
+function entityCounts(c: Checker, ns: Json, np: string, limits: NonNullable<RangeSet['emulator']>): void {
+  const count = (v: unknown): number => (Array.isArray(v) ? v.length : 0);
+  const entities = count(ns['Queues']) + count(ns['Topics']);
+  if (entities > limits.entities) c.problem(`${np}`, `expected at most ${limits.entities} queues and topics together (${c.ranges.label}), found ${entities}`);
+  const topics = Array.isArray(ns['Topics']) ? (ns['Topics'] as unknown[]) : [];
+  topics.forEach((t, i) => {
+    const subs = typeof t === 'object' && t !== null && Array.isArray((t as Json)['Subscriptions']) ? ((t as Json)['Subscriptions'] as unknown[]) : [];
+    if (subs.length > limits.subscriptions) c.problem(`${np}.Topics[${i}].Subscriptions`, `expected at most ${limits.subscriptions} subscriptions (${c.ranges.label}), found ${subs.length}`);
+    subs.forEach((s, j) => {
+      const rules = typeof s === 'object' && s !== null ? count((s as Json)['Rules']) : 0;
+      if (rules > limits.rules) c.problem(`${np}.Topics[${i}].Subscriptions[${j}].Rules`, `expected at most ${limits.rules} rules (${c.ranges.label}), found ${rules}`);
+    });
+  });
+}
+
+/** Reads and validates a Config.json file with Azure's ranges, or Microsoft's emulator's (`ranges`). */
+export function loadEmulatorConfigFile(file: string, ranges: ConfigRanges = 'azure'): NamespaceDefinition {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -419,5 +488,5 @@ export function loadEmulatorConfigFile(file: string): NamespaceDefinition {
   } catch (err) {
     throw new ServiceBusEmulatorConfigError(file, [{ path: '$', reason: `not valid JSON: ${(err as Error).message}` }], { cause: err });
   }
-  return parseEmulatorConfig(raw, { strict: true, source: file });
+  return parseEmulatorConfig(raw, { strict: true, ranges, source: file });
 }

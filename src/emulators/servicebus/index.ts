@@ -14,7 +14,7 @@ import { AmqpServer } from './server.js';
 export type { ServiceBusEmulatorOptions } from './options.js';
 export type { ConfigIssue } from './errors.js';
 export { ServiceBusEmulatorConfigError, isServiceBusEmulatorConfigError } from './errors.js';
-export type { CorrelationFilter, NamespaceDefinition, QueueDefinition, RuleDefinition, SubscriptionDefinition, TopicDefinition } from './config.js';
+export type { ConfigRanges, CorrelationFilter, NamespaceDefinition, QueueDefinition, RuleDefinition, SubscriptionDefinition, TopicDefinition } from './config.js';
 export { loadEmulatorConfigFile, parseEmulatorConfig } from './config.js';
 
 /** A running emulator. */
@@ -83,7 +83,7 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   const o = resolveOptions(options);
   const log = areaLogger(o.logger, 'servicebus-emulator');
   const definition: NamespaceDefinition =
-    o.config !== undefined ? parseEmulatorConfig(o.config, { strict: false, source: 'options.config' }) : loadEmulatorConfigFile(o.configFile);
+    o.config !== undefined ? parseEmulatorConfig(o.config, { strict: false, source: 'options.config' }) : loadEmulatorConfigFile(o.configFile, o.configRanges);
 
   let journal: Journal | undefined;
   const port: StoreJournal = {

@@ -4,6 +4,7 @@
  */
 import { configPath } from '../../paths.js';
 import { silentLogger, type Logger } from '../../log.js';
+import type { ConfigRanges } from './config.js';
 
 export interface ServiceBusEmulatorOptions {
   /** The address to listen on. @defaultValue '127.0.0.1' */
@@ -11,10 +12,15 @@ export interface ServiceBusEmulatorOptions {
   /** The TCP port; 0 picks a free one (read it from the handle). @defaultValue 5672 */
   port?: number;
   /**
-   * A Microsoft emulator `Config.json` file, validated with Microsoft's ranges.
+   * A Microsoft emulator `Config.json` file, validated with the ranges of `configRanges`.
    * @defaultValue `config/servicebus-emulator.json` of this package, unless `config` is given
    */
   configFile?: string;
+  /**
+   * Whose documented ranges `configFile` is checked against: Azure Service Bus's, or Microsoft's emulator's (narrower:
+   * for a file Microsoft's emulator is also to load). @defaultValue 'azure'
+   */
+  configRanges?: ConfigRanges;
   /**
    * A Config.json object given in code (takes precedence over `configFile`). Its durations may be as small as
    * 1 ms (lock duration, TTL, duplicate-detection window) and MaxDeliveryCount has no upper bound, so that tests can
@@ -49,6 +55,7 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 5672,
     configFile: options.configFile ?? configPath('servicebus-emulator.json'),
+    configRanges: options.configRanges ?? 'azure',
     config: options.config,
     dataDir: options.dataDir,
     fsync: options.fsync ?? true,
@@ -63,6 +70,9 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
   }
   if (resolved.dataDir !== undefined && (typeof resolved.dataDir !== 'string' || resolved.dataDir === '')) {
     throw new TypeError(`ServiceBusEmulatorOptions.dataDir must be a folder path, got ${String(resolved.dataDir)}`);
+  }
+  if (resolved.configRanges !== 'azure' && resolved.configRanges !== 'microsoft-emulator') {
+    throw new TypeError(`ServiceBusEmulatorOptions.configRanges must be 'azure' or 'microsoft-emulator', got ${String(resolved.configRanges)}`);
   }
   if (typeof resolved.fsync !== 'boolean') throw new TypeError(`ServiceBusEmulatorOptions.fsync must be true or false, got ${String(resolved.fsync)}`);
   positiveInteger('compactBytes', resolved.compactBytes, 1);

@@ -26,12 +26,14 @@ export function callbackSettings(channel: Channel): CallbackSettings | undefined
   let s = cache.get(channel);
   if (s !== undefined) return s;
   const nonEmpty = (list: Array<string | undefined>): string[] => list.filter((t): t is string => typeof t === 'string' && t !== '');
+  // A provider whose settings were not read (a Telegram channel's, in the callbacks service) gives no secret.
+  const provider = 'unread' in channel.provider ? undefined : channel.provider;
   s = {
     callbacks,
-    twilioAuthTokens: channel.provider.type === 'twilio' ? nonEmpty([channel.provider.authToken, callbacks.previousAuthToken]) : [],
-    twilioSharedKeys: channel.provider.type === 'twilio' ? nonEmpty((callbacks.sharedKeySecret ?? '').split(/\s+/)) : [],
+    twilioAuthTokens: provider?.type === 'twilio' ? nonEmpty([provider.authToken, callbacks.previousAuthToken]) : [],
+    twilioSharedKeys: provider?.type === 'twilio' ? nonEmpty((callbacks.sharedKeySecret ?? '').split(/\s+/)) : [],
     telegramSecretTokens: nonEmpty((callbacks.webhookSecretToken ?? '').split(/\s+/)),
-    contractSecrets: channel.provider.type === 'contract' ? nonEmpty(channel.provider.signingSecret.split(/\s+/)) : [],
+    contractSecrets: provider?.type === 'contract' ? nonEmpty(provider.signingSecret.split(/\s+/)) : [],
   };
   cache.set(channel, s);
   return s;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
-import { DEFAULT_OPT_IN_MAX_AGE_MS, loadChannels } from '../../../src/channels/index.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS, loadChannels, providerSettings } from '../../../src/channels/index.js';
 import { startProviderSimulators } from '../../../src/emulators/providers/index.js';
 import { createLogger } from '../../../src/log.js';
 import { CallbacksStage, createCallbackDirectory, parseCallbackKeys } from '../../../src/pipeline/callbacks/index.js';
@@ -124,7 +124,7 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
       interactions: { send: async (ms) => void interactions.push(...ms.map((m) => m.body)) },
       outbound: { send: async (ms) => void outbound.push(...ms.map((m) => m.body)) },
       directory: createCallbackDirectory({ client: api, messageRecord: async () => undefined }),
-      twilioMessages: twilioMessageFetchers((channel) => createProvider(channel.provider, { timeoutMs: channel.timeoutMs, log })),
+      twilioMessages: twilioMessageFetchers((channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log })),
       now: clock.read,
       log,
       registry,
@@ -137,7 +137,7 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
       (await registry.getSingleMetric('channel_relay_callbacks_received_total')!.get()).values.find((v) => v.labels['route'] === 'twilio-inbound' && v.labels['outcome'] === o)?.value;
 
     // A journey message; the simulated recipient answers START, which Twilio posts (signed) through the proxy.
-    const twilio = createProvider(channels.byName('sms')!.provider, { timeoutMs: 5000 });
+    const twilio = createProvider(providerSettings(channels.byName('sms')!), { timeoutMs: 5000 });
     await twilio.send({ to: phone, from: SENDER, text: 'Reply START to subscribe again', idempotencyKey: 'k-1' });
     await sim.callbacksIdle();
     const [reply] = sim.inboundReplies();

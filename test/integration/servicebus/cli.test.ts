@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient } from '@azure/service-bus';
-import { spawnCli } from '../../helpers/cli.js';
+import { completed, spawnCli } from '../../helpers/cli.js';
 import { emulatorConfig } from './helpers.js';
 import { spawnEmulator } from './process.js';
 
@@ -33,18 +33,19 @@ describe('channel-relay emulate servicebus (CLI)', function () {
     assert.match(proc.stderr(), /Service Bus emulator listening/, 'logs go to stderr');
   });
 
-  it('refuses a bad Config.json with exit code 1 and each problem with its JSON path', async () => {
+  it("refuses a bad Config.json with exit code 1 and each problem with its JSON path, range and set (--ranges: Azure's by default)", async () => {
     const file = path.join(dir, 'Config.json');
-    writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 0 } } })));
-    const child = spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    assert.equal(code, 1);
-    assert.equal(stdout, '');
-    assert.match(stderr, /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties\.LockDuration: expected a duration from PT5S to PT5M, found PT1S/);
-    assert.match(stderr, /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties\.MaxDeliveryCount: expected an integer from 1 to 10, found 0/);
+    writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 11, DuplicateDetectionHistoryTimeWindow: 'PT10M' } } })));
+    const p = /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties/.source;
+    const azure = await completed(spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file]));
+    assert.equal(azure.code, 1);
+    assert.equal(azure.stdout, '');
+    assert.match(azure.stderr, /Service Bus emulator configuration has 1 problem/);
+    assert.match(azure.stderr, new RegExp(`${p}\\.LockDuration: expected a duration from PT5S to PT5M \\(Azure Service Bus's range\\), found PT1S`));
+    const microsoft = await completed(spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file, '--ranges', 'microsoft-emulator']));
+    assert.equal(microsoft.code, 1);
+    assert.match(microsoft.stderr, /Service Bus emulator configuration has 3 problems/);
+    assert.match(microsoft.stderr, new RegExp(`${p}\\.MaxDeliveryCount: expected an integer from 1 to 10 \\(Microsoft's Service Bus emulator's range \\(its Config-schema\\.json\\)\\), found 11`));
+    assert.match(microsoft.stderr, new RegExp(`${p}\\.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M \\(Microsoft's`));
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { runWorker } from '../../../src/relay/index.js';
+import { runWorker, type StageName } from '../../../src/relay/index.js';
 
 /** The worker life up to the point where it would receive: every way start-up can fail says why and exits. */
 describe('relay: runWorker start-up', () => {
@@ -18,10 +18,10 @@ describe('relay: runWorker start-up', () => {
     LOG_LEVEL: 'error',
   };
 
-  async function run(extra: Record<string, string | undefined>): Promise<{ code: number | undefined; stderr: string }> {
+  async function run(extra: Record<string, string | undefined>, stages: StageName[] = ['recorder']): Promise<{ code: number | undefined; stderr: string }> {
     let stderr = '';
     let code: number | undefined;
-    await runWorker(['recorder'], { env: { ...env, ...extra }, stderr: { write: (t: string) => (stderr += t) }, exit: (c) => (code = c) });
+    await runWorker(stages, { env: { ...env, ...extra }, stderr: { write: (t: string) => (stderr += t) }, exit: (c) => (code = c) });
     return { code, stderr };
   }
 
@@ -34,9 +34,9 @@ describe('relay: runWorker start-up', () => {
   });
 
   it('a channels file with a secret that is not set stops start-up with exit code 2', async () => {
-    const { code, stderr } = await run({ TELEGRAM_BOT_TOKEN: undefined });
+    const { code, stderr } = await run({ TELEGRAM_BOT_TOKEN: undefined }, ['dispatch']);
     assert.equal(code, 2);
-    assert.match(stderr, /channels\.json: channels\.1\.provider\.botToken: expected environment variable TELEGRAM_BOT_TOKEN to be set/);
+    assert.match(stderr, /^dispatch: cannot start: [\s\S]*channels\.json: channels\.1\.provider\.botToken: expected environment variable TELEGRAM_BOT_TOKEN to be set/);
   });
 
   it('a provider setting the adapter refuses stops start-up with exit code 2, naming the channel', async () => {

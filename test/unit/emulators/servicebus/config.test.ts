@@ -3,16 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { configPath } from '../../../../src/paths.js';
-import { isServiceBusEmulatorConfigError, loadEmulatorConfigFile, parseEmulatorConfig } from '../../../../src/emulators/servicebus/index.js';
+import { isServiceBusEmulatorConfigError, loadEmulatorConfigFile, parseEmulatorConfig, type ConfigRanges } from '../../../../src/emulators/servicebus/index.js';
 import { formatIsoDuration, parseIsoDuration } from '../../../../src/duration.js';
 
 function config(namespace: object): object {
   return { UserConfig: { Namespaces: [{ Name: 'sbemulatorns', ...namespace }], Logging: { Type: 'File' } } };
 }
 
-function issues(raw: unknown, strict = true): Array<{ path: string; reason: string }> {
+function issues(raw: unknown, strict = true, ranges: ConfigRanges = 'azure'): Array<{ path: string; reason: string }> {
   try {
-    parseEmulatorConfig(raw, { strict });
+    parseEmulatorConfig(raw, { strict, ranges });
   } catch (err) {
     assert.ok(isServiceBusEmulatorConfigError(err));
     return err.issues.map((i) => ({ ...i }));
@@ -68,28 +68,100 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     assert.equal(ns.topics[0]!.subscriptions[0]!.lockDurationMs, 60_000);
   });
 
-  it('rejects values outside the documented ranges with the JSON path and the reason', () => {
+  it("rejects values outside Microsoft's emulator's ranges with the JSON path, the range and the set", () => {
     const found = issues(
       config({
         Queues: [
           { Name: 'q', Properties: { LockDuration: 'PT1S', MaxDeliveryCount: 11, DefaultMessageTimeToLive: 'PT2H', RequiresSession: 'yes', Colour: 'red' } },
         ],
       }),
+      true,
+      'microsoft-emulator',
     );
     const byPath = Object.fromEntries(found.map((i) => [i.path, i.reason]));
     const p = '$.UserConfig.Namespaces[0].Queues[0].Properties';
-    assert.match(byPath[`${p}.LockDuration`]!, /from PT5S to PT5M, found PT1S/);
-    assert.match(byPath[`${p}.MaxDeliveryCount`]!, /integer from 1 to 10, found 11/);
-    assert.match(byPath[`${p}.DefaultMessageTimeToLive`]!, /found PT2H/);
+    const set = /\(Microsoft's Service Bus emulator's range \(its Config-schema\.json\)\)/.source;
+    assert.match(byPath[`${p}.LockDuration`]!, new RegExp(`from PT5S to PT5M ${set}, found PT1S`));
+    assert.match(byPath[`${p}.MaxDeliveryCount`]!, new RegExp(`integer from 1 to 10 ${set}, found 11`));
+    assert.match(byPath[`${p}.DefaultMessageTimeToLive`]!, new RegExp(`from PT5M to PT1H ${set}, found PT2H`));
     assert.match(byPath[`${p}.RequiresSession`]!, /expected true or false, found "yes"/);
     assert.match(byPath[`${p}.Colour`]!, /unknown property/);
     assert.equal(found.length, 5);
   });
 
+  describe("ranges: Azure Service Bus's (default) and Microsoft's emulator's", () => {
+    const p = '$.UserConfig.Namespaces[0].Queues[0].Properties';
+    const s = '$.UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties';
+    const queue = (props: object) => config({ Queues: [{ Name: 'q', Properties: props }] });
+    const subscription = (props: object) => config({ Topics: [{ Name: 't', Subscriptions: [{ Name: 's', Properties: props }] }] });
+    /** [what, file, path, Azure's verdict (undefined: accepted), Microsoft's emulator's verdict]. */
+    const cases: Array<[string, object, string, RegExp | undefined, RegExp | undefined]> = [
+      ['duplicate window PT10M', queue({ DuplicateDetectionHistoryTimeWindow: 'PT10M' }), `${p}.DuplicateDetectionHistoryTimeWindow`, undefined, /from PT5S to PT5M \(Microsoft's .*\), found PT10M/],
+      ['duplicate window PT5S', queue({ DuplicateDetectionHistoryTimeWindow: 'PT5S' }), `${p}.DuplicateDetectionHistoryTimeWindow`, /from PT20S to PT168H \(Azure Service Bus's range\), found PT5S/, undefined],
+      ['duplicate window P8D', queue({ DuplicateDetectionHistoryTimeWindow: 'P8D' }), `${p}.DuplicateDetectionHistoryTimeWindow`, /from PT20S to PT168H \(Azure/, /from PT5S to PT5M \(Microsoft's/],
+      ['queue lock PT4S', queue({ LockDuration: 'PT4S' }), `${p}.LockDuration`, /from PT5S to PT5M \(Azure/, /from PT5S to PT5M \(Microsoft's/],
+      ['queue lock PT30S', queue({ LockDuration: 'PT30S' }), `${p}.LockDuration`, undefined, undefined],
+      ['subscription lock PT30S', subscription({ LockDuration: 'PT30S' }), `${s}.LockDuration`, undefined, /from PT1M to PT5M \(Microsoft's/],
+      ['subscription lock PT6M', subscription({ LockDuration: 'PT6M' }), `${s}.LockDuration`, /from PT5S to PT5M \(Azure/, /from PT1M to PT5M \(Microsoft's/],
+      ['TTL P14D', queue({ DefaultMessageTimeToLive: 'P14D' }), `${p}.DefaultMessageTimeToLive`, undefined, /from PT5M to PT1H \(Microsoft's/],
+      ['TTL PT2S', queue({ DefaultMessageTimeToLive: 'PT2S' }), `${p}.DefaultMessageTimeToLive`, undefined, /from PT5M to PT1H/],
+      ['TTL PT0.5S', queue({ DefaultMessageTimeToLive: 'PT0.5S' }), `${p}.DefaultMessageTimeToLive`, /from PT1S to .* \(Azure Service Bus's range\), found PT0\.5S/, /from PT5M to PT1H/],
+      ['MaxDeliveryCount 2000', queue({ MaxDeliveryCount: 2000 }), `${p}.MaxDeliveryCount`, undefined, /integer from 1 to 10 \(Microsoft's/],
+      ['MaxDeliveryCount 0', queue({ MaxDeliveryCount: 0 }), `${p}.MaxDeliveryCount`, /integer from 1 to 2147483647 \(Azure/, /integer from 1 to 10/],
+    ];
+    for (const [what, raw, at, azure, microsoft] of cases) {
+      it(`${what}: Azure ${azure ? 'refuses' : 'accepts'}, Microsoft's emulator ${microsoft ? 'refuses' : 'accepts'}`, () => {
+        for (const [ranges, verdict] of [['azure', azure], ['microsoft-emulator', microsoft]] as const) {
+          const found = issues(raw, true, ranges);
+          if (verdict === undefined) assert.deepEqual(found, [], ranges);
+          else {
+            assert.deepEqual(found.map((i) => i.path), [at], ranges);
+            assert.match(found[0]!.reason, verdict, ranges);
+          }
+        }
+      });
+    }
+
+    it("Microsoft's emulator also fixes the namespace name and counts entities; Azure's set does not", () => {
+      const named = { UserConfig: { Namespaces: [{ Name: 'relay', Queues: [{ Name: 'q' }] }] } };
+      assert.deepEqual(issues(named, true, 'azure'), []);
+      assert.deepEqual(issues(named, true, 'microsoft-emulator'), [{ path: '$.UserConfig.Namespaces[0].Name', reason: `expected "sbemulatorns" (Microsoft's Service Bus emulator's range (its Config-schema.json)), found "relay"` }]);
+      const many = config({ Queues: Array.from({ length: 51 }, (_, i) => ({ Name: `q${i}` })) });
+      assert.deepEqual(issues(many, true, 'azure'), []);
+      assert.deepEqual(issues(many, true, 'microsoft-emulator').map((i) => i.reason), [`expected at most 50 queues and topics together (Microsoft's Service Bus emulator's range (its Config-schema.json)), found 51`]);
+    });
+
+    it('a file: the error names the file, the key, the range and the set; --ranges picks the set', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-ranges-'));
+      try {
+        const file = path.join(dir, 'Config.json');
+        writeFileSync(file, JSON.stringify(queue({ DuplicateDetectionHistoryTimeWindow: 'PT10M' })));
+        assert.equal(loadEmulatorConfigFile(file).queues[0]!.duplicateWindowMs, 600_000, "Azure's ranges by default");
+        assert.throws(
+          () => loadEmulatorConfigFile(file, 'microsoft-emulator'),
+          (err: unknown) =>
+            isServiceBusEmulatorConfigError(err) &&
+            err.source === file &&
+            err.message.includes(`${file}: Service Bus emulator configuration has 1 problem`) &&
+            err.message.includes(`${p}.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M (Microsoft's Service Bus emulator's range (its Config-schema.json)), found PT10M`),
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("the project's config/servicebus-emulator.json keeps Azure's ranges (a PT10M window); compose's file keeps Microsoft's emulator's", () => {
+      assert.doesNotThrow(() => loadEmulatorConfigFile(configPath('servicebus-emulator.json'), 'azure'));
+      assert.throws(() => loadEmulatorConfigFile(configPath('servicebus-emulator.json'), 'microsoft-emulator'), /DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M/);
+      assert.doesNotThrow(() => loadEmulatorConfigFile(configPath('compose', 'servicebus-emulator.json'), 'microsoft-emulator'));
+    });
+  });
+
   it('allows small durations in configuration given in code (relaxed), not in files', () => {
     const raw = config({ Queues: [{ Name: 'q', Properties: { LockDuration: 'PT0.1S', DefaultMessageTimeToLive: 'PT0.2S' } }] });
     assert.equal(parseEmulatorConfig(raw, { strict: false }).queues[0]!.lockDurationMs, 100);
-    assert.equal(issues(raw, true).length, 2);
+    assert.equal(issues(raw, true, 'azure').length, 2);
+    assert.equal(issues(raw, true, 'microsoft-emulator').length, 2);
   });
 
   it('rejects structural problems: names, duplicates, namespaces, rules, forwarding', () => {

@@ -14,6 +14,7 @@ describe('Service Bus emulator options', () => {
     assert.equal(o.compactBytes, 64 * 1024 * 1024);
     assert.equal(o.maxMessageSizeBytes, 256 * 1024);
     assert.equal(o.tickMs, 50);
+    assert.equal(o.configRanges, 'azure');
   });
 
   it('rejects bad values once, naming the field, what was expected and what was found', () => {
@@ -24,6 +25,7 @@ describe('Service Bus emulator options', () => {
     assert.throws(() => resolveOptions({ tickMs: 0 }), /ServiceBusEmulatorOptions\.tickMs must be an integer >= 1, got 0/);
     assert.throws(() => resolveOptions({ maxMessageSizeBytes: 10 }), /maxMessageSizeBytes/);
     assert.throws(() => resolveOptions({ fsync: 'yes' as unknown as boolean }), /fsync/);
+    assert.throws(() => resolveOptions({ configRanges: 'emulator' as 'azure' }), /ServiceBusEmulatorOptions\.configRanges must be 'azure' or 'microsoft-emulator', got emulator/);
   });
 
   it('refuses to start with a bad configuration object, before listening', async () => {

@@ -141,7 +141,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
   if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
   if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
-  for (const key of ['statusCallbacks', 'initialStatusCallback'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
+  for (const key of ['statusCallbacks', 'initialStatusCallback', 'honourIdempotencyToken'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
   if (!(typeof twilio.failedShare === 'number' && twilio.failedShare >= 0 && twilio.failedShare <= 1)) problems.push(`twilio.failedShare: expected a fraction from 0 to 1, found ${shown(twilio.failedShare)}`);
   if (!Array.isArray(twilio.errorCodes) || twilio.errorCodes.length === 0 || !twilio.errorCodes.every((c) => Number.isInteger(c) && c > 0)) {
     problems.push(`twilio.errorCodes: expected a non-empty array of Twilio error codes (e.g. 30003), found ${shown(twilio.errorCodes)}`);
@@ -366,8 +366,13 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     const twilioMatch = TWILIO_PATH.exec(ex.path);
     const telegramMatch = TELEGRAM_PATH.exec(ex.path);
     const contractMatch = CONTRACT_PATH.exec(ex.path);
+    if (twilioMatch && ex.method === 'GET') {
+      // The Messages list: like the fetch, answered at once, outside the faults, the statistics and the concurrency limit.
+      writeReply(res, twilio.list(ex, decodeURIComponent(twilioMatch[1]!)));
+      return;
+    }
     if (twilioMatch) {
-      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'POST' } });
+      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'GET, POST' } });
       provider = 'twilio';
       prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
     } else if (telegramMatch) {

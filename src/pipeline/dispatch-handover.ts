@@ -29,7 +29,8 @@ export class SenderHandOver {
   readonly #stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>;
   readonly #log: Logger;
   readonly #lockedUntil: () => number | undefined;
-  readonly #hadState: boolean;
+  /** Whether the session has a state (the last holder's, or one this holder wrote): then the release writes one too. */
+  #hasState: boolean;
   readonly #decoded: DecodedSessionState;
   /** The messages that may be at the provider without a settled outcome: the last holder's, then this one's. */
   readonly inFlight: InFlightLedger;
@@ -40,7 +41,7 @@ export class SenderHandOver {
     this.#stage = stage;
     this.#log = log;
     this.#lockedUntil = lockedUntil;
-    this.#hadState = session.state !== undefined && session.state.length > 0;
+    this.#hasState = session.state !== undefined && session.state.length > 0;
     this.#decoded = decodeSessionState(session.state);
     this.inFlight = new InFlightLedger(this.#decoded.ok ? this.#decoded.state?.inFlight : []);
   }
@@ -92,18 +93,21 @@ export class SenderHandOver {
   async beforeCalls(limiter: SenderLimiter, keys: readonly string[]): Promise<boolean> {
     const now = this.#stage.now();
     this.inFlight.begin(keys, now);
+    // From the first attempt on: a write that timed out may still land.
+    this.#hasState = true;
     return this.#saveState(this.#state(limiter, false, now));
   }
 
   /**
    * Saves the limiter's last window (and a running pause) as the session state and clears the limiter; when the save
    * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when there
-   * is nothing to hand over and the session had no state.
+   * is nothing to hand over and the session has no state (a state written before a batch is always replaced by a
+   * clean one: left as it is, the next holder would wait a window for nothing).
    */
   async handOver(limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
     const state = this.#state(limiter, true, this.#stage.now());
     limiter.clear();
-    if (this.#hadState || state.sentAt.length > 0 || state.pausedUntil !== undefined || state.inFlight !== undefined) {
+    if (this.#hasState || state.sentAt.length > 0 || state.pausedUntil !== undefined || state.inFlight !== undefined) {
       const saved = await this.#saveState(state);
       if (!saved) await this.#holdAfterLostState(state, limiter, reason);
     }

@@ -92,10 +92,13 @@ export class SenderHandOver {
    */
   async beforeCalls(limiter: SenderLimiter, keys: readonly string[]): Promise<boolean> {
     const now = this.#stage.now();
-    this.inFlight.begin(keys, now);
+    const added = this.inFlight.begin(keys, now);
     // From the first attempt on: a write that timed out may still land.
     this.#hasState = true;
-    return this.#saveState(this.#state(limiter, false, now));
+    if (await this.#saveState(this.#state(limiter, false, now))) return true;
+    // Not sent: listed for nothing (what was listed before stays).
+    for (const key of added) this.inFlight.settled(key);
+    return false;
   }
 
   /**

@@ -33,13 +33,19 @@ export class InFlightLedger {
 
   /**
    * A batch is about to be sent: its keys are listed (from `now`), and a key listed before (by the last holder, or by
-   * this one for a message handed back after a call) must be reconciled first.
+   * this one for a message handed back after a call) must be reconciled first. Returns the keys listed now.
    */
-  begin(keys: readonly string[], now: number): void {
+  begin(keys: readonly string[], now: number): string[] {
+    const added: string[] = [];
     for (const key of keys) {
-      if (this.#entries.has(key)) this.#unreconciled.add(key);
-      else this.#entries.set(key, now);
+      if (this.#entries.has(key)) {
+        this.#unreconciled.add(key);
+      } else {
+        this.#entries.set(key, now);
+        added.push(key);
+      }
     }
+    return added;
   }
 
   /** When the message's first listed call may have started, if it must be reconciled before it is sent; else undefined. */

@@ -7,6 +7,7 @@
  * (`dispatch-handover.ts`, `dispatch-inflight.ts`); on close, hands back what waits and hands the sender over.
  */
 import { setMaxListeners } from 'node:events';
+import PQueue from 'p-queue';
 import { linkedController } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { errorMessage, isEventError } from '../errors.js';
@@ -22,6 +23,12 @@ import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDe
 import { parseOutboundMessage, type OutboundMessage } from './messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from './ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
+
+/**
+ * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
+ * the provider account's concurrent requests from the sends (Twilio: 100 per account, 429 20429 beyond).
+ */
+const LOOKUPS_AT_ONCE = 4;
 
 /** A delivery with its body read (or the error that kept it from being read). */
 type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
@@ -43,9 +50,10 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #recorder: OutcomeRecorder;
   readonly #handOver: SenderHandOver;
   readonly #closeController = new AbortController();
-  readonly #batches = new Set<Promise<void>>();
+  readonly #batches = new Set<Promise<boolean>>();
   /** Provider message ids a lookup matched to a message in flight: never matched to a second one. */
   readonly #claimed = new Set<string>();
+  readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
   #closing: Promise<void> | undefined;
 
@@ -109,26 +117,31 @@ export class DispatchSession implements DispatchSessionHandler {
         return { delivery, error };
       }
     });
-    // Before any call of the batch: its messages are in the session state, so that a successor knows of them.
-    const keys = parsed.flatMap((p) => ('msg' in p ? [p.msg.key] : []));
-    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys))) {
-      this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: deliveries.length });
-      starts.dispose();
-      linked.dispose();
-      await Promise.all(deliveries.map((d) => new Settlement(d, this.#stage.counts, this.#log).abandon()));
-      for (const key of keys) this.#handOver.inFlight.settled(key);
-      return { release: true, reason: 'the session state could not be written before the batch\'s calls' };
-    }
-    const batch = Promise.all(parsed.map((p) => this.#handle(p, control))).then(() => undefined);
+    const batch = this.#batch(parsed, control);
     this.#batches.add(batch);
     try {
-      await batch;
+      if (await batch) return { release: true, reason: 'the session state could not be written before the batch\'s calls' };
       if (handedBack) return { release: true, reason: 'messages handed back at the session lock deadline' };
     } finally {
       this.#batches.delete(batch);
       starts.dispose();
       linked.dispose();
     }
+  }
+
+  /**
+   * Writes the batch's messages into the session state as in flight, then handles each; when that write fails, hands
+   * every delivery back unsent (a successor could not know of its calls) and resolves to true.
+   */
+  async #batch(parsed: Parsed[], control: BatchControl): Promise<boolean> {
+    const keys = parsed.flatMap((p) => ('msg' in p ? [p.msg.key] : []));
+    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys))) {
+      this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: parsed.length });
+      await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
+      return true;
+    }
+    await Promise.all(parsed.map((p) => this.#handle(p, control)));
+    return false;
   }
 
   /** The session lock's deadline, when the session loop gives one (ms since the epoch). */
@@ -235,7 +248,7 @@ export class DispatchSession implements DispatchSessionHandler {
     if (provider.findSent === undefined) {
       stage.counts.inFlightResent++;
       ledger.reconciled(msg.key);
-      log.warn('in flight when the last holder stopped; this provider cannot be asked: sent again', {
+      log.warn('listed in flight before this delivery; this provider cannot be asked: sending again', {
         provider: provider.type,
         repeat: provider.type === 'contract' ? 'safe: the same RequestId' : 'possible',
       });
@@ -243,10 +256,12 @@ export class DispatchSession implements DispatchSessionHandler {
     }
     let found: SendResult | undefined;
     try {
-      found = await provider.findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: stage.now(), exclude: this.#claimed, signal: batch.starts });
+      const findSent = provider.findSent.bind(provider);
+      const signal = batch.starts;
+      found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: stage.now(), exclude: this.#claimed, signal }), { signal });
     } catch (err) {
       stage.counts.inFlightLookupFailed++;
-      log.warn('in flight when the last holder stopped, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
+      log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
       return true;
@@ -254,12 +269,12 @@ export class DispatchSession implements DispatchSessionHandler {
     ledger.reconciled(msg.key);
     if (found === undefined) {
       stage.counts.inFlightNotFound++;
-      log.info('in flight when the last holder stopped; the provider does not have it: sending');
+      log.info('listed in flight before this delivery; the provider does not have it: sending');
       return false;
     }
     this.#claimed.add(found.providerMessageId);
     stage.counts.inFlightFound++;
-    log.info('in flight when the last holder stopped; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
+    log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
     await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
     return true;
   }

@@ -93,8 +93,8 @@ describe('dispatch through kill -9 of the session holder', function () {
       assert.ok(p.hold <= 1.5 * WINDOW_MS, `${what}: and about one window, not more`);
       assert.ok(p.takeover < WINDOW_MS, `${what}: the standby took the session at once (a dropped connection releases it)`);
     }
-    const found = replicas.flatMap((w) => logLines(w, 'in flight when the last holder stopped; the provider has it'));
-    const notFound = replicas.flatMap((w) => logLines(w, 'in flight when the last holder stopped; the provider does not have it'));
+    const found = replicas.flatMap((w) => logLines(w, 'listed in flight before this delivery; the provider has it'));
+    const notFound = replicas.flatMap((w) => logLines(w, 'listed in flight before this delivery; the provider does not have it'));
     assert.ok(found.length > 0, `messages in flight at a kill were found at Twilio and recorded, not sent again (found ${found.length}, not found ${notFound.length})`);
     assert.deepEqual(await s.deadLetters('outbound'), [], 'nothing dead-lettered');
     console.log(`      ${kills.map((k, i) => `${k.kind}: takeover +${pauses[i]?.takeover} ms, hold ${pauses[i]?.hold} ms`).join('; ')}; in flight: found ${found.length}, not found ${notFound.length}`);

@@ -314,10 +314,13 @@ export class TwilioApi {
     }
     const to = q.get('To');
     const from = q.get('From');
+    // Ties (the same ms) in the reverse order of arrival: the store keeps arrival order.
     const matching = [...this.#stored.values()]
-      .filter((m) => m.accountSid === accountSid && (to === null || m.to === to) && (from === null || m.from === from))
-      .filter((m) => bounds.length === 0 || (m.sent !== null && bounds.every((b) => b(m.sent as number))))
-      .sort((a, b) => (b.sent ?? -Infinity) - (a.sent ?? -Infinity) || b.created - a.created);
+      .map((m, arrival) => ({ m, arrival }))
+      .filter(({ m }) => m.accountSid === accountSid && (to === null || m.to === to) && (from === null || m.from === from))
+      .filter(({ m }) => bounds.length === 0 || (m.sent !== null && bounds.every((b) => b(m.sent as number))))
+      .sort((a, b) => (b.m.sent ?? -Infinity) - (a.m.sent ?? -Infinity) || b.m.created - a.m.created || b.arrival - a.arrival)
+      .map(({ m }) => m);
     const token = q.get('PageToken');
     const after = token?.startsWith('PA') ? matching.findIndex((m) => m.sid === token.slice(2)) : -1;
     const start = after >= 0 ? after + 1 : page * pageSize;

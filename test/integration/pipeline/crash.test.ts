@@ -70,6 +70,13 @@ describe('dispatch through kill -9 of the session holder', function () {
 
     // No message sent twice: by relay key, and by recipient and body.
     const keys = messages.map((m) => m.idempotencyKey);
+    // Repeats per kill: messages sent after a kill (until the next) whose key was sent before.
+    const repeatsPerKill = kills.map((k, i) => {
+      const next = kills[i + 1]?.at ?? Infinity;
+      const before = new Set(messages.filter((m) => m.time <= k.at).map((m) => m.idempotencyKey));
+      return messages.filter((m) => m.time > k.at && m.time <= next && before.has(m.idempotencyKey)).length;
+    });
+    assert.deepEqual(repeatsPerKill, kills.map(() => 0), 'no message of a kill\'s batch sent again');
     const repeatedKeys = keys.length - new Set(keys).size;
     const repeatedTexts = messages.length - new Set(messages.map((m) => `${m.recipient}\u0000${m.text}`)).size;
     assert.deepEqual(new Set(keys), expected, 'every activity sent');
@@ -97,6 +104,6 @@ describe('dispatch through kill -9 of the session holder', function () {
     const notFound = replicas.flatMap((w) => logLines(w, 'listed in flight before this delivery; the provider does not have it'));
     assert.ok(found.length > 0, `messages in flight at a kill were found at Twilio and recorded, not sent again (found ${found.length}, not found ${notFound.length})`);
     assert.deepEqual(await s.deadLetters('outbound'), [], 'nothing dead-lettered');
-    console.log(`      ${kills.map((k, i) => `${k.kind}: takeover +${pauses[i]?.takeover} ms, hold ${pauses[i]?.hold} ms`).join('; ')}; in flight: found ${found.length}, not found ${notFound.length}`);
+    console.log(`      ${kills.map((k, i) => `${k.kind}: takeover +${pauses[i]?.takeover} ms, hold ${pauses[i]?.hold} ms`).join('; ')}; in flight: found ${found.length}, not found ${notFound.length}; repeats per kill ${repeatsPerKill.join(', ')}`);
   });
 });

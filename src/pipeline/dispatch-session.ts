@@ -8,7 +8,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
-import { linkedController } from '../abort.js';
+import { delay, linkedController } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { errorMessage, isEventError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -236,7 +236,7 @@ export class DispatchSession implements DispatchSessionHandler {
 
   /**
    * A message listed in flight before this batch (by a holder that died, or handed back after a call): asks the
-   * provider whether it has it before anything is sent. True when that settled the message: found (the outcome is
+   * provider whether it has it before it is sent, once the sender's hold has ended. True when that settled the message: found (the outcome is
    * recorded as sent, with the provider's id) or the lookup failed (handed back, not sent: a duplicate to a customer
    * is worse than a delay; the bus dead-letters it past MaxDeliveryCount). False when it is to be sent: not found, or
    * a provider that cannot be asked (a contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
@@ -253,6 +253,14 @@ export class DispatchSession implements DispatchSessionHandler {
         repeat: provider.type === 'contract' ? 'safe: the same RequestId' : 'possible',
       });
       return false;
+    }
+    // Not before the sender's hold ends (after a crash, one window from the takeover): a call the dead holder made just
+    // before it died may take the provider a moment to create, and a lookup made at once could miss it.
+    const pausedUntil = this.#limiter?.pausedUntil;
+    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
+    if (batch.starts.aborted) {
+      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      return true;
     }
     let found: SendResult | undefined;
     try {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
+import { IN_FLIGHT_KEEP_MS, InFlightLedger, MAX_IN_FLIGHT_ENTRIES } from '../../../src/pipeline/dispatch-inflight.js';
 import { DispatchStage } from '../../../src/pipeline/dispatch.js';
 import { decodeSessionState } from '../../../src/pipeline/session-state.js';
 import type { SendResult, SentQuery } from '../../../src/providers/provider.js';
@@ -9,12 +10,12 @@ const SESSION = 'twilio:+15550000000';
 
 /** A provider that can be asked for a sent message: `find` answers each lookup. */
 class LookupProvider extends FakeProvider {
-  readonly lookups: SentQuery[] = [];
+  readonly lookups: Array<SentQuery & { at: number }> = [];
   constructor(private readonly find: (q: SentQuery) => SendResult | undefined | Error) {
     super('twilio');
   }
   async findSent(query: SentQuery): Promise<SendResult | undefined> {
-    this.lookups.push(query);
+    this.lookups.push({ ...query, at: Date.now() });
     const answer = this.find(query);
     if (answer instanceof Error) throw answer;
     return answer;
@@ -122,12 +123,14 @@ describe('dispatch through a crash of the session holder', () => {
     const callsBefore = p.calls.length;
 
     const successor = session(SESSION, state);
+    const takenAt = Date.now();
     const h2 = await s.sessionHandler(successor);
     const redelivered = [again(reached), again(lost)];
     const done = h2.onBatch(redelivered, new AbortController().signal);
     await clock.tickAsync(3000);
     await done;
     assert.deepEqual(p.lookups.map((q) => q.text), ['reached', 'lost'], 'both looked up before any send');
+    assert.ok(p.lookups.every((q) => q.at >= takenAt + 1010), 'after the hold: a call made just before the crash has had a window to be created');
     assert.ok(p.lookups.every((q) => q.since === startedAt && q.to === '+15551234567' && q.from === '+15550000000'), 'from the time the dead holder listed them');
     assert.equal(p.calls.length - callsBefore, 1, 'only the one the provider does not have is sent');
     assert.equal(p.calls.at(-1)?.request.text, 'lost');
@@ -200,5 +203,31 @@ describe('dispatch through a crash of the session holder', () => {
     assert.equal(p.calls.length, 2, 'no call');
     assert.deepEqual(ds.map((d) => d.settled), [[{ kind: 'abandon' }], [{ kind: 'abandon' }]]);
     assert.ok(result && result.release, 'the session is released');
+  });
+
+  describe('the in-flight list', () => {
+    it('a key listed before (inherited, or handed back after a call) is reconciled; one settled is gone', () => {
+      const ledger = new InFlightLedger([['old', 100]]);
+      assert.deepEqual(ledger.begin(['old', 'new'], 500), ['new'], 'only the new key is listed now');
+      assert.equal(ledger.reconcileSince('old'), 100, 'from when the last holder listed it');
+      assert.equal(ledger.reconcileSince('new'), undefined);
+      ledger.reconciled('old');
+      assert.equal(ledger.reconcileSince('old'), undefined);
+      assert.deepEqual(ledger.entries(600).entries, [['old', 100], ['new', 500]], 'still listed until settled');
+      ledger.settled('old');
+      ledger.begin(['new'], 700);
+      assert.equal(ledger.reconcileSince('new'), 500, 'listed in an earlier batch of this hold: reconciled too');
+    });
+
+    it(`keeps the newest ${MAX_IN_FLIGHT_ENTRIES} and none older than a day, and says how many the cap dropped`, () => {
+      const ledger = new InFlightLedger([['ancient', 0]]);
+      ledger.begin(Array.from({ length: MAX_IN_FLIGHT_ENTRIES + 5 }, (_, i) => `k${i}`), IN_FLIGHT_KEEP_MS);
+      ledger.begin(['last'], IN_FLIGHT_KEEP_MS + 1);
+      const { entries, dropped } = ledger.entries(IN_FLIGHT_KEEP_MS + 1);
+      assert.equal(entries.length, MAX_IN_FLIGHT_ENTRIES);
+      assert.equal(dropped, 6, 'the 6 oldest of 1,006');
+      assert.ok(!entries.some(([key]) => key === 'ancient'), 'older than a day: dropped, not counted');
+      assert.deepEqual(entries.at(-1), ['last', IN_FLIGHT_KEEP_MS + 1]);
+    });
   });
 });

@@ -26,7 +26,7 @@ describe('dispatch through kill -9 of the session holder', function () {
   this.timeout(300_000);
   const track = closedAfterEach();
 
-  it('two replicas, the holder killed right after a burst and mid-burst (3 kills): no second above the limit, a pause of about one window, no message sent twice', async () => {
+  it('two replicas, the holder killed right after a burst and mid-burst (3 kills): no second above the limit, a hold of one window, no message sent twice', async () => {
     const s = track(await startSystem({ smsPerSecond: LIMIT }));
     // Debug lines say which replica holds the session ('session accepted' / 'session released').
     s.env['LOG_LEVEL'] = 'debug';
@@ -84,9 +84,11 @@ describe('dispatch through kill -9 of the session holder', function () {
     assert.equal(repeatedTexts, 0);
 
     // The pause after each kill: the successor takes the session without a clean hand-over and holds one window from
-    // then (its last call time unknown); its first send comes about one window after the takeover, not more.
+    // then (the dead holder's last call time is unknown); then it looks up the dead holder's batch (4 at once) and
+    // sends. Its first send comes at least one window after the takeover, and within two.
     const takeovers = replicas.flatMap((w) => logLines(w, 'session taken over without a clean hand-over'));
     assert.ok(takeovers.length >= kills.length, `each kill was taken over without a clean hand-over: ${takeovers.length}`);
+    for (const t of takeovers) assert.ok(Number(t['waitMs']) <= WINDOW_MS + 10, `the hold is one window (+ the 10 ms guard): ${String(t['waitMs'])} ms`);
     const takenAt = takeovers.map((t) => Date.parse(String(t['timestamp']))).sort((a, b) => a - b);
     const sorted = [...times].sort((a, b) => a - b);
     const pauses = kills.map((k) => {
@@ -97,7 +99,7 @@ describe('dispatch through kill -9 of the session holder', function () {
     for (const [i, p] of pauses.entries()) {
       const what = `kill ${i + 1} (${kills[i]?.kind}): taken over ${p.takeover} ms after the kill, first send ${p.hold} ms after the takeover`;
       assert.ok(p.hold >= WINDOW_MS, `${what}: held at least one window`);
-      assert.ok(p.hold <= 1.5 * WINDOW_MS, `${what}: and about one window, not more`);
+      assert.ok(p.hold <= 2 * WINDOW_MS, `${what}: and within two (the hold, then the lookups)`);
       assert.ok(p.takeover < WINDOW_MS, `${what}: the standby took the session at once (a dropped connection releases it)`);
     }
     const found = replicas.flatMap((w) => logLines(w, 'listed in flight before this delivery; the provider has it'));

@@ -87,9 +87,10 @@ export class TwilioProvider implements Provider {
    *
    * No `DateSent` filter: it filters on `date_sent`, which Twilio sets only when the message leaves its queue, so a
    * message still `queued`/`accepted` (exactly what a send made just before a crash may be) could be missing from a
-   * `DateSent>=` list; and because the list is sorted by `DateSent`, where unsent messages sort is not documented, so
-   * the pages are read without stopping early. The match is on the body and the span, because the Message resource
-   * does not echo the `StatusCallback` URL nor the idempotency header. Sources: twilio.com/docs/messaging/api/message-resource
+   * `DateSent>=` list; and the list is sorted by `DateSent` without saying where unsent messages go, so the pages are
+   * read without stopping early. The match is on the body and the span, because the Message resource
+   * does not echo the `StatusCallback` URL nor the idempotency header (UNVERIFIED: that `body` is stored as sent; a
+   * body Twilio rewrote, such as a trial account's prefix or Smart Encoding, is not found). Sources: twilio.com/docs/messaging/api/message-resource
    * ("Read multiple Message resources": `To`, `From`, `DateSent`, `PageSize` up to 1000, `next_page_uri`).
    */
   async findSent(query: SentQuery): Promise<SendResult | undefined> {

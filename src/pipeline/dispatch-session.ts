@@ -236,10 +236,11 @@ export class DispatchSession implements DispatchSessionHandler {
 
   /**
    * A message listed in flight before this batch (by a holder that died, or handed back after a call): asks the
-   * provider whether it has it before it is sent, once the sender's hold has ended. True when that settled the message: found (the outcome is
-   * recorded as sent, with the provider's id) or the lookup failed (handed back, not sent: a duplicate to a customer
-   * is worse than a delay; the bus dead-letters it past MaxDeliveryCount). False when it is to be sent: not found, or
-   * a provider that cannot be asked (a contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
+   * provider whether it has it before it is sent, once the sender's hold has ended. True when that settled the
+   * message: found (the outcome is recorded as sent, with the provider's id), the lookup failed (handed back, not
+   * sent: a duplicate to a customer is worse than a delay; the bus dead-letters it past MaxDeliveryCount), or the
+   * batch stopped first (handed back). False when it is to be sent: not found, or a provider that cannot be asked (a
+   * contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
    */
   async #reconcile(msg: OutboundMessage, channel: Channel, since: number, settlement: Settlement, batch: BatchControl, log: Logger): Promise<boolean> {
     const stage = this.#stage;
@@ -256,18 +257,20 @@ export class DispatchSession implements DispatchSessionHandler {
     }
     // Not before the sender's hold ends (after a crash, one window from the takeover): a call the dead holder made just
     // before it died may take the provider a moment to create, and a lookup made at once could miss it.
-    const pausedUntil = this.#limiter?.pausedUntil;
-    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
-    if (batch.starts.aborted) {
+    const handBack = async (): Promise<true> => {
       await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
       return true;
-    }
+    };
+    const pausedUntil = this.#limiter?.pausedUntil;
+    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
+    if (batch.starts.aborted) return handBack();
     let found: SendResult | undefined;
     try {
       const findSent = provider.findSent.bind(provider);
       const signal = batch.starts;
       found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: stage.now(), exclude: this.#claimed, signal }), { signal });
     } catch (err) {
+      if (batch.starts.aborted) return handBack();
       stage.counts.inFlightLookupFailed++;
       log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
       stage.count(channel.name, 'abandoned');

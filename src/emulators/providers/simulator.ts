@@ -202,7 +202,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
 }
 
 const NOT_FOUND_HINT =
-  'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
+  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };

@@ -1,7 +1,9 @@
 /**
  * How a sender moves between holders of its `outbound` session (see `session-state.ts` for the state itself): the new
- * holder builds the sender's limiter and waits out the window the last holder left in the session state; at close the
- * holder saves its last window (and a running 429 pause) as the session state, and when that save fails it keeps the
+ * holder builds the sender's limiter and waits out the window the last holder left in the session state (one full
+ * window from the takeover when the last holder did not release the session cleanly: it may have died mid-burst);
+ * before each batch's calls the holder writes the state with the batch's messages as in flight (`beforeCalls`); at
+ * close it saves its last window (and a running 429 pause) as a clean state, and when that save fails it keeps the
  * session until that window has passed (never past the session lock), so the next holder cannot call within it.
  */
 import type { Channel } from '../channels/index.js';
@@ -10,8 +12,9 @@ import type { Logger } from '../log.js';
 import type { StageContext } from './dispatch-context.js';
 import type { AcceptedSession, SessionCloseReason } from './ports.js';
 import { isTelegramGroupChat } from '../providers/index.js';
+import { InFlightLedger } from './dispatch-inflight.js';
 import { SenderLimiter } from './sender-limiter.js';
-import { decodeSessionState, encodeSessionState, firstSendAt, type DispatchSessionState } from './session-state.js';
+import { decodeSessionState, encodeSessionState, firstSendAt, type DecodedSessionState, type DispatchSessionState } from './session-state.js';
 
 /** Resolves after `ms`; its timer does not keep the process alive. */
 function unrefDelay(ms: number): Promise<void> {
@@ -24,21 +27,31 @@ function unrefDelay(ms: number): Promise<void> {
 /** The hand-over of one held session's sender: `takeOver` when the session is accepted, `handOver` when it closes. */
 export class SenderHandOver {
   readonly #session: AcceptedSession;
-  readonly #stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs'>;
+  readonly #stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>;
   readonly #log: Logger;
   readonly #lockedUntil: () => number | undefined;
-  readonly #hadState: boolean;
+  /** Whether the session has a state (the last holder's, or one this holder wrote): then the release writes one too. */
+  #hasState: boolean;
+  readonly #decoded: DecodedSessionState;
+  /** The messages that may be at the provider without a settled outcome: the last holder's, then this one's. */
+  readonly inFlight: InFlightLedger;
 
   /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
-  constructor(session: AcceptedSession, stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs'>, log: Logger, lockedUntil: () => number | undefined) {
+  constructor(session: AcceptedSession, stage: Pick<StageContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>, log: Logger, lockedUntil: () => number | undefined) {
     this.#session = session;
     this.#stage = stage;
     this.#log = log;
     this.#lockedUntil = lockedUntil;
-    this.#hadState = session.state !== undefined && session.state.length > 0;
+    this.#hasState = session.state !== undefined && session.state.length > 0;
+    this.#decoded = decodeSessionState(session.state);
+    this.inFlight = new InFlightLedger(this.#decoded.ok ? this.#decoded.state?.inFlight : []);
   }
 
-  /** The limiter of the channels that send as this session, paused until the last holder's window has passed. */
+  /**
+   * The limiter of the channels that send as this session, paused until the last holder's window has passed: after
+   * a clean release, the window its state describes; otherwise (it died or lost its lock after writing the state
+   * before a batch's calls) one full window from now, and a pause it recorded (see `firstSendAt`).
+   */
   takeOver(channels: Channel[]): SenderLimiter {
     // Channels sharing a sender share its limit: the strictest of their settings.
     const limits = channels.map((c) => c.rateLimit);
@@ -52,11 +65,18 @@ export class SenderHandOver {
       guardMs: this.#stage.guardMs,
       now: this.#stage.now,
     });
-    const decoded = decodeSessionState(this.#session.state);
+    const decoded = this.#decoded;
     const now = this.#stage.now();
     let holdUntil: number;
     if (decoded.ok) {
       holdUntil = firstSendAt(decoded.state, limiter.handOverWindowMs, now);
+      if (decoded.state !== undefined && decoded.state.clean !== true) {
+        this.#stage.counts.takenOverWithoutRelease++;
+        this.#log.warn('session taken over without a clean hand-over (the last holder died or lost its lock): assuming it used the whole window just now', {
+          waitMs: holdUntil - now,
+          inFlight: this.inFlight.size,
+        });
+      }
     } else {
       holdUntil = now + limiter.handOverWindowMs;
       this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
@@ -69,19 +89,48 @@ export class SenderHandOver {
   }
 
   /**
+   * Before a batch's calls: lists its messages as in flight and writes the state (not clean: from now on, until the
+   * next clean release, a successor must assume this holder's calls used the window). False when the write failed
+   * or timed out: then nothing of the batch may be sent (a successor could not know of its calls).
+   */
+  async beforeCalls(limiter: SenderLimiter, keys: readonly string[]): Promise<boolean> {
+    const now = this.#stage.now();
+    const added = this.inFlight.begin(keys, now);
+    // From the first attempt on: a write that timed out may still land.
+    this.#hasState = true;
+    if (await this.#saveState(this.#state(limiter, false, now))) return true;
+    // Not sent: listed for nothing (what was listed before stays).
+    for (const key of added) this.inFlight.settled(key);
+    return false;
+  }
+
+  /**
    * Saves the limiter's last window (and a running pause) as the session state and clears the limiter; when the save
    * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when there
-   * is nothing to hand over and the session had no state.
+   * is nothing to hand over and the session has no state (a state written before a batch is always replaced by a
+   * clean one: left as it is, the next holder would wait a window for nothing).
    */
   async handOver(limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
-    const state: DispatchSessionState = { v: 1, sentAt: limiter.recentCalls() };
-    const pausedUntil = limiter.pausedUntil;
-    if (pausedUntil !== undefined) state.pausedUntil = pausedUntil;
+    const state = this.#state(limiter, true, this.#stage.now());
     limiter.clear();
-    if (this.#hadState || state.sentAt.length > 0 || pausedUntil !== undefined) {
+    if (this.#hasState || state.sentAt.length > 0 || state.pausedUntil !== undefined || state.inFlight !== undefined) {
       const saved = await this.#saveState(state);
       if (!saved) await this.#holdAfterLostState(state, limiter, reason);
     }
+  }
+
+  /** The state to write now: the limiter's last window and pause, and the in-flight entries. */
+  #state(limiter: SenderLimiter, clean: boolean, now: number): DispatchSessionState {
+    const state: DispatchSessionState = { v: 2, sentAt: limiter.recentCalls() };
+    if (clean) state.clean = true;
+    const pausedUntil = limiter.pausedUntil;
+    if (pausedUntil !== undefined) state.pausedUntil = pausedUntil;
+    const { entries, dropped } = this.inFlight.entries(now);
+    if (dropped > 0) {
+      this.#log.warn('too many messages in flight to list in the session state: the oldest are dropped (sent again without a lookup should they come back)', { dropped, kept: entries.length });
+    }
+    if (entries.length > 0) state.inFlight = entries;
+    return state;
   }
 
   /** True when the state was written. */
@@ -94,7 +143,7 @@ export class SenderHandOver {
           timer = setTimeout(() => reject(new Error(`setState did not finish within ${this.#stage.stateTimeoutMs} ms`)), this.#stage.stateTimeoutMs);
         }),
       ]);
-      this.#log.debug('session state saved', { sentAt: state.sentAt.length, pausedUntil: state.pausedUntil });
+      this.#log.debug('session state saved', { clean: state.clean === true, sentAt: state.sentAt.length, pausedUntil: state.pausedUntil, inFlight: state.inFlight?.length ?? 0 });
       return true;
     } catch (err) {
       this.#log.warn('session state not saved', { err: errorMessage(err) });

@@ -35,6 +35,16 @@ export interface DispatchStats {
   interactionSendFailures: number;
   /** Settlements (complete/abandon/dead-letter) that failed (lock lost …). */
   settleFailures: number;
+  /** Sessions taken over from a holder that did not release them (it died or lost its lock): each waited one full window. */
+  takenOverWithoutRelease: number;
+  /** Messages a holder left in flight that the provider had (looked up): recorded, not sent again. */
+  inFlightFound: number;
+  /** Messages a holder left in flight that the provider did not have (looked up): sent. */
+  inFlightNotFound: number;
+  /** Messages a holder left in flight sent again without a lookup: contract (same `RequestId`), Telegram (may repeat). */
+  inFlightResent: number;
+  /** Messages a holder left in flight whose lookup failed: handed back, not sent. */
+  inFlightLookupFailed: number;
 }
 
 /** The counts the stage keeps since it started (the stats without what it holds now). */
@@ -69,6 +79,11 @@ export function zeroCounts(): DispatchCounts {
     handedBackAtLockDeadline: 0,
     interactionSendFailures: 0,
     settleFailures: 0,
+    takenOverWithoutRelease: 0,
+    inFlightFound: 0,
+    inFlightNotFound: 0,
+    inFlightResent: 0,
+    inFlightLookupFailed: 0,
   };
 }
 

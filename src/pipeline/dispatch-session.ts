@@ -2,14 +2,17 @@
  * The dispatch stage's handler of one held sender session: reads each delivery of a batch (parse, channel checks),
  * sends it through the sender's limiter (`dispatch-send.ts`), records the outcome (`dispatch-outcome.ts`) and settles
  * it once (`dispatch-settlement.ts`), within the session lock's deadline (`lock-deadline.ts`: a batch that handed
- * messages back at it asks the session loop to release the session); on close, hands back what waits and hands the
- * sender over (`dispatch-handover.ts`).
+ * messages back at it asks the session loop to release the session); before a batch's calls, writes the session
+ * state with its messages in flight, and reconciles a message the last holder left in flight before sending it
+ * (`dispatch-handover.ts`, `dispatch-inflight.ts`); on close, hands back what waits and hands the sender over.
  */
 import { setMaxListeners } from 'node:events';
-import { linkedController } from '../abort.js';
+import PQueue from 'p-queue';
+import { delay, linkedController } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { errorMessage, isEventError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { SendResult } from '../providers/index.js';
 import type { StageContext } from './dispatch-context.js';
 import { SenderHandOver } from './dispatch-handover.js';
 import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './dispatch-outcome.js';
@@ -20,6 +23,15 @@ import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDe
 import { parseOutboundMessage, type OutboundMessage } from './messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from './ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
+
+/**
+ * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
+ * the provider account's concurrent requests from the sends (Twilio: 100 per account, 429 20429 beyond).
+ */
+const LOOKUPS_AT_ONCE = 4;
+
+/** A delivery with its body read (or the error that kept it from being read). */
+type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
 
 /**
  * The handler of one held sender session; `onClose` hands back what waits and saves the session state (when that
@@ -38,7 +50,10 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #recorder: OutcomeRecorder;
   readonly #handOver: SenderHandOver;
   readonly #closeController = new AbortController();
-  readonly #batches = new Set<Promise<void>>();
+  readonly #batches = new Set<Promise<boolean>>();
+  /** Provider message ids a lookup matched to a message in flight: never matched to a second one. */
+  readonly #claimed = new Set<string>();
+  readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
   #closing: Promise<void> | undefined;
 
@@ -95,16 +110,38 @@ export class DispatchSession implements DispatchSessionHandler {
         starts.abort(new LockDeadlineReached(`session lock deadline: ${why}`));
       },
     };
-    const batch = Promise.all(deliveries.map((d) => this.#handle(d, control))).then(() => undefined);
+    const parsed = deliveries.map((delivery): Parsed => {
+      try {
+        return { delivery, msg: parseOutboundMessage(delivery.body) };
+      } catch (error) {
+        return { delivery, error };
+      }
+    });
+    const batch = this.#batch(parsed, control);
     this.#batches.add(batch);
     try {
-      await batch;
+      if (await batch) return { release: true, reason: 'the session state could not be written before the batch\'s calls' };
       if (handedBack) return { release: true, reason: 'messages handed back at the session lock deadline' };
     } finally {
       this.#batches.delete(batch);
       starts.dispose();
       linked.dispose();
     }
+  }
+
+  /**
+   * Writes the batch's messages into the session state as in flight, then handles each; when that write fails, hands
+   * every delivery back unsent (a successor could not know of its calls) and resolves to true.
+   */
+  async #batch(parsed: Parsed[], control: BatchControl): Promise<boolean> {
+    const keys = parsed.flatMap((p) => ('msg' in p ? [p.msg.key] : []));
+    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys))) {
+      this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: parsed.length });
+      await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
+      return true;
+    }
+    await Promise.all(parsed.map((p) => this.#handle(p, control)));
+    return false;
   }
 
   /** The session lock's deadline, when the session loop gives one (ms since the epoch). */
@@ -117,10 +154,11 @@ export class DispatchSession implements DispatchSessionHandler {
     return lastCallStart(this.#lockedUntil(), channel.timeoutMs, this.#stage.lockMarginMs);
   }
 
-  async #handle(delivery: Delivery, batch: BatchControl): Promise<void> {
+  async #handle(parsed: Parsed, batch: BatchControl): Promise<void> {
+    const { delivery } = parsed;
     const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
     try {
-      await this.#process(delivery, settlement, batch);
+      await this.#process(parsed, settlement, batch);
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
       this.#log.error('unexpected failure while dispatching', { messageId: delivery.messageId, err: errorMessage(err) });
@@ -128,18 +166,34 @@ export class DispatchSession implements DispatchSessionHandler {
     }
   }
 
-  async #process(delivery: Delivery, settlement: Settlement, batch: BatchControl): Promise<void> {
+  async #process(parsed: Parsed, settlement: Settlement, batch: BatchControl): Promise<void> {
     const stage = this.#stage;
-    let msg: OutboundMessage;
-    try {
-      msg = parseOutboundMessage(delivery.body);
-    } catch (err) {
+    const { delivery } = parsed;
+    if ('error' in parsed) {
+      const err = parsed.error;
       const reason = isEventError(err) ? err.code : 'EventUndecodable';
       this.#log.warn('outbound message unreadable: dead-lettered', { messageId: delivery.messageId, reason, err: errorMessage(err) });
       stage.count('(unreadable)', 'invalid');
       await settlement.deadLetter(reason, errorMessage(err));
       return;
     }
+    const { msg } = parsed;
+    const ledger = this.#handOver.inFlight;
+    let mayHaveCalled = false;
+    try {
+      mayHaveCalled = await this.#send(msg, delivery, settlement, batch);
+    } finally {
+      // Off the in-flight list once its outcome is settled for good, or handed back without having reached the
+      // provider; kept (for the next holder to reconcile) when its settlement failed or a call may have been made.
+      const result = settlement.result;
+      const unsent = result === 'abandoned' && !mayHaveCalled && ledger.reconcileSince(msg.key) === undefined;
+      if (result === 'completed' || result === 'deadLettered' || unsent) ledger.settled(msg.key);
+    }
+  }
+
+  /** Sends one message and records its outcome; true when a provider call may have been made. */
+  async #send(msg: OutboundMessage, delivery: Delivery, settlement: Settlement, batch: BatchControl): Promise<boolean> {
+    const stage = this.#stage;
     const log = this.#log.child({ activityKey: msg.key, channel: msg.channel });
     const channel = stage.channels.byName(msg.channel);
     if (channel === undefined) {
@@ -148,19 +202,21 @@ export class DispatchSession implements DispatchSessionHandler {
       log.warn('unknown channel: dead-lettered', { description });
       stage.count(msg.channel, 'invalid');
       await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.unknownChannel, description);
-      return;
+      return false;
     }
     if (channel.senderKey !== this.#session.sessionId || this.#limiter === undefined) {
       const description = `channel '${channel.name}' sends as session '${channel.senderKey}', but this message came in session '${this.#session.sessionId}'`;
       log.warn('message in the wrong session: dead-lettered', { description });
       stage.count(channel.name, 'invalid');
       await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.sessionMismatch, description);
-      return;
+      return false;
     }
     if (batch.starts.aborted) {
       await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
-      return;
+      return false;
     }
+    const since = this.#handOver.inFlight.reconcileSince(msg.key);
+    if (since !== undefined && (await this.#reconcile(msg, channel, since, settlement, batch, log))) return false;
     if (delivery.deliveryCount > 1) log.debug('delivered again: the provider may have it already (same idempotency key)', { deliveryCount: delivery.deliveryCount });
 
     this.#sending++;
@@ -175,6 +231,63 @@ export class DispatchSession implements DispatchSessionHandler {
       if (this.#sending === 0) this.#outbox.flush();
     }
     await recording;
+    return outcome.calls > 0;
+  }
+
+  /**
+   * A message listed in flight before this batch (by a holder that died, or handed back after a call): asks the
+   * provider whether it has it before it is sent, once the sender's hold has ended. True when that settled the
+   * message: found (the outcome is recorded as sent, with the provider's id), the lookup failed (handed back, not
+   * sent: a duplicate to a customer is worse than a delay; the bus dead-letters it past MaxDeliveryCount), or the
+   * batch stopped first (handed back). False when it is to be sent: not found, or a provider that cannot be asked (a
+   * contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
+   */
+  async #reconcile(msg: OutboundMessage, channel: Channel, since: number, settlement: Settlement, batch: BatchControl, log: Logger): Promise<boolean> {
+    const stage = this.#stage;
+    const ledger = this.#handOver.inFlight;
+    const provider = stage.providerFor(channel);
+    if (provider.findSent === undefined) {
+      stage.counts.inFlightResent++;
+      ledger.reconciled(msg.key);
+      log.warn('listed in flight before this delivery; this provider cannot be asked: sending again', {
+        provider: provider.type,
+        repeat: provider.type === 'contract' ? 'safe: the same RequestId' : 'possible',
+      });
+      return false;
+    }
+    // Not before the sender's hold ends (after a crash, one window from the takeover): a call the dead holder made just
+    // before it died may take the provider a moment to create, and a lookup made at once could miss it.
+    const handBack = async (): Promise<true> => {
+      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      return true;
+    };
+    const pausedUntil = this.#limiter?.pausedUntil;
+    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
+    if (batch.starts.aborted) return handBack();
+    let found: SendResult | undefined;
+    try {
+      const findSent = provider.findSent.bind(provider);
+      const signal = batch.starts;
+      found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: stage.now(), exclude: this.#claimed, signal }), { signal });
+    } catch (err) {
+      if (batch.starts.aborted) return handBack();
+      stage.counts.inFlightLookupFailed++;
+      log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
+      stage.count(channel.name, 'abandoned');
+      await settlement.abandon();
+      return true;
+    }
+    ledger.reconciled(msg.key);
+    if (found === undefined) {
+      stage.counts.inFlightNotFound++;
+      log.info('listed in flight before this delivery; the provider does not have it: sending');
+      return false;
+    }
+    this.#claimed.add(found.providerMessageId);
+    stage.counts.inFlightFound++;
+    log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
+    await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
+    return true;
   }
 
   onClose(reason?: SessionCloseReason): Promise<void> {

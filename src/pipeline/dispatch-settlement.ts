@@ -10,6 +10,7 @@ import type { Delivery } from './ports.js';
 /** Settles one delivery once; a second settlement is a bug and is logged, a failed one is logged and counted. */
 export class Settlement {
   #done = false;
+  #result: 'completed' | 'abandoned' | 'deadLettered' | 'failed' | undefined;
   constructor(
     private readonly delivery: Delivery,
     private readonly counts: DispatchCounts,
@@ -18,6 +19,11 @@ export class Settlement {
 
   get done(): boolean {
     return this.#done;
+  }
+
+  /** How the settlement ended: `failed` when the bus refused it (the message comes back); undefined before. */
+  get result(): 'completed' | 'abandoned' | 'deadLettered' | 'failed' | undefined {
+    return this.#result;
   }
 
   async complete(): Promise<void> {
@@ -45,7 +51,9 @@ export class Settlement {
     try {
       await settle();
       this.counts[counter]++;
+      this.#result = counter;
     } catch (err) {
+      this.#result = 'failed';
       this.counts.settleFailures++;
       this.log.warn('settlement failed: the message will be delivered again when its lock expires', { settlement: what, messageId: this.delivery.messageId, err: errorMessage(err) });
     }

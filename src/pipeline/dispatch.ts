@@ -36,21 +36,23 @@
  * attempt's timeout is cut to that), so what cannot be recorded is dead-lettered (`InteractionNotSent`) while the
  * lock holds, instead of coming back to be sent again.
  *
- * Hand-over: `onClose` saves the start times of the calls of the last window (and a running 429 pause) as the
- * session state; the next holder, on any replica, makes no call before that window has passed. The state is not
- * written periodically: a holder that dies without `onClose` stops sending, and its session lock has to expire before
- * another replica can take the session; a lock lasts far longer than a rate window (default 60 s against ~1 s), so
- * by then every call it made is out of the window. Only a graceful release hands over within a window, and that
- * always goes through `onClose`; when `onClose` cannot save the state (setState fails or times out), it keeps the
- * session until its last window has passed (at most one window, and never past the session lock: from then on
- * another replica may take it anyway), so the next holder, starting without a state, cannot call within it. That
- * hold's timer does not keep the process alive.
-  *
+ * Hand-over (`dispatch-handover.ts`, `session-state.ts`): before each batch's calls the session state is written with
+ * the batch's messages listed in flight (a failed write sends nothing of the batch); `onClose` writes it again, clean:
+ * the end times of the calls of the last window and a running 429 pause. The next holder, on any replica, makes no
+ * call before that window has passed; without a clean state (the holder died or lost its lock: a dropped connection
+ * releases its sessions at once, so this can be a fraction of a second after its last calls) it assumes the dead
+ * holder used the whole window just then and waits one full window from the takeover. A message listed in flight is
+ * reconciled before it is sent again (`DispatchSession`: a provider lookup where there is one). When `onClose` cannot
+ * save the state (setState fails or times out), it keeps the session until its last window has passed (at most one
+ * window, and never past the session lock: from then on another replica may take it anyway). That hold's timer does
+ * not keep the process alive.
+ *
  * The parts, one job each: `dispatch-context.ts` (the options, validated once, and what the sessions share),
  * `dispatch-session.ts` (the handler of one held session), `dispatch-send.ts` (one message through the limiter and the
  * retry policy), `dispatch-outcome.ts` (outcome → interaction, settlement or dead letter), `dispatch-settlement.ts`
- * (settling a delivery once), `dispatch-handover.ts` (the session state between holders), `lock-deadline.ts` (the
- * lock-deadline arithmetic) and `dispatch-metrics.ts` (metrics and stats).
+ * (settling a delivery once), `dispatch-handover.ts` (the session state between holders), `dispatch-inflight.ts` (the
+ * messages listed in flight), `lock-deadline.ts` (the lock-deadline arithmetic) and `dispatch-metrics.ts` (metrics and
+ * stats).
  */
 
 import { StageContext, type DispatchOptions } from './dispatch-context.js';

@@ -11,7 +11,7 @@ import type { Provider } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
 import { TwilioProvider } from './twilio/adapter.js';
 
-export type { Provider, SendRequest, SendResult, ProviderType } from './provider.js';
+export type { Provider, SendRequest, SendResult, SentQuery, ProviderType } from './provider.js';
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';

@@ -39,6 +39,20 @@ export interface SendResult {
   status: string;
 }
 
+/** What {@link Provider.findSent} looks for: a message this sender sent to this recipient with this text, in a time span. */
+export interface SentQuery {
+  from: string;
+  to: string;
+  /** The text exactly as it was sent. */
+  text: string;
+  /** The span in which the provider may have created it (ms since the epoch, our clock). */
+  since: number;
+  until: number;
+  /** Provider message ids already matched to other messages: not matched again. */
+  exclude?: ReadonlySet<string>;
+  signal?: AbortSignal;
+}
+
 export interface Provider {
   readonly type: ProviderType;
   /**
@@ -46,4 +60,11 @@ export interface Provider {
    * headers, body and own code in `upstream`, never a credential). Has its own timeout (`ProviderTimeout`).
    */
   send(request: SendRequest): Promise<SendResult>;
+  /**
+   * For a message whose call may have been made by a holder that died: the message the provider holds for it
+   * (`undefined`: none), so that it is recorded instead of sent again. Only providers that can be asked have it
+   * (Twilio); a contract endpoint is safe to call again with the same `RequestId`, and Telegram cannot be asked.
+   * Rejects (a `ProviderError`, or the signal's reason) when the provider could not tell.
+   */
+  findSent?(query: SentQuery): Promise<SendResult | undefined>;
 }

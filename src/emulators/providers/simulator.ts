@@ -222,7 +222,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
 }
 
 const NOT_FOUND_HINT =
-  'routes: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
+  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };
@@ -386,8 +386,13 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     const twilioMatch = TWILIO_PATH.exec(ex.path);
     const telegramMatch = TELEGRAM_PATH.exec(ex.path);
     const contractMatch = CONTRACT_PATH.exec(ex.path);
+    if (twilioMatch && ex.method === 'GET') {
+      // The Messages list: like the fetch, answered at once, outside the faults, the statistics and the concurrency limit.
+      writeReply(res, twilio.list(ex, decodeURIComponent(twilioMatch[1]!)));
+      return;
+    }
     if (twilioMatch) {
-      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'POST' } });
+      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'GET, POST' } });
       provider = 'twilio';
       prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
     } else if (telegramMatch) {

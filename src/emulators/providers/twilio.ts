@@ -6,7 +6,8 @@
  * than its ValidityPeriod), the per-account concurrency limit (429, 20429). `I-Twilio-Idempotency-Token` is not a
  * deduplication key of the real Messages API: repeats are new messages unless `honourIdempotencyToken`. And the Message fetch,
  * `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`, for the messages sent (with their current
- * status) and the simulated recipients' inbound replies.
+ * status) and the simulated recipients' inbound replies; and the Messages list,
+ * `GET /2010-04-01/Accounts/{AccountSid}/Messages.json`, filtered by `To`, `From` and `DateSent`, paged.
  */
 import { randomBytes } from 'node:crypto';
 import type { FaultAction } from './faults.js';
@@ -304,6 +305,77 @@ export class TwilioApi {
     const m = this.#stored.get(sid);
     if (!m || m.accountSid !== accountSid) return twilioError(404, 20404, `The requested resource ${ex.path} was not found`);
     return { status: 200, body: messageResource(m) };
+  }
+
+  /**
+   * `GET /2010-04-01/Accounts/{AccountSid}/Messages.json`: a page of this account's messages (sent and received),
+   * most recent `date_sent` first, filtered by `To`, `From` (the number; a Messaging Service send has the sender in
+   * `messaging_service_sid`, and `from` null until Twilio picks a number), `DateSent` (that UTC day), `DateSent<`
+   * (on or before it) and `DateSent>` (on or after it), each a `YYYY-MM-DD` day or an ISO 8601 date-time. The worst
+   * reading of what Twilio leaves undocumented: a DateSent filter leaves out the messages not sent yet (`date_sent`
+   * null: `queued`, `accepted`), and those sort after every sent one. `PageSize` 1–1000 (default 50); `next_page_uri`
+   * carries `Page` and `PageToken` (the last sid of the page: a page after it, even when messages came in between).
+   * 401 (20003) as the send; 400 (20001) for a bad filter or page size.
+   */
+  list(ex: Exchange, accountSid: string): Reply {
+    if (this.#authenticate(ex, accountSid) === undefined) return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
+    const q = ex.query;
+    const pageSizeText = q.get('PageSize') ?? '50';
+    const pageSize = /^\d{1,4}$/.test(pageSizeText) ? Number(pageSizeText) : Number.NaN;
+    if (!(pageSize >= 1 && pageSize <= 1000)) return twilioError(400, 20001, `PageSize must be an integer from 1 to 1000, found '${pageSizeText}'`);
+    const pageText = q.get('Page') ?? '0';
+    if (!/^\d{1,6}$/.test(pageText)) return twilioError(400, 20001, `Page must be an integer from 0, found '${pageText}'`);
+    const page = Number(pageText);
+    const dayMs = 86_400_000;
+    const bounds: Array<(sent: number) => boolean> = [];
+    for (const [name, kind] of [['DateSent', '='], ['DateSent<', '<'], ['DateSent>', '>']] as const) {
+      const value = q.get(name);
+      if (value === null) continue;
+      const day = /^\d{4}-\d{2}-\d{2}$/.test(value);
+      const at = Date.parse(day ? `${value}T00:00:00Z` : value);
+      if (!Number.isFinite(at) || !(day || /^\d{4}-\d{2}-\d{2}T/.test(value))) return twilioError(400, 20001, `${name} must be a date YYYY-MM-DD or an ISO 8601 date-time, found '${value}'`);
+      if (kind === '=') bounds.push(day ? (t) => t >= at && t < at + dayMs : (t) => t === at);
+      else if (kind === '<') bounds.push(day ? (t) => t < at + dayMs : (t) => t <= at);
+      else bounds.push((t) => t >= at);
+    }
+    const to = q.get('To');
+    const from = q.get('From');
+    // Ties (the same ms) in the reverse order of arrival: the store keeps arrival order.
+    const matching = [...this.#stored.values()]
+      .map((m, arrival) => ({ m, arrival }))
+      .filter(({ m }) => m.accountSid === accountSid && (to === null || m.to === to) && (from === null || m.from === from))
+      .filter(({ m }) => bounds.length === 0 || (m.sent !== null && bounds.every((b) => b(m.sent as number))))
+      .sort((a, b) => (b.m.sent ?? -Infinity) - (a.m.sent ?? -Infinity) || b.m.created - a.m.created || b.arrival - a.arrival)
+      .map(({ m }) => m);
+    const token = q.get('PageToken');
+    const after = token?.startsWith('PA') ? matching.findIndex((m) => m.sid === token.slice(2)) : -1;
+    const start = after >= 0 ? after + 1 : page * pageSize;
+    const messages = matching.slice(start, start + pageSize);
+    const base = `/2010-04-01/Accounts/${accountSid}/Messages.json`;
+    const pageUri = (n: number, extra: Record<string, string> = {}): string => {
+      const params = new URLSearchParams();
+      for (const [k, v] of q) if (k !== 'Page' && k !== 'PageToken' && k !== 'PageSize') params.append(k, v);
+      params.set('PageSize', String(pageSize));
+      params.set('Page', String(n));
+      for (const [k, v] of Object.entries(extra)) params.set(k, v);
+      return `${base}?${params.toString()}`;
+    };
+    const last = messages[messages.length - 1];
+    const more = start + pageSize < matching.length && last !== undefined;
+    return {
+      status: 200,
+      body: {
+        end: start + Math.max(0, messages.length - 1),
+        first_page_uri: pageUri(0),
+        messages: messages.map(messageResource),
+        next_page_uri: more ? pageUri(page + 1, { PageToken: `PA${last.sid}` }) : null,
+        page,
+        page_size: pageSize,
+        previous_page_uri: page > 0 ? pageUri(page - 1) : null,
+        start,
+        uri: `${base}?${ex.query.toString()}`,
+      },
+    };
   }
 
   /** Forgets the senders' queues and the idempotency records. */

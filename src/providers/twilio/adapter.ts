@@ -12,14 +12,26 @@
  *
  * And `fetchMessage`: `GET {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json` with the same
  * credentials, client, timeout and error mapping, so that the callbacks service can check that an inbound reply is
- * one Twilio really received, and when.
+ * one Twilio really received, and when; and `findSent`: the Messages list, for a message whose send a dispatch
+ * replica may have made before it died (see the method).
  */
+import { ProviderError } from '../../errors.js';
 import { postAndMap } from '../http.js';
 import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
-import type { Provider, SendRequest, SendResult } from '../provider.js';
-import { mapTwilioFetchResponse, mapTwilioResponse, type TwilioMessage } from './map-response.js';
+import type { Provider, SendRequest, SendResult, SentQuery } from '../provider.js';
+import { mapTwilioFetchResponse, mapTwilioListResponse, mapTwilioResponse, type TwilioListedMessage, type TwilioMessage, type TwilioMessagePage } from './map-response.js';
 
 export const TWILIO_BASE_URL = 'https://api.twilio.com';
+
+/** Messages per list page a lookup asks for (Twilio's maximum `PageSize`). */
+export const TWILIO_LIST_PAGE_SIZE = 1000;
+/** Pages a lookup reads at most: past them it cannot tell, and rejects. */
+export const TWILIO_LIST_MAX_PAGES = 5;
+/**
+ * Allowed difference between our clock and Twilio's `date_created` (whole seconds, RFC 2822) when a listed message
+ * is matched to the span of a call.
+ */
+export const TWILIO_LOOKUP_SKEW_MS = 60_000;
 
 export interface TwilioSettings {
   accountSid: string;
@@ -64,6 +76,65 @@ export class TwilioProvider implements Provider {
       map: mapTwilioResponse,
       fields: { idempotencyKey: request.idempotencyKey },
     });
+  }
+
+  /**
+   * The message this account sent `query.to` from `query.from` with exactly `query.text`, created within the query's
+   * span (± {@link TWILIO_LOOKUP_SKEW_MS}), whose sid is not excluded; `undefined` when the list holds none. Reads
+   * `GET …/Messages.json?To=&From=&PageSize=1000` (a Messaging Service sender: `To` only, matched on
+   * `messaging_service_sid`), following `next_page_uri` (on this base URL only) for at most
+   * {@link TWILIO_LIST_MAX_PAGES} pages; a longer list rejects (`ProviderBadResponse`: it cannot tell).
+   *
+   * No `DateSent` filter: it filters on `date_sent`, which Twilio sets only when the message leaves its queue, so a
+   * message still `queued`/`accepted` (exactly what a send made just before a crash may be) could be missing from a
+   * `DateSent>=` list; and the list is sorted by `DateSent` without saying where unsent messages go, so the pages are
+   * read without stopping early. The match is on the body and the span, because the Message resource
+   * does not echo the `StatusCallback` URL nor the idempotency header (UNVERIFIED: that `body` is stored as sent; a
+   * body Twilio rewrote, such as a trial account's prefix or Smart Encoding, is not found). Sources: twilio.com/docs/messaging/api/message-resource
+   * ("Read multiple Message resources": `To`, `From`, `DateSent`, `PageSize` up to 1000, `next_page_uri`).
+   */
+  async findSent(query: SentQuery): Promise<SendResult | undefined> {
+    const service = query.from.startsWith('MG');
+    const params = new URLSearchParams({ To: query.to });
+    if (!service) params.set('From', query.from);
+    params.set('PageSize', String(TWILIO_LIST_PAGE_SIZE));
+    const since = query.since - TWILIO_LOOKUP_SKEW_MS;
+    const until = query.until + TWILIO_LOOKUP_SKEW_MS;
+    const matches = (m: TwilioListedMessage): boolean =>
+      m.direction.startsWith('outbound') &&
+      m.to === query.to &&
+      (service ? m.messagingServiceSid === query.from : m.from === query.from) &&
+      m.body === query.text &&
+      m.dateCreated >= since &&
+      m.dateCreated <= until &&
+      !(query.exclude?.has(m.sid) ?? false);
+    let url = `${this.#url}?${params.toString()}`;
+    for (let page = 1; ; page++) {
+      const result: TwilioMessagePage = await postAndMap({
+        ...this.#call,
+        method: 'GET',
+        url,
+        headers: { authorization: this.#authorization, accept: 'application/json' },
+        body: '',
+        signal: query.signal,
+        map: mapTwilioListResponse,
+        message: 'provider answered a message lookup',
+        fields: { page },
+        outcome: (p) => `${p.messages.length} listed`,
+      });
+      const found = result.messages.find(matches);
+      if (found !== undefined) return { providerMessageId: found.sid, status: found.status || 'queued' };
+      if (result.nextPageUri === undefined) return undefined;
+      if (page >= TWILIO_LIST_MAX_PAGES) {
+        throw new ProviderError('ProviderBadResponse', `twilio lookup: no match in ${page} pages of ${TWILIO_LIST_PAGE_SIZE} messages and more pages follow: cannot tell whether the message was sent`, {
+          context: { pages: page },
+        });
+      }
+      const next = new URL(result.nextPageUri, this.#messagesUrl);
+      // The credentials go nowhere but the configured base URL.
+      if (next.origin !== new URL(this.#messagesUrl).origin) throw new ProviderError('ProviderBadResponse', `twilio lookup: next_page_uri points to another origin (${next.origin})`);
+      url = next.toString();
+    }
   }
 
   /**

@@ -135,3 +135,54 @@ export function mapTwilioFetchResponse(response: HttpResponse): TwilioMessage | 
   }
   return mapTwilioResponse(response) as ProviderError;
 }
+
+/** An outbound Message resource of a Messages list page: what a lookup matches on. */
+export interface TwilioListedMessage {
+  sid: string;
+  status: string;
+  direction: string;
+  from: string;
+  to: string;
+  messagingServiceSid: string;
+  body: string;
+  /** `date_created`, ms since the epoch. */
+  dateCreated: number;
+}
+
+/** One page of `GET /2010-04-01/Accounts/{AccountSid}/Messages.json`: its messages and `next_page_uri` (null on the last). */
+export interface TwilioMessagePage {
+  messages: TwilioListedMessage[];
+  nextPageUri: string | undefined;
+}
+
+/**
+ * Maps Twilio's answer to a Messages list request: 2xx → the page (`messages` an array of resources each with a `sid`,
+ * `direction` and a readable `date_created`, and `next_page_uri` a string or null; anything else is
+ * `ProviderBadResponse`: a lookup that cannot read the list cannot tell); any other status as a send's answer
+ * ({@link mapTwilioResponse}).
+ */
+export function mapTwilioListResponse(response: HttpResponse): TwilioMessagePage | ProviderError {
+  const { status, body } = response;
+  if (status < 200 || status >= 300) return mapTwilioResponse(response) as ProviderError;
+  const unreadable = (why: string): ProviderError => failure('ProviderBadResponse', `twilio answered ${status} to a Messages list with ${why}: ${bodySnippet(body)}`, response);
+  if (!isRecord(body) || !Array.isArray(body['messages'])) return unreadable('no messages array');
+  const next = body['next_page_uri'];
+  if (next !== null && next !== undefined && typeof next !== 'string') return unreadable('a next_page_uri that is not a string');
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const messages: TwilioListedMessage[] = [];
+  for (const m of body['messages'] as unknown[]) {
+    const created = isRecord(m) && typeof m['date_created'] === 'string' ? Date.parse(m['date_created']) : Number.NaN;
+    if (!isRecord(m) || text(m['sid']) === '' || text(m['direction']) === '' || !Number.isFinite(created)) return unreadable('a message without a sid, direction or date_created');
+    messages.push({
+      sid: text(m['sid']),
+      status: text(m['status']),
+      direction: text(m['direction']),
+      from: text(m['from']),
+      to: text(m['to']),
+      messagingServiceSid: text(m['messaging_service_sid']),
+      body: text(m['body']),
+      dateCreated: created,
+    });
+  }
+  return { messages, nextPageUri: typeof next === 'string' && next !== '' ? next : undefined };
+}

@@ -226,10 +226,11 @@ describe('provider simulators: Twilio Messages API', () => {
     assert.equal(stats.concurrencyPeak, 3);
   });
 
-  it('GET on the Messages resource is 405; an unknown path is a 404 naming the routes', async () => {
+  it('DELETE on the Messages resource is 405 (GET lists, POST sends); an unknown path is a 404 naming the routes', async () => {
     const sim = await start();
-    const res = await fetch(`${sim.url}/2010-04-01/Accounts/${ACCOUNT}/Messages.json`);
+    const res = await fetch(`${sim.url}/2010-04-01/Accounts/${ACCOUNT}/Messages.json`, { method: 'DELETE' });
     assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'GET, POST');
     const missing = await control<{ error: { message: string } }>(sim.url, 'GET', '../nothing');
     assert.equal(missing.status, 404);
     assert.match(missing.body.error.message, /POST \/bot\{token\}\/sendMessage/);

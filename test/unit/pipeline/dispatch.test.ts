@@ -398,14 +398,15 @@ describe('dispatch stage', () => {
     const h1 = await s.sessionHandler(first);
     await run(h1, Array.from({ length: 5 }, () => delivery(outbound())), 200);
     await h1.onClose();
-    assert.equal(first.saved.length, 1);
-    const decoded = decodeSessionState(first.saved[0]);
+    assert.equal(first.saved.length, 2, 'written before the batch\'s calls, and at close');
+    const decoded = decodeSessionState(first.saved[1]);
+    assert.ok(decoded.ok && decoded.state?.clean === true, 'the state at close is a clean hand-over');
     assert.ok(decoded.ok);
     assert.equal(decoded.state?.sentAt.length, 5);
     const lastEnded = Math.max(...p.calls.map((c) => c.end));
 
     // Another replica takes the session over at once.
-    const second = session(SESSION, first.saved[0]);
+    const second = session(SESSION, first.saved[1]);
     const h2 = await s.sessionHandler(second);
     await run(h2, [delivery(outbound())], 3000);
     assert.equal(p.calls.length, 6);
@@ -421,7 +422,7 @@ describe('dispatch stage', () => {
     await run(h1, [delivery(outbound())], 2000);
     assert.equal((p.calls[0]?.at ?? 0) - t0, 1010, 'one window (interval + the 10 ms guard)');
     const t1 = Date.now();
-    const h2 = await s.sessionHandler(session(SESSION, encodeSessionState({ v: 1, sentAt: [t1 - 5000] })));
+    const h2 = await s.sessionHandler(session(SESSION, encodeSessionState({ v: 2, clean: true, sentAt: [t1 - 5000] })));
     await run(h2, [delivery(outbound())], 200);
     assert.equal(p.calls[1]?.at, t1);
   });
@@ -440,9 +441,9 @@ describe('dispatch stage', () => {
     await done;
     assert.deepEqual(d1.settled, [{ kind: 'abandon' }], 'waiting for the pause: handed back');
     await h1.onClose();
-    const decoded = decodeSessionState(first.saved[0]);
+    const decoded = decodeSessionState(first.saved.at(-1));
     assert.ok(decoded.ok && decoded.state?.pausedUntil !== undefined);
-    const h2 = await s.sessionHandler(session(SESSION, first.saved[0]));
+    const h2 = await s.sessionHandler(session(SESSION, first.saved.at(-1)));
     const t = Date.now();
     await run(h2, [delivery(outbound())], 20_000);
     assert.ok((p.calls[1]?.at ?? 0) >= (decoded.state?.pausedUntil ?? Infinity), `waited until ${(decoded.state?.pausedUntil ?? 0) - t} ms`);
@@ -509,7 +510,7 @@ describe('dispatch stage', () => {
     await closing;
     await done;
     assert.deepEqual(deliveries.map((d) => d.settled[0]?.kind), ['complete', 'abandon', 'abandon']);
-    assert.equal(sess.saved.length, 1);
+    assert.equal(sess.saved.length, 2, 'before the batch\'s calls, and at close');
   });
 
   it('leaves nothing on the session loop\'s signal after many batches (no listener, no combined signal)', async () => {
@@ -575,7 +576,9 @@ describe('dispatch stage', () => {
       const p = new FakeProvider();
       const { stream, log } = capture();
       const { stage: s } = stage(p, { log, ...options });
-      const first = { ...session(), setState };
+      // The write before the batch's calls succeeds; the one at close calls `setState`.
+      let writes = 0;
+      const first = { ...session(), setState: (state: Buffer) => (++writes === 1 ? Promise.resolve() : setState(state)) };
       const h1 = await s.sessionHandler(first);
       await run(h1, Array.from({ length: 5 }, () => delivery(outbound())), 200);
       const lastEnded = Math.max(...p.calls.map((c) => c.end));

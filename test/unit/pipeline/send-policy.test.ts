@@ -154,9 +154,16 @@ describe('send policy', () => {
 
 describe('session state', () => {
   it('round-trips', () => {
-    const buf = encodeSessionState({ v: 1, sentAt: [30, 10, 20], pausedUntil: 99 });
-    assert.equal(buf.toString(), '{"v":1,"sentAt":[10,20,30],"pausedUntil":99}');
-    assert.deepEqual(decodeSessionState(buf), { ok: true, state: { v: 1, sentAt: [10, 20, 30], pausedUntil: 99 } });
+    const buf = encodeSessionState({ v: 2, clean: true, sentAt: [30, 10, 20], pausedUntil: 99 });
+    assert.equal(buf.toString(), '{"v":2,"clean":true,"sentAt":[10,20,30],"pausedUntil":99}');
+    assert.deepEqual(decodeSessionState(buf), { ok: true, state: { v: 2, clean: true, sentAt: [10, 20, 30], pausedUntil: 99 } });
+    const before = encodeSessionState({ v: 2, sentAt: [5], inFlight: [['act-1', 7], ['act-2', 7]] });
+    assert.equal(before.toString(), '{"v":2,"sentAt":[5],"inFlight":[["act-1",7],["act-2",7]]}');
+    assert.deepEqual(decodeSessionState(before), { ok: true, state: { v: 2, sentAt: [5], inFlight: [['act-1', 7], ['act-2', 7]] } });
+  });
+
+  it('reads a version 1 state (written only at a release) as a clean one', () => {
+    assert.deepEqual(decodeSessionState(Buffer.from('{"v":1,"sentAt":[10],"pausedUntil":99}')), { ok: true, state: { v: 2, clean: true, sentAt: [10], pausedUntil: 99 } });
   });
 
   it('no state is not an error', () => {
@@ -167,7 +174,9 @@ describe('session state', () => {
   const bad: Array<[string, string]> = [
     ['{', 'not JSON'],
     ['[1]', 'not a JSON object'],
-    ['{"v":2,"sentAt":[]}', 'version 2 is not 1'],
+    ['{"v":3,"sentAt":[]}', 'version 3 is not 1 or 2'],
+    ['{"v":2,"sentAt":[],"inFlight":[["k"]]}', 'inFlight must be an array of \\[key, ms\\] pairs'],
+    ['{"v":2,"sentAt":[],"inFlight":[["",1]]}', 'inFlight must be an array'],
     ['{"v":1,"sentAt":["x"]}', 'sentAt must be an array of numbers'],
     ['{"v":1,"sentAt":[],"pausedUntil":"soon"}', 'pausedUntil must be a number'],
   ];
@@ -182,14 +191,22 @@ describe('session state', () => {
   it('the first send waits for the last call to leave the window, and for a running pause', () => {
     const now = 1000;
     assert.equal(firstSendAt(undefined, 1050, now), 0);
-    assert.equal(firstSendAt({ v: 1, sentAt: [] }, 1050, now), 0);
-    assert.equal(firstSendAt({ v: 1, sentAt: [100, 400] }, 1050, now), 1450);
-    assert.equal(firstSendAt({ v: 1, sentAt: [100], pausedUntil: 5000 }, 1050, now), 5000);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [] }, 1050, now), 0);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100, 400] }, 1050, now), 1450);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100], pausedUntil: 5000 }, 1050, now), 5000);
+  });
+
+  it('without a clean release, assumes the last holder used the whole window just now: one window from the takeover, and a recorded pause', () => {
+    const now = 1000;
+    assert.equal(firstSendAt({ v: 2, sentAt: [] }, 1050, now), now + 1050, 'no call recorded: its calls after the write are unknown');
+    assert.equal(firstSendAt({ v: 2, sentAt: [100, 400] }, 1050, now), now + 1050);
+    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: 9000 }, 1050, now), 9000);
+    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
   });
 
   it('waits at most one window for calls a clock ahead of ours recorded, and at most 5 min for a handed-over pause', () => {
     const now = 1000;
-    assert.equal(firstSendAt({ v: 1, sentAt: [now + 3_600_000] }, 1050, now), now + 1050);
-    assert.equal(firstSendAt({ v: 1, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [now + 3_600_000] }, 1050, now), now + 1050);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
   });
 });

@@ -135,7 +135,7 @@ describe('dispatch through a crash of the session holder', () => {
     assert.equal(p.calls.length - callsBefore, 1, 'only the one the provider does not have is sent');
     assert.equal(p.calls.at(-1)?.request.text, 'lost');
     assert.deepEqual(redelivered.map((d) => d.settled), [[{ kind: 'complete' }], [{ kind: 'complete' }]]);
-    const found = interactions.all.find((i) => i.body.context.kind === 'marketing' && i.body.context.activityId === (reached.body as { key: string }).key);
+    const found = interactions.all.find((i) => i.body.context.kind === 'marketing' && i.body.context.activityRowId === (reached.body as { key: string }).key);
     assert.equal(found?.body.providerMessageId, 'SM-found', 'the found message recorded as sent, with its id');
     const stats = s.stats();
     assert.equal(stats.inFlightFound, 1);

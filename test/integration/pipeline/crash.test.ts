@@ -31,7 +31,7 @@ describe('dispatch through kill -9 of the session holder', function () {
     // Debug lines say which replica holds the session ('session accepted' / 'session released').
     s.env['LOG_LEVEL'] = 'debug';
     const run = await s.runJourney(SEED.journey, 1000);
-    const expected = new Set(run.created.map((c) => c.activityId));
+    const expected = new Set(run.created.map((c) => c.activityRowId));
     s.spawnWorker('intake', { compiled: true });
     s.spawnWorker('recorder', { compiled: true });
     const replicas = [s.spawnWorker('dispatch', { compiled: true }), s.spawnWorker('dispatch', { compiled: true })];

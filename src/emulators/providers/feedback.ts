@@ -14,9 +14,9 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
-import { webhookHeaders } from '../../providers/contract/webhook-signature.js';
 import type { Callback, CallbackEngine, ResolvedRecipients } from './callbacks.js';
 import { seededRandom } from './faults.js';
+import { signStandardWebhook } from './standard-webhooks.js';
 import type { SimulatedMessage } from './records.js';
 import type { ResolvedContract } from './contract.js';
 import type { TelegramApi } from './telegram.js';
@@ -343,7 +343,7 @@ export class Feedback {
       method: 'POST',
       url,
       // A retry or a repeat keeps the webhook-id and is stamped and signed anew, as Standard Webhooks senders do.
-      headers: () => ({ 'Content-Type': 'application/json', ...webhookHeaders(secrets, id, body, this.#deps.clock()) }),
+      headers: () => ({ 'Content-Type': 'application/json', ...signStandardWebhook(secrets, id, body, this.#deps.clock() / 1000) }),
       body,
       retry: 'any',
       ...this.#belongs(m),

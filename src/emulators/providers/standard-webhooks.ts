@@ -1,9 +1,11 @@
 /**
- * Verification of Standard Webhooks v1 signatures, as the contract simulator's receiving side: headers
+ * Standard Webhooks v1 signatures as the contract simulator reads the spec, for both of its sides: it verifies the
+ * relay's sends and signs its own reports and replies. Headers
  * `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature` (one or more space-separated
  * `v1,<base64>` entries), each an HMAC-SHA256 keyed with the base64 part of a `whsec_…` secret over
  * `id.timestamp.rawBody`. Any secret of the list may match (rotation); signatures compare in constant time.
- * (The relay's signer lives with the contract adapter; this module is deliberately independent of it.)
+ * (The relay's signer and verifier live with the contract adapter; this module is deliberately independent of them,
+ * so that a misreading of the spec on either side fails the tests instead of agreeing with itself.)
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -57,4 +59,15 @@ export function verifyStandardWebhook(options: VerifyOptions): VerifyResult {
     if (given.some((g) => g.length === expected.length && timingSafeEqual(g, expected))) return { ok: true };
   }
   return { ok: false, reason: 'no webhook-signature entry matches a configured secret' };
+}
+
+/**
+ * The three headers of a message signed with every secret of the list (one `v1,<base64>` entry each, space-separated,
+ * as the spec allows during a rotation); `nowSeconds` stamps `webhook-timestamp`.
+ */
+export function signStandardWebhook(secrets: readonly string[], id: string, body: string, nowSeconds: number): Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string> {
+  const timestamp = String(Math.floor(nowSeconds));
+  const signed = Buffer.from(`${id}.${timestamp}.${body}`, 'utf8');
+  const signature = secrets.map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed).digest('base64')}`).join(' ');
+  return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature };
 }

@@ -26,13 +26,16 @@ export interface FoundLink {
 }
 
 const URL_START = /https?:\/\/[^\s<>"]+/gi;
-const TRAILING = /[.,;:!?'"]+$/;
+/** Punctuation that ends a sentence rather than a URL; stripped by a scan from the end (a `[…]+$` pattern backtracks quadratically on a long run inside the URL). */
+const TRAILING = new Set(['.', ',', ';', ':', '!', '?', "'", '"']);
 const PAIRS: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
 
 function trimEnd(url: string): string {
   for (;;) {
     const before = url;
-    url = url.replace(TRAILING, '');
+    let end = url.length;
+    while (end > 0 && TRAILING.has(url[end - 1]!)) end--;
+    url = url.slice(0, end);
     const last = url.at(-1);
     const open = last === undefined ? undefined : PAIRS[last];
     if (open !== undefined && last !== undefined) {

@@ -26,6 +26,24 @@ describe('findLinks', () => {
     });
   }
 
+  it('a long run of punctuation inside a URL costs no more than as many letters (no backtracking)', () => {
+    const dots = `See https://a.example/${'.'.repeat(64_000)}a. Bye`;
+    const letters = `See https://a.example/${'b'.repeat(64_000)}a. Bye`;
+    assert.deepEqual(findLinks(dots).map((l) => l.url.length), ['https://a.example/'.length + 64_001]);
+    const fastest = (text: string): number => {
+      let best = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const start = process.hrtime.bigint();
+        findLinks(text);
+        best = Math.min(best, Number(process.hrtime.bigint() - start));
+      }
+      return best;
+    };
+    // Linear: about the same; the backtracking pattern took thousands of times longer on the dots.
+    const ratio = fastest(dots) / fastest(letters);
+    assert.ok(ratio < 20, `dots took ${ratio.toFixed(1)}x as long as letters`);
+  });
+
   it('a link with a placeholder is not trackable', () => {
     const found = findLinks('Your page: https://shop.example/u/{contactid}?ref=sms and https://shop.example/help');
     assert.deepEqual(found.map((l) => [l.url, l.trackable]), [

@@ -159,13 +159,13 @@ describe('production form: the README commands on a fresh build with the product
     }
 
     const journey = await system.runJourney(SEED.journey, 20);
-    const expected = journey.created.map((c) => c.activityId.toLowerCase()).sort();
+    const expected = journey.created.map((c) => c.activityRowId.toLowerCase()).sort();
     assert.ok(expected.length > 0);
     const sent = await until(`${expected.length} sent interactions`, async () => {
       const s = (await system!.interactions()).filter((i) => i.responseType === 'sent');
       return s.length >= expected.length ? s : undefined;
     });
-    assert.deepEqual(sent.map((i) => String(i.activityId).toLowerCase()).sort(), expected);
+    assert.deepEqual(sent.map((i) => String(i.activityRowId).toLowerCase()).sort(), expected, 'one sent interaction per activity row');
     assert.ok(sent.every((i) => i.userId === userIdOf('channel-relay-recorder')), 'every interaction recorded as the recorder identity');
 
     // /_emulator/stats tells the identities apart: intake reads, the recorder writes, dispatch is not there.

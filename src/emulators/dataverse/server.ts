@@ -88,6 +88,17 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     let count = req.method === 'GET' ? { reads: 1, writes: 0 } : { reads: 0, writes: 1 };
     let read = req.method === 'GET';
     traffic.requests += 1;
+    // Counted per identity once the request has run, before a response is held for its execution time: whoever saw
+    // its effect (an interaction stored) also sees it counted.
+    let counted = false;
+    const countIdentity = (): void => {
+      if (counted) return;
+      counted = true;
+      const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0 });
+      counts.requests += 1;
+      if (read) counts.reads += 1;
+      else counts.writes += 1;
+    };
     try {
       const body = await readBody(req);
       const headers = lowerHeaders(req);
@@ -109,10 +120,12 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         const r = service.execute({ method: req.method ?? 'GET', path, headers, body, userId });
         ({ status, headers: outHeaders, body: outBody } = r);
       }
+      countIdentity();
       await delay(deps.responseDelayMs + held(count));
       send(res, status, { ...base, ...admission.headers, ...outHeaders }, outBody);
       if (debug) log.debug('request', { reqId, method: req.method, path: url, status, operations: count.reads + count.writes });
     } catch (err) {
+      countIdentity();
       await delay(deps.responseDelayMs + held(count));
       if (isFault(err)) {
         if (debug) log.debug('refused', { reqId, method: req.method, path: url, status: err.status, code: err.code, message: err.message });
@@ -123,10 +136,7 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       }
     } finally {
       governor.finish(admission, count);
-      const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0 });
-      counts.requests += 1;
-      if (read) counts.reads += 1;
-      else counts.writes += 1;
+      countIdentity();
     }
   }
 

@@ -42,7 +42,7 @@ describe('partial Targets end to end', function () {
     assert.ok(reads.some((ids) => ids.length > 1), `a read asks for several rows: ${reads.map((r) => r.length).join(', ')}`);
 
     const sent = (await s.interactions()).filter((i) => i.responseType === 'sent');
-    assert.deepEqual(new Set(sent.map((i) => i.activityId)), new Set(run.created.map((c) => c.activityId)));
+    assert.deepEqual(new Set(sent.map((i) => i.activityRowId)), new Set(run.created.map((c) => c.activityRowId)), 'every activity row has its sent interaction');
     assert.equal(sent.length, run.created.length, 'one interaction per activity');
     assert.equal(new Set(s.messages().map((m) => m.idempotencyKey)).size, s.messages().length, 'no activity sent twice');
   });

@@ -32,8 +32,11 @@ describe('dispatch through kill -9 of the session holder', function () {
     s.env['LOG_LEVEL'] = 'debug';
     const run = await s.runJourney(SEED.journey, 1000);
     const expected = new Set(run.created.map((c) => c.activityRowId));
-    s.spawnWorker('intake', { compiled: true });
+    const intake = s.spawnWorker('intake', { compiled: true });
     s.spawnWorker('recorder', { compiled: true });
+    // The whole journey on `outbound` before dispatch starts: the holder always has a backlog, so it sends full bursts
+    // however slowly intake runs on a loaded machine (the kills below wait for a full or a starting burst).
+    await until(`intake to send ${expected.size} messages to outbound`, () => (logLines(intake, 'sent to outbound').length >= expected.size ? true : undefined), 120_000);
     const replicas = [s.spawnWorker('dispatch', { compiled: true }), s.spawnWorker('dispatch', { compiled: true })];
     const sms = (): SimulatedMessage[] => s.messages().filter((m) => m.sender === SENDERS.sms);
     const holder = (): WorkerProcess | undefined =>

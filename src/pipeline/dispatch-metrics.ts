@@ -45,6 +45,12 @@ export interface DispatchStats {
   inFlightResent: number;
   /** Messages a holder left in flight whose lookup failed: handed back, not sent. */
   inFlightLookupFailed: number;
+  /** Calls whose answer was lost (timeout, connection, 5xx) and whose message the provider had (looked up): not sent again. */
+  lostAnswerFound: number;
+  /** Calls whose answer was lost and whose message the provider did not have (looked up): called again. */
+  lostAnswerNotFound: number;
+  /** Calls whose answer was lost and whose lookup failed: the message handed back, not sent again. */
+  lostAnswerLookupFailed: number;
 }
 
 /** The counts the stage keeps since it started (the stats without what it holds now). */
@@ -84,6 +90,9 @@ export function zeroCounts(): DispatchCounts {
     inFlightNotFound: 0,
     inFlightResent: 0,
     inFlightLookupFailed: 0,
+    lostAnswerFound: 0,
+    lostAnswerNotFound: 0,
+    lostAnswerLookupFailed: 0,
   };
 }
 

@@ -133,6 +133,7 @@ describe('send path end to end', function () {
     assert.equal((lookups?.lostAnswerFound ?? 0) + (lookups?.inFlightFound ?? 0), twilio.faults.timeouts, `each lost answer was found in the Messages list, not sent again: ${looked}`);
     // The 5xx come before Twilio creates anything: looked up, not found, called again.
     assert.ok((lookups?.lostAnswerNotFound ?? 0) > 0, `the 5xx were looked up and called again: ${looked}`);
+    console.log(`      faults ${JSON.stringify(twilio.faults)}; lookups ${looked}`);
   });
 
   it('dispatch and recorder workers stopped with SIGTERM mid-run and restarted: nothing lost, no duplicate send', async () => {

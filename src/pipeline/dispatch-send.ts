@@ -148,12 +148,12 @@ export function sendMessage(
       throw new LookupFailed(lookupError);
     }
     if (found === undefined) {
-      stage.counts.lostAnswerNotFound++;
+      stage.lookedUp(channel.name, 'lost_answer', 'not_found');
       log.info('provider answer lost, and the provider does not have the message: calling again', { attempt: calls });
       throw err;
     }
     phase = 'done';
-    stage.counts.lostAnswerFound++;
+    stage.lookedUp(channel.name, 'lost_answer', 'found');
     log.info('provider answer lost, and the provider has the message: recorded, not sent again', { attempt: calls, providerMessageId: found.providerMessageId, status: found.status });
     return found;
   };

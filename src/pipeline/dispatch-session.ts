@@ -283,7 +283,7 @@ export class DispatchSession implements DispatchSessionHandler {
       found = await this.#findSent(provider.findSent.bind(provider), channel, msg, since, batch.starts);
     } catch (err) {
       if (batch.starts.aborted) return handBack();
-      stage.counts.inFlightLookupFailed++;
+      stage.lookedUp(channel.name, 'in_flight', 'failed');
       log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
@@ -291,11 +291,11 @@ export class DispatchSession implements DispatchSessionHandler {
     }
     ledger.reconciled(msg.key);
     if (found === undefined) {
-      stage.counts.inFlightNotFound++;
+      stage.lookedUp(channel.name, 'in_flight', 'not_found');
       log.info('listed in flight before this delivery; the provider does not have it: sending');
       return false;
     }
-    stage.counts.inFlightFound++;
+    stage.lookedUp(channel.name, 'in_flight', 'found');
     log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
     await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
     return true;

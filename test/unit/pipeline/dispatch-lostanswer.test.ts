@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
 import sinon from 'sinon';
 import { DispatchStage, type DispatchOptions } from '../../../src/pipeline/dispatch.js';
 import { mayHaveSent } from '../../../src/pipeline/send-policy.js';
@@ -23,14 +24,21 @@ describe('dispatch after a lost answer', () => {
 
   function stage(provider: Provider, retry: DispatchOptions['retry'] = {}) {
     const interactions = new FakeInteractions();
+    const registry = new Registry();
     const s = new DispatchStage({
       channels: lookup(channel()),
       provider: () => provider,
       interactions,
+      registry,
       retry: { initialDelayMs: 100, maxDelayMs: 1000, lostAnswerLookupDelayMs: LOOKUP_DELAY_MS, ...retry },
     });
-    return { stage: s, interactions };
+    return { stage: s, interactions, registry };
   }
+
+  const lookupsCounted = async (registry: Registry, result: string): Promise<number> => {
+    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`channel_relay_dispatch_provider_lookups_total{channel="sms",reason="lost_answer",result="${result}"}`));
+    return Number(line?.split(' ').at(-1) ?? 0);
+  };
 
   async function send(s: DispatchStage, d: FakeDelivery, sess = session()): Promise<void> {
     const h = await s.sessionHandler(sess);
@@ -48,10 +56,11 @@ describe('dispatch after a lost answer', () => {
       (q) => (q.text === 'hello' ? { providerMessageId: 'SM-created', status: 'queued' } : undefined),
       () => errors.timeout(),
     );
-    const { stage: s, interactions } = stage(p);
+    const { stage: s, interactions, registry } = stage(p);
     const d = delivery(outbound());
     const sess = session();
     await send(s, d, sess);
+    assert.equal(await lookupsCounted(registry, 'found'), 1);
     assert.equal(p.calls.length, 1, 'no second call: it would be a second SMS');
     assert.equal(p.lookups.length, 1);
     const [call] = p.calls;
@@ -72,9 +81,10 @@ describe('dispatch after a lost answer', () => {
 
   it('a 5xx whose message the provider does not have is made again after the lookup, once', async () => {
     const p = new LookupProvider(() => undefined, (_r, n) => (n === 1 ? errors.unavailable() : { providerMessageId: 'SM-second', status: 'queued' }));
-    const { stage: s, interactions } = stage(p);
+    const { stage: s, interactions, registry } = stage(p);
     const d = delivery(outbound());
     await send(s, d);
+    assert.equal(await lookupsCounted(registry, 'not_found'), 1);
     assert.equal(p.lookups.length, 1);
     assert.equal(p.calls.length, 2);
     assert.ok(p.calls[1]!.at > p.lookups[0]!.at, 'called again only after the provider said it does not have it');
@@ -98,10 +108,11 @@ describe('dispatch after a lost answer', () => {
 
   it('a lookup that fails hands the message back unsent and keeps it in flight, so the next try looks it up first', async () => {
     const p = new LookupProvider(() => new Error('twilio 503 on the list'), () => errors.timeout());
-    const { stage: s, interactions } = stage(p);
+    const { stage: s, interactions, registry } = stage(p);
     const d = delivery(outbound());
     const sess = session();
     await send(s, d, sess);
+    assert.equal(await lookupsCounted(registry, 'failed'), 1);
     assert.equal(p.calls.length, 1, 'not called again: a duplicate is worse than a delay');
     assert.deepEqual(d.settled, [{ kind: 'abandon' }]);
     assert.equal(interactions.all.length, 0);

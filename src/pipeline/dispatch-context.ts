@@ -7,7 +7,7 @@ import type { Channel } from '../channels/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { intOption } from '../options.js';
 import type { Provider } from '../providers/index.js';
-import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
+import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type LookupReason, type LookupResult, type MessageOutcome, type SessionLoad } from './dispatch-metrics.js';
 import { resolveOutboxSettings, type InteractionOutboxOptions, type OutboxSettings } from './interaction-outbox.js';
 import type { OutboundMessage } from './messages.js';
 import type { InteractionSender } from './ports.js';
@@ -113,5 +113,18 @@ export class StageContext {
   /** Counts one message's outcome (`dispatch_messages_total`), when there is a registry. */
   count(channel: string, outcome: MessageOutcome): void {
     this.metrics?.messages.inc({ channel, outcome });
+  }
+
+  /** Counts one lookup of a message at the provider: in the stats, and `dispatch_provider_lookups_total`. */
+  lookedUp(channel: string, reason: LookupReason, result: LookupResult): void {
+    const counts = this.counts;
+    if (reason === 'lost_answer') {
+      if (result === 'found') counts.lostAnswerFound++;
+      else if (result === 'not_found') counts.lostAnswerNotFound++;
+      else counts.lostAnswerLookupFailed++;
+    } else if (result === 'found') counts.inFlightFound++;
+    else if (result === 'not_found') counts.inFlightNotFound++;
+    else counts.inFlightLookupFailed++;
+    this.metrics?.lookups.inc({ channel, reason, result });
   }
 }

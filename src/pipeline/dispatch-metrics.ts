@@ -45,6 +45,12 @@ export interface DispatchStats {
   inFlightResent: number;
   /** Messages a holder left in flight whose lookup failed: handed back, not sent. */
   inFlightLookupFailed: number;
+  /** Calls whose answer was lost (timeout, connection, 5xx) and whose message the provider had (looked up): not sent again. */
+  lostAnswerFound: number;
+  /** Calls whose answer was lost and whose message the provider did not have (looked up): called again. */
+  lostAnswerNotFound: number;
+  /** Calls whose answer was lost and whose lookup failed: the message handed back, not sent again. */
+  lostAnswerLookupFailed: number;
 }
 
 /** The counts the stage keeps since it started (the stats without what it holds now). */
@@ -63,7 +69,14 @@ export interface DispatchMetrics {
   callDuration: Histogram<'channel' | 'result'>;
   retries: Counter<'channel' | 'code'>;
   pauses: Counter<'channel'>;
+  /** Lookups of a message at the provider (`reason`: `lost_answer`, `in_flight`; `result`: `found`, `not_found`, `failed`). */
+  lookups: Counter<'channel' | 'reason' | 'result'>;
 }
+
+/** Why a message was looked up at the provider: a call's lost answer, or listed in flight by the last holder (or this one). */
+export type LookupReason = 'lost_answer' | 'in_flight';
+/** What a lookup said. */
+export type LookupResult = 'found' | 'not_found' | 'failed';
 
 /** All counts at zero. */
 export function zeroCounts(): DispatchCounts {
@@ -84,6 +97,9 @@ export function zeroCounts(): DispatchCounts {
     inFlightNotFound: 0,
     inFlightResent: 0,
     inFlightLookupFailed: 0,
+    lostAnswerFound: 0,
+    lostAnswerNotFound: 0,
+    lostAnswerLookupFailed: 0,
   };
 }
 
@@ -118,5 +134,11 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
     })),
     retries: sharedCounter(registry, `${p}retries_total`, 'Provider calls made again, by the code of the failure before', ['channel', 'code']),
     pauses: sharedCounter(registry, `${p}rate_limit_pauses_total`, 'Provider 429s that paused a sender', ['channel']),
+    lookups: sharedCounter(
+      registry,
+      `${p}provider_lookups_total`,
+      'Messages looked up at the provider before a call again, by reason (lost_answer, in_flight) and result (found: not sent again; not_found: sent; failed: handed back)',
+      ['channel', 'reason', 'result'],
+    ),
   };
 }

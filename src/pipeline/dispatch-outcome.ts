@@ -1,7 +1,8 @@
 /**
  * What the dispatch stage does with the outcome of a send: a message the provider accepted or refused for good becomes
- * an interaction on `interactions` (then the delivery is completed), a message handed back is abandoned, and every other
- * failure is dead-lettered with a reason (`DISPATCH_DEAD_LETTER_REASONS`) and a description of what went wrong.
+ * an interaction on `interactions` (then the delivery is completed), a message handed back (or whose lost answer the
+ * provider could not clear up) is abandoned, and every other failure is dead-lettered with a reason
+ * (`DISPATCH_DEAD_LETTER_REASONS`) and a description of what went wrong.
  */
 import type { Channel } from '../channels/index.js';
 import { errorMessage } from '../errors.js';
@@ -49,6 +50,17 @@ export class OutcomeRecorder {
       } else {
         log.info('dispatch stopped before the provider had the message: handed back', { calls: outcome.calls });
       }
+      stage.count(channel.name, 'abandoned');
+      await settlement.abandon();
+      return;
+    }
+    if (outcome.kind === 'undetermined') {
+      // Neither sent again nor recorded: it stays in flight, so whoever gets it next looks it up before sending it.
+      stage.lookedUp(channel.name, 'lost_answer', 'failed');
+      log.warn('provider answer lost, and the provider could not tell whether it has the message: handed back, not sent again', {
+        calls: outcome.calls,
+        err: describeProviderError(outcome.error, msg.to),
+      });
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
       return;

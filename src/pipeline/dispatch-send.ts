@@ -1,9 +1,10 @@
 /**
  * One outbound message through its sender's limiter and the retry policy to a final outcome (sent, failed with the
- * policy's decision, or handed back without reaching the provider), within the session lock's deadline; and the one
- * provider call with the channel's timeout that each attempt makes.
+ * policy's decision, handed back without reaching the provider, or handed back because its provider could not tell
+ * whether it has it), within the session lock's deadline; and the one provider call with the channel's timeout that
+ * each attempt makes.
  */
-import { raceAbort } from '../abort.js';
+import { delay, raceAbort } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -11,14 +12,32 @@ import { smsSegments, type Provider, type SendRequest, type SendResult } from '.
 import type { StageContext } from './dispatch-context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
 import type { OutboundMessage } from './messages.js';
-import { createSendPolicy, decide, describeProviderError, rateLimitPause, type SendDecision } from './send-policy.js';
+import { createSendPolicy, decide, describeProviderError, mayHaveSent, rateLimitPause, type SendDecision } from './send-policy.js';
 import { isStartDeadlineError, type SenderLimiter } from './sender-limiter.js';
 
-/** The final outcome of sending one message (`calls`: provider calls made, retries included). */
+/**
+ * The final outcome of sending one message (`calls`: provider calls made, retries included). `undetermined`: a call's
+ * answer was lost and the lookup that was to tell whether the provider has the message failed (`error`): handed back,
+ * not called again.
+ */
 export type SendOutcome =
   | { kind: 'sent'; result: SendResult; calls: number }
   | { kind: 'failed'; decision: SendDecision; error: unknown; calls: number }
-  | { kind: 'abandoned'; calls: number; atLockDeadline: boolean };
+  | { kind: 'abandoned'; calls: number; atLockDeadline: boolean }
+  | { kind: 'undetermined'; error: unknown; calls: number };
+
+/**
+ * Asks the provider whether it has this message, created from `since` on (ms since the epoch): what it has, or
+ * `undefined`; rejects when it cannot tell. Given for a provider that can be asked (`Provider.findSent`).
+ */
+export type SentLookup = (since: number, signal: AbortSignal) => Promise<SendResult | undefined>;
+
+/** The lookup after a lost answer failed: carries its error out of the retry policy (which does not retry it). */
+class LookupFailed extends Error {
+  constructor(readonly lookupError: unknown) {
+    super('the lookup after a lost answer failed');
+  }
+}
 
 /** One batch's signals: `signal` stops the batch (loop stop, onClose); `starts` also at the lock deadline. */
 export interface BatchControl {
@@ -34,6 +53,14 @@ export interface BatchControl {
 /**
  * One message through the limiter and the retry policy, to a final outcome. `callBy` gives the latest start of a
  * call on this channel (see `lastCallStart`), read again before every wait and call.
+ *
+ * A call whose answer was lost (`mayHaveSent`: a timeout, a connection lost, a 5xx) is never simply made again when
+ * the provider can be asked (`lookup`): `stage.retry.lostAnswerLookupDelayMs` after its end, the provider is asked
+ * whether it has the message, created since the first such call started. Found: the outcome is `sent` with the
+ * provider's id, no call again. Not found: the failure goes on to the retry policy as before (backoff, call again;
+ * or retries exhausted). The lookup failed: `undetermined`, handed back unsent (a duplicate to a customer is worse
+ * than a delay; the message stays in flight, so whoever gets it next looks it up first). Without `lookup`, the call
+ * is made again: a contract endpoint with the same `RequestId` (safe), Telegram (it may repeat).
  */
 export function sendMessage(
   stage: StageContext,
@@ -43,6 +70,7 @@ export function sendMessage(
   batch: BatchControl,
   log: Logger,
   callBy: () => number | undefined,
+  lookup?: SentLookup,
 ): Promise<SendOutcome> {
   const provider = stage.providerFor(channel);
   const signal = batch.starts;
@@ -56,8 +84,11 @@ export function sendMessage(
   let phase: 'waiting' | 'calling' | 'done' = 'waiting';
   let calls = 0;
   let lastCode: string | undefined;
+  // When the last call started, and the first call whose answer was lost (what a lookup covers from).
+  let lastStart = 0;
+  let unknownSince: number | undefined;
 
-  const attempt = (): Promise<SendResult> => {
+  const call = (): Promise<SendResult> => {
     signal.throwIfAborted();
     const by = callBy();
     return limiter.run(
@@ -72,6 +103,7 @@ export function sendMessage(
         const n = calls;
         stage.counts.providerCalls++;
         const started = stage.now();
+        lastStart = started;
         try {
           const result = await callProvider(provider, channel, msg, stage);
           phase = 'done';
@@ -101,6 +133,40 @@ export function sendMessage(
     );
   };
 
+  /** After a lost answer: the provider's message when it has it; rethrows `err` when not; `LookupFailed` when it cannot tell. */
+  const afterLostAnswer = async (err: unknown, find: SentLookup): Promise<SendResult> => {
+    unknownSince ??= lastStart;
+    const waitMs = stage.retry.lostAnswerLookupDelayMs;
+    log.info('provider answer lost: asking the provider whether it has the message before calling again', { attempt: calls, code: lastCode, waitMs });
+    await delay(waitMs, signal);
+    signal.throwIfAborted();
+    let found: SendResult | undefined;
+    try {
+      found = await find(unknownSince, signal);
+    } catch (lookupError) {
+      signal.throwIfAborted();
+      throw new LookupFailed(lookupError);
+    }
+    if (found === undefined) {
+      stage.lookedUp(channel.name, 'lost_answer', 'not_found');
+      log.info('provider answer lost, and the provider does not have the message: calling again', { attempt: calls });
+      throw err;
+    }
+    phase = 'done';
+    stage.lookedUp(channel.name, 'lost_answer', 'found');
+    log.info('provider answer lost, and the provider has the message: recorded, not sent again', { attempt: calls, providerMessageId: found.providerMessageId, status: found.status });
+    return found;
+  };
+
+  const attempt = async (): Promise<SendResult> => {
+    try {
+      return await call();
+    } catch (err) {
+      if (lookup === undefined || decide(err) !== 'transient' || !mayHaveSent(err)) throw err;
+      return afterLostAnswer(err, lookup);
+    }
+  };
+
   return new Promise<SendOutcome>((resolve) => {
     const abandoned = (): SendOutcome => ({ kind: 'abandoned', calls, atLockDeadline: stoppedAtLockDeadline(signal) });
     const onAbort = (): void => {
@@ -113,6 +179,10 @@ export function sendMessage(
       .then(
         (result) => resolve({ kind: 'sent', result, calls }),
         (error: unknown) => {
+          if (error instanceof LookupFailed) {
+            resolve({ kind: 'undetermined', error: error.lookupError, calls });
+            return;
+          }
           if (isStartDeadlineError(error)) {
             // The limiter would not start the call before the lock deadline: this batch stops starting calls.
             batch.lockDeadline(error.why);

@@ -12,7 +12,7 @@ import { delay, linkedController } from '../abort.js';
 import type { Channel } from '../channels/index.js';
 import { errorMessage, isEventError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SendResult } from '../providers/index.js';
+import type { Provider, SendResult } from '../providers/index.js';
 import type { StageContext } from './dispatch-context.js';
 import { SenderHandOver } from './dispatch-handover.js';
 import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './dispatch-outcome.js';
@@ -29,6 +29,12 @@ import type { SenderLimiter } from './sender-limiter.js';
  * the provider account's concurrent requests from the sends (Twilio: 100 per account, 429 20429 beyond).
  */
 const LOOKUPS_AT_ONCE = 4;
+
+/**
+ * Provider message ids a session keeps as taken (see `DispatchSession.#claimed`), the newest only: a lookup matches on
+ * sender, recipient, text and a span around the call (Twilio: ± 60 s), so only recent ids can be matched by mistake.
+ */
+const CLAIMED_KEPT = 10_000;
 
 /** A delivery with its body read (or the error that kept it from being read). */
 type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
@@ -51,7 +57,11 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #handOver: SenderHandOver;
   readonly #closeController = new AbortController();
   readonly #batches = new Set<Promise<boolean>>();
-  /** Provider message ids a lookup matched to a message in flight: never matched to a second one. */
+  /**
+   * Provider message ids known to belong to a message of this session: sent by it, or matched by a lookup (in flight,
+   * or whose answer was lost). A lookup never matches them again: another message of the same text to the same
+   * recipient, sent a moment before, is not taken for the one looked up (which would then never be sent).
+   */
   readonly #claimed = new Set<string>();
   readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
@@ -223,7 +233,11 @@ export class DispatchSession implements DispatchSessionHandler {
     let recording: Promise<void> | undefined;
     let outcome: SendOutcome;
     try {
-      outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel));
+      const provider = stage.providerFor(channel);
+      const findSent = provider.findSent?.bind(provider);
+      const lookup = findSent === undefined ? undefined : (since: number, signal: AbortSignal) => this.#findSent(findSent, channel, msg, since, signal);
+      outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel), lookup);
+      if (outcome.kind === 'sent') this.#claim(outcome.result.providerMessageId);
       recording = this.#recorder.record(msg, channel, outcome, settlement, batch.signal, log);
     } finally {
       this.#sending--;
@@ -266,12 +280,10 @@ export class DispatchSession implements DispatchSessionHandler {
     if (batch.starts.aborted) return handBack();
     let found: SendResult | undefined;
     try {
-      const findSent = provider.findSent.bind(provider);
-      const signal = batch.starts;
-      found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: stage.now(), exclude: this.#claimed, signal }), { signal });
+      found = await this.#findSent(provider.findSent.bind(provider), channel, msg, since, batch.starts);
     } catch (err) {
       if (batch.starts.aborted) return handBack();
-      stage.counts.inFlightLookupFailed++;
+      stage.lookedUp(channel.name, 'in_flight', 'failed');
       log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
@@ -279,15 +291,37 @@ export class DispatchSession implements DispatchSessionHandler {
     }
     ledger.reconciled(msg.key);
     if (found === undefined) {
-      stage.counts.inFlightNotFound++;
+      stage.lookedUp(channel.name, 'in_flight', 'not_found');
       log.info('listed in flight before this delivery; the provider does not have it: sending');
       return false;
     }
-    this.#claimed.add(found.providerMessageId);
-    stage.counts.inFlightFound++;
+    stage.lookedUp(channel.name, 'in_flight', 'found');
     log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
     await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
     return true;
+  }
+
+  /**
+   * The provider's message sent as `msg` since `since`, not one matched before (then it is claimed), or undefined;
+   * at most `LOOKUPS_AT_ONCE` of this session's lookups at once. Rejects when the provider cannot tell. Two lookups
+   * for messages of the same text to the same recipient may run at once and both read the same message: the second
+   * to answer asks again, this time without it.
+   */
+  async #findSent(findSent: NonNullable<Provider['findSent']>, channel: Channel, msg: OutboundMessage, since: number, signal: AbortSignal): Promise<SendResult | undefined> {
+    for (;;) {
+      const found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: this.#stage.now(), exclude: this.#claimed, signal }), { signal });
+      if (found === undefined) return undefined;
+      if (!this.#claimed.has(found.providerMessageId)) {
+        this.#claim(found.providerMessageId);
+        return found;
+      }
+    }
+  }
+
+  /** Keeps `id` as taken (the newest `CLAIMED_KEPT`). */
+  #claim(id: string): void {
+    this.#claimed.add(id);
+    if (this.#claimed.size > CLAIMED_KEPT) this.#claimed.delete(this.#claimed.values().next().value as string);
   }
 
   onClose(reason?: SessionCloseReason): Promise<void> {

@@ -2,19 +2,30 @@
  * What the dispatch stage does after a failed provider call, decided in one place from the `ProviderError` code
  * (never from a message string), and the retry policies that carry the decision out (cockatiel).
  *
- * | code                                                         | decision       | what happens                                      |
- * |--------------------------------------------------------------|----------------|---------------------------------------------------|
- * | ProviderRateLimited                                          | `rateLimited`  | pause the sender for `retryAfterMs` (at most `maxRateLimitPauseMs`), call again |
- * | ProviderUnavailable, ProviderTimeout                         | `transient`    | call again after an exponential backoff with jitter|
- * | ProviderBadResponse (a proxy's 502 page, a redirect)         | `transient`    | as above                                          |
- * | ProviderAnswerUnreadable (2xx, not the documented shape)     | `unconfirmed`  | dead-letter with the provider's answer, never retried |
- * | ProviderRejected                                             | `rejected`     | an outcome: the channel's failure response type    |
- * | ProviderUnauthorized                                         | `unauthorized` | dead-letter, error log (configuration problem)    |
- * | anything that is not a ProviderError                         | `unexpected`   | dead-letter (an adapter bug: nothing to retry)    |
+ * | code                                                     | decision       | may have it | what happens                                      |
+ * |----------------------------------------------------------|----------------|-------------|---------------------------------------------------|
+ * | ProviderRateLimited                                      | `rateLimited`  | no          | pause the sender for `retryAfterMs` (at most `maxRateLimitPauseMs`), call again |
+ * | ProviderUnavailable (5xx, connection refused/reset)      | `transient`    | yes         | look it up where the provider can be asked; call again after an exponential backoff with jitter |
+ * | ProviderTimeout                                          | `transient`    | yes         | as above                                          |
+ * | ProviderBadResponse (a proxy's 502 page, a redirect)     | `transient`    | yes         | as above                                          |
+ * | ProviderAnswerUnreadable (2xx, not the documented shape) | `unconfirmed`  | yes         | dead-letter with the provider's answer, never retried |
+ * | ProviderRejected                                         | `rejected`     | no          | an outcome: the channel's failure response type    |
+ * | ProviderUnauthorized                                     | `unauthorized` | no          | dead-letter, error log (configuration problem)    |
+ * | anything that is not a ProviderError                     | `unexpected`   | no          | dead-letter (an adapter bug: nothing to retry)    |
  *
  * `unconfirmed`: the provider answered 2xx (it took the request) with an answer the adapter cannot read, so the
  * message may well have been sent; calling again could send it twice, and recording it as a failure could be wrong.
  * A person checks with the provider (the dead letter carries its answer).
+ *
+ * "May have it" (`mayHaveSent`): the answer was lost, so the provider may have created the message. A timeout or a
+ * connection lost after the request was written obviously; a 5xx too, because nothing says a provider answers 5xx only
+ * before it creates anything (a gateway's 502/504 in front of a backend that went on, Twilio's 500 after the write),
+ * and the worst plausible reading is that it did; a non-2xx answer that is not the provider's (a proxy's page) the
+ * same. A refused connection cannot have created anything, but the adapters give it the same code as a reset one
+ * (`ProviderUnavailable`), so it costs one needless lookup. Where the provider can be asked (Twilio's Messages list,
+ * `Provider.findSent`), dispatch looks the message up before it calls again (see `sendMessage`); a contract endpoint
+ * is called again with the same `RequestId` (safe by the contract); Telegram cannot be asked, so a lost answer may
+ * repeat there.
  *
  * The two kinds of retry are bounded separately: `transientRetries` calls again after transient failures,
  * `rateLimitRetries` after 429s (their wait is the sender's pause, so they need no backoff of their own). The
@@ -25,6 +36,7 @@ import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPol
 import { isProviderError, type ProviderError } from '../errors.js';
 import { maskDigits, redactString } from '../log.js';
 import { intOption } from '../options.js';
+import { LOST_ANSWER_LOOKUP_DELAY_MS } from './unverified.js';
 
 export type SendDecision = 'rateLimited' | 'transient' | 'unconfirmed' | 'rejected' | 'unauthorized' | 'unexpected';
 
@@ -47,6 +59,25 @@ export function decide(error: unknown): SendDecision {
   }
 }
 
+/**
+ * Whether the provider may have created the message although the call failed (its answer was lost): the "may have
+ * it" column above. Only for `transient` failures does it change what happens (the others are never called again).
+ */
+export function mayHaveSent(error: unknown): boolean {
+  if (!isProviderError(error)) return false;
+  switch (error.code) {
+    case 'ProviderUnavailable':
+    case 'ProviderTimeout':
+    case 'ProviderBadResponse':
+    case 'ProviderAnswerUnreadable':
+      return true;
+    case 'ProviderRateLimited':
+    case 'ProviderRejected':
+    case 'ProviderUnauthorized':
+      return false;
+  }
+}
+
 export interface SendRetryOptions {
   /** Calls again after a transient failure (5xx, timeout, a non-2xx bad answer), at most this many times. @defaultValue 4 */
   transientRetries?: number;
@@ -64,6 +95,14 @@ export interface SendRetryOptions {
    * the session is released goes to the next holder with the session state. @defaultValue 60000
    */
   maxRateLimitPauseMs?: number;
+  /**
+   * After a call whose answer was lost (`mayHaveSent`), on a provider that can be asked: the wait from the call's end
+   * to the lookup of its message. A request the provider was still working on when the relay gave up (a timeout) is
+   * created later than the relay's end of the call, and a list may show a message only some time after it was
+   * created (UNVERIFIED for Twilio: see there); a lookup made at once could miss it and the call
+   * made again would be a duplicate. @defaultValue {@link LOST_ANSWER_LOOKUP_DELAY_MS} (5000)
+   */
+  lostAnswerLookupDelayMs?: number;
 }
 
 export type ResolvedSendRetryOptions = Required<SendRetryOptions>;
@@ -75,6 +114,7 @@ export const SEND_RETRY_DEFAULTS: ResolvedSendRetryOptions = {
   rateLimitRetries: 10,
   defaultRetryAfterMs: 1000,
   maxRateLimitPauseMs: 60_000,
+  lostAnswerLookupDelayMs: LOST_ANSWER_LOOKUP_DELAY_MS,
 };
 
 /** Validates once; a bad value throws a `TypeError` naming it. */
@@ -87,6 +127,7 @@ export function resolveSendRetryOptions(options: SendRetryOptions = {}): Resolve
     ['rateLimitRetries', 0],
     ['defaultRetryAfterMs', 1],
     ['maxRateLimitPauseMs', 1],
+    ['lostAnswerLookupDelayMs', 0],
   ] as const) {
     resolved[name] = intOption('dispatch retry', name, resolved[name], SEND_RETRY_DEFAULTS[name], min);
   }

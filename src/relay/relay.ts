@@ -190,7 +190,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         interactions,
         log: options.log,
         guardMs: config.dispatch.guardMs,
-        retry: { transientRetries: config.dispatch.maxAttempts - 1 },
+        retry: { transientRetries: config.dispatch.maxAttempts - 1, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
         ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
         ...(registry ? { registry } : {}),
       });

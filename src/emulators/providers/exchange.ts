@@ -121,7 +121,7 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
     writeReply(res, deps.renderFault(action));
     return;
   }
-  if (action.kind === 'error') {
+  if (action.kind === 'error' && !action.afterAccept) {
     records.provider(provider).faults.errors += 1;
     writeReply(res, deps.renderFault(action));
     return;
@@ -140,6 +140,12 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
   }
   if (action.kind === 'timeout') {
     hold();
+    return;
+  }
+  if (action.kind === 'error') {
+    // Processed (and maybe accepted), answered with the 5xx all the same.
+    records.provider(provider).faults.errors += 1;
+    writeReply(res, deps.renderFault(action));
     return;
   }
   writeReply(res, outcome.reply);

@@ -27,6 +27,13 @@ export interface FaultSettings {
    * that makes a retry a duplicate) or held before anything happens. @defaultValue false
    */
   timeoutAfterAccept?: boolean;
+  /**
+   * Whether an injected error (`errorNext`, `errorRate`) is answered after the call was processed (the message is
+   * accepted and logged, only a 5xx comes back: a provider that fails after its write, a gateway's 502/504 in front
+   * of a back end that went on) or before anything happens. No provider documents that its 5xx come only before it
+   * created anything: this is the worst reading, for the client that retries. @defaultValue false
+   */
+  errorAfterAccept?: boolean;
 }
 
 /** Fault settings by scope; `all` applies to every provider, a provider's own fields take precedence. */
@@ -43,7 +50,7 @@ export type FaultAction =
   | { kind: 'none' }
   | { kind: 'timeout'; afterAccept: boolean }
   | { kind: 'rateLimit'; retryAfterSeconds: number }
-  | { kind: 'error'; status: 500 | 502 | 503 };
+  | { kind: 'error'; status: 500 | 502 | 503; afterAccept: boolean };
 
 export interface FaultDecision {
   delayMs: number;
@@ -64,7 +71,7 @@ export function seededRandom(seed: number): () => number {
 
 const SCOPES = ['all', ...PROVIDERS] as const;
 type Scope = (typeof SCOPES)[number];
-const SETTING_KEYS = new Set(['latencyMs', 'errorRate', 'errorNext', 'errorStatus', 'rateLimitBurst', 'timeoutRate', 'timeoutNext', 'timeoutAfterAccept']);
+const SETTING_KEYS = new Set(['latencyMs', 'errorRate', 'errorNext', 'errorStatus', 'rateLimitBurst', 'timeoutRate', 'timeoutNext', 'timeoutAfterAccept', 'errorAfterAccept']);
 
 function fraction(v: unknown): boolean {
   return typeof v === 'number' && v >= 0 && v <= 1;
@@ -90,7 +97,7 @@ function faultSettingsProblems(value: unknown, where: string): string[] {
   for (const key of ['errorRate', 'timeoutRate']) if (s[key] !== undefined && !fraction(s[key])) problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${JSON.stringify(s[key])}`);
   for (const key of ['errorNext', 'timeoutNext']) if (s[key] !== undefined && !count(s[key])) problems.push(`${where}.${key}: expected an integer >= 0, found ${JSON.stringify(s[key])}`);
   if (s['errorStatus'] !== undefined && ![500, 502, 503].includes(s['errorStatus'] as number)) problems.push(`${where}.errorStatus: expected 500, 502 or 503, found ${JSON.stringify(s['errorStatus'])}`);
-  if (s['timeoutAfterAccept'] !== undefined && typeof s['timeoutAfterAccept'] !== 'boolean') problems.push(`${where}.timeoutAfterAccept: expected a boolean, found ${JSON.stringify(s['timeoutAfterAccept'])}`);
+  for (const key of ['timeoutAfterAccept', 'errorAfterAccept']) if (s[key] !== undefined && typeof s[key] !== 'boolean') problems.push(`${where}.${key}: expected a boolean, found ${JSON.stringify(s[key])}`);
   const burst = s['rateLimitBurst'] as { count?: unknown; retryAfterSeconds?: unknown } | undefined;
   if (burst !== undefined && (typeof burst !== 'object' || burst === null || !count(burst.count) || !(count(burst.retryAfterSeconds) && (burst.retryAfterSeconds as number) >= 1))) {
     problems.push(`${where}.rateLimitBurst: expected {count: integer >= 0, retryAfterSeconds: integer >= 1}, found ${JSON.stringify(burst)}`);
@@ -175,6 +182,7 @@ export class FaultPlan {
     const delayMs = typeof latency === 'number' ? latency : Math.round(latency.min + this.#random() * (latency.max - latency.min));
     const afterAccept = this.#holder(provider, 'timeoutAfterAccept')?.timeoutAfterAccept ?? false;
     const status = this.#holder(provider, 'errorStatus')?.errorStatus ?? 503;
+    const errorAfterAccept = this.#holder(provider, 'errorAfterAccept')?.errorAfterAccept ?? false;
     if (this.#take(provider, 'timeoutNext')) return { delayMs, action: { kind: 'timeout', afterAccept } };
     const burstHolder = this.#holder(provider, 'rateLimitBurst');
     const burst = burstHolder?.rateLimitBurst;
@@ -182,9 +190,9 @@ export class FaultPlan {
       burst.count -= 1;
       return { delayMs, action: { kind: 'rateLimit', retryAfterSeconds: burst.retryAfterSeconds } };
     }
-    if (this.#take(provider, 'errorNext')) return { delayMs, action: { kind: 'error', status } };
+    if (this.#take(provider, 'errorNext')) return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
     if (this.#chance(provider, 'timeoutRate')) return { delayMs, action: { kind: 'timeout', afterAccept } };
-    if (this.#chance(provider, 'errorRate')) return { delayMs, action: { kind: 'error', status } };
+    if (this.#chance(provider, 'errorRate')) return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
     return { delayMs, action: { kind: 'none' } };
   }
 }

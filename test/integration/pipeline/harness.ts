@@ -81,11 +81,6 @@ export interface SystemOptions {
   lockDuration?: string;
   /** The text of the second journey's message (sender `sms2`). @defaultValue a one-segment greeting */
   message2Text?: string;
-  /**
-   * The Twilio simulator answers a repeated `I-Twilio-Idempotency-Token` with the first message (real Twilio does
-   * not). @defaultValue false
-   */
-  honourIdempotencyToken?: boolean;
   /** Relay configuration overrides (merged over the defaults). */
   config?: (config: RelayConfig) => void;
   log?: Logger;
@@ -196,7 +191,6 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       await startEmbeddedSystem({
         seed: testSeed(options.message2Text),
         channelsFile,
-        honourIdempotencyToken: options.honourIdempotencyToken ?? false,
         serviceBusConfig: busConfig,
         limits,
         ...(options.partialTargets === 'none' ? {} : { partialTargets: options.partialTargets ?? PARTIAL_TARGETS }),

@@ -161,6 +161,17 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       assert.equal(sim.messages()[0]!.idempotencyKey, 'a1');
     });
 
+    it('errorAfterAccept: the message is accepted and logged, and the answer is the 5xx all the same', async () => {
+      const sim = await start({ seed: 7 });
+      sim.setFaults({ twilio: { errorNext: 1, errorStatus: 502, errorAfterAccept: true } });
+      const res = await twilioSend(sim.url, sms(TO));
+      assert.equal(res.status, 502);
+      assert.equal(sim.messages({ provider: 'twilio' }).length, 1, 'Twilio has the message');
+      assert.equal(sim.stats().twilio.faults.errors, 1);
+      assert.equal((await twilioSend(sim.url, sms(TO))).status, 201, 'only the next one failed');
+      assert.equal(sim.messages({ provider: 'twilio' }).length, 2);
+    });
+
     it('latencyMs holds each answer: the call stays in flight while another provider answers', async () => {
       const sim = await start();
       sim.setFaults({ twilio: { latencyMs: { min: 60_000, max: 61_000 } } });

@@ -3,24 +3,9 @@ import sinon from 'sinon';
 import { IN_FLIGHT_KEEP_MS, InFlightLedger, MAX_IN_FLIGHT_ENTRIES } from '../../../src/pipeline/dispatch-inflight.js';
 import { DispatchStage } from '../../../src/pipeline/dispatch.js';
 import { decodeSessionState } from '../../../src/pipeline/session-state.js';
-import type { SendResult, SentQuery } from '../../../src/providers/provider.js';
-import { channel, delivery, FakeInteractions, FakeProvider, lookup, outbound, session, worstCaseInWindow, type FakeDelivery } from './dispatch-fakes.js';
+import { channel, delivery, FakeInteractions, FakeProvider, lookup, LookupProvider, outbound, session, worstCaseInWindow, type FakeDelivery } from './dispatch-fakes.js';
 
 const SESSION = 'twilio:+15550000000';
-
-/** A provider that can be asked for a sent message: `find` answers each lookup. */
-class LookupProvider extends FakeProvider {
-  readonly lookups: Array<SentQuery & { at: number }> = [];
-  constructor(private readonly find: (q: SentQuery) => SendResult | undefined | Error) {
-    super('twilio');
-  }
-  async findSent(query: SentQuery): Promise<SendResult | undefined> {
-    this.lookups.push({ ...query, at: Date.now() });
-    const answer = this.find(query);
-    if (answer instanceof Error) throw answer;
-    return answer;
-  }
-}
 
 /**
  * A holder killed with kill -9: it wrote the state before its batch and made its calls, and neither its `onClose` nor

@@ -9,7 +9,7 @@ import { ProviderError } from '../../../src/errors.js';
 import type { ChannelLookup } from '../../../src/pipeline/dispatch.js';
 import type { InteractionMessage, OutboundMessage } from '../../../src/pipeline/messages.js';
 import type { AcceptedSession, Delivery, InteractionSender } from '../../../src/pipeline/ports.js';
-import type { Provider, ProviderType, SendRequest, SendResult } from '../../../src/providers/provider.js';
+import type { Provider, ProviderType, SendRequest, SendResult, SentQuery } from '../../../src/providers/provider.js';
 
 export const PHONE = '+15551234567';
 
@@ -134,8 +134,30 @@ export class FakeProvider implements Provider {
   }
 }
 
+/**
+ * A provider that can be asked for a sent message (as Twilio): `find` answers each lookup as the list stands when it
+ * is asked, 10 ms (fake time) before the answer arrives; `answer` answers each call.
+ */
+export class LookupProvider extends FakeProvider {
+  readonly lookups: Array<SentQuery & { at: number }> = [];
+  constructor(
+    private readonly find: (q: SentQuery) => SendResult | undefined | Error,
+    answer?: (request: SendRequest, n: number) => SendResult | Error | Promise<SendResult>,
+  ) {
+    super('twilio', answer);
+  }
+  async findSent(query: SentQuery): Promise<SendResult | undefined> {
+    this.lookups.push({ ...query, at: Date.now() });
+    const answer = this.find(query);
+    await new Promise((r) => setTimeout(r, 10));
+    if (answer instanceof Error) throw answer;
+    return answer;
+  }
+}
+
 export const errors = {
   unavailable: (message = 'Service Unavailable') => new ProviderError('ProviderUnavailable', message, { upstream: { status: 503, code: 20500 } }),
+  timeout: () => new ProviderError('ProviderTimeout', 'twilio did not answer within 10000 ms'),
   rateLimited: (retryAfterMs?: number) => new ProviderError('ProviderRateLimited', 'Too Many Requests', { upstream: { status: 429, code: 20429 }, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }),
   rejected: () => new ProviderError('ProviderRejected', `The 'To' number ${PHONE} is not a valid phone number.`, { upstream: { status: 400, code: 21211 } }),
   unauthorized: () => new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),

@@ -53,11 +53,6 @@ export interface EmbeddedSystemOptions {
   /** Extra simulator options by provider (e.g. more Twilio senders' limits). */
   twilioMpsBySender?: Record<string, number>;
   /**
-   * The Twilio simulator answers a repeated `I-Twilio-Idempotency-Token` with the first message, which real Twilio
-   * does not do: only for a test that asks for it. @defaultValue false
-   */
-  honourIdempotencyToken?: boolean;
-  /**
    * The feedback path: the SMS channels get a callbacks block (tracked links, the keyword YES), the callbacks stage a
    * free loopback port, and the simulators post delivery reports, clicks, keyword replies and STOPs to it at the
    * rates given, or those of {@link FEEDBACK_RATES} for `true`. @defaultValue false
@@ -163,7 +158,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       'provider simulators',
       await startProviderSimulators({
         latencyMs: options.providerLatencyMs ?? 0,
-        twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls, honourIdempotencyToken: options.honourIdempotencyToken ?? false },
+        twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls },
         ...(feedback === undefined ? {} : { callbacks: feedback.callbacks, recipients: feedback.recipients, seed: feedback.seed }),
         log,
       }),

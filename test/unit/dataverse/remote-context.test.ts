@@ -7,13 +7,15 @@ import { isEventError, type CodeOf } from '../../../src/errors.js';
 import { activityFromRow, decodeRemoteContext, decodeValue, parseWcfDate, type PostedEvent } from '../../../src/dataverse/index.js';
 import { bodyBytes, contextOf, eventFixture, fixture } from './fixtures.js';
 
-const ROW = '69a5afa3-813e-4044-9c74-a45c1b857de7';
-const ORG = '00000000-0000-0000-0000-00000000c0de';
+const ROW = '568479a8-9e30-4f29-8aa5-28eba296aae2';
+/** The journey tile's id, which every row of the run shares (not the row's). */
+const TILE = 'c77b106f-2d04-4d9d-b106-bf8ec6245a10';
+const ORG = '77777777-7777-4777-8777-777777777777';
 const json = eventFixture('activity-create');
 const expectedActivity = {
   kind: 'activity',
   activityRowId: ROW,
-  activityId: ROW,
+  activityId: TILE,
   contactId: '00000000-0000-4000-8000-000000000001',
   journeyId: '11111111-1111-4111-8111-111111111111',
   iterationId: '22222222-2222-4222-8222-222222222222',
@@ -220,6 +222,6 @@ describe('activityFromRow', () => {
   it('names a missing lookup column', () => {
     const row = fixture('rows/activity.json');
     delete row['_msdyncrm_contact_value'];
-    assert.throws(() => activityFromRow(row, origin), (err: unknown) => isEventError(err) && err.code === 'EventMissingAttribute' && /activity row 69a5afa3-.*: column '_msdyncrm_contact_value' must be a non-empty string, found nothing/.test(err.message));
+    assert.throws(() => activityFromRow(row, origin), (err: unknown) => isEventError(err) && err.code === 'EventMissingAttribute' && /activity row 568479a8-.*: column '_msdyncrm_contact_value' must be a non-empty string, found nothing/.test(err.message));
   });
 });

@@ -52,7 +52,7 @@ describe('pipeline: IntakeStage with the real decoder', () => {
     assert.deepEqual(settledAs(deliveries), ['complete']);
     assert.deepEqual(
       h.outbound.messages.map((m) => [m.messageId, m.sessionId, m.body.text, m.body.context]),
-      [[activityId, SMS.senderKey, 'Hello Jo', expectedContext]],
+      [[expectedContext.activityRowId, SMS.senderKey, 'Hello Jo', expectedContext]],
     );
     assert.equal(h.reads.calls.activity.length, 0);
   });
@@ -63,7 +63,7 @@ describe('pipeline: IntakeStage with the real decoder', () => {
     await h.stage.handle(deliveries, new AbortController().signal);
     assert.deepEqual(settledAs(deliveries), ['complete']);
     assert.deepEqual(h.reads.calls.activity, [[expectedContext.activityRowId]]);
-    assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.context]), [[activityId, expectedContext]]);
+    assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.context]), [[expectedContext.activityRowId, expectedContext]]);
   });
 
   it('sends the real-time outbound call to the channel of its channel definition', async () => {

@@ -9,12 +9,12 @@
  * PIPELINE_SENDER_CONCURRENCY, PIPELINE_SATURATED_RATE, PIPELINE_SATURATED_BACKLOG, PIPELINE_BACKLOG,
  * PIPELINE_BACKLOG_SECONDS, and PIPELINE_CPU_PROF=DIR (the relay's workers write V8 CPU profiles there).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../src/paths.js';
-import { SECRETS, SENDERS, SEED, startSystem, type System, type WorkerProcess } from '../integration/pipeline/harness.js';
+import { SECRETS, SENDERS, SEED, buildWorkers, startSystem, type System, type WorkerProcess } from '../integration/pipeline/harness.js';
 import { cpuMs, peakRssMb, rssMb } from './pipeline/proc.js';
 import type { BenchSection } from './section.js';
 
@@ -283,8 +283,8 @@ const verdict = (met: boolean): string => (met ? 'met' : '**missed**');
 
 export async function benchPipeline(): Promise<BenchSection> {
   const cpuProfDir = process.env['PIPELINE_CPU_PROF'];
-  console.error('bench pipeline: npm run build …');
-  execFileSync('npm', ['run', 'build'], { cwd: packageRoot(), stdio: ['ignore', 'ignore', 'inherit'] });
+  console.error('bench pipeline: building dist/ …');
+  await buildWorkers();
   const system = await startSystem({
     smsPerSecond: SETTINGS.senderRate,
     sms2PerSecond: SETTINGS.saturatedRate,

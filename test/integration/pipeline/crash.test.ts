@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { SimulatedMessage } from '../../../src/emulators/providers/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
-import { SEED, SENDERS, maxInWindow, startSystem, until, type WorkerProcess } from './harness.js';
+import { SEED, SENDERS, buildWorkers, maxInWindow, startSystem, until, type WorkerProcess } from './harness.js';
 
 /** The channels' rate window (harness: `rateLimit.intervalMs`). */
 const WINDOW_MS = 1000;
@@ -19,12 +19,16 @@ function logLines(worker: WorkerProcess, message: string): Array<Record<string, 
 /**
  * Dispatch through kill -9 of the replica that holds a sender's session, with a standby replica already waiting for
  * it (a dropped connection releases the session at once, so the standby takes it within a fraction of a second), as
- * built workers (`node dist/workers/dispatch.js`: run `npm run build` first). The Twilio simulator sends a repeated
+ * built workers (`node dist/workers/dispatch.js`, built by the test). The Twilio simulator sends a repeated
  * idempotency token again (real Twilio ignores it), so every repeat is visible in its log.
  */
 describe('dispatch through kill -9 of the session holder', function () {
   this.timeout(300_000);
   const track = closedAfterEach();
+  before(async function () {
+    this.timeout(120_000);
+    await buildWorkers();
+  });
 
   it('two replicas, the holder killed right after a burst and mid-burst (3 kills): no second above the limit, a hold of one window, no message sent twice', async () => {
     const s = track(await startSystem({ smsPerSecond: LIMIT }));

@@ -5,11 +5,12 @@
  * rates), and the workers (in this process through `startRelay`, or as real processes from `workers/`). Everything
  * goes through the real SDKs.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { ServiceBusClient } from '@azure/service-bus';
 import type { ChannelRegistry } from '../../../src/channels/index.js';
 import type { RelayConfig } from '../../../src/config/index.js';
@@ -106,7 +107,7 @@ export interface System {
   relay(stages: readonly StageName[]): RunningRelay;
   /**
    * Starts a worker process from `workers/<name>.ts` under tsx, or with `compiled` from `dist/workers/<name>.js`
-   * under plain node as deployed (the caller runs `npm run build` first); killed by {@link System.close} if still
+   * under plain node as deployed (after {@link buildWorkers}); killed by {@link System.close} if still
    * running.
    */
   spawnWorker(name: StageName | 'all', options?: SpawnOptions): WorkerProcess;
@@ -232,6 +233,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } }),
         ),
       spawnWorker: (name, spawnOptions = {}) => {
+        if (spawnOptions.compiled === true && built === undefined) throw new Error('spawnWorker({ compiled: true }) runs dist/: await buildWorkers() first (in a before hook), so that dist/ is this checkout\'s code');
         const entry = spawnOptions.compiled === true ? [path.join('dist', 'workers', `${name}.js`)] : ['--import', 'tsx', `workers/${name}.ts`];
         const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), ...entry], {
           cwd: packageRoot(),
@@ -298,6 +300,17 @@ export function maxInWindow(times: readonly number[], windowMs = 1000): number {
     max = Math.max(max, end - start + 1);
   }
   return max;
+}
+
+let built: Promise<void> | undefined;
+
+/**
+ * Builds `dist/` from this checkout (`tsconfig.build.json`, as `npm run build` does) once per test process, for
+ * {@link System.spawnWorker}'s `compiled` workers: a fresh clone has no `dist/`, and an old one may hold other code.
+ */
+export function buildWorkers(): Promise<void> {
+  built ??= promisify(execFile)(process.execPath, [path.join(packageRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: packageRoot() }).then(() => undefined);
+  return built;
 }
 
 /** Waits until `probe` holds, polling; fails with `what` after `timeoutMs`. */

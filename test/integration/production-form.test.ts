@@ -135,7 +135,7 @@ describe('production form: the README commands on a fresh build with the product
     const dataverse = { DATAVERSE_URL: e['DATAVERSE_URL']!, DATAVERSE_AUTH: 'emulator' };
     const env = {
       intake: { ...bus, ...dataverse, DATAVERSE_CLIENT_ID: 'channel-relay-intake', CHANNELS_FILE: e['CHANNELS_FILE']!, TELEGRAM_BOT_TOKEN: e['TELEGRAM_BOT_TOKEN']! },
-      dispatch: { ...bus, CHANNELS_FILE: e['CHANNELS_FILE']!, PROVIDERS_URL: e['PROVIDERS_URL']!, TWILIO_AUTH_TOKEN: e['TWILIO_AUTH_TOKEN']!, TELEGRAM_BOT_TOKEN: e['TELEGRAM_BOT_TOKEN']! },
+      dispatch: { ...bus, CHANNELS_FILE: e['CHANNELS_FILE']!, PROVIDERS_URL: e['PROVIDERS_URL']!, TWILIO_AUTH_TOKEN: e['TWILIO_AUTH_TOKEN']!, TELEGRAM_BOT_TOKEN: e['TELEGRAM_BOT_TOKEN']!, CONTRACT_SIGNING_SECRET: e['CONTRACT_SIGNING_SECRET']! },
       recorder: { ...bus, ...dataverse, DATAVERSE_CLIENT_ID: 'channel-relay-recorder' },
     };
 

@@ -243,7 +243,7 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       produce: async () => {
         const messageId = (await api.create({ collection: 'sample_specialmessages', data: { sample_name: 'Fax offer', sample_channel: 'fax', sample_text: 'Hi {firstname}' } })) as string;
         const activityId = await createActivity({ entityId: messageId });
-        return { says: [`sample_specialmessages(${messageId})`, activityId, 'sample_channel = "fax"', 'sms, sms2, telegram'] };
+        return { says: [`sample_specialmessages(${messageId})`, activityId, 'sample_channel = "fax"', 'sms, sms2, telegram, contract'] };
       },
     },
     {

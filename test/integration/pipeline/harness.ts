@@ -1,8 +1,8 @@
 /**
  * The whole system on loopback for end-to-end tests: the embedded system of `npm start` (`startEmbeddedSystem`: the
  * Service Bus, Dataverse and provider emulators, the service endpoint and step registered through `registerRelay`)
- * with the tests' seed (a second journey on a second SMS sender) and channels (two SMS senders and Telegram at given
- * rates), and the workers (in this process through `startRelay`, or as real processes from `workers/`). Everything
+ * with the tests' seed (a second journey on a second SMS sender, a third on a contract endpoint) and channels (two SMS
+ * senders at given rates, Telegram, and an outbound-marketing channel on the contract provider), and the workers (in this process through `startRelay`, or as real processes from `workers/`). Everything
  * goes through the real SDKs.
  */
 import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -36,16 +36,28 @@ export const SEED = {
   journey2: 'b8c01aee-8c92-4d1f-9fad-0edcccc94dbf',
   iteration2: 'c9d12bff-9da3-4e20-8abe-1fedddda5ec0',
   message2: 'dae23c00-aeb4-4f31-9bcf-20fe0eeb6fd1',
+  /** A third journey and message on the `contract` channel (an outbound-marketing channel on a contract endpoint), added by {@link testSeed}. */
+  journey3: 'e1f34d11-aef5-4a42-8cdf-3b20ffffa6d2',
+  iteration3: 'f2a45e22-bf06-4b53-9de0-4c31aaaab7e3',
+  message3: '03b56f33-c017-4c64-8ef1-5d42bbbbc8f4',
 };
 
 export const SENDERS = { sms: '+4915100000001', sms2: '+4915100000002' };
+/**
+ * The `contract` channel: its `From`, and its rate, that of the contract simulator's default per-sender limit (the
+ * contract defines none; `ContractOptions.perSender`). Its session key is `contract:<sender>`.
+ */
+export const CONTRACT = { sender: '+4915100000003', perSecond: 10, sessionId: 'contract:+4915100000003' };
 export const SECRETS = {
   TWILIO_AUTH_TOKEN: 'e2e0a1b2c3d4e5f60718293a4b5c6d7e',
   TELEGRAM_BOT_TOKEN: '7000000001:AAE2eTestTokenForTheSimulator0123456',
   CONTRACT_SIGNING_SECRET: 'whsec_ZTJlLWNvbnRyYWN0LXNpZ25pbmctc2VjcmV0',
 };
 
-/** The sample seed with absolute tile paths and a second journey whose message goes through the `sms2` channel. */
+/**
+ * The sample seed with absolute tile paths, a second journey whose message goes through the `sms2` channel and a third
+ * whose message goes through the `contract` channel (each journey reaches the seed's contacts from the first).
+ */
 export function testSeed(message2Text = 'Hello {firstname} {lastname}, second sender here.'): SeedDocument {
   const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument & { rows: Record<string, Array<Record<string, unknown>>>; journeys: Array<Record<string, unknown>> };
   doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
@@ -53,6 +65,10 @@ export function testSeed(message2Text = 'Hello {firstname} {lastname}, second se
   doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration2, msdyncrm_name: 'Second journey - 1' });
   doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey2, msdyncrm_name: 'Second journey' });
   doc.journeys.push({ journeyId: SEED.journey2, iterationId: SEED.iteration2, entityType: 'sample_specialmessage', entityId: SEED.message2, activityName: 'Second sender SMS' });
+  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message3, sample_name: 'Contract endpoint', sample_channel: 'contract', sample_text: 'Hello {firstname} {lastname}, through the contract endpoint.' });
+  doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration3, msdyncrm_name: 'Contract journey - 1' });
+  doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey3, msdyncrm_name: 'Contract journey' });
+  doc.journeys.push({ journeyId: SEED.journey3, iterationId: SEED.iteration3, entityType: 'sample_specialmessage', entityId: SEED.message3, activityName: 'Contract endpoint message' });
   return doc;
 }
 
@@ -152,7 +168,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as { UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> } };
     if (options.lockDuration !== undefined) for (const q of busConfig.UserConfig.Namespaces[0]?.Queues ?? []) q.Properties['LockDuration'] = options.lockDuration;
 
-    // Two SMS senders and Telegram, with short provider timeouts; the embedded system holds each sender to its rate.
+    // Two SMS senders, Telegram and a contract endpoint, with short provider timeouts; the embedded system holds each
+    // Twilio sender to its rate.
     const channelsFile = path.join(dir, 'channels.json');
     const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
     const sms = (name: string, sender: string, perSecond: number): Record<string, unknown> => ({
@@ -183,6 +200,20 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
             channelField: 'sample_channel',
             rateLimit: { messages: 30, perRecipientMs: 1000 },
             failureResponseType: 'failed',
+          },
+          {
+            // An outbound-marketing channel served by a contract endpoint (no ChannelDefinitionId; RequestId = the
+            // activity row id, the endpoint's idempotency key).
+            name: 'contract',
+            tile,
+            provider: { type: 'contract', url: '${PROVIDERS_URL}/contract/outbound/messages', signingSecret: 'env:CONTRACT_SIGNING_SECRET' },
+            sender: CONTRACT.sender,
+            addressField: 'mobilephone',
+            textField: 'sample_text',
+            channelField: 'sample_channel',
+            rateLimit: { messages: CONTRACT.perSecond, intervalMs: 1000, concurrency: 10 },
+            failureResponseType: 'failed',
+            timeoutMs: 2000,
           },
         ],
       }),

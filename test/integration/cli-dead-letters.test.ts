@@ -85,6 +85,11 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
   }
 
   const activity = eventFixture('activity-create');
+  /** The fixture's activity row and the journey tile's id (its msdyncrm_activityid, shared by the tile's rows). */
+  const ROW = '568479a8-9e30-4f29-8aa5-28eba296aae2';
+  const TILE = 'c77b106f-2d04-4d9d-b106-bf8ec6245a10';
+  /** The `RequestId` of the fixture's real-time outbound payload. */
+  const REQUEST = 'f593dd41-3d8c-4731-9ae2-997ae1917c40';
   const realtime = eventFixture('realtime-outbound');
   const sentAt = new Date('2026-11-22T01:00:00.000Z');
   const activityDeads = (): Dead[] => [
@@ -98,12 +103,12 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
         applicationProperties: { ...(activity.applicationProperties as Record<string, string>), sentAt },
       },
       reason: 'ContactNotFound',
-      description: 'contact 11111111-2222-3333-4444-555555555555 (msdyncrm_contact of activity 69a5afa3-813e-4044-9c74-a45c1b857de7) does not exist',
+      description: `contact 11111111-2222-3333-4444-555555555555 (msdyncrm_contact of activity row ${ROW}) does not exist`,
     },
     {
       message: { messageId: realtime.messageId, body: bodyBytes(realtime), contentType: realtime.contentType },
       reason: 'EventUnknownChannel',
-      description: `request 4757652c names no configured channel for ${PHONE}; the channels are: sms, telegram`,
+      description: `request ${REQUEST.slice(0, 8)} names no configured channel for ${PHONE}; the channels are: sms, telegram`,
     },
     {
       message: { messageId: 'broken-1', body: Buffer.from('{"MessageName": "Create", oops'), contentType: 'application/json' },
@@ -134,11 +139,12 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     const a = block(activity.messageId);
     assert.match(a, /^#\d+ {2}enqueued \d{4}-\d\d-\d\dT[\d:.]+Z {2}message id \S+ {2}delivery count \d+/);
     assert.match(a, /reason: ContactNotFound/);
-    assert.match(a, /description: contact 11111111-2222-3333-4444-555555555555 \(msdyncrm_contact of activity 69a5afa3-813e-4044-9c74-a45c1b857de7\) does not exist/);
-    assert.match(a, /body: activity \(activityRowId 69a5afa3-813e-4044-9c74-a45c1b857de7, activityId \S+, entityType \w+/);
+    assert.ok(a.includes(`description: contact 11111111-2222-3333-4444-555555555555 (msdyncrm_contact of activity row ${ROW}) does not exist`), a);
+    assert.ok(a.includes(`body: activity (activityRowId ${ROW}, activityId ${TILE}, entityType sample_specialmessage`), a);
     const r = block(realtime.messageId);
-    assert.match(r, /description: request 4757652c names no configured channel for \+\*{9}5678; the channels are: sms, telegram/);
-    assert.match(r, /body: realtime \(requestId 4757652c-df3e-4c37-96bb-72ecc55def06, channelDefinitionId \S+, from \+\*+0001, to \+\*{9}5678\)/);
+    assert.ok(r.includes(`description: request ${REQUEST.slice(0, 8)} names no configured channel for +*********5678; the channels are: sms, telegram`), r);
+    assert.match(r, new RegExp(`body: realtime \\(requestId ${REQUEST}, channelDefinitionId`));
+    assert.match(r, /body: realtime \(requestId \S+, channelDefinitionId \S+, from \+\*+0001, to \+\*{9}5678\)/);
     assert.match(block('broken-1'), /body: unreadable \(bytes 30, contentType application\/json, error the body is not valid JSON/);
     assert.match(out, /activities: 3 dead letters; 3 matched, 3 shown\n {2}ContactNotFound: 1\n {2}EventUndecodable: 1\n {2}EventUnknownChannel: 1$/);
     assert.equal((await peekDlq('activities')).length, 3, 'list only peeks');
@@ -166,7 +172,8 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     assert.equal(first['messageId'], activity.messageId);
     assert.equal(first['reason'], 'ContactNotFound');
     assert.equal(first['deliveryCount'], 0);
-    assert.equal((first['body'] as Record<string, unknown>)['activityId'], '69a5afa3-813e-4044-9c74-a45c1b857de7');
+    assert.equal((first['body'] as Record<string, unknown>)['activityRowId'], ROW);
+    assert.equal((first['body'] as Record<string, unknown>)['activityId'], TILE);
     assert.equal((lines[1]?.['body'] as Record<string, unknown>)['to'], '+*********5678');
     assert.doesNotMatch(json.out, /4915112345678/);
   });
@@ -184,7 +191,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
     await deadLetter('activities', activityDeads());
     const { code, out, err } = await cli('replay', 'activities', '--reason', 'ContactNotFound');
     assert.equal(code, 0, err);
-    assert.match(out, /^replayed 1 of 1: #\d+ message id aadecbec-e70e-41c0-a0ee-164ccfdace5e, reason ContactNotFound: activity \(activityRowId 69a5afa3-813e-4044-9c74-a45c1b857de7, activityId 69a5afa3/m);
+    assert.match(out, new RegExp(`^replayed 1 of 1: #\\d+ message id ${activity.messageId}, reason ContactNotFound: activity \\(activityRowId ${ROW}, activityId ${TILE}`, 'm'));
     assert.match(out, /replayed 1 of 1 planned to activities; 2 dead letters left in the dead-letter queue/);
     assert.doesNotMatch(out, DUPLICATE_NOTE, 'activities does not detect duplicates');
 

@@ -114,7 +114,8 @@ function createInteraction(service: OrganizationService): ActionHandler {
       }
       const hasKeyword = typeof keyword === 'string' && keyword !== '';
       if (type.custom && !hasKeyword) throw invalid(action, `'TriggerKeyword' is required for the response type '${responseType}' (custom="True").`);
-      if (!type.custom && hasKeyword) throw invalid(action, `'TriggerKeyword' is only allowed for the custom response type${tile.customResponseType ? ` '${tile.customResponseType}'` : ''}, not for '${responseType}'.`);
+      const custom = tile.responseTypes.find((t) => t.custom)?.id;
+      if (!type.custom && hasKeyword) throw invalid(action, `'TriggerKeyword' is only allowed for the custom response type${custom ? ` '${custom}'` : ''}, not for '${responseType}'.`);
     }
     const interaction: Parameters<typeof service.interactions.add>[0] = {
       kind: 'interaction',

@@ -11,5 +11,4 @@ export type { PartialTargets } from './service.js';
 export type { Interaction, InteractionKind } from './interactions.js';
 export type { JourneyRunRequest, JourneyRunResult } from './journeys.js';
 export type { RealtimeSendRequest, RealtimeSendResult } from './realtime.js';
-export { readTile } from '../../channels/tile.js';
-export type { ChannelTile, TileResponseType } from '../../channels/tile.js';
+export { readSeedTile, SeedTileError, type SeedTile, type SeedTileResponseType } from './tile.js';

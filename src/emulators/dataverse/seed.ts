@@ -10,7 +10,7 @@ import { builtInTables, defineTable, type ColumnSpec, type TableSpec } from './m
 import { isFault } from './faults.js';
 import { readPayload } from './payload.js';
 import type { OrganizationService } from './service.js';
-import { readTile, TileError, type ChannelTile } from '../../channels/tile.js';
+import { readSeedTile, SeedTileError, type SeedTile } from './tile.js';
 
 export interface SeedJourney {
   /** `msdyncrm_customerjourneyid` of a journey row in the seed. */
@@ -84,13 +84,13 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
     throw bad(source, 'tables', (err as Error).message);
   }
   (doc.tiles ?? []).forEach((entry, i) => {
-    let tile: ChannelTile;
+    let tile: SeedTile;
     const where = typeof entry === 'string' ? entry : `tiles[${i}]`;
     try {
       const xml = typeof entry === 'string' ? readFileSync(path.resolve(seed?.baseDir ?? '.', entry), 'utf8') : entry.xml;
-      tile = readTile(xml, where);
+      tile = readSeedTile(xml, where);
     } catch (err) {
-      throw bad(source, `tiles[${i}]`, err instanceof TileError ? err.message : `cannot read ${where}: ${(err as Error).message}`);
+      throw bad(source, `tiles[${i}]`, err instanceof SeedTileError ? err.message : `cannot read ${where}: ${(err as Error).message}`);
     }
     const table = service.catalog.byLogicalName(tile.entityType);
     if (!table) throw bad(source, `tiles[${i}]`, `the tile's EntityType '${tile.entityType}' is not a table of the seed (declare it under "tables")`);

@@ -15,7 +15,7 @@ import { serializeContextBinary, serializeContextXml, type ColumnTypeOf } from '
 import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext, type ContextInput } from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
-import type { ChannelTile } from '../../channels/tile.js';
+import type { SeedTile } from './tile.js';
 import {
   CUSTOM_API_STEP_TYPES,
   MESSAGE_FORMATS,
@@ -112,7 +112,7 @@ export class OrganizationService {
   readonly store = new Store();
   readonly interactions = new InteractionLog();
   /** Tiles by their EntityType (the custom message table). */
-  readonly tiles = new Map<string, ChannelTile>();
+  readonly tiles = new Map<string, SeedTile>();
   readonly actions = new Map<string, ActionHandler>();
   #stepCache = new Map<string, StepTarget[]>();
   apiRoot = '';

@@ -245,3 +245,12 @@ export const REALTIME_OUTBOUND = { inputParameter: 'payload', userEntityType: 'c
 export function outboundApiName(template: string): string {
   return template.trim().replace(/^\/+/, '');
 }
+
+/**
+ * How the emulated org reads a tile XML (tile.ts): `<ChannelProperties>` with `EntityType`, `EntitySetName`,
+ * `ComplianceField` and `LookupViewId` (the current docs mark it required; an older version called it optional: the
+ * strict reading refuses a tile without it), a `<Label locId="1033">` on each response type ("labels must include
+ * locId 1033"), at most one `custom="True"` response type. UNVERIFIED: whether Dataverse itself refuses such a tile
+ * at import or only the journey designer misbehaves; if it accepts more, only the seed checks here are stricter.
+ */
+export const TILE_READING = { alsoRequired: ['LookupViewId'], requiredLabelLocale: '1033' } as const;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { compiledSchema, describeAjvError, ENV_REF, isHttpUrl, renderFound } from '../config/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { TELEGRAM_GROUP_SPACING_MS } from '../providers/telegram/chats.js';
+import { TELEGRAM_GROUP_SPACING_MS } from '../providers/index.js';
 import { readTile } from './tile.js';
 import {
   DEFAULT_OPT_IN_CONFIRMATION,

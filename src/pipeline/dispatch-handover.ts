@@ -106,14 +106,15 @@ export class SenderHandOver {
 
   /**
    * Saves the limiter's last window (and a running pause) as the session state and clears the limiter; when the save
-   * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when there
-   * is nothing to hand over and the session has no state (a state written before a batch is always replaced by a
-   * clean one: left as it is, the next holder would wait a window for nothing).
+   * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when the
+   * session has no state: a call, a pause or an entry in flight needs a state written before the batch or inherited,
+   * and a state written before a batch is always replaced by a clean one (left as it is, the next holder would wait a
+   * window for nothing).
    */
   async handOver(limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
     const state = this.#state(limiter, true, this.#stage.now());
     limiter.clear();
-    if (this.#hasState || state.sentAt.length > 0 || state.pausedUntil !== undefined || state.inFlight !== undefined) {
+    if (this.#hasState) {
       const saved = await this.#saveState(state);
       if (!saved) await this.#holdAfterLostState(state, limiter, reason);
     }

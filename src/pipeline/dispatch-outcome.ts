@@ -56,7 +56,6 @@ export class OutcomeRecorder {
     }
     if (outcome.kind === 'undetermined') {
       // Neither sent again nor recorded: it stays in flight, so whoever gets it next looks it up before sending it.
-      stage.lookedUp(channel.name, 'lost_answer', 'failed');
       log.warn('provider answer lost, and the provider could not tell whether it has the message: handed back, not sent again', {
         calls: outcome.calls,
         err: describeProviderError(outcome.error, msg.to),

@@ -145,6 +145,7 @@ export function sendMessage(
       found = await find(unknownSince, signal);
     } catch (lookupError) {
       signal.throwIfAborted();
+      stage.lookedUp(channel.name, 'lost_answer', 'failed');
       throw new LookupFailed(lookupError);
     }
     if (found === undefined) {
@@ -203,7 +204,7 @@ export function sendMessage(
  * What one call of this message counts against its sender's `rateLimit.messages`: Twilio counts throughput in message
  * segments (a channel's Twilio rate limit is in segments per interval), every other provider in calls.
  */
-export function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
+function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
   return channel.provider.type === 'twilio' ? smsSegments(msg.text) : 1;
 }
 

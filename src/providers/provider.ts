@@ -61,7 +61,7 @@ export interface Provider {
    */
   send(request: SendRequest): Promise<SendResult>;
   /**
-   * For a message whose call may have been made by a holder that died: the message the provider holds for it
+   * For a message whose call may have been made by a holder that died, or whose call's answer was lost: the message the provider holds for it
    * (`undefined`: none), so that it is recorded instead of sent again. Only providers that can be asked have it
    * (Twilio); a contract endpoint is safe to call again with the same `RequestId`, and Telegram cannot be asked.
    * Rejects (a `ProviderError`, or the signal's reason) when the provider could not tell.

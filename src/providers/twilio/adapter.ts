@@ -13,7 +13,7 @@
  * And `fetchMessage`: `GET {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json` with the same
  * credentials, client, timeout and error mapping, so that the callbacks service can check that an inbound reply is
  * one Twilio really received, and when; and `findSent`: the Messages list, for a message whose send a dispatch
- * replica may have made before it died (see the method).
+ * replica may have made before it died, or whose call's answer was lost (see the method).
  */
 import { ProviderError } from '../../errors.js';
 import { postAndMap } from '../http.js';
@@ -24,9 +24,9 @@ import { mapTwilioFetchResponse, mapTwilioListResponse, mapTwilioResponse, type 
 export const TWILIO_BASE_URL = 'https://api.twilio.com';
 
 /** Messages per list page a lookup asks for (Twilio's maximum `PageSize`). */
-export const TWILIO_LIST_PAGE_SIZE = 1000;
+const TWILIO_LIST_PAGE_SIZE = 1000;
 /** Pages a lookup reads at most: past them it cannot tell, and rejects. */
-export const TWILIO_LIST_MAX_PAGES = 5;
+const TWILIO_LIST_MAX_PAGES = 5;
 /**
  * Allowed difference between our clock and Twilio's `date_created` (whole seconds, RFC 2822) when a listed message
  * is matched to the span of a call.

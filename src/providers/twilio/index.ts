@@ -1,3 +1,3 @@
 export { TwilioProvider, TWILIO_BASE_URL, type TwilioSettings } from './adapter.js';
 export { mapTwilioResponse, mapTwilioFetchResponse, type TwilioMessage, TWILIO_ERROR_CODES, TWILIO_DEFAULT_RETRY_AFTER_MS, TWILIO_QUEUE_FULL_RETRY_AFTER_MS } from './map-response.js';
-export { smsSegmentCount, smsSegments, type SmsSegmentCount } from './segments.js';
+export { smsSegments } from './segments.js';

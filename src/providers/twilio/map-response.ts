@@ -158,7 +158,7 @@ export interface TwilioMessagePage {
 /**
  * Maps Twilio's answer to a Messages list request: 2xx → the page (`messages` an array of resources each with a `sid`,
  * `direction` and a readable `date_created`, and `next_page_uri` a string or null; anything else is
- * `ProviderBadResponse`: a lookup that cannot read the list cannot tell); any other status as a send's answer
+ * `ProviderAnswerUnreadable`: a lookup that cannot read the list cannot tell); any other status as a send's answer
  * ({@link mapTwilioResponse}).
  */
 export function mapTwilioListResponse(response: HttpResponse): TwilioMessagePage | ProviderError {

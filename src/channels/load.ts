@@ -42,7 +42,7 @@ export interface LoadChannelsOptions {
   /** Which provider settings to read; see {@link ProviderReading}. @defaultValue 'all' */
   providers?: ProviderReading;
   /**
-   * Read the secrets of the `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`), which only the callbacks
+   * Read the secrets of the `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`, `sharedKeySecret`), which only the callbacks
    * service verifies with. @defaultValue true
    */
   callbackSecrets?: boolean;
@@ -390,7 +390,7 @@ function resolveCallbacks(
   let sharedKeySecret: string | undefined;
   if (c.sharedKeySecret !== undefined) {
     if (type !== 'twilio') problems.push(problem(key('sharedKeySecret'), 'no sharedKeySecret (only a twilio channel has one)', 'one'));
-    else sharedKeySecret = secretFromEnv(c.sharedKeySecret, key('sharedKeySecret'), env, problems, problem)?.trim();
+    else if (readSecrets) sharedKeySecret = secretFromEnv(c.sharedKeySecret, key('sharedKeySecret'), env, problems, problem)?.trim();
   }
   if (c.trackLinks === true && tile === undefined) {
     problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));

@@ -20,7 +20,7 @@ export interface StageNeeds {
   readonly channels: boolean;
   /** Which channels' provider settings (secrets, URLs) it reads. */
   readonly providers: ProviderReading;
-  /** The secrets of the channels' `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`). */
+  /** The secrets of the channels' `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`, `sharedKeySecret`). */
   readonly callbackSecrets: boolean;
 }
 

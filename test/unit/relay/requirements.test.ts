@@ -84,7 +84,7 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
               name: 'sms',
               provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN', baseUrl: '${PROVIDERS_URL}' },
               sender: '+15550000001',
-              callbacks: { publicBaseUrl: '${PUBLIC_URL}', trackLinks: true, previousAuthToken: 'env:TWILIO_PREVIOUS_AUTH_TOKEN' },
+              callbacks: { publicBaseUrl: '${PUBLIC_URL}', trackLinks: true, previousAuthToken: 'env:TWILIO_PREVIOUS_AUTH_TOKEN', sharedKeySecret: 'env:TWILIO_SHARED_KEY_SECRET' },
             },
             {
               ...base,
@@ -108,7 +108,7 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
     const file = () => ({ CHANNELS_FILE: path.join(dir, 'channels.json'), PUBLIC_URL: 'https://relay.example' });
-    const verification = { TWILIO_AUTH_TOKEN: PROVIDERS.TWILIO_AUTH_TOKEN, TWILIO_PREVIOUS_AUTH_TOKEN: 'old-token', TELEGRAM_WEBHOOK_SECRET: 'tg-secret', PROVIDERS_URL: PROVIDERS.PROVIDERS_URL };
+    const verification = { TWILIO_AUTH_TOKEN: PROVIDERS.TWILIO_AUTH_TOKEN, TWILIO_PREVIOUS_AUTH_TOKEN: 'old-token', TWILIO_SHARED_KEY_SECRET: 'shared-key-secret', TELEGRAM_WEBHOOK_SECRET: 'tg-secret', PROVIDERS_URL: PROVIDERS.PROVIDERS_URL };
 
     it('the callbacks service: its verification secrets and the signing keys; no bot token, no contract secret, no channel without callbacks', () => {
       const { channels } = loadStageConfig(['callbacks'], { env: { ...BUS, ...DATAVERSE, ...file(), ...KEYS, ...verification } });
@@ -116,12 +116,14 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
       const sms = channels!.byName('sms')!;
       assert.deepEqual(sms.provider, { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: PROVIDERS.TWILIO_AUTH_TOKEN, baseUrl: PROVIDERS.PROVIDERS_URL });
       assert.equal(sms.callbacks?.previousAuthToken, 'old-token');
+      assert.equal(sms.callbacks?.sharedKeySecret, 'shared-key-secret');
       assert.deepEqual(channels!.byName('telegram')!.provider, { type: 'telegram', unread: true });
       assert.equal(channels!.byName('telegram')!.callbacks?.webhookSecretToken, 'tg-secret');
 
       for (const [name, at] of [
         ['TELEGRAM_WEBHOOK_SECRET', 'channels.1.callbacks.webhookSecretToken'],
         ['TWILIO_PREVIOUS_AUTH_TOKEN', 'channels.0.callbacks.previousAuthToken'],
+        ['TWILIO_SHARED_KEY_SECRET', 'channels.0.callbacks.sharedKeySecret'],
         ['TWILIO_AUTH_TOKEN', 'channels.0.provider.authToken'],
       ] as const) {
         const { [name]: _, ...without } = verification;
@@ -136,10 +138,10 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
 
     it('intake reads none of the callbacks secrets, but the signing keys for the channel that tracks links', () => {
       const { channels } = loadStageConfig(['intake'], { env: { ...BUS, ...DATAVERSE, ...file(), ...KEYS } });
-      assert.deepEqual(channels?.all().map((c) => [c.name, 'unread' in c.provider, c.callbacks?.webhookSecretToken, c.callbacks?.previousAuthToken]), [
-        ['sms', true, undefined, undefined],
-        ['telegram', true, undefined, undefined],
-        ['realtime', true, undefined, undefined],
+      assert.deepEqual(channels?.all().map((c) => [c.name, 'unread' in c.provider, c.callbacks?.webhookSecretToken, c.callbacks?.previousAuthToken, c.callbacks?.sharedKeySecret]), [
+        ['sms', true, undefined, undefined, undefined],
+        ['telegram', true, undefined, undefined, undefined],
+        ['realtime', true, undefined, undefined, undefined],
       ]);
       const noKeys = problemsOf(['intake'], { ...BUS, ...DATAVERSE, ...file() });
       assert.deepEqual(noKeys.map((p) => p.path), ['callbacks.signingKeys']);

@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client';
 import type { Channel, ChannelRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import { createDataverseReads, type Governor } from '../dataverse/index.js';
-import { ConfigError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
@@ -23,8 +23,8 @@ export interface CallbacksWiring {
   bus: ServiceBusClient;
   dataverse: DynamicsWebApi;
   governor: Governor;
-  /** `callbackKeysFor(config, channels)`. */
-  keys: CallbackKeys | undefined;
+  /** `callbackKeysFor(config, channels, stages)`: with the callbacks stage among them, never undefined. */
+  keys: CallbackKeys;
   config: RelayConfig;
   channels: ChannelRegistry;
   log: Logger;
@@ -58,14 +58,9 @@ export interface StartedCallbacks {
   failed(): string | undefined;
 }
 
-/** Builds the stage and starts listening (in the background: a failure shows in `check` and `failed`). Throws `ConfigError` without signing keys. */
+/** Builds the stage and starts listening (in the background: a failure shows in `check` and `failed`). */
 export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
   const keys = w.keys;
-  if (keys === undefined) {
-    throw new ConfigError('ConfigInvalid', [
-      { source: 'configuration', path: 'callbacks.signingKeys', expected: 'the callback signing keys (set CALLBACK_SIGNING_KEYS) for the callbacks stage', found: 'nothing' },
-    ]);
-  }
   const counting = w.registry ? { metrics: w.registry } : {};
   const queues = w.config.serviceBus.queues;
   const interactions = createQueueSender<InteractionMessage>(w.bus, queues.interactions, { log: w.log, ...counting });

@@ -34,7 +34,6 @@ import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 
 import { callbackKeysFor, needsOf, STAGES, type StageName } from './requirements.js';
 
-export { STAGES, type StageName };
 
 export interface RelayOptions {
   /** Which stages this process runs (each at most once). */
@@ -225,7 +224,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       onStop.push(() => stage.stop());
       addLoop('recorder', batchLoop(queues.interactions, config.recorder, stage));
     }
-    if (stages.includes('callbacks') && dataverse && governor && channels) {
+    if (stages.includes('callbacks') && dataverse && governor && channels && callbackKeys) {
       callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });
       onStop.push(() => callbacks?.stage.stop());
     }

@@ -11,6 +11,8 @@ import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/toke
 /** The stages a process can run. */
 export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
 export type StageName = (typeof STAGES)[number];
+/** The stages `workers/all.ts` runs in one process (and `config check --stage all` checks). */
+export const ALL_IN_ONE_STAGES: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
 
 /** What a stage reads. Every stage needs the Service Bus connection. */
 export interface StageNeeds {

@@ -2,12 +2,11 @@ import { Option, type Command } from 'commander';
 import { loadChannels, type Channel, type ChannelRegistry } from '../../channels/index.js';
 import { describeConfig, loadConfig, type LoadedConfig } from '../../config/index.js';
 import { formatConfigProblem, isConfigError } from '../../errors.js';
-import { loadStageConfig, STAGES, type StageName } from '../../relay/index.js';
+import { ALL_IN_ONE_STAGES, loadStageConfig, STAGES } from '../../relay/index.js';
 import type { CliIo } from '../io.js';
 
 /** What `--stage` accepts: a stage, or `all` for the stages of `workers/all.ts` (intake, dispatch, recorder). */
 const STAGE_CHOICES = [...STAGES, 'all'] as const;
-const ALL_IN_ONE: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
 
 /** One line per channel: provider, sender, limit, tile or channel definition. Secrets are never part of it. */
 function describeChannel(c: Channel): string {
@@ -40,7 +39,7 @@ export function registerConfigCommands(program: Command, io: CliIo, setExitCode:
           channels = loadChannels(loaded.config.channelsFile, { env: io.env, cwd: io.cwd });
           io.out('configuration is valid; it would run with:');
         } else {
-          const stages = options.stage === 'all' ? ALL_IN_ONE : [options.stage];
+          const stages = options.stage === 'all' ? ALL_IN_ONE_STAGES : [options.stage];
           ({ loaded, channels } = loadStageConfig(stages, { file, env: io.env, cwd: io.cwd }));
           io.out(`configuration is valid for ${stages.join(' + ')}; it would run with:`);
         }

@@ -36,7 +36,7 @@ export function signTwilio(secret: string, url: string, params: URLSearchParams,
 }
 
 /** The URL a signature covers, in the form `twilio.signing.url` picks (see TwilioSigning in twilio.ts). */
-export function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): string {
+function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): string {
   const u = new URL(url);
   const rest = `${u.pathname}${u.search}`;
   switch (form) {

@@ -15,7 +15,7 @@ export function registerGovernorMetrics(registry: Registry, governor: Governor):
   gauge('dataverse_concurrency_limit', 'Dataverse calls the governor lets in flight now (AIMD, at most 52)', () => governor.state().concurrency);
   gauge('dataverse_calls_in_flight', 'Dataverse calls in flight', () => governor.state().inFlight);
   gauge('dataverse_calls_waiting', 'Dataverse calls waiting for the governor (limits, Retry-After, pacing)', () => governor.state().waiting);
-  gauge('dataverse_execution_used_seconds', "Execution time the governor counts in the window (observed durations; its own calls only)", () => governor.state().executionUsedMs / 1000);
+  gauge('dataverse_execution_used_seconds', "Execution time the governor counts in the window (its own calls: observed durations, plus estimates for those in flight)", () => governor.state().executionUsedMs / 1000);
   gauge('dataverse_retry_after_seconds', 'Seconds left of a running Retry-After (0: none)', () => Math.max(0, governor.state().pausedUntil - Date.now()) / 1000);
   const counter = (name: string, help: string, read: () => number): void => {
     const full = `${METRIC_PREFIX}${name}`;

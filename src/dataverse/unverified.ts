@@ -53,7 +53,7 @@ export const TRUNCATED_PROPERTY = 'MessageMaxSizeExceeded';
  * dead-letters only when the row lacks it too.
  */
 export const TARGET_ATTRIBUTES = [
-  'msdyncrm_activityid',
+  ACTIVITY_TILE_ID,
   'msdyncrm_contact',
   'msdyncrm_customerjourney',
   'msdyncrm_customerjourneyiteration',

@@ -115,7 +115,7 @@ export interface IntakeOptions {
   registry?: Registry;
   /** The clock for `acceptedAt`. @defaultValue Date.now */
   now?: () => number;
-  /** At most this many message-record or activity reads in flight per batch. @defaultValue 4 */
+  /** At most this many message-record reads in flight per batch (activity rows are one read per batch). @defaultValue 4 */
   readConcurrency?: number;
   /**
    * Attempts per Dataverse read within one delivery of the batch, for retryable errors (unavailable, timeout,

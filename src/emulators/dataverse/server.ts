@@ -51,13 +51,13 @@ function delay(ms: number): Promise<void> {
 export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, governor, log } = deps;
   const debug = log.isDebugEnabled();
+  /** How long a response waits for the execution time it is charged (limits on, `holdResponses`). */
+  const held = (count: { reads: number; writes: number }): number => (governor.config.enabled && governor.config.holdResponses ? governor.cost(count) : 0);
   /**
    * Web API requests admitted, `$batch` requests among them, and the operations those batches ran; per identity,
    * requests as the service protection limits count them (a `$batch` once), split into reads (a GET, or a `$batch`
    * of GETs only) and writes (the rest).
    */
-  /** How long a response waits for the execution time it is charged (limits on, `holdResponses`). */
-  const held = (count: { reads: number; writes: number }): number => (governor.config.enabled && governor.config.holdResponses ? governor.cost(count) : 0);
   const traffic = { requests: 0, batches: 0, batchOperations: 0, identities: {} as Record<string, { requests: number; reads: number; writes: number }> };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
@@ -136,7 +136,6 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       }
     } finally {
       governor.finish(admission, count);
-      countIdentity();
     }
   }
 

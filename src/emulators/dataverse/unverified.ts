@@ -100,7 +100,6 @@ export function typeMismatch(action: string, parameter: string, field: string, v
  * failure, or nothing).
  */
 export const OUTBOUND_RESPONSE = {
-  parameter: 'response',
   problem: (customApi: string, calls: number): string =>
     `${calls} real-time outbound call(s) to the Custom API ${customApi} returned no 'response' (no synchronous plug-in sets it; a Service Bus step cannot): the journey got no Sent/NotSent status for them`,
 } as const;

@@ -234,7 +234,7 @@ describe('governor', () => {
     assert.throws(() => createGovernor({ maxQueueMs: 0 }), /maxQueueMs must be > 0/);
   });
   describe('without headers, or with headers that do not agree', () => {
-    /** Runs `n` calls one after the other, each taking `durationMs` for `operations`; returns when each started. */
+    /** Starts `n` calls at once (the governor decides when each runs), each taking `durationMs` for `operations`; returns when each started. */
     async function sequential(g: Governor, n: number, durationMs: number, operations: number): Promise<number[]> {
       const starts: number[] = [];
       const all = Array.from({ length: n }, () =>

@@ -105,7 +105,7 @@ export class SenderLimiter {
   readonly recipientSpacingMs: number;
   /** The spacing between calls to one group recipient, guard included (ms); 0 when off (then `recipientSpacingMs`). */
   readonly groupSpacingMs: number;
-  /** How long the last calls keep constraining the next ones (the window or the recipient spacing): a hand-over waits this long. */
+  /** How long a call of cost 1 keeps limiting the next ones (the window, or the recipient spacing when longer): `holdMsOf(1)`. */
   readonly handOverWindowMs: number;
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
@@ -113,9 +113,10 @@ export class SenderLimiter {
   /** Calls in flight: `concurrency` at once. */
   readonly #calls: PQueue;
   readonly #now: () => number;
-  /** When the calls of the last window ended, oldest first (a call costing several windows: its last window's start). */
-  #ends: number[] = [];
-  #inFlight = 0;
+  /** When the holds of the calls that ended end (`holdMsOf` after each call's end; ms since the epoch). */
+  #heldUntil = 0;
+  /** The costs of the calls in flight. */
+  readonly #running: number[] = [];
   readonly #lastByRecipient = new Map<string, number>();
   /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
   readonly #turns = new Map<string, Promise<void>>();
@@ -139,8 +140,8 @@ export class SenderLimiter {
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
     this.groupSpacingMs = perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
     this.#isGroup = options.isGroup ?? (() => false);
-    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
     this.#slots = new Slots(messages);
+    this.handOverWindowMs = this.holdMsOf(1);
     this.#calls = new PQueue({ concurrency });
   }
 
@@ -240,14 +241,12 @@ export class SenderLimiter {
                 if (options.startBy !== undefined && this.#now() > options.startBy) throw new StartDeadlineError(options.startBy, 'the deadline has passed');
                 started = true;
                 done();
-                this.#inFlight++;
+                this.#running.push(cost);
                 try {
                   return await call();
                 } finally {
-                  this.#inFlight--;
-                  const end = this.#now();
-                  this.#record(end + (windows - 1) * this.windowMs);
-                  if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, end);
+                  this.#running.splice(this.#running.indexOf(cost), 1);
+                  this.#record(recipient, cost, this.#now());
                   onEnd();
                 }
               },
@@ -276,18 +275,15 @@ export class SenderLimiter {
     return delay(ms, this.#cleared.signal);
   }
 
-  #record(now: number): void {
-    this.#ends.push(now);
-    this.#prune(now);
+  /** A call to `recipient` costing `cost` ended at `now`. */
+  #record(recipient: string, cost: number, now: number): void {
+    this.#heldUntil = Math.max(this.#heldUntil, now + this.holdMsOf(cost));
+    if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, now);
     if (this.#lastByRecipient.size > 1024) {
       for (const [recipient, at] of this.#lastByRecipient) {
         if (now - at >= this.#spacingOf(recipient)) this.#lastByRecipient.delete(recipient);
       }
     }
-  }
-
-  #prune(now: number): void {
-    if (this.#ends.some((t) => now - t >= this.windowMs)) this.#ends = this.#ends.filter((t) => now - t < this.windowMs);
   }
 
   /**
@@ -324,13 +320,26 @@ export class SenderLimiter {
   }
 
   /**
-   * For the session state: when the calls of the last window ended, oldest first, with `now` for each call still in
-   * flight (the next holder of the session waits a window after the last of them).
+   * How long after its end a call costing `cost` keeps limiting this sender's next calls (ms): the windows its slots
+   * stay taken (`ceil(cost / messages)`: the provider spreads a costlier call over that many), or the longest recipient
+   * spacing when that is longer. What a successor waits for one such call.
    */
-  recentCalls(): number[] {
-    const now = this.#now();
-    this.#prune(now);
-    return [...this.#ends, ...Array.from({ length: this.#inFlight }, () => now)].sort((a, b) => a - b);
+  holdMsOf(cost: number): number {
+    return Math.max(Math.ceil(cost / this.#slots.capacity) * this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
+  }
+
+  /**
+   * For the session state: how long from now the calls made so far keep limiting the next ones (ms; 0 when none
+   * does): the latest end of their holds (`holdMsOf`), a call still in flight counting as ending now.
+   */
+  holdLeftMs(): number {
+    const running = this.largestCostInFlight;
+    return Math.max(0, this.#heldUntil - this.#now(), running === 0 ? 0 : this.holdMsOf(running));
+  }
+
+  /** The largest cost among the calls in flight; 0 when none is. */
+  get largestCostInFlight(): number {
+    return this.#running.reduce((a, b) => Math.max(a, b), 0);
   }
 
   /** When a running pause ends, or undefined. */
@@ -341,7 +350,7 @@ export class SenderLimiter {
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
       waiting: this.#slots.waiting + this.#calls.size + this.#waitingForTurn,
-      inFlight: this.#inFlight,
+      inFlight: this.#running.length,
       inWindow: this.#slots.taken,
     };
     const pausedUntil = this.pausedUntil;
@@ -352,8 +361,8 @@ export class SenderLimiter {
   /**
    * For the end of the session: stops the pause timer, drops what still waits in the queue (abort the calls'
    * signals first: a dropped call's `run` never settles otherwise) and releases every slot still held for its window
-   * (their timers are cancelled, so none keeps the process alive; read `recentCalls()` first: the session state hands
-   * the window over). Calls in flight finish, and hold no slot after. Idempotent.
+   * (their timers are cancelled, so none keeps the process alive; read `holdLeftMs()` first: the session state hands
+   * the hold over). Calls in flight finish, and hold no slot after. Idempotent.
    */
   clear(): void {
     this.#cleared.abort();

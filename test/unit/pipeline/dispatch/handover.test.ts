@@ -96,6 +96,31 @@ describe('dispatch hand-over of a call that costs several windows', () => {
     assert.ok(firstAfter <= takenAt + 3 * WINDOW + 20, `and not much later: ${firstAfter - takenAt} ms`);
   });
 
+  it('when the clean state cannot be saved, the holder keeps the session for the three windows, not one', async () => {
+    const p = new FakeProvider();
+    let writes = 0;
+    // The write before the batch lands; the one at release fails.
+    const held = {
+      ...session(),
+      setState: async () => {
+        if (++writes > 1) throw new Error('the link is gone');
+      },
+    };
+    const h = await replica(p).sessionHandler(held);
+    const done = h.onBatch([delivery(outbound({ text: LONG }))], new AbortController().signal);
+    await clock.tickAsync(100);
+    await done;
+    const ended = p.calls[0]?.end ?? 0;
+    let releasedAt: number | undefined;
+    const closing = h.onClose().then(() => (releasedAt = Date.now()));
+    await clock.tickAsync(2 * WINDOW);
+    assert.equal(releasedAt, undefined, 'still holding after two windows');
+    await clock.tickAsync(2 * WINDOW);
+    await closing;
+    assert.equal(writes, 2);
+    assert.ok((releasedAt ?? 0) >= ended + 3 * WINDOW && (releasedAt ?? Infinity) <= ended + 3 * WINDOW + 20, `released ${(releasedAt ?? 0) - ended} ms after the call ended`);
+  });
+
   for (const [name, skewMs] of [['an hour ahead of', 3_600_000], ['an hour behind', -3_600_000]] as const) {
     it(`a clean release written by a replica whose clock is ${name} the successor's: still three windows, no more`, async () => {
       const p = new FakeProvider();

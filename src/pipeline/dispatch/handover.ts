@@ -113,9 +113,9 @@ export class SenderHandOver {
   }
 
   /**
-   * Saves the limiter's hold (and a running pause) as the session state and clears the limiter; when the save fails or
-   * times out, returns only once the hold has passed (see `#holdAfterLostState`). Writes nothing when the
-   * session has no state: a call, a pause or an entry in flight needs a state written before the batch or inherited,
+   * Saves the limiter's hold (and a running pause) as the session state and clears the limiter; when the save fails
+   * or times out, returns only once the hold has passed (see `#holdAfterLostState`). Writes nothing when the session
+   * has no state: a call, a pause or an entry in flight needs a state written before the batch or inherited,
    * and a state written before a batch is always replaced by a clean one (left as it is, the next holder would wait a
    * window for nothing).
    */
@@ -166,8 +166,8 @@ export class SenderHandOver {
    * The state (measured `at`) could not be handed over: keep the session until the hold it describes has passed (its
    * calls' windows; a running pause for at most one window: a successor that calls within it meets the provider's 429,
    * not a broken limit), but not past the session lock (from then on another replica may take the session anyway:
-   * holding protects nothing). Not when the lock is already lost: the session is someone else's by then. The hold's timer
-   * does not keep the process alive: a process that is ending has nothing left to protect.
+   * holding protects nothing). Not when the lock is already lost: the session is someone else's by then. The hold's
+   * timer does not keep the process alive: a process that is ending has nothing left to protect.
    */
   async #holdAfterLostState(state: DispatchSessionState, at: number, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
     if (reason === 'lockLost') {

@@ -96,7 +96,7 @@ export class SenderLimiter {
   readonly recipientSpacingMs: number;
   /** The spacing between calls to one group recipient, guard included (ms); 0 when off (then `recipientSpacingMs`). */
   readonly groupSpacingMs: number;
-  /** How long a call of cost 1 keeps limiting the next ones (the window, or the recipient spacing when longer): `holdMsOf(1)`. */
+  /** How long a call of cost 1 keeps limiting the next ones (the window, or the recipient spacing when longer). */
   readonly handOverWindowMs: number;
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */

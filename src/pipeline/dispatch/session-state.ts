@@ -45,7 +45,7 @@ export interface DispatchSessionState {
   inFlight?: InFlightEntry[];
 }
 
-/** A version 2 state (version 1 reads as one): the end times of the last window's calls and a pause, on the writer's clock. */
+/** A version 2 state (version 1 reads as one): the last window's call end times and a pause, on the writer's clock. */
 export interface LegacySessionState {
   v: 2;
   clean?: true;
@@ -131,7 +131,7 @@ export const MAX_HANDED_OVER_PAUSE_MS = 5 * 60_000;
 export interface HandOverLimits {
   /** The hold of a call of cost 1: one window, or the recipient spacing when longer (`handOverWindowMs`). */
   windowMs: number;
-  /** The longest hold one call of this sender can cause at its provider (its largest cost): no state is honoured past it. */
+  /** The longest hold one call of this sender can cause at its provider (its largest cost): no hold is honoured longer. */
   maxHoldMs: number;
 }
 

@@ -2,8 +2,15 @@
  * What the stages need from the outside, as narrow interfaces. `src/servicebus/` and `src/dataverse/` implement them
  * with the real SDKs; unit tests implement them with fakes. A stage never imports an SDK.
  */
+import type { Channel } from '../channels/index.js';
 import type { DataverseError } from '../errors.js';
 import type { InteractionMessage, OutboundMessage } from './messages.js';
+
+/** The configured channels, as every stage looks them up (a `ChannelRegistry` fits). */
+export interface ChannelLookup {
+  byName(name: string): Channel | undefined;
+  all(): readonly Channel[];
+}
 
 /** A received Service Bus message as a stage sees it. Every delivery must be settled exactly once. */
 export interface Delivery {

@@ -7,7 +7,8 @@ import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service
 import { loadChannels } from '../../../../src/channels/index.js';
 import { createLogger } from '../../../../src/log.js';
 import { configPath } from '../../../../src/paths.js';
-import { contextFromActivityRow, parseCallbackKeys, sealContext, sealLink, twilioSignature } from '../../../../src/pipeline/callbacks/index.js';
+import { contextFromActivityRow, parseCallbackKeys, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature } from '../../../../src/providers/index.js';
 import type { InteractionMessage, OutboundMessage } from '../../../../src/pipeline/index.js';
 import { startRelay, type RunningRelay } from '../../../../src/relay/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';

@@ -1,7 +1,8 @@
 /**
  * Everything the relay does with Dataverse: the dynamics-web-api client with @azure/identity, the error mapping,
  * the RemoteExecutionContext decoder, the service-protection governor, the reads intake makes (`DataverseReads`)
- * and the interaction writer (`InteractionWriter`). The rest of the folder is internal.
+ * the interaction writer (`InteractionWriter`) and the callbacks service's directory (`CallbackDirectory`). The rest
+ * of the folder is internal.
  *
  * Wiring, one identity:
  * ```ts
@@ -48,3 +49,4 @@ export { createDataverseReads, READS_DEFAULTS, type DataverseReadsOptions, type 
 export { createInteractionWriter, interactionRequest, CREATE_INTERACTION_ACTION, MAX_BATCH_SIZE, type InteractionWriterOptions, type InteractionRequest } from './writer.js';
 export { REALTIME_OUTBOUND_CALL, REALTIME_NOTIFICATION, TRUNCATED_PROPERTY } from './assumptions.js';
 export { registerGovernorMetrics } from './governor-metrics.js';
+export { createCallbackDirectory, type DirectoryClient, type DirectoryOptions } from './callback-directory.js';

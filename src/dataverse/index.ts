@@ -1,15 +1,12 @@
 /**
- * Everything the relay does with Dataverse: the dynamics-web-api client with @azure/identity, the error mapping,
- * the RemoteExecutionContext decoder, the service-protection governor, the reads intake makes (`DataverseReads`)
- * the interaction writer (`InteractionWriter`) and the callbacks service's directory (`CallbackDirectory`). The rest
- * of the folder is internal.
- *
- * Wiring, one identity:
+ * Everything the relay does with Dataverse: the client (dynamics-web-api, @azure/identity), the error mapping, the
+ * RemoteExecutionContext decoder, the service-protection governor, and the pipeline's ports over them: intake's reads
+ * (`DataverseReads`), the recorder's writer (`InteractionWriter`), the callbacks' directory (`CallbackDirectory`).
+ * The rest of the folder is internal. Wiring, one identity:
  * ```ts
  * const governor = createGovernor(); // calls are timed out after the client's dataverse.timeoutMs
  * const client = dataverseClientFromConfig(config, { onResponse: governor.observe });
- * const reads = createDataverseReads(client, { governor });
- * const writer = createInteractionWriter(client, governor);
+ * const reads = createDataverseReads(client, { governor }); // createInteractionWriter(client, governor) alike
  * // on close: governor.close(); closeDataverseClient(client);
  * ```
  */

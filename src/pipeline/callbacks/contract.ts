@@ -22,7 +22,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { verifyWebhook } from '../../providers/index.js';
 import type { SendContext } from '../messages.js';
-import { contextFromActivityRow } from './activity.js';
+import { activityContext } from './activity.js';
 import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
@@ -64,7 +64,7 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
     // Sent before the relay keyed on the row: the RequestId was msdyncrm_activityid, which only one row may have.
     const legacy = row === undefined ? await service.directory.activitiesByActivityId(requestId, service.signal()) : [];
     const found = row ?? (legacy.length === 1 ? legacy[0] : undefined);
-    const context = found === undefined ? undefined : contextFromActivityRow(found);
+    const context = found === undefined ? undefined : activityContext(found);
     if (context !== undefined) {
       // The activity must be one of this channel's messages, as a token must name this channel: its message table,
       // and on a shared tile the record's channel column (the same check a click makes).

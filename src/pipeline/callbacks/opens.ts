@@ -15,8 +15,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
-import type { Row } from '../ports.js';
-import { contextFromActivityRow } from './activity.js';
+import type { ActivityRecord } from '../ports.js';
+import { activityContext } from './activity.js';
 import { redirectTarget } from '../../correlation/index.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
@@ -43,7 +43,7 @@ export async function channelOf(service: CallbackService, entityType: string, en
 }
 
 /** The row a code names; for a code written before the relay keyed on the row, the rows of its activity id (at most two). */
-async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<Row[]> {
+async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<ActivityRecord[]> {
   if (opened.activityRowId === undefined) return service.directory.activitiesByActivityId(opened.activityId, service.signal());
   const row = await service.directory.activityByRowId(opened.activityRowId, service.signal());
   return row === undefined ? [] : [row];
@@ -56,7 +56,7 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
     service.log.warn('tracked link refused', { reason: opened.reason });
     return refusal(opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  const contexts = (await linkedRows(service, opened)).map(contextFromActivityRow);
+  const contexts = (await linkedRows(service, opened)).map(activityContext);
   const context = contexts[0];
   if (context === undefined || contexts.some((c) => c?.entityType !== context.entityType || c.entityId !== context.entityId)) return refusal('not-found');
   // Only a legacy code (msdyncrm_activityid) can find several rows: one message record, but not one contact.

@@ -7,7 +7,10 @@ import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service
 import { loadChannels } from '../../../../src/channels/index.js';
 import { createLogger } from '../../../../src/log.js';
 import { configPath } from '../../../../src/paths.js';
-import { contextFromActivityRow, parseCallbackKeys, sealContext, sealLink, twilioSignature } from '../../../../src/pipeline/callbacks/index.js';
+import { activityRecord } from '../../../../src/dataverse/callback-directory.js';
+import { activityContext } from '../../../../src/pipeline/callbacks/activity.js';
+import { parseCallbackKeys, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature } from '../../../../src/providers/index.js';
 import type { InteractionMessage, OutboundMessage } from '../../../../src/pipeline/index.js';
 import { startRelay, type RunningRelay } from '../../../../src/relay/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
@@ -88,7 +91,7 @@ describe('callbacks service with the emulators', function () {
     assert.equal(run.created.length, 2);
     const api = client(s.dv.url, 'e2e-admin');
     const rows = (await api.retrieveMultiple({ collection: 'msdyncrm_customerjourneycustomchannelactivities', filter: `_msdyncrm_contact_value eq ${run.created[0]!.contactId}` })).value as Array<Record<string, unknown>>;
-    const context = contextFromActivityRow(rows[0]!);
+    const context = activityContext(activityRecord(rows[0]!));
     assert.ok(context, 'the activity row gives a context');
     const phone = (id: string): Promise<string> => api.retrieve({ collection: 'contacts', key: id, select: ['mobilephone'] }).then((r) => (r as { mobilephone: string }).mobilephone);
     const [phone1, phone2] = [await phone(run.created[0]!.contactId), await phone(run.created[1]!.contactId)];

@@ -1,4 +1,4 @@
 /** Runs the intake stage alone (scale it with replicas). Configuration: see README "Configuration reference". */
-import { runWorker } from '../src/relay/main.js';
+import { runWorker } from '../src/relay/index.js';
 
 await runWorker(['intake']);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { ConfigError, isConfigError, type ConfigProblem } from '../errors.js';
 import { configPath } from '../paths.js';
-import { parseCallbackKeys } from '../pipeline/callbacks/token.js';
+import { parseCallbackKeys } from '../correlation/index.js';
 import type { LoadedConfig, RelayConfig } from './types.js';
 
 /** Environment variables that override configuration keys. */

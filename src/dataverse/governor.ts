@@ -36,7 +36,7 @@ import { whenAborted } from '../abort.js';
 import { DataverseError, isDataverseError } from '../errors.js';
 import type { ObservedResponse } from './client.js';
 import { DEFAULT_RETRY_AFTER_MS, parseRetryAfter, toDataverseError } from './errors.js';
-import { SERVICE_PROTECTION } from './unverified.js';
+import { SERVICE_PROTECTION } from './assumptions.js';
 
 export const DATAVERSE_MAX_CONCURRENT = 52;
 
@@ -140,9 +140,9 @@ const TIME = 'x-ms-ratelimit-time-remaining-xrm-requests';
 const DOP_HINT = 'x-ms-dop-hint';
 /** The execution-time limit's code (-2147015903; reference/dataverse-contracts.md §3). */
 const EXECUTION_CODE = '0x80072321';
-/** Header readings in a row that must not go up before the headers are believed again (unverified.ts). */
+/** Header readings in a row that must not go up before the headers are believed again (assumptions.ts). */
 const HEADER_TRUST_READINGS = SERVICE_PROTECTION.headerTrustReadings;
-/** The most an execution-time 429 multiplies the estimate per operation by (unverified.ts). */
+/** The most an execution-time 429 multiplies the estimate per operation by (assumptions.ts). */
 const MAX_ESTIMATE_STEP = SERVICE_PROTECTION.maxEstimateStep;
 
 function validate(options: GovernorOptions): Required<GovernorOptions> {

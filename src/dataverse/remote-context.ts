@@ -8,7 +8,7 @@
  */
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/index.js';
 import { EventError } from '../errors.js';
-import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TARGET_ATTRIBUTES, TRUNCATED_PROPERTY } from './unverified.js';
+import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TARGET_ATTRIBUTES, TRUNCATED_PROPERTY } from './assumptions.js';
 
 export const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 export const ACTIVITY_SET = 'msdyncrm_customerjourneycustomchannelactivities';

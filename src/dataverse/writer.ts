@@ -13,11 +13,11 @@
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { DataverseError } from '../errors.js';
 import type { InteractionMessage, InteractionWriter, WriteResult } from '../pipeline/index.js';
-import { INBOUND_RESPONSE_TYPE } from '../pipeline/messages.js';
+import { INBOUND_RESPONSE_TYPE } from '../pipeline/index.js';
 import { toDataverseError } from './errors.js';
 import { clientTimeoutMs } from './client.js';
 import type { Governor } from './governor.js';
-import { REALTIME_INBOUND, REALTIME_NOTIFICATION } from './unverified.js';
+import { REALTIME_INBOUND, REALTIME_NOTIFICATION } from './assumptions.js';
 
 export const CREATE_INTERACTION_ACTION = 'msdyncrm_CustomChannelActivityCreateInteraction';
 export const MAX_BATCH_SIZE = 1000;
@@ -63,7 +63,7 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
     return { kind: 'action', actionName: REALTIME_INBOUND.action, action: { [REALTIME_INBOUND.parameter]: JSON.stringify(inbound) } };
   }
   if (REALTIME_NOTIFICATION.nothingToWrite.includes(m.responseType)) {
-    return { kind: 'none', reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see unverified.ts)` };
+    return { kind: 'none', reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see assumptions.ts)` };
   }
   const status = REALTIME_NOTIFICATION.statusMap[m.responseType] ?? m.responseType;
   const payload: Record<string, unknown> = {

@@ -3,7 +3,7 @@
  * what the org holds and that: create, update these columns, or nothing. No I/O here; `register.ts` reads and writes.
  */
 import type { ServiceBusSas } from './servicebus.js';
-import { ENABLED_STATE, ENDPOINT_CONSTANTS, namespaceAddress, SAS_KEY_SET_COLUMN, solutionNamespace } from './unverified.js';
+import { ENABLED_STATE, ENDPOINT_CONSTANTS, namespaceAddress, SAS_KEY_SET_COLUMN, solutionNamespace } from './assumptions.js';
 
 type Row = Record<string, unknown>;
 

@@ -14,7 +14,7 @@ import { DataverseError, type CodeOf } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { desiredEndpoint, desiredStep, ENDPOINT_COLUMNS, matchingSteps, planEndpoint, planStep, stepBindings, type PlannedAction, type RowPlan } from './plan.js';
 import type { ServiceBusSas } from './servicebus.js';
-import { CUSTOM_API_COLUMNS, ENDPOINT_CONSTANTS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './unverified.js';
+import { CUSTOM_API_COLUMNS, ENDPOINT_CONSTANTS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './assumptions.js';
 
 type Row = Record<string, unknown>;
 
@@ -107,7 +107,7 @@ function hintFor(kind: Kind, error: DataverseError, subject: string): string {
     if (kind === 'message') return `${subject}: every org has the Create sdkmessage: check that --dataverse-url is a Dataverse org URL`;
     return 'check that --dataverse-url is the org URL (https://<org>.crm.dynamics.com), not the Power Apps maker or admin URL';
   }
-  return `Dataverse refused the request while ${subject}: its message names the column or value; the columns the relay writes are listed in src/registration/unverified.ts (UNVERIFIED against a real org)`;
+  return `Dataverse refused the request while ${subject}: its message names the column or value; the columns the relay writes are listed in src/registration/assumptions.ts (UNVERIFIED against a real org)`;
 }
 
 /** The hint attached to an error `registerRelay` threw; undefined for any other error. */

@@ -27,7 +27,7 @@ import { areaLogger, type Logger } from '../log.js';
 import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
-import { statusCallbackUrls } from '../pipeline/dispatch-callbacks.js';
+import { statusCallbackUrls } from '../correlation/index.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';

@@ -6,7 +6,7 @@
 import { loadChannels, type Channel, type ChannelRegistry, type ProviderReading } from '../channels/index.js';
 import { loadConfig, type LoadedConfig, type RelayConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { parseCallbackKeys, type CallbackKeys } from '../pipeline/callbacks/token.js';
+import { parseCallbackKeys, type CallbackKeys } from '../correlation/index.js';
 
 /** The stages a process can run. */
 export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;

@@ -10,7 +10,7 @@ import { peekDeadLetters, replayDeadLetters } from '../../src/servicebus/index.j
 import { recordingIo } from '../helpers/cli.js';
 import { closedAfterEach } from '../helpers/fixtures.js';
 import { bodyBytes, eventFixture } from '../unit/dataverse/fixtures.js';
-import { emulatorConfig } from './servicebus/helpers.js';
+import { emulatorConfig } from './emulators/servicebus/helpers.js';
 
 const PHONE = '+4915112345678';
 const DUPLICATE_NOTE =

@@ -7,7 +7,7 @@ import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
 import type { Command } from 'commander';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { loadConfig } from '../../config/index.js';
-import type { RelayConfig } from '../../config/types.js';
+import type { RelayConfig } from '../../config/index.js';
 import { decodeRemoteContext } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
 import { redact, redactString } from '../../log.js';

@@ -8,7 +8,7 @@ import { DataverseFault, isGuid } from './faults.js';
 import { nowIsoSeconds } from './payload.js';
 import { JSON_HEADERS, type ActionHandler, type OperationRequest, type OperationResponse, type OrganizationService } from './service.js';
 import type { LookupValue, Row } from './store.js';
-import { CREATE_INTERACTION, REALTIME_ACTIONS, typeMismatch } from './unverified.js';
+import { CREATE_INTERACTION, REALTIME_ACTIONS, typeMismatch } from './assumptions.js';
 
 const ACTIVITY_TABLE = 'msdyncrm_customerjourneycustomchannelactivity';
 const NO_CONTENT: OperationResponse = { status: 204, headers: { 'OData-Version': '4.0' } };
@@ -82,7 +82,7 @@ function createInteraction(service: OrganizationService): ActionHandler {
     const activities = service.table(ACTIVITY_TABLE);
     const rows = service.store.findIndexed(activities, 'msdyncrm_activityid', activityId) ?? [];
     if (rows.length === 0) throw new DataverseFault('RowNotFound', `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`);
-    // The row is told by the tile's activity id, contact, journey and iteration (unverified.ts journeyActivityId).
+    // The row is told by the tile's activity id, contact, journey and iteration (assumptions.ts journeyActivityId).
     const row = rows.length === 1 ? rows[0]! : rows.find((r) => sameTargets(r, refs));
     if (row === undefined) {
       throw invalid(

@@ -4,11 +4,11 @@
  * formats carry the same data: members in data contract order (the JSON order), parameter collections as
  * `KeyValuePairOfstringanyType` with `i:type` on each value, dates as xs:dateTime. JSON cannot tell a GUID or a date
  * from a string, so the value types come from the table metadata (`columnType`). Every choice that no captured
- * message confirms is in `XML_CONTEXT` (unverified.ts).
+ * message confirms is in `XML_CONTEXT` (assumptions.ts).
  */
 import type { ColumnType } from './metadata.js';
 import { encodeNbfx } from './nbfx.js';
-import { XML_CONTEXT } from './unverified.js';
+import { XML_CONTEXT } from './assumptions.js';
 import { element, writeXml, type XmlAttribute, type XmlElement, type XmlNamespaceDeclaration, type XmlNode } from './xml-infoset.js';
 
 export const XML_NS = {

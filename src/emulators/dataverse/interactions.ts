@@ -17,7 +17,7 @@ export interface Interaction {
   userId: string;
   /** `ActivityId` as given (`msdyncrm_activityid`: the tile's id, shared by the rows of a journey run). */
   activityId?: string;
-  /** Primary key of the Custom Channel Activity row the interaction was resolved to (see unverified.ts). */
+  /** Primary key of the Custom Channel Activity row the interaction was resolved to (see assumptions.ts). */
   activityRowId?: string;
   contactId?: string;
   journeyId?: string;

@@ -8,7 +8,7 @@ import { DataverseFault, isGuid } from './faults.js';
 import type { SeedJourney } from './seed.js';
 import type { OrganizationService } from './service.js';
 import { Tx, type Row } from './store.js';
-import { journeyActivityId } from './unverified.js';
+import { journeyActivityId } from './assumptions.js';
 import { randomUUID } from 'node:crypto';
 
 export interface JourneyRunRequest {

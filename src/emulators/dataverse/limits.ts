@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DataverseFault } from './faults.js';
-import { EXECUTION_COSTS, formatTimeRemaining } from './unverified.js';
+import { EXECUTION_COSTS, formatTimeRemaining } from './assumptions.js';
 
 /**
  * What the `x-ms-ratelimit-*` headers say: `all` the identity's budgets as this emulator counts them; `omit` none
@@ -29,7 +29,7 @@ export interface LimitsConfig {
   maxConcurrent: number;
   /**
    * Simulated execution time of one read (a GET, or each GET inside a $batch), in ms; also of each write when
-   * `writeCostMs` is not given. @defaultValue 10 (EXECUTION_COSTS in unverified.ts)
+   * `writeCostMs` is not given. @defaultValue 10 (EXECUTION_COSTS in assumptions.ts)
    */
   operationCostMs: number;
   /**

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { DataverseFault, isGuid } from './faults.js';
 import type { OrganizationService } from './service.js';
 import type { LookupValue } from './store.js';
-import { OUTBOUND_RESPONSE, outboundApiName, REALTIME_OUTBOUND } from './unverified.js';
+import { OUTBOUND_RESPONSE, outboundApiName, REALTIME_OUTBOUND } from './assumptions.js';
 
 export interface RealtimeSendRequest {
   /** Recipients (phone numbers, chat ids …): one Custom API call each. */

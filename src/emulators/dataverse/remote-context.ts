@@ -5,7 +5,7 @@
  */
 import type { TableDef } from './metadata.js';
 import type { LookupValue, Row } from './store.js';
-import { MAX_SIZE_PROPERTY } from './unverified.js';
+import { MAX_SIZE_PROPERTY } from './assumptions.js';
 
 const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';

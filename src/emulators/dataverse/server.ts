@@ -15,7 +15,7 @@ import { realtimeProblems, realtimeStats, sendRealtime } from './realtime.js';
 import type { InteractionFilter, InteractionKind } from './interactions.js';
 import type { SeedJourney } from './seed.js';
 import { userIdOf, type OrganizationService } from './service.js';
-import { UNAUTHORIZED } from './unverified.js';
+import { UNAUTHORIZED } from './assumptions.js';
 
 const API_PREFIX = '/api/data/v9.2/';
 const MAX_BODY_BYTES = 64 * 1024 * 1024;

@@ -23,7 +23,7 @@ import {
   endpointConnectionString,
   filterMatchesTable,
   organizationClaim,
-} from './unverified.js';
+} from './assumptions.js';
 import type { Poster, PostingEvent } from './posting.js';
 
 export interface OperationRequest {
@@ -98,7 +98,7 @@ function derive(def: TableDef, row: Row): void {
 /**
  * Creates whose posted `Target` leaves columns out (the row itself keeps them), as when the creator set them in a
  * later update or Dataverse filled them in a plug-in: the Target of a Create carries the attributes of the create
- * request, not the row (see unverified.ts PARTIAL_TARGET).
+ * request, not the row (see assumptions.ts PARTIAL_TARGET).
  */
 export interface PartialTargets {
   /** Column logical names left out of `Target` (never the primary key). */
@@ -119,7 +119,7 @@ export class OrganizationService {
   eventsQueued = 0;
   /**
    * Real-time outbound Custom API calls by API name, and how many returned no `response` (all of them: the emulator
-   * runs no plug-in; see OUTBOUND_RESPONSE in unverified.ts). Shown under `realtime` and `problems` in the stats.
+   * runs no plug-in; see OUTBOUND_RESPONSE in assumptions.ts). Shown under `realtime` and `problems` in the stats.
    */
   readonly realtimeOutbound = new Map<string, { calls: number; responsesMissing: number }>();
   /** Set by the emulator's `partialTargets` option; undefined: every Target carries the whole row. */

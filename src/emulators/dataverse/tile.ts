@@ -3,11 +3,11 @@
  * from it when a journey creates activities and when CreateInteraction is called (the custom table, the contact's
  * compliance field, the response types). Written from MSDocs-CE `ce/marketing/developer/configure-tile-custom-channel.md`
  * on its own, not with the relay's parser (`src/channels/tile.ts`): a misreading on either side then fails the tests
- * instead of agreeing with itself. Where the docs leave room, it takes the strict reading (see unverified.ts
+ * instead of agreeing with itself. Where the docs leave room, it takes the strict reading (see assumptions.ts
  * `TILE_READING`).
  */
 import { XMLParser } from 'fast-xml-parser';
-import { TILE_READING } from './unverified.js';
+import { TILE_READING } from './assumptions.js';
 
 /** A response type the tile declares. */
 export interface SeedTileResponseType {

@@ -9,7 +9,7 @@
  */
 import type { Delivery, EventContext, Sender } from 'rhea';
 import type { Logger } from '../../log.js';
-import type { Consumer, Lock, MessageStore, Session, Settlement, SettleResult } from './entity.js';
+import type { Consumer, Lock, MessageStore, Session, Settlement, SettleResult } from './message-store.js';
 import { lockTokenString, reorderGuidBytes } from './lock-token.js';
 import { encodeForDelivery, type StoredMessage } from './message.js';
 import { amqpMessage, settleDelivery } from './rhea-internals.js';

@@ -4,7 +4,7 @@
  */
 import { areaLogger, type Logger } from '../../log.js';
 import { loadEmulatorConfigFile, parseEmulatorConfig, type NamespaceDefinition } from './config.js';
-import type { StoreJournal } from './entity.js';
+import type { StoreJournal } from './message-store.js';
 import { RECORD, duplicateIdRecord, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
 import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';

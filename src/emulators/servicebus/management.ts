@@ -3,7 +3,7 @@
  * the application properties and a map body; the answer carries `status-code` and the request's message id as
  * `correlation_id`.
  */
-import type { MessageStore, Settlement } from './entity.js';
+import type { MessageStore, Settlement } from './message-store.js';
 import { lockKey } from './lock-token.js';
 import { encodeForDelivery, parseMessage } from './message.js';
 import type { Namespace, SendTarget } from './namespace.js';

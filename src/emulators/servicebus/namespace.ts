@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { NamespaceDefinition, RuleDefinition, StoreSettings } from './config.js';
-import { DEAD_LETTER_SUFFIX, MessageStore, type StoreJournal } from './entity.js';
+import { DEAD_LETTER_SUFFIX, MessageStore, type StoreJournal } from './message-store.js';
 import { subscriptionAccepts } from './filters.js';
 import type { IncomingMessage } from './message.js';
 

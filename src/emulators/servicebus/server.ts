@@ -18,7 +18,7 @@ import { AmqpDecodeError } from './amqp-codec.js';
 import { LinkConsumer } from './consumer.js';
 import { handleManagement } from './management.js';
 import { BATCH_FORMAT, parseMessage, unpackBatch, type IncomingMessage } from './message.js';
-import type { MessageStore } from './entity.js';
+import type { MessageStore } from './message-store.js';
 import type { Namespace, SendTarget } from './namespace.js';
 import { amqpMessage, amqpTypes, type AmqpMessage } from './rhea-internals.js';
 

@@ -27,7 +27,7 @@ import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { callbackSettings } from './settings.js';
-import { openContext } from './token.js';
+import { openContext } from '../../correlation/index.js';
 
 type Json = Record<string, unknown>;
 

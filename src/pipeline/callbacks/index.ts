@@ -10,6 +10,6 @@ export { createCallbackDirectory, type CallbackDirectory, type DirectoryClient, 
 export { contextFromActivityRow } from './activity.js';
 export { matchReply, firstWord, type ReplyIntent, type ReplyWords } from './keywords.js';
 export { twilioSignature, verifyTwilioSignature, twilioSignedUrls, signatureSettings, responseTypeOfStatus, EMPTY_TWIML } from './twilio.js';
-export { MAX_TWILIO_PARAMETERS } from './unverified.js';
+export { MAX_TWILIO_PARAMETERS } from './assumptions.js';
 export { verifySecretToken } from './telegram.js';
-export { sealContext, openContext, sealLink, openLink, parseCallbackKeys, type CallbackKeys, type CallbackKey } from './token.js';
+export { sealContext, openContext, sealLink, openLink, parseCallbackKeys, type CallbackKeys, type CallbackKey } from '../../correlation/index.js';

@@ -17,10 +17,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import type { Row } from '../ports.js';
 import { contextFromActivityRow } from './activity.js';
-import { redirectTarget } from './links.js';
+import { redirectTarget } from '../../correlation/index.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
-import { openLink, type OpenedLink } from './token.js';
+import { openLink, type OpenedLink } from '../../correlation/index.js';
 
 /**
  * The channel whose message table the activity's record is in (by `channelField` when several share the tile); when

@@ -15,8 +15,8 @@ import type { TwilioMessage } from '../../providers/index.js';
 import { findHolders, latestActivity } from './attribution.js';
 import type { CallbackDirectory } from './directory.js';
 import { firstWord, matchReply } from './keywords.js';
-import { linkAt } from './links.js';
-import type { CallbackKeys } from './token.js';
+import { linkAt } from '../../correlation/index.js';
+import type { CallbackKeys } from '../../correlation/index.js';
 import { delay } from '../../abort.js';
 
 /** How long an opt-in's Twilio message fetch may take in all (two tries), well inside Twilio's 15 s webhook wait. */

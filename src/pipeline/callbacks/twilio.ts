@@ -20,8 +20,8 @@ import type { Channel } from '../../channels/index.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { callbackSettings, publicUrl } from './settings.js';
-import { openContext } from './token.js';
-import { MAX_TWILIO_PARAMETERS, TWILIO_SIGNATURE_ALGORITHMS } from './unverified.js';
+import { openContext } from '../../correlation/index.js';
+import { MAX_TWILIO_PARAMETERS, TWILIO_SIGNATURE_ALGORITHMS } from './assumptions.js';
 
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
 
@@ -34,7 +34,7 @@ export const SIGNATURE_SETTINGS_HEADER = 'x-twilio-webhooks-signature-settings';
 
 /**
  * The parameters as Twilio signs them: each name (sorted) followed by each of its distinct values (sorted), as
- * twilio-node's `toFormUrlEncodedParam` does for a repeated parameter (unverified.ts `TWILIO_REPEATED_VALUES`). The
+ * twilio-node's `toFormUrlEncodedParam` does for a repeated parameter (assumptions.ts `TWILIO_REPEATED_VALUES`). The
  * parameters are grouped in one pass, so the cost is linear in the body (plus the sort).
  */
 function signedParameters(params: URLSearchParams): string {
@@ -124,7 +124,7 @@ export function verifyTwilioSignature(
 /**
  * The signing a request declares in `X-Twilio-Webhooks-Signature-Settings` (`key=<SID>,algorithm=<name>`; names
  * compared case-insensitively); undefined when the header is absent (auth token, HMAC-SHA1); `unsupported` when the
- * header names no algorithm this service knows (unverified.ts `TWILIO_SIGNATURE_ALGORITHMS`).
+ * header names no algorithm this service knows (assumptions.ts `TWILIO_SIGNATURE_ALGORITHMS`).
  */
 export function signatureSettings(header: string | undefined): { algorithm: TwilioSignatureAlgorithm } | { unsupported: true } | undefined {
   if (header === undefined) return undefined;

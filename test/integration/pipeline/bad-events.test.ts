@@ -6,7 +6,7 @@ import { ServiceBusClient, type ServiceBusSender } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { packageRoot } from '../../../src/paths.js';
 import type { RunningRelay } from '../../../src/relay/index.js';
-import { asyncPostOperationStep, client, queueEndpoint } from '../dataverse/helpers.js';
+import { asyncPostOperationStep, client, queueEndpoint } from '../emulators/dataverse/helpers.js';
 import { SEED, startSystem, until, type System } from './harness.js';
 
 /**

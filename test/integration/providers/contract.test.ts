@@ -1,152 +1,74 @@
 import assert from 'node:assert/strict';
-import { contractPayload, contractSend, ManualClock, SECRET, signed, simulators } from './helpers.js';
+import { createProvider } from '../../../src/providers/index.js';
+import { ManualClock, providerError, SIGNING_SECRET, simulators } from './helpers.js';
 
-const CHANNEL_DEFINITION = '44444444-4444-4444-8444-444444444444';
+const DEFINITION = 'b7c0e3a2-1111-4f00-8000-000000000001';
+const request = (n: number, to = `+4917000001${String(n).padStart(3, '0')}`) => ({
+  idempotencyKey: `2222222${n}-aaaa-4bbb-8ccc-000000000003`,
+  from: 'sender-1',
+  to,
+  text: `Hello ${n}`,
+  parts: { title: 'Hi', text: `Hello ${n}` },
+  channelDefinitionId: DEFINITION,
+});
+const OTHER_SECRET = `whsec_${Buffer.from('some other secret, thirty-two b!').toString('base64')}`;
 
-describe('provider simulators: custom channel contract', () => {
+describe('contract adapter against the contract simulator', () => {
   const start = simulators();
+  const contract = (base: string, signingSecret = SIGNING_SECRET) => createProvider({ type: 'contract', url: `${base}/journeys/messages`, signingSecret }, { timeoutMs: 5000 });
 
-  it('answers the contract response {ChannelDefinitionId, MessageId, RequestId, Status: "Sent"} and logs the message parts', async () => {
-    const sim = await start();
-    const payload = { ...contractPayload('req-1'), Message: { text: 'Hello', subject: 'Offer' }, MarketingAppContext: { journeyId: 'j1' } };
-    const res = await contractSend(sim.url, payload, { channel: 'custom-sms' });
-    assert.equal(res.status, 200);
-    assert.equal(res.body['ChannelDefinitionId'], CHANNEL_DEFINITION);
-    assert.equal(res.body['RequestId'], 'req-1');
-    assert.equal(res.body['Status'], 'Sent');
-    assert.match(String(res.body['MessageId']), /^[0-9a-f-]{36}$/);
-    const [m] = sim.messages({ provider: 'contract' });
-    assert.equal(m!.channel, 'custom-sms');
-    assert.equal(m!.path, '/contract/custom-sms/messages');
-    assert.equal(m!.sender, 'sender-1');
-    assert.equal(m!.recipient, '+4915112340001');
-    assert.equal(m!.text, 'Hello\nOffer');
-    assert.deepEqual(m!.parts, { text: 'Hello', subject: 'Offer' });
-    assert.equal(m!.idempotencyKey, 'req-1');
-    assert.equal(m!.providerMessageId, res.body['MessageId']);
-    assert.equal(m!.signed, false);
+  it('sends signed: the simulator verifies the signature and logs the message parts', async () => {
+    const sim = await start({ contract: { secrets: [SIGNING_SECRET] } });
+    const result = await contract(sim.urls.contract).send(request(1));
+    assert.equal(result.status, 'Sent');
+    const logged = sim.messages({ provider: 'contract' });
+    assert.equal(logged.length, 1);
+    assert.deepEqual(
+      { id: logged[0]?.providerMessageId, key: logged[0]?.idempotencyKey, parts: logged[0]?.parts, def: logged[0]?.channelDefinitionId, verified: logged[0]?.verified, sender: logged[0]?.sender },
+      { id: result.providerMessageId, key: request(1).idempotencyKey, parts: { title: 'Hi', text: 'Hello 1' }, def: DEFINITION, verified: true, sender: 'sender-1' },
+    );
   });
 
-  it('400 for a payload that breaks the contract, naming each problem', async () => {
-    const sim = await start();
-    const res = await contractSend(sim.url, { RequestId: '', From: 'a', To: 'b', Message: { text: 3 } });
-    assert.equal(res.status, 400);
-    const error = res.body['error'] as { code: string; message: string };
-    assert.equal(error.code, 'InvalidPayload');
-    assert.match(error.message, /RequestId must be a non-empty string; Message.text must be a string/);
-    const badDefinition = await contractSend(sim.url, { ...contractPayload('r0'), ChannelDefinitionId: 7 });
-    assert.match((badDefinition.body['error'] as { message: string }).message, /ChannelDefinitionId must be a non-empty string when given/);
-    const notJson = await fetch(`${sim.url}/contract/sms/messages`, { method: 'POST', body: 'nope' });
-    assert.equal(notJson.status, 400);
-    assert.equal(sim.stats().contract.rejected['400'], 3);
+  it('a rotated secret: the sender signs with new and old, a simulator on the old one accepts', async () => {
+    const sim = await start({ contract: { secrets: [SIGNING_SECRET] } });
+    await contract(sim.urls.contract, `${OTHER_SECRET} ${SIGNING_SECRET}`).send(request(2));
+    assert.equal(sim.messages({ provider: 'contract' }).length, 1);
   });
 
-  it('ChannelDefinitionId is optional (outbound-marketing channels): the answer then leaves it out', async () => {
-    const sim = await start();
-    const { ChannelDefinitionId: _omitted, ...payload } = contractPayload('req-om');
-    const res = await contractSend(sim.url, payload);
-    assert.equal(res.status, 200);
-    assert.deepEqual(Object.keys(res.body).sort(), ['MessageId', 'RequestId', 'Status']);
-    assert.equal(sim.messages()[0]!.channelDefinitionId, undefined);
+  it('a wrong secret is ProviderUnauthorized (401), and nothing is logged', async () => {
+    const sim = await start({ contract: { secrets: [SIGNING_SECRET] } });
+    const err = await providerError(contract(sim.urls.contract, OTHER_SECRET).send(request(3)));
+    assert.deepEqual([err.code, err.upstream?.status], ['ProviderUnauthorized', 401]);
+    assert.equal(sim.messages({ provider: 'contract' }).length, 0);
   });
 
-  it('RequestId is the idempotency key: a repeat returns the first answer and adds no log entry', async () => {
-    const sim = await start();
-    const first = await contractSend(sim.url, contractPayload('req-1'));
-    const again = await contractSend(sim.url, contractPayload('req-1'));
-    assert.deepEqual(again.body, first.body);
-    const otherChannel = await contractSend(sim.url, contractPayload('req-1'), { channel: 'other' });
-    assert.notEqual(otherChannel.body['MessageId'], first.body['MessageId'], 'keys are per channel');
-    assert.equal(sim.messages().length, 2);
-    assert.equal(sim.stats().contract.duplicates, 1);
+  it('the same RequestId twice gives one logged message and the same MessageId', async () => {
+    const sim = await start({ contract: { secrets: [SIGNING_SECRET] } });
+    const provider = contract(sim.urls.contract);
+    const first = await provider.send(request(4));
+    const second = await provider.send(request(4));
+    assert.equal(second.providerMessageId, first.providerMessageId);
+    assert.equal(sim.messages({ provider: 'contract' }).length, 1);
   });
 
-  it('answers Status "NotSent" for a refused recipient (configured or marked), and the same again for a repeat', async () => {
-    const sim = await start({ contract: { notSentRecipients: ['+4915100000666'] } });
-    const refused = await contractSend(sim.url, contractPayload('req-1', '+4915100000666'));
-    assert.deepEqual(refused.body, { ChannelDefinitionId: CHANNEL_DEFINITION, RequestId: 'req-1', Status: 'NotSent' });
-    sim.block('contract', '+4915100000777');
-    assert.equal((await contractSend(sim.url, contractPayload('req-2', '+4915100000777'))).body['Status'], 'NotSent');
-    sim.unblock('contract', '+4915100000777');
-    assert.equal((await contractSend(sim.url, contractPayload('req-2', '+4915100000777'))).body['Status'], 'NotSent', 'the first answer stands');
-    assert.equal((await contractSend(sim.url, contractPayload('req-3', '+4915100000777'))).body['Status'], 'Sent');
-    assert.equal(sim.stats().contract.rejected['NotSent'], 2);
-    assert.equal(sim.messages().length, 1);
+  it('a refused recipient (NotSent) is ProviderRejected', async () => {
+    const sim = await start({ contract: { notSentRecipients: ['+4917000001005'] } });
+    const err = await providerError(contract(sim.urls.contract).send(request(5)));
+    assert.deepEqual([err.code, err.upstream?.code, err.retryable], ['ProviderRejected', 'NotSent', false]);
+    assert.equal(sim.messages({ provider: 'contract' }).length, 0);
   });
 
-  it('per-sender rate limit: 429 with Retry-After in seconds, not logged, counted', async () => {
-    const clock = new ManualClock();
-    const sim = await start({ clock: clock.read, contract: { perSender: 2, perSenderBySender: { vip: 3 } } });
-    assert.equal((await contractSend(sim.url, contractPayload('r1'))).status, 200);
-    assert.equal((await contractSend(sim.url, contractPayload('r2'))).status, 200);
-    const refused = await contractSend(sim.url, contractPayload('r3'));
-    assert.equal(refused.status, 429);
-    assert.equal(refused.headers.get('retry-after'), '1');
-    assert.equal((refused.body['error'] as { code: string }).code, 'TooManyRequests');
-    for (let i = 0; i < 3; i++) assert.equal((await contractSend(sim.url, contractPayload(`v${i}`, 'x', 'vip'))).status, 200);
+  it("over the sender's limit is ProviderRateLimited with Retry-After in ms; a 500 is ProviderUnavailable", async () => {
+    const clock = new ManualClock(Date.now());
+    const sim = await start({ clock: clock.read, contract: { perSender: 1 } });
+    const provider = contract(sim.urls.contract);
+    await provider.send(request(6));
+    const limited = await providerError(provider.send(request(7)));
+    assert.deepEqual([limited.code, limited.retryAfterMs, limited.upstream?.status], ['ProviderRateLimited', 1000, 429]);
     clock.advance(1000);
-    assert.equal((await contractSend(sim.url, contractPayload('r3'))).status, 200, 'the refused RequestId may be sent again');
-    const stats = sim.stats().contract;
-    assert.equal(stats.senders['sender-1']!.rateLimited, 1);
-    assert.equal(stats.senders['sender-1']!.accepted, 3);
-    assert.equal(stats.senders['vip']!.maxInAnyWindow, 3);
-  });
-
-  describe('Standard Webhooks signatures (secrets configured)', () => {
-    const OLD = `whsec_${Buffer.from('the previous secret, rotated out').toString('base64')}`;
-
-    it('accepts a valid signature by any configured secret and logs it as verified', async () => {
-      const clock = new ManualClock();
-      const sim = await start({ clock: clock.read, contract: { secrets: [SECRET, OLD] } });
-      const now = Math.floor(clock.now / 1000);
-      assert.equal((await contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now } })).status, 200);
-      assert.equal((await contractSend(sim.url, contractPayload('r2'), { sign: { secret: OLD, timestampSeconds: now - 299 } })).status, 200);
-      // Several signatures in one header (rotation on the sender's side): one valid entry is enough.
-      const body = JSON.stringify(contractPayload('r3'));
-      const good = signed(body, SECRET, 'msg_3', now)['webhook-signature']!;
-      const res = await fetch(`${sim.url}/contract/sms/messages`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'webhook-id': 'msg_3', 'webhook-timestamp': String(now), 'webhook-signature': `v1,AAAA ${good}` },
-        body,
-      });
-      assert.equal(res.status, 200);
-      assert.deepEqual(
-        sim.messages().map((m) => [m.signed, m.verified]),
-        [
-          [true, true],
-          [true, true],
-          [true, true],
-        ],
-      );
-    });
-
-    it('401 for a missing, wrong or stale signature, or a body changed after signing', async () => {
-      const clock = new ManualClock();
-      const sim = await start({ clock: clock.read, contract: { secrets: [SECRET] } });
-      const now = Math.floor(clock.now / 1000);
-      const other = `whsec_${Buffer.from('somebody else entirely, 32 bytes').toString('base64')}`;
-      const body = JSON.stringify(contractPayload('r1'));
-      const tampered = async (): Promise<number> => {
-        const headers = signed(body, SECRET, 'msg_1', now);
-        const res = await fetch(`${sim.url}/contract/sms/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: body.replace('Hello', 'Hullo') });
-        return res.status;
-      };
-      const cases: Array<[Promise<{ status: number; body: Record<string, unknown> }>, RegExp]> = [
-        [contractSend(sim.url, contractPayload('r1')), /missing webhook-id/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: other, timestampSeconds: now } }), /no webhook-signature entry matches/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now - 301 } }), /301 s from now \(tolerance 300 s\)/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now + 400 } }), /tolerance 300 s/],
-      ];
-      for (const [call, reason] of cases) {
-        const res = await call;
-        assert.equal(res.status, 401);
-        const error = res.body['error'] as { code: string; message: string };
-        assert.equal(error.code, 'InvalidSignature');
-        assert.match(error.message, reason);
-      }
-      assert.equal(await tampered(), 401);
-      assert.equal(sim.messages().length, 0);
-      assert.equal(sim.stats().contract.rejected['401'], 5);
-    });
+    await provider.send(request(7));
+    sim.setFaults({ contract: { errorNext: 1, errorStatus: 500 } });
+    assert.equal((await providerError(provider.send(request(8)))).code, 'ProviderUnavailable');
+    assert.equal(sim.messages({ provider: 'contract' }).length, 2);
   });
 });

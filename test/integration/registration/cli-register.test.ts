@@ -10,8 +10,8 @@ import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/e
 import { configPath, packageRoot } from '../../../src/paths.js';
 import { recordingIo } from '../../helpers/cli.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
-import { emulatorConfig } from '../servicebus/helpers.js';
-import { SEED_FILE, smallSeed, startEmulator } from '../dataverse/helpers.js';
+import { emulatorConfig } from '../emulators/servicebus/helpers.js';
+import { SEED_FILE, smallSeed, startEmulator } from '../emulators/dataverse/helpers.js';
 
 /** A channels file with one outbound-marketing channel only (removed when the process exits). */
 function marketingOnlyChannels(): string {

@@ -5,8 +5,8 @@ import type { DataverseEmulator } from '../../../src/emulators/dataverse/index.j
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import { formatRegistrationReport, registerRelay, serviceBusFromConnectionString, type RegistrationSpec } from '../../../src/registration/index.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
-import { emulatorConfig } from '../servicebus/helpers.js';
-import { receiveAll, SEED_FILE, startEmulator } from '../dataverse/helpers.js';
+import { emulatorConfig } from '../emulators/servicebus/helpers.js';
+import { receiveAll, SEED_FILE, startEmulator } from '../emulators/dataverse/helpers.js';
 
 /** The sample seed's ids (config/dataverse-seed.json). */
 export const SAMPLE = {

@@ -1,85 +1,43 @@
 /**
- * Shared set-up of the Service Bus emulator integration tests: an emulator per test on port 0 with small timings,
- * SDK clients that are all closed in `afterEach`, and waiting on conditions with deadlines.
+ * Set-up of the Service Bus layer's integration tests: an emulator per test (port 0, small timings) through the
+ * emulator suite's `emulatorConfig`, relay clients from `createServiceBusClient`, everything closed after the test.
  */
-import { Writable } from 'node:stream';
-import { ServiceBusClient } from '@azure/service-bus';
+import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { createLogger, type Logger } from '../../../src/log.js';
-
-export interface QueueProps {
-  LockDuration?: string;
-  MaxDeliveryCount?: number;
-  DefaultMessageTimeToLive?: string;
-  DeadLetteringOnMessageExpiration?: boolean;
-  RequiresSession?: boolean;
-  RequiresDuplicateDetection?: boolean;
-  DuplicateDetectionHistoryTimeWindow?: string;
-}
-
-export interface TestEntities {
-  queues?: Record<string, QueueProps>;
-  topics?: Record<string, { Properties?: object; Subscriptions: Array<{ Name: string; Properties?: QueueProps; Rules?: object[] }> }>;
-}
-
-export function emulatorConfig(entities: TestEntities): object {
-  return {
-    UserConfig: {
-      Namespaces: [
-        {
-          Name: 'sbemulatorns',
-          Queues: Object.entries(entities.queues ?? {}).map(([Name, Properties]) => ({ Name, Properties })),
-          Topics: Object.entries(entities.topics ?? {}).map(([Name, t]) => ({ Name, ...t })),
-        },
-      ],
-      Logging: { Type: 'Console' },
-    },
-  };
-}
-
-/** One emulator and its clients; `close()` closes every client, then the emulator. */
-export class TestBed {
-  readonly #clients: ServiceBusClient[] = [];
-  private constructor(readonly emulator: ServiceBusEmulator) {}
-
-  static async start(entities: TestEntities, options: { dataDir?: string; tickMs?: number; logger?: Logger } = {}): Promise<TestBed> {
-    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: options.tickMs ?? 20, ...options });
-    return new TestBed(emulator);
-  }
-
-  /** A client with no retries; `timeoutInMs` also bounds how long `acceptNextSession` waits. */
-  client(timeoutInMs = 10_000): ServiceBusClient {
-    const c = new ServiceBusClient(this.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs } });
-    this.#clients.push(c);
-    return c;
-  }
-
-  async close(): Promise<void> {
-    for (const c of this.#clients.splice(0)) await c.close();
-    await this.emulator.close();
-  }
-}
+import { createServiceBusClient, type SettleableDelivery } from '../../../src/servicebus/index.js';
+import type { Delivery } from '../../../src/pipeline/ports.js';
+import { emulatorConfig, type TestEntities } from '../emulators/servicebus/helpers.js';
 
 export { waitFor } from '../../helpers/wait.js';
+export { delay } from '../../../src/abort.js';
+export { closedAfterEach } from '../../helpers/fixtures.js';
 
-/** The error code of a rejected promise (fails when it resolves). */
-export async function errorCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    return String((err as { code?: unknown }).code);
-  }
-  throw new Error('expected the call to fail');
+export async function startBus(entities: TestEntities, options: { maxMessageSizeBytes?: number } = {}): Promise<ServiceBusEmulator> {
+  return startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: 20, ...options });
 }
 
-/** A logger that keeps the JSON lines it gets at `warn` and above. */
-export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done): void {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'warn', pretty: false, stream }), lines };
+/** A relay client on the emulator; `timeoutInMs` also bounds how long `acceptNextSession` waits. */
+export function relayClient(emulator: ServiceBusEmulator, timeoutInMs = 2_000): ServiceBusClient {
+  return createServiceBusClient({ connectionString: emulator.connectionString, retry: { maxRetries: 1, retryDelayInMs: 50, timeoutInMs } });
+}
+
+/** Receives and removes everything in `queue` (or its dead-letter queue) until `count` arrived. */
+export async function takeAll(client: ServiceBusClient, queue: string, count: number, deadLetter = false, timeoutMs = 5_000): Promise<ServiceBusReceivedMessage[]> {
+  const receiver = client.createReceiver(queue, { receiveMode: 'receiveAndDelete', ...(deadLetter ? { subQueueType: 'deadLetter' as const } : {}) });
+  const got: ServiceBusReceivedMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (got.length < count) {
+      if (Date.now() > deadline) throw new Error(`only ${got.length} of ${count} messages in ${queue}${deadLetter ? '/$DeadLetterQueue' : ''}`);
+      got.push(...(await receiver.receiveMessages(Math.min(200, count - got.length), { maxWaitTimeInMs: 200 })));
+    }
+  } finally {
+    await receiver.close();
+  }
+  return got;
+}
+
+/** How a delivery the loops handed over was settled (they hand `SettleableDelivery`s typed as the port's `Delivery`). */
+export function outcomeOf(d: Delivery | undefined): string {
+  return String((d as SettleableDelivery | undefined)?.outcome);
 }

@@ -44,7 +44,7 @@ describe('interactionRequest', () => {
       { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'keyword', TriggerKeyword: 'YES' } },
     ],
     ['marketing failure: detail is not sent', message(marketing, 'failed', { detail: { code: 21211, message: 'invalid' } }), { kind: 'action', actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: { ...createBody, ResponseType: 'failed' } }],
-    ['real-time Sent: nothing to write', message(realtime, 'Sent'), { kind: 'none', reason: "real-time status 'Sent' has no notification (UNVERIFIED, see unverified.ts)" }],
+    ['real-time Sent: nothing to write', message(realtime, 'Sent'), { kind: 'none', reason: "real-time status 'Sent' has no notification (UNVERIFIED, see assumptions.ts)" }],
     [
       'real-time Delivered with the provider id: StatusDetails is an object',
       message(realtime, 'Delivered', { providerMessageId: 'SM1' }),

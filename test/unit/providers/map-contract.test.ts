@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { isProviderError } from '../../../src/errors.js';
-import { decide, type SendDecision } from '../../../src/pipeline/send-policy.js';
+import { decide, type SendDecision } from '../../../src/pipeline/dispatch/send-policy.js';
 import type { HttpResponse } from '../../../src/providers/http.js';
 import { CONTRACT_DEFAULT_RETRY_AFTER_MS, mapContractResponse } from '../../../src/providers/contract/map-response.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { desiredEndpoint, desiredStep, matchingSteps, planEndpoint, planStep, stepBindings } from '../../../src/registration/plan.js';
 import { formatRegistrationError, formatRegistrationReport, namespaceHost, serviceBusFromConnectionString, serviceBusFromEnv, type RegistrationReport } from '../../../src/registration/index.js';
-import { solutionNamespace } from '../../../src/registration/unverified.js';
+import { solutionNamespace } from '../../../src/registration/assumptions.js';
 import { DataverseError, isConfigError } from '../../../src/errors.js';
 
 const BUS = { host: 'contoso.servicebus.windows.net', keyName: 'send', key: 'k3y-secret' };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { parseEmulatorConfig } from '../../../../src/emulators/servicebus/config.js';
-import type { StoreJournal } from '../../../../src/emulators/servicebus/entity.js';
+import type { StoreJournal } from '../../../../src/emulators/servicebus/message-store.js';
 import type { IncomingMessage } from '../../../../src/emulators/servicebus/message.js';
 import { Namespace } from '../../../../src/emulators/servicebus/namespace.js';
 import { silentLogger } from '../../../../src/log.js';

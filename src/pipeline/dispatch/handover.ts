@@ -1,0 +1,186 @@
+/**
+ * How a sender moves between holders of its `outbound` session (see `session-state.ts` for the state itself): the new
+ * holder builds the sender's limiter and waits out the window the last holder left in the session state (one full
+ * window from the takeover when the last holder did not release the session cleanly: it may have died mid-burst);
+ * before each batch's calls the holder writes the state with the batch's messages as in flight (`beforeCalls`); at
+ * close it saves its last window (and a running 429 pause) as a clean state, and when that save fails it keeps the
+ * session until that window has passed (never past the session lock), so the next holder cannot call within it.
+ */
+import type { Channel } from '../../channels/index.js';
+import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { DispatchContext } from './context.js';
+import type { AcceptedSession, SessionCloseReason } from '../ports.js';
+import { isTelegramGroupChat } from '../../providers/index.js';
+import { InFlightLedger } from './inflight.js';
+import { SenderLimiter } from './sender-limiter.js';
+import { decodeSessionState, encodeSessionState, firstSendAt, type DecodedSessionState, type DispatchSessionState } from './session-state.js';
+
+/** Resolves after `ms`; its timer does not keep the process alive. */
+function unrefDelay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
+}
+
+/** The hand-over of one held session's sender: `takeOver` when the session is accepted, `handOver` when it closes. */
+export class SenderHandOver {
+  readonly #session: AcceptedSession;
+  readonly #stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>;
+  readonly #log: Logger;
+  readonly #lockedUntil: () => number | undefined;
+  /** Whether the session has a state (the last holder's, or one this holder wrote): then the release writes one too. */
+  #hasState: boolean;
+  readonly #decoded: DecodedSessionState;
+  /** The messages that may be at the provider without a settled outcome: the last holder's, then this one's. */
+  readonly inFlight: InFlightLedger;
+
+  /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
+  constructor(session: AcceptedSession, stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>, log: Logger, lockedUntil: () => number | undefined) {
+    this.#session = session;
+    this.#stage = stage;
+    this.#log = log;
+    this.#lockedUntil = lockedUntil;
+    this.#hasState = session.state !== undefined && session.state.length > 0;
+    this.#decoded = decodeSessionState(session.state);
+    this.inFlight = new InFlightLedger(this.#decoded.ok ? this.#decoded.state?.inFlight : []);
+  }
+
+  /**
+   * The limiter of the channels that send as this session, paused until the last holder's window has passed: after
+   * a clean release, the window its state describes; otherwise (it died or lost its lock after writing the state
+   * before a batch's calls) one full window from now, and a pause it recorded (see `firstSendAt`).
+   */
+  takeOver(channels: Channel[]): SenderLimiter {
+    // Channels sharing a sender share its limit: the strictest of their settings.
+    const limits = channels.map((c) => c.rateLimit);
+    const limiter = new SenderLimiter({
+      messages: Math.min(...limits.map((l) => l.messages)),
+      intervalMs: Math.max(...limits.map((l) => l.intervalMs)),
+      concurrency: Math.min(...limits.map((l) => l.concurrency)),
+      perRecipientMs: Math.max(...limits.map((l) => l.perRecipientMs)),
+      perGroupMs: Math.max(...limits.map((l) => l.perGroupMs)),
+      isGroup: isTelegramGroupChat,
+      guardMs: this.#stage.guardMs,
+      now: this.#stage.now,
+    });
+    const decoded = this.#decoded;
+    const now = this.#stage.now();
+    let holdUntil: number;
+    if (decoded.ok) {
+      holdUntil = firstSendAt(decoded.state, limiter.handOverWindowMs, now);
+      if (decoded.state !== undefined && decoded.state.clean !== true) {
+        this.#stage.counts.takenOverWithoutRelease++;
+        this.#log.warn('session taken over without a clean hand-over (the last holder died or lost its lock): assuming it used the whole window just now', {
+          waitMs: holdUntil - now,
+          inFlight: this.inFlight.size,
+        });
+      }
+    } else {
+      holdUntil = now + limiter.handOverWindowMs;
+      this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
+    }
+    if (holdUntil > now) {
+      limiter.pauseUntil(holdUntil);
+      this.#log.info('session taken over within the last holder\'s window: waiting before the first send', { waitMs: holdUntil - now });
+    }
+    return limiter;
+  }
+
+  /**
+   * Before a batch's calls: lists its messages as in flight and writes the state (not clean: from now on, until the
+   * next clean release, a successor must assume this holder's calls used the window). False when the write failed
+   * or timed out: then nothing of the batch may be sent (a successor could not know of its calls).
+   */
+  async beforeCalls(limiter: SenderLimiter, keys: readonly string[]): Promise<boolean> {
+    const now = this.#stage.now();
+    const added = this.inFlight.begin(keys, now);
+    // From the first attempt on: a write that timed out may still land.
+    this.#hasState = true;
+    if (await this.#saveState(this.#state(limiter, false, now))) return true;
+    // Not sent: listed for nothing (what was listed before stays).
+    for (const key of added) this.inFlight.settled(key);
+    return false;
+  }
+
+  /**
+   * Saves the limiter's last window (and a running pause) as the session state and clears the limiter; when the save
+   * fails or times out, returns only once the window has passed (see `#holdAfterLostState`). Writes nothing when the
+   * session has no state: a call, a pause or an entry in flight needs a state written before the batch or inherited,
+   * and a state written before a batch is always replaced by a clean one (left as it is, the next holder would wait a
+   * window for nothing).
+   */
+  async handOver(limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+    const state = this.#state(limiter, true, this.#stage.now());
+    limiter.clear();
+    if (this.#hasState) {
+      const saved = await this.#saveState(state);
+      if (!saved) await this.#holdAfterLostState(state, limiter, reason);
+    }
+  }
+
+  /** The state to write now: the limiter's last window and pause, and the in-flight entries. */
+  #state(limiter: SenderLimiter, clean: boolean, now: number): DispatchSessionState {
+    const state: DispatchSessionState = { v: 2, sentAt: limiter.recentCalls() };
+    if (clean) state.clean = true;
+    const pausedUntil = limiter.pausedUntil;
+    if (pausedUntil !== undefined) state.pausedUntil = pausedUntil;
+    const { entries, dropped } = this.inFlight.entries(now);
+    if (dropped > 0) {
+      this.#log.warn('too many messages in flight to list in the session state: the oldest are dropped (sent again without a lookup should they come back)', { dropped, kept: entries.length });
+    }
+    if (entries.length > 0) state.inFlight = entries;
+    return state;
+  }
+
+  /** True when the state was written. */
+  async #saveState(state: DispatchSessionState): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#session.setState(encodeSessionState(state)),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`setState did not finish within ${this.#stage.stateTimeoutMs} ms`)), this.#stage.stateTimeoutMs);
+        }),
+      ]);
+      this.#log.debug('session state saved', { clean: state.clean === true, sentAt: state.sentAt.length, pausedUntil: state.pausedUntil, inFlight: state.inFlight?.length ?? 0 });
+      return true;
+    } catch (err) {
+      this.#log.warn('session state not saved', { err: errorMessage(err) });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The state could not be handed over: keep the session until the window it describes has passed, or a running pause
+   * has ended, at most one full window (`windowMs`, or the recipient spacing when longer) from now, but not past the
+   * session lock (from then on another replica may take the session anyway: holding protects nothing). Not when the
+   * lock is already lost: the session is someone else's by then. The hold's timer does not keep the process alive: a
+   * process that is ending has nothing left to protect.
+   */
+  async #holdAfterLostState(state: DispatchSessionState, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+    if (reason === 'lockLost') {
+      this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
+      return;
+    }
+    const windowMs = limiter.handOverWindowMs;
+    const now = this.#stage.now();
+    const windowEnd = Math.min(firstSendAt(state, windowMs, now), now + windowMs);
+    const lockedUntil = this.#lockedUntil() ?? Infinity;
+    const until = Math.min(windowEnd, lockedUntil);
+    if (until <= now) {
+      if (windowEnd > now) this.#log.warn('session state not saved and the session lock is ending: the next holder may start within this sender\'s window', { windowLeftMs: windowEnd - now });
+      return;
+    }
+    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', {
+      holdMs: until - now,
+      ...(until < windowEnd ? { windowLeftMs: windowEnd - now, boundByLock: true } : {}),
+      sentAt: state.sentAt.length,
+      pausedUntil: state.pausedUntil,
+    });
+    await unrefDelay(until - now);
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The dispatch stage's handler of one held sender session: reads each delivery of a batch (parse, channel checks),
+ * sends it through the sender's limiter (`send.ts`), records the outcome (`outcome.ts`) and settles
+ * it once (`settlement.ts`), within the session lock's deadline (`lock-deadline.ts`: a batch that handed
+ * messages back at it asks the session loop to release the session); before a batch's calls, writes the session
+ * state with its messages in flight, and reconciles a message the last holder left in flight before sending it
+ * (`handover.ts`, `inflight.ts`); on close, hands back what waits and hands the sender over.
+ */
+import { setMaxListeners } from 'node:events';
+import PQueue from 'p-queue';
+import { delay, linkedController } from '../../abort.js';
+import type { Channel } from '../../channels/index.js';
+import { errorMessage, isEventError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Provider, SendResult } from '../../providers/index.js';
+import type { DispatchContext } from './context.js';
+import { SenderHandOver } from './handover.js';
+import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './outcome.js';
+import { sendMessage, type BatchControl, type SendOutcome } from './send.js';
+import { Settlement } from './settlement.js';
+import { InteractionOutbox } from './interaction-outbox.js';
+import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
+import { parseOutboundMessage, type OutboundMessage } from '../messages.js';
+import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from '../ports.js';
+import type { SenderLimiter } from './sender-limiter.js';
+
+/**
+ * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
+ * the provider account's concurrent requests from the sends (Twilio: 100 per account, 429 20429 beyond).
+ */
+const LOOKUPS_AT_ONCE = 4;
+
+/**
+ * Provider message ids a session keeps as taken (see `DispatchSession.#claimed`), the newest only: a lookup matches on
+ * sender, recipient, text and a span around the call (Twilio: ± 60 s), so only recent ids can be matched by mistake.
+ */
+const CLAIMED_KEPT = 10_000;
+
+/** A delivery with its body read (or the error that kept it from being read). */
+type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
+
+/**
+ * The handler of one held sender session; `onClose` hands back what waits and saves the session state (when that
+ * fails, it holds the session until the last window has passed; see `DispatchSession.#close`).
+ */
+export interface DispatchSessionHandler extends SessionHandler {
+  onClose(reason?: SessionCloseReason): Promise<void>;
+}
+
+export class DispatchSession implements DispatchSessionHandler {
+  readonly #stage: DispatchContext;
+  readonly #session: AcceptedSession;
+  readonly #log: Logger;
+  readonly #limiter: SenderLimiter | undefined;
+  readonly #outbox: InteractionOutbox;
+  readonly #recorder: OutcomeRecorder;
+  readonly #handOver: SenderHandOver;
+  readonly #closeController = new AbortController();
+  readonly #batches = new Set<Promise<boolean>>();
+  /**
+   * Provider message ids known to belong to a message of this session: sent by it, or matched by a lookup (in flight,
+   * or whose answer was lost). A lookup never matches them again: another message of the same text to the same
+   * recipient, sent a moment before, is not taken for the one looked up (which would then never be sent).
+   */
+  readonly #claimed = new Set<string>();
+  readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
+  #sending = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(stage: DispatchContext, session: AcceptedSession) {
+    this.#stage = stage;
+    this.#session = session;
+    this.#log = stage.log.child({ sessionId: session.sessionId });
+    this.#outbox = new InteractionOutbox({
+      sender: stage.interactions,
+      ...stage.batching,
+      onError: (err, attempt, size) => {
+        stage.counts.interactionSendFailures++;
+        this.#log.warn('sending interactions failed', { attempt, size, err: errorMessage(err) });
+      },
+    });
+    this.#recorder = new OutcomeRecorder(stage, this.#outbox, () => this.#lockedUntil());
+    this.#handOver = new SenderHandOver(session, stage, this.#log, () => this.#lockedUntil());
+    const channels = stage.channels.all().filter((c) => c.senderKey === session.sessionId);
+    this.#limiter = channels.length === 0 ? undefined : this.#handOver.takeOver(channels);
+    if (this.#limiter === undefined) {
+      this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', { sessionId: session.sessionId });
+    }
+    stage.sessions.add(this);
+  }
+
+  limiterStats(): { waiting: number; inFlight: number } {
+    return this.#limiter?.stats() ?? { waiting: 0, inFlight: 0 };
+  }
+
+  /**
+   * Sends the batch; when it handed messages back at the lock deadline, resolves (once every delivery is settled) to a
+   * request to release the session, so that the loop does not hand it the same messages again at once (each time one
+   * more delivery) and the next holder, with a fresh lock, sends them.
+   */
+  async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void | SessionRelease> {
+    // One signal per batch, fired by the loop's signal or by onClose; its listeners on those long-lived signals are
+    // removed when the batch ends (not AbortSignal.any: see linkedController).
+    const linked = linkedController(signal, this.#closeController.signal);
+    // What has not reached the provider stops on it, and also at the session lock's deadline.
+    const starts = linkedController(linked.signal);
+    // Every waiting message listens to them (limiter, retry): as many listeners as the batch has messages.
+    setMaxListeners(0, linked.signal, starts.signal);
+    let handedBack = false;
+    const control: BatchControl = {
+      signal: linked.signal,
+      starts: starts.signal,
+      lockDeadline: (why) => {
+        handedBack = true;
+        if (starts.signal.aborted) return;
+        this.#log.info('the session lock ends before the rest of this batch can be sent: handing back what has not reached the provider', {
+          why,
+          lockedUntil: this.#lockedUntil(),
+        });
+        starts.abort(new LockDeadlineReached(`session lock deadline: ${why}`));
+      },
+    };
+    const parsed = deliveries.map((delivery): Parsed => {
+      try {
+        return { delivery, msg: parseOutboundMessage(delivery.body) };
+      } catch (error) {
+        return { delivery, error };
+      }
+    });
+    const batch = this.#batch(parsed, control);
+    this.#batches.add(batch);
+    try {
+      if (await batch) return { release: true, reason: 'the session state could not be written before the batch\'s calls' };
+      if (handedBack) return { release: true, reason: 'messages handed back at the session lock deadline' };
+    } finally {
+      this.#batches.delete(batch);
+      starts.dispose();
+      linked.dispose();
+    }
+  }
+
+  /**
+   * Writes the batch's messages into the session state as in flight, then handles each; when that write fails, hands
+   * every delivery back unsent (a successor could not know of its calls) and resolves to true.
+   */
+  async #batch(parsed: Parsed[], control: BatchControl): Promise<boolean> {
+    const keys = parsed.flatMap((p) => ('msg' in p ? [p.msg.key] : []));
+    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys))) {
+      this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: parsed.length });
+      await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
+      return true;
+    }
+    await Promise.all(parsed.map((p) => this.#handle(p, control)));
+    return false;
+  }
+
+  /** The session lock's deadline, when the session loop gives one (ms since the epoch). */
+  #lockedUntil(): number | undefined {
+    return sessionLockedUntil(this.#session);
+  }
+
+  /** The latest start of a call on this channel: its end, timeout included, leaves `lockMarginMs` of the lock. */
+  #callBy(channel: Channel): number | undefined {
+    return lastCallStart(this.#lockedUntil(), channel.timeoutMs, this.#stage.lockMarginMs);
+  }
+
+  async #handle(parsed: Parsed, batch: BatchControl): Promise<void> {
+    const { delivery } = parsed;
+    const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
+    try {
+      await this.#process(parsed, settlement, batch);
+    } catch (err) {
+      // Not expected: every path settles. Hand the message back rather than lose it.
+      this.#log.error('unexpected failure while dispatching', { messageId: delivery.messageId, err: errorMessage(err) });
+      if (!settlement.done) await settlement.abandon();
+    }
+  }
+
+  async #process(parsed: Parsed, settlement: Settlement, batch: BatchControl): Promise<void> {
+    const stage = this.#stage;
+    const { delivery } = parsed;
+    if ('error' in parsed) {
+      const err = parsed.error;
+      const reason = isEventError(err) ? err.code : 'EventUndecodable';
+      this.#log.warn('outbound message unreadable: dead-lettered', { messageId: delivery.messageId, reason, err: errorMessage(err) });
+      stage.count('(unreadable)', 'invalid');
+      await settlement.deadLetter(reason, errorMessage(err));
+      return;
+    }
+    const { msg } = parsed;
+    const ledger = this.#handOver.inFlight;
+    let mayHaveCalled = false;
+    try {
+      mayHaveCalled = await this.#send(msg, delivery, settlement, batch);
+    } finally {
+      // Off the in-flight list once its outcome is settled for good, or handed back without having reached the
+      // provider; kept (for the next holder to reconcile) when its settlement failed or a call may have been made.
+      const result = settlement.result;
+      const unsent = result === 'abandoned' && !mayHaveCalled && ledger.reconcileSince(msg.key) === undefined;
+      if (result === 'completed' || result === 'deadLettered' || unsent) ledger.settled(msg.key);
+    }
+  }
+
+  /** Sends one message and records its outcome; true when a provider call may have been made. */
+  async #send(msg: OutboundMessage, delivery: Delivery, settlement: Settlement, batch: BatchControl): Promise<boolean> {
+    const stage = this.#stage;
+    const log = this.#log.child({ activityKey: msg.key, channel: msg.channel });
+    const channel = stage.channels.byName(msg.channel);
+    if (channel === undefined) {
+      const known = stage.channels.all().map((c) => c.name).join(', ') || 'none';
+      const description = `channel '${msg.channel}' is not configured (configured channels: ${known})`;
+      log.warn('unknown channel: dead-lettered', { description });
+      stage.count(msg.channel, 'invalid');
+      await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.unknownChannel, description);
+      return false;
+    }
+    if (channel.senderKey !== this.#session.sessionId || this.#limiter === undefined) {
+      const description = `channel '${channel.name}' sends as session '${channel.senderKey}', but this message came in session '${this.#session.sessionId}'`;
+      log.warn('message in the wrong session: dead-lettered', { description });
+      stage.count(channel.name, 'invalid');
+      await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.sessionMismatch, description);
+      return false;
+    }
+    if (batch.starts.aborted) {
+      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      return false;
+    }
+    const since = this.#handOver.inFlight.reconcileSince(msg.key);
+    if (since !== undefined && (await this.#reconcile(msg, channel, since, settlement, batch, log))) return false;
+    if (delivery.deliveryCount > 1) log.debug('delivered again: the provider may have it already (same idempotency key)', { deliveryCount: delivery.deliveryCount });
+
+    this.#sending++;
+    let recording: Promise<void> | undefined;
+    let outcome: SendOutcome;
+    try {
+      const provider = stage.providerFor(channel);
+      const findSent = provider.findSent?.bind(provider);
+      const lookup = findSent === undefined ? undefined : (since: number, signal: AbortSignal) => this.#findSent(findSent, channel, msg, since, signal);
+      outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel), lookup);
+      if (outcome.kind === 'sent') this.#claim(outcome.result.providerMessageId);
+      recording = this.#recorder.record(msg, channel, outcome, settlement, batch.signal, log);
+    } finally {
+      this.#sending--;
+      // Nothing else of this session waits for the provider: send the grouped outcomes now.
+      if (this.#sending === 0) this.#outbox.flush();
+    }
+    await recording;
+    return outcome.calls > 0;
+  }
+
+  /**
+   * A message listed in flight before this batch (by a holder that died, or handed back after a call): asks the
+   * provider whether it has it before it is sent, once the sender's hold has ended. True when that settled the
+   * message: found (the outcome is recorded as sent, with the provider's id), the lookup failed (handed back, not
+   * sent: a duplicate to a customer is worse than a delay; the bus dead-letters it past MaxDeliveryCount), or the
+   * batch stopped first (handed back). False when it is to be sent: not found, or a provider that cannot be asked (a
+   * contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
+   */
+  async #reconcile(msg: OutboundMessage, channel: Channel, since: number, settlement: Settlement, batch: BatchControl, log: Logger): Promise<boolean> {
+    const stage = this.#stage;
+    const ledger = this.#handOver.inFlight;
+    const provider = stage.providerFor(channel);
+    if (provider.findSent === undefined) {
+      stage.counts.inFlightResent++;
+      ledger.reconciled(msg.key);
+      log.warn('listed in flight before this delivery; this provider cannot be asked: sending again', {
+        provider: provider.type,
+        repeat: provider.type === 'contract' ? 'safe: the same RequestId' : 'possible',
+      });
+      return false;
+    }
+    // Not before the sender's hold ends (after a crash, one window from the takeover): a call the dead holder made just
+    // before it died may take the provider a moment to create, and a lookup made at once could miss it.
+    const handBack = async (): Promise<true> => {
+      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      return true;
+    };
+    const pausedUntil = this.#limiter?.pausedUntil;
+    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
+    if (batch.starts.aborted) return handBack();
+    let found: SendResult | undefined;
+    try {
+      found = await this.#findSent(provider.findSent.bind(provider), channel, msg, since, batch.starts);
+    } catch (err) {
+      if (batch.starts.aborted) return handBack();
+      stage.lookedUp(channel.name, 'in_flight', 'failed');
+      log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
+      stage.count(channel.name, 'abandoned');
+      await settlement.abandon();
+      return true;
+    }
+    ledger.reconciled(msg.key);
+    if (found === undefined) {
+      stage.lookedUp(channel.name, 'in_flight', 'not_found');
+      log.info('listed in flight before this delivery; the provider does not have it: sending');
+      return false;
+    }
+    stage.lookedUp(channel.name, 'in_flight', 'found');
+    log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
+    await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
+    return true;
+  }
+
+  /**
+   * The provider's message sent as `msg` since `since`, not one matched before (then it is claimed), or undefined;
+   * at most `LOOKUPS_AT_ONCE` of this session's lookups at once. Rejects when the provider cannot tell. Two lookups
+   * for messages of the same text to the same recipient may run at once and both read the same message: the second
+   * to answer asks again, this time without it.
+   */
+  async #findSent(findSent: NonNullable<Provider['findSent']>, channel: Channel, msg: OutboundMessage, since: number, signal: AbortSignal): Promise<SendResult | undefined> {
+    for (;;) {
+      const found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: this.#stage.now(), exclude: this.#claimed, signal }), { signal });
+      if (found === undefined) return undefined;
+      if (!this.#claimed.has(found.providerMessageId)) {
+        this.#claim(found.providerMessageId);
+        return found;
+      }
+    }
+  }
+
+  /** Keeps `id` as taken (the newest `CLAIMED_KEPT`). */
+  #claim(id: string): void {
+    this.#claimed.add(id);
+    if (this.#claimed.size > CLAIMED_KEPT) this.#claimed.delete(this.#claimed.values().next().value as string);
+  }
+
+  onClose(reason?: SessionCloseReason): Promise<void> {
+    this.#closing ??= this.#close(reason);
+    return this.#closing;
+  }
+
+  /**
+   * Hands back what still waits (calls in flight finish and are recorded), then hands the sender over: saves the last
+   * window as the session state, or, when that save fails or times out, keeps the session (returns later) until that
+   * window has passed (see `SenderHandOver.handOver`).
+   */
+  async #close(reason: SessionCloseReason | undefined): Promise<void> {
+    this.#closeController.abort(new Error('session closing'));
+    await Promise.allSettled([...this.#batches]);
+    this.#outbox.close();
+    const limiter = this.#limiter;
+    if (limiter !== undefined) await this.#handOver.handOver(limiter, reason);
+    this.#stage.sessions.delete(this);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Intake's send to `outbound`: the batch's open messages in one call (a repeat of one event within the batch is sent
+ * once), tried again up to `sendAttempts` after a doubling backoff while the batch's budget has room; a message the
+ * sender rejects as too large for the queue (`code` `'MessageTooLarge'` naming its `messageId`) is dead-lettered and
+ * the call made again without it; an error that says `retryable: false` is not tried again. What is sent is reported
+ * to the stage (`sent`); what is not is set to be abandoned when the batch ends.
+ */
+import { raceAbort } from '../../abort.js';
+import { errorMessage } from '../../errors.js';
+import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
+import type { OutboundMessage } from '../messages.js';
+import type { OutboundSender } from '../ports.js';
+import { backoffDelay } from '../retry-budget.js';
+
+/** One message for `outbound` and the delivery it comes from. */
+export interface Outgoing {
+  item: Item;
+  message: OutboundMessage;
+  sessionId: string;
+}
+
+/** The rules of the send (intake's options, validated) and what it reports to the stage. */
+export interface SendRules extends AttemptRules {
+  outbound: OutboundSender;
+  sendAttempts: number;
+  /** Dead-letters an item whose message is too large for `outbound`. */
+  deadLetter: (b: BatchState, item: Item, reason: 'OutboundMessageTooLarge', description: string) => void;
+  /** Completes an item whose message went to `outbound`. */
+  sent: (b: BatchState, item: Item) => void;
+}
+
+/** The batch's sends to `outbound`. */
+export class IntakeSend {
+  readonly #rules: SendRules;
+
+  constructor(rules: SendRules) {
+    this.#rules = rules;
+  }
+
+  /**
+   * Sends the open messages in one call, tried again up to `sendAttempts`; a message too large for `outbound` is
+   * dead-lettered and the call made again without it. Completes the deliveries sent.
+   */
+  async send(b: BatchState, outgoing: readonly Outgoing[]): Promise<void> {
+    const { outbound, sendAttempts, backoffMs, maxBackoffMs, sleep, log } = this.#rules;
+    const open = outgoing.filter((o) => o.item.state === 'open');
+    if (open.length === 0 || b.signal.aborted) return;
+    // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
+    const byKey = new Map<string, Outgoing[]>();
+    for (const o of open) byKey.set(o.message.key, [...(byKey.get(o.message.key) ?? []), o]);
+    let failures = 0;
+    for (;;) {
+      const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
+      if (messages.length === 0) return;
+      if (!fits(b, this.#rules)) {
+        const why = failures === 0 ? 'outbound send not started' : `outbound send failed (${count(failures, 'attempt', 'attempts')}), not tried again`;
+        outOfBudget(b, this.#rules, [...byKey.values()].flat().map((o) => o.item), why);
+        return;
+      }
+      try {
+        await raceAbort(outbound.send(messages, b.signal), b.signal);
+        break;
+      } catch (err) {
+        if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
+        const tooLarge = tooLargeMessage(err);
+        const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
+        if (tooLarge && culprits) {
+          // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
+          byKey.delete(tooLarge.messageId);
+          for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge, err));
+          continue;
+        }
+        failures += 1;
+        const waiting = [...byKey.values()].flat();
+        // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
+        if (failures >= sendAttempts || isPermanentSendError(err) || tooLarge !== undefined || b.waits.aborted) {
+          log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: messages.length, attempts: failures });
+          for (const o of waiting) markWaiting(o.item, `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}`, 'redelivery');
+          return;
+        }
+        const waitMs = backoffDelay(failures, backoffMs, maxBackoffMs);
+        if (!fits(b, this.#rules, waitMs)) {
+          outOfBudget(b, this.#rules, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`);
+          return;
+        }
+        this.#rules.onRetry();
+        log.warn('sending to outbound failed; trying again', { error: err, messages: messages.length, attempt: failures, waitMs });
+        await sleep(waitMs, b.waits);
+        if (b.waits.aborted) {
+          for (const o of waiting) markWaiting(o.item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
+          return;
+        }
+      }
+    }
+    for (const os of byKey.values()) {
+      for (const o of os) {
+        log.debug('sent to outbound', { ...o.item.fields, channel: o.message.channel, key: o.message.key, sessionId: o.sessionId });
+        this.#rules.sent(b, o.item);
+      }
+    }
+  }
+}
+
+/** What intake reads of the outbound sender's too-large rejection. */
+interface TooLarge {
+  messageId: string;
+  bodyBytes?: number;
+  maxSizeInBytes?: number;
+}
+
+/**
+ * The outbound sender's rejection of one message too large for the queue even alone (src/servicebus/sender.ts
+ * `MessageTooLargeError`, thrown before anything is sent), recognised by its documented shape, `code`
+ * `'MessageTooLarge'` and the `messageId` it names, not by class or brand: intake imports nothing of
+ * src/servicebus, and any `OutboundSender` that rejects so gets the same treatment.
+ */
+function tooLargeMessage(err: unknown): TooLarge | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as Record<string, unknown>;
+  if (e['code'] !== 'MessageTooLarge' || typeof e['messageId'] !== 'string') return undefined;
+  return {
+    messageId: e['messageId'],
+    ...(typeof e['bodyBytes'] === 'number' ? { bodyBytes: e['bodyBytes'] } : {}),
+    ...(typeof e['maxSizeInBytes'] === 'number' ? { maxSizeInBytes: e['maxSizeInBytes'] } : {}),
+  };
+}
+
+function tooLargeDescription(message: OutboundMessage, tooLarge: TooLarge, err: unknown): string {
+  const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity row ${message.key}`;
+  const sizes =
+    tooLarge.bodyBytes !== undefined && tooLarge.maxSizeInBytes !== undefined
+      ? `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`
+      : errorMessage(err);
+  return `the outbound message of ${what} (channel ${message.channel}, a text of ${message.text.length} characters) is too large for the outbound queue: ${sizes}`;
+}
+
+/** A send error that says it is not worth retrying (`retryable: false`, as the SDK's `ServiceBusError` does). */
+function isPermanentSendError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === false;
+}

@@ -1,0 +1,4 @@
+/**
+ * The recorder stage: `interactions` written back to Dataverse in batches.
+ */
+export { RecorderStage, type RecorderOptions, type RecorderStats } from './stage.js';

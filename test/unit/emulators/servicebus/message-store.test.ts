@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import type { StoreSettings } from '../../../../src/emulators/servicebus/config.js';
+import { MessageStore, type Consumer, type Lock, type Session, type StoreJournal } from '../../../../src/emulators/servicebus/message-store.js';
+import type { IncomingMessage, StoredMessage } from '../../../../src/emulators/servicebus/message.js';
+
+class FakeConsumer implements Consumer {
+  session: Session | undefined;
+  readonly got: Array<{ msg: StoredMessage; lock: Lock | undefined }> = [];
+  lost = 0;
+  constructor(
+    readonly id: string,
+    public credit: number,
+    readonly receiveAndDelete = false,
+  ) {}
+  capacity(): number {
+    return this.credit - this.got.length;
+  }
+  deliver(msg: StoredMessage, lock: Lock | undefined): void {
+    this.got.push({ msg, lock });
+  }
+  sessionLockLost(): void {
+    this.lost++;
+  }
+}
+
+function incoming(body: string, sessionId?: string, ttlMs?: number): IncomingMessage {
+  return {
+    props: { messageId: body, ...(sessionId === undefined ? {} : { sessionId }) },
+    wire: { durable: false, priority: 4, ttlMs, annotations: [], properties: Buffer.alloc(0), applicationProperties: undefined, body: Buffer.from(body) },
+    scheduledAt: undefined,
+    size: body.length,
+  };
+}
+
+const SETTINGS: StoreSettings = { lockDurationMs: 1000, maxDeliveryCount: 2, defaultTtlMs: 60_000, deadLetterOnExpiration: false, requiresSession: false };
+
+describe('Service Bus emulator entity (queue logic)', () => {
+  let clock: sinon.SinonFakeTimers;
+  let journal: { [K in keyof StoreJournal]: sinon.SinonSpy };
+
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({ now: 1_000_000, toFake: ['Date'] });
+    journal = { enqueued: sinon.spy(), updated: sinon.spy(), removed: sinon.spy(), deferred: sinon.spy(), sessionState: sinon.spy() };
+  });
+  afterEach(() => clock.restore());
+
+  function store(settings: Partial<StoreSettings> = {}): MessageStore {
+    return new MessageStore({ path: 'q', name: 'q', settings: { ...SETTINGS, ...settings }, journal, withDeadLetter: true });
+  }
+
+  it('shares messages between competing consumers within their credit, round robin', () => {
+    const s = store();
+    const a = new FakeConsumer('a', 2);
+    const b = new FakeConsumer('b', 1);
+    s.addConsumer(a);
+    s.addConsumer(b);
+    for (const body of ['1', '2', '3', '4']) s.enqueue(incoming(body), Date.now());
+    assert.deepEqual(a.got.map((g) => g.msg.seq), [1, 3]);
+    assert.deepEqual(b.got.map((g) => g.msg.seq), [2]);
+    a.credit = 3;
+    s.pump();
+    assert.deepEqual(a.got.map((g) => g.msg.seq), [1, 3, 4]);
+    assert.equal(journal.enqueued.callCount, 4);
+  });
+
+  it('abandons with delivery count + 1 and dead-letters at MaxDeliveryCount', () => {
+    const s = store();
+    const c = new FakeConsumer('c', 10);
+    s.addConsumer(c);
+    s.enqueue(incoming('x'), Date.now());
+    assert.equal(s.settle(c.got[0]!.lock!.key, { kind: 'abandon' }, Date.now()), 'ok');
+    assert.equal(c.got[1]!.msg.deliveryCount, 1);
+    assert.equal(journal.updated.callCount, 1, 'the new delivery count is journaled');
+    assert.equal(s.settle(c.got[1]!.lock!.key, { kind: 'abandon' }, Date.now()), 'ok');
+    assert.equal(c.got.length, 2, 'not delivered a third time');
+    assert.equal(s.messageCount, 0);
+    const [dead] = s.deadLetter!.peek(0, 10, undefined, Date.now());
+    assert.equal(dead!.deliveryCount, 2);
+    assert.equal(dead!.deadLetterSource, 'q');
+    assert.equal(s.settle(c.got[1]!.lock!.key, { kind: 'complete' }, Date.now()), 'lock-lost');
+  });
+
+  it('expires locks on the clock and refuses late settlements', () => {
+    const s = store();
+    const c = new FakeConsumer('c', 1);
+    s.addConsumer(c);
+    s.enqueue(incoming('x'), Date.now());
+    const lock = c.got[0]!.lock!;
+    clock.tick(500);
+    assert.equal(s.renewLock(lock.key, Date.now()), Date.now() + 1000);
+    clock.tick(999);
+    s.tick(Date.now(), false);
+    assert.equal(s.messageCount, 1);
+    clock.tick(1);
+    c.credit = 2;
+    s.tick(Date.now(), false);
+    assert.equal(c.got.length, 2, 'redelivered after the lock expired');
+    assert.equal(c.got[1]!.msg.deliveryCount, 1);
+    assert.equal(s.settle(lock.key, { kind: 'complete' }, Date.now()), 'lock-lost');
+  });
+
+  it('drops expired messages and delivers in receive-and-delete mode without locks', () => {
+    const s = store();
+    s.enqueue(incoming('short', undefined, 100), Date.now());
+    s.enqueue(incoming('long'), Date.now());
+    clock.tick(150);
+    const c = new FakeConsumer('c', 5, true);
+    s.addConsumer(c);
+    s.pump();
+    assert.deepEqual(c.got.map((g) => [g.msg.props.messageId, g.lock]), [['long', undefined]]);
+    assert.equal(s.messageCount, 0);
+    assert.equal(journal.removed.callCount, 2);
+  });
+
+  it('locks sessions: named, next available, waiting, and cannot-be-locked', async () => {
+    const s = store({ requiresSession: true });
+    s.enqueue(incoming('a1', 'A'), Date.now());
+    const first = new FakeConsumer('1', 10);
+    s.addConsumer(first);
+    const next = s.acceptSession(first, undefined, 1000, Date.now());
+    assert.ok(!(next instanceof Promise) && next !== 'locked' && next.id === 'A');
+    s.pump();
+    assert.deepEqual(first.got.map((g) => g.msg.props.messageId), ['a1']);
+    assert.equal(s.acceptSession(new FakeConsumer('2', 1), 'A', 1000, Date.now()), 'locked');
+
+    const waiter = new FakeConsumer('3', 10);
+    s.addConsumer(waiter);
+    const waiting = s.acceptSession(waiter, undefined, 1000, Date.now());
+    assert.ok(waiting instanceof Promise);
+    s.enqueue(incoming('b1', 'B'), Date.now());
+    assert.equal((await waiting)?.id, 'B');
+    s.pump();
+    assert.deepEqual(waiter.got.map((g) => g.msg.props.messageId), ['b1']);
+
+    const late = s.acceptSession(new FakeConsumer('4', 1), undefined, 500, Date.now());
+    assert.ok(late instanceof Promise);
+    clock.tick(501);
+    s.tick(Date.now(), false);
+    assert.equal(await late, undefined, 'the wait timed out');
+  });
+
+  it('loses an expired session lock and redelivers its locked messages', () => {
+    const s = store({ requiresSession: true });
+    s.enqueue(incoming('m', 'S'), Date.now());
+    const holder = new FakeConsumer('h', 10);
+    s.addConsumer(holder);
+    s.acceptSession(holder, 'S', 1000, Date.now());
+    s.pump();
+    assert.equal(holder.got.length, 1);
+    assert.equal(s.setSessionState('S', Buffer.from('st'), Date.now()), 'ok');
+    clock.tick(1000);
+    s.tick(Date.now(), false);
+    assert.equal(holder.lost, 1);
+    assert.equal(holder.session, undefined);
+    assert.equal(s.settle(holder.got[0]!.lock!.key, { kind: 'complete' }, Date.now()), 'lock-lost');
+    const next = new FakeConsumer('n', 10);
+    s.addConsumer(next);
+    s.acceptSession(next, 'S', 1000, Date.now());
+    s.pump();
+    assert.equal(next.got[0]!.msg.deliveryCount, 1);
+    assert.deepEqual(s.getSessionState('S', Date.now()), Buffer.from('st'));
+    assert.equal(journal.sessionState.callCount, 1);
+  });
+
+  it('gives a released session with several locked messages to one waiting receiver only, with delivery count + 1', async () => {
+    const s = store({ requiresSession: true, maxDeliveryCount: 10 });
+    for (const body of ['m1', 'm2', 'm3']) s.enqueue(incoming(body, 'S'), Date.now());
+    const holder = new FakeConsumer('h', 10);
+    s.addConsumer(holder);
+    s.acceptSession(holder, 'S', 1000, Date.now());
+    s.pump();
+    assert.equal(holder.got.length, 3);
+    // A waiting receiver has no credit yet: its link opens only once it gets the session.
+    const waiters = ['w1', 'w2', 'w3'].map((id) => new FakeConsumer(id, 0));
+    const waits = waiters.map((w) => {
+      s.addConsumer(w);
+      return s.acceptSession(w, undefined, 500, Date.now()) as Promise<Session | undefined>;
+    });
+    s.removeConsumer(holder, Date.now());
+    clock.tick(600);
+    s.tick(Date.now(), false);
+    const granted = await Promise.all(waits);
+    assert.deepEqual(granted.map((g) => g?.id), ['S', undefined, undefined], 'one waiter got the session, the others timed out');
+    assert.deepEqual([waiters[0]!.session?.id, waiters[1]!.session, waiters[2]!.session], ['S', undefined, undefined]);
+    waiters[0]!.credit = 10;
+    s.pump();
+    assert.deepEqual(waiters[0]!.got.map((g) => [g.msg.props.messageId, g.msg.deliveryCount]), [['m1', 1], ['m2', 1], ['m3', 1]]);
+
+    s.removeConsumer(waiters[1]!, Date.now());
+    assert.equal(waiters[0]!.session?.holder, waiters[0], 'a consumer that never held the session cannot release it');
+  });
+
+  it('takes an expired named session for a new receiver without handing it to a waiter as well', async () => {
+    const s = store({ requiresSession: true });
+    s.enqueue(incoming('m', 'S'), Date.now());
+    const old = new FakeConsumer('old', 10);
+    s.addConsumer(old);
+    s.acceptSession(old, 'S', 1000, Date.now());
+    s.pump();
+    const waiter = new FakeConsumer('w', 10);
+    s.addConsumer(waiter);
+    const waiting = s.acceptSession(waiter, undefined, 300, Date.now()) as Promise<Session | undefined>;
+    clock.tick(1000);
+    const named = new FakeConsumer('named', 10);
+    s.addConsumer(named);
+    const got = s.acceptSession(named, 'S', 1000, Date.now());
+    assert.ok(!(got instanceof Promise) && got !== 'locked' && got.holder === named);
+    s.tick(Date.now(), false);
+    assert.equal(await waiting, undefined);
+    assert.equal(waiter.session, undefined);
+    assert.equal(old.lost, 1);
+  });
+
+  it('defers, receives deferred by sequence number, and schedules', () => {
+    const s = store();
+    const c = new FakeConsumer('c', 10);
+    s.addConsumer(c);
+    s.enqueue(incoming('d'), Date.now());
+    s.settle(c.got[0]!.lock!.key, { kind: 'defer' }, Date.now());
+    assert.equal(journal.deferred.callCount, 1);
+    assert.equal(s.receiveDeferred([99], false, undefined, Date.now()), undefined);
+    const [received] = s.receiveDeferred([1], false, undefined, Date.now())!;
+    assert.equal(s.settle(received!.lock!.key, { kind: 'complete' }, Date.now()), 'ok');
+
+    const scheduled = s.enqueue({ ...incoming('later'), scheduledAt: Date.now() + 500 }, Date.now());
+    assert.equal(scheduled.state, 'scheduled');
+    assert.equal(c.got.length, 1);
+    clock.tick(500);
+    s.tick(Date.now(), false);
+    assert.deepEqual(c.got.map((g) => g.msg.props.messageId), ['d', 'later']);
+  });
+});

@@ -1,17 +1,12 @@
 /**
  * Tracked links: `GET /l/:code` → 302 to the original address, and `opened` recorded for the activity.
  *
- * The code (token.ts `sealLink`) names an activity row (`msdyncrm_customerjourneycustomchannelactivityid`) and a
- * link index, signed; nothing is stored. A click reads the activity row (its contact, journey, iteration and message
- * record), finds the channel by the row's message table (and `channelField` when a tile is shared), reads the message
- * record's text (cached) and takes its link number `index` (`linkAt`, the same walk the send path rewrote). `opened`
- * goes to `interactions` with the MessageId `<row id>:<opened>`: every further click within the bus's
- * duplicate-detection window is dropped by the bus, so an activity gets one `opened` however often it is clicked.
- * A code written before the relay keyed on the row names `msdyncrm_activityid`: it is recorded when one row has that
- * id; when several have it (a tile's rows) the click is still redirected, and nothing is recorded (logged).
- * A malformed code → 400, a forged or rotated-out one → 403, an activity or link that no longer exists → 404; none
- * says anything about the contact. Only http(s) targets are redirected to, as `new URL(link).href` (an IRI's
- * non-ASCII characters percent-encoded, its host in punycode); a link that is not one answers 404 and records nothing.
+ * Invariants: the code (src/correlation's `sealLink`) names an activity row
+ * (`msdyncrm_customerjourneycustomchannelactivityid`) and a link index, signed, and nothing is stored; an activity
+ * gets one `opened` however often it is clicked within the bus's duplicate-detection window (MessageId
+ * `<row id>:<opened>`: the bus drops every further click); only http(s) targets are redirected to; no answer says
+ * anything about the contact (a malformed code → 400, a forged or rotated-out one → 403, an activity or link that no
+ * longer exists → 404).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
@@ -49,6 +44,14 @@ async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: t
   return row === undefined ? [] : [row];
 }
 
+/**
+ * A click reads the activity row (its contact, journey, iteration and message record), finds the channel by the row's
+ * message table (and `channelField` when a tile is shared), reads the message record's text (cached) and takes its
+ * link number `index` (`linkAt`, the same walk the send path rewrote). A code written before the relay keyed on the
+ * row names `msdyncrm_activityid`: it is recorded when one row has that id; when several have it (a tile's rows) the
+ * click is still redirected, and nothing is recorded (logged). The target is `new URL(link).href` (an IRI's non-ASCII
+ * characters percent-encoded, its host in punycode); a link that is not http(s) answers 404 and records nothing.
+ */
 async function click(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const code = (request.params as { code?: string }).code ?? '';
   const opened = openLink(code, service.keys);

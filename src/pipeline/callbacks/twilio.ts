@@ -1,17 +1,12 @@
 /**
- * Twilio: status callbacks (`POST /callbacks/:channel/twilio/status?t=<token>`) and inbound SMS
- * (`POST /callbacks/:channel/twilio/inbound`), both form-encoded and signed with `X-Twilio-Signature`:
- * base64(HMAC(secret, URL + each POST parameter's name and value, sorted by name)), verified as twilio-node's
- * `validateRequest` does (see {@link verifyTwilioSignature}). The secret and the hash: the channel's auth token
- * (and `callbacks.previousAuthToken` during a rotation) with SHA-1; or, when the request carries
- * `X-Twilio-Webhooks-Signature-Settings` (a Webhooks Rule with a SharedKey matched the URL), the channel's
- * `callbacks.sharedKeySecret` with the algorithm the header names (HMAC_SHA1 or HMAC_SHA256). A body with more than
- * {@link MAX_TWILIO_PARAMETERS} parameters is refused (400) before anything is computed.
+ * Twilio: status callbacks (`POST /callbacks/:channel/twilio/status?t=<token>`, answered 204) and inbound SMS
+ * (`POST /callbacks/:channel/twilio/inbound`, answered 200 with empty TwiML: no automatic reply, confirmations go
+ * through `outbound`), both form-encoded and signed with `X-Twilio-Signature`.
  *
- * `MessageStatus`: delivered → the channel's delivered response type; undelivered and failed → its failure response
- * type (when the tile defines one, else logged and ignored); read → the opened response type; queued, accepted,
- * scheduled, sending, sent → acknowledged, nothing recorded (dispatch recorded `sent`). Answers: 204 for a status
- * callback, 200 with empty TwiML for an inbound message (no automatic reply; confirmations go through `outbound`).
+ * Invariants: nothing is read or recorded before the signature is verified, as twilio-node's `validateRequest` does
+ * ({@link verifyTwilioSignature}), with the auth token or, when a Webhooks Rule signs, the SharedKey secret, never
+ * both; a body with more than {@link MAX_TWILIO_PARAMETERS} parameters is refused (400) before anything is computed,
+ * so a check is linear in the body.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
@@ -31,7 +26,12 @@ function fieldCount(body: string): number {
   return n;
 }
 
-/** The response type a `MessageStatus` records on a channel; undefined: nothing is recorded. */
+/**
+ * The response type a `MessageStatus` records on a channel; undefined: nothing is recorded. delivered → the channel's
+ * delivered response type; undelivered and failed → its failure response type (when the tile defines one, else
+ * logged and ignored); read → the opened response type; queued, accepted, scheduled, sending, sent → acknowledged,
+ * nothing recorded (dispatch recorded `sent`).
+ */
 export function responseTypeOfStatus(channel: Channel, status: string): { responseType?: string; failure: boolean } {
   const callbacks = channel.callbacks;
   switch (status) {
@@ -47,7 +47,13 @@ export function responseTypeOfStatus(channel: Channel, status: string): { respon
   }
 }
 
-/** The channel and the verified form parameters, or the refusal. */
+/**
+ * The channel and the verified form parameters, or the refusal. The signature is base64(HMAC(secret, URL + each POST
+ * parameter's name and value, sorted by name)); the secret and the hash: the channel's auth token (and
+ * `callbacks.previousAuthToken` during a rotation) with SHA-1; or, when the request carries
+ * `X-Twilio-Webhooks-Signature-Settings` (a Webhooks Rule with a SharedKey matched the URL), the channel's
+ * `callbacks.sharedKeySecret` with the algorithm the header names (HMAC_SHA1 or HMAC_SHA256).
+ */
 function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; params: URLSearchParams } | { refused: RouteResult } {
   const channel = routeChannel(request, service, 'twilio');
   const settings = channel === undefined ? undefined : callbackSettings(channel);

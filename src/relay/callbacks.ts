@@ -23,7 +23,7 @@ export interface CallbacksWiring {
   bus: ServiceBusClient;
   dataverse: DynamicsWebApi;
   governor: Governor;
-  /** `callbackKeysFor(config, channels, stages)`: with the callbacks stage among them, never undefined. */
+  /** `callbackKeysFor(keys, channels, stages)`: with the callbacks stage among them, never undefined. */
   keys: CallbackKeys;
   config: RelayConfig;
   channels: ChannelRegistry;

@@ -93,7 +93,7 @@ export interface EmbeddedSystem extends Closeable {
   env: Record<string, string>;
   /** The workers' configuration, loaded from {@link EmbeddedSystem.env}. */
   config: RelayConfig;
-  /** With `feedback`: the callback keys the configuration loader parsed (`LoadedConfig.callbackKeys`). */
+  /** The callback keys the configuration loader parsed (`LoadedConfig.callbackKeys`), when configured (with `feedback`). */
   callbackKeys?: CallbackKeys;
   channels: ChannelRegistry;
   /** The seed the Dataverse emulator was started with. */

@@ -130,22 +130,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
   }
   const parts: RelayParts = { config, bus, log: options.log, ...(registry ? { registry } : {}), closer };
   let callbacks: StartedCallbacks | undefined;
-  // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
-  const providers = new Map<string, Provider>();
   const makeProvider = options.provider ?? ((channel: Channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
-  /** The channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel. */
-  const providerOf = (channel: Channel): Provider => {
-    let provider = providers.get(channel.name);
-    if (provider === undefined) {
-      try {
-        provider = makeProvider(channel);
-      } catch (err) {
-        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
-      }
-      providers.set(channel.name, provider);
-    }
-    return provider;
-  };
+  const providerOf = providerAdapters(makeProvider, channels);
 
   try {
     // Loops start receiving the moment they are made, so they are made last, once every stage and every provider
@@ -205,6 +191,26 @@ export function startRelay(options: RelayOptions): RunningRelay {
       await Promise.all(loops.map(({ loop }) => loop.drain(signal)));
     },
     close: () => closer.close(),
+  };
+}
+
+/**
+ * The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches): the
+ * channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel.
+ */
+function providerAdapters(makeProvider: (channel: Channel) => Provider, channels: ChannelRegistry | undefined): (channel: Channel) => Provider {
+  const providers = new Map<string, Provider>();
+  return (channel: Channel): Provider => {
+    let provider = providers.get(channel.name);
+    if (provider === undefined) {
+      try {
+        provider = makeProvider(channel);
+      } catch (err) {
+        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
+      }
+      providers.set(channel.name, provider);
+    }
+    return provider;
   };
 }
 

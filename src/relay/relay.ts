@@ -1,7 +1,7 @@
 /**
  * One relay process running one or more stages on the real clients: configuration in, a running relay out, with
- * readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Each stage is wired in its own
- * file (intake.ts, dispatch.ts, recorder.ts, callbacks.ts); this one holds what they share: the Service Bus and
+ * readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Each stage is wired in its
+ * own file (intake.ts, dispatch.ts, recorder.ts, callbacks.ts); this one holds what they share: the Service Bus and
  * Dataverse clients, the provider adapters, the receive loops and the close order. Nothing here reads the
  * environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */

@@ -1,13 +1,11 @@
 /**
  * A channel as the relay uses it, resolved from `config/channels.json` and the tile XML it names.
  */
+import type { ProviderSettings } from '../providers/index.js';
 import type { ChannelTile } from './tile.js';
 
-/** Provider settings; secrets already resolved from their `env:` references. */
-export type ProviderSettings =
-  | { type: 'twilio'; accountSid: string; authToken: string; baseUrl?: string }
-  | { type: 'telegram'; botToken: string; baseUrl?: string }
-  | { type: 'contract'; url: string; signingSecret: string };
+export type { ProviderSettings };
+
 
 /**
  * A provider whose settings a process did not read, because none of its stages calls the provider or verifies what it

@@ -4,14 +4,13 @@
  * contract over HTTP, Standard Webhooks signed). Also each provider's verification of the requests it makes to the
  * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks.
  */
-import type { ProviderSettings } from '../channels/index.js';
 import { ContractProvider } from './contract/adapter.js';
 import { adapterOptions, requireHttpUrl, requireText, type CreateProviderOptions } from './options.js';
-import type { Provider } from './provider.js';
+import type { Provider, ProviderSettings } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
 import { TwilioProvider } from './twilio/adapter.js';
 
-export type { Provider, SendRequest, SendResult, SentQuery, ProviderType } from './provider.js';
+export type { Provider, SendRequest, SendResult, SentQuery, ProviderType, ProviderSettings } from './provider.js';
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';

@@ -10,6 +10,12 @@
 /** The provider types channels.json can name. */
 export type ProviderType = 'twilio' | 'telegram' | 'contract';
 
+/** A provider's settings as a channel gives them; secrets already resolved from their `env:` references. */
+export type ProviderSettings =
+  | { type: 'twilio'; accountSid: string; authToken: string; baseUrl?: string }
+  | { type: 'telegram'; botToken: string; baseUrl?: string }
+  | { type: 'contract'; url: string; signingSecret: string };
+
 export interface SendRequest {
   /** Stable per message (the activity row id / real-time RequestId): sent as the provider's idempotency key where it has one. */
   idempotencyKey: string;

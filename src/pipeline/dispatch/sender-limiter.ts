@@ -35,6 +35,7 @@
  */
 import PQueue from 'p-queue';
 import { delay, linkedController, raceAbort, sleep } from '../../abort.js';
+import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
 
 export interface SenderLimiterOptions {
@@ -68,23 +69,6 @@ export interface RunOptions {
    * rejects with a `StartDeadlineError` as soon as that is known (see the file's comment). @defaultValue no deadline
    */
   startBy?: number;
-}
-
-/** `run` did not start the call: it could not start by its `startBy`. Nothing was called. */
-export class StartDeadlineError extends Error {
-  override readonly name = 'StartDeadlineError';
-  constructor(
-    /** The deadline (ms since the epoch). */
-    readonly startBy: number,
-    /** What kept the call from starting in time. */
-    readonly why: string,
-  ) {
-    super(`the call could not start by ${new Date(startBy).toISOString()}: ${why}`);
-  }
-}
-
-export function isStartDeadlineError(error: unknown): error is StartDeadlineError {
-  return error instanceof StartDeadlineError;
 }
 
 export interface SenderLimiterStats {

@@ -3,7 +3,7 @@
  * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
  * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
-import { errorMessage } from '../errors.js';
+import { ConfigError, isConfigError } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import { providerSettings, type ChannelRegistry, type Channel } from '../channels/index.js';
@@ -82,8 +82,8 @@ export interface RunningRelay {
 }
 
 /**
- * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting)
- * and for missing channels, `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
+ * Starts the given stages. Throws `ConfigError` for a provider setting the adapter refuses (naming channel, file and
+ * key) and for missing or bad callback keys (see `callbackKeysFor`), `TypeError` for missing channels.
  */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
@@ -144,14 +144,16 @@ export function startRelay(options: RelayOptions): RunningRelay {
   // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
   const providers = new Map<string, Provider>();
   const makeProvider = options.provider ?? ((channel: Channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
-  /** The channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel. */
+  /** The channel's adapter, made on first use and kept; a bad setting throws a `ConfigError` naming the channel. */
   const providerOf = (channel: Channel): Provider => {
     let provider = providers.get(channel.name);
     if (provider === undefined) {
       try {
         provider = makeProvider(channel);
       } catch (err) {
-        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
+        if (!isConfigError(err)) throw err;
+        const source = `channel "${channel.name}" in ${channels?.file ?? 'the channels file'}`;
+        throw new ConfigError(err.code, err.problems.map((p) => ({ ...p, source })), { cause: err });
       }
       providers.set(channel.name, provider);
     }

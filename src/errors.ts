@@ -1,16 +1,10 @@
 /**
- * The error model of channel-relay.
- *
- * One error class per boundary (configuration, Dataverse, providers, event decoding, the emulators, life cycle),
- * each with a closed union of codes. Whether an error is worth retrying is stated by its code, in one table, so
- * that every stage decides retry vs dead-letter from the code and never from a message string. An error that came
- * from an upstream service keeps that service's status, headers and body, so a caller can honour `Retry-After`
- * and an operator can read what the service said.
- *
- * Guards check a brand (a registered symbol), not `instanceof`, so they hold across duplicated module copies and
- * across the compiled and source trees.
+ * The error model of channel-relay: one error class per boundary, each with a closed union of codes, and whether a
+ * code is worth retrying stated once, in the table below: stages decide retry vs dead-letter from the code, never from
+ * a message. An error from an upstream service keeps its status, headers and body (`Retry-After`, what it said).
+ * Guards check a brand (a registered symbol), not `instanceof`, so they hold across module copies and across the
+ * compiled and source trees. The emulators' errors are theirs (src/emulators/errors.ts), not part of this table.
  */
-
 /** Every code, grouped by the boundary it belongs to, with whether it is retryable. */
 const CODES = {
   config: {
@@ -66,13 +60,13 @@ const CODES = {
     /** No configured channel matches the event. */
     EventUnknownChannel: false,
   },
-  emulator: {
-    /** An emulator's own configuration (Config.json, seed, limits file) is not valid. */
-    EmulatorConfigInvalid: false,
-    /** The data folder is held by another running emulator. */
-    EmulatorDataDirInUse: false,
-    /** The emulator is closing or closed. */
-    EmulatorClosed: false,
+  servicebus: {
+    /** A message is larger than its queue takes, even alone in a batch; nothing of the call was sent. */
+    MessageTooLarge: false,
+  },
+  limiter: {
+    /** A rate-limited call could not start by its deadline (a pause or its recipient's turn ends later); nothing was called. */
+    StartDeadlineMissed: false,
   },
   lifecycle: {
     /** Work in flight did not finish within the shutdown budget. */
@@ -205,10 +199,33 @@ export class EventError extends RelayError<'event'> {
   }
 }
 
-export class EmulatorError extends RelayError<'emulator'> {
-  override readonly name: string = 'EmulatorError';
-  constructor(code: CodeOf<'emulator'>, message: string, options: RelayErrorOptions = {}) {
-    super('emulator', code, message, options);
+/** One message is larger than the queue accepts, even alone in a batch (the Service Bus sender's refusal). */
+export class MessageTooLargeError extends RelayError<'servicebus'> {
+  override readonly name: string = 'MessageTooLargeError';
+  constructor(
+    readonly queue: string,
+    readonly messageId: string,
+    /** The size of the JSON body, in bytes. */
+    readonly bodyBytes: number,
+    /** The largest batch the queue takes, in bytes. */
+    readonly maxSizeInBytes: number,
+  ) {
+    super('servicebus', 'MessageTooLarge', `message ${messageId} is too large for ${queue}: its JSON body is ${bodyBytes} bytes and a batch holds at most ${maxSizeInBytes} bytes`, {
+      context: { queue, messageId },
+    });
+  }
+}
+
+/** A rate limiter did not start a call: it could not start by its `startBy`. Nothing was called. */
+export class StartDeadlineError extends RelayError<'limiter'> {
+  override readonly name: string = 'StartDeadlineError';
+  constructor(
+    /** The deadline (ms since the epoch). */
+    readonly startBy: number,
+    /** What kept the call from starting in time. */
+    readonly why: string,
+  ) {
+    super('limiter', 'StartDeadlineMissed', `the call could not start by ${new Date(startBy).toISOString()}: ${why}`);
   }
 }
 
@@ -242,8 +259,11 @@ export function isProviderError(value: unknown): value is ProviderError {
 export function isEventError(value: unknown): value is EventError {
   return hasBrand(value, 'event');
 }
-export function isEmulatorError(value: unknown): value is EmulatorError {
-  return hasBrand(value, 'emulator');
+export function isMessageTooLargeError(value: unknown): value is MessageTooLargeError {
+  return hasBrand(value, 'servicebus') && (value as MessageTooLargeError).code === 'MessageTooLarge';
+}
+export function isStartDeadlineError(value: unknown): value is StartDeadlineError {
+  return hasBrand(value, 'limiter') && (value as StartDeadlineError).code === 'StartDeadlineMissed';
 }
 export function isLifecycleError(value: unknown): value is LifecycleError {
   return hasBrand(value, 'lifecycle');

@@ -9,14 +9,12 @@ export {
   DataverseError,
   ProviderError,
   EventError,
-  EmulatorError,
   LifecycleError,
   isRelayError,
   isConfigError,
   isDataverseError,
   isProviderError,
   isEventError,
-  isEmulatorError,
   isLifecycleError,
   isRetryable,
   isRetryableCode,
@@ -29,6 +27,7 @@ export {
 export { createLogger, areaLogger, silentLogger, redact, type Logger, type LogLevel, type LoggerOptions } from './log.js';
 export { Closer, closeAll, createShutdown, onShutdownSignals, type Closeable, type ShutdownPlan, type ShutdownOutcome } from './lifecycle.js';
 export { createMetricsRegistry, startHealthServer, type HealthServer, type HealthServerOptions, type ReadinessCheck } from './health/index.js';
+export { EmulatorError, isEmulatorError, type EmulatorErrorCode } from './emulators/errors.js';
 export { startServiceBusEmulator, type ServiceBusEmulator, type ServiceBusEmulatorOptions } from './emulators/servicebus/index.js';
 export { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from './emulators/dataverse/index.js';
 export { startProviderSimulators, type ProviderSimulators, type ProviderSimulatorsOptions } from './emulators/providers/index.js';

@@ -7,7 +7,7 @@
  * signal or a second `close()` joins the first. Only entry points install signal handlers and decide how the
  * process exits; library code never calls `process.exit`.
  */
-import { LifecycleError } from './errors.js';
+import { isRelayError, LifecycleError, type ErrorKind } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 
 export interface Closeable {
@@ -204,4 +204,26 @@ export function onShutdownSignals(shutdown: (reason: string) => Promise<Shutdown
   return () => {
     for (const s of signals) source.off(s, handler);
   };
+}
+
+/**
+ * Exit code 2 for what no restart mends (a bad configuration or usage), 1 for a failure (a service refused or could
+ * not be reached, a close failed); one entry per kind, so that a new kind must be given its code.
+ */
+const EXIT_CODE_OF_KIND: Readonly<Record<ErrorKind, 1 | 2>> = {
+  config: 2,
+  dataverse: 1,
+  provider: 1,
+  event: 1,
+  servicebus: 1,
+  limiter: 1,
+  lifecycle: 1,
+};
+
+/**
+ * The exit code of an entry point (a worker, a command) stopped by `error`, from the error's kind: 2 for a
+ * `ConfigError`, 1 for any other (ours or not). A clean stop exits 0 and a second signal 130 (`onShutdownSignals`).
+ */
+export function exitCodeOf(error: unknown): 1 | 2 {
+  return isRelayError(error) ? EXIT_CODE_OF_KIND[error.kind] : 1;
 }

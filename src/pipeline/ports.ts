@@ -34,7 +34,10 @@ export interface Delivery {
 
 /** Sends to a queue. Messages with the same `messageId` within the duplicate-detection window are dropped by the bus. */
 export interface QueueSender<T> {
-  /** Sends all, in as few batches as the size limit allows. `sessionId` only for session-enabled queues. */
+  /**
+   * Sends all, in as few batches as the size limit allows. `sessionId` only for session-enabled queues. A message too
+   * large even alone rejects the call with a `MessageTooLargeError` (src/errors.ts) before anything is sent.
+   */
   send(messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string; subject?: string }>, signal?: AbortSignal): Promise<void>;
 }
 

@@ -5,7 +5,7 @@
  * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks.
  */
 import { ContractProvider } from './contract/adapter.js';
-import { adapterOptions, requireHttpUrl, requireText, type CreateProviderOptions } from './options.js';
+import { adapterOptions, requireHttpUrl, requireText, settingError, type CreateProviderOptions } from './options.js';
 import type { Provider, ProviderSettings } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
 import { TwilioProvider } from './twilio/adapter.js';
@@ -48,31 +48,32 @@ export {
 
 /**
  * Makes the adapter for one channel's provider settings. Settings are checked here, once: a missing credential, a
- * URL that does not parse or a signing secret that is not `whsec_<base64>` throws a `TypeError` that names the
- * setting (never its value).
+ * URL that does not parse or a signing secret that is not `whsec_<base64>` throws a `ConfigError` whose problem names
+ * the key (`provider.signingSecret`), never its value.
  */
 export function createProvider(settings: ProviderSettings, options?: CreateProviderOptions): Provider {
   const adapter = adapterOptions(options);
+  const source = `${settings.type} provider settings`;
   switch (settings.type) {
     case 'twilio':
       return new TwilioProvider(
         {
-          accountSid: requireText(settings.accountSid, 'twilio accountSid'),
-          authToken: requireText(settings.authToken, 'twilio authToken'),
-          ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, 'twilio baseUrl') }),
+          accountSid: requireText(settings.accountSid, source, 'provider.accountSid'),
+          authToken: requireText(settings.authToken, source, 'provider.authToken'),
+          ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }),
         },
         adapter,
       );
     case 'telegram': {
-      const botToken = requireText(settings.botToken, 'telegram botToken');
-      if (/[\s/?#]/.test(botToken)) throw new TypeError('telegram botToken must not contain whitespace, "/", "?" or "#"');
-      return new TelegramProvider({ botToken, ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, 'telegram baseUrl') }) }, adapter);
+      const botToken = requireText(settings.botToken, source, 'provider.botToken');
+      if (/[\s/?#]/.test(botToken)) throw settingError(source, 'provider.botToken', 'a bot token without whitespace, "/", "?" or "#"', 'a token holding one of them');
+      return new TelegramProvider({ botToken, ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }) }, adapter);
     }
     case 'contract':
-      return new ContractProvider({ url: requireHttpUrl(settings.url, 'contract url'), signingSecret: requireText(settings.signingSecret, 'contract signingSecret') }, adapter);
+      return new ContractProvider({ url: requireHttpUrl(settings.url, source, 'provider.url'), signingSecret: requireText(settings.signingSecret, source, 'provider.signingSecret') }, adapter);
     default: {
       const unknown: { type?: unknown } = settings;
-      throw new TypeError(`provider type must be one of twilio, telegram, contract; found ${JSON.stringify(unknown.type)}`);
+      throw settingError('provider settings', 'provider.type', 'one of twilio, telegram, contract', JSON.stringify(unknown.type) ?? 'nothing');
     }
   }
 }

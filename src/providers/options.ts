@@ -1,6 +1,8 @@
 /**
- * The options every adapter takes, validated once when the provider is created.
+ * The options every adapter takes, validated once when the provider is created, and the checks of its settings: a
+ * setting the adapter refuses is a `ConfigError` naming its key, never its value.
  */
+import { ConfigError } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import type { FetchLike, MappedCall } from './http.js';
 import type { ProviderType } from './provider.js';
@@ -31,29 +33,40 @@ export function adapterCall(provider: ProviderType, options: AdapterOptions, sec
 
 export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
 
+/** Applies the defaults; a `timeoutMs` that is not a positive integer is a `ConfigError` (source `provider options`). */
 export function adapterOptions(options: CreateProviderOptions = {}): AdapterOptions {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    throw new TypeError(`provider timeoutMs must be a positive integer (milliseconds); found ${String(timeoutMs)}`);
-  }
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw settingError('provider options', 'timeoutMs', 'a positive integer (milliseconds)', String(timeoutMs));
   return { timeoutMs, log: options.log ?? silentLogger(), ...(options.fetch === undefined ? {} : { fetch: options.fetch }) };
 }
 
-/** Checks a non-empty string setting; the message names the setting, never its value. */
-export function requireText(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw new TypeError(`${name} must be a non-empty string; found ${value === '' ? 'an empty string' : typeof value}`);
+/**
+ * A setting the adapter refuses: a `ConfigError` (`ConfigInvalid`) with one problem. `source` says whose settings
+ * (`twilio provider settings`; the relay puts the channel and its file there), `key` is the key within a channel of
+ * the channels file (`provider.authToken`, `timeoutMs`); `found` never holds a secret.
+ */
+export function settingError(source: string, key: string, expected: string, found: string): ConfigError {
+  return new ConfigError('ConfigInvalid', [{ source, path: key, expected, found }]);
+}
+
+/** Checks a non-empty string setting; the error names the setting, never its value. */
+export function requireText(value: unknown, source: string, key: string): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    const found = value === undefined ? 'nothing' : typeof value !== 'string' ? typeof value : value === '' ? 'an empty string' : 'only whitespace';
+    throw settingError(source, key, 'a non-empty string', found);
+  }
   return value;
 }
 
 /** Checks an http(s) URL setting and returns it as given. */
-export function requireHttpUrl(value: unknown, name: string): string {
-  const text = requireText(value, name);
+export function requireHttpUrl(value: unknown, source: string, key: string): string {
+  const text = requireText(value, source, key);
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new TypeError(`${name} must be an absolute http(s) URL; found a value that does not parse as one`);
+    throw settingError(source, key, 'an absolute http(s) URL', 'a value that does not parse as one');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${name} must be an http(s) URL; found protocol ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw settingError(source, key, 'an absolute http(s) URL', `protocol ${url.protocol}`);
   return text;
 }

@@ -10,7 +10,7 @@
  */
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { ACTIVITY_TABLE, clientTimeoutMs, DEFAULT_TIMEOUT_MS, toDataverseError } from '../dataverse/index.js';
-import { DataverseError, type CodeOf } from '../errors.js';
+import { ConfigError, DataverseError, type CodeOf, type ConfigProblem } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { desiredEndpoint, desiredStep, ENDPOINT_COLUMNS, matchingSteps, planEndpoint, planStep, stepBindings, type PlannedAction, type RowPlan } from './plan.js';
 import type { ServiceBusSas } from './servicebus.js';
@@ -125,27 +125,35 @@ function quote(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-function check(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new TypeError(`registerRelay: ${message}`);
-}
-
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The spec with its defaults; a `ConfigError` (source `registerRelay`) naming every key that is not usable. */
 function validate(spec: RegistrationSpec): Required<Omit<RegistrationSpec, 'serviceBus'>> & { serviceBus: ServiceBusSas } {
   const s = { ...REGISTRATION_DEFAULTS, realtime: [], updateKey: false, ...spec };
-  for (const key of ['endpointName', 'queue', 'stepName'] as const) check(typeof s[key] === 'string' && s[key].trim() !== '', `${key} must be a non-empty string, found ${JSON.stringify(s[key])}`);
-  check(s.endpointName.length <= 256, `endpointName must be at most 256 characters (serviceendpoint.name), found ${s.endpointName.length}`);
-  check(s.queue.length <= 160, `queue must be at most 160 characters (serviceendpoint.path), found ${s.queue.length}`);
+  const problems: ConfigProblem[] = [];
+  const problem = (path: string, expected: string, found: string): void => void problems.push({ source: 'registerRelay', path, expected, found });
+  /** A non-empty string of at most `max` characters (the column it is written to). */
+  const text = (path: string, value: unknown, max?: { length: number; column: string }): void => {
+    if (typeof value !== 'string' || value.trim() === '') problem(path, 'a non-empty string', JSON.stringify(value) ?? 'nothing');
+    else if (max !== undefined && value.length > max.length) problem(path, `at most ${max.length} characters (${max.column})`, `${value.length} characters`);
+  };
+  text('endpointName', s.endpointName, { length: 256, column: 'serviceendpoint.name' });
+  text('queue', s.queue, { length: 160, column: 'serviceendpoint.path' });
+  text('stepName', s.stepName);
   const bus = s.serviceBus as ServiceBusSas | undefined;
-  check(bus !== undefined && [bus.host, bus.keyName, bus.key].every((v) => typeof v === 'string' && v !== ''), 'serviceBus needs host, keyName and key');
-  for (const t of s.realtime) {
-    if ('channelDefinitionId' in t) check(GUID.test(t.channelDefinitionId), `realtime channelDefinitionId must be a GUID, found ${JSON.stringify(t.channelDefinitionId)}`);
-    else check(typeof t.message === 'string' && t.message.trim() !== '', 'realtime message must be a non-empty string');
-  }
+  if (bus === undefined || ![bus.host, bus.keyName, bus.key].every((v) => typeof v === 'string' && v !== '')) problem('serviceBus', 'host, keyName and key', 'not all of them');
+  s.realtime.forEach((t, i) => {
+    if (!('channelDefinitionId' in t)) text(`realtime.${i}.message`, t.message);
+    else if (!GUID.test(t.channelDefinitionId)) problem(`realtime.${i}.channelDefinitionId`, 'a GUID', JSON.stringify(t.channelDefinitionId));
+  });
+  if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
   return s;
 }
 
-/** Registers (or checks, with `dryRun`) the relay in the org `api` talks to. Throws a `DataverseError` with `context.hint`. */
+/**
+ * Registers (or checks, with `dryRun`) the relay in the org `api` talks to. Throws a `ConfigError` for a spec it cannot
+ * use (before any call) and a `DataverseError` with `context.hint` for what Dataverse refused.
+ */
 export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec, options: RegisterOptions = {}): Promise<RegistrationReport> {
   const s = validate(spec);
   const dryRun = options.dryRun ?? false;

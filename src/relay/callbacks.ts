@@ -33,7 +33,7 @@ export interface CallbacksWiring {
   closer: Closer;
   /**
    * The provider adapter of a channel, made once and kept (the relay's, shared with dispatch); a bad setting throws a
-   * `TypeError` naming the channel.
+   * `ConfigError` naming the channel.
    */
   provider: (channel: Channel) => Provider;
 }

@@ -6,9 +6,9 @@
 import type { ChannelRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import type { CallbackKeys } from '../correlation/index.js';
-import { errorMessage, isConfigError } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
-import { createShutdown, onShutdownSignals } from '../lifecycle.js';
+import { createShutdown, exitCodeOf, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import { startRelay, type RunningRelay } from './relay.js';
 import { loadStageConfig, type StageName } from './requirements.js';
@@ -44,7 +44,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     channels = loaded.channels;
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
-    exit(isConfigError(err) ? 2 : 1);
+    exit(exitCodeOf(err));
     return;
   }
 
@@ -65,7 +65,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     await health.close();
-    exit(err instanceof TypeError ? 2 : 1);
+    exit(exitCodeOf(err));
     return;
   }
   const running = relay;

@@ -19,7 +19,7 @@ import {
   type GovernorState,
   type GovernorOptions,
 } from '../dataverse/index.js';
-import { errorMessage } from '../errors.js';
+import { ConfigError, isConfigError } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
@@ -87,9 +87,9 @@ export interface RunningRelay {
 }
 
 /**
- * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting),
- * for missing channels and for configured but unparsed callback keys, `ConfigError` for missing callback keys (see
- * `callbackKeysFor`).
+ * Starts the given stages. Throws `ConfigError` for a provider setting the adapter refuses (naming channel, file and
+ * key) and for missing callback keys (see `callbackKeysFor`); `TypeError` for missing channels and for configured but
+ * unparsed callback keys (programming errors of the caller).
  */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
@@ -196,7 +196,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
 
 /**
  * The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches): the
- * channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel.
+ * channel's adapter, made on first use and kept; a bad setting throws a `ConfigError` naming the channel.
  */
 function providerAdapters(makeProvider: (channel: Channel) => Provider, channels: ChannelRegistry | undefined): (channel: Channel) => Provider {
   const providers = new Map<string, Provider>();
@@ -206,7 +206,9 @@ function providerAdapters(makeProvider: (channel: Channel) => Provider, channels
       try {
         provider = makeProvider(channel);
       } catch (err) {
-        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
+        if (!isConfigError(err)) throw err;
+        const source = `channel "${channel.name}" in ${channels?.file ?? 'the channels file'}`;
+        throw new ConfigError(err.code, err.problems.map((p) => ({ ...p, source })), { cause: err });
       }
       providers.set(channel.name, provider);
     }

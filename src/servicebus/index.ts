@@ -29,7 +29,7 @@ export {
 } from './batch-loop.js';
 export type { LoopHealth } from './loop-health.js';
 export { startSessionLoop, type SessionReceiveLoop, type SessionLoopOptions, type SessionHandler, type SessionHandlerFactory, type SessionCloseReason, type SessionRelease } from './session-loop.js';
-export { createQueueSender, isMessageTooLargeError, MessageTooLargeError, type ClosableQueueSender, type QueueSenderOptions, type OutgoingMessage } from './sender.js';
+export { createQueueSender, type ClosableQueueSender, type QueueSenderOptions, type OutgoingMessage } from './sender.js';
 export { serviceBusMetrics, type ServiceBusMetrics, type ConsumedOutcome } from './metrics.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export {

@@ -15,29 +15,7 @@ import type { Closeable } from '../lifecycle.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics } from './metrics.js';
 import { stringOption } from '../options.js';
-
-const TOO_LARGE_BRAND = Symbol.for('channel-relay.message-too-large');
-
-/** One message is larger than the queue accepts, even alone in a batch. */
-export class MessageTooLargeError extends Error {
-  override readonly name = 'MessageTooLargeError';
-  readonly code = 'MessageTooLarge' as const;
-  readonly [TOO_LARGE_BRAND] = true;
-  constructor(
-    readonly queue: string,
-    readonly messageId: string,
-    /** The size of the JSON body, in bytes. */
-    readonly bodyBytes: number,
-    /** The largest batch the queue takes, in bytes. */
-    readonly maxSizeInBytes: number,
-  ) {
-    super(`message ${messageId} is too large for ${queue}: its JSON body is ${bodyBytes} bytes and a batch holds at most ${maxSizeInBytes} bytes`);
-  }
-}
-
-export function isMessageTooLargeError(value: unknown): value is MessageTooLargeError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TOO_LARGE_BRAND] === true;
-}
+import { MessageTooLargeError } from '../errors.js';
 
 export interface QueueSenderOptions {
   /** @defaultValue silentLogger() */

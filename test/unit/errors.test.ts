@@ -3,14 +3,18 @@ import {
   ConfigError,
   DataverseError,
   EventError,
+  MessageTooLargeError,
   ProviderError,
+  StartDeadlineError,
   isConfigError,
   isDataverseError,
   isEventError,
+  isMessageTooLargeError,
   isProviderError,
   isRelayError,
   isRetryable,
   isRetryableCode,
+  isStartDeadlineError,
   type RelayErrorCode,
 } from '../../src/errors.js';
 
@@ -26,6 +30,8 @@ describe('errors', () => {
     ['ProviderUnauthorized', false],
     ['EventUndecodable', false],
     ['ConfigInvalid', false],
+    ['MessageTooLarge', false],
+    ['StartDeadlineMissed', false],
   ];
   for (const [code, retryable] of table) {
     it(`${code} is ${retryable ? '' : 'not '}retryable by its code`, () => {
@@ -55,6 +61,29 @@ describe('errors', () => {
     assert.equal(isRetryable(lookalike), false);
     const copied = { ...new EventError('EventUndecodable', 'broken JSON') };
     assert.ok(isEventError(copied), 'the brand survives a spread copy (as across module copies)');
+  });
+
+  it("the Service Bus sender's too-large refusal is ours, recognised by its brand and naming the message and sizes", () => {
+    const err = new MessageTooLargeError('outbound', 'row-1', 300_000, 262_144);
+    assert.ok(isRelayError(err) && isMessageTooLargeError(err));
+    assert.deepEqual([err.kind, err.code, err.retryable, err.name], ['servicebus', 'MessageTooLarge', false, 'MessageTooLargeError']);
+    assert.deepEqual([err.queue, err.messageId, err.bodyBytes, err.maxSizeInBytes], ['outbound', 'row-1', 300_000, 262_144]);
+    assert.equal(err.message, 'message row-1 is too large for outbound: its JSON body is 300000 bytes and a batch holds at most 262144 bytes');
+    assert.ok(isMessageTooLargeError({ ...err }), 'the brand survives a spread copy');
+    const lookalike = Object.assign(new Error('too large'), { code: 'MessageTooLarge', messageId: 'row-1', bodyBytes: 1, maxSizeInBytes: 1 });
+    assert.ok(!isMessageTooLargeError(lookalike), 'the same fields without the brand are not the refusal');
+    assert.ok(!isMessageTooLargeError(new StartDeadlineError(0, 'x')) && !isMessageTooLargeError(new ProviderError('ProviderRejected', 'x')));
+  });
+
+  it("the limiter's start deadline is ours, recognised by its brand, not its class", () => {
+    const startBy = Date.UTC(2026, 0, 1, 12);
+    const err = new StartDeadlineError(startBy, 'the sender is paused');
+    assert.ok(isRelayError(err) && isStartDeadlineError(err) && !isRetryable(err));
+    assert.deepEqual([err.kind, err.code, err.startBy, err.why], ['limiter', 'StartDeadlineMissed', startBy, 'the sender is paused']);
+    assert.equal(err.message, 'the call could not start by 2026-01-01T12:00:00.000Z: the sender is paused');
+    assert.ok(isStartDeadlineError({ ...err }), 'a copy (another module copy of the class) is still recognised');
+    assert.ok(!isStartDeadlineError(Object.assign(new Error('x'), { name: 'StartDeadlineError', startBy, why: 'x' })));
+    assert.ok(!isStartDeadlineError(new MessageTooLargeError('q', 'm', 2, 1)));
   });
 
   it('a config error lists each problem on its own line', () => {

@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import sinon from 'sinon';
-import { isLifecycleError } from '../../src/errors.js';
-import { Closer, closeAll, createShutdown, onShutdownSignals } from '../../src/lifecycle.js';
+import {
+  ConfigError,
+  DataverseError,
+  EventError,
+  isLifecycleError,
+  LifecycleError,
+  MessageTooLargeError,
+  ProviderError,
+  StartDeadlineError,
+  type ErrorKind,
+} from '../../src/errors.js';
+import { Closer, closeAll, createShutdown, exitCodeOf, onShutdownSignals } from '../../src/lifecycle.js';
 
 describe('life cycle', () => {
   let clock: sinon.SinonFakeTimers;
@@ -163,6 +173,26 @@ describe('life cycle', () => {
       source.emit('SIGTERM', 'SIGTERM');
       await clock.tickAsync(100);
       assert.deepEqual(exit.args, [[1]]);
+    });
+  });
+
+  describe('exitCodeOf', () => {
+    const byKind: Record<ErrorKind, [unknown, 1 | 2]> = {
+      config: [new ConfigError('ConfigInvalid', [{ source: 'channels.json', path: 'channels.0.provider.signingSecret', expected: 'whsec_', found: 'x' }]), 2],
+      dataverse: [new DataverseError('DataverseUnauthorized', 'refused'), 1],
+      provider: [new ProviderError('ProviderUnavailable', 'down'), 1],
+      event: [new EventError('EventUndecodable', 'broken JSON'), 1],
+      servicebus: [new MessageTooLargeError('outbound', 'm', 2, 1), 1],
+      limiter: [new StartDeadlineError(0, 'paused'), 1],
+      lifecycle: [new LifecycleError('CloseFailed', 'a close failed'), 1],
+    };
+    for (const [kind, [error, code]] of Object.entries(byKind)) {
+      it(`${kind}: ${code}`, () => assert.equal(exitCodeOf(error), code));
+    }
+
+    it("an error that is not ours is a failure (1), a TypeError included: bad settings are ConfigErrors", () => {
+      for (const error of [new TypeError('bad option'), new Error('ECONNREFUSED'), 'a string', undefined]) assert.equal(exitCodeOf(error), 1, String(error));
+      assert.equal(exitCodeOf({ ...new ConfigError('ConfigInvalid', []) }), 2, 'by brand, not by class');
     });
   });
 });

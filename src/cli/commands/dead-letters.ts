@@ -11,7 +11,8 @@ import type { RelayConfig } from '../../config/index.js';
 import { decodeRemoteContext } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
 import { redact, redactString } from '../../log.js';
-import { DISPATCH_DEAD_LETTER_REASONS, parseInteractionMessage, parseOutboundMessage, type SendContext } from '../../pipeline/index.js';
+import { exitCodeOf } from '../../lifecycle.js';
+import { DISPATCH_DEAD_LETTER_REASONS, outboundReplay, parseInteractionMessage, parseOutboundMessage, type SendContext } from '../../pipeline/index.js';
 import {
   NO_REASON,
   peekDeadLetters,
@@ -195,7 +196,7 @@ async function withClient(io: CliIo, command: string, config: RelayConfig, run: 
     return await run(client);
   } catch (err) {
     io.err(`${command}: Service Bus failed: ${redactString(errorMessage(err))}`);
-    return 1;
+    return exitCodeOf(err);
   } finally {
     await client?.close().catch(() => undefined);
   }
@@ -238,7 +239,9 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
   // outbound and interactions detect duplicates; activities only when the operator says its queue does.
   const window: Window | undefined =
     DUPLICATE_DETECTING.includes(target.role) || givenWindow !== undefined ? { ms: givenWindow ?? DEFAULT_DUPLICATE_WINDOW_MS, now: new Date(), force: options.force === true } : undefined;
-  if (target.role === 'outbound' && options.reason === DISPATCH_DEAD_LETTER_REASONS.interactionNotSent) {
+  // Never a second send by accident: dispatch's policy keeps what the provider took (or may have taken).
+  const policy = target.role === 'outbound' ? outboundReplay(options.reason) : undefined;
+  if (policy?.allowed === false) {
     io.err(`${command}: 1 problem:`);
     io.err(`  - --reason: ${INTERACTION_NOT_SENT_NOTE}`);
     return 2;
@@ -246,10 +249,7 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
   const filter: DeadLetterFilter = {
     ...(options.reason === undefined ? {} : { reason: options.reason }),
     ...(ids.length === 0 ? {} : { messageIds: ids }),
-    // Never a second send by accident: messages the provider took (or may have taken) stay unless asked for by name.
-    ...(target.role === 'outbound'
-      ? { excludeReasons: [DISPATCH_DEAD_LETTER_REASONS.interactionNotSent, ...(options.reason === DISPATCH_DEAD_LETTER_REASONS.unconfirmed ? [] : [DISPATCH_DEAD_LETTER_REASONS.unconfirmed])] }
-      : {}),
+    ...(policy === undefined ? {} : { excludeReasons: policy.excludeReasons }),
   };
   return withClient(io, command, target.config, async (client) => {
     const result = await replayDeadLetters(client, target.queue, {

@@ -9,6 +9,7 @@ import { loadChannels } from '../../channels/index.js';
 import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
 import { closeDataverseClient, dataverseClientFromConfig } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
+import { exitCodeOf } from '../../lifecycle.js';
 import { redactString } from '../../log.js';
 import {
   formatRegistrationError,
@@ -118,9 +119,9 @@ async function register(io: CliIo, options: RegisterCliOptions): Promise<number>
     io.out(formatRegistrationReport(report));
     return 0;
   } catch (err) {
-    if (err instanceof TypeError) return usage(io, [err.message]);
+    if (isConfigError(err)) return usage(io, err.problems.map(formatConfigProblem));
     io.err(`register: ${formatRegistrationError(err)}`);
-    return 1;
+    return exitCodeOf(err);
   } finally {
     closeDataverseClient(api);
   }

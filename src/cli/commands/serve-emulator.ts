@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { errorMessage } from '../../errors.js';
-import { createShutdown, onShutdownSignals, type Closeable } from '../../lifecycle.js';
+import { createShutdown, exitCodeOf, onShutdownSignals, type Closeable } from '../../lifecycle.js';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../log.js';
 import type { CliIo } from '../io.js';
 
@@ -34,7 +34,7 @@ export async function serveEmulator(io: CliIo, setExitCode: (code: number) => vo
     emulator = await options.start(log);
   } catch (err) {
     io.err(`${options.command}: ${errorMessage(err)}`);
-    setExitCode(1);
+    setExitCode(exitCodeOf(err));
     return;
   }
   const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });

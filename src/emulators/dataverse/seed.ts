@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EmulatorError, isEmulatorError } from '../../errors.js';
+import { EmulatorError, isEmulatorError } from '../errors.js';
 import { builtInTables, defineTable, type ColumnSpec, type TableSpec } from './metadata.js';
 import { isFault } from './faults.js';
 import { readPayload } from './payload.js';

@@ -1,8 +1,8 @@
 /**
  * The emulator's own error for a bad Config.json: every problem with its JSON path and the reason. It is an
- * `EmulatorError` with code `EmulatorConfigInvalid`, so the project-wide guards recognise it.
+ * `EmulatorError` with code `EmulatorConfigInvalid`, so the emulators' guard (src/emulators/errors.ts) recognises it.
  */
-import { EmulatorError } from '../../errors.js';
+import { EmulatorError } from '../errors.js';
 
 const BRAND = Symbol.for('channel-relay.servicebus-emulator-config-error');
 

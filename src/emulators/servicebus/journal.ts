@@ -13,7 +13,7 @@
 import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { EmulatorError } from '../../errors.js';
+import { EmulatorError } from '../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORD, RecordReader, readEnqueue, splitRecords } from './journal-codec.js';
 import type { StoredMessage } from './message.js';

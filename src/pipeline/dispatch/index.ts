@@ -6,4 +6,5 @@ export { DispatchStage } from './stage.js';
 export type { DispatchOptions } from './context.js';
 export type { DispatchStats } from './metrics.js';
 export { DISPATCH_DEAD_LETTER_REASONS } from './outcome.js';
+export { outboundReplay, type OutboundReplay } from './replay-policy.js';
 export type { DispatchSessionHandler } from './session.js';

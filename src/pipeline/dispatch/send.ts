@@ -6,7 +6,7 @@
  */
 import { delay, raceAbort } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
-import { isProviderError, ProviderError } from '../../errors.js';
+import { isProviderError, isStartDeadlineError, ProviderError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { smsSegments, type Provider, type SendRequest, type SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
@@ -14,7 +14,7 @@ import { stoppedAtLockDeadline } from './lock-deadline.js';
 import { TWILIO_MAX_CALL_SEGMENTS } from '../assumptions.js';
 import type { OutboundMessage } from '../messages.js';
 import { createSendPolicy, decide, describeProviderError, mayHaveSent, rateLimitPause, type SendDecision } from './send-policy.js';
-import { isStartDeadlineError, type SenderLimiter } from './sender-limiter.js';
+import type { SenderLimiter } from './sender-limiter.js';
 
 /**
  * The final outcome of sending one message (`calls`: provider calls made, retries included). `undetermined`: a call's

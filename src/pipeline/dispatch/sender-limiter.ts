@@ -10,6 +10,7 @@
  */
 import PQueue from 'p-queue';
 import { delay, linkedController, raceAbort, sleep } from '../../abort.js';
+import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
 
 export interface SenderLimiterOptions {
@@ -59,23 +60,6 @@ export interface RunOptions {
    * (waiting for a slot or its recipient's turn) when the time comes and it still waits. @defaultValue no deadline
    */
   startBy?: number;
-}
-
-/** `run` did not start the call: it could not start by its `startBy`. Nothing was called. */
-export class StartDeadlineError extends Error {
-  override readonly name = 'StartDeadlineError';
-  constructor(
-    /** The deadline (ms since the epoch). */
-    readonly startBy: number,
-    /** What kept the call from starting in time. */
-    readonly why: string,
-  ) {
-    super(`the call could not start by ${new Date(startBy).toISOString()}: ${why}`);
-  }
-}
-
-export function isStartDeadlineError(error: unknown): error is StartDeadlineError {
-  return error instanceof StartDeadlineError;
 }
 
 export interface SenderLimiterStats {

@@ -1,12 +1,12 @@
 /**
  * Intake's send to `outbound`: the batch's open messages in one call (a repeat of one event within the batch is sent
  * once), tried again up to `sendAttempts` after a doubling backoff while the batch's budget has room; a message the
- * sender rejects as too large for the queue (`code` `'MessageTooLarge'` naming its `messageId`) is dead-lettered and
+ * sender rejects as too large for the queue (a `MessageTooLargeError` naming its `messageId`) is dead-lettered and
  * the call made again without it; an error that says `retryable: false` is not tried again. What is sent is reported
  * to the stage (`sent`); what is not is set to be abandoned when the batch ends.
  */
 import { raceAbort } from '../../abort.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage, isMessageTooLargeError, type MessageTooLargeError } from '../../errors.js';
 import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
 import type { OutboundMessage } from '../messages.js';
 import type { OutboundSender } from '../ports.js';
@@ -62,12 +62,12 @@ export class IntakeSend {
         break;
       } catch (err) {
         if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
-        const tooLarge = tooLargeMessage(err);
+        const tooLarge = isMessageTooLargeError(err) ? err : undefined;
         const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
         if (tooLarge && culprits) {
           // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
           byKey.delete(tooLarge.messageId);
-          for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge, err));
+          for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge));
           continue;
         }
         failures += 1;
@@ -101,36 +101,9 @@ export class IntakeSend {
   }
 }
 
-/** What intake reads of the outbound sender's too-large rejection. */
-interface TooLarge {
-  messageId: string;
-  bodyBytes?: number;
-  maxSizeInBytes?: number;
-}
-
-/**
- * The outbound sender's rejection of one message too large for the queue even alone (src/servicebus/sender.ts
- * `MessageTooLargeError`, thrown before anything is sent), recognised by its documented shape, `code`
- * `'MessageTooLarge'` and the `messageId` it names, not by class or brand: intake imports nothing of
- * src/servicebus, and any `OutboundSender` that rejects so gets the same treatment.
- */
-function tooLargeMessage(err: unknown): TooLarge | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const e = err as Record<string, unknown>;
-  if (e['code'] !== 'MessageTooLarge' || typeof e['messageId'] !== 'string') return undefined;
-  return {
-    messageId: e['messageId'],
-    ...(typeof e['bodyBytes'] === 'number' ? { bodyBytes: e['bodyBytes'] } : {}),
-    ...(typeof e['maxSizeInBytes'] === 'number' ? { maxSizeInBytes: e['maxSizeInBytes'] } : {}),
-  };
-}
-
-function tooLargeDescription(message: OutboundMessage, tooLarge: TooLarge, err: unknown): string {
+function tooLargeDescription(message: OutboundMessage, tooLarge: MessageTooLargeError): string {
   const what = message.context?.kind === 'realtime' ? `request ${message.key}` : `activity row ${message.key}`;
-  const sizes =
-    tooLarge.bodyBytes !== undefined && tooLarge.maxSizeInBytes !== undefined
-      ? `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`
-      : errorMessage(err);
+  const sizes = `its JSON body is ${tooLarge.bodyBytes} bytes and the queue takes at most ${tooLarge.maxSizeInBytes} bytes per batch`;
   return `the outbound message of ${what} (channel ${message.channel}, a text of ${message.text.length} characters) is too large for the outbound queue: ${sizes}`;
 }
 

@@ -11,10 +11,10 @@
  * which is how a secret is rotated without a gap (sign with new and old, switch the endpoint, drop the old).
  */
 import { postAndMap } from '../http.js';
-import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
+import { adapterCall, settingError, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult } from '../provider.js';
 import { mapContractResponse } from './map-response.js';
-import { webhookHeaders, webhookSecretKey } from './webhook-signature.js';
+import { webhookHeaders, webhookSecretProblem } from './webhook-signature.js';
 
 export interface ContractSettings {
   /** The endpoint receiving the contract payload. */
@@ -32,11 +32,15 @@ export interface ContractPayload {
   Message: Record<string, string>;
 }
 
-/** Splits a signing-secret setting into its secrets, checking each; a `TypeError` never shows a secret. */
+/** Splits a signing-secret setting into its secrets, checking each; its `ConfigError` never shows a secret. */
 export function contractSecrets(signingSecret: string): string[] {
+  const expected = '"whsec_" followed by base64 (several separated by spaces while rotating)';
   const secrets = signingSecret.split(/\s+/).filter((s) => s !== '');
-  if (secrets.length === 0) throw new TypeError('contract signingSecret must hold at least one whsec_ secret');
-  secrets.forEach(webhookSecretKey);
+  if (secrets.length === 0) throw settingError('contract provider settings', 'provider.signingSecret', expected, 'no secret');
+  for (const secret of secrets) {
+    const problem = webhookSecretProblem(secret);
+    if (problem !== undefined) throw settingError('contract provider settings', 'provider.signingSecret', expected, problem);
+  }
   return secrets;
 }
 

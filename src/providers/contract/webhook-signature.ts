@@ -29,18 +29,21 @@ export interface WebhookHeaders {
   'webhook-signature': string;
 }
 
+/** What is wrong with a `whsec_<base64>` secret (prefix optional), never showing it; undefined when it is one. */
+export function webhookSecretProblem(secret: string): string | undefined {
+  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
+  if (!BASE64.test(encoded) || encoded.length % 4 === 1) return `${encoded.length} characters that are not all base64`;
+  return Buffer.from(encoded, 'base64').length === 0 ? 'a secret that decodes to nothing' : undefined;
+}
+
 /**
  * The HMAC key of a `whsec_<base64>` secret (prefix optional). Throws a `TypeError` naming what is wrong (never the
  * secret) when the rest is not base64 or decodes to nothing.
  */
 export function webhookSecretKey(secret: string): Buffer {
-  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  if (!BASE64.test(encoded) || encoded.length % 4 === 1) {
-    throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${encoded.length} characters that are not all base64`);
-  }
-  const key = Buffer.from(encoded, 'base64');
-  if (key.length === 0) throw new TypeError('a webhook signing secret must not be empty');
-  return key;
+  const problem = webhookSecretProblem(secret);
+  if (problem !== undefined) throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${problem}`);
+  return Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, 'base64');
 }
 
 function secretList(secrets: WebhookSecrets): readonly string[] {

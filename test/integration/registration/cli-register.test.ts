@@ -129,6 +129,11 @@ describe('channel-relay register', function () {
       { title: 'DATAVERSE_URL not a URL', args: [], env: { DATAVERSE_URL: 'contoso.crm.dynamics.com' }, expected: /environment variable DATAVERSE_URL: dataverse\.url: expected an http\(s\) URL/ },
       { title: 'an unknown option', args: ['--dataverse-url', 'https://x', '--frobnicate'], expected: /unknown option '--frobnicate'/ },
       {
+        title: 'an endpoint name of spaces and a queue name too long for serviceendpoint.path (every problem named, nothing called)',
+        args: ['--dataverse-url', 'http://127.0.0.1:1', '--endpoint-name', ' ', '--queue', 'q'.repeat(161)],
+        expected: /register: 2 problems:\n {2}- registerRelay: endpointName: expected a non-empty string, found " "\n {2}- registerRelay: queue: expected at most 160 characters \(serviceendpoint\.path\), found 161 characters/,
+      },
+      {
         title: '--realtime with a channels file that is not there',
         args: ['--dataverse-url', 'https://contoso.crm.dynamics.com', '--realtime'],
         env: { CHANNELS_FILE: 'no-such-channels.json' },

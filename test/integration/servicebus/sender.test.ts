@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import type { ServiceBusClient, ServiceBusSender } from '@azure/service-bus';
 import sinon from 'sinon';
 import { createMetricsRegistry } from '../../../src/health/metrics.js';
-import { createQueueSender, isMessageTooLargeError, serviceBusClientFromConfig } from '../../../src/servicebus/index.js';
+import { isMessageTooLargeError } from '../../../src/errors.js';
+import { createQueueSender, serviceBusClientFromConfig } from '../../../src/servicebus/index.js';
 import { closedAfterEach, relayClient, startBus, takeAll } from './helpers.js';
 
 /** Counts the batches the SDK sender sends, by spying on the senders the client creates. */

@@ -45,7 +45,7 @@ describe('relay: runWorker start-up', () => {
     let exitCode: number | undefined;
     await runWorker(['dispatch'], { env: { ...env, CONTRACT_SIGNING_SECRET: 'not-a-webhook-secret' }, stderr: { write: (t: string) => (out += t) }, exit: (c) => (exitCode = c) });
     assert.equal(exitCode, 2);
-    assert.match(out, /dispatch: cannot start: channel "realtime-sms" in .*channels\.json: a webhook signing secret must be "whsec_" followed by base64/);
+    assert.match(out, /dispatch: cannot start: configuration has 1 problem\n {2}- channel "realtime-sms" in .*channels\.json: provider\.signingSecret: expected "whsec_" followed by base64/);
     assert.doesNotMatch(out, /not-a-webhook-secret/);
   }).timeout(10_000);
 

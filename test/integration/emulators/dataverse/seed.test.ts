@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { isEmulatorError } from '../../../../src/errors.js';
+import { isEmulatorError } from '../../../../src/emulators/errors.js';
 import type { DataverseEmulator, SeedDocument } from '../../../../src/emulators/dataverse/index.js';
 import { IDS, SEED_FILE, smallSeed, startEmulator, TILE_XML } from './helpers.js';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient } from '@azure/service-bus';
 import { startServiceBusEmulator } from '../../../../src/emulators/servicebus/index.js';
-import { isEmulatorError } from '../../../../src/errors.js';
+import { isEmulatorError } from '../../../../src/emulators/errors.js';
 import { JOURNAL_FILE } from '../../../../src/emulators/servicebus/journal.js';
 import { TestBed, emulatorConfig, waitFor, type TestEntities } from './helpers.js';
 import { spawnEmulator, type EmulatorProcess } from './process.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
-import { isStartDeadlineError, SenderLimiter } from '../../../../src/pipeline/dispatch/sender-limiter.js';
+import { isStartDeadlineError } from '../../../../src/errors.js';
+import { SenderLimiter } from '../../../../src/pipeline/dispatch/sender-limiter.js';
 import { worstCaseInWindow } from './fakes.js';
 
 const calls = (r: { starts: number[]; ends: number[] }): Array<{ at: number; end: number }> => r.starts.map((at, i) => ({ at, end: r.ends[i] as number }));

@@ -5,12 +5,11 @@
  */
 import { Registry } from 'prom-client';
 import type { Channel } from '../../../../src/channels/types.js';
-import { EventError } from '../../../../src/errors.js';
+import { EventError, MessageTooLargeError } from '../../../../src/errors.js';
 import { silentLogger } from '../../../../src/log.js';
 import { IntakeStage, type ActivityEvent, type IntakeEvent, type IntakeEventOrigin, type IntakeOptions, type RealtimeEvent, type TruncatedActivityEvent } from '../../../../src/pipeline/intake/stage.js';
 import type { OutboundMessage } from '../../../../src/pipeline/messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from '../../../../src/pipeline/ports.js';
-import { MessageTooLargeError } from '../../../../src/servicebus/sender.js';
 import { fakeDelivery, type FakeDelivery } from '../../../helpers/fake-delivery.js';
 import { channelLookup } from '../../../helpers/channels.js';
 

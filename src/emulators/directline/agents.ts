@@ -189,6 +189,7 @@ export class OmnichannelAgents {
 
   /** A customer activity stored by Direct Line: routed, recorded, answered. */
   customer(conversationId: string, activity: Activity): void {
+    if (this.#closed) return;
     const r = this.#record(conversationId);
     const entry: RecordedActivity = {
       ...(activity.id === undefined ? {} : { id: activity.id }),

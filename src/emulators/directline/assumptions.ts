@@ -94,6 +94,11 @@ export const ERROR_CODES = {
  *   its own expiry after a refresh (Direct Line tokens are self-contained; revoking them would need state). If the
  *   service revoked it, a relay that refreshes in one replica while another still holds the old token gets a 403.
  *   A secret cannot be refreshed: 400 (UNVERIFIED).
+ * - Get Conversation (reconnect) answers "an ID for the conversation, a token, and a new WebSocket stream URL"
+ *   (reconnect page). UNVERIFIED: whether the token is new. The emulator gives back the caller's own token with
+ *   its remaining `expires_in` (a secret caller gets a new one): reconnecting never extends a token, so a client
+ *   that counts on it instead of refreshing sees 403 TokenExpired. If the service did give a fresh token, a
+ *   correct client (one that refreshes) is unaffected.
  * - A token made with `user.id` fixes `from.id` of what it posts (authentication page, "Security considerations");
  *   the emulator overwrites `from.id` the same way.
  * - Get Activities and the stream carry the client's own activities as well as the bot's (receive page: "An

@@ -54,7 +54,6 @@ interface StreamTicket {
   /** The stream replays the activities after this position. */
   from: number;
   expiresAt: number;
-  used: boolean;
 }
 
 export interface Conversation {
@@ -221,23 +220,24 @@ export class DirectLineState {
   }
 
   #streamUrl(base: string, c: Conversation, from: number): string {
+    const now = this.#o.clock();
+    for (const [key, t] of this.#tickets) if (now >= t.expiresAt) this.#tickets.delete(key);
     const ticket = randomBytes(24).toString('base64url');
     this.#tickets.set(ticket, {
       conversationId: c.id,
       from,
-      expiresAt: this.#o.clock() + this.#o.streamWindowMs,
-      used: false,
+      expiresAt: now + this.#o.streamWindowMs,
     });
     const watermark = from > 0 ? `&watermark=${formatWatermark(c.id, from)}` : '';
     return `${base}/v3/directline/conversations/${encodeURIComponent(c.id)}/stream?t=${ticket}${watermark}`;
   }
 
-  /** Checks a stream URL's ticket (single use, within the connect window); returns the conversation and where to replay from. */
+  /** Checks a stream URL's ticket (used once: it is forgotten here; within the connect window); returns the conversation and where to replay from. */
   openStream(conversationId: string, ticket: string | null): { conversation: Conversation; from: number } {
     const t = ticket === null ? undefined : this.#tickets.get(ticket);
     if (!t || t.conversationId !== conversationId) throw refuse(403, ERROR_CODES.forbidden, 'Invalid stream URL');
     this.#tickets.delete(ticket!);
-    if (t.used || this.#o.clock() >= t.expiresAt)
+    if (this.#o.clock() >= t.expiresAt)
       throw refuse(
         403,
         ERROR_CODES.tokenExpired,

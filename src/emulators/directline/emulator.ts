@@ -94,6 +94,7 @@ export interface DirectLineEmulator {
 
 const MIB = 1024 * 1024;
 const JSON_BODY_LIMIT = MIB;
+const UPLOAD_RETENTION_MS = 24 * 3600 * 1000;
 /** A 1×1 PNG: the content of every simulated agent blob. */
 const BLOB_PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
@@ -302,7 +303,8 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
   if (options.faults) faults.set(options.faults);
   /** The open stream of each conversation (one per conversation). */
   const streams = new Map<string, WebSocket>();
-  const uploads = new Map<string, { contentType: string; data: Buffer }>();
+  /** Uploaded files by key; each is served for 24 h ("Uploaded files are deleted after 24 hours", api-reference). */
+  const uploads = new Map<string, { contentType: string; data: Buffer; at: number }>();
   const hostPart = o.host.includes(':') ? `[${o.host}]` : o.host;
   let url = '';
 
@@ -422,7 +424,7 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
       }
       const attachments = parsed.files.map((f) => {
         const key = randomBytes(12).toString('base64url');
-        uploads.set(key, { contentType: f.contentType, data: f.data });
+        uploads.set(key, { contentType: f.contentType, data: f.data, at: clock() });
         return {
           contentType: f.contentType,
           contentUrl: `${url}/attachments/${key}/${encodeURIComponent(f.name)}`,
@@ -533,7 +535,9 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
     }
     const attachment = /^\/attachments\/([^/]+)\/[^/]+$/.exec(u.pathname);
     if (attachment && method === 'GET') {
-      const file = uploads.get(attachment[1]!);
+      const key = attachment[1]!;
+      if ((uploads.get(key)?.at ?? Infinity) <= clock() - UPLOAD_RETENTION_MS) uploads.delete(key);
+      const file = uploads.get(key);
       return write(
         res,
         file

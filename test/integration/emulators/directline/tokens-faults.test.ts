@@ -93,6 +93,33 @@ describe('Direct Line emulator: tokens, expiry and faults', () => {
     );
   });
 
+  it('reconnecting gives a new stream URL but never extends the token; uploads are served for 24 h', async () => {
+    const clock = new ManualClock();
+    const em = await start({
+      clock: clock.read,
+      tokenLifetimeSeconds: 1800,
+      conversationIdleSeconds: 3 * 86400,
+      agents: { channels: [] },
+    });
+    const c = await startConversation(em.url);
+    clock.advance(1_000_000);
+    const again = await call<Started>(em.url, 'GET', `/v3/directline/conversations/${c.conversationId}`, c.token);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.expires_in, 800, 'the remaining lifetime of the same token');
+    assert.notEqual(again.body.streamUrl, c.streamUrl);
+    const up = await fetch(`${em.url}/v3/directline/conversations/${c.conversationId}/upload?userId=u1`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${SECRET}`, 'Content-Type': 'text/plain' },
+      body: 'kept a day',
+    });
+    assert.equal(up.status, 200);
+    const [withFile] = (await readAll(em.url, { ...c, token: SECRET })).activities;
+    const link = withFile!.attachments![0]!.contentUrl!;
+    assert.equal(await (await fetch(link)).text(), 'kept a day');
+    clock.advance(24 * 3600 * 1000);
+    assert.equal((await fetch(link)).status, 404, 'deleted after 24 hours');
+  });
+
   it('forgets a conversation idle for conversationIdleSeconds: 404 on every call, its stream closed, the record marked expired', async () => {
     const clock = new ManualClock();
     const em = await start({

@@ -89,7 +89,9 @@ export const ERROR_CODES = {
  * Further readings, each applied where the code does it:
  *
  * - Start Conversation with a token that already started its conversation answers 200 and the same conversation
- *   (start-conversation page); a token from Generate Token starts the conversation it was made for.
+ *   (start-conversation page); a token from Generate Token starts the conversation it was made for. UNVERIFIED:
+ *   a conversation whose token was generated but that was never started answers 404 to every other call (Generate
+ *   Token "doesn't start the conversation"); a client that skips Start Conversation fails at once.
  * - Refresh: "An expired token can't be refreshed" (403 TokenExpired). UNVERIFIED: the old token stays valid until
  *   its own expiry after a refresh (Direct Line tokens are self-contained; revoking them would need state). If the
  *   service revoked it, a relay that refreshes in one replica while another still holds the old token gets a 403.

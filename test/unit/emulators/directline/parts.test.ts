@@ -53,6 +53,16 @@ describe('Direct Line emulator: its parts', () => {
     assert.deepEqual(plan.decide('directline').action, { kind: 'error', status: 502, afterAccept: true });
     assert.deepEqual(plan.decide('directline').action, { kind: 'none' });
     assert.deepEqual(plan.decide('identity').action, { kind: 'none' }, 'scopes are apart');
+    plan.set({ identity: { errorRate: 0.5, errorStatus: 503 }, seed: 7 });
+    const first = Array.from({ length: 200 }, () => plan.decide('identity').action.kind);
+    plan.set({ seed: 7 });
+    assert.deepEqual(
+      Array.from({ length: 200 }, () => plan.decide('identity').action.kind),
+      first,
+      'the same seed, the same faults',
+    );
+    const errors = first.filter((k) => k === 'error').length;
+    assert.ok(errors > 60 && errors < 140, `about half of 200 calls fail, found ${errors}`);
   });
 
   it('parseUpload reads one raw file, or multipart parts with an activity part, binary-safe', () => {

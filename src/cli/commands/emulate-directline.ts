@@ -19,6 +19,7 @@ const CONFIG_KEYS = [
   'identity',
   'faults',
   'seed',
+  'identityHostNames',
 ];
 
 function readConfig(file: string): DirectLineEmulatorOptions {

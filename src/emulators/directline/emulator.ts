@@ -40,6 +40,11 @@ export interface DirectLineEmulatorOptions {
   identityPort?: number;
   /** Address both listen on. @defaultValue '127.0.0.1' */
   host?: string;
+  /**
+   * More names the identity listener's certificate covers besides the host, `localhost`, `127.0.0.1` and `::1` (a
+   * container's service name, when clients reach it by that name). @defaultValue []
+   */
+  identityHostNames?: string[];
   /** The Direct Line secrets of the bot (each opens any conversation). @defaultValue ['emulated-directline-secret'] */
   secrets?: string[];
   /** `expires_in` of Direct Line tokens, seconds. @defaultValue 1800 */
@@ -115,6 +120,7 @@ function resolveOptions(o: DirectLineEmulatorOptions) {
     port: o.port ?? 0,
     identityPort: o.identityPort ?? 0,
     host: o.host ?? '127.0.0.1',
+    identityHostNames: o.identityHostNames ?? [],
     secrets: o.secrets ?? ['emulated-directline-secret'],
     tokenLifetimeSeconds: o.tokenLifetimeSeconds ?? TOKEN_LIFETIME_SECONDS,
     conversationIdleSeconds: o.conversationIdleSeconds ?? CONVERSATION_IDLE_SECONDS,
@@ -128,6 +134,11 @@ function resolveOptions(o: DirectLineEmulatorOptions) {
   check(isPort(r.port), `port must be an integer 0-65535, found ${String(o.port)}`);
   check(isPort(r.identityPort), `identityPort must be an integer 0-65535, found ${String(o.identityPort)}`);
   check(typeof r.host === 'string' && r.host !== '', `host must be a host name or address, found ${String(o.host)}`);
+  check(
+    Array.isArray(r.identityHostNames) &&
+      r.identityHostNames.every((n) => typeof n === 'string' && /^[A-Za-z0-9.:-]+$/.test(n)),
+    `identityHostNames must be a list of host names, found ${JSON.stringify(o.identityHostNames)}`,
+  );
   check(
     Array.isArray(r.secrets) && r.secrets.length > 0 && r.secrets.every((s) => typeof s === 'string' && s.length >= 8),
     'secrets must be a non-empty list of strings of 8 characters or more',
@@ -604,7 +615,13 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
   });
 
   const names = [
-    ...new Set([o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host, 'localhost', '127.0.0.1', '::1']),
+    ...new Set([
+      o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host,
+      'localhost',
+      '127.0.0.1',
+      '::1',
+      ...o.identityHostNames,
+    ]),
   ];
   const tls = selfSignedCertificate(names);
   const identityServer = createHttpsServer({ cert: tls.cert, key: tls.key, keepAlive: true }, (req, res) => {

@@ -95,6 +95,19 @@ describe('Direct Line emulator: its parts', () => {
     assert.throws(() => parseUpload('text/plain', undefined, Buffer.alloc(0)), /no content/);
   });
 
+  it('the identity certificate covers loopback and the identityHostNames given', async () => {
+    const em = await startDirectLineEmulator({ identityHostNames: ['directline.test'] });
+    try {
+      const x = new X509Certificate(em.identityCa);
+      assert.equal(x.checkHost('directline.test'), 'directline.test');
+      assert.equal(x.checkHost('localhost'), 'localhost');
+      assert.equal(x.checkIP('127.0.0.1'), '127.0.0.1');
+      assert.equal(x.checkHost('elsewhere.test'), undefined);
+    } finally {
+      await em.close();
+    }
+  });
+
   it('startDirectLineEmulator refuses bad options, naming each', async () => {
     await assert.rejects(
       startDirectLineEmulator({ pageSize: 0 }),

@@ -108,6 +108,15 @@ const BLOB_PNG = Buffer.from(
 const STREAM_PATH = /^\/v3\/directline\/conversations\/([^/]+)\/stream$/;
 const CONVERSATION_PATH = /^\/v3\/directline\/conversations\/([^/]+)(\/activities|\/upload)?$/;
 
+/** A conversation id from the path; a malformed escape names no conversation (404, never a 500). */
+function pathSegment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw refuse(404, ERROR_CODES.notFound, 'Unknown conversation');
+  }
+}
+
 function check(condition: boolean, message: string): void {
   if (!condition) throw new TypeError(`startDirectLineEmulator: ${message}`);
 }
@@ -395,7 +404,7 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
     }
     const m = CONVERSATION_PATH.exec(path);
     if (!m) throw refuse(404, ERROR_CODES.notFound, `No Direct Line route for ${method} ${path}`);
-    const id = decodeURIComponent(m[1]!);
+    const id = pathSegment(m[1]!);
     if (m[2] === undefined && method === 'GET')
       return {
         status: 200,
@@ -481,7 +490,7 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
       return { status: 200, body: BLOB_PNG, headers: { 'Content-Type': 'image/png' } };
     const one = /^GET \/_simulator\/conversations\/([^/]+)$/.exec(route);
     if (one) {
-      const id = decodeURIComponent(one[1]!);
+      const id = pathSegment(one[1]!);
       live(id);
       const r = agents.record(id);
       return r
@@ -578,7 +587,7 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
     let opened: { conversation: Conversation; from: number };
     try {
       if (!m) throw refuse(404, ERROR_CODES.notFound, `No stream at ${u.pathname}`);
-      opened = state.openStream(decodeURIComponent(m[1]!), u.searchParams.get('t'));
+      opened = state.openStream(pathSegment(m[1]!), u.searchParams.get('t'));
     } catch (err) {
       const reply =
         err instanceof DirectLineRefusal

@@ -119,7 +119,12 @@ export class IdentityPlatform {
     const m =
       /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/token)$/.exec(path);
     if (!m) return undefined;
-    const tenant = decodeURIComponent(m[1]!);
+    let tenant: string;
+    try {
+      tenant = decodeURIComponent(m[1]!);
+    } catch {
+      return this.#unknownTenant(m[1]!);
+    }
     const known = this.#tenants().has(tenant.toLowerCase());
     if (m[2] === 'discovery/v2.0/keys') {
       const jwk = createPublicKey(this.#key).export({ format: 'jwk' });

@@ -20,7 +20,14 @@ export interface ParsedUpload {
 function filenameOf(disposition: string | undefined, fallback: string): string {
   if (!disposition) return fallback;
   const star = /filename\*=(?:UTF-8'')?([^;]+)/i.exec(disposition);
-  if (star) return decodeURIComponent(star[1]!.trim().replace(/^"|"$/g, ''));
+  if (star) {
+    const raw = star[1]!.trim().replace(/^"|"$/g, '');
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return raw;
+    }
+  }
   const plain = /filename="([^"]*)"|filename=([^;\s]+)/i.exec(disposition);
   if (plain) return plain[1] ?? plain[2]!;
   const name = /name="([^"]*)"/i.exec(disposition);

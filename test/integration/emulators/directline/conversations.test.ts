@@ -188,4 +188,19 @@ describe('Direct Line emulator: conversations over HTTP and the stream', () => {
     assert.equal(notJson.status, 400);
     assert.equal((await readAll(em.url, c)).activities.length, 0, 'nothing was stored');
   });
+
+  it('answers hostile requests with 4xx, never a 500: bad escapes, unknown routes, wrong methods, oversized JSON', async () => {
+    const em = await start();
+    const c = await startConversation(em.url);
+    assert.equal((await call(em.url, 'GET', '/v3/directline/conversations/%E0%A4%A/activities', SECRET)).status, 404);
+    assert.equal((await fetch(`${em.url}/_simulator/conversations/%E0%A4%A`)).status, 404);
+    assert.equal((await call(em.url, 'GET', '/v3/directline/elsewhere', SECRET)).status, 404);
+    assert.equal(
+      (await call(em.url, 'DELETE', `/v3/directline/conversations/${c.conversationId}/activities`, SECRET)).status,
+      405,
+    );
+    const big = await post(em.url, c, { type: 'message', from: { id: 'u' }, text: 'x'.repeat(2 * 1024 * 1024) });
+    assert.equal(big.status, 413);
+    assert.equal((await post(em.url, c, customerMessage('still serving'))).status, 200);
+  });
 });

@@ -1,12 +1,12 @@
 /**
  * A short, secret-free summary of what a configuration would run with, for `channel-relay config check`.
  */
+import type { CallbackKeys } from '../correlation/index.js';
 import type { LoadedConfig } from './types.js';
 
-/** `id1:secret,id2:secret` → `id1 (signs), id2`: the key ids only, never a secret. */
-function keyIds(value: string): string {
-  const ids = value.split(',').map((entry) => entry.slice(0, Math.max(0, entry.indexOf(':'))).trim());
-  return ids.map((id, i) => (i === 0 ? `${id} (signs)` : id)).join(', ');
+/** The keys as `id1 (signs), id2`: their ids only, never a secret. */
+function keyIds(keys: CallbackKeys): string {
+  return keys.verify.map((key) => (key === keys.sign ? `${key.id} (signs)` : key.id)).join(', ');
 }
 
 /** `Endpoint=sb://h;SharedAccessKeyName=n;SharedAccessKey=s` → the same with the key hidden. */
@@ -42,7 +42,7 @@ export function describeConfig(loaded: LoadedConfig): string[] {
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
     `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, signing keys ${
-      config.callbacks.signingKeys === undefined ? 'not configured' : `${keyIds(config.callbacks.signingKeys)}${from('callbacks.signingKeys')} (secrets hidden)`
+      loaded.callbackKeys === undefined ? 'not configured' : `${keyIds(loaded.callbackKeys)}${from('callbacks.signingKeys')} (secrets hidden)`
     }`,
     `log level: ${config.log.level}; health endpoints: ${config.health.host}:${config.health.port}; shutdown budget: ${config.shutdown.budgetMs} ms`,
   ];

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { ConfigError, isConfigError, type ConfigProblem } from '../errors.js';
 import { configPath } from '../paths.js';
-import { parseCallbackKeys } from '../correlation/index.js';
+import { parseCallbackKeys, type CallbackKeys } from '../correlation/index.js';
 import type { LoadedConfig, RelayConfig } from './types.js';
 
 /** Environment variables that override configuration keys. */
@@ -318,10 +318,11 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     config.channelsFile = path.resolve(baseDirOf[source] ?? cwd, config.channelsFile);
   }
   const needs = { dataverse: options.needsDataverse ?? true, channels: options.needsChannels ?? true };
-  problems.push(...crossChecks(config, origins, forWorkers, needs, display(userFile ? path.resolve(cwd, userFile) : defaultsFile)));
+  const checked = crossChecks(config, origins, forWorkers, needs, display(userFile ? path.resolve(cwd, userFile) : defaultsFile));
+  problems.push(...checked.problems);
 
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
-  return { config, files, origins };
+  return { config, files, origins, ...(checked.callbackKeys === undefined ? {} : { callbackKeys: checked.callbackKeys }) };
 }
 
 function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv, origins: Record<string, string>, problems: ConfigProblem[]): void {
@@ -350,9 +351,19 @@ function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv
   }
 }
 
-/** Rules across keys that the schema cannot state. */
-function crossChecks(config: RelayConfig, origins: Record<string, string>, forWorkers: boolean, needs: { dataverse: boolean; channels: boolean }, fallback: string): ConfigProblem[] {
+/**
+ * Rules across keys that the schema cannot state, and `callbacks.signingKeys` parsed: the one place the callback keys
+ * are read (the relay and the stages take them as given, from `LoadedConfig.callbackKeys`).
+ */
+function crossChecks(
+  config: RelayConfig,
+  origins: Record<string, string>,
+  forWorkers: boolean,
+  needs: { dataverse: boolean; channels: boolean },
+  fallback: string,
+): { problems: ConfigProblem[]; callbackKeys?: CallbackKeys } {
   const out: ConfigProblem[] = [];
+  let callbackKeys: CallbackKeys | undefined;
   const sb = config.serviceBus;
   const dv = config.dataverse;
   if (sb?.connectionString !== undefined && typeof sb.connectionString === 'string') {
@@ -387,7 +398,7 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
   const keys = config.callbacks?.signingKeys;
   if (typeof keys === 'string') {
     try {
-      parseCallbackKeys(keys, originOf(origins, 'callbacks.signingKeys', fallback));
+      callbackKeys = parseCallbackKeys(keys, originOf(origins, 'callbacks.signingKeys', fallback));
     } catch (err) {
       if (!isConfigError(err)) throw err;
       out.push(...err.problems);
@@ -417,7 +428,7 @@ function crossChecks(config: RelayConfig, origins: Record<string, string>, forWo
       }
     }
   }
-  return out;
+  return { problems: out, ...(callbackKeys === undefined ? {} : { callbackKeys }) };
 }
 
 /** Whether `text` is an http: or https: URL. */

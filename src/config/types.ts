@@ -1,3 +1,4 @@
+import type { CallbackKeys } from '../correlation/index.js';
 import type { LogLevel } from '../log.js';
 
 /** Dataverse authentication modes. */
@@ -41,8 +42,8 @@ export interface RelayConfig {
   /**
    * The callbacks service: where it listens, the largest body it reads (413 above), how long a request may take to
    * arrive (`requestTimeoutMs`, default 10000; then 408); the keys of the callback tokens and tracked-link codes
-   * (secret: `id:base64secret,…`, the first signs, all verify; read them with `parseCallbackKeys`). Required when a
-   * channel has callbacks.
+   * (secret: `id:base64secret,…`, the first signs, all verify), as configured: the loader parses them once into
+   * `LoadedConfig.callbackKeys`. Required when a channel has callbacks.
    */
   callbacks: { host: string; port: number; bodyLimitBytes: number; requestTimeoutMs?: number; signingKeys?: string };
 }
@@ -54,4 +55,6 @@ export interface LoadedConfig {
   files: string[];
   /** For each dotted key path that was set: the file or environment variable it came from. */
   origins: Record<string, string>;
+  /** `callbacks.signingKeys` parsed (checked at load); undefined when not configured. Hand these on, never re-parse. */
+  callbackKeys?: CallbackKeys;
 }

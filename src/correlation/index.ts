@@ -3,6 +3,7 @@
  * and the routes they are served on. Used by config (the keys), intake (links), dispatch (status callback URLs) and
  * the callbacks service (opening them).
  */
+export type { MarketingContext } from './context.js';
 export {
   parseCallbackKeys,
   sealContext,
@@ -17,4 +18,4 @@ export {
   type OpenedLink,
 } from './token.js';
 export { findLinks, trackableLinks, rewriteLinks, linkAt, redirectTarget, type FoundLink } from './links.js';
-export { twilioStatusPath, statusCallbackUrls } from './status-callback.js';
+export { twilioStatusPath, statusCallbackUrls, type StatusCallbackChannel, type StatusCallbackMessage } from './status-callback.js';

@@ -2,15 +2,9 @@
  * Tracked links. When a channel asks for it (`callbacks.trackLinks`), intake replaces each trackable link of a
  * journey message's template with `${publicBaseUrl}/l/${code}`, where the code (`sealLink`) names the activity and
  * the link's index; a click is resolved without state by opening the code, reading the activity and its message
- * record, and taking link N of the record's text again (`linkAt`).
- *
- * A link is an `http://` or `https://` URL up to the next whitespace, without trailing punctuation (`.,;:!?'"` and a
- * closing bracket that has no opening one inside the URL). A link is trackable when it holds no `{` or `}`: a link
- * with a placeholder differs per contact, so link N of the template could not be found again; such links are sent
- * as rendered, untracked. Only the first {@link MAX_TRACKED_LINKS} trackable links are tracked.
- *
- * The rewriting is done on the template, before rendering: a link that a placeholder's value brings in is never
- * tracked, and link N means the same thing to intake and to the click handler.
+ * record, and taking link N of the record's text again (`linkAt`). The rewriting is done on the template, before
+ * rendering: a link that a placeholder's value brings in is never tracked, and link N means the same thing to intake
+ * and to the click handler.
  */
 import { MAX_TRACKED_LINKS, sealLink, type CallbackKeys } from './token.js';
 
@@ -47,7 +41,13 @@ function trimEnd(url: string): string {
   }
 }
 
-/** The http(s) links of a text (a message template or a rendered text), in order. */
+/**
+ * The http(s) links of a text (a message template or a rendered text), in order. A link is an `http://` or `https://`
+ * URL up to the next whitespace, without trailing punctuation (`.,;:!?'"` and a closing bracket that has no opening
+ * one inside the URL). It is trackable when it holds no `{` or `}`: a link with a placeholder differs per contact, so
+ * link N of the template could not be found again; such links are sent as rendered, untracked. Only the first
+ * {@link MAX_TRACKED_LINKS} trackable links are tracked.
+ */
 export function findLinks(text: string): FoundLink[] {
   const out: FoundLink[] = [];
   for (const m of text.matchAll(URL_START)) {

@@ -1,22 +1,16 @@
 /**
- * Correlation without a lookup table: the send path seals a message's context into a compact signed token (in the
- * per-message callback URL), and every link it tracks into a short signed code; the callbacks service opens them.
+ * Correlation without a lookup table: a message's context sealed into a signed token (in its callback URL), each
+ * tracked link into a short signed code; the callbacks service opens them.
  *
- * Context token (base64url): `version(1) | keyIdLength(1) | keyId | bodyLength(2, BE) | body | mac(16)`, where
- * the body holds the channel name and the MarketingContext fields, each GUID as 16 bytes (any other id as a
- * length-prefixed UTF-8 string, so nothing is lost), and mac = HMAC-SHA256(secret, 'ctx' | everything before the
- * mac) truncated to 16 bytes. Link code: `version(1) | keyIdLength(1) | keyId | activity(16 or length-prefixed) |
- * index(1) | mac(12)`, mac over 'lnk' | everything before it. The labels keep a token from passing as a code and
- * back. MACs are compared in constant time (`crypto.timingSafeEqual`). A link code's version says what its activity
- * is: 2 the row id (`msdyncrm_customerjourneycustomchannelactivityid`, written now), 1 `msdyncrm_activityid`
- * (written before the relay keyed on the row; still opened, so that links in messages already sent keep working).
- *
- * Keys: `CALLBACK_SIGNING_KEYS = id1:base64secret,id2:base64secret`; the first signs, all verify, so a new key is
- * rolled out by adding it second, then moving it first, then dropping the old one.
+ * Token (base64url): `version(1) | keyIdLength(1) | keyId | bodyLength(2, BE) | body | mac(16)`; the body holds the
+ * channel name and the MarketingContext fields (a GUID as 16 bytes, any other id as length-prefixed UTF-8, so nothing
+ * is lost). Link code: `version(1) | keyIdLength(1) | keyId | activity | index(1) | mac(12)`. Each mac is
+ * HMAC-SHA256(secret, 'ctx' or 'lnk' | everything before it), truncated, compared in constant time; the labels keep a
+ * token from passing as a code and back. Keys: {@link parseCallbackKeys}.
  */
 import crypto from 'node:crypto';
 import { ConfigError } from '../errors.js';
-import type { MarketingContext } from '../pipeline/index.js';
+import type { MarketingContext } from './context.js';
 
 /** A signing key: a short id (written in every token) and its secret. */
 export interface CallbackKey {
@@ -43,7 +37,10 @@ export type OpenedLink =
   | { ok: false; reason: TokenRefusal };
 
 const VERSION = 1;
-/** Link codes: 2 seals the activity row id; 1 (before) sealed `msdyncrm_activityid`. */
+/**
+ * Link codes: 2 seals the activity row id (`msdyncrm_customerjourneycustomchannelactivityid`); 1, written before the
+ * relay keyed on the row, sealed `msdyncrm_activityid` and is still opened (links in messages already sent work).
+ */
 const LINK_VERSION = 2;
 const LEGACY_LINK_VERSION = 1;
 const CONTEXT_MAC_BYTES = 16;
@@ -59,7 +56,8 @@ const TAG_TEXT = 1;
 // ── keys ─────────────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
- * Reads `id1:base64secret,id2:base64secret` (the first signs, all verify). Ids: 1–16 of `A-Z a-z 0-9 _ -`, unique;
+ * Reads `CALLBACK_SIGNING_KEYS`: `id1:base64secret,id2:base64secret`, the first signs, all verify (a new key is rolled
+ * out by adding it second, then moving it first, then dropping the old one). Ids: 1–16 of `A-Z a-z 0-9 _ -`, unique;
  * secrets: base64 or base64url of at least 32 bytes (`openssl rand -base64 32`). Throws a `ConfigError` whose source
  * is `where` (e.g. `environment variable CALLBACK_SIGNING_KEYS`); the message never shows a secret.
  */

@@ -1,20 +1,12 @@
 /**
  * One mapping from whatever dynamics-web-api 2.5.0 (or the Node transport under it, or the token source) throws to a
- * `DataverseError` with a closed code. The shapes it reads (captured from the Dataverse emulator through the real
- * client; fixtures in test/unit/dataverse/fixtures/errors/):
+ * `DataverseError` with a closed code, for every Dataverse call of the relay.
  *
- * - a plain call that failed: an `Error` with `status`, `statusMessage`, `headers` (lower-case names), and
- *   Dataverse's `{"error": {...}}` body merged into it: `code` (`0x80040217`), `message`;
- * - a failed part of a `$batch` (continue-on-error): an `Error` with `status`, `statusText`, `headers` of the part
- *   and Dataverse's body under `error` (`err.error.code`, `err.error.message`); `err.message` is empty;
- * - a `$batch` without continue-on-error: the client rejects with the ARRAY of parts parsed so far;
- * - an aborted request: `AbortError` (`code` `ABORT_ERR`) whose `cause` is the signal's reason (`TimeoutError`
- *   for `AbortSignal.timeout`);
- * - a connection failure: a Node system error without `status` (`ECONNREFUSED`, `ECONNRESET` …); the client's own
- *   `timeout` option ends as `ECONNRESET` "socket hang up", which is why the relay times calls out with a signal;
- * - the token source: @azure/identity's `CredentialUnavailableError` / `AuthenticationError` (the relay's source
- *   throws rather than return an empty token, so dynamics-web-api's "Token is empty" never happens);
- * - TLS failures: a string `code` without status (`CERT_HAS_EXPIRED` …), like connection failures.
+ * Invariants: an answer's code follows from its HTTP status (`codeForStatus`), a failure without one from its kind
+ * (a timeout, a missing token, "not reached"), never from message text; Dataverse's status, headers, code and message
+ * are kept as `upstream`, and a 429's `Retry-After` as `retryAfterMs`. The shapes read, captured from the Dataverse
+ * emulator through the real client (fixtures in test/unit/dataverse/fixtures/errors/), are listed on
+ * `toDataverseError`.
  */
 import { parseRetryAfter } from '../http/index.js';
 import { DataverseError, isDataverseError, type CodeOf, type Upstream } from '../errors.js';
@@ -69,7 +61,20 @@ function str(v: unknown): string | undefined {
 
 /**
  * Maps anything thrown by a Dataverse call to a `DataverseError`, keeping Dataverse's status, headers, body, code
- * and message. A `DataverseError` is returned as it is.
+ * and message. A `DataverseError` is returned as it is. The shapes it reads:
+ *
+ * - a plain call that failed: an `Error` with `status`, `statusMessage`, `headers` (lower-case names), and
+ *   Dataverse's `{"error": {...}}` body merged into it: `code` (`0x80040217`), `message`;
+ * - a failed part of a `$batch` (continue-on-error): an `Error` with `status`, `statusText`, `headers` of the part
+ *   and Dataverse's body under `error` (`err.error.code`, `err.error.message`); `err.message` is empty;
+ * - a `$batch` without continue-on-error: the client rejects with the ARRAY of parts parsed so far;
+ * - an aborted request: `AbortError` (`code` `ABORT_ERR`) whose `cause` is the signal's reason (`TimeoutError`
+ *   for `AbortSignal.timeout`);
+ * - a connection failure: a Node system error without `status` (`ECONNREFUSED`, `ECONNRESET` …); the client's own
+ *   `timeout` option ends as `ECONNRESET` "socket hang up", which is why the relay times calls out with a signal;
+ * - the token source: @azure/identity's `CredentialUnavailableError` / `AuthenticationError` (the relay's source
+ *   throws rather than return an empty token, so dynamics-web-api's "Token is empty" never happens);
+ * - TLS failures: a string `code` without status (`CERT_HAS_EXPIRED` …), like connection failures.
  */
 export function toDataverseError(error: unknown, ctx: ErrorContext = {}): DataverseError {
   if (isDataverseError(error)) return error;

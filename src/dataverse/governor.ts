@@ -1,36 +1,13 @@
 /**
- * The service-protection governor: every Dataverse call of one identity goes through one governor, which keeps the
- * identity within Dataverse's limits (reference/dataverse-contracts.md §3: per user, over a sliding window, 6,000
- * requests, 1,200 s of combined execution time, 52 concurrent; 429 with `Retry-After` in seconds). A `$batch` counts
- * once toward requests, but every operation in it adds execution time: for batched writes the execution-time limit is
- * the one that binds. The `x-ms-ratelimit-*` headers are debugging aids from whichever server answered (PA-docs
- * api-limits.md), no contract: the governor is correct without them.
+ * The service-protection governor: every Dataverse call of one identity in a process goes through one governor, which
+ * keeps the identity within Dataverse's limits (reference/dataverse-contracts.md §3: per user, over a sliding window,
+ * 6,000 requests, 1,200 s of combined execution time, 52 concurrent; 429 with `Retry-After` in seconds).
  *
- * - **Retry-After**: after a 429 no call starts until the `Retry-After` has run out; every caller waits. When it
- *   has, one call goes first (a probe); the others follow once it answered with anything but a 429, so a pause
- *   costs at most one more 429 however many callers wait. A 429 for execution time (`0x80072321`) also tells the
- *   governor that its own count fell short: the execution estimate per operation is raised to match.
- * - **Its own count** (always): requests started and execution time spent in the window, the time of a call being
- *   its observed duration (the server's execution time plus the network: an upper bound), and an estimate per
- *   operation learned from those durations (`run`'s `operations`: a `$batch` of 100 costs 100 operations). Once less
- *   than `paceBelow` of `requestBudget` or `executionBudgetMs` is left, starts are spaced so that what is left lasts
- *   the window: `windowMs / requestsLeft`, `windowMs × estimated cost of the next call / timeLeft`; a call that does
- *   not fit what is left waits until enough of the window has passed.
- * - **Headers** (when present and consistent): `x-ms-ratelimit-burst-remaining-xrm-requests` and
- *   `x-ms-ratelimit-time-remaining-xrm-requests` (execution seconds left, en-US grouping: `1,199.46`) pace the same
- *   way from what they say is left (they see other processes of the identity). They are believed only while
- *   successive readings do not go up (a rise means another server answered): after a rise, not until
- *   `HEADER_TRUST_READINGS` readings in a row went down or stayed. They can only slow calls down, never speed them up.
- * - **Concurrency** (AIMD): starts at `initialConcurrency`, grows by one per `concurrency` successful calls up to
- *   `maxConcurrency` (at most 52, Dataverse's concurrent-request limit), halves on a 429 (once per pause); the
- *   `x-ms-dop-hint` response header (the org's recommended degree of parallelism, PA-docs send-parallel-requests.md),
- *   when present, lowers that ceiling to its value.
- * - Every call gets an AbortSignal that fires on the caller's signal and after `timeoutMs`; errors come out as
- *   `DataverseError` (errors.ts), a timeout as `DataverseTimeout`; the caller's own abort rethrows its reason.
- *
- * The headers come from `observe`, which `createDataverseClient({ onResponse: governor.observe })` feeds with every
- * response (dynamics-web-api does not expose headers on success; see client.ts). Without it the governor paces from
- * its own count and honours 429s.
+ * Invariants: after a 429 no call starts before its `Retry-After` has run out, and then one probe goes first, so a
+ * pause costs at most one more 429 however many callers wait; pacing rests on the governor's own count of requests
+ * and execution time (a `$batch` counts once toward requests, but every operation in it adds execution time: for
+ * batched writes that is the limit that binds); the `x-ms-ratelimit-*` headers are debugging aids from whichever server
+ * answered (PA-docs api-limits.md), no contract: they can only slow calls down, and the governor is correct without.
  */
 import { whenAborted } from '../abort.js';
 import { DataverseError, isDataverseError } from '../errors.js';
@@ -41,15 +18,28 @@ import { SERVICE_PROTECTION } from './assumptions.js';
 export const DATAVERSE_MAX_CONCURRENT = 52;
 
 export interface GovernorOptions {
-  /** Calls in flight at first. @defaultValue 4 */
+  /**
+   * Calls in flight at first. Concurrency is AIMD: it grows by one per `concurrency` successful calls up to
+   * `maxConcurrency` and halves on a 429 (once per pause). @defaultValue 4
+   */
   initialConcurrency?: number;
-  /** Calls in flight at most (≤ 52). @defaultValue 16 */
+  /**
+   * Calls in flight at most (≤ 52, Dataverse's concurrent-request limit). The `x-ms-dop-hint` response header (the
+   * org's recommended degree of parallelism, PA-docs send-parallel-requests.md), when present, lowers this ceiling to
+   * its value. @defaultValue 16
+   */
   maxConcurrency?: number;
   /** Calls in flight at least, after halving. @defaultValue 1 */
   minConcurrency?: number;
   /** The service protection window, over which pacing spreads what is left. @defaultValue 300000 (5 minutes) */
   windowMs?: number;
-  /** Pacing starts when less than this fraction of the largest remaining budget seen is left. @defaultValue 0.5 */
+  /**
+   * Pacing starts when less than this fraction of the largest remaining budget seen is left (`requestBudget` or
+   * `executionBudgetMs` by the own count, or what the headers say while they are believed; see `observe`): starts are
+   * then spaced so that what is left lasts the window (`windowMs / requestsLeft`, `windowMs × estimated cost of the
+   * next call / timeLeft`), and a call that does not fit what is left waits until enough of the window has passed.
+   * @defaultValue 0.5
+   */
   paceBelow?: number;
   /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
   timeoutMs?: number;
@@ -60,7 +50,10 @@ export interface GovernorOptions {
   requestBudget?: number;
   /**
    * Combined execution time per window this governor may use, ms: Dataverse's 1,200,000 (20 minutes) per identity,
-   * shared by every process of the identity (give each its part). @defaultValue 1200000
+   * shared by every process of the identity (give each its part). Counted from each call's observed duration (the
+   * server's execution time plus the network: an upper bound), with an estimate per operation learned from those
+   * durations for the calls in flight (`RunOptions.operations`); a 429 for execution time (`0x80072321`) says the
+   * count fell short, and the estimate is raised to match. @defaultValue 1200000
    */
   executionBudgetMs?: number;
   /** Pause after a 429 without a usable Retry-After. @defaultValue 1000 */
@@ -98,7 +91,7 @@ export interface GovernorState {
   /** From the last headers (believed or not); undefined until a response carried them. */
   requestsRemaining: number | undefined;
   timeRemainingMs: number | undefined;
-  /** Whether the headers are believed now (see the module comment). */
+  /** Whether the headers are believed now (see `observe`). */
   headersTrusted: boolean;
   /** The governor's own count over the window: requests started, execution ms spent (and estimated for calls in flight). */
   requestsUsed: number;
@@ -113,9 +106,22 @@ export interface GovernorState {
 }
 
 export interface Governor {
-  /** Runs `call` when the limits allow, with a signal that fires on abort and timeout; errors as DataverseError. */
+  /**
+   * Runs `call` when the limits allow: after a 429 no call starts until its `Retry-After` has run out (every caller
+   * waits); then one call goes first (a probe), and the others follow once it answered with anything but a 429. The
+   * call's signal fires on the caller's signal and after `timeoutMs`; errors come out as `DataverseError` (errors.ts),
+   * a timeout as `DataverseTimeout`, and the caller's own abort rethrows its reason.
+   */
   run<T>(call: (signal: AbortSignal) => Promise<T>, options?: RunOptions): Promise<T>;
-  /** Feeds a response's status and headers (pacing, and a 429's Retry-After). Bound: pass it as a callback. */
+  /**
+   * Feeds a response's status and headers (pacing, and a 429's Retry-After). Bound: pass it as a callback;
+   * `createDataverseClient({ onResponse: governor.observe })` feeds it every response (dynamics-web-api does not
+   * expose headers on success; see client.ts). Without it the governor paces from its own count and honours 429s.
+   * `x-ms-ratelimit-burst-remaining-xrm-requests` and `x-ms-ratelimit-time-remaining-xrm-requests` (execution seconds
+   * left, en-US grouping: `1,199.46`) pace like the own count, from what they say is left (they see the identity's
+   * other processes). They are believed only while successive readings do not go up (a rise means another server
+   * answered): after a rise, not until `HEADER_TRUST_READINGS` readings in a row went down or stayed.
+   */
   readonly observe: (response: ObservedResponse) => void;
   state(): GovernorState;
   /** Rejects waiting callers and refuses new ones. Idempotent. */

@@ -1,14 +1,12 @@
 /**
- * Everything the relay does with Dataverse: the dynamics-web-api client with @azure/identity, the error mapping,
- * the RemoteExecutionContext decoder, the service-protection governor, the reads intake makes (`DataverseReads`)
- * and the interaction writer (`InteractionWriter`). The rest of the folder is internal.
- *
- * Wiring, one identity:
+ * Everything the relay does with Dataverse: the client (dynamics-web-api, @azure/identity), the error mapping, the
+ * RemoteExecutionContext decoder, the service-protection governor, and the pipeline's ports over them: intake's reads
+ * (`DataverseReads`), the recorder's writer (`InteractionWriter`), the callbacks' directory (`CallbackDirectory`).
+ * The rest of the folder is internal. Wiring, one identity:
  * ```ts
  * const governor = createGovernor(); // calls are timed out after the client's dataverse.timeoutMs
  * const client = dataverseClientFromConfig(config, { onResponse: governor.observe });
- * const reads = createDataverseReads(client, { governor });
- * const writer = createInteractionWriter(client, governor);
+ * const reads = createDataverseReads(client, { governor }); // createInteractionWriter(client, governor) alike
  * // on close: governor.close(); closeDataverseClient(client);
  * ```
  */
@@ -48,3 +46,4 @@ export { createDataverseReads, READS_DEFAULTS, type DataverseReadsOptions, type 
 export { createInteractionWriter, interactionRequest, CREATE_INTERACTION_ACTION, MAX_BATCH_SIZE, type InteractionWriterOptions, type InteractionRequest } from './writer.js';
 export { REALTIME_OUTBOUND_CALL, REALTIME_NOTIFICATION, TRUNCATED_PROPERTY } from './assumptions.js';
 export { registerGovernorMetrics } from './governor-metrics.js';
+export { createCallbackDirectory, type DirectoryClient, type DirectoryOptions } from './callback-directory.js';

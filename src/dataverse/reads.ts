@@ -1,21 +1,11 @@
 /**
- * The reads intake makes (`DataverseReads`), in as few requests as the Web API allows, every call through the
- * governor and with the caller's signal.
+ * The reads intake makes (`DataverseReads`): contacts and activity rows by id, and message records, in as few
+ * requests as the Web API allows, every call through the identity's governor and with the caller's signal.
  *
- * **Contacts.** The ids are de-duplicated and split into chunks of `contactsPerQuery` (default 100), each one
- * `GET contacts?$select=…&$filter=Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[…])`. One chunk
- * is sent as that GET; several chunks go as the GETs of ONE `$batch` (up to 1,000 a batch). Measured with the
- * emulator through dynamics-web-api 2.5.0: the percent-encoded In filter costs about 45 characters a GUID, so a
- * plain GET stays under the client's 2,000-character threshold up to 45 ids (measured with 1 to 4 columns; 46 go as a $batch); above it the client sends
- * the GET inside a `$batch` by itself. Both are one request, and inside a `$batch` the URL limit is 64 KB, so
- * chunks of 100 (about 4.6 KB) are safe. Requests per `contacts()` call: 1 for up to 100,000 ids; the batch adds
- * one operation (execution time) per chunk. A `$batch` counts once toward the request limit.
- *
- * **Message records** are cached (a `TtlCache`: LRU, `messageCache.max` entries, each for `messageCache.ttlMs`), keyed by entity
- * set, id and columns; concurrent asks for one record share one request. A record that does not exist is not cached.
- *
- * **Activity rows** by id, for events Dataverse truncated or whose Target lacked attributes: the same In-filter
- * queries on `msdyncrm_customerjourneycustomchannelactivityid` as the contacts (one request for a batch's rows).
+ * Invariants: ids are de-duplicated and read with `In` filters in chunks, one chunk as a GET and several as the GETs
+ * of ONE `$batch` (it counts once toward the request limit; each chunk adds one operation's execution time), so a
+ * batch of activities costs one request per table whatever its size; a row that does not exist is absent from the
+ * answer, never an error; a message record is read once per cache lifetime, and concurrent asks share one request.
  */
 import { raceAbort } from '../abort.js';
 import { TtlCache } from '../cache.js';
@@ -29,9 +19,19 @@ import { ACTIVITY_COLUMNS, ACTIVITY_KEY, ACTIVITY_SET } from './remote-context.j
 export interface DataverseReadsOptions {
   /** The governor of the client's identity. */
   governor: Governor;
-  /** Contact ids per In filter (one GET, or one operation of a `$batch`). @defaultValue 100 */
+  /**
+   * Contact ids (and activity row ids) per In filter: one GET, or one operation of a `$batch` (up to 1,000 a batch).
+   * Measured with the emulator through dynamics-web-api 2.5.0: the percent-encoded In filter costs about 45
+   * characters a GUID, so a plain GET stays under the client's 2,000-character threshold up to 45 ids (measured with
+   * 1 to 4 columns; 46 go as a $batch); above it the client sends the GET inside a `$batch` by itself. Both are one
+   * request, and inside a `$batch` the URL limit is 64 KB, so chunks of 100 (about 4.6 KB) are safe. Requests per
+   * `contacts()` call: 1 for up to 100,000 ids. @defaultValue 100
+   */
   contactsPerQuery?: number;
-  /** Message record cache. @defaultValue `{ max: 1000, ttlMs: 300000 }` */
+  /**
+   * Message record cache (a `TtlCache`: LRU, `max` entries, each for `ttlMs`), keyed by entity set, id and columns; a
+   * record that does not exist is not cached. @defaultValue `{ max: 1000, ttlMs: 300000 }`
+   */
   messageCache?: { max?: number; ttlMs?: number };
   /** Clock for the cache (tests). @defaultValue Date.now */
   now?: () => number;
@@ -176,8 +176,11 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   }
 
   return {
+    // `GET contacts?$select=…&$filter=Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[…])` per chunk.
     contacts: (ids, columns, signal) => byIds('contacts', 'contactid', ids, columns, signal),
     messageRecord,
+    // For events Dataverse truncated or whose Target lacked attributes: the same In-filter queries on
+    // msdyncrm_customerjourneycustomchannelactivityid as the contacts.
     activities: (ids, signal) => byIds(ACTIVITY_SET, ACTIVITY_KEY, ids, ACTIVITY_COLUMNS, signal),
     stats: () => ({ ...stats }),
   };

@@ -126,7 +126,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
     // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
     const relay = (stages: readonly StageName[], tokenIdentity: string): RunningRelay => {
-      const started = startRelay({ stages, config: system.config, channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } }, dataverse: { tokenIdentity } });
+      const started = startRelay({ stages, config: system.config, ...(system.callbackKeys ? { callbackKeys: system.callbackKeys } : {}), channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } }, dataverse: { tokenIdentity } });
       relays.push(started);
       return closer.add(`relay ${stages.join(',')}`, started);
     };

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadChannels, type ChannelRegistry } from '../channels/index.js';
 import { loadConfig, type RelayConfig } from '../config/index.js';
+import type { CallbackKeys } from '../correlation/index.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { closeDataverseClient, createDataverseClient } from '../dataverse/index.js';
 import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type PartialTargets, type SeedDocument } from '../emulators/dataverse/index.js';
@@ -92,6 +93,8 @@ export interface EmbeddedSystem extends Closeable {
   env: Record<string, string>;
   /** The workers' configuration, loaded from {@link EmbeddedSystem.env}. */
   config: RelayConfig;
+  /** The callback keys the configuration loader parsed (`LoadedConfig.callbackKeys`), when configured (with `feedback`). */
+  callbackKeys?: CallbackKeys;
   channels: ChannelRegistry;
   /** The seed the Dataverse emulator was started with. */
   seed: SeedDocument;
@@ -197,10 +200,10 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
         : { CALLBACKS_PORT: String(callbacksPort), CALLBACKS_PUBLIC_URL: callbacksUrl as string, CALLBACK_SIGNING_KEYS: `demo:${randomBytes(32).toString('base64')}` }),
       ...options.env,
     };
-    const config = loadConfig({ env }).config;
+    const { config, callbackKeys } = loadConfig({ env });
     if (callbacksPort !== undefined) config.callbacks = { ...config.callbacks, host: '127.0.0.1' };
     const channels = loadChannels(channelsFile, { env });
-    return { sb, dv, sim, registration, admin, env, config, channels, seed, dir, ...(callbacksUrl === undefined ? {} : { callbacksUrl }), close: () => closer.close() };
+    return { sb, dv, sim, registration, admin, env, config, ...(callbackKeys === undefined ? {} : { callbackKeys }), channels, seed, dir, ...(callbacksUrl === undefined ? {} : { callbacksUrl }), close: () => closer.close() };
   } catch (err) {
     await closer.close();
     throw err;

@@ -15,3 +15,16 @@
  * `retry.lostAnswerLookupDelayMs` (each lost answer then holds its message that much longer).
  */
 export const LOST_ANSWER_LOOKUP_DELAY_MS = 5000;
+
+/**
+ * The most segments one Twilio call can count against its sender's rate, which bounds how long a successor honours a
+ * hold handed over in the session state (`firstSendAt`). Twilio refuses a body of more than 1,600 characters (error
+ * 21617, twilio.com/docs/api/errors/21617: "The Body parameter for an outgoing message can be up to 1,600
+ * characters"), so a refused body counts nothing, and a segment holds at least one character. What a character is
+ * there is not said; the page adds that non-GSM-7 characters "can use more space … and cause the message to exceed
+ * the limit sooner", which reads as UTF-16 code units or code points, never more than a code point (the relay's own
+ * count keeps a grapheme whole but never counts more segments than code points). If Twilio counted graphemes (a
+ * family emoji as one), an accepted body could count more: a successor would honour a handed-over hold for less than
+ * its length and could send within the last of its windows.
+ */
+export const TWILIO_MAX_CALL_SEGMENTS = 1600;

@@ -2,8 +2,8 @@
  * The stages of the send path as plain classes (intake, dispatch, recorder), the messages between them, and the
  * ports they need from the outside (implemented by `src/servicebus/` and `src/dataverse/`, faked in tests).
  */
-export { IntakeStage, type IntakeOptions, type IntakeStats, type IntakeEvent, type IntakeChannels, type IntakeDeadLetterReason } from './intake/index.js';
-export { DispatchStage, DISPATCH_DEAD_LETTER_REASONS, type DispatchOptions, type DispatchStats, type DispatchSessionHandler, type ChannelLookup } from './dispatch/index.js';
+export { IntakeStage, type IntakeOptions, type IntakeStats, type IntakeEvent, type IntakeDeadLetterReason } from './intake/index.js';
+export { DispatchStage, DISPATCH_DEAD_LETTER_REASONS, type DispatchOptions, type DispatchStats, type DispatchSessionHandler } from './dispatch/index.js';
 export type { DecodedEvent, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, EventOrigin } from './events.js';
 export { RecorderStage, type RecorderOptions, type RecorderStats } from './recorder/index.js';
 export { renderText, placeholders } from './intake/index.js';
@@ -20,11 +20,15 @@ export {
   type RealtimeContext,
 } from './messages.js';
 export type {
+  ChannelLookup,
   Delivery,
   QueueSender,
   OutboundSender,
   InteractionSender,
   DataverseReads,
+  CallbackDirectory,
+  ActivityRecord,
+  FoundContact,
   InteractionWriter,
   WriteResult,
   Row,

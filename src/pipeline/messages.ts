@@ -4,29 +4,14 @@
  * check every field and throw an `EventError` that names the field, so a stage can dead-letter a body it cannot read
  * with a reason a person understands.
  */
+import type { MarketingContext } from '../correlation/index.js';
 import { errorMessage, EventError } from '../errors.js';
+
+/** Where an outbound-marketing activity came from (correlation seals it in callback tokens). */
+export type { MarketingContext };
 
 /** The body version written by this code. A reader refuses versions it does not know. */
 export const MESSAGE_VERSION = 1;
-
-/** Where an outbound-marketing activity came from: everything CreateInteraction needs, carried along. */
-export interface MarketingContext {
-  kind: 'marketing';
-  /**
-   * `msdyncrm_activityid` of the Custom Channel Activity: most likely the journey tile's id, shared by every contact
-   * of the tile. Only passed on (CreateInteraction's `ActivityId`), never a key.
-   */
-  activityId: string;
-  /** The activity row's id (`msdyncrm_customerjourneycustomchannelactivityid`): the key of everything about it. */
-  activityRowId: string;
-  contactId: string;
-  journeyId: string;
-  iterationId: string;
-  /** `msdyncrm_entitytype`: the logical name of the custom message table. */
-  entityType: string;
-  /** `msdyncrm_entityid`: the message record's id. */
-  entityId: string;
-}
 
 /** Where a real-time journeys send came from: the outbound Custom API payload's identifiers. */
 export interface RealtimeContext {

@@ -2,8 +2,15 @@
  * What the stages need from the outside, as narrow interfaces. `src/servicebus/` and `src/dataverse/` implement them
  * with the real SDKs; unit tests implement them with fakes. A stage never imports an SDK.
  */
+import type { Channel } from '../channels/index.js';
 import type { DataverseError } from '../errors.js';
-import type { InteractionMessage, OutboundMessage } from './messages.js';
+import type { InteractionMessage, MarketingContext, OutboundMessage } from './messages.js';
+
+/** The configured channels, as every stage looks them up (a `ChannelRegistry` fits). */
+export interface ChannelLookup {
+  byName(name: string): Channel | undefined;
+  all(): readonly Channel[];
+}
 
 /** A received Service Bus message as a stage sees it. Every delivery must be settled exactly once. */
 export interface Delivery {
@@ -48,6 +55,41 @@ export interface DataverseReads {
    * request for the lot; ids not found are absent.
    */
   activities(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>>;
+}
+
+/** A contact found by its address, with the columns asked for. */
+export interface FoundContact {
+  contactId: string;
+  row: Row;
+}
+
+/**
+ * A Custom Channel Activity row as the callbacks service reads it, by the fields of the context it gives; a field the
+ * row lacks (an empty lookup) is absent, so that such a row is still told apart from none.
+ */
+export type ActivityRecord = Partial<Omit<MarketingContext, 'kind'>>;
+
+/** What the callbacks service reads and writes in Dataverse (src/dataverse's `createCallbackDirectory`). */
+export interface CallbackDirectory {
+  /**
+   * Every contact whose `addressField` equals `address` (all pages read, up to a bound): an opt-out applies to each of
+   * them; a keyword only when there is one.
+   */
+  contactsByAddress(addressField: string, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]>;
+  /** The contact's most recent activities of one message table, newest first (at most `top`). */
+  latestActivities(contactId: string, entityType: string, top: number, signal?: AbortSignal): Promise<ActivityRecord[]>;
+  /** The activity whose row id (`msdyncrm_customerjourneycustomchannelactivityid`) is `rowId` (cached); undefined when none. */
+  activityByRowId(rowId: string, signal?: AbortSignal): Promise<ActivityRecord | undefined>;
+  /**
+   * For links and requests written before the relay keyed on the row: the activities whose `msdyncrm_activityid` is
+   * `activityId`, at most two (two mean that it names a tile shared by several contacts, not one row). A single one
+   * is cached.
+   */
+  activitiesByActivityId(activityId: string, signal?: AbortSignal): Promise<ActivityRecord[]>;
+  /** A message record's columns (cached); undefined when it does not exist. */
+  messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
+  /** Sets one column of a contact (the compliance field). */
+  updateContact(contactId: string, values: Row, signal?: AbortSignal): Promise<void>;
 }
 
 /** The result of writing one interaction. */

@@ -1,20 +1,12 @@
 /**
- * The one HTTP call every adapter makes: a `node:http` / `node:https` request on a keep-alive agent (one per origin,
- * kept for the life of the process; idle sockets close after {@link IDLE_SOCKET_MS}), the answer read into a Buffer,
- * with a timeout, the caller's signal, and failures turned into `ProviderError`s:
+ * The one HTTP call every adapter makes: a `node:http` / `node:https` request on a keep-alive agent per origin, the
+ * answer read into a Buffer, with a timeout and the caller's signal.
  *
- * - the timeout (`timeoutMs`) → `ProviderTimeout`;
- * - a connection failure (refused, reset, DNS) → `ProviderUnavailable`;
- * - the caller's own abort (shutdown) → the abort reason rethrown as is, so that a stop is never mistaken for a
- *   provider fault.
- *
- * Answers of any status are returned, not thrown: each adapter's mapping function decides what a status means.
- * Redirects are returned, never followed (the credentials stay with the provider). Nothing here puts the URL (a
- * Telegram bot token is in its path) or the request headers (basic auth) into an error.
- *
- * Not global `fetch`: per call, undici's fetch costs a web stream for the answer, a `Headers` and a `Response`; at
- * hundreds of sends a second that was about a fifth of the dispatch worker's CPU time (docs/benchmarks.md,
- * "Pipeline"). A caller may still pass its own `fetch` (tests, proxies): that call goes through it.
+ * Invariants: answers of any status are returned, not thrown (each adapter's mapping decides what a status means);
+ * a failure before an answer is a `ProviderError`, except the caller's own abort, rethrown as is so that a stop is
+ * never mistaken for a provider fault; redirects are returned, never followed (the credentials stay with the
+ * provider); no error holds the URL (a Telegram bot token is in its path), the request headers (basic auth) or a
+ * secret the call names.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -39,7 +31,12 @@ export interface HttpCall {
   timeoutMs: number;
   /** The caller's signal (shutdown): its abort is rethrown as is. */
   signal?: AbortSignal;
-  /** Send through this `fetch` instead of `node:http` (tests, proxies). @defaultValue undefined: `node:http` / `node:https` */
+  /**
+   * Send through this `fetch` instead of `node:http` (tests, proxies). Not global `fetch` by default: per call,
+   * undici's fetch costs a web stream for the answer, a `Headers` and a `Response`; at hundreds of sends a second that
+   * was about a fifth of the dispatch worker's CPU time (docs/benchmarks.md, "Pipeline").
+   * @defaultValue undefined: `node:http` / `node:https`
+   */
   fetch?: FetchLike;
   /** Values that must never appear in an error (tokens, passwords); replaced by `[REDACTED]`. */
   secrets?: readonly string[];
@@ -61,7 +58,11 @@ const IDLE_SOCKET_MS = 4000;
 const MIN_SECRET_CHARS = 8;
 
 /**
- * Sends one POST (or GET, `method`) and returns the answer, whatever its status; see the module comment for the failures.
+ * Sends one POST (or GET, `method`) and returns the answer, whatever its status. Failures:
+ *
+ * - the timeout (`timeoutMs`) → `ProviderTimeout`;
+ * - a connection failure (refused, reset, DNS) → `ProviderUnavailable`;
+ * - the caller's own abort (shutdown) → the abort reason rethrown as is.
  *
  * The timeout and the caller's signal feed one per-call `AbortController` whose timer and listener are removed
  * when the call ends. Not `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 (measured on 20.20.2)
@@ -144,7 +145,10 @@ interface RawAnswer {
   text(): Promise<string>;
 }
 
-/** Keep-alive agents by origin (`http://host:port`): calls to one provider reuse their connections. */
+/**
+ * Keep-alive agents by origin (`http://host:port`), kept for the life of the process: calls to one provider reuse
+ * their connections; idle sockets close after {@link IDLE_SOCKET_MS}.
+ */
 const agents = new Map<string, http.Agent>();
 
 function agentFor(url: URL): http.Agent {

@@ -1,8 +1,8 @@
 /**
  * The provider adapters behind one interface (`Provider`), made from a channel's provider settings:
  * `twilio` (Messages API), `telegram` (Bot API `sendMessage`), `contract` (the real-time journeys outbound
- * contract over HTTP, Standard Webhooks signed). Also the Standard Webhooks signing and verification that the
- * callbacks service uses for what it receives.
+ * contract over HTTP, Standard Webhooks signed). Also each provider's verification of the requests it makes to the
+ * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks.
  */
 import type { ProviderSettings } from '../channels/index.js';
 import { ContractProvider } from './contract/adapter.js';
@@ -15,8 +15,22 @@ export type { Provider, SendRequest, SendResult, SentQuery, ProviderType } from 
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';
-export { mapTwilioResponse, mapTwilioFetchResponse, smsSegments, TwilioProvider, TWILIO_BASE_URL, TWILIO_ERROR_CODES, type TwilioMessage } from './twilio/index.js';
-export { isTelegramGroupChat, mapTelegramResponse, TELEGRAM_BASE_URL, TELEGRAM_GROUP_SPACING_MS } from './telegram/index.js';
+export {
+  mapTwilioResponse,
+  mapTwilioFetchResponse,
+  smsSegments,
+  TwilioProvider,
+  TWILIO_BASE_URL,
+  TWILIO_ERROR_CODES,
+  twilioSignature,
+  verifyTwilioSignature,
+  twilioSignedUrls,
+  signatureSettings,
+  TWILIO_SIGNATURE_SETTINGS_HEADER,
+  type TwilioMessage,
+  type TwilioSignatureAlgorithm,
+} from './twilio/index.js';
+export { isTelegramGroupChat, mapTelegramResponse, verifySecretToken, TELEGRAM_BASE_URL, TELEGRAM_GROUP_SPACING_MS } from './telegram/index.js';
 export {
   mapContractResponse,
   signWebhook,

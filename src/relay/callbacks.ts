@@ -1,20 +1,20 @@
 /**
  * Wiring of the callbacks stage on the real clients: its queue senders (`interactions`, `outbound`), its Dataverse
- * directory (through the identity's governor, with `dataverse.timeoutMs`), its keys (`callbacks.signingKeys`), and
- * the server listening on `callbacks.host:callbacks.port`, and the Twilio message fetch each Twilio channel's opt-ins
- * are checked with (the channel's Twilio adapter: its account's credentials, base URL and `timeoutMs`). Used by `startRelay`.
+ * directory (through the identity's governor, with `dataverse.timeoutMs`), the callback keys as given, the server on
+ * `callbacks.host:callbacks.port`, and the Twilio message fetch each Twilio channel's opt-ins are checked with (the
+ * channel's Twilio adapter: its account's credentials, base URL and `timeoutMs`).
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import type { Registry } from 'prom-client';
 import type { Channel, ChannelRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
-import { createDataverseReads, type Governor } from '../dataverse/index.js';
+import { createCallbackDirectory, createDataverseReads, type Governor } from '../dataverse/index.js';
 import { errorMessage } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { CallbacksStage, createCallbackDirectory, type CallbackKeys, type TwilioMessageFetcher } from '../pipeline/callbacks/index.js';
+import { CallbacksStage, type CallbackKeys, type TwilioMessageFetcher } from '../pipeline/callbacks/index.js';
 import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
 import { TwilioProvider, type Provider } from '../providers/index.js';
 import { createQueueSender } from '../servicebus/index.js';
@@ -23,7 +23,7 @@ export interface CallbacksWiring {
   bus: ServiceBusClient;
   dataverse: DynamicsWebApi;
   governor: Governor;
-  /** `callbackKeysFor(config, channels, stages)`: with the callbacks stage among them, never undefined. */
+  /** `callbackKeysFor(keys, channels, stages)`: with the callbacks stage among them, never undefined. */
   keys: CallbackKeys;
   config: RelayConfig;
   channels: ChannelRegistry;

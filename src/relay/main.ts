@@ -5,6 +5,7 @@
  */
 import type { ChannelRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
+import type { CallbackKeys } from '../correlation/index.js';
 import { errorMessage, isConfigError } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, onShutdownSignals } from '../lifecycle.js';
@@ -34,11 +35,12 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   const service = stages.length === 1 ? (stages[0] as string) : 'relay';
 
   let config: RelayConfig;
+  let callbackKeys: CallbackKeys | undefined;
   let channels: ChannelRegistry | undefined;
   try {
     // Only what these stages use (requirements.ts): the recorder reads no channel, dispatch no Dataverse.
     const loaded = loadStageConfig(stages, { env });
-    config = loaded.loaded.config;
+    ({ config, callbackKeys } = loaded.loaded);
     channels = loaded.channels;
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
@@ -59,7 +61,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     return;
   }
   try {
-    relay = startRelay({ stages, config, ...(channels ? { channels } : {}), log, registry });
+    relay = startRelay({ stages, config, ...(channels ? { channels } : {}), ...(callbackKeys ? { callbackKeys } : {}), log, registry });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     await health.close();

@@ -1,39 +1,38 @@
 /**
- * Wiring: one relay process running one or more stages on the real clients. Configuration in, a running relay out,
- * with readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Nothing here reads
- * the environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
+ * One relay process running one or more stages on the real clients: configuration in, a running relay out, with
+ * readiness and the stop → drain → close steps an entry point hands to `createShutdown`. Each stage is wired in its
+ * own file (intake.ts, dispatch.ts, recorder.ts, callbacks.ts); this one holds what they share: the Service Bus and
+ * Dataverse clients, the provider adapters, the receive loops and the close order. Nothing here reads the
+ * environment, installs signal handlers or exits: that is `main.ts`, for the entry points in `workers/`.
  */
-import { errorMessage } from '../errors.js';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import { providerSettings, type ChannelRegistry, type Channel } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
+import type { CallbackKeys } from '../correlation/index.js';
 import {
-  activityFromRow,
   closeDataverseClient,
-  createDataverseReads,
   createGovernor,
-  createInteractionWriter,
   dataverseClientFromConfig,
-  decodeRemoteContext,
   registerGovernorMetrics,
   type DataverseClientExtras,
   type GovernorState,
   type GovernorOptions,
 } from '../dataverse/index.js';
+import { errorMessage } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
-import { DispatchStage, type DispatchStats, IntakeStage, type IntakeStats, RecorderStage, type RecorderStats } from '../pipeline/index.js';
-import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
-import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
-import { statusCallbackUrls } from '../correlation/index.js';
+import type { DispatchStats, IntakeStats, RecorderStats } from '../pipeline/index.js';
 import { createProvider, type Provider } from '../providers/index.js';
-import { createQueueSender, serviceBusClientFromConfig, startBatchLoop, startSessionLoop, type ReceiveLoop } from '../servicebus/index.js';
+import { serviceBusClientFromConfig, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
-
+import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
+import { wireDispatch } from './dispatch.js';
+import { wireIntake } from './intake.js';
+import { wireRecorder } from './recorder.js';
 import { callbackKeysFor, needsOf, STAGES, type StageName } from './requirements.js';
-
+import type { RelayParts, WiredStage } from './wiring.js';
 
 export interface RelayOptions {
   /** Which stages this process runs (each at most once). */
@@ -41,6 +40,12 @@ export interface RelayOptions {
   config: RelayConfig;
   /** The channels; required by every stage but the recorder (see `STAGE_NEEDS`). */
   channels?: ChannelRegistry;
+  /**
+   * The callback keys as the configuration loader parsed them (`LoadedConfig.callbackKeys`), taken as given; required
+   * when `config.callbacks.signingKeys` is set, and by the stages that need them (see `callbackKeysFor`).
+   * @defaultValue none
+   */
+  callbackKeys?: CallbackKeys;
   log: Logger;
   /** Counters of every stage and of the Service Bus layer. @defaultValue none */
   registry?: Registry;
@@ -82,19 +87,21 @@ export interface RunningRelay {
 }
 
 /**
- * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting)
- * and for missing channels, `ConfigError` for missing or bad callback keys (see `callbackKeysFor`).
+ * Starts the given stages. Throws `TypeError` for a provider setting the adapter refuses (naming channel and setting),
+ * for missing channels and for configured but unparsed callback keys, `ConfigError` for missing callback keys (see
+ * `callbackKeysFor`).
  */
 export function startRelay(options: RelayOptions): RunningRelay {
   const { config, channels, registry } = options;
-  /** Where the Service Bus layer counts (nothing without a registry). */
-  const counting = registry ? { metrics: registry } : {};
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
   const needs = needsOf(stages);
   if (needs.channels && channels === undefined) throw new TypeError(`startRelay: stages ${stages.join(', ')} need channels`);
-  // Before anything is opened: bad keys stop start-up with nothing to close.
-  const callbackKeys = callbackKeysFor(config, channels, stages);
+  if (config.callbacks.signingKeys !== undefined && options.callbackKeys === undefined) {
+    throw new TypeError('startRelay: config.callbacks.signingKeys is set but callbackKeys is not: pass the keys the loader parsed (LoadedConfig.callbackKeys)');
+  }
+  // Before anything is opened: missing keys stop start-up with nothing to close.
+  const callbackKeys = callbackKeysFor(options.callbackKeys, channels, stages);
   const log = areaLogger(options.log, 'relay', { stages: stages.join(',') });
   const closer = new Closer(log);
   const loops: Array<{ name: StageName; loop: ReceiveLoop }> = [];
@@ -121,114 +128,27 @@ export function startRelay(options: RelayOptions): RunningRelay {
       closeDataverseClient(dataverse);
     });
   }
-  // Loops start receiving the moment they are made, so they are made last, once every stage and every provider
-  // setting has been built and checked: a bad setting stops start-up before a single message is locked.
-  const starters: Array<{ name: StageName; start: () => ReceiveLoop }> = [];
-  const addLoop = (name: StageName, start: () => ReceiveLoop): void => void starters.push({ name, start });
-  /** The start of a batch loop on `queue` with a stage's batch settings (`intake` or `recorder`), handing each batch to `stage`. */
-  const batchLoop =
-    (queue: string, settings: RelayConfig['intake'], stage: Pick<IntakeStage | RecorderStage, 'handle'>, rawBody = false) =>
-    (): ReceiveLoop =>
-      startBatchLoop({
-        client: bus,
-        queue,
-        rawBody,
-        maxBatch: settings.batchSize,
-        maxWaitMs: settings.maxWaitMs,
-        concurrency: settings.concurrency,
-        handler: (batch, signal) => stage.handle(batch, signal),
-        log: options.log,
-        ...counting,
-      });
+  const parts: RelayParts = { config, bus, log: options.log, ...(registry ? { registry } : {}), closer };
   let callbacks: StartedCallbacks | undefined;
-  // The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches).
-  const providers = new Map<string, Provider>();
   const makeProvider = options.provider ?? ((channel: Channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
-  /** The channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel. */
-  const providerOf = (channel: Channel): Provider => {
-    let provider = providers.get(channel.name);
-    if (provider === undefined) {
-      try {
-        provider = makeProvider(channel);
-      } catch (err) {
-        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
-      }
-      providers.set(channel.name, provider);
-    }
-    return provider;
-  };
+  const providerOf = providerAdapters(makeProvider, channels);
 
   try {
-    if (stages.includes('intake') && dataverse && governor && channels) {
-      const outbound = createQueueSender<OutboundMessage>(bus, queues.outbound, { log: options.log, ...counting });
-      closer.add('outbound sender', outbound);
-      const stage = new IntakeStage({
-        decode: decodeRemoteContext,
-        activityFromRow,
-        reads: createDataverseReads(dataverse, { governor }),
-        outbound,
-        channels,
-        log: options.log,
-        callTimeoutMs: config.dataverse.timeoutMs,
-        ...(callbackKeys ? { callbackKeys } : {}),
-        ...(registry ? { registry } : {}),
-      });
-      stats.intake = () => stage.stats();
-      onStop.push(() => stage.stop());
-      // Raw bodies: the decoder sees what Dataverse sent.
-      addLoop('intake', batchLoop(queues.activities, config.intake, stage, true));
-    }
-    if (stages.includes('dispatch') && channels) {
-      const interactions = createQueueSender<InteractionMessage>(bus, queues.interactions, { log: options.log, ...counting });
-      closer.add('interactions sender', interactions);
-      // Adapters are made up front, so that a bad provider setting stops start-up instead of the first send.
-      for (const channel of channels.all()) providerOf(channel);
-      const stage = new DispatchStage({
-        channels,
-        provider: providerOf,
-        interactions,
-        log: options.log,
-        guardMs: config.dispatch.guardMs,
-        retry: { transientRetries: config.dispatch.maxAttempts - 1, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
-        ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
-        ...(registry ? { registry } : {}),
-      });
-      stats.dispatch = () => stage.stats();
-      // A provider call in flight when the drain budget runs out is let finish (its own timeout bounds it), so that its
-      // message is recorded rather than handed back and sent again.
-      const callGraceMs = Math.max(...channels.all().map((c) => c.timeoutMs), 0) + 2_000;
-      addLoop('dispatch', () =>
-        startSessionLoop({
-          client: bus,
-          queue: queues.outbound,
-          maxSessions: config.dispatch.maxSessions,
-          sessionIdleMs: config.dispatch.sessionIdleMs,
-          maxBatch: DISPATCH_MAX_BATCH,
-          maxBatchOf: (sessionId) => dispatchBatchSize(channels.all().filter((c) => c.senderKey === sessionId)),
-          maxWaitMs: 200,
-          closeGraceMs: callGraceMs,
-          createSessionHandler: stage.sessionHandler,
-          log: options.log,
-          ...counting,
-        }),
-      );
-    }
-    if (stages.includes('recorder') && dataverse && governor) {
-      const stage = new RecorderStage({
-        writer: createInteractionWriter(dataverse, governor, { batchSize: config.recorder.batchSize }),
-        log: options.log,
-        callTimeoutMs: config.dataverse.timeoutMs,
-        ...(registry ? { registry } : {}),
-      });
-      stats.recorder = () => stage.stats();
-      onStop.push(() => stage.stop());
-      addLoop('recorder', batchLoop(queues.interactions, config.recorder, stage));
+    // Loops start receiving the moment they are made, so they are made last, once every stage and every provider
+    // setting has been built and checked: a bad setting stops start-up before a single message is locked.
+    const wired: Array<{ name: StageName; stage: WiredStage<unknown> }> = [];
+    if (stages.includes('intake') && dataverse && governor && channels) wired.push({ name: 'intake', stage: wireIntake({ ...parts, dataverse, governor, channels, callbackKeys }) });
+    if (stages.includes('dispatch') && channels) wired.push({ name: 'dispatch', stage: wireDispatch({ ...parts, channels, callbackKeys, provider: providerOf }) });
+    if (stages.includes('recorder') && dataverse && governor) wired.push({ name: 'recorder', stage: wireRecorder({ ...parts, dataverse, governor }) });
+    for (const { name, stage } of wired) {
+      stats[name] = () => stage.stats();
+      if (stage.stop) onStop.push(() => stage.stop?.());
     }
     if (stages.includes('callbacks') && dataverse && governor && channels && callbackKeys) {
       callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });
       onStop.push(() => callbacks?.stage.stop());
     }
-    for (const { name, start } of starters) loops.push({ name, loop: start() });
+    for (const { name, stage } of wired) loops.push({ name, loop: stage.loop() });
   } catch (err) {
     // Nothing has been handled yet: loops that did start have received at most one batch, which close hands back.
     void Promise.all(loops.map(({ loop }) => loop.close()))
@@ -274,6 +194,26 @@ export function startRelay(options: RelayOptions): RunningRelay {
   };
 }
 
+/**
+ * The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches): the
+ * channel's adapter, made on first use and kept; a bad setting throws a `TypeError` naming the channel.
+ */
+function providerAdapters(makeProvider: (channel: Channel) => Provider, channels: ChannelRegistry | undefined): (channel: Channel) => Provider {
+  const providers = new Map<string, Provider>();
+  return (channel: Channel): Provider => {
+    let provider = providers.get(channel.name);
+    if (provider === undefined) {
+      try {
+        provider = makeProvider(channel);
+      } catch (err) {
+        throw new TypeError(`channel "${channel.name}" in ${channels?.file ?? 'the channels file'}: ${errorMessage(err)}`, { cause: err });
+      }
+      providers.set(channel.name, provider);
+    }
+    return provider;
+  };
+}
+
 /** Errors in a row after which a loop counts as not ready (the bus unreachable, the queue missing). */
 const UNHEALTHY_AFTER_ERRORS = 3;
 
@@ -284,20 +224,4 @@ function loopCheck(name: string, loop: ReceiveLoop, stopping: boolean): Readines
   if (!h.running) return { name, ok: false, detail: `stopped${h.lastError === undefined ? '' : `: ${h.lastError}`}` };
   if (h.consecutiveErrors >= UNHEALTHY_AFTER_ERRORS) return { name, ok: false, detail: `${h.consecutiveErrors} receives failed in a row: ${h.lastError ?? 'unknown error'}` };
   return { name, ok: true };
-}
-
-/** Most messages one dispatch batch takes from a session. */
-const DISPATCH_MAX_BATCH = 100;
-/** A dispatch batch holds what its sender may send in this long, so that a stop hands little back. */
-const DISPATCH_BATCH_SPAN_MS = 2_000;
-
-/**
- * The batch size of one sender's session: its rate for {@link DISPATCH_BATCH_SPAN_MS} (a 1-per-second sender takes 2
- * at a time, a 50-per-second one 100), so that a batch ends within seconds whatever the sender's limit and a
- * shutdown hands back few messages (each hand-back counts toward MaxDeliveryCount).
- */
-export function dispatchBatchSize(sharing: readonly Channel[]): number {
-  if (sharing.length === 0) return DISPATCH_MAX_BATCH;
-  const perSpan = Math.min(...sharing.map((c) => Math.ceil((c.rateLimit.messages * DISPATCH_BATCH_SPAN_MS) / c.rateLimit.intervalMs)));
-  return Math.max(1, Math.min(DISPATCH_MAX_BATCH, perSpan));
 }

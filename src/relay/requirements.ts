@@ -4,9 +4,9 @@
  * `channel-relay config check --stage`.
  */
 import { loadChannels, type Channel, type ChannelRegistry, type ProviderReading } from '../channels/index.js';
-import { loadConfig, type LoadedConfig, type RelayConfig } from '../config/index.js';
+import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { parseCallbackKeys, type CallbackKeys } from '../correlation/index.js';
+import type { CallbackKeys } from '../correlation/index.js';
 
 /** The stages a process can run. */
 export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
@@ -64,15 +64,14 @@ export interface LoadStageConfigOptions {
 }
 
 /**
- * The keys of the callback tokens and tracked-link codes (`callbacks.signingKeys`), parsed; undefined when none are
- * configured and none of `stages` needs them. Needed by the callbacks service always (it verifies every token and link
- * code with them), by intake for a channel that tracks links (`callbacks.trackLinks`), by dispatch for a Twilio
- * channel with callbacks (its status callback URLs). Throws a `ConfigError` when they are needed but not set, or when
- * they do not parse.
+ * The keys of the callback tokens and tracked-link codes, as the configuration loader parsed them
+ * (`LoadedConfig.callbackKeys`); undefined when none are configured and none of `stages` needs them. Needed by the
+ * callbacks service always (it verifies every token and link code with them), by intake for a channel that tracks
+ * links (`callbacks.trackLinks`), by dispatch for a Twilio channel with callbacks (its status callback URLs). Throws a
+ * `ConfigError` when they are needed but not set.
  */
-export function callbackKeysFor(config: RelayConfig, channels: ChannelRegistry | undefined, stages: readonly StageName[]): CallbackKeys | undefined {
-  const value = config.callbacks.signingKeys;
-  if (value !== undefined) return parseCallbackKeys(value, 'callbacks.signingKeys (CALLBACK_SIGNING_KEYS)');
+export function callbackKeysFor(keys: CallbackKeys | undefined, channels: ChannelRegistry | undefined, stages: readonly StageName[]): CallbackKeys | undefined {
+  if (keys !== undefined) return keys;
   const all = channels?.all() ?? [];
   const some = (list: readonly Channel[], has: string, have: string): string =>
     `channel${list.length > 1 ? 's' : ''} ${list.map((c) => c.name).join(', ')} in ${channels?.file ?? 'the channels file'} ${list.length > 1 ? have : has}`;
@@ -111,6 +110,6 @@ export function loadStageConfig(stages: readonly StageName[], options: LoadStage
   const channels = needs.channels
     ? loadChannels(loaded.config.channelsFile, { env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }), providers: needs.providers, callbackSecrets: needs.callbackSecrets })
     : undefined;
-  callbackKeysFor(loaded.config, channels, stages);
+  callbackKeysFor(loaded.callbackKeys, channels, stages);
   return { loaded, channels };
 }

@@ -12,17 +12,17 @@ import { completed, collectOutput, type CollectedOutput } from '../helpers/cli.j
 import { SEED, startSystem, until, type System } from './pipeline/harness.js';
 
 /**
- * The operator's path, as the README's "Running the workers" writes it: the sources compiled afresh into a folder of
+ * The operator's path, as the README's "Running in production" writes it: the sources compiled afresh into a folder of
  * their own, next to a `node_modules` that holds the production dependencies only (what `npm ci --omit=dev` installs,
  * read from package-lock.json: every package not marked `dev`), and the README's commands run there with bash, as
- * written. Each worker gets only the environment its stage requires (README table); against the embedded system's
+ * written. Each worker gets only the environment its stage requires (docs/operations.md's table); against the embedded system's
  * emulators, a journey goes through intake, dispatch and the recorder, each its own process and Dataverse identity.
  */
 
 const root = packageRoot();
-const SECTION = '## Running the workers';
+const SECTION = '## Running in production';
 
-/** The first ```sh block of the README's "Running the workers", one command per line, comments kept (bash drops them). */
+/** The first ```sh block of the README's "Running in production", one command per line, comments kept (bash drops them). */
 function productionCommands(): string[] {
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
   const start = readme.indexOf(`\n${SECTION}\n`);

@@ -10,22 +10,23 @@ import { completed, type CliRun } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * The README's "Against the three emulators, by hand" walkthrough, run as written: its ```sh blocks are read from
- * README.md and run with bash from the repository root, in order, the way its text says a person runs them. The
- * long-running commands (each emulator, the worker) are what the README puts in terminals of their own: each runs
- * in the background in its own process group; the `NAME=value` line each emulator prints is exported for the blocks
- * that follow, as the README asks the reader to. Everything else runs to completion, and its output is what the
+ * The walkthrough "Against the three emulators, by hand" (docs/walkthrough.md, linked from the README), run as
+ * written: its ```sh blocks are read from the page and run with bash from the repository root, in order, the way its
+ * text says a person runs them. The long-running commands (each emulator, the worker) are what the page puts in
+ * terminals of their own: each runs in the background in its own process group; the `NAME=value` line each emulator
+ * prints is exported for the blocks that follow, as the page asks the reader to. Everything else runs to completion, and its output is what the
  * assertions read.
  */
 
-const SECTION = '### Against the three emulators, by hand';
+const PAGE = 'docs/walkthrough.md';
+const SECTION = '# Against the three emulators, by hand';
 const JOURNEY_CONTACTS = 20;
 
-/** The ```sh blocks of the walkthrough, in order, exactly as the README has them. */
-function walkthroughBlocks(readme: string): string[] {
-  const start = readme.indexOf(SECTION);
-  assert.notEqual(start, -1, `README.md has no "${SECTION}" section`);
-  const rest = readme.slice(start + SECTION.length);
+/** The ```sh blocks of the walkthrough, in order, exactly as the page has them. */
+function walkthroughBlocks(page: string): string[] {
+  const start = page.indexOf(SECTION);
+  assert.notEqual(start, -1, `${PAGE} has no "${SECTION}" section`);
+  const rest = page.slice(start + SECTION.length);
   const next = rest.search(/^#{1,3} /m);
   const section = next === -1 ? rest : rest.slice(0, next);
   return [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1] as string);
@@ -40,7 +41,7 @@ function commandsOf(block: string): string[] {
 }
 
 
-/** One "terminal": a bash running a README command in the background, in its own process group. */
+/** One "terminal": a bash running a walkthrough command in the background, in its own process group. */
 interface Terminal {
   name: string;
   role: 'emulator' | 'worker';
@@ -63,11 +64,11 @@ function json(run: CliRun, what: string): unknown {
   }
 }
 
-describe('README: the walkthrough against the three emulators, by hand', function () {
+describe('docs/walkthrough.md: the walkthrough against the three emulators, by hand', function () {
   this.timeout(60_000);
 
   const root = packageRoot();
-  const blocks = walkthroughBlocks(readFileSync(path.join(root, 'README.md'), 'utf8'));
+  const blocks = walkthroughBlocks(readFileSync(path.join(root, PAGE), 'utf8'));
 
   it('has the six blocks this test runs: options, emulators, registration, worker, journey, watch', () => {
     assert.equal(blocks.length, 6, `found ${blocks.length} \`\`\`sh blocks in "${SECTION}"`);
@@ -77,7 +78,7 @@ describe('README: the walkthrough against the three emulators, by hand', functio
     const terminals: Terminal[] = [];
     let tmp = '';
     let healthPort = 0;
-    // What a reader's shell holds: their environment without the relay's own variables, then what the README exports.
+    // What a reader's shell holds: their environment without the relay's own variables, then what the page exports.
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_V8_COVERAGE: '' };
     for (const name of [...Object.keys(ENV_OVERRIDES), CONFIG_FILE_ENV, 'PROVIDERS_URL', 'TWILIO_AUTH_TOKEN', 'TELEGRAM_BOT_TOKEN', 'CONTRACT_SIGNING_SECRET']) {
       delete env[name];
@@ -143,13 +144,13 @@ describe('README: the walkthrough against the three emulators, by hand', functio
 
     before(async function () {
       if (spawnSync('bash', ['-c', 'command -v curl'], { stdio: 'ignore' }).status !== 0) {
-        console.log('    curl is not installed: the README walkthrough uses curl, so it cannot run as written here; skipped');
+        console.log('    curl is not installed: the walkthrough uses curl, so it cannot run as written here; skipped');
         this.skip();
       }
       process.once('exit', killAll);
       tmp = mkdtempSync(path.join(os.tmpdir(), 'readme-walkthrough-'));
       healthPort = await freePort();
-      // The README writes its simulator options to ${TMPDIR:-/tmp}: this run's own folder, so that runs do not meet.
+      // The page writes its simulator options to ${TMPDIR:-/tmp}: this run's own folder, so that runs do not meet.
       env['TMPDIR'] = tmp;
       env['HEALTH_PORT'] = String(healthPort);
     });

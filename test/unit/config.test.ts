@@ -183,6 +183,9 @@ describe('configuration', () => {
       const loaded = loadConfig({ env, cwd: dir });
       assert.equal(loaded.config.callbacks.signingKeys, `new:${key(1)},old:${key(2)}`);
       assert.equal(loaded.origins['callbacks.signingKeys'], 'environment variable CALLBACK_SIGNING_KEYS');
+      // Parsed here, once: the relay and the stages take these as given.
+      assert.deepEqual(loaded.callbackKeys?.verify.map((k) => [k.id, k.secret.toString('base64')]), [['new', key(1)], ['old', key(2)]]);
+      assert.equal(loaded.callbackKeys?.sign.id, 'new');
       const lines = describeConfig(loaded).join('\n');
       assert.match(lines, /signing keys new \(signs\), old \(from environment variable CALLBACK_SIGNING_KEYS\) \(secrets hidden\)/);
       assert.ok(!lines.includes(key(1)) && !lines.includes(key(2)));
@@ -191,6 +194,7 @@ describe('configuration', () => {
     it('is optional (not configured)', () => {
       const loaded = loadConfig({ env: baseEnv(), cwd: dir });
       assert.equal(loaded.config.callbacks.signingKeys, undefined);
+      assert.equal(loaded.callbackKeys, undefined);
       assert.match(describeConfig(loaded).join('\n'), /signing keys not configured/);
     });
 

@@ -8,8 +8,9 @@ import { packageRoot } from '../../src/paths.js';
 describe('README', () => {
   const readme = readFileSync(path.join(packageRoot(), 'README.md'), 'utf8');
   const schema = JSON.parse(readFileSync(path.join(packageRoot(), 'config/schema.json'), 'utf8')) as { properties: Record<string, unknown> };
-  // The rows of the configuration reference's table (other tables, e.g. the metrics, have rows of the same shape).
-  const reference = readme.slice(readme.indexOf('## Configuration reference'), readme.indexOf('\n## ', readme.indexOf('## Configuration reference') + 1));
+  // The rows of the configuration reference's table, up to its next heading (the channels file's table follows it).
+  const start = readme.indexOf('## Configuration reference');
+  const reference = readme.slice(start, readme.slice(start + 1).search(/^##+ /m) + start + 1);
   const rows = new Map(
     [...reference.matchAll(/^\| `([^`]+)` \| (?:`([A-Z_]+)`)? *\|/gm)].map((m) => [m[1] as string, m[2]]),
   );

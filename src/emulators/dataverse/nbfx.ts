@@ -1,6 +1,16 @@
 /**
- * [MC-NBFX] .NET Binary Format: XML Data Structure, the encoder for `messageformat` 1 (`application/msbin1`). Writes an
- * {@link XmlElement} tree with the records that need no dictionary, so every name and namespace is inline:
+ * [MC-NBFX] .NET Binary Format: XML Data Structure, the encoder for `messageformat` 1 (`application/msbin1`): writes an
+ * {@link XmlElement} tree with the records that need no dictionary (the {@link NBFX} table), so every name and
+ * namespace is inline; strings are a MultiByteInt31 byte length followed by UTF-8.
+ *
+ * Invariant: the same infoset as real Dataverse (WCF), not the same bytes. WCF also uses the [MC-NBFS] static
+ * dictionary, a binary session dictionary and typed text records (UuidText, Int32Text, TrueText, DateTimeText…); the
+ * emulator writes none of those (docs/emulators/dataverse.md).
+ */
+import type { XmlElement } from './xml-infoset.js';
+
+/**
+ * The records written:
  *
  * | Record | Byte | Used for |
  * |---|---|---|
@@ -12,13 +22,7 @@
  * | PrefixElementA..Z | 0x5E-0x77 | element with a one-letter prefix (`a:key`) |
  * | EmptyText | 0xA8 | an empty attribute value |
  * | Chars8Text / Chars16Text / Chars32Text | 0x98 / 0x9A / 0x9C | text, by UTF-8 length; +1 (WithEndElement) when the text is the element's last child, which then needs no EndElement |
- *
- * Strings are a MultiByteInt31 byte length followed by UTF-8. Real Dataverse (WCF) also uses the [MC-NBFS] static
- * dictionary, a binary session dictionary and typed text records (UuidText, Int32Text, TrueText, DateTimeText…); the
- * emulator uses none of those: same infoset, different bytes (docs/emulators/dataverse.md).
  */
-import type { XmlElement } from './xml-infoset.js';
-
 export const NBFX = {
   EndElement: 0x01,
   ShortAttribute: 0x04,

@@ -63,8 +63,10 @@ export interface QueuePlace {
  */
 export class SegmentQueue {
   readonly #windowMs: number;
-  /** Send times of the segments of the last window and of those still queued, ascending. */
+  /** Send times of the segments of the last window and of those still queued, ascending, from `#head` on. */
   #sends: number[] = [];
+  /** Where the live part of `#sends` starts: what is before it has left the window (dropped in bulk, see `#prune`). */
+  #head = 0;
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
@@ -73,40 +75,50 @@ export class SegmentQueue {
   /** Segments queued at `now` (their send time is later). */
   waiting(now: number): number {
     this.#prune(now);
-    return this.#sends.filter((t) => t > now).length;
+    return this.#sends.length - this.#firstAfter(now);
   }
 
-  /** Where `segments` arriving at `now` would go, without queueing them. */
-  place(now: number, segments: number, mps: number): QueuePlace {
+  /**
+   * Queues `segments` arriving at `now` and returns where they go; when `keep` (told that place) says no, they take no
+   * place (the queue is as it was) and the place they would have had is returned.
+   */
+  enqueue(now: number, segments: number, mps: number, keep: (place: QueuePlace) => boolean = () => true): QueuePlace {
     this.#prune(now);
-    return this.#schedule(now, segments, mps, [...this.#sends]);
-  }
-
-  /** Queues `segments` arriving at `now`; returns where they went. */
-  enqueue(now: number, segments: number, mps: number): QueuePlace {
-    this.#prune(now);
-    return this.#schedule(now, segments, mps, this.#sends);
-  }
-
-  #schedule(now: number, segments: number, mps: number, sends: number[]): QueuePlace {
+    const sends = this.#sends;
+    const before = sends.length;
     let firstAt: number | undefined;
     let at = now;
     for (let i = 0; i < segments; i++) {
-      const last = sends[sends.length - 1];
-      at = Math.max(now, last ?? now);
+      at = Math.max(now, sends.length > this.#head ? (sends[sends.length - 1] as number) : now);
       // The segment `mps` places back must have left the window.
-      if (sends.length >= mps) at = Math.max(at, (sends[sends.length - mps] as number) + this.#windowMs);
+      if (sends.length - this.#head >= mps) at = Math.max(at, (sends[sends.length - mps] as number) + this.#windowMs);
       sends.push(at);
       firstAt ??= at;
     }
     const idle = now + (Math.ceil(segments / mps) - 1) * this.#windowMs;
-    return { firstAt: firstAt ?? now, queuedMs: Math.max(0, at - idle) };
+    const place = { firstAt: firstAt ?? now, queuedMs: Math.max(0, at - idle) };
+    if (!keep(place)) sends.length = before;
+    return place;
   }
 
+  /** The index of the first send after `t` (binary search: the sends are ascending). */
+  #firstAfter(t: number): number {
+    let lo = this.#head;
+    let hi = this.#sends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#sends[mid] as number) <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Drops the sends that have left the window; the array is compacted once the dropped part is its larger half. */
   #prune(now: number): void {
-    const floor = now - this.#windowMs;
-    let drop = 0;
-    while (drop < this.#sends.length && (this.#sends[drop] as number) <= floor) drop += 1;
-    if (drop > 0) this.#sends.splice(0, drop);
+    this.#head = this.#firstAfter(now - this.#windowMs);
+    if (this.#head > 1024 && this.#head * 2 > this.#sends.length) {
+      this.#sends = this.#sends.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }

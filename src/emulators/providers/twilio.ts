@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { FaultAction } from './faults.js';
 import type { Exchange, Outcome, Prepared, Reply } from './exchange.js';
 import type { SimulatedMessage } from './records.js';
-import { SegmentQueue, smsSegments } from './segments.js';
+import { SegmentQueue, smsSegments, type QueuePlace } from './segments.js';
 
 export { smsSegments } from './segments.js';
 
@@ -453,9 +453,9 @@ export class TwilioApi {
         return { reply: twilioError(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"), rejected: 21611 };
       }
       // A message that would wait past its validity is never sent: it takes no sending capacity.
-      const place = queue.place(now, segments, mps);
-      const expires = place.firstAt - now > validitySeconds * 1000;
-      if (!expires) queue.enqueue(now, segments, mps);
+      const expired = (p: QueuePlace): boolean => p.firstAt - now > validitySeconds * 1000;
+      const place = queue.enqueue(now, segments, mps, (p) => !expired(p));
+      const expires = expired(place);
       const sid = `SM${randomBytes(16).toString('hex')}`;
       const callback = params.get('StatusCallback') ?? undefined;
       const stored: StoredMessage = {

@@ -6,8 +6,8 @@
  */
 import type { Channel } from '../../channels/index.js';
 import type { MarketingContext } from '../messages.js';
-import { contextFromActivityRow } from './activity.js';
-import type { CallbackDirectory, FoundContact } from './directory.js';
+import type { CallbackDirectory, FoundContact } from '../ports.js';
+import { activityContext } from './activity.js';
 
 /** Activities read when a tile is shared by several channels. */
 const SHARED_TILE_LOOKBACK = 10;
@@ -26,9 +26,9 @@ export async function latestActivity(directory: CallbackDirectory, channel: Chan
   const tile = channel.tile;
   if (tile === undefined) return undefined;
   const shared = channel.channelField;
-  const rows = await directory.latestActivities(contactId, tile.entityType, shared === undefined ? 1 : SHARED_TILE_LOOKBACK, signal);
-  for (const row of rows) {
-    const context = contextFromActivityRow(row);
+  const activities = await directory.latestActivities(contactId, tile.entityType, shared === undefined ? 1 : SHARED_TILE_LOOKBACK, signal);
+  for (const activity of activities) {
+    const context = activityContext(activity);
     if (context === undefined) continue;
     if (shared === undefined) return context;
     const record = await directory.messageRecord(tile.entitySetName, context.entityId, [shared], signal);

@@ -1,28 +1,20 @@
 /**
- * The contract's callbacks, signed with Standard Webhooks v1 by the channel's `signingSecret` (the same secrets the
- * relay signs its sends with; several separated by whitespace during a rotation), verified with src/providers'
- * `verifyWebhook` over the raw body: missing headers or no matching signature → 403, a timestamp more than 5 min
- * from now → 401. A replayed `webhook-id` within the tolerance is answered the same and records nothing twice: the
- * interaction's MessageId is the same (activity or RequestId + response type), so the bus drops the repeat.
+ * The contract's callbacks: delivery reports (`POST /callbacks/:channel/contract/reports`) and inbound messages
+ * (`POST /callbacks/:channel/contract/inbound`), both answered 204.
  *
- * - `POST /callbacks/:channel/contract/reports`: `{RequestId, MessageId?, Status, StatusDetails?, OrganizationId?}`
- *   with Status `Delivered`, `NotDelivered` or `Read`. Correlation: a `RequestId` that opens as a context token, else
- *   the activity row whose id is the `RequestId` (outbound marketing: the relay sends with RequestId = the row id;
- *   only an activity of this channel's message table, and on a shared tile one whose record names this channel:
- *   another's is ignored), else the one activity whose `msdyncrm_activityid` is the `RequestId` (a message sent before
- *   the relay keyed on the row; ignored when several rows share it), else, on a real-time channel, the RequestId
- *   itself (→ `msdyn_D365ChannelsNotification`: `Delivered`/`NotDelivered`).
- * - `POST /callbacks/:channel/contract/inbound`: `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}`
- *   (parts are strings): a reply (on a real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by
- *   MessageId, else the webhook-id).
- * Answers: 204.
+ * Invariants: nothing is read before the Standard Webhooks v1 signature over the raw body is verified with the
+ * channel's `signingSecret` (the same secrets the relay signs its sends with; several separated by whitespace during a
+ * rotation; src/providers' `verifyWebhook`): missing headers or no matching signature → 403, a timestamp more than
+ * 5 min from now → 401. A replayed `webhook-id` within the tolerance is answered the same and records nothing twice:
+ * the interaction's MessageId is the same (activity or RequestId + response type), so the bus drops the repeat. A
+ * report is recorded only against a message of this channel.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { verifyWebhook } from '../../providers/index.js';
 import type { SendContext } from '../messages.js';
-import { contextFromActivityRow } from './activity.js';
+import { activityContext } from './activity.js';
 import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
@@ -55,7 +47,14 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** The context of a report: token, activity, or real-time RequestId; undefined when none fits. */
+/**
+ * The context of a report: a `RequestId` that opens as a context token, else the activity row whose id is the
+ * `RequestId` (outbound marketing: the relay sends with RequestId = the row id; only an activity of this channel's
+ * message table, and on a shared tile one whose record names this channel: another's is ignored), else the one
+ * activity whose `msdyncrm_activityid` is the `RequestId` (a message sent before the relay keyed on the row; ignored
+ * when several rows share it), else, on a real-time channel, the RequestId itself (→ `msdyn_D365ChannelsNotification`:
+ * `Delivered`/`NotDelivered`); undefined when none fits.
+ */
 async function reportContext(service: CallbackService, channel: Channel, body: Json, requestId: string): Promise<SendContext | undefined> {
   const opened = openContext(requestId, service.keys);
   if (opened.ok) return opened.channel === channel.name ? opened.context : undefined;
@@ -64,7 +63,7 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
     // Sent before the relay keyed on the row: the RequestId was msdyncrm_activityid, which only one row may have.
     const legacy = row === undefined ? await service.directory.activitiesByActivityId(requestId, service.signal()) : [];
     const found = row ?? (legacy.length === 1 ? legacy[0] : undefined);
-    const context = found === undefined ? undefined : contextFromActivityRow(found);
+    const context = found === undefined ? undefined : activityContext(found);
     if (context !== undefined) {
       // The activity must be one of this channel's messages, as a token must name this channel: its message table,
       // and on a shared tile the record's channel column (the same check a click makes).
@@ -80,6 +79,7 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
   return undefined;
 }
 
+/** `{RequestId, MessageId?, Status, StatusDetails?, OrganizationId?}` with Status `Delivered`, `NotDelivered` or `Read`. */
 async function reports(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const v = verified(request, service);
   if ('refused' in v) return v.refused;
@@ -118,6 +118,10 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
   return { outcome: 'recorded', status: 204 };
 }
 
+/**
+ * `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}` (parts are strings): a reply (on a
+ * real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by MessageId, else the webhook-id).
+ */
 async function inbound(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const v = verified(request, service);
   if ('refused' in v) return v.refused;

@@ -5,11 +5,8 @@
  */
 export { CallbacksStage, CALLBACKS_STAGE_DEFAULTS, type CallbacksStageOptions } from './stage.js';
 export { createCallbacksServer, type CallbacksServer } from './server.js';
-export { CALLBACKS_DEFAULTS, REFUSALS, type CallbacksDeps, type CallbackChannels, type CallbackOutcome, type CallbackRoute, type InboundReply, type OptInProof, type TwilioMessageFetcher } from './service.js';
-export { createCallbackDirectory, type CallbackDirectory, type DirectoryClient, type DirectoryOptions, type FoundContact } from './directory.js';
-export { contextFromActivityRow } from './activity.js';
+export { CALLBACKS_DEFAULTS, REFUSALS, type CallbacksDeps, type CallbackOutcome, type CallbackRoute, type InboundReply, type OptInProof, type TwilioMessageFetcher } from './service.js';
 export { matchReply, firstWord, type ReplyIntent, type ReplyWords } from './keywords.js';
-export { twilioSignature, verifyTwilioSignature, twilioSignedUrls, signatureSettings, responseTypeOfStatus, EMPTY_TWIML } from './twilio.js';
+export { responseTypeOfStatus, EMPTY_TWIML } from './twilio.js';
 export { MAX_TWILIO_PARAMETERS } from './assumptions.js';
-export { verifySecretToken } from './telegram.js';
 export { sealContext, openContext, sealLink, openLink, parseCallbackKeys, type CallbackKeys, type CallbackKey } from '../../correlation/index.js';

@@ -1,22 +1,17 @@
 /**
  * Tracked links: `GET /l/:code` → 302 to the original address, and `opened` recorded for the activity.
  *
- * The code (token.ts `sealLink`) names an activity row (`msdyncrm_customerjourneycustomchannelactivityid`) and a
- * link index, signed; nothing is stored. A click reads the activity row (its contact, journey, iteration and message
- * record), finds the channel by the row's message table (and `channelField` when a tile is shared), reads the message
- * record's text (cached) and takes its link number `index` (`linkAt`, the same walk the send path rewrote). `opened`
- * goes to `interactions` with the MessageId `<row id>:<opened>`: every further click within the bus's
- * duplicate-detection window is dropped by the bus, so an activity gets one `opened` however often it is clicked.
- * A code written before the relay keyed on the row names `msdyncrm_activityid`: it is recorded when one row has that
- * id; when several have it (a tile's rows) the click is still redirected, and nothing is recorded (logged).
- * A malformed code → 400, a forged or rotated-out one → 403, an activity or link that no longer exists → 404; none
- * says anything about the contact. Only http(s) targets are redirected to, as `new URL(link).href` (an IRI's
- * non-ASCII characters percent-encoded, its host in punycode); a link that is not one answers 404 and records nothing.
+ * Invariants: the code (src/correlation's `sealLink`) names an activity row
+ * (`msdyncrm_customerjourneycustomchannelactivityid`) and a link index, signed, and nothing is stored; an activity
+ * gets one `opened` however often it is clicked within the bus's duplicate-detection window (MessageId
+ * `<row id>:<opened>`: the bus drops every further click); only http(s) targets are redirected to; no answer says
+ * anything about the contact (a malformed code → 400, a forged or rotated-out one → 403, an activity or link that no
+ * longer exists → 404).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
-import type { Row } from '../ports.js';
-import { contextFromActivityRow } from './activity.js';
+import type { ActivityRecord } from '../ports.js';
+import { activityContext } from './activity.js';
 import { redirectTarget } from '../../correlation/index.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
@@ -43,12 +38,20 @@ export async function channelOf(service: CallbackService, entityType: string, en
 }
 
 /** The row a code names; for a code written before the relay keyed on the row, the rows of its activity id (at most two). */
-async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<Row[]> {
+async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<ActivityRecord[]> {
   if (opened.activityRowId === undefined) return service.directory.activitiesByActivityId(opened.activityId, service.signal());
   const row = await service.directory.activityByRowId(opened.activityRowId, service.signal());
   return row === undefined ? [] : [row];
 }
 
+/**
+ * A click reads the activity row (its contact, journey, iteration and message record), finds the channel by the row's
+ * message table (and `channelField` when a tile is shared), reads the message record's text (cached) and takes its
+ * link number `index` (`linkAt`, the same walk the send path rewrote). A code written before the relay keyed on the
+ * row names `msdyncrm_activityid`: it is recorded when one row has that id; when several have it (a tile's rows) the
+ * click is still redirected, and nothing is recorded (logged). The target is `new URL(link).href` (an IRI's non-ASCII
+ * characters percent-encoded, its host in punycode); a link that is not http(s) answers 404 and records nothing.
+ */
 async function click(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const code = (request.params as { code?: string }).code ?? '';
   const opened = openLink(code, service.keys);
@@ -56,7 +59,7 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
     service.log.warn('tracked link refused', { reason: opened.reason });
     return refusal(opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  const contexts = (await linkedRows(service, opened)).map(contextFromActivityRow);
+  const contexts = (await linkedRows(service, opened)).map(activityContext);
   const context = contexts[0];
   if (context === undefined || contexts.some((c) => c?.entityType !== context.entityType || c.entityId !== context.entityId)) return refusal('not-found');
   // Only a legacy code (msdyncrm_activityid) can find several rows: one message record, but not one contact.

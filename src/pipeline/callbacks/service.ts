@@ -10,10 +10,9 @@ import { sharedCounter } from '../../health/index.js';
 import type { ReadinessCheck } from '../../health/index.js';
 import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
 import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
-import type { InteractionSender, OutboundSender } from '../ports.js';
+import type { CallbackDirectory, ChannelLookup, InteractionSender, OutboundSender } from '../ports.js';
 import type { TwilioMessage } from '../../providers/index.js';
 import { findHolders, latestActivity } from './attribution.js';
-import type { CallbackDirectory } from './directory.js';
 import { firstWord, matchReply } from './keywords.js';
 import { linkAt } from '../../correlation/index.js';
 import type { CallbackKeys } from '../../correlation/index.js';
@@ -42,14 +41,8 @@ export interface TwilioMessageFetcher {
   fetchMessage(sid: string, signal: AbortSignal): Promise<TwilioMessage | undefined>;
 }
 
-/** The channels the service serves (a `ChannelRegistry` fits). */
-export interface CallbackChannels {
-  byName(name: string): Channel | undefined;
-  all(): readonly Channel[];
-}
-
 export interface CallbacksDeps {
-  channels: CallbackChannels;
+  channels: ChannelLookup;
   /** The keys that open context tokens and link codes (`parseCallbackKeys`). */
   keys: CallbackKeys;
   /** Where interactions go (the recorder writes them). */
@@ -160,7 +153,7 @@ type OptInCheck = { ok: true } | { ok: false; outcome: 'stale' | 'unverified'; r
 
 /** What the route modules use. */
 export class CallbackService {
-  readonly channels: CallbackChannels;
+  readonly channels: ChannelLookup;
   readonly keys: CallbackKeys;
   readonly directory: CallbackDirectory;
   readonly linkAt: (text: string, index: number) => string | undefined;

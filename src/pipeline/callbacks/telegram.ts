@@ -4,21 +4,11 @@
  * `previousWebhookSecretToken`). Missing → 401, wrong → 403. A text message is a reply from its chat id (the
  * contact's address field holds the chat id); any other update is acknowledged and ignored. Answer: 200.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { verifySecretToken } from '../../providers/index.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { callbackSettings } from './settings.js';
-
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
-/** Whether `given` equals one of `accepted` (constant-time over digests, so lengths are not compared). */
-export function verifySecretToken(given: string, accepted: readonly string[]): boolean {
-  const g = digest(given);
-  let ok = false;
-  for (const token of accepted) if (timingSafeEqual(g, digest(token))) ok = true;
-  return ok;
-}
 
 interface TelegramUpdate {
   update_id?: unknown;

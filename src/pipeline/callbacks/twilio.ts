@@ -1,142 +1,23 @@
 /**
- * Twilio: status callbacks (`POST /callbacks/:channel/twilio/status?t=<token>`) and inbound SMS
- * (`POST /callbacks/:channel/twilio/inbound`), both form-encoded and signed with `X-Twilio-Signature`:
- * base64(HMAC(secret, URL + each POST parameter's name and value, sorted by name)), verified as twilio-node's
- * `validateRequest` does (see {@link verifyTwilioSignature}). The secret and the hash: the channel's auth token
- * (and `callbacks.previousAuthToken` during a rotation) with SHA-1; or, when the request carries
- * `X-Twilio-Webhooks-Signature-Settings` (a Webhooks Rule with a SharedKey matched the URL), the channel's
- * `callbacks.sharedKeySecret` with the algorithm the header names (HMAC_SHA1 or HMAC_SHA256). A body with more than
- * {@link MAX_TWILIO_PARAMETERS} parameters is refused (400) before anything is computed.
+ * Twilio: status callbacks (`POST /callbacks/:channel/twilio/status?t=<token>`, answered 204) and inbound SMS
+ * (`POST /callbacks/:channel/twilio/inbound`, answered 200 with empty TwiML: no automatic reply, confirmations go
+ * through `outbound`), both form-encoded and signed with `X-Twilio-Signature`.
  *
- * `MessageStatus`: delivered → the channel's delivered response type; undelivered and failed → its failure response
- * type (when the tile defines one, else logged and ignored); read → the opened response type; queued, accepted,
- * scheduled, sending, sent → acknowledged, nothing recorded (dispatch recorded `sent`). Answers: 204 for a status
- * callback, 200 with empty TwiML for an inbound message (no automatic reply; confirmations go through `outbound`).
+ * Invariants: nothing is read or recorded before the signature is verified, as twilio-node's `validateRequest` does
+ * ({@link verifyTwilioSignature}), with the auth token or, when a Webhooks Rule signs, the SharedKey secret, never
+ * both; a body with more than {@link MAX_TWILIO_PARAMETERS} parameters is refused (400) before anything is computed,
+ * so a check is linear in the body.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { callbackSettings, publicUrl } from './settings.js';
 import { openContext } from '../../correlation/index.js';
-import { MAX_TWILIO_PARAMETERS, TWILIO_SIGNATURE_ALGORITHMS } from './assumptions.js';
+import { MAX_TWILIO_PARAMETERS } from './assumptions.js';
+import { signatureSettings, TWILIO_SIGNATURE_SETTINGS_HEADER, verifyTwilioSignature } from '../../providers/index.js';
 
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
-
-/** The algorithms a Twilio signature may use (the `algorithm` of `X-Twilio-Webhooks-Signature-Settings`). */
-export type TwilioSignatureAlgorithm = (typeof TWILIO_SIGNATURE_ALGORITHMS)[number];
-const HASHES: Record<TwilioSignatureAlgorithm, string> = { HMAC_SHA1: 'sha1', HMAC_SHA256: 'sha256' };
-
-/** The header Twilio adds when a Webhooks Rule signs with a SharedKey: `key=<SharedKey SID>,algorithm=HMAC_SHA256`. */
-export const SIGNATURE_SETTINGS_HEADER = 'x-twilio-webhooks-signature-settings';
-
-/**
- * The parameters as Twilio signs them: each name (sorted) followed by each of its distinct values (sorted), as
- * twilio-node's `toFormUrlEncodedParam` does for a repeated parameter (assumptions.ts `TWILIO_REPEATED_VALUES`). The
- * parameters are grouped in one pass, so the cost is linear in the body (plus the sort).
- */
-function signedParameters(params: URLSearchParams): string {
-  const groups = new Map<string, Set<string>>();
-  for (const [name, value] of params) {
-    const values = groups.get(name);
-    if (values === undefined) groups.set(name, new Set([value]));
-    else values.add(value);
-  }
-  let data = '';
-  for (const name of [...groups.keys()].sort()) for (const value of [...groups.get(name)!].sort()) data += name + value;
-  return data;
-}
-
-function hmac(secret: string, url: string, parameters: string, algorithm: TwilioSignatureAlgorithm): string {
-  return createHmac(HASHES[algorithm], secret).update(url, 'utf8').update(parameters, 'utf8').digest('base64');
-}
-
-/** The `X-Twilio-Signature` of a form POST to `url` with `params`, for one secret (an auth token or a SharedKey secret). */
-export function twilioSignature(secret: string, url: string, params: URLSearchParams, algorithm: TwilioSignatureAlgorithm = 'HMAC_SHA1'): string {
-  return hmac(secret, url, signedParameters(params), algorithm);
-}
-
-/** twilio-node's `addPort`: the URL with its scheme's default port written out (`:443`, else `:80`) when it has none. */
-function withPort(url: URL): string {
-  if (url.port !== '') return url.toString();
-  const auth = url.username === '' && url.password === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`;
-  return `${url.protocol}//${auth}${url.host}${url.protocol === 'https:' ? ':443' : ':80'}${url.pathname}${url.search}${url.hash}`;
-}
-
-/** twilio-node's `removePort`. */
-function withoutPort(url: URL): string {
-  const copy = new URL(url);
-  copy.port = '';
-  return copy.toString();
-}
-
-/** twilio-node's `withLegacyQuerystring`: the query re-encoded by `querystring.stringify` (`'`, `(`, `)`, `*`, `!` left bare). */
-function withLegacyQuery(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.search === '') return url;
-  const query = stringifyQuery(parseQuery(parsed.search.slice(1)));
-  parsed.search = '';
-  return `${parsed.toString()}?${query}`;
-}
-
-/**
- * The URLs a signature is checked against: the URL as the request reached the relay, and the four forms twilio-node's
- * `validateRequest` tries because "signature generation on the back end is inconsistent": without the port, with the
- * scheme's default port, and each of those with the legacy query encoding (twilio/twilio-node src/webhooks/webhooks.ts).
- */
-export function twilioSignedUrls(url: string): string[] {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return [url];
-  }
-  const forms = [withoutPort(parsed), withPort(parsed)];
-  return [...new Set([url, ...forms, ...forms.map(withLegacyQuery)])];
-}
-
-/**
- * Whether `signature` is the signature of the request under one of `secrets`, over one of the URL forms of
- * {@link twilioSignedUrls} (constant-time, every secret and form tried). The parameters are grouped once.
- */
-export function verifyTwilioSignature(
-  signature: string | undefined,
-  secrets: readonly string[],
-  url: string,
-  params: URLSearchParams,
-  algorithm: TwilioSignatureAlgorithm = 'HMAC_SHA1',
-): boolean {
-  if (signature === undefined || signature === '' || secrets.length === 0) return false;
-  const given = Buffer.from(signature, 'utf8');
-  const parameters = signedParameters(params);
-  let ok = false;
-  for (const candidate of twilioSignedUrls(url)) {
-    for (const secret of secrets) {
-      const expected = Buffer.from(hmac(secret, candidate, parameters, algorithm), 'utf8');
-      if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
-    }
-  }
-  return ok;
-}
-
-/**
- * The signing a request declares in `X-Twilio-Webhooks-Signature-Settings` (`key=<SID>,algorithm=<name>`; names
- * compared case-insensitively); undefined when the header is absent (auth token, HMAC-SHA1); `unsupported` when the
- * header names no algorithm this service knows (assumptions.ts `TWILIO_SIGNATURE_ALGORITHMS`).
- */
-export function signatureSettings(header: string | undefined): { algorithm: TwilioSignatureAlgorithm } | { unsupported: true } | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim().toLowerCase() !== 'algorithm') continue;
-    const name = part.slice(eq + 1).trim().toUpperCase();
-    const algorithm = TWILIO_SIGNATURE_ALGORITHMS.find((a) => a === name);
-    return algorithm === undefined ? { unsupported: true } : { algorithm };
-  }
-  return { unsupported: true };
-}
 
 /** The number of `&`-separated fields of a form body, counted without parsing it (an upper bound of its parameters). */
 function fieldCount(body: string): number {
@@ -145,7 +26,12 @@ function fieldCount(body: string): number {
   return n;
 }
 
-/** The response type a `MessageStatus` records on a channel; undefined: nothing is recorded. */
+/**
+ * The response type a `MessageStatus` records on a channel; undefined: nothing is recorded. delivered → the channel's
+ * delivered response type; undelivered and failed → its failure response type (when the tile defines one, else
+ * logged and ignored); read → the opened response type; queued, accepted, scheduled, sending, sent → acknowledged,
+ * nothing recorded (dispatch recorded `sent`).
+ */
 export function responseTypeOfStatus(channel: Channel, status: string): { responseType?: string; failure: boolean } {
   const callbacks = channel.callbacks;
   switch (status) {
@@ -161,7 +47,13 @@ export function responseTypeOfStatus(channel: Channel, status: string): { respon
   }
 }
 
-/** The channel and the verified form parameters, or the refusal. */
+/**
+ * The channel and the verified form parameters, or the refusal. The signature is base64(HMAC(secret, URL + each POST
+ * parameter's name and value, sorted by name)); the secret and the hash: the channel's auth token (and
+ * `callbacks.previousAuthToken` during a rotation) with SHA-1; or, when the request carries
+ * `X-Twilio-Webhooks-Signature-Settings` (a Webhooks Rule with a SharedKey matched the URL), the channel's
+ * `callbacks.sharedKeySecret` with the algorithm the header names (HMAC_SHA1 or HMAC_SHA256).
+ */
 function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; params: URLSearchParams } | { refused: RouteResult } {
   const channel = routeChannel(request, service, 'twilio');
   const settings = channel === undefined ? undefined : callbackSettings(channel);
@@ -176,7 +68,7 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
   const params = new URLSearchParams(body);
   const header = request.headers['x-twilio-signature'];
   const signature = typeof header === 'string' ? header : undefined;
-  const settingsHeader = request.headers[SIGNATURE_SETTINGS_HEADER];
+  const settingsHeader = request.headers[TWILIO_SIGNATURE_SETTINGS_HEADER];
   const signing = signatureSettings(typeof settingsHeader === 'string' ? settingsHeader : undefined);
   const refused = (reason: string): { refused: RouteResult } => {
     service.log.warn('twilio callback refused: signature missing or not matching', { channel: channel.name, route, reason });

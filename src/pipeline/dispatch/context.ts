@@ -10,14 +10,8 @@ import type { Provider } from '../../providers/index.js';
 import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type LookupReason, type LookupResult, type MessageOutcome, type SessionLoad } from './metrics.js';
 import { resolveOutboxSettings, type InteractionOutboxOptions, type OutboxSettings } from './interaction-outbox.js';
 import type { OutboundMessage } from '../messages.js';
-import type { InteractionSender } from '../ports.js';
+import type { ChannelLookup, InteractionSender } from '../ports.js';
 import { resolveSendRetryOptions, type ResolvedSendRetryOptions, type SendRetryOptions } from './send-policy.js';
-
-/** The channels the stage knows (a `ChannelRegistry` fits). */
-export interface ChannelLookup {
-  byName(name: string): Channel | undefined;
-  all(): readonly Channel[];
-}
 
 export interface DispatchOptions {
   channels: ChannelLookup;

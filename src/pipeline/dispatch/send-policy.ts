@@ -1,7 +1,20 @@
 /**
  * What the dispatch stage does after a failed provider call, decided in one place from the `ProviderError` code
- * (never from a message string), and the retry policies that carry the decision out (cockatiel).
+ * (`decide`, never from a message string: the table is on `SendDecision`), and the retry policies that carry the
+ * decision out (cockatiel).
  *
+ * Invariants: a call whose answer was lost (`mayHaveSent`) is not made again blind where the provider can be asked;
+ * a 2xx answer the adapter cannot read is never retried; the two kinds of retry are bounded separately, 429s around
+ * transient failures (a 429 starts a fresh transient budget), so a message makes at most
+ * `(rateLimitRetries + 1) × (transientRetries + 1)` calls.
+ */
+import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPolicy } from 'cockatiel';
+import { isProviderError, type ProviderError } from '../../errors.js';
+import { maskDigits, redactString } from '../../log.js';
+import { intOption } from '../../options.js';
+import { LOST_ANSWER_LOOKUP_DELAY_MS } from '../assumptions.js';
+
+/**
  * | code                                                     | decision       | may have it | what happens                                      |
  * |----------------------------------------------------------|----------------|-------------|---------------------------------------------------|
  * | ProviderRateLimited                                      | `rateLimited`  | no          | pause the sender for `retryAfterMs` (at most `maxRateLimitPauseMs`), call again |
@@ -16,28 +29,7 @@
  * `unconfirmed`: the provider answered 2xx (it took the request) with an answer the adapter cannot read, so the
  * message may well have been sent; calling again could send it twice, and recording it as a failure could be wrong.
  * A person checks with the provider (the dead letter carries its answer).
- *
- * "May have it" (`mayHaveSent`): the answer was lost, so the provider may have created the message. A timeout or a
- * connection lost after the request was written obviously; a 5xx too, because nothing says a provider answers 5xx only
- * before it creates anything (a gateway's 502/504 in front of a backend that went on, Twilio's 500 after the write),
- * and the worst plausible reading is that it did; a non-2xx answer that is not the provider's (a proxy's page) the
- * same. A refused connection cannot have created anything, but the adapters give it the same code as a reset one
- * (`ProviderUnavailable`), so it costs one needless lookup. Where the provider can be asked (Twilio's Messages list,
- * `Provider.findSent`), dispatch looks the message up before it calls again (see `sendMessage`); a contract endpoint
- * is called again with the same `RequestId` (safe by the contract); Telegram cannot be asked, so a lost answer may
- * repeat there.
- *
- * The two kinds of retry are bounded separately: `transientRetries` calls again after transient failures,
- * `rateLimitRetries` after 429s (their wait is the sender's pause, so they need no backoff of their own). The
- * rate-limit policy wraps the transient one, so a 429 starts a fresh transient budget: a message makes at most
- * `(rateLimitRetries + 1) × (transientRetries + 1)` calls.
  */
-import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPolicy } from 'cockatiel';
-import { isProviderError, type ProviderError } from '../../errors.js';
-import { maskDigits, redactString } from '../../log.js';
-import { intOption } from '../../options.js';
-import { LOST_ANSWER_LOOKUP_DELAY_MS } from '../assumptions.js';
-
 export type SendDecision = 'rateLimited' | 'transient' | 'unconfirmed' | 'rejected' | 'unauthorized' | 'unexpected';
 
 /** The one place a provider failure becomes a decision. */
@@ -61,7 +53,17 @@ export function decide(error: unknown): SendDecision {
 
 /**
  * Whether the provider may have created the message although the call failed (its answer was lost): the "may have
- * it" column above. Only for `transient` failures does it change what happens (the others are never called again).
+ * it" column of `SendDecision`. Only for `transient` failures does it change what happens (the others are never
+ * called again).
+ *
+ * A timeout or a connection lost after the request was written obviously; a 5xx too, because nothing says a provider
+ * answers 5xx only before it creates anything (a gateway's 502/504 in front of a backend that went on, Twilio's 500
+ * after the write), and the worst plausible reading is that it did; a non-2xx answer that is not the provider's (a
+ * proxy's page) the same. A refused connection cannot have created anything, but the adapters give it the same code
+ * as a reset one (`ProviderUnavailable`), so it costs one needless lookup. Where the provider can be asked (Twilio's
+ * Messages list, `Provider.findSent`), dispatch looks the message up before it calls again (see `sendMessage`); a
+ * contract endpoint is called again with the same `RequestId` (safe by the contract); Telegram cannot be asked, so a
+ * lost answer may repeat there.
  */
 export function mayHaveSent(error: unknown): boolean {
   if (!isProviderError(error)) return false;

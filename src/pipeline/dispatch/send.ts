@@ -11,6 +11,7 @@ import type { Logger } from '../../log.js';
 import { smsSegments, type Provider, type SendRequest, type SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
+import { TWILIO_MAX_CALL_SEGMENTS } from '../assumptions.js';
 import type { OutboundMessage } from '../messages.js';
 import { createSendPolicy, decide, describeProviderError, mayHaveSent, rateLimitPause, type SendDecision } from './send-policy.js';
 import { isStartDeadlineError, type SenderLimiter } from './sender-limiter.js';
@@ -204,8 +205,13 @@ export function sendMessage(
  * What one call of this message counts against its sender's `rateLimit.messages`: Twilio counts throughput in message
  * segments (a channel's Twilio rate limit is in segments per interval), every other provider in calls.
  */
-function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
+export function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
   return channel.provider.type === 'twilio' ? smsSegments(msg.text) : 1;
+}
+
+/** The most one call on this channel can count at its provider (`rateCost` of the longest body it accepts). */
+export function largestRateCost(channel: Channel): number {
+  return channel.provider.type === 'twilio' ? TWILIO_MAX_CALL_SEGMENTS : 1;
 }
 
 /**

@@ -2,36 +2,11 @@
  * One sender's rate limit, enforced locally: the dispatch stage holds one `outbound` session per sender at a time
  * (one replica), so a limit kept in this process is the limit the provider sees, however many replicas run.
  *
- * - **Window, counted the way the provider counts.** A provider counts a message when its request *arrives*, which
- *   is somewhere between our call's start and its end; network and event-loop jitter of tens of milliseconds are
- *   common on a loaded machine, so a limit on call *starts* (p-queue's strict interval) can still show the provider
- *   `messages + 1` arrivals in one window. Instead each call holds one of `messages` slots from before it starts
- *   until `intervalMs + guardMs` after it *ends*. Any `messages + 1` arrivals within one window would need
- *   `messages + 1` slots held at the same instant (the window's last moment lies inside every one of their holds),
- *   so the provider never sees more than `messages` in any window, whatever the jitter. The price is the call's own
- *   latency per slot and window (utilization ≈ interval / (interval + latency + guard)). Every provider call attempt
- *   takes its slots, retries included: a retry is a call and counts.
- * - **Cost**: a call takes `cost` slots (`RunOptions.cost`: Twilio counts a message's segments against the sender's
- *   rate, so `messages` is then segments per window), all at once, waiting callers served strictly in order
- *   (priority, then arrival: a costly call is never overtaken for ever by cheap ones). A call that costs more than
- *   `messages` takes every slot and holds them `ceil(cost / messages)` windows after it ends (the provider spreads
- *   its segments over that many windows).
- * - **In flight**: at most `concurrency` calls at once (a second p-queue inside the slots).
- * - **Guard**: `guardMs` is added to each hold, for timer granularity and clock steps.
- * - **Per recipient**: a call to one recipient starts at least `perRecipientMs + guardMs` after the previous call
- *   to that recipient *ended* (Telegram: 1 s per chat), one recipient's calls taking turns in arrival order; for a
- *   group recipient (`isGroup`), at least `perGroupMs + guardMs` (Telegram: 20 a minute in one group, 3 s).
- * - **Pause**: `pauseUntil(t)` holds every call of this sender until `t` (a 429 `Retry-After`, or the window the last
- *   holder of the session left behind); calls in flight are not affected.
- *
- * A call waiting (for its recipient's turn, a slot or a pause) is dropped when its signal fires and `run` rejects
- * with the signal's reason; once started, a call is never interrupted by that signal: it finishes on its own
- * (its own timeout bounds it) and `run` returns its result.
- *
- * **Start deadline** (`startBy`, for the end of a session lock): a call that cannot start by then is not made and
- * `run` rejects with a `StartDeadlineError`: at once when a wait whose end is known (a pause, the recipient's
- * spacing) would end past it, or when a pause that begins while it waits does; otherwise (waiting for a slot or its
- * recipient's turn) when the time comes and it still waits.
+ * Invariants: the provider never counts more than `messages` (in cost) in any window, wherever between a call's start
+ * and its end its request arrives, because each call holds its slots from before it starts until a window after it
+ * ends (`run`); every call attempt counts, retries included; waiting calls are served strictly in order (priority,
+ * then arrival), so a costly call is never overtaken for ever by cheap ones; a call that started is never
+ * interrupted: it finishes on its own (its own timeout bounds it).
  */
 import PQueue from 'p-queue';
 import { delay, linkedController, raceAbort, sleep } from '../../abort.js';
@@ -44,9 +19,15 @@ export interface SenderLimiterOptions {
   intervalMs?: number;
   /** Calls in flight at once. @defaultValue 10 */
   concurrency?: number;
-  /** Minimum time between two calls to the same recipient; 0 turns the spacing off. @defaultValue 0 */
+  /**
+   * Minimum time from the end of a call to a recipient to the start of the next one to it (Telegram: 1 s per chat),
+   * one recipient's calls taking turns in arrival order; 0 turns the spacing off. @defaultValue 0
+   */
   perRecipientMs?: number;
-  /** Per group recipient (`isGroup`): the spacing instead of `perRecipientMs` when longer; 0 turns it off. @defaultValue 0 */
+  /**
+   * Per group recipient (`isGroup`): the spacing instead of `perRecipientMs` when longer (Telegram: 20 a minute in one
+   * group, 3 s); 0 turns it off. @defaultValue 0
+   */
   perGroupMs?: number;
   /** Which recipients are groups (Telegram: group and supergroup chats). @defaultValue none */
   isGroup?: (recipient: string) => boolean;
@@ -57,15 +38,25 @@ export interface SenderLimiterOptions {
 }
 
 export interface RunOptions {
-  /** Drops the call while it waits; ignored once it started. */
+  /**
+   * Drops the call while it waits (for its recipient's turn, a slot or a pause): `run` rejects with the signal's
+   * reason. Ignored once the call started: it finishes and `run` returns its result.
+   */
   signal?: AbortSignal;
   /** Greater runs earlier among waiting calls (retries go first). @defaultValue 0 */
   priority?: number;
-  /** What the call counts against `messages` (Twilio: the message's segments). An integer >= 1. @defaultValue 1 */
+  /**
+   * What the call counts against `messages` (Twilio counts a message's segments against the sender's rate: `messages`
+   * is then segments per window), taken all at once. A call costing more than `messages` takes every slot and holds
+   * them `ceil(cost / messages)` windows after it ends (the provider spreads it over that many). An integer >= 1.
+   * @defaultValue 1
+   */
   cost?: number;
   /**
-   * The latest time the call may start (ms since the epoch): a call that cannot start by then is not made, and `run`
-   * rejects with a `StartDeadlineError` as soon as that is known (see the file's comment). @defaultValue no deadline
+   * The latest time the call may start (ms since the epoch, for the end of a session lock): a call that cannot start
+   * by then is not made and `run` rejects with a `StartDeadlineError`: at once when a wait whose end is known (a
+   * pause, the recipient's spacing) would end past it, or when a pause that begins while it waits does; otherwise
+   * (waiting for a slot or its recipient's turn) when the time comes and it still waits. @defaultValue no deadline
    */
   startBy?: number;
 }
@@ -105,7 +96,7 @@ export class SenderLimiter {
   readonly recipientSpacingMs: number;
   /** The spacing between calls to one group recipient, guard included (ms); 0 when off (then `recipientSpacingMs`). */
   readonly groupSpacingMs: number;
-  /** How long the last calls keep constraining the next ones (the window or the recipient spacing): a hand-over waits this long. */
+  /** How long a call of cost 1 keeps limiting the next ones (the window, or the recipient spacing when longer). */
   readonly handOverWindowMs: number;
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
@@ -113,9 +104,10 @@ export class SenderLimiter {
   /** Calls in flight: `concurrency` at once. */
   readonly #calls: PQueue;
   readonly #now: () => number;
-  /** When the calls of the last window ended, oldest first (a call costing several windows: its last window's start). */
-  #ends: number[] = [];
-  #inFlight = 0;
+  /** When the holds of the calls that ended end (`holdMsOf` after each call's end; ms since the epoch). */
+  #heldUntil = 0;
+  /** The costs of the calls in flight. */
+  readonly #running: number[] = [];
   readonly #lastByRecipient = new Map<string, number>();
   /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
   readonly #turns = new Map<string, Promise<void>>();
@@ -139,8 +131,8 @@ export class SenderLimiter {
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
     this.groupSpacingMs = perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
     this.#isGroup = options.isGroup ?? (() => false);
-    this.handOverWindowMs = Math.max(this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
     this.#slots = new Slots(messages);
+    this.handOverWindowMs = this.holdMsOf(1);
     this.#calls = new PQueue({ concurrency });
   }
 
@@ -148,6 +140,14 @@ export class SenderLimiter {
    * Runs `call` when this sender's window, any pause and the recipient's spacing allow it. Rejects with the
    * signal's reason when the signal fires before the call starts, with a `StartDeadlineError` when it cannot start by
    * `startBy`; `call`'s own result or error otherwise.
+   *
+   * The window is counted the way the provider counts: a provider counts a message when its request *arrives*,
+   * somewhere between the call's start and its end, and network and event-loop jitter of tens of milliseconds are
+   * common on a loaded machine, so a limit on call *starts* (p-queue's strict interval) could still show the provider
+   * `messages + 1` arrivals in one window. Instead the call holds `cost` of the `messages` slots from before it starts
+   * until `intervalMs + guardMs` after it ends: `messages + 1` arrivals within one window would need `messages + 1`
+   * slots held at one instant (the window's last moment lies inside each of their holds). The price is the call's own
+   * latency per slot and window (utilization ≈ interval / (interval + latency + guard)).
    */
   async run<T>(recipient: string, call: () => Promise<T>, options: RunOptions = {}): Promise<T> {
     intOption('SenderLimiter run', 'cost', options.cost, 1, 1);
@@ -240,14 +240,12 @@ export class SenderLimiter {
                 if (options.startBy !== undefined && this.#now() > options.startBy) throw new StartDeadlineError(options.startBy, 'the deadline has passed');
                 started = true;
                 done();
-                this.#inFlight++;
+                this.#running.push(cost);
                 try {
                   return await call();
                 } finally {
-                  this.#inFlight--;
-                  const end = this.#now();
-                  this.#record(end + (windows - 1) * this.windowMs);
-                  if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, end);
+                  this.#running.splice(this.#running.indexOf(cost), 1);
+                  this.#record(recipient, cost, this.#now());
                   onEnd();
                 }
               },
@@ -258,7 +256,7 @@ export class SenderLimiter {
           reject(err);
         }
         done();
-        // The slots stay taken for a whole window after the call ended (see the file's comment).
+        // The slots stay taken for a whole window after the call ended (see `run`).
         if (started) await this.#hold(this.windowMs * windows);
       };
       this.#slots.take(slots, options.priority ?? 0, waiting.signal).then(
@@ -276,9 +274,10 @@ export class SenderLimiter {
     return delay(ms, this.#cleared.signal);
   }
 
-  #record(now: number): void {
-    this.#ends.push(now);
-    this.#prune(now);
+  /** A call to `recipient` costing `cost` ended at `now`. */
+  #record(recipient: string, cost: number, now: number): void {
+    this.#heldUntil = Math.max(this.#heldUntil, now + this.holdMsOf(cost));
+    if (this.#spacingOf(recipient) > 0) this.#lastByRecipient.set(recipient, now);
     if (this.#lastByRecipient.size > 1024) {
       for (const [recipient, at] of this.#lastByRecipient) {
         if (now - at >= this.#spacingOf(recipient)) this.#lastByRecipient.delete(recipient);
@@ -286,13 +285,10 @@ export class SenderLimiter {
     }
   }
 
-  #prune(now: number): void {
-    if (this.#ends.some((t) => now - t >= this.windowMs)) this.#ends = this.#ends.filter((t) => now - t < this.windowMs);
-  }
-
   /**
-   * Holds every call not yet started until `at` (ms since the epoch); a later `at` extends a running pause. A waiting
-   * call whose start deadline is before `at` is dropped at once (`StartDeadlineError`).
+   * Holds every call not yet started until `at` (ms since the epoch: a 429 `Retry-After`, or the hold the last holder
+   * of the session left); a later `at` extends a running pause; calls in flight are not affected. A waiting call whose
+   * start deadline is before `at` is dropped at once (`StartDeadlineError`).
    */
   pauseUntil(at: number): void {
     if (this.#cleared.signal.aborted) return;
@@ -324,13 +320,26 @@ export class SenderLimiter {
   }
 
   /**
-   * For the session state: when the calls of the last window ended, oldest first, with `now` for each call still in
-   * flight (the next holder of the session waits a window after the last of them).
+   * How long after its end a call costing `cost` keeps limiting this sender's next calls (ms): the windows its slots
+   * stay taken (`ceil(cost / messages)`: the provider spreads a costlier call over that many), or the longest recipient
+   * spacing when that is longer. What a successor waits for one such call.
    */
-  recentCalls(): number[] {
-    const now = this.#now();
-    this.#prune(now);
-    return [...this.#ends, ...Array.from({ length: this.#inFlight }, () => now)].sort((a, b) => a - b);
+  holdMsOf(cost: number): number {
+    return Math.max(Math.ceil(cost / this.#slots.capacity) * this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
+  }
+
+  /**
+   * For the session state: how long from now the calls made so far keep limiting the next ones (ms; 0 when none
+   * does): the latest end of their holds (`holdMsOf`), a call still in flight counting as ending now.
+   */
+  holdLeftMs(): number {
+    const running = this.largestCostInFlight;
+    return Math.max(0, this.#heldUntil - this.#now(), running === 0 ? 0 : this.holdMsOf(running));
+  }
+
+  /** The largest cost among the calls in flight; 0 when none is. */
+  get largestCostInFlight(): number {
+    return this.#running.reduce((a, b) => Math.max(a, b), 0);
   }
 
   /** When a running pause ends, or undefined. */
@@ -341,7 +350,7 @@ export class SenderLimiter {
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
       waiting: this.#slots.waiting + this.#calls.size + this.#waitingForTurn,
-      inFlight: this.#inFlight,
+      inFlight: this.#running.length,
       inWindow: this.#slots.taken,
     };
     const pausedUntil = this.pausedUntil;
@@ -352,8 +361,8 @@ export class SenderLimiter {
   /**
    * For the end of the session: stops the pause timer, drops what still waits in the queue (abort the calls'
    * signals first: a dropped call's `run` never settles otherwise) and releases every slot still held for its window
-   * (their timers are cancelled, so none keeps the process alive; read `recentCalls()` first: the session state hands
-   * the window over). Calls in flight finish, and hold no slot after. Idempotent.
+   * (their timers are cancelled, so none keeps the process alive; read `holdLeftMs()` first: the session state hands
+   * the hold over). Calls in flight finish, and hold no slot after. Idempotent.
    */
   clear(): void {
     this.#cleared.abort();

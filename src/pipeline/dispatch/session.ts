@@ -16,7 +16,7 @@ import type { Provider, SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { SenderHandOver } from './handover.js';
 import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './outcome.js';
-import { sendMessage, type BatchControl, type SendOutcome } from './send.js';
+import { rateCost, sendMessage, type BatchControl, type SendOutcome } from './send.js';
 import { Settlement } from './settlement.js';
 import { InteractionOutbox } from './interaction-outbox.js';
 import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
@@ -144,8 +144,14 @@ export class DispatchSession implements DispatchSessionHandler {
    * every delivery back unsent (a successor could not know of its calls) and resolves to true.
    */
   async #batch(parsed: Parsed[], control: BatchControl): Promise<boolean> {
-    const keys = parsed.flatMap((p) => ('msg' in p ? [p.msg.key] : []));
-    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys))) {
+    const messages = parsed.flatMap((p) => ('msg' in p ? [p.msg] : []));
+    const keys = messages.map((m) => m.key);
+    // What the costliest call of the batch counts (a message of an unknown channel makes no call: 1 does no harm).
+    const largestCost = messages.reduce((most, m) => {
+      const channel = this.#stage.channels.byName(m.channel);
+      return Math.max(most, channel === undefined ? 1 : rateCost(channel, m));
+    }, 1);
+    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys, largestCost))) {
       this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: parsed.length });
       await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
       return true;

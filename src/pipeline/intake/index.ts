@@ -6,7 +6,6 @@ export {
   type IntakeOptions,
   type IntakeEvent,
   type IntakeEventOrigin,
-  type IntakeChannels,
   type IntakeDeadLetterReason,
 } from './stage.js';
 export type { IntakeStats } from './metrics.js';

@@ -13,12 +13,11 @@
  */
 import { delay, linkedController } from '../../abort.js';
 import type { Registry } from 'prom-client';
-import type { Channel } from '../../channels/index.js';
 import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { intOption, numberOption } from '../../options.js';
 import { MESSAGE_VERSION, type MarketingContext, type OutboundMessage, type RealtimeContext } from '../messages.js';
-import type { DataverseReads, Delivery, OutboundSender, Row } from '../ports.js';
+import type { ChannelLookup, DataverseReads, Delivery, OutboundSender, Row } from '../ports.js';
 import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../events.js';
 import { placeholders, renderText } from './render.js';
 import { rewriteLinks } from '../../correlation/index.js';
@@ -35,11 +34,6 @@ export type IntakeEvent = DecodedEvent;
 /** Where an event came from (the decoder's `EventOrigin`). */
 export type IntakeEventOrigin = EventOrigin;
 export type { ActivityEvent, TruncatedActivityEvent, RealtimeEvent, IntakeStats };
-
-/** The configured channels, as intake needs them. */
-export interface IntakeChannels {
-  all(): readonly Channel[];
-}
 
 /** The reason of a dead-lettered delivery: an `EventError` code, a Dataverse error code, or one of intake's own. */
 export type IntakeDeadLetterReason =
@@ -64,7 +58,7 @@ export interface IntakeOptions {
   activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent;
   reads: DataverseReads;
   outbound: OutboundSender;
-  channels: IntakeChannels;
+  channels: ChannelLookup;
   /** @defaultValue silentLogger() */
   log?: Logger;
   /** Where the intake counters are registered. @defaultValue none (no metrics; `stats()` still counts) */

@@ -1,19 +1,12 @@
 /**
- * Twilio Programmable Messaging: one `POST {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages.json` per message,
- * form-encoded, HTTP basic auth (AccountSid:AuthToken).
+ * Twilio Programmable Messaging: `send` (one form-encoded `POST …/Messages.json` per message, HTTP basic auth
+ * AccountSid:AuthToken), `findSent` (the Messages list, for a send whose answer was lost or whose replica died) and
+ * `fetchMessage` (one message by its SID, for the callbacks service), all with the same credentials, client, timeout
+ * and error mapping.
  *
- * - `To`, `Body`, and `From`, or `MessagingServiceSid` when the sender is a Messaging Service SID (`MG…`);
- * - `StatusCallback` when the request has a `statusCallbackUrl` (per-message status webhooks);
- * - `I-Twilio-Idempotency-Token: <idempotencyKey>`. Twilio documents this header on the webhooks it sends, not as
- *   a deduplication key of message creation; real Twilio ignores it on this request. It is sent so that the
- *   provider simulator (and any idempotent proxy in front of Twilio) can recognise a repeated send of the same
- *   activity. Deduplication of real sends rests on the pipeline (one session per sender, the outbound queue's
- *   duplicate detection), not on Twilio.
- *
- * And `fetchMessage`: `GET {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json` with the same
- * credentials, client, timeout and error mapping, so that the callbacks service can check that an inbound reply is
- * one Twilio really received, and when; and `findSent`: the Messages list, for a message whose send a dispatch
- * replica may have made before it died, or whose call's answer was lost (see the method).
+ * Invariant: deduplication of real sends never rests on Twilio, which ignores idempotency headers on message creation;
+ * it rests on the pipeline (one session per sender, the outbound queue's duplicate detection, `findSent` before a
+ * message that may have been created is sent again).
  */
 import { ProviderError } from '../../errors.js';
 import { postAndMap } from '../http.js';
@@ -56,6 +49,14 @@ export class TwilioProvider implements Provider {
     this.#call = adapterCall('twilio', options, [settings.authToken, basic]);
   }
 
+  /**
+   * `POST {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages.json` with `To`, `Body`, and `From`, or
+   * `MessagingServiceSid` when the sender is a Messaging Service SID (`MG…`); `StatusCallback` when the request has a
+   * `statusCallbackUrl` (per-message status webhooks); and `I-Twilio-Idempotency-Token: <idempotencyKey>`. Twilio
+   * documents that header on the webhooks it sends, not as a deduplication key of message creation: real Twilio
+   * ignores it here. It is sent so that the provider simulator (and any idempotent proxy in front of Twilio) can
+   * recognise a repeated send of the same activity.
+   */
   async send(request: SendRequest): Promise<SendResult> {
     const form = new URLSearchParams();
     form.set('To', request.to);
@@ -138,7 +139,9 @@ export class TwilioProvider implements Provider {
   }
 
   /**
-   * The Message resource `sid` of this account, or undefined when Twilio answers 404 (no such message here). Throws
+   * The Message resource `sid` of this account (`GET {baseUrl}/2010-04-01/Accounts/{AccountSid}/Messages/{sid}.json`),
+   * so that the callbacks service can check that an inbound reply is one Twilio really received, and when; undefined
+   * when Twilio answers 404 (no such message here). Throws
    * a `ProviderError` for any other failure (`ProviderUnavailable`/`ProviderTimeout` for the network,
    * `ProviderRateLimited` for 429, `ProviderUnauthorized` for the credentials …), or the signal's reason on abort.
    * Logs (debug) the status and duration only: never the token, the sid's message or its numbers.

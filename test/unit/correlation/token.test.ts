@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import sinon from 'sinon';
 import { isConfigError } from '../../../src/errors.js';
-import type { MarketingContext } from '../../../src/pipeline/messages.js';
+import type { MarketingContext } from '../../../src/correlation/index.js';
 import { openContext, openLink, parseCallbackKeys, sealContext, sealLink, type CallbackKeys } from '../../../src/correlation/token.js';
 import { legacyLinkCode } from '../pipeline/callbacks/fakes.js';
 

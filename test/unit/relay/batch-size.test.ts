@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Channel } from '../../../src/channels/index.js';
-import { dispatchBatchSize } from '../../../src/relay/relay.js';
+import { dispatchBatchSize } from '../../../src/relay/dispatch.js';
 
 const sender = (messages: number, intervalMs = 1000): Channel => ({ rateLimit: { messages, intervalMs, concurrency: 10, perRecipientMs: 0 } }) as Channel;
 

@@ -7,7 +7,10 @@ import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service
 import { loadChannels } from '../../../../src/channels/index.js';
 import { createLogger } from '../../../../src/log.js';
 import { configPath } from '../../../../src/paths.js';
-import { contextFromActivityRow, parseCallbackKeys, sealContext, sealLink, twilioSignature } from '../../../../src/pipeline/callbacks/index.js';
+import { activityRecord } from '../../../../src/dataverse/callback-directory.js';
+import { activityContext } from '../../../../src/pipeline/callbacks/activity.js';
+import { parseCallbackKeys, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature } from '../../../../src/providers/index.js';
 import type { InteractionMessage, OutboundMessage } from '../../../../src/pipeline/index.js';
 import { startRelay, type RunningRelay } from '../../../../src/relay/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
@@ -54,7 +57,8 @@ describe('callbacks service with the emulators', function () {
 
   it('records a delivery report, a keyword reply and a click (each once), and opts a contact out with one confirmation', async () => {
     const s = (system = await startSystem());
-    const keys = `k1:${randomBytes(32).toString('base64')}`;
+    const keySecret = randomBytes(32).toString('base64');
+    const keys = parseCallbackKeys(`k1:${keySecret}`, 'test');
     channelsFile = path.join(os.tmpdir(), `callbacks-channels-${process.pid}-${Date.now()}.json`);
     writeFileSync(
       channelsFile,
@@ -77,9 +81,9 @@ describe('callbacks service with the emulators', function () {
     const channels = loadChannels(channelsFile, { env: { ...SECRETS } });
     const port = await freePort();
     const config = structuredClone(s.config);
-    config.callbacks = { ...config.callbacks, host: '127.0.0.1', port, signingKeys: keys };
+    config.callbacks = { ...config.callbacks, host: '127.0.0.1', port };
     const logs = new CaptureStream();
-    relay = startRelay({ stages: ['callbacks'], config, channels, log: createLogger({ level: 'debug', stream: logs, pretty: false }) });
+    relay = startRelay({ stages: ['callbacks'], config, callbackKeys: keys, channels, log: createLogger({ level: 'debug', stream: logs, pretty: false }) });
     await waitFor('the callbacks server listening', async () => (relay?.readiness().every((c) => c.ok) ? true : undefined), 10_000);
     const base = `http://127.0.0.1:${port}`;
 
@@ -88,7 +92,7 @@ describe('callbacks service with the emulators', function () {
     assert.equal(run.created.length, 2);
     const api = client(s.dv.url, 'e2e-admin');
     const rows = (await api.retrieveMultiple({ collection: 'msdyncrm_customerjourneycustomchannelactivities', filter: `_msdyncrm_contact_value eq ${run.created[0]!.contactId}` })).value as Array<Record<string, unknown>>;
-    const context = contextFromActivityRow(rows[0]!);
+    const context = activityContext(activityRecord(rows[0]!));
     assert.ok(context, 'the activity row gives a context');
     const phone = (id: string): Promise<string> => api.retrieve({ collection: 'contacts', key: id, select: ['mobilephone'] }).then((r) => (r as { mobilephone: string }).mobilephone);
     const [phone1, phone2] = [await phone(run.created[0]!.contactId), await phone(run.created[1]!.contactId)];
@@ -99,7 +103,7 @@ describe('callbacks service with the emulators', function () {
       const form = new URLSearchParams(params);
       return fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `${PUBLIC}${url}`, form) }, body: form.toString() });
     };
-    const token = sealContext(context, 'sms', parseCallbackKeys(keys, 'test'));
+    const token = sealContext(context, 'sms', keys);
     assert.equal((await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' })).status, 204);
     assert.equal((await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' })).status, 204, 'a repeat');
     assert.equal((await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin1', From: phone1, Body: 'info' })).status, 200);
@@ -110,7 +114,7 @@ describe('callbacks service with the emulators', function () {
     assert.equal((await fetch(`${base}/callbacks/sms/twilio/inbound`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' }, body: `MessageSid=SMx&From=${encodeURIComponent(phone1)}&Body=START` })).status, 403);
     // The journey's message gets a link (the seed's has none), as a tracked message would.
     await api.update({ collection: 'sample_specialmessages', key: context.entityId, data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' } });
-    const click = await fetch(`${base}/l/${sealLink(context.activityRowId, 0, parseCallbackKeys(keys, 'test'))}`, { redirect: 'manual' });
+    const click = await fetch(`${base}/l/${sealLink(context.activityRowId, 0, keys)}`, { redirect: 'manual' });
 
     const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map((m) => ({ id: m.messageId, body: m.body as InteractionMessage }));
     const byType = new Map(interactions.map((i) => [i.body.responseType, i]));
@@ -130,6 +134,6 @@ describe('callbacks service with the emulators', function () {
       const row = (await api.retrieve({ collection: 'contacts', key: id, select: ['donotphone'] })) as { donotphone: boolean };
       assert.equal(row.donotphone, true, 'the compliance field is set in Dataverse');
     }
-    for (const secret of [SECRETS.TWILIO_AUTH_TOKEN, keys.slice(3), phone1, phone2]) assert.ok(!logs.text.includes(secret), 'no secret or phone number in the logs');
+    for (const secret of [SECRETS.TWILIO_AUTH_TOKEN, keySecret, phone1, phone2]) assert.ok(!logs.text.includes(secret), 'no secret or phone number in the logs');
   });
 });

@@ -3,9 +3,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel, type ChannelCallbacks } from '../../../../src/channels/index.js';
 import { createLogger, type Logger } from '../../../../src/log.js';
-import type { CallbackDirectory, CallbackKey, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
+import type { CallbackKey, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
 import type { TwilioMessage } from '../../../../src/providers/index.js';
-import type { InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
+import type { ActivityRecord, CallbackDirectory, FoundContact, InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 
 export const PUBLIC_BASE = 'https://relay.example.com';
@@ -60,17 +60,10 @@ export function context(n = 1): MarketingContext {
   };
 }
 
-/** The activity row of `context` as the Web API returns it. */
-export function activityRow(c: MarketingContext): Row {
-  return {
-    msdyncrm_customerjourneycustomchannelactivityid: c.activityRowId,
-    msdyncrm_activityid: c.activityId,
-    msdyncrm_entitytype: c.entityType,
-    msdyncrm_entityid: c.entityId,
-    _msdyncrm_contact_value: c.contactId,
-    _msdyncrm_customerjourney_value: c.journeyId,
-    _msdyncrm_customerjourneyiteration_value: c.iterationId,
-  };
+/** The activity row of `context` as the directory reads it. */
+export function activityRecord(c: MarketingContext): ActivityRecord {
+  const { kind: _kind, ...record } = c;
+  return record;
 }
 
 const callbacks = (extra: Partial<ChannelCallbacks> = {}): ChannelCallbacks => ({
@@ -166,20 +159,20 @@ export class FakeSender<T> implements QueueSender<T> {
 export class FakeDirectory implements CallbackDirectory {
   contacts: Row[] = [{ contactid: CONTACT, mobilephone: PHONE, sample_chatid: CHAT_ID, sample_optout: false }];
   /** Newest first. */
-  activities: Row[] = [activityRow(context(2)), activityRow(context(1))];
+  activities: ActivityRecord[] = [activityRecord(context(2)), activityRecord(context(1))];
   records = new Map<string, Row>([[context(1).entityId, { sample_text: 'Hi! See https://example.com/offer?x=1 and http://example.org/b' }], [context(2).entityId, { sample_text: 'Sale https://example.com/two' }]]);
   updates: Array<{ contactId: string; values: Row }> = [];
-  async contactsByAddress(field: string, address: string): Promise<Array<{ contactId: string; row: Row }>> {
+  async contactsByAddress(field: string, address: string): Promise<FoundContact[]> {
     return this.contacts.filter((c) => c[field] === address).map((row) => ({ contactId: row['contactid'] as string, row }));
   }
-  async latestActivities(contactId: string, entityType: string, top: number): Promise<Row[]> {
-    return this.activities.filter((a) => a['_msdyncrm_contact_value'] === contactId && a['msdyncrm_entitytype'] === entityType).slice(0, top);
+  async latestActivities(contactId: string, entityType: string, top: number): Promise<ActivityRecord[]> {
+    return this.activities.filter((a) => a.contactId === contactId && a.entityType === entityType).slice(0, top);
   }
-  async activityByRowId(rowId: string): Promise<Row | undefined> {
-    return this.activities.find((a) => a['msdyncrm_customerjourneycustomchannelactivityid'] === rowId);
+  async activityByRowId(rowId: string): Promise<ActivityRecord | undefined> {
+    return this.activities.find((a) => a.activityRowId === rowId);
   }
-  async activitiesByActivityId(activityId: string): Promise<Row[]> {
-    return this.activities.filter((a) => a['msdyncrm_activityid'] === activityId).slice(0, 2);
+  async activitiesByActivityId(activityId: string): Promise<ActivityRecord[]> {
+    return this.activities.filter((a) => a.activityId === activityId).slice(0, 2);
   }
   async messageRecord(_set: string, id: string): Promise<Row | undefined> {
     return this.records.get(id);

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { CallbacksStage, sealContext, twilioSignature } from '../../../../src/pipeline/callbacks/index.js';
-import { webhookHeaders } from '../../../../src/providers/index.js';
+import { CallbacksStage, sealContext } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature, webhookHeaders } from '../../../../src/providers/index.js';
 import { AUTH_TOKEN, context, harness, KEYS, PHONE, PUBLIC_BASE, SMS, WHSEC_NEW, type Harness } from './fakes.js';
 
 /** How many times slower than idle a valid request may be while the hostile requests run. Before the fixes: hundreds. */

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel } from '../../../../src/channels/index.js';
 import { ProviderError } from '../../../../src/errors.js';
-import { createCallbacksServer, EMPTY_TWIML, twilioSignature } from '../../../../src/pipeline/callbacks/index.js';
-import { webhookHeaders } from '../../../../src/providers/index.js';
+import { createCallbacksServer, EMPTY_TWIML } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature, webhookHeaders } from '../../../../src/providers/index.js';
 import { AUTH_TOKEN, CHAT_ID, harness, NEVER_SHOWN, PHONE, PUBLIC_BASE, SMS, TG_SECRET, WHSEC_NEW, type Harness } from './fakes.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);

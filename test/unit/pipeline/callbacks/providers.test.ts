@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { createCallbacksServer, sealContext, sealLink } from '../../../../src/pipeline/callbacks/index.js';
 import { webhookHeaders } from '../../../../src/providers/index.js';
 import type { Channel } from '../../../../src/channels/index.js';
-import { activityRow, CHANNELS, CHAT_ID, context, harness, KEYS, legacyLinkCode, NEVER_SHOWN, OLD_KEYS, PHONE, RT, SMS, CT, TG, TG_OLD_SECRET, TG_SECRET, TILE_ACTIVITY_ID, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
+import { activityRecord, CHANNELS, CHAT_ID, context, harness, KEYS, legacyLinkCode, NEVER_SHOWN, OLD_KEYS, PHONE, RT, SMS, CT, TG, TG_OLD_SECRET, TG_SECRET, TILE_ACTIVITY_ID, WHSEC_NEW, WHSEC_OLD, type Harness } from './fakes.js';
 
 describe('callbacks: Telegram, contract, tracked links, health', () => {
   let h: Harness;
@@ -147,7 +147,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('a report whose RequestId is an activity of another channel\'s message table is ignored', async () => {
       const other = { ...context(7), entityType: 'sample_wa', entityId: 'e7000007-0000-4000-8000-000000000000' };
-      h.directory.activities.push(activityRow(other));
+      h.directory.activities.push(activityRecord(other));
       const wa: Channel = { ...SMS, name: 'wa', tile: { ...SMS.tile!, entityType: 'sample_wa', entitySetName: 'sample_waes' } };
       h.directory.records.set(other.entityId, { sample_text: 'hello' });
       const all = [...CHANNELS, wa];
@@ -175,7 +175,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('a RequestId that is the msdyncrm_activityid of a message sent before the row key: recorded when one row has it, ignored when rows share it', async () => {
       const own = { ...context(5), activityId: 'a5000000-0000-4000-8000-000000000000', entityId: context(2).entityId };
-      h.directory.activities.push(activityRow(own));
+      h.directory.activities.push(activityRecord(own));
       await signed('/callbacks/ct/contract/reports', { RequestId: own.activityId, Status: 'Delivered' });
       assert.deepEqual(h.interactions.sent.map((m) => [m.messageId, m.body.context]), [[`${own.activityRowId}:delivered`, own]]);
       // context(1) and context(2) share the tile's id: no row stands for it.
@@ -217,7 +217,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('a link written before the relay keyed on the row (msdyncrm_activityid) records opened when one row has that id', async () => {
       const own = { ...context(5), activityId: 'a5000000-0000-4000-8000-000000000000', entityId: context(1).entityId };
-      h.directory.activities.push(activityRow(own));
+      h.directory.activities.push(activityRecord(own));
       const res = await app.inject({ method: 'GET', url: `/l/${legacyLinkCode(own.activityId, 1, KEYS.sign)}` });
       assert.equal(res.statusCode, 302);
       assert.equal(res.headers['location'], 'http://example.org/b');
@@ -225,7 +225,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
     });
     it('a link written before the row key, whose msdyncrm_activityid several rows share, still redirects and records nothing (logged)', async () => {
       const tile = 'a6000000-0000-4000-8000-000000000000';
-      for (const n of [6, 7]) h.directory.activities.push(activityRow({ ...context(n), activityId: tile, entityId: context(1).entityId }));
+      for (const n of [6, 7]) h.directory.activities.push(activityRecord({ ...context(n), activityId: tile, entityId: context(1).entityId }));
       const res = await app.inject({ method: 'GET', url: `/l/${legacyLinkCode(tile, 0, KEYS.sign)}` });
       assert.equal(res.statusCode, 302);
       assert.equal(res.headers['location'], 'https://example.com/offer?x=1');

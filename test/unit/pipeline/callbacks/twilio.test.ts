@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
-import { createCallbacksServer, EMPTY_TWIML, sealContext, twilioSignature, verifyTwilioSignature } from '../../../../src/pipeline/callbacks/index.js';
+import { createCallbacksServer, EMPTY_TWIML, MAX_TWILIO_PARAMETERS, sealContext } from '../../../../src/pipeline/callbacks/index.js';
+import { twilioSignature } from '../../../../src/providers/index.js';
 import { interactionMessageId } from '../../../../src/pipeline/index.js';
-import { AUTH_TOKEN, context, harness, KEYS, NEVER_SHOWN, OLD_AUTH_TOKEN, OLD_KEYS, PHONE, PUBLIC_BASE, SMS, type Harness } from './fakes.js';
+import { AUTH_TOKEN, context, harness, KEYS, NEVER_SHOWN, OLD_AUTH_TOKEN, OLD_KEYS, PHONE, PUBLIC_BASE, SHARED_KEY, SMS, type Harness } from './fakes.js';
 
 /** A form POST as Twilio sends it, signed with `token` over the public URL. */
 async function post(app: FastifyInstance, url: string, params: Record<string, string>, token: string | null = AUTH_TOKEN) {
@@ -27,12 +28,6 @@ describe('callbacks: Twilio', () => {
     await app.close();
     const text = h.logs.text;
     for (const secret of NEVER_SHOWN) assert.ok(!text.includes(secret), `a log line shows a secret or a phone number: ${secret.slice(0, 4)}…`);
-  });
-
-  it('signs as Twilio documents it (the published example)', () => {
-    const params = new URLSearchParams({ CallSid: 'CA1234567890ABCDE', Caller: '+14158675309', Digits: '1234', From: '+14158675309', To: '+18005551212' });
-    assert.equal(twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', params), 'RSOYDt4T1cUTdK1PDd93/VVr8B8=');
-    assert.equal(verifyTwilioSignature('RSOYDt4T1cUTdK1PDd93/VVr8B8=', ['other', '12345'], 'https://mycompany.com/myapp.php?foo=1&bar=2', params), true);
   });
 
   for (const [s, responseType] of [
@@ -228,5 +223,72 @@ describe('callbacks: Twilio', () => {
     const value = (outcome: string): number | undefined => metric.values.find((v) => v.labels['route'] === 'twilio-status' && v.labels['outcome'] === outcome)?.value;
     assert.equal(value('recorded'), 1);
     assert.equal(value('forbidden'), 1);
+  });
+});
+
+describe('callbacks: Twilio routes with SharedKey signatures and parameter limits', () => {
+  let h: Harness;
+  let app: FastifyInstance;
+  const path = `/callbacks/sms/twilio/status?t=${sealContext(context(1), 'sms', KEYS)}`;
+  const form = (extra: Record<string, string> = {}): URLSearchParams => new URLSearchParams({ MessageSid: 'SM0001', MessageStatus: 'delivered', To: PHONE, From: SMS.sender, ...extra });
+  const post = (params: URLSearchParams, headers: Record<string, string>) =>
+    app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: params.toString() });
+  const settings = { 'x-twilio-webhooks-signature-settings': 'key=KS00000000000000000000000000000001,algorithm=HMAC_SHA256' };
+
+  beforeEach(() => {
+    h = harness();
+    app = createCallbacksServer(h.deps).app;
+  });
+  afterEach(() => app.close());
+
+  it('records a status callback signed with the SharedKey and HMAC-SHA256, as the settings header says', async () => {
+    const res = await post(form(), { ...settings, 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') });
+    assert.equal(res.statusCode, 204);
+    assert.equal(h.interactions.sent.length, 1);
+  });
+
+  it('records a status callback Twilio signed with the default port written out', async () => {
+    const res = await post(form(), { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `https://relay.example.com:443${path}`, form()) });
+    assert.equal(res.statusCode, 204);
+  });
+
+  const refusals: Array<[string, () => Record<string, string>, string]> = [
+    ['the settings header with an auth-token signature', () => ({ ...settings, 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'mismatch'],
+    ['a SharedKey signature without the settings header', () => ({ 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'mismatch'],
+    ['an algorithm this service does not know', () => ({ 'x-twilio-webhooks-signature-settings': 'key=KS1,algorithm=HMAC_SHA512', 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'unsupported-algorithm'],
+  ];
+  for (const [what, headers, reason] of refusals) {
+    it(`refuses ${what} (403, reason ${reason})`, async () => {
+      const res = await post(form(), headers());
+      assert.equal(res.statusCode, 403);
+      assert.equal(h.interactions.sent.length, 0);
+      const logged = h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']);
+      assert.deepEqual(logged, [reason]);
+    });
+  }
+
+  it('refuses the settings header on a channel without a SharedKey secret (403, reason no-shared-key)', async () => {
+    const { sharedKeySecret: _, ...callbacks } = SMS.callbacks!;
+    const channel = { ...SMS, callbacks };
+    h = harness({ channels: { byName: (n) => (n === 'sms' ? channel : undefined), all: () => [channel] } });
+    await app.close();
+    app = createCallbacksServer(h.deps).app;
+    const res = await post(form(), { ...settings, 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') });
+    assert.equal(res.statusCode, 403);
+    assert.deepEqual(h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']), ['no-shared-key']);
+  });
+
+  it(`refuses a body of more than ${MAX_TWILIO_PARAMETERS} parameters before its signature (400), even when signed`, async () => {
+    const extra = Object.fromEntries(Array.from({ length: MAX_TWILIO_PARAMETERS - 3 }, (_, i) => [`P${i}`, '']));
+    const params = form(extra);
+    assert.equal([...params.keys()].length, MAX_TWILIO_PARAMETERS + 1);
+    const res = await post(params, { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params) });
+    assert.equal(res.statusCode, 400);
+    assert.equal(h.interactions.sent.length, 0);
+    const line = h.logs.lines().find((l) => String(l['message']).includes('more parameters than Twilio sends'));
+    assert.equal(line?.['fields'], MAX_TWILIO_PARAMETERS + 1);
+    params.delete('P0');
+    const accepted = await post(params, { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params) });
+    assert.equal(accepted.statusCode, 204, `${MAX_TWILIO_PARAMETERS} parameters are accepted`);
   });
 });

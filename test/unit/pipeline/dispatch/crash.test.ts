@@ -156,7 +156,7 @@ describe('dispatch through a crash of the session holder', () => {
     assert.deepEqual(closed.state?.inFlight?.map(([key]) => key), [(d.body as { key: string }).key], 'still listed: the next holder looks it up again');
   });
 
-  it('a provider that cannot be asked (contract: same RequestId; Telegram) sends it again, counted', async () => {
+  it('a provider that cannot be asked (contract: same RequestId) sends it again, counted', async () => {
     const p = new FakeProvider('contract');
     const { stage: s } = stage(p);
     const d = delivery(outbound());
@@ -168,6 +168,39 @@ describe('dispatch through a crash of the session holder', () => {
     assert.equal(p.calls.length, 2);
     assert.equal(p.calls[1]?.request.idempotencyKey, p.calls[0]?.request.idempotencyKey, 'the same idempotency key (the contract\'s RequestId)');
     assert.equal(s.stats().inFlightResent, 1);
+  });
+
+  it('Telegram (it cannot be asked, it has no idempotency key) sends again what was in flight: a repeat only of what reached it', async () => {
+    const BOT = 'telegram:bot';
+    const tg = channel({ name: 'tg', senderKey: BOT, provider: { type: 'telegram', botToken: 'x' }, sender: 'bot', rateLimit: { messages: 30, perRecipientMs: 1000 } });
+    const p = new FakeProvider('telegram');
+    const replica = () => new DispatchStage({ channels: lookup(tg), provider: () => p, interactions: new FakeInteractions() });
+    // One chat: the first message is called at once, the other two wait for the chat's turn (1 s each) when it dies.
+    const batch = Array.from({ length: 3 }, () => delivery(outbound({ channel: 'tg', to: '100' }), BOT));
+    const first = session(BOT);
+    const h1 = await replica().sessionHandler(first);
+    const kill = new AbortController();
+    void h1.onBatch(batch, kill.signal);
+    await clock.tickAsync(10);
+    kill.abort(new Error('kill -9')); // it makes no call after this
+    assert.equal(p.calls.length, 1, 'one call reached Telegram');
+    const decoded = decodeSessionState(first.saved.at(-1));
+    assert.ok(decoded.ok);
+    const listed = decoded.state?.inFlight?.map(([key]) => key) ?? [];
+    const keys = batch.map((d) => (d.body as { key: string }).key);
+    assert.deepEqual(listed, keys, 'the whole batch listed in flight');
+
+    const s = replica();
+    const h2 = await s.sessionHandler(session(BOT, first.saved.at(-1)));
+    const redelivered = batch.map((d) => delivery(d.body, BOT, 2));
+    const done = h2.onBatch(redelivered, new AbortController().signal);
+    await clock.tickAsync(5000);
+    await done;
+    assert.deepEqual(redelivered.map((d) => d.settled), [[{ kind: 'complete' }], [{ kind: 'complete' }], [{ kind: 'complete' }]]);
+    const sends = keys.map((key) => p.calls.filter((c) => c.request.idempotencyKey === key).length);
+    assert.deepEqual(sends, [2, 1, 1], 'the message that reached Telegram repeats; the two that never left are sent once');
+    assert.ok(sends.filter((n) => n > 1).length <= listed.length, 'at most what was in flight repeats');
+    assert.equal(s.stats().inFlightResent, 3, 'each listed message sent again without a lookup, counted');
   });
 
   it('writes the state before the batch\'s first call, and sends nothing when that write fails', async () => {

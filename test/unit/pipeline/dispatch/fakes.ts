@@ -6,7 +6,8 @@ import { getEventListeners } from 'node:events';
 import { DEFAULT_OPT_IN_MAX_AGE_MS } from '../../../../src/channels/index.js';
 import type { Channel, ChannelCallbacks } from '../../../../src/channels/types.js';
 import { ProviderError } from '../../../../src/errors.js';
-import type { ChannelLookup } from '../../../../src/pipeline/dispatch/index.js';
+import type { ChannelLookup } from '../../../../src/pipeline/ports.js';
+import { channelLookup } from '../../../helpers/channels.js';
 import type { InteractionMessage, OutboundMessage } from '../../../../src/pipeline/messages.js';
 import type { AcceptedSession, Delivery, InteractionSender } from '../../../../src/pipeline/ports.js';
 import type { Provider, ProviderType, SendRequest, SendResult, SentQuery } from '../../../../src/providers/provider.js';
@@ -47,7 +48,7 @@ export function channelCallbacks(overrides: Partial<ChannelCallbacks> = {}): Cha
 }
 
 export function lookup(...channels: Channel[]): ChannelLookup {
-  return { byName: (name) => channels.find((c) => c.name === name), all: () => channels };
+  return channelLookup(channels);
 }
 
 let seq = 0;

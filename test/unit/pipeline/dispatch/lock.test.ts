@@ -159,12 +159,13 @@ describe('dispatch stage and the session lock', () => {
     assert.equal(returned2, Math.max(...later.map((d) => d.settledAt ?? Infinity)), 'at once, not in the lock margin');
     assert.ok(returned2 < t1 + 1000, `within the first second: ${returned2 - t1} ms`);
     assert.ok(!due2.includes(t1 + 40_000 - 5000), 'no timer set to wait for the lock margin');
+    const closedAt = Date.now();
     await closeAtOnce(h2);
     await clock.tickAsync(40_000);
     assert.equal(p2.calls.length, 1, 'no call after');
     const state = decodeSessionState(second.saved.at(-1));
-    assert.ok(state.ok);
-    assert.equal(state.state?.pausedUntil, t1 + 30 + 60_000, 'the next holder gets the (capped) pause');
+    assert.ok(state.ok && state.state?.v === 3);
+    assert.equal(state.state.pauseMs, t1 + 30 + 60_000 - closedAt, 'the next holder gets what is left of the (capped) pause');
     assert.equal(s2.stats().handedBackAtLockDeadline, 4);
   });
 
@@ -235,10 +236,11 @@ describe('dispatch stage and the session lock', () => {
     assert.ok(released(result), 'the release asked for');
     assert.ok(returnedAt < t0 + 1000, `at once, not in the lock margin (55 s): ${returnedAt - t0} ms`);
     assert.deepEqual(due.filter((t) => t >= t0 + 55_000 && t < t0 + 60_000), [], `no timer due in the lock margin: ${due.map((t) => t - t0).join(', ')}`);
+    const closedAt = Date.now();
     await closeAtOnce(h);
     const state = decodeSessionState(accepted.saved.at(-1));
-    assert.ok(state.ok);
-    assert.equal(state.state?.pausedUntil, (p.calls[0]?.end ?? 0) + 60_000, 'the next holder gets the (capped) pause');
+    assert.ok(state.ok && state.state?.v === 3);
+    assert.equal(state.state.pauseMs, (p.calls[0]?.end ?? 0) + 60_000 - closedAt, 'the next holder gets what is left of the (capped) pause');
   });
 
   it('records within the lock: an interaction that cannot be sent is dead-lettered before the lock ends, not retried past it', async () => {

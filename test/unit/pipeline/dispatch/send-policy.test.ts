@@ -154,15 +154,19 @@ describe('send policy', () => {
 
 describe('session state', () => {
   it('round-trips', () => {
-    const buf = encodeSessionState({ v: 2, clean: true, sentAt: [30, 10, 20], pausedUntil: 99 });
-    assert.equal(buf.toString(), '{"v":2,"clean":true,"sentAt":[10,20,30],"pausedUntil":99}');
-    assert.deepEqual(decodeSessionState(buf), { ok: true, state: { v: 2, clean: true, sentAt: [10, 20, 30], pausedUntil: 99 } });
-    const before = encodeSessionState({ v: 2, sentAt: [5], inFlight: [['act-1', 7], ['act-2', 7]] });
-    assert.equal(before.toString(), '{"v":2,"sentAt":[5],"inFlight":[["act-1",7],["act-2",7]]}');
-    assert.deepEqual(decodeSessionState(before), { ok: true, state: { v: 2, sentAt: [5], inFlight: [['act-1', 7], ['act-2', 7]] } });
+    const buf = encodeSessionState({ v: 3, clean: true, holdMs: 3030, pauseMs: 99 });
+    assert.equal(buf.toString(), '{"v":3,"clean":true,"holdMs":3030,"pauseMs":99}');
+    assert.deepEqual(decodeSessionState(buf), { ok: true, state: { v: 3, clean: true, holdMs: 3030, pauseMs: 99 } });
+    const before = encodeSessionState({ v: 3, holdMs: 5, callHoldMs: 3030, inFlight: [['act-1', 7], ['act-2', 7]] });
+    assert.equal(before.toString(), '{"v":3,"holdMs":5,"callHoldMs":3030,"inFlight":[["act-1",7],["act-2",7]]}');
+    assert.deepEqual(decodeSessionState(before), { ok: true, state: { v: 3, holdMs: 5, callHoldMs: 3030, inFlight: [['act-1', 7], ['act-2', 7]] } });
   });
 
-  it('reads a version 1 state (written only at a release) as a clean one', () => {
+  it('reads a version 2 state as it was written, and a version 1 state (written only at a release) as a clean version 2 one', () => {
+    assert.deepEqual(decodeSessionState(Buffer.from('{"v":2,"sentAt":[30,10],"pausedUntil":99,"inFlight":[["k",7]]}')), {
+      ok: true,
+      state: { v: 2, sentAt: [10, 30], pausedUntil: 99, inFlight: [['k', 7]] },
+    });
     assert.deepEqual(decodeSessionState(Buffer.from('{"v":1,"sentAt":[10],"pausedUntil":99}')), { ok: true, state: { v: 2, clean: true, sentAt: [10], pausedUntil: 99 } });
   });
 
@@ -174,9 +178,13 @@ describe('session state', () => {
   const bad: Array<[string, string]> = [
     ['{', 'not JSON'],
     ['[1]', 'not a JSON object'],
-    ['{"v":3,"sentAt":[]}', 'version 3 is not 1 or 2'],
+    ['{"v":4,"holdMs":0}', 'version 4 is not 1, 2 or 3'],
+    ['{"v":3}', 'holdMs must be a number >= 0, not undefined'],
+    ['{"v":3,"holdMs":-1}', 'holdMs must be a number >= 0, not -1'],
+    ['{"v":3,"holdMs":0,"callHoldMs":"3s"}', 'callHoldMs must be a number >= 0, not "3s"'],
+    ['{"v":3,"holdMs":0,"pauseMs":null}', 'pauseMs must be a number >= 0, not null'],
     ['{"v":2,"sentAt":[],"inFlight":[["k"]]}', 'inFlight must be an array of \\[key, ms\\] pairs'],
-    ['{"v":2,"sentAt":[],"inFlight":[["",1]]}', 'inFlight must be an array'],
+    ['{"v":3,"holdMs":0,"inFlight":[["",1]]}', 'inFlight must be an array'],
     ['{"v":1,"sentAt":["x"]}', 'sentAt must be an array of numbers'],
     ['{"v":1,"sentAt":[],"pausedUntil":"soon"}', 'pausedUntil must be a number'],
   ];
@@ -188,25 +196,47 @@ describe('session state', () => {
     });
   }
 
-  it('the first send waits for the last call to leave the window, and for a running pause', () => {
-    const now = 1000;
-    assert.equal(firstSendAt(undefined, 1050, now), 0);
-    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [] }, 1050, now), 0);
-    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100, 400] }, 1050, now), 1450);
-    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100], pausedUntil: 5000 }, 1050, now), 5000);
+  /** A sender of 1 segment a second (1000 + 50 ms guard) whose costliest call counts 1,600 segments. */
+  const limits = { windowMs: 1050, maxHoldMs: 1600 * 1050 };
+  const now = 1000;
+
+  it('after a clean release, the first send waits for the hold the last holder left, counted from now, and for a running pause', () => {
+    assert.equal(firstSendAt(undefined, limits, now), now, 'no state: at once');
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 0 }, limits, now), now, 'at once');
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 400 }, limits, now), now + 400);
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 3150 }, limits, now), now + 3150, 'a 3-segment call: three windows, not one');
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 100, pauseMs: 4000 }, limits, now), now + 4000);
   });
 
-  it('without a clean release, assumes the last holder used the whole window just now: one window from the takeover, and a recorded pause', () => {
-    const now = 1000;
-    assert.equal(firstSendAt({ v: 2, sentAt: [] }, 1050, now), now + 1050, 'no call recorded: its calls after the write are unknown');
-    assert.equal(firstSendAt({ v: 2, sentAt: [100, 400] }, 1050, now), now + 1050);
-    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: 9000 }, 1050, now), 9000);
-    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
+  it('without a clean release, assumes the costliest call of the batch ended at the takeover: its hold from now, at least one window, and what the state records', () => {
+    assert.equal(firstSendAt({ v: 3, holdMs: 0 }, limits, now), now + 1050, 'one window at least');
+    assert.equal(firstSendAt({ v: 3, holdMs: 0, callHoldMs: 3150 }, limits, now), now + 3150, 'a batch with a 3-segment message: three windows');
+    assert.equal(firstSendAt({ v: 3, holdMs: 5000, callHoldMs: 1050 }, limits, now), now + 5000, 'an earlier call\'s longer hold');
+    assert.equal(firstSendAt({ v: 3, holdMs: 0, callHoldMs: 1050, pauseMs: 9000 }, limits, now), now + 9000);
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 0, callHoldMs: 3150 }, limits, now), now, 'a clean state\'s callHoldMs means nothing');
   });
 
-  it('waits at most one window for calls a clock ahead of ours recorded, and at most 5 min for a handed-over pause', () => {
-    const now = 1000;
-    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [now + 3_600_000] }, 1050, now), now + 1050);
-    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [], pausedUntil: now + 86_400_000 }, 1050, now), now + MAX_HANDED_OVER_PAUSE_MS);
+  it('honours a hold for at most the longest one call can cause, and a pause for at most 5 min', () => {
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 86_400_000 }, limits, now), now + 1600 * 1050);
+    assert.equal(firstSendAt({ v: 3, holdMs: 0, callHoldMs: 86_400_000 }, limits, now), now + 1600 * 1050);
+    assert.equal(firstSendAt({ v: 3, holdMs: 0, callHoldMs: 86_400_000 }, { windowMs: 1050, maxHoldMs: 1050 }, now), now + 1050, 'a sender whose calls all cost 1');
+    assert.equal(firstSendAt({ v: 3, clean: true, holdMs: 0, pauseMs: 86_400_000 }, limits, now), now + MAX_HANDED_OVER_PAUSE_MS);
+  });
+
+  it('reads a version 2 state\'s times as they are: the last call\'s window, a pause, one window from the takeover without a clean release', () => {
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [] }, limits, now), now);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100, 400] }, limits, now), 1450);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [100], pausedUntil: 5000 }, limits, now), 5000);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [now + 2100] }, limits, now), now + 3150, 'a 3-segment call (its last window\'s start): three windows');
+    assert.equal(firstSendAt({ v: 2, sentAt: [] }, limits, now), now + 1050, 'no call recorded: its calls after the write are unknown');
+    assert.equal(firstSendAt({ v: 2, sentAt: [100, 400] }, limits, now), now + 1050);
+    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: 9000 }, limits, now), 9000);
+    assert.equal(firstSendAt({ v: 2, sentAt: [], pausedUntil: now + 86_400_000 }, limits, now), now + MAX_HANDED_OVER_PAUSE_MS);
+  });
+
+  it('a version 2 state from a clock ahead of ours costs at most the longest hold of one call, and 5 min of pause', () => {
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [now + 3_600_000] }, limits, now), now + 1600 * 1050);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [now + 3_600_000] }, { windowMs: 1050, maxHoldMs: 1050 }, now), now + 1050);
+    assert.equal(firstSendAt({ v: 2, clean: true, sentAt: [], pausedUntil: now + 86_400_000 }, limits, now), now + MAX_HANDED_OVER_PAUSE_MS);
   });
 });

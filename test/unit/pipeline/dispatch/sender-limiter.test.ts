@@ -164,18 +164,40 @@ describe('sender limiter', () => {
     assert.equal(await started, 'done');
   });
 
-  it('reports when the calls of the last window ended', async () => {
+  it('reports how long its calls keep limiting the next ones: the latest end of their holds', async () => {
     const limiter = new SenderLimiter({ messages: 10, intervalMs: 1000, guardMs: 50 });
     const r = recorder();
+    assert.equal(limiter.holdLeftMs(), 0, 'no call yet');
     const calls = [limiter.run('a', r.call), limiter.run('b', r.call)];
     await clock.tickAsync(600);
     calls.push(limiter.run('c', r.call));
     await clock.tickAsync(20);
     await Promise.all(calls);
-    assert.equal(limiter.recentCalls().length, 3);
+    // c ended 10 ms ago: a window (1000 + 50) from its end.
+    assert.equal(limiter.holdLeftMs(), 1040);
     await clock.tickAsync(500);
-    assert.equal(limiter.recentCalls().length, 1);
+    assert.equal(limiter.holdLeftMs(), 540);
     assert.equal(limiter.stats().inWindow, 1);
+    await clock.tickAsync(540);
+    assert.equal(limiter.holdLeftMs(), 0);
+  });
+
+  it('a costly call holds the sender for its windows, counted from now while it is in flight', async () => {
+    const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 10 });
+    assert.deepEqual([limiter.holdMsOf(1), limiter.holdMsOf(3), limiter.handOverWindowMs], [1010, 3030, 1010]);
+    const r = recorder(200);
+    const call = limiter.run('a', r.call, { cost: 3 });
+    await clock.tickAsync(100);
+    assert.equal(limiter.largestCostInFlight, 3);
+    assert.equal(limiter.holdLeftMs(), 3030, 'in flight: as if it ended now');
+    await clock.tickAsync(100);
+    await call;
+    assert.equal(limiter.largestCostInFlight, 0);
+    await clock.tickAsync(1000);
+    assert.equal(limiter.holdLeftMs(), 2030, 'three windows from its end, not one');
+    // The recipient spacing, when longer than the windows, is the hold.
+    const spaced = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 10, perRecipientMs: 5000 });
+    assert.deepEqual([spaced.holdMsOf(1), spaced.holdMsOf(3), spaced.holdMsOf(6)], [5010, 5010, 6060]);
   });
 
   it('clear() releases the slots held for their window: no timer is left', async () => {
@@ -315,7 +337,7 @@ describe('sender limiter', () => {
       await all;
       // 5 segments at 2 per window: 3 windows after the call ended, then the next two together.
       assert.deepEqual(r.starts.map((t) => t - (r.starts[0] as number)), [0, 3010, 3010]);
-      assert.deepEqual(limiter.recentCalls(), [], 'nothing left after the windows passed');
+      assert.equal(limiter.holdLeftMs(), 0, 'nothing left after the windows passed');
     });
 
     it('serves waiting calls in order: a costly call is not overtaken by cheap ones that arrive after it', async () => {

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import sinon from 'sinon';
 import { DispatchStage, type DispatchOptions } from '../../../../src/pipeline/dispatch/index.js';
 import type { SessionHandler } from '../../../../src/pipeline/ports.js';
-import { decodeSessionState, encodeSessionState } from '../../../../src/pipeline/dispatch/session-state.js';
+import { decodeSessionState } from '../../../../src/pipeline/dispatch/session-state.js';
 import type { Provider } from '../../../../src/providers/provider.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 import { createLogger } from '../../../../src/log.js';
@@ -401,9 +401,9 @@ describe('dispatch stage', () => {
     assert.equal(first.saved.length, 2, 'written before the batch\'s calls, and at close');
     const decoded = decodeSessionState(first.saved[1]);
     assert.ok(decoded.ok && decoded.state?.clean === true, 'the state at close is a clean hand-over');
-    assert.ok(decoded.ok);
-    assert.equal(decoded.state?.sentAt.length, 5);
     const lastEnded = Math.max(...p.calls.map((c) => c.end));
+    assert.ok(decoded.ok && decoded.state?.v === 3);
+    assert.equal(decoded.state.holdMs, lastEnded + 1010 - Date.now(), 'what is left of the window after the last call (1000 + 10 guard)');
 
     // Another replica takes the session over at once.
     const second = session(SESSION, first.saved[1]);
@@ -422,7 +422,7 @@ describe('dispatch stage', () => {
     await run(h1, [delivery(outbound())], 2000);
     assert.equal((p.calls[0]?.at ?? 0) - t0, 1010, 'one window (interval + the 10 ms guard)');
     const t1 = Date.now();
-    const h2 = await s.sessionHandler(session(SESSION, encodeSessionState({ v: 2, clean: true, sentAt: [t1 - 5000] })));
+    const h2 = await s.sessionHandler(session(SESSION, Buffer.from(JSON.stringify({ v: 2, clean: true, sentAt: [t1 - 5000] }))));
     await run(h2, [delivery(outbound())], 200);
     assert.equal(p.calls[1]?.at, t1);
   });
@@ -442,11 +442,12 @@ describe('dispatch stage', () => {
     assert.deepEqual(d1.settled, [{ kind: 'abandon' }], 'waiting for the pause: handed back');
     await h1.onClose();
     const decoded = decodeSessionState(first.saved.at(-1));
-    assert.ok(decoded.ok && decoded.state?.pausedUntil !== undefined);
-    const h2 = await s.sessionHandler(session(SESSION, first.saved.at(-1)));
+    assert.ok(decoded.ok && decoded.state?.v === 3);
     const t = Date.now();
+    assert.equal(decoded.state.pauseMs, (p.calls[0]?.end ?? 0) + 10_000 - t, 'what is left of the 10 s pause');
+    const h2 = await s.sessionHandler(session(SESSION, first.saved.at(-1)));
     await run(h2, [delivery(outbound())], 20_000);
-    assert.ok((p.calls[1]?.at ?? 0) >= (decoded.state?.pausedUntil ?? Infinity), `waited until ${(decoded.state?.pausedUntil ?? 0) - t} ms`);
+    assert.ok((p.calls[1]?.at ?? 0) >= t + decoded.state.pauseMs, `waited ${(p.calls[1]?.at ?? 0) - t} ms`);
   });
 
   it('dead-letters unreadable bodies, unknown channels and messages in the wrong session', async () => {

@@ -10,6 +10,7 @@ import { DataverseError } from '../../../../src/errors.js';
 import { fakeDelivery, settledAs, type FakeDelivery } from '../../../helpers/fake-delivery.js';
 import { activity, activityRow, contact, decode, activityFromRow, FakeOutbound, FakeReads, harness, realtime, truncated, type Harness } from './fakes.js';
 import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
+import { channelLookup } from '../../../helpers/channels.js';
 
 const timedOut = (): DataverseError => new DataverseError('DataverseTimeout', 'Dataverse did not answer within 30000 ms');
 const throttled = (ms: number): DataverseError => new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit', { retryAfterMs: ms, upstream: { status: 429 } });
@@ -170,7 +171,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
   });
 
   it('refuses a budget that is not a positive number or is shorter than one call', () => {
-    const base = { decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: { all: () => [] } };
+    const base = { decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: channelLookup([]) };
     assert.throws(() => new IntakeStage({ ...base, batchBudgetMs: 0 }), /batchBudgetMs must be a finite number above 0, found 0/);
     assert.throws(() => new IntakeStage({ ...base, batchBudgetMs: Infinity }), /batchBudgetMs must be a finite number above 0, found Infinity/);
     assert.throws(() => new IntakeStage({ ...base, callTimeoutMs: Number.NaN }), /callTimeoutMs must be a finite number above 0, found NaN/);

@@ -11,6 +11,7 @@ import type { Row } from '../../../../src/pipeline/ports.js';
 import { fakeDelivery, settledAs, type FakeDelivery } from '../../../helpers/fake-delivery.js';
 import { bodyBytes, eventFixture, fixture } from '../../dataverse/fixtures.js';
 import { contact, harness, REALTIME, SMS } from './fakes.js';
+import { channelLookup } from '../../../helpers/channels.js';
 
 // Compile-time: the decoder module's functions are the stage's ports, unchanged.
 const ports: Pick<IntakeOptions, 'decode' | 'activityFromRow'> = { decode: decodeRemoteContext, activityFromRow };
@@ -28,7 +29,7 @@ describe('pipeline: IntakeStage with the real decoder', () => {
   const entityId = String(row['msdyncrm_entityid']);
 
   function setup(channels: Channel[] = [SMS]): ReturnType<typeof harness> {
-    const h = harness({ ...ports, channels: { all: () => channels } });
+    const h = harness({ ...ports, channels: channelLookup(channels) });
     h.reads.addRecord('sample_specialmessages', entityId, { sample_text: 'Hello {firstname}' }).addContacts(contact('x', { contactid: contactId, firstname: 'Jo' }));
     h.reads.activityRows.set(String(row['msdyncrm_customerjourneycustomchannelactivityid']), row);
     return h;

@@ -12,6 +12,7 @@ import type { OutboundMessage } from '../../../../src/pipeline/messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from '../../../../src/pipeline/ports.js';
 import { MessageTooLargeError } from '../../../../src/servicebus/sender.js';
 import { fakeDelivery, type FakeDelivery } from '../../../helpers/fake-delivery.js';
+import { channelLookup } from '../../../helpers/channels.js';
 
 function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>): Channel {
   return {
@@ -301,7 +302,7 @@ export function harness(options: Partial<IntakeOptions> = {}): Harness {
     activityFromRow,
     reads,
     outbound,
-    channels: { all: () => ALL_CHANNELS },
+    channels: channelLookup(ALL_CHANNELS),
     log: silentLogger(),
     registry,
     now: () => NOW,

@@ -1,18 +1,20 @@
 /** Intake with a channel that tracks links: the journey message's links become tracked links on the public base URL. */
 import assert from 'node:assert/strict';
 import type { Channel } from '../../../../src/channels/types.js';
+import type { ChannelLookup } from '../../../../src/pipeline/index.js';
 import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { linkAt } from '../../../../src/correlation/links.js';
 import { openLink, parseCallbackKeys } from '../../../../src/correlation/token.js';
 import { channelCallbacks } from '../dispatch/fakes.js';
 import { activity, activityFromRow, ALL_CHANNELS, contact, decode, FakeOutbound, FakeReads, harness, realtime, REALTIME, SMS } from './fakes.js';
+import { channelLookup } from '../../../helpers/channels.js';
 
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 5).toString('base64')}`, 'test');
 const withCallbacks = (c: Channel, trackLinks: boolean): Channel => ({ ...c, callbacks: channelCallbacks({ trackLinks }), publicBaseUrl: 'https://relay.example/cb' });
 const TEMPLATE = 'Hi {firstname}, sale: https://shop.example/sale. Your page: https://shop.example/u/{contactid}';
 
 describe('pipeline: IntakeStage tracked links', () => {
-  const channels = (trackLinks: boolean): { all: () => Channel[] } => ({ all: () => ALL_CHANNELS.map((c) => (c === SMS || c === REALTIME ? withCallbacks(c, trackLinks) : c)) });
+  const channels = (trackLinks: boolean): ChannelLookup => channelLookup(ALL_CHANNELS.map((c) => (c === SMS || c === REALTIME ? withCallbacks(c, trackLinks) : c)));
 
   it('rewrites the links without placeholders of the template to tracked links of the activity, then renders', async () => {
     const h = harness({ channels: channels(true), callbackKeys: keys });

@@ -6,6 +6,7 @@ import { parseOutboundMessage } from '../../../../src/pipeline/messages.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 import { settledAs } from '../../../helpers/fake-delivery.js';
 import { activity, activityFromRow, activityRow, ALL_CHANNELS, contact, decode, FakeOutbound, FakeReads, harness, NOW, realtime, SHARED_SMS, SHARED_TELEGRAM, SMS, truncated } from './fakes.js';
+import { channelLookup } from '../../../helpers/channels.js';
 
 describe('pipeline: IntakeStage', () => {
   it('turns a batch of 100 activities into 1 contacts read, 1 message-record read and 1 outbound send of 100 messages', async () => {
@@ -194,7 +195,7 @@ describe('pipeline: IntakeStage', () => {
     h.reads.addContacts(contact(1), contact(2));
     await h.run([activity(1)]);
     await h.run([activity(2), new Error('not an event')]);
-    const again = new IntakeStage({ decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: { all: () => [SMS] }, registry: h.registry });
+    const again = new IntakeStage({ decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: channelLookup([SMS]), registry: h.registry });
     assert.equal(again.stats().batches, 0);
     assert.deepEqual(h.stage.stats(), { batches: 2, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 0 });
     assert.match(await h.registry.metrics(), /channel_relay_intake_dead_letters_total\{reason="EventUndecodable"\} 1/);
@@ -205,23 +206,23 @@ describe('pipeline: IntakeStage', () => {
     it('refuses channels that share a tile without a channel column', () => {
       const bare = { ...SHARED_TELEGRAM, channelField: undefined };
       assert.throws(
-        () => new IntakeStage({ ...base, channels: { all: () => [SHARED_SMS, bare] } }),
+        () => new IntakeStage({ ...base, channels: channelLookup([SHARED_SMS, bare]) }),
         (err: unknown) => err instanceof ConfigError && /telegram\.channelField: expected the message record's column naming the channel \(channels sms-shared, telegram share the tile of 'sample_multimessage'\), found nothing/.test(err.message),
       );
     });
     it('refuses two channels on one channel definition with the same sender', () => {
       const twin = { ...ALL_CHANNELS[4]!, name: 'rt-twin' };
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [ALL_CHANNELS[4]!, twin] } }), /rt-a\.sender, rt-twin\.sender: expected distinct senders/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([ALL_CHANNELS[4]!, twin]) }), /rt-a\.sender, rt-twin\.sender: expected distinct senders/);
     });
     it('refuses bad numbers', () => {
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readAttempts: 0 }), /readAttempts must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendAttempts: 1.5 }), /sendAttempts must be an integer >= 1, found 1.5/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readAttempts: 0 }), /readAttempts must be an integer >= 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendAttempts: 1.5 }), /sendAttempts must be an integer >= 1, found 1.5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
     });
   });
 });

@@ -1,46 +1,35 @@
 /**
- * What the callbacks service reads and writes in Dataverse, as a narrow port (`CallbackDirectory`), and its
- * implementation over the Web API client (structurally typed: this folder imports no SDK; the relay hands in
- * src/dataverse's client and the governor's `run`).
- *
- * Requests: a reply costs one contact query (`<addressField> eq '<address>'`, every page: all the contacts holding the
- * address) and one activity query (the contact's activities of the tile's message table, newest first); an opt-out
- * one PATCH per contact holding the address; a click one activity query (cached by row id: the columns read never
- * change once the journey created the row) and one message record read (cached).
- *
- * The activity cache is a `TtlCache` (src/cache.ts: LRU with a TTL), like src/dataverse/reads.ts's message record
- * cache; an activity that is not found is not cached.
+ * The callbacks service's Dataverse port (`CallbackDirectory`, src/pipeline) over the Web API client. A reply costs
+ * one contact query (`<addressField> eq '<address>'`, every page: all the contacts holding the address) and one
+ * activity query (the contact's activities of the tile's message table, newest first); an opt-out one PATCH per
+ * contact holding the address; a click one activity query (cached by row id in a `TtlCache`: the columns read never
+ * change once the journey created the row; an activity not found is not cached) and one message record read (cached).
  */
-import { TtlCache } from '../../cache.js';
-import type { Row } from '../ports.js';
-import { ACTIVITY_COLUMNS_FOR_CALLBACKS, ACTIVITY_ROW_KEY, ACTIVITY_SET_NAME } from './activity.js';
+import { TtlCache } from '../cache.js';
+import type { ActivityRecord, CallbackDirectory, FoundContact, Row } from '../pipeline/index.js';
+import { ACTIVITY_TILE_ID } from './assumptions.js';
+import { ACTIVITY_KEY, ACTIVITY_SET } from './remote-context.js';
 
-/** A contact found by its address. */
-export interface FoundContact {
-  contactId: string;
-  row: Row;
-}
+/** The activity columns the callbacks read, by the field of `ActivityRecord` each fills. */
+const FIELDS = {
+  activityRowId: ACTIVITY_KEY,
+  activityId: ACTIVITY_TILE_ID,
+  entityType: 'msdyncrm_entitytype',
+  entityId: 'msdyncrm_entityid',
+  contactId: '_msdyncrm_contact_value',
+  journeyId: '_msdyncrm_customerjourney_value',
+  iterationId: '_msdyncrm_customerjourneyiteration_value',
+} as const satisfies Record<keyof ActivityRecord, string>;
+const COLUMNS = Object.values(FIELDS);
 
-export interface CallbackDirectory {
-  /**
-   * Every contact whose `addressField` equals `address` (all pages read, up to {@link MAX_CONTACTS_PER_ADDRESS}): an
-   * opt-out applies to each of them; a keyword only when there is one.
-   */
-  contactsByAddress(addressField: string, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]>;
-  /** The contact's most recent activity rows of one message table, newest first (at most `top`). */
-  latestActivities(contactId: string, entityType: string, top: number, signal?: AbortSignal): Promise<Row[]>;
-  /** The activity row whose id (`msdyncrm_customerjourneycustomchannelactivityid`) is `rowId` (cached); undefined when none. */
-  activityByRowId(rowId: string, signal?: AbortSignal): Promise<Row | undefined>;
-  /**
-   * For links and requests written before the relay keyed on the row: the activity rows whose `msdyncrm_activityid` is
-   * `activityId`, at most two (two mean that it names a tile shared by several contacts, not one row). A single row
-   * is cached.
-   */
-  activitiesByActivityId(activityId: string, signal?: AbortSignal): Promise<Row[]>;
-  /** A message record's columns (cached); undefined when it does not exist. */
-  messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
-  /** Sets one column of a contact (the compliance field). */
-  updateContact(contactId: string, values: Row, signal?: AbortSignal): Promise<void>;
+/** An activity row as the callbacks read it: each column that holds a non-empty string, under its field's name. */
+export function activityRecord(row: Row): ActivityRecord {
+  const record: ActivityRecord = {};
+  for (const [field, column] of Object.entries(FIELDS) as Array<[keyof ActivityRecord, string]>) {
+    const value = row[column];
+    if (typeof value === 'string' && value !== '') record[field] = value;
+  }
+  return record;
 }
 
 /** The calls of dynamics-web-api the directory makes (a subset of `DynamicsWebApi`). */
@@ -66,14 +55,14 @@ export interface DirectoryOptions {
 
 export const DIRECTORY_DEFAULTS = { activityCacheMax: 10_000, activityCacheTtlMs: 600_000 } as const;
 
-/** Contacts read for one address at most (pages of the query); more are logged by the caller as a count only. */
+/** Contacts read for one address at most (pages of the query). */
 export const MAX_CONTACTS_PER_ADDRESS = 5_000;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** An OData string literal: single quotes doubled. */
-export function odataString(value: string): string {
+function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
@@ -81,20 +70,20 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
   const run = options.run ?? (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
   const client = options.client;
   /** Activity rows by `row:<row id>` and, found alone, `activity:<msdyncrm_activityid>` (lower case). */
-  const activities = new TtlCache<string, Row>({
+  const activities = new TtlCache<string, ActivityRecord>({
     max: options.activityCache?.max ?? DIRECTORY_DEFAULTS.activityCacheMax,
     ttlMs: options.activityCache?.ttlMs ?? DIRECTORY_DEFAULTS.activityCacheTtlMs,
     now: options.now,
     name: 'createCallbackDirectory: activityCache',
   });
   /** The rows `filter` finds (at most `top`); a single row found is cached under `key`. */
-  const findActivities = async (key: string, filter: string, top: number, signal: AbortSignal | undefined, operation: string): Promise<Row[]> => {
+  const findActivities = async (key: string, filter: string, top: number, signal: AbortSignal | undefined, operation: string): Promise<ActivityRecord[]> => {
     const hit = activities.get(key);
     if (hit !== undefined) return [hit];
-    const res = await run((s) => client.retrieveMultiple({ collection: ACTIVITY_SET_NAME, select: [...ACTIVITY_COLUMNS_FOR_CALLBACKS], filter, top, ...(s ? { signal: s } : {}) }), signal, operation);
-    const rows = res.value as Row[];
-    if (rows.length === 1) activities.set(key, rows[0]!);
-    return rows;
+    const res = await run((s) => client.retrieveMultiple({ collection: ACTIVITY_SET, select: COLUMNS, filter, top, ...(s ? { signal: s } : {}) }), signal, operation);
+    const found = (res.value as Row[]).map(activityRecord);
+    if (found.length === 1) activities.set(key, found[0]!);
+    return found;
   };
   return {
     async contactsByAddress(addressField, address, columns, signal) {
@@ -116,9 +105,9 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
       const res = await run(
         (s) =>
           client.retrieveMultiple({
-            collection: ACTIVITY_SET_NAME,
-            select: [...ACTIVITY_COLUMNS_FOR_CALLBACKS],
-            filter: `_msdyncrm_contact_value eq ${contactId} and msdyncrm_entitytype eq ${odataString(entityType)}`,
+            collection: ACTIVITY_SET,
+            select: COLUMNS,
+            filter: `${FIELDS.contactId} eq ${contactId} and ${FIELDS.entityType} eq ${odataString(entityType)}`,
             orderBy: ['createdon desc'],
             top,
             ...(s ? { signal: s } : {}),
@@ -126,16 +115,16 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
         signal,
         'read the contact\'s latest activities',
       );
-      return res.value as Row[];
+      return (res.value as Row[]).map(activityRecord);
     },
     async activityByRowId(rowId, signal) {
       if (!GUID.test(rowId)) return undefined;
-      const rows = await findActivities(`row:${rowId.toLowerCase()}`, `${ACTIVITY_ROW_KEY} eq ${rowId}`, 1, signal, 'read an activity by its row id');
+      const rows = await findActivities(`row:${rowId.toLowerCase()}`, `${ACTIVITY_KEY} eq ${rowId}`, 1, signal, 'read an activity by its row id');
       return rows[0];
     },
     async activitiesByActivityId(activityId, signal) {
       if (!GUID.test(activityId)) return [];
-      return findActivities(`activity:${activityId.toLowerCase()}`, `msdyncrm_activityid eq ${odataString(activityId)}`, 2, signal, 'read the activities of an activity id');
+      return findActivities(`activity:${activityId.toLowerCase()}`, `${ACTIVITY_TILE_ID} eq ${odataString(activityId)}`, 2, signal, 'read the activities of an activity id');
     },
     messageRecord: options.messageRecord,
     async updateContact(contactId, values, signal) {

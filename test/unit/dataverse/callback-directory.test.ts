@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createCallbackDirectory, type DirectoryClient } from '../../../../src/pipeline/callbacks/index.js';
+import { activityRecord, createCallbackDirectory, type DirectoryClient } from '../../../src/dataverse/callback-directory.js';
 
-describe('callbacks: Dataverse directory', () => {
+describe('dataverse: the callbacks directory', () => {
   const calls: Array<Record<string, unknown>> = [];
   const client: DirectoryClient = {
     retrieveMultiple: async (request) => {
@@ -62,7 +62,7 @@ describe('callbacks: Dataverse directory', () => {
     });
     it('reads an activity row by its row id once for repeated clicks (case of the id ignored), again after 10 minutes', async () => {
       const d = cached();
-      const row = { msdyncrm_customerjourneycustomchannelactivityid: `${rowId}/0` };
+      const row = { activityRowId: `${rowId}/0` };
       assert.deepEqual(await d.activityByRowId(rowId), row);
       assert.deepEqual(await d.activityByRowId(rowId.toUpperCase()), row);
       assert.deepEqual(queries, [{ filter: `msdyncrm_customerjourneycustomchannelactivityid eq ${rowId}`, top: 1 }]);
@@ -99,7 +99,7 @@ describe('callbacks: Dataverse directory', () => {
       assert.deepEqual(queries, [1, 2].map(() => ({ filter: `msdyncrm_activityid eq '${tileId}'`, top: 2 })));
       found = 1;
       const other = 'a1000002-0000-4000-8000-000000000000';
-      assert.deepEqual(await d.activitiesByActivityId(other), [{ msdyncrm_customerjourneycustomchannelactivityid: `${other}/0` }]);
+      assert.deepEqual(await d.activitiesByActivityId(other), [{ activityRowId: `${other}/0` }]);
       await d.activitiesByActivityId(other);
       assert.equal(queries.length, 3, 'a single row is cached');
       await d.activityByRowId(other);
@@ -129,5 +129,35 @@ describe('callbacks: Dataverse directory', () => {
   it('patches one contact column', async () => {
     await directory.updateContact('11111111-2222-4333-8444-555555555555', { sample_optout: true });
     assert.deepEqual(calls[0], { op: 'update', collection: 'contacts', key: '11111111-2222-4333-8444-555555555555', data: { sample_optout: true } });
+  });
+  it('reads the activity columns the callbacks use, a lookup or column that is empty left out', async () => {
+    const row = {
+      msdyncrm_customerjourneycustomchannelactivityid: 'b1000001-0000-4000-8000-000000000000',
+      msdyncrm_activityid: 'a1000001-0000-4000-8000-000000000000',
+      msdyncrm_entitytype: 'sample_sms',
+      msdyncrm_entityid: 'e1000001-0000-4000-8000-000000000000',
+      _msdyncrm_contact_value: '11111111-2222-4333-8444-555555555555',
+      _msdyncrm_customerjourney_value: 'c1000001-0000-4000-8000-000000000000',
+      _msdyncrm_customerjourneyiteration_value: null,
+      msdyncrm_name: 'not read',
+    };
+    assert.deepEqual(activityRecord(row), {
+      activityRowId: 'b1000001-0000-4000-8000-000000000000',
+      activityId: 'a1000001-0000-4000-8000-000000000000',
+      entityType: 'sample_sms',
+      entityId: 'e1000001-0000-4000-8000-000000000000',
+      contactId: '11111111-2222-4333-8444-555555555555',
+      journeyId: 'c1000001-0000-4000-8000-000000000000',
+    });
+    await directory.latestActivities('11111111-2222-4333-8444-555555555555', 'sample_sms', 1);
+    assert.deepEqual(calls[0]!['select'], [
+      'msdyncrm_customerjourneycustomchannelactivityid',
+      'msdyncrm_activityid',
+      'msdyncrm_entitytype',
+      'msdyncrm_entityid',
+      '_msdyncrm_contact_value',
+      '_msdyncrm_customerjourney_value',
+      '_msdyncrm_customerjourneyiteration_value',
+    ]);
   });
 });

@@ -1,0 +1,58 @@
+/**
+ * What `startRelay` hands each stage's wiring (intake.ts, dispatch.ts, recorder.ts) and what a wiring hands back. A
+ * wiring builds its stage and senders and checks their settings but receives nothing: the relay starts every loop
+ * once every stage is built, so that a bad setting stops start-up before a single message is locked.
+ */
+import type { ServiceBusClient } from '@azure/service-bus';
+import type { Registry } from 'prom-client';
+import type { RelayConfig } from '../config/index.js';
+import type { Closer } from '../lifecycle.js';
+import type { Logger } from '../log.js';
+import type { IntakeStage, RecorderStage } from '../pipeline/index.js';
+import { startBatchLoop, type ReceiveLoop } from '../servicebus/index.js';
+
+/** The parts every stage shares. */
+export interface RelayParts {
+  config: RelayConfig;
+  bus: ServiceBusClient;
+  log: Logger;
+  /** Counters of the stages and of the Service Bus layer. @defaultValue none */
+  registry?: Registry;
+  /** Where a wiring's senders are closed: after the receive loops, before the clients (last-added first). */
+  closer: Closer;
+}
+
+/** A stage built on the real clients, not yet receiving. */
+export interface WiredStage<Stats> {
+  stats(): Stats;
+  /** Told first when stopping: the stage ends its waits (backoff, Retry-After) and hands back what waits. */
+  stop?(): void;
+  /** Starts the stage's receive loop, which receives the moment it is made. */
+  loop(): ReceiveLoop;
+}
+
+/** Where the Service Bus layer counts (nothing without a registry). */
+export function counting(parts: Pick<RelayParts, 'registry'>): { metrics?: Registry } {
+  return parts.registry ? { metrics: parts.registry } : {};
+}
+
+/** Starts a batch loop on `queue` with a stage's batch settings (`intake` or `recorder`), handing each batch to `stage`. */
+export function startStageBatchLoop(
+  parts: RelayParts,
+  queue: string,
+  settings: RelayConfig['intake'],
+  stage: Pick<IntakeStage | RecorderStage, 'handle'>,
+  rawBody = false,
+): ReceiveLoop {
+  return startBatchLoop({
+    client: parts.bus,
+    queue,
+    rawBody,
+    maxBatch: settings.batchSize,
+    maxWaitMs: settings.maxWaitMs,
+    concurrency: settings.concurrency,
+    handler: (batch, signal) => stage.handle(batch, signal),
+    log: parts.log,
+    ...counting(parts),
+  });
+}

@@ -2,7 +2,18 @@
  * Fault knobs of the Direct Line emulator, per scope (`directline`: every Direct Line call; `identity`: the token
  * endpoint): latency, a burst of 429s, counted or random 5xx answers, answered before or after the call took effect.
  */
-import { seededRandom } from '../providers/index.js';
+
+/** mulberry32: a small seedable generator of numbers in [0, 1) (the emulators do not import each other). */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 export const FAULT_SCOPES = ['directline', 'identity'] as const;
 export type FaultScope = (typeof FAULT_SCOPES)[number];

@@ -9,6 +9,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
+import { registerEmulateDirectLine } from './commands/emulate-directline.js';
 import { registerEmulateProviders } from './commands/emulate-providers.js';
 import { registerEmulateServiceBus } from './commands/emulate-servicebus.js';
 import { registerRegisterCommand } from './commands/register.js';
@@ -44,6 +45,7 @@ export function buildProgram(io: CliIo): Program {
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);
   registerEmulateProviders(emulate, io, setExitCode);
+  registerEmulateDirectLine(emulate, io, setExitCode);
   return { command, exitCode: () => exitCode };
 }
 

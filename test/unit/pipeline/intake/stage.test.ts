@@ -216,10 +216,10 @@ describe('pipeline: IntakeStage', () => {
     it('refuses bad numbers', () => {
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readAttempts: 0 }), /readAttempts must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendAttempts: 1.5 }), /sendAttempts must be an integer >= 1, found 1.5/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readRetry: { attempts: 0 } }), /readRetry.attempts must be an integer >= 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendRetry: { attempts: 1.5 } }), /sendRetry.attempts must be an integer >= 1, found 1.5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, readRetry: { initialDelayMs: -1 } }), /readRetry.initialDelayMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, sendRetry: { maxDelayMs: Infinity } }), /sendRetry.maxDelayMs must be a finite number of at least 0, found Infinity/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
       assert.throws(() => new IntakeStage({ ...base, channels: { all: () => [] }, maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
     });

@@ -34,7 +34,7 @@ export function resolveRetry(component: string, key: string, options: RetryOptio
   const initialDelayMs = integers ? intOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, 1) : numberOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, { atLeast: 0 });
   const maxDelayMs = integers ? intOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, 1) : numberOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, { atLeast: 0 });
   if (maxDelayMs < initialDelayMs) {
-    throw new TypeError(`${component}: ${name('maxDelayMs')} (${maxDelayMs}) must be >= ${name('initialDelayMs')} (${initialDelayMs})`);
+    throw new TypeError(`${component}: ${name('maxDelayMs')} (${maxDelayMs}) must be >= initialDelayMs (${initialDelayMs})`);
   }
   return { attempts, initialDelayMs, maxDelayMs };
 }

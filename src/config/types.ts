@@ -34,8 +34,8 @@ export interface RelayConfig {
   shutdown: { budgetMs: number };
   /** Intake tuning: batch size (one contact read per batch), receive wait, batches at once. */
   intake: { batchSize: number; maxWaitMs: number; concurrency: number };
-  /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts. */
-  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; maxAttempts: number; lostAnswerLookupDelayMs: number };
+  /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts (`retry.attempts`). */
+  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; retry: { attempts: number }; lostAnswerLookupDelayMs: number };
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
   /**
@@ -54,4 +54,6 @@ export interface LoadedConfig {
   files: string[];
   /** For each dotted key path that was set: the file or environment variable it came from. */
   origins: Record<string, string>;
+  /** What works but should change, one line each naming the file and the key (a key's old name, see `RENAMED_KEYS`). */
+  warnings: string[];
 }

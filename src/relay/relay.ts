@@ -189,7 +189,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
         interactions,
         log: options.log,
         guardMs: config.dispatch.guardMs,
-        retry: { transientRetries: config.dispatch.maxAttempts - 1, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
+        retry: { attempts: config.dispatch.retry.attempts, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
         ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
         ...(registry ? { registry } : {}),
       });

@@ -214,7 +214,7 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = track(relayClient(bus));
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialMs: 100, maxMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
+    const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialDelayMs: 100, maxDelayMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
     await delay(1_200);
     const health = loop.health();
     await loop.close();
@@ -231,7 +231,7 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = relayClient(bus);
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
+    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialDelayMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
     await delay(200);
     const before = loop.health();
     assert.equal(before.running, true);

@@ -468,7 +468,7 @@ describe('servicebus session loop, through the real SDK', function () {
         maxSessions: 1,
         maxWaitMs: 100,
         sessionIdleMs: 200,
-        backoff: { initialMs: 50 },
+        backoff: { initialDelayMs: 50 },
         onError: (err, ctx) => errors.push(`${ctx.source} ${String(ctx.sessionId)}: ${(err as Error).message}`),
         createSessionHandler: () => {
           if (++calls === 1) throw new Error('state unreadable');

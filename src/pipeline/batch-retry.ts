@@ -44,7 +44,7 @@ export type Failure<T> = { error: unknown } | { value: T };
 
 /**
  * What a stage makes of a failed attempt: not tried again (`false`); a `Retry-After` longer than the stage waits
- * (`'throttled'`); or tried again after `waitMs` (the stage's own choice from `backoffMs`, the doubling backoff of this
+ * (`'throttled'`); or tried again after `waitMs` (the stage's own choice from `delayMs`, the doubling delay of this
  * failure, and the failure's `Retry-After`).
  */
 export type Verdict = false | 'throttled' | { waitMs: number };
@@ -84,7 +84,7 @@ export interface BatchRetry<T> {
   /** Whether a returned value is not done (tried again like an error). @defaultValue never */
   unfinished?: (value: T) => boolean;
   /** What to make of a failed attempt; `failures` counts it. */
-  judge: (failure: Failure<T>, info: { failures: number; backoffMs: number }) => Verdict;
+  judge: (failure: Failure<T>, info: { failures: number; delayMs: number }) => Verdict;
   /** Told when the wait before the next attempt begins (to count, log, or hold the batch's other calls). */
   onRetry?: (failure: Failure<T>, info: { failures: number; waitMs: number }) => void;
   /** Asked before each attempt, after its wait: `false` ends the retries (`held`). @defaultValue always ready */
@@ -101,6 +101,14 @@ function ended(end: BatchRetryEnd): Ended {
 
 function isEnded(value: unknown): value is Ended {
   return typeof value === 'object' && value !== null && ENDED in value;
+}
+
+/**
+ * Ends the retries from inside an attempt that made a further call of its own (not counted as an attempt) and finds
+ * no room for it before the deadline: the result is `noRoom`, as if the next attempt had not been started.
+ */
+export function noRoomLeft(): never {
+  throw ended('noRoom');
 }
 
 /**
@@ -124,7 +132,7 @@ export async function retryWithinBatch<T>(run: BatchRetry<T>): Promise<BatchRetr
     failures += 1;
     last = failure;
     if (signal.aborted) return stop('aborted');
-    const verdict = run.judge(failure, { failures, backoffMs: retryDelay(failures, options) });
+    const verdict = run.judge(failure, { failures, delayMs: retryDelay(failures, options) });
     if (verdict === false) return stop('refused');
     if (waits.aborted) return stop('stopped');
     if (failures >= options.attempts) return stop('spent');

@@ -48,10 +48,10 @@ export class IntakeReads {
       sleep: this.#rules.sleep,
       attempt: () => raceAbort(call(), b.signal),
       ready: () => this.#mayRead(b, items),
-      judge: (failure, { backoffMs }) => {
+      judge: (failure, { delayMs }) => {
         const error = failedWith(failure);
         if (!isDataverseError(error) || !error.retryable) return false;
-        if (error.code !== 'DataverseThrottled') return { waitMs: Math.max(backoffMs, error.retryAfterMs ?? 0) };
+        if (error.code !== 'DataverseThrottled') return { waitMs: Math.max(delayMs, error.retryAfterMs ?? 0) };
         const waitMs = error.retryAfterMs ?? defaultThrottleWaitMs;
         return waitMs > maxThrottleWaitMs ? 'throttled' : { waitMs };
       },

@@ -11,7 +11,7 @@ import type { ResolvedRetry } from '../../retry.js';
 import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
 import type { OutboundMessage } from '../messages.js';
 import type { OutboundSender } from '../ports.js';
-import { failedWith, retryWithinBatch } from '../batch-retry.js';
+import { failedWith, noRoomLeft, retryWithinBatch } from '../batch-retry.js';
 
 /** One message for `outbound` and the delivery it comes from. */
 export interface Outgoing {
@@ -74,14 +74,14 @@ export class IntakeSend {
             // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
             byKey.delete(tooLarge.messageId);
             for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge, err));
-            if (byKey.size > 0 && !fits(b, this.#rules)) throw NO_ROOM;
+            if (byKey.size > 0 && !fits(b, this.#rules)) noRoomLeft();
           }
         }
       },
       // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
-      judge: (failure, { backoffMs }) => {
+      judge: (failure, { delayMs }) => {
         const err = failedWith(failure);
-        return err === NO_ROOM || isPermanentSendError(err) || tooLargeMessage(err) !== undefined ? false : { waitMs: backoffMs };
+        return isPermanentSendError(err) || tooLargeMessage(err) !== undefined ? false : { waitMs: delayMs };
       },
       onRetry: (failure, { failures, waitMs }) => {
         this.#rules.onRetry();
@@ -105,10 +105,6 @@ export class IntakeSend {
           for (const item of waiting()) markWaiting(item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
           return;
         default:
-          if (err === NO_ROOM) {
-            outOfBudget(b, this.#rules, waiting(), result.failures === 1 ? 'outbound send not started' : `outbound send failed (${count(result.failures - 1, 'attempt', 'attempts')}), not tried again`);
-            return;
-          }
           log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: byKey.size, attempts: result.failures });
           for (const item of waiting()) markWaiting(item, `outbound send failed (${attempts}): ${errorMessage(err)}`, 'redelivery');
           return;
@@ -122,9 +118,6 @@ export class IntakeSend {
     }
   }
 }
-
-/** Thrown by an attempt when, after a too-large message was taken out, the call for the others no longer fits the budget. */
-const NO_ROOM = Symbol('no room for the call without the too-large message');
 
 /** What intake reads of the outbound sender's too-large rejection. */
 interface TooLarge {

@@ -173,11 +173,11 @@ export class RecorderStage {
         return round;
       },
       unfinished: () => todo.length > 0,
-      judge: (failure, { backoffMs }) => {
+      judge: (failure, { delayMs }) => {
         // No result at all (aborted, or the writer itself failed), or the identity refused: not tried again.
         if (!('value' in failure) || failure.value.unauthorized !== undefined) return false;
         const { retryAfterMs } = failure.value;
-        return retryAfterMs > this.maxThrottleWaitMs ? 'throttled' : { waitMs: Math.max(retryAfterMs, backoffMs) };
+        return retryAfterMs > this.maxThrottleWaitMs ? 'throttled' : { waitMs: Math.max(retryAfterMs, delayMs) };
       },
       onRetry: () => {
         this.counts.retries += todo.length;

@@ -77,7 +77,7 @@ export interface BatchRetry<T> {
   signal: AbortSignal;
   /** Aborts with `signal` or when the stage stops: cuts the wait short, and no attempt follows. */
   waits: AbortSignal;
-  /** Waits `ms`, resolving early when the signal aborts (the stage's `sleep`). */
+  /** Waits `ms`, resolving early when the signal aborts (the stage's `sleep`, by default `delayUnlessAborted`). */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** One attempt (`attempt` counts from 1). */
   attempt: (attempt: number) => Promise<T>;

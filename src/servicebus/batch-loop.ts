@@ -12,7 +12,7 @@ import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
-import { delay, whenAborted } from '../abort.js';
+import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -263,7 +263,7 @@ class BatchLoop implements ReceiveLoop {
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
           // Empty long before maxWaitMs: the link is going away. Wait rather than spin.
-          await delay(this.#backoff.next(), this.#stopping.signal);
+          await delayUnlessAborted(this.#backoff.next(), this.#stopping.signal);
           continue;
         }
       } catch (err) {
@@ -273,7 +273,7 @@ class BatchLoop implements ReceiveLoop {
         const delayMs = this.#backoff.next();
         log.warn('receive failed; retrying after a delay', { err, delayMs, attempt: this.#backoff.attempt });
         this.#o.onError(err, { queue, source: 'receive' });
-        await delay(delayMs, this.#stopping.signal);
+        await delayUnlessAborted(delayMs, this.#stopping.signal);
         continue;
       }
       if (messages.length === 0) continue;

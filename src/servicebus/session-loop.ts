@@ -11,7 +11,7 @@
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 import type { Logger } from '../log.js';
-import { delay, whenAborted } from '../abort.js';
+import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import { resolveCommon, runHandler, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
@@ -143,7 +143,7 @@ class SessionLoop implements ReceiveLoop {
           // answer came early (a broker that answers at once must not make the slot spin).
           this.#health.answered();
           if (Date.now() - asked >= MIN_ACCEPT_WAIT_MS) backoff.reset();
-          else await delay(backoff.next(), this.#stopping.signal);
+          else await delayUnlessAborted(backoff.next(), this.#stopping.signal);
           continue;
         }
         this.#health.failed(err);
@@ -156,7 +156,7 @@ class SessionLoop implements ReceiveLoop {
         const delayMs = backoff.next();
         log.warn('accepting a session failed; retrying after a delay', { err, slot, delayMs });
         this.#o.onError(err, { queue, source: 'accept' });
-        await delay(delayMs, this.#stopping.signal);
+        await delayUnlessAborted(delayMs, this.#stopping.signal);
         continue;
       }
       if (this.#stopping.signal.aborted) {
@@ -166,7 +166,7 @@ class SessionLoop implements ReceiveLoop {
       this.#health.answered();
       backoff.reset();
       const ok = await this.#hold(receiver);
-      if (!ok) await delay(backoff.next(), this.#stopping.signal);
+      if (!ok) await delayUnlessAborted(backoff.next(), this.#stopping.signal);
     }
   }
 
@@ -252,7 +252,7 @@ class SessionLoop implements ReceiveLoop {
         }
         if (messages.length === 0) {
           // Empty long before the wait was over: the link is going away. Wait rather than spin.
-          if (Date.now() - asked < waitMs / 2) await delay(Math.min(waitMs, 100), this.#stopping.signal);
+          if (Date.now() - asked < waitMs / 2) await delayUnlessAborted(Math.min(waitMs, 100), this.#stopping.signal);
           continue;
         }
         lastMessageAt = Date.now();

@@ -34,7 +34,7 @@
  * recipient's turn) when the time comes and it still waits.
  */
 import PQueue from 'p-queue';
-import { delay, linkedController, raceAbort, sleep } from '../../abort.js';
+import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
 import { intOption } from '../../options.js';
 
 export interface SenderLimiterOptions {
@@ -203,7 +203,7 @@ export class SenderLimiter {
         if (options.startBy !== undefined && at > options.startBy) {
           throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
         }
-        await sleep(at - this.#now(), options.signal);
+        await sleepOrReject(at - this.#now(), options.signal);
       }
       uncount();
       return await this.#enqueue(recipient, call, options, release);
@@ -273,7 +273,7 @@ export class SenderLimiter {
 
   /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
   #hold(ms: number): Promise<void> {
-    return delay(ms, this.#cleared.signal);
+    return delayUnlessAborted(ms, this.#cleared.signal);
   }
 
   #record(now: number): void {

@@ -11,7 +11,7 @@
  * starts unless it could end within `batchBudgetMs` (less than the lock renewal, so a send is never repeated past the
  * bus's duplicate detection). The stage imports no SDK: decoder, reads, sender and channels are injected.
  */
-import { delay, linkedController } from '../../abort.js';
+import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Registry } from 'prom-client';
 import type { Channel } from '../../channels/index.js';
 import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../../errors.js';
@@ -182,7 +182,7 @@ export class IntakeStage {
     const identityPauseMs = numberOption(COMPONENT, 'identityPauseMs', options.identityPauseMs, 30_000, { atLeast: 0 });
     const { callTimeoutMs, batchBudgetMs } = resolveBudget(COMPONENT, options, 'read or send');
     this.#batchBudgetMs = batchBudgetMs;
-    this.#sleep = options.sleep ?? delay;
+    this.#sleep = options.sleep ?? delayUnlessAborted;
     const attempts: AttemptRules = { batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
     const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);
     this.#readRetries = new IntakeReads({ ...attempts, readRetry, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, identityPauseMs, deadLetter });

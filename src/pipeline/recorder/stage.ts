@@ -9,7 +9,7 @@
  * its interactions back would write them twice): only the handler's signal aborts it.
  */
 import type { Counter, Registry } from 'prom-client';
-import { delay, linkedController } from '../../abort.js';
+import { delayUnlessAborted, linkedController } from '../../abort.js';
 import { errorMessage, isEventError, type DataverseError } from '../../errors.js';
 import { METRIC_PREFIX, sharedCounter } from '../../health/index.js';
 import { areaLogger, type Logger } from '../../log.js';
@@ -106,7 +106,7 @@ export class RecorderStage {
     const budget = resolveBudget(COMPONENT, options, 'write');
     this.callTimeoutMs = budget.callTimeoutMs;
     this.batchBudgetMs = budget.batchBudgetMs;
-    this.sleep = options.sleep ?? delay;
+    this.sleep = options.sleep ?? delayUnlessAborted;
     this.counter = options.registry === undefined ? undefined : sharedCounter(options.registry, `${METRIC_PREFIX}recorder_interactions_total`, 'Interactions handled by the recorder, by outcome.', ['outcome']);
   }
 

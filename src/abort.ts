@@ -1,11 +1,12 @@
 /**
- * Waiting with an `AbortSignal`, one way for the whole code base: a pause that a stop cuts short, a wait that a stop
- * turns into a rejection, and a promise raced against a signal (for a port or a library that ignores its signal).
- * Every listener is removed when the wait ends, so long-lived signals (a shutdown signal) collect none.
+ * Waiting with an `AbortSignal`, one way for the whole code base: a pause that a stop cuts short
+ * (`delayUnlessAborted`, never rejects), a wait that a stop turns into a rejection (`sleepOrReject`), and a promise
+ * raced against a signal (for a port or a library that ignores its signal). Every listener is removed when the wait
+ * ends, so long-lived signals (a shutdown signal) collect none.
  */
 
 /** Resolves after `ms`, or at once when `signal` aborts; never rejects. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+export function delayUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted || ms <= 0) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
@@ -19,7 +20,7 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleepOrReject(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve, reject) => {

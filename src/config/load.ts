@@ -36,6 +36,14 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   CALLBACK_SIGNING_KEYS: 'callbacks.signingKeys',
 };
 
+/**
+ * Keys renamed, old name → new name. A file that still uses an old name keeps working: its value is read under the new
+ * name (unless the same file sets that too) and `LoadedConfig.warnings` names the file and the key.
+ */
+export const RENAMED_KEYS: Readonly<Record<string, string>> = {
+  'dispatch.maxAttempts': 'dispatch.retry.attempts',
+};
+
 /** The environment variable naming an extra configuration file. */
 export const CONFIG_FILE_ENV = 'CHANNEL_RELAY_CONFIG';
 
@@ -261,6 +269,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const display = (file: string): string => path.relative(cwd, file) || file;
 
   const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
   const origins: Record<string, string> = {};
   const merged: JsonObject = {};
   const files: string[] = [];
@@ -274,6 +283,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     if (!layer) continue;
     files.push(file);
     baseDirOf[display(file)] = path.dirname(file);
+    warnings.push(...renameKeys(layer, display(file)));
     // A secret written literally into a file is refused before anything else sees it.
     for (const secret of secretPaths()) {
       const v = getPath(layer, secret);
@@ -322,7 +332,24 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   problems.push(...checked.problems);
 
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
-  return { config, files, origins, ...(checked.callbackKeys === undefined ? {} : { callbackKeys: checked.callbackKeys }) };
+  return { config, files, origins, warnings, ...(checked.callbackKeys === undefined ? {} : { callbackKeys: checked.callbackKeys }) };
+}
+
+/** Moves the values of `RENAMED_KEYS`' old names in one file's layer to their new names; one warning per old name found. */
+function renameKeys(layer: JsonObject, file: string): string[] {
+  const warnings: string[] = [];
+  for (const [old, current] of Object.entries(RENAMED_KEYS)) {
+    const value = getPath(layer, old);
+    if (value === undefined) continue;
+    deletePath(layer, old);
+    if (getPath(layer, current) === undefined) {
+      setPath(layer, current, value);
+      warnings.push(`${file}: ${old} is deprecated: read as ${current}; rename it`);
+    } else {
+      warnings.push(`${file}: ${old} is deprecated and ignored: the file also sets ${current}; remove it`);
+    }
+  }
+  return warnings;
 }
 
 function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv, origins: Record<string, string>, problems: ConfigProblem[]): void {

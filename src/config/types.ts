@@ -35,8 +35,8 @@ export interface RelayConfig {
   shutdown: { budgetMs: number };
   /** Intake tuning: batch size (one contact read per batch), receive wait, batches at once. */
   intake: { batchSize: number; maxWaitMs: number; concurrency: number };
-  /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts. */
-  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; maxAttempts: number; lostAnswerLookupDelayMs: number };
+  /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts (`retry.attempts`). */
+  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; retry: { attempts: number }; lostAnswerLookupDelayMs: number };
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
   /**
@@ -57,4 +57,6 @@ export interface LoadedConfig {
   origins: Record<string, string>;
   /** `callbacks.signingKeys` parsed (checked at load); undefined when not configured. Hand these on, never re-parse. */
   callbackKeys?: CallbackKeys;
+  /** What works but should change, one line each naming the file and the key (a key's old name, see `RENAMED_KEYS`). */
+  warnings: string[];
 }

@@ -14,7 +14,7 @@ import { Closer, createShutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { startRelay, type RunningRelay, type StageName } from '../relay/index.js';
 import { createServiceBusClient } from '../servicebus/index.js';
-import { delay, raceAbort, whenAborted } from '../abort.js';
+import { delayUnlessAborted, raceAbort, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
 import { activityIndex, DataverseRecords, deadLetteredActivities, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type FeedbackFunnel, type FeedbackTypes, type Outcomes } from './records.js';
@@ -250,7 +250,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           options.err(`stalled: no activity reached its outcome for ${Math.round(stallTimeoutMs / 1000)} s; ${missing} of ${total} have none (run again with --log-level info to see the workers' log lines)`);
           return { code: 1, summary: partial };
         }
-        if (summary === undefined) await delay(pollMs, signal);
+        if (summary === undefined) await delayUnlessAborted(pollMs, signal);
       }
     } finally {
       progress.stop();
@@ -271,7 +271,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           last = now;
           since = Date.now();
         }
-        await delay(pollMs, signal);
+        await delayUnlessAborted(pollMs, signal);
       }
       summary = await summarize(summary.durationMs);
     }

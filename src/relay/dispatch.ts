@@ -35,7 +35,7 @@ export function wireDispatch(w: DispatchWiring): WiredStage<DispatchStats> {
     interactions,
     log: w.log,
     guardMs: config.dispatch.guardMs,
-    retry: { transientRetries: config.dispatch.maxAttempts - 1, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
+    retry: { attempts: config.dispatch.retry.attempts, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
     ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
     ...(registry ? { registry } : {}),
   });

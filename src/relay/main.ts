@@ -37,11 +37,13 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   let config: RelayConfig;
   let callbackKeys: CallbackKeys | undefined;
   let channels: ChannelRegistry | undefined;
+  let warnings: string[];
   try {
     // Only what these stages use (requirements.ts): the recorder reads no channel, dispatch no Dataverse.
     const loaded = loadStageConfig(stages, { env });
     ({ config, callbackKeys } = loaded.loaded);
     channels = loaded.channels;
+    warnings = loaded.loaded.warnings;
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     exit(exitCodeOf(err));
@@ -49,6 +51,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   }
 
   const log = createLogger({ level: config.log.level, base: { service, pid: process.pid } });
+  for (const warning of warnings) log.warn(`configuration: ${warning}`);
   const registry = createMetricsRegistry({ labels: { service } });
   // The health server first: a port that is taken stops start-up before any message is received.
   let relay: RunningRelay | undefined;

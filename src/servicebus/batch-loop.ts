@@ -2,35 +2,17 @@
  * The batch receive loop (intake reads `activities`, the recorder reads `interactions`): `receiveMessages` in
  * peek-lock mode on one receiver, each batch handed to a handler, up to `concurrency` batches in flight.
  *
- * Guarantees:
- * - **Every delivery is settled.** When the handler returns or throws with deliveries it did not settle, the loop
- *   abandons them (and logs it): an unsettled message holds its delivery slot in rhea's 2048-slot window and, in
- *   order, every later one's, and the receiver would stall 2047 deliveries later.
- * - **Locks outlive slow handlers, up to a point.** The SDK renews each message's lock until it is settled, for up to
- *   `maxLockRenewalMs` (the receiver's `maxAutoLockRenewalDurationInMs`) after it was received. A handler that runs
- *   longer loses the locks of what it has not settled yet: those settlements fail (counted as `lock_lost`) and the
- *   messages come back to a receiver (`deliveryCount` + 1), so they may be handled twice. The loop cannot stop that
- *   (a batch is not cut short); it logs a warning when a batch is still running at `maxLockRenewalMs`. Keep batches
- *   well inside it, or raise it.
- * - **No spinning.** A failed receive is reported (`onError`, log) and followed by a backoff delay (200 ms doubling
- *   to 30 s by default); the first successful receive resets it.
- * - **A receive is never aborted.** Aborting `receiveMessages` loses the messages it already got (they stay locked
- *   until their lock runs out, in unsettled slots); so `stop()` lets the receive in progress end (at most `maxWaitMs`
- *   plus a drain round trip) and hands its messages to the handler like any other batch.
- *
- * Health: `health()` tells whether the loop still receives (it stops on its own when the client is closed under it),
- * when the broker last answered a receive, and how many receives in a row failed (see `LoopHealth`).
- *
- * Life cycle: `stop()` stops receiving; `drain(signal)` stops and waits for the batches in flight (`signal`
- * aborts the handlers' signal: they should hand their deliveries back and return); `close()` stops, aborts the
- * handlers, waits for them up to `closeGraceMs`, abandons what is still unsettled and closes the receiver. The
- * client belongs to the caller: close it after the loop.
+ * Invariants: every delivery is settled (what a handler leaves, returning or throwing, is abandoned and logged: an
+ * unsettled message holds its slot in rhea's 2048-slot window, and the receiver would stall 2047 deliveries later);
+ * no spinning (a failed receive is reported to `onError` and followed by the `backoff` delay; the first successful
+ * receive resets it); a receive is never aborted (`stop()`). The client belongs to the caller: close it after the
+ * loop.
  */
 import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
-import { delay, whenAborted } from '../abort.js';
+import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -57,7 +39,13 @@ export interface ReceiveLoopCommonOptions {
   maxBatch?: number;
   /** Longest wait for a batch to fill, in milliseconds (a batch is handed over as soon as it is full). @defaultValue 1000 */
   maxWaitMs?: number;
-  /** How long the SDK keeps renewing locks (message locks; session locks for sessions), in milliseconds; 0 disables. @defaultValue 300_000 */
+  /**
+   * How long the SDK keeps renewing locks (message locks, from when each was received; session locks for sessions, from
+   * the accept), in milliseconds; 0 disables. A handler that runs longer loses the locks of what it has not settled
+   * yet: those settlements fail (counted as `lock_lost`) and the messages come back (`deliveryCount` + 1), so they may
+   * be handled twice. The batch loop cannot stop that (a batch is not cut short); it logs a warning when a batch is
+   * still running at `maxLockRenewalMs`. Keep batches well inside it, or raise it. @defaultValue 300_000
+   */
   maxLockRenewalMs?: number;
   /**
    * Bodies as the raw bytes (`skipParsingBodyAsJson`): a Buffer whatever it holds. Use it where the decoder must see
@@ -76,7 +64,7 @@ export interface ReceiveLoopCommonOptions {
    * its own: it waits until its signal aborts. @defaultValue 5_000
    */
   closeGraceMs?: number;
-  /** Delay after a failed receive. @defaultValue { initialMs: 200, maxMs: 30_000 } */
+  /** Delay after a failed receive. @defaultValue { initialDelayMs: 200, maxDelayMs: 30_000 } */
   backoff?: BackoffOptions;
   /** @defaultValue silentLogger() */
   log?: Logger;
@@ -97,13 +85,26 @@ export interface ReceiveLoop {
   readonly queue: string;
   /** Batches (or sessions' batches) being handled now. */
   readonly inFlight: number;
-  /** Whether it still receives, when the broker last answered, and how many receives in a row failed; cheap. */
+  /**
+   * Whether it still receives (a loop stops on its own when the client is closed under it), when the broker last
+   * answered, and how many receives in a row failed; cheap.
+   */
   health(): LoopHealth;
-  /** Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). */
+  /**
+   * Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). A
+   * receive is never aborted (that would lose the messages it already got, locked in unsettled slots): the receive in
+   * progress ends (at most `maxWaitMs` plus a drain round trip) and its messages go to the handler like any other batch.
+   */
   stop(): Promise<void>;
-  /** Stops, then resolves when the work in flight has ended; `signal` aborts the handlers' signal. */
+  /**
+   * Stops, then resolves when the work in flight has ended; `signal` aborts the handlers' signal (they should hand
+   * their deliveries back and return).
+   */
   drain(signal?: AbortSignal): Promise<void>;
-  /** Stops, aborts the handlers, settles what they left (abandon) and closes the receivers. Idempotent. */
+  /**
+   * Stops, aborts the handlers, waits for them up to `closeGraceMs`, settles what they left (abandon) and closes the
+   * receivers. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -262,7 +263,7 @@ class BatchLoop implements ReceiveLoop {
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
           // Empty long before maxWaitMs: the link is going away. Wait rather than spin.
-          await delay(this.#backoff.next(), this.#stopping.signal);
+          await delayUnlessAborted(this.#backoff.next(), this.#stopping.signal);
           continue;
         }
       } catch (err) {
@@ -272,7 +273,7 @@ class BatchLoop implements ReceiveLoop {
         const delayMs = this.#backoff.next();
         log.warn('receive failed; retrying after a delay', { err, delayMs, attempt: this.#backoff.attempt });
         this.#o.onError(err, { queue, source: 'receive' });
-        await delay(delayMs, this.#stopping.signal);
+        await delayUnlessAborted(delayMs, this.#stopping.signal);
         continue;
       }
       if (messages.length === 0) continue;
@@ -362,7 +363,7 @@ class BatchLoop implements ReceiveLoop {
   }
 }
 
-/** Starts receiving at once; see the module comment for the guarantees and the life cycle. */
+/** Starts receiving at once; see the module comment for the guarantees and `ReceiveLoop` for the life cycle. */
 export function startBatchLoop(options: BatchLoopOptions): ReceiveLoop {
   return new BatchLoop(options);
 }

@@ -1,22 +1,12 @@
 /**
- * A queue's dead letters for an operator: peek them (nothing is removed) and replay the chosen ones to their queue.
+ * A queue's dead letters for an operator: peek them (nothing is removed, a count per reason over every one read) and
+ * replay the chosen ones to their queue.
  *
- * - **Peek** reads the whole dead-letter queue page by page and returns the messages that match a filter (reason,
- *   message ids), with a count per reason over every message read.
- * - **Replay** plans from a peek (so it knows how many it will replay), then receives the dead letters in peek-lock
- *   and sends each planned one back to the queue with the same body bytes, body type, content type, application
- *   properties (without the broker's `DeadLetterReason` / `DeadLetterErrorDescription`), message id, session id,
- *   subject, correlation id, to, reply-to and reply-to session id, so duplicate detection and sessions still hold;
- *   the dead letter is completed only after its send succeeded. Every other message received on the way is held
- *   locked (so the receive moves on past it; another receiver is opened every `holdPerReceiver` held) and abandoned
- *   at the end: it stays in the dead-letter queue untouched apart from its delivery count (+1). The first failure stops the replay (what was replayed stays replayed).
- *
- * A replayed message whose id the queue saw within its duplicate-detection window is dropped by the broker
- * without an error, and completing its dead letter would then lose it. The SDK cannot tell, nor read the queue's
- * window (only the administration client reads a queue's properties), so the caller states the window
- * (`duplicateWindowMs`) and replay skips every matching dead letter enqueued less than that long ago: it stays in the
- * dead-letter queue, returned with the time it becomes replayable. The enqueued time is the original send's, or the
- * dead-lettering's on a broker that stamps the dead-letter queue's own (later, so never too early).
+ * Invariants of a replay: a message goes back with everything that keeps duplicate detection and sessions working
+ * (body bytes, message id, session id, application properties without the broker's dead-letter ones …); its dead
+ * letter is completed only after its send succeeded; every other dead letter stays where it was (delivery count + 1);
+ * one the queue may still remember (within `duplicateWindowMs`) is skipped, since the broker would drop it silently;
+ * the first failure stops the replay.
  */
 import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
 import Long from 'long';
@@ -262,7 +252,23 @@ interface Held {
   message: ServiceBusReceivedMessage;
 }
 
-/** Replays the dead letters of `queue` that match; see the module comment. Throws only for a failed peek. */
+/**
+ * Replays the dead letters of `queue` that match. Throws only for a failed peek.
+ *
+ * It plans from a peek (so it knows how many it will replay), then receives the dead letters in peek-lock and sends
+ * each planned one back to the queue with the same body bytes, body type, content type, application properties
+ * (without the broker's `DeadLetterReason` / `DeadLetterErrorDescription`), message id, session id, subject,
+ * correlation id, to, reply-to and reply-to session id; the dead letter is completed only after its send succeeded.
+ * Every other message received on the way is held locked (so the receive moves on past it; another receiver is opened
+ * every `holdPerReceiver` held) and abandoned at the end. The first failure stops the replay (what was replayed stays
+ * replayed).
+ *
+ * A replayed message whose id the queue saw within its duplicate-detection window is dropped by the broker without an
+ * error, and completing its dead letter would then lose it. The SDK cannot tell, nor read the queue's window, so the
+ * caller states it (`duplicateWindowMs`) and every matching dead letter enqueued less than that long ago stays in the
+ * dead-letter queue, returned with the time it becomes replayable. The enqueued time is the original send's, or the
+ * dead-lettering's on a broker that stamps the dead-letter queue's own (later, so never too early).
+ */
 export async function replayDeadLetters(client: ServiceBusClient, queue: string, options: ReplayDeadLettersOptions = {}): Promise<ReplayDeadLettersResult> {
   const receiveWaitMs = options.receiveWaitMs ?? 5000;
   if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0) throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);

@@ -1,32 +1,24 @@
 /**
- * A received Service Bus message as a stage sees it (`Delivery` in `src/pipeline/ports.ts`), with the settlement
- * rules of the relay:
+ * A received Service Bus message as a stage sees it (`Delivery` in `src/pipeline/ports.ts`), with the settlement rules
+ * of the relay (on `toDelivery`): settled once; a lost lock is not an error; the dead-letter reason and description
+ * kept within the broker's caps; `deliveryCount` counts this delivery (1 on the first: the SDK's count of earlier
+ * deliveries plus one).
  *
- * - **Settle once.** The first call of `complete`, `abandon` or `deadLetter` settles; any further call (also while
- *   the first is still under way) is a programming error and rejects with a `DeliverySettlementError`
- *   (`code: 'AlreadySettled'`). A settlement attempt that failed counts as settled too: the message is then the
- *   broker's again (its lock runs out and it is redelivered).
- * - **A lost lock is not an error.** `MessageLockLost` and `SessionLockLost` mean the broker has already taken the
- *   message back and will deliver it again (delivery count + 1); the settlement is logged and counted as `lock_lost`
- *   and resolves. Every other settlement error is counted as `settle_failed` and rethrown.
- * - **Dead-letter reason and description are bounded**: the reason (a short code) to
- *   {@link DEAD_LETTER_REASON_MAX_CHARS} characters, the description to {@link DEAD_LETTER_DESCRIPTION_MAX_CHARS}
- *   (the broker's cap on these properties, as the .NET SDK validates it; longer text would make the dead-letter
- *   itself fail and leave the message locked). Truncated text ends with `…`.
- * - **Concurrent settlements** of one receiver's deliveries (`Promise.all` over a batch, different outcomes mixed)
- *   are safe with the project's rhea patch (`patches/rhea+3.0.5.patch`, see docs/emulators/servicebus.md); without
- *   it rhea merges different outcomes settled in one tick.
- * - `deliveryCount` counts this delivery (1 on the first): the SDK's `deliveryCount` (the AMQP header's count of
- *   earlier deliveries) plus one.
+ * Concurrent settlements of one receiver's deliveries (`Promise.all` over a batch, different outcomes mixed) are safe
+ * with the project's rhea patch (`patches/rhea+3.0.5.patch`, see docs/emulators/servicebus.md); without it rhea merges
+ * different outcomes settled in one tick.
  */
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import type { Delivery } from '../pipeline/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics, type ConsumedOutcome, type ServiceBusMetrics } from './metrics.js';
 
-/** Longest dead-letter reason kept, in characters. */
+/**
+ * Longest dead-letter reason kept, in characters: the broker's cap on the property, as the .NET SDK validates it
+ * (longer text would make the dead-letter itself fail and leave the message locked). Truncated text ends with `…`.
+ */
 export const DEAD_LETTER_REASON_MAX_CHARS = 128;
-/** Longest dead-letter description kept, in characters. */
+/** Longest dead-letter description kept, in characters (as the reason's). */
 export const DEAD_LETTER_DESCRIPTION_MAX_CHARS = 4096;
 
 /** How a delivery was settled; `lockLost` and `failed` leave the message to the broker (it comes back). */
@@ -168,7 +160,14 @@ class ReceivedDelivery implements SettleableDelivery {
   }
 }
 
-/** Wraps a received message and the receiver it came from into a settle-once `Delivery`. */
+/**
+ * Wraps a received message and the receiver it came from into a settle-once `Delivery`. The first call of `complete`,
+ * `abandon` or `deadLetter` settles; any further call (also while the first is under way) is a programming error and
+ * rejects with a `DeliverySettlementError` (`code: 'AlreadySettled'`). A settlement attempt that failed counts as
+ * settled too: the message is then the broker's again (its lock runs out and it is redelivered). `MessageLockLost` and
+ * `SessionLockLost` mean the broker has already taken the message back and will deliver it again: the settlement is
+ * logged, counted as `lock_lost` and resolves; every other settlement error is counted as `settle_failed` and rethrown.
+ */
 export function toDelivery(message: ServiceBusReceivedMessage, settler: Settler, options: DeliveryOptions): SettleableDelivery {
   return new ReceivedDelivery(message, settler, {
     queue: options.queue,

@@ -1,55 +1,17 @@
 /**
- * The session loop (dispatch reads `outbound`: one session per sender): holds up to `maxSessions` sessions at once,
- * each accepted with `acceptNextSession`, receives batches from each in order and hands them to that session's own
- * handler, made by a factory when the session is accepted. The broker locks a session to one receiver at a time, so
- * a session's handler (and the rate limiter it keeps) is the only one for its sender across every replica.
+ * The session loop (dispatch reads `outbound`: one session per sender): holds up to `maxSessions` sessions at once
+ * and hands each session's batches, in order, to that session's own handler. The broker locks a session to one
+ * receiver at a time, so a session's handler (and the rate limiter it keeps) is the only one for its sender across
+ * every replica.
  *
- * - **Session state.** The factory gets the session's state (`getSessionState`, as a Buffer; `undefined` when none
- *   was set) and a `setState(buffer)` that saves it (`setSessionState`) while the session is held, `onClose`
- *   included; the next holder, on this replica or another, gets it back. The SDK parses state bytes that are valid
- *   JSON; the loop turns such a value back into its JSON bytes, so a JSON state may come back re-serialized (same
- *   value, whitespace may differ).
- * - **Turns.** A session with no message for `sessionIdleMs` is released (`onClose('idle')`, receiver closed), so
- *   other sessions and replicas get their turn; so is every session on stop (`'stopped'`), when its lock is lost
- *   (`'lockLost'`, its messages come back to the next holder) or after an error (`'error'`).
- * - **Lock renewal, and release before it ends.** The SDK renews the session lock while it is held, for up to
- *   `maxLockRenewalMs` (the `maxAutoLockRenewalDurationInMs` of `acceptNextSession`) after the accept; a session's
- *   message locks are its session lock. A busy session (never idle) would outlive that: its lock would run out, its
- *   settlements and `setState` fail, its messages come back (handled twice) and another replica could take it while
- *   this one still works on it. So the loop releases a session on its own before the renewal ends: before each
- *   receive it checks whether the receive wait plus the longest batch so far in this hold would end within the
- *   margin before the lock deadline (the deadline is `lockedUntil()`: the end of renewal, or the lock's current
- *   expiry when later; the margin is a tenth of the accept-to-deadline span, at most 10 s); if so, it hands no new
- *   batch, calls `onClose('renewalBudget')` (the lock is still held: `setState` works), closes the receiver and
- *   accepts again at once, where the same session may come back with a fresh lock. The first receive of a hold is
- *   always made, so each hold makes progress. If the lock has already run out by then (a batch longer than the whole
- *   budget), the reason is `'lockLost'`. A batch still running when the deadline passes is logged as a warning:
- *   its settlements may fail and its unsettled messages come back to the next holder; keep a batch (`maxBatch` times
- *   the time per message, 429 pauses included) well inside `maxLockRenewalMs`. With `maxLockRenewalMs: 0` (no
- *   renewal) the deadline is the lock's expiry (the queue's `LockDuration` after the accept).
- * - **Release on request.** A handler's `onBatch` may resolve to a `SessionRelease` (`{ release: true, reason }`):
- *   the loop then receives nothing more from that session, calls `onClose('released')` (the lock is still held:
- *   `setState` works), closes the receiver and accepts again at once, where the same session may come back with a
- *   fresh lock. Dispatch asks for it when it handed messages back at the lock deadline. If the lock has already run
- *   out by then, the reason is `'lockLost'`.
- * - **Every delivery settled**, as in the batch loop: what a batch handler leaves unsettled is abandoned.
- * - **Waiting for a session.** `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` (10 s with
- *   `createServiceBusClient`'s defaults) and then fails with `ServiceTimeout`, which is normal: the slot asks again.
- *   That wait cannot be cut short: its abort signal does not end it, and although `client.close()` does, rhea-promise
- *   then keeps the attach's 60 s operation timer, which holds the process open for up to a minute. So the loop lets
- *   pending accepts end on their own: `stop()` returns without them, `drain()` waits for them too (so that closing
- *   the client afterwards leaves nothing behind) until its signal aborts, and `close()` waits for them up to
- *   `closeGraceMs`. A session accepted after the loop stopped is closed at once, before any message is received from
- *   it (its messages keep their delivery count). The accept timeout is therefore how long a stop takes at most when
- *   nothing is in flight: give the session loop a client with a short `timeoutInMs`.
- * - **Health.** `health()` (see `LoopHealth`): a `ServiceTimeout` from an accept counts as an answer of the broker;
- *   failed accepts and receives count as errors (a lost session lock does not); the loop stops on its own (running
- *   false) when its client is closed under it.
+ * Invariants: every delivery is settled (what a handler leaves is abandoned, as in the batch loop); a session is
+ * released before its lock renewal ends (`#hold`), so a busy sender is never handled by two replicas at once; the
+ * session state a handler saves goes to the next holder; a receive or an accept is never aborted (`startSessionLoop`).
  */
 import { isServiceBusError, type ServiceBusSessionReceiver } from '@azure/service-bus';
 import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 import type { Logger } from '../log.js';
-import { delay, whenAborted } from '../abort.js';
+import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import { resolveCommon, runHandler, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
@@ -59,10 +21,25 @@ import { functionOption, intOption } from '../options.js';
 export type { SessionCloseReason, SessionHandler, SessionHandlerFactory, SessionRelease } from '../pipeline/index.js';
 
 export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
+  /**
+   * Makes the handler of a session when it is accepted. It gets the session's state (`getSessionState`, as a Buffer;
+   * `undefined` when none was set) and a `setState(buffer)` that saves it (`setSessionState`) while the session is
+   * held, `onClose` included; the next holder, on this replica or another, gets it back. The SDK parses state bytes
+   * that are valid JSON; the loop turns such a value back into its JSON bytes, so a JSON state may come back
+   * re-serialized (same value, whitespace may differ). A handler's `onBatch` may resolve to a `SessionRelease`
+   * (`{ release: true, reason }`): the loop then receives nothing more from that session, calls `onClose('released')`
+   * (the lock is still held: `setState` works), closes the receiver and accepts again at once, where the same session
+   * may come back with a fresh lock (`'lockLost'` instead when the lock has already run out). Dispatch asks for it when
+   * it handed messages back at the lock deadline.
+   */
   createSessionHandler: SessionHandlerFactory;
   /** Sessions held at once (each is one `acceptNextSession` slot). @defaultValue 8 */
   maxSessions?: number;
-  /** A held session with no message for this long is released, in milliseconds. @defaultValue 5_000 */
+  /**
+   * A held session with no message for this long is released (`onClose('idle')`, receiver closed), in milliseconds,
+   * so that other sessions and replicas get their turn; so is every session on stop (`'stopped'`), when its lock is
+   * lost (`'lockLost'`, its messages come back to the next holder) or after an error (`'error'`). @defaultValue 5_000
+   */
   sessionIdleMs?: number;
   /**
    * Most messages per batch of one session, by session id, when sessions differ (dispatch: a slow sender's batch
@@ -138,6 +115,11 @@ class SessionLoop implements ReceiveLoop {
     return [...this.#held].map((h) => h.sessionId);
   }
 
+  /**
+   * See `LoopHealth`: a `ServiceTimeout` from an accept counts as an answer of the broker; failed accepts and receives
+   * count as errors (a lost session lock does not); the loop stops on its own (running false) when its client is
+   * closed under it.
+   */
   health(): LoopHealth {
     return this.#health.health();
   }
@@ -161,7 +143,7 @@ class SessionLoop implements ReceiveLoop {
           // answer came early (a broker that answers at once must not make the slot spin).
           this.#health.answered();
           if (Date.now() - asked >= MIN_ACCEPT_WAIT_MS) backoff.reset();
-          else await delay(backoff.next(), this.#stopping.signal);
+          else await delayUnlessAborted(backoff.next(), this.#stopping.signal);
           continue;
         }
         this.#health.failed(err);
@@ -174,7 +156,7 @@ class SessionLoop implements ReceiveLoop {
         const delayMs = backoff.next();
         log.warn('accepting a session failed; retrying after a delay', { err, slot, delayMs });
         this.#o.onError(err, { queue, source: 'accept' });
-        await delay(delayMs, this.#stopping.signal);
+        await delayUnlessAborted(delayMs, this.#stopping.signal);
         continue;
       }
       if (this.#stopping.signal.aborted) {
@@ -184,13 +166,25 @@ class SessionLoop implements ReceiveLoop {
       this.#health.answered();
       backoff.reset();
       const ok = await this.#hold(receiver);
-      if (!ok) await delay(backoff.next(), this.#stopping.signal);
+      if (!ok) await delayUnlessAborted(backoff.next(), this.#stopping.signal);
     }
   }
 
   /**
    * Holds one session until it is idle, near its lock deadline, released at its handler's request, lost, failed or the
    * loop stops; false after an error.
+   *
+   * Release before the lock renewal ends: the SDK renews the session lock (a session's message locks are its session
+   * lock) for up to `maxLockRenewalMs` after the accept. A busy session would outlive that: its settlements and
+   * `setState` would fail, its messages come back (handled twice) and another replica could take it while this one
+   * still works on it. So before each receive the hold checks whether the receive wait plus the longest batch so far
+   * would end within the margin before the lock deadline (`lockedUntil()`: the end of renewal, or the lock's expiry
+   * when later; the margin is a tenth of the accept-to-deadline span, at most 10 s); if so it hands no new batch, calls
+   * `onClose('renewalBudget')` (the lock is still held), closes the receiver and accepts again at once. The first
+   * receive of a hold is always made, so each hold makes progress; if the lock has already run out by then, the reason
+   * is `'lockLost'`. A batch still running when the deadline passes is logged as a warning: keep a batch (`maxBatch`
+   * times the time per message, 429 pauses included) well inside `maxLockRenewalMs`. With `maxLockRenewalMs: 0` the
+   * deadline is the lock's expiry (the queue's `LockDuration` after the accept).
    */
   async #hold(receiver: ServiceBusSessionReceiver): Promise<boolean> {
     const { queue, metrics, maxLockRenewalMs } = this.#o;
@@ -258,7 +252,7 @@ class SessionLoop implements ReceiveLoop {
         }
         if (messages.length === 0) {
           // Empty long before the wait was over: the link is going away. Wait rather than spin.
-          if (Date.now() - asked < waitMs / 2) await delay(Math.min(waitMs, 100), this.#stopping.signal);
+          if (Date.now() - asked < waitMs / 2) await delayUnlessAborted(Math.min(waitMs, 100), this.#stopping.signal);
           continue;
         }
         lastMessageAt = Date.now();
@@ -420,7 +414,17 @@ export interface SessionReceiveLoop extends ReceiveLoop {
   readonly sessions: string[];
 }
 
-/** Starts holding sessions at once; see the module comment. */
+/**
+ * Starts holding sessions at once. `acceptNextSession` waits up to the client's `retryOptions.timeoutInMs` (10 s with
+ * `createServiceBusClient`'s defaults) and then fails with `ServiceTimeout`, which is normal: the slot asks again.
+ * That wait cannot be cut short: its abort signal does not end it, and although `client.close()` does, rhea-promise
+ * then keeps the attach's 60 s operation timer, which holds the process open for up to a minute. So the loop lets
+ * pending accepts end on their own: `stop()` returns without them, `drain()` waits for them too (so that closing the
+ * client afterwards leaves nothing behind) until its signal aborts, and `close()` waits for them up to
+ * `closeGraceMs`. A session accepted after the loop stopped is closed at once, before any message is received from it
+ * (its messages keep their delivery count). The accept timeout is therefore how long a stop takes at most when
+ * nothing is in flight: give the session loop a client with a short `timeoutInMs`.
+ */
 export function startSessionLoop(options: SessionLoopOptions): SessionReceiveLoop {
   return new SessionLoop(options);
 }

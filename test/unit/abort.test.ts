@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import sinon from 'sinon';
-import { abortReason, delay, linkedController, raceAbort, sleep, whenAborted } from '../../src/abort.js';
+import { abortReason, delayUnlessAborted, linkedController, raceAbort, sleepOrReject, whenAborted } from '../../src/abort.js';
 
 /** `abort` listeners on a signal, and the signals `AbortSignal.any` made from it (Node 20 internals; 0 where absent). */
 function traces(signal: AbortSignal): { listeners: number; dependants: number } {
@@ -15,9 +15,9 @@ describe('abort: waiting with a signal', () => {
   beforeEach(() => (clock = sinon.useFakeTimers()));
   afterEach(() => clock.restore());
 
-  it('delay resolves after the delay, or at once when its signal aborts, and leaves no timer', async () => {
+  it('delayUnlessAborted resolves after the delay, or at once when its signal aborts, and leaves no timer', async () => {
     let done = false;
-    void delay(1000).then(() => (done = true));
+    void delayUnlessAborted(1000).then(() => (done = true));
     await clock.tickAsync(999);
     assert.equal(done, false);
     await clock.tickAsync(1);
@@ -25,25 +25,25 @@ describe('abort: waiting with a signal', () => {
 
     const abort = new AbortController();
     let early = false;
-    void delay(60_000, abort.signal).then(() => (early = true));
+    void delayUnlessAborted(60_000, abort.signal).then(() => (early = true));
     await clock.tickAsync(10);
     abort.abort();
     await clock.tickAsync(0);
     assert.equal(early, true);
     assert.equal(clock.countTimers(), 0, 'the timer was cleared');
-    await delay(1000, abort.signal); // already aborted: resolves without a timer
+    await delayUnlessAborted(1000, abort.signal); // already aborted: resolves without a timer
     assert.equal(clock.countTimers(), 0);
   });
 
-  it('sleep resolves after the delay or rejects with the reason on abort', async () => {
+  it('sleepOrReject resolves after the delay or rejects with the reason on abort', async () => {
     const controller = new AbortController();
-    const slept = sleep(1000, controller.signal);
+    const slept = sleepOrReject(1000, controller.signal);
     slept.catch(() => undefined);
     controller.abort(new Error('stop'));
     await assert.rejects(slept, /stop/);
     assert.equal(clock.countTimers(), 0);
-    await assert.rejects(sleep(10, controller.signal), /stop/);
-    const ok = sleep(10);
+    await assert.rejects(sleepOrReject(10, controller.signal), /stop/);
+    const ok = sleepOrReject(10);
     await clock.tickAsync(10);
     await ok;
   });
@@ -188,10 +188,10 @@ describe('abort: waiting with a signal', () => {
     clock = sinon.useFakeTimers();
   });
 
-  it('delay, sleep and raceAbort share one abort listener on a long-lived signal', async () => {
+  it('delayUnlessAborted, sleepOrReject and raceAbort share one abort listener on a long-lived signal', async () => {
     const controller = new AbortController();
-    const waits = Array.from({ length: 15 }, () => delay(1000, controller.signal));
-    const sleeps = Array.from({ length: 15 }, () => sleep(1000, controller.signal).catch(() => 'aborted'));
+    const waits = Array.from({ length: 15 }, () => delayUnlessAborted(1000, controller.signal));
+    const sleeps = Array.from({ length: 15 }, () => sleepOrReject(1000, controller.signal).catch(() => 'aborted'));
     const races = Array.from({ length: 15 }, () => raceAbort(new Promise<never>(() => undefined), controller.signal).catch(() => 'aborted'));
     assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
     controller.abort();

@@ -70,6 +70,14 @@ describe('channel-relay CLI', () => {
     assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123|TwilioTokenSecret42/);
   });
 
+  it('config check FILE warns about a renamed key it still reads (dispatch.maxAttempts) and exits 0', async () => {
+    writeFileSync(path.join(dir, 'old.json'), JSON.stringify({ dispatch: { maxAttempts: 3 } }));
+    const io = recordingIo({ SERVICEBUS_NAMESPACE: 'relay.servicebus.windows.net', DATAVERSE_URL: 'https://contoso.crm.dynamics.com', CHANNELS_FILE: 'channels.json', TWILIO_AUTH_TOKEN: 't' }, dir);
+    assert.equal(await runCli(['config', 'check', 'old.json'], io), 0);
+    assert.match(io.stdout.join('\n'), /configuration is valid/);
+    assert.deepEqual(io.stderr, ['warning: old.json: dispatch.maxAttempts is deprecated: read as dispatch.retry.attempts; rename it']);
+  });
+
   it('config check names the problems of the channels file', async () => {
     writeFileSync(path.join(dir, 'channels.json'), JSON.stringify({ channels: [{ name: 'sms', provider: { type: 'twilio' }, sender: 'x', rateLimit: { messages: 1 } }] }));
     const io = recordingIo({ SERVICEBUS_NAMESPACE: 'relay.servicebus.windows.net', DATAVERSE_URL: 'https://contoso.crm.dynamics.com', CHANNELS_FILE: 'channels.json' }, dir);

@@ -63,6 +63,34 @@ describe('configuration', () => {
     assert.equal(config.shutdown.budgetMs, 5000);
   });
 
+  describe('a renamed key (dispatch.maxAttempts, now dispatch.retry.attempts)', () => {
+    it('is read under its new name, with a warning naming the file and the key', () => {
+      const file = writeJson('relay.json', { dispatch: { maxAttempts: 3, maxSessions: 4 } });
+      const { config, origins, warnings } = loadConfig({ file, env: baseEnv(), cwd: dir });
+      assert.equal(config.dispatch.retry.attempts, 3);
+      assert.equal(config.dispatch.maxSessions, 4);
+      assert.equal(origins['dispatch.retry.attempts'], 'relay.json');
+      assert.equal('maxAttempts' in config.dispatch, false, 'not kept under the old name');
+      assert.deepEqual(warnings, ['relay.json: dispatch.maxAttempts is deprecated: read as dispatch.retry.attempts; rename it']);
+    });
+
+    it('is ignored, with a warning, when the same file sets the new name too; a bad old value is reported under the new name', () => {
+      const both = writeJson('both.json', { dispatch: { maxAttempts: 3, retry: { attempts: 7 } } });
+      const loaded = loadConfig({ file: both, env: baseEnv(), cwd: dir });
+      assert.equal(loaded.config.dispatch.retry.attempts, 7);
+      assert.deepEqual(loaded.warnings, ['both.json: dispatch.maxAttempts is deprecated and ignored: the file also sets dispatch.retry.attempts; remove it']);
+
+      const bad = writeJson('bad.json', { dispatch: { maxAttempts: 0 } });
+      assert.deepEqual(problemsOf(() => loadConfig({ file: bad, env: baseEnv(), cwd: dir })), [
+        { source: 'bad.json', path: 'dispatch.retry.attempts', expected: 'a number >= 1', found: '0 (number)' },
+      ]);
+    });
+
+    it('leaves no warning for a configuration that uses the new names', () => {
+      assert.deepEqual(loadConfig({ env: baseEnv(), cwd: dir }).warnings, []);
+    });
+  });
+
   const cases: Array<{ name: string; file?: unknown; env?: NodeJS.ProcessEnv; want: Array<Partial<Record<keyof ConfigProblem, string | RegExp>>> }> = [
     {
       name: 'a value of the wrong type',

@@ -44,6 +44,7 @@ export function registerConfigCommands(program: Command, io: CliIo, setExitCode:
           io.out(`configuration is valid for ${stages.join(' + ')}; it would run with:`);
         }
         for (const line of describeConfig(loaded)) io.out(`  ${line}`);
+        for (const warning of loaded.warnings) io.err(`warning: ${warning}`);
         if (channels === undefined) io.out('  channels: none read (the recorder uses no channel)');
         for (const channel of channels?.all() ?? []) io.out(`  ${describeChannel(channel)}`);
         setExitCode(0);

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { delay } from '../../abort.js';
+import { delayUnlessAborted } from '../../abort.js';
 import { lowerHeaders } from '../../http/index.js';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { AGENT_DEFAULTS, OmnichannelAgents, type AgentOptions, type ConversationRecord } from './agents.js';
@@ -475,7 +475,7 @@ export async function startDirectLineEmulator(options: DirectLineEmulatorOptions
     run: () => Promise<Reply>,
   ): Promise<void> {
     const decision = faults.decide(scope);
-    if (decision.delayMs > 0) await delay(decision.delayMs);
+    if (decision.delayMs > 0) await delayUnlessAborted(decision.delayMs);
     const action = decision.action;
     if (action.kind === 'rateLimit' || (action.kind === 'error' && !action.afterAccept))
       return write(res, render(action));

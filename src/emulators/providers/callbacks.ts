@@ -4,7 +4,7 @@
  * holds the options shared by all providers, the log of every such call (`CallbackRecord`), the statistics, and
  * the engine that schedules, sends, retries, repeats and cancels them. What each provider sends is in feedback.ts.
  */
-import { sleep } from '../../abort.js';
+import { sleepOrReject } from '../../abort.js';
 import type { SimulatedProvider } from './faults.js';
 
 /** What a simulated callback is. */
@@ -249,7 +249,7 @@ export class CallbackEngine {
 
   /** Waits `ms`; rejects (with an internal cancellation) when the engine closes. */
   sleep(ms: number): Promise<void> {
-    return sleep(ms, this.#abort.signal);
+    return sleepOrReject(ms, this.#abort.signal);
   }
 
   /** Runs one message's script, counted as pending until it ends; a cancellation ends it quietly. */

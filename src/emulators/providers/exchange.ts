@@ -1,5 +1,5 @@
 /** One HTTP call as the simulators see it, and the shared flow of a provider call (limits, latency, faults). */
-import { delay } from '../../abort.js';
+import { delayUnlessAborted } from '../../abort.js';
 import { readBody as readLimited } from '../../http/index.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultAction, FaultPlan, SimulatedProvider } from './faults.js';
@@ -109,7 +109,7 @@ export async function runCall(deps: CallDeps, res: ServerResponse, prepared: Pre
     return;
   }
   const decision = deps.faults.decide(provider);
-  await delay(deps.baseLatencyMs + decision.delayMs);
+  await delayUnlessAborted(deps.baseLatencyMs + decision.delayMs);
   const action = decision.action;
   if (action.kind === 'timeout' && !action.afterAccept) {
     hold();

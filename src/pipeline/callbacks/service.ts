@@ -16,7 +16,7 @@ import { findHolders, latestActivity } from './attribution.js';
 import { firstWord, matchReply } from './keywords.js';
 import { linkAt } from '../../correlation/index.js';
 import type { CallbackKeys } from '../../correlation/index.js';
-import { delay } from '../../abort.js';
+import { delayUnlessAborted } from '../../abort.js';
 
 /** How long an opt-in's Twilio message fetch may take in all (two tries), well inside Twilio's 15 s webhook wait. */
 export const OPT_IN_FETCH_BUDGET_MS = 5000;
@@ -328,7 +328,7 @@ export class CallbackService {
         if (!isProviderError(err) || !err.retryable) return { ok: false, outcome: 'unverified', reason: `message fetch failed: ${isProviderError(err) ? err.code : errorMessage(err)}` };
         if (attempt === 2 || budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch failed twice or ran out of time: ${err.code}` };
       }
-      await delay(OPT_IN_RETRY_DELAY_MS, budget);
+      await delayUnlessAborted(OPT_IN_RETRY_DELAY_MS, budget);
       if (budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch ran out of time (${OPT_IN_FETCH_BUDGET_MS} ms)` };
     }
     const mismatch: string[] = [];

@@ -23,8 +23,8 @@ export interface InteractionOutboxOptions {
   maxBatch?: number;
   /** How long the first waiting interaction waits for others to join its group. @defaultValue 20 */
   lingerMs?: number;
-  /** Sends a failed group again at most this many times. @defaultValue 8 */
-  retries?: number;
+  /** Sends of a group in all, the first included (1: no retry). @defaultValue 9 */
+  attempts?: number;
   /** The first retry delay (exponential, with jitter). @defaultValue 200 */
   initialDelayMs?: number;
   /** The longest retry delay. @defaultValue 2000 */
@@ -50,7 +50,7 @@ export function resolveOutboxSettings(options: Omit<InteractionOutboxOptions, 's
   return {
     maxBatch: intOption(c, 'maxBatch', options.maxBatch, 50, 1),
     lingerMs: intOption(c, 'lingerMs', options.lingerMs, 20, 0),
-    retries: intOption(c, 'retries', options.retries, 8, 0),
+    attempts: intOption(c, 'attempts', options.attempts, 9, 1),
     initialDelayMs,
     maxDelayMs: intOption(c, 'maxDelayMs', options.maxDelayMs, 2000, initialDelayMs),
     timeoutMs: intOption(c, 'timeoutMs', options.timeoutMs, 10_000, 1),
@@ -67,7 +67,7 @@ export class InteractionOutbox {
   readonly #maxBatch: number;
   readonly #lingerMs: number;
   readonly #timeoutMs: number;
-  readonly #retries: number;
+  readonly #attempts: number;
   readonly #maxDelayMs: number;
   readonly #backoff: ExponentialBackoff<unknown>;
   readonly #onError: (error: unknown, attempt: number, size: number) => void;
@@ -81,7 +81,7 @@ export class InteractionOutbox {
     const settings = resolveOutboxSettings(options);
     this.#maxBatch = settings.maxBatch;
     this.#lingerMs = settings.lingerMs;
-    this.#retries = settings.retries;
+    this.#attempts = settings.attempts;
     this.#timeoutMs = settings.timeoutMs;
     this.#maxDelayMs = settings.maxDelayMs;
     this.#backoff = new ExponentialBackoff({ initialDelay: settings.initialDelayMs, maxDelay: settings.maxDelayMs });
@@ -125,7 +125,7 @@ export class InteractionOutbox {
     // Retry only when the longest backoff and a whole attempt still end by the deadline.
     const policy = retry(
       handleWhen(() => Date.now() + this.#maxDelayMs + this.#timeoutMs <= deadline),
-      { maxAttempts: this.#retries, backoff: this.#backoff },
+      { maxAttempts: this.#attempts - 1, backoff: this.#backoff },
     );
     let attempt = 0;
     try {

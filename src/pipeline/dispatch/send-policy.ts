@@ -6,18 +6,19 @@
  * Invariants: a call whose answer was lost (`mayHaveSent`) is not made again blind where the provider can be asked;
  * a 2xx answer the adapter cannot read is never retried; the two kinds of retry are bounded separately, 429s around
  * transient failures (a 429 starts a fresh transient budget), so a message makes at most
- * `(rateLimitRetries + 1) × (transientRetries + 1)` calls.
+ * `rateLimitAttempts × attempts` calls.
  */
 import { ConstantBackoff, ExponentialBackoff, handleWhen, retry, wrap, type IPolicy } from 'cockatiel';
 import { isProviderError, type ProviderError } from '../../errors.js';
 import { maskDigits, redactString } from '../../log.js';
 import { intOption } from '../../options.js';
+import { resolveRetry, type RetryOptions } from '../../retry.js';
 import { LOST_ANSWER_LOOKUP_DELAY_MS } from '../assumptions.js';
 
 /**
  * | code                                                     | decision       | may have it | what happens                                      |
  * |----------------------------------------------------------|----------------|-------------|---------------------------------------------------|
- * | ProviderRateLimited                                      | `rateLimited`  | no          | pause the sender for `retryAfterMs` (at most `maxRateLimitPauseMs`), call again |
+ * | ProviderRateLimited                                      | `rateLimited`  | no          | pause the sender for `retryAfterMs` (at most `maxThrottleWaitMs`), call again |
  * | ProviderUnavailable (5xx, connection refused/reset)      | `transient`    | yes         | look it up where the provider can be asked; call again after an exponential backoff with jitter |
  * | ProviderTimeout                                          | `transient`    | yes         | as above                                          |
  * | ProviderBadResponse (a proxy's 502 page, a redirect)     | `transient`    | yes         | as above                                          |
@@ -80,23 +81,22 @@ export function mayHaveSent(error: unknown): boolean {
   }
 }
 
-export interface SendRetryOptions {
-  /** Calls again after a transient failure (5xx, timeout, a non-2xx bad answer), at most this many times. @defaultValue 4 */
-  transientRetries?: number;
-  /** The first backoff delay; later ones grow exponentially, with decorrelated jitter. @defaultValue 500 */
-  initialDelayMs?: number;
-  /** The longest backoff delay. @defaultValue 10000 */
-  maxDelayMs?: number;
-  /** Calls again after a 429, at most this many times (each after the sender's pause). @defaultValue 10 */
-  rateLimitRetries?: number;
+/**
+ * The retries of provider calls. `attempts`: calls per message for transient failures (5xx, timeout, a non-2xx bad
+ * answer), the first included (default 5); `initialDelayMs` (default 500): the first backoff delay, later ones growing
+ * exponentially with decorrelated jitter, to at most `maxDelayMs` (default 10000).
+ */
+export interface SendRetryOptions extends RetryOptions {
+  /** Calls per message for 429s, the first included (each one after the sender's pause). @defaultValue 11 */
+  rateLimitAttempts?: number;
   /** The pause after a 429 that names no `Retry-After`. @defaultValue 1000 */
-  defaultRetryAfterMs?: number;
+  defaultThrottleWaitMs?: number;
   /**
    * The longest pause one 429 causes: a longer `Retry-After` (Telegram's `retry_after` can be minutes) pauses the sender
    * this long; what waits past the session lock's deadline meanwhile is handed back, and a pause still running when
    * the session is released goes to the next holder with the session state. @defaultValue 60000
    */
-  maxRateLimitPauseMs?: number;
+  maxThrottleWaitMs?: number;
   /**
    * After a call whose answer was lost (`mayHaveSent`), on a provider that can be asked: the wait from the call's end
    * to the lookup of its message. A request the provider was still working on when the relay gave up (a timeout) is
@@ -110,31 +110,25 @@ export interface SendRetryOptions {
 export type ResolvedSendRetryOptions = Required<SendRetryOptions>;
 
 export const SEND_RETRY_DEFAULTS: ResolvedSendRetryOptions = {
-  transientRetries: 4,
+  attempts: 5,
   initialDelayMs: 500,
   maxDelayMs: 10_000,
-  rateLimitRetries: 10,
-  defaultRetryAfterMs: 1000,
-  maxRateLimitPauseMs: 60_000,
+  rateLimitAttempts: 11,
+  defaultThrottleWaitMs: 1000,
+  maxThrottleWaitMs: 60_000,
   lostAnswerLookupDelayMs: LOST_ANSWER_LOOKUP_DELAY_MS,
 };
 
 /** Validates once; a bad value throws a `TypeError` naming it. */
 export function resolveSendRetryOptions(options: SendRetryOptions = {}): ResolvedSendRetryOptions {
-  const resolved = { ...SEND_RETRY_DEFAULTS, ...options };
+  const resolved = { ...SEND_RETRY_DEFAULTS, ...options, ...resolveRetry('DispatchStage', 'retry', options, SEND_RETRY_DEFAULTS, true) };
   for (const [name, min] of [
-    ['transientRetries', 0],
-    ['initialDelayMs', 1],
-    ['maxDelayMs', 1],
-    ['rateLimitRetries', 0],
-    ['defaultRetryAfterMs', 1],
-    ['maxRateLimitPauseMs', 1],
+    ['rateLimitAttempts', 1],
+    ['defaultThrottleWaitMs', 1],
+    ['maxThrottleWaitMs', 1],
     ['lostAnswerLookupDelayMs', 0],
   ] as const) {
-    resolved[name] = intOption('dispatch retry', name, resolved[name], SEND_RETRY_DEFAULTS[name], min);
-  }
-  if (resolved.maxDelayMs < resolved.initialDelayMs) {
-    throw new TypeError(`dispatch retry: maxDelayMs (${resolved.maxDelayMs}) must be >= initialDelayMs (${resolved.initialDelayMs})`);
+    resolved[name] = intOption('DispatchStage', `retry.${name}`, resolved[name], SEND_RETRY_DEFAULTS[name], min);
   }
   return resolved;
 }
@@ -152,11 +146,11 @@ export function resolveSendRetryOptions(options: SendRetryOptions = {}): Resolve
 export function createSendPolicy(options: ResolvedSendRetryOptions, onBackoff?: (delayMs: number) => void): IPolicy {
   const rateLimited = retry(
     handleWhen((err) => decide(err) === 'rateLimited'),
-    { maxAttempts: options.rateLimitRetries, backoff: new ConstantBackoff(0) },
+    { maxAttempts: options.rateLimitAttempts - 1, backoff: new ConstantBackoff(0) },
   ).dangerouslyUnref();
   const transient = retry(
     handleWhen((err) => decide(err) === 'transient'),
-    { maxAttempts: options.transientRetries, backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }) },
+    { maxAttempts: options.attempts - 1, backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }) },
   ).dangerouslyUnref();
   if (onBackoff !== undefined) transient.onRetry(({ delay }) => onBackoff(delay));
   return wrap(rateLimited, transient);
@@ -168,10 +162,10 @@ export function retryAfterMs(error: ProviderError, fallbackMs: number): number {
   return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : fallbackMs;
 }
 
-/** The pause a 429 causes: `retryAfterMs`, at most `maxRateLimitPauseMs`; `askedMs` is what the provider asked for. */
-export function rateLimitPause(error: ProviderError, options: Pick<ResolvedSendRetryOptions, 'defaultRetryAfterMs' | 'maxRateLimitPauseMs'>): { pauseMs: number; askedMs: number } {
-  const askedMs = retryAfterMs(error, options.defaultRetryAfterMs);
-  return { pauseMs: Math.min(askedMs, options.maxRateLimitPauseMs), askedMs };
+/** The pause a 429 causes: `retryAfterMs`, at most `maxThrottleWaitMs`; `askedMs` is what the provider asked for. */
+export function rateLimitPause(error: ProviderError, options: Pick<ResolvedSendRetryOptions, 'defaultThrottleWaitMs' | 'maxThrottleWaitMs'>): { pauseMs: number; askedMs: number } {
+  const askedMs = retryAfterMs(error, options.defaultThrottleWaitMs);
+  return { pauseMs: Math.min(askedMs, options.maxThrottleWaitMs), askedMs };
 }
 
 /** Removes the recipient (and anything shaped like a phone number, e-mail or secret) from provider text. */

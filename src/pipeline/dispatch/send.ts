@@ -4,7 +4,7 @@
  * whether it has it), within the session lock's deadline; and the one provider call with the channel's timeout that
  * each attempt makes.
  */
-import { delay, raceAbort } from '../../abort.js';
+import { delayUnlessAborted, raceAbort } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { isProviderError, isStartDeadlineError, ProviderError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -139,7 +139,7 @@ export function sendMessage(
     unknownSince ??= lastStart;
     const waitMs = stage.retry.lostAnswerLookupDelayMs;
     log.info('provider answer lost: asking the provider whether it has the message before calling again', { attempt: calls, code: lastCode, waitMs });
-    await delay(waitMs, signal);
+    await delayUnlessAborted(waitMs, signal);
     signal.throwIfAborted();
     let found: SendResult | undefined;
     try {

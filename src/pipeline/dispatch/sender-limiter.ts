@@ -9,7 +9,7 @@
  * interrupted: it finishes on its own (its own timeout bounds it).
  */
 import PQueue from 'p-queue';
-import { delay, linkedController, raceAbort, sleep } from '../../abort.js';
+import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
 import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
 
@@ -187,7 +187,7 @@ export class SenderLimiter {
         if (options.startBy !== undefined && at > options.startBy) {
           throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
         }
-        await sleep(at - this.#now(), options.signal);
+        await sleepOrReject(at - this.#now(), options.signal);
       }
       uncount();
       return await this.#enqueue(recipient, call, options, release);
@@ -255,7 +255,7 @@ export class SenderLimiter {
 
   /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
   #hold(ms: number): Promise<void> {
-    return delay(ms, this.#cleared.signal);
+    return delayUnlessAborted(ms, this.#cleared.signal);
   }
 
   /** A call to `recipient` costing `cost` ended at `now`. */

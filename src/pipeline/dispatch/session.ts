@@ -8,7 +8,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
-import { delay, linkedController } from '../../abort.js';
+import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { errorMessage, isEventError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -282,7 +282,7 @@ export class DispatchSession implements DispatchSessionHandler {
       return true;
     };
     const pausedUntil = this.#limiter?.pausedUntil;
-    if (pausedUntil !== undefined) await delay(pausedUntil - stage.now(), batch.starts);
+    if (pausedUntil !== undefined) await delayUnlessAborted(pausedUntil - stage.now(), batch.starts);
     if (batch.starts.aborted) return handBack();
     let found: SendResult | undefined;
     try {

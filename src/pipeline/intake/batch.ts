@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { Delivery } from '../ports.js';
-import { attemptFits, budgetLeft } from '../retry-budget.js';
+import { attemptFits, budgetLeft } from '../batch-retry.js';
 
 /**
  * One delivery of the batch and what is known about it. `open` until settled, or `waiting` to be abandoned when the
@@ -42,12 +42,8 @@ export interface BatchState {
   outOfBudget: boolean;
 }
 
-/** What the batch's reads and its send share: the backoff between attempts, the wait, the log, the retry count. */
+/** What the batch's reads and its send share: the budget, the wait, the log, the retry count. */
 export interface AttemptRules {
-  /** The first wait between attempts; doubles each attempt. */
-  backoffMs: number;
-  /** The longest wait between attempts. */
-  maxBackoffMs: number;
   /** The stage's `batchBudgetMs` (for the log line when it runs out). */
   batchBudgetMs: number;
   /** The stage's `callTimeoutMs`: the longest one attempt takes. */

@@ -1,21 +1,22 @@
 /**
  * Intake's Dataverse reads within a batch, with their rules: a retryable `DataverseError` is tried again up to
- * `readAttempts`, after a backoff or the `Retry-After` (while one runs no read of the batch starts); a `Retry-After`
+ * `readRetry.attempts` (`retryWithinBatch`), after a backoff or the `Retry-After` (while one runs no read of the batch starts); a `Retry-After`
  * above `maxThrottleWaitMs` or `DataverseUnauthorized` ends the batch's reads (its deliveries wait out a pause); no
  * read and no wait starts that could not end before the batch's deadline; a stop cuts the waits short. A read that
  * failed for good is judged by `failed`: dead-lettered when Dataverse refused the record, else set to be abandoned.
  */
 import { raceAbort } from '../../abort.js';
 import { errorMessage, isDataverseError, type CodeOf } from '../../errors.js';
-import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
-import { backoffDelay } from '../retry-budget.js';
+import type { ResolvedRetry } from '../../retry.js';
+import { count, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
+import { failedWith, retryWithinBatch } from '../batch-retry.js';
 
 /** The rules of the reads (intake's options, validated) and what a read reports to the stage. */
 export interface ReadRules extends AttemptRules {
-  readAttempts: number;
+  readRetry: ResolvedRetry;
   maxThrottleWaitMs: number;
   defaultThrottleWaitMs: number;
-  unauthorizedPauseMs: number;
+  identityPauseMs: number;
   /** Dead-letters an item whose record Dataverse refused for good. */
   deadLetter: (b: BatchState, item: Item, reason: CodeOf<'dataverse'>, description: string) => void;
 }
@@ -37,34 +38,51 @@ export class IntakeReads {
    * wait to be abandoned, at once). Otherwise the value, or the error that ended the attempts.
    */
   async read<T>(b: BatchState, items: readonly Item[], what: string, call: () => Promise<T>): Promise<ReadResult<T>> {
-    const { sleep, log } = this.#rules;
-    for (let attempt = 1; ; attempt++) {
-      if (!(await this.#mayRead(b, items, what))) return undefined;
-      try {
-        return { ok: true, value: await raceAbort(call(), b.signal) };
-      } catch (err) {
-        if (b.signal.aborted) return undefined;
-        const retry = this.#retryWait(b, err, attempt);
-        if (retry === undefined) return { ok: false, error: err, attempts: attempt };
-        const { waitMs, throttled } = retry;
-        if (!fits(b, this.#rules, waitMs)) {
-          outOfBudget(b, this.#rules, items, `${what}: ${errorMessage(err)} (${count(attempt, 'attempt', 'attempts')}); not tried again`);
-          return undefined;
-        }
-        if (throttled) {
+    const { log, defaultThrottleWaitMs, maxThrottleWaitMs } = this.#rules;
+    const result = await retryWithinBatch<T>({
+      retry: this.#rules.readRetry,
+      deadline: b.deadline,
+      callTimeoutMs: this.#rules.callTimeoutMs,
+      signal: b.signal,
+      waits: b.waits,
+      sleep: this.#rules.sleep,
+      attempt: () => raceAbort(call(), b.signal),
+      ready: () => this.#mayRead(b, items),
+      judge: (failure, { delayMs }) => {
+        const error = failedWith(failure);
+        if (!isDataverseError(error) || !error.retryable) return false;
+        if (error.code !== 'DataverseThrottled') return { waitMs: Math.max(delayMs, error.retryAfterMs ?? 0) };
+        const waitMs = error.retryAfterMs ?? defaultThrottleWaitMs;
+        return waitMs > maxThrottleWaitMs ? 'throttled' : { waitMs };
+      },
+      onRetry: (failure, { failures, waitMs }) => {
+        const error = failedWith(failure);
+        if (isDataverseError(error) && error.code === 'DataverseThrottled') {
           // No read of this batch starts while the Retry-After runs.
-          const wait = sleep(waitMs, b.waits);
+          const wait = this.#rules.sleep(waitMs, b.waits);
           b.gate = b.gate === undefined ? wait : Promise.all([b.gate, wait]).then(() => undefined);
         }
         this.#rules.onRetry();
-        log.warn(`${what} failed; trying again`, { error: err, attempt, waitMs, deliveries: items.length });
-        await sleep(waitMs, b.waits);
-        if (b.signal.aborted) return undefined;
-        if (b.waits.aborted) {
-          for (const item of items) markWaiting(item, `${what}: ${errorMessage(err)} (not tried again: the stage is stopping)`, 'redelivery');
-          return undefined;
-        }
-      }
+        log.warn(`${what} failed; trying again`, { error, attempt: failures, waitMs, deliveries: items.length });
+      },
+    });
+    if (result.ok) return { ok: true, value: result.value };
+    const error = failedWith(result.failure);
+    switch (result.end) {
+      case 'aborted':
+      case 'held':
+        return undefined;
+      case 'noRoom':
+        outOfBudget(b, this.#rules, items, `${what}: not started`);
+        return undefined;
+      case 'noRoomToRetry':
+        outOfBudget(b, this.#rules, items, `${what}: ${errorMessage(error)} (${count(result.failures, 'attempt', 'attempts')}); not tried again`);
+        return undefined;
+      case 'cut':
+        for (const item of items) markWaiting(item, `${what}: ${errorMessage(error)} (not tried again: the stage is stopping)`, 'redelivery');
+        return undefined;
+      default:
+        return { ok: false, error, attempts: result.failures };
     }
   }
 
@@ -75,7 +93,7 @@ export class IntakeReads {
     if (isDataverseError(err)) {
       const throttledForLong = err.code === 'DataverseThrottled' && (err.retryAfterMs ?? defaultThrottleWaitMs) > maxThrottleWaitMs;
       if (throttledForLong || err.code === 'DataverseUnauthorized') {
-        const ms = err.code === 'DataverseThrottled' ? Math.min(err.retryAfterMs ?? defaultThrottleWaitMs, maxThrottleWaitMs) : this.#rules.unauthorizedPauseMs;
+        const ms = err.code === 'DataverseThrottled' ? Math.min(err.retryAfterMs ?? defaultThrottleWaitMs, maxThrottleWaitMs) : this.#rules.identityPauseMs;
         if (throttledForLong) log.warn('Dataverse throttled a read for longer than intake waits; no more reads in this batch', { error: err, waitMs: ms, deliveries: items.length });
         else log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", { error: err, waitMs: ms, deliveries: items.length });
         b.pauseMs = Math.max(b.pauseMs ?? 0, ms);
@@ -98,26 +116,11 @@ export class IntakeReads {
   }
 
   /**
-   * The wait before trying a failed read again (`throttled`: a `Retry-After` that holds every read of the batch), or
-   * `undefined` when it is not tried again within the batch.
+   * Whether a read may start (the budget aside): after the running Retry-After, if any (a stop during it ends the wait
+   * and the read is not made); not after an abort; not once the batch's reads have ended (the items then wait for its
+   * pause).
    */
-  #retryWait(b: BatchState, err: unknown, attempt: number): { waitMs: number; throttled: boolean } | undefined {
-    const { readAttempts, defaultThrottleWaitMs, maxThrottleWaitMs, backoffMs, maxBackoffMs } = this.#rules;
-    if (!isDataverseError(err) || !err.retryable || attempt >= readAttempts || b.waits.aborted) return undefined;
-    if (err.code === 'DataverseThrottled') {
-      const ms = err.retryAfterMs ?? defaultThrottleWaitMs;
-      if (ms > maxThrottleWaitMs) return undefined;
-      return { waitMs: ms, throttled: true };
-    }
-    return { waitMs: Math.max(backoffDelay(attempt, backoffMs, maxBackoffMs), err.retryAfterMs ?? 0), throttled: false };
-  }
-
-  /**
-   * Whether a read may start: not after an abort, not once the batch's reads have ended (the items then wait for its
-   * pause), not when it could not end before the batch's deadline; after the running Retry-After, if any (a stop
-   * during it ends the wait and the read is not made).
-   */
-  async #mayRead(b: BatchState, items: readonly Item[], what: string): Promise<boolean> {
+  async #mayRead(b: BatchState, items: readonly Item[]): Promise<boolean> {
     if (b.gate !== undefined) {
       await b.gate;
       if (!b.signal.aborted && b.waits.aborted) {
@@ -126,11 +129,7 @@ export class IntakeReads {
       }
     }
     if (b.signal.aborted) return false;
-    if (b.pauseMs === undefined) {
-      if (fits(b, this.#rules)) return true;
-      outOfBudget(b, this.#rules, items, `${what}: not started`);
-      return false;
-    }
+    if (b.pauseMs === undefined) return true;
     for (const item of items) markWaiting(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');
     return false;
   }

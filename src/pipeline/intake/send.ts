@@ -1,16 +1,17 @@
 /**
  * Intake's send to `outbound`: the batch's open messages in one call (a repeat of one event within the batch is sent
- * once), tried again up to `sendAttempts` after a doubling backoff while the batch's budget has room; a message the
+ * once), tried again up to `sendRetry.attempts` after a doubling backoff while the batch's budget has room (`retryWithinBatch`); a message the
  * sender rejects as too large for the queue (a `MessageTooLargeError` naming its `messageId`) is dead-lettered and
  * the call made again without it; an error that says `retryable: false` is not tried again. What is sent is reported
  * to the stage (`sent`); what is not is set to be abandoned when the batch ends.
  */
 import { raceAbort } from '../../abort.js';
 import { errorMessage, isMessageTooLargeError, type MessageTooLargeError } from '../../errors.js';
+import type { ResolvedRetry } from '../../retry.js';
 import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchState, type Item } from './batch.js';
 import type { OutboundMessage } from '../messages.js';
 import type { OutboundSender } from '../ports.js';
-import { backoffDelay } from '../retry-budget.js';
+import { failedWith, noRoomLeft, retryWithinBatch } from '../batch-retry.js';
 
 /** One message for `outbound` and the delivery it comes from. */
 export interface Outgoing {
@@ -22,7 +23,7 @@ export interface Outgoing {
 /** The rules of the send (intake's options, validated) and what it reports to the stage. */
 export interface SendRules extends AttemptRules {
   outbound: OutboundSender;
-  sendAttempts: number;
+  sendRetry: ResolvedRetry;
   /** Dead-letters an item whose message is too large for `outbound`. */
   deadLetter: (b: BatchState, item: Item, reason: 'OutboundMessageTooLarge', description: string) => void;
   /** Completes an item whose message went to `outbound`. */
@@ -38,58 +39,75 @@ export class IntakeSend {
   }
 
   /**
-   * Sends the open messages in one call, tried again up to `sendAttempts`; a message too large for `outbound` is
+   * Sends the open messages in one call, tried again up to `sendRetry.attempts`; a message too large for `outbound` is
    * dead-lettered and the call made again without it. Completes the deliveries sent.
    */
   async send(b: BatchState, outgoing: readonly Outgoing[]): Promise<void> {
-    const { outbound, sendAttempts, backoffMs, maxBackoffMs, sleep, log } = this.#rules;
+    const { outbound, log } = this.#rules;
     const open = outgoing.filter((o) => o.item.state === 'open');
     if (open.length === 0 || b.signal.aborted) return;
     // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
     const byKey = new Map<string, Outgoing[]>();
     for (const o of open) byKey.set(o.message.key, [...(byKey.get(o.message.key) ?? []), o]);
-    let failures = 0;
-    for (;;) {
-      const messages = [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
-      if (messages.length === 0) return;
-      if (!fits(b, this.#rules)) {
-        const why = failures === 0 ? 'outbound send not started' : `outbound send failed (${count(failures, 'attempt', 'attempts')}), not tried again`;
-        outOfBudget(b, this.#rules, [...byKey.values()].flat().map((o) => o.item), why);
-        return;
-      }
-      try {
-        await raceAbort(outbound.send(messages, b.signal), b.signal);
-        break;
-      } catch (err) {
-        if (b.signal.aborted) return; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
-        const tooLarge = isMessageTooLargeError(err) ? err : undefined;
-        const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
-        if (tooLarge && culprits) {
-          // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
-          byKey.delete(tooLarge.messageId);
-          for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge));
-          continue;
+    const waiting = (): Item[] => [...byKey.values()].flat().map((o) => o.item);
+    const messages = (): Array<{ body: OutboundMessage; messageId: string; sessionId: string }> =>
+      [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
+    const result = await retryWithinBatch<void>({
+      retry: this.#rules.sendRetry,
+      deadline: b.deadline,
+      callTimeoutMs: this.#rules.callTimeoutMs,
+      signal: b.signal,
+      waits: b.waits,
+      sleep: this.#rules.sleep,
+      attempt: async () => {
+        for (;;) {
+          const batch = messages();
+          if (batch.length === 0) return;
+          try {
+            await raceAbort(outbound.send(batch, b.signal), b.signal);
+            return;
+          } catch (err) {
+            if (b.signal.aborted) throw err; // abandoned by handle(): a repeat of what may have gone is dropped by the bus.
+            const tooLarge = isMessageTooLargeError(err) ? err : undefined;
+            const culprits = tooLarge === undefined ? undefined : byKey.get(tooLarge.messageId);
+            if (!tooLarge || !culprits) throw err;
+            // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
+            byKey.delete(tooLarge.messageId);
+            for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge));
+            if (byKey.size > 0 && !fits(b, this.#rules)) noRoomLeft();
+          }
         }
-        failures += 1;
-        const waiting = [...byKey.values()].flat();
-        // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
-        if (failures >= sendAttempts || isPermanentSendError(err) || tooLarge !== undefined || b.waits.aborted) {
-          log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: messages.length, attempts: failures });
-          for (const o of waiting) markWaiting(o.item, `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}`, 'redelivery');
-          return;
-        }
-        const waitMs = backoffDelay(failures, backoffMs, maxBackoffMs);
-        if (!fits(b, this.#rules, waitMs)) {
-          outOfBudget(b, this.#rules, waiting.map((o) => o.item), `outbound send failed (${count(failures, 'attempt', 'attempts')}): ${errorMessage(err)}; not tried again`);
-          return;
-        }
+      },
+      // A `MessageTooLarge` naming none of these messages is not the sender's contract: no point in trying again.
+      judge: (failure, { delayMs }) => {
+        const err = failedWith(failure);
+        return isPermanentSendError(err) || isMessageTooLargeError(err) ? false : { waitMs: delayMs };
+      },
+      onRetry: (failure, { failures, waitMs }) => {
         this.#rules.onRetry();
-        log.warn('sending to outbound failed; trying again', { error: err, messages: messages.length, attempt: failures, waitMs });
-        await sleep(waitMs, b.waits);
-        if (b.waits.aborted) {
-          for (const o of waiting) markWaiting(o.item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
+        log.warn('sending to outbound failed; trying again', { error: failedWith(failure), messages: byKey.size, attempt: failures, waitMs });
+      },
+    });
+    if (!result.ok) {
+      const err = failedWith(result.failure);
+      const attempts = count(result.failures, 'attempt', 'attempts');
+      switch (result.end) {
+        case 'aborted':
+        case 'held':
           return;
-        }
+        case 'noRoom':
+          outOfBudget(b, this.#rules, waiting(), result.failures === 0 ? 'outbound send not started' : `outbound send failed (${attempts}), not tried again`);
+          return;
+        case 'noRoomToRetry':
+          outOfBudget(b, this.#rules, waiting(), `outbound send failed (${attempts}): ${errorMessage(err)}; not tried again`);
+          return;
+        case 'cut':
+          for (const item of waiting()) markWaiting(item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
+          return;
+        default:
+          log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: byKey.size, attempts: result.failures });
+          for (const item of waiting()) markWaiting(item, `outbound send failed (${attempts}): ${errorMessage(err)}`, 'redelivery');
+          return;
       }
     }
     for (const os of byKey.values()) {

@@ -11,7 +11,7 @@
  * starts unless it could end within `batchBudgetMs` (less than the lock renewal, so a send is never repeated past the
  * bus's duplicate detection). The stage imports no SDK: decoder, reads, sender and channels are injected.
  */
-import { delay, linkedController } from '../../abort.js';
+import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Registry } from 'prom-client';
 import { errorMessage, isDataverseError, isEventError, type CodeOf } from '../../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
@@ -27,7 +27,8 @@ import { IntakeMetrics, type IntakeOutcome, type IntakeStats } from './metrics.j
 import { IntakeReads } from './reads.js';
 import { IntakeRouting, type TiledChannel } from './routing.js';
 import { IntakeSend, type Outgoing } from './send.js';
-import { budgetLeft, resolveBudget } from '../retry-budget.js';
+import { budgetLeft, resolveBudget } from '../batch-retry.js';
+import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
@@ -68,21 +69,15 @@ export interface IntakeOptions {
   /** At most this many message-record reads in flight per batch (activity rows are one read per batch). @defaultValue 4 */
   readConcurrency?: number;
   /**
-   * Attempts per Dataverse read within one delivery of the batch, for retryable errors (unavailable, timeout,
-   * throttled). An integer of at least 1 (1: no retry). @defaultValue 6
+   * Dataverse reads within a batch, for retryable errors (unavailable, timeout, throttled): `attempts` per read (1: no
+   * retry), and the wait between attempts when no `Retry-After` says otherwise, from `initialDelayMs` doubling to at
+   * most `maxDelayMs`. With the defaults a read retries after 0.5, 1, 2, 4 and 8 s (15.5 s in all, plus the attempts):
+   * the batch's locks are renewed by the receive loop meanwhile, and `batchBudgetMs` ends the retries before that
+   * renewal does. @defaultValue { attempts: 6, initialDelayMs: 500, maxDelayMs: 30000 }
    */
-  readAttempts?: number;
-  /** Attempts per `outbound` send within one delivery of the batch. An integer of at least 1. @defaultValue 6 */
-  sendAttempts?: number;
-  /**
-   * The first wait between attempts (a read or a send) when no `Retry-After` says otherwise; doubles each attempt.
-   * With the defaults a read retries after 0.5, 1, 2, 4 and 8 s (15.5 s in all, plus the attempts): the batch's locks
-   * are renewed by the receive loop meanwhile, and `batchBudgetMs` ends the retries before that renewal does.
-   * @defaultValue 500
-   */
-  backoffMs?: number;
-  /** The longest wait between attempts. @defaultValue 30000 */
-  maxBackoffMs?: number;
+  readRetry?: RetryOptions;
+  /** The `outbound` send within a batch, as `readRetry`. @defaultValue { attempts: 6, initialDelayMs: 500, maxDelayMs: 30000 } */
+  sendRetry?: RetryOptions;
   /**
    * The wait before abandoning a delivery whose attempts ran out, per delivery so far: `abandonDelayMs` ×
    * `deliveryCount`, at most `maxAbandonDelayMs`. With the defaults and MaxDeliveryCount 10, an activity outlives
@@ -103,7 +98,7 @@ export interface IntakeOptions {
    * fine, the credentials are not, so they go back to the queue (not to the dead letters) to wait for a fix.
    * Capped by `maxThrottleWaitMs`. @defaultValue 30000
    */
-  unauthorizedPauseMs?: number;
+  identityPauseMs?: number;
   /**
    * The longest a batch takes, from the start of `handle` to its last settlement: no read, send or wait starts that
    * could not end before then (counting `callTimeoutMs` per attempt). Keep it below the receive loop's
@@ -140,6 +135,9 @@ interface PickedActivity extends ActivityItem {
 /** Names the component in option errors. */
 const COMPONENT = 'IntakeStage';
 
+/** The defaults of `readRetry` and `sendRetry`. */
+const RETRY_DEFAULTS: ResolvedRetry = { attempts: 6, initialDelayMs: 500, maxDelayMs: 30_000 };
+
 export class IntakeStage {
   readonly #decode: IntakeOptions['decode'];
   readonly #activityFromRow: IntakeOptions['activityFromRow'];
@@ -169,22 +167,20 @@ export class IntakeStage {
     this.#log = areaLogger(options.log ?? silentLogger(), 'intake');
     this.#now = options.now ?? Date.now;
     this.#readConcurrency = intOption(COMPONENT, 'readConcurrency', options.readConcurrency, 4, 1);
-    const readAttempts = intOption(COMPONENT, 'readAttempts', options.readAttempts, 6, 1);
-    const sendAttempts = intOption(COMPONENT, 'sendAttempts', options.sendAttempts, 6, 1);
-    const backoffMs = numberOption(COMPONENT, 'backoffMs', options.backoffMs, 500, { atLeast: 0 });
-    const maxBackoffMs = numberOption(COMPONENT, 'maxBackoffMs', options.maxBackoffMs, 30_000, { atLeast: 0 });
+    const readRetry = resolveRetry(COMPONENT, 'readRetry', options.readRetry, RETRY_DEFAULTS);
+    const sendRetry = resolveRetry(COMPONENT, 'sendRetry', options.sendRetry, RETRY_DEFAULTS);
     this.#abandonDelayMs = numberOption(COMPONENT, 'abandonDelayMs', options.abandonDelayMs, 2000, { atLeast: 0 });
     this.#maxAbandonDelayMs = numberOption(COMPONENT, 'maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000, { atLeast: 0 });
     this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
     const defaultThrottleWaitMs = numberOption(COMPONENT, 'defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000, { atLeast: 0 });
-    const unauthorizedPauseMs = numberOption(COMPONENT, 'unauthorizedPauseMs', options.unauthorizedPauseMs, 30_000, { atLeast: 0 });
+    const identityPauseMs = numberOption(COMPONENT, 'identityPauseMs', options.identityPauseMs, 30_000, { atLeast: 0 });
     const { callTimeoutMs, batchBudgetMs } = resolveBudget(COMPONENT, options, 'read or send');
     this.#batchBudgetMs = batchBudgetMs;
-    this.#sleep = options.sleep ?? delay;
-    const attempts: AttemptRules = { backoffMs, maxBackoffMs, batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
+    this.#sleep = options.sleep ?? delayUnlessAborted;
+    const attempts: AttemptRules = { batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
     const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);
-    this.#readRetries = new IntakeReads({ ...attempts, readAttempts, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, unauthorizedPauseMs, deadLetter });
-    this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendAttempts, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
+    this.#readRetries = new IntakeReads({ ...attempts, readRetry, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, identityPauseMs, deadLetter });
+    this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendRetry, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
 
     this.#callbackKeys = options.callbackKeys;
     const tracking = options.channels.all().filter((c) => c.callbacks?.trackLinks === true);

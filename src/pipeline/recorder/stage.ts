@@ -9,26 +9,32 @@
  * its interactions back would write them twice): only the handler's signal aborts it.
  */
 import type { Counter, Registry } from 'prom-client';
-import { delay, linkedController } from '../../abort.js';
+import { delayUnlessAborted, linkedController } from '../../abort.js';
 import { errorMessage, isEventError, type DataverseError } from '../../errors.js';
 import { METRIC_PREFIX, sharedCounter } from '../../health/index.js';
 import { areaLogger, type Logger } from '../../log.js';
-import { intOption, numberOption } from '../../options.js';
+import { numberOption } from '../../options.js';
 import { interactionMessageId, parseInteractionMessage, type InteractionMessage } from '../messages.js';
 import type { Delivery, InteractionWriter, WriteResult } from '../ports.js';
-import { attemptFits, backoffDelay, budgetLeft, resolveBudget } from '../retry-budget.js';
+import { budgetLeft, failedWith, resolveBudget, retryWithinBatch } from '../batch-retry.js';
+import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
 
 export interface RecorderOptions {
   writer: InteractionWriter;
   log: Logger;
   /** Counters are registered here when given. */
   registry?: Registry;
-  /** Write attempts per interaction within one delivery of the batch. An integer of at least 1. @defaultValue 6 */
-  maxAttempts?: number;
-  /** First backoff between attempts when Dataverse gave no Retry-After; doubles each time. @defaultValue 500 */
-  backoffMs?: number;
-  /** Longest wait between attempts, and the pause before abandoning when the relay's identity is refused. @defaultValue 30000 */
-  maxBackoffMs?: number;
+  /**
+   * Writes within a batch, for retryable errors: `attempts` per interaction (1: no retry), and the wait between
+   * attempts, from `initialDelayMs` doubling to at most `maxDelayMs`, or Dataverse's `Retry-After` when longer.
+   * @defaultValue { attempts: 6, initialDelayMs: 500, maxDelayMs: 30000 }
+   */
+  retry?: RetryOptions;
+  /**
+   * The pause before abandoning when Dataverse refuses the relay's identity (`DataverseUnauthorized`): the
+   * interactions are fine, the credentials are not, so they wait in the queue for a fix. @defaultValue 30000
+   */
+  identityPauseMs?: number;
   /**
    * The longest `Retry-After` waited out within a batch before writing again. A longer one ends the batch's attempts:
    * its deliveries are abandoned after this wait. @defaultValue 30000
@@ -59,6 +65,15 @@ export interface RecorderStats {
 
 type Outcome = 'written' | 'dead_lettered' | 'abandoned';
 
+/** What one write left to try again. */
+interface WriteRound {
+  retry: Pending[];
+  /** The longest `Retry-After` among what is to be tried again (0: none). */
+  retryAfterMs: number;
+  /** Dataverse refused the relay's identity. */
+  unauthorized: DataverseError | undefined;
+}
+
 interface Pending {
   delivery: Delivery;
   item: InteractionMessage;
@@ -71,9 +86,8 @@ const COMPONENT = 'RecorderStage';
 export class RecorderStage {
   private readonly writer: InteractionWriter;
   private readonly log: Logger;
-  private readonly maxAttempts: number;
-  private readonly backoffMs: number;
-  private readonly maxBackoffMs: number;
+  private readonly retry: ResolvedRetry;
+  private readonly identityPauseMs: number;
   private readonly maxThrottleWaitMs: number;
   private readonly batchBudgetMs: number;
   private readonly callTimeoutMs: number;
@@ -86,14 +100,13 @@ export class RecorderStage {
   constructor(options: RecorderOptions) {
     this.writer = options.writer;
     this.log = areaLogger(options.log, 'recorder');
-    this.maxAttempts = intOption(COMPONENT, 'maxAttempts', options.maxAttempts, 6, 1);
-    this.backoffMs = numberOption(COMPONENT, 'backoffMs', options.backoffMs, 500, { atLeast: 0 });
-    this.maxBackoffMs = numberOption(COMPONENT, 'maxBackoffMs', options.maxBackoffMs, 30_000, { atLeast: 0 });
+    this.retry = resolveRetry(COMPONENT, 'retry', options.retry, { attempts: 6, initialDelayMs: 500, maxDelayMs: 30_000 });
+    this.identityPauseMs = numberOption(COMPONENT, 'identityPauseMs', options.identityPauseMs, 30_000, { atLeast: 0 });
     this.maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
     const budget = resolveBudget(COMPONENT, options, 'write');
     this.callTimeoutMs = budget.callTimeoutMs;
     this.batchBudgetMs = budget.batchBudgetMs;
-    this.sleep = options.sleep ?? delay;
+    this.sleep = options.sleep ?? delayUnlessAborted;
     this.counter = options.registry === undefined ? undefined : sharedCounter(options.registry, `${METRIC_PREFIX}recorder_interactions_total`, 'Interactions handled by the recorder, by outcome.', ['outcome']);
   }
 
@@ -142,92 +155,108 @@ export class RecorderStage {
     }
   }
 
-  /** Writes with retries; settles what was written or refused; returns what is to be abandoned. */
+  /** Writes with retries (`retryWithinBatch`); settles what was written or refused; returns what is to be abandoned. */
   private async write(pending: Pending[], signal: AbortSignal, waits: AbortSignal, deadline: number): Promise<Pending[]> {
     const left = (): number => budgetLeft(deadline);
     let todo = pending;
-    for (let attempt = 1; todo.length > 0; attempt++) {
-      if (signal.aborted) return todo;
-      if (!attemptFits(deadline, this.callTimeoutMs)) {
-        this.outOfBudget(todo, attempt - 1, left());
-        return todo;
-      }
-      let results: WriteResult[];
-      try {
-        results = await this.writer.write(todo.map((t) => t.item), signal);
-      } catch (err) {
-        // No result at all (aborted, or the writer itself failed): hand everything back.
-        this.log.warn('interaction write failed as a whole: abandoned', { count: todo.length, error: errorMessage(err) });
-        return todo;
-      }
-      const retry: Pending[] = [];
-      let retryAfterMs = 0;
-      let unauthorized: DataverseError | undefined;
-      await Promise.all(
-        todo.map(async (t, i) => {
-          const result = results[i];
-          if (result === undefined) {
-            retry.push(t);
-            return;
-          }
-          if (result.ok) {
-            await this.settle(t.delivery, 'written', () => t.delivery.complete());
-            return;
-          }
-          const error = result.error;
-          if (error.code === 'DataverseUnauthorized') {
-            unauthorized = error;
-            retry.push(t);
-          } else if (error.retryable) {
-            retryAfterMs = Math.max(retryAfterMs, error.retryAfterMs ?? 0);
-            retry.push(t);
-          } else {
-            const detail = [error.message, error.upstream?.code === undefined ? '' : `(Dataverse code ${String(error.upstream.code)})`].filter(Boolean).join(' ');
-            this.log.warn('Dataverse refused an interaction: dead-lettered', { messageId: t.id, code: error.code, status: error.upstream?.status, reason: error.message });
-            await this.settle(t.delivery, 'dead_lettered', () => t.delivery.deadLetter(error.code, `${describe(t.item)}: ${detail}`));
-          }
-        }),
-      );
-      todo = retry;
-      if (todo.length === 0 || signal.aborted) return todo;
-      if (unauthorized) {
-        const pauseMs = Math.min(this.maxBackoffMs, left());
-        this.log.error('Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed', {
-          code: unauthorized.code,
-          status: unauthorized.upstream?.status,
-          reason: unauthorized.message,
-          pauseMs,
-        });
-        await this.sleep(pauseMs, waits);
-        return todo;
-      }
-      if (waits.aborted) {
-        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: attempt });
-        return todo;
-      }
-      if (attempt >= this.maxAttempts) {
-        this.log.warn('interactions still failing after every attempt: abandoned for redelivery', { count: todo.length, attempts: attempt });
-        return todo;
-      }
-      if (retryAfterMs > this.maxThrottleWaitMs) {
+    if (todo.length === 0) return todo;
+    const result = await retryWithinBatch<WriteRound>({
+      retry: this.retry,
+      deadline,
+      callTimeoutMs: this.callTimeoutMs,
+      signal,
+      waits,
+      sleep: this.sleep,
+      attempt: async () => {
+        const round = await this.writeOnce(todo, signal);
+        todo = round.retry;
+        return round;
+      },
+      unfinished: () => todo.length > 0,
+      judge: (failure, { delayMs }) => {
+        // No result at all (aborted, or the writer itself failed), or the identity refused: not tried again.
+        if (!('value' in failure) || failure.value.unauthorized !== undefined) return false;
+        const { retryAfterMs } = failure.value;
+        return retryAfterMs > this.maxThrottleWaitMs ? 'throttled' : { waitMs: Math.max(retryAfterMs, delayMs) };
+      },
+      onRetry: () => {
+        this.counts.retries += todo.length;
+      },
+    });
+    if (result.ok) return todo;
+    const { failures, failure } = result;
+    const round = failure !== undefined && 'value' in failure ? failure.value : undefined;
+    switch (result.end) {
+      case 'aborted':
+        break;
+      case 'refused':
+        if (round?.unauthorized === undefined) {
+          this.log.warn('interaction write failed as a whole: abandoned', { count: todo.length, error: errorMessage(failedWith(failure)) });
+          break;
+        }
+        {
+          const pauseMs = Math.min(this.identityPauseMs, left());
+          const { code, upstream, message } = round.unauthorized;
+          this.log.error('Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed', { code, status: upstream?.status, reason: message, pauseMs });
+          await this.sleep(pauseMs, waits);
+        }
+        break;
+      case 'throttled': {
         const pauseMs = Math.min(this.maxThrottleWaitMs, left());
-        this.log.warn('Dataverse throttled the writes for longer than the recorder waits: abandoned for redelivery after a pause', { count: todo.length, retryAfterMs, pauseMs });
+        this.log.warn('Dataverse throttled the writes for longer than the recorder waits: abandoned for redelivery after a pause', { count: todo.length, retryAfterMs: round?.retryAfterMs, pauseMs });
         await this.sleep(pauseMs, waits);
-        return todo;
+        break;
       }
-      const waitMs = Math.max(retryAfterMs, backoffDelay(attempt, this.backoffMs, this.maxBackoffMs));
-      if (!attemptFits(deadline, this.callTimeoutMs, waitMs)) {
-        this.outOfBudget(todo, attempt, left());
-        return todo;
-      }
-      this.counts.retries += todo.length;
-      await this.sleep(waitMs, waits);
-      if (waits.aborted && !signal.aborted) {
-        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: attempt });
-        return todo;
-      }
+      case 'stopped':
+      case 'cut':
+        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: failures });
+        break;
+      case 'spent':
+        this.log.warn('interactions still failing after every attempt: abandoned for redelivery', { count: todo.length, attempts: failures });
+        break;
+      case 'noRoom':
+      case 'noRoomToRetry':
+        this.outOfBudget(todo, failures, left());
+        break;
+      case 'held':
+        break;
     }
     return todo;
+  }
+
+  /**
+   * One `$batch` write of `todo`: settles what was written (complete) or refused for good (dead letter); what is to be
+   * tried again, with the longest `Retry-After` among it and the refusal of the identity, if any.
+   */
+  private async writeOnce(todo: readonly Pending[], signal: AbortSignal): Promise<WriteRound> {
+    const results: WriteResult[] = await this.writer.write(todo.map((t) => t.item), signal);
+    const round: WriteRound = { retry: [], retryAfterMs: 0, unauthorized: undefined };
+    await Promise.all(
+      todo.map(async (t, i) => {
+        const result = results[i];
+        if (result === undefined) {
+          round.retry.push(t);
+          return;
+        }
+        if (result.ok) {
+          await this.settle(t.delivery, 'written', () => t.delivery.complete());
+          return;
+        }
+        const error = result.error;
+        if (error.code === 'DataverseUnauthorized') {
+          round.unauthorized = error;
+          round.retry.push(t);
+        } else if (error.retryable) {
+          round.retryAfterMs = Math.max(round.retryAfterMs, error.retryAfterMs ?? 0);
+          round.retry.push(t);
+        } else {
+          const detail = [error.message, error.upstream?.code === undefined ? '' : `(Dataverse code ${String(error.upstream.code)})`].filter(Boolean).join(' ');
+          this.log.warn('Dataverse refused an interaction: dead-lettered', { messageId: t.id, code: error.code, status: error.upstream?.status, reason: error.message });
+          await this.settle(t.delivery, 'dead_lettered', () => t.delivery.deadLetter(error.code, `${describe(t.item)}: ${detail}`));
+        }
+      }),
+    );
+    return round;
   }
 
   private outOfBudget(todo: readonly Pending[], attempts: number, leftMs: number): void {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
 import { createMetricsRegistry } from '../../../src/health/metrics.js';
 import { startBatchLoop, type ReceiveLoop } from '../../../src/servicebus/index.js';
-import { closedAfterEach, delay, outcomeOf, relayClient, startBus, takeAll, waitFor } from './helpers.js';
+import { closedAfterEach, delayUnlessAborted, outcomeOf, relayClient, startBus, takeAll, waitFor } from './helpers.js';
 
 describe('servicebus batch loop, through the real SDK', function () {
   this.timeout(20_000);
@@ -109,7 +109,7 @@ describe('servicebus batch loop, through the real SDK', function () {
         concurrency: 2,
         handler: async ([d]) => {
           deliveries.push(d!.deliveryCount);
-          await delay(3_000); // 2.5 lock durations
+          await delayUnlessAborted(3_000); // 2.5 lock durations
           await d!.complete();
           outcomes.push(outcomeOf(d));
         },
@@ -134,7 +134,7 @@ describe('servicebus batch loop, through the real SDK', function () {
         concurrency: 2,
         maxLockRenewalMs: 0,
         handler: async ([d]) => {
-          if (d!.deliveryCount === 1) await delay(800); // the lock runs out
+          if (d!.deliveryCount === 1) await delayUnlessAborted(800); // the lock runs out
           await d!.complete(); // resolves even when the lock was lost
           results.push(`${d!.deliveryCount}:${outcomeOf(d)}`);
         },
@@ -195,7 +195,7 @@ describe('servicebus batch loop, through the real SDK', function () {
     assert.equal(started, 2, 'no batch started after stop');
     const budget = new AbortController();
     const drained = first.drain(budget.signal);
-    await delay(100);
+    await delayUnlessAborted(100);
     assert.equal(first.inFlight, 2, 'drain waits for the handlers');
     budget.abort();
     await drained;
@@ -214,8 +214,8 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = track(relayClient(bus));
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialMs: 100, maxMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
-    await delay(1_200);
+    const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialDelayMs: 100, maxDelayMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
+    await delayUnlessAborted(1_200);
     const health = loop.health();
     await loop.close();
     assert.ok(errors.length >= 2 && errors.length <= 8, `${errors.length} failed receives in 1.2 s`);
@@ -231,8 +231,8 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = relayClient(bus);
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
-    await delay(200);
+    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialDelayMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
+    await delayUnlessAborted(200);
     const before = loop.health();
     assert.equal(before.running, true);
     assert.equal(before.consecutiveErrors, 0);
@@ -273,7 +273,7 @@ describe('servicebus batch loop, through the real SDK', function () {
       closeGraceMs: 3_000,
       handler: async ([d], signal) => {
         started = true;
-        await delay(600); // a provider call that does not stop when the signal aborts
+        await delayUnlessAborted(600); // a provider call that does not stop when the signal aborts
         outcomes.push(`aborted=${String(signal.aborted)}`);
         await d!.complete();
         outcomes.push(outcomeOf(d));

@@ -9,7 +9,7 @@ import type { Delivery } from '../../../src/pipeline/ports.js';
 import { emulatorConfig, type TestEntities } from '../emulators/servicebus/helpers.js';
 
 export { waitFor } from '../../helpers/wait.js';
-export { delay } from '../../../src/abort.js';
+export { delayUnlessAborted } from '../../../src/abort.js';
 export { closedAfterEach } from '../../helpers/fixtures.js';
 
 export async function startBus(entities: TestEntities, options: { maxMessageSizeBytes?: number } = {}): Promise<ServiceBusEmulator> {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
 import { startSessionLoop, type SessionCloseReason, type SessionHandlerFactory } from '../../../src/servicebus/index.js';
-import { closedAfterEach, delay, outcomeOf, relayClient, startBus, waitFor } from './helpers.js';
+import { closedAfterEach, delayUnlessAborted, outcomeOf, relayClient, startBus, waitFor } from './helpers.js';
 
 const OUTBOUND = { RequiresSession: true, LockDuration: 'PT5S', MaxDeliveryCount: 10 };
 
@@ -36,7 +36,7 @@ describe('servicebus session loop, through the real SDK', function () {
             completed.set(sessionId, [...(completed.get(sessionId) ?? []), d.body as number]);
             total++;
           }
-          await delay(20); // a little work, so that sessions overlap between the loops
+          await delayUnlessAborted(20); // a little work, so that sessions overlap between the loops
         },
         onClose: () => void held.delete(sessionId),
       };
@@ -118,7 +118,7 @@ describe('servicebus session loop, through the real SDK', function () {
           most = Math.max(most, holding);
           return {
             onBatch: async (ds) => {
-              await delay(50);
+              await delayUnlessAborted(50);
               for (const d of ds) await d.complete();
               done += ds.length;
             },
@@ -178,7 +178,7 @@ describe('servicebus session loop, through the real SDK', function () {
         createSessionHandler: () => ({
           onBatch: async ([d]) => {
             seen.push(`${String(d!.messageId)}@${d!.deliveryCount}`);
-            await delay(3_000); // 2.5 lock durations
+            await delayUnlessAborted(3_000); // 2.5 lock durations
             await d!.complete();
             seen.push(`${String(d!.messageId)}:${outcomeOf(d)}`);
           },
@@ -213,7 +213,7 @@ describe('servicebus session loop, through the real SDK', function () {
       if (lockedUntil !== undefined && lockedUntil() > Date.now()) budgetsSeen++;
       return {
         onBatch: async (ds) => {
-          await delay(150); // a provider call per batch, say
+          await delayUnlessAborted(150); // a provider call per batch, say
           for (const d of ds) {
             await d.complete();
             handled.set(d.messageId!, [...(handled.get(d.messageId!) ?? []), d.deliveryCount]);
@@ -345,7 +345,7 @@ describe('servicebus session loop, through the real SDK', function () {
     await loop.stop();
     const budget = new AbortController();
     const drained = loop.drain(budget.signal);
-    await delay(100);
+    await delayUnlessAborted(100);
     assert.deepEqual(closes, [], 'drain waits for the batch');
     budget.abort();
     await drained;
@@ -380,7 +380,7 @@ describe('servicebus session loop, through the real SDK', function () {
     const client = track(relayClient(bus, 1_500));
     const opened: string[] = [];
     const loop = startSessionLoop({ client, queue: 'outbound', maxSessions: 1, createSessionHandler: ({ sessionId }) => (opened.push(sessionId), { onBatch: async () => undefined }) });
-    await delay(200); // the accept waits in the emulator
+    await delayUnlessAborted(200); // the accept waits in the emulator
     let started = Date.now();
     await loop.stop();
     assert.ok(Date.now() - started < 200, `stop took ${Date.now() - started} ms`);
@@ -413,7 +413,7 @@ describe('servicebus session loop, through the real SDK', function () {
         createSessionHandler: () => ({
           onBatch: async (ds) => {
             for (const d of ds) {
-              if (d.deliveryCount === 1) await delay(900); // the session lock runs out
+              if (d.deliveryCount === 1) await delayUnlessAborted(900); // the session lock runs out
               await d.complete();
               seen.push(`${String(d.messageId)}@${d.deliveryCount}:${outcomeOf(d)}`);
             }
@@ -468,7 +468,7 @@ describe('servicebus session loop, through the real SDK', function () {
         maxSessions: 1,
         maxWaitMs: 100,
         sessionIdleMs: 200,
-        backoff: { initialMs: 50 },
+        backoff: { initialDelayMs: 50 },
         onError: (err, ctx) => errors.push(`${ctx.source} ${String(ctx.sessionId)}: ${(err as Error).message}`),
         createSessionHandler: () => {
           if (++calls === 1) throw new Error('state unreadable');

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sinon from 'sinon';
 import { runWorker, type StageName } from '../../../src/relay/index.js';
 
 /** The worker life up to the point where it would receive: every way start-up can fail says why and exits. */
@@ -75,5 +79,27 @@ describe('relay: runWorker start-up', () => {
     assert.equal(exitCode, 2);
     assert.doesNotMatch(out, /dataverse\.url/);
     assert.match(out, /channel "realtime-sms"/);
+  });
+
+  it('logs a warning naming the file and the key when the configuration file uses a renamed key', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'relay-main-'));
+    const file = path.join(dir, 'relay.json');
+    writeFileSync(file, JSON.stringify({ dispatch: { maxAttempts: 3 } }));
+    const taken: Server = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    // The worker logs to process.stderr; the taken health port stops it right after the configuration.
+    const logged: string[] = [];
+    const write = sinon.stub(process.stderr, 'write').callsFake((chunk: string | Uint8Array) => logged.push(String(chunk)) > 0);
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const { code } = await run({ CHANNEL_RELAY_CONFIG: file, HEALTH_PORT: String(port), LOG_LEVEL: 'warn' });
+      assert.equal(code, 1);
+    } finally {
+      write.restore();
+      await new Promise((resolve) => taken.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const line = logged.find((l) => l.includes('deprecated'));
+    assert.match(line ?? logged.join(''), /configuration: .*relay\.json: dispatch\.maxAttempts is deprecated: read as dispatch\.retry\.attempts; rename it/);
   });
 });

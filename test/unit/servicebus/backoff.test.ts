@@ -7,8 +7,8 @@ describe('servicebus backoff', () => {
   beforeEach(() => (clock = sinon.useFakeTimers()));
   afterEach(() => clock.restore());
 
-  it('doubles from initialMs up to maxMs, and starts again after reset', () => {
-    const b = new Backoff({ initialMs: 100, maxMs: 1000, jitter: 0 });
+  it('doubles from initialDelayMs up to maxDelayMs, and starts again after reset', () => {
+    const b = new Backoff({ initialDelayMs: 100, maxDelayMs: 1000, jitter: 0 });
     assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000, 1000]);
     assert.equal(b.attempt, 6);
     b.reset();
@@ -16,13 +16,13 @@ describe('servicebus backoff', () => {
   });
 
   it('takes up to the jitter share off each delay', () => {
-    assert.equal(new Backoff({ initialMs: 1000, jitter: 0.2, random: () => 1 }).next(), 800);
-    assert.equal(new Backoff({ initialMs: 1000, jitter: 0.2, random: () => 0 }).next(), 1000);
+    assert.equal(new Backoff({ initialDelayMs: 1000, jitter: 0.2, random: () => 1 }).next(), 800);
+    assert.equal(new Backoff({ initialDelayMs: 1000, jitter: 0.2, random: () => 0 }).next(), 1000);
   });
 
   it('rejects bad options with the option named', () => {
-    assert.throws(() => new Backoff({ initialMs: 0 }), /backoff: initialMs must be an integer >= 1, found 0/);
-    assert.throws(() => new Backoff({ initialMs: 100, maxMs: 50 }), /maxMs must be an integer >= 100/);
+    assert.throws(() => new Backoff({ initialDelayMs: 0 }), /backoff: initialDelayMs must be an integer >= 1, found 0/);
+    assert.throws(() => new Backoff({ initialDelayMs: 100, maxDelayMs: 50 }), /maxDelayMs must be an integer >= 100/);
     assert.throws(() => new Backoff({ jitter: 1 }), /jitter/);
     assert.throws(() => new Backoff({ factor: 0.5 }), /factor/);
   });

@@ -53,7 +53,7 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
     const busy = (n: number): Error => new ServiceBusError(`busy ${n}`, 'ServiceBusy');
     const receiver = scriptedReceiver([busy(1), busy(2), [msg('a')], busy(3)]);
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async ([d]) => d!.complete(), backoff: { initialMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async ([d]) => d!.complete(), backoff: { initialDelayMs: 100, jitter: 0 } });
     assert.deepEqual(loop.health(), { running: true, consecutiveErrors: 0 }, 'nothing yet');
     await clock.tickAsync(0);
     assert.deepEqual(loop.health(), { running: true, consecutiveErrors: 1, lastError: 'busy 1' });
@@ -83,7 +83,7 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         return receiver;
       },
     } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', handler: async () => undefined, backoff: { initialMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({ client, queue: 'q', handler: async () => undefined, backoff: { initialDelayMs: 100, jitter: 0 } });
     await clock.tickAsync(500);
     assert.deepEqual(loop.health(), { running: false, consecutiveErrors: 2, lastError: 'The underlying AMQP connection is closed.' });
     await closeLoop(clock, loop);
@@ -111,7 +111,7 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         answers.shift()!();
       },
     } as unknown as ServiceBusClient;
-    const loop = startSessionLoop({ client, queue: 'q', maxSessions: 1, backoff: { initialMs: 100, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
+    const loop = startSessionLoop({ client, queue: 'q', maxSessions: 1, backoff: { initialDelayMs: 100, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
     await clock.tickAsync(1_000);
     assert.deepEqual(loop.health(), { running: true, lastReceiveAt: 1_001_000, consecutiveErrors: 0 });
     await clock.tickAsync(1_000);

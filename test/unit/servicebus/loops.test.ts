@@ -39,7 +39,7 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
     const busy = (): Error => new ServiceBusError('busy', 'ServiceBusy');
     const receiver = fakeReceiver([busy(), busy(), busy(), [], busy()]);
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialDelayMs: 100, jitter: 0 } });
     await clock.tickAsync(100 + 200 + 400 + 1_000 + 100);
     const stopped = loop.stop();
     await clock.tickAsync(1_000);
@@ -52,7 +52,7 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
     const receiver = fakeReceiver([]);
     receiver.fastEmpty = true;
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialMs: 100, maxMs: 1_000, jitter: 0 } });
+    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 } });
     await clock.tickAsync(10_000);
     await loop.close();
     assert.ok(receiver.calls.length >= 5 && receiver.calls.length <= 20, `${receiver.calls.length} receives in 10 s`);
@@ -90,7 +90,7 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
         throw new ServiceBusError('no session', 'ServiceTimeout');
       },
     } as unknown as ServiceBusClient;
-    const loop = startSessionLoop({ client: { ...client, createReceiver: () => undefined } as unknown as ServiceBusClient, queue: 'q', maxSessions: 1, backoff: { initialMs: 100, maxMs: 1_000, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
+    const loop = startSessionLoop({ client: { ...client, createReceiver: () => undefined } as unknown as ServiceBusClient, queue: 'q', maxSessions: 1, backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
     await clock.tickAsync(10_000);
     await loop.close();
     assert.ok(accepts >= 5 && accepts <= 20, `${accepts} accepts in 10 s`);

@@ -47,7 +47,7 @@ describe('interaction outbox', () => {
   it('retries a failed group, then gives up with the last error', async () => {
     const sender = new FakeInteractions(() => true);
     const failures: number[] = [];
-    const outbox = new InteractionOutbox({ sender, retries: 2, initialDelayMs: 10, maxDelayMs: 20, onError: (_e, attempt) => failures.push(attempt) });
+    const outbox = new InteractionOutbox({ sender, attempts: 3, initialDelayMs: 10, maxDelayMs: 20, onError: (_e, attempt) => failures.push(attempt) });
     const added = outbox.add(interaction('a'), signal);
     added.catch(() => undefined);
     await clock.tickAsync(1000);
@@ -73,7 +73,7 @@ describe('interaction outbox', () => {
   });
 
   it('times a send out', async () => {
-    const outbox = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, retries: 0, timeoutMs: 500, lingerMs: 0 });
+    const outbox = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, attempts: 1, timeoutMs: 500, lingerMs: 0 });
     const added = outbox.add(interaction('a'), signal);
     added.catch(() => undefined);
     await clock.tickAsync(500);
@@ -82,7 +82,7 @@ describe('interaction outbox', () => {
 
   it('leaves nothing on the items\' signals once their groups are sent, or failed', async () => {
     const sender = new FakeInteractions((n) => n % 3 === 0);
-    const outbox = new InteractionOutbox({ sender, maxBatch: 4, lingerMs: 5, retries: 1, initialDelayMs: 10, maxDelayMs: 20 });
+    const outbox = new InteractionOutbox({ sender, maxBatch: 4, lingerMs: 5, attempts: 2, initialDelayMs: 10, maxDelayMs: 20 });
     const loop = new AbortController();
     const batches = [new AbortController(), new AbortController()];
     for (let i = 0; i < 50; i++) {
@@ -101,7 +101,7 @@ describe('interaction outbox', () => {
     const random = sinon.stub(Math, 'random').returns(0.9);
     try {
       const sender = new FakeInteractions(() => true);
-      const outbox = new InteractionOutbox({ sender, lingerMs: 10, retries: 5, initialDelayMs: 100, maxDelayMs: 100 });
+      const outbox = new InteractionOutbox({ sender, lingerMs: 10, attempts: 6, initialDelayMs: 100, maxDelayMs: 100 });
       const a = new AbortController();
       const b = new AbortController();
       const added = [outbox.add(interaction('a'), a.signal), outbox.add(interaction('b'), b.signal)];
@@ -122,7 +122,7 @@ describe('interaction outbox', () => {
   it('with a deadline: begins no retry that could end past it, and cuts an attempt\'s timeout to it', async () => {
     const sender = new FakeInteractions(() => true);
     // Backoff at most 100 ms, attempt at most 2000 ms: a retry is begun only 2100 ms or more before the deadline.
-    const outbox = new InteractionOutbox({ sender, lingerMs: 0, retries: 10, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
+    const outbox = new InteractionOutbox({ sender, lingerMs: 0, attempts: 11, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
     const t0 = Date.now();
     const failed = outbox.add(interaction('a'), new AbortController().signal, t0 + 1000);
     failed.catch(() => undefined);

@@ -120,7 +120,7 @@ describe('dispatch stage and the session lock', () => {
     assert.equal(stats.abandoned, rest.length);
   });
 
-  it('a 429 pause past the deadline hands back what waits at once; the pause is capped at maxRateLimitPauseMs and handed over', async () => {
+  it('a 429 pause past the deadline hands back what waits at once; the pause is capped at maxThrottleWaitMs and handed over', async () => {
     // Telegram-like: retry after 10 minutes.
     const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited(600_000) : { providerMessageId: '', status: 'queued' }));
     const { stage: s } = stage(p, { channels: lookup(channel({ timeoutMs: 10_000, rateLimit: { messages: 1 } })) });
@@ -246,7 +246,7 @@ describe('dispatch stage and the session lock', () => {
   it('records within the lock: an interaction that cannot be sent is dead-lettered before the lock ends, not retried past it', async () => {
     const p = new FakeProvider();
     const interactions = new FakeInteractions(() => true);
-    const s = new DispatchStage({ channels: lookup(channel({ timeoutMs: 2000 })), provider: () => p, interactions, interactionBatching: { retries: 100, timeoutMs: 10_000 } });
+    const s = new DispatchStage({ channels: lookup(channel({ timeoutMs: 2000 })), provider: () => p, interactions, interactionBatching: { attempts: 101, timeoutMs: 10_000 } });
     const t0 = Date.now();
     const lockedUntil = t0 + 20_000;
     const h = await s.sessionHandler(locked(lockedUntil));

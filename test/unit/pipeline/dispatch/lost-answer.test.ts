@@ -97,7 +97,7 @@ describe('dispatch after a lost answer', () => {
     // Not found twice, then the provider has one: the message created by one of the three calls.
     let lookups = 0;
     const p = new LookupProvider(() => (++lookups < 3 ? undefined : { providerMessageId: 'SM-late', status: 'sent' }), () => errors.timeout());
-    const { stage: s, interactions } = stage(p, { transientRetries: 2 });
+    const { stage: s, interactions } = stage(p, { attempts: 3 });
     const d = delivery(outbound());
     await send(s, d);
     assert.equal(p.calls.length, 3, 'the retry budget: 3 calls');

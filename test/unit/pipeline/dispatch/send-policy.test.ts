@@ -52,16 +52,16 @@ describe('send policy', () => {
       assert.ok(gaps.every((g) => g <= 400), `bounded by maxDelay: ${gaps.join(', ')}`);
     });
 
-    it('gives up after transientRetries with the last error', async () => {
+    it('gives up after retry.attempts with the last error', async () => {
       const last = new ProviderError('ProviderTimeout', 'last');
-      const { result, calls } = await runWith([new ProviderError('ProviderUnavailable', 'first'), last], { transientRetries: 1 });
+      const { result, calls } = await runWith([new ProviderError('ProviderUnavailable', 'first'), last], { attempts: 2 });
       await assert.rejects(result, (err) => err === last);
       assert.equal(calls(), 2);
     });
 
     it('retries 429s at once (the sender pause is the wait), bounded separately', async () => {
       const rl = () => new ProviderError('ProviderRateLimited', '429');
-      const { result, calls, times } = await runWith([rl(), rl(), rl()], { rateLimitRetries: 2, transientRetries: 0 });
+      const { result, calls, times } = await runWith([rl(), rl(), rl()], { rateLimitAttempts: 3, attempts: 1 });
       await assert.rejects(result, /429/);
       assert.equal(calls(), 3);
       // (fake timers run a 0 ms timer set during a tick 1 ms later)
@@ -104,8 +104,8 @@ describe('send policy', () => {
       assert.ok(delays.every(([ms]) => ms > 0 && ms <= 400), JSON.stringify(delays));
     });
 
-    it('caps a 429 pause at maxRateLimitPauseMs, and names what the provider asked for', () => {
-      const options = resolveSendRetryOptions({ maxRateLimitPauseMs: 60_000 });
+    it('caps a 429 pause at maxThrottleWaitMs, and names what the provider asked for', () => {
+      const options = resolveSendRetryOptions({ maxThrottleWaitMs: 60_000 });
       assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429', { retryAfterMs: 600_000 }), options), { pauseMs: 60_000, askedMs: 600_000 });
       assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429', { retryAfterMs: 7000 }), options), { pauseMs: 7000, askedMs: 7000 });
       assert.deepEqual(rateLimitPause(new ProviderError('ProviderRateLimited', '429'), options), { pauseMs: 1000, askedMs: 1000 });
@@ -113,9 +113,9 @@ describe('send policy', () => {
 
     it('validates its options', () => {
       assert.deepEqual(resolveSendRetryOptions(), SEND_RETRY_DEFAULTS);
-      assert.equal(SEND_RETRY_DEFAULTS.maxRateLimitPauseMs, 60_000);
-      assert.throws(() => resolveSendRetryOptions({ maxRateLimitPauseMs: 0 }), /maxRateLimitPauseMs must be an integer >= 1, found 0/);
-      assert.throws(() => resolveSendRetryOptions({ rateLimitRetries: -1 }), /rateLimitRetries must be an integer >= 0, found -1/);
+      assert.equal(SEND_RETRY_DEFAULTS.maxThrottleWaitMs, 60_000);
+      assert.throws(() => resolveSendRetryOptions({ maxThrottleWaitMs: 0 }), /maxThrottleWaitMs must be an integer >= 1, found 0/);
+      assert.throws(() => resolveSendRetryOptions({ rateLimitAttempts: -1 }), /rateLimitAttempts must be an integer >= 1, found -1/);
       assert.throws(() => resolveSendRetryOptions({ initialDelayMs: 500, maxDelayMs: 100 }), /maxDelayMs \(100\) must be >= initialDelayMs \(500\)/);
     });
   });

@@ -114,7 +114,7 @@ describe('dispatch stage', () => {
 
   it('a 429 without Retry-After pauses for the default', async () => {
     const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited() : { providerMessageId: '', status: 'queued' }));
-    const { stage: s } = stage(p, { retry: { defaultRetryAfterMs: 2000 } });
+    const { stage: s } = stage(p, { retry: { defaultThrottleWaitMs: 2000 } });
     const handler = await s.sessionHandler(session());
     await run(handler, [delivery(outbound())], 5000);
     assert.equal(p.calls.length, 2);
@@ -123,7 +123,7 @@ describe('dispatch stage', () => {
 
   it('rate-limit retries are bounded on their own', async () => {
     const p = new FakeProvider('twilio', () => errors.rateLimited(100));
-    const { stage: s } = stage(p, { retry: { rateLimitRetries: 3, transientRetries: 0 } });
+    const { stage: s } = stage(p, { retry: { rateLimitAttempts: 4, attempts: 1 } });
     const handler = await s.sessionHandler(session());
     const d = delivery(outbound());
     await run(handler, [d], 5000);
@@ -151,7 +151,7 @@ describe('dispatch stage', () => {
 
   it('dead-letters exhausted transient retries with the provider\'s last error, without the phone number', async () => {
     const p = new FakeProvider('twilio', () => errors.unavailable(`upstream down for ${PHONE}`));
-    const { stage: s, interactions } = stage(p, { retry: { transientRetries: 2 } });
+    const { stage: s, interactions } = stage(p, { retry: { attempts: 3 } });
     const handler = await s.sessionHandler(session());
     const d = delivery(outbound());
     await run(handler, [d], 10_000);
@@ -320,7 +320,7 @@ describe('dispatch stage', () => {
   it('dead-letters (never abandons) a sent message whose interaction cannot be sent', async () => {
     const p = new FakeProvider();
     const interactions = new FakeInteractions(() => true);
-    const { stage: s } = stage(p, { interactionBatching: { retries: 2, initialDelayMs: 10, maxDelayMs: 20 } }, interactions);
+    const { stage: s } = stage(p, { interactionBatching: { attempts: 3, initialDelayMs: 10, maxDelayMs: 20 } }, interactions);
     const handler = await s.sessionHandler(session());
     const d = delivery(outbound());
     await run(handler, [d], 30_000);
@@ -632,7 +632,7 @@ describe('dispatch stage', () => {
   it('rejects bad options with a message naming them', () => {
     const base = { channels: lookup(channel()), provider: () => new FakeProvider(), interactions: new FakeInteractions() };
     assert.throws(() => new DispatchStage({ ...base, guardMs: -1 }), /guardMs must be an integer >= 0, found -1/);
-    assert.throws(() => new DispatchStage({ ...base, retry: { transientRetries: 1.5 } }), /transientRetries must be an integer >= 0/);
+    assert.throws(() => new DispatchStage({ ...base, retry: { attempts: 1.5 } }), /attempts must be an integer >= 1/);
     assert.throws(() => new DispatchStage({ ...base, interactionBatching: { maxBatch: 0 } }), /maxBatch must be an integer >= 1/);
   });
 });

@@ -82,7 +82,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
   });
 
   it('reads that keep timing out: no attempt starts that could not end before the deadline; the real-time message still goes', async () => {
-    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 30_000, readAttempts: 100 });
+    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 30_000, readRetry: { attempts: 100 } });
     h.reads.latencyMs.messageRecord = 30_000;
     h.reads.fail.messageRecord = () => timedOut();
     const run = start(h, [activity(1), activity(2), realtime('req-1')]);
@@ -103,7 +103,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
   });
 
   it('the outbound send: no retry whose attempt could not end before the deadline; the abandon delay is capped by what is left', async () => {
-    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 10_000, backoffMs: 5000, maxBackoffMs: 60_000, sendAttempts: 10 });
+    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 10_000, readRetry: { initialDelayMs: 5000, maxDelayMs: 60_000 }, sendRetry: { attempts: 10, initialDelayMs: 5000, maxDelayMs: 60_000 } });
     h.reads.addContacts(contact(1));
     h.outbound.latencyMs = 10_000;
     h.outbound.failure = new Error('ServiceBusError: ServerBusy');
@@ -142,7 +142,7 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
   });
 
   it('a Retry-After whose next read could not end before the deadline is not waited out', async () => {
-    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 10_000, readAttempts: 100 });
+    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 10_000, readRetry: { attempts: 100 } });
     h.reads.fail.contacts = () => throttled(20_000);
     const run = start(h, [activity(1)]);
     // Reads at 0, 20, 40, 60 and 80 s; another after the 20 s Retry-After would end at 110 s.

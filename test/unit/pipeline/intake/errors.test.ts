@@ -177,7 +177,7 @@ describe('pipeline: IntakeStage, bad events and failures', () => {
 
   it("abandons after a pause, not dead-letters, when Dataverse refuses the relay's identity", async () => {
     const sleep = sinon.fake.resolves(undefined);
-    const h = harness({ sleep, unauthorizedPauseMs: 15_000 });
+    const h = harness({ sleep, identityPauseMs: 15_000 });
     h.reads.addContacts(contact(1));
     h.reads.fail.contacts = () => new DataverseError('DataverseUnauthorized', 'Principal user is missing prvReadContact privilege', { upstream: { status: 403 } });
     const deliveries = await h.run([activity(1)]);

@@ -84,7 +84,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       h.reads.fail.messageRecord = () => unavailable();
       const run = track(h.run([activity(1), activity(2), activity(3), realtime('req-1')], undefined, [1, 2, 9, 1]));
 
-      // Six attempts (readAttempts): at 0, 0.5, 1.5, 3.5, 7.5 and 15.5 s.
+      // Six attempts (readRetry.attempts): at 0, 0.5, 1.5, 3.5, 7.5 and 15.5 s.
       await clock.tickAsync(15_499);
       assert.equal(h.reads.calls.messageRecord.length, 5);
       await clock.tickAsync(1);
@@ -169,7 +169,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
     });
 
     it('throttled on every attempt: abandons after the attempts and the wait, like any retryable error', async () => {
-      const h = harness({ readAttempts: 3 });
+      const h = harness({ readRetry: { attempts: 3 } });
       h.reads.fail.contacts = () => throttled(2000);
       const run = track(h.run([activity(1)], undefined, 2));
       await clock.tickAsync(4000);
@@ -198,8 +198,8 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 2 });
     });
 
-    it('failing on every attempt: abandons after sendAttempts and a wait that grows with the delivery count', async () => {
-      const h = harness({ sendAttempts: 3 });
+    it('failing on every attempt: abandons after sendRetry.attempts and a wait that grows with the delivery count', async () => {
+      const h = harness({ sendRetry: { attempts: 3 } });
       h.reads.addContacts(contact(1), contact(2));
       h.outbound.failure = new Error('ServiceBusError: ServiceUnavailable');
       const run = track(h.run([activity(1), activity(2), new EventError('EventUndecodable', 'broken')], undefined, 3));
@@ -243,7 +243,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
     });
 
     it('abort during the wait before abandoning: abandoned at once', async () => {
-      const h = harness({ readAttempts: 1 });
+      const h = harness({ readRetry: { attempts: 1 } });
       h.reads.fail.messageRecord = () => unavailable();
       const controller = new AbortController();
       const run = h.run([activity(1)], controller.signal, 9);
@@ -268,7 +268,7 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       h.reads.fail.messageRecord = () => unavailable();
       const backoff = h.run([activity(1)], undefined, 3);
       await clock.tickAsync(100);
-      const h2 = harness({ unauthorizedPauseMs: 20_000 });
+      const h2 = harness({ identityPauseMs: 20_000 });
       h2.reads.fail.contacts = () => new DataverseError('DataverseUnauthorized', 'Principal user is missing prvReadContact privilege', { upstream: { status: 403 } });
       const paused = h2.run([activity(1)]);
       await clock.tickAsync(100);

@@ -217,10 +217,10 @@ describe('pipeline: IntakeStage', () => {
     it('refuses bad numbers', () => {
       assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
       assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readAttempts: 0 }), /readAttempts must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendAttempts: 1.5 }), /sendAttempts must be an integer >= 1, found 1.5/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), backoffMs: -1 }), /backoffMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxBackoffMs: Infinity }), /maxBackoffMs must be a finite number of at least 0, found Infinity/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { attempts: 0 } }), /readRetry.attempts must be an integer >= 1, found 0/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { attempts: 1.5 } }), /sendRetry.attempts must be an integer >= 1, found 1.5/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { initialDelayMs: -1 } }), /readRetry.initialDelayMs must be a finite number of at least 0, found -1/);
+      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { maxDelayMs: Infinity } }), /sendRetry.maxDelayMs must be a finite number of at least 0, found Infinity/);
       assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
       assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
     });

@@ -90,7 +90,7 @@ describe('pipeline: RecorderStage', () => {
 
   it('retries throttled items after Retry-After without abandoning them', async () => {
     const writer = scriptedWriter([(items) => items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(2000) })), ok]);
-    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, backoffMs: 100 });
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, retry: { initialDelayMs: 100 } });
     const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(interaction(id)));
     await run(stage, deliveries);
     assert.deepEqual(writer.calls, [['a', 'b', 'c'], ['b', 'c']]);
@@ -99,10 +99,10 @@ describe('pipeline: RecorderStage', () => {
     assert.equal(stage.stats().retries, 2);
   });
 
-  it('backs off exponentially and abandons after maxAttempts', async () => {
+  it('backs off exponentially and abandons after retry.attempts', async () => {
     const unavailable = (items: readonly unknown[]): WriteResult[] => items.map(() => ({ ok: false, error: new DataverseError('DataverseUnavailable', 'socket hang up') }));
     const writer = scriptedWriter([unavailable, unavailable, unavailable]);
-    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, maxAttempts: 3, backoffMs: 100 });
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, retry: { attempts: 3, initialDelayMs: 100 } });
     const deliveries = [fakeDelivery(interaction('a'))];
     await run(stage, deliveries);
     assert.deepEqual(sleeps, [100, 200]);
@@ -111,7 +111,7 @@ describe('pipeline: RecorderStage', () => {
 
   it('abandons (does not dead-letter) when the relay identity is refused', async () => {
     const writer = scriptedWriter([(items) => items.map(() => ({ ok: false, error: new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege') }))]);
-    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, maxBackoffMs: 5000 });
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, identityPauseMs: 5000 });
     const deliveries = [fakeDelivery(interaction('a')), fakeDelivery(interaction('b'))];
     await run(stage, deliveries);
     assert.deepEqual(settledAs(deliveries), ['abandon', 'abandon']);
@@ -142,9 +142,9 @@ describe('pipeline: RecorderStage', () => {
 
   it('refuses bad numbers at construction', () => {
     const make = (o: Partial<RecorderOptions>): RecorderStage => new RecorderStage({ writer: scriptedWriter([]), log: silentLogger(), ...o });
-    assert.throws(() => make({ maxAttempts: 0 }), /maxAttempts must be an integer >= 1, found 0/);
+    assert.throws(() => make({ retry: { attempts: 0 } }), /retry.attempts must be an integer >= 1, found 0/);
     assert.throws(() => make({ maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-    assert.throws(() => make({ backoffMs: Number.NaN }), /backoffMs must be a finite number of at least 0, found NaN/);
+    assert.throws(() => make({ retry: { initialDelayMs: Number.NaN } }), /retry.initialDelayMs must be a finite number of at least 0, found NaN/);
     assert.throws(() => make({ batchBudgetMs: 0 }), /batchBudgetMs must be a finite number above 0, found 0/);
     assert.throws(() => make({ callTimeoutMs: Infinity }), /callTimeoutMs must be a finite number above 0, found Infinity/);
     assert.throws(() => make({ batchBudgetMs: 10_000 }), /batchBudgetMs \(10000\) must be at least callTimeoutMs \(30000\)/);
@@ -241,7 +241,7 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
     const stage = new RecorderStage({ writer, log: silentLogger() });
     const run = start(stage, ['a']);
     await clock.tickAsync(5000);
-    assert.equal(run.endedAt(), undefined, 'pausing (maxBackoffMs, 30 s)');
+    assert.equal(run.endedAt(), undefined, 'pausing (identityPauseMs, 30 s)');
     stage.stop();
     await run.done;
     assert.deepEqual(settledAs(run.deliveries), ['abandon']);
@@ -300,7 +300,7 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
 
   it('writes that keep failing slowly: no write starts that could not end before the deadline; all settled within the default 240 s', async () => {
     const writer = slowWriter(30_000, allFail(unavailable));
-    const stage = new RecorderStage({ writer, log: silentLogger(), maxAttempts: 20 });
+    const stage = new RecorderStage({ writer, log: silentLogger(), retry: { attempts: 20 } });
     const run = start(stage, ['a', 'b']);
     await clock.tickAsync(240_000);
     await run.done;
@@ -314,7 +314,7 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
 
   it('a Retry-After within maxThrottleWaitMs is waited out only when the write after it fits the budget', async () => {
     const writer = slowWriter(10_000, allFail(() => throttled(20_000)));
-    const stage = new RecorderStage({ writer, log: silentLogger(), maxAttempts: 100, batchBudgetMs: 100_000, callTimeoutMs: 10_000 });
+    const stage = new RecorderStage({ writer, log: silentLogger(), retry: { attempts: 100 }, batchBudgetMs: 100_000, callTimeoutMs: 10_000 });
     const run = start(stage, ['a']);
     await clock.tickAsync(100_000);
     await run.done;

@@ -93,9 +93,10 @@ function link(parent: AbortSignal, onAbort: (reason: unknown) => void): () => vo
           failure ??= { error };
         }
       }
-      if (failure) queueMicrotask(() => {
-        throw failure.error;
-      });
+      if (failure)
+        queueMicrotask(() => {
+          throw failure.error;
+        });
     };
     entry = { listener, children };
     links.set(parent, entry);

@@ -29,7 +29,8 @@ export class TtlCache<K, V> {
   /** Validates the options: a bad `max` or `ttlMs` throws a `TypeError` naming it. */
   constructor(options: TtlCacheOptions) {
     const name = options.name ?? 'TtlCache';
-    if (!Number.isInteger(options.max) || options.max < 0) throw new TypeError(`${name}.max must be an integer >= 0, found ${String(options.max)}`);
+    if (!Number.isInteger(options.max) || options.max < 0)
+      throw new TypeError(`${name}.max must be an integer >= 0, found ${String(options.max)}`);
     if (!(options.ttlMs >= 0)) throw new TypeError(`${name}.ttlMs must be >= 0, found ${String(options.ttlMs)}`);
     this.max = options.max;
     this.ttlMs = options.ttlMs;

@@ -210,9 +210,14 @@ export class MessageTooLargeError extends RelayError<'servicebus'> {
     /** The largest batch the queue takes, in bytes. */
     readonly maxSizeInBytes: number,
   ) {
-    super('servicebus', 'MessageTooLarge', `message ${messageId} is too large for ${queue}: its JSON body is ${bodyBytes} bytes and a batch holds at most ${maxSizeInBytes} bytes`, {
-      context: { queue, messageId },
-    });
+    super(
+      'servicebus',
+      'MessageTooLarge',
+      `message ${messageId} is too large for ${queue}: its JSON body is ${bodyBytes} bytes and a batch holds at most ${maxSizeInBytes} bytes`,
+      {
+        context: { queue, messageId },
+      },
+    );
   }
 }
 
@@ -232,7 +237,12 @@ export class StartDeadlineError extends RelayError<'limiter'> {
 export class LifecycleError extends RelayError<'lifecycle'> {
   override readonly name: string = 'LifecycleError';
   readonly causes: readonly unknown[];
-  constructor(code: CodeOf<'lifecycle'>, message: string, causes: readonly unknown[] = [], options: RelayErrorOptions = {}) {
+  constructor(
+    code: CodeOf<'lifecycle'>,
+    message: string,
+    causes: readonly unknown[] = [],
+    options: RelayErrorOptions = {},
+  ) {
     super('lifecycle', code, message, options);
     this.causes = causes;
   }

@@ -60,7 +60,11 @@ export class Closer implements Closeable {
       if (failure !== undefined) failures.push(failure);
     }
     if (failures.length > 0) {
-      throw new LifecycleError('CloseFailed', `${failures.length} of ${this.#steps.length} close steps failed`, failures);
+      throw new LifecycleError(
+        'CloseFailed',
+        `${failures.length} of ${this.#steps.length} close steps failed`,
+        failures,
+      );
     }
   }
 }
@@ -180,7 +184,10 @@ export interface SignalOptions {
  * For entry points only: the first signal runs the shutdown and then `exit(0 | 1)`; a second signal while it runs
  * exits at once with 130. Returns a function that removes the handlers.
  */
-export function onShutdownSignals(shutdown: (reason: string) => Promise<ShutdownOutcome>, options: SignalOptions): () => void {
+export function onShutdownSignals(
+  shutdown: (reason: string) => Promise<ShutdownOutcome>,
+  options: SignalOptions,
+): () => void {
   const source = options.source ?? process;
   const log = options.log ?? silentLogger();
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];

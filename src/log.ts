@@ -30,13 +30,18 @@ export interface LoggerOptions {
 export const REDACTED = '[REDACTED]';
 
 /** Key names whose values are secrets, whatever they hold. */
-const SECRET_KEY = /(secret|password|passwd|pwd|token|sharedaccesskey|saskey|sastoken|signature|authorization|apikey|api_key|credential|connectionstring|cookie|privatekey)/i;
+const SECRET_KEY =
+  /(secret|password|passwd|pwd|token|sharedaccesskey|saskey|sastoken|signature|authorization|apikey|api_key|credential|connectionstring|cookie|privatekey)/i;
 /** Key names whose values are personal addresses (phone numbers, chat ids, e-mail). */
-const PERSONAL_KEY = /^(to|from|phone|phonenumber|mobile|mobilephone|telephone\d?|recipient|address|chatid|chat_id|email|emailaddress\d?|msisdn)$/i;
+const PERSONAL_KEY =
+  /^(to|from|phone|phonenumber|mobile|mobilephone|telephone\d?|recipient|address|chatid|chat_id|email|emailaddress\d?|msisdn)$/i;
 
 const STRING_RULES: ReadonlyArray<[RegExp, string | ((...m: string[]) => string)]> = [
   // Connection strings and SAS: SharedAccessKey=…; SharedAccessSignature=…; AccountKey=…
-  [/\b(SharedAccessKey|SharedAccessSignature|AccountKey|Password|Pwd|ClientSecret)=([^;"'\s]+)/gi, (_m, k) => `${k}=${REDACTED}`],
+  [
+    /\b(SharedAccessKey|SharedAccessSignature|AccountKey|Password|Pwd|ClientSecret)=([^;"'\s]+)/gi,
+    (_m, k) => `${k}=${REDACTED}`,
+  ],
   // SAS token query parameters: sig=…
   [/\b(sig|signature|token|access_token|client_secret)=([^&\s"';]+)/gi, (_m, k) => `${k}=${REDACTED}`],
   // Authorization header values.
@@ -46,7 +51,10 @@ const STRING_RULES: ReadonlyArray<[RegExp, string | ((...m: string[]) => string)
   // Telegram bot tokens (123456:ABC-…), also inside /bot<token>/ URLs.
   [/(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}/g, REDACTED],
   // E-mail addresses: first letter and domain stay.
-  [/\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g, (_m, first, domain) => `${first}***@${domain}`],
+  [
+    /\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g,
+    (_m, first, domain) => `${first}***@${domain}`,
+  ],
   // Phone numbers in E.164 or with a leading + and separators: the last 4 digits stay.
   [/(?<![\w+])\+\d[\d ().-]{6,18}\d(?!\w)/g, (m) => maskDigits(m)],
 ];
@@ -144,7 +152,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         winston.format.colorize({ level: true }),
         winston.format.printf(prettyLine),
       )
-    : winston.format.combine(enabled, winston.format.errors({ stack: true }), redactFormat, winston.format.timestamp(), winston.format.json());
+    : winston.format.combine(
+        enabled,
+        winston.format.errors({ stack: true }),
+        redactFormat,
+        winston.format.timestamp(),
+        winston.format.json(),
+      );
   const logger = winston.createLogger({
     level: options.level ?? 'info',
     levels: winston.config.npm.levels,

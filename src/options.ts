@@ -7,7 +7,13 @@
  */
 
 /** An integer >= `min`, or `fallback` when undefined. */
-export function intOption(component: string, name: string, value: number | undefined, fallback: number | undefined, min: number): number {
+export function intOption(
+  component: string,
+  name: string,
+  value: number | undefined,
+  fallback: number | undefined,
+  min: number,
+): number {
   const v = value ?? fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
     throw new TypeError(`${component}: ${name} must be an integer >= ${min}, found ${describe(value)}`);
@@ -16,7 +22,13 @@ export function intOption(component: string, name: string, value: number | undef
 }
 
 /** A finite number above `bound.above` or at least `bound.atLeast`, or `fallback` when undefined. */
-export function numberOption(component: string, name: string, value: number | undefined, fallback: number | undefined, bound: { above: number } | { atLeast: number }): number {
+export function numberOption(
+  component: string,
+  name: string,
+  value: number | undefined,
+  fallback: number | undefined,
+  bound: { above: number } | { atLeast: number },
+): number {
   const v = value ?? fallback;
   const inRange = 'above' in bound ? (n: number) => n > bound.above : (n: number) => n >= bound.atLeast;
   if (typeof v !== 'number' || !Number.isFinite(v) || !inRange(v)) {
@@ -36,7 +48,8 @@ export function stringOption(component: string, name: string, value: unknown): s
 
 /** A function. */
 export function functionOption<T>(component: string, name: string, value: T): T {
-  if (typeof value !== 'function') throw new TypeError(`${component}: ${name} must be a function, found ${describe(value)}`);
+  if (typeof value !== 'function')
+    throw new TypeError(`${component}: ${name} must be a function, found ${describe(value)}`);
   return value;
 }
 

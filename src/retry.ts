@@ -27,14 +27,26 @@ export type ResolvedRetry = Required<RetryOptions>;
  * 0 (`integers`: integers, and `initialDelayMs` at least 1) with `maxDelayMs` at least `initialDelayMs`. A bad value
  * throws a `TypeError` naming `component`, `key` and the value.
  */
-export function resolveRetry(component: string, key: string, options: RetryOptions | undefined, defaults: ResolvedRetry, integers = false): ResolvedRetry {
+export function resolveRetry(
+  component: string,
+  key: string,
+  options: RetryOptions | undefined,
+  defaults: ResolvedRetry,
+  integers = false,
+): ResolvedRetry {
   const o = options ?? {};
   const name = (field: string): string => `${key}.${field}`;
   const attempts = intOption(component, name('attempts'), o.attempts, defaults.attempts, 1);
-  const initialDelayMs = integers ? intOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, 1) : numberOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, { atLeast: 0 });
-  const maxDelayMs = integers ? intOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, 1) : numberOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, { atLeast: 0 });
+  const initialDelayMs = integers
+    ? intOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, 1)
+    : numberOption(component, name('initialDelayMs'), o.initialDelayMs, defaults.initialDelayMs, { atLeast: 0 });
+  const maxDelayMs = integers
+    ? intOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, 1)
+    : numberOption(component, name('maxDelayMs'), o.maxDelayMs, defaults.maxDelayMs, { atLeast: 0 });
   if (maxDelayMs < initialDelayMs) {
-    throw new TypeError(`${component}: ${name('maxDelayMs')} (${maxDelayMs}) must be >= initialDelayMs (${initialDelayMs})`);
+    throw new TypeError(
+      `${component}: ${name('maxDelayMs')} (${maxDelayMs}) must be >= initialDelayMs (${initialDelayMs})`,
+    );
   }
   return { attempts, initialDelayMs, maxDelayMs };
 }

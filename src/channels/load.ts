@@ -58,7 +58,14 @@ export interface ChannelRegistry {
 
 const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
 const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const SECRETS = ['authToken', 'botToken', 'signingSecret', 'webhookSecretToken', 'previousAuthToken', 'sharedKeySecret'] as const;
+const SECRETS = [
+  'authToken',
+  'botToken',
+  'signingSecret',
+  'webhookSecretToken',
+  'previousAuthToken',
+  'sharedKeySecret',
+] as const;
 /** Telegram's secret_token: 1-256 characters of A-Z a-z 0-9 _ - (setWebhook). */
 const TELEGRAM_SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const REQUIRED_SETTINGS: Record<ProviderSettings['type'], readonly string[]> = {
@@ -77,7 +84,13 @@ type RawChannel = {
   addressField?: string;
   textField?: string;
   channelField?: string;
-  rateLimit: { messages: number; intervalMs?: number; concurrency?: number; perRecipientMs?: number; perGroupMs?: number };
+  rateLimit: {
+    messages: number;
+    intervalMs?: number;
+    concurrency?: number;
+    perRecipientMs?: number;
+    perGroupMs?: number;
+  };
   failureResponseType?: string;
   timeoutMs?: number;
   callbacks?: RawCallbacks;
@@ -122,7 +135,15 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
       'ConfigInvalid',
       (validate.errors ?? []).map((e) => {
         const d = describeAjvError(e, schema);
-        return problem(d.keyPath, d.expected, d.found ?? renderFound(valueAt(doc, d.keyPath), SECRETS.some((s) => d.keyPath.endsWith(`.${s}`))));
+        return problem(
+          d.keyPath,
+          d.expected,
+          d.found ??
+            renderFound(
+              valueAt(doc, d.keyPath),
+              SECRETS.some((s) => d.keyPath.endsWith(`.${s}`)),
+            ),
+        );
       }),
     );
   }
@@ -135,7 +156,9 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
     const at = (key: string): string => `channels.${i}.${key}`;
     const type = c.provider['type'] as ProviderSettings['type'];
     const read = providers === 'all' || (providers === 'callbacks' && type !== 'telegram');
-    const settings = read ? resolveProvider(c.provider, at('provider'), env, problems, problem) : unreadProvider(c, at, env, problems, problem);
+    const settings = read
+      ? resolveProvider(c.provider, at('provider'), env, problems, problem)
+      : unreadProvider(c, at, env, problems, problem);
     let tile: Channel['tile'];
     if (c.tile !== undefined) {
       const tileFile = path.resolve(path.dirname(absolute), c.tile);
@@ -143,24 +166,62 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
         tile = { ...readTile(readFileSync(tileFile, 'utf8'), c.tile), file: tileFile };
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        problems.push(problem(at('tile'), 'a readable tile XML file (relative to the channels file)', code === 'ENOENT' ? `no file at ${tileFile}` : (err as Error).message));
+        problems.push(
+          problem(
+            at('tile'),
+            'a readable tile XML file (relative to the channels file)',
+            code === 'ENOENT' ? `no file at ${tileFile}` : (err as Error).message,
+          ),
+        );
       }
     }
     if (c.tile === undefined && c.channelDefinitionId === undefined) {
-      problems.push(problem(at('tile'), 'a tile (outbound marketing) or a channelDefinitionId (real-time journeys)', 'neither'));
+      problems.push(
+        problem(at('tile'), 'a tile (outbound marketing) or a channelDefinitionId (real-time journeys)', 'neither'),
+      );
     }
     if (c.tile !== undefined) {
       for (const key of ['addressField', 'textField'] as const) {
-        if (c[key] === undefined) problems.push(problem(at(key), 'a column name (required for an outbound-marketing channel)', 'nothing'));
+        if (c[key] === undefined)
+          problems.push(problem(at(key), 'a column name (required for an outbound-marketing channel)', 'nothing'));
       }
     }
-    if (tile && c.failureResponseType !== undefined && !tile.responseTypes.some((r) => r.id === c.failureResponseType)) {
-      problems.push(problem(at('failureResponseType'), `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`, renderFound(c.failureResponseType)));
+    if (
+      tile &&
+      c.failureResponseType !== undefined &&
+      !tile.responseTypes.some((r) => r.id === c.failureResponseType)
+    ) {
+      problems.push(
+        problem(
+          at('failureResponseType'),
+          `a response type of the tile (${tile.responseTypes.map((r) => r.id).join(', ')})`,
+          renderFound(c.failureResponseType),
+        ),
+      );
     }
     if (c.rateLimit.perGroupMs !== undefined && type !== 'telegram') {
-      problems.push(problem(at('rateLimit.perGroupMs'), 'no perGroupMs: it spaces messages to Telegram group chats, and this is not a Telegram channel', renderFound(c.rateLimit.perGroupMs)));
+      problems.push(
+        problem(
+          at('rateLimit.perGroupMs'),
+          'no perGroupMs: it spaces messages to Telegram group chats, and this is not a Telegram channel',
+          renderFound(c.rateLimit.perGroupMs),
+        ),
+      );
     }
-    const callbacks = c.callbacks === undefined ? undefined : resolveCallbacks(c.callbacks, type, tile, c.channelDefinitionId !== undefined, callbackSecrets, at('callbacks'), env, problems, problem);
+    const callbacks =
+      c.callbacks === undefined
+        ? undefined
+        : resolveCallbacks(
+            c.callbacks,
+            type,
+            tile,
+            c.channelDefinitionId !== undefined,
+            callbackSecrets,
+            at('callbacks'),
+            env,
+            problems,
+            problem,
+          );
     if (!settings) return;
     const channel: Channel = {
       name: c.name,
@@ -218,7 +279,13 @@ interface LoadedProvider {
  * token, for the session key. A secret written literally in the file is refused all the same. Undefined (with a
  * problem) when that token is not set.
  */
-function unreadProvider(c: RawChannel, at: (key: string) => string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
+function unreadProvider(
+  c: RawChannel,
+  at: (key: string) => string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): LoadedProvider | undefined {
   const type = c.provider['type'] as ProviderSettings['type'];
   const provider: UnreadProviderSettings = { type, unread: true };
   if (!referencesOnly(c.provider, at('provider'), problems, problem)) return undefined;
@@ -233,19 +300,36 @@ function unreadProvider(c: RawChannel, at: (key: string) => string, env: NodeJS.
 }
 
 /** Whether every secret of `block` is an `env:NAME` reference (not read here); a problem for each that is not. */
-function referencesOnly(block: Record<string, unknown>, at: string, problems: ConfigProblem[], problem: ProblemOf): boolean {
+function referencesOnly(
+  block: Record<string, unknown>,
+  at: string,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): boolean {
   let ok = true;
   for (const key of SECRETS) {
     const value = block[key];
     if (typeof value === 'string' && !ENV_REF.test(value)) {
-      problems.push(problem(`${at}.${key}`, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+      problems.push(
+        problem(
+          `${at}.${key}`,
+          'an env:NAME reference (secrets are read only from the environment)',
+          renderFound(value, true),
+        ),
+      );
       ok = false;
     }
   }
   return ok;
 }
 
-function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): LoadedProvider | undefined {
+function resolveProvider(
+  p: Record<string, string>,
+  at: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): LoadedProvider | undefined {
   const type = p['type'] as ProviderSettings['type'];
   const values: Record<string, string> = {};
   let ok = true;
@@ -258,20 +342,34 @@ function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.Proc
   for (const [key, value] of Object.entries(p)) {
     if (key === 'type') continue;
     if (!REQUIRED_SETTINGS[type].includes(key) && key !== 'baseUrl') {
-      problems.push(problem(`${at}.${key}`, `only the keys of a ${type} provider (${[...REQUIRED_SETTINGS[type], ...(type === 'contract' ? [] : ['baseUrl'])].join(', ')})`, 'an unknown key'));
+      problems.push(
+        problem(
+          `${at}.${key}`,
+          `only the keys of a ${type} provider (${[...REQUIRED_SETTINGS[type], ...(type === 'contract' ? [] : ['baseUrl'])].join(', ')})`,
+          'an unknown key',
+        ),
+      );
       ok = false;
       continue;
     }
     if ((SECRETS as readonly string[]).includes(key)) {
       const m = ENV_REF.exec(value);
       if (!m) {
-        problems.push(problem(`${at}.${key}`, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+        problems.push(
+          problem(
+            `${at}.${key}`,
+            'an env:NAME reference (secrets are read only from the environment)',
+            renderFound(value, true),
+          ),
+        );
         ok = false;
         continue;
       }
       const resolved = env[m[1] as string];
       if (resolved === undefined || resolved === '') {
-        problems.push(problem(`${at}.${key}`, `environment variable ${m[1]} to be set (the value is "${value}")`, 'it unset'));
+        problems.push(
+          problem(`${at}.${key}`, `environment variable ${m[1]} to be set (the value is "${value}")`, 'it unset'),
+        );
         ok = false;
         continue;
       }
@@ -284,25 +382,53 @@ function resolveProvider(p: Record<string, string>, at: string, env: NodeJS.Proc
     }
   }
   if (type === 'contract' && p['baseUrl'] !== undefined) {
-    problems.push(problem(`${at}.baseUrl`, 'no baseUrl for a contract provider (its url is the whole endpoint)', renderFound(p['baseUrl'])));
+    problems.push(
+      problem(
+        `${at}.baseUrl`,
+        'no baseUrl for a contract provider (its url is the whole endpoint)',
+        renderFound(p['baseUrl']),
+      ),
+    );
     ok = false;
   }
   if (!ok) return undefined;
   switch (type) {
     case 'twilio':
-      return { provider: { type, accountSid: values['accountSid'] as string, authToken: values['authToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) } };
+      return {
+        provider: {
+          type,
+          accountSid: values['accountSid'] as string,
+          authToken: values['authToken'] as string,
+          ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}),
+        },
+      };
     case 'telegram':
-      return { provider: { type, botToken: values['botToken'] as string, ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}) }, botToken: values['botToken'] as string };
+      return {
+        provider: {
+          type,
+          botToken: values['botToken'] as string,
+          ...(values['baseUrl'] ? { baseUrl: values['baseUrl'] } : {}),
+        },
+        botToken: values['botToken'] as string,
+      };
     case 'contract':
       return { provider: { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string } };
   }
 }
 
 /** An `env:NAME` secret's value; a problem (and undefined) when the value is no reference or the variable is unset. */
-function secretFromEnv(value: string, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf): string | undefined {
+function secretFromEnv(
+  value: string,
+  at: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): string | undefined {
   const m = ENV_REF.exec(value);
   if (!m) {
-    problems.push(problem(at, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)));
+    problems.push(
+      problem(at, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)),
+    );
     return undefined;
   }
   const resolved = env[m[1] as string];
@@ -334,35 +460,68 @@ function resolveCallbacks(
   const key = (k: string): string => `${at}.${k}`;
   // Secrets not read here must still be references: a literal one in the file is refused whatever the stage.
   if (!readSecrets) referencesOnly(c, at, problems, problem);
-  const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(/\/+$/, '');
+  const publicBaseUrl = interpolate(c.publicBaseUrl, key('publicBaseUrl'), env, problems, problem, true)?.replace(
+    /\/+$/,
+    '',
+  );
   const upper = (words: readonly string[]): string[] => words.map((w) => w.toLocaleUpperCase('en-US'));
   const optOutWords = upper(c.optOutWords ?? DEFAULT_OPT_OUT_WORDS);
   // A list: each word is its own TriggerKeyword; a map: word → TriggerKeyword.
-  const keywordEntries: Array<[string, string]> = Array.isArray(c.keywords) ? c.keywords.map((w) => [w, w]) : Object.entries(c.keywords ?? {});
+  const keywordEntries: Array<[string, string]> = Array.isArray(c.keywords)
+    ? c.keywords.map((w) => [w, w])
+    : Object.entries(c.keywords ?? {});
   const keywordWords = keywordEntries.map(([w]) => w);
   // A keyword wins over a *default* opt-in word (YES is both a usual keyword and a default opt-in word); a word the
   // file lists twice, and any keyword that is an opt-out word, is refused below: opting out never becomes a keyword.
   const optInWords = upper(c.optInWords ?? DEFAULT_OPT_IN_WORDS.filter((w) => !upper(keywordWords).includes(w)));
   // A word may mean one thing only: an opt-out word that is also a keyword would record a keyword for a STOP.
   const seen = new Map<string, string>();
-  for (const [list, words] of [['optOutWords', optOutWords], ['optInWords', optInWords], ['keywords', upper(keywordWords)]] as const) {
+  for (const [list, words] of [
+    ['optOutWords', optOutWords],
+    ['optInWords', optInWords],
+    ['keywords', upper(keywordWords)],
+  ] as const) {
     words.forEach((w, i) => {
       const other = seen.get(w);
-      const where = list === 'keywords' && !Array.isArray(c.keywords) ? `${key(list)}.${keywordWords[i] ?? ''}` : `${key(list)}.${i}`;
-      if (other !== undefined && other !== list) problems.push(problem(where, `a word not already in ${at}.${other} (case-insensitive)`, renderFound(w)));
+      const where =
+        list === 'keywords' && !Array.isArray(c.keywords)
+          ? `${key(list)}.${keywordWords[i] ?? ''}`
+          : `${key(list)}.${i}`;
+      if (other !== undefined && other !== list)
+        problems.push(problem(where, `a word not already in ${at}.${other} (case-insensitive)`, renderFound(w)));
       else if (other === list) problems.push(problem(where, 'a word listed once (case-insensitive)', renderFound(w)));
       else seen.set(w, list);
     });
   }
   if (keywordEntries.length > 0) {
-    if (tile === undefined) problems.push(problem(key('keywords'), 'no keywords on a real-time journeys channel (its inbound messages go to msdyn_D365ChannelsInbound)', renderFound(c.keywords)));
-    else if (tile.customResponseType === undefined) problems.push(problem(key('keywords'), 'a tile with a custom="True" response type (keyword replies are recorded as it)', `${path.basename(tile.file)} has none`));
+    if (tile === undefined)
+      problems.push(
+        problem(
+          key('keywords'),
+          'no keywords on a real-time journeys channel (its inbound messages go to msdyn_D365ChannelsInbound)',
+          renderFound(c.keywords),
+        ),
+      );
+    else if (tile.customResponseType === undefined)
+      problems.push(
+        problem(
+          key('keywords'),
+          'a tile with a custom="True" response type (keyword replies are recorded as it)',
+          `${path.basename(tile.file)} has none`,
+        ),
+      );
   }
   const responseType = (name: 'deliveredResponseType' | 'openedResponseType', fallback: string): string => {
     const value = c[name] ?? fallback;
     if (tile !== undefined && !tile.responseTypes.some((r) => r.id === value)) {
       const ids = tile.responseTypes.map((r) => r.id).join(', ');
-      problems.push(problem(key(name), `a response type of the tile (${ids || 'it declares none'})${c[name] === undefined ? `; the default '${fallback}' is not one, so set it` : ''}`, renderFound(c[name])));
+      problems.push(
+        problem(
+          key(name),
+          `a response type of the tile (${ids || 'it declares none'})${c[name] === undefined ? `; the default '${fallback}' is not one, so set it` : ''}`,
+          renderFound(c[name]),
+        ),
+      );
     }
     return value;
   };
@@ -371,32 +530,66 @@ function resolveCallbacks(
 
   let webhookSecretToken: string | undefined;
   if (c.webhookSecretToken !== undefined) {
-    if (type !== 'telegram') problems.push(problem(key('webhookSecretToken'), 'no webhookSecretToken (only a telegram channel has one)', 'one'));
+    if (type !== 'telegram')
+      problems.push(
+        problem(key('webhookSecretToken'), 'no webhookSecretToken (only a telegram channel has one)', 'one'),
+      );
     else if (readSecrets) {
       webhookSecretToken = secretFromEnv(c.webhookSecretToken, key('webhookSecretToken'), env, problems, problem);
       const tokens = webhookSecretToken?.trim().split(/\s+/) ?? [];
-      if (webhookSecretToken !== undefined && (tokens.length > 2 || !tokens.every((t) => TELEGRAM_SECRET_TOKEN.test(t)))) {
-        problems.push(problem(key('webhookSecretToken'), 'one or two (space-separated, while rotating) tokens of 1-256 A-Z a-z 0-9 _ - (Telegram secret_token)', renderFound(webhookSecretToken, true)));
+      if (
+        webhookSecretToken !== undefined &&
+        (tokens.length > 2 || !tokens.every((t) => TELEGRAM_SECRET_TOKEN.test(t)))
+      ) {
+        problems.push(
+          problem(
+            key('webhookSecretToken'),
+            'one or two (space-separated, while rotating) tokens of 1-256 A-Z a-z 0-9 _ - (Telegram secret_token)',
+            renderFound(webhookSecretToken, true),
+          ),
+        );
       }
     }
   } else if (type === 'telegram') {
-    problems.push(problem(key('webhookSecretToken'), 'an env:NAME reference to the setWebhook secret_token (a telegram channel with callbacks verifies every update with it)', 'nothing'));
+    problems.push(
+      problem(
+        key('webhookSecretToken'),
+        'an env:NAME reference to the setWebhook secret_token (a telegram channel with callbacks verifies every update with it)',
+        'nothing',
+      ),
+    );
   }
   let previousAuthToken: string | undefined;
   if (c.previousAuthToken !== undefined) {
-    if (type !== 'twilio') problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
-    else if (readSecrets) previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
+    if (type !== 'twilio')
+      problems.push(problem(key('previousAuthToken'), 'no previousAuthToken (only a twilio channel has one)', 'one'));
+    else if (readSecrets)
+      previousAuthToken = secretFromEnv(c.previousAuthToken, key('previousAuthToken'), env, problems, problem);
   }
   let sharedKeySecret: string | undefined;
   if (c.sharedKeySecret !== undefined) {
-    if (type !== 'twilio') problems.push(problem(key('sharedKeySecret'), 'no sharedKeySecret (only a twilio channel has one)', 'one'));
-    else if (readSecrets) sharedKeySecret = secretFromEnv(c.sharedKeySecret, key('sharedKeySecret'), env, problems, problem)?.trim();
+    if (type !== 'twilio')
+      problems.push(problem(key('sharedKeySecret'), 'no sharedKeySecret (only a twilio channel has one)', 'one'));
+    else if (readSecrets)
+      sharedKeySecret = secretFromEnv(c.sharedKeySecret, key('sharedKeySecret'), env, problems, problem)?.trim();
   }
   if (c.trackLinks === true && tile === undefined) {
-    problems.push(problem(key('trackLinks'), 'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)', 'true'));
+    problems.push(
+      problem(
+        key('trackLinks'),
+        'no trackLinks on a real-time journeys channel (links are tracked in outbound-marketing messages only)',
+        'true',
+      ),
+    );
   }
   if (c.organizationId !== undefined && !realtime) {
-    problems.push(problem(key('organizationId'), 'no organizationId on an outbound-marketing channel (only real-time journeys use it)', renderFound(c.organizationId)));
+    problems.push(
+      problem(
+        key('organizationId'),
+        'no organizationId on an outbound-marketing channel (only real-time journeys use it)',
+        renderFound(c.organizationId),
+      ),
+    );
   }
   if (problems.length > before || publicBaseUrl === undefined) return undefined;
   return {
@@ -418,10 +611,23 @@ function resolveCallbacks(
 }
 
 /** Replaces `${NAME}` with the environment's value; a URL must come out as http(s). */
-function interpolate(value: string, at: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], problem: ProblemOf, isUrl: boolean): string | undefined {
+function interpolate(
+  value: string,
+  at: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+  isUrl: boolean,
+): string | undefined {
   const missing = [...value.matchAll(INTERPOLATION)].map((m) => m[1] as string).filter((name) => !env[name]);
   if (missing.length > 0) {
-    problems.push(problem(at, `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to be set (the value is "${value}")`, 'unset'));
+    problems.push(
+      problem(
+        at,
+        `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to be set (the value is "${value}")`,
+        'unset',
+      ),
+    );
     return undefined;
   }
   // A base URL with a trailing slash followed by a path must not give `//` in the middle.
@@ -434,11 +640,23 @@ function interpolate(value: string, at: string, env: NodeJS.ProcessEnv, problems
   return out;
 }
 
-function crossChannelChecks(raw: RawChannel[], channels: Channel[], problems: ConfigProblem[], problem: ProblemOf): void {
+function crossChannelChecks(
+  raw: RawChannel[],
+  channels: Channel[],
+  problems: ConfigProblem[],
+  problem: ProblemOf,
+): void {
   const seen = new Map<string, number>();
   raw.forEach((c, i) => {
     const first = seen.get(c.name);
-    if (first !== undefined) problems.push(problem(`channels.${i}.name`, `a name no other channel has (channels.${first} is also "${c.name}")`, renderFound(c.name)));
+    if (first !== undefined)
+      problems.push(
+        problem(
+          `channels.${i}.name`,
+          `a name no other channel has (channels.${first} is also "${c.name}")`,
+          renderFound(c.name),
+        ),
+      );
     else seen.set(c.name, i);
   });
   // Channels sharing a sender share one session, so one limiter: their limits must agree.
@@ -451,18 +669,31 @@ function crossChannelChecks(raw: RawChannel[], channels: Channel[], problems: Co
     }
     if (JSON.stringify(other.rateLimit) !== JSON.stringify(c.rateLimit)) {
       const i = raw.findIndex((r) => r.name === c.name);
-      problems.push(problem(`channels.${i}.rateLimit`, `the same rate limit as "${other.name}", which has the same sender key "${c.senderKey}"`, renderFound(c.rateLimit)));
+      problems.push(
+        problem(
+          `channels.${i}.rateLimit`,
+          `the same rate limit as "${other.name}", which has the same sender key "${c.senderKey}"`,
+          renderFound(c.rateLimit),
+        ),
+      );
     }
   }
   // Several channels on one tile: the message record must say which, so each needs the same channelField.
   const byEntity = new Map<string, Channel[]>();
-  for (const c of channels) if (c.tile) byEntity.set(c.tile.entityType, [...(byEntity.get(c.tile.entityType) ?? []), c]);
+  for (const c of channels)
+    if (c.tile) byEntity.set(c.tile.entityType, [...(byEntity.get(c.tile.entityType) ?? []), c]);
   for (const [entityType, group] of byEntity) {
     if (group.length < 2) continue;
     for (const c of group) {
       if (c.channelField === undefined) {
         const i = raw.findIndex((r) => r.name === c.name);
-        problems.push(problem(`channels.${i}.channelField`, `a column of ${entityType} naming the channel (${group.map((g) => g.name).join(', ')} share its tile)`, 'nothing'));
+        problems.push(
+          problem(
+            `channels.${i}.channelField`,
+            `a column of ${entityType} naming the channel (${group.map((g) => g.name).join(', ')} share its tile)`,
+            'nothing',
+          ),
+        );
       }
     }
   }

@@ -88,9 +88,12 @@ export function readTile(xml: string, source = 'tile XML'): ChannelTile {
   const complianceField = required('ComplianceField');
   const lookupViewId = text(props['LookupViewId']);
   if (lookupViewId === undefined) {
-    throw new TileError(`${source}: <ChannelProperties> needs <LookupViewId> (the current Microsoft docs of the tile XML require it: the id of the view of the message table that the journey designer's lookup shows)`);
+    throw new TileError(
+      `${source}: <ChannelProperties> needs <LookupViewId> (the current Microsoft docs of the tile XML require it: the id of the view of the message table that the journey designer's lookup shows)`,
+    );
   }
-  if (!GUID.test(lookupViewId)) throw new TileError(`${source}: <LookupViewId> must be a view id (a GUID), found '${lookupViewId}'`);
+  if (!GUID.test(lookupViewId))
+    throw new TileError(`${source}: <LookupViewId> must be a view id (a GUID), found '${lookupViewId}'`);
   const tile: ChannelTile = {
     entityType,
     entitySetName,
@@ -105,13 +108,16 @@ export function readTile(xml: string, source = 'tile XML'): ChannelTile {
   const seen = new Set<string>();
   for (const node of (Array.isArray(types) ? types : []) as Node[]) {
     const id = node['@id'];
-    if (typeof id !== 'string' || id === '') throw new TileError(`${source}: every <ResponseType> needs an id attribute`);
+    if (typeof id !== 'string' || id === '')
+      throw new TileError(`${source}: every <ResponseType> needs an id attribute`);
     if (seen.has(id)) throw new TileError(`${source}: response type '${id}' is declared twice`);
     seen.add(id);
     const custom = String(node['@custom'] ?? '').toLowerCase() === 'true';
     if (custom) {
       if (tile.customResponseType !== undefined) {
-        throw new TileError(`${source}: only one response type may have custom="True" (found '${tile.customResponseType}' and '${id}')`);
+        throw new TileError(
+          `${source}: only one response type may have custom="True" (found '${tile.customResponseType}' and '${id}')`,
+        );
       }
       tile.customResponseType = id;
     }

@@ -6,7 +6,6 @@ import type { ChannelTile } from './tile.js';
 
 export type { ProviderSettings };
 
-
 /**
  * A provider whose settings a process did not read, because none of its stages calls the provider or verifies what it
  * posts (`loadChannels` option `providers`): its type only, no secret, no URL.
@@ -67,7 +66,10 @@ export interface Channel {
 /** A channel's provider settings; throws a `TypeError` naming the channel when this process did not read them. */
 export function providerSettings(channel: Channel): ProviderSettings {
   const provider = channel.provider;
-  if ('unread' in provider) throw new TypeError(`channel "${channel.name}": its ${provider.type} provider settings were not read (this process's stages do not use them)`);
+  if ('unread' in provider)
+    throw new TypeError(
+      `channel "${channel.name}": its ${provider.type} provider settings were not read (this process's stages do not use them)`,
+    );
   return provider;
 }
 
@@ -135,10 +137,20 @@ export interface ChannelCallbacks {
 }
 
 /** Twilio's standard English opt-out words (Twilio Advanced Opt-Out; the CTIA list plus REVOKE and OPTOUT). */
-export const DEFAULT_OPT_OUT_WORDS: readonly string[] = ['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT'];
+export const DEFAULT_OPT_OUT_WORDS: readonly string[] = [
+  'STOP',
+  'STOPALL',
+  'UNSUBSCRIBE',
+  'CANCEL',
+  'END',
+  'QUIT',
+  'REVOKE',
+  'OPTOUT',
+];
 /** Twilio's standard opt-in words. */
 export const DEFAULT_OPT_IN_WORDS: readonly string[] = ['START', 'YES', 'UNSTOP'];
 /** How recent an opt-in reply must be, by default: 15 minutes. */
 export const DEFAULT_OPT_IN_MAX_AGE_MS = 900_000;
-export const DEFAULT_OPT_OUT_CONFIRMATION = 'You have been unsubscribed and will receive no more messages. Reply START to subscribe again.';
+export const DEFAULT_OPT_OUT_CONFIRMATION =
+  'You have been unsubscribed and will receive no more messages. Reply START to subscribe again.';
 export const DEFAULT_OPT_IN_CONFIRMATION = 'You have been subscribed again. Reply STOP to unsubscribe.';

@@ -32,7 +32,9 @@ export function buildProgram(io: CliIo): Program {
     exitCode = code;
   };
   const command = new Command('channel-relay')
-    .description('Dynamics 365 custom channels at scale: Service Bus intake, rate-limited dispatch, interactions in Dataverse')
+    .description(
+      'Dynamics 365 custom channels at scale: Service Bus intake, rate-limited dispatch, interactions in Dataverse',
+    )
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride()

@@ -34,7 +34,11 @@ export function describeConfig(loaded: LoadedConfig): string[] {
       ? `Service Bus: namespace ${sb.namespace} with DefaultAzureCredential${from('serviceBus.namespace')}`
       : 'Service Bus: not configured';
   const auth =
-    dv.auth === 'client-secret' ? `client secret for app ${dv.clientId ?? '?'} in tenant ${dv.tenantId ?? '?'} (secret hidden)` : dv.auth === 'emulator' ? "the emulator's token" : 'DefaultAzureCredential';
+    dv.auth === 'client-secret'
+      ? `client secret for app ${dv.clientId ?? '?'} in tenant ${dv.tenantId ?? '?'} (secret hidden)`
+      : dv.auth === 'emulator'
+        ? "the emulator's token"
+        : 'DefaultAzureCredential';
   return [
     `files: ${files.join(', ')}`,
     busLine,
@@ -42,7 +46,9 @@ export function describeConfig(loaded: LoadedConfig): string[] {
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
     `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, signing keys ${
-      loaded.callbackKeys === undefined ? 'not configured' : `${keyIds(loaded.callbackKeys)}${from('callbacks.signingKeys')} (secrets hidden)`
+      loaded.callbackKeys === undefined
+        ? 'not configured'
+        : `${keyIds(loaded.callbackKeys)}${from('callbacks.signingKeys')} (secrets hidden)`
     }`,
     `log level: ${config.log.level}; health endpoints: ${config.health.host}:${config.health.port}; shutdown budget: ${config.shutdown.budgetMs} ms`,
   ];

@@ -107,7 +107,8 @@ function schemaAndValidator(): CompiledSchema {
 
 function schemaAt(schema: Schema, keyPath: string): Schema | undefined {
   let node: Schema | undefined = schema;
-  for (const part of keyPath.split('.').filter(Boolean)) node = /^\d+$/.test(part) ? (node?.['items'] as Schema | undefined) : node?.properties?.[part];
+  for (const part of keyPath.split('.').filter(Boolean))
+    node = /^\d+$/.test(part) ? (node?.['items'] as Schema | undefined) : node?.properties?.[part];
   return node;
 }
 
@@ -152,7 +153,13 @@ function deletePath(obj: JsonObject, keyPath: string): void {
 }
 
 /** Deep-merges `layer` into `target`, recording the origin of each leaf. */
-function mergeLayer(target: JsonObject, layer: JsonObject, source: string, origins: Record<string, string>, prefix = ''): void {
+function mergeLayer(
+  target: JsonObject,
+  layer: JsonObject,
+  source: string,
+  origins: Record<string, string>,
+  prefix = '',
+): void {
   for (const [k, v] of Object.entries(layer)) {
     const p = prefix ? `${prefix}.${k}` : k;
     if (isObject(v) && isObject(target[k])) {
@@ -210,7 +217,12 @@ function readLayer(file: string, display: string, problems: ConfigProblem[]): Js
   try {
     parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
-    problems.push({ source: display, path: '', expected: 'valid JSON', found: `a syntax error: ${(err as Error).message}` });
+    problems.push({
+      source: display,
+      path: '',
+      expected: 'valid JSON',
+      found: `a syntax error: ${(err as Error).message}`,
+    });
     return undefined;
   }
   if (!isObject(parsed)) {
@@ -229,7 +241,10 @@ function coerceEnv(schema: Schema, keyPath: string, raw: string): Json {
 }
 
 /** What an ajv error means, as a key path, an expectation and (when known) a finding. Shared with the channels file. */
-export function describeAjvError(e: ErrorObject, schema: Schema): { keyPath: string; expected: string; found?: string } {
+export function describeAjvError(
+  e: ErrorObject,
+  schema: Schema,
+): { keyPath: string; expected: string; found?: string } {
   const base = e.instancePath.split('/').filter(Boolean).join('.');
   const join = (k: string): string => (base ? `${base}.${k}` : k);
   const p = e.params as Record<string, unknown>;
@@ -240,10 +255,17 @@ export function describeAjvError(e: ErrorObject, schema: Schema): { keyPath: str
     }
     case 'additionalProperties': {
       const known = Object.keys(schemaAt(schema, base)?.properties ?? {});
-      return { keyPath: join(String(p['additionalProperty'])), expected: `only known keys (${known.join(', ')})`, found: 'an unknown key' };
+      return {
+        keyPath: join(String(p['additionalProperty'])),
+        expected: `only known keys (${known.join(', ')})`,
+        found: 'an unknown key',
+      };
     }
     case 'enum':
-      return { keyPath: base, expected: `one of ${(p['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+      return {
+        keyPath: base,
+        expected: `one of ${(p['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
     case 'type':
       return { keyPath: base, expected: `a value of type ${String(p['type'])}` };
     case 'minimum':
@@ -277,7 +299,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const baseDirOf: Record<string, string> = {};
 
   const defaultsFile = configPath('default.json');
-  const userFile = options.file ?? (env[CONFIG_FILE_ENV] ? path.resolve(cwd, env[CONFIG_FILE_ENV] as string) : undefined);
+  const userFile =
+    options.file ?? (env[CONFIG_FILE_ENV] ? path.resolve(cwd, env[CONFIG_FILE_ENV] as string) : undefined);
   for (const file of [defaultsFile, ...(userFile ? [path.resolve(cwd, userFile)] : [])]) {
     const layer = readLayer(file, display(file), problems);
     if (!layer) continue;
@@ -328,11 +351,23 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     config.channelsFile = path.resolve(baseDirOf[source] ?? cwd, config.channelsFile);
   }
   const needs = { dataverse: options.needsDataverse ?? true, channels: options.needsChannels ?? true };
-  const checked = crossChecks(config, origins, forWorkers, needs, display(userFile ? path.resolve(cwd, userFile) : defaultsFile));
+  const checked = crossChecks(
+    config,
+    origins,
+    forWorkers,
+    needs,
+    display(userFile ? path.resolve(cwd, userFile) : defaultsFile),
+  );
   problems.push(...checked.problems);
 
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', dedupe(problems));
-  return { config, files, origins, warnings, ...(checked.callbackKeys === undefined ? {} : { callbackKeys: checked.callbackKeys }) };
+  return {
+    config,
+    files,
+    origins,
+    warnings,
+    ...(checked.callbackKeys === undefined ? {} : { callbackKeys: checked.callbackKeys }),
+  };
 }
 
 /** Moves the values of `RENAMED_KEYS`' old names in one file's layer to their new names; one warning per old name found. */
@@ -352,7 +387,13 @@ function renameKeys(layer: JsonObject, file: string): string[] {
   return warnings;
 }
 
-function resolveEnvRefs(node: JsonObject, prefix: string, env: NodeJS.ProcessEnv, origins: Record<string, string>, problems: ConfigProblem[]): void {
+function resolveEnvRefs(
+  node: JsonObject,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+  origins: Record<string, string>,
+  problems: ConfigProblem[],
+): void {
   for (const [k, v] of Object.entries(node)) {
     const p = prefix ? `${prefix}.${k}` : k;
     if (isObject(v)) {
@@ -406,7 +447,12 @@ function crossChecks(
   }
   if (dv?.url !== undefined && typeof dv.url === 'string') {
     if (!isHttpUrl(dv.url)) {
-      out.push({ source: originOf(origins, 'dataverse.url', fallback), path: 'dataverse.url', expected: 'an http(s) URL such as https://contoso.crm.dynamics.com', found: renderFound(dv.url) });
+      out.push({
+        source: originOf(origins, 'dataverse.url', fallback),
+        path: 'dataverse.url',
+        expected: 'an http(s) URL such as https://contoso.crm.dynamics.com',
+        found: renderFound(dv.url),
+      });
     }
   }
   // A process that never calls Dataverse (dispatch) needs no Dataverse identity either.
@@ -436,12 +482,18 @@ function crossChecks(
       out.push({
         source: fallback,
         path: 'serviceBus.connectionString',
-        expected: 'a connection string (set SERVICEBUS_CONNECTION_STRING) or serviceBus.namespace for identity-based access (set SERVICEBUS_NAMESPACE)',
+        expected:
+          'a connection string (set SERVICEBUS_CONNECTION_STRING) or serviceBus.namespace for identity-based access (set SERVICEBUS_NAMESPACE)',
         found: 'neither',
       });
     }
     if (needs.dataverse && dv && !dv.url) {
-      out.push({ source: fallback, path: 'dataverse.url', expected: `the org URL${envHint('dataverse.url')}`, found: 'nothing' });
+      out.push({
+        source: fallback,
+        path: 'dataverse.url',
+        expected: `the org URL${envHint('dataverse.url')}`,
+        found: 'nothing',
+      });
     }
     if (needs.channels && typeof config.channelsFile === 'string') {
       const readable = existsSync(config.channelsFile) && statSync(config.channelsFile).isFile();

@@ -36,7 +36,13 @@ export interface RelayConfig {
   /** Intake tuning: batch size (one contact read per batch), receive wait, batches at once. */
   intake: { batchSize: number; maxWaitMs: number; concurrency: number };
   /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts (`retry.attempts`). */
-  dispatch: { maxSessions: number; sessionIdleMs: number; guardMs: number; retry: { attempts: number }; lostAnswerLookupDelayMs: number };
+  dispatch: {
+    maxSessions: number;
+    sessionIdleMs: number;
+    guardMs: number;
+    retry: { attempts: number };
+    lostAnswerLookupDelayMs: number;
+  };
   /** Recorder tuning: interactions per $batch, receive wait, batches at once. */
   recorder: { batchSize: number; maxWaitMs: number; concurrency: number };
   /**

@@ -18,4 +18,9 @@ export {
   type OpenedLink,
 } from './token.js';
 export { findLinks, trackableLinks, rewriteLinks, linkAt, redirectTarget, type FoundLink } from './links.js';
-export { twilioStatusPath, statusCallbackUrls, type StatusCallbackChannel, type StatusCallbackMessage } from './status-callback.js';
+export {
+  twilioStatusPath,
+  statusCallbackUrls,
+  type StatusCallbackChannel,
+  type StatusCallbackMessage,
+} from './status-callback.js';

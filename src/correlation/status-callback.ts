@@ -34,7 +34,9 @@ export function twilioStatusPath(channel: string): string {
  * confirmation (no activity to record); a real-time journeys message (its reports go to msdyn_D365ChannelsNotification
  * by RequestId, and the token format holds marketing contexts only).
  */
-export function statusCallbackUrls(keys: CallbackKeys): (channel: StatusCallbackChannel, message: StatusCallbackMessage) => string | undefined {
+export function statusCallbackUrls(
+  keys: CallbackKeys,
+): (channel: StatusCallbackChannel, message: StatusCallbackMessage) => string | undefined {
   return (channel, message) => {
     const base = channel.callbacks?.publicBaseUrl;
     if (base === undefined || channel.provider.type !== 'twilio') return undefined;

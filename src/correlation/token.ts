@@ -27,13 +27,16 @@ export interface CallbackKeys {
 /** Why a token or code was refused. `malformed`: not a token of this format; `bad-signature`: the MAC does not match; `unknown-key`: signed with a key no longer (or never) accepted. */
 export type TokenRefusal = 'malformed' | 'bad-signature' | 'unknown-key';
 
-export type OpenedContext = { ok: true; context: MarketingContext; channel: string; keyId: string } | { ok: false; reason: TokenRefusal };
+export type OpenedContext =
+  { ok: true; context: MarketingContext; channel: string; keyId: string } | { ok: false; reason: TokenRefusal };
 /**
  * An opened link code: `activityRowId` for a code written now; `activityId` (`msdyncrm_activityid`, shared by the rows of
  * a tile) for a code written before the relay keyed on the row.
  */
 export type OpenedLink =
-  | ({ ok: true; linkIndex: number; keyId: string } & ({ activityRowId: string; activityId?: never } | { activityId: string; activityRowId?: never }))
+  | ({ ok: true; linkIndex: number; keyId: string } & (
+      { activityRowId: string; activityId?: never } | { activityId: string; activityRowId?: never }
+    ))
   | { ok: false; reason: TokenRefusal };
 
 const VERSION = 1;
@@ -72,7 +75,8 @@ export function parseCallbackKeys(envValue: string | undefined, where: string): 
   value.split(',').forEach((entry, n) => {
     const at = `entry ${n + 1}`;
     const colon = entry.indexOf(':');
-    if (colon < 0) problem(expected, `${at} without ':' (${entry.trim() === '' ? 'empty' : 'not shown: it may hold a secret'})`);
+    if (colon < 0)
+      problem(expected, `${at} without ':' (${entry.trim() === '' ? 'empty' : 'not shown: it may hold a secret'})`);
     const id = entry.slice(0, colon).trim();
     const encoded = entry.slice(colon + 1).trim();
     if (!KEY_ID.test(id)) problem(expected, `${at} with id ${JSON.stringify(id.slice(0, 20))}`);
@@ -107,7 +111,9 @@ class Writer {
   }
   /** A GUID in canonical lower-case form as 16 bytes; anything else as text (round trips exactly). */
   id(s: string): this {
-    return GUID.test(s) ? this.byte(TAG_GUID).bytes(Buffer.from(s.replace(/-/g, ''), 'hex')) : this.byte(TAG_TEXT).text(s);
+    return GUID.test(s)
+      ? this.byte(TAG_GUID).bytes(Buffer.from(s.replace(/-/g, ''), 'hex'))
+      : this.byte(TAG_TEXT).text(s);
   }
   done(): Buffer {
     return Buffer.concat(this.#parts);
@@ -186,7 +192,8 @@ function verify(
     if (key === undefined) return { ok: false, reason: 'unknown-key' };
     const signed = buf.subarray(0, bodyStart + length);
     const given = buf.subarray(bodyStart + length);
-    if (!crypto.timingSafeEqual(mac(label, key.secret, signed, macBytes), given)) return { ok: false, reason: 'bad-signature' };
+    if (!crypto.timingSafeEqual(mac(label, key.secret, signed, macBytes), given))
+      return { ok: false, reason: 'bad-signature' };
     return { ok: true, body: new Reader(buf.subarray(bodyStart, bodyStart + length)), keyId, version };
   } catch (err) {
     if (err instanceof Malformed) return { ok: false, reason: 'malformed' };
@@ -208,7 +215,13 @@ export function sealContext(context: MarketingContext, channel: string, keys: Ca
     .text(context.entityType)
     .id(context.entityId)
     .done();
-  const head = new Writer().byte(VERSION).text(keys.sign.id).byte(body.length >> 8).byte(body.length & 0xff).bytes(body).done();
+  const head = new Writer()
+    .byte(VERSION)
+    .text(keys.sign.id)
+    .byte(body.length >> 8)
+    .byte(body.length & 0xff)
+    .bytes(body)
+    .done();
   return Buffer.concat([head, mac('ctx', keys.sign.secret, head, CONTEXT_MAC_BYTES)]).toString('base64url');
 }
 
@@ -229,7 +242,8 @@ export function openContext(token: string, keys: CallbackKeys): OpenedContext {
       entityType: r.text(),
       entityId: r.id(),
     };
-    if (r.left !== 0 || channel === '' || Object.values(context).some((x) => x === '')) return { ok: false, reason: 'malformed' };
+    if (r.left !== 0 || channel === '' || Object.values(context).some((x) => x === ''))
+      return { ok: false, reason: 'malformed' };
     return { ok: true, context, channel, keyId: v.keyId };
   } catch (err) {
     // Only reachable with a valid MAC over a body this code did not write (a key used elsewhere).
@@ -270,7 +284,9 @@ export function openLink(code: string, keys: CallbackKeys): OpenedLink {
     const id = v.body.id();
     const linkIndex = v.body.byte();
     if (v.body.left !== 0 || id === '') return { ok: false, reason: 'malformed' };
-    return v.version === LINK_VERSION ? { ok: true, activityRowId: id, linkIndex, keyId: v.keyId } : { ok: true, activityId: id, linkIndex, keyId: v.keyId };
+    return v.version === LINK_VERSION
+      ? { ok: true, activityRowId: id, linkIndex, keyId: v.keyId }
+      : { ok: true, activityId: id, linkIndex, keyId: v.keyId };
   } catch (err) {
     if (err instanceof Malformed) return { ok: false, reason: 'malformed' };
     throw err;

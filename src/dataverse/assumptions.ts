@@ -106,7 +106,12 @@ export const REALTIME_NOTIFICATION = {
   /** Relay status → notification Status. */
   statusMap: { NotSent: 'NotDelivered' } as Readonly<Record<string, string>>,
   /** `StatusDetails` keys. */
-  statusDetails: { channel: 'Channel', providerMessageId: 'ProviderMessageId', code: 'ProviderCode', message: 'ProviderMessage' },
+  statusDetails: {
+    channel: 'Channel',
+    providerMessageId: 'ProviderMessageId',
+    code: 'ProviderCode',
+    message: 'ProviderMessage',
+  },
 } as const;
 
 /**

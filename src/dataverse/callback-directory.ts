@@ -35,7 +35,14 @@ export function activityRecord(row: Row): ActivityRecord {
 /** The calls of dynamics-web-api the directory makes (a subset of `DynamicsWebApi`). */
 export interface DirectoryClient {
   retrieveMultiple(
-    request: { collection: string; select?: string[]; filter?: string; orderBy?: string[]; top?: number; signal?: AbortSignal },
+    request: {
+      collection: string;
+      select?: string[];
+      filter?: string;
+      orderBy?: string[];
+      top?: number;
+      signal?: AbortSignal;
+    },
     nextPageLink?: string,
   ): Promise<{ value: unknown[]; oDataNextLink?: string }>;
   update(request: { collection: string; key: string; data: Row; signal?: AbortSignal }): Promise<unknown>;
@@ -44,7 +51,11 @@ export interface DirectoryClient {
 export interface DirectoryOptions {
   client: DirectoryClient;
   /** Runs one call (the governor of the identity, with its timeout). @defaultValue the call as is */
-  run?: <T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined, operation: string) => Promise<T>;
+  run?: <T>(
+    call: (signal: AbortSignal | undefined) => Promise<T>,
+    signal: AbortSignal | undefined,
+    operation: string,
+  ) => Promise<T>;
   /** The message record reads (intake's cached `DataverseReads.messageRecord` fits). */
   messageRecord: CallbackDirectory['messageRecord'];
   /** The activity cache (by row id). `max: 0` or `ttlMs: 0`: none. @defaultValue `{ max: 10000, ttlMs: 600000 }` */
@@ -67,7 +78,9 @@ function odataString(value: string): string {
 }
 
 export function createCallbackDirectory(options: DirectoryOptions): CallbackDirectory {
-  const run = options.run ?? (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
+  const run =
+    options.run ??
+    (<T>(call: (signal: AbortSignal | undefined) => Promise<T>, signal: AbortSignal | undefined) => call(signal));
   const client = options.client;
   /** Activity rows by `row:<row id>` and, found alone, `activity:<msdyncrm_activityid>` (lower case). */
   const activities = new TtlCache<string, ActivityRecord>({
@@ -77,25 +90,48 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
     name: 'createCallbackDirectory: activityCache',
   });
   /** The rows `filter` finds (at most `top`); a single row found is cached under `key`. */
-  const findActivities = async (key: string, filter: string, top: number, signal: AbortSignal | undefined, operation: string): Promise<ActivityRecord[]> => {
+  const findActivities = async (
+    key: string,
+    filter: string,
+    top: number,
+    signal: AbortSignal | undefined,
+    operation: string,
+  ): Promise<ActivityRecord[]> => {
     const hit = activities.get(key);
     if (hit !== undefined) return [hit];
-    const res = await run((s) => client.retrieveMultiple({ collection: ACTIVITY_SET, select: COLUMNS, filter, top, ...(s ? { signal: s } : {}) }), signal, operation);
+    const res = await run(
+      (s) =>
+        client.retrieveMultiple({
+          collection: ACTIVITY_SET,
+          select: COLUMNS,
+          filter,
+          top,
+          ...(s ? { signal: s } : {}),
+        }),
+      signal,
+      operation,
+    );
     const found = (res.value as Row[]).map(activityRecord);
     if (found.length === 1) activities.set(key, found[0]!);
     return found;
   };
   return {
     async contactsByAddress(addressField, address, columns, signal) {
-      if (!COLUMN.test(addressField)) throw new TypeError(`address field must be a column name, found ${JSON.stringify(addressField)}`);
+      if (!COLUMN.test(addressField))
+        throw new TypeError(`address field must be a column name, found ${JSON.stringify(addressField)}`);
       const select = [...new Set(['contactid', addressField, ...columns])];
       const request = { collection: 'contacts', select, filter: `${addressField} eq ${odataString(address)}` };
       const found: FoundContact[] = [];
       let next: string | undefined;
       do {
         const link = next;
-        const res = await run((s) => client.retrieveMultiple({ ...request, ...(s ? { signal: s } : {}) }, link), signal, 'find the contacts holding an address');
-        for (const row of res.value as Row[]) if (typeof row['contactid'] === 'string') found.push({ contactId: row['contactid'], row });
+        const res = await run(
+          (s) => client.retrieveMultiple({ ...request, ...(s ? { signal: s } : {}) }, link),
+          signal,
+          'find the contacts holding an address',
+        );
+        for (const row of res.value as Row[])
+          if (typeof row['contactid'] === 'string') found.push({ contactId: row['contactid'], row });
         next = res.oDataNextLink;
       } while (next !== undefined && next !== '' && found.length < MAX_CONTACTS_PER_ADDRESS);
       return found.slice(0, MAX_CONTACTS_PER_ADDRESS);
@@ -113,23 +149,39 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
             ...(s ? { signal: s } : {}),
           }),
         signal,
-        'read the contact\'s latest activities',
+        "read the contact's latest activities",
       );
       return (res.value as Row[]).map(activityRecord);
     },
     async activityByRowId(rowId, signal) {
       if (!GUID.test(rowId)) return undefined;
-      const rows = await findActivities(`row:${rowId.toLowerCase()}`, `${ACTIVITY_KEY} eq ${rowId}`, 1, signal, 'read an activity by its row id');
+      const rows = await findActivities(
+        `row:${rowId.toLowerCase()}`,
+        `${ACTIVITY_KEY} eq ${rowId}`,
+        1,
+        signal,
+        'read an activity by its row id',
+      );
       return rows[0];
     },
     async activitiesByActivityId(activityId, signal) {
       if (!GUID.test(activityId)) return [];
-      return findActivities(`activity:${activityId.toLowerCase()}`, `${ACTIVITY_TILE_ID} eq ${odataString(activityId)}`, 2, signal, 'read the activities of an activity id');
+      return findActivities(
+        `activity:${activityId.toLowerCase()}`,
+        `${ACTIVITY_TILE_ID} eq ${odataString(activityId)}`,
+        2,
+        signal,
+        'read the activities of an activity id',
+      );
     },
     messageRecord: options.messageRecord,
     async updateContact(contactId, values, signal) {
       if (!GUID.test(contactId)) throw new TypeError('contact id must be a GUID');
-      await run((s) => client.update({ collection: 'contacts', key: contactId, data: values, ...(s ? { signal: s } : {}) }), signal, 'update a contact');
+      await run(
+        (s) => client.update({ collection: 'contacts', key: contactId, data: values, ...(s ? { signal: s } : {}) }),
+        signal,
+        'update a contact',
+      );
     },
   };
 }

@@ -11,7 +11,12 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { ClientSecretCredential, DefaultAzureCredential, type AccessToken, type TokenCredential } from '@azure/identity';
+import {
+  ClientSecretCredential,
+  DefaultAzureCredential,
+  type AccessToken,
+  type TokenCredential,
+} from '@azure/identity';
 import { DynamicsWebApi } from 'dynamics-web-api';
 import type { DataverseAuth, RelayConfig } from '../config/index.js';
 
@@ -71,10 +76,12 @@ function onFinish(message: unknown): void {
   const port = request.socket?.remotePort;
   let headers: Record<string, string> | undefined;
   for (const state of observers) {
-    if (state.host !== request.host || !state.tokens.has(token) || (port !== undefined && port !== state.port)) continue;
+    if (state.host !== request.host || !state.tokens.has(token) || (port !== undefined && port !== state.port))
+      continue;
     if (headers === undefined) {
       headers = {};
-      for (const [k, v] of Object.entries(response.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      for (const [k, v] of Object.entries(response.headers))
+        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     }
     try {
       state.onResponse?.({ status: response.statusCode ?? 0, headers });
@@ -89,7 +96,12 @@ function check(condition: boolean, message: string): asserts condition {
 }
 
 /** Caches a token until `refreshMarginMs` before it expires; concurrent callers share one acquisition. */
-export function cachedTokenSource(credential: TokenCredential, scope: string, refreshMarginMs = DEFAULT_REFRESH_MARGIN_MS, now: () => number = Date.now): () => Promise<string> {
+export function cachedTokenSource(
+  credential: TokenCredential,
+  scope: string,
+  refreshMarginMs = DEFAULT_REFRESH_MARGIN_MS,
+  now: () => number = Date.now,
+): () => Promise<string> {
   let cached: AccessToken | undefined;
   let pending: Promise<string> | undefined;
   return async () => {
@@ -97,7 +109,10 @@ export function cachedTokenSource(credential: TokenCredential, scope: string, re
     pending ??= (async () => {
       try {
         const token = await credential.getToken(scope);
-        if (token === null || token.token === '') throw Object.assign(new Error(`the credential returned no token for ${scope}`), { name: 'CredentialUnavailableError' });
+        if (token === null || token.token === '')
+          throw Object.assign(new Error(`the credential returned no token for ${scope}`), {
+            name: 'CredentialUnavailableError',
+          });
         cached = token;
         return token.token;
       } finally {
@@ -111,20 +126,34 @@ export function cachedTokenSource(credential: TokenCredential, scope: string, re
 function credentialFor(options: DataverseClientOptions): TokenCredential {
   if (options.credential !== undefined) return options.credential;
   if (options.auth === 'client-secret') {
-    check(Boolean(options.tenantId && options.clientId && options.clientSecret), 'auth client-secret needs tenantId, clientId and clientSecret');
+    check(
+      Boolean(options.tenantId && options.clientId && options.clientSecret),
+      'auth client-secret needs tenantId, clientId and clientSecret',
+    );
     return new ClientSecretCredential(options.tenantId!, options.clientId!, options.clientSecret!);
   }
-  return new DefaultAzureCredential(options.clientId === undefined ? {} : { managedIdentityClientId: options.clientId });
+  return new DefaultAzureCredential(
+    options.clientId === undefined ? {} : { managedIdentityClientId: options.clientId },
+  );
 }
 
 /** A dynamics-web-api client for one Dataverse identity (see the module comment for `onResponse`). */
 export function createDataverseClient(options: DataverseClientOptions): DynamicsWebApi {
-  check(typeof options.url === 'string' && /^https?:\/\//.test(options.url), `url must be an http(s) URL, found ${JSON.stringify(options.url)}`);
-  check(['default', 'client-secret', 'emulator'].includes(options.auth), `auth must be default, client-secret or emulator, found ${JSON.stringify(options.auth)}`);
+  check(
+    typeof options.url === 'string' && /^https?:\/\//.test(options.url),
+    `url must be an http(s) URL, found ${JSON.stringify(options.url)}`,
+  );
+  check(
+    ['default', 'client-secret', 'emulator'].includes(options.auth),
+    `auth must be default, client-secret or emulator, found ${JSON.stringify(options.auth)}`,
+  );
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   check(Number.isFinite(timeoutMs) && timeoutMs > 0, `timeoutMs must be > 0, found ${String(options.timeoutMs)}`);
   const refreshMarginMs = options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS;
-  check(Number.isFinite(refreshMarginMs) && refreshMarginMs >= 0, `refreshMarginMs must be >= 0, found ${String(options.refreshMarginMs)}`);
+  check(
+    Number.isFinite(refreshMarginMs) && refreshMarginMs >= 0,
+    `refreshMarginMs must be >= 0, found ${String(options.refreshMarginMs)}`,
+  );
   const url = new URL(options.url);
   const serverUrl = url.origin;
   const state: ClientState = {
@@ -152,7 +181,11 @@ export function createDataverseClient(options: DataverseClientOptions): Dynamics
   };
   // No `timeout` in the client config: its transport turns it into "socket hang up"; the relay's calls are timed
   // out with an AbortSignal instead (see governor.ts), which maps to DataverseTimeout.
-  const client = new DynamicsWebApi({ serverUrl, dataApi: { version: '9.2' }, onTokenRefresh: async () => remember(await source()) });
+  const client = new DynamicsWebApi({
+    serverUrl,
+    dataApi: { version: '9.2' },
+    onTokenRefresh: async () => remember(await source()),
+  });
   states.set(client, state);
   if (options.onResponse !== undefined) {
     observers.add(state);
@@ -165,12 +198,19 @@ export function createDataverseClient(options: DataverseClientOptions): Dynamics
 }
 
 /** The options of {@link dataverseClientFromConfig} that do not come from the configuration. */
-export type DataverseClientExtras = Pick<DataverseClientOptions, 'credential' | 'tokenIdentity' | 'onResponse' | 'refreshMarginMs'>;
+export type DataverseClientExtras = Pick<
+  DataverseClientOptions,
+  'credential' | 'tokenIdentity' | 'onResponse' | 'refreshMarginMs'
+>;
 
 /** {@link createDataverseClient} from the relay configuration (`dataverse.{url, auth, tenantId, clientId, clientSecret, timeoutMs}`). */
-export function dataverseClientFromConfig(config: Pick<RelayConfig, 'dataverse'>, extras: DataverseClientExtras = {}): DynamicsWebApi {
+export function dataverseClientFromConfig(
+  config: Pick<RelayConfig, 'dataverse'>,
+  extras: DataverseClientExtras = {},
+): DynamicsWebApi {
   const dv = config.dataverse;
-  if (dv.url === undefined || dv.url === '') throw new TypeError('dataverseClientFromConfig: dataverse.url is not set (DATAVERSE_URL)');
+  if (dv.url === undefined || dv.url === '')
+    throw new TypeError('dataverseClientFromConfig: dataverse.url is not set (DATAVERSE_URL)');
   return createDataverseClient({
     url: dv.url,
     auth: dv.auth,

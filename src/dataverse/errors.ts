@@ -26,7 +26,12 @@ export interface ErrorContext {
   timeoutMs?: number;
 }
 
-const NETWORK_TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+const NETWORK_TIMEOUT_CODES = new Set([
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+]);
 
 function headersOf(value: unknown): Record<string, string> | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -80,19 +85,29 @@ export function toDataverseError(error: unknown, ctx: ErrorContext = {}): Datave
   if (isDataverseError(error)) return error;
   // $batch without continue-on-error: the parts parsed so far; the failure is the first Error among them.
   if (Array.isArray(error)) {
-    const failed = error.find((p) => p instanceof Error || (typeof p === 'object' && p !== null && typeof (p as Loose)['status'] === 'number'));
+    const failed = error.find(
+      (p) => p instanceof Error || (typeof p === 'object' && p !== null && typeof (p as Loose)['status'] === 'number'),
+    );
     return toDataverseError(failed ?? new Error('the $batch failed without a failed part'), ctx);
   }
   const e = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as Loose;
   const name = str(e['name']) ?? '';
   const cause = e['cause'] as Loose | undefined;
 
-  if (ctx.timedOut === true || name === 'TimeoutError' || (name === 'AbortError' && cause?.['name'] === 'TimeoutError')) {
+  if (
+    ctx.timedOut === true ||
+    name === 'TimeoutError' ||
+    (name === 'AbortError' && cause?.['name'] === 'TimeoutError')
+  ) {
     const within = ctx.timeoutMs === undefined ? '' : ` within ${ctx.timeoutMs} ms`;
     return new DataverseError('DataverseTimeout', `${prefix(ctx)}: no answer${within}`, { cause: error });
   }
   if (name === 'AbortError') {
-    return new DataverseError('DataverseUnavailable', `${prefix(ctx)}: the call was aborted before Dataverse answered`, { cause: error });
+    return new DataverseError(
+      'DataverseUnavailable',
+      `${prefix(ctx)}: the call was aborted before Dataverse answered`,
+      { cause: error },
+    );
   }
 
   const status = typeof e['status'] === 'number' ? e['status'] : undefined;
@@ -100,9 +115,17 @@ export function toDataverseError(error: unknown, ctx: ErrorContext = {}): Datave
     // Batch parts keep Dataverse's body under `error`; plain calls have it merged into the Error.
     const body = (typeof e['error'] === 'object' && e['error'] !== null ? e['error'] : undefined) as Loose | undefined;
     const code = str(body?.['code']) ?? str(e['code']);
-    const dvMessage = str(body?.['message']) ?? str(e['message']) ?? str(e['statusMessage']) ?? str(e['statusText']) ?? `HTTP ${status}`;
+    const dvMessage =
+      str(body?.['message']) ??
+      str(e['message']) ??
+      str(e['statusMessage']) ??
+      str(e['statusText']) ??
+      `HTTP ${status}`;
     const headers = headersOf(e['headers']);
-    const upstream: Upstream = { status, body: { error: { ...(code === undefined ? {} : { code }), message: dvMessage } } };
+    const upstream: Upstream = {
+      status,
+      body: { error: { ...(code === undefined ? {} : { code }), message: dvMessage } },
+    };
     if (headers !== undefined) upstream.headers = headers;
     if (code !== undefined) upstream.code = code;
     const mapped = codeForStatus(status);
@@ -117,17 +140,29 @@ export function toDataverseError(error: unknown, ctx: ErrorContext = {}): Datave
   const message = str(e['message']) ?? 'unknown error';
   const sysCode = str(e['code']);
   if (sysCode !== undefined && NETWORK_TIMEOUT_CODES.has(sysCode)) {
-    return new DataverseError('DataverseTimeout', `${prefix(ctx)}: ${message}`, { cause: error, upstream: { code: sysCode } });
+    return new DataverseError('DataverseTimeout', `${prefix(ctx)}: ${message}`, {
+      cause: error,
+      upstream: { code: sysCode },
+    });
   }
   // The relay's token source never hands dynamics-web-api an empty token (it throws one of these instead).
-  if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AuthenticationRequiredError') {
+  if (
+    name === 'CredentialUnavailableError' ||
+    name === 'AuthenticationError' ||
+    name === 'AuthenticationRequiredError'
+  ) {
     return new DataverseError('DataverseUnauthorized', `${prefix(ctx)}: no access token: ${message}`, { cause: error });
   }
   // Anything from the transport carries a string code and no status: connection refused/reset, DNS (E…), and TLS
   // (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE …). All mean "not reached": retry, never dead-letter.
   if (sysCode !== undefined) {
-    return new DataverseError('DataverseUnavailable', `${prefix(ctx)}: cannot reach Dataverse: ${message}`, { cause: error, upstream: { code: sysCode } });
+    return new DataverseError('DataverseUnavailable', `${prefix(ctx)}: cannot reach Dataverse: ${message}`, {
+      cause: error,
+      upstream: { code: sysCode },
+    });
   }
   // What is left is thrown before any request: dynamics-web-api's parameter checks, a programming error.
-  return new DataverseError('DataverseBadRequest', `${prefix(ctx)}: the request was not sent: ${message}`, { cause: error });
+  return new DataverseError('DataverseBadRequest', `${prefix(ctx)}: the request was not sent: ${message}`, {
+    cause: error,
+  });
 }

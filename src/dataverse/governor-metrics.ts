@@ -10,13 +10,41 @@ import type { Governor } from './governor.js';
 export function registerGovernorMetrics(registry: Registry, governor: Governor): void {
   const gauge = (name: string, help: string, read: () => number): void => {
     const full = `${METRIC_PREFIX}${name}`;
-    registered(registry, full, () => new Gauge({ name: full, help, registers: [registry], collect() { this.set(read()); } }));
+    registered(
+      registry,
+      full,
+      () =>
+        new Gauge({
+          name: full,
+          help,
+          registers: [registry],
+          collect() {
+            this.set(read());
+          },
+        }),
+    );
   };
-  gauge('dataverse_concurrency_limit', 'Dataverse calls the governor lets in flight now (AIMD, at most 52)', () => governor.state().concurrency);
+  gauge(
+    'dataverse_concurrency_limit',
+    'Dataverse calls the governor lets in flight now (AIMD, at most 52)',
+    () => governor.state().concurrency,
+  );
   gauge('dataverse_calls_in_flight', 'Dataverse calls in flight', () => governor.state().inFlight);
-  gauge('dataverse_calls_waiting', 'Dataverse calls waiting for the governor (limits, Retry-After, pacing)', () => governor.state().waiting);
-  gauge('dataverse_execution_used_seconds', "Execution time the governor counts in the window (its own calls: observed durations, plus estimates for those in flight)", () => governor.state().executionUsedMs / 1000);
-  gauge('dataverse_retry_after_seconds', 'Seconds left of a running Retry-After (0: none)', () => Math.max(0, governor.state().pausedUntil - Date.now()) / 1000);
+  gauge(
+    'dataverse_calls_waiting',
+    'Dataverse calls waiting for the governor (limits, Retry-After, pacing)',
+    () => governor.state().waiting,
+  );
+  gauge(
+    'dataverse_execution_used_seconds',
+    'Execution time the governor counts in the window (its own calls: observed durations, plus estimates for those in flight)',
+    () => governor.state().executionUsedMs / 1000,
+  );
+  gauge(
+    'dataverse_retry_after_seconds',
+    'Seconds left of a running Retry-After (0: none)',
+    () => Math.max(0, governor.state().pausedUntil - Date.now()) / 1000,
+  );
   const counter = (name: string, help: string, read: () => number): void => {
     const full = `${METRIC_PREFIX}${name}`;
     let seen = 0;
@@ -36,6 +64,10 @@ export function registerGovernorMetrics(registry: Registry, governor: Governor):
         }),
     );
   };
-  counter('dataverse_throttled_total', 'Dataverse 429 answers (service protection limits) seen by the relay', () => governor.state().throttled);
+  counter(
+    'dataverse_throttled_total',
+    'Dataverse 429 answers (service protection limits) seen by the relay',
+    () => governor.state().throttled,
+  );
   counter('dataverse_calls_total', 'Dataverse calls made through the governor', () => governor.state().calls);
 }

@@ -154,11 +154,19 @@ const MAX_ESTIMATE_STEP = SERVICE_PROTECTION.maxEstimateStep;
 function validate(options: GovernorOptions): Required<GovernorOptions> {
   const o = { ...GOVERNOR_DEFAULTS, ...options };
   const fail = (key: string, expected: string): never => {
-    throw new TypeError(`createGovernor: ${key} must be ${expected}, found ${String((options as Record<string, unknown>)[key])}`);
+    throw new TypeError(
+      `createGovernor: ${key} must be ${expected}, found ${String((options as Record<string, unknown>)[key])}`,
+    );
   };
-  if (!Number.isInteger(o.maxConcurrency) || o.maxConcurrency < 1 || o.maxConcurrency > DATAVERSE_MAX_CONCURRENT) fail('maxConcurrency', `an integer 1-${DATAVERSE_MAX_CONCURRENT}`);
-  if (!Number.isInteger(o.minConcurrency) || o.minConcurrency < 1 || o.minConcurrency > o.maxConcurrency) fail('minConcurrency', `an integer 1-maxConcurrency (${o.maxConcurrency})`);
-  if (!Number.isInteger(o.initialConcurrency) || o.initialConcurrency < o.minConcurrency || o.initialConcurrency > o.maxConcurrency) {
+  if (!Number.isInteger(o.maxConcurrency) || o.maxConcurrency < 1 || o.maxConcurrency > DATAVERSE_MAX_CONCURRENT)
+    fail('maxConcurrency', `an integer 1-${DATAVERSE_MAX_CONCURRENT}`);
+  if (!Number.isInteger(o.minConcurrency) || o.minConcurrency < 1 || o.minConcurrency > o.maxConcurrency)
+    fail('minConcurrency', `an integer 1-maxConcurrency (${o.maxConcurrency})`);
+  if (
+    !Number.isInteger(o.initialConcurrency) ||
+    o.initialConcurrency < o.minConcurrency ||
+    o.initialConcurrency > o.maxConcurrency
+  ) {
     fail('initialConcurrency', `an integer ${o.minConcurrency}-${o.maxConcurrency}`);
   }
   if (!(o.windowMs > 0)) fail('windowMs', '> 0');
@@ -266,8 +274,10 @@ class ServiceProtectionGovernor implements Governor {
     const timeMs = parseTimeRemaining(response.headers[TIME]);
     const readRequests = requests !== undefined && Number.isFinite(requests) ? requests : undefined;
     // A reading above the last one came from another server (or the window moved on): stop believing for a while.
-    const rose = (now: number | undefined, last: number | undefined, max: number): boolean => now !== undefined && last !== undefined && now > last + 0.01 * max;
-    if (rose(readRequests, this.#requests, this.#maxRequests) || rose(timeMs, this.#timeMs, this.#maxTimeMs)) this.#distrust = HEADER_TRUST_READINGS;
+    const rose = (now: number | undefined, last: number | undefined, max: number): boolean =>
+      now !== undefined && last !== undefined && now > last + 0.01 * max;
+    if (rose(readRequests, this.#requests, this.#maxRequests) || rose(timeMs, this.#timeMs, this.#maxTimeMs))
+      this.#distrust = HEADER_TRUST_READINGS;
     else if ((readRequests !== undefined || timeMs !== undefined) && this.#distrust > 0) this.#distrust--;
     if (readRequests !== undefined) {
       this.#requests = readRequests;
@@ -283,13 +293,17 @@ class ServiceProtectionGovernor implements Governor {
       this.#limit = Math.min(this.#limit, this.#ceiling());
     }
     this.#intervalMs = this.#headerPacing();
-    if (response.status === 429) this.#pause(parseRetryAfter(response.headers['retry-after']) ?? this.#o.defaultRetryAfterMs);
+    if (response.status === 429)
+      this.#pause(parseRetryAfter(response.headers['retry-after']) ?? this.#o.defaultRetryAfterMs);
     this.#pump();
   };
 
   /** The most calls in flight: `maxConcurrency`, lowered to the org's `x-ms-dop-hint` when it sent one. */
   #ceiling(): number {
-    return Math.max(this.#o.minConcurrency, Math.min(this.#o.maxConcurrency, this.#dopHint ?? Number.POSITIVE_INFINITY));
+    return Math.max(
+      this.#o.minConcurrency,
+      Math.min(this.#o.maxConcurrency, this.#dopHint ?? Number.POSITIVE_INFINITY),
+    );
   }
 
   /** Spacing from the headers while they are believed: what they say is left, spread over the window. */
@@ -298,7 +312,8 @@ class ServiceProtectionGovernor implements Governor {
     const { windowMs, paceBelow } = this.#o;
     let interval = 0;
     const r = this.#requests;
-    if (r !== undefined && this.#maxRequests > 0 && r < paceBelow * this.#maxRequests) interval = Math.max(interval, windowMs / Math.max(r, 1));
+    if (r !== undefined && this.#maxRequests > 0 && r < paceBelow * this.#maxRequests)
+      interval = Math.max(interval, windowMs / Math.max(r, 1));
     const t = this.#timeMs;
     if (t !== undefined && this.#maxTimeMs > 0 && t < paceBelow * this.#maxTimeMs) {
       const usedRequests = r === undefined ? 1 : Math.max(this.#maxRequests - r, 1);
@@ -365,17 +380,22 @@ class ServiceProtectionGovernor implements Governor {
     if (!learn) return;
     const sample = durationMs / operations;
     if (this.#operationMs === 0) this.#operationMs = sample;
-    else this.#operationMs = sample > this.#operationMs ? (this.#operationMs + sample) / 2 : 0.9 * this.#operationMs + 0.1 * sample;
+    else
+      this.#operationMs =
+        sample > this.#operationMs ? (this.#operationMs + sample) / 2 : 0.9 * this.#operationMs + 0.1 * sample;
   }
 
   #schedule(at: number): void {
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#pump();
-    }, Math.max(0, at - Date.now()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#pump();
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   #pump(): void {
@@ -397,7 +417,8 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   #acquire(signal: AbortSignal | undefined, operations: number): Promise<boolean> {
-    if (this.#closed) return Promise.reject(new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed'));
+    if (this.#closed)
+      return Promise.reject(new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed'));
     if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise<boolean>((resolve, reject) => {
       let stopListening = (): void => undefined;
@@ -422,8 +443,19 @@ class ServiceProtectionGovernor implements Governor {
         leave();
         stopListening();
         const now = Date.now();
-        const retryAfterMs = Math.max(this.#pausedUntil - now, this.#intervalMs, this.#ownStart(now, operations) - now, this.#o.defaultRetryAfterMs);
-        reject(new DataverseError('DataverseThrottled', `waited ${this.#o.maxQueueMs} ms for the service protection limits without a call starting`, { retryAfterMs }));
+        const retryAfterMs = Math.max(
+          this.#pausedUntil - now,
+          this.#intervalMs,
+          this.#ownStart(now, operations) - now,
+          this.#o.defaultRetryAfterMs,
+        );
+        reject(
+          new DataverseError(
+            'DataverseThrottled',
+            `waited ${this.#o.maxQueueMs} ms for the service protection limits without a call starting`,
+            { retryAfterMs },
+          ),
+        );
       }, this.#o.maxQueueMs);
       stopListening = whenAborted(signal, (reason) => {
         leave();
@@ -447,14 +479,16 @@ class ServiceProtectionGovernor implements Governor {
       this.#probing = false;
     }
     // Grow on success, except while probing (successes of calls sent before the pause say nothing).
-    if (outcome === 'ok' && !this.#probing) this.#limit = Math.min(this.#ceiling(), this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
+    if (outcome === 'ok' && !this.#probing)
+      this.#limit = Math.min(this.#ceiling(), this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
     this.#pump();
   }
 
   async run<T>(call: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
     const { signal } = options;
     const operations = options.operations ?? 1;
-    if (!(Number.isInteger(operations) && operations >= 1)) throw new TypeError(`governor.run: operations must be an integer >= 1, found ${String(options.operations)}`);
+    if (!(Number.isInteger(operations) && operations >= 1))
+      throw new TypeError(`governor.run: operations must be an integer >= 1, found ${String(options.operations)}`);
     const probe = await this.#acquire(signal, operations);
     if (signal?.aborted === true) {
       // Aborted between being let in and running.
@@ -501,7 +535,13 @@ class ServiceProtectionGovernor implements Governor {
         this.#release('cancelled', probe);
         throw signal!.reason;
       }
-      const error = isDataverseError(err) ? err : toDataverseError(err, { timedOut, timeoutMs, ...(options.operation === undefined ? {} : { operation: options.operation }) });
+      const error = isDataverseError(err)
+        ? err
+        : toDataverseError(err, {
+            timedOut,
+            timeoutMs,
+            ...(options.operation === undefined ? {} : { operation: options.operation }),
+          });
       if (error.code === 'DataverseThrottled') {
         // Refused before running: nothing spent.
         this.#inFlightCostMs -= estimateMs;

@@ -41,9 +41,31 @@ export {
   type EntityRef,
   type DecodedEntity,
 } from './remote-context.js';
-export { createGovernor, parseTimeRemaining, GOVERNOR_DEFAULTS, DATAVERSE_MAX_CONCURRENT, type Governor, type GovernorOptions, type GovernorState, type RunOptions } from './governor.js';
-export { createDataverseReads, READS_DEFAULTS, type DataverseReadsOptions, type DataverseReadsWithStats, type ReadStats } from './reads.js';
-export { createInteractionWriter, interactionRequest, CREATE_INTERACTION_ACTION, MAX_BATCH_SIZE, type InteractionWriterOptions, type InteractionRequest } from './writer.js';
+export {
+  createGovernor,
+  parseTimeRemaining,
+  GOVERNOR_DEFAULTS,
+  DATAVERSE_MAX_CONCURRENT,
+  type Governor,
+  type GovernorOptions,
+  type GovernorState,
+  type RunOptions,
+} from './governor.js';
+export {
+  createDataverseReads,
+  READS_DEFAULTS,
+  type DataverseReadsOptions,
+  type DataverseReadsWithStats,
+  type ReadStats,
+} from './reads.js';
+export {
+  createInteractionWriter,
+  interactionRequest,
+  CREATE_INTERACTION_ACTION,
+  MAX_BATCH_SIZE,
+  type InteractionWriterOptions,
+  type InteractionRequest,
+} from './writer.js';
 export { REALTIME_OUTBOUND_CALL, REALTIME_NOTIFICATION, TRUNCATED_PROPERTY } from './assumptions.js';
 export { registerGovernorMetrics } from './governor-metrics.js';
 export { createCallbackDirectory, type DirectoryClient, type DirectoryOptions } from './callback-directory.js';

@@ -63,12 +63,19 @@ function inFilter(key: string, ids: readonly string[]): string {
 }
 
 function isRowNotFound(err: unknown): boolean {
-  return isDataverseError(err) && err.code === 'DataverseNotFound' && (err.upstream?.code === undefined || err.upstream.code === ROW_NOT_FOUND);
+  return (
+    isDataverseError(err) &&
+    err.code === 'DataverseNotFound' &&
+    (err.upstream?.code === undefined || err.upstream.code === ROW_NOT_FOUND)
+  );
 }
 
 export function createDataverseReads(client: DynamicsWebApi, options: DataverseReadsOptions): DataverseReadsWithStats {
   const perQuery = options.contactsPerQuery ?? READS_DEFAULTS.contactsPerQuery;
-  if (!Number.isInteger(perQuery) || perQuery < 1 || perQuery > 1000) throw new TypeError(`createDataverseReads: contactsPerQuery must be an integer 1-1000, found ${String(options.contactsPerQuery)}`);
+  if (!Number.isInteger(perQuery) || perQuery < 1 || perQuery > 1000)
+    throw new TypeError(
+      `createDataverseReads: contactsPerQuery must be an integer 1-1000, found ${String(options.contactsPerQuery)}`,
+    );
   const cache = new TtlCache<string, Row>({
     max: options.messageCache?.max ?? READS_DEFAULTS.messageCacheMax,
     ttlMs: options.messageCache?.ttlMs ?? READS_DEFAULTS.messageCacheTtlMs,
@@ -78,7 +85,12 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   const governor = options.governor;
   // The client's `timeoutMs` (createDataverseClient) times every call out; else the governor's own.
   const timeoutMs = clientTimeoutMs(client);
-  const run = <T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal | undefined, operation: string, operations = 1): Promise<T> => {
+  const run = <T>(
+    call: (signal: AbortSignal) => Promise<T>,
+    signal: AbortSignal | undefined,
+    operation: string,
+    operations = 1,
+  ): Promise<T> => {
     const o: RunOptions = { signal, operation, operations };
     if (timeoutMs !== undefined) o.timeoutMs = timeoutMs;
     return governor.run(call, o);
@@ -87,11 +99,21 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
   const stats: ReadStats = { requests: 0, messageCacheHits: 0, messageCacheMisses: 0, messageInFlightShared: 0 };
 
   /** The rows of `collection` whose `key` is one of the ids of `chunks`: one GET, or one `$batch` of GETs. */
-  async function inChunks(collection: string, key: string, chunks: string[][], select: string[], signal: AbortSignal | undefined): Promise<Row[]> {
+  async function inChunks(
+    collection: string,
+    key: string,
+    chunks: string[][],
+    select: string[],
+    signal: AbortSignal | undefined,
+  ): Promise<Row[]> {
     if (chunks.length === 1) {
       const ids = chunks[0]!;
       stats.requests++;
-      const res = await run((s) => client.retrieveMultiple({ collection, select, filter: inFilter(key, ids), signal: s }), signal, `read ${ids.length} ${collection}`);
+      const res = await run(
+        (s) => client.retrieveMultiple({ collection, select, filter: inFilter(key, ids), signal: s }),
+        signal,
+        `read ${ids.length} ${collection}`,
+      );
       return res.value as Row[];
     }
     stats.requests++;
@@ -99,7 +121,8 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
       (s) => {
         // startBatch … executeBatch without an await in between: the client's batch state is per instance.
         client.startBatch();
-        for (const ids of chunks) client.retrieveMultiple({ collection, select, filter: inFilter(key, ids) }).catch(() => undefined);
+        for (const ids of chunks)
+          client.retrieveMultiple({ collection, select, filter: inFilter(key, ids) }).catch(() => undefined);
         return client.executeBatch({ inChangeSet: false, signal: s });
       },
       signal,
@@ -109,13 +132,19 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     const rows: Row[] = [];
     for (const part of parts as unknown[]) {
       if (part instanceof Error) throw part;
-      rows.push(...(((part as { value?: Row[] } | undefined)?.value) ?? []));
+      rows.push(...((part as { value?: Row[] } | undefined)?.value ?? []));
     }
     return rows;
   }
 
   /** Rows by id (as asked, any case) in as few requests as {@link inChunks} needs; ids not found are absent. */
-  async function byIds(collection: string, key: string, ids: readonly string[], columns: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, Row>> {
+  async function byIds(
+    collection: string,
+    key: string,
+    ids: readonly string[],
+    columns: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<Map<string, Row>> {
     // Requested spelling by lower-case id; ids that are not GUIDs cannot exist.
     const wanted = new Map<string, string[]>();
     for (const id of ids) {
@@ -141,17 +170,32 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     return result;
   }
 
-  async function retrieve(collection: string, id: string, select: readonly string[], signal: AbortSignal | undefined, operation: string): Promise<Row | undefined> {
+  async function retrieve(
+    collection: string,
+    id: string,
+    select: readonly string[],
+    signal: AbortSignal | undefined,
+    operation: string,
+  ): Promise<Row | undefined> {
     stats.requests++;
     try {
-      return (await run((s) => client.retrieve({ collection, key: id, select: [...select], signal: s }), signal, operation)) as Row | undefined;
+      return (await run(
+        (s) => client.retrieve({ collection, key: id, select: [...select], signal: s }),
+        signal,
+        operation,
+      )) as Row | undefined;
     } catch (err) {
       if (isRowNotFound(err)) return undefined;
       throw err;
     }
   }
 
-  function messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined> {
+  function messageRecord(
+    entitySetName: string,
+    id: string,
+    columns: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Row | undefined> {
     const key = `${entitySetName}(${id.toLowerCase()})?${[...columns].sort().join(',')}`;
     const hit = cache.get(key);
     if (hit !== undefined) {
@@ -185,4 +229,3 @@ export function createDataverseReads(client: DynamicsWebApi, options: DataverseR
     stats: () => ({ ...stats }),
   };
 }
-

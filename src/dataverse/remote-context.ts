@@ -6,7 +6,13 @@
  * attribute collections as `[{key, value}]` lists. Anything the relay cannot use is an `EventError` whose message
  * says exactly what was wrong, for the dead-letter description.
  */
-import type { ActivityEvent, DecodedEvent, EventOrigin, RealtimeEvent, TruncatedActivityEvent } from '../pipeline/index.js';
+import type {
+  ActivityEvent,
+  DecodedEvent,
+  EventOrigin,
+  RealtimeEvent,
+  TruncatedActivityEvent,
+} from '../pipeline/index.js';
 import { EventError } from '../errors.js';
 import { ACTIVITY_TILE_ID, REALTIME_OUTBOUND_CALL, TARGET_ATTRIBUTES, TRUNCATED_PROPERTY } from './assumptions.js';
 
@@ -25,7 +31,13 @@ export const ACTIVITY_COLUMNS = [
   '_msdyncrm_customerjourneyiteration_value',
 ] as const;
 
-export type { EventOrigin, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, DecodedEvent } from '../pipeline/index.js';
+export type {
+  EventOrigin,
+  ActivityEvent,
+  TruncatedActivityEvent,
+  RealtimeEvent,
+  DecodedEvent,
+} from '../pipeline/index.js';
 
 /** What decoding needs of a received message (a port `Delivery` fits). */
 export interface PostedEvent {
@@ -83,7 +95,11 @@ export function decodeValue(value: unknown): unknown {
   const o = value as Json;
   switch (typeName(o)) {
     case 'EntityReference':
-      return { id: String(o['Id']), logicalName: String(o['LogicalName']), name: typeof o['Name'] === 'string' ? o['Name'] : null } satisfies EntityRef;
+      return {
+        id: String(o['Id']),
+        logicalName: String(o['LogicalName']),
+        name: typeof o['Name'] === 'string' ? o['Name'] : null,
+      } satisfies EntityRef;
     case 'OptionSetValue':
     case 'Money':
       return o['Value'];
@@ -99,7 +115,8 @@ function collection(value: unknown): Map<string, unknown> | undefined {
   if (Array.isArray(value)) {
     const map = new Map<string, unknown>();
     for (const entry of value) {
-      if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['key'] === 'string') map.set((entry as Json)['key'] as string, (entry as Json)['value']);
+      if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['key'] === 'string')
+        map.set((entry as Json)['key'] as string, (entry as Json)['value']);
     }
     return map;
   }
@@ -110,7 +127,11 @@ function collection(value: unknown): Map<string, unknown> | undefined {
 function decodeEntity(o: Json): DecodedEntity {
   const attributes = new Map<string, unknown>();
   for (const [k, v] of collection(o['Attributes']) ?? []) attributes.set(k, decodeValue(v));
-  return { logicalName: String(o['LogicalName'] ?? ''), id: typeof o['Id'] === 'string' ? o['Id'] : undefined, attributes };
+  return {
+    logicalName: String(o['LogicalName'] ?? ''),
+    id: typeof o['Id'] === 'string' ? o['Id'] : undefined,
+    attributes,
+  };
 }
 
 function mediaType(contentType: string | undefined): string {
@@ -124,16 +145,24 @@ function unsupported(format: string): EventError {
 /** Turns the body into the context object, or says why it cannot. */
 function parseBody(event: PostedEvent): Json {
   const type = mediaType(event.contentType);
-  if (type === 'application/msbin1') throw unsupported('.NET Binary XML (application/msbin1, serviceendpoint messageformat 1)');
-  if (type === 'application/xml' || type === 'text/xml') throw unsupported(`Text XML (${type}, serviceendpoint messageformat 3)`);
+  if (type === 'application/msbin1')
+    throw unsupported('.NET Binary XML (application/msbin1, serviceendpoint messageformat 1)');
+  if (type === 'application/xml' || type === 'text/xml')
+    throw unsupported(`Text XML (${type}, serviceendpoint messageformat 3)`);
   let body = event.body;
   if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
     const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
     const first = bytes[start];
     // [MC-NBFX] documents start with an element record (0x40-0x77); text never holds control bytes like these.
-    if (first !== undefined && ((first >= 0x40 && first <= 0x77 && bytes.length > start + 1 && bytes[start + 1]! < 0x20) || hasBinaryBytes(bytes, start))) {
-      throw unsupported(`binary (first byte 0x${first.toString(16).padStart(2, '0')}, likely .NET Binary XML, serviceendpoint messageformat 1)`);
+    if (
+      first !== undefined &&
+      ((first >= 0x40 && first <= 0x77 && bytes.length > start + 1 && bytes[start + 1]! < 0x20) ||
+        hasBinaryBytes(bytes, start))
+    ) {
+      throw unsupported(
+        `binary (first byte 0x${first.toString(16).padStart(2, '0')}, likely .NET Binary XML, serviceendpoint messageformat 1)`,
+      );
     }
     body = bytes.toString('utf8', start);
   }
@@ -144,12 +173,18 @@ function parseBody(event: PostedEvent): Json {
     try {
       body = JSON.parse(text);
     } catch (err) {
-      throw new EventError('EventUndecodable', `the body is not valid JSON: ${(err as Error).message} (it starts with ${shown(text.slice(0, 40))})`);
+      throw new EventError(
+        'EventUndecodable',
+        `the body is not valid JSON: ${(err as Error).message} (it starts with ${shown(text.slice(0, 40))})`,
+      );
     }
   }
   if (body === undefined || body === null) throw new EventError('EventUndecodable', 'the body is empty');
   if (typeof body !== 'object' || Array.isArray(body)) {
-    throw new EventError('EventUndecodable', `the body must be a JSON object (a RemoteExecutionContext), found ${Array.isArray(body) ? 'an array' : typeof body}`);
+    throw new EventError(
+      'EventUndecodable',
+      `the body must be a JSON object (a RemoteExecutionContext), found ${Array.isArray(body) ? 'an array' : typeof body}`,
+    );
   }
   return body as Json;
 }
@@ -197,10 +232,18 @@ function attributeString(attrs: Map<string, unknown>, key: string): string {
 function attributeReference(attrs: Map<string, unknown>, key: string, table: string): string {
   const v = attrs.get(key);
   const ref = v as Partial<EntityRef> | undefined;
-  if (typeof v !== 'object' || v === null || v instanceof Date || typeof ref?.id !== 'string' || ref.id === '' || typeof ref.logicalName !== 'string') {
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    v instanceof Date ||
+    typeof ref?.id !== 'string' ||
+    ref.id === '' ||
+    typeof ref.logicalName !== 'string'
+  ) {
     missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, v instanceof Date ? v.toISOString() : v);
   }
-  if (ref.logicalName !== table) missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, `a reference to ${ref.logicalName}`);
+  if (ref.logicalName !== table)
+    missing(`Target attribute '${key}'`, `an EntityReference to ${table}`, `a reference to ${ref.logicalName}`);
   return ref.id;
 }
 
@@ -208,12 +251,21 @@ function decodeActivity(context: Json, from: EventOrigin): ActivityEvent | Trunc
   const inputs = collection(context['InputParameters']);
   const target = inputs?.get('Target');
   if (typeof target !== 'object' || target === null) {
-    missing("InputParameters 'Target'", 'the created Entity', target, ` (input parameters: ${inputs === undefined ? 'none' : [...inputs.keys()].join(', ') || 'none'})`);
+    missing(
+      "InputParameters 'Target'",
+      'the created Entity',
+      target,
+      ` (input parameters: ${inputs === undefined ? 'none' : [...inputs.keys()].join(', ') || 'none'})`,
+    );
   }
   const entity = decodeEntity(target as Json);
   const attrs = entity.attributes;
-  const rowId = entity.id ?? (typeof attrs.get(ACTIVITY_KEY) === 'string' ? (attrs.get(ACTIVITY_KEY) as string) : undefined) ?? (context['PrimaryEntityId'] as string | undefined);
-  if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID) missing('Target Id', 'the activity row id', rowId);
+  const rowId =
+    entity.id ??
+    (typeof attrs.get(ACTIVITY_KEY) === 'string' ? (attrs.get(ACTIVITY_KEY) as string) : undefined) ??
+    (context['PrimaryEntityId'] as string | undefined);
+  if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID)
+    missing('Target Id', 'the activity row id', rowId);
   // A Create's Target holds what the create request set: an attribute set later (or by a plug-in) is on the row only.
   const absent = TARGET_ATTRIBUTES.filter((key) => !attrs.has(key));
   if (absent.length > 0) return { kind: 'activity-truncated', activityRowId: rowId, missing: absent, ...from };
@@ -248,18 +300,25 @@ function decodeRealtime(context: Json, raw: string, from: EventOrigin): Realtime
   } catch (err) {
     throw new EventError('EventUndecodable', `${where} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new EventError('EventUndecodable', `${where} must hold a JSON object, found ${shown(payload)}`);
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw new EventError('EventUndecodable', `${where} must hold a JSON object, found ${shown(payload)}`);
   const p = payload as Json;
   const field = (key: string): string => requiredString(p, key, `${where}: '${key}'`);
   const message = p['Message'];
-  if (typeof message !== 'object' || message === null || Array.isArray(message) || !Object.values(message).every((v) => typeof v === 'string')) {
+  if (
+    typeof message !== 'object' ||
+    message === null ||
+    Array.isArray(message) ||
+    !Object.values(message).every((v) => typeof v === 'string')
+  ) {
     missing(`${where}: 'Message'`, 'an object of strings (message parts by name)', message);
   }
   const app = p['MarketingAppContext'];
   const appContext = typeof app === 'object' && app !== null ? (app as Json) : {};
   const journeyId = appContext['CustomerJourneyId'];
   const isTestSend = appContext['IsTestSend'];
-  if (isTestSend !== undefined && typeof isTestSend !== 'boolean') missing(`${where}: 'MarketingAppContext.IsTestSend'`, 'true or false', isTestSend);
+  if (isTestSend !== undefined && typeof isTestSend !== 'boolean')
+    missing(`${where}: 'MarketingAppContext.IsTestSend'`, 'true or false', isTestSend);
   return {
     kind: 'realtime',
     customApi: api,
@@ -284,7 +343,10 @@ export function decodeRemoteContext(event: PostedEvent): DecodedEvent {
   const messageName = context['MessageName'];
   if (typeof messageName !== 'string' || messageName === '') {
     const keys = Object.keys(context).slice(0, 8).join(', ') || 'none';
-    throw new EventError('EventUndecodable', `the body is not a RemoteExecutionContext: it has no MessageName (members: ${keys})`);
+    throw new EventError(
+      'EventUndecodable',
+      `the body is not a RemoteExecutionContext: it has no MessageName (members: ${keys})`,
+    );
   }
   const table = typeof context['PrimaryEntityName'] === 'string' ? context['PrimaryEntityName'] : undefined;
   const raw = realtimePayload(context);
@@ -295,11 +357,16 @@ export function decodeRemoteContext(event: PostedEvent): DecodedEvent {
       `the message '${messageName}' on '${table ?? 'none'}' is not one the relay handles (Create of ${ACTIVITY_TABLE}, or a real-time journeys outbound Custom API with a '${REALTIME_OUTBOUND_CALL.inputParameter}' input)`,
     );
   }
-  if (table !== ACTIVITY_TABLE) throw new EventError('EventUnknownTable', `a Create of '${table ?? 'nothing'}', not of ${ACTIVITY_TABLE}: the step is registered on the wrong table`);
+  if (table !== ACTIVITY_TABLE)
+    throw new EventError(
+      'EventUnknownTable',
+      `a Create of '${table ?? 'nothing'}', not of ${ACTIVITY_TABLE}: the step is registered on the wrong table`,
+    );
   const from = origin(context);
   if (isTruncated(event, context)) {
     const rowId = context['PrimaryEntityId'];
-    if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID) missing('PrimaryEntityId (of an event truncated by Dataverse)', 'the activity row id', rowId);
+    if (typeof rowId !== 'string' || rowId === '' || rowId === EMPTY_GUID)
+      missing('PrimaryEntityId (of an event truncated by Dataverse)', 'the activity row id', rowId);
     return { kind: 'activity-truncated', activityRowId: rowId, ...from };
   }
   return decodeActivity(context, from);

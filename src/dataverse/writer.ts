@@ -28,7 +28,8 @@ export interface InteractionWriterOptions {
 }
 
 /** What one interaction becomes: an action call, or nothing to write. */
-export type InteractionRequest = { kind: 'action'; actionName: string; action: Record<string, unknown> } | { kind: 'none'; reason: string };
+export type InteractionRequest =
+  { kind: 'action'; actionName: string; action: Record<string, unknown> } | { kind: 'none'; reason: string };
 
 /** The action call for one interaction (pure; see docs/emulators/dataverse.md for the bodies). */
 export function interactionRequest(m: InteractionMessage): InteractionRequest {
@@ -39,8 +40,14 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
       actionName: CREATE_INTERACTION_ACTION,
       action: {
         ActivityId: c.activityId,
-        CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: c.journeyId },
-        CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: c.iterationId },
+        CustomerJourney: {
+          '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney',
+          msdyncrm_customerjourneyid: c.journeyId,
+        },
+        CustomerJourneyIteration: {
+          '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration',
+          msdyncrm_customerjourneyiterationid: c.iterationId,
+        },
         Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: c.contactId },
         EntityType: c.entityType,
         EntityId: c.entityId,
@@ -50,7 +57,8 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
     };
   }
   if (m.responseType === INBOUND_RESPONSE_TYPE) {
-    if (m.inbound === undefined) return { kind: 'none', reason: `an '${INBOUND_RESPONSE_TYPE}' interaction without its message` };
+    if (m.inbound === undefined)
+      return { kind: 'none', reason: `an '${INBOUND_RESPONSE_TYPE}' interaction without its message` };
     const inbound = {
       ChannelDefinitionId: c.channelDefinitionId,
       From: c.from,
@@ -60,10 +68,17 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
       Message: { ...m.inbound.parts, [REALTIME_INBOUND.textPart]: m.inbound.text },
       MessageId: m.providerMessageId ?? c.requestId,
     };
-    return { kind: 'action', actionName: REALTIME_INBOUND.action, action: { [REALTIME_INBOUND.parameter]: JSON.stringify(inbound) } };
+    return {
+      kind: 'action',
+      actionName: REALTIME_INBOUND.action,
+      action: { [REALTIME_INBOUND.parameter]: JSON.stringify(inbound) },
+    };
   }
   if (REALTIME_NOTIFICATION.nothingToWrite.includes(m.responseType)) {
-    return { kind: 'none', reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see assumptions.ts)` };
+    return {
+      kind: 'none',
+      reason: `real-time status '${m.responseType}' has no notification (UNVERIFIED, see assumptions.ts)`,
+    };
   }
   const status = REALTIME_NOTIFICATION.statusMap[m.responseType] ?? m.responseType;
   const payload: Record<string, unknown> = {
@@ -75,7 +90,11 @@ export function interactionRequest(m: InteractionMessage): InteractionRequest {
     Status: status,
   };
   payload['StatusDetails'] = statusDetails(m);
-  return { kind: 'action', actionName: REALTIME_NOTIFICATION.action, action: { [REALTIME_NOTIFICATION.parameter]: JSON.stringify(payload) } };
+  return {
+    kind: 'action',
+    actionName: REALTIME_NOTIFICATION.action,
+    action: { [REALTIME_NOTIFICATION.parameter]: JSON.stringify(payload) },
+  };
 }
 
 /** `StatusDetails`, a `Dictionary<string, object>`: always an object, with what the relay knows (REALTIME_NOTIFICATION). */
@@ -88,32 +107,52 @@ function statusDetails(m: InteractionMessage): Record<string, unknown> {
   return details;
 }
 
-export function createInteractionWriter(client: DynamicsWebApi, governor: Governor, options: InteractionWriterOptions = {}): InteractionWriter {
+export function createInteractionWriter(
+  client: DynamicsWebApi,
+  governor: Governor,
+  options: InteractionWriterOptions = {},
+): InteractionWriter {
   const batchSize = options.batchSize ?? 100;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
-    throw new TypeError(`createInteractionWriter: batchSize must be an integer 1-${MAX_BATCH_SIZE}, found ${String(options.batchSize)}`);
+    throw new TypeError(
+      `createInteractionWriter: batchSize must be an integer 1-${MAX_BATCH_SIZE}, found ${String(options.batchSize)}`,
+    );
   }
 
   const timeoutMs = clientTimeoutMs(client);
 
-  async function writeBatch(batch: Array<{ index: number; request: Extract<InteractionRequest, { kind: 'action' }> }>, results: WriteResult[], signal: AbortSignal | undefined): Promise<void> {
+  async function writeBatch(
+    batch: Array<{ index: number; request: Extract<InteractionRequest, { kind: 'action' }> }>,
+    results: WriteResult[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     let parts: unknown[];
     try {
       parts = (await governor.run(
         (s) => {
           // startBatch … executeBatch without an await in between: the client's batch state is per instance.
           client.startBatch();
-          for (const { request } of batch) client.callAction({ actionName: request.actionName, action: request.action }).catch(() => undefined);
+          for (const { request } of batch)
+            client.callAction({ actionName: request.actionName, action: request.action }).catch(() => undefined);
           return client.executeBatch({ continueOnError: true, inChangeSet: false, signal: s });
         },
-        { signal, operation: `$batch of ${batch.length} interactions`, operations: batch.length, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+        {
+          signal,
+          operation: `$batch of ${batch.length} interactions`,
+          operations: batch.length,
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        },
       )) as unknown[];
     } catch (err) {
       // Aborted (stopping) or failed as a whole: no item of this batch is known to be written. A retryable error
       // either way, so the caller hands them back while keeping the results of the batches that did answer.
       const error =
         signal?.aborted === true
-          ? new DataverseError('DataverseUnavailable', `$batch of ${batch.length} interactions: stopped before Dataverse answered`, { cause: err })
+          ? new DataverseError(
+              'DataverseUnavailable',
+              `$batch of ${batch.length} interactions: stopped before Dataverse answered`,
+              { cause: err },
+            )
           : toDataverseError(err);
       for (const { index } of batch) results[index] = { ok: false, error };
       return;
@@ -121,8 +160,21 @@ export function createInteractionWriter(client: DynamicsWebApi, governor: Govern
     batch.forEach(({ index, request }, i) => {
       const part = parts[i];
       if (i >= parts.length) {
-        results[index] = { ok: false, error: toDataverseError(Object.assign(new Error(`the $batch answered ${parts.length} parts for ${batch.length} operations`), { status: 502 })) };
-      } else if (part instanceof Error || (typeof part === 'object' && part !== null && typeof (part as { status?: unknown }).status === 'number' && (part as { status: number }).status >= 400)) {
+        results[index] = {
+          ok: false,
+          error: toDataverseError(
+            Object.assign(new Error(`the $batch answered ${parts.length} parts for ${batch.length} operations`), {
+              status: 502,
+            }),
+          ),
+        };
+      } else if (
+        part instanceof Error ||
+        (typeof part === 'object' &&
+          part !== null &&
+          typeof (part as { status?: unknown }).status === 'number' &&
+          (part as { status: number }).status >= 400)
+      ) {
         const error: DataverseError = toDataverseError(part, { operation: request.actionName });
         results[index] = { ok: false, error };
       } else {

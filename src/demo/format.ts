@@ -14,27 +14,50 @@ export function formatFunnel(summary: DemoSummary): string {
   const row = (name: string, f: Omit<JourneyFunnel, 'journeyId'>): string[] => [
     name,
     ...[f.activities, f.skippedByCompliance, f.sent, f.failed, f.deadLettered].map(String),
-    ...(withFeedback ? [f.feedback?.delivered, f.feedback?.opened, f.feedback?.keywordReplies, f.feedback?.optOuts].map((n) => String(n ?? 0)) : []),
+    ...(withFeedback
+      ? [f.feedback?.delivered, f.feedback?.opened, f.feedback?.keywordReplies, f.feedback?.optOuts].map((n) =>
+          String(n ?? 0),
+        )
+      : []),
   ];
   const rows = summary.journeys.map((j) => row(j.name ?? j.journeyId, j));
-  if (rows.length > 1) rows.push(row('All journeys', { ...summary, name: 'All journeys', ...(summary.feedback === undefined ? {} : { feedback: summary.feedback }) }));
+  if (rows.length > 1)
+    rows.push(
+      row('All journeys', {
+        ...summary,
+        name: 'All journeys',
+        ...(summary.feedback === undefined ? {} : { feedback: summary.feedback }),
+      }),
+    );
   const header = ['Journey', ...COLUMNS, ...(withFeedback ? FEEDBACK_COLUMNS : [])];
   const cells = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const line = (r: readonly string[]): string =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   const perActivity = summary.activities > 0 ? (summary.dataverseRequests / summary.activities).toFixed(3) : '0';
-  const reasons = Object.entries(summary.deadLetterReasons).flatMap(([queue, byReason]) => Object.entries(byReason).map(([reason, n]) => `${queue}: ${reason} × ${n}`));
+  const reasons = Object.entries(summary.deadLetterReasons).flatMap(([queue, byReason]) =>
+    Object.entries(byReason).map(([reason, n]) => `${queue}: ${reason} × ${n}`),
+  );
   return [
     '',
     ...cells.map(line),
     '',
     ...(summary.optedOutAfterCreation > 0
-      ? [`${summary.optedOutAfterCreation} of the skipped contacts opted out after their activity was created: the relay re-checked and sent them nothing.`, '']
+      ? [
+          `${summary.optedOutAfterCreation} of the skipped contacts opted out after their activity was created: the relay re-checked and sent them nothing.`,
+          '',
+        ]
       : []),
     `Provider messages: ${summary.providerMessages} (duplicates: ${summary.duplicates})`,
     `Throughput: ${summary.activities} activities in ${seconds(summary.durationMs)} (${summary.activitiesPerSecond} per second)`,
     `Dataverse requests by the send path: ${summary.dataverseRequests} (${perActivity} per activity; a $batch counts once)`,
-    ...(summary.callbacksDataverseRequests === undefined ? [] : [`Dataverse requests by the callbacks service: ${summary.callbacksDataverseRequests} (looking up the contact and activity of a click or reply, opt-outs)`]),
-    ...(reasons.length > 0 ? [`Dead letters: ${reasons.join(', ')} (channel-relay dead-letters list <queue> shows them)`] : []),
+    ...(summary.callbacksDataverseRequests === undefined
+      ? []
+      : [
+          `Dataverse requests by the callbacks service: ${summary.callbacksDataverseRequests} (looking up the contact and activity of a click or reply, opt-outs)`,
+        ]),
+    ...(reasons.length > 0
+      ? [`Dead letters: ${reasons.join(', ')} (channel-relay dead-letters list <queue> shows them)`]
+      : []),
   ].join('\n');
 }

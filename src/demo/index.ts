@@ -1,5 +1,14 @@
 /** The embedded run: the whole system on loopback (`startEmbeddedSystem`) and `channel-relay demo` (`runDemo`). */
-export { startEmbeddedSystem, sampleSeed, DEMO_SECRETS, ADMIN_TOKEN, FEEDBACK_RATES, type EmbeddedSystem, type EmbeddedSystemOptions, type FeedbackRates } from './system.js';
+export {
+  startEmbeddedSystem,
+  sampleSeed,
+  DEMO_SECRETS,
+  ADMIN_TOKEN,
+  FEEDBACK_RATES,
+  type EmbeddedSystem,
+  type EmbeddedSystemOptions,
+  type FeedbackRates,
+} from './system.js';
 export { runDemo, type DemoOptions, type DemoResult } from './run.js';
 export { formatFunnel } from './format.js';
 export { DataverseRecords } from './records.js';

@@ -28,7 +28,8 @@ export interface ProgressOptions {
 export function startProgress(options: ProgressOptions): Progress {
   const bar = new SingleBar(
     {
-      format: 'relaying  {bar} {percentage}% | {value}/{total} activities | {sent} interactions | {rate}/s | ETA {eta_formatted}',
+      format:
+        'relaying  {bar} {percentage}% | {value}/{total} activities | {sent} interactions | {rate}/s | ETA {eta_formatted}',
       stream: options.stream,
       noTTYOutput: true,
       notTTYSchedule: (options.lineEverySeconds ?? 5) * 1000,

@@ -57,13 +57,18 @@ export interface FeedbackTypes {
  * keyword reply. An interaction is the row's that the emulator resolved it to (`activityRowId`): `activityId` is the
  * tile's id, shared by the rows of a journey run.
  */
-export function feedbackCounts(interactions: Iterable<Interaction>, activityRowIds: ReadonlySet<string>, types: FeedbackTypes): Omit<FeedbackFunnel, 'optOuts'> {
+export function feedbackCounts(
+  interactions: Iterable<Interaction>,
+  activityRowIds: ReadonlySet<string>,
+  types: FeedbackTypes,
+): Omit<FeedbackFunnel, 'optOuts'> {
   const delivered = new Set<string>();
   const opened = new Set<string>();
   let keywordReplies = 0;
   for (const i of interactions) {
     const id = i.activityRowId?.toLowerCase();
-    if (id === undefined || !activityRowIds.has(id) || i.responseType === undefined || i.duplicateOf !== undefined) continue;
+    if (id === undefined || !activityRowIds.has(id) || i.responseType === undefined || i.duplicateOf !== undefined)
+      continue;
     if (types.delivered.has(i.responseType)) delivered.add(id);
     else if (types.opened.has(i.responseType)) opened.add(id);
     else if (types.keyword.has(i.responseType)) keywordReplies += 1;
@@ -107,7 +112,8 @@ export class DataverseRecords {
 
   async #get<T>(pathAndQuery: string): Promise<T> {
     const res = await fetch(`${this.url}${pathAndQuery}`, { signal: AbortSignal.timeout(RECORDS_TIMEOUT_MS) });
-    if (res.status !== 200) throw new Error(`the Dataverse emulator answered ${res.status} to GET ${pathAndQuery}: ${await res.text()}`);
+    if (res.status !== 200)
+      throw new Error(`the Dataverse emulator answered ${res.status} to GET ${pathAndQuery}: ${await res.text()}`);
     return (await res.json()) as T;
   }
 
@@ -118,12 +124,16 @@ export class DataverseRecords {
   }
 
   async interactions(journeyId: string): Promise<Interaction[]> {
-    return (await this.#get<{ value: Interaction[] }>(`/_emulator/interactions?journeyId=${encodeURIComponent(journeyId)}`)).value;
+    return (
+      await this.#get<{ value: Interaction[] }>(`/_emulator/interactions?journeyId=${encodeURIComponent(journeyId)}`)
+    ).value;
   }
 
   /** Web API requests made with the bearer token `token` (the emulator's caller identity), a `$batch` counted once. */
   async requestsOf(token: string): Promise<{ requests: number; reads: number; writes: number }> {
-    const stats = await this.#get<{ traffic: { identities: Record<string, { requests: number; reads: number; writes: number }> } }>('/_emulator/stats');
+    const stats = await this.#get<{
+      traffic: { identities: Record<string, { requests: number; reads: number; writes: number }> };
+    }>('/_emulator/stats');
     return stats.traffic.identities[token] ?? { requests: 0, reads: 0, writes: 0 };
   }
 
@@ -134,7 +144,10 @@ export class DataverseRecords {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ count: contacts, generateContacts: true }),
     });
-    if (res.status !== 200) throw new Error(`running journey ${journeyId} failed: the Dataverse emulator answered ${res.status}: ${await res.text()}`);
+    if (res.status !== 200)
+      throw new Error(
+        `running journey ${journeyId} failed: the Dataverse emulator answered ${res.status}: ${await res.text()}`,
+      );
     return (await res.json()) as JourneyRunResult;
   }
 
@@ -144,7 +157,8 @@ export class DataverseRecords {
     for (let i = 0; i < contactIds.length; i += CONTACTS_PER_READ) {
       const ids = contactIds.slice(i, i + CONTACTS_PER_READ);
       const filter = `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids.map((id) => `'${id}'`).join(',')}])`;
-      const rows = (await this.admin.retrieveMultiple({ collection: 'contacts', select: ['contactid', field], filter })).value as Array<Record<string, unknown>>;
+      const rows = (await this.admin.retrieveMultiple({ collection: 'contacts', select: ['contactid', field], filter }))
+        .value as Array<Record<string, unknown>>;
       for (const row of rows) if (row[field] === true) out.add(String(row['contactid']).toLowerCase());
     }
     return out;
@@ -206,7 +220,10 @@ export interface Outcomes {
 }
 
 /** The activity row ids with a `sent` interaction, and with one of `failureTypes`, among `interactions`. */
-export function interactionOutcomes(interactions: Iterable<Interaction>, failureTypes: ReadonlySet<string>): { sent: Set<string>; failed: Set<string> } {
+export function interactionOutcomes(
+  interactions: Iterable<Interaction>,
+  failureTypes: ReadonlySet<string>,
+): { sent: Set<string>; failed: Set<string> } {
   const sent = new Set<string>();
   const failed = new Set<string>();
   for (const i of interactions) {
@@ -231,8 +248,15 @@ function outcomeOf(a: JourneyRunResult['created'][number], o: Outcomes): Outcome
 }
 
 /** The activities of these runs that have no outcome yet. */
-export function withoutOutcome(runs: readonly JourneyRunResult[], o: Outcomes): Array<{ journeyId: string; activityRowId: string; contactId: string }> {
-  return runs.flatMap((r) => r.created.filter((a) => outcomeOf(a, o) === undefined).map((a) => ({ journeyId: r.journeyId, activityRowId: a.activityRowId.toLowerCase(), contactId: a.contactId })));
+export function withoutOutcome(
+  runs: readonly JourneyRunResult[],
+  o: Outcomes,
+): Array<{ journeyId: string; activityRowId: string; contactId: string }> {
+  return runs.flatMap((r) =>
+    r.created
+      .filter((a) => outcomeOf(a, o) === undefined)
+      .map((a) => ({ journeyId: r.journeyId, activityRowId: a.activityRowId.toLowerCase(), contactId: a.contactId })),
+  );
 }
 
 /** One funnel per journey run: each of its activities counted once, by its outcome. */
@@ -257,7 +281,10 @@ export function funnels(runs: ReadonlyArray<JourneyRunResult & { name?: string }
 }
 
 /** Provider messages for the same activity beyond the first (the activity row id is every call's idempotency key). */
-export function repeatedProviderMessages(sim: Pick<ProviderSimulators, 'messages'>): { messages: number; repeats: number } {
+export function repeatedProviderMessages(sim: Pick<ProviderSimulators, 'messages'>): {
+  messages: number;
+  repeats: number;
+} {
   const seen = new Set<string>();
   let repeats = 0;
   const messages = sim.messages();

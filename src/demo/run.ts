@@ -17,7 +17,20 @@ import { createServiceBusClient } from '../servicebus/index.js';
 import { delayUnlessAborted, raceAbort, whenAborted } from '../abort.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
-import { activityIndex, DataverseRecords, deadLetteredActivities, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary, type FeedbackFunnel, type FeedbackTypes, type Outcomes } from './records.js';
+import {
+  activityIndex,
+  DataverseRecords,
+  deadLetteredActivities,
+  feedbackCounts,
+  funnels,
+  interactionOutcomes,
+  repeatedProviderMessages,
+  withoutOutcome,
+  type DemoSummary,
+  type FeedbackFunnel,
+  type FeedbackTypes,
+  type Outcomes,
+} from './records.js';
 import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions, type FeedbackRates } from './system.js';
 
 export interface DemoOptions {
@@ -72,8 +85,15 @@ function seedJourneys(system: EmbeddedSystem): DemoJourney[] {
     const row = rows.find((r) => String(r['msdyncrm_customerjourneyid']).toLowerCase() === j.journeyId.toLowerCase());
     const name = row?.['msdyncrm_name'];
     const tile = system.channels.all().find((c) => c.tile?.entityType === j.entityType)?.tile;
-    if (tile === undefined) throw new Error(`no channel in ${system.channels.file} has a tile for ${j.entityType}, the message table of journey ${j.journeyId}`);
-    return { journeyId: j.journeyId, complianceField: tile.complianceField, ...(typeof name === 'string' ? { name } : {}) };
+    if (tile === undefined)
+      throw new Error(
+        `no channel in ${system.channels.file} has a tile for ${j.entityType}, the message table of journey ${j.journeyId}`,
+      );
+    return {
+      journeyId: j.journeyId,
+      complianceField: tile.complianceField,
+      ...(typeof name === 'string' ? { name } : {}),
+    };
   });
 }
 
@@ -104,7 +124,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
   try {
     const feedback = options.feedback !== undefined && options.feedback !== false;
-    const system = closer.add('embedded system', await startEmbeddedSystem({ ...options.system, feedback: options.feedback ?? false, smsPerSecond: options.smsPerSecond ?? 100, log }));
+    const system = closer.add(
+      'embedded system',
+      await startEmbeddedSystem({
+        ...options.system,
+        feedback: options.feedback ?? false,
+        smsPerSecond: options.smsPerSecond ?? 100,
+        log,
+      }),
+    );
     checkSignal();
     const records = new DataverseRecords(system.dv.url, system.admin);
     const journeys = seedJourneys(system);
@@ -113,20 +141,38 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const started = Date.now();
     const runs: Array<JourneyRunResult & { name?: string }> = [];
     for (const j of journeys) {
-      runs.push({ ...(await records.runJourney(j.journeyId, options.contacts)), ...(j.name === undefined ? {} : { name: j.name }) });
+      runs.push({
+        ...(await records.runJourney(j.journeyId, options.contacts)),
+        ...(j.name === undefined ? {} : { name: j.name }),
+      });
       checkSignal();
     }
     // Contacts opting out after their activity was created: the relay re-checks and sends them nothing.
     const lateOptOuts = options.lateOptOuts ?? 0;
-    for (const [i, run] of runs.entries()) await records.optOut(run.created.slice(0, lateOptOuts).map((a) => a.contactId), (journeys[i] as DemoJourney).complianceField);
+    for (const [i, run] of runs.entries())
+      await records.optOut(
+        run.created.slice(0, lateOptOuts).map((a) => a.contactId),
+        (journeys[i] as DemoJourney).complianceField,
+      );
     const index = activityIndex(runs);
     const total = runs.reduce((n, r) => n + r.created.length, 0);
-    options.out(`running ${journeys.length === 1 ? 'the sample journey' : `${journeys.length} journeys`} over ${options.contacts} contacts: ${total} activities`);
+    options.out(
+      `running ${journeys.length === 1 ? 'the sample journey' : `${journeys.length} journeys`} over ${options.contacts} contacts: ${total} activities`,
+    );
 
     const registry: Registry = createMetricsRegistry({ labels: { service: 'demo' } });
     // A short operation timeout on loopback: an idle session slot's accept (which a stop waits for) ends within it.
     const relay = (stages: readonly StageName[], tokenIdentity: string): RunningRelay => {
-      const started = startRelay({ stages, config: system.config, ...(system.callbackKeys ? { callbackKeys: system.callbackKeys } : {}), channels: system.channels, log, registry, serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } }, dataverse: { tokenIdentity } });
+      const started = startRelay({
+        stages,
+        config: system.config,
+        ...(system.callbackKeys ? { callbackKeys: system.callbackKeys } : {}),
+        channels: system.channels,
+        log,
+        registry,
+        serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } },
+        dataverse: { tokenIdentity },
+      });
       relays.push(started);
       return closer.add(`relay ${stages.join(',')}`, started);
     };
@@ -135,34 +181,58 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (feedback) relay(['callbacks'], CALLBACKS_IDENTITY);
     const health: HealthServer | undefined =
       options.serve === true
-        ? closer.add('health server', await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => relays.flatMap((r) => r.readiness()), log }))
+        ? closer.add(
+            'health server',
+            await startHealthServer({
+              port: 0,
+              host: '127.0.0.1',
+              registry,
+              readiness: () => relays.flatMap((r) => r.readiness()),
+              log,
+            }),
+          )
         : undefined;
 
     /** A loop or server that stopped on its own (the callbacks port taken, a client closed) ends the run with its reason. */
     const failOnDeadLoops = (): void => {
       const dead = relays.flatMap((r) => r.deadLoops());
-      if (dead.length > 0) throw new Error(`a worker loop stopped: ${dead.map((d) => `${d.name}: ${d.reason}`).join('; ')}`);
+      if (dead.length > 0)
+        throw new Error(`a worker loop stopped: ${dead.map((d) => `${d.name}: ${d.reason}`).join('; ')}`);
     };
     const bus = createServiceBusClient({ connectionString: system.sb.connectionString });
     closer.add('records client', () => bus.close());
     const queues = Object.values(system.config.serviceBus.queues);
-    const failureTypes = new Set(system.channels.all().flatMap((c) => (c.failureResponseType === undefined ? [] : [c.failureResponseType])));
+    const failureTypes = new Set(
+      system.channels.all().flatMap((c) => (c.failureResponseType === undefined ? [] : [c.failureResponseType])),
+    );
     const withCallbacks = system.channels.all().filter((c) => c.callbacks !== undefined);
     const feedbackTypes: FeedbackTypes = {
       delivered: new Set(withCallbacks.map((c) => c.callbacks?.deliveredResponseType as string)),
       opened: new Set(withCallbacks.map((c) => c.callbacks?.openedResponseType as string)),
-      keyword: new Set(withCallbacks.flatMap((c) => (c.tile?.responseTypes ?? []).filter((t) => t.custom).map((t) => t.id))),
+      keyword: new Set(
+        withCallbacks.flatMap((c) => (c.tile?.responseTypes ?? []).filter((t) => t.custom).map((t) => t.id)),
+      ),
     };
 
     /** Every activity's outcome from the records; the contacts of those without one are checked for opting out. */
     const outcomes = async (): Promise<{ outcomes: Outcomes; reasons: Record<string, Record<string, number>> }> => {
       const interactions = (await Promise.all(runs.map((r) => records.interactions(r.journeyId)))).flat();
       const dead = await deadLetteredActivities(bus, queues, new Set(index.keys()));
-      const o: Outcomes = { ...interactionOutcomes(interactions, failureTypes), deadLettered: dead.activities, optedOut: new Set() };
+      const o: Outcomes = {
+        ...interactionOutcomes(interactions, failureTypes),
+        deadLettered: dead.activities,
+        optedOut: new Set(),
+      };
       const optedOut = new Set<string>();
       for (const j of journeys) {
-        const pending = withoutOutcome(runs.filter((r) => r.journeyId === j.journeyId), o);
-        const contacts = await records.optedOut(pending.map((p) => p.contactId), j.complianceField);
+        const pending = withoutOutcome(
+          runs.filter((r) => r.journeyId === j.journeyId),
+          o,
+        );
+        const contacts = await records.optedOut(
+          pending.map((p) => p.contactId),
+          j.complianceField,
+        );
         for (const p of pending) if (contacts.has(p.contactId.toLowerCase())) optedOut.add(p.activityRowId);
       }
       return { outcomes: { ...o, optedOut }, reasons: dead.reasons };
@@ -179,14 +249,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           const ids = new Set(run.created.map((a) => a.activityRowId.toLowerCase()));
           const counts = feedbackCounts(await records.interactions(run.journeyId), ids, feedbackTypes);
           // Opted out by a reply: the contacts reached whose compliance field is set now, less those who opted out before any message.
-          const optedOutNow = await records.optedOut(run.created.map((a) => a.contactId), (journeys[i] as DemoJourney).complianceField);
+          const optedOutNow = await records.optedOut(
+            run.created.map((a) => a.contactId),
+            (journeys[i] as DemoJourney).complianceField,
+          );
           f.feedback = { ...counts, optOuts: optedOutNow.size - f.optedOutAfterCreation };
-          for (const key of ['delivered', 'opened', 'keywordReplies', 'optOuts'] as const) feedbackTotal[key] += f.feedback[key];
+          for (const key of ['delivered', 'opened', 'keywordReplies', 'optOuts'] as const)
+            feedbackTotal[key] += f.feedback[key];
         }
       }
       const provider = repeatedProviderMessages(system.sim);
       const { duplicates } = await records.interactionCount();
-      const sum = (key: 'activities' | 'skippedByCompliance' | 'optedOutAfterCreation' | 'sent' | 'failed' | 'deadLettered'): number => journeysFunnel.reduce((n, f) => n + f[key], 0);
+      const sum = (
+        key: 'activities' | 'skippedByCompliance' | 'optedOutAfterCreation' | 'sent' | 'failed' | 'deadLettered',
+      ): number => journeysFunnel.reduce((n, f) => n + f[key], 0);
       const activities = sum('activities');
       return {
         activities,
@@ -247,7 +323,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           const partial = await summarize(Date.now() - started);
           const missing = total - partial.sent - partial.failed - partial.deadLettered - partial.optedOutAfterCreation;
           options.out(formatFunnel(partial));
-          options.err(`stalled: no activity reached its outcome for ${Math.round(stallTimeoutMs / 1000)} s; ${missing} of ${total} have none (run again with --log-level info to see the workers' log lines)`);
+          options.err(
+            `stalled: no activity reached its outcome for ${Math.round(stallTimeoutMs / 1000)} s; ${missing} of ${total} have none (run again with --log-level info to see the workers' log lines)`,
+          );
           return { code: 1, summary: partial };
         }
         if (summary === undefined) await delayUnlessAborted(pollMs, signal);
@@ -266,7 +344,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       while (Date.now() - since < SETTLED_MS) {
         checkSignal();
         failOnDeadLoops();
-        const now = JSON.stringify([await records.interactionCount(), system.sim.messages().length, system.sim.callbackStats().pending]);
+        const now = JSON.stringify([
+          await records.interactionCount(),
+          system.sim.messages().length,
+          system.sim.callbackStats().pending,
+        ]);
         if (now !== last) {
           last = now;
           since = Date.now();
@@ -285,7 +367,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           `  SERVICEBUS_CONNECTION_STRING='${system.sb.connectionString}'`,
           `  DATAVERSE_URL=${system.dv.url}     (GET /_emulator/interactions, /_emulator/stats; the Web API under /api/data/v9.2)`,
           `  PROVIDERS_URL=${system.sim.url}     (GET /_simulator/messages, /_simulator/stats, /_simulator/callbacks)`,
-          ...(system.callbacksUrl === undefined ? [] : [`  CALLBACKS_PUBLIC_URL=${system.callbacksUrl}     (the callbacks service: /callbacks/<channel>/…, /l/<code>)`]),
+          ...(system.callbacksUrl === undefined
+            ? []
+            : [
+                `  CALLBACKS_PUBLIC_URL=${system.callbacksUrl}     (the callbacks service: /callbacks/<channel>/…, /l/<code>)`,
+              ]),
           `  health and metrics: ${health?.url ?? ''}/metrics`,
           `  channels file: ${system.env['CHANNELS_FILE']}`,
         ].join('\n'),

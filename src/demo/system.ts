@@ -12,8 +12,19 @@ import { loadConfig, type RelayConfig } from '../config/index.js';
 import type { CallbackKeys } from '../correlation/index.js';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { closeDataverseClient, createDataverseClient } from '../dataverse/index.js';
-import { startDataverseEmulator, type DataverseEmulator, type LimitsConfig, type PartialTargets, type SeedDocument } from '../emulators/dataverse/index.js';
-import { startProviderSimulators, type CallbackOptions, type ProviderSimulators, type RecipientOptions } from '../emulators/providers/index.js';
+import {
+  startDataverseEmulator,
+  type DataverseEmulator,
+  type LimitsConfig,
+  type PartialTargets,
+  type SeedDocument,
+} from '../emulators/dataverse/index.js';
+import {
+  startProviderSimulators,
+  type CallbackOptions,
+  type ProviderSimulators,
+  type RecipientOptions,
+} from '../emulators/providers/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
 import { freePort } from '../http/index.js';
 import { Closer, type Closeable } from '../lifecycle.js';
@@ -112,22 +123,38 @@ export function sampleSeed(): SeedDocument {
 }
 
 interface ChannelsDocument {
-  channels: Array<Record<string, unknown> & { tile?: string; provider: { type: string }; sender: string; rateLimit?: Record<string, unknown> }>;
+  channels: Array<
+    Record<string, unknown> & {
+      tile?: string;
+      provider: { type: string };
+      sender: string;
+      rateLimit?: Record<string, unknown>;
+    }
+  >;
 }
 
 /**
  * The channels file with tile paths made absolute and, when given, every Twilio channel's rate set to `smsPerSecond`;
  * with `feedback`, every Twilio channel with a tile gets a callbacks block on `${CALLBACKS_PUBLIC_URL}`.
  */
-function embeddedChannels(file: string, smsPerSecond: number | undefined, feedback: FeedbackRates | undefined): ChannelsDocument {
+function embeddedChannels(
+  file: string,
+  smsPerSecond: number | undefined,
+  feedback: FeedbackRates | undefined,
+): ChannelsDocument {
   const doc = JSON.parse(readFileSync(file, 'utf8')) as ChannelsDocument & { $schema?: string };
   delete doc.$schema;
   const dir = path.dirname(file);
   for (const channel of doc.channels) {
     if (typeof channel.tile === 'string') channel.tile = path.resolve(dir, channel.tile);
-    if (channel.provider.type === 'twilio' && smsPerSecond !== undefined) channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
+    if (channel.provider.type === 'twilio' && smsPerSecond !== undefined)
+      channel.rateLimit = { ...channel.rateLimit, messages: smsPerSecond, intervalMs: 1000 };
     if (feedback !== undefined && channel.provider.type === 'twilio' && channel.tile !== undefined) {
-      channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}', trackLinks: true, keywords: [...feedback.recipients.keywords] };
+      channel['callbacks'] = {
+        publicBaseUrl: '${CALLBACKS_PUBLIC_URL}',
+        trackLinks: true,
+        keywords: [...feedback.recipients.keywords],
+      };
     }
   }
   return doc;
@@ -137,32 +164,52 @@ function embeddedChannels(file: string, smsPerSecond: number | undefined, feedba
 export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): Promise<EmbeddedSystem> {
   const log = options.log ?? silentLogger();
   const smsPerSecond = options.smsPerSecond;
-  if (smsPerSecond !== undefined && (!Number.isInteger(smsPerSecond) || smsPerSecond < 1)) throw new TypeError(`startEmbeddedSystem: smsPerSecond must be a whole number >= 1, found ${String(options.smsPerSecond)}`);
+  if (smsPerSecond !== undefined && (!Number.isInteger(smsPerSecond) || smsPerSecond < 1))
+    throw new TypeError(
+      `startEmbeddedSystem: smsPerSecond must be a whole number >= 1, found ${String(options.smsPerSecond)}`,
+    );
   const closer = new Closer(log);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'channel-relay-'));
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    const feedback = options.feedback === true ? FEEDBACK_RATES : options.feedback === false ? undefined : options.feedback;
+    const feedback =
+      options.feedback === true ? FEEDBACK_RATES : options.feedback === false ? undefined : options.feedback;
     const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond, feedback);
     const callbacksPort = feedback === undefined ? undefined : await freePort();
     const callbacksUrl = callbacksPort === undefined ? undefined : `http://127.0.0.1:${callbacksPort}`;
     // Replies to a sender's number go to its channel's inbound route (a Twilio number's messaging webhook).
     const inboundUrls = Object.fromEntries(
-      channelsDoc.channels.filter((c) => c['callbacks'] !== undefined).map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
+      channelsDoc.channels
+        .filter((c) => c['callbacks'] !== undefined)
+        .map((c) => [c.sender, `${callbacksUrl ?? ''}/callbacks/${String(c['name'])}/twilio/inbound`]),
     );
     // The simulator holds each Twilio sender to its channel's rate, in whole segments per second (rounded up, so that
     // a sender at its channel's rate is never queued).
     const twilioSenders = Object.fromEntries(
-      channelsDoc.channels.filter((c) => c.provider.type === 'twilio').map((c) => [c.sender, Math.max(1, Math.ceil((Number(c.rateLimit?.['messages'] ?? 1) * 1000) / Number(c.rateLimit?.['intervalMs'] ?? 1000)))]),
+      channelsDoc.channels
+        .filter((c) => c.provider.type === 'twilio')
+        .map((c) => [
+          c.sender,
+          Math.max(
+            1,
+            Math.ceil((Number(c.rateLimit?.['messages'] ?? 1) * 1000) / Number(c.rateLimit?.['intervalMs'] ?? 1000)),
+          ),
+        ]),
     );
-    const busConfig = options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
-    const sb = closer.add('servicebus emulator', await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }));
+    const busConfig =
+      options.serviceBusConfig ?? JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8'));
+    const sb = closer.add(
+      'servicebus emulator',
+      await startServiceBusEmulator({ port: 0, config: busConfig, logger: log }),
+    );
     const sim = closer.add(
       'provider simulators',
       await startProviderSimulators({
         latencyMs: options.providerLatencyMs ?? 0,
         twilio: { mpsBySender: { ...twilioSenders, ...options.twilioMpsBySender }, inboundUrls },
-        ...(feedback === undefined ? {} : { callbacks: feedback.callbacks, recipients: feedback.recipients, seed: feedback.seed }),
+        ...(feedback === undefined
+          ? {}
+          : { callbacks: feedback.callbacks, recipients: feedback.recipients, seed: feedback.seed }),
         log,
       }),
     );
@@ -182,7 +229,11 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
 
     const admin = createDataverseClient({ url: dv.url, auth: 'emulator', tokenIdentity: ADMIN_TOKEN });
     closer.add('admin client', () => closeDataverseClient(admin));
-    const registration = await registerRelay(admin, { serviceBus: serviceBusFromConnectionString(sb.connectionString) }, { log });
+    const registration = await registerRelay(
+      admin,
+      { serviceBus: serviceBusFromConnectionString(sb.connectionString) },
+      { log },
+    );
 
     const channelsFile = path.join(dir, 'channels.json');
     writeFileSync(channelsFile, JSON.stringify(channelsDoc, null, 2));
@@ -197,13 +248,31 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       ...DEMO_SECRETS,
       ...(callbacksPort === undefined
         ? {}
-        : { CALLBACKS_PORT: String(callbacksPort), CALLBACKS_PUBLIC_URL: callbacksUrl as string, CALLBACK_SIGNING_KEYS: `demo:${randomBytes(32).toString('base64')}` }),
+        : {
+            CALLBACKS_PORT: String(callbacksPort),
+            CALLBACKS_PUBLIC_URL: callbacksUrl as string,
+            CALLBACK_SIGNING_KEYS: `demo:${randomBytes(32).toString('base64')}`,
+          }),
       ...options.env,
     };
     const { config, callbackKeys } = loadConfig({ env });
     if (callbacksPort !== undefined) config.callbacks = { ...config.callbacks, host: '127.0.0.1' };
     const channels = loadChannels(channelsFile, { env });
-    return { sb, dv, sim, registration, admin, env, config, ...(callbackKeys === undefined ? {} : { callbackKeys }), channels, seed, dir, ...(callbacksUrl === undefined ? {} : { callbacksUrl }), close: () => closer.close() };
+    return {
+      sb,
+      dv,
+      sim,
+      registration,
+      admin,
+      env,
+      config,
+      ...(callbackKeys === undefined ? {} : { callbackKeys }),
+      channels,
+      seed,
+      dir,
+      ...(callbacksUrl === undefined ? {} : { callbacksUrl }),
+      close: () => closer.close(),
+    };
   } catch (err) {
     await closer.close();
     throw err;

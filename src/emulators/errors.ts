@@ -13,7 +13,11 @@ export type EmulatorErrorCode =
   /** The emulator is closing or closed. */
   | 'EmulatorClosed';
 
-const CODES: ReadonlySet<string> = new Set<EmulatorErrorCode>(['EmulatorConfigInvalid', 'EmulatorDataDirInUse', 'EmulatorClosed']);
+const CODES: ReadonlySet<string> = new Set<EmulatorErrorCode>([
+  'EmulatorConfigInvalid',
+  'EmulatorDataDirInUse',
+  'EmulatorClosed',
+]);
 
 export interface EmulatorErrorOptions {
   cause?: unknown;
@@ -38,7 +42,12 @@ export class EmulatorError extends Error {
 
   /** A plain object for structured logs. */
   toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, message: this.message, ...(this.context === undefined ? {} : { context: this.context }) };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      ...(this.context === undefined ? {} : { context: this.context }),
+    };
   }
 }
 

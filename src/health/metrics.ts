@@ -29,6 +29,15 @@ export function registered<T>(registry: Registry, name: string, create: () => T)
 }
 
 /** A counter on `registry`, shared by every component that asks for the same name. */
-export function sharedCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
-  return registered(registry, name, () => new Counter<L>({ name, help, labelNames: [...labelNames], registers: [registry] }));
+export function sharedCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  return registered(
+    registry,
+    name,
+    () => new Counter<L>({ name, help, labelNames: [...labelNames], registers: [registry] }),
+  );
 }

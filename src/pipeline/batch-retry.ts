@@ -21,7 +21,9 @@ export function resolveBudget(
   const callTimeoutMs = numberOption(component, 'callTimeoutMs', options.callTimeoutMs, 30_000, { above: 0 });
   const batchBudgetMs = numberOption(component, 'batchBudgetMs', options.batchBudgetMs, 240_000, { above: 0 });
   if (batchBudgetMs < callTimeoutMs) {
-    throw new TypeError(`${component}: batchBudgetMs (${batchBudgetMs}) must be at least callTimeoutMs (${callTimeoutMs}): no ${calls} could start within the budget`);
+    throw new TypeError(
+      `${component}: batchBudgetMs (${batchBudgetMs}) must be at least callTimeoutMs (${callTimeoutMs}): no ${calls} could start within the budget`,
+    );
   }
   return { callTimeoutMs, batchBudgetMs };
 }
@@ -61,10 +63,12 @@ export type Verdict = false | 'throttled' | { waitMs: number };
  * - `noRoomToRetry`: the wait and the attempt after it could not end before the deadline;
  * - `cut`: the stage stopped during the wait before the next attempt.
  */
-export type BatchRetryEnd = 'aborted' | 'held' | 'noRoom' | 'refused' | 'stopped' | 'spent' | 'throttled' | 'noRoomToRetry' | 'cut';
+export type BatchRetryEnd =
+  'aborted' | 'held' | 'noRoom' | 'refused' | 'stopped' | 'spent' | 'throttled' | 'noRoomToRetry' | 'cut';
 
 /** The outcome: the value of the attempt that succeeded, or how the retries ended, after how many failures. */
-export type BatchRetryResult<T> = { ok: true; value: T } | { ok: false; end: BatchRetryEnd; failures: number; failure: Failure<T> | undefined };
+export type BatchRetryResult<T> =
+  { ok: true; value: T } | { ok: false; end: BatchRetryEnd; failures: number; failure: Failure<T> | undefined };
 
 export interface BatchRetry<T> {
   /** Attempts in all (`attempts`) and the doubling backoff (`initialDelayMs` … `maxDelayMs`). */
@@ -149,7 +153,8 @@ export async function retryWithinBatch<T>(run: BatchRetry<T>): Promise<BatchRetr
 
   const unfinished = run.unfinished;
   let handler = handleWhen((error) => again({ error }));
-  if (unfinished !== undefined) handler = handler.orWhenResult((value) => unfinished(value as T) && again({ value: value as T }));
+  if (unfinished !== undefined)
+    handler = handler.orWhenResult((value) => unfinished(value as T) && again({ value: value as T }));
   const policy = retry(handler, { maxAttempts: options.attempts - 1, backoff: new ConstantBackoff(0) });
 
   try {

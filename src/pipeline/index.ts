@@ -2,8 +2,22 @@
  * The stages of the send path as plain classes (intake, dispatch, recorder), the messages between them, and the
  * ports they need from the outside (implemented by `src/servicebus/` and `src/dataverse/`, faked in tests).
  */
-export { IntakeStage, type IntakeOptions, type IntakeStats, type IntakeEvent, type IntakeDeadLetterReason } from './intake/index.js';
-export { DispatchStage, DISPATCH_DEAD_LETTER_REASONS, outboundReplay, type OutboundReplay, type DispatchOptions, type DispatchStats, type DispatchSessionHandler } from './dispatch/index.js';
+export {
+  IntakeStage,
+  type IntakeOptions,
+  type IntakeStats,
+  type IntakeEvent,
+  type IntakeDeadLetterReason,
+} from './intake/index.js';
+export {
+  DispatchStage,
+  DISPATCH_DEAD_LETTER_REASONS,
+  outboundReplay,
+  type OutboundReplay,
+  type DispatchOptions,
+  type DispatchStats,
+  type DispatchSessionHandler,
+} from './dispatch/index.js';
 export type { DecodedEvent, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, EventOrigin } from './events.js';
 export { RecorderStage, type RecorderOptions, type RecorderStats } from './recorder/index.js';
 export { renderText, placeholders } from './intake/index.js';

@@ -97,7 +97,9 @@ export interface InteractionMessage {
  * The Service Bus MessageId of an interaction: the activity row id (or real-time RequestId) + response type
  * (+ keyword), so repeats are dropped by the bus.
  */
-export function interactionMessageId(m: Pick<InteractionMessage, 'context' | 'responseType' | 'triggerKeyword'>): string {
+export function interactionMessageId(
+  m: Pick<InteractionMessage, 'context' | 'responseType' | 'triggerKeyword'>,
+): string {
   const key = m.context.kind === 'marketing' ? m.context.activityRowId : m.context.requestId;
   const id = `${key}:${m.responseType}${m.triggerKeyword === undefined ? '' : `:${m.triggerKeyword.toLowerCase()}`}`;
   // Service Bus message ids are at most 128 characters.
@@ -107,7 +109,7 @@ export function interactionMessageId(m: Pick<InteractionMessage, 'context' | 're
 type Json = Record<string, unknown>;
 
 function fail(what: string, path: string, expected: string, found: unknown): never {
-  const shown = found === undefined ? 'nothing' : JSON.stringify(found)?.slice(0, 80) ?? String(found);
+  const shown = found === undefined ? 'nothing' : (JSON.stringify(found)?.slice(0, 80) ?? String(found));
   throw new EventError('EventMissingAttribute', `${what}: '${path}' must be ${expected}, found ${shown}`);
 }
 
@@ -121,7 +123,10 @@ function object(what: string, value: unknown): Json {
     }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new EventError('EventUndecodable', `${what}: the body must be a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`);
+    throw new EventError(
+      'EventUndecodable',
+      `${what}: the body must be a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`,
+    );
   }
   return value as Json;
 }
@@ -177,7 +182,12 @@ function parseContext(what: string, value: unknown): SendContext {
 }
 
 function parts(what: string, value: unknown): Record<string, string> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    !Object.values(value).every((v) => typeof v === 'string')
+  ) {
     fail(what, 'parts', 'an object of strings', value);
   }
   return value as Record<string, string>;
@@ -188,7 +198,8 @@ export function parseOutboundMessage(body: unknown): OutboundMessage {
   const what = 'outbound message';
   const o = object(what, body);
   const purpose = o['purpose'];
-  if (purpose !== 'journey' && purpose !== 'confirmation') fail(what, 'purpose', "'journey' or 'confirmation'", purpose);
+  if (purpose !== 'journey' && purpose !== 'confirmation')
+    fail(what, 'purpose', "'journey' or 'confirmation'", purpose);
   const message: OutboundMessage = {
     v: version(what, o),
     key: str(what, o, 'key'),
@@ -200,7 +211,8 @@ export function parseOutboundMessage(body: unknown): OutboundMessage {
   };
   if (o['parts'] !== undefined) message.parts = parts(what, o['parts']);
   if (o['context'] !== undefined) message.context = parseContext(what, o['context']);
-  else if (purpose === 'journey') fail(what, 'context', 'the journey context (a journey message is recorded)', undefined);
+  else if (purpose === 'journey')
+    fail(what, 'context', 'the journey context (a journey message is recorded)', undefined);
   return message;
 }
 
@@ -221,23 +233,38 @@ export function parseInteractionMessage(body: unknown): InteractionMessage {
   if (providerMessageId !== undefined) message.providerMessageId = providerMessageId;
   const detail = o['detail'];
   if (detail !== undefined) {
-    if (typeof detail !== 'object' || detail === null || typeof (detail as Json)['message'] !== 'string') fail(what, 'detail', '{ code?, message }', detail);
+    if (typeof detail !== 'object' || detail === null || typeof (detail as Json)['message'] !== 'string')
+      fail(what, 'detail', '{ code?, message }', detail);
     const d = detail as Json;
     const code = d['code'];
-    if (code !== undefined && typeof code !== 'string' && typeof code !== 'number') fail(what, 'detail.code', 'a string or a number', code);
+    if (code !== undefined && typeof code !== 'string' && typeof code !== 'number')
+      fail(what, 'detail.code', 'a string or a number', code);
     message.detail = { message: d['message'] as string, ...(code === undefined ? {} : { code }) };
   }
   const inbound = o['inbound'];
   if (message.responseType === INBOUND_RESPONSE_TYPE) {
-    if (message.context.kind !== 'realtime') fail(what, 'context.kind', `'realtime' (an '${INBOUND_RESPONSE_TYPE}' interaction is a real-time journeys inbound message)`, message.context.kind);
-    if (typeof inbound !== 'object' || inbound === null || Array.isArray(inbound)) fail(what, 'inbound', '{ to, text } (required with responseType Inbound)', inbound);
+    if (message.context.kind !== 'realtime')
+      fail(
+        what,
+        'context.kind',
+        `'realtime' (an '${INBOUND_RESPONSE_TYPE}' interaction is a real-time journeys inbound message)`,
+        message.context.kind,
+      );
+    if (typeof inbound !== 'object' || inbound === null || Array.isArray(inbound))
+      fail(what, 'inbound', '{ to, text } (required with responseType Inbound)', inbound);
     const i = inbound as Json;
     const text = i['text'];
     if (typeof text !== 'string') fail(what, 'inbound.text', 'a string', text);
     message.inbound = { to: str(what, i, 'to', 'inbound.to'), text };
     if (i['parts'] !== undefined) {
       const p = i['parts'];
-      if (typeof p !== 'object' || p === null || Array.isArray(p) || !Object.values(p).every((v) => typeof v === 'string')) fail(what, 'inbound.parts', 'an object of strings', p);
+      if (
+        typeof p !== 'object' ||
+        p === null ||
+        Array.isArray(p) ||
+        !Object.values(p).every((v) => typeof v === 'string')
+      )
+        fail(what, 'inbound.parts', 'an object of strings', p);
       message.inbound.parts = p as Record<string, string>;
     }
   } else if (inbound !== undefined) {

@@ -38,7 +38,10 @@ export interface QueueSender<T> {
    * Sends all, in as few batches as the size limit allows. `sessionId` only for session-enabled queues. A message too
    * large even alone rejects the call with a `MessageTooLargeError` (src/errors.ts) before anything is sent.
    */
-  send(messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string; subject?: string }>, signal?: AbortSignal): Promise<void>;
+  send(
+    messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string; subject?: string }>,
+    signal?: AbortSignal,
+  ): Promise<void>;
 }
 
 export type OutboundSender = QueueSender<OutboundMessage>;
@@ -52,7 +55,12 @@ export interface DataverseReads {
   /** Contacts by id with the given columns (`contactid` is always included); ids not found are absent. */
   contacts(ids: readonly string[], columns: readonly string[], signal?: AbortSignal): Promise<Map<string, Row>>;
   /** A custom message record by entity set and id (cached); `undefined` when it does not exist. */
-  messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
+  messageRecord(
+    entitySetName: string,
+    id: string,
+    columns: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Row | undefined>;
   /**
    * Custom Channel Activity rows by id (for events Dataverse truncated, or whose Target lacked attributes), in one
    * request for the lot; ids not found are absent.
@@ -78,7 +86,12 @@ export interface CallbackDirectory {
    * Every contact whose `addressField` equals `address` (all pages read, up to a bound): an opt-out applies to each of
    * them; a keyword only when there is one.
    */
-  contactsByAddress(addressField: string, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]>;
+  contactsByAddress(
+    addressField: string,
+    address: string,
+    columns: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<FoundContact[]>;
   /** The contact's most recent activities of one message table, newest first (at most `top`). */
   latestActivities(contactId: string, entityType: string, top: number, signal?: AbortSignal): Promise<ActivityRecord[]>;
   /** The activity whose row id (`msdyncrm_customerjourneycustomchannelactivityid`) is `rowId` (cached); undefined when none. */
@@ -90,7 +103,12 @@ export interface CallbackDirectory {
    */
   activitiesByActivityId(activityId: string, signal?: AbortSignal): Promise<ActivityRecord[]>;
   /** A message record's columns (cached); undefined when it does not exist. */
-  messageRecord(entitySetName: string, id: string, columns: readonly string[], signal?: AbortSignal): Promise<Row | undefined>;
+  messageRecord(
+    entitySetName: string,
+    id: string,
+    columns: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Row | undefined>;
   /** Sets one column of a contact (the compliance field). */
   updateContact(contactId: string, values: Row, signal?: AbortSignal): Promise<void>;
 }

@@ -82,7 +82,10 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
   caller?.addEventListener('abort', onCallerAbort, { once: true });
   const secrets = call.secrets ?? [];
   try {
-    const answer = call.fetch === undefined ? await nodePost(call, controller.signal) : await fetchPost(call, call.fetch, controller.signal);
+    const answer =
+      call.fetch === undefined
+        ? await nodePost(call, controller.signal)
+        : await fetchPost(call, call.fetch, controller.signal);
     let text: string;
     try {
       text = await answer.text();
@@ -90,18 +93,26 @@ export async function httpPost(call: HttpCall): Promise<HttpResponse> {
       // A 2xx status line means the provider took the request: a body lost after it (timeout, reset) must not turn
       // into a retryable failure, or the message is sent again. The mapping makes an empty 2xx body
       // ProviderAnswerUnreadable (maybe sent, not retried).
-      if (answer.status >= 200 && answer.status < 300 && !caller?.aborted) return scrubSecrets({ status: answer.status, headers: answer.headers, body: '' }, secrets);
+      if (answer.status >= 200 && answer.status < 300 && !caller?.aborted)
+        return scrubSecrets({ status: answer.status, headers: answer.headers, body: '' }, secrets);
       throw err;
     }
-    return scrubSecrets({ status: answer.status, headers: answer.headers, body: parseBody(text, answer.headers['content-type']) }, secrets);
+    return scrubSecrets(
+      { status: answer.status, headers: answer.headers, body: parseBody(text, answer.headers['content-type']) },
+      secrets,
+    );
   } catch (err) {
     // The caller's abort wins, even over a timeout that fired just before: a stop is not a provider fault.
     if (caller?.aborted) throw caller.reason;
     const cause = safeCause(err, secrets);
     if (timedOut) {
-      throw new ProviderError('ProviderTimeout', `${call.provider} did not answer within ${call.timeoutMs} ms`, { cause });
+      throw new ProviderError('ProviderTimeout', `${call.provider} did not answer within ${call.timeoutMs} ms`, {
+        cause,
+      });
     }
-    throw new ProviderError('ProviderUnavailable', `${call.provider} could not be reached: ${cause.message}`, { cause });
+    throw new ProviderError('ProviderUnavailable', `${call.provider} could not be reached: ${cause.message}`, {
+      cause,
+    });
   } finally {
     clearTimeout(timer);
     caller?.removeEventListener('abort', onCallerAbort);
@@ -132,7 +143,12 @@ export async function postAndMap<T>(call: MappedCall<T>): Promise<T> {
   const response = await httpPost(call);
   const result = call.map(response);
   const outcome = isProviderError(result) ? result.code : (call.outcome?.(result) ?? 'accepted');
-  call.log.debug(call.message ?? 'provider answered', { status: response.status, ...call.fields, durationMs: Date.now() - started, outcome });
+  call.log.debug(call.message ?? 'provider answered', {
+    status: response.status,
+    ...call.fields,
+    durationMs: Date.now() - started,
+    outcome,
+  });
   if (isProviderError(result)) throw result;
   return result;
 }
@@ -197,7 +213,13 @@ function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
 async function fetchPost(call: HttpCall, doFetch: FetchLike, signal: AbortSignal): Promise<RawAnswer> {
   // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
   const get = call.method === 'GET';
-  const response = await doFetch(call.url, { method: get ? 'GET' : 'POST', headers: call.headers, ...(get ? {} : { body: call.body }), signal, redirect: 'manual' });
+  const response = await doFetch(call.url, {
+    method: get ? 'GET' : 'POST',
+    headers: call.headers,
+    ...(get ? {} : { body: call.body }),
+    signal,
+    redirect: 'manual',
+  });
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name.toLowerCase()] = value;
@@ -226,7 +248,8 @@ export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
   if (live.length === 0) return value;
   const scrub = (v: unknown, depth: number): unknown => {
     // includes() first: splitting every string of every answer cost about 5 % of the dispatch worker's CPU time.
-    if (typeof v === 'string') return live.reduce((s, secret) => (s.includes(secret) ? s.split(secret).join(REDACTED) : s), v);
+    if (typeof v === 'string')
+      return live.reduce((s, secret) => (s.includes(secret) ? s.split(secret).join(REDACTED) : s), v);
     if (typeof v !== 'object' || v === null || depth > 16) return v;
     if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1));
     const out: Record<string, unknown> = {};

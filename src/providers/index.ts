@@ -29,7 +29,13 @@ export {
   type TwilioMessage,
   type TwilioSignatureAlgorithm,
 } from './twilio/index.js';
-export { isTelegramGroupChat, mapTelegramResponse, verifySecretToken, TELEGRAM_BASE_URL, TELEGRAM_GROUP_SPACING_MS } from './telegram/index.js';
+export {
+  isTelegramGroupChat,
+  mapTelegramResponse,
+  verifySecretToken,
+  TELEGRAM_BASE_URL,
+  TELEGRAM_GROUP_SPACING_MS,
+} from './telegram/index.js';
 export {
   mapContractResponse,
   signWebhook,
@@ -60,20 +66,47 @@ export function createProvider(settings: ProviderSettings, options?: CreateProvi
         {
           accountSid: requireText(settings.accountSid, source, 'provider.accountSid'),
           authToken: requireText(settings.authToken, source, 'provider.authToken'),
-          ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }),
+          ...(settings.baseUrl === undefined
+            ? {}
+            : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }),
         },
         adapter,
       );
     case 'telegram': {
       const botToken = requireText(settings.botToken, source, 'provider.botToken');
-      if (/[\s/?#]/.test(botToken)) throw settingError(source, 'provider.botToken', 'a bot token without whitespace, "/", "?" or "#"', 'a token holding one of them');
-      return new TelegramProvider({ botToken, ...(settings.baseUrl === undefined ? {} : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }) }, adapter);
+      if (/[\s/?#]/.test(botToken))
+        throw settingError(
+          source,
+          'provider.botToken',
+          'a bot token without whitespace, "/", "?" or "#"',
+          'a token holding one of them',
+        );
+      return new TelegramProvider(
+        {
+          botToken,
+          ...(settings.baseUrl === undefined
+            ? {}
+            : { baseUrl: requireHttpUrl(settings.baseUrl, source, 'provider.baseUrl') }),
+        },
+        adapter,
+      );
     }
     case 'contract':
-      return new ContractProvider({ url: requireHttpUrl(settings.url, source, 'provider.url'), signingSecret: requireText(settings.signingSecret, source, 'provider.signingSecret') }, adapter);
+      return new ContractProvider(
+        {
+          url: requireHttpUrl(settings.url, source, 'provider.url'),
+          signingSecret: requireText(settings.signingSecret, source, 'provider.signingSecret'),
+        },
+        adapter,
+      );
     default: {
       const unknown: { type?: unknown } = settings;
-      throw settingError('provider settings', 'provider.type', 'one of twilio, telegram, contract', JSON.stringify(unknown.type) ?? 'nothing');
+      throw settingError(
+        'provider settings',
+        'provider.type',
+        'one of twilio, telegram, contract',
+        JSON.stringify(unknown.type) ?? 'nothing',
+      );
     }
   }
 }

@@ -40,7 +40,7 @@ export function failure(
 
 /** A short, single-line rendering of a body for an error message. */
 export function bodySnippet(body: unknown, max = 200): string {
-  const text = typeof body === 'string' ? body : JSON.stringify(body) ?? '';
+  const text = typeof body === 'string' ? body : (JSON.stringify(body) ?? '');
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max)}…` : line || '(empty)';
 }

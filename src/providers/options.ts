@@ -28,7 +28,13 @@ export type AdapterCall = Pick<MappedCall<unknown>, 'provider' | 'timeoutMs' | '
 
 /** An adapter's {@link AdapterCall}, made once in its constructor (its logger: area `provider`, field `provider`). */
 export function adapterCall(provider: ProviderType, options: AdapterOptions, secrets: readonly string[]): AdapterCall {
-  return { provider, timeoutMs: options.timeoutMs, fetch: options.fetch, secrets, log: areaLogger(options.log, 'provider', { provider }) };
+  return {
+    provider,
+    timeoutMs: options.timeoutMs,
+    fetch: options.fetch,
+    secrets,
+    log: areaLogger(options.log, 'provider', { provider }),
+  };
 }
 
 export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
@@ -36,8 +42,13 @@ export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
 /** Applies the defaults; a `timeoutMs` that is not a positive integer is a `ConfigError` (source `provider options`). */
 export function adapterOptions(options: CreateProviderOptions = {}): AdapterOptions {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw settingError('provider options', 'timeoutMs', 'a positive integer (milliseconds)', String(timeoutMs));
-  return { timeoutMs, log: options.log ?? silentLogger(), ...(options.fetch === undefined ? {} : { fetch: options.fetch }) };
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw settingError('provider options', 'timeoutMs', 'a positive integer (milliseconds)', String(timeoutMs));
+  return {
+    timeoutMs,
+    log: options.log ?? silentLogger(),
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+  };
 }
 
 /**
@@ -52,7 +63,14 @@ export function settingError(source: string, key: string, expected: string, foun
 /** Checks a non-empty string setting; the error names the setting, never its value. */
 export function requireText(value: unknown, source: string, key: string): string {
   if (typeof value !== 'string' || value.trim() === '') {
-    const found = value === undefined ? 'nothing' : typeof value !== 'string' ? typeof value : value === '' ? 'an empty string' : 'only whitespace';
+    const found =
+      value === undefined
+        ? 'nothing'
+        : typeof value !== 'string'
+          ? typeof value
+          : value === ''
+            ? 'an empty string'
+            : 'only whitespace';
     throw settingError(source, key, 'a non-empty string', found);
   }
   return value;
@@ -67,6 +85,7 @@ export function requireHttpUrl(value: unknown, source: string, key: string): str
   } catch {
     throw settingError(source, key, 'an absolute http(s) URL', 'a value that does not parse as one');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw settingError(source, key, 'an absolute http(s) URL', `protocol ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw settingError(source, key, 'an absolute http(s) URL', `protocol ${url.protocol}`);
   return text;
 }

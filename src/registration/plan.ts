@@ -3,14 +3,40 @@
  * what the org holds and that: create, update these columns, or nothing. No I/O here; `register.ts` reads and writes.
  */
 import type { ServiceBusSas } from './servicebus.js';
-import { ENABLED_STATE, ENDPOINT_CONSTANTS, namespaceAddress, SAS_KEY_SET_COLUMN, solutionNamespace } from './assumptions.js';
+import {
+  ENABLED_STATE,
+  ENDPOINT_CONSTANTS,
+  namespaceAddress,
+  SAS_KEY_SET_COLUMN,
+  solutionNamespace,
+} from './assumptions.js';
 
 type Row = Record<string, unknown>;
 
 /** The columns of `serviceendpoint` the relay compares and writes (`saskey` aside: it is write-only). */
-export const ENDPOINT_COLUMNS = ['name', 'contract', 'messageformat', 'authtype', 'userclaim', 'connectionmode', 'namespaceformat', 'namespaceaddress', 'solutionnamespace', 'path', 'saskeyname'] as const;
+export const ENDPOINT_COLUMNS = [
+  'name',
+  'contract',
+  'messageformat',
+  'authtype',
+  'userclaim',
+  'connectionmode',
+  'namespaceformat',
+  'namespaceaddress',
+  'solutionnamespace',
+  'path',
+  'saskeyname',
+] as const;
 /** The columns of `sdkmessageprocessingstep` the relay compares and writes (the bindings are its identity). */
-export const STEP_COLUMNS = ['name', 'mode', 'stage', 'rank', 'supporteddeployment', 'asyncautodelete', 'statecode'] as const;
+export const STEP_COLUMNS = [
+  'name',
+  'mode',
+  'stage',
+  'rank',
+  'supporteddeployment',
+  'asyncautodelete',
+  'statecode',
+] as const;
 /** Columns compared without case (Dataverse may store a host in another case). */
 const CASE_INSENSITIVE = new Set(['namespaceaddress', 'solutionnamespace']);
 
@@ -38,7 +64,8 @@ export function desiredEndpoint(name: string, queue: string, bus: ServiceBusSas)
 }
 
 function same(column: string, a: unknown, b: unknown): boolean {
-  if (CASE_INSENSITIVE.has(column) && typeof a === 'string' && typeof b === 'string') return a.toLowerCase() === b.toLowerCase();
+  if (CASE_INSENSITIVE.has(column) && typeof a === 'string' && typeof b === 'string')
+    return a.toLowerCase() === b.toLowerCase();
   return a === b;
 }
 
@@ -47,10 +74,12 @@ function same(column: string, a: unknown, b: unknown): boolean {
  * (`issaskeyset` not true), when the namespace address or key name change, and when `updateKey` asks for it.
  */
 export function planEndpoint(existing: Row | undefined, desired: Row, key: string, updateKey = false): RowPlan {
-  if (existing === undefined) return { action: 'create', changed: [...Object.keys(desired), 'saskey'], body: { ...desired, saskey: key } };
+  if (existing === undefined)
+    return { action: 'create', changed: [...Object.keys(desired), 'saskey'], body: { ...desired, saskey: key } };
   const changed: string[] = ENDPOINT_COLUMNS.filter((c) => c in desired && !same(c, existing[c], desired[c]));
   const body: Row = Object.fromEntries(changed.map((c) => [c, desired[c]]));
-  const keyStale = existing[SAS_KEY_SET_COLUMN] !== true || changed.includes('namespaceaddress') || changed.includes('saskeyname');
+  const keyStale =
+    existing[SAS_KEY_SET_COLUMN] !== true || changed.includes('namespaceaddress') || changed.includes('saskeyname');
   if (updateKey || keyStale) {
     changed.push('saskey');
     body['saskey'] = key;
@@ -74,7 +103,8 @@ export function stepBindings(endpointId: string, messageId: string, filterId: st
 
 /** The plan for one step; a disabled step is enabled (statecode 0, statuscode 1). */
 export function planStep(existing: Row | undefined, desired: Row, bindings: Row): RowPlan {
-  if (existing === undefined) return { action: 'create', changed: Object.keys(desired), body: { ...desired, ...bindings } };
+  if (existing === undefined)
+    return { action: 'create', changed: Object.keys(desired), body: { ...desired, ...bindings } };
   const wanted: Row = { ...desired, statecode: ENABLED_STATE.statecode };
   const changed: string[] = STEP_COLUMNS.filter((c) => c in wanted && !same(c, existing[c], wanted[c]));
   const body: Row = Object.fromEntries(changed.map((c) => [c, wanted[c]]));
@@ -90,6 +120,10 @@ export function planStep(existing: Row | undefined, desired: Row, bindings: Row)
 export function matchingSteps(steps: readonly Row[], messageId: string, filterId: string | undefined): Row[] {
   const id = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v.toLowerCase() : undefined);
   return steps
-    .filter((s) => id(s['_sdkmessageid_value']) === messageId.toLowerCase() && id(s['_sdkmessagefilterid_value']) === (filterId === undefined ? undefined : filterId.toLowerCase()))
+    .filter(
+      (s) =>
+        id(s['_sdkmessageid_value']) === messageId.toLowerCase() &&
+        id(s['_sdkmessagefilterid_value']) === (filterId === undefined ? undefined : filterId.toLowerCase()),
+    )
     .sort((a, b) => String(a['createdon'] ?? '').localeCompare(String(b['createdon'] ?? '')));
 }

@@ -12,9 +12,25 @@ import type { DynamicsWebApi } from 'dynamics-web-api';
 import { ACTIVITY_TABLE, clientTimeoutMs, DEFAULT_TIMEOUT_MS, toDataverseError } from '../dataverse/index.js';
 import { ConfigError, DataverseError, type CodeOf, type ConfigProblem } from '../errors.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
-import { desiredEndpoint, desiredStep, ENDPOINT_COLUMNS, matchingSteps, planEndpoint, planStep, stepBindings, type PlannedAction, type RowPlan } from './plan.js';
+import {
+  desiredEndpoint,
+  desiredStep,
+  ENDPOINT_COLUMNS,
+  matchingSteps,
+  planEndpoint,
+  planStep,
+  stepBindings,
+  type PlannedAction,
+  type RowPlan,
+} from './plan.js';
 import type { ServiceBusSas } from './servicebus.js';
-import { CUSTOM_API_COLUMNS, ENDPOINT_CONSTANTS, outboundApiMessage, SAS_KEY_SET_COLUMN, UNBOUND_FILTER_OBJECT } from './assumptions.js';
+import {
+  CUSTOM_API_COLUMNS,
+  ENDPOINT_CONSTANTS,
+  outboundApiMessage,
+  SAS_KEY_SET_COLUMN,
+  UNBOUND_FILTER_OBJECT,
+} from './assumptions.js';
 
 type Row = Record<string, unknown>;
 
@@ -95,16 +111,22 @@ function hintFor(kind: Kind, error: DataverseError, subject: string): string {
   if (status === 403) {
     return "the identity's application user lacks a privilege: give it a security role with Create, Read and Write on Service Endpoint and Sdk Message Processing Step and Read on Sdk Message, Sdk Message Filter and, with --realtime, Channel Definition and Custom API (System Customizer or System Administrator have them)";
   }
-  if (error.code === 'DataverseThrottled') return `Dataverse's service protection limits refused the call: run again after ${Math.ceil((error.retryAfterMs ?? 1000) / 1000)} s`;
-  if (error.code === 'DataverseTimeout' || error.code === 'DataverseUnavailable') return 'Dataverse was not reached or did not answer in time: check --dataverse-url, the network (proxy, DNS) and the org\'s state in the Power Platform admin center';
+  if (error.code === 'DataverseThrottled')
+    return `Dataverse's service protection limits refused the call: run again after ${Math.ceil((error.retryAfterMs ?? 1000) / 1000)} s`;
+  if (error.code === 'DataverseTimeout' || error.code === 'DataverseUnavailable')
+    return "Dataverse was not reached or did not answer in time: check --dataverse-url, the network (proxy, DNS) and the org's state in the Power Platform admin center";
   if (kind === 'step-type' && error.code === 'DataverseBadRequest') {
     return `${subject}: create a new Custom API with allowedcustomprocessingsteptype 1 (Async Only) or 2 (Sync and Async), with the same request parameter 'payload' and response property 'response', and point the channel definition's msdyn_outboundendpointurltemplate at it (PA-docs customapi-tables: the column cannot be changed after creation)`;
   }
   if (error.code === 'DataverseNotFound') {
-    if (kind === 'filter') return `is Customer Insights - Journeys (outbound marketing) installed in the org? Without it there is no ${ACTIVITY_TABLE} table, so no sdkmessagefilter for its Create`;
-    if (kind === 'channel') return `${subject}: check channelDefinitionId in the channels file against the org's msdyn_channeldefinition rows (Customer Insights - Journeys > Settings > Custom channels)`;
-    if (kind === 'custom-api') return `${subject}: create the outbound Custom API the channel definition names (msdyn_outboundendpointurltemplate) before registering; in Dataverse, creating the Custom API creates its sdkmessage`;
-    if (kind === 'message') return `${subject}: every org has the Create sdkmessage: check that --dataverse-url is a Dataverse org URL`;
+    if (kind === 'filter')
+      return `is Customer Insights - Journeys (outbound marketing) installed in the org? Without it there is no ${ACTIVITY_TABLE} table, so no sdkmessagefilter for its Create`;
+    if (kind === 'channel')
+      return `${subject}: check channelDefinitionId in the channels file against the org's msdyn_channeldefinition rows (Customer Insights - Journeys > Settings > Custom channels)`;
+    if (kind === 'custom-api')
+      return `${subject}: create the outbound Custom API the channel definition names (msdyn_outboundendpointurltemplate) before registering; in Dataverse, creating the Custom API creates its sdkmessage`;
+    if (kind === 'message')
+      return `${subject}: every org has the Create sdkmessage: check that --dataverse-url is a Dataverse org URL`;
     return 'check that --dataverse-url is the org URL (https://<org>.crm.dynamics.com), not the Power Apps maker or admin URL';
   }
   return `Dataverse refused the request while ${subject}: its message names the column or value; the columns the relay writes are listed in src/registration/assumptions.ts (UNVERIFIED against a real org)`;
@@ -128,23 +150,30 @@ function quote(value: string): string {
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The spec with its defaults; a `ConfigError` (source `registerRelay`) naming every key that is not usable. */
-function validate(spec: RegistrationSpec): Required<Omit<RegistrationSpec, 'serviceBus'>> & { serviceBus: ServiceBusSas } {
+function validate(
+  spec: RegistrationSpec,
+): Required<Omit<RegistrationSpec, 'serviceBus'>> & { serviceBus: ServiceBusSas } {
   const s = { ...REGISTRATION_DEFAULTS, realtime: [], updateKey: false, ...spec };
   const problems: ConfigProblem[] = [];
-  const problem = (path: string, expected: string, found: string): void => void problems.push({ source: 'registerRelay', path, expected, found });
+  const problem = (path: string, expected: string, found: string): void =>
+    void problems.push({ source: 'registerRelay', path, expected, found });
   /** A non-empty string of at most `max` characters (the column it is written to). */
   const text = (path: string, value: unknown, max?: { length: number; column: string }): void => {
-    if (typeof value !== 'string' || value.trim() === '') problem(path, 'a non-empty string', JSON.stringify(value) ?? 'nothing');
-    else if (max !== undefined && value.length > max.length) problem(path, `at most ${max.length} characters (${max.column})`, `${value.length} characters`);
+    if (typeof value !== 'string' || value.trim() === '')
+      problem(path, 'a non-empty string', JSON.stringify(value) ?? 'nothing');
+    else if (max !== undefined && value.length > max.length)
+      problem(path, `at most ${max.length} characters (${max.column})`, `${value.length} characters`);
   };
   text('endpointName', s.endpointName, { length: 256, column: 'serviceendpoint.name' });
   text('queue', s.queue, { length: 160, column: 'serviceendpoint.path' });
   text('stepName', s.stepName);
   const bus = s.serviceBus as ServiceBusSas | undefined;
-  if (bus === undefined || ![bus.host, bus.keyName, bus.key].every((v) => typeof v === 'string' && v !== '')) problem('serviceBus', 'host, keyName and key', 'not all of them');
+  if (bus === undefined || ![bus.host, bus.keyName, bus.key].every((v) => typeof v === 'string' && v !== ''))
+    problem('serviceBus', 'host, keyName and key', 'not all of them');
   s.realtime.forEach((t, i) => {
     if (!('channelDefinitionId' in t)) text(`realtime.${i}.message`, t.message);
-    else if (!GUID.test(t.channelDefinitionId)) problem(`realtime.${i}.channelDefinitionId`, 'a GUID', JSON.stringify(t.channelDefinitionId));
+    else if (!GUID.test(t.channelDefinitionId))
+      problem(`realtime.${i}.channelDefinitionId`, 'a GUID', JSON.stringify(t.channelDefinitionId));
   });
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
   return s;
@@ -154,7 +183,11 @@ function validate(spec: RegistrationSpec): Required<Omit<RegistrationSpec, 'serv
  * Registers (or checks, with `dryRun`) the relay in the org `api` talks to. Throws a `ConfigError` for a spec it cannot
  * use (before any call) and a `DataverseError` with `context.hint` for what Dataverse refused.
  */
-export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec, options: RegisterOptions = {}): Promise<RegistrationReport> {
+export async function registerRelay(
+  api: DynamicsWebApi,
+  spec: RegistrationSpec,
+  options: RegisterOptions = {},
+): Promise<RegistrationReport> {
   const s = validate(spec);
   const dryRun = options.dryRun ?? false;
   const log = areaLogger(options.log ?? silentLogger(), 'registration');
@@ -163,7 +196,12 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
   const warnings: string[] = [];
 
   /** One Web API call with its timeout, counted, its failure mapped to a DataverseError with the operator's hint. */
-  async function call<T>(kind: Kind, subject: string, write: boolean, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function call<T>(
+    kind: Kind,
+    subject: string,
+    write: boolean,
+    run: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
     if (write) requests.writes += 1;
@@ -180,21 +218,47 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
       });
     }
   }
-  const list = async (kind: Kind, subject: string, collection: string, select: readonly string[], filter: string, orderBy?: string[]): Promise<Row[]> => {
-    const res = await call(kind, subject, false, (signal) => api.retrieveMultiple({ collection, select: [...select], filter, signal, ...(orderBy === undefined ? {} : { orderBy }) }));
+  const list = async (
+    kind: Kind,
+    subject: string,
+    collection: string,
+    select: readonly string[],
+    filter: string,
+    orderBy?: string[],
+  ): Promise<Row[]> => {
+    const res = await call(kind, subject, false, (signal) =>
+      api.retrieveMultiple({
+        collection,
+        select: [...select],
+        filter,
+        signal,
+        ...(orderBy === undefined ? {} : { orderBy }),
+      }),
+    );
     return ((res as { value?: Row[] } | undefined)?.value ?? []) as Row[];
   };
 
   // 1. Read: the endpoint, the ids the steps bind to, the endpoint's steps.
   const endpointSelect = ['serviceendpointid', ...ENDPOINT_COLUMNS, SAS_KEY_SET_COLUMN];
-  const endpoints = await list('endpoint', `finding the serviceendpoint named ${quote(s.endpointName)}`, 'serviceendpoints', [...endpointSelect, 'createdon'], `name eq ${quote(s.endpointName)}`, ['createdon asc']);
-  if (endpoints.length > 1) warnings.push(`${endpoints.length} service endpoints are named '${s.endpointName}': the oldest one found is used; delete the others (each posts its own copy of every event its steps match)`);
+  const endpoints = await list(
+    'endpoint',
+    `finding the serviceendpoint named ${quote(s.endpointName)}`,
+    'serviceendpoints',
+    [...endpointSelect, 'createdon'],
+    `name eq ${quote(s.endpointName)}`,
+    ['createdon asc'],
+  );
+  if (endpoints.length > 1)
+    warnings.push(
+      `${endpoints.length} service endpoints are named '${s.endpointName}': the oldest one found is used; delete the others (each posts its own copy of every event its steps match)`,
+    );
   const existingEndpoint = endpoints[0];
 
   const messageId = async (name: string, kind: Kind, subject: string): Promise<string> => {
     const rows = await list(kind, subject, 'sdkmessages', ['sdkmessageid', 'name'], `name eq ${quote(name)}`);
     const id = rows[0]?.['sdkmessageid'];
-    if (typeof id !== 'string') throw problem('DataverseNotFound', kind, subject, `Dataverse has no sdkmessage named '${name}'`);
+    if (typeof id !== 'string')
+      throw problem('DataverseNotFound', kind, subject, `Dataverse has no sdkmessage named '${name}'`);
     return id;
   };
 
@@ -204,9 +268,21 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
    */
   const checkCustomApi = async (apiName: string): Promise<void> => {
     const subject = `reading the Custom API ${apiName}`;
-    const rows = await list('custom-api', subject, 'customapis', [...CUSTOM_API_COLUMNS.select], `uniquename eq ${quote(apiName)}`);
+    const rows = await list(
+      'custom-api',
+      subject,
+      'customapis',
+      [...CUSTOM_API_COLUMNS.select],
+      `uniquename eq ${quote(apiName)}`,
+    );
     const api = rows[0];
-    if (api === undefined) throw problem('DataverseNotFound', 'custom-api', subject, `Dataverse has no Custom API (customapi) with the unique name '${apiName}'`);
+    if (api === undefined)
+      throw problem(
+        'DataverseNotFound',
+        'custom-api',
+        subject,
+        `Dataverse has no Custom API (customapi) with the unique name '${apiName}'`,
+      );
     const stepType = api[CUSTOM_API_COLUMNS.stepType];
     if (stepType === CUSTOM_API_COLUMNS.noSteps) {
       throw problem(
@@ -226,11 +302,30 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
   const createSubject = `looking up the Create sdkmessage`;
   const createId = await messageId('Create', 'message', createSubject);
   const filterSubject = `looking up the sdkmessagefilter for Create of ${ACTIVITY_TABLE}`;
-  const filters = await list('filter', filterSubject, 'sdkmessagefilters', ['sdkmessagefilterid'], `primaryobjecttypecode eq ${quote(ACTIVITY_TABLE)} and _sdkmessageid_value eq ${createId}`);
+  const filters = await list(
+    'filter',
+    filterSubject,
+    'sdkmessagefilters',
+    ['sdkmessagefilterid'],
+    `primaryobjecttypecode eq ${quote(ACTIVITY_TABLE)} and _sdkmessageid_value eq ${createId}`,
+  );
   const activityFilter = filters[0]?.['sdkmessagefilterid'];
-  if (typeof activityFilter !== 'string') throw problem('DataverseNotFound', 'filter', filterSubject, `Dataverse has no sdkmessagefilter for Create of ${ACTIVITY_TABLE}`);
+  if (typeof activityFilter !== 'string')
+    throw problem(
+      'DataverseNotFound',
+      'filter',
+      filterSubject,
+      `Dataverse has no sdkmessagefilter for Create of ${ACTIVITY_TABLE}`,
+    );
 
-  const targets: StepTarget[] = [{ name: `${s.stepName}: Create of ${ACTIVITY_TABLE}`, target: `Create of ${ACTIVITY_TABLE}`, messageId: createId, filterId: activityFilter }];
+  const targets: StepTarget[] = [
+    {
+      name: `${s.stepName}: Create of ${ACTIVITY_TABLE}`,
+      target: `Create of ${ACTIVITY_TABLE}`,
+      messageId: createId,
+      filterId: activityFilter,
+    },
+  ];
   const seenMessages = new Set<string>();
   for (const t of s.realtime) {
     let apiName: string;
@@ -239,11 +334,21 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
       const which = `channel definition ${t.channelDefinitionId}${t.channel === undefined ? '' : ` (channel ${t.channel})`}`;
       const subject = `reading the ${which}`;
       const row = (await call('channel', subject, false, (signal) =>
-        api.retrieve({ collection: 'msdyn_channeldefinitions', key: t.channelDefinitionId, select: ['msdyn_outboundendpointurltemplate', 'msdyn_displayname'], signal }),
+        api.retrieve({
+          collection: 'msdyn_channeldefinitions',
+          key: t.channelDefinitionId,
+          select: ['msdyn_outboundendpointurltemplate', 'msdyn_displayname'],
+          signal,
+        }),
       )) as Row | undefined;
       const template = row?.['msdyn_outboundendpointurltemplate'];
       if (typeof template !== 'string' || outboundApiMessage(template) === '') {
-        throw problem('DataverseNotFound', 'custom-api', `the ${which}`, `the ${which} has no msdyn_outboundendpointurltemplate: it names no outbound Custom API`);
+        throw problem(
+          'DataverseNotFound',
+          'custom-api',
+          `the ${which}`,
+          `the ${which} has no msdyn_outboundendpointurltemplate: it names no outbound Custom API`,
+        );
       }
       apiName = outboundApiMessage(template);
       label = `the outbound Custom API of ${t.channel === undefined ? which : `channel ${t.channel}`}`;
@@ -256,29 +361,66 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
     await checkCustomApi(apiName);
     const subject = `looking up the sdkmessage of the Custom API ${apiName}`;
     const id = await messageId(apiName, 'custom-api', subject);
-    const apiFilters = await list('custom-api', `looking up the sdkmessagefilters of ${apiName}`, 'sdkmessagefilters', ['sdkmessagefilterid', 'primaryobjecttypecode'], `_sdkmessageid_value eq ${id}`);
-    const none = apiFilters.find((f) => String(f['primaryobjecttypecode'] ?? '').toLowerCase() === UNBOUND_FILTER_OBJECT)?.['sdkmessagefilterid'];
-    targets.push({ name: `${s.stepName}: ${apiName}`, target: label, messageId: id, filterId: typeof none === 'string' ? none : undefined });
+    const apiFilters = await list(
+      'custom-api',
+      `looking up the sdkmessagefilters of ${apiName}`,
+      'sdkmessagefilters',
+      ['sdkmessagefilterid', 'primaryobjecttypecode'],
+      `_sdkmessageid_value eq ${id}`,
+    );
+    const none = apiFilters.find(
+      (f) => String(f['primaryobjecttypecode'] ?? '').toLowerCase() === UNBOUND_FILTER_OBJECT,
+    )?.['sdkmessagefilterid'];
+    targets.push({
+      name: `${s.stepName}: ${apiName}`,
+      target: label,
+      messageId: id,
+      filterId: typeof none === 'string' ? none : undefined,
+    });
   }
 
   const endpointId = existingEndpoint?.['serviceendpointid'] as string | undefined;
   const steps =
     endpointId === undefined
       ? []
-      : await list('steps', `reading the steps of the serviceendpoint ${endpointId}`, 'sdkmessageprocessingsteps', [
-          'sdkmessageprocessingstepid', 'name', 'mode', 'stage', 'rank', 'supporteddeployment', 'asyncautodelete', 'statecode', 'statuscode', '_sdkmessageid_value', '_sdkmessagefilterid_value', 'createdon',
-        ], `_eventhandler_value eq ${endpointId}`);
+      : await list(
+          'steps',
+          `reading the steps of the serviceendpoint ${endpointId}`,
+          'sdkmessageprocessingsteps',
+          [
+            'sdkmessageprocessingstepid',
+            'name',
+            'mode',
+            'stage',
+            'rank',
+            'supporteddeployment',
+            'asyncautodelete',
+            'statecode',
+            'statuscode',
+            '_sdkmessageid_value',
+            '_sdkmessagefilterid_value',
+            'createdon',
+          ],
+          `_eventhandler_value eq ${endpointId}`,
+        );
 
   // 2. Plan.
   const desired = desiredEndpoint(s.endpointName, s.queue, s.serviceBus);
   const endpointPlan = planEndpoint(existingEndpoint, desired, s.serviceBus.key, s.updateKey);
   if (existingEndpoint !== undefined && existingEndpoint[SAS_KEY_SET_COLUMN] !== true && !s.updateKey) {
-    warnings.push(`the org does not say that the endpoint's SAS key is set (${SAS_KEY_SET_COLUMN}), so the key is written on every run; the key itself is never read back or printed`);
+    warnings.push(
+      `the org does not say that the endpoint's SAS key is set (${SAS_KEY_SET_COLUMN}), so the key is written on every run; the key itself is never read back or printed`,
+    );
   }
   const format = existingEndpoint?.['messageformat'];
   if (existingEndpoint !== undefined && format !== ENDPOINT_CONSTANTS.messageformat) {
-    const posts = format === 3 ? 'Text XML (messageformat 3)' : `.NET Binary XML (${format === 1 ? 'messageformat 1' : 'no messageformat: the default'})`;
-    warnings.push(`the endpoint posts ${posts}, which intake dead-letters (EventUnsupportedFormat); ${dryRun ? 'a run without --dry-run sets' : 'now set to'} messageformat 2 (Json)`);
+    const posts =
+      format === 3
+        ? 'Text XML (messageformat 3)'
+        : `.NET Binary XML (${format === 1 ? 'messageformat 1' : 'no messageformat: the default'})`;
+    warnings.push(
+      `the endpoint posts ${posts}, which intake dead-letters (EventUnsupportedFormat); ${dryRun ? 'a run without --dry-run sets' : 'now set to'} messageformat 2 (Json)`,
+    );
   }
   const endpointItem: RegistrationItem = {
     kind: 'serviceendpoint',
@@ -290,32 +432,66 @@ export async function registerRelay(api: DynamicsWebApi, spec: RegistrationSpec,
   };
   const stepPlans = targets.map((t) => {
     const found = matchingSteps(steps, t.messageId, t.filterId);
-    if (found.length > 1) warnings.push(`${found.length} steps bind '${s.endpointName}' to ${t.target}: Dataverse posts each event once per step; the oldest is kept, delete the others`);
+    if (found.length > 1)
+      warnings.push(
+        `${found.length} steps bind '${s.endpointName}' to ${t.target}: Dataverse posts each event once per step; the oldest is kept, delete the others`,
+      );
     const existing = found[0];
-    return { t, existing, plan: planStep(existing, desiredStep(t.name), endpointId === undefined ? {} : stepBindings(endpointId, t.messageId, t.filterId)) };
+    return {
+      t,
+      existing,
+      plan: planStep(
+        existing,
+        desiredStep(t.name),
+        endpointId === undefined ? {} : stepBindings(endpointId, t.messageId, t.filterId),
+      ),
+    };
   });
 
   // 3. Write what differs.
   const items: RegistrationItem[] = [endpointItem];
   if (!dryRun) {
-    const id = await apply('endpoint', 'serviceendpoints', endpointItem, endpointPlan, `the serviceendpoint '${s.endpointName}'`);
+    const id = await apply(
+      'endpoint',
+      'serviceendpoints',
+      endpointItem,
+      endpointPlan,
+      `the serviceendpoint '${s.endpointName}'`,
+    );
     endpointItem.id = id;
   }
   for (const { t, existing, plan } of stepPlans) {
-    const item: RegistrationItem = { kind: 'step', name: t.name, target: t.target, action: plan.action, changed: plan.changed };
+    const item: RegistrationItem = {
+      kind: 'step',
+      name: t.name,
+      target: t.target,
+      action: plan.action,
+      changed: plan.changed,
+    };
     const existingId = existing?.['sdkmessageprocessingstepid'];
     if (typeof existingId === 'string') item.id = existingId;
     items.push(item);
     if (dryRun) continue;
     // The endpoint was created just now: bind the step to it.
-    const body = plan.action === 'create' ? { ...plan.body, ...stepBindings(endpointItem.id as string, t.messageId, t.filterId) } : plan.body;
+    const body =
+      plan.action === 'create'
+        ? { ...plan.body, ...stepBindings(endpointItem.id as string, t.messageId, t.filterId) }
+        : plan.body;
     item.id = await apply('steps', 'sdkmessageprocessingsteps', item, { ...plan, body }, `the step '${t.name}'`);
   }
 
-  async function apply(kind: Kind, collection: string, item: RegistrationItem, plan: RowPlan, what: string): Promise<string> {
+  async function apply(
+    kind: Kind,
+    collection: string,
+    item: RegistrationItem,
+    plan: RowPlan,
+    what: string,
+  ): Promise<string> {
     if (plan.action === 'unchanged') return item.id as string;
     if (plan.action === 'create') {
-      const id = (await call(kind, `creating ${what}`, true, (signal) => api.create({ collection, data: plan.body, signal }))) as string;
+      const id = (await call(kind, `creating ${what}`, true, (signal) =>
+        api.create({ collection, data: plan.body, signal }),
+      )) as string;
       log.info(`created ${item.kind}`, { name: item.name, id, columns: plan.changed });
       return id;
     }

@@ -23,7 +23,10 @@ export function formatRegistrationReport(report: RegistrationReport): string {
   const count = (action: RegistrationItem['action']): number => report.items.filter((i) => i.action === action).length;
   const calls = `${report.requests.reads} read${report.requests.reads === 1 ? '' : 's'}, ${report.requests.writes} write${report.requests.writes === 1 ? '' : 's'}`;
   if (!report.changed) lines.push(`nothing to change: the org already has this registration (${calls})`);
-  else if (report.dryRun) lines.push(`would create ${count('create')}, update ${count('update')}, leave ${count('unchanged')} unchanged; nothing was changed (${calls})`);
+  else if (report.dryRun)
+    lines.push(
+      `would create ${count('create')}, update ${count('update')}, leave ${count('unchanged')} unchanged; nothing was changed (${calls})`,
+    );
   else lines.push(`created ${count('create')}, updated ${count('update')}, unchanged ${count('unchanged')} (${calls})`);
   return lines.join('\n');
 }
@@ -35,7 +38,12 @@ export function formatRegistrationReport(report: RegistrationReport): string {
 export function formatRegistrationError(error: unknown): string {
   if (!isDataverseError(error)) return `error: ${redactString(error instanceof Error ? error.message : String(error))}`;
   const u = error.upstream;
-  const code = [u?.status === undefined ? undefined : `HTTP ${u.status}`, u?.code === undefined ? undefined : String(u.code)].filter(Boolean).join(' ');
+  const code = [
+    u?.status === undefined ? undefined : `HTTP ${u.status}`,
+    u?.code === undefined ? undefined : String(u.code),
+  ]
+    .filter(Boolean)
+    .join(' ');
   const lines = [`Dataverse error ${error.code}${code === '' ? '' : ` (${code})`}: ${redactString(error.message)}`];
   const hint = registrationHint(error);
   if (hint !== undefined) lines.push(`check: ${hint}`);

@@ -29,7 +29,10 @@ function parts(connectionString: string): Map<string, string> {
 
 /** `host[:port]` of `sb://host[:port]/` or `host[:port]`. */
 function hostOf(value: string): string {
-  return value.trim().replace(/^(sb|amqps?|https?):\/\//i, '').replace(/\/.*$/, '');
+  return value
+    .trim()
+    .replace(/^(sb|amqps?|https?):\/\//i, '')
+    .replace(/\/.*$/, '');
 }
 
 /** `host[:port]` of `sb://host[:port]/`, `host`, or a bare namespace name (`contoso` → `contoso.servicebus.windows.net`). */
@@ -47,9 +50,15 @@ export function serviceBusFromConnectionString(connectionString: string): Servic
   const endpoint = p.get('endpoint');
   const keyName = p.get('sharedaccesskeyname');
   const key = p.get('sharedaccesskey');
-  const missing = [endpoint ? '' : 'Endpoint=sb://…', keyName ? '' : 'SharedAccessKeyName=…', key ? '' : 'SharedAccessKey=…'].filter(Boolean);
+  const missing = [
+    endpoint ? '' : 'Endpoint=sb://…',
+    keyName ? '' : 'SharedAccessKeyName=…',
+    key ? '' : 'SharedAccessKey=…',
+  ].filter(Boolean);
   if (missing.length > 0) {
-    const sas = p.has('sharedaccesssignature') ? ' (a SharedAccessSignature cannot be used: Dataverse needs the key name and key)' : '';
+    const sas = p.has('sharedaccesssignature')
+      ? ' (a SharedAccessSignature cannot be used: Dataverse needs the key name and key)'
+      : '';
     throw new TypeError(`the Service Bus connection string has no ${missing.join(', ')}${sas}`);
   }
   // An Endpoint is always a full host (`servicebus-emulator` in a Compose network is one): only a bare namespace
@@ -64,13 +73,24 @@ export function serviceBusFromConnectionString(connectionString: string): Servic
  * (variables, never values).
  */
 export function serviceBusFromEnv(env: NodeJS.ProcessEnv): ServiceBusSas {
-  const problem = (variable: string, expected: string, found: string): ConfigProblem => ({ source: `environment variable ${variable}`, path: '', expected, found });
+  const problem = (variable: string, expected: string, found: string): ConfigProblem => ({
+    source: `environment variable ${variable}`,
+    path: '',
+    expected,
+    found,
+  });
   const connectionString = env['SERVICEBUS_CONNECTION_STRING'];
   if (connectionString !== undefined && connectionString !== '') {
     try {
       return serviceBusFromConnectionString(connectionString);
     } catch (err) {
-      throw new ConfigError('ConfigInvalid', [problem('SERVICEBUS_CONNECTION_STRING', 'Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…', (err as Error).message.replace(/^the Service Bus connection string has /, ''))]);
+      throw new ConfigError('ConfigInvalid', [
+        problem(
+          'SERVICEBUS_CONNECTION_STRING',
+          'Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…',
+          (err as Error).message.replace(/^the Service Bus connection string has /, ''),
+        ),
+      ]);
     }
   }
   const namespace = env['SERVICEBUS_NAMESPACE'];
@@ -78,12 +98,26 @@ export function serviceBusFromEnv(env: NodeJS.ProcessEnv): ServiceBusSas {
   const key = env['SERVICEBUS_SAS_KEY'];
   if (namespace === undefined || namespace === '') {
     throw new ConfigError('ConfigInvalid', [
-      problem('SERVICEBUS_CONNECTION_STRING', 'a connection string with a SAS key, or SERVICEBUS_NAMESPACE with SERVICEBUS_SAS_KEY_NAME and SERVICEBUS_SAS_KEY', 'neither set'),
+      problem(
+        'SERVICEBUS_CONNECTION_STRING',
+        'a connection string with a SAS key, or SERVICEBUS_NAMESPACE with SERVICEBUS_SAS_KEY_NAME and SERVICEBUS_SAS_KEY',
+        'neither set',
+      ),
     ]);
   }
   const problems: ConfigProblem[] = [];
-  if (keyName === undefined || keyName === '') problems.push(problem('SERVICEBUS_SAS_KEY_NAME', 'the SAS policy name Dataverse posts with (e.g. RootManageSharedAccessKey, or a Send-only policy)', 'it unset'));
-  if (key === undefined || key === '') problems.push(problem('SERVICEBUS_SAS_KEY', "that policy's key (Dataverse cannot use an Entra identity to post)", 'it unset'));
+  if (keyName === undefined || keyName === '')
+    problems.push(
+      problem(
+        'SERVICEBUS_SAS_KEY_NAME',
+        'the SAS policy name Dataverse posts with (e.g. RootManageSharedAccessKey, or a Send-only policy)',
+        'it unset',
+      ),
+    );
+  if (key === undefined || key === '')
+    problems.push(
+      problem('SERVICEBUS_SAS_KEY', "that policy's key (Dataverse cannot use an Entra identity to post)", 'it unset'),
+    );
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
   return { host: namespaceHost(namespace), keyName: keyName!, key: key! };
 }

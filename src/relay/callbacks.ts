@@ -42,7 +42,9 @@ export interface CallbacksWiring {
  * The Twilio message fetch of each Twilio channel: its adapter (from `provider`, which should keep what it makes) when
  * that is a `TwilioProvider`; undefined for other channels.
  */
-export function twilioMessageFetchers(provider: (channel: Channel) => Provider): (channel: Channel) => TwilioMessageFetcher | undefined {
+export function twilioMessageFetchers(
+  provider: (channel: Channel) => Provider,
+): (channel: Channel) => TwilioMessageFetcher | undefined {
   return (channel) => {
     if (channel.provider.type !== 'twilio') return undefined;
     const made = provider(channel);
@@ -87,7 +89,9 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     log: w.log,
     ...(w.registry ? { registry: w.registry } : {}),
     bodyLimitBytes: w.config.callbacks.bodyLimitBytes,
-    ...(w.config.callbacks.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: w.config.callbacks.requestTimeoutMs }),
+    ...(w.config.callbacks.requestTimeoutMs === undefined
+      ? {}
+      : { requestTimeoutMs: w.config.callbacks.requestTimeoutMs }),
     callTimeoutMs: timeoutMs,
     host: w.config.callbacks.host,
     port: w.config.callbacks.port,

@@ -25,7 +25,10 @@ export interface DispatchWiring extends RelayParts {
 export function wireDispatch(w: DispatchWiring): WiredStage<DispatchStats> {
   const { config, channels, callbackKeys, registry } = w;
   const queues = config.serviceBus.queues;
-  const interactions = createQueueSender<InteractionMessage>(w.bus, queues.interactions, { log: w.log, ...counting(w) });
+  const interactions = createQueueSender<InteractionMessage>(w.bus, queues.interactions, {
+    log: w.log,
+    ...counting(w),
+  });
   w.closer.add('interactions sender', interactions);
   // Adapters are made up front, so that a bad provider setting stops start-up instead of the first send.
   for (const channel of channels.all()) w.provider(channel);
@@ -35,7 +38,10 @@ export function wireDispatch(w: DispatchWiring): WiredStage<DispatchStats> {
     interactions,
     log: w.log,
     guardMs: config.dispatch.guardMs,
-    retry: { attempts: config.dispatch.retry.attempts, lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs },
+    retry: {
+      attempts: config.dispatch.retry.attempts,
+      lostAnswerLookupDelayMs: config.dispatch.lostAnswerLookupDelayMs,
+    },
     ...(callbackKeys ? { statusCallbackUrl: statusCallbackUrls(callbackKeys) } : {}),
     ...(registry ? { registry } : {}),
   });
@@ -73,6 +79,8 @@ const DISPATCH_BATCH_SPAN_MS = 2_000;
  */
 export function dispatchBatchSize(sharing: readonly Channel[]): number {
   if (sharing.length === 0) return DISPATCH_MAX_BATCH;
-  const perSpan = Math.min(...sharing.map((c) => Math.ceil((c.rateLimit.messages * DISPATCH_BATCH_SPAN_MS) / c.rateLimit.intervalMs)));
+  const perSpan = Math.min(
+    ...sharing.map((c) => Math.ceil((c.rateLimit.messages * DISPATCH_BATCH_SPAN_MS) / c.rateLimit.intervalMs)),
+  );
   return Math.max(1, Math.min(DISPATCH_MAX_BATCH, perSpan));
 }

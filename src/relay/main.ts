@@ -57,14 +57,29 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   let relay: RunningRelay | undefined;
   let health: HealthServer;
   try {
-    health = await startHealthServer({ port: config.health.port, host: config.health.host, registry, readiness: () => relay?.readiness() ?? [{ name: 'starting', ok: false }], log });
+    health = await startHealthServer({
+      port: config.health.port,
+      host: config.health.host,
+      registry,
+      readiness: () => relay?.readiness() ?? [{ name: 'starting', ok: false }],
+      log,
+    });
   } catch (err) {
-    stderr.write(`${service}: cannot start: the health server cannot listen on ${config.health.host}:${config.health.port} (health.port / HEALTH_PORT): ${errorMessage(err)}\n`);
+    stderr.write(
+      `${service}: cannot start: the health server cannot listen on ${config.health.host}:${config.health.port} (health.port / HEALTH_PORT): ${errorMessage(err)}\n`,
+    );
     exit(1);
     return;
   }
   try {
-    relay = startRelay({ stages, config, ...(channels ? { channels } : {}), ...(callbackKeys ? { callbackKeys } : {}), log, registry });
+    relay = startRelay({
+      stages,
+      config,
+      ...(channels ? { channels } : {}),
+      ...(callbackKeys ? { callbackKeys } : {}),
+      log,
+      registry,
+    });
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     await health.close();
@@ -88,7 +103,10 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     if (dead.length === 0) return;
     clearInterval(watch);
     log.error('a receive loop stopped on its own; shutting down so that the worker is restarted', { loops: dead });
-    void shutdown('receive loop stopped').then(() => exit(1), () => exit(1));
+    void shutdown('receive loop stopped').then(
+      () => exit(1),
+      () => exit(1),
+    );
   }, options.watchIntervalMs ?? 5_000);
   watch.unref();
   log.info('worker ready', { stages, health: server.url });

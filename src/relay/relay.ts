@@ -96,9 +96,12 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const stages = [...new Set(options.stages)];
   if (stages.length === 0) throw new TypeError(`startRelay: name at least one stage of ${STAGES.join(', ')}`);
   const needs = needsOf(stages);
-  if (needs.channels && channels === undefined) throw new TypeError(`startRelay: stages ${stages.join(', ')} need channels`);
+  if (needs.channels && channels === undefined)
+    throw new TypeError(`startRelay: stages ${stages.join(', ')} need channels`);
   if (config.callbacks.signingKeys !== undefined && options.callbackKeys === undefined) {
-    throw new TypeError('startRelay: config.callbacks.signingKeys is set but callbackKeys is not: pass the keys the loader parsed (LoadedConfig.callbackKeys)');
+    throw new TypeError(
+      'startRelay: config.callbacks.signingKeys is set but callbackKeys is not: pass the keys the loader parsed (LoadedConfig.callbackKeys)',
+    );
   }
   // Before anything is opened: missing keys stop start-up with nothing to close.
   const callbackKeys = callbackKeysFor(options.callbackKeys, channels, stages);
@@ -113,9 +116,21 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
   const queues = config.serviceBus.queues;
   const { requestBudget, executionBudgetMs } = config.dataverse;
-  const budgets = { ...(requestBudget === undefined ? {} : { requestBudget }), ...(executionBudgetMs === undefined ? {} : { executionBudgetMs }) };
-  const governor = needs.dataverse ? createGovernor({ timeoutMs: config.dataverse.timeoutMs, windowMs: config.dataverse.limitsWindowMs, ...budgets, ...options.governor }) : undefined;
-  const dataverse = governor ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe }) : undefined;
+  const budgets = {
+    ...(requestBudget === undefined ? {} : { requestBudget }),
+    ...(executionBudgetMs === undefined ? {} : { executionBudgetMs }),
+  };
+  const governor = needs.dataverse
+    ? createGovernor({
+        timeoutMs: config.dataverse.timeoutMs,
+        windowMs: config.dataverse.limitsWindowMs,
+        ...budgets,
+        ...options.governor,
+      })
+    : undefined;
+  const dataverse = governor
+    ? dataverseClientFromConfig(config, { ...(options.dataverse ?? {}), onResponse: governor.observe })
+    : undefined;
   if (governor) {
     stats.dataverse = () => governor.state();
     if (registry) registerGovernorMetrics(registry, governor);
@@ -130,22 +145,39 @@ export function startRelay(options: RelayOptions): RunningRelay {
   }
   const parts: RelayParts = { config, bus, log: options.log, ...(registry ? { registry } : {}), closer };
   let callbacks: StartedCallbacks | undefined;
-  const makeProvider = options.provider ?? ((channel: Channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
+  const makeProvider =
+    options.provider ??
+    ((channel: Channel) =>
+      createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log: options.log }));
   const providerOf = providerAdapters(makeProvider, channels);
 
   try {
     // Loops start receiving the moment they are made, so they are made last, once every stage and every provider
     // setting has been built and checked: a bad setting stops start-up before a single message is locked.
     const wired: Array<{ name: StageName; stage: WiredStage<unknown> }> = [];
-    if (stages.includes('intake') && dataverse && governor && channels) wired.push({ name: 'intake', stage: wireIntake({ ...parts, dataverse, governor, channels, callbackKeys }) });
-    if (stages.includes('dispatch') && channels) wired.push({ name: 'dispatch', stage: wireDispatch({ ...parts, channels, callbackKeys, provider: providerOf }) });
-    if (stages.includes('recorder') && dataverse && governor) wired.push({ name: 'recorder', stage: wireRecorder({ ...parts, dataverse, governor }) });
+    if (stages.includes('intake') && dataverse && governor && channels)
+      wired.push({ name: 'intake', stage: wireIntake({ ...parts, dataverse, governor, channels, callbackKeys }) });
+    if (stages.includes('dispatch') && channels)
+      wired.push({ name: 'dispatch', stage: wireDispatch({ ...parts, channels, callbackKeys, provider: providerOf }) });
+    if (stages.includes('recorder') && dataverse && governor)
+      wired.push({ name: 'recorder', stage: wireRecorder({ ...parts, dataverse, governor }) });
     for (const { name, stage } of wired) {
       stats[name] = () => stage.stats();
       if (stage.stop) onStop.push(() => stage.stop?.());
     }
     if (stages.includes('callbacks') && dataverse && governor && channels && callbackKeys) {
-      callbacks = startCallbacksStage({ bus, dataverse, governor, keys: callbackKeys, config, channels, provider: providerOf, log: options.log, ...(registry ? { registry } : {}), closer });
+      callbacks = startCallbacksStage({
+        bus,
+        dataverse,
+        governor,
+        keys: callbackKeys,
+        config,
+        channels,
+        provider: providerOf,
+        log: options.log,
+        ...(registry ? { registry } : {}),
+        closer,
+      });
       onStop.push(() => callbacks?.stage.stop());
     }
     for (const { name, stage } of wired) loops.push({ name, loop: stage.loop() });
@@ -198,7 +230,10 @@ export function startRelay(options: RelayOptions): RunningRelay {
  * The provider adapters, one per channel, shared by dispatch (sends) and callbacks (Twilio message fetches): the
  * channel's adapter, made on first use and kept; a bad setting throws a `ConfigError` naming the channel.
  */
-function providerAdapters(makeProvider: (channel: Channel) => Provider, channels: ChannelRegistry | undefined): (channel: Channel) => Provider {
+function providerAdapters(
+  makeProvider: (channel: Channel) => Provider,
+  channels: ChannelRegistry | undefined,
+): (channel: Channel) => Provider {
   const providers = new Map<string, Provider>();
   return (channel: Channel): Provider => {
     let provider = providers.get(channel.name);
@@ -208,7 +243,11 @@ function providerAdapters(makeProvider: (channel: Channel) => Provider, channels
       } catch (err) {
         if (!isConfigError(err)) throw err;
         const source = `channel "${channel.name}" in ${channels?.file ?? 'the channels file'}`;
-        throw new ConfigError(err.code, err.problems.map((p) => ({ ...p, source })), { cause: err });
+        throw new ConfigError(
+          err.code,
+          err.problems.map((p) => ({ ...p, source })),
+          { cause: err },
+        );
       }
       providers.set(channel.name, provider);
     }
@@ -224,6 +263,11 @@ function loopCheck(name: string, loop: ReceiveLoop, stopping: boolean): Readines
   const h = loop.health();
   if (stopping) return { name, ok: false, detail: 'shutting down' };
   if (!h.running) return { name, ok: false, detail: `stopped${h.lastError === undefined ? '' : `: ${h.lastError}`}` };
-  if (h.consecutiveErrors >= UNHEALTHY_AFTER_ERRORS) return { name, ok: false, detail: `${h.consecutiveErrors} receives failed in a row: ${h.lastError ?? 'unknown error'}` };
+  if (h.consecutiveErrors >= UNHEALTHY_AFTER_ERRORS)
+    return {
+      name,
+      ok: false,
+      detail: `${h.consecutiveErrors} receives failed in a row: ${h.lastError ?? 'unknown error'}`,
+    };
   return { name, ok: true };
 }

@@ -70,7 +70,11 @@ export interface LoadStageConfigOptions {
  * links (`callbacks.trackLinks`), by dispatch for a Twilio channel with callbacks (its status callback URLs). Throws a
  * `ConfigError` when they are needed but not set.
  */
-export function callbackKeysFor(keys: CallbackKeys | undefined, channels: ChannelRegistry | undefined, stages: readonly StageName[]): CallbackKeys | undefined {
+export function callbackKeysFor(
+  keys: CallbackKeys | undefined,
+  channels: ChannelRegistry | undefined,
+  stages: readonly StageName[],
+): CallbackKeys | undefined {
   if (keys !== undefined) return keys;
   const all = channels?.all() ?? [];
   const some = (list: readonly Channel[], has: string, have: string): string =>
@@ -79,14 +83,26 @@ export function callbackKeysFor(keys: CallbackKeys | undefined, channels: Channe
   const withCallbacks = all.filter((c) => c.callbacks !== undefined);
   const tracking = all.filter((c) => c.callbacks?.trackLinks === true);
   const twilio = withCallbacks.filter((c) => c.provider.type === 'twilio');
-  if (stages.includes('callbacks')) reasons.push(withCallbacks.length > 0 ? some(withCallbacks, 'has callbacks', 'have callbacks') : 'the callbacks service verifies its tokens and link codes with them');
+  if (stages.includes('callbacks'))
+    reasons.push(
+      withCallbacks.length > 0
+        ? some(withCallbacks, 'has callbacks', 'have callbacks')
+        : 'the callbacks service verifies its tokens and link codes with them',
+    );
   else {
-    if (stages.includes('intake') && tracking.length > 0) reasons.push(`${some(tracking, 'tracks links', 'track links')} (callbacks.trackLinks)`);
-    if (stages.includes('dispatch') && twilio.length > 0) reasons.push(`${some(twilio, 'gets', 'get')} Twilio status callbacks`);
+    if (stages.includes('intake') && tracking.length > 0)
+      reasons.push(`${some(tracking, 'tracks links', 'track links')} (callbacks.trackLinks)`);
+    if (stages.includes('dispatch') && twilio.length > 0)
+      reasons.push(`${some(twilio, 'gets', 'get')} Twilio status callbacks`);
   }
   if (reasons.length === 0) return undefined;
   throw new ConfigError('ConfigInvalid', [
-    { source: 'configuration', path: 'callbacks.signingKeys', expected: `the callback signing keys (set CALLBACK_SIGNING_KEYS), because ${reasons.join(' and ')}`, found: 'nothing' },
+    {
+      source: 'configuration',
+      path: 'callbacks.signingKeys',
+      expected: `the callback signing keys (set CALLBACK_SIGNING_KEYS), because ${reasons.join(' and ')}`,
+      found: 'nothing',
+    },
   ]);
 }
 
@@ -106,9 +122,20 @@ export interface StageConfig {
 export function loadStageConfig(stages: readonly StageName[], options: LoadStageConfigOptions = {}): StageConfig {
   const needs = needsOf(stages);
   const env = options.env ?? process.env;
-  const loaded = loadConfig({ ...options, env, forWorkers: true, needsDataverse: needs.dataverse, needsChannels: needs.channels });
+  const loaded = loadConfig({
+    ...options,
+    env,
+    forWorkers: true,
+    needsDataverse: needs.dataverse,
+    needsChannels: needs.channels,
+  });
   const channels = needs.channels
-    ? loadChannels(loaded.config.channelsFile, { env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }), providers: needs.providers, callbackSecrets: needs.callbackSecrets })
+    ? loadChannels(loaded.config.channelsFile, {
+        env,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        providers: needs.providers,
+        callbackSecrets: needs.callbackSecrets,
+      })
     : undefined;
   callbackKeysFor(loaded.callbackKeys, channels, stages);
   return { loaded, channels };

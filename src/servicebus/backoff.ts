@@ -29,7 +29,8 @@ export class Backoff {
     this.#maxDelayMs = intOption('backoff', 'maxDelayMs', options.maxDelayMs, 30_000, this.#initialDelayMs);
     this.#factor = numberOption('backoff', 'factor', options.factor, 2, { atLeast: 1 });
     this.#jitter = options.jitter ?? 0.2;
-    if (!(this.#jitter >= 0 && this.#jitter < 1)) throw new TypeError(`backoff: jitter must be a number from 0 to below 1, found ${String(options.jitter)}`);
+    if (!(this.#jitter >= 0 && this.#jitter < 1))
+      throw new TypeError(`backoff: jitter must be a number from 0 to below 1, found ${String(options.jitter)}`);
     this.#random = options.random ?? Math.random;
   }
 
@@ -49,4 +50,3 @@ export class Backoff {
     this.#attempt = 0;
   }
 }
-

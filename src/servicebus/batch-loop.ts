@@ -124,7 +124,8 @@ export interface ResolvedCommon {
 }
 
 export function resolveCommon(component: string, options: ReceiveLoopCommonOptions): ResolvedCommon {
-  if (typeof options.client?.createReceiver !== 'function') throw new TypeError(`${component}: client must be a ServiceBusClient`);
+  if (typeof options.client?.createReceiver !== 'function')
+    throw new TypeError(`${component}: client must be a ServiceBusClient`);
   const queue = stringOption(component, 'queue', options.queue);
   const log = areaLogger(options.log ?? silentLogger(), 'servicebus', { queue });
   const onError = options.onError ?? (() => undefined);
@@ -172,7 +173,11 @@ export interface HandlerRun {
  * Runs a handler on a batch, for both loops: warns of an overrun, reports a failure, then abandons whatever the
  * handler left unsettled. Resolves to the handler's result (`undefined` when it threw); never rejects.
  */
-export async function runHandler<T>(deliveries: readonly SettleableDelivery[], handle: () => Promise<T>, run: HandlerRun): Promise<T | undefined> {
+export async function runHandler<T>(
+  deliveries: readonly SettleableDelivery[],
+  handle: () => Promise<T>,
+  run: HandlerRun,
+): Promise<T | undefined> {
   const cancelOverrun = warnIfStillRunning(run.overrunMs, run.onOverrun);
   let result: T | undefined;
   try {
@@ -291,12 +296,15 @@ class BatchLoop implements ReceiveLoop {
       log,
       overrunMs: maxLockRenewalMs > 0 ? maxLockRenewalMs : Infinity,
       onOverrun: () =>
-        log.warn('a batch handler is still running after maxLockRenewalMs: the locks of what it has not settled may run out (those messages come back and may be handled twice)', {
-          count: deliveries.length,
-          unsettled: deliveries.filter((d) => !d.settled).length,
-          runningMs: Date.now() - started,
-          maxLockRenewalMs,
-        }),
+        log.warn(
+          'a batch handler is still running after maxLockRenewalMs: the locks of what it has not settled may run out (those messages come back and may be handled twice)',
+          {
+            count: deliveries.length,
+            unsettled: deliveries.filter((d) => !d.settled).length,
+            runningMs: Date.now() - started,
+            maxLockRenewalMs,
+          },
+        ),
       onFailure: (err) => {
         log.error('batch handler failed', { err, count: deliveries.length });
         this.#o.onError(err, { queue, source: 'handler' });
@@ -351,7 +359,9 @@ class BatchLoop implements ReceiveLoop {
     const pending = [...this.#batches];
     const ended = await within(Promise.all(pending.map((b) => b.done)), this.#o.closeGraceMs);
     if (!ended) {
-      log.warn('handlers did not end within the close grace period; abandoning their deliveries', { closeGraceMs: this.#o.closeGraceMs });
+      log.warn('handlers did not end within the close grace period; abandoning their deliveries', {
+        closeGraceMs: this.#o.closeGraceMs,
+      });
       for (const b of pending) await abandonUnsettled(b.deliveries, log, 'closing with a handler still running');
     }
     try {

@@ -49,7 +49,10 @@ export interface CreateServiceBusClientOptions {
 
 /** The fully qualified host name for a namespace setting. */
 export function normalizeNamespace(namespace: string): string {
-  const host = namespace.trim().replace(/^sb:\/\//i, '').replace(/\/+$/, '');
+  const host = namespace
+    .trim()
+    .replace(/^sb:\/\//i, '')
+    .replace(/\/+$/, '');
   return host.includes('.') || host.includes(':') ? host : `${host}.servicebus.windows.net`;
 }
 
@@ -72,7 +75,11 @@ export function createServiceBusClient(options: CreateServiceBusClientOptions): 
   }
   const clientOptions = { retryOptions, ...(options.identifier ? { identifier: options.identifier } : {}) };
   if (hasConnectionString) return new ServiceBusClient(connectionString!, clientOptions);
-  return new ServiceBusClient(normalizeNamespace(namespace!), options.credential ?? new DefaultAzureCredential(), clientOptions);
+  return new ServiceBusClient(
+    normalizeNamespace(namespace!),
+    options.credential ?? new DefaultAzureCredential(),
+    clientOptions,
+  );
 }
 
 /**

@@ -8,7 +8,12 @@
  * one the queue may still remember (within `duplicateWindowMs`) is skipped, since the broker would drop it silently;
  * the first failure stops the replay.
  */
-import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
+import type {
+  ServiceBusClient,
+  ServiceBusReceivedMessage,
+  ServiceBusReceiver,
+  ServiceBusSender,
+} from '@azure/service-bus';
 import Long from 'long';
 import { isLockLostError } from './delivery.js';
 import { intOption } from '../options.js';
@@ -51,7 +56,12 @@ export interface DeadLetterFilter {
 /** Whether `deadLetter` matches `filter`. */
 function matchesDeadLetter(deadLetter: DeadLetter, filter: DeadLetterFilter = {}): boolean {
   if (filter.reason !== undefined && deadLetter.reason !== filter.reason) return false;
-  if (filter.excludeReasons !== undefined && deadLetter.reason !== undefined && filter.excludeReasons.includes(deadLetter.reason)) return false;
+  if (
+    filter.excludeReasons !== undefined &&
+    deadLetter.reason !== undefined &&
+    filter.excludeReasons.includes(deadLetter.reason)
+  )
+    return false;
   if (filter.messageIds !== undefined && filter.messageIds.length > 0) {
     if (deadLetter.messageId === undefined || !filter.messageIds.includes(deadLetter.messageId)) return false;
   }
@@ -85,7 +95,11 @@ export interface PeekDeadLettersResult {
 const RECEIVER_OPTIONS = { subQueueType: 'deadLetter', skipParsingBodyAsJson: true, skipConvertingDate: true } as const;
 
 /** Reads (peeks) the whole dead-letter queue of `queue`; nothing is locked or removed. */
-export async function peekDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions = {}): Promise<PeekDeadLettersResult> {
+export async function peekDeadLetters(
+  client: ServiceBusClient,
+  queue: string,
+  options: PeekDeadLettersOptions = {},
+): Promise<PeekDeadLettersResult> {
   const { positions: _positions, skipped: _skipped, ...result } = await scanDeadLetters(client, queue, options);
   return result;
 }
@@ -98,7 +112,11 @@ interface Scan extends PeekDeadLettersResult {
 }
 
 /** {@link peekDeadLetters}, with positions, and setting aside the matching dead letters for which `skip` holds. */
-async function scanDeadLetters(client: ServiceBusClient, queue: string, options: PeekDeadLettersOptions & { skip?: (d: DeadLetter) => boolean }): Promise<Scan> {
+async function scanDeadLetters(
+  client: ServiceBusClient,
+  queue: string,
+  options: PeekDeadLettersOptions & { skip?: (d: DeadLetter) => boolean },
+): Promise<Scan> {
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   if (!(limit >= 0)) throw new TypeError(`peekDeadLetters: limit must be >= 0, found ${String(limit)}`);
   const pageSize = intOption('peekDeadLetters', 'pageSize', options.pageSize, 100, 1);
@@ -109,7 +127,10 @@ async function scanDeadLetters(client: ServiceBusClient, queue: string, options:
     // entity by any receiver of the same client, so a second peek of the queue would start at its end.
     let from = Long.ZERO;
     for (;;) {
-      const page = await receiver.peekMessages(pageSize, { fromSequenceNumber: from, ...(options.signal ? { abortSignal: options.signal } : {}) });
+      const page = await receiver.peekMessages(pageSize, {
+        fromSequenceNumber: from,
+        ...(options.signal ? { abortSignal: options.signal } : {}),
+      });
       if (page.length === 0) break;
       const last = page[page.length - 1]?.sequenceNumber;
       if (last === undefined) throw new Error(`peekDeadLetters: a peeked message of ${queue} has no sequence number`);
@@ -169,10 +190,24 @@ function replayMessageOf(message: ServiceBusReceivedMessage): AmqpMessage {
   const deadLetter = toDeadLetter(message);
   const from = message._rawAmqpMessage.properties ?? {};
   const properties: NonNullable<AmqpMessage['properties']> = {};
-  for (const key of ['messageId', 'contentType', 'subject', 'groupId', 'correlationId', 'to', 'replyTo', 'replyToGroupId'] as const) {
+  for (const key of [
+    'messageId',
+    'contentType',
+    'subject',
+    'groupId',
+    'correlationId',
+    'to',
+    'replyTo',
+    'replyToGroupId',
+  ] as const) {
     if (from[key] !== undefined && from[key] !== null) (properties as Record<string, unknown>)[key] = from[key];
   }
-  return { body: deadLetter.body, bodyType: deadLetter.bodyType, properties, applicationProperties: deadLetter.applicationProperties as AmqpMessage['applicationProperties'] };
+  return {
+    body: deadLetter.body,
+    bodyType: deadLetter.bodyType,
+    properties,
+    applicationProperties: deadLetter.applicationProperties as AmqpMessage['applicationProperties'],
+  };
 }
 
 /** One step of a replay, for progress lines. */
@@ -269,20 +304,31 @@ interface Held {
  * dead-letter queue, returned with the time it becomes replayable. The enqueued time is the original send's, or the
  * dead-lettering's on a broker that stamps the dead-letter queue's own (later, so never too early).
  */
-export async function replayDeadLetters(client: ServiceBusClient, queue: string, options: ReplayDeadLettersOptions = {}): Promise<ReplayDeadLettersResult> {
+export async function replayDeadLetters(
+  client: ServiceBusClient,
+  queue: string,
+  options: ReplayDeadLettersOptions = {},
+): Promise<ReplayDeadLettersResult> {
   const receiveWaitMs = options.receiveWaitMs ?? 5000;
-  if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0) throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);
+  if (!Number.isFinite(receiveWaitMs) || receiveWaitMs <= 0)
+    throw new TypeError(`replayDeadLetters: receiveWaitMs must be > 0, found ${String(receiveWaitMs)}`);
   const holdPerReceiver = intOption('replayDeadLetters', 'holdPerReceiver', options.holdPerReceiver, 1000, 1);
   const windowMs = options.duplicateWindowMs;
-  if (windowMs !== undefined && !(Number.isFinite(windowMs) && windowMs >= 0)) throw new TypeError(`replayDeadLetters: duplicateWindowMs must be >= 0, found ${String(windowMs)}`);
+  if (windowMs !== undefined && !(Number.isFinite(windowMs) && windowMs >= 0))
+    throw new TypeError(`replayDeadLetters: duplicateWindowMs must be >= 0, found ${String(windowMs)}`);
   const now = (options.now ?? new Date()).getTime();
   if (Number.isNaN(now)) throw new TypeError('replayDeadLetters: now must be a valid date, found an invalid one');
-  const replayableAt = (d: DeadLetter): Date | undefined => (d.enqueuedTimeUtc === undefined || windowMs === undefined ? undefined : new Date(d.enqueuedTimeUtc.getTime() + windowMs));
+  const replayableAt = (d: DeadLetter): Date | undefined =>
+    d.enqueuedTimeUtc === undefined || windowMs === undefined
+      ? undefined
+      : new Date(d.enqueuedTimeUtc.getTime() + windowMs);
   const plan = await scanDeadLetters(client, queue, {
     ...(options.filter ? { filter: options.filter } : {}),
     ...(options.limit === undefined ? {} : { limit: options.limit }),
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(windowMs === undefined || windowMs === 0 ? {} : { skip: (d: DeadLetter) => !((replayableAt(d)?.getTime() ?? Number.POSITIVE_INFINITY) <= now) }),
+    ...(windowMs === undefined || windowMs === 0
+      ? {}
+      : { skip: (d: DeadLetter) => !((replayableAt(d)?.getTime() ?? Number.POSITIVE_INFINITY) <= now) }),
   });
   const result: ReplayDeadLettersResult = {
     planned: plan.matching,

@@ -124,7 +124,9 @@ class ReceivedDelivery implements SettleableDelivery {
   deadLetter(reason: string, description: string): Promise<void> {
     const deadLetterReason = truncateText(reason, DEAD_LETTER_REASON_MAX_CHARS);
     const deadLetterErrorDescription = truncateText(description, DEAD_LETTER_DESCRIPTION_MAX_CHARS);
-    return this.#settle('deadLetter', 'deadLettered', () => this.settler.deadLetterMessage(this.message, { deadLetterReason, deadLetterErrorDescription }));
+    return this.#settle('deadLetter', 'deadLettered', () =>
+      this.settler.deadLetterMessage(this.message, { deadLetterReason, deadLetterErrorDescription }),
+    );
   }
 
   async #settle(action: string, outcome: SettlementOutcome, call: () => Promise<void>): Promise<void> {
@@ -168,7 +170,11 @@ class ReceivedDelivery implements SettleableDelivery {
  * `SessionLockLost` mean the broker has already taken the message back and will deliver it again: the settlement is
  * logged, counted as `lock_lost` and resolves; every other settlement error is counted as `settle_failed` and rethrown.
  */
-export function toDelivery(message: ServiceBusReceivedMessage, settler: Settler, options: DeliveryOptions): SettleableDelivery {
+export function toDelivery(
+  message: ServiceBusReceivedMessage,
+  settler: Settler,
+  options: DeliveryOptions,
+): SettleableDelivery {
   return new ReceivedDelivery(message, settler, {
     queue: options.queue,
     log: options.log ?? silentLogger(),
@@ -180,14 +186,24 @@ export function toDelivery(message: ServiceBusReceivedMessage, settler: Settler,
  * Abandons every delivery that was not settled (the safety net after a handler: an unsettled message holds its
  * receiver's delivery slots). Returns how many were abandoned; failures are logged, never thrown.
  */
-export async function abandonUnsettled(deliveries: readonly SettleableDelivery[], log: Logger, why: string): Promise<number> {
+export async function abandonUnsettled(
+  deliveries: readonly SettleableDelivery[],
+  log: Logger,
+  why: string,
+): Promise<number> {
   const left = deliveries.filter((d) => !d.settled);
   if (left.length === 0) return 0;
-  log.warn(`${why}: abandoning ${left.length} unsettled deliveries`, { messageIds: left.slice(0, 20).map((d) => d.messageId), count: left.length });
+  log.warn(`${why}: abandoning ${left.length} unsettled deliveries`, {
+    messageIds: left.slice(0, 20).map((d) => d.messageId),
+    count: left.length,
+  });
   await Promise.all(
     left.map((d) =>
       d.abandon().catch((err: unknown) => {
-        log.warn('abandoning an unsettled delivery failed; its lock will run out and the bus will deliver it again', { messageId: d.messageId, err });
+        log.warn('abandoning an unsettled delivery failed; its lock will run out and the bus will deliver it again', {
+          messageId: d.messageId,
+          err,
+        });
       }),
     ),
   );

@@ -3,7 +3,13 @@
  * settle-once deliveries, queue senders and their counters. Stages never import this folder: they see the ports in
  * `src/pipeline/ports.ts` (`Delivery`, `QueueSender`), which these implement; entry points wire them.
  */
-export { createServiceBusClient, serviceBusClientFromConfig, normalizeNamespace, DEFAULT_RETRY_OPTIONS, type CreateServiceBusClientOptions } from './client.js';
+export {
+  createServiceBusClient,
+  serviceBusClientFromConfig,
+  normalizeNamespace,
+  DEFAULT_RETRY_OPTIONS,
+  type CreateServiceBusClientOptions,
+} from './client.js';
 export {
   toDelivery,
   abandonUnsettled,
@@ -28,8 +34,21 @@ export {
   type LoopErrorSource,
 } from './batch-loop.js';
 export type { LoopHealth } from './loop-health.js';
-export { startSessionLoop, type SessionReceiveLoop, type SessionLoopOptions, type SessionHandler, type SessionHandlerFactory, type SessionCloseReason, type SessionRelease } from './session-loop.js';
-export { createQueueSender, type ClosableQueueSender, type QueueSenderOptions, type OutgoingMessage } from './sender.js';
+export {
+  startSessionLoop,
+  type SessionReceiveLoop,
+  type SessionLoopOptions,
+  type SessionHandler,
+  type SessionHandlerFactory,
+  type SessionCloseReason,
+  type SessionRelease,
+} from './session-loop.js';
+export {
+  createQueueSender,
+  type ClosableQueueSender,
+  type QueueSenderOptions,
+  type OutgoingMessage,
+} from './sender.js';
 export { serviceBusMetrics, type ServiceBusMetrics, type ConsumedOutcome } from './metrics.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export {

@@ -27,9 +27,24 @@ const NOOP: ServiceBusMetrics = { received: () => undefined, consumed: () => und
 /** The counters on `registry`; without a registry, counting does nothing. */
 export function serviceBusMetrics(registry?: Registry): ServiceBusMetrics {
   if (!registry) return NOOP;
-  const received = sharedCounter(registry, `${METRIC_PREFIX}messages_received_total`, 'Service Bus messages received and handed to a handler', ['queue']);
-  const consumed = sharedCounter(registry, `${METRIC_PREFIX}messages_consumed_total`, 'Service Bus messages settled, by outcome', ['queue', 'outcome']);
-  const sent = sharedCounter(registry, `${METRIC_PREFIX}messages_sent_total`, 'Service Bus messages sent and accepted by the bus', ['queue']);
+  const received = sharedCounter(
+    registry,
+    `${METRIC_PREFIX}messages_received_total`,
+    'Service Bus messages received and handed to a handler',
+    ['queue'],
+  );
+  const consumed = sharedCounter(
+    registry,
+    `${METRIC_PREFIX}messages_consumed_total`,
+    'Service Bus messages settled, by outcome',
+    ['queue', 'outcome'],
+  );
+  const sent = sharedCounter(
+    registry,
+    `${METRIC_PREFIX}messages_sent_total`,
+    'Service Bus messages sent and accepted by the bus',
+    ['queue'],
+  );
   return {
     received: (queue, count) => received.inc({ queue }, count),
     consumed: (queue, outcome) => consumed.inc({ queue, outcome }),

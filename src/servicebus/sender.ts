@@ -41,9 +41,14 @@ function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage 
   };
 }
 
-export function createQueueSender<T>(client: ServiceBusClient, queue: string, options: QueueSenderOptions = {}): ClosableQueueSender<T> {
+export function createQueueSender<T>(
+  client: ServiceBusClient,
+  queue: string,
+  options: QueueSenderOptions = {},
+): ClosableQueueSender<T> {
   stringOption('createQueueSender', 'queue', queue);
-  if (typeof client?.createSender !== 'function') throw new TypeError('createQueueSender: client must be a ServiceBusClient');
+  if (typeof client?.createSender !== 'function')
+    throw new TypeError('createQueueSender: client must be a ServiceBusClient');
   const log = areaLogger(options.log ?? silentLogger(), 'servicebus', { queue });
   const metrics = serviceBusMetrics(options.metrics);
   let sender: ServiceBusSender | undefined;
@@ -66,7 +71,13 @@ export function createQueueSender<T>(client: ServiceBusClient, queue: string, op
       for (const m of messages) {
         const message = toServiceBusMessage(m);
         if (batch.tryAddMessage(message)) continue;
-        const tooLarge = (): MessageTooLargeError => new MessageTooLargeError(queue, m.messageId, Buffer.byteLength(JSON.stringify(m.body) ?? ''), batch.maxSizeInBytes);
+        const tooLarge = (): MessageTooLargeError =>
+          new MessageTooLargeError(
+            queue,
+            m.messageId,
+            Buffer.byteLength(JSON.stringify(m.body) ?? ''),
+            batch.maxSizeInBytes,
+          );
         if (batch.count === 0) throw tooLarge();
         batches.push(batch);
         batch = await s.createMessageBatch(abort);

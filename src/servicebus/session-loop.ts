@@ -13,7 +13,14 @@ import type { SessionCloseReason, SessionHandler, SessionHandlerFactory, Session
 import type { Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
-import { resolveCommon, runHandler, within, type ReceiveLoop, type ReceiveLoopCommonOptions, type ResolvedCommon } from './batch-loop.js';
+import {
+  resolveCommon,
+  runHandler,
+  within,
+  type ReceiveLoop,
+  type ReceiveLoopCommonOptions,
+  type ResolvedCommon,
+} from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
 import { functionOption, intOption } from '../options.js';
@@ -90,7 +97,8 @@ class SessionLoop implements ReceiveLoop {
   constructor(options: SessionLoopOptions) {
     this.#o = resolveCommon('startSessionLoop', options);
     const maxBatchOf = options.maxBatchOf;
-    if (maxBatchOf !== undefined && typeof maxBatchOf !== 'function') throw new TypeError('startSessionLoop: maxBatchOf must be a function');
+    if (maxBatchOf !== undefined && typeof maxBatchOf !== 'function')
+      throw new TypeError('startSessionLoop: maxBatchOf must be a function');
     // A bad answer for one session falls back to `maxBatch` rather than stop the loop.
     this.#maxBatchOf = (id) => {
       const n = maxBatchOf?.(id);
@@ -196,10 +204,16 @@ class SessionLoop implements ReceiveLoop {
     // The SDK starts its renewal budget when the accept's link opens, just before the accept resolves.
     const acceptedAt = Date.now();
     const batchSize = this.#maxBatchOf(sessionId);
-    const lockedUntil = (): number => lockDeadline(receiver, maxLockRenewalMs > 0 ? acceptedAt + maxLockRenewalMs : undefined);
+    const lockedUntil = (): number =>
+      lockDeadline(receiver, maxLockRenewalMs > 0 ? acceptedAt + maxLockRenewalMs : undefined);
     const marginMs = Math.min(LOCK_MARGIN_MAX_MS, Math.max(0, (lockedUntil() - acceptedAt) * LOCK_MARGIN_SHARE));
     /** Why the hold ends when the loop releases the session: `asked` (logged) while the lock is held, `'lockLost'` (warned) once it ran out. */
-    const releasing = (asked: SessionCloseReason, message: string, lostMessage: string, fields: Record<string, unknown>): SessionCloseReason => {
+    const releasing = (
+      asked: SessionCloseReason,
+      message: string,
+      lostMessage: string,
+      fields: Record<string, unknown>,
+    ): SessionCloseReason => {
       if (lockExpired(receiver)) {
         log.warn(lostMessage, fields);
         return 'lockLost';
@@ -211,7 +225,12 @@ class SessionLoop implements ReceiveLoop {
     let handler: SessionHandler | undefined;
     try {
       const state = stateToBuffer(await receiver.getSessionState());
-      handler = await this.#factory({ sessionId, state, setState: (next) => receiver.setSessionState(next), lockedUntil });
+      handler = await this.#factory({
+        sessionId,
+        state,
+        setState: (next) => receiver.setSessionState(next),
+        lockedUntil,
+      });
       log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
       let receives = 0;
@@ -264,11 +283,14 @@ class SessionLoop implements ReceiveLoop {
           log,
           overrunMs: lockedUntil() - started,
           onOverrun: () =>
-            log.warn('a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder', {
-              count: deliveries.length,
-              runningMs: Date.now() - started,
-              maxLockRenewalMs,
-            }),
+            log.warn(
+              'a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder',
+              {
+                count: deliveries.length,
+                runningMs: Date.now() - started,
+                maxLockRenewalMs,
+              },
+            ),
           onFailure: (err) => {
             log.error('session batch handler failed', { err, count: deliveries.length });
             this.#o.onError(err, { queue, source: 'handler', sessionId });
@@ -333,7 +355,10 @@ class SessionLoop implements ReceiveLoop {
       await this.stop();
       // Every slot ends: its session released, or its pending accept answered. Once the signal aborts, only the
       // held sessions are waited for.
-      await Promise.race([Promise.all(this.#slots), aborted.then(() => Promise.all([...this.#held].map((h) => h.done)))]);
+      await Promise.race([
+        Promise.all(this.#slots),
+        aborted.then(() => Promise.all([...this.#held].map((h) => h.done))),
+      ]);
     } finally {
       stopListening();
     }
@@ -370,7 +395,10 @@ class SessionLoop implements ReceiveLoop {
  * last renewal reaches past it) or the lock's current expiry, whichever is later; with renewal off, the expiry alone.
  * `Infinity` when the receiver tells no expiry and renewal is off (a fake receiver).
  */
-export function lockDeadline(receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>, renewalEnd: number | undefined): number {
+export function lockDeadline(
+  receiver: Pick<ServiceBusSessionReceiver, 'sessionLockedUntilUtc'>,
+  renewalEnd: number | undefined,
+): number {
   const expiry = lockExpiry(receiver);
   if (renewalEnd === undefined) return expiry ?? Infinity;
   return Math.max(renewalEnd, expiry ?? renewalEnd);

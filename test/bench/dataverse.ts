@@ -21,29 +21,63 @@ const MESSAGE = '33333333-3333-4333-8333-333333333333';
 
 function seedFile(dir: string): string {
   const file = path.join(dir, 'bench-seed.json');
-  const contacts = Array.from({ length: CONTACTS }, (_, i) => ({ firstname: `F${i}`, lastname: `L${i}`, mobilephone: `+49151${1_000_000 + i}`, donotphone: false }));
+  const contacts = Array.from({ length: CONTACTS }, (_, i) => ({
+    firstname: `F${i}`,
+    lastname: `L${i}`,
+    mobilephone: `+49151${1_000_000 + i}`,
+    donotphone: false,
+  }));
   writeFileSync(
     file,
     JSON.stringify({
-      tables: [{ logicalName: 'sample_specialmessage', entitySetName: 'sample_specialmessages', primaryName: 'sample_name', columns: { sample_name: 'string:100' } }],
+      tables: [
+        {
+          logicalName: 'sample_specialmessage',
+          entitySetName: 'sample_specialmessages',
+          primaryName: 'sample_name',
+          columns: { sample_name: 'string:100' },
+        },
+      ],
       tiles: [configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml')],
       rows: {
         contacts,
         sample_specialmessages: [{ sample_specialmessageid: MESSAGE, sample_name: 'Bench' }],
         msdyncrm_customerjourneys: [{ msdyncrm_customerjourneyid: JOURNEY, msdyncrm_name: 'Bench journey' }],
-        msdyncrm_customerjourneyiterations: [{ msdyncrm_customerjourneyiterationid: ITERATION, msdyncrm_name: 'Bench journey - 1' }],
+        msdyncrm_customerjourneyiterations: [
+          { msdyncrm_customerjourneyiterationid: ITERATION, msdyncrm_name: 'Bench journey - 1' },
+        ],
       },
-      journeys: [{ journeyId: JOURNEY, iterationId: ITERATION, entityType: 'sample_specialmessage', entityId: MESSAGE }],
+      journeys: [
+        { journeyId: JOURNEY, iterationId: ITERATION, entityType: 'sample_specialmessage', entityId: MESSAGE },
+      ],
     }),
   );
   return file;
 }
 
 async function startProcess(seed: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'dataverse', '--port', '0', '--limits', 'off', '--seed', seed, '--log-level', 'warn'], {
-    cwd: packageRoot(),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'emulate',
+      'dataverse',
+      '--port',
+      '0',
+      '--limits',
+      'off',
+      '--seed',
+      seed,
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: packageRoot(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('the emulator did not print DATAVERSE_URL within 30 s')), 30_000);
@@ -68,8 +102,14 @@ interface Activity {
 function params(a: Activity, responseType: string): Record<string, unknown> {
   return {
     ActivityId: a.activityId,
-    CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: JOURNEY },
-    CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: ITERATION },
+    CustomerJourney: {
+      '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney',
+      msdyncrm_customerjourneyid: JOURNEY,
+    },
+    CustomerJourneyIteration: {
+      '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration',
+      msdyncrm_customerjourneyiterationid: ITERATION,
+    },
     Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: a.contactId },
     EntityType: 'sample_specialmessage',
     EntityId: MESSAGE,
@@ -78,18 +118,29 @@ function params(a: Activity, responseType: string): Record<string, unknown> {
 }
 
 /** Sends all `work` as $batch requests of BATCH_SIZE, `concurrency` at a time; returns interactions per second. */
-async function batchRun(url: string, work: Array<[Activity, string]>, concurrency: number, inChangeSet: boolean): Promise<number> {
+async function batchRun(
+  url: string,
+  work: Array<[Activity, string]>,
+  concurrency: number,
+  inChangeSet: boolean,
+): Promise<number> {
   let next = 0;
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
-    const api = new DynamicsWebApi({ serverUrl: url, onTokenRefresh: async () => 'bench', dataApi: { version: '9.2' } });
+    const api = new DynamicsWebApi({
+      serverUrl: url,
+      onTokenRefresh: async () => 'bench',
+      dataApi: { version: '9.2' },
+    });
     while (next < work.length) {
       const slice = work.slice(next, next + BATCH_SIZE);
       next += slice.length;
       api.startBatch();
-      for (const [a, type] of slice) api.callAction({ actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: params(a, type) });
+      for (const [a, type] of slice)
+        api.callAction({ actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: params(a, type) });
       const results = await api.executeBatch({ inChangeSet });
-      if (results.length !== slice.length || results.some((r) => r instanceof Error)) throw new Error('a benchmark batch failed');
+      if (results.length !== slice.length || results.some((r) => r instanceof Error))
+        throw new Error('a benchmark batch failed');
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -101,7 +152,11 @@ async function singleRun(url: string, work: Array<[Activity, string]>, concurren
   let next = 0;
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
-    const api = new DynamicsWebApi({ serverUrl: url, onTokenRefresh: async () => 'bench-single', dataApi: { version: '9.2' } });
+    const api = new DynamicsWebApi({
+      serverUrl: url,
+      onTokenRefresh: async () => 'bench-single',
+      dataApi: { version: '9.2' },
+    });
     while (next < work.length) {
       const [a, type] = work[next++]!;
       await api.callAction({ actionName: 'msdyncrm_CustomChannelActivityCreateInteraction', action: params(a, type) });
@@ -122,10 +177,15 @@ export async function benchDataverse(): Promise<BenchSection> {
   const { url, child } = await startProcess(seedFile(dir));
   try {
     const journeyStarted = process.hrtime.bigint();
-    const res = await fetch(`${url}/_emulator/journeys/${JOURNEY}/run`, { method: 'POST', body: JSON.stringify({ count: CONTACTS }) });
+    const res = await fetch(`${url}/_emulator/journeys/${JOURNEY}/run`, {
+      method: 'POST',
+      body: JSON.stringify({ count: CONTACTS }),
+    });
     const run = (await res.json()) as { created: Activity[] };
     const journeyPerSecond = run.created.length / (Number(process.hrtime.bigint() - journeyStarted) / 1e9);
-    const work: Array<[Activity, string]> = RESPONSE_TYPES.flatMap((type) => run.created.map((a): [Activity, string] => [a, type]));
+    const work: Array<[Activity, string]> = RESPONSE_TYPES.flatMap((type) =>
+      run.created.map((a): [Activity, string] => [a, type]),
+    );
 
     await batchRun(url, work.slice(0, 4000), 2, true); // warm-up (JIT, sockets)
     const changeSet = await median(() => batchRun(url, work, 4, true));
@@ -137,7 +197,7 @@ export async function benchDataverse(): Promise<BenchSection> {
     const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
     const markdown = [
       'The emulator runs in its own process (`channel-relay emulate dataverse --limits off`); the benchmark process drives',
-      'it with dynamics-web-api 2.5 on the same machine (both share the 2 cores, so the figures include the client\'s cost',
+      "it with dynamics-web-api 2.5 on the same machine (both share the 2 cores, so the figures include the client's cost",
       `of building and parsing the multipart bodies). ${CONTACTS.toLocaleString('en-US')} contacts, one journey run, then`,
       `${fmt(work.length)} \`msdyncrm_CustomChannelActivityCreateInteraction\` calls (4 response types per activity), each`,
       'validated against its activity row and the tile XML and indexed in the interaction log.',

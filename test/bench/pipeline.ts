@@ -14,7 +14,15 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../src/paths.js';
-import { SECRETS, SENDERS, SEED, buildWorkers, startSystem, type System, type WorkerProcess } from '../integration/pipeline/harness.js';
+import {
+  SECRETS,
+  SENDERS,
+  SEED,
+  buildWorkers,
+  startSystem,
+  type System,
+  type WorkerProcess,
+} from '../integration/pipeline/harness.js';
 import { cpuMs, peakRssMb, rssMb } from './pipeline/proc.js';
 import type { BenchSection } from './section.js';
 
@@ -22,7 +30,8 @@ function setting(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a number >= 0, found ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new TypeError(`${name} must be a number >= 0, found ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -59,7 +68,14 @@ const SETTINGS = {
 const DEPLOYED_NODE_OPTIONS = '--max-old-space-size=1024';
 const WORKER_NODE_OPTIONS = process.env['PIPELINE_NODE_OPTIONS'] ?? DEPLOYED_NODE_OPTIONS;
 
-const TARGETS = { speedup: 30, requestsPerInteraction: 0.05, readsPerActivity: 0.05, utilization: 0.9, cpuMsPerActivity: 1, rssMb: 200 } as const;
+const TARGETS = {
+  speedup: 30,
+  requestsPerInteraction: 0.05,
+  readsPerActivity: 0.05,
+  utilization: 0.9,
+  cpuMsPerActivity: 1,
+  rssMb: 200,
+} as const;
 const RELAY_IDENTITY = 'channel-relay';
 const BASELINE_IDENTITY = 'baseline';
 const STAGES = ['intake', 'dispatch', 'recorder'] as const;
@@ -91,7 +107,8 @@ async function interactionsReach(system: System, count: number, timeoutMs: numbe
   for (;;) {
     const stats = await dvStats(system);
     if (stats.interactions >= count) return now();
-    if (Date.now() > deadline) throw new Error(`${what}: ${stats.interactions} of ${count} interactions after ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: ${stats.interactions} of ${count} interactions after ${timeoutMs / 1000} s`);
     await sleep(50);
   }
 }
@@ -117,7 +134,14 @@ interface RunFigures {
 }
 
 /** Runs a journey of `count` and measures the processes `pids` and the identity's Dataverse traffic until the last interaction. */
-async function measuredJourney(system: System, journeyId: string, count: number, pids: number[], identity: string, timeoutMs: number): Promise<RunFigures> {
+async function measuredJourney(
+  system: System,
+  journeyId: string,
+  count: number,
+  pids: number[],
+  identity: string,
+  timeoutMs: number,
+): Promise<RunFigures> {
   const before = await dvStats(system);
   const cpuBefore = pids.map(cpuMs);
   const started = now();
@@ -144,13 +168,20 @@ async function measuredJourney(system: System, journeyId: string, count: number,
   };
 }
 
-async function waitForLine(lines: () => string, pattern: RegExp, what: string, exited: Promise<unknown>, timeoutMs = 60_000): Promise<void> {
+async function waitForLine(
+  lines: () => string,
+  pattern: RegExp,
+  what: string,
+  exited: Promise<unknown>,
+  timeoutMs = 60_000,
+): Promise<void> {
   let gone = false;
   void exited.then(() => (gone = true));
   const deadline = Date.now() + timeoutMs;
   while (!pattern.test(lines())) {
     if (gone) throw new Error(`${what} exited before it was ready:\n${lines().slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s:\n${lines().slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} was not ready within ${timeoutMs / 1000} s:\n${lines().slice(-2000)}`);
     await sleep(100);
   }
 }
@@ -158,7 +189,9 @@ async function waitForLine(lines: () => string, pattern: RegExp, what: string, e
 async function startWorkers(system: System): Promise<WorkerProcess[]> {
   // As deployed (Dockerfile): the compiled workers under plain node, built once by benchPipeline.
   const workers = STAGES.map((stage) => system.spawnWorker(stage, { compiled: true }));
-  await Promise.all(workers.map((w, i) => waitForLine(w.stderr, /"message":"worker ready"/, `the ${STAGES[i]} worker`, w.exited)));
+  await Promise.all(
+    workers.map((w, i) => waitForLine(w.stderr, /"message":"worker ready"/, `the ${STAGES[i]} worker`, w.exited)),
+  );
   return workers;
 }
 
@@ -278,7 +311,8 @@ async function backlogRun(system: System): Promise<Backlog> {
   return figures;
 }
 
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const verdict = (met: boolean): string => (met ? 'met' : '**missed**');
 
 export async function benchPipeline(): Promise<BenchSection> {
@@ -305,8 +339,22 @@ export async function benchPipeline(): Promise<BenchSection> {
     system.env['NODE_OPTIONS'] = nodeOptions.filter((o) => o !== '').join(' ');
     console.error(`bench pipeline: baseline, ${SETTINGS.baselineActivities} activities …`);
     const baselineProcess = await startBaseline(system);
-    await measuredJourney(system, SEED.journey, SETTINGS.baselineWarmup, [baselineProcess.pid], BASELINE_IDENTITY, 600_000);
-    const baseline = await measuredJourney(system, SEED.journey, SETTINGS.baselineActivities, [baselineProcess.pid], BASELINE_IDENTITY, 600_000);
+    await measuredJourney(
+      system,
+      SEED.journey,
+      SETTINGS.baselineWarmup,
+      [baselineProcess.pid],
+      BASELINE_IDENTITY,
+      600_000,
+    );
+    const baseline = await measuredJourney(
+      system,
+      SEED.journey,
+      SETTINGS.baselineActivities,
+      [baselineProcess.pid],
+      BASELINE_IDENTITY,
+      600_000,
+    );
     await baselineProcess.stop();
 
     console.error(`bench pipeline: relay, ${SETTINGS.activities} activities …`);
@@ -316,7 +364,9 @@ export async function benchPipeline(): Promise<BenchSection> {
     const cold = await measuredJourney(system, SEED.journey, SETTINGS.warmup, pids, RELAY_IDENTITY, 600_000);
     const relay = await measuredJourney(system, SEED.journey, SETTINGS.activities, pids, RELAY_IDENTITY, 600_000);
 
-    console.error(`bench pipeline: saturated sender, ${SETTINGS.saturatedBacklog} activities at ${SETTINGS.saturatedRate}/s …`);
+    console.error(
+      `bench pipeline: saturated sender, ${SETTINGS.saturatedBacklog} activities at ${SETTINGS.saturatedRate}/s …`,
+    );
     const saturation = await saturatedSender(system);
     await stopWorkers(workers);
 
@@ -346,12 +396,12 @@ function report(baseline: RunFigures, relay: RunFigures, cold: RunFigures, sat: 
     `emulated latencies of **${s.providerLatencyMs} ms per provider call** and **${s.dataverseLatencyMs} ms per Dataverse request**.`,
     'Each implementation runs in its own processes, started before its journeys so that start-up is not counted, and',
     `handles a first journey (the relay ${fmt(s.warmup)} activities, the baseline ${fmt(s.baselineWarmup)}) before the measured one, as a`,
-    'long-running service would have: V8 compiles the hot paths during the first thousands of messages. The relay\'s',
+    "long-running service would have: V8 compiles the hot paths during the first thousands of messages. The relay's",
     'first journey is reported too.',
     '',
     '- **Relay**: as deployed (the Dockerfile): built once (`npm run build`), then `node dist/workers/intake.js`,',
     `  \`dist/workers/dispatch.js\`, \`dist/workers/recorder.js\` as three processes under plain node with NODE_OPTIONS`,
-    `  \`${WORKER_NODE_OPTIONS === '' ? '(none)' : WORKER_NODE_OPTIONS}\`${WORKER_NODE_OPTIONS === DEPLOYED_NODE_OPTIONS ? ' (the Dockerfile\'s)' : ' (not the Dockerfile\'s: PIPELINE_NODE_OPTIONS)'} and the relay's default configuration (log level info).`,
+    `  \`${WORKER_NODE_OPTIONS === '' ? '(none)' : WORKER_NODE_OPTIONS}\`${WORKER_NODE_OPTIONS === DEPLOYED_NODE_OPTIONS ? " (the Dockerfile's)" : " (not the Dockerfile's: PIPELINE_NODE_OPTIONS)"} and the relay's default configuration (log level info).`,
     `  The journey's sender is limited to ${fmt(s.senderRate)} messages/s with`,
     `  ${s.senderConcurrency} calls in flight (the simulator enforces the same rate), so that no provider limit caps it.`,
     '- **Baseline** (`test/bench/pipeline/baseline.ts`): one process, one message at a time, as a simple plug-in or',
@@ -360,28 +410,52 @@ function report(baseline: RunFigures, relay: RunFigures, cold: RunFigures, sat: 
     '  `callAction`), complete.',
     '',
     'A journey run in the Dataverse emulator creates the activities and posts one event each to `activities` through',
-    'the registered step; time runs from the journey run\'s request to the last interaction stored in the emulator.',
+    "the registered step; time runs from the journey run's request to the last interaction stored in the emulator.",
     'CPU is user + system time of the processes (`/proc/<pid>/stat`) over that span, summed over the three workers.',
-    'Dataverse requests are the emulator\'s count for the caller identity, as service protection limits count them',
+    "Dataverse requests are the emulator's count for the caller identity, as service protection limits count them",
     '(a `$batch` is one request); a read is a GET or a `$batch` of GETs only. Peak RSS is `VmHWM` per process.',
     '',
     '| Measure | Relay | Baseline |',
     '|---|---|---|',
-    row('Activities (interactions written)', `${fmt(relay.activities)} (${fmt(relay.interactions)})`, `${fmt(baseline.activities)} (${fmt(baseline.interactions)})`),
+    row(
+      'Activities (interactions written)',
+      `${fmt(relay.activities)} (${fmt(relay.interactions)})`,
+      `${fmt(baseline.activities)} (${fmt(baseline.interactions)})`,
+    ),
     row('Journey start → last interaction', `${fmt(relay.seconds, 1)} s`, `${fmt(baseline.seconds, 1)} s`),
     row('**Activities per second**, end to end', `**${fmt(relay.perSecond, 1)}**`, `**${fmt(baseline.perSecond, 1)}**`),
-    row('CPU ms per activity (all processes of the implementation)', fmt(relayCpu, 3), fmt(per(baseline.cpuMs, baseline.activities), 3)),
-    row('… per stage', relay.cpuByProcess.map((c, i) => `${STAGES[i]} ${fmt(per(c, relay.activities), 3)}`).join(', '), '—'),
+    row(
+      'CPU ms per activity (all processes of the implementation)',
+      fmt(relayCpu, 3),
+      fmt(per(baseline.cpuMs, baseline.activities), 3),
+    ),
+    row(
+      '… per stage',
+      relay.cpuByProcess.map((c, i) => `${STAGES[i]} ${fmt(per(c, relay.activities), 3)}`).join(', '),
+      '—',
+    ),
     row(`CPU ms per activity over the first ${fmt(cold.activities)} after start (warm-up)`, fmt(coldCpu, 3), '—'),
-    row('Dataverse requests per activity', fmt(per(relay.requests, relay.activities), 4), fmt(per(baseline.requests, baseline.activities), 2)),
-    row('Dataverse requests per interaction written', fmt(relayRequestsPerInteraction, 4), fmt(per(baseline.requests, baseline.interactions), 2)),
-    row('… of which writes', fmt(per(relay.writes, relay.interactions), 4), fmt(per(baseline.writes, baseline.interactions), 2)),
+    row(
+      'Dataverse requests per activity',
+      fmt(per(relay.requests, relay.activities), 4),
+      fmt(per(baseline.requests, baseline.activities), 2),
+    ),
+    row(
+      'Dataverse requests per interaction written',
+      fmt(relayRequestsPerInteraction, 4),
+      fmt(per(baseline.requests, baseline.interactions), 2),
+    ),
+    row(
+      '… of which writes',
+      fmt(per(relay.writes, relay.interactions), 4),
+      fmt(per(baseline.writes, baseline.interactions), 2),
+    ),
     row('Dataverse reads per activity', fmt(relayReads, 4), fmt(per(baseline.reads, baseline.activities), 2)),
     row('Duplicate interactions', fmt(relay.duplicates), fmt(baseline.duplicates)),
     row('Peak RSS, MB', stageRss(relay.peakRssMb), fmt(baseline.peakRssMb[0] ?? 0)),
     '',
     `**Saturated sender**: ${fmt(sat.messages)} activities for one sender limited to ${s.saturatedRate}/s (the channel's`,
-    'rate limit and the simulator\'s), handled by the same three workers. Utilization is the rate achieved over the busy',
+    "rate limit and the simulator's), handled by the same three workers. Utilization is the rate achieved over the busy",
     'period (from its first message to one second after its last) over the limit; a violation is a message the simulator',
     'accepted while the sender already had its limit in the preceding second.',
     '',
@@ -410,7 +484,7 @@ function report(baseline: RunFigures, relay: RunFigures, cold: RunFigures, sat: 
     ...limits(relayCpu, coldCpu, maxRss, speedup),
     'Settings (environment variables): `PIPELINE_PROVIDER_LATENCY_MS`, `PIPELINE_DATAVERSE_LATENCY_MS`, `PIPELINE_ACTIVITIES`,',
     '`PIPELINE_BASELINE_ACTIVITIES`, `PIPELINE_WARMUP`, `PIPELINE_BASELINE_WARMUP`, `PIPELINE_SENDER_RATE`, `PIPELINE_SENDER_CONCURRENCY`, `PIPELINE_SATURATED_RATE`,',
-    '`PIPELINE_SATURATED_BACKLOG`, `PIPELINE_BACKLOG`, `PIPELINE_BACKLOG_SECONDS`, `PIPELINE_NODE_OPTIONS` (the workers\' NODE_OPTIONS instead of the Dockerfile\'s); `PIPELINE_CPU_PROF=DIR` makes the relay\'s',
+    "`PIPELINE_SATURATED_BACKLOG`, `PIPELINE_BACKLOG`, `PIPELINE_BACKLOG_SECONDS`, `PIPELINE_NODE_OPTIONS` (the workers' NODE_OPTIONS instead of the Dockerfile's); `PIPELINE_CPU_PROF=DIR` makes the relay's",
     'workers write V8 CPU profiles (`<worker>-<pid>.cpuprofile`, through the inspector) into DIR. This run: ' +
       `${s.providerLatencyMs} / ${s.dataverseLatencyMs} ms latency, ${fmt(s.activities)} / ${fmt(s.baselineActivities)} activities, sender ${fmt(s.senderRate)}/s × ${s.senderConcurrency}, ` +
       `saturated ${s.saturatedRate}/s × ${fmt(s.saturatedBacklog)}, backlog ${fmt(s.backlog)} for at most ${s.backlogSeconds} s.`,
@@ -427,7 +501,7 @@ function limits(relayCpu: number, coldCpu: number, maxRss: number, speedup: numb
   if (speedup < TARGETS.speedup) {
     out.push(
       `- **Throughput** (${fmt(speedup, 1)}x): the relay is CPU-bound here, not bound by a provider or Dataverse limit: its three`,
-      '  workers and the emulators share the machine\'s cores, so the figure moves with the CPU time below and with the load',
+      "  workers and the emulators share the machine's cores, so the figure moves with the CPU time below and with the load",
       '  of the machine.',
     );
   }
@@ -439,7 +513,8 @@ function limits(relayCpu: number, coldCpu: number, maxRss: number, speedup: numb
     '  @azure/service-bus) 14 %, the sender limiter with p-queue 6 %; intake: AMQP 25 %, garbage collection 13 %, parsing',
     '  the RemoteExecutionContext JSON (`parseBody`, `src/dataverse/remote-context.ts`) 12 %, ajv 4 %, @azure/core-tracing',
     '  3 %; recorder: AMQP 21 %, garbage collection 12 %, dynamics-web-api 7 %. Each activity crosses three processes and',
-    '  three queues, and each pays AMQP framing and collection for it.' + (relayCpu > TARGETS.cpuMsPerActivity ? ' The target is missed by that much.' : ''),
+    '  three queues, and each pays AMQP framing and collection for it.' +
+      (relayCpu > TARGETS.cpuMsPerActivity ? ' The target is missed by that much.' : ''),
   );
   if (maxRss > TARGETS.rssMb) {
     out.push(
@@ -447,17 +522,17 @@ function limits(relayCpu: number, coldCpu: number, maxRss: number, speedup: numb
     );
   }
   out.push(
-    '- **Memory** (analysis, not a miss): nothing grows per message. Dispatch\'s live heap after each full collection stays',
+    "- **Memory** (analysis, not a miss): nothing grows per message. Dispatch's live heap after each full collection stays",
     '  at 31-34 MB through 10,000 activities (intake 25-28 MB, recorder 24 MB; `--trace-gc`), and under a 96 MB heap cap',
     '  three journeys of 5,000 ran with `heapUsed` at 40-55 MB throughout. The 350-380 MB measured before (under tsx,',
     '  about 40 MB more) and 240 MB under plain node with no limit were V8 sizing the heap from the machine: with no',
-    '  limit it takes about 4 GB as the old generation\'s maximum and lets the heap',
+    "  limit it takes about 4 GB as the old generation's maximum and lets the heap",
     '  grow to 4x what survived the last full collection before collecting again; the growth factor shrinks with the',
     '  maximum (1.3x at <= 256 MB up to 4x at 2 GB on 64-bit). The Dockerfile therefore sets',
     '  `NODE_OPTIONS=--max-old-space-size=1024` (1.6x), which this run uses: peak RSS 150-160 MB per worker for the same',
     '  CPU as no limit (0.98-1.10 ms per activity warm, against 0.89-0.98 ms and 240 MB without a limit). 128 MB (1.3x)',
     '  gives 135-145 MB but 3-5x as many full collections and about a third more CPU (1.24-1.38 ms warm). The rest of',
-    '  a worker\'s RSS is node itself, the SDKs\' code and native memory: 64 MB for an idle process with the SDKs loaded.',
+    "  a worker's RSS is node itself, the SDKs' code and native memory: 64 MB for an idle process with the SDKs loaded.",
   );
   return ['Where the time and the memory go:', '', ...out, ''];
 }

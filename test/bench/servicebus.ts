@@ -35,7 +35,10 @@ function benchConfig(): object {
           Name: 'sbemulatorns',
           Queues: [
             ...QUEUES.map((name) => ({ Name: name, Properties: { LockDuration: 'PT5M', MaxDeliveryCount: 10 } })),
-            { Name: SESSION_QUEUE, Properties: { LockDuration: 'PT5M', RequiresSession: true, RequiresDuplicateDetection: true } },
+            {
+              Name: SESSION_QUEUE,
+              Properties: { LockDuration: 'PT5M', RequiresSession: true, RequiresDuplicateDetection: true },
+            },
           ],
           Topics: [],
         },
@@ -46,8 +49,24 @@ function benchConfig(): object {
 }
 
 /** Starts `channel-relay emulate servicebus --port 0` and reads its connection string from stdout. */
-async function spawnEmulator(configFile: string, extra: string[] = []): Promise<{ child: ChildProcess; connectionString: string }> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'servicebus', '--port', '0', '--config', configFile, '--log-level', 'warn', ...extra];
+async function spawnEmulator(
+  configFile: string,
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; connectionString: string }> {
+  const args = [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'emulate',
+    'servicebus',
+    '--port',
+    '0',
+    '--config',
+    configFile,
+    '--log-level',
+    'warn',
+    ...extra,
+  ];
   const child = spawn(process.execPath, args, {
     cwd: packageRoot(),
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -68,7 +87,12 @@ async function spawnEmulator(configFile: string, extra: string[] = []): Promise<
 }
 
 function body(i: number): object {
-  return { activityId: `bench-${i}`, channel: 'sms', to: 'contact-000', text: 'Your appointment is confirmed for tomorrow at 10:00.' };
+  return {
+    activityId: `bench-${i}`,
+    channel: 'sms',
+    to: 'contact-000',
+    text: 'Your appointment is confirmed for tomorrow at 10:00.',
+  };
 }
 
 async function timed(fn: () => Promise<number>): Promise<{ count: number; ms: number; perSecond: number }> {
@@ -113,7 +137,9 @@ async function receiveComplete(client: ServiceBusClient, queue: string, expected
   let received = 0;
   while (received < expected) {
     // Ask for exactly what is left: a short last batch would otherwise wait for more before returning.
-    const messages = await receiver.receiveMessages(Math.min(RECEIVE_BATCH, expected - received), { maxWaitTimeInMs: 2000 });
+    const messages = await receiver.receiveMessages(Math.min(RECEIVE_BATCH, expected - received), {
+      maxWaitTimeInMs: 2000,
+    });
     if (messages.length === 0) break;
     await Promise.all(messages.map((m) => receiver.completeMessage(m)));
     received += messages.length;
@@ -149,7 +175,13 @@ async function sessionSendAndReceive(connectionString: string): Promise<{ send: 
     const sender = client.createSender(SESSION_QUEUE);
     const send = await timed(async () => {
       for (let i = 0; i < SESSION_MESSAGES; i += BATCH_SIZE) {
-        await sender.sendMessages(Array.from({ length: BATCH_SIZE }, (_, j) => ({ body: body(i + j), messageId: `s-${i + j}`, sessionId: `sender-${(i + j) % SESSIONS}` })));
+        await sender.sendMessages(
+          Array.from({ length: BATCH_SIZE }, (_, j) => ({
+            body: body(i + j),
+            messageId: `s-${i + j}`,
+            sessionId: `sender-${(i + j) % SESSIONS}`,
+          })),
+        );
       }
       return SESSION_MESSAGES;
     });
@@ -187,7 +219,12 @@ async function sessionSendAndReceive(connectionString: string): Promise<{ send: 
 }
 
 function row(name: string, r: { count: number; ms: number; perSecond: number }, target?: number): string {
-  const verdict = target === undefined ? '—' : r.perSecond >= target ? `≥ ${target.toLocaleString('en')}: met` : `≥ ${target.toLocaleString('en')}: **not met**`;
+  const verdict =
+    target === undefined
+      ? '—'
+      : r.perSecond >= target
+        ? `≥ ${target.toLocaleString('en')}: met`
+        : `≥ ${target.toLocaleString('en')}: **not met**`;
   return `| ${name} | ${r.count.toLocaleString('en')} | ${(r.ms / 1000).toFixed(2)} s | **${r.perSecond.toLocaleString('en')}** | ${verdict} |`;
 }
 
@@ -204,7 +241,11 @@ interface Figures {
 type Timed = Awaited<ReturnType<typeof timed>>;
 
 /** Batch send then receive + complete against one emulator process. */
-async function sendAndReceive(configFile: string, extra: string[], total: number): Promise<Figures & { single?: Timed; subscribe?: Timed; sessions?: Figures }> {
+async function sendAndReceive(
+  configFile: string,
+  extra: string[],
+  total: number,
+): Promise<Figures & { single?: Timed; subscribe?: Timed; sessions?: Figures }> {
   const { child, connectionString } = await spawnEmulator(configFile, extra);
   const client = new ServiceBusClient(connectionString);
   try {
@@ -237,12 +278,23 @@ export async function benchServiceBus(): Promise<BenchSection> {
       '',
       '| Test | Messages | Time | msg/s | Target |',
       '|---|---|---|---|---|',
-      row(`Batch send (memory): \`sendMessages\` arrays of ${BATCH_SIZE}, ${SEND_CONCURRENCY} batches in flight`, memory.send, TARGETS.batchSend),
-      row(`Receive + complete (memory): \`receiveMessages(${RECEIVE_BATCH})\`, then every \`completeMessage\` at once`, memory.receive, TARGETS.receiveComplete),
+      row(
+        `Batch send (memory): \`sendMessages\` arrays of ${BATCH_SIZE}, ${SEND_CONCURRENCY} batches in flight`,
+        memory.send,
+        TARGETS.batchSend,
+      ),
+      row(
+        `Receive + complete (memory): \`receiveMessages(${RECEIVE_BATCH})\`, then every \`completeMessage\` at once`,
+        memory.receive,
+        TARGETS.receiveComplete,
+      ),
       row(`Single sends (memory), ${SINGLE_CONCURRENCY} in flight`, memory.single!),
       row(`\`subscribe\` (memory), \`maxConcurrentCalls: ${SUBSCRIBE_CONCURRENCY}\`, auto-complete`, memory.subscribe!),
       row(`Sessions: batch send over ${SESSIONS} sessions, duplicate detection on (memory)`, memory.sessions!.send),
-      row(`Sessions: ${SESSION_RECEIVERS} receivers, \`acceptNextSession\` + \`receiveMessages\` + complete, a session at a time (memory)`, memory.sessions!.receive),
+      row(
+        `Sessions: ${SESSION_RECEIVERS} receivers, \`acceptNextSession\` + \`receiveMessages\` + complete, a session at a time (memory)`,
+        memory.sessions!.receive,
+      ),
       row('Batch send (journal, fsync)', durable.send),
       row('Receive + complete (journal)', durable.receive),
       '',

@@ -4,7 +4,10 @@ import { packageRoot } from '../../src/paths.js';
 import type { CliIo } from '../../src/cli/io.js';
 
 /** An in-process CliIo that records what a command printed. */
-export function recordingIo(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): CliIo & { stdout: string[]; stderr: string[] } {
+export function recordingIo(
+  env: NodeJS.ProcessEnv = {},
+  cwd = process.cwd(),
+): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
   return { stdout, stderr, out: (t) => void stdout.push(t), err: (t) => void stderr.push(t), env, cwd };
@@ -21,9 +24,16 @@ export interface CliRun {
  * stderr piped. The child never inherits NODE_V8_COVERAGE: c8 merges coverage per file, and a child's separately
  * transformed copy of the same sources corrupts the parent's figures.
  */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessByStdio<null, Readable, Readable> {
+export function spawnCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcessByStdio<null, Readable, Readable> {
   const childEnv = { ...env, NODE_V8_COVERAGE: '' };
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: packageRoot(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: packageRoot(),
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** A child's output as it arrives, and its exit code once it has closed. */

@@ -3,14 +3,20 @@
  */
 import type { Delivery } from '../../src/pipeline/ports.js';
 
-export type Settlement = { how: 'complete' } | { how: 'abandon' } | { how: 'deadLetter'; reason: string; description: string };
+export type Settlement =
+  { how: 'complete' } | { how: 'abandon' } | { how: 'deadLetter'; reason: string; description: string };
 
 export interface FakeDelivery extends Delivery {
   /** Every settlement call, in order (a correct stage makes exactly one). */
   readonly settlements: Settlement[];
 }
 
-export function fakeDelivery(body: unknown, fields: Partial<Pick<Delivery, 'messageId' | 'contentType' | 'applicationProperties' | 'deliveryCount' | 'sessionId'>> = {}): FakeDelivery {
+export function fakeDelivery(
+  body: unknown,
+  fields: Partial<
+    Pick<Delivery, 'messageId' | 'contentType' | 'applicationProperties' | 'deliveryCount' | 'sessionId'>
+  > = {},
+): FakeDelivery {
   const settlements: Settlement[] = [];
   return {
     body,
@@ -29,7 +35,8 @@ export function fakeDelivery(body: unknown, fields: Partial<Pick<Delivery, 'mess
 /** The single settlement of each delivery; fails the test when one was settled twice or not at all. */
 export function settledAs(deliveries: readonly FakeDelivery[]): Array<Settlement['how']> {
   return deliveries.map((d, i) => {
-    if (d.settlements.length !== 1) throw new Error(`delivery ${i} was settled ${d.settlements.length} times: ${JSON.stringify(d.settlements)}`);
+    if (d.settlements.length !== 1)
+      throw new Error(`delivery ${i} was settled ${d.settlements.length} times: ${JSON.stringify(d.settlements)}`);
     return (d.settlements[0] as Settlement).how;
   });
 }

@@ -18,13 +18,20 @@ describe('the channel-relay executable', () => {
 
   it('config check --stage recorder passes with the bus and Dataverse alone (no channel or provider secret)', async () => {
     const run = await runCliProcess(['config', 'check', '--stage', 'recorder'], {
-      SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=k;UseDevelopmentEmulator=true;',
+      SERVICEBUS_CONNECTION_STRING:
+        'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=k;UseDevelopmentEmulator=true;',
       DATAVERSE_URL: 'https://contoso.crm.dynamics.com',
     });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^configuration is valid for recorder/);
-    const dispatch = await runCliProcess(['config', 'check', '--stage', 'dispatch'], { SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=k;UseDevelopmentEmulator=true;' });
+    const dispatch = await runCliProcess(['config', 'check', '--stage', 'dispatch'], {
+      SERVICEBUS_CONNECTION_STRING:
+        'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=k;UseDevelopmentEmulator=true;',
+    });
     assert.equal(dispatch.code, 1);
-    assert.match(dispatch.stderr, /config\/channels\.json: channels\.0\.provider\.authToken: expected environment variable TWILIO_AUTH_TOKEN to be set/);
+    assert.match(
+      dispatch.stderr,
+      /config\/channels\.json: channels\.0\.provider\.authToken: expected environment variable TWILIO_AUTH_TOKEN to be set/,
+    );
   });
 });

@@ -54,9 +54,11 @@ describe('channel-relay demo', function () {
     const summaryFile = path.join(dir, 'summary.json');
     running = start(['--contacts', '60', '--summary-json', summaryFile, '--serve']);
     const r = running;
-    await waitFor('the demo to serve', () => (r.stdout().includes('Ctrl-C stops it') ? true : undefined), 90_000).catch((err: unknown) => {
-      throw new Error(`${String(err)}\nstdout:\n${r.stdout()}\nstderr:\n${r.stderr()}`);
-    });
+    await waitFor('the demo to serve', () => (r.stdout().includes('Ctrl-C stops it') ? true : undefined), 90_000).catch(
+      (err: unknown) => {
+        throw new Error(`${String(err)}\nstdout:\n${r.stdout()}\nstderr:\n${r.stderr()}`);
+      },
+    );
     const out = r.stdout();
     const dataverse = /DATAVERSE_URL=(\S+)/.exec(out)?.[1];
     const providers = /PROVIDERS_URL=(\S+)/.exec(out)?.[1];
@@ -65,26 +67,50 @@ describe('channel-relay demo', function () {
     assert.match(out, /SERVICEBUS_CONNECTION_STRING='Endpoint=sb:\/\/127\.0\.0\.1:\d+;/);
 
     const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
-    for (const key of ['activities', 'skippedByCompliance', 'sent', 'failed', 'deadLettered', 'providerMessages', 'duplicates', 'dataverseRequests', 'durationMs'] as const) {
+    for (const key of [
+      'activities',
+      'skippedByCompliance',
+      'sent',
+      'failed',
+      'deadLettered',
+      'providerMessages',
+      'duplicates',
+      'dataverseRequests',
+      'durationMs',
+    ] as const) {
       assert.equal(typeof summary[key], 'number', `summary.${key}`);
     }
     // The emulators' own records, read here, independently of the demo.
-    const interactions = await getJson<{ value: Array<{ activityRowId: string; responseType: string; duplicateOf?: number }> }>(`${dataverse}/_emulator/interactions?journeyId=${SAMPLE_JOURNEY}`);
-    const stats = await getJson<{ rows: Record<string, number>; interactionDuplicates: number; traffic: { identities: Record<string, { requests: number }> } }>(`${dataverse}/_emulator/stats`);
-    const messages = await getJson<{ count?: number; value?: unknown[] } | unknown[]>(`${providers}/_simulator/messages`);
+    const interactions = await getJson<{
+      value: Array<{ activityRowId: string; responseType: string; duplicateOf?: number }>;
+    }>(`${dataverse}/_emulator/interactions?journeyId=${SAMPLE_JOURNEY}`);
+    const stats = await getJson<{
+      rows: Record<string, number>;
+      interactionDuplicates: number;
+      traffic: { identities: Record<string, { requests: number }> };
+    }>(`${dataverse}/_emulator/stats`);
+    const messages = await getJson<{ count?: number; value?: unknown[] } | unknown[]>(
+      `${providers}/_simulator/messages`,
+    );
     const messageCount = Array.isArray(messages) ? messages.length : (messages.value?.length ?? messages.count);
 
     assert.equal(summary.activities + summary.skippedByCompliance, 60, 'every contact is an activity or skipped');
     assert.ok(summary.skippedByCompliance > 0, 'the sample contacts include opted-out ones');
     assert.equal(summary.activities, stats.rows['msdyncrm_customerjourneycustomchannelactivities']);
-    assert.equal(summary.sent, new Set(interactions.value.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)).size);
+    assert.equal(
+      summary.sent,
+      new Set(interactions.value.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)).size,
+    );
     assert.equal(summary.sent, summary.activities, 'every activity sent');
     assert.equal(summary.failed + summary.deadLettered, 0);
     assert.equal(summary.providerMessages, messageCount);
     assert.equal(summary.duplicates, stats.interactionDuplicates, 'no provider message repeated an activity either');
     assert.equal(summary.duplicates, 0);
     assert.equal(summary.dataverseRequests, stats.traffic.identities['channel-relay']?.requests);
-    assert.ok(summary.dataverseRequests > 0 && summary.dataverseRequests < summary.activities, `${summary.dataverseRequests} requests for ${summary.activities} activities`);
+    assert.ok(
+      summary.dataverseRequests > 0 && summary.dataverseRequests < summary.activities,
+      `${summary.dataverseRequests} requests for ${summary.activities} activities`,
+    );
     assert.equal(summary.journeys.length, 1);
     assert.equal(summary.journeys[0]?.sent, summary.sent);
 
@@ -104,7 +130,9 @@ describe('channel-relay demo', function () {
 
   describe('in process', () => {
     /** runDemo with its output collected and nothing on the terminal. */
-    async function demo(options: Partial<DemoOptions>): Promise<{ code: number; summary?: DemoSummary; out: string; err: string }> {
+    async function demo(
+      options: Partial<DemoOptions>,
+    ): Promise<{ code: number; summary?: DemoSummary; out: string; err: string }> {
       let out = '';
       let err = '';
       const result = await runDemo({
@@ -133,7 +161,9 @@ describe('channel-relay demo', function () {
 
     it('matches dead letters to their activities and names the reasons', async () => {
       // The sample messages name the channel `sms`; without a channel of that name intake dead-letters every event.
-      const channels = JSON.parse(readFileSync(configPath('channels.json'), 'utf8')) as { channels: Array<{ name: string; tile?: string }> };
+      const channels = JSON.parse(readFileSync(configPath('channels.json'), 'utf8')) as {
+        channels: Array<{ name: string; tile?: string }>;
+      };
       for (const c of channels.channels) {
         if (c.name === 'sms') c.name = 'sms-elsewhere';
         if (c.tile !== undefined) c.tile = configPath(c.tile);

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { Counter } from 'prom-client';
-import { createMetricsRegistry, startHealthServer, type HealthServer, type ReadinessCheck } from '../../src/health/index.js';
+import {
+  createMetricsRegistry,
+  startHealthServer,
+  type HealthServer,
+  type ReadinessCheck,
+} from '../../src/health/index.js';
 
 describe('health and metrics endpoints', () => {
   let server: HealthServer | undefined;
@@ -11,7 +16,12 @@ describe('health and metrics endpoints', () => {
 
   it('answers liveness, readiness and Prometheus metrics over HTTP', async () => {
     const registry = createMetricsRegistry({ labels: { service: 'dispatch' } });
-    const sent = new Counter({ name: 'channel_relay_messages_sent_total', help: 'messages sent', labelNames: ['channel'], registers: [registry] });
+    const sent = new Counter({
+      name: 'channel_relay_messages_sent_total',
+      help: 'messages sent',
+      labelNames: ['channel'],
+      registers: [registry],
+    });
     sent.inc({ channel: 'sms' }, 3);
     let checks: ReadinessCheck[] = [{ name: 'servicebus', ok: true }];
     server = await startHealthServer({ port: 0, host: '127.0.0.1', registry, readiness: () => checks });
@@ -41,10 +51,17 @@ describe('health and metrics endpoints', () => {
   });
 
   it('says what exists for an unknown path or method', async () => {
-    server = await startHealthServer({ port: 0, host: '127.0.0.1', registry: createMetricsRegistry({ defaultMetrics: false }) });
+    server = await startHealthServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+    });
     const missing = await fetch(`${server.url}/status`);
     assert.equal(missing.status, 404);
-    assert.match(((await missing.json()) as { error: string }).error, /no endpoint \/status; there are \/healthz, \/readyz, \/metrics/);
+    assert.match(
+      ((await missing.json()) as { error: string }).error,
+      /no endpoint \/status; there are \/healthz, \/readyz, \/metrics/,
+    );
     const post = await fetch(`${server.url}/readyz`, { method: 'POST' });
     assert.equal(post.status, 405);
     assert.equal(post.headers.get('allow'), 'GET, HEAD');

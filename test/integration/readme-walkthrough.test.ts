@@ -40,7 +40,6 @@ function commandsOf(block: string): string[] {
     .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
 }
 
-
 /** One "terminal": a bash running a walkthrough command in the background, in its own process group. */
 interface Terminal {
   name: string;
@@ -52,7 +51,8 @@ interface Terminal {
 }
 
 const tail = (text: string, lines = 15) => text.trimEnd().split('\n').slice(-lines).join('\n');
-const describeRun = (what: string, run: CliRun) => `${what} exited with ${run.code}\n--- stdout\n${tail(run.stdout)}\n--- stderr\n${tail(run.stderr)}`;
+const describeRun = (what: string, run: CliRun) =>
+  `${what} exited with ${run.code}\n--- stdout\n${tail(run.stdout)}\n--- stderr\n${tail(run.stderr)}`;
 
 /** What a command printed, as JSON; a failure that shows what it printed otherwise. */
 function json(run: CliRun, what: string): unknown {
@@ -80,18 +80,38 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
     let healthPort = 0;
     // What a reader's shell holds: their environment without the relay's own variables, then what the page exports.
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_V8_COVERAGE: '' };
-    for (const name of [...Object.keys(ENV_OVERRIDES), CONFIG_FILE_ENV, 'PROVIDERS_URL', 'TWILIO_AUTH_TOKEN', 'TELEGRAM_BOT_TOKEN', 'CONTRACT_SIGNING_SECRET']) {
+    for (const name of [
+      ...Object.keys(ENV_OVERRIDES),
+      CONFIG_FILE_ENV,
+      'PROVIDERS_URL',
+      'TWILIO_AUTH_TOKEN',
+      'TELEGRAM_BOT_TOKEN',
+      'CONTRACT_SIGNING_SECRET',
+    ]) {
       delete env[name];
     }
 
     /** Runs a block (or one command of one) with bash to completion, as the reader's shell would. */
     function run(script: string, timeoutMs = 15_000): Promise<CliRun> {
-      return completed(spawn('bash', ['-c', script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' }));
+      return completed(
+        spawn('bash', ['-c', script], {
+          cwd: root,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: timeoutMs,
+          killSignal: 'SIGKILL',
+        }),
+      );
     }
 
     /** Starts a long-running block or command with bash in the background, in a process group of its own. */
     function open(name: string, role: Terminal['role'], script: string): Terminal {
-      const child = spawn('bash', ['-c', script], { cwd: root, env: { ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const child = spawn('bash', ['-c', script], {
+        cwd: root,
+        env: { ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       assert.ok(child.pid, `could not start bash for ${name}`);
       const terminal: Terminal = { name, role, pid: child.pid, stdout: '', stderr: '', exited: undefined };
       terminals.push(terminal);
@@ -103,7 +123,12 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
     }
 
     /** Waits until a terminal's output matches, failing at once (with its output) if it exits first. */
-    function waitForOutput(terminal: Terminal, stream: 'stdout' | 'stderr', pattern: RegExp, what: string): Promise<RegExpMatchArray> {
+    function waitForOutput(
+      terminal: Terminal,
+      stream: 'stdout' | 'stderr',
+      pattern: RegExp,
+      what: string,
+    ): Promise<RegExpMatchArray> {
       return waitFor(
         `${what} from ${terminal.name}`,
         () => {
@@ -130,7 +155,11 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
       if (!groupAlive(terminal.pid)) return;
       process.kill(-terminal.pid, 'SIGTERM');
       try {
-        await waitFor(`${terminal.name} to stop after SIGTERM`, () => (groupAlive(terminal.pid) ? undefined : true), 15_000);
+        await waitFor(
+          `${terminal.name} to stop after SIGTERM`,
+          () => (groupAlive(terminal.pid) ? undefined : true),
+          15_000,
+        );
       } catch {
         if (groupAlive(terminal.pid)) process.kill(-terminal.pid, 'SIGKILL');
       }
@@ -164,13 +193,23 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
     });
 
     it('delivers the sample journey: one provider message and one sent interaction per activity, and counts them', async () => {
-      const [options, emulators, register, worker, journey, watch] = blocks as [string, string, string, string, string, string];
+      const [options, emulators, register, worker, journey, watch] = blocks as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
 
       // The simulators' options file.
       const written = await run(options);
       assert.equal(written.code, 0, describeRun('the options block', written));
       const optionsFile = /"\$\{TMPDIR:-\/tmp\}\/([^"]+)"/.exec(options)?.[1];
-      assert.ok(optionsFile && existsSync(path.join(tmp, optionsFile)), `the options block wrote no file under TMPDIR:\n${options}`);
+      assert.ok(
+        optionsFile && existsSync(path.join(tmp, optionsFile)),
+        `the options block wrote no file under TMPDIR:\n${options}`,
+      );
 
       // The emulators, one terminal each, in order; each one's ready line (named in its comment) exported after it.
       const starts = commandsOf(emulators);
@@ -186,8 +225,16 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
       // Registration through `channel-relay register`: the service endpoint and the step bound to it, created.
       const registered = await run(register);
       assert.equal(registered.code, 0, describeRun('the registration block', registered));
-      assert.match(registered.stdout, /^serviceendpoint 'channel-relay activities' .*: created/m, describeRun('the registration block', registered));
-      assert.match(registered.stdout, /^step 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity' .*: created/m, describeRun('the registration block', registered));
+      assert.match(
+        registered.stdout,
+        /^serviceendpoint 'channel-relay activities' .*: created/m,
+        describeRun('the registration block', registered),
+      );
+      assert.match(
+        registered.stdout,
+        /^step 'channel-relay: Create of msdyncrm_customerjourneycustomchannelactivity' .*: created/m,
+        describeRun('the registration block', registered),
+      );
 
       // The worker.
       const relay = open('the worker', 'worker', worker);
@@ -195,9 +242,15 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
 
       // The journey.
       const ran = await run(journey);
-      const result = json(ran, 'the journey block') as { created: Array<{ activityRowId: string }>; skipped: unknown[] };
+      const result = json(ran, 'the journey block') as {
+        created: Array<{ activityRowId: string }>;
+        skipped: unknown[];
+      };
       assert.equal(result.created.length + result.skipped.length, JOURNEY_CONTACTS);
-      assert.ok(result.skipped.length > 0, 'the sample seed has opted-out contacts among the first 20: some should be skipped');
+      assert.ok(
+        result.skipped.length > 0,
+        'the sample seed has opted-out contacts among the first 20: some should be skipped',
+      );
       const expected = result.created.map((c) => c.activityRowId.toLowerCase()).sort();
 
       // Watching, as a reader does: the watch commands again until every message and interaction is there.
@@ -208,25 +261,45 @@ describe('docs/walkthrough.md: the walkthrough against the three emulators, by h
         async () => {
           const [messages, interactions] = await Promise.all([run(messagesCommand), run(interactionsCommand)]);
           const m = json(messages, messagesCommand) as Array<{ idempotencyKey?: string }>;
-          const i = (json(interactions, interactionsCommand) as { value: Array<{ activityRowId?: string; responseType?: string }> }).value.filter((x) => x.responseType === 'sent');
+          const i = (
+            json(interactions, interactionsCommand) as {
+              value: Array<{ activityRowId?: string; responseType?: string }>;
+            }
+          ).value.filter((x) => x.responseType === 'sent');
           if (m.length >= expected.length && i.length >= expected.length) return { messages: m, sent: i };
           await new Promise((r) => setTimeout(r, 250)); // poll gently: each look starts two bash and two curl
           return undefined;
         },
         25_000,
       );
-      assert.deepEqual(seen.messages.map((m) => String(m.idempotencyKey).toLowerCase()).sort(), expected, 'one provider message per created activity, keyed by its id');
-      assert.deepEqual(seen.sent.map((i) => String(i.activityRowId).toLowerCase()).sort(), expected, 'one sent interaction per created activity');
+      assert.deepEqual(
+        seen.messages.map((m) => String(m.idempotencyKey).toLowerCase()).sort(),
+        expected,
+        'one provider message per created activity, keyed by its id',
+      );
+      assert.deepEqual(
+        seen.sent.map((i) => String(i.activityRowId).toLowerCase()).sort(),
+        expected,
+        'one sent interaction per created activity',
+      );
 
       const metrics = await run(metricsCommand);
       assert.equal(metrics.code, 0, describeRun(`the metrics command (health port ${healthPort})`, metrics));
-      const sentCounted = [...metrics.stdout.matchAll(/^channel_relay_dispatch_messages_total\{[^}]*outcome="sent"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      const sentCounted = [
+        ...metrics.stdout.matchAll(/^channel_relay_dispatch_messages_total\{[^}]*outcome="sent"[^}]*\} (\d+)$/gm),
+      ].reduce((n, m) => n + Number(m[1]), 0);
       assert.equal(sentCounted, expected.length, `dispatch counted ${sentCounted} sent:\n${metrics.stdout}`);
 
       // The options file took: the sender stayed within the simulator's limit, raised to the channel's rate.
-      const stats = (await (await fetch(`${env['PROVIDERS_URL']}/_simulator/stats`)).json()) as { twilio: { accepted: number; rateViolations: number } };
+      const stats = (await (await fetch(`${env['PROVIDERS_URL']}/_simulator/stats`)).json()) as {
+        twilio: { accepted: number; rateViolations: number };
+      };
       assert.equal(stats.twilio.accepted, expected.length);
-      assert.equal(stats.twilio.rateViolations, 0, 'the Twilio simulator counted rate violations: the options file did not raise its limit');
+      assert.equal(
+        stats.twilio.rateViolations,
+        0,
+        'the Twilio simulator counted rate violations: the options file did not raise its limit',
+      );
     });
   });
 });

@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import sinon from 'sinon';
-import { abortReason, delayUnlessAborted, linkedController, raceAbort, sleepOrReject, whenAborted } from '../../src/abort.js';
+import {
+  abortReason,
+  delayUnlessAborted,
+  linkedController,
+  raceAbort,
+  sleepOrReject,
+  whenAborted,
+} from '../../src/abort.js';
 
 /** `abort` listeners on a signal, and the signals `AbortSignal.any` made from it (Node 20 internals; 0 where absent). */
 function traces(signal: AbortSignal): { listeners: number; dependants: number } {
   const symbol = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
-  const set = symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
+  const set =
+    symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
   return { listeners: getEventListeners(signal, 'abort').length, dependants: set?.size ?? 0 };
 }
 
@@ -113,7 +121,11 @@ describe('abort: waiting with a signal', () => {
     it('keeps one listener on a parent however many are linked at once, and aborts them all', () => {
       const parent = new AbortController();
       const many = Array.from({ length: 50 }, () => linkedController(parent.signal));
-      assert.equal(traces(parent.signal).listeners, 1, 'no MaxListeners warning with many sessions under one loop signal');
+      assert.equal(
+        traces(parent.signal).listeners,
+        1,
+        'no MaxListeners warning with many sessions under one loop signal',
+      );
       many[0]?.dispose();
       parent.abort(new Error('shutdown'));
       assert.equal(many[0]?.signal.aborted, false, 'disposed before the abort');
@@ -141,7 +153,9 @@ describe('abort: waiting with a signal', () => {
   it('whenAborted: many listeners share one abort listener on the signal, and none is left once they stop', () => {
     const controller = new AbortController();
     const calls: unknown[] = [];
-    const stops = Array.from({ length: 20 }, (_, i) => whenAborted(controller.signal, (reason) => calls.push([i, reason])));
+    const stops = Array.from({ length: 20 }, (_, i) =>
+      whenAborted(controller.signal, (reason) => calls.push([i, reason])),
+    );
     assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
     for (const stop of stops.slice(0, 18)) stop();
     controller.abort('bye');
@@ -192,7 +206,9 @@ describe('abort: waiting with a signal', () => {
     const controller = new AbortController();
     const waits = Array.from({ length: 15 }, () => delayUnlessAborted(1000, controller.signal));
     const sleeps = Array.from({ length: 15 }, () => sleepOrReject(1000, controller.signal).catch(() => 'aborted'));
-    const races = Array.from({ length: 15 }, () => raceAbort(new Promise<never>(() => undefined), controller.signal).catch(() => 'aborted'));
+    const races = Array.from({ length: 15 }, () =>
+      raceAbort(new Promise<never>(() => undefined), controller.signal).catch(() => 'aborted'),
+    );
     assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
     controller.abort();
     await Promise.all([...waits, ...sleeps, ...races]);

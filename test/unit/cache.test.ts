@@ -44,7 +44,10 @@ describe('TtlCache', () => {
   });
 
   it('keeps nothing when max or ttlMs is 0', () => {
-    for (const options of [{ max: 0, ttlMs: 100 }, { max: 10, ttlMs: 0 }]) {
+    for (const options of [
+      { max: 0, ttlMs: 100 },
+      { max: 10, ttlMs: 0 },
+    ]) {
       const cache = new TtlCache<string, number>({ ...options, now });
       cache.set('a', 1);
       assert.equal(cache.get('a'), undefined);
@@ -58,10 +61,19 @@ describe('TtlCache', () => {
     assert.equal(cache.get('a'), 1);
   });
 
-  it('refuses a bad max or ttlMs, naming it with the caller\'s name', () => {
-    assert.throws(() => new TtlCache({ max: 1.5, ttlMs: 1 }), /^TypeError: TtlCache\.max must be an integer >= 0, found 1\.5$/);
-    assert.throws(() => new TtlCache({ max: -1, ttlMs: 1, name: 'reads: messageCache' }), /^TypeError: reads: messageCache\.max must be an integer >= 0, found -1$/);
-    assert.throws(() => new TtlCache({ max: 1, ttlMs: Number.NaN, name: 'directory: activityCache' }), /^TypeError: directory: activityCache\.ttlMs must be >= 0, found NaN$/);
+  it("refuses a bad max or ttlMs, naming it with the caller's name", () => {
+    assert.throws(
+      () => new TtlCache({ max: 1.5, ttlMs: 1 }),
+      /^TypeError: TtlCache\.max must be an integer >= 0, found 1\.5$/,
+    );
+    assert.throws(
+      () => new TtlCache({ max: -1, ttlMs: 1, name: 'reads: messageCache' }),
+      /^TypeError: reads: messageCache\.max must be an integer >= 0, found -1$/,
+    );
+    assert.throws(
+      () => new TtlCache({ max: 1, ttlMs: Number.NaN, name: 'directory: activityCache' }),
+      /^TypeError: directory: activityCache\.ttlMs must be >= 0, found NaN$/,
+    );
     assert.throws(() => new TtlCache({ max: 1, ttlMs: -1 }), /ttlMs must be >= 0, found -1/);
   });
 });

@@ -6,7 +6,8 @@ import { describeConfig, loadConfig, maskConnectionString } from '../../src/conf
 import { formatConfigProblem, type ConfigProblem } from '../../src/errors.js';
 import { configProblems as problemsOf } from '../helpers/fixtures.js';
 
-const CS = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=s3cr3tKeyValue==;UseDevelopmentEmulator=true;';
+const CS =
+  'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=s3cr3tKeyValue==;UseDevelopmentEmulator=true;';
 
 describe('configuration', () => {
   let dir: string;
@@ -30,7 +31,11 @@ describe('configuration', () => {
   it('loads the embedded defaults with the environment applied', () => {
     const { config, origins } = loadConfig({ env: baseEnv(), cwd: dir });
     assert.equal(config.serviceBus.connectionString, CS);
-    assert.deepEqual(config.serviceBus.queues, { activities: 'activities', outbound: 'outbound', interactions: 'interactions' });
+    assert.deepEqual(config.serviceBus.queues, {
+      activities: 'activities',
+      outbound: 'outbound',
+      interactions: 'interactions',
+    });
     assert.equal(config.dataverse.auth, 'default');
     assert.equal(config.dataverse.timeoutMs, 30000);
     assert.equal(config.log.level, 'info');
@@ -71,19 +76,24 @@ describe('configuration', () => {
       assert.equal(config.dispatch.maxSessions, 4);
       assert.equal(origins['dispatch.retry.attempts'], 'relay.json');
       assert.equal('maxAttempts' in config.dispatch, false, 'not kept under the old name');
-      assert.deepEqual(warnings, ['relay.json: dispatch.maxAttempts is deprecated: read as dispatch.retry.attempts; rename it']);
+      assert.deepEqual(warnings, [
+        'relay.json: dispatch.maxAttempts is deprecated: read as dispatch.retry.attempts; rename it',
+      ]);
     });
 
     it('is ignored, with a warning, when the same file sets the new name too; a bad old value is reported under the new name', () => {
       const both = writeJson('both.json', { dispatch: { maxAttempts: 3, retry: { attempts: 7 } } });
       const loaded = loadConfig({ file: both, env: baseEnv(), cwd: dir });
       assert.equal(loaded.config.dispatch.retry.attempts, 7);
-      assert.deepEqual(loaded.warnings, ['both.json: dispatch.maxAttempts is deprecated and ignored: the file also sets dispatch.retry.attempts; remove it']);
+      assert.deepEqual(loaded.warnings, [
+        'both.json: dispatch.maxAttempts is deprecated and ignored: the file also sets dispatch.retry.attempts; remove it',
+      ]);
 
       const bad = writeJson('bad.json', { dispatch: { maxAttempts: 0 } });
-      assert.deepEqual(problemsOf(() => loadConfig({ file: bad, env: baseEnv(), cwd: dir })), [
-        { source: 'bad.json', path: 'dispatch.retry.attempts', expected: 'a number >= 1', found: '0 (number)' },
-      ]);
+      assert.deepEqual(
+        problemsOf(() => loadConfig({ file: bad, env: baseEnv(), cwd: dir })),
+        [{ source: 'bad.json', path: 'dispatch.retry.attempts', expected: 'a number >= 1', found: '0 (number)' }],
+      );
     });
 
     it('leaves no warning for a configuration that uses the new names', () => {
@@ -91,7 +101,12 @@ describe('configuration', () => {
     });
   });
 
-  const cases: Array<{ name: string; file?: unknown; env?: NodeJS.ProcessEnv; want: Array<Partial<Record<keyof ConfigProblem, string | RegExp>>> }> = [
+  const cases: Array<{
+    name: string;
+    file?: unknown;
+    env?: NodeJS.ProcessEnv;
+    want: Array<Partial<Record<keyof ConfigProblem, string | RegExp>>>;
+  }> = [
     {
       name: 'a value of the wrong type',
       file: { dataverse: { timeoutMs: 'soon' } },
@@ -105,22 +120,52 @@ describe('configuration', () => {
     {
       name: 'a value not in the allowed set',
       file: { dataverse: { auth: 'basic' } },
-      want: [{ source: 'relay.json', path: 'dataverse.auth', expected: 'one of "default", "client-secret", "emulator"', found: '"basic" (string)' }],
+      want: [
+        {
+          source: 'relay.json',
+          path: 'dataverse.auth',
+          expected: 'one of "default", "client-secret", "emulator"',
+          found: '"basic" (string)',
+        },
+      ],
     },
     {
       name: 'an unknown key',
       file: { dataverse: { urll: 'https://x' } },
-      want: [{ source: 'relay.json', path: 'dataverse.urll', expected: /^only known keys \(url, auth, tenantId/, found: 'an unknown key' }],
+      want: [
+        {
+          source: 'relay.json',
+          path: 'dataverse.urll',
+          expected: /^only known keys \(url, auth, tenantId/,
+          found: 'an unknown key',
+        },
+      ],
     },
     {
       name: 'a secret written into a file',
       file: { serviceBus: { connectionString: CS } },
-      want: [{ source: 'relay.json', path: 'serviceBus.connectionString', expected: /env:NAME reference/, found: /^a \d+-character value \(hidden\)$/ }],
+      want: [
+        {
+          source: 'relay.json',
+          path: 'serviceBus.connectionString',
+          expected: /env:NAME reference/,
+          found: /^a \d+-character value \(hidden\)$/,
+        },
+      ],
     },
     {
       name: 'an env: reference to an unset variable',
-      file: { dataverse: { auth: 'client-secret', tenantId: 't', clientId: 'c', clientSecret: 'env:NOT_SET_ANYWHERE' } },
-      want: [{ source: 'relay.json', path: 'dataverse.clientSecret', expected: /NOT_SET_ANYWHERE to be set/, found: 'it unset' }],
+      file: {
+        dataverse: { auth: 'client-secret', tenantId: 't', clientId: 'c', clientSecret: 'env:NOT_SET_ANYWHERE' },
+      },
+      want: [
+        {
+          source: 'relay.json',
+          path: 'dataverse.clientSecret',
+          expected: /NOT_SET_ANYWHERE to be set/,
+          found: 'it unset',
+        },
+      ],
     },
     {
       name: 'a bad value from the environment',
@@ -130,12 +175,25 @@ describe('configuration', () => {
     {
       name: 'a connection string without an endpoint, never shown',
       env: { SERVICEBUS_CONNECTION_STRING: 'SharedAccessKey=abc123' },
-      want: [{ source: 'environment variable SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', found: /hidden/ }],
+      want: [
+        {
+          source: 'environment variable SERVICEBUS_CONNECTION_STRING',
+          path: 'serviceBus.connectionString',
+          found: /hidden/,
+        },
+      ],
     },
     {
       name: 'a URL that is not one',
       env: { DATAVERSE_URL: 'contoso' },
-      want: [{ source: 'environment variable DATAVERSE_URL', path: 'dataverse.url', expected: /http\(s\) URL/, found: '"contoso" (string)' }],
+      want: [
+        {
+          source: 'environment variable DATAVERSE_URL',
+          path: 'dataverse.url',
+          expected: /http\(s\) URL/,
+          found: '"contoso" (string)',
+        },
+      ],
     },
     {
       name: 'client-secret auth without its parts',
@@ -157,7 +215,13 @@ describe('configuration', () => {
     {
       name: 'a missing channels file',
       env: { CHANNELS_FILE: 'nope/channels.json' },
-      want: [{ source: 'environment variable CHANNELS_FILE', path: 'channelsFile', found: /no file at .*nope\/channels\.json/ }],
+      want: [
+        {
+          source: 'environment variable CHANNELS_FILE',
+          path: 'channelsFile',
+          found: /no file at .*nope\/channels\.json/,
+        },
+      ],
     },
     {
       name: 'a file that is not JSON',
@@ -176,7 +240,8 @@ describe('configuration', () => {
         for (const key of ['source', 'path', 'expected', 'found'] as const) {
           const expectation = want[key];
           if (expectation === undefined) continue;
-          if (expectation instanceof RegExp) assert.match(got[key], expectation, `${key} of ${formatConfigProblem(got)}`);
+          if (expectation instanceof RegExp)
+            assert.match(got[key], expectation, `${key} of ${formatConfigProblem(got)}`);
           else assert.equal(got[key], expectation, `${key} of ${formatConfigProblem(got)}`);
         }
       });
@@ -192,15 +257,23 @@ describe('configuration', () => {
 
   it('a missing file is named', () => {
     const problems = problemsOf(() => loadConfig({ file: path.join(dir, 'absent.json'), env: baseEnv(), cwd: dir }));
-    assert.deepEqual(problems, [{ source: 'absent.json', path: '', expected: 'a readable JSON file', found: 'no such file' }]);
+    assert.deepEqual(problems, [
+      { source: 'absent.json', path: '', expected: 'a readable JSON file', found: 'no such file' },
+    ]);
   });
 
   it('describes what it would run with, secrets masked', () => {
     const lines = describeConfig(loadConfig({ env: baseEnv(), cwd: dir })).join('\n');
-    assert.match(lines, /Endpoint=sb:\/\/127\.0\.0\.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=\[hidden\]/);
+    assert.match(
+      lines,
+      /Endpoint=sb:\/\/127\.0\.0\.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=\[hidden\]/,
+    );
     assert.match(lines, /Dataverse: https:\/\/contoso\.crm\.dynamics\.com .*DefaultAzureCredential/);
     assert.doesNotMatch(lines, /s3cr3tKeyValue/);
-    assert.equal(maskConnectionString('Endpoint=sb://x;SharedAccessSignature=SharedAccessSignature sr=a&sig=b'), 'Endpoint=sb://x;SharedAccessSignature=[hidden]');
+    assert.equal(
+      maskConnectionString('Endpoint=sb://x;SharedAccessSignature=SharedAccessSignature sr=a&sig=b'),
+      'Endpoint=sb://x;SharedAccessSignature=[hidden]',
+    );
   });
 
   describe('callbacks.signingKeys (CALLBACK_SIGNING_KEYS)', () => {
@@ -212,10 +285,19 @@ describe('configuration', () => {
       assert.equal(loaded.config.callbacks.signingKeys, `new:${key(1)},old:${key(2)}`);
       assert.equal(loaded.origins['callbacks.signingKeys'], 'environment variable CALLBACK_SIGNING_KEYS');
       // Parsed here, once: the relay and the stages take these as given.
-      assert.deepEqual(loaded.callbackKeys?.verify.map((k) => [k.id, k.secret.toString('base64')]), [['new', key(1)], ['old', key(2)]]);
+      assert.deepEqual(
+        loaded.callbackKeys?.verify.map((k) => [k.id, k.secret.toString('base64')]),
+        [
+          ['new', key(1)],
+          ['old', key(2)],
+        ],
+      );
       assert.equal(loaded.callbackKeys?.sign.id, 'new');
       const lines = describeConfig(loaded).join('\n');
-      assert.match(lines, /signing keys new \(signs\), old \(from environment variable CALLBACK_SIGNING_KEYS\) \(secrets hidden\)/);
+      assert.match(
+        lines,
+        /signing keys new \(signs\), old \(from environment variable CALLBACK_SIGNING_KEYS\) \(secrets hidden\)/,
+      );
       assert.ok(!lines.includes(key(1)) && !lines.includes(key(2)));
     });
 
@@ -228,7 +310,9 @@ describe('configuration', () => {
 
     it('a bad value names the variable, the key and the expectation, never the secret', () => {
       const short = Buffer.alloc(8, 7).toString('base64');
-      const problems = problemsOf(() => loadConfig({ env: { ...baseEnv(), CALLBACK_SIGNING_KEYS: `k1:${short}` }, cwd: dir }));
+      const problems = problemsOf(() =>
+        loadConfig({ env: { ...baseEnv(), CALLBACK_SIGNING_KEYS: `k1:${short}` }, cwd: dir }),
+      );
       assert.equal(problems.length, 1);
       assert.equal(problems[0]?.source, 'environment variable CALLBACK_SIGNING_KEYS');
       assert.equal(problems[0]?.path, 'callbacks.signingKeys');

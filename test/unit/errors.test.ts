@@ -40,10 +40,19 @@ describe('errors', () => {
   }
 
   it('keeps the upstream answer and the retry delay', () => {
-    const err = new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit of 6000 over time window of 300 seconds.', {
-      upstream: { status: 429, headers: { 'retry-after': '7' }, body: { error: { code: '0x80072322' } }, code: '0x80072322' },
-      retryAfterMs: 7000,
-    });
+    const err = new DataverseError(
+      'DataverseThrottled',
+      'Number of requests exceeded the limit of 6000 over time window of 300 seconds.',
+      {
+        upstream: {
+          status: 429,
+          headers: { 'retry-after': '7' },
+          body: { error: { code: '0x80072322' } },
+          code: '0x80072322',
+        },
+        retryAfterMs: 7000,
+      },
+    );
     assert.equal(err.retryable, true);
     assert.equal(err.upstream?.status, 429);
     assert.equal(err.upstream?.headers?.['retry-after'], '7');
@@ -66,20 +75,40 @@ describe('errors', () => {
   it("the Service Bus sender's too-large refusal is ours, recognised by its brand and naming the message and sizes", () => {
     const err = new MessageTooLargeError('outbound', 'row-1', 300_000, 262_144);
     assert.ok(isRelayError(err) && isMessageTooLargeError(err));
-    assert.deepEqual([err.kind, err.code, err.retryable, err.name], ['servicebus', 'MessageTooLarge', false, 'MessageTooLargeError']);
-    assert.deepEqual([err.queue, err.messageId, err.bodyBytes, err.maxSizeInBytes], ['outbound', 'row-1', 300_000, 262_144]);
-    assert.equal(err.message, 'message row-1 is too large for outbound: its JSON body is 300000 bytes and a batch holds at most 262144 bytes');
+    assert.deepEqual(
+      [err.kind, err.code, err.retryable, err.name],
+      ['servicebus', 'MessageTooLarge', false, 'MessageTooLargeError'],
+    );
+    assert.deepEqual(
+      [err.queue, err.messageId, err.bodyBytes, err.maxSizeInBytes],
+      ['outbound', 'row-1', 300_000, 262_144],
+    );
+    assert.equal(
+      err.message,
+      'message row-1 is too large for outbound: its JSON body is 300000 bytes and a batch holds at most 262144 bytes',
+    );
     assert.ok(isMessageTooLargeError({ ...err }), 'the brand survives a spread copy');
-    const lookalike = Object.assign(new Error('too large'), { code: 'MessageTooLarge', messageId: 'row-1', bodyBytes: 1, maxSizeInBytes: 1 });
+    const lookalike = Object.assign(new Error('too large'), {
+      code: 'MessageTooLarge',
+      messageId: 'row-1',
+      bodyBytes: 1,
+      maxSizeInBytes: 1,
+    });
     assert.ok(!isMessageTooLargeError(lookalike), 'the same fields without the brand are not the refusal');
-    assert.ok(!isMessageTooLargeError(new StartDeadlineError(0, 'x')) && !isMessageTooLargeError(new ProviderError('ProviderRejected', 'x')));
+    assert.ok(
+      !isMessageTooLargeError(new StartDeadlineError(0, 'x')) &&
+        !isMessageTooLargeError(new ProviderError('ProviderRejected', 'x')),
+    );
   });
 
   it("the limiter's start deadline is ours, recognised by its brand, not its class", () => {
     const startBy = Date.UTC(2026, 0, 1, 12);
     const err = new StartDeadlineError(startBy, 'the sender is paused');
     assert.ok(isRelayError(err) && isStartDeadlineError(err) && !isRetryable(err));
-    assert.deepEqual([err.kind, err.code, err.startBy, err.why], ['limiter', 'StartDeadlineMissed', startBy, 'the sender is paused']);
+    assert.deepEqual(
+      [err.kind, err.code, err.startBy, err.why],
+      ['limiter', 'StartDeadlineMissed', startBy, 'the sender is paused'],
+    );
     assert.equal(err.message, 'the call could not start by 2026-01-01T12:00:00.000Z: the sender is paused');
     assert.ok(isStartDeadlineError({ ...err }), 'a copy (another module copy of the class) is still recognised');
     assert.ok(!isStartDeadlineError(Object.assign(new Error('x'), { name: 'StartDeadlineError', startBy, why: 'x' })));
@@ -89,7 +118,12 @@ describe('errors', () => {
   it('a config error lists each problem on its own line', () => {
     const err = new ConfigError('ConfigInvalid', [
       { source: 'relay.json', path: 'log.level', expected: 'one of "info"', found: '"loud" (string)' },
-      { source: 'environment variable DATAVERSE_URL', path: 'dataverse.url', expected: 'an http(s) URL', found: '"x" (string)' },
+      {
+        source: 'environment variable DATAVERSE_URL',
+        path: 'dataverse.url',
+        expected: 'an http(s) URL',
+        found: '"x" (string)',
+      },
     ]);
     assert.equal(
       err.message,

@@ -92,7 +92,10 @@ describe('life cycle', () => {
       finish();
       const result = await outcome;
       assert.deepEqual(events, ['stop-intake', 'drain-start', 'drained', 'close']);
-      assert.deepEqual({ ...result, durationMs: 0 }, { reason: 'SIGTERM', drained: true, closedCleanly: true, durationMs: 0 });
+      assert.deepEqual(
+        { ...result, durationMs: 0 },
+        { reason: 'SIGTERM', drained: true, closedCleanly: true, durationMs: 0 },
+      );
       assert.equal(result.durationMs, 1_000);
     });
 
@@ -142,7 +145,16 @@ describe('life cycle', () => {
     });
 
     it('refuses a nonsensical budget', () => {
-      assert.throws(() => createShutdown({ stopIntake: () => undefined, drain: async () => undefined, closer: new Closer(), budgetMs: -1 }), /budgetMs must be a finite number >= 0, got -1/);
+      assert.throws(
+        () =>
+          createShutdown({
+            stopIntake: () => undefined,
+            drain: async () => undefined,
+            closer: new Closer(),
+            budgetMs: -1,
+          }),
+        /budgetMs must be a finite number >= 0, got -1/,
+      );
     });
   });
 
@@ -151,7 +163,12 @@ describe('life cycle', () => {
       const source = new EventEmitter();
       const exit = sinon.spy();
       let finish!: () => void;
-      const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => new Promise<void>((r) => (finish = r)), closer: new Closer(), budgetMs: 60_000 });
+      const shutdown = createShutdown({
+        stopIntake: () => undefined,
+        drain: () => new Promise<void>((r) => (finish = r)),
+        closer: new Closer(),
+        budgetMs: 60_000,
+      });
       const dispose = onShutdownSignals(shutdown, { source, exit });
       source.emit('SIGTERM', 'SIGTERM');
       await clock.tickAsync(10);
@@ -168,7 +185,12 @@ describe('life cycle', () => {
     it('exits 1 when the work could not drain in time', async () => {
       const source = new EventEmitter();
       const exit = sinon.spy();
-      const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => new Promise<void>(() => undefined), closer: new Closer(), budgetMs: 100 });
+      const shutdown = createShutdown({
+        stopIntake: () => undefined,
+        drain: () => new Promise<void>(() => undefined),
+        closer: new Closer(),
+        budgetMs: 100,
+      });
       onShutdownSignals(shutdown, { source, exit });
       source.emit('SIGTERM', 'SIGTERM');
       await clock.tickAsync(100);
@@ -178,7 +200,12 @@ describe('life cycle', () => {
 
   describe('exitCodeOf', () => {
     const byKind: Record<ErrorKind, [unknown, 1 | 2]> = {
-      config: [new ConfigError('ConfigInvalid', [{ source: 'channels.json', path: 'channels.0.provider.signingSecret', expected: 'whsec_', found: 'x' }]), 2],
+      config: [
+        new ConfigError('ConfigInvalid', [
+          { source: 'channels.json', path: 'channels.0.provider.signingSecret', expected: 'whsec_', found: 'x' },
+        ]),
+        2,
+      ],
       dataverse: [new DataverseError('DataverseUnauthorized', 'refused'), 1],
       provider: [new ProviderError('ProviderUnavailable', 'down'), 1],
       event: [new EventError('EventUndecodable', 'broken JSON'), 1],
@@ -190,8 +217,9 @@ describe('life cycle', () => {
       it(`${kind}: ${code}`, () => assert.equal(exitCodeOf(error), code));
     }
 
-    it("an error that is not ours is a failure (1), a TypeError included: bad settings are ConfigErrors", () => {
-      for (const error of [new TypeError('bad option'), new Error('ECONNREFUSED'), 'a string', undefined]) assert.equal(exitCodeOf(error), 1, String(error));
+    it('an error that is not ours is a failure (1), a TypeError included: bad settings are ConfigErrors', () => {
+      for (const error of [new TypeError('bad option'), new Error('ECONNREFUSED'), 'a string', undefined])
+        assert.equal(exitCodeOf(error), 1, String(error));
       assert.equal(exitCodeOf({ ...new ConfigError('ConfigInvalid', []) }), 2, 'by brand, not by class');
     });
   });

@@ -4,7 +4,8 @@ import { ProviderError } from '../../src/errors.js';
 import { CaptureStream } from '../helpers/capture.js';
 
 const SECRETS = {
-  connectionString: 'Endpoint=sb://relay.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==',
+  connectionString:
+    'Endpoint=sb://relay.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==',
   sas: 'SharedAccessSignature sr=sb%3A%2F%2Frelay&sig=AbCdEf0123456789%2BsigValue%3D&se=1700000000&skn=send',
   bearer: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVl',
   telegram: '123456789:AAHk3_QwErTyUiOpAsDfGhJkLzXcVbNm12345',
@@ -45,11 +46,22 @@ describe('logging', () => {
     log.info('token exchange', { authorization: SECRETS.bearer, sasToken: SECRETS.sas, password: 'p@ss', apiKey: 42 });
     log.info('header dump', { headers: { Authorization: SECRETS.bearer, 'x-custom': SECRETS.sas } });
     log.warn(`telegram call to https://api.telegram.org/bot${SECRETS.telegram}/sendMessage failed`);
-    log.error('provider failed', { err: new ProviderError('ProviderUnauthorized', `refused ${SECRETS.bearer}`, { upstream: { status: 401, headers: { authorization: SECRETS.bearer } } }) });
+    log.error('provider failed', {
+      err: new ProviderError('ProviderUnauthorized', `refused ${SECRETS.bearer}`, {
+        upstream: { status: 401, headers: { authorization: SECRETS.bearer } },
+      }),
+    });
     log.info('twilio', { credentials: { accountSid: 'AC123', authToken: SECRETS.twilioToken } });
     const text = stream.text;
     for (const [name, secret] of Object.entries(SECRETS)) {
-      const core = name === 'connectionString' ? 'Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA' : name === 'sas' ? 'AbCdEf0123456789' : name === 'bearer' ? 'eyJzdWIiOiIxMjM0NSJ9' : secret;
+      const core =
+        name === 'connectionString'
+          ? 'Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA'
+          : name === 'sas'
+            ? 'AbCdEf0123456789'
+            : name === 'bearer'
+              ? 'eyJzdWIiOiIxMjM0NSJ9'
+              : secret;
       assert.ok(!text.includes(core), `${name} leaked: ${text}`);
     }
     assert.ok(!text.includes('p@ss'));
@@ -61,7 +73,13 @@ describe('logging', () => {
   it('masks phone numbers and e-mail addresses, keeping enough to tell them apart', () => {
     const { stream, log } = capture();
     log.info(`sending to ${PHONE} and ${EMAIL}`);
-    log.info('recipient', { to: PHONE, from: '+1 (555) 010-9999', email: EMAIL, chatId: 987654321, mobilephone: '015112345678' });
+    log.info('recipient', {
+      to: PHONE,
+      from: '+1 (555) 010-9999',
+      email: EMAIL,
+      chatId: 987654321,
+      mobilephone: '015112345678',
+    });
     const text = stream.text;
     assert.ok(!text.includes('15112345678') && !text.includes('5550109999') && !text.includes('987654321'), text);
     assert.ok(!text.includes('jane.doe'), text);
@@ -75,7 +93,12 @@ describe('logging', () => {
   });
 
   it('keeps ordinary numbers, ids and timestamps intact', () => {
-    const value = { sequenceNumber: 123456789012, activityId: '3f2a5c1e-0000-4000-8000-000000000001', at: '2026-11-21T23:00:00.000Z', code: '0x80072322' };
+    const value = {
+      sequenceNumber: 123456789012,
+      activityId: '3f2a5c1e-0000-4000-8000-000000000001',
+      at: '2026-11-21T23:00:00.000Z',
+      code: '0x80072322',
+    };
     assert.deepEqual(redact(value), value);
     assert.equal(redact('retry in 1200 ms after status 429'), 'retry in 1200 ms after status 429');
   });
@@ -93,7 +116,10 @@ describe('logging', () => {
     log.info('quiet');
     log.debug('quieter');
     log.warn('loud');
-    assert.deepEqual(stream.lines().map((l) => l['message']), ['loud']);
+    assert.deepEqual(
+      stream.lines().map((l) => l['message']),
+      ['loud'],
+    );
   });
 
   it('does no work for lines below the level (no redaction, no serialisation), a child logger’s or after a level change alike', () => {
@@ -101,13 +127,23 @@ describe('logging', () => {
     const log = createLogger({ stream, level: 'info' });
     let reads = 0;
     // winston copies a line's fields into it either way; redaction and serialisation read the nested getter.
-    const probe = { nested: { get field(): number { reads += 1; return 1; } } };
+    const probe = {
+      nested: {
+        get field(): number {
+          reads += 1;
+          return 1;
+        },
+      },
+    };
     log.debug('below', probe);
     areaLogger(log, 'dispatch').debug('below too', probe);
     assert.equal(reads, 0, 'a line below the level is never looked into');
     log.level = 'debug';
     log.debug('now enabled', probe);
     assert.equal(reads, 1);
-    assert.deepEqual(stream.lines().map((l) => l['message']), ['now enabled']);
+    assert.deepEqual(
+      stream.lines().map((l) => l['message']),
+      ['now enabled'],
+    );
   });
 });

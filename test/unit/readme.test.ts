@@ -7,7 +7,9 @@ import { packageRoot } from '../../src/paths.js';
 /** The README's configuration reference must stay true to the schema and the environment overrides. */
 describe('README', () => {
   const readme = readFileSync(path.join(packageRoot(), 'README.md'), 'utf8');
-  const schema = JSON.parse(readFileSync(path.join(packageRoot(), 'config/schema.json'), 'utf8')) as { properties: Record<string, unknown> };
+  const schema = JSON.parse(readFileSync(path.join(packageRoot(), 'config/schema.json'), 'utf8')) as {
+    properties: Record<string, unknown>;
+  };
   // The rows of the configuration reference's table, up to its next heading (the channels file's table follows it).
   const start = readme.indexOf('## Configuration reference');
   const reference = readme.slice(start, readme.slice(start + 1).search(/^##+ /m) + start + 1);

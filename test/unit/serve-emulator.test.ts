@@ -29,10 +29,20 @@ describe('emulate commands: serveEmulator', () => {
   it('exits 1 with the reason when the emulator cannot start, 2 for a bad log level', async () => {
     const io = recordingIo();
     let code = -1;
-    await serveEmulator(io, (c) => (code = c), { command: 'emulate test', service: 't', logLevel: 'info', start: () => Promise.reject(new Error('port 5672 is in use')) });
+    await serveEmulator(io, (c) => (code = c), {
+      command: 'emulate test',
+      service: 't',
+      logLevel: 'info',
+      start: () => Promise.reject(new Error('port 5672 is in use')),
+    });
     assert.equal(code, 1);
     assert.deepEqual(io.stderr, ['emulate test: port 5672 is in use']);
-    await serveEmulator(io, (c) => (code = c), { command: 'emulate test', service: 't', logLevel: 'loud', start: () => Promise.reject(new Error('not called')) });
+    await serveEmulator(io, (c) => (code = c), {
+      command: 'emulate test',
+      service: 't',
+      logLevel: 'loud',
+      start: () => Promise.reject(new Error('not called')),
+    });
     assert.equal(code, 2);
     assert.match(io.stderr[1] ?? '', /--log-level must be one of error, warn, info, debug, found 'loud'/);
     assert.deepEqual(io.stdout, []);
@@ -41,6 +51,7 @@ describe('emulate commands: serveEmulator', () => {
   it('parses --port as an integer from 0 to 65535', () => {
     assert.equal(parsePort('0'), 0);
     assert.equal(parsePort('5672'), 5672);
-    for (const bad of ['abc', '-1', '65536', '1.5', '']) assert.throws(() => parsePort(bad), /expected an integer from 0 \(any free port\) to 65535/);
+    for (const bad of ['abc', '-1', '65536', '1.5', ''])
+      assert.throws(() => parsePort(bad), /expected an integer from 0 \(any free port\) to 65535/);
   });
 });

@@ -15,7 +15,10 @@ function describeChannel(c: Channel): string {
     ? `tile ${c.tile.entityType} (compliance ${c.tile.complianceField}, address ${c.addressField}, text ${c.textField}${c.failureResponseType ? `, failures as '${c.failureResponseType}'` : ''})`
     : `real-time channel definition ${c.channelDefinitionId}`;
   const p = c.provider;
-  const where = 'unread' in p ? ' (settings not read for this stage)' : ` at ${p.type === 'contract' ? p.url : (p.baseUrl ?? 'the provider')}`;
+  const where =
+    'unread' in p
+      ? ' (settings not read for this stage)'
+      : ` at ${p.type === 'contract' ? p.url : (p.baseUrl ?? 'the provider')}`;
   return `channel ${c.name}: ${p.type}${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
 }
 
@@ -27,9 +30,16 @@ export function registerConfigCommands(program: Command, io: CliIo, setExitCode:
   const config = program.command('config').description('work with the configuration');
   config
     .command('check')
-    .description('validate a configuration (defaults + FILE + environment) and its channels file, and show what it would run with')
+    .description(
+      'validate a configuration (defaults + FILE + environment) and its channels file, and show what it would run with',
+    )
     .argument('[file]', 'a configuration file merged over the embedded defaults')
-    .addOption(new Option('--stage <name>', "check only what this stage's worker requires (all: workers/all.js, intake + dispatch + recorder)").choices(STAGE_CHOICES))
+    .addOption(
+      new Option(
+        '--stage <name>',
+        "check only what this stage's worker requires (all: workers/all.js, intake + dispatch + recorder)",
+      ).choices(STAGE_CHOICES),
+    )
     .action((file: string | undefined, options: { stage?: (typeof STAGE_CHOICES)[number] }) => {
       try {
         let loaded: LoadedConfig;

@@ -12,7 +12,13 @@ import { decodeRemoteContext } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
 import { redact, redactString } from '../../log.js';
 import { exitCodeOf } from '../../lifecycle.js';
-import { DISPATCH_DEAD_LETTER_REASONS, outboundReplay, parseInteractionMessage, parseOutboundMessage, type SendContext } from '../../pipeline/index.js';
+import {
+  DISPATCH_DEAD_LETTER_REASONS,
+  outboundReplay,
+  parseInteractionMessage,
+  parseOutboundMessage,
+  type SendContext,
+} from '../../pipeline/index.js';
 import {
   NO_REASON,
   peekDeadLetters,
@@ -109,13 +115,19 @@ export function registerDeadLettersCommand(program: Command, io: CliIo, setExitC
     .description('send dead letters back to their queue and remove them from the dead-letter queue')
     .argument('<queue>', 'a configured queue name or activities|outbound|interactions')
     .option('--reason <code>', 'only dead letters with this reason')
-    .option('--message-id <id...>', "only dead letters with these message ids (outbound: the activity row id or real-time RequestId; interactions: that id + ':<response type>')")
+    .option(
+      '--message-id <id...>',
+      "only dead letters with these message ids (outbound: the activity row id or real-time RequestId; interactions: that id + ':<response type>')",
+    )
     .option('--limit <n>', 'replay at most this many (the oldest first)')
     .option(
       '--duplicate-window <duration>',
       "the queue's duplicate-detection window, in milliseconds or ISO 8601 (PT10M): dead letters enqueued less than this ago are skipped (default PT10M on outbound and interactions; the SDK cannot read a queue's window)",
     )
-    .option('--force', 'replay dead letters within the duplicate-detection window too (the broker drops those whose message id the queue still remembers: they are lost)')
+    .option(
+      '--force',
+      'replay dead letters within the duplicate-detection window too (the broker drops those whose message id the queue still remembers: they are lost)',
+    )
     .option('--dry-run', 'only list what would be replayed and what would be skipped')
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
     .addHelpText('after', HELP)
@@ -153,13 +165,26 @@ function timeLeft(ms: number): string {
 }
 
 /** Loads the configuration and checks the arguments; prints every problem and returns undefined when there are any. */
-function resolve(io: CliIo, command: string, queueArg: string, options: CommonOptions, extra: string[] = []): Target | undefined {
+function resolve(
+  io: CliIo,
+  command: string,
+  queueArg: string,
+  options: CommonOptions,
+  extra: string[] = [],
+): Target | undefined {
   const problems: string[] = [];
   let config: RelayConfig | undefined;
   try {
-    config = loadConfig({ ...(options.config === undefined ? {} : { file: options.config }), env: io.env, cwd: io.cwd, forWorkers: false }).config;
+    config = loadConfig({
+      ...(options.config === undefined ? {} : { file: options.config }),
+      env: io.env,
+      cwd: io.cwd,
+      forWorkers: false,
+    }).config;
     if (!config.serviceBus.connectionString && !config.serviceBus.namespace) {
-      problems.push('no Service Bus connection: set SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_NAMESPACE for identity-based access');
+      problems.push(
+        'no Service Bus connection: set SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_NAMESPACE for identity-based access',
+      );
     }
   } catch (err) {
     if (!isConfigError(err)) throw err;
@@ -170,7 +195,8 @@ function resolve(io: CliIo, command: string, queueArg: string, options: CommonOp
     limit = /^\d+$/.test(options.limit.trim()) ? Number(options.limit) : Number.NaN;
     if (!(limit >= 1)) problems.push(`--limit: expected an integer of at least 1, found '${options.limit}'`);
   }
-  if (options.reason !== undefined && options.reason.trim() === '') problems.push('--reason: expected a reason code such as EventUnknownChannel, found an empty value');
+  if (options.reason !== undefined && options.reason.trim() === '')
+    problems.push('--reason: expected a reason code such as EventUnknownChannel, found an empty value');
   problems.push(...extra);
   let role: QueueRole | undefined;
   if (config) {
@@ -189,7 +215,12 @@ function resolve(io: CliIo, command: string, queueArg: string, options: CommonOp
   return { config, queue: config.serviceBus.queues[role], role, limit };
 }
 
-async function withClient(io: CliIo, command: string, config: RelayConfig, run: (client: ServiceBusClient) => Promise<number>): Promise<number> {
+async function withClient(
+  io: CliIo,
+  command: string,
+  config: RelayConfig,
+  run: (client: ServiceBusClient) => Promise<number>,
+): Promise<number> {
   let client: ServiceBusClient | undefined;
   try {
     client = serviceBusClientFromConfig(config);
@@ -211,17 +242,26 @@ async function list(io: CliIo, queueArg: string, options: ListOptions): Promise<
   return withClient(io, command, target.config, async (client) => {
     const peeked = await peekDeadLetters(client, target.queue, { filter, limit });
     for (const d of peeked.matching) {
-      if (options.json) io.out(JSON.stringify({ type: 'deadLetter', queue: target.queue, ...deadLetterJson(d, target.role) }));
+      if (options.json)
+        io.out(JSON.stringify({ type: 'deadLetter', queue: target.queue, ...deadLetterJson(d, target.role) }));
       else io.out(deadLetterBlock(d, target.role).join('\n'));
     }
-    const counts = { scanned: peeked.scanned, matched: peeked.matched, shown: peeked.matching.length, byReason: peeked.byReason };
+    const counts = {
+      scanned: peeked.scanned,
+      matched: peeked.matched,
+      shown: peeked.matching.length,
+      byReason: peeked.byReason,
+    };
     if (options.json) {
       io.out(JSON.stringify({ type: 'summary', queue: target.queue, ...counts }));
       return 0;
     }
     const which = options.reason === undefined ? '' : ` with reason ${options.reason}`;
-    io.out(`${target.queue}: ${peeked.scanned} dead letter${plural(peeked.scanned)}; ${peeked.matched}${which} matched, ${peeked.matching.length} shown`);
-    for (const [reason, n] of Object.entries(peeked.byReason).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) io.out(`  ${reason}: ${n}`);
+    io.out(
+      `${target.queue}: ${peeked.scanned} dead letter${plural(peeked.scanned)}; ${peeked.matched}${which} matched, ${peeked.matching.length} shown`,
+    );
+    for (const [reason, n] of Object.entries(peeked.byReason).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
+      io.out(`  ${reason}: ${n}`);
     return 0;
   });
 }
@@ -232,13 +272,17 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
   const extra = ids.some((id) => id.trim() === '') ? ['--message-id: expected message ids, found an empty value'] : [];
   const givenWindow = options.duplicateWindow === undefined ? undefined : parseDuplicateWindow(options.duplicateWindow);
   if (options.duplicateWindow !== undefined && givenWindow === undefined) {
-    extra.push(`--duplicate-window: expected milliseconds or an ISO 8601 duration such as PT10M, found '${options.duplicateWindow}'`);
+    extra.push(
+      `--duplicate-window: expected milliseconds or an ISO 8601 duration such as PT10M, found '${options.duplicateWindow}'`,
+    );
   }
   const target = resolve(io, command, queueArg, options, extra);
   if (!target) return 2;
   // outbound and interactions detect duplicates; activities only when the operator says its queue does.
   const window: Window | undefined =
-    DUPLICATE_DETECTING.includes(target.role) || givenWindow !== undefined ? { ms: givenWindow ?? DEFAULT_DUPLICATE_WINDOW_MS, now: new Date(), force: options.force === true } : undefined;
+    DUPLICATE_DETECTING.includes(target.role) || givenWindow !== undefined
+      ? { ms: givenWindow ?? DEFAULT_DUPLICATE_WINDOW_MS, now: new Date(), force: options.force === true }
+      : undefined;
   // Never a second send by accident: dispatch's policy keeps what the provider took (or may have taken).
   const policy = target.role === 'outbound' ? outboundReplay(options.reason) : undefined;
   if (policy?.allowed === false) {
@@ -257,14 +301,19 @@ async function replay(io: CliIo, queueArg: string, options: ReplayOptions): Prom
       ...(target.limit === undefined ? {} : { limit: target.limit }),
       dryRun: options.dryRun === true,
       ...(window === undefined || window.force ? {} : { duplicateWindowMs: window.ms, now: window.now }),
-      onReplayed: ({ done, total, deadLetter }) => io.out(`replayed ${done} of ${total}: ${deadLetterLine(deadLetter, target.role)}`),
+      onReplayed: ({ done, total, deadLetter }) =>
+        io.out(`replayed ${done} of ${total}: ${deadLetterLine(deadLetter, target.role)}`),
     });
-    return options.dryRun ? dryRunReport(io, target, window, result) : replayReport(io, command, target, window, result);
+    return options.dryRun
+      ? dryRunReport(io, target, window, result)
+      : replayReport(io, command, target, window, result);
   });
 }
 
 function dryRunReport(io: CliIo, target: Target, window: Window | undefined, result: ReplayDeadLettersResult): number {
-  io.out(`dry run: would replay ${result.planned.length} of ${result.scanned} dead letter${plural(result.scanned)} to ${target.queue}; nothing was changed`);
+  io.out(
+    `dry run: would replay ${result.planned.length} of ${result.scanned} dead letter${plural(result.scanned)} to ${target.queue}; nothing was changed`,
+  );
   for (const d of result.planned) io.out(`  ${deadLetterLine(d, target.role)}`);
   duplicateReport(io, target, window, result, true);
   notes(io, target, result);
@@ -272,12 +321,20 @@ function dryRunReport(io: CliIo, target: Target, window: Window | undefined, res
 }
 
 /** What the duplicate-detection window did: the dead letters skipped and when each becomes replayable, or --force's risk. */
-function duplicateReport(io: CliIo, target: Target, window: Window | undefined, result: ReplayDeadLettersResult, dryRun: boolean): void {
+function duplicateReport(
+  io: CliIo,
+  target: Target,
+  window: Window | undefined,
+  result: ReplayDeadLettersResult,
+  dryRun: boolean,
+): void {
   if (window === undefined) return;
   const span = `less than ${formatIsoDuration(window.ms)} (--duplicate-window) ago`;
   if (window.force) {
     const now = window.now.getTime();
-    const risky = (dryRun ? result.planned : result.replayed).filter((d) => d.enqueuedTimeUtc === undefined || d.enqueuedTimeUtc.getTime() + window.ms > now);
+    const risky = (dryRun ? result.planned : result.replayed).filter(
+      (d) => d.enqueuedTimeUtc === undefined || d.enqueuedTimeUtc.getTime() + window.ms > now,
+    );
     if (risky.length === 0) return;
     const n = `${risky.length} dead letter${plural(risky.length)}`;
     io.err(
@@ -295,7 +352,10 @@ function duplicateReport(io: CliIo, target: Target, window: Window | undefined, 
     `${dryRun ? 'would skip' : 'skipped'} ${n} dead letter${plural(n)} enqueued ${span}, left in the dead-letter queue: ${target.queue} may still remember ${n === 1 ? 'its message id' : 'their message ids'} and would drop the replay without an error`,
   );
   for (const { deadLetter, replayableAt } of result.skipped) {
-    const when = replayableAt === undefined ? 'no enqueued time: replayable only with --force' : `replayable from ${replayableAt.toISOString()} (in ${timeLeft(replayableAt.getTime() - window.now.getTime())})`;
+    const when =
+      replayableAt === undefined
+        ? 'no enqueued time: replayable only with --force'
+        : `replayable from ${replayableAt.toISOString()} (in ${timeLeft(replayableAt.getTime() - window.now.getTime())})`;
     io.out(`  ${deadLetterLine(deadLetter, target.role)}; ${when}`);
   }
   io.out(
@@ -305,9 +365,17 @@ function duplicateReport(io: CliIo, target: Target, window: Window | undefined, 
   );
 }
 
-function replayReport(io: CliIo, command: string, target: Target, window: Window | undefined, result: ReplayDeadLettersResult): number {
+function replayReport(
+  io: CliIo,
+  command: string,
+  target: Target,
+  window: Window | undefined,
+  result: ReplayDeadLettersResult,
+): number {
   const left = result.scanned - result.replayed.length;
-  io.out(`replayed ${result.replayed.length} of ${result.planned.length} planned to ${target.queue}; ${left} dead letter${plural(left)} left in the dead-letter queue`);
+  io.out(
+    `replayed ${result.replayed.length} of ${result.planned.length} planned to ${target.queue}; ${left} dead letter${plural(left)} left in the dead-letter queue`,
+  );
   const failedSeq = result.failure?.deadLetter?.sequenceNumber;
   const missing = result.notReplayed.filter((d) => d.sequenceNumber !== failedSeq);
   if (missing.length > 0) {
@@ -320,7 +388,10 @@ function replayReport(io: CliIo, command: string, target: Target, window: Window
   const { deadLetter, sent, error } = result.failure;
   const which = deadLetter ? ` at #${deadLetter.sequenceNumber} (message id ${deadLetter.messageId ?? 'none'})` : '';
   io.err(`${command}: Service Bus failed${which}: ${redactString(errorMessage(error))}`);
-  if (deadLetter && sent) io.err(`${command}: that message was sent to ${target.queue} but is still a dead letter (completing it failed): do not replay it again`);
+  if (deadLetter && sent)
+    io.err(
+      `${command}: that message was sent to ${target.queue} but is still a dead letter (completing it failed): do not replay it again`,
+    );
   return 1;
 }
 
@@ -329,7 +400,8 @@ function notes(io: CliIo, target: Target, result: ReplayDeadLettersResult): void
   const kept = result.byReason[DISPATCH_DEAD_LETTER_REASONS.interactionNotSent] ?? 0;
   if (kept > 0) io.out(`note: ${kept} ${INTERACTION_NOT_SENT_NOTE}`);
   const unconfirmed = result.byReason[DISPATCH_DEAD_LETTER_REASONS.unconfirmed] ?? 0;
-  if (unconfirmed > 0 && !result.planned.some((d) => d.reason === DISPATCH_DEAD_LETTER_REASONS.unconfirmed)) io.out(`note: ${unconfirmed} ${UNCONFIRMED_NOTE}`);
+  if (unconfirmed > 0 && !result.planned.some((d) => d.reason === DISPATCH_DEAD_LETTER_REASONS.unconfirmed))
+    io.out(`note: ${unconfirmed} ${UNCONFIRMED_NOTE}`);
 }
 
 function plural(n: number): string {
@@ -374,19 +446,50 @@ function summarize(d: DeadLetter, role: QueueRole): BodySummary {
   const size = Buffer.isBuffer(d.body) ? { bytes: d.body.length } : {};
   try {
     if (role === 'activities') {
-      const event = decodeRemoteContext({ body: d.body, contentType: d.contentType, applicationProperties: d.applicationProperties });
+      const event = decodeRemoteContext({
+        body: d.body,
+        contentType: d.contentType,
+        applicationProperties: d.applicationProperties,
+      });
       if (event.kind === 'activity') {
-        return { kind: 'activity', activityRowId: event.activityRowId, activityId: event.activityId, entityType: event.entityType, entityId: event.entityId, contactId: event.contactId };
+        return {
+          kind: 'activity',
+          activityRowId: event.activityRowId,
+          activityId: event.activityId,
+          entityType: event.entityType,
+          entityId: event.entityId,
+          contactId: event.contactId,
+        };
       }
-      if (event.kind === 'activity-truncated') return { kind: 'activity-truncated', activityRowId: event.activityRowId };
-      return { kind: 'realtime', requestId: event.requestId, channelDefinitionId: event.channelDefinitionId, from: masked('from', event.from), to: masked('to', event.to) };
+      if (event.kind === 'activity-truncated')
+        return { kind: 'activity-truncated', activityRowId: event.activityRowId };
+      return {
+        kind: 'realtime',
+        requestId: event.requestId,
+        channelDefinitionId: event.channelDefinitionId,
+        from: masked('from', event.from),
+        to: masked('to', event.to),
+      };
     }
     if (role === 'outbound') {
       const m = parseOutboundMessage(d.body);
-      return { kind: 'outbound', key: m.key, channel: m.channel, to: masked('to', m.to), purpose: m.purpose, ...contextSummary(m.context) };
+      return {
+        kind: 'outbound',
+        key: m.key,
+        channel: m.channel,
+        to: masked('to', m.to),
+        purpose: m.purpose,
+        ...contextSummary(m.context),
+      };
     }
     const m = parseInteractionMessage(d.body);
-    return { kind: 'interaction', ...contextSummary(m.context), channel: m.channel, responseType: m.responseType, providerMessageId: m.providerMessageId };
+    return {
+      kind: 'interaction',
+      ...contextSummary(m.context),
+      channel: m.channel,
+      responseType: m.responseType,
+      providerMessageId: m.providerMessageId,
+    };
   } catch (err) {
     return { kind: 'unreadable', ...size, contentType: d.contentType, error: redactString(errorMessage(err)) };
   }
@@ -394,7 +497,9 @@ function summarize(d: DeadLetter, role: QueueRole): BodySummary {
 
 function contextSummary(context: SendContext | undefined): BodySummary {
   if (context === undefined) return {};
-  return context.kind === 'marketing' ? { activityRowId: context.activityRowId, activityId: context.activityId } : { requestId: context.requestId };
+  return context.kind === 'marketing'
+    ? { activityRowId: context.activityRowId, activityId: context.activityId }
+    : { requestId: context.requestId };
 }
 
 function masked(key: string, value: string): string {

@@ -10,7 +10,10 @@ import { parsePort, serveEmulator } from './serve-emulator.js';
 /** `--partial-targets col,col[@share]`: the columns left out of posted Targets, and the share of Creates (default 1). */
 function parsePartialTargets(value: string): PartialTargets {
   const m = /^([A-Za-z_][\w]*(?:,[A-Za-z_][\w]*)*)(?:@(0(?:\.\d+)?|1(?:\.0+)?))?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`expected column names separated by commas, optionally @share (0-1), e.g. msdyncrm_contact,msdyncrm_entityid@0.5; found '${value}'`);
+  if (!m)
+    throw new InvalidArgumentError(
+      `expected column names separated by commas, optionally @share (0-1), e.g. msdyncrm_contact,msdyncrm_entityid@0.5; found '${value}'`,
+    );
   return { omit: m[1]!.split(','), share: m[2] === undefined ? 1 : Number(m[2]) };
 }
 
@@ -23,25 +26,38 @@ export function registerEmulateDataverse(emulate: Command, io: CliIo, setExitCod
     .option('--seed <file>', 'seed file (contacts, journeys, custom message table, tile XML)')
     .option('--limits <mode>', 'service protection limits: realistic, off, or a JSON file', 'realistic')
     .option('--servicebus <connectionString>', 'Service Bus connection string used for every service endpoint')
-    .option('--partial-targets <columns>', 'post Creates whose Target lacks these columns (the row keeps them): col,col[@share]', parsePartialTargets)
+    .option(
+      '--partial-targets <columns>',
+      'post Creates whose Target lacks these columns (the row keeps them): col,col[@share]',
+      parsePartialTargets,
+    )
     .option('--log-level <level>', 'error, warn, info or debug', 'info')
-    .action((opts: { port: number; host: string; seed?: string; limits: string; servicebus?: string; partialTargets?: PartialTargets; logLevel: string }) =>
-      serveEmulator(io, setExitCode, {
-        command: 'emulate dataverse',
-        service: 'dataverse-emulator',
-        logLevel: opts.logLevel,
-        start: async (log) => {
-          const emulator = await startDataverseEmulator({
-            host: opts.host,
-            port: opts.port,
-            limits: opts.limits,
-            log,
-            ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-            ...(opts.servicebus === undefined ? {} : { servicebus: opts.servicebus }),
-            ...(opts.partialTargets === undefined ? {} : { partialTargets: opts.partialTargets }),
-          });
-          return { readyLine: `DATAVERSE_URL=${emulator.url}`, close: () => emulator.close() };
-        },
-      }),
+    .action(
+      (opts: {
+        port: number;
+        host: string;
+        seed?: string;
+        limits: string;
+        servicebus?: string;
+        partialTargets?: PartialTargets;
+        logLevel: string;
+      }) =>
+        serveEmulator(io, setExitCode, {
+          command: 'emulate dataverse',
+          service: 'dataverse-emulator',
+          logLevel: opts.logLevel,
+          start: async (log) => {
+            const emulator = await startDataverseEmulator({
+              host: opts.host,
+              port: opts.port,
+              limits: opts.limits,
+              log,
+              ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+              ...(opts.servicebus === undefined ? {} : { servicebus: opts.servicebus }),
+              ...(opts.partialTargets === undefined ? {} : { partialTargets: opts.partialTargets }),
+            });
+            return { readyLine: `DATAVERSE_URL=${emulator.url}`, close: () => emulator.close() };
+          },
+        }),
     );
 }

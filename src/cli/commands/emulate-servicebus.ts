@@ -26,7 +26,10 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 5672)
     .option('--config <file>', "Microsoft's emulator Config.json (default: config/servicebus-emulator.json)")
     .addOption(
-      new Option('--ranges <set>', "check --config against Azure Service Bus's ranges, or Microsoft's emulator's (narrower: for a file Microsoft's emulator loads too)")
+      new Option(
+        '--ranges <set>',
+        "check --config against Azure Service Bus's ranges, or Microsoft's emulator's (narrower: for a file Microsoft's emulator loads too)",
+      )
         .choices(['azure', 'microsoft-emulator'])
         .default('azure'),
     )
@@ -48,7 +51,10 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
             ...(opts.config === undefined ? {} : { configFile: opts.config }),
             ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
           });
-          return { readyLine: `SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`, close: () => emulator.close() };
+          return {
+            readyLine: `SERVICEBUS_CONNECTION_STRING=${emulator.connectionString}`,
+            close: () => emulator.close(),
+          };
         },
       }),
     );

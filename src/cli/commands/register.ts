@@ -49,7 +49,6 @@ interface RegisterCliOptions {
   config?: string;
 }
 
-
 export function registerRegisterCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   program
     .command('register')
@@ -60,7 +59,10 @@ export function registerRegisterCommand(program: Command, io: CliIo, setExitCode
     .option('--endpoint-name <name>', 'the serviceendpoint name (its identity)', REGISTRATION_DEFAULTS.endpointName)
     .option('--queue <name>', 'the queue Dataverse posts to', REGISTRATION_DEFAULTS.queue)
     .option('--step-name <prefix>', 'prefix of the step names', REGISTRATION_DEFAULTS.stepName)
-    .option('--update-key', 'write the SAS key even if the endpoint has one (after a key rotation: Dataverse never returns the key)')
+    .option(
+      '--update-key',
+      'write the SAS key even if the endpoint has one (after a key rotation: Dataverse never returns the key)',
+    )
     .option('--config <file>', 'a configuration file merged over the embedded defaults')
     .addHelpText('after', HELP)
     .action(async (options: RegisterCliOptions) => setExitCode(await register(io, options)));
@@ -77,7 +79,10 @@ function usage(io: CliIo, problems: string[]): number {
  * references need not be set here: an unset variable reads as a placeholder (never used).
  */
 function realtimeTargets(config: RelayConfig, io: CliIo): RealtimeTarget[] {
-  const env = new Proxy(io.env, { get: (target, name: string) => (target[name] === undefined || target[name] === '' ? 'http://unused-by-register.invalid' : target[name]) });
+  const env = new Proxy(io.env, {
+    get: (target, name: string) =>
+      target[name] === undefined || target[name] === '' ? 'http://unused-by-register.invalid' : target[name],
+  });
   const channels = loadChannels(config.channelsFile, { env, cwd: io.cwd });
   return channels
     .all()
@@ -87,18 +92,32 @@ function realtimeTargets(config: RelayConfig, io: CliIo): RealtimeTarget[] {
 
 async function register(io: CliIo, options: RegisterCliOptions): Promise<number> {
   const url = options.dataverseUrl ?? io.env['DATAVERSE_URL'];
-  if (url === undefined || url === '') return usage(io, ['--dataverse-url: expected the org URL (https://<org>.crm.dynamics.com), found nothing (nor DATAVERSE_URL)']);
-  if (options.dataverseUrl !== undefined && !isHttpUrl(options.dataverseUrl)) return usage(io, [`--dataverse-url: expected an http(s) URL such as https://<org>.crm.dynamics.com, found '${options.dataverseUrl}'`]);
+  if (url === undefined || url === '')
+    return usage(io, [
+      '--dataverse-url: expected the org URL (https://<org>.crm.dynamics.com), found nothing (nor DATAVERSE_URL)',
+    ]);
+  if (options.dataverseUrl !== undefined && !isHttpUrl(options.dataverseUrl))
+    return usage(io, [
+      `--dataverse-url: expected an http(s) URL such as https://<org>.crm.dynamics.com, found '${options.dataverseUrl}'`,
+    ]);
   const env = { ...io.env, DATAVERSE_URL: url };
   let config: RelayConfig;
   let bus: ServiceBusSas;
   let realtime: RealtimeTarget[] = [];
   try {
-    config = loadConfig({ env, cwd: io.cwd, forWorkers: false, ...(options.config === undefined ? {} : { file: options.config }) }).config;
+    config = loadConfig({
+      env,
+      cwd: io.cwd,
+      forWorkers: false,
+      ...(options.config === undefined ? {} : { file: options.config }),
+    }).config;
     bus = serviceBusFromEnv(env);
     if (options.realtime === true) {
       realtime = realtimeTargets(config, io);
-      if (realtime.length === 0) return usage(io, [`--realtime: the channels file ${config.channelsFile} has no real-time journeys channel (one with a channelDefinitionId)`]);
+      if (realtime.length === 0)
+        return usage(io, [
+          `--realtime: the channels file ${config.channelsFile} has no real-time journeys channel (one with a channelDefinitionId)`,
+        ]);
     }
   } catch (err) {
     if (isConfigError(err)) return usage(io, err.problems.map(formatConfigProblem));
@@ -113,7 +132,14 @@ async function register(io: CliIo, options: RegisterCliOptions): Promise<number>
   try {
     const report = await registerRelay(
       api,
-      { serviceBus: bus, endpointName: options.endpointName, queue: options.queue, stepName: options.stepName, realtime, updateKey: options.updateKey === true },
+      {
+        serviceBus: bus,
+        endpointName: options.endpointName,
+        queue: options.queue,
+        stepName: options.stepName,
+        realtime,
+        updateKey: options.updateKey === true,
+      },
       { dryRun: options.dryRun === true },
     );
     io.out(formatRegistrationReport(report));

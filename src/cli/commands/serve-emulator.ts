@@ -22,7 +22,11 @@ export interface ServeEmulatorOptions {
  * print the one ready line on stdout (in that order: whoever reads the line may signal at once), and wait for
  * SIGTERM/SIGINT. Logs go to stderr. Exit codes: 0 after a clean stop, 1 when it cannot start, 2 for bad options.
  */
-export async function serveEmulator(io: CliIo, setExitCode: (code: number) => void, options: ServeEmulatorOptions): Promise<void> {
+export async function serveEmulator(
+  io: CliIo,
+  setExitCode: (code: number) => void,
+  options: ServeEmulatorOptions,
+): Promise<void> {
   if (!(LOG_LEVELS as readonly string[]).includes(options.logLevel)) {
     io.err(`${options.command}: --log-level must be one of ${LOG_LEVELS.join(', ')}, found '${options.logLevel}'`);
     setExitCode(2);
@@ -37,9 +41,19 @@ export async function serveEmulator(io: CliIo, setExitCode: (code: number) => vo
     setExitCode(exitCodeOf(err));
     return;
   }
-  const shutdown = createShutdown({ stopIntake: () => undefined, drain: () => Promise.resolve(), closer: emulator, budgetMs: 5000, log });
+  const shutdown = createShutdown({
+    stopIntake: () => undefined,
+    drain: () => Promise.resolve(),
+    closer: emulator,
+    budgetMs: 5000,
+    log,
+  });
   const code = await new Promise<number>((resolve) => {
-    onShutdownSignals(shutdown, { exit: resolve, log, ...(options.signals === undefined ? {} : { source: options.signals }) });
+    onShutdownSignals(shutdown, {
+      exit: resolve,
+      log,
+      ...(options.signals === undefined ? {} : { source: options.signals }),
+    });
     io.out(emulator.readyLine);
   });
   setExitCode(code);
@@ -48,6 +62,7 @@ export async function serveEmulator(io: CliIo, setExitCode: (code: number) => vo
 /** commander argument parser for `--port`: an integer from 0 (any free port) to 65535. */
 export function parsePort(value: string): number {
   const port = Number(value);
-  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError(`expected an integer from 0 (any free port) to 65535, found '${value}'`);
+  if (!/^\d+$/.test(value.trim()) || port > 65535)
+    throw new InvalidArgumentError(`expected an integer from 0 (any free port) to 65535, found '${value}'`);
   return port;
 }

@@ -6,7 +6,13 @@
  */
 import { DataverseFault, isGuid } from './faults.js';
 import { nowIsoSeconds } from './payload.js';
-import { JSON_HEADERS, type ActionHandler, type OperationRequest, type OperationResponse, type OrganizationService } from './service.js';
+import {
+  JSON_HEADERS,
+  type ActionHandler,
+  type OperationRequest,
+  type OperationResponse,
+  type OrganizationService,
+} from './service.js';
 import type { LookupValue, Row } from './store.js';
 import { CREATE_INTERACTION, REALTIME_ACTIONS, typeMismatch } from './assumptions.js';
 
@@ -20,16 +26,26 @@ function invalid(action: string, message: string): DataverseFault {
 function requireString(action: string, params: Record<string, unknown>, name: string): string {
   const value = params[name];
   if (value === undefined || value === null) throw invalid(action, `the required parameter '${name}' is missing.`);
-  if (typeof value !== 'string' || value === '') throw invalid(action, `the parameter '${name}' must be a non-empty string, found ${JSON.stringify(value)}.`);
+  if (typeof value !== 'string' || value === '')
+    throw invalid(action, `the parameter '${name}' must be a non-empty string, found ${JSON.stringify(value)}.`);
   return value;
 }
 
 /** Reads an EntityReference parameter (`{"@odata.type": "Microsoft.Dynamics.CRM.<table>", "<table>id": "<guid>"}`). */
-function requireReference(action: string, params: Record<string, unknown>, name: string, table: string, key: string): string {
+function requireReference(
+  action: string,
+  params: Record<string, unknown>,
+  name: string,
+  table: string,
+  key: string,
+): string {
   const value = params[name];
   if (value === undefined || value === null) throw invalid(action, `the required parameter '${name}' is missing.`);
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw invalid(action, `the parameter '${name}' must be an entity reference {"@odata.type":"Microsoft.Dynamics.CRM.${table}","${key}":"<guid>"}.`);
+    throw invalid(
+      action,
+      `the parameter '${name}' must be an entity reference {"@odata.type":"Microsoft.Dynamics.CRM.${table}","${key}":"<guid>"}.`,
+    );
   }
   const ref = value as Record<string, unknown>;
   const type = ref['@odata.type'];
@@ -37,7 +53,11 @@ function requireReference(action: string, params: Record<string, unknown>, name:
     throw invalid(action, `the parameter '${name}' must reference a '${table}', found @odata.type '${String(type)}'.`);
   }
   const id = ref[key];
-  if (id === undefined) throw new DataverseFault('Payload', `${action}: EdmEntityObject passed should have the key property value set: '${name}' needs '${key}'.`);
+  if (id === undefined)
+    throw new DataverseFault(
+      'Payload',
+      `${action}: EdmEntityObject passed should have the key property value set: '${name}' needs '${key}'.`,
+    );
   if (!isGuid(id)) throw invalid(action, `'${name}.${key}' is not a valid GUID: ${JSON.stringify(id)}.`);
   return id.toLowerCase();
 }
@@ -46,8 +66,17 @@ function lookupId(row: Row, column: string): string | undefined {
   return (row[column] as LookupValue | null | undefined)?.id;
 }
 
-function mismatchFault(activityId: string, param: string, column: string, given: string, stored: string | undefined): DataverseFault {
-  return invalid(CREATE_INTERACTION.action, `'${param}' is ${given}, but the Custom Channel Activity with msdyncrm_activityid '${activityId}' has ${column} ${stored ?? 'null'}.`);
+function mismatchFault(
+  activityId: string,
+  param: string,
+  column: string,
+  given: string,
+  stored: string | undefined,
+): DataverseFault {
+  return invalid(
+    CREATE_INTERACTION.action,
+    `'${param}' is ${given}, but the Custom Channel Activity with msdyncrm_activityid '${activityId}' has ${column} ${stored ?? 'null'}.`,
+  );
 }
 
 function sameTargets(row: Row, refs: Record<string, string>): boolean {
@@ -58,7 +87,11 @@ function sameTargets(row: Row, refs: Record<string, string>): boolean {
   );
 }
 
-const KNOWN_PARAMETERS = new Set<string>([...CREATE_INTERACTION.requiredStrings, ...Object.keys(CREATE_INTERACTION.references), CREATE_INTERACTION.keyword]);
+const KNOWN_PARAMETERS = new Set<string>([
+  ...CREATE_INTERACTION.requiredStrings,
+  ...Object.keys(CREATE_INTERACTION.references),
+  CREATE_INTERACTION.keyword,
+]);
 const REFERENCES = Object.entries(CREATE_INTERACTION.references);
 
 function createInteraction(service: OrganizationService): ActionHandler {
@@ -66,7 +99,8 @@ function createInteraction(service: OrganizationService): ActionHandler {
   const known = KNOWN_PARAMETERS;
   return (params, req) => {
     for (const key of Object.keys(params)) {
-      if (!known.has(key) && !key.startsWith('@')) throw invalid(action, `the action has no parameter '${key}' (parameters: ${[...known].join(', ')}).`);
+      if (!known.has(key) && !key.startsWith('@'))
+        throw invalid(action, `the action has no parameter '${key}' (parameters: ${[...known].join(', ')}).`);
     }
     const activityId = requireString(action, params, 'ActivityId');
     const entityType = requireString(action, params, 'EntityType');
@@ -81,7 +115,11 @@ function createInteraction(service: OrganizationService): ActionHandler {
 
     const activities = service.table(ACTIVITY_TABLE);
     const rows = service.store.findIndexed(activities, 'msdyncrm_activityid', activityId) ?? [];
-    if (rows.length === 0) throw new DataverseFault('RowNotFound', `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`);
+    if (rows.length === 0)
+      throw new DataverseFault(
+        'RowNotFound',
+        `${action}: no Custom Channel Activity has msdyncrm_activityid '${activityId}'.`,
+      );
     // The row is told by the tile's activity id, contact, journey and iteration (assumptions.ts journeyActivityId).
     const row = rows.length === 1 ? rows[0]! : rows.find((r) => sameTargets(r, refs));
     if (row === undefined) {
@@ -91,16 +129,33 @@ function createInteraction(service: OrganizationService): ActionHandler {
           `msdyncrm_customerjourney ${refs['CustomerJourney']} and msdyncrm_customerjourneyiteration ${refs['CustomerJourneyIteration']}.`,
       );
     }
-    const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault => mismatchFault(activityId, param, column, given, stored);
-    if (lookupId(row, 'msdyncrm_contact') !== refs['Contact']) throw mismatch('Contact', 'msdyncrm_contact', refs['Contact']!, lookupId(row, 'msdyncrm_contact'));
+    const mismatch = (param: string, column: string, given: string, stored: string | undefined): DataverseFault =>
+      mismatchFault(activityId, param, column, given, stored);
+    if (lookupId(row, 'msdyncrm_contact') !== refs['Contact'])
+      throw mismatch('Contact', 'msdyncrm_contact', refs['Contact']!, lookupId(row, 'msdyncrm_contact'));
     if (lookupId(row, 'msdyncrm_customerjourney') !== refs['CustomerJourney']) {
-      throw mismatch('CustomerJourney', 'msdyncrm_customerjourney', refs['CustomerJourney']!, lookupId(row, 'msdyncrm_customerjourney'));
+      throw mismatch(
+        'CustomerJourney',
+        'msdyncrm_customerjourney',
+        refs['CustomerJourney']!,
+        lookupId(row, 'msdyncrm_customerjourney'),
+      );
     }
     if (lookupId(row, 'msdyncrm_customerjourneyiteration') !== refs['CustomerJourneyIteration']) {
-      throw mismatch('CustomerJourneyIteration', 'msdyncrm_customerjourneyiteration', refs['CustomerJourneyIteration']!, lookupId(row, 'msdyncrm_customerjourneyiteration'));
+      throw mismatch(
+        'CustomerJourneyIteration',
+        'msdyncrm_customerjourneyiteration',
+        refs['CustomerJourneyIteration']!,
+        lookupId(row, 'msdyncrm_customerjourneyiteration'),
+      );
     }
     if (String(row['msdyncrm_entitytype'] ?? '') !== entityType) {
-      throw mismatch('EntityType', 'msdyncrm_entitytype', `'${entityType}'`, `'${String(row['msdyncrm_entitytype'] ?? '')}'`);
+      throw mismatch(
+        'EntityType',
+        'msdyncrm_entitytype',
+        `'${entityType}'`,
+        `'${String(row['msdyncrm_entitytype'] ?? '')}'`,
+      );
     }
     if (String(row['msdyncrm_entityid'] ?? '').toLowerCase() !== entityId.toLowerCase()) {
       throw mismatch('EntityId', 'msdyncrm_entityid', `'${entityId}'`, `'${String(row['msdyncrm_entityid'] ?? '')}'`);
@@ -110,12 +165,20 @@ function createInteraction(service: OrganizationService): ActionHandler {
     if (tile.responseTypes.length > 0) {
       const type = tile.responseTypes.find((t) => t.id === responseType);
       if (!type) {
-        throw invalid(action, `the response type '${responseType}' is not defined by the tile for '${entityType}' (defined: ${tile.responseTypes.map((t) => t.id).join(', ')}).`);
+        throw invalid(
+          action,
+          `the response type '${responseType}' is not defined by the tile for '${entityType}' (defined: ${tile.responseTypes.map((t) => t.id).join(', ')}).`,
+        );
       }
       const hasKeyword = typeof keyword === 'string' && keyword !== '';
-      if (type.custom && !hasKeyword) throw invalid(action, `'TriggerKeyword' is required for the response type '${responseType}' (custom="True").`);
+      if (type.custom && !hasKeyword)
+        throw invalid(action, `'TriggerKeyword' is required for the response type '${responseType}' (custom="True").`);
       const custom = tile.responseTypes.find((t) => t.custom)?.id;
-      if (!type.custom && hasKeyword) throw invalid(action, `'TriggerKeyword' is only allowed for the custom response type${custom ? ` '${custom}'` : ''}, not for '${responseType}'.`);
+      if (!type.custom && hasKeyword)
+        throw invalid(
+          action,
+          `'TriggerKeyword' is only allowed for the custom response type${custom ? ` '${custom}'` : ''}, not for '${responseType}'.`,
+        );
     }
     const interaction: Parameters<typeof service.interactions.add>[0] = {
       kind: 'interaction',
@@ -137,18 +200,24 @@ function createInteraction(service: OrganizationService): ActionHandler {
 }
 
 /** The serialized-JSON payload parameter, parsed, with the name it was given under. */
-function readPayloadParameter(action: string, params: Record<string, unknown>, names: readonly string[]): { name: string; payload: Record<string, unknown> } {
+function readPayloadParameter(
+  action: string,
+  params: Record<string, unknown>,
+  names: readonly string[],
+): { name: string; payload: Record<string, unknown> } {
   const name = names.find((n) => params[n] !== undefined);
   if (name === undefined) throw invalid(action, `the required parameter '${names[0]}' is missing.`);
   const raw = params[name];
-  if (typeof raw !== 'string') throw invalid(action, `the parameter '${name}' must be a string holding serialized JSON.`);
+  if (typeof raw !== 'string')
+    throw invalid(action, `the parameter '${name}' must be a string holding serialized JSON.`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
     throw invalid(action, `the parameter '${name}' is not valid JSON.`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid(action, `the parameter '${name}' must hold a JSON object.`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw invalid(action, `the parameter '${name}' must hold a JSON object.`);
   return { name, payload: parsed as Record<string, unknown> };
 }
 
@@ -161,12 +230,16 @@ class PayloadReader {
   ) {}
 
   #mismatch(field: string, expected: string): DataverseFault {
-    return new DataverseFault('Payload', typeMismatch(this.action, this.parameter, field, this.payload[field], expected));
+    return new DataverseFault(
+      'Payload',
+      typeMismatch(this.action, this.parameter, field, this.payload[field], expected),
+    );
   }
 
   #present(field: string): unknown {
     const v = this.payload[field];
-    if (v === undefined || v === null || v === '') throw invalid(this.action, `the payload field '${field}' is required.`);
+    if (v === undefined || v === null || v === '')
+      throw invalid(this.action, `the payload field '${field}' is required.`);
     return v;
   }
 
@@ -185,7 +258,8 @@ class PayloadReader {
   /** `Dictionary<string, string>`: a JSON object whose values are all strings. */
   parts(field: string): Record<string, string> {
     const v = this.#present(field);
-    if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v as object).every((x) => typeof x === 'string')) throw this.#mismatch(field, REALTIME_ACTIONS.types.messageParts);
+    if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v as object).every((x) => typeof x === 'string'))
+      throw this.#mismatch(field, REALTIME_ACTIONS.types.messageParts);
     return v as Record<string, string>;
   }
 
@@ -193,7 +267,8 @@ class PayloadReader {
   optionalObject(field: string): void {
     const v = this.payload[field];
     if (v === undefined) return;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw this.#mismatch(field, REALTIME_ACTIONS.types.statusDetails);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw this.#mismatch(field, REALTIME_ACTIONS.types.statusDetails);
   }
 }
 
@@ -204,12 +279,16 @@ function requireChannelDefinition(service: OrganizationService, action: string, 
 }
 
 function requireOrganization(service: OrganizationService, action: string, id: string): void {
-  if (id !== service.organization.id.toLowerCase()) throw invalid(action, `'OrganizationId' ${id} is not this organization (${service.organization.id}).`);
+  if (id !== service.organization.id.toLowerCase())
+    throw invalid(action, `'OrganizationId' ${id} is not this organization (${service.organization.id}).`);
 }
 
 /** 200 with the action's output `responseMessage` (see REALTIME_ACTIONS). */
 function responseMessage(service: OrganizationService, action: string): OperationResponse {
-  const body = { '@odata.context': `${service.apiRoot}$metadata#Microsoft.Dynamics.CRM.${action}Response`, responseMessage: REALTIME_ACTIONS.responseMessage };
+  const body = {
+    '@odata.context': `${service.apiRoot}$metadata#Microsoft.Dynamics.CRM.${action}Response`,
+    responseMessage: REALTIME_ACTIONS.responseMessage,
+  };
   return { status: 200, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
 }
 
@@ -224,11 +303,17 @@ function notification(service: OrganizationService): ActionHandler {
     read.optionalObject('StatusDetails');
     const status = payload['Status'] as string;
     if (!(REALTIME_ACTIONS.notificationStatuses as readonly string[]).includes(status)) {
-      throw invalid(action, `'Status' must be one of ${REALTIME_ACTIONS.notificationStatuses.join(', ')}, found '${status}'.`);
+      throw invalid(
+        action,
+        `'Status' must be one of ${REALTIME_ACTIONS.notificationStatuses.join(', ')}, found '${status}'.`,
+      );
     }
     requireOrganization(service, action, organization);
     requireChannelDefinition(service, action, definition);
-    service.interactions.add({ kind: 'notification', createdOn: nowIsoSeconds(), userId: req.userId, responseType: status, payload }, req.tx);
+    service.interactions.add(
+      { kind: 'notification', createdOn: nowIsoSeconds(), userId: req.userId, responseType: status, payload },
+      req.tx,
+    );
     return responseMessage(service, action);
   };
 }

@@ -86,7 +86,13 @@ export const REALTIME_ACTIONS = {
 } as const;
 
 /** The message of the fault (kind `Payload`) for a payload field of the wrong type (see REALTIME_ACTIONS). */
-export function typeMismatch(action: string, parameter: string, field: string, value: unknown, expected: string): string {
+export function typeMismatch(
+  action: string,
+  parameter: string,
+  field: string,
+  value: unknown,
+  expected: string,
+): string {
   const literal = JSON.stringify(value) ?? String(value);
   return `${action}: Cannot convert the literal '${literal.length > 80 ? `${literal.slice(0, 80)}…` : literal}' to the expected type '${expected}' for property '${parameter}.${field}'.`;
 }
@@ -127,8 +133,10 @@ export function endpointConnectionString(row: Record<string, unknown>, override:
   if (override) return override;
   if (row['authtype'] === 7 && typeof row['authvalue'] === 'string' && row['authvalue'] !== '') {
     const parts = row['authvalue'].split(';').filter((p) => p.trim() !== '' && !/^\s*EntityPath\s*=/i.test(p));
-    const host = /^\s*Endpoint\s*=\s*sb:\/\/([^/;]+)/i.exec(parts.find((p) => /^\s*Endpoint\s*=/i.test(p)) ?? '')?.[1] ?? '';
-    if (isLoopback(host) && !parts.some((p) => /^\s*UseDevelopmentEmulator\s*=/i.test(p))) parts.push('UseDevelopmentEmulator=true');
+    const host =
+      /^\s*Endpoint\s*=\s*sb:\/\/([^/;]+)/i.exec(parts.find((p) => /^\s*Endpoint\s*=/i.test(p)) ?? '')?.[1] ?? '';
+    if (isLoopback(host) && !parts.some((p) => /^\s*UseDevelopmentEmulator\s*=/i.test(p)))
+      parts.push('UseDevelopmentEmulator=true');
     return parts.join(';');
   }
   const address = String(row['namespaceaddress'] ?? '');
@@ -159,7 +167,11 @@ export function filterMatchesTable(filter: Record<string, unknown>, logicalName:
  * whose endpoint was made without the column gets events it cannot read. UNVERIFIED: whether a Web API create without the column stores 1 or leaves
  * it null (the emulator leaves it as given and posts binary for null).
  */
-export const MESSAGE_FORMATS: Readonly<Record<number, string>> = { 1: 'application/msbin1', 2: 'application/json', 3: 'application/xml' };
+export const MESSAGE_FORMATS: Readonly<Record<number, string>> = {
+  1: 'application/msbin1',
+  2: 'application/json',
+  3: 'application/xml',
+};
 export const DEFAULT_MESSAGE_FORMAT = 1;
 
 /**
@@ -215,7 +227,10 @@ export const EXECUTION_COSTS = { readMs: 10, writeMs: 20 } as const;
  * the emulator adds the JSON error shape (code 0x80040220, "Principal user is missing privilege" family) so that
  * the caller reads what was wrong. UNVERIFIED code.
  */
-export const UNAUTHORIZED = { code: '0x80040220', message: 'The request has no bearer token: send Authorization: Bearer <token>.' } as const;
+export const UNAUTHORIZED = {
+  code: '0x80040220',
+  message: 'The request has no bearer token: send Authorization: Bearer <token>.',
+} as const;
 
 /**
  * The `…/Claims/Organization` application property: the docs say "Organization URI"; the emulator writes the host

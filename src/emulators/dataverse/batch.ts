@@ -3,7 +3,15 @@
  * at the first failure unless `Prefer: odata.continue-on-error`. At most 1,000 operations.
  */
 import { DataverseFault, isFault } from './faults.js';
-import { boundaryOf, MultipartError, parseBatch, writeBatch, type BatchRequestPart, type BatchResponseItem, type BatchResponsePart } from './multipart.js';
+import {
+  boundaryOf,
+  MultipartError,
+  parseBatch,
+  writeBatch,
+  type BatchRequestPart,
+  type BatchResponseItem,
+  type BatchResponsePart,
+} from './multipart.js';
 import { parsePrefer, type OperationRequest, type OperationResponse, type OrganizationService } from './service.js';
 import { Tx } from './store.js';
 
@@ -30,7 +38,12 @@ export function relativePath(url: string): string {
 function faultPart(fault: DataverseFault, requestId: string, contentId?: string): BatchResponsePart {
   const part: BatchResponsePart = {
     status: fault.status,
-    headers: { REQ_ID: requestId, 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0', ...fault.headers },
+    headers: {
+      REQ_ID: requestId,
+      'Content-Type': 'application/json; odata.metadata=minimal',
+      'OData-Version': '4.0',
+      ...fault.headers,
+    },
     body: fault.body(),
   };
   if (contentId !== undefined) part.contentId = contentId;
@@ -45,7 +58,9 @@ function okPart(res: OperationResponse, contentId?: string): BatchResponsePart {
 }
 
 function asFault(err: unknown): DataverseFault {
-  return isFault(err) ? err : new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`);
+  return isFault(err)
+    ? err
+    : new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`);
 }
 
 export function executeBatch(
@@ -57,27 +72,45 @@ export function executeBatch(
   requestId: string,
 ): BatchOutcome {
   const boundary = boundaryOf(contentType);
-  if (!boundary) throw new DataverseFault('BatchInvalid', `A $batch request needs Content-Type: multipart/mixed; boundary=…, found '${contentType ?? ''}'.`);
+  if (!boundary)
+    throw new DataverseFault(
+      'BatchInvalid',
+      `A $batch request needs Content-Type: multipart/mixed; boundary=…, found '${contentType ?? ''}'.`,
+    );
   let items;
   try {
     items = parseBatch(body, boundary);
   } catch (err) {
-    if (err instanceof MultipartError) throw new DataverseFault('BatchInvalid', `The batch body is malformed: ${err.message}.`);
+    if (err instanceof MultipartError)
+      throw new DataverseFault('BatchInvalid', `The batch body is malformed: ${err.message}.`);
     throw err;
   }
   const total = items.reduce((n, item) => n + (item.kind === 'request' ? 1 : item.requests.length), 0);
   if (total > MAX_BATCH_OPERATIONS) {
-    throw new DataverseFault('BatchInvalid', `The batch holds ${total} operations: the maximum number of operations in a batch is ${MAX_BATCH_OPERATIONS}.`);
+    throw new DataverseFault(
+      'BatchInvalid',
+      `The batch holds ${total} operations: the maximum number of operations in a batch is ${MAX_BATCH_OPERATIONS}.`,
+    );
   }
   const continueOnError = parsePrefer(headers['prefer']).continueOnError;
   const out: BatchResponseItem[] = [];
   let operations = 0;
   let reads = 0;
   let status = 200;
-  const run = (part: BatchRequestPart, tx?: Tx, resolveReference?: (ref: string) => string | undefined): OperationResponse => {
+  const run = (
+    part: BatchRequestPart,
+    tx?: Tx,
+    resolveReference?: (ref: string) => string | undefined,
+  ): OperationResponse => {
     operations += 1;
     if (part.method === 'GET') reads += 1;
-    const request: OperationRequest = { method: part.method, path: relativePath(part.url), headers: part.headers, body: part.body, userId };
+    const request: OperationRequest = {
+      method: part.method,
+      path: relativePath(part.url),
+      headers: part.headers,
+      body: part.body,
+      userId,
+    };
     if (tx) request.tx = tx;
     if (resolveReference) request.resolveReference = resolveReference;
     return service.execute(request);
@@ -104,7 +137,8 @@ export function executeBatch(
     for (const part of item.requests) {
       try {
         const res = run(part, tx, resolveReference);
-        if (part.contentId !== undefined && res.entityPath !== undefined) refs.set(part.contentId, `/${res.entityPath}`);
+        if (part.contentId !== undefined && res.entityPath !== undefined)
+          refs.set(part.contentId, `/${res.entityPath}`);
         responses.push(okPart(res, part.contentId));
       } catch (err) {
         failed = faultPart(asFault(err), requestId, part.contentId);
@@ -124,5 +158,11 @@ export function executeBatch(
     out.push({ kind: 'changeset', responses });
   }
   const written = writeBatch(out);
-  return { status, headers: { 'Content-Type': written.contentType, 'OData-Version': '4.0' }, body: written.body, operations, reads };
+  return {
+    status,
+    headers: { 'Content-Type': written.contentType, 'OData-Version': '4.0' },
+    body: written.body,
+    operations,
+    reads,
+  };
 }

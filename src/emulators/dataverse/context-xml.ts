@@ -9,7 +9,14 @@
 import type { ColumnType } from './metadata.js';
 import { encodeNbfx } from './nbfx.js';
 import { XML_CONTEXT } from './assumptions.js';
-import { element, writeXml, type XmlAttribute, type XmlElement, type XmlNamespaceDeclaration, type XmlNode } from './xml-infoset.js';
+import {
+  element,
+  writeXml,
+  type XmlAttribute,
+  type XmlElement,
+  type XmlNamespaceDeclaration,
+  type XmlNode,
+} from './xml-infoset.js';
 
 export const XML_NS = {
   contracts: 'http://schemas.microsoft.com/xrm/2011/Contracts',
@@ -51,8 +58,17 @@ function needs(scope: Scope, prefix: string, uri: string, declared: XmlNamespace
   return new Map(scope).set(prefix, uri);
 }
 
-function textElement(prefix: string, name: string, value: unknown, extra: { namespaces?: XmlNamespaceDeclaration[]; attributes?: XmlAttribute[] } = {}): XmlElement {
-  if (value === null || value === undefined) return element(prefix, name, [], { namespaces: extra.namespaces, attributes: [...(extra.attributes ?? []), nil()] });
+function textElement(
+  prefix: string,
+  name: string,
+  value: unknown,
+  extra: { namespaces?: XmlNamespaceDeclaration[]; attributes?: XmlAttribute[] } = {},
+): XmlElement {
+  if (value === null || value === undefined)
+    return element(prefix, name, [], {
+      namespaces: extra.namespaces,
+      attributes: [...(extra.attributes ?? []), nil()],
+    });
   const text = String(value);
   return element(prefix, name, text === '' ? [] : [text], extra);
 }
@@ -71,21 +87,41 @@ function pairs(value: unknown): Pair[] {
 }
 
 /** `KeyValuePairOfstringanyType` entries; `typeOfKey` gives the declared type of a value JSON cannot tell. */
-function anyTypePairs(list: Pair[], scope: Scope, ctx: Ctx, typeOfKey: (key: string) => ColumnType | undefined): XmlElement[] {
+function anyTypePairs(
+  list: Pair[],
+  scope: Scope,
+  ctx: Ctx,
+  typeOfKey: (key: string) => ColumnType | undefined,
+): XmlElement[] {
   const g = XML_CONTEXT.prefixes.generic;
-  return list.map((p) => element('', 'KeyValuePairOfstringanyType', [textElement(g, 'key', p.key), anyValue(g, 'value', p.value, scope, ctx, typeOfKey(p.key))]));
+  return list.map((p) =>
+    element('', 'KeyValuePairOfstringanyType', [
+      textElement(g, 'key', p.key),
+      anyValue(g, 'value', p.value, scope, ctx, typeOfKey(p.key)),
+    ]),
+  );
 }
 
 function stringPairs(list: Pair[]): XmlElement[] {
   const g = XML_CONTEXT.prefixes.generic;
-  return list.map((p) => element('', 'KeyValuePairOfstringstring', [textElement(g, 'key', p.key), textElement(g, 'value', p.value)]));
+  return list.map((p) =>
+    element('', 'KeyValuePairOfstringstring', [textElement(g, 'key', p.key), textElement(g, 'value', p.value)]),
+  );
 }
 
 /** A value of declared type `object`: `i:type` names the runtime type. */
-function anyValue(prefix: string, name: string, value: unknown, scope: Scope, ctx: Ctx, hint: ColumnType | undefined): XmlElement {
+function anyValue(
+  prefix: string,
+  name: string,
+  value: unknown,
+  scope: Scope,
+  ctx: Ctx,
+  hint: ColumnType | undefined,
+): XmlElement {
   if (value === null || value === undefined) return element(prefix, name, [], { attributes: [nil()] });
   const namespaces: XmlNamespaceDeclaration[] = [];
-  const typed = (type: string, children: XmlNode[]): XmlElement => element(prefix, name, children, { namespaces, attributes: [{ prefix: 'i', name: 'type', value: type }] });
+  const typed = (type: string, children: XmlNode[]): XmlElement =>
+    element(prefix, name, children, { namespaces, attributes: [{ prefix: 'i', name: 'type', value: type }] });
   const primitive = (nsPrefix: string, uri: string, type: string, text: string): XmlElement => {
     needs(scope, nsPrefix, uri, namespaces);
     return typed(`${nsPrefix}:${type}`, text === '' ? [] : [text]);
@@ -122,11 +158,15 @@ function anyValue(prefix: string, name: string, value: unknown, scope: Scope, ct
 function entityMembers(obj: Record<string, unknown>, scope: Scope, ctx: Ctx): XmlElement[] {
   const logicalName = String(obj['LogicalName'] ?? '');
   return [
-    collection('Attributes', scope, (inner) => anyTypePairs(pairs(obj['Attributes']), inner, ctx, (key) => ctx.columnType(logicalName, key))),
+    collection('Attributes', scope, (inner) =>
+      anyTypePairs(pairs(obj['Attributes']), inner, ctx, (key) => ctx.columnType(logicalName, key)),
+    ),
     textElement('', 'EntityState', obj['EntityState']),
     collection('FormattedValues', scope, () => stringPairs(pairs(obj['FormattedValues']))),
     textElement('', 'Id', obj['Id']),
-    collection('KeyAttributes', scope, (inner) => anyTypePairs(pairs(obj['KeyAttributes']), inner, ctx, () => undefined)),
+    collection('KeyAttributes', scope, (inner) =>
+      anyTypePairs(pairs(obj['KeyAttributes']), inner, ctx, () => undefined),
+    ),
     textElement('', 'LogicalName', obj['LogicalName']),
     collection('RelatedEntities', scope, () => []),
     textElement('', 'RowVersion', obj['RowVersion']),
@@ -149,19 +189,40 @@ function members(context: Record<string, unknown>, scope: Scope, ctx: Ctx): XmlE
   const out: XmlElement[] = [];
   for (const [name, value] of Object.entries(context)) {
     if (PARAMETER_COLLECTIONS.has(name)) {
-      const typeOfKey = (key: string): ColumnType | undefined => (name === 'OutputParameters' && key === 'id' && ctx.messageName === 'Create' ? 'guid' : undefined);
+      const typeOfKey = (key: string): ColumnType | undefined =>
+        name === 'OutputParameters' && key === 'id' && ctx.messageName === 'Create' ? 'guid' : undefined;
       out.push(collection(name, scope, (inner) => anyTypePairs(pairs(value), inner, ctx, typeOfKey)));
     } else if (IMAGE_COLLECTIONS.has(name)) {
       const g = XML_CONTEXT.prefixes.generic;
       out.push(
         collection(name, scope, (inner) =>
-          pairs(value).map((p) => element('', 'KeyValuePairOfstringEntity', [textElement(g, 'key', p.key), element(g, 'value', entityMembers(p.value as Record<string, unknown>, inner, ctx))])),
+          pairs(value).map((p) =>
+            element('', 'KeyValuePairOfstringEntity', [
+              textElement(g, 'key', p.key),
+              element(g, 'value', entityMembers(p.value as Record<string, unknown>, inner, ctx)),
+            ]),
+          ),
         ),
       );
     } else if (name === 'OwningExtension') {
-      out.push(value === null || value === undefined ? textElement('', name, null) : element('', name, entityReferenceMembers(value as Record<string, unknown>, scope)));
+      out.push(
+        value === null || value === undefined
+          ? textElement('', name, null)
+          : element('', name, entityReferenceMembers(value as Record<string, unknown>, scope)),
+      );
     } else if (name === 'ParentContext') {
-      out.push(value === null || value === undefined ? textElement('', name, null) : element('', name, members(value as Record<string, unknown>, scope, { ...ctx, messageName: String((value as Record<string, unknown>)['MessageName'] ?? '') })));
+      out.push(
+        value === null || value === undefined
+          ? textElement('', name, null)
+          : element(
+              '',
+              name,
+              members(value as Record<string, unknown>, scope, {
+                ...ctx,
+                messageName: String((value as Record<string, unknown>)['MessageName'] ?? ''),
+              }),
+            ),
+      );
     } else if (DATE_MEMBERS.has(name)) {
       out.push(textElement('', name, typeof value === 'string' ? xmlDateTime(value) : value));
     } else {

@@ -53,22 +53,38 @@ function check(condition: boolean, message: string): void {
 
 export async function startDataverseEmulator(options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
   const port = options.port ?? 0;
-  check(Number.isInteger(port) && port >= 0 && port < 65536, `port must be an integer 0-65535, found ${String(options.port)}`);
+  check(
+    Number.isInteger(port) && port >= 0 && port < 65536,
+    `port must be an integer 0-65535, found ${String(options.port)}`,
+  );
   const host = options.host ?? '127.0.0.1';
   check(typeof host === 'string' && host !== '', `host must be a host name or address, found ${String(options.host)}`);
   const responseDelayMs = options.responseDelayMs ?? 0;
-  check(Number.isFinite(responseDelayMs) && responseDelayMs >= 0, `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`);
+  check(
+    Number.isFinite(responseDelayMs) && responseDelayMs >= 0,
+    `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`,
+  );
   const partial = options.partialTargets;
   if (partial !== undefined) {
-    check(Array.isArray(partial.omit) && partial.omit.every((c) => typeof c === 'string' && c !== ''), `partialTargets.omit must be a list of column names, found ${JSON.stringify(partial.omit)}`);
+    check(
+      Array.isArray(partial.omit) && partial.omit.every((c) => typeof c === 'string' && c !== ''),
+      `partialTargets.omit must be a list of column names, found ${JSON.stringify(partial.omit)}`,
+    );
     const share = partial.share ?? 1;
-    check(typeof share === 'number' && share >= 0 && share <= 1, `partialTargets.share must be a number 0-1, found ${String(partial.share)}`);
+    check(
+      typeof share === 'number' && share >= 0 && share <= 1,
+      `partialTargets.share must be a number 0-1, found ${String(partial.share)}`,
+    );
   }
   const limitsSpec = options.limits ?? 'realistic';
   const limits = typeof limitsSpec === 'string' ? loadLimits(limitsSpec) : resolveLimits(limitsSpec, 'options.limits');
   const log = areaLogger(options.log ?? silentLogger(), 'dataverse-emulator');
   const seed: LoadedSeed | undefined =
-    options.seed === undefined ? undefined : typeof options.seed === 'string' ? readSeedFile(options.seed) : { document: options.seed, baseDir: process.cwd(), source: 'seed' };
+    options.seed === undefined
+      ? undefined
+      : typeof options.seed === 'string'
+        ? readSeedFile(options.seed)
+        : { document: options.seed, baseDir: process.cwd(), source: 'seed' };
 
   const poster = new Poster({
     log,
@@ -82,7 +98,10 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   applySchema(service, seed);
 
   const governor = new Governor(limits);
-  const server = createServer({ keepAlive: true }, createHandler({ service, governor, journeys: seed?.document.journeys ?? [], log, responseDelayMs }));
+  const server = createServer(
+    { keepAlive: true },
+    createHandler({ service, governor, journeys: seed?.document.journeys ?? [], log, responseDelayMs }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -99,7 +118,11 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
   }
-  log.info('Dataverse emulator listening', { url, limits: limits.enabled ? limits : 'off', tables: [...service.catalog.tables()].length });
+  log.info('Dataverse emulator listening', {
+    url,
+    limits: limits.enabled ? limits : 'off',
+    tables: [...service.catalog.tables()].length,
+  });
 
   let closing: Promise<void> | undefined;
   return {

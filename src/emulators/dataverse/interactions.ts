@@ -41,7 +41,8 @@ export interface Interaction {
  * Inbound messages are never duplicates (a contact may send the same text twice).
  */
 export function duplicateKey(item: Omit<Interaction, 'seq'>): string | undefined {
-  if (item.kind === 'interaction') return `i|${item.activityRowId ?? item.activityId ?? ''}|${item.responseType ?? ''}|${(item.triggerKeyword ?? '').toLowerCase()}`;
+  if (item.kind === 'interaction')
+    return `i|${item.activityRowId ?? item.activityId ?? ''}|${item.responseType ?? ''}|${(item.triggerKeyword ?? '').toLowerCase()}`;
   if (item.kind === 'notification') {
     const p = item.payload ?? {};
     return `n|${String(p['ChannelDefinitionId'] ?? '').toLowerCase()}|${String(p['MessageId'] ?? '')}|${String(p['Status'] ?? '')}`;
@@ -61,7 +62,14 @@ export interface InteractionFilter {
 }
 
 type IndexedField = 'activityId' | 'activityRowId' | 'journeyId' | 'responseType' | 'contactId' | 'kind';
-const INDEXED: readonly IndexedField[] = ['activityId', 'activityRowId', 'journeyId', 'responseType', 'contactId', 'kind'];
+const INDEXED: readonly IndexedField[] = [
+  'activityId',
+  'activityRowId',
+  'journeyId',
+  'responseType',
+  'contactId',
+  'kind',
+];
 
 export class InteractionLog {
   #items: Interaction[] = [];
@@ -135,6 +143,8 @@ export class InteractionLog {
     const dup = filter.duplicates;
     const keep = (item: Interaction): boolean => dup === undefined || (item.duplicateOf !== undefined) === dup;
     if (!best) return this.#items.filter(keep);
-    return best.map((i) => this.#items[i]!).filter((item) => keep(item) && checks.every(([f, v]) => item[f]?.toLowerCase() === v));
+    return best
+      .map((i) => this.#items[i]!)
+      .filter((item) => keep(item) && checks.every(([f, v]) => item[f]?.toLowerCase() === v));
   }
 }

@@ -33,24 +33,41 @@ export interface JourneyRunResult {
   skipped: Array<{ contactId: string; reason: string }>;
 }
 
-export function runJourney(service: OrganizationService, journeys: readonly SeedJourney[], journeyId: string, request: JourneyRunRequest, userId: string): JourneyRunResult {
+export function runJourney(
+  service: OrganizationService,
+  journeys: readonly SeedJourney[],
+  journeyId: string,
+  request: JourneyRunRequest,
+  userId: string,
+): JourneyRunResult {
   const journey = journeys.find((j) => j.journeyId.toLowerCase() === journeyId.toLowerCase());
-  if (!journey) throw new DataverseFault('RowNotFound', `No journey '${journeyId}' is declared in the seed's "journeys".`);
+  if (!journey)
+    throw new DataverseFault('RowNotFound', `No journey '${journeyId}' is declared in the seed's "journeys".`);
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-    throw new DataverseFault('InvalidArgument', 'The body must be a JSON object: {"contactIds": ["<guid>", …]} or {"count": <n>}.');
+    throw new DataverseFault(
+      'InvalidArgument',
+      'The body must be a JSON object: {"contactIds": ["<guid>", …]} or {"count": <n>}.',
+    );
   }
   const tile = service.tiles.get(journey.entityType)!;
   const contacts = service.table('contact');
   let rows: Row[];
   if (Array.isArray(request.contactIds)) {
     if (request.contactIds.length > MAX_RUN_CONTACTS) {
-      throw new DataverseFault('InvalidArgument', `${request.contactIds.length} contactIds is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run.`);
+      throw new DataverseFault(
+        'InvalidArgument',
+        `${request.contactIds.length} contactIds is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run.`,
+      );
     }
     const seen = new Set<string>();
     rows = request.contactIds.map((id) => {
       if (!isGuid(id)) throw new DataverseFault('InvalidArgument', `contactIds: '${id}' is not a GUID.`);
       // A contact passes a tile once per run: its interactions are told from another contact's by the contact.
-      if (seen.has(id.toLowerCase())) throw new DataverseFault('InvalidArgument', `contactIds: '${id}' is given twice (a journey run reaches a contact once).`);
+      if (seen.has(id.toLowerCase()))
+        throw new DataverseFault(
+          'InvalidArgument',
+          `contactIds: '${id}' is given twice (a journey run reaches a contact once).`,
+        );
       seen.add(id.toLowerCase());
       const row = service.store.get(contacts, id.toLowerCase());
       if (!row) throw new DataverseFault('RowNotFound', `contact With Id = ${id} Does Not Exist`);
@@ -58,10 +75,16 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
     });
   } else if (typeof request.count === 'number' && Number.isInteger(request.count) && request.count >= 0) {
     if (request.count > MAX_RUN_CONTACTS) {
-      throw new DataverseFault('InvalidArgument', `count ${request.count} is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run: run the journey several times.`);
+      throw new DataverseFault(
+        'InvalidArgument',
+        `count ${request.count} is over the emulator's limit of ${MAX_RUN_CONTACTS} contacts per run: run the journey several times.`,
+      );
     }
     if (request.generateContacts !== undefined && typeof request.generateContacts !== 'boolean') {
-      throw new DataverseFault('InvalidArgument', `generateContacts must be true or false, found ${JSON.stringify(request.generateContacts)}.`);
+      throw new DataverseFault(
+        'InvalidArgument',
+        `generateContacts must be true or false, found ${JSON.stringify(request.generateContacts)}.`,
+      );
     }
     const available = service.store.count(contacts);
     if (request.count > available && request.generateContacts !== true) {
@@ -81,7 +104,12 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
   const activities = service.table('msdyncrm_customerjourneycustomchannelactivity');
   const journeyRow = service.store.get(service.table('msdyncrm_customerjourney'), journey.journeyId.toLowerCase());
   const name = journey.activityName ?? String(journeyRow?.['msdyncrm_name'] ?? 'Custom channel activity');
-  const result: JourneyRunResult = { journeyId: journey.journeyId, iterationId: journey.iterationId, created: [], skipped: [] };
+  const result: JourneyRunResult = {
+    journeyId: journey.journeyId,
+    iterationId: journey.iterationId,
+    created: [],
+    skipped: [],
+  };
   const activityId = journeyActivityId();
   const tx = new Tx();
   try {
@@ -92,7 +120,12 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
         rows.push(
           service.insertRow(
             contacts,
-            { firstname: 'Generated', lastname: `Contact ${n}`, mobilephone: `+1555${String(n).padStart(7, '0')}`, [tile.complianceField]: false },
+            {
+              firstname: 'Generated',
+              lastname: `Contact ${n}`,
+              mobilephone: `+1555${String(n).padStart(7, '0')}`,
+              [tile.complianceField]: false,
+            },
             userId,
             tx,
           ),
@@ -116,7 +149,10 @@ export function runJourney(service: OrganizationService, journeys: readonly Seed
           msdyncrm_entityid: journey.entityId.toLowerCase(),
           msdyncrm_contact: { id: contactId, table: 'contact' },
           msdyncrm_customerjourney: { id: journey.journeyId.toLowerCase(), table: 'msdyncrm_customerjourney' },
-          msdyncrm_customerjourneyiteration: { id: journey.iterationId.toLowerCase(), table: 'msdyncrm_customerjourneyiteration' },
+          msdyncrm_customerjourneyiteration: {
+            id: journey.iterationId.toLowerCase(),
+            table: 'msdyncrm_customerjourneyiteration',
+          },
         },
         userId,
         tx,

@@ -60,12 +60,30 @@ export const REALISTIC_LIMITS: Readonly<LimitsConfig> = Object.freeze({
 
 export const LIMITS_OFF: Readonly<LimitsConfig> = Object.freeze({ ...REALISTIC_LIMITS, enabled: false });
 
-const NUMERIC_KEYS = ['windowMs', 'maxRequests', 'maxExecutionMs', 'maxConcurrent', 'operationCostMs', 'writeCostMs', 'dopHint'] as const;
+const NUMERIC_KEYS = [
+  'windowMs',
+  'maxRequests',
+  'maxExecutionMs',
+  'maxConcurrent',
+  'operationCostMs',
+  'writeCostMs',
+  'dopHint',
+] as const;
 const KEYS = ['enabled', ...NUMERIC_KEYS, 'holdResponses', 'headers'];
 
 /** Checks a partial configuration (from a file, options or `PATCH /_emulator/limits`) and fills the rest from `base`. */
-export function resolveLimits(partial: Partial<LimitsConfig>, source = 'limits', base: Readonly<LimitsConfig> = REALISTIC_LIMITS): LimitsConfig {
-  const config: LimitsConfig = { ...base, ...(partial.operationCostMs !== undefined && partial.writeCostMs === undefined ? { writeCostMs: partial.operationCostMs } : {}), ...partial };
+export function resolveLimits(
+  partial: Partial<LimitsConfig>,
+  source = 'limits',
+  base: Readonly<LimitsConfig> = REALISTIC_LIMITS,
+): LimitsConfig {
+  const config: LimitsConfig = {
+    ...base,
+    ...(partial.operationCostMs !== undefined && partial.writeCostMs === undefined
+      ? { writeCostMs: partial.operationCostMs }
+      : {}),
+    ...partial,
+  };
   for (const key of Object.keys(partial)) {
     if (!KEYS.includes(key)) throw new TypeError(`${source}: unknown key '${key}' (expected ${KEYS.join(', ')})`);
   }
@@ -76,9 +94,13 @@ export function resolveLimits(partial: Partial<LimitsConfig>, source = 'limits',
     }
   }
   for (const key of ['enabled', 'holdResponses'] as const) {
-    if (typeof config[key] !== 'boolean') throw new TypeError(`${source}: '${key}' must be true or false, found ${JSON.stringify(config[key])}`);
+    if (typeof config[key] !== 'boolean')
+      throw new TypeError(`${source}: '${key}' must be true or false, found ${JSON.stringify(config[key])}`);
   }
-  if (!HEADER_MODES.includes(config.headers)) throw new TypeError(`${source}: 'headers' must be ${HEADER_MODES.join(', ')}, found ${JSON.stringify(config.headers)}`);
+  if (!HEADER_MODES.includes(config.headers))
+    throw new TypeError(
+      `${source}: 'headers' must be ${HEADER_MODES.join(', ')}, found ${JSON.stringify(config.headers)}`,
+    );
   return config;
 }
 
@@ -90,9 +112,13 @@ export function loadLimits(spec: string): LimitsConfig {
   try {
     parsed = JSON.parse(readFileSync(spec, 'utf8'));
   } catch (err) {
-    throw new TypeError(`--limits ${spec}: expected realistic, off, or a readable JSON file (${(err as Error).message})`, { cause: err });
+    throw new TypeError(
+      `--limits ${spec}: expected realistic, off, or a readable JSON file (${(err as Error).message})`,
+      { cause: err },
+    );
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError(`${spec}: expected a JSON object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new TypeError(`${spec}: expected a JSON object`);
   return resolveLimits(parsed as Partial<LimitsConfig>, spec);
 }
 
@@ -202,7 +228,12 @@ export class Governor {
       s.execution.prune(before);
       if (s.inFlight >= c.maxConcurrent) {
         s.throttled.concurrency += 1;
-        throw this.#fault('ThrottledConcurrency', `Number of concurrent requests exceeded the limit of ${c.maxConcurrent}.`, 1000, s);
+        throw this.#fault(
+          'ThrottledConcurrency',
+          `Number of concurrent requests exceeded the limit of ${c.maxConcurrent}.`,
+          1000,
+          s,
+        );
       }
       if (s.requests.sum >= c.maxRequests) {
         s.throttled.requests += 1;
@@ -228,7 +259,9 @@ export class Governor {
     if (c.enabled) s.requests.push(now, 1);
     s.inFlight += 1;
     s.served += 1;
-    const headers: Record<string, string> = c.enabled ? { ...this.#budgetHeaders(s), ...(c.dopHint > 0 ? { 'x-ms-dop-hint': String(c.dopHint) } : {}) } : {};
+    const headers: Record<string, string> = c.enabled
+      ? { ...this.#budgetHeaders(s), ...(c.dopHint > 0 ? { 'x-ms-dop-hint': String(c.dopHint) } : {}) }
+      : {};
     return { identity, headers };
   }
 
@@ -252,13 +285,20 @@ export class Governor {
     if (c.headers === 'omit') return {};
     const seen = c.headers === 'scramble' ? this.#random() : 1;
     return {
-      'x-ms-ratelimit-burst-remaining-xrm-requests': String(Math.max(0, c.maxRequests - Math.round(s.requests.sum * seen))),
+      'x-ms-ratelimit-burst-remaining-xrm-requests': String(
+        Math.max(0, c.maxRequests - Math.round(s.requests.sum * seen)),
+      ),
       'x-ms-ratelimit-time-remaining-xrm-requests': formatTimeRemaining(c.maxExecutionMs - s.execution.sum * seen),
     };
   }
 
   /** A 429: `Retry-After` in whole seconds, rounded up (at least 1), and the budgets as `headers` says. */
-  #fault(kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime', message: string, retryMs: number, s: IdentityState): DataverseFault {
+  #fault(
+    kind: 'ThrottledConcurrency' | 'ThrottledRequests' | 'ThrottledTime',
+    message: string,
+    retryMs: number,
+    s: IdentityState,
+  ): DataverseFault {
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
     return new DataverseFault(kind, message, { 'Retry-After': String(retryAfter), ...this.#budgetHeaders(s) });
   }

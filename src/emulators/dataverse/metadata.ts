@@ -65,7 +65,19 @@ const SYSTEM_COLUMNS: Record<string, ColumnSpec> = {
 };
 
 const COLUMN_TYPES = new Set<ColumnType>([
-  'string', 'memo', 'guid', 'int', 'bigint', 'decimal', 'money', 'bool', 'datetime', 'optionset', 'state', 'status', 'lookup',
+  'string',
+  'memo',
+  'guid',
+  'int',
+  'bigint',
+  'decimal',
+  'money',
+  'bool',
+  'datetime',
+  'optionset',
+  'state',
+  'status',
+  'lookup',
 ]);
 
 function lookup(targets: Record<string, string>, required = false): Column {
@@ -77,7 +89,9 @@ export function parseColumn(name: string, spec: ColumnSpec): Column {
   if (typeof spec !== 'string') return { ...spec, name };
   const [type, max] = spec.split(':');
   if (!COLUMN_TYPES.has(type as ColumnType)) {
-    throw new TypeError(`column '${name}': unknown type '${spec}' (expected one of ${[...COLUMN_TYPES].join(', ')}, optionally string:<maxLength>)`);
+    throw new TypeError(
+      `column '${name}': unknown type '${spec}' (expected one of ${[...COLUMN_TYPES].join(', ')}, optionally string:<maxLength>)`,
+    );
   }
   const column: Column = { name, type: type as ColumnType };
   if (max !== undefined) column.maxLength = Number(max);
@@ -89,12 +103,20 @@ export function defineTable(spec: TableSpec): TableDef {
   const primaryKey = `${spec.logicalName}id`;
   const columns = new Map<string, Column>();
   columns.set(primaryKey, { name: primaryKey, type: 'guid' });
-  for (const [name, col] of Object.entries({ ...SYSTEM_COLUMNS, ...spec.columns })) columns.set(name, parseColumn(name, col));
+  for (const [name, col] of Object.entries({ ...SYSTEM_COLUMNS, ...spec.columns }))
+    columns.set(name, parseColumn(name, col));
   const navigations = new Map<string, { column: string; table: string }>();
   for (const col of columns.values()) {
     for (const [nav, table] of Object.entries(col.targets ?? {})) navigations.set(nav, { column: col.name, table });
   }
-  const def: TableDef = { logicalName: spec.logicalName, entitySetName: spec.entitySetName, primaryKey, columns, navigations, indexed: spec.indexed ?? [] };
+  const def: TableDef = {
+    logicalName: spec.logicalName,
+    entitySetName: spec.entitySetName,
+    primaryKey,
+    columns,
+    navigations,
+    indexed: spec.indexed ?? [],
+  };
   if (spec.primaryName !== undefined) def.primaryName = spec.primaryName;
   return def;
 }
@@ -107,9 +129,18 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'contacts',
       primaryName: 'fullname',
       columns: {
-        firstname: 'string:50', lastname: 'string:50', fullname: 'string:160', mobilephone: 'string:50', telephone1: 'string:50',
-        emailaddress1: 'string:100', donotphone: 'bool', donotemail: 'bool', donotbulkemail: 'bool', donotsendmm: 'bool',
-        preferredcontactmethodcode: 'optionset', ...extraContactColumns,
+        firstname: 'string:50',
+        lastname: 'string:50',
+        fullname: 'string:160',
+        mobilephone: 'string:50',
+        telephone1: 'string:50',
+        emailaddress1: 'string:100',
+        donotphone: 'bool',
+        donotemail: 'bool',
+        donotbulkemail: 'bool',
+        donotsendmm: 'bool',
+        preferredcontactmethodcode: 'optionset',
+        ...extraContactColumns,
       },
     },
     {
@@ -129,10 +160,15 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'msdyncrm_customerjourneycustomchannelactivities',
       primaryName: 'msdyncrm_name',
       columns: {
-        msdyncrm_activityid: 'string:100', msdyncrm_entityid: 'string:100', msdyncrm_entitytype: 'string:100', msdyncrm_name: 'string:100',
+        msdyncrm_activityid: 'string:100',
+        msdyncrm_entityid: 'string:100',
+        msdyncrm_entitytype: 'string:100',
+        msdyncrm_name: 'string:100',
         msdyncrm_contact: lookup({ msdyncrm_Contact: 'contact' }),
         msdyncrm_customerjourney: lookup({ msdyncrm_CustomerJourney: 'msdyncrm_customerjourney' }),
-        msdyncrm_customerjourneyiteration: lookup({ msdyncrm_CustomerJourneyIteration: 'msdyncrm_customerjourneyiteration' }),
+        msdyncrm_customerjourneyiteration: lookup({
+          msdyncrm_CustomerJourneyIteration: 'msdyncrm_customerjourneyiteration',
+        }),
       },
       indexed: ['msdyncrm_activityid'],
     },
@@ -141,14 +177,20 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'serviceendpoints',
       primaryName: 'name',
       columns: {
-        name: { name: 'name', type: 'string', maxLength: 256, required: true }, description: 'memo',
-        contract: 'optionset', messageformat: 'optionset', authtype: 'optionset',
+        name: { name: 'name', type: 'string', maxLength: 256, required: true },
+        description: 'memo',
+        contract: 'optionset',
+        messageformat: 'optionset',
+        authtype: 'optionset',
         userclaim: { name: 'userclaim', type: 'optionset', required: true },
         connectionmode: { name: 'connectionmode', type: 'optionset', required: true },
-        namespaceformat: 'optionset', messagecharset: 'optionset',
-        namespaceaddress: 'string:255', path: { name: 'path', type: 'string', maxLength: 160, required: true },
+        namespaceformat: 'optionset',
+        messagecharset: 'optionset',
+        namespaceaddress: 'string:255',
+        path: { name: 'path', type: 'string', maxLength: 160, required: true },
         solutionnamespace: { name: 'solutionnamespace', type: 'string', maxLength: 160, required: true },
-        saskeyname: 'string:256', url: 'string:2000',
+        saskeyname: 'string:256',
+        url: 'string:2000',
         // Not readable in Dataverse (IsValidForRead False); read back whether they are set through the is…set columns.
         saskey: { name: 'saskey', type: 'string', maxLength: 256, writeOnly: true },
         sastoken: { name: 'sastoken', type: 'string', maxLength: 256, writeOnly: true },
@@ -158,13 +200,22 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
         isauthvalueset: { name: 'isauthvalueset', type: 'bool', readOnly: true },
       },
     },
-    { logicalName: 'sdkmessage', entitySetName: 'sdkmessages', primaryName: 'name', columns: { name: 'string:256' }, indexed: ['name'] },
+    {
+      logicalName: 'sdkmessage',
+      entitySetName: 'sdkmessages',
+      primaryName: 'name',
+      columns: { name: 'string:256' },
+      indexed: ['name'],
+    },
     {
       logicalName: 'sdkmessagefilter',
       entitySetName: 'sdkmessagefilters',
       primaryName: 'name',
       columns: {
-        name: 'string:256', primaryobjecttypecode: 'string:128', secondaryobjecttypecode: 'string:128', iscustomprocessingstepallowed: 'bool',
+        name: 'string:256',
+        primaryobjecttypecode: 'string:128',
+        secondaryobjecttypecode: 'string:128',
+        iscustomprocessingstepallowed: 'bool',
         sdkmessageid: lookup({ sdkmessageid: 'sdkmessage' }),
       },
       indexed: ['primaryobjecttypecode'],
@@ -174,14 +225,29 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'sdkmessageprocessingsteps',
       primaryName: 'name',
       columns: {
-        name: 'string:256', description: 'string:256', mode: 'optionset', stage: 'optionset', rank: 'int', supporteddeployment: 'optionset',
-        asyncautodelete: 'bool', filteringattributes: 'string:100000', configuration: 'memo',
-        eventhandler: lookup({ eventhandler_serviceendpoint: 'serviceendpoint', eventhandler_plugintype: 'plugintype' }),
+        name: 'string:256',
+        description: 'string:256',
+        mode: 'optionset',
+        stage: 'optionset',
+        rank: 'int',
+        supporteddeployment: 'optionset',
+        asyncautodelete: 'bool',
+        filteringattributes: 'string:100000',
+        configuration: 'memo',
+        eventhandler: lookup({
+          eventhandler_serviceendpoint: 'serviceendpoint',
+          eventhandler_plugintype: 'plugintype',
+        }),
         sdkmessageid: lookup({ sdkmessageid: 'sdkmessage' }),
         sdkmessagefilterid: lookup({ sdkmessagefilterid: 'sdkmessagefilter' }),
       },
     },
-    { logicalName: 'plugintype', entitySetName: 'plugintypes', primaryName: 'name', columns: { name: 'string:256', typename: 'string:256' } },
+    {
+      logicalName: 'plugintype',
+      entitySetName: 'plugintypes',
+      primaryName: 'name',
+      columns: { name: 'string:256', typename: 'string:256' },
+    },
     {
       // PA-docs reference/entities/customapi.md and customapi-tables.md. Creating one creates its sdkmessage.
       logicalName: 'customapi',
@@ -189,9 +255,16 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       primaryName: 'name',
       columns: {
         uniquename: { name: 'uniquename', type: 'string', maxLength: 128, required: true },
-        name: 'string:100', displayname: 'string:100', description: 'string:300',
-        allowedcustomprocessingsteptype: 'optionset', bindingtype: 'optionset', boundentitylogicalname: 'string:100',
-        isfunction: 'bool', isprivate: 'bool', workflowsdkstepenabled: 'bool', executeprivilegename: 'string:100',
+        name: 'string:100',
+        displayname: 'string:100',
+        description: 'string:300',
+        allowedcustomprocessingsteptype: 'optionset',
+        bindingtype: 'optionset',
+        boundentitylogicalname: 'string:100',
+        isfunction: 'bool',
+        isprivate: 'bool',
+        workflowsdkstepenabled: 'bool',
+        executeprivilegename: 'string:100',
         plugintypeid: lookup({ PluginTypeId: 'plugintype' }),
         sdkmessageid: { name: 'sdkmessageid', type: 'lookup', targets: { SdkMessageId: 'sdkmessage' }, readOnly: true },
       },
@@ -202,12 +275,24 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'msdyn_channeldefinitions',
       primaryName: 'msdyn_displayname',
       columns: {
-        msdyn_displayname: 'string:256', msdyn_description: 'memo', msdyn_channeltype: 'string:100',
-        msdyn_outboundendpointurltemplate: 'string:1000', msdyn_outboundbatchendpointurltemplate: 'string:1000',
-        msdyn_instanceregistrationendpointurltemplate: 'string:1000', msdyn_hasinbound: 'bool', msdyn_hasdeliveryreceipt: 'bool',
-        msdyn_supportsaccount: 'bool', msdyn_supportsattachment: 'bool', msdyn_supportsbinary: 'bool', msdyn_specialconsentrequired: 'bool',
-        msdyn_specialconsentlabel: 'string:256', msdyn_channeldefinitionexternalentity: 'string:256', msdyn_channeldefinitionexternalformid: 'string:100',
-        msdyn_channeldefinitionaccountexternalentity: 'string:256', msdyn_channeldefinitionaccountexternalformid: 'string:100', msdyn_messageformid: 'string:100',
+        msdyn_displayname: 'string:256',
+        msdyn_description: 'memo',
+        msdyn_channeltype: 'string:100',
+        msdyn_outboundendpointurltemplate: 'string:1000',
+        msdyn_outboundbatchendpointurltemplate: 'string:1000',
+        msdyn_instanceregistrationendpointurltemplate: 'string:1000',
+        msdyn_hasinbound: 'bool',
+        msdyn_hasdeliveryreceipt: 'bool',
+        msdyn_supportsaccount: 'bool',
+        msdyn_supportsattachment: 'bool',
+        msdyn_supportsbinary: 'bool',
+        msdyn_specialconsentrequired: 'bool',
+        msdyn_specialconsentlabel: 'string:256',
+        msdyn_channeldefinitionexternalentity: 'string:256',
+        msdyn_channeldefinitionexternalformid: 'string:100',
+        msdyn_channeldefinitionaccountexternalentity: 'string:256',
+        msdyn_channeldefinitionaccountexternalformid: 'string:100',
+        msdyn_messageformid: 'string:100',
       },
     },
     {
@@ -215,8 +300,13 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'msdyn_channelmessageparts',
       primaryName: 'msdyn_name',
       columns: {
-        msdyn_name: 'string:256', msdyn_displayname: 'string:256', msdyn_description: 'memo', msdyn_type: 'optionset', msdyn_isrequired: 'bool',
-        msdyn_maxlength: 'int', msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
+        msdyn_name: 'string:256',
+        msdyn_displayname: 'string:256',
+        msdyn_description: 'memo',
+        msdyn_type: 'optionset',
+        msdyn_isrequired: 'bool',
+        msdyn_maxlength: 'int',
+        msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
       },
     },
     {
@@ -224,7 +314,9 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       entitySetName: 'msdyn_channelinstances',
       primaryName: 'msdyn_name',
       columns: {
-        msdyn_name: 'string:256', msdyn_description: 'memo', msdyn_contactpointid: 'string:256',
+        msdyn_name: 'string:256',
+        msdyn_description: 'memo',
+        msdyn_contactpointid: 'string:256',
         msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
       },
     },

@@ -14,7 +14,8 @@ export interface BatchRequestPart {
   contentId?: string;
 }
 
-export type BatchItem = { kind: 'request'; request: BatchRequestPart } | { kind: 'changeset'; requests: BatchRequestPart[] };
+export type BatchItem =
+  { kind: 'request'; request: BatchRequestPart } | { kind: 'changeset'; requests: BatchRequestPart[] };
 
 export interface BatchResponsePart {
   status: number;
@@ -23,7 +24,8 @@ export interface BatchResponsePart {
   contentId?: string;
 }
 
-export type BatchResponseItem = { kind: 'response'; response: BatchResponsePart } | { kind: 'changeset'; responses: BatchResponsePart[] };
+export type BatchResponseItem =
+  { kind: 'response'; response: BatchResponsePart } | { kind: 'changeset'; responses: BatchResponsePart[] };
 
 export class MultipartError extends Error {
   override readonly name = 'MultipartError';
@@ -45,7 +47,11 @@ function findDelimiter(text: string, delim: string, from: number): number {
   while (at >= 0) {
     const lineStart = at === 0 || text[at - 1] === '\n';
     const after = text[at + delim.length];
-    if (lineStart && (after === undefined || after === '-' || after === '\r' || after === '\n' || after === ' ' || after === '\t')) return at;
+    if (
+      lineStart &&
+      (after === undefined || after === '-' || after === '\r' || after === '\n' || after === ' ' || after === '\t')
+    )
+      return at;
     at = text.indexOf(delim, at + 1);
   }
   return -1;
@@ -112,8 +118,16 @@ function parseHttpPart(text: string): BatchRequestPart {
   const inner = splitHead(outer.rest);
   const requestLine = inner.lines.find((l) => l.trim() !== '')?.trim();
   const request = requestLine === undefined ? undefined : parseRequestLine(requestLine);
-  if (!request) throw new MultipartError(`a part has no request line (expected 'METHOD URL HTTP/1.1', found '${requestLine ?? ''}')`);
-  const part: BatchRequestPart = { method: request.method, url: request.url, headers: inner.headers, body: inner.rest.trim() };
+  if (!request)
+    throw new MultipartError(
+      `a part has no request line (expected 'METHOD URL HTTP/1.1', found '${requestLine ?? ''}')`,
+    );
+  const part: BatchRequestPart = {
+    method: request.method,
+    url: request.url,
+    headers: inner.headers,
+    body: inner.rest.trim(),
+  };
   const contentId = outer.headers['content-id'];
   if (contentId !== undefined) part.contentId = contentId;
   return part;
@@ -133,7 +147,8 @@ export function parseBatch(body: string, boundary: string): BatchItem[] {
       items.push({ kind: 'changeset', requests });
     } else {
       const ct = headers['content-type'] ?? '';
-      if (!/^application\/http/i.test(ct)) throw new MultipartError(`a part has Content-Type '${ct}' (expected application/http or multipart/mixed)`);
+      if (!/^application\/http/i.test(ct))
+        throw new MultipartError(`a part has Content-Type '${ct}' (expected application/http or multipart/mixed)`);
       items.push({ kind: 'request', request: parseHttpPart(part) });
     }
   }
@@ -141,9 +156,21 @@ export function parseBatch(body: string, boundary: string): BatchItem[] {
 }
 
 const REASONS: Readonly<Record<number, string>> = {
-  200: 'OK', 201: 'Created', 204: 'No Content', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
-  404: 'Not Found', 405: 'Method Not Allowed', 412: 'Precondition Failed', 413: 'Payload Too Large', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable',
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  304: 'Not Modified',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  412: 'Precondition Failed',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
 };
 
 export function reasonPhrase(status: number): string {
@@ -161,7 +188,10 @@ function writePart(out: string[], delim: string, part: BatchResponsePart): void 
 }
 
 /** Writes a batch response; returns the body and its Content-Type. */
-export function writeBatch(items: readonly BatchResponseItem[], id: string = randomUUID()): { body: string; contentType: string } {
+export function writeBatch(
+  items: readonly BatchResponseItem[],
+  id: string = randomUUID(),
+): { body: string; contentType: string } {
   const boundary = `batchresponse_${id}`;
   const out: string[] = [];
   for (const item of items) {

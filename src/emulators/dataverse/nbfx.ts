@@ -41,7 +41,8 @@ export const NBFX = {
 
 /** [MC-NBFX] 2.1.2 MultiByteInt31: 7 bits a byte, least significant first, the high bit set on every byte but the last. */
 export function multiByteInt31(value: number): number[] {
-  if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) throw new RangeError(`MultiByteInt31 out of range: ${value}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff)
+    throw new RangeError(`MultiByteInt31 out of range: ${value}`);
   const bytes: number[] = [];
   let v = value;
   while (v >= 0x80) {

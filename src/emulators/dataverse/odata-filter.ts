@@ -26,9 +26,7 @@ export type FilterExpr =
   | { kind: 'in'; property: string; values: string[] };
 
 type Token =
-  | { t: 'punct'; v: '(' | ')' | ',' | '[' | ']' | '=' }
-  | { t: 'ident'; v: string }
-  | { t: 'literal'; v: Literal };
+  { t: 'punct'; v: '(' | ')' | ',' | '[' | ']' | '=' } | { t: 'ident'; v: string } | { t: 'literal'; v: Literal };
 
 const GUID_AT = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])/y;
 const DATETIME_AT = /\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?(?![\w-])/y;
@@ -64,7 +62,8 @@ export function tokenize(text: string): Token[] {
       let value = '';
       let j = i + 1;
       for (;;) {
-        if (j >= text.length) throw syntax(`Syntax error: unterminated string literal at position ${i} in $filter '${text}'.`);
+        if (j >= text.length)
+          throw syntax(`Syntax error: unterminated string literal at position ${i} in $filter '${text}'.`);
         if (text[j] === "'") {
           if (text[j + 1] === "'") {
             value += "'";
@@ -97,7 +96,8 @@ export function tokenize(text: string): Token[] {
     }
     const ident = match(IDENT_AT);
     if (ident !== undefined) {
-      if (ident === 'true' || ident === 'false') tokens.push({ t: 'literal', v: { type: 'bool', value: ident === 'true' } });
+      if (ident === 'true' || ident === 'false')
+        tokens.push({ t: 'literal', v: { type: 'bool', value: ident === 'true' } });
       else if (ident === 'null') tokens.push({ t: 'literal', v: { type: 'null', value: null } });
       else tokens.push({ t: 'ident', v: ident });
       continue;
@@ -120,25 +120,29 @@ export function parseFilter(text: string): FilterExpr {
     tok === undefined ? 'the end' : tok.t === 'literal' ? `literal ${JSON.stringify(tok.v.value)}` : `'${tok.v}'`;
   const expectPunct = (v: string): void => {
     const tok = tokens[pos];
-    if (tok?.t !== 'punct' || tok.v !== v) throw syntax(`Syntax error in $filter '${text}': expected '${v}', found ${describe(tok)}.`);
+    if (tok?.t !== 'punct' || tok.v !== v)
+      throw syntax(`Syntax error in $filter '${text}': expected '${v}', found ${describe(tok)}.`);
     pos += 1;
   };
   const isWord = (tok: Token | undefined, word: string): boolean => tok?.t === 'ident' && tok.v.toLowerCase() === word;
   const expectIdent = (): string => {
     const tok = tokens[pos];
-    if (tok?.t !== 'ident') throw syntax(`Syntax error in $filter '${text}': expected a property name, found ${describe(tok)}.`);
+    if (tok?.t !== 'ident')
+      throw syntax(`Syntax error in $filter '${text}': expected a property name, found ${describe(tok)}.`);
     pos += 1;
     return tok.v;
   };
   const expectLiteral = (): Literal => {
     const tok = tokens[pos];
-    if (tok?.t !== 'literal') throw syntax(`Syntax error in $filter '${text}': expected a literal, found ${describe(tok)}.`);
+    if (tok?.t !== 'literal')
+      throw syntax(`Syntax error in $filter '${text}': expected a literal, found ${describe(tok)}.`);
     pos += 1;
     return tok.v;
   };
   const expectString = (): string => {
     const lit = expectLiteral();
-    if (lit.type !== 'string') throw syntax(`Syntax error in $filter '${text}': expected a string literal, found ${JSON.stringify(lit.value)}.`);
+    if (lit.type !== 'string')
+      throw syntax(`Syntax error in $filter '${text}': expected a string literal, found ${JSON.stringify(lit.value)}.`);
     return lit.value;
   };
 
@@ -190,7 +194,9 @@ export function parseFilter(text: string): FilterExpr {
     }
     const op = peek();
     if (op?.t !== 'ident' || !COMPARE_OPS.has(op.v)) {
-      throw syntax(`Syntax error in $filter '${text}': expected an operator (eq, ne, lt, le, gt, ge) after '${name}', found ${describe(op)}.`);
+      throw syntax(
+        `Syntax error in $filter '${text}': expected an operator (eq, ne, lt, le, gt, ge) after '${name}', found ${describe(op)}.`,
+      );
     }
     pos += 1;
     return { kind: 'compare', op: op.v as CompareOp, property: name, value: expectLiteral() };
@@ -214,7 +220,10 @@ export function parseFilter(text: string): FilterExpr {
           }
         }
         expectPunct(']');
-      } else throw syntax(`Syntax error in $filter '${text}': Microsoft.Dynamics.CRM.In has no parameter '${key}' (expected PropertyName, PropertyValues).`);
+      } else
+        throw syntax(
+          `Syntax error in $filter '${text}': Microsoft.Dynamics.CRM.In has no parameter '${key}' (expected PropertyName, PropertyValues).`,
+        );
       const sep = peek();
       if (sep?.t === 'punct' && sep.v === ',') {
         pos += 1;
@@ -224,26 +233,46 @@ export function parseFilter(text: string): FilterExpr {
       break;
     }
     if (property === undefined || values === undefined) {
-      throw syntax(`Syntax error in $filter '${text}': Microsoft.Dynamics.CRM.In needs PropertyName and PropertyValues.`);
+      throw syntax(
+        `Syntax error in $filter '${text}': Microsoft.Dynamics.CRM.In needs PropertyName and PropertyValues.`,
+      );
     }
     return { kind: 'in', property, values };
   };
 
   if (tokens.length === 0) throw syntax('Syntax error: $filter is empty.');
   const tree = parseOr();
-  if (pos < tokens.length) throw syntax(`Syntax error in $filter '${text}': unexpected ${describe(tokens[pos])} after the end of the expression.`);
+  if (pos < tokens.length)
+    throw syntax(
+      `Syntax error in $filter '${text}': unexpected ${describe(tokens[pos])} after the end of the expression.`,
+    );
   return tree;
 }
 
 export type Predicate = (row: Row) => boolean;
 
 const EDM: Readonly<Record<string, string>> = {
-  string: 'Edm.String', memo: 'Edm.String', guid: 'Edm.Guid', lookup: 'Edm.Guid', int: 'Edm.Int32', bigint: 'Edm.Int64',
-  decimal: 'Edm.Decimal', money: 'Edm.Decimal', bool: 'Edm.Boolean', datetime: 'Edm.DateTimeOffset', optionset: 'Edm.Int32',
-  state: 'Edm.Int32', status: 'Edm.Int32',
+  string: 'Edm.String',
+  memo: 'Edm.String',
+  guid: 'Edm.Guid',
+  lookup: 'Edm.Guid',
+  int: 'Edm.Int32',
+  bigint: 'Edm.Int64',
+  decimal: 'Edm.Decimal',
+  money: 'Edm.Decimal',
+  bool: 'Edm.Boolean',
+  datetime: 'Edm.DateTimeOffset',
+  optionset: 'Edm.Int32',
+  state: 'Edm.Int32',
+  status: 'Edm.Int32',
 };
 const LITERAL_EDM: Readonly<Record<Literal['type'], string>> = {
-  string: 'Edm.String', number: 'Edm.Int32', bool: 'Edm.Boolean', null: 'null', guid: 'Edm.Guid', datetime: 'Edm.DateTimeOffset',
+  string: 'Edm.String',
+  number: 'Edm.Int32',
+  bool: 'Edm.Boolean',
+  null: 'null',
+  guid: 'Edm.Guid',
+  datetime: 'Edm.DateTimeOffset',
 };
 const NUMERIC = new Set(['int', 'bigint', 'decimal', 'money', 'optionset', 'state', 'status']);
 
@@ -262,9 +291,16 @@ export function resolveProperty(def: TableDef, property: string): Column {
   const col = columnOfProperty(def, property);
   if (!col) {
     const hint = def.columns.get(property)?.type === 'lookup' ? ` Lookups are filtered as '_${property}_value'.` : '';
-    throw new DataverseFault('QuerySyntax', `Could not find a property named '${property}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`);
+    throw new DataverseFault(
+      'QuerySyntax',
+      `Could not find a property named '${property}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`,
+    );
   }
-  if (col.writeOnly) throw new DataverseFault('QuerySyntax', `The property '${property}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read, so it cannot be filtered or sorted on.`);
+  if (col.writeOnly)
+    throw new DataverseFault(
+      'QuerySyntax',
+      `The property '${property}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read, so it cannot be filtered or sorted on.`,
+    );
   return col;
 }
 
@@ -272,7 +308,8 @@ function getter(col: Column): (row: Row) => unknown {
   const name = col.name;
   if (col.type === 'lookup') return (row) => (row[name] as LookupValue | null | undefined)?.id ?? null;
   if (col.type === 'datetime') return (row) => (row[name] == null ? null : Date.parse(row[name] as string));
-  if (col.type === 'string' || col.type === 'memo') return (row) => (row[name] == null ? null : (row[name] as string).toLowerCase());
+  if (col.type === 'string' || col.type === 'memo')
+    return (row) => (row[name] == null ? null : (row[name] as string).toLowerCase());
   return (row) => row[name] ?? null;
 }
 
@@ -329,7 +366,10 @@ export function compileFilter(def: TableDef, expr: FilterExpr): Predicate {
     case 'function': {
       const col = resolveProperty(def, expr.property);
       if (col.type !== 'string' && col.type !== 'memo') {
-        throw new DataverseFault('QuerySyntax', `The function '${expr.name}' needs a string property; '${expr.property}' is ${EDM[col.type]}.`);
+        throw new DataverseFault(
+          'QuerySyntax',
+          `The function '${expr.name}' needs a string property; '${expr.property}' is ${EDM[col.type]}.`,
+        );
       }
       const get = getter(col);
       const needle = expr.value.toLowerCase();
@@ -340,11 +380,16 @@ export function compileFilter(def: TableDef, expr: FilterExpr): Predicate {
     case 'in': {
       const col = resolveProperty(def, expr.property);
       if ((col.type === 'guid' || col.type === 'lookup') && !expr.values.every(isGuid)) {
-        throw new DataverseFault('QuerySyntax', `Microsoft.Dynamics.CRM.In: every value for '${expr.property}' must be a GUID.`);
+        throw new DataverseFault(
+          'QuerySyntax',
+          `Microsoft.Dynamics.CRM.In: every value for '${expr.property}' must be a GUID.`,
+        );
       }
       const get = getter(col);
       const numeric = NUMERIC.has(col.type);
-      const set = new Set<unknown>(expr.values.map((v) => (numeric ? Number(v) : col.type === 'bool' ? v === 'true' : v.toLowerCase())));
+      const set = new Set<unknown>(
+        expr.values.map((v) => (numeric ? Number(v) : col.type === 'bool' ? v === 'true' : v.toLowerCase())),
+      );
       return (row) => set.has(get(row));
     }
   }

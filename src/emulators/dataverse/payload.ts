@@ -19,35 +19,51 @@ export interface PayloadContext {
 }
 
 function payloadFault(def: TableDef, message: string): DataverseFault {
-  return new DataverseFault('Payload', `Error identified in Payload provided by the user for Entity :'${def.entitySetName}': ${message}`);
+  return new DataverseFault(
+    'Payload',
+    `Error identified in Payload provided by the user for Entity :'${def.entitySetName}': ${message}`,
+  );
 }
 
 /** Reads a lookup reference (`/contacts(<id>)`, `contacts(<id>)`, a full URL, or `$1`) into a stored lookup. */
 export function readBind(ctx: PayloadContext, def: TableDef, nav: string, target: string, raw: unknown): LookupValue {
-  if (typeof raw !== 'string') throw payloadFault(def, `'${nav}@odata.bind' must be a string such as "/${target}s(<guid>)".`);
+  if (typeof raw !== 'string')
+    throw payloadFault(def, `'${nav}@odata.bind' must be a string such as "/${target}s(<guid>)".`);
   let ref = raw;
   if (ref.startsWith('$')) {
     const resolved = ctx.resolveReference?.(ref);
-    if (resolved === undefined) throw new DataverseFault('BatchInvalid', `Content-ID Reference: '${ref}' does not exist in the batch context.`);
+    if (resolved === undefined)
+      throw new DataverseFault('BatchInvalid', `Content-ID Reference: '${ref}' does not exist in the batch context.`);
     ref = resolved;
   }
   const m = BIND_PATH.exec(ref);
   const targetDef = ctx.catalog.byLogicalName(target);
-  if (!m || !targetDef) throw payloadFault(def, `'${nav}@odata.bind' value '${raw}' is not a reference to a row of '${target}' (expected "/<entityset>(<guid>)").`);
+  if (!m || !targetDef)
+    throw payloadFault(
+      def,
+      `'${nav}@odata.bind' value '${raw}' is not a reference to a row of '${target}' (expected "/<entityset>(<guid>)").`,
+    );
   const setDef = ctx.catalog.byEntitySet(m[1]!);
   if (setDef !== targetDef) {
-    throw payloadFault(def, `'${nav}@odata.bind' refers to entity set '${m[1]}', but '${nav}' points to '${targetDef.entitySetName}'.`);
+    throw payloadFault(
+      def,
+      `'${nav}@odata.bind' refers to entity set '${m[1]}', but '${nav}' points to '${targetDef.entitySetName}'.`,
+    );
   }
   const id = m[2]!.toLowerCase();
   if (!isGuid(id)) throw new DataverseFault('QuerySyntax', `'${m[2]}' in '${nav}@odata.bind' is not a valid GUID.`);
-  if (!ctx.store.get(targetDef, id)) throw new DataverseFault('RowNotFound', `${target} With Id = ${id} Does Not Exist`);
+  if (!ctx.store.get(targetDef, id))
+    throw new DataverseFault('RowNotFound', `${target} With Id = ${id} Does Not Exist`);
   return { id, table: target };
 }
 
 function checkValue(def: TableDef, col: Column, value: unknown): unknown {
   if (value === null) return null;
   const wrong = (expected: string): DataverseFault =>
-    payloadFault(def, `Cannot convert the literal '${String(JSON.stringify(value))}' to the expected type '${expected}' for property '${col.name}'.`);
+    payloadFault(
+      def,
+      `Cannot convert the literal '${String(JSON.stringify(value))}' to the expected type '${expected}' for property '${col.name}'.`,
+    );
   switch (col.type) {
     case 'string':
     case 'memo':
@@ -141,7 +157,9 @@ export function readPayload(ctx: PayloadContext, def: TableDef, body: unknown): 
       const lookup = /^_(.+)_value$/.exec(key)?.[1];
       const lookupCol = lookup === undefined ? undefined : def.columns.get(lookup);
       if (lookupCol?.type === 'lookup') {
-        const navs = Object.keys(lookupCol.targets ?? {}).map((n) => `'${n}@odata.bind'`).join(' or ');
+        const navs = Object.keys(lookupCol.targets ?? {})
+          .map((n) => `'${n}@odata.bind'`)
+          .join(' or ');
         throw payloadFault(def, `'${key}' is read-only: set the lookup '${lookup}' with ${navs}.`);
       }
       throw payloadFault(

@@ -94,12 +94,25 @@ export class Poster {
 
   enqueue(event: PostingEvent): void {
     if (this.#closed) {
-      this.#log.error('event created after the emulator closed: not posted', { entityPath: event.entityPath, messageId: event.messageId });
+      this.#log.error('event created after the emulator closed: not posted', {
+        entityPath: event.entityPath,
+        messageId: event.messageId,
+      });
       return;
     }
     const key = `${event.connectionString}\n${event.entityPath}`;
     let lane = this.#lanes.get(key);
-    if (!lane) this.#lanes.set(key, (lane = { connectionString: event.connectionString, entityPath: event.entityPath, queue: [], head: 0, running: false }));
+    if (!lane)
+      this.#lanes.set(
+        key,
+        (lane = {
+          connectionString: event.connectionString,
+          entityPath: event.entityPath,
+          queue: [],
+          head: 0,
+          running: false,
+        }),
+      );
     lane.queue.push(event);
     this.#backlog += 1;
     // A running lane picks the event up after its current send; a lane waiting to retry keeps its backoff.
@@ -140,7 +153,12 @@ export class Poster {
         this.#lastError = errorMessage(err);
         const delay = Math.min(this.#retryMaxMs, this.#retryMinMs * 2 ** attempt);
         attempt += 1;
-        this.#log.warn('posting to Service Bus failed; retrying', { entityPath: lane.entityPath, backlog: lane.queue.length - lane.head, delayMs: delay, err: this.#lastError });
+        this.#log.warn('posting to Service Bus failed; retrying', {
+          entityPath: lane.entityPath,
+          backlog: lane.queue.length - lane.head,
+          delayMs: delay,
+          err: this.#lastError,
+        });
         await this.#dropSender(lane.connectionString, lane.entityPath);
         await this.#sleep(lane, delay);
       }
@@ -170,7 +188,9 @@ export class Poster {
     if (sender) return sender;
     let client = this.#clients.get(connectionString);
     if (!client) {
-      client = new ServiceBusClient(connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: this.#sendTimeoutMs } });
+      client = new ServiceBusClient(connectionString, {
+        retryOptions: { maxRetries: 0, timeoutInMs: this.#sendTimeoutMs },
+      });
       this.#clients.set(connectionString, client);
     }
     sender = client.createSender(entityPath);
@@ -203,7 +223,12 @@ export class Poster {
       const rendered = e.render();
       const body = typeof rendered.body === 'string' ? Buffer.from(rendered.body, 'utf8') : rendered.body;
       if (batch.count === 0) firstSize = body.length;
-      const message: ServiceBusMessage = { body, contentType: e.contentType, messageId: e.messageId, applicationProperties: rendered.applicationProperties };
+      const message: ServiceBusMessage = {
+        body,
+        contentType: e.contentType,
+        messageId: e.messageId,
+        applicationProperties: rendered.applicationProperties,
+      };
       if (!batch.tryAddMessage(message)) break;
     }
     if (batch.count === 0) throw new Error(`a message of ${firstSize} bytes does not fit in a Service Bus batch`);

@@ -27,22 +27,35 @@ export interface ListQuery {
 }
 
 /** The readable flag that tells whether a write-only column is set. */
-const WRITE_ONLY_FLAGS: Readonly<Record<string, string>> = { saskey: 'issaskeyset', sastoken: 'issastokenset', authvalue: 'isauthvalueset' };
+const WRITE_ONLY_FLAGS: Readonly<Record<string, string>> = {
+  saskey: 'issaskeyset',
+  sastoken: 'issastokenset',
+  authvalue: 'isauthvalueset',
+};
 
 const KNOWN_OPTIONS = new Set(['$select', '$filter', '$orderby', '$top', '$count', '$skiptoken']);
 const SKIPTOKEN = /offset="(\d+)"/;
 
 export function parseSelect(def: TableDef, text: string | null): { projection: Projection; select?: string[] } {
   if (text === null || text === '') return { projection: fullProjection(def) };
-  const select = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const select = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const projection = select.map((name) => {
     const col = columnOfProperty(def, name);
     if (!col) {
       const hint = def.columns.get(name)?.type === 'lookup' ? ` Lookups are selected as '_${name}_value'.` : '';
-      throw new DataverseFault('QuerySyntax', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`);
+      throw new DataverseFault(
+        'QuerySyntax',
+        `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${def.logicalName}'.${hint}`,
+      );
     }
     if (col.writeOnly) {
-      throw new DataverseFault('QuerySyntax', `The property '${name}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read (it is write-only, like in Dataverse); read '${WRITE_ONLY_FLAGS[name] ?? name}' instead.`);
+      throw new DataverseFault(
+        'QuerySyntax',
+        `The property '${name}' of 'Microsoft.Dynamics.CRM.${def.logicalName}' cannot be read (it is write-only, like in Dataverse); read '${WRITE_ONLY_FLAGS[name] ?? name}' instead.`,
+      );
     }
     return col;
   });
@@ -55,12 +68,17 @@ function indexedEquality(def: TableDef, expr: FilterExpr): { column: string; val
   if (!isEq && expr.kind !== 'in') return undefined;
   const col = columnOfProperty(def, expr.property);
   if (!col || (col.name !== def.primaryKey && !def.indexed.includes(col.name))) return undefined;
-  if (expr.kind === 'in') return col.type === 'string' || col.type === 'guid' ? { column: col.name, values: expr.values } : undefined;
+  if (expr.kind === 'in')
+    return col.type === 'string' || col.type === 'guid' ? { column: col.name, values: expr.values } : undefined;
   return expr.kind === 'compare' ? { column: col.name, values: [expr.value.value] } : undefined;
 }
 
 /** The rows an index gives for any of `values`, each once, or undefined when the column has no index. */
-function indexedCandidates(store: Store, def: TableDef, indexed: { column: string; values: unknown[] }): Row[] | undefined {
+function indexedCandidates(
+  store: Store,
+  def: TableDef,
+  indexed: { column: string; values: unknown[] },
+): Row[] | undefined {
   if (indexed.values.length === 1) return store.findIndexed(def, indexed.column, indexed.values[0]);
   const seen = new Set<Row>();
   for (const value of indexed.values) {
@@ -74,7 +92,10 @@ function indexedCandidates(store: Store, def: TableDef, indexed: { column: strin
 export function parseListQuery(def: TableDef, params: URLSearchParams): ListQuery {
   for (const key of params.keys()) {
     if (key.startsWith('$') && !KNOWN_OPTIONS.has(key)) {
-      throw new DataverseFault('QuerySyntax', `The query option '${key}' is not supported by the emulator (supported: ${[...KNOWN_OPTIONS].join(', ')}).`);
+      throw new DataverseFault(
+        'QuerySyntax',
+        `The query option '${key}' is not supported by the emulator (supported: ${[...KNOWN_OPTIONS].join(', ')}).`,
+      );
     }
   }
   const query: ListQuery = { ...parseSelect(def, params.get('$select')), order: [], count: false, skip: 0 };
@@ -90,7 +111,10 @@ export function parseListQuery(def: TableDef, params: URLSearchParams): ListQuer
     for (const item of orderby.split(',')) {
       const [name, dir, extra] = item.trim().split(/\s+/);
       if (!name || extra !== undefined || (dir !== undefined && dir !== 'asc' && dir !== 'desc')) {
-        throw new DataverseFault('QuerySyntax', `Syntax error in $orderby '${orderby}': expected '<property> [asc|desc]'.`);
+        throw new DataverseFault(
+          'QuerySyntax',
+          `Syntax error in $orderby '${orderby}': expected '<property> [asc|desc]'.`,
+        );
       }
       query.order.push({ col: resolveProperty(def, name), desc: dir === 'desc' });
     }
@@ -98,18 +122,24 @@ export function parseListQuery(def: TableDef, params: URLSearchParams): ListQuer
   const top = params.get('$top');
   if (top !== null) {
     const n = Number(top);
-    if (!Number.isInteger(n) || n < 0) throw new DataverseFault('QuerySyntax', `Invalid value '${top}' for $top: expected a non-negative integer.`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new DataverseFault('QuerySyntax', `Invalid value '${top}' for $top: expected a non-negative integer.`);
     query.top = n;
   }
   const count = params.get('$count');
   if (count !== null) {
-    if (count !== 'true' && count !== 'false') throw new DataverseFault('QuerySyntax', `Invalid value '${count}' for $count: expected true or false.`);
+    if (count !== 'true' && count !== 'false')
+      throw new DataverseFault('QuerySyntax', `Invalid value '${count}' for $count: expected true or false.`);
     query.count = count === 'true';
   }
   const token = params.get('$skiptoken');
   if (token !== null) {
     const m = SKIPTOKEN.exec(token);
-    if (!m) throw new DataverseFault('QuerySyntax', `Invalid $skiptoken '${token}': use the @odata.nextLink of the previous page as is.`);
+    if (!m)
+      throw new DataverseFault(
+        'QuerySyntax',
+        `Invalid $skiptoken '${token}': use the @odata.nextLink of the previous page as is.`,
+      );
     query.skip = Number(m[1]);
   }
   return query;

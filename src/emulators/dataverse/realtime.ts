@@ -42,54 +42,91 @@ function bad(message: string): DataverseFault {
   return new DataverseFault('InvalidArgument', message);
 }
 
-export function sendRealtime(service: OrganizationService, channelDefinitionId: string, body: unknown, userId: string): RealtimeSendResult {
+export function sendRealtime(
+  service: OrganizationService,
+  channelDefinitionId: string,
+  body: unknown,
+  userId: string,
+): RealtimeSendResult {
   if (!isGuid(channelDefinitionId)) throw bad(`'${channelDefinitionId}' is not a channel definition id (a GUID).`);
   const definitions = service.table('msdyn_channeldefinition');
   const definitionId = channelDefinitionId.toLowerCase();
   const definition = service.store.get(definitions, definitionId);
-  if (!definition) throw new DataverseFault('RowNotFound', `msdyn_channeldefinition With Id = ${channelDefinitionId} Does Not Exist`);
+  if (!definition)
+    throw new DataverseFault('RowNotFound', `msdyn_channeldefinition With Id = ${channelDefinitionId} Does Not Exist`);
   const template = definition['msdyn_outboundendpointurltemplate'];
   if (typeof template !== 'string' || outboundApiName(template) === '') {
-    throw bad(`The channel definition ${definitionId} has no msdyn_outboundendpointurltemplate: there is no outbound Custom API to call.`);
+    throw bad(
+      `The channel definition ${definitionId} has no msdyn_outboundendpointurltemplate: there is no outbound Custom API to call.`,
+    );
   }
   const customApi = outboundApiName(template);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('The body must be {"to": ["…"], "message": {"<part>": "…"}, "from"?, "journeyId"?, "isTestSend"?}.');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('The body must be {"to": ["…"], "message": {"<part>": "…"}, "from"?, "journeyId"?, "isTestSend"?}.');
   const request = body as Partial<RealtimeSendRequest>;
-  if (!Array.isArray(request.to) || request.to.length === 0 || !request.to.every((t) => typeof t === 'string' && t !== '')) {
+  if (
+    !Array.isArray(request.to) ||
+    request.to.length === 0 ||
+    !request.to.every((t) => typeof t === 'string' && t !== '')
+  ) {
     throw bad("'to' must be a non-empty array of non-empty strings.");
   }
-  if (request.to.length > MAX_REALTIME_RECIPIENTS) throw bad(`${request.to.length} recipients is over the emulator's limit of ${MAX_REALTIME_RECIPIENTS} per call.`);
+  if (request.to.length > MAX_REALTIME_RECIPIENTS)
+    throw bad(`${request.to.length} recipients is over the emulator's limit of ${MAX_REALTIME_RECIPIENTS} per call.`);
   const message = request.message;
-  if (typeof message !== 'object' || message === null || Array.isArray(message) || !Object.values(message).every((v) => typeof v === 'string')) {
+  if (
+    typeof message !== 'object' ||
+    message === null ||
+    Array.isArray(message) ||
+    !Object.values(message).every((v) => typeof v === 'string')
+  ) {
     throw bad("'message' must be an object of strings keyed by message part name.");
   }
   const partsTable = service.table('msdyn_channelmessagepart');
-  const parts = [...service.store.rows(partsTable)].filter((p) => (p['msdyn_channeldefinitionid'] as LookupValue | null | undefined)?.id === definitionId);
+  const parts = [...service.store.rows(partsTable)].filter(
+    (p) => (p['msdyn_channeldefinitionid'] as LookupValue | null | undefined)?.id === definitionId,
+  );
   if (parts.length > 0) {
     const names = parts.map((p) => String(p['msdyn_name']));
     for (const key of Object.keys(message)) {
-      if (!names.includes(key)) throw bad(`'message' has a part '${key}' the channel definition does not declare (parts: ${names.join(', ')}).`);
+      if (!names.includes(key))
+        throw bad(
+          `'message' has a part '${key}' the channel definition does not declare (parts: ${names.join(', ')}).`,
+        );
     }
     for (const p of parts) {
       const name = String(p['msdyn_name']);
       const value = message[name];
-      if (p['msdyn_isrequired'] === true && (value === undefined || value === '')) throw bad(`the message part '${name}' is required.`);
+      if (p['msdyn_isrequired'] === true && (value === undefined || value === ''))
+        throw bad(`the message part '${name}' is required.`);
       const max = p['msdyn_maxlength'];
-      if (typeof max === 'number' && value !== undefined && value.length > max) throw bad(`the message part '${name}' is ${value.length} characters long, over its msdyn_maxlength ${max}.`);
+      if (typeof max === 'number' && value !== undefined && value.length > max)
+        throw bad(`the message part '${name}' is ${value.length} characters long, over its msdyn_maxlength ${max}.`);
     }
   }
-  if (request.journeyId !== undefined && !isGuid(request.journeyId)) throw bad(`'journeyId' must be a GUID, found ${JSON.stringify(request.journeyId)}.`);
-  if (request.isTestSend !== undefined && typeof request.isTestSend !== 'boolean') throw bad("'isTestSend' must be true or false.");
+  if (request.journeyId !== undefined && !isGuid(request.journeyId))
+    throw bad(`'journeyId' must be a GUID, found ${JSON.stringify(request.journeyId)}.`);
+  if (request.isTestSend !== undefined && typeof request.isTestSend !== 'boolean')
+    throw bad("'isTestSend' must be true or false.");
   let from = request.from;
   if (from !== undefined && (typeof from !== 'string' || from === '')) throw bad("'from' must be a non-empty string.");
   if (from === undefined) {
     const instance = [...service.store.rows(service.table('msdyn_channelinstance'))].find(
       (i) => (i['msdyn_channeldefinitionid'] as LookupValue | null | undefined)?.id === definitionId,
     );
-    if (!instance) throw bad(`no 'from' given and the channel definition ${definitionId} has no msdyn_channelinstance to send from.`);
+    if (!instance)
+      throw bad(
+        `no 'from' given and the channel definition ${definitionId} has no msdyn_channelinstance to send from.`,
+      );
     from = String(instance['msdyn_contactpointid'] ?? instance['msdyn_channelinstanceid']);
   }
-  const result: RealtimeSendResult = { channelDefinitionId: definitionId, customApi, requests: [], posted: 0, responsesMissing: 0 };
+  const result: RealtimeSendResult = {
+    channelDefinitionId: definitionId,
+    customApi,
+    requests: [],
+    posted: 0,
+    responsesMissing: 0,
+  };
   const counts = service.realtimeOutbound.get(customApi) ?? { calls: 0, responsesMissing: 0 };
   service.realtimeOutbound.set(customApi, counts);
   for (const to of request.to) {
@@ -100,9 +137,18 @@ export function sendRealtime(service: OrganizationService, channelDefinitionId: 
       From: from,
       To: to,
       Message: message,
-      MarketingAppContext: { CustomerJourneyId: request.journeyId ?? EMPTY_GUID, UserId: userId, UserEntityType: REALTIME_OUTBOUND.userEntityType, IsTestSend: request.isTestSend ?? false },
+      MarketingAppContext: {
+        CustomerJourneyId: request.journeyId ?? EMPTY_GUID,
+        UserId: userId,
+        UserEntityType: REALTIME_OUTBOUND.userEntityType,
+        IsTestSend: request.isTestSend ?? false,
+      },
     };
-    result.posted += service.postCustomApi(customApi, [{ key: REALTIME_OUTBOUND.inputParameter, value: JSON.stringify(payload) }], userId);
+    result.posted += service.postCustomApi(
+      customApi,
+      [{ key: REALTIME_OUTBOUND.inputParameter, value: JSON.stringify(payload) }],
+      userId,
+    );
     result.requests.push({ RequestId: requestId, To: to });
     // No plug-in sets the API's `response` (OUTBOUND_RESPONSE): the journey gets no Status for this call.
     counts.calls += 1;
@@ -113,13 +159,22 @@ export function sendRealtime(service: OrganizationService, channelDefinitionId: 
 }
 
 /** `/_emulator/stats` `realtime`: outbound Custom API calls and those without a `response`, in all and by API. */
-export function realtimeStats(service: OrganizationService): { outboundCalls: number; responsesMissing: number; byCustomApi: Record<string, { calls: number; responsesMissing: number }> } {
+export function realtimeStats(service: OrganizationService): {
+  outboundCalls: number;
+  responsesMissing: number;
+  byCustomApi: Record<string, { calls: number; responsesMissing: number }>;
+} {
   const byCustomApi = Object.fromEntries([...service.realtimeOutbound].map(([api, c]) => [api, { ...c }]));
-  const totals = Object.values(byCustomApi).reduce((t, c) => ({ outboundCalls: t.outboundCalls + c.calls, responsesMissing: t.responsesMissing + c.responsesMissing }), { outboundCalls: 0, responsesMissing: 0 });
+  const totals = Object.values(byCustomApi).reduce(
+    (t, c) => ({ outboundCalls: t.outboundCalls + c.calls, responsesMissing: t.responsesMissing + c.responsesMissing }),
+    { outboundCalls: 0, responsesMissing: 0 },
+  );
   return { ...totals, byCustomApi };
 }
 
 /** `/_emulator/stats` `problems`: one line per Custom API whose calls returned no `response`. */
 export function realtimeProblems(service: OrganizationService): string[] {
-  return [...service.realtimeOutbound].filter(([, c]) => c.responsesMissing > 0).map(([api, c]) => OUTBOUND_RESPONSE.problem(api, c.responsesMissing));
+  return [...service.realtimeOutbound]
+    .filter(([, c]) => c.responsesMissing > 0)
+    .map(([api, c]) => OUTBOUND_RESPONSE.problem(api, c.responsesMissing));
 }

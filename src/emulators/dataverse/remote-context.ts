@@ -42,7 +42,14 @@ export function wcfDate(date: Date | string): string {
 }
 
 export function entityReference(logicalName: string, id: string, name: string | null = null): Record<string, unknown> {
-  return { __type: `EntityReference:${CONTRACTS}`, Id: id, KeyAttributes: [], LogicalName: logicalName, Name: name, RowVersion: null };
+  return {
+    __type: `EntityReference:${CONTRACTS}`,
+    Id: id,
+    KeyAttributes: [],
+    LogicalName: logicalName,
+    Name: name,
+    RowVersion: null,
+  };
 }
 
 /** Encodes one attribute value the way the data contract serializer does. */
@@ -78,8 +85,10 @@ export function targetEntity(table: TableDef, row: Row): Record<string, unknown>
   for (const [key, value] of Object.entries(row)) {
     if (value === undefined) continue;
     attributes.push({ key, value: encodeAttribute(table, key, value) });
-    if (key === 'statecode' && typeof value === 'number' && STATE_LABELS[value]) formatted.push({ key, value: STATE_LABELS[value] });
-    if (key === 'statuscode' && typeof value === 'number' && STATUS_LABELS[value]) formatted.push({ key, value: STATUS_LABELS[value] });
+    if (key === 'statecode' && typeof value === 'number' && STATE_LABELS[value])
+      formatted.push({ key, value: STATE_LABELS[value] });
+    if (key === 'statuscode' && typeof value === 'number' && STATUS_LABELS[value])
+      formatted.push({ key, value: STATUS_LABELS[value] });
   }
   return {
     __type: `Entity:${CONTRACTS}`,
@@ -102,7 +111,13 @@ interface ContextSubject {
   outputParameters: DataCollectionEntry[];
 }
 
-function contextBody(input: Omit<ContextInput, 'table' | 'row'>, subject: ContextSubject, stage: number, mode: number, parent: unknown): Record<string, unknown> {
+function contextBody(
+  input: Omit<ContextInput, 'table' | 'row'>,
+  subject: ContextSubject,
+  stage: number,
+  mode: number,
+  parent: unknown,
+): Record<string, unknown> {
   return {
     BusinessUnitId: input.businessUnitId,
     CorrelationId: input.correlationId,
@@ -122,7 +137,13 @@ function contextBody(input: Omit<ContextInput, 'table' | 'row'>, subject: Contex
     OrganizationId: input.organizationId,
     OrganizationName: input.organizationName,
     OutputParameters: subject.outputParameters,
-    OwningExtension: { Id: input.step.id, KeyAttributes: [], LogicalName: 'sdkmessageprocessingstep', Name: input.step.name, RowVersion: null },
+    OwningExtension: {
+      Id: input.step.id,
+      KeyAttributes: [],
+      LogicalName: 'sdkmessageprocessingstep',
+      Name: input.step.name,
+      RowVersion: null,
+    },
     ParentContext: parent,
     PostEntityImages: [],
     PreEntityImages: [],
@@ -156,8 +177,16 @@ export function buildRemoteExecutionContext(input: ContextInput): Record<string,
  * no primary entity (`none`, the empty GUID), the API's input parameters as given, no output parameters (the emulator
  * runs no plug-in that would set `response`). UNVERIFIED: captured from no real org.
  */
-export function buildCustomApiContext(input: Omit<ContextInput, 'table' | 'row'>, inputParameters: DataCollectionEntry[]): Record<string, unknown> {
-  const subject: ContextSubject = { primaryEntityId: EMPTY_GUID, primaryEntityName: 'none', inputParameters, outputParameters: [] };
+export function buildCustomApiContext(
+  input: Omit<ContextInput, 'table' | 'row'>,
+  inputParameters: DataCollectionEntry[],
+): Record<string, unknown> {
+  const subject: ContextSubject = {
+    primaryEntityId: EMPTY_GUID,
+    primaryEntityName: 'none',
+    inputParameters,
+    outputParameters: [],
+  };
   const parent = contextBody(input, subject, 30, 0, null);
   return contextBody(input, subject, 40, 1, parent);
 }
@@ -178,8 +207,14 @@ export interface PostedBody<B extends string | Buffer = string> {
  * InputParameters and the images, as Dataverse does. The size is that of the body in its own format.
  */
 export function fitContext(context: Record<string, unknown>): PostedBody;
-export function fitContext<B extends string | Buffer>(context: Record<string, unknown>, serialize: (context: Record<string, unknown>) => B): PostedBody<B>;
-export function fitContext(context: Record<string, unknown>, serialize: (context: Record<string, unknown>) => string | Buffer = serializeContext): PostedBody<string | Buffer> {
+export function fitContext<B extends string | Buffer>(
+  context: Record<string, unknown>,
+  serialize: (context: Record<string, unknown>) => B,
+): PostedBody<B>;
+export function fitContext(
+  context: Record<string, unknown>,
+  serialize: (context: Record<string, unknown>) => string | Buffer = serializeContext,
+): PostedBody<string | Buffer> {
   const body = serialize(context);
   if (Buffer.byteLength(body) <= MAX_CONTEXT_BYTES) return { body, trimmed: false };
   const trimmed = { ...context, ParentContext: null, InputParameters: [], PreEntityImages: [], PostEntityImages: [] };
@@ -187,7 +222,14 @@ export function fitContext(context: Record<string, unknown>, serialize: (context
 }
 
 /** The application properties Dataverse sets on a posted message. */
-export function claimsProperties(input: { organization: string; userId: string; initiatingUserId: string; entityLogicalName: string; requestName: string; trimmed: boolean }): Record<string, string | boolean> {
+export function claimsProperties(input: {
+  organization: string;
+  userId: string;
+  initiatingUserId: string;
+  entityLogicalName: string;
+  requestName: string;
+  trimmed: boolean;
+}): Record<string, string | boolean> {
   const props: Record<string, string | boolean> = {
     [`${CLAIMS}/Organization`]: input.organization,
     [`${CLAIMS}/User`]: input.userId,

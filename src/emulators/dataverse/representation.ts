@@ -21,7 +21,13 @@ export function etagOf(row: Row): string {
 export function etagMatches(header: string, row: Row): boolean {
   if (header.trim() === '*') return true;
   const version = String(row['versionnumber']);
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//i, '').replace(/^"(.*)"$/, '$1') === version);
+  return header.split(',').some(
+    (tag) =>
+      tag
+        .trim()
+        .replace(/^W\//i, '')
+        .replace(/^"(.*)"$/, '$1') === version,
+  );
 }
 
 /**
@@ -66,7 +72,8 @@ export function represent(
     if (col.type !== 'lookup') {
       out[name] = value ?? null;
       const labels = STATE_LABELS[col.name];
-      if (annotations && labels && typeof value === 'number' && labels[value] && annotations.wants(FORMATTED)) out[`${name}@${FORMATTED}`] = labels[value];
+      if (annotations && labels && typeof value === 'number' && labels[value] && annotations.wants(FORMATTED))
+        out[`${name}@${FORMATTED}`] = labels[value];
       continue;
     }
     const lookup = value as LookupValue | null | undefined;

@@ -54,7 +54,8 @@ export function readSeedFile(file: string): LoadedSeed {
   } catch (err) {
     throw bad(file, '(root)', `expected a readable JSON file (${(err as Error).message})`);
   }
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw bad(file, '(root)', 'expected a JSON object');
+  if (typeof document !== 'object' || document === null || Array.isArray(document))
+    throw bad(file, '(root)', 'expected a JSON object');
   return { document: document as SeedDocument, baseDir: path.dirname(path.resolve(file)), source: file };
 }
 
@@ -74,8 +75,17 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
   try {
     for (const spec of builtInTables(doc.contactColumns ?? {})) service.catalog.add(defineTable(spec));
     (doc.tables ?? []).forEach((spec, i) => {
-      if (!spec || typeof spec.logicalName !== 'string' || typeof spec.entitySetName !== 'string' || typeof spec.columns !== 'object') {
-        throw bad(source, `tables[${i}]`, 'expected { logicalName, entitySetName, primaryName?, columns: { name: "type[:maxLength]" } }');
+      if (
+        !spec ||
+        typeof spec.logicalName !== 'string' ||
+        typeof spec.entitySetName !== 'string' ||
+        typeof spec.columns !== 'object'
+      ) {
+        throw bad(
+          source,
+          `tables[${i}]`,
+          'expected { logicalName, entitySetName, primaryName?, columns: { name: "type[:maxLength]" } }',
+        );
       }
       service.catalog.add(defineTable(spec));
     });
@@ -87,19 +97,37 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
     let tile: SeedTile;
     const where = typeof entry === 'string' ? entry : `tiles[${i}]`;
     try {
-      const xml = typeof entry === 'string' ? readFileSync(path.resolve(seed?.baseDir ?? '.', entry), 'utf8') : entry.xml;
+      const xml =
+        typeof entry === 'string' ? readFileSync(path.resolve(seed?.baseDir ?? '.', entry), 'utf8') : entry.xml;
       tile = readSeedTile(xml, where);
     } catch (err) {
-      throw bad(source, `tiles[${i}]`, err instanceof SeedTileError ? err.message : `cannot read ${where}: ${(err as Error).message}`);
+      throw bad(
+        source,
+        `tiles[${i}]`,
+        err instanceof SeedTileError ? err.message : `cannot read ${where}: ${(err as Error).message}`,
+      );
     }
     const table = service.catalog.byLogicalName(tile.entityType);
-    if (!table) throw bad(source, `tiles[${i}]`, `the tile's EntityType '${tile.entityType}' is not a table of the seed (declare it under "tables")`);
+    if (!table)
+      throw bad(
+        source,
+        `tiles[${i}]`,
+        `the tile's EntityType '${tile.entityType}' is not a table of the seed (declare it under "tables")`,
+      );
     if (table.entitySetName !== tile.entitySetName) {
-      throw bad(source, `tiles[${i}]`, `the tile's EntitySetName '${tile.entitySetName}' differs from the table's '${table.entitySetName}'`);
+      throw bad(
+        source,
+        `tiles[${i}]`,
+        `the tile's EntitySetName '${tile.entitySetName}' differs from the table's '${table.entitySetName}'`,
+      );
     }
     const compliance = service.catalog.byLogicalName('contact')!.columns.get(tile.complianceField);
     if (compliance?.type !== 'bool') {
-      throw bad(source, `tiles[${i}]`, `the tile's ComplianceField '${tile.complianceField}' must be a boolean column of contact`);
+      throw bad(
+        source,
+        `tiles[${i}]`,
+        `the tile's ComplianceField '${tile.complianceField}' must be a boolean column of contact`,
+      );
     }
     service.tiles.set(tile.entityType, tile);
   });
@@ -125,13 +153,19 @@ export function applyRows(service: OrganizationService, seed: LoadedSeed | undef
     const check = (ok: boolean, message: string): void => {
       if (!ok) throw bad(source, `journeys[${i}]`, message);
     };
-    check(!!service.store.get(service.table('msdyncrm_customerjourney'), String(j.journeyId).toLowerCase()), `no msdyncrm_customerjourneys row has id '${j.journeyId}'`);
+    check(
+      !!service.store.get(service.table('msdyncrm_customerjourney'), String(j.journeyId).toLowerCase()),
+      `no msdyncrm_customerjourneys row has id '${j.journeyId}'`,
+    );
     check(
       !!service.store.get(service.table('msdyncrm_customerjourneyiteration'), String(j.iterationId).toLowerCase()),
       `no msdyncrm_customerjourneyiterations row has id '${j.iterationId}'`,
     );
     check(service.tiles.has(j.entityType), `no tile declares EntityType '${j.entityType}'`);
     const table = service.catalog.byLogicalName(j.entityType);
-    check(!!table && !!service.store.get(table, String(j.entityId).toLowerCase()), `no ${j.entityType} row has id '${j.entityId}'`);
+    check(
+      !!table && !!service.store.get(table, String(j.entityId).toLowerCase()),
+      `no ${j.entityType} row has id '${j.entityId}'`,
+    );
   });
 }

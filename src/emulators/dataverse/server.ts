@@ -30,17 +30,34 @@ export interface HandlerDeps {
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
-  return readLimited(req, MAX_BODY_BYTES, () => new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`));
+  return readLimited(
+    req,
+    MAX_BODY_BYTES,
+    () => new DataverseFault('PayloadTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`),
+  );
 }
 
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.writeHead(
+    status,
+    body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
+  );
   res.end(body);
 }
 
 function sendFault(res: ServerResponse, fault: DataverseFault, headers: Record<string, string>): void {
-  send(res, fault.status, { ...headers, ...fault.headers, 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' }, fault.body());
+  send(
+    res,
+    fault.status,
+    {
+      ...headers,
+      ...fault.headers,
+      'Content-Type': 'application/json; odata.metadata=minimal',
+      'OData-Version': '4.0',
+    },
+    fault.body(),
+  );
 }
 
 function delay(ms: number): Promise<void> {
@@ -52,13 +69,19 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
   const { service, governor, log } = deps;
   const debug = log.isDebugEnabled();
   /** How long a response waits for the execution time it is charged (limits on, `holdResponses`). */
-  const held = (count: { reads: number; writes: number }): number => (governor.config.enabled && governor.config.holdResponses ? governor.cost(count) : 0);
+  const held = (count: { reads: number; writes: number }): number =>
+    governor.config.enabled && governor.config.holdResponses ? governor.cost(count) : 0;
   /**
    * Web API requests admitted, `$batch` requests among them, and the operations those batches ran; per identity,
    * requests as the service protection limits count them (a `$batch` once), split into reads (a GET, or a `$batch`
    * of GETs only) and writes (the rest).
    */
-  const traffic = { requests: 0, batches: 0, batchOperations: 0, identities: {} as Record<string, { requests: number; reads: number; writes: number }> };
+  const traffic = {
+    requests: 0,
+    batches: 0,
+    batchOperations: 0,
+    identities: {} as Record<string, { requests: number; reads: number; writes: number }>,
+  };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
     const base: Record<string, string> = { REQ_ID: reqId, 'x-ms-service-request-id': reqId };
@@ -69,7 +92,11 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       send(
         res,
         401,
-        { ...base, 'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize', 'Content-Type': 'application/json; odata.metadata=minimal' },
+        {
+          ...base,
+          'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize',
+          'Content-Type': 'application/json; odata.metadata=minimal',
+        },
         JSON.stringify({ error: { code: UNAUTHORIZED.code, message: fault.message } }),
       );
       return;
@@ -108,11 +135,15 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       let outHeaders: Record<string, string>;
       let outBody: string | undefined;
       if (path === '$batch') {
-        if (req.method !== 'POST') throw new DataverseFault('MethodNotAllowed', `$batch accepts POST, not ${req.method}.`);
+        if (req.method !== 'POST')
+          throw new DataverseFault('MethodNotAllowed', `$batch accepts POST, not ${req.method}.`);
         traffic.batches += 1;
         const outcome = executeBatch(service, headers['content-type'], body, headers, userId, reqId);
         // An empty $batch still costs one operation.
-        count = outcome.operations === 0 ? { reads: 1, writes: 0 } : { reads: outcome.reads, writes: outcome.operations - outcome.reads };
+        count =
+          outcome.operations === 0
+            ? { reads: 1, writes: 0 }
+            : { reads: outcome.reads, writes: outcome.operations - outcome.reads };
         read = outcome.operations > 0 && outcome.reads === outcome.operations;
         traffic.batchOperations += outcome.operations;
         ({ status, headers: outHeaders, body: outBody } = outcome);
@@ -123,16 +154,29 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       countIdentity();
       await delay(deps.responseDelayMs + held(count));
       send(res, status, { ...base, ...admission.headers, ...outHeaders }, outBody);
-      if (debug) log.debug('request', { reqId, method: req.method, path: url, status, operations: count.reads + count.writes });
+      if (debug)
+        log.debug('request', { reqId, method: req.method, path: url, status, operations: count.reads + count.writes });
     } catch (err) {
       countIdentity();
       await delay(deps.responseDelayMs + held(count));
       if (isFault(err)) {
-        if (debug) log.debug('refused', { reqId, method: req.method, path: url, status: err.status, code: err.code, message: err.message });
+        if (debug)
+          log.debug('refused', {
+            reqId,
+            method: req.method,
+            path: url,
+            status: err.status,
+            code: err.code,
+            message: err.message,
+          });
         sendFault(res, err, { ...base, ...admission.headers });
       } else {
         log.error('request failed inside the emulator', { reqId, method: req.method, path: url, err });
-        sendFault(res, new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`), base);
+        sendFault(
+          res,
+          new DataverseFault('Internal', `Unexpected error in the emulator: ${(err as Error).message}`),
+          base,
+        );
       }
     } finally {
       governor.finish(admission, count);
@@ -152,8 +196,19 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           throw new DataverseFault('Payload', 'The body must be JSON: {"contactIds": [...]} or {"count": n}.');
         }
         const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? 'journey-engine';
-        const result = runJourney(service, deps.journeys, decodeURIComponent(run[1]!), request as object, userIdOf(token));
-        log.info('journey run', { reqId, journeyId: result.journeyId, created: result.created.length, skipped: result.skipped.length });
+        const result = runJourney(
+          service,
+          deps.journeys,
+          decodeURIComponent(run[1]!),
+          request as object,
+          userIdOf(token),
+        );
+        log.info('journey run', {
+          reqId,
+          journeyId: result.journeyId,
+          created: result.created.length,
+          skipped: result.skipped.length,
+        });
         send(res, 200, headers, JSON.stringify(result));
         return;
       }
@@ -168,7 +223,13 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         }
         const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? 'journey-engine';
         const result = sendRealtime(service, realtime[1]!, request, userIdOf(token));
-        log.info('real-time send', { reqId, channelDefinitionId: result.channelDefinitionId, customApi: result.customApi, calls: result.requests.length, posted: result.posted });
+        log.info('real-time send', {
+          reqId,
+          channelDefinitionId: result.channelDefinitionId,
+          customApi: result.customApi,
+          calls: result.requests.length,
+          posted: result.posted,
+        });
         send(res, 200, headers, JSON.stringify(result));
         return;
       }
@@ -181,12 +242,17 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         }
         const kind = p.get('kind');
         if (kind !== null) {
-          if (!['interaction', 'notification', 'inbound'].includes(kind)) throw new DataverseFault('InvalidArgument', `kind must be interaction, notification or inbound, found '${kind}'.`);
+          if (!['interaction', 'notification', 'inbound'].includes(kind))
+            throw new DataverseFault(
+              'InvalidArgument',
+              `kind must be interaction, notification or inbound, found '${kind}'.`,
+            );
           filter.kind = kind as InteractionKind;
         }
         const duplicates = p.get('duplicates');
         if (duplicates !== null) {
-          if (duplicates !== 'true' && duplicates !== 'false') throw new DataverseFault('InvalidArgument', `duplicates must be true or false, found '${duplicates}'.`);
+          if (duplicates !== 'true' && duplicates !== 'false')
+            throw new DataverseFault('InvalidArgument', `duplicates must be true or false, found '${duplicates}'.`);
           filter.duplicates = duplicates === 'true';
         }
         const value = service.interactions.query(filter);
@@ -204,7 +270,11 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
           } catch {
             throw new DataverseFault('Payload', 'The body must be JSON: some of the limits, e.g. {"headers": "omit"}.');
           }
-          if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new DataverseFault('Payload', 'The body must be a JSON object of limits, e.g. {"headers": "scramble"}.');
+          if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+            throw new DataverseFault(
+              'Payload',
+              'The body must be a JSON object of limits, e.g. {"headers": "scramble"}.',
+            );
           try {
             governor.configure(patch as Partial<LimitsConfig>, 'PATCH /_emulator/limits');
           } catch (err) {
@@ -238,7 +308,10 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
         );
         return;
       }
-      throw new DataverseFault('ResourceNotFound', `No emulator endpoint ${req.method} ${url.pathname} (see docs/emulators/dataverse.md).`);
+      throw new DataverseFault(
+        'ResourceNotFound',
+        `No emulator endpoint ${req.method} ${url.pathname} (see docs/emulators/dataverse.md).`,
+      );
     } catch (err) {
       if (isFault(err)) sendFault(res, err, headers);
       else {
@@ -255,7 +328,16 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
       ? webApi(req, res, url, reqId)
       : url.startsWith('/_emulator/')
         ? emulatorApi(req, res, new URL(url, 'http://emulator'), reqId)
-        : Promise.resolve(sendFault(res, new DataverseFault('ResourceNotFound', `Resource not found: ${url} (the Web API is under ${API_PREFIX}).`), { REQ_ID: reqId }));
+        : Promise.resolve(
+            sendFault(
+              res,
+              new DataverseFault(
+                'ResourceNotFound',
+                `Resource not found: ${url} (the Web API is under ${API_PREFIX}).`,
+              ),
+              { REQ_ID: reqId },
+            ),
+          );
     task.catch((err: unknown) => {
       log.error('request handling failed', { reqId, err });
       if (!res.headersSent) send(res, 500, {}, '');

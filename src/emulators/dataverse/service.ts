@@ -12,7 +12,14 @@ import { Catalog, type TableDef } from './metadata.js';
 import { nowIsoSeconds, readPayload, type ReferenceResolver } from './payload.js';
 import { MAX_PAGE_SIZE, parseListQuery, parseSelect, runList, skipToken } from './query.js';
 import { serializeContextBinary, serializeContextXml, type ColumnTypeOf } from './context-xml.js';
-import { buildCustomApiContext, buildRemoteExecutionContext, claimsProperties, fitContext, serializeContext, type ContextInput } from './remote-context.js';
+import {
+  buildCustomApiContext,
+  buildRemoteExecutionContext,
+  claimsProperties,
+  fitContext,
+  serializeContext,
+  type ContextInput,
+} from './remote-context.js';
 import { etagMatches, etagOf, represent, requestedAnnotations, type Annotations } from './representation.js';
 import { Store, type LookupValue, type Row, type Tx } from './store.js';
 import type { SeedTile } from './tile.js';
@@ -65,7 +72,10 @@ interface StepTarget {
 }
 
 const SEGMENT = /^([A-Za-z_$][\w.$]*)(?:\((.*)\))?$/;
-export const JSON_HEADERS = { 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0' } as const;
+export const JSON_HEADERS = {
+  'Content-Type': 'application/json; odata.metadata=minimal',
+  'OData-Version': '4.0',
+} as const;
 
 /** A stable user id for a caller identity (the bearer token's text). */
 export function userIdOf(identity: string): string {
@@ -73,8 +83,15 @@ export function userIdOf(identity: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function parsePrefer(header: string | undefined): { representation: boolean; maxPageSize?: number; continueOnError: boolean } {
-  const out: { representation: boolean; maxPageSize?: number; continueOnError: boolean } = { representation: false, continueOnError: false };
+export function parsePrefer(header: string | undefined): {
+  representation: boolean;
+  maxPageSize?: number;
+  continueOnError: boolean;
+} {
+  const out: { representation: boolean; maxPageSize?: number; continueOnError: boolean } = {
+    representation: false,
+    continueOnError: false,
+  };
   if (!header) return out;
   for (const item of header.split(',')) {
     const [k, v] = item.trim().split('=');
@@ -149,7 +166,11 @@ export class OrganizationService {
     const query = new URLSearchParams(q < 0 ? '' : req.path.slice(q + 1));
     if (path.startsWith('$') && req.resolveReference) {
       const resolved = req.resolveReference(path);
-      if (resolved === undefined) throw new DataverseFault('BatchInvalid', `Content-ID Reference: '${path}' does not exist in the batch context.`);
+      if (resolved === undefined)
+        throw new DataverseFault(
+          'BatchInvalid',
+          `Content-ID Reference: '${path}' does not exist in the batch context.`,
+        );
       path = resolved.replace(/^\//, '');
     }
     let decoded: string;
@@ -159,11 +180,13 @@ export class OrganizationService {
       throw new DataverseFault('QuerySyntax', `The path '${path}' is not correctly percent-encoded.`);
     }
     const m = SEGMENT.exec(decoded);
-    if (!m || path.includes('/')) throw new DataverseFault('ResourceNotFound', `Resource not found for the segment '${path}'.`);
+    if (!m || path.includes('/'))
+      throw new DataverseFault('ResourceNotFound', `Resource not found for the segment '${path}'.`);
     const name = m[1]!;
     const key = m[2];
     if (name === 'WhoAmI') {
-      if (req.method !== 'GET') throw new DataverseFault('MethodNotAllowed', `WhoAmI is a function: use GET, not ${req.method}.`);
+      if (req.method !== 'GET')
+        throw new DataverseFault('MethodNotAllowed', `WhoAmI is a function: use GET, not ${req.method}.`);
       return this.#json(200, {
         '@odata.context': `${this.apiRoot}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`,
         BusinessUnitId: this.organization.businessUnitId,
@@ -173,7 +196,8 @@ export class OrganizationService {
     }
     const action = this.actions.get(name);
     if (action) {
-      if (req.method !== 'POST') throw new DataverseFault('MethodNotAllowed', `${name} is an action: use POST, not ${req.method}.`);
+      if (req.method !== 'POST')
+        throw new DataverseFault('MethodNotAllowed', `${name} is an action: use POST, not ${req.method}.`);
       let params: unknown = {};
       if (req.body.trim() !== '') {
         try {
@@ -182,7 +206,8 @@ export class OrganizationService {
           throw new DataverseFault('Payload', `The body of ${name} is not valid JSON.`);
         }
       }
-      if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new DataverseFault('Payload', `The body of ${name} must be a JSON object.`);
+      if (typeof params !== 'object' || params === null || Array.isArray(params))
+        throw new DataverseFault('Payload', `The body of ${name} must be a JSON object.`);
       return action(params as Record<string, unknown>, req);
     }
     const def = this.catalog.byEntitySet(name);
@@ -194,7 +219,10 @@ export class OrganizationService {
     }
     const id = key.replace(/^\{|\}$/g, '').toLowerCase();
     if (!isGuid(id)) {
-      throw new DataverseFault('QuerySyntax', `The key '${key}' of '${name}' is not a valid GUID (expected 8-4-4-4-12 hexadecimal digits); alternate keys are not supported by the emulator.`);
+      throw new DataverseFault(
+        'QuerySyntax',
+        `The key '${key}' of '${name}' is not a valid GUID (expected 8-4-4-4-12 hexadecimal digits); alternate keys are not supported by the emulator.`,
+      );
     }
     switch (req.method) {
       case 'GET':
@@ -204,7 +232,10 @@ export class OrganizationService {
       case 'DELETE':
         return this.#delete(def, id, req);
       default:
-        throw new DataverseFault('MethodNotAllowed', `A row of '${name}' accepts GET, PATCH and DELETE, not ${req.method}.`);
+        throw new DataverseFault(
+          'MethodNotAllowed',
+          `A row of '${name}' accepts GET, PATCH and DELETE, not ${req.method}.`,
+        );
     }
   }
 
@@ -236,7 +267,11 @@ export class OrganizationService {
 
   #retrieve(def: TableDef, id: string, query: URLSearchParams, req: OperationRequest): OperationResponse {
     for (const k of query.keys()) {
-      if (k !== '$select') throw new DataverseFault('QuerySyntax', `The query option '${k}' is not supported when retrieving one row (use $select).`);
+      if (k !== '$select')
+        throw new DataverseFault(
+          'QuerySyntax',
+          `The query option '${k}' is not supported when retrieving one row (use $select).`,
+        );
     }
     const { projection, select } = parseSelect(def, query.get('$select'));
     const row = this.store.get(def, id);
@@ -256,7 +291,10 @@ export class OrganizationService {
     const parsed = parseListQuery(def, query);
     const prefer = parsePrefer(req.headers['prefer']);
     const requested = prefer.maxPageSize;
-    const pageSize = requested !== undefined && Number.isInteger(requested) && requested > 0 ? Math.min(requested, MAX_PAGE_SIZE) : MAX_PAGE_SIZE;
+    const pageSize =
+      requested !== undefined && Number.isInteger(requested) && requested > 0
+        ? Math.min(requested, MAX_PAGE_SIZE)
+        : MAX_PAGE_SIZE;
     const result = runList(this.store, def, parsed, pageSize);
     const body: Record<string, unknown> = {
       '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${parsed.select ? `(${parsed.select.join(',')})` : ''}`,
@@ -279,11 +317,17 @@ export class OrganizationService {
     let id = values[def.primaryKey] as string | undefined;
     if (id === undefined) id = randomUUID();
     if (this.store.get(def, id)) {
-      throw new DataverseFault('DuplicateKey', `A record with matching key values already exists: ${def.logicalName} with ${def.primaryKey} = ${id}.`);
+      throw new DataverseFault(
+        'DuplicateKey',
+        `A record with matching key values already exists: ${def.logicalName} with ${def.primaryKey} = ${id}.`,
+      );
     }
     for (const col of def.columns.values()) {
       if (col.required && (values[col.name] === undefined || values[col.name] === null)) {
-        throw new DataverseFault('RequiredMissing', `A validation error occurred. The value of '${col.name}' on record of type '${def.logicalName}' is required: it is missing or null.`);
+        throw new DataverseFault(
+          'RequiredMissing',
+          `A validation error occurred. The value of '${col.name}' on record of type '${def.logicalName}' is required: it is missing or null.`,
+        );
       }
     }
     this.#validateRow(def, values);
@@ -310,20 +354,33 @@ export class OrganizationService {
     if (def.logicalName === 'serviceendpoint') {
       const format = values['messageformat'];
       if (format !== undefined && format !== null && MESSAGE_FORMATS[format as number] === undefined) {
-        throw new DataverseFault('InvalidArgument', `messageformat ${String(format)} is not a valid value: use 1 (.NET Binary XML), 2 (Json) or 3 (Text XML).`);
+        throw new DataverseFault(
+          'InvalidArgument',
+          `messageformat ${String(format)} is not a valid value: use 1 (.NET Binary XML), 2 (Json) or 3 (Text XML).`,
+        );
       }
     }
     if (def.logicalName === 'customapi') {
       const allowed = values['allowedcustomprocessingsteptype'];
-      if (allowed !== undefined && allowed !== null && !(Object.values(CUSTOM_API_STEP_TYPES) as unknown[]).includes(allowed)) {
-        throw new DataverseFault('InvalidArgument', `allowedcustomprocessingsteptype ${String(allowed)} is not a valid value: use 0 (None), 1 (Async Only) or 2 (Sync and Async).`);
+      if (
+        allowed !== undefined &&
+        allowed !== null &&
+        !(Object.values(CUSTOM_API_STEP_TYPES) as unknown[]).includes(allowed)
+      ) {
+        throw new DataverseFault(
+          'InvalidArgument',
+          `allowedcustomprocessingsteptype ${String(allowed)} is not a valid value: use 0 (None), 1 (Async Only) or 2 (Sync and Async).`,
+        );
       }
     }
     if (def.logicalName === 'sdkmessageprocessingstep') {
       this.#checkCustomApiStep(values);
       const handler = values['eventhandler'] as LookupValue | undefined;
       if (handler?.table === 'serviceendpoint' && values['mode'] !== undefined && values['mode'] !== 1) {
-        throw new DataverseFault('InvalidArgument', 'A step whose event handler is a service endpoint must be asynchronous (mode 1): Azure Service Bus only allows asynchronous steps.');
+        throw new DataverseFault(
+          'InvalidArgument',
+          'A step whose event handler is a service endpoint must be asynchronous (mode 1): Azure Service Bus only allows asynchronous steps.',
+        );
       }
       const messageRef = values['sdkmessageid'] as LookupValue | null | undefined;
       const filterRef = values['sdkmessagefilterid'] as LookupValue | null | undefined;
@@ -368,10 +425,16 @@ export class OrganizationService {
     const allowed = api['allowedcustomprocessingsteptype'];
     const name = String(api['uniquename']);
     if (allowed === CUSTOM_API_STEP_TYPES.none) {
-      throw new DataverseFault('InvalidArgument', `Custom processing steps are not allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 0 (None), which cannot be changed after the custom API is created.`);
+      throw new DataverseFault(
+        'InvalidArgument',
+        `Custom processing steps are not allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 0 (None), which cannot be changed after the custom API is created.`,
+      );
     }
     if (allowed === CUSTOM_API_STEP_TYPES.asyncOnly && values['mode'] !== 1) {
-      throw new DataverseFault('InvalidArgument', `Only asynchronous steps (mode 1) are allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 1 (Async Only).`);
+      throw new DataverseFault(
+        'InvalidArgument',
+        `Only asynchronous steps (mode 1) are allowed for the custom API '${name}': its allowedcustomprocessingsteptype is 1 (Async Only).`,
+      );
     }
   }
 
@@ -387,9 +450,16 @@ export class OrganizationService {
     try {
       body = req.body.trim() === '' ? {} : JSON.parse(req.body);
     } catch {
-      throw new DataverseFault('Payload', `The body of the create request for '${def.entitySetName}' is not valid JSON.`);
+      throw new DataverseFault(
+        'Payload',
+        `The body of the create request for '${def.entitySetName}' is not valid JSON.`,
+      );
     }
-    const values = readPayload({ catalog: this.catalog, store: this.store, resolveReference: req.resolveReference }, def, body);
+    const values = readPayload(
+      { catalog: this.catalog, store: this.store, resolveReference: req.resolveReference },
+      def,
+      body,
+    );
     const row = this.insertRow(def, values, req.userId, req.tx);
     const id = row[def.primaryKey] as string;
     const url = this.#entityUrl(def, id);
@@ -400,7 +470,15 @@ export class OrganizationService {
         '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}${select ? `(${select.join(',')})` : ''}/$entity`,
         ...represent(def, row, projection, this.#annotations(req)),
       };
-      return { ...this.#json(201, out, { 'OData-EntityId': url, Location: url, ETag: etagOf(row), 'Preference-Applied': 'return=representation' }), entityPath };
+      return {
+        ...this.#json(201, out, {
+          'OData-EntityId': url,
+          Location: url,
+          ETag: etagOf(row),
+          'Preference-Applied': 'return=representation',
+        }),
+        entityPath,
+      };
     }
     return { status: 204, headers: { 'OData-Version': '4.0', 'OData-EntityId': url, Location: url }, entityPath };
   }
@@ -410,14 +488,24 @@ export class OrganizationService {
     try {
       body = req.body.trim() === '' ? {} : JSON.parse(req.body);
     } catch {
-      throw new DataverseFault('Payload', `The body of the update request for '${def.entitySetName}' is not valid JSON.`);
+      throw new DataverseFault(
+        'Payload',
+        `The body of the update request for '${def.entitySetName}' is not valid JSON.`,
+      );
     }
-    const values = readPayload({ catalog: this.catalog, store: this.store, resolveReference: req.resolveReference }, def, body);
+    const values = readPayload(
+      { catalog: this.catalog, store: this.store, resolveReference: req.resolveReference },
+      def,
+      body,
+    );
     const existing = this.store.get(def, id);
     const ifMatch = req.headers['if-match'];
     const ifNoneMatch = req.headers['if-none-match'];
     if (existing && ifNoneMatch === '*') {
-      throw new DataverseFault('DuplicateKey', `A record with matching key values already exists: ${def.logicalName} with ${def.primaryKey} = ${id} (If-None-Match: *).`);
+      throw new DataverseFault(
+        'DuplicateKey',
+        `A record with matching key values already exists: ${def.logicalName} with ${def.primaryKey} = ${id} (If-None-Match: *).`,
+      );
     }
     let row: Row;
     const created = !existing;
@@ -426,15 +514,30 @@ export class OrganizationService {
       row = this.insertRow(def, { ...values, [def.primaryKey]: id }, req.userId, req.tx);
     } else {
       if (ifMatch !== undefined && !etagMatches(ifMatch, existing)) {
-        throw new DataverseFault('PreconditionFailed', `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`);
+        throw new DataverseFault(
+          'PreconditionFailed',
+          `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`,
+        );
       }
       if (values[def.primaryKey] !== undefined && values[def.primaryKey] !== id) {
-        throw new DataverseFault('Payload', `The primary key '${def.primaryKey}' in the body does not match the key in the URL.`);
+        throw new DataverseFault(
+          'Payload',
+          `The primary key '${def.primaryKey}' in the body does not match the key in the URL.`,
+        );
       }
       if (def.logicalName === 'customapi') {
-        for (const column of ['uniquename', 'allowedcustomprocessingsteptype', 'bindingtype', 'boundentitylogicalname', 'isfunction']) {
+        for (const column of [
+          'uniquename',
+          'allowedcustomprocessingsteptype',
+          'bindingtype',
+          'boundentitylogicalname',
+          'isfunction',
+        ]) {
           if (values[column] !== undefined && values[column] !== existing[column]) {
-            throw new DataverseFault('InvalidArgument', `The customapi column '${column}' cannot be changed after the custom API is created (it is ${JSON.stringify(existing[column] ?? null)}): delete and re-create the custom API.`);
+            throw new DataverseFault(
+              'InvalidArgument',
+              `The customapi column '${column}' cannot be changed after the custom API is created (it is ${JSON.stringify(existing[column] ?? null)}): delete and re-create the custom API.`,
+            );
           }
         }
       }
@@ -448,7 +551,17 @@ export class OrganizationService {
     const entityPath = `${def.entitySetName}(${id})`;
     if (parsePrefer(req.headers['prefer']).representation) {
       const { projection } = parseSelect(def, new URLSearchParams(req.path.split('?')[1] ?? '').get('$select'));
-      return { ...this.#json(created ? 201 : 200, { '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`, ...represent(def, row, projection, this.#annotations(req)) }, { 'OData-EntityId': url, ETag: etagOf(row) }), entityPath };
+      return {
+        ...this.#json(
+          created ? 201 : 200,
+          {
+            '@odata.context': `${this.apiRoot}$metadata#${def.entitySetName}/$entity`,
+            ...represent(def, row, projection, this.#annotations(req)),
+          },
+          { 'OData-EntityId': url, ETag: etagOf(row) },
+        ),
+        entityPath,
+      };
     }
     return { status: 204, headers: { 'OData-Version': '4.0', 'OData-EntityId': url }, entityPath };
   }
@@ -458,7 +571,10 @@ export class OrganizationService {
     if (!existing) throw this.#notFound(def, id);
     const ifMatch = req.headers['if-match'];
     if (ifMatch !== undefined && !etagMatches(ifMatch, existing)) {
-      throw new DataverseFault('PreconditionFailed', `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`);
+      throw new DataverseFault(
+        'PreconditionFailed',
+        `The version of the existing record doesn't match the RowVersion property provided (If-Match ${ifMatch}, current ${etagOf(existing)}).`,
+      );
     }
     this.store.remove(def, id, req.tx);
     this.#afterWrite(def, req.tx);
@@ -492,7 +608,9 @@ export class OrganizationService {
     const messages = this.catalog.byLogicalName('sdkmessage')!;
     const filters = this.catalog.byLogicalName('sdkmessagefilter')!;
     const endpoints = this.catalog.byLogicalName('serviceendpoint')!;
-    const ordered = [...this.store.rows(steps)].sort((a, b) => ((a['rank'] as number) ?? 0) - ((b['rank'] as number) ?? 0));
+    const ordered = [...this.store.rows(steps)].sort(
+      (a, b) => ((a['rank'] as number) ?? 0) - ((b['rank'] as number) ?? 0),
+    );
     for (const step of ordered) {
       if (step['statecode'] !== 0 || step['stage'] !== 40 || step['mode'] !== 1) continue;
       const handler = step['eventhandler'] as LookupValue | null | undefined;
@@ -502,7 +620,12 @@ export class OrganizationService {
       if (String(message?.['name'] ?? '').toLowerCase() !== messageName.toLowerCase()) continue;
       const filterRef = step['sdkmessagefilterid'] as LookupValue | null | undefined;
       const filter = filterRef ? this.store.get(filters, filterRef.id) : undefined;
-      if (table !== undefined ? !filter || !filterMatchesTable(filter, table) : filter !== undefined && !filterMatchesTable(filter, 'none')) continue;
+      if (
+        table !== undefined
+          ? !filter || !filterMatchesTable(filter, table)
+          : filter !== undefined && !filterMatchesTable(filter, 'none')
+      )
+        continue;
       const endpoint = this.store.get(endpoints, handler.id);
       if (!endpoint || (endpoint['contract'] !== 2 && endpoint['contract'] !== 5)) continue;
       targets.push({
@@ -523,7 +646,12 @@ export class OrganizationService {
    */
   postCustomApi(messageName: string, inputs: Array<{ key: string; value: unknown }>, userId: string): number {
     const targets = this.#steps(messageName, undefined);
-    const request = { messageName, entityLogicalName: 'none', created: new Date(), organization: organizationClaim(this.apiRoot) };
+    const request = {
+      messageName,
+      entityLogicalName: 'none',
+      created: new Date(),
+      organization: organizationClaim(this.apiRoot),
+    };
     for (const t of targets) {
       this.poster.enqueue(this.#postingEvent(t, userId, request, (common) => buildCustomApiContext(common, inputs)));
     }
@@ -562,7 +690,14 @@ export class OrganizationService {
       messageId: operationId,
       render: () => {
         const { body, trimmed } = fitContext(build(common), this.#serializer(t.messageFormat));
-        const applicationProperties = claimsProperties({ organization: request.organization, userId, initiatingUserId: userId, entityLogicalName: request.entityLogicalName, requestName: request.messageName, trimmed });
+        const applicationProperties = claimsProperties({
+          organization: request.organization,
+          userId,
+          initiatingUserId: userId,
+          entityLogicalName: request.entityLogicalName,
+          requestName: request.messageName,
+          trimmed,
+        });
         return { body, applicationProperties };
       },
     };
@@ -585,11 +720,18 @@ export class OrganizationService {
   #queuePosts(def: TableDef, row: Row, userId: string, tx?: Tx): void {
     const targets = this.stepsFor(def);
     if (targets.length === 0) return;
-    const request = { messageName: 'Create', entityLogicalName: def.logicalName, created: new Date(), organization: organizationClaim(this.apiRoot) };
+    const request = {
+      messageName: 'Create',
+      entityLogicalName: def.logicalName,
+      created: new Date(),
+      organization: organizationClaim(this.apiRoot),
+    };
     // Rendered when sent: `row` is a snapshot (the store replaces rows on update, never mutates them).
     const target = this.#targetRow(def, row);
     const events = targets.map((t) =>
-      this.#postingEvent(t, userId, request, (common) => buildRemoteExecutionContext({ ...common, table: def, row: target })),
+      this.#postingEvent(t, userId, request, (common) =>
+        buildRemoteExecutionContext({ ...common, table: def, row: target }),
+      ),
     );
     const post = (): void => {
       for (const e of events) this.poster.enqueue(e);

@@ -43,7 +43,8 @@ const xml = new XMLParser({
 
 type Element = { $?: Record<string, string>; _?: string; [child: string]: unknown };
 
-const asElement = (v: unknown): Element | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Element) : v === '' ? {} : undefined);
+const asElement = (v: unknown): Element | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Element) : v === '' ? {} : undefined;
 const content = (v: unknown): string => (typeof v === 'string' ? v : (asElement(v)?._ ?? '')).trim();
 
 /** Refuses a `<Labels>` block without the English label the docs require on every label set. */
@@ -84,10 +85,14 @@ export function readSeedTile(text: string, source: string): SeedTile {
     const element = asElement(node) ?? {};
     const id = element.$?.['id'] ?? '';
     if (id === '') throw new SeedTileError(`${source}: a <ResponseType> has no id`);
-    if (read.responseTypes.some((t) => t.id === id)) throw new SeedTileError(`${source}: two <ResponseType> elements have the id '${id}'`);
+    if (read.responseTypes.some((t) => t.id === id))
+      throw new SeedTileError(`${source}: two <ResponseType> elements have the id '${id}'`);
     const custom = /^true$/i.test(element.$?.['custom'] ?? '');
     const other = read.responseTypes.find((t) => t.custom);
-    if (custom && other !== undefined) throw new SeedTileError(`${source}: only one response type may have custom="True" ('${other.id}' and '${id}' do)`);
+    if (custom && other !== undefined)
+      throw new SeedTileError(
+        `${source}: only one response type may have custom="True" ('${other.id}' and '${id}' do)`,
+      );
     checkLabels(element['Labels'], `<ResponseType id="${id}">`, source);
     read.responseTypes.push({ id, custom });
   }

@@ -30,7 +30,12 @@ export interface XmlElement {
 
 export type XmlNode = XmlElement | string;
 
-export function element(prefix: string, name: string, children: XmlNode[] = [], extra: { namespaces?: XmlNamespaceDeclaration[]; attributes?: XmlAttribute[] } = {}): XmlElement {
+export function element(
+  prefix: string,
+  name: string,
+  children: XmlNode[] = [],
+  extra: { namespaces?: XmlNamespaceDeclaration[]; attributes?: XmlAttribute[] } = {},
+): XmlElement {
   return { prefix, name, namespaces: extra.namespaces ?? [], attributes: extra.attributes ?? [], children };
 }
 
@@ -43,7 +48,14 @@ function escapeText(text: string): string {
 }
 
 function escapeAttribute(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/\r/g, '&#xD;').replace(/\n/g, '&#xA;').replace(/\t/g, '&#x9;');
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/\r/g, '&#xD;')
+    .replace(/\n/g, '&#xA;')
+    .replace(/\t/g, '&#x9;');
 }
 
 /**
@@ -56,7 +68,8 @@ export function writeXml(root: XmlElement): string {
     out.push('<', qname(el.prefix, el.name));
     // `i:type="c:string" xmlns:c="…"`: the attribute, then the declaration its value needed (as WCF writes it).
     for (const a of el.attributes) out.push(' ', qname(a.prefix, a.name), '="', escapeAttribute(a.value), '"');
-    for (const ns of el.namespaces) out.push(' ', ns.prefix === '' ? 'xmlns' : `xmlns:${ns.prefix}`, '="', escapeAttribute(ns.uri), '"');
+    for (const ns of el.namespaces)
+      out.push(' ', ns.prefix === '' ? 'xmlns' : `xmlns:${ns.prefix}`, '="', escapeAttribute(ns.uri), '"');
     if (el.children.length === 0) {
       out.push('/>');
       return;

@@ -56,8 +56,22 @@ export interface RecipientOptions {
 export type ResolvedCallbacks = Required<CallbackOptions>;
 export type ResolvedRecipients = Required<RecipientOptions>;
 
-export const CALLBACK_DEFAULTS: ResolvedCallbacks = { delayMs: { min: 20, max: 100 }, undeliveredRate: 0, readRate: 0, repeatRate: 0, timeoutMs: 5000, maxRetries: 2, retryDelayMs: 50 };
-export const RECIPIENT_DEFAULTS: ResolvedRecipients = { clickRate: 0, replyRate: 0, keywords: [], stopRate: 0, stopWord: 'STOP' };
+export const CALLBACK_DEFAULTS: ResolvedCallbacks = {
+  delayMs: { min: 20, max: 100 },
+  undeliveredRate: 0,
+  readRate: 0,
+  repeatRate: 0,
+  timeoutMs: 5000,
+  maxRetries: 2,
+  retryDelayMs: 50,
+};
+export const RECIPIENT_DEFAULTS: ResolvedRecipients = {
+  clickRate: 0,
+  replyRate: 0,
+  keywords: [],
+  stopRate: 0,
+  stopWord: 'STOP',
+};
 
 function fraction(v: unknown): boolean {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1;
@@ -68,11 +82,21 @@ function wholeMs(v: unknown, min = 0): boolean {
 const shown = (v: unknown): string => (v === undefined ? 'undefined' : JSON.stringify(v));
 
 /** `value` as an options object and the problems of its shape (not an object, unknown keys); undefined: none given. */
-function optionsObject(value: unknown, where: string, known: readonly string[]): { o?: Record<string, unknown>; problems: string[] } {
+function optionsObject(
+  value: unknown,
+  where: string,
+  known: readonly string[],
+): { o?: Record<string, unknown>; problems: string[] } {
   if (value === undefined) return { problems: [] };
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problems: [`${where}: expected an object, found ${shown(value)}`] };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { problems: [`${where}: expected an object, found ${shown(value)}`] };
   const o = value as Record<string, unknown>;
-  return { o, problems: Object.keys(o).filter((key) => !known.includes(key)).map((key) => `${where}.${key}: unknown option (known: ${known.join(', ')})`) };
+  return {
+    o,
+    problems: Object.keys(o)
+      .filter((key) => !known.includes(key))
+      .map((key) => `${where}.${key}: unknown option (known: ${known.join(', ')})`),
+  };
 }
 
 /** Problems of the `callbacks` options, each naming its key. */
@@ -82,13 +106,25 @@ export function callbackOptionsProblems(value: unknown, where = 'callbacks'): st
   const d = o['delayMs'];
   if (d !== undefined) {
     const range = d as { min?: unknown; max?: unknown };
-    const ok = wholeMs(d) || (typeof d === 'object' && d !== null && wholeMs(range.min) && wholeMs(range.max) && (range.max as number) >= (range.min as number));
-    if (!ok) problems.push(`${where}.delayMs: expected whole ms >= 0 or {min, max} with 0 <= min <= max, found ${shown(d)}`);
+    const ok =
+      wholeMs(d) ||
+      (typeof d === 'object' &&
+        d !== null &&
+        wholeMs(range.min) &&
+        wholeMs(range.max) &&
+        (range.max as number) >= (range.min as number));
+    if (!ok)
+      problems.push(`${where}.delayMs: expected whole ms >= 0 or {min, max} with 0 <= min <= max, found ${shown(d)}`);
   }
-  for (const key of ['undeliveredRate', 'readRate', 'repeatRate']) if (o[key] !== undefined && !fraction(o[key])) problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${shown(o[key])}`);
-  if (o['timeoutMs'] !== undefined && !wholeMs(o['timeoutMs'], 1)) problems.push(`${where}.timeoutMs: expected whole ms >= 1, found ${shown(o['timeoutMs'])}`);
-  if (o['maxRetries'] !== undefined && !(wholeMs(o['maxRetries']) && (o['maxRetries'] as number) <= 10)) problems.push(`${where}.maxRetries: expected an integer from 0 to 10, found ${shown(o['maxRetries'])}`);
-  if (o['retryDelayMs'] !== undefined && !wholeMs(o['retryDelayMs'])) problems.push(`${where}.retryDelayMs: expected whole ms >= 0, found ${shown(o['retryDelayMs'])}`);
+  for (const key of ['undeliveredRate', 'readRate', 'repeatRate'])
+    if (o[key] !== undefined && !fraction(o[key]))
+      problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${shown(o[key])}`);
+  if (o['timeoutMs'] !== undefined && !wholeMs(o['timeoutMs'], 1))
+    problems.push(`${where}.timeoutMs: expected whole ms >= 1, found ${shown(o['timeoutMs'])}`);
+  if (o['maxRetries'] !== undefined && !(wholeMs(o['maxRetries']) && (o['maxRetries'] as number) <= 10))
+    problems.push(`${where}.maxRetries: expected an integer from 0 to 10, found ${shown(o['maxRetries'])}`);
+  if (o['retryDelayMs'] !== undefined && !wholeMs(o['retryDelayMs']))
+    problems.push(`${where}.retryDelayMs: expected whole ms >= 0, found ${shown(o['retryDelayMs'])}`);
   return problems;
 }
 
@@ -96,15 +132,23 @@ export function callbackOptionsProblems(value: unknown, where = 'callbacks'): st
 export function recipientOptionsProblems(value: unknown, where = 'recipients'): string[] {
   const { o, problems } = optionsObject(value, where, Object.keys(RECIPIENT_DEFAULTS));
   if (o === undefined) return problems;
-  for (const key of ['clickRate', 'replyRate', 'stopRate']) if (o[key] !== undefined && !fraction(o[key])) problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${shown(o[key])}`);
+  for (const key of ['clickRate', 'replyRate', 'stopRate'])
+    if (o[key] !== undefined && !fraction(o[key]))
+      problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${shown(o[key])}`);
   const keywords = o['keywords'];
-  const keywordsOk = keywords === undefined || (Array.isArray(keywords) && keywords.every((k) => typeof k === 'string' && k.trim() !== ''));
+  const keywordsOk =
+    keywords === undefined ||
+    (Array.isArray(keywords) && keywords.every((k) => typeof k === 'string' && k.trim() !== ''));
   if (!keywordsOk) problems.push(`${where}.keywords: expected an array of non-empty strings, found ${shown(keywords)}`);
-  if (o['stopWord'] !== undefined && !(typeof o['stopWord'] === 'string' && o['stopWord'].trim() !== '')) problems.push(`${where}.stopWord: expected a non-empty string, found ${shown(o['stopWord'])}`);
+  if (o['stopWord'] !== undefined && !(typeof o['stopWord'] === 'string' && o['stopWord'].trim() !== ''))
+    problems.push(`${where}.stopWord: expected a non-empty string, found ${shown(o['stopWord'])}`);
   const reply = fraction(o['replyRate']) ? (o['replyRate'] as number) : 0;
   const stop = fraction(o['stopRate']) ? (o['stopRate'] as number) : 0;
   if (reply + stop > 1) problems.push(`${where}: replyRate + stopRate must not exceed 1, found ${reply} + ${stop}`);
-  if (reply > 0 && keywordsOk && (keywords === undefined || (keywords as unknown[]).length === 0)) problems.push(`${where}.keywords: expected at least one keyword when replyRate > 0, found ${shown(keywords ?? [])}`);
+  if (reply > 0 && keywordsOk && (keywords === undefined || (keywords as unknown[]).length === 0))
+    problems.push(
+      `${where}.keywords: expected at least one keyword when replyRate > 0, found ${shown(keywords ?? [])}`,
+    );
   return problems;
 }
 
@@ -283,7 +327,12 @@ export class CallbackEngine {
     const stats = this.#kinds[cb.kind];
     if (repeat) stats.repeats += 1;
     else stats.sent += 1;
-    const retries = cb.retry === 'none' ? 0 : cb.retry === 'connection' ? Math.min(1, this.#options.maxRetries) : this.#options.maxRetries;
+    const retries =
+      cb.retry === 'none'
+        ? 0
+        : cb.retry === 'connection'
+          ? Math.min(1, this.#options.maxRetries)
+          : this.#options.maxRetries;
     for (let attempt = 1; ; attempt += 1) {
       if (attempt > 1) stats.retries += 1;
       const { ok, status, error, time } = await this.#send(cb, attempt, repeat);
@@ -300,7 +349,11 @@ export class CallbackEngine {
     }
   }
 
-  async #send(cb: Callback, attempt: number, repeat: boolean): Promise<{ ok: boolean; status?: number; error?: string; time: number }> {
+  async #send(
+    cb: Callback,
+    attempt: number,
+    repeat: boolean,
+  ): Promise<{ ok: boolean; status?: number; error?: string; time: number }> {
     if (this.closed) throw new Cancelled();
     const time = this.#clock();
     const record: CallbackRecord = {
@@ -337,11 +390,22 @@ export class CallbackEngine {
       this.#inFlight -= 1;
     }
     this.#records.push(record);
-    return { ok: record.ok, ...(record.status === undefined ? {} : { status: record.status }), ...(record.error === undefined ? {} : { error: record.error }), time };
+    return {
+      ok: record.ok,
+      ...(record.status === undefined ? {} : { status: record.status }),
+      ...(record.error === undefined ? {} : { error: record.error }),
+      time,
+    };
   }
 
   records(filter: CallbackFilter = {}): CallbackRecord[] {
-    return this.#records.filter((r) => (filter.provider === undefined || r.provider === filter.provider) && (filter.kind === undefined || r.kind === filter.kind)).map((r) => structuredClone(r));
+    return this.#records
+      .filter(
+        (r) =>
+          (filter.provider === undefined || r.provider === filter.provider) &&
+          (filter.kind === undefined || r.kind === filter.kind),
+      )
+      .map((r) => structuredClone(r));
   }
 
   stats(): CallbackStats {

@@ -38,16 +38,28 @@ export interface ContractOptions {
   callbackSecrets?: string[];
 }
 
-export type ResolvedContract = Required<Omit<ContractOptions, 'secrets' | 'reportsUrl' | 'inboundUrl' | 'callbackSecrets'>> &
+export type ResolvedContract = Required<
+  Omit<ContractOptions, 'secrets' | 'reportsUrl' | 'inboundUrl' | 'callbackSecrets'>
+> &
   Pick<ContractOptions, 'secrets' | 'reportsUrl' | 'inboundUrl' | 'callbackSecrets'>;
 
-export const CONTRACT_DEFAULTS: ResolvedContract = { toleranceSeconds: 300, perSender: 10, perSenderBySender: {}, notSentRecipients: [], channelUrls: {} };
+export const CONTRACT_DEFAULTS: ResolvedContract = {
+  toleranceSeconds: 300,
+  perSender: 10,
+  perSenderBySender: {},
+  notSentRecipients: [],
+  channelUrls: {},
+};
 
 function contractError(status: number, code: string, message: string, headers?: Record<string, string>): Reply {
   return { status, body: { error: { code, message } }, ...(headers ? { headers } : {}) };
 }
 
-const FAULT_CODES: Record<number, string> = { 500: 'InternalServerError', 502: 'BadGateway', 503: 'ServiceUnavailable' };
+const FAULT_CODES: Record<number, string> = {
+  500: 'InternalServerError',
+  502: 'BadGateway',
+  503: 'ServiceUnavailable',
+};
 
 function tooMany(retryAfter: number, message: string): Reply {
   return contractError(429, 'TooManyRequests', message, { 'Retry-After': String(retryAfter) });
@@ -85,8 +97,13 @@ export class ContractApi {
   }
 
   renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {
-    if (action.kind === 'rateLimit') return tooMany(action.retryAfterSeconds, `Too many requests; retry after ${action.retryAfterSeconds} s.`);
-    return contractError(action.status, FAULT_CODES[action.status] ?? 'InternalServerError', 'The provider failed to process the request.');
+    if (action.kind === 'rateLimit')
+      return tooMany(action.retryAfterSeconds, `Too many requests; retry after ${action.retryAfterSeconds} s.`);
+    return contractError(
+      action.status,
+      FAULT_CODES[action.status] ?? 'InternalServerError',
+      'The provider failed to process the request.',
+    );
   }
 
   prepare(ex: Exchange, channel: string, nowMs: number): Prepared {
@@ -95,12 +112,22 @@ export class ContractApi {
     if (secrets !== undefined) {
       const check = verifyStandardWebhook({
         secrets,
-        headers: { id: ex.headers['webhook-id'], timestamp: ex.headers['webhook-timestamp'], signature: ex.headers['webhook-signature'] },
+        headers: {
+          id: ex.headers['webhook-id'],
+          timestamp: ex.headers['webhook-timestamp'],
+          signature: ex.headers['webhook-signature'],
+        },
         body: ex.body,
         nowSeconds: Math.floor(nowMs / 1000),
         toleranceSeconds: this.#options.toleranceSeconds,
       });
-      if (!check.ok) return { refuse: { reply: contractError(401, 'InvalidSignature', `Signature verification failed: ${check.reason}.`), code: 401 } };
+      if (!check.ok)
+        return {
+          refuse: {
+            reply: contractError(401, 'InvalidSignature', `Signature verification failed: ${check.reason}.`),
+            code: 401,
+          },
+        };
     }
     let payload: Record<string, unknown>;
     try {
@@ -108,20 +135,38 @@ export class ContractApi {
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       payload = parsed as Record<string, unknown>;
     } catch {
-      return { refuse: { reply: contractError(400, 'InvalidPayload', 'The body must be a JSON object with ChannelDefinitionId, RequestId, From, To and Message.'), code: 400 } };
+      return {
+        refuse: {
+          reply: contractError(
+            400,
+            'InvalidPayload',
+            'The body must be a JSON object with ChannelDefinitionId, RequestId, From, To and Message.',
+          ),
+          code: 400,
+        },
+      };
     }
     const problems: string[] = [];
     for (const field of ['RequestId', 'From', 'To']) {
-      if (typeof payload[field] !== 'string' || payload[field] === '') problems.push(`${field} must be a non-empty string`);
+      if (typeof payload[field] !== 'string' || payload[field] === '')
+        problems.push(`${field} must be a non-empty string`);
     }
     // Required by real-time journeys; the relay leaves it out for outbound-marketing channels served by a contract
     // endpoint, so it is optional here and echoed when given.
-    if (payload['ChannelDefinitionId'] !== undefined && (typeof payload['ChannelDefinitionId'] !== 'string' || payload['ChannelDefinitionId'] === '')) {
+    if (
+      payload['ChannelDefinitionId'] !== undefined &&
+      (typeof payload['ChannelDefinitionId'] !== 'string' || payload['ChannelDefinitionId'] === '')
+    ) {
       problems.push('ChannelDefinitionId must be a non-empty string when given');
     }
     const message = payload['Message'];
     const parts: Record<string, string> = {};
-    if (typeof message !== 'object' || message === null || Array.isArray(message) || Object.keys(message).length === 0) {
+    if (
+      typeof message !== 'object' ||
+      message === null ||
+      Array.isArray(message) ||
+      Object.keys(message).length === 0
+    ) {
       problems.push('Message must be an object of message parts (part name → text)');
     } else {
       for (const [k, v] of Object.entries(message)) {
@@ -130,7 +175,11 @@ export class ContractApi {
       }
     }
     const sender = typeof payload['From'] === 'string' && payload['From'] !== '' ? payload['From'] : undefined;
-    if (problems.length > 0) return { ...(sender ? { sender } : {}), refuse: { reply: contractError(400, 'InvalidPayload', problems.join('; ')), code: 400 } };
+    if (problems.length > 0)
+      return {
+        ...(sender ? { sender } : {}),
+        refuse: { reply: contractError(400, 'InvalidPayload', problems.join('; ')), code: 400 },
+      };
     const channelDefinitionId = payload['ChannelDefinitionId'] as string | undefined;
     const echo = channelDefinitionId === undefined ? {} : { ChannelDefinitionId: channelDefinitionId };
     const requestId = payload['RequestId'] as string;
@@ -151,11 +200,20 @@ export class ContractApi {
       const waitMs = window.waitMs(now, limit);
       if (waitMs > 0) {
         const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
-        return { reply: tooMany(retryAfter, `Rate limit of ${limit} messages per second for this sender exceeded; retry after ${retryAfter} s.`), rateLimited: true };
+        return {
+          reply: tooMany(
+            retryAfter,
+            `Rate limit of ${limit} messages per second for this sender exceeded; retry after ${retryAfter} s.`,
+          ),
+          rateLimited: true,
+        };
       }
       window.add(now);
       const messageId = randomUUID();
-      const reply: Reply = { status: 200, body: { ...echo, MessageId: messageId, RequestId: requestId, Status: 'Sent' } };
+      const reply: Reply = {
+        status: 200,
+        body: { ...echo, MessageId: messageId, RequestId: requestId, Status: 'Sent' },
+      };
       this.#answers.set(key, reply);
       const accepted: SimulatedMessage = {
         time: now,

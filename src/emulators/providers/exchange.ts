@@ -30,11 +30,14 @@ export function readBody(req: IncomingMessage): Promise<string> {
   return readLimited(req, MAX_BODY_BYTES, () => new BodyTooLarge(`the request body exceeds ${MAX_BODY_BYTES} bytes`));
 }
 
-
 export function writeReply(res: ServerResponse, reply: Reply): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), ...reply.headers });
+  res.writeHead(reply.status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(text)),
+    ...reply.headers,
+  });
   res.end(text);
 }
 

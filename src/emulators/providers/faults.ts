@@ -71,7 +71,17 @@ export function seededRandom(seed: number): () => number {
 
 const SCOPES = ['all', ...PROVIDERS] as const;
 type Scope = (typeof SCOPES)[number];
-const SETTING_KEYS = new Set(['latencyMs', 'errorRate', 'errorNext', 'errorStatus', 'rateLimitBurst', 'timeoutRate', 'timeoutNext', 'timeoutAfterAccept', 'errorAfterAccept']);
+const SETTING_KEYS = new Set([
+  'latencyMs',
+  'errorRate',
+  'errorNext',
+  'errorStatus',
+  'rateLimitBurst',
+  'timeoutRate',
+  'timeoutNext',
+  'timeoutAfterAccept',
+  'errorAfterAccept',
+]);
 
 function fraction(v: unknown): boolean {
   return typeof v === 'number' && v >= 0 && v <= 1;
@@ -82,36 +92,64 @@ function count(v: unknown): boolean {
 
 /** Checks one scope's settings; returns the problems, each naming its key. */
 function faultSettingsProblems(value: unknown, where: string): string[] {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected an object, found ${JSON.stringify(value)}`];
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return [`${where}: expected an object, found ${JSON.stringify(value)}`];
   const s = value as Record<string, unknown>;
   const problems: string[] = [];
-  for (const key of Object.keys(s)) if (!SETTING_KEYS.has(key)) problems.push(`${where}.${key}: unknown fault setting (known: ${[...SETTING_KEYS].join(', ')})`);
+  for (const key of Object.keys(s))
+    if (!SETTING_KEYS.has(key))
+      problems.push(`${where}.${key}: unknown fault setting (known: ${[...SETTING_KEYS].join(', ')})`);
   const lat = s['latencyMs'];
   if (lat !== undefined) {
     const ok =
       (typeof lat === 'number' && lat >= 0 && Number.isFinite(lat)) ||
-      (typeof lat === 'object' && lat !== null && typeof (lat as { min?: unknown }).min === 'number' && typeof (lat as { max?: unknown }).max === 'number' &&
-        (lat as { min: number }).min >= 0 && (lat as { max: number }).max >= (lat as { min: number }).min && Number.isFinite((lat as { max: number }).max));
-    if (!ok) problems.push(`${where}.latencyMs: expected ms >= 0 or {min, max} with 0 <= min <= max, found ${JSON.stringify(lat)}`);
+      (typeof lat === 'object' &&
+        lat !== null &&
+        typeof (lat as { min?: unknown }).min === 'number' &&
+        typeof (lat as { max?: unknown }).max === 'number' &&
+        (lat as { min: number }).min >= 0 &&
+        (lat as { max: number }).max >= (lat as { min: number }).min &&
+        Number.isFinite((lat as { max: number }).max));
+    if (!ok)
+      problems.push(
+        `${where}.latencyMs: expected ms >= 0 or {min, max} with 0 <= min <= max, found ${JSON.stringify(lat)}`,
+      );
   }
-  for (const key of ['errorRate', 'timeoutRate']) if (s[key] !== undefined && !fraction(s[key])) problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${JSON.stringify(s[key])}`);
-  for (const key of ['errorNext', 'timeoutNext']) if (s[key] !== undefined && !count(s[key])) problems.push(`${where}.${key}: expected an integer >= 0, found ${JSON.stringify(s[key])}`);
-  if (s['errorStatus'] !== undefined && ![500, 502, 503].includes(s['errorStatus'] as number)) problems.push(`${where}.errorStatus: expected 500, 502 or 503, found ${JSON.stringify(s['errorStatus'])}`);
-  for (const key of ['timeoutAfterAccept', 'errorAfterAccept']) if (s[key] !== undefined && typeof s[key] !== 'boolean') problems.push(`${where}.${key}: expected a boolean, found ${JSON.stringify(s[key])}`);
+  for (const key of ['errorRate', 'timeoutRate'])
+    if (s[key] !== undefined && !fraction(s[key]))
+      problems.push(`${where}.${key}: expected a fraction from 0 to 1, found ${JSON.stringify(s[key])}`);
+  for (const key of ['errorNext', 'timeoutNext'])
+    if (s[key] !== undefined && !count(s[key]))
+      problems.push(`${where}.${key}: expected an integer >= 0, found ${JSON.stringify(s[key])}`);
+  if (s['errorStatus'] !== undefined && ![500, 502, 503].includes(s['errorStatus'] as number))
+    problems.push(`${where}.errorStatus: expected 500, 502 or 503, found ${JSON.stringify(s['errorStatus'])}`);
+  for (const key of ['timeoutAfterAccept', 'errorAfterAccept'])
+    if (s[key] !== undefined && typeof s[key] !== 'boolean')
+      problems.push(`${where}.${key}: expected a boolean, found ${JSON.stringify(s[key])}`);
   const burst = s['rateLimitBurst'] as { count?: unknown; retryAfterSeconds?: unknown } | undefined;
-  if (burst !== undefined && (typeof burst !== 'object' || burst === null || !count(burst.count) || !(count(burst.retryAfterSeconds) && (burst.retryAfterSeconds as number) >= 1))) {
-    problems.push(`${where}.rateLimitBurst: expected {count: integer >= 0, retryAfterSeconds: integer >= 1}, found ${JSON.stringify(burst)}`);
+  if (
+    burst !== undefined &&
+    (typeof burst !== 'object' ||
+      burst === null ||
+      !count(burst.count) ||
+      !(count(burst.retryAfterSeconds) && (burst.retryAfterSeconds as number) >= 1))
+  ) {
+    problems.push(
+      `${where}.rateLimitBurst: expected {count: integer >= 0, retryAfterSeconds: integer >= 1}, found ${JSON.stringify(burst)}`,
+    );
   }
   return problems;
 }
 
 /** Checks a whole `FaultsSpec`; returns the problems. */
 export function faultsSpecProblems(value: unknown, where = 'faults'): string[] {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: expected an object, found ${JSON.stringify(value)}`];
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return [`${where}: expected an object, found ${JSON.stringify(value)}`];
   const problems: string[] = [];
   for (const [key, v] of Object.entries(value)) {
     if (key === 'seed') {
-      if (!(typeof v === 'number' && Number.isInteger(v))) problems.push(`${where}.seed: expected an integer, found ${JSON.stringify(v)}`);
+      if (!(typeof v === 'number' && Number.isInteger(v)))
+        problems.push(`${where}.seed: expected an integer, found ${JSON.stringify(v)}`);
     } else if ((SCOPES as readonly string[]).includes(key)) {
       problems.push(...faultSettingsProblems(v, `${where}.${key}`));
     } else {
@@ -179,7 +217,8 @@ export class FaultPlan {
    */
   decide(provider: SimulatedProvider): FaultDecision {
     const latency = this.#holder(provider, 'latencyMs')?.latencyMs ?? 0;
-    const delayMs = typeof latency === 'number' ? latency : Math.round(latency.min + this.#random() * (latency.max - latency.min));
+    const delayMs =
+      typeof latency === 'number' ? latency : Math.round(latency.min + this.#random() * (latency.max - latency.min));
     const afterAccept = this.#holder(provider, 'timeoutAfterAccept')?.timeoutAfterAccept ?? false;
     const status = this.#holder(provider, 'errorStatus')?.errorStatus ?? 503;
     const errorAfterAccept = this.#holder(provider, 'errorAfterAccept')?.errorAfterAccept ?? false;
@@ -190,9 +229,11 @@ export class FaultPlan {
       burst.count -= 1;
       return { delayMs, action: { kind: 'rateLimit', retryAfterSeconds: burst.retryAfterSeconds } };
     }
-    if (this.#take(provider, 'errorNext')) return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
+    if (this.#take(provider, 'errorNext'))
+      return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
     if (this.#chance(provider, 'timeoutRate')) return { delayMs, action: { kind: 'timeout', afterAccept } };
-    if (this.#chance(provider, 'errorRate')) return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
+    if (this.#chance(provider, 'errorRate'))
+      return { delayMs, action: { kind: 'error', status, afterAccept: errorAfterAccept } };
     return { delayMs, action: { kind: 'none' } };
   }
 }

@@ -27,12 +27,19 @@ import { smsSegments, type ResolvedTwilio, type TwilioApi, type TwilioSigning } 
  * HMAC-SHA1 unless `algorithm` says otherwise. Written here, apart from the relay's verifier, so that each checks the
  * other. The parameters are grouped in one pass; the simulator never repeats a name.
  */
-export function signTwilio(secret: string, url: string, params: URLSearchParams, algorithm: 'HMAC_SHA1' | 'HMAC_SHA256' = 'HMAC_SHA1'): string {
+export function signTwilio(
+  secret: string,
+  url: string,
+  params: URLSearchParams,
+  algorithm: 'HMAC_SHA1' | 'HMAC_SHA256' = 'HMAC_SHA1',
+): string {
   const byName = new Map<string, string[]>();
   for (const [name, value] of params) byName.set(name, [...(byName.get(name) ?? []), value]);
   let data = url;
   for (const name of [...byName.keys()].sort()) for (const value of byName.get(name)!.sort()) data += name + value;
-  return createHmac(algorithm === 'HMAC_SHA256' ? 'sha256' : 'sha1', secret).update(data, 'utf8').digest('base64');
+  return createHmac(algorithm === 'HMAC_SHA256' ? 'sha256' : 'sha1', secret)
+    .update(data, 'utf8')
+    .digest('base64');
 }
 
 /** The URL a signature covers, in the form `twilio.signing.url` picks (see TwilioSigning in twilio.ts). */
@@ -47,16 +54,26 @@ function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): st
     case 'default-port-added':
       return u.port === '' ? `${u.protocol}//${u.hostname}:${u.protocol === 'https:' ? 443 : 80}${rest}` : url;
     case 'legacy-query':
-      return u.search === '' ? url : `${u.protocol}//${u.host}${u.pathname}?${stringifyQuery(parseQuery(u.search.slice(1)))}`;
+      return u.search === ''
+        ? url
+        : `${u.protocol}//${u.host}${u.pathname}?${stringifyQuery(parseQuery(u.search.slice(1)))}`;
   }
 }
 
 /** The signature headers of a Twilio callback, as `signing` says (the auth token, or a SharedKey with its settings header). */
-function twilioSignatureHeaders(signing: TwilioSigning, authToken: string, url: string, params: URLSearchParams): Record<string, string> {
+function twilioSignatureHeaders(
+  signing: TwilioSigning,
+  authToken: string,
+  url: string,
+  params: URLSearchParams,
+): Record<string, string> {
   const signed = signedUrlForm(url, signing.url ?? 'as-called');
   const key = signing.sharedKey;
   if (key === undefined) return { 'X-Twilio-Signature': signTwilio(authToken, signed, params) };
-  return { 'X-Twilio-Signature': signTwilio(key.secret, signed, params, key.algorithm), 'X-Twilio-Webhooks-Signature-Settings': `key=${key.sid},algorithm=${key.algorithm}` };
+  return {
+    'X-Twilio-Signature': signTwilio(key.secret, signed, params, key.algorithm),
+    'X-Twilio-Webhooks-Signature-Settings': `key=${key.sid},algorithm=${key.algorithm}`,
+  };
 }
 
 const LINK = /https?:\/\/[^\s<>"']+/g;
@@ -114,7 +131,8 @@ export class Feedback {
     const draw = random();
     const keyword = r.keywords.length > 0 ? pick(r.keywords, random) : undefined;
     if (draw < r.stopRate) return { clicks, reply: { text: r.stopWord, intent: 'stop' } };
-    if (draw < r.stopRate + r.replyRate && keyword !== undefined) return { clicks, reply: { text: keyword, intent: 'keyword' } };
+    if (draw < r.stopRate + r.replyRate && keyword !== undefined)
+      return { clicks, reply: { text: keyword, intent: 'keyword' } };
     return { clicks };
   }
 
@@ -132,7 +150,11 @@ export class Feedback {
   }
 
   #belongs(m: SimulatedMessage): Pick<Callback, 'providerMessageId' | 'idempotencyKey' | 'recipient'> {
-    return { providerMessageId: m.providerMessageId, recipient: m.recipient, ...(m.idempotencyKey === undefined ? {} : { idempotencyKey: m.idempotencyKey }) };
+    return {
+      providerMessageId: m.providerMessageId,
+      recipient: m.recipient,
+      ...(m.idempotencyKey === undefined ? {} : { idempotencyKey: m.idempotencyKey }),
+    };
   }
 
   /** Starts the callbacks of an accepted message; `authToken` is the Twilio password its send carried. */
@@ -166,7 +188,18 @@ export class Feedback {
         if (!acts || expired) return;
       }
       const waitMs = m.expiresAfterMs ?? m.queuedMs ?? 0;
-      run(() => this.#twilio(m, { statuses, sequence, delivered: delivered && !expired, errorCode, waitMs, plan, random, ...(authToken === undefined ? {} : { authToken }) }));
+      run(() =>
+        this.#twilio(m, {
+          statuses,
+          sequence,
+          delivered: delivered && !expired,
+          errorCode,
+          waitMs,
+          plan,
+          random,
+          ...(authToken === undefined ? {} : { authToken }),
+        }),
+      );
     } else if (m.provider === 'telegram') {
       if (!plan.reply && plan.clicks.length === 0) return;
       run(() => this.#telegram(m, plan, random));
@@ -174,11 +207,18 @@ export class Feedback {
       const c = this.#deps.contract;
       const reportsUrl = c.channelUrls[m.channel]?.reportsUrl ?? c.reportsUrl;
       if (reportsUrl === undefined && !acts) return;
-      run(() => this.#contract(m, { delivered, read, plan, random, ...(reportsUrl === undefined ? {} : { reportsUrl }) }));
+      run(() =>
+        this.#contract(m, { delivered, read, plan, random, ...(reportsUrl === undefined ? {} : { reportsUrl }) }),
+      );
     }
   }
 
-  async #recipient(m: SimulatedMessage, plan: RecipientPlan, random: () => number, reply: (text: string, intent: string) => Callback | undefined): Promise<void> {
+  async #recipient(
+    m: SimulatedMessage,
+    plan: RecipientPlan,
+    random: () => number,
+    reply: (text: string, intent: string) => Callback | undefined,
+  ): Promise<void> {
     const engine = this.#deps.engine;
     for (const link of plan.clicks) {
       await engine.sleep(engine.delay(random));
@@ -205,7 +245,16 @@ export class Feedback {
 
   async #twilio(
     m: SimulatedMessage,
-    f: { statuses: boolean; sequence: string[]; delivered: boolean; errorCode: number; waitMs: number; plan: RecipientPlan; random: () => number; authToken?: string },
+    f: {
+      statuses: boolean;
+      sequence: string[];
+      delivered: boolean;
+      errorCode: number;
+      waitMs: number;
+      plan: RecipientPlan;
+      random: () => number;
+      authToken?: string;
+    },
   ): Promise<void> {
     const engine = this.#deps.engine;
     const api = this.#deps.twilio.api;
@@ -222,7 +271,15 @@ export class Feedback {
         engine.unroutable('status');
         continue;
       }
-      const params = new URLSearchParams({ AccountSid: m.channel, ApiVersion: '2010-04-01', MessageSid: m.providerMessageId, MessageStatus: status, SmsSid: m.providerMessageId, SmsStatus: status, To: m.recipient });
+      const params = new URLSearchParams({
+        AccountSid: m.channel,
+        ApiVersion: '2010-04-01',
+        MessageSid: m.providerMessageId,
+        MessageStatus: status,
+        SmsSid: m.providerMessageId,
+        SmsStatus: status,
+        To: m.recipient,
+      });
       if (viaService) params.set('MessagingServiceSid', m.sender);
       else params.set('From', m.sender);
       const failure = status === 'failed' || status === 'undelivered';
@@ -236,7 +293,11 @@ export class Feedback {
           kind: 'status',
           method: 'POST',
           url,
-          headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', ...signature, 'User-Agent': 'TwilioProxy/1.1' }),
+          headers: () => ({
+            'Content-Type': 'application/x-www-form-urlencoded',
+            ...signature,
+            'User-Agent': 'TwilioProxy/1.1',
+          }),
           body,
           retry: 'connection',
           ...this.#belongs(m),
@@ -268,7 +329,16 @@ export class Feedback {
         To: m.sender,
       });
       if (viaService) params.set('MessagingServiceSid', m.sender);
-      api.received({ sid, accountSid: m.channel, from: m.recipient, to: m.sender, body: text, time: this.#deps.clock(), inReplyTo: m.providerMessageId, intent: intent === 'stop' ? 'stop' : 'keyword' });
+      api.received({
+        sid,
+        accountSid: m.channel,
+        from: m.recipient,
+        to: m.sender,
+        body: text,
+        time: this.#deps.clock(),
+        inReplyTo: m.providerMessageId,
+        intent: intent === 'stop' ? 'stop' : 'keyword',
+      });
       const target = url.replace(/#.*$/, '');
       const signature = twilioSignatureHeaders(this.#deps.twilio.options.signing, inboundToken, target, params);
       return {
@@ -276,7 +346,11 @@ export class Feedback {
         kind: 'inbound',
         method: 'POST',
         url: target,
-        headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', ...signature, 'User-Agent': 'TwilioProxy/1.1' }),
+        headers: () => ({
+          'Content-Type': 'application/x-www-form-urlencoded',
+          ...signature,
+          'User-Agent': 'TwilioProxy/1.1',
+        }),
         body: params.toString(),
         retry: 'connection',
         ...this.#belongs(m),
@@ -301,13 +375,17 @@ export class Feedback {
       const updateId = (this.#updateIds.get(botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
       this.#updateIds.set(botId, updateId);
       const chatId = /^-?\d+$/.test(m.recipient) ? Number(m.recipient) : m.recipient;
-      const userId = typeof chatId === 'number' && chatId > 0 ? chatId : 700_000_000 + Math.floor(this.#ids() * 100_000_000);
+      const userId =
+        typeof chatId === 'number' && chatId > 0 ? chatId : 700_000_000 + Math.floor(this.#ids() * 100_000_000);
       const update = {
         update_id: updateId,
         message: {
           message_id: this.#deps.telegram.nextMessageId(botId, m.recipient),
           from: { id: userId, is_bot: false, first_name: 'Contact', language_code: 'en' },
-          chat: typeof chatId === 'number' && chatId > 0 ? { id: chatId, first_name: 'Contact', type: 'private' } : { id: chatId, title: 'Group', type: 'group' },
+          chat:
+            typeof chatId === 'number' && chatId > 0
+              ? { id: chatId, first_name: 'Contact', type: 'private' }
+              : { id: chatId, title: 'Group', type: 'group' },
           date: Math.floor(this.#deps.clock() / 1000),
           text,
         },
@@ -319,7 +397,10 @@ export class Feedback {
         kind: 'update',
         method: 'POST',
         url: hook.url,
-        headers: () => ({ 'Content-Type': 'application/json', ...(secret === undefined ? {} : { 'X-Telegram-Bot-Api-Secret-Token': secret }) }),
+        headers: () => ({
+          'Content-Type': 'application/json',
+          ...(secret === undefined ? {} : { 'X-Telegram-Bot-Api-Secret-Token': secret }),
+        }),
         body: JSON.stringify(update),
         retry: 'any',
         ...this.#belongs(m),
@@ -332,7 +413,13 @@ export class Feedback {
     });
   }
 
-  #contractCallback(m: SimulatedMessage, kind: 'report' | 'inbound', url: string, payload: Record<string, unknown>, summary: Record<string, string>): Callback {
+  #contractCallback(
+    m: SimulatedMessage,
+    kind: 'report' | 'inbound',
+    url: string,
+    payload: Record<string, unknown>,
+    summary: Record<string, string>,
+  ): Callback {
     const c = this.#deps.contract;
     const body = JSON.stringify(payload);
     const id = `msg_${randomUUID().replace(/-/g, '')}`;
@@ -343,7 +430,10 @@ export class Feedback {
       method: 'POST',
       url,
       // A retry or a repeat keeps the webhook-id and is stamped and signed anew, as Standard Webhooks senders do.
-      headers: () => ({ 'Content-Type': 'application/json', ...signStandardWebhook(secrets, id, body, this.#deps.clock() / 1000) }),
+      headers: () => ({
+        'Content-Type': 'application/json',
+        ...signStandardWebhook(secrets, id, body, this.#deps.clock() / 1000),
+      }),
       body,
       retry: 'any',
       ...this.#belongs(m),
@@ -351,13 +441,23 @@ export class Feedback {
     };
   }
 
-  async #contract(m: SimulatedMessage, f: { reportsUrl?: string; delivered: boolean; read: boolean; plan: RecipientPlan; random: () => number }): Promise<void> {
+  async #contract(
+    m: SimulatedMessage,
+    f: { reportsUrl?: string; delivered: boolean; read: boolean; plan: RecipientPlan; random: () => number },
+  ): Promise<void> {
     const engine = this.#deps.engine;
     const echo = m.channelDefinitionId === undefined ? {} : { ChannelDefinitionId: m.channelDefinitionId };
     const report = async (status: string, details: Record<string, unknown>): Promise<void> => {
       await engine.sleep(engine.delay(f.random));
       if (f.reportsUrl === undefined) return;
-      const payload = { ...echo, RequestId: m.idempotencyKey, MessageId: m.providerMessageId, From: m.sender, Status: status, StatusDetails: details };
+      const payload = {
+        ...echo,
+        RequestId: m.idempotencyKey,
+        MessageId: m.providerMessageId,
+        From: m.sender,
+        Status: status,
+        StatusDetails: details,
+      };
       await engine.deliver(this.#contractCallback(m, 'report', f.reportsUrl, payload, { status }), f.random);
     };
     if (f.reportsUrl === undefined) engine.unroutable('report');

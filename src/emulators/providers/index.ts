@@ -17,7 +17,15 @@ export type { TelegramOptions } from './telegram.js';
 export { CONTRACT_DEFAULTS } from './contract.js';
 export type { ContractOptions } from './contract.js';
 export { CALLBACK_DEFAULTS, CALLBACK_KINDS, maskUrl, RECIPIENT_DEFAULTS } from './callbacks.js';
-export type { CallbackFilter, CallbackKind, CallbackKindStats, CallbackOptions, CallbackRecord, CallbackStats, RecipientOptions } from './callbacks.js';
+export type {
+  CallbackFilter,
+  CallbackKind,
+  CallbackKindStats,
+  CallbackOptions,
+  CallbackRecord,
+  CallbackStats,
+  RecipientOptions,
+} from './callbacks.js';
 export { linksOf, signTwilio } from './feedback.js';
 export type { TelegramWebhook } from './telegram.js';
 export { verifyStandardWebhook } from './standard-webhooks.js';

@@ -83,7 +83,19 @@ export interface ProviderStats extends TrafficStats {
 export type SimulatorStats = Record<SimulatedProvider, ProviderStats>;
 
 function emptyTraffic(): TrafficStats {
-  return { requests: 0, accepted: 0, duplicates: 0, repeatedKeys: 0, rejected: {}, rateLimited: 0, rateViolations: 0, segments: 0, maxInAnyWindow: 0, concurrencyPeak: 0, inFlight: 0 };
+  return {
+    requests: 0,
+    accepted: 0,
+    duplicates: 0,
+    repeatedKeys: 0,
+    rejected: {},
+    rateLimited: 0,
+    rateViolations: 0,
+    segments: 0,
+    maxInAnyWindow: 0,
+    concurrencyPeak: 0,
+    inFlight: 0,
+  };
 }
 
 function emptyProvider(): ProviderStats {
@@ -163,7 +175,12 @@ export class Records {
 
   messages(filter: MessageFilter = {}): SimulatedMessage[] {
     return this.#messages
-      .filter((m) => (filter.provider === undefined || m.provider === filter.provider) && (filter.sender === undefined || m.sender === filter.sender) && (filter.recipient === undefined || m.recipient === filter.recipient))
+      .filter(
+        (m) =>
+          (filter.provider === undefined || m.provider === filter.provider) &&
+          (filter.sender === undefined || m.sender === filter.sender) &&
+          (filter.recipient === undefined || m.recipient === filter.recipient),
+      )
       .map((m) => structuredClone(m));
   }
 
@@ -181,7 +198,8 @@ export class Records {
     this.#windows.clear();
     for (const p of PROVIDERS) {
       this.#stats[p].inFlight = before[p].inFlight;
-      for (const [sender, s] of Object.entries(before[p].senders)) if (s.inFlight > 0) this.sender(p, sender).inFlight = s.inFlight;
+      for (const [sender, s] of Object.entries(before[p].senders))
+        if (s.inFlight > 0) this.sender(p, sender).inFlight = s.inFlight;
     }
   }
 }

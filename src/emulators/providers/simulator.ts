@@ -19,12 +19,30 @@ import {
   type RecipientOptions,
 } from './callbacks.js';
 import { Feedback } from './feedback.js';
-import { BodyTooLarge, readBody, runCall, writeReply, type CallDeps, type Exchange, type Prepared, type Reply } from './exchange.js';
+import {
+  BodyTooLarge,
+  readBody,
+  runCall,
+  writeReply,
+  type CallDeps,
+  type Exchange,
+  type Prepared,
+  type Reply,
+} from './exchange.js';
 import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
 import { secretKey } from './standard-webhooks.js';
 import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
-import { TWILIO_DEFAULTS, TWILIO_MESSAGE_PATH, TWILIO_PATH, TWILIO_SIGNED_URLS, TWILIO_SIGNING_ALGORITHMS, TwilioApi, type InboundReply, type TwilioOptions } from './twilio.js';
+import {
+  TWILIO_DEFAULTS,
+  TWILIO_MESSAGE_PATH,
+  TWILIO_PATH,
+  TWILIO_SIGNED_URLS,
+  TWILIO_SIGNING_ALGORITHMS,
+  TwilioApi,
+  type InboundReply,
+  type TwilioOptions,
+} from './twilio.js';
 
 export interface ProviderSimulatorsOptions {
   /** Port; 0 picks a free one. @defaultValue 0 */
@@ -130,12 +148,21 @@ function twilioSigningProblems(value: unknown): string[] {
   const problems: string[] = [];
   const { sharedKey, url, ...rest } = value;
   for (const key of Object.keys(rest)) problems.push(`twilio.signing.${key}: unknown option (known: sharedKey, url)`);
-  if (url !== undefined && !TWILIO_SIGNED_URLS.some((u) => u === url)) problems.push(`twilio.signing.url: expected one of ${TWILIO_SIGNED_URLS.join(', ')}, found ${shown(url)}`);
+  if (url !== undefined && !TWILIO_SIGNED_URLS.some((u) => u === url))
+    problems.push(`twilio.signing.url: expected one of ${TWILIO_SIGNED_URLS.join(', ')}, found ${shown(url)}`);
   if (sharedKey !== undefined) {
     const k = sharedKey as Record<string, unknown>;
     const ok =
-      isRecord(sharedKey) && typeof k['sid'] === 'string' && k['sid'] !== '' && typeof k['secret'] === 'string' && k['secret'] !== '' && TWILIO_SIGNING_ALGORITHMS.some((a) => a === k['algorithm']);
-    if (!ok) problems.push(`twilio.signing.sharedKey: expected {sid, secret, algorithm: ${TWILIO_SIGNING_ALGORITHMS.join(' | ')}} with non-empty sid and secret, found ${isRecord(sharedKey) ? shown({ ...sharedKey, secret: '***' }) : shown(sharedKey)}`);
+      isRecord(sharedKey) &&
+      typeof k['sid'] === 'string' &&
+      k['sid'] !== '' &&
+      typeof k['secret'] === 'string' &&
+      k['secret'] !== '' &&
+      TWILIO_SIGNING_ALGORITHMS.some((a) => a === k['algorithm']);
+    if (!ok)
+      problems.push(
+        `twilio.signing.sharedKey: expected {sid, secret, algorithm: ${TWILIO_SIGNING_ALGORITHMS.join(' | ')}} with non-empty sid and secret, found ${isRecord(sharedKey) ? shown({ ...sharedKey, secret: '***' }) : shown(sharedKey)}`,
+      );
   }
   return problems;
 }
@@ -143,45 +170,75 @@ function twilioSigningProblems(value: unknown): string[] {
 function resolveOptions(options: ProviderSimulatorsOptions) {
   const problems: string[] = [];
   const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`port: expected an integer 0-65535, found ${String(options.port)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    problems.push(`port: expected an integer 0-65535, found ${String(options.port)}`);
   const host = options.host ?? '127.0.0.1';
-  if (typeof host !== 'string' || host === '') problems.push(`host: expected a host name or address, found ${String(options.host)}`);
+  if (typeof host !== 'string' || host === '')
+    problems.push(`host: expected a host name or address, found ${String(options.host)}`);
   const latencyMs = options.latencyMs ?? 0;
-  if (!(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0)) problems.push(`latencyMs: expected ms >= 0, found ${String(options.latencyMs)}`);
+  if (!(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0))
+    problems.push(`latencyMs: expected ms >= 0, found ${String(options.latencyMs)}`);
   const tolerance = options.windowToleranceMs ?? 0;
-  if (!(typeof tolerance === 'number' && tolerance >= 0 && tolerance < 1000)) problems.push(`windowToleranceMs: expected 0 <= ms < 1000, found ${String(options.windowToleranceMs)}`);
-  if (options.seed !== undefined && !Number.isInteger(options.seed)) problems.push(`seed: expected an integer, found ${String(options.seed)}`);
+  if (!(typeof tolerance === 'number' && tolerance >= 0 && tolerance < 1000))
+    problems.push(`windowToleranceMs: expected 0 <= ms < 1000, found ${String(options.windowToleranceMs)}`);
+  if (options.seed !== undefined && !Number.isInteger(options.seed))
+    problems.push(`seed: expected an integer, found ${String(options.seed)}`);
 
   const twilio = { ...TWILIO_DEFAULTS, ...options.twilio };
-  for (const key of ['longCodeMps', 'tollFreeMps', 'shortCodeMps', 'otherMps', 'concurrency'] as const) if (!limit(twilio[key])) problems.push(`twilio.${key}: expected an integer >= 1, found ${String(twilio[key])}`);
-  for (const [sender, mps] of Object.entries(twilio.mpsBySender)) if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
+  for (const key of ['longCodeMps', 'tollFreeMps', 'shortCodeMps', 'otherMps', 'concurrency'] as const)
+    if (!limit(twilio[key])) problems.push(`twilio.${key}: expected an integer >= 1, found ${String(twilio[key])}`);
+  for (const [sender, mps] of Object.entries(twilio.mpsBySender))
+    if (!limit(mps)) problems.push(`twilio.mpsBySender.${sender}: expected an integer >= 1, found ${String(mps)}`);
   if (!Array.isArray(twilio.unsubscribed)) problems.push('twilio.unsubscribed: expected an array of phone numbers');
-  if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null)) problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
-  if (!positive(twilio.queueSeconds)) problems.push(`twilio.queueSeconds: expected seconds > 0, found ${shown(twilio.queueSeconds)}`);
+  if (twilio.authTokens !== undefined && (typeof twilio.authTokens !== 'object' || twilio.authTokens === null))
+    problems.push('twilio.authTokens: expected an object AccountSid → AuthToken');
+  if (!positive(twilio.queueSeconds))
+    problems.push(`twilio.queueSeconds: expected seconds > 0, found ${shown(twilio.queueSeconds)}`);
   const validity = twilio.validityPeriodSeconds;
-  if (!(Number.isInteger(validity) && validity >= 1 && validity <= 36_000)) problems.push(`twilio.validityPeriodSeconds: expected an integer from 1 to 36000, found ${shown(validity)}`);
-  for (const key of ['statusCallbacks', 'initialStatusCallback', 'honourIdempotencyToken'] as const) if (typeof twilio[key] !== 'boolean') problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
-  if (!(typeof twilio.failedShare === 'number' && twilio.failedShare >= 0 && twilio.failedShare <= 1)) problems.push(`twilio.failedShare: expected a fraction from 0 to 1, found ${shown(twilio.failedShare)}`);
-  if (!Array.isArray(twilio.errorCodes) || twilio.errorCodes.length === 0 || !twilio.errorCodes.every((c) => Number.isInteger(c) && c > 0)) {
-    problems.push(`twilio.errorCodes: expected a non-empty array of Twilio error codes (e.g. 30003), found ${shown(twilio.errorCodes)}`);
+  if (!(Number.isInteger(validity) && validity >= 1 && validity <= 36_000))
+    problems.push(`twilio.validityPeriodSeconds: expected an integer from 1 to 36000, found ${shown(validity)}`);
+  for (const key of ['statusCallbacks', 'initialStatusCallback', 'honourIdempotencyToken'] as const)
+    if (typeof twilio[key] !== 'boolean')
+      problems.push(`twilio.${key}: expected a boolean, found ${shown(twilio[key])}`);
+  if (!(typeof twilio.failedShare === 'number' && twilio.failedShare >= 0 && twilio.failedShare <= 1))
+    problems.push(`twilio.failedShare: expected a fraction from 0 to 1, found ${shown(twilio.failedShare)}`);
+  if (
+    !Array.isArray(twilio.errorCodes) ||
+    twilio.errorCodes.length === 0 ||
+    !twilio.errorCodes.every((c) => Number.isInteger(c) && c > 0)
+  ) {
+    problems.push(
+      `twilio.errorCodes: expected a non-empty array of Twilio error codes (e.g. 30003), found ${shown(twilio.errorCodes)}`,
+    );
   }
-  if (!isRecord(twilio.inboundUrls)) problems.push(`twilio.inboundUrls: expected an object sender → http(s) URL, found ${shown(twilio.inboundUrls)}`);
-  else for (const [sender, u] of Object.entries(twilio.inboundUrls)) if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
+  if (!isRecord(twilio.inboundUrls))
+    problems.push(`twilio.inboundUrls: expected an object sender → http(s) URL, found ${shown(twilio.inboundUrls)}`);
+  else
+    for (const [sender, u] of Object.entries(twilio.inboundUrls))
+      if (!isHttpUrl(u)) problems.push(`twilio.inboundUrls.${sender}: expected an http(s) URL, found ${shown(u)}`);
   problems.push(...twilioSigningProblems(twilio.signing));
 
   const telegram = { ...TELEGRAM_DEFAULTS, ...options.telegram };
-  for (const key of ['perBot', 'perChat', 'perGroupPerMinute'] as const) if (!limit(telegram[key])) problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
-  if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens)) problems.push('telegram.tokens: expected an array of bot tokens');
-  for (const key of ['blockedChats', 'unknownChats'] as const) if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
+  for (const key of ['perBot', 'perChat', 'perGroupPerMinute'] as const)
+    if (!limit(telegram[key]))
+      problems.push(`telegram.${key}: expected an integer >= 1, found ${String(telegram[key])}`);
+  if (telegram.tokens !== undefined && !Array.isArray(telegram.tokens))
+    problems.push('telegram.tokens: expected an array of bot tokens');
+  for (const key of ['blockedChats', 'unknownChats'] as const)
+    if (!Array.isArray(telegram[key])) problems.push(`telegram.${key}: expected an array of chat ids`);
 
   const contract = { ...CONTRACT_DEFAULTS, ...options.contract };
-  if (!limit(contract.perSender)) problems.push(`contract.perSender: expected an integer >= 1, found ${String(contract.perSender)}`);
-  if (!positive(contract.toleranceSeconds)) problems.push(`contract.toleranceSeconds: expected a number > 0, found ${String(contract.toleranceSeconds)}`);
-  for (const [sender, n] of Object.entries(contract.perSenderBySender)) if (!limit(n)) problems.push(`contract.perSenderBySender.${sender}: expected an integer >= 1, found ${String(n)}`);
+  if (!limit(contract.perSender))
+    problems.push(`contract.perSender: expected an integer >= 1, found ${String(contract.perSender)}`);
+  if (!positive(contract.toleranceSeconds))
+    problems.push(`contract.toleranceSeconds: expected a number > 0, found ${String(contract.toleranceSeconds)}`);
+  for (const [sender, n] of Object.entries(contract.perSenderBySender))
+    if (!limit(n)) problems.push(`contract.perSenderBySender.${sender}: expected an integer >= 1, found ${String(n)}`);
   const checkSecrets = (key: 'secrets' | 'callbackSecrets'): void => {
     const secrets: unknown = contract[key];
     if (secrets === undefined) return;
-    if (!Array.isArray(secrets) || secrets.length === 0) problems.push(`contract.${key}: expected a non-empty array of whsec_… secrets`);
+    if (!Array.isArray(secrets) || secrets.length === 0)
+      problems.push(`contract.${key}: expected a non-empty array of whsec_… secrets`);
     else
       secrets.forEach((s: unknown, i) => {
         try {
@@ -193,10 +250,16 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
       });
   };
   checkSecrets('secrets');
-  if (!Array.isArray(contract.notSentRecipients)) problems.push('contract.notSentRecipients: expected an array of recipients');
-  for (const key of ['reportsUrl', 'inboundUrl'] as const) if (contract[key] !== undefined && !isHttpUrl(contract[key])) problems.push(`contract.${key}: expected an http(s) URL, found ${shown(contract[key])}`);
+  if (!Array.isArray(contract.notSentRecipients))
+    problems.push('contract.notSentRecipients: expected an array of recipients');
+  for (const key of ['reportsUrl', 'inboundUrl'] as const)
+    if (contract[key] !== undefined && !isHttpUrl(contract[key]))
+      problems.push(`contract.${key}: expected an http(s) URL, found ${shown(contract[key])}`);
   let contractCallbackUrls = contract.reportsUrl !== undefined || contract.inboundUrl !== undefined;
-  if (!isRecord(contract.channelUrls)) problems.push(`contract.channelUrls: expected an object channel → {reportsUrl?, inboundUrl?}, found ${shown(contract.channelUrls)}`);
+  if (!isRecord(contract.channelUrls))
+    problems.push(
+      `contract.channelUrls: expected an object channel → {reportsUrl?, inboundUrl?}, found ${shown(contract.channelUrls)}`,
+    );
   else
     for (const [channel, urls] of Object.entries(contract.channelUrls)) {
       if (!isRecord(urls)) {
@@ -204,14 +267,18 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
         continue;
       }
       for (const [key, u] of Object.entries(urls)) {
-        if (key !== 'reportsUrl' && key !== 'inboundUrl') problems.push(`contract.channelUrls.${channel}.${key}: unknown option (known: reportsUrl, inboundUrl)`);
-        else if (!isHttpUrl(u)) problems.push(`contract.channelUrls.${channel}.${key}: expected an http(s) URL, found ${shown(u)}`);
+        if (key !== 'reportsUrl' && key !== 'inboundUrl')
+          problems.push(`contract.channelUrls.${channel}.${key}: unknown option (known: reportsUrl, inboundUrl)`);
+        else if (!isHttpUrl(u))
+          problems.push(`contract.channelUrls.${channel}.${key}: expected an http(s) URL, found ${shown(u)}`);
         else contractCallbackUrls = true;
       }
     }
   checkSecrets('callbackSecrets');
   if (contractCallbackUrls && contract.callbackSecrets === undefined && contract.secrets === undefined) {
-    problems.push('contract.callbackSecrets: expected whsec_… secrets to sign reports and inbound messages with (or contract.secrets), found none');
+    problems.push(
+      'contract.callbackSecrets: expected whsec_… secrets to sign reports and inbound messages with (or contract.secrets), found none',
+    );
   }
   problems.push(...callbackOptionsProblems(options.callbacks), ...recipientOptionsProblems(options.recipients));
   const callbacks = { ...CALLBACK_DEFAULTS, ...options.callbacks };
@@ -267,11 +334,22 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     renderFault: (a) => api.renderFault(a),
     held,
     onAccepted: (m: SimulatedMessage, outcome) => {
-      if (debug) log.debug('message accepted', { provider: m.provider, channel: m.channel, from: m.sender, to: m.recipient, providerMessageId: m.providerMessageId });
+      if (debug)
+        log.debug('message accepted', {
+          provider: m.provider,
+          channel: m.channel,
+          from: m.sender,
+          to: m.recipient,
+          providerMessageId: m.providerMessageId,
+        });
       feedback.accepted(m, outcome.authToken);
     },
   });
-  const callDeps = { twilio: deps('twilio', twilio), telegram: deps('telegram', telegram), contract: deps('contract', contract) };
+  const callDeps = {
+    twilio: deps('twilio', twilio),
+    telegram: deps('telegram', telegram),
+    contract: deps('contract', contract),
+  };
 
   function reset(): void {
     records.reset();
@@ -290,7 +368,11 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     else if (provider === 'telegram') telegram.unblock(recipient);
     else contract.accept(String(recipient));
   }
-  const blocked = () => ({ twilio: twilio.unsubscribedNumbers(), telegram: telegram.blockedChats(), contract: contract.refusedRecipients() });
+  const blocked = () => ({
+    twilio: twilio.unsubscribedNumbers(),
+    telegram: telegram.blockedChats(),
+    contract: contract.refusedRecipients(),
+  });
 
   /** `/_simulator/…`: the log, the statistics, the faults, the blocked recipients. */
   function control(ex: Exchange): Reply {
@@ -306,20 +388,48 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
       switch (route) {
         case 'GET /_simulator/messages': {
           const provider = ex.query.get('provider') ?? undefined;
-          if (provider !== undefined && !isProvider(provider)) return simulatorError(400, 'InvalidFilter', `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`);
+          if (provider !== undefined && !isProvider(provider))
+            return simulatorError(
+              400,
+              'InvalidFilter',
+              `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`,
+            );
           const sender = ex.query.get('sender') ?? undefined;
           const recipient = ex.query.get('recipient') ?? undefined;
-          return { status: 200, body: records.messages({ ...(provider ? { provider } : {}), ...(sender ? { sender } : {}), ...(recipient ? { recipient } : {}) }) };
+          return {
+            status: 200,
+            body: records.messages({
+              ...(provider ? { provider } : {}),
+              ...(sender ? { sender } : {}),
+              ...(recipient ? { recipient } : {}),
+            }),
+          };
         }
         case 'DELETE /_simulator/messages':
           reset();
           return { status: 200, body: { reset: true } };
         case 'GET /_simulator/callbacks': {
           const provider = ex.query.get('provider') ?? undefined;
-          if (provider !== undefined && !isProvider(provider)) return simulatorError(400, 'InvalidFilter', `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`);
+          if (provider !== undefined && !isProvider(provider))
+            return simulatorError(
+              400,
+              'InvalidFilter',
+              `provider must be one of ${PROVIDERS.join(', ')}, found '${provider}'`,
+            );
           const kind = ex.query.get('kind') ?? undefined;
-          if (kind !== undefined && !(CALLBACK_KINDS as readonly string[]).includes(kind)) return simulatorError(400, 'InvalidFilter', `kind must be one of ${CALLBACK_KINDS.join(', ')}, found '${kind}'`);
-          return { status: 200, body: engine.records({ ...(provider ? { provider } : {}), ...(kind ? { kind: kind as CallbackKind } : {}) }) };
+          if (kind !== undefined && !(CALLBACK_KINDS as readonly string[]).includes(kind))
+            return simulatorError(
+              400,
+              'InvalidFilter',
+              `kind must be one of ${CALLBACK_KINDS.join(', ')}, found '${kind}'`,
+            );
+          return {
+            status: 200,
+            body: engine.records({
+              ...(provider ? { provider } : {}),
+              ...(kind ? { kind: kind as CallbackKind } : {}),
+            }),
+          };
         }
         case 'GET /_simulator/inbound':
           return { status: 200, body: twilio.inboundReplies() };
@@ -343,9 +453,21 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
           return { status: 200, body: blocked() };
         case 'POST /_simulator/blocked':
         case 'DELETE /_simulator/blocked': {
-          const b = (ex.method === 'POST' ? jsonBody() : { provider: ex.query.get('provider'), recipient: ex.query.get('recipient') }) as { provider?: unknown; recipient?: unknown };
-          if (!isProvider(b?.provider) || !(typeof b.recipient === 'string' || typeof b.recipient === 'number') || b.recipient === '') {
-            return simulatorError(400, 'InvalidRecipient', `expected {provider: ${PROVIDERS.join('|')}, recipient: string}, found ${JSON.stringify(b)}`);
+          const b = (
+            ex.method === 'POST'
+              ? jsonBody()
+              : { provider: ex.query.get('provider'), recipient: ex.query.get('recipient') }
+          ) as { provider?: unknown; recipient?: unknown };
+          if (
+            !isProvider(b?.provider) ||
+            !(typeof b.recipient === 'string' || typeof b.recipient === 'number') ||
+            b.recipient === ''
+          ) {
+            return simulatorError(
+              400,
+              'InvalidRecipient',
+              `expected {provider: ${PROVIDERS.join('|')}, recipient: string}, found ${JSON.stringify(b)}`,
+            );
           }
           if (ex.method === 'POST') block(b.provider, b.recipient);
           else unblock(b.provider, b.recipient);
@@ -362,7 +484,13 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
-    const ex: Exchange = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: lowerHeaders(req), body: '' };
+    const ex: Exchange = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.searchParams,
+      headers: lowerHeaders(req),
+      body: '',
+    };
     try {
       ex.body = await readBody(req);
     } catch (err) {
@@ -379,7 +507,17 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     const fetchMatch = TWILIO_MESSAGE_PATH.exec(ex.path);
     if (fetchMatch) {
       // The Message fetch: answered at once, outside the faults, the statistics and the concurrency limit.
-      if (ex.method !== 'GET') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'GET' } });
+      if (ex.method !== 'GET')
+        return writeReply(res, {
+          status: 405,
+          body: {
+            code: 20004,
+            message: 'Method not allowed',
+            more_info: 'https://www.twilio.com/docs/errors/20004',
+            status: 405,
+          },
+          headers: { Allow: 'GET' },
+        });
       writeReply(res, twilio.fetch(ex, decodeURIComponent(fetchMatch[1]!), decodeURIComponent(fetchMatch[2]!)));
       return;
     }
@@ -392,24 +530,50 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
       return;
     }
     if (twilioMatch) {
-      if (ex.method !== 'POST') return writeReply(res, { status: 405, body: { code: 20004, message: 'Method not allowed', more_info: 'https://www.twilio.com/docs/errors/20004', status: 405 }, headers: { Allow: 'GET, POST' } });
+      if (ex.method !== 'POST')
+        return writeReply(res, {
+          status: 405,
+          body: {
+            code: 20004,
+            message: 'Method not allowed',
+            more_info: 'https://www.twilio.com/docs/errors/20004',
+            status: 405,
+          },
+          headers: { Allow: 'GET, POST' },
+        });
       provider = 'twilio';
       prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
     } else if (telegramMatch) {
-      if (ex.method !== 'POST' && ex.method !== 'GET') return writeReply(res, { status: 405, body: { ok: false, error_code: 405, description: 'Method Not Allowed' } });
+      if (ex.method !== 'POST' && ex.method !== 'GET')
+        return writeReply(res, {
+          status: 405,
+          body: { ok: false, error_code: 405, description: 'Method Not Allowed' },
+        });
       provider = 'telegram';
       prepared = telegram.prepare(ex, decodeURIComponent(telegramMatch[1]!), telegramMatch[2]!);
     } else if (contractMatch) {
-      if (ex.method !== 'POST') return writeReply(res, { ...simulatorError(405, 'MethodNotAllowed', 'the contract endpoint accepts POST'), headers: { Allow: 'POST' } });
+      if (ex.method !== 'POST')
+        return writeReply(res, {
+          ...simulatorError(405, 'MethodNotAllowed', 'the contract endpoint accepts POST'),
+          headers: { Allow: 'POST' },
+        });
       provider = 'contract';
       prepared = contract.prepare(ex, decodeURIComponent(contractMatch[1]!), clock());
     }
     if (!provider || !prepared) {
-      writeReply(res, simulatorError(404, 'NotFound', `no simulator route for ${ex.method} ${ex.path}; ${NOT_FOUND_HINT}`));
+      writeReply(
+        res,
+        simulatorError(404, 'NotFound', `no simulator route for ${ex.method} ${ex.path}; ${NOT_FOUND_HINT}`),
+      );
       return;
     }
     await runCall(callDeps[provider], res, prepared);
-    if (debug) log.debug('provider call', { provider, path: provider === 'telegram' ? `/bot***/${telegramMatch?.[2] ?? ''}` : ex.path, status: res.headersSent ? res.statusCode : 'held' });
+    if (debug)
+      log.debug('provider call', {
+        provider,
+        path: provider === 'telegram' ? `/bot***/${telegramMatch?.[2] ?? ''}` : ex.path,
+        status: res.headersSent ? res.statusCode : 'held',
+      });
   }
 
   const server = createServer({ keepAlive: true }, (req, res) => {

@@ -32,7 +32,8 @@ export type VerifyResult = { ok: true } | { ok: false; reason: string };
 /** The HMAC key of a secret: the bytes of its base64 part. */
 export function secretKey(secret: string): Buffer {
   const b64 = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new TypeError(`a webhook secret must be 'whsec_' followed by base64, found '${secret.slice(0, 6)}…'`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
+    throw new TypeError(`a webhook secret must be 'whsec_' followed by base64, found '${secret.slice(0, 6)}…'`);
   return Buffer.from(b64, 'base64');
 }
 
@@ -42,10 +43,14 @@ export function verifyStandardWebhook(options: VerifyOptions): VerifyResult {
   if (!id) return { ok: false, reason: 'missing webhook-id header' };
   if (!timestamp) return { ok: false, reason: 'missing webhook-timestamp header' };
   if (!signature) return { ok: false, reason: 'missing webhook-signature header' };
-  if (!/^\d+$/.test(timestamp)) return { ok: false, reason: `webhook-timestamp must be Unix seconds, found '${timestamp}'` };
+  if (!/^\d+$/.test(timestamp))
+    return { ok: false, reason: `webhook-timestamp must be Unix seconds, found '${timestamp}'` };
   const ts = Number(timestamp);
   if (Math.abs(options.nowSeconds - ts) > tolerance) {
-    return { ok: false, reason: `webhook-timestamp ${ts} is ${options.nowSeconds - ts} s from now (tolerance ${tolerance} s)` };
+    return {
+      ok: false,
+      reason: `webhook-timestamp ${ts} is ${options.nowSeconds - ts} s from now (tolerance ${tolerance} s)`,
+    };
   }
   const given = signature
     .split(' ')
@@ -53,7 +58,10 @@ export function verifyStandardWebhook(options: VerifyOptions): VerifyResult {
     .filter((entry) => entry.startsWith('v1,'))
     .map((entry) => Buffer.from(entry.slice(3), 'base64'));
   if (given.length === 0) return { ok: false, reason: "webhook-signature holds no 'v1,<base64>' entry" };
-  const signed = Buffer.concat([Buffer.from(`${id}.${timestamp}.`, 'utf8'), typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body]);
+  const signed = Buffer.concat([
+    Buffer.from(`${id}.${timestamp}.`, 'utf8'),
+    typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body,
+  ]);
   for (const secret of options.secrets) {
     const expected = createHmac('sha256', secretKey(secret)).update(signed).digest();
     if (given.some((g) => g.length === expected.length && timingSafeEqual(g, expected))) return { ok: true };
@@ -65,9 +73,16 @@ export function verifyStandardWebhook(options: VerifyOptions): VerifyResult {
  * The three headers of a message signed with every secret of the list (one `v1,<base64>` entry each, space-separated,
  * as the spec allows during a rotation); `nowSeconds` stamps `webhook-timestamp`.
  */
-export function signStandardWebhook(secrets: readonly string[], id: string, body: string, nowSeconds: number): Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string> {
+export function signStandardWebhook(
+  secrets: readonly string[],
+  id: string,
+  body: string,
+  nowSeconds: number,
+): Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string> {
   const timestamp = String(Math.floor(nowSeconds));
   const signed = Buffer.from(`${id}.${timestamp}.${body}`, 'utf8');
-  const signature = secrets.map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed).digest('base64')}`).join(' ');
+  const signature = secrets
+    .map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed).digest('base64')}`)
+    .join(' ');
   return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature };
 }

@@ -44,7 +44,13 @@ const SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
 export type ResolvedTelegram = Required<Omit<TelegramOptions, 'tokens'>> & Pick<TelegramOptions, 'tokens'>;
 
-export const TELEGRAM_DEFAULTS: ResolvedTelegram = { blockedChats: [], unknownChats: [], perBot: 30, perChat: 1, perGroupPerMinute: 20 };
+export const TELEGRAM_DEFAULTS: ResolvedTelegram = {
+  blockedChats: [],
+  unknownChats: [],
+  perBot: 30,
+  perChat: 1,
+  perGroupPerMinute: 20,
+};
 
 const TOKEN = /^(\d+):([A-Za-z0-9_-]+)$/;
 const CHAT_ID = /^(-?\d+|@[A-Za-z][A-Za-z0-9_]{4,})$/;
@@ -53,7 +59,11 @@ function telegramError(status: number, description: string, parameters?: Record<
   return { status, body: { ok: false, error_code: status, description, ...(parameters ? { parameters } : {}) } };
 }
 
-const STATUS_TEXT: Record<number, string> = { 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 function tooManyRequests(retryAfter: number): Reply {
   return telegramError(429, `Too Many Requests: retry after ${retryAfter}`, { retry_after: retryAfter });
@@ -124,7 +134,9 @@ export class TelegramApi {
         url: hook?.url ?? '',
         has_custom_certificate: false,
         pending_update_count: hook === undefined ? 0 : this.pendingUpdates(botId),
-        ...(hook?.lastErrorDate === undefined ? {} : { last_error_date: hook.lastErrorDate, last_error_message: hook.lastErrorMessage }),
+        ...(hook?.lastErrorDate === undefined
+          ? {}
+          : { last_error_date: hook.lastErrorDate, last_error_message: hook.lastErrorMessage }),
         ...(hook === undefined ? {} : { max_connections: hook.maxConnections }),
         ...(hook?.allowedUpdates === undefined ? {} : { allowed_updates: hook.allowedUpdates }),
       };
@@ -134,7 +146,10 @@ export class TelegramApi {
     if (url === undefined) return telegramError(400, 'Bad Request: parameter "url" is required');
     if (url === '') {
       const had = this.#webhooks.delete(botId);
-      return { status: 200, body: { ok: true, result: true, description: had ? 'Webhook was deleted' : 'Webhook is already deleted' } };
+      return {
+        status: 200,
+        body: { ok: true, result: true, description: had ? 'Webhook was deleted' : 'Webhook is already deleted' },
+      };
     }
     let parsed: URL;
     try {
@@ -143,12 +158,15 @@ export class TelegramApi {
       return telegramError(400, 'Bad Request: bad webhook: invalid URL');
     }
     // Telegram wants HTTPS on ports 443, 80, 88 or 8443; the simulator takes http too, to reach loopback servers.
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return telegramError(400, 'Bad Request: bad webhook: HTTPS url must be provided for webhook');
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+      return telegramError(400, 'Bad Request: bad webhook: HTTPS url must be provided for webhook');
     const secretToken = params.get('secret_token');
-    if (secretToken !== undefined && !SECRET_TOKEN.test(secretToken)) return telegramError(400, 'Bad Request: secret token contains unallowed characters');
+    if (secretToken !== undefined && !SECRET_TOKEN.test(secretToken))
+      return telegramError(400, 'Bad Request: secret token contains unallowed characters');
     const max = params.get('max_connections');
     const maxConnections = max === undefined ? 40 : Number(max);
-    if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 100) return telegramError(400, 'Bad Request: bad max_connections');
+    if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 100)
+      return telegramError(400, 'Bad Request: bad max_connections');
     let allowedUpdates: string[] | undefined;
     const allowed = params.get('allowed_updates');
     if (allowed !== undefined) {
@@ -161,8 +179,16 @@ export class TelegramApi {
     }
     const same = this.#webhooks.get(botId);
     const unchanged = same !== undefined && same.url === url && same.secretToken === (secretToken ?? undefined);
-    this.#webhooks.set(botId, { url, maxConnections, ...(secretToken === undefined ? {} : { secretToken }), ...(allowedUpdates === undefined ? {} : { allowedUpdates }) });
-    return { status: 200, body: { ok: true, result: true, description: unchanged ? 'Webhook is already set' : 'Webhook was set' } };
+    this.#webhooks.set(botId, {
+      url,
+      maxConnections,
+      ...(secretToken === undefined ? {} : { secretToken }),
+      ...(allowedUpdates === undefined ? {} : { allowedUpdates }),
+    });
+    return {
+      status: 200,
+      body: { ok: true, result: true, description: unchanged ? 'Webhook is already set' : 'Webhook was set' },
+    };
   }
 
   renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {
@@ -183,7 +209,8 @@ export class TelegramApi {
       } catch {
         return telegramError(400, "Bad Request: can't parse JSON object");
       }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return telegramError(400, "Bad Request: can't parse JSON object");
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        return telegramError(400, "Bad Request: can't parse JSON object");
       for (const [k, v] of Object.entries(parsed)) out.set(k, typeof v === 'string' ? v : JSON.stringify(v));
       return out;
     }
@@ -195,10 +222,12 @@ export class TelegramApi {
     const m = TOKEN.exec(token);
     if (!m) return { refuse: { reply: telegramError(404, 'Not Found'), code: 404 } };
     const botId = m[1]!;
-    if (this.#options.tokens !== undefined && !this.#options.tokens.includes(token)) return { refuse: { reply: telegramError(401, 'Unauthorized'), code: 401 } };
+    if (this.#options.tokens !== undefined && !this.#options.tokens.includes(token))
+      return { refuse: { reply: telegramError(401, 'Unauthorized'), code: 401 } };
     const lower = method.toLowerCase();
     const webhookMethod = lower === 'setwebhook' || lower === 'deletewebhook' || lower === 'getwebhookinfo';
-    if (lower !== 'sendmessage' && !webhookMethod) return { sender: botId, refuse: { reply: telegramError(404, 'Not Found: method not found'), code: 404 } };
+    if (lower !== 'sendmessage' && !webhookMethod)
+      return { sender: botId, refuse: { reply: telegramError(404, 'Not Found: method not found'), code: 404 } };
     const params = TelegramApi.params(ex);
     if (!(params instanceof Map)) return { sender: botId, refuse: { reply: params, code: 400 } };
     if (webhookMethod) return { sender: botId, execute: () => ({ reply: this.#webhookMethod(lower, botId, params) }) };
@@ -210,14 +239,22 @@ export class TelegramApi {
       const text = params.get('text') ?? '';
       if (!chatId) return { reply: telegramError(400, 'Bad Request: chat_id is empty'), rejected: 400 };
       if (!text.trim()) return { reply: telegramError(400, 'Bad Request: message text is empty'), rejected: 400 };
-      if ([...text].length > 4096) return { reply: telegramError(400, 'Bad Request: message is too long'), rejected: 400 };
-      if (!CHAT_ID.test(chatId) || this.#unknown.has(chatId)) return { reply: telegramError(400, 'Bad Request: chat not found'), rejected: 400 };
-      if (this.#blocked.has(chatId)) return { reply: telegramError(403, 'Forbidden: bot was blocked by the user'), rejected: 403 };
+      if ([...text].length > 4096)
+        return { reply: telegramError(400, 'Bad Request: message is too long'), rejected: 400 };
+      if (!CHAT_ID.test(chatId) || this.#unknown.has(chatId))
+        return { reply: telegramError(400, 'Bad Request: chat not found'), rejected: 400 };
+      if (this.#blocked.has(chatId))
+        return { reply: telegramError(403, 'Forbidden: bot was blocked by the user'), rejected: 403 };
 
       const botWindow = this.#windows.get(botId);
       const chatWindow = this.#windows.get(`${botId}\u0000${chatId}`);
-      const groupWindow = /^-\d+$/.test(chatId) || chatId.startsWith('@') ? this.#groupWindows.get(`${botId}\u0000${chatId}`) : undefined;
-      const waitMs = Math.max(botWindow.waitMs(now, this.#options.perBot), chatWindow.waitMs(now, this.#options.perChat), groupWindow?.waitMs(now, this.#options.perGroupPerMinute) ?? 0);
+      const groupWindow =
+        /^-\d+$/.test(chatId) || chatId.startsWith('@') ? this.#groupWindows.get(`${botId}\u0000${chatId}`) : undefined;
+      const waitMs = Math.max(
+        botWindow.waitMs(now, this.#options.perBot),
+        chatWindow.waitMs(now, this.#options.perChat),
+        groupWindow?.waitMs(now, this.#options.perGroupPerMinute) ?? 0,
+      );
       if (waitMs > 0) return { reply: tooManyRequests(Math.max(1, Math.ceil(waitMs / 1000))), rateLimited: true };
       botWindow.add(now);
       chatWindow.add(now);
@@ -227,7 +264,12 @@ export class TelegramApi {
       const numericChat = /^-?\d+$/.test(chatId) ? Number(chatId) : undefined;
       const chat =
         numericChat === undefined
-          ? { id: -1000000000000 - Number(botId.slice(-6)), title: chatId.slice(1), username: chatId.slice(1), type: 'channel' }
+          ? {
+              id: -1000000000000 - Number(botId.slice(-6)),
+              title: chatId.slice(1),
+              username: chatId.slice(1),
+              type: 'channel',
+            }
           : numericChat > 0
             ? { id: numericChat, first_name: 'Contact', type: 'private' }
             : { id: numericChat, title: 'Group', type: numericChat < -1000000000000 ? 'supergroup' : 'group' };

@@ -125,7 +125,11 @@ const ALPHANUMERIC = /^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$/;
 const MESSAGING_SERVICE = /^MG[0-9a-fA-F]{32}$/;
 
 function twilioError(status: number, code: number, message: string, headers?: Record<string, string>): Reply {
-  return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }, ...(headers ? { headers } : {}) };
+  return {
+    status,
+    body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status },
+    ...(headers ? { headers } : {}),
+  };
 }
 
 /** RFC 2822 dates as Twilio writes them: `Sun, 22 Nov 2026 01:02:03 +0000`. */
@@ -254,7 +258,8 @@ export class TwilioApi {
     if (STATUS_ORDER.indexOf(status) < STATUS_ORDER.indexOf(m.status)) return;
     m.status = status;
     m.updated = now;
-    if (m.sent === null && status !== 'failed' && STATUS_ORDER.indexOf(status) >= STATUS_ORDER.indexOf('sent')) m.sent = now;
+    if (m.sent === null && status !== 'failed' && STATUS_ORDER.indexOf(status) >= STATUS_ORDER.indexOf('sent'))
+      m.sent = now;
     if ((status === 'undelivered' || status === 'failed') && errorCode !== undefined) m.errorCode = errorCode;
   }
 
@@ -292,7 +297,12 @@ export class TwilioApi {
     const user = colon > 0 ? decoded!.slice(0, colon) : undefined;
     const password = colon > 0 ? decoded!.slice(colon + 1) : undefined;
     const tokens = this.#options.authTokens;
-    const ok = user !== undefined && password !== undefined && password !== '' && (user === accountSid || user.startsWith('SK')) && (tokens === undefined || tokens[accountSid] === password);
+    const ok =
+      user !== undefined &&
+      password !== undefined &&
+      password !== '' &&
+      (user === accountSid || user.startsWith('SK')) &&
+      (tokens === undefined || tokens[accountSid] === password);
     return ok ? password : undefined;
   }
 
@@ -301,9 +311,11 @@ export class TwilioApi {
    * its current status, inbound `received`); 401 (20003) as the send; 404 (20404) for a sid this account does not hold.
    */
   fetch(ex: Exchange, accountSid: string, sid: string): Reply {
-    if (this.#authenticate(ex, accountSid) === undefined) return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
+    if (this.#authenticate(ex, accountSid) === undefined)
+      return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
     const m = this.#stored.get(sid);
-    if (!m || m.accountSid !== accountSid) return twilioError(404, 20404, `The requested resource ${ex.path} was not found`);
+    if (!m || m.accountSid !== accountSid)
+      return twilioError(404, 20404, `The requested resource ${ex.path} was not found`);
     return { status: 200, body: messageResource(m) };
   }
 
@@ -318,22 +330,30 @@ export class TwilioApi {
    * 401 (20003) as the send; 400 (20001) for a bad filter or page size.
    */
   list(ex: Exchange, accountSid: string): Reply {
-    if (this.#authenticate(ex, accountSid) === undefined) return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
+    if (this.#authenticate(ex, accountSid) === undefined)
+      return twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' });
     const q = ex.query;
     const pageSizeText = q.get('PageSize') ?? '50';
     const pageSize = /^\d{1,4}$/.test(pageSizeText) ? Number(pageSizeText) : Number.NaN;
-    if (!(pageSize >= 1 && pageSize <= 1000)) return twilioError(400, 20001, `PageSize must be an integer from 1 to 1000, found '${pageSizeText}'`);
+    if (!(pageSize >= 1 && pageSize <= 1000))
+      return twilioError(400, 20001, `PageSize must be an integer from 1 to 1000, found '${pageSizeText}'`);
     const pageText = q.get('Page') ?? '0';
-    if (!/^\d{1,6}$/.test(pageText)) return twilioError(400, 20001, `Page must be an integer from 0, found '${pageText}'`);
+    if (!/^\d{1,6}$/.test(pageText))
+      return twilioError(400, 20001, `Page must be an integer from 0, found '${pageText}'`);
     const page = Number(pageText);
     const dayMs = 86_400_000;
     const bounds: Array<(sent: number) => boolean> = [];
-    for (const [name, kind] of [['DateSent', '='], ['DateSent<', '<'], ['DateSent>', '>']] as const) {
+    for (const [name, kind] of [
+      ['DateSent', '='],
+      ['DateSent<', '<'],
+      ['DateSent>', '>'],
+    ] as const) {
       const value = q.get(name);
       if (value === null) continue;
       const day = /^\d{4}-\d{2}-\d{2}$/.test(value);
       const at = Date.parse(day ? `${value}T00:00:00Z` : value);
-      if (!Number.isFinite(at) || !(day || /^\d{4}-\d{2}-\d{2}T/.test(value))) return twilioError(400, 20001, `${name} must be a date YYYY-MM-DD or an ISO 8601 date-time, found '${value}'`);
+      if (!Number.isFinite(at) || !(day || /^\d{4}-\d{2}-\d{2}T/.test(value)))
+        return twilioError(400, 20001, `${name} must be a date YYYY-MM-DD or an ISO 8601 date-time, found '${value}'`);
       if (kind === '=') bounds.push(day ? (t) => t >= at && t < at + dayMs : (t) => t === at);
       else if (kind === '<') bounds.push(day ? (t) => t < at + dayMs : (t) => t <= at);
       else bounds.push((t) => t >= at);
@@ -343,9 +363,14 @@ export class TwilioApi {
     // Ties (the same ms) in the reverse order of arrival: the store keeps arrival order.
     const matching = [...this.#stored.values()]
       .map((m, arrival) => ({ m, arrival }))
-      .filter(({ m }) => m.accountSid === accountSid && (to === null || m.to === to) && (from === null || m.from === from))
+      .filter(
+        ({ m }) => m.accountSid === accountSid && (to === null || m.to === to) && (from === null || m.from === from),
+      )
       .filter(({ m }) => bounds.length === 0 || (m.sent !== null && bounds.every((b) => b(m.sent as number))))
-      .sort((a, b) => (b.m.sent ?? -Infinity) - (a.m.sent ?? -Infinity) || b.m.created - a.m.created || b.arrival - a.arrival)
+      .sort(
+        (a, b) =>
+          (b.m.sent ?? -Infinity) - (a.m.sent ?? -Infinity) || b.m.created - a.m.created || b.arrival - a.arrival,
+      )
       .map(({ m }) => m);
     const token = q.get('PageToken');
     const after = token?.startsWith('PA') ? matching.findIndex((m) => m.sid === token.slice(2)) : -1;
@@ -396,7 +421,8 @@ export class TwilioApi {
   }
 
   renderFault(action: Exclude<FaultAction, { kind: 'none' | 'timeout' }>): Reply {
-    if (action.kind === 'rateLimit') return twilioError(429, 20429, 'Too Many Requests', { 'Retry-After': String(action.retryAfterSeconds) });
+    if (action.kind === 'rateLimit')
+      return twilioError(429, 20429, 'Too Many Requests', { 'Retry-After': String(action.retryAfterSeconds) });
     if (action.status === 503) return twilioError(503, 20503, 'Service Unavailable');
     return twilioError(action.status, 20500, 'Internal Server Error');
   }
@@ -404,7 +430,12 @@ export class TwilioApi {
   prepare(ex: Exchange, accountSid: string): Prepared {
     const password = this.#authenticate(ex, accountSid);
     if (password === undefined) {
-      return { refuse: { reply: twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' }), code: 20003 } };
+      return {
+        refuse: {
+          reply: twilioError(401, 20003, 'Authenticate', { 'WWW-Authenticate': 'Basic realm="Twilio API"' }),
+          code: 20003,
+        },
+      };
     }
     this.#lastToken.set(accountSid, password);
     const params = new URLSearchParams(ex.body);
@@ -423,7 +454,11 @@ export class TwilioApi {
       else this.#inFlight.set(accountSid, n);
     };
     if (inFlight > this.#options.concurrency) {
-      return { ...(sender ? { sender } : {}), onEnd, refuse: { reply: twilioError(429, 20429, 'Too Many Requests'), code: 20429, rateLimited: true } };
+      return {
+        ...(sender ? { sender } : {}),
+        onEnd,
+        refuse: { reply: twilioError(429, 20429, 'Too Many Requests'), code: 20429, rateLimited: true },
+      };
     }
 
     const token = ex.headers['i-twilio-idempotency-token'];
@@ -434,15 +469,26 @@ export class TwilioApi {
         if (first) return { reply: first, duplicate: true };
       }
       if (!to) return { reply: twilioError(400, 21604, "A 'To' phone number is required."), rejected: 21604 };
-      if (!from && !service) return { reply: twilioError(400, 21603, "A 'From' phone number is required."), rejected: 21603 };
-      if (!body && !params.get('MediaUrl') && !params.get('ContentSid')) return { reply: twilioError(400, 21602, 'Message body is required.'), rejected: 21602 };
-      if (!E164.test(to)) return { reply: twilioError(400, 21211, `Invalid 'To' Phone Number: ${to}`), rejected: 21211 };
-      if (from && !(E164.test(from) || SHORT_CODE.test(from) || ALPHANUMERIC.test(from))) return { reply: twilioError(400, 21212, `Invalid 'From' Phone Number: ${from}`), rejected: 21212 };
-      if (!from && !MESSAGING_SERVICE.test(service)) return { reply: twilioError(400, 21701, `The Messaging Service ${service} does not exist`), rejected: 21701 };
-      if (body.length > 1600) return { reply: twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.'), rejected: 21617 };
+      if (!from && !service)
+        return { reply: twilioError(400, 21603, "A 'From' phone number is required."), rejected: 21603 };
+      if (!body && !params.get('MediaUrl') && !params.get('ContentSid'))
+        return { reply: twilioError(400, 21602, 'Message body is required.'), rejected: 21602 };
+      if (!E164.test(to))
+        return { reply: twilioError(400, 21211, `Invalid 'To' Phone Number: ${to}`), rejected: 21211 };
+      if (from && !(E164.test(from) || SHORT_CODE.test(from) || ALPHANUMERIC.test(from)))
+        return { reply: twilioError(400, 21212, `Invalid 'From' Phone Number: ${from}`), rejected: 21212 };
+      if (!from && !MESSAGING_SERVICE.test(service))
+        return { reply: twilioError(400, 21701, `The Messaging Service ${service} does not exist`), rejected: 21701 };
+      if (body.length > 1600)
+        return {
+          reply: twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.'),
+          rejected: 21617,
+        };
       const validitySeconds = validity === null ? this.#options.validityPeriodSeconds : Number(validity);
-      if (!(Number.isInteger(validitySeconds) && validitySeconds >= 1 && validitySeconds <= 36_000)) return { reply: twilioError(400, 21624, 'Invalid validity period value'), rejected: 21624 };
-      if (this.#unsubscribed.has(to)) return { reply: twilioError(400, 21610, 'Attempt to send to unsubscribed recipient'), rejected: 21610 };
+      if (!(Number.isInteger(validitySeconds) && validitySeconds >= 1 && validitySeconds <= 36_000))
+        return { reply: twilioError(400, 21624, 'Invalid validity period value'), rejected: 21624 };
+      if (this.#unsubscribed.has(to))
+        return { reply: twilioError(400, 21610, 'Attempt to send to unsubscribed recipient'), rejected: 21610 };
 
       const senderKey = sender!;
       const segments = smsSegments(body);
@@ -450,7 +496,10 @@ export class TwilioApi {
       let queue = this.#queues.get(senderKey);
       if (queue === undefined) this.#queues.set(senderKey, (queue = new SegmentQueue(this.#windowMs)));
       if (queue.waiting(now) + segments > Math.max(1, Math.floor(mps * this.#options.queueSeconds))) {
-        return { reply: twilioError(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"), rejected: 21611 };
+        return {
+          reply: twilioError(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"),
+          rejected: 21611,
+        };
       }
       // A message that would wait past its validity is never sent: it takes no sending capacity.
       const expired = (p: QueuePlace): boolean => p.firstAt - now > validitySeconds * 1000;

@@ -62,7 +62,12 @@ export class AvailableQueue {
       this.#dropStale();
       const fromFifo = this.#fifo[this.#head];
       const fromHeap = this.#heap[0];
-      const entry = fromHeap && (!fromFifo || fromHeap.msg.seq < fromFifo.msg.seq) ? this.#popHeap() : fromFifo ? this.#shiftFifo() : undefined;
+      const entry =
+        fromHeap && (!fromFifo || fromHeap.msg.seq < fromFifo.msg.seq)
+          ? this.#popHeap()
+          : fromFifo
+            ? this.#shiftFifo()
+            : undefined;
       if (!entry) return undefined;
       if (this.#current.get(entry.msg) !== entry) continue;
       this.#current.delete(entry.msg);
@@ -73,7 +78,8 @@ export class AvailableQueue {
 
   #dropStale(): void {
     while (this.#heap.length > 0 && this.#current.get(this.#heap[0]!.msg) !== this.#heap[0]) this.#popHeap();
-    while (this.#head < this.#fifo.length && this.#current.get(this.#fifo[this.#head]!.msg) !== this.#fifo[this.#head]) this.#shiftFifo();
+    while (this.#head < this.#fifo.length && this.#current.get(this.#fifo[this.#head]!.msg) !== this.#fifo[this.#head])
+      this.#shiftFifo();
   }
 
   #shiftFifo(): Entry | undefined {

@@ -197,7 +197,10 @@ class Checker {
       return fallback;
     }
     if (ms < range.min || ms > range.max) {
-      this.problem(`${path}.${key}`, `expected a duration from ${formatIsoDuration(range.min)} to ${formatIsoDuration(range.max)} (${this.ranges.label}), found ${String(value)}`);
+      this.problem(
+        `${path}.${key}`,
+        `expected a duration from ${formatIsoDuration(range.min)} to ${formatIsoDuration(range.max)} (${this.ranges.label}), found ${String(value)}`,
+      );
       return fallback;
     }
     return ms;
@@ -207,7 +210,10 @@ class Checker {
     const value = obj[key];
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < range.min || value > range.max) {
-      this.problem(`${path}.${key}`, `expected an integer from ${range.min} to ${range.max} (${this.ranges.label}), found ${describe(value)}`);
+      this.problem(
+        `${path}.${key}`,
+        `expected an integer from ${range.min} to ${range.max} (${this.ranges.label}), found ${describe(value)}`,
+      );
       return fallback;
     }
     return value;
@@ -218,7 +224,10 @@ class Checker {
     for (const key of ['ForwardTo', 'ForwardDeadLetteredMessagesTo']) {
       const value = obj[key];
       if (value !== undefined && value !== '' && value !== null) {
-        this.problem(`${path}.${key}`, `auto-forwarding is not supported by this emulator; expected "" or nothing, found ${describe(value)}`);
+        this.problem(
+          `${path}.${key}`,
+          `auto-forwarding is not supported by this emulator; expected "" or nothing, found ${describe(value)}`,
+        );
       }
     }
   }
@@ -253,7 +262,11 @@ const QUEUE_PROPS = [
   'RequiresDuplicateDetection',
   'RequiresSession',
 ] as const;
-const TOPIC_PROPS = ['DefaultMessageTimeToLive', 'DuplicateDetectionHistoryTimeWindow', 'RequiresDuplicateDetection'] as const;
+const TOPIC_PROPS = [
+  'DefaultMessageTimeToLive',
+  'DuplicateDetectionHistoryTimeWindow',
+  'RequiresDuplicateDetection',
+] as const;
 const SUBSCRIPTION_PROPS = [
   'DeadLetteringOnMessageExpiration',
   'DefaultMessageTimeToLive',
@@ -295,7 +308,10 @@ function parseRule(c: Checker, raw: unknown, path: string): RuleDefinition | und
     const sql = c.object(props['SqlFilter'], `${pp}.SqlFilter`);
     const expr = sql?.['SqlExpression'];
     if (sql && (typeof expr !== 'string' || !TRUE_SQL.test(expr))) {
-      c.problem(`${pp}.SqlFilter.SqlExpression`, `only the true filter "1=1" is supported among SQL filters, found ${describe(expr)}`);
+      c.problem(
+        `${pp}.SqlFilter.SqlExpression`,
+        `only the true filter "1=1" is supported among SQL filters, found ${describe(expr)}`,
+      );
     }
     return { name };
   }
@@ -344,7 +360,12 @@ function parseQueue(c: Checker, raw: unknown, path: string): QueueDefinition | u
   };
 }
 
-function parseSubscription(c: Checker, raw: unknown, path: string, topicTtlMs: number): SubscriptionDefinition | undefined {
+function parseSubscription(
+  c: Checker,
+  raw: unknown,
+  path: string,
+  topicTtlMs: number,
+): SubscriptionDefinition | undefined {
   const s = c.object(raw, path);
   if (!s) return undefined;
   c.known(s, path, ['Name', 'Properties', 'Rules']);
@@ -373,7 +394,8 @@ function parseTopic(c: Checker, raw: unknown, path: string): TopicDefinition | u
   c.known(props, pp, TOPIC_PROPS);
   const defaultTtlMs = c.duration(props, 'DefaultMessageTimeToLive', pp, DEFAULTS.ttlMs, c.ranges.ttl);
   const rawSubs = c.array(t['Subscriptions'], `${path}.Subscriptions`, false);
-  if (Array.isArray(t['Subscriptions']) && rawSubs.length === 0) c.problem(`${path}.Subscriptions`, 'expected at least one subscription');
+  if (Array.isArray(t['Subscriptions']) && rawSubs.length === 0)
+    c.problem(`${path}.Subscriptions`, 'expected at least one subscription');
   const subscriptions = rawSubs
     .map((s, i) => parseSubscription(c, s, `${path}.Subscriptions[${i}]`, defaultTtlMs))
     .filter((s): s is SubscriptionDefinition => s !== undefined);
@@ -391,7 +413,8 @@ function uniqueNames(c: Checker, items: ReadonlyArray<{ name: string }>, path: s
   const seen = new Set<string>();
   items.forEach((item, i) => {
     const key = item.name.toLowerCase();
-    if (key && seen.has(key)) c.problem(`${path}[${i}].Name`, `duplicate name "${item.name}" (names are case-insensitive)`);
+    if (key && seen.has(key))
+      c.problem(`${path}[${i}].Name`, `duplicate name "${item.name}" (names are case-insensitive)`);
     seen.add(key);
   });
 }
@@ -423,8 +446,10 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
     if (ns) {
       const np = '$.UserConfig.Namespaces[0]';
       c.known(ns, np, ['Name', 'Queues', 'Topics']);
-      if (typeof ns['Name'] !== 'string' || ns['Name'] === '') c.problem(`${np}.Name`, `expected a namespace name, found ${describe(ns['Name'])}`);
-      else if (limits && ns['Name'] !== limits.namespace) c.problem(`${np}.Name`, `expected "${limits.namespace}" (${c.ranges.label}), found ${describe(ns['Name'])}`);
+      if (typeof ns['Name'] !== 'string' || ns['Name'] === '')
+        c.problem(`${np}.Name`, `expected a namespace name, found ${describe(ns['Name'])}`);
+      else if (limits && ns['Name'] !== limits.namespace)
+        c.problem(`${np}.Name`, `expected "${limits.namespace}" (${c.ranges.label}), found ${describe(ns['Name'])}`);
       else definition.name = ns['Name'];
       definition.queues = c
         .array(ns['Queues'], `${np}.Queues`)
@@ -442,7 +467,11 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
       const seen = new Set<string>();
       for (const e of all) {
         const key = e.name.toLowerCase();
-        if (key && seen.has(key)) c.problem(e.path, `duplicate entity name "${e.name}" (queues and topics share one case-insensitive name space)`);
+        if (key && seen.has(key))
+          c.problem(
+            e.path,
+            `duplicate entity name "${e.name}" (queues and topics share one case-insensitive name space)`,
+          );
         seen.add(key);
       }
     }
@@ -462,14 +491,29 @@ export function parseEmulatorConfig(raw: unknown, options: ParseConfigOptions = 
 function entityCounts(c: Checker, ns: Json, np: string, limits: NonNullable<RangeSet['emulator']>): void {
   const count = (v: unknown): number => (Array.isArray(v) ? v.length : 0);
   const entities = count(ns['Queues']) + count(ns['Topics']);
-  if (entities > limits.entities) c.problem(`${np}`, `expected at most ${limits.entities} queues and topics together (${c.ranges.label}), found ${entities}`);
+  if (entities > limits.entities)
+    c.problem(
+      `${np}`,
+      `expected at most ${limits.entities} queues and topics together (${c.ranges.label}), found ${entities}`,
+    );
   const topics = Array.isArray(ns['Topics']) ? (ns['Topics'] as unknown[]) : [];
   topics.forEach((t, i) => {
-    const subs = typeof t === 'object' && t !== null && Array.isArray((t as Json)['Subscriptions']) ? ((t as Json)['Subscriptions'] as unknown[]) : [];
-    if (subs.length > limits.subscriptions) c.problem(`${np}.Topics[${i}].Subscriptions`, `expected at most ${limits.subscriptions} subscriptions (${c.ranges.label}), found ${subs.length}`);
+    const subs =
+      typeof t === 'object' && t !== null && Array.isArray((t as Json)['Subscriptions'])
+        ? ((t as Json)['Subscriptions'] as unknown[])
+        : [];
+    if (subs.length > limits.subscriptions)
+      c.problem(
+        `${np}.Topics[${i}].Subscriptions`,
+        `expected at most ${limits.subscriptions} subscriptions (${c.ranges.label}), found ${subs.length}`,
+      );
     subs.forEach((s, j) => {
       const rules = typeof s === 'object' && s !== null ? count((s as Json)['Rules']) : 0;
-      if (rules > limits.rules) c.problem(`${np}.Topics[${i}].Subscriptions[${j}].Rules`, `expected at most ${limits.rules} rules (${c.ranges.label}), found ${rules}`);
+      if (rules > limits.rules)
+        c.problem(
+          `${np}.Topics[${i}].Subscriptions[${j}].Rules`,
+          `expected at most ${limits.rules} rules (${c.ranges.label}), found ${rules}`,
+        );
     });
   });
 }
@@ -480,13 +524,21 @@ export function loadEmulatorConfigFile(file: string, ranges: ConfigRanges = 'azu
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ServiceBusEmulatorConfigError(file, [{ path: '$', reason: `cannot read the file: ${(err as Error).message}` }], { cause: err });
+    throw new ServiceBusEmulatorConfigError(
+      file,
+      [{ path: '$', reason: `cannot read the file: ${(err as Error).message}` }],
+      { cause: err },
+    );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ServiceBusEmulatorConfigError(file, [{ path: '$', reason: `not valid JSON: ${(err as Error).message}` }], { cause: err });
+    throw new ServiceBusEmulatorConfigError(
+      file,
+      [{ path: '$', reason: `not valid JSON: ${(err as Error).message}` }],
+      { cause: err },
+    );
   }
   return parseEmulatorConfig(raw, { strict: true, ranges, source: file });
 }

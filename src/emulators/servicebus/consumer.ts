@@ -31,7 +31,11 @@ interface SenderInternals {
 }
 
 interface DeliveryInternals {
-  remote_state?: { error?: { condition?: string }; undeliverable_here?: boolean; message_annotations?: Record<string, unknown> } & Record<string, unknown>;
+  remote_state?: {
+    error?: { condition?: string };
+    undeliverable_here?: boolean;
+    message_annotations?: Record<string, unknown>;
+  } & Record<string, unknown>;
 }
 
 /** The outcome the broker settles with when a settlement worked: without `error`, so the client's call resolves. */
@@ -48,7 +52,9 @@ function lostOutcome(result: Exclude<SettleResult, 'ok'>): unknown {
     .rejected({
       error: {
         condition: session ? CONDITION.sessionLockLost : CONDITION.lockLost,
-        description: session ? 'The session lock has expired.' : 'The lock supplied is invalid: it expired, or the message was already settled.',
+        description: session
+          ? 'The session lock has expired.'
+          : 'The lock supplied is invalid: it expired, or the message was already settled.',
       },
     })
     .described();
@@ -84,7 +90,11 @@ export class LinkConsumer implements Consumer {
     link.on('sender_flow', () => this.#onFlow());
     link.on('accepted', (ctx: EventContext) => this.#onOutcome(ctx, { kind: 'complete' }));
     link.on('rejected', (ctx: EventContext) => {
-      const info = ((ctx.delivery as unknown as DeliveryInternals).remote_state?.error as { info?: Record<string, unknown> } | undefined)?.info ?? {};
+      const info =
+        (
+          (ctx.delivery as unknown as DeliveryInternals).remote_state?.error as
+            { info?: Record<string, unknown> } | undefined
+        )?.info ?? {};
       const { DeadLetterReason, DeadLetterErrorDescription, ...properties } = info;
       this.#onOutcome(ctx, {
         kind: 'dead-letter',
@@ -95,7 +105,10 @@ export class LinkConsumer implements Consumer {
     });
     link.on('modified', (ctx: EventContext) => {
       const state = (ctx.delivery as unknown as DeliveryInternals).remote_state ?? {};
-      const properties = state.message_annotations && Object.keys(state.message_annotations).length > 0 ? state.message_annotations : undefined;
+      const properties =
+        state.message_annotations && Object.keys(state.message_annotations).length > 0
+          ? state.message_annotations
+          : undefined;
       this.#onOutcome(ctx, state.undeliverable_here ? { kind: 'defer', properties } : { kind: 'abandon', properties });
     });
     link.on('released', (ctx: EventContext) => this.#onOutcome(ctx, { kind: 'abandon' }));
@@ -116,7 +129,10 @@ export class LinkConsumer implements Consumer {
   }
 
   sessionLockLost(): void {
-    this.#log.info('session lock expired; detaching the receiver with session-lock-lost', { receiver: this.id, sessionId: this.session?.id });
+    this.#log.info('session lock expired; detaching the receiver with session-lock-lost', {
+      receiver: this.id,
+      sessionId: this.session?.id,
+    });
     this.close({ condition: CONDITION.sessionLockLost, description: 'The session lock has expired.' });
   }
 
@@ -148,7 +164,13 @@ export class LinkConsumer implements Consumer {
     }
     const state = result === 'ok' ? SETTLED_OUTCOME[settlement.kind]() : lostOutcome(result);
     settleDelivery(delivery, state);
-    if (result !== 'ok') this.#log.debug('settlement refused', { receiver: this.id, result, sequenceNumber: lock.msg.seq, lock: lockTokenString(lock.token) });
+    if (result !== 'ok')
+      this.#log.debug('settlement refused', {
+        receiver: this.id,
+        result,
+        sequenceNumber: lock.msg.seq,
+        lock: lockTokenString(lock.token),
+      });
     this.#store.pump();
   }
 }

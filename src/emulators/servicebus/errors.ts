@@ -23,7 +23,10 @@ export class ServiceBusEmulatorConfigError extends EmulatorError {
 
   constructor(source: string, issues: readonly ConfigIssue[], options?: { cause?: unknown }) {
     const head = `${source}: Service Bus emulator configuration has ${issues.length} problem${issues.length === 1 ? '' : 's'}`;
-    super('EmulatorConfigInvalid', [head, ...issues.map((i) => `  - ${i.path}: ${i.reason}`)].join('\n'), { ...options, context: { source } });
+    super('EmulatorConfigInvalid', [head, ...issues.map((i) => `  - ${i.path}: ${i.reason}`)].join('\n'), {
+      ...options,
+      context: { source },
+    });
     this.source = source;
     this.issues = issues;
   }

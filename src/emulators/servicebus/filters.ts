@@ -5,7 +5,16 @@
 import type { CorrelationFilter, RuleDefinition } from './config.js';
 import { applicationPropertiesOf, type IncomingMessage } from './message.js';
 
-const SYSTEM_FIELDS = ['contentType', 'correlationId', 'subject', 'messageId', 'replyTo', 'replyToSessionId', 'sessionId', 'to'] as const;
+const SYSTEM_FIELDS = [
+  'contentType',
+  'correlationId',
+  'subject',
+  'messageId',
+  'replyTo',
+  'replyToSessionId',
+  'sessionId',
+  'to',
+] as const;
 
 function sameValue(actual: unknown, expected: string | number | boolean): boolean {
   if (actual === expected) return true;

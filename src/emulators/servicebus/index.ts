@@ -5,7 +5,14 @@
 import { areaLogger, type Logger } from '../../log.js';
 import { loadEmulatorConfigFile, parseEmulatorConfig, type NamespaceDefinition } from './config.js';
 import type { StoreJournal } from './message-store.js';
-import { RECORD, duplicateIdRecord, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord } from './journal-codec.js';
+import {
+  RECORD,
+  duplicateIdRecord,
+  enqueueRecord,
+  nextSeqRecord,
+  seqRecord,
+  sessionStateRecord,
+} from './journal-codec.js';
 import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';
 import { resolveOptions, type ServiceBusEmulatorOptions } from './options.js';
@@ -14,7 +21,15 @@ import { AmqpServer } from './server.js';
 export type { ServiceBusEmulatorOptions } from './options.js';
 export type { ConfigIssue } from './errors.js';
 export { ServiceBusEmulatorConfigError, isServiceBusEmulatorConfigError } from './errors.js';
-export type { ConfigRanges, CorrelationFilter, NamespaceDefinition, QueueDefinition, RuleDefinition, SubscriptionDefinition, TopicDefinition } from './config.js';
+export type {
+  ConfigRanges,
+  CorrelationFilter,
+  NamespaceDefinition,
+  QueueDefinition,
+  RuleDefinition,
+  SubscriptionDefinition,
+  TopicDefinition,
+} from './config.js';
 export { loadEmulatorConfigFile, parseEmulatorConfig } from './config.js';
 
 /** A running emulator. */
@@ -34,13 +49,22 @@ export function emulatorConnectionString(host: string, port: number): string {
 }
 
 /** Loads the journal of `dataDir` into the namespace and opens it for appending. */
-async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<typeof resolveOptions>, log: Logger): Promise<Journal> {
+async function openJournal(
+  namespace: Namespace,
+  dataDir: string,
+  o: ReturnType<typeof resolveOptions>,
+  log: Logger,
+): Promise<Journal> {
   const replayed = replayJournal(dataDir);
   let restored = 0;
   for (const [path, messages] of replayed.messages) {
     const store = namespace.store(path);
     if (!store) {
-      if (messages.size > 0) log.warn('journal holds messages of an entity that is no longer configured; they are dropped', { entity: path, messages: messages.size });
+      if (messages.size > 0)
+        log.warn('journal holds messages of an entity that is no longer configured; they are dropped', {
+          entity: path,
+          messages: messages.size,
+        });
       continue;
     }
     for (const msg of [...messages.values()].sort((a, b) => a.seq - b.seq)) {
@@ -62,16 +86,24 @@ async function openJournal(namespace: Namespace, dataDir: string, o: ReturnType<
     log,
     snapshot: () => {
       const records: Buffer[] = [];
-      for (const [path, messageId, seenAt] of namespace.duplicateHistory(Date.now())) records.push(duplicateIdRecord(path, messageId, seenAt));
+      for (const [path, messageId, seenAt] of namespace.duplicateHistory(Date.now()))
+        records.push(duplicateIdRecord(path, messageId, seenAt));
       for (const store of namespace.stores()) {
         records.push(nextSeqRecord(store.path, store.nextSequenceNumber));
         for (const msg of store.liveMessages()) records.push(enqueueRecord(store.path, msg));
-        for (const [sessionId, state] of store.sessionStates()) records.push(sessionStateRecord(store.path, sessionId, state));
+        for (const [sessionId, state] of store.sessionStates())
+          records.push(sessionStateRecord(store.path, sessionId, state));
       }
       return records;
     },
   });
-  log.info('journal replayed', { dataDir, records: replayed.records, messages: restored, discardedBytes: replayed.discardedBytes, fsync: o.fsync });
+  log.info('journal replayed', {
+    dataDir,
+    records: replayed.records,
+    messages: restored,
+    discardedBytes: replayed.discardedBytes,
+    fsync: o.fsync,
+  });
   return journal;
 }
 
@@ -83,7 +115,9 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   const o = resolveOptions(options);
   const log = areaLogger(o.logger, 'servicebus-emulator');
   const definition: NamespaceDefinition =
-    o.config !== undefined ? parseEmulatorConfig(o.config, { strict: false, source: 'options.config' }) : loadEmulatorConfigFile(o.configFile, o.configRanges);
+    o.config !== undefined
+      ? parseEmulatorConfig(o.config, { strict: false, source: 'options.config' })
+      : loadEmulatorConfigFile(o.configFile, o.configRanges);
 
   let journal: Journal | undefined;
   const port: StoreJournal = {

@@ -9,7 +9,15 @@ import type { MessageProperties, MessageState, StoredMessage } from './message.j
 export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4, nextSeq: 5, duplicateId: 6 } as const;
 
 const STATES: readonly MessageState[] = ['active', 'deferred', 'scheduled'];
-const PROP_FIELDS = ['sessionId', 'correlationId', 'subject', 'to', 'replyTo', 'replyToSessionId', 'contentType'] as const;
+const PROP_FIELDS = [
+  'sessionId',
+  'correlationId',
+  'subject',
+  'to',
+  'replyTo',
+  'replyToSessionId',
+  'contentType',
+] as const;
 
 class Writer {
   readonly parts: Buffer[] = [];
@@ -92,11 +100,16 @@ export class RecordReader {
 
 export function enqueueRecord(path: string, m: StoredMessage): Buffer {
   const w = new Writer().u8(RECORD.enqueue).str(path).f64(m.seq).f64(m.enqueuedAt).f64(m.expiresAt).f64(m.ttlMs);
-  w.u32(m.deliveryCount).u8(STATES.indexOf(m.state)).f64(m.scheduledAt ?? Number.NaN).str(m.props.messageId);
+  w.u32(m.deliveryCount)
+    .u8(STATES.indexOf(m.state))
+    .f64(m.scheduledAt ?? Number.NaN)
+    .str(m.props.messageId);
   for (const f of PROP_FIELDS) w.optStr(m.props[f]);
   w.optStr(m.deadLetterSource);
   const wire = m.wire;
-  w.u8(wire.durable ? 1 : 0).u8(wire.priority).f64(wire.ttlMs ?? Number.NaN);
+  w.u8(wire.durable ? 1 : 0)
+    .u8(wire.priority)
+    .f64(wire.ttlMs ?? Number.NaN);
   w.u32(wire.annotations.length);
   for (const a of wire.annotations) w.bytes(a);
   w.bytes(wire.properties).optBytes(wire.applicationProperties).bytes(wire.body);
@@ -137,7 +150,15 @@ export function readEnqueue(r: RecordReader): { path: string; msg: StoredMessage
       state,
       scheduledAt: Number.isNaN(scheduledAt) ? undefined : scheduledAt,
       props,
-      wire: { durable, priority, ttlMs: Number.isNaN(wireTtl) ? undefined : wireTtl, annotations, properties, applicationProperties, body },
+      wire: {
+        durable,
+        priority,
+        ttlMs: Number.isNaN(wireTtl) ? undefined : wireTtl,
+        annotations,
+        properties,
+        applicationProperties,
+        body,
+      },
       deadLetterSource,
       removed: false,
     },

@@ -10,7 +10,19 @@
  * Compaction: when the file grows past `compactBytes` (and past twice its size after the previous compaction),
  * the live state is written to a new file, synced, and renamed over the journal, between two batches.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { EmulatorError } from '../errors.js';
@@ -45,7 +57,11 @@ export function claimDataDir(dir: string): () => void {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (Number.isInteger(owner) && owner !== process.pid && processAlive(owner)) {
-    throw new EmulatorError('EmulatorDataDirInUse', `the data folder ${dir} is in use by another Service Bus emulator (pid ${owner})`, { context: { dataDir: dir, pid: owner } });
+    throw new EmulatorError(
+      'EmulatorDataDirInUse',
+      `the data folder ${dir} is in use by another Service Bus emulator (pid ${owner})`,
+      { context: { dataDir: dir, pid: owner } },
+    );
   }
   writeFileSync(file, `${process.pid}\n`);
   return () => rmSync(file, { force: true });
@@ -102,7 +118,14 @@ export function replayJournal(dir: string): ReplayedState {
     else throw err;
   }
   const { bodies, validBytes } = splitRecords(data);
-  const state: ReplayedState = { messages: new Map(), sessionStates: new Map(), nextSeq: new Map(), seenIds: [], records: bodies.length, discardedBytes: data.length - validBytes };
+  const state: ReplayedState = {
+    messages: new Map(),
+    sessionStates: new Map(),
+    nextSeq: new Map(),
+    seenIds: [],
+    records: bodies.length,
+    discardedBytes: data.length - validBytes,
+  };
   const storeOf = (p: string): Map<number, StoredMessage> => {
     let m = state.messages.get(p);
     if (!m) state.messages.set(p, (m = new Map()));
@@ -118,7 +141,8 @@ export function replayJournal(dir: string): ReplayedState {
       const { path: p, msg } = readEnqueue(r);
       storeOf(p).set(msg.seq, msg);
       advance(p, msg.seq + 1);
-      if (msg.deliveryCount === 0 && msg.deadLetterSource === undefined) state.seenIds.push([p, msg.props.messageId, msg.enqueuedAt]);
+      if (msg.deliveryCount === 0 && msg.deadLetterSource === undefined)
+        state.seenIds.push([p, msg.props.messageId, msg.enqueuedAt]);
     } else if (type === RECORD.nextSeq) {
       const p = r.str();
       advance(p, r.f64());
@@ -185,7 +209,8 @@ export class Journal {
   /** Resolves when every record appended so far is durable (per the sync policy). */
   commit(): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#closed) return Promise.reject(new EmulatorError('EmulatorClosed', 'the Service Bus emulator journal is closed'));
+    if (this.#closed)
+      return Promise.reject(new EmulatorError('EmulatorClosed', 'the Service Bus emulator journal is closed'));
     this.#schedule();
     return this.#batch.promise;
   }

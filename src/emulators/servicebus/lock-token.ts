@@ -23,9 +23,14 @@ export function newLockToken(): Buffer {
 /** The .NET GUID byte order swap: an involution, so it maps a tag to L and L to a tag. */
 export function reorderGuidBytes(bytes: Buffer): Buffer {
   return Buffer.from([
-    bytes[3]!, bytes[2]!, bytes[1]!, bytes[0]!,
-    bytes[5]!, bytes[4]!,
-    bytes[7]!, bytes[6]!,
+    bytes[3]!,
+    bytes[2]!,
+    bytes[1]!,
+    bytes[0]!,
+    bytes[5]!,
+    bytes[4]!,
+    bytes[7]!,
+    bytes[6]!,
     ...bytes.subarray(8, 16),
   ]);
 }

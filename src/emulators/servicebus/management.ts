@@ -18,9 +18,19 @@ export interface ManagementReply {
 
 const OP = 'com.microsoft:';
 const ok = (body: unknown = {}): ManagementReply => ({ status: 200, description: 'OK', body });
-const fail = (status: number, condition: string, description: string): ManagementReply => ({ status, condition, description });
-const lockLost = (): ManagementReply => fail(410, 'com.microsoft:message-lock-lost', 'The lock supplied is invalid: it expired, or the message was already settled.');
-const sessionLockLost = (): ManagementReply => fail(410, 'com.microsoft:session-lock-lost', 'The session lock has expired or the session is not locked.');
+const fail = (status: number, condition: string, description: string): ManagementReply => ({
+  status,
+  condition,
+  description,
+});
+const lockLost = (): ManagementReply =>
+  fail(
+    410,
+    'com.microsoft:message-lock-lost',
+    'The lock supplied is invalid: it expired, or the message was already settled.',
+  );
+const sessionLockLost = (): ManagementReply =>
+  fail(410, 'com.microsoft:session-lock-lost', 'The session lock has expired or the session is not locked.');
 
 /** A long as rhea decodes it: a number when small, 8 big-endian bytes otherwise. */
 export function toNumber(value: unknown): number {
@@ -43,7 +53,9 @@ function optString(value: unknown): string | undefined {
 }
 
 function propertiesToModify(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && Object.keys(value).length > 0 ? (value as Record<string, unknown>) : undefined;
+  return typeof value === 'object' && value !== null && Object.keys(value).length > 0
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 export interface ManagementContext {
@@ -54,7 +66,11 @@ export interface ManagementContext {
 }
 
 /** Runs one management request. */
-export function handleManagement(operation: string, body: Record<string, unknown>, ctx: ManagementContext): ManagementReply {
+export function handleManagement(
+  operation: string,
+  body: Record<string, unknown>,
+  ctx: ManagementContext,
+): ManagementReply {
   const op = operation.startsWith(OP) ? operation.slice(OP.length) : operation;
   const store = ctx.namespace.store(ctx.entity);
   const target = ctx.namespace.sendTarget(ctx.entity);
@@ -93,7 +109,9 @@ export function handleManagement(operation: string, body: Record<string, unknown
 function peek(store: MessageStore, body: Record<string, unknown>, now: number): ManagementReply {
   const from = toNumber(body['from-sequence-number'] ?? 0);
   const count = typeof body['message-count'] === 'number' ? body['message-count'] : 1;
-  const messages = store.peek(from, count, optString(body['session-id']), now).map((msg) => ({ message: encodeForDelivery(msg) }));
+  const messages = store
+    .peek(from, count, optString(body['session-id']), now)
+    .map((msg) => ({ message: encodeForDelivery(msg) }));
   if (messages.length === 0) return { status: 204, description: 'No Content', body: { messages: [] } };
   return ok({ messages });
 }
@@ -105,17 +123,30 @@ function renewLock(store: MessageStore, body: Record<string, unknown>, now: numb
     if (typeof until !== 'number') return until === 'session-lock-lost' ? sessionLockLost() : lockLost();
     expirations.push(new Date(until));
   }
-  return ok({ expirations: amqpTypes.wrap_array(expirations.map((d) => d.getTime()), 0x83, undefined) });
+  return ok({
+    expirations: amqpTypes.wrap_array(
+      expirations.map((d) => d.getTime()),
+      0x83,
+      undefined,
+    ),
+  });
 }
 
 function receiveBySequence(store: MessageStore, body: Record<string, unknown>, now: number): ManagementReply {
   const seqs = longs(body['sequence-numbers']);
   const receiveAndDelete = body['receiver-settle-mode'] === 0;
   const found = store.receiveDeferred(seqs, receiveAndDelete, optString(body['session-id']), now);
-  if (!found) return fail(404, 'com.microsoft:message-not-found', `Failed to lock one or more specified messages: not deferred messages of '${store.name}'.`);
+  if (!found)
+    return fail(
+      404,
+      'com.microsoft:message-not-found',
+      `Failed to lock one or more specified messages: not deferred messages of '${store.name}'.`,
+    );
   return ok({
     messages: found.map(({ msg, lock }) => {
-      const entry: Record<string, unknown> = { message: encodeForDelivery(msg, lock ? { lockedUntil: lock.until } : {}) };
+      const entry: Record<string, unknown> = {
+        message: encodeForDelivery(msg, lock ? { lockedUntil: lock.until } : {}),
+      };
       if (lock) entry['lock-token'] = amqpTypes.wrap_uuid(lock.token);
       return entry;
     }),
@@ -130,7 +161,12 @@ function updateDisposition(store: MessageStore, body: Record<string, unknown>, n
   else if (status === 'abandoned') settlement = { kind: 'abandon', properties };
   else if (status === 'defered' || status === 'deferred') settlement = { kind: 'defer', properties };
   else if (status === 'suspended') {
-    settlement = { kind: 'dead-letter', reason: optString(body['deadletter-reason']), description: optString(body['deadletter-description']), properties };
+    settlement = {
+      kind: 'dead-letter',
+      reason: optString(body['deadletter-reason']),
+      description: optString(body['deadletter-description']),
+      properties,
+    };
   } else return fail(400, 'amqp:invalid-field', `Unknown disposition-status '${String(status)}'.`);
   for (const token of buffers(body['lock-tokens'])) {
     const result = store.settle(lockKey(token), settlement, now);

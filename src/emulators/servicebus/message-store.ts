@@ -71,7 +71,9 @@ interface SessionWaiter {
 }
 
 /** Values a moved message keeps from its first life (dead-lettering). */
-export type EnqueueOverrides = Partial<Pick<StoredMessage, 'deliveryCount' | 'deadLetterSource' | 'ttlMs' | 'expiresAt'>>;
+export type EnqueueOverrides = Partial<
+  Pick<StoredMessage, 'deliveryCount' | 'deadLetterSource' | 'ttlMs' | 'expiresAt'>
+>;
 
 export const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
 
@@ -100,7 +102,13 @@ export class MessageStore {
   /** A session is being released: its returning messages must not offer it to a waiter one by one. */
   #releasing = false;
 
-  constructor(options: { path: string; name: string; settings: StoreSettings; journal: StoreJournal; withDeadLetter: boolean }) {
+  constructor(options: {
+    path: string;
+    name: string;
+    settings: StoreSettings;
+    journal: StoreJournal;
+    withDeadLetter: boolean;
+  }) {
     this.path = options.path;
     this.name = options.name;
     this.settings = options.settings;
@@ -109,7 +117,12 @@ export class MessageStore {
       ? new MessageStore({
           path: `${options.path}${DEAD_LETTER_SUFFIX}`,
           name: `${options.name}/$DeadLetterQueue`,
-          settings: { ...options.settings, requiresSession: false, deadLetterOnExpiration: false, defaultTtlMs: Number.POSITIVE_INFINITY },
+          settings: {
+            ...options.settings,
+            requiresSession: false,
+            deadLetterOnExpiration: false,
+            defaultTtlMs: Number.POSITIVE_INFINITY,
+          },
           journal: options.journal,
           withDeadLetter: false,
         })
@@ -356,7 +369,12 @@ export class MessageStore {
   #release(msg: StoredMessage, now: number): void {
     msg.deliveryCount++;
     if (msg.deliveryCount >= this.settings.maxDeliveryCount && this.deadLetter) {
-      this.#moveToDeadLetter(msg, now, 'MaxDeliveryCountExceeded', `Message could not be consumed after ${this.settings.maxDeliveryCount} delivery attempts.`);
+      this.#moveToDeadLetter(
+        msg,
+        now,
+        'MaxDeliveryCountExceeded',
+        `Message could not be consumed after ${this.settings.maxDeliveryCount} delivery attempts.`,
+      );
       return;
     }
     if (msg.expiresAt <= now && msg.state !== 'deferred') {
@@ -380,11 +398,21 @@ export class MessageStore {
     }
   }
 
-  #moveToDeadLetter(msg: StoredMessage, now: number, reason?: string, description?: string, properties?: Record<string, unknown>): void {
+  #moveToDeadLetter(
+    msg: StoredMessage,
+    now: number,
+    reason?: string,
+    description?: string,
+    properties?: Record<string, unknown>,
+  ): void {
     this.#remove(msg);
     const dlq = this.deadLetter;
     if (!dlq) return;
-    const wire = withApplicationProperties(msg.wire, { ...properties, DeadLetterReason: reason, DeadLetterErrorDescription: description });
+    const wire = withApplicationProperties(msg.wire, {
+      ...properties,
+      DeadLetterReason: reason,
+      DeadLetterErrorDescription: description,
+    });
     dlq.enqueue({ props: msg.props, wire, scheduledAt: undefined, size: 0 }, now, {
       deliveryCount: msg.deliveryCount,
       deadLetterSource: this.name,
@@ -424,11 +452,17 @@ export class MessageStore {
   }
 
   /** Receives deferred messages by sequence number; undefined when one of them is not a deferred message here. */
-  receiveDeferred(seqs: readonly number[], receiveAndDelete: boolean, sessionId: string | undefined, now: number): Array<{ msg: StoredMessage; lock: Lock | undefined }> | undefined {
+  receiveDeferred(
+    seqs: readonly number[],
+    receiveAndDelete: boolean,
+    sessionId: string | undefined,
+    now: number,
+  ): Array<{ msg: StoredMessage; lock: Lock | undefined }> | undefined {
     const found: StoredMessage[] = [];
     for (const seq of seqs) {
       const msg = this.#messages.get(seq);
-      if (!msg || msg.state !== 'deferred' || (sessionId !== undefined && msg.props.sessionId !== sessionId)) return undefined;
+      if (!msg || msg.state !== 'deferred' || (sessionId !== undefined && msg.props.sessionId !== sessionId))
+        return undefined;
       if (this.#lockOf.has(msg)) return undefined;
       found.push(msg);
     }
@@ -459,7 +493,15 @@ export class MessageStore {
   #session(id: string): Session {
     let s = this.#sessions.get(id);
     if (!s) {
-      s = { id, queue: new AvailableQueue(), state: undefined, holder: undefined, lockedUntil: 0, locks: new Set(), messages: 0 };
+      s = {
+        id,
+        queue: new AvailableQueue(),
+        state: undefined,
+        holder: undefined,
+        lockedUntil: 0,
+        locks: new Set(),
+        messages: 0,
+      };
       this.#sessions.set(id, s);
     }
     return s;
@@ -474,7 +516,12 @@ export class MessageStore {
    * Locks a session for a consumer: the named one (undefined when another holds it), or the next one with
    * messages, waiting up to `timeoutMs` for one to arrive (resolves undefined on timeout).
    */
-  acceptSession(consumer: Consumer, sessionId: string | undefined, timeoutMs: number, now: number): Session | 'locked' | Promise<Session | undefined> {
+  acceptSession(
+    consumer: Consumer,
+    sessionId: string | undefined,
+    timeoutMs: number,
+    now: number,
+  ): Session | 'locked' | Promise<Session | undefined> {
     if (sessionId !== undefined) {
       const s = this.#session(sessionId);
       if (s.holder && s.lockedUntil > now) return 'locked';

@@ -162,7 +162,8 @@ export function parseMessage(bytes: Buffer): IncomingMessage {
     else if (s.code !== SECTION.deliveryAnnotations && bodyStart < 0) bodyStart = offset;
     offset += s.bytes.length;
   }
-  const decoded = header || properties ? decodeSections(...[header, properties].filter((s): s is RawSection => s !== undefined)) : {};
+  const decoded =
+    header || properties ? decodeSections(...[header, properties].filter((s): s is RawSection => s !== undefined)) : {};
   const d = decoded as Record<string, unknown>;
   const kept: Buffer[] = [];
   let scheduledAt: number | undefined;
@@ -233,7 +234,8 @@ export function withApplicationProperties(wire: MessageWire, values: Record<stri
   const names = new Set(Object.keys(values));
   const entries: Buffer[] = [];
   if (wire.applicationProperties) {
-    for (const e of mapEntries(sectionOf(wire.applicationProperties))) if (!names.has(String(e.key))) entries.push(e.bytes);
+    for (const e of mapEntries(sectionOf(wire.applicationProperties)))
+      if (!names.has(String(e.key))) entries.push(e.bytes);
   }
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined) continue;
@@ -265,9 +267,11 @@ export function encodeForDelivery(msg: StoredMessage, extra: DeliveryAnnotations
     Buffer.concat([KEY_SEQ, encodeLong(msg.seq)]),
     Buffer.concat([KEY_ENQUEUED, encodeTimestamp(msg.enqueuedAt)]),
   ];
-  if (extra.lockedUntil !== undefined) annotations.push(Buffer.concat([KEY_LOCKED, encodeTimestamp(extra.lockedUntil)]));
+  if (extra.lockedUntil !== undefined)
+    annotations.push(Buffer.concat([KEY_LOCKED, encodeTimestamp(extra.lockedUntil)]));
   if (msg.state !== 'active') annotations.push(Buffer.concat([KEY_STATE, encodeInt(STATE_CODE[msg.state])]));
-  if (msg.deadLetterSource !== undefined) annotations.push(Buffer.concat([KEY_DL_SOURCE, encodeString(msg.deadLetterSource)]));
+  if (msg.deadLetterSource !== undefined)
+    annotations.push(Buffer.concat([KEY_DL_SOURCE, encodeString(msg.deadLetterSource)]));
   const header = encodeHeader({
     durable: w.durable,
     priority: w.priority,

@@ -100,7 +100,10 @@ export class Namespace {
     const journal = options.journal;
     for (const q of definition.queues) {
       const store = this.#addStore(q.name, q.name, q, journal);
-      this.#queues.set(q.name.toLowerCase(), { store, duplicates: q.requiresDuplicateDetection ? new DuplicateDetector(q.duplicateWindowMs) : undefined });
+      this.#queues.set(q.name.toLowerCase(), {
+        store,
+        duplicates: q.requiresDuplicateDetection ? new DuplicateDetector(q.duplicateWindowMs) : undefined,
+      });
     }
     for (const t of definition.topics) {
       const subscriptions = t.subscriptions.map((s) => {
@@ -153,7 +156,8 @@ export class Namespace {
   missingSession(target: SendTarget, msg: IncomingMessage): string | undefined {
     if (msg.props.sessionId !== undefined) return undefined;
     if (target.kind === 'queue') return target.queue.store.requiresSession ? target.queue.store.name : undefined;
-    return target.topic.subscriptions.find((sub) => sub.store.requiresSession && subscriptionAccepts(sub.rules, msg))?.store.name;
+    return target.topic.subscriptions.find((sub) => sub.store.requiresSession && subscriptionAccepts(sub.rules, msg))
+      ?.store.name;
   }
 
   /** Accepts sent messages: duplicates dropped, topics fanned out by rules. Returns how many were stored. */
@@ -210,8 +214,10 @@ export class Namespace {
 
   /** Duplicate-detection ids still within their window, by queue or topic path (journal snapshots). */
   *duplicateHistory(now: number): Generator<[string, string, number]> {
-    for (const [path, q] of this.#queues) if (q.duplicates) for (const [id, seenAt] of q.duplicates.history(now)) yield [path, id, seenAt];
-    for (const [path, t] of this.#topics) if (t.duplicates) for (const [id, seenAt] of t.duplicates.history(now)) yield [path, id, seenAt];
+    for (const [path, q] of this.#queues)
+      if (q.duplicates) for (const [id, seenAt] of q.duplicates.history(now)) yield [path, id, seenAt];
+    for (const [path, t] of this.#topics)
+      if (t.duplicates) for (const [id, seenAt] of t.duplicates.history(now)) yield [path, id, seenAt];
   }
 
   #detector(path: string): DuplicateDetector | undefined {

@@ -41,7 +41,8 @@ export interface ServiceBusEmulatorOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ServiceBusEmulatorOptions, 'config' | 'dataDir'>> & Pick<ServiceBusEmulatorOptions, 'config' | 'dataDir'>;
+export type ResolvedOptions = Required<Omit<ServiceBusEmulatorOptions, 'config' | 'dataDir'>> &
+  Pick<ServiceBusEmulatorOptions, 'config' | 'dataDir'>;
 
 function positiveInteger(name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) {
@@ -64,17 +65,23 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
     tickMs: options.tickMs ?? 50,
     logger: options.logger ?? silentLogger(),
   };
-  if (typeof resolved.host !== 'string' || resolved.host === '') throw new TypeError(`ServiceBusEmulatorOptions.host must be a host name or address, got ${String(resolved.host)}`);
+  if (typeof resolved.host !== 'string' || resolved.host === '')
+    throw new TypeError(`ServiceBusEmulatorOptions.host must be a host name or address, got ${String(resolved.host)}`);
   if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65535) {
-    throw new TypeError(`ServiceBusEmulatorOptions.port must be an integer from 0 to 65535, got ${String(resolved.port)}`);
+    throw new TypeError(
+      `ServiceBusEmulatorOptions.port must be an integer from 0 to 65535, got ${String(resolved.port)}`,
+    );
   }
   if (resolved.dataDir !== undefined && (typeof resolved.dataDir !== 'string' || resolved.dataDir === '')) {
     throw new TypeError(`ServiceBusEmulatorOptions.dataDir must be a folder path, got ${String(resolved.dataDir)}`);
   }
   if (resolved.configRanges !== 'azure' && resolved.configRanges !== 'microsoft-emulator') {
-    throw new TypeError(`ServiceBusEmulatorOptions.configRanges must be 'azure' or 'microsoft-emulator', got ${String(resolved.configRanges)}`);
+    throw new TypeError(
+      `ServiceBusEmulatorOptions.configRanges must be 'azure' or 'microsoft-emulator', got ${String(resolved.configRanges)}`,
+    );
   }
-  if (typeof resolved.fsync !== 'boolean') throw new TypeError(`ServiceBusEmulatorOptions.fsync must be true or false, got ${String(resolved.fsync)}`);
+  if (typeof resolved.fsync !== 'boolean')
+    throw new TypeError(`ServiceBusEmulatorOptions.fsync must be true or false, got ${String(resolved.fsync)}`);
   positiveInteger('compactBytes', resolved.compactBytes, 1);
   positiveInteger('maxMessageSizeBytes', resolved.maxMessageSizeBytes, 1024);
   positiveInteger('tickMs', resolved.tickMs, 1);

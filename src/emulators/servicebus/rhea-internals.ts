@@ -68,6 +68,7 @@ export function settleDelivery(delivery: Delivery, state: unknown): void {
   d.settled = true;
   d.state = state;
   d.remote_settled = true;
-  if (!d.link.is_closed()) d.link.session.output(frames.disposition({ role: false, first: d.id, last: d.id, state, settled: true }));
+  if (!d.link.is_closed())
+    d.link.session.output(frames.disposition({ role: false, first: d.id, last: d.id, state, settled: true }));
   d.link.connection._register();
 }

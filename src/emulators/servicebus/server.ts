@@ -75,7 +75,12 @@ interface DispositionFields {
   state?: { descriptor?: { value?: unknown } };
 }
 
-const OUTCOME_NAMES: Record<number, string> = { 0x24: 'accepted', 0x25: 'rejected', 0x26: 'released', 0x27: 'modified' };
+const OUTCOME_NAMES: Record<number, string> = {
+  0x24: 'accepted',
+  0x25: 'rejected',
+  0x26: 'released',
+  0x27: 'modified',
+};
 
 function outcomeName(state: DispositionFields['state']): string {
   const code = Number(state?.descriptor?.value);
@@ -170,25 +175,49 @@ export class AmqpServer {
         handler(ctx);
       } catch (err) {
         const link = ctx.sender ?? ctx.receiver;
-        this.#log.error('handler failed; closing the link', { event, connection: this.#connId(ctx.connection), link: link?.name, err });
-        if (link && !link.is_closed()) link.close({ condition: 'amqp:internal-error', description: String((err as Error).message ?? err) });
+        this.#log.error('handler failed; closing the link', {
+          event,
+          connection: this.#connId(ctx.connection),
+          link: link?.name,
+          err,
+        });
+        if (link && !link.is_closed())
+          link.close({ condition: 'amqp:internal-error', description: String((err as Error).message ?? err) });
       }
     };
   }
 
   #wire(): void {
     const c = this.#container;
-    c.on('connection_open', this.#guard('connection_open', (ctx) => {
-      const connection = ctx.connection;
-      this.#connections.add(connection);
-      connection.on('protocol_error', (err: unknown) => this.#onBadInput(connection, err));
-      connection.on('error', (err: unknown) => this.#onBadInput(connection, err));
-      this.#log.debug('connection open', { connection: this.#connId(ctx.connection), container: ctx.connection.container_id });
-    }));
-    c.on('session_open', this.#guard('session_open', (ctx) => this.#rawTransfers(ctx)));
-    c.on('receiver_open', this.#guard('receiver_open', (ctx) => this.#onClientSender(ctx)));
-    c.on('sender_open', this.#guard('sender_open', (ctx) => this.#onClientReceiver(ctx)));
-    c.on('message', this.#guard('message', (ctx) => this.#onMessage(ctx)));
+    c.on(
+      'connection_open',
+      this.#guard('connection_open', (ctx) => {
+        const connection = ctx.connection;
+        this.#connections.add(connection);
+        connection.on('protocol_error', (err: unknown) => this.#onBadInput(connection, err));
+        connection.on('error', (err: unknown) => this.#onBadInput(connection, err));
+        this.#log.debug('connection open', {
+          connection: this.#connId(ctx.connection),
+          container: ctx.connection.container_id,
+        });
+      }),
+    );
+    c.on(
+      'session_open',
+      this.#guard('session_open', (ctx) => this.#rawTransfers(ctx)),
+    );
+    c.on(
+      'receiver_open',
+      this.#guard('receiver_open', (ctx) => this.#onClientSender(ctx)),
+    );
+    c.on(
+      'sender_open',
+      this.#guard('sender_open', (ctx) => this.#onClientReceiver(ctx)),
+    );
+    c.on(
+      'message',
+      this.#guard('message', (ctx) => this.#onMessage(ctx)),
+    );
     c.on('disconnected', (ctx: EventContext) => {
       const error = (ctx as { error?: unknown }).error;
       this.#log.debug('client disconnected', { connection: this.#connId(ctx.connection), err: error });
@@ -210,7 +239,11 @@ export class AmqpServer {
     for (const event of ['sender_error', 'receiver_error', 'session_error', 'connection_error']) {
       c.on(event, (ctx: EventContext) => {
         const link = ctx.sender ?? ctx.receiver;
-        this.#log.debug(event, { connection: this.#connId(ctx.connection), link: link?.name, err: link?.error ?? ctx.session?.error ?? ctx.connection?.error });
+        this.#log.debug(event, {
+          connection: this.#connId(ctx.connection),
+          link: link?.name,
+          err: link?.error ?? ctx.session?.error ?? ctx.connection?.error,
+        });
       });
     }
     c.on('sender_close', (ctx: EventContext) => this.#onClientReceiverClosed(ctx));
@@ -225,14 +258,20 @@ export class AmqpServer {
    */
   #onBadInput(connection: Connection, err: unknown): void {
     const remoteClose = (err as { name?: string } | undefined)?.name === 'ConnectionError';
-    this.#log.warn(remoteClose ? 'client closed the connection with an error' : 'malformed AMQP input; closing that connection', {
-      connection: this.#connId(connection),
-      err,
-    });
+    this.#log.warn(
+      remoteClose ? 'client closed the connection with an error' : 'malformed AMQP input; closing that connection',
+      {
+        connection: this.#connId(connection),
+        err,
+      },
+    );
     if (remoteClose || !connection.is_open()) return;
     const internals = connection as unknown as ConnectionInternals;
     try {
-      internals.local.close.error = { condition: 'amqp:decode-error', description: `Malformed input: ${(err as Error)?.message ?? String(err)}` };
+      internals.local.close.error = {
+        condition: 'amqp:decode-error',
+        description: `Malformed input: ${(err as Error)?.message ?? String(err)}`,
+      };
       internals._write_close();
     } catch (writeErr) {
       this.#log.debug('could not write the close frame', { connection: this.#connId(connection), err: writeErr });
@@ -263,11 +302,14 @@ export class AmqpServer {
     session.on_disposition = (frame) => {
       const f = frame.performative;
       if (f.role && f.last !== undefined && f.last !== null && f.last > f.first && f.state && !isAccepted(f.state)) {
-        this.#log.warn('a client settled several deliveries with one outcome other than complete; with rhea 3.0.5 this is often concurrent settlements merged by mistake', {
-          connection,
-          deliveries: f.last - f.first + 1,
-          outcome: outcomeName(f.state),
-        });
+        this.#log.warn(
+          'a client settled several deliveries with one outcome other than complete; with rhea 3.0.5 this is often concurrent settlements merged by mistake',
+          {
+            connection,
+            deliveries: f.last - f.first + 1,
+            outcome: outcomeName(f.state),
+          },
+        );
       }
       onDisposition(frame);
     };
@@ -313,10 +355,17 @@ export class AmqpServer {
     if (meta.__kind === 'cbs') return this.#reply(ctx, request, { status: 202, description: 'Accepted' });
     if (meta.__kind === 'management') {
       const operation = String(request.application_properties?.['operation'] ?? '');
-      const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
+      const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<
+        string,
+        unknown
+      >;
       let reply;
       try {
-        reply = handleManagement(operation, body, { namespace: this.#options.namespace, entity: meta.__entity ?? '', now: Date.now() });
+        reply = handleManagement(operation, body, {
+          namespace: this.#options.namespace,
+          entity: meta.__entity ?? '',
+          now: Date.now(),
+        });
       } catch (err) {
         this.#log.warn('management request failed', { operation, entity: meta.__entity, err });
         reply = { status: 400, condition: 'amqp:invalid-field', description: (err as Error).message };
@@ -340,12 +389,21 @@ export class AmqpServer {
       for (const msg of messages) {
         const entity = this.#options.namespace.missingSession(target, msg);
         if (entity !== undefined) {
-          throw new SendRefused({ condition: 'amqp:not-allowed', description: `The entity '${entity}' requires sessions: a message has no session id.` });
+          throw new SendRefused({
+            condition: 'amqp:not-allowed',
+            description: `The entity '${entity}' requires sessions: a message has no session id.`,
+          });
         }
       }
       stored = this.#options.namespace.send(target, messages, Date.now());
     } catch (err) {
-      const amqp = err instanceof SendRefused ? err.amqp : { condition: 'amqp:decode-error', description: `The message could not be decoded: ${(err as Error).message}` };
+      const amqp =
+        err instanceof SendRefused
+          ? err.amqp
+          : {
+              condition: 'amqp:decode-error',
+              description: `The message could not be decoded: ${(err as Error).message}`,
+            };
       if (err instanceof SendRefused) this.#log.info('send refused', { ...log, condition: amqp.condition });
       else this.#log.warn('undecodable message refused', { ...log, err, decodeError: err instanceof AmqpDecodeError });
       delivery.reject(amqp);
@@ -368,21 +426,36 @@ export class AmqpServer {
   #parse(raw: Buffer, format: number): IncomingMessage[] {
     if (format === BATCH_FORMAT) return unpackBatch(raw).map(parseMessage);
     if (format === RAW_FORMAT || format === 0) return [parseMessage(raw)];
-    throw new SendRefused({ condition: 'amqp:not-implemented', description: `Unsupported message format 0x${format.toString(16)}.` });
+    throw new SendRefused({
+      condition: 'amqp:not-implemented',
+      description: `Unsupported message format 0x${format.toString(16)}.`,
+    });
   }
 
   /** Sends a request-response answer on the client's reply link (matched by name or target address). */
-  #reply(ctx: EventContext, request: AmqpMessage, reply: { status: number; description: string; condition?: string; body?: unknown }): void {
+  #reply(
+    ctx: EventContext,
+    request: AmqpMessage,
+    reply: { status: number; description: string; condition?: string; body?: unknown },
+  ): void {
     const replyTo = request.reply_to;
     const connection = ctx.connection;
-    const link = (connection as unknown as { find_sender: (f: (s: Sender) => boolean) => Sender | undefined }).find_sender(
-      (s) => s.name === replyTo || address(s.target) === replyTo || address((s as unknown as { remote: { attach?: { target?: unknown } } }).remote.attach?.target) === replyTo,
+    const link = (
+      connection as unknown as { find_sender: (f: (s: Sender) => boolean) => Sender | undefined }
+    ).find_sender(
+      (s) =>
+        s.name === replyTo ||
+        address(s.target) === replyTo ||
+        address((s as unknown as { remote: { attach?: { target?: unknown } } }).remote.attach?.target) === replyTo,
     );
     if (!link) {
       this.#log.warn('no reply link for a request', { connection: this.#connId(connection), replyTo });
       return;
     }
-    const properties: Record<string, unknown> = { 'status-code': reply.status, 'status-description': reply.description };
+    const properties: Record<string, unknown> = {
+      'status-code': reply.status,
+      'status-description': reply.description,
+    };
     if (reply.condition) properties['error-condition'] = reply.condition;
     (link as unknown as { send(m: object): unknown }).send({
       correlation_id: request.message_id,
@@ -416,7 +489,12 @@ export class AmqpServer {
       sender.close(notFound(addr));
       return;
     }
-    const consumer = new LinkConsumer(sender, store, this.#log.child({ connection, link: sender.name, entity: store.name }), `${connection}/l${this.#nextLink++}`);
+    const consumer = new LinkConsumer(
+      sender,
+      store,
+      this.#log.child({ connection, link: sender.name, entity: store.name }),
+      `${connection}/l${this.#nextLink++}`,
+    );
     let links = this.#consumers.get(ctx.connection);
     if (!links) this.#consumers.set(ctx.connection, (links = new Map()));
     links.set(sender, { consumer, store });
@@ -429,13 +507,17 @@ export class AmqpServer {
     }
     if (!filter || !(SESSION_FILTER in filter)) {
       sender.set_source({ address: addr });
-      sender.close({ condition: 'amqp:not-allowed', description: `The entity '${store.name}' requires sessions: use a session receiver.` });
+      sender.close({
+        condition: 'amqp:not-allowed',
+        description: `The entity '${store.name}' requires sessions: use a session receiver.`,
+      });
       return;
     }
     const wanted = filter[SESSION_FILTER];
     const sessionId = typeof wanted === 'string' ? wanted : undefined;
     const properties = (remote['properties'] ?? {}) as Record<string, unknown>;
-    const timeoutMs = typeof properties[CLIENT_TIMEOUT] === 'number' ? (properties[CLIENT_TIMEOUT] as number) : DEFAULT_SESSION_WAIT_MS;
+    const timeoutMs =
+      typeof properties[CLIENT_TIMEOUT] === 'number' ? (properties[CLIENT_TIMEOUT] as number) : DEFAULT_SESSION_WAIT_MS;
     const held = sender as unknown as LinkStateInternals;
     held.state.local_open = false;
     held.state.open_requests = 0;
@@ -444,7 +526,10 @@ export class AmqpServer {
       if (id === undefined) {
         local['source'] = null;
         sender.open();
-        sender.close({ condition: CLIENT_TIMEOUT, description: `No session became available on '${store.name}' within ${timeoutMs} ms.` });
+        sender.close({
+          condition: CLIENT_TIMEOUT,
+          description: `No session became available on '${store.name}' within ${timeoutMs} ms.`,
+        });
         return;
       }
       sender.set_source({ address: addr, filter: { [SESSION_FILTER]: id } });
@@ -460,7 +545,10 @@ export class AmqpServer {
       store.removeConsumer(consumer, now);
       sender.set_source({ address: addr });
       sender.open();
-      sender.close({ condition: 'com.microsoft:session-cannot-be-locked', description: `The session '${String(sessionId)}' is locked by another receiver.` });
+      sender.close({
+        condition: 'com.microsoft:session-cannot-be-locked',
+        description: `The session '${String(sessionId)}' is locked by another receiver.`,
+      });
       return;
     }
     if (!(accepted instanceof Promise)) {
@@ -510,7 +598,11 @@ export class AmqpServer {
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const connection of this.#connections) {
-      if (connection.is_open()) connection.close({ condition: 'amqp:connection:forced', description: 'The Service Bus emulator is shutting down.' });
+      if (connection.is_open())
+        connection.close({
+          condition: 'amqp:connection:forced',
+          description: 'The Service Bus emulator is shutting down.',
+        });
     }
     const deadline = Date.now() + CLOSE_GRACE_MS;
     while (this.#sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

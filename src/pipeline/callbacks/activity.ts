@@ -5,6 +5,7 @@ import type { ActivityRecord } from '../ports.js';
 /** The context of an activity; undefined when a field is missing (such a row cannot be recorded against). */
 export function activityContext(activity: ActivityRecord): MarketingContext | undefined {
   const { activityRowId, activityId, contactId, journeyId, iterationId, entityType, entityId } = activity;
-  if (!activityRowId || !activityId || !contactId || !journeyId || !iterationId || !entityType || !entityId) return undefined;
+  if (!activityRowId || !activityId || !contactId || !journeyId || !iterationId || !entityType || !entityId)
+    return undefined;
   return { kind: 'marketing', activityId, activityRowId, contactId, journeyId, iterationId, entityType, entityId };
 }

@@ -17,16 +17,32 @@ const SHARED_TILE_LOOKBACK = 10;
  * field) read. Several contacts may share a number (a family phone): an opt-out or opt-in applies to all of them, a
  * keyword is attributed only when exactly one holds it (a reply must not land on the wrong contact's activity).
  */
-export async function findHolders(directory: CallbackDirectory, channel: Channel, address: string, columns: readonly string[], signal?: AbortSignal): Promise<FoundContact[]> {
+export async function findHolders(
+  directory: CallbackDirectory,
+  channel: Channel,
+  address: string,
+  columns: readonly string[],
+  signal?: AbortSignal,
+): Promise<FoundContact[]> {
   return directory.contactsByAddress(channel.addressField, address, columns, signal);
 }
 
 /** The context of the contact's most recent activity on the channel; undefined when there is none. */
-export async function latestActivity(directory: CallbackDirectory, channel: Channel, contactId: string, signal?: AbortSignal): Promise<MarketingContext | undefined> {
+export async function latestActivity(
+  directory: CallbackDirectory,
+  channel: Channel,
+  contactId: string,
+  signal?: AbortSignal,
+): Promise<MarketingContext | undefined> {
   const tile = channel.tile;
   if (tile === undefined) return undefined;
   const shared = channel.channelField;
-  const activities = await directory.latestActivities(contactId, tile.entityType, shared === undefined ? 1 : SHARED_TILE_LOOKBACK, signal);
+  const activities = await directory.latestActivities(
+    contactId,
+    tile.entityType,
+    shared === undefined ? 1 : SHARED_TILE_LOOKBACK,
+    signal,
+  );
   for (const activity of activities) {
     const context = activityContext(activity);
     if (context === undefined) continue;

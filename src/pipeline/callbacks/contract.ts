@@ -24,7 +24,10 @@ import { openContext } from '../../correlation/index.js';
 type Json = Record<string, unknown>;
 
 /** The channel and the parsed, verified body, or the refusal. */
-function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; body: Json; webhookId: string } | { refused: RouteResult } {
+function verified(
+  request: FastifyRequest,
+  service: CallbackService,
+): { channel: Channel; body: Json; webhookId: string } | { refused: RouteResult } {
   const channel = routeChannel(request, service, 'contract');
   const settings = channel === undefined ? undefined : callbackSettings(channel);
   if (channel === undefined || settings === undefined) return { refused: refusal('unknown-channel') };
@@ -32,7 +35,10 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
   const check = verifyWebhook(raw, request.headers, { secrets: settings.contractSecrets, nowMs: service.now() });
   if (!check.ok) {
     service.log.warn('contract callback refused', { channel: channel.name, reason: check.reason });
-    const stale = check.reason === 'timestamp-too-old' || check.reason === 'timestamp-too-new' || check.reason === 'invalid-timestamp';
+    const stale =
+      check.reason === 'timestamp-too-old' ||
+      check.reason === 'timestamp-too-new' ||
+      check.reason === 'invalid-timestamp';
     return { refused: refusal(stale ? 'stale' : 'forbidden') };
   }
   let body: unknown;
@@ -55,7 +61,12 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' && v !==
  * when several rows share it), else, on a real-time channel, the RequestId itself (→ `msdyn_D365ChannelsNotification`:
  * `Delivered`/`NotDelivered`); undefined when none fits.
  */
-async function reportContext(service: CallbackService, channel: Channel, body: Json, requestId: string): Promise<SendContext | undefined> {
+async function reportContext(
+  service: CallbackService,
+  channel: Channel,
+  body: Json,
+  requestId: string,
+): Promise<SendContext | undefined> {
   const opened = openContext(requestId, service.keys);
   if (opened.ok) return opened.channel === channel.name ? opened.context : undefined;
   if (channel.tile !== undefined) {
@@ -67,14 +78,23 @@ async function reportContext(service: CallbackService, channel: Channel, body: J
     if (context !== undefined) {
       // The activity must be one of this channel's messages, as a token must name this channel: its message table,
       // and on a shared tile the record's channel column (the same check a click makes).
-      const of = context.entityType === channel.tile.entityType ? await channelOf(service, context.entityType, context.entityId, channel.name) : undefined;
+      const of =
+        context.entityType === channel.tile.entityType
+          ? await channelOf(service, context.entityType, context.entityId, channel.name)
+          : undefined;
       return of?.channel.name === channel.name ? context : undefined;
     }
   }
   if (channel.channelDefinitionId !== undefined) {
     const organizationId = text(body['OrganizationId']) ?? channel.callbacks?.organizationId;
     if (organizationId === undefined) return undefined;
-    return { kind: 'realtime', channelDefinitionId: channel.channelDefinitionId, requestId, from: channel.sender, organizationId };
+    return {
+      kind: 'realtime',
+      channelDefinitionId: channel.channelDefinitionId,
+      requestId,
+      from: channel.sender,
+      organizationId,
+    };
   }
   return undefined;
 }
@@ -90,13 +110,19 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
   // The RequestId may be a context token: only a short digest of it is logged, and the activity once it is known.
   const requestRef = createHash('sha256').update(requestId, 'utf8').digest('base64url').slice(0, 12);
   const context = await reportContext(service, channel, body, requestId);
-  const log = service.log.child({ channel: channel.name, requestRef, status, ...(context?.kind === 'marketing' ? { activityRowId: context.activityRowId } : {}) });
+  const log = service.log.child({
+    channel: channel.name,
+    requestRef,
+    status,
+    ...(context?.kind === 'marketing' ? { activityRowId: context.activityRowId } : {}),
+  });
   if (context === undefined) {
     log.warn('contract report that matches no message of this channel: not recorded');
     return { outcome: 'ignored', status: 204 };
   }
   let responseType: string | undefined;
-  if (context.kind === 'realtime') responseType = status === 'Delivered' || status === 'NotDelivered' ? status : undefined;
+  if (context.kind === 'realtime')
+    responseType = status === 'Delivered' || status === 'NotDelivered' ? status : undefined;
   else if (status === 'Delivered') responseType = channel.callbacks?.deliveredResponseType;
   else if (status === 'NotDelivered') responseType = channel.failureResponseType;
   else if (status === 'Read') responseType = channel.callbacks?.openedResponseType;
@@ -112,7 +138,14 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
     responseType,
     channel: channel.name,
     ...(messageId ? { providerMessageId: messageId } : {}),
-    ...(failure ? { detail: { message: typeof details === 'object' && details !== null ? JSON.stringify(details).slice(0, 500) : 'NotDelivered' } } : {}),
+    ...(failure
+      ? {
+          detail: {
+            message:
+              typeof details === 'object' && details !== null ? JSON.stringify(details).slice(0, 500) : 'NotDelivered',
+          },
+        }
+      : {}),
   });
   log.info('contract report recorded', { responseType });
   return { outcome: 'recorded', status: 204 };
@@ -129,7 +162,8 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   const from = text(body['From']);
   const message = body['Message'];
   // `Message` as the real-time contract has it: the parts by name (strings), `text` among them; or a bare string.
-  const parts = typeof message === 'object' && message !== null && !Array.isArray(message) ? (message as Json) : undefined;
+  const parts =
+    typeof message === 'object' && message !== null && !Array.isArray(message) ? (message as Json) : undefined;
   if (parts !== undefined && !Object.values(parts).every((v) => typeof v === 'string')) return refusal('bad-request');
   const messageText = typeof message === 'string' ? message : parts !== undefined ? text(parts['text']) : undefined;
   if (from === undefined || messageText === undefined) return refusal('bad-request');

@@ -22,11 +22,20 @@ import { openLink, type OpenedLink } from '../../correlation/index.js';
  * several share the tile with no `channelField` to tell them apart, `preferred` if it is one of them, else the first.
  * Undefined when no channel with `callbacks` uses the table or the record does not exist.
  */
-export async function channelOf(service: CallbackService, entityType: string, entityId: string, preferred?: string): Promise<{ channel: Channel; text: unknown } | undefined> {
-  const candidates = service.channels.all().filter((c) => c.tile?.entityType === entityType && c.callbacks !== undefined);
+export async function channelOf(
+  service: CallbackService,
+  entityType: string,
+  entityId: string,
+  preferred?: string,
+): Promise<{ channel: Channel; text: unknown } | undefined> {
+  const candidates = service.channels
+    .all()
+    .filter((c) => c.tile?.entityType === entityType && c.callbacks !== undefined);
   const first = candidates[0];
   if (first?.tile === undefined) return undefined;
-  const columns = [...new Set(candidates.flatMap((c) => [c.textField, ...(c.channelField === undefined ? [] : [c.channelField])]))];
+  const columns = [
+    ...new Set(candidates.flatMap((c) => [c.textField, ...(c.channelField === undefined ? [] : [c.channelField])])),
+  ];
   const record = await service.directory.messageRecord(first.tile.entitySetName, entityId, columns, service.signal());
   if (record === undefined) return undefined;
   // Several channels on one tile are told apart by the record's channel column; without one, the first is taken.
@@ -39,7 +48,8 @@ export async function channelOf(service: CallbackService, entityType: string, en
 
 /** The row a code names; for a code written before the relay keyed on the row, the rows of its activity id (at most two). */
 async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<ActivityRecord[]> {
-  if (opened.activityRowId === undefined) return service.directory.activitiesByActivityId(opened.activityId, service.signal());
+  if (opened.activityRowId === undefined)
+    return service.directory.activitiesByActivityId(opened.activityId, service.signal());
   const row = await service.directory.activityByRowId(opened.activityRowId, service.signal());
   return row === undefined ? [] : [row];
 }
@@ -61,18 +71,29 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
   }
   const contexts = (await linkedRows(service, opened)).map(activityContext);
   const context = contexts[0];
-  if (context === undefined || contexts.some((c) => c?.entityType !== context.entityType || c.entityId !== context.entityId)) return refusal('not-found');
+  if (
+    context === undefined ||
+    contexts.some((c) => c?.entityType !== context.entityType || c.entityId !== context.entityId)
+  )
+    return refusal('not-found');
   // Only a legacy code (msdyncrm_activityid) can find several rows: one message record, but not one contact.
   const shared = contexts.length > 1;
   const found = await channelOf(service, context.entityType, context.entityId);
-  const link = found !== undefined && typeof found.text === 'string' ? service.linkAt(found.text, opened.linkIndex) : undefined;
+  const link =
+    found !== undefined && typeof found.text === 'string' ? service.linkAt(found.text, opened.linkIndex) : undefined;
   // Checked before anything is recorded: a link that cannot be redirected to records no open.
   const target = link === undefined ? undefined : redirectTarget(link);
   if (found === undefined || target === undefined) return refusal('not-found');
-  const log = service.log.child({ channel: found.channel.name, ...(shared ? { activityId: context.activityId } : { activityRowId: context.activityRowId }), link: opened.linkIndex });
+  const log = service.log.child({
+    channel: found.channel.name,
+    ...(shared ? { activityId: context.activityId } : { activityRowId: context.activityRowId }),
+    link: opened.linkIndex,
+  });
   const responseType = found.channel.callbacks?.openedResponseType;
   if (shared) {
-    log.warn('click on a link written before the relay keyed on the activity row, whose msdyncrm_activityid several activities share: redirected, not recorded');
+    log.warn(
+      'click on a link written before the relay keyed on the activity row, whose msdyncrm_activityid several activities share: redirected, not recorded',
+    );
   } else if (responseType === undefined) {
     log.info('click on a channel with no opened response type: not recorded');
   } else {

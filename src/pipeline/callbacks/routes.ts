@@ -25,7 +25,11 @@ export function refusal(outcome: Refusal): RouteResult {
 export function send(reply: FastifyReply, result: RouteResult): FastifyReply {
   if (!('status' in result)) {
     const r = REFUSALS[result.outcome];
-    return reply.code(r.status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(JSON.stringify({ error: r.error }));
+    return reply
+      .code(r.status)
+      .header('cache-control', 'no-store')
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify({ error: r.error }));
   }
   void reply.code(result.status).header('cache-control', 'no-store');
   for (const [k, v] of Object.entries(result.headers ?? {})) void reply.header(k, v);
@@ -34,7 +38,14 @@ export function send(reply: FastifyReply, result: RouteResult): FastifyReply {
 }
 
 /** Registers `url` for `method`; any other method gets 405 (with `Allow`). */
-export function addRoute(app: FastifyInstance, service: CallbackService, method: 'GET' | 'POST', url: string, route: CallbackRoute, handler: RouteHandler): void {
+export function addRoute(
+  app: FastifyInstance,
+  service: CallbackService,
+  method: 'GET' | 'POST',
+  url: string,
+  route: CallbackRoute,
+  handler: RouteHandler,
+): void {
   app.route({
     method: [...METHODS],
     url,
@@ -59,7 +70,11 @@ export function addRoute(app: FastifyInstance, service: CallbackService, method:
 }
 
 /** The channel named by the route, when it exists, has a `callbacks` block and uses `provider`. */
-export function routeChannel(request: FastifyRequest, service: CallbackService, provider: Channel['provider']['type']): Channel | undefined {
+export function routeChannel(
+  request: FastifyRequest,
+  service: CallbackService,
+  provider: Channel['provider']['type'],
+): Channel | undefined {
   const name = (request.params as { channel?: string }).channel;
   const channel = name === undefined ? undefined : service.channels.byName(name);
   if (channel === undefined || channel.callbacks === undefined || channel.provider.type !== provider) return undefined;

@@ -63,7 +63,10 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       const outcome = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad-request';
       service.count('other', outcome);
-      if (outcome === 'timeout') service.log.warn('request not received in full within requestTimeoutMs: 408, connection closed', { limit: service.requestTimeoutMs });
+      if (outcome === 'timeout')
+        service.log.warn('request not received in full within requestTimeoutMs: 408, connection closed', {
+          limit: service.requestTimeoutMs,
+        });
       const { status, error } = REFUSALS[outcome];
       const body = JSON.stringify({ error });
       const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n`;
@@ -79,7 +82,10 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
     const route = 'other' as const;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
       service.count(route, 'too-large');
-      service.log.warn('request body above the limit', { limit: service.bodyLimitBytes, path: request.routeOptions.url });
+      service.log.warn('request body above the limit', {
+        limit: service.bodyLimitBytes,
+        path: request.routeOptions.url,
+      });
       return send(reply, { outcome: 'too-large' });
     }
     const status = err.statusCode ?? 500;
@@ -94,9 +100,15 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
 
   app.get('/healthz', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = [{ name: 'callbacks accepting', ok: ready, ...(ready ? {} : { detail: 'shutting down' }) }, ...service.readiness()];
+    const checks = [
+      { name: 'callbacks accepting', ok: ready, ...(ready ? {} : { detail: 'shutting down' }) },
+      ...service.readiness(),
+    ];
     const ok = checks.every((c) => c.ok);
-    return reply.code(ok ? 200 : 503).header('cache-control', 'no-store').send({ status: ok ? 'ready' : 'not ready', checks });
+    return reply
+      .code(ok ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .send({ status: ok ? 'ready' : 'not ready', checks });
   });
   registerTwilio(app, service);
   registerTelegram(app, service);

@@ -9,7 +9,13 @@ import { errorMessage, isProviderError } from '../../errors.js';
 import { sharedCounter } from '../../health/index.js';
 import type { ReadinessCheck } from '../../health/index.js';
 import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js';
-import { INBOUND_RESPONSE_TYPE, MESSAGE_VERSION, interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
+import {
+  INBOUND_RESPONSE_TYPE,
+  MESSAGE_VERSION,
+  interactionMessageId,
+  type InteractionMessage,
+  type OutboundMessage,
+} from '../messages.js';
 import type { CallbackDirectory, ChannelLookup, InteractionSender, OutboundSender } from '../ports.js';
 import type { TwilioMessage } from '../../providers/index.js';
 import { findHolders, latestActivity } from './attribution.js';
@@ -82,7 +88,8 @@ export interface CallbacksDeps {
 export const CALLBACKS_DEFAULTS = { bodyLimitBytes: 65_536, callTimeoutMs: 10_000, requestTimeoutMs: 10_000 } as const;
 
 /** The routes, as counted. */
-export type CallbackRoute = 'twilio-status' | 'twilio-inbound' | 'telegram' | 'contract-reports' | 'contract-inbound' | 'link' | 'other';
+export type CallbackRoute =
+  'twilio-status' | 'twilio-inbound' | 'telegram' | 'contract-reports' | 'contract-inbound' | 'link' | 'other';
 
 /** How a request ended, as counted. */
 export type CallbackOutcome =
@@ -146,10 +153,12 @@ export interface InboundReply {
 }
 
 /** See `InboundReply.proof`. */
-export type OptInProof = { kind: 'twilio'; sid: string; from: string; to: string } | { kind: 'sent-at'; sentAt: number | undefined };
+export type OptInProof =
+  { kind: 'twilio'; sid: string; from: string; to: string } | { kind: 'sent-at'; sentAt: number | undefined };
 
 /** Whether an opt-in may be applied; when not, the outcome and why (logged, never a number). */
-type OptInCheck = { ok: true } | { ok: false; outcome: 'stale' | 'unverified'; reason: string; ageMs?: number; mismatch?: string[] };
+type OptInCheck =
+  { ok: true } | { ok: false; outcome: 'stale' | 'unverified'; reason: string; ageMs?: number; mismatch?: string[] };
 
 /** What the route modules use. */
 export class CallbackService {
@@ -170,14 +179,22 @@ export class CallbackService {
 
   constructor(deps: CallbacksDeps) {
     for (const key of ['channels', 'keys', 'interactions', 'outbound', 'directory'] as const) {
-      if (deps[key] === undefined || deps[key] === null) throw new TypeError(`createCallbacksServer: '${key}' is required`);
+      if (deps[key] === undefined || deps[key] === null)
+        throw new TypeError(`createCallbacksServer: '${key}' is required`);
     }
     const bodyLimitBytes = deps.bodyLimitBytes ?? CALLBACKS_DEFAULTS.bodyLimitBytes;
-    if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1) throw new TypeError(`createCallbacksServer: bodyLimitBytes must be a positive integer, found ${String(deps.bodyLimitBytes)}`);
+    if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1)
+      throw new TypeError(
+        `createCallbacksServer: bodyLimitBytes must be a positive integer, found ${String(deps.bodyLimitBytes)}`,
+      );
     const callTimeoutMs = deps.callTimeoutMs ?? CALLBACKS_DEFAULTS.callTimeoutMs;
-    if (!(callTimeoutMs > 0)) throw new TypeError(`createCallbacksServer: callTimeoutMs must be > 0, found ${String(deps.callTimeoutMs)}`);
+    if (!(callTimeoutMs > 0))
+      throw new TypeError(`createCallbacksServer: callTimeoutMs must be > 0, found ${String(deps.callTimeoutMs)}`);
     const requestTimeoutMs = deps.requestTimeoutMs ?? CALLBACKS_DEFAULTS.requestTimeoutMs;
-    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) throw new TypeError(`createCallbacksServer: requestTimeoutMs must be a positive integer, found ${String(deps.requestTimeoutMs)}`);
+    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1)
+      throw new TypeError(
+        `createCallbacksServer: requestTimeoutMs must be a positive integer, found ${String(deps.requestTimeoutMs)}`,
+      );
     this.channels = deps.channels;
     this.keys = deps.keys;
     this.directory = deps.directory;
@@ -192,7 +209,12 @@ export class CallbackService {
     this.#outbound = deps.outbound;
     this.#twilioMessages = deps.twilioMessages;
     this.#received = deps.registry
-      ? sharedCounter(deps.registry, 'channel_relay_callbacks_received_total', 'Callback requests received, by route and outcome.', ['route', 'outcome'])
+      ? sharedCounter(
+          deps.registry,
+          'channel_relay_callbacks_received_total',
+          'Callback requests received, by route and outcome.',
+          ['route', 'outcome'],
+        )
       : undefined;
   }
 
@@ -230,7 +252,8 @@ export class CallbackService {
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
     if (callbacks === undefined) return 'ignored';
-    if (channel.tile === undefined && channel.channelDefinitionId !== undefined) return this.realtimeInbound(channel, reply, log);
+    if (channel.tile === undefined && channel.channelDefinitionId !== undefined)
+      return this.realtimeInbound(channel, reply, log);
     const intent = matchReply(reply.text, callbacks, { botCommands: channel.provider.type === 'telegram' });
     const masked = maskDigits(reply.address);
     if (intent.kind === 'command') {
@@ -244,8 +267,17 @@ export class CallbackService {
     const tile = channel.tile;
     const compliance = tile?.complianceField;
     // An opt-in's proof is checked while the holders are looked up: the provider waits for the answer (Twilio 15 s).
-    const optInCheck = intent.kind === 'opt-in' && compliance !== undefined ? settle(this.verifyOptIn(channel, reply, intent.word)) : undefined;
-    const holders = await findHolders(this.directory, channel, reply.address, compliance === undefined ? [] : [compliance], this.signal());
+    const optInCheck =
+      intent.kind === 'opt-in' && compliance !== undefined
+        ? settle(this.verifyOptIn(channel, reply, intent.word))
+        : undefined;
+    const holders = await findHolders(
+      this.directory,
+      channel,
+      reply.address,
+      compliance === undefined ? [] : [compliance],
+      this.signal(),
+    );
     if (holders.length === 0) {
       log.info('reply from an address no contact holds: not recorded', { sender: masked, intent: intent.kind });
       return 'unknown-sender';
@@ -254,14 +286,24 @@ export class CallbackService {
       const optOut = intent.kind === 'opt-out';
       const contactIds = holders.map((c) => c.contactId);
       if (compliance === undefined) {
-        log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', { contacts: contactIds.length, word: intent.word });
+        log.warn('opt-out/opt-in word on a channel without a tile compliance field: nothing changed', {
+          contacts: contactIds.length,
+          word: intent.word,
+        });
         return 'ignored';
       }
       if (!optOut) {
-        const check = await (optInCheck as Promise<Settled<OptInCheck>>).then((r) => (r.ok ? r.value : Promise.reject(r.error)));
+        const check = await (optInCheck as Promise<Settled<OptInCheck>>).then((r) =>
+          r.ok ? r.value : Promise.reject(r.error),
+        );
         if (!check.ok) {
           const { outcome, ...why } = check;
-          log.info('opt-in refused: not proven real and recent, consent unchanged', { ...why, replyId: reply.replyId.slice(0, 64), contacts: contactIds.length, word: intent.word });
+          log.info('opt-in refused: not proven real and recent, consent unchanged', {
+            ...why,
+            replyId: reply.replyId.slice(0, 64),
+            contacts: contactIds.length,
+            word: intent.word,
+          });
           return outcome;
         }
       }
@@ -269,29 +311,54 @@ export class CallbackService {
       // number, and a message to any of them reaches that person. The PATCH is idempotent (a repeated reply sets the
       // same value again), and several run at once so that a shared number stays within the provider's wait.
       for (let i = 0; i < contactIds.length; i += PATCHES_AT_ONCE) {
-        await Promise.all(contactIds.slice(i, i + PATCHES_AT_ONCE).map((contactId) => this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal())));
+        await Promise.all(
+          contactIds
+            .slice(i, i + PATCHES_AT_ONCE)
+            .map((contactId) => this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal())),
+        );
       }
       const text = optOut ? callbacks.optOutConfirmation : callbacks.optInConfirmation;
       if (text !== '') await this.confirm(channel, reply, text, optOut ? 'opt-out' : 'opt-in');
-      log.info(optOut ? 'contact opted out' : 'contact opted in', { contactIds: contactIds.slice(0, 20), contacts: contactIds.length, word: intent.word, field: compliance });
+      log.info(optOut ? 'contact opted out' : 'contact opted in', {
+        contactIds: contactIds.slice(0, 20),
+        contacts: contactIds.length,
+        word: intent.word,
+        field: compliance,
+      });
       return optOut ? 'opted-out' : 'opted-in';
     }
     if (holders.length > 1) {
-      log.info('keyword from an address several contacts hold: not recorded', { sender: masked, contacts: holders.length, keyword: intent.keyword });
+      log.info('keyword from an address several contacts hold: not recorded', {
+        sender: masked,
+        contacts: holders.length,
+        keyword: intent.keyword,
+      });
       return 'unknown-sender';
     }
     const contactId = (holders[0] as (typeof holders)[number]).contactId;
     const responseType = tile?.customResponseType;
     if (tile === undefined || responseType === undefined) {
-      log.info('keyword reply on a channel whose tile has no custom response type: not recorded', { contactId, keyword: intent.keyword });
+      log.info('keyword reply on a channel whose tile has no custom response type: not recorded', {
+        contactId,
+        keyword: intent.keyword,
+      });
       return 'ignored';
     }
     const context = await latestActivity(this.directory, channel, contactId, this.signal());
     if (context === undefined) {
-      log.info('keyword reply from a contact with no activity on the channel: not recorded', { contactId, keyword: intent.keyword });
+      log.info('keyword reply from a contact with no activity on the channel: not recorded', {
+        contactId,
+        keyword: intent.keyword,
+      });
       return 'no-activity';
     }
-    await this.record({ context, responseType, triggerKeyword: intent.keyword, channel: channel.name, providerMessageId: reply.replyId });
+    await this.record({
+      context,
+      responseType,
+      triggerKeyword: intent.keyword,
+      channel: channel.name,
+      providerMessageId: reply.replyId,
+    });
     log.info('keyword reply recorded', { contactId, activityRowId: context.activityRowId, keyword: intent.keyword });
     return 'recorded';
   }
@@ -309,13 +376,18 @@ export class CallbackService {
     const maxAgeMs = channel.callbacks?.optInMaxAgeMs ?? DEFAULT_OPT_IN_MAX_AGE_MS;
     const fresh = (sentAt: number): OptInCheck => {
       const ageMs = Math.round(this.now() - sentAt);
-      return ageMs > maxAgeMs ? { ok: false, outcome: 'stale', reason: 'older than optInMaxAgeMs', ageMs } : { ok: true };
+      return ageMs > maxAgeMs
+        ? { ok: false, outcome: 'stale', reason: 'older than optInMaxAgeMs', ageMs }
+        : { ok: true };
     };
     if (proof.kind === 'sent-at') {
-      return proof.sentAt === undefined || !Number.isFinite(proof.sentAt) ? { ok: false, outcome: 'unverified', reason: 'no timestamp' } : fresh(proof.sentAt);
+      return proof.sentAt === undefined || !Number.isFinite(proof.sentAt)
+        ? { ok: false, outcome: 'unverified', reason: 'no timestamp' }
+        : fresh(proof.sentAt);
     }
     const fetcher = this.#twilioMessages?.(channel);
-    if (fetcher === undefined) return { ok: false, outcome: 'unverified', reason: 'no Twilio message fetch for this channel' };
+    if (fetcher === undefined)
+      return { ok: false, outcome: 'unverified', reason: 'no Twilio message fetch for this channel' };
     const budget = AbortSignal.timeout(OPT_IN_FETCH_BUDGET_MS);
     let message: TwilioMessage | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -325,11 +397,26 @@ export class CallbackService {
         if (attempt === 2) return { ok: false, outcome: 'unverified', reason: 'no such message at Twilio' };
       } catch (err) {
         // A refusal that a retry does not change (credentials, a 4xx, an unreadable 2xx, a malformed sid): refused now.
-        if (!isProviderError(err) || !err.retryable) return { ok: false, outcome: 'unverified', reason: `message fetch failed: ${isProviderError(err) ? err.code : errorMessage(err)}` };
-        if (attempt === 2 || budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch failed twice or ran out of time: ${err.code}` };
+        if (!isProviderError(err) || !err.retryable)
+          return {
+            ok: false,
+            outcome: 'unverified',
+            reason: `message fetch failed: ${isProviderError(err) ? err.code : errorMessage(err)}`,
+          };
+        if (attempt === 2 || budget.aborted)
+          return {
+            ok: false,
+            outcome: 'unverified',
+            reason: `message fetch failed twice or ran out of time: ${err.code}`,
+          };
       }
       await delayUnlessAborted(OPT_IN_RETRY_DELAY_MS, budget);
-      if (budget.aborted) return { ok: false, outcome: 'unverified', reason: `message fetch ran out of time (${OPT_IN_FETCH_BUDGET_MS} ms)` };
+      if (budget.aborted)
+        return {
+          ok: false,
+          outcome: 'unverified',
+          reason: `message fetch ran out of time (${OPT_IN_FETCH_BUDGET_MS} ms)`,
+        };
     }
     const mismatch: string[] = [];
     if (message.sid !== proof.sid) mismatch.push('sid');
@@ -337,7 +424,8 @@ export class CallbackService {
     if (message.from !== proof.from) mismatch.push('from');
     if (message.to !== proof.to) mismatch.push('to');
     if (firstWord(message.body) !== word) mismatch.push('body');
-    if (mismatch.length > 0) return { ok: false, outcome: 'unverified', reason: 'the fetched message does not match the webhook', mismatch };
+    if (mismatch.length > 0)
+      return { ok: false, outcome: 'unverified', reason: 'the fetched message does not match the webhook', mismatch };
     return fresh(message.dateCreated);
   }
 
@@ -352,11 +440,21 @@ export class CallbackService {
       return 'ignored';
     }
     await this.record({
-      context: { kind: 'realtime', channelDefinitionId: channel.channelDefinitionId, requestId: reply.replyId, from: reply.address, organizationId },
+      context: {
+        kind: 'realtime',
+        channelDefinitionId: channel.channelDefinitionId,
+        requestId: reply.replyId,
+        from: reply.address,
+        organizationId,
+      },
       responseType: INBOUND_RESPONSE_TYPE,
       channel: channel.name,
       providerMessageId: reply.replyId,
-      inbound: { to: reply.to ?? channel.sender, text: reply.text, ...(reply.parts === undefined ? {} : { parts: reply.parts }) },
+      inbound: {
+        to: reply.to ?? channel.sender,
+        text: reply.text,
+        ...(reply.parts === undefined ? {} : { parts: reply.parts }),
+      },
     });
     log.info('real-time inbound message recorded', { requestId: reply.replyId });
     return 'recorded';
@@ -365,7 +463,15 @@ export class CallbackService {
   /** The automated confirmation, keyed by the reply's id so that a repeated reply sends it once (duplicate detection). */
   async confirm(channel: Channel, reply: InboundReply, text: string, what: 'opt-out' | 'opt-in'): Promise<void> {
     const key = `${channel.name}:${what}:${reply.replyId}`.slice(0, 128);
-    const body: OutboundMessage = { v: MESSAGE_VERSION, key, channel: channel.name, to: reply.address, text, purpose: 'confirmation', acceptedAt: this.now() };
+    const body: OutboundMessage = {
+      v: MESSAGE_VERSION,
+      key,
+      channel: channel.name,
+      to: reply.address,
+      text,
+      purpose: 'confirmation',
+      acceptedAt: this.now(),
+    };
     await this.#outbound.send([{ body, messageId: key, sessionId: channel.senderKey }], this.signal());
   }
 
@@ -374,6 +480,8 @@ export class CallbackService {
    * Dataverse error that quotes the filter) is masked here too.
    */
   failed(log: Logger, what: string, err: unknown): void {
-    log.error(`${what} failed`, { error: errorMessage(err).replace(/(?<![\w-])\d{6,}(?![\w-])/g, (m) => maskDigits(m)) });
+    log.error(`${what} failed`, {
+      error: errorMessage(err).replace(/(?<![\w-])\d{6,}(?![\w-])/g, (m) => maskDigits(m)),
+    });
   }
 }

@@ -25,7 +25,8 @@ export function callbackSettings(channel: Channel): CallbackSettings | undefined
   if (callbacks === undefined) return undefined;
   let s = cache.get(channel);
   if (s !== undefined) return s;
-  const nonEmpty = (list: Array<string | undefined>): string[] => list.filter((t): t is string => typeof t === 'string' && t !== '');
+  const nonEmpty = (list: Array<string | undefined>): string[] =>
+    list.filter((t): t is string => typeof t === 'string' && t !== '');
   // A provider whose settings were not read (a Telegram channel's, in the callbacks service) gives no secret.
   const provider = 'unread' in channel.provider ? undefined : channel.provider;
   s = {

@@ -26,7 +26,8 @@ export class CallbacksStage {
 
   constructor(options: CallbacksStageOptions) {
     const port = options.port ?? CALLBACKS_STAGE_DEFAULTS.port;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`CallbacksStage: port must be an integer 0-65535, found ${String(options.port)}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new TypeError(`CallbacksStage: port must be an integer 0-65535, found ${String(options.port)}`);
     this.#host = options.host ?? CALLBACKS_STAGE_DEFAULTS.host;
     this.#port = port;
     this.#server = createCallbacksServer(options);

@@ -25,7 +25,10 @@ async function update(request: FastifyRequest, service: CallbackService): Promis
     return refusal('unauthorized');
   }
   if (settings.telegramSecretTokens.length === 0 || !verifySecretToken(header, settings.telegramSecretTokens)) {
-    service.log.warn('telegram update refused: secret token not matching', { channel: channel.name, configured: settings.telegramSecretTokens.length > 0 });
+    service.log.warn('telegram update refused: secret token not matching', {
+      channel: channel.name,
+      configured: settings.telegramSecretTokens.length > 0,
+    });
     return refusal('forbidden');
   }
   let body: TelegramUpdate;
@@ -37,14 +40,23 @@ async function update(request: FastifyRequest, service: CallbackService): Promis
   if (typeof body !== 'object' || body === null || typeof body.update_id !== 'number') return refusal('bad-request');
   const message = body.message;
   const chatId = message?.chat?.id;
-  if (message === undefined || typeof message.text !== 'string' || (typeof chatId !== 'number' && typeof chatId !== 'string')) {
+  if (
+    message === undefined ||
+    typeof message.text !== 'string' ||
+    (typeof chatId !== 'number' && typeof chatId !== 'string')
+  ) {
     return { outcome: 'ignored', status: 200 };
   }
   const outcome = await service.reply(
     channel,
     // message.date (Unix seconds): an opt-in older than callbacks.optInMaxAgeMs is refused (the secret token is
     // static, so a captured update can be replayed).
-    { address: String(chatId), text: message.text, replyId: `tg${body.update_id}`, proof: { kind: 'sent-at', sentAt: typeof message.date === 'number' ? message.date * 1000 : undefined } },
+    {
+      address: String(chatId),
+      text: message.text,
+      replyId: `tg${body.update_id}`,
+      proof: { kind: 'sent-at', sentAt: typeof message.date === 'number' ? message.date * 1000 : undefined },
+    },
     service.log.child({ channel: channel.name, route: 'telegram' }),
   );
   return { outcome, status: 200 };

@@ -36,12 +36,21 @@ export function responseTypeOfStatus(channel: Channel, status: string): { respon
   const callbacks = channel.callbacks;
   switch (status) {
     case 'delivered':
-      return { failure: false, ...(callbacks?.deliveredResponseType === undefined ? {} : { responseType: callbacks.deliveredResponseType }) };
+      return {
+        failure: false,
+        ...(callbacks?.deliveredResponseType === undefined ? {} : { responseType: callbacks.deliveredResponseType }),
+      };
     case 'read':
-      return { failure: false, ...(callbacks?.openedResponseType === undefined ? {} : { responseType: callbacks.openedResponseType }) };
+      return {
+        failure: false,
+        ...(callbacks?.openedResponseType === undefined ? {} : { responseType: callbacks.openedResponseType }),
+      };
     case 'undelivered':
     case 'failed':
-      return { failure: true, ...(channel.failureResponseType === undefined ? {} : { responseType: channel.failureResponseType }) };
+      return {
+        failure: true,
+        ...(channel.failureResponseType === undefined ? {} : { responseType: channel.failureResponseType }),
+      };
     default:
       return { failure: false };
   }
@@ -54,7 +63,10 @@ export function responseTypeOfStatus(channel: Channel, status: string): { respon
  * `X-Twilio-Webhooks-Signature-Settings` (a Webhooks Rule with a SharedKey matched the URL), the channel's
  * `callbacks.sharedKeySecret` with the algorithm the header names (HMAC_SHA1 or HMAC_SHA256).
  */
-function verified(request: FastifyRequest, service: CallbackService): { channel: Channel; params: URLSearchParams } | { refused: RouteResult } {
+function verified(
+  request: FastifyRequest,
+  service: CallbackService,
+): { channel: Channel; params: URLSearchParams } | { refused: RouteResult } {
   const channel = routeChannel(request, service, 'twilio');
   const settings = channel === undefined ? undefined : callbackSettings(channel);
   if (channel === undefined || settings === undefined) return { refused: refusal('unknown-channel') };
@@ -62,7 +74,12 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
   const route = request.routeOptions.url;
   const fields = fieldCount(body);
   if (fields > MAX_TWILIO_PARAMETERS) {
-    service.log.warn('twilio callback refused: more parameters than Twilio sends', { channel: channel.name, route, fields, limit: MAX_TWILIO_PARAMETERS });
+    service.log.warn('twilio callback refused: more parameters than Twilio sends', {
+      channel: channel.name,
+      route,
+      fields,
+      limit: MAX_TWILIO_PARAMETERS,
+    });
     return { refused: refusal('bad-request') };
   }
   const params = new URLSearchParams(body);
@@ -71,13 +88,18 @@ function verified(request: FastifyRequest, service: CallbackService): { channel:
   const settingsHeader = request.headers[TWILIO_SIGNATURE_SETTINGS_HEADER];
   const signing = signatureSettings(typeof settingsHeader === 'string' ? settingsHeader : undefined);
   const refused = (reason: string): { refused: RouteResult } => {
-    service.log.warn('twilio callback refused: signature missing or not matching', { channel: channel.name, route, reason });
+    service.log.warn('twilio callback refused: signature missing or not matching', {
+      channel: channel.name,
+      route,
+      reason,
+    });
     return { refused: refusal('forbidden') };
   };
   if (signing !== undefined && 'unsupported' in signing) return refused('unsupported-algorithm');
   if (signing !== undefined && settings.twilioSharedKeys.length === 0) return refused('no-shared-key');
   const secrets = signing === undefined ? settings.twilioAuthTokens : settings.twilioSharedKeys;
-  if (!verifyTwilioSignature(signature, secrets, publicUrl(settings, request.url), params, signing?.algorithm)) return refused(signature === undefined ? 'missing' : 'mismatch');
+  if (!verifyTwilioSignature(signature, secrets, publicUrl(settings, request.url), params, signing?.algorithm))
+    return refused(signature === undefined ? 'missing' : 'mismatch');
   return { channel, params };
 }
 
@@ -89,14 +111,22 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
   if (typeof token !== 'string' || token === '') return refusal('bad-token');
   const opened = openContext(token, service.keys);
   if (!opened.ok || opened.channel !== channel.name) {
-    service.log.warn('twilio status callback with a token that does not open', { channel: channel.name, reason: opened.ok ? 'other-channel' : opened.reason });
+    service.log.warn('twilio status callback with a token that does not open', {
+      channel: channel.name,
+      reason: opened.ok ? 'other-channel' : opened.reason,
+    });
     return refusal(!opened.ok && opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
   const messageStatus = params.get('MessageStatus') ?? '';
-  const log = service.log.child({ channel: channel.name, activityRowId: opened.context.activityRowId, status: messageStatus });
+  const log = service.log.child({
+    channel: channel.name,
+    activityRowId: opened.context.activityRowId,
+    status: messageStatus,
+  });
   const { responseType, failure } = responseTypeOfStatus(channel, messageStatus);
   if (responseType === undefined) {
-    if (failure || messageStatus === 'delivered' || messageStatus === 'read') log.info('status with no response type on this channel: not recorded');
+    if (failure || messageStatus === 'delivered' || messageStatus === 'read')
+      log.info('status with no response type on this channel: not recorded');
     return { outcome: 'ignored', status: 204 };
   }
   const sid = params.get('MessageSid') ?? params.get('SmsSid') ?? undefined;
@@ -106,7 +136,9 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
     responseType,
     channel: channel.name,
     ...(sid ? { providerMessageId: sid } : {}),
-    ...(failure ? { detail: { ...(errorCode ? { code: errorCode } : {}), message: `Twilio MessageStatus ${messageStatus}` } } : {}),
+    ...(failure
+      ? { detail: { ...(errorCode ? { code: errorCode } : {}), message: `Twilio MessageStatus ${messageStatus}` } }
+      : {}),
   });
   log.info('status recorded', { responseType });
   return { outcome: 'recorded', status: 204 };
@@ -122,7 +154,11 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   if (from === '' || sid === '') return refusal('bad-request');
   // An opt-in is applied only when the message fetched by this MessageSid matches (see CallbackService.verifyOptIn).
   const proof = { kind: 'twilio', sid, from, to: params.get('To') ?? '' } as const;
-  const outcome = await service.reply(channel, { address: from, text: params.get('Body') ?? '', replyId: sid, proof }, service.log.child({ channel: channel.name, route: 'twilio-inbound' }));
+  const outcome = await service.reply(
+    channel,
+    { address: from, text: params.get('Body') ?? '', replyId: sid, proof },
+    service.log.child({ channel: channel.name, route: 'twilio-inbound' }),
+  );
   return { outcome, ...twiml };
 }
 

@@ -7,7 +7,15 @@ import type { Channel } from '../../channels/index.js';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { intOption } from '../../options.js';
 import type { Provider } from '../../providers/index.js';
-import { createDispatchMetrics, zeroCounts, type DispatchMetrics, type LookupReason, type LookupResult, type MessageOutcome, type SessionLoad } from './metrics.js';
+import {
+  createDispatchMetrics,
+  zeroCounts,
+  type DispatchMetrics,
+  type LookupReason,
+  type LookupResult,
+  type MessageOutcome,
+  type SessionLoad,
+} from './metrics.js';
 import { resolveOutboxSettings, type InteractionOutboxOptions, type OutboxSettings } from './interaction-outbox.js';
 import type { OutboundMessage } from '../messages.js';
 import type { ChannelLookup, InteractionSender } from '../ports.js';
@@ -74,8 +82,10 @@ export class DispatchContext {
     if (typeof options.channels?.byName !== 'function' || typeof options.channels.all !== 'function') {
       throw new TypeError('DispatchStage: channels must have byName(name) and all()');
     }
-    if (typeof options.provider !== 'function') throw new TypeError('DispatchStage: provider must be a function (channel) => Provider');
-    if (typeof options.interactions?.send !== 'function') throw new TypeError('DispatchStage: interactions must have a send function');
+    if (typeof options.provider !== 'function')
+      throw new TypeError('DispatchStage: provider must be a function (channel) => Provider');
+    if (typeof options.interactions?.send !== 'function')
+      throw new TypeError('DispatchStage: interactions must have a send function');
     this.channels = options.channels;
     this.interactions = options.interactions;
     this.#providerFactory = options.provider;
@@ -89,7 +99,9 @@ export class DispatchContext {
     this.now = options.now ?? Date.now;
     this.metrics = options.registry === undefined ? undefined : createDispatchMetrics(options.registry);
     if (options.statusCallbackUrl !== undefined && typeof options.statusCallbackUrl !== 'function') {
-      throw new TypeError('DispatchStage: statusCallbackUrl must be a function (channel, message) => string | undefined');
+      throw new TypeError(
+        'DispatchStage: statusCallbackUrl must be a function (channel, message) => string | undefined',
+      );
     }
     this.statusCallbackUrl = options.statusCallbackUrl;
   }

@@ -16,7 +16,14 @@ import { isTelegramGroupChat } from '../../providers/index.js';
 import { InFlightLedger } from './inflight.js';
 import { largestRateCost } from './send.js';
 import { SenderLimiter } from './sender-limiter.js';
-import { decodeSessionState, encodeSessionState, firstSendAt, type DecodedSessionState, type DispatchSessionState, type HandOverLimits } from './session-state.js';
+import {
+  decodeSessionState,
+  encodeSessionState,
+  firstSendAt,
+  type DecodedSessionState,
+  type DispatchSessionState,
+  type HandOverLimits,
+} from './session-state.js';
 
 /** Resolves after `ms`; its timer does not keep the process alive. */
 function unrefDelay(ms: number): Promise<void> {
@@ -39,7 +46,12 @@ export class SenderHandOver {
   readonly inFlight: InFlightLedger;
 
   /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
-  constructor(session: AcceptedSession, stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>, log: Logger, lockedUntil: () => number | undefined) {
+  constructor(
+    session: AcceptedSession,
+    stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>,
+    log: Logger,
+    lockedUntil: () => number | undefined,
+  ) {
     this.#session = session;
     this.#stage = stage;
     this.#log = log;
@@ -69,7 +81,10 @@ export class SenderHandOver {
       now: this.#stage.now,
     });
     // A state is honoured for at most the longest hold one call can cause here: the costliest call the provider takes.
-    const limits: HandOverLimits = { windowMs: limiter.handOverWindowMs, maxHoldMs: limiter.holdMsOf(Math.max(...channels.map(largestRateCost))) };
+    const limits: HandOverLimits = {
+      windowMs: limiter.handOverWindowMs,
+      maxHoldMs: limiter.holdMsOf(Math.max(...channels.map(largestRateCost))),
+    };
     const decoded = this.#decoded;
     const now = this.#stage.now();
     let holdUntil: number;
@@ -77,18 +92,25 @@ export class SenderHandOver {
       holdUntil = firstSendAt(decoded.state, limits, now);
       if (decoded.state !== undefined && decoded.state.clean !== true) {
         this.#stage.counts.takenOverWithoutRelease++;
-        this.#log.warn('session taken over without a clean hand-over (the last holder died or lost its lock): assuming its costliest call ended just now', {
-          waitMs: holdUntil - now,
-          inFlight: this.inFlight.size,
-        });
+        this.#log.warn(
+          'session taken over without a clean hand-over (the last holder died or lost its lock): assuming its costliest call ended just now',
+          {
+            waitMs: holdUntil - now,
+            inFlight: this.inFlight.size,
+          },
+        );
       }
     } else {
       holdUntil = now + limiter.handOverWindowMs;
-      this.#log.warn('session state unreadable: waiting one full window before the first send', { reason: decoded.reason });
+      this.#log.warn('session state unreadable: waiting one full window before the first send', {
+        reason: decoded.reason,
+      });
     }
     if (holdUntil > now) {
       limiter.pauseUntil(holdUntil);
-      this.#log.info('session taken over within the last holder\'s window: waiting before the first send', { waitMs: holdUntil - now });
+      this.#log.info("session taken over within the last holder's window: waiting before the first send", {
+        waitMs: holdUntil - now,
+      });
     }
     return limiter;
   }
@@ -131,12 +153,19 @@ export class SenderHandOver {
 
   /** The state to write now: the limiter's hold and pause, and the in-flight entries. */
   #state(limiter: SenderLimiter, clean: boolean, now: number): DispatchSessionState {
-    const state: DispatchSessionState = { v: 3, ...(clean ? { clean: true as const } : {}), holdMs: limiter.holdLeftMs() };
+    const state: DispatchSessionState = {
+      v: 3,
+      ...(clean ? { clean: true as const } : {}),
+      holdMs: limiter.holdLeftMs(),
+    };
     const pausedUntil = limiter.pausedUntil;
     if (pausedUntil !== undefined) state.pauseMs = pausedUntil - now;
     const { entries, dropped } = this.inFlight.entries(now);
     if (dropped > 0) {
-      this.#log.warn('too many messages in flight to list in the session state: the oldest are dropped (sent again without a lookup should they come back)', { dropped, kept: entries.length });
+      this.#log.warn(
+        'too many messages in flight to list in the session state: the oldest are dropped (sent again without a lookup should they come back)',
+        { dropped, kept: entries.length },
+      );
     }
     if (entries.length > 0) state.inFlight = entries;
     return state;
@@ -149,10 +178,19 @@ export class SenderHandOver {
       await Promise.race([
         this.#session.setState(encodeSessionState(state)),
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`setState did not finish within ${this.#stage.stateTimeoutMs} ms`)), this.#stage.stateTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`setState did not finish within ${this.#stage.stateTimeoutMs} ms`)),
+            this.#stage.stateTimeoutMs,
+          );
         }),
       ]);
-      this.#log.debug('session state saved', { clean: state.clean === true, holdMs: state.holdMs, pauseMs: state.pauseMs, callHoldMs: state.callHoldMs, inFlight: state.inFlight?.length ?? 0 });
+      this.#log.debug('session state saved', {
+        clean: state.clean === true,
+        holdMs: state.holdMs,
+        pauseMs: state.pauseMs,
+        callHoldMs: state.callHoldMs,
+        inFlight: state.inFlight?.length ?? 0,
+      });
       return true;
     } catch (err) {
       this.#log.warn('session state not saved', { err: errorMessage(err) });
@@ -169,9 +207,14 @@ export class SenderHandOver {
    * holding protects nothing). Not when the lock is already lost: the session is someone else's by then. The hold's
    * timer does not keep the process alive: a process that is ending has nothing left to protect.
    */
-  async #holdAfterLostState(state: DispatchSessionState, at: number, limiter: SenderLimiter, reason: SessionCloseReason | undefined): Promise<void> {
+  async #holdAfterLostState(
+    state: DispatchSessionState,
+    at: number,
+    limiter: SenderLimiter,
+    reason: SessionCloseReason | undefined,
+  ): Promise<void> {
     if (reason === 'lockLost') {
-      this.#log.warn('session lock lost and state not saved: the next holder may start within this sender\'s window');
+      this.#log.warn("session lock lost and state not saved: the next holder may start within this sender's window");
       return;
     }
     const windowMs = limiter.handOverWindowMs;
@@ -180,14 +223,21 @@ export class SenderHandOver {
     const lockedUntil = this.#lockedUntil() ?? Infinity;
     const until = Math.min(windowEnd, lockedUntil);
     if (until <= now) {
-      if (windowEnd > now) this.#log.warn('session state not saved and the session lock is ending: the next holder may start within this sender\'s window', { windowLeftMs: windowEnd - now });
+      if (windowEnd > now)
+        this.#log.warn(
+          "session state not saved and the session lock is ending: the next holder may start within this sender's window",
+          { windowLeftMs: windowEnd - now },
+        );
       return;
     }
-    this.#log.warn('session state not saved: holding the session until this sender\'s window has passed, so the next holder cannot start within it', {
-      holdMs: until - now,
-      ...(until < windowEnd ? { windowLeftMs: windowEnd - now, boundByLock: true } : {}),
-      pauseMs: state.pauseMs,
-    });
+    this.#log.warn(
+      "session state not saved: holding the session until this sender's window has passed, so the next holder cannot start within it",
+      {
+        holdMs: until - now,
+        ...(until < windowEnd ? { windowLeftMs: windowEnd - now, boundByLock: true } : {}),
+        pauseMs: state.pauseMs,
+      },
+    );
     await unrefDelay(until - now);
   }
 }

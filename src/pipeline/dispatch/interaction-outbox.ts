@@ -44,7 +44,9 @@ export interface OutboxItem {
 export type OutboxSettings = Required<Omit<InteractionOutboxOptions, 'sender' | 'onError'>>;
 
 /** Validates the settings of an outbox (a bad value throws a `TypeError` naming it) and fills in the defaults. */
-export function resolveOutboxSettings(options: Omit<InteractionOutboxOptions, 'sender' | 'onError'> = {}): OutboxSettings {
+export function resolveOutboxSettings(
+  options: Omit<InteractionOutboxOptions, 'sender' | 'onError'> = {},
+): OutboxSettings {
   const c = 'InteractionOutbox';
   const initialDelayMs = intOption(c, 'initialDelayMs', options.initialDelayMs, 200, 1);
   return {
@@ -57,7 +59,12 @@ export function resolveOutboxSettings(options: Omit<InteractionOutboxOptions, 's
   };
 }
 
-type Waiting = OutboxItem & { signal: AbortSignal; deadline: number; resolve: () => void; reject: (err: unknown) => void };
+type Waiting = OutboxItem & {
+  signal: AbortSignal;
+  deadline: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+};
 
 /** The shortest timeout an attempt gets when a deadline cuts it (or `timeoutMs` when that is shorter). */
 const MIN_CUT_TIMEOUT_MS = 1000;
@@ -76,7 +83,8 @@ export class InteractionOutbox {
   #sending = 0;
 
   constructor(options: InteractionOutboxOptions) {
-    if (typeof options.sender?.send !== 'function') throw new TypeError('InteractionOutbox: sender must have a send function');
+    if (typeof options.sender?.send !== 'function')
+      throw new TypeError('InteractionOutbox: sender must have a send function');
     this.#sender = options.sender;
     const settings = resolveOutboxSettings(options);
     this.#maxBatch = settings.maxBatch;
@@ -149,8 +157,14 @@ export class InteractionOutbox {
 
   async #sendOnce(group: Waiting[], deadline: number): Promise<void> {
     const timeout = new AbortController();
-    const timeoutMs = Math.max(Math.min(this.#timeoutMs, deadline - Date.now()), Math.min(this.#timeoutMs, MIN_CUT_TIMEOUT_MS));
-    const timer = setTimeout(() => timeout.abort(new Error(`interactions send did not finish within ${timeoutMs} ms`)), timeoutMs);
+    const timeoutMs = Math.max(
+      Math.min(this.#timeoutMs, deadline - Date.now()),
+      Math.min(this.#timeoutMs, MIN_CUT_TIMEOUT_MS),
+    );
+    const timer = setTimeout(
+      () => timeout.abort(new Error(`interactions send did not finish within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       await raceAbort(
         this.#sender.send(

@@ -26,7 +26,11 @@ export function sessionLockedUntil(session: Pick<AcceptedSession, 'lockedUntil'>
 }
 
 /** The latest start of a call with this timeout: its end, timeout included, leaves `lockMarginMs` of the lock. */
-export function lastCallStart(lockedUntil: number | undefined, timeoutMs: number, lockMarginMs: number): number | undefined {
+export function lastCallStart(
+  lockedUntil: number | undefined,
+  timeoutMs: number,
+  lockMarginMs: number,
+): number | undefined {
   return lockedUntil === undefined ? undefined : lockedUntil - timeoutMs - lockMarginMs;
 }
 

@@ -62,7 +62,16 @@ export interface SessionLoad {
 }
 
 /** The `outcome` label of `dispatch_messages_total`. */
-export type MessageOutcome = 'sent' | 'rejected' | 'retries_exhausted' | 'unauthorized' | 'unconfirmed' | 'invalid' | 'failed' | 'abandoned' | 'interaction_not_sent';
+export type MessageOutcome =
+  | 'sent'
+  | 'rejected'
+  | 'retries_exhausted'
+  | 'unauthorized'
+  | 'unconfirmed'
+  | 'invalid'
+  | 'failed'
+  | 'abandoned'
+  | 'interaction_not_sent';
 
 export interface DispatchMetrics {
   messages: Counter<'channel' | 'outcome'>;
@@ -125,14 +134,24 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       'Outbound messages by outcome: sent, rejected, retries_exhausted, unauthorized, unconfirmed, invalid, failed, abandoned, interaction_not_sent',
       ['channel', 'outcome'],
     ),
-    callDuration: registered(registry, `${p}provider_call_duration_seconds`, () => new Histogram({
-      name: `${p}provider_call_duration_seconds`,
-      help: 'Provider call duration by result (ok or the ProviderError code)',
-      labelNames: ['channel', 'result'] as const,
-      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    })),
-    retries: sharedCounter(registry, `${p}retries_total`, 'Provider calls made again, by the code of the failure before', ['channel', 'code']),
+    callDuration: registered(
+      registry,
+      `${p}provider_call_duration_seconds`,
+      () =>
+        new Histogram({
+          name: `${p}provider_call_duration_seconds`,
+          help: 'Provider call duration by result (ok or the ProviderError code)',
+          labelNames: ['channel', 'result'] as const,
+          buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+          registers: [registry],
+        }),
+    ),
+    retries: sharedCounter(
+      registry,
+      `${p}retries_total`,
+      'Provider calls made again, by the code of the failure before',
+      ['channel', 'code'],
+    ),
     pauses: sharedCounter(registry, `${p}rate_limit_pauses_total`, 'Provider 429s that paused a sender', ['channel']),
     lookups: sharedCounter(
       registry,

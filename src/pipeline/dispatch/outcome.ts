@@ -40,13 +40,22 @@ export class OutcomeRecorder {
   }
 
   /** Turns the outcome into an interaction and a settlement. */
-  async record(msg: OutboundMessage, channel: Channel, outcome: SendOutcome, settlement: Settlement, signal: AbortSignal, log: Logger): Promise<void> {
+  async record(
+    msg: OutboundMessage,
+    channel: Channel,
+    outcome: SendOutcome,
+    settlement: Settlement,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
     const stage = this.#stage;
     const provider = stage.providerFor(channel);
     if (outcome.kind === 'abandoned') {
       if (outcome.atLockDeadline) {
         stage.counts.handedBackAtLockDeadline++;
-        log.info('the session lock ends before this message could be sent: handed back to the next holder', { calls: outcome.calls });
+        log.info('the session lock ends before this message could be sent: handed back to the next holder', {
+          calls: outcome.calls,
+        });
       } else {
         log.info('dispatch stopped before the provider had the message: handed back', { calls: outcome.calls });
       }
@@ -56,10 +65,13 @@ export class OutcomeRecorder {
     }
     if (outcome.kind === 'undetermined') {
       // Neither sent again nor recorded: it stays in flight, so whoever gets it next looks it up before sending it.
-      log.warn('provider answer lost, and the provider could not tell whether it has the message: handed back, not sent again', {
-        calls: outcome.calls,
-        err: describeProviderError(outcome.error, msg.to),
-      });
+      log.warn(
+        'provider answer lost, and the provider could not tell whether it has the message: handed back, not sent again',
+        {
+          calls: outcome.calls,
+          err: describeProviderError(outcome.error, msg.to),
+        },
+      );
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
       return;
@@ -67,7 +79,8 @@ export class OutcomeRecorder {
     if (outcome.kind === 'sent') {
       stage.counts.sent++;
       stage.count(channel.name, 'sent');
-      if (log.isDebugEnabled()) log.debug('sent', { calls: outcome.calls, providerMessageId: outcome.result.providerMessageId });
+      if (log.isDebugEnabled())
+        log.debug('sent', { calls: outcome.calls, providerMessageId: outcome.result.providerMessageId });
       if (msg.purpose === 'confirmation' || msg.context === undefined) {
         await settlement.complete();
         return;
@@ -110,11 +123,17 @@ export class OutcomeRecorder {
       case 'unauthorized':
         log.error('provider refused the credentials: check the channel configuration', { err: description });
         stage.count(channel.name, 'unauthorized');
-        await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.unauthorized, `${provider.type} refused the credentials of channel '${channel.name}': ${description}`);
+        await settlement.deadLetter(
+          DISPATCH_DEAD_LETTER_REASONS.unauthorized,
+          `${provider.type} refused the credentials of channel '${channel.name}': ${description}`,
+        );
         return;
       case 'unconfirmed':
         // Not retried, not recorded as a failure: the provider took the request and may have sent the message.
-        log.error('provider answered 2xx with an answer that cannot be read: dead-lettered for a person to check', { calls: outcome.calls, err: description });
+        log.error('provider answered 2xx with an answer that cannot be read: dead-lettered for a person to check', {
+          calls: outcome.calls,
+          err: description,
+        });
         stage.count(channel.name, 'unconfirmed');
         await settlement.deadLetter(
           DISPATCH_DEAD_LETTER_REASONS.unconfirmed,
@@ -126,26 +145,47 @@ export class OutcomeRecorder {
       case 'transient':
         log.warn('provider retries exhausted: dead-lettered', { calls: outcome.calls, err: description });
         stage.count(channel.name, 'retries_exhausted');
-        await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.retriesExhausted, `${provider.type} gave up after ${outcome.calls} calls; last error: ${description}`);
+        await settlement.deadLetter(
+          DISPATCH_DEAD_LETTER_REASONS.retriesExhausted,
+          `${provider.type} gave up after ${outcome.calls} calls; last error: ${description}`,
+        );
         return;
       case 'unexpected':
         log.error('provider call failed unexpectedly: dead-lettered', { calls: outcome.calls, err: description });
         stage.count(channel.name, 'failed');
-        await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.failed, `${provider.type} call failed unexpectedly: ${description}`);
+        await settlement.deadLetter(
+          DISPATCH_DEAD_LETTER_REASONS.failed,
+          `${provider.type} call failed unexpectedly: ${description}`,
+        );
         return;
     }
   }
 
-  async #interact(interaction: InteractionMessage, settlement: Settlement, signal: AbortSignal, log: Logger): Promise<void> {
+  async #interact(
+    interaction: InteractionMessage,
+    settlement: Settlement,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
     try {
       // Known (sent or not) while the lock still allows to settle the delivery: see `InteractionOutbox`.
-      await this.#outbox.add({ body: interaction, messageId: interactionMessageId(interaction) }, signal, settleDeadline(this.#lockedUntil()));
+      await this.#outbox.add(
+        { body: interaction, messageId: interactionMessageId(interaction) },
+        signal,
+        settleDeadline(this.#lockedUntil()),
+      );
     } catch (err) {
       // Never abandon: the provider has the message, and a redelivery would send it again.
-      log.error('interaction could not be sent: dead-lettered with the interaction for replay to interactions', { responseType: interaction.responseType, err: errorMessage(err) });
+      log.error('interaction could not be sent: dead-lettered with the interaction for replay to interactions', {
+        responseType: interaction.responseType,
+        err: errorMessage(err),
+      });
       this.#stage.count(interaction.channel, 'interaction_not_sent');
       const { providerMessageId } = interaction;
-      const accepted = providerMessageId === undefined ? 'the provider refused this message' : `the provider accepted this message (id ${providerMessageId})`;
+      const accepted =
+        providerMessageId === undefined
+          ? 'the provider refused this message'
+          : `the provider accepted this message (id ${providerMessageId})`;
       await settlement.deadLetter(
         DISPATCH_DEAD_LETTER_REASONS.interactionNotSent,
         `${accepted}; its interaction could not be sent (${errorMessage(err)}). Do not resubmit to outbound; send this interaction to interactions: ${JSON.stringify(interaction)}`,

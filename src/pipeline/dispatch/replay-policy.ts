@@ -22,5 +22,8 @@ export type OutboundReplay =
 /** The policy for a replay of `outbound`'s dead letters that asks for `reason` (or for every reason). */
 export function outboundReplay(reason?: string): OutboundReplay {
   if (reason !== undefined && NEVER_REPLAYED_TO_OUTBOUND.includes(reason)) return { allowed: false, reason };
-  return { allowed: true, excludeReasons: [...NEVER_REPLAYED_TO_OUTBOUND, ...REPLAYED_TO_OUTBOUND_BY_NAME.filter((r) => r !== reason)] };
+  return {
+    allowed: true,
+    excludeReasons: [...NEVER_REPLAYED_TO_OUTBOUND, ...REPLAYED_TO_OUTBOUND_BY_NAME.filter((r) => r !== reason)],
+  };
 }

@@ -121,7 +121,11 @@ export const SEND_RETRY_DEFAULTS: ResolvedSendRetryOptions = {
 
 /** Validates once; a bad value throws a `TypeError` naming it. */
 export function resolveSendRetryOptions(options: SendRetryOptions = {}): ResolvedSendRetryOptions {
-  const resolved = { ...SEND_RETRY_DEFAULTS, ...options, ...resolveRetry('DispatchStage', 'retry', options, SEND_RETRY_DEFAULTS, true) };
+  const resolved = {
+    ...SEND_RETRY_DEFAULTS,
+    ...options,
+    ...resolveRetry('DispatchStage', 'retry', options, SEND_RETRY_DEFAULTS, true),
+  };
   for (const [name, min] of [
     ['rateLimitAttempts', 1],
     ['defaultThrottleWaitMs', 1],
@@ -150,7 +154,10 @@ export function createSendPolicy(options: ResolvedSendRetryOptions, onBackoff?: 
   ).dangerouslyUnref();
   const transient = retry(
     handleWhen((err) => decide(err) === 'transient'),
-    { maxAttempts: options.attempts - 1, backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }) },
+    {
+      maxAttempts: options.attempts - 1,
+      backoff: new ExponentialBackoff({ initialDelay: options.initialDelayMs, maxDelay: options.maxDelayMs }),
+    },
   ).dangerouslyUnref();
   if (onBackoff !== undefined) transient.onRetry(({ delay }) => onBackoff(delay));
   return wrap(rateLimited, transient);
@@ -163,7 +170,10 @@ export function retryAfterMs(error: ProviderError, fallbackMs: number): number {
 }
 
 /** The pause a 429 causes: `retryAfterMs`, at most `maxThrottleWaitMs`; `askedMs` is what the provider asked for. */
-export function rateLimitPause(error: ProviderError, options: Pick<ResolvedSendRetryOptions, 'defaultThrottleWaitMs' | 'maxThrottleWaitMs'>): { pauseMs: number; askedMs: number } {
+export function rateLimitPause(
+  error: ProviderError,
+  options: Pick<ResolvedSendRetryOptions, 'defaultThrottleWaitMs' | 'maxThrottleWaitMs'>,
+): { pauseMs: number; askedMs: number } {
   const askedMs = retryAfterMs(error, options.defaultThrottleWaitMs);
   return { pauseMs: Math.min(askedMs, options.maxThrottleWaitMs), askedMs };
 }
@@ -206,5 +216,8 @@ export function describeProviderAnswer(error: unknown, recipient: string): strin
   const raw = typeof body === 'string' ? body : (JSON.stringify(body) ?? '');
   const text = raw.length > ANSWER_MAX_CHARS ? `${raw.slice(0, ANSWER_MAX_CHARS)}… (${raw.length} characters)` : raw;
   const type = headers?.['content-type'];
-  return scrub(`HTTP ${status ?? '?'}${type === undefined ? '' : ` (${type})`}, body: ${text === '' ? '(empty)' : text}`, recipient);
+  return scrub(
+    `HTTP ${status ?? '?'}${type === undefined ? '' : ` (${type})`}, body: ${text === '' ? '(empty)' : text}`,
+    recipient,
+  );
 }

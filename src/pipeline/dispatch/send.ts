@@ -13,7 +13,14 @@ import type { DispatchContext } from './context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
 import { TWILIO_MAX_CALL_SEGMENTS } from '../assumptions.js';
 import type { OutboundMessage } from '../messages.js';
-import { createSendPolicy, decide, describeProviderError, mayHaveSent, rateLimitPause, type SendDecision } from './send-policy.js';
+import {
+  createSendPolicy,
+  decide,
+  describeProviderError,
+  mayHaveSent,
+  rateLimitPause,
+  type SendDecision,
+} from './send-policy.js';
 import type { SenderLimiter } from './sender-limiter.js';
 
 /**
@@ -79,7 +86,8 @@ export function sendMessage(
   // One policy per message, so that a backoff that would end past the lock deadline is seen before it is waited.
   const policy = createSendPolicy(stage.retry, (delayMs) => {
     const by = callBy();
-    if (by !== undefined && stage.now() + delayMs > by) batch.lockDeadline(`a backoff of ${delayMs} ms would end after the last call start`);
+    if (by !== undefined && stage.now() + delayMs > by)
+      batch.lockDeadline(`a backoff of ${delayMs} ms would end after the last call start`);
   });
   // waiting: not at the provider (queued, backing off, paused); calling: a call is in flight; done: decided.
   let phase: 'waiting' | 'calling' | 'done' = 'waiting';
@@ -109,19 +117,35 @@ export function sendMessage(
           const result = await callProvider(provider, channel, msg, stage);
           phase = 'done';
           stage.metrics?.callDuration.observe({ channel: channel.name, result: 'ok' }, (stage.now() - started) / 1000);
-          log.debug('provider accepted', { attempt: n, providerMessageId: result.providerMessageId, status: result.status });
+          log.debug('provider accepted', {
+            attempt: n,
+            providerMessageId: result.providerMessageId,
+            status: result.status,
+          });
           return result;
         } catch (err) {
           const decision = decide(err);
           lastCode = isProviderError(err) ? err.code : 'unexpected';
-          stage.metrics?.callDuration.observe({ channel: channel.name, result: lastCode }, (stage.now() - started) / 1000);
+          stage.metrics?.callDuration.observe(
+            { channel: channel.name, result: lastCode },
+            (stage.now() - started) / 1000,
+          );
           phase = decision === 'rateLimited' || decision === 'transient' ? 'waiting' : 'done';
-          const fields = { attempt: n, code: lastCode, status: isProviderError(err) ? err.upstream?.status : undefined, upstreamCode: isProviderError(err) ? err.upstream?.code : undefined };
+          const fields = {
+            attempt: n,
+            code: lastCode,
+            status: isProviderError(err) ? err.upstream?.status : undefined,
+            upstreamCode: isProviderError(err) ? err.upstream?.code : undefined,
+          };
           if (decision === 'rateLimited') {
             const { pauseMs, askedMs } = rateLimitPause(err as ProviderError, stage.retry);
             stage.counts.rateLimitPauses++;
             stage.metrics?.pauses.inc({ channel: channel.name });
-            log.warn('provider rate limit: sender paused', { ...fields, pauseMs, ...(askedMs > pauseMs ? { retryAfterMs: askedMs } : {}) });
+            log.warn('provider rate limit: sender paused', {
+              ...fields,
+              pauseMs,
+              ...(askedMs > pauseMs ? { retryAfterMs: askedMs } : {}),
+            });
             // What waits and could not start before the lock deadline because of this pause is dropped here.
             limiter.pauseFor(pauseMs);
           } else if (decision === 'transient') {
@@ -138,7 +162,11 @@ export function sendMessage(
   const afterLostAnswer = async (err: unknown, find: SentLookup): Promise<SendResult> => {
     unknownSince ??= lastStart;
     const waitMs = stage.retry.lostAnswerLookupDelayMs;
-    log.info('provider answer lost: asking the provider whether it has the message before calling again', { attempt: calls, code: lastCode, waitMs });
+    log.info('provider answer lost: asking the provider whether it has the message before calling again', {
+      attempt: calls,
+      code: lastCode,
+      waitMs,
+    });
     await delayUnlessAborted(waitMs, signal);
     signal.throwIfAborted();
     let found: SendResult | undefined;
@@ -156,7 +184,11 @@ export function sendMessage(
     }
     phase = 'done';
     stage.lookedUp(channel.name, 'lost_answer', 'found');
-    log.info('provider answer lost, and the provider has the message: recorded, not sent again', { attempt: calls, providerMessageId: found.providerMessageId, status: found.status });
+    log.info('provider answer lost, and the provider has the message: recorded, not sent again', {
+      attempt: calls,
+      providerMessageId: found.providerMessageId,
+      status: found.status,
+    });
     return found;
   };
 
@@ -192,7 +224,8 @@ export function sendMessage(
             return;
           }
           const decision = decide(error);
-          if (decision === 'rejected' || decision === 'unauthorized' || decision === 'unconfirmed') resolve({ kind: 'failed', decision, error, calls });
+          if (decision === 'rejected' || decision === 'unauthorized' || decision === 'unconfirmed')
+            resolve({ kind: 'failed', decision, error, calls });
           else if (signal.aborted && phase !== 'done') resolve(abandoned());
           else resolve({ kind: 'failed', decision, error, calls });
         },
@@ -227,11 +260,22 @@ async function callProvider(
 ): Promise<SendResult> {
   const timeout = new AbortController();
   const timer = setTimeout(
-    () => timeout.abort(new ProviderError('ProviderTimeout', `${provider.type} did not answer within ${channel.timeoutMs} ms`, { context: { channel: channel.name } })),
+    () =>
+      timeout.abort(
+        new ProviderError('ProviderTimeout', `${provider.type} did not answer within ${channel.timeoutMs} ms`, {
+          context: { channel: channel.name },
+        }),
+      ),
     channel.timeoutMs,
   );
   try {
-    const request: SendRequest = { idempotencyKey: msg.key, from: channel.sender, to: msg.to, text: msg.text, signal: timeout.signal };
+    const request: SendRequest = {
+      idempotencyKey: msg.key,
+      from: channel.sender,
+      to: msg.to,
+      text: msg.text,
+      signal: timeout.signal,
+    };
     if (msg.parts !== undefined) request.parts = msg.parts;
     // Real-time journeys only: an outbound-marketing send has no channel definition (the contract omits it).
     if (msg.context?.kind === 'realtime') request.channelDefinitionId = msg.context.channelDefinitionId;

@@ -113,7 +113,8 @@ export class SenderLimiter {
     this.#now = options.now ?? Date.now;
     this.windowMs = intervalMs + guardMs;
     this.recipientSpacingMs = perRecipientMs === 0 ? 0 : perRecipientMs + guardMs;
-    this.groupSpacingMs = perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
+    this.groupSpacingMs =
+      perGroupMs === 0 || options.isGroup === undefined ? 0 : Math.max(perGroupMs + guardMs, this.recipientSpacingMs);
     this.#isGroup = options.isGroup ?? (() => false);
     this.#slots = new Slots(messages);
     this.handOverWindowMs = this.holdMsOf(1);
@@ -139,11 +140,15 @@ export class SenderLimiter {
     if (startBy === undefined) return this.#run(recipient, call, options);
     const now = this.#now();
     if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
-    if (this.#pausedUntil > startBy && this.paused) throw new StartDeadlineError(startBy, `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`);
+    if (this.#pausedUntil > startBy && this.paused)
+      throw new StartDeadlineError(startBy, `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`);
     // The call waits under a signal that also fires at the deadline, or when a pause past it begins.
     const deadline = linkedController(options.signal);
     const entry = { startBy, drop: (error: StartDeadlineError) => deadline.abort(error) };
-    const timer = setTimeout(() => entry.drop(new StartDeadlineError(startBy, 'still waiting for a slot or its recipient\'s turn')), startBy - now);
+    const timer = setTimeout(
+      () => entry.drop(new StartDeadlineError(startBy, "still waiting for a slot or its recipient's turn")),
+      startBy - now,
+    );
     this.#deadlines.add(entry);
     try {
       return await this.#run(recipient, call, { ...options, signal: deadline.signal });
@@ -185,7 +190,10 @@ export class SenderLimiter {
       if (last !== undefined) {
         const at = last + spacing;
         if (options.startBy !== undefined && at > options.startBy) {
-          throw new StartDeadlineError(options.startBy, `the recipient's next turn is at ${new Date(at).toISOString()}`);
+          throw new StartDeadlineError(
+            options.startBy,
+            `the recipient's next turn is at ${new Date(at).toISOString()}`,
+          );
         }
         await sleepOrReject(at - this.#now(), options.signal);
       }
@@ -221,7 +229,8 @@ export class SenderLimiter {
             await this.#calls.add(
               async () => {
                 // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
-                if (options.startBy !== undefined && this.#now() > options.startBy) throw new StartDeadlineError(options.startBy, 'the deadline has passed');
+                if (options.startBy !== undefined && this.#now() > options.startBy)
+                  throw new StartDeadlineError(options.startBy, 'the deadline has passed');
                 started = true;
                 done();
                 this.#running.push(cost);
@@ -280,7 +289,8 @@ export class SenderLimiter {
     if (waitMs <= 0 || at <= this.#pausedUntil) return;
     this.#pausedUntil = at;
     for (const entry of [...this.#deadlines]) {
-      if (entry.startBy < at) entry.drop(new StartDeadlineError(entry.startBy, `the sender is paused until ${new Date(at).toISOString()}`));
+      if (entry.startBy < at)
+        entry.drop(new StartDeadlineError(entry.startBy, `the sender is paused until ${new Date(at).toISOString()}`));
     }
     this.#slots.pause();
     this.#calls.pause();
@@ -309,7 +319,11 @@ export class SenderLimiter {
    * spacing when that is longer. What a successor waits for one such call.
    */
   holdMsOf(cost: number): number {
-    return Math.max(Math.ceil(cost / this.#slots.capacity) * this.windowMs, this.recipientSpacingMs, this.groupSpacingMs);
+    return Math.max(
+      Math.ceil(cost / this.#slots.capacity) * this.windowMs,
+      this.recipientSpacingMs,
+      this.groupSpacingMs,
+    );
   }
 
   /**
@@ -428,7 +442,11 @@ class Slots {
   }
 
   #serve(): void {
-    for (let next = this.#waiting[0]; next !== undefined && !this.#paused && this.#taken + next.slots <= this.capacity; next = this.#waiting[0]) {
+    for (
+      let next = this.#waiting[0];
+      next !== undefined && !this.#paused && this.#taken + next.slots <= this.capacity;
+      next = this.#waiting[0]
+    ) {
       this.#waiting.shift();
       this.#taken += next.slots;
       next.grant();

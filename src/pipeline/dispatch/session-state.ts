@@ -62,10 +62,15 @@ export type DecodedSessionState = { ok: true; state: SessionState | undefined } 
 
 /** Writes the state as the session state Buffer. */
 export function encodeSessionState(state: DispatchSessionState): Buffer {
-  const body: DispatchSessionState = { v: SESSION_STATE_VERSION, ...(state.clean ? { clean: true as const } : {}), holdMs: state.holdMs };
+  const body: DispatchSessionState = {
+    v: SESSION_STATE_VERSION,
+    ...(state.clean ? { clean: true as const } : {}),
+    holdMs: state.holdMs,
+  };
   if (state.pauseMs !== undefined) body.pauseMs = state.pauseMs;
   if (state.callHoldMs !== undefined) body.callHoldMs = state.callHoldMs;
-  if (state.inFlight !== undefined && state.inFlight.length > 0) body.inFlight = state.inFlight.map(([key, at]) => [key, at] as const);
+  if (state.inFlight !== undefined && state.inFlight.length > 0)
+    body.inFlight = state.inFlight.map(([key, at]) => [key, at] as const);
   return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
@@ -83,17 +88,23 @@ export function decodeSessionState(raw: Buffer | undefined): DecodedSessionState
   } catch (err) {
     return { ok: false, reason: `session state is not JSON (${errorMessage(err)})` };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'session state is not a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, reason: 'session state is not a JSON object' };
   const o = value as Record<string, unknown>;
   const version = o['v'];
   if (version !== 1 && version !== 2 && version !== SESSION_STATE_VERSION) {
-    return { ok: false, reason: `session state version ${JSON.stringify(version)} is not 1, 2 or ${SESSION_STATE_VERSION}` };
+    return {
+      ok: false,
+      reason: `session state version ${JSON.stringify(version)} is not 1, 2 or ${SESSION_STATE_VERSION}`,
+    };
   }
   const inFlight = o['inFlight'];
   let entries: InFlightEntry[] | undefined;
   if (inFlight !== undefined) {
-    const entry = (e: unknown): e is InFlightEntry => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && e[0] !== '' && isFiniteNumber(e[1]);
-    if (!Array.isArray(inFlight) || !inFlight.every(entry)) return { ok: false, reason: 'session state inFlight must be an array of [key, ms] pairs' };
+    const entry = (e: unknown): e is InFlightEntry =>
+      Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && e[0] !== '' && isFiniteNumber(e[1]);
+    if (!Array.isArray(inFlight) || !inFlight.every(entry))
+      return { ok: false, reason: 'session state inFlight must be an array of [key, ms] pairs' };
     if (inFlight.length > 0) entries = inFlight.map(([key, at]) => [key, at] as const);
   }
   if (version === SESSION_STATE_VERSION) {
@@ -101,17 +112,23 @@ export function decodeSessionState(raw: Buffer | undefined): DecodedSessionState
     for (const name of ['holdMs', 'pauseMs', 'callHoldMs'] as const) {
       const ms = o[name];
       if (ms === undefined && name !== 'holdMs') continue;
-      if (!isFiniteNumber(ms) || ms < 0) return { ok: false, reason: `session state ${name} must be a number >= 0, not ${JSON.stringify(ms)}` };
+      if (!isFiniteNumber(ms) || ms < 0)
+        return { ok: false, reason: `session state ${name} must be a number >= 0, not ${JSON.stringify(ms)}` };
       durations[name] = ms;
     }
-    const state: DispatchSessionState = { v: SESSION_STATE_VERSION, ...(o['clean'] === true ? { clean: true as const } : {}), holdMs: durations.holdMs as number };
+    const state: DispatchSessionState = {
+      v: SESSION_STATE_VERSION,
+      ...(o['clean'] === true ? { clean: true as const } : {}),
+      holdMs: durations.holdMs as number,
+    };
     if (durations.pauseMs !== undefined) state.pauseMs = durations.pauseMs;
     if (durations.callHoldMs !== undefined) state.callHoldMs = durations.callHoldMs;
     if (entries !== undefined) state.inFlight = entries;
     return { ok: true, state };
   }
   const sentAt = o['sentAt'];
-  if (!Array.isArray(sentAt) || !sentAt.every(isFiniteNumber)) return { ok: false, reason: 'session state sentAt must be an array of numbers' };
+  if (!Array.isArray(sentAt) || !sentAt.every(isFiniteNumber))
+    return { ok: false, reason: 'session state sentAt must be an array of numbers' };
   const state: LegacySessionState = { v: 2, sentAt: [...sentAt].sort((a, b) => a - b) };
   // Version 1 was written only at a release.
   if (version === 1 || o['clean'] === true) state.clean = true;

@@ -84,7 +84,9 @@ export class DispatchSession implements DispatchSessionHandler {
     const channels = stage.channels.all().filter((c) => c.senderKey === session.sessionId);
     this.#limiter = channels.length === 0 ? undefined : this.#handOver.takeOver(channels);
     if (this.#limiter === undefined) {
-      this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', { sessionId: session.sessionId });
+      this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', {
+        sessionId: session.sessionId,
+      });
     }
     stage.sessions.add(this);
   }
@@ -113,10 +115,13 @@ export class DispatchSession implements DispatchSessionHandler {
       lockDeadline: (why) => {
         handedBack = true;
         if (starts.signal.aborted) return;
-        this.#log.info('the session lock ends before the rest of this batch can be sent: handing back what has not reached the provider', {
-          why,
-          lockedUntil: this.#lockedUntil(),
-        });
+        this.#log.info(
+          'the session lock ends before the rest of this batch can be sent: handing back what has not reached the provider',
+          {
+            why,
+            lockedUntil: this.#lockedUntil(),
+          },
+        );
         starts.abort(new LockDeadlineReached(`session lock deadline: ${why}`));
       },
     };
@@ -130,7 +135,8 @@ export class DispatchSession implements DispatchSessionHandler {
     const batch = this.#batch(parsed, control);
     this.#batches.add(batch);
     try {
-      if (await batch) return { release: true, reason: 'the session state could not be written before the batch\'s calls' };
+      if (await batch)
+        return { release: true, reason: "the session state could not be written before the batch's calls" };
       if (handedBack) return { release: true, reason: 'messages handed back at the session lock deadline' };
     } finally {
       this.#batches.delete(batch);
@@ -151,8 +157,14 @@ export class DispatchSession implements DispatchSessionHandler {
       const channel = this.#stage.channels.byName(m.channel);
       return Math.max(most, channel === undefined ? 1 : rateCost(channel, m));
     }, 1);
-    if (this.#limiter !== undefined && keys.length > 0 && !(await this.#handOver.beforeCalls(this.#limiter, keys, largestCost))) {
-      this.#log.warn('the session state could not be written before the batch\'s calls: handing the batch back unsent', { size: parsed.length });
+    if (
+      this.#limiter !== undefined &&
+      keys.length > 0 &&
+      !(await this.#handOver.beforeCalls(this.#limiter, keys, largestCost))
+    ) {
+      this.#log.warn("the session state could not be written before the batch's calls: handing the batch back unsent", {
+        size: parsed.length,
+      });
       await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
       return true;
     }
@@ -177,7 +189,10 @@ export class DispatchSession implements DispatchSessionHandler {
       await this.#process(parsed, settlement, batch);
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
-      this.#log.error('unexpected failure while dispatching', { messageId: delivery.messageId, err: errorMessage(err) });
+      this.#log.error('unexpected failure while dispatching', {
+        messageId: delivery.messageId,
+        err: errorMessage(err),
+      });
       if (!settlement.done) await settlement.abandon();
     }
   }
@@ -188,7 +203,11 @@ export class DispatchSession implements DispatchSessionHandler {
     if ('error' in parsed) {
       const err = parsed.error;
       const reason = isEventError(err) ? err.code : 'EventUndecodable';
-      this.#log.warn('outbound message unreadable: dead-lettered', { messageId: delivery.messageId, reason, err: errorMessage(err) });
+      this.#log.warn('outbound message unreadable: dead-lettered', {
+        messageId: delivery.messageId,
+        reason,
+        err: errorMessage(err),
+      });
       stage.count('(unreadable)', 'invalid');
       await settlement.deadLetter(reason, errorMessage(err));
       return;
@@ -213,7 +232,11 @@ export class DispatchSession implements DispatchSessionHandler {
     const log = this.#log.child({ activityKey: msg.key, channel: msg.channel });
     const channel = stage.channels.byName(msg.channel);
     if (channel === undefined) {
-      const known = stage.channels.all().map((c) => c.name).join(', ') || 'none';
+      const known =
+        stage.channels
+          .all()
+          .map((c) => c.name)
+          .join(', ') || 'none';
       const description = `channel '${msg.channel}' is not configured (configured channels: ${known})`;
       log.warn('unknown channel: dead-lettered', { description });
       stage.count(msg.channel, 'invalid');
@@ -228,12 +251,22 @@ export class DispatchSession implements DispatchSessionHandler {
       return false;
     }
     if (batch.starts.aborted) {
-      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      await this.#recorder.record(
+        msg,
+        channel,
+        { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) },
+        settlement,
+        batch.signal,
+        log,
+      );
       return false;
     }
     const since = this.#handOver.inFlight.reconcileSince(msg.key);
     if (since !== undefined && (await this.#reconcile(msg, channel, since, settlement, batch, log))) return false;
-    if (delivery.deliveryCount > 1) log.debug('delivered again: the provider may have it already (same idempotency key)', { deliveryCount: delivery.deliveryCount });
+    if (delivery.deliveryCount > 1)
+      log.debug('delivered again: the provider may have it already (same idempotency key)', {
+        deliveryCount: delivery.deliveryCount,
+      });
 
     this.#sending++;
     let recording: Promise<void> | undefined;
@@ -241,7 +274,10 @@ export class DispatchSession implements DispatchSessionHandler {
     try {
       const provider = stage.providerFor(channel);
       const findSent = provider.findSent?.bind(provider);
-      const lookup = findSent === undefined ? undefined : (since: number, signal: AbortSignal) => this.#findSent(findSent, channel, msg, since, signal);
+      const lookup =
+        findSent === undefined
+          ? undefined
+          : (since: number, signal: AbortSignal) => this.#findSent(findSent, channel, msg, since, signal);
       outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel), lookup);
       if (outcome.kind === 'sent') this.#claim(outcome.result.providerMessageId);
       recording = this.#recorder.record(msg, channel, outcome, settlement, batch.signal, log);
@@ -262,7 +298,14 @@ export class DispatchSession implements DispatchSessionHandler {
    * batch stopped first (handed back). False when it is to be sent: not found, or a provider that cannot be asked (a
    * contract endpoint: the same `RequestId` is safe; Telegram: it may repeat).
    */
-  async #reconcile(msg: OutboundMessage, channel: Channel, since: number, settlement: Settlement, batch: BatchControl, log: Logger): Promise<boolean> {
+  async #reconcile(
+    msg: OutboundMessage,
+    channel: Channel,
+    since: number,
+    settlement: Settlement,
+    batch: BatchControl,
+    log: Logger,
+  ): Promise<boolean> {
     const stage = this.#stage;
     const ledger = this.#handOver.inFlight;
     const provider = stage.providerFor(channel);
@@ -278,7 +321,14 @@ export class DispatchSession implements DispatchSessionHandler {
     // Not before the sender's hold ends (after a crash, one window from the takeover): a call the dead holder made just
     // before it died may take the provider a moment to create, and a lookup made at once could miss it.
     const handBack = async (): Promise<true> => {
-      await this.#recorder.record(msg, channel, { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) }, settlement, batch.signal, log);
+      await this.#recorder.record(
+        msg,
+        channel,
+        { kind: 'abandoned', calls: 0, atLockDeadline: stoppedAtLockDeadline(batch.starts) },
+        settlement,
+        batch.signal,
+        log,
+      );
       return true;
     };
     const pausedUntil = this.#limiter?.pausedUntil;
@@ -290,7 +340,10 @@ export class DispatchSession implements DispatchSessionHandler {
     } catch (err) {
       if (batch.starts.aborted) return handBack();
       stage.lookedUp(channel.name, 'in_flight', 'failed');
-      log.warn('listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent', { err: errorMessage(err) });
+      log.warn(
+        'listed in flight before this delivery, and the provider could not tell whether it has it: handed back, not sent',
+        { err: errorMessage(err) },
+      );
       stage.count(channel.name, 'abandoned');
       await settlement.abandon();
       return true;
@@ -302,7 +355,10 @@ export class DispatchSession implements DispatchSessionHandler {
       return false;
     }
     stage.lookedUp(channel.name, 'in_flight', 'found');
-    log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', { providerMessageId: found.providerMessageId, status: found.status });
+    log.info('listed in flight before this delivery; the provider has it: recorded, not sent again', {
+      providerMessageId: found.providerMessageId,
+      status: found.status,
+    });
     await this.#recorder.record(msg, channel, { kind: 'sent', result: found, calls: 0 }, settlement, batch.signal, log);
     return true;
   }
@@ -313,9 +369,27 @@ export class DispatchSession implements DispatchSessionHandler {
    * for messages of the same text to the same recipient may run at once and both read the same message: the second
    * to answer asks again, this time without it.
    */
-  async #findSent(findSent: NonNullable<Provider['findSent']>, channel: Channel, msg: OutboundMessage, since: number, signal: AbortSignal): Promise<SendResult | undefined> {
+  async #findSent(
+    findSent: NonNullable<Provider['findSent']>,
+    channel: Channel,
+    msg: OutboundMessage,
+    since: number,
+    signal: AbortSignal,
+  ): Promise<SendResult | undefined> {
     for (;;) {
-      const found = await this.#lookups.add(() => findSent({ from: channel.sender, to: msg.to, text: msg.text, since, until: this.#stage.now(), exclude: this.#claimed, signal }), { signal });
+      const found = await this.#lookups.add(
+        () =>
+          findSent({
+            from: channel.sender,
+            to: msg.to,
+            text: msg.text,
+            since,
+            until: this.#stage.now(),
+            exclude: this.#claimed,
+            signal,
+          }),
+        { signal },
+      );
       if (found === undefined) return undefined;
       if (!this.#claimed.has(found.providerMessageId)) {
         this.#claim(found.providerMessageId);

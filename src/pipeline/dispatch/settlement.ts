@@ -35,19 +35,27 @@ export class Settlement {
   }
 
   async deadLetter(reason: string, description: string): Promise<void> {
-    if (this.#claim('deadLetter')) await this.#run('deadLetter', () => this.delivery.deadLetter(reason, description), 'deadLettered');
+    if (this.#claim('deadLetter'))
+      await this.#run('deadLetter', () => this.delivery.deadLetter(reason, description), 'deadLettered');
   }
 
   #claim(what: string): boolean {
     if (this.#done) {
-      this.log.error('delivery already settled: not settling again', { settlement: what, messageId: this.delivery.messageId });
+      this.log.error('delivery already settled: not settling again', {
+        settlement: what,
+        messageId: this.delivery.messageId,
+      });
       return false;
     }
     this.#done = true;
     return true;
   }
 
-  async #run(what: string, settle: () => Promise<void>, counter: 'completed' | 'abandoned' | 'deadLettered'): Promise<void> {
+  async #run(
+    what: string,
+    settle: () => Promise<void>,
+    counter: 'completed' | 'abandoned' | 'deadLettered',
+  ): Promise<void> {
     try {
       await settle();
       this.counts[counter]++;
@@ -55,7 +63,11 @@ export class Settlement {
     } catch (err) {
       this.#result = 'failed';
       this.counts.settleFailures++;
-      this.log.warn('settlement failed: the message will be delivered again when its lock expires', { settlement: what, messageId: this.delivery.messageId, err: errorMessage(err) });
+      this.log.warn('settlement failed: the message will be delivered again when its lock expires', {
+        settlement: what,
+        messageId: this.delivery.messageId,
+        err: errorMessage(err),
+      });
     }
   }
 }

@@ -17,7 +17,6 @@ import { dispatchStats, type DispatchStats } from './metrics.js';
 import { DispatchSession, type DispatchSessionHandler } from './session.js';
 import type { AcceptedSession } from '../ports.js';
 
-
 export class DispatchStage {
   /** The session loop's handler factory (a `SessionHandlerFactory`): one handler per accepted session. */
   readonly sessionHandler: (session: AcceptedSession) => DispatchSessionHandler;

@@ -73,13 +73,16 @@ export function outOfBudget(b: BatchState, rules: AttemptRules, items: readonly 
   const why = `${what}: the batch's time budget (batchBudgetMs ${batchBudgetMs} ms) has no room for another attempt (callTimeoutMs ${callTimeoutMs} ms)`;
   if (!b.outOfBudget) {
     b.outOfBudget = true;
-    rules.log.warn("the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)", {
-      what,
-      deliveries: items.length,
-      leftMs: budgetLeft(b.deadline),
-      batchBudgetMs,
-      callTimeoutMs,
-    });
+    rules.log.warn(
+      "the batch's time budget leaves no room for another attempt; abandoning what waits for one (the bus redelivers it)",
+      {
+        what,
+        deliveries: items.length,
+        leftMs: budgetLeft(b.deadline),
+        batchBudgetMs,
+        callTimeoutMs,
+      },
+    );
   }
   for (const item of items) markWaiting(item, why, 'redelivery');
 }

@@ -33,12 +33,28 @@ const INTAKE_DEAD_LETTERS = `${METRIC_PREFIX}intake_dead_letters_total`;
 export class IntakeMetrics {
   readonly #events: Counter<'outcome'> | undefined;
   readonly #deadLetters: Counter<'reason'> | undefined;
-  readonly #stats: IntakeStats = { batches: 0, received: 0, sent: 0, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 };
+  readonly #stats: IntakeStats = {
+    batches: 0,
+    received: 0,
+    sent: 0,
+    skippedByCompliance: 0,
+    deadLettered: 0,
+    deadLetterReasons: {},
+    abandoned: 0,
+    retries: 0,
+  };
 
   constructor(registry: Registry | undefined) {
     if (registry) {
-      this.#events = sharedCounter(registry, INTAKE_EVENTS, 'Activities events handled by intake, by outcome.', ['outcome']);
-      this.#deadLetters = sharedCounter(registry, INTAKE_DEAD_LETTERS, 'Activities events dead-lettered by intake, by reason.', ['reason']);
+      this.#events = sharedCounter(registry, INTAKE_EVENTS, 'Activities events handled by intake, by outcome.', [
+        'outcome',
+      ]);
+      this.#deadLetters = sharedCounter(
+        registry,
+        INTAKE_DEAD_LETTERS,
+        'Activities events dead-lettered by intake, by reason.',
+        ['reason'],
+      );
     }
   }
 
@@ -78,4 +94,3 @@ export class IntakeMetrics {
     this.#stats.abandoned += 1;
   }
 }
-

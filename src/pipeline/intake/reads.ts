@@ -76,10 +76,16 @@ export class IntakeReads {
         outOfBudget(b, this.#rules, items, `${what}: not started`);
         return undefined;
       case 'noRoomToRetry':
-        outOfBudget(b, this.#rules, items, `${what}: ${errorMessage(error)} (${count(result.failures, 'attempt', 'attempts')}); not tried again`);
+        outOfBudget(
+          b,
+          this.#rules,
+          items,
+          `${what}: ${errorMessage(error)} (${count(result.failures, 'attempt', 'attempts')}); not tried again`,
+        );
         return undefined;
       case 'cut':
-        for (const item of items) markWaiting(item, `${what}: ${errorMessage(error)} (not tried again: the stage is stopping)`, 'redelivery');
+        for (const item of items)
+          markWaiting(item, `${what}: ${errorMessage(error)} (not tried again: the stage is stopping)`, 'redelivery');
         return undefined;
       default:
         return { ok: false, error, attempts: result.failures };
@@ -91,18 +97,40 @@ export class IntakeReads {
     const { log, defaultThrottleWaitMs, maxThrottleWaitMs } = this.#rules;
     if (b.signal.aborted) return; // handle() abandons them
     if (isDataverseError(err)) {
-      const throttledForLong = err.code === 'DataverseThrottled' && (err.retryAfterMs ?? defaultThrottleWaitMs) > maxThrottleWaitMs;
+      const throttledForLong =
+        err.code === 'DataverseThrottled' && (err.retryAfterMs ?? defaultThrottleWaitMs) > maxThrottleWaitMs;
       if (throttledForLong || err.code === 'DataverseUnauthorized') {
-        const ms = err.code === 'DataverseThrottled' ? Math.min(err.retryAfterMs ?? defaultThrottleWaitMs, maxThrottleWaitMs) : this.#rules.identityPauseMs;
-        if (throttledForLong) log.warn('Dataverse throttled a read for longer than intake waits; no more reads in this batch', { error: err, waitMs: ms, deliveries: items.length });
-        else log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", { error: err, waitMs: ms, deliveries: items.length });
+        const ms =
+          err.code === 'DataverseThrottled'
+            ? Math.min(err.retryAfterMs ?? defaultThrottleWaitMs, maxThrottleWaitMs)
+            : this.#rules.identityPauseMs;
+        if (throttledForLong)
+          log.warn('Dataverse throttled a read for longer than intake waits; no more reads in this batch', {
+            error: err,
+            waitMs: ms,
+            deliveries: items.length,
+          });
+        else
+          log.error("Dataverse refused the relay's identity; abandoning the deliveries after a pause", {
+            error: err,
+            waitMs: ms,
+            deliveries: items.length,
+          });
         b.pauseMs = Math.max(b.pauseMs ?? 0, ms);
         for (const item of items) markWaiting(item, `${what}: ${err.code}: ${err.message}`, 'pause');
         return;
       }
       if (err.retryable) {
-        log.warn(`${what} still failing after ${count(attempts, 'attempt', 'attempts')}; abandoning after a wait`, { error: err, deliveries: items.length });
-        for (const item of items) markWaiting(item, `${what}: ${err.code}: ${err.message} (${count(attempts, 'attempt', 'attempts')})`, 'redelivery');
+        log.warn(`${what} still failing after ${count(attempts, 'attempt', 'attempts')}; abandoning after a wait`, {
+          error: err,
+          deliveries: items.length,
+        });
+        for (const item of items)
+          markWaiting(
+            item,
+            `${what}: ${err.code}: ${err.message} (${count(attempts, 'attempt', 'attempts')})`,
+            'redelivery',
+          );
         return;
       }
       const code = err.upstream?.code === undefined ? '' : ` (Dataverse code ${err.upstream.code})`;
@@ -124,13 +152,19 @@ export class IntakeReads {
     if (b.gate !== undefined) {
       await b.gate;
       if (!b.signal.aborted && b.waits.aborted) {
-        for (const item of items) markWaiting(item, 'waiting out a Retry-After of this batch when the stage stopped', 'redelivery');
+        for (const item of items)
+          markWaiting(item, 'waiting out a Retry-After of this batch when the stage stopped', 'redelivery');
         return false;
       }
     }
     if (b.signal.aborted) return false;
     if (b.pauseMs === undefined) return true;
-    for (const item of items) markWaiting(item, 'an earlier read of this batch was throttled for long or refused; not reading until the next delivery', 'pause');
+    for (const item of items)
+      markWaiting(
+        item,
+        'an earlier read of this batch was throttled for long or refused; not reading until the next delivery',
+        'pause',
+      );
     return false;
   }
 }

@@ -63,11 +63,19 @@ export class IntakeRouting {
    * of several, the one whose `name` the record's `channelField` holds. `where` names the record in the description.
    */
   byRecord(event: ActivityEvent, candidates: readonly TiledChannel[], row: Row, where: string): Routed<TiledChannel> {
-    const channel = candidates.length === 1 ? candidates[0] : candidates.find((c) => c.channelField !== undefined && row[c.channelField] === c.name);
+    const channel =
+      candidates.length === 1
+        ? candidates[0]
+        : candidates.find((c) => c.channelField !== undefined && row[c.channelField] === c.name);
     if (channel) return { ok: true, value: channel };
     const fields = [...new Set(candidates.flatMap((c) => (c.channelField === undefined ? [] : [c.channelField])))];
-    const found = fields.map((f) => `${f} = ${row[f] === undefined || row[f] === null ? 'nothing' : JSON.stringify(row[f])}`).join(', ');
-    return { ok: false, description: `${where} names no configured channel (${found}); the channels for '${event.entityType}' are: ${list(candidates.map((c) => c.name))}` };
+    const found = fields
+      .map((f) => `${f} = ${row[f] === undefined || row[f] === null ? 'nothing' : JSON.stringify(row[f])}`)
+      .join(', ');
+    return {
+      ok: false,
+      description: `${where} names no configured channel (${found}); the channels for '${event.entityType}' are: ${list(candidates.map((c) => c.name))}`,
+    };
   }
 }
 
@@ -82,7 +90,10 @@ function list(values: readonly string[]): string {
 }
 
 /** Channels that share a tile must say which is which; channels that share a channel definition need distinct senders. */
-function checkChannels(byEntityType: ReadonlyMap<string, TiledChannel[]>, byDefinition: ReadonlyMap<string, Channel[]>): void {
+function checkChannels(
+  byEntityType: ReadonlyMap<string, TiledChannel[]>,
+  byDefinition: ReadonlyMap<string, Channel[]>,
+): void {
   const problems: ConfigProblem[] = [];
   for (const [entityType, channels] of byEntityType) {
     if (channels.length < 2) continue;

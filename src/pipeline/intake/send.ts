@@ -73,7 +73,8 @@ export class IntakeSend {
             if (!tooLarge || !culprits) throw err;
             // Refused before anything was sent; the others go in the next call (not an attempt: nothing failed them).
             byKey.delete(tooLarge.messageId);
-            for (const o of culprits) this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge));
+            for (const o of culprits)
+              this.#rules.deadLetter(b, o.item, 'OutboundMessageTooLarge', tooLargeDescription(o.message, tooLarge));
             if (byKey.size > 0 && !fits(b, this.#rules)) noRoomLeft();
           }
         }
@@ -85,7 +86,12 @@ export class IntakeSend {
       },
       onRetry: (failure, { failures, waitMs }) => {
         this.#rules.onRetry();
-        log.warn('sending to outbound failed; trying again', { error: failedWith(failure), messages: byKey.size, attempt: failures, waitMs });
+        log.warn('sending to outbound failed; trying again', {
+          error: failedWith(failure),
+          messages: byKey.size,
+          attempt: failures,
+          waitMs,
+        });
       },
     });
     if (!result.ok) {
@@ -96,23 +102,44 @@ export class IntakeSend {
         case 'held':
           return;
         case 'noRoom':
-          outOfBudget(b, this.#rules, waiting(), result.failures === 0 ? 'outbound send not started' : `outbound send failed (${attempts}), not tried again`);
+          outOfBudget(
+            b,
+            this.#rules,
+            waiting(),
+            result.failures === 0 ? 'outbound send not started' : `outbound send failed (${attempts}), not tried again`,
+          );
           return;
         case 'noRoomToRetry':
-          outOfBudget(b, this.#rules, waiting(), `outbound send failed (${attempts}): ${errorMessage(err)}; not tried again`);
+          outOfBudget(
+            b,
+            this.#rules,
+            waiting(),
+            `outbound send failed (${attempts}): ${errorMessage(err)}; not tried again`,
+          );
           return;
         case 'cut':
-          for (const item of waiting()) markWaiting(item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
+          for (const item of waiting())
+            markWaiting(item, `outbound send failed and the stage is stopping: ${errorMessage(err)}`, 'redelivery');
           return;
         default:
-          log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', { error: err, messages: byKey.size, attempts: result.failures });
-          for (const item of waiting()) markWaiting(item, `outbound send failed (${attempts}): ${errorMessage(err)}`, 'redelivery');
+          log.error('sending to outbound failed; abandoning the deliveries (the bus redelivers them)', {
+            error: err,
+            messages: byKey.size,
+            attempts: result.failures,
+          });
+          for (const item of waiting())
+            markWaiting(item, `outbound send failed (${attempts}): ${errorMessage(err)}`, 'redelivery');
           return;
       }
     }
     for (const os of byKey.values()) {
       for (const o of os) {
-        log.debug('sent to outbound', { ...o.item.fields, channel: o.message.channel, key: o.message.key, sessionId: o.sessionId });
+        log.debug('sent to outbound', {
+          ...o.item.fields,
+          channel: o.message.channel,
+          key: o.message.key,
+          sessionId: o.sessionId,
+        });
         this.#rules.sent(b, o.item);
       }
     }

@@ -170,22 +170,54 @@ export class IntakeStage {
     const readRetry = resolveRetry(COMPONENT, 'readRetry', options.readRetry, RETRY_DEFAULTS);
     const sendRetry = resolveRetry(COMPONENT, 'sendRetry', options.sendRetry, RETRY_DEFAULTS);
     this.#abandonDelayMs = numberOption(COMPONENT, 'abandonDelayMs', options.abandonDelayMs, 2000, { atLeast: 0 });
-    this.#maxAbandonDelayMs = numberOption(COMPONENT, 'maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000, { atLeast: 0 });
-    this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
-    const defaultThrottleWaitMs = numberOption(COMPONENT, 'defaultThrottleWaitMs', options.defaultThrottleWaitMs, 1000, { atLeast: 0 });
+    this.#maxAbandonDelayMs = numberOption(COMPONENT, 'maxAbandonDelayMs', options.maxAbandonDelayMs, 30_000, {
+      atLeast: 0,
+    });
+    this.#maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, {
+      atLeast: 0,
+    });
+    const defaultThrottleWaitMs = numberOption(
+      COMPONENT,
+      'defaultThrottleWaitMs',
+      options.defaultThrottleWaitMs,
+      1000,
+      { atLeast: 0 },
+    );
     const identityPauseMs = numberOption(COMPONENT, 'identityPauseMs', options.identityPauseMs, 30_000, { atLeast: 0 });
     const { callTimeoutMs, batchBudgetMs } = resolveBudget(COMPONENT, options, 'read or send');
     this.#batchBudgetMs = batchBudgetMs;
     this.#sleep = options.sleep ?? delayUnlessAborted;
-    const attempts: AttemptRules = { batchBudgetMs: this.#batchBudgetMs, callTimeoutMs, sleep: this.#sleep, log: this.#log, onRetry: () => this.#metrics.retry() };
-    const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void => this.#deadLetter(b, item, reason, description);
-    this.#readRetries = new IntakeReads({ ...attempts, readRetry, maxThrottleWaitMs: this.#maxThrottleWaitMs, defaultThrottleWaitMs, identityPauseMs, deadLetter });
-    this.#sender = new IntakeSend({ ...attempts, outbound: options.outbound, sendRetry, deadLetter, sent: (b, item) => this.#complete(b, item, 'sent') });
+    const attempts: AttemptRules = {
+      batchBudgetMs: this.#batchBudgetMs,
+      callTimeoutMs,
+      sleep: this.#sleep,
+      log: this.#log,
+      onRetry: () => this.#metrics.retry(),
+    };
+    const deadLetter = (b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void =>
+      this.#deadLetter(b, item, reason, description);
+    this.#readRetries = new IntakeReads({
+      ...attempts,
+      readRetry,
+      maxThrottleWaitMs: this.#maxThrottleWaitMs,
+      defaultThrottleWaitMs,
+      identityPauseMs,
+      deadLetter,
+    });
+    this.#sender = new IntakeSend({
+      ...attempts,
+      outbound: options.outbound,
+      sendRetry,
+      deadLetter,
+      sent: (b, item) => this.#complete(b, item, 'sent'),
+    });
 
     this.#callbackKeys = options.callbackKeys;
     const tracking = options.channels.all().filter((c) => c.callbacks?.trackLinks === true);
     if (tracking.length > 0 && this.#callbackKeys === undefined) {
-      throw new TypeError(`Intake option callbackKeys is required: channel${tracking.length > 1 ? 's' : ''} ${tracking.map((c) => c.name).join(', ')} track links (callbacks.trackLinks)`);
+      throw new TypeError(
+        `Intake option callbackKeys is required: channel${tracking.length > 1 ? 's' : ''} ${tracking.map((c) => c.name).join(', ')} track links (callbacks.trackLinks)`,
+      );
     }
     this.#routing = new IntakeRouting(options.channels.all());
     this.#metrics = new IntakeMetrics(options.registry);
@@ -223,7 +255,11 @@ export class IntakeStage {
       deadline,
       outOfBudget: false,
     };
-    const items: Item[] = batch.map((delivery) => ({ delivery, state: 'open', fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount } }));
+    const items: Item[] = batch.map((delivery) => ({
+      delivery,
+      state: 'open',
+      fields: { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount },
+    }));
     try {
       const activities: ActivityItem[] = [];
       const truncated: Array<{ item: Item; event: TruncatedActivityEvent }> = [];
@@ -252,7 +288,8 @@ export class IntakeStage {
     } finally {
       waits.dispose();
       for (const item of items) {
-        if (item.state !== 'settled') this.#abandon(b, item, item.pending ?? (signal.aborted ? 'stopping' : 'not handled'));
+        if (item.state !== 'settled')
+          this.#abandon(b, item, item.pending ?? (signal.aborted ? 'stopping' : 'not handled'));
       }
       await Promise.all(b.settling);
     }
@@ -290,10 +327,16 @@ export class IntakeStage {
     }
     const channel = routed.value;
     const parts = event.message;
-    const textKey = 'text' in parts ? 'text' : (Object.keys(parts).find((k) => k.toLowerCase() === 'text') ?? Object.keys(parts)[0]);
+    const textKey =
+      'text' in parts ? 'text' : (Object.keys(parts).find((k) => k.toLowerCase() === 'text') ?? Object.keys(parts)[0]);
     const text = textKey === undefined ? undefined : parts[textKey];
     if (text === undefined) {
-      this.#deadLetter(b, item, 'MessageTextMissing', `request ${event.requestId} has no message parts (Message is empty)`);
+      this.#deadLetter(
+        b,
+        item,
+        'MessageTextMissing',
+        `request ${event.requestId} has no message parts (Message is empty)`,
+      );
       return;
     }
     const context: RealtimeContext = {
@@ -308,7 +351,17 @@ export class IntakeStage {
     out.push({
       item,
       sessionId: channel.senderKey,
-      message: { v: MESSAGE_VERSION, key: event.requestId, channel: channel.name, to: event.to, text, parts: { ...parts }, purpose: 'journey', context, acceptedAt: this.#now() },
+      message: {
+        v: MESSAGE_VERSION,
+        key: event.requestId,
+        channel: channel.name,
+        to: event.to,
+        text,
+        parts: { ...parts },
+        purpose: 'journey',
+        context,
+        acceptedAt: this.#now(),
+      },
     });
   }
 
@@ -316,10 +369,15 @@ export class IntakeStage {
    * The activity rows of the events whose Target was unusable (truncated by Dataverse, or lacking attributes), in one
    * read for the batch; a row that is missing, or lacks what the Target lacked, is dead-lettered.
    */
-  async #readTruncated(b: BatchState, truncated: ReadonlyArray<{ item: Item; event: TruncatedActivityEvent }>): Promise<ActivityItem[]> {
+  async #readTruncated(
+    b: BatchState,
+    truncated: ReadonlyArray<{ item: Item; event: TruncatedActivityEvent }>,
+  ): Promise<ActivityItem[]> {
     if (truncated.length === 0) return [];
     const items = truncated.map((t) => t.item);
-    const ids = [...new Map(truncated.map((t) => [t.event.activityRowId.toLowerCase(), t.event.activityRowId])).values()];
+    const ids = [
+      ...new Map(truncated.map((t) => [t.event.activityRowId.toLowerCase(), t.event.activityRowId])).values(),
+    ];
     const what = `reading ${count(ids.length, 'activity row', 'activity rows')} (events truncated by Dataverse or whose Target lacked attributes)`;
     const read = await this.#readRetries.read(b, items, what, () => this.#reads.activities(ids, b.signal));
     if (read === undefined) return [];
@@ -330,10 +388,18 @@ export class IntakeStage {
     const rows = new Map([...read.value].map(([id, row]) => [id.toLowerCase(), row]));
     const out: ActivityItem[] = [];
     for (const { item, event } of truncated) {
-      const why = event.missing === undefined ? 'the event was truncated by Dataverse (MessageMaxSizeExceeded)' : `the event's Target lacked ${event.missing.join(', ')}`;
+      const why =
+        event.missing === undefined
+          ? 'the event was truncated by Dataverse (MessageMaxSizeExceeded)'
+          : `the event's Target lacked ${event.missing.join(', ')}`;
       const row = rows.get(event.activityRowId.toLowerCase());
       if (row === undefined) {
-        this.#deadLetter(b, item, 'ActivityNotFound', `${why} and activity row ${event.activityRowId} (msdyncrm_customerjourneycustomchannelactivities) does not exist`);
+        this.#deadLetter(
+          b,
+          item,
+          'ActivityNotFound',
+          `${why} and activity row ${event.activityRowId} (msdyncrm_customerjourneycustomchannelactivities) does not exist`,
+        );
         continue;
       }
       let activity: ActivityEvent;
@@ -341,7 +407,12 @@ export class IntakeStage {
         activity = this.#activityFromRow(row, event);
       } catch (err) {
         const reason = isEventError(err) ? err.code : 'EventUndecodable';
-        this.#deadLetter(b, item, reason, `activity row ${event.activityRowId} (read because ${why}): ${errorMessage(err)}`);
+        this.#deadLetter(
+          b,
+          item,
+          reason,
+          `activity row ${event.activityRowId} (read because ${why}): ${errorMessage(err)}`,
+        );
         continue;
       }
       this.#correlate(item, activity);
@@ -363,9 +434,20 @@ export class IntakeStage {
     return this.#readContactsAndRender(b, picked);
   }
 
-  async #readMessageRecords(b: BatchState, activities: ReadonlyArray<ActivityItem & { candidates: TiledChannel[] }>): Promise<PickedActivity[]> {
+  async #readMessageRecords(
+    b: BatchState,
+    activities: ReadonlyArray<ActivityItem & { candidates: TiledChannel[] }>,
+  ): Promise<PickedActivity[]> {
     // One read per distinct record of the batch.
-    const records = new Map<string, { entitySetName: string; id: string; columns: string[]; members: Array<ActivityItem & { candidates: TiledChannel[] }> }>();
+    const records = new Map<
+      string,
+      {
+        entitySetName: string;
+        id: string;
+        columns: string[];
+        members: Array<ActivityItem & { candidates: TiledChannel[] }>;
+      }
+    >();
     for (const a of activities) {
       const first = a.candidates[0]!;
       const entitySetName = first.tile.entitySetName;
@@ -387,7 +469,9 @@ export class IntakeStage {
     await eachLimit([...records.values()], this.#readConcurrency, async (record) => {
       const items = record.members.map((m) => m.item);
       const what = `reading message record ${record.entitySetName}(${record.id})`;
-      const read = await this.#readRetries.read(b, items, what, () => this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal));
+      const read = await this.#readRetries.read(b, items, what, () =>
+        this.#reads.messageRecord(record.entitySetName, record.id, record.columns, b.signal),
+      );
       if (read === undefined) return;
       if (!read.ok) {
         this.#readRetries.failed(b, items, read.error, what, read.attempts);
@@ -412,7 +496,12 @@ export class IntakeStage {
     return picked;
   }
 
-  #pickChannel(b: BatchState, a: ActivityItem & { candidates: TiledChannel[] }, row: Row, entitySetName: string): PickedActivity | undefined {
+  #pickChannel(
+    b: BatchState,
+    a: ActivityItem & { candidates: TiledChannel[] },
+    row: Row,
+    entitySetName: string,
+  ): PickedActivity | undefined {
     const where = `message record ${entitySetName}(${a.event.entityId}) of activity row ${a.event.activityRowId}`;
     const routed = this.#routing.byRecord(a.event, a.candidates, row, where);
     if (!routed.ok) {
@@ -422,7 +511,12 @@ export class IntakeStage {
     const channel = routed.value;
     const template = row[channel.textField];
     if (typeof template !== 'string' || template.trim() === '') {
-      this.#deadLetter(b, a.item, 'MessageTextMissing', `${where} has no text in ${channel.textField} (the text column of channel ${channel.name})`);
+      this.#deadLetter(
+        b,
+        a.item,
+        'MessageTextMissing',
+        `${where} has no text in ${channel.textField} (the text column of channel ${channel.name})`,
+      );
       return undefined;
     }
     a.item.fields['channel'] = channel.name;
@@ -440,7 +534,9 @@ export class IntakeStage {
     // not have, the combined read fails (400); then each group is read alone, so only that text's activities fail.
     const groups = new Map<string, { columns: string[]; members: PickedActivity[] }>();
     for (const a of activities) {
-      const extra = placeholders(a.template).filter((c) => !base.has(c)).sort();
+      const extra = placeholders(a.template)
+        .filter((c) => !base.has(c))
+        .sort();
       const key = extra.join(',');
       let group = groups.get(key);
       if (!group) groups.set(key, (group = { columns: extra, members: [] }));
@@ -455,20 +551,27 @@ export class IntakeStage {
       const rows = await this.#reads.contacts(ids, columns, b.signal);
       for (const [id, row] of rows) contacts.set(id.toLowerCase(), row);
     };
-    const what = (n: number, columns: readonly string[]): string => `reading the contacts of ${count(n, 'activity', 'activities')} with columns ${columns.join(', ')}`;
+    const what = (n: number, columns: readonly string[]): string =>
+      `reading the contacts of ${count(n, 'activity', 'activities')} with columns ${columns.join(', ')}`;
     const allItems = activities.map((a) => a.item);
     const first = await this.#readRetries.read(b, allItems, what(allItems.length, all), () => read(activities, all));
     if (first === undefined) return [];
     if (!first.ok) {
       const err = first.error;
       if (isDataverseError(err) && err.code === 'DataverseBadRequest' && groups.size > 1 && !b.signal.aborted) {
-        this.#log.warn('the contacts read failed; reading each message text’s columns alone to find the one at fault', { error: err, columns: all });
+        this.#log.warn('the contacts read failed; reading each message text’s columns alone to find the one at fault', {
+          error: err,
+          columns: all,
+        });
         for (const group of groups.values()) {
           const items = group.members.map((m) => m.item);
           const columns = [...base, ...group.columns];
-          const result = await this.#readRetries.read(b, items, what(items.length, columns), () => read(group.members, columns));
+          const result = await this.#readRetries.read(b, items, what(items.length, columns), () =>
+            read(group.members, columns),
+          );
           if (result?.ok) continue;
-          if (result !== undefined) this.#readRetries.failed(b, items, result.error, what(items.length, columns), result.attempts);
+          if (result !== undefined)
+            this.#readRetries.failed(b, items, result.error, what(items.length, columns), result.attempts);
           for (const i of items) failed.add(i);
         }
       } else {
@@ -489,15 +592,29 @@ export class IntakeStage {
     return out;
   }
 
-  #toMessage(b: BatchState, a: PickedActivity, contact: Row | undefined, acceptedAt: number): OutboundMessage | undefined {
+  #toMessage(
+    b: BatchState,
+    a: PickedActivity,
+    contact: Row | undefined,
+    acceptedAt: number,
+  ): OutboundMessage | undefined {
     const { event, channel } = a;
     if (contact === undefined) {
-      this.#deadLetter(b, a.item, 'ContactNotFound', `contact ${event.contactId} (msdyncrm_contact of activity row ${event.activityRowId}) does not exist`);
+      this.#deadLetter(
+        b,
+        a.item,
+        'ContactNotFound',
+        `contact ${event.contactId} (msdyncrm_contact of activity row ${event.activityRowId}) does not exist`,
+      );
       return undefined;
     }
     const compliance = channel.tile.complianceField;
     if (contact[compliance] === true) {
-      this.#log.info('the contact opted out since the activity was created; no message', { ...a.item.fields, contactId: event.contactId, complianceField: compliance });
+      this.#log.info('the contact opted out since the activity was created; no message', {
+        ...a.item.fields,
+        contactId: event.contactId,
+        complianceField: compliance,
+      });
       this.#complete(b, a.item, 'skipped_compliance');
       return undefined;
     }
@@ -524,8 +641,20 @@ export class IntakeStage {
     };
     const callbacks = channel.callbacks;
     // Keyed on the row: msdyncrm_activityid is shared by every contact of a tile (src/dataverse/assumptions.ts).
-    const template = callbacks?.trackLinks === true && this.#callbackKeys !== undefined ? rewriteLinks(a.template, event.activityRowId, callbacks.publicBaseUrl, this.#callbackKeys) : a.template;
-    return { v: MESSAGE_VERSION, key: event.activityRowId, channel: channel.name, to, text: renderText(template, contact), purpose: 'journey', context, acceptedAt };
+    const template =
+      callbacks?.trackLinks === true && this.#callbackKeys !== undefined
+        ? rewriteLinks(a.template, event.activityRowId, callbacks.publicBaseUrl, this.#callbackKeys)
+        : a.template;
+    return {
+      v: MESSAGE_VERSION,
+      key: event.activityRowId,
+      channel: channel.name,
+      to,
+      text: renderText(template, contact),
+      purpose: 'journey',
+      context,
+      acceptedAt,
+    };
   }
 
   // ── abandoning ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -541,7 +670,10 @@ export class IntakeStage {
       items
         .filter((item) => item.state === 'waiting')
         .map(async (item) => {
-          const ms = item.wait === 'pause' ? Math.min(b.pauseMs ?? 0, this.#maxThrottleWaitMs) : this.#abandonDelay(item.delivery.deliveryCount);
+          const ms =
+            item.wait === 'pause'
+              ? Math.min(b.pauseMs ?? 0, this.#maxThrottleWaitMs)
+              : this.#abandonDelay(item.delivery.deliveryCount);
           await this.#sleep(Math.min(ms, budgetLeft(b.deadline)), b.waits);
           if (!b.signal.aborted) this.#abandon(b, item, item.pending ?? 'not handled');
         }),
@@ -556,7 +688,11 @@ export class IntakeStage {
     this.#metrics.settling(outcome);
     b.settling.push(
       action().catch((err: unknown) => {
-        this.#log.warn('settling a delivery failed (it comes back when its lock expires)', { ...item.fields, outcome, error: errorMessage(err) });
+        this.#log.warn('settling a delivery failed (it comes back when its lock expires)', {
+          ...item.fields,
+          outcome,
+          error: errorMessage(err),
+        });
       }),
     );
     return true;
@@ -593,4 +729,3 @@ async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) =>
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
-

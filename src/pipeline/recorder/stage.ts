@@ -100,14 +100,28 @@ export class RecorderStage {
   constructor(options: RecorderOptions) {
     this.writer = options.writer;
     this.log = areaLogger(options.log, 'recorder');
-    this.retry = resolveRetry(COMPONENT, 'retry', options.retry, { attempts: 6, initialDelayMs: 500, maxDelayMs: 30_000 });
+    this.retry = resolveRetry(COMPONENT, 'retry', options.retry, {
+      attempts: 6,
+      initialDelayMs: 500,
+      maxDelayMs: 30_000,
+    });
     this.identityPauseMs = numberOption(COMPONENT, 'identityPauseMs', options.identityPauseMs, 30_000, { atLeast: 0 });
-    this.maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, { atLeast: 0 });
+    this.maxThrottleWaitMs = numberOption(COMPONENT, 'maxThrottleWaitMs', options.maxThrottleWaitMs, 30_000, {
+      atLeast: 0,
+    });
     const budget = resolveBudget(COMPONENT, options, 'write');
     this.callTimeoutMs = budget.callTimeoutMs;
     this.batchBudgetMs = budget.batchBudgetMs;
     this.sleep = options.sleep ?? delayUnlessAborted;
-    this.counter = options.registry === undefined ? undefined : sharedCounter(options.registry, `${METRIC_PREFIX}recorder_interactions_total`, 'Interactions handled by the recorder, by outcome.', ['outcome']);
+    this.counter =
+      options.registry === undefined
+        ? undefined
+        : sharedCounter(
+            options.registry,
+            `${METRIC_PREFIX}recorder_interactions_total`,
+            'Interactions handled by the recorder, by outcome.',
+            ['outcome'],
+          );
   }
 
   stats(): RecorderStats {
@@ -140,23 +154,38 @@ export class RecorderStage {
         } catch (err) {
           if (!isEventError(err)) {
             // Not the message's fault (a bug of ours): handed back, not dead-lettered; the bus dead-letters it at MaxDeliveryCount.
-            this.log.error('reading an interaction message failed unexpectedly: abandoned', { messageId: delivery.messageId, error: errorMessage(err) });
+            this.log.error('reading an interaction message failed unexpectedly: abandoned', {
+              messageId: delivery.messageId,
+              error: errorMessage(err),
+            });
             settling.push(this.settle(delivery, 'abandoned', () => delivery.abandon()));
             continue;
           }
-          this.log.warn('interaction message unreadable: dead-lettered', { messageId: delivery.messageId, code: err.code, reason: err.message });
+          this.log.warn('interaction message unreadable: dead-lettered', {
+            messageId: delivery.messageId,
+            code: err.code,
+            reason: err.message,
+          });
           settling.push(this.settle(delivery, 'dead_lettered', () => delivery.deadLetter(err.code, err.message)));
         }
       }
       todo = await this.write(todo, signal, waits.signal, deadline);
     } finally {
       waits.dispose();
-      await Promise.all([...settling, ...todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon()))]);
+      await Promise.all([
+        ...settling,
+        ...todo.map((t) => this.settle(t.delivery, 'abandoned', () => t.delivery.abandon())),
+      ]);
     }
   }
 
   /** Writes with retries (`retryWithinBatch`); settles what was written or refused; returns what is to be abandoned. */
-  private async write(pending: Pending[], signal: AbortSignal, waits: AbortSignal, deadline: number): Promise<Pending[]> {
+  private async write(
+    pending: Pending[],
+    signal: AbortSignal,
+    waits: AbortSignal,
+    deadline: number,
+  ): Promise<Pending[]> {
     const left = (): number => budgetLeft(deadline);
     let todo = pending;
     if (todo.length === 0) return todo;
@@ -191,28 +220,43 @@ export class RecorderStage {
         break;
       case 'refused':
         if (round?.unauthorized === undefined) {
-          this.log.warn('interaction write failed as a whole: abandoned', { count: todo.length, error: errorMessage(failedWith(failure)) });
+          this.log.warn('interaction write failed as a whole: abandoned', {
+            count: todo.length,
+            error: errorMessage(failedWith(failure)),
+          });
           break;
         }
         {
           const pauseMs = Math.min(this.identityPauseMs, left());
           const { code, upstream, message } = round.unauthorized;
-          this.log.error('Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed', { code, status: upstream?.status, reason: message, pauseMs });
+          this.log.error(
+            'Dataverse refused the relay identity: interactions stay in the queue until the credentials are fixed',
+            { code, status: upstream?.status, reason: message, pauseMs },
+          );
           await this.sleep(pauseMs, waits);
         }
         break;
       case 'throttled': {
         const pauseMs = Math.min(this.maxThrottleWaitMs, left());
-        this.log.warn('Dataverse throttled the writes for longer than the recorder waits: abandoned for redelivery after a pause', { count: todo.length, retryAfterMs: round?.retryAfterMs, pauseMs });
+        this.log.warn(
+          'Dataverse throttled the writes for longer than the recorder waits: abandoned for redelivery after a pause',
+          { count: todo.length, retryAfterMs: round?.retryAfterMs, pauseMs },
+        );
         await this.sleep(pauseMs, waits);
         break;
       }
       case 'stopped':
       case 'cut':
-        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', { count: todo.length, attempts: failures });
+        this.log.info('the stage is stopping: interactions not written are abandoned for redelivery', {
+          count: todo.length,
+          attempts: failures,
+        });
         break;
       case 'spent':
-        this.log.warn('interactions still failing after every attempt: abandoned for redelivery', { count: todo.length, attempts: failures });
+        this.log.warn('interactions still failing after every attempt: abandoned for redelivery', {
+          count: todo.length,
+          attempts: failures,
+        });
         break;
       case 'noRoom':
       case 'noRoomToRetry':
@@ -229,7 +273,10 @@ export class RecorderStage {
    * tried again, with the longest `Retry-After` among it and the refusal of the identity, if any.
    */
   private async writeOnce(todo: readonly Pending[], signal: AbortSignal): Promise<WriteRound> {
-    const results: WriteResult[] = await this.writer.write(todo.map((t) => t.item), signal);
+    const results: WriteResult[] = await this.writer.write(
+      todo.map((t) => t.item),
+      signal,
+    );
     const round: WriteRound = { retry: [], retryAfterMs: 0, unauthorized: undefined };
     await Promise.all(
       todo.map(async (t, i) => {
@@ -250,9 +297,21 @@ export class RecorderStage {
           round.retryAfterMs = Math.max(round.retryAfterMs, error.retryAfterMs ?? 0);
           round.retry.push(t);
         } else {
-          const detail = [error.message, error.upstream?.code === undefined ? '' : `(Dataverse code ${String(error.upstream.code)})`].filter(Boolean).join(' ');
-          this.log.warn('Dataverse refused an interaction: dead-lettered', { messageId: t.id, code: error.code, status: error.upstream?.status, reason: error.message });
-          await this.settle(t.delivery, 'dead_lettered', () => t.delivery.deadLetter(error.code, `${describe(t.item)}: ${detail}`));
+          const detail = [
+            error.message,
+            error.upstream?.code === undefined ? '' : `(Dataverse code ${String(error.upstream.code)})`,
+          ]
+            .filter(Boolean)
+            .join(' ');
+          this.log.warn('Dataverse refused an interaction: dead-lettered', {
+            messageId: t.id,
+            code: error.code,
+            status: error.upstream?.status,
+            reason: error.message,
+          });
+          await this.settle(t.delivery, 'dead_lettered', () =>
+            t.delivery.deadLetter(error.code, `${describe(t.item)}: ${detail}`),
+          );
         }
       }),
     );
@@ -274,7 +333,11 @@ export class RecorderStage {
       await how();
     } catch (err) {
       // The bus redelivers what could not be settled; the next delivery is recorded again (at least once).
-      this.log.warn('settlement failed; the message will be redelivered', { messageId: delivery.messageId, outcome, error: errorMessage(err) });
+      this.log.warn('settlement failed; the message will be redelivered', {
+        messageId: delivery.messageId,
+        outcome,
+        error: errorMessage(err),
+      });
       return;
     }
     if (outcome === 'written') this.counts.written++;

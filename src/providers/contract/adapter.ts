@@ -36,10 +36,12 @@ export interface ContractPayload {
 export function contractSecrets(signingSecret: string): string[] {
   const expected = '"whsec_" followed by base64 (several separated by spaces while rotating)';
   const secrets = signingSecret.split(/\s+/).filter((s) => s !== '');
-  if (secrets.length === 0) throw settingError('contract provider settings', 'provider.signingSecret', expected, 'no secret');
+  if (secrets.length === 0)
+    throw settingError('contract provider settings', 'provider.signingSecret', expected, 'no secret');
   for (const secret of secrets) {
     const problem = webhookSecretProblem(secret);
-    if (problem !== undefined) throw settingError('contract provider settings', 'provider.signingSecret', expected, problem);
+    if (problem !== undefined)
+      throw settingError('contract provider settings', 'provider.signingSecret', expected, problem);
   }
   return secrets;
 }
@@ -71,7 +73,11 @@ export class ContractProvider implements Provider {
     return postAndMap({
       ...this.#call,
       url: this.#url,
-      headers: { 'content-type': 'application/json', accept: 'application/json', ...webhookHeaders(this.#secrets, request.idempotencyKey, body, this.#now()) },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        ...webhookHeaders(this.#secrets, request.idempotencyKey, body, this.#now()),
+      },
       body,
       signal: request.signal,
       map: (response) => mapContractResponse(response, request.idempotencyKey),

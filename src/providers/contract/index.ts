@@ -1,5 +1,10 @@
 export { ContractProvider, contractSecrets, type ContractSettings, type ContractPayload } from './adapter.js';
-export { mapContractResponse, CONTRACT_ACCEPTED_STATUSES, CONTRACT_REFUSED_STATUSES, CONTRACT_DEFAULT_RETRY_AFTER_MS } from './map-response.js';
+export {
+  mapContractResponse,
+  CONTRACT_ACCEPTED_STATUSES,
+  CONTRACT_REFUSED_STATUSES,
+  CONTRACT_DEFAULT_RETRY_AFTER_MS,
+} from './map-response.js';
 export {
   signWebhook,
   webhookHeaders,

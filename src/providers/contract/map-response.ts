@@ -24,27 +24,68 @@ export function mapContractResponse(response: HttpResponse, requestId: string): 
   const contractStatus = isRecord(body) && typeof body['Status'] === 'string' ? body['Status'] : undefined;
   if (status === 429) {
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']) ?? CONTRACT_DEFAULT_RETRY_AFTER_MS;
-    return failure('ProviderRateLimited', `contract endpoint 429: too many requests, retry after ${retryAfterMs} ms`, response, { retryAfterMs });
+    return failure(
+      'ProviderRateLimited',
+      `contract endpoint 429: too many requests, retry after ${retryAfterMs} ms`,
+      response,
+      { retryAfterMs },
+    );
   }
-  if (status >= 500) return failure('ProviderUnavailable', `contract endpoint ${status}: ${bodySnippet(body)}`, response);
-  if (status === 401 || status === 403) return failure('ProviderUnauthorized', `contract endpoint ${status}: the signed request was refused (signing secret?): ${bodySnippet(body)}`, response);
-  if (status === 404 || status === 405 || status === 410) return failure('ProviderUnauthorized', `contract endpoint ${status}: no contract endpoint at the configured URL: ${bodySnippet(body)}`, response);
+  if (status >= 500)
+    return failure('ProviderUnavailable', `contract endpoint ${status}: ${bodySnippet(body)}`, response);
+  if (status === 401 || status === 403)
+    return failure(
+      'ProviderUnauthorized',
+      `contract endpoint ${status}: the signed request was refused (signing secret?): ${bodySnippet(body)}`,
+      response,
+    );
+  if (status === 404 || status === 405 || status === 410)
+    return failure(
+      'ProviderUnauthorized',
+      `contract endpoint ${status}: no contract endpoint at the configured URL: ${bodySnippet(body)}`,
+      response,
+    );
   if (status >= 400) {
     const why = contractStatus === undefined ? bodySnippet(body) : `Status ${contractStatus}`;
-    return failure('ProviderRejected', `contract endpoint ${status}: the message was refused (${why})`, response, contractStatus === undefined ? {} : { upstreamCode: contractStatus });
+    return failure(
+      'ProviderRejected',
+      `contract endpoint ${status}: the message was refused (${why})`,
+      response,
+      contractStatus === undefined ? {} : { upstreamCode: contractStatus },
+    );
   }
-  if (status < 200 || status >= 300) return failure('ProviderBadResponse', `contract endpoint answered ${status}: ${bodySnippet(body)}`, response);
+  if (status < 200 || status >= 300)
+    return failure('ProviderBadResponse', `contract endpoint answered ${status}: ${bodySnippet(body)}`, response);
   if (!isRecord(body) || contractStatus === undefined || typeof body['RequestId'] !== 'string') {
-    return failure('ProviderBadResponse', `contract endpoint answered ${status} without the response contract {RequestId, Status}: ${bodySnippet(body)}`, response);
+    return failure(
+      'ProviderBadResponse',
+      `contract endpoint answered ${status} without the response contract {RequestId, Status}: ${bodySnippet(body)}`,
+      response,
+    );
   }
   if (body['RequestId'] !== requestId) {
-    return failure('ProviderBadResponse', `contract endpoint answered for RequestId ${JSON.stringify(body['RequestId'])}, not ${JSON.stringify(requestId)}`, response, { upstreamCode: contractStatus });
+    return failure(
+      'ProviderBadResponse',
+      `contract endpoint answered for RequestId ${JSON.stringify(body['RequestId'])}, not ${JSON.stringify(requestId)}`,
+      response,
+      { upstreamCode: contractStatus },
+    );
   }
   if (CONTRACT_REFUSED_STATUSES.includes(contractStatus)) {
-    return failure('ProviderRejected', `contract endpoint: Status ${contractStatus} (refused without a possibility to retry)`, response, { upstreamCode: contractStatus });
+    return failure(
+      'ProviderRejected',
+      `contract endpoint: Status ${contractStatus} (refused without a possibility to retry)`,
+      response,
+      { upstreamCode: contractStatus },
+    );
   }
   if (!CONTRACT_ACCEPTED_STATUSES.includes(contractStatus)) {
-    return failure('ProviderBadResponse', `contract endpoint answered an unknown Status ${JSON.stringify(contractStatus)}`, response, { upstreamCode: contractStatus });
+    return failure(
+      'ProviderBadResponse',
+      `contract endpoint answered an unknown Status ${JSON.stringify(contractStatus)}`,
+      response,
+      { upstreamCode: contractStatus },
+    );
   }
   const messageId = typeof body['MessageId'] === 'string' && body['MessageId'] !== '' ? body['MessageId'] : requestId;
   return { providerMessageId: messageId, status: contractStatus };

@@ -42,7 +42,8 @@ export function webhookSecretProblem(secret: string): string | undefined {
  */
 export function webhookSecretKey(secret: string): Buffer {
   const problem = webhookSecretProblem(secret);
-  if (problem !== undefined) throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${problem}`);
+  if (problem !== undefined)
+    throw new TypeError(`a webhook signing secret must be "whsec_" followed by base64; found ${problem}`);
   return Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, 'base64');
 }
 
@@ -67,9 +68,18 @@ export function signWebhook(secrets: WebhookSecrets, id: string, timestamp: numb
 }
 
 /** The three headers for one message, signed now (or at `nowMs`) with each secret. */
-export function webhookHeaders(secrets: WebhookSecrets, id: string, body: string | Buffer, nowMs: number = Date.now()): WebhookHeaders {
+export function webhookHeaders(
+  secrets: WebhookSecrets,
+  id: string,
+  body: string | Buffer,
+  nowMs: number = Date.now(),
+): WebhookHeaders {
   const timestamp = Math.floor(nowMs / 1000);
-  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signWebhook(secrets, id, timestamp, body) };
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signWebhook(secrets, id, timestamp, body),
+  };
 }
 
 export interface VerifyWebhookOptions {
@@ -95,8 +105,7 @@ export type WebhookRefusal =
   | 'no-matching-signature';
 
 export type WebhookVerification =
-  | { ok: true; id: string; timestamp: number }
-  | { ok: false; reason: WebhookRefusal; message: string };
+  { ok: true; id: string; timestamp: number } | { ok: false; reason: WebhookRefusal; message: string };
 
 /** Request headers as Node (`IncomingHttpHeaders`) or fetch (`Headers`) hands them over; names in any case. */
 export type HeaderSource = Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -117,7 +126,11 @@ function header(headers: HeaderSource, name: string): string | undefined {
  * message id and timestamp, or the reason for refusing it; never throws for a bad request (a bad secret in
  * `options` throws a `TypeError`, as that is configuration).
  */
-export function verifyWebhook(rawBody: string | Buffer, headers: HeaderSource, options: VerifyWebhookOptions): WebhookVerification {
+export function verifyWebhook(
+  rawBody: string | Buffer,
+  headers: HeaderSource,
+  options: VerifyWebhookOptions,
+): WebhookVerification {
   const keys = secretList(options.secrets).map(webhookSecretKey);
   const tolerance = options.toleranceSeconds ?? WEBHOOK_TOLERANCE_SECONDS;
   const now = Math.floor((options.nowMs ?? Date.now()) / 1000);
@@ -125,17 +138,33 @@ export function verifyWebhook(rawBody: string | Buffer, headers: HeaderSource, o
   const stamp = header(headers, 'webhook-timestamp');
   const signature = header(headers, 'webhook-signature');
   if (!id || !stamp || !signature) {
-    return { ok: false, reason: 'missing-headers', message: 'webhook-id, webhook-timestamp and webhook-signature are all required' };
+    return {
+      ok: false,
+      reason: 'missing-headers',
+      message: 'webhook-id, webhook-timestamp and webhook-signature are all required',
+    };
   }
   if (!/^\d+$/.test(stamp.trim())) {
-    return { ok: false, reason: 'invalid-timestamp', message: `webhook-timestamp must be Unix seconds, found ${JSON.stringify(stamp.slice(0, 40))}` };
+    return {
+      ok: false,
+      reason: 'invalid-timestamp',
+      message: `webhook-timestamp must be Unix seconds, found ${JSON.stringify(stamp.slice(0, 40))}`,
+    };
   }
   const timestamp = Number(stamp.trim());
   if (now - timestamp > tolerance) {
-    return { ok: false, reason: 'timestamp-too-old', message: `webhook-timestamp is ${now - timestamp} s old, more than the ${tolerance} s tolerated` };
+    return {
+      ok: false,
+      reason: 'timestamp-too-old',
+      message: `webhook-timestamp is ${now - timestamp} s old, more than the ${tolerance} s tolerated`,
+    };
   }
   if (timestamp - now > tolerance) {
-    return { ok: false, reason: 'timestamp-too-new', message: `webhook-timestamp is ${timestamp - now} s in the future, more than the ${tolerance} s tolerated` };
+    return {
+      ok: false,
+      reason: 'timestamp-too-new',
+      message: `webhook-timestamp is ${timestamp - now} s in the future, more than the ${tolerance} s tolerated`,
+    };
   }
   const expected = keys.map((key) => hmac(key, id, timestamp, rawBody));
   let matched = false;
@@ -148,6 +177,7 @@ export function verifyWebhook(rawBody: string | Buffer, headers: HeaderSource, o
       if (given.length === digest.length && timingSafeEqual(given, digest)) matched = true;
     }
   }
-  if (!matched) return { ok: false, reason: 'no-matching-signature', message: 'no v1 signature matches an accepted secret' };
+  if (!matched)
+    return { ok: false, reason: 'no-matching-signature', message: 'no v1 signature matches an accepted secret' };
   return { ok: true, id, timestamp };
 }

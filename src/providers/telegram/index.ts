@@ -1,4 +1,9 @@
 export { TelegramProvider, TELEGRAM_BASE_URL, type TelegramSettings } from './adapter.js';
-export { mapTelegramResponse, TELEGRAM_STATUS_CODES, TELEGRAM_DESCRIPTIONS, TELEGRAM_DEFAULT_RETRY_AFTER_MS } from './map-response.js';
+export {
+  mapTelegramResponse,
+  TELEGRAM_STATUS_CODES,
+  TELEGRAM_DESCRIPTIONS,
+  TELEGRAM_DEFAULT_RETRY_AFTER_MS,
+} from './map-response.js';
 export { isTelegramGroupChat, TELEGRAM_GROUP_SPACING_MS } from './chats.js';
 export { verifySecretToken } from './webhook-secret.js';

@@ -12,7 +12,14 @@ import { ProviderError } from '../../errors.js';
 import { postAndMap } from '../http.js';
 import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendRequest, SendResult, SentQuery } from '../provider.js';
-import { mapTwilioFetchResponse, mapTwilioListResponse, mapTwilioResponse, type TwilioListedMessage, type TwilioMessage, type TwilioMessagePage } from './map-response.js';
+import {
+  mapTwilioFetchResponse,
+  mapTwilioListResponse,
+  mapTwilioResponse,
+  type TwilioListedMessage,
+  type TwilioMessage,
+  type TwilioMessagePage,
+} from './map-response.js';
 
 export const TWILIO_BASE_URL = 'https://api.twilio.com';
 
@@ -127,13 +134,21 @@ export class TwilioProvider implements Provider {
       if (found !== undefined) return { providerMessageId: found.sid, status: found.status || 'queued' };
       if (result.nextPageUri === undefined) return undefined;
       if (page >= TWILIO_LIST_MAX_PAGES) {
-        throw new ProviderError('ProviderBadResponse', `twilio lookup: no match in ${page} pages of ${TWILIO_LIST_PAGE_SIZE} messages and more pages follow: cannot tell whether the message was sent`, {
-          context: { pages: page },
-        });
+        throw new ProviderError(
+          'ProviderBadResponse',
+          `twilio lookup: no match in ${page} pages of ${TWILIO_LIST_PAGE_SIZE} messages and more pages follow: cannot tell whether the message was sent`,
+          {
+            context: { pages: page },
+          },
+        );
       }
       const next = new URL(result.nextPageUri, this.#messagesUrl);
       // The credentials go nowhere but the configured base URL.
-      if (next.origin !== new URL(this.#messagesUrl).origin) throw new ProviderError('ProviderBadResponse', `twilio lookup: next_page_uri points to another origin (${next.origin})`);
+      if (next.origin !== new URL(this.#messagesUrl).origin)
+        throw new ProviderError(
+          'ProviderBadResponse',
+          `twilio lookup: next_page_uri points to another origin (${next.origin})`,
+        );
       url = next.toString();
     }
   }
@@ -147,7 +162,8 @@ export class TwilioProvider implements Provider {
    * Logs (debug) the status and duration only: never the token, the sid's message or its numbers.
    */
   async fetchMessage(sid: string, signal?: AbortSignal): Promise<TwilioMessage | undefined> {
-    if (!/^[A-Za-z0-9]{2,64}$/.test(sid)) throw new TypeError('twilio fetchMessage: a message sid is letters and digits');
+    if (!/^[A-Za-z0-9]{2,64}$/.test(sid))
+      throw new TypeError('twilio fetchMessage: a message sid is letters and digits');
     return postAndMap({
       ...this.#call,
       method: 'GET',

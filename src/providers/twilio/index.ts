@@ -1,5 +1,12 @@
 export { TwilioProvider, TWILIO_BASE_URL, type TwilioSettings } from './adapter.js';
-export { mapTwilioResponse, mapTwilioFetchResponse, type TwilioMessage, TWILIO_ERROR_CODES, TWILIO_DEFAULT_RETRY_AFTER_MS, TWILIO_QUEUE_FULL_RETRY_AFTER_MS } from './map-response.js';
+export {
+  mapTwilioResponse,
+  mapTwilioFetchResponse,
+  type TwilioMessage,
+  TWILIO_ERROR_CODES,
+  TWILIO_DEFAULT_RETRY_AFTER_MS,
+  TWILIO_QUEUE_FULL_RETRY_AFTER_MS,
+} from './map-response.js';
 export { smsSegments } from './segments.js';
 export {
   twilioSignature,

@@ -36,15 +36,29 @@ interface CodeRule {
  */
 export const TWILIO_ERROR_CODES: Readonly<Record<number, CodeRule>> = {
   // Throughput: retry after a pause.
-  20429: { code: 'ProviderRateLimited', reason: 'too many concurrent requests', defaultRetryAfterMs: TWILIO_DEFAULT_RETRY_AFTER_MS },
-  21611: { code: 'ProviderRateLimited', reason: "the sender's message queue is full", defaultRetryAfterMs: TWILIO_QUEUE_FULL_RETRY_AFTER_MS },
+  20429: {
+    code: 'ProviderRateLimited',
+    reason: 'too many concurrent requests',
+    defaultRetryAfterMs: TWILIO_DEFAULT_RETRY_AFTER_MS,
+  },
+  21611: {
+    code: 'ProviderRateLimited',
+    reason: "the sender's message queue is full",
+    defaultRetryAfterMs: TWILIO_QUEUE_FULL_RETRY_AFTER_MS,
+  },
   // Credentials and account: configuration, every message would fail alike.
   20003: { code: 'ProviderUnauthorized', reason: 'authentication failed (account SID or auth token)' },
   20404: { code: 'ProviderUnauthorized', reason: 'the account or resource does not exist (account SID)' },
   21212: { code: 'ProviderUnauthorized', reason: "the 'From' number is not valid (sender configuration)" },
-  21601: { code: 'ProviderUnauthorized', reason: "the 'From' number is not an SMS-capable number of this account (sender configuration)" },
+  21601: {
+    code: 'ProviderUnauthorized',
+    reason: "the 'From' number is not an SMS-capable number of this account (sender configuration)",
+  },
   21661: { code: 'ProviderUnauthorized', reason: "the 'From' number is not SMS-capable (sender configuration)" },
-  21660: { code: 'ProviderUnauthorized', reason: "the 'From' number does not belong to this account (sender configuration)" },
+  21660: {
+    code: 'ProviderUnauthorized',
+    reason: "the 'From' number does not belong to this account (sender configuration)",
+  },
   // This recipient or this message: permanent, an outcome.
   21211: { code: 'ProviderRejected', reason: "invalid 'To' phone number" },
   21408: { code: 'ProviderRejected', reason: "sending to the 'To' number's region is not enabled" },
@@ -76,7 +90,11 @@ export function mapTwilioResponse(response: HttpResponse): SendOutcome {
     if (isRecord(body) && typeof body['sid'] === 'string' && body['sid'] !== '') {
       return { providerMessageId: body['sid'], status: typeof body['status'] === 'string' ? body['status'] : 'queued' };
     }
-    return failure('ProviderBadResponse', `twilio answered ${status} without a message sid: ${bodySnippet(body)}`, response);
+    return failure(
+      'ProviderBadResponse',
+      `twilio answered ${status} without a message sid: ${bodySnippet(body)}`,
+      response,
+    );
   }
   const code = errorCode(body);
   const retryAfter = parseRetryAfter(response.headers['retry-after']);
@@ -84,13 +102,20 @@ export function mapTwilioResponse(response: HttpResponse): SendOutcome {
   const detail = `${code === undefined ? '' : `${code} `}${errorText(body)}`;
   if (rule !== undefined) {
     const retryAfterMs = rule.code === 'ProviderRateLimited' ? (retryAfter ?? rule.defaultRetryAfterMs) : undefined;
-    return failure(rule.code, `twilio ${status}: ${rule.reason} (${detail})`, response, { upstreamCode: code, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+    return failure(rule.code, `twilio ${status}: ${rule.reason} (${detail})`, response, {
+      upstreamCode: code,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
   }
   const extra = code === undefined ? {} : { upstreamCode: code };
   if (status === 429) {
-    return failure('ProviderRateLimited', `twilio 429: too many requests (${detail})`, response, { ...extra, retryAfterMs: retryAfter ?? TWILIO_DEFAULT_RETRY_AFTER_MS });
+    return failure('ProviderRateLimited', `twilio 429: too many requests (${detail})`, response, {
+      ...extra,
+      retryAfterMs: retryAfter ?? TWILIO_DEFAULT_RETRY_AFTER_MS,
+    });
   }
-  if (status === 401 || status === 403) return failure('ProviderUnauthorized', `twilio ${status}: credentials refused (${detail})`, response, extra);
+  if (status === 401 || status === 403)
+    return failure('ProviderUnauthorized', `twilio ${status}: credentials refused (${detail})`, response, extra);
   if (status >= 500) return failure('ProviderUnavailable', `twilio ${status}: ${detail}`, response, extra);
   if (status >= 400) return failure('ProviderRejected', `twilio ${status}: ${detail}`, response, extra);
   return failure('ProviderBadResponse', `twilio answered ${status}: ${bodySnippet(body)}`, response, extra);
@@ -128,10 +153,21 @@ export function mapTwilioFetchResponse(response: HttpResponse): TwilioMessage | 
       const direction = text(body['direction']);
       const created = typeof body['date_created'] === 'string' ? Date.parse(body['date_created']) : Number.NaN;
       if (sid && direction && Number.isFinite(created)) {
-        return { sid, direction, from: text(body['from']) ?? '', to: text(body['to']) ?? '', body: text(body['body']) ?? '', dateCreated: created };
+        return {
+          sid,
+          direction,
+          from: text(body['from']) ?? '',
+          to: text(body['to']) ?? '',
+          body: text(body['body']) ?? '',
+          dateCreated: created,
+        };
       }
     }
-    return failure('ProviderBadResponse', `twilio answered ${status} to a message fetch without a sid, direction or date_created: ${bodySnippet(body)}`, response);
+    return failure(
+      'ProviderBadResponse',
+      `twilio answered ${status} to a message fetch without a sid, direction or date_created: ${bodySnippet(body)}`,
+      response,
+    );
   }
   return mapTwilioResponse(response) as ProviderError;
 }
@@ -164,15 +200,22 @@ export interface TwilioMessagePage {
 export function mapTwilioListResponse(response: HttpResponse): TwilioMessagePage | ProviderError {
   const { status, body } = response;
   if (status < 200 || status >= 300) return mapTwilioResponse(response) as ProviderError;
-  const unreadable = (why: string): ProviderError => failure('ProviderBadResponse', `twilio answered ${status} to a Messages list with ${why}: ${bodySnippet(body)}`, response);
+  const unreadable = (why: string): ProviderError =>
+    failure(
+      'ProviderBadResponse',
+      `twilio answered ${status} to a Messages list with ${why}: ${bodySnippet(body)}`,
+      response,
+    );
   if (!isRecord(body) || !Array.isArray(body['messages'])) return unreadable('no messages array');
   const next = body['next_page_uri'];
-  if (next !== null && next !== undefined && typeof next !== 'string') return unreadable('a next_page_uri that is not a string');
+  if (next !== null && next !== undefined && typeof next !== 'string')
+    return unreadable('a next_page_uri that is not a string');
   const text = (v: unknown): string => (typeof v === 'string' ? v : '');
   const messages: TwilioListedMessage[] = [];
   for (const m of body['messages'] as unknown[]) {
     const created = isRecord(m) && typeof m['date_created'] === 'string' ? Date.parse(m['date_created']) : Number.NaN;
-    if (!isRecord(m) || text(m['sid']) === '' || text(m['direction']) === '' || !Number.isFinite(created)) return unreadable('a message without a sid, direction or date_created');
+    if (!isRecord(m) || text(m['sid']) === '' || text(m['direction']) === '' || !Number.isFinite(created))
+      return unreadable('a message without a sid, direction or date_created');
     messages.push({
       sid: text(m['sid']),
       status: text(m['status']),

@@ -39,14 +39,22 @@ function hmac(secret: string, url: string, parameters: string, algorithm: Twilio
 }
 
 /** The `X-Twilio-Signature` of a form POST to `url` with `params`, for one secret (an auth token or a SharedKey secret). */
-export function twilioSignature(secret: string, url: string, params: URLSearchParams, algorithm: TwilioSignatureAlgorithm = 'HMAC_SHA1'): string {
+export function twilioSignature(
+  secret: string,
+  url: string,
+  params: URLSearchParams,
+  algorithm: TwilioSignatureAlgorithm = 'HMAC_SHA1',
+): string {
   return hmac(secret, url, signedParameters(params), algorithm);
 }
 
 /** twilio-node's `addPort`: the URL with its scheme's default port written out (`:443`, else `:80`) when it has none. */
 function withPort(url: URL): string {
   if (url.port !== '') return url.toString();
-  const auth = url.username === '' && url.password === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`;
+  const auth =
+    url.username === '' && url.password === ''
+      ? ''
+      : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`;
   return `${url.protocol}//${auth}${url.host}${url.protocol === 'https:' ? ':443' : ':80'}${url.pathname}${url.search}${url.hash}`;
 }
 
@@ -111,12 +119,17 @@ export function verifyTwilioSignature(
  * compared case-insensitively); undefined when the header is absent (auth token, HMAC-SHA1); `unsupported` when the
  * header names no algorithm this service knows (assumptions.ts `TWILIO_SIGNATURE_ALGORITHMS`).
  */
-export function signatureSettings(header: string | undefined): { algorithm: TwilioSignatureAlgorithm } | { unsupported: true } | undefined {
+export function signatureSettings(
+  header: string | undefined,
+): { algorithm: TwilioSignatureAlgorithm } | { unsupported: true } | undefined {
   if (header === undefined) return undefined;
   for (const part of header.split(',')) {
     const eq = part.indexOf('=');
     if (eq < 0 || part.slice(0, eq).trim().toLowerCase() !== 'algorithm') continue;
-    const name = part.slice(eq + 1).trim().toUpperCase();
+    const name = part
+      .slice(eq + 1)
+      .trim()
+      .toUpperCase();
     const algorithm = TWILIO_SIGNATURE_ALGORITHMS.find((a) => a === name);
     return algorithm === undefined ? { unsupported: true } : { algorithm };
   }

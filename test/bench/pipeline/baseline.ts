@@ -23,8 +23,17 @@ function required(name: string): string {
 const bus = new ServiceBusClient(required('SERVICEBUS_CONNECTION_STRING'));
 const receiver = bus.createReceiver('activities');
 const identity = process.env['BASELINE_IDENTITY'] ?? 'baseline';
-const api = new DynamicsWebApi({ serverUrl: required('DATAVERSE_URL'), dataApi: { version: '9.2' }, onTokenRefresh: async () => identity });
-const provider = createProvider({ type: 'twilio', accountSid: required('TWILIO_ACCOUNT_SID'), authToken: required('TWILIO_AUTH_TOKEN'), baseUrl: required('PROVIDERS_URL') });
+const api = new DynamicsWebApi({
+  serverUrl: required('DATAVERSE_URL'),
+  dataApi: { version: '9.2' },
+  onTokenRefresh: async () => identity,
+});
+const provider = createProvider({
+  type: 'twilio',
+  accountSid: required('TWILIO_ACCOUNT_SID'),
+  authToken: required('TWILIO_AUTH_TOKEN'),
+  baseUrl: required('PROVIDERS_URL'),
+});
 const from = required('SMS_FROM');
 
 let stopping = false;
@@ -39,15 +48,32 @@ while (!stopping) {
   try {
     const event = decodeRemoteContext(message);
     if (event.kind !== 'activity') throw new Error(`not an activity event: ${event.kind}`);
-    const contact = await api.retrieve<Record<string, unknown>>({ collection: 'contacts', key: event.contactId, select: ['firstname', 'lastname', 'mobilephone', 'donotphone'] });
-    const record = await api.retrieve<Record<string, unknown>>({ collection: `${event.entityType}s`, key: event.entityId, select: ['sample_text'] });
+    const contact = await api.retrieve<Record<string, unknown>>({
+      collection: 'contacts',
+      key: event.contactId,
+      select: ['firstname', 'lastname', 'mobilephone', 'donotphone'],
+    });
+    const record = await api.retrieve<Record<string, unknown>>({
+      collection: `${event.entityType}s`,
+      key: event.entityId,
+      select: ['sample_text'],
+    });
     if (contact['donotphone'] !== true) {
       const text = renderText(String(record['sample_text'] ?? ''), contact);
       await provider.send({ idempotencyKey: event.activityRowId, from, to: String(contact['mobilephone']), text });
       // The same CreateInteraction body the recorder writes, as one action call of its own.
       const request = interactionRequest({
         v: MESSAGE_VERSION,
-        context: { kind: 'marketing', activityId: event.activityId, activityRowId: event.activityRowId, contactId: event.contactId, journeyId: event.journeyId, iterationId: event.iterationId, entityType: event.entityType, entityId: event.entityId },
+        context: {
+          kind: 'marketing',
+          activityId: event.activityId,
+          activityRowId: event.activityRowId,
+          contactId: event.contactId,
+          journeyId: event.journeyId,
+          iterationId: event.iterationId,
+          entityType: event.entityType,
+          entityId: event.entityId,
+        },
         responseType: 'sent',
         channel: 'sms',
         occurredAt: Date.now(),

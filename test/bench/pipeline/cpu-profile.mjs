@@ -17,7 +17,14 @@ if (dir) {
   // The in-process session answers synchronously, so this completes inside the 'exit' handler.
   process.on('exit', () => {
     session.post('Profiler.stop', (err, result) => {
-      if (!err) writeFileSync(path.join(dir, `${process.argv[1] ? path.basename(process.argv[1], path.extname(process.argv[1])) : 'node'}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+      if (!err)
+        writeFileSync(
+          path.join(
+            dir,
+            `${process.argv[1] ? path.basename(process.argv[1], path.extname(process.argv[1])) : 'node'}-${process.pid}.cpuprofile`,
+          ),
+          JSON.stringify(result.profile),
+        );
     });
   });
 }

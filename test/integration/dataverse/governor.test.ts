@@ -58,7 +58,12 @@ function watchWire(port: number): Wire {
 }
 
 /** Writes until every item is recorded, re-submitting the retryable failures (what the recorder does). */
-async function writeAll(client: DynamicsWebApi, governor: Governor, items: InteractionMessage[], batchSize: number): Promise<{ rounds: number }> {
+async function writeAll(
+  client: DynamicsWebApi,
+  governor: Governor,
+  items: InteractionMessage[],
+  batchSize: number,
+): Promise<{ rounds: number }> {
   const writer = createInteractionWriter(client, governor, { batchSize });
   let todo = items;
   let rounds = 0;
@@ -122,9 +127,14 @@ describe('governor under scaled Dataverse limits', function () {
       else periods.push({ from: t.end!, to: t.end! + t.retryAfterMs!, throttled: [t] });
     }
     for (const p of periods) {
-      assert.deepEqual(wire.requests.filter((r) => r.start > p.from && r.start < p.to), [], `no request started during the Retry-After from ${p.from.toFixed(0)} ms`);
+      assert.deepEqual(
+        wire.requests.filter((r) => r.start > p.from && r.start < p.to),
+        [],
+        `no request started during the Retry-After from ${p.from.toFixed(0)} ms`,
+      );
       // More than one 429 in a period only from calls that were in flight together when the first came back.
-      for (const t of p.throttled.slice(1)) assert.ok(t.start < p.from, 'a second 429 in one period comes from a call sent before the pause');
+      for (const t of p.throttled.slice(1))
+        assert.ok(t.start < p.from, 'a second 429 in one period comes from a call sent before the pause');
       // After the pause one call goes alone; the next starts only once it was answered.
       const after = wire.requests.filter((r) => r.start >= p.to).sort((a, b) => a.start - b.start);
       if (after.length >= 2) assert.ok(after[1]!.start >= after[0]!.end!, 'the probe goes alone');
@@ -141,17 +151,34 @@ describe('governor under scaled Dataverse limits', function () {
 
   it('the execution-time limit binds $batch writes: with scrambled headers the governor paces from the durations it observes; without that, 429s', async () => {
     // 40 ms a write: a $batch of 4 is charged 160 ms; 48 writes are 1,920 ms against 1,200 ms per 2.5 s window.
-    const limits: Partial<LimitsConfig> = { windowMs: 2500, maxRequests: 1000, maxExecutionMs: 1200, operationCostMs: 1, writeCostMs: 40, headers: 'scramble' };
+    const limits: Partial<LimitsConfig> = {
+      windowMs: 2500,
+      maxRequests: 1000,
+      maxExecutionMs: 1200,
+      operationCostMs: 1,
+      writeCostMs: 40,
+      headers: 'scramble',
+    };
     const { dv, items } = await setup(96, limits);
     const control = track(stack(dv.url, 'no-budget', { windowMs: 2500 }));
     await writeAll(control.client, control.governor, items.slice(0, 48), 4);
     const controlStats = (await stats(dv.url)).identities['no-budget']!;
-    assert.ok(controlStats.throttled.executionTime > 0, 'a governor that does not know the budget is refused (-2147015903)');
+    assert.ok(
+      controlStats.throttled.executionTime > 0,
+      'a governor that does not know the budget is refused (-2147015903)',
+    );
 
     const s = track(stack(dv.url, 'learned', { windowMs: 2500, executionBudgetMs: 1200 }));
     await writeAll(s.client, s.governor, items.slice(48), 4);
-    assert.equal((await stats(dv.url)).identities['learned']!.throttled.executionTime, 0, 'paced to the execution budget: never refused');
-    assert.ok(s.governor.state().operationEstimateMs >= 40, `learned at least the 40 ms a write costs, got ${s.governor.state().operationEstimateMs}`);
+    assert.equal(
+      (await stats(dv.url)).identities['learned']!.throttled.executionTime,
+      0,
+      'paced to the execution budget: never refused',
+    );
+    assert.ok(
+      s.governor.state().operationEstimateMs >= 40,
+      `learned at least the 40 ms a write costs, got ${s.governor.state().operationEstimateMs}`,
+    );
     const stored = await interactions(dv.url);
     assert.equal(stored.count, 96);
     assert.equal(stored.duplicates, 0);

@@ -1,6 +1,13 @@
 /** Set-up for the src/dataverse integration tests: the Dataverse emulator and the relay's own client stack. */
 import type { DynamicsWebApi } from 'dynamics-web-api';
-import { closeDataverseClient, createDataverseClient, createGovernor, type DataverseClientOptions, type Governor, type GovernorOptions } from '../../../src/dataverse/index.js';
+import {
+  closeDataverseClient,
+  createDataverseClient,
+  createGovernor,
+  type DataverseClientOptions,
+  type Governor,
+  type GovernorOptions,
+} from '../../../src/dataverse/index.js';
 import type { MarketingContext, InteractionMessage } from '../../../src/pipeline/messages.js';
 import { IDS } from '../emulators/dataverse/helpers.js';
 
@@ -11,10 +18,22 @@ export interface Stack {
 }
 
 /** A governor and an emulator-auth client whose responses feed it (unless `observe` is false). */
-export function stack(url: string, identity: string, governorOptions: GovernorOptions = {}, clientOptions: Partial<DataverseClientOptions> & { observe?: boolean } = {}): Stack {
+export function stack(
+  url: string,
+  identity: string,
+  governorOptions: GovernorOptions = {},
+  clientOptions: Partial<DataverseClientOptions> & { observe?: boolean } = {},
+): Stack {
   const governor = createGovernor(governorOptions);
   const { observe = true, ...rest } = clientOptions;
-  const client = createDataverseClient({ url, auth: 'emulator', tokenIdentity: identity, timeoutMs: 10_000, ...(observe ? { onResponse: governor.observe } : {}), ...rest });
+  const client = createDataverseClient({
+    url,
+    auth: 'emulator',
+    tokenIdentity: identity,
+    timeoutMs: 10_000,
+    ...(observe ? { onResponse: governor.observe } : {}),
+    ...rest,
+  });
   return {
     client,
     governor,
@@ -26,7 +45,10 @@ export function stack(url: string, identity: string, governorOptions: GovernorOp
 }
 
 export interface Stats {
-  identities: Record<string, { served: number; throttled: { requests: number; executionTime: number; concurrency: number } }>;
+  identities: Record<
+    string,
+    { served: number; throttled: { requests: number; executionTime: number; concurrency: number } }
+  >;
   traffic: { requests: number; batches: number; batchOperations: number };
 }
 
@@ -46,12 +68,19 @@ export interface RecordedInteraction {
   payload?: Record<string, unknown>;
 }
 
-export async function interactions(url: string, query = ''): Promise<{ count: number; duplicates: number; value: RecordedInteraction[] }> {
+export async function interactions(
+  url: string,
+  query = '',
+): Promise<{ count: number; duplicates: number; value: RecordedInteraction[] }> {
   return (await (await fetch(`${url}/_emulator/interactions${query}`)).json()) as never;
 }
 
 /** The marketing interaction for an activity the emulator's journey run created. */
-export function marketingInteraction(created: { contactId: string; activityId: string; activityRowId: string }, responseType: string, extra: Partial<InteractionMessage> = {}): InteractionMessage {
+export function marketingInteraction(
+  created: { contactId: string; activityId: string; activityRowId: string },
+  responseType: string,
+  extra: Partial<InteractionMessage> = {},
+): InteractionMessage {
   const context: MarketingContext = {
     kind: 'marketing',
     activityId: created.activityId,

@@ -18,12 +18,24 @@ describe('DataverseReads against the Dataverse emulator', function () {
     const reads = createDataverseReads(s.client, { governor: s.governor });
     const ids = Array.from({ length: 500 }, (_, i) => contactId(i));
     const before = await stats(dv.url);
-    const rows = await reads.contacts([...ids, ids[0]!, '00000000-0000-4000-8000-999999999999', 'not-a-guid'], ['mobilephone', 'donotphone']);
+    const rows = await reads.contacts(
+      [...ids, ids[0]!, '00000000-0000-4000-8000-999999999999', 'not-a-guid'],
+      ['mobilephone', 'donotphone'],
+    );
     const after = await stats(dv.url);
     assert.equal(after.traffic.requests - before.traffic.requests, 1, 'one request for 500 contacts');
-    assert.equal(after.traffic.batchOperations - before.traffic.batchOperations, 6, '501 distinct GUIDs (500 + an unknown one): six GETs of at most 100 ids inside it');
+    assert.equal(
+      after.traffic.batchOperations - before.traffic.batchOperations,
+      6,
+      '501 distinct GUIDs (500 + an unknown one): six GETs of at most 100 ids inside it',
+    );
     assert.equal(rows.size, 500, 'the unknown and the malformed ids are absent');
-    assert.deepEqual(Object.keys(rows.get(ids[9]!)!).filter((k) => !k.startsWith('@')).sort(), ['contactid', 'donotphone', 'mobilephone']);
+    assert.deepEqual(
+      Object.keys(rows.get(ids[9]!)!)
+        .filter((k) => !k.startsWith('@'))
+        .sort(),
+      ['contactid', 'donotphone', 'mobilephone'],
+    );
     assert.equal(rows.get(ids[9]!)!['donotphone'], true);
     assert.equal(rows.get(ids[8]!)!['mobilephone'], '+491511000008');
 
@@ -40,26 +52,45 @@ describe('DataverseReads against the Dataverse emulator', function () {
     const s = track(stack(dv.url, 'reader'));
     const reads = createDataverseReads(s.client, { governor: s.governor });
     const before = await stats(dv.url);
-    const rows = await Promise.all(Array.from({ length: 100 }, () => reads.messageRecord('sample_specialmessages', IDS.message, ['sample_text'])));
+    const rows = await Promise.all(
+      Array.from({ length: 100 }, () => reads.messageRecord('sample_specialmessages', IDS.message, ['sample_text'])),
+    );
     assert.ok(rows.every((r) => r?.['sample_text'] === 'Hi {firstname}'));
-    assert.equal((await reads.messageRecord('sample_specialmessages', IDS.message.toUpperCase(), ['sample_text']))?.['sample_text'], 'Hi {firstname}');
+    assert.equal(
+      (await reads.messageRecord('sample_specialmessages', IDS.message.toUpperCase(), ['sample_text']))?.[
+        'sample_text'
+      ],
+      'Hi {firstname}',
+    );
     const after = await stats(dv.url);
     assert.equal(after.traffic.requests - before.traffic.requests, 1);
-    assert.deepEqual(reads.stats(), { requests: 1, messageCacheHits: 1, messageCacheMisses: 1, messageInFlightShared: 99 });
+    assert.deepEqual(reads.stats(), {
+      requests: 1,
+      messageCacheHits: 1,
+      messageCacheMisses: 1,
+      messageInFlightShared: 99,
+    });
 
     const missing = '00000000-0000-4000-8000-00000000dead';
     assert.equal(await reads.messageRecord('sample_specialmessages', missing, ['sample_text']), undefined);
     assert.equal(await reads.messageRecord('sample_specialmessages', missing, ['sample_text']), undefined);
     assert.equal(reads.stats().messageCacheMisses, 3);
     // An unknown entity set is an error, not "no such record".
-    await assert.rejects(reads.messageRecord('nosuch_tables', IDS.message, ['x']), (err: Error & { code?: string }) => err.code === 'DataverseNotFound');
+    await assert.rejects(
+      reads.messageRecord('nosuch_tables', IDS.message, ['x']),
+      (err: Error & { code?: string }) => err.code === 'DataverseNotFound',
+    );
   });
 
   it('expires cached records after ttlMs', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1) }));
     const s = track(stack(dv.url, 'reader'));
     let now = 0;
-    const reads = createDataverseReads(s.client, { governor: s.governor, messageCache: { ttlMs: 1000 }, now: () => now });
+    const reads = createDataverseReads(s.client, {
+      governor: s.governor,
+      messageCache: { ttlMs: 1000 },
+      now: () => now,
+    });
     await reads.messageRecord('sample_specialmessages', IDS.message, ['sample_text']);
     now = 999;
     await reads.messageRecord('sample_specialmessages', IDS.message, ['sample_text']);
@@ -91,14 +122,21 @@ describe('DataverseReads against the Dataverse emulator', function () {
     const dv = track(await startEmulator({ seed: smallSeed(1), responseDelayMs: 400 }));
     const s = track(stack(dv.url, 'slow', {}, { timeoutMs: 100 }));
     const reads = createDataverseReads(s.client, { governor: s.governor });
-    await assert.rejects(reads.activities(['00000000-0000-4000-8000-000000000001']), (err: Error & { code?: string; retryable?: boolean }) => {
-      assert.equal(err.code, 'DataverseTimeout');
-      assert.equal(err.retryable, true);
-      assert.match(err.message, /read 1 msdyncrm_customerjourneycustomchannelactivities.*: no answer within 100 ms/);
-      return true;
-    });
+    await assert.rejects(
+      reads.activities(['00000000-0000-4000-8000-000000000001']),
+      (err: Error & { code?: string; retryable?: boolean }) => {
+        assert.equal(err.code, 'DataverseTimeout');
+        assert.equal(err.retryable, true);
+        assert.match(err.message, /read 1 msdyncrm_customerjourneycustomchannelactivities.*: no answer within 100 ms/);
+        return true;
+      },
+    );
     const controller = new AbortController();
-    const pending = createDataverseReads(track(stack(dv.url, 'slow2')).client, { governor: s.governor }).contacts(['00000000-0000-4000-8000-000000000001'], [], controller.signal);
+    const pending = createDataverseReads(track(stack(dv.url, 'slow2')).client, { governor: s.governor }).contacts(
+      ['00000000-0000-4000-8000-000000000001'],
+      [],
+      controller.signal,
+    );
     controller.abort(new Error('shutting down'));
     await assert.rejects(pending, /shutting down/);
   });

@@ -4,7 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import type { AccessToken, TokenCredential } from '@azure/identity';
-import { closeDataverseClient, createDataverseReads, createGovernor, createInteractionWriter, dataverseClientFromConfig } from '../../../src/dataverse/index.js';
+import {
+  closeDataverseClient,
+  createDataverseReads,
+  createGovernor,
+  createInteractionWriter,
+  dataverseClientFromConfig,
+} from '../../../src/dataverse/index.js';
 import type { InteractionMessage } from '../../../src/pipeline/messages.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { IDS, runJourney, smallSeed, startEmulator } from '../emulators/dataverse/helpers.js';
@@ -21,7 +27,11 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     const s = track(stack(dv.url, 'recorder'));
     const writer = createInteractionWriter(s.client, s.governor);
     const items: InteractionMessage[] = run.created.map((created, i) =>
-      i % 25 === 7 ? marketingInteraction(created, 'opened') : i % 50 === 3 ? marketingInteraction(created, 'keyword', { triggerKeyword: 'YES' }) : marketingInteraction(created, i % 2 === 0 ? 'sent' : 'delivered'),
+      i % 25 === 7
+        ? marketingInteraction(created, 'opened')
+        : i % 50 === 3
+          ? marketingInteraction(created, 'keyword', { triggerKeyword: 'YES' })
+          : marketingInteraction(created, i % 2 === 0 ? 'sent' : 'delivered'),
     );
     const before = await stats(dv.url);
     const results = await writer.write(items);
@@ -34,7 +44,10 @@ describe('InteractionWriter against the Dataverse emulator', function () {
         assert.ok(!r.ok, `item ${i} fails`);
         assert.equal(r.error.code, 'DataverseBadRequest');
         assert.equal(r.error.retryable, false);
-        assert.match(r.error.message, /the response type 'opened' is not defined by the tile for 'sample_specialmessage' \(defined: sent, delivered, keyword\)/);
+        assert.match(
+          r.error.message,
+          /the response type 'opened' is not defined by the tile for 'sample_specialmessage' \(defined: sent, delivered, keyword\)/,
+        );
         assert.equal(r.error.upstream?.code, '0x80040203');
       } else {
         assert.deepEqual(r, { ok: true }, `item ${i}`);
@@ -53,18 +66,38 @@ describe('InteractionWriter against the Dataverse emulator', function () {
   it('real-time: Delivered and NotSent (as NotDelivered with StatusDetails) are notifications; Sent writes nothing', async () => {
     const dv = track(await startEmulator({ seed: smallSeed(1) }));
     const s = track(stack(dv.url, 'recorder'));
-    const context = { kind: 'realtime' as const, channelDefinitionId: IDS.channelDefinition, requestId: 'req-1', from: '+4915100000001', organizationId: IDS.organization };
+    const context = {
+      kind: 'realtime' as const,
+      channelDefinitionId: IDS.channelDefinition,
+      requestId: 'req-1',
+      from: '+4915100000001',
+      organizationId: IDS.organization,
+    };
     const base = { v: 1 as const, context, channel: 'sms', occurredAt: 1 };
     const before = await stats(dv.url);
     const results = await createInteractionWriter(s.client, s.governor).write([
       { ...base, responseType: 'Sent' },
       { ...base, responseType: 'Delivered', providerMessageId: 'SM1' },
       { ...base, responseType: 'NotSent', detail: { code: 21610, message: 'unsubscribed recipient' } },
-      { ...base, context: { ...context, channelDefinitionId: '00000000-0000-4000-8000-00000000dead' }, responseType: 'Delivered' },
+      {
+        ...base,
+        context: { ...context, channelDefinitionId: '00000000-0000-4000-8000-00000000dead' },
+        responseType: 'Delivered',
+      },
     ]);
     assert.deepEqual(results.slice(0, 3), [{ ok: true }, { ok: true }, { ok: true }]);
-    assert.ok(!results[3]!.ok && results[3]!.error.code === 'DataverseNotFound' && /msdyn_channeldefinition With Id = 00000000-0000-4000-8000-00000000dead Does Not Exist/.test(results[3]!.error.message));
-    assert.equal((await stats(dv.url)).traffic.batchOperations - before.traffic.batchOperations, 3, 'Sent made no operation');
+    assert.ok(
+      !results[3]!.ok &&
+        results[3]!.error.code === 'DataverseNotFound' &&
+        /msdyn_channeldefinition With Id = 00000000-0000-4000-8000-00000000dead Does Not Exist/.test(
+          results[3]!.error.message,
+        ),
+    );
+    assert.equal(
+      (await stats(dv.url)).traffic.batchOperations - before.traffic.batchOperations,
+      3,
+      'Sent made no operation',
+    );
     const stored = await interactions(dv.url, '?kind=notification');
     assert.deepEqual(
       stored.value.map((v) => [v.responseType, v.payload?.['MessageId'], v.payload?.['StatusDetails']]),
@@ -86,7 +119,17 @@ describe('InteractionWriter against the Dataverse emulator', function () {
     };
     const governor = createGovernor();
     const client = dataverseClientFromConfig(
-      { dataverse: { url: dv.url, auth: 'client-secret', tenantId: 'tenant', clientId: 'app', clientSecret: 'never-used', timeoutMs: 5000, limitsWindowMs: 300_000 } },
+      {
+        dataverse: {
+          url: dv.url,
+          auth: 'client-secret',
+          tenantId: 'tenant',
+          clientId: 'app',
+          clientSecret: 'never-used',
+          timeoutMs: 5000,
+          limitsWindowMs: 300_000,
+        },
+      },
       { credential, onResponse: governor.observe },
     );
     track({ close: async () => closeDataverseClient(client) });

@@ -35,7 +35,9 @@ interface CapturedEvent {
 type Json = Record<string, unknown>;
 type KeyValue = { key: string; value: unknown };
 
-const captured = JSON.parse(readFileSync(path.join(packageRoot(), 'test/unit/dataverse/fixtures/events/activity-create.json'), 'utf8')) as CapturedEvent;
+const captured = JSON.parse(
+  readFileSync(path.join(packageRoot(), 'test/unit/dataverse/fixtures/events/activity-create.json'), 'utf8'),
+) as CapturedEvent;
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims/';
 
 /** The captured context, changed by `edit` (a fresh copy each time). */
@@ -82,7 +84,8 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     activities = bus.createSender('activities');
     // The JSON step the embedded system registered (registerRelay) on Create of the activity table.
     const jsonStep = system.registration.items.find((i) => i.kind === 'step' && i.id !== undefined);
-    if (jsonStep?.id === undefined) throw new Error(`the harness registered no step (registration: ${JSON.stringify(system.registration.items)})`);
+    if (jsonStep?.id === undefined)
+      throw new Error(`the harness registered no step (registration: ${JSON.stringify(system.registration.items)})`);
     jsonStepId = jsonStep.id;
   });
 
@@ -95,7 +98,11 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
   // ── producing events ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** Sends a body to `activities` as Dataverse posts one: bytes, a content type, the claims. */
-  async function post(body: Buffer, claims: Record<string, string> = captured.applicationProperties, contentType = 'application/json'): Promise<void> {
+  async function post(
+    body: Buffer,
+    claims: Record<string, string> = captured.applicationProperties,
+    contentType = 'application/json',
+  ): Promise<void> {
     await activities.sendMessages({ body, contentType, messageId: randomUUID(), applicationProperties: claims });
   }
 
@@ -110,7 +117,9 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
         msdyncrm_name: 'Bad events test',
         msdyncrm_entitytype: 'sample_specialmessage',
         msdyncrm_entityid: fields.entityId ?? SEED_ROWS.smsMessage,
-        ...(fields.contactId === null ? {} : { 'msdyncrm_Contact@odata.bind': `/contacts(${fields.contactId ?? SEED_ROWS.contact})` }),
+        ...(fields.contactId === null
+          ? {}
+          : { 'msdyncrm_Contact@odata.bind': `/contacts(${fields.contactId ?? SEED_ROWS.contact})` }),
         'msdyncrm_CustomerJourney@odata.bind': `/msdyncrm_customerjourneys(${SEED.journey})`,
         'msdyncrm_CustomerJourneyIteration@odata.bind': `/msdyncrm_customerjourneyiterations(${SEED_ROWS.iteration})`,
       },
@@ -127,11 +136,19 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
    * `filterId`. While only that step is enabled, `create` runs (so the event arrives in that format only); then the
    * step is disabled and the JSON step enabled again (a step change applies to rows created afterwards).
    */
-  async function throughEndpoint<T>(messageformat: number | null, filterId: string, create: () => Promise<T>): Promise<T> {
+  async function throughEndpoint<T>(
+    messageformat: number | null,
+    filterId: string,
+    create: () => Promise<T>,
+  ): Promise<T> {
     const format = messageformat === null ? 'no messageformat' : `messageformat ${messageformat}`;
     const endpointId = (await api.create({
       collection: 'serviceendpoints',
-      data: { name: `activities, ${format}`, ...queueEndpoint(system.sb.port, 'activities', messageformat), saskey: 'SAS_KEY_VALUE' },
+      data: {
+        name: `activities, ${format}`,
+        ...queueEndpoint(system.sb.port, 'activities', messageformat),
+        saskey: 'SAS_KEY_VALUE',
+      },
     })) as string;
     const stepId = (await api.create({
       collection: 'sdkmessageprocessingsteps',
@@ -171,7 +188,15 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       reason: 'EventUnsupportedFormat',
       produce: async () => {
         await throughEndpoint(null, SEED.activityFilter, () => createActivity());
-        return { says: ['.NET Binary XML', 'application/msbin1', 'messageformat 2 (Json)', '`channel-relay register` does', 'made without messageformat'] };
+        return {
+          says: [
+            '.NET Binary XML',
+            'application/msbin1',
+            'messageformat 2 (Json)',
+            '`channel-relay register` does',
+            'made without messageformat',
+          ],
+        };
       },
     },
     {
@@ -198,15 +223,29 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
           c['PrimaryEntityName'] = 'contact';
           target['LogicalName'] = 'contact';
         });
-        await post(Buffer.from(JSON.stringify(context)), { ...captured.applicationProperties, [`${CLAIMS}EntityLogicalName`]: 'contact' });
-        return { says: ["a Create of 'contact'", 'msdyncrm_customerjourneycustomchannelactivity', 'registered on the wrong table'] };
+        await post(Buffer.from(JSON.stringify(context)), {
+          ...captured.applicationProperties,
+          [`${CLAIMS}EntityLogicalName`]: 'contact',
+        });
+        return {
+          says: [
+            "a Create of 'contact'",
+            'msdyncrm_customerjourneycustomchannelactivity',
+            'registered on the wrong table',
+          ],
+        };
       },
     },
     {
       name: 'unknown table: a step registered on Create of contact, posted by the emulator',
       reason: 'EventUnknownTable',
       produce: async () => {
-        await throughEndpoint(2, SEED_ROWS.contactFilter, () => api.create({ collection: 'contacts', data: { firstname: 'Wrong', lastname: 'Table', mobilephone: '+4915199999999' } }));
+        await throughEndpoint(2, SEED_ROWS.contactFilter, () =>
+          api.create({
+            collection: 'contacts',
+            data: { firstname: 'Wrong', lastname: 'Table', mobilephone: '+4915199999999' },
+          }),
+        );
         return { says: ["a Create of 'contact'", 'registered on the wrong table'] };
       },
     },
@@ -215,7 +254,13 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       reason: 'ActivityNotFound',
       produce: async () => {
         await post(Buffer.from(JSON.stringify(withoutAttribute('msdyncrm_entitytype'))));
-        return { says: ["the event's Target lacked msdyncrm_entitytype", `activity row ${String(capturedContext(() => undefined)['PrimaryEntityId'])}`, 'does not exist'] };
+        return {
+          says: [
+            "the event's Target lacked msdyncrm_entitytype",
+            `activity row ${String(capturedContext(() => undefined)['PrimaryEntityId'])}`,
+            'does not exist',
+          ],
+        };
       },
     },
     {
@@ -223,7 +268,13 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       reason: 'EventMissingAttribute',
       produce: async () => {
         const activityId = await createActivity({ contactId: null });
-        return { says: [`activity row ${activityId}`, "read because the event's Target lacked msdyncrm_contact", "column '_msdyncrm_contact_value' must be a non-empty string"] };
+        return {
+          says: [
+            `activity row ${activityId}`,
+            "read because the event's Target lacked msdyncrm_contact",
+            "column '_msdyncrm_contact_value' must be a non-empty string",
+          ],
+        };
       },
     },
     {
@@ -231,7 +282,10 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       reason: 'EventMissingAttribute',
       produce: async () => {
         const context = capturedContext((_c, _t, attributes) => {
-          attributes.find((a) => a.key === 'msdyncrm_entitytype')!.value = { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 3 };
+          attributes.find((a) => a.key === 'msdyncrm_entitytype')!.value = {
+            __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts',
+            Value: 3,
+          };
         });
         await post(Buffer.from(JSON.stringify(context)));
         return { says: ["Target attribute 'msdyncrm_entitytype' must be a non-empty string, found 3"] };
@@ -241,9 +295,19 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       name: "unknown channel: the message record's sample_channel is 'fax'",
       reason: 'EventUnknownChannel',
       produce: async () => {
-        const messageId = (await api.create({ collection: 'sample_specialmessages', data: { sample_name: 'Fax offer', sample_channel: 'fax', sample_text: 'Hi {firstname}' } })) as string;
+        const messageId = (await api.create({
+          collection: 'sample_specialmessages',
+          data: { sample_name: 'Fax offer', sample_channel: 'fax', sample_text: 'Hi {firstname}' },
+        })) as string;
         const activityId = await createActivity({ entityId: messageId });
-        return { says: [`sample_specialmessages(${messageId})`, activityId, 'sample_channel = "fax"', 'sms, sms2, telegram, contract'] };
+        return {
+          says: [
+            `sample_specialmessages(${messageId})`,
+            activityId,
+            'sample_channel = "fax"',
+            'sms, sms2, telegram, contract',
+          ],
+        };
       },
     },
     {
@@ -259,7 +323,10 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
       name: 'a contact whose address column is empty',
       reason: 'RecipientAddressMissing',
       produce: async () => {
-        const contactId = (await api.create({ collection: 'contacts', data: { firstname: 'No', lastname: 'Phone' } })) as string;
+        const contactId = (await api.create({
+          collection: 'contacts',
+          data: { firstname: 'No', lastname: 'Phone' },
+        })) as string;
         const activityId = await createActivity({ contactId });
         return { says: [`contact ${contactId}`, activityId, 'has no mobilephone', 'channel sms'] };
       },
@@ -272,16 +339,28 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
   for (const row of table) {
     it(`${row.name} → ${row.reason}`, async () => {
       const { says } = await row.produce();
-      const all = await until(`a dead letter for: ${row.name}`, async () => {
-        const dead = await system.deadLetters('activities');
-        return dead.length > seen ? dead : undefined;
-      }, 15_000);
+      const all = await until(
+        `a dead letter for: ${row.name}`,
+        async () => {
+          const dead = await system.deadLetters('activities');
+          return dead.length > seen ? dead : undefined;
+        },
+        15_000,
+      );
       const fresh = all.slice(seen);
       seen = all.length;
-      assert.equal(fresh.length, 1, `one dead letter, found: ${JSON.stringify(fresh.map((d) => [d.reason, d.description]))}`);
+      assert.equal(
+        fresh.length,
+        1,
+        `one dead letter, found: ${JSON.stringify(fresh.map((d) => [d.reason, d.description]))}`,
+      );
       const [dead] = fresh;
       assert.equal(dead?.reason, row.reason, `reason (description: ${dead?.description})`);
-      for (const fragment of says) assert.ok(dead?.description?.includes(fragment), `the description says ${JSON.stringify(fragment)}: ${dead?.description}`);
+      for (const fragment of says)
+        assert.ok(
+          dead?.description?.includes(fragment),
+          `the description says ${JSON.stringify(fragment)}: ${dead?.description}`,
+        );
     });
   }
 
@@ -290,7 +369,10 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     const mixed = [
       { reason: 'EventUndecodable', says: 'not valid JSON' },
       { reason: 'ActivityNotFound', says: "the event's Target lacked msdyncrm_activityid and activity row" },
-      { reason: 'EventUnknownTable', says: "the message 'Update' on 'msdyncrm_customerjourneycustomchannelactivity' is not one the relay handles" },
+      {
+        reason: 'EventUnknownTable',
+        says: "the message 'Update' on 'msdyncrm_customerjourneycustomchannelactivity' is not one the relay handles",
+      },
     ];
     await post(Buffer.from('{"MessageName":', 'utf8'));
     await post(Buffer.from(JSON.stringify(withoutAttribute('msdyncrm_activityid'))));
@@ -300,27 +382,54 @@ describe('bad events are dead-lettered with their reasons, and the worker goes o
     ]);
     const expected = new Set(run.created.map((c) => c.activityRowId));
     assert.ok(expected.size > 10, `the journey created activities (${expected.size})`);
-    const interactions = await until(`${expected.size} sent interactions`, async () => {
-      const all = await system.interactions();
-      return all.filter((i) => i.responseType === 'sent').length >= expected.size ? all : undefined;
-    }, 30_000);
+    const interactions = await until(
+      `${expected.size} sent interactions`,
+      async () => {
+        const all = await system.interactions();
+        return all.filter((i) => i.responseType === 'sent').length >= expected.size ? all : undefined;
+      },
+      30_000,
+    );
     const keys = system.messages().map((m) => m.idempotencyKey);
     assert.equal(new Set(keys).size, keys.length, 'no activity was sent twice');
     assert.deepEqual(new Set(keys), expected, 'one simulator message per journey activity, none for a bad event');
-    assert.deepEqual(new Set(interactions.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)), expected, 'one sent interaction per message');
+    assert.deepEqual(
+      new Set(interactions.filter((i) => i.responseType === 'sent').map((i) => i.activityRowId)),
+      expected,
+      'one sent interaction per message',
+    );
     assert.equal(interactions.length, expected.size, 'no other interaction');
 
     const all = [...table.map((r) => r.reason), ...mixed.map((m) => m.reason)];
-    const dead = await until(`${all.length} dead letters on activities`, async () => {
-      const peeked = await system.deadLetters('activities');
-      return peeked.length >= all.length ? peeked : undefined;
-    }, 15_000);
-    assert.deepEqual(dead.slice(0, table.length).map((d) => d.reason), table.map((r) => r.reason), "the table's bad events, in order");
+    const dead = await until(
+      `${all.length} dead letters on activities`,
+      async () => {
+        const peeked = await system.deadLetters('activities');
+        return peeked.length >= all.length ? peeked : undefined;
+      },
+      15_000,
+    );
+    assert.deepEqual(
+      dead.slice(0, table.length).map((d) => d.reason),
+      table.map((r) => r.reason),
+      "the table's bad events, in order",
+    );
     const tail = dead.slice(table.length);
-    assert.equal(tail.length, mixed.length, `the mixed-in bad events and nothing else: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`);
-    assert.deepEqual(tail.map((d) => d.reason).sort(), mixed.map((m) => m.reason).sort(), 'each mixed-in bad event once');
+    assert.equal(
+      tail.length,
+      mixed.length,
+      `the mixed-in bad events and nothing else: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`,
+    );
+    assert.deepEqual(
+      tail.map((d) => d.reason).sort(),
+      mixed.map((m) => m.reason).sort(),
+      'each mixed-in bad event once',
+    );
     for (const m of mixed) {
-      assert.ok(tail.some((d) => d.reason === m.reason && d.description?.includes(m.says)), `a ${m.reason} dead letter saying ${JSON.stringify(m.says)}: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`);
+      assert.ok(
+        tail.some((d) => d.reason === m.reason && d.description?.includes(m.says)),
+        `a ${m.reason} dead letter saying ${JSON.stringify(m.says)}: ${JSON.stringify(tail.map((d) => [d.reason, d.description]))}`,
+      );
     }
     assert.deepEqual(await system.deadLetters('outbound'), [], 'nothing dead-lettered on outbound');
     assert.deepEqual(await system.deadLetters('interactions'), [], 'nothing dead-lettered on interactions');

@@ -44,7 +44,10 @@ describe('feedback path end to end', function () {
     // The funnel npm start prints counts what the simulators report.
     const summary = result.summary as DemoSummary;
     assert.deepEqual(summary.feedback, expected);
-    assert.ok(expected && expected.delivered > 0 && expected.opened > 0 && expected.keywordReplies > 0 && expected.optOuts > 0, JSON.stringify(expected));
+    assert.ok(
+      expected && expected.delivered > 0 && expected.opened > 0 && expected.keywordReplies > 0 && expected.optOuts > 0,
+      JSON.stringify(expected),
+    );
   });
 });
 
@@ -55,30 +58,51 @@ async function check(system: EmbeddedSystem): Promise<FeedbackFunnel> {
   assert.equal(interactions.filter((i) => i.duplicateOf !== undefined).length, 0, 'nothing recorded twice');
   const ofType = (type: string): Interaction[] => interactions.filter((i) => i.responseType === type);
   // By row: the emulator's journey runs give every row of a run one msdyncrm_activityid (the tile's).
-  const activities = (list: Interaction[]): Set<string> => new Set(list.map((i) => (i.activityRowId ?? '').toLowerCase()));
+  const activities = (list: Interaction[]): Set<string> =>
+    new Set(list.map((i) => (i.activityRowId ?? '').toLowerCase()));
 
   const journeyMessages = system.sim.messages().filter((m) => m.statusCallback !== undefined);
   const callbacks = system.sim.callbacks().filter((c) => !c.repeat && c.attempt === 1);
   const repeated = system.sim.callbacks().filter((c) => c.repeat);
-  for (const kind of ['status', 'click', 'inbound'] as const) assert.ok(repeated.some((c) => c.kind === kind), `the simulators repeated some ${kind} callbacks`);
-  assert.ok(repeated.some((c) => c.kind === 'inbound' && c.summary['intent'] === 'stop'), 'the simulators repeated a STOP');
+  for (const kind of ['status', 'click', 'inbound'] as const)
+    assert.ok(
+      repeated.some((c) => c.kind === kind),
+      `the simulators repeated some ${kind} callbacks`,
+    );
+  assert.ok(
+    repeated.some((c) => c.kind === 'inbound' && c.summary['intent'] === 'stop'),
+    'the simulators repeated a STOP',
+  );
 
   // One sent per message.
   assert.equal(ofType('sent').length, journeyMessages.length);
-  assert.deepEqual(activities(ofType('sent')), new Set(journeyMessages.map((m) => (m.idempotencyKey ?? '').toLowerCase())));
+  assert.deepEqual(
+    activities(ofType('sent')),
+    new Set(journeyMessages.map((m) => (m.idempotencyKey ?? '').toLowerCase())),
+  );
 
   // Delivered: one per delivery report; opened: one per activity read or clicked.
-  const keyOf = (providerMessageId: string): string => (journeyMessages.find((m) => m.providerMessageId === providerMessageId)?.idempotencyKey ?? '').toLowerCase();
-  const delivered = new Set(callbacks.filter((c) => c.kind === 'status' && c.summary['status'] === 'delivered').map((c) => keyOf(c.providerMessageId)));
+  const keyOf = (providerMessageId: string): string =>
+    (journeyMessages.find((m) => m.providerMessageId === providerMessageId)?.idempotencyKey ?? '').toLowerCase();
+  const delivered = new Set(
+    callbacks
+      .filter((c) => c.kind === 'status' && c.summary['status'] === 'delivered')
+      .map((c) => keyOf(c.providerMessageId)),
+  );
   assert.deepEqual(activities(ofType('delivered')), delivered);
   assert.equal(ofType('delivered').length, delivered.size);
-  const opened = new Set(callbacks.filter((c) => (c.kind === 'status' && c.summary['status'] === 'read') || c.kind === 'click').map((c) => keyOf(c.providerMessageId)));
+  const opened = new Set(
+    callbacks
+      .filter((c) => (c.kind === 'status' && c.summary['status'] === 'read') || c.kind === 'click')
+      .map((c) => keyOf(c.providerMessageId)),
+  );
   assert.deepEqual(activities(ofType('opened')), opened);
   assert.equal(ofType('opened').length, opened.size);
 
   // Keyword replies: each recorded once, with its keyword, on the replying contact's (only) activity, whichever
   // message the reply answered (a simulated recipient may answer an opt-out confirmation too).
-  const activityOf = (recipient: string): string => (journeyMessages.find((m) => m.recipient === recipient)?.idempotencyKey ?? '').toLowerCase();
+  const activityOf = (recipient: string): string =>
+    (journeyMessages.find((m) => m.recipient === recipient)?.idempotencyKey ?? '').toLowerCase();
   const replies = callbacks.filter((c) => c.kind === 'inbound');
   const keywordReplies = replies.filter((c) => c.summary['intent'] === 'keyword');
   assert.equal(ofType('keyword').length, keywordReplies.length);
@@ -92,8 +116,22 @@ async function check(system: EmbeddedSystem): Promise<FeedbackFunnel> {
   assert.equal(confirmations.length, stops.length, 'one confirmation per STOP');
   assert.deepEqual(new Set(confirmations.map((m) => m.recipient)), new Set(stops.map((c) => c.recipient)));
   const phones = stops.map((c) => c.recipient);
-  const contacts = (await system.admin.retrieveMultiple({ collection: 'contacts', select: ['mobilephone', 'donotphone'], filter: `Microsoft.Dynamics.CRM.In(PropertyName='mobilephone',PropertyValues=[${phones.map((p) => `'${p}'`).join(',')}])` })).value as Array<{ mobilephone: string; donotphone: boolean }>;
+  const contacts = (
+    await system.admin.retrieveMultiple({
+      collection: 'contacts',
+      select: ['mobilephone', 'donotphone'],
+      filter: `Microsoft.Dynamics.CRM.In(PropertyName='mobilephone',PropertyValues=[${phones.map((p) => `'${p}'`).join(',')}])`,
+    })
+  ).value as Array<{ mobilephone: string; donotphone: boolean }>;
   assert.equal(contacts.length, stops.length);
-  assert.ok(contacts.every((c) => c.donotphone === true), 'every contact who replied STOP is opted out');
-  return { delivered: delivered.size, opened: opened.size, keywordReplies: keywordReplies.length, optOuts: new Set(stops.map((c) => c.recipient)).size };
+  assert.ok(
+    contacts.every((c) => c.donotphone === true),
+    'every contact who replied STOP is opted out',
+  );
+  return {
+    delivered: delivered.size,
+    opened: opened.size,
+    keywordReplies: keywordReplies.length,
+    optOuts: new Set(stops.map((c) => c.recipient)).size,
+  };
 }

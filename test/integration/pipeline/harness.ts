@@ -15,7 +15,13 @@ import { ServiceBusClient } from '@azure/service-bus';
 import type { ChannelRegistry } from '../../../src/channels/index.js';
 import type { RelayConfig } from '../../../src/config/index.js';
 import { DataverseRecords, startEmbeddedSystem } from '../../../src/demo/index.js';
-import type { DataverseEmulator, JourneyRunResult, LimitsConfig, PartialTargets, SeedDocument } from '../../../src/emulators/dataverse/index.js';
+import type {
+  DataverseEmulator,
+  JourneyRunResult,
+  LimitsConfig,
+  PartialTargets,
+  SeedDocument,
+} from '../../../src/emulators/dataverse/index.js';
 import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulators/providers/index.js';
 import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import type { RegistrationReport } from '../../../src/registration/index.js';
@@ -59,16 +65,53 @@ export const SECRETS = {
  * whose message goes through the `contract` channel (each journey reaches the seed's contacts from the first).
  */
 export function testSeed(message2Text = 'Hello {firstname} {lastname}, second sender here.'): SeedDocument {
-  const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument & { rows: Record<string, Array<Record<string, unknown>>>; journeys: Array<Record<string, unknown>> };
+  const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument & {
+    rows: Record<string, Array<Record<string, unknown>>>;
+    journeys: Array<Record<string, unknown>>;
+  };
   doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
-  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message2, sample_name: 'Second sender', sample_channel: 'sms2', sample_text: message2Text });
-  doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration2, msdyncrm_name: 'Second journey - 1' });
-  doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey2, msdyncrm_name: 'Second journey' });
-  doc.journeys.push({ journeyId: SEED.journey2, iterationId: SEED.iteration2, entityType: 'sample_specialmessage', entityId: SEED.message2, activityName: 'Second sender SMS' });
-  doc.rows['sample_specialmessages']?.push({ sample_specialmessageid: SEED.message3, sample_name: 'Contract endpoint', sample_channel: 'contract', sample_text: 'Hello {firstname} {lastname}, through the contract endpoint.' });
-  doc.rows['msdyncrm_customerjourneyiterations']?.push({ msdyncrm_customerjourneyiterationid: SEED.iteration3, msdyncrm_name: 'Contract journey - 1' });
-  doc.rows['msdyncrm_customerjourneys']?.push({ msdyncrm_customerjourneyid: SEED.journey3, msdyncrm_name: 'Contract journey' });
-  doc.journeys.push({ journeyId: SEED.journey3, iterationId: SEED.iteration3, entityType: 'sample_specialmessage', entityId: SEED.message3, activityName: 'Contract endpoint message' });
+  doc.rows['sample_specialmessages']?.push({
+    sample_specialmessageid: SEED.message2,
+    sample_name: 'Second sender',
+    sample_channel: 'sms2',
+    sample_text: message2Text,
+  });
+  doc.rows['msdyncrm_customerjourneyiterations']?.push({
+    msdyncrm_customerjourneyiterationid: SEED.iteration2,
+    msdyncrm_name: 'Second journey - 1',
+  });
+  doc.rows['msdyncrm_customerjourneys']?.push({
+    msdyncrm_customerjourneyid: SEED.journey2,
+    msdyncrm_name: 'Second journey',
+  });
+  doc.journeys.push({
+    journeyId: SEED.journey2,
+    iterationId: SEED.iteration2,
+    entityType: 'sample_specialmessage',
+    entityId: SEED.message2,
+    activityName: 'Second sender SMS',
+  });
+  doc.rows['sample_specialmessages']?.push({
+    sample_specialmessageid: SEED.message3,
+    sample_name: 'Contract endpoint',
+    sample_channel: 'contract',
+    sample_text: 'Hello {firstname} {lastname}, through the contract endpoint.',
+  });
+  doc.rows['msdyncrm_customerjourneyiterations']?.push({
+    msdyncrm_customerjourneyiterationid: SEED.iteration3,
+    msdyncrm_name: 'Contract journey - 1',
+  });
+  doc.rows['msdyncrm_customerjourneys']?.push({
+    msdyncrm_customerjourneyid: SEED.journey3,
+    msdyncrm_name: 'Contract journey',
+  });
+  doc.journeys.push({
+    journeyId: SEED.journey3,
+    iterationId: SEED.iteration3,
+    entityType: 'sample_specialmessage',
+    entityId: SEED.message3,
+    activityName: 'Contract endpoint message',
+  });
   return doc;
 }
 
@@ -165,8 +208,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   const limits = options.limits === 'off' ? 'off' : { ...HEADER_FREE_LIMITS, ...options.limits };
   closer.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as { UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> } };
-    if (options.lockDuration !== undefined) for (const q of busConfig.UserConfig.Namespaces[0]?.Queues ?? []) q.Properties['LockDuration'] = options.lockDuration;
+    const busConfig = JSON.parse(readFileSync(configPath('servicebus-emulator.json'), 'utf8')) as {
+      UserConfig: { Namespaces: Array<{ Queues: Array<{ Properties: Record<string, unknown> }> }> };
+    };
+    if (options.lockDuration !== undefined)
+      for (const q of busConfig.UserConfig.Namespaces[0]?.Queues ?? [])
+        q.Properties['LockDuration'] = options.lockDuration;
 
     // Two SMS senders, Telegram and a contract endpoint, with short provider timeouts; the embedded system holds each
     // Twilio sender to its rate.
@@ -175,7 +222,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const sms = (name: string, sender: string, perSecond: number): Record<string, unknown> => ({
       name,
       tile,
-      provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN', baseUrl: '${PROVIDERS_URL}' },
+      provider: {
+        type: 'twilio',
+        accountSid: 'AC00000000000000000000000000000001',
+        authToken: 'env:TWILIO_AUTH_TOKEN',
+        baseUrl: '${PROVIDERS_URL}',
+      },
       sender,
       addressField: 'mobilephone',
       textField: 'sample_text',
@@ -206,7 +258,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
             // activity row id, the endpoint's idempotency key).
             name: 'contract',
             tile,
-            provider: { type: 'contract', url: '${PROVIDERS_URL}/contract/outbound/messages', signingSecret: 'env:CONTRACT_SIGNING_SECRET' },
+            provider: {
+              type: 'contract',
+              url: '${PROVIDERS_URL}/contract/outbound/messages',
+              signingSecret: 'env:CONTRACT_SIGNING_SECRET',
+            },
             sender: CONTRACT.sender,
             addressField: 'mobilephone',
             textField: 'sample_text',
@@ -241,8 +297,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       if (limits.maxExecutionMs !== undefined) config.dataverse.executionBudgetMs = limits.maxExecutionMs;
       // The same for worker processes.
       env['DATAVERSE_LIMITS_WINDOW_MS'] = String(config.dataverse.limitsWindowMs);
-      if (config.dataverse.requestBudget !== undefined) env['DATAVERSE_REQUEST_BUDGET'] = String(config.dataverse.requestBudget);
-      if (config.dataverse.executionBudgetMs !== undefined) env['DATAVERSE_EXECUTION_BUDGET_MS'] = String(config.dataverse.executionBudgetMs);
+      if (config.dataverse.requestBudget !== undefined)
+        env['DATAVERSE_REQUEST_BUDGET'] = String(config.dataverse.requestBudget);
+      if (config.dataverse.executionBudgetMs !== undefined)
+        env['DATAVERSE_EXECUTION_BUDGET_MS'] = String(config.dataverse.executionBudgetMs);
     }
     config.intake.maxWaitMs = 100;
     config.recorder.maxWaitMs = 100;
@@ -264,11 +322,22 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } }),
         ),
       spawnWorker: (name, spawnOptions = {}) => {
-        if (spawnOptions.compiled === true && built === undefined) throw new Error('spawnWorker({ compiled: true }) runs dist/: await buildWorkers() first (in a before hook), so that dist/ is this checkout\'s code');
-        const entry = spawnOptions.compiled === true ? [path.join('dist', 'workers', `${name}.js`)] : ['--import', 'tsx', `workers/${name}.ts`];
+        if (spawnOptions.compiled === true && built === undefined)
+          throw new Error(
+            "spawnWorker({ compiled: true }) runs dist/: await buildWorkers() first (in a before hook), so that dist/ is this checkout's code",
+          );
+        const entry =
+          spawnOptions.compiled === true
+            ? [path.join('dist', 'workers', `${name}.js`)]
+            : ['--import', 'tsx', `workers/${name}.ts`];
         const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), ...entry], {
           cwd: packageRoot(),
-          env: { PATH: process.env['PATH'] ?? '', ...env, DISPATCH_MAX_SESSIONS: String(config.dispatch.maxSessions), NODE_V8_COVERAGE: '' },
+          env: {
+            PATH: process.env['PATH'] ?? '',
+            ...env,
+            DISPATCH_MAX_SESSIONS: String(config.dispatch.maxSessions),
+            NODE_V8_COVERAGE: '',
+          },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let err = '';
@@ -340,11 +409,19 @@ let built: Promise<void> | undefined;
  * {@link System.spawnWorker}'s `compiled` workers: a fresh clone has no `dist/`, and an old one may hold other code.
  */
 export function buildWorkers(): Promise<void> {
-  built ??= promisify(execFile)(process.execPath, [path.join(packageRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: packageRoot() }).then(() => undefined);
+  built ??= promisify(execFile)(
+    process.execPath,
+    [path.join(packageRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: packageRoot() },
+  ).then(() => undefined);
   return built;
 }
 
 /** Waits until `probe` holds, polling; fails with `what` after `timeoutMs`. */
-export function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+export function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   return waitFor(what, probe, timeoutMs);
 }

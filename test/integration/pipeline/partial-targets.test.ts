@@ -17,7 +17,9 @@ describe('partial Targets end to end', function () {
   const track = closedAfterEach();
 
   it('reads the rows of a batch in one request and sends every activity once', async () => {
-    const s = track(await startSystem({ partialTargets: { omit: ['msdyncrm_contact', 'msdyncrm_customerjourney'], share: 1 } }));
+    const s = track(
+      await startSystem({ partialTargets: { omit: ['msdyncrm_contact', 'msdyncrm_customerjourney'], share: 1 } }),
+    );
     // The activity rows intake asks for, one entry per request (the ids in its In filter).
     const reads: string[][] = [];
     const onStart = (m: unknown): void => {
@@ -31,19 +33,40 @@ describe('partial Targets end to end', function () {
     const run = await s.runJourney(SEED.journey, 40);
     assert.ok(run.created.length >= 30, `activities created: ${run.created.length}`);
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
-    await until(`${run.created.length} sent interactions`, async () => ((await s.interactions()).filter((i) => i.responseType === 'sent').length >= run.created.length ? true : undefined));
+    await until(`${run.created.length} sent interactions`, async () =>
+      (await s.interactions()).filter((i) => i.responseType === 'sent').length >= run.created.length ? true : undefined,
+    );
 
     const intake = relay.stats().intake!;
     assert.equal(intake.deadLettered, 0, JSON.stringify(intake.deadLetterReasons));
-    assert.equal(reads.length, intake.batches, `one activity read per intake batch (${reads.length} reads, ${intake.batches} batches)`);
+    assert.equal(
+      reads.length,
+      intake.batches,
+      `one activity read per intake batch (${reads.length} reads, ${intake.batches} batches)`,
+    );
     const asked = reads.flat().map((id) => id.toLowerCase());
-    assert.deepEqual(new Set(asked), new Set(run.created.map((c) => c.activityRowId.toLowerCase())), 'every row read, in those requests');
+    assert.deepEqual(
+      new Set(asked),
+      new Set(run.created.map((c) => c.activityRowId.toLowerCase())),
+      'every row read, in those requests',
+    );
     assert.equal(asked.length, run.created.length, 'each once');
-    assert.ok(reads.some((ids) => ids.length > 1), `a read asks for several rows: ${reads.map((r) => r.length).join(', ')}`);
+    assert.ok(
+      reads.some((ids) => ids.length > 1),
+      `a read asks for several rows: ${reads.map((r) => r.length).join(', ')}`,
+    );
 
     const sent = (await s.interactions()).filter((i) => i.responseType === 'sent');
-    assert.deepEqual(new Set(sent.map((i) => i.activityRowId)), new Set(run.created.map((c) => c.activityRowId)), 'every activity row has its sent interaction');
+    assert.deepEqual(
+      new Set(sent.map((i) => i.activityRowId)),
+      new Set(run.created.map((c) => c.activityRowId)),
+      'every activity row has its sent interaction',
+    );
     assert.equal(sent.length, run.created.length, 'one interaction per activity');
-    assert.equal(new Set(s.messages().map((m) => m.idempotencyKey)).size, s.messages().length, 'no activity sent twice');
+    assert.equal(
+      new Set(s.messages().map((m) => m.idempotencyKey)).size,
+      s.messages().length,
+      'no activity sent twice',
+    );
   });
 });

@@ -22,22 +22,34 @@ describe('send path end to end', function () {
     const keys = messages.map((m) => m.idempotencyKey);
     assert.equal(new Set(keys).size, keys.length, 'no activity was sent twice');
     assert.deepEqual(new Set(keys), new Set(expected.keys()), 'one message per allowed activity, none for the others');
-    for (const m of messages) assert.equal(m.recipient, expected.get(m.idempotencyKey as string), `recipient of ${m.idempotencyKey}`);
+    for (const m of messages)
+      assert.equal(m.recipient, expected.get(m.idempotencyKey as string), `recipient of ${m.idempotencyKey}`);
     for (const sender of Object.values(SENDERS)) {
       // One time per segment: a window's count is its segments.
-      const times = messages.filter((m) => m.sender === sender).flatMap((m) => Array.from({ length: m.segments ?? 1 }, () => m.time));
-      assert.ok(maxInWindow(times) <= perSecond, `${sender}: ${maxInWindow(times)} segments in one second, limit ${perSecond}`);
-      assert.equal(s.sim.stats().twilio.senders[sender]?.rateViolations ?? 0, 0, `${sender}: the simulator queued no segment`);
+      const times = messages
+        .filter((m) => m.sender === sender)
+        .flatMap((m) => Array.from({ length: m.segments ?? 1 }, () => m.time));
+      assert.ok(
+        maxInWindow(times) <= perSecond,
+        `${sender}: ${maxInWindow(times)} segments in one second, limit ${perSecond}`,
+      );
+      assert.equal(
+        s.sim.stats().twilio.senders[sender]?.rateViolations ?? 0,
+        0,
+        `${sender}: the simulator queued no segment`,
+      );
     }
     const sent = interactions.filter((i) => i.responseType === 'sent');
     assert.equal(sent.length, expected.size, 'one sent interaction per message');
     assert.deepEqual(new Set(sent.map((i) => i.activityRowId)), new Set(expected.keys()));
     assert.equal(interactions.filter((i) => i.duplicateOf !== undefined).length, 0, 'no interaction recorded twice');
-    for (const queue of ['activities', 'outbound', 'interactions']) assert.deepEqual(await s.deadLetters(queue), [], `nothing dead-lettered on ${queue}`);
+    for (const queue of ['activities', 'outbound', 'interactions'])
+      assert.deepEqual(await s.deadLetters(queue), [], `nothing dead-lettered on ${queue}`);
   }
 
   type JourneyRun = { expected: Map<string, string>; optedOut: string[]; contacts: Map<string, string> };
-  const contactOf = (a: JourneyRun, b: JourneyRun, rowId: string): string => a.contacts.get(rowId) ?? b.contacts.get(rowId) ?? '';
+  const contactOf = (a: JourneyRun, b: JourneyRun, rowId: string): string =>
+    a.contacts.get(rowId) ?? b.contacts.get(rowId) ?? '';
 
   /**
    * Runs a journey and opts some contacts out after their activities were created; returns activity row id → phone.
@@ -45,15 +57,23 @@ describe('send path end to end', function () {
    */
   async function journey(s: System, journeyId: string, count: number, optOutEvery: number): Promise<JourneyRun> {
     const run = await s.runJourney(journeyId, count);
-    if (journeyId === SEED.journey) assert.ok(run.skipped.length > 0, 'the seed has contacts the journey skips (opted out before)');
+    if (journeyId === SEED.journey)
+      assert.ok(run.skipped.length > 0, 'the seed has contacts the journey skips (opted out before)');
     const optedOut = run.created.filter((_, i) => i % optOutEvery === 0).map((c) => c.contactId);
     await s.optOut(optedOut);
     const phones = new Map<string, string>();
-    const res = await fetch(`${s.dv.url}/api/data/v9.2/contacts?$select=contactid,mobilephone`, { headers: { Authorization: 'Bearer e2e-admin', Prefer: 'odata.maxpagesize=5000' } });
-    for (const c of ((await res.json()) as { value: Array<{ contactid: string; mobilephone: string }> }).value) phones.set(c.contactid, c.mobilephone);
+    const res = await fetch(`${s.dv.url}/api/data/v9.2/contacts?$select=contactid,mobilephone`, {
+      headers: { Authorization: 'Bearer e2e-admin', Prefer: 'odata.maxpagesize=5000' },
+    });
+    for (const c of ((await res.json()) as { value: Array<{ contactid: string; mobilephone: string }> }).value)
+      phones.set(c.contactid, c.mobilephone);
     const skipped = new Set(optedOut);
     assert.equal(new Set(run.created.map((c) => c.activityId)).size, 1, 'one msdyncrm_activityid for the whole run');
-    const expected = new Map(run.created.filter((c) => !skipped.has(c.contactId)).map((c) => [c.activityRowId, phones.get(c.contactId) as string]));
+    const expected = new Map(
+      run.created
+        .filter((c) => !skipped.has(c.contactId))
+        .map((c) => [c.activityRowId, phones.get(c.contactId) as string]),
+    );
     return { expected, optedOut, contacts: new Map(run.created.map((c) => [c.activityRowId, c.contactId])) };
   }
 
@@ -64,11 +84,17 @@ describe('send path end to end', function () {
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
     await assertDelivered(s, expected, 50);
     const stats = relay.stats();
-    assert.equal(stats.intake?.skippedByCompliance, optedOut.length, 'contacts who opted out after creation got no message');
+    assert.equal(
+      stats.intake?.skippedByCompliance,
+      optedOut.length,
+      'contacts who opted out after creation got no message',
+    );
     assert.equal(stats.recorder?.written, expected.size);
     // Under the harness's defaults: half the Targets lacked the contact and message record (their rows were read),
     // and no rate-limit header came (the governor paced from its own count).
-    const posting = ((await (await fetch(`${s.dv.url}/_emulator/stats`)).json()) as { posting: { partialTargets: number } }).posting;
+    const posting = (
+      (await (await fetch(`${s.dv.url}/_emulator/stats`)).json()) as { posting: { partialTargets: number } }
+    ).posting;
     assert.equal(posting.partialTargets, Math.floor(contacts.size / 2));
     assert.equal(stats.intake?.deadLettered, 0);
     assert.deepEqual([stats.dataverse?.requestsRemaining, stats.dataverse?.timeRemainingMs], [undefined, undefined]);
@@ -81,13 +107,18 @@ describe('send path end to end', function () {
     const two = await journey(s, SEED.journey2, 300, 1000);
     // The second journey's opt-out also stops that contact's activity of the first journey.
     const late = new Set(two.optedOut);
-    const expected = new Map([...one.expected, ...two.expected].filter(([rowId]) => !late.has(contactOf(one, two, rowId))));
+    const expected = new Map(
+      [...one.expected, ...two.expected].filter(([rowId]) => !late.has(contactOf(one, two, rowId))),
+    );
     s.relay(['intake']);
     const replicas = [s.relay(['dispatch']), s.relay(['dispatch'])];
     s.relay(['recorder']);
     await assertDelivered(s, expected, 50);
     const calls = replicas.map((r) => r.stats().dispatch?.providerCalls ?? 0);
-    assert.ok(calls.every((n) => n > 0), `both replicas sent (${calls.join(' + ')})`);
+    assert.ok(
+      calls.every((n) => n > 0),
+      `both replicas sent (${calls.join(' + ')})`,
+    );
     assert.equal(calls[0]! + calls[1]!, expected.size, 'no send was repeated by the other replica');
   });
 
@@ -99,7 +130,10 @@ describe('send path end to end', function () {
     s.relay(['intake', 'dispatch', 'recorder']);
     await assertDelivered(s, expected, 30);
     const sent = s.messages().filter((m) => m.sender === SENDERS.sms2);
-    assert.ok(sent.length > 100 && sent.every((m) => (m.segments ?? 0) >= 3), `every message of sms2 has 3 or more segments: ${sent.map((m) => m.segments).join(',')}`);
+    assert.ok(
+      sent.length > 100 && sent.every((m) => (m.segments ?? 0) >= 3),
+      `every message of sms2 has 3 or more segments: ${sent.map((m) => m.segments).join(',')}`,
+    );
   });
 
   it('provider 5xx, 429 bursts and lost answers, and Dataverse throttling: nothing lost, no duplicate send (each lost answer looked up in the Messages list before any call again)', async () => {
@@ -112,11 +146,16 @@ describe('send path end to end', function () {
     s.sim.setFaults({ seed: 7, twilio: { ...faults, rateLimitBurst: { count: 3, retryAfterSeconds: 1 } } });
     // Another integration on the same application user spends the budget now and then, so the relay gets 429s.
     const neighbour = setInterval(() => {
-      for (let i = 0; i < 12; i++) void fetch(`${s.dv.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer channel-relay' } }).then((r) => r.arrayBuffer());
+      for (let i = 0; i < 12; i++)
+        void fetch(`${s.dv.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer channel-relay' } }).then(
+          (r) => r.arrayBuffer(),
+        );
     }, 1500);
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
     try {
-      await until('half of the interactions', async () => ((await s.interactions()).length >= expected.size / 2 ? true : undefined));
+      await until('half of the interactions', async () =>
+        (await s.interactions()).length >= expected.size / 2 ? true : undefined,
+      );
     } finally {
       clearInterval(neighbour);
     }
@@ -125,18 +164,36 @@ describe('send path end to end', function () {
     const stats = relay.stats();
     const seen = JSON.stringify({ dataverse: stats.dataverse, recorder: stats.recorder, intake: stats.intake });
     assert.ok((stats.dataverse?.throttled ?? 0) > 0, `the relay met 429s: ${seen}`);
-    assert.ok((stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0, `and went on (retried or handed back): ${seen}`);
+    assert.ok(
+      (stats.recorder?.retries ?? 0) + (stats.intake?.retries ?? 0) + (stats.intake?.abandoned ?? 0) > 0,
+      `and went on (retried or handed back): ${seen}`,
+    );
     const twilio = s.sim.stats().twilio;
-    assert.ok(twilio.faults.errors > 10 && twilio.faults.rateLimitBursts === 3 && twilio.faults.timeouts > 0, `faults were injected: ${JSON.stringify(twilio.faults)}`);
-    assert.equal(twilio.repeatedKeys, 0, 'no activity\'s message was created twice');
+    assert.ok(
+      twilio.faults.errors > 10 && twilio.faults.rateLimitBursts === 3 && twilio.faults.timeouts > 0,
+      `faults were injected: ${JSON.stringify(twilio.faults)}`,
+    );
+    assert.equal(twilio.repeatedKeys, 0, "no activity's message was created twice");
     const lookups = stats.dispatch;
-    const looked = JSON.stringify({ lostAnswerFound: lookups?.lostAnswerFound, lostAnswerNotFound: lookups?.lostAnswerNotFound, lostAnswerLookupFailed: lookups?.lostAnswerLookupFailed, inFlightFound: lookups?.inFlightFound, inFlightNotFound: lookups?.inFlightNotFound });
+    const looked = JSON.stringify({
+      lostAnswerFound: lookups?.lostAnswerFound,
+      lostAnswerNotFound: lookups?.lostAnswerNotFound,
+      lostAnswerLookupFailed: lookups?.lostAnswerLookupFailed,
+      inFlightFound: lookups?.inFlightFound,
+      inFlightNotFound: lookups?.inFlightNotFound,
+    });
     // Every timeout and every 5xx of the second half is an answer lost after Twilio created the message: each is found,
     // once (after the call, or on the message's next delivery when it was handed back meanwhile), and recorded with its
     // SID; the 5xx of the first half were looked up, not found and called again.
     const found = (lookups?.lostAnswerFound ?? 0) + (lookups?.inFlightFound ?? 0);
-    assert.ok(found > twilio.faults.timeouts, `each timeout and the 5xx after acceptance were found in the Messages list, not sent again: ${looked}`);
-    assert.ok((lookups?.lostAnswerNotFound ?? 0) > 0, `the 5xx before acceptance were looked up and called again: ${looked}`);
+    assert.ok(
+      found > twilio.faults.timeouts,
+      `each timeout and the 5xx after acceptance were found in the Messages list, not sent again: ${looked}`,
+    );
+    assert.ok(
+      (lookups?.lostAnswerNotFound ?? 0) > 0,
+      `the 5xx before acceptance were looked up and called again: ${looked}`,
+    );
     console.log(`      faults ${JSON.stringify(twilio.faults)}; lookups ${looked}`);
   });
 
@@ -152,7 +209,10 @@ describe('send path end to end', function () {
     assert.equal(recorderCode, 0, `recorder drained and exited cleanly:\n${recorder.stderr().slice(-2000)}`);
     const sentWhileStopped = s.messages().length;
     assert.ok(sentWhileStopped < expected.size, 'stopped mid-run');
-    const shutDown = dispatch.stderr().split('\n').find((l) => l.includes('"message":"shut down"'));
+    const shutDown = dispatch
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"message":"shut down"'));
     assert.match(shutDown ?? '', /"drained":true/, `the dispatch worker logged its shutdown: ${shutDown}`);
     // Their successors (closed with the system).
     s.spawnWorker('dispatch');
@@ -182,6 +242,6 @@ describe('send path end to end', function () {
       .stderr()
       .split('\n')
       .filter((l) => l.includes('"message":"listed in flight before this delivery; the provider'));
-    assert.ok(reconciled.length > 0, 'the successor looked up the dead worker\'s messages in flight');
+    assert.ok(reconciled.length > 0, "the successor looked up the dead worker's messages in flight");
   });
 });

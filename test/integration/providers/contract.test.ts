@@ -15,7 +15,8 @@ const OTHER_SECRET = `whsec_${Buffer.from('some other secret, thirty-two b!').to
 
 describe('contract adapter against the contract simulator', () => {
   const start = simulators();
-  const contract = (base: string, signingSecret = SIGNING_SECRET) => createProvider({ type: 'contract', url: `${base}/journeys/messages`, signingSecret }, { timeoutMs: 5000 });
+  const contract = (base: string, signingSecret = SIGNING_SECRET) =>
+    createProvider({ type: 'contract', url: `${base}/journeys/messages`, signingSecret }, { timeoutMs: 5000 });
 
   it('sends signed: the simulator verifies the signature and logs the message parts', async () => {
     const sim = await start({ contract: { secrets: [SIGNING_SECRET] } });
@@ -24,8 +25,22 @@ describe('contract adapter against the contract simulator', () => {
     const logged = sim.messages({ provider: 'contract' });
     assert.equal(logged.length, 1);
     assert.deepEqual(
-      { id: logged[0]?.providerMessageId, key: logged[0]?.idempotencyKey, parts: logged[0]?.parts, def: logged[0]?.channelDefinitionId, verified: logged[0]?.verified, sender: logged[0]?.sender },
-      { id: result.providerMessageId, key: request(1).idempotencyKey, parts: { title: 'Hi', text: 'Hello 1' }, def: DEFINITION, verified: true, sender: 'sender-1' },
+      {
+        id: logged[0]?.providerMessageId,
+        key: logged[0]?.idempotencyKey,
+        parts: logged[0]?.parts,
+        def: logged[0]?.channelDefinitionId,
+        verified: logged[0]?.verified,
+        sender: logged[0]?.sender,
+      },
+      {
+        id: result.providerMessageId,
+        key: request(1).idempotencyKey,
+        parts: { title: 'Hi', text: 'Hello 1' },
+        def: DEFINITION,
+        verified: true,
+        sender: 'sender-1',
+      },
     );
   });
 
@@ -64,7 +79,10 @@ describe('contract adapter against the contract simulator', () => {
     const provider = contract(sim.urls.contract);
     await provider.send(request(6));
     const limited = await providerError(provider.send(request(7)));
-    assert.deepEqual([limited.code, limited.retryAfterMs, limited.upstream?.status], ['ProviderRateLimited', 1000, 429]);
+    assert.deepEqual(
+      [limited.code, limited.retryAfterMs, limited.upstream?.status],
+      ['ProviderRateLimited', 1000, 429],
+    );
     clock.advance(1000);
     await provider.send(request(7));
     sim.setFaults({ contract: { errorNext: 1, errorStatus: 500 } });

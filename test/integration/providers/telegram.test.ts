@@ -2,11 +2,17 @@ import assert from 'node:assert/strict';
 import { createProvider } from '../../../src/providers/index.js';
 import { BOT_TOKEN, ManualClock, providerError, simulators } from './helpers.js';
 
-const request = (chat: string, n = 1) => ({ idempotencyKey: `1111111${n}-aaaa-4bbb-8ccc-000000000002`, from: 'relay_bot', to: chat, text: `Hello ${n}` });
+const request = (chat: string, n = 1) => ({
+  idempotencyKey: `1111111${n}-aaaa-4bbb-8ccc-000000000002`,
+  from: 'relay_bot',
+  to: chat,
+  text: `Hello ${n}`,
+});
 
 describe('telegram adapter against the Telegram simulator', () => {
   const start = simulators();
-  const telegram = (url: string, botToken = BOT_TOKEN) => createProvider({ type: 'telegram', botToken, baseUrl: url }, { timeoutMs: 5000 });
+  const telegram = (url: string, botToken = BOT_TOKEN) =>
+    createProvider({ type: 'telegram', botToken, baseUrl: url }, { timeoutMs: 5000 });
 
   it('sends: the simulator logs the message with chat, text and the relay idempotency key', async () => {
     const sim = await start({ telegram: { tokens: [BOT_TOKEN] } });
@@ -14,7 +20,10 @@ describe('telegram adapter against the Telegram simulator', () => {
     assert.deepEqual(result, { providerMessageId: '1', status: 'sent' });
     const logged = sim.messages({ provider: 'telegram' });
     assert.equal(logged.length, 1);
-    assert.deepEqual([logged[0]?.recipient, logged[0]?.text, logged[0]?.idempotencyKey], ['987654321', 'Hello 1', request('987654321').idempotencyKey]);
+    assert.deepEqual(
+      [logged[0]?.recipient, logged[0]?.text, logged[0]?.idempotencyKey],
+      ['987654321', 'Hello 1', request('987654321').idempotencyKey],
+    );
   });
 
   it('a blocked bot (403) and an unknown chat (400 chat not found) are ProviderRejected', async () => {
@@ -35,7 +44,10 @@ describe('telegram adapter against the Telegram simulator', () => {
     const provider = telegram(sim.urls.telegram);
     await provider.send(request('333', 1));
     const limited = await providerError(provider.send(request('333', 2)));
-    assert.deepEqual([limited.code, limited.retryAfterMs, limited.upstream?.status], ['ProviderRateLimited', 1000, 429]);
+    assert.deepEqual(
+      [limited.code, limited.retryAfterMs, limited.upstream?.status],
+      ['ProviderRateLimited', 1000, 429],
+    );
     clock.advance(1000);
     await provider.send(request('333', 2));
     assert.equal(sim.messages({ provider: 'telegram', recipient: '333' }).length, 2);

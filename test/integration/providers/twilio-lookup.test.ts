@@ -9,8 +9,13 @@ const TO = '+4917000000001';
 
 describe('twilio adapter: finding a message sent before a crash (findSent)', () => {
   const start = simulators();
-  const twilio = (url: string, fetch?: FetchLike) => createProvider({ type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: url }, { timeoutMs: 5000, ...(fetch ? { fetch } : {}) });
-  const send = (provider: ReturnType<typeof twilio>, text: string, from = LONG_CODE, to = TO) => provider.send({ idempotencyKey: `key-${text}`, from, to, text });
+  const twilio = (url: string, fetch?: FetchLike) =>
+    createProvider(
+      { type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: url },
+      { timeoutMs: 5000, ...(fetch ? { fetch } : {}) },
+    );
+  const send = (provider: ReturnType<typeof twilio>, text: string, from = LONG_CODE, to = TO) =>
+    provider.send({ idempotencyKey: `key-${text}`, from, to, text });
 
   it('finds the message by recipient, sender and body within the span; not one already matched, another text or another span', async () => {
     const sim = await start({ twilio: { authTokens: { [ACCOUNT_SID]: AUTH_TOKEN } } });
@@ -22,18 +27,35 @@ describe('twilio adapter: finding a message sent before a crash (findSent)', () 
     await send(provider, 'Hello Bob', LONG_CODE, '+4917000000002');
     const until = Date.now();
     const query = { from: LONG_CODE, to: TO, text: 'Hello Bob', since, until };
-    assert.deepEqual(await provider.findSent(query), { providerMessageId: target.providerMessageId, status: 'delivered' });
-    assert.equal(await provider.findSent({ ...query, exclude: new Set([target.providerMessageId]) }), undefined, 'a sid matched before is not matched again');
+    assert.deepEqual(await provider.findSent(query), {
+      providerMessageId: target.providerMessageId,
+      status: 'delivered',
+    });
+    assert.equal(
+      await provider.findSent({ ...query, exclude: new Set([target.providerMessageId]) }),
+      undefined,
+      'a sid matched before is not matched again',
+    );
     assert.equal(await provider.findSent({ ...query, text: 'Hello Cy' }), undefined);
     const later = until + TWILIO_LOOKUP_SKEW_MS + 60_000;
-    assert.equal(await provider.findSent({ ...query, since: later, until: later }), undefined, 'created before the span');
+    assert.equal(
+      await provider.findSent({ ...query, since: later, until: later }),
+      undefined,
+      'created before the span',
+    );
   });
 
   it('finds a message still queued (no date_sent: a DateSent filter could miss it)', async () => {
     const sim = await start({ callbacks: { delayMs: 60_000 } });
     const provider = twilio(sim.urls.twilio);
     const since = Date.now();
-    const sent = await provider.send({ idempotencyKey: 'k', from: LONG_CODE, to: TO, text: 'queued one', statusCallbackUrl: 'http://127.0.0.1:9/status' });
+    const sent = await provider.send({
+      idempotencyKey: 'k',
+      from: LONG_CODE,
+      to: TO,
+      text: 'queued one',
+      statusCallbackUrl: 'http://127.0.0.1:9/status',
+    });
     const found = await provider.findSent?.({ from: LONG_CODE, to: TO, text: 'queued one', since, until: Date.now() });
     assert.deepEqual(found, { providerMessageId: sent.providerMessageId, status: 'queued' });
   });
@@ -58,14 +80,20 @@ describe('twilio adapter: finding a message sent before a crash (findSent)', () 
     const found = await provider.findSent?.({ from: LONG_CODE, to: TO, text: 'oldest', since, until: Date.now() });
     assert.ok(found, 'found on the third page');
     for (let i = 0; i < 6; i++) await send(provider, `more ${i}`);
-    const err = await providerError(provider.findSent?.({ from: LONG_CODE, to: TO, text: 'not there', since, until: Date.now() }) ?? Promise.resolve());
+    const err = await providerError(
+      provider.findSent?.({ from: LONG_CODE, to: TO, text: 'not there', since, until: Date.now() }) ??
+        Promise.resolve(),
+    );
     assert.equal(err.code, 'ProviderBadResponse');
     assert.match(err.message, /no match in 5 pages .* cannot tell whether the message was sent/);
   });
 
   it('rejects with the mapped error when Twilio refuses the credentials', async () => {
     const sim = await start({ twilio: { authTokens: { [ACCOUNT_SID]: 'another token' } } });
-    const err = await providerError(twilio(sim.urls.twilio).findSent?.({ from: LONG_CODE, to: TO, text: 'x', since: 0, until: Date.now() }) ?? Promise.resolve());
+    const err = await providerError(
+      twilio(sim.urls.twilio).findSent?.({ from: LONG_CODE, to: TO, text: 'x', since: 0, until: Date.now() }) ??
+        Promise.resolve(),
+    );
     assert.equal(err.code, 'ProviderUnauthorized');
     assert.doesNotMatch(err.message, new RegExp(AUTH_TOKEN));
   });

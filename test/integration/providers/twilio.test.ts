@@ -3,22 +3,45 @@ import { createProvider } from '../../../src/providers/index.js';
 import { ACCOUNT_SID, AUTH_TOKEN, providerError, simulators } from './helpers.js';
 
 const LONG_CODE = '+4915100000001';
-const request = (n: number) => ({ idempotencyKey: `0000000${n}-aaaa-4bbb-8ccc-000000000001`, from: LONG_CODE, to: `+4917000000${String(n).padStart(3, '0')}`, text: `Hello ${n}` });
+const request = (n: number) => ({
+  idempotencyKey: `0000000${n}-aaaa-4bbb-8ccc-000000000001`,
+  from: LONG_CODE,
+  to: `+4917000000${String(n).padStart(3, '0')}`,
+  text: `Hello ${n}`,
+});
 
 describe('twilio adapter against the Twilio simulator', () => {
   const start = simulators();
-  const twilio = (url: string, timeoutMs = 5000) => createProvider({ type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: url }, { timeoutMs });
+  const twilio = (url: string, timeoutMs = 5000) =>
+    createProvider({ type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl: url }, { timeoutMs });
 
   it('sends: the simulator logs the message with sender, recipient, text, idempotency key and status callback', async () => {
     const sim = await start({ twilio: { authTokens: { [ACCOUNT_SID]: AUTH_TOKEN } } });
-    const result = await twilio(sim.urls.twilio).send({ ...request(1), statusCallbackUrl: 'https://relay.example/callbacks/twilio' });
+    const result = await twilio(sim.urls.twilio).send({
+      ...request(1),
+      statusCallbackUrl: 'https://relay.example/callbacks/twilio',
+    });
     assert.match(result.providerMessageId, /^SM[0-9a-f]{32}$/);
     assert.equal(result.status, 'queued');
     const [logged, ...rest] = sim.messages({ provider: 'twilio' });
     assert.equal(rest.length, 0);
     assert.deepEqual(
-      { sender: logged?.sender, recipient: logged?.recipient, text: logged?.text, key: logged?.idempotencyKey, callback: logged?.statusCallback, sid: logged?.providerMessageId },
-      { sender: LONG_CODE, recipient: request(1).to, text: 'Hello 1', key: request(1).idempotencyKey, callback: 'https://relay.example/callbacks/twilio', sid: result.providerMessageId },
+      {
+        sender: logged?.sender,
+        recipient: logged?.recipient,
+        text: logged?.text,
+        key: logged?.idempotencyKey,
+        callback: logged?.statusCallback,
+        sid: logged?.providerMessageId,
+      },
+      {
+        sender: LONG_CODE,
+        recipient: request(1).to,
+        text: 'Hello 1',
+        key: request(1).idempotencyKey,
+        callback: 'https://relay.example/callbacks/twilio',
+        sid: result.providerMessageId,
+      },
     );
   });
 
@@ -68,10 +91,18 @@ describe('twilio adapter against the Twilio simulator', () => {
     const provider = twilio(sim.urls.twilio);
     sim.setFaults({ twilio: { rateLimitBurst: { count: 1, retryAfterSeconds: 3 } } });
     const limited = await providerError(provider.send(request(7)));
-    assert.deepEqual([limited.code, limited.upstream?.code, limited.retryAfterMs], ['ProviderRateLimited', 20429, 3000]);
+    assert.deepEqual(
+      [limited.code, limited.upstream?.code, limited.retryAfterMs],
+      ['ProviderRateLimited', 20429, 3000],
+    );
     sim.setFaults({ twilio: { errorNext: 1, errorStatus: 503 } });
     assert.equal((await providerError(provider.send(request(7)))).code, 'ProviderUnavailable');
-    const wrong = createProvider({ type: 'twilio', accountSid: ACCOUNT_SID, authToken: 'not-the-token', baseUrl: sim.urls.twilio });
+    const wrong = createProvider({
+      type: 'twilio',
+      accountSid: ACCOUNT_SID,
+      authToken: 'not-the-token',
+      baseUrl: sim.urls.twilio,
+    });
     const refused = await providerError(wrong.send(request(7)));
     assert.deepEqual([refused.code, refused.upstream?.code], ['ProviderUnauthorized', 20003]);
     assert.doesNotMatch(JSON.stringify(refused), /not-the-token/);

@@ -17,7 +17,9 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: { LockDuration: 'PT10S', MaxDeliveryCount: 5 } } }));
     const client = track(relayClient(bus));
     const total = 300;
-    await client.createSender('activities').sendMessages(Array.from({ length: total }, (_, i) => ({ body: { i }, messageId: `m${i}` })));
+    await client
+      .createSender('activities')
+      .sendMessages(Array.from({ length: total }, (_, i) => ({ body: { i }, messageId: `m${i}` })));
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const seen = new Map<number, number[]>();
     let completed = 0;
@@ -34,7 +36,8 @@ describe('servicebus batch loop, through the real SDK', function () {
             deliveries.map(async (d) => {
               const i = (d.body as { i: number }).i;
               seen.set(i, [...(seen.get(i) ?? []), d.deliveryCount]);
-              if (i % 10 === 3) return d.deadLetter('InvalidPayload', `activity ${i} has no recipient ${'x'.repeat(5000)}`);
+              if (i % 10 === 3)
+                return d.deadLetter('InvalidPayload', `activity ${i} has no recipient ${'x'.repeat(5000)}`);
               if (i % 10 === 7 && d.deliveryCount === 1) return d.abandon();
               completed++;
               return d.complete();
@@ -43,12 +46,19 @@ describe('servicebus batch loop, through the real SDK', function () {
         },
       }),
     );
-    await waitFor('every message completed or dead-lettered', () => (completed === total - total / 10 ? true : undefined), 15_000);
+    await waitFor(
+      'every message completed or dead-lettered',
+      () => (completed === total - total / 10 ? true : undefined),
+      15_000,
+    );
     await loop.close();
     assert.equal(seen.size, total);
     for (const [i, counts] of seen) assert.deepEqual(counts, i % 10 === 7 ? [1, 2] : [1], `message ${i} deliveries`);
     const dead = await takeAll(client, 'activities', total / 10, true);
-    assert.deepEqual(dead.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b), Array.from({ length: total / 10 }, (_, k) => k * 10 + 3));
+    assert.deepEqual(
+      dead.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b),
+      Array.from({ length: total / 10 }, (_, k) => k * 10 + 3),
+    );
     for (const m of dead) {
       assert.equal(m.deadLetterReason, 'InvalidPayload');
       assert.ok(m.deadLetterErrorDescription!.startsWith(`activity ${(m.body as { i: number }).i} has no recipient`));
@@ -65,7 +75,9 @@ describe('servicebus batch loop, through the real SDK', function () {
   it('abandons what a handler leaves unsettled, whether it returns or throws, and goes on', async () => {
     const bus = track(await startBus({ queues: { activities: { MaxDeliveryCount: 10 } } }));
     const client = track(relayClient(bus));
-    await client.createSender('activities').sendMessages(Array.from({ length: 20 }, (_, i) => ({ body: i, messageId: `m${i}` })));
+    await client
+      .createSender('activities')
+      .sendMessages(Array.from({ length: 20 }, (_, i) => ({ body: i, messageId: `m${i}` })));
     const deliveries: string[] = [];
     const errors: string[] = [];
     let completed = 0;
@@ -156,8 +168,23 @@ describe('servicebus batch loop, through the real SDK', function () {
     await client.createSender('interactions').sendMessages([{ body: json }]);
     const raw: unknown[] = [];
     const parsed: unknown[] = [];
-    track(startBatchLoop({ client, queue: 'activities', rawBody: true, maxWaitMs: 100, handler: async (ds) => void (await Promise.all(ds.map((d) => (raw.push(d.body), d.complete())))) }));
-    track(startBatchLoop({ client, queue: 'interactions', maxWaitMs: 100, handler: async (ds) => void (await Promise.all(ds.map((d) => (parsed.push(d.body), d.complete())))) }));
+    track(
+      startBatchLoop({
+        client,
+        queue: 'activities',
+        rawBody: true,
+        maxWaitMs: 100,
+        handler: async (ds) => void (await Promise.all(ds.map((d) => (raw.push(d.body), d.complete())))),
+      }),
+    );
+    track(
+      startBatchLoop({
+        client,
+        queue: 'interactions',
+        maxWaitMs: 100,
+        handler: async (ds) => void (await Promise.all(ds.map((d) => (parsed.push(d.body), d.complete())))),
+      }),
+    );
     await waitFor('all bodies', () => (raw.length === 3 && parsed.length === 1 ? true : undefined));
     assert.deepEqual(raw, [bom, json, xml]);
     assert.ok(raw.every((b) => Buffer.isBuffer(b)));
@@ -168,14 +195,18 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: { LockDuration: 'PT5S', MaxDeliveryCount: 10 } } }));
     const client = track(relayClient(bus));
     const total = 60;
-    await client.createSender('activities').sendMessages(Array.from({ length: total }, (_, i) => ({ body: i, messageId: `m${i}` })));
+    await client
+      .createSender('activities')
+      .sendMessages(Array.from({ length: total }, (_, i) => ({ body: i, messageId: `m${i}` })));
     const completedBy = new Map<string, string>();
     const duplicates: string[] = [];
-    const record = (who: string) => async (d: Delivery): Promise<void> => {
-      await d.complete();
-      if (completedBy.has(d.messageId!)) duplicates.push(d.messageId!);
-      completedBy.set(d.messageId!, who);
-    };
+    const record =
+      (who: string) =>
+      async (d: Delivery): Promise<void> => {
+        await d.complete();
+        if (completedBy.has(d.messageId!)) duplicates.push(d.messageId!);
+        completedBy.set(d.messageId!, who);
+      };
     let started = 0;
     const first = startBatchLoop({
       client,
@@ -204,7 +235,15 @@ describe('servicebus batch loop, through the real SDK', function () {
     assert.equal(completedBy.size, 10);
 
     const second = track(relayClient(bus));
-    track(startBatchLoop({ client: second, queue: 'activities', maxBatch: 20, maxWaitMs: 100, handler: async (batch) => void (await Promise.all(batch.map(record('second')))) }));
+    track(
+      startBatchLoop({
+        client: second,
+        queue: 'activities',
+        maxBatch: 20,
+        maxWaitMs: 100,
+        handler: async (batch) => void (await Promise.all(batch.map(record('second')))),
+      }),
+    );
     await waitFor('every message completed', () => (completedBy.size === total ? true : undefined), 10_000);
     assert.deepEqual(duplicates, []);
     assert.equal([...completedBy.values()].filter((w) => w === 'second').length, total - 10);
@@ -214,12 +253,22 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = track(relayClient(bus));
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'missing', maxWaitMs: 100, backoff: { initialDelayMs: 100, maxDelayMs: 400 }, handler: async () => undefined, onError: (err) => errors.push((err as { code?: string }).code ?? String(err)) });
+    const loop = startBatchLoop({
+      client,
+      queue: 'missing',
+      maxWaitMs: 100,
+      backoff: { initialDelayMs: 100, maxDelayMs: 400 },
+      handler: async () => undefined,
+      onError: (err) => errors.push((err as { code?: string }).code ?? String(err)),
+    });
     await delayUnlessAborted(1_200);
     const health = loop.health();
     await loop.close();
     assert.ok(errors.length >= 2 && errors.length <= 8, `${errors.length} failed receives in 1.2 s`);
-    assert.ok(errors.every((c) => c === 'MessagingEntityNotFound'), errors.join(', '));
+    assert.ok(
+      errors.every((c) => c === 'MessagingEntityNotFound'),
+      errors.join(', '),
+    );
     assert.equal(health.running, true, 'still trying');
     assert.equal(health.lastReceiveAt, undefined, 'never answered');
     assert.ok(health.consecutiveErrors >= 2, `health: ${JSON.stringify(health)}`);
@@ -231,13 +280,24 @@ describe('servicebus batch loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = relayClient(bus);
     const errors: string[] = [];
-    const loop = startBatchLoop({ client, queue: 'activities', maxWaitMs: 2_000, backoff: { initialDelayMs: 50 }, handler: async () => undefined, onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`) });
+    const loop = startBatchLoop({
+      client,
+      queue: 'activities',
+      maxWaitMs: 2_000,
+      backoff: { initialDelayMs: 50 },
+      handler: async () => undefined,
+      onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`),
+    });
     await delayUnlessAborted(200);
     const before = loop.health();
     assert.equal(before.running, true);
     assert.equal(before.consecutiveErrors, 0);
     await client.close();
-    await waitFor('the loop to stop', () => (errors.some((e) => /connection is closed/.test(e)) ? true : undefined), 5_000);
+    await waitFor(
+      'the loop to stop',
+      () => (errors.some((e) => /connection is closed/.test(e)) ? true : undefined),
+      5_000,
+    );
     await waitFor('the loop to stop receiving', () => (loop.health().running ? undefined : true), 5_000);
     const after = loop.health();
     assert.equal(after.running, false, 'readiness can see the loop stopped itself');
@@ -250,7 +310,14 @@ describe('servicebus batch loop, through the real SDK', function () {
   it('reports when the broker last answered: a receive with messages or an empty one after its wait', async () => {
     const bus = track(await startBus({ queues: { activities: {} } }));
     const client = track(relayClient(bus));
-    const loop = track(startBatchLoop({ client, queue: 'activities', maxWaitMs: 100, handler: async (ds) => void (await Promise.all(ds.map((d) => d.complete()))) }));
+    const loop = track(
+      startBatchLoop({
+        client,
+        queue: 'activities',
+        maxWaitMs: 100,
+        handler: async (ds) => void (await Promise.all(ds.map((d) => d.complete()))),
+      }),
+    );
     const first = await waitFor('a first answer', () => loop.health().lastReceiveAt);
     const later = await waitFor('a later answer', () => {
       const at = loop.health().lastReceiveAt;
@@ -286,6 +353,9 @@ describe('servicebus batch loop, through the real SDK', function () {
   });
 
   it('validates its options once, naming the option', () => {
-    assert.throws(() => startBatchLoop({ client: {} as never, queue: 'q', handler: async () => undefined }), /client must be a ServiceBusClient/);
+    assert.throws(
+      () => startBatchLoop({ client: {} as never, queue: 'q', handler: async () => undefined }),
+      /client must be a ServiceBusClient/,
+    );
   });
 });

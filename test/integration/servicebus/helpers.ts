@@ -12,23 +12,39 @@ export { waitFor } from '../../helpers/wait.js';
 export { delayUnlessAborted } from '../../../src/abort.js';
 export { closedAfterEach } from '../../helpers/fixtures.js';
 
-export async function startBus(entities: TestEntities, options: { maxMessageSizeBytes?: number } = {}): Promise<ServiceBusEmulator> {
+export async function startBus(
+  entities: TestEntities,
+  options: { maxMessageSizeBytes?: number } = {},
+): Promise<ServiceBusEmulator> {
   return startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: 20, ...options });
 }
 
 /** A relay client on the emulator; `timeoutInMs` also bounds how long `acceptNextSession` waits. */
 export function relayClient(emulator: ServiceBusEmulator, timeoutInMs = 2_000): ServiceBusClient {
-  return createServiceBusClient({ connectionString: emulator.connectionString, retry: { maxRetries: 1, retryDelayInMs: 50, timeoutInMs } });
+  return createServiceBusClient({
+    connectionString: emulator.connectionString,
+    retry: { maxRetries: 1, retryDelayInMs: 50, timeoutInMs },
+  });
 }
 
 /** Receives and removes everything in `queue` (or its dead-letter queue) until `count` arrived. */
-export async function takeAll(client: ServiceBusClient, queue: string, count: number, deadLetter = false, timeoutMs = 5_000): Promise<ServiceBusReceivedMessage[]> {
-  const receiver = client.createReceiver(queue, { receiveMode: 'receiveAndDelete', ...(deadLetter ? { subQueueType: 'deadLetter' as const } : {}) });
+export async function takeAll(
+  client: ServiceBusClient,
+  queue: string,
+  count: number,
+  deadLetter = false,
+  timeoutMs = 5_000,
+): Promise<ServiceBusReceivedMessage[]> {
+  const receiver = client.createReceiver(queue, {
+    receiveMode: 'receiveAndDelete',
+    ...(deadLetter ? { subQueueType: 'deadLetter' as const } : {}),
+  });
   const got: ServiceBusReceivedMessage[] = [];
   const deadline = Date.now() + timeoutMs;
   try {
     while (got.length < count) {
-      if (Date.now() > deadline) throw new Error(`only ${got.length} of ${count} messages in ${queue}${deadLetter ? '/$DeadLetterQueue' : ''}`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${got.length} of ${count} messages in ${queue}${deadLetter ? '/$DeadLetterQueue' : ''}`);
       got.push(...(await receiver.receiveMessages(Math.min(200, count - got.length), { maxWaitTimeInMs: 200 })));
     }
   } finally {

@@ -37,18 +37,29 @@ describe('servicebus queue sender, through the real SDK', function () {
     const client = track(relayClient(bus));
     const batches = countBatches(client);
     const registry = createMetricsRegistry({ defaultMetrics: false });
-    const sender = track(createQueueSender<{ activityId: string; text: string }>(client, 'outbound', { metrics: registry }));
-    const messages = Array.from({ length: 1000 }, (_, i) => ({ body: { activityId: `a${i}`, text: `hello ${i}` }, messageId: `a${i}`, sessionId: `sender-${i % 4}`, subject: 'sms' }));
+    const sender = track(
+      createQueueSender<{ activityId: string; text: string }>(client, 'outbound', { metrics: registry }),
+    );
+    const messages = Array.from({ length: 1000 }, (_, i) => ({
+      body: { activityId: `a${i}`, text: `hello ${i}` },
+      messageId: `a${i}`,
+      sessionId: `sender-${i % 4}`,
+      subject: 'sms',
+    }));
     await sender.send(messages);
     assert.ok(batches.length >= 1 && batches.length <= 5, `${batches.length} batches`);
-    assert.equal(batches.reduce((a, b) => a + b, 0), 1000);
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      1000,
+    );
     const metric = await registry.getSingleMetric('channel_relay_messages_sent_total')!.get();
     assert.equal(metric.values[0]!.value, 1000);
 
     const received = [];
     for (let s = 0; s < 4; s++) {
       const r = await client.acceptSession('outbound', `sender-${s}`, { receiveMode: 'receiveAndDelete' });
-      while (received.length < 250 * (s + 1)) received.push(...(await r.receiveMessages(250, { maxWaitTimeInMs: 500 })));
+      while (received.length < 250 * (s + 1))
+        received.push(...(await r.receiveMessages(250, { maxWaitTimeInMs: 500 })));
       await r.close();
     }
     assert.equal(received.length, 1000);
@@ -65,11 +76,19 @@ describe('servicebus queue sender, through the real SDK', function () {
     const client = track(relayClient(bus));
     const batches = countBatches(client);
     const sender = track(createQueueSender<{ i: number; pad: string }>(client, 'interactions'));
-    await sender.send(Array.from({ length: 40 }, (_, i) => ({ body: { i, pad: 'x'.repeat(2_000) }, messageId: `m${i}` })));
+    await sender.send(
+      Array.from({ length: 40 }, (_, i) => ({ body: { i, pad: 'x'.repeat(2_000) }, messageId: `m${i}` })),
+    );
     assert.ok(batches.length >= 5, `40 messages of 2 kB in ${batches.length} batches of at most 16 kB`);
-    assert.equal(batches.reduce((a, b) => a + b, 0), 40);
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      40,
+    );
     const got = await takeAll(client, 'interactions', 40);
-    assert.deepEqual(got.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
+    assert.deepEqual(
+      got.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
 
     batches.length = 0;
     const tooLarge = sender.send([
@@ -79,7 +98,10 @@ describe('servicebus queue sender, through the real SDK', function () {
     await assert.rejects(tooLarge, (err: unknown) => {
       assert.ok(isMessageTooLargeError(err));
       assert.equal(err.messageId, 'huge-2');
-      assert.match(err.message, /message huge-2 is too large for interactions: its JSON body is 200\d\d bytes and a batch holds at most 16384 bytes/);
+      assert.match(
+        err.message,
+        /message huge-2 is too large for interactions: its JSON body is 200\d\d bytes and a batch holds at most 16384 bytes/,
+      );
       return true;
     });
     assert.deepEqual(batches, [], 'nothing was sent');
@@ -98,7 +120,14 @@ describe('servicebus queue sender, through the real SDK', function () {
 
   it('serviceBusClientFromConfig connects with the configured connection string', async () => {
     const bus = track(await startBus({ queues: { activities: {} } }));
-    const client = track(serviceBusClientFromConfig({ serviceBus: { connectionString: bus.connectionString, queues: { activities: 'activities', outbound: 'outbound', interactions: 'interactions' } } }));
+    const client = track(
+      serviceBusClientFromConfig({
+        serviceBus: {
+          connectionString: bus.connectionString,
+          queues: { activities: 'activities', outbound: 'outbound', interactions: 'interactions' },
+        },
+      }),
+    );
     await track(createQueueSender(client, 'activities')).send([{ body: { ok: true }, messageId: 'one' }]);
     const [m] = await takeAll(client, 'activities', 1);
     assert.deepEqual(m!.body, { ok: true });

@@ -6,7 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../../src/pipeline/ports.js';
-import { startSessionLoop, type SessionCloseReason, type SessionHandlerFactory } from '../../../src/servicebus/index.js';
+import {
+  startSessionLoop,
+  type SessionCloseReason,
+  type SessionHandlerFactory,
+} from '../../../src/servicebus/index.js';
 import { closedAfterEach, delayUnlessAborted, outcomeOf, relayClient, startBus, waitFor } from './helpers.js';
 
 const OUTBOUND = { RequiresSession: true, LockDuration: 'PT5S', MaxDeliveryCount: 10 };
@@ -24,35 +28,49 @@ describe('servicebus session loop, through the real SDK', function () {
     const completed = new Map<string, number[]>();
     const heldBy = new Set<string>();
     let total = 0;
-    const factory = (replica: string): SessionHandlerFactory => ({ sessionId }) => {
-      const other = held.get(sessionId);
-      if (other !== undefined) violations.push(`${replica} got ${sessionId} held by ${other}`);
-      held.set(sessionId, replica);
-      heldBy.add(replica);
-      return {
-        onBatch: async (deliveries) => {
-          for (const d of deliveries) {
-            await d.complete();
-            completed.set(sessionId, [...(completed.get(sessionId) ?? []), d.body as number]);
-            total++;
-          }
-          await delayUnlessAborted(20); // a little work, so that sessions overlap between the loops
-        },
-        onClose: () => void held.delete(sessionId),
+    const factory =
+      (replica: string): SessionHandlerFactory =>
+      ({ sessionId }) => {
+        const other = held.get(sessionId);
+        if (other !== undefined) violations.push(`${replica} got ${sessionId} held by ${other}`);
+        held.set(sessionId, replica);
+        heldBy.add(replica);
+        return {
+          onBatch: async (deliveries) => {
+            for (const d of deliveries) {
+              await d.complete();
+              completed.set(sessionId, [...(completed.get(sessionId) ?? []), d.body as number]);
+              total++;
+            }
+            await delayUnlessAborted(20); // a little work, so that sessions overlap between the loops
+          },
+          onClose: () => void held.delete(sessionId),
+        };
       };
-    };
     for (const replica of ['r1', 'r2']) {
       const client = track(relayClient(bus, 600));
-      track(startSessionLoop({ client, queue: 'outbound', maxSessions: 3, maxBatch: 2, maxWaitMs: 100, sessionIdleMs: 200, createSessionHandler: factory(replica) }));
+      track(
+        startSessionLoop({
+          client,
+          queue: 'outbound',
+          maxSessions: 3,
+          maxBatch: 2,
+          maxWaitMs: 100,
+          sessionIdleMs: 200,
+          createSessionHandler: factory(replica),
+        }),
+      );
     }
     const sender = track(relayClient(bus)).createSender('outbound');
     const messages = [];
-    for (let k = 0; k < perSession; k++) for (let s = 0; s < sessions; s++) messages.push({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` });
+    for (let k = 0; k < perSession; k++)
+      for (let s = 0; s < sessions; s++) messages.push({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` });
     await sender.sendMessages(messages);
     await waitFor('every message completed', () => (total === sessions * perSession ? true : undefined), 15_000);
     assert.deepEqual(violations, []);
     assert.deepEqual([...heldBy].sort(), ['r1', 'r2'], 'both replicas held sessions');
-    for (let s = 0; s < sessions; s++) assert.deepEqual(completed.get(`s${s}`), [0, 1, 2, 3, 4], `session s${s} in order, once`);
+    for (let s = 0; s < sessions; s++)
+      assert.deepEqual(completed.get(`s${s}`), [0, 1, 2, 3, 4], `session s${s} in order, once`);
   });
 
   it('saves per-session state and gives it to the next holder after an idle release; idle release lets the next session in (maxSessions 1)', async () => {
@@ -90,14 +108,25 @@ describe('servicebus session loop, through the real SDK', function () {
     const sender = client.createSender('outbound');
     await sender.sendMessages([1, 2, 3].map((k) => ({ body: k, sessionId: 'A', messageId: `A${k}` })));
     await sender.sendMessages([1, 2].map((k) => ({ body: k, sessionId: 'B', messageId: `B${k}` })));
-    await waitFor('both sessions released once', () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined), 8_000);
+    await waitFor(
+      'both sessions released once',
+      () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined),
+      8_000,
+    );
     await sender.sendMessages([4, 5].map((k) => ({ body: k, sessionId: 'A', messageId: `A${k}` })));
-    await waitFor('A released again', () => (events.filter((e) => e.startsWith('close A')).length >= 2 ? true : undefined), 8_000);
+    await waitFor(
+      'A released again',
+      () => (events.filter((e) => e.startsWith('close A')).length >= 2 ? true : undefined),
+      8_000,
+    );
     assert.equal(maxConcurrent, 1, 'one session held at a time');
     const a = events.filter((e) => e.includes(' A '));
     assert.deepEqual(a, ['open A count=0', 'close A idle count=3', 'open A count=3', 'close A idle count=5']);
     assert.ok(events.includes('close B idle count=2'));
-    assert.ok(events.indexOf('open B count=0') > events.indexOf(events.find((e) => e.startsWith('close'))!), 'the second session came in after the first was released');
+    assert.ok(
+      events.indexOf('open B count=0') > events.indexOf(events.find((e) => e.startsWith('close'))!),
+      'the second session came in after the first was released',
+    );
   });
 
   it('never holds more than maxSessions sessions, and serves them all', async () => {
@@ -127,7 +156,13 @@ describe('servicebus session loop, through the real SDK', function () {
         },
       }),
     );
-    await client.createSender('outbound').sendMessages(Array.from({ length: 6 }, (_, s) => [0, 1].map((k) => ({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` }))).flat());
+    await client
+      .createSender('outbound')
+      .sendMessages(
+        Array.from({ length: 6 }, (_, s) =>
+          [0, 1].map((k) => ({ body: k, sessionId: `s${s}`, messageId: `s${s}-${k}` })),
+        ).flat(),
+      );
     await waitFor('every message completed', () => (done === 12 ? true : undefined), 10_000);
     assert.equal(most, 2);
     assert.ok(loop.sessions.length <= 2);
@@ -156,11 +191,26 @@ describe('servicebus session loop, through the real SDK', function () {
         }),
       }),
     );
-    await client.createSender('outbound').sendMessages(['slow', 'fast', 'other'].flatMap((s) => Array.from({ length: 6 }, (_, k) => ({ body: k, sessionId: s, messageId: `${s}-${k}` }))));
+    await client
+      .createSender('outbound')
+      .sendMessages(
+        ['slow', 'fast', 'other'].flatMap((s) =>
+          Array.from({ length: 6 }, (_, k) => ({ body: k, sessionId: s, messageId: `${s}-${k}` })),
+        ),
+      );
     await waitFor('every message completed', () => (done === 18 ? true : undefined), 10_000);
-    assert.ok(sizes.get('slow')?.every((n) => n === 1), `slow: ${sizes.get('slow')?.join(',')}`);
-    assert.ok(sizes.get('fast')?.every((n) => n <= 3) && sizes.get('fast')?.some((n) => n > 1), `fast: ${sizes.get('fast')?.join(',')}`);
-    assert.ok(sizes.get('other')?.every((n) => n <= 4) && sizes.get('other')?.some((n) => n > 3), `other (maxBatch, a bad answer): ${sizes.get('other')?.join(',')}`);
+    assert.ok(
+      sizes.get('slow')?.every((n) => n === 1),
+      `slow: ${sizes.get('slow')?.join(',')}`,
+    );
+    assert.ok(
+      sizes.get('fast')?.every((n) => n <= 3) && sizes.get('fast')?.some((n) => n > 1),
+      `fast: ${sizes.get('fast')?.join(',')}`,
+    );
+    assert.ok(
+      sizes.get('other')?.every((n) => n <= 4) && sizes.get('other')?.some((n) => n > 3),
+      `other (maxBatch, a bad answer): ${sizes.get('other')?.join(',')}`,
+    );
   });
 
   it('keeps the session lock while a batch runs past the lock duration (auto renewal): settles, no redelivery', async () => {
@@ -195,7 +245,9 @@ describe('servicebus session loop, through the real SDK', function () {
 
   it('releases a busy session before its lock renewal ends (renewalBudget): state saved while held, seen by the next holder on either replica, no message handled twice', async () => {
     // Scaled down: a 1.2 s lock renewed for at most 2 s, and a sender kept busy for several times that.
-    const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S', MaxDeliveryCount: 10 } } }));
+    const bus = track(
+      await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S', MaxDeliveryCount: 10 } } }),
+    );
     const total = 36;
     const handled = new Map<string, number[]>();
     const order: number[] = [];
@@ -205,34 +257,36 @@ describe('servicebus session loop, through the real SDK', function () {
     let holders = 0;
     let mostHolders = 0;
     let budgetsSeen = 0;
-    const factory = (replica: string): SessionHandlerFactory => ({ state, setState, lockedUntil }) => {
-      holders++;
-      mostHolders = Math.max(mostHolders, holders);
-      let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
-      events.push(`open count=${count}`);
-      if (lockedUntil !== undefined && lockedUntil() > Date.now()) budgetsSeen++;
-      return {
-        onBatch: async (ds) => {
-          await delayUnlessAborted(150); // a provider call per batch, say
-          for (const d of ds) {
-            await d.complete();
-            handled.set(d.messageId!, [...(handled.get(d.messageId!) ?? []), d.deliveryCount]);
-            order.push(d.body as number);
-            count++;
-          }
-        },
-        onClose: async (reason) => {
-          closes.push(reason);
-          try {
-            await setState(Buffer.from(JSON.stringify({ count })));
-            events.push(`close ${reason} saved count=${count}`);
-          } catch (err) {
-            errors.push(`${replica} setState on ${reason}: ${(err as Error).message}`);
-          }
-          holders--;
-        },
+    const factory =
+      (replica: string): SessionHandlerFactory =>
+      ({ state, setState, lockedUntil }) => {
+        holders++;
+        mostHolders = Math.max(mostHolders, holders);
+        let count = state ? (JSON.parse(state.toString('utf8')) as { count: number }).count : 0;
+        events.push(`open count=${count}`);
+        if (lockedUntil !== undefined && lockedUntil() > Date.now()) budgetsSeen++;
+        return {
+          onBatch: async (ds) => {
+            await delayUnlessAborted(150); // a provider call per batch, say
+            for (const d of ds) {
+              await d.complete();
+              handled.set(d.messageId!, [...(handled.get(d.messageId!) ?? []), d.deliveryCount]);
+              order.push(d.body as number);
+              count++;
+            }
+          },
+          onClose: async (reason) => {
+            closes.push(reason);
+            try {
+              await setState(Buffer.from(JSON.stringify({ count })));
+              events.push(`close ${reason} saved count=${count}`);
+            } catch (err) {
+              errors.push(`${replica} setState on ${reason}: ${(err as Error).message}`);
+            }
+            holders--;
+          },
+        };
       };
-    };
     const loops = ['r1', 'r2'].map((replica) =>
       track(
         startSessionLoop({
@@ -248,12 +302,22 @@ describe('servicebus session loop, through the real SDK', function () {
         }),
       ),
     );
-    await track(relayClient(bus)).createSender('outbound').sendMessages(Array.from({ length: total }, (_, k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await track(relayClient(bus))
+      .createSender('outbound')
+      .sendMessages(Array.from({ length: total }, (_, k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
     await waitFor('every message handled', () => (order.length >= total ? true : undefined), 15_000);
-    await waitFor('the session released', () => (holders === 0 && loops.every((l) => l.sessions.length === 0) ? true : undefined), 8_000);
+    await waitFor(
+      'the session released',
+      () => (holders === 0 && loops.every((l) => l.sessions.length === 0) ? true : undefined),
+      8_000,
+    );
 
     assert.deepEqual(errors, []);
-    assert.deepEqual(order, Array.from({ length: total }, (_, k) => k), 'each message once, in order');
+    assert.deepEqual(
+      order,
+      Array.from({ length: total }, (_, k) => k),
+      'each message once, in order',
+    );
     for (const [id, counts] of handled) assert.deepEqual(counts, [1], `${id} delivered once`);
     assert.ok(closes.includes('renewalBudget'), `released for the renewal budget at least once: ${closes.join(', ')}`);
     assert.ok(!closes.includes('lockLost'), `never lost the lock: ${closes.join(', ')}`);
@@ -309,20 +373,36 @@ describe('servicebus session loop, through the real SDK', function () {
         },
       }),
     );
-    await client.createSender('outbound').sendMessages([0, 1, 2, 3, 4, 5].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
-    await waitFor('the session released twice', () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined), 8_000);
+    await client
+      .createSender('outbound')
+      .sendMessages([0, 1, 2, 3, 4, 5].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await waitFor(
+      'the session released twice',
+      () => (events.filter((e) => e.startsWith('close')).length >= 2 ? true : undefined),
+      8_000,
+    );
     await waitFor('nothing held', () => (loop.sessions.length === 0 ? true : undefined), 3_000);
     assert.deepEqual(errors, []);
-    assert.deepEqual(events.slice(0, 3), ['open S count=0', 'close S released after 1 batch(es), saved count=2', 'open S count=2'], 'no receive after the request; the state saved in onClose');
+    assert.deepEqual(
+      events.slice(0, 3),
+      ['open S count=0', 'close S released after 1 batch(es), saved count=2', 'open S count=2'],
+      'no receive after the request; the state saved in onClose',
+    );
     assert.match(events[3] ?? '', /^close S idle after \d+ batch\(es\), saved count=6$/);
-    assert.deepEqual(handled, ['S0@1', 'S1@1', 'S2@1', 'S3@1', 'S4@1', 'S5@1'], 'each once, in order; the rest first delivered to the next holder');
+    assert.deepEqual(
+      handled,
+      ['S0@1', 'S1@1', 'S2@1', 'S3@1', 'S4@1', 'S5@1'],
+      'each once, in order; the rest first delivered to the next holder',
+    );
     assert.deepEqual(await track(relayClient(bus)).createReceiver('outbound').peekMessages(1), []);
   });
 
   it('drain with a session batch in flight: the aborted handler hands its messages back, the session is released, another loop completes them once', async () => {
     const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
     const first = track(relayClient(bus, 600));
-    await first.createSender('outbound').sendMessages([0, 1, 2, 3].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await first
+      .createSender('outbound')
+      .sendMessages([0, 1, 2, 3].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
     const completed: string[] = [];
     const closes: string[] = [];
     const loop = startSessionLoop({
@@ -379,7 +459,12 @@ describe('servicebus session loop, through the real SDK', function () {
     const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
     const client = track(relayClient(bus, 1_500));
     const opened: string[] = [];
-    const loop = startSessionLoop({ client, queue: 'outbound', maxSessions: 1, createSessionHandler: ({ sessionId }) => (opened.push(sessionId), { onBatch: async () => undefined }) });
+    const loop = startSessionLoop({
+      client,
+      queue: 'outbound',
+      maxSessions: 1,
+      createSessionHandler: ({ sessionId }) => (opened.push(sessionId), { onBatch: async () => undefined }),
+    });
     await delayUnlessAborted(200); // the accept waits in the emulator
     let started = Date.now();
     await loop.stop();
@@ -398,7 +483,9 @@ describe('servicebus session loop, through the real SDK', function () {
   });
 
   it('releases a session whose lock was lost (onClose lockLost); the lost settlement is swallowed and the next holder gets the messages', async () => {
-    const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT0.4S', MaxDeliveryCount: 10 } } }));
+    const bus = track(
+      await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT0.4S', MaxDeliveryCount: 10 } } }),
+    );
     const client = track(relayClient(bus, 600));
     const seen: string[] = [];
     const closes: SessionCloseReason[] = [];
@@ -423,7 +510,11 @@ describe('servicebus session loop, through the real SDK', function () {
       }),
     );
     await client.createSender('outbound').sendMessages({ body: 'x', sessionId: 'S', messageId: 'x' });
-    await waitFor('the redelivered message completed', () => (seen.some((s) => s.endsWith(':completed')) ? true : undefined), 8_000);
+    await waitFor(
+      'the redelivered message completed',
+      () => (seen.some((s) => s.endsWith(':completed')) ? true : undefined),
+      8_000,
+    );
     assert.deepEqual(seen, ['x@1:lockLost', 'x@2:completed']);
     assert.equal(closes[0], 'lockLost');
   });
@@ -452,7 +543,10 @@ describe('servicebus session loop, through the real SDK', function () {
     const health = loop.health();
     assert.ok(health.consecutiveErrors >= 1, JSON.stringify(health));
     assert.match(health.lastError ?? '', /connection is closed/);
-    assert.ok(errors.some((e) => /^accept: .*connection is closed/.test(e)), errors.join(' | '));
+    assert.ok(
+      errors.some((e) => /^accept: .*connection is closed/.test(e)),
+      errors.join(' | '),
+    );
   });
 
   it('survives a failing handler factory: the session is released unread and taken again', async () => {
@@ -472,7 +566,12 @@ describe('servicebus session loop, through the real SDK', function () {
         onError: (err, ctx) => errors.push(`${ctx.source} ${String(ctx.sessionId)}: ${(err as Error).message}`),
         createSessionHandler: () => {
           if (++calls === 1) throw new Error('state unreadable');
-          return { onBatch: async (ds) => void (await Promise.all(ds.map(async (d) => (await d.complete(), done.push(`${String(d.messageId)}@${d.deliveryCount}`))))) };
+          return {
+            onBatch: async (ds) =>
+              void (await Promise.all(
+                ds.map(async (d) => (await d.complete(), done.push(`${String(d.messageId)}@${d.deliveryCount}`))),
+              )),
+          };
         },
       }),
     );

@@ -11,17 +11,28 @@ describe('findLinks', () => {
     ['none', 'Hello {firstname}', []],
     ['one https link', 'Go to https://shop.example/sale now', ['https://shop.example/sale']],
     ['http, query and fragment', 'x http://a.example/p?q=1&r=2#top y', ['http://a.example/p?q=1&r=2#top']],
-    ['trailing punctuation is not part of it', 'See https://a.example/x. Or https://b.example/y!', ['https://a.example/x', 'https://b.example/y']],
+    [
+      'trailing punctuation is not part of it',
+      'See https://a.example/x. Or https://b.example/y!',
+      ['https://a.example/x', 'https://b.example/y'],
+    ],
     ['a closing bracket without an opening one', '(https://a.example/x)', ['https://a.example/x']],
     ['brackets inside the URL stay', 'https://en.example/wiki/A_(b) end', ['https://en.example/wiki/A_(b)']],
     ['case-insensitive scheme', 'HTTPS://A.EXAMPLE', ['HTTPS://A.EXAMPLE']],
     ['a bare scheme is no link', 'https:// and ftp://x.example', []],
-    ['at the start and end, several', 'https://a.example https://b.example', ['https://a.example', 'https://b.example']],
+    [
+      'at the start and end, several',
+      'https://a.example https://b.example',
+      ['https://a.example', 'https://b.example'],
+    ],
   ];
   for (const [name, text, urls] of cases) {
     it(name, () => {
       const found = findLinks(text);
-      assert.deepEqual(found.map((l) => l.url), urls);
+      assert.deepEqual(
+        found.map((l) => l.url),
+        urls,
+      );
       for (const l of found) assert.equal(text.slice(l.start, l.end), l.url);
     });
   }
@@ -29,7 +40,10 @@ describe('findLinks', () => {
   it('a long run of punctuation inside a URL costs no more than as many letters (no backtracking)', () => {
     const dots = `See https://a.example/${'.'.repeat(64_000)}a. Bye`;
     const letters = `See https://a.example/${'b'.repeat(64_000)}a. Bye`;
-    assert.deepEqual(findLinks(dots).map((l) => l.url.length), ['https://a.example/'.length + 64_001]);
+    assert.deepEqual(
+      findLinks(dots).map((l) => l.url.length),
+      ['https://a.example/'.length + 64_001],
+    );
     const fastest = (text: string): number => {
       let best = Infinity;
       for (let i = 0; i < 3; i++) {
@@ -46,25 +60,35 @@ describe('findLinks', () => {
 
   it('a link with a placeholder is not trackable', () => {
     const found = findLinks('Your page: https://shop.example/u/{contactid}?ref=sms and https://shop.example/help');
-    assert.deepEqual(found.map((l) => [l.url, l.trackable]), [
-      ['https://shop.example/u/{contactid}?ref=sms', false],
-      ['https://shop.example/help', true],
-    ]);
+    assert.deepEqual(
+      found.map((l) => [l.url, l.trackable]),
+      [
+        ['https://shop.example/u/{contactid}?ref=sms', false],
+        ['https://shop.example/help', true],
+      ],
+    );
   });
 });
 
 describe('rewriteLinks / linkAt', () => {
-  const template = 'Hi {firstname}, see https://shop.example/sale. Yours: https://shop.example/u/{contactid} or https://shop.example/help';
+  const template =
+    'Hi {firstname}, see https://shop.example/sale. Yours: https://shop.example/u/{contactid} or https://shop.example/help';
 
   it('replaces each trackable link with a tracked link that opens to its activity and index', () => {
     const out = rewriteLinks(template, ACTIVITY, 'https://relay.example/', keys);
     const tracked = [...out.matchAll(/https:\/\/relay\.example\/l\/([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string);
     assert.equal(tracked.length, 2);
-    assert.deepEqual(tracked.map((code) => openLink(code, keys)), [
-      { ok: true, activityRowId: ACTIVITY, linkIndex: 0, keyId: 'k1' },
-      { ok: true, activityRowId: ACTIVITY, linkIndex: 1, keyId: 'k1' },
-    ]);
-    assert.match(out, /^Hi \{firstname\}, see https:\/\/relay\.example\/l\/[^ ]+\. Yours: https:\/\/shop\.example\/u\/\{contactid\} or https:\/\/relay\.example\/l\/[^ ]+$/);
+    assert.deepEqual(
+      tracked.map((code) => openLink(code, keys)),
+      [
+        { ok: true, activityRowId: ACTIVITY, linkIndex: 0, keyId: 'k1' },
+        { ok: true, activityRowId: ACTIVITY, linkIndex: 1, keyId: 'k1' },
+      ],
+    );
+    assert.match(
+      out,
+      /^Hi \{firstname\}, see https:\/\/relay\.example\/l\/[^ ]+\. Yours: https:\/\/shop\.example\/u\/\{contactid\} or https:\/\/relay\.example\/l\/[^ ]+$/,
+    );
   });
 
   it('linkAt finds the original link again from the template', () => {
@@ -76,14 +100,20 @@ describe('rewriteLinks / linkAt', () => {
   });
 
   it('rendering after rewriting fills placeholders and leaves tracked links alone; a link from a value is not tracked', () => {
-    const out = renderText(rewriteLinks(template, ACTIVITY, 'https://relay.example', keys), { firstname: 'https://evil.example', contactid: 'c-1' });
+    const out = renderText(rewriteLinks(template, ACTIVITY, 'https://relay.example', keys), {
+      firstname: 'https://evil.example',
+      contactid: 'c-1',
+    });
     assert.match(out, /^Hi https:\/\/evil\.example, see https:\/\/relay\.example\/l\//);
     assert.match(out, /https:\/\/shop\.example\/u\/c-1 or https:\/\/relay\.example\/l\//);
   });
 
   it('a text without trackable links comes back unchanged', () => {
     assert.equal(rewriteLinks('Hello {firstname}', ACTIVITY, 'https://relay.example', keys), 'Hello {firstname}');
-    assert.equal(rewriteLinks('https://x.example/{a}', ACTIVITY, 'https://relay.example', keys), 'https://x.example/{a}');
+    assert.equal(
+      rewriteLinks('https://x.example/{a}', ACTIVITY, 'https://relay.example', keys),
+      'https://x.example/{a}',
+    );
   });
 
   it('tracks at most 256 links; the rest stay as written', () => {

@@ -3,7 +3,14 @@ import crypto from 'node:crypto';
 import sinon from 'sinon';
 import { isConfigError } from '../../../src/errors.js';
 import type { MarketingContext } from '../../../src/correlation/index.js';
-import { openContext, openLink, parseCallbackKeys, sealContext, sealLink, type CallbackKeys } from '../../../src/correlation/token.js';
+import {
+  openContext,
+  openLink,
+  parseCallbackKeys,
+  sealContext,
+  sealLink,
+  type CallbackKeys,
+} from '../../../src/correlation/token.js';
 import { legacyLinkCode } from '../pipeline/callbacks/fakes.js';
 
 const secret = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
@@ -30,7 +37,10 @@ describe('callback keys', () => {
   it('reads id:secret pairs: the first signs, all verify', () => {
     const keys = parseCallbackKeys(ENV, 'environment variable CALLBACK_SIGNING_KEYS');
     assert.equal(keys.sign.id, 'k2');
-    assert.deepEqual(keys.verify.map((k) => k.id), ['k2', 'k1']);
+    assert.deepEqual(
+      keys.verify.map((k) => k.id),
+      ['k2', 'k1'],
+    );
     assert.deepEqual(keys.verify[1]?.secret, Buffer.alloc(32, 1));
   });
 
@@ -55,7 +65,10 @@ describe('callback keys', () => {
         () => parseCallbackKeys(value, 'environment variable CALLBACK_SIGNING_KEYS'),
         (err: unknown) => {
           assert.ok(isConfigError(err));
-          assert.match(err.message, /environment variable CALLBACK_SIGNING_KEYS: callbacks\.signingKeys: expected 'id:base64secret'/);
+          assert.match(
+            err.message,
+            /environment variable CALLBACK_SIGNING_KEYS: callbacks\.signingKeys: expected 'id:base64secret'/,
+          );
           assert.match(err.message, message);
           assert.ok(!err.message.includes(secret(1)) && !err.message.includes(secret(2)), err.message);
           return true;
@@ -114,7 +127,11 @@ describe('context tokens', () => {
   it('truncated or extended → malformed', () => {
     const token = sealContext(context, 'sms', keys);
     for (const cut of [1, 2, 4, 8, 22, token.length - 1]) {
-      assert.deepEqual(openContext(token.slice(0, token.length - cut), keys), { ok: false, reason: 'malformed' }, `cut ${cut}`);
+      assert.deepEqual(
+        openContext(token.slice(0, token.length - cut), keys),
+        { ok: false, reason: 'malformed' },
+        `cut ${cut}`,
+      );
     }
     const longer = Buffer.concat([Buffer.from(token, 'base64url'), Buffer.from([0])]).toString('base64url');
     assert.deepEqual(openContext(longer, keys), { ok: false, reason: 'malformed' });
@@ -176,8 +193,18 @@ describe('link codes', () => {
   it('round trip: activity and link index, in a short code', () => {
     const code = sealLink(context.activityRowId, 3, keys);
     assert.ok(code.length <= 48, code);
-    assert.deepEqual(openLink(code, keys), { ok: true, activityRowId: context.activityRowId, linkIndex: 3, keyId: 'k2' });
-    assert.deepEqual(openLink(sealLink('not-a-guid', 255, keys), keys), { ok: true, activityRowId: 'not-a-guid', linkIndex: 255, keyId: 'k2' });
+    assert.deepEqual(openLink(code, keys), {
+      ok: true,
+      activityRowId: context.activityRowId,
+      linkIndex: 3,
+      keyId: 'k2',
+    });
+    assert.deepEqual(openLink(sealLink('not-a-guid', 255, keys), keys), {
+      ok: true,
+      activityRowId: 'not-a-guid',
+      linkIndex: 255,
+      keyId: 'k2',
+    });
   });
 
   it('a code written before the relay keyed on the row (version 1) opens as msdyncrm_activityid, and cannot pass as a row code', () => {
@@ -211,10 +238,20 @@ describe('link codes', () => {
   it('truncated → malformed; rotated-out key → unknown-key; old and new keys both verify', () => {
     const code = sealLink(context.activityRowId, 1, keys);
     for (let cut = 1; cut < code.length; cut += 5) {
-      assert.deepEqual(openLink(code.slice(0, code.length - cut), keys), { ok: false, reason: 'malformed' }, `cut ${cut}`);
+      assert.deepEqual(
+        openLink(code.slice(0, code.length - cut), keys),
+        { ok: false, reason: 'malformed' },
+        `cut ${cut}`,
+      );
     }
-    assert.deepEqual(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), { ok: false, reason: 'unknown-key' });
-    assert.equal(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok, true);
+    assert.deepEqual(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), {
+      ok: false,
+      reason: 'unknown-key',
+    });
+    assert.equal(
+      openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok,
+      true,
+    );
   });
 
   it('compares MACs in constant time (crypto.timingSafeEqual)', () => {

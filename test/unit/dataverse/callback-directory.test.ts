@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { activityRecord, createCallbackDirectory, type DirectoryClient } from '../../../src/dataverse/callback-directory.js';
+import {
+  activityRecord,
+  createCallbackDirectory,
+  type DirectoryClient,
+} from '../../../src/dataverse/callback-directory.js';
 
 describe('dataverse: the callbacks directory', () => {
   const calls: Array<Record<string, unknown>> = [];
@@ -18,20 +22,34 @@ describe('dataverse: the callbacks directory', () => {
 
   it('finds contacts by address with the quote escaped', async () => {
     await directory.contactsByAddress('mobilephone', "+1555'0", ['sample_optout']);
-    assert.deepEqual(calls[0], { op: 'query', collection: 'contacts', select: ['contactid', 'mobilephone', 'sample_optout'], filter: "mobilephone eq '+1555''0'" });
+    assert.deepEqual(calls[0], {
+      op: 'query',
+      collection: 'contacts',
+      select: ['contactid', 'mobilephone', 'sample_optout'],
+      filter: "mobilephone eq '+1555''0'",
+    });
   });
   it('reads every contact holding an address, page after page', async () => {
     const links: Array<string | undefined> = [];
     const pages: Record<string, { value: unknown[]; oDataNextLink?: string }> = {
-      first: { value: [{ contactid: 'c1' }, { contactid: 'c2' }], oDataNextLink: 'https://org/api/data/v9.2/contacts?$skiptoken=2' },
+      first: {
+        value: [{ contactid: 'c1' }, { contactid: 'c2' }],
+        oDataNextLink: 'https://org/api/data/v9.2/contacts?$skiptoken=2',
+      },
       'https://org/api/data/v9.2/contacts?$skiptoken=2': { value: [{ contactid: 'c3' }] },
     };
     const paging = createCallbackDirectory({
-      client: { retrieveMultiple: async (_request, link) => (links.push(link), pages[link ?? 'first']!), update: async () => undefined },
+      client: {
+        retrieveMultiple: async (_request, link) => (links.push(link), pages[link ?? 'first']!),
+        update: async () => undefined,
+      },
       messageRecord: async () => undefined,
     });
     const found = await paging.contactsByAddress('mobilephone', '+15550001111', []);
-    assert.deepEqual(found.map((c) => c.contactId), ['c1', 'c2', 'c3']);
+    assert.deepEqual(
+      found.map((c) => c.contactId),
+      ['c1', 'c2', 'c3'],
+    );
     assert.deepEqual(links, [undefined, 'https://org/api/data/v9.2/contacts?$skiptoken=2']);
   });
   describe('activity cache', () => {
@@ -47,7 +65,11 @@ describe('dataverse: the callbacks directory', () => {
           retrieveMultiple: async (request) => {
             queries.push({ filter: request.filter, top: request.top });
             const id = /eq '?([^' ]+)'?$/.exec(request.filter ?? '')?.[1];
-            return { value: Array.from({ length: found }, (_, n) => ({ msdyncrm_customerjourneycustomchannelactivityid: `${id}/${n}` })) };
+            return {
+              value: Array.from({ length: found }, (_, n) => ({
+                msdyncrm_customerjourneycustomchannelactivityid: `${id}/${n}`,
+              })),
+            };
           },
           update: async () => undefined,
         },
@@ -95,8 +117,15 @@ describe('dataverse: the callbacks directory', () => {
       const d = cached();
       found = 2;
       assert.equal((await d.activitiesByActivityId(tileId)).length, 2);
-      assert.equal((await d.activitiesByActivityId(tileId)).length, 2, 'a shared activity id is not cached: no row stands for it');
-      assert.deepEqual(queries, [1, 2].map(() => ({ filter: `msdyncrm_activityid eq '${tileId}'`, top: 2 })));
+      assert.equal(
+        (await d.activitiesByActivityId(tileId)).length,
+        2,
+        'a shared activity id is not cached: no row stands for it',
+      );
+      assert.deepEqual(
+        queries,
+        [1, 2].map(() => ({ filter: `msdyncrm_activityid eq '${tileId}'`, top: 2 })),
+      );
       found = 1;
       const other = 'a1000002-0000-4000-8000-000000000000';
       assert.deepEqual(await d.activitiesByActivityId(other), [{ activityRowId: `${other}/0` }]);
@@ -116,7 +145,10 @@ describe('dataverse: the callbacks directory', () => {
     await directory.latestActivities('11111111-2222-4333-8444-555555555555', 'sample_sms', 1);
     const call = calls[0]!;
     assert.equal(call['collection'], 'msdyncrm_customerjourneycustomchannelactivities');
-    assert.equal(call['filter'], "_msdyncrm_contact_value eq 11111111-2222-4333-8444-555555555555 and msdyncrm_entitytype eq 'sample_sms'");
+    assert.equal(
+      call['filter'],
+      "_msdyncrm_contact_value eq 11111111-2222-4333-8444-555555555555 and msdyncrm_entitytype eq 'sample_sms'",
+    );
     assert.deepEqual(call['orderBy'], ['createdon desc']);
     assert.equal(call['top'], 1);
   });
@@ -128,7 +160,12 @@ describe('dataverse: the callbacks directory', () => {
   });
   it('patches one contact column', async () => {
     await directory.updateContact('11111111-2222-4333-8444-555555555555', { sample_optout: true });
-    assert.deepEqual(calls[0], { op: 'update', collection: 'contacts', key: '11111111-2222-4333-8444-555555555555', data: { sample_optout: true } });
+    assert.deepEqual(calls[0], {
+      op: 'update',
+      collection: 'contacts',
+      key: '11111111-2222-4333-8444-555555555555',
+      data: { sample_optout: true },
+    });
   });
   it('reads the activity columns the callbacks use, a lookup or column that is empty left out', async () => {
     const row = {

@@ -31,17 +31,35 @@ describe('cachedTokenSource', () => {
 
   it('a credential that fails is asked again next time', async () => {
     let calls = 0;
-    const token = cachedTokenSource({ getToken: async () => (++calls === 1 ? null : { token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) }, 's');
-    await assert.rejects(token(), (err: Error) => err.name === 'CredentialUnavailableError' && /no token for s/.test(err.message));
+    const token = cachedTokenSource(
+      { getToken: async () => (++calls === 1 ? null : { token: 't', expiresOnTimestamp: Date.now() + 3_600_000 }) },
+      's',
+    );
+    await assert.rejects(
+      token(),
+      (err: Error) => err.name === 'CredentialUnavailableError' && /no token for s/.test(err.message),
+    );
     assert.equal(await token(), 't');
   });
 });
 
 describe('createDataverseClient options', () => {
   it('refuses what cannot work, naming the key', () => {
-    assert.throws(() => createDataverseClient({ url: 'org.crm.dynamics.com', auth: 'emulator' }), /url must be an http\(s\) URL/);
-    assert.throws(() => createDataverseClient({ url: 'https://org', auth: 'client-secret', tenantId: 't' }), /client-secret needs tenantId, clientId and clientSecret/);
-    assert.throws(() => createDataverseClient({ url: 'https://org', auth: 'emulator', timeoutMs: 0 }), /timeoutMs must be > 0/);
-    assert.throws(() => dataverseClientFromConfig({ dataverse: { auth: 'emulator', timeoutMs: 1000, limitsWindowMs: 300_000 } }), /dataverse.url is not set \(DATAVERSE_URL\)/);
+    assert.throws(
+      () => createDataverseClient({ url: 'org.crm.dynamics.com', auth: 'emulator' }),
+      /url must be an http\(s\) URL/,
+    );
+    assert.throws(
+      () => createDataverseClient({ url: 'https://org', auth: 'client-secret', tenantId: 't' }),
+      /client-secret needs tenantId, clientId and clientSecret/,
+    );
+    assert.throws(
+      () => createDataverseClient({ url: 'https://org', auth: 'emulator', timeoutMs: 0 }),
+      /timeoutMs must be > 0/,
+    );
+    assert.throws(
+      () => dataverseClientFromConfig({ dataverse: { auth: 'emulator', timeoutMs: 1000, limitsWindowMs: 300_000 } }),
+      /dataverse.url is not set \(DATAVERSE_URL\)/,
+    );
   });
 });

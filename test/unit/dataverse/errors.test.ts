@@ -12,28 +12,145 @@ function captured(name: string): unknown {
 }
 
 describe('toDataverseError', () => {
-  const cases: Array<[string, () => unknown, CodeOf<'dataverse'>, { status?: number; code?: string; message: RegExp; retryAfterMs?: number }]> = [
-    ['404 row not found (plain call)', () => captured('404-row'), 'DataverseNotFound', { status: 404, code: '0x80040217', message: /answered 404 0x80040217: contact With Id = .* Does Not Exist/ }],
-    ['400 unknown column in $filter', () => captured('400-filter'), 'DataverseBadRequest', { status: 400, code: '0x80060888', message: /Could not find a property named 'nosuchcolumn'/ }],
-    ['412 If-Match', () => captured('412-ifmatch'), 'DataversePreconditionFailed', { status: 412, code: '0x80060882', message: /doesn't match the RowVersion/ }],
-    ['429 with Retry-After 60', () => captured('429-plain'), 'DataverseThrottled', { status: 429, code: '0x80072322', message: /Number of requests exceeded the limit of 3/, retryAfterMs: 60_000 }],
-    ['401 without a token', () => captured('401-no-token'), 'DataverseUnauthorized', { status: 401, code: '0x80040220', message: /no bearer token/ }],
-    ['a failed $batch part (code under err.error)', () => captured('400-batch-part'), 'DataverseBadRequest', { status: 400, code: '0x80040203', message: /the response type 'nosuchtype' is not defined by the tile/ }],
-    ['a $batch without continue-on-error (array of parts)', () => [undefined, captured('400-batch-part')], 'DataverseBadRequest', { status: 400, code: '0x80040203', message: /nosuchtype/ }],
-    ['connection refused', () => captured('network-refused'), 'DataverseUnavailable', { message: /cannot reach Dataverse: connect ECONNREFUSED/ }],
+  const cases: Array<
+    [
+      string,
+      () => unknown,
+      CodeOf<'dataverse'>,
+      { status?: number; code?: string; message: RegExp; retryAfterMs?: number },
+    ]
+  > = [
+    [
+      '404 row not found (plain call)',
+      () => captured('404-row'),
+      'DataverseNotFound',
+      { status: 404, code: '0x80040217', message: /answered 404 0x80040217: contact With Id = .* Does Not Exist/ },
+    ],
+    [
+      '400 unknown column in $filter',
+      () => captured('400-filter'),
+      'DataverseBadRequest',
+      { status: 400, code: '0x80060888', message: /Could not find a property named 'nosuchcolumn'/ },
+    ],
+    [
+      '412 If-Match',
+      () => captured('412-ifmatch'),
+      'DataversePreconditionFailed',
+      { status: 412, code: '0x80060882', message: /doesn't match the RowVersion/ },
+    ],
+    [
+      '429 with Retry-After 60',
+      () => captured('429-plain'),
+      'DataverseThrottled',
+      { status: 429, code: '0x80072322', message: /Number of requests exceeded the limit of 3/, retryAfterMs: 60_000 },
+    ],
+    [
+      '401 without a token',
+      () => captured('401-no-token'),
+      'DataverseUnauthorized',
+      { status: 401, code: '0x80040220', message: /no bearer token/ },
+    ],
+    [
+      'a failed $batch part (code under err.error)',
+      () => captured('400-batch-part'),
+      'DataverseBadRequest',
+      { status: 400, code: '0x80040203', message: /the response type 'nosuchtype' is not defined by the tile/ },
+    ],
+    [
+      'a $batch without continue-on-error (array of parts)',
+      () => [undefined, captured('400-batch-part')],
+      'DataverseBadRequest',
+      { status: 400, code: '0x80040203', message: /nosuchtype/ },
+    ],
+    [
+      'connection refused',
+      () => captured('network-refused'),
+      'DataverseUnavailable',
+      { message: /cannot reach Dataverse: connect ECONNREFUSED/ },
+    ],
     ['AbortSignal.timeout', () => captured('abort-timeout'), 'DataverseTimeout', { message: /no answer/ }],
-    ['an abort by the caller', () => captured('abort-caller'), 'DataverseUnavailable', { message: /aborted before Dataverse answered/ }],
-    ["the client's own timeout (socket hang up)", () => captured('library-timeout'), 'DataverseUnavailable', { message: /socket hang up/ }],
-    ['503', () => Object.assign(new Error('Service Unavailable'), { status: 503, headers: {} }), 'DataverseUnavailable', { status: 503, message: /answered 503: Service Unavailable/ }],
-    ['500 with a Dataverse code', () => Object.assign(new Error('Generic SQL error.'), { status: 500, code: '0x80044150' }), 'DataverseUnavailable', { status: 500, code: '0x80044150', message: /Generic SQL error/ }],
-    ['403 missing privilege', () => Object.assign(new Error('Principal user is missing prvReadContact privilege'), { status: 403, code: '0x80040220' }), 'DataverseUnauthorized', { status: 403, message: /missing prvReadContact/ }],
-    ['405', () => Object.assign(new Error('Method not allowed'), { status: 405 }), 'DataverseBadRequest', { status: 405, message: /Method not allowed/ }],
-    ['429 without Retry-After', () => Object.assign(new Error('Number of concurrent requests exceeded the limit of 52.'), { status: 429, code: '0x80072326', headers: {} }), 'DataverseThrottled', { status: 429, message: /limit of 52/, retryAfterMs: 1000 }],
-    ['ETIMEDOUT', () => Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), 'DataverseTimeout', { message: /ETIMEDOUT/ }],
-    ['an expired TLS certificate', () => Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), 'DataverseUnavailable', { message: /cannot reach Dataverse: certificate has expired/ }],
-    ['an untrusted TLS certificate', () => Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), 'DataverseUnavailable', { message: /unable to verify/ }],
-    ['a credential failure', () => Object.assign(new Error('ClientSecretCredential authentication failed'), { name: 'AuthenticationError' }), 'DataverseUnauthorized', { message: /authentication failed/ }],
-    ['a parameter check', () => new Error('DynamicsWebApi.retrieve requires request.key parameter'), 'DataverseBadRequest', { message: /not sent: DynamicsWebApi.retrieve/ }],
+    [
+      'an abort by the caller',
+      () => captured('abort-caller'),
+      'DataverseUnavailable',
+      { message: /aborted before Dataverse answered/ },
+    ],
+    [
+      "the client's own timeout (socket hang up)",
+      () => captured('library-timeout'),
+      'DataverseUnavailable',
+      { message: /socket hang up/ },
+    ],
+    [
+      '503',
+      () => Object.assign(new Error('Service Unavailable'), { status: 503, headers: {} }),
+      'DataverseUnavailable',
+      { status: 503, message: /answered 503: Service Unavailable/ },
+    ],
+    [
+      '500 with a Dataverse code',
+      () => Object.assign(new Error('Generic SQL error.'), { status: 500, code: '0x80044150' }),
+      'DataverseUnavailable',
+      { status: 500, code: '0x80044150', message: /Generic SQL error/ },
+    ],
+    [
+      '403 missing privilege',
+      () =>
+        Object.assign(new Error('Principal user is missing prvReadContact privilege'), {
+          status: 403,
+          code: '0x80040220',
+        }),
+      'DataverseUnauthorized',
+      { status: 403, message: /missing prvReadContact/ },
+    ],
+    [
+      '405',
+      () => Object.assign(new Error('Method not allowed'), { status: 405 }),
+      'DataverseBadRequest',
+      { status: 405, message: /Method not allowed/ },
+    ],
+    [
+      '429 without Retry-After',
+      () =>
+        Object.assign(new Error('Number of concurrent requests exceeded the limit of 52.'), {
+          status: 429,
+          code: '0x80072326',
+          headers: {},
+        }),
+      'DataverseThrottled',
+      { status: 429, message: /limit of 52/, retryAfterMs: 1000 },
+    ],
+    [
+      'ETIMEDOUT',
+      () => Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }),
+      'DataverseTimeout',
+      { message: /ETIMEDOUT/ },
+    ],
+    [
+      'an expired TLS certificate',
+      () => Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }),
+      'DataverseUnavailable',
+      { message: /cannot reach Dataverse: certificate has expired/ },
+    ],
+    [
+      'an untrusted TLS certificate',
+      () =>
+        Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }),
+      'DataverseUnavailable',
+      { message: /unable to verify/ },
+    ],
+    [
+      'a credential failure',
+      () => Object.assign(new Error('ClientSecretCredential authentication failed'), { name: 'AuthenticationError' }),
+      'DataverseUnauthorized',
+      { message: /authentication failed/ },
+    ],
+    [
+      'a parameter check',
+      () => new Error('DynamicsWebApi.retrieve requires request.key parameter'),
+      'DataverseBadRequest',
+      { message: /not sent: DynamicsWebApi.retrieve/ },
+    ],
   ];
   for (const [name, make, code, expected] of cases) {
     it(`${name} → ${code}`, () => {
@@ -61,7 +178,11 @@ describe('toDataverseError', () => {
   it('returns a DataverseError as it is, and marks a call the relay timed out as DataverseTimeout', () => {
     const e = new DataverseError('DataverseNotFound', 'x');
     assert.equal(toDataverseError(e), e);
-    const t = toDataverseError(captured('abort-caller'), { timedOut: true, timeoutMs: 250, operation: 'read contacts' });
+    const t = toDataverseError(captured('abort-caller'), {
+      timedOut: true,
+      timeoutMs: 250,
+      operation: 'read contacts',
+    });
     assert.equal(t.code, 'DataverseTimeout');
     assert.equal(t.message, 'Dataverse (read contacts): no answer within 250 ms');
   });

@@ -39,7 +39,10 @@ export function contextOf(name: string): Record<string, unknown> {
 export function rebuildError(shape: Record<string, unknown>): unknown {
   if (Array.isArray(shape['array'])) return (shape['array'] as Array<Record<string, unknown>>).map(rebuildError);
   const { name, message, cause, ...own } = shape;
-  const err = new Error(String(message ?? ''), cause === undefined ? undefined : { cause: rebuildError(cause as Record<string, unknown>) });
+  const err = new Error(
+    String(message ?? ''),
+    cause === undefined ? undefined : { cause: rebuildError(cause as Record<string, unknown>) },
+  );
   err.name = String(name ?? 'Error');
   return Object.assign(err, own);
 }

@@ -4,7 +4,23 @@ import { registerGovernorMetrics, type Governor, type GovernorState } from '../.
 
 describe('dataverse: governor metrics', () => {
   it('reads the governor when scraped: gauges as they stand, counters growing with what it saw', async () => {
-    let state: GovernorState = { concurrency: 4, inFlight: 2, waiting: 7, pausedUntil: Date.now() + 3000, probing: true, intervalMs: 0, requestsRemaining: 10, timeRemainingMs: undefined, headersTrusted: true, requestsUsed: 40, executionUsedMs: 12_500, operationEstimateMs: 25, dopHint: undefined, throttled: 3, calls: 40 };
+    let state: GovernorState = {
+      concurrency: 4,
+      inFlight: 2,
+      waiting: 7,
+      pausedUntil: Date.now() + 3000,
+      probing: true,
+      intervalMs: 0,
+      requestsRemaining: 10,
+      timeRemainingMs: undefined,
+      headersTrusted: true,
+      requestsUsed: 40,
+      executionUsedMs: 12_500,
+      operationEstimateMs: 25,
+      dopHint: undefined,
+      throttled: 3,
+      calls: 40,
+    };
     const governor = { state: () => state } as unknown as Governor;
     const registry = new Registry();
     registerGovernorMetrics(registry, governor);

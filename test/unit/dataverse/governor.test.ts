@@ -128,9 +128,21 @@ describe('governor', () => {
 
   it('paces from x-ms-ratelimit-burst-remaining-xrm-requests below half of the largest seen: windowMs / remaining', async () => {
     const g = createGovernor({ initialConcurrency: 10, windowMs: 1000 });
-    g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': '10', 'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00' } });
+    g.observe({
+      status: 200,
+      headers: {
+        'x-ms-ratelimit-burst-remaining-xrm-requests': '10',
+        'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00',
+      },
+    });
     assert.equal(g.state().intervalMs, 0, 'the burst is free');
-    g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': '4', 'x-ms-ratelimit-time-remaining-xrm-requests': '1,199.90' } });
+    g.observe({
+      status: 200,
+      headers: {
+        'x-ms-ratelimit-burst-remaining-xrm-requests': '4',
+        'x-ms-ratelimit-time-remaining-xrm-requests': '1,199.90',
+      },
+    });
     assert.equal(g.state().intervalMs, 250);
     const h = harness(g);
     h.start(3);
@@ -139,14 +151,29 @@ describe('governor', () => {
       h.calls.at(-1)?.resolve();
       await clock.tickAsync(250);
     }
-    assert.deepEqual(h.calls.map((c) => c.started - h.calls[0]!.started), [0, 250, 500]);
+    assert.deepEqual(
+      h.calls.map((c) => c.started - h.calls[0]!.started),
+      [0, 250, 500],
+    );
   });
 
   it('paces from the execution time left (commas stripped): windowMs × average cost / time left', () => {
     const g = createGovernor({ windowMs: 300_000 });
-    g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': '6000', 'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00' } });
+    g.observe({
+      status: 200,
+      headers: {
+        'x-ms-ratelimit-burst-remaining-xrm-requests': '6000',
+        'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00',
+      },
+    });
     // 100 requests used 900 s: 9 s each; 300 s left → 300000 × 9000 / 300000 = 9000 ms between starts.
-    g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': '5900', 'x-ms-ratelimit-time-remaining-xrm-requests': '300.00' } });
+    g.observe({
+      status: 200,
+      headers: {
+        'x-ms-ratelimit-burst-remaining-xrm-requests': '5900',
+        'x-ms-ratelimit-time-remaining-xrm-requests': '300.00',
+      },
+    });
     assert.equal(g.state().timeRemainingMs, 300_000);
     assert.equal(g.state().intervalMs, 9000);
     assert.equal(parseTimeRemaining('1,199.46'), 1_199_460);
@@ -206,12 +233,18 @@ describe('governor', () => {
     g.close();
     await clock.tickAsync(0);
     assert.match((h.outcomes[0]!.value as Error).message, /governor is closed/);
-    await assert.rejects(g.run(async () => 1), /governor is closed/);
+    await assert.rejects(
+      g.run(async () => 1),
+      /governor is closed/,
+    );
   });
 
   it('validates its options once', () => {
     assert.throws(() => createGovernor({ maxConcurrency: 53 }), /maxConcurrency must be an integer 1-52, found 53/);
-    assert.throws(() => createGovernor({ initialConcurrency: 20, maxConcurrency: 10 }), /initialConcurrency must be an integer 1-10/);
+    assert.throws(
+      () => createGovernor({ initialConcurrency: 20, maxConcurrency: 10 }),
+      /initialConcurrency must be an integer 1-10/,
+    );
     assert.throws(() => createGovernor({ paceBelow: 2 }), /paceBelow must be between 0 and 1/);
   });
 
@@ -225,7 +258,10 @@ describe('governor', () => {
     assert.equal(h.outcomes.length, 0, 'still waiting just before maxQueueMs');
     await clock.tickAsync(1);
     const err = await (waiting as Promise<unknown>).catch((e: unknown) => e);
-    assert.ok(isDataverseError(err) && err.code === 'DataverseThrottled' && (err.retryAfterMs ?? 0) >= 1000, String(err));
+    assert.ok(
+      isDataverseError(err) && err.code === 'DataverseThrottled' && (err.retryAfterMs ?? 0) >= 1000,
+      String(err),
+    );
     assert.match((err as DataverseError).message, /waited 5000 ms for the service protection limits/);
     assert.equal(governor.state().waiting, 0, 'it left the queue');
     h.calls[0]?.resolve('done');
@@ -253,7 +289,13 @@ describe('governor', () => {
 
     it('learns the execution time per operation from the durations and paces to its execution budget, headers or not', async () => {
       // 10 operations of 10 ms: 100 ms a call; 2,000 ms a window of 10 s allows 20 calls, pacing starts below half.
-      const g = createGovernor({ initialConcurrency: 1, maxConcurrency: 1, windowMs: 10_000, executionBudgetMs: 2000, maxQueueMs: 3_600_000 });
+      const g = createGovernor({
+        initialConcurrency: 1,
+        maxConcurrency: 1,
+        windowMs: 10_000,
+        executionBudgetMs: 2000,
+        maxQueueMs: 3_600_000,
+      });
       const starts = await sequential(g, 60, 100, 10);
       assert.equal(g.state().operationEstimateMs, 10);
       // In any window, the calls that started there spent at most the budget.
@@ -263,7 +305,10 @@ describe('governor', () => {
       }
       // The first half of the budget goes at once (back to back), then starts spread out.
       assert.equal(starts[9]! - starts[0]!, 900, 'the burst');
-      assert.ok(starts[59]! - starts[0]! >= 2 * 10_000, `60 calls of 100 ms need three windows, took ${starts[59]! - starts[0]!} ms`);
+      assert.ok(
+        starts[59]! - starts[0]! >= 2 * 10_000,
+        `60 calls of 100 ms need three windows, took ${starts[59]! - starts[0]!} ms`,
+      );
       assert.equal(g.state().headersTrusted, true, 'no header came: nothing to distrust');
     });
 
@@ -271,7 +316,10 @@ describe('governor', () => {
       const g = createGovernor({ initialConcurrency: 4, windowMs: 1000, requestBudget: 10, maxQueueMs: 3_600_000 });
       const starts = await sequential(g, 30, 1, 1);
       for (const [i, t] of starts.entries()) {
-        assert.ok(starts.filter((u, j) => j >= i && u < t + 1000).length <= 10, `at most 10 starts in the window from start ${i}`);
+        assert.ok(
+          starts.filter((u, j) => j >= i && u < t + 1000).length <= 10,
+          `at most 10 starts in the window from start ${i}`,
+        );
       }
       assert.ok(g.state().requestsUsed <= 10);
     });
@@ -280,11 +328,16 @@ describe('governor', () => {
       const g = createGovernor({ windowMs: 10_000, executionBudgetMs: 10_000 });
       await sequential(g, 1, 100, 10);
       assert.equal(g.state().operationEstimateMs, 10);
-      const time429 = Object.assign(new Error('Combined execution time of incoming requests exceeded limit of 1200000 milliseconds over time window of 300 seconds.'), {
-        status: 429,
-        code: '0x80072321',
-        headers: { 'retry-after': '1' },
-      });
+      const time429 = Object.assign(
+        new Error(
+          'Combined execution time of incoming requests exceeded limit of 1200000 milliseconds over time window of 300 seconds.',
+        ),
+        {
+          status: 429,
+          code: '0x80072321',
+          headers: { 'retry-after': '1' },
+        },
+      );
       await assert.rejects(g.run(async () => Promise.reject(throttled(1))));
       assert.equal(g.state().operationEstimateMs, 10, 'requests: the Retry-After is all');
       await clock.tickAsync(1000);
@@ -295,7 +348,14 @@ describe('governor', () => {
 
     it('believes no header reading that went up: scrambled headers neither pace nor stop pacing, consistent ones do again', () => {
       const g = createGovernor({ windowMs: 1000 });
-      const reading = (burst: number, time: string) => g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': String(burst), 'x-ms-ratelimit-time-remaining-xrm-requests': time } });
+      const reading = (burst: number, time: string) =>
+        g.observe({
+          status: 200,
+          headers: {
+            'x-ms-ratelimit-burst-remaining-xrm-requests': String(burst),
+            'x-ms-ratelimit-time-remaining-xrm-requests': time,
+          },
+        });
       reading(6000, '1,200.00');
       reading(5990, '1,199.00');
       assert.equal(g.state().headersTrusted, true);
@@ -307,7 +367,11 @@ describe('governor', () => {
       reading(2, '1,195.00');
       assert.deepEqual([g.state().headersTrusted, g.state().intervalMs], [false, 0], 'not yet: two readings down');
       reading(1, '1,194.00');
-      assert.deepEqual([g.state().headersTrusted, g.state().intervalMs], [true, 1000], 'three readings down: believed again');
+      assert.deepEqual(
+        [g.state().headersTrusted, g.state().intervalMs],
+        [true, 1000],
+        'three readings down: believed again',
+      );
     });
 
     it('honours x-ms-dop-hint: the concurrency ceiling drops to the hint and grows no further', async () => {

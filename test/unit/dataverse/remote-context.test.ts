@@ -4,7 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { isEventError, type CodeOf } from '../../../src/errors.js';
-import { activityFromRow, decodeRemoteContext, decodeValue, parseWcfDate, type PostedEvent } from '../../../src/dataverse/index.js';
+import {
+  activityFromRow,
+  decodeRemoteContext,
+  decodeValue,
+  parseWcfDate,
+  type PostedEvent,
+} from '../../../src/dataverse/index.js';
 import { bodyBytes, contextOf, eventFixture, fixture } from './fixtures.js';
 
 const ROW = '568479a8-9e30-4f29-8aa5-28eba296aae2';
@@ -23,23 +29,35 @@ const expectedActivity = {
   entityId: '33333333-3333-4333-8333-333333333333',
   name: 'Journey',
   organizationId: ORG,
-
 };
 
-function posted(body: unknown, contentType: string | undefined = 'application/json', applicationProperties: Record<string, unknown> = json.applicationProperties): PostedEvent {
+function posted(
+  body: unknown,
+  contentType: string | undefined = 'application/json',
+  applicationProperties: Record<string, unknown> = json.applicationProperties,
+): PostedEvent {
   return { body, contentType, applicationProperties };
 }
 
 /** The JSON fixture's context with `edit` applied to a deep copy. */
-function edited(edit: (context: Record<string, unknown>, attributes: Array<{ key: string; value: unknown }>) => void): Record<string, unknown> {
+function edited(
+  edit: (context: Record<string, unknown>, attributes: Array<{ key: string; value: unknown }>) => void,
+): Record<string, unknown> {
   const context = contextOf('activity-create');
-  const target = (context['InputParameters'] as Array<{ value: { Attributes: Array<{ key: string; value: unknown }> } }>)[0]!.value;
+  const target = (
+    context['InputParameters'] as Array<{ value: { Attributes: Array<{ key: string; value: unknown }> } }>
+  )[0]!.value;
   edit(context, target.Attributes);
   return context;
 }
 
 function without(key: string): Record<string, unknown> {
-  return edited((_c, attrs) => attrs.splice(attrs.findIndex((a) => a.key === key), 1));
+  return edited((_c, attrs) =>
+    attrs.splice(
+      attrs.findIndex((a) => a.key === key),
+      1,
+    ),
+  );
 }
 
 function replaced(key: string, value: unknown): Record<string, unknown> {
@@ -72,7 +90,10 @@ describe('decodeRemoteContext: real posts of the emulator', () => {
   for (const [name, event] of accepted) {
     it(`a Create of the activity table: ${name}`, () => {
       const decoded = decodeRemoteContext(event);
-      assert.deepEqual({ ...decoded, correlationId: undefined, operationId: undefined }, { ...expectedActivity, correlationId: undefined, operationId: undefined });
+      assert.deepEqual(
+        { ...decoded, correlationId: undefined, operationId: undefined },
+        { ...expectedActivity, correlationId: undefined, operationId: undefined },
+      );
       const ctx = contextOf('activity-create');
       assert.equal((decoded as { correlationId: string }).correlationId, ctx['CorrelationId']);
       assert.equal((decoded as { operationId: string }).operationId, ctx['OperationId']);
@@ -82,29 +103,58 @@ describe('decodeRemoteContext: real posts of the emulator', () => {
   it('a truncated Create (MessageMaxSizeExceeded) gives the row id to read', () => {
     const f = eventFixture('activity-truncated');
     const decoded = decodeRemoteContext(posted(bodyBytes(f), f.contentType, f.applicationProperties));
-    assert.deepEqual([decoded.kind, (decoded as { activityRowId: string }).activityRowId, decoded.organizationId], ['activity-truncated', ROW, ORG]);
+    assert.deepEqual(
+      [decoded.kind, (decoded as { activityRowId: string }).activityRowId, decoded.organizationId],
+      ['activity-truncated', ROW, ORG],
+    );
     // Without the property: a Create body without InputParameters is truncated too.
     assert.equal(decodeRemoteContext(posted(f.bodyText, 'application/json', {})).kind, 'activity-truncated');
     // The property wins over a full body.
-    assert.equal(decodeRemoteContext(posted(json.bodyText, 'application/json', { MessageMaxSizeExceeded: true })).kind, 'activity-truncated');
+    assert.equal(
+      decodeRemoteContext(posted(json.bodyText, 'application/json', { MessageMaxSizeExceeded: true })).kind,
+      'activity-truncated',
+    );
   });
 
-  for (const attribute of ['msdyncrm_activityid', 'msdyncrm_entitytype', 'msdyncrm_entityid', 'msdyncrm_contact', 'msdyncrm_customerjourney', 'msdyncrm_customerjourneyiteration']) {
+  for (const attribute of [
+    'msdyncrm_activityid',
+    'msdyncrm_entitytype',
+    'msdyncrm_entityid',
+    'msdyncrm_contact',
+    'msdyncrm_customerjourney',
+    'msdyncrm_customerjourneyiteration',
+  ]) {
     it(`a Target without ${attribute} (a partial Target) gives the row id to read, naming what it lacked`, () => {
       const decoded = decodeRemoteContext(posted(without(attribute)));
-      assert.deepEqual(decoded, { kind: 'activity-truncated', activityRowId: ROW, missing: [attribute], organizationId: ORG, correlationId: decoded.correlationId, operationId: decoded.operationId });
+      assert.deepEqual(decoded, {
+        kind: 'activity-truncated',
+        activityRowId: ROW,
+        missing: [attribute],
+        organizationId: ORG,
+        correlationId: decoded.correlationId,
+        operationId: decoded.operationId,
+      });
     });
   }
 
   it('a Target with only its id lists every attribute it lacked', () => {
     const decoded = decodeRemoteContext(posted(edited((_c, attributes) => attributes.splice(0, attributes.length))));
     assert.equal(decoded.kind, 'activity-truncated');
-    assert.deepEqual((decoded as { missing?: string[] }).missing, ['msdyncrm_activityid', 'msdyncrm_contact', 'msdyncrm_customerjourney', 'msdyncrm_customerjourneyiteration', 'msdyncrm_entitytype', 'msdyncrm_entityid']);
+    assert.deepEqual((decoded as { missing?: string[] }).missing, [
+      'msdyncrm_activityid',
+      'msdyncrm_contact',
+      'msdyncrm_customerjourney',
+      'msdyncrm_customerjourneyiteration',
+      'msdyncrm_entitytype',
+      'msdyncrm_entityid',
+    ]);
   });
 
   it('a real-time journeys outbound Custom API call', () => {
     const f = eventFixture('realtime-outbound');
-    const payload = JSON.parse((JSON.parse(f.bodyText!) as { InputParameters: Array<{ value: string }> }).InputParameters[0]!.value) as Record<string, unknown>;
+    const payload = JSON.parse(
+      (JSON.parse(f.bodyText!) as { InputParameters: Array<{ value: string }> }).InputParameters[0]!.value,
+    ) as Record<string, unknown>;
     const decoded = decodeRemoteContext(posted(bodyBytes(f), f.contentType, f.applicationProperties));
     assert.equal(decoded.kind, 'realtime');
     assert.deepEqual(
@@ -127,11 +177,31 @@ describe('decodeRemoteContext: real posts of the emulator', () => {
   });
 
   const formats: Array<[string, PostedEvent, RegExp]> = [
-    ['Text XML by content type', posted(bodyBytes(eventFixture('activity-create-xml')), 'application/xml'), /Text XML \(application\/xml, serviceendpoint messageformat 3\).*messageformat 2 \(Json\)/],
-    ['XML without content type', posted(bodyBytes(eventFixture('activity-create-xml')), undefined), /XML \(it starts with "<".*messageformat 2 \(Json\)/],
-    ['XML as a string', posted(eventFixture('activity-create-xml').bodyText, undefined), /XML.*messageformat 2 \(Json\)/],
-    ['.NET Binary XML by content type', posted(bodyBytes(eventFixture('activity-create-nbfx')), 'application/msbin1'), /\.NET Binary XML \(application\/msbin1, serviceendpoint messageformat 1\).*messageformat 2 \(Json\)/],
-    ['.NET Binary XML without content type', posted(bodyBytes(eventFixture('activity-create-nbfx')), undefined), /binary \(first byte 0x[0-9a-f]{2}, likely \.NET Binary XML.*messageformat 2 \(Json\)/],
+    [
+      'Text XML by content type',
+      posted(bodyBytes(eventFixture('activity-create-xml')), 'application/xml'),
+      /Text XML \(application\/xml, serviceendpoint messageformat 3\).*messageformat 2 \(Json\)/,
+    ],
+    [
+      'XML without content type',
+      posted(bodyBytes(eventFixture('activity-create-xml')), undefined),
+      /XML \(it starts with "<".*messageformat 2 \(Json\)/,
+    ],
+    [
+      'XML as a string',
+      posted(eventFixture('activity-create-xml').bodyText, undefined),
+      /XML.*messageformat 2 \(Json\)/,
+    ],
+    [
+      '.NET Binary XML by content type',
+      posted(bodyBytes(eventFixture('activity-create-nbfx')), 'application/msbin1'),
+      /\.NET Binary XML \(application\/msbin1, serviceendpoint messageformat 1\).*messageformat 2 \(Json\)/,
+    ],
+    [
+      '.NET Binary XML without content type',
+      posted(bodyBytes(eventFixture('activity-create-nbfx')), undefined),
+      /binary \(first byte 0x[0-9a-f]{2}, likely \.NET Binary XML.*messageformat 2 \(Json\)/,
+    ],
   ];
   for (const [name, event, message] of formats) {
     it(`refuses ${name} as EventUnsupportedFormat`, () => {
@@ -144,25 +214,70 @@ describe('decodeRemoteContext: real posts of the emulator', () => {
 
 describe('decodeRemoteContext: refusals name what was wrong', () => {
   const cases: Array<[string, unknown, CodeOf<'event'>, RegExp]> = [
-    ['broken JSON', '{"MessageName": "Create",', 'EventUndecodable', /not valid JSON: .*(position|end of JSON|Unexpected)/],
+    [
+      'broken JSON',
+      '{"MessageName": "Create",',
+      'EventUndecodable',
+      /not valid JSON: .*(position|end of JSON|Unexpected)/,
+    ],
     ['an empty Buffer', Buffer.alloc(0), 'EventUndecodable', /the body is empty/],
     ['whitespace', '  \n ', 'EventUndecodable', /the body is empty/],
     ['null', null, 'EventUndecodable', /the body is empty/],
     ['a JSON array', '[1,2]', 'EventUndecodable', /must be a JSON object.*found an array/],
     ['a JSON number', '42', 'EventUndecodable', /found number/],
-    ['an object that is no context', { hello: 'world' }, 'EventUndecodable', /not a RemoteExecutionContext: it has no MessageName \(members: hello\)/],
-    ['a Create of another table', edited((c) => (c['PrimaryEntityName'] = 'contact')), 'EventUnknownTable', /a Create of 'contact', not of msdyncrm_customerjourneycustomchannelactivity/],
-    ['another message', edited((c) => (c['MessageName'] = 'Update')), 'EventUnknownTable', /the message 'Update' on 'msdyncrm_customerjourneycustomchannelactivity' is not one the relay handles/],
-    ['no Target', edited((c) => (c['InputParameters'] = [{ key: 'Other', value: 1 }])), 'EventMissingAttribute', /InputParameters 'Target' must be the created Entity, found nothing \(input parameters: Other\)/],
-    ['no OrganizationId', edited((c) => delete c['OrganizationId']), 'EventMissingAttribute', /OrganizationId must be a non-empty string, found nothing/],
-    ['a string contact', replaced('msdyncrm_contact', 'abc'), 'EventMissingAttribute', /'msdyncrm_contact' must be an EntityReference to contact, found "abc"/],
+    [
+      'an object that is no context',
+      { hello: 'world' },
+      'EventUndecodable',
+      /not a RemoteExecutionContext: it has no MessageName \(members: hello\)/,
+    ],
+    [
+      'a Create of another table',
+      edited((c) => (c['PrimaryEntityName'] = 'contact')),
+      'EventUnknownTable',
+      /a Create of 'contact', not of msdyncrm_customerjourneycustomchannelactivity/,
+    ],
+    [
+      'another message',
+      edited((c) => (c['MessageName'] = 'Update')),
+      'EventUnknownTable',
+      /the message 'Update' on 'msdyncrm_customerjourneycustomchannelactivity' is not one the relay handles/,
+    ],
+    [
+      'no Target',
+      edited((c) => (c['InputParameters'] = [{ key: 'Other', value: 1 }])),
+      'EventMissingAttribute',
+      /InputParameters 'Target' must be the created Entity, found nothing \(input parameters: Other\)/,
+    ],
+    [
+      'no OrganizationId',
+      edited((c) => delete c['OrganizationId']),
+      'EventMissingAttribute',
+      /OrganizationId must be a non-empty string, found nothing/,
+    ],
+    [
+      'a string contact',
+      replaced('msdyncrm_contact', 'abc'),
+      'EventMissingAttribute',
+      /'msdyncrm_contact' must be an EntityReference to contact, found "abc"/,
+    ],
     [
       'a contact reference to another table',
-      replaced('msdyncrm_contact', { __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts', Id: 'x', LogicalName: 'account', Name: null }),
+      replaced('msdyncrm_contact', {
+        __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts',
+        Id: 'x',
+        LogicalName: 'account',
+        Name: null,
+      }),
       'EventMissingAttribute',
       /'msdyncrm_contact' must be an EntityReference to contact, found "a reference to account"/,
     ],
-    ['an OptionSetValue entity type', replaced('msdyncrm_entitytype', { __type: 'OptionSetValue:x', Value: 3 }), 'EventMissingAttribute', /'msdyncrm_entitytype' must be a non-empty string, found 3/],
+    [
+      'an OptionSetValue entity type',
+      replaced('msdyncrm_entitytype', { __type: 'OptionSetValue:x', Value: 3 }),
+      'EventMissingAttribute',
+      /'msdyncrm_entitytype' must be a non-empty string, found 3/,
+    ],
   ];
   const realtime = contextOf('realtime-outbound');
   const payload = (edit: (p: Record<string, unknown>) => void | string): Record<string, unknown> => {
@@ -174,9 +289,24 @@ describe('decodeRemoteContext: refusals name what was wrong', () => {
     return c;
   };
   cases.push(
-    ['a real-time payload that is not JSON', payload(() => '{oops'), 'EventUndecodable', /the 'payload' input of sample_OutboundSmsApi is not valid JSON/],
-    ['a real-time payload without RequestId', payload((p) => void delete p['RequestId']), 'EventMissingAttribute', /'payload' input of sample_OutboundSmsApi: 'RequestId' must be a non-empty string, found nothing/],
-    ['a real-time payload with a non-string part', payload((p) => void (p['Message'] = { text: 1 })), 'EventMissingAttribute', /'Message' must be an object of strings/],
+    [
+      'a real-time payload that is not JSON',
+      payload(() => '{oops'),
+      'EventUndecodable',
+      /the 'payload' input of sample_OutboundSmsApi is not valid JSON/,
+    ],
+    [
+      'a real-time payload without RequestId',
+      payload((p) => void delete p['RequestId']),
+      'EventMissingAttribute',
+      /'payload' input of sample_OutboundSmsApi: 'RequestId' must be a non-empty string, found nothing/,
+    ],
+    [
+      'a real-time payload with a non-string part',
+      payload((p) => void (p['Message'] = { text: 1 })),
+      'EventMissingAttribute',
+      /'Message' must be an object of strings/,
+    ],
   );
 
   for (const [name, body, code, message] of cases) {
@@ -199,14 +329,23 @@ describe('decodeValue / parseWcfDate', () => {
     ['a string that only looks like a date', '/Date(abc)/', '/Date(abc)/'],
     ['an OptionSetValue', { __type: `OptionSetValue:${CONTRACTS}`, Value: 1 }, 1],
     ['Money', { __type: `Money:${CONTRACTS}`, Value: 123.45 }, 123.45],
-    ['an EntityReference', { __type: `EntityReference:${CONTRACTS}`, Id: 'a', LogicalName: 'contact', Name: 'Ann', KeyAttributes: [] }, { id: 'a', logicalName: 'contact', name: 'Ann' }],
+    [
+      'an EntityReference',
+      { __type: `EntityReference:${CONTRACTS}`, Id: 'a', LogicalName: 'contact', Name: 'Ann', KeyAttributes: [] },
+      { id: 'a', logicalName: 'contact', name: 'Ann' },
+    ],
     ['a bool', false, false],
     ['null', null, null],
   ];
   for (const [name, value, expected] of cases) it(name, () => assert.deepEqual(decodeValue(value), expected));
 
   it('an Entity decodes its attributes', () => {
-    const entity = decodeValue({ __type: `Entity:${CONTRACTS}`, LogicalName: 'x', Id: 'i', Attributes: [{ key: 'd', value: '/Date(0)/' }] }) as { attributes: Map<string, unknown> };
+    const entity = decodeValue({
+      __type: `Entity:${CONTRACTS}`,
+      LogicalName: 'x',
+      Id: 'i',
+      Attributes: [{ key: 'd', value: '/Date(0)/' }],
+    }) as { attributes: Map<string, unknown> };
     assert.deepEqual(entity.attributes.get('d'), new Date(0));
   });
 
@@ -222,6 +361,14 @@ describe('activityFromRow', () => {
   it('names a missing lookup column', () => {
     const row = fixture('rows/activity.json');
     delete row['_msdyncrm_contact_value'];
-    assert.throws(() => activityFromRow(row, origin), (err: unknown) => isEventError(err) && err.code === 'EventMissingAttribute' && /activity row 568479a8-.*: column '_msdyncrm_contact_value' must be a non-empty string, found nothing/.test(err.message));
+    assert.throws(
+      () => activityFromRow(row, origin),
+      (err: unknown) =>
+        isEventError(err) &&
+        err.code === 'EventMissingAttribute' &&
+        /activity row 568479a8-.*: column '_msdyncrm_contact_value' must be a non-empty string, found nothing/.test(
+          err.message,
+        ),
+    );
   });
 });

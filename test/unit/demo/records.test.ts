@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { formatFunnel } from '../../../src/demo/index.js';
-import { activityIndex, feedbackCounts, funnels, interactionOutcomes, repeatedProviderMessages, withoutOutcome, type DemoSummary } from '../../../src/demo/records.js';
+import {
+  activityIndex,
+  feedbackCounts,
+  funnels,
+  interactionOutcomes,
+  repeatedProviderMessages,
+  withoutOutcome,
+  type DemoSummary,
+} from '../../../src/demo/records.js';
 import type { Interaction, JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
 import type { SimulatedMessage } from '../../../src/emulators/providers/index.js';
 
@@ -21,7 +29,16 @@ function run(journeyId: string, ids: string[], skipped = 0): JourneyRunResult {
 
 /** An interaction the emulator resolved to row `activityRowId` (given `ActivityId` the tile's). */
 function interaction(activityRowId: string, responseType: string, duplicateOf?: number): Interaction {
-  return { seq: 0, kind: 'interaction', createdOn: '', userId: 'u', activityId: TILE, activityRowId, responseType, ...(duplicateOf === undefined ? {} : { duplicateOf }) };
+  return {
+    seq: 0,
+    kind: 'interaction',
+    createdOn: '',
+    userId: 'u',
+    activityId: TILE,
+    activityRowId,
+    responseType,
+    ...(duplicateOf === undefined ? {} : { duplicateOf }),
+  };
 }
 
 describe('demo funnel', () => {
@@ -40,30 +57,95 @@ describe('demo funnel', () => {
     // a5's contact opted out after creation.
     const outcomes = { sent, failed, deadLettered: new Set(['a4', 'a1']), optedOut: new Set(['a5']) };
     assert.deepEqual(funnels(runs, outcomes), [
-      { journeyId: J1, activities: 6, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 1, failed: 1, deadLettered: 1 },
-      { journeyId: J2, activities: 1, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 1, failed: 0, deadLettered: 0 },
+      {
+        journeyId: J1,
+        activities: 6,
+        skippedByCompliance: 3,
+        optedOutAfterCreation: 1,
+        sent: 1,
+        failed: 1,
+        deadLettered: 1,
+      },
+      {
+        journeyId: J2,
+        activities: 1,
+        skippedByCompliance: 0,
+        optedOutAfterCreation: 0,
+        sent: 1,
+        failed: 0,
+        deadLettered: 0,
+      },
     ]);
     // a3 (only delivered) and a6 (nothing) have no outcome yet.
-    assert.deepEqual(withoutOutcome(runs, outcomes).map((p) => p.activityRowId), ['a3', 'a6']);
+    assert.deepEqual(
+      withoutOutcome(runs, outcomes).map((p) => p.activityRowId),
+      ['a3', 'a6'],
+    );
   });
 
   it('indexes activities by row id only, lower case: the shared tile id names no one activity', () => {
     const index = activityIndex([run(J1, ['A1', 'A2'])]);
-    assert.deepEqual([...index], [['a1', J1], ['a2', J1]]);
+    assert.deepEqual(
+      [...index],
+      [
+        ['a1', J1],
+        ['a2', J1],
+      ],
+    );
   });
 
   it('counts provider messages repeating an activity’s idempotency key', () => {
-    const m = (key: string | undefined): SimulatedMessage => ({ time: 0, provider: 'twilio', channel: 'AC', path: '/', sender: 's', recipient: 'r', text: 't', providerMessageId: 'SM', ...(key === undefined ? {} : { idempotencyKey: key }) });
-    assert.deepEqual(repeatedProviderMessages({ messages: () => [m('a1'), m('a2'), m('a1'), m(undefined), m('a1')] }), { messages: 5, repeats: 2 });
+    const m = (key: string | undefined): SimulatedMessage => ({
+      time: 0,
+      provider: 'twilio',
+      channel: 'AC',
+      path: '/',
+      sender: 's',
+      recipient: 'r',
+      text: 't',
+      providerMessageId: 'SM',
+      ...(key === undefined ? {} : { idempotencyKey: key }),
+    });
+    assert.deepEqual(repeatedProviderMessages({ messages: () => [m('a1'), m('a2'), m('a1'), m(undefined), m('a1')] }), {
+      messages: 5,
+      repeats: 2,
+    });
   });
 
   it('prints one row per journey, a total when there are several, and the dead-letter reasons', () => {
     const summary: DemoSummary = {
-      activities: 6, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 2, failed: 1, deadLettered: 1, providerMessages: 3, duplicates: 1,
-      dataverseRequests: 3, durationMs: 1500, activitiesPerSecond: 4, deadLetterReasons: { activities: { EventUnknownChannel: 1 } },
+      activities: 6,
+      skippedByCompliance: 3,
+      optedOutAfterCreation: 1,
+      sent: 2,
+      failed: 1,
+      deadLettered: 1,
+      providerMessages: 3,
+      duplicates: 1,
+      dataverseRequests: 3,
+      durationMs: 1500,
+      activitiesPerSecond: 4,
+      deadLetterReasons: { activities: { EventUnknownChannel: 1 } },
       journeys: [
-        { journeyId: J1, name: 'Spring offer journey', activities: 5, skippedByCompliance: 3, optedOutAfterCreation: 1, sent: 1, failed: 1, deadLettered: 1 },
-        { journeyId: J2, activities: 1, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 1, failed: 0, deadLettered: 0 },
+        {
+          journeyId: J1,
+          name: 'Spring offer journey',
+          activities: 5,
+          skippedByCompliance: 3,
+          optedOutAfterCreation: 1,
+          sent: 1,
+          failed: 1,
+          deadLettered: 1,
+        },
+        {
+          journeyId: J2,
+          activities: 1,
+          skippedByCompliance: 0,
+          optedOutAfterCreation: 0,
+          sent: 1,
+          failed: 0,
+          deadLettered: 0,
+        },
       ],
     };
     const text = formatFunnel(summary);
@@ -100,11 +182,37 @@ describe('demo funnel', () => {
   it('adds the feedback columns when the run had the feedback path', () => {
     const f = { delivered: 5, opened: 3, keywordReplies: 2, optOuts: 1 };
     const text = formatFunnel({
-      activities: 6, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 6, failed: 0, deadLettered: 0, providerMessages: 7, duplicates: 0,
-      dataverseRequests: 3, durationMs: 1000, activitiesPerSecond: 6, deadLetterReasons: {}, feedback: f,
-      journeys: [{ journeyId: J1, name: 'Spring', activities: 6, skippedByCompliance: 0, optedOutAfterCreation: 0, sent: 6, failed: 0, deadLettered: 0, feedback: f }],
+      activities: 6,
+      skippedByCompliance: 0,
+      optedOutAfterCreation: 0,
+      sent: 6,
+      failed: 0,
+      deadLettered: 0,
+      providerMessages: 7,
+      duplicates: 0,
+      dataverseRequests: 3,
+      durationMs: 1000,
+      activitiesPerSecond: 6,
+      deadLetterReasons: {},
+      feedback: f,
+      journeys: [
+        {
+          journeyId: J1,
+          name: 'Spring',
+          activities: 6,
+          skippedByCompliance: 0,
+          optedOutAfterCreation: 0,
+          sent: 6,
+          failed: 0,
+          deadLettered: 0,
+          feedback: f,
+        },
+      ],
     });
-    assert.match(text, /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered\s+Delivered\s+Opened\s+Keyword replies\s+Opt-outs$/m);
+    assert.match(
+      text,
+      /^Journey\s+Activities\s+Skipped \(compliance\)\s+Sent\s+Failed\s+Dead-lettered\s+Delivered\s+Opened\s+Keyword replies\s+Opt-outs$/m,
+    );
     assert.match(text, /^Spring\s+6\s+0\s+6\s+0\s+0\s+5\s+3\s+2\s+1$/m);
     assert.doesNotMatch(text, /callbacks service/, 'no callbacks line without its figure');
   });

@@ -35,7 +35,9 @@ describe('pipeline: retryWithinBatch', () => {
 
   it('waits what the judge says (a Retry-After), and ends with the last failure when every attempt failed', async () => {
     const last = new Error('d');
-    const r = run([new Error('a'), new Error('b'), new Error('c'), last], { judge: (_f, { delayMs }) => ({ waitMs: Math.max(delayMs, 250) }) });
+    const r = run([new Error('a'), new Error('b'), new Error('c'), last], {
+      judge: (_f, { delayMs }) => ({ waitMs: Math.max(delayMs, 250) }),
+    });
     assert.deepEqual(await r.result, { ok: false, end: 'spent', failures: 4, failure: { error: last } });
     assert.deepEqual(r.waits, [250, 250, 300]);
   });
@@ -48,9 +50,19 @@ describe('pipeline: retryWithinBatch', () => {
 
   it('ends without a wait when the judge refuses or says throttled', async () => {
     const refused = run([new Error('bad')], { judge: () => false });
-    assert.deepEqual(await refused.result, { ok: false, end: 'refused', failures: 1, failure: { error: new Error('bad') } });
+    assert.deepEqual(await refused.result, {
+      ok: false,
+      end: 'refused',
+      failures: 1,
+      failure: { error: new Error('bad') },
+    });
     const throttled = run([new Error('429')], { judge: () => 'throttled' });
-    assert.deepEqual(await throttled.result, { ok: false, end: 'throttled', failures: 1, failure: { error: new Error('429') } });
+    assert.deepEqual(await throttled.result, {
+      ok: false,
+      end: 'throttled',
+      failures: 1,
+      failure: { error: new Error('429') },
+    });
     assert.deepEqual([...refused.waits, ...throttled.waits], []);
   });
 

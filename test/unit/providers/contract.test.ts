@@ -9,13 +9,22 @@ import { rejection, SIGNING_SECRET } from './fixtures.js';
 import { startRecordingServer, type Recorded } from './recording-server.js';
 
 const DEFINITION = 'b7c0e3a2-1111-4f00-8000-000000000001';
-const request = { idempotencyKey: 'c1b2c3d4-0000-4000-8000-000000000003', from: 'sender-1', to: '+15551234567', text: 'Hello Ada', channelDefinitionId: DEFINITION };
+const request = {
+  idempotencyKey: 'c1b2c3d4-0000-4000-8000-000000000003',
+  from: 'sender-1',
+  to: '+15551234567',
+  text: 'Hello Ada',
+  channelDefinitionId: DEFINITION,
+};
 const NEW_SECRET = `whsec_${Buffer.from('the new secret, thirty-two bytes').toString('base64')}`;
 
 function echo(Status: string, extra: Record<string, unknown> = {}): (r: Recorded) => { status: number; body: unknown } {
   return (r) => {
     const payload = JSON.parse(r.body) as { ChannelDefinitionId?: string; RequestId: string };
-    return { status: 200, body: { ChannelDefinitionId: payload.ChannelDefinitionId, RequestId: payload.RequestId, Status, ...extra } };
+    return {
+      status: 200,
+      body: { ChannelDefinitionId: payload.ChannelDefinitionId, RequestId: payload.RequestId, Status, ...extra },
+    };
   };
 }
 
@@ -25,9 +34,16 @@ describe('contract adapter', () => {
   it('posts the contract payload, signed with Standard Webhooks headers that verify', async () => {
     const server = track(await startRecordingServer());
     server.reply(echo('Sent', { MessageId: 'msg-1' }));
-    const provider = createProvider({ type: 'contract', url: `${server.url}/api/outbound`, signingSecret: SIGNING_SECRET });
+    const provider = createProvider({
+      type: 'contract',
+      url: `${server.url}/api/outbound`,
+      signingSecret: SIGNING_SECRET,
+    });
     assert.equal(provider.type, 'contract');
-    assert.deepEqual(await provider.send({ ...request, parts: { title: 'Hi', text: 'Hello Ada' } }), { providerMessageId: 'msg-1', status: 'Sent' });
+    assert.deepEqual(await provider.send({ ...request, parts: { title: 'Hi', text: 'Hello Ada' } }), {
+      providerMessageId: 'msg-1',
+      status: 'Sent',
+    });
     const got = server.requests[0]!;
     assert.equal(got.method, 'POST');
     assert.equal(got.url, '/api/outbound');
@@ -52,13 +68,22 @@ describe('contract adapter', () => {
     const provider = createProvider({ type: 'contract', url: server.url, signingSecret: SIGNING_SECRET });
     const { channelDefinitionId: _omitted, ...plain } = request;
     assert.deepEqual(await provider.send(plain), { providerMessageId: request.idempotencyKey, status: 'Sent' });
-    assert.deepEqual(JSON.parse(server.requests[0]!.body), { RequestId: request.idempotencyKey, From: 'sender-1', To: '+15551234567', Message: { text: 'Hello Ada' } });
+    assert.deepEqual(JSON.parse(server.requests[0]!.body), {
+      RequestId: request.idempotencyKey,
+      From: 'sender-1',
+      To: '+15551234567',
+      Message: { text: 'Hello Ada' },
+    });
   });
 
   it('signs with each secret of a rotation (space-separated), so receivers on either verify', async () => {
     const server = track(await startRecordingServer());
     server.reply(echo('Sent'));
-    const provider = createProvider({ type: 'contract', url: server.url, signingSecret: `${NEW_SECRET} ${SIGNING_SECRET}` });
+    const provider = createProvider({
+      type: 'contract',
+      url: server.url,
+      signingSecret: `${NEW_SECRET} ${SIGNING_SECRET}`,
+    });
     await provider.send(request);
     const got = server.requests[0]!;
     assert.equal(String(got.headers['webhook-signature']).split(' ').length, 2);
@@ -70,12 +95,19 @@ describe('contract adapter', () => {
     const server = track(await startRecordingServer());
     server.reply(echo('Sent'));
     let now = Date.parse('2026-11-22T01:00:00Z');
-    const provider = new ContractProvider({ url: server.url, signingSecret: SIGNING_SECRET }, adapterOptions(), () => now);
+    const provider = new ContractProvider(
+      { url: server.url, signingSecret: SIGNING_SECRET },
+      adapterOptions(),
+      () => now,
+    );
     await provider.send(request);
     now += 90_000;
     await provider.send(request);
     const [first, second] = server.requests;
-    assert.deepEqual([first?.headers['webhook-timestamp'], second?.headers['webhook-timestamp']], [String(Date.parse('2026-11-22T01:00:00Z') / 1000), String(Date.parse('2026-11-22T01:01:30Z') / 1000)]);
+    assert.deepEqual(
+      [first?.headers['webhook-timestamp'], second?.headers['webhook-timestamp']],
+      [String(Date.parse('2026-11-22T01:00:00Z') / 1000), String(Date.parse('2026-11-22T01:01:30Z') / 1000)],
+    );
     assert.equal(first?.headers['webhook-id'], second?.headers['webhook-id']);
   });
 
@@ -90,7 +122,11 @@ describe('contract adapter', () => {
     server.reply({ status: 502, body: 'bad gateway' });
     assert.equal((await rejection(provider.send(request))).code, 'ProviderUnavailable');
     server.reply({ status: 200, body: { RequestId: 'other', Status: 'Sent' } });
-    assert.equal((await rejection(provider.send(request))).code, 'ProviderAnswerUnreadable', 'a 2xx the adapter cannot read: maybe sent');
+    assert.equal(
+      (await rejection(provider.send(request))).code,
+      'ProviderAnswerUnreadable',
+      'a 2xx the adapter cannot read: maybe sent',
+    );
     server.reply({ status: 302, headers: { location: 'https://elsewhere.example' }, body: '' });
     assert.equal((await rejection(provider.send(request))).code, 'ProviderBadResponse');
   });
@@ -98,7 +134,10 @@ describe('contract adapter', () => {
   it('times out and rethrows the caller abort as is', async () => {
     const server = track(await startRecordingServer());
     server.reply('hang');
-    const quick = createProvider({ type: 'contract', url: server.url, signingSecret: SIGNING_SECRET }, { timeoutMs: 100 });
+    const quick = createProvider(
+      { type: 'contract', url: server.url, signingSecret: SIGNING_SECRET },
+      { timeoutMs: 100 },
+    );
     assert.equal((await rejection(quick.send(request))).code, 'ProviderTimeout');
     const provider = createProvider({ type: 'contract', url: server.url, signingSecret: SIGNING_SECRET });
     const controller = new AbortController();

@@ -57,7 +57,11 @@ export function telegramMessage(messageId = 4242, chatId = 987654321): Record<st
   };
 }
 
-export function telegramError(errorCode: number, description: string, parameters?: Record<string, unknown>): Record<string, unknown> {
+export function telegramError(
+  errorCode: number,
+  description: string,
+  parameters?: Record<string, unknown>,
+): Record<string, unknown> {
   return { ok: false, error_code: errorCode, description, ...(parameters === undefined ? {} : { parameters }) };
 }
 

@@ -23,7 +23,10 @@ describe('httpPost', () => {
       setTimeout(() => res.socket?.destroy(), 20);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise((resolve) => server.close(() => resolve())),
+    };
   }
 
   it('a 2xx whose body is lost is returned with an empty body (the provider took it: not a retryable failure)', async () => {
@@ -65,13 +68,22 @@ describe('httpPost', () => {
     });
     server.on('connection', () => connections++);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    track({ close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) });
+    track({
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    });
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
     let last: Awaited<ReturnType<typeof httpPost>> | undefined;
     for (let i = 0; i < 5; i++) last = await httpPost({ ...call, url, body: `héllo ✓ ${i}` });
     assert.deepEqual(last?.body, { ok: true });
     assert.equal(last?.headers['set-cookie'], 'a=1, b=2');
-    assert.deepEqual(bodies, [0, 1, 2, 3, 4].map((i) => `héllo ✓ ${i}`));
+    assert.deepEqual(
+      bodies,
+      [0, 1, 2, 3, 4].map((i) => `héllo ✓ ${i}`),
+    );
     assert.equal(connections, 1);
   });
 
@@ -84,7 +96,9 @@ describe('httpPost', () => {
 
   it('does not follow a redirect (the credentials stay with the provider)', async () => {
     const server = track(await startRecordingServer());
-    server.reply((r) => (r.url === '/start' ? { status: 307, headers: { location: '/elsewhere' }, body: '' } : { status: 200, body: {} }));
+    server.reply((r) =>
+      r.url === '/start' ? { status: 307, headers: { location: '/elsewhere' }, body: '' } : { status: 200, body: {} },
+    );
     const response = await httpPost({ ...call, url: `${server.url}/start` });
     assert.equal(response.status, 307);
     assert.equal(server.requests.length, 1);
@@ -143,12 +157,21 @@ describe('httpPost', () => {
 
   it('scrubs secrets out of the answer and never puts the URL in an error', async () => {
     const server = track(await startRecordingServer());
-    server.reply({ status: 401, headers: { 'x-echo': 'token s3cr3t-t0ken' }, body: { message: 'bad token s3cr3t-t0ken' } });
+    server.reply({
+      status: 401,
+      headers: { 'x-echo': 'token s3cr3t-t0ken' },
+      body: { message: 'bad token s3cr3t-t0ken' },
+    });
     const response = await httpPost({ ...call, url: `${server.url}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] });
     assert.doesNotMatch(JSON.stringify(response), /s3cr3t-t0ken/);
     assert.match(JSON.stringify(response), /\[REDACTED\]/);
-    const refused = await rejection(httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }));
-    assert.doesNotMatch(`${refused.message} ${JSON.stringify(refused)} ${String((refused.cause as Error).message)} ${refused.stack ?? ''}`, /s3cr3t-t0ken/);
+    const refused = await rejection(
+      httpPost({ ...call, url: `${await refusedUrl()}/bots3cr3t-t0ken/x`, secrets: ['s3cr3t-t0ken'] }),
+    );
+    assert.doesNotMatch(
+      `${refused.message} ${JSON.stringify(refused)} ${String((refused.cause as Error).message)} ${refused.stack ?? ''}`,
+      /s3cr3t-t0ken/,
+    );
   });
 });
 
@@ -156,10 +179,13 @@ describe('postAndMap', () => {
   /** A logger that keeps its debug lines. */
   function debugLines(): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
     const lines: Array<[string, Record<string, unknown>]> = [];
-    const log = { debug: (message: string, fields: Record<string, unknown>) => lines.push([message, fields]) } as unknown as Logger;
+    const log = {
+      debug: (message: string, fields: Record<string, unknown>) => lines.push([message, fields]),
+    } as unknown as Logger;
     return { log, lines };
   }
-  const answering = (status: number, body: unknown) => async (): Promise<Response> => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  const answering = (status: number, body: unknown) => async (): Promise<Response> =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
   it('returns the mapped answer and logs status, the fields, duration and outcome', async () => {
     const { log, lines } = debugLines();
@@ -178,20 +204,38 @@ describe('postAndMap', () => {
     const [message, fields] = lines[0]!;
     assert.equal(message, 'provider answered');
     assert.deepEqual(Object.keys(fields), ['status', 'idempotencyKey', 'durationMs', 'outcome']);
-    assert.deepEqual({ ...fields, durationMs: typeof fields['durationMs'] }, { status: 201, idempotencyKey: 'k-1', durationMs: 'number', outcome: 'accepted' });
+    assert.deepEqual(
+      { ...fields, durationMs: typeof fields['durationMs'] },
+      { status: 201, idempotencyKey: 'k-1', durationMs: 'number', outcome: 'accepted' },
+    );
   });
 
-  it('names the outcome of a result with the call\'s function and message', async () => {
+  it("names the outcome of a result with the call's function and message", async () => {
     const { log, lines } = debugLines();
-    const result = await postAndMap({ ...call, method: 'GET', body: '', url: 'http://127.0.0.1:1/x', fetch: answering(404, {}), log, map: () => undefined, message: 'provider answered a fetch', outcome: (r) => (r === undefined ? 'not-found' : 'found') });
+    const result = await postAndMap({
+      ...call,
+      method: 'GET',
+      body: '',
+      url: 'http://127.0.0.1:1/x',
+      fetch: answering(404, {}),
+      log,
+      map: () => undefined,
+      message: 'provider answered a fetch',
+      outcome: (r) => (r === undefined ? 'not-found' : 'found'),
+    });
     assert.equal(result, undefined);
-    assert.deepEqual([lines[0]?.[0], lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], ['provider answered a fetch', 404, 'not-found']);
+    assert.deepEqual(
+      [lines[0]?.[0], lines[0]?.[1]['status'], lines[0]?.[1]['outcome']],
+      ['provider answered a fetch', 404, 'not-found'],
+    );
   });
 
   it('throws the ProviderError the mapping returns, logged with its code', async () => {
     const { log, lines } = debugLines();
     const refused = new ProviderError('ProviderRateLimited', 'slow down');
-    const err = await rejection<unknown>(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: answering(429, {}), log, map: () => refused }));
+    const err = await rejection<unknown>(
+      postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: answering(429, {}), log, map: () => refused }),
+    );
     assert.equal(err, refused);
     assert.deepEqual([lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], [429, 'ProviderRateLimited']);
   });
@@ -199,7 +243,9 @@ describe('postAndMap', () => {
   it('a call that gets no answer throws as httpPost does and logs nothing', async () => {
     const { log, lines } = debugLines();
     const failing = (): Promise<Response> => Promise.reject(new TypeError('fetch failed'));
-    const err = await rejection<unknown>(postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: failing, log, map: () => 'never' }));
+    const err = await rejection<unknown>(
+      postAndMap({ ...call, url: 'http://127.0.0.1:1/x', fetch: failing, log, map: () => 'never' }),
+    );
     assert.ok(isProviderError(err) && err.code === 'ProviderUnavailable', String(err));
     assert.equal(lines.length, 0);
   });
@@ -226,8 +272,16 @@ describe('parseRetryAfter', () => {
 
 describe('scrubSecrets', () => {
   it('replaces every occurrence in keys and nested values, and leaves other values alone', () => {
-    const out = scrubSecrets({ a: 'x TOKEN-123 y TOKEN-123', n: 3, list: ['TOKEN-123'], nested: { 'TOKEN-123': null } }, ['TOKEN-123', '']);
-    assert.deepEqual(out, { a: 'x [REDACTED] y [REDACTED]', n: 3, list: ['[REDACTED]'], nested: { '[REDACTED]': null } });
+    const out = scrubSecrets(
+      { a: 'x TOKEN-123 y TOKEN-123', n: 3, list: ['TOKEN-123'], nested: { 'TOKEN-123': null } },
+      ['TOKEN-123', ''],
+    );
+    assert.deepEqual(out, {
+      a: 'x [REDACTED] y [REDACTED]',
+      n: 3,
+      list: ['[REDACTED]'],
+      nested: { '[REDACTED]': null },
+    });
   });
 
   it('does not search for a secret too short to be a credential (it would mangle the answer)', () => {

@@ -8,7 +8,12 @@ import { waitFor } from '../../helpers/wait.js';
 import { BOT_TOKEN, rejection, telegramError, telegramMessage } from './fixtures.js';
 import { refusedUrl, startRecordingServer } from './recording-server.js';
 
-const request = { idempotencyKey: 'b1b2c3d4-0000-4000-8000-000000000002', from: 'relay_bot', to: '987654321', text: 'Hello Ada' };
+const request = {
+  idempotencyKey: 'b1b2c3d4-0000-4000-8000-000000000002',
+  from: 'relay_bot',
+  to: '987654321',
+  text: 'Hello Ada',
+};
 
 function tokenFree(err: ProviderError): void {
   const everything = `${err.message} ${JSON.stringify(err)} ${err.stack ?? ''} ${err.cause instanceof Error ? err.cause.message : ''}`;
@@ -39,7 +44,10 @@ describe('telegram adapter', () => {
     const provider = createProvider({ type: 'telegram', botToken: BOT_TOKEN, baseUrl: server.url });
     server.reply({ status: 429, body: telegramError(429, 'Too Many Requests: retry after 5', { retry_after: 5 }) });
     const limited = await rejection(provider.send(request));
-    assert.deepEqual([limited.code, limited.retryAfterMs, limited.upstream?.status], ['ProviderRateLimited', 5000, 429]);
+    assert.deepEqual(
+      [limited.code, limited.retryAfterMs, limited.upstream?.status],
+      ['ProviderRateLimited', 5000, 429],
+    );
     server.reply({ status: 403, body: telegramError(403, 'Forbidden: bot was blocked by the user') });
     const blocked = await rejection(provider.send(request));
     assert.deepEqual([blocked.code, blocked.retryable], ['ProviderRejected', false]);
@@ -53,7 +61,10 @@ describe('telegram adapter', () => {
     const log = createLogger({ stream, level: 'debug' });
     // An answer that echoes the request path back, token included.
     server.reply((r) => ({ status: 404, body: { ok: false, error_code: 404, description: `Not Found: ${r.url}` } }));
-    const provider = createProvider({ type: 'telegram', botToken: BOT_TOKEN, baseUrl: server.url }, { log, timeoutMs: 100 });
+    const provider = createProvider(
+      { type: 'telegram', botToken: BOT_TOKEN, baseUrl: server.url },
+      { log, timeoutMs: 100 },
+    );
     const notFound = await rejection(provider.send(request));
     assert.equal(notFound.code, 'ProviderUnauthorized');
     assert.match(notFound.message, /\[REDACTED\]/);

@@ -23,7 +23,10 @@ const resource = (extra: Record<string, unknown> = {}): Record<string, unknown> 
 describe('twilio adapter: fetchMessage', () => {
   const track = closedAfterEach();
   const make = (baseUrl: string, log = new CaptureStream()) => {
-    const provider = createProvider({ type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl }, { timeoutMs: 500, log: createLogger({ level: 'debug', stream: log, pretty: false }) });
+    const provider = createProvider(
+      { type: 'twilio', accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN, baseUrl },
+      { timeoutMs: 500, log: createLogger({ level: 'debug', stream: log, pretty: false }) },
+    );
     assert.ok(provider instanceof TwilioProvider);
     return provider;
   };
@@ -33,14 +36,25 @@ describe('twilio adapter: fetchMessage', () => {
     server.reply({ status: 200, body: resource() });
     const logs = new CaptureStream();
     const got = await make(server.url, logs).fetchMessage(SID, AbortSignal.timeout(5000));
-    assert.deepEqual(got, { sid: SID, direction: 'inbound', from: '+15551234567', to: '+15005550006', body: 'START', dateCreated: Date.UTC(2026, 0, 1, 12, 0, 0) });
+    assert.deepEqual(got, {
+      sid: SID,
+      direction: 'inbound',
+      from: '+15551234567',
+      to: '+15005550006',
+      body: 'START',
+      dateCreated: Date.UTC(2026, 0, 1, 12, 0, 0),
+    });
     const req = server.requests[0]!;
     assert.equal(req.method, 'GET');
     assert.equal(req.url, `/2010-04-01/Accounts/${ACCOUNT_SID}/Messages/${SID}.json`);
-    assert.equal(req.headers['authorization'], `Basic ${Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')}`);
+    assert.equal(
+      req.headers['authorization'],
+      `Basic ${Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')}`,
+    );
     assert.equal(req.body, '');
     assert.equal(req.headers['content-length'], undefined);
-    for (const secret of [AUTH_TOKEN, '15551234567', Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')]) assert.ok(!logs.text.includes(secret));
+    for (const secret of [AUTH_TOKEN, '15551234567', Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')])
+      assert.ok(!logs.text.includes(secret));
     assert.ok(logs.lines().some((l) => l['outcome'] === 'found' && l['status'] === 200));
   });
 
@@ -72,7 +86,12 @@ describe('twilio adapter: fetchMessage', () => {
   });
 
   it('a 2xx without a sid, direction or readable date_created is unreadable (not retryable)', () => {
-    for (const body of [resource({ sid: undefined }), resource({ direction: 1 }), resource({ date_created: 'yesterday' }), 'not json']) {
+    for (const body of [
+      resource({ sid: undefined }),
+      resource({ direction: 1 }),
+      resource({ date_created: 'yesterday' }),
+      'not json',
+    ]) {
       const out = mapTwilioFetchResponse({ status: 200, headers: {}, body });
       assert.ok(isProviderError(out));
       assert.equal(out.code, 'ProviderAnswerUnreadable');

@@ -5,7 +5,12 @@
  * is; for SHA-256 with its `createHmac("sha1", …)` given "sha256"), not with the code under test.
  */
 import assert from 'node:assert/strict';
-import { signatureSettings, twilioSignature, twilioSignedUrls, verifyTwilioSignature } from '../../../src/providers/index.js';
+import {
+  signatureSettings,
+  twilioSignature,
+  twilioSignedUrls,
+  verifyTwilioSignature,
+} from '../../../src/providers/index.js';
 
 const TOKEN = 'twilio-auth-token-vectors-01';
 const PARAMS = new URLSearchParams('MessageSid=SM0001&MessageStatus=delivered&To=%2B15551234567&From=%2B15550000000');
@@ -30,9 +35,26 @@ const SIGNED = {
 
 describe('Twilio signatures as twilio-node verifies them', () => {
   it('signs as Twilio documents it (the published example)', () => {
-    const params = new URLSearchParams({ CallSid: 'CA1234567890ABCDE', Caller: '+14158675309', Digits: '1234', From: '+14158675309', To: '+18005551212' });
-    assert.equal(twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', params), 'RSOYDt4T1cUTdK1PDd93/VVr8B8=');
-    assert.equal(verifyTwilioSignature('RSOYDt4T1cUTdK1PDd93/VVr8B8=', ['other', '12345'], 'https://mycompany.com/myapp.php?foo=1&bar=2', params), true);
+    const params = new URLSearchParams({
+      CallSid: 'CA1234567890ABCDE',
+      Caller: '+14158675309',
+      Digits: '1234',
+      From: '+14158675309',
+      To: '+18005551212',
+    });
+    assert.equal(
+      twilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', params),
+      'RSOYDt4T1cUTdK1PDd93/VVr8B8=',
+    );
+    assert.equal(
+      verifyTwilioSignature(
+        'RSOYDt4T1cUTdK1PDd93/VVr8B8=',
+        ['other', '12345'],
+        'https://mycompany.com/myapp.php?foo=1&bar=2',
+        params,
+      ),
+      true,
+    );
   });
 
   it('signs as twilio-node does (SHA-1 and SHA-256)', () => {
@@ -45,7 +67,10 @@ describe('Twilio signatures as twilio-node verifies them', () => {
   it('signs a repeated parameter as its name and each distinct value, sorted (twilio-node toFormUrlEncodedParam)', () => {
     // Express gives twilio-node {MediaUrl: ['b', 'a', 'b']}: it signs MediaUrla MediaUrlb.
     const params = new URLSearchParams('Body=hi&MediaUrl=b&MediaUrl=a&MediaUrl=b&From=%2B1555');
-    assert.equal(twilioSignature(TOKEN, 'https://relay.example.com/callbacks/sms/twilio/inbound', params), 'FIaUugZK8d0F0iKje+3VErnmoOs=');
+    assert.equal(
+      twilioSignature(TOKEN, 'https://relay.example.com/callbacks/sms/twilio/inbound', params),
+      'FIaUugZK8d0F0iKje+3VErnmoOs=',
+    );
   });
 
   const table: Array<[string, string, string, boolean]> = [
@@ -68,15 +93,30 @@ describe('Twilio signatures as twilio-node verifies them', () => {
   it('verifies HMAC-SHA256 only when asked for it, with and without the port', () => {
     assert.equal(verifyTwilioSignature(SIGNED.sha256NoPort, [TOKEN], NO_PORT, PARAMS, 'HMAC_SHA256'), true);
     assert.equal(verifyTwilioSignature(SIGNED.sha256Port443, [TOKEN], NO_PORT, PARAMS, 'HMAC_SHA256'), true);
-    assert.equal(verifyTwilioSignature(SIGNED.sha256NoPort, [TOKEN], NO_PORT, PARAMS), false, 'a SHA-256 signature is not a SHA-1 one');
-    assert.equal(verifyTwilioSignature(SIGNED.noPort, [TOKEN], NO_PORT, PARAMS, 'HMAC_SHA256'), false, 'a SHA-1 signature is not a SHA-256 one');
+    assert.equal(
+      verifyTwilioSignature(SIGNED.sha256NoPort, [TOKEN], NO_PORT, PARAMS),
+      false,
+      'a SHA-256 signature is not a SHA-1 one',
+    );
+    assert.equal(
+      verifyTwilioSignature(SIGNED.noPort, [TOKEN], NO_PORT, PARAMS, 'HMAC_SHA256'),
+      false,
+      'a SHA-1 signature is not a SHA-256 one',
+    );
   });
 
   it('tries the URL as received and the forms twilio-node tries, each once', () => {
     assert.deepEqual(twilioSignedUrls(`https://relay.example.com${PATH}`), [NO_PORT, PORT_443]);
-    assert.deepEqual(twilioSignedUrls('http://relay.example.com:8080/x'), ['http://relay.example.com:8080/x', 'http://relay.example.com/x']);
+    assert.deepEqual(twilioSignedUrls('http://relay.example.com:8080/x'), [
+      'http://relay.example.com:8080/x',
+      'http://relay.example.com/x',
+    ]);
     // twilio-node's legacy form of the :443 URL parses it again, which drops the default port: the same as without it.
-    assert.deepEqual(twilioSignedUrls(LEGACY), [LEGACY, WHATWG, 'https://relay.example.com:443/callbacks/sms/twilio/status?t=a%27b(c)*d!']);
+    assert.deepEqual(twilioSignedUrls(LEGACY), [
+      LEGACY,
+      WHATWG,
+      'https://relay.example.com:443/callbacks/sms/twilio/status?t=a%27b(c)*d!',
+    ]);
     assert.deepEqual(twilioSignedUrls('not a url'), ['not a url']);
   });
 

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { signWebhook, verifyWebhook, webhookHeaders, webhookSecretKey, WEBHOOK_TOLERANCE_SECONDS } from '../../../src/providers/index.js';
+import {
+  signWebhook,
+  verifyWebhook,
+  webhookHeaders,
+  webhookSecretKey,
+  WEBHOOK_TOLERANCE_SECONDS,
+} from '../../../src/providers/index.js';
 
 // The test vector of the Standard Webhooks reference library (standard-webhooks/standard-webhooks,
 // libraries/javascript/src/webhook.test.ts, "sign function works").
@@ -19,16 +25,26 @@ function headersAt(secret: string | string[], nowMs: number, body = VECTOR.paylo
 describe('Standard Webhooks signatures', () => {
   it("signs the spec library's test vector", () => {
     assert.equal(signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, VECTOR.payload), VECTOR.signature);
-    assert.equal(signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, Buffer.from(VECTOR.payload)), VECTOR.signature);
+    assert.equal(
+      signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, Buffer.from(VECTOR.payload)),
+      VECTOR.signature,
+    );
   });
 
   it('accepts the secret with or without its whsec_ prefix', () => {
     assert.deepEqual(webhookSecretKey(VECTOR.secret), webhookSecretKey(VECTOR.secret.slice('whsec_'.length)));
   });
 
-  it("verifies the test vector at its own time", () => {
-    const headers = { 'webhook-id': VECTOR.id, 'webhook-timestamp': String(VECTOR.timestamp), 'webhook-signature': VECTOR.signature };
-    assert.deepEqual(verifyWebhook(VECTOR.payload, headers, { secrets: VECTOR.secret, nowMs: VECTOR.timestamp * 1000 }), { ok: true, id: VECTOR.id, timestamp: VECTOR.timestamp });
+  it('verifies the test vector at its own time', () => {
+    const headers = {
+      'webhook-id': VECTOR.id,
+      'webhook-timestamp': String(VECTOR.timestamp),
+      'webhook-signature': VECTOR.signature,
+    };
+    assert.deepEqual(
+      verifyWebhook(VECTOR.payload, headers, { secrets: VECTOR.secret, nowMs: VECTOR.timestamp * 1000 }),
+      { ok: true, id: VECTOR.id, timestamp: VECTOR.timestamp },
+    );
   });
 
   it('round-trips: the headers made now verify now, from a plain object or a fetch Headers, in any case', () => {
@@ -52,11 +68,23 @@ describe('Standard Webhooks signatures', () => {
     const headers = headersAt(VECTOR.secret, now);
     const wrongSecret = verifyWebhook(VECTOR.payload, headers, { secrets: OTHER_SECRET });
     assert.equal(wrongSecret.ok ? 'ok' : wrongSecret.reason, 'no-matching-signature');
-    const wrongId = verifyWebhook(VECTOR.payload, { ...headers, 'webhook-id': 'msg_other' }, { secrets: VECTOR.secret });
+    const wrongId = verifyWebhook(
+      VECTOR.payload,
+      { ...headers, 'webhook-id': 'msg_other' },
+      { secrets: VECTOR.secret },
+    );
     assert.equal(wrongId.ok ? 'ok' : wrongId.reason, 'no-matching-signature');
-    const v2 = verifyWebhook(VECTOR.payload, { ...headers, 'webhook-signature': headers['webhook-signature']!.replace('v1,', 'v2,') }, { secrets: VECTOR.secret });
+    const v2 = verifyWebhook(
+      VECTOR.payload,
+      { ...headers, 'webhook-signature': headers['webhook-signature']!.replace('v1,', 'v2,') },
+      { secrets: VECTOR.secret },
+    );
     assert.equal(v2.ok ? 'ok' : v2.reason, 'no-matching-signature');
-    const partial = verifyWebhook(VECTOR.payload, { ...headers, 'webhook-signature': headers['webhook-signature']!.slice(0, 8) }, { secrets: VECTOR.secret });
+    const partial = verifyWebhook(
+      VECTOR.payload,
+      { ...headers, 'webhook-signature': headers['webhook-signature']!.slice(0, 8) },
+      { secrets: VECTOR.secret },
+    );
     assert.equal(partial.ok ? 'ok' : partial.reason, 'no-matching-signature');
   });
 
@@ -70,7 +98,11 @@ describe('Standard Webhooks signatures', () => {
     assert.equal(r2.ok ? 'ok' : r2.reason, 'timestamp-too-new');
     const edge = headersAt(VECTOR.secret, now - (WEBHOOK_TOLERANCE_SECONDS - 1) * 1000);
     assert.equal(verifyWebhook(VECTOR.payload, edge, { secrets: VECTOR.secret, nowMs: now }).ok, true);
-    const r3 = verifyWebhook(VECTOR.payload, headersAt(VECTOR.secret, now - 20_000), { secrets: VECTOR.secret, nowMs: now, toleranceSeconds: 10 });
+    const r3 = verifyWebhook(VECTOR.payload, headersAt(VECTOR.secret, now - 20_000), {
+      secrets: VECTOR.secret,
+      nowMs: now,
+      toleranceSeconds: 10,
+    });
     assert.equal(r3.ok ? 'ok' : r3.reason, 'timestamp-too-old');
   });
 
@@ -97,8 +129,16 @@ describe('Standard Webhooks signatures', () => {
     it('accepts a header with several signatures when one matches (new and old secret)', () => {
       const now = Date.now();
       const headers = headersAt([OTHER_SECRET, VECTOR.secret], now);
-      assert.equal(verifyWebhook(VECTOR.payload, headers, { secrets: VECTOR.secret }).ok, true, 'a receiver still on the old secret');
-      assert.equal(verifyWebhook(VECTOR.payload, headers, { secrets: OTHER_SECRET }).ok, true, 'a receiver already on the new one');
+      assert.equal(
+        verifyWebhook(VECTOR.payload, headers, { secrets: VECTOR.secret }).ok,
+        true,
+        'a receiver still on the old secret',
+      );
+      assert.equal(
+        verifyWebhook(VECTOR.payload, headers, { secrets: OTHER_SECRET }).ok,
+        true,
+        'a receiver already on the new one',
+      );
     });
 
     it('accepts several secrets at once (a sender still on the old one)', () => {
@@ -109,12 +149,18 @@ describe('Standard Webhooks signatures', () => {
     it('accepts unknown signature entries around the matching one', () => {
       const headers = headersAt(VECTOR.secret, Date.now());
       const noisy = `v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc ${headers['webhook-signature']} v1,`;
-      assert.equal(verifyWebhook(VECTOR.payload, { ...headers, 'webhook-signature': noisy }, { secrets: VECTOR.secret }).ok, true);
+      assert.equal(
+        verifyWebhook(VECTOR.payload, { ...headers, 'webhook-signature': noisy }, { secrets: VECTOR.secret }).ok,
+        true,
+      );
     });
   });
 
   it('throws a TypeError for a secret that is not base64, without showing it', () => {
-    assert.throws(() => webhookSecretKey('whsec_not*base64!'), (err: Error) => err instanceof TypeError && !err.message.includes('not*base64'));
+    assert.throws(
+      () => webhookSecretKey('whsec_not*base64!'),
+      (err: Error) => err instanceof TypeError && !err.message.includes('not*base64'),
+    );
     assert.throws(() => webhookSecretKey('whsec_'), TypeError);
     assert.throws(() => signWebhook([], 'id', 1, 'x'), TypeError);
   });

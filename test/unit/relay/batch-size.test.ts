@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import type { Channel } from '../../../src/channels/index.js';
 import { dispatchBatchSize } from '../../../src/relay/dispatch.js';
 
-const sender = (messages: number, intervalMs = 1000): Channel => ({ rateLimit: { messages, intervalMs, concurrency: 10, perRecipientMs: 0 } }) as Channel;
+const sender = (messages: number, intervalMs = 1000): Channel =>
+  ({ rateLimit: { messages, intervalMs, concurrency: 10, perRecipientMs: 0 } }) as Channel;
 
 describe('relay: dispatch batch size per sender', () => {
   const cases: Array<[string, Channel[], number]> = [

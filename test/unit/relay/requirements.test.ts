@@ -8,7 +8,10 @@ import { isConfigError, type ConfigProblem } from '../../../src/errors.js';
 import { configPath } from '../../../src/paths.js';
 import { loadStageConfig, needsOf, type StageName } from '../../../src/relay/index.js';
 
-const BUS = { SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=s;UseDevelopmentEmulator=true;' };
+const BUS = {
+  SERVICEBUS_CONNECTION_STRING:
+    'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=s;UseDevelopmentEmulator=true;',
+};
 const DATAVERSE = { DATAVERSE_URL: 'http://127.0.0.1:1', DATAVERSE_AUTH: 'emulator' };
 const PROVIDERS = {
   PROVIDERS_URL: 'http://127.0.0.1:2',
@@ -31,48 +34,81 @@ function problemsOf(stages: StageName[], env: Record<string, string>, cwd?: stri
 
 describe('relay: what each stage requires (loadStageConfig)', () => {
   it('the recorder: the bus and Dataverse only; no channels file, no provider secret, no PROVIDERS_URL', () => {
-    const { loaded, channels } = loadStageConfig(['recorder'], { env: { ...BUS, ...DATAVERSE, CHANNELS_FILE: '/nowhere/channels.json' } });
+    const { loaded, channels } = loadStageConfig(['recorder'], {
+      env: { ...BUS, ...DATAVERSE, CHANNELS_FILE: '/nowhere/channels.json' },
+    });
     assert.equal(channels, undefined);
     assert.equal(loaded.config.dataverse.url, DATAVERSE.DATAVERSE_URL);
     const missing = problemsOf(['recorder'], { ...BUS });
-    assert.deepEqual(missing.map((p) => [p.source, p.path, p.found]), [['config/default.json', 'dataverse.url', 'nothing']]);
+    assert.deepEqual(
+      missing.map((p) => [p.source, p.path, p.found]),
+      [['config/default.json', 'dataverse.url', 'nothing']],
+    );
     assert.match(missing[0]!.expected, /\(or set DATAVERSE_URL\)/);
   });
 
   it('dispatch: the bus and every provider, without DATAVERSE_URL (nor a Dataverse identity)', () => {
-    const { channels } = loadStageConfig(['dispatch'], { env: { ...BUS, ...PROVIDERS, DATAVERSE_AUTH: 'client-secret' } });
-    assert.deepEqual(channels?.all().map((c) => providerSettings(c).type), ['twilio', 'telegram', 'contract']);
+    const { channels } = loadStageConfig(['dispatch'], {
+      env: { ...BUS, ...PROVIDERS, DATAVERSE_AUTH: 'client-secret' },
+    });
+    assert.deepEqual(
+      channels?.all().map((c) => providerSettings(c).type),
+      ['twilio', 'telegram', 'contract'],
+    );
     const sms = providerSettings(channels!.byName('sms')!);
     assert.equal(sms.type === 'twilio' && sms.authToken, PROVIDERS.TWILIO_AUTH_TOKEN);
     const { PROVIDERS_URL: _, TWILIO_AUTH_TOKEN: __, ...without } = PROVIDERS;
     const missing = problemsOf(['dispatch'], { ...BUS, ...without });
-    assert.deepEqual(missing.map((p) => `${p.source}: ${p.path}`), [
-      'config/channels.json: channels.0.provider.authToken',
-      'config/channels.json: channels.0.provider.baseUrl',
-      'config/channels.json: channels.1.provider.baseUrl',
-      'config/channels.json: channels.2.provider.url',
-    ]);
+    assert.deepEqual(
+      missing.map((p) => `${p.source}: ${p.path}`),
+      [
+        'config/channels.json: channels.0.provider.authToken',
+        'config/channels.json: channels.0.provider.baseUrl',
+        'config/channels.json: channels.1.provider.baseUrl',
+        'config/channels.json: channels.2.provider.url',
+      ],
+    );
     assert.match(missing[0]!.expected, /environment variable TWILIO_AUTH_TOKEN to be set/);
     assert.match(missing[1]!.expected, /environment variable PROVIDERS_URL to be set/);
   });
 
   it('intake: Dataverse and the channels without their secrets; only a Telegram channel without senderKey reads its token, for the session key', () => {
-    const { channels } = loadStageConfig(['intake'], { env: { ...BUS, ...DATAVERSE, TELEGRAM_BOT_TOKEN: PROVIDERS.TELEGRAM_BOT_TOKEN } });
-    assert.deepEqual(channels?.all().map((c) => [c.name, c.provider, c.senderKey]), [
-      ['sms', { type: 'twilio', unread: true }, 'twilio:+4915100000001'],
-      ['telegram', { type: 'telegram', unread: true }, 'telegram:4242'],
-      ['realtime-sms', { type: 'contract', unread: true }, 'contract:+4915100000001'],
-    ]);
-    assert.throws(() => providerSettings(channels!.byName('sms')!), /channel "sms": its twilio provider settings were not read \(this process's stages do not use them\)/);
+    const { channels } = loadStageConfig(['intake'], {
+      env: { ...BUS, ...DATAVERSE, TELEGRAM_BOT_TOKEN: PROVIDERS.TELEGRAM_BOT_TOKEN },
+    });
+    assert.deepEqual(
+      channels?.all().map((c) => [c.name, c.provider, c.senderKey]),
+      [
+        ['sms', { type: 'twilio', unread: true }, 'twilio:+4915100000001'],
+        ['telegram', { type: 'telegram', unread: true }, 'telegram:4242'],
+        ['realtime-sms', { type: 'contract', unread: true }, 'contract:+4915100000001'],
+      ],
+    );
+    assert.throws(
+      () => providerSettings(channels!.byName('sms')!),
+      /channel "sms": its twilio provider settings were not read \(this process's stages do not use them\)/,
+    );
     const missing = problemsOf(['intake'], { ...BUS, ...DATAVERSE });
-    assert.deepEqual(missing.map((p) => `${p.source}: ${p.path}`), ['config/channels.json: channels.1.provider.botToken']);
-    assert.match(missing[0]!.expected, /TELEGRAM_BOT_TOKEN to be set .*session key is the bot id the token starts with; set channels\.1\.senderKey to "telegram:<bot id>" to run without the token/);
+    assert.deepEqual(
+      missing.map((p) => `${p.source}: ${p.path}`),
+      ['config/channels.json: channels.1.provider.botToken'],
+    );
+    assert.match(
+      missing[0]!.expected,
+      /TELEGRAM_BOT_TOKEN to be set .*session key is the bot id the token starts with; set channels\.1\.senderKey to "telegram:<bot id>" to run without the token/,
+    );
   });
 
   describe('with channels that have callbacks', () => {
     let dir = '';
     const tile = configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
-    const base = { tile, addressField: 'mobilephone', textField: 'sample_text', channelField: 'sample_channel', rateLimit: { messages: 10 } };
+    const base = {
+      tile,
+      addressField: 'mobilephone',
+      textField: 'sample_text',
+      channelField: 'sample_channel',
+      rateLimit: { messages: 10 },
+    };
     before(() => {
       dir = mkdtempSync(path.join(os.tmpdir(), 'stage-needs-'));
       writeFileSync(
@@ -82,9 +118,19 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
             {
               ...base,
               name: 'sms',
-              provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN', baseUrl: '${PROVIDERS_URL}' },
+              provider: {
+                type: 'twilio',
+                accountSid: 'AC00000000000000000000000000000001',
+                authToken: 'env:TWILIO_AUTH_TOKEN',
+                baseUrl: '${PROVIDERS_URL}',
+              },
               sender: '+15550000001',
-              callbacks: { publicBaseUrl: '${PUBLIC_URL}', trackLinks: true, previousAuthToken: 'env:TWILIO_PREVIOUS_AUTH_TOKEN', sharedKeySecret: 'env:TWILIO_SHARED_KEY_SECRET' },
+              callbacks: {
+                publicBaseUrl: '${PUBLIC_URL}',
+                trackLinks: true,
+                previousAuthToken: 'env:TWILIO_PREVIOUS_AUTH_TOKEN',
+                sharedKeySecret: 'env:TWILIO_SHARED_KEY_SECRET',
+              },
             },
             {
               ...base,
@@ -98,7 +144,11 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
             {
               name: 'realtime',
               channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e',
-              provider: { type: 'contract', url: '${PROVIDERS_URL}/contract', signingSecret: 'env:CONTRACT_SIGNING_SECRET' },
+              provider: {
+                type: 'contract',
+                url: '${PROVIDERS_URL}/contract',
+                signingSecret: 'env:CONTRACT_SIGNING_SECRET',
+              },
               sender: '+15550000009',
               rateLimit: { messages: 10 },
             },
@@ -108,13 +158,29 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
     const file = () => ({ CHANNELS_FILE: path.join(dir, 'channels.json'), PUBLIC_URL: 'https://relay.example' });
-    const verification = { TWILIO_AUTH_TOKEN: PROVIDERS.TWILIO_AUTH_TOKEN, TWILIO_PREVIOUS_AUTH_TOKEN: 'old-token', TWILIO_SHARED_KEY_SECRET: 'shared-key-secret', TELEGRAM_WEBHOOK_SECRET: 'tg-secret', PROVIDERS_URL: PROVIDERS.PROVIDERS_URL };
+    const verification = {
+      TWILIO_AUTH_TOKEN: PROVIDERS.TWILIO_AUTH_TOKEN,
+      TWILIO_PREVIOUS_AUTH_TOKEN: 'old-token',
+      TWILIO_SHARED_KEY_SECRET: 'shared-key-secret',
+      TELEGRAM_WEBHOOK_SECRET: 'tg-secret',
+      PROVIDERS_URL: PROVIDERS.PROVIDERS_URL,
+    };
 
     it('the callbacks service: its verification secrets and the signing keys; no bot token, no contract secret, no channel without callbacks', () => {
-      const { channels } = loadStageConfig(['callbacks'], { env: { ...BUS, ...DATAVERSE, ...file(), ...KEYS, ...verification } });
-      assert.deepEqual(channels?.all().map((c) => c.name), ['sms', 'telegram']);
+      const { channels } = loadStageConfig(['callbacks'], {
+        env: { ...BUS, ...DATAVERSE, ...file(), ...KEYS, ...verification },
+      });
+      assert.deepEqual(
+        channels?.all().map((c) => c.name),
+        ['sms', 'telegram'],
+      );
       const sms = channels!.byName('sms')!;
-      assert.deepEqual(sms.provider, { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: PROVIDERS.TWILIO_AUTH_TOKEN, baseUrl: PROVIDERS.PROVIDERS_URL });
+      assert.deepEqual(sms.provider, {
+        type: 'twilio',
+        accountSid: 'AC00000000000000000000000000000001',
+        authToken: PROVIDERS.TWILIO_AUTH_TOKEN,
+        baseUrl: PROVIDERS.PROVIDERS_URL,
+      });
       assert.equal(sms.callbacks?.previousAuthToken, 'old-token');
       assert.equal(sms.callbacks?.sharedKeySecret, 'shared-key-secret');
       assert.deepEqual(channels!.byName('telegram')!.provider, { type: 'telegram', unread: true });
@@ -128,24 +194,51 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
       ] as const) {
         const { [name]: _, ...without } = verification;
         const missing = problemsOf(['callbacks'], { ...BUS, ...DATAVERSE, ...file(), ...KEYS, ...without });
-        assert.deepEqual(missing.map((p) => [path.basename(p.source), p.path]), [['channels.json', at]], `without ${name}`);
+        assert.deepEqual(
+          missing.map((p) => [path.basename(p.source), p.path]),
+          [['channels.json', at]],
+          `without ${name}`,
+        );
         assert.match(missing[0]!.expected, new RegExp(`environment variable ${name} to be set`));
       }
       const noKeys = problemsOf(['callbacks'], { ...BUS, ...DATAVERSE, ...file(), ...verification });
-      assert.deepEqual(noKeys.map((p) => p.path), ['callbacks.signingKeys']);
-      assert.match(noKeys[0]!.expected, /set CALLBACK_SIGNING_KEYS\), because channels sms, telegram in .*channels\.json have callbacks/);
+      assert.deepEqual(
+        noKeys.map((p) => p.path),
+        ['callbacks.signingKeys'],
+      );
+      assert.match(
+        noKeys[0]!.expected,
+        /set CALLBACK_SIGNING_KEYS\), because channels sms, telegram in .*channels\.json have callbacks/,
+      );
     });
 
     it('intake reads none of the callbacks secrets, but the signing keys for the channel that tracks links', () => {
       const { channels } = loadStageConfig(['intake'], { env: { ...BUS, ...DATAVERSE, ...file(), ...KEYS } });
-      assert.deepEqual(channels?.all().map((c) => [c.name, 'unread' in c.provider, c.callbacks?.webhookSecretToken, c.callbacks?.previousAuthToken, c.callbacks?.sharedKeySecret]), [
-        ['sms', true, undefined, undefined, undefined],
-        ['telegram', true, undefined, undefined, undefined],
-        ['realtime', true, undefined, undefined, undefined],
-      ]);
+      assert.deepEqual(
+        channels
+          ?.all()
+          .map((c) => [
+            c.name,
+            'unread' in c.provider,
+            c.callbacks?.webhookSecretToken,
+            c.callbacks?.previousAuthToken,
+            c.callbacks?.sharedKeySecret,
+          ]),
+        [
+          ['sms', true, undefined, undefined, undefined],
+          ['telegram', true, undefined, undefined, undefined],
+          ['realtime', true, undefined, undefined, undefined],
+        ],
+      );
       const noKeys = problemsOf(['intake'], { ...BUS, ...DATAVERSE, ...file() });
-      assert.deepEqual(noKeys.map((p) => p.path), ['callbacks.signingKeys']);
-      assert.match(noKeys[0]!.expected, /because channel sms in .*channels\.json tracks links \(callbacks\.trackLinks\)/);
+      assert.deepEqual(
+        noKeys.map((p) => p.path),
+        ['callbacks.signingKeys'],
+      );
+      assert.match(
+        noKeys[0]!.expected,
+        /because channel sms in .*channels\.json tracks links \(callbacks\.trackLinks\)/,
+      );
     });
   });
 
@@ -160,7 +253,11 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
             {
               name: 'sms',
               tile,
-              provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'literal-token-in-the-file' },
+              provider: {
+                type: 'twilio',
+                accountSid: 'AC00000000000000000000000000000001',
+                authToken: 'literal-token-in-the-file',
+              },
               sender: '+15550000001',
               addressField: 'mobilephone',
               textField: 'sample_text',
@@ -175,7 +272,8 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
         const problems = problemsOf([stage], env);
         const paths = problems.map((p) => p.path);
         assert.ok(paths.includes('channels.0.provider.authToken'), `${stage}: ${paths.join(', ')}`);
-        if (stage !== 'dispatch') assert.ok(paths.includes('channels.0.callbacks.previousAuthToken'), `${stage}: ${paths.join(', ')}`);
+        if (stage !== 'dispatch')
+          assert.ok(paths.includes('channels.0.callbacks.previousAuthToken'), `${stage}: ${paths.join(', ')}`);
         for (const p of problems.filter((x) => x.path.endsWith('Token'))) {
           assert.match(p.expected, /an env:NAME reference \(secrets are read only from the environment\)/);
           assert.doesNotMatch(p.found, /literal/);
@@ -187,8 +285,23 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
   });
 
   it('a process of several stages needs the union of theirs', () => {
-    assert.deepEqual(needsOf(['intake', 'dispatch', 'recorder']), { dataverse: true, channels: true, providers: 'all', callbackSecrets: false });
-    assert.deepEqual(needsOf(['recorder']), { dataverse: true, channels: false, providers: 'none', callbackSecrets: false });
-    assert.deepEqual(needsOf(['intake', 'callbacks']), { dataverse: true, channels: true, providers: 'all', callbackSecrets: true });
+    assert.deepEqual(needsOf(['intake', 'dispatch', 'recorder']), {
+      dataverse: true,
+      channels: true,
+      providers: 'all',
+      callbackSecrets: false,
+    });
+    assert.deepEqual(needsOf(['recorder']), {
+      dataverse: true,
+      channels: false,
+      providers: 'none',
+      callbackSecrets: false,
+    });
+    assert.deepEqual(needsOf(['intake', 'callbacks']), {
+      dataverse: true,
+      channels: true,
+      providers: 'all',
+      callbackSecrets: true,
+    });
   });
 });

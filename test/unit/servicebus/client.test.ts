@@ -1,15 +1,30 @@
 import assert from 'node:assert/strict';
 import type { TokenCredential } from '@azure/identity';
 import { RetryMode } from '@azure/service-bus';
-import { DEFAULT_RETRY_OPTIONS, createServiceBusClient, normalizeNamespace, serviceBusClientFromConfig } from '../../../src/servicebus/client.js';
+import {
+  DEFAULT_RETRY_OPTIONS,
+  createServiceBusClient,
+  normalizeNamespace,
+  serviceBusClientFromConfig,
+} from '../../../src/servicebus/client.js';
 
 const credential: TokenCredential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 60_000 }) };
 const queues = { activities: 'a', outbound: 'o', interactions: 'i' };
 
 describe('servicebus client factory', () => {
   it('needs exactly one of connectionString and namespace', () => {
-    assert.throws(() => createServiceBusClient({}), /expected exactly one of connectionString and namespace, found neither/);
-    assert.throws(() => createServiceBusClient({ connectionString: 'Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=v', namespace: 'x' }), /found both/);
+    assert.throws(
+      () => createServiceBusClient({}),
+      /expected exactly one of connectionString and namespace, found neither/,
+    );
+    assert.throws(
+      () =>
+        createServiceBusClient({
+          connectionString: 'Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=v',
+          namespace: 'x',
+        }),
+      /found both/,
+    );
     assert.throws(() => serviceBusClientFromConfig({ serviceBus: { queues } }), /found neither/);
   });
 
@@ -29,7 +44,19 @@ describe('servicebus client factory', () => {
   });
 
   it('has documented retry defaults and validates overrides', () => {
-    assert.deepEqual({ ...DEFAULT_RETRY_OPTIONS }, { maxRetries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 10_000, mode: RetryMode.Exponential, timeoutInMs: 10_000 });
-    assert.throws(() => createServiceBusClient({ namespace: 'relay', credential, retry: { retryDelayInMs: -1 } }), /retry.retryDelayInMs must be a finite number >= 0, found -1/);
+    assert.deepEqual(
+      { ...DEFAULT_RETRY_OPTIONS },
+      {
+        maxRetries: 3,
+        retryDelayInMs: 500,
+        maxRetryDelayInMs: 10_000,
+        mode: RetryMode.Exponential,
+        timeoutInMs: 10_000,
+      },
+    );
+    assert.throws(
+      () => createServiceBusClient({ namespace: 'relay', credential, retry: { retryDelayInMs: -1 } }),
+      /retry.retryDelayInMs must be a finite number >= 0, found -1/,
+    );
   });
 });

@@ -15,7 +15,14 @@ import {
 import { serviceBusMetrics } from '../../../src/servicebus/metrics.js';
 
 function message(overrides: Partial<ServiceBusReceivedMessage> = {}): ServiceBusReceivedMessage {
-  return { body: { a: 1 }, messageId: 'm1', contentType: 'application/json', applicationProperties: { n: 1 }, deliveryCount: 0, ...overrides } as ServiceBusReceivedMessage;
+  return {
+    body: { a: 1 },
+    messageId: 'm1',
+    contentType: 'application/json',
+    applicationProperties: { n: 1 },
+    deliveryCount: 0,
+    ...overrides,
+  } as ServiceBusReceivedMessage;
 }
 
 function settler(fail?: unknown): Settler & { calls: string[] } {
@@ -34,12 +41,16 @@ function settler(fail?: unknown): Settler & { calls: string[] } {
 
 async function consumed(registry: ReturnType<typeof createMetricsRegistry>): Promise<Record<string, number>> {
   const metric = await registry.getSingleMetric('channel_relay_messages_consumed_total')!.get();
-  return Object.fromEntries(metric.values.map((v) => [`${String(v.labels['queue'])}/${String(v.labels['outcome'])}`, v.value]));
+  return Object.fromEntries(
+    metric.values.map((v) => [`${String(v.labels['queue'])}/${String(v.labels['outcome'])}`, v.value]),
+  );
 }
 
 describe('servicebus delivery', () => {
   it('exposes the message as the port describes it (delivery count includes this delivery)', () => {
-    const d = toDelivery(message({ deliveryCount: 2, sessionId: 's', messageId: 42 as unknown as string }), settler(), { queue: 'q' });
+    const d = toDelivery(message({ deliveryCount: 2, sessionId: 's', messageId: 42 as unknown as string }), settler(), {
+      queue: 'q',
+    });
     assert.deepEqual(d.body, { a: 1 });
     assert.equal(d.messageId, '42');
     assert.equal(d.contentType, 'application/json');
@@ -54,9 +65,15 @@ describe('servicebus delivery', () => {
     const s = settler();
     const d = toDelivery(message(), s, { queue: 'q' });
     const first = d.complete();
-    await assert.rejects(d.abandon(), (err: unknown) => isDeliverySettlementError(err) && /already settled \(complete\)/.test((err as Error).message));
+    await assert.rejects(
+      d.abandon(),
+      (err: unknown) => isDeliverySettlementError(err) && /already settled \(complete\)/.test((err as Error).message),
+    );
     await first;
-    await assert.rejects(d.deadLetter('R', 'D'), (err: unknown) => isDeliverySettlementError(err) && (err as { code: string }).code === 'AlreadySettled');
+    await assert.rejects(
+      d.deadLetter('R', 'D'),
+      (err: unknown) => isDeliverySettlementError(err) && (err as { code: string }).code === 'AlreadySettled',
+    );
     assert.deepEqual(s.calls, ['complete']);
     assert.equal(d.outcome, 'completed');
   });
@@ -65,7 +82,11 @@ describe('servicebus delivery', () => {
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const metrics = serviceBusMetrics(registry);
     for (const code of ['MessageLockLost', 'SessionLockLost'] as const) {
-      const d = toDelivery(message(), settler(new ServiceBusError('lock gone', code)), { queue: 'q', metrics, log: silentLogger() });
+      const d = toDelivery(message(), settler(new ServiceBusError('lock gone', code)), {
+        queue: 'q',
+        metrics,
+        log: silentLogger(),
+      });
       await d.complete();
       assert.equal(d.outcome, 'lockLost');
       assert.equal(d.settled, true);
@@ -87,7 +108,10 @@ describe('servicebus delivery', () => {
     const s = settler();
     const d = toDelivery(message(), s, { queue: 'q' });
     await d.deadLetter('R'.repeat(500), 'd'.repeat(10_000));
-    const [, options] = (s.deadLetterMessage as sinon.SinonSpy).firstCall.args as [unknown, { deadLetterReason: string; deadLetterErrorDescription: string }];
+    const [, options] = (s.deadLetterMessage as sinon.SinonSpy).firstCall.args as [
+      unknown,
+      { deadLetterReason: string; deadLetterErrorDescription: string },
+    ];
     assert.equal(options.deadLetterReason.length, DEAD_LETTER_REASON_MAX_CHARS);
     assert.ok(options.deadLetterReason.endsWith('…'));
     assert.equal(options.deadLetterErrorDescription.length, DEAD_LETTER_DESCRIPTION_MAX_CHARS);

@@ -12,7 +12,8 @@ import { startBatchLoop, startSessionLoop } from '../../../src/servicebus/index.
 import { lockDeadline } from '../../../src/servicebus/session-loop.js';
 import { CaptureStream } from '../../helpers/capture.js';
 
-const msg = (id: string): ServiceBusReceivedMessage => ({ body: id, messageId: id, deliveryCount: 0 }) as ServiceBusReceivedMessage;
+const msg = (id: string): ServiceBusReceivedMessage =>
+  ({ body: id, messageId: id, deliveryCount: 0 }) as ServiceBusReceivedMessage;
 
 /** A plain receiver answering from a script (messages, an error, or `[]` after the full wait). */
 function scriptedReceiver(script: Array<ServiceBusReceivedMessage[] | Error>) {
@@ -53,7 +54,13 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
     const busy = (n: number): Error => new ServiceBusError(`busy ${n}`, 'ServiceBusy');
     const receiver = scriptedReceiver([busy(1), busy(2), [msg('a')], busy(3)]);
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async ([d]) => d!.complete(), backoff: { initialDelayMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({
+      client,
+      queue: 'q',
+      maxWaitMs: 1_000,
+      handler: async ([d]) => d!.complete(),
+      backoff: { initialDelayMs: 100, jitter: 0 },
+    });
     assert.deepEqual(loop.health(), { running: true, consecutiveErrors: 0 }, 'nothing yet');
     await clock.tickAsync(0);
     assert.deepEqual(loop.health(), { running: true, consecutiveErrors: 1, lastError: 'busy 1' });
@@ -61,9 +68,19 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
     assert.deepEqual(loop.health(), { running: true, consecutiveErrors: 2, lastError: 'busy 2' });
     await clock.tickAsync(200); // the third receive answers with a message, the fourth fails
     const answeredAt = Date.now();
-    assert.deepEqual(loop.health(), { running: true, lastReceiveAt: answeredAt, consecutiveErrors: 1, lastError: 'busy 3' });
+    assert.deepEqual(loop.health(), {
+      running: true,
+      lastReceiveAt: answeredAt,
+      consecutiveErrors: 1,
+      lastError: 'busy 3',
+    });
     await clock.tickAsync(100 + 1_000); // an empty answer after the full wait is an answer
-    assert.deepEqual(loop.health(), { running: true, lastReceiveAt: answeredAt + 100 + 1_000, consecutiveErrors: 0, lastError: 'busy 3' });
+    assert.deepEqual(loop.health(), {
+      running: true,
+      lastReceiveAt: answeredAt + 100 + 1_000,
+      consecutiveErrors: 0,
+      lastError: 'busy 3',
+    });
     const stopping = loop.stop();
     assert.equal(loop.health().running, false);
     await clock.tickAsync(1_000);
@@ -83,9 +100,18 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         return receiver;
       },
     } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', handler: async () => undefined, backoff: { initialDelayMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({
+      client,
+      queue: 'q',
+      handler: async () => undefined,
+      backoff: { initialDelayMs: 100, jitter: 0 },
+    });
     await clock.tickAsync(500);
-    assert.deepEqual(loop.health(), { running: false, consecutiveErrors: 2, lastError: 'The underlying AMQP connection is closed.' });
+    assert.deepEqual(loop.health(), {
+      running: false,
+      consecutiveErrors: 2,
+      lastError: 'The underlying AMQP connection is closed.',
+    });
     await closeLoop(clock, loop);
   });
 
@@ -111,15 +137,36 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         answers.shift()!();
       },
     } as unknown as ServiceBusClient;
-    const loop = startSessionLoop({ client, queue: 'q', maxSessions: 1, backoff: { initialDelayMs: 100, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
+    const loop = startSessionLoop({
+      client,
+      queue: 'q',
+      maxSessions: 1,
+      backoff: { initialDelayMs: 100, jitter: 0 },
+      createSessionHandler: () => ({ onBatch: async () => undefined }),
+    });
     await clock.tickAsync(1_000);
     assert.deepEqual(loop.health(), { running: true, lastReceiveAt: 1_001_000, consecutiveErrors: 0 });
     await clock.tickAsync(1_000);
-    assert.deepEqual(loop.health(), { running: true, lastReceiveAt: 1_001_000, consecutiveErrors: 1, lastError: 'busy' });
+    assert.deepEqual(loop.health(), {
+      running: true,
+      lastReceiveAt: 1_001_000,
+      consecutiveErrors: 1,
+      lastError: 'busy',
+    });
     await clock.tickAsync(100 + 1_000);
-    assert.deepEqual(loop.health(), { running: true, lastReceiveAt: 1_001_000, consecutiveErrors: 2, lastError: 'busy again' });
+    assert.deepEqual(loop.health(), {
+      running: true,
+      lastReceiveAt: 1_001_000,
+      consecutiveErrors: 2,
+      lastError: 'busy again',
+    });
     await clock.tickAsync(200 + 1_000);
-    assert.deepEqual(loop.health(), { running: false, lastReceiveAt: 1_001_000, consecutiveErrors: 3, lastError: 'The underlying AMQP connection is closed.' });
+    assert.deepEqual(loop.health(), {
+      running: false,
+      lastReceiveAt: 1_001_000,
+      consecutiveErrors: 3,
+      lastError: 'The underlying AMQP connection is closed.',
+    });
     await closeLoop(clock, loop);
   });
 
@@ -133,7 +180,9 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         sessionId: 'S',
         // A 2 s lock that the SDK renews for 10 s: always 1 to 2 s ahead until then, its last renewal reaching 11 s.
         get sessionLockedUntilUtc(): Date {
-          return new Date(Math.min(acceptedAt + 11_000, acceptedAt + 2_000 + Math.floor((Date.now() - acceptedAt) / 1_000) * 1_000));
+          return new Date(
+            Math.min(acceptedAt + 11_000, acceptedAt + 2_000 + Math.floor((Date.now() - acceptedAt) / 1_000) * 1_000),
+          );
         },
         getSessionState: async () => undefined,
         setSessionState: async () => void events.push(`hold ${hold} setState`),
@@ -236,8 +285,14 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
     await clock.tickAsync(4_000);
     await closeLoop(clock, loop);
     assert.deepEqual(closes, ['lockLost']);
-    const warnings = stream.lines().filter((l) => l.level === 'warn').map((l) => l.message);
-    assert.ok(warnings.some((m) => /session batch is still running at its lock deadline/.test(String(m))), warnings.join(' | '));
+    const warnings = stream
+      .lines()
+      .filter((l) => l.level === 'warn')
+      .map((l) => l.message);
+    assert.ok(
+      warnings.some((m) => /session batch is still running at its lock deadline/.test(String(m))),
+      warnings.join(' | '),
+    );
   });
 
   it('batch loop: warns when a batch is still running after maxLockRenewalMs, not before; a short batch gives no warning', async () => {
@@ -255,7 +310,11 @@ describe('servicebus receive loops: health and lock deadlines (fake SDK, fake ti
         await d!.complete();
       },
     });
-    const warned = (): string[] => stream.lines().filter((l) => l.level === 'warn').map((l) => String(l.message));
+    const warned = (): string[] =>
+      stream
+        .lines()
+        .filter((l) => l.level === 'warn')
+        .map((l) => String(l.message));
     await clock.tickAsync(9_999);
     assert.deepEqual(warned(), []);
     await clock.tickAsync(1);

@@ -28,7 +28,8 @@ function fakeReceiver(script: Array<ServiceBusReceivedMessage[] | Error>) {
   };
 }
 
-const msg = (id: string): ServiceBusReceivedMessage => ({ body: id, messageId: id, deliveryCount: 0 }) as ServiceBusReceivedMessage;
+const msg = (id: string): ServiceBusReceivedMessage =>
+  ({ body: id, messageId: id, deliveryCount: 0 }) as ServiceBusReceivedMessage;
 
 describe('servicebus receive loops (fake SDK, fake timers)', () => {
   let clock: sinon.SinonFakeTimers;
@@ -39,20 +40,36 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
     const busy = (): Error => new ServiceBusError('busy', 'ServiceBusy');
     const receiver = fakeReceiver([busy(), busy(), busy(), [], busy()]);
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialDelayMs: 100, jitter: 0 } });
+    const loop = startBatchLoop({
+      client,
+      queue: 'q',
+      maxWaitMs: 1_000,
+      handler: async () => undefined,
+      backoff: { initialDelayMs: 100, jitter: 0 },
+    });
     await clock.tickAsync(100 + 200 + 400 + 1_000 + 100);
     const stopped = loop.stop();
     await clock.tickAsync(1_000);
     await stopped;
     const gaps = receiver.calls.slice(1).map((t, i) => t - receiver.calls[i]!);
-    assert.deepEqual(gaps.slice(0, 5), [100, 200, 400, 1_000, 100], 'doubling delays; after a success (an empty wait) it starts again');
+    assert.deepEqual(
+      gaps.slice(0, 5),
+      [100, 200, 400, 1_000, 100],
+      'doubling delays; after a success (an empty wait) it starts again',
+    );
   });
 
   it('batch loop: empty answers that come at once (a closing link) do not make it spin', async () => {
     const receiver = fakeReceiver([]);
     receiver.fastEmpty = true;
     const client = { createReceiver: () => receiver } as unknown as ServiceBusClient;
-    const loop = startBatchLoop({ client, queue: 'q', maxWaitMs: 1_000, handler: async () => undefined, backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 } });
+    const loop = startBatchLoop({
+      client,
+      queue: 'q',
+      maxWaitMs: 1_000,
+      handler: async () => undefined,
+      backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 },
+    });
     await clock.tickAsync(10_000);
     await loop.close();
     assert.ok(receiver.calls.length >= 5 && receiver.calls.length <= 20, `${receiver.calls.length} receives in 10 s`);
@@ -90,7 +107,13 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
         throw new ServiceBusError('no session', 'ServiceTimeout');
       },
     } as unknown as ServiceBusClient;
-    const loop = startSessionLoop({ client: { ...client, createReceiver: () => undefined } as unknown as ServiceBusClient, queue: 'q', maxSessions: 1, backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 }, createSessionHandler: () => ({ onBatch: async () => undefined }) });
+    const loop = startSessionLoop({
+      client: { ...client, createReceiver: () => undefined } as unknown as ServiceBusClient,
+      queue: 'q',
+      maxSessions: 1,
+      backoff: { initialDelayMs: 100, maxDelayMs: 1_000, jitter: 0 },
+      createSessionHandler: () => ({ onBatch: async () => undefined }),
+    });
     await clock.tickAsync(10_000);
     await loop.close();
     assert.ok(accepts >= 5 && accepts <= 20, `${accepts} accepts in 10 s`);

@@ -16,7 +16,10 @@ describe('Dataverse emulator: $batch through dynamics-web-api', () => {
     const api = client(emulator.url);
     api.startBatch();
     api.create({ collection: 'contacts', data: { firstname: 'Batch', lastname: 'One' }, contentId: '1' });
-    api.create({ collection: 'msdyncrm_customerjourneycustomchannelactivities', data: { msdyncrm_activityid: 'ref-1', 'msdyncrm_Contact@odata.bind': '$1' } });
+    api.create({
+      collection: 'msdyncrm_customerjourneycustomchannelactivities',
+      data: { msdyncrm_activityid: 'ref-1', 'msdyncrm_Contact@odata.bind': '$1' },
+    });
     api.retrieveMultiple({ collection: 'contacts', select: ['firstname'], filter: "firstname eq 'Batch'" });
     const results = await api.executeBatch();
     assert.equal(results.length, 3);

@@ -10,9 +10,18 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
   it('creates, retrieves, updates, upserts and deletes rows, with ETags and lookups read back as _<name>_value', async () => {
     emulator = await startEmulator({ seed: smallSeed(3) });
     const api = client(emulator.url);
-    const id = (await api.create({ collection: 'contacts', data: { firstname: 'Ada', lastname: 'Lovelace', donotphone: false } })) as string;
-    const unicode = (await api.create({ collection: 'contacts', data: { firstname: 'Zoë', lastname: 'Müller 😀' } })) as string;
-    assert.equal((await api.retrieve({ collection: 'contacts', key: unicode, select: ['fullname'] })).fullname, 'Zoë Müller 😀');
+    const id = (await api.create({
+      collection: 'contacts',
+      data: { firstname: 'Ada', lastname: 'Lovelace', donotphone: false },
+    })) as string;
+    const unicode = (await api.create({
+      collection: 'contacts',
+      data: { firstname: 'Zoë', lastname: 'Müller 😀' },
+    })) as string;
+    assert.equal(
+      (await api.retrieve({ collection: 'contacts', key: unicode, select: ['fullname'] })).fullname,
+      'Zoë Müller 😀',
+    );
     assert.match(id, /^[0-9a-f-]{36}$/);
 
     const row = await api.retrieve({ collection: 'contacts', key: id, select: ['firstname', 'fullname'] });
@@ -23,7 +32,11 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
 
     const created: Record<string, unknown> = await api.create({
       collection: 'msdyncrm_customerjourneycustomchannelactivities',
-      data: { msdyncrm_activityid: 'a-1', msdyncrm_entitytype: 'sample_specialmessage', 'msdyncrm_Contact@odata.bind': `/contacts(${id})` },
+      data: {
+        msdyncrm_activityid: 'a-1',
+        msdyncrm_entitytype: 'sample_specialmessage',
+        'msdyncrm_Contact@odata.bind': `/contacts(${id})`,
+      },
       returnRepresentation: true,
     });
     assert.equal(created._msdyncrm_contact_value, id);
@@ -41,19 +54,36 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
 
     await api.update({ collection: 'contacts', key: id, data: { lastname: 'King' }, ifmatch: row['@odata.etag'] });
     // dynamics-web-api turns a 412 on update into `false`; with propagateErrors it shows the error.
-    assert.equal(await api.update({ collection: 'contacts', key: id, data: { lastname: 'Byron' }, ifmatch: row['@odata.etag'] }), false);
-    const strict = new DynamicsWebApi({ serverUrl: emulator.url, onTokenRefresh: async () => 'test-user', propagateErrors: true });
-    const stale = await rejection(strict.update({ collection: 'contacts', key: id, data: { lastname: 'Byron' }, ifmatch: row['@odata.etag'] }));
+    assert.equal(
+      await api.update({ collection: 'contacts', key: id, data: { lastname: 'Byron' }, ifmatch: row['@odata.etag'] }),
+      false,
+    );
+    const strict = new DynamicsWebApi({
+      serverUrl: emulator.url,
+      onTokenRefresh: async () => 'test-user',
+      propagateErrors: true,
+    });
+    const stale = await rejection(
+      strict.update({ collection: 'contacts', key: id, data: { lastname: 'Byron' }, ifmatch: row['@odata.etag'] }),
+    );
     assert.equal(stale.status, 412);
     assert.equal(stale.code, '0x80060882');
     assert.equal((await api.retrieve({ collection: 'contacts', key: id, select: ['lastname'] })).lastname, 'King');
 
     const upsertId = '9a9a9a9a-0000-4000-8000-000000000001';
     await api.upsert({ collection: 'contacts', key: upsertId, data: { firstname: 'Grace' } });
-    assert.equal((await api.retrieve({ collection: 'contacts', key: upsertId, select: ['firstname'] })).firstname, 'Grace');
-    const duplicate = await rejection(strict.upsert({ collection: 'contacts', key: upsertId, data: { firstname: 'Again' }, ifnonematch: '*' }));
+    assert.equal(
+      (await api.retrieve({ collection: 'contacts', key: upsertId, select: ['firstname'] })).firstname,
+      'Grace',
+    );
+    const duplicate = await rejection(
+      strict.upsert({ collection: 'contacts', key: upsertId, data: { firstname: 'Again' }, ifnonematch: '*' }),
+    );
     assert.equal(duplicate.status, 412);
-    assert.equal((await api.retrieve({ collection: 'contacts', key: upsertId, select: ['firstname'] })).firstname, 'Grace');
+    assert.equal(
+      (await api.retrieve({ collection: 'contacts', key: upsertId, select: ['firstname'] })).firstname,
+      'Grace',
+    );
 
     await api.deleteRecord({ collection: 'contacts', key: upsertId });
     const gone = await rejection(api.retrieve({ collection: 'contacts', key: upsertId }));
@@ -65,18 +95,53 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
   it('compares ETags weakly (W/"n", "n", lists, *) and answers a retrieve with a current If-None-Match with 304', async () => {
     emulator = await startEmulator({ seed: smallSeed(1) });
     const api = client(emulator.url);
-    const strict = new DynamicsWebApi({ serverUrl: emulator.url, onTokenRefresh: async () => 'test-user', propagateErrors: true });
-    const etag = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'] }))['@odata.etag'] as string;
+    const strict = new DynamicsWebApi({
+      serverUrl: emulator.url,
+      onTokenRefresh: async () => 'test-user',
+      propagateErrors: true,
+    });
+    const etag = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'] }))[
+      '@odata.etag'
+    ] as string;
     const version = /^W\/"(\d+)"$/.exec(etag)![1]!;
     // dynamics-web-api resolves a 304 as undefined: "not modified".
-    assert.equal(await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: etag }), undefined);
-    assert.equal((await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: 'W/"1"' })).firstname, 'First0');
-    await strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Strong' }, ifmatch: `"${version}"` });
-    const next = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] }))['@odata.etag'] as string;
-    await strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Listed' }, ifmatch: `W/"1", ${next}` });
-    const stale = await rejection(strict.update({ collection: 'contacts', key: contactId(0), data: { lastname: 'Stale' }, ifmatch: `"${version}"` }));
+    assert.equal(
+      await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: etag }),
+      undefined,
+    );
+    assert.equal(
+      (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['firstname'], ifnonematch: 'W/"1"' }))
+        .firstname,
+      'First0',
+    );
+    await strict.update({
+      collection: 'contacts',
+      key: contactId(0),
+      data: { lastname: 'Strong' },
+      ifmatch: `"${version}"`,
+    });
+    const next = (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] }))[
+      '@odata.etag'
+    ] as string;
+    await strict.update({
+      collection: 'contacts',
+      key: contactId(0),
+      data: { lastname: 'Listed' },
+      ifmatch: `W/"1", ${next}`,
+    });
+    const stale = await rejection(
+      strict.update({
+        collection: 'contacts',
+        key: contactId(0),
+        data: { lastname: 'Stale' },
+        ifmatch: `"${version}"`,
+      }),
+    );
     assert.equal(stale.status, 412);
-    assert.equal((await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] })).lastname, 'Listed');
+    assert.equal(
+      (await api.retrieve({ collection: 'contacts', key: contactId(0), select: ['lastname'] })).lastname,
+      'Listed',
+    );
   });
 
   it('filters, orders, selects, counts and pages like Dataverse', async () => {
@@ -89,19 +154,36 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
       { filter: "contains(firstname,'IRST2')", expected: 6 },
       { filter: "lastname ge 'Last0020' and not (donotphone eq true)", expected: 4 },
       { filter: "firstname eq 'First1' or firstname eq 'First2'", expected: 2 },
-      { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(0)}','${contactId(3)}'])`, expected: 2 },
+      {
+        filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(0)}','${contactId(3)}'])`,
+        expected: 2,
+      },
       { filter: `contactid eq ${contactId(7)}`, expected: 1 },
       // Answered from the primary-key index: each row once, whatever the case or repetition of the ids.
-      { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(1)}','${contactId(1).toUpperCase()}','${contactId(2)}']) and donotphone eq false`, expected: 2 },
-      { filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(4)}','${contactId(9)}'])\r\nand donotphone eq true`, expected: 2 },
+      {
+        filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(1)}','${contactId(1).toUpperCase()}','${contactId(2)}']) and donotphone eq false`,
+        expected: 2,
+      },
+      {
+        filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${contactId(4)}','${contactId(9)}'])\r\nand donotphone eq true`,
+        expected: 2,
+      },
     ];
     for (const { filter, expected } of cases) {
       const res = await api.retrieveMultiple({ collection: 'contacts', select: ['firstname'], filter, count: true });
       assert.equal(res.value.length, expected, filter);
       assert.equal(res.oDataCount, expected, filter);
     }
-    const ordered = await api.retrieveMultiple({ collection: 'contacts', select: ['lastname'], orderBy: ['lastname desc'], top: 3 });
-    assert.deepEqual(ordered.value.map((r) => r.lastname), ['Last0024', 'Last0023', 'Last0022']);
+    const ordered = await api.retrieveMultiple({
+      collection: 'contacts',
+      select: ['lastname'],
+      orderBy: ['lastname desc'],
+      top: 3,
+    });
+    assert.deepEqual(
+      ordered.value.map((r) => r.lastname),
+      ['Last0024', 'Last0023', 'Last0022'],
+    );
     assert.deepEqual(Object.keys(ordered.value[0]!).sort(), ['@odata.etag', 'contactid', 'lastname']);
 
     const page = await api.retrieveMultiple({ collection: 'contacts', select: ['firstname'], maxPageSize: 10 });
@@ -110,8 +192,17 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
     const all = await api.retrieveAll({ collection: 'contacts', select: ['firstname'], maxPageSize: 7 });
     assert.equal(all.value.length, 25);
     // Dataverse says not to combine $top with paging; the emulator pages within the $top rows.
-    const topped = await api.retrieveAll({ collection: 'contacts', select: ['lastname'], orderBy: ['lastname'], top: 10, maxPageSize: 3 });
-    assert.deepEqual(topped.value.map((r) => r.lastname), Array.from({ length: 10 }, (_, i) => `Last${String(i).padStart(4, '0')}`));
+    const topped = await api.retrieveAll({
+      collection: 'contacts',
+      select: ['lastname'],
+      orderBy: ['lastname'],
+      top: 10,
+      maxPageSize: 3,
+    });
+    assert.deepEqual(
+      topped.value.map((r) => r.lastname),
+      Array.from({ length: 10 }, (_, i) => `Last${String(i).padStart(4, '0')}`),
+    );
     assert.equal(new Set(all.value.map((r) => r.contactid)).size, 25);
   });
 
@@ -145,16 +236,24 @@ describe('Dataverse emulator: CRUD and queries through dynamics-web-api', () => 
       },
       {
         call: () =>
-          api.create({ collection: 'msdyncrm_customerjourneycustomchannelactivities', data: { 'msdyncrm_contact@odata.bind': `/contacts(${contactId(0)})` } }),
+          api.create({
+            collection: 'msdyncrm_customerjourneycustomchannelactivities',
+            data: { 'msdyncrm_contact@odata.bind': `/contacts(${contactId(0)})` },
+          }),
         status: 400,
         code: '0x80048d19',
         message: /did you mean 'msdyncrm_Contact'/,
       },
       {
-        call: () => api.create({ collection: 'msdyncrm_customerjourneycustomchannelactivities', data: { _msdyncrm_contact_value: contactId(0) } }),
+        call: () =>
+          api.create({
+            collection: 'msdyncrm_customerjourneycustomchannelactivities',
+            data: { _msdyncrm_contact_value: contactId(0) },
+          }),
         status: 400,
         code: '0x80048d19',
-        message: /'_msdyncrm_contact_value' is read-only: set the lookup 'msdyncrm_contact' with 'msdyncrm_Contact@odata.bind'/,
+        message:
+          /'_msdyncrm_contact_value' is read-only: set the lookup 'msdyncrm_contact' with 'msdyncrm_Contact@odata.bind'/,
       },
       {
         call: () => api.retrieve({ collection: 'contacts', key: "emailaddress1='a@example.com'" }),

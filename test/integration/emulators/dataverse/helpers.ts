@@ -1,7 +1,11 @@
 /** Shared set-up for the Dataverse emulator integration tests: an emulator on port 0 and a real client. */
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { DynamicsWebApi } from 'dynamics-web-api';
-import { startDataverseEmulator, type DataverseEmulator, type DataverseEmulatorOptions } from '../../../../src/emulators/dataverse/index.js';
+import {
+  startDataverseEmulator,
+  type DataverseEmulator,
+  type DataverseEmulatorOptions,
+} from '../../../../src/emulators/dataverse/index.js';
 import type { SeedDocument } from '../../../../src/emulators/dataverse/index.js';
 import { configPath } from '../../../../src/paths.js';
 import { waitFor as waitUntil } from '../../../helpers/wait.js';
@@ -44,14 +48,27 @@ export function smallSeed(contacts: number, optOutEvery = 0): SeedDocument {
   }));
   return {
     organization: { id: IDS.organization },
-    tables: [{ logicalName: 'sample_specialmessage', entitySetName: 'sample_specialmessages', primaryName: 'sample_name', columns: { sample_name: 'string:100', sample_text: 'memo' } }],
+    tables: [
+      {
+        logicalName: 'sample_specialmessage',
+        entitySetName: 'sample_specialmessages',
+        primaryName: 'sample_name',
+        columns: { sample_name: 'string:100', sample_text: 'memo' },
+      },
+    ],
     tiles: [{ xml: TILE_XML }],
     rows: {
       contacts: rows,
-      sample_specialmessages: [{ sample_specialmessageid: IDS.message, sample_name: 'Offer', sample_text: 'Hi {firstname}' }],
+      sample_specialmessages: [
+        { sample_specialmessageid: IDS.message, sample_name: 'Offer', sample_text: 'Hi {firstname}' },
+      ],
       msdyncrm_customerjourneys: [{ msdyncrm_customerjourneyid: IDS.journey, msdyncrm_name: 'Journey' }],
-      msdyncrm_customerjourneyiterations: [{ msdyncrm_customerjourneyiterationid: IDS.iteration, msdyncrm_name: 'Journey - 1' }],
-      msdyn_channeldefinitions: [{ msdyn_channeldefinitionid: IDS.channelDefinition, msdyn_displayname: 'SMS', msdyn_channeltype: 'SMS' }],
+      msdyncrm_customerjourneyiterations: [
+        { msdyncrm_customerjourneyiterationid: IDS.iteration, msdyncrm_name: 'Journey - 1' },
+      ],
+      msdyn_channeldefinitions: [
+        { msdyn_channeldefinitionid: IDS.channelDefinition, msdyn_displayname: 'SMS', msdyn_channeltype: 'SMS' },
+      ],
       sdkmessages: [{ sdkmessageid: IDS.createMessage, name: 'Create' }],
       sdkmessagefilters: [
         {
@@ -61,7 +78,14 @@ export function smallSeed(contacts: number, optOutEvery = 0): SeedDocument {
         },
       ],
     },
-    journeys: [{ journeyId: IDS.journey, iterationId: IDS.iteration, entityType: 'sample_specialmessage', entityId: IDS.message }],
+    journeys: [
+      {
+        journeyId: IDS.journey,
+        iterationId: IDS.iteration,
+        entityType: 'sample_specialmessage',
+        entityId: IDS.message,
+      },
+    ],
   };
 }
 
@@ -78,14 +102,28 @@ export function client(url: string, token: string | null = 'test-user'): Dynamic
 }
 
 /** Runs the journey through the emulator-only endpoint. */
-export async function runJourney(url: string, body: unknown): Promise<{ created: Array<{ contactId: string; activityId: string; activityRowId: string }>; skipped: Array<{ contactId: string; reason: string }> }> {
-  const res = await fetch(`${url}/_emulator/journeys/${IDS.journey}/run`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+export async function runJourney(
+  url: string,
+  body: unknown,
+): Promise<{
+  created: Array<{ contactId: string; activityId: string; activityRowId: string }>;
+  skipped: Array<{ contactId: string; reason: string }>;
+}> {
+  const res = await fetch(`${url}/_emulator/journeys/${IDS.journey}/run`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (res.status !== 200) throw new Error(`journey run answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as never;
 }
 
 /** {@link waitUntil} with a 10 s default: Dataverse posting tests wait on a bus that may be down on purpose. */
-export function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
   return waitUntil(what, probe, timeoutMs);
 }
 
@@ -103,15 +141,27 @@ export async function rejection(promise: Promise<unknown>): Promise<Record<strin
  * Receives (and deletes) `expected` messages from a queue of a Service Bus emulator, then waits briefly to collect
  * any extra one, so that a test can assert that nothing more than expected arrived. `raw` keeps bodies as bytes.
  */
-export async function receiveAll(connectionString: string, queue: string, expected: number, options: { raw?: boolean } = {}): Promise<ServiceBusReceivedMessage[]> {
+export async function receiveAll(
+  connectionString: string,
+  queue: string,
+  expected: number,
+  options: { raw?: boolean } = {},
+): Promise<ServiceBusReceivedMessage[]> {
   const sb = new ServiceBusClient(connectionString);
-  const receiver = sb.createReceiver(queue, { receiveMode: 'receiveAndDelete', skipParsingBodyAsJson: options.raw ?? false });
+  const receiver = sb.createReceiver(queue, {
+    receiveMode: 'receiveAndDelete',
+    skipParsingBodyAsJson: options.raw ?? false,
+  });
   const received: ServiceBusReceivedMessage[] = [];
   try {
-    await waitFor(`${expected} messages on '${queue}'`, async () => {
-      received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
-      return received.length >= expected ? true : undefined;
-    }, 20_000);
+    await waitFor(
+      `${expected} messages on '${queue}'`,
+      async () => {
+        received.push(...(await receiver.receiveMessages(100, { maxWaitTimeInMs: 200 })));
+        return received.length >= expected ? true : undefined;
+      },
+      20_000,
+    );
     received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
   } finally {
     await receiver.close();
@@ -124,7 +174,11 @@ export async function receiveAll(connectionString: string, queue: string, expect
  * The readable fields of a Queue (2) service endpoint with SAS authentication on a Service Bus emulator;
  * `messageformat` null leaves the column out (the endpoint then posts .NET Binary XML, Dataverse's default).
  */
-export function queueEndpoint(busPort: number, queue: string, messageformat: number | null = 2): Record<string, unknown> {
+export function queueEndpoint(
+  busPort: number,
+  queue: string,
+  messageformat: number | null = 2,
+): Record<string, unknown> {
   return {
     contract: 2,
     authtype: 2,
@@ -140,7 +194,11 @@ export function queueEndpoint(busPort: number, queue: string, messageformat: num
 }
 
 /** The fields of an asynchronous post-operation step bound to a service endpoint, a message and a filter. */
-export function asyncPostOperationStep(endpointId: string, messageId: string, filterId: string): Record<string, unknown> {
+export function asyncPostOperationStep(
+  endpointId: string,
+  messageId: string,
+  filterId: string,
+): Record<string, unknown> {
   return {
     mode: 1,
     stage: 40,

@@ -39,14 +39,22 @@ describe('Dataverse emulator: intake reads through dynamics-web-api', () => {
     for (const { n, batched } of cases) {
       const ids = Array.from({ length: n }, (_, i) => (i % 2 === 0 ? contactId(i * 1).toUpperCase() : contactId(i)));
       const filter = inFilter(ids);
-      assert.equal(`contacts?$select=${SELECT.join(',')}&$filter=${encodeURIComponent(filter)}`.length > 2000, batched, `n=${n}`);
+      assert.equal(
+        `contacts?$select=${SELECT.join(',')}&$filter=${encodeURIComponent(filter)}`.length > 2000,
+        batched,
+        `n=${n}`,
+      );
       const before = await traffic(emulator.url);
       const result = await api.retrieveMultiple({ collection: 'contacts', select: SELECT, filter });
       const after = await traffic(emulator.url);
       assert.equal(after.batches - before.batches, batched ? 1 : 0, `n=${n}: sent as a $batch`);
       assert.ok(!(result instanceof Error) && Array.isArray(result.value), `n=${n}: a list, not ${String(result)}`);
       assert.equal(result.value.length, n);
-      assert.deepEqual(new Set(result.value.map((r) => r.contactid as string)), new Set(ids.map((id) => id.toLowerCase())), 'ids come back lower-case');
+      assert.deepEqual(
+        new Set(result.value.map((r) => r.contactid as string)),
+        new Set(ids.map((id) => id.toLowerCase())),
+        'ids come back lower-case',
+      );
       const row = result.value.find((r) => r.contactid === contactId(6))!;
       assert.deepEqual(
         { fullname: row.fullname, mobilephone: row.mobilephone, donotphone: row.donotphone },
@@ -60,7 +68,9 @@ describe('Dataverse emulator: intake reads through dynamics-web-api', () => {
     emulator = await startEmulator({ seed: smallSeed(60) });
     const api = client(emulator.url);
     const ids = Array.from({ length: 60 }, (_, i) => contactId(i));
-    const err = await rejection(api.retrieveMultiple({ collection: 'contacts', select: ['nosuchcolumn'], filter: inFilter(ids) }));
+    const err = await rejection(
+      api.retrieveMultiple({ collection: 'contacts', select: ['nosuchcolumn'], filter: inFilter(ids) }),
+    );
     assert.equal(err.status, 400);
     assert.equal(err.code, '0x80060888');
     assert.match(String(err.message), /Could not find a property named 'nosuchcolumn'/);
@@ -72,7 +82,12 @@ describe('Dataverse emulator: intake reads through dynamics-web-api', () => {
     emulator = await startEmulator({ seed: smallSeed(120) });
     const api = client(emulator.url);
     const ids = Array.from({ length: 120 }, (_, i) => contactId(i));
-    const all = await api.retrieveAll({ collection: 'contacts', select: ['fullname'], filter: inFilter(ids), maxPageSize: 50 });
+    const all = await api.retrieveAll({
+      collection: 'contacts',
+      select: ['fullname'],
+      filter: inFilter(ids),
+      maxPageSize: 50,
+    });
     assert.equal(all.value.length, 120);
     assert.equal(new Set(all.value.map((r) => r.contactid)).size, 120);
   });
@@ -82,26 +97,60 @@ describe('Dataverse emulator: intake reads through dynamics-web-api', () => {
     seed.rows!['contacts']!.push({ firstname: "D'Arcy", lastname: "O'Brien", mobilephone: '+353861234567' });
     emulator = await startEmulator({ seed });
     const api = client(emulator.url);
-    const obrien = await api.retrieveMultiple({ collection: 'contacts', select: ['fullname'], filter: "lastname eq 'O''Brien' and startswith(firstname,'d''a')" });
-    assert.deepEqual(obrien.value.map((r) => r.fullname), ["D'Arcy O'Brien"]);
+    const obrien = await api.retrieveMultiple({
+      collection: 'contacts',
+      select: ['fullname'],
+      filter: "lastname eq 'O''Brien' and startswith(firstname,'d''a')",
+    });
+    assert.deepEqual(
+      obrien.value.map((r) => r.fullname),
+      ["D'Arcy O'Brien"],
+    );
 
-    const message = await api.retrieve({ collection: 'sample_specialmessages', key: IDS.message.toUpperCase(), select: ['sample_name', 'sample_text'] });
-    assert.deepEqual([message.sample_name, message.sample_text, message.sample_specialmessageid], ['Offer', 'Hi {firstname}', IDS.message]);
-    const braced = await api.retrieve({ collection: 'sample_specialmessages', key: `{${IDS.message}}`, select: ['sample_name'] });
+    const message = await api.retrieve({
+      collection: 'sample_specialmessages',
+      key: IDS.message.toUpperCase(),
+      select: ['sample_name', 'sample_text'],
+    });
+    assert.deepEqual(
+      [message.sample_name, message.sample_text, message.sample_specialmessageid],
+      ['Offer', 'Hi {firstname}', IDS.message],
+    );
+    const braced = await api.retrieve({
+      collection: 'sample_specialmessages',
+      key: `{${IDS.message}}`,
+      select: ['sample_name'],
+    });
     assert.equal(braced.sample_name, 'Offer');
 
     const run = await runJourney(emulator.url, { count: 1 });
     const activity = await api.retrieve({
       collection: 'msdyncrm_customerjourneycustomchannelactivities',
       key: run.created[0]!.activityRowId,
-      select: ['msdyncrm_activityid', 'msdyncrm_entitytype', 'msdyncrm_entityid', '_msdyncrm_contact_value', '_msdyncrm_customerjourney_value', '_msdyncrm_customerjourneyiteration_value'],
+      select: [
+        'msdyncrm_activityid',
+        'msdyncrm_entitytype',
+        'msdyncrm_entityid',
+        '_msdyncrm_contact_value',
+        '_msdyncrm_customerjourney_value',
+        '_msdyncrm_customerjourneyiteration_value',
+      ],
     });
     assert.deepEqual(
-      [activity.msdyncrm_activityid, activity.msdyncrm_entitytype, activity.msdyncrm_entityid, activity._msdyncrm_contact_value, activity._msdyncrm_customerjourney_value, activity._msdyncrm_customerjourneyiteration_value],
+      [
+        activity.msdyncrm_activityid,
+        activity.msdyncrm_entitytype,
+        activity.msdyncrm_entityid,
+        activity._msdyncrm_contact_value,
+        activity._msdyncrm_customerjourney_value,
+        activity._msdyncrm_customerjourneyiteration_value,
+      ],
       [run.created[0]!.activityId, 'sample_specialmessage', IDS.message, contactId(0), IDS.journey, IDS.iteration],
     );
     assert.match(String(activity['@odata.etag']), /^W\/"\d+"$/);
-    const gone = await rejection(api.retrieve({ collection: 'msdyncrm_customerjourneycustomchannelactivities', key: IDS.journey }));
+    const gone = await rejection(
+      api.retrieve({ collection: 'msdyncrm_customerjourneycustomchannelactivities', key: IDS.journey }),
+    );
     assert.equal(gone.status, 404);
     assert.equal(gone.code, '0x80040217');
   });

@@ -14,7 +14,10 @@ interface RunResult {
 }
 
 async function run(url: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${url}/_emulator/journeys/${IDS.journey}/run`, { method: 'POST', body: JSON.stringify(body) });
+  const res = await fetch(`${url}/_emulator/journeys/${IDS.journey}/run`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: await res.json() };
 }
 
@@ -35,14 +38,28 @@ describe('Dataverse emulator: journey runs at scale', function () {
     const emulator = track(await startEmulator({ seed: smallSeed(300, 10) }));
     const refused = await run(emulator.url, { count: 10_000 });
     assert.equal(refused.status, 400);
-    assert.match(JSON.stringify(refused.json), /count 10000 asks for more contacts than the organization holds \(300\).*generateContacts/);
-    assert.equal((await stats(emulator.url)).rows['msdyncrm_customerjourneycustomchannelactivities'], 0, 'nothing was created');
+    assert.match(
+      JSON.stringify(refused.json),
+      /count 10000 asks for more contacts than the organization holds \(300\).*generateContacts/,
+    );
+    assert.equal(
+      (await stats(emulator.url)).rows['msdyncrm_customerjourneycustomchannelactivities'],
+      0,
+      'nothing was created',
+    );
 
     const ten = (await run(emulator.url, { count: 10_000, generateContacts: true })).json as RunResult;
     assert.equal(ten.created.length + ten.skipped.length, 10_000);
     assert.equal(ten.skipped.length, 30, 'only the seed opted out; generated contacts have the compliance field false');
-    const generated = await client(emulator.url).retrieveMultiple({ collection: 'contacts', select: ['fullname', 'mobilephone', 'donotphone'], filter: "lastname eq 'Contact 301'" });
-    assert.deepEqual(generated.value.map((c) => [c.fullname, c.mobilephone, c.donotphone]), [['Generated Contact 301', '+15550000301', false]]);
+    const generated = await client(emulator.url).retrieveMultiple({
+      collection: 'contacts',
+      select: ['fullname', 'mobilephone', 'donotphone'],
+      filter: "lastname eq 'Contact 301'",
+    });
+    assert.deepEqual(
+      generated.value.map((c) => [c.fullname, c.mobilephone, c.donotphone]),
+      [['Generated Contact 301', '+15550000301', false]],
+    );
 
     const hundred = await run(emulator.url, { count: 100_000, generateContacts: true });
     assert.equal(hundred.status, 200);
@@ -64,7 +81,19 @@ describe('Dataverse emulator: journey runs at scale', function () {
     const api = client(emulator.url, 'relay-admin');
     const endpointId = (await api.create({
       collection: 'serviceendpoints',
-      data: { name: 'e', contract: 2, authtype: 2, messageformat: 2, userclaim: 1, connectionmode: 1, namespaceaddress: `sb://127.0.0.1:${bus.port}/`, solutionnamespace: 'sbemulatorns', path: 'activities', saskeyname: 'k', saskey: 'v' },
+      data: {
+        name: 'e',
+        contract: 2,
+        authtype: 2,
+        messageformat: 2,
+        userclaim: 1,
+        connectionmode: 1,
+        namespaceaddress: `sb://127.0.0.1:${bus.port}/`,
+        solutionnamespace: 'sbemulatorns',
+        path: 'activities',
+        saskeyname: 'k',
+        saskey: 'v',
+      },
     })) as string;
     await api.create({
       collection: 'sdkmessageprocessingsteps',
@@ -85,24 +114,38 @@ describe('Dataverse emulator: journey runs at scale', function () {
     const receiver = sb.createReceiver('activities', { receiveMode: 'receiveAndDelete' });
     const received: string[] = [];
     try {
-      await waitFor('5,000 messages', async () => {
-        samples.push((await stats(emulator.url)).posting);
-        for (const m of await receiver.receiveMessages(500, { maxWaitTimeInMs: 100 })) {
-          const raw: unknown = m.body;
-          const body = (Buffer.isBuffer(raw) ? JSON.parse(raw.toString('utf8')) : raw) as { PrimaryEntityId: string };
-          received.push(body.PrimaryEntityId);
-        }
-        return received.length >= 5000 ? true : undefined;
-      }, 25_000);
+      await waitFor(
+        '5,000 messages',
+        async () => {
+          samples.push((await stats(emulator.url)).posting);
+          for (const m of await receiver.receiveMessages(500, { maxWaitTimeInMs: 100 })) {
+            const raw: unknown = m.body;
+            const body = (Buffer.isBuffer(raw) ? JSON.parse(raw.toString('utf8')) : raw) as { PrimaryEntityId: string };
+            received.push(body.PrimaryEntityId);
+          }
+          return received.length >= 5000 ? true : undefined;
+        },
+        25_000,
+      );
     } finally {
       await receiver.close();
       await sb.close();
     }
-    assert.deepEqual(received, result.created.map((c) => c.activityRowId), 'creation order');
+    assert.deepEqual(
+      received,
+      result.created.map((c) => c.activityRowId),
+      'creation order',
+    );
     for (const [i, s] of samples.entries()) {
       assert.equal(s.posted + s.backlog, s.eventsQueued, `sample ${i}`);
       if (i > 0) assert.ok(s.backlog <= samples[i - 1]!.backlog, `backlog went up at sample ${i}`);
     }
-    assert.deepEqual((await stats(emulator.url)).posting, { backlog: 0, posted: 5000, failedAttempts: 0, eventsQueued: 5000, partialTargets: 0 });
+    assert.deepEqual((await stats(emulator.url)).posting, {
+      backlog: 0,
+      posted: 5000,
+      failedAttempts: 0,
+      eventsQueued: 5000,
+      partialTargets: 0,
+    });
   });
 });

@@ -3,14 +3,28 @@ import type { DataverseEmulator } from '../../../../src/emulators/dataverse/inde
 import { client, contactId, rejection, smallSeed, startEmulator, waitFor } from './helpers.js';
 
 interface Stats {
-  identities: Record<string, { served: number; throttled: { requests: number; executionTime: number; concurrency: number }; executionMsTotal: number }>;
+  identities: Record<
+    string,
+    {
+      served: number;
+      throttled: { requests: number; executionTime: number; concurrency: number };
+      executionMsTotal: number;
+    }
+  >;
 }
 
 async function stats(url: string): Promise<Stats> {
   return (await (await fetch(`${url}/_emulator/stats`)).json()) as Stats;
 }
 
-const base = { enabled: true, windowMs: 1500, maxRequests: 1000, maxExecutionMs: 1_000_000, maxConcurrent: 50, operationCostMs: 0 };
+const base = {
+  enabled: true,
+  windowMs: 1500,
+  maxRequests: 1000,
+  maxExecutionMs: 1_000_000,
+  maxConcurrent: 50,
+  operationCostMs: 0,
+};
 
 describe('Dataverse emulator: service protection limits (scaled)', () => {
   let emulator: DataverseEmulator;
@@ -26,20 +40,27 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     assert.equal(parseInt(String(err.code), 16) | 0, -2147015902);
     assert.match(String(err.message), /Number of requests exceeded the limit of 5 over time window of 1.5 seconds/);
     const headers = err.headers as Record<string, string>;
-    assert.ok(Number(headers['retry-after']) >= 1 && Number(headers['retry-after']) <= 2, `Retry-After ${headers['retry-after']}`);
+    assert.ok(
+      Number(headers['retry-after']) >= 1 && Number(headers['retry-after']) <= 2,
+      `Retry-After ${headers['retry-after']}`,
+    );
     assert.equal(headers['x-ms-ratelimit-burst-remaining-xrm-requests'], '0');
 
     // Another identity has its own budget.
     await client(emulator.url, 'caller-b').retrieveMultiple({ collection: 'contacts', top: 1 });
     // The window slides: the first caller gets in again once its oldest requests leave it.
-    await waitFor('the window to slide', async () => {
-      try {
-        await api.retrieveMultiple({ collection: 'contacts', top: 1 });
-        return true;
-      } catch {
-        return undefined;
-      }
-    }, 5000);
+    await waitFor(
+      'the window to slide',
+      async () => {
+        try {
+          await api.retrieveMultiple({ collection: 'contacts', top: 1 });
+          return true;
+        } catch {
+          return undefined;
+        }
+      },
+      5000,
+    );
     const s = await stats(emulator.url);
     assert.ok(s.identities['caller-a']!.throttled.requests >= 1);
     assert.equal(s.identities['caller-b']!.throttled.requests, 0);
@@ -56,7 +77,10 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     assert.equal(err.status, 429);
     assert.equal(err.code, '0x80072321');
     assert.equal(parseInt(String(err.code), 16) | 0, -2147015903);
-    assert.match(String(err.message), /Combined execution time of incoming requests exceeded limit of 500 milliseconds/);
+    assert.match(
+      String(err.message),
+      /Combined execution time of incoming requests exceeded limit of 500 milliseconds/,
+    );
     assert.ok(Number((err.headers as Record<string, string>)['retry-after']) >= 1);
     const s = await stats(emulator.url);
     assert.equal(s.identities['batcher']!.executionMsTotal, 800);
@@ -66,8 +90,12 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
   it('refuses requests over the concurrency limit at once (-2147015898)', async () => {
     emulator = await startEmulator({ limits: { ...base, maxConcurrent: 2 }, responseDelayMs: 300 });
     const api = client(emulator.url, 'parallel');
-    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => api.retrieveMultiple({ collection: 'contacts', top: 1 })));
-    const refused = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason as Record<string, unknown>);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, () => api.retrieveMultiple({ collection: 'contacts', top: 1 })),
+    );
+    const refused = outcomes
+      .filter((o) => o.status === 'rejected')
+      .map((o) => (o as PromiseRejectedResult).reason as Record<string, unknown>);
     assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 2);
     assert.equal(refused.length, 3);
     for (const r of refused) {
@@ -80,16 +108,24 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
   });
 
   it('sends the x-ms-ratelimit headers on admitted requests, and none of it when limits are off', async () => {
-    emulator = await startEmulator({ limits: { ...base, maxRequests: 10, maxExecutionMs: 2000, operationCostMs: 100 } });
-    const first = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    emulator = await startEmulator({
+      limits: { ...base, maxRequests: 10, maxExecutionMs: 2000, operationCostMs: 100 },
+    });
+    const first = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, {
+      headers: { Authorization: 'Bearer h' },
+    });
     assert.equal(first.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), '9');
     assert.equal(first.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '2.00');
-    const second = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    const second = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, {
+      headers: { Authorization: 'Bearer h' },
+    });
     assert.equal(second.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), '1.90');
     await emulator.close();
 
     emulator = await startEmulator({ limits: 'off' });
-    const free = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer h' } });
+    const free = await fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, {
+      headers: { Authorization: 'Bearer h' },
+    });
     assert.equal(free.status, 200);
     assert.equal(free.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), null);
   });
@@ -99,7 +135,11 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     const api = client(emulator.url, 'worker');
     const ids = Array.from({ length: 60 }, (_, i) => `'${contactId(i)}'`).join(',');
     const longGet = (): Promise<unknown> =>
-      api.retrieveMultiple({ collection: 'contacts', select: ['fullname'], filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids}])` });
+      api.retrieveMultiple({
+        collection: 'contacts',
+        select: ['fullname'],
+        filter: `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=[${ids}])`,
+      });
     assert.equal(((await longGet()) as { value: unknown[] }).value.length, 60);
     api.startBatch();
     api.retrieveMultiple({ collection: 'contacts', top: 1 });
@@ -125,26 +165,42 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
 
   it('headers omitted or scrambled by configuration, switched while running through PATCH /_emulator/limits; x-ms-dop-hint when set', async () => {
     emulator = await startEmulator({ limits: { ...base, headers: 'omit', dopHint: 6 } });
-    const get = (): Promise<Response> => fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer knob' } });
+    const get = (): Promise<Response> =>
+      fetch(`${emulator.url}/api/data/v9.2/contacts?$top=1`, { headers: { Authorization: 'Bearer knob' } });
     const quiet = await get();
     assert.equal(quiet.status, 200);
     assert.equal(quiet.headers.get('x-ms-ratelimit-burst-remaining-xrm-requests'), null);
     assert.equal(quiet.headers.get('x-ms-ratelimit-time-remaining-xrm-requests'), null);
     assert.equal(quiet.headers.get('x-ms-dop-hint'), '6');
 
-    const patch = (body: unknown): Promise<Response> => fetch(`${emulator.url}/_emulator/limits`, { method: 'PATCH', body: JSON.stringify(body) });
+    const patch = (body: unknown): Promise<Response> =>
+      fetch(`${emulator.url}/_emulator/limits`, { method: 'PATCH', body: JSON.stringify(body) });
     const changed = await patch({ headers: 'scramble', maxRequests: 40 });
     assert.equal(changed.status, 200);
-    assert.deepEqual(await changed.json(), { ...base, headers: 'scramble', maxRequests: 40, dopHint: 6, writeCostMs: 0, holdResponses: true });
+    assert.deepEqual(await changed.json(), {
+      ...base,
+      headers: 'scramble',
+      maxRequests: 40,
+      dopHint: 6,
+      writeCostMs: 0,
+      holdResponses: true,
+    });
     const seen: number[] = [];
-    for (let i = 0; i < 20; i++) seen.push(Number((await get()).headers.get('x-ms-ratelimit-burst-remaining-xrm-requests')));
+    for (let i = 0; i < 20; i++)
+      seen.push(Number((await get()).headers.get('x-ms-ratelimit-burst-remaining-xrm-requests')));
     // The truth after request k (2 before these): 40 − (2 + k) left. A scrambled answer never says less, and they disagree.
     seen.forEach((left, k) => assert.ok(left >= 40 - (2 + k + 1) && left <= 40, `answer ${k}: ${left} left`));
-    assert.ok(seen.some((left, k) => k > 0 && left > seen[k - 1]!), `some answer says more is left than the one before: ${seen.join(', ')}`);
+    assert.ok(
+      seen.some((left, k) => k > 0 && left > seen[k - 1]!),
+      `some answer says more is left than the one before: ${seen.join(', ')}`,
+    );
 
     const refused = await patch({ headers: 'sometimes' });
     assert.equal(refused.status, 400);
-    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /'headers' must be all, omit, scramble, found "sometimes"/);
+    assert.match(
+      ((await refused.json()) as { error: { message: string } }).error.message,
+      /'headers' must be all, omit, scramble, found "sometimes"/,
+    );
   });
 
   it('charges reads and writes their own execution time, and holds a response for what it was charged', async () => {
@@ -161,7 +217,10 @@ describe('Dataverse emulator: service protection limits (scaled)', () => {
     const s = await stats(emulator.url);
     assert.equal(s.identities['timed']!.executionMsTotal, 2 + 10 * 40);
     // 400 ms charged against 2: the batch is held far longer than the read (a ratio, not a clock).
-    assert.ok(batchMs > 5 * readMs, `a $batch of 10 writes took ${batchMs.toFixed(0)} ms, a read ${readMs.toFixed(0)} ms`);
+    assert.ok(
+      batchMs > 5 * readMs,
+      `a $batch of 10 writes took ${batchMs.toFixed(0)} ms, a read ${readMs.toFixed(0)} ms`,
+    );
   });
 
   it('writes the time budget as Dataverse does: seconds with en-US grouping and two decimals', async () => {

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { startServiceBusEmulator } from '../../../../src/emulators/servicebus/index.js';
-import { asyncPostOperationStep, client, IDS, queueEndpoint, receiveAll, runJourney, smallSeed, startEmulator, waitFor } from './helpers.js';
+import {
+  asyncPostOperationStep,
+  client,
+  IDS,
+  queueEndpoint,
+  receiveAll,
+  runJourney,
+  smallSeed,
+  startEmulator,
+  waitFor,
+} from './helpers.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
@@ -19,7 +29,11 @@ async function register(api: DynamicsWebApi, busPort: number, queue: string): Pr
     collection: 'serviceendpoints',
     data: { name: 'channel-relay activities', ...queueEndpoint(busPort, queue), saskey: 'SAS_KEY_VALUE' },
   })) as string;
-  const messages = await api.retrieveMultiple({ collection: 'sdkmessages', select: ['sdkmessageid'], filter: "name eq 'Create'" });
+  const messages = await api.retrieveMultiple({
+    collection: 'sdkmessages',
+    select: ['sdkmessageid'],
+    filter: "name eq 'Create'",
+  });
   const createId = messages.value[0]!.sdkmessageid as string;
   const filters = await api.retrieveMultiple({
     collection: 'sdkmessagefilters',
@@ -28,7 +42,10 @@ async function register(api: DynamicsWebApi, busPort: number, queue: string): Pr
   });
   await api.create({
     collection: 'sdkmessageprocessingsteps',
-    data: { name: 'Custom Channel Activity Create → Service Bus', ...asyncPostOperationStep(endpointId, createId, filters.value[0]!.sdkmessagefilterid as string) },
+    data: {
+      name: 'Custom Channel Activity Create → Service Bus',
+      ...asyncPostOperationStep(endpointId, createId, filters.value[0]!.sdkmessagefilterid as string),
+    },
   });
 }
 
@@ -39,8 +56,11 @@ function bodyOf(message: ServiceBusReceivedMessage): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-
-function checkMessages(messages: ServiceBusReceivedMessage[], created: Array<{ contactId: string; activityId: string; activityRowId: string }>, apiUserId: string): void {
+function checkMessages(
+  messages: ServiceBusReceivedMessage[],
+  created: Array<{ contactId: string; activityId: string; activityRowId: string }>,
+  apiUserId: string,
+): void {
   assert.equal(messages.length, created.length);
   const bodies = messages.map(bodyOf);
   assert.deepEqual(
@@ -64,7 +84,9 @@ function checkMessages(messages: ServiceBusReceivedMessage[], created: Array<{ c
     const target = (body['InputParameters'] as Array<{ key: string; value: Record<string, unknown> }>)[0]!;
     assert.equal(target.key, 'Target');
     assert.equal(target.value['__type'], 'Entity:http://schemas.microsoft.com/xrm/2011/Contracts');
-    const attrs = Object.fromEntries((target.value['Attributes'] as Array<{ key: string; value: unknown }>).map((a) => [a.key, a.value]));
+    const attrs = Object.fromEntries(
+      (target.value['Attributes'] as Array<{ key: string; value: unknown }>).map((a) => [a.key, a.value]),
+    );
     assert.equal(attrs['msdyncrm_activityid'], created[i]!.activityId);
     assert.equal(attrs['msdyncrm_entitytype'], 'sample_specialmessage');
     assert.equal(attrs['msdyncrm_entityid'], IDS.message);
@@ -90,9 +112,13 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     assert.equal(run.created.length, 86);
     assert.equal(run.skipped.length, 14);
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
-    const journeyEngine = (await (await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })).json()) as { UserId: string };
+    const journeyEngine = (await (
+      await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })
+    ).json()) as { UserId: string };
     checkMessages(messages, run.created, journeyEngine.UserId);
-    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as { posting: { backlog: number; posted: number } };
+    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as {
+      posting: { backlog: number; posted: number };
+    };
     assert.deepEqual([stats.posting.backlog, stats.posting.posted], [0, 86]);
   });
 
@@ -101,19 +127,25 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     const probe = await startServiceBusEmulator({ port: 0 });
     const port = probe.port;
     await probe.close();
-    const emulator = track(await startEmulator({ seed: smallSeed(100, 7), postRetryMinMs: 50, postRetryMaxMs: 400, postTimeoutMs: 2000 }));
+    const emulator = track(
+      await startEmulator({ seed: smallSeed(100, 7), postRetryMinMs: 50, postRetryMaxMs: 400, postTimeoutMs: 2000 }),
+    );
     const api = client(emulator.url, 'relay-admin');
     await register(api, port, 'activities');
     const run = await runJourney(emulator.url, { count: 100 });
     type Stats = { posting: { backlog: number; posted: number; failedAttempts: number } };
     const stats = async (): Promise<Stats> => (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as Stats;
-    await waitFor('failed posting attempts while the bus is down', async () => ((await stats()).posting.failedAttempts >= 2 ? true : undefined));
+    await waitFor('failed posting attempts while the bus is down', async () =>
+      (await stats()).posting.failedAttempts >= 2 ? true : undefined,
+    );
     assert.equal((await stats()).posting.backlog, run.created.length);
 
     const bus = track(await startServiceBusEmulator({ port }));
     await emulator.postingIdle();
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
-    const journeyEngine = (await (await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })).json()) as { UserId: string };
+    const journeyEngine = (await (
+      await fetch(`${emulator.url}/api/data/v9.2/WhoAmI`, { headers: { Authorization: 'Bearer journey-engine' } })
+    ).json()) as { UserId: string };
     checkMessages(messages, run.created, journeyEngine.UserId);
     assert.equal((await stats()).posting.posted, 86);
   });
@@ -127,7 +159,10 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     await register(api, bus.port, 'activities');
     const run = await runJourney(emulator.url, { count: 20 });
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
-    assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+    assert.deepEqual(
+      messages.map((m) => bodyOf(m)['PrimaryEntityId']),
+      run.created.map((c) => c.activityRowId),
+    );
     type Stats = { posting: { backlog: number; posted: number; failedAttempts: number; lastError?: string } };
     const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as Stats;
     assert.equal(stats.posting.posted, 20);
@@ -143,75 +178,115 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
     const run = await runJourney(emulator.url, { count: 5 });
     await emulator.postingIdle();
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
-    assert.deepEqual(messages.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+    assert.deepEqual(
+      messages.map((m) => bodyOf(m)['PrimaryEntityId']),
+      run.created.map((c) => c.activityRowId),
+    );
   });
 
   it('partialTargets: that share of the Creates posts a Target without the given columns; the row keeps them', async () => {
     const bus = track(await startServiceBusEmulator({ port: 0 }));
     const omit = ['msdyncrm_contact', 'msdyncrm_entityid', 'msdyncrm_customerjourneycustomchannelactivityid'];
-    const emulator = track(await startEmulator({ seed: smallSeed(8), servicebus: bus.connectionString, partialTargets: { omit, share: 0.5 } }));
+    const emulator = track(
+      await startEmulator({
+        seed: smallSeed(8),
+        servicebus: bus.connectionString,
+        partialTargets: { omit, share: 0.5 },
+      }),
+    );
     const api = client(emulator.url, 'relay-admin');
     await register(api, 1, 'activities');
     const run = await runJourney(emulator.url, { count: 8 });
     await emulator.postingIdle();
     const messages = await receiveAll(bus.connectionString, 'activities', run.created.length);
     const keys = messages.map((m) => {
-      const target = (bodyOf(m)['InputParameters'] as Array<{ key: string; value: { Attributes: Array<{ key: string }>; Id: string } }>)[0]!.value;
+      const target = (
+        bodyOf(m)['InputParameters'] as Array<{
+          key: string;
+          value: { Attributes: Array<{ key: string }>; Id: string };
+        }>
+      )[0]!.value;
       return { id: target.Id, keys: target.Attributes.map((a) => a.key) };
     });
     // Every other Create (the second, fourth …), spread evenly; never the primary key, which is the Target's Id.
-    assert.deepEqual(keys.map((k) => omit.slice(0, 2).some((c) => k.keys.includes(c))), [true, false, true, false, true, false, true, false]);
-    assert.ok(keys.every((k) => k.keys.includes('msdyncrm_customerjourneycustomchannelactivityid') && k.keys.includes('msdyncrm_activityid')));
-    assert.deepEqual(keys.map((k) => k.id), run.created.map((c) => c.activityRowId));
-    const row = await api.retrieve({ collection: 'msdyncrm_customerjourneycustomchannelactivities', key: run.created[1]!.activityRowId, select: ['_msdyncrm_contact_value', 'msdyncrm_entityid'] });
+    assert.deepEqual(
+      keys.map((k) => omit.slice(0, 2).some((c) => k.keys.includes(c))),
+      [true, false, true, false, true, false, true, false],
+    );
+    assert.ok(
+      keys.every(
+        (k) =>
+          k.keys.includes('msdyncrm_customerjourneycustomchannelactivityid') && k.keys.includes('msdyncrm_activityid'),
+      ),
+    );
+    assert.deepEqual(
+      keys.map((k) => k.id),
+      run.created.map((c) => c.activityRowId),
+    );
+    const row = await api.retrieve({
+      collection: 'msdyncrm_customerjourneycustomchannelactivities',
+      key: run.created[1]!.activityRowId,
+      select: ['_msdyncrm_contact_value', 'msdyncrm_entityid'],
+    });
     assert.equal(row['_msdyncrm_contact_value'], run.created[1]!.contactId, 'the row has what its Target lacked');
     assert.equal(typeof row['msdyncrm_entityid'], 'string');
-    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as { posting: { partialTargets: number } };
+    const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as {
+      posting: { partialTargets: number };
+    };
     assert.equal(stats.posting.partialTargets, 4);
-    await assert.rejects(startEmulator({ partialTargets: { omit: ['x'], share: 2 } }), /partialTargets.share must be a number 0-1, found 2/);
+    await assert.rejects(
+      startEmulator({ partialTargets: { omit: ['x'], share: 2 } }),
+      /partialTargets.share must be a number 0-1, found 2/,
+    );
   });
 
   it('posts to a topic for a Topic (5) endpoint; a subscription filtering on the EntityLogicalName claim receives it', async () => {
-    const bus = track(await startServiceBusEmulator({
-      port: 0,
-      config: {
-        UserConfig: {
-          Namespaces: [
-            {
-              Name: 'sbemulatorns',
-              Queues: [],
-              Topics: [
-                {
-                  Name: 'dataverse',
-                  Properties: {},
-                  Subscriptions: [
-                    {
-                      Name: 'activities',
-                      Properties: {},
-                      Rules: [
-                        {
-                          Name: 'activities-only',
-                          Properties: {
-                            FilterType: 'Correlation',
-                            CorrelationFilter: { Properties: { [`${CLAIMS}/EntityLogicalName`]: ACTIVITY_TABLE } },
+    const bus = track(
+      await startServiceBusEmulator({
+        port: 0,
+        config: {
+          UserConfig: {
+            Namespaces: [
+              {
+                Name: 'sbemulatorns',
+                Queues: [],
+                Topics: [
+                  {
+                    Name: 'dataverse',
+                    Properties: {},
+                    Subscriptions: [
+                      {
+                        Name: 'activities',
+                        Properties: {},
+                        Rules: [
+                          {
+                            Name: 'activities-only',
+                            Properties: {
+                              FilterType: 'Correlation',
+                              CorrelationFilter: { Properties: { [`${CLAIMS}/EntityLogicalName`]: ACTIVITY_TABLE } },
+                            },
                           },
-                        },
-                      ],
-                    },
-                  ],
-                },
-              ],
-            },
-          ],
-          Logging: { Type: 'File' },
+                        ],
+                      },
+                    ],
+                  },
+                ],
+              },
+            ],
+            Logging: { Type: 'File' },
+          },
         },
-      },
-    }));
+      }),
+    );
     const emulator = track(await startEmulator({ seed: smallSeed(3) }));
     const api = client(emulator.url, 'relay-admin');
     await register(api, bus.port, 'dataverse');
     const endpoints = await api.retrieveMultiple({ collection: 'serviceendpoints', select: ['serviceendpointid'] });
-    await api.update({ collection: 'serviceendpoints', key: endpoints.value[0]!.serviceendpointid as string, data: { contract: 5 } });
+    await api.update({
+      collection: 'serviceendpoints',
+      key: endpoints.value[0]!.serviceendpointid as string,
+      data: { contract: 5 },
+    });
     const run = await runJourney(emulator.url, { count: 3 });
     await emulator.postingIdle();
     const sb = new ServiceBusClient(bus.connectionString);
@@ -222,7 +297,10 @@ describe('Dataverse emulator: posting Create events to Service Bus', function ()
         received.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 200 })));
         return received.length >= 3 ? true : undefined;
       });
-      assert.deepEqual(received.map((m) => bodyOf(m)['PrimaryEntityId']), run.created.map((c) => c.activityRowId));
+      assert.deepEqual(
+        received.map((m) => bodyOf(m)['PrimaryEntityId']),
+        run.created.map((c) => c.activityRowId),
+      );
     } finally {
       await receiver.close();
       await sb.close();

@@ -10,11 +10,20 @@ import { client, IDS, runJourney, smallSeed, startEmulator } from './helpers.js'
 const CREATE_INTERACTION = 'msdyncrm_CustomChannelActivityCreateInteraction';
 const NOTIFICATION = 'msdyn_D365ChannelsNotification';
 
-function interaction(activity: { activityId: string; contactId: string }, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function interaction(
+  activity: { activityId: string; contactId: string },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     ActivityId: activity.activityId,
-    CustomerJourney: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney', msdyncrm_customerjourneyid: IDS.journey },
-    CustomerJourneyIteration: { '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration', msdyncrm_customerjourneyiterationid: IDS.iteration },
+    CustomerJourney: {
+      '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourney',
+      msdyncrm_customerjourneyid: IDS.journey,
+    },
+    CustomerJourneyIteration: {
+      '@odata.type': 'Microsoft.Dynamics.CRM.msdyncrm_customerjourneyiteration',
+      msdyncrm_customerjourneyiterationid: IDS.iteration,
+    },
     Contact: { '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: activity.contactId },
     EntityType: 'sample_specialmessage',
     EntityId: IDS.message,
@@ -25,7 +34,14 @@ function interaction(activity: { activityId: string; contactId: string }, extra:
 
 function notification(messageId: string, status: string): Record<string, unknown> {
   return {
-    notificationPayLoad: JSON.stringify({ ChannelDefinitionId: IDS.channelDefinition, RequestId: `req-${messageId}`, MessageId: messageId, From: '+4915100000001', OrganizationId: IDS.organization, Status: status }),
+    notificationPayLoad: JSON.stringify({
+      ChannelDefinitionId: IDS.channelDefinition,
+      RequestId: `req-${messageId}`,
+      MessageId: messageId,
+      From: '+4915100000001',
+      OrganizationId: IDS.organization,
+      Status: status,
+    }),
   };
 }
 
@@ -40,7 +56,10 @@ async function stats(url: string): Promise<Stats> {
   return (await (await fetch(`${url}/_emulator/stats`)).json()) as Stats;
 }
 
-async function interactions(url: string, query: string): Promise<{ count: number; duplicates: number; value: Interaction[] }> {
+async function interactions(
+  url: string,
+  query: string,
+): Promise<{ count: number; duplicates: number; value: Interaction[] }> {
   return (await (await fetch(`${url}/_emulator/interactions?${query}`)).json()) as never;
 }
 
@@ -72,7 +91,8 @@ describe('Dataverse emulator: the recorder writing interactions in one $batch', 
     assert.equal(results.length, 32);
     const failed = results.flatMap((r, i) => (r instanceof Error ? [i] : []));
     assert.deepEqual(failed, [11, 20, 31]);
-    for (const [i, r] of results.entries()) if (!failed.includes(i) && i !== 30) assert.equal(r, undefined, `operation ${i} succeeded with 204: undefined`);
+    for (const [i, r] of results.entries())
+      if (!failed.includes(i) && i !== 30) assert.equal(r, undefined, `operation ${i} succeeded with 204: undefined`);
     // The notification answers 200 with its output.
     assert.equal((results[30] as { responseMessage?: unknown }).responseMessage, 'Accepted');
     const e11 = results[11] as BatchPartError;
@@ -83,7 +103,10 @@ describe('Dataverse emulator: the recorder writing interactions in one $batch', 
     assert.match(e11.error.message, /the response type 'clicked' is not defined by the tile/);
     assert.equal((results[20] as BatchPartError).error.code, '0x80040203');
     assert.match((results[20] as BatchPartError).error.message, /'Contact.contactid' is not a valid GUID/);
-    assert.match((results[31] as BatchPartError).error.message, /'Status' must be one of Delivered, NotDelivered, found 'Read'/);
+    assert.match(
+      (results[31] as BatchPartError).error.message,
+      /'Status' must be one of Delivered, NotDelivered, found 'Read'/,
+    );
 
     const s = await stats(emulator.url);
     assert.equal(s.identities['recorder']!.served, 1, 'the batch is one request');
@@ -99,7 +122,13 @@ describe('Dataverse emulator: the recorder writing interactions in one $batch', 
     const api = client(emulator.url, 'recorder');
     const run = await runJourney(emulator.url, { count: 5 });
     api.startBatch();
-    run.created.forEach((a, i) => void api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a, i === 2 ? { ResponseType: 'clicked' } : {}) }));
+    run.created.forEach(
+      (a, i) =>
+        void api.callAction({
+          actionName: CREATE_INTERACTION,
+          action: interaction(a, i === 2 ? { ResponseType: 'clicked' } : {}),
+        }),
+    );
     let rejected: unknown;
     try {
       await api.executeBatch({ inChangeSet: false });
@@ -122,9 +151,18 @@ describe('Dataverse emulator: the recorder writing interactions in one $batch', 
     await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a!) });
     await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a!) });
     await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(b!) });
-    await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'YES' }) });
-    await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'yes' }) });
-    await api.callAction({ actionName: CREATE_INTERACTION, action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'STOP' }) });
+    await api.callAction({
+      actionName: CREATE_INTERACTION,
+      action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'YES' }),
+    });
+    await api.callAction({
+      actionName: CREATE_INTERACTION,
+      action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'yes' }),
+    });
+    await api.callAction({
+      actionName: CREATE_INTERACTION,
+      action: interaction(a!, { ResponseType: 'keyword', TriggerKeyword: 'STOP' }),
+    });
     await api.callAction({ actionName: NOTIFICATION, action: notification('m-1', 'Delivered') });
     await api.callAction({ actionName: NOTIFICATION, action: notification('m-1', 'Delivered') });
 

@@ -19,7 +19,12 @@ describe('Dataverse emulator: seed', () => {
     assert.equal(stats.rows['msdyn_channelmessageparts'], 1);
     const seed = JSON.parse(readFileSync(SEED_FILE, 'utf8')) as SeedDocument;
     const journeyId = seed.journeys![0]!.journeyId;
-    const run = (await (await fetch(`${emulator.url}/_emulator/journeys/${journeyId}/run`, { method: 'POST', body: JSON.stringify({ count: 100 }) })).json()) as {
+    const run = (await (
+      await fetch(`${emulator.url}/_emulator/journeys/${journeyId}/run`, {
+        method: 'POST',
+        body: JSON.stringify({ count: 100 }),
+      })
+    ).json()) as {
       created: unknown[];
       skipped: unknown[];
     };
@@ -28,18 +33,45 @@ describe('Dataverse emulator: seed', () => {
   });
 
   const broken: Array<[string, (seed: SeedDocument) => void, RegExp]> = [
-    ['a tile for a table that is not declared', (s) => (s.tiles = [{ xml: TILE_XML.replace(/sample_specialmessage</g, 'nosuch_table<') }]), /tiles\[0\]: the tile's EntityType 'nosuch_table' is not a table/],
-    ['a compliance field that is not a boolean of contact', (s) => (s.tiles = [{ xml: TILE_XML.replace('donotphone', 'firstname') }]), /ComplianceField 'firstname' must be a boolean column of contact/],
-    ['rows of an unknown entity set', (s) => (s.rows!['widgets'] = [{}]), /rows\.widgets: no table has the entity set name 'widgets'/],
-    ['a row with an unknown column', (s) => (s.rows!['contacts'] = [{ shoesize: 42 }]), /rows\.contacts\[0\]: .*'shoesize' does not exist/],
-    ['a journey whose iteration is missing', (s) => (s.journeys![0]!.iterationId = IDS.message), /journeys\[0\]: no msdyncrm_customerjourneyiterations row/],
-    ['a tile XML with two custom response types', (s) => (s.tiles = [{ xml: TILE_XML.replace('id="sent"', 'id="sent" custom="True"') }]), /only one response type may have custom="True"/],
+    [
+      'a tile for a table that is not declared',
+      (s) => (s.tiles = [{ xml: TILE_XML.replace(/sample_specialmessage</g, 'nosuch_table<') }]),
+      /tiles\[0\]: the tile's EntityType 'nosuch_table' is not a table/,
+    ],
+    [
+      'a compliance field that is not a boolean of contact',
+      (s) => (s.tiles = [{ xml: TILE_XML.replace('donotphone', 'firstname') }]),
+      /ComplianceField 'firstname' must be a boolean column of contact/,
+    ],
+    [
+      'rows of an unknown entity set',
+      (s) => (s.rows!['widgets'] = [{}]),
+      /rows\.widgets: no table has the entity set name 'widgets'/,
+    ],
+    [
+      'a row with an unknown column',
+      (s) => (s.rows!['contacts'] = [{ shoesize: 42 }]),
+      /rows\.contacts\[0\]: .*'shoesize' does not exist/,
+    ],
+    [
+      'a journey whose iteration is missing',
+      (s) => (s.journeys![0]!.iterationId = IDS.message),
+      /journeys\[0\]: no msdyncrm_customerjourneyiterations row/,
+    ],
+    [
+      'a tile XML with two custom response types',
+      (s) => (s.tiles = [{ xml: TILE_XML.replace('id="sent"', 'id="sent" custom="True"') }]),
+      /only one response type may have custom="True"/,
+    ],
   ];
   for (const [name, breakIt, message] of broken) {
     it(`refuses a seed with ${name}`, async () => {
       const seed = smallSeed(1);
       breakIt(seed);
-      await assert.rejects(startEmulator({ seed }), (err: unknown) => isEmulatorError(err) && message.test(err.message));
+      await assert.rejects(
+        startEmulator({ seed }),
+        (err: unknown) => isEmulatorError(err) && message.test(err.message),
+      );
     });
   }
 });

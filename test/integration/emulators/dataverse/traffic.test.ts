@@ -13,7 +13,9 @@ interface IdentityTraffic {
 }
 
 async function identities(url: string): Promise<Record<string, IdentityTraffic>> {
-  const body = (await (await fetch(`${url}/_emulator/stats`)).json()) as { traffic: { identities: Record<string, IdentityTraffic> } };
+  const body = (await (await fetch(`${url}/_emulator/stats`)).json()) as {
+    traffic: { identities: Record<string, IdentityTraffic> };
+  };
   return body.traffic.identities;
 }
 
@@ -21,7 +23,7 @@ describe('Dataverse emulator traffic per identity', function () {
   this.timeout(20_000);
   const track = closedAfterEach();
 
-  it('counts each identity\'s requests once per $batch, a GET or a $batch of GETs as a read, anything else as a write', async () => {
+  it("counts each identity's requests once per $batch, a GET or a $batch of GETs as a read, anything else as a write", async () => {
     const dv = track(await startEmulator({ seed: smallSeed(3) }));
     const reader = client(dv.url, 'reader');
     const writer = client(dv.url, 'writer');
@@ -40,6 +42,10 @@ describe('Dataverse emulator traffic per identity', function () {
 
     const counts = await identities(dv.url);
     assert.deepEqual(counts['reader'], { requests: 2, reads: 2, writes: 0 }, 'a GET and a $batch of two GETs');
-    assert.deepEqual(counts['writer'], { requests: 2, reads: 0, writes: 2 }, 'a PATCH and a $batch mixing a GET with a PATCH');
+    assert.deepEqual(
+      counts['writer'],
+      { requests: 2, reads: 0, writes: 2 },
+      'a PATCH and a $batch mixing a GET with a PATCH',
+    );
   });
 });

@@ -5,7 +5,20 @@ import type { AddressInfo } from 'node:net';
 import { startProviderSimulators, type CallbackRecord } from '../../../../src/emulators/providers/index.js';
 import { verifyWebhook } from '../../../../src/providers/index.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
-import { ACCOUNT, BOT_TOKEN, contractPayload, contractSend, control, LONG_CODE, SECRET, simulators, sms, telegramSend, TOKEN, twilioSend } from './helpers.js';
+import {
+  ACCOUNT,
+  BOT_TOKEN,
+  contractPayload,
+  contractSend,
+  control,
+  LONG_CODE,
+  SECRET,
+  simulators,
+  sms,
+  telegramSend,
+  TOKEN,
+  twilioSend,
+} from './helpers.js';
 import { receivers, type Received } from './receiver.js';
 
 /** X-Twilio-Signature recomputed here, from Twilio's description, independently of the simulator's signer. */
@@ -23,7 +36,8 @@ const recipient = (i: number): string => `+49151${String(10_000_000 + i)}`;
 const FAST = { delayMs: 0, retryDelayMs: 1 };
 
 async function inBatches(n: number, size: number, send: (i: number) => Promise<unknown>): Promise<void> {
-  for (let start = 0; start < n; start += size) await Promise.all(Array.from({ length: Math.min(size, n - start) }, (_, k) => send(start + k)));
+  for (let start = 0; start < n; start += size)
+    await Promise.all(Array.from({ length: Math.min(size, n - start) }, (_, k) => send(start + k)));
 }
 
 function near(actual: number, expected: number, tolerance: number, what: string): void {
@@ -78,27 +92,45 @@ describe('provider simulators: callbacks, replies and clicks', () => {
       repeat: false,
       ok: true,
     } satisfies CallbackRecord);
-    assert.deepEqual(sim.callbackStats().kinds.status, { sent: 2, succeeded: 2, failed: 0, retries: 0, repeats: 0, unroutable: 0 });
+    assert.deepEqual(sim.callbackStats().kinds.status, {
+      sent: 2,
+      succeeded: 2,
+      failed: 0,
+      retries: 0,
+      repeats: 0,
+      unroutable: 0,
+    });
   });
 
   it('Twilio: with a fixed seed, undelivered/failed, read, clicks, keyword and STOP replies follow their rates over 200 messages', async () => {
     const rx = await receiver();
     const sim = await start({
       seed: 42,
-      twilio: { mpsBySender: { [LONG_CODE]: 1000 }, failedShare: 0.5, inboundUrls: { [LONG_CODE]: `${rx.url}/callbacks/sms/twilio/inbound` } },
+      twilio: {
+        mpsBySender: { [LONG_CODE]: 1000 },
+        failedShare: 0.5,
+        inboundUrls: { [LONG_CODE]: `${rx.url}/callbacks/sms/twilio/inbound` },
+      },
       callbacks: { ...FAST, undeliveredRate: 0.2, readRate: 0.5 },
       recipients: { clickRate: 0.5, replyRate: 0.3, stopRate: 0.1, keywords: ['YES', 'INFO'] },
     });
     const text = `Sale! ${rx.url}/l/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA and ${rx.url}/l/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB.`;
-    await inBatches(200, 25, (i) => twilioSend(sim.url, { ...sms(recipient(i), text), StatusCallback: `${rx.url}/callbacks/sms/twilio/status?t=m${i}` }));
+    await inBatches(200, 25, (i) =>
+      twilioSend(sim.url, {
+        ...sms(recipient(i), text),
+        StatusCallback: `${rx.url}/callbacks/sms/twilio/status?t=m${i}`,
+      }),
+    );
     await sim.callbacksIdle();
 
     const finals = new Map<string, string>();
     for (const r of rx.at('/callbacks/sms/twilio/status')) {
       const p = form(r);
       assert.ok(twilioSignatureOk(TOKEN, `${rx.url}${r.path}`, r));
-      if (p['MessageStatus'] !== 'sent' && p['MessageStatus'] !== 'read') finals.set(p['MessageSid']!, p['MessageStatus']!);
-      if (p['MessageStatus'] === 'undelivered' || p['MessageStatus'] === 'failed') assert.ok(['30003', '30005', '30006'].includes(p['ErrorCode']!), `ErrorCode ${p['ErrorCode']}`);
+      if (p['MessageStatus'] !== 'sent' && p['MessageStatus'] !== 'read')
+        finals.set(p['MessageSid']!, p['MessageStatus']!);
+      if (p['MessageStatus'] === 'undelivered' || p['MessageStatus'] === 'failed')
+        assert.ok(['30003', '30005', '30006'].includes(p['ErrorCode']!), `ErrorCode ${p['ErrorCode']}`);
     }
     const count = (s: string): number => [...finals.values()].filter((v) => v === s).length;
     assert.equal(finals.size, 200);
@@ -140,17 +172,31 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     const rx = await receiver();
     const run = async (): Promise<string[]> => {
       rx.received.length = 0;
-      const sim = track(await startProviderSimulators({ seed: 7, twilio: { mpsBySender: { [LONG_CODE]: 1000 } }, callbacks: { ...FAST, undeliveredRate: 0.5 } }));
-      for (let i = 0; i < 20; i += 1) await twilioSend(sim.url, { ...sms(recipient(i)), StatusCallback: `${rx.url}/s?i=${i}` });
+      const sim = track(
+        await startProviderSimulators({
+          seed: 7,
+          twilio: { mpsBySender: { [LONG_CODE]: 1000 } },
+          callbacks: { ...FAST, undeliveredRate: 0.5 },
+        }),
+      );
+      for (let i = 0; i < 20; i += 1)
+        await twilioSend(sim.url, { ...sms(recipient(i)), StatusCallback: `${rx.url}/s?i=${i}` });
       await sim.callbacksIdle();
-      return rx.received.filter((r) => form(r)['MessageStatus'] !== 'sent').map((r) => `${r.path}:${form(r)['MessageStatus']}`).sort();
+      return rx.received
+        .filter((r) => form(r)['MessageStatus'] !== 'sent')
+        .map((r) => `${r.path}:${form(r)['MessageStatus']}`)
+        .sort();
     };
     assert.deepEqual(await run(), await run());
   });
 
   it('Twilio: no StatusCallback or statusCallbacks: false sends nothing; a reply without an inbound URL is unroutable', async () => {
     const rx = await receiver();
-    const sim = await start({ twilio: { statusCallbacks: false }, callbacks: FAST, recipients: { replyRate: 1, keywords: ['YES'] } });
+    const sim = await start({
+      twilio: { statusCallbacks: false },
+      callbacks: FAST,
+      recipients: { replyRate: 1, keywords: ['YES'] },
+    });
     await twilioSend(sim.url, { ...sms(recipient(1)), StatusCallback: `${rx.url}/s` });
     await twilioSend(sim.url, sms(recipient(2)));
     await sim.callbacksIdle();
@@ -163,23 +209,45 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     const service = 'MG0123456789abcdef0123456789abcdef';
     const sim = await start({ twilio: { initialStatusCallback: true }, callbacks: FAST });
     await twilioSend(sim.url, { To: recipient(1), From: LONG_CODE, Body: 'x', StatusCallback: `${rx.url}/direct` });
-    await twilioSend(sim.url, { To: recipient(2), MessagingServiceSid: service, Body: 'x', StatusCallback: `${rx.url}/service` });
+    await twilioSend(sim.url, {
+      To: recipient(2),
+      MessagingServiceSid: service,
+      Body: 'x',
+      StatusCallback: `${rx.url}/service`,
+    });
     await sim.callbacksIdle();
-    assert.deepEqual(rx.at('/direct').map((r) => form(r)['MessageStatus']), ['queued', 'sent', 'delivered']);
+    assert.deepEqual(
+      rx.at('/direct').map((r) => form(r)['MessageStatus']),
+      ['queued', 'sent', 'delivered'],
+    );
     const viaService = rx.at('/service').map((r) => form(r));
-    assert.deepEqual(viaService.map((p) => p['MessageStatus']), ['accepted', 'queued', 'sent', 'delivered']);
+    assert.deepEqual(
+      viaService.map((p) => p['MessageStatus']),
+      ['accepted', 'queued', 'sent', 'delivered'],
+    );
     assert.equal(viaService[0]!['MessagingServiceSid'], service);
     assert.equal(viaService[0]!['From'], undefined);
   });
 
   it('Telegram: setWebhook/getWebhookInfo/deleteWebhook; replies are updates with the secret token, update_id increasing', async () => {
     const rx = await receiver();
-    const sim = await start({ telegram: { perBot: 1000 }, callbacks: FAST, recipients: { replyRate: 1, keywords: ['YES'] } });
+    const sim = await start({
+      telegram: { perBot: 1000 },
+      callbacks: FAST,
+      recipients: { replyRate: 1, keywords: ['YES'] },
+    });
     const call = async (method: string, params: Record<string, unknown>) => {
-      const res = await fetch(`${sim.url}/bot${BOT_TOKEN}/${method}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(params) });
+      const res = await fetch(`${sim.url}/bot${BOT_TOKEN}/${method}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(params),
+      });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
-    assert.deepEqual((await call('getWebhookInfo', {})).body, { ok: true, result: { url: '', has_custom_certificate: false, pending_update_count: 0 } });
+    assert.deepEqual((await call('getWebhookInfo', {})).body, {
+      ok: true,
+      result: { url: '', has_custom_certificate: false, pending_update_count: 0 },
+    });
     const bad = await call('setWebhook', { url: `${rx.url}/tg`, secret_token: 'not allowed!' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body['ok'], false);
@@ -189,11 +257,24 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     assert.equal(info['url'], `${rx.url}/callbacks/tg/telegram`);
     assert.equal(info['max_connections'], 40);
 
-    for (let i = 1; i <= 5; i += 1) assert.equal((await telegramSend(sim.url, { chat_id: 1000 + i, text: `Hello ${i}` })).status, 200);
+    for (let i = 1; i <= 5; i += 1)
+      assert.equal((await telegramSend(sim.url, { chat_id: 1000 + i, text: `Hello ${i}` })).status, 200);
     await sim.callbacksIdle();
     const updates = rx.at('/callbacks/tg/telegram');
     assert.equal(updates.length, 5);
-    const bodies = updates.map((r) => JSON.parse(r.body) as { update_id: number; message: { message_id: number; from: { id: number; is_bot: boolean }; chat: { id: number; type: string }; date: number; text: string } });
+    const bodies = updates.map(
+      (r) =>
+        JSON.parse(r.body) as {
+          update_id: number;
+          message: {
+            message_id: number;
+            from: { id: number; is_bot: boolean };
+            chat: { id: number; type: string };
+            date: number;
+            text: string;
+          };
+        },
+    );
     for (const [k, r] of updates.entries()) {
       assert.equal(r.headers['x-telegram-bot-api-secret-token'], 'tg_secret-1');
       assert.match(String(r.headers['content-type']), /application\/json/);
@@ -213,7 +294,11 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     assert.equal(record.summary['intent'], 'keyword');
     assert.equal(record.providerMessageId, '1');
 
-    assert.deepEqual((await call('deleteWebhook', {})).body, { ok: true, result: true, description: 'Webhook was deleted' });
+    assert.deepEqual((await call('deleteWebhook', {})).body, {
+      ok: true,
+      result: true,
+      description: 'Webhook was deleted',
+    });
     await telegramSend(sim.url, { chat_id: 2000, text: 'after delete' });
     await sim.callbacksIdle();
     assert.equal(rx.received.length, 5);
@@ -225,18 +310,34 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     const rx = await receiver();
     let failures = 1;
     rx.answer = () => (failures-- > 0 ? 503 : 200);
-    const sim = await start({ telegram: { perBot: 1000 }, callbacks: FAST, recipients: { replyRate: 1, keywords: ['YES'] } });
+    const sim = await start({
+      telegram: { perBot: 1000 },
+      callbacks: FAST,
+      recipients: { replyRate: 1, keywords: ['YES'] },
+    });
     await fetch(`${sim.url}/bot${BOT_TOKEN}/setWebhook?url=${encodeURIComponent(`${rx.url}/tg`)}`);
     await telegramSend(sim.url, { chat_id: 5, text: 'x' });
     await sim.callbacksIdle();
-    assert.deepEqual(sim.callbacks().map((r) => [r.attempt, r.status, r.ok]), [[1, 503, false], [2, 200, true]]);
-    assert.equal(rx.received[0]!.headers['x-telegram-bot-api-secret-token'], undefined, 'no secret token set, no header');
+    assert.deepEqual(
+      sim.callbacks().map((r) => [r.attempt, r.status, r.ok]),
+      [
+        [1, 503, false],
+        [2, 200, true],
+      ],
+    );
+    assert.equal(
+      rx.received[0]!.headers['x-telegram-bot-api-secret-token'],
+      undefined,
+      'no secret token set, no header',
+    );
     rx.answer = () => 500;
     await telegramSend(sim.url, { chat_id: 6, text: 'x' });
     await sim.callbacksIdle();
     assert.equal(sim.callbackStats().kinds.update.failed, 1);
     assert.equal(sim.callbacks().filter((r) => !r.repeat).length, 5, 'two + three attempts (maxRetries 2)');
-    const info = (await (await fetch(`${sim.url}/bot${BOT_TOKEN}/getWebhookInfo`)).json()) as { result: Record<string, unknown> };
+    const info = (await (await fetch(`${sim.url}/bot${BOT_TOKEN}/getWebhookInfo`)).json()) as {
+      result: Record<string, unknown>;
+    };
     assert.equal(info.result['last_error_message'], 'HTTP 500');
     assert.equal(typeof info.result['last_error_date'], 'number');
   });
@@ -246,16 +347,26 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     const other = `whsec_${Buffer.from('another secret for the callbacks').toString('base64')}`;
     const sim = await start({
       seed: 3,
-      contract: { reportsUrl: `${rx.url}/reports`, inboundUrl: `${rx.url}/inbound`, channelUrls: { rt: { reportsUrl: `${rx.url}/rt-reports` } }, callbackSecrets: [other] },
+      contract: {
+        reportsUrl: `${rx.url}/reports`,
+        inboundUrl: `${rx.url}/inbound`,
+        channelUrls: { rt: { reportsUrl: `${rx.url}/rt-reports` } },
+        callbackSecrets: [other],
+      },
       callbacks: { ...FAST, readRate: 1 },
       recipients: { stopRate: 1, stopWord: 'UNSUBSCRIBE' },
     });
-    const sent = await contractSend(sim.url, contractPayload('req-1', '+4915112340001', 'sender-1', 'Hello'), { channel: 'sms' });
+    const sent = await contractSend(sim.url, contractPayload('req-1', '+4915112340001', 'sender-1', 'Hello'), {
+      channel: 'sms',
+    });
     assert.equal(sent.body['Status'], 'Sent');
     await contractSend(sim.url, contractPayload('req-2'), { channel: 'rt' });
     await sim.callbacksIdle();
     const reports = rx.at('/reports');
-    assert.deepEqual(reports.map((r) => (JSON.parse(r.body) as { Status: string }).Status), ['Delivered', 'Read']);
+    assert.deepEqual(
+      reports.map((r) => (JSON.parse(r.body) as { Status: string }).Status),
+      ['Delivered', 'Read'],
+    );
     for (const r of [...reports, ...rx.at('/inbound'), ...rx.at('/rt-reports')]) {
       const check = verifyWebhook(r.body, r.headers, { secrets: other });
       assert.ok(check.ok, `signature: ${JSON.stringify(check)}`);
@@ -272,7 +383,16 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     assert.notEqual(reports[0]!.headers['webhook-id'], reports[1]!.headers['webhook-id']);
     const inbound = rx.at('/inbound').map((r) => JSON.parse(r.body) as Record<string, unknown>);
     assert.equal(inbound.length, 2, 'both channels use the global inbound URL');
-    assert.deepEqual({ ...inbound[0], MessageId: 'x' }, { ChannelDefinitionId: '44444444-4444-4444-8444-444444444444', MessageId: 'x', From: '+4915112340001', To: 'sender-1', Message: { text: 'UNSUBSCRIBE' } });
+    assert.deepEqual(
+      { ...inbound[0], MessageId: 'x' },
+      {
+        ChannelDefinitionId: '44444444-4444-4444-8444-444444444444',
+        MessageId: 'x',
+        From: '+4915112340001',
+        To: 'sender-1',
+        Message: { text: 'UNSUBSCRIBE' },
+      },
+    );
     assert.equal(rx.at('/rt-reports').length, 2, 'the per-channel reports URL');
     const records = sim.callbacks({ provider: 'contract', kind: 'report' });
     assert.ok(records.every((r) => r.idempotencyKey === 'req-1' || r.idempotencyKey === 'req-2'));
@@ -280,7 +400,11 @@ describe('provider simulators: callbacks, replies and clicks', () => {
 
   it('contract: undeliveredRate gives NotDelivered reports and no replies; secrets sign when callbackSecrets is not set', async () => {
     const rx = await receiver();
-    const sim = await start({ contract: { secrets: [SECRET], reportsUrl: `${rx.url}/reports`, inboundUrl: `${rx.url}/inbound` }, callbacks: { ...FAST, undeliveredRate: 1 }, recipients: { replyRate: 1, keywords: ['YES'] } });
+    const sim = await start({
+      contract: { secrets: [SECRET], reportsUrl: `${rx.url}/reports`, inboundUrl: `${rx.url}/inbound` },
+      callbacks: { ...FAST, undeliveredRate: 1 },
+      recipients: { replyRate: 1, keywords: ['YES'] },
+    });
     const body = contractPayload('req-9');
     await contractSend(sim.url, body, { sign: { secret: SECRET, timestampSeconds: Math.floor(Date.now() / 1000) } });
     await sim.callbacksIdle();
@@ -292,9 +416,14 @@ describe('provider simulators: callbacks, replies and clicks', () => {
 
   it('repeatRate 1: every callback goes twice, recorded as a repeat; Twilio identical, Standard Webhooks with the same webhook-id', async () => {
     const rx = await receiver();
-    const sim = await start({ contract: { secrets: [SECRET], reportsUrl: `${rx.url}/reports` }, callbacks: { ...FAST, repeatRate: 1 } });
+    const sim = await start({
+      contract: { secrets: [SECRET], reportsUrl: `${rx.url}/reports` },
+      callbacks: { ...FAST, repeatRate: 1 },
+    });
     await twilioSend(sim.url, { ...sms(recipient(1)), StatusCallback: `${rx.url}/status` });
-    await contractSend(sim.url, contractPayload('req-r'), { sign: { secret: SECRET, timestampSeconds: Math.floor(Date.now() / 1000) } });
+    await contractSend(sim.url, contractPayload('req-r'), {
+      sign: { secret: SECRET, timestampSeconds: Math.floor(Date.now() / 1000) },
+    });
     await sim.callbacksIdle();
     const status = rx.at('/status');
     assert.equal(status.length, 4);
@@ -307,10 +436,16 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     assert.ok(reports.every((r) => verifyWebhook(r.body, r.headers, { secrets: SECRET }).ok));
     for (const kind of ['status', 'report'] as const) {
       const records = sim.callbacks({ kind });
-      assert.deepEqual(records.map((r) => r.repeat).sort(), kind === 'status' ? [false, false, true, true] : [false, true]);
+      assert.deepEqual(
+        records.map((r) => r.repeat).sort(),
+        kind === 'status' ? [false, false, true, true] : [false, true],
+      );
     }
     const statusRecords = sim.callbacks({ kind: 'status' });
-    assert.deepEqual(statusRecords.map((r) => `${r.summary['status']}${r.repeat ? '+' : ''}`), ['sent', 'sent+', 'delivered', 'delivered+']);
+    assert.deepEqual(
+      statusRecords.map((r) => `${r.summary['status']}${r.repeat ? '+' : ''}`),
+      ['sent', 'sent+', 'delivered', 'delivered+'],
+    );
     assert.equal(sim.callbackStats().kinds.status.repeats, 2);
     assert.equal(sim.callbackStats().kinds.status.sent, 2);
   });
@@ -330,10 +465,31 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     await twilioSend(sim.url, { ...sms(recipient(2)), StatusCallback: `http://127.0.0.1:${closedPort}/status` });
     await sim.callbacksIdle();
     const toRx = sim.callbacks().filter((r) => r.recipient === recipient(1));
-    assert.deepEqual(toRx.map((r) => [r.attempt, r.status]), [[1, 500], [1, 500]]);
+    assert.deepEqual(
+      toRx.map((r) => [r.attempt, r.status]),
+      [
+        [1, 500],
+        [1, 500],
+      ],
+    );
     const toClosed = sim.callbacks().filter((r) => r.recipient === recipient(2));
-    assert.deepEqual(toClosed.map((r) => [r.summary['status'], r.attempt, r.error]), [['sent', 1, 'ECONNREFUSED'], ['sent', 2, 'ECONNREFUSED'], ['delivered', 1, 'ECONNREFUSED'], ['delivered', 2, 'ECONNREFUSED']]);
-    assert.deepEqual(sim.callbackStats().kinds.status, { sent: 4, succeeded: 0, failed: 4, retries: 2, repeats: 0, unroutable: 0 });
+    assert.deepEqual(
+      toClosed.map((r) => [r.summary['status'], r.attempt, r.error]),
+      [
+        ['sent', 1, 'ECONNREFUSED'],
+        ['sent', 2, 'ECONNREFUSED'],
+        ['delivered', 1, 'ECONNREFUSED'],
+        ['delivered', 2, 'ECONNREFUSED'],
+      ],
+    );
+    assert.deepEqual(sim.callbackStats().kinds.status, {
+      sent: 4,
+      succeeded: 0,
+      failed: 4,
+      retries: 2,
+      repeats: 0,
+      unroutable: 0,
+    });
   });
 
   it('GET /_simulator/callbacks (filters) and /_simulator/callbacks/stats; reset empties them', async () => {
@@ -347,7 +503,11 @@ describe('provider simulators: callbacks, replies and clicks', () => {
     assert.ok(all.body.every((r) => !r.url.includes('secret')));
     assert.equal((await control<CallbackRecord[]>(sim.url, 'GET', 'callbacks?kind=report')).body.length, 0);
     assert.equal((await control(sim.url, 'GET', 'callbacks?kind=nope')).status, 400);
-    const stats = await control<{ kinds: Record<string, { sent: number }>; pending: number; inFlight: number }>(sim.url, 'GET', 'callbacks/stats');
+    const stats = await control<{ kinds: Record<string, { sent: number }>; pending: number; inFlight: number }>(
+      sim.url,
+      'GET',
+      'callbacks/stats',
+    );
     assert.equal(stats.body.kinds['status']!.sent, 2);
     assert.equal(stats.body.pending, 0);
     sim.reset();
@@ -388,7 +548,7 @@ describe('provider simulators: callbacks, replies and clicks', () => {
           'callbacks.bogus: unknown option',
           'recipients: replyRate + stopRate must not exceed 1',
           'recipients.keywords: expected at least one keyword',
-          "twilio.inboundUrls.+1: expected an http(s) URL, found \"ftp://x\"",
+          'twilio.inboundUrls.+1: expected an http(s) URL, found "ftp://x"',
           'twilio.errorCodes: expected a non-empty array',
           'twilio.failedShare: expected a fraction',
           'contract.reportsUrl: expected an http(s) URL, found "not a url"',
@@ -398,6 +558,9 @@ describe('provider simulators: callbacks, replies and clicks', () => {
         return true;
       },
     );
-    await assert.rejects(startProviderSimulators({ contract: { inboundUrl: 'http://127.0.0.1:1/x' } }), /contract\.callbackSecrets: expected whsec_/);
+    await assert.rejects(
+      startProviderSimulators({ contract: { inboundUrl: 'http://127.0.0.1:1/x' } }),
+      /contract\.callbackSecrets: expected whsec_/,
+    );
   });
 });

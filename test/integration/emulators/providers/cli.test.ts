@@ -15,8 +15,22 @@ describe('channel-relay emulate providers (process)', function () {
 
   it('prints PROVIDERS_URL when ready, serves the three APIs with the config file, and stops cleanly on SIGTERM', async () => {
     const config = path.join(dir, 'providers.json');
-    writeFileSync(config, JSON.stringify({ contract: { notSentRecipients: ['+4915100000666'] }, faults: { twilio: { errorNext: 1 } } }));
-    const child = spawnCli(['emulate', 'providers', '--port', '0', '--latency-ms', '0', '--config', config, '--log-level', 'warn']);
+    writeFileSync(
+      config,
+      JSON.stringify({ contract: { notSentRecipients: ['+4915100000666'] }, faults: { twilio: { errorNext: 1 } } }),
+    );
+    const child = spawnCli([
+      'emulate',
+      'providers',
+      '--port',
+      '0',
+      '--latency-ms',
+      '0',
+      '--config',
+      config,
+      '--log-level',
+      'warn',
+    ]);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       let stdout = '';

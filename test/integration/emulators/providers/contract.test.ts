@@ -8,7 +8,11 @@ describe('provider simulators: custom channel contract', () => {
 
   it('answers the contract response {ChannelDefinitionId, MessageId, RequestId, Status: "Sent"} and logs the message parts', async () => {
     const sim = await start();
-    const payload = { ...contractPayload('req-1'), Message: { text: 'Hello', subject: 'Offer' }, MarketingAppContext: { journeyId: 'j1' } };
+    const payload = {
+      ...contractPayload('req-1'),
+      Message: { text: 'Hello', subject: 'Offer' },
+      MarketingAppContext: { journeyId: 'j1' },
+    };
     const res = await contractSend(sim.url, payload, { channel: 'custom-sms' });
     assert.equal(res.status, 200);
     assert.equal(res.body['ChannelDefinitionId'], CHANNEL_DEFINITION);
@@ -35,7 +39,10 @@ describe('provider simulators: custom channel contract', () => {
     assert.equal(error.code, 'InvalidPayload');
     assert.match(error.message, /RequestId must be a non-empty string; Message.text must be a string/);
     const badDefinition = await contractSend(sim.url, { ...contractPayload('r0'), ChannelDefinitionId: 7 });
-    assert.match((badDefinition.body['error'] as { message: string }).message, /ChannelDefinitionId must be a non-empty string when given/);
+    assert.match(
+      (badDefinition.body['error'] as { message: string }).message,
+      /ChannelDefinitionId must be a non-empty string when given/,
+    );
     const notJson = await fetch(`${sim.url}/contract/sms/messages`, { method: 'POST', body: 'nope' });
     assert.equal(notJson.status, 400);
     assert.equal(sim.stats().contract.rejected['400'], 3);
@@ -68,7 +75,11 @@ describe('provider simulators: custom channel contract', () => {
     sim.block('contract', '+4915100000777');
     assert.equal((await contractSend(sim.url, contractPayload('req-2', '+4915100000777'))).body['Status'], 'NotSent');
     sim.unblock('contract', '+4915100000777');
-    assert.equal((await contractSend(sim.url, contractPayload('req-2', '+4915100000777'))).body['Status'], 'NotSent', 'the first answer stands');
+    assert.equal(
+      (await contractSend(sim.url, contractPayload('req-2', '+4915100000777'))).body['Status'],
+      'NotSent',
+      'the first answer stands',
+    );
     assert.equal((await contractSend(sim.url, contractPayload('req-3', '+4915100000777'))).body['Status'], 'Sent');
     assert.equal(sim.stats().contract.rejected['NotSent'], 2);
     assert.equal(sim.messages().length, 1);
@@ -83,9 +94,14 @@ describe('provider simulators: custom channel contract', () => {
     assert.equal(refused.status, 429);
     assert.equal(refused.headers.get('retry-after'), '1');
     assert.equal((refused.body['error'] as { code: string }).code, 'TooManyRequests');
-    for (let i = 0; i < 3; i++) assert.equal((await contractSend(sim.url, contractPayload(`v${i}`, 'x', 'vip'))).status, 200);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await contractSend(sim.url, contractPayload(`v${i}`, 'x', 'vip'))).status, 200);
     clock.advance(1000);
-    assert.equal((await contractSend(sim.url, contractPayload('r3'))).status, 200, 'the refused RequestId may be sent again');
+    assert.equal(
+      (await contractSend(sim.url, contractPayload('r3'))).status,
+      200,
+      'the refused RequestId may be sent again',
+    );
     const stats = sim.stats().contract;
     assert.equal(stats.senders['sender-1']!.rateLimited, 1);
     assert.equal(stats.senders['sender-1']!.accepted, 3);
@@ -99,14 +115,27 @@ describe('provider simulators: custom channel contract', () => {
       const clock = new ManualClock();
       const sim = await start({ clock: clock.read, contract: { secrets: [SECRET, OLD] } });
       const now = Math.floor(clock.now / 1000);
-      assert.equal((await contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now } })).status, 200);
-      assert.equal((await contractSend(sim.url, contractPayload('r2'), { sign: { secret: OLD, timestampSeconds: now - 299 } })).status, 200);
+      assert.equal(
+        (await contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now } }))
+          .status,
+        200,
+      );
+      assert.equal(
+        (await contractSend(sim.url, contractPayload('r2'), { sign: { secret: OLD, timestampSeconds: now - 299 } }))
+          .status,
+        200,
+      );
       // Several signatures in one header (rotation on the sender's side): one valid entry is enough.
       const body = JSON.stringify(contractPayload('r3'));
       const good = signed(body, SECRET, 'msg_3', now)['webhook-signature']!;
       const res = await fetch(`${sim.url}/contract/sms/messages`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'webhook-id': 'msg_3', 'webhook-timestamp': String(now), 'webhook-signature': `v1,AAAA ${good}` },
+        headers: {
+          'Content-Type': 'application/json',
+          'webhook-id': 'msg_3',
+          'webhook-timestamp': String(now),
+          'webhook-signature': `v1,AAAA ${good}`,
+        },
         body,
       });
       assert.equal(res.status, 200);
@@ -128,14 +157,27 @@ describe('provider simulators: custom channel contract', () => {
       const body = JSON.stringify(contractPayload('r1'));
       const tampered = async (): Promise<number> => {
         const headers = signed(body, SECRET, 'msg_1', now);
-        const res = await fetch(`${sim.url}/contract/sms/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: body.replace('Hello', 'Hullo') });
+        const res = await fetch(`${sim.url}/contract/sms/messages`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', ...headers },
+          body: body.replace('Hello', 'Hullo'),
+        });
         return res.status;
       };
       const cases: Array<[Promise<{ status: number; body: Record<string, unknown> }>, RegExp]> = [
         [contractSend(sim.url, contractPayload('r1')), /missing webhook-id/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: other, timestampSeconds: now } }), /no webhook-signature entry matches/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now - 301 } }), /301 s from now \(tolerance 300 s\)/],
-        [contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now + 400 } }), /tolerance 300 s/],
+        [
+          contractSend(sim.url, contractPayload('r1'), { sign: { secret: other, timestampSeconds: now } }),
+          /no webhook-signature entry matches/,
+        ],
+        [
+          contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now - 301 } }),
+          /301 s from now \(tolerance 300 s\)/,
+        ],
+        [
+          contractSend(sim.url, contractPayload('r1'), { sign: { secret: SECRET, timestampSeconds: now + 400 } }),
+          /tolerance 300 s/,
+        ],
       ];
       for (const [call, reason] of cases) {
         const res = await call;

@@ -1,6 +1,10 @@
 /** Shared set-up for the provider simulator tests: a simulator on port 0, a manual clock, plain-fetch callers. */
 import { createHmac } from 'node:crypto';
-import { startProviderSimulators, type ProviderSimulators, type ProviderSimulatorsOptions } from '../../../../src/emulators/providers/index.js';
+import {
+  startProviderSimulators,
+  type ProviderSimulators,
+  type ProviderSimulatorsOptions,
+} from '../../../../src/emulators/providers/index.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 
 export const ACCOUNT = 'AC0123456789abcdef0123456789abcdef';
@@ -49,9 +53,15 @@ export async function twilioSend(
 ): Promise<Answer<Record<string, unknown>>> {
   const account = opts.account ?? ACCOUNT;
   const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' };
-  if (opts.token !== null) headers['Authorization'] = `Basic ${Buffer.from(`${account}:${opts.token ?? TOKEN}`).toString('base64')}`;
+  if (opts.token !== null)
+    headers['Authorization'] = `Basic ${Buffer.from(`${account}:${opts.token ?? TOKEN}`).toString('base64')}`;
   if (opts.idempotencyToken) headers['I-Twilio-Idempotency-Token'] = opts.idempotencyToken;
-  const res = await fetch(`${url}/2010-04-01/Accounts/${account}/Messages.json`, { method: 'POST', headers, body: new URLSearchParams(params).toString(), ...(opts.signal ? { signal: opts.signal } : {}) });
+  const res = await fetch(`${url}/2010-04-01/Accounts/${account}/Messages.json`, {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams(params).toString(),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return answer(res);
 }
 
@@ -65,10 +75,19 @@ export async function telegramSend(
   params: Record<string, unknown>,
   opts: { token?: string; form?: boolean; idempotencyKey?: string; signal?: AbortSignal } = {},
 ): Promise<Answer<Record<string, unknown>>> {
-  const headers: Record<string, string> = { 'Content-Type': opts.form ? 'application/x-www-form-urlencoded' : 'application/json' };
+  const headers: Record<string, string> = {
+    'Content-Type': opts.form ? 'application/x-www-form-urlencoded' : 'application/json',
+  };
   if (opts.idempotencyKey) headers['X-Idempotency-Key'] = opts.idempotencyKey;
-  const body = opts.form ? new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)])).toString() : JSON.stringify(params);
-  const res = await fetch(`${url}/bot${opts.token ?? BOT_TOKEN}/sendMessage`, { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const body = opts.form
+    ? new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)])).toString()
+    : JSON.stringify(params);
+  const res = await fetch(`${url}/bot${opts.token ?? BOT_TOKEN}/sendMessage`, {
+    method: 'POST',
+    headers,
+    body,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return answer(res);
 }
 
@@ -79,25 +98,55 @@ export function signed(body: string, secret: string, id: string, timestampSecond
   return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${sig}` };
 }
 
-export function contractPayload(requestId: string, to = '+4915112340001', from = 'sender-1', text = 'Hello'): Record<string, unknown> {
-  return { ChannelDefinitionId: '44444444-4444-4444-8444-444444444444', RequestId: requestId, From: from, To: to, Message: { text } };
+export function contractPayload(
+  requestId: string,
+  to = '+4915112340001',
+  from = 'sender-1',
+  text = 'Hello',
+): Record<string, unknown> {
+  return {
+    ChannelDefinitionId: '44444444-4444-4444-8444-444444444444',
+    RequestId: requestId,
+    From: from,
+    To: to,
+    Message: { text },
+  };
 }
 
 /** `POST /contract/{channel}/messages`; `sign` adds Standard Webhooks headers. */
 export async function contractSend(
   url: string,
   payload: unknown,
-  opts: { channel?: string; headers?: Record<string, string>; sign?: { secret: string; id?: string; timestampSeconds: number }; signal?: AbortSignal } = {},
+  opts: {
+    channel?: string;
+    headers?: Record<string, string>;
+    sign?: { secret: string; id?: string; timestampSeconds: number };
+    signal?: AbortSignal;
+  } = {},
 ): Promise<Answer<Record<string, unknown>>> {
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = { 'Content-Type': 'application/json', ...opts.headers };
-  if (opts.sign) Object.assign(headers, signed(body, opts.sign.secret, opts.sign.id ?? 'msg_1', opts.sign.timestampSeconds));
-  const res = await fetch(`${url}/contract/${opts.channel ?? 'sms'}/messages`, { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
+  if (opts.sign)
+    Object.assign(headers, signed(body, opts.sign.secret, opts.sign.id ?? 'msg_1', opts.sign.timestampSeconds));
+  const res = await fetch(`${url}/contract/${opts.channel ?? 'sms'}/messages`, {
+    method: 'POST',
+    headers,
+    body,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return answer(res);
 }
 
 /** A simulator endpoint under `/_simulator/`. */
-export async function control<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<Answer<T>> {
-  const res = await fetch(`${url}/_simulator/${path}`, { method, ...(body === undefined ? {} : { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }) });
+export async function control<T = unknown>(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Answer<T>> {
+  const res = await fetch(`${url}/_simulator/${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }),
+  });
   return answer(res);
 }

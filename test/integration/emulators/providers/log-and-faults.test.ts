@@ -1,7 +1,23 @@
 import assert from 'node:assert/strict';
-import { startProviderSimulators, type FaultsSpec, type SimulatedMessage, type SimulatorStats } from '../../../../src/emulators/providers/index.js';
+import {
+  startProviderSimulators,
+  type FaultsSpec,
+  type SimulatedMessage,
+  type SimulatorStats,
+} from '../../../../src/emulators/providers/index.js';
 import { waitFor } from '../../../helpers/wait.js';
-import { BOT_ID, contractPayload, contractSend, control, LONG_CODE, ManualClock, simulators, sms, telegramSend, twilioSend } from './helpers.js';
+import {
+  BOT_ID,
+  contractPayload,
+  contractSend,
+  control,
+  LONG_CODE,
+  ManualClock,
+  simulators,
+  sms,
+  telegramSend,
+  twilioSend,
+} from './helpers.js';
 
 const TO = '+4915112345678';
 
@@ -26,9 +42,22 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
           [0, 'contract', 'sender-1', TO, 'Hello'],
         ],
       );
-      assert.deepEqual((await control<SimulatedMessage[]>(sim.url, 'GET', 'messages?provider=telegram')).body.map((m) => m.text), ['tg']);
-      assert.deepEqual((await control<SimulatedMessage[]>(sim.url, 'GET', `messages?sender=${encodeURIComponent(LONG_CODE)}`)).body.map((m) => m.text), ['sms']);
-      assert.deepEqual((await control<SimulatedMessage[]>(sim.url, 'GET', `messages?recipient=${encodeURIComponent(TO)}`)).body.map((m) => m.text), ['sms', 'Hello']);
+      assert.deepEqual(
+        (await control<SimulatedMessage[]>(sim.url, 'GET', 'messages?provider=telegram')).body.map((m) => m.text),
+        ['tg'],
+      );
+      assert.deepEqual(
+        (
+          await control<SimulatedMessage[]>(sim.url, 'GET', `messages?sender=${encodeURIComponent(LONG_CODE)}`)
+        ).body.map((m) => m.text),
+        ['sms'],
+      );
+      assert.deepEqual(
+        (await control<SimulatedMessage[]>(sim.url, 'GET', `messages?recipient=${encodeURIComponent(TO)}`)).body.map(
+          (m) => m.text,
+        ),
+        ['sms', 'Hello'],
+      );
       assert.equal((await control(sim.url, 'GET', 'messages?provider=carrier-pigeon')).status, 400);
       assert.deepEqual(sim.messages({ provider: 'contract' }), all.body.slice(2));
     });
@@ -63,7 +92,11 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       assert.equal((await control(sim.url, 'DELETE', 'messages')).status, 200);
       assert.deepEqual((await control(sim.url, 'GET', 'messages')).body, []);
       assert.equal(sim.stats().twilio.requests, 0);
-      assert.equal((await telegramSend(sim.url, { chat_id: 1, text: 'x' })).status, 200, 'the per-chat window was reset');
+      assert.equal(
+        (await telegramSend(sim.url, { chat_id: 1, text: 'x' })).status,
+        200,
+        'the per-chat window was reset',
+      );
       assert.equal((await twilioSend(sim.url, sms(TO), { idempotencyToken: 't1' })).status, 201);
       assert.equal(sim.messages().length, 2, 'the token is new again');
       assert.equal((await telegramSend(sim.url, { chat_id: 9, text: 'x' })).status, 403);
@@ -71,7 +104,11 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
 
     it('/_simulator/blocked marks and unmarks refusing recipients over HTTP', async () => {
       const sim = await start();
-      assert.deepEqual((await control(sim.url, 'POST', 'blocked', { provider: 'twilio', recipient: TO })).body, { twilio: [TO], telegram: [], contract: [] });
+      assert.deepEqual((await control(sim.url, 'POST', 'blocked', { provider: 'twilio', recipient: TO })).body, {
+        twilio: [TO],
+        telegram: [],
+        contract: [],
+      });
       assert.equal((await twilioSend(sim.url, sms(TO))).body['code'], 21610);
       await control(sim.url, 'POST', 'blocked', { provider: 'telegram', recipient: 5 });
       assert.equal((await telegramSend(sim.url, { chat_id: 5, text: 'x' })).status, 403);
@@ -82,27 +119,51 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
   });
 
   describe('fault knobs', () => {
-    it('errorNext answers the next N calls with 5xx in each provider\'s error shape, only for its scope', async () => {
+    it("errorNext answers the next N calls with 5xx in each provider's error shape, only for its scope", async () => {
       const sim = await start();
-      sim.setFaults({ twilio: { errorNext: 1 }, telegram: { errorNext: 1, errorStatus: 502 }, contract: { errorNext: 1, errorStatus: 500 } });
+      sim.setFaults({
+        twilio: { errorNext: 1 },
+        telegram: { errorNext: 1, errorStatus: 502 },
+        contract: { errorNext: 1, errorStatus: 500 },
+      });
       const twilio = await twilioSend(sim.url, sms(TO));
       assert.equal(twilio.status, 503);
-      assert.deepEqual(twilio.body, { code: 20503, message: 'Service Unavailable', more_info: 'https://www.twilio.com/docs/errors/20503', status: 503 });
+      assert.deepEqual(twilio.body, {
+        code: 20503,
+        message: 'Service Unavailable',
+        more_info: 'https://www.twilio.com/docs/errors/20503',
+        status: 503,
+      });
       const telegram = await telegramSend(sim.url, { chat_id: 1, text: 'x' });
-      assert.deepEqual([telegram.status, telegram.body], [502, { ok: false, error_code: 502, description: 'Bad Gateway' }]);
+      assert.deepEqual(
+        [telegram.status, telegram.body],
+        [502, { ok: false, error_code: 502, description: 'Bad Gateway' }],
+      );
       const contract = await contractSend(sim.url, contractPayload('r1'));
-      assert.deepEqual([contract.status, contract.body], [500, { error: { code: 'InternalServerError', message: 'The provider failed to process the request.' } }]);
+      assert.deepEqual(
+        [contract.status, contract.body],
+        [500, { error: { code: 'InternalServerError', message: 'The provider failed to process the request.' } }],
+      );
       assert.equal((await twilioSend(sim.url, sms(TO))).status, 201, 'the count is used up');
       assert.equal(sim.messages().length, 1);
       assert.equal(sim.stats().twilio.faults.errors, 1);
-      assert.deepEqual(sim.faults(), { twilio: { errorNext: 0 }, telegram: { errorNext: 0, errorStatus: 502 }, contract: { errorNext: 0, errorStatus: 500 } });
+      assert.deepEqual(sim.faults(), {
+        twilio: { errorNext: 0 },
+        telegram: { errorNext: 0, errorStatus: 502 },
+        contract: { errorNext: 0, errorStatus: 500 },
+      });
     });
 
-    it('rateLimitBurst: the next N calls get 429 with the provider\'s retry shape (Telegram retry_after, Retry-After header)', async () => {
+    it("rateLimitBurst: the next N calls get 429 with the provider's retry shape (Telegram retry_after, Retry-After header)", async () => {
       const sim = await start();
       sim.setFaults({ all: { rateLimitBurst: { count: 3, retryAfterSeconds: 7 } } });
       const telegram = await telegramSend(sim.url, { chat_id: 1, text: 'x' });
-      assert.deepEqual(telegram.body, { ok: false, error_code: 429, description: 'Too Many Requests: retry after 7', parameters: { retry_after: 7 } });
+      assert.deepEqual(telegram.body, {
+        ok: false,
+        error_code: 429,
+        description: 'Too Many Requests: retry after 7',
+        parameters: { retry_after: 7 },
+      });
       const twilio = await twilioSend(sim.url, sms(TO));
       assert.equal(twilio.status, 429);
       assert.equal(twilio.body['code'], 20429);
@@ -110,7 +171,11 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       const contract = await contractSend(sim.url, contractPayload('r1'));
       assert.equal(contract.status, 429);
       assert.equal(contract.headers.get('retry-after'), '7');
-      assert.equal((await contractSend(sim.url, contractPayload('r1'))).status, 200, 'the burst of 3 is over (shared by the `all` scope)');
+      assert.equal(
+        (await contractSend(sim.url, contractPayload('r1'))).status,
+        200,
+        'the burst of 3 is over (shared by the `all` scope)',
+      );
       const stats = sim.stats();
       assert.equal(stats.telegram.rateLimited, 1);
       assert.equal(stats.telegram.faults.rateLimitBursts, 1);
@@ -121,7 +186,8 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       const run = async (seed: number): Promise<number[]> => {
         const sim = await start({ seed, faults: { contract: { errorRate: 0.5 } } });
         const statuses: number[] = [];
-        for (let i = 0; i < 12; i++) statuses.push((await contractSend(sim.url, contractPayload(`r${i}`, 'to', `s${i}`))).status);
+        for (let i = 0; i < 12; i++)
+          statuses.push((await contractSend(sim.url, contractPayload(`r${i}`, 'to', `s${i}`))).status);
         return statuses;
       };
       const first = await run(42);
@@ -143,7 +209,9 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       assert.equal(sim.stats().telegram.inFlight, 1);
       aborter.abort();
       await assert.rejects(call, { name: 'AbortError' });
-      await waitFor('the held call to end', () => (sim.heldCalls() === 0 && sim.stats().telegram.inFlight === 0 ? true : undefined));
+      await waitFor('the held call to end', () =>
+        sim.heldCalls() === 0 && sim.stats().telegram.inFlight === 0 ? true : undefined,
+      );
       assert.equal(sim.messages().length, 0);
       assert.equal(sim.stats().telegram.faults.timeouts, 1);
       assert.equal((await telegramSend(sim.url, { chat_id: 1, text: 'x' })).status, 200, 'only the next one was held');
@@ -190,27 +258,49 @@ describe('provider simulators: message log, statistics, fault knobs', () => {
       const spec: FaultsSpec = { all: { latencyMs: 0 }, contract: { errorNext: 2 } };
       assert.deepEqual((await control(sim.url, 'PUT', 'faults', spec)).body, spec);
       assert.equal((await contractSend(sim.url, contractPayload('r1'))).status, 503);
-      assert.deepEqual((await control(sim.url, 'GET', 'faults')).body, { all: { latencyMs: 0 }, contract: { errorNext: 1 } });
+      assert.deepEqual((await control(sim.url, 'GET', 'faults')).body, {
+        all: { latencyMs: 0 },
+        contract: { errorNext: 1 },
+      });
       // A scope named again is replaced; others stay.
       await control(sim.url, 'PUT', 'faults', { contract: { errorRate: 0 } });
       assert.deepEqual(sim.faults(), { all: { latencyMs: 0 }, contract: { errorRate: 0 } });
-      const bad = await control<{ error: { code: string; message: string } }>(sim.url, 'PUT', 'faults', { telegram: { errorRate: 2, timeoutNext: -1 }, sms: {} });
+      const bad = await control<{ error: { code: string; message: string } }>(sim.url, 'PUT', 'faults', {
+        telegram: { errorRate: 2, timeoutNext: -1 },
+        sms: {},
+      });
       assert.equal(bad.status, 400);
       assert.match(bad.body.error.message, /faults\.telegram\.errorRate: expected a fraction from 0 to 1, found 2/);
       assert.match(bad.body.error.message, /faults\.telegram\.timeoutNext: expected an integer >= 0/);
       assert.match(bad.body.error.message, /faults\.sms: unknown scope/);
       assert.deepEqual((await control(sim.url, 'DELETE', 'faults')).body, {});
-      assert.throws(() => sim.setFaults({ twilio: { errorStatus: 404 as 503 } }), /faults\.twilio\.errorStatus: expected 500, 502 or 503/);
+      assert.throws(
+        () => sim.setFaults({ twilio: { errorStatus: 404 as 503 } }),
+        /faults\.twilio\.errorStatus: expected 500, 502 or 503/,
+      );
     });
   });
 
   describe('options', () => {
     it('bad options fail at start with every problem named', async () => {
       await assert.rejects(
-        startProviderSimulators({ port: -1, latencyMs: -5, twilio: { longCodeMps: 0, mpsBySender: { '+49': 1.5 } }, telegram: { perChat: 0 }, contract: { secrets: ['not base64!'] } }),
+        startProviderSimulators({
+          port: -1,
+          latencyMs: -5,
+          twilio: { longCodeMps: 0, mpsBySender: { '+49': 1.5 } },
+          telegram: { perChat: 0 },
+          contract: { secrets: ['not base64!'] },
+        }),
         (err: Error) => {
           assert.equal(err.name, 'TypeError');
-          for (const part of ['port: expected an integer 0-65535', 'latencyMs: expected ms >= 0', 'twilio.longCodeMps: expected an integer >= 1', 'twilio.mpsBySender.+49', 'telegram.perChat', "contract.secrets[0]: expected 'whsec_' followed by base64"]) {
+          for (const part of [
+            'port: expected an integer 0-65535',
+            'latencyMs: expected ms >= 0',
+            'twilio.longCodeMps: expected an integer >= 1',
+            'twilio.mpsBySender.+49',
+            'telegram.perChat',
+            "contract.secrets[0]: expected 'whsec_' followed by base64",
+          ]) {
             assert.ok(err.message.includes(part), `mentions ${part}: ${err.message}`);
           }
           return true;

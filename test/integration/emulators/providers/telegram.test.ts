@@ -51,7 +51,11 @@ describe('provider simulators: Telegram sendMessage', () => {
     assert.equal((await telegramSend(sim.url, { chat_id: 1001, text: 'x' })).status, 403);
     sim.unblock('telegram', 1001);
     assert.equal((await telegramSend(sim.url, { chat_id: 1001, text: 'x' })).status, 200);
-    const unknown = await telegramSend(sim.url, { chat_id: 1001, text: 'x' }, { token: '987654321:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-zz' });
+    const unknown = await telegramSend(
+      sim.url,
+      { chat_id: 1001, text: 'x' },
+      { token: '987654321:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-zz' },
+    );
     assert.deepEqual(unknown.body, { ok: false, error_code: 401, description: 'Unauthorized' });
     const malformed = await telegramSend(sim.url, { chat_id: 1001, text: 'x' }, { token: 'nonsense' });
     assert.equal(malformed.status, 404);
@@ -65,8 +69,17 @@ describe('provider simulators: Telegram sendMessage', () => {
     clock.advance(400);
     const refused = await telegramSend(sim.url, { chat_id: 1001, text: 'b' });
     assert.equal(refused.status, 429);
-    assert.deepEqual(refused.body, { ok: false, error_code: 429, description: 'Too Many Requests: retry after 1', parameters: { retry_after: 1 } });
-    assert.equal((await telegramSend(sim.url, { chat_id: 1002, text: 'c' })).status, 200, 'another chat is not limited');
+    assert.deepEqual(refused.body, {
+      ok: false,
+      error_code: 429,
+      description: 'Too Many Requests: retry after 1',
+      parameters: { retry_after: 1 },
+    });
+    assert.equal(
+      (await telegramSend(sim.url, { chat_id: 1002, text: 'c' })).status,
+      200,
+      'another chat is not limited',
+    );
     clock.advance(600);
     assert.equal((await telegramSend(sim.url, { chat_id: 1001, text: 'd' })).status, 200, '1000 ms after the first');
     assert.deepEqual(
@@ -82,14 +95,14 @@ describe('provider simulators: Telegram sendMessage', () => {
   it('30 msg/s per bot (configurable): the 31st in a window is refused, then frees 1000 ms after the first', async () => {
     const clock = new ManualClock();
     const sim = await start({ clock: clock.read, telegram: { perChat: 100 } });
-    for (let i = 0; i < 30; i++) assert.equal((await telegramSend(sim.url, { chat_id: 5000 + i, text: `m${i}` })).status, 200);
+    for (let i = 0; i < 30; i++)
+      assert.equal((await telegramSend(sim.url, { chat_id: 5000 + i, text: `m${i}` })).status, 200);
     const refused = await telegramSend(sim.url, { chat_id: 6000, text: 'over' });
     assert.equal(refused.status, 429);
     assert.deepEqual(refused.body['parameters'], { retry_after: 1 });
     clock.advance(1000);
     assert.equal((await telegramSend(sim.url, { chat_id: 6000, text: 'later' })).status, 200);
     assert.equal(sim.stats().telegram.senders[BOT_ID]!.maxInAnyWindow, 30);
-
   });
 
   it('20 msg/min per group (negative id or @name): the 21st within a minute gets 429 with retry_after until the first leaves', async () => {
@@ -97,7 +110,11 @@ describe('provider simulators: Telegram sendMessage', () => {
     const sim = await start({ clock: clock.read });
     for (const group of ['-1001234567890', '-4567', '@relay_news']) {
       for (let i = 0; i < 20; i++) {
-        assert.equal((await telegramSend(sim.url, { chat_id: group, text: `m${i}` })).status, 200, `${group} #${i + 1}`);
+        assert.equal(
+          (await telegramSend(sim.url, { chat_id: group, text: `m${i}` })).status,
+          200,
+          `${group} #${i + 1}`,
+        );
         clock.advance(1000);
       }
       // 20 s after the first: the first leaves the minute 40 s from now.
@@ -105,7 +122,11 @@ describe('provider simulators: Telegram sendMessage', () => {
       assert.equal(refused.status, 429, group);
       assert.deepEqual(refused.body['parameters'], { retry_after: 40 });
       clock.advance(40_000);
-      assert.equal((await telegramSend(sim.url, { chat_id: group, text: 'later' })).status, 200, `${group}: a minute after the first`);
+      assert.equal(
+        (await telegramSend(sim.url, { chat_id: group, text: 'later' })).status,
+        200,
+        `${group}: a minute after the first`,
+      );
     }
     // A private chat is held to 1 per second only.
     for (let i = 0; i < 25; i++) {

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import type { InboundReply } from '../../../../src/emulators/providers/index.js';
-import { ACCOUNT, control, LONG_CODE, ManualClock, simulators, sms, TOKEN, twilioSend, type Answer } from './helpers.js';
+import {
+  ACCOUNT,
+  control,
+  LONG_CODE,
+  ManualClock,
+  simulators,
+  sms,
+  TOKEN,
+  twilioSend,
+  type Answer,
+} from './helpers.js';
 import { receivers } from './receiver.js';
 
 const TO = '+4915112345678';
@@ -9,13 +19,25 @@ const OTHER_ACCOUNT = 'AC11111111111111111111111111111111';
 const FAST = { delayMs: 0, retryDelayMs: 1 };
 
 /** `GET /2010-04-01/Accounts/{account}/Messages/{sid}.json` with basic auth (`token: null`: none). */
-async function twilioFetch(url: string, sid: string, opts: { account?: string; token?: string | null; method?: string } = {}): Promise<Answer<Record<string, unknown>>> {
+async function twilioFetch(
+  url: string,
+  sid: string,
+  opts: { account?: string; token?: string | null; method?: string } = {},
+): Promise<Answer<Record<string, unknown>>> {
   const account = opts.account ?? ACCOUNT;
   const headers: Record<string, string> = {};
-  if (opts.token !== null) headers['Authorization'] = `Basic ${Buffer.from(`${account}:${opts.token ?? TOKEN}`).toString('base64')}`;
-  const res = await fetch(`${url}/2010-04-01/Accounts/${account}/Messages/${sid}.json`, { method: opts.method ?? 'GET', headers });
+  if (opts.token !== null)
+    headers['Authorization'] = `Basic ${Buffer.from(`${account}:${opts.token ?? TOKEN}`).toString('base64')}`;
+  const res = await fetch(`${url}/2010-04-01/Accounts/${account}/Messages/${sid}.json`, {
+    method: opts.method ?? 'GET',
+    headers,
+  });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: (text === '' ? undefined : JSON.parse(text)) as Record<string, unknown> };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (text === '' ? undefined : JSON.parse(text)) as Record<string, unknown>,
+  };
 }
 
 const form = (body: string): Record<string, string> => Object.fromEntries(new URLSearchParams(body));
@@ -46,12 +68,19 @@ describe('provider simulators: Twilio Message fetch', () => {
     const sim = await start({ clock: clock.read, callbacks: FAST });
     const sent = await twilioSend(sim.url, { ...sms(TO, 'Hi there'), StatusCallback: `${rx.url}/status` });
     await sim.callbacksIdle();
-    assert.deepEqual(rx.at('/status').map((r) => form(r.body)['MessageStatus']), ['sent', 'delivered']);
+    assert.deepEqual(
+      rx.at('/status').map((r) => form(r.body)['MessageStatus']),
+      ['sent', 'delivered'],
+    );
     const got = await twilioFetch(sim.url, String(sent.body['sid']));
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, { ...sent.body, status: 'delivered', date_sent: 'Thu, 01 Jan 2026 12:00:00 +0000' });
 
-    const failing = await start({ clock: clock.read, callbacks: { ...FAST, undeliveredRate: 1 }, twilio: { errorCodes: [30003] } });
+    const failing = await start({
+      clock: clock.read,
+      callbacks: { ...FAST, undeliveredRate: 1 },
+      twilio: { errorCodes: [30003] },
+    });
     const lost = await twilioSend(failing.url, { ...sms(TO), StatusCallback: `${rx.url}/lost` });
     await failing.callbacksIdle();
     const undelivered = await twilioFetch(failing.url, String(lost.body['sid']));
@@ -61,7 +90,10 @@ describe('provider simulators: Twilio Message fetch', () => {
   });
 
   it('without status callbacks the fetched status is the final one at once (a failed message has no date_sent)', async () => {
-    const sim = await start({ callbacks: { ...FAST, undeliveredRate: 1 }, twilio: { failedShare: 1, errorCodes: [30006] } });
+    const sim = await start({
+      callbacks: { ...FAST, undeliveredRate: 1 },
+      twilio: { failedShare: 1, errorCodes: [30006] },
+    });
     const sent = await twilioSend(sim.url, sms(TO));
     const got = await twilioFetch(sim.url, String(sent.body['sid']));
     assert.equal(got.body['status'], 'failed');
@@ -91,7 +123,16 @@ describe('provider simulators: Twilio Message fetch', () => {
     assert.notEqual(sid, sent.body['sid']);
     const replies = sim.inboundReplies();
     assert.deepEqual(replies, [
-      { sid, accountSid: ACCOUNT, from: TO, to: LONG_CODE, body: 'START', time: clock.now, inReplyTo: String(sent.body['sid']), intent: 'keyword' },
+      {
+        sid,
+        accountSid: ACCOUNT,
+        from: TO,
+        to: LONG_CODE,
+        body: 'START',
+        time: clock.now,
+        inReplyTo: String(sent.body['sid']),
+        intent: 'keyword',
+      },
     ] satisfies InboundReply[]);
     assert.deepEqual((await control(sim.url, 'GET', 'inbound')).body, replies);
 
@@ -135,7 +176,11 @@ describe('provider simulators: Twilio Message fetch', () => {
 
   it('a repeated inbound callback is one reply; a STOP is remembered with intent stop; no inbound URL: nothing remembered', async () => {
     const rx = await receiver();
-    const sim = await start({ callbacks: { ...FAST, repeatRate: 1 }, twilio: { inboundUrls: { [LONG_CODE]: `${rx.url}/inbound` } }, recipients: { stopRate: 1 } });
+    const sim = await start({
+      callbacks: { ...FAST, repeatRate: 1 },
+      twilio: { inboundUrls: { [LONG_CODE]: `${rx.url}/inbound` } },
+      recipients: { stopRate: 1 },
+    });
     await twilioSend(sim.url, sms(TO));
     await twilioSend(sim.url, sms(TO, 'from elsewhere', '+4915100000002'));
     await sim.callbacksIdle();
@@ -156,7 +201,12 @@ describe('provider simulators: Twilio Message fetch', () => {
     for (const token of [null, 'wrong-token']) {
       const res = await twilioFetch(sim.url, sid, { token });
       assert.equal(res.status, 401);
-      assert.deepEqual(res.body, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
+      assert.deepEqual(res.body, {
+        code: 20003,
+        message: 'Authenticate',
+        more_info: 'https://www.twilio.com/docs/errors/20003',
+        status: 401,
+      });
       assert.equal(res.headers.get('www-authenticate'), 'Basic realm="Twilio API"');
     }
     const unknown = 'SM00000000000000000000000000000000';

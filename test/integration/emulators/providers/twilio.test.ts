@@ -95,8 +95,16 @@ describe('provider simulators: Twilio Messages API', () => {
 
     const strict = await start({ twilio: { authTokens: { [ACCOUNT]: TOKEN } } });
     const wrong = await twilioSend(strict.url, sms(TO), { token: 'wrong' });
-    assert.deepEqual(wrong.body, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
-    assert.equal((await twilioSend(strict.url, sms(TO), { account: 'AC99999999999999999999999999999999' })).status, 401);
+    assert.deepEqual(wrong.body, {
+      code: 20003,
+      message: 'Authenticate',
+      more_info: 'https://www.twilio.com/docs/errors/20003',
+      status: 401,
+    });
+    assert.equal(
+      (await twilioSend(strict.url, sms(TO), { account: 'AC99999999999999999999999999999999' })).status,
+      401,
+    );
     assert.equal((await twilioSend(strict.url, sms(TO))).status, 201);
     assert.equal(strict.stats().twilio.rejected['20003'], 2);
   });
@@ -156,15 +164,18 @@ describe('provider simulators: Twilio Messages API', () => {
     await twilioSend(sim.url, sms('+4915100002030', 'ж'.repeat(100), fast));
     const stats = sim.stats().twilio;
     assert.equal(stats.accepted, 7);
-    assert.deepEqual(sim.messages().map((m) => [m.segments, m.queuedMs! > 0]), [
-      [1, false],
-      [1, false],
-      [1, true],
-      [2, false],
-      [1, false],
-      [4, false],
-      [2, true],
-    ]);
+    assert.deepEqual(
+      sim.messages().map((m) => [m.segments, m.queuedMs! > 0]),
+      [
+        [1, false],
+        [1, false],
+        [1, true],
+        [2, false],
+        [1, false],
+        [4, false],
+        [2, true],
+      ],
+    );
     assert.equal(stats.senders[LONG_CODE]!.rateViolations, 1);
     assert.equal(stats.senders[fast]!.rateViolations, 2);
     assert.equal(stats.senders[fast]!.segments, 9);
@@ -178,7 +189,10 @@ describe('provider simulators: Twilio Messages API', () => {
     // 1 segment per second, a queue of 3 segments: the first goes at once, three wait, the fifth is refused.
     const answers = [];
     for (let i = 0; i < 5; i++) answers.push(await twilioSend(sim.url, sms(`+49151000030${i}0`)));
-    assert.deepEqual(answers.map((a) => a.status), [201, 201, 201, 201, 400]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [201, 201, 201, 201, 400],
+    );
     assert.equal(answers[4]!.body['code'], 21611);
     assert.equal(sim.stats().twilio.rejected['21611'], 1);
     // One second later one queued segment has gone: one place is free again.
@@ -191,28 +205,49 @@ describe('provider simulators: Twilio Messages API', () => {
     const rx = await receiver();
     const sim = await start({ seed: 1, callbacks: { delayMs: 5 } });
     const callback = `${rx.url}/status`;
-    const send = (to: string) => twilioSend(sim.url, { ...sms(to, 'x'.repeat(320)), StatusCallback: callback, ValidityPeriod: '2' });
+    const send = (to: string) =>
+      twilioSend(sim.url, { ...sms(to, 'x'.repeat(320)), StatusCallback: callback, ValidityPeriod: '2' });
     // Three segments each at 1 segment per second: the first goes at once, the second would start 3 s later (> 2 s).
     const first = await send('+4915100004000');
     const second = await send('+4915100004010');
     assert.equal(second.status, 201, 'accepted (queued), like Twilio');
     assert.equal(sim.messages()[1]!.expiresAfterMs, 2000);
     await sim.callbacksIdle();
-    const statuses = rx.at('/status').map((r) => Object.fromEntries(new URLSearchParams(r.body))).map((p) => [p['MessageSid'], p['MessageStatus'], p['ErrorCode']]);
-    assert.deepEqual(statuses.filter(([sid]) => sid === second.body['sid']), [[second.body['sid'], 'failed', '30001']]);
-    assert.deepEqual(statuses.filter(([sid]) => sid === first.body['sid']).map(([, status]) => status), ['sent', 'delivered']);
-    assert.equal((await twilioSend(sim.url, { ...sms('+4915100004020'), ValidityPeriod: '36001' })).body['code'], 21624);
+    const statuses = rx
+      .at('/status')
+      .map((r) => Object.fromEntries(new URLSearchParams(r.body)))
+      .map((p) => [p['MessageSid'], p['MessageStatus'], p['ErrorCode']]);
+    assert.deepEqual(
+      statuses.filter(([sid]) => sid === second.body['sid']),
+      [[second.body['sid'], 'failed', '30001']],
+    );
+    assert.deepEqual(
+      statuses.filter(([sid]) => sid === first.body['sid']).map(([, status]) => status),
+      ['sent', 'delivered'],
+    );
+    assert.equal(
+      (await twilioSend(sim.url, { ...sms('+4915100004020'), ValidityPeriod: '36001' })).body['code'],
+      21624,
+    );
   });
 
   it('answers 429 with code 20429 to a request beyond the account concurrency limit', async () => {
     const sim = await start({ twilio: { concurrency: 2 } });
     sim.setFaults({ twilio: { latencyMs: 60_000 } });
     const aborter = new AbortController();
-    const held = [twilioSend(sim.url, sms(TO), { signal: aborter.signal }), twilioSend(sim.url, sms(TO), { signal: aborter.signal })];
+    const held = [
+      twilioSend(sim.url, sms(TO), { signal: aborter.signal }),
+      twilioSend(sim.url, sms(TO), { signal: aborter.signal }),
+    ];
     await waitFor('two calls in flight', () => (sim.stats().twilio.inFlight === 2 ? true : undefined));
     const refused = await twilioSend(sim.url, sms(TO));
     assert.equal(refused.status, 429);
-    assert.deepEqual(refused.body, { code: 20429, message: 'Too Many Requests', more_info: 'https://www.twilio.com/docs/errors/20429', status: 429 });
+    assert.deepEqual(refused.body, {
+      code: 20429,
+      message: 'Too Many Requests',
+      more_info: 'https://www.twilio.com/docs/errors/20429',
+      status: 429,
+    });
     // Another account has its own limit.
     sim.clearFaults();
     assert.equal((await twilioSend(sim.url, sms(TO), { account: 'AC11111111111111111111111111111111' })).status, 201);

@@ -19,11 +19,16 @@ describe('channel-relay emulate servicebus (CLI)', function () {
     const file = path.join(dir, 'Config.json');
     writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { 'cli-queue': {} } })));
     const proc = await spawnEmulator(['--config', file]);
-    assert.match(proc.connectionString, /^Endpoint=sb:\/\/127\.0\.0\.1:\d+;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=[^;]+;UseDevelopmentEmulator=true;$/);
+    assert.match(
+      proc.connectionString,
+      /^Endpoint=sb:\/\/127\.0\.0\.1:\d+;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=[^;]+;UseDevelopmentEmulator=true;$/,
+    );
     const client = new ServiceBusClient(proc.connectionString);
     try {
       await client.createSender('cli-queue').sendMessages({ body: 'via cli' });
-      const [m] = await client.createReceiver('cli-queue', { receiveMode: 'receiveAndDelete' }).receiveMessages(1, { maxWaitTimeInMs: 2000 });
+      const [m] = await client
+        .createReceiver('cli-queue', { receiveMode: 'receiveAndDelete' })
+        .receiveMessages(1, { maxWaitTimeInMs: 2000 });
       assert.equal(m!.body, 'via cli');
     } finally {
       await client.close();
@@ -35,17 +40,39 @@ describe('channel-relay emulate servicebus (CLI)', function () {
 
   it("refuses a bad Config.json with exit code 1 and each problem with its JSON path, range and set (--ranges: Azure's by default)", async () => {
     const file = path.join(dir, 'Config.json');
-    writeFileSync(file, JSON.stringify(emulatorConfig({ queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 11, DuplicateDetectionHistoryTimeWindow: 'PT10M' } } })));
+    writeFileSync(
+      file,
+      JSON.stringify(
+        emulatorConfig({
+          queues: { q: { LockDuration: 'PT1S', MaxDeliveryCount: 11, DuplicateDetectionHistoryTimeWindow: 'PT10M' } },
+        }),
+      ),
+    );
     const p = /\$\.UserConfig\.Namespaces\[0\]\.Queues\[0\]\.Properties/.source;
     const azure = await completed(spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file]));
     assert.equal(azure.code, 1);
     assert.equal(azure.stdout, '');
     assert.match(azure.stderr, /Service Bus emulator configuration has 1 problem/);
-    assert.match(azure.stderr, new RegExp(`${p}\\.LockDuration: expected a duration from PT5S to PT5M \\(Azure Service Bus's range\\), found PT1S`));
-    const microsoft = await completed(spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file, '--ranges', 'microsoft-emulator']));
+    assert.match(
+      azure.stderr,
+      new RegExp(
+        `${p}\\.LockDuration: expected a duration from PT5S to PT5M \\(Azure Service Bus's range\\), found PT1S`,
+      ),
+    );
+    const microsoft = await completed(
+      spawnCli(['emulate', 'servicebus', '--port', '0', '--config', file, '--ranges', 'microsoft-emulator']),
+    );
     assert.equal(microsoft.code, 1);
     assert.match(microsoft.stderr, /Service Bus emulator configuration has 3 problems/);
-    assert.match(microsoft.stderr, new RegExp(`${p}\\.MaxDeliveryCount: expected an integer from 1 to 10 \\(Microsoft's Service Bus emulator's range \\(its Config-schema\\.json\\)\\), found 11`));
-    assert.match(microsoft.stderr, new RegExp(`${p}\\.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M \\(Microsoft's`));
+    assert.match(
+      microsoft.stderr,
+      new RegExp(
+        `${p}\\.MaxDeliveryCount: expected an integer from 1 to 10 \\(Microsoft's Service Bus emulator's range \\(its Config-schema\\.json\\)\\), found 11`,
+      ),
+    );
+    assert.match(
+      microsoft.stderr,
+      new RegExp(`${p}\\.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M \\(Microsoft's`),
+    );
   });
 });

@@ -12,10 +12,18 @@ import { spawnEmulator, type EmulatorProcess } from './process.js';
 async function drain(client: ServiceBusClient, queue: string, expected: number): Promise<unknown[]> {
   const receiver = client.createReceiver(queue, { receiveMode: 'receiveAndDelete' });
   const got: unknown[] = [];
-  await waitFor(`${expected} messages`, async () => {
-    got.push(...(await receiver.receiveMessages(Math.min(500, expected - got.length), { maxWaitTimeInMs: 300 })).map((m) => m.body));
-    return got.length >= expected ? true : undefined;
-  }, 10_000);
+  await waitFor(
+    `${expected} messages`,
+    async () => {
+      got.push(
+        ...(await receiver.receiveMessages(Math.min(500, expected - got.length), { maxWaitTimeInMs: 300 })).map(
+          (m) => m.body,
+        ),
+      );
+      return got.length >= expected ? true : undefined;
+    },
+    10_000,
+  );
   got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })).map((m) => m.body));
   await receiver.close();
   return got;
@@ -60,7 +68,10 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     client = new ServiceBusClient(proc.connectionString);
     const got = await drain(client, 'activities', n);
     assert.equal(got.length, n, 'exactly N after the restart');
-    assert.deepEqual([...got].sort((a, b) => Number(a) - Number(b)), Array.from({ length: n }, (_, i) => i));
+    assert.deepEqual(
+      [...got].sort((a, b) => Number(a) - Number(b)),
+      Array.from({ length: n }, (_, i) => i),
+    );
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0, 'SIGTERM stops it cleanly');
   });
@@ -72,7 +83,9 @@ describe('Service Bus emulator: durability with --data-dir', function () {
   it('restores deferred and dead-lettered messages and session state; settled messages stay gone', async () => {
     bed = await TestBed.start(entities, { dataDir: dir });
     let c = bed.client();
-    await c.createSender('jobs').sendMessages([{ body: 'done' }, { body: 'deferred' }, { body: 'dead' }, { body: 'waiting' }]);
+    await c
+      .createSender('jobs')
+      .sendMessages([{ body: 'done' }, { body: 'deferred' }, { body: 'dead' }, { body: 'waiting' }]);
     const r = c.createReceiver('jobs');
     const [done, deferred, dead, waiting] = await r.receiveMessages(4, { maxWaitTimeInMs: 2000 });
     await r.completeMessage(done!);
@@ -88,7 +101,13 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     c = bed.client();
     const r2 = c.createReceiver('jobs');
     const peeked = await r2.peekMessages(10);
-    assert.deepEqual(peeked.map((m) => [m.body, m.state]), [['deferred', 'deferred'], ['waiting', 'active']]);
+    assert.deepEqual(
+      peeked.map((m) => [m.body, m.state]),
+      [
+        ['deferred', 'deferred'],
+        ['waiting', 'active'],
+      ],
+    );
     assert.equal(peeked[1]!.deliveryCount, 1, 'the abandon counted');
     assert.equal(peeked[1]!.applicationProperties?.['attempt'], 'first', 'properties to modify survive');
     const [again] = await r2.receiveDeferredMessages([peeked[0]!.sequenceNumber!]);
@@ -104,7 +123,12 @@ describe('Service Bus emulator: durability with --data-dir', function () {
 
   it('compacts the journal as it grows and cuts off a torn tail', async () => {
     const file = path.join(dir, JOURNAL_FILE);
-    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir, compactBytes: 64 * 1024 });
+    const emulator = await startServiceBusEmulator({
+      port: 0,
+      config: emulatorConfig(entities),
+      dataDir: dir,
+      compactBytes: 64 * 1024,
+    });
     client = new ServiceBusClient(emulator.connectionString);
     try {
       const sender = client.createSender('jobs');
@@ -131,7 +155,12 @@ describe('Service Bus emulator: durability with --data-dir', function () {
   it('never gives out the sequence number of a settled message again after a restart, even once compaction dropped it', async () => {
     // compactBytes 1: every journal batch after the first is preceded by a compaction, so the completions leave
     // nothing of the messages in the file.
-    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir, compactBytes: 1 });
+    const emulator = await startServiceBusEmulator({
+      port: 0,
+      config: emulatorConfig(entities),
+      dataDir: dir,
+      compactBytes: 1,
+    });
     client = new ServiceBusClient(emulator.connectionString);
     try {
       await client.createSender('jobs').sendMessages([{ body: 1 }, { body: 2 }, { body: 3 }]);
@@ -154,11 +183,21 @@ describe('Service Bus emulator: durability with --data-dir', function () {
   it('still drops a repeat after a restart when the first copy was already settled (queue and topic, before and after compaction)', async () => {
     const dedupe: TestEntities = {
       queues: { outbound: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' } },
-      topics: { events: { Properties: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' }, Subscriptions: [{ Name: 'all' }] } },
+      topics: {
+        events: {
+          Properties: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' },
+          Subscriptions: [{ Name: 'all' }],
+        },
+      },
     };
     for (const compactBytes of [64 * 1024 * 1024, 1]) {
       rmSync(dir, { recursive: true, force: true });
-      const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(dedupe), dataDir: dir, compactBytes });
+      const emulator = await startServiceBusEmulator({
+        port: 0,
+        config: emulatorConfig(dedupe),
+        dataDir: dir,
+        compactBytes,
+      });
       client = new ServiceBusClient(emulator.connectionString);
       try {
         await client.createSender('outbound').sendMessages({ body: 'first', messageId: 'q-1' });
@@ -172,10 +211,24 @@ describe('Service Bus emulator: durability with --data-dir', function () {
       }
       bed = await TestBed.start(dedupe, { dataDir: dir });
       const c = bed.client();
-      await c.createSender('outbound').sendMessages([{ body: 'repeat', messageId: 'q-1' }, { body: 'new', messageId: 'q-2' }]);
-      await c.createSender('events').sendMessages([{ body: 'repeat', messageId: 't-1' }, { body: 'new', messageId: 't-2' }]);
-      assert.deepEqual((await c.createReceiver('outbound').peekMessages(5)).map((m) => m.body), ['new'], `queue, compactBytes ${compactBytes}`);
-      assert.deepEqual((await c.createReceiver('events', 'all').peekMessages(5)).map((m) => m.body), ['new'], `topic, compactBytes ${compactBytes}`);
+      await c.createSender('outbound').sendMessages([
+        { body: 'repeat', messageId: 'q-1' },
+        { body: 'new', messageId: 'q-2' },
+      ]);
+      await c.createSender('events').sendMessages([
+        { body: 'repeat', messageId: 't-1' },
+        { body: 'new', messageId: 't-2' },
+      ]);
+      assert.deepEqual(
+        (await c.createReceiver('outbound').peekMessages(5)).map((m) => m.body),
+        ['new'],
+        `queue, compactBytes ${compactBytes}`,
+      );
+      assert.deepEqual(
+        (await c.createReceiver('events', 'all').peekMessages(5)).map((m) => m.body),
+        ['new'],
+        `topic, compactBytes ${compactBytes}`,
+      );
       await bed.close();
       bed = undefined;
     }
@@ -185,7 +238,10 @@ describe('Service Bus emulator: durability with --data-dir', function () {
     proc = await spawnEmulator(['--data-dir', dir, '--log-level', 'warn']);
     await assert.rejects(
       startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), dataDir: dir }),
-      (err: unknown) => isEmulatorError(err) && err.code === 'EmulatorDataDirInUse' && /in use by another Service Bus emulator \(pid \d+\)/.test(err.message),
+      (err: unknown) =>
+        isEmulatorError(err) &&
+        err.code === 'EmulatorDataDirInUse' &&
+        /in use by another Service Bus emulator \(pid \d+\)/.test(err.message),
     );
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);

@@ -19,7 +19,10 @@ export interface QueueProps {
 
 export interface TestEntities {
   queues?: Record<string, QueueProps>;
-  topics?: Record<string, { Properties?: object; Subscriptions: Array<{ Name: string; Properties?: QueueProps; Rules?: object[] }> }>;
+  topics?: Record<
+    string,
+    { Properties?: object; Subscriptions: Array<{ Name: string; Properties?: QueueProps; Rules?: object[] }> }
+  >;
 }
 
 export function emulatorConfig(entities: TestEntities): object {
@@ -42,8 +45,16 @@ export class TestBed {
   readonly #clients: ServiceBusClient[] = [];
   private constructor(readonly emulator: ServiceBusEmulator) {}
 
-  static async start(entities: TestEntities, options: { dataDir?: string; tickMs?: number; logger?: Logger } = {}): Promise<TestBed> {
-    const emulator = await startServiceBusEmulator({ port: 0, config: emulatorConfig(entities), tickMs: options.tickMs ?? 20, ...options });
+  static async start(
+    entities: TestEntities,
+    options: { dataDir?: string; tickMs?: number; logger?: Logger } = {},
+  ): Promise<TestBed> {
+    const emulator = await startServiceBusEmulator({
+      port: 0,
+      config: emulatorConfig(entities),
+      tickMs: options.tickMs ?? 20,
+      ...options,
+    });
     return new TestBed(emulator);
   }
 
@@ -77,7 +88,8 @@ export function capturingLogger(): { logger: Logger; lines: Array<Record<string,
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done): void {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

@@ -18,10 +18,15 @@ export async function spawnEmulator(args: string[]): Promise<EmulatorProcess> {
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   const lines = createInterface({ input: child.stdout! });
   const connectionString = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the emulator did not start within 20 s; stderr: ${stderr}`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the emulator did not start within 20 s; stderr: ${stderr}`)),
+      20_000,
+    );
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`the emulator exited (${code}) before it was ready; stderr: ${stderr}`));

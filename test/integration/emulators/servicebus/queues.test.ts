@@ -14,7 +14,13 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     bed = await TestBed.start({ queues: { orders: {} } });
     const client = bed.client();
     const sender = client.createSender('orders');
-    await sender.sendMessages({ body: { n: 1 }, messageId: 'm1', subject: 'first', applicationProperties: { kind: 'a', count: 7 }, contentType: 'application/json' });
+    await sender.sendMessages({
+      body: { n: 1 },
+      messageId: 'm1',
+      subject: 'first',
+      applicationProperties: { kind: 'a', count: 7 },
+      contentType: 'application/json',
+    });
     await sender.sendMessages([{ body: 'two' }, { body: Buffer.from('three') }]);
     const batch = await sender.createMessageBatch();
     assert.ok(batch.tryAddMessage({ body: 'four' }));
@@ -27,8 +33,14 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
       got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
       return got.length >= 5 ? true : undefined;
     });
-    assert.deepEqual(got.map((m) => m.body), [{ n: 1 }, 'two', Buffer.from('three'), 'four', 'five']);
-    assert.deepEqual(got.map((m) => Number(m.sequenceNumber)), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      got.map((m) => m.body),
+      [{ n: 1 }, 'two', Buffer.from('three'), 'four', 'five'],
+    );
+    assert.deepEqual(
+      got.map((m) => Number(m.sequenceNumber)),
+      [1, 2, 3, 4, 5],
+    );
     const first = got[0]!;
     assert.equal(first.messageId, 'm1');
     assert.equal(first.subject, 'first');
@@ -37,7 +49,11 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     assert.ok(first.enqueuedTimeUtc instanceof Date && Math.abs(first.enqueuedTimeUtc.getTime() - Date.now()) < 5000);
     assert.ok(got[1]!.messageId, 'the broker assigns a message id when the sender gave none');
     assert.equal(first.deliveryCount, 0);
-    assert.equal(await receiver.receiveMessages(1, { maxWaitTimeInMs: 200 }).then((m) => m.length), 0, 'receive-and-delete removed them');
+    assert.equal(
+      await receiver.receiveMessages(1, { maxWaitTimeInMs: 200 }).then((m) => m.length),
+      0,
+      'receive-and-delete removed them',
+    );
   });
 
   it('peek-locks, completes, abandons with properties to modify, and redelivers with deliveryCount + 1', async () => {
@@ -65,7 +81,10 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     await client.createSender('dl').sendMessages({ body: 'poison', messageId: 'p1' });
     const receiver = client.createReceiver('dl');
     const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2000 });
-    await receiver.deadLetterMessage(m!, { deadLetterReason: 'Unparseable', deadLetterErrorDescription: 'body is not JSON' });
+    await receiver.deadLetterMessage(m!, {
+      deadLetterReason: 'Unparseable',
+      deadLetterErrorDescription: 'body is not JSON',
+    });
     const dlq = client.createReceiver('dl', { subQueueType: 'deadLetter' });
     const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 2000 });
     assert.equal(dead!.body, 'poison');
@@ -88,7 +107,11 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     const renewed = await receiver.renewMessageLock(m!);
     assert.ok(renewed.getTime() > before, 'the lock moved forward');
     await receiver.deferMessage(m!);
-    assert.deepEqual(await receiver.receiveMessages(1, { maxWaitTimeInMs: 200 }), [], 'a deferred message is not delivered');
+    assert.deepEqual(
+      await receiver.receiveMessages(1, { maxWaitTimeInMs: 200 }),
+      [],
+      'a deferred message is not delivered',
+    );
     const [peeked] = await receiver.peekMessages(1);
     assert.equal(peeked!.state, 'deferred');
     const [deferred] = await receiver.receiveDeferredMessages([m!.sequenceNumber!]);
@@ -120,13 +143,18 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
 
   it('expires messages after their time to live, dead-lettering them when the queue says so', async () => {
     bed = await TestBed.start({
-      queues: { ttl: { DefaultMessageTimeToLive: 'PT0.15S' }, ttldl: { DefaultMessageTimeToLive: 'PT5M', DeadLetteringOnMessageExpiration: true } },
+      queues: {
+        ttl: { DefaultMessageTimeToLive: 'PT0.15S' },
+        ttldl: { DefaultMessageTimeToLive: 'PT5M', DeadLetteringOnMessageExpiration: true },
+      },
     });
     const client = bed.client();
     await client.createSender('ttl').sendMessages({ body: 'short' });
     await client.createSender('ttldl').sendMessages({ body: 'own ttl', timeToLive: 150 });
     const receiver = client.createReceiver('ttl');
-    await waitFor('the message to expire', async () => ((await receiver.peekMessages(1)).length === 0 ? true : undefined));
+    await waitFor('the message to expire', async () =>
+      (await receiver.peekMessages(1)).length === 0 ? true : undefined,
+    );
     assert.deepEqual(await receiver.receiveMessages(1, { maxWaitTimeInMs: 200 }), []);
     const dlq = client.createReceiver('ttldl', { subQueueType: 'deadLetter' });
     const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 4000 });
@@ -141,7 +169,13 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     const at = new Date(Date.now() + 1500);
     const [keep, cancel] = await sender.scheduleMessages([{ body: 'keep' }, { body: 'cancel' }], at);
     const peeked = await client.createReceiver('sched').peekMessages(10);
-    assert.deepEqual(peeked.map((m) => [m.body, m.state]), [['keep', 'scheduled'], ['cancel', 'scheduled']]);
+    assert.deepEqual(
+      peeked.map((m) => [m.body, m.state]),
+      [
+        ['keep', 'scheduled'],
+        ['cancel', 'scheduled'],
+      ],
+    );
     assert.equal(peeked[0]!.scheduledEnqueueTimeUtc?.getTime(), at.getTime());
     await sender.cancelScheduledMessages(cancel!);
     const receiver = client.createReceiver('sched', { receiveMode: 'receiveAndDelete' });
@@ -157,29 +191,53 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     const client = bed.client();
     await client.createSender('peek').sendMessages([1, 2, 3, 4].map((n) => ({ body: n })));
     const receiver = client.createReceiver('peek');
-    assert.deepEqual((await receiver.peekMessages(2)).map((m) => m.body), [1, 2]);
-    assert.deepEqual((await receiver.peekMessages(10)).map((m) => m.body), [3, 4], 'peek continues where it stopped');
+    assert.deepEqual(
+      (await receiver.peekMessages(2)).map((m) => m.body),
+      [1, 2],
+    );
+    assert.deepEqual(
+      (await receiver.peekMessages(10)).map((m) => m.body),
+      [3, 4],
+      'peek continues where it stopped',
+    );
     assert.deepEqual(await receiver.peekMessages(10), [], 'nothing after the last one');
     const all = await bed.client().createReceiver('peek').peekMessages(10);
     const fromSecond = await receiver.peekMessages(2, { fromSequenceNumber: all[1]!.sequenceNumber! });
-    assert.deepEqual(fromSecond.map((m) => m.body), [2, 3]);
+    assert.deepEqual(
+      fromSecond.map((m) => m.body),
+      [2, 3],
+    );
     const fresh = bed.client().createReceiver('peek');
-    assert.deepEqual((await fresh.peekMessages(10)).map((m) => m.body), [1, 2, 3, 4]);
+    assert.deepEqual(
+      (await fresh.peekMessages(10)).map((m) => m.body),
+      [1, 2, 3, 4],
+    );
     const [m] = await fresh.receiveMessages(1, { maxWaitTimeInMs: 1000 });
     assert.equal(m!.body, 1, 'peeked messages are still available');
   });
 
   it('drops duplicates by messageId within the detection window only', async () => {
-    bed = await TestBed.start({ queues: { dedupe: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT0.3S' } } });
+    bed = await TestBed.start({
+      queues: { dedupe: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT0.3S' } },
+    });
     const client = bed.client();
     const sender = client.createSender('dedupe');
     await sender.sendMessages({ body: 'one', messageId: 'same' });
-    await sender.sendMessages([{ body: 'dup', messageId: 'same' }, { body: 'other', messageId: 'other' }]);
+    await sender.sendMessages([
+      { body: 'dup', messageId: 'same' },
+      { body: 'other', messageId: 'other' },
+    ]);
     const receiver = client.createReceiver('dedupe', { receiveMode: 'receiveAndDelete' });
-    assert.deepEqual((await receiver.peekMessages(10)).map((m) => m.body), ['one', 'other']);
+    assert.deepEqual(
+      (await receiver.peekMessages(10)).map((m) => m.body),
+      ['one', 'other'],
+    );
     await new Promise((r) => setTimeout(r, 350));
     await sender.sendMessages({ body: 'after window', messageId: 'same' });
-    assert.deepEqual((await receiver.peekMessages(10, { fromSequenceNumber: undefined })).map((m) => m.body).slice(-1), ['after window']);
+    assert.deepEqual(
+      (await receiver.peekMessages(10, { fromSequenceNumber: undefined })).map((m) => m.body).slice(-1),
+      ['after window'],
+    );
   });
 
   it('refuses messages over 256 KB with MessageSizeExceeded and unknown entities with MessagingEntityNotFound', async () => {
@@ -189,14 +247,20 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     assert.equal(await errorCode(sender.sendMessages({ body: Buffer.alloc(300 * 1024) })), 'MessageSizeExceeded');
     await sender.sendMessages({ body: Buffer.alloc(200 * 1024) });
     assert.equal(await errorCode(client.createSender('missing').sendMessages({ body: 1 })), 'MessagingEntityNotFound');
-    assert.equal(await errorCode(client.createReceiver('missing').receiveMessages(1, { maxWaitTimeInMs: 500 })), 'MessagingEntityNotFound');
+    assert.equal(
+      await errorCode(client.createReceiver('missing').receiveMessages(1, { maxWaitTimeInMs: 500 })),
+      'MessagingEntityNotFound',
+    );
     assert.equal((await client.createReceiver('small').peekMessages(5)).length, 1, 'the emulator goes on');
   });
 
   it('shares a queue between competing consumers on several clients, each message once', async () => {
     bed = await TestBed.start({ queues: { shared: {} } });
     const total = 300;
-    await bed.client().createSender('shared').sendMessages(Array.from({ length: total }, (_, i) => ({ body: i })));
+    await bed
+      .client()
+      .createSender('shared')
+      .sendMessages(Array.from({ length: total }, (_, i) => ({ body: i })));
     const seen: number[] = [];
     const perReceiver = [0, 0, 0];
     const receivers = [bed.client(), bed.client(), bed.client()].map((c) => c.createReceiver('shared'));

@@ -23,7 +23,10 @@ describe('Service Bus emulator: sessions, through the real SDK', function () {
     assert.deepEqual([first.sessionId, second.sessionId].sort(), ['A', 'B']);
     const a = first.sessionId === 'A' ? first : second;
     const messages = await a.receiveMessages(5, { maxWaitTimeInMs: 300 });
-    assert.deepEqual(messages.map((m) => m.body), ['a1', 'a2']);
+    assert.deepEqual(
+      messages.map((m) => m.body),
+      ['a1', 'a2'],
+    );
     assert.ok(messages.every((m) => m.sessionId === 'A'));
     for (const m of messages) await a.completeMessage(m);
     assert.ok(a.sessionLockedUntilUtc.getTime() > Date.now());
@@ -40,7 +43,9 @@ describe('Service Bus emulator: sessions, through the real SDK', function () {
     const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2000 });
     assert.equal(m!.body, 'late');
 
-    const quick = new ServiceBusClient(bed.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 500 } });
+    const quick = new ServiceBusClient(bed.emulator.connectionString, {
+      retryOptions: { maxRetries: 0, timeoutInMs: 500 },
+    });
     try {
       const started = Date.now();
       assert.equal(await errorCode(quick.acceptNextSession('wait')), 'ServiceTimeout');
@@ -90,7 +95,12 @@ describe('Service Bus emulator: sessions, through the real SDK', function () {
     assert.equal(m!.deliveryCount, 0);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(await errorCode(receiver.completeMessage(m!)), 'SessionLockLost');
-    const next = await waitFor('the session to be free', () => bed.client().acceptSession('expiring', 'E', { maxAutoLockRenewalDurationInMs: 0 }).catch(() => undefined));
+    const next = await waitFor('the session to be free', () =>
+      bed
+        .client()
+        .acceptSession('expiring', 'E', { maxAutoLockRenewalDurationInMs: 0 })
+        .catch(() => undefined),
+    );
     const [again] = await next.receiveMessages(1, { maxWaitTimeInMs: 2000 });
     assert.equal(again!.body, 'once');
     assert.equal(again!.deliveryCount, 1);

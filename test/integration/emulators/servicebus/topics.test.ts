@@ -20,10 +20,21 @@ describe('Service Bus emulator: topics and subscriptions, through the real SDK',
         events: {
           Subscriptions: [
             { Name: 'all' },
-            { Name: 'sms', Rules: [{ Name: 'sms', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'sms' } } }] },
+            {
+              Name: 'sms',
+              Rules: [{ Name: 'sms', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'sms' } } }],
+            },
             {
               Name: 'urgent-email',
-              Rules: [{ Name: 'u', Properties: { FilterType: 'Correlation', CorrelationFilter: { CorrelationId: 'email', Properties: { priority: 'high' } } } }],
+              Rules: [
+                {
+                  Name: 'u',
+                  Properties: {
+                    FilterType: 'Correlation',
+                    CorrelationFilter: { CorrelationId: 'email', Properties: { priority: 'high' } },
+                  },
+                },
+              ],
             },
             {
               Name: 'either',
@@ -48,7 +59,11 @@ describe('Service Bus emulator: topics and subscriptions, through the real SDK',
     assert.deepEqual(await bodies(client.createReceiver('events', 'all', rad)), [1, 2, 3, 4, 5]);
     assert.deepEqual(await bodies(client.createReceiver('events', 'sms', rad)), [1]);
     assert.deepEqual(await bodies(client.createReceiver('events', 'urgent-email', rad)), [2]);
-    assert.deepEqual(await bodies(client.createReceiver('EVENTS', 'Either', rad)), [4, 5], 'addresses are case-insensitive');
+    assert.deepEqual(
+      await bodies(client.createReceiver('EVENTS', 'Either', rad)),
+      [4, 5],
+      'addresses are case-insensitive',
+    );
   });
 
   it('keeps settlement and dead-lettering per subscription', async () => {
@@ -86,7 +101,11 @@ describe('Service Bus emulator: topics and subscriptions, through the real SDK',
         mixed: {
           Subscriptions: [
             { Name: 'plain' },
-            { Name: 'sessions', Properties: { RequiresSession: true }, Rules: [{ Name: 'r', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'chat' } } }] },
+            {
+              Name: 'sessions',
+              Properties: { RequiresSession: true },
+              Rules: [{ Name: 'r', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'chat' } } }],
+            },
           ],
         },
       },
@@ -94,10 +113,20 @@ describe('Service Bus emulator: topics and subscriptions, through the real SDK',
     const client = bed.client();
     const sender = client.createSender('mixed');
     await sender.sendMessages({ body: 'not for the session subscription', subject: 'news' });
-    assert.equal(await errorCode(sender.sendMessages({ body: 'no session', subject: 'chat' })), 'GeneralError', 'amqp:not-allowed (InvalidOperationError)');
+    assert.equal(
+      await errorCode(sender.sendMessages({ body: 'no session', subject: 'chat' })),
+      'GeneralError',
+      'amqp:not-allowed (InvalidOperationError)',
+    );
     await sender.sendMessages({ body: 'with session', subject: 'chat', sessionId: 'c1' });
     const session = await client.acceptSession('mixed', 'sessions', 'c1');
-    assert.deepEqual((await session.receiveMessages(5, { maxWaitTimeInMs: 300 })).map((m) => m.body), ['with session']);
-    assert.deepEqual(await bodies(client.createReceiver('mixed', 'plain', { receiveMode: 'receiveAndDelete' })), ['not for the session subscription', 'with session']);
+    assert.deepEqual(
+      (await session.receiveMessages(5, { maxWaitTimeInMs: 300 })).map((m) => m.body),
+      ['with session'],
+    );
+    assert.deepEqual(await bodies(client.createReceiver('mixed', 'plain', { receiveMode: 'receiveAndDelete' })), [
+      'not for the session subscription',
+      'with session',
+    ]);
   });
 });

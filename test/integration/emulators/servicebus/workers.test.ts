@@ -3,7 +3,12 @@
  * sessions competing across clients, lock renewal, settling while in flight, closing, and sustained load.
  */
 import assert from 'node:assert/strict';
-import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusSessionReceiver } from '@azure/service-bus';
+import {
+  ServiceBusClient,
+  type ServiceBusReceivedMessage,
+  type ServiceBusReceiver,
+  type ServiceBusSessionReceiver,
+} from '@azure/service-bus';
 import { TestBed, capturingLogger, waitFor } from './helpers.js';
 
 const ENTITY_LOGICAL_NAME = 'http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName';
@@ -14,14 +19,27 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function endsWithin(what: string, promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([promise.then(() => undefined, () => undefined), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms)))]);
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
 
 /** Receives with `receiveMessages` in a loop until `done()` says so or the deadline passes. */
-async function drain(receiver: ServiceBusReceiver, handle: (m: ServiceBusReceivedMessage) => Promise<void>, done: () => boolean, timeoutMs: number): Promise<void> {
+async function drain(
+  receiver: ServiceBusReceiver,
+  handle: (m: ServiceBusReceivedMessage) => Promise<void>,
+  done: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms draining ${receiver.entityPath}`);
@@ -42,24 +60,44 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
     it('receives object, string and Buffer bodies, content types and application properties as Azure gives them', async () => {
       bed = await TestBed.start({ queues: { activities: {} } });
       const createdOn = new Date('2026-11-21T10:15:30.123Z');
-      await bed.client().createSender('activities').sendMessages([
-        {
-          body: { activityId: 'a1', to: '+15550100', nested: { n: 1, ok: true } },
-          contentType: 'application/json',
-          applicationProperties: { [ENTITY_LOGICAL_NAME]: 'msdyn_ocliveworkitem', attempt: 3, ratio: 0.25, urgent: true, createdOn },
-        },
-        { body: 'plain text', contentType: 'text/plain' },
-        { body: Buffer.from([0, 1, 2, 255]), contentType: 'application/octet-stream' },
-        { body: 42 },
-      ]);
+      await bed
+        .client()
+        .createSender('activities')
+        .sendMessages([
+          {
+            body: { activityId: 'a1', to: '+15550100', nested: { n: 1, ok: true } },
+            contentType: 'application/json',
+            applicationProperties: {
+              [ENTITY_LOGICAL_NAME]: 'msdyn_ocliveworkitem',
+              attempt: 3,
+              ratio: 0.25,
+              urgent: true,
+              createdOn,
+            },
+          },
+          { body: 'plain text', contentType: 'text/plain' },
+          { body: Buffer.from([0, 1, 2, 255]), contentType: 'application/octet-stream' },
+          { body: 42 },
+        ]);
       const receiver = bed.client().createReceiver('activities');
       const got: ServiceBusReceivedMessage[] = [];
-      await drain(receiver, async (m) => void got.push(m), () => got.length >= 4, 5000);
+      await drain(
+        receiver,
+        async (m) => void got.push(m),
+        () => got.length >= 4,
+        5000,
+      );
       const [object, text, bytes, number] = got;
       assert.deepEqual(object!.body, { activityId: 'a1', to: '+15550100', nested: { n: 1, ok: true } });
       assert.equal(object!.contentType, 'application/json');
       // The SDK turns timestamps in application properties into numbers unless told to skip that.
-      assert.deepEqual(object!.applicationProperties, { [ENTITY_LOGICAL_NAME]: 'msdyn_ocliveworkitem', attempt: 3, ratio: 0.25, urgent: true, createdOn: createdOn.getTime() });
+      assert.deepEqual(object!.applicationProperties, {
+        [ENTITY_LOGICAL_NAME]: 'msdyn_ocliveworkitem',
+        attempt: 3,
+        ratio: 0.25,
+        urgent: true,
+        createdOn: createdOn.getTime(),
+      });
       assert.equal(text!.body, 'plain text');
       assert.equal(text!.contentType, 'text/plain');
       assert.ok(Buffer.isBuffer(bytes!.body), 'a Buffer that is not JSON comes back as a Buffer');
@@ -75,13 +113,20 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
     it('completes and dead-letters 400 messages with two receiveMessages loops and a subscribe (8 concurrent calls) at once, each message once', async () => {
       bed = await TestBed.start({ queues: { activities: { LockDuration: 'PT10S' } } });
       const total = 400;
-      await bed.client().createSender('activities').sendMessages(Array.from({ length: total }, (_, i) => ({ body: { i }, messageId: `m${i}` })));
+      await bed
+        .client()
+        .createSender('activities')
+        .sendMessages(Array.from({ length: total }, (_, i) => ({ body: { i }, messageId: `m${i}` })));
       const settled = new Map<number, string>();
       const settle = async (receiver: ServiceBusReceiver, m: ServiceBusReceivedMessage, who: string): Promise<void> => {
         const i = (m.body as { i: number }).i;
         assert.ok(!settled.has(i), `message ${i} delivered twice`);
         settled.set(i, who);
-        if (i % 5 === 0) await receiver.deadLetterMessage(m, { deadLetterReason: 'InvalidPayload', deadLetterErrorDescription: `activity ${i} has no recipient` });
+        if (i % 5 === 0)
+          await receiver.deadLetterMessage(m, {
+            deadLetterReason: 'InvalidPayload',
+            deadLetterErrorDescription: `activity ${i} has no recipient`,
+          });
         else await receiver.completeMessage(m);
       };
       // Settlements with different outcomes go one at a time per receiver (see the rhea limitation test below).
@@ -103,7 +148,12 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       await Promise.all(
         loops.map((r, n) => {
           const one = serial();
-          return drain(r, (m) => one(() => settle(r, m, `loop${n}`)), () => settled.size >= total, 15_000);
+          return drain(
+            r,
+            (m) => one(() => settle(r, m, `loop${n}`)),
+            () => settled.size >= total,
+            15_000,
+          );
         }),
       );
       await waitFor('every message settled', () => (settled.size >= total ? true : undefined), 10_000);
@@ -111,11 +161,27 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       assert.equal(settled.size, total);
       assert.ok(new Set(settled.values()).size >= 2, 'the receivers shared the work');
 
-      const dlq = bed.client().createReceiver('activities', { subQueueType: 'deadLetter', receiveMode: 'receiveAndDelete' });
+      const dlq = bed
+        .client()
+        .createReceiver('activities', { subQueueType: 'deadLetter', receiveMode: 'receiveAndDelete' });
       const dead: ServiceBusReceivedMessage[] = [];
-      await drain(dlq, async (m) => void dead.push(m), () => dead.length >= total / 5, 5000);
-      assert.deepEqual(dead.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b), Array.from({ length: total / 5 }, (_, k) => k * 5));
-      assert.ok(dead.every((m) => m.deadLetterReason === 'InvalidPayload' && m.deadLetterErrorDescription === `activity ${(m.body as { i: number }).i} has no recipient`));
+      await drain(
+        dlq,
+        async (m) => void dead.push(m),
+        () => dead.length >= total / 5,
+        5000,
+      );
+      assert.deepEqual(
+        dead.map((m) => (m.body as { i: number }).i).sort((a, b) => a - b),
+        Array.from({ length: total / 5 }, (_, k) => k * 5),
+      );
+      assert.ok(
+        dead.every(
+          (m) =>
+            m.deadLetterReason === 'InvalidPayload' &&
+            m.deadLetterErrorDescription === `activity ${(m.body as { i: number }).i} has no recipient`,
+        ),
+      );
       assert.equal((await subscriber.peekMessages(10)).length, 0, 'nothing left in the queue');
     });
   });
@@ -128,11 +194,24 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       const { logger, lines } = capturingLogger();
       bed = await TestBed.start({ queues: { activities: {} } }, { logger });
       const client = bed.client();
-      await client.createSender('activities').sendMessages(['bad-1', 'good-1', 'good-2', 'bad-2', 'bad-3'].map((body) => ({ body })));
+      await client
+        .createSender('activities')
+        .sendMessages(['bad-1', 'good-1', 'good-2', 'bad-2', 'bad-3'].map((body) => ({ body })));
       const receiver = client.createReceiver('activities');
       const batch: ServiceBusReceivedMessage[] = [];
-      await drain(receiver, async (m) => void batch.push(m), () => batch.length >= 5, 5000);
-      const [bad1, good1, good2, bad2, bad3] = batch as [ServiceBusReceivedMessage, ServiceBusReceivedMessage, ServiceBusReceivedMessage, ServiceBusReceivedMessage, ServiceBusReceivedMessage];
+      await drain(
+        receiver,
+        async (m) => void batch.push(m),
+        () => batch.length >= 5,
+        5000,
+      );
+      const [bad1, good1, good2, bad2, bad3] = batch as [
+        ServiceBusReceivedMessage,
+        ServiceBusReceivedMessage,
+        ServiceBusReceivedMessage,
+        ServiceBusReceivedMessage,
+        ServiceBusReceivedMessage,
+      ];
       await Promise.all([
         receiver.deadLetterMessage(bad1, { deadLetterReason: 'Bad1', deadLetterErrorDescription: 'first' }),
         receiver.completeMessage(good1),
@@ -163,14 +242,22 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       await client.createSender('interactions').sendMessages([{ body: 'expires' }, { body: 'renewed' }]);
       const receiver = client.createReceiver('interactions', { maxAutoLockRenewalDurationInMs: 0 });
       const batch: ServiceBusReceivedMessage[] = [];
-      await drain(receiver, async (m) => void batch.push(m), () => batch.length >= 2, 5000);
+      await drain(
+        receiver,
+        async (m) => void batch.push(m),
+        () => batch.length >= 2,
+        5000,
+      );
       const [expires, renewed] = batch;
       const until = expires!.lockedUntilUtc!.getTime();
       await waitFor('the first lock to be close to expiry', () => (Date.now() > until - 300 ? true : undefined));
       await receiver.renewMessageLock(renewed!);
       await waitFor('the first lock to expire', () => (Date.now() > until + 100 ? true : undefined));
       // Both completes are accepted outcomes, so the client sends them as one range; the broker answers each.
-      const results = await Promise.allSettled([receiver.completeMessage(expires!), receiver.completeMessage(renewed!)]);
+      const results = await Promise.allSettled([
+        receiver.completeMessage(expires!),
+        receiver.completeMessage(renewed!),
+      ]);
       assert.equal(results[0].status, 'rejected');
       assert.equal((results[0] as PromiseRejectedResult).reason.code, 'MessageLockLost');
       assert.equal(results[1].status, 'fulfilled', 'the renewed message was completed and the client is told so');
@@ -184,7 +271,14 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
   describe('recorder', () => {
     it('settles receiveMessages batches one by one under duplicate detection while auto lock renewal outlasts the lock', async () => {
       bed = await TestBed.start({
-        queues: { interactions: { LockDuration: 'PT1.2S', MaxDeliveryCount: 5, RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' } },
+        queues: {
+          interactions: {
+            LockDuration: 'PT1.2S',
+            MaxDeliveryCount: 5,
+            RequiresDuplicateDetection: true,
+            DuplicateDetectionHistoryTimeWindow: 'PT1M',
+          },
+        },
       });
       const client = bed.client();
       const sender = client.createSender('interactions');
@@ -208,13 +302,21 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
             await receiver.abandonMessage(m);
             continue;
           }
-          if (i % 3 === 2) await receiver.deadLetterMessage(m, { deadLetterReason: 'ProviderRejected', deadLetterErrorDescription: `interaction ${i}` });
+          if (i % 3 === 2)
+            await receiver.deadLetterMessage(m, {
+              deadLetterReason: 'ProviderRejected',
+              deadLetterErrorDescription: `interaction ${i}`,
+            });
           else await receiver.completeMessage(m);
           outcome.set(String(m.messageId), i % 3 === 2 ? 'dead' : 'done');
         }
       }
       const abandoned = ids.filter((_, i) => i % 3 === 1);
-      assert.deepEqual(deliveries.filter((d) => d.endsWith('@1')).sort(), abandoned.map((id) => `${id}@1`).sort(), 'only abandoned messages came back');
+      assert.deepEqual(
+        deliveries.filter((d) => d.endsWith('@1')).sort(),
+        abandoned.map((id) => `${id}@1`).sort(),
+        'only abandoned messages came back',
+      );
       assert.equal(deliveries.length, ids.length + abandoned.length);
       const dead = await client.createReceiver('interactions', { subQueueType: 'deadLetter' }).peekMessages(20);
       assert.deepEqual(dead.map((m) => m.messageId).sort(), ids.filter((_, i) => i % 3 === 2).sort());
@@ -225,7 +327,10 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
   describe('dispatch', () => {
     it('gives a session closed with locked messages to exactly one of the receivers waiting in acceptNextSession', async () => {
       bed = await TestBed.start({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT5S' } } });
-      await bed.client().createSender('outbound').sendMessages(['m0', 'm1', 'm2'].map((body) => ({ body, sessionId: 'S' })));
+      await bed
+        .client()
+        .createSender('outbound')
+        .sendMessages(['m0', 'm1', 'm2'].map((body) => ({ body, sessionId: 'S' })));
       const holder = await bed.client().acceptSession('outbound', 'S', { maxAutoLockRenewalDurationInMs: 0 });
       const locked: ServiceBusReceivedMessage[] = [];
       while (locked.length < 3) locked.push(...(await holder.receiveMessages(3, { maxWaitTimeInMs: 1000 })));
@@ -235,15 +340,37 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       await holder.close();
       const results = await Promise.allSettled(accepts);
       const granted = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      assert.deepEqual(granted.map((r) => r.sessionId), ['S'], 'one receiver got the session');
-      assert.deepEqual(results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code?: string }).code] : [])), ['ServiceTimeout', 'ServiceTimeout']);
+      assert.deepEqual(
+        granted.map((r) => r.sessionId),
+        ['S'],
+        'one receiver got the session',
+      );
+      assert.deepEqual(
+        results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code?: string }).code] : [])),
+        ['ServiceTimeout', 'ServiceTimeout'],
+      );
       const again = await granted[0]!.receiveMessages(3, { maxWaitTimeInMs: 1000 });
-      assert.deepEqual(again.map((m) => [m.body, m.deliveryCount]), [['m0', 1], ['m1', 1], ['m2', 1]]);
+      assert.deepEqual(
+        again.map((m) => [m.body, m.deliveryCount]),
+        [
+          ['m0', 1],
+          ['m1', 1],
+          ['m2', 1],
+        ],
+      );
     });
 
     it('shares sessions between concurrent session receivers of two clients: one holder per session, redelivery after a close', async () => {
       bed = await TestBed.start({
-        queues: { outbound: { RequiresSession: true, LockDuration: 'PT5S', MaxDeliveryCount: 10, RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT1M' } },
+        queues: {
+          outbound: {
+            RequiresSession: true,
+            LockDuration: 'PT5S',
+            MaxDeliveryCount: 10,
+            RequiresDuplicateDetection: true,
+            DuplicateDetectionHistoryTimeWindow: 'PT1M',
+          },
+        },
       });
       const sessions = 24;
       const perSession = 4;
@@ -274,7 +401,8 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
               const batch = await receiver.receiveMessages(perSession, { maxWaitTimeInMs: 150 });
               if (batch.length === 0) break;
               for (const m of batch) {
-                if (inFlight.has(m.messageId as string)) violations.push(`${name}: ${String(m.messageId)} delivered while in flight`);
+                if (inFlight.has(m.messageId as string))
+                  violations.push(`${name}: ${String(m.messageId)} delivered while in flight`);
                 inFlight.add(m.messageId as string);
               }
               if (!abandonedOnce.has(sid)) {
@@ -301,7 +429,9 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       };
 
       const replicas = [bed.client(800), bed.client(800)];
-      const workers = replicas.flatMap((client, r) => Array.from({ length: 4 }, (_, w) => worker(client, `r${r}w${w}`)));
+      const workers = replicas.flatMap((client, r) =>
+        Array.from({ length: 4 }, (_, w) => worker(client, `r${r}w${w}`)),
+      );
       const sender = bed.client().createSender('outbound');
       for (let burst = 0; burst < 4; burst++) {
         // Sessions arrive while receivers wait; every message is sent twice (duplicate detection drops the repeat).
@@ -322,7 +452,10 @@ describe('Service Bus emulator: the relay workers, through the real SDK', functi
       assert.deepEqual(violations, []);
       assert.equal(completedCount, total, 'each message completed once: duplicates were dropped');
       for (let s = 0; s < sessions; s++) {
-        const expected = Array.from({ length: perSession }, (_, k) => `s${s}-${k}@${crashed.has(`s${s}-${k}`) ? 1 : 0}`);
+        const expected = Array.from(
+          { length: perSession },
+          (_, k) => `s${s}-${k}@${crashed.has(`s${s}-${k}`) ? 1 : 0}`,
+        );
         assert.deepEqual(completed.get(`s${s}`), expected, `session s${s}: in order, redelivered once after the crash`);
       }
     });
@@ -339,11 +472,15 @@ describe('Service Bus emulator: closing and sustained load, through the real SDK
 
   it('redelivers what a closed receiver or client held (locked, in a handler, or in flight), and client.close() does not hang', async () => {
     bed = await TestBed.start({ queues: { activities: { LockDuration: 'PT1S', MaxDeliveryCount: 10 } } });
-    await bed.client().createSender('activities').sendMessages(Array.from({ length: 10 }, (_, i) => ({ body: i, messageId: `m${i}` })));
+    await bed
+      .client()
+      .createSender('activities')
+      .sendMessages(Array.from({ length: 10 }, (_, i) => ({ body: i, messageId: `m${i}` })));
     const leaving = bed.client();
     const batchReceiver = leaving.createReceiver('activities', { maxAutoLockRenewalDurationInMs: 0 });
     const locked: ServiceBusReceivedMessage[] = [];
-    while (locked.length < 4) locked.push(...(await batchReceiver.receiveMessages(4 - locked.length, { maxWaitTimeInMs: 1000 })));
+    while (locked.length < 4)
+      locked.push(...(await batchReceiver.receiveMessages(4 - locked.length, { maxWaitTimeInMs: 1000 })));
     await batchReceiver.close();
     const inHandler: string[] = [];
     let release!: () => void;
@@ -381,7 +518,8 @@ describe('Service Bus emulator: closing and sustained load, through the real SDK
         await receiver.completeMessage(m);
       }
     }
-    for (const m of locked) assert.equal(got.get(String(m.messageId)), 1, `${String(m.messageId)} was locked by the closed receiver`);
+    for (const m of locked)
+      assert.equal(got.get(String(m.messageId)), 1, `${String(m.messageId)} was locked by the closed receiver`);
     for (const id of inHandler) assert.equal(got.get(id), 1, `${id} was in a handler when the client closed`);
   });
 
@@ -389,12 +527,17 @@ describe('Service Bus emulator: closing and sustained load, through the real SDK
     bed = await TestBed.start({ queues: { activities: {}, outbound: { RequiresSession: true } } });
     // The SDK's subscribe() reconnects after a dropped connection, waiting retryDelayInMs (30 s by default) between
     // attempts; client.close() does not cut that wait short, so it would keep mocha alive.
-    const client = new ServiceBusClient(bed.emulator.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 20_000, retryDelayInMs: 50 } });
+    const client = new ServiceBusClient(bed.emulator.connectionString, {
+      retryOptions: { maxRetries: 0, timeoutInMs: 20_000, retryDelayInMs: 50 },
+    });
     const sender = client.createSender('activities');
     await sender.sendMessages({ body: 'before' });
     const received: unknown[] = [];
     const subscriber = client.createReceiver('activities');
-    subscriber.subscribe({ processMessage: async (m) => void received.push(m.body), processError: async () => undefined });
+    subscriber.subscribe({
+      processMessage: async (m) => void received.push(m.body),
+      processError: async () => undefined,
+    });
     await waitFor('the subscriber to receive', () => (received.length > 0 ? true : undefined));
     const accepting = client.acceptNextSession('outbound').catch((err: unknown) => err);
     await delay(200); // the session attach is waiting in the emulator

@@ -22,15 +22,24 @@ import { SECRETS, SEED, startSystem, type System } from '../harness.js';
 const PUBLIC = 'https://relay.example.test';
 
 /** Receives (and deletes) `count` messages of one session of a session-enabled queue (`receiveAll` for the others). */
-async function receiveSession(connectionString: string, queue: string, sessionId: string, count: number): Promise<ServiceBusReceivedMessage[]> {
+async function receiveSession(
+  connectionString: string,
+  queue: string,
+  sessionId: string,
+  count: number,
+): Promise<ServiceBusReceivedMessage[]> {
   const bus = new ServiceBusClient(connectionString);
   const receiver = await bus.acceptSession(queue, sessionId, { receiveMode: 'receiveAndDelete' });
   const got: ServiceBusReceivedMessage[] = [];
   try {
-    await waitFor(`${count} messages on ${queue}`, async () => {
-      got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 200 })));
-      return got.length >= count ? true : undefined;
-    }, 20_000);
+    await waitFor(
+      `${count} messages on ${queue}`,
+      async () => {
+        got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 200 })));
+        return got.length >= count ? true : undefined;
+      },
+      20_000,
+    );
     got.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 300 })));
   } finally {
     await receiver.close();
@@ -67,7 +76,11 @@ describe('callbacks service with the emulators', function () {
           {
             name: 'sms',
             tile: configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'),
-            provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000001', authToken: 'env:TWILIO_AUTH_TOKEN' },
+            provider: {
+              type: 'twilio',
+              accountSid: 'AC00000000000000000000000000000001',
+              authToken: 'env:TWILIO_AUTH_TOKEN',
+            },
             sender: '+4915100000001',
             addressField: 'mobilephone',
             textField: 'sample_text',
@@ -83,57 +96,148 @@ describe('callbacks service with the emulators', function () {
     const config = structuredClone(s.config);
     config.callbacks = { ...config.callbacks, host: '127.0.0.1', port };
     const logs = new CaptureStream();
-    relay = startRelay({ stages: ['callbacks'], config, callbackKeys: keys, channels, log: createLogger({ level: 'debug', stream: logs, pretty: false }) });
-    await waitFor('the callbacks server listening', async () => (relay?.readiness().every((c) => c.ok) ? true : undefined), 10_000);
+    relay = startRelay({
+      stages: ['callbacks'],
+      config,
+      callbackKeys: keys,
+      channels,
+      log: createLogger({ level: 'debug', stream: logs, pretty: false }),
+    });
+    await waitFor(
+      'the callbacks server listening',
+      async () => (relay?.readiness().every((c) => c.ok) ? true : undefined),
+      10_000,
+    );
     const base = `http://127.0.0.1:${port}`;
 
     // Two contacts with one activity each (the journey of the seed, whose message has a link).
     const run = await s.runJourney(SEED.journey, 2);
     assert.equal(run.created.length, 2);
     const api = client(s.dv.url, 'e2e-admin');
-    const rows = (await api.retrieveMultiple({ collection: 'msdyncrm_customerjourneycustomchannelactivities', filter: `_msdyncrm_contact_value eq ${run.created[0]!.contactId}` })).value as Array<Record<string, unknown>>;
+    const rows = (
+      await api.retrieveMultiple({
+        collection: 'msdyncrm_customerjourneycustomchannelactivities',
+        filter: `_msdyncrm_contact_value eq ${run.created[0]!.contactId}`,
+      })
+    ).value as Array<Record<string, unknown>>;
     const context = activityContext(activityRecord(rows[0]!));
     assert.ok(context, 'the activity row gives a context');
-    const phone = (id: string): Promise<string> => api.retrieve({ collection: 'contacts', key: id, select: ['mobilephone'] }).then((r) => (r as { mobilephone: string }).mobilephone);
+    const phone = (id: string): Promise<string> =>
+      api
+        .retrieve({ collection: 'contacts', key: id, select: ['mobilephone'] })
+        .then((r) => (r as { mobilephone: string }).mobilephone);
     const [phone1, phone2] = [await phone(run.created[0]!.contactId), await phone(run.created[1]!.contactId)];
     // A third contact shares the second one's number: a STOP from it opts both out (one confirmation).
-    const sharing = (await api.create({ collection: 'contacts', data: { firstname: 'Sharing', lastname: 'Number', mobilephone: phone2, donotphone: false }, returnRepresentation: true })) as { contactid: string };
+    const sharing = (await api.create({
+      collection: 'contacts',
+      data: { firstname: 'Sharing', lastname: 'Number', mobilephone: phone2, donotphone: false },
+      returnRepresentation: true,
+    })) as { contactid: string };
 
     const twilio = async (url: string, params: Record<string, string>): Promise<Response> => {
       const form = new URLSearchParams(params);
-      return fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `${PUBLIC}${url}`, form) }, body: form.toString() });
+      return fetch(`${base}${url}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `${PUBLIC}${url}`, form),
+        },
+        body: form.toString(),
+      });
     };
     const token = sealContext(context, 'sms', keys);
-    assert.equal((await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' })).status, 204);
-    assert.equal((await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' })).status, 204, 'a repeat');
-    assert.equal((await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin1', From: phone1, Body: 'info' })).status, 200);
-    assert.equal((await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin2', From: phone2, Body: 'STOP' })).status, 200);
-    assert.equal((await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin2', From: phone2, Body: 'STOP' })).status, 200, 'a repeat');
-    assert.equal((await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin3', From: phone1, Body: 'STOP' }).then((r) => r.status)), 200);
+    assert.equal(
+      (await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' }))
+        .status,
+      204,
+    );
+    assert.equal(
+      (await twilio(`/callbacks/sms/twilio/status?t=${token}`, { MessageSid: 'SM1', MessageStatus: 'delivered' }))
+        .status,
+      204,
+      'a repeat',
+    );
+    assert.equal(
+      (await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin1', From: phone1, Body: 'info' })).status,
+      200,
+    );
+    assert.equal(
+      (await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin2', From: phone2, Body: 'STOP' })).status,
+      200,
+    );
+    assert.equal(
+      (await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin2', From: phone2, Body: 'STOP' })).status,
+      200,
+      'a repeat',
+    );
+    assert.equal(
+      await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin3', From: phone1, Body: 'STOP' }).then(
+        (r) => r.status,
+      ),
+      200,
+    );
     // A forged one changes nothing.
-    assert.equal((await fetch(`${base}/callbacks/sms/twilio/inbound`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' }, body: `MessageSid=SMx&From=${encodeURIComponent(phone1)}&Body=START` })).status, 403);
+    assert.equal(
+      (
+        await fetch(`${base}/callbacks/sms/twilio/inbound`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' },
+          body: `MessageSid=SMx&From=${encodeURIComponent(phone1)}&Body=START`,
+        })
+      ).status,
+      403,
+    );
     // The journey's message gets a link (the seed's has none), as a tracked message would.
-    await api.update({ collection: 'sample_specialmessages', key: context.entityId, data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' } });
+    await api.update({
+      collection: 'sample_specialmessages',
+      key: context.entityId,
+      data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' },
+    });
     const click = await fetch(`${base}/l/${sealLink(context.activityRowId, 0, keys)}`, { redirect: 'manual' });
 
-    const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map((m) => ({ id: m.messageId, body: m.body as InteractionMessage }));
+    const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map(
+      (m) => ({ id: m.messageId, body: m.body as InteractionMessage }),
+    );
     const byType = new Map(interactions.map((i) => [i.body.responseType, i]));
-    assert.equal(interactions.length, byType.size, `one message per response type, repeats dropped by the bus: ${interactions.map((i) => i.id).join(', ')}`);
-    assert.deepEqual([...byType.keys()].sort(), ['delivered', 'keyword', 'opened'], 'nothing recorded for the opt-outs or the forged request');
+    assert.equal(
+      interactions.length,
+      byType.size,
+      `one message per response type, repeats dropped by the bus: ${interactions.map((i) => i.id).join(', ')}`,
+    );
+    assert.deepEqual(
+      [...byType.keys()].sort(),
+      ['delivered', 'keyword', 'opened'],
+      'nothing recorded for the opt-outs or the forged request',
+    );
     assert.equal(byType.get('delivered')?.id, `${context.activityRowId}:delivered`);
     assert.equal(byType.get('keyword')?.body.triggerKeyword, 'INFO');
     const keywordContext = byType.get('keyword')?.body.context;
-    assert.equal(keywordContext?.kind === 'marketing' ? keywordContext.contactId : undefined, run.created[0]!.contactId);
+    assert.equal(
+      keywordContext?.kind === 'marketing' ? keywordContext.contactId : undefined,
+      run.created[0]!.contactId,
+    );
     assert.equal(click.status, 302);
     assert.equal(click.headers.get('location'), 'https://example.com/spring?c=1');
     assert.equal(byType.get('opened')?.id, `${context.activityRowId}:opened`);
 
-    const confirmations = (await receiveSession(s.sb.connectionString, config.serviceBus.queues.outbound, 'twilio:+4915100000001', 2)).map((m) => m.body as OutboundMessage);
-    assert.deepEqual(confirmations.map((c) => [c.to, c.purpose]).sort(), [[phone1, 'confirmation'], [phone2, 'confirmation']].sort(), 'one confirmation per opt-out, the repeat dropped');
+    const confirmations = (
+      await receiveSession(s.sb.connectionString, config.serviceBus.queues.outbound, 'twilio:+4915100000001', 2)
+    ).map((m) => m.body as OutboundMessage);
+    assert.deepEqual(
+      confirmations.map((c) => [c.to, c.purpose]).sort(),
+      [
+        [phone1, 'confirmation'],
+        [phone2, 'confirmation'],
+      ].sort(),
+      'one confirmation per opt-out, the repeat dropped',
+    );
     for (const id of [run.created[0]!.contactId, run.created[1]!.contactId, sharing.contactid]) {
-      const row = (await api.retrieve({ collection: 'contacts', key: id, select: ['donotphone'] })) as { donotphone: boolean };
+      const row = (await api.retrieve({ collection: 'contacts', key: id, select: ['donotphone'] })) as {
+        donotphone: boolean;
+      };
       assert.equal(row.donotphone, true, 'the compliance field is set in Dataverse');
     }
-    for (const secret of [SECRETS.TWILIO_AUTH_TOKEN, keySecret, phone1, phone2]) assert.ok(!logs.text.includes(secret), 'no secret or phone number in the logs');
+    for (const secret of [SECRETS.TWILIO_AUTH_TOKEN, keySecret, phone1, phone2])
+      assert.ok(!logs.text.includes(secret), 'no secret or phone number in the logs');
   });
 });

@@ -33,7 +33,12 @@ interface Captured {
  * The TLS-terminating proxy in front of the callbacks service (publicBaseUrl is its URL), keeping a log of what it
  * forwards: the place a signed request can be captured from.
  */
-async function startProxy(): Promise<{ url: string; log: Captured[]; target: { url: string }; close(): Promise<void> }> {
+async function startProxy(): Promise<{
+  url: string;
+  log: Captured[];
+  target: { url: string };
+  close(): Promise<void>;
+}> {
   const log: Captured[] = [];
   const target = { url: '' };
   const server = http.createServer((req, res) => {
@@ -42,12 +47,15 @@ async function startProxy(): Promise<{ url: string; log: Captured[]; target: { u
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const headers: Record<string, string> = {};
-      for (const name of ['content-type', 'x-twilio-signature']) if (typeof req.headers[name] === 'string') headers[name] = req.headers[name];
+      for (const name of ['content-type', 'x-twilio-signature'])
+        if (typeof req.headers[name] === 'string') headers[name] = req.headers[name];
       fetch(`${target.url}${req.url ?? '/'}`, { method: req.method ?? 'POST', headers, body })
         .then(async (answer) => {
           const text = await answer.text();
           log.push({ url: req.url ?? '/', headers, body, status: answer.status });
-          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' }).end(text);
+          res
+            .writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' })
+            .end(text);
         })
         .catch(() => res.writeHead(502).end());
     });
@@ -76,9 +84,16 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
     const dv = track(await startEmulator({ seed: smallSeed(1) }));
     const api = client(dv.url);
     const contact = contactId(0);
-    const phone = ((await api.retrieve({ collection: 'contacts', key: contact, select: ['mobilephone'] })) as { mobilephone: string }).mobilephone;
+    const phone = (
+      (await api.retrieve({ collection: 'contacts', key: contact, select: ['mobilephone'] })) as { mobilephone: string }
+    ).mobilephone;
     await api.update({ collection: 'contacts', key: contact, data: { donotphone: true } });
-    const optedOut = async (): Promise<boolean> => ((await api.retrieve({ collection: 'contacts', key: contact, select: ['donotphone'] })) as { donotphone: boolean }).donotphone;
+    const optedOut = async (): Promise<boolean> =>
+      (
+        (await api.retrieve({ collection: 'contacts', key: contact, select: ['donotphone'] })) as {
+          donotphone: boolean;
+        }
+      ).donotphone;
 
     const proxy = await startProxy();
     track({ close: () => proxy.close() });
@@ -87,13 +102,22 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
         port: 0,
         clock: clock.read,
         callbacks: { delayMs: 0, retryDelayMs: 1 },
-        twilio: { authTokens: { [ACCOUNT]: TOKEN }, inboundUrls: { [SENDER]: `${proxy.url}/callbacks/sms/twilio/inbound` } },
+        twilio: {
+          authTokens: { [ACCOUNT]: TOKEN },
+          inboundUrls: { [SENDER]: `${proxy.url}/callbacks/sms/twilio/inbound` },
+        },
         recipients: { replyRate: 1, keywords: ['START'] },
       }),
     );
 
     dir = mkdtempSync(path.join(os.tmpdir(), 'opt-in-replay-'));
-    writeFileSync(path.join(dir, 'tile.xml'), TILE_XML.replace('</ResponseTypes>', '<ResponseType id="opened"><Labels><Label locId="1033">Opened</Label></Labels></ResponseType></ResponseTypes>'));
+    writeFileSync(
+      path.join(dir, 'tile.xml'),
+      TILE_XML.replace(
+        '</ResponseTypes>',
+        '<ResponseType id="opened"><Labels><Label locId="1033">Opened</Label></Labels></ResponseType></ResponseTypes>',
+      ),
+    );
     writeFileSync(
       path.join(dir, 'channels.json'),
       JSON.stringify({
@@ -111,7 +135,9 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
         ],
       }),
     );
-    const channels = loadChannels(path.join(dir, 'channels.json'), { env: { TWILIO_AUTH_TOKEN: TOKEN, PUBLIC_URL: proxy.url } });
+    const channels = loadChannels(path.join(dir, 'channels.json'), {
+      env: { TWILIO_AUTH_TOKEN: TOKEN, PUBLIC_URL: proxy.url },
+    });
     assert.equal(channels.byName('sms')?.callbacks?.optInMaxAgeMs, DEFAULT_OPT_IN_MAX_AGE_MS);
 
     const interactions: InteractionMessage[] = [];
@@ -125,7 +151,9 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
       interactions: { send: async (ms) => void interactions.push(...ms.map((m) => m.body)) },
       outbound: { send: async (ms) => void outbound.push(...ms.map((m) => m.body)) },
       directory: createCallbackDirectory({ client: api, messageRecord: async () => undefined }),
-      twilioMessages: twilioMessageFetchers((channel) => createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log })),
+      twilioMessages: twilioMessageFetchers((channel) =>
+        createProvider(providerSettings(channel), { timeoutMs: channel.timeoutMs, log }),
+      ),
       now: clock.read,
       log,
       registry,
@@ -135,7 +163,9 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
     track({ close: () => stage.close() });
     proxy.target.url = (await stage.start()).url;
     const outcome = async (o: string): Promise<number | undefined> =>
-      (await registry.getSingleMetric('channel_relay_callbacks_received_total')!.get()).values.find((v) => v.labels['route'] === 'twilio-inbound' && v.labels['outcome'] === o)?.value;
+      (await registry.getSingleMetric('channel_relay_callbacks_received_total')!.get()).values.find(
+        (v) => v.labels['route'] === 'twilio-inbound' && v.labels['outcome'] === o,
+      )?.value;
 
     // A journey message; the simulated recipient answers START, which Twilio posts (signed) through the proxy.
     const twilio = createProvider(providerSettings(channels.byName('sms')!), { timeoutMs: 5000 });
@@ -147,13 +177,20 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
     const captured = proxy.log[0]!;
     assert.equal(captured.status, 200);
     assert.equal(await optedOut(), false, 'the real, fresh START opted the contact in');
-    assert.deepEqual(outbound.map((m) => [m.to, m.text, m.purpose]), [[phone, 'Welcome back.', 'confirmation']]);
+    assert.deepEqual(
+      outbound.map((m) => [m.to, m.text, m.purpose]),
+      [[phone, 'Welcome back.', 'confirmation']],
+    );
     assert.equal(await outcome('opted-in'), 1);
 
     // The contact opts out again; later, the captured START is replayed, byte for byte, after the limit.
     await api.update({ collection: 'contacts', key: contact, data: { donotphone: true } });
     clock.advance(DEFAULT_OPT_IN_MAX_AGE_MS + 1_000);
-    const replay = await fetch(`${proxy.url}${captured.url}`, { method: 'POST', headers: captured.headers, body: captured.body });
+    const replay = await fetch(`${proxy.url}${captured.url}`, {
+      method: 'POST',
+      headers: captured.headers,
+      body: captured.body,
+    });
     assert.equal(replay.status, 200, 'acknowledged (no retry asked for)');
     assert.equal(await optedOut(), true, 'the replayed START changed nothing');
     assert.equal(outbound.length, 1, 'no second confirmation');
@@ -161,6 +198,7 @@ describe('callbacks: a replayed START after optInMaxAgeMs (simulators + Datavers
     assert.equal(await outcome('stale'), 1);
     const refused = logs.lines().find((l) => String(l['message']).startsWith('opt-in refused'));
     assert.equal(refused?.['ageMs'], DEFAULT_OPT_IN_MAX_AGE_MS + 1_000);
-    for (const secret of [TOKEN, phone, phone.slice(1)]) assert.ok(!logs.text.includes(secret), 'no token or phone number in the logs');
+    for (const secret of [TOKEN, phone, phone.slice(1)])
+      assert.ok(!logs.text.includes(secret), 'no token or phone number in the logs');
   });
 });

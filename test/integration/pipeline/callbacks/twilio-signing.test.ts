@@ -59,26 +59,53 @@ describe('callbacks: the Twilio simulator signs each way, the relay verifies', f
 
   const accepted: Array<[string, TwilioSigning, string?]> = [
     ['the auth token, HMAC-SHA1, the URL as called (the default)', {}],
-    ['a SharedKey with HMAC-SHA256 and its settings header', { sharedKey: { ...SHARED_KEY, algorithm: 'HMAC_SHA256' } }],
+    [
+      'a SharedKey with HMAC-SHA256 and its settings header',
+      { sharedKey: { ...SHARED_KEY, algorithm: 'HMAC_SHA256' } },
+    ],
     ['a SharedKey with HMAC-SHA1 and its settings header', { sharedKey: { ...SHARED_KEY, algorithm: 'HMAC_SHA1' } }],
     ['the URL without its port', { url: 'port-removed' }],
     ["the legacy query encoding (a bare ' where the request has %27)", { url: 'legacy-query' }, "&note=it's"],
-    ['a SharedKey with HMAC-SHA256 over the URL without its port', { sharedKey: { ...SHARED_KEY, algorithm: 'HMAC_SHA256' }, url: 'port-removed' }],
+    [
+      'a SharedKey with HMAC-SHA256 over the URL without its port',
+      { sharedKey: { ...SHARED_KEY, algorithm: 'HMAC_SHA256' }, url: 'port-removed' },
+    ],
   ];
   for (const [what, signing, query] of accepted) {
     it(`accepts status callbacks and a reply signed with ${what}`, async () => {
       const records = await roundTrip(signing, query);
-      assert.deepEqual(records.map((r) => [r.kind, r.status]), [['status', 204], ['status', 204], ['inbound', 200]]);
-      assert.equal(h.interactions.sent.filter((m) => m.body.responseType === 'delivered').length, 1, 'the delivery is recorded');
+      assert.deepEqual(
+        records.map((r) => [r.kind, r.status]),
+        [
+          ['status', 204],
+          ['status', 204],
+          ['inbound', 200],
+        ],
+      );
+      assert.equal(
+        h.interactions.sent.filter((m) => m.body.responseType === 'delivered').length,
+        1,
+        'the delivery is recorded',
+      );
       assert.doesNotMatch(h.logs.text, /twilio callback refused/);
     });
   }
 
   it('the simulator names what is wrong with twilio.signing, the secret hidden', async () => {
-    const bad = { url: 'sideways', sharedKey: { sid: 'KS1', secret: 'do-not-show-me', algorithm: 'HMAC_MD5' }, extra: 1 } as unknown as TwilioSigning;
+    const bad = {
+      url: 'sideways',
+      sharedKey: { sid: 'KS1', secret: 'do-not-show-me', algorithm: 'HMAC_MD5' },
+      extra: 1,
+    } as unknown as TwilioSigning;
     await assert.rejects(start({ twilio: { signing: bad } }), (err: Error) => {
-      assert.match(err.message, /twilio\.signing\.url: expected one of as-called, port-removed, default-port-added, legacy-query, found "sideways"/);
-      assert.match(err.message, /twilio\.signing\.sharedKey: expected \{sid, secret, algorithm: HMAC_SHA1 \| HMAC_SHA256\}/);
+      assert.match(
+        err.message,
+        /twilio\.signing\.url: expected one of as-called, port-removed, default-port-added, legacy-query, found "sideways"/,
+      );
+      assert.match(
+        err.message,
+        /twilio\.signing\.sharedKey: expected \{sid, secret, algorithm: HMAC_SHA1 \| HMAC_SHA256\}/,
+      );
       assert.match(err.message, /twilio\.signing\.extra: unknown option/);
       assert.doesNotMatch(err.message, /do-not-show-me/);
       return true;
@@ -86,10 +113,22 @@ describe('callbacks: the Twilio simulator signs each way, the relay verifies', f
   });
 
   it('refuses callbacks signed with a SharedKey the relay does not have (403, reason mismatch)', async () => {
-    const records = await roundTrip({ sharedKey: { sid: SHARED_KEY.sid, secret: 'another-secret', algorithm: 'HMAC_SHA256' } });
-    assert.deepEqual(records.map((r) => [r.kind, r.status]), [['status', 403], ['status', 403], ['inbound', 403]]);
+    const records = await roundTrip({
+      sharedKey: { sid: SHARED_KEY.sid, secret: 'another-secret', algorithm: 'HMAC_SHA256' },
+    });
+    assert.deepEqual(
+      records.map((r) => [r.kind, r.status]),
+      [
+        ['status', 403],
+        ['status', 403],
+        ['inbound', 403],
+      ],
+    );
     assert.equal(h.interactions.sent.length, 0);
-    const reasons = h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']);
+    const reasons = h.logs
+      .lines()
+      .filter((l) => String(l['message']).includes('twilio callback refused'))
+      .map((l) => l['reason']);
     assert.deepEqual(reasons, ['mismatch', 'mismatch', 'mismatch']);
   });
 });

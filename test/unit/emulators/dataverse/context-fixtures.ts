@@ -2,7 +2,9 @@ import { builtInTables, defineTable } from '../../../../src/emulators/dataverse/
 import type { ContextInput } from '../../../../src/emulators/dataverse/remote-context.js';
 
 /** The Custom Channel Activity table as the emulator defines it. */
-export const ACTIVITY_TABLE = defineTable(builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!);
+export const ACTIVITY_TABLE = defineTable(
+  builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!,
+);
 export const ROW_ID = 'aaaaaaaa-0000-4000-8000-000000000001';
 export const CONTACT_ID = 'bbbbbbbb-0000-4000-8000-000000000002';
 

@@ -1,14 +1,38 @@
 import assert from 'node:assert/strict';
 import { XMLParser } from 'fast-xml-parser';
-import { contextInfoset, serializeContextBinary, serializeContextXml, xmlDateTime, type ColumnTypeOf } from '../../../../src/emulators/dataverse/context-xml.js';
+import {
+  contextInfoset,
+  serializeContextBinary,
+  serializeContextXml,
+  xmlDateTime,
+  type ColumnTypeOf,
+} from '../../../../src/emulators/dataverse/context-xml.js';
 import { defineTable, type TableDef } from '../../../../src/emulators/dataverse/metadata.js';
-import { buildCustomApiContext, buildRemoteExecutionContext, fitContext, MAX_CONTEXT_BYTES, type ContextInput } from '../../../../src/emulators/dataverse/remote-context.js';
+import {
+  buildCustomApiContext,
+  buildRemoteExecutionContext,
+  fitContext,
+  MAX_CONTEXT_BYTES,
+  type ContextInput,
+} from '../../../../src/emulators/dataverse/remote-context.js';
 import { writeXml, type XmlElement } from '../../../../src/emulators/dataverse/xml-infoset.js';
 import { decodeNbfx } from './nbfx-decoder.js';
 import { ACTIVITY_TABLE, CONTACT_ID, CONTEXT_FIELDS, ROW_ID } from './context-fixtures.js';
 
 const activity = ACTIVITY_TABLE;
-const priced = defineTable({ logicalName: 'x_priced', entitySetName: 'x_priceds', columns: { x_price: 'money', x_count: 'int', x_rate: 'decimal', x_ratio: 'decimal', x_flag: 'bool', x_note: 'memo', x_other: 'guid' } });
+const priced = defineTable({
+  logicalName: 'x_priced',
+  entitySetName: 'x_priceds',
+  columns: {
+    x_price: 'money',
+    x_count: 'int',
+    x_rate: 'decimal',
+    x_ratio: 'decimal',
+    x_flag: 'bool',
+    x_note: 'memo',
+    x_other: 'guid',
+  },
+});
 const TABLES = new Map<string, TableDef>([activity, priced].map((t) => [t.logicalName, t]));
 const columnType: ColumnTypeOf = (table, column) => TABLES.get(table)?.columns.get(column)?.type;
 const CONTACT = CONTACT_ID;
@@ -39,7 +63,12 @@ function input(table: TableDef = activity, row: Record<string, unknown> = {}): C
   };
 }
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, isArray: (name) => name === 'KeyValuePairOfstringanyType' || name === 'KeyValuePairOfstringstring' });
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  parseTagValue: false,
+  isArray: (name) => name === 'KeyValuePairOfstringanyType' || name === 'KeyValuePairOfstringstring',
+});
 type Node = Record<string, unknown>;
 
 function parse(xml: string): Node {
@@ -63,11 +92,23 @@ describe('RemoteExecutionContext as XML (messageformat 3) and .NET Binary XML (m
   const xml = serializeContextXml(context, columnType);
 
   it('is a RemoteExecutionContext in the Contracts namespace, with the members in data contract (JSON) order', () => {
-    assert.ok(xml.startsWith(`<RemoteExecutionContext xmlns="${CONTRACTS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">`));
+    assert.ok(
+      xml.startsWith(
+        `<RemoteExecutionContext xmlns="${CONTRACTS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">`,
+      ),
+    );
     const root = contextInfoset(context, columnType);
     const names = root.children.map((c) => (c as XmlElement).name);
     assert.deepEqual(names, Object.keys(context));
-    assert.deepEqual(names.slice(0, 7), ['BusinessUnitId', 'CorrelationId', 'Depth', 'InitiatingUserAgent', 'InitiatingUserAzureActiveDirectoryObjectId', 'InitiatingUserId', 'InputParameters']);
+    assert.deepEqual(names.slice(0, 7), [
+      'BusinessUnitId',
+      'CorrelationId',
+      'Depth',
+      'InitiatingUserAgent',
+      'InitiatingUserAzureActiveDirectoryObjectId',
+      'InitiatingUserId',
+      'InputParameters',
+    ]);
     assert.deepEqual(names.slice(-3), ['Stage', 'UserAzureActiveDirectoryObjectId', 'UserId']);
   });
 
@@ -100,28 +141,50 @@ describe('RemoteExecutionContext as XML (messageformat 3) and .NET Binary XML (m
     assert.deepEqual(target['EntityState'], { '@i:nil': 'true' });
     const attrs = collectionOf(target['Attributes']);
     assert.deepEqual(typed(attrs['msdyncrm_customerjourneycustomchannelactivityid']), ['b:guid', ROW_ID]);
-    assert.equal((attrs['msdyncrm_customerjourneycustomchannelactivityid'] as Node)['@xmlns:b'], 'http://schemas.microsoft.com/2003/10/Serialization/');
+    assert.equal(
+      (attrs['msdyncrm_customerjourneycustomchannelactivityid'] as Node)['@xmlns:b'],
+      'http://schemas.microsoft.com/2003/10/Serialization/',
+    );
     assert.deepEqual(typed(attrs['msdyncrm_activityid']), ['c:string', 'act <1> & "2"'], 'escaped and read back');
     assert.equal((attrs['msdyncrm_activityid'] as Node)['@xmlns:c'], 'http://www.w3.org/2001/XMLSchema');
-    assert.deepEqual(typed(attrs['msdyncrm_entityid']), ['c:string', ENTITY_ID], 'a GUID held in a string column is a string');
+    assert.deepEqual(
+      typed(attrs['msdyncrm_entityid']),
+      ['c:string', ENTITY_ID],
+      'a GUID held in a string column is a string',
+    );
     assert.deepEqual(typed(attrs['createdon']), ['c:dateTime', '2026-11-22T00:00:00Z']);
     assert.deepEqual(typed(attrs['versionnumber']), ['c:long', '1000001']);
     assert.deepEqual(attrs['msdyncrm_name'], { '@i:nil': 'true' });
     const contact = attrs['msdyncrm_contact'] as Node;
     assert.equal(contact['@i:type'], 'EntityReference');
-    assert.deepEqual([contact['Id'], contact['LogicalName'], contact['Name']], [CONTACT, 'contact', { '@i:nil': 'true' }]);
+    assert.deepEqual(
+      [contact['Id'], contact['LogicalName'], contact['Name']],
+      [CONTACT, 'contact', { '@i:nil': 'true' }],
+    );
     const state = attrs['statecode'] as Node;
     assert.deepEqual([state['@i:type'], state['Value']], ['OptionSetValue', '0']);
-    const formatted = ((target['FormattedValues'] as Node)['KeyValuePairOfstringstring'] as Node[]).map((p) => [p['a:key'], p['a:value']]);
-    assert.deepEqual(formatted, [['statecode', 'Active'], ['statuscode', 'Active']]);
-    assert.ok(xml.includes('<a:value i:type="c:string" xmlns:c="http://www.w3.org/2001/XMLSchema">act &lt;1&gt; &amp; "2"</a:value>'));
+    const formatted = ((target['FormattedValues'] as Node)['KeyValuePairOfstringstring'] as Node[]).map((p) => [
+      p['a:key'],
+      p['a:value'],
+    ]);
+    assert.deepEqual(formatted, [
+      ['statecode', 'Active'],
+      ['statuscode', 'Active'],
+    ]);
+    assert.ok(
+      xml.includes(
+        '<a:value i:type="c:string" xmlns:c="http://www.w3.org/2001/XMLSchema">act &lt;1&gt; &amp; "2"</a:value>',
+      ),
+    );
   });
 
   it('types OutputParameters id as a GUID and SharedVariables IsAutoTransact as a boolean', () => {
     const root = parse(xml);
     assert.deepEqual(typed(collectionOf(root['OutputParameters'])['id']), ['b:guid', ROW_ID]);
     assert.deepEqual(typed(collectionOf(root['SharedVariables'])['IsAutoTransact']), ['c:boolean', 'true']);
-    assert.ok(xml.includes('<PreEntityImages xmlns:a="http://schemas.datacontract.org/2004/07/System.Collections.Generic"/>'));
+    assert.ok(
+      xml.includes('<PreEntityImages xmlns:a="http://schemas.datacontract.org/2004/07/System.Collections.Generic"/>'),
+    );
   });
 
   it('types the other column kinds: Money, int, decimal, double, bool, guid', () => {
@@ -137,9 +200,25 @@ describe('RemoteExecutionContext as XML (messageformat 3) and .NET Binary XML (m
     assert.deepEqual(typed(attrs['x_note']), ['c:string', 'n']);
     assert.deepEqual(typed(attrs['x_other']), ['b:guid', CONTACT]);
     // A number of no known column: an int when whole, a double otherwise.
-    const api = parse(serializeContextXml(buildCustomApiContext(input(), [{ key: 'n', value: 1.5 }, { key: 'm', value: 2 }, { key: 'payload', value: '{"a":1}' }]), columnType));
+    const api = parse(
+      serializeContextXml(
+        buildCustomApiContext(input(), [
+          { key: 'n', value: 1.5 },
+          { key: 'm', value: 2 },
+          { key: 'payload', value: '{"a":1}' },
+        ]),
+        columnType,
+      ),
+    );
     const inputs = collectionOf(api['InputParameters']);
-    assert.deepEqual([typed(inputs['n']), typed(inputs['m']), typed(inputs['payload'])], [['c:double', '1.5'], ['c:int', '2'], ['c:string', '{"a":1}']]);
+    assert.deepEqual(
+      [typed(inputs['n']), typed(inputs['m']), typed(inputs['payload'])],
+      [
+        ['c:double', '1.5'],
+        ['c:int', '2'],
+        ['c:string', '{"a":1}'],
+      ],
+    );
     assert.equal(api['PrimaryEntityName'], 'none');
   });
 

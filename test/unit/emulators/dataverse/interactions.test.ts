@@ -3,7 +3,14 @@ import { InteractionLog, type Interaction } from '../../../../src/emulators/data
 import { Tx } from '../../../../src/emulators/dataverse/store.js';
 
 function interaction(activityRowId: string, responseType: string, triggerKeyword?: string): Omit<Interaction, 'seq'> {
-  const item: Omit<Interaction, 'seq'> = { kind: 'interaction', createdOn: '2026-11-22T00:00:00Z', userId: 'u', activityId: activityRowId, activityRowId, responseType };
+  const item: Omit<Interaction, 'seq'> = {
+    kind: 'interaction',
+    createdOn: '2026-11-22T00:00:00Z',
+    userId: 'u',
+    activityId: activityRowId,
+    activityRowId,
+    responseType,
+  };
   if (triggerKeyword !== undefined) item.triggerKeyword = triggerKeyword;
   return item;
 }
@@ -18,7 +25,10 @@ describe('interaction log: duplicates', () => {
     assert.equal(log.add(interaction('a', 'keyword', 'yes')).duplicateOf, yes.seq);
     assert.equal(log.add(interaction('a', 'keyword', 'STOP')).duplicateOf, undefined);
     assert.equal(log.duplicates, 2);
-    assert.deepEqual(log.query({ duplicates: true }).map((i) => i.seq), [2, 5]);
+    assert.deepEqual(
+      log.query({ duplicates: true }).map((i) => i.seq),
+      [2, 5],
+    );
     assert.equal(log.query({ activityId: 'a', duplicates: false }).length, 3);
   });
 

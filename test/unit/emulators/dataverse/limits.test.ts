@@ -60,13 +60,20 @@ describe('service protection governor', () => {
   it('writes the budget headers as Dataverse does (time in seconds, en-US grouping, two decimals), also on a 429', () => {
     const { g } = governor({ maxConcurrent: 1 });
     const first = g.admit('a');
-    assert.deepEqual(first.headers, { 'x-ms-ratelimit-burst-remaining-xrm-requests': '5999', 'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00' });
+    assert.deepEqual(first.headers, {
+      'x-ms-ratelimit-burst-remaining-xrm-requests': '5999',
+      'x-ms-ratelimit-time-remaining-xrm-requests': '1,200.00',
+    });
     try {
       g.admit('a');
       assert.fail('expected the concurrency refusal');
     } catch (err) {
       assert.ok(isFault(err));
-      assert.equal(err.headers['x-ms-ratelimit-burst-remaining-xrm-requests'], '5999', 'a refusal does not use up the budget');
+      assert.equal(
+        err.headers['x-ms-ratelimit-burst-remaining-xrm-requests'],
+        '5999',
+        'a refusal does not use up the budget',
+      );
       assert.equal(err.headers['Retry-After'], '1');
     }
     g.finish(first, reads(1));
@@ -102,13 +109,20 @@ describe('service protection governor', () => {
     let draw = 0;
     const shares = [0.5, 0, 0.9];
     const clock = { now: 1_000_000 };
-    const g = new Governor(resolveLimits({ headers: 'scramble', maxRequests: 100, maxExecutionMs: 100_000, operationCostMs: 1000 }), () => clock.now, () => shares[draw++ % shares.length]!);
+    const g = new Governor(
+      resolveLimits({ headers: 'scramble', maxRequests: 100, maxExecutionMs: 100_000, operationCostMs: 1000 }),
+      () => clock.now,
+      () => shares[draw++ % shares.length]!,
+    );
     for (let i = 0; i < 10; i++) g.finish(g.admit('a'), reads(1));
     // The truth now: 10 requests (each admitted one adds its own) and 10 s used. Each answer sees its own share.
     draw = 0;
     const seen = [0, 1, 2].map(() => g.admit('a').headers);
     assert.deepEqual(
-      seen.map((h) => [h['x-ms-ratelimit-burst-remaining-xrm-requests'], h['x-ms-ratelimit-time-remaining-xrm-requests']]),
+      seen.map((h) => [
+        h['x-ms-ratelimit-burst-remaining-xrm-requests'],
+        h['x-ms-ratelimit-time-remaining-xrm-requests'],
+      ]),
       [
         ['94', '95.00'],
         ['100', '100.00'],
@@ -124,7 +138,10 @@ describe('service protection governor', () => {
     assert.deepEqual(g.admit('a').headers, {});
     assert.equal(g.config.maxRequests, 2, 'the rest stays');
     assert.equal(refusal(() => g.admit('a')).code, '0x80072322');
-    assert.throws(() => g.configure({ headers: 'loud' as 'omit' }, 'PATCH'), /PATCH: 'headers' must be all, omit, scramble, found "loud"/);
+    assert.throws(
+      () => g.configure({ headers: 'loud' as 'omit' }, 'PATCH'),
+      /PATCH: 'headers' must be all, omit, scramble, found "loud"/,
+    );
   });
 
   const bad: Array<[Partial<LimitsConfig>, RegExp]> = [
@@ -133,6 +150,7 @@ describe('service protection governor', () => {
     [{ nonsense: 1 } as Partial<LimitsConfig>, /unknown key 'nonsense'/],
   ];
   for (const [partial, message] of bad) {
-    it(`refuses the limits ${JSON.stringify(partial)}`, () => assert.throws(() => resolveLimits(partial, 'limits.json'), message));
+    it(`refuses the limits ${JSON.stringify(partial)}`, () =>
+      assert.throws(() => resolveLimits(partial, 'limits.json'), message));
   }
 });

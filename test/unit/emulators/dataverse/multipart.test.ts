@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { boundaryOf, MultipartError, parseBatch, splitParts, writeBatch } from '../../../../src/emulators/dataverse/multipart.js';
+import {
+  boundaryOf,
+  MultipartError,
+  parseBatch,
+  splitParts,
+  writeBatch,
+} from '../../../../src/emulators/dataverse/multipart.js';
 
 const CRLF = '\r\n';
 
@@ -11,7 +17,8 @@ describe('$batch multipart parser and writer', () => {
     ['application/json', undefined],
     [undefined as unknown as string, undefined],
   ];
-  for (const [ct, expected] of boundaries) it(`boundary of ${String(ct)} → ${String(expected)}`, () => assert.equal(boundaryOf(ct), expected));
+  for (const [ct, expected] of boundaries)
+    it(`boundary of ${String(ct)} → ${String(expected)}`, () => assert.equal(boundaryOf(ct), expected));
 
   it('parses the documented example: a change set with Content-IDs, then a GET', () => {
     const body = [
@@ -67,7 +74,18 @@ describe('$batch multipart parser and writer', () => {
   });
 
   it('accepts LF-only line endings and bodies with blank lines', () => {
-    const body = ['--b', 'Content-Type: application/http', '', 'PATCH contacts(1) HTTP/1.1', 'Content-Type: application/json', '', '{', '', '"a": 1}', '--b--'].join('\n');
+    const body = [
+      '--b',
+      'Content-Type: application/http',
+      '',
+      'PATCH contacts(1) HTTP/1.1',
+      'Content-Type: application/json',
+      '',
+      '{',
+      '',
+      '"a": 1}',
+      '--b--',
+    ].join('\n');
     const [item] = parseBatch(body, 'b');
     assert.equal(item!.kind, 'request');
     assert.equal((item as { request: { body: string } }).request.body, '{\n\n"a": 1}');
@@ -85,7 +103,11 @@ describe('$batch multipart parser and writer', () => {
     ],
   ];
   for (const [name, body, message] of malformed) {
-    it(`refuses a body with ${name}`, () => assert.throws(() => parseBatch(body, 'b'), (err: unknown) => err instanceof MultipartError && message.test(err.message)));
+    it(`refuses a body with ${name}`, () =>
+      assert.throws(
+        () => parseBatch(body, 'b'),
+        (err: unknown) => err instanceof MultipartError && message.test(err.message),
+      ));
   }
 
   it('splits parts without the line break that belongs to the delimiter', () => {
@@ -93,8 +115,21 @@ describe('$batch multipart parser and writer', () => {
   });
 
   it('takes a delimiter only at the start of a line and followed by -- or a line end (boundary b_1 is not b_10)', () => {
-    const body = ['--b_1', 'X-Note: --b_1 inside a header', '', 'A', '--b_10 is text, not a delimiter', '--b_1', '', 'B', '--b_1--'].join('\r\n');
-    assert.deepEqual(splitParts(body, 'b_1'), ['X-Note: --b_1 inside a header\r\n\r\nA\r\n--b_10 is text, not a delimiter', '\r\nB']);
+    const body = [
+      '--b_1',
+      'X-Note: --b_1 inside a header',
+      '',
+      'A',
+      '--b_10 is text, not a delimiter',
+      '--b_1',
+      '',
+      'B',
+      '--b_1--',
+    ].join('\r\n');
+    assert.deepEqual(splitParts(body, 'b_1'), [
+      'X-Note: --b_1 inside a header\r\n\r\nA\r\n--b_10 is text, not a delimiter',
+      '\r\nB',
+    ]);
   });
 
   it('writes responses in the Dataverse format, which parse back part by part', () => {
@@ -102,16 +137,35 @@ describe('$batch multipart parser and writer', () => {
       [
         {
           kind: 'changeset',
-          responses: [{ status: 204, headers: { 'OData-Version': '4.0', 'OData-EntityId': 'http://x/api/data/v9.2/contacts(1)' }, contentId: '1' }],
+          responses: [
+            {
+              status: 204,
+              headers: { 'OData-Version': '4.0', 'OData-EntityId': 'http://x/api/data/v9.2/contacts(1)' },
+              contentId: '1',
+            },
+          ],
         },
-        { kind: 'response', response: { status: 400, headers: { 'Content-Type': 'application/json' }, body: '{"error":{"code":"0x1","message":"m"}}' } },
+        {
+          kind: 'response',
+          response: {
+            status: 400,
+            headers: { 'Content-Type': 'application/json' },
+            body: '{"error":{"code":"0x1","message":"m"}}',
+          },
+        },
       ],
       'fixed',
     );
     assert.equal(contentType, 'multipart/mixed; boundary=batchresponse_fixed');
     assert.ok(body.startsWith('--batchresponse_fixed\r\nContent-Type: multipart/mixed; boundary=changesetresponse_'));
-    assert.match(body, /Content-ID: 1\r\n\r\nHTTP\/1\.1 204 No Content\r\nOData-Version: 4\.0\r\nOData-EntityId: http:\/\/x\/api\/data\/v9\.2\/contacts\(1\)\r\n/);
-    assert.match(body, /HTTP\/1\.1 400 Bad Request\r\nContent-Type: application\/json\r\n\r\n\{"error":\{"code":"0x1","message":"m"\}\}\r\n--batchresponse_fixed--\r\n$/);
+    assert.match(
+      body,
+      /Content-ID: 1\r\n\r\nHTTP\/1\.1 204 No Content\r\nOData-Version: 4\.0\r\nOData-EntityId: http:\/\/x\/api\/data\/v9\.2\/contacts\(1\)\r\n/,
+    );
+    assert.match(
+      body,
+      /HTTP\/1\.1 400 Bad Request\r\nContent-Type: application\/json\r\n\r\n\{"error":\{"code":"0x1","message":"m"\}\}\r\n--batchresponse_fixed--\r\n$/,
+    );
     const parts = splitParts(body, 'batchresponse_fixed');
     assert.equal(parts.length, 2);
   });

@@ -141,7 +141,8 @@ export function decodeNbfx(buf: Buffer): XmlElement {
         stack.push(el);
       }
     }
-    if (root && stack.length === 0 && r.pos < buf.length) throw new Error(`${buf.length - r.pos} bytes after the root element`);
+    if (root && stack.length === 0 && r.pos < buf.length)
+      throw new Error(`${buf.length - r.pos} bytes after the root element`);
   }
   if (!root || stack.length > 0) throw new Error('the document ends inside an element');
   return root;

@@ -41,8 +41,16 @@ describe('[MC-NBFX] encoder', () => {
     const abc = { prefix: 'p', uri: 'http://abc' };
     const cases: Array<[string, XmlElement, string]> = [
       ['EndElement: <doc></doc>', element('', 'doc'), '40 03 646F63 01'],
-      ['ShortElement with Chars8TextWithEndElement: <a>hello</a>', element('', 'a', ['hello']), '40 01 61 99 05 68656C6C6F'],
-      ['ShortAttribute: <doc str="hello"/>', element('', 'doc', [], { attributes: [{ prefix: '', name: 'str', value: 'hello' }] }), '40 03 646F63 04 03 737472 98 05 68656C6C6F 01'],
+      [
+        'ShortElement with Chars8TextWithEndElement: <a>hello</a>',
+        element('', 'a', ['hello']),
+        '40 01 61 99 05 68656C6C6F',
+      ],
+      [
+        'ShortAttribute: <doc str="hello"/>',
+        element('', 'doc', [], { attributes: [{ prefix: '', name: 'str', value: 'hello' }] }),
+        '40 03 646F63 04 03 737472 98 05 68656C6C6F 01',
+      ],
       [
         'XmlnsAttribute + PrefixAttributeP: <doc p:attr="hello" xmlns:p="http://abc"/>',
         element('', 'doc', [], { namespaces: [abc], attributes: [{ prefix: 'p', name: 'attr', value: 'hello' }] }),
@@ -50,10 +58,17 @@ describe('[MC-NBFX] encoder', () => {
       ],
       [
         'Attribute (multi-letter prefix): <doc pre:attr="hello" xmlns:pre="http://abc"/>',
-        element('', 'doc', [], { namespaces: [{ prefix: 'pre', uri: 'http://abc' }], attributes: [{ prefix: 'pre', name: 'attr', value: 'hello' }] }),
+        element('', 'doc', [], {
+          namespaces: [{ prefix: 'pre', uri: 'http://abc' }],
+          attributes: [{ prefix: 'pre', name: 'attr', value: 'hello' }],
+        }),
         `40 03 646F63 09 03 707265 0A ${ascii('http://abc')} 05 03 707265 04 61747472 98 05 68656C6C6F 01`,
       ],
-      ['ShortXmlnsAttribute: <doc xmlns="http://abc"></doc>', element('', 'doc', [], { namespaces: [{ prefix: '', uri: 'http://abc' }] }), `40 03 646F63 08 0A ${ascii('http://abc')} 01`],
+      [
+        'ShortXmlnsAttribute: <doc xmlns="http://abc"></doc>',
+        element('', 'doc', [], { namespaces: [{ prefix: '', uri: 'http://abc' }] }),
+        `40 03 646F63 08 0A ${ascii('http://abc')} 01`,
+      ],
       [
         'Element (multi-letter prefix): <pre:doc xmlns:pre="http://abc"></pre:doc>',
         element('pre', 'doc', [], { namespaces: [{ prefix: 'pre', uri: 'http://abc' }] }),
@@ -64,13 +79,33 @@ describe('[MC-NBFX] encoder', () => {
         element('x', 'doc', [], { namespaces: [{ prefix: 'x', uri: 'http://abc' }] }),
         `75 03 646F63 09 01 78 0A ${ascii('http://abc')} 01`,
       ],
-      ['PrefixElementA and PrefixAttributeI: <a:v i:nil="true"/>', element('a', 'v', [], { attributes: [{ prefix: 'i', name: 'nil', value: 'true' }] }), `5E 01 76 2E 03 6E696C 98 04 74727565 01`],
+      [
+        'PrefixElementA and PrefixAttributeI: <a:v i:nil="true"/>',
+        element('a', 'v', [], { attributes: [{ prefix: 'i', name: 'nil', value: 'true' }] }),
+        `5E 01 76 2E 03 6E696C 98 04 74727565 01`,
+      ],
       ['PrefixElementZ', element('z', 'v'), '77 01 76 01'],
-      ['EmptyText for an empty attribute value', element('', 'd', [], { attributes: [{ prefix: '', name: 'a', value: '' }] }), '40 01 64 04 01 61 A8 01'],
-      ['text then an element: plain Chars8Text, then EndElement', element('', 'd', ['t', element('', 'e')]), '40 01 64 98 01 74 40 01 65 01 01'],
-      ['an element then text: the text ends the element', element('', 'd', [element('', 'e'), 't']), '40 01 64 40 01 65 01 99 01 74'],
+      [
+        'EmptyText for an empty attribute value',
+        element('', 'd', [], { attributes: [{ prefix: '', name: 'a', value: '' }] }),
+        '40 01 64 04 01 61 A8 01',
+      ],
+      [
+        'text then an element: plain Chars8Text, then EndElement',
+        element('', 'd', ['t', element('', 'e')]),
+        '40 01 64 98 01 74 40 01 65 01 01',
+      ],
+      [
+        'an element then text: the text ends the element',
+        element('', 'd', [element('', 'e'), 't']),
+        '40 01 64 40 01 65 01 99 01 74',
+      ],
       ['UTF-8 text counts bytes, not characters', element('', 'd', ['→é']), '40 01 64 99 05 E28692C3A9'],
-      ['a name of 128 bytes has a two-byte length', element('', 'n'.repeat(128)), `40 80 01 ${ascii('n'.repeat(128))} 01`],
+      [
+        'a name of 128 bytes has a two-byte length',
+        element('', 'n'.repeat(128)),
+        `40 80 01 ${ascii('n'.repeat(128))} 01`,
+      ],
     ];
     for (const [name, tree, bytes] of cases) {
       it(name, () => {
@@ -101,10 +136,17 @@ describe('[MC-NBFX] encoder', () => {
   describe('test decoder', () => {
     it('reads the fixed and typed text records WCF writes (ZeroText, OneText, TrueText, Int8Text, UuidText…)', () => {
       // <d>1</d> <d>true</d> <d>-2</d> <d>{uuid}</d> inside <r>.
-      const bytes = hex('40 01 72  40 01 64 83  40 01 64 87  40 01 64 89 FE  40 01 64 AD 33221100 5544 7766 8899 AABBCCDDEEFF  01');
+      const bytes = hex(
+        '40 01 72  40 01 64 83  40 01 64 87  40 01 64 89 FE  40 01 64 AD 33221100 5544 7766 8899 AABBCCDDEEFF  01',
+      );
       assert.deepEqual(
         decodeNbfx(bytes),
-        element('', 'r', [element('', 'd', ['1']), element('', 'd', ['true']), element('', 'd', ['-2']), element('', 'd', ['00112233-4455-6677-8899-aabbccddeeff'])]),
+        element('', 'r', [
+          element('', 'd', ['1']),
+          element('', 'd', ['true']),
+          element('', 'd', ['-2']),
+          element('', 'd', ['00112233-4455-6677-8899-aabbccddeeff']),
+        ]),
       );
     });
     it('refuses dictionary records, truncated data and trailing bytes', () => {

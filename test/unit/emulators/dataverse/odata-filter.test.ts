@@ -5,14 +5,37 @@ import { compileFilter, parseFilter } from '../../../../src/emulators/dataverse/
 import type { Row } from '../../../../src/emulators/dataverse/store.js';
 
 const contact = defineTable(builtInTables().find((t) => t.logicalName === 'contact')!);
-const activity = defineTable(builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!);
+const activity = defineTable(
+  builtInTables().find((t) => t.logicalName === 'msdyncrm_customerjourneycustomchannelactivity')!,
+);
 const ID1 = '00000000-0000-4000-8000-000000000001';
 const ID2 = '00000000-0000-4000-8000-000000000002';
 
 const rows: Row[] = [
-  { contactid: ID1, firstname: 'Ada', lastname: "O'Neil", donotphone: false, preferredcontactmethodcode: 1, createdon: '2026-01-01T00:00:00Z' },
-  { contactid: ID2, firstname: 'Bob', lastname: 'Smith', donotphone: true, preferredcontactmethodcode: 3, createdon: '2026-06-01T00:00:00Z' },
-  { contactid: '00000000-0000-4000-8000-000000000003', firstname: null, lastname: 'smithers', donotphone: false, preferredcontactmethodcode: 2, createdon: '2026-03-01T00:00:00Z' },
+  {
+    contactid: ID1,
+    firstname: 'Ada',
+    lastname: "O'Neil",
+    donotphone: false,
+    preferredcontactmethodcode: 1,
+    createdon: '2026-01-01T00:00:00Z',
+  },
+  {
+    contactid: ID2,
+    firstname: 'Bob',
+    lastname: 'Smith',
+    donotphone: true,
+    preferredcontactmethodcode: 3,
+    createdon: '2026-06-01T00:00:00Z',
+  },
+  {
+    contactid: '00000000-0000-4000-8000-000000000003',
+    firstname: null,
+    lastname: 'smithers',
+    donotphone: false,
+    preferredcontactmethodcode: 2,
+    createdon: '2026-03-01T00:00:00Z',
+  },
 ];
 
 function matching(filter: string): number[] {

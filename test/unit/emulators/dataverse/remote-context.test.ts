@@ -12,10 +12,19 @@ import {
 import { ACTIVITY_TABLE, CONTACT_ID, CONTEXT_FIELDS, ROW_ID } from './context-fixtures.js';
 
 const activity = ACTIVITY_TABLE;
-const money = defineTable({ logicalName: 'x_priced', entitySetName: 'x_priceds', columns: { x_price: 'money', x_count: 'int', x_note: 'memo' } });
+const money = defineTable({
+  logicalName: 'x_priced',
+  entitySetName: 'x_priceds',
+  columns: { x_price: 'money', x_count: 'int', x_note: 'memo' },
+});
 const CONTACT = CONTACT_ID;
 
-function input(row = { msdyncrm_customerjourneycustomchannelactivityid: ROW_ID, msdyncrm_activityid: ROW_ID } as Record<string, unknown>): ContextInput {
+function input(
+  row = { msdyncrm_customerjourneycustomchannelactivityid: ROW_ID, msdyncrm_activityid: ROW_ID } as Record<
+    string,
+    unknown
+  >,
+): ContextInput {
   return {
     table: activity,
     row: {
@@ -41,11 +50,30 @@ describe('RemoteExecutionContext builder', () => {
       activity,
       'msdyncrm_contact',
       { id: CONTACT, table: 'contact' },
-      { __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts', Id: CONTACT, KeyAttributes: [], LogicalName: 'contact', Name: null, RowVersion: null },
+      {
+        __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts',
+        Id: CONTACT,
+        KeyAttributes: [],
+        LogicalName: 'contact',
+        Name: null,
+        RowVersion: null,
+      },
     ],
     ['a date is /Date(ms)/', activity, 'createdon', '2024-07-24T10:28:25Z', '/Date(1721816905000)/'],
-    ['a state is an OptionSetValue', activity, 'statecode', 0, { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 0 }],
-    ['money is a Money', money, 'x_price', 12.5, { __type: 'Money:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 12.5 }],
+    [
+      'a state is an OptionSetValue',
+      activity,
+      'statecode',
+      0,
+      { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 0 },
+    ],
+    [
+      'money is a Money',
+      money,
+      'x_price',
+      12.5,
+      { __type: 'Money:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 12.5 },
+    ],
     ['an int stays bare', money, 'x_count', 3, 3],
   ];
   for (const [name, table, column, value, expected] of encodings) {
@@ -54,7 +82,11 @@ describe('RemoteExecutionContext builder', () => {
 
   it('builds an asynchronous post-operation Create context with Target, the parent main operation, and the documented members', () => {
     const ctx = buildRemoteExecutionContext(input());
-    assert.deepEqual(Object.keys(ctx), [...Object.keys(ctx)].sort(), 'members in alphabetical order, as the data contract serializer writes them');
+    assert.deepEqual(
+      Object.keys(ctx),
+      [...Object.keys(ctx)].sort(),
+      'members in alphabetical order, as the data contract serializer writes them',
+    );
     assert.equal(ctx['MessageName'], 'Create');
     assert.equal(ctx['Stage'], 40);
     assert.equal(ctx['Mode'], 1);
@@ -66,10 +98,15 @@ describe('RemoteExecutionContext builder', () => {
     assert.equal(target!.key, 'Target');
     assert.equal(target!.value['__type'], 'Entity:http://schemas.microsoft.com/xrm/2011/Contracts');
     assert.equal(target!.value['LogicalName'], 'msdyncrm_customerjourneycustomchannelactivity');
-    const attrs = Object.fromEntries((target!.value['Attributes'] as Array<{ key: string; value: unknown }>).map((a) => [a.key, a.value]));
+    const attrs = Object.fromEntries(
+      (target!.value['Attributes'] as Array<{ key: string; value: unknown }>).map((a) => [a.key, a.value]),
+    );
     assert.equal(attrs['msdyncrm_entitytype'], 'sample_specialmessage');
     assert.equal((attrs['msdyncrm_contact'] as Record<string, unknown>)['LogicalName'], 'contact');
-    assert.deepEqual(target!.value['FormattedValues'], [{ key: 'statecode', value: 'Active' }, { key: 'statuscode', value: 'Active' }]);
+    assert.deepEqual(target!.value['FormattedValues'], [
+      { key: 'statecode', value: 'Active' },
+      { key: 'statuscode', value: 'Active' },
+    ]);
     const parent = ctx['ParentContext'] as Record<string, unknown>;
     assert.equal(parent['Stage'], 30);
     assert.equal(parent['ParentContext'], null);
@@ -87,7 +124,14 @@ describe('RemoteExecutionContext builder', () => {
   it('drops ParentContext, InputParameters and images above 192 KB, as Dataverse does', () => {
     const small = fitContext(buildRemoteExecutionContext(input()));
     assert.equal(small.trimmed, false);
-    const big = fitContext(buildRemoteExecutionContext(input({ msdyncrm_customerjourneycustomchannelactivityid: ROW_ID, msdyncrm_name: 'x'.repeat(MAX_CONTEXT_BYTES) })));
+    const big = fitContext(
+      buildRemoteExecutionContext(
+        input({
+          msdyncrm_customerjourneycustomchannelactivityid: ROW_ID,
+          msdyncrm_name: 'x'.repeat(MAX_CONTEXT_BYTES),
+        }),
+      ),
+    );
     assert.equal(big.trimmed, true);
     const parsed = JSON.parse(big.body) as Record<string, unknown>;
     assert.equal(parsed['ParentContext'], null);
@@ -96,7 +140,14 @@ describe('RemoteExecutionContext builder', () => {
   });
 
   it('sets the claims application properties', () => {
-    const props = claimsProperties({ organization: 'org.example', userId: 'u', initiatingUserId: 'i', entityLogicalName: 'contact', requestName: 'Create', trimmed: false });
+    const props = claimsProperties({
+      organization: 'org.example',
+      userId: 'u',
+      initiatingUserId: 'i',
+      entityLogicalName: 'contact',
+      requestName: 'Create',
+      trimmed: false,
+    });
     assert.deepEqual(props, {
       'http://schemas.microsoft.com/xrm/2011/Claims/Organization': 'org.example',
       'http://schemas.microsoft.com/xrm/2011/Claims/User': 'u',

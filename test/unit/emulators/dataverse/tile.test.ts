@@ -5,7 +5,7 @@ import { configPath } from '../../../../src/paths.js';
 
 const SAMPLE = readFileSync(configPath('tiles/sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'), 'utf8');
 
-describe("Dataverse emulator: its own reading of a tile XML", () => {
+describe('Dataverse emulator: its own reading of a tile XML', () => {
   it('reads the sample tile: table, set, compliance field and response types with the custom one', () => {
     const tile = readSeedTile(SAMPLE, 'sample');
     assert.equal(tile.entityType, 'sample_specialmessage');
@@ -23,15 +23,38 @@ describe("Dataverse emulator: its own reading of a tile XML", () => {
     ['not XML', '<LibraryTile><ChannelProperties>', /^t: the tile is not well-formed XML/],
     ['another document element', '<Tile/>', /^t: the document element must be <LibraryTile>/],
     ['no ChannelProperties', '<LibraryTile/>', /^t: <LibraryTile> has no <ChannelProperties>/],
-    ['no LookupViewId (the current docs require it)', SAMPLE.replace(/<LookupViewId>[^<]*<\/LookupViewId>/, ''), /^t: <ChannelProperties> has no <LookupViewId>/],
-    ['no ComplianceField', SAMPLE.replace(/<ComplianceField>[^<]*<\/ComplianceField>/, ''), /^t: <ChannelProperties> has no <ComplianceField>/],
-    ['a response type without an English label', SAMPLE.replace(/(<ResponseType id="sent"[^>]*>[\s\S]*?)locId="1033"/, '$1locId="1031"'), /^t: <ResponseType id="sent"> has no <Label locId="1033">/],
-    ['two response types with one id', SAMPLE.replace('id="delivered"', 'id="sent"'), /^t: two <ResponseType> elements have the id 'sent'/],
-    ['two custom response types', SAMPLE.replace('id="sent"', 'id="sent" custom="True"'), /only one response type may have custom="True"/],
+    [
+      'no LookupViewId (the current docs require it)',
+      SAMPLE.replace(/<LookupViewId>[^<]*<\/LookupViewId>/, ''),
+      /^t: <ChannelProperties> has no <LookupViewId>/,
+    ],
+    [
+      'no ComplianceField',
+      SAMPLE.replace(/<ComplianceField>[^<]*<\/ComplianceField>/, ''),
+      /^t: <ChannelProperties> has no <ComplianceField>/,
+    ],
+    [
+      'a response type without an English label',
+      SAMPLE.replace(/(<ResponseType id="sent"[^>]*>[\s\S]*?)locId="1033"/, '$1locId="1031"'),
+      /^t: <ResponseType id="sent"> has no <Label locId="1033">/,
+    ],
+    [
+      'two response types with one id',
+      SAMPLE.replace('id="delivered"', 'id="sent"'),
+      /^t: two <ResponseType> elements have the id 'sent'/,
+    ],
+    [
+      'two custom response types',
+      SAMPLE.replace('id="sent"', 'id="sent" custom="True"'),
+      /only one response type may have custom="True"/,
+    ],
   ];
   for (const [name, xml, message] of refusals) {
     it(`refuses ${name}`, () => {
-      assert.throws(() => readSeedTile(xml, 't'), (err: unknown) => err instanceof SeedTileError && message.test(err.message));
+      assert.throws(
+        () => readSeedTile(xml, 't'),
+        (err: unknown) => err instanceof SeedTileError && message.test(err.message),
+      );
     });
   }
 });

@@ -48,7 +48,16 @@ describe('provider simulators: one call (latency and faults, fake timers)', () =
     sender,
     execute: (now: number) => ({
       reply: { status: 200, body: { ok: true } },
-      accepted: { time: now, provider: 'contract' as const, channel: 'c', path: '/contract/c/messages', sender, recipient: 'r', text: 't', providerMessageId: 'm1' },
+      accepted: {
+        time: now,
+        provider: 'contract' as const,
+        channel: 'c',
+        path: '/contract/c/messages',
+        sender,
+        recipient: 'r',
+        text: 't',
+        providerMessageId: 'm1',
+      },
     }),
   });
 

@@ -11,7 +11,11 @@ describe('Twilio simulator: segments and the sender queue', () => {
     ['UCS-2 70', 'ж'.repeat(70), 1],
     ['UCS-2 71', 'ж'.repeat(71), 2],
     ['a surrogate pair stays whole: 66 + 😀 + 66', `${'a'.repeat(66)}\u{1F600}${'a'.repeat(66)}`, 3],
-    ['a grapheme stays whole: 61 + 👨‍👩‍👧 + 65', `${'a'.repeat(61)}\u{1F468}\u200D\u{1F469}\u200D\u{1F467}${'a'.repeat(65)}`, 3],
+    [
+      'a grapheme stays whole: 61 + 👨‍👩‍👧 + 65',
+      `${'a'.repeat(61)}\u{1F468}\u200D\u{1F469}\u200D\u{1F467}${'a'.repeat(65)}`,
+      3,
+    ],
   ];
   for (const [name, body, n] of cases) it(`counts ${name}: ${n}`, () => assert.equal(smsSegments(body), n));
 
@@ -25,7 +29,11 @@ describe('Twilio simulator: segments and the sender queue', () => {
     const idle = new SegmentQueue(1000);
     assert.deepEqual(idle.enqueue(0, 5, 2), { firstAt: 0, queuedMs: 0 });
     assert.equal(idle.waiting(0), 3);
-    assert.deepEqual(idle.enqueue(3000, 2, 2, () => false), { firstAt: 3000, queuedMs: 0 }, 'free again 3 windows later');
+    assert.deepEqual(
+      idle.enqueue(3000, 2, 2, () => false),
+      { firstAt: 3000, queuedMs: 0 },
+      'free again 3 windows later',
+    );
     assert.equal(idle.waiting(3000), 0);
   });
 
@@ -33,10 +41,18 @@ describe('Twilio simulator: segments and the sender queue', () => {
     const q = new SegmentQueue(1000);
     q.enqueue(0, 3, 1);
     const seen: number[] = [];
-    assert.deepEqual(q.enqueue(0, 2, 1, (p) => (seen.push(p.firstAt), false)), { firstAt: 3000, queuedMs: 3000 }, 'told where it would go');
+    assert.deepEqual(
+      q.enqueue(0, 2, 1, (p) => (seen.push(p.firstAt), false)),
+      { firstAt: 3000, queuedMs: 3000 },
+      'told where it would go',
+    );
     assert.deepEqual(seen, [3000]);
-    assert.equal(q.waiting(0), 2, 'only the first message\'s queued segments');
-    assert.deepEqual(q.enqueue(0, 1, 1), { firstAt: 3000, queuedMs: 3000 }, 'the next one takes the place the refused one would have had');
+    assert.equal(q.waiting(0), 2, "only the first message's queued segments");
+    assert.deepEqual(
+      q.enqueue(0, 1, 1),
+      { firstAt: 3000, queuedMs: 3000 },
+      'the next one takes the place the refused one would have had',
+    );
   });
 
   it('queues in time linear in the queue: 20,000 queued sends cost about 10 times as much as 2,000, not 100 times', () => {
@@ -56,6 +72,9 @@ describe('Twilio simulator: segments and the sender queue', () => {
     const best = (n: number): number => Math.min(fill(n), fill(n), fill(n));
     const ratio = best(20_000) / best(2000);
     // Measured on a loaded machine: 20 to 45 here, over 200 for a queue copied and scanned at each send.
-    assert.ok(ratio < 80, `20,000 sends took ${ratio.toFixed(1)} times as long as 2,000 (linear: about 10; quadratic: about 100)`);
+    assert.ok(
+      ratio < 80,
+      `20,000 sends took ${ratio.toFixed(1)} times as long as 2,000 (linear: about 10; quadratic: about 100)`,
+    );
   });
 });

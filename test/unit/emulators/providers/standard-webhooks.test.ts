@@ -17,26 +17,128 @@ describe('provider simulators: Standard Webhooks verification', () => {
   const base = { secrets: [SPEC_SECRET], body: SPEC_BODY, nowSeconds: SPEC_TS };
 
   it('verifies the specification example', () => {
-    assert.deepEqual(verifyStandardWebhook({ ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }), { ok: true });
+    assert.deepEqual(
+      verifyStandardWebhook({
+        ...base,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      }),
+      { ok: true },
+    );
     assert.equal(sign(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY), SPEC_SIGNATURE);
   });
 
   const table: Array<[string, Parameters<typeof verifyStandardWebhook>[0], RegExp | true]> = [
-    ['missing id', { ...base, headers: { timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /missing webhook-id/],
-    ['missing timestamp', { ...base, headers: { id: SPEC_ID, signature: SPEC_SIGNATURE } }, /missing webhook-timestamp/],
-    ['missing signature', { ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS) } }, /missing webhook-signature/],
-    ['timestamp not seconds', { ...base, headers: { id: SPEC_ID, timestamp: '2021-02-25', signature: SPEC_SIGNATURE } }, /must be Unix seconds/],
-    ['timestamp 301 s old', { ...base, nowSeconds: SPEC_TS + 301, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /301 s from now \(tolerance 300 s\)/],
-    ['timestamp 300 s old', { ...base, nowSeconds: SPEC_TS + 300, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, true],
-    ['timestamp in the future', { ...base, nowSeconds: SPEC_TS - 301, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /-301 s from now/],
-    ['custom tolerance', { ...base, nowSeconds: SPEC_TS + 20, toleranceSeconds: 10, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /tolerance 10 s/],
-    ['other id', { ...base, headers: { id: 'msg_other', timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /no webhook-signature entry matches/],
-    ['changed body', { ...base, body: '{"test": 2432232315}', headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, /no webhook-signature entry matches/],
-    ['v2 only', { ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE.replace('v1,', 'v2,') } }, /no 'v1,<base64>' entry/],
-    ['one good among several', { ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: `v1,Zm9v v1a,xx ${SPEC_SIGNATURE}` } }, true],
-    ['rotated secrets', { ...base, secrets: ['whsec_b2xkIHNlY3JldA==', SPEC_SECRET], headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, true],
-    ['bare base64 secret', { ...base, secrets: [SPEC_SECRET.slice(6)], headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, true],
-    ['a Buffer body', { ...base, body: Buffer.from(SPEC_BODY), headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } }, true],
+    [
+      'missing id',
+      { ...base, headers: { timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } },
+      /missing webhook-id/,
+    ],
+    [
+      'missing timestamp',
+      { ...base, headers: { id: SPEC_ID, signature: SPEC_SIGNATURE } },
+      /missing webhook-timestamp/,
+    ],
+    [
+      'missing signature',
+      { ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS) } },
+      /missing webhook-signature/,
+    ],
+    [
+      'timestamp not seconds',
+      { ...base, headers: { id: SPEC_ID, timestamp: '2021-02-25', signature: SPEC_SIGNATURE } },
+      /must be Unix seconds/,
+    ],
+    [
+      'timestamp 301 s old',
+      {
+        ...base,
+        nowSeconds: SPEC_TS + 301,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      /301 s from now \(tolerance 300 s\)/,
+    ],
+    [
+      'timestamp 300 s old',
+      {
+        ...base,
+        nowSeconds: SPEC_TS + 300,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      true,
+    ],
+    [
+      'timestamp in the future',
+      {
+        ...base,
+        nowSeconds: SPEC_TS - 301,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      /-301 s from now/,
+    ],
+    [
+      'custom tolerance',
+      {
+        ...base,
+        nowSeconds: SPEC_TS + 20,
+        toleranceSeconds: 10,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      /tolerance 10 s/,
+    ],
+    [
+      'other id',
+      { ...base, headers: { id: 'msg_other', timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE } },
+      /no webhook-signature entry matches/,
+    ],
+    [
+      'changed body',
+      {
+        ...base,
+        body: '{"test": 2432232315}',
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      /no webhook-signature entry matches/,
+    ],
+    [
+      'v2 only',
+      {
+        ...base,
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE.replace('v1,', 'v2,') },
+      },
+      /no 'v1,<base64>' entry/,
+    ],
+    [
+      'one good among several',
+      { ...base, headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: `v1,Zm9v v1a,xx ${SPEC_SIGNATURE}` } },
+      true,
+    ],
+    [
+      'rotated secrets',
+      {
+        ...base,
+        secrets: ['whsec_b2xkIHNlY3JldA==', SPEC_SECRET],
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      true,
+    ],
+    [
+      'bare base64 secret',
+      {
+        ...base,
+        secrets: [SPEC_SECRET.slice(6)],
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      true,
+    ],
+    [
+      'a Buffer body',
+      {
+        ...base,
+        body: Buffer.from(SPEC_BODY),
+        headers: { id: SPEC_ID, timestamp: String(SPEC_TS), signature: SPEC_SIGNATURE },
+      },
+      true,
+    ],
   ];
   for (const [name, options, expected] of table) {
     it(name, () => {

@@ -15,7 +15,10 @@ describe('Service Bus emulator available queue', () => {
     q.putBack(m[2]!);
     q.putBack(m[0]!);
     assert.equal(q.size, 4);
-    assert.deepEqual([q.take(), q.take(), q.take(), q.take()].map((x) => x!.seq), [1, 3, 4, 5]);
+    assert.deepEqual(
+      [q.take(), q.take(), q.take(), q.take()].map((x) => x!.seq),
+      [1, 3, 4, 5],
+    );
     assert.equal(q.take(), undefined);
     assert.equal(q.size, 0);
   });
@@ -29,7 +32,10 @@ describe('Service Bus emulator available queue', () => {
     assert.equal(q.size, 2);
     const first = q.take()!;
     q.putBack(first);
-    assert.deepEqual([q.take(), q.take(), q.take()].map((x) => x?.seq), [1, 3, undefined]);
+    assert.deepEqual(
+      [q.take(), q.take(), q.take()].map((x) => x?.seq),
+      [1, 3, undefined],
+    );
   });
 
   it('stays correct over many cycles (FIFO compaction)', () => {
@@ -40,6 +46,9 @@ describe('Service Bus emulator available queue', () => {
       for (let i = 0; i < 100; i++) q.push(msg(seq++));
       for (let i = 0; i < 100; i++) seen.push(q.take()!.seq);
     }
-    assert.deepEqual(seen, Array.from({ length: 5000 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 5000 }, (_, i) => i + 1),
+    );
   });
 });

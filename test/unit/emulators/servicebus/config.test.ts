@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { configPath } from '../../../../src/paths.js';
-import { isServiceBusEmulatorConfigError, loadEmulatorConfigFile, parseEmulatorConfig, type ConfigRanges } from '../../../../src/emulators/servicebus/index.js';
+import {
+  isServiceBusEmulatorConfigError,
+  loadEmulatorConfigFile,
+  parseEmulatorConfig,
+  type ConfigRanges,
+} from '../../../../src/emulators/servicebus/index.js';
 import { formatIsoDuration, parseIsoDuration } from '../../../../src/duration.js';
 
 function config(namespace: object): object {
@@ -53,7 +58,9 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
   });
 
   it("applies Microsoft's defaults", () => {
-    const ns = parseEmulatorConfig(config({ Queues: [{ Name: 'q' }], Topics: [{ Name: 't', Subscriptions: [{ Name: 's' }] }] }));
+    const ns = parseEmulatorConfig(
+      config({ Queues: [{ Name: 'q' }], Topics: [{ Name: 't', Subscriptions: [{ Name: 's' }] }] }),
+    );
     assert.deepEqual(ns.queues[0], {
       name: 'q',
       lockDurationMs: 60_000,
@@ -72,7 +79,16 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     const found = issues(
       config({
         Queues: [
-          { Name: 'q', Properties: { LockDuration: 'PT1S', MaxDeliveryCount: 11, DefaultMessageTimeToLive: 'PT2H', RequiresSession: 'yes', Colour: 'red' } },
+          {
+            Name: 'q',
+            Properties: {
+              LockDuration: 'PT1S',
+              MaxDeliveryCount: 11,
+              DefaultMessageTimeToLive: 'PT2H',
+              RequiresSession: 'yes',
+              Colour: 'red',
+            },
+          },
         ],
       }),
       true,
@@ -93,29 +109,103 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     const p = '$.UserConfig.Namespaces[0].Queues[0].Properties';
     const s = '$.UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties';
     const queue = (props: object) => config({ Queues: [{ Name: 'q', Properties: props }] });
-    const subscription = (props: object) => config({ Topics: [{ Name: 't', Subscriptions: [{ Name: 's', Properties: props }] }] });
+    const subscription = (props: object) =>
+      config({ Topics: [{ Name: 't', Subscriptions: [{ Name: 's', Properties: props }] }] });
     /** [what, file, path, Azure's verdict (undefined: accepted), Microsoft's emulator's verdict]. */
     const cases: Array<[string, object, string, RegExp | undefined, RegExp | undefined]> = [
-      ['duplicate window PT10M', queue({ DuplicateDetectionHistoryTimeWindow: 'PT10M' }), `${p}.DuplicateDetectionHistoryTimeWindow`, undefined, /from PT5S to PT5M \(Microsoft's .*\), found PT10M/],
-      ['duplicate window PT5S', queue({ DuplicateDetectionHistoryTimeWindow: 'PT5S' }), `${p}.DuplicateDetectionHistoryTimeWindow`, /from PT20S to PT168H \(Azure Service Bus's range\), found PT5S/, undefined],
-      ['duplicate window P8D', queue({ DuplicateDetectionHistoryTimeWindow: 'P8D' }), `${p}.DuplicateDetectionHistoryTimeWindow`, /from PT20S to PT168H \(Azure/, /from PT5S to PT5M \(Microsoft's/],
-      ['queue lock PT4S', queue({ LockDuration: 'PT4S' }), `${p}.LockDuration`, /from PT5S to PT5M \(Azure/, /from PT5S to PT5M \(Microsoft's/],
+      [
+        'duplicate window PT10M',
+        queue({ DuplicateDetectionHistoryTimeWindow: 'PT10M' }),
+        `${p}.DuplicateDetectionHistoryTimeWindow`,
+        undefined,
+        /from PT5S to PT5M \(Microsoft's .*\), found PT10M/,
+      ],
+      [
+        'duplicate window PT5S',
+        queue({ DuplicateDetectionHistoryTimeWindow: 'PT5S' }),
+        `${p}.DuplicateDetectionHistoryTimeWindow`,
+        /from PT20S to PT168H \(Azure Service Bus's range\), found PT5S/,
+        undefined,
+      ],
+      [
+        'duplicate window P8D',
+        queue({ DuplicateDetectionHistoryTimeWindow: 'P8D' }),
+        `${p}.DuplicateDetectionHistoryTimeWindow`,
+        /from PT20S to PT168H \(Azure/,
+        /from PT5S to PT5M \(Microsoft's/,
+      ],
+      [
+        'queue lock PT4S',
+        queue({ LockDuration: 'PT4S' }),
+        `${p}.LockDuration`,
+        /from PT5S to PT5M \(Azure/,
+        /from PT5S to PT5M \(Microsoft's/,
+      ],
       ['queue lock PT30S', queue({ LockDuration: 'PT30S' }), `${p}.LockDuration`, undefined, undefined],
-      ['subscription lock PT30S', subscription({ LockDuration: 'PT30S' }), `${s}.LockDuration`, undefined, /from PT1M to PT5M \(Microsoft's/],
-      ['subscription lock PT6M', subscription({ LockDuration: 'PT6M' }), `${s}.LockDuration`, /from PT5S to PT5M \(Azure/, /from PT1M to PT5M \(Microsoft's/],
-      ['TTL P14D', queue({ DefaultMessageTimeToLive: 'P14D' }), `${p}.DefaultMessageTimeToLive`, undefined, /from PT5M to PT1H \(Microsoft's/],
-      ['TTL PT2S', queue({ DefaultMessageTimeToLive: 'PT2S' }), `${p}.DefaultMessageTimeToLive`, undefined, /from PT5M to PT1H/],
-      ['TTL PT0.5S', queue({ DefaultMessageTimeToLive: 'PT0.5S' }), `${p}.DefaultMessageTimeToLive`, /from PT1S to .* \(Azure Service Bus's range\), found PT0\.5S/, /from PT5M to PT1H/],
-      ['MaxDeliveryCount 2000', queue({ MaxDeliveryCount: 2000 }), `${p}.MaxDeliveryCount`, undefined, /integer from 1 to 10 \(Microsoft's/],
-      ['MaxDeliveryCount 0', queue({ MaxDeliveryCount: 0 }), `${p}.MaxDeliveryCount`, /integer from 1 to 2147483647 \(Azure/, /integer from 1 to 10/],
+      [
+        'subscription lock PT30S',
+        subscription({ LockDuration: 'PT30S' }),
+        `${s}.LockDuration`,
+        undefined,
+        /from PT1M to PT5M \(Microsoft's/,
+      ],
+      [
+        'subscription lock PT6M',
+        subscription({ LockDuration: 'PT6M' }),
+        `${s}.LockDuration`,
+        /from PT5S to PT5M \(Azure/,
+        /from PT1M to PT5M \(Microsoft's/,
+      ],
+      [
+        'TTL P14D',
+        queue({ DefaultMessageTimeToLive: 'P14D' }),
+        `${p}.DefaultMessageTimeToLive`,
+        undefined,
+        /from PT5M to PT1H \(Microsoft's/,
+      ],
+      [
+        'TTL PT2S',
+        queue({ DefaultMessageTimeToLive: 'PT2S' }),
+        `${p}.DefaultMessageTimeToLive`,
+        undefined,
+        /from PT5M to PT1H/,
+      ],
+      [
+        'TTL PT0.5S',
+        queue({ DefaultMessageTimeToLive: 'PT0.5S' }),
+        `${p}.DefaultMessageTimeToLive`,
+        /from PT1S to .* \(Azure Service Bus's range\), found PT0\.5S/,
+        /from PT5M to PT1H/,
+      ],
+      [
+        'MaxDeliveryCount 2000',
+        queue({ MaxDeliveryCount: 2000 }),
+        `${p}.MaxDeliveryCount`,
+        undefined,
+        /integer from 1 to 10 \(Microsoft's/,
+      ],
+      [
+        'MaxDeliveryCount 0',
+        queue({ MaxDeliveryCount: 0 }),
+        `${p}.MaxDeliveryCount`,
+        /integer from 1 to 2147483647 \(Azure/,
+        /integer from 1 to 10/,
+      ],
     ];
     for (const [what, raw, at, azure, microsoft] of cases) {
       it(`${what}: Azure ${azure ? 'refuses' : 'accepts'}, Microsoft's emulator ${microsoft ? 'refuses' : 'accepts'}`, () => {
-        for (const [ranges, verdict] of [['azure', azure], ['microsoft-emulator', microsoft]] as const) {
+        for (const [ranges, verdict] of [
+          ['azure', azure],
+          ['microsoft-emulator', microsoft],
+        ] as const) {
           const found = issues(raw, true, ranges);
           if (verdict === undefined) assert.deepEqual(found, [], ranges);
           else {
-            assert.deepEqual(found.map((i) => i.path), [at], ranges);
+            assert.deepEqual(
+              found.map((i) => i.path),
+              [at],
+              ranges,
+            );
             assert.match(found[0]!.reason, verdict, ranges);
           }
         }
@@ -125,10 +215,20 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     it("Microsoft's emulator also fixes the namespace name and counts entities; Azure's set does not", () => {
       const named = { UserConfig: { Namespaces: [{ Name: 'relay', Queues: [{ Name: 'q' }] }] } };
       assert.deepEqual(issues(named, true, 'azure'), []);
-      assert.deepEqual(issues(named, true, 'microsoft-emulator'), [{ path: '$.UserConfig.Namespaces[0].Name', reason: `expected "sbemulatorns" (Microsoft's Service Bus emulator's range (its Config-schema.json)), found "relay"` }]);
+      assert.deepEqual(issues(named, true, 'microsoft-emulator'), [
+        {
+          path: '$.UserConfig.Namespaces[0].Name',
+          reason: `expected "sbemulatorns" (Microsoft's Service Bus emulator's range (its Config-schema.json)), found "relay"`,
+        },
+      ]);
       const many = config({ Queues: Array.from({ length: 51 }, (_, i) => ({ Name: `q${i}` })) });
       assert.deepEqual(issues(many, true, 'azure'), []);
-      assert.deepEqual(issues(many, true, 'microsoft-emulator').map((i) => i.reason), [`expected at most 50 queues and topics together (Microsoft's Service Bus emulator's range (its Config-schema.json)), found 51`]);
+      assert.deepEqual(
+        issues(many, true, 'microsoft-emulator').map((i) => i.reason),
+        [
+          `expected at most 50 queues and topics together (Microsoft's Service Bus emulator's range (its Config-schema.json)), found 51`,
+        ],
+      );
     });
 
     it('a file: the error names the file, the key, the range and the set; --ranges picks the set', () => {
@@ -143,7 +243,9 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
             isServiceBusEmulatorConfigError(err) &&
             err.source === file &&
             err.message.includes(`${file}: Service Bus emulator configuration has 1 problem`) &&
-            err.message.includes(`${p}.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M (Microsoft's Service Bus emulator's range (its Config-schema.json)), found PT10M`),
+            err.message.includes(
+              `${p}.DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M (Microsoft's Service Bus emulator's range (its Config-schema.json)), found PT10M`,
+            ),
         );
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -152,13 +254,20 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
 
     it("the project's config/servicebus-emulator.json keeps Azure's ranges (a PT10M window); compose's file keeps Microsoft's emulator's", () => {
       assert.doesNotThrow(() => loadEmulatorConfigFile(configPath('servicebus-emulator.json'), 'azure'));
-      assert.throws(() => loadEmulatorConfigFile(configPath('servicebus-emulator.json'), 'microsoft-emulator'), /DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M/);
-      assert.doesNotThrow(() => loadEmulatorConfigFile(configPath('compose', 'servicebus-emulator.json'), 'microsoft-emulator'));
+      assert.throws(
+        () => loadEmulatorConfigFile(configPath('servicebus-emulator.json'), 'microsoft-emulator'),
+        /DuplicateDetectionHistoryTimeWindow: expected a duration from PT5S to PT5M/,
+      );
+      assert.doesNotThrow(() =>
+        loadEmulatorConfigFile(configPath('compose', 'servicebus-emulator.json'), 'microsoft-emulator'),
+      );
     });
   });
 
   it('allows small durations in configuration given in code (relaxed), not in files', () => {
-    const raw = config({ Queues: [{ Name: 'q', Properties: { LockDuration: 'PT0.1S', DefaultMessageTimeToLive: 'PT0.2S' } }] });
+    const raw = config({
+      Queues: [{ Name: 'q', Properties: { LockDuration: 'PT0.1S', DefaultMessageTimeToLive: 'PT0.2S' } }],
+    });
     assert.equal(parseEmulatorConfig(raw, { strict: false }).queues[0]!.lockDurationMs, 100);
     assert.equal(issues(raw, true, 'azure').length, 2);
     assert.equal(issues(raw, true, 'microsoft-emulator').length, 2);
@@ -195,9 +304,18 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     assert.ok(paths.includes(`${t}[0].Subscriptions`), 'a topic needs a subscription');
     assert.ok(paths.includes(`${t}[1].Subscriptions[0].Rules[0].Properties.SqlFilter.SqlExpression`), 'SQL filter');
     assert.ok(paths.includes(`${t}[1].Subscriptions[0].Rules[1].Properties.FilterType`), 'filter type');
-    assert.ok(paths.includes(`${t}[1].Subscriptions[0].Rules[2].Properties.CorrelationFilter`), 'empty correlation filter');
-    assert.deepEqual(issues({ UserConfig: { Namespaces: [] } }).map((i) => i.path), ['$.UserConfig.Namespaces']);
-    assert.deepEqual(issues([]).map((i) => i.path), ['$']);
+    assert.ok(
+      paths.includes(`${t}[1].Subscriptions[0].Rules[2].Properties.CorrelationFilter`),
+      'empty correlation filter',
+    );
+    assert.deepEqual(
+      issues({ UserConfig: { Namespaces: [] } }).map((i) => i.path),
+      ['$.UserConfig.Namespaces'],
+    );
+    assert.deepEqual(
+      issues([]).map((i) => i.path),
+      ['$'],
+    );
   });
 
   it('reads correlation filters, with Label as the subject and user properties', () => {
@@ -210,7 +328,13 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
               {
                 Name: 's',
                 Rules: [
-                  { Name: 'r', Properties: { FilterType: 'Correlation', CorrelationFilter: { Label: 'sms', CorrelationId: '', Properties: { tier: 'gold', n: 2 } } } },
+                  {
+                    Name: 'r',
+                    Properties: {
+                      FilterType: 'Correlation',
+                      CorrelationFilter: { Label: 'sms', CorrelationId: '', Properties: { tier: 'gold', n: 2 } },
+                    },
+                  },
                   { Name: 'all', Properties: { FilterType: 'Sql', SqlFilter: { SqlExpression: '1=1' } } },
                 ],
               },
@@ -230,7 +354,11 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     try {
       const file = path.join(dir, 'Config.json');
       writeFileSync(file, '{ not json');
-      assert.throws(() => loadEmulatorConfigFile(file), (err: unknown) => isServiceBusEmulatorConfigError(err) && err.source === file && /not valid JSON/.test(err.message));
+      assert.throws(
+        () => loadEmulatorConfigFile(file),
+        (err: unknown) =>
+          isServiceBusEmulatorConfigError(err) && err.source === file && /not valid JSON/.test(err.message),
+      );
       assert.throws(() => loadEmulatorConfigFile(path.join(dir, 'missing.json')), /cannot read the file/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -25,7 +25,11 @@ describe('Service Bus emulator correlation filters', () => {
   const cases: Array<[string, CorrelationFilter, boolean]> = [
     ['subject (Label)', { subject: 'sms' }, true],
     ['subject mismatch', { subject: 'email' }, false],
-    ['several system properties', { correlationId: 'c1', to: 'provider-a', sessionId: 's1', contentType: 'application/json' }, true],
+    [
+      'several system properties',
+      { correlationId: 'c1', to: 'provider-a', sessionId: 's1', contentType: 'application/json' },
+      true,
+    ],
     ['one of several mismatches', { correlationId: 'c1', replyTo: 'other' }, false],
     ['user property', { properties: { tier: 'gold' } }, true],
     ['user number given as a number', { properties: { attempts: 3 } }, true],
@@ -43,7 +47,16 @@ describe('Service Bus emulator correlation filters', () => {
   it('takes a message when any rule matches; no rules or a true rule take everything', () => {
     assert.equal(subscriptionAccepts([], message), true);
     assert.equal(subscriptionAccepts([{ name: 'all' }], message), true);
-    assert.equal(subscriptionAccepts([{ name: 'a', filter: { subject: 'no' } }, { name: 'b', filter: { to: 'provider-a' } }], message), true);
+    assert.equal(
+      subscriptionAccepts(
+        [
+          { name: 'a', filter: { subject: 'no' } },
+          { name: 'b', filter: { to: 'provider-a' } },
+        ],
+        message,
+      ),
+      true,
+    );
     assert.equal(subscriptionAccepts([{ name: 'a', filter: { subject: 'no' } }], message), false);
   });
 

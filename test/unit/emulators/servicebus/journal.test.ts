@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RECORD, enqueueRecord, nextSeqRecord, seqRecord, sessionStateRecord, splitRecords } from '../../../../src/emulators/servicebus/journal-codec.js';
+import {
+  RECORD,
+  enqueueRecord,
+  nextSeqRecord,
+  seqRecord,
+  sessionStateRecord,
+  splitRecords,
+} from '../../../../src/emulators/servicebus/journal-codec.js';
 import { JOURNAL_FILE, Journal, replayJournal } from '../../../../src/emulators/servicebus/journal.js';
 import type { StoredMessage } from '../../../../src/emulators/servicebus/message.js';
 import { silentLogger } from '../../../../src/log.js';
@@ -17,7 +24,15 @@ function message(seq: number, extra: Partial<StoredMessage> = {}): StoredMessage
     state: 'active',
     scheduledAt: undefined,
     props: { messageId: `m${seq}`, sessionId: 's' },
-    wire: { durable: true, priority: 4, ttlMs: undefined, annotations: [Buffer.from([1, 2])], properties: Buffer.from([3]), applicationProperties: undefined, body: Buffer.from('body') },
+    wire: {
+      durable: true,
+      priority: 4,
+      ttlMs: undefined,
+      annotations: [Buffer.from([1, 2])],
+      properties: Buffer.from([3]),
+      applicationProperties: undefined,
+      body: Buffer.from('body'),
+    },
     deadLetterSource: undefined,
     removed: false,
     ...extra,
@@ -34,11 +49,20 @@ describe('Service Bus emulator journal', () => {
   it('replays the next sequence number of each store past removed messages and compaction watermarks', () => {
     writeFileSync(
       path.join(dir, JOURNAL_FILE),
-      Buffer.concat([nextSeqRecord('r', 9), enqueueRecord('q', message(5)), seqRecord(RECORD.remove, 'q', 5), nextSeqRecord('q', 3), enqueueRecord('r', message(2))]),
+      Buffer.concat([
+        nextSeqRecord('r', 9),
+        enqueueRecord('q', message(5)),
+        seqRecord(RECORD.remove, 'q', 5),
+        nextSeqRecord('q', 3),
+        enqueueRecord('r', message(2)),
+      ]),
     );
     const state = replayJournal(dir);
     assert.equal(state.messages.get('q')!.size, 0);
-    assert.deepEqual([...state.nextSeq].sort(), [['q', 6], ['r', 9]]);
+    assert.deepEqual([...state.nextSeq].sort(), [
+      ['q', 6],
+      ['r', 9],
+    ]);
   });
 
   it('replays enqueues, removals, deferrals and session states', () => {
@@ -61,7 +85,13 @@ describe('Service Bus emulator journal', () => {
     assert.deepEqual([...q.keys()], [2, 3]);
     assert.equal(q.get(3)!.state, 'deferred');
     assert.deepEqual(q.get(2), { ...message(2, { scheduledAt: 5000, state: 'scheduled', deadLetterSource: 'x' }) });
-    assert.deepEqual(state.sessionStates.get('q'), new Map([['s', Buffer.from('state')], ['t', undefined]]));
+    assert.deepEqual(
+      state.sessionStates.get('q'),
+      new Map([
+        ['s', Buffer.from('state')],
+        ['t', undefined],
+      ]),
+    );
   });
 
   it('cuts off a torn or corrupt tail and keeps what came before', () => {

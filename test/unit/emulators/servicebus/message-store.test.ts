@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import type { StoreSettings } from '../../../../src/emulators/servicebus/config.js';
-import { MessageStore, type Consumer, type Lock, type Session, type StoreJournal } from '../../../../src/emulators/servicebus/message-store.js';
+import {
+  MessageStore,
+  type Consumer,
+  type Lock,
+  type Session,
+  type StoreJournal,
+} from '../../../../src/emulators/servicebus/message-store.js';
 import type { IncomingMessage, StoredMessage } from '../../../../src/emulators/servicebus/message.js';
 
 class FakeConsumer implements Consumer {
@@ -27,13 +33,27 @@ class FakeConsumer implements Consumer {
 function incoming(body: string, sessionId?: string, ttlMs?: number): IncomingMessage {
   return {
     props: { messageId: body, ...(sessionId === undefined ? {} : { sessionId }) },
-    wire: { durable: false, priority: 4, ttlMs, annotations: [], properties: Buffer.alloc(0), applicationProperties: undefined, body: Buffer.from(body) },
+    wire: {
+      durable: false,
+      priority: 4,
+      ttlMs,
+      annotations: [],
+      properties: Buffer.alloc(0),
+      applicationProperties: undefined,
+      body: Buffer.from(body),
+    },
     scheduledAt: undefined,
     size: body.length,
   };
 }
 
-const SETTINGS: StoreSettings = { lockDurationMs: 1000, maxDeliveryCount: 2, defaultTtlMs: 60_000, deadLetterOnExpiration: false, requiresSession: false };
+const SETTINGS: StoreSettings = {
+  lockDurationMs: 1000,
+  maxDeliveryCount: 2,
+  defaultTtlMs: 60_000,
+  deadLetterOnExpiration: false,
+  requiresSession: false,
+};
 
 describe('Service Bus emulator entity (queue logic)', () => {
   let clock: sinon.SinonFakeTimers;
@@ -41,12 +61,24 @@ describe('Service Bus emulator entity (queue logic)', () => {
 
   beforeEach(() => {
     clock = sinon.useFakeTimers({ now: 1_000_000, toFake: ['Date'] });
-    journal = { enqueued: sinon.spy(), updated: sinon.spy(), removed: sinon.spy(), deferred: sinon.spy(), sessionState: sinon.spy() };
+    journal = {
+      enqueued: sinon.spy(),
+      updated: sinon.spy(),
+      removed: sinon.spy(),
+      deferred: sinon.spy(),
+      sessionState: sinon.spy(),
+    };
   });
   afterEach(() => clock.restore());
 
   function store(settings: Partial<StoreSettings> = {}): MessageStore {
-    return new MessageStore({ path: 'q', name: 'q', settings: { ...SETTINGS, ...settings }, journal, withDeadLetter: true });
+    return new MessageStore({
+      path: 'q',
+      name: 'q',
+      settings: { ...SETTINGS, ...settings },
+      journal,
+      withDeadLetter: true,
+    });
   }
 
   it('shares messages between competing consumers within their credit, round robin', () => {
@@ -56,11 +88,20 @@ describe('Service Bus emulator entity (queue logic)', () => {
     s.addConsumer(a);
     s.addConsumer(b);
     for (const body of ['1', '2', '3', '4']) s.enqueue(incoming(body), Date.now());
-    assert.deepEqual(a.got.map((g) => g.msg.seq), [1, 3]);
-    assert.deepEqual(b.got.map((g) => g.msg.seq), [2]);
+    assert.deepEqual(
+      a.got.map((g) => g.msg.seq),
+      [1, 3],
+    );
+    assert.deepEqual(
+      b.got.map((g) => g.msg.seq),
+      [2],
+    );
     a.credit = 3;
     s.pump();
-    assert.deepEqual(a.got.map((g) => g.msg.seq), [1, 3, 4]);
+    assert.deepEqual(
+      a.got.map((g) => g.msg.seq),
+      [1, 3, 4],
+    );
     assert.equal(journal.enqueued.callCount, 4);
   });
 
@@ -108,7 +149,10 @@ describe('Service Bus emulator entity (queue logic)', () => {
     const c = new FakeConsumer('c', 5, true);
     s.addConsumer(c);
     s.pump();
-    assert.deepEqual(c.got.map((g) => [g.msg.props.messageId, g.lock]), [['long', undefined]]);
+    assert.deepEqual(
+      c.got.map((g) => [g.msg.props.messageId, g.lock]),
+      [['long', undefined]],
+    );
     assert.equal(s.messageCount, 0);
     assert.equal(journal.removed.callCount, 2);
   });
@@ -121,7 +165,10 @@ describe('Service Bus emulator entity (queue logic)', () => {
     const next = s.acceptSession(first, undefined, 1000, Date.now());
     assert.ok(!(next instanceof Promise) && next !== 'locked' && next.id === 'A');
     s.pump();
-    assert.deepEqual(first.got.map((g) => g.msg.props.messageId), ['a1']);
+    assert.deepEqual(
+      first.got.map((g) => g.msg.props.messageId),
+      ['a1'],
+    );
     assert.equal(s.acceptSession(new FakeConsumer('2', 1), 'A', 1000, Date.now()), 'locked');
 
     const waiter = new FakeConsumer('3', 10);
@@ -131,7 +178,10 @@ describe('Service Bus emulator entity (queue logic)', () => {
     s.enqueue(incoming('b1', 'B'), Date.now());
     assert.equal((await waiting)?.id, 'B');
     s.pump();
-    assert.deepEqual(waiter.got.map((g) => g.msg.props.messageId), ['b1']);
+    assert.deepEqual(
+      waiter.got.map((g) => g.msg.props.messageId),
+      ['b1'],
+    );
 
     const late = s.acceptSession(new FakeConsumer('4', 1), undefined, 500, Date.now());
     assert.ok(late instanceof Promise);
@@ -181,11 +231,22 @@ describe('Service Bus emulator entity (queue logic)', () => {
     clock.tick(600);
     s.tick(Date.now(), false);
     const granted = await Promise.all(waits);
-    assert.deepEqual(granted.map((g) => g?.id), ['S', undefined, undefined], 'one waiter got the session, the others timed out');
+    assert.deepEqual(
+      granted.map((g) => g?.id),
+      ['S', undefined, undefined],
+      'one waiter got the session, the others timed out',
+    );
     assert.deepEqual([waiters[0]!.session?.id, waiters[1]!.session, waiters[2]!.session], ['S', undefined, undefined]);
     waiters[0]!.credit = 10;
     s.pump();
-    assert.deepEqual(waiters[0]!.got.map((g) => [g.msg.props.messageId, g.msg.deliveryCount]), [['m1', 1], ['m2', 1], ['m3', 1]]);
+    assert.deepEqual(
+      waiters[0]!.got.map((g) => [g.msg.props.messageId, g.msg.deliveryCount]),
+      [
+        ['m1', 1],
+        ['m2', 1],
+        ['m3', 1],
+      ],
+    );
 
     s.removeConsumer(waiters[1]!, Date.now());
     assert.equal(waiters[0]!.session?.holder, waiters[0], 'a consumer that never held the session cannot release it');
@@ -228,6 +289,9 @@ describe('Service Bus emulator entity (queue logic)', () => {
     assert.equal(c.got.length, 1);
     clock.tick(500);
     s.tick(Date.now(), false);
-    assert.deepEqual(c.got.map((g) => g.msg.props.messageId), ['d', 'later']);
+    assert.deepEqual(
+      c.got.map((g) => g.msg.props.messageId),
+      ['d', 'later'],
+    );
   });
 });

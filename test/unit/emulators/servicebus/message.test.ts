@@ -11,7 +11,11 @@ import {
   type StoredMessage,
 } from '../../../../src/emulators/servicebus/message.js';
 
-const codec = rhea.message as unknown as { encode(m: object): Buffer; decode(b: Buffer): Record<string, unknown>; data_section(b: Buffer): unknown };
+const codec = rhea.message as unknown as {
+  encode(m: object): Buffer;
+  decode(b: Buffer): Record<string, unknown>;
+  data_section(b: Buffer): unknown;
+};
 
 function stored(bytes: Buffer, extra: Partial<StoredMessage> = {}): StoredMessage {
   const incoming = parseMessage(bytes);
@@ -82,7 +86,10 @@ describe('Service Bus emulator message wire handling', () => {
     const msg = stored(codec.encode({ application_properties: { keep: 1, change: 'old' }, body: 'b' }));
     const wire = withApplicationProperties(msg.wire, { change: 'new', DeadLetterReason: 'r' });
     assert.deepEqual(applicationPropertiesOf(wire), { keep: 1, change: 'new', DeadLetterReason: 'r' });
-    assert.deepEqual(applicationPropertiesOf(withApplicationProperties(stored(codec.encode({ body: 'b' })).wire, { a: true })), { a: true });
+    assert.deepEqual(
+      applicationPropertiesOf(withApplicationProperties(stored(codec.encode({ body: 'b' })).wire, { a: true })),
+      { a: true },
+    );
   });
 
   it('reads the scheduled enqueue time and unpacks batches', () => {
@@ -95,18 +102,38 @@ describe('Service Bus emulator message wire handling', () => {
     assert.ok(sections.length >= 1);
     const manual = Buffer.concat([
       ...[one, two].map((m) => {
-        const w = new (rhea.types as unknown as { Writer: new () => { write(v: unknown): void; toBuffer(): Buffer } }).Writer();
+        const w = new (
+          rhea.types as unknown as { Writer: new () => { write(v: unknown): void; toBuffer(): Buffer } }
+        ).Writer();
         w.write((codec.data_section(m) as { described(): unknown }).described());
         return w.toBuffer();
       }),
     ]);
-    assert.deepEqual(unpackBatch(manual).map((b) => codec.decode(b)['body']), ['one', 'two']);
+    assert.deepEqual(
+      unpackBatch(manual).map((b) => codec.decode(b)['body']),
+      ['one', 'two'],
+    );
   });
 
   it('skips AMQP values of every width and refuses truncated ones', () => {
-    const w = new (rhea.types as unknown as { Writer: new () => { write(v: unknown): void; toBuffer(): Buffer } }).Writer();
+    const w = new (
+      rhea.types as unknown as { Writer: new () => { write(v: unknown): void; toBuffer(): Buffer } }
+    ).Writer();
     const wrap = (rhea.types as unknown as { wrap(v: unknown): unknown }).wrap;
-    for (const v of [null, true, 7, 70000, 2 ** 40, 'text', 'x'.repeat(300), Buffer.alloc(3), [1, 'a'], { k: 'v' }, new Date(0)]) w.write(wrap(v));
+    for (const v of [
+      null,
+      true,
+      7,
+      70000,
+      2 ** 40,
+      'text',
+      'x'.repeat(300),
+      Buffer.alloc(3),
+      [1, 'a'],
+      { k: 'v' },
+      new Date(0),
+    ])
+      w.write(wrap(v));
     const all = w.toBuffer();
     let pos = 0;
     let count = 0;

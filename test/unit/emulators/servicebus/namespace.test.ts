@@ -11,7 +11,15 @@ const NO_JOURNAL: StoreJournal = { enqueued() {}, updated() {}, removed() {}, de
 function incoming(messageId: string): IncomingMessage {
   return {
     props: { messageId },
-    wire: { durable: false, priority: 4, ttlMs: undefined, annotations: [], properties: Buffer.alloc(0), applicationProperties: undefined, body: Buffer.from(messageId) },
+    wire: {
+      durable: false,
+      priority: 4,
+      ttlMs: undefined,
+      annotations: [],
+      properties: Buffer.alloc(0),
+      applicationProperties: undefined,
+      body: Buffer.from(messageId),
+    },
     scheduledAt: undefined,
     size: messageId.length,
   };
@@ -27,7 +35,13 @@ describe('Service Bus emulator namespace (duplicate detection)', () => {
     const definition = parseEmulatorConfig(
       {
         UserConfig: {
-          Namespaces: [{ Name: 'sbemulatorns', Queues: [{ Name: 'outbound', Properties: dedupe }], Topics: [{ Name: 'events', Properties: dedupe, Subscriptions: [{ Name: 'all' }] }] }],
+          Namespaces: [
+            {
+              Name: 'sbemulatorns',
+              Queues: [{ Name: 'outbound', Properties: dedupe }],
+              Topics: [{ Name: 'events', Properties: dedupe, Subscriptions: [{ Name: 'all' }] }],
+            },
+          ],
           Logging: { Type: 'Console' },
         },
       },
@@ -43,7 +57,14 @@ describe('Service Bus emulator namespace (duplicate detection)', () => {
   it('drops repeats within the window and forgets ids once it is over', () => {
     const queue = ns.sendTarget('outbound')!;
     const topic = ns.sendTarget('events')!;
-    assert.equal(ns.send(queue, Array.from({ length: 1000 }, (_, i) => incoming(`m${i}`)), Date.now()), 1000);
+    assert.equal(
+      ns.send(
+        queue,
+        Array.from({ length: 1000 }, (_, i) => incoming(`m${i}`)),
+        Date.now(),
+      ),
+      1000,
+    );
     assert.equal(ns.send(topic, [incoming('t1')], Date.now()), 1);
     clock.tick(9_000);
     assert.equal(ns.send(queue, [incoming('m1'), incoming('new')], Date.now()), 1, 'm1 is a repeat');

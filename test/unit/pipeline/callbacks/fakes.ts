@@ -3,9 +3,23 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel, type ChannelCallbacks } from '../../../../src/channels/index.js';
 import { createLogger, type Logger } from '../../../../src/log.js';
-import type { CallbackKey, CallbackKeys, CallbacksDeps, TwilioMessageFetcher } from '../../../../src/pipeline/callbacks/index.js';
+import type {
+  CallbackKey,
+  CallbackKeys,
+  CallbacksDeps,
+  TwilioMessageFetcher,
+} from '../../../../src/pipeline/callbacks/index.js';
 import type { TwilioMessage } from '../../../../src/providers/index.js';
-import type { ActivityRecord, CallbackDirectory, FoundContact, InteractionMessage, MarketingContext, OutboundMessage, QueueSender, Row } from '../../../../src/pipeline/index.js';
+import type {
+  ActivityRecord,
+  CallbackDirectory,
+  FoundContact,
+  InteractionMessage,
+  MarketingContext,
+  OutboundMessage,
+  QueueSender,
+  Row,
+} from '../../../../src/pipeline/index.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 
 export const PUBLIC_BASE = 'https://relay.example.com';
@@ -37,7 +51,13 @@ export const ROTATED_KEYS: CallbackKeys = { sign: KEYS.verify[1]!, verify: [KEYS
  * all before)[0..12]`, base64url.
  */
 export function legacyLinkCode(activityId: string, index: number, key: CallbackKey): string {
-  const head = Buffer.concat([Buffer.from([1, key.id.length]), Buffer.from(key.id), Buffer.from([0]), Buffer.from(activityId.replace(/-/g, ''), 'hex'), Buffer.from([index])]);
+  const head = Buffer.concat([
+    Buffer.from([1, key.id.length]),
+    Buffer.from(key.id),
+    Buffer.from([0]),
+    Buffer.from(activityId.replace(/-/g, ''), 'hex'),
+    Buffer.from([index]),
+  ]);
   const mac = createHmac('sha256', key.secret).update('lnk').update(head).digest().subarray(0, 12);
   return Buffer.concat([head, mac]).toString('base64url');
 }
@@ -86,12 +106,20 @@ const tile = (entityType: string): NonNullable<Channel['tile']> => ({
   entitySetName: `${entityType}es`,
   lookupViewId: '00000000-0000-0000-00aa-000010001003',
   complianceField: 'sample_optout',
-  responseTypes: ['sent', 'delivered', 'failed', 'opened', 'keyword'].map((id) => ({ id, custom: id === 'keyword', labels: {} })),
+  responseTypes: ['sent', 'delivered', 'failed', 'opened', 'keyword'].map((id) => ({
+    id,
+    custom: id === 'keyword',
+    labels: {},
+  })),
   customResponseType: 'keyword',
   labels: {},
 });
 
-const base = { rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0, perGroupMs: 0 }, timeoutMs: 1000, textField: 'sample_text' };
+const base = {
+  rateLimit: { messages: 1, intervalMs: 1000, concurrency: 1, perRecipientMs: 0, perGroupMs: 0 },
+  timeoutMs: 1000,
+  textField: 'sample_text',
+};
 
 export const SMS: Channel = {
   ...base,
@@ -136,7 +164,14 @@ export const RT: Channel = {
   callbacks: callbacks({ organizationId: 'f0000000-0000-4000-8000-0000000000aa' }),
 };
 /** A channel without callbacks: nothing comes back from it. */
-export const QUIET: Channel = { ...base, name: 'quiet', provider: { type: 'twilio', accountSid: 'AC2', authToken: 'quiet-token' }, sender: '+15550000001', senderKey: 'twilio:+15550000001', addressField: 'mobilephone' };
+export const QUIET: Channel = {
+  ...base,
+  name: 'quiet',
+  provider: { type: 'twilio', accountSid: 'AC2', authToken: 'quiet-token' },
+  sender: '+15550000001',
+  senderKey: 'twilio:+15550000001',
+  addressField: 'mobilephone',
+};
 
 export const CHANNELS = [SMS, TG, CT, RT, QUIET];
 
@@ -160,10 +195,15 @@ export class FakeDirectory implements CallbackDirectory {
   contacts: Row[] = [{ contactid: CONTACT, mobilephone: PHONE, sample_chatid: CHAT_ID, sample_optout: false }];
   /** Newest first. */
   activities: ActivityRecord[] = [activityRecord(context(2)), activityRecord(context(1))];
-  records = new Map<string, Row>([[context(1).entityId, { sample_text: 'Hi! See https://example.com/offer?x=1 and http://example.org/b' }], [context(2).entityId, { sample_text: 'Sale https://example.com/two' }]]);
+  records = new Map<string, Row>([
+    [context(1).entityId, { sample_text: 'Hi! See https://example.com/offer?x=1 and http://example.org/b' }],
+    [context(2).entityId, { sample_text: 'Sale https://example.com/two' }],
+  ]);
   updates: Array<{ contactId: string; values: Row }> = [];
   async contactsByAddress(field: string, address: string): Promise<FoundContact[]> {
-    return this.contacts.filter((c) => c[field] === address).map((row) => ({ contactId: row['contactid'] as string, row }));
+    return this.contacts
+      .filter((c) => c[field] === address)
+      .map((row) => ({ contactId: row['contactid'] as string, row }));
   }
   async latestActivities(contactId: string, entityType: string, top: number): Promise<ActivityRecord[]> {
     return this.activities.filter((a) => a.contactId === contactId && a.entityType === entityType).slice(0, top);
@@ -246,4 +286,15 @@ export function harness(overrides: Partial<CallbacksDeps> = {}): Harness {
 }
 
 /** Every secret and personal value the tests use: none may appear in a log line or an error body. */
-export const NEVER_SHOWN = [AUTH_TOKEN, OLD_AUTH_TOKEN, SHARED_KEY, TG_SECRET, TG_OLD_SECRET, WHSEC_NEW.slice(6), WHSEC_OLD.slice(6), PHONE, PHONE.slice(1), KEYS.sign.secret.toString('base64')];
+export const NEVER_SHOWN = [
+  AUTH_TOKEN,
+  OLD_AUTH_TOKEN,
+  SHARED_KEY,
+  TG_SECRET,
+  TG_OLD_SECRET,
+  WHSEC_NEW.slice(6),
+  WHSEC_OLD.slice(6),
+  PHONE,
+  PHONE.slice(1),
+  KEYS.sign.secret.toString('base64'),
+];

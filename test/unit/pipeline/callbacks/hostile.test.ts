@@ -26,7 +26,10 @@ async function validRequest(base: string): Promise<number> {
   const started = performance.now();
   const res = await fetch(`${base}${statusPath}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${statusPath}`, form) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${statusPath}`, form),
+    },
     body: form.toString(),
   });
   await res.arrayBuffer();
@@ -44,7 +47,9 @@ async function medianLatency(base: string, over = Infinity): Promise<number> {
   while (samples.length < SAMPLES && samples.filter((ms) => ms > over).length <= SAMPLES / 2) {
     samples.push(
       await validRequest(base).catch((err: Error) => {
-        throw new Error(`a valid request failed (${String(err.cause ?? err)}), after ${samples.length} answered in ${samples.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+        throw new Error(
+          `a valid request failed (${String(err.cause ?? err)}), after ${samples.length} answered in ${samples.map((ms) => ms.toFixed(0)).join(', ')} ms`,
+        );
       }),
     );
   }
@@ -90,13 +95,22 @@ Promise.all(Array.from({ length: clients }, client)).then(
  * The slowdown of a valid request (median latency under load / median latency idle) while `HOSTILE_CLIENTS` clients send
  * `hostile` back to back (from the first answer to one of them until the measurement ends); the statuses they got.
  */
-async function slowdownUnder(base: string, hostile: Hostile): Promise<{ ratio: number; idle: number; loaded: number; statuses: number[] }> {
+async function slowdownUnder(
+  base: string,
+  hostile: Hostile,
+): Promise<{ ratio: number; idle: number; loaded: number; statuses: number[] }> {
   for (let i = 0; i < 3; i += 1) await validRequest(base); // warm-up: connections, JIT
   const idle = await medianLatency(base);
-  const worker = new Worker(CLIENTS_WORKER, { eval: true, workerData: { ...hostile, url: `${base}${hostile.url}`, clients: HOSTILE_CLIENTS, maxRounds: MAX_ROUNDS } });
+  const worker = new Worker(CLIENTS_WORKER, {
+    eval: true,
+    workerData: { ...hostile, url: `${base}${hostile.url}`, clients: HOSTILE_CLIENTS, maxRounds: MAX_ROUNDS },
+  });
   const first = new Promise<void>((resolve) => worker.on('message', (m: { first?: boolean }) => m.first && resolve()));
   const done = new Promise<{ sent: number; statuses: number[]; error?: string }>((resolve, reject) => {
-    worker.on('message', (m: { done?: boolean; sent: number; statuses: number[]; error?: string }) => m.done && resolve(m));
+    worker.on(
+      'message',
+      (m: { done?: boolean; sent: number; statuses: number[]; error?: string }) => m.done && resolve(m),
+    );
     worker.on('error', reject);
   });
   let loaded: number;
@@ -109,11 +123,15 @@ async function slowdownUnder(base: string, hostile: Hostile): Promise<{ ratio: n
   const result = await done;
   await worker.terminate();
   assert.equal(result.error, undefined, 'the hostile clients ran without a network error');
-  assert.ok(result.sent > HOSTILE_CLIENTS, `the hostile requests kept coming during the measurement (${result.sent} sent)`);
+  assert.ok(
+    result.sent > HOSTILE_CLIENTS,
+    `the hostile requests kept coming during the measurement (${result.sent} sent)`,
+  );
   return { ratio: loaded / idle, idle, loaded, statuses: result.statuses };
 }
 
-const describeRatio = (r: { ratio: number; idle: number; loaded: number }): string => `${r.ratio.toFixed(1)}x (idle median ${r.idle.toFixed(1)} ms, under load ${r.loaded.toFixed(1)} ms)`;
+const describeRatio = (r: { ratio: number; idle: number; loaded: number }): string =>
+  `${r.ratio.toFixed(1)}x (idle median ${r.idle.toFixed(1)} ms, under load ${r.loaded.toFixed(1)} ms)`;
 
 describe('callbacks: hostile requests do not stall the service', function () {
   // Seconds with the fixes; minutes without them (the stalled service still answers every hostile request in flight).
@@ -133,9 +151,16 @@ describe('callbacks: hostile requests do not stall the service', function () {
   it('a forged Twilio form of thousands of distinct names is refused before its signature is computed (400)', async () => {
     const names: string[] = [];
     for (let i = 0; names.join('=&').length < 60_000; i += 1) names.push(i.toString(36));
-    const forged = { url: '/callbacks/sms/twilio/inbound', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' }, body: `${names.join('=&')}=` };
+    const forged = {
+      url: '/callbacks/sms/twilio/inbound',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'forged' },
+      body: `${names.join('=&')}=`,
+    };
     const r = await slowdownUnder(base, forged);
-    assert.ok(r.ratio < MAX_SLOWDOWN, `a valid request is ${describeRatio(r)} slower while ${HOSTILE_CLIENTS} forged forms of ${names.length} names run`);
+    assert.ok(
+      r.ratio < MAX_SLOWDOWN,
+      `a valid request is ${describeRatio(r)} slower while ${HOSTILE_CLIENTS} forged forms of ${names.length} names run`,
+    );
     assert.deepEqual(r.statuses, [400], 'every forged form is refused as a bad request');
     assert.match(h.logs.text, /more parameters than Twilio sends/);
   });
@@ -143,10 +168,21 @@ describe('callbacks: hostile requests do not stall the service', function () {
   it('a signed contract reply of one 64,000-character word of dots is read in linear time', async () => {
     const word = `a${'.'.repeat(64_000)}a`;
     const payload = JSON.stringify({ From: PHONE, Message: word, MessageId: 'm-1' });
-    const reply = { url: '/callbacks/ct/contract/inbound', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'msg_1', payload, Date.now()) }, body: payload };
+    const reply = {
+      url: '/callbacks/ct/contract/inbound',
+      headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'msg_1', payload, Date.now()) },
+      body: payload,
+    };
     const r = await slowdownUnder(base, reply);
-    assert.ok(r.ratio < MAX_SLOWDOWN, `a valid request is ${describeRatio(r)} slower while ${HOSTILE_CLIENTS} signed replies of ${word.length} characters run`);
-    assert.deepEqual(r.statuses.filter((s) => s >= 300), [], 'the signed replies are accepted (no keyword: nothing recorded)');
+    assert.ok(
+      r.ratio < MAX_SLOWDOWN,
+      `a valid request is ${describeRatio(r)} slower while ${HOSTILE_CLIENTS} signed replies of ${word.length} characters run`,
+    );
+    assert.deepEqual(
+      r.statuses.filter((s) => s >= 300),
+      [],
+      'the signed replies are accepted (no keyword: nothing recorded)',
+    );
     assert.equal(h.interactions.sent.length, 0);
   });
 });
@@ -173,17 +209,32 @@ describe('callbacks: a request that stops half-way', function () {
     const started = performance.now();
     const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now() - started)));
     socket.on('error', () => undefined);
-    socket.write(`POST /callbacks/sms/twilio/inbound HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nFrom=%2B1555`);
+    socket.write(
+      `POST /callbacks/sms/twilio/inbound HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nFrom=%2B1555`,
+    );
     // The test ends by itself: the socket is destroyed after 10 times the timeout if the server never closes it.
     const bound = setTimeout(() => socket.destroy(new Error('the server kept the socket open')), requestTimeoutMs * 10);
     const elapsed = await closed;
     clearTimeout(bound);
-    assert.match(answer, /^HTTP\/1\.1 408 /, `the server answered 408 before closing (got ${JSON.stringify(answer.slice(0, 40))})`);
+    assert.match(
+      answer,
+      /^HTTP\/1\.1 408 /,
+      `the server answered 408 before closing (got ${JSON.stringify(answer.slice(0, 40))})`,
+    );
     assert.match(answer, /\r\n\r\n\{"error":"request timeout"\}$/, 'with the fixed body');
     assert.match(h.logs.text, /request not received in full within requestTimeoutMs/);
-    assert.match(await h.registry.metrics(), /channel_relay_callbacks_received_total\{route="other",outcome="timeout"\} 1/);
-    assert.ok(elapsed >= requestTimeoutMs * 0.9, `closed after ${elapsed.toFixed(0)} ms, not before the ${requestTimeoutMs} ms the client was given`);
-    assert.ok(elapsed < requestTimeoutMs * 3, `closed after ${elapsed.toFixed(0)} ms, within 3 times the ${requestTimeoutMs} ms timeout`);
+    assert.match(
+      await h.registry.metrics(),
+      /channel_relay_callbacks_received_total\{route="other",outcome="timeout"\} 1/,
+    );
+    assert.ok(
+      elapsed >= requestTimeoutMs * 0.9,
+      `closed after ${elapsed.toFixed(0)} ms, not before the ${requestTimeoutMs} ms the client was given`,
+    );
+    assert.ok(
+      elapsed < requestTimeoutMs * 3,
+      `closed after ${elapsed.toFixed(0)} ms, within 3 times the ${requestTimeoutMs} ms timeout`,
+    );
   });
 
   it('answers what is not HTTP with the fixed 400 and closes the connection', async () => {
@@ -197,10 +248,16 @@ describe('callbacks: a request that stops half-way', function () {
     await closed;
     clearTimeout(bound);
     assert.match(answer, /^HTTP\/1\.1 400 [^]*\r\n\r\n\{"error":"bad request"\}$/);
-    assert.match(await h.registry.metrics(), /channel_relay_callbacks_received_total\{route="other",outcome="bad-request"\} 1/);
+    assert.match(
+      await h.registry.metrics(),
+      /channel_relay_callbacks_received_total\{route="other",outcome="bad-request"\} 1/,
+    );
   });
 
   it('refuses a requestTimeoutMs that is not a positive integer', () => {
-    assert.throws(() => new CallbacksStage({ ...harness({ requestTimeoutMs: 0 }).deps }), /requestTimeoutMs must be a positive integer, found 0/);
+    assert.throws(
+      () => new CallbacksStage({ ...harness({ requestTimeoutMs: 0 }).deps }),
+      /requestTimeoutMs must be a positive integer, found 0/,
+    );
   });
 });

@@ -3,7 +3,11 @@ import { DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_WORDS } from '../../../../src/cha
 import { firstWord, matchReply } from '../../../../src/pipeline/callbacks/index.js';
 
 describe('callbacks: reply words', () => {
-  const words = { optOutWords: DEFAULT_OPT_OUT_WORDS, optInWords: DEFAULT_OPT_IN_WORDS, keywords: { YES: 'YES', INFO: 'Info', PROMO: 'Offer' } };
+  const words = {
+    optOutWords: DEFAULT_OPT_OUT_WORDS,
+    optInWords: DEFAULT_OPT_IN_WORDS,
+    keywords: { YES: 'YES', INFO: 'Info', PROMO: 'Offer' },
+  };
   const table: Array<[string, ReturnType<typeof matchReply>]> = [
     ['STOP', { kind: 'opt-out', word: 'STOP' }],
     ['  stop.', { kind: 'opt-out', word: 'STOP' }],
@@ -22,7 +26,11 @@ describe('callbacks: reply words', () => {
   }
   describe('bot commands (Telegram)', () => {
     const bot = { botCommands: true };
-    const slashed = { ...words, optOutWords: [...words.optOutWords, '/stop'], keywords: { ...words.keywords, '/Info': 'Info' } };
+    const slashed = {
+      ...words,
+      optOutWords: [...words.optOutWords, '/stop'],
+      keywords: { ...words.keywords, '/Info': 'Info' },
+    };
     const commands: Array<[string, typeof words, ReturnType<typeof matchReply>]> = [
       // Telegram sends /start when a chat with the bot is opened: no opt-in.
       ['/start', words, { kind: 'command', word: '/START' }],
@@ -36,7 +44,8 @@ describe('callbacks: reply words', () => {
       [' stop /now', words, { kind: 'opt-out', word: 'STOP' }],
     ];
     for (const [text, w, expected] of commands) {
-      it(`${JSON.stringify(text)} → ${expected.kind}${w === slashed ? ' (listed with the slash)' : ''}`, () => assert.deepEqual(matchReply(text, w, bot), expected));
+      it(`${JSON.stringify(text)} → ${expected.kind}${w === slashed ? ' (listed with the slash)' : ''}`, () =>
+        assert.deepEqual(matchReply(text, w, bot), expected));
     }
     it('elsewhere a leading slash is punctuation, as before', () => {
       assert.deepEqual(matchReply('/stop', words), { kind: 'opt-out', word: 'STOP' });

@@ -4,7 +4,18 @@ import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel } from '../../../../src/channel
 import { ProviderError } from '../../../../src/errors.js';
 import { createCallbacksServer, EMPTY_TWIML } from '../../../../src/pipeline/callbacks/index.js';
 import { twilioSignature, webhookHeaders } from '../../../../src/providers/index.js';
-import { AUTH_TOKEN, CHAT_ID, harness, NEVER_SHOWN, PHONE, PUBLIC_BASE, SMS, TG_SECRET, WHSEC_NEW, type Harness } from './fakes.js';
+import {
+  AUTH_TOKEN,
+  CHAT_ID,
+  harness,
+  NEVER_SHOWN,
+  PHONE,
+  PUBLIC_BASE,
+  SMS,
+  TG_SECRET,
+  WHSEC_NEW,
+  type Harness,
+} from './fakes.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const LIMIT = DEFAULT_OPT_IN_MAX_AGE_MS;
@@ -36,14 +47,23 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
   };
   afterEach(async () => {
     await app.close();
-    for (const secret of [...NEVER_SHOWN, CHAT_ID]) assert.ok(!h.logs.text.includes(secret), `a log line shows ${secret.slice(0, 4)}…`);
+    for (const secret of [...NEVER_SHOWN, CHAT_ID])
+      assert.ok(!h.logs.text.includes(secret), `a log line shows ${secret.slice(0, 4)}…`);
   });
 
   describe('Twilio', () => {
     const reply = (body: string, sid = 'SMin001', from = PHONE, to = SMS.sender) => {
       const form = new URLSearchParams({ MessageSid: sid, From: from, To: to, Body: body });
       const url = '/callbacks/sms/twilio/inbound';
-      return app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${url}`, form) }, payload: form.toString() });
+      return app.inject({
+        method: 'POST',
+        url,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${url}`, form),
+        },
+        payload: form.toString(),
+      });
     };
     beforeEach(() => start());
 
@@ -53,7 +73,9 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
       assert.equal(res.statusCode, 200);
       assert.equal(res.body, EMPTY_TWIML);
       assert.deepEqual(h.twilio.calls, ['SMin001']);
-      assert.deepEqual(h.directory.updates, [{ contactId: h.directory.contacts[0]!['contactid'], values: { sample_optout: false } }]);
+      assert.deepEqual(h.directory.updates, [
+        { contactId: h.directory.contacts[0]!['contactid'], values: { sample_optout: false } },
+      ]);
       assert.equal(h.outbound.sent.length, 1);
       assert.equal(h.outbound.sent[0]!.body.text, 'You are subscribed.');
       assert.equal(await counted('twilio-inbound', 'opted-in'), 1);
@@ -109,7 +131,15 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
       h.twilio.receive('SMin001', PHONE, SMS.sender, 'START', NOW);
       const form = new URLSearchParams({ MessageSid: 'SMin001', From: PHONE, Body: 'START' });
       const url = '/callbacks/sms/twilio/inbound';
-      await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${url}`, form) }, payload: form.toString() });
+      await app.inject({
+        method: 'POST',
+        url,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${url}`, form),
+        },
+        payload: form.toString(),
+      });
       unchanged();
     });
 
@@ -132,7 +162,10 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
     for (const [what, error] of [
       ['a 5xx', new ProviderError('ProviderUnavailable', 'twilio 503: Service Unavailable')],
       ['a 429', new ProviderError('ProviderRateLimited', 'twilio 429: too many requests', { retryAfterMs: 1000 })],
-      ['a network failure', new ProviderError('ProviderUnavailable', 'twilio could not be reached: connect ECONNREFUSED')],
+      [
+        'a network failure',
+        new ProviderError('ProviderUnavailable', 'twilio could not be reached: connect ECONNREFUSED'),
+      ],
       ['a timeout', new ProviderError('ProviderTimeout', 'twilio did not answer within 10000 ms')],
     ] as const) {
       it(`a fetch that fails with ${what} twice is unverified: 200 (Twilio retries no error answer), nothing changed`, async () => {
@@ -204,7 +237,15 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
         method: 'POST',
         url: '/callbacks/tg/telegram',
         headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': TG_SECRET },
-        payload: JSON.stringify({ update_id: id, message: { message_id: 5, ...(date === undefined ? {} : { date }), chat: { id: Number(CHAT_ID), type: 'private' }, text } }),
+        payload: JSON.stringify({
+          update_id: id,
+          message: {
+            message_id: 5,
+            ...(date === undefined ? {} : { date }),
+            chat: { id: Number(CHAT_ID), type: 'private' },
+            text,
+          },
+        }),
       });
     beforeEach(() => start());
 
@@ -239,12 +280,22 @@ describe('callbacks: opt-in only for a reply proven real and recent', () => {
     beforeEach(() => start());
     it('a START applies as received: Standard Webhooks already refuses requests older than 5 minutes', async () => {
       const payload = JSON.stringify({ From: PHONE, Message: { text: 'START' } });
-      const fresh = await app.inject({ method: 'POST', url: '/callbacks/ct/contract/inbound', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'in_1', payload, NOW) }, payload });
+      const fresh = await app.inject({
+        method: 'POST',
+        url: '/callbacks/ct/contract/inbound',
+        headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'in_1', payload, NOW) },
+        payload,
+      });
       assert.equal(fresh.statusCode, 204);
       assert.equal(h.directory.contacts[0]!['sample_optout'], false);
       assert.deepEqual(h.twilio.calls, []);
       optedOut();
-      const stale = await app.inject({ method: 'POST', url: '/callbacks/ct/contract/inbound', headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'in_2', payload, NOW - 301_000) }, payload });
+      const stale = await app.inject({
+        method: 'POST',
+        url: '/callbacks/ct/contract/inbound',
+        headers: { 'content-type': 'application/json', ...webhookHeaders(WHSEC_NEW, 'in_2', payload, NOW - 301_000) },
+        payload,
+      });
       assert.equal(stale.statusCode, 401);
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
     });

@@ -11,7 +11,11 @@ describe('callbacks: CallbacksStage over real HTTP', () => {
       assert.equal(stage.listening, true);
       assert.equal((await fetch(`${url}/healthz`)).status, 200);
       assert.equal((await fetch(`${url}/readyz`)).status, 200);
-      const big = await fetch(`${url}/callbacks/sms/twilio/inbound`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Body='.padEnd(10_000, 'x') });
+      const big = await fetch(`${url}/callbacks/sms/twilio/inbound`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'Body='.padEnd(10_000, 'x'),
+      });
       assert.equal(big.status, 413);
       assert.deepEqual(await big.json(), { error: 'payload too large' });
       stage.stop();
@@ -26,6 +30,9 @@ describe('callbacks: CallbacksStage over real HTTP', () => {
   });
 
   it('refuses a bad port at construction', () => {
-    assert.throws(() => new CallbacksStage({ ...harness().deps, port: 70_000 }), /port must be an integer 0-65535, found 70000/);
+    assert.throws(
+      () => new CallbacksStage({ ...harness().deps, port: 70_000 }),
+      /port must be an integer 0-65535, found 70000/,
+    );
   });
 });

@@ -1,12 +1,35 @@
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
-import { createCallbacksServer, EMPTY_TWIML, MAX_TWILIO_PARAMETERS, sealContext } from '../../../../src/pipeline/callbacks/index.js';
+import {
+  createCallbacksServer,
+  EMPTY_TWIML,
+  MAX_TWILIO_PARAMETERS,
+  sealContext,
+} from '../../../../src/pipeline/callbacks/index.js';
 import { twilioSignature } from '../../../../src/providers/index.js';
 import { interactionMessageId } from '../../../../src/pipeline/index.js';
-import { AUTH_TOKEN, context, harness, KEYS, NEVER_SHOWN, OLD_AUTH_TOKEN, OLD_KEYS, PHONE, PUBLIC_BASE, SHARED_KEY, SMS, type Harness } from './fakes.js';
+import {
+  AUTH_TOKEN,
+  context,
+  harness,
+  KEYS,
+  NEVER_SHOWN,
+  OLD_AUTH_TOKEN,
+  OLD_KEYS,
+  PHONE,
+  PUBLIC_BASE,
+  SHARED_KEY,
+  SMS,
+  type Harness,
+} from './fakes.js';
 
 /** A form POST as Twilio sends it, signed with `token` over the public URL. */
-async function post(app: FastifyInstance, url: string, params: Record<string, string>, token: string | null = AUTH_TOKEN) {
+async function post(
+  app: FastifyInstance,
+  url: string,
+  params: Record<string, string>,
+  token: string | null = AUTH_TOKEN,
+) {
   const form = new URLSearchParams(params);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (token !== null) headers['x-twilio-signature'] = twilioSignature(token, `${PUBLIC_BASE}${url}`, form);
@@ -14,7 +37,13 @@ async function post(app: FastifyInstance, url: string, params: Record<string, st
 }
 
 const statusUrl = (token: string, channel = 'sms'): string => `/callbacks/${channel}/twilio/status?t=${token}`;
-const status = (s: string, extra: Record<string, string> = {}): Record<string, string> => ({ MessageSid: 'SM0001', MessageStatus: s, To: PHONE, From: SMS.sender, ...extra });
+const status = (s: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  MessageSid: 'SM0001',
+  MessageStatus: s,
+  To: PHONE,
+  From: SMS.sender,
+  ...extra,
+});
 
 describe('callbacks: Twilio', () => {
   let h: Harness;
@@ -27,7 +56,8 @@ describe('callbacks: Twilio', () => {
   afterEach(async () => {
     await app.close();
     const text = h.logs.text;
-    for (const secret of NEVER_SHOWN) assert.ok(!text.includes(secret), `a log line shows a secret or a phone number: ${secret.slice(0, 4)}…`);
+    for (const secret of NEVER_SHOWN)
+      assert.ok(!text.includes(secret), `a log line shows a secret or a phone number: ${secret.slice(0, 4)}…`);
   });
 
   for (const [s, responseType] of [
@@ -75,20 +105,54 @@ describe('callbacks: Twilio', () => {
   const refusals: Array<[string, () => Promise<{ statusCode: number; body: string }>, number]> = [
     ['no signature', () => post(app, statusUrl(token), status('delivered'), null), 403],
     ['a forged signature', () => post(app, statusUrl(token), status('delivered'), 'not-the-token'), 403],
-    ['a rotated-out auth token', () => post(app, statusUrl(token), status('delivered'), 'an-old-token-no-longer-set'), 403],
-    ['a body changed after signing', async () => {
-      const form = new URLSearchParams(status('delivered'));
-      const signature = twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${statusUrl(token)}`, form);
-      form.set('MessageStatus', 'read');
-      return app.inject({ method: 'POST', url: statusUrl(token), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature }, payload: form.toString() });
-    }, 403],
-    ['a tampered token (re-signed by the caller)', () => post(app, statusUrl(`${token.slice(0, 20)}${token[20] === 'A' ? 'B' : 'A'}${token.slice(21)}`), status('delivered')), 403],
+    [
+      'a rotated-out auth token',
+      () => post(app, statusUrl(token), status('delivered'), 'an-old-token-no-longer-set'),
+      403,
+    ],
+    [
+      'a body changed after signing',
+      async () => {
+        const form = new URLSearchParams(status('delivered'));
+        const signature = twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${statusUrl(token)}`, form);
+        form.set('MessageStatus', 'read');
+        return app.inject({
+          method: 'POST',
+          url: statusUrl(token),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature },
+          payload: form.toString(),
+        });
+      },
+      403,
+    ],
+    [
+      'a tampered token (re-signed by the caller)',
+      () =>
+        post(
+          app,
+          statusUrl(`${token.slice(0, 20)}${token[20] === 'A' ? 'B' : 'A'}${token.slice(21)}`),
+          status('delivered'),
+        ),
+      403,
+    ],
     ['a truncated token', () => post(app, statusUrl(token.slice(0, 30)), status('delivered')), 400],
     ['no token', () => post(app, '/callbacks/sms/twilio/status', status('delivered')), 400],
-    ['a token of a rotated-out key', () => post(app, statusUrl(sealContext(context(1), 'sms', OLD_KEYS)), status('delivered')), 403],
-    ['a token of another channel', () => post(app, statusUrl(sealContext(context(1), 'tg', KEYS)), status('delivered')), 403],
+    [
+      'a token of a rotated-out key',
+      () => post(app, statusUrl(sealContext(context(1), 'sms', OLD_KEYS)), status('delivered')),
+      403,
+    ],
+    [
+      'a token of another channel',
+      () => post(app, statusUrl(sealContext(context(1), 'tg', KEYS)), status('delivered')),
+      403,
+    ],
     ['an unknown channel', () => post(app, statusUrl(token, 'nope'), status('delivered')), 404],
-    ['a channel without callbacks', () => post(app, statusUrl(token, 'quiet'), status('delivered'), 'quiet-token'), 404],
+    [
+      'a channel without callbacks',
+      () => post(app, statusUrl(token, 'quiet'), status('delivered'), 'quiet-token'),
+      404,
+    ],
     ['a channel of another provider', () => post(app, statusUrl(token, 'tg'), status('delivered')), 404],
     ['GET', () => app.inject({ method: 'GET', url: statusUrl(token) }), 405],
     ['a body above the limit', () => post(app, statusUrl(token), status('delivered', { Pad: 'x'.repeat(5000) })), 413],
@@ -99,7 +163,8 @@ describe('callbacks: Twilio', () => {
       assert.equal(res.statusCode, code);
       assert.equal(h.interactions.sent.length, 0);
       assert.equal(h.outbound.sent.length, 0);
-      for (const leak of [context(1).contactId, context(1).activityRowId, PHONE, AUTH_TOKEN]) assert.ok(!res.body.includes(leak), res.body);
+      for (const leak of [context(1).contactId, context(1).activityRowId, PHONE, AUTH_TOKEN])
+        assert.ok(!res.body.includes(leak), res.body);
       assert.match(res.body, /^\{"error":"[a-z ]+"\}$/);
     });
   }
@@ -107,25 +172,36 @@ describe('callbacks: Twilio', () => {
   it('logs why a signature was refused (missing or mismatch), not redacted', async () => {
     await post(app, statusUrl(token), status('delivered'), null);
     await post(app, statusUrl(token), status('delivered'), 'not-the-token');
-    const reasons = h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']);
+    const reasons = h.logs
+      .lines()
+      .filter((l) => String(l['message']).includes('twilio callback refused'))
+      .map((l) => l['reason']);
     assert.deepEqual(reasons, ['missing', 'mismatch']);
   });
 
   it('405 names the method that is allowed', async () => {
-    const res = await app.inject({ method: 'PUT', url: '/callbacks/sms/twilio/inbound', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/callbacks/sms/twilio/inbound',
+      payload: 'a=b',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(res.statusCode, 405);
     assert.equal(res.headers['allow'], 'POST');
   });
 
   describe('inbound', () => {
-    const reply = (body: string, sid = 'SMin001', from = PHONE) => post(app, '/callbacks/sms/twilio/inbound', { MessageSid: sid, From: from, To: SMS.sender, Body: body });
+    const reply = (body: string, sid = 'SMin001', from = PHONE) =>
+      post(app, '/callbacks/sms/twilio/inbound', { MessageSid: sid, From: from, To: SMS.sender, Body: body });
 
     it('STOP sets the compliance field, sends one confirmation through outbound, records no interaction', async () => {
       const res = await reply('Stop please');
       assert.equal(res.statusCode, 200);
       assert.equal(res.body, EMPTY_TWIML);
       assert.match(String(res.headers['content-type']), /xml/);
-      assert.deepEqual(h.directory.updates, [{ contactId: h.directory.contacts[0]!['contactid'], values: { sample_optout: true } }]);
+      assert.deepEqual(h.directory.updates, [
+        { contactId: h.directory.contacts[0]!['contactid'], values: { sample_optout: true } },
+      ]);
       assert.equal(h.outbound.sent.length, 1);
       const [c] = h.outbound.sent;
       assert.equal(c!.body.purpose, 'confirmation');
@@ -159,7 +235,10 @@ describe('callbacks: Twilio', () => {
       it('STOP opts out every contact holding it and sends one confirmation', async () => {
         const res = await reply('STOP');
         assert.equal(res.statusCode, 200);
-        assert.deepEqual(h.directory.updates.map((u) => u.contactId).sort(), [h.directory.contacts[0]!['contactid'], SECOND].sort());
+        assert.deepEqual(
+          h.directory.updates.map((u) => u.contactId).sort(),
+          [h.directory.contacts[0]!['contactid'], SECOND].sort(),
+        );
         assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === true));
         assert.equal(h.outbound.sent.length, 1);
         assert.equal(h.outbound.sent[0]!.body.to, PHONE);
@@ -203,7 +282,12 @@ describe('callbacks: Twilio', () => {
     });
 
     it('a forged inbound is refused with 403 and changes nothing', async () => {
-      const res = await post(app, '/callbacks/sms/twilio/inbound', { MessageSid: 'SMx', From: PHONE, Body: 'STOP' }, 'forged');
+      const res = await post(
+        app,
+        '/callbacks/sms/twilio/inbound',
+        { MessageSid: 'SMx', From: PHONE, Body: 'STOP' },
+        'forged',
+      );
       assert.equal(res.statusCode, 403);
       assert.equal(h.directory.updates.length + h.outbound.sent.length, 0);
     });
@@ -220,7 +304,8 @@ describe('callbacks: Twilio', () => {
     await post(app, statusUrl(token), status('delivered'));
     await post(app, statusUrl(token), status('delivered'), 'forged');
     const metric = await h.registry.getSingleMetric('channel_relay_callbacks_received_total')!.get();
-    const value = (outcome: string): number | undefined => metric.values.find((v) => v.labels['route'] === 'twilio-status' && v.labels['outcome'] === outcome)?.value;
+    const value = (outcome: string): number | undefined =>
+      metric.values.find((v) => v.labels['route'] === 'twilio-status' && v.labels['outcome'] === outcome)?.value;
     assert.equal(value('recorded'), 1);
     assert.equal(value('forbidden'), 1);
   });
@@ -230,10 +315,18 @@ describe('callbacks: Twilio routes with SharedKey signatures and parameter limit
   let h: Harness;
   let app: FastifyInstance;
   const path = `/callbacks/sms/twilio/status?t=${sealContext(context(1), 'sms', KEYS)}`;
-  const form = (extra: Record<string, string> = {}): URLSearchParams => new URLSearchParams({ MessageSid: 'SM0001', MessageStatus: 'delivered', To: PHONE, From: SMS.sender, ...extra });
+  const form = (extra: Record<string, string> = {}): URLSearchParams =>
+    new URLSearchParams({ MessageSid: 'SM0001', MessageStatus: 'delivered', To: PHONE, From: SMS.sender, ...extra });
   const post = (params: URLSearchParams, headers: Record<string, string>) =>
-    app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: params.toString() });
-  const settings = { 'x-twilio-webhooks-signature-settings': 'key=KS00000000000000000000000000000001,algorithm=HMAC_SHA256' };
+    app.inject({
+      method: 'POST',
+      url: path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      payload: params.toString(),
+    });
+  const settings = {
+    'x-twilio-webhooks-signature-settings': 'key=KS00000000000000000000000000000001,algorithm=HMAC_SHA256',
+  };
 
   beforeEach(() => {
     h = harness();
@@ -242,27 +335,53 @@ describe('callbacks: Twilio routes with SharedKey signatures and parameter limit
   afterEach(() => app.close());
 
   it('records a status callback signed with the SharedKey and HMAC-SHA256, as the settings header says', async () => {
-    const res = await post(form(), { ...settings, 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') });
+    const res = await post(form(), {
+      ...settings,
+      'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256'),
+    });
     assert.equal(res.statusCode, 204);
     assert.equal(h.interactions.sent.length, 1);
   });
 
   it('records a status callback Twilio signed with the default port written out', async () => {
-    const res = await post(form(), { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `https://relay.example.com:443${path}`, form()) });
+    const res = await post(form(), {
+      'x-twilio-signature': twilioSignature(AUTH_TOKEN, `https://relay.example.com:443${path}`, form()),
+    });
     assert.equal(res.statusCode, 204);
   });
 
   const refusals: Array<[string, () => Record<string, string>, string]> = [
-    ['the settings header with an auth-token signature', () => ({ ...settings, 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'mismatch'],
-    ['a SharedKey signature without the settings header', () => ({ 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'mismatch'],
-    ['an algorithm this service does not know', () => ({ 'x-twilio-webhooks-signature-settings': 'key=KS1,algorithm=HMAC_SHA512', 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }), 'unsupported-algorithm'],
+    [
+      'the settings header with an auth-token signature',
+      () => ({
+        ...settings,
+        'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256'),
+      }),
+      'mismatch',
+    ],
+    [
+      'a SharedKey signature without the settings header',
+      () => ({ 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') }),
+      'mismatch',
+    ],
+    [
+      'an algorithm this service does not know',
+      () => ({
+        'x-twilio-webhooks-signature-settings': 'key=KS1,algorithm=HMAC_SHA512',
+        'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256'),
+      }),
+      'unsupported-algorithm',
+    ],
   ];
   for (const [what, headers, reason] of refusals) {
     it(`refuses ${what} (403, reason ${reason})`, async () => {
       const res = await post(form(), headers());
       assert.equal(res.statusCode, 403);
       assert.equal(h.interactions.sent.length, 0);
-      const logged = h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']);
+      const logged = h.logs
+        .lines()
+        .filter((l) => String(l['message']).includes('twilio callback refused'))
+        .map((l) => l['reason']);
       assert.deepEqual(logged, [reason]);
     });
   }
@@ -273,22 +392,35 @@ describe('callbacks: Twilio routes with SharedKey signatures and parameter limit
     h = harness({ channels: { byName: (n) => (n === 'sms' ? channel : undefined), all: () => [channel] } });
     await app.close();
     app = createCallbacksServer(h.deps).app;
-    const res = await post(form(), { ...settings, 'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256') });
+    const res = await post(form(), {
+      ...settings,
+      'x-twilio-signature': twilioSignature(SHARED_KEY, `${PUBLIC_BASE}${path}`, form(), 'HMAC_SHA256'),
+    });
     assert.equal(res.statusCode, 403);
-    assert.deepEqual(h.logs.lines().filter((l) => String(l['message']).includes('twilio callback refused')).map((l) => l['reason']), ['no-shared-key']);
+    assert.deepEqual(
+      h.logs
+        .lines()
+        .filter((l) => String(l['message']).includes('twilio callback refused'))
+        .map((l) => l['reason']),
+      ['no-shared-key'],
+    );
   });
 
   it(`refuses a body of more than ${MAX_TWILIO_PARAMETERS} parameters before its signature (400), even when signed`, async () => {
     const extra = Object.fromEntries(Array.from({ length: MAX_TWILIO_PARAMETERS - 3 }, (_, i) => [`P${i}`, '']));
     const params = form(extra);
     assert.equal([...params.keys()].length, MAX_TWILIO_PARAMETERS + 1);
-    const res = await post(params, { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params) });
+    const res = await post(params, {
+      'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params),
+    });
     assert.equal(res.statusCode, 400);
     assert.equal(h.interactions.sent.length, 0);
     const line = h.logs.lines().find((l) => String(l['message']).includes('more parameters than Twilio sends'));
     assert.equal(line?.['fields'], MAX_TWILIO_PARAMETERS + 1);
     params.delete('P0');
-    const accepted = await post(params, { 'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params) });
+    const accepted = await post(params, {
+      'x-twilio-signature': twilioSignature(AUTH_TOKEN, `${PUBLIC_BASE}${path}`, params),
+    });
     assert.equal(accepted.statusCode, 204, `${MAX_TWILIO_PARAMETERS} parameters are accepted`);
   });
 });

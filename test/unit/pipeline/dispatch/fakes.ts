@@ -14,7 +14,9 @@ import type { Provider, ProviderType, SendRequest, SendResult, SentQuery } from 
 
 export const PHONE = '+15551234567';
 
-export function channel(overrides: Partial<Omit<Channel, 'rateLimit'>> & { rateLimit?: Partial<Channel['rateLimit']> } = {}): Channel {
+export function channel(
+  overrides: Partial<Omit<Channel, 'rateLimit'>> & { rateLimit?: Partial<Channel['rateLimit']> } = {},
+): Channel {
   const { rateLimit, ...rest } = overrides;
   return {
     name: 'sms',
@@ -78,7 +80,8 @@ export function outbound(overrides: Partial<OutboundMessage> = {}): OutboundMess
   };
 }
 
-export type Settled = { kind: 'complete' } | { kind: 'abandon' } | { kind: 'deadLetter'; reason: string; description: string };
+export type Settled =
+  { kind: 'complete' } | { kind: 'abandon' } | { kind: 'deadLetter'; reason: string; description: string };
 
 export interface FakeDelivery extends Delivery {
   settled: Settled[];
@@ -89,7 +92,8 @@ export interface FakeDelivery extends Delivery {
 export function delivery(body: unknown, sessionId = 'twilio:+15550000000', deliveryCount = 1): FakeDelivery {
   const d: FakeDelivery = {
     body,
-    messageId: typeof body === 'object' && body !== null && 'key' in body ? String((body as { key: unknown }).key) : undefined,
+    messageId:
+      typeof body === 'object' && body !== null && 'key' in body ? String((body as { key: unknown }).key) : undefined,
     contentType: 'application/json',
     applicationProperties: {},
     deliveryCount,
@@ -119,7 +123,10 @@ export class FakeProvider implements Provider {
   #ids = 0;
   constructor(
     readonly type: ProviderType = 'twilio',
-    private readonly answer: (request: SendRequest, n: number) => SendResult | Error | Promise<SendResult> = () => ({ providerMessageId: '', status: 'queued' }),
+    private readonly answer: (request: SendRequest, n: number) => SendResult | Error | Promise<SendResult> = () => ({
+      providerMessageId: '',
+      status: 'queued',
+    }),
     private readonly latencyMs = 30,
   ) {}
 
@@ -157,16 +164,29 @@ export class LookupProvider extends FakeProvider {
 }
 
 export const errors = {
-  unavailable: (message = 'Service Unavailable') => new ProviderError('ProviderUnavailable', message, { upstream: { status: 503, code: 20500 } }),
+  unavailable: (message = 'Service Unavailable') =>
+    new ProviderError('ProviderUnavailable', message, { upstream: { status: 503, code: 20500 } }),
   timeout: () => new ProviderError('ProviderTimeout', 'twilio did not answer within 10000 ms'),
-  rateLimited: (retryAfterMs?: number) => new ProviderError('ProviderRateLimited', 'Too Many Requests', { upstream: { status: 429, code: 20429 }, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }),
-  rejected: () => new ProviderError('ProviderRejected', `The 'To' number ${PHONE} is not a valid phone number.`, { upstream: { status: 400, code: 21211 } }),
-  unauthorized: () => new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),
+  rateLimited: (retryAfterMs?: number) =>
+    new ProviderError('ProviderRateLimited', 'Too Many Requests', {
+      upstream: { status: 429, code: 20429 },
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    }),
+  rejected: () =>
+    new ProviderError('ProviderRejected', `The 'To' number ${PHONE} is not a valid phone number.`, {
+      upstream: { status: 400, code: 21211 },
+    }),
+  unauthorized: () =>
+    new ProviderError('ProviderUnauthorized', 'Authenticate', { upstream: { status: 401, code: 20003 } }),
   /** What an adapter makes of an answer it cannot read: `status` 2xx (the provider took the request) or not. */
   badResponse: (status: number, body: unknown) =>
-    new ProviderError(status >= 200 && status < 300 ? 'ProviderAnswerUnreadable' : 'ProviderBadResponse', `twilio answered ${status} without a message sid`, {
-      upstream: { status, headers: { 'content-type': 'application/json' }, body },
-    }),
+    new ProviderError(
+      status >= 200 && status < 300 ? 'ProviderAnswerUnreadable' : 'ProviderBadResponse',
+      `twilio answered ${status} without a message sid`,
+      {
+        upstream: { status, headers: { 'content-type': 'application/json' }, body },
+      },
+    ),
 };
 
 /** An interactions sender that records every send; `fail(n)` makes send number n (1-based) throw. */
@@ -174,7 +194,9 @@ export class FakeInteractions implements InteractionSender {
   readonly sends: Array<{ at: number; messages: Array<{ body: InteractionMessage; messageId: string }> }> = [];
   attempts = 0;
   constructor(private readonly fail: (n: number) => boolean = () => false) {}
-  async send(messages: ReadonlyArray<{ body: InteractionMessage; messageId: string; sessionId?: string }>): Promise<void> {
+  async send(
+    messages: ReadonlyArray<{ body: InteractionMessage; messageId: string; sessionId?: string }>,
+  ): Promise<void> {
     this.attempts++;
     if (this.fail(this.attempts)) throw new Error(`interactions unavailable (attempt ${this.attempts})`);
     this.sends.push({ at: Date.now(), messages: messages.map((m) => ({ body: m.body, messageId: m.messageId })) });
@@ -211,6 +233,7 @@ export function worstCaseInWindow(calls: ReadonlyArray<{ at: number; end: number
  */
 export function signalTraces(signal: AbortSignal): { listeners: number; dependants: number } {
   const symbol = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
-  const set = symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
+  const set =
+    symbol === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[symbol];
   return { listeners: getEventListeners(signal, 'abort').length, dependants: set?.size ?? 0 };
 }

@@ -3,7 +3,16 @@ import sinon from 'sinon';
 import { DispatchStage } from '../../../../src/pipeline/dispatch/index.js';
 import { decodeSessionState } from '../../../../src/pipeline/dispatch/session-state.js';
 import type { AcceptedSession } from '../../../../src/pipeline/ports.js';
-import { channel, delivery, FakeInteractions, FakeProvider, lookup, outbound, session, type FakeDelivery } from './fakes.js';
+import {
+  channel,
+  delivery,
+  FakeInteractions,
+  FakeProvider,
+  lookup,
+  outbound,
+  session,
+  type FakeDelivery,
+} from './fakes.js';
 
 const SESSION = 'twilio:+15550000000';
 /** 3 GSM-7 segments (153 a part). */
@@ -20,7 +29,10 @@ describe('dispatch hand-over of a call that costs several windows', () => {
   let clock: sinon.SinonFakeTimers;
   beforeEach(() => {
     // A real date: a clock an hour behind it must still read after 1970.
-    clock = sinon.useFakeTimers({ now: Date.UTC(2026, 11, 7), toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    clock = sinon.useFakeTimers({
+      now: Date.UTC(2026, 11, 7),
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => clock.restore());
 
@@ -46,7 +58,10 @@ describe('dispatch hand-over of a call that costs several windows', () => {
   }
 
   /** A holder that sends the 3-segment message and releases the session cleanly once its call ended. */
-  async function cleanAfterLongCall(p: FakeProvider, skewMs = 0): Promise<{ state: Buffer | undefined; ended: number }> {
+  async function cleanAfterLongCall(
+    p: FakeProvider,
+    skewMs = 0,
+  ): Promise<{ state: Buffer | undefined; ended: number }> {
     const first = session();
     const h = await replica(p, skewMs).sessionHandler(first);
     const d: FakeDelivery = delivery(outbound({ text: LONG }));
@@ -67,12 +82,19 @@ describe('dispatch hand-over of a call that costs several windows', () => {
     const takenAt = Date.now();
     assert.ok(takenAt < ended + WINDOW, 'taken over within the first window');
     const first = await successorFirstCall(p, state);
-    assert.ok(first >= ended + 3 * WINDOW, `the first call ${first - ended} ms after the 3-segment call ended (3 windows: ${3 * WINDOW})`);
+    assert.ok(
+      first >= ended + 3 * WINDOW,
+      `the first call ${first - ended} ms after the 3-segment call ended (3 windows: ${3 * WINDOW})`,
+    );
     assert.ok(first <= ended + 3 * WINDOW + 20, `and not much later: ${first - ended} ms`);
   });
 
   /** A holder killed 40 ms into `batch`: it wrote the state before the calls, and makes no call after the kill. */
-  async function killedDuring(p: FakeProvider, batch: FakeDelivery[], skewMs = 0): Promise<AcceptedSession & { saved: Buffer[] }> {
+  async function killedDuring(
+    p: FakeProvider,
+    batch: FakeDelivery[],
+    skewMs = 0,
+  ): Promise<AcceptedSession & { saved: Buffer[] }> {
     const first = session();
     const h = await replica(p, skewMs).sessionHandler(first);
     const kill = new AbortController();
@@ -87,12 +109,18 @@ describe('dispatch hand-over of a call that costs several windows', () => {
     const first = await killedDuring(p, [delivery(outbound({ text: LONG })), delivery(outbound())]);
     assert.equal(p.calls.length, 1, 'the dead holder made the 3-segment call');
     const decoded = decodeSessionState(first.saved.at(-1));
-    assert.ok(decoded.ok && decoded.state?.v === 3 && decoded.state.clean !== true, 'it left the state written before its calls');
-    assert.equal(decoded.state.callHoldMs, 3 * WINDOW, 'naming the hold of the batch\'s costliest call');
+    assert.ok(
+      decoded.ok && decoded.state?.v === 3 && decoded.state.clean !== true,
+      'it left the state written before its calls',
+    );
+    assert.equal(decoded.state.callHoldMs, 3 * WINDOW, "naming the hold of the batch's costliest call");
     // Never closed: the successor takes the session at once.
     const takenAt = Date.now();
     const firstAfter = await successorFirstCall(p, first.saved.at(-1));
-    assert.ok(firstAfter >= takenAt + 3 * WINDOW, `the first call ${firstAfter - takenAt} ms after the takeover (3 windows: ${3 * WINDOW})`);
+    assert.ok(
+      firstAfter >= takenAt + 3 * WINDOW,
+      `the first call ${firstAfter - takenAt} ms after the takeover (3 windows: ${3 * WINDOW})`,
+    );
     assert.ok(firstAfter <= takenAt + 3 * WINDOW + 20, `and not much later: ${firstAfter - takenAt} ms`);
   });
 
@@ -118,10 +146,16 @@ describe('dispatch hand-over of a call that costs several windows', () => {
     await clock.tickAsync(2 * WINDOW);
     await closing;
     assert.equal(writes, 2);
-    assert.ok((releasedAt ?? 0) >= ended + 3 * WINDOW && (releasedAt ?? Infinity) <= ended + 3 * WINDOW + 20, `released ${(releasedAt ?? 0) - ended} ms after the call ended`);
+    assert.ok(
+      (releasedAt ?? 0) >= ended + 3 * WINDOW && (releasedAt ?? Infinity) <= ended + 3 * WINDOW + 20,
+      `released ${(releasedAt ?? 0) - ended} ms after the call ended`,
+    );
   });
 
-  for (const [name, skewMs] of [['an hour ahead of', 3_600_000], ['an hour behind', -3_600_000]] as const) {
+  for (const [name, skewMs] of [
+    ['an hour ahead of', 3_600_000],
+    ['an hour behind', -3_600_000],
+  ] as const) {
     it(`a clean release written by a replica whose clock is ${name} the successor's: still three windows, no more`, async () => {
       const p = new FakeProvider();
       const { state, ended } = await cleanAfterLongCall(p, skewMs);
@@ -136,7 +170,10 @@ describe('dispatch hand-over of a call that costs several windows', () => {
       assert.equal(p.calls.length, 1, 'the dead holder made the 1-segment call; the 3-segment one may have followed');
       const takenAt = Date.now();
       const firstAfter = await successorFirstCall(p, first.saved.at(-1));
-      assert.ok(firstAfter >= takenAt + 3 * WINDOW && firstAfter <= takenAt + 3 * WINDOW + 20, `the first call ${firstAfter - takenAt} ms after the takeover`);
+      assert.ok(
+        firstAfter >= takenAt + 3 * WINDOW && firstAfter <= takenAt + 3 * WINDOW + 20,
+        `the first call ${firstAfter - takenAt} ms after the takeover`,
+      );
     });
   }
 });

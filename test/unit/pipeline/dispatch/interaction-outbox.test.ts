@@ -6,7 +6,13 @@ import { FakeInteractions, signalTraces } from './fakes.js';
 
 function interaction(id: string): { body: InteractionMessage; messageId: string } {
   return {
-    body: { v: 1, context: { kind: 'realtime', channelDefinitionId: 'cd', requestId: id, from: 'f', organizationId: 'o' }, responseType: 'Sent', channel: 'c', occurredAt: 1 },
+    body: {
+      v: 1,
+      context: { kind: 'realtime', channelDefinitionId: 'cd', requestId: id, from: 'f', organizationId: 'o' },
+      responseType: 'Sent',
+      channel: 'c',
+      occurredAt: 1,
+    },
     messageId: `${id}:Sent`,
   };
 }
@@ -27,7 +33,10 @@ describe('interaction outbox', () => {
     await clock.tickAsync(1);
     await sent;
     assert.equal(sender.sends.length, 1);
-    assert.deepEqual(sender.all.map((m) => m.messageId), ['a:Sent', 'b:Sent', 'c:Sent']);
+    assert.deepEqual(
+      sender.all.map((m) => m.messageId),
+      ['a:Sent', 'b:Sent', 'c:Sent'],
+    );
     assert.equal(outbox.pending, 0);
   });
 
@@ -41,13 +50,22 @@ describe('interaction outbox', () => {
     outbox.flush();
     await clock.tickAsync(0);
     await third;
-    assert.deepEqual(sender.sends.map((s) => s.messages.length), [2, 1]);
+    assert.deepEqual(
+      sender.sends.map((s) => s.messages.length),
+      [2, 1],
+    );
   });
 
   it('retries a failed group, then gives up with the last error', async () => {
     const sender = new FakeInteractions(() => true);
     const failures: number[] = [];
-    const outbox = new InteractionOutbox({ sender, attempts: 3, initialDelayMs: 10, maxDelayMs: 20, onError: (_e, attempt) => failures.push(attempt) });
+    const outbox = new InteractionOutbox({
+      sender,
+      attempts: 3,
+      initialDelayMs: 10,
+      maxDelayMs: 20,
+      onError: (_e, attempt) => failures.push(attempt),
+    });
     const added = outbox.add(interaction('a'), signal);
     added.catch(() => undefined);
     await clock.tickAsync(1000);
@@ -73,27 +91,42 @@ describe('interaction outbox', () => {
   });
 
   it('times a send out', async () => {
-    const outbox = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, attempts: 1, timeoutMs: 500, lingerMs: 0 });
+    const outbox = new InteractionOutbox({
+      sender: { send: () => new Promise(() => undefined) },
+      attempts: 1,
+      timeoutMs: 500,
+      lingerMs: 0,
+    });
     const added = outbox.add(interaction('a'), signal);
     added.catch(() => undefined);
     await clock.tickAsync(500);
     await assert.rejects(added, /did not finish within 500 ms/);
   });
 
-  it('leaves nothing on the items\' signals once their groups are sent, or failed', async () => {
+  it("leaves nothing on the items' signals once their groups are sent, or failed", async () => {
     const sender = new FakeInteractions((n) => n % 3 === 0);
-    const outbox = new InteractionOutbox({ sender, maxBatch: 4, lingerMs: 5, attempts: 2, initialDelayMs: 10, maxDelayMs: 20 });
+    const outbox = new InteractionOutbox({
+      sender,
+      maxBatch: 4,
+      lingerMs: 5,
+      attempts: 2,
+      initialDelayMs: 10,
+      maxDelayMs: 20,
+    });
     const loop = new AbortController();
     const batches = [new AbortController(), new AbortController()];
     for (let i = 0; i < 50; i++) {
       // Items of two batches share groups: the group's retries listen to both of their signals.
-      const added = [0, 1, 2].map((j) => outbox.add(interaction(`i${i}-${j}`), (batches[j % 2] as AbortController).signal));
+      const added = [0, 1, 2].map((j) =>
+        outbox.add(interaction(`i${i}-${j}`), (batches[j % 2] as AbortController).signal),
+      );
       added.push(outbox.add(interaction(`i${i}-loop`), loop.signal));
       await clock.tickAsync(200);
       await Promise.allSettled(added);
     }
     assert.ok(sender.attempts > 50, 'some groups were sent again');
-    for (const s of [loop.signal, ...batches.map((b) => b.signal)]) assert.deepEqual(signalTraces(s), { listeners: 0, dependants: 0 });
+    for (const s of [loop.signal, ...batches.map((b) => b.signal)])
+      assert.deepEqual(signalTraces(s), { listeners: 0, dependants: 0 });
   });
 
   it('stops retrying a group when the signal of any of its items fires', async () => {
@@ -119,10 +152,17 @@ describe('interaction outbox', () => {
     }
   });
 
-  it('with a deadline: begins no retry that could end past it, and cuts an attempt\'s timeout to it', async () => {
+  it("with a deadline: begins no retry that could end past it, and cuts an attempt's timeout to it", async () => {
     const sender = new FakeInteractions(() => true);
     // Backoff at most 100 ms, attempt at most 2000 ms: a retry is begun only 2100 ms or more before the deadline.
-    const outbox = new InteractionOutbox({ sender, lingerMs: 0, attempts: 11, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
+    const outbox = new InteractionOutbox({
+      sender,
+      lingerMs: 0,
+      attempts: 11,
+      initialDelayMs: 100,
+      maxDelayMs: 100,
+      timeoutMs: 2000,
+    });
     const t0 = Date.now();
     const failed = outbox.add(interaction('a'), new AbortController().signal, t0 + 1000);
     failed.catch(() => undefined);
@@ -131,7 +171,11 @@ describe('interaction outbox', () => {
     assert.equal(sender.attempts, 1, 'no retry: it could not end by the deadline');
 
     // A send that hangs is cut at the deadline (at least 1 s), not after the whole timeout.
-    const hanging = new InteractionOutbox({ sender: { send: () => new Promise(() => undefined) }, lingerMs: 0, timeoutMs: 10_000 });
+    const hanging = new InteractionOutbox({
+      sender: { send: () => new Promise(() => undefined) },
+      lingerMs: 0,
+      timeoutMs: 10_000,
+    });
     const t1 = Date.now();
     let settledAt: number | undefined;
     const hung = hanging.add(interaction('b'), new AbortController().signal, t1 + 3000);
@@ -142,7 +186,13 @@ describe('interaction outbox', () => {
 
     // Without a deadline, nothing changes: retried.
     const again = new FakeInteractions((n) => n <= 2);
-    const free = new InteractionOutbox({ sender: again, lingerMs: 0, initialDelayMs: 100, maxDelayMs: 100, timeoutMs: 2000 });
+    const free = new InteractionOutbox({
+      sender: again,
+      lingerMs: 0,
+      initialDelayMs: 100,
+      maxDelayMs: 100,
+      timeoutMs: 2000,
+    });
     const ok = free.add(interaction('c'), new AbortController().signal);
     await clock.tickAsync(5000);
     await ok;
@@ -150,7 +200,13 @@ describe('interaction outbox', () => {
   });
 
   it('rejects bad options', () => {
-    assert.throws(() => new InteractionOutbox({ sender: new FakeInteractions(), lingerMs: -1 }), /lingerMs must be an integer >= 0/);
-    assert.throws(() => new InteractionOutbox({ sender: new FakeInteractions(), initialDelayMs: 100, maxDelayMs: 50 }), /maxDelayMs must be an integer >= 100/);
+    assert.throws(
+      () => new InteractionOutbox({ sender: new FakeInteractions(), lingerMs: -1 }),
+      /lingerMs must be an integer >= 0/,
+    );
+    assert.throws(
+      () => new InteractionOutbox({ sender: new FakeInteractions(), initialDelayMs: 100, maxDelayMs: 50 }),
+      /maxDelayMs must be an integer >= 100/,
+    );
   });
 });

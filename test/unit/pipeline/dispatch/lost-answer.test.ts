@@ -5,7 +5,18 @@ import { DispatchStage, type DispatchOptions } from '../../../../src/pipeline/di
 import { mayHaveSent } from '../../../../src/pipeline/dispatch/send-policy.js';
 import { decodeSessionState } from '../../../../src/pipeline/dispatch/session-state.js';
 import type { Provider } from '../../../../src/providers/provider.js';
-import { channel, delivery, errors, FakeInteractions, FakeProvider, lookup, LookupProvider, outbound, session, type FakeDelivery } from './fakes.js';
+import {
+  channel,
+  delivery,
+  errors,
+  FakeInteractions,
+  FakeProvider,
+  lookup,
+  LookupProvider,
+  outbound,
+  session,
+  type FakeDelivery,
+} from './fakes.js';
 
 const SESSION = 'twilio:+15550000000';
 const LOOKUP_DELAY_MS = 2000;
@@ -18,7 +29,10 @@ const LOOKUP_DELAY_MS = 2000;
 describe('dispatch after a lost answer', () => {
   let clock: sinon.SinonFakeTimers;
   beforeEach(() => {
-    clock = sinon.useFakeTimers({ now: 1_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    clock = sinon.useFakeTimers({
+      now: 1_000_000,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => clock.restore());
 
@@ -36,7 +50,13 @@ describe('dispatch after a lost answer', () => {
   }
 
   const lookupsCounted = async (registry: Registry, result: string): Promise<number> => {
-    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`channel_relay_dispatch_provider_lookups_total{channel="sms",reason="lost_answer",result="${result}"}`));
+    const line = (await registry.metrics())
+      .split('\n')
+      .find((l) =>
+        l.startsWith(
+          `channel_relay_dispatch_provider_lookups_total{channel="sms",reason="lost_answer",result="${result}"}`,
+        ),
+      );
     return Number(line?.split(' ').at(-1) ?? 0);
   };
 
@@ -65,22 +85,31 @@ describe('dispatch after a lost answer', () => {
     assert.equal(p.lookups.length, 1);
     const [call] = p.calls;
     const [asked] = p.lookups;
-    assert.ok(asked!.at >= call!.end + LOOKUP_DELAY_MS, `looked up ${LOOKUP_DELAY_MS} ms after the call ended, so that a message created late is seen: ${asked!.at - call!.end} ms`);
+    assert.ok(
+      asked!.at >= call!.end + LOOKUP_DELAY_MS,
+      `looked up ${LOOKUP_DELAY_MS} ms after the call ended, so that a message created late is seen: ${asked!.at - call!.end} ms`,
+    );
     assert.equal(asked!.since, call!.at, 'from the start of the call');
     assert.deepEqual([asked!.to, asked!.from], ['+15551234567', '+15550000000']);
     assert.deepEqual(d.settled, [{ kind: 'complete' }]);
     assert.equal(interactions.all.length, 1);
     assert.equal(interactions.all[0]?.body.responseType, 'sent');
-    assert.equal(interactions.all[0]?.body.providerMessageId, 'SM-created', 'the provider\'s id of the message it has');
+    assert.equal(interactions.all[0]?.body.providerMessageId, 'SM-created', "the provider's id of the message it has");
     const stats = s.stats();
-    assert.deepEqual([stats.lostAnswerFound, stats.lostAnswerNotFound, stats.lostAnswerLookupFailed, stats.sent, stats.providerCalls], [1, 0, 0, 1, 1]);
+    assert.deepEqual(
+      [stats.lostAnswerFound, stats.lostAnswerNotFound, stats.lostAnswerLookupFailed, stats.sent, stats.providerCalls],
+      [1, 0, 0, 1, 1],
+    );
     const closed = decodeSessionState(sess.saved.at(-1));
     assert.ok(closed.ok);
     assert.equal(closed.state?.inFlight, undefined, 'settled: nothing left in flight');
   });
 
   it('a 5xx whose message the provider does not have is made again after the lookup, once', async () => {
-    const p = new LookupProvider(() => undefined, (_r, n) => (n === 1 ? errors.unavailable() : { providerMessageId: 'SM-second', status: 'queued' }));
+    const p = new LookupProvider(
+      () => undefined,
+      (_r, n) => (n === 1 ? errors.unavailable() : { providerMessageId: 'SM-second', status: 'queued' }),
+    );
     const { stage: s, interactions, registry } = stage(p);
     const d = delivery(outbound());
     await send(s, d);
@@ -93,21 +122,34 @@ describe('dispatch after a lost answer', () => {
     assert.equal(s.stats().lostAnswerNotFound, 1);
   });
 
-  it('when every call\'s answer is lost, each lookup covers them all from the first call, and the last one finds it', async () => {
+  it("when every call's answer is lost, each lookup covers them all from the first call, and the last one finds it", async () => {
     // Not found twice, then the provider has one: the message created by one of the three calls.
     let lookups = 0;
-    const p = new LookupProvider(() => (++lookups < 3 ? undefined : { providerMessageId: 'SM-late', status: 'sent' }), () => errors.timeout());
+    const p = new LookupProvider(
+      () => (++lookups < 3 ? undefined : { providerMessageId: 'SM-late', status: 'sent' }),
+      () => errors.timeout(),
+    );
     const { stage: s, interactions } = stage(p, { attempts: 3 });
     const d = delivery(outbound());
     await send(s, d);
     assert.equal(p.calls.length, 3, 'the retry budget: 3 calls');
-    assert.ok(p.lookups.every((q) => q.since === p.calls[0]!.at), 'every lookup from the first call on');
-    assert.deepEqual(d.settled, [{ kind: 'complete' }], 'the last call\'s lost answer is looked up too: sent, not dead-lettered as retries exhausted');
+    assert.ok(
+      p.lookups.every((q) => q.since === p.calls[0]!.at),
+      'every lookup from the first call on',
+    );
+    assert.deepEqual(
+      d.settled,
+      [{ kind: 'complete' }],
+      "the last call's lost answer is looked up too: sent, not dead-lettered as retries exhausted",
+    );
     assert.equal(interactions.all[0]?.body.providerMessageId, 'SM-late');
   });
 
   it('a lookup that fails hands the message back unsent and keeps it in flight, so the next try looks it up first', async () => {
-    const p = new LookupProvider(() => new Error('twilio 503 on the list'), () => errors.timeout());
+    const p = new LookupProvider(
+      () => new Error('twilio 503 on the list'),
+      () => errors.timeout(),
+    );
     const { stage: s, interactions, registry } = stage(p);
     const d = delivery(outbound());
     const sess = session();
@@ -119,7 +161,11 @@ describe('dispatch after a lost answer', () => {
     assert.equal(s.stats().lostAnswerLookupFailed, 1);
     const closed = decodeSessionState(sess.saved.at(-1));
     assert.ok(closed.ok);
-    assert.deepEqual(closed.state?.inFlight?.map(([key]) => key), [(d.body as { key: string }).key], 'still listed in flight for the next holder');
+    assert.deepEqual(
+      closed.state?.inFlight?.map(([key]) => key),
+      [(d.body as { key: string }).key],
+      'still listed in flight for the next holder',
+    );
 
     // Delivered again to the next holder: looked up before any call (the provider answers now, and has it).
     const p2 = new LookupProvider(() => ({ providerMessageId: 'SM-first', status: 'delivered' }));
@@ -134,7 +180,10 @@ describe('dispatch after a lost answer', () => {
   it('two messages of the same text to the same recipient: a message matched once is not matched to the other', async () => {
     // Both calls time out; the provider has only the first one's message. The two lookups run at once, and each reads
     // the list before the other's answer: both see the one message.
-    const p = new LookupProvider((q) => (q.exclude?.has('SM-one') === true ? undefined : { providerMessageId: 'SM-one', status: 'queued' }), (_r, n) => (n <= 2 ? errors.timeout() : { providerMessageId: 'SM-two', status: 'queued' }));
+    const p = new LookupProvider(
+      (q) => (q.exclude?.has('SM-one') === true ? undefined : { providerMessageId: 'SM-one', status: 'queued' }),
+      (_r, n) => (n <= 2 ? errors.timeout() : { providerMessageId: 'SM-two', status: 'queued' }),
+    );
     const { stage: s, interactions } = stage(p);
     const [a, b] = [delivery(outbound()), delivery(outbound())];
     const h = await s.sessionHandler(session());
@@ -148,8 +197,10 @@ describe('dispatch after a lost answer', () => {
 
   it('a message of the same text to the same recipient sent just before is not taken for the one whose answer was lost', async () => {
     // The list holds the first message (sent, answered); the second call failed with a 503 before Twilio created anything.
-    const p = new LookupProvider((q) => (q.exclude?.has('SM-first') === true ? undefined : { providerMessageId: 'SM-first', status: 'sent' }), (_r, n) =>
-      n === 2 ? errors.unavailable() : { providerMessageId: n === 1 ? 'SM-first' : 'SM-second', status: 'queued' },
+    const p = new LookupProvider(
+      (q) => (q.exclude?.has('SM-first') === true ? undefined : { providerMessageId: 'SM-first', status: 'sent' }),
+      (_r, n) =>
+        n === 2 ? errors.unavailable() : { providerMessageId: n === 1 ? 'SM-first' : 'SM-second', status: 'queued' },
     );
     const { stage: s, interactions } = stage(p);
     const [a, b] = [delivery(outbound()), delivery(outbound())];
@@ -163,7 +214,10 @@ describe('dispatch after a lost answer', () => {
   });
 
   it('a 429 is not a lost answer: no lookup', async () => {
-    const p = new LookupProvider(() => undefined, (_r, n) => (n === 1 ? errors.rateLimited(500) : { providerMessageId: '', status: 'queued' }));
+    const p = new LookupProvider(
+      () => undefined,
+      (_r, n) => (n === 1 ? errors.rateLimited(500) : { providerMessageId: '', status: 'queued' }),
+    );
     const { stage: s } = stage(p);
     const d = delivery(outbound());
     await send(s, d);
@@ -174,7 +228,9 @@ describe('dispatch after a lost answer', () => {
 
   for (const type of ['contract', 'telegram'] as const) {
     it(`a provider that cannot be asked (${type}) is called again with the same idempotency key, as before`, async () => {
-      const p = new FakeProvider(type, (_r, n) => (n === 1 ? errors.timeout() : { providerMessageId: '', status: 'queued' }));
+      const p = new FakeProvider(type, (_r, n) =>
+        n === 1 ? errors.timeout() : { providerMessageId: '', status: 'queued' },
+      );
       const { stage: s } = stage(p);
       const d = delivery(outbound());
       await send(s, d);
@@ -189,7 +245,16 @@ describe('dispatch after a lost answer', () => {
 
   it('the decision table: what may have created the message', () => {
     assert.deepEqual(
-      [errors.timeout(), errors.unavailable(), errors.badResponse(502, '<html>'), errors.badResponse(201, {}), errors.rateLimited(), errors.rejected(), errors.unauthorized(), new Error('bug')].map(mayHaveSent),
+      [
+        errors.timeout(),
+        errors.unavailable(),
+        errors.badResponse(502, '<html>'),
+        errors.badResponse(201, {}),
+        errors.rateLimited(),
+        errors.rejected(),
+        errors.unauthorized(),
+        new Error('bug'),
+      ].map(mayHaveSent),
       [true, true, true, true, false, false, false, false],
     );
   });

@@ -10,7 +10,11 @@ describe("dispatch: replaying outbound's dead letters", () => {
 
   it('a replay of a reason nothing was sent for leaves them too (they do not match it anyway)', () => {
     for (const reason of [retriesExhausted, unknownChannel, 'SomethingElse']) {
-      assert.deepEqual(outboundReplay(reason), { allowed: true, excludeReasons: [interactionNotSent, unconfirmed] }, reason);
+      assert.deepEqual(
+        outboundReplay(reason),
+        { allowed: true, excludeReasons: [interactionNotSent, unconfirmed] },
+        reason,
+      );
     }
   });
 

@@ -4,12 +4,16 @@ import { isStartDeadlineError } from '../../../../src/errors.js';
 import { SenderLimiter } from '../../../../src/pipeline/dispatch/sender-limiter.js';
 import { worstCaseInWindow } from './fakes.js';
 
-const calls = (r: { starts: number[]; ends: number[] }): Array<{ at: number; end: number }> => r.starts.map((at, i) => ({ at, end: r.ends[i] as number }));
+const calls = (r: { starts: number[]; ends: number[] }): Array<{ at: number; end: number }> =>
+  r.starts.map((at, i) => ({ at, end: r.ends[i] as number }));
 
 describe('sender limiter', () => {
   let clock: sinon.SinonFakeTimers;
   beforeEach(() => {
-    clock = sinon.useFakeTimers({ now: 5_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    clock = sinon.useFakeTimers({
+      now: 5_000_000,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => clock.restore());
 
@@ -48,7 +52,10 @@ describe('sender limiter', () => {
     const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 0 });
     const r = recorder(300);
     await Promise.all([limiter.run('a', r.call), limiter.run('b', r.call), clock.tickAsync(5000)]);
-    assert.deepEqual(r.starts.map((t) => t - (r.starts[0] as number)), [0, 1300]);
+    assert.deepEqual(
+      r.starts.map((t) => t - (r.starts[0] as number)),
+      [0, 1300],
+    );
     assert.equal(worstCaseInWindow(calls(r), 1000), 1);
   });
 
@@ -59,21 +66,27 @@ describe('sender limiter', () => {
     const all: Array<Promise<unknown>> = [];
     for (let i = 0; i < 30; i++) {
       // Arrivals scattered over the first 4 s; each call records its own start and end.
-      setTimeout(() => {
-        all.push(
-          limiter.run(`to-${i}`, async () => {
-            const span = { at: Date.now(), end: Date.now() };
-            spans.push(span);
-            await new Promise((r) => setTimeout(r, durations[i % durations.length]));
-            span.end = Date.now();
-          }),
-        );
-      }, (i * 137) % 4000);
+      setTimeout(
+        () => {
+          all.push(
+            limiter.run(`to-${i}`, async () => {
+              const span = { at: Date.now(), end: Date.now() };
+              spans.push(span);
+              await new Promise((r) => setTimeout(r, durations[i % durations.length]));
+              span.end = Date.now();
+            }),
+          );
+        },
+        (i * 137) % 4000,
+      );
     }
     await clock.tickAsync(60_000);
     await Promise.all(all);
     assert.equal(spans.length, 30);
-    assert.ok(worstCaseInWindow(spans, 1000) <= 3, `at most 3 wherever each request arrived: ${worstCaseInWindow(spans, 1000)}`);
+    assert.ok(
+      worstCaseInWindow(spans, 1000) <= 3,
+      `at most 3 wherever each request arrived: ${worstCaseInWindow(spans, 1000)}`,
+    );
   });
 
   it('keeps to the concurrency', async () => {
@@ -114,7 +127,12 @@ describe('sender limiter', () => {
       order.push(name);
       at[name] = Date.now() - t0;
     };
-    const all = Promise.all([limiter.run('chat', call('a')), limiter.run('chat', call('b')), limiter.run('other', call('x')), limiter.run('chat', call('c'))]);
+    const all = Promise.all([
+      limiter.run('chat', call('a')),
+      limiter.run('chat', call('b')),
+      limiter.run('other', call('x')),
+      limiter.run('chat', call('c')),
+    ]);
     await clock.tickAsync(5000);
     await all;
     assert.deepEqual(order, ['a', 'x', 'b', 'c']);
@@ -122,13 +140,25 @@ describe('sender limiter', () => {
   });
 
   it('spaces calls to a group recipient by perGroupMs (Telegram: 20 a minute per group), others by perRecipientMs', async () => {
-    const limiter = new SenderLimiter({ messages: 100, perRecipientMs: 1000, perGroupMs: 3000, isGroup: (r) => r.startsWith('-'), guardMs: 0 });
+    const limiter = new SenderLimiter({
+      messages: 100,
+      perRecipientMs: 1000,
+      perGroupMs: 3000,
+      isGroup: (r) => r.startsWith('-'),
+      guardMs: 0,
+    });
     const at: string[] = [];
     const t0 = Date.now();
     const call = (name: string) => async () => {
       at.push(`${name}@${Date.now() - t0}`);
     };
-    const all = Promise.all([limiter.run('-100', call('g1')), limiter.run('-100', call('g2')), limiter.run('42', call('p1')), limiter.run('42', call('p2')), limiter.run('-100', call('g3'))]);
+    const all = Promise.all([
+      limiter.run('-100', call('g1')),
+      limiter.run('-100', call('g2')),
+      limiter.run('42', call('p1')),
+      limiter.run('42', call('p2')),
+      limiter.run('-100', call('g3')),
+    ]);
     await clock.tickAsync(10_000);
     await all;
     assert.deepEqual(at.sort(), ['g1@0', 'g2@3000', 'g3@6000', 'p1@0', 'p2@1000'].sort());
@@ -149,13 +179,19 @@ describe('sender limiter', () => {
     await assert.rejects(second, /stop/);
     await clock.tickAsync(3000);
     await Promise.all([first, third]);
-    assert.deepEqual(r.starts.map((t) => t - t0), [0, 1010], 'the third waits 1000 ms after the first ended');
+    assert.deepEqual(
+      r.starts.map((t) => t - t0),
+      [0, 1010],
+      'the third waits 1000 ms after the first ended',
+    );
   });
 
   it('never interrupts a started call when its signal fires', async () => {
     const limiter = new SenderLimiter({ messages: 1 });
     const controller = new AbortController();
-    const started = limiter.run('a', () => new Promise<string>((r) => setTimeout(() => r('done'), 500)), { signal: controller.signal });
+    const started = limiter.run('a', () => new Promise<string>((r) => setTimeout(() => r('done'), 500)), {
+      signal: controller.signal,
+    });
     const waiting = limiter.run('b', async () => 'never', { signal: controller.signal });
     waiting.catch(() => undefined);
     await clock.tickAsync(100);
@@ -215,7 +251,12 @@ describe('sender limiter', () => {
     session.abort(new Error('closing'));
     limiter.clear();
     await clock.tickAsync(0);
-    assert.deepEqual(await Promise.all(runs.map((run) => run.then(String, (err: Error) => err.message))), ['1', '2', 'closing', '3']);
+    assert.deepEqual(await Promise.all(runs.map((run) => run.then(String, (err: Error) => err.message))), [
+      '1',
+      '2',
+      'closing',
+      '3',
+    ]);
     assert.equal(limiter.stats().inWindow, 0);
     assert.equal(clock.countTimers(), 0, 'no timer left');
   });
@@ -236,7 +277,10 @@ describe('sender limiter', () => {
     /** Settles `p` into what happened to it, without an unhandled rejection. */
     function outcome<T>(p: Promise<T>): { value: () => T | Error | undefined } {
       let v: T | Error | undefined;
-      p.then((x) => (v = x), (err: Error) => (v = err));
+      p.then(
+        (x) => (v = x),
+        (err: Error) => (v = err),
+      );
       return { value: () => v };
     }
 
@@ -244,9 +288,15 @@ describe('sender limiter', () => {
       const limiter = new SenderLimiter({ messages: 5 });
       const r = recorder();
       const t0 = Date.now();
-      await assert.rejects(limiter.run('a', r.call, { startBy: t0 - 1 }), (err) => isStartDeadlineError(err) && /deadline has passed/.test(err.message));
+      await assert.rejects(
+        limiter.run('a', r.call, { startBy: t0 - 1 }),
+        (err) => isStartDeadlineError(err) && /deadline has passed/.test(err.message),
+      );
       limiter.pauseFor(5000);
-      await assert.rejects(limiter.run('a', r.call, { startBy: t0 + 4999 }), (err) => isStartDeadlineError(err) && /paused until/.test(err.message));
+      await assert.rejects(
+        limiter.run('a', r.call, { startBy: t0 + 4999 }),
+        (err) => isStartDeadlineError(err) && /paused until/.test(err.message),
+      );
       const ok = limiter.run('a', r.call, { startBy: t0 + 5000 });
       await clock.tickAsync(6000);
       assert.equal(await ok, 1, 'a pause that ends by the deadline is waited');
@@ -254,7 +304,7 @@ describe('sender limiter', () => {
       assert.equal(r.starts[0], t0 + 5000);
     });
 
-    it('rejects at once when the recipient\'s next turn is past the deadline, and keeps the turn order', async () => {
+    it("rejects at once when the recipient's next turn is past the deadline, and keeps the turn order", async () => {
       const limiter = new SenderLimiter({ messages: 5, perRecipientMs: 1000, guardMs: 10 });
       const r = recorder(20);
       const t0 = Date.now();
@@ -262,11 +312,18 @@ describe('sender limiter', () => {
       const late = outcome(limiter.run('chat', r.call, { startBy: t0 + 500 }));
       const third = limiter.run('chat', r.call);
       await clock.tickAsync(20);
-      assert.ok(isStartDeadlineError(late.value()), 'known as soon as the first call ended (its turn: 1030 ms > 500 ms)');
+      assert.ok(
+        isStartDeadlineError(late.value()),
+        'known as soon as the first call ended (its turn: 1030 ms > 500 ms)',
+      );
       await clock.tickAsync(3000);
       assert.equal(await first, 1);
       assert.equal(await third, 2);
-      assert.deepEqual(r.starts.map((t) => t - t0), [0, 1030], 'the third took the turn after the first');
+      assert.deepEqual(
+        r.starts.map((t) => t - t0),
+        [0, 1030],
+        'the third took the turn after the first',
+      );
     });
 
     it('drops a call still waiting for a slot when its deadline comes, and holds no slot for it', async () => {
@@ -284,7 +341,11 @@ describe('sender limiter', () => {
       await clock.tickAsync(2000);
       assert.equal(await first, 1);
       assert.equal(await third, 2);
-      assert.deepEqual(r.starts.map((t) => t - t0), [0, 1100], 'the dropped call took no slot');
+      assert.deepEqual(
+        r.starts.map((t) => t - t0),
+        [0, 1100],
+        'the dropped call took no slot',
+      );
       assert.equal(limiter.stats().waiting, 0);
     });
 
@@ -298,7 +359,10 @@ describe('sender limiter', () => {
       await clock.tickAsync(200);
       limiter.pauseFor(10_000);
       await clock.tickAsync(0);
-      assert.ok(isStartDeadlineError(soon.value()) && /paused until/.test(String(soon.value())), 'dropped when the pause began');
+      assert.ok(
+        isStartDeadlineError(soon.value()) && /paused until/.test(String(soon.value())),
+        'dropped when the pause began',
+      );
       await clock.tickAsync(20_000);
       assert.equal(await first, 1);
       assert.equal(await later, 2);
@@ -309,8 +373,16 @@ describe('sender limiter', () => {
 
   describe('cost (Twilio segments)', () => {
     /** The most cost any window of `windowMs` may have seen, each call arriving anywhere between its start and end. */
-    const worstCostInWindow = (spans: ReadonlyArray<{ at: number; end: number; cost: number }>, windowMs: number): number =>
-      Math.max(0, ...spans.flatMap((c) => [c.at, c.end]).map((t) => spans.filter((c) => c.at < t + windowMs && c.end >= t).reduce((sum, c) => sum + c.cost, 0)));
+    const worstCostInWindow = (
+      spans: ReadonlyArray<{ at: number; end: number; cost: number }>,
+      windowMs: number,
+    ): number =>
+      Math.max(
+        0,
+        ...spans
+          .flatMap((c) => [c.at, c.end])
+          .map((t) => spans.filter((c) => c.at < t + windowMs && c.end >= t).reduce((sum, c) => sum + c.cost, 0)),
+      );
 
     it('charges each call its cost: at 6 per second, 3-cost calls go 2 per second', async () => {
       const limiter = new SenderLimiter({ messages: 6, intervalMs: 1000, guardMs: 0 });
@@ -333,11 +405,18 @@ describe('sender limiter', () => {
     it('a call costing more than the limit takes every slot for that many windows after it ends', async () => {
       const limiter = new SenderLimiter({ messages: 2, intervalMs: 1000, guardMs: 0 });
       const r = recorder(10);
-      const all = Promise.all([limiter.run('a', r.call, { cost: 5 }), limiter.run('b', r.call), limiter.run('c', r.call)]);
+      const all = Promise.all([
+        limiter.run('a', r.call, { cost: 5 }),
+        limiter.run('b', r.call),
+        limiter.run('c', r.call),
+      ]);
       await clock.tickAsync(10_000);
       await all;
       // 5 segments at 2 per window: 3 windows after the call ended, then the next two together.
-      assert.deepEqual(r.starts.map((t) => t - (r.starts[0] as number)), [0, 3010, 3010]);
+      assert.deepEqual(
+        r.starts.map((t) => t - (r.starts[0] as number)),
+        [0, 3010, 3010],
+      );
       assert.equal(limiter.holdLeftMs(), 0, 'nothing left after the windows passed');
     });
 
@@ -363,7 +442,10 @@ describe('sender limiter', () => {
     it('rejects a cost that is not a whole number >= 1, calling nothing', async () => {
       const limiter = new SenderLimiter({ messages: 3 });
       const r = recorder();
-      await assert.rejects(limiter.run('a', r.call, { cost: 0 }), /SenderLimiter run: cost must be an integer >= 1, found 0/);
+      await assert.rejects(
+        limiter.run('a', r.call, { cost: 0 }),
+        /SenderLimiter run: cost must be an integer >= 1, found 0/,
+      );
       await assert.rejects(limiter.run('a', r.call, { cost: 1.5 }), /cost must be an integer >= 1/);
       assert.equal(r.starts.length, 0);
     });

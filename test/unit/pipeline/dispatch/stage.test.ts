@@ -7,18 +7,38 @@ import { decodeSessionState } from '../../../../src/pipeline/dispatch/session-st
 import type { Provider } from '../../../../src/providers/provider.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 import { createLogger } from '../../../../src/log.js';
-import { channel, delivery, errors, FakeInteractions, FakeProvider, lookup, outbound, PHONE, session, signalTraces, worstCaseInWindow, type FakeDelivery } from './fakes.js';
+import {
+  channel,
+  delivery,
+  errors,
+  FakeInteractions,
+  FakeProvider,
+  lookup,
+  outbound,
+  PHONE,
+  session,
+  signalTraces,
+  worstCaseInWindow,
+  type FakeDelivery,
+} from './fakes.js';
 
 const SESSION = 'twilio:+15550000000';
 
 describe('dispatch stage', () => {
   let clock: sinon.SinonFakeTimers;
   beforeEach(() => {
-    clock = sinon.useFakeTimers({ now: 1_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    clock = sinon.useFakeTimers({
+      now: 1_000_000,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => clock.restore());
 
-  function stage(provider: Provider | ((name: string) => Provider), options: Partial<DispatchOptions> = {}, interactions = new FakeInteractions()) {
+  function stage(
+    provider: Provider | ((name: string) => Provider),
+    options: Partial<DispatchOptions> = {},
+    interactions = new FakeInteractions(),
+  ) {
     const channels = options.channels ?? lookup(channel());
     const s = new DispatchStage({
       channels,
@@ -30,7 +50,12 @@ describe('dispatch stage', () => {
     return { stage: s, interactions };
   }
 
-  async function run(handler: SessionHandler, deliveries: FakeDelivery[], ms = 60_000, signal = new AbortController().signal): Promise<void> {
+  async function run(
+    handler: SessionHandler,
+    deliveries: FakeDelivery[],
+    ms = 60_000,
+    signal = new AbortController().signal,
+  ): Promise<void> {
     const done = handler.onBatch(deliveries, signal);
     await clock.tickAsync(ms);
     await done;
@@ -58,10 +83,21 @@ describe('dispatch stage', () => {
     assert.ok(interactions.sends.length < 50, `interactions are grouped (${interactions.sends.length} sends)`);
     const first = interactions.all[0];
     assert.equal(first?.body.responseType, 'sent');
-    assert.equal(first?.messageId, `${first?.body.context.kind === 'marketing' ? first.body.context.activityRowId : ''}:sent`);
+    assert.equal(
+      first?.messageId,
+      `${first?.body.context.kind === 'marketing' ? first.body.context.activityRowId : ''}:sent`,
+    );
     // The 50 rows share msdyncrm_activityid (one tile): keyed on it, the bus would keep one `sent` of the 50.
-    assert.equal(new Set(interactions.all.map((i) => i.messageId)).size, 50, 'one interaction MessageId per activity row');
-    assert.equal(new Set(provider.calls.map((c) => c.request.idempotencyKey)).size, 50, 'the message key is the idempotency key');
+    assert.equal(
+      new Set(interactions.all.map((i) => i.messageId)).size,
+      50,
+      'one interaction MessageId per activity row',
+    );
+    assert.equal(
+      new Set(provider.calls.map((c) => c.request.idempotencyKey)).size,
+      50,
+      'the message key is the idempotency key',
+    );
     assert.equal(provider.calls[0]?.request.from, '+15550000000');
   });
 
@@ -81,28 +117,42 @@ describe('dispatch stage', () => {
     const deliveries = Array.from({ length: 30 }, (_, i) => delivery(outbound({ text: String(i + 1) })));
     await run(handler, deliveries, 30_000);
     assert.equal(p.calls.length, 30 + 10 + 3, 'retries are calls');
-    assert.ok(worstCaseInWindow(p.calls, 1000) <= 5, `at most 5 calls (retries included) in any window: ${worstCaseInWindow(p.calls, 1000)}`);
+    assert.ok(
+      worstCaseInWindow(p.calls, 1000) <= 5,
+      `at most 5 calls (retries included) in any window: ${worstCaseInWindow(p.calls, 1000)}`,
+    );
     for (const d of deliveries) assert.deepEqual(settledOnce(d), { kind: 'complete' });
     assert.equal(new Set(interactions.all.map((i) => i.messageId)).size, 30);
   });
 
   it('a 429 pauses only that sender, for Retry-After, then sends', async () => {
-    const a = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited(3000) : { providerMessageId: '', status: 'queued' }));
+    const a = new FakeProvider('twilio', (_r, n) =>
+      n === 1 ? errors.rateLimited(3000) : { providerMessageId: '', status: 'queued' },
+    );
     const b = new FakeProvider('telegram');
-    const channels = lookup(channel(), channel({ name: 'tg', senderKey: 'telegram:bot', provider: { type: 'telegram', botToken: 'x' }, sender: 'bot' }));
+    const channels = lookup(
+      channel(),
+      channel({ name: 'tg', senderKey: 'telegram:bot', provider: { type: 'telegram', botToken: 'x' }, sender: 'bot' }),
+    );
     const { stage: s, interactions } = stage((name) => (name === 'sms' ? a : b), { channels });
     const ha = await s.sessionHandler(session(SESSION));
     const hb = await s.sessionHandler(session('telegram:bot'));
     const da = [delivery(outbound()), delivery(outbound())];
     const db = Array.from({ length: 10 }, () => delivery(outbound({ channel: 'tg', to: '42' }), 'telegram:bot'));
     const t0 = Date.now();
-    const done = Promise.all([ha.onBatch(da, new AbortController().signal), hb.onBatch(db, new AbortController().signal)]);
+    const done = Promise.all([
+      ha.onBatch(da, new AbortController().signal),
+      hb.onBatch(db, new AbortController().signal),
+    ]);
     await clock.tickAsync(10_000);
     await done;
     // The 429 came back at ~30 ms; nothing of sender A until it ran out; sender B went on meanwhile.
     const aTimes = a.calls.map((c) => c.at - t0);
     assert.deepEqual(aTimes.slice(0, 2), [0, 0], 'both of A started at once');
-    assert.ok(aTimes.slice(2).every((t) => t >= 30 + 3000), `A waited for Retry-After: ${aTimes.join(', ')}`);
+    assert.ok(
+      aTimes.slice(2).every((t) => t >= 30 + 3000),
+      `A waited for Retry-After: ${aTimes.join(', ')}`,
+    );
     assert.equal(a.calls.length, 3, 'one retry: the message that got the 429');
     const bDuringPause = b.calls.filter((c) => c.at - t0 < 3000).length;
     assert.equal(bDuringPause, 10, 'B was not paused');
@@ -113,7 +163,9 @@ describe('dispatch stage', () => {
   });
 
   it('a 429 without Retry-After pauses for the default', async () => {
-    const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited() : { providerMessageId: '', status: 'queued' }));
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n === 1 ? errors.rateLimited() : { providerMessageId: '', status: 'queued' },
+    );
     const { stage: s } = stage(p, { retry: { defaultThrottleWaitMs: 2000 } });
     const handler = await s.sessionHandler(session());
     await run(handler, [delivery(outbound())], 5000);
@@ -134,14 +186,19 @@ describe('dispatch stage', () => {
   });
 
   it('retries transient failures and then records one interaction and one completion', async () => {
-    const p = new FakeProvider('twilio', (_r, n) => (n <= 2 ? errors.unavailable() : { providerMessageId: 'SM-ok', status: 'queued' }));
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n <= 2 ? errors.unavailable() : { providerMessageId: 'SM-ok', status: 'queued' },
+    );
     const { stage: s, interactions } = stage(p);
     const handler = await s.sessionHandler(session());
     const msg = outbound();
     const d = delivery(msg);
     await run(handler, [d], 10_000);
     assert.equal(p.calls.length, 3);
-    assert.ok(p.calls.every((c) => c.request.idempotencyKey === msg.key), 'same idempotency key on every try');
+    assert.ok(
+      p.calls.every((c) => c.request.idempotencyKey === msg.key),
+      'same idempotency key on every try',
+    );
     assert.deepEqual(settledOnce(d), { kind: 'complete' });
     assert.equal(interactions.all.length, 1);
     assert.equal(interactions.all[0]?.body.providerMessageId, 'SM-ok');
@@ -149,7 +206,7 @@ describe('dispatch stage', () => {
     assert.equal(s.stats().retries, 2);
   });
 
-  it('dead-letters exhausted transient retries with the provider\'s last error, without the phone number', async () => {
+  it("dead-letters exhausted transient retries with the provider's last error, without the phone number", async () => {
     const p = new FakeProvider('twilio', () => errors.unavailable(`upstream down for ${PHONE}`));
     const { stage: s, interactions } = stage(p, { retry: { attempts: 3 } });
     const handler = await s.sessionHandler(session());
@@ -167,7 +224,7 @@ describe('dispatch stage', () => {
     assert.equal(interactions.all.length, 0);
   });
 
-  it('records a permanent refusal as the channel\'s failure response type and completes', async () => {
+  it("records a permanent refusal as the channel's failure response type and completes", async () => {
     const p = new FakeProvider('twilio', () => errors.rejected());
     const { stage: s, interactions } = stage(p);
     const handler = await s.sessionHandler(session());
@@ -184,10 +241,18 @@ describe('dispatch stage', () => {
   });
 
   it('records a real-time refusal as NotSent and a real-time send as Sent', async () => {
-    const p = new FakeProvider('contract', (r) => (r.to === 'bad' ? errors.rejected() : { providerMessageId: 'm-1', status: 'Sent' }));
+    const p = new FakeProvider('contract', (r) =>
+      r.to === 'bad' ? errors.rejected() : { providerMessageId: 'm-1', status: 'Sent' },
+    );
     const { stage: s, interactions } = stage(p, { channels: lookup(channel({ failureResponseType: undefined })) });
     const handler = await s.sessionHandler(session());
-    const context = { kind: 'realtime' as const, channelDefinitionId: 'cd-1', requestId: 'req-1', from: 'x', organizationId: 'org' };
+    const context = {
+      kind: 'realtime' as const,
+      channelDefinitionId: 'cd-1',
+      requestId: 'req-1',
+      from: 'x',
+      organizationId: 'org',
+    };
     const ok = delivery(outbound({ key: 'req-1', context, parts: { text: 'hi', title: 'T' } }));
     const bad = delivery(outbound({ key: 'req-2', to: 'bad', context: { ...context, requestId: 'req-2' } }));
     await run(handler, [ok, bad]);
@@ -245,13 +310,15 @@ describe('dispatch stage', () => {
     assert.equal(settled?.kind === 'deadLetter' && settled.reason, 'DispatchFailed');
   });
 
-  it('times a provider call out at the channel\'s timeout and retries it', async () => {
+  it("times a provider call out at the channel's timeout and retries it", async () => {
     let n = 0;
     const p: Provider = {
       type: 'twilio',
       send: (r) => {
         n++;
-        return n === 1 ? new Promise(() => undefined) : Promise.resolve({ providerMessageId: `SM-${r.idempotencyKey}`, status: 'queued' });
+        return n === 1
+          ? new Promise(() => undefined)
+          : Promise.resolve({ providerMessageId: `SM-${r.idempotencyKey}`, status: 'queued' });
       },
     };
     const { stage: s, interactions } = stage(p, { channels: lookup(channel({ timeoutMs: 2000 })) });
@@ -320,7 +387,11 @@ describe('dispatch stage', () => {
   it('dead-letters (never abandons) a sent message whose interaction cannot be sent', async () => {
     const p = new FakeProvider();
     const interactions = new FakeInteractions(() => true);
-    const { stage: s } = stage(p, { interactionBatching: { attempts: 3, initialDelayMs: 10, maxDelayMs: 20 } }, interactions);
+    const { stage: s } = stage(
+      p,
+      { interactionBatching: { attempts: 3, initialDelayMs: 10, maxDelayMs: 20 } },
+      interactions,
+    );
     const handler = await s.sessionHandler(session());
     const d = delivery(outbound());
     await run(handler, [d], 30_000);
@@ -365,25 +436,50 @@ describe('dispatch stage', () => {
     for (const d of [...same, other]) assert.deepEqual(settledOnce(d), { kind: 'complete' });
   });
 
-  it('charges a Twilio call its segments against the sender limit; another provider\'s call costs 1', async () => {
-    for (const [type, perWindow] of [['twilio', 3], ['telegram', 6]] as const) {
+  it("charges a Twilio call its segments against the sender limit; another provider's call costs 1", async () => {
+    for (const [type, perWindow] of [
+      ['twilio', 3],
+      ['telegram', 6],
+    ] as const) {
       const p = new FakeProvider(type);
-      const ch = channel({ rateLimit: { messages: 6 }, ...(type === 'telegram' ? { provider: { type, botToken: '1:x' }, senderKey: 'telegram:1' } : {}) });
+      const ch = channel({
+        rateLimit: { messages: 6 },
+        ...(type === 'telegram' ? { provider: { type, botToken: '1:x' }, senderKey: 'telegram:1' } : {}),
+      });
       const { stage: s } = stage(p, { channels: lookup(ch) });
       const handler = await s.sessionHandler(session(ch.senderKey));
       // 200 GSM-7 characters: 2 segments.
-      await run(handler, Array.from({ length: 12 }, () => delivery(outbound({ text: 'x'.repeat(200), to: type === 'twilio' ? PHONE : '100' }), ch.senderKey)), 20_000);
+      await run(
+        handler,
+        Array.from({ length: 12 }, () =>
+          delivery(outbound({ text: 'x'.repeat(200), to: type === 'twilio' ? PHONE : '100' }), ch.senderKey),
+        ),
+        20_000,
+      );
       assert.equal(p.calls.length, 12);
-      assert.equal(worstCaseInWindow(p.calls, 1000), perWindow, `${type}: ${perWindow} calls of 200 characters per window at a limit of 6`);
+      assert.equal(
+        worstCaseInWindow(p.calls, 1000),
+        perWindow,
+        `${type}: ${perWindow} calls of 200 characters per window at a limit of 6`,
+      );
     }
   });
 
   it('spaces calls to one Telegram group chat by perGroupMs (20 a minute)', async () => {
     const p = new FakeProvider('telegram');
-    const tg = channel({ name: 'tg', senderKey: 'telegram:bot', provider: { type: 'telegram', botToken: '1:x' }, rateLimit: { messages: 30, perRecipientMs: 1000, perGroupMs: 3000 } });
+    const tg = channel({
+      name: 'tg',
+      senderKey: 'telegram:bot',
+      provider: { type: 'telegram', botToken: '1:x' },
+      rateLimit: { messages: 30, perRecipientMs: 1000, perGroupMs: 3000 },
+    });
     const { stage: s } = stage(p, { channels: lookup(tg) });
     const handler = await s.sessionHandler(session('telegram:bot'));
-    await run(handler, Array.from({ length: 3 }, () => delivery(outbound({ channel: 'tg', to: '-1001234567890' }), 'telegram:bot')), 20_000);
+    await run(
+      handler,
+      Array.from({ length: 3 }, () => delivery(outbound({ channel: 'tg', to: '-1001234567890' }), 'telegram:bot')),
+      20_000,
+    );
     assert.equal(p.calls.length, 3);
     for (let i = 1; i < p.calls.length; i++) {
       const gap = (p.calls[i]?.at ?? 0) - (p.calls[i - 1]?.end ?? 0);
@@ -396,21 +492,32 @@ describe('dispatch stage', () => {
     const { stage: s } = stage(p);
     const first = session();
     const h1 = await s.sessionHandler(first);
-    await run(h1, Array.from({ length: 5 }, () => delivery(outbound())), 200);
+    await run(
+      h1,
+      Array.from({ length: 5 }, () => delivery(outbound())),
+      200,
+    );
     await h1.onClose();
-    assert.equal(first.saved.length, 2, 'written before the batch\'s calls, and at close');
+    assert.equal(first.saved.length, 2, "written before the batch's calls, and at close");
     const decoded = decodeSessionState(first.saved[1]);
     assert.ok(decoded.ok && decoded.state?.clean === true, 'the state at close is a clean hand-over');
     const lastEnded = Math.max(...p.calls.map((c) => c.end));
     assert.ok(decoded.ok && decoded.state?.v === 3);
-    assert.equal(decoded.state.holdMs, lastEnded + 1010 - Date.now(), 'what is left of the window after the last call (1000 + 10 guard)');
+    assert.equal(
+      decoded.state.holdMs,
+      lastEnded + 1010 - Date.now(),
+      'what is left of the window after the last call (1000 + 10 guard)',
+    );
 
     // Another replica takes the session over at once.
     const second = session(SESSION, first.saved[1]);
     const h2 = await s.sessionHandler(second);
     await run(h2, [delivery(outbound())], 3000);
     assert.equal(p.calls.length, 6);
-    assert.ok((p.calls[5]?.at ?? 0) >= lastEnded + 1000, `waited a window after the last call ended: ${(p.calls[5]?.at ?? 0) - lastEnded} ms`);
+    assert.ok(
+      (p.calls[5]?.at ?? 0) >= lastEnded + 1000,
+      `waited a window after the last call ended: ${(p.calls[5]?.at ?? 0) - lastEnded} ms`,
+    );
     assert.ok(worstCaseInWindow(p.calls, 1000) <= 5);
   });
 
@@ -422,13 +529,17 @@ describe('dispatch stage', () => {
     await run(h1, [delivery(outbound())], 2000);
     assert.equal((p.calls[0]?.at ?? 0) - t0, 1010, 'one window (interval + the 10 ms guard)');
     const t1 = Date.now();
-    const h2 = await s.sessionHandler(session(SESSION, Buffer.from(JSON.stringify({ v: 2, clean: true, sentAt: [t1 - 5000] }))));
+    const h2 = await s.sessionHandler(
+      session(SESSION, Buffer.from(JSON.stringify({ v: 2, clean: true, sentAt: [t1 - 5000] }))),
+    );
     await run(h2, [delivery(outbound())], 200);
     assert.equal(p.calls[1]?.at, t1);
   });
 
   it('hands a running 429 pause over to the next holder', async () => {
-    const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.rateLimited(10_000) : { providerMessageId: '', status: 'queued' }));
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n === 1 ? errors.rateLimited(10_000) : { providerMessageId: '', status: 'queued' },
+    );
     const { stage: s } = stage(p);
     const first = session();
     const h1 = await s.sessionHandler(first);
@@ -475,7 +586,9 @@ describe('dispatch stage', () => {
   });
 
   it('creates one provider per channel and counts in the registry', async () => {
-    const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.unavailable() : { providerMessageId: '', status: 'queued' }));
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n === 1 ? errors.unavailable() : { providerMessageId: '', status: 'queued' },
+    );
     let created = 0;
     const registry = new Registry();
     const { stage: s } = stage(() => (created++, p), { registry });
@@ -510,11 +623,14 @@ describe('dispatch stage', () => {
     await clock.tickAsync(1000);
     await closing;
     await done;
-    assert.deepEqual(deliveries.map((d) => d.settled[0]?.kind), ['complete', 'abandon', 'abandon']);
-    assert.equal(sess.saved.length, 2, 'before the batch\'s calls, and at close');
+    assert.deepEqual(
+      deliveries.map((d) => d.settled[0]?.kind),
+      ['complete', 'abandon', 'abandon'],
+    );
+    assert.equal(sess.saved.length, 2, "before the batch's calls, and at close");
   });
 
-  it('leaves nothing on the session loop\'s signal after many batches (no listener, no combined signal)', async () => {
+  it("leaves nothing on the session loop's signal after many batches (no listener, no combined signal)", async () => {
     const p = new FakeProvider();
     const { stage: s } = stage(p, { channels: lookup(channel({ rateLimit: { messages: 100 } })) });
     const handler = await s.sessionHandler(session());
@@ -533,7 +649,7 @@ describe('dispatch stage', () => {
     assert.deepEqual(signalTraces(loop.signal), { listeners: 0, dependants: 0 });
   });
 
-  it('a 2xx answer it cannot read is not retried: dead-lettered with the provider\'s answer, no failure recorded', async () => {
+  it("a 2xx answer it cannot read is not retried: dead-lettered with the provider's answer, no failure recorded", async () => {
     const body = { status: 'queued', to: PHONE, body: 'hello' };
     const p = new FakeProvider('twilio', () => errors.badResponse(201, body));
     const registry = new Registry();
@@ -549,15 +665,25 @@ describe('dispatch stage', () => {
     assert.equal(settled.reason, 'ProviderAnswerUnreadable');
     assert.match(settled.description, /may have been sent/);
     assert.match(settled.description, new RegExp(`idempotency key ${msg.key}`));
-    assert.match(settled.description, /HTTP 201 \(application\/json\), body: \{"status":"queued","to":"\+\*+4567","body":"hello"\}/);
+    assert.match(
+      settled.description,
+      /HTTP 201 \(application\/json\), body: \{"status":"queued","to":"\+\*+4567","body":"hello"\}/,
+    );
     assert.ok(!settled.description.includes(PHONE), settled.description);
     assert.equal(interactions.attempts, 0, 'not recorded as failed (nor as sent)');
     assert.equal(s.stats().retries, 0);
-    assert.match(await registry.metrics(), /channel_relay_dispatch_messages_total\{channel="sms",outcome="unconfirmed"\} 1/);
+    assert.match(
+      await registry.metrics(),
+      /channel_relay_dispatch_messages_total\{channel="sms",outcome="unconfirmed"\} 1/,
+    );
   });
 
-  it('an unreadable answer that is not 2xx (a proxy\'s 502 page) is retried', async () => {
-    const p = new FakeProvider('twilio', (_r, n) => (n === 1 ? errors.badResponse(502, '<html>502 Bad Gateway</html>') : { providerMessageId: 'SM-2', status: 'queued' }));
+  it("an unreadable answer that is not 2xx (a proxy's 502 page) is retried", async () => {
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n === 1
+        ? errors.badResponse(502, '<html>502 Bad Gateway</html>')
+        : { providerMessageId: 'SM-2', status: 'queued' },
+    );
     const { stage: s, interactions } = stage(p);
     const handler = await s.sessionHandler(session());
     const d = delivery(outbound());
@@ -573,15 +699,26 @@ describe('dispatch stage', () => {
       return { stream, log: createLogger({ level: 'warn', stream, pretty: false }) };
     }
 
-    async function closeAfterSends(setState: (state: Buffer) => Promise<void>, options: Partial<DispatchOptions> = {}, reason?: 'lockLost') {
+    async function closeAfterSends(
+      setState: (state: Buffer) => Promise<void>,
+      options: Partial<DispatchOptions> = {},
+      reason?: 'lockLost',
+    ) {
       const p = new FakeProvider();
       const { stream, log } = capture();
       const { stage: s } = stage(p, { log, ...options });
       // The write before the batch's calls succeeds; the one at close calls `setState`.
       let writes = 0;
-      const first = { ...session(), setState: (state: Buffer) => (++writes === 1 ? Promise.resolve() : setState(state)) };
+      const first = {
+        ...session(),
+        setState: (state: Buffer) => (++writes === 1 ? Promise.resolve() : setState(state)),
+      };
       const h1 = await s.sessionHandler(first);
-      await run(h1, Array.from({ length: 5 }, () => delivery(outbound())), 200);
+      await run(
+        h1,
+        Array.from({ length: 5 }, () => delivery(outbound())),
+        200,
+      );
       const lastEnded = Math.max(...p.calls.map((c) => c.end));
       let closedAt: number | undefined;
       const closing = h1.onClose(reason).then(() => (closedAt = Date.now()));
@@ -596,7 +733,10 @@ describe('dispatch stage', () => {
       assert.equal(c.closedAt(), undefined, 'still holding the session');
       await clock.tickAsync(2000);
       await c.closing;
-      assert.ok((c.closedAt() ?? 0) >= c.lastEnded + 1010, `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended (window 1000 + guard 10)`);
+      assert.ok(
+        (c.closedAt() ?? 0) >= c.lastEnded + 1010,
+        `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended (window 1000 + guard 10)`,
+      );
       assert.ok((c.closedAt() ?? Infinity) <= c.lastEnded + 1010 + 200, 'and not much later than one window');
       const warning = c.stream.lines().find((l) => /holding the session/.test(String(l['message'])));
       assert.ok(warning, c.stream.text);
@@ -604,24 +744,38 @@ describe('dispatch stage', () => {
 
       // The next holder, with no state to go by, starts at once: still no window above the limit.
       const h2 = await c.s.sessionHandler(session());
-      await run(h2, Array.from({ length: 5 }, () => delivery(outbound())), 3000);
+      await run(
+        h2,
+        Array.from({ length: 5 }, () => delivery(outbound())),
+        3000,
+      );
       assert.equal(c.p.calls.length, 10);
-      assert.ok(worstCaseInWindow(c.p.calls, 1000) <= 5, `at most 5 in any window: ${worstCaseInWindow(c.p.calls, 1000)}`);
+      assert.ok(
+        worstCaseInWindow(c.p.calls, 1000) <= 5,
+        `at most 5 in any window: ${worstCaseInWindow(c.p.calls, 1000)}`,
+      );
     });
 
     it('also when the save times out, counting the time the save took', async () => {
       const c = await closeAfterSends(() => new Promise(() => undefined), { stateTimeoutMs: 300 });
       await clock.tickAsync(3000);
       await c.closing;
-      assert.ok((c.closedAt() ?? 0) >= c.lastEnded + 1010, `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended`);
+      assert.ok(
+        (c.closedAt() ?? 0) >= c.lastEnded + 1010,
+        `released ${(c.closedAt() ?? 0) - c.lastEnded} ms after the last call ended`,
+      );
       assert.ok((c.closedAt() ?? Infinity) <= c.lastEnded + 1010 + 200);
       assert.match(c.stream.text, /setState did not finish within 300 ms/);
     });
 
-    it('does not hold a session whose lock is already lost (it is someone else\'s)', async () => {
-      const c = await closeAfterSends(async () => {
-        throw new Error('lock lost');
-      }, {}, 'lockLost');
+    it("does not hold a session whose lock is already lost (it is someone else's)", async () => {
+      const c = await closeAfterSends(
+        async () => {
+          throw new Error('lock lost');
+        },
+        {},
+        'lockLost',
+      );
       await clock.tickAsync(0);
       assert.ok(c.closedAt() !== undefined, 'released at once');
       await c.closing;
@@ -630,9 +784,16 @@ describe('dispatch stage', () => {
   });
 
   it('rejects bad options with a message naming them', () => {
-    const base = { channels: lookup(channel()), provider: () => new FakeProvider(), interactions: new FakeInteractions() };
+    const base = {
+      channels: lookup(channel()),
+      provider: () => new FakeProvider(),
+      interactions: new FakeInteractions(),
+    };
     assert.throws(() => new DispatchStage({ ...base, guardMs: -1 }), /guardMs must be an integer >= 0, found -1/);
     assert.throws(() => new DispatchStage({ ...base, retry: { attempts: 1.5 } }), /attempts must be an integer >= 1/);
-    assert.throws(() => new DispatchStage({ ...base, interactionBatching: { maxBatch: 0 } }), /maxBatch must be an integer >= 1/);
+    assert.throws(
+      () => new DispatchStage({ ...base, interactionBatching: { maxBatch: 0 } }),
+      /maxBatch must be an integer >= 1/,
+    );
   });
 });

@@ -8,12 +8,29 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { DataverseError } from '../../../../src/errors.js';
 import { fakeDelivery, settledAs, type FakeDelivery } from '../../../helpers/fake-delivery.js';
-import { activity, activityRow, contact, decode, activityFromRow, FakeOutbound, FakeReads, harness, realtime, truncated, type Harness } from './fakes.js';
+import {
+  activity,
+  activityRow,
+  contact,
+  decode,
+  activityFromRow,
+  FakeOutbound,
+  FakeReads,
+  harness,
+  realtime,
+  truncated,
+  type Harness,
+} from './fakes.js';
 import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { channelLookup } from '../../../helpers/channels.js';
 
-const timedOut = (): DataverseError => new DataverseError('DataverseTimeout', 'Dataverse did not answer within 30000 ms');
-const throttled = (ms: number): DataverseError => new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit', { retryAfterMs: ms, upstream: { status: 429 } });
+const timedOut = (): DataverseError =>
+  new DataverseError('DataverseTimeout', 'Dataverse did not answer within 30000 ms');
+const throttled = (ms: number): DataverseError =>
+  new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit', {
+    retryAfterMs: ms,
+    upstream: { status: 429 },
+  });
 
 /** Fails the first `n` calls with `error()`, then answers. */
 function failing(n: number, error: () => unknown): () => unknown {
@@ -22,7 +39,10 @@ function failing(n: number, error: () => unknown): () => unknown {
 }
 
 /** Deliveries that record when (fake `Date.now()`) each was settled. */
-function timedDeliveries(bodies: readonly unknown[], deliveryCount = 1): { deliveries: FakeDelivery[]; settledAt: number[] } {
+function timedDeliveries(
+  bodies: readonly unknown[],
+  deliveryCount = 1,
+): { deliveries: FakeDelivery[]; settledAt: number[] } {
   const settledAt: number[] = [];
   const deliveries = bodies.map((body, i) => {
     const d = fakeDelivery(body, { messageId: `m-${i}`, deliveryCount });
@@ -44,7 +64,17 @@ function timedDeliveries(bodies: readonly unknown[], deliveryCount = 1): { deliv
 }
 
 /** Starts one batch; `endedAt` is the fake time at which handle() resolved (undefined while it runs). */
-function start(h: Harness, bodies: readonly unknown[], deliveryCount = 1): { deliveries: FakeDelivery[]; settledAt: number[]; started: number; endedAt: () => number | undefined; done: Promise<void> } {
+function start(
+  h: Harness,
+  bodies: readonly unknown[],
+  deliveryCount = 1,
+): {
+  deliveries: FakeDelivery[];
+  settledAt: number[];
+  started: number;
+  endedAt: () => number | undefined;
+  done: Promise<void>;
+} {
   const { deliveries, settledAt } = timedDeliveries(bodies, deliveryCount);
   const started = Date.now();
   let ended: number | undefined;
@@ -71,7 +101,10 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
     assert.notEqual(run.endedAt(), undefined, 'handle() ended within the budget');
     assert.ok(run.endedAt()! - run.started <= 240_000);
     assert.deepEqual(settledAs(run.deliveries), ['abandon']);
-    assert.ok(run.settledAt.every((t) => t - run.started <= 240_000), `settled at ${run.settledAt.map((t) => t - run.started).join(', ')} ms`);
+    assert.ok(
+      run.settledAt.every((t) => t - run.started <= 240_000),
+      `settled at ${run.settledAt.map((t) => t - run.started).join(', ')} ms`,
+    );
     // Activity row: 6 attempts of 30 s (the sixth answered) with 15.5 s of backoff, done at 195.5 s; the message
     // record's first attempt (to 225.5 s) timed out, and a second after its backoff could not end by 240 s.
     assert.equal(h.reads.calls.activity.length, 6);
@@ -99,11 +132,19 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
     assert.equal(run.endedAt()! - run.started, 93_500);
     assert.deepEqual(settledAs(run.deliveries), ['abandon', 'abandon', 'complete']);
     assert.equal(h.reads.calls.messageRecord.length, 3);
-    assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1']);
+    assert.deepEqual(
+      h.outbound.sent.map((m) => m.messageId),
+      ['req-1'],
+    );
   });
 
   it('the outbound send: no retry whose attempt could not end before the deadline; the abandon delay is capped by what is left', async () => {
-    const h = harness({ batchBudgetMs: 100_000, callTimeoutMs: 10_000, readRetry: { initialDelayMs: 5000, maxDelayMs: 60_000 }, sendRetry: { attempts: 10, initialDelayMs: 5000, maxDelayMs: 60_000 } });
+    const h = harness({
+      batchBudgetMs: 100_000,
+      callTimeoutMs: 10_000,
+      readRetry: { initialDelayMs: 5000, maxDelayMs: 60_000 },
+      sendRetry: { attempts: 10, initialDelayMs: 5000, maxDelayMs: 60_000 },
+    });
     h.reads.addContacts(contact(1));
     h.outbound.latencyMs = 10_000;
     h.outbound.failure = new Error('ServiceBusError: ServerBusy');
@@ -120,7 +161,10 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
     await clock.tickAsync(1);
     await run.done;
     assert.deepEqual(settledAs(run.deliveries), ['abandon']);
-    assert.deepEqual(run.settledAt.map((t) => t - run.started), [100_000]);
+    assert.deepEqual(
+      run.settledAt.map((t) => t - run.started),
+      [100_000],
+    );
     assert.equal(h.outbound.sends.length, 4);
     assert.equal(h.outbound.sent.length, 0);
   });
@@ -137,7 +181,10 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
     await clock.tickAsync(2000);
     await run.done;
     assert.deepEqual(settledAs(run.deliveries), ['abandon', 'complete']);
-    assert.deepEqual(h.outbound.sends.map((s) => s.map((m) => m.messageId)), [['req-1']]);
+    assert.deepEqual(
+      h.outbound.sends.map((s) => s.map((m) => m.messageId)),
+      [['req-1']],
+    );
     assert.ok(run.endedAt()! - run.started <= 60_000);
   });
 
@@ -171,11 +218,29 @@ describe('pipeline: IntakeStage, the time budget of a batch (fake timers)', () =
   });
 
   it('refuses a budget that is not a positive number or is shorter than one call', () => {
-    const base = { decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: channelLookup([]) };
-    assert.throws(() => new IntakeStage({ ...base, batchBudgetMs: 0 }), /batchBudgetMs must be a finite number above 0, found 0/);
-    assert.throws(() => new IntakeStage({ ...base, batchBudgetMs: Infinity }), /batchBudgetMs must be a finite number above 0, found Infinity/);
-    assert.throws(() => new IntakeStage({ ...base, callTimeoutMs: Number.NaN }), /callTimeoutMs must be a finite number above 0, found NaN/);
-    assert.throws(() => new IntakeStage({ ...base, batchBudgetMs: 20_000 }), /batchBudgetMs \(20000\) must be at least callTimeoutMs \(30000\)/);
+    const base = {
+      decode,
+      activityFromRow,
+      reads: new FakeReads(),
+      outbound: new FakeOutbound(),
+      channels: channelLookup([]),
+    };
+    assert.throws(
+      () => new IntakeStage({ ...base, batchBudgetMs: 0 }),
+      /batchBudgetMs must be a finite number above 0, found 0/,
+    );
+    assert.throws(
+      () => new IntakeStage({ ...base, batchBudgetMs: Infinity }),
+      /batchBudgetMs must be a finite number above 0, found Infinity/,
+    );
+    assert.throws(
+      () => new IntakeStage({ ...base, callTimeoutMs: Number.NaN }),
+      /callTimeoutMs must be a finite number above 0, found NaN/,
+    );
+    assert.throws(
+      () => new IntakeStage({ ...base, batchBudgetMs: 20_000 }),
+      /batchBudgetMs \(20000\) must be at least callTimeoutMs \(30000\)/,
+    );
     assert.doesNotThrow(() => new IntakeStage({ ...base, batchBudgetMs: 20_000, callTimeoutMs: 20_000 }));
   });
 });

@@ -18,7 +18,11 @@ const ports: Pick<IntakeOptions, 'decode' | 'activityFromRow'> = { decode: decod
 
 function posted(name: string): FakeDelivery {
   const f = eventFixture(name);
-  return fakeDelivery(bodyBytes(f), { messageId: f.messageId, contentType: f.contentType, applicationProperties: f.applicationProperties });
+  return fakeDelivery(bodyBytes(f), {
+    messageId: f.messageId,
+    contentType: f.contentType,
+    applicationProperties: f.applicationProperties,
+  });
 }
 
 describe('pipeline: IntakeStage with the real decoder', () => {
@@ -30,7 +34,9 @@ describe('pipeline: IntakeStage with the real decoder', () => {
 
   function setup(channels: Channel[] = [SMS]): ReturnType<typeof harness> {
     const h = harness({ ...ports, channels: channelLookup(channels) });
-    h.reads.addRecord('sample_specialmessages', entityId, { sample_text: 'Hello {firstname}' }).addContacts(contact('x', { contactid: contactId, firstname: 'Jo' }));
+    h.reads
+      .addRecord('sample_specialmessages', entityId, { sample_text: 'Hello {firstname}' })
+      .addContacts(contact('x', { contactid: contactId, firstname: 'Jo' }));
     h.reads.activityRows.set(String(row['msdyncrm_customerjourneycustomchannelactivityid']), row);
     return h;
   }
@@ -64,13 +70,19 @@ describe('pipeline: IntakeStage with the real decoder', () => {
     await h.stage.handle(deliveries, new AbortController().signal);
     assert.deepEqual(settledAs(deliveries), ['complete']);
     assert.deepEqual(h.reads.calls.activity, [[expectedContext.activityRowId]]);
-    assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.context]), [[expectedContext.activityRowId, expectedContext]]);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => [m.messageId, m.body.context]),
+      [[expectedContext.activityRowId, expectedContext]],
+    );
   });
 
   it('sends the real-time outbound call to the channel of its channel definition', async () => {
     const decoded = decodeRemoteContext(posted('realtime-outbound'));
     assert.ok(decoded.kind === 'realtime');
-    const h = setup([SMS, { ...REALTIME, channelDefinitionId: decoded.channelDefinitionId.toUpperCase(), sender: decoded.from }]);
+    const h = setup([
+      SMS,
+      { ...REALTIME, channelDefinitionId: decoded.channelDefinitionId.toUpperCase(), sender: decoded.from },
+    ]);
     const deliveries = [posted('realtime-outbound')];
     await h.stage.handle(deliveries, new AbortController().signal);
     assert.deepEqual(settledAs(deliveries), ['complete']);

@@ -7,13 +7,23 @@ import { Registry } from 'prom-client';
 import type { Channel } from '../../../../src/channels/types.js';
 import { EventError, MessageTooLargeError } from '../../../../src/errors.js';
 import { silentLogger } from '../../../../src/log.js';
-import { IntakeStage, type ActivityEvent, type IntakeEvent, type IntakeEventOrigin, type IntakeOptions, type RealtimeEvent, type TruncatedActivityEvent } from '../../../../src/pipeline/intake/stage.js';
+import {
+  IntakeStage,
+  type ActivityEvent,
+  type IntakeEvent,
+  type IntakeEventOrigin,
+  type IntakeOptions,
+  type RealtimeEvent,
+  type TruncatedActivityEvent,
+} from '../../../../src/pipeline/intake/stage.js';
 import type { OutboundMessage } from '../../../../src/pipeline/messages.js';
 import type { DataverseReads, Delivery, OutboundSender, Row } from '../../../../src/pipeline/ports.js';
 import { fakeDelivery, type FakeDelivery } from '../../../helpers/fake-delivery.js';
 import { channelLookup } from '../../../helpers/channels.js';
 
-function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>): Channel {
+function channel(
+  fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addressField' | 'textField'> & Partial<Channel>,
+): Channel {
   return {
     provider: { type: 'twilio', accountSid: 'AC00000000000000000000000000000000', authToken: 'token' },
     rateLimit: { messages: 10, intervalMs: 1000, concurrency: 10, perRecipientMs: 0, perGroupMs: 0 },
@@ -23,11 +33,26 @@ function channel(fields: Pick<Channel, 'name' | 'sender' | 'senderKey' | 'addres
 }
 
 function tile(entityType: string, entitySetName: string, complianceField = 'donotphone'): NonNullable<Channel['tile']> {
-  return { file: `${entityType}.xml`, entityType, entitySetName, complianceField, lookupViewId: '00000000-0000-0000-00aa-000010001003', responseTypes: [], labels: {} };
+  return {
+    file: `${entityType}.xml`,
+    entityType,
+    entitySetName,
+    complianceField,
+    lookupViewId: '00000000-0000-0000-00aa-000010001003',
+    responseTypes: [],
+    labels: {},
+  };
 }
 
 /** The one channel of the `sample_specialmessage` tile. */
-export const SMS = channel({ name: 'sms', tile: tile('sample_specialmessage', 'sample_specialmessages'), sender: '+15550100', senderKey: 'twilio:+15550100', addressField: 'mobilephone', textField: 'sample_text' });
+export const SMS = channel({
+  name: 'sms',
+  tile: tile('sample_specialmessage', 'sample_specialmessages'),
+  sender: '+15550100',
+  senderKey: 'twilio:+15550100',
+  addressField: 'mobilephone',
+  textField: 'sample_text',
+});
 /** Two channels sharing the `sample_multimessage` tile, told apart by the record's `sample_channel`. */
 export const SHARED_SMS = channel({
   name: 'sms-shared',
@@ -49,10 +74,31 @@ export const SHARED_TELEGRAM = channel({
   channelField: 'sample_channel',
 });
 /** A real-time journeys channel, alone on its channel definition. */
-export const REALTIME = channel({ name: 'rt', channelDefinitionId: 'CD-1', sender: 'relay', senderKey: 'contract:relay', addressField: 'mobilephone', textField: 'text' });
+export const REALTIME = channel({
+  name: 'rt',
+  channelDefinitionId: 'CD-1',
+  sender: 'relay',
+  senderKey: 'contract:relay',
+  addressField: 'mobilephone',
+  textField: 'text',
+});
 /** Two real-time channels on one channel definition, told apart by From. */
-export const REALTIME_A = channel({ name: 'rt-a', channelDefinitionId: 'cd-2', sender: 'S1', senderKey: 'contract:S1', addressField: 'mobilephone', textField: 'text' });
-export const REALTIME_B = channel({ name: 'rt-b', channelDefinitionId: 'cd-2', sender: 'S2', senderKey: 'contract:S2', addressField: 'mobilephone', textField: 'text' });
+export const REALTIME_A = channel({
+  name: 'rt-a',
+  channelDefinitionId: 'cd-2',
+  sender: 'S1',
+  senderKey: 'contract:S1',
+  addressField: 'mobilephone',
+  textField: 'text',
+});
+export const REALTIME_B = channel({
+  name: 'rt-b',
+  channelDefinitionId: 'cd-2',
+  sender: 'S2',
+  senderKey: 'contract:S2',
+  addressField: 'mobilephone',
+  textField: 'text',
+});
 export const ALL_CHANNELS = [SMS, SHARED_SMS, SHARED_TELEGRAM, REALTIME, REALTIME_A, REALTIME_B];
 
 /** `msdyncrm_activityid` of every {@link activity}: the tile's id, shared by the rows of a journey run. */
@@ -78,7 +124,14 @@ export function activity(i: number | string, fields: Partial<ActivityEvent> = {}
 
 /** An event whose row must be read: truncated by Dataverse, or (with `missing`) a Target that lacked those attributes. */
 export function truncated(rowId: string, missing?: string[]): TruncatedActivityEvent {
-  return { kind: 'activity-truncated', activityRowId: rowId, ...(missing === undefined ? {} : { missing }), organizationId: 'org-1', correlationId: `corr-${rowId}`, operationId: `op-${rowId}` };
+  return {
+    kind: 'activity-truncated',
+    activityRowId: rowId,
+    ...(missing === undefined ? {} : { missing }),
+    organizationId: 'org-1',
+    correlationId: `corr-${rowId}`,
+    operationId: `op-${rowId}`,
+  };
 }
 
 export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {}): RealtimeEvent {
@@ -101,7 +154,14 @@ export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {})
 
 /** A contact row as the Web API returns it. */
 export function contact(i: number | string, fields: Row = {}): Row {
-  return { contactid: `c-${i}`, firstname: `Ann${i}`, lastname: 'Lee', mobilephone: `+1555000${String(i).padStart(4, '0')}`, donotphone: false, ...fields };
+  return {
+    contactid: `c-${i}`,
+    firstname: `Ann${i}`,
+    lastname: 'Lee',
+    mobilephone: `+1555000${String(i).padStart(4, '0')}`,
+    donotphone: false,
+    ...fields,
+  };
 }
 
 /** An activity row (`msdyncrm_customerjourneycustomchannelactivities`) as the Web API returns it. */
@@ -128,7 +188,8 @@ export function decode(delivery: Delivery): IntakeEvent {
 export function activityFromRow(row: Row, origin: IntakeEventOrigin): ActivityEvent {
   const str = (key: string): string => {
     const v = row[key];
-    if (typeof v !== 'string' || v === '') throw new EventError('EventMissingAttribute', `activity row: '${key}' must be a non-empty string, found nothing`);
+    if (typeof v !== 'string' || v === '')
+      throw new EventError('EventMissingAttribute', `activity row: '${key}' must be a non-empty string, found nothing`);
     return v;
   };
   return {
@@ -193,7 +254,8 @@ export class FakeReads implements DataverseReads {
     const out = new Map<string, Row>();
     for (const id of ids) {
       const row = this.contactRows.get(id);
-      if (row) out.set(id, Object.fromEntries(Object.entries(row).filter(([k]) => k === 'contactid' || columns.includes(k))));
+      if (row)
+        out.set(id, Object.fromEntries(Object.entries(row).filter(([k]) => k === 'contactid' || columns.includes(k))));
     }
     return out;
   }
@@ -293,7 +355,10 @@ export const NOW = 1_800_000_000_000;
 
 /** The stage over fresh fakes; the `sample_specialmessage` record `msg-1` exists with a `{firstname}` text. */
 export function harness(options: Partial<IntakeOptions> = {}): Harness {
-  const reads = new FakeReads().addRecord('sample_specialmessages', 'msg-1', { sample_specialmessageid: 'msg-1', sample_text: 'Hi {firstname}!' });
+  const reads = new FakeReads().addRecord('sample_specialmessages', 'msg-1', {
+    sample_specialmessageid: 'msg-1',
+    sample_text: 'Hi {firstname}!',
+  });
   const outbound = new FakeOutbound();
   const registry = new Registry();
   const stage = new IntakeStage({
@@ -313,7 +378,12 @@ export function harness(options: Partial<IntakeOptions> = {}): Harness {
     outbound,
     registry,
     run: async (bodies, signal = new AbortController().signal, deliveryCount = 1) => {
-      const deliveries = bodies.map((body, i) => fakeDelivery(body, { messageId: `m-${i}`, deliveryCount: typeof deliveryCount === 'number' ? deliveryCount : (deliveryCount[i] ?? 1) }));
+      const deliveries = bodies.map((body, i) =>
+        fakeDelivery(body, {
+          messageId: `m-${i}`,
+          deliveryCount: typeof deliveryCount === 'number' ? deliveryCount : (deliveryCount[i] ?? 1),
+        }),
+      );
       await stage.handle(deliveries, signal);
       return deliveries;
     },

@@ -6,15 +6,32 @@ import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { linkAt } from '../../../../src/correlation/links.js';
 import { openLink, parseCallbackKeys } from '../../../../src/correlation/token.js';
 import { channelCallbacks } from '../dispatch/fakes.js';
-import { activity, activityFromRow, ALL_CHANNELS, contact, decode, FakeOutbound, FakeReads, harness, realtime, REALTIME, SMS } from './fakes.js';
+import {
+  activity,
+  activityFromRow,
+  ALL_CHANNELS,
+  contact,
+  decode,
+  FakeOutbound,
+  FakeReads,
+  harness,
+  realtime,
+  REALTIME,
+  SMS,
+} from './fakes.js';
 import { channelLookup } from '../../../helpers/channels.js';
 
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 5).toString('base64')}`, 'test');
-const withCallbacks = (c: Channel, trackLinks: boolean): Channel => ({ ...c, callbacks: channelCallbacks({ trackLinks }), publicBaseUrl: 'https://relay.example/cb' });
+const withCallbacks = (c: Channel, trackLinks: boolean): Channel => ({
+  ...c,
+  callbacks: channelCallbacks({ trackLinks }),
+  publicBaseUrl: 'https://relay.example/cb',
+});
 const TEMPLATE = 'Hi {firstname}, sale: https://shop.example/sale. Your page: https://shop.example/u/{contactid}';
 
 describe('pipeline: IntakeStage tracked links', () => {
-  const channels = (trackLinks: boolean): ChannelLookup => channelLookup(ALL_CHANNELS.map((c) => (c === SMS || c === REALTIME ? withCallbacks(c, trackLinks) : c)));
+  const channels = (trackLinks: boolean): ChannelLookup =>
+    channelLookup(ALL_CHANNELS.map((c) => (c === SMS || c === REALTIME ? withCallbacks(c, trackLinks) : c)));
 
   it('rewrites the links without placeholders of the template to tracked links of the activity, then renders', async () => {
     const h = harness({ channels: channels(true), callbackKeys: keys });
@@ -24,7 +41,10 @@ describe('pipeline: IntakeStage tracked links', () => {
     const texts = h.outbound.messages.map((m) => m.body.text);
     assert.equal(texts.length, 2);
     texts.forEach((text, i) => {
-      const m = /^Hi Ann(\d), sale: https:\/\/relay\.example\/cb\/l\/([A-Za-z0-9_-]+)\. Your page: https:\/\/shop\.example\/u\/c-(\d)$/.exec(text);
+      const m =
+        /^Hi Ann(\d), sale: https:\/\/relay\.example\/cb\/l\/([A-Za-z0-9_-]+)\. Your page: https:\/\/shop\.example\/u\/c-(\d)$/.exec(
+          text,
+        );
       assert.ok(m, text);
       assert.equal(m[1], String(i + 1));
       assert.equal(m[3], String(i + 1));
@@ -39,7 +59,10 @@ describe('pipeline: IntakeStage tracked links', () => {
     h.reads.addRecord('sample_specialmessages', 'msg-1', { sample_text: TEMPLATE });
     h.reads.addContacts(contact(1));
     await h.run([activity(1)]);
-    assert.equal(h.outbound.messages[0]?.body.text, 'Hi Ann1, sale: https://shop.example/sale. Your page: https://shop.example/u/c-1');
+    assert.equal(
+      h.outbound.messages[0]?.body.text,
+      'Hi Ann1, sale: https://shop.example/sale. Your page: https://shop.example/u/c-1',
+    );
 
     const rt = harness({ channels: channels(true), callbackKeys: keys });
     await rt.run([realtime('req-1', { message: { text: 'see https://shop.example/x' } })]);
@@ -48,7 +71,14 @@ describe('pipeline: IntakeStage tracked links', () => {
 
   it('refuses to start without keys when a channel tracks links', () => {
     assert.throws(
-      () => new IntakeStage({ decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: channels(true) }),
+      () =>
+        new IntakeStage({
+          decode,
+          activityFromRow,
+          reads: new FakeReads(),
+          outbound: new FakeOutbound(),
+          channels: channels(true),
+        }),
       /callbackKeys is required: channels sms, rt track links/,
     );
   });

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { placeholders, renderText } from '../../../../src/pipeline/intake/render.js';
 
-const contact = { firstname: 'Ann', lastname: 'Lee', sample_points: 42, donotphone: false, emptycol: '', nullcol: null, nested: { a: 1 } };
+const contact = {
+  firstname: 'Ann',
+  lastname: 'Lee',
+  sample_points: 42,
+  donotphone: false,
+  emptycol: '',
+  nullcol: null,
+  nested: { a: 1 },
+};
 
 describe('renderText', () => {
   const cases: Array<[string, string, string]> = [
@@ -26,7 +34,8 @@ describe('renderText', () => {
     ['an empty template', '', ''],
   ];
   for (const [name, template, expected] of cases) {
-    it(`${name}: ${JSON.stringify(template)} → ${JSON.stringify(expected)}`, () => assert.equal(renderText(template, contact), expected));
+    it(`${name}: ${JSON.stringify(template)} → ${JSON.stringify(expected)}`, () =>
+      assert.equal(renderText(template, contact), expected));
   }
 
   it('does not read a placeholder inside a rendered value again', () => {
@@ -44,6 +53,7 @@ describe('placeholders', () => {
     ['{b}{a}{b}', ['b', 'a']],
   ];
   for (const [template, expected] of cases) {
-    it(`${JSON.stringify(template)} names ${JSON.stringify(expected)}`, () => assert.deepEqual(placeholders(template), expected));
+    it(`${JSON.stringify(template)} names ${JSON.stringify(expected)}`, () =>
+      assert.deepEqual(placeholders(template), expected));
   }
 });

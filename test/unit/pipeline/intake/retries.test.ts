@@ -10,13 +10,19 @@ import type { FakeDelivery } from '../../../helpers/fake-delivery.js';
 import { settledAs } from '../../../helpers/fake-delivery.js';
 import { activity, activityRow, contact, harness, realtime, truncated } from './fakes.js';
 
-const unavailable = (): DataverseError => new DataverseError('DataverseUnavailable', 'Service Unavailable', { upstream: { status: 503 } });
-const timedOut = (): DataverseError => new DataverseError('DataverseTimeout', 'Dataverse did not answer within 30000 ms');
+const unavailable = (): DataverseError =>
+  new DataverseError('DataverseUnavailable', 'Service Unavailable', { upstream: { status: 503 } });
+const timedOut = (): DataverseError =>
+  new DataverseError('DataverseTimeout', 'Dataverse did not answer within 30000 ms');
 const throttled = (ms: number | undefined): DataverseError =>
-  new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit of 6000 over time window of 300 seconds.', {
-    ...(ms === undefined ? {} : { retryAfterMs: ms }),
-    upstream: { status: 429, code: '0x80072322' },
-  });
+  new DataverseError(
+    'DataverseThrottled',
+    'Number of requests exceeded the limit of 6000 over time window of 300 seconds.',
+    {
+      ...(ms === undefined ? {} : { retryAfterMs: ms }),
+      upstream: { status: 429, code: '0x80072322' },
+    },
+  );
 
 /** Fails the first `n` calls with `error()`, then answers. */
 function failing(n: number, error: () => unknown): () => unknown {
@@ -49,15 +55,31 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(4999);
       assert.equal(run.done(), false);
       assert.equal(h.reads.calls.messageRecord.length, 4, 'tried at 0, 0.5, 1.5 and 3.5 s');
-      assert.deepEqual(h.stage.stats().abandoned + h.stage.stats().deadLettered + h.stage.stats().sent, 0, 'nothing settled while retrying');
+      assert.deepEqual(
+        h.stage.stats().abandoned + h.stage.stats().deadLettered + h.stage.stats().sent,
+        0,
+        'nothing settled while retrying',
+      );
 
       await clock.tickAsync(2501);
       const deliveries = await run.result;
       assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete']);
       assert.equal(h.reads.calls.messageRecord.length, 5, 'the fifth attempt, at 7.5 s, was answered');
       assert.equal(h.reads.calls.contacts.length, 1);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['row-1', 'row-2', 'row-3']);
-      assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 3, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 4 });
+      assert.deepEqual(
+        h.outbound.sent.map((m) => m.messageId),
+        ['row-1', 'row-2', 'row-3'],
+      );
+      assert.deepEqual(h.stage.stats(), {
+        batches: 1,
+        received: 3,
+        sent: 3,
+        skippedByCompliance: 0,
+        deadLettered: 0,
+        deadLetterReasons: {},
+        abandoned: 0,
+        retries: 4,
+      });
     });
 
     it('retries every read of the batch: a truncated event’s row and the contacts (timeouts)', async () => {
@@ -104,7 +126,16 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       assert.deepEqual(settledAs(deliveries), ['abandon', 'abandon', 'abandon', 'complete']);
       assert.equal(h.reads.calls.messageRecord.length, 6);
       assert.equal(h.reads.calls.contacts.length, 0);
-      assert.deepEqual(h.stage.stats(), { batches: 1, received: 4, sent: 1, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 3, retries: 5 });
+      assert.deepEqual(h.stage.stats(), {
+        batches: 1,
+        received: 4,
+        sent: 1,
+        skippedByCompliance: 0,
+        deadLettered: 0,
+        deadLetterReasons: {},
+        abandoned: 3,
+        retries: 5,
+      });
     });
 
     it('throttled: waits out Retry-After, then reads again, while the real-time message is sent at once', async () => {
@@ -114,12 +145,18 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       const run = track(h.run([activity(1), activity(2), realtime('req-1')]));
       await clock.tickAsync(4999);
       assert.equal(h.reads.calls.contacts.length, 1);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1']);
+      assert.deepEqual(
+        h.outbound.sent.map((m) => m.messageId),
+        ['req-1'],
+      );
       assert.equal(h.stage.stats().sent, 1);
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete', 'complete']);
       assert.equal(h.reads.calls.contacts.length, 2);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'row-1', 'row-2']);
+      assert.deepEqual(
+        h.outbound.sent.map((m) => m.messageId),
+        ['req-1', 'row-1', 'row-2'],
+      );
       assert.equal(h.stage.stats().abandoned, 0);
     });
 
@@ -134,7 +171,10 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       const run = track(h.run([activity(1), activity(2, { entityId: 'msg-2' })]));
       // msg-2's backoff (0.5 s) ends long before msg-1's Retry-After: it waits for the Retry-After too.
       await clock.tickAsync(2999);
-      assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id), ['msg-1', 'msg-2']);
+      assert.deepEqual(
+        h.reads.calls.messageRecord.map((c) => c.id),
+        ['msg-1', 'msg-2'],
+      );
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete']);
       assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id).sort(), ['msg-1', 'msg-1', 'msg-2', 'msg-2']);
@@ -164,7 +204,10 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['abandon', 'abandon', 'abandon']);
       assert.deepEqual(h.reads.calls.activity, [['row-3']], 'the truncated read came before the throttle');
-      assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id), ['msg-1']);
+      assert.deepEqual(
+        h.reads.calls.messageRecord.map((c) => c.id),
+        ['msg-1'],
+      );
       assert.equal(h.reads.calls.contacts.length, 0);
     });
 
@@ -186,7 +229,10 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
     it('failing transiently, then OK: sent once, every delivery completed', async () => {
       const h = harness();
       h.reads.addContacts(contact(1), contact(2));
-      h.outbound.failures.push(new Error('ServiceBusError: ServerBusy'), new Error('ServiceBusError: the operation timed out'));
+      h.outbound.failures.push(
+        new Error('ServiceBusError: ServerBusy'),
+        new Error('ServiceBusError: the operation timed out'),
+      );
       const run = track(h.run([activity(1), activity(2), new EventError('EventUndecodable', 'broken')]));
       await clock.tickAsync(1499);
       assert.equal(h.outbound.sends.length, 2, 'tried at 0 and 0.5 s');
@@ -194,8 +240,20 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['complete', 'complete', 'deadLetter']);
       assert.equal(h.outbound.sends.length, 3);
-      assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['row-1', 'row-2']);
-      assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 2 });
+      assert.deepEqual(
+        h.outbound.sent.map((m) => m.messageId),
+        ['row-1', 'row-2'],
+      );
+      assert.deepEqual(h.stage.stats(), {
+        batches: 1,
+        received: 3,
+        sent: 2,
+        skippedByCompliance: 0,
+        deadLettered: 1,
+        deadLetterReasons: { EventUndecodable: 1 },
+        abandoned: 0,
+        retries: 2,
+      });
     });
 
     it('failing on every attempt: abandons after sendRetry.attempts and a wait that grows with the delivery count', async () => {
@@ -210,13 +268,25 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       await clock.tickAsync(1);
       assert.deepEqual(settledAs(await run.result), ['abandon', 'abandon', 'deadLetter']);
       assert.equal(h.outbound.sends.length, 3);
-      assert.deepEqual(h.stage.stats(), { batches: 1, received: 3, sent: 0, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 2, retries: 2 });
+      assert.deepEqual(h.stage.stats(), {
+        batches: 1,
+        received: 3,
+        sent: 0,
+        skippedByCompliance: 0,
+        deadLettered: 1,
+        deadLetterReasons: { EventUndecodable: 1 },
+        abandoned: 2,
+        retries: 2,
+      });
       assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="abandoned"\} 2/);
     });
 
     it('an error that says it is not retryable: no second attempt, abandoned after the wait', async () => {
       const h = harness();
-      h.outbound.failure = Object.assign(new Error("The messaging entity 'outbound' could not be found."), { code: 'MessagingEntityNotFound', retryable: false });
+      h.outbound.failure = Object.assign(new Error("The messaging entity 'outbound' could not be found."), {
+        code: 'MessagingEntityNotFound',
+        retryable: false,
+      });
       const run = track(h.run([realtime('req-1')]));
       await clock.tickAsync(1999);
       assert.equal(run.done(), false);
@@ -232,7 +302,11 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       h.reads.fail.messageRecord = () => unavailable();
       h.outbound.failures.push(new Error('ServiceBusError: ServerBusy'));
       const controller = new AbortController();
-      const run = h.run([activity(1), realtime('req-1'), activity(2), new EventError('EventUndecodable', 'broken')], controller.signal, 5);
+      const run = h.run(
+        [activity(1), realtime('req-1'), activity(2), new EventError('EventUndecodable', 'broken')],
+        controller.signal,
+        5,
+      );
       await clock.tickAsync(200); // the read and the real-time send are both in their first backoff
       controller.abort();
       // No further tick: only a stage that waits for nothing more can end.
@@ -269,7 +343,10 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       const backoff = h.run([activity(1)], undefined, 3);
       await clock.tickAsync(100);
       const h2 = harness({ identityPauseMs: 20_000 });
-      h2.reads.fail.contacts = () => new DataverseError('DataverseUnauthorized', 'Principal user is missing prvReadContact privilege', { upstream: { status: 403 } });
+      h2.reads.fail.contacts = () =>
+        new DataverseError('DataverseUnauthorized', 'Principal user is missing prvReadContact privilege', {
+          upstream: { status: 403 },
+        });
       const paused = h2.run([activity(1)]);
       await clock.tickAsync(100);
       h.stage.stop();
@@ -285,7 +362,11 @@ describe('pipeline: IntakeStage, retries within the batch (fake timers)', () => 
       h.stage.stop();
       h.reads.addRecord('sample_specialmessages', 'msg-2', { sample_text: 'two' }).addContacts(contact(1), contact(2));
       h.reads.fail.messageRecord = (_set, id) => (id === 'msg-1' ? unavailable() : undefined);
-      const deliveries = await h.run([activity(1), activity(2, { entityId: 'msg-2' }), realtime('req-1')], undefined, 4);
+      const deliveries = await h.run(
+        [activity(1), activity(2, { entityId: 'msg-2' }), realtime('req-1')],
+        undefined,
+        4,
+      );
       assert.deepEqual(settledAs(deliveries), ['abandon', 'complete', 'complete']);
       assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id).sort(), ['msg-1', 'msg-2']);
       assert.equal(h.stage.stats().retries, 0);
@@ -298,13 +379,28 @@ describe('pipeline: IntakeStage, a message too large for outbound', () => {
     const h = harness();
     h.outbound.maxBodyBytes = 1000;
     const big = `${'x'.repeat(2000)} {firstname}`;
-    h.reads.addRecord('sample_specialmessages', 'msg-big', { sample_text: big }).addContacts(contact(1), contact(2), contact(3), contact(4));
-    const deliveries = await h.run([activity(1), activity(2, { entityId: 'msg-big' }), realtime('req-1'), activity(3), activity(4, { entityId: 'msg-big' })]);
+    h.reads
+      .addRecord('sample_specialmessages', 'msg-big', { sample_text: big })
+      .addContacts(contact(1), contact(2), contact(3), contact(4));
+    const deliveries = await h.run([
+      activity(1),
+      activity(2, { entityId: 'msg-big' }),
+      realtime('req-1'),
+      activity(3),
+      activity(4, { entityId: 'msg-big' }),
+    ]);
 
     assert.deepEqual(settledAs(deliveries), ['complete', 'deadLetter', 'complete', 'complete', 'deadLetter']);
-    assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-1', 'row-1', 'row-3']);
-    const bytes = (id: string): number => Buffer.byteLength(JSON.stringify(h.outbound.messages.find((m) => m.messageId === id)!.body));
-    for (const [i, id] of [[1, 'row-2'], [4, 'row-4']] as const) {
+    assert.deepEqual(
+      h.outbound.sent.map((m) => m.messageId),
+      ['req-1', 'row-1', 'row-3'],
+    );
+    const bytes = (id: string): number =>
+      Buffer.byteLength(JSON.stringify(h.outbound.messages.find((m) => m.messageId === id)!.body));
+    for (const [i, id] of [
+      [1, 'row-2'],
+      [4, 'row-4'],
+    ] as const) {
       assert.deepEqual(deliveries[i]!.settlements[0], {
         how: 'deadLetter',
         reason: 'OutboundMessageTooLarge',
@@ -314,9 +410,24 @@ describe('pipeline: IntakeStage, a message too large for outbound', () => {
       });
     }
     // One call refused per message too large (the real sender refuses before sending anything), then the rest.
-    assert.deepEqual(h.outbound.sends.map((s) => s.map((m) => m.messageId)), [['req-1'], ['row-1', 'row-3', 'row-2', 'row-4'], ['row-1', 'row-3', 'row-4'], ['row-1', 'row-3']]);
-    assert.deepEqual(h.stage.stats(), { batches: 1, received: 5, sent: 3, skippedByCompliance: 0, deadLettered: 2, deadLetterReasons: { OutboundMessageTooLarge: 2 }, abandoned: 0, retries: 0 });
-    assert.match(await h.registry.metrics(), /channel_relay_intake_dead_letters_total\{reason="OutboundMessageTooLarge"\} 2/);
+    assert.deepEqual(
+      h.outbound.sends.map((s) => s.map((m) => m.messageId)),
+      [['req-1'], ['row-1', 'row-3', 'row-2', 'row-4'], ['row-1', 'row-3', 'row-4'], ['row-1', 'row-3']],
+    );
+    assert.deepEqual(h.stage.stats(), {
+      batches: 1,
+      received: 5,
+      sent: 3,
+      skippedByCompliance: 0,
+      deadLettered: 2,
+      deadLetterReasons: { OutboundMessageTooLarge: 2 },
+      abandoned: 0,
+      retries: 0,
+    });
+    assert.match(
+      await h.registry.metrics(),
+      /channel_relay_intake_dead_letters_total\{reason="OutboundMessageTooLarge"\} 2/,
+    );
   });
 
   it('dead-letters a real-time message too large, naming the request', async () => {
@@ -324,7 +435,13 @@ describe('pipeline: IntakeStage, a message too large for outbound', () => {
     h.outbound.maxBodyBytes = 600;
     const deliveries = await h.run([realtime('req-big', { message: { text: 'y'.repeat(700) } }), realtime('req-2')]);
     assert.deepEqual(settledAs(deliveries), ['deadLetter', 'complete']);
-    assert.match(deliveries[0]!.settlements[0]!.how === 'deadLetter' ? deliveries[0]!.settlements[0]!.description : '', /^the outbound message of request req-big \(channel rt, a text of 700 characters\) is too large/);
-    assert.deepEqual(h.outbound.sent.map((m) => m.messageId), ['req-2']);
+    assert.match(
+      deliveries[0]!.settlements[0]!.how === 'deadLetter' ? deliveries[0]!.settlements[0]!.description : '',
+      /^the outbound message of request req-big \(channel rt, a text of 700 characters\) is too large/,
+    );
+    assert.deepEqual(
+      h.outbound.sent.map((m) => m.messageId),
+      ['req-2'],
+    );
   });
 });

@@ -5,7 +5,23 @@ import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { parseOutboundMessage } from '../../../../src/pipeline/messages.js';
 import { CaptureStream } from '../../../helpers/capture.js';
 import { settledAs } from '../../../helpers/fake-delivery.js';
-import { activity, activityFromRow, activityRow, ALL_CHANNELS, contact, decode, FakeOutbound, FakeReads, harness, NOW, realtime, SHARED_SMS, SHARED_TELEGRAM, SMS, truncated } from './fakes.js';
+import {
+  activity,
+  activityFromRow,
+  activityRow,
+  ALL_CHANNELS,
+  contact,
+  decode,
+  FakeOutbound,
+  FakeReads,
+  harness,
+  NOW,
+  realtime,
+  SHARED_SMS,
+  SHARED_TELEGRAM,
+  SMS,
+  truncated,
+} from './fakes.js';
 import { channelLookup } from '../../../helpers/channels.js';
 
 describe('pipeline: IntakeStage', () => {
@@ -17,8 +33,15 @@ describe('pipeline: IntakeStage', () => {
     assert.deepEqual(settledAs(deliveries), Array(100).fill('complete'));
     assert.equal(h.reads.calls.contacts.length, 1);
     assert.equal(h.reads.calls.contacts[0]!.ids.length, 100);
-    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), ['donotphone', 'firstname', 'lastname', 'mobilephone']);
-    assert.deepEqual(h.reads.calls.messageRecord, [{ entitySetName: 'sample_specialmessages', id: 'msg-1', columns: ['sample_text'] }]);
+    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), [
+      'donotphone',
+      'firstname',
+      'lastname',
+      'mobilephone',
+    ]);
+    assert.deepEqual(h.reads.calls.messageRecord, [
+      { entitySetName: 'sample_specialmessages', id: 'msg-1', columns: ['sample_text'] },
+    ]);
     assert.equal(h.reads.calls.activity.length, 0);
 
     assert.equal(h.outbound.sends.length, 1);
@@ -34,13 +57,31 @@ describe('pipeline: IntakeStage', () => {
         to: `+1555000${String(i).padStart(4, '0')}`,
         text: `Hi Ann${i}!`,
         purpose: 'journey',
-        context: { kind: 'marketing', activityId: 'tile-1', activityRowId: `row-${i}`, contactId: `c-${i}`, journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' },
+        context: {
+          kind: 'marketing',
+          activityId: 'tile-1',
+          activityRowId: `row-${i}`,
+          contactId: `c-${i}`,
+          journeyId: 'j-1',
+          iterationId: 'it-1',
+          entityType: 'sample_specialmessage',
+          entityId: 'msg-1',
+        },
         acceptedAt: NOW,
       });
       // What dispatch reads back is what intake wrote.
       assert.deepEqual(parseOutboundMessage(JSON.parse(JSON.stringify(m.body))), m.body);
     });
-    assert.deepEqual(h.stage.stats(), { batches: 1, received: 100, sent: 100, skippedByCompliance: 0, deadLettered: 0, deadLetterReasons: {}, abandoned: 0, retries: 0 });
+    assert.deepEqual(h.stage.stats(), {
+      batches: 1,
+      received: 100,
+      sent: 100,
+      skippedByCompliance: 0,
+      deadLettered: 0,
+      deadLetterReasons: {},
+      abandoned: 0,
+      retries: 0,
+    });
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="sent"\} 100/);
   });
 
@@ -50,7 +91,12 @@ describe('pipeline: IntakeStage', () => {
     const deliveries = await h.run([activity(1), activity(2)]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
     assert.deepEqual(
-      h.outbound.messages.map((m) => [m.messageId, m.body.key, m.body.to, m.body.context?.kind === 'marketing' ? m.body.context.activityId : undefined]),
+      h.outbound.messages.map((m) => [
+        m.messageId,
+        m.body.key,
+        m.body.to,
+        m.body.context?.kind === 'marketing' ? m.body.context.activityId : undefined,
+      ]),
       [
         ['row-1', 'row-1', '+15550000001', 'tile-1'],
         ['row-2', 'row-2', '+15550000002', 'tile-1'],
@@ -60,13 +106,28 @@ describe('pipeline: IntakeStage', () => {
 
   it('reads each distinct message record once per batch and the placeholder columns with the contacts', async () => {
     const h = harness();
-    h.reads.addRecord('sample_specialmessages', 'msg-2', { sample_text: '{{VIP}} {FirstName} {lastname}, your points: {sample_points}{nickname}' });
+    h.reads.addRecord('sample_specialmessages', 'msg-2', {
+      sample_text: '{{VIP}} {FirstName} {lastname}, your points: {sample_points}{nickname}',
+    });
     h.reads.addContacts(contact(1), contact(2), contact(3, { sample_points: 7 }));
     await h.run([activity(1), activity(2, { entityId: 'msg-2' }), activity(3, { entityId: 'MSG-2' })]);
-    assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.id), ['msg-1', 'msg-2']);
+    assert.deepEqual(
+      h.reads.calls.messageRecord.map((c) => c.id),
+      ['msg-1', 'msg-2'],
+    );
     assert.equal(h.reads.calls.contacts.length, 1);
-    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), ['donotphone', 'firstname', 'lastname', 'mobilephone', 'nickname', 'sample_points']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.body.text), ['Hi Ann1!', '{VIP} Ann2 Lee, your points: ', '{VIP} Ann3 Lee, your points: 7']);
+    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), [
+      'donotphone',
+      'firstname',
+      'lastname',
+      'mobilephone',
+      'nickname',
+      'sample_points',
+    ]);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => m.body.text),
+      ['Hi Ann1!', '{VIP} Ann2 Lee, your points: ', '{VIP} Ann3 Lee, your points: 7'],
+    );
   });
 
   it('completes an opted-out contact without a message, counts it and logs the activity id (no phone number)', async () => {
@@ -75,7 +136,10 @@ describe('pipeline: IntakeStage', () => {
     h.reads.addContacts(contact(1, { donotphone: true }), contact(2));
     const deliveries = await h.run([activity(1), activity(2)]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['row-2']);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => m.messageId),
+      ['row-2'],
+    );
     assert.equal(h.stage.stats().skippedByCompliance, 1);
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="skipped_compliance"\} 1/);
     const line = stream.lines().find((l) => l['activityRowId'] === 'row-1');
@@ -94,9 +158,25 @@ describe('pipeline: IntakeStage', () => {
     const deliveries = await h.run([truncated('row-7')]);
     assert.deepEqual(settledAs(deliveries), ['complete']);
     assert.deepEqual(h.reads.calls.activity, [['row-7']]);
-    assert.deepEqual(h.outbound.messages.map((m) => [m.messageId, m.body.text, m.body.context]), [
-      ['row-7', 'Hi Ann7!', { kind: 'marketing', activityId: 'tile-1', activityRowId: 'row-7', contactId: 'c-7', journeyId: 'j-1', iterationId: 'it-1', entityType: 'sample_specialmessage', entityId: 'msg-1' }],
-    ]);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => [m.messageId, m.body.text, m.body.context]),
+      [
+        [
+          'row-7',
+          'Hi Ann7!',
+          {
+            kind: 'marketing',
+            activityId: 'tile-1',
+            activityRowId: 'row-7',
+            contactId: 'c-7',
+            journeyId: 'j-1',
+            iterationId: 'it-1',
+            entityType: 'sample_specialmessage',
+            entityId: 'msg-1',
+          },
+        ],
+      ],
+    );
   });
 
   it('reads the rows of every partial-Target and truncated event of a batch in one call; a row that lacks what the Target lacked is dead-lettered', async () => {
@@ -114,23 +194,40 @@ describe('pipeline: IntakeStage', () => {
     ]);
     assert.deepEqual(h.reads.calls.activity, [['row-1', 'row-2', 'row-3', 'row-4', 'row-6']], 'one read for the batch');
     assert.deepEqual(h.reads.calls.contacts.length, 1, 'and one contacts read for all of it');
-    assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete', 'deadLetter', 'deadLetter']);
+    assert.deepEqual(settledAs(deliveries), [
+      'complete',
+      'complete',
+      'complete',
+      'complete',
+      'deadLetter',
+      'deadLetter',
+    ]);
     assert.deepEqual(h.outbound.messages.map((m) => m.messageId).sort(), ['row-1', 'row-2', 'row-3', 'row-5']);
     assert.deepEqual(deliveries[4]!.settlements[0], {
       how: 'deadLetter',
       reason: 'EventMissingAttribute',
-      description: "activity row row-4 (read because the event's Target lacked msdyncrm_contact): activity row: '_msdyncrm_contact_value' must be a non-empty string, found nothing",
+      description:
+        "activity row row-4 (read because the event's Target lacked msdyncrm_contact): activity row: '_msdyncrm_contact_value' must be a non-empty string, found nothing",
     });
     assert.deepEqual(deliveries[5]!.settlements[0], {
       how: 'deadLetter',
       reason: 'ActivityNotFound',
-      description: "the event's Target lacked msdyncrm_contact and activity row row-6 (msdyncrm_customerjourneycustomchannelactivities) does not exist",
+      description:
+        "the event's Target lacked msdyncrm_contact and activity row row-6 (msdyncrm_customerjourneycustomchannelactivities) does not exist",
     });
   });
 
   it('sends a real-time journeys event without any Dataverse read', async () => {
     const h = harness();
-    const deliveries = await h.run([realtime('req-1'), realtime('req-2', { channelDefinitionId: 'cd-2', from: 'S2', message: { body: 'first part', other: 'x' }, journeyId: undefined })]);
+    const deliveries = await h.run([
+      realtime('req-1'),
+      realtime('req-2', {
+        channelDefinitionId: 'cd-2',
+        from: 'S2',
+        message: { body: 'first part', other: 'x' },
+        journeyId: undefined,
+      }),
+    ]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
     assert.deepEqual(h.reads.calls, { contacts: [], messageRecord: [], activity: [] });
     assert.equal(h.outbound.sends.length, 1);
@@ -146,32 +243,58 @@ describe('pipeline: IntakeStage', () => {
         text: 'Your code is 1234',
         parts: { title: 'Hi', text: 'Your code is 1234' },
         purpose: 'journey',
-        context: { kind: 'realtime', channelDefinitionId: 'cd-1', requestId: 'req-1', from: 'relay', organizationId: 'org-1', journeyId: 'rtj-1' },
+        context: {
+          kind: 'realtime',
+          channelDefinitionId: 'cd-1',
+          requestId: 'req-1',
+          from: 'relay',
+          organizationId: 'org-1',
+          journeyId: 'rtj-1',
+        },
         acceptedAt: NOW,
       },
     });
     assert.equal(second?.sessionId, 'contract:S2');
     assert.equal(second?.body.channel, 'rt-b');
     assert.equal(second?.body.text, 'first part', 'without a text part, the first part is the text');
-    assert.deepEqual(second?.body.context, { kind: 'realtime', channelDefinitionId: 'cd-2', requestId: 'req-2', from: 'S2', organizationId: 'org-1' });
+    assert.deepEqual(second?.body.context, {
+      kind: 'realtime',
+      channelDefinitionId: 'cd-2',
+      requestId: 'req-2',
+      from: 'S2',
+      organizationId: 'org-1',
+    });
   });
 
   it("picks the channel a shared tile's record names in its channel column", async () => {
     const h = harness();
     h.reads
       .addRecord('sample_multimessages', 'r-sms', { sample_body: 'SMS for {firstname}', sample_channel: 'sms-shared' })
-      .addRecord('sample_multimessages', 'r-tg', { sample_body: 'Telegram for {firstname}', sample_channel: 'telegram' })
+      .addRecord('sample_multimessages', 'r-tg', {
+        sample_body: 'Telegram for {firstname}',
+        sample_channel: 'telegram',
+      })
       .addContacts(contact(1), contact(2, { sample_telegramchatid: '4242', donotbulkemail: false }));
     const deliveries = await h.run([
       activity(1, { entityType: 'sample_multimessage', entityId: 'r-sms' }),
       activity(2, { entityType: 'sample_multimessage', entityId: 'r-tg' }),
     ]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete']);
-    assert.deepEqual(h.reads.calls.messageRecord.map((c) => c.columns), [
-      ['sample_body', 'sample_channel'],
-      ['sample_body', 'sample_channel'],
+    assert.deepEqual(
+      h.reads.calls.messageRecord.map((c) => c.columns),
+      [
+        ['sample_body', 'sample_channel'],
+        ['sample_body', 'sample_channel'],
+      ],
+    );
+    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), [
+      'donotbulkemail',
+      'donotphone',
+      'firstname',
+      'lastname',
+      'mobilephone',
+      'sample_telegramchatid',
     ]);
-    assert.deepEqual([...h.reads.calls.contacts[0]!.columns].sort(), ['donotbulkemail', 'donotphone', 'firstname', 'lastname', 'mobilephone', 'sample_telegramchatid']);
     assert.deepEqual(
       h.outbound.messages.map((m) => [m.body.channel, m.sessionId, m.body.to, m.body.text]),
       [
@@ -187,7 +310,10 @@ describe('pipeline: IntakeStage', () => {
     const deliveries = await h.run([activity(1), activity(1), realtime('req-1'), realtime('req-1')]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete', 'complete']);
     assert.deepEqual(h.reads.calls.contacts[0]!.ids, ['c-1']);
-    assert.deepEqual(h.outbound.messages.map((m) => m.messageId), ['req-1', 'row-1']);
+    assert.deepEqual(
+      h.outbound.messages.map((m) => m.messageId),
+      ['req-1', 'row-1'],
+    );
   });
 
   it('keeps counting across batches and registers its counters once per registry', async () => {
@@ -195,9 +321,25 @@ describe('pipeline: IntakeStage', () => {
     h.reads.addContacts(contact(1), contact(2));
     await h.run([activity(1)]);
     await h.run([activity(2), new Error('not an event')]);
-    const again = new IntakeStage({ decode, activityFromRow, reads: new FakeReads(), outbound: new FakeOutbound(), channels: channelLookup([SMS]), registry: h.registry });
+    const again = new IntakeStage({
+      decode,
+      activityFromRow,
+      reads: new FakeReads(),
+      outbound: new FakeOutbound(),
+      channels: channelLookup([SMS]),
+      registry: h.registry,
+    });
     assert.equal(again.stats().batches, 0);
-    assert.deepEqual(h.stage.stats(), { batches: 2, received: 3, sent: 2, skippedByCompliance: 0, deadLettered: 1, deadLetterReasons: { EventUndecodable: 1 }, abandoned: 0, retries: 0 });
+    assert.deepEqual(h.stage.stats(), {
+      batches: 2,
+      received: 3,
+      sent: 2,
+      skippedByCompliance: 0,
+      deadLettered: 1,
+      deadLetterReasons: { EventUndecodable: 1 },
+      abandoned: 0,
+      retries: 0,
+    });
     assert.match(await h.registry.metrics(), /channel_relay_intake_dead_letters_total\{reason="EventUndecodable"\} 1/);
   });
 
@@ -207,22 +349,53 @@ describe('pipeline: IntakeStage', () => {
       const bare = { ...SHARED_TELEGRAM, channelField: undefined };
       assert.throws(
         () => new IntakeStage({ ...base, channels: channelLookup([SHARED_SMS, bare]) }),
-        (err: unknown) => err instanceof ConfigError && /telegram\.channelField: expected the message record's column naming the channel \(channels sms-shared, telegram share the tile of 'sample_multimessage'\), found nothing/.test(err.message),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          /telegram\.channelField: expected the message record's column naming the channel \(channels sms-shared, telegram share the tile of 'sample_multimessage'\), found nothing/.test(
+            err.message,
+          ),
       );
     });
     it('refuses two channels on one channel definition with the same sender', () => {
       const twin = { ...ALL_CHANNELS[4]!, name: 'rt-twin' };
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([ALL_CHANNELS[4]!, twin]) }), /rt-a\.sender, rt-twin\.sender: expected distinct senders/);
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([ALL_CHANNELS[4]!, twin]) }),
+        /rt-a\.sender, rt-twin\.sender: expected distinct senders/,
+      );
     });
     it('refuses bad numbers', () => {
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readConcurrency: 0 }), /readConcurrency must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { attempts: 0 } }), /readRetry.attempts must be an integer >= 1, found 0/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { attempts: 1.5 } }), /sendRetry.attempts must be an integer >= 1, found 1.5/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { initialDelayMs: -1 } }), /readRetry.initialDelayMs must be a finite number of at least 0, found -1/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { maxDelayMs: Infinity } }), /sendRetry.maxDelayMs must be a finite number of at least 0, found Infinity/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), abandonDelayMs: Number.NaN }), /abandonDelayMs must be a finite number of at least 0, found NaN/);
-      assert.throws(() => new IntakeStage({ ...base, channels: channelLookup([]), maxAbandonDelayMs: -5 }), /maxAbandonDelayMs must be a finite number of at least 0, found -5/);
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), readConcurrency: 0 }),
+        /readConcurrency must be an integer >= 1, found 0/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), maxThrottleWaitMs: -1 }),
+        /maxThrottleWaitMs must be a finite number of at least 0, found -1/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { attempts: 0 } }),
+        /readRetry.attempts must be an integer >= 1, found 0/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { attempts: 1.5 } }),
+        /sendRetry.attempts must be an integer >= 1, found 1.5/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), readRetry: { initialDelayMs: -1 } }),
+        /readRetry.initialDelayMs must be a finite number of at least 0, found -1/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), sendRetry: { maxDelayMs: Infinity } }),
+        /sendRetry.maxDelayMs must be a finite number of at least 0, found Infinity/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), abandonDelayMs: Number.NaN }),
+        /abandonDelayMs must be a finite number of at least 0, found NaN/,
+      );
+      assert.throws(
+        () => new IntakeStage({ ...base, channels: channelLookup([]), maxAbandonDelayMs: -5 }),
+        /maxAbandonDelayMs must be a finite number of at least 0, found -5/,
+      );
     });
   });
 });

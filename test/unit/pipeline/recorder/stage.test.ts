@@ -11,7 +11,16 @@ import { fakeDelivery, settledAs, type FakeDelivery } from '../../../helpers/fak
 function interaction(activityId: string, responseType = 'sent'): InteractionMessage {
   return {
     v: 1,
-    context: { kind: 'marketing', activityId, activityRowId: activityId, contactId: 'c-1', journeyId: 'j-1', iterationId: 'i-1', entityType: 'sample_specialmessage', entityId: 'e-1' },
+    context: {
+      kind: 'marketing',
+      activityId,
+      activityRowId: activityId,
+      contactId: 'c-1',
+      journeyId: 'j-1',
+      iterationId: 'i-1',
+      entityType: 'sample_specialmessage',
+      entityId: 'e-1',
+    },
     responseType,
     channel: 'sms',
     occurredAt: 1,
@@ -19,7 +28,9 @@ function interaction(activityId: string, responseType = 'sent'): InteractionMess
 }
 
 /** A writer that answers each call from a script and records what it was asked. */
-function scriptedWriter(script: Array<(items: readonly InteractionMessage[]) => WriteResult[]>): InteractionWriter & { calls: string[][] } {
+function scriptedWriter(
+  script: Array<(items: readonly InteractionMessage[]) => WriteResult[]>,
+): InteractionWriter & { calls: string[][] } {
   const calls: string[][] = [];
   return {
     calls,
@@ -33,13 +44,22 @@ function scriptedWriter(script: Array<(items: readonly InteractionMessage[]) => 
 }
 
 const ok = (items: readonly unknown[]): WriteResult[] => items.map(() => ({ ok: true }));
-const throttled = (ms: number): DataverseError => new DataverseError('DataverseThrottled', 'Number of requests exceeded the limit of 6000 over time window of 300 seconds.', { retryAfterMs: ms, upstream: { status: 429, code: '0x80072322' } });
+const throttled = (ms: number): DataverseError =>
+  new DataverseError(
+    'DataverseThrottled',
+    'Number of requests exceeded the limit of 6000 over time window of 300 seconds.',
+    { retryAfterMs: ms, upstream: { status: 429, code: '0x80072322' } },
+  );
 
 describe('pipeline: RecorderStage', () => {
   const sleeps: number[] = [];
   const sleep = async (ms: number): Promise<void> => void sleeps.push(ms);
   beforeEach(() => (sleeps.length = 0));
-  const run = async (stage: RecorderStage, deliveries: FakeDelivery[], signal = new AbortController().signal): Promise<void> => stage.handle(deliveries, signal);
+  const run = async (
+    stage: RecorderStage,
+    deliveries: FakeDelivery[],
+    signal = new AbortController().signal,
+  ): Promise<void> => stage.handle(deliveries, signal);
 
   it('writes a batch in one call and completes each delivery', async () => {
     const writer = scriptedWriter([ok]);
@@ -65,44 +85,79 @@ describe('pipeline: RecorderStage', () => {
   it('dead-letters an unreadable body with the field that is wrong, and writes the rest', async () => {
     const writer = scriptedWriter([ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
-    const bad = fakeDelivery({ v: 1, context: { kind: 'marketing' }, responseType: 'sent', channel: 'sms', occurredAt: 1 });
+    const bad = fakeDelivery({
+      v: 1,
+      context: { kind: 'marketing' },
+      responseType: 'sent',
+      channel: 'sms',
+      occurredAt: 1,
+    });
     const broken = fakeDelivery(Buffer.from('{not json'));
     const good = fakeDelivery(interaction('a'));
     await run(stage, [bad, broken, good]);
     assert.deepEqual(settledAs([bad, broken, good]), ['deadLetter', 'deadLetter', 'complete']);
-    assert.deepEqual(bad.settlements[0], { how: 'deadLetter', reason: 'EventMissingAttribute', description: "interaction message: 'context.activityId' must be a non-empty string, found nothing" });
+    assert.deepEqual(bad.settlements[0], {
+      how: 'deadLetter',
+      reason: 'EventMissingAttribute',
+      description: "interaction message: 'context.activityId' must be a non-empty string, found nothing",
+    });
     assert.equal(broken.settlements[0]?.how === 'deadLetter' && broken.settlements[0].reason, 'EventUndecodable');
     assert.deepEqual(writer.calls, [['a']]);
   });
 
   it("dead-letters one permanent refusal with Dataverse's message and code", async () => {
-    const refusal = new DataverseError('DataverseBadRequest', "'ResponseType' must be one of sent, delivered, failed, opened, keyword.", { upstream: { status: 400, code: '0x80040203' } });
-    const writer = scriptedWriter([(items) => items.map((_, i) => (i === 1 ? { ok: false, error: refusal } : { ok: true }))]);
+    const refusal = new DataverseError(
+      'DataverseBadRequest',
+      "'ResponseType' must be one of sent, delivered, failed, opened, keyword.",
+      { upstream: { status: 400, code: '0x80040203' } },
+    );
+    const writer = scriptedWriter([
+      (items) => items.map((_, i) => (i === 1 ? { ok: false, error: refusal } : { ok: true })),
+    ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
-    const deliveries = [fakeDelivery(interaction('a')), fakeDelivery(interaction('b', 'bogus')), fakeDelivery(interaction('c'))];
+    const deliveries = [
+      fakeDelivery(interaction('a')),
+      fakeDelivery(interaction('b', 'bogus')),
+      fakeDelivery(interaction('c')),
+    ];
     await run(stage, deliveries);
     assert.deepEqual(settledAs(deliveries), ['complete', 'deadLetter', 'complete']);
     const dl = deliveries[1]?.settlements[0];
     assert.ok(dl?.how === 'deadLetter');
     assert.equal(dl.reason, 'DataverseBadRequest');
-    assert.equal(dl.description, "interaction 'bogus' of activity row b (msdyncrm_activityid b, contact c-1, journey j-1): 'ResponseType' must be one of sent, delivered, failed, opened, keyword. (Dataverse code 0x80040203)");
+    assert.equal(
+      dl.description,
+      "interaction 'bogus' of activity row b (msdyncrm_activityid b, contact c-1, journey j-1): 'ResponseType' must be one of sent, delivered, failed, opened, keyword. (Dataverse code 0x80040203)",
+    );
   });
 
   it('retries throttled items after Retry-After without abandoning them', async () => {
-    const writer = scriptedWriter([(items) => items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(2000) })), ok]);
+    const writer = scriptedWriter([
+      (items) => items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(2000) })),
+      ok,
+    ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, retry: { initialDelayMs: 100 } });
     const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(interaction(id)));
     await run(stage, deliveries);
-    assert.deepEqual(writer.calls, [['a', 'b', 'c'], ['b', 'c']]);
+    assert.deepEqual(writer.calls, [
+      ['a', 'b', 'c'],
+      ['b', 'c'],
+    ]);
     assert.deepEqual(sleeps, [2000]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete']);
     assert.equal(stage.stats().retries, 2);
   });
 
   it('backs off exponentially and abandons after retry.attempts', async () => {
-    const unavailable = (items: readonly unknown[]): WriteResult[] => items.map(() => ({ ok: false, error: new DataverseError('DataverseUnavailable', 'socket hang up') }));
+    const unavailable = (items: readonly unknown[]): WriteResult[] =>
+      items.map(() => ({ ok: false, error: new DataverseError('DataverseUnavailable', 'socket hang up') }));
     const writer = scriptedWriter([unavailable, unavailable, unavailable]);
-    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, retry: { attempts: 3, initialDelayMs: 100 } });
+    const stage = new RecorderStage({
+      writer,
+      log: silentLogger(),
+      sleep,
+      retry: { attempts: 3, initialDelayMs: 100 },
+    });
     const deliveries = [fakeDelivery(interaction('a'))];
     await run(stage, deliveries);
     assert.deepEqual(sleeps, [100, 200]);
@@ -110,7 +165,13 @@ describe('pipeline: RecorderStage', () => {
   });
 
   it('abandons (does not dead-letter) when the relay identity is refused', async () => {
-    const writer = scriptedWriter([(items) => items.map(() => ({ ok: false, error: new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege') }))]);
+    const writer = scriptedWriter([
+      (items) =>
+        items.map(() => ({
+          ok: false,
+          error: new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege'),
+        })),
+    ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, identityPauseMs: 5000 });
     const deliveries = [fakeDelivery(interaction('a')), fakeDelivery(interaction('b'))];
     await run(stage, deliveries);
@@ -126,7 +187,11 @@ describe('pipeline: RecorderStage', () => {
     await run(stage, first, aborted.signal);
     assert.deepEqual(settledAs(first), ['abandon']);
 
-    const failing = new RecorderStage({ writer: { write: async () => Promise.reject(new Error('aborted')) }, log: silentLogger(), sleep });
+    const failing = new RecorderStage({
+      writer: { write: async () => Promise.reject(new Error('aborted')) },
+      log: silentLogger(),
+      sleep,
+    });
     const second = [fakeDelivery(interaction('b')), fakeDelivery(interaction('c'))];
     await run(failing, second);
     assert.deepEqual(settledAs(second), ['abandon', 'abandon']);
@@ -141,13 +206,26 @@ describe('pipeline: RecorderStage', () => {
   });
 
   it('refuses bad numbers at construction', () => {
-    const make = (o: Partial<RecorderOptions>): RecorderStage => new RecorderStage({ writer: scriptedWriter([]), log: silentLogger(), ...o });
+    const make = (o: Partial<RecorderOptions>): RecorderStage =>
+      new RecorderStage({ writer: scriptedWriter([]), log: silentLogger(), ...o });
     assert.throws(() => make({ retry: { attempts: 0 } }), /retry.attempts must be an integer >= 1, found 0/);
-    assert.throws(() => make({ maxThrottleWaitMs: -1 }), /maxThrottleWaitMs must be a finite number of at least 0, found -1/);
-    assert.throws(() => make({ retry: { initialDelayMs: Number.NaN } }), /retry.initialDelayMs must be a finite number of at least 0, found NaN/);
+    assert.throws(
+      () => make({ maxThrottleWaitMs: -1 }),
+      /maxThrottleWaitMs must be a finite number of at least 0, found -1/,
+    );
+    assert.throws(
+      () => make({ retry: { initialDelayMs: Number.NaN } }),
+      /retry.initialDelayMs must be a finite number of at least 0, found NaN/,
+    );
     assert.throws(() => make({ batchBudgetMs: 0 }), /batchBudgetMs must be a finite number above 0, found 0/);
-    assert.throws(() => make({ callTimeoutMs: Infinity }), /callTimeoutMs must be a finite number above 0, found Infinity/);
-    assert.throws(() => make({ batchBudgetMs: 10_000 }), /batchBudgetMs \(10000\) must be at least callTimeoutMs \(30000\)/);
+    assert.throws(
+      () => make({ callTimeoutMs: Infinity }),
+      /callTimeoutMs must be a finite number above 0, found Infinity/,
+    );
+    assert.throws(
+      () => make({ batchBudgetMs: 10_000 }),
+      /batchBudgetMs \(10000\) must be at least callTimeoutMs \(30000\)/,
+    );
   });
 
   it('hands back (abandons) a body the parser fails on unexpectedly, and writes the rest', async () => {
@@ -166,7 +244,10 @@ describe('pipeline: RecorderStage', () => {
 });
 
 /** A writer whose every call takes `latencyMs` of (fake) time, answers from `answer`, and keeps the signal it got. */
-function slowWriter(latencyMs: number, answer: (items: readonly InteractionMessage[], call: number) => WriteResult[]): InteractionWriter & { calls: number; startedAt: number[]; signals: Array<AbortSignal | undefined> } {
+function slowWriter(
+  latencyMs: number,
+  answer: (items: readonly InteractionMessage[], call: number) => WriteResult[],
+): InteractionWriter & { calls: number; startedAt: number[]; signals: Array<AbortSignal | undefined> } {
   const w = {
     calls: 0,
     startedAt: [] as number[],
@@ -184,7 +265,11 @@ function slowWriter(latencyMs: number, answer: (items: readonly InteractionMessa
           resolve(true);
         });
       });
-      if (aborted) return items.map(() => ({ ok: false, error: new DataverseError('DataverseUnavailable', 'stopped before Dataverse answered') }));
+      if (aborted)
+        return items.map(() => ({
+          ok: false,
+          error: new DataverseError('DataverseUnavailable', 'stopped before Dataverse answered'),
+        }));
       return answer(items, call);
     },
   };
@@ -195,10 +280,21 @@ const allFail =
   (error: () => DataverseError) =>
   (items: readonly unknown[]): WriteResult[] =>
     items.map(() => ({ ok: false, error: error() }));
-const unavailable = (): DataverseError => new DataverseError('DataverseUnavailable', 'Service Unavailable', { upstream: { status: 503 } });
+const unavailable = (): DataverseError =>
+  new DataverseError('DataverseUnavailable', 'Service Unavailable', { upstream: { status: 503 } });
 
 /** One batch under a fake clock: when handle() ended, and when each delivery was settled. */
-function start(stage: RecorderStage, ids: readonly string[], signal = new AbortController().signal): { deliveries: FakeDelivery[]; started: number; endedAt: () => number | undefined; settledAt: number[]; done: Promise<void> } {
+function start(
+  stage: RecorderStage,
+  ids: readonly string[],
+  signal = new AbortController().signal,
+): {
+  deliveries: FakeDelivery[];
+  started: number;
+  endedAt: () => number | undefined;
+  settledAt: number[];
+  done: Promise<void>;
+} {
   const settledAt: number[] = [];
   const deliveries = ids.map((id) => {
     const d = fakeDelivery(interaction(id));
@@ -223,7 +319,9 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
   afterEach(() => clock.restore());
 
   it('stop() during a Retry-After: the wait ends, nothing is written again, the deliveries are abandoned at once', async () => {
-    const writer = slowWriter(100, (items, call) => (call === 1 ? items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(20_000) })) : ok(items)));
+    const writer = slowWriter(100, (items, call) =>
+      call === 1 ? items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(20_000) })) : ok(items),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger() });
     const run = start(stage, ['a', 'b', 'c']);
     await clock.tickAsync(1000);
@@ -237,7 +335,15 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
   });
 
   it('stop() during the pause of a refused identity: abandoned at once', async () => {
-    const writer = slowWriter(100, allFail(() => new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege', { upstream: { status: 403 } })));
+    const writer = slowWriter(
+      100,
+      allFail(
+        () =>
+          new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege', {
+            upstream: { status: 403 },
+          }),
+      ),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger() });
     const run = start(stage, ['a']);
     await clock.tickAsync(5000);
@@ -248,7 +354,9 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
   });
 
   it('stop() while a write is in flight: the write finishes (stop does not abort it) and its results count; no retry', async () => {
-    const writer = slowWriter(10_000, (items) => items.map((_, i) => (i === 1 ? { ok: false, error: unavailable() } : { ok: true })));
+    const writer = slowWriter(10_000, (items) =>
+      items.map((_, i) => (i === 1 ? { ok: false, error: unavailable() } : { ok: true })),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger() });
     const run = start(stage, ['a', 'b', 'c']);
     await clock.tickAsync(1000);
@@ -276,7 +384,9 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
   });
 
   it('after stop(), a batch is written once, without retries or waits', async () => {
-    const writer = slowWriter(100, (items) => items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(5000) })));
+    const writer = slowWriter(100, (items) =>
+      items.map((_, i) => (i === 0 ? { ok: true } : { ok: false, error: throttled(5000) })),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger() });
     stage.stop();
     const run = start(stage, ['a', 'b']);
@@ -287,7 +397,10 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
   });
 
   it('a Retry-After longer than maxThrottleWaitMs is not waited out: abandoned after maxThrottleWaitMs, not written again', async () => {
-    const writer = slowWriter(0, allFail(() => throttled(300_000)));
+    const writer = slowWriter(
+      0,
+      allFail(() => throttled(300_000)),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger(), maxThrottleWaitMs: 30_000 });
     const run = start(stage, ['a']);
     await clock.tickAsync(29_999);
@@ -308,31 +421,57 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
     assert.ok(run.settledAt.every((t) => t - run.started <= 240_000));
     assert.deepEqual(settledAs(run.deliveries), ['abandon', 'abandon']);
     // Writes at 0, 30.5, 61.5, 93.5, 127.5 and 165.5 s (ending at 195.5 s); the next after 16 s would end at 241.5 s.
-    assert.deepEqual(writer.startedAt.map((t) => t - run.started), [0, 30_500, 61_500, 93_500, 127_500, 165_500]);
+    assert.deepEqual(
+      writer.startedAt.map((t) => t - run.started),
+      [0, 30_500, 61_500, 93_500, 127_500, 165_500],
+    );
     assert.equal(run.endedAt()! - run.started, 195_500);
   });
 
   it('a Retry-After within maxThrottleWaitMs is waited out only when the write after it fits the budget', async () => {
-    const writer = slowWriter(10_000, allFail(() => throttled(20_000)));
-    const stage = new RecorderStage({ writer, log: silentLogger(), retry: { attempts: 100 }, batchBudgetMs: 100_000, callTimeoutMs: 10_000 });
+    const writer = slowWriter(
+      10_000,
+      allFail(() => throttled(20_000)),
+    );
+    const stage = new RecorderStage({
+      writer,
+      log: silentLogger(),
+      retry: { attempts: 100 },
+      batchBudgetMs: 100_000,
+      callTimeoutMs: 10_000,
+    });
     const run = start(stage, ['a']);
     await clock.tickAsync(100_000);
     await run.done;
     // Writes at 0, 30 and 60 s (each 10 s, then 20 s of Retry-After); a fourth at 90 s would end at 100 s: it fits.
-    assert.deepEqual(writer.startedAt.map((t) => t - run.started), [0, 30_000, 60_000, 90_000]);
+    assert.deepEqual(
+      writer.startedAt.map((t) => t - run.started),
+      [0, 30_000, 60_000, 90_000],
+    );
     assert.equal(run.endedAt()! - run.started, 100_000);
     assert.deepEqual(settledAs(run.deliveries), ['abandon']);
   });
 
   it('the pause of a refused identity is capped by what is left of the budget', async () => {
-    const writer = slowWriter(30_000, allFail(() => new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege', { upstream: { status: 403 } })));
+    const writer = slowWriter(
+      30_000,
+      allFail(
+        () =>
+          new DataverseError('DataverseUnauthorized', 'Principal user is missing prvCreate privilege', {
+            upstream: { status: 403 },
+          }),
+      ),
+    );
     const stage = new RecorderStage({ writer, log: silentLogger(), batchBudgetMs: 45_000 });
     const run = start(stage, ['a']);
     await clock.tickAsync(44_999);
     assert.equal(run.endedAt(), undefined);
     await clock.tickAsync(1);
     await run.done;
-    assert.deepEqual(run.settledAt.map((t) => t - run.started), [45_000]);
+    assert.deepEqual(
+      run.settledAt.map((t) => t - run.started),
+      [45_000],
+    );
     assert.deepEqual(settledAs(run.deliveries), ['abandon']);
   });
 });

@@ -5,10 +5,11 @@
 import type { IncomingMessage } from 'node:http';
 
 /**
- * The body as UTF-8 text. Past `maxBytes` it rejects at once with `tooLarge()`, so that the server can answer 413
- * while the rest is read and dropped: destroying the request would reset the connection before the answer arrives.
+ * The body as bytes (uploads, binary formats). Past `maxBytes` it rejects at once with `tooLarge()`, so that the
+ * server can answer 413 while the rest is read and dropped: destroying the request would reset the connection before
+ * the answer arrives.
  */
-export function readBody(req: IncomingMessage, maxBytes: number, tooLarge: () => Error): Promise<string> {
+export function readBodyBytes(req: IncomingMessage, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -24,11 +25,14 @@ export function readBody(req: IncomingMessage, maxBytes: number, tooLarge: () =>
       }
       chunks.push(chunk);
     });
-    req.on('end', () =>
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')),
-    );
+    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** The body as UTF-8 text, with `readBodyBytes`' limit. */
+export async function readBody(req: IncomingMessage, maxBytes: number, tooLarge: () => Error): Promise<string> {
+  return (await readBodyBytes(req, maxBytes, tooLarge)).toString('utf8');
 }
 
 /** Header names in lower case, repeated headers joined with `, `. */

@@ -1,11 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { errorMessage } from '../../errors.js';
 import { startDirectLineEmulator, type DirectLineEmulatorOptions } from '../../emulators/directline/index.js';
 import type { CliIo } from '../io.js';
-import { parsePort, serveEmulator } from './serve-emulator.js';
+import { parsePort, readOptionsFile, serveEmulator } from './serve-emulator.js';
 
 const CONFIG_KEYS = [
   'secrets',
@@ -23,18 +22,7 @@ const CONFIG_KEYS = [
 ];
 
 function readConfig(file: string): DirectLineEmulatorOptions {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: expected a readable JSON file (${errorMessage(err)})`, { cause: err });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error(`${file}: expected a JSON object of emulator options`);
-  const unknown = Object.keys(parsed).filter((k) => !CONFIG_KEYS.includes(k));
-  if (unknown.length > 0)
-    throw new Error(`${file}: unknown option(s) ${unknown.join(', ')} (known: ${CONFIG_KEYS.join(', ')})`);
-  return parsed as DirectLineEmulatorOptions;
+  return readOptionsFile<DirectLineEmulatorOptions>(file, CONFIG_KEYS, 'emulator options');
 }
 
 /**

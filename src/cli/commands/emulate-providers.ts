@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { errorMessage } from '../../errors.js';
 import { startProviderSimulators, type ProviderSimulatorsOptions } from '../../emulators/providers/index.js';
 import type { CliIo } from '../io.js';
-import { parsePort, serveEmulator } from './serve-emulator.js';
+import { parsePort, readOptionsFile, serveEmulator } from './serve-emulator.js';
 
 function parseLatency(value: string): number {
   const ms = Number(value);
@@ -13,30 +11,20 @@ function parseLatency(value: string): number {
   return ms;
 }
 
+const CONFIG_KEYS = [
+  'twilio',
+  'telegram',
+  'contract',
+  'callbacks',
+  'recipients',
+  'faults',
+  'seed',
+  'windowToleranceMs',
+  'latencyMs',
+];
+
 function readConfig(file: string): ProviderSimulatorsOptions {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: expected a readable JSON file (${errorMessage(err)})`, { cause: err });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error(`${file}: expected a JSON object of simulator options`);
-  const allowed = new Set([
-    'twilio',
-    'telegram',
-    'contract',
-    'callbacks',
-    'recipients',
-    'faults',
-    'seed',
-    'windowToleranceMs',
-    'latencyMs',
-  ]);
-  const unknown = Object.keys(parsed).filter((k) => !allowed.has(k));
-  if (unknown.length > 0)
-    throw new Error(`${file}: unknown option(s) ${unknown.join(', ')} (known: ${[...allowed].join(', ')})`);
-  return parsed as ProviderSimulatorsOptions;
+  return readOptionsFile<ProviderSimulatorsOptions>(file, CONFIG_KEYS, 'simulator options');
 }
 
 /**

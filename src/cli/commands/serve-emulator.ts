@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { errorMessage } from '../../errors.js';
 import { createShutdown, exitCodeOf, onShutdownSignals, type Closeable } from '../../lifecycle.js';
@@ -65,4 +66,23 @@ export function parsePort(value: string): number {
   if (!/^\d+$/.test(value.trim()) || port > 65535)
     throw new InvalidArgumentError(`expected an integer from 0 (any free port) to 65535, found '${value}'`);
   return port;
+}
+
+/**
+ * Reads an emulator's `--config` file: a JSON object whose keys are all in `known` (`what` names the options in the
+ * message). Throws naming the file and what is wrong.
+ */
+export function readOptionsFile<T>(file: string, known: readonly string[], what: string): T {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: expected a readable JSON file (${errorMessage(err)})`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`${file}: expected a JSON object of ${what}`);
+  const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
+  if (unknown.length > 0)
+    throw new Error(`${file}: unknown option(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  return parsed as T;
 }

@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { delayUnlessAborted } from '../../abort.js';
-import { lowerHeaders } from '../../http/index.js';
+import { lowerHeaders, readBodyBytes } from '../../http/index.js';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { AGENT_DEFAULTS, OmnichannelAgents, type AgentOptions, type ConversationRecord } from './agents.js';
 import {
@@ -230,24 +230,7 @@ function resolveOptions(o: DirectLineEmulatorOptions) {
 
 /** Reads a body up to `limit` bytes; rejects with a 413 refusal past it (the rest is read and dropped). */
 function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        reject(refuse(413, ERROR_CODES.tooLarge, `the request body exceeds ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+  return readBodyBytes(req, limit, () => refuse(413, ERROR_CODES.tooLarge, `the request body exceeds ${limit} bytes`));
 }
 
 function write(res: ServerResponse, reply: Reply): void {

@@ -60,6 +60,28 @@ const CODES = {
     /** No configured channel matches the event. */
     EventUnknownChannel: false,
   },
+  directline: {
+    /** Direct Line said 429; `retryAfterMs` says when to call again (Direct Line's `Retry-After` is in seconds). */
+    DirectLineThrottled: true,
+    /** 5xx (502: the bot behind it failed), a connection failure or a timeout. */
+    DirectLineUnavailable: true,
+    /** 403 with `TokenExpired`: the conversation's token must be refreshed, or renewed with the secret. */
+    DirectLineTokenExpired: true,
+    /** 404 for the conversation (unknown, or expired after being idle): a new conversation must be started. */
+    DirectLineConversationGone: false,
+    /** 401, or 403 other than an expired token: the secret is wrong or revoked. */
+    DirectLineUnauthorized: false,
+    /** 400 or 413: the activity itself is refused (too large, malformed): sending it again cannot help. */
+    DirectLineBadRequest: false,
+    /** A 2xx answer that is not Direct Line's documented shape. */
+    DirectLineAnswerUnreadable: true,
+  },
+  identity: {
+    /** The identity platform refused the app's client credentials (AADSTS code in `context.aadsts`). */
+    IdentityRefused: false,
+    /** The identity platform could not be reached or answered 5xx. */
+    IdentityUnavailable: true,
+  },
   servicebus: {
     /** A message is larger than its queue takes, even alone in a batch; nothing of the call was sent. */
     MessageTooLarge: false,
@@ -199,6 +221,20 @@ export class EventError extends RelayError<'event'> {
   }
 }
 
+export class DirectLineError extends RelayError<'directline'> {
+  override readonly name: string = 'DirectLineError';
+  constructor(code: CodeOf<'directline'>, message: string, options: RelayErrorOptions = {}) {
+    super('directline', code, message, options);
+  }
+}
+
+export class IdentityError extends RelayError<'identity'> {
+  override readonly name: string = 'IdentityError';
+  constructor(code: CodeOf<'identity'>, message: string, options: RelayErrorOptions = {}) {
+    super('identity', code, message, options);
+  }
+}
+
 /** One message is larger than the queue accepts, even alone in a batch (the Service Bus sender's refusal). */
 export class MessageTooLargeError extends RelayError<'servicebus'> {
   override readonly name: string = 'MessageTooLargeError';
@@ -268,6 +304,12 @@ export function isProviderError(value: unknown): value is ProviderError {
 }
 export function isEventError(value: unknown): value is EventError {
   return hasBrand(value, 'event');
+}
+export function isDirectLineError(value: unknown): value is DirectLineError {
+  return hasBrand(value, 'directline');
+}
+export function isIdentityError(value: unknown): value is IdentityError {
+  return hasBrand(value, 'identity');
 }
 export function isMessageTooLargeError(value: unknown): value is MessageTooLargeError {
   return hasBrand(value, 'servicebus') && (value as MessageTooLargeError).code === 'MessageTooLarge';

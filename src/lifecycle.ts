@@ -221,6 +221,8 @@ const EXIT_CODE_OF_KIND: Readonly<Record<ErrorKind, 1 | 2>> = {
   config: 2,
   dataverse: 1,
   provider: 1,
+  directline: 1,
+  identity: 1,
   event: 1,
   servicebus: 1,
   limiter: 1,

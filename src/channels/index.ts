@@ -11,5 +11,8 @@ export {
   type ChannelCallbacks,
   type ProviderSettings,
   type UnreadProviderSettings,
+  type MessagingAccount,
+  type MessagingChannel,
+  type MessagingRegistry,
   providerSettings,
 } from './types.js';

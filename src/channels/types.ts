@@ -154,3 +154,54 @@ export const DEFAULT_OPT_IN_MAX_AGE_MS = 900_000;
 export const DEFAULT_OPT_OUT_CONFIRMATION =
   'You have been unsubscribed and will receive no more messages. Reply START to subscribe again.';
 export const DEFAULT_OPT_IN_CONFIRMATION = 'You have been subscribed again. Reply STOP to unsubscribe.';
+
+/**
+ * An Omnichannel custom messaging account (the channels file's `messaging.accounts`): the Azure Bot behind it (its
+ * Microsoft app ID and client secret, validated like the admin centre's "Validate app ID + secret") and the Direct
+ * Line secret the relay opens conversations with.
+ */
+export interface MessagingAccount {
+  name: string;
+  /** The Microsoft app ID (a GUID, lower case). */
+  appId: string;
+  /** `multi`: a multi-tenant app (tokens from the botframework.com tenant); otherwise the app's tenant (GUID or domain). */
+  tenant: string;
+  /** Resolved from its `env:NAME`; never in the file. */
+  clientSecret?: string;
+  /** Resolved from its `env:NAME`; never in the file. Absent where this process's stages never open a conversation. */
+  directLineSecret?: string;
+  /** Direct Line's base URL (regional, or an emulator). @defaultValue https://directline.botframework.com */
+  directLineUrl: string;
+  /** The identity platform. @defaultValue https://login.microsoftonline.com */
+  authorityHost: string;
+  channels: MessagingChannel[];
+}
+
+/** A custom messaging channel of an account: one relay channel bridged to Omnichannel's agents. */
+export interface MessagingChannel {
+  /** Unique across the file. */
+  name: string;
+  /** The account's name. */
+  account: string;
+  /** The channel ID in Omnichannel (at most once per account: the Bot Framework allows one per app ID). */
+  channelId: string;
+  /** The relay channel (`channels[].name`) that carries it: provider, sender, address. At most one messaging channel each. */
+  relayChannel: string;
+  workstream: string;
+  /** e.g. `en-US`. */
+  language: string;
+  /** `channelData.conversationcontext` posted with the first message: routing context for the workstream. */
+  conversationContext: Record<string, string>;
+  /** Whether customers and agents may send files. */
+  attachments: { customer: boolean; agent: boolean };
+  /** Sent to a customer whose attachment the channel refuses. */
+  attachmentRefusal: string;
+}
+
+/** The messaging section of a channels file, looked up by the relay channel a customer writes on. */
+export interface MessagingRegistry {
+  readonly accounts: readonly MessagingAccount[];
+  account(name: string): MessagingAccount | undefined;
+  /** The messaging channel a relay channel is bridged to, if any. */
+  byRelayChannel(relayChannel: string): MessagingChannel | undefined;
+}

@@ -5,6 +5,7 @@
  * with a reason a person understands.
  */
 import type { MarketingContext } from '../correlation/index.js';
+import { createHash } from 'node:crypto';
 import { errorMessage, EventError } from '../errors.js';
 
 /** Where an outbound-marketing activity came from (correlation seals it in callback tokens). */
@@ -45,11 +46,81 @@ export interface OutboundMessage {
   text: string;
   /** Real-time journeys: every message part by name (`text` included). */
   parts?: Record<string, string>;
-  /** Why this message is sent: an automated reply (opt-out confirmation) has no activity to record. */
-  purpose: 'journey' | 'confirmation';
+  /**
+   * Why this message is sent: a journey's (its outcome is recorded), an automated reply (opt-out confirmation: no
+   * activity to record), or an agent's or bot's message in an Omnichannel conversation (`conversation`: nothing is
+   * recorded in Dataverse; Omnichannel keeps the transcript).
+   */
+  purpose: 'journey' | 'confirmation' | 'conversation';
+  /** Files sent with the text (an agent's attachments: MMS media, Telegram documents, contract attachments). */
+  attachments?: Attachment[];
+  /** `conversation` messages: the Direct Line conversation and activity the message comes from. */
+  conversation?: { account: string; conversationId: string; activityId: string };
   context?: SendContext;
   /** When intake accepted the event (ms since the epoch): end-to-end latency. */
   acceptedAt: number;
+}
+
+/** A file sent or received with a message, by URL (a provider's media URL, a Direct Line attachment's contentUrl). */
+export interface Attachment {
+  url: string;
+  /** MIME type, when known. */
+  contentType?: string;
+  /** File name, when known. */
+  name?: string;
+}
+
+/**
+ * A message on `conversations` (sessions: one per customer of a bridged channel, `conversationSessionId`):
+ * - `customer`: what a customer wrote on a channel bridged to Omnichannel (from the callbacks service), to be posted
+ *   to the customer's Direct Line conversation; MessageId `conversationMessageId` (the provider's id: a provider's
+ *   retried webhook is dropped by duplicate detection);
+ * - `poll`: a scheduled wake-up of the customer's session, to read the agents' replies from the conversation's
+ *   watermark (a durable timer: it survives a crash and any replica may take it).
+ */
+export type ConversationMessage =
+  | {
+      v: typeof MESSAGE_VERSION;
+      kind: 'customer';
+      /** The relay channel (channels.json) the customer wrote on. */
+      channel: string;
+      /** The customer's address on that channel (phone number, chat id …). */
+      customer: string;
+      /** The provider's id of the message (MessageSid, Telegram `chat_id:message_id`, webhook-id). */
+      messageId: string;
+      text: string;
+      attachments?: Attachment[];
+      /** When the callbacks service received it (ms since the epoch). */
+      receivedAt: number;
+    }
+  | {
+      v: typeof MESSAGE_VERSION;
+      kind: 'poll';
+      channel: string;
+      customer: string;
+      /** When it was scheduled for (ms since the epoch). */
+      dueAt: number;
+    };
+
+/** Service Bus ids are at most 128 characters: longer ones are shortened to a prefix and a hash of the whole. */
+function boundedId(id: string): string {
+  if (id.length <= 128) return id;
+  return `${id.slice(0, 84)}#${createHash('sha256').update(id).digest('base64url')}`;
+}
+
+/** The session of a customer's conversation on `conversations`: one replica at a time owns it, in order. */
+export function conversationSessionId(channel: string, customer: string): string {
+  return boundedId(`${channel}:${customer}`);
+}
+
+/** The MessageId of a customer message on `conversations`: the provider's id, so a retried webhook is dropped. */
+export function conversationMessageId(channel: string, messageId: string): string {
+  return boundedId(`${channel}:${messageId}`);
+}
+
+/** The key (MessageId on `outbound`) of an agent's message: the Direct Line activity, so it is sent once. */
+export function conversationOutboundKey(conversationId: string, activityId: string): string {
+  return boundedId(`dl:${conversationId}:${activityId}`);
 }
 
 /**
@@ -193,13 +264,47 @@ function parts(what: string, value: unknown): Record<string, string> {
   return value as Record<string, string>;
 }
 
+function attachments(what: string, value: unknown): Attachment[] {
+  if (!Array.isArray(value)) fail(what, 'attachments', 'an array', value);
+  return value.map((a, i) => {
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) fail(what, `attachments[${i}]`, 'an object', a);
+    const o = a as Json;
+    const url = str(what, o, 'url', `attachments[${i}].url`);
+    const contentType = optStr(what, o, 'contentType', `attachments[${i}].contentType`);
+    const name = optStr(what, o, 'name', `attachments[${i}].name`);
+    return { url, ...(contentType === undefined ? {} : { contentType }), ...(name === undefined ? {} : { name }) };
+  });
+}
+
+/** Reads the body of a `conversations` message; throws `EventError` naming the field. */
+export function parseConversationMessage(body: unknown): ConversationMessage {
+  const what = 'conversation message';
+  const o = object(what, body);
+  const v = version(what, o);
+  const channel = str(what, o, 'channel');
+  const customer = str(what, o, 'customer');
+  if (o['kind'] === 'poll') return { v, kind: 'poll', channel, customer, dueAt: num(what, o, 'dueAt') };
+  if (o['kind'] !== 'customer') fail(what, 'kind', "'customer' or 'poll'", o['kind']);
+  const message: ConversationMessage = {
+    v,
+    kind: 'customer',
+    channel,
+    customer,
+    messageId: str(what, o, 'messageId'),
+    text: typeof o['text'] === 'string' ? o['text'] : fail(what, 'text', 'a string', o['text']),
+    receivedAt: num(what, o, 'receivedAt'),
+  };
+  if (o['attachments'] !== undefined) message.attachments = attachments(what, o['attachments']);
+  return message;
+}
+
 /** Reads the body of an `outbound` message (object, JSON string or Buffer); throws `EventError` naming the field. */
 export function parseOutboundMessage(body: unknown): OutboundMessage {
   const what = 'outbound message';
   const o = object(what, body);
   const purpose = o['purpose'];
-  if (purpose !== 'journey' && purpose !== 'confirmation')
-    fail(what, 'purpose', "'journey' or 'confirmation'", purpose);
+  if (purpose !== 'journey' && purpose !== 'confirmation' && purpose !== 'conversation')
+    fail(what, 'purpose', "'journey', 'confirmation' or 'conversation'", purpose);
   const message: OutboundMessage = {
     v: version(what, o),
     key: str(what, o, 'key'),
@@ -210,6 +315,19 @@ export function parseOutboundMessage(body: unknown): OutboundMessage {
     acceptedAt: num(what, o, 'acceptedAt'),
   };
   if (o['parts'] !== undefined) message.parts = parts(what, o['parts']);
+  if (o['attachments'] !== undefined) message.attachments = attachments(what, o['attachments']);
+  if (o['conversation'] !== undefined) {
+    const c = o['conversation'];
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) fail(what, 'conversation', 'an object', c);
+    const conv = c as Json;
+    message.conversation = {
+      account: str(what, conv, 'account', 'conversation.account'),
+      conversationId: str(what, conv, 'conversationId', 'conversation.conversationId'),
+      activityId: str(what, conv, 'activityId', 'conversation.activityId'),
+    };
+  } else if (purpose === 'conversation') {
+    fail(what, 'conversation', 'the Direct Line conversation and activity of an agent message', undefined);
+  }
   if (o['context'] !== undefined) message.context = parseContext(what, o['context']);
   else if (purpose === 'journey')
     fail(what, 'context', 'the journey context (a journey message is recorded)', undefined);

@@ -4,7 +4,13 @@
  */
 import type { Channel } from '../channels/index.js';
 import type { DataverseError } from '../errors.js';
-import type { InteractionMessage, MarketingContext, OutboundMessage } from './messages.js';
+import type {
+  Attachment,
+  ConversationMessage,
+  InteractionMessage,
+  MarketingContext,
+  OutboundMessage,
+} from './messages.js';
 
 /** The configured channels, as every stage looks them up (a `ChannelRegistry` fits). */
 export interface ChannelLookup {
@@ -39,13 +45,84 @@ export interface QueueSender<T> {
    * large even alone rejects the call with a `MessageTooLargeError` (src/errors.ts) before anything is sent.
    */
   send(
-    messages: ReadonlyArray<{ body: T; messageId: string; sessionId?: string; subject?: string }>,
+    messages: ReadonlyArray<{
+      body: T;
+      messageId: string;
+      sessionId?: string;
+      subject?: string;
+      /** Enqueue at this time (ms since the epoch) instead of now: the message stays invisible until then. */
+      scheduledAt?: number;
+    }>,
     signal?: AbortSignal,
   ): Promise<void>;
 }
 
 export type OutboundSender = QueueSender<OutboundMessage>;
 export type InteractionSender = QueueSender<InteractionMessage>;
+export type ConversationSender = QueueSender<ConversationMessage>;
+
+/** A Direct Line conversation as the relay holds it (in a `conversations` session's state). */
+export interface DirectLineConversation {
+  conversationId: string;
+  /** The conversation's token (never the account's secret). */
+  token: string;
+  /** When the token expires (ms since the epoch, from `expires_in`). */
+  tokenExpiresAt: number;
+}
+
+/** A Bot Framework activity as the relay reads and writes it (Direct Line 3.0; the fields the relay uses). */
+export interface DirectLineActivity {
+  /** Set by Direct Line; absent on what the relay posts. */
+  id?: string;
+  /** `message`, `endOfConversation`, `typing`, `event` … */
+  type: string;
+  from: { id: string; name?: string; role?: string };
+  text?: string;
+  attachments?: Array<{ contentType: string; contentUrl?: string; name?: string }>;
+  channelData?: Record<string, unknown>;
+  timestamp?: string;
+}
+
+/** A file to upload to a conversation (a customer's attachment, fetched from the provider). */
+export interface UploadFile {
+  name: string;
+  contentType: string;
+  data: Buffer;
+}
+
+/**
+ * Direct Line 3.0 for one account (its secret and base URL): the conversations stage's port to Omnichannel. Failures
+ * are `DirectLineError`s (src/errors.ts) by code: throttled, unavailable, token expired, conversation gone,
+ * unauthorized, bad request, answer unreadable.
+ */
+export interface DirectLinePort {
+  /** Starts a conversation (POST /v3/directline/conversations with the secret). */
+  start(signal?: AbortSignal): Promise<DirectLineConversation>;
+  /** A fresh token for an existing conversation (GET /v3/directline/conversations/{id} with the secret). */
+  renew(conversationId: string, signal?: AbortSignal): Promise<DirectLineConversation>;
+  /** Refreshes a token before it expires (POST /v3/directline/tokens/refresh with the token). */
+  refresh(conversation: DirectLineConversation, signal?: AbortSignal): Promise<DirectLineConversation>;
+  /** Posts one activity; returns its id. */
+  post(conversation: DirectLineConversation, activity: DirectLineActivity, signal?: AbortSignal): Promise<string>;
+  /** Uploads files with an activity (POST …/upload?userId=); returns the activity's id. */
+  upload(
+    conversation: DirectLineConversation,
+    activity: DirectLineActivity,
+    files: readonly UploadFile[],
+    signal?: AbortSignal,
+  ): Promise<string>;
+  /** The activities after `watermark` (all when undefined), and the watermark to read from next. */
+  activities(
+    conversation: DirectLineConversation,
+    watermark: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ activities: DirectLineActivity[]; watermark: string | undefined }>;
+}
+
+/** Fetches a customer's attachment from its provider (Twilio media with the account's credentials, Telegram getFile). */
+export interface MediaFetcher {
+  fetch(attachment: Attachment, signal?: AbortSignal): Promise<UploadFile>;
+}
 
 /** A row as the Web API returns it (column name → value; lookups as `_<name>_value`). */
 export type Row = Record<string, unknown>;

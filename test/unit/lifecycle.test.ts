@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import sinon from 'sinon';
 import {
+  DirectLineError,
+  IdentityError,
   ConfigError,
   DataverseError,
   EventError,
@@ -208,6 +210,8 @@ describe('life cycle', () => {
       ],
       dataverse: [new DataverseError('DataverseUnauthorized', 'refused'), 1],
       provider: [new ProviderError('ProviderUnavailable', 'down'), 1],
+      directline: [new DirectLineError('DirectLineUnauthorized', 'bad secret'), 1],
+      identity: [new IdentityError('IdentityRefused', 'AADSTS7000215'), 1],
       event: [new EventError('EventUndecodable', 'broken JSON'), 1],
       servicebus: [new MessageTooLargeError('outbound', 'm', 2, 1), 1],
       limiter: [new StartDeadlineError(0, 'paused'), 1],

@@ -30,6 +30,7 @@ const FORBIDDEN = {
   relay: ENTRY,
   health: [...PRODUCT, ...ENTRY],
   http: [...PRODUCT, ...ENTRY, 'health'],
+  directline: [...PRODUCT.filter((f) => f !== 'pipeline'), ...ENTRY, 'health'],
 };
 
 /** One config per folder and depth below it: `../` repeated `depth` times is src/ itself. */

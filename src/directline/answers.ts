@@ -40,7 +40,6 @@ export function refusal(
   operation: Operation,
   answer: Answer,
   secrets: readonly string[],
-  now: number,
   conversationId?: string,
 ): DirectLineError {
   const { status, headers } = answer;
@@ -56,7 +55,7 @@ export function refusal(
     ...(code === undefined ? {} : { code }),
     ...(message === undefined ? {} : { message }),
   };
-  const retryAfterMs = parseRetryAfter(headers['retry-after'], now);
+  const retryAfterMs = parseRetryAfter(headers['retry-after']);
   const said = `Direct Line answered ${operation} with ${status}${code === undefined ? '' : ` ${code}`}${message === undefined ? '' : `: ${message}`}`;
   const options = {
     upstream: { status, headers, body, ...(code === undefined ? {} : { code }) },

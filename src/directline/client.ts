@@ -46,6 +46,8 @@ export interface DirectLineClient extends DirectLinePort {
 
 const COMPONENT = 'createDirectLineClient';
 const API = '/v3/directline';
+/** Get Activities pages per `activities` call: 1,000 activities at the emulator's 20 a page. */
+const DEFAULT_MAX_PAGES = 50;
 
 /** The base URL checked: http(s), no credentials, query or fragment; trailing slashes dropped. */
 function baseUrlOption(value: unknown): URL {
@@ -75,7 +77,7 @@ export function createDirectLineClient(options: DirectLineClientOptions): Direct
   const base = baseUrlOption(options.baseUrl);
   const secret = stringOption(COMPONENT, 'secret', options.secret);
   const timeoutMs = intOption(COMPONENT, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, 1);
-  const maxPages = intOption(COMPONENT, 'maxPages', options.maxPages, 50, 1);
+  const maxPages = intOption(COMPONENT, 'maxPages', options.maxPages, DEFAULT_MAX_PAGES, 1);
   const now = functionOption(COMPONENT, 'now', options.now ?? Date.now);
   const log = areaLogger(options.log ?? silentLogger(), 'directline');
   const ownAgent = options.agent === undefined ? keepAliveAgent(base) : undefined;
@@ -109,7 +111,7 @@ export function createDirectLineClient(options: DirectLineClientOptions): Direct
       body = c.body.data;
     }
     const started = now();
-    const clock = Date.now();
+    const sentAt = Date.now();
     const secrets = [secret, c.auth];
     const fields = {
       operation: c.operation,
@@ -131,17 +133,20 @@ export function createDirectLineClient(options: DirectLineClientOptions): Direct
       const failure = new DirectLineError(
         'DirectLineUnavailable',
         `Direct Line did not answer ${c.operation}: ${err.reason === 'timeout' ? err.message : `connection failed: ${scrub(err.message, secrets)}`}`,
-        { context: { ...fields, reason: err.reason, ...(err.errno === undefined ? {} : { errno: err.errno }) } },
+        {
+          cause: err,
+          context: { ...fields, reason: err.reason, ...(err.errno === undefined ? {} : { errno: err.errno }) },
+        },
       );
-      log.debug('direct line call failed', { ...fields, durationMs: Date.now() - clock, outcome: failure.code });
+      log.debug('direct line call failed', { ...fields, durationMs: Date.now() - sentAt, outcome: failure.code });
       throw failure;
     }
     const ok = answer.status >= 200 && answer.status < 300;
-    const error = ok ? undefined : refusal(c.operation, answer, secrets, now(), c.conversationId);
+    const error = ok ? undefined : refusal(c.operation, answer, secrets, c.conversationId);
     log.debug('direct line answered', {
       ...fields,
       status: answer.status,
-      durationMs: Date.now() - clock,
+      durationMs: Date.now() - sentAt,
       outcome: error?.code ?? 'ok',
     });
     if (error) throw error;
@@ -170,7 +175,7 @@ export function createDirectLineClient(options: DirectLineClientOptions): Direct
     const body = objectOf(c, answer);
     const { conversationId, token, expires_in: expiresIn } = body;
     const bad = (why: string): DirectLineError =>
-      unreadable(c.operation, answer, 'token' in body ? { ...body, token: REDACTED } : body, why, c.conversationId);
+      unreadable(c.operation, answer, redacted(body), why, c.conversationId);
     const id = conversationId ?? c.conversationId;
     if (typeof id !== 'string' || id === '') throw bad('it names no conversationId');
     if (c.conversationId !== undefined && id !== c.conversationId)
@@ -321,4 +326,11 @@ export function createDirectLineClient(options: DirectLineClientOptions): Direct
       ownAgent?.destroy();
     },
   };
+}
+
+/** A Conversation object fit to keep on an error: its token and stream URL (a credential too) replaced. */
+function redacted(body: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...body };
+  for (const key of ['token', 'streamUrl']) if (key in out) out[key] = REDACTED;
+  return out;
 }

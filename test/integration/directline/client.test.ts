@@ -94,9 +94,10 @@ describe('Direct Line client against the Direct Line emulator', () => {
   it('pages: reads every page until an empty one, maxPages per call, each later call from the watermark returned', async () => {
     const em = await start({ pageSize: 2, agents: { channels: [] } });
     const texts = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-    const all = await clientFor(em.url).start();
-    for (const t of texts) await clientFor(em.url).post(all, customerActivity(t));
-    const everything = await clientFor(em.url).activities(all, undefined);
+    const client = clientFor(em.url);
+    const all = await client.start();
+    for (const t of texts) await client.post(all, customerActivity(t));
+    const everything = await client.activities(all, undefined);
     assert.deepEqual(
       everything.activities.map((a) => a.text),
       texts,

@@ -81,6 +81,14 @@ describe('Direct Line client', () => {
       assert.equal(req!.headers['content-length'], '0');
     });
 
+    it('calls one after another share one kept-alive connection', async () => {
+      server.reply({ status: 200, body: { id: 'x' } });
+      const c = client();
+      for (let i = 0; i < 10; i++) await c.post(conversation, customer);
+      assert.equal(server.received.length, 10);
+      assert.equal(server.connections(), 1);
+    });
+
     it('keeps a path prefix of the base URL', async () => {
       server.reply({ status: 201, body: { conversationId: 'c1', token: TOKEN, expires_in: 60 } });
       await client({ baseUrl: `${server.url}/behind/a/proxy//` }).start();
@@ -302,7 +310,7 @@ describe('Direct Line client', () => {
     const table: Array<{
       name: string;
       op?: 'start' | 'post';
-      reply: Exclude<Reply, 'hang'>;
+      reply: Exclude<Reply, 'hang' | { cut: number }>;
       code: string;
       retryAfterMs?: number;
     }> = [
@@ -422,6 +430,15 @@ describe('Direct Line client', () => {
         [refused.code, refused.context?.['reason'], refused.context?.['errno']],
         ['DirectLineUnavailable', 'connection', 'ECONNREFUSED'],
       );
+    });
+
+    it('a 2xx cut off after its status line is unreadable (the post may be stored); any other status cut off is unavailable', async () => {
+      server.reply({ cut: 200 });
+      const taken = await rejection(client().post(conversation, customer));
+      assert.deepEqual([taken.code, taken.retryable], ['DirectLineAnswerUnreadable', true]);
+      server.reply({ cut: 502 });
+      const failed = await rejection(client().post(conversation, customer));
+      assert.deepEqual([failed.code, failed.context?.['reason']], ['DirectLineUnavailable', 'connection']);
     });
 
     it('checks its options once, naming the one that is wrong', () => {

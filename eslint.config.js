@@ -18,12 +18,12 @@ const SURFACE = {
 const PRODUCT = ['pipeline', 'correlation', 'channels', 'config', 'providers', 'dataverse', 'servicebus', 'relay'];
 const ENTRY = ['cli', 'demo', 'registration', 'emulators'];
 const FORBIDDEN = {
-  emulators: [...PRODUCT, 'cli', 'demo', 'registration', 'health'],
+  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health'],
   correlation: [...PRODUCT.filter((f) => f !== 'correlation'), ...ENTRY, 'health', 'http'],
   config: ['pipeline', 'channels', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   providers: ['pipeline', 'correlation', 'channels', 'config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   channels: ['pipeline', 'correlation', 'dataverse', 'servicebus', 'relay', ...ENTRY],
-  pipeline: ['config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
+  pipeline: ['config', 'dataverse', 'servicebus', 'relay', 'directline', ...ENTRY],
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
   registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],

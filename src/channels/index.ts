@@ -1,5 +1,13 @@
 /** Channels: `channels.json` and the tile XML each channel names. */
-export { loadChannels, type ChannelRegistry, type LoadChannelsOptions, type ProviderReading } from './load.js';
+export {
+  loadChannels,
+  loadMessaging,
+  type ChannelRegistry,
+  type LoadChannelsOptions,
+  type LoadMessagingOptions,
+  type ProviderReading,
+} from './load.js';
+export { messagingRegistry, type MessagingReading } from './messaging.js';
 export { readTile, TileError, type ChannelTile, type TileResponseType } from './tile.js';
 export {
   DEFAULT_OPT_IN_CONFIRMATION,
@@ -7,6 +15,10 @@ export {
   DEFAULT_OPT_IN_WORDS,
   DEFAULT_OPT_OUT_CONFIRMATION,
   DEFAULT_OPT_OUT_WORDS,
+  DEFAULT_ATTACHMENT_REFUSAL,
+  DEFAULT_AUTHORITY_HOST,
+  DEFAULT_DIRECT_LINE_URL,
+  MULTI_TENANT,
   type Channel,
   type ChannelCallbacks,
   type ProviderSettings,

@@ -6,9 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { compiledSchema, describeAjvError, ENV_REF, isHttpUrl, renderFound } from '../config/index.js';
+import { compiledSchema, describeAjvError, ENV_REF, renderFound } from '../config/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { TELEGRAM_GROUP_SPACING_MS } from '../providers/index.js';
+import { resolveMessaging, type MessagingReading, type RawMessaging } from './messaging.js';
+import { interpolate, secretFromEnv, type ProblemOf } from './references.js';
 import { readTile } from './tile.js';
 import {
   DEFAULT_OPT_IN_CONFIRMATION,
@@ -18,6 +20,7 @@ import {
   DEFAULT_OPT_OUT_WORDS,
   type Channel,
   type ChannelCallbacks,
+  type MessagingRegistry,
   type ProviderSettings,
   type UnreadProviderSettings,
 } from './types.js';
@@ -46,7 +49,11 @@ export interface LoadChannelsOptions {
    * service verifies with. @defaultValue true
    */
   callbackSecrets?: boolean;
+  /** Which secrets and URLs of the `messaging` accounts to read; see {@link MessagingReading}. @defaultValue 'all' */
+  messaging?: MessagingReading;
 }
+
+export type LoadMessagingOptions = Pick<LoadChannelsOptions, 'env' | 'cwd' | 'messaging'>;
 
 /** The channels of one relay process, with the lookups the stages need. */
 export interface ChannelRegistry {
@@ -54,10 +61,11 @@ export interface ChannelRegistry {
   readonly file: string;
   all(): readonly Channel[];
   byName(name: string): Channel | undefined;
+  /** The `messaging` section: accounts and the relay channels they bridge (empty when the file has none). */
+  readonly messaging: MessagingRegistry;
 }
 
 const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
-const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const SECRETS = [
   'authToken',
   'botToken',
@@ -113,13 +121,17 @@ type RawCallbacks = {
   openedResponseType?: string;
 };
 
-/** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
-export function loadChannels(file: string, options: LoadChannelsOptions = {}): ChannelRegistry {
-  const env = options.env ?? process.env;
-  const providers = options.providers ?? 'all';
-  const callbackSecrets = options.callbackSecrets ?? true;
-  const absolute = path.resolve(options.cwd ?? process.cwd(), file);
-  const source = path.relative(options.cwd ?? process.cwd(), absolute) || absolute;
+/** A channels file read and checked against the schema, with the problem maker of its file. */
+interface ChannelsDocument {
+  absolute: string;
+  doc: { channels: RawChannel[]; messaging?: RawMessaging };
+  problem: ProblemOf;
+}
+
+/** Reads `file` and checks it against the schema; throws `ConfigError` (`ConfigUnreadable` or `ConfigInvalid`). */
+function readDocument(file: string, cwd: string | undefined): ChannelsDocument {
+  const absolute = path.resolve(cwd ?? process.cwd(), file);
+  const source = path.relative(cwd ?? process.cwd(), absolute) || absolute;
   const problem = (p: string, expected: string, found: string): ConfigProblem => ({ source, path: p, expected, found });
 
   let doc: unknown;
@@ -147,10 +159,19 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
       }),
     );
   }
+  return { absolute, doc: doc as ChannelsDocument['doc'], problem };
+}
+
+/** Loads and validates a channels file. Throws `ConfigError` (code `ConfigUnreadable` or `ConfigInvalid`). */
+export function loadChannels(file: string, options: LoadChannelsOptions = {}): ChannelRegistry {
+  const env = options.env ?? process.env;
+  const providers = options.providers ?? 'all';
+  const callbackSecrets = options.callbackSecrets ?? true;
+  const { absolute, doc, problem } = readDocument(file, options.cwd);
 
   const problems: ConfigProblem[] = [];
   const channels: Channel[] = [];
-  const raw = (doc as { channels: RawChannel[] }).channels;
+  const raw = doc.channels;
   raw.forEach((c, i) => {
     if (providers === 'callbacks' && c.callbacks === undefined) return;
     const at = (key: string): string => `channels.${i}.${key}`;
@@ -251,12 +272,38 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
   });
 
   crossChannelChecks(raw, channels, problems, problem);
+  const messaging = resolveMessaging(
+    doc.messaging,
+    raw.map((c) => c.name),
+    options.messaging ?? 'all',
+    env,
+    problems,
+    problem,
+  );
   if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
   const byName = new Map(channels.map((c) => [c.name, c]));
-  return { file: absolute, all: () => channels, byName: (name) => byName.get(name) };
+  return { file: absolute, all: () => channels, byName: (name) => byName.get(name), messaging };
 }
 
-type ProblemOf = (path: string, expected: string, found: string) => ConfigProblem;
+/**
+ * The `messaging` section of a channels file alone (for `channel-relay messaging validate`): the whole file checked
+ * against the schema and the section against the relay channels' names, without reading any channel's tile or
+ * provider. Throws `ConfigError` like `loadChannels`.
+ */
+export function loadMessaging(file: string, options: LoadMessagingOptions = {}): MessagingRegistry & { file: string } {
+  const { absolute, doc, problem } = readDocument(file, options.cwd);
+  const problems: ConfigProblem[] = [];
+  const registry = resolveMessaging(
+    doc.messaging,
+    doc.channels.map((c) => c.name),
+    options.messaging ?? 'all',
+    options.env ?? process.env,
+    problems,
+    problem,
+  );
+  if (problems.length > 0) throw new ConfigError('ConfigInvalid', problems);
+  return { ...registry, file: absolute };
+}
 
 /**
  * The unit a provider rate-limits, as the session id of the channel's messages: a Twilio sender (number or
@@ -414,29 +461,6 @@ function resolveProvider(
     case 'contract':
       return { provider: { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string } };
   }
-}
-
-/** An `env:NAME` secret's value; a problem (and undefined) when the value is no reference or the variable is unset. */
-function secretFromEnv(
-  value: string,
-  at: string,
-  env: NodeJS.ProcessEnv,
-  problems: ConfigProblem[],
-  problem: ProblemOf,
-): string | undefined {
-  const m = ENV_REF.exec(value);
-  if (!m) {
-    problems.push(
-      problem(at, 'an env:NAME reference (secrets are read only from the environment)', renderFound(value, true)),
-    );
-    return undefined;
-  }
-  const resolved = env[m[1] as string];
-  if (resolved === undefined || resolved === '') {
-    problems.push(problem(at, `environment variable ${m[1]} to be set (the value is "${value}")`, 'it unset'));
-    return undefined;
-  }
-  return resolved;
 }
 
 /**
@@ -608,36 +632,6 @@ function resolveCallbacks(
     ...(sharedKeySecret === undefined || sharedKeySecret === '' ? {} : { sharedKeySecret }),
     ...(c.organizationId === undefined ? {} : { organizationId: c.organizationId.toLowerCase() }),
   };
-}
-
-/** Replaces `${NAME}` with the environment's value; a URL must come out as http(s). */
-function interpolate(
-  value: string,
-  at: string,
-  env: NodeJS.ProcessEnv,
-  problems: ConfigProblem[],
-  problem: ProblemOf,
-  isUrl: boolean,
-): string | undefined {
-  const missing = [...value.matchAll(INTERPOLATION)].map((m) => m[1] as string).filter((name) => !env[name]);
-  if (missing.length > 0) {
-    problems.push(
-      problem(
-        at,
-        `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} to be set (the value is "${value}")`,
-        'unset',
-      ),
-    );
-    return undefined;
-  }
-  // A base URL with a trailing slash followed by a path must not give `//` in the middle.
-  const replaced = value.replace(INTERPOLATION, (_, name: string) => env[name] as string);
-  const out = isUrl ? replaced.replace(/([^:/])\/{2,}/g, '$1/') : replaced;
-  if (isUrl && !isHttpUrl(out)) {
-    problems.push(problem(at, 'an http(s) URL', renderFound(out)));
-    return undefined;
-  }
-  return out;
 }
 
 function crossChannelChecks(

@@ -166,13 +166,20 @@ export interface MessagingAccount {
   appId: string;
   /** `multi`: a multi-tenant app (tokens from the botframework.com tenant); otherwise the app's tenant (GUID or domain). */
   tenant: string;
-  /** Resolved from its `env:NAME`; never in the file. */
+  /** Resolved from its `env:NAME`; never in the file. Absent where this process never validates the account. */
   clientSecret?: string;
   /** Resolved from its `env:NAME`; never in the file. Absent where this process's stages never open a conversation. */
   directLineSecret?: string;
-  /** Direct Line's base URL (regional, or an emulator). @defaultValue https://directline.botframework.com */
+  /**
+   * Direct Line's base URL (regional, or an emulator), without a trailing slash. Where this process does not read
+   * Direct Line (`loadChannels` option `messaging`), as written in the file (`${NAME}` not replaced).
+   * @defaultValue {@link DEFAULT_DIRECT_LINE_URL}
+   */
   directLineUrl: string;
-  /** The identity platform. @defaultValue https://login.microsoftonline.com */
+  /**
+   * The identity platform, without a trailing slash. Where this process does not read the identity settings, as
+   * written in the file. @defaultValue {@link DEFAULT_AUTHORITY_HOST}
+   */
   authorityHost: string;
   channels: MessagingChannel[];
 }
@@ -192,11 +199,17 @@ export interface MessagingChannel {
   language: string;
   /** `channelData.conversationcontext` posted with the first message: routing context for the workstream. */
   conversationContext: Record<string, string>;
-  /** Whether customers and agents may send files. */
+  /** Whether customers and agents may send files. @defaultValue both false (Omnichannel's default: attachments off) */
   attachments: { customer: boolean; agent: boolean };
-  /** Sent to a customer whose attachment the channel refuses. */
+  /** Sent to a customer whose attachment the channel refuses. @defaultValue {@link DEFAULT_ATTACHMENT_REFUSAL} */
   attachmentRefusal: string;
 }
+
+/** `tenant` of a multi-tenant app. */
+export const MULTI_TENANT = 'multi';
+export const DEFAULT_DIRECT_LINE_URL = 'https://directline.botframework.com';
+export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+export const DEFAULT_ATTACHMENT_REFUSAL = 'Sorry, we cannot receive files here.';
 
 /** The messaging section of a channels file, looked up by the relay channel a customer writes on. */
 export interface MessagingRegistry {

@@ -3,7 +3,13 @@
  * and the loading of one process's configuration and channels by those needs: for the workers and for
  * `channel-relay config check --stage`.
  */
-import { loadChannels, type Channel, type ChannelRegistry, type ProviderReading } from '../channels/index.js';
+import {
+  loadChannels,
+  type Channel,
+  type ChannelRegistry,
+  type MessagingReading,
+  type ProviderReading,
+} from '../channels/index.js';
 import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import type { CallbackKeys } from '../correlation/index.js';
@@ -24,6 +30,12 @@ export interface StageNeeds {
   readonly providers: ProviderReading;
   /** The secrets of the channels' `callbacks` blocks (`webhookSecretToken`, `previousAuthToken`, `sharedKeySecret`). */
   readonly callbackSecrets: boolean;
+  /**
+   * Which secrets and URLs of the `messaging` accounts it reads: the conversations stage opens Direct Line
+   * conversations and validates its accounts (`all`); the others read neither (`none`; the callbacks service only
+   * looks up which relay channels are bridged).
+   */
+  readonly messaging: MessagingReading;
 }
 
 /**
@@ -33,10 +45,10 @@ export interface StageNeeds {
  * see `callbackKeysFor`.
  */
 export const STAGE_NEEDS: Readonly<Record<StageName, StageNeeds>> = {
-  intake: { dataverse: true, channels: true, providers: 'none', callbackSecrets: false },
-  dispatch: { dataverse: false, channels: true, providers: 'all', callbackSecrets: false },
-  recorder: { dataverse: true, channels: false, providers: 'none', callbackSecrets: false },
-  callbacks: { dataverse: true, channels: true, providers: 'callbacks', callbackSecrets: true },
+  intake: { dataverse: true, channels: true, providers: 'none', callbackSecrets: false, messaging: 'none' },
+  dispatch: { dataverse: false, channels: true, providers: 'all', callbackSecrets: false, messaging: 'none' },
+  recorder: { dataverse: true, channels: false, providers: 'none', callbackSecrets: false, messaging: 'none' },
+  callbacks: { dataverse: true, channels: true, providers: 'callbacks', callbackSecrets: true, messaging: 'none' },
 };
 
 /**
@@ -51,7 +63,15 @@ export function needsOf(stages: readonly StageName[]): StageNeeds {
     channels: needs.some((n) => n.channels),
     providers: readings.size === 0 ? 'none' : readings.size === 1 ? ([...readings][0] as ProviderReading) : 'all',
     callbackSecrets: needs.some((n) => n.callbackSecrets),
+    messaging: messagingUnion(needs.map((n) => n.messaging)),
   };
+}
+
+/** The messaging reading that covers every one of `readings`. */
+function messagingUnion(readings: readonly MessagingReading[]): MessagingReading {
+  const directLine = readings.some((r) => r === 'directLine' || r === 'all');
+  const identity = readings.some((r) => r === 'identity' || r === 'all');
+  return directLine && identity ? 'all' : directLine ? 'directLine' : identity ? 'identity' : 'none';
 }
 
 export interface LoadStageConfigOptions {
@@ -135,6 +155,7 @@ export function loadStageConfig(stages: readonly StageName[], options: LoadStage
         ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
         providers: needs.providers,
         callbackSecrets: needs.callbackSecrets,
+        messaging: needs.messaging,
       })
     : undefined;
   callbackKeysFor(loaded.callbackKeys, channels, stages);

@@ -1,6 +1,6 @@
 /** The relay's callback keys: parsed once by the configuration loader, required by the stages that sign or verify with them. */
 import assert from 'node:assert/strict';
-import type { Channel, ChannelRegistry } from '../../../src/channels/index.js';
+import { messagingRegistry, type Channel, type ChannelRegistry } from '../../../src/channels/index.js';
 import type { RelayConfig } from '../../../src/config/index.js';
 import { parseCallbackKeys } from '../../../src/correlation/index.js';
 import { isConfigError } from '../../../src/errors.js';
@@ -22,6 +22,7 @@ const registry = (...channels: Array<Partial<Channel>>): ChannelRegistry => ({
   file: '/etc/relay/channels.json',
   all: () => channels as Channel[],
   byName: () => undefined,
+  messaging: messagingRegistry([]),
 });
 const twilio = { type: 'twilio', accountSid: 'AC1', authToken: 't' } as const;
 const telegram = { type: 'telegram', unread: true } as const;

@@ -290,18 +290,21 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
       channels: true,
       providers: 'all',
       callbackSecrets: false,
+      messaging: 'none',
     });
     assert.deepEqual(needsOf(['recorder']), {
       dataverse: true,
       channels: false,
       providers: 'none',
       callbackSecrets: false,
+      messaging: 'none',
     });
     assert.deepEqual(needsOf(['intake', 'callbacks']), {
       dataverse: true,
       channels: true,
       providers: 'all',
       callbackSecrets: true,
+      messaging: 'none',
     });
   });
 });

@@ -127,10 +127,15 @@ export function resolveMessaging(
     const directLineSecret = secret('directLineSecret', readDirectLine);
     const url = (key: 'directLineUrl' | 'authorityHost', fallback: string, read: boolean): string => {
       const value = a[key] ?? fallback;
-      if (read) return interpolate(value, at(key), env, problems, problem, true)?.replace(/\/+$/, '') ?? value;
-      if (!value.includes('${') && !isHttpUrl(value))
-        problems.push(problem(at(key), 'an http(s) URL', renderFound(value)));
-      return value;
+      if (!read && value.includes('${')) return value;
+      const resolved = read ? interpolate(value, at(key), env, problems, problem, true) : value;
+      if (!read && !isHttpUrl(value)) problems.push(problem(at(key), 'an http(s) URL', renderFound(value)));
+      // MSAL (behind @azure/identity) accepts an https authority only (msal-common `authorityUriInsecure`).
+      else if (key === 'authorityHost' && resolved !== undefined && !resolved.startsWith('https:'))
+        problems.push(
+          problem(at(key), 'an https URL (the identity platform is reached over https only)', renderFound(resolved)),
+        );
+      return resolved?.replace(/\/+$/, '') ?? value;
     };
     const directLineUrl = url('directLineUrl', DEFAULT_DIRECT_LINE_URL, readDirectLine);
     const authorityHost = url('authorityHost', DEFAULT_AUTHORITY_HOST, readIdentity);

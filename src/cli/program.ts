@@ -12,6 +12,7 @@ import { registerEmulateDataverse } from './commands/emulate-dataverse.js';
 import { registerEmulateDirectLine } from './commands/emulate-directline.js';
 import { registerEmulateProviders } from './commands/emulate-providers.js';
 import { registerEmulateServiceBus } from './commands/emulate-servicebus.js';
+import { registerMessagingCommands } from './commands/messaging.js';
 import { registerRegisterCommand } from './commands/register.js';
 import type { CliIo } from './io.js';
 
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIo): Program {
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
   registerRegisterCommand(command, io, setExitCode);
+  registerMessagingCommands(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);

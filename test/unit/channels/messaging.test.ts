@@ -264,6 +264,13 @@ describe('channels: the messaging section', () => {
       problems: [['messaging.accounts.0.authorityHost', /^an http\(s\) URL$/]],
     },
     {
+      what: 'an http authority host (MSAL takes https only)',
+      spoil: (doc) => (account(doc)['authorityHost'] = 'http://login.example'),
+      problems: [
+        ['messaging.accounts.0.authorityHost', /^an https URL \(the identity platform is reached over https only\)$/],
+      ],
+    },
+    {
       what: 'a non-http(s) URL after interpolation',
       spoil: (doc) => (account(doc)['directLineUrl'] = 'ftp://${DIRECTLINE_HOST}'),
       problems: [['messaging.accounts.0.directLineUrl', /^an http\(s\) URL$/]],

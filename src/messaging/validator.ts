@@ -70,8 +70,8 @@ export class AccountValidator {
         );
     this.#accounts = options.accounts;
     this.#validateOptions = {
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+      timeoutMs: intOption(COMPONENT, 'timeoutMs', options.timeoutMs, 30_000, 1),
+      maxRetries: intOption(COMPONENT, 'maxRetries', options.maxRetries, 3, 0),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       signal: this.#stop.signal,
@@ -109,17 +109,20 @@ export class AccountValidator {
 
   async #loop(account: MessagingAccount, first: (v: AccountValidation | undefined) => void): Promise<void> {
     let firstDone = false;
-    while (!this.#stop.signal.aborted) {
-      const result = await this.#validate(account);
-      if (!firstDone) {
-        firstDone = true;
-        first(result);
+    try {
+      while (!this.#stop.signal.aborted) {
+        const result = await this.#validate(account);
+        if (!firstDone) {
+          firstDone = true;
+          first(result);
+        }
+        if (result === undefined) break;
+        const wait = result.reason === 'unreachable' ? this.#retryIntervalMs : this.#intervalMs;
+        await delayUnlessAborted(wait, this.#stop.signal);
       }
-      if (result === undefined) break;
-      const wait = result.reason === 'unreachable' ? this.#retryIntervalMs : this.#intervalMs;
-      await delayUnlessAborted(wait, this.#stop.signal);
+    } finally {
+      if (!firstDone) first(undefined);
     }
-    if (!firstDone) first(undefined);
   }
 
   /** Validates the named account (all of them without a name) now, recording the results. */

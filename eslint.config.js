@@ -27,7 +27,7 @@ const FORBIDDEN = {
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
   registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],
-  messaging: ['pipeline', 'correlation', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY, 'http'],
+  messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
   relay: ENTRY,
   health: [...PRODUCT, ...ENTRY],
   http: [...PRODUCT, ...ENTRY, 'health'],

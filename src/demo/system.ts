@@ -25,6 +25,12 @@ import {
   type ProviderSimulators,
   type RecipientOptions,
 } from '../emulators/providers/index.js';
+import {
+  BOT_FRAMEWORK_TENANT,
+  startDirectLineEmulator,
+  type AgentOptions,
+  type DirectLineEmulator,
+} from '../emulators/directline/index.js';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../emulators/servicebus/index.js';
 import { freePort } from '../http/index.js';
 import { Closer, type Closeable } from '../lifecycle.js';
@@ -37,7 +43,14 @@ export const DEMO_SECRETS = {
   TWILIO_AUTH_TOKEN: 'demo0a1b2c3d4e5f60718293a4b5c6d7e',
   TELEGRAM_BOT_TOKEN: '7000000001:AAEdemoTokenForTheSimulatorOnly01234',
   CONTRACT_SIGNING_SECRET: 'whsec_ZGVtby1jb250cmFjdC1zaWduaW5nLXNlY3JldA==',
+  /** The Direct Line secret of the embedded bot (the Direct Line emulator's). */
+  DIRECTLINE_SECRET: 'demo-directline-secret',
+  /** The client secret of the embedded bot's app (the emulated identity platform's). */
+  MESSAGING_CLIENT_SECRET: 'demo-messaging-client-secret',
 } as const;
+
+/** The Microsoft app ID of the embedded bot, registered in the emulated identity platform. */
+export const DEMO_APP_ID = '5b0e2c1a-7d3f-4e9b-8a61-0c2d4e6f8a10';
 
 /** The token the embedded system registers the endpoint and step with (another identity than the workers'). */
 export const ADMIN_TOKEN = 'channel-relay-admin';
@@ -70,6 +83,13 @@ export interface EmbeddedSystemOptions {
    * rates given, or those of {@link FEEDBACK_RATES} for `true`. @defaultValue false
    */
   feedback?: boolean | FeedbackRates;
+  /**
+   * Conversations: the Direct Line emulator (with its simulated Omnichannel agents and identity platform) starts, and
+   * the channels file gets a `messaging` account bridging the first Twilio channel (unless the file has its own
+   * section), with a callbacks block on that channel for customers' messages. `true` or the agents' options.
+   * @defaultValue false
+   */
+  conversations?: boolean | { agents?: AgentOptions };
   /** Environment entries for the workers on top of the embedded ones. */
   env?: Record<string, string>;
   /** The emulators' logger (the workers get theirs from whoever starts them). @defaultValue silentLogger() */
@@ -96,6 +116,10 @@ export interface EmbeddedSystem extends Closeable {
   sb: ServiceBusEmulator;
   dv: DataverseEmulator;
   sim: ProviderSimulators;
+  /** With `conversations`: the Direct Line emulator, its agents and identity platform. */
+  dl?: DirectLineEmulator;
+  /** With `conversations`: the identity platform's self-signed certificate (PEM), for an in-process validator. */
+  identityCa?: string;
   /** What registering the endpoint and step did. */
   registration: RegistrationReport;
   /** A Web API client with {@link ADMIN_TOKEN}: what an administrator or a journey does, apart from the workers. */
@@ -123,6 +147,7 @@ export function sampleSeed(): SeedDocument {
 }
 
 interface ChannelsDocument {
+  messaging?: { accounts: Array<Record<string, unknown> & { channels: Array<Record<string, unknown>> }> };
   channels: Array<
     Record<string, unknown> & {
       tile?: string;
@@ -175,7 +200,13 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     const feedback =
       options.feedback === true ? FEEDBACK_RATES : options.feedback === false ? undefined : options.feedback;
     const channelsDoc = embeddedChannels(options.channelsFile ?? configPath('channels.json'), smsPerSecond, feedback);
-    const callbacksPort = feedback === undefined ? undefined : await freePort();
+    const conversations =
+      options.conversations === true ? {} : options.conversations === false ? undefined : options.conversations;
+    const dl =
+      conversations === undefined
+        ? undefined
+        : closer.add('directline emulator', await startConversations(channelsDoc, conversations.agents, log));
+    const callbacksPort = feedback === undefined && dl === undefined ? undefined : await freePort();
     const callbacksUrl = callbacksPort === undefined ? undefined : `http://127.0.0.1:${callbacksPort}`;
     // Replies to a sender's number go to its channel's inbound route (a Twilio number's messaging webhook).
     const inboundUrls = Object.fromEntries(
@@ -237,6 +268,9 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
 
     const channelsFile = path.join(dir, 'channels.json');
     writeFileSync(channelsFile, JSON.stringify(channelsDoc, null, 2));
+    // Spawned workers trust the emulated identity platform's certificate through Node's own variable.
+    const caFile = path.join(dir, 'identity-ca.pem');
+    if (dl !== undefined) writeFileSync(caFile, dl.identityCa);
     const env: Record<string, string> = {
       SERVICEBUS_CONNECTION_STRING: sb.connectionString,
       DATAVERSE_URL: dv.url,
@@ -246,6 +280,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       HEALTH_HOST: '127.0.0.1',
       HEALTH_PORT: '0',
       ...DEMO_SECRETS,
+      ...(dl === undefined ? {} : { NODE_EXTRA_CA_CERTS: caFile }),
       ...(callbacksPort === undefined
         ? {}
         : {
@@ -262,6 +297,7 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
       sb,
       dv,
       sim,
+      ...(dl === undefined ? {} : { dl, identityCa: dl.identityCa }),
       registration,
       admin,
       env,
@@ -277,4 +313,81 @@ export async function startEmbeddedSystem(options: EmbeddedSystemOptions = {}): 
     await closer.close();
     throw err;
   }
+}
+
+/**
+ * Starts the Direct Line emulator for the channels file's `messaging` section, adding one when the file has none: an
+ * account of the embedded bot ({@link DEMO_APP_ID}, multi-tenant) bridging the first Twilio channel, which gets a
+ * callbacks block for its customers' messages. The account's URLs are pointed at the emulator; its agents serve each
+ * messaging channel (channel ID as `channeltype`, workstream, language, attachment toggles).
+ */
+async function startConversations(
+  doc: ChannelsDocument,
+  agents: AgentOptions | undefined,
+  log: Logger,
+): Promise<DirectLineEmulator> {
+  if (doc.messaging === undefined) {
+    const sms = doc.channels.find((c) => c.provider.type === 'twilio');
+    if (sms === undefined) throw new TypeError('startEmbeddedSystem: conversations need a Twilio channel to bridge');
+    doc.messaging = {
+      accounts: [
+        {
+          name: 'demo',
+          appId: DEMO_APP_ID,
+          tenant: 'multi',
+          clientSecret: 'env:MESSAGING_CLIENT_SECRET',
+          directLineSecret: 'env:DIRECTLINE_SECRET',
+          channels: [
+            {
+              name: 'support-sms',
+              channelId: 'sms',
+              relayChannel: sms['name'],
+              workstream: 'SMS support',
+              language: 'en-US',
+              conversationContext: { source: 'sms' },
+              attachments: { customer: true, agent: true },
+              attachmentRefusal: 'Sorry, we cannot receive files on this channel.',
+            },
+          ],
+        },
+      ],
+    };
+  }
+  const bridged = new Set(doc.messaging.accounts.flatMap((a) => a.channels.map((c) => String(c['relayChannel']))));
+  for (const channel of doc.channels) {
+    if (bridged.has(String(channel['name'])) && channel['callbacks'] === undefined)
+      channel['callbacks'] = { publicBaseUrl: '${CALLBACKS_PUBLIC_URL}' };
+  }
+  const dl = await startDirectLineEmulator({
+    secrets: [DEMO_SECRETS.DIRECTLINE_SECRET],
+    identity: {
+      apps: doc.messaging.accounts.map((a) => ({
+        clientId: String(a['appId']),
+        tenant: a['tenant'] === 'multi' ? BOT_FRAMEWORK_TENANT : String(a['tenant']),
+        secrets: [{ value: DEMO_SECRETS.MESSAGING_CLIENT_SECRET }],
+      })),
+    },
+    agents: {
+      ...agents,
+      channels: doc.messaging.accounts.flatMap((a) =>
+        a.channels.map((c) => {
+          const attachments = c['attachments'] as { customer?: boolean; agent?: boolean } | undefined;
+          return {
+            channelType: String(c['channelId']),
+            workstream: String(c['workstream']),
+            language: String(c['language'] ?? 'en-US'),
+            customerAttachments: attachments?.customer ?? false,
+            agentAttachments: attachments?.agent ?? false,
+            surveyUrl: `https://survey.example.com/s/${encodeURIComponent(String(c['channelId']))}`,
+          };
+        }),
+      ),
+    },
+    log,
+  });
+  for (const account of doc.messaging.accounts) {
+    account['directLineUrl'] = dl.url;
+    account['authorityHost'] = dl.identityUrl;
+  }
+  return dl;
 }

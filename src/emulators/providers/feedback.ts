@@ -61,7 +61,7 @@ function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): st
 }
 
 /** The signature headers of a Twilio callback, as `signing` says (the auth token, or a SharedKey with its settings header). */
-function twilioSignatureHeaders(
+export function twilioSignatureHeaders(
   signing: TwilioSigning,
   authToken: string,
   url: string,

@@ -30,3 +30,11 @@ export { linksOf, signTwilio } from './feedback.js';
 export type { TelegramWebhook } from './telegram.js';
 export { verifyStandardWebhook } from './standard-webhooks.js';
 export type { VerifyResult, WebhookHeaders } from './standard-webhooks.js';
+export type {
+  ConversationsOptions,
+  CustomerState,
+  CustomerStats,
+  ReceivedMessage,
+  SimulatedCustomer,
+  WrittenMessage,
+} from './customers.js';

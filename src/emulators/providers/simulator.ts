@@ -18,6 +18,7 @@ import {
   type CallbackStats,
   type RecipientOptions,
 } from './callbacks.js';
+import { Customers, type ConversationsOptions, type CustomerStats, type SimulatedCustomer } from './customers.js';
 import { Feedback } from './feedback.js';
 import {
   BodyTooLarge,
@@ -107,6 +108,16 @@ export interface ProviderSimulators {
   callbackStats(): CallbackStats;
   /** Resolves when no callback is scheduled or in flight (at once when none is, and after `close()`). */
   callbacksIdle(): Promise<void>;
+  /**
+   * Starts simulated customers who each write to `sender`'s inbound URL and hold a conversation (see customers.ts);
+   * also `POST /_simulator/customers`. Throws a TypeError naming each bad option.
+   */
+  startConversations(options: ConversationsOptions): SimulatedCustomer[];
+  /** Every simulated customer, what it wrote and received, in order (also `GET /_simulator/customers`). */
+  customers(): SimulatedCustomer[];
+  customerStats(): CustomerStats;
+  /** Resolves when no simulated customer is writing, waiting or thinking. */
+  customersIdle(): Promise<void>;
   /**
    * The replies simulated recipients sent to Twilio inbound URLs (`twilio.inboundUrls`), oldest first: each one's
    * `MessageSid`, from, to, body and time, also fetchable with `GET …/Messages/{MessageSid}.json`. Kept across `reset()`.
@@ -324,6 +335,13 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     onError: (err) => log.error('simulated callback failed', { err }),
   });
   telegram.pendingUpdates = (botId) => feedback.pendingUpdates(botId);
+  const customers = new Customers({
+    engine,
+    twilio: { options: resolved.twilio, api: twilio },
+    clock,
+    seed,
+    onError: (err) => log.error('simulated customer failed', { err }),
+  });
 
   const deps = (provider: SimulatedProvider, api: { renderFault: CallDeps['renderFault'] }): CallDeps => ({
     provider,
@@ -343,6 +361,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
           providerMessageId: m.providerMessageId,
         });
       feedback.accepted(m, outcome.authToken);
+      customers.accepted(m);
     },
   });
   const callDeps = {
@@ -449,6 +468,21 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
         case 'DELETE /_simulator/faults':
           faults.clear();
           return { status: 200, body: faults.current() };
+        case 'GET /_simulator/customers':
+          return { status: 200, body: { stats: customers.stats(), customers: customers.list() } };
+        case 'POST /_simulator/customers': {
+          const spec = jsonBody() as Record<string, unknown> | null;
+          const pattern = spec?.['surveyPattern'];
+          try {
+            const options = {
+              ...spec,
+              ...(typeof pattern === 'string' ? { surveyPattern: new RegExp(pattern) } : {}),
+            } as unknown as ConversationsOptions;
+            return { status: 201, body: customers.start(options) };
+          } catch (err) {
+            return simulatorError(400, 'InvalidCustomers', err instanceof Error ? err.message : String(err));
+          }
+        }
         case 'GET /_simulator/blocked':
           return { status: 200, body: blocked() };
         case 'POST /_simulator/blocked':
@@ -604,6 +638,10 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     setFaults: (spec) => faults.set(spec),
     faults: () => faults.current(),
     clearFaults: () => faults.clear(),
+    startConversations: (o) => customers.start(o),
+    customers: () => customers.list(),
+    customerStats: () => customers.stats(),
+    customersIdle: () => customers.idle(),
     block,
     unblock,
     reset,
@@ -614,6 +652,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     heldCalls: () => held.size,
     close() {
       engine.close();
+      customers.close();
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -22,6 +22,7 @@ import type {
   PartialTargets,
   SeedDocument,
 } from '../../../src/emulators/dataverse/index.js';
+import type { AgentOptions, DirectLineEmulator } from '../../../src/emulators/directline/index.js';
 import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulators/providers/index.js';
 import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import type { RegistrationReport } from '../../../src/registration/index.js';
@@ -141,6 +142,12 @@ export interface SystemOptions {
   lockDuration?: string;
   /** The text of the second journey's message (sender `sms2`). @defaultValue a one-segment greeting */
   message2Text?: string;
+  /**
+   * Conversations: the Direct Line emulator with its agents, and a messaging account bridging the `sms` channel
+   * (startEmbeddedSystem's `conversations`); then spawn the `callbacks`, `conversations` and `dispatch` workers.
+   * `true` or the agents' options. @defaultValue false
+   */
+  conversations?: boolean | { agents?: AgentOptions };
   /** Relay configuration overrides (merged over the defaults). */
   config?: (config: RelayConfig) => void;
   log?: Logger;
@@ -158,6 +165,8 @@ export interface System {
   sb: ServiceBusEmulator;
   dv: DataverseEmulator;
   sim: ProviderSimulators;
+  /** With `conversations`: the Direct Line emulator and its record of the agents' conversations. */
+  dl?: DirectLineEmulator;
   /** The environment a worker process runs with. */
   env: Record<string, string>;
   config: RelayConfig;
@@ -285,10 +294,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         providerLatencyMs: options.providerLatencyMs ?? 0,
         dataverseLatencyMs: options.dataverseLatencyMs ?? 0,
         env: { LOG_LEVEL: 'info', INTAKE_BATCH_SIZE: '50', ...SECRETS },
+        ...(options.conversations === undefined ? {} : { conversations: options.conversations }),
         log,
       }),
     );
-    const { sb, dv, sim, env, config, channels } = embedded;
+    const { sb, dv, sim, dl, env, config, channels } = embedded;
     config.dispatch.sessionIdleMs = 500;
     // The relay's governor spreads its budgets over the emulator's (scaled) window, as an operator would set them.
     if (limits !== 'off') {
@@ -313,6 +323,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       sb,
       dv,
       sim,
+      ...(dl === undefined ? {} : { dl }),
       env,
       config,
       channels,

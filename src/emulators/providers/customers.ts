@@ -99,13 +99,19 @@ export interface CustomersDeps {
   clock: () => number;
   /** Seeds each customer's draws (the engine's repeats). */
   seed: number;
-  /** A file the simulators serve as a media item of an inbound MMS of the account: its URL and content type. */
-  media?: (accountSid: string, messageSid: string) => { url: string; contentType: string };
+  /** Serves a file as a media item of an inbound MMS (`messageSid`) of the account; returns its `MediaUrl`. */
+  media?: (accountSid: string, messageSid: string, file: { contentType: string; data: Buffer; name: string }) => string;
   onError: (err: unknown) => void;
 }
 
 /** Options as `startConversations` checked them. */
 type Resolved = Required<Omit<ConversationsOptions, 'authToken'>> & { authToken: string; inboundUrl: string };
+
+/** A 1×1 PNG: the file of every customer MMS. */
+const CUSTOMER_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 const shown = (v: unknown): string =>
   v === undefined ? 'undefined' : v instanceof RegExp ? String(v) : JSON.stringify(v);
@@ -258,7 +264,8 @@ export class Customers {
     const mms = o.attachmentEvery > 0 && seq % o.attachmentEvery === 0;
     const sid = `${mms ? 'MM' : 'SM'}${randomBytes(16).toString('hex')}`;
     const text = `${c.name} #${seq} message ${seq} of customer ${c.name.slice(1)}`;
-    const media = mms ? this.#deps.media!(o.accountSid, sid) : undefined;
+    const file = { contentType: 'image/png', data: CUSTOMER_PNG, name: `${c.name}-${seq}.png` };
+    const media = mms ? { url: this.#deps.media!(o.accountSid, sid, file), contentType: file.contentType } : undefined;
     const params = new URLSearchParams({
       AccountSid: o.accountSid,
       ApiVersion: '2010-04-01',

@@ -123,7 +123,7 @@ export class Customers {
   readonly #all: SimulatedCustomer[] = [];
   /** Wakes a customer waiting for a message (true) or stops it (false), by phone. */
   readonly #waiting = new Map<string, (ok: boolean) => void>();
-  readonly #byKey = new Map<string, SimulatedCustomer>();
+  readonly #byKey = new Map<string, { c: SimulatedCustomer; surveyPattern: RegExp }>();
   #running = 0;
   #idleWaiters: Array<() => void> = [];
 
@@ -194,7 +194,7 @@ export class Customers {
         ended: false,
       };
       this.#all.push(c);
-      this.#byKey.set(`${c.sender}\0${c.phone}`, c);
+      this.#byKey.set(`${c.sender}\0${c.phone}`, { c, surveyPattern: o.surveyPattern });
       started.push(c);
       this.#running += 1;
       this.#converse(c, o)
@@ -212,8 +212,9 @@ export class Customers {
   /** A message the simulated Twilio accepted: a customer's when it goes from its conversation's number to it. */
   accepted(m: SimulatedMessage): void {
     if (m.provider !== 'twilio') return;
-    const c = this.#byKey.get(`${m.sender}\0${m.recipient}`);
-    if (c === undefined) return;
+    const entry = this.#byKey.get(`${m.sender}\0${m.recipient}`);
+    if (entry === undefined) return;
+    const { c, surveyPattern } = entry;
     const media = (m as { attachments?: Array<{ url: string }> }).attachments?.map((a) => a.url);
     c.received.push({
       sid: m.providerMessageId,
@@ -221,11 +222,15 @@ export class Customers {
       ...(media === undefined || media.length === 0 ? {} : { media }),
       time: m.time,
     });
+    if (surveyPattern.test(m.text)) {
+      c.ended = true;
+      // The survey may come after the answer to the last message: it ends the conversation when it does.
+      if (c.state === 'done') c.state = 'ended';
+    }
     this.#waiting.get(c.phone)?.(true);
   }
 
   async #converse(c: SimulatedCustomer, o: Resolved): Promise<void> {
-    const ends = (r: ReceivedMessage): boolean => o.surveyPattern.test(r.text);
     for (let seq = 1; seq <= o.messagesPerCustomer; seq++) {
       const seen = c.received.length;
       c.state = 'writing';
@@ -235,14 +240,12 @@ export class Customers {
         if (!this.#deps.engine.closed) c.state = 'stalled';
         return;
       }
-      if (c.received.slice(seen).some(ends)) break;
+      if (c.ended) break;
       if (seq < o.messagesPerCustomer && o.thinkMs > 0) {
         c.state = 'thinking';
         await this.#deps.engine.sleep(o.thinkMs);
       }
     }
-    // The survey may come after the last message's answer: it ends the conversation when it does.
-    c.ended = c.received.some(ends);
     c.state = c.ended ? 'ended' : 'done';
   }
 

@@ -142,6 +142,22 @@ describe('provider simulators: simulated customers holding conversations', funct
     assert.equal(after!.written.length, 2, 'nothing written after the survey');
     assert.equal(sim.customerStats().ended, 1);
 
+    // The survey after the answer to the last message ends a customer that was done.
+    rx.answer = (r) => {
+      const to = new URLSearchParams(r.body).get('From') ?? '';
+      relay.sends.push(
+        twilioSend(sim.url, { To: to, From: LONG_CODE, Body: 're: yours' }).then(() =>
+          twilioSend(sim.url, { To: to, From: LONG_CODE, Body: 'Survey: https://survey.example.com/s/sms' }),
+        ),
+      );
+      return 200;
+    };
+    sim.startConversations({ accountSid: ACCOUNT, sender: LONG_CODE, customers: 1, messagesPerCustomer: 1 });
+    await sim.customersIdle();
+    await Promise.all(relay.sends);
+    const last = sim.customers()[1]!;
+    assert.deepEqual([last.state, last.ended, last.received.length], ['ended', true, 2]);
+
     // Another sender writing to the customer does not count as its conversation's answer.
     await twilioSend(sim.url, { To: c!.phone, From: '+4915100000009', Body: 'Hello from elsewhere' });
     assert.equal(sim.customers()[0]!.received.length, 2);

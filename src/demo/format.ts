@@ -1,5 +1,5 @@
 /** The funnel as a person reads it at the end of `channel-relay demo`. */
-import type { DemoSummary, JourneyFunnel } from './records.js';
+import type { ConversationFigures, DemoSummary, JourneyFunnel } from './records.js';
 
 const COLUMNS = ['Activities', 'Skipped (compliance)', 'Sent', 'Failed', 'Dead-lettered'] as const;
 const FEEDBACK_COLUMNS = ['Delivered', 'Opened', 'Keyword replies', 'Opt-outs'] as const;
@@ -56,8 +56,19 @@ export function formatFunnel(summary: DemoSummary): string {
       : [
           `Dataverse requests by the callbacks service: ${summary.callbacksDataverseRequests} (looking up the contact and activity of a click or reply, opt-outs)`,
         ]),
+    ...(summary.conversations === undefined ? [] : [formatConversations(summary.conversations)]),
     ...(reasons.length > 0
       ? [`Dead letters: ${reasons.join(', ')} (channel-relay dead-letters list <queue> shows them)`]
       : []),
   ].join('\n');
+}
+
+/** The conversations line: every figure from the emulators' records. */
+export function formatConversations(c: ConversationFigures): string {
+  return [
+    `Conversations: ${c.customers} customers, ${c.started} started (${c.startedOver} started over), ${c.resumed} resumed,`,
+    `${c.toAgents} messages to the agents and ${c.toCustomers} to the customers,`,
+    `attachments ${c.attachmentsAccepted} accepted / ${c.attachmentsRefused} refused,`,
+    `${c.ended} ended, ${c.surveysSent} surveys sent (duplicates: ${c.duplicates})`,
+  ].join(' ');
 }

@@ -5,6 +5,7 @@
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
+import type { ConversationRecord } from '../emulators/directline/index.js';
 import type { ProviderSimulators } from '../emulators/providers/index.js';
 import type { Interaction, JourneyRunResult } from '../emulators/dataverse/index.js';
 import { peekDeadLetters } from '../servicebus/index.js';
@@ -93,6 +94,8 @@ export interface DemoSummary extends Omit<JourneyFunnel, 'journeyId' | 'name'> {
   /** Dead letters per queue and reason. */
   deadLetterReasons: Record<string, Record<string, number>>;
   journeys: JourneyFunnel[];
+  /** With simulated customers: their conversations. */
+  conversations?: ConversationFigures;
 }
 
 const GUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
@@ -294,4 +297,87 @@ export function repeatedProviderMessages(sim: Pick<ProviderSimulators, 'messages
     else seen.add(m.idempotencyKey);
   }
   return { messages: messages.length, repeats };
+}
+
+/** The conversations part of the demo, from the two emulators' records. */
+export interface ConversationFigures {
+  /** Simulated customers who wrote. */
+  customers: number;
+  /** Direct Line conversations the agents saw. */
+  started: number;
+  /** Customers with more than one conversation: one was started over (none while the relay keeps its state). */
+  startedOver: number;
+  /** Conversations a customer wrote to again after its first message (the relay found it in its session state). */
+  resumed: number;
+  /** Customer messages that reached the agents (each counted once). */
+  toAgents: number;
+  /** Messages from the bridged number that reached the customers (greetings, agents' replies, surveys). */
+  toCustomers: number;
+  /** Customers' files that reached the agents, and those that did not. */
+  attachmentsAccepted: number;
+  attachmentsRefused: number;
+  /** Conversations the agents ended (`endOfConversation`). */
+  ended: number;
+  /** Customers who received the survey link. */
+  surveysSent: number;
+  /** A customer message posted twice to the agents, or an agent message delivered twice to a customer. */
+  duplicates: number;
+}
+
+function countBy(items: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) counts.set(item, (counts.get(item) ?? 0) + 1);
+  return counts;
+}
+
+/** The figures of the customers' conversations: what they wrote and received (provider simulators) against what the agents saw and said (Direct Line emulator). */
+export function conversationFigures(
+  sim: Pick<ProviderSimulators, 'customers'>,
+  dl: { conversations(): ConversationRecord[] },
+): ConversationFigures {
+  const customers = sim.customers();
+  const records = dl.conversations();
+  const byPhone = new Map<string, ConversationRecord[]>();
+  for (const r of records) {
+    const phone = (r.routing?.customerContext as { phone?: unknown } | undefined)?.phone;
+    if (typeof phone === 'string') byPhone.set(phone, [...(byPhone.get(phone) ?? []), r]);
+  }
+  const figures: ConversationFigures = {
+    customers: customers.length,
+    started: records.length,
+    startedOver: 0,
+    resumed: 0,
+    toAgents: 0,
+    toCustomers: 0,
+    attachmentsAccepted: 0,
+    attachmentsRefused: 0,
+    ended: records.filter((r) => r.ended).length,
+    surveysSent: 0,
+    duplicates: 0,
+  };
+  for (const c of customers) {
+    const mine = byPhone.get(c.phone) ?? [];
+    if (mine.length > 1) figures.startedOver += 1;
+    const posted = mine.flatMap((r) => r.activities.filter((a) => a.direction === 'customer' && a.type === 'message'));
+    const agents = mine.flatMap((r) => r.activities.filter((a) => a.direction === 'agent' && a.type === 'message'));
+    const texts = new Set(posted.map((a) => a.text));
+    figures.toAgents += texts.size;
+    // An agent message counts as repeated when the customer received its text more often than the agents said it
+    // (the relay's own messages, such as an attachment refusal, are no agent's).
+    const said = countBy(agents.map((a) => a.text ?? ''));
+    const got = countBy(c.received.map((m) => m.text));
+    figures.duplicates += posted.length - texts.size;
+    for (const [text, n] of said) figures.duplicates += Math.max(0, (got.get(text) ?? 0) - n);
+    figures.resumed += mine.filter(
+      (r) => r.activities.filter((a) => a.direction === 'customer' && a.type === 'message').length > 1,
+    ).length;
+    figures.toCustomers += c.received.length;
+    const sent = c.written.reduce((n, w) => n + (w.media?.length ?? 0), 0);
+    const accepted = posted.reduce((n, a) => n + (a.attachments?.length ?? 0), 0);
+    figures.attachmentsAccepted += accepted;
+    figures.attachmentsRefused += Math.max(0, sent - accepted);
+    const surveys = mine.flatMap((r) => (r.surveyUrl === undefined ? [] : [r.surveyUrl]));
+    if (c.received.some((m) => surveys.some((url) => m.text.includes(url)))) figures.surveysSent += 1;
+  }
+  return figures;
 }

@@ -123,6 +123,7 @@ export class Customers {
   readonly #all: SimulatedCustomer[] = [];
   /** Wakes a customer waiting for a message (true) or stops it (false), by phone. */
   readonly #waiting = new Map<string, (ok: boolean) => void>();
+  readonly #phones = new Set<string>();
   readonly #byKey = new Map<string, { c: SimulatedCustomer; surveyPattern: RegExp }>();
   #running = 0;
   #idleWaiters: Array<() => void> = [];
@@ -194,6 +195,7 @@ export class Customers {
         ended: false,
       };
       this.#all.push(c);
+      this.#phones.add(c.phone);
       this.#byKey.set(`${c.sender}\0${c.phone}`, { c, surveyPattern: o.surveyPattern });
       started.push(c);
       this.#running += 1;
@@ -207,6 +209,11 @@ export class Customers {
         });
     }
     return started.map((c) => structuredClone(c));
+  }
+
+  /** Whether `phone` is a simulated customer's (it neither clicks nor replies as `recipients` says). */
+  isCustomer(phone: string): boolean {
+    return this.#phones.has(phone);
   }
 
   /** A message the simulated Twilio accepted: a customer's when it goes from its conversation's number to it. */

@@ -101,6 +101,8 @@ export interface FeedbackDeps {
   contract: ResolvedContract;
   clock: () => number;
   seed: number;
+  /** Recipients who do not act on what they receive as `recipients` says (simulated customers act on their own). @defaultValue none */
+  actsOnItsOwn?: (recipient: string) => boolean;
   onError: (err: unknown) => void;
 }
 
@@ -168,7 +170,9 @@ export class Feedback {
     const o = engine.options;
     const delivered = !(random() < o.undeliveredRate);
     const read = delivered && random() < o.readRate;
-    const plan = this.#recipientPlan(m.text, random);
+    const plan: RecipientPlan = this.#deps.actsOnItsOwn?.(m.recipient)
+      ? { clicks: [] }
+      : this.#recipientPlan(m.text, random);
     const acts = delivered && (plan.clicks.length > 0 || plan.reply !== undefined);
     const run = (script: () => Promise<void>): void => engine.run(script, this.#deps.onError);
     if (m.provider === 'twilio') {

@@ -332,6 +332,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     contract: resolved.contract,
     clock,
     seed,
+    actsOnItsOwn: (recipient) => customers.isCustomer(recipient),
     onError: (err) => log.error('simulated callback failed', { err }),
   });
   telegram.pendingUpdates = (botId) => feedback.pendingUpdates(botId);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { ProviderSimulators } from '../../../../src/emulators/providers/index.js';
+import type { ProviderSimulators, ProviderSimulatorsOptions } from '../../../../src/emulators/providers/index.js';
 import { verifyTwilioSignature } from '../../../../src/providers/index.js';
 import { waitFor } from '../../../helpers/wait.js';
 import { ACCOUNT, LONG_CODE, simulators, TOKEN, twilioSend } from './helpers.js';
@@ -43,9 +43,10 @@ describe('provider simulators: simulated customers holding conversations', funct
   const start = simulators();
   const receiver = receivers();
 
-  async function setUp(): Promise<{ sim: ProviderSimulators; rx: Receiver }> {
+  async function setUp(options: ProviderSimulatorsOptions = {}): Promise<{ sim: ProviderSimulators; rx: Receiver }> {
     const rx = await receiver();
     const sim = await start({
+      ...options,
       twilio: {
         authTokens: { [ACCOUNT]: TOKEN },
         mpsBySender: { [LONG_CODE]: 1000 },
@@ -161,6 +162,31 @@ describe('provider simulators: simulated customers holding conversations', funct
     // Another sender writing to the customer does not count as its conversation's answer.
     await twilioSend(sim.url, { To: c!.phone, From: '+4915100000009', Body: 'Hello from elsewhere' });
     assert.equal(sim.customers()[0]!.received.length, 2);
+  });
+
+  it("customers act on their own: the recipients' replies and STOPs are not theirs", async () => {
+    const { sim, rx } = await setUp({ recipients: { stopRate: 1 } });
+    const relay = agents(
+      rx,
+      () => sim,
+      (body) => `re: ${body}`,
+    );
+    sim.startConversations({
+      accountSid: ACCOUNT,
+      sender: LONG_CODE,
+      customers: 3,
+      messagesPerCustomer: 2,
+      thinkMs: 0,
+    });
+    await sim.customersIdle();
+    await Promise.all(relay.sends);
+    await sim.callbacksIdle();
+    // A contact of a journey still answers STOP.
+    await twilioSend(sim.url, { To: '+4915199990000', From: LONG_CODE, Body: 'Spring offer' });
+    await sim.callbacksIdle();
+    const bodies = rx.at(INBOUND).map((r) => form(r)['Body']);
+    assert.equal(bodies.filter((b) => b === 'STOP').length, 1, 'only the contact answered STOP');
+    assert.equal(bodies.length, 3 * 2 + 1);
   });
 
   it('a customer left without an answer stalls; a webhook the inbound URL refuses is recorded as not delivered', async () => {

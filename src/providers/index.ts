@@ -35,6 +35,9 @@ export {
   verifySecretToken,
   TELEGRAM_BASE_URL,
   TELEGRAM_GROUP_SPACING_MS,
+  TELEGRAM_FILE_SCHEME,
+  telegramFileUrl,
+  telegramFileId,
 } from './telegram/index.js';
 export {
   mapContractResponse,

@@ -7,3 +7,4 @@ export {
 } from './map-response.js';
 export { isTelegramGroupChat, TELEGRAM_GROUP_SPACING_MS } from './chats.js';
 export { verifySecretToken } from './webhook-secret.js';
+export { TELEGRAM_FILE_SCHEME, telegramFileUrl, telegramFileId } from './media.js';

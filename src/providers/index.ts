@@ -10,7 +10,15 @@ import type { Provider, ProviderSettings } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
 import { TwilioProvider } from './twilio/adapter.js';
 
-export type { Provider, SendRequest, SendResult, SentQuery, ProviderType, ProviderSettings } from './provider.js';
+export type {
+  Provider,
+  SendAttachment,
+  SendRequest,
+  SendResult,
+  SentQuery,
+  ProviderType,
+  ProviderSettings,
+} from './provider.js';
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';
@@ -20,6 +28,7 @@ export {
   smsSegments,
   TwilioProvider,
   TWILIO_BASE_URL,
+  TWILIO_MAX_MEDIA,
   TWILIO_ERROR_CODES,
   twilioSignature,
   verifyTwilioSignature,
@@ -36,6 +45,9 @@ export {
   TELEGRAM_BASE_URL,
   TELEGRAM_GROUP_SPACING_MS,
   TELEGRAM_FILE_SCHEME,
+  TELEGRAM_MAX_ATTACHMENTS,
+  telegramMessagesOf,
+  telegramPartSpacingMs,
   telegramFileUrl,
   telegramFileId,
 } from './telegram/index.js';

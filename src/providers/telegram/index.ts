@@ -1,4 +1,12 @@
-export { TelegramProvider, TELEGRAM_BASE_URL, type TelegramSettings } from './adapter.js';
+export {
+  TelegramProvider,
+  TELEGRAM_BASE_URL,
+  TELEGRAM_MAX_ATTACHMENTS,
+  TELEGRAM_CHAT_SPACING_MS,
+  telegramPartSpacingMs,
+  telegramMessagesOf,
+  type TelegramSettings,
+} from './adapter.js';
 export {
   mapTelegramResponse,
   TELEGRAM_STATUS_CODES,

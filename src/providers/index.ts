@@ -2,7 +2,8 @@
  * The provider adapters behind one interface (`Provider`), made from a channel's provider settings:
  * `twilio` (Messages API), `telegram` (Bot API `sendMessage`), `contract` (the real-time journeys outbound
  * contract over HTTP, Standard Webhooks signed). Also each provider's verification of the requests it makes to the
- * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks.
+ * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks. And
+ * the media fetchers that download a customer's attachment (Twilio MMS media, Telegram files): `mediaFetcher`.
  */
 import { ContractProvider } from './contract/adapter.js';
 import { adapterOptions, requireHttpUrl, requireText, settingError, type CreateProviderOptions } from './options.js';
@@ -20,6 +21,14 @@ export type {
   ProviderSettings,
 } from './provider.js';
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
+export {
+  mediaFetcher,
+  MAX_MEDIA_BYTES,
+  MAX_MEDIA_REDIRECTS,
+  type MediaFile,
+  type MediaFetcherOptions,
+  type ProviderMediaFetcher,
+} from './media.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';
 export {

@@ -31,6 +31,15 @@ import {
 } from './exchange.js';
 import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
+import {
+  MEDIA_DOWNLOAD_PATH,
+  MediaStore,
+  TELEGRAM_FILE_PATH,
+  TWILIO_MEDIA_PATH,
+  writeRaw,
+  type AddedMedia,
+  type MediaItem,
+} from './media.js';
 import { secretKey } from './standard-webhooks.js';
 import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
 import {
@@ -112,6 +121,15 @@ export interface ProviderSimulators {
    * `MessageSid`, from, to, body and time, also fetchable with `GET …/Messages/{MessageSid}.json`. Kept across `reset()`.
    */
   inboundReplies(): InboundReply[];
+  /**
+   * A file a simulated customer sends, served as the provider serves it: Twilio, a media item of an inbound MMS of
+   * `account` (an AccountSid), its URL behind basic auth redirecting to a short-lived download; Telegram, a file of
+   * bot `account` (a bot token or its id), for `getFile` and `/file/bot<token>/<file_path>`. Also
+   * `POST /_simulator/media` `{provider, account, contentType, name?, base64}`.
+   */
+  addMedia(provider: 'twilio' | 'telegram', account: string, item: MediaItem): AddedMedia;
+  /** Media downloads served (Twilio redirect targets and Telegram files). */
+  mediaDownloads(): number;
   /** Calls held without an answer right now (timeouts). */
   heldCalls(): number;
   /** Cancels scheduled callbacks (and aborts those in flight), stops listening and ends every connection (held calls included). Idempotent. */
@@ -289,7 +307,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
 }
 
 const NOT_FOUND_HINT =
-  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
+  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}, POST /bot{token}/sendMessage (and sendPhoto, sendDocument, getFile, setWebhook, deleteWebhook, getWebhookInfo), GET /file/bot{token}/{file_path}, POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound,media}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };
@@ -312,6 +330,16 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
   const telegram = new TelegramApi(resolved.telegram, resolved.windowMs);
   const contract = new ContractApi(resolved.contract, resolved.windowMs);
   const held = new Set<ServerResponse>();
+  const media = new MediaStore(clock);
+  /** The simulators' base URL, known once listening (media URLs are absolute). */
+  let baseUrl = '';
+  const addMedia = (provider: 'twilio' | 'telegram', account: string, item: MediaItem): AddedMedia => {
+    if (provider === 'twilio') return media.addTwilio(baseUrl, account, item);
+    const botId = /^\d+$/.test(account) ? account : telegram.botIdOf(account);
+    if (botId === undefined)
+      throw new TypeError('addMedia: a Telegram account is a bot token the simulator accepts, or a bot id');
+    return media.addTelegram(botId, item);
+  };
   const engine = new CallbackEngine(resolved.callbacks, clock);
   const feedback = new Feedback({
     engine,
@@ -431,6 +459,34 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
             }),
           };
         }
+        case 'POST /_simulator/media': {
+          const b = jsonBody() as Record<string, unknown> | null;
+          const provider = b?.['provider'];
+          const account = b?.['account'];
+          const contentType = b?.['contentType'];
+          const base64 = b?.['base64'];
+          const name = b?.['name'];
+          if (
+            (provider !== 'twilio' && provider !== 'telegram') ||
+            typeof account !== 'string' ||
+            account === '' ||
+            typeof contentType !== 'string' ||
+            contentType === '' ||
+            typeof base64 !== 'string' ||
+            (name !== undefined && typeof name !== 'string')
+          )
+            return simulatorError(
+              400,
+              'InvalidMedia',
+              'expected {provider: twilio|telegram, account: AccountSid or bot token, contentType, name?, base64}',
+            );
+          try {
+            const item = { contentType, data: Buffer.from(base64, 'base64'), ...(name === undefined ? {} : { name }) };
+            return { status: 201, body: addMedia(provider, account, item) };
+          } catch (err) {
+            return simulatorError(400, 'InvalidMedia', err instanceof Error ? err.message : String(err));
+          }
+        }
         case 'GET /_simulator/inbound':
           return { status: 200, body: twilio.inboundReplies() };
         case 'GET /_simulator/callbacks/stats':
@@ -504,6 +560,31 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     }
     let prepared: Prepared | undefined;
     let provider: SimulatedProvider | undefined;
+    // Media downloads: answered at once, outside the faults, the statistics and the limits.
+    const mediaMatch = TWILIO_MEDIA_PATH.exec(ex.path);
+    if (mediaMatch && ex.method === 'GET') {
+      const accountSid = decodeURIComponent(mediaMatch[1]!);
+      return writeRaw(
+        res,
+        media.twilioMedia(
+          twilio.authenticated(ex, accountSid),
+          accountSid,
+          decodeURIComponent(mediaMatch[2]!),
+          decodeURIComponent(mediaMatch[3]!),
+          ex.path,
+        ),
+      );
+    }
+    const downloadMatch = MEDIA_DOWNLOAD_PATH.exec(ex.path);
+    if (downloadMatch && ex.method === 'GET')
+      return writeRaw(res, media.download(downloadMatch[1]!, ex.headers['authorization']));
+    const fileMatch = TELEGRAM_FILE_PATH.exec(ex.path);
+    if (fileMatch && ex.method === 'GET') {
+      const botId = telegram.botIdOf(decodeURIComponent(fileMatch[1]!));
+      if (botId === undefined)
+        return writeReply(res, { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } });
+      return writeRaw(res, media.telegramFile(botId, decodeURIComponent(fileMatch[2]!)));
+    }
     const fetchMatch = TWILIO_MESSAGE_PATH.exec(ex.path);
     if (fetchMatch) {
       // The Message fetch: answered at once, outside the faults, the statistics and the concurrency limit.
@@ -543,6 +624,14 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
         });
       provider = 'twilio';
       prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
+    } else if (telegramMatch && telegramMatch[2]!.toLowerCase() === 'getfile') {
+      // getFile: answered at once (not a message), outside the faults and the limits.
+      const botId = telegram.botIdOf(decodeURIComponent(telegramMatch[1]!));
+      if (botId === undefined)
+        return writeReply(res, { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } });
+      const params = TelegramApi.params(ex);
+      if (!(params instanceof Map)) return writeReply(res, params);
+      return writeReply(res, media.getFile(botId, params.get('file_id')));
     } else if (telegramMatch) {
       if (ex.method !== 'POST' && ex.method !== 'GET')
         return writeReply(res, {
@@ -592,6 +681,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
   const port = (server.address() as AddressInfo).port;
   const hostPart = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
   const url = `http://${hostPart}:${port}`;
+  baseUrl = url;
   log.info('provider simulators listening', { url, latencyMs: resolved.latencyMs, windowMs: resolved.windowMs });
 
   let closing: Promise<void> | undefined;
@@ -611,6 +701,8 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     callbackStats: () => engine.stats(),
     callbacksIdle: () => engine.idle(),
     inboundReplies: () => twilio.inboundReplies(),
+    addMedia,
+    mediaDownloads: () => media.downloads,
     heldCalls: () => held.size,
     close() {
       engine.close();

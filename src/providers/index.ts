@@ -24,7 +24,6 @@ export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './optio
 export {
   mediaFetcher,
   MAX_MEDIA_BYTES,
-  MAX_MEDIA_REDIRECTS,
   type MediaFile,
   type MediaFetcherOptions,
   type ProviderMediaFetcher,

@@ -21,11 +21,10 @@ import { TELEGRAM_BASE_URL } from './telegram/adapter.js';
 import { telegramFileId } from './telegram/media.js';
 import { mapTelegramResponse } from './telegram/map-response.js';
 import { TWILIO_BASE_URL } from './twilio/adapter.js';
+import { MAX_MEDIA_REDIRECTS } from './twilio/assumptions.js';
 
 /** The largest file fetched by default: 20 MB, the most Telegram's getFile lets a bot download. */
 export const MAX_MEDIA_BYTES = 20 * 1024 * 1024;
-/** Redirects followed from a Twilio media URL (Twilio makes one). */
-export const MAX_MEDIA_REDIRECTS = 3;
 
 /** A fetched file, as Direct Line's upload takes it (the conversations stage's `UploadFile`). */
 export interface MediaFile {

@@ -13,6 +13,7 @@ import { sleepOrReject } from '../../abort.js';
 import { postAndMap } from '../http.js';
 import { adapterCall, type AdapterCall, type AdapterOptions } from '../options.js';
 import type { Provider, SendAttachment, SendRequest, SendResult } from '../provider.js';
+import { TELEGRAM_CHAT_SPACING_MS, TELEGRAM_PHOTO_TYPES } from './assumptions.js';
 import { isTelegramGroupChat, TELEGRAM_GROUP_SPACING_MS } from './chats.js';
 import { mapTelegramResponse } from './map-response.js';
 
@@ -21,16 +22,10 @@ export const TELEGRAM_BASE_URL = 'https://api.telegram.org';
 /** The most files of one message (each is a Telegram message of its own, so a send stays within its timeout). */
 export const TELEGRAM_MAX_ATTACHMENTS = 10;
 
-/**
- * The spacing between the messages of one send to a private chat: Telegram asks for about one message per second in
- * one chat (core.telegram.org/bots/faq); a group chat gets {@link TELEGRAM_GROUP_SPACING_MS}.
- */
-export const TELEGRAM_CHAT_SPACING_MS = 1000;
-
 /** Sends whose first messages went out and whose next one failed: retried, they go on from there (bounded). */
 const MAX_PARTIAL_SENDS = 1000;
 
-/** The spacing between two messages of one send to `chatId`. */
+/** The spacing between two messages of one send to `chatId` ({@link TELEGRAM_CHAT_SPACING_MS}, a group 3 s). */
 export function telegramPartSpacingMs(chatId: string): number {
   return isTelegramGroupChat(chatId) ? TELEGRAM_GROUP_SPACING_MS : TELEGRAM_CHAT_SPACING_MS;
 }
@@ -43,7 +38,7 @@ export function telegramMessagesOf(request: Pick<SendRequest, 'text' | 'attachme
 
 /** An image Telegram takes as a photo (sendPhoto); anything else is a document. */
 function isPhoto(file: SendAttachment): boolean {
-  return /^image\/(jpeg|png|webp)$/i.test(file.contentType ?? '');
+  return TELEGRAM_PHOTO_TYPES.test(file.contentType ?? '');
 }
 
 export interface TelegramSettings {

@@ -2,7 +2,6 @@ export {
   TelegramProvider,
   TELEGRAM_BASE_URL,
   TELEGRAM_MAX_ATTACHMENTS,
-  TELEGRAM_CHAT_SPACING_MS,
   telegramPartSpacingMs,
   telegramMessagesOf,
   type TelegramSettings,
@@ -16,3 +15,4 @@ export {
 export { isTelegramGroupChat, TELEGRAM_GROUP_SPACING_MS } from './chats.js';
 export { verifySecretToken } from './webhook-secret.js';
 export { TELEGRAM_FILE_SCHEME, telegramFileUrl, telegramFileId } from './media.js';
+export { TELEGRAM_CHAT_SPACING_MS } from './assumptions.js';

@@ -137,6 +137,19 @@ describe('callbacks: customer messages of bridged channels go to conversations',
         { url: media(1), contentType: 'application/pdf' },
       ]);
     });
+    it('media that are not http(s) URLs, or past the tenth, are not forwarded', async () => {
+      const params: Record<string, string> = { MessageSid: 'MM201', Body: 'look', NumMedia: '12' };
+      for (let n = 0; n < 12; n++) params[`MediaUrl${n}`] = `https://api.twilio.com/m/${n}`;
+      params['MediaUrl1'] = 'file:///etc/passwd';
+      params['MediaUrl2'] = 'javascript:alert(1)';
+      await twilio(params);
+      const m = forwarded();
+      assert.ok(m.body.kind === 'customer');
+      assert.deepEqual(
+        m.body.attachments?.map((a) => a.url),
+        [0, 3, 4, 5, 6, 7, 8, 9].map((n) => `https://api.twilio.com/m/${n}`),
+      );
+    });
     it('STOP and START are consumed (compliance, confirmation), never forwarded', async () => {
       await twilio({ MessageSid: 'SM300', Body: 'STOP' });
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
@@ -226,8 +239,16 @@ describe('callbacks: customer messages of bridged channels go to conversations',
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
       assert.equal(conversations.sent.length, 0);
     });
-    it('a sticker (no text, no file read here) is ignored', async () => {
+    it('a sticker (no text, no file read here), malformed files and a null message are ignored', async () => {
       await telegram({ sticker: { file_id: 'st_1' } });
+      await telegram({ message_id: 47, photo: 'not-an-array', document: { file_id: 7 }, voice: null }, 5006);
+      const res = await app.inject({
+        method: 'POST',
+        url: '/callbacks/tg/telegram',
+        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': TG_SECRET },
+        payload: JSON.stringify({ update_id: 5007, message: null }),
+      });
+      assert.equal(res.statusCode, 200);
       assert.equal(conversations.sent.length, 0);
     });
   });

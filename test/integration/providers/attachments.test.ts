@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createLogger } from '../../../src/log.js';
 import { createProvider, mediaFetcher, type SendRequest } from '../../../src/providers/index.js';
+import type { MediaFetcher } from '../../../src/pipeline/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
 import { ACCOUNT_SID, AUTH_TOKEN, BOT_TOKEN, providerError, SIGNING_SECRET, simulators } from './helpers.js';
 
@@ -103,7 +104,8 @@ describe('attachments against the provider simulators', () => {
       const sim = await start({ twilio: { authTokens: { [ACCOUNT_SID]: AUTH_TOKEN } } });
       const media = sim.addMedia('twilio', ACCOUNT_SID, { contentType: 'image/png', data: PNG });
       assert.ok(media.provider === 'twilio');
-      const fetcher = mediaFetcher({
+      // The conversations stage's port, as the relay wires it.
+      const fetcher: MediaFetcher = mediaFetcher({
         type: 'twilio',
         accountSid: ACCOUNT_SID,
         authToken: AUTH_TOKEN,

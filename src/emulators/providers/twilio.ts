@@ -184,10 +184,12 @@ export interface InboundReply {
   body: string;
   /** When the simulated Twilio received it (its `date_created`/`date_sent`), ms since the epoch (the simulators' clock). */
   time: number;
-  /** The `SM…` sid of the outbound message it answers. */
-  inReplyTo: string;
-  /** Whether it is one of `recipients.keywords` or the `stopWord`. */
-  intent: 'keyword' | 'stop';
+  /** The `SM…` sid of the outbound message it answers; absent for a message the customer wrote first (`customerMessage`). */
+  inReplyTo?: string;
+  /** Whether it is one of `recipients.keywords` or the `stopWord`; `customer`: written first, not a reply. */
+  intent: 'keyword' | 'stop' | 'customer';
+  /** Its media (`MediaUrl{N}`), when it is an MMS. */
+  media?: Array<{ url: string; contentType: string }>;
 }
 
 /** A Twilio status, in the order a message goes through them (a callback never moves a message back). */
@@ -269,7 +271,7 @@ export class TwilioApi {
     if ((status === 'undelivered' || status === 'failed') && errorCode !== undefined) m.errorCode = errorCode;
   }
 
-  /** Remembers an inbound reply (fetchable as a Message resource with direction `inbound`, status `received`). */
+  /** Remembers an inbound message (fetchable as a Message resource with direction `inbound`, status `received`). */
   received(reply: InboundReply): void {
     this.#inbound.push(reply);
     this.#stored.set(reply.sid, {
@@ -282,7 +284,7 @@ export class TwilioApi {
       messagingServiceSid: MESSAGING_SERVICE.test(reply.to) ? reply.to : null,
       status: 'received',
       segments: smsSegments(reply.body),
-      numMedia: 0,
+      numMedia: reply.media?.length ?? 0,
       created: reply.time,
       sent: reply.time,
       updated: reply.time,

@@ -283,10 +283,11 @@ export class CallbackService {
    * {@link OPT_IN_FETCH_BUDGET_MS}).
    *
    * On a channel bridged to Omnichannel (`messaging`), a message that is not consumed goes to the customer's
-   * conversation ({@link converse}, outcome `conversation`): consumed are the opt-out and opt-in words (whatever
-   * became of them: a STOP never reaches an agent) and a keyword recorded for a journey; free text, a keyword that
-   * records nothing (unknown sender, no activity, no custom response type) and a message with only attachments are
-   * forwarded. A bot command the channel does not list stays ignored (Telegram sends `/start` when a chat opens). On a
+   * conversation ({@link converse}, outcome `conversation`): consumed are the opt-out words (whatever became of them:
+   * a STOP never reaches an agent), an opt-in word from an address an opted-out contact holds, and a keyword recorded
+   * for a journey; free text, an opt-in word with nothing to opt back in (no contact, or none opted out: `YES` is one
+   * of the default opt-in words, and the customer's answer to an agent), a keyword that records nothing (unknown
+   * sender, no activity, no custom response type) and a message with only attachments are forwarded. A bot command the channel does not list stays ignored (Telegram sends `/start` when a chat opens). On a
    * real-time journeys channel every message is recorded inbound and, when bridged, forwarded too: the relay cannot
    * tell what the journey makes of it.
    */
@@ -332,7 +333,7 @@ export class CallbackService {
     );
     if (holders.length === 0) {
       log.info('reply from an address no contact holds: not recorded', { sender: masked, intent: intent.kind });
-      return intent.kind === 'keyword' ? unconsumed('unknown-sender') : 'unknown-sender';
+      return intent.kind === 'opt-out' ? 'unknown-sender' : unconsumed('unknown-sender');
     }
     if (intent.kind === 'opt-out' || intent.kind === 'opt-in') {
       const optOut = intent.kind === 'opt-out';
@@ -343,6 +344,14 @@ export class CallbackService {
           word: intent.word,
         });
         return 'ignored';
+      }
+      if (!optOut && bridged && holders.every((c) => c.row[compliance] !== true)) {
+        // Nothing to opt back in: a word like YES is the customer's answer to an agent.
+        log.info('opt-in word from an address no opted-out contact holds: forwarded to the conversation', {
+          contacts: contactIds.length,
+          word: intent.word,
+        });
+        return 'conversation';
       }
       if (!optOut) {
         const check = await (optInCheck as Promise<Settled<OptInCheck>>).then((r) =>

@@ -150,6 +150,16 @@ describe('callbacks: customer messages of bridged channels go to conversations',
         [0, 3, 4, 5, 6, 7, 8, 9].map((n) => `https://api.twilio.com/m/${n}`),
       );
     });
+    it('an opt-in word with nothing to opt back in (no contact opted out, or no contact) is forwarded', async () => {
+      await twilio({ MessageSid: 'SM310', Body: 'START please' });
+      assert.equal(h.outbound.sent.length, 0, 'no confirmation');
+      h.directory.contacts = [];
+      await twilio({ MessageSid: 'SM311', Body: 'start' });
+      assert.deepEqual(
+        conversations.sent.map((m) => (m.body.kind === 'customer' ? m.body.text : '')),
+        ['START please', 'start'],
+      );
+    });
     it('STOP and START are consumed (compliance, confirmation), never forwarded', async () => {
       await twilio({ MessageSid: 'SM300', Body: 'STOP' });
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);

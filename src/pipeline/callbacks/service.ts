@@ -343,7 +343,7 @@ export class CallbackService {
           contacts: contactIds.length,
           word: intent.word,
         });
-        return 'ignored';
+        return optOut ? 'ignored' : unconsumed('ignored');
       }
       if (!optOut && bridged && holders.every((c) => c.row[compliance] !== true)) {
         // Nothing to opt back in: a word like YES is the customer's answer to an agent.

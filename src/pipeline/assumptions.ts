@@ -28,3 +28,14 @@ export const LOST_ANSWER_LOOKUP_DELAY_MS = 5000;
  * its length and could send within the last of its windows.
  */
 export const TWILIO_MAX_CALL_SEGMENTS = 1600;
+
+/**
+ * What an MMS (a message with `MediaUrl`s) counts against its Twilio sender's rate: at least this, and its body's SMS
+ * segments when more. Twilio's MMS rate limits are in messages per second (long code 1 MPS, an account 25 MPS:
+ * support article 360034954613, "Twilio Multimedia Messaging (MMS) Account Rate Limits"), not segments, and no page
+ * says how a long MMS body counts; the MMS Converter may send an MMS as SMS with a link where the handset cannot take
+ * MMS, and then it counts in segments. Counting the body's segments (at least one) is the reading that never exceeds
+ * either limit; if Twilio counted an MMS as one message whatever its body, a long MMS would only go slower than it
+ * could.
+ */
+export const TWILIO_MMS_MIN_COST = 1;

@@ -209,6 +209,117 @@ function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
   });
 }
 
+/** A binary GET ({@link httpGetBytes}). */
+export interface BytesCall {
+  provider: ProviderType;
+  url: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  /** More bytes than this (by `Content-Length`, or as they arrive) → `ProviderRejected`, the download stopped. */
+  maxBytes: number;
+  signal?: AbortSignal;
+  /** Values that must never appear in an error. */
+  secrets?: readonly string[];
+}
+
+/** A binary answer: any status; the body read whole (only for a 2xx: other bodies are read as text, at most 4 KiB). */
+export interface BytesResponse {
+  status: number;
+  /** Lower-case names. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * One GET whose answer is bytes (a media download), through `node:http`/`node:https` on the keep-alive agents, with
+ * `httpPost`'s timeout, abort and failure mapping; redirects are returned, never followed (the caller decides what
+ * goes to the next origin). A 2xx body longer than `maxBytes` stops the download: `ProviderRejected` naming the limit.
+ */
+export async function httpGetBytes(call: BytesCall): Promise<BytesResponse> {
+  const caller = call.signal;
+  if (caller?.aborted) throw caller.reason;
+  const controller = new AbortController();
+  let timedOut = false;
+  let tooLarge: ProviderError | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`timed out after ${call.timeoutMs} ms`, 'TimeoutError'));
+  }, call.timeoutMs);
+  const onCallerAbort = (): void => controller.abort(caller?.reason);
+  caller?.addEventListener('abort', onCallerAbort, { once: true });
+  const secrets = call.secrets ?? [];
+  try {
+    return await new Promise<BytesResponse>((resolve, reject) => {
+      const url = new URL(call.url);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new Error(`unsupported protocol ${url.protocol}`);
+      const request = url.protocol === 'https:' ? https.request : http.request;
+      const req = request(url, {
+        method: 'GET',
+        agent: agentFor(url),
+        headers: call.headers,
+        signal: controller.signal,
+      });
+      req.once('error', reject);
+      req.once('response', (res) => {
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(res.headers))
+          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        const status = res.statusCode ?? 0;
+        const ok = status >= 200 && status < 300;
+        const limit = ok ? call.maxBytes : 4096;
+        const over = (): ProviderError =>
+          new ProviderError(
+            'ProviderRejected',
+            `${call.provider} media is larger than the limit of ${call.maxBytes} bytes`,
+            { context: { maxBytes: call.maxBytes } },
+          );
+        const declared = Number(headers['content-length']);
+        if (ok && Number.isFinite(declared) && declared > limit) {
+          tooLarge = over();
+          res.destroy();
+          reject(tooLarge);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limit) {
+            if (ok) {
+              tooLarge = over();
+              res.destroy();
+              reject(tooLarge);
+            }
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.once('end', () => resolve({ status, headers, body: Buffer.concat(chunks) }));
+        res.once('error', reject);
+        res.once('close', () => {
+          if (!res.complete) reject(new Error('the connection closed before the answer ended'));
+        });
+      });
+      req.end();
+    });
+  } catch (err) {
+    if (caller?.aborted) throw caller.reason;
+    if (tooLarge !== undefined) throw tooLarge;
+    const cause = safeCause(err, secrets);
+    if (timedOut)
+      throw new ProviderError('ProviderTimeout', `${call.provider} media did not arrive within ${call.timeoutMs} ms`, {
+        cause,
+      });
+    throw new ProviderError('ProviderUnavailable', `${call.provider} media could not be fetched: ${cause.message}`, {
+      cause,
+    });
+  } finally {
+    clearTimeout(timer);
+    caller?.removeEventListener('abort', onCallerAbort);
+  }
+}
+
 /** One POST through a caller's `fetch`. */
 async function fetchPost(call: HttpCall, doFetch: FetchLike, signal: AbortSignal): Promise<RawAnswer> {
   // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.

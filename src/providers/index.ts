@@ -2,7 +2,8 @@
  * The provider adapters behind one interface (`Provider`), made from a channel's provider settings:
  * `twilio` (Messages API), `telegram` (Bot API `sendMessage`), `contract` (the real-time journeys outbound
  * contract over HTTP, Standard Webhooks signed). Also each provider's verification of the requests it makes to the
- * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks.
+ * callbacks service: Twilio's `X-Twilio-Signature`, Telegram's secret token, the contract's Standard Webhooks. And
+ * the media fetchers that download a customer's attachment (Twilio MMS media, Telegram files): `mediaFetcher`.
  */
 import { ContractProvider } from './contract/adapter.js';
 import { adapterOptions, requireHttpUrl, requireText, settingError, type CreateProviderOptions } from './options.js';
@@ -10,8 +11,23 @@ import type { Provider, ProviderSettings } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
 import { TwilioProvider } from './twilio/adapter.js';
 
-export type { Provider, SendRequest, SendResult, SentQuery, ProviderType, ProviderSettings } from './provider.js';
+export type {
+  Provider,
+  SendAttachment,
+  SendRequest,
+  SendResult,
+  SentQuery,
+  ProviderType,
+  ProviderSettings,
+} from './provider.js';
 export { DEFAULT_PROVIDER_TIMEOUT_MS, type CreateProviderOptions } from './options.js';
+export {
+  mediaFetcher,
+  MAX_MEDIA_BYTES,
+  type MediaFile,
+  type MediaFetcherOptions,
+  type ProviderMediaFetcher,
+} from './media.js';
 export { parseRetryAfter, type FetchLike, type HttpResponse } from './http.js';
 export type { SendOutcome } from './mapping.js';
 export {
@@ -20,6 +36,7 @@ export {
   smsSegments,
   TwilioProvider,
   TWILIO_BASE_URL,
+  TWILIO_MAX_MEDIA,
   TWILIO_ERROR_CODES,
   twilioSignature,
   verifyTwilioSignature,
@@ -35,6 +52,12 @@ export {
   verifySecretToken,
   TELEGRAM_BASE_URL,
   TELEGRAM_GROUP_SPACING_MS,
+  TELEGRAM_FILE_SCHEME,
+  TELEGRAM_MAX_ATTACHMENTS,
+  telegramMessagesOf,
+  telegramPartSpacingMs,
+  telegramFileUrl,
+  telegramFileId,
 } from './telegram/index.js';
 export {
   mapContractResponse,

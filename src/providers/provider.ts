@@ -16,6 +16,15 @@ export type ProviderSettings =
   | { type: 'telegram'; botToken: string; baseUrl?: string }
   | { type: 'contract'; url: string; signingSecret: string };
 
+/** A file sent with a message, by URL: the provider fetches it (Twilio `MediaUrl`, Telegram `document`/`photo`). */
+export interface SendAttachment {
+  url: string;
+  /** MIME type, when known (Telegram: an image goes as a photo). */
+  contentType?: string;
+  /** File name, when known. */
+  name?: string;
+}
+
 export interface SendRequest {
   /** Stable per message (the activity row id / real-time RequestId): sent as the provider's idempotency key where it has one. */
   idempotencyKey: string;
@@ -29,6 +38,11 @@ export interface SendRequest {
   parts?: Record<string, string>;
   /** Real-time journeys: the channel definition (the contract adapter sends it as `ChannelDefinitionId`). */
   channelDefinitionId?: string;
+  /**
+   * Files sent with the text (an agent's attachments in an Omnichannel conversation), at most the provider's
+   * `maxAttachments`: an adapter refuses more (a `TypeError`, before any call). @defaultValue none
+   */
+  attachments?: SendAttachment[];
   /** A per-message status callback URL (Twilio `StatusCallback`), when the channel has a public base URL. */
   statusCallbackUrl?: string;
   /**
@@ -61,6 +75,11 @@ export interface SentQuery {
 
 export interface Provider {
   readonly type: ProviderType;
+  /**
+   * The most attachments one message may carry (Twilio: 10 `MediaUrl`s; Telegram: 10, each its own message; the
+   * contract: none, its payload has no place for them). @defaultValue 0
+   */
+  readonly maxAttachments?: number;
   /**
    * Sends one message; resolves on acceptance, rejects with a `ProviderError` (keeping the provider's status,
    * headers, body and own code in `upstream`, never a credential). Has its own timeout (`ProviderTimeout`).

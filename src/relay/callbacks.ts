@@ -2,12 +2,13 @@
  * Wiring of the callbacks stage on the real clients: its queue senders (`interactions`, `outbound`), its Dataverse
  * directory (through the identity's governor, with `dataverse.timeoutMs`), the callback keys as given, the server on
  * `callbacks.host:callbacks.port`, and the Twilio message fetch each Twilio channel's opt-ins are checked with (the
- * channel's Twilio adapter: its account's credentials, base URL and `timeoutMs`).
+ * channel's Twilio adapter: its account's credentials, base URL and `timeoutMs`); when the channels file has a
+ * `messaging` section, a sender on `conversations` for the customer messages of the channels it bridges.
  */
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import type { Registry } from 'prom-client';
-import type { Channel, ChannelRegistry } from '../channels/index.js';
+import type { Channel, ChannelRegistry, MessagingRegistry } from '../channels/index.js';
 import type { RelayConfig } from '../config/index.js';
 import { createCallbackDirectory, createDataverseReads, type Governor } from '../dataverse/index.js';
 import { errorMessage } from '../errors.js';
@@ -15,7 +16,12 @@ import type { ReadinessCheck } from '../health/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { CallbacksStage, type CallbackKeys, type TwilioMessageFetcher } from '../pipeline/callbacks/index.js';
-import type { InteractionMessage, OutboundMessage } from '../pipeline/index.js';
+import type {
+  ConversationMessage,
+  ConversationSender,
+  InteractionMessage,
+  OutboundMessage,
+} from '../pipeline/index.js';
 import { TwilioProvider, type Provider } from '../providers/index.js';
 import { createQueueSender } from '../servicebus/index.js';
 
@@ -52,6 +58,28 @@ export function twilioMessageFetchers(
   };
 }
 
+/**
+ * The bridge to Omnichannel: the channels file's `messaging` section (on the registry) and a sender on the
+ * `conversations` queue, only when the section names at least one account; otherwise nothing (no channel is bridged).
+ * The registry's `messaging` and `queues.conversations` are read by their shape: the channels file's section and the
+ * queue's configuration are the messaging and conversations parts of #14.
+ */
+function conversationsBridge(
+  w: CallbacksWiring,
+): { messaging: Pick<MessagingRegistry, 'byRelayChannel'>; conversations: ConversationSender } | Record<string, never> {
+  const messaging = (w.channels as ChannelRegistry & { messaging?: MessagingRegistry }).messaging;
+  if (messaging === undefined || messaging.accounts.length === 0) return {};
+  const queue = (w.config.serviceBus.queues as { conversations?: string }).conversations;
+  if (queue === undefined || queue === '')
+    throw new TypeError(
+      'callbacks: the channels file has a messaging section but serviceBus.queues.conversations is not configured',
+    );
+  const counting = w.registry ? { metrics: w.registry } : {};
+  const conversations = createQueueSender<ConversationMessage>(w.bus, queue, { log: w.log, ...counting });
+  w.closer.add('callbacks conversations sender', conversations);
+  return { messaging, conversations };
+}
+
 export interface StartedCallbacks {
   stage: CallbacksStage;
   /** The readiness check: listening and not stopping. */
@@ -69,6 +97,7 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
   w.closer.add('callbacks interactions sender', interactions);
   const outbound = createQueueSender<OutboundMessage>(w.bus, queues.outbound, { log: w.log, ...counting });
   w.closer.add('callbacks outbound sender', outbound);
+  const bridging = conversationsBridge(w);
   const reads = createDataverseReads(w.dataverse, { governor: w.governor });
   const timeoutMs = w.config.dataverse.timeoutMs;
   const directory = createCallbackDirectory({
@@ -86,6 +115,7 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     outbound,
     directory,
     twilioMessages,
+    ...bridging,
     log: w.log,
     ...(w.registry ? { registry: w.registry } : {}),
     bodyLimitBytes: w.config.callbacks.bodyLimitBytes,

@@ -106,6 +106,33 @@ export interface FeedbackDeps {
   onError: (err: unknown) => void;
 }
 
+/** A file of a Telegram message a simulated customer writes (from `addMedia`). */
+export interface CustomerTelegramFile {
+  kind: 'photo' | 'document' | 'voice' | 'video';
+  fileId: string;
+  size: number;
+  mimeType?: string;
+  fileName?: string;
+}
+
+/**
+ * A message a simulated customer writes on their own, not a reply to a message sent (a customer starting or going
+ * on with a conversation): Twilio, an inbound SMS or MMS to the inbound URL of `to` (`twilio.inboundUrls`), signed
+ * like the replies; Telegram, a message update to the bot's webhook.
+ */
+export type CustomerMessage =
+  | {
+      provider: 'twilio';
+      account: string;
+      from: string;
+      to: string;
+      text: string;
+      media?: Array<{ url: string; contentType: string }>;
+      /** The MessageSid (the media's URLs name it). @defaultValue a new `SM…`, `MM…` with media */
+      sid?: string;
+    }
+  | { provider: 'telegram'; botId: string; chatId: string; text: string; files?: CustomerTelegramFile[] };
+
 /** Plans and starts the callbacks of each accepted message. */
 export class Feedback {
   readonly #deps: FeedbackDeps;
@@ -117,6 +144,130 @@ export class Feedback {
   constructor(deps: FeedbackDeps) {
     this.#deps = deps;
     this.#ids = seededRandom(deps.seed ^ 0x5eed);
+  }
+
+  /**
+   * Sends a {@link CustomerMessage} at once (through the callbacks engine: its retries and repeats apply; kind
+   * `inbound` or `update`). Its provider id (Twilio `MessageSid`, Telegram `chat_id:message_id`), or undefined when
+   * it has nowhere to go (no inbound URL for `to`, no auth token for the account, no webhook: counted unroutable).
+   */
+  customerMessage(c: CustomerMessage): string | undefined {
+    const engine = this.#deps.engine;
+    this.#sequence += 1;
+    const random = seededRandom((Math.imul(this.#deps.seed, 0x9e3779b1) + this.#sequence) >>> 0);
+    const summary = { text: c.text, intent: 'customer' };
+    if (c.provider === 'twilio') {
+      const url = this.#deps.twilio.options.inboundUrls[c.to];
+      const token = this.#deps.twilio.api.authTokenOf(c.account);
+      if (url === undefined || token === undefined) {
+        engine.unroutable('inbound');
+        return undefined;
+      }
+      const media = c.media ?? [];
+      const sid = c.sid ?? `${media.length > 0 ? 'MM' : 'SM'}${randomBytes(16).toString('hex')}`;
+      const params = new URLSearchParams({
+        AccountSid: c.account,
+        ApiVersion: '2010-04-01',
+        Body: c.text,
+        From: c.from,
+        MessageSid: sid,
+        NumMedia: String(media.length),
+        NumSegments: String(smsSegments(c.text)),
+        SmsMessageSid: sid,
+        SmsSid: sid,
+        SmsStatus: 'received',
+        To: c.to,
+      });
+      media.forEach((m, n) => {
+        params.set(`MediaContentType${n}`, m.contentType);
+        params.set(`MediaUrl${n}`, m.url);
+      });
+      if (/^MG[0-9a-fA-F]{32}$/.test(c.to)) params.set('MessagingServiceSid', c.to);
+      this.#deps.twilio.api.received({
+        sid,
+        accountSid: c.account,
+        from: c.from,
+        to: c.to,
+        body: c.text,
+        time: this.#deps.clock(),
+        intent: 'customer',
+        ...(media.length > 0 ? { media } : {}),
+      });
+      const target = url.replace(/#.*$/, '');
+      const signature = twilioSignatureHeaders(this.#deps.twilio.options.signing, token, target, params);
+      const cb: Callback = {
+        provider: 'twilio',
+        kind: 'inbound',
+        method: 'POST',
+        url: target,
+        headers: () => ({ 'Content-Type': 'application/x-www-form-urlencoded', ...signature }),
+        body: params.toString(),
+        retry: 'connection',
+        providerMessageId: sid,
+        recipient: c.to,
+        summary,
+      };
+      engine.run(() => engine.deliver(cb, random), this.#deps.onError);
+      return sid;
+    }
+    const hook = this.#deps.telegram.webhookOf(c.botId);
+    if (hook === undefined) {
+      engine.unroutable('update');
+      return undefined;
+    }
+    const updateId = (this.#updateIds.get(c.botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
+    this.#updateIds.set(c.botId, updateId);
+    const chatId = /^-?\d+$/.test(c.chatId) ? Number(c.chatId) : c.chatId;
+    const messageId = this.#deps.telegram.nextMessageId(c.botId, c.chatId);
+    const fileFields: Record<string, unknown> = {};
+    for (const f of c.files ?? []) {
+      const base = { file_id: f.fileId, file_unique_id: f.fileId.slice(-16), file_size: f.size };
+      const typed = { ...base, ...(f.mimeType === undefined ? {} : { mime_type: f.mimeType }) };
+      if (f.kind === 'photo') fileFields['photo'] = [{ ...base, width: 1280, height: 960 }];
+      else if (f.kind === 'document')
+        fileFields['document'] = { ...typed, ...(f.fileName === undefined ? {} : { file_name: f.fileName }) };
+      else if (f.kind === 'voice') fileFields['voice'] = { ...typed, duration: 3 };
+      else fileFields['video'] = { ...typed, duration: 3, width: 640, height: 480 };
+    }
+    const files = Object.keys(fileFields).length > 0;
+    const update = {
+      update_id: updateId,
+      message: {
+        message_id: messageId,
+        from: { id: typeof chatId === 'number' ? chatId : 700_000_001, is_bot: false, first_name: 'Customer' },
+        chat: { id: chatId, first_name: 'Customer', type: 'private' },
+        date: Math.floor(this.#deps.clock() / 1000),
+        ...(files ? { ...fileFields, ...(c.text === '' ? {} : { caption: c.text }) } : { text: c.text }),
+      },
+    };
+    const secret = hook.secretToken;
+    const pending = (d: number): void => {
+      const n = (this.#pendingUpdates.get(c.botId) ?? 0) + d;
+      if (n <= 0) this.#pendingUpdates.delete(c.botId);
+      else this.#pendingUpdates.set(c.botId, n);
+    };
+    pending(1);
+    const cb: Callback = {
+      provider: 'telegram',
+      kind: 'update',
+      method: 'POST',
+      url: hook.url,
+      headers: () => ({
+        'Content-Type': 'application/json',
+        ...(secret === undefined ? {} : { 'X-Telegram-Bot-Api-Secret-Token': secret }),
+      }),
+      body: JSON.stringify(update),
+      retry: 'any',
+      providerMessageId: `${c.chatId}:${messageId}`,
+      recipient: c.chatId,
+      summary: { ...summary, updateId: String(updateId) },
+      onFinal: (ok, error, time) => {
+        pending(-1);
+        if (!ok) this.#deps.telegram.webhookFailed(c.botId, time, error ?? 'failed');
+      },
+    };
+    engine.run(() => engine.deliver(cb, random), this.#deps.onError);
+    return `${c.chatId}:${messageId}`;
   }
 
   /** Telegram updates scheduled or in flight for a bot (getWebhookInfo's `pending_update_count`). */

@@ -6,7 +6,8 @@
  * The embedded defaults of the provider adapters and their test doubles. See docs/emulators/providers.md.
  */
 export { startProviderSimulators } from './simulator.js';
-export type { ProviderSimulators, ProviderSimulatorsOptions } from './simulator.js';
+export type { CustomerWrites, ProviderSimulators, ProviderSimulatorsOptions } from './simulator.js';
+export type { AddedMedia, MediaItem } from './media.js';
 export { PROVIDERS, seededRandom } from './faults.js';
 export type { FaultSettings, FaultsSpec, SimulatedProvider } from './faults.js';
 export type { MessageFilter, ProviderStats, SimulatedMessage, SimulatorStats, TrafficStats } from './records.js';

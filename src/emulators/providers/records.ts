@@ -35,6 +35,11 @@ export interface SimulatedMessage {
   /** Contract: `ChannelDefinitionId` and the `Message` parts. */
   channelDefinitionId?: string;
   parts?: Record<string, string>;
+  /**
+   * Files sent with it: Twilio, each `MediaUrl`; Telegram, the `photo` or `document` of a sendPhoto / sendDocument
+   * (each its own message, `text` its caption).
+   */
+  attachments?: Array<{ url: string; kind?: 'photo' | 'document' }>;
   /** Contract: whether the request carried Standard Webhooks headers, and whether they were verified (secrets configured). */
   signed?: boolean;
   verified?: boolean;

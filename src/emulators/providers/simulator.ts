@@ -1,4 +1,5 @@
 /** Starting and stopping the provider simulators: one `node:http` server for Twilio, Telegram and the contract. */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { areaLogger, silentLogger, type Logger } from '../../log.js';
@@ -32,6 +33,15 @@ import {
 } from './exchange.js';
 import { FaultPlan, faultsSpecProblems, PROVIDERS, type FaultsSpec, type SimulatedProvider } from './faults.js';
 import { Records, type MessageFilter, type SimulatedMessage, type SimulatorStats } from './records.js';
+import {
+  MEDIA_DOWNLOAD_PATH,
+  MediaStore,
+  TELEGRAM_FILE_PATH,
+  TWILIO_MEDIA_PATH,
+  writeRaw,
+  type AddedMedia,
+  type MediaItem,
+} from './media.js';
 import { secretKey } from './standard-webhooks.js';
 import { TELEGRAM_DEFAULTS, TELEGRAM_PATH, TelegramApi, type TelegramOptions } from './telegram.js';
 import {
@@ -81,6 +91,17 @@ export interface ProviderSimulatorsOptions {
   log?: Logger;
 }
 
+/** What `customerMessage` sends (see there). */
+export type CustomerWrites =
+  | { provider: 'twilio'; account: string; from: string; to: string; text: string; files?: MediaItem[] }
+  | {
+      provider: 'telegram';
+      account: string;
+      chatId: string;
+      text: string;
+      files?: Array<MediaItem & { kind?: 'photo' | 'document' | 'voice' | 'video' }>;
+    };
+
 export interface ProviderSimulators {
   /** `http://<host>:<port>`: the base URL of all three APIs and of `/_simulator/`. */
   url: string;
@@ -123,6 +144,25 @@ export interface ProviderSimulators {
    * `MessageSid`, from, to, body and time, also fetchable with `GET …/Messages/{MessageSid}.json`. Kept across `reset()`.
    */
   inboundReplies(): InboundReply[];
+  /**
+   * A file a simulated customer sends, served as the provider serves it: Twilio, a media item of an inbound MMS of
+   * `account` (an AccountSid), its URL behind basic auth redirecting to a short-lived download; Telegram, a file of
+   * bot `account` (a bot token or its id), for `getFile` and `/file/bot<token>/<file_path>`. Also
+   * `POST /_simulator/media` `{provider, account, contentType, name?, base64}`.
+   */
+  addMedia(provider: 'twilio' | 'telegram', account: string, item: MediaItem): AddedMedia;
+  /** Media downloads served (Twilio redirect targets and Telegram files). */
+  mediaDownloads(): number;
+  /**
+   * A simulated customer writes on their own (not a reply): Twilio, an inbound SMS (an MMS with `files`, each served
+   * as a media item of the message) from `from` to the inbound URL of `to`, signed with the account's auth token;
+   * Telegram, a message update from chat `chatId` to the webhook of bot `account` (a token or its id), `text` the
+   * caption when there are files (`kind`: photo, document, voice, video). Sent at once through the callbacks engine
+   * (`callbacks()` lists it, kind `inbound` or `update`). Returns the provider's message id (Twilio `MessageSid`,
+   * Telegram `chat_id:message_id`), or undefined when it has nowhere to go. Also `POST /_simulator/customer-messages`
+   * with the same fields and files as `{contentType, base64, name?, kind?}`.
+   */
+  customerMessage(message: CustomerWrites): string | undefined;
   /** Calls held without an answer right now (timeouts). */
   heldCalls(): number;
   /** Cancels scheduled callbacks (and aborts those in flight), stops listening and ends every connection (held calls included). Idempotent. */
@@ -300,7 +340,7 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
 }
 
 const NOT_FOUND_HINT =
-  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, POST /bot{token}/sendMessage (and setWebhook, deleteWebhook, getWebhookInfo), POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound}';
+  'routes: POST and GET /2010-04-01/Accounts/{AccountSid}/Messages.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json, GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}, POST /bot{token}/sendMessage (and sendPhoto, sendDocument, getFile, setWebhook, deleteWebhook, getWebhookInfo), GET /file/bot{token}/{file_path}, POST /contract/{channel}/messages, /_simulator/{messages,stats,faults,blocked,callbacks,callbacks/stats,inbound,media,customer-messages}';
 
 function simulatorError(status: number, code: string, message: string): Reply {
   return { status, body: { error: { code, message } } };
@@ -323,7 +363,50 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
   const telegram = new TelegramApi(resolved.telegram, resolved.windowMs);
   const contract = new ContractApi(resolved.contract, resolved.windowMs);
   const held = new Set<ServerResponse>();
+  const media = new MediaStore(clock);
+  /** The simulators' base URL, known once listening (media URLs are absolute). */
+  let baseUrl = '';
+  const addMedia = (provider: 'twilio' | 'telegram', account: string, item: MediaItem): AddedMedia => {
+    if (provider === 'twilio') return media.addTwilio(baseUrl, account, item);
+    const botId = /^\d+$/.test(account) ? account : telegram.botIdOf(account);
+    if (botId === undefined)
+      throw new TypeError('addMedia: a Telegram account is a bot token the simulator accepts, or a bot id');
+    return media.addTelegram(botId, item);
+  };
   const engine = new CallbackEngine(resolved.callbacks, clock);
+  const customerMessage = (m: CustomerWrites): string | undefined => {
+    if (m.provider === 'twilio') {
+      const files = m.files ?? [];
+      const sid = `${files.length > 0 ? 'MM' : 'SM'}${randomBytes(16).toString('hex')}`;
+      const added = files.map((f) => ({ item: f, media: media.addTwilio(baseUrl, m.account, f, sid) }));
+      return feedback.customerMessage({
+        provider: 'twilio',
+        account: m.account,
+        from: m.from,
+        to: m.to,
+        text: m.text,
+        sid,
+        media: added.map(({ item, media: a }) => ({
+          url: a.provider === 'twilio' ? a.url : '',
+          contentType: item.contentType,
+        })),
+      });
+    }
+    const botId = /^\d+$/.test(m.account) ? m.account : telegram.botIdOf(m.account);
+    if (botId === undefined)
+      throw new TypeError('customerMessage: a Telegram account is a bot token the simulator accepts, or a bot id');
+    const files = (m.files ?? []).map((f) => {
+      const added = media.addTelegram(botId, f);
+      return {
+        kind: f.kind ?? 'document',
+        fileId: added.provider === 'telegram' ? added.fileId : '',
+        size: f.data.length,
+        mimeType: f.contentType,
+        ...(f.name === undefined ? {} : { fileName: f.name }),
+      };
+    });
+    return feedback.customerMessage({ provider: 'telegram', botId, chatId: m.chatId, text: m.text, files });
+  };
   const feedback = new Feedback({
     engine,
     recipients: resolved.recipients,
@@ -451,6 +534,81 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
             }),
           };
         }
+        case 'POST /_simulator/media': {
+          const b = jsonBody() as Record<string, unknown> | null;
+          const provider = b?.['provider'];
+          const account = b?.['account'];
+          const contentType = b?.['contentType'];
+          const base64 = b?.['base64'];
+          const name = b?.['name'];
+          if (
+            (provider !== 'twilio' && provider !== 'telegram') ||
+            typeof account !== 'string' ||
+            account === '' ||
+            typeof contentType !== 'string' ||
+            contentType === '' ||
+            typeof base64 !== 'string' ||
+            (name !== undefined && typeof name !== 'string')
+          )
+            return simulatorError(
+              400,
+              'InvalidMedia',
+              'expected {provider: twilio|telegram, account: AccountSid or bot token, contentType, name?, base64}',
+            );
+          try {
+            const item = { contentType, data: Buffer.from(base64, 'base64'), ...(name === undefined ? {} : { name }) };
+            return { status: 201, body: addMedia(provider, account, item) };
+          } catch (err) {
+            return simulatorError(400, 'InvalidMedia', err instanceof Error ? err.message : String(err));
+          }
+        }
+        case 'POST /_simulator/customer-messages': {
+          const b = jsonBody() as Record<string, unknown> | null;
+          const text = (k: string): string | undefined => (typeof b?.[k] === 'string' ? (b[k] as string) : undefined);
+          const rawFiles = b?.['files'] ?? [];
+          const files = Array.isArray(rawFiles)
+            ? rawFiles.map((f: unknown) => {
+                const o = (typeof f === 'object' && f !== null ? f : {}) as Record<string, unknown>;
+                if (typeof o['contentType'] !== 'string' || typeof o['base64'] !== 'string') return undefined;
+                const kind = o['kind'];
+                const file: MediaItem & { kind?: 'photo' | 'document' | 'voice' | 'video' } = {
+                  contentType: o['contentType'],
+                  data: Buffer.from(o['base64'], 'base64'),
+                  ...(typeof o['name'] === 'string' ? { name: o['name'] } : {}),
+                  ...(kind === 'photo' || kind === 'document' || kind === 'voice' || kind === 'video' ? { kind } : {}),
+                };
+                return file;
+              })
+            : [undefined];
+          const account = text('account');
+          const body = text('text') ?? '';
+          const bad = (): Reply =>
+            simulatorError(
+              400,
+              'InvalidCustomerMessage',
+              'expected {provider: twilio, account, from, to, text, files?} or {provider: telegram, account, chatId, text, files?}, files as [{contentType, base64, name?, kind?}]',
+            );
+          if (account === undefined || files.some((f) => f === undefined)) return bad();
+          const ok = files as NonNullable<(typeof files)[number]>[];
+          let id: string | undefined;
+          try {
+            if (b?.['provider'] === 'twilio') {
+              const from = text('from');
+              const to = text('to');
+              if (from === undefined || to === undefined) return bad();
+              id = customerMessage({ provider: 'twilio', account, from, to, text: body, files: ok });
+            } else if (b?.['provider'] === 'telegram') {
+              const chatId = text('chatId') ?? (typeof b['chatId'] === 'number' ? String(b['chatId']) : undefined);
+              if (chatId === undefined) return bad();
+              id = customerMessage({ provider: 'telegram', account, chatId, text: body, files: ok });
+            } else return bad();
+          } catch (err) {
+            return simulatorError(400, 'InvalidCustomerMessage', err instanceof Error ? err.message : String(err));
+          }
+          if (id === undefined)
+            return simulatorError(409, 'Unroutable', 'no inbound URL (twilio.inboundUrls) or webhook for it');
+          return { status: 202, body: { messageId: id } };
+        }
         case 'GET /_simulator/inbound':
           return { status: 200, body: twilio.inboundReplies() };
         case 'GET /_simulator/callbacks/stats':
@@ -539,6 +697,31 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     }
     let prepared: Prepared | undefined;
     let provider: SimulatedProvider | undefined;
+    // Media downloads: answered at once, outside the faults, the statistics and the limits.
+    const mediaMatch = TWILIO_MEDIA_PATH.exec(ex.path);
+    if (mediaMatch && ex.method === 'GET') {
+      const accountSid = decodeURIComponent(mediaMatch[1]!);
+      return writeRaw(
+        res,
+        media.twilioMedia(
+          twilio.authenticated(ex, accountSid),
+          accountSid,
+          decodeURIComponent(mediaMatch[2]!),
+          decodeURIComponent(mediaMatch[3]!),
+          ex.path,
+        ),
+      );
+    }
+    const downloadMatch = MEDIA_DOWNLOAD_PATH.exec(ex.path);
+    if (downloadMatch && ex.method === 'GET')
+      return writeRaw(res, media.download(downloadMatch[1]!, ex.headers['authorization']));
+    const fileMatch = TELEGRAM_FILE_PATH.exec(ex.path);
+    if (fileMatch && ex.method === 'GET') {
+      const botId = telegram.botIdOf(decodeURIComponent(fileMatch[1]!));
+      if (botId === undefined)
+        return writeReply(res, { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } });
+      return writeRaw(res, media.telegramFile(botId, decodeURIComponent(fileMatch[2]!)));
+    }
     const fetchMatch = TWILIO_MESSAGE_PATH.exec(ex.path);
     if (fetchMatch) {
       // The Message fetch: answered at once, outside the faults, the statistics and the concurrency limit.
@@ -578,6 +761,14 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
         });
       provider = 'twilio';
       prepared = twilio.prepare(ex, decodeURIComponent(twilioMatch[1]!));
+    } else if (telegramMatch && telegramMatch[2]!.toLowerCase() === 'getfile') {
+      // getFile: answered at once (not a message), outside the faults and the limits.
+      const botId = telegram.botIdOf(decodeURIComponent(telegramMatch[1]!));
+      if (botId === undefined)
+        return writeReply(res, { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } });
+      const params = TelegramApi.params(ex);
+      if (!(params instanceof Map)) return writeReply(res, params);
+      return writeReply(res, media.getFile(botId, params.get('file_id')));
     } else if (telegramMatch) {
       if (ex.method !== 'POST' && ex.method !== 'GET')
         return writeReply(res, {
@@ -627,6 +818,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
   const port = (server.address() as AddressInfo).port;
   const hostPart = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
   const url = `http://${hostPart}:${port}`;
+  baseUrl = url;
   log.info('provider simulators listening', { url, latencyMs: resolved.latencyMs, windowMs: resolved.windowMs });
 
   let closing: Promise<void> | undefined;
@@ -650,6 +842,9 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     callbackStats: () => engine.stats(),
     callbacksIdle: () => engine.idle(),
     inboundReplies: () => twilio.inboundReplies(),
+    addMedia,
+    mediaDownloads: () => media.downloads,
+    customerMessage,
     heldCalls: () => held.size,
     close() {
       engine.close();

@@ -1,5 +1,6 @@
 /**
- * Telegram's Bot API `sendMessage`, `POST /bot{token}/sendMessage` (JSON, form or query parameters): `{"ok":true,
+ * Telegram's Bot API `sendMessage`, `sendPhoto` and `sendDocument` (the `photo` / `document` an HTTP URL or a file_id,
+ * not fetched; the caption up to 1024 characters), `POST /bot{token}/sendMessage` (JSON, form or query parameters): `{"ok":true,
  * "result":<Message>}` or `{"ok":false,"error_code":N,"description":"…"}`, the flood limits (30 msg/s per bot, 1 msg/s
  * per chat, 20 msg/min per group: core.telegram.org/bots/faq) answered with 429 and `parameters.retry_after`. A group
  * is any chat with a negative id (groups, `-100…` supergroups) or an `@name` (public supergroups and channels: the
@@ -218,6 +219,14 @@ export class TelegramApi {
     return out;
   }
 
+  /** The bot id of a token the simulator accepts (well-formed, and one of `tokens` when configured); else undefined. */
+  botIdOf(token: string): string | undefined {
+    const m = TOKEN.exec(token);
+    if (!m) return undefined;
+    if (this.#options.tokens !== undefined && !this.#options.tokens.includes(token)) return undefined;
+    return m[1];
+  }
+
   prepare(ex: Exchange, token: string, method: string): Prepared {
     const m = TOKEN.exec(token);
     if (!m) return { refuse: { reply: telegramError(404, 'Not Found'), code: 404 } };
@@ -226,7 +235,8 @@ export class TelegramApi {
       return { refuse: { reply: telegramError(401, 'Unauthorized'), code: 401 } };
     const lower = method.toLowerCase();
     const webhookMethod = lower === 'setwebhook' || lower === 'deletewebhook' || lower === 'getwebhookinfo';
-    if (lower !== 'sendmessage' && !webhookMethod)
+    const fileMethod = lower === 'sendphoto' || lower === 'senddocument';
+    if (lower !== 'sendmessage' && !fileMethod && !webhookMethod)
       return { sender: botId, refuse: { reply: telegramError(404, 'Not Found: method not found'), code: 404 } };
     const params = TelegramApi.params(ex);
     if (!(params instanceof Map)) return { sender: botId, refuse: { reply: params, code: 400 } };
@@ -236,11 +246,20 @@ export class TelegramApi {
 
     const execute = (now: number): Outcome => {
       const chatId = params.get('chat_id') ?? '';
-      const text = params.get('text') ?? '';
+      // sendPhoto / sendDocument: the file (an HTTP URL Telegram would fetch, or a file_id), the caption as text.
+      const kind = lower === 'sendphoto' ? 'photo' : lower === 'senddocument' ? 'document' : undefined;
+      const file = kind === undefined ? undefined : (params.get(kind) ?? '');
+      const text = (kind === undefined ? params.get('text') : params.get('caption')) ?? '';
       if (!chatId) return { reply: telegramError(400, 'Bad Request: chat_id is empty'), rejected: 400 };
-      if (!text.trim()) return { reply: telegramError(400, 'Bad Request: message text is empty'), rejected: 400 };
-      if ([...text].length > 4096)
-        return { reply: telegramError(400, 'Bad Request: message is too long'), rejected: 400 };
+      if (kind !== undefined && !file)
+        return { reply: telegramError(400, `Bad Request: there is no ${kind} in the request`), rejected: 400 };
+      if (kind === undefined && !text.trim())
+        return { reply: telegramError(400, 'Bad Request: message text is empty'), rejected: 400 };
+      if ([...text].length > (kind === undefined ? 4096 : 1024))
+        return {
+          reply: telegramError(400, `Bad Request: ${kind === undefined ? 'message' : 'message caption'} is too long`),
+          rejected: 400,
+        };
       if (!CHAT_ID.test(chatId) || this.#unknown.has(chatId))
         return { reply: telegramError(400, 'Bad Request: chat not found'), rejected: 400 };
       if (this.#blocked.has(chatId))
@@ -273,12 +292,20 @@ export class TelegramApi {
           : numericChat > 0
             ? { id: numericChat, first_name: 'Contact', type: 'private' }
             : { id: numericChat, title: 'Group', type: numericChat < -1000000000000 ? 'supergroup' : 'group' };
+      const fileId = `sim${kind ?? ''}${messageId}`;
       const result = {
         message_id: messageId,
         from: { id: Number(botId), is_bot: true, first_name: 'Simulator', username: `sim${botId}_bot` },
         chat,
         date: Math.floor(now / 1000),
-        text,
+        ...(kind === undefined
+          ? { text }
+          : {
+              ...(text === '' ? {} : { caption: text }),
+              ...(kind === 'photo'
+                ? { photo: [{ file_id: fileId, file_unique_id: fileId, width: 800, height: 600 }] }
+                : { document: { file_id: fileId, file_unique_id: fileId } }),
+            }),
       };
       const accepted: SimulatedMessage = {
         time: now,
@@ -290,6 +317,7 @@ export class TelegramApi {
         text,
         providerMessageId: String(messageId),
         ...(key ? { idempotencyKey: key } : {}),
+        ...(kind === undefined || file === undefined ? {} : { attachments: [{ url: file, kind }] }),
       };
       return { reply: { status: 200, body: { ok: true, result } }, accepted };
     };

@@ -1,6 +1,7 @@
 /**
  * Twilio's Programmable Messaging API, `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`: form-encoded
  * parameters, HTTP basic auth, the Message resource on 201, Twilio's error JSON `{code, message, more_info, status}`,
+ * `MediaUrl` (an MMS: at most 10, 21623 past that, 21620 for one that is not an http(s) URL; not fetched),
  * per-sender MPS counted in segments (messages over it are queued, as Twilio does: accepted, counted as rate
  * violations in segments, sent later; 21611 when the sender's queue is full, 30001 for a message that waited longer
  * than its ValidityPeriod), the per-account concurrency limit (429, 20429). `I-Twilio-Idempotency-Token` is not a
@@ -16,6 +17,9 @@ import type { SimulatedMessage } from './records.js';
 import { SegmentQueue, smsSegments, type QueuePlace } from './segments.js';
 
 export { smsSegments } from './segments.js';
+
+/** The most `MediaUrl`s of one message: "up to 10 media files" (twilio.com/docs/messaging/api/media-resource); more: 21623. */
+export const TWILIO_MAX_MEDIA = 10;
 
 export const TWILIO_PATH = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
 /** One Message resource: `[, AccountSid, MessageSid]`. */
@@ -158,6 +162,8 @@ interface StoredMessage {
   messagingServiceSid: string | null;
   status: string;
   segments: number;
+  /** Media sent with it (`MediaUrl`s). */
+  numMedia: number;
   created: number;
   sent: number | null;
   updated: number;
@@ -178,10 +184,12 @@ export interface InboundReply {
   body: string;
   /** When the simulated Twilio received it (its `date_created`/`date_sent`), ms since the epoch (the simulators' clock). */
   time: number;
-  /** The `SM…` sid of the outbound message it answers. */
-  inReplyTo: string;
-  /** Whether it is one of `recipients.keywords` or the `stopWord`. */
-  intent: 'keyword' | 'stop';
+  /** The `SM…` sid of the outbound message it answers; absent for a message the customer wrote first (`customerMessage`). */
+  inReplyTo?: string;
+  /** Whether it is one of `recipients.keywords` or the `stopWord`; `customer`: written first, not a reply. */
+  intent: 'keyword' | 'stop' | 'customer';
+  /** Its media (`MediaUrl{N}`), when it is an MMS. */
+  media?: Array<{ url: string; contentType: string }>;
 }
 
 /** A Twilio status, in the order a message goes through them (a callback never moves a message back). */
@@ -200,7 +208,7 @@ function messageResource(m: StoredMessage): Record<string, unknown> {
     error_message: m.errorCode === null ? null : (ERROR_MESSAGES[m.errorCode] ?? null),
     from: m.from,
     messaging_service_sid: m.messagingServiceSid,
-    num_media: '0',
+    num_media: String(m.numMedia),
     num_segments: String(m.segments),
     price: null,
     price_unit: 'USD',
@@ -263,7 +271,7 @@ export class TwilioApi {
     if ((status === 'undelivered' || status === 'failed') && errorCode !== undefined) m.errorCode = errorCode;
   }
 
-  /** Remembers an inbound reply (fetchable as a Message resource with direction `inbound`, status `received`). */
+  /** Remembers an inbound message (fetchable as a Message resource with direction `inbound`, status `received`). */
   received(reply: InboundReply): void {
     this.#inbound.push(reply);
     this.#stored.set(reply.sid, {
@@ -276,6 +284,7 @@ export class TwilioApi {
       messagingServiceSid: MESSAGING_SERVICE.test(reply.to) ? reply.to : null,
       status: 'received',
       segments: smsSegments(reply.body),
+      numMedia: reply.media?.length ?? 0,
       created: reply.time,
       sent: reply.time,
       updated: reply.time,
@@ -286,6 +295,11 @@ export class TwilioApi {
   /** The inbound replies received, oldest first (copies). */
   inboundReplies(): InboundReply[] {
     return this.#inbound.map((r) => ({ ...r }));
+  }
+
+  /** Whether the request carries this account's credentials (HTTP basic auth, as a send): the media URLs' check. */
+  authenticated(ex: Exchange, accountSid: string): boolean {
+    return this.#authenticate(ex, accountSid) !== undefined;
   }
 
   /** HTTP basic auth as Twilio checks it: the password (AuthToken, or an API key's secret), or undefined when refused. */
@@ -443,6 +457,7 @@ export class TwilioApi {
     const from = params.get('From') ?? '';
     const service = params.get('MessagingServiceSid') ?? '';
     const body = params.get('Body') ?? '';
+    const mediaUrls = params.getAll('MediaUrl');
     const sender = from || service || undefined;
 
     // The per-account concurrency limit, counted from arrival to the end of the answer.
@@ -471,7 +486,14 @@ export class TwilioApi {
       if (!to) return { reply: twilioError(400, 21604, "A 'To' phone number is required."), rejected: 21604 };
       if (!from && !service)
         return { reply: twilioError(400, 21603, "A 'From' phone number is required."), rejected: 21603 };
-      if (!body && !params.get('MediaUrl') && !params.get('ContentSid'))
+      if (mediaUrls.length > TWILIO_MAX_MEDIA)
+        return {
+          reply: twilioError(400, 21623, `Number of media files exceeds allowed limit of ${TWILIO_MAX_MEDIA}`),
+          rejected: 21623,
+        };
+      if (mediaUrls.some((u) => !/^https?:\/\/[^\s]+$/i.test(u)))
+        return { reply: twilioError(400, 21620, 'Invalid media URL(s)'), rejected: 21620 };
+      if (!body && mediaUrls.length === 0 && !params.get('ContentSid'))
         return { reply: twilioError(400, 21602, 'Message body is required.'), rejected: 21602 };
       if (!E164.test(to))
         return { reply: twilioError(400, 21211, `Invalid 'To' Phone Number: ${to}`), rejected: 21211 };
@@ -518,6 +540,7 @@ export class TwilioApi {
         // A Messaging Service send starts as `accepted` (the sender is picked later), a direct send as `queued`.
         status: from ? 'queued' : 'accepted',
         segments,
+        numMedia: mediaUrls.length,
         created: now,
         sent: null,
         updated: now,
@@ -541,6 +564,7 @@ export class TwilioApi {
         providerMessageId: sid,
         ...(token ? { idempotencyKey: token } : {}),
         ...(callback ? { statusCallback: callback } : {}),
+        ...(mediaUrls.length === 0 ? {} : { attachments: mediaUrls.map((url) => ({ url })) }),
       };
       return { reply, accepted, ...(place.queuedMs > 0 ? { rateViolation: segments } : {}), authToken: password };
     };

@@ -12,3 +12,11 @@
  * Twilio sends"): raise this number.
  */
 export const MAX_TWILIO_PARAMETERS = 100;
+
+/**
+ * The most media of one inbound MMS the relay reads (`MediaUrl0` … `MediaUrl9`): Twilio's Media resource page says a
+ * message carries "up to 10 media files" (twilio.com/docs/messaging/api/media-resource), and its webhook page lists
+ * `MediaUrl{N}` / `MediaContentType{N}` with `NumMedia` (twilio.com/docs/messaging/guides/webhook-request). If an
+ * inbound message ever carried more, those past the tenth would not reach the agent (the text and the first ten do).
+ */
+export const MAX_TWILIO_MEDIA = 10;

@@ -153,7 +153,11 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
 
 /**
  * `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}` (parts are strings): a reply (on a
- * real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by MessageId, else the webhook-id).
+ * real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by MessageId, else the webhook-id). On a
+ * bridged channel, what is not consumed goes to the conversation, text only: the contract has no attachments
+ * (`msdyn_D365ChannelsInbound`'s `Message` is a `Dictionary<string, string>` of parts, dataverse-contracts.md §5 and
+ * §8; `msdyn_supportsattachment` exists on the channel definition with no documented payload), so a provider's file
+ * could only come as a part holding a URL, which reaches the agent as text.
  */
 async function inbound(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const v = verified(request, service);

@@ -1,10 +1,11 @@
 /**
  * What every route of the callbacks service shares: its dependencies (`CallbacksDeps`, validated once), the
  * outcome counter, the refusals (fixed bodies that say nothing about a contact or a secret), recording an
- * interaction through `interactions`, and handling a reply (opt-out, opt-in, keyword).
+ * interaction through `interactions`, and handling a reply (opt-out, opt-in, keyword; on a channel bridged to
+ * Omnichannel, anything else goes to the customer's conversation on `conversations`).
  */
 import type { Registry } from 'prom-client';
-import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel } from '../../channels/index.js';
+import { DEFAULT_OPT_IN_MAX_AGE_MS, type Channel, type MessagingRegistry } from '../../channels/index.js';
 import { errorMessage, isProviderError } from '../../errors.js';
 import { sharedCounter } from '../../health/index.js';
 import type { ReadinessCheck } from '../../health/index.js';
@@ -12,11 +13,21 @@ import { areaLogger, maskDigits, silentLogger, type Logger } from '../../log.js'
 import {
   INBOUND_RESPONSE_TYPE,
   MESSAGE_VERSION,
+  conversationMessageId,
+  conversationSessionId,
   interactionMessageId,
+  type Attachment,
+  type ConversationMessage,
   type InteractionMessage,
   type OutboundMessage,
 } from '../messages.js';
-import type { CallbackDirectory, ChannelLookup, InteractionSender, OutboundSender } from '../ports.js';
+import type {
+  CallbackDirectory,
+  ChannelLookup,
+  ConversationSender,
+  InteractionSender,
+  OutboundSender,
+} from '../ports.js';
 import type { TwilioMessage } from '../../providers/index.js';
 import { findHolders, latestActivity } from './attribution.js';
 import { firstWord, matchReply } from './keywords.js';
@@ -63,6 +74,14 @@ export interface CallbacksDeps {
    * word and is no older than `callbacks.optInMaxAgeMs`. @defaultValue none: every Twilio opt-in is refused (`unverified`)
    */
   twilioMessages?: (channel: Channel) => TwilioMessageFetcher | undefined;
+  /**
+   * The channels bridged to Omnichannel (the channels file's `messaging` section): on a relay channel that one of them
+   * bridges, a customer message that is not consumed (an opt-out or opt-in word, a keyword recorded for a journey) goes
+   * to `conversations`. Requires `conversations`. @defaultValue none: nothing is bridged
+   */
+  messaging?: Pick<MessagingRegistry, 'byRelayChannel'>;
+  /** Where the customer messages of bridged channels go (the conversations stage reads them). Required with `messaging`. */
+  conversations?: ConversationSender;
   /** Finds link `index` of a message record's text, as the send path numbered them. @defaultValue links.ts `linkAt` */
   linkAt?: (text: string, index: number) => string | undefined;
   /** @defaultValue silentLogger() */
@@ -97,6 +116,7 @@ export type CallbackOutcome =
   | 'ignored'
   | 'opted-out'
   | 'opted-in'
+  | 'conversation'
   | 'unknown-sender'
   | 'no-activity'
   | 'redirected'
@@ -145,6 +165,13 @@ export interface InboundReply {
   /** Real-time journeys: the OrganizationId the provider gave, if any. @defaultValue the channel's `callbacks.organizationId` */
   organizationId?: string;
   /**
+   * A bridged channel: the provider's id of the message, the key of its `conversations` message (MessageSid, Telegram
+   * `chat_id:message_id`). @defaultValue `replyId`
+   */
+  messageId?: string;
+  /** Files the customer sent with it (Twilio MMS media, Telegram files): forwarded on a bridged channel. @defaultValue none */
+  attachments?: Attachment[];
+  /**
    * What proves an opt-in real and recent (opt-outs and keywords never use it): `twilio`, the message fetched by its
    * MessageSid must match the webhook; `sent-at`, the provider's timestamp of the message (Telegram `message.date`).
    * @defaultValue none: an opt-in applies as received (the contract's Standard Webhooks requests are refused after 5 minutes)
@@ -175,6 +202,8 @@ export class CallbackService {
   readonly #interactions: InteractionSender;
   readonly #outbound: OutboundSender;
   readonly #twilioMessages: ((channel: Channel) => TwilioMessageFetcher | undefined) | undefined;
+  readonly #messaging: Pick<MessagingRegistry, 'byRelayChannel'> | undefined;
+  readonly #conversations: ConversationSender | undefined;
   readonly #received: ReturnType<typeof sharedCounter<'route' | 'outcome'>> | undefined;
 
   constructor(deps: CallbacksDeps) {
@@ -182,6 +211,8 @@ export class CallbackService {
       if (deps[key] === undefined || deps[key] === null)
         throw new TypeError(`createCallbacksServer: '${key}' is required`);
     }
+    if (deps.messaging !== undefined && deps.conversations === undefined)
+      throw new TypeError("createCallbacksServer: 'conversations' is required with 'messaging' (bridged channels)");
     const bodyLimitBytes = deps.bodyLimitBytes ?? CALLBACKS_DEFAULTS.bodyLimitBytes;
     if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1)
       throw new TypeError(
@@ -208,6 +239,8 @@ export class CallbackService {
     this.#interactions = deps.interactions;
     this.#outbound = deps.outbound;
     this.#twilioMessages = deps.twilioMessages;
+    this.#messaging = deps.messaging;
+    this.#conversations = deps.conversations;
     this.#received = deps.registry
       ? sharedCounter(
           deps.registry,
@@ -248,12 +281,31 @@ export class CallbackService {
    * the reply real and recent (`verifyOptIn`); otherwise nothing changes, no confirmation is sent, and the outcome is
    * `stale` (older than `callbacks.optInMaxAgeMs`) or `unverified` (including a proof that could not be checked within
    * {@link OPT_IN_FETCH_BUDGET_MS}).
+   *
+   * On a channel bridged to Omnichannel (`messaging`), a message that is not consumed goes to the customer's
+   * conversation ({@link converse}, outcome `conversation`): consumed are the opt-out words (whatever became of them:
+   * a STOP never reaches an agent), an opt-in word from an address an opted-out contact holds, and a keyword recorded
+   * for a journey; free text, an opt-in word with nothing to opt back in (no contact, or none opted out: `YES` is one
+   * of the default opt-in words, and the customer's answer to an agent), a keyword that records nothing (unknown
+   * sender, no activity, no custom response type) and a message with only attachments are forwarded. A bot command the channel does not list stays ignored (Telegram sends `/start` when a chat opens). On a
+   * real-time journeys channel every message is recorded inbound and, when bridged, forwarded too: the relay cannot
+   * tell what the journey makes of it.
    */
   async reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
+    const outcome = await this.#reply(channel, reply, log);
+    if (outcome === 'conversation') return this.converse(channel, reply, log);
+    return outcome;
+  }
+
+  /** `reply` up to the decision: `conversation` when the message is to be forwarded (a bridged channel). */
+  async #reply(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
     const callbacks = channel.callbacks;
     if (callbacks === undefined) return 'ignored';
+    const bridged = this.#messaging?.byRelayChannel(channel.name) !== undefined;
+    /** What a message that is not consumed becomes: forwarded when bridged, else `outcome`. */
+    const unconsumed = (outcome: CallbackOutcome): CallbackOutcome => (bridged ? 'conversation' : outcome);
     if (channel.tile === undefined && channel.channelDefinitionId !== undefined)
-      return this.realtimeInbound(channel, reply, log);
+      return unconsumed(await this.realtimeInbound(channel, reply, log));
     const intent = matchReply(reply.text, callbacks, { botCommands: channel.provider.type === 'telegram' });
     const masked = maskDigits(reply.address);
     if (intent.kind === 'command') {
@@ -261,6 +313,7 @@ export class CallbackService {
       return 'ignored';
     }
     if (intent.kind === 'none') {
+      if (bridged) return 'conversation';
       log.info('reply matches no keyword: not recorded', { sender: masked });
       return 'ignored';
     }
@@ -280,7 +333,7 @@ export class CallbackService {
     );
     if (holders.length === 0) {
       log.info('reply from an address no contact holds: not recorded', { sender: masked, intent: intent.kind });
-      return 'unknown-sender';
+      return intent.kind === 'opt-out' ? 'unknown-sender' : unconsumed('unknown-sender');
     }
     if (intent.kind === 'opt-out' || intent.kind === 'opt-in') {
       const optOut = intent.kind === 'opt-out';
@@ -290,7 +343,15 @@ export class CallbackService {
           contacts: contactIds.length,
           word: intent.word,
         });
-        return 'ignored';
+        return optOut ? 'ignored' : unconsumed('ignored');
+      }
+      if (!optOut && bridged && holders.every((c) => c.row[compliance] !== true)) {
+        // Nothing to opt back in: a word like YES is the customer's answer to an agent.
+        log.info('opt-in word from an address no opted-out contact holds: forwarded to the conversation', {
+          contacts: contactIds.length,
+          word: intent.word,
+        });
+        return 'conversation';
       }
       if (!optOut) {
         const check = await (optInCheck as Promise<Settled<OptInCheck>>).then((r) =>
@@ -333,7 +394,7 @@ export class CallbackService {
         contacts: holders.length,
         keyword: intent.keyword,
       });
-      return 'unknown-sender';
+      return unconsumed('unknown-sender');
     }
     const contactId = (holders[0] as (typeof holders)[number]).contactId;
     const responseType = tile?.customResponseType;
@@ -342,7 +403,7 @@ export class CallbackService {
         contactId,
         keyword: intent.keyword,
       });
-      return 'ignored';
+      return unconsumed('ignored');
     }
     const context = await latestActivity(this.directory, channel, contactId, this.signal());
     if (context === undefined) {
@@ -350,7 +411,7 @@ export class CallbackService {
         contactId,
         keyword: intent.keyword,
       });
-      return 'no-activity';
+      return unconsumed('no-activity');
     }
     await this.record({
       context,
@@ -458,6 +519,50 @@ export class CallbackService {
     });
     log.info('real-time inbound message recorded', { requestId: reply.replyId });
     return 'recorded';
+  }
+
+  /**
+   * Forwards a customer message of a bridged channel to `conversations`: a ConversationMessage `customer` with its
+   * attachments, MessageId `conversationMessageId` (the provider's id: a provider's retried webhook is dropped by the
+   * bus's duplicate detection) and SessionId `conversationSessionId` (one session per customer: one replica owns the
+   * conversation, in order). A message with neither text nor attachments is ignored.
+   */
+  async converse(channel: Channel, reply: InboundReply, log: Logger): Promise<CallbackOutcome> {
+    const sender = this.#conversations;
+    const attachments = reply.attachments ?? [];
+    if (sender === undefined) return 'ignored';
+    if (reply.text.trim() === '' && attachments.length === 0) {
+      log.info('empty customer message on a bridged channel: nothing to forward', {
+        sender: maskDigits(reply.address),
+      });
+      return 'ignored';
+    }
+    const messageId = reply.messageId ?? reply.replyId;
+    const body: ConversationMessage = {
+      v: MESSAGE_VERSION,
+      kind: 'customer',
+      channel: channel.name,
+      customer: reply.address,
+      messageId,
+      text: reply.text,
+      ...(attachments.length === 0 ? {} : { attachments }),
+      receivedAt: this.now(),
+    };
+    await sender.send(
+      [
+        {
+          body,
+          messageId: conversationMessageId(channel.name, messageId),
+          sessionId: conversationSessionId(channel.name, reply.address),
+        },
+      ],
+      this.signal(),
+    );
+    log.info('customer message forwarded to its conversation', {
+      sender: maskDigits(reply.address),
+      attachments: attachments.length,
+    });
+    return 'conversation';
   }
 
   /** The automated confirmation, keyed by the reply's id so that a repeated reply sends it once (duplicate detection). */

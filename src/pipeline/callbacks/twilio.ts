@@ -1,7 +1,8 @@
 /**
  * Twilio: status callbacks (`POST /callbacks/:channel/twilio/status?t=<token>`, answered 204) and inbound SMS
- * (`POST /callbacks/:channel/twilio/inbound`, answered 200 with empty TwiML: no automatic reply, confirmations go
- * through `outbound`), both form-encoded and signed with `X-Twilio-Signature`.
+ * and MMS (`POST /callbacks/:channel/twilio/inbound`, answered 200 with empty TwiML: no automatic reply, confirmations
+ * go through `outbound`; an MMS's media go with the message to a bridged channel's conversation), both form-encoded
+ * and signed with `X-Twilio-Signature`.
  *
  * Invariants: nothing is read or recorded before the signature is verified, as twilio-node's `validateRequest` does
  * ({@link verifyTwilioSignature}), with the auth token or, when a Webhooks Rule signs, the SharedKey secret, never
@@ -14,7 +15,8 @@ import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './ro
 import type { CallbackService } from './service.js';
 import { callbackSettings, publicUrl } from './settings.js';
 import { openContext } from '../../correlation/index.js';
-import { MAX_TWILIO_PARAMETERS } from './assumptions.js';
+import { MAX_TWILIO_MEDIA, MAX_TWILIO_PARAMETERS } from './assumptions.js';
+import type { Attachment } from '../messages.js';
 import { signatureSettings, TWILIO_SIGNATURE_SETTINGS_HEADER, verifyTwilioSignature } from '../../providers/index.js';
 
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
@@ -144,6 +146,23 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
   return { outcome: 'recorded', status: 204 };
 }
 
+/**
+ * The media of an inbound MMS: `MediaUrl{N}` with `MediaContentType{N}` for N from 0 below `NumMedia` (at most
+ * {@link MAX_TWILIO_MEDIA}, Twilio's limit per message); a missing or non-HTTP(S) URL is skipped.
+ */
+export function inboundMedia(params: URLSearchParams): Attachment[] {
+  const count = Number(params.get('NumMedia') ?? '0');
+  if (!Number.isInteger(count) || count < 1) return [];
+  const media: Attachment[] = [];
+  for (let n = 0; n < Math.min(count, MAX_TWILIO_MEDIA); n++) {
+    const url = params.get(`MediaUrl${n}`) ?? '';
+    if (!/^https?:\/\//i.test(url)) continue;
+    const contentType = params.get(`MediaContentType${n}`) ?? '';
+    media.push({ url, ...(contentType === '' ? {} : { contentType }) });
+  }
+  return media;
+}
+
 async function inbound(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const v = verified(request, service);
   if ('refused' in v) return v.refused;
@@ -154,9 +173,16 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   if (from === '' || sid === '') return refusal('bad-request');
   // An opt-in is applied only when the message fetched by this MessageSid matches (see CallbackService.verifyOptIn).
   const proof = { kind: 'twilio', sid, from, to: params.get('To') ?? '' } as const;
+  const attachments = inboundMedia(params);
   const outcome = await service.reply(
     channel,
-    { address: from, text: params.get('Body') ?? '', replyId: sid, proof },
+    {
+      address: from,
+      text: params.get('Body') ?? '',
+      replyId: sid,
+      proof,
+      ...(attachments.length === 0 ? {} : { attachments }),
+    },
     service.log.child({ channel: channel.name, route: 'twilio-inbound' }),
   );
   return { outcome, ...twiml };

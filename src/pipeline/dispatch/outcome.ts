@@ -19,6 +19,7 @@ import { describeProviderAnswer, describeProviderError, failureDetail } from './
 export const DISPATCH_DEAD_LETTER_REASONS = {
   unknownChannel: 'EventUnknownChannel',
   sessionMismatch: 'SessionMismatch',
+  attachments: 'AttachmentsUnsupported',
   retriesExhausted: 'ProviderRetriesExhausted',
   unauthorized: 'ProviderUnauthorized',
   unconfirmed: 'ProviderAnswerUnreadable',

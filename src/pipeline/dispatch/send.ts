@@ -8,10 +8,18 @@ import { delayUnlessAborted, raceAbort } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { isProviderError, isStartDeadlineError, ProviderError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { smsSegments, type Provider, type SendRequest, type SendResult } from '../../providers/index.js';
+import {
+  smsSegments,
+  TELEGRAM_MAX_ATTACHMENTS,
+  telegramMessagesOf,
+  telegramPartSpacingMs,
+  type Provider,
+  type SendRequest,
+  type SendResult,
+} from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { stoppedAtLockDeadline } from './lock-deadline.js';
-import { TWILIO_MAX_CALL_SEGMENTS } from '../assumptions.js';
+import { TWILIO_MAX_CALL_SEGMENTS, TWILIO_MMS_MIN_COST } from '../assumptions.js';
 import type { OutboundMessage } from '../messages.js';
 import {
   createSendPolicy,
@@ -236,15 +244,41 @@ export function sendMessage(
 
 /**
  * What one call of this message counts against its sender's `rateLimit.messages`: Twilio counts throughput in message
- * segments (a channel's Twilio rate limit is in segments per interval), every other provider in calls.
+ * segments (a channel's Twilio rate limit is in segments per interval; an MMS its body's segments, at least `TWILIO_MMS_MIN_COST`),
+ * Telegram in messages (a message with attachments is one Telegram message per file, and one for its text), every
+ * other provider in calls.
  */
-export function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text'>): number {
-  return channel.provider.type === 'twilio' ? smsSegments(msg.text) : 1;
+export function rateCost(channel: Channel, msg: Pick<OutboundMessage, 'text' | 'attachments'>): number {
+  switch (channel.provider.type) {
+    case 'twilio':
+      return Math.max(TWILIO_MMS_MIN_COST, smsSegments(msg.text));
+    case 'telegram':
+      return telegramMessagesOf(msg);
+    default:
+      return 1;
+  }
 }
 
-/** The most one call on this channel can count at its provider (`rateCost` of the longest body it accepts). */
+/** The most one call on this channel can count at its provider (`rateCost` of the longest message it accepts). */
 export function largestRateCost(channel: Channel): number {
-  return channel.provider.type === 'twilio' ? TWILIO_MAX_CALL_SEGMENTS : 1;
+  switch (channel.provider.type) {
+    case 'twilio':
+      return TWILIO_MAX_CALL_SEGMENTS;
+    case 'telegram':
+      return TELEGRAM_MAX_ATTACHMENTS + 1;
+    default:
+      return 1;
+  }
+}
+
+/**
+ * How long one send of this message may take: the channel's `timeoutMs`, per provider call when it makes several (a
+ * Telegram message with attachments), with Telegram's spacing between them.
+ */
+export function sendTimeoutMs(channel: Channel, msg: Pick<OutboundMessage, 'text' | 'attachments' | 'to'>): number {
+  if (channel.provider.type !== 'telegram' || (msg.attachments?.length ?? 0) === 0) return channel.timeoutMs;
+  const calls = telegramMessagesOf(msg);
+  return calls * channel.timeoutMs + (calls - 1) * telegramPartSpacingMs(msg.to);
 }
 
 /**
@@ -259,14 +293,15 @@ async function callProvider(
   stage: DispatchContext,
 ): Promise<SendResult> {
   const timeout = new AbortController();
+  const timeoutMs = sendTimeoutMs(channel, msg);
   const timer = setTimeout(
     () =>
       timeout.abort(
-        new ProviderError('ProviderTimeout', `${provider.type} did not answer within ${channel.timeoutMs} ms`, {
+        new ProviderError('ProviderTimeout', `${provider.type} did not answer within ${timeoutMs} ms`, {
           context: { channel: channel.name },
         }),
       ),
-    channel.timeoutMs,
+    timeoutMs,
   );
   try {
     const request: SendRequest = {
@@ -277,6 +312,7 @@ async function callProvider(
       signal: timeout.signal,
     };
     if (msg.parts !== undefined) request.parts = msg.parts;
+    if (msg.attachments !== undefined && msg.attachments.length > 0) request.attachments = msg.attachments;
     // Real-time journeys only: an outbound-marketing send has no channel definition (the contract omits it).
     if (msg.context?.kind === 'realtime') request.channelDefinitionId = msg.context.channelDefinitionId;
     const statusCallbackUrl = stage.statusCallbackUrl?.(channel, msg);

@@ -16,7 +16,7 @@ import type { Provider, SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { SenderHandOver } from './handover.js';
 import { DISPATCH_DEAD_LETTER_REASONS, OutcomeRecorder } from './outcome.js';
-import { rateCost, sendMessage, type BatchControl, type SendOutcome } from './send.js';
+import { rateCost, sendMessage, sendTimeoutMs, type BatchControl, type SendOutcome } from './send.js';
 import { Settlement } from './settlement.js';
 import { InteractionOutbox } from './interaction-outbox.js';
 import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDeadline } from './lock-deadline.js';
@@ -177,9 +177,9 @@ export class DispatchSession implements DispatchSessionHandler {
     return sessionLockedUntil(this.#session);
   }
 
-  /** The latest start of a call on this channel: its end, timeout included, leaves `lockMarginMs` of the lock. */
-  #callBy(channel: Channel): number | undefined {
-    return lastCallStart(this.#lockedUntil(), channel.timeoutMs, this.#stage.lockMarginMs);
+  /** The latest start of a call of this message: its end, timeout included, leaves `lockMarginMs` of the lock. */
+  #callBy(channel: Channel, msg: OutboundMessage): number | undefined {
+    return lastCallStart(this.#lockedUntil(), sendTimeoutMs(channel, msg), this.#stage.lockMarginMs);
   }
 
   async #handle(parsed: Parsed, batch: BatchControl): Promise<void> {
@@ -250,6 +250,15 @@ export class DispatchSession implements DispatchSessionHandler {
       await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.sessionMismatch, description);
       return false;
     }
+    const attachments = msg.attachments?.length ?? 0;
+    const maxAttachments = stage.providerFor(channel).maxAttachments ?? 0;
+    if (attachments > maxAttachments) {
+      const description = `channel '${channel.name}' (${channel.provider.type}) carries at most ${maxAttachments} attachments per message, this one has ${attachments}: resubmit it with fewer (or none), or send them another way`;
+      log.warn('more attachments than the provider carries: dead-lettered', { description });
+      stage.count(channel.name, 'invalid');
+      await settlement.deadLetter(DISPATCH_DEAD_LETTER_REASONS.attachments, description);
+      return false;
+    }
     if (batch.starts.aborted) {
       await this.#recorder.record(
         msg,
@@ -278,7 +287,16 @@ export class DispatchSession implements DispatchSessionHandler {
         findSent === undefined
           ? undefined
           : (since: number, signal: AbortSignal) => this.#findSent(findSent, channel, msg, since, signal);
-      outcome = await sendMessage(stage, msg, channel, this.#limiter, batch, log, () => this.#callBy(channel), lookup);
+      outcome = await sendMessage(
+        stage,
+        msg,
+        channel,
+        this.#limiter,
+        batch,
+        log,
+        () => this.#callBy(channel, msg),
+        lookup,
+      );
       if (outcome.kind === 'sent') this.#claim(outcome.result.providerMessageId);
       recording = this.#recorder.record(msg, channel, outcome, settlement, batch.signal, log);
     } finally {

@@ -61,7 +61,14 @@ export class ContractProvider implements Provider {
     this.#now = now;
   }
 
+  /** The contract's payload has no place for files (`Message` is message parts by name, strings). */
+  readonly maxAttachments = 0;
+
   async send(request: SendRequest): Promise<SendResult> {
+    if ((request.attachments?.length ?? 0) > 0)
+      throw new TypeError(
+        'contract: the outbound contract has no place for attachments (its Message is a Dictionary<string, string> of message parts)',
+      );
     const payload: ContractPayload = {
       ...(request.channelDefinitionId === undefined ? {} : { ChannelDefinitionId: request.channelDefinitionId }),
       RequestId: request.idempotencyKey,

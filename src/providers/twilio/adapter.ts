@@ -23,6 +23,12 @@ import {
 
 export const TWILIO_BASE_URL = 'https://api.twilio.com';
 
+/**
+ * The most `MediaUrl`s of one message: "up to 10 media files that have a total size of up to 5MB"
+ * (twilio.com/docs/messaging/api/media-resource).
+ */
+export const TWILIO_MAX_MEDIA = 10;
+
 /** Messages per list page a lookup asks for (Twilio's maximum `PageSize`). */
 const TWILIO_LIST_PAGE_SIZE = 1000;
 /** Pages a lookup reads at most: past them it cannot tell, and rejects. */
@@ -42,6 +48,7 @@ export interface TwilioSettings {
 
 export class TwilioProvider implements Provider {
   readonly type = 'twilio' as const;
+  readonly maxAttachments = TWILIO_MAX_MEDIA;
   readonly #url: string;
   readonly #messagesUrl: string;
   readonly #authorization: string;
@@ -62,13 +69,18 @@ export class TwilioProvider implements Provider {
    * `statusCallbackUrl` (per-message status webhooks); and `I-Twilio-Idempotency-Token: <idempotencyKey>`. Twilio
    * documents that header on the webhooks it sends, not as a deduplication key of message creation: real Twilio
    * ignores it here. It is sent so that the provider simulator (and any idempotent proxy in front of Twilio) can
-   * recognise a repeated send of the same activity.
+   * recognise a repeated send of the same activity. Attachments go as one `MediaUrl` each (an MMS; at most
+   * {@link TWILIO_MAX_MEDIA}: more throw a `TypeError` before the call), Twilio fetches them from their URLs.
    */
   async send(request: SendRequest): Promise<SendResult> {
+    const media = request.attachments ?? [];
+    if (media.length > TWILIO_MAX_MEDIA)
+      throw new TypeError(`twilio: a message carries at most ${TWILIO_MAX_MEDIA} media, this one has ${media.length}`);
     const form = new URLSearchParams();
     form.set('To', request.to);
     form.set(request.from.startsWith('MG') ? 'MessagingServiceSid' : 'From', request.from);
     form.set('Body', request.text);
+    for (const file of media) form.append('MediaUrl', file.url);
     if (request.statusCallbackUrl !== undefined) form.set('StatusCallback', request.statusCallbackUrl);
     return postAndMap({
       ...this.#call,

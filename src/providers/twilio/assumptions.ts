@@ -1,5 +1,5 @@
 /**
- * How Twilio signs its requests to the relay, where no primary source settles it. Each says what it rests on and what
+ * How Twilio signs its requests to the relay and serves media, where no primary source settles it. Each says what it rests on and what
  * would change if it were wrong; the Twilio simulator reads the same pages for itself (docs/emulators/providers.md).
  */
 
@@ -23,3 +23,13 @@ export const TWILIO_SIGNATURE_ALGORITHMS = ['HMAC_SHA1', 'HMAC_SHA256'] as const
  * value, twilio-node would refuse those requests as the relay does.
  */
 export const TWILIO_REPEATED_VALUES = 'distinct-sorted' as const;
+
+/**
+ * Redirects followed from a media URL. Twilio answers a media URL with a redirect to "a secure URL that is only valid
+ * for 4 hours" (support article 223183748, "Protect Media Access with HTTP Basic Authentication"); how many hops, and
+ * whether that URL accepts the account's credentials too, no page says. The relay follows up to this many, without
+ * the credentials (a pre-signed storage URL refuses a second auth mechanism, and the credentials must not leave the
+ * account's origin). If the target wanted the credentials, every media fetch would be refused (`ProviderUnauthorized`
+ * or `ProviderRejected`), and the customer's file would not reach the agent.
+ */
+export const MAX_MEDIA_REDIRECTS = 3;

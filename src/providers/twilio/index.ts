@@ -1,4 +1,4 @@
-export { TwilioProvider, TWILIO_BASE_URL, type TwilioSettings } from './adapter.js';
+export { TwilioProvider, TWILIO_BASE_URL, TWILIO_MAX_MEDIA, type TwilioSettings } from './adapter.js';
 export {
   mapTwilioResponse,
   mapTwilioFetchResponse,

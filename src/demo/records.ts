@@ -372,7 +372,7 @@ export function conversationFigures(
       (r) => r.activities.filter((a) => a.direction === 'customer' && a.type === 'message').length > 1,
     ).length;
     figures.toCustomers += c.received.length;
-    const sent = c.written.reduce((n, w) => n + (w.media?.length ?? 0), 0);
+    const sent = c.written.reduce((n, w) => n + w.files, 0);
     const accepted = posted.reduce((n, a) => n + (a.attachments?.length ?? 0), 0);
     figures.attachmentsAccepted += accepted;
     figures.attachmentsRefused += Math.max(0, sent - accepted);

@@ -2,15 +2,13 @@
  * Simulated customers who start and hold conversations on a Twilio number: each one (its own phone number) sends the
  * number's inbound URL a first SMS, waits for a message from the number (an agent's reply reaching it through the
  * Messages API), thinks, writes the next, and so on up to its messages or until it receives the survey link. Every
- * k-th message is an MMS whose media the simulators serve. The webhooks are signed as the simulated Twilio signs
- * every inbound SMS (feedback.ts) and go through the callback engine (its log, retries and repeats).
+ * k-th message is an MMS whose media the simulators serve. Each message is the simulators' `customerMessage` (signed
+ * as every simulated inbound SMS, through the callback engine: its log, retries and repeats).
  */
-import { randomBytes } from 'node:crypto';
 import type { CallbackEngine } from './callbacks.js';
-import { seededRandom } from './faults.js';
-import { twilioSignatureHeaders } from './feedback.js';
+import type { MediaItem } from './media.js';
 import type { SimulatedMessage } from './records.js';
-import { smsSegments, type ResolvedTwilio, type TwilioApi } from './twilio.js';
+import type { ResolvedTwilio, TwilioApi } from './twilio.js';
 
 export interface ConversationsOptions {
   /** The account (`AccountSid`) the number belongs to: the webhooks' `AccountSid`, and whose auth token signs them. */
@@ -42,15 +40,13 @@ export type CustomerState = 'writing' | 'waiting' | 'thinking' | 'done' | 'ended
 export interface WrittenMessage {
   /** 1, 2, … in the order written. */
   seq: number;
-  /** The webhook's `MessageSid` (`SM…`, `MM…` for an MMS). */
+  /** The webhook's `MessageSid` (`SM…`, `MM…` for an MMS; also fetchable as an inbound Message). */
   sid: string;
   text: string;
-  /** The MMS's `MediaUrl0`, … */
-  media?: string[];
-  /** When the webhook was first sent, ms since the epoch (the simulators' clock). */
+  /** Files sent with it (an MMS's `NumMedia`). */
+  files: number;
+  /** When it was sent, ms since the epoch (the simulators' clock). */
   time: number;
-  /** Whether the inbound URL finally answered 2xx (undefined while it is being sent). */
-  delivered?: boolean;
 }
 
 export interface ReceivedMessage {
@@ -84,8 +80,6 @@ export interface CustomerStats {
   written: number;
   /** Of those, MMS. */
   attachments: number;
-  /** Webhooks the inbound URL did not take (non-2xx or no answer, after the engine's retries). */
-  refused: number;
   received: number;
   /** Customers who received the survey link. */
   ended: number;
@@ -97,15 +91,20 @@ export interface CustomersDeps {
   engine: CallbackEngine;
   twilio: { options: ResolvedTwilio; api: TwilioApi };
   clock: () => number;
-  /** Seeds each customer's draws (the engine's repeats). */
-  seed: number;
-  /** Serves a file as a media item of an inbound MMS (`messageSid`) of the account; returns its `MediaUrl`. */
-  media?: (accountSid: string, messageSid: string, file: { contentType: string; data: Buffer; name: string }) => string;
+  /** The simulators' `customerMessage` (Twilio): sends it, answers its `MessageSid` (undefined: nowhere to go). */
+  send: (m: {
+    account: string;
+    from: string;
+    to: string;
+    text: string;
+    files: MediaItem[];
+    authToken: string;
+  }) => string | undefined;
   onError: (err: unknown) => void;
 }
 
 /** Options as `startConversations` checked them. */
-type Resolved = Required<Omit<ConversationsOptions, 'authToken'>> & { authToken: string; inboundUrl: string };
+type Resolved = Required<Omit<ConversationsOptions, 'authToken'>> & { authToken: string };
 
 /** A 1×1 PNG: the file of every customer MMS. */
 const CUSTOMER_PNG = Buffer.from(
@@ -146,8 +145,6 @@ export class Customers {
     const attachmentEvery = o.attachmentEvery ?? 0;
     if (!whole(attachmentEvery, 0))
       problems.push(`attachmentEvery: expected an integer >= 0, found ${shown(o.attachmentEvery)}`);
-    else if (attachmentEvery > 0 && this.#deps.media === undefined)
-      problems.push('attachmentEvery: these simulators serve no media');
     const thinkMs = o.thinkMs ?? 100;
     if (!whole(thinkMs, 0)) problems.push(`thinkMs: expected whole ms >= 0, found ${shown(o.thinkMs)}`);
     const replyTimeoutMs = o.replyTimeoutMs ?? 60_000;
@@ -173,7 +170,6 @@ export class Customers {
       replyTimeoutMs,
       surveyPattern,
       authToken: authToken!,
-      inboundUrl: inboundUrl!.replace(/#.*$/, ''),
     };
   }
 
@@ -241,7 +237,10 @@ export class Customers {
     for (let seq = 1; seq <= o.messagesPerCustomer; seq++) {
       const seen = c.received.length;
       c.state = 'writing';
-      await this.#write(c, o, seq);
+      if (!this.#write(c, o, seq)) {
+        c.state = 'stalled';
+        return;
+      }
       c.state = 'waiting';
       if (!(await this.#received(c, seen, o.replyTimeoutMs))) {
         if (!this.#deps.engine.closed) c.state = 'stalled';
@@ -270,62 +269,23 @@ export class Customers {
     });
   }
 
-  async #write(c: SimulatedCustomer, o: Resolved, seq: number): Promise<void> {
+  /** Sends message `seq` of `c`; false when it had nowhere to go (the simulators count it unroutable). */
+  #write(c: SimulatedCustomer, o: Resolved, seq: number): boolean {
     const mms = o.attachmentEvery > 0 && seq % o.attachmentEvery === 0;
-    const sid = `${mms ? 'MM' : 'SM'}${randomBytes(16).toString('hex')}`;
     const text = `${c.name} #${seq} message ${seq} of customer ${c.name.slice(1)}`;
-    const file = { contentType: 'image/png', data: CUSTOMER_PNG, name: `${c.name}-${seq}.png` };
-    const media = mms ? { url: this.#deps.media!(o.accountSid, sid, file), contentType: file.contentType } : undefined;
-    const params = new URLSearchParams({
-      AccountSid: o.accountSid,
-      ApiVersion: '2010-04-01',
-      Body: text,
-      From: c.phone,
-      MessageSid: sid,
-      NumMedia: media === undefined ? '0' : '1',
-      NumSegments: String(smsSegments(text)),
-      SmsMessageSid: sid,
-      SmsSid: sid,
-      SmsStatus: 'received',
-      To: o.sender,
-    });
-    if (media !== undefined) {
-      params.set('MediaContentType0', media.contentType);
-      params.set('MediaUrl0', media.url);
-    }
-    if (o.sender.startsWith('MG')) params.set('MessagingServiceSid', o.sender);
-    const written: WrittenMessage = {
-      seq,
-      sid,
+    const files = mms ? [{ contentType: 'image/png', data: CUSTOMER_PNG, name: `${c.name}-${seq}.png` }] : [];
+    const time = this.#deps.clock();
+    const sid = this.#deps.send({
+      account: o.accountSid,
+      from: c.phone,
+      to: o.sender,
       text,
-      ...(media === undefined ? {} : { media: [media.url] }),
-      time: this.#deps.clock(),
-    };
-    c.written.push(written);
-    const signature = twilioSignatureHeaders(this.#deps.twilio.options.signing, o.authToken, o.inboundUrl, params);
-    const random = seededRandom((Math.imul(this.#deps.seed, 0x85ebca6b) + Number(c.name.slice(1)) * 1000 + seq) >>> 0);
-    await this.#deps.engine.deliver(
-      {
-        provider: 'twilio',
-        kind: 'inbound',
-        method: 'POST',
-        url: o.inboundUrl,
-        headers: () => ({
-          'Content-Type': 'application/x-www-form-urlencoded',
-          ...signature,
-          'User-Agent': 'TwilioProxy/1.1',
-        }),
-        body: params.toString(),
-        retry: 'connection',
-        providerMessageId: sid,
-        recipient: o.sender,
-        summary: { text, intent: 'conversation', customer: c.name },
-        onFinal: (ok) => {
-          written.delivered ??= ok;
-        },
-      },
-      random,
-    );
+      files,
+      authToken: o.authToken,
+    });
+    if (sid === undefined) return false;
+    c.written.push({ seq, sid, text, files: files.length, time });
+    return true;
   }
 
   /** Every customer, oldest first (copies). */
@@ -339,8 +299,7 @@ export class Customers {
       customers: this.#all.length,
       active: count((c) => (['writing', 'waiting', 'thinking'].includes(c.state) ? 1 : 0)),
       written: count((c) => c.written.length),
-      attachments: count((c) => c.written.filter((w) => w.media !== undefined).length),
-      refused: count((c) => c.written.filter((w) => w.delivered === false).length),
+      attachments: count((c) => c.written.filter((w) => w.files > 0).length),
       received: count((c) => c.received.length),
       ended: count((c) => (c.ended ? 1 : 0)),
       stalled: count((c) => (c.state === 'stalled' ? 1 : 0)),

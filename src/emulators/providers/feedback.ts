@@ -61,7 +61,7 @@ function signedUrlForm(url: string, form: NonNullable<TwilioSigning['url']>): st
 }
 
 /** The signature headers of a Twilio callback, as `signing` says (the auth token, or a SharedKey with its settings header). */
-export function twilioSignatureHeaders(
+function twilioSignatureHeaders(
   signing: TwilioSigning,
   authToken: string,
   url: string,
@@ -130,6 +130,8 @@ export type CustomerMessage =
       media?: Array<{ url: string; contentType: string }>;
       /** The MessageSid (the media's URLs name it). @defaultValue a new `SM…`, `MM…` with media */
       sid?: string;
+      /** The auth token that signs it. @defaultValue the account's (`twilio.authTokens`, else its newest send's) */
+      authToken?: string;
     }
   | { provider: 'telegram'; botId: string; chatId: string; text: string; files?: CustomerTelegramFile[] };
 
@@ -158,7 +160,7 @@ export class Feedback {
     const summary = { text: c.text, intent: 'customer' };
     if (c.provider === 'twilio') {
       const url = this.#deps.twilio.options.inboundUrls[c.to];
-      const token = this.#deps.twilio.api.authTokenOf(c.account);
+      const token = c.authToken ?? this.#deps.twilio.api.authTokenOf(c.account);
       if (url === undefined || token === undefined) {
         engine.unroutable('inbound');
         return undefined;

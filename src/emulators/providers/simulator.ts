@@ -93,7 +93,16 @@ export interface ProviderSimulatorsOptions {
 
 /** What `customerMessage` sends (see there). */
 export type CustomerWrites =
-  | { provider: 'twilio'; account: string; from: string; to: string; text: string; files?: MediaItem[] }
+  | {
+      provider: 'twilio';
+      account: string;
+      from: string;
+      to: string;
+      text: string;
+      files?: MediaItem[];
+      /** @defaultValue the account's auth token (`twilio.authTokens`, else its newest send's) */
+      authToken?: string;
+    }
   | {
       provider: 'telegram';
       account: string;
@@ -386,6 +395,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
         to: m.to,
         text: m.text,
         sid,
+        ...(m.authToken === undefined ? {} : { authToken: m.authToken }),
         media: added.map(({ item, media: a }) => ({
           url: a.provider === 'twilio' ? a.url : '',
           contentType: item.contentType,
@@ -423,7 +433,7 @@ export async function startProviderSimulators(options: ProviderSimulatorsOptions
     engine,
     twilio: { options: resolved.twilio, api: twilio },
     clock,
-    seed,
+    send: (m) => customerMessage({ provider: 'twilio', ...m }),
     onError: (err) => log.error('simulated customer failed', { err }),
   });
 

@@ -81,8 +81,8 @@ describe('provider simulators: simulated customers holding conversations', funct
     for (const c of customers) {
       assert.equal(c.state, 'done', c.name);
       assert.deepEqual(
-        c.written.map((w) => [w.seq, w.text.split(' ').slice(0, 2).join(' '), w.delivered]),
-        [1, 2, 3].map((k) => [k, `${c.name} #${k}`, true]),
+        c.written.map((w) => [w.seq, w.text.split(' ').slice(0, 2).join(' '), w.files]),
+        [1, 2, 3].map((k) => [k, `${c.name} #${k}`, 0]),
       );
       assert.deepEqual(
         c.received.map((r) => r.text),
@@ -113,7 +113,6 @@ describe('provider simulators: simulated customers holding conversations', funct
       active: 0,
       written: 60,
       attachments: 0,
-      refused: 0,
       received: 60,
       ended: 0,
       stalled: 0,
@@ -189,7 +188,7 @@ describe('provider simulators: simulated customers holding conversations', funct
     assert.equal(bodies.length, 3 * 2 + 1);
   });
 
-  it('a customer left without an answer stalls; a webhook the inbound URL refuses is recorded as not delivered', async () => {
+  it('a customer left without an answer stalls (a webhook answered 500 is not sent again)', async () => {
     const { sim, rx } = await setUp();
     rx.answer = () => 500;
     sim.startConversations({
@@ -202,16 +201,66 @@ describe('provider simulators: simulated customers holding conversations', funct
     await sim.customersIdle();
     const customers = sim.customers();
     assert.deepEqual(
-      customers.map((c) => [c.state, c.written.length, c.written[0]!.delivered]),
+      customers.map((c) => [c.state, c.written.length]),
       [
-        ['stalled', 1, false],
-        ['stalled', 1, false],
+        ['stalled', 1],
+        ['stalled', 1],
       ],
     );
     assert.equal(rx.at(INBOUND).length, 2, 'Twilio retries an inbound webhook only after a network error');
     const stats = sim.customerStats();
     assert.equal(stats.stalled, 2);
-    assert.equal(stats.refused, 2);
+    assert.equal(sim.callbackStats().kinds.inbound.failed, 2);
+  });
+
+  it("every k-th message is an MMS whose media the simulators serve (behind the account's basic auth)", async () => {
+    const { sim, rx } = await setUp();
+    const relay = agents(
+      rx,
+      () => sim,
+      (body) => `re: ${body}`,
+    );
+    sim.startConversations({
+      accountSid: ACCOUNT,
+      sender: LONG_CODE,
+      customers: 1,
+      messagesPerCustomer: 4,
+      attachmentEvery: 2,
+      thinkMs: 0,
+    });
+    await sim.customersIdle();
+    await Promise.all(relay.sends);
+    assert.equal(relay.badSignatures, 0);
+    const hooks = rx.at(INBOUND).map(form);
+    assert.deepEqual(
+      hooks.map((p) => [p['NumMedia'], p['MessageSid']?.slice(0, 2), p['MediaContentType0']]),
+      [
+        ['0', 'SM', undefined],
+        ['1', 'MM', 'image/png'],
+        ['0', 'SM', undefined],
+        ['1', 'MM', 'image/png'],
+      ],
+    );
+    const [c] = sim.customers();
+    assert.deepEqual(
+      c!.written.map((w) => [w.sid, w.files]),
+      hooks.map((p) => [p['MessageSid'], Number(p['NumMedia'])]),
+    );
+    assert.equal(sim.customerStats().attachments, 2);
+    const url = hooks[1]!['MediaUrl0']!;
+    assert.ok(url.includes(`/Messages/${hooks[1]!['MessageSid']}/Media/`), 'a media item of the inbound message');
+    assert.equal((await fetch(url, { redirect: 'manual' })).status, 401, 'behind basic auth');
+    const auth = `Basic ${Buffer.from(`${ACCOUNT}:${TOKEN}`).toString('base64')}`;
+    const redirect = await fetch(url, { headers: { Authorization: auth }, redirect: 'manual' });
+    assert.equal(redirect.status, 307);
+    const file = await fetch(new URL(redirect.headers.get('location')!, url));
+    assert.equal(file.headers.get('content-type'), 'image/png');
+    assert.equal(
+      Buffer.from(await file.arrayBuffer())
+        .subarray(1, 4)
+        .toString('latin1'),
+      'PNG',
+    );
   });
 
   it('bad options are refused, each named; the control API starts customers and lists them', async () => {

@@ -162,7 +162,13 @@ export function sendMessage(
           throw err;
         }
       },
-      { signal, priority: calls > 0 ? 1 : 0, cost, ...(by === undefined ? {} : { startBy: by }) },
+      {
+        signal,
+        priority: calls > 0 ? 1 : 0,
+        cost,
+        inTurn: msg.purpose === 'conversation',
+        ...(by === undefined ? {} : { startBy: by }),
+      },
     );
   };
 

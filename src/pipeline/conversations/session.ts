@@ -406,6 +406,8 @@ export class ConversationSession implements SessionHandler {
     const maybePosted = delivery.deliveryCount > 1 || this.#inheritedPosting.has(id) || this.#uncertain.has(id);
     if (maybePosted && state.conversationId === known?.conversationId) {
       if (await this.#findPosted(id, batch)) {
+        markPosted(state, id);
+        this.#dirty = true;
         ctx.counts.duplicatesSkipped++;
         log.info('delivered again and already in the conversation: not posted again', {
           conversationId: state.conversationId,

@@ -23,11 +23,12 @@ import { ConfigError, isConfigError } from '../errors.js';
 import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
-import type { DispatchStats, IntakeStats, RecorderStats } from '../pipeline/index.js';
+import type { ConversationsStats, DispatchStats, IntakeStats, MediaFetcher, RecorderStats } from '../pipeline/index.js';
 import { createProvider, type Provider } from '../providers/index.js';
 import { serviceBusClientFromConfig, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
+import { wireConversations, type DirectLineClientFactory } from './conversations.js';
 import { wireDispatch } from './dispatch.js';
 import { wireIntake } from './intake.js';
 import { wireRecorder } from './recorder.js';
@@ -61,6 +62,13 @@ export interface RelayOptions {
   governor?: GovernorOptions;
   /** Provider factory (tests inject fakes), called once per channel; dispatch and the callbacks' Twilio fetches share what it makes. @defaultValue createProvider with the channel's timeout */
   provider?: (channel: Channel) => Provider;
+  /**
+   * The conversations stage's Direct Line client of an account (`createDirectLineClient` of src/directline); required
+   * by the conversations stage.
+   */
+  directLineClient?: DirectLineClientFactory;
+  /** The conversations stage's fetcher of a relay channel's customer attachments. @defaultValue none: attachments are refused */
+  media?: (channel: Channel) => MediaFetcher | undefined;
 }
 
 export interface RelayStats {
@@ -69,6 +77,7 @@ export interface RelayStats {
   intake?: IntakeStats;
   dispatch?: DispatchStats;
   recorder?: RecorderStats;
+  conversations?: ConversationsStats;
 }
 
 export interface RunningRelay {
@@ -111,6 +120,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const stats: Partial<Record<StageName | 'dataverse', () => unknown>> = {};
   /** Told first when stopping: stages end their waits (backoff, Retry-After) and hand back what waits. */
   const onStop: Array<() => void> = [];
+  /** The stages' own readiness checks beyond their loops. */
+  const wiredChecks: Array<(stopping: boolean) => ReadinessCheck[]> = [];
   let stopping = false;
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
@@ -161,9 +172,23 @@ export function startRelay(options: RelayOptions): RunningRelay {
       wired.push({ name: 'dispatch', stage: wireDispatch({ ...parts, channels, callbackKeys, provider: providerOf }) });
     if (stages.includes('recorder') && dataverse && governor)
       wired.push({ name: 'recorder', stage: wireRecorder({ ...parts, dataverse, governor }) });
+    if (stages.includes('conversations') && channels) {
+      if (options.directLineClient === undefined)
+        throw new TypeError('startRelay: the conversations stage needs directLineClient (createDirectLineClient)');
+      wired.push({
+        name: 'conversations',
+        stage: wireConversations({
+          ...parts,
+          channels,
+          directLineClient: options.directLineClient,
+          media: options.media ?? (() => undefined),
+        }),
+      });
+    }
     for (const { name, stage } of wired) {
       stats[name] = () => stage.stats();
       if (stage.stop) onStop.push(() => stage.stop?.());
+      if (stage.readiness) wiredChecks.push((stopping) => stage.readiness?.(stopping) ?? []);
     }
     if (stages.includes('callbacks') && dataverse && governor && channels && callbackKeys) {
       callbacks = startCallbacksStage({
@@ -202,6 +227,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
     readiness: () => [
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
       ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
+      ...wiredChecks.flatMap((check) => check(stopping)),
       ...(callbacks ? [callbacks.check(stopping)] : []),
     ],
     deadLoops: () =>

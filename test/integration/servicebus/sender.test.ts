@@ -153,7 +153,12 @@ describe('servicebus queue sender, through the real SDK', function () {
       serviceBusClientFromConfig({
         serviceBus: {
           connectionString: bus.connectionString,
-          queues: { activities: 'activities', outbound: 'outbound', interactions: 'interactions' },
+          queues: {
+            activities: 'activities',
+            outbound: 'outbound',
+            interactions: 'interactions',
+            conversations: 'conversations',
+          },
         },
       }),
     );

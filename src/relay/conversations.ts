@@ -37,9 +37,10 @@ export interface ConversationsWiring extends RelayParts {
 
 /**
  * A customer session with nothing more to handle is released this soon, ms: a customer's messages come seconds apart
- * and its polls one at a time, so holding the session longer would only keep a slot from the other customers.
+ * and its polls one at a time, so holding the session longer would only keep a slot from the other customers (a
+ * broker may hand out the sessions that have messages in a fixed order: see docs/conversations.md, "Guarantees").
  */
-const SESSION_IDLE_MS = 500;
+const SESSION_IDLE_MS = 100;
 
 /** The `messaging` section of the channels file (`ChannelRegistry.messaging`). */
 export function messagingOf(channels: ChannelRegistry): MessagingRegistry {

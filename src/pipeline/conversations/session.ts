@@ -7,6 +7,7 @@
  * completed, and a conversation as soon as it is started.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Channel, MessagingAccount, MessagingChannel } from '../../channels/index.js';
 import { errorMessage, isDirectLineError, isEventError, isRelayError } from '../../errors.js';
@@ -131,6 +132,8 @@ export class ConversationSession implements SessionHandler {
   }
 
   async onBatch(deliveries: Delivery[], signal: AbortSignal): Promise<void> {
+    // Every held session's batch listens to the loop's signal and the stage's stop: as many as the sessions held.
+    setMaxListeners(0, signal, this.#ctx.stopping.signal);
     const linked = linkedController(signal, this.#ctx.stopping.signal);
     try {
       const parsed = deliveries.map((delivery): Parsed => {

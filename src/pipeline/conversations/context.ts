@@ -10,6 +10,9 @@ import { functionOption, intOption } from '../../options.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
 import type { ChannelLookup, ConversationSender, DirectLinePort, MediaFetcher, OutboundSender } from '../ports.js';
 
+/** Conversations a process remembers having held (ids of at most 128 characters: a few megabytes at most). */
+const KNOWN_KEPT = 20_000;
+
 export interface ConversationsOptions {
   /** The relay channels (the provider, sender key and address of a bridged channel). */
   channels: ChannelLookup;
@@ -63,7 +66,7 @@ export interface ConversationsStats {
   sessions: number;
   /** Conversations started for a customer who had none. */
   started: number;
-  /** Held sessions that went on with a conversation from the saved state (a restart or another replica). */
+  /** Conversations this process went on with from the saved state, left by a restart or another replica. */
   resumed: number;
   /** Conversations that ended (`endOfConversation`). */
   ended: number;
@@ -102,7 +105,7 @@ function createMetrics(registry: Registry): ConversationsMetrics {
     conversations: sharedCounter(
       registry,
       `${METRIC_PREFIX}conversations_total`,
-      'Direct Line conversations by event: started, resumed (from the saved state), ended (endOfConversation), restarted (expired, started again)',
+      'Direct Line conversations by event: started, resumed (taken over from the saved state after a restart or from another replica), ended (endOfConversation), restarted (expired, started again)',
       ['channel', 'event'],
     ),
     messages: sharedCounter(
@@ -170,6 +173,11 @@ export class ConversationsContext {
     settleFailures: 0,
     directLineErrors: {},
   };
+  /**
+   * Conversations this process has held, the newest {@link KNOWN_KEPT}: a session whose saved conversation is not
+   * among them was taken over from the saved state (a restart, another replica): counted as resumed.
+   */
+  readonly #known = new Set<string>();
   /** Accounts whose secret Direct Line refused last (cleared by a call that succeeds), with the error. */
   readonly unauthorized = new Map<string, string>();
   readonly #metrics: ConversationsMetrics | undefined;
@@ -205,6 +213,14 @@ export class ConversationsContext {
     this.unauthorizedPauseMs = intOption(c, 'unauthorizedPauseMs', o.unauthorizedPauseMs, 30_000, 0);
     this.now = o.now ?? Date.now;
     this.#metrics = o.registry === undefined ? undefined : createMetrics(o.registry);
+  }
+
+  /** Notes that this process holds `conversationId`; true when it had not before (taken over from the saved state). */
+  hold(conversationId: string): boolean {
+    const known = this.#known.delete(conversationId);
+    this.#known.add(conversationId);
+    if (this.#known.size > KNOWN_KEPT) this.#known.delete(this.#known.values().next().value as string);
+    return !known;
   }
 
   /** The Direct Line client of an account, made once. */

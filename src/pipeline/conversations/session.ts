@@ -105,7 +105,7 @@ export class ConversationSession implements SessionHandler {
   #state: ConversationState | undefined;
   /** The state in memory differs from the one saved. */
   #dirty = false;
-  /** The state came from the last holder and has not been counted as resumed yet. */
+  /** The state came from the last holder and has not been looked at for `resumed` yet. */
   #resumable: boolean;
   /** Customer messages the last holder listed as being posted: looked for in the conversation before posting. */
   readonly #inheritedPosting: Set<string>;
@@ -790,10 +790,11 @@ export class ConversationSession implements SessionHandler {
     return this.#ctx.directLine(state.account);
   }
 
+  /** Counts the saved conversation as resumed, once, when this process had not held it before. */
   #countResumed(channel: string): void {
-    if (!this.#resumable) return;
+    if (!this.#resumable || this.#state === undefined) return;
     this.#resumable = false;
-    this.#ctx.conversation(channel, 'resumed');
+    if (this.#ctx.hold(this.#state.conversationId)) this.#ctx.conversation(channel, 'resumed');
   }
 
   /**
@@ -892,6 +893,7 @@ export class ConversationSession implements SessionHandler {
     };
     this.#state = state;
     this.#resumable = false;
+    ctx.hold(state.conversationId);
     this.#markPosting(batch);
     if (!(await this.#save())) {
       this.#state = undefined;

@@ -37,8 +37,7 @@ describe('conversations stage', () => {
   });
   afterEach(() => clock.restore());
 
-  function setup(options: Partial<ConversationsOptions> = {}, bridge = messagingChannel()) {
-    const dl = new FakeDirectLine();
+  function setup(options: Partial<ConversationsOptions> = {}, bridge = messagingChannel(), dl = new FakeDirectLine()) {
     const outbound = new FakeSender<OutboundMessage>();
     const conversations = new FakeSender<ConversationMessage>();
     const media = new FakeMedia();
@@ -138,16 +137,23 @@ describe('conversations stage', () => {
     const next = session(SESSION, first.saved.at(-1));
     const d = deliver(customer('two'));
     await run(stage.sessionHandler(next), [d]);
+    // The process that started it goes on with it: not a resume.
+    assert.equal(stage.stats().resumed, 0);
+    // Another replica (or this one after a restart) takes it over from the saved state.
+    const { stage: replica } = setup({}, messagingChannel(), dl);
+    const d3 = deliver(customer('three'));
+    await run(replica.sessionHandler(session(SESSION, next.saved.at(-1))), [d3]);
+    assert.deepEqual(settledAs([d3]), ['complete']);
+    assert.equal(replica.stats().resumed, 1);
     assert.deepEqual(settledAs([d]), ['complete']);
     assert.equal(dl.count('start'), 1);
     const posted = dl.posted('conv-1');
     assert.deepEqual(
       posted.map((a) => a.text),
-      ['one', 'two'],
+      ['one', 'two', 'three'],
     );
     assert.equal(posted[1]?.channelData?.['conversationcontext'], undefined);
     assert.equal(posted[1]?.from.id, posted[0]?.from.id);
-    assert.equal(stage.stats().resumed, 1);
   });
 
   it('renews an expired token with the secret, refreshes one about to expire', async () => {

@@ -330,6 +330,13 @@ export class ConversationSession implements SessionHandler {
     const last = delivery.deliveryCount >= ctx.maxDeliveryCount;
     const backoff = retryDelay(Math.max(1, delivery.deliveryCount), ctx.retry);
     const what = `${msg.kind === 'customer' ? 'customer message' : 'poll'} (delivery ${delivery.deliveryCount} of ${ctx.maxDeliveryCount})`;
+    if (isGone(err)) {
+      // Not expected here (each step that meets it starts over): forget the conversation, the next delivery starts one.
+      log.warn('the conversation is gone: forgotten, handed back', { err: errorMessage(err) });
+      this.#state = undefined;
+      this.#dirty = true;
+      return { kind: 'abandon', waitMs: 0, why: errorMessage(err) };
+    }
     if (isDirectLineError(err)) {
       const detail = `Direct Line ${err.code}${err.upstream?.status === undefined ? '' : ` (HTTP ${err.upstream.status})`}: ${err.message}`;
       if (err.code === 'DirectLineUnauthorized') {
@@ -408,7 +415,16 @@ export class ConversationSession implements SessionHandler {
     // Only a conversation this message may have reached before can have it.
     const maybePosted = delivery.deliveryCount > 1 || this.#inheritedPosting.has(id) || this.#uncertain.has(id);
     if (maybePosted && state.conversationId === known?.conversationId) {
-      if (await this.#findPosted(id, batch)) {
+      let found: boolean;
+      try {
+        found = await this.#findPosted(id, batch);
+      } catch (err) {
+        if (!isGone(err)) throw err;
+        // Gone with what it had: the message goes to a new conversation.
+        found = false;
+        state = await this.#restart(bridge, batch, log);
+      }
+      if (found) {
         markPosted(state, id);
         this.#dirty = true;
         ctx.counts.duplicatesSkipped++;
@@ -440,11 +456,8 @@ export class ConversationSession implements SessionHandler {
     try {
       await this.#post(id, activity, files, batch);
     } catch (err) {
-      if (!isDirectLineError(err) || err.code !== 'DirectLineConversationGone') throw err;
-      const previous = state.conversationId;
-      state = await this.#start(bridge, batch);
-      ctx.conversation(msg.channel, 'restarted');
-      log.info('conversation expired: started a new one', { previous, conversationId: state.conversationId });
+      if (!isGone(err)) throw err;
+      state = await this.#restart(bridge, batch, log);
       await this.#post(id, activity, files, batch);
     }
     state = this.#state ?? state;
@@ -571,7 +584,7 @@ export class ConversationSession implements SessionHandler {
     try {
       current = await this.#ensureToken(state, batch, log);
     } catch (err) {
-      if (!isDirectLineError(err) || err.code !== 'DirectLineConversationGone') throw err;
+      if (!isGone(err)) throw err;
       return this.#gone(log);
     }
     this.#countResumed(msg.channel);
@@ -597,7 +610,7 @@ export class ConversationSession implements SessionHandler {
         watermark = answer.watermark;
       }
     } catch (err) {
-      if (!isDirectLineError(err) || err.code !== 'DirectLineConversationGone') throw err;
+      if (!isGone(err)) throw err;
       return this.#gone(log);
     }
     const outbound: OutboundMessage[] = [];
@@ -822,13 +835,18 @@ export class ConversationSession implements SessionHandler {
     try {
       return await this.#ensureToken(state, batch, log);
     } catch (err) {
-      if (!isDirectLineError(err) || err.code !== 'DirectLineConversationGone') throw err;
-      const previous = state.conversationId;
-      state = await this.#start(bridge, batch);
-      ctx.conversation(bridge.channel.name, 'restarted');
-      log.info('conversation expired: started a new one', { previous, conversationId: state.conversationId });
-      return state;
+      if (!isGone(err)) throw err;
+      return this.#restart(bridge, batch, log);
     }
+  }
+
+  /** Direct Line no longer knows the conversation: starts a new one, and says so. */
+  async #restart(bridge: Bridge, batch: Batch, log: Logger): Promise<ConversationState> {
+    const previous = this.#state?.conversationId;
+    const state = await this.#start(bridge, batch);
+    this.#ctx.conversation(bridge.channel.name, 'restarted');
+    log.info('conversation expired: started a new one', { previous, conversationId: state.conversationId });
+    return state;
   }
 
   /** Renews an expired token (with the secret) or refreshes one that expires within the margin. */
@@ -980,6 +998,10 @@ export class ConversationSession implements SessionHandler {
         result.end === 'noRoom' ? 'no Direct Line call fits before the session lock deadline' : 'the stage is stopping',
     });
   }
+}
+
+function isGone(err: unknown): boolean {
+  return isDirectLineError(err) && err.code === 'DirectLineConversationGone';
 }
 
 function conversationOf(state: ConversationState): DirectLineConversation {

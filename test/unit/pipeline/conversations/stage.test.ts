@@ -220,6 +220,24 @@ describe('conversations stage', () => {
     assert.equal(await counter(metrics, 'channel_relay_conversations_total', { event: 'restarted' }), 1);
   });
 
+  it('a redelivered message whose conversation is gone goes to a new conversation (not dead-lettered)', async () => {
+    const { stage, dl } = setup();
+    const s = session(SESSION);
+    await run(stage.sessionHandler(s), [deliver(customer('one'))]);
+    dl.conversations.get('conv-1')!.gone = true;
+    // The token is still valid, so the first call to meet the 404 is the look-up of the redelivered message.
+    const d = deliver(customer('two'), 2);
+    const s2 = session(SESSION, s.saved.at(-1));
+    await run(stage.sessionHandler(s2), [d]);
+    assert.deepEqual(settledAs([d]), ['complete']);
+    assert.deepEqual(
+      dl.posted('conv-2').map((a) => a.text),
+      ['two'],
+    );
+    assert.equal(lastState(s2)?.conversationId, 'conv-2');
+    assert.equal(stage.stats().restarted, 1);
+  });
+
   it('does not post twice a redelivered message that reached the conversation (relayMessageId)', async () => {
     const { stage, dl } = setup();
     const s = session(SESSION);

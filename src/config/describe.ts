@@ -42,7 +42,7 @@ export function describeConfig(loaded: LoadedConfig): string[] {
   return [
     `files: ${files.join(', ')}`,
     busLine,
-    `queues: activities=${sb.queues.activities} outbound=${sb.queues.outbound} interactions=${sb.queues.interactions}`,
+    `queues: activities=${sb.queues.activities} outbound=${sb.queues.outbound} interactions=${sb.queues.interactions} conversations=${sb.queues.conversations}`,
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
     `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, signing keys ${

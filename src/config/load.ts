@@ -468,6 +468,28 @@ function crossChecks(
       }
     }
   }
+  const conv = config.conversations;
+  const atLeast = (key: string, value: unknown, minKey: string, min: unknown): void => {
+    if (typeof value === 'number' && typeof min === 'number' && value < min)
+      out.push({
+        source: originOf(origins, key, fallback),
+        path: key,
+        expected: `at least ${minKey} (${min})`,
+        found: renderFound(value),
+      });
+  };
+  atLeast(
+    'conversations.maxPollIntervalMs',
+    conv?.maxPollIntervalMs,
+    'conversations.pollIntervalMs',
+    conv?.pollIntervalMs,
+  );
+  atLeast(
+    'conversations.retry.maxDelayMs',
+    conv?.retry?.maxDelayMs,
+    'conversations.retry.initialDelayMs',
+    conv?.retry?.initialDelayMs,
+  );
   const keys = config.callbacks?.signingKeys;
   if (typeof keys === 'string') {
     try {

@@ -11,7 +11,7 @@ export interface RelayConfig {
     connectionString?: string;
     /** Fully qualified namespace for identity-based access. */
     namespace?: string;
-    queues: { activities: string; outbound: string; interactions: string };
+    queues: { activities: string; outbound: string; interactions: string; conversations: string };
   };
   dataverse: {
     url?: string;
@@ -52,6 +52,21 @@ export interface RelayConfig {
    * `LoadedConfig.callbackKeys`. Required when a channel has callbacks.
    */
   callbacks: { host: string; port: number; bodyLimitBytes: number; requestTimeoutMs?: number; signingKeys?: string };
+  /**
+   * The conversations stage: messages per session batch, customer sessions held at once, the poll interval (doubling
+   * up to `maxPollIntervalMs` while nothing comes, none after `idleTimeoutMs` without activity), the token refresh
+   * margin, the Direct Line call timeout and the retries of Direct Line calls within a batch.
+   */
+  conversations: {
+    batchSize: number;
+    concurrency: number;
+    pollIntervalMs: number;
+    maxPollIntervalMs: number;
+    idleTimeoutMs: number;
+    tokenRefreshMarginMs: number;
+    timeoutMs: number;
+    retry: { attempts: number; initialDelayMs: number; maxDelayMs: number };
+  };
 }
 
 /** A loaded configuration and where its values came from. */

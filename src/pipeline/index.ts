@@ -18,6 +18,14 @@ export {
   type DispatchStats,
   type DispatchSessionHandler,
 } from './dispatch/index.js';
+export {
+  ConversationsStage,
+  CONVERSATIONS_DEAD_LETTER_REASONS,
+  customerContext,
+  type AccountHealth,
+  type ConversationsOptions,
+  type ConversationsStats,
+} from './conversations/index.js';
 export type { DecodedEvent, ActivityEvent, TruncatedActivityEvent, RealtimeEvent, EventOrigin } from './events.js';
 export { RecorderStage, type RecorderOptions, type RecorderStats } from './recorder/index.js';
 export { renderText, placeholders } from './intake/index.js';

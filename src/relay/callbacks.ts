@@ -61,19 +61,13 @@ export function twilioMessageFetchers(
 /**
  * The bridge to Omnichannel: the channels file's `messaging` section (on the registry) and a sender on the
  * `conversations` queue, only when the section names at least one account; otherwise nothing (no channel is bridged).
- * The registry's `messaging` and `queues.conversations` are read by their shape: the channels file's section and the
- * queue's configuration are the messaging and conversations parts of #14.
  */
 function conversationsBridge(
   w: CallbacksWiring,
 ): { messaging: Pick<MessagingRegistry, 'byRelayChannel'>; conversations: ConversationSender } | Record<string, never> {
-  const messaging = (w.channels as ChannelRegistry & { messaging?: MessagingRegistry }).messaging;
-  if (messaging === undefined || messaging.accounts.length === 0) return {};
-  const queue = (w.config.serviceBus.queues as { conversations?: string }).conversations;
-  if (queue === undefined || queue === '')
-    throw new TypeError(
-      'callbacks: the channels file has a messaging section but serviceBus.queues.conversations is not configured',
-    );
+  const messaging = w.channels.messaging;
+  if (messaging.accounts.length === 0) return {};
+  const queue = w.config.serviceBus.queues.conversations;
   const counting = w.registry ? { metrics: w.registry } : {};
   const conversations = createQueueSender<ConversationMessage>(w.bus, queue, { log: w.log, ...counting });
   w.closer.add('callbacks conversations sender', conversations);

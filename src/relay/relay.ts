@@ -20,14 +20,16 @@ import {
   type GovernorOptions,
 } from '../dataverse/index.js';
 import { ConfigError, isConfigError } from '../errors.js';
+import { createDirectLineClient } from '../directline/index.js';
 import type { ReadinessCheck } from '../health/index.js';
 import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
-import type { DispatchStats, IntakeStats, RecorderStats } from '../pipeline/index.js';
-import { createProvider, type Provider } from '../providers/index.js';
+import type { ConversationsStats, DispatchStats, IntakeStats, MediaFetcher, RecorderStats } from '../pipeline/index.js';
+import { createProvider, mediaFetcher, type Provider } from '../providers/index.js';
 import { serviceBusClientFromConfig, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
+import { wireConversations, type DirectLineClientFactory } from './conversations.js';
 import { wireDispatch } from './dispatch.js';
 import { wireIntake } from './intake.js';
 import { wireRecorder } from './recorder.js';
@@ -61,6 +63,18 @@ export interface RelayOptions {
   governor?: GovernorOptions;
   /** Provider factory (tests inject fakes), called once per channel; dispatch and the callbacks' Twilio fetches share what it makes. @defaultValue createProvider with the channel's timeout */
   provider?: (channel: Channel) => Provider;
+  /** The conversations stage's Direct Line client of an account. @defaultValue createDirectLineClient (src/directline) */
+  directLineClient?: DirectLineClientFactory;
+  /**
+   * The conversations stage's fetcher of a relay channel's customer attachments. @defaultValue the provider's
+   * `mediaFetcher` (Twilio media, Telegram files), one per channel, with the channel's timeout
+   */
+  media?: (channel: Channel) => MediaFetcher | undefined;
+  /**
+   * Certificates (PEM) the conversations stage trusts for the identity platform when it validates the messaging
+   * accounts, instead of the system's (an emulator's self-signed one). @defaultValue the system's
+   */
+  identityCa?: string;
 }
 
 export interface RelayStats {
@@ -69,6 +83,7 @@ export interface RelayStats {
   intake?: IntakeStats;
   dispatch?: DispatchStats;
   recorder?: RecorderStats;
+  conversations?: ConversationsStats;
 }
 
 export interface RunningRelay {
@@ -84,6 +99,16 @@ export interface RunningRelay {
   drain(signal: AbortSignal): Promise<void>;
   /** Closes loops, senders, clients. Idempotent. */
   close(): Promise<void>;
+}
+
+/** One media fetcher per channel, made on first use and kept (undefined for a provider without customer media). */
+function mediaFetchers(log: Logger): (channel: Channel) => MediaFetcher | undefined {
+  const made = new Map<string, MediaFetcher | undefined>();
+  return (channel) => {
+    if (!made.has(channel.name))
+      made.set(channel.name, mediaFetcher(providerSettings(channel), { timeoutMs: channel.timeoutMs, log }));
+    return made.get(channel.name);
+  };
 }
 
 /**
@@ -111,6 +136,8 @@ export function startRelay(options: RelayOptions): RunningRelay {
   const stats: Partial<Record<StageName | 'dataverse', () => unknown>> = {};
   /** Told first when stopping: stages end their waits (backoff, Retry-After) and hand back what waits. */
   const onStop: Array<() => void> = [];
+  /** The stages' own readiness checks beyond their loops. */
+  const wiredChecks: Array<(stopping: boolean) => ReadinessCheck[]> = [];
   let stopping = false;
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
@@ -161,9 +188,22 @@ export function startRelay(options: RelayOptions): RunningRelay {
       wired.push({ name: 'dispatch', stage: wireDispatch({ ...parts, channels, callbackKeys, provider: providerOf }) });
     if (stages.includes('recorder') && dataverse && governor)
       wired.push({ name: 'recorder', stage: wireRecorder({ ...parts, dataverse, governor }) });
+    if (stages.includes('conversations') && channels) {
+      wired.push({
+        name: 'conversations',
+        stage: wireConversations({
+          ...parts,
+          channels,
+          directLineClient: options.directLineClient ?? createDirectLineClient,
+          media: options.media ?? mediaFetchers(options.log),
+          ...(options.identityCa === undefined ? {} : { identityCa: options.identityCa }),
+        }),
+      });
+    }
     for (const { name, stage } of wired) {
       stats[name] = () => stage.stats();
       if (stage.stop) onStop.push(() => stage.stop?.());
+      if (stage.readiness) wiredChecks.push((stopping) => stage.readiness?.(stopping) ?? []);
     }
     if (stages.includes('callbacks') && dataverse && governor && channels && callbackKeys) {
       callbacks = startCallbacksStage({
@@ -202,6 +242,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
     readiness: () => [
       { name: 'accepting work', ok: !stopping, ...(stopping ? { detail: 'shutting down' } : {}) },
       ...loops.map(({ name, loop }) => loopCheck(`${name} loop (${loop.queue})`, loop, stopping)),
+      ...wiredChecks.flatMap((check) => check(stopping)),
       ...(callbacks ? [callbacks.check(stopping)] : []),
     ],
     deadLoops: () =>

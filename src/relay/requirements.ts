@@ -15,7 +15,7 @@ import { ConfigError } from '../errors.js';
 import type { CallbackKeys } from '../correlation/index.js';
 
 /** The stages a process can run. */
-export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks'] as const;
+export const STAGES = ['intake', 'dispatch', 'recorder', 'callbacks', 'conversations'] as const;
 export type StageName = (typeof STAGES)[number];
 /** The stages `workers/all.ts` runs in one process (and `config check --stage all` checks). */
 export const ALL_IN_ONE_STAGES: readonly StageName[] = ['intake', 'dispatch', 'recorder'];
@@ -41,7 +41,9 @@ export interface StageNeeds {
 /**
  * Each stage's needs: intake reads Dataverse and routes and renders by the channels without their secrets; dispatch
  * calls the providers and never Dataverse; the recorder writes Dataverse and needs no channel; the callbacks service
- * reads Dataverse and verifies what the providers post to the channels that have callbacks. Callback signing keys:
+ * reads Dataverse and verifies what the providers post to the channels that have callbacks; the conversations stage
+ * talks to Direct Line with the messaging accounts' secrets, fetches customer attachments from the providers, and
+ * never calls Dataverse. Callback signing keys:
  * see `callbackKeysFor`.
  */
 export const STAGE_NEEDS: Readonly<Record<StageName, StageNeeds>> = {
@@ -49,6 +51,9 @@ export const STAGE_NEEDS: Readonly<Record<StageName, StageNeeds>> = {
   dispatch: { dataverse: false, channels: true, providers: 'all', callbackSecrets: false, messaging: 'none' },
   recorder: { dataverse: true, channels: false, providers: 'none', callbackSecrets: false, messaging: 'none' },
   callbacks: { dataverse: true, channels: true, providers: 'callbacks', callbackSecrets: true, messaging: 'none' },
+  // The media fetchers of customer attachments use the providers' credentials (Twilio media, Telegram getFile); the
+  // messaging accounts' Direct Line secrets open conversations and their client secrets are validated (readiness).
+  conversations: { dataverse: false, channels: true, providers: 'all', callbackSecrets: false, messaging: 'all' },
 };
 
 /**

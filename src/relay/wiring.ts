@@ -6,6 +6,7 @@
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/index.js';
+import type { ReadinessCheck } from '../health/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import type { IntakeStage, RecorderStage } from '../pipeline/index.js';
@@ -29,6 +30,8 @@ export interface WiredStage<Stats> {
   stop?(): void;
   /** Starts the stage's receive loop, which receives the moment it is made. */
   loop(): ReceiveLoop;
+  /** Readiness checks of the stage's own beyond its loop (a Direct Line account refused). */
+  readiness?(stopping: boolean): ReadinessCheck[];
 }
 
 /** Where the Service Bus layer counts (nothing without a registry). */

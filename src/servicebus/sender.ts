@@ -1,6 +1,6 @@
 /**
  * `QueueSender` (`src/pipeline/ports.ts`) on `@azure/service-bus`: JSON bodies (`contentType: application/json`),
- * `messageId` (duplicate detection), `sessionId` and `subject`, sent in as few `ServiceBusMessageBatch`es as the
+ * `messageId` (duplicate detection), `sessionId`, `subject` and `scheduledAt` (`scheduledEnqueueTimeUtc`), sent in as few `ServiceBusMessageBatch`es as the
  * queue's size limit allows.
  *
  * All batches are built before the first is sent, so a message that cannot fit even an empty batch fails the call
@@ -38,6 +38,9 @@ function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage 
     messageId: message.messageId,
     ...(message.sessionId === undefined ? {} : { sessionId: message.sessionId }),
     ...(message.subject === undefined ? {} : { subject: message.subject }),
+    // A plain send with `x-opt-scheduled-enqueue-time` is a scheduled message ("set ScheduledEnqueueTimeUtc when
+    // sending through the regular send path": learn.microsoft.com/azure/service-bus-messaging/message-sequencing).
+    ...(message.scheduledAt === undefined ? {} : { scheduledEnqueueTimeUtc: new Date(message.scheduledAt) }),
   };
 }
 

@@ -269,7 +269,7 @@ describe('channel-relay CLI', () => {
       assert.equal(bogus.code, 2);
       assert.match(
         bogus.err,
-        /option '--stage <name>' argument 'ingest' is invalid\. Allowed choices are intake, dispatch, recorder, callbacks, all\./,
+        /option '--stage <name>' argument 'ingest' is invalid\. Allowed choices are intake, dispatch, recorder, callbacks, conversations, all\./,
       );
     });
   });

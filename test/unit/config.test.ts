@@ -35,7 +35,10 @@ describe('configuration', () => {
       activities: 'activities',
       outbound: 'outbound',
       interactions: 'interactions',
+      conversations: 'conversations',
     });
+    assert.equal(config.conversations.pollIntervalMs, 1000);
+    assert.deepEqual(config.conversations.retry, { attempts: 3, initialDelayMs: 200, maxDelayMs: 5000 });
     assert.equal(config.dataverse.auth, 'default');
     assert.equal(config.dataverse.timeoutMs, 30000);
     assert.equal(config.log.level, 'info');
@@ -43,6 +46,22 @@ describe('configuration', () => {
     assert.equal(config.channelsFile, channels);
     assert.equal(origins['dataverse.url'], 'environment variable DATAVERSE_URL');
     assert.equal(origins['log.level'], path.relative(dir, path.resolve('config/default.json')));
+  });
+
+  it('refuses a conversations poll ceiling below its interval, and a retry ceiling below its first wait', () => {
+    const file = writeJson('conv.json', {
+      conversations: { pollIntervalMs: 5000, maxPollIntervalMs: 2000, retry: { initialDelayMs: 900, maxDelayMs: 300 } },
+    });
+    assert.throws(
+      () => loadConfig({ file, env: baseEnv(), cwd: dir }),
+      (err: Error) =>
+        /conversations\.maxPollIntervalMs: expected at least conversations\.pollIntervalMs \(5000\), found 2000/.test(
+          err.message,
+        ) &&
+        /conversations\.retry\.maxDelayMs: expected at least conversations\.retry\.initialDelayMs \(900\), found 300/.test(
+          err.message,
+        ),
+    );
   });
 
   it('merges a file over the defaults, resolves env: references and its relative paths', () => {

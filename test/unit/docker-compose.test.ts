@@ -110,10 +110,16 @@ function hasHealthcheck(service: Service): boolean {
   return usesProjectImage(service) && /^HEALTHCHECK\s+(?!NONE)/m.test(dockerfile);
 }
 
-const WORKERS = ['intake', 'dispatch', 'recorder', 'callbacks'] as const satisfies readonly StageName[];
+const WORKERS = [
+  'intake',
+  'dispatch',
+  'recorder',
+  'callbacks',
+  'conversations',
+] as const satisfies readonly StageName[];
 
 describe('docker-compose.yml and the Dockerfile', () => {
-  it('runs intake, dispatch, recorder and callbacks as separate scalable services: no container_name, no fixed host port, a restart policy', () => {
+  it('runs intake, dispatch, recorder, callbacks and conversations as separate scalable services: no container_name, no fixed host port, a restart policy', () => {
     assert.deepEqual([...STAGES].sort(), [...WORKERS].sort(), 'one service per stage the relay has');
     for (const name of WORKERS) {
       const s = services[name];
@@ -203,12 +209,14 @@ describe('docker-compose.yml and the Dockerfile', () => {
       given[stage] = [...new Set(channelsRefs)].filter((ref) => ref in env).sort();
     }
     // The sample channels: dispatch calls every provider; intake needs the Telegram token for its session key only; the
-    // recorder no channel; the callbacks service only channels with callbacks (the sample has none).
+    // recorder no channel; the callbacks service only channels with callbacks (the sample has none); the conversations
+    // stage every provider (the media fetchers of customer attachments).
     assert.deepEqual(given, {
       intake: ['TELEGRAM_BOT_TOKEN'],
       dispatch: [...new Set(channelsRefs)].sort(),
       recorder: [],
       callbacks: [],
+      conversations: [...new Set(channelsRefs)].sort(),
     });
     assert.equal(
       environmentOf(services['callbacks']!)['CALLBACK_SIGNING_KEYS'] !== undefined,

@@ -71,6 +71,35 @@ describe('servicebus queue sender, through the real SDK', function () {
     assert.equal(new Set(received.map((m) => m.messageId)).size, 1000);
   });
 
+  it('schedules a message with scheduledAt on a plain send: invisible until then, on its session', async () => {
+    const bus = track(await startBus({ queues: { conversations: { RequiresSession: true } } }));
+    const client = track(relayClient(bus));
+    const sender = track(createQueueSender<{ n: number }>(client, 'conversations'));
+    const sentAt = Date.now();
+    const dueAt = sentAt + 1_500;
+    await sender.send([
+      { body: { n: 1 }, messageId: 'later', sessionId: 'customer-1', scheduledAt: dueAt },
+      { body: { n: 2 }, messageId: 'now', sessionId: 'customer-1' },
+    ]);
+    const receiver = await client.acceptSession('conversations', 'customer-1', { receiveMode: 'receiveAndDelete' });
+    const first = await receiver.receiveMessages(10, { maxWaitTimeInMs: 500 });
+    assert.deepEqual(
+      first.map((m) => m.messageId),
+      ['now'],
+    );
+    const later = [];
+    while (later.length === 0 && Date.now() < dueAt + 5_000)
+      later.push(...(await receiver.receiveMessages(10, { maxWaitTimeInMs: 500 })));
+    const receivedAt = Date.now();
+    await receiver.close();
+    assert.deepEqual(
+      later.map((m) => [m.messageId, m.body]),
+      [['later', { n: 1 }]],
+    );
+    assert.ok(receivedAt >= dueAt, `received ${dueAt - receivedAt} ms before it was due`);
+    assert.equal(later[0]!.scheduledEnqueueTimeUtc?.getTime(), dueAt);
+  });
+
   it('splits into batches at the size limit, and refuses a message too large for any batch before sending anything', async () => {
     const bus = track(await startBus({ queues: { interactions: {} } }, { maxMessageSizeBytes: 16 * 1024 }));
     const client = track(relayClient(bus));
@@ -124,7 +153,12 @@ describe('servicebus queue sender, through the real SDK', function () {
       serviceBusClientFromConfig({
         serviceBus: {
           connectionString: bus.connectionString,
-          queues: { activities: 'activities', outbound: 'outbound', interactions: 'interactions' },
+          queues: {
+            activities: 'activities',
+            outbound: 'outbound',
+            interactions: 'interactions',
+            conversations: 'conversations',
+          },
         },
       }),
     );

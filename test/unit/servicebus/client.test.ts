@@ -9,7 +9,7 @@ import {
 } from '../../../src/servicebus/client.js';
 
 const credential: TokenCredential = { getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 60_000 }) };
-const queues = { activities: 'a', outbound: 'o', interactions: 'i' };
+const queues = { activities: 'a', outbound: 'o', interactions: 'i', conversations: 'c' };
 
 describe('servicebus client factory', () => {
   it('needs exactly one of connectionString and namespace', () => {

@@ -45,11 +45,14 @@ describe('Service Bus emulator configuration (Microsoft Config.json)', () => {
     assert.equal(formatIsoDuration(5_000), 'PT5S');
   });
 
-  it("loads the relay's own config/servicebus-emulator.json: activities, outbound (sessions, duplicates), interactions (duplicates)", () => {
+  it("loads the relay's own config/servicebus-emulator.json: activities, outbound (sessions, duplicates), interactions (duplicates), conversations (sessions, duplicates)", () => {
     const ns = loadEmulatorConfigFile(configPath('servicebus-emulator.json'));
     assert.equal(ns.name, 'sbemulatorns');
     const byName = Object.fromEntries(ns.queues.map((q) => [q.name, q]));
-    assert.deepEqual(Object.keys(byName), ['activities', 'outbound', 'interactions']);
+    assert.deepEqual(Object.keys(byName), ['activities', 'outbound', 'interactions', 'conversations']);
+    assert.equal(byName['conversations']!.requiresSession, true);
+    assert.equal(byName['conversations']!.requiresDuplicateDetection, true);
+    assert.equal(byName['conversations']!.maxDeliveryCount, 10);
     assert.equal(byName['outbound']!.requiresSession, true);
     assert.equal(byName['outbound']!.requiresDuplicateDetection, true);
     assert.equal(byName['interactions']!.requiresDuplicateDetection, true);

@@ -19,6 +19,7 @@ import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
 import {
   activityIndex,
+  conversationFigures,
   DataverseRecords,
   deadLetteredActivities,
   feedbackCounts,
@@ -40,6 +41,11 @@ export interface DemoOptions {
   lateOptOuts?: number;
   /** The feedback path too: delivery reports, clicks, keyword replies and opt-outs, at these rates or the demo's (see `EmbeddedSystemOptions.feedback`). @defaultValue false */
   feedback?: boolean | FeedbackRates;
+  /**
+   * Simulated customers who write to the SMS channel the embedded messaging account bridges, each holding a
+   * conversation with the simulated agents (the conversations stage in this process); 0: none. @defaultValue 0
+   */
+  customers?: number;
   /** Rate of every Twilio sender, messages per second. @defaultValue 100 */
   smsPerSecond?: number;
   /** Keep everything running after the funnel until `signal` aborts. @defaultValue false */
@@ -113,6 +119,68 @@ const DEAD_LETTER_READ_MS = 2000;
 /** After this long without progress, the activities left are checked for contacts that opted out, ms. */
 const QUIET_CHECK_MS = 2000;
 
+/** Messages each simulated customer writes: the agents end a conversation after three (the survey, then the end). */
+const CUSTOMER_MESSAGES = 3;
+
+/**
+ * Starts the simulated customers on the bridged SMS channel once the workers are ready (a customer's first message
+ * meeting a closed callbacks port would be lost, as with Twilio); every second message is an MMS.
+ */
+async function startCustomers(
+  system: EmbeddedSystem,
+  customers: number,
+  readiness: () => Array<{ name: string; ok: boolean; detail?: string }>,
+  signal: AbortSignal,
+): Promise<void> {
+  const bridged = system.channels.all().find((c) => system.channels.messaging.byRelayChannel(c.name) !== undefined);
+  const provider = bridged?.provider as { type: string; accountSid?: string; authToken?: string } | undefined;
+  if (bridged === undefined || provider?.type !== 'twilio' || provider.accountSid === undefined)
+    throw new Error(`no Twilio channel of ${system.channels.file} is bridged by its messaging section`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const failing = readiness().filter((c) => !c.ok);
+    if (failing.length === 0) break;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the workers are not ready: ${failing.map((c) => `${c.name}: ${c.detail ?? 'not ready'}`).join('; ')}`,
+      );
+    await delayUnlessAborted(100, signal);
+    if (signal.aborted) throw new Interrupted();
+  }
+  system.sim.startConversations({
+    accountSid: provider.accountSid,
+    sender: bridged.sender,
+    customers,
+    messagesPerCustomer: CUSTOMER_MESSAGES,
+    attachmentEvery: 2,
+    ...(provider.authToken === undefined ? {} : { authToken: provider.authToken }),
+  });
+}
+
+/** Waits until every customer's conversation ended (or gave up); true when nothing moved for `stallTimeoutMs`. */
+async function conversationsEnded(
+  system: EmbeddedSystem,
+  stallTimeoutMs: number,
+  pollMs: number,
+  check: () => void,
+  signal: AbortSignal,
+): Promise<boolean> {
+  let last = '';
+  let lastMove = Date.now();
+  for (;;) {
+    check();
+    const st = system.sim.customerStats();
+    // The survey comes after the answer to the last message: a customer is done before it has ended.
+    if (st.active === 0 && st.ended + st.stalled === st.customers) return false;
+    const now = JSON.stringify(st);
+    if (now !== last) {
+      last = now;
+      lastMove = Date.now();
+    } else if (Date.now() - lastMove > stallTimeoutMs) return true;
+    await delayUnlessAborted(pollMs, signal);
+  }
+}
+
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { log, signal } = options;
   const pollMs = options.pollMs ?? 250;
@@ -124,9 +192,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
   try {
     const feedback = options.feedback !== undefined && options.feedback !== false;
+    const customers = options.customers ?? 0;
     const system = closer.add(
       'embedded system',
       await startEmbeddedSystem({
+        ...(customers > 0 ? { conversations: true } : {}),
         ...options.system,
         feedback: options.feedback ?? false,
         smsPerSecond: options.smsPerSecond ?? 100,
@@ -172,13 +242,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         registry,
         serviceBus: { retry: { timeoutInMs: ACCEPT_WAIT_MS } },
         dataverse: { tokenIdentity },
+        // The conversations stage validates the messaging account against the emulated identity platform.
+        ...(system.identityCa === undefined ? {} : { identityCa: system.identityCa }),
       });
       relays.push(started);
       return closer.add(`relay ${stages.join(',')}`, started);
     };
     relay(SEND_PATH, DEFAULT_TOKEN_IDENTITY);
     // The callbacks service under its own Dataverse identity, so that the send path's requests are counted apart.
-    if (feedback) relay(['callbacks'], CALLBACKS_IDENTITY);
+    if (feedback || customers > 0) relay(['callbacks'], CALLBACKS_IDENTITY);
+    if (customers > 0) {
+      relay(['conversations'], DEFAULT_TOKEN_IDENTITY);
+      await startCustomers(system, customers, () => relays.flatMap((r) => r.readiness()), signal);
+    }
     const health: HealthServer | undefined =
       options.serve === true
         ? closer.add(
@@ -334,6 +410,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       progress.stop();
     }
 
+    if (customers > 0) {
+      options.out(`waiting for ${customers} customers' conversations to end …`);
+      const stalled = await conversationsEnded(
+        system,
+        stallTimeoutMs,
+        pollMs,
+        () => {
+          checkSignal();
+          failOnDeadLoops();
+        },
+        signal,
+      );
+      if (stalled) {
+        summary = { ...summary, conversations: conversationFigures(system.sim, system.dl!) };
+        options.out(formatFunnel(summary));
+        options.err(
+          `stalled: no customer's conversation moved for ${Math.round(stallTimeoutMs / 1000)} s (${JSON.stringify(system.sim.customerStats())})`,
+        );
+        return { code: 1, summary };
+      }
+    }
     if (feedback) {
       // Delivery reports, clicks and replies come after the sends: wait until the simulators have sent them all and
       // the records (interactions, provider messages such as opt-out confirmations) stop changing.
@@ -356,7 +453,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         await delayUnlessAborted(pollMs, signal);
       }
       summary = await summarize(summary.durationMs);
+    } else if (customers > 0) {
+      // The provider messages of the conversations came after the activities' outcomes.
+      summary = await summarize(summary.durationMs);
     }
+    if (customers > 0) summary = { ...summary, conversations: conversationFigures(system.sim, system.dl!) };
     options.out(formatFunnel(summary));
     if (options.summaryJson !== undefined) writeFileSync(options.summaryJson, `${JSON.stringify(summary, null, 2)}\n`);
     if (options.serve === true) {
@@ -366,7 +467,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           'Everything keeps running; Ctrl-C stops it. Connect with:',
           `  SERVICEBUS_CONNECTION_STRING='${system.sb.connectionString}'`,
           `  DATAVERSE_URL=${system.dv.url}     (GET /_emulator/interactions, /_emulator/stats; the Web API under /api/data/v9.2)`,
-          `  PROVIDERS_URL=${system.sim.url}     (GET /_simulator/messages, /_simulator/stats, /_simulator/callbacks)`,
+          `  PROVIDERS_URL=${system.sim.url}     (GET /_simulator/messages, /_simulator/stats, /_simulator/callbacks, /_simulator/customers)`,
+          ...(system.dl === undefined
+            ? []
+            : [`  DIRECTLINE_URL=${system.dl.url}     (the agents' side: GET /_simulator/conversations)`]),
           ...(system.callbacksUrl === undefined
             ? []
             : [

@@ -114,6 +114,36 @@ describe('channel-relay demo', function () {
     assert.equal(summary.journeys.length, 1);
     assert.equal(summary.journeys[0]?.sent, summary.sent);
 
+    // The conversations part (20 customers by default), against the two emulators' records read here.
+    const directLine = /DIRECTLINE_URL=(\S+)/.exec(out)?.[1];
+    assert.ok(directLine, `the Direct Line emulator's URL printed:\n${out}`);
+    const conversations = await getJson<
+      Array<{ ended: boolean; activities: Array<{ direction: string; type: string }> }>
+    >(`${directLine}/_simulator/conversations`);
+    const customers = await getJson<{ stats: { customers: number; written: number; received: number; ended: number } }>(
+      `${providers}/_simulator/customers`,
+    );
+    const c = summary.conversations;
+    assert.ok(c, 'the summary has the conversations');
+    assert.equal(c.customers, 20);
+    assert.equal(customers.stats.customers, 20);
+    assert.equal(c.started, conversations.length);
+    assert.equal(c.startedOver, 0);
+    assert.equal(c.ended, conversations.filter((x) => x.ended).length);
+    assert.equal(c.ended, 20, 'every conversation ended');
+    assert.equal(c.surveysSent, 20);
+    assert.equal(c.toAgents, customers.stats.written, 'every customer message reached the agents');
+    assert.equal(
+      c.toAgents,
+      conversations.flatMap((x) => x.activities).filter((a) => a.direction === 'customer' && a.type === 'message')
+        .length,
+    );
+    assert.equal(c.toCustomers, customers.stats.received);
+    assert.ok(c.attachmentsAccepted > 0, 'customers sent files and the channel took them');
+    assert.equal(c.attachmentsRefused, 0);
+    assert.equal(c.duplicates, 0);
+    assert.match(out, /Conversations: 20 customers, 20 started \(0 started over\)/);
+
     r.child.kill('SIGINT');
     assert.equal(await r.exited, 0, r.stderr());
   });

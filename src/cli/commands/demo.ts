@@ -62,6 +62,12 @@ export function registerDemoCommand(
       wholeNumber(1, 10_000),
       100,
     )
+    .option(
+      '--customers <n>',
+      'simulated customers who write to the bridged SMS channel and hold a conversation with the simulated agents (0: none)',
+      wholeNumber(0, 1000),
+      20,
+    )
     .option('--summary-json <file>', 'also write the figures as JSON to this file')
     .option(
       '--no-feedback',
@@ -83,6 +89,7 @@ export function registerDemoCommand(
     .action(
       async (opts: {
         contacts: number;
+        customers: number;
         feedback: boolean;
         lateOptOuts: number;
         smsPerSecond: number;
@@ -110,6 +117,7 @@ export function registerDemoCommand(
         try {
           const result = await runDemo({
             contacts: opts.contacts,
+            customers: opts.customers,
             lateOptOuts: opts.lateOptOuts,
             feedback: opts.feedback,
             smsPerSecond: opts.smsPerSecond,

@@ -330,7 +330,15 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       relay: (stages) =>
         closer.add(
           `relay ${stages.join(',')}`,
-          startRelay({ stages, config, channels, log, serviceBus: { retry: fastRetry } }),
+          startRelay({
+            stages,
+            config,
+            channels,
+            log,
+            serviceBus: { retry: fastRetry },
+            // The conversations stage validates the messaging account against the emulated identity platform.
+            ...(embedded.identityCa === undefined ? {} : { identityCa: embedded.identityCa }),
+          }),
         ),
       spawnWorker: (name, spawnOptions = {}) => {
         if (spawnOptions.compiled === true && built === undefined)

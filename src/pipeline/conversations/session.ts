@@ -34,7 +34,7 @@ import type {
   UploadFile,
 } from '../ports.js';
 import type { ConversationsContext } from './context.js';
-import { CLEARED_STATE, decodeState, encodeState, markPosted, type ConversationState } from './state.js';
+import { decodeState, encodeEnded, encodeState, markPosted, POSTED_KEPT, type ConversationState } from './state.js';
 
 /** The reasons the stage dead-letters with (the description says what was wrong). */
 export const CONVERSATIONS_DEAD_LETTER_REASONS = {
@@ -105,6 +105,8 @@ export class ConversationSession implements SessionHandler {
   #state: ConversationState | undefined;
   /** The state in memory differs from the one saved. */
   #dirty = false;
+  /** Relay ids posted to the customer's previous conversation (ended or gone): never posted again to the next. */
+  #previous: string[] = [];
   /** The state came from the last holder and has not been looked at for `resumed` yet. */
   #resumable: boolean;
   /** Customer messages the last holder listed as being posted: looked for in the conversation before posting. */
@@ -126,6 +128,7 @@ export class ConversationSession implements SessionHandler {
       });
     }
     this.#state = decoded.ok ? decoded.state : undefined;
+    this.#previous = decoded.ok ? decoded.previous : [];
     this.#resumable = this.#state !== undefined;
     this.#inheritedPosting = new Set(this.#state?.posting ?? []);
     ctx.sessions.add(this);
@@ -221,7 +224,7 @@ export class ConversationSession implements SessionHandler {
 
   async #save(): Promise<boolean> {
     try {
-      await this.#session.setState(this.#state === undefined ? CLEARED_STATE : encodeState(this.#state));
+      await this.#session.setState(this.#state === undefined ? encodeEnded(this.#previous) : encodeState(this.#state));
       this.#dirty = false;
       return true;
     } catch (err) {
@@ -333,8 +336,7 @@ export class ConversationSession implements SessionHandler {
     if (isGone(err)) {
       // Not expected here (each step that meets it starts over): forget the conversation, the next delivery starts one.
       log.warn('the conversation is gone: forgotten, handed back', { err: errorMessage(err) });
-      this.#state = undefined;
-      this.#dirty = true;
+      this.#forget();
       return { kind: 'abandon', waitMs: 0, why: errorMessage(err) };
     }
     if (isDirectLineError(err)) {
@@ -405,6 +407,11 @@ export class ConversationSession implements SessionHandler {
     const id = conversationMessageId(msg.channel, msg.messageId);
     const log = this.#log.child({ channel: msg.channel, customer: maskDigits(msg.customer) });
     const known = this.#state;
+    if (this.#previous.includes(id) || known?.previous?.includes(id)) {
+      ctx.counts.duplicatesSkipped++;
+      log.info('already posted to the previous conversation, which has ended: not posted again');
+      return { kind: 'complete' };
+    }
     if (known !== undefined && known.account === bridge.account.name && known.posted.includes(id)) {
       ctx.counts.duplicatesSkipped++;
       log.info('already posted to the conversation: not posted again', { conversationId: known.conversationId });
@@ -642,7 +649,7 @@ export class ConversationSession implements SessionHandler {
     delete current.pollDueAt;
     this.#dirty = true;
     if (ended) {
-      this.#state = undefined;
+      this.#forget();
       ctx.conversation(msg.channel, 'ended');
       log.info('the agents ended the conversation: the next customer message starts a new one', {
         sent: outbound.length,
@@ -668,10 +675,20 @@ export class ConversationSession implements SessionHandler {
     return { kind: 'complete' };
   }
 
-  /** The conversation is gone (expired): the state is cleared; the next customer message starts a new one. */
-  #gone(log: Logger): Verdict {
+  /**
+   * Drops the conversation (ended, or gone): the next customer message starts a new one. What was posted to it (or
+   * may have been) is kept as `previous`, so that a redelivery of such a message is not posted to the new one.
+   */
+  #forget(): void {
+    const state = this.#state;
+    if (state !== undefined) this.#previous = [...state.posted, ...(state.posting ?? [])].slice(-POSTED_KEPT);
     this.#state = undefined;
     this.#dirty = true;
+  }
+
+  /** The conversation is gone (expired): the state is cleared; the next customer message starts a new one. */
+  #gone(log: Logger): Verdict {
+    this.#forget();
     log.info('the conversation expired: the next customer message starts a new one');
     return { kind: 'complete' };
   }
@@ -908,6 +925,7 @@ export class ConversationSession implements SessionHandler {
       lastActivityAt: now,
       idlePolls: 0,
       posted: [],
+      ...(this.#previous.length === 0 ? {} : { previous: [...this.#previous] }),
     };
     this.#state = state;
     this.#resumable = false;

@@ -43,9 +43,19 @@ export interface ConversationState {
    * a holder that died may have posted them, so the next one looks for them in the conversation first.
    */
   posting?: string[];
+  /**
+   * Relay ids of the customer messages posted (or being posted) to the customer's previous conversation, which the
+   * agents ended or Direct Line forgot: a redelivery of one of them is not posted again to this one.
+   */
+  previous?: string[];
 }
 
-export type DecodedState = { ok: true; state: ConversationState | undefined } | { ok: false; reason: string };
+/**
+ * A read state: the conversation (none after it ended), and the customer messages posted to the previous one (see
+ * `ConversationState.previous`), also kept while there is no conversation.
+ */
+export type DecodedState =
+  { ok: true; state: ConversationState | undefined; previous: string[] } | { ok: false; reason: string };
 
 /** Adds `id` to the posted ids, keeping the newest {@link POSTED_KEPT}, and takes it off `posting`. */
 export function markPosted(state: ConversationState, id: string): void {
@@ -75,8 +85,20 @@ export function encodeState(state: ConversationState): Buffer {
     ...(state.posting === undefined || state.posting.length === 0
       ? {}
       : { posting: state.posting.slice(-POSTED_KEPT) }),
+    ...(state.previous === undefined || state.previous.length === 0
+      ? {}
+      : { previous: state.previous.slice(-POSTED_KEPT) }),
   };
   return Buffer.from(JSON.stringify(body), 'utf8');
+}
+
+/**
+ * The state of a session whose conversation ended: no conversation, only the ids posted to it (bounded), so that a
+ * redelivery of one is recognised; JSON `null` when there are none.
+ */
+export function encodeEnded(previous: readonly string[]): Buffer {
+  if (previous.length === 0) return CLEARED_STATE;
+  return Buffer.from(JSON.stringify({ v: STATE_VERSION, previous: previous.slice(-POSTED_KEPT) }), 'utf8');
 }
 
 /**
@@ -84,14 +106,14 @@ export function encodeState(state: ConversationState): Buffer {
  * undefined }`; anything unreadable is `{ ok: false, reason }` naming the field.
  */
 export function decodeState(raw: Buffer | undefined): DecodedState {
-  if (raw === undefined || raw.length === 0) return { ok: true, state: undefined };
+  if (raw === undefined || raw.length === 0) return { ok: true, state: undefined, previous: [] };
   let value: unknown;
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch (err) {
     return { ok: false, reason: `the session state is not JSON (${errorMessage(err)})` };
   }
-  if (value === null) return { ok: true, state: undefined };
+  if (value === null) return { ok: true, state: undefined, previous: [] };
   if (typeof value !== 'object' || Array.isArray(value))
     return { ok: false, reason: 'the session state is not a JSON object' };
   const o = value as Record<string, unknown>;
@@ -100,6 +122,18 @@ export function decodeState(raw: Buffer | undefined): DecodedState {
     reason: `the session state's ${field} must be ${expected}, found ${JSON.stringify(o[field])?.slice(0, 40) ?? 'nothing'}`,
   });
   if (o['v'] !== STATE_VERSION) return bad('v', `${STATE_VERSION} (the version this relay reads)`);
+  const ids = (f: 'posted' | 'posting' | 'previous'): string[] | undefined => {
+    const list = o[f];
+    if (!Array.isArray(list) || list.length > POSTED_KEPT) return undefined;
+    return list.every((id) => typeof id === 'string' && id !== '' && id.length <= MAX_ID_LENGTH)
+      ? (list as string[])
+      : undefined;
+  };
+  const expectedIds = `an array of at most ${POSTED_KEPT} ids (non-empty strings of at most ${MAX_ID_LENGTH} characters)`;
+  const previous = o['previous'] === undefined ? [] : ids('previous');
+  if (previous === undefined) return bad('previous', expectedIds);
+  // An ended conversation leaves only what was posted to it.
+  if (o['conversationId'] === undefined) return { ok: true, state: undefined, previous: [...previous] };
   const strings = ['account', 'conversationId', 'token', 'userId'] as const;
   for (const f of strings) if (typeof o[f] !== 'string' || o[f] === '') return bad(f, 'a non-empty string');
   const numbers = ['tokenExpiresAt', 'startedAt', 'lastActivityAt', 'idlePolls'] as const;
@@ -108,14 +142,6 @@ export function decodeState(raw: Buffer | undefined): DecodedState {
   if (o['watermark'] !== undefined && typeof o['watermark'] !== 'string') return bad('watermark', 'a string');
   if (o['pollDueAt'] !== undefined && (typeof o['pollDueAt'] !== 'number' || !Number.isFinite(o['pollDueAt'])))
     return bad('pollDueAt', 'a number');
-  const ids = (f: 'posted' | 'posting'): string[] | undefined => {
-    const list = o[f];
-    if (!Array.isArray(list) || list.length > POSTED_KEPT) return undefined;
-    return list.every((id) => typeof id === 'string' && id !== '' && id.length <= MAX_ID_LENGTH)
-      ? (list as string[])
-      : undefined;
-  };
-  const expectedIds = `an array of at most ${POSTED_KEPT} ids (non-empty strings of at most ${MAX_ID_LENGTH} characters)`;
   const posted = ids('posted');
   if (posted === undefined) return bad('posted', expectedIds);
   const posting = o['posting'] === undefined ? undefined : ids('posting');
@@ -135,8 +161,9 @@ export function decodeState(raw: Buffer | undefined): DecodedState {
   if (typeof o['watermark'] === 'string') state.watermark = o['watermark'];
   if (typeof o['pollDueAt'] === 'number') state.pollDueAt = o['pollDueAt'];
   if (posting !== undefined && posting.length > 0) state.posting = [...posting];
-  return { ok: true, state };
+  if (previous.length > 0) state.previous = [...previous];
+  return { ok: true, state, previous: [...previous] };
 }
 
-/** What a session writes when its conversation ended: JSON `null` (a reader takes it for no state). */
+/** What a session writes when it has nothing to keep: JSON `null` (a reader takes it for no state). */
 export const CLEARED_STATE: Buffer = Buffer.from('null', 'utf8');

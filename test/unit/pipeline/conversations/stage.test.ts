@@ -394,6 +394,41 @@ describe('conversations stage', () => {
     assert.deepEqual(dl.posted('conv-2')[0]?.channelData?.['conversationcontext'], { source: 'sms' });
   });
 
+  it('a message posted to a conversation that then ended, delivered again, is not posted to a new one', async () => {
+    const { stage, dl } = setup();
+    const s = session(SESSION);
+    await run(stage.sessionHandler(s), [deliver(customer('one'))]);
+    const last = customer('last words');
+    await run(stage.sessionHandler(session(SESSION, s.saved.at(-1))), [deliver(last)]);
+    // The holder that posted it died before completing it; meanwhile the agents ended the conversation.
+    const posted = s.saved.at(-1);
+    const s2 = session(SESSION, posted);
+    await run(stage.sessionHandler(s2), [deliver(customer('two'))]);
+    dl.agent('conv-1', { type: 'endOfConversation', text: undefined });
+    const s3 = session(SESSION, s2.saved.at(-1));
+    await run(stage.sessionHandler(s3), [deliver(poll(lastState(s2)!.pollDueAt!))]);
+    assert.equal(lastState(s3), undefined, 'the conversation ended');
+    const again = deliver(last, 2);
+    const s4 = session(SESSION, s3.saved.at(-1));
+    await run(stage.sessionHandler(s4), [again]);
+    assert.deepEqual(settledAs([again]), ['complete']);
+    assert.equal(dl.count('start'), 1, 'no new conversation for a message the ended one had');
+    assert.deepEqual(
+      dl.posted('conv-1').map((a) => a.text),
+      ['one', 'last words', 'two'],
+    );
+    // The next new message starts the next conversation, which still knows what went to the last one (s4 changed
+    // nothing: the session still holds what s3 wrote).
+    assert.equal(s4.saved.length, 0);
+    const s5 = session(SESSION, s3.saved.at(-1));
+    await run(stage.sessionHandler(s5), [deliver(customer('hello again')), deliver(last, 3)]);
+    assert.equal(dl.count('start'), 2);
+    assert.deepEqual(
+      dl.posted('conv-2').map((a) => a.text),
+      ['hello again'],
+    );
+  });
+
   it('polls back off while nothing comes, and stop after the idle timeout', async () => {
     const { stage, conversations } = setup({ pollIntervalMs: 1000, maxPollIntervalMs: 4000, idleTimeoutMs: 20_000 });
     let s = session(SESSION);

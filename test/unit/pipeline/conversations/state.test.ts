@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   CLEARED_STATE,
   decodeState,
+  encodeEnded,
   encodeState,
   markPosted,
   POSTED_KEPT,
@@ -27,9 +28,19 @@ function state(overrides: Partial<ConversationState> = {}): ConversationState {
 describe('conversations session state', () => {
   it('round-trips, and reads none from nothing, empty or the cleared state', () => {
     const s = state({ watermark: 'w3', pollDueAt: 1_001_000, posted: ['a', 'b'], posting: ['c'] });
-    assert.deepEqual(decodeState(encodeState(s)), { ok: true, state: s });
-    for (const raw of [undefined, Buffer.alloc(0), CLEARED_STATE])
-      assert.deepEqual(decodeState(raw), { ok: true, state: undefined });
+    assert.deepEqual(decodeState(encodeState(s)), { ok: true, state: s, previous: [] });
+    const next = state({ previous: ['p1', 'p2'] });
+    assert.deepEqual(decodeState(encodeState(next)), { ok: true, state: next, previous: ['p1', 'p2'] });
+    for (const raw of [undefined, Buffer.alloc(0), CLEARED_STATE, encodeEnded([])])
+      assert.deepEqual(decodeState(raw), { ok: true, state: undefined, previous: [] });
+  });
+
+  it('an ended conversation leaves only the ids posted to it (bounded), and no conversation', () => {
+    const ids = Array.from({ length: POSTED_KEPT + 5 }, (_, i) => `id-${i}`);
+    const decoded = decodeState(encodeEnded(ids));
+    assert.deepEqual(decoded, { ok: true, state: undefined, previous: ids.slice(-POSTED_KEPT) });
+    const bad = decodeState(Buffer.from(JSON.stringify({ v: 1, previous: [''] })));
+    assert.ok(!bad.ok && /previous/.test(bad.reason));
   });
 
   it('keeps the newest posted ids only, and takes a posted id off posting', () => {

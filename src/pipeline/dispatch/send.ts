@@ -166,7 +166,6 @@ export function sendMessage(
         signal,
         priority: calls > 0 ? 1 : 0,
         cost,
-        inTurn: msg.purpose === 'conversation',
         ...(by === undefined ? {} : { startBy: by }),
       },
     );

@@ -40,11 +40,6 @@ export interface SenderLimiterOptions {
 
 export interface RunOptions {
   /**
-   * Takes turns with the recipient's other calls in arrival order even without a spacing (a conversation's messages:
-   * a greeting and an agent's reply sent at once could otherwise reach the customer in either order). @defaultValue false
-   */
-  inTurn?: boolean;
-  /**
    * Drops the call while it waits (for its recipient's turn, a slot or a pause): `run` rejects with the signal's
    * reason. Ignored once the call started: it finishes and `run` returns its result.
    */
@@ -171,7 +166,7 @@ export class SenderLimiter {
 
   async #run<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> {
     const spacing = this.#spacingOf(recipient);
-    if (spacing === 0 && options.inTurn !== true) return this.#enqueue(recipient, call, options, () => undefined);
+    if (spacing === 0) return this.#enqueue(recipient, call, options, () => undefined);
     const previous = this.#turns.get(recipient) ?? Promise.resolve();
     let handOver!: () => void;
     const mine = new Promise<void>((resolve) => (handOver = resolve));

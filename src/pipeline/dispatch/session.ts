@@ -63,6 +63,8 @@ export class DispatchSession implements DispatchSessionHandler {
    * recipient, sent a moment before, is not taken for the one looked up (which would then never be sent).
    */
   readonly #claimed = new Set<string>();
+  /** Per recipient, the last turn of its conversation messages (see `#takeTurn`). */
+  readonly #turns = new Map<string, Promise<void>>();
   readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
   #closing: Promise<void> | undefined;
@@ -215,15 +217,35 @@ export class DispatchSession implements DispatchSessionHandler {
     const { msg } = parsed;
     const ledger = this.#handOver.inFlight;
     let mayHaveCalled = false;
+    // A conversation's messages to one customer go one after another, in the order they came, retries included: an
+    // agent's reply must not overtake the greeting, nor the next message one that is being retried.
+    const turn = msg.purpose === 'conversation' ? this.#takeTurn(msg.to) : undefined;
     try {
+      await turn?.ready;
       mayHaveCalled = await this.#send(msg, delivery, settlement, batch);
     } finally {
+      turn?.release();
       // Off the in-flight list once its outcome is settled for good, or handed back without having reached the
       // provider; kept (for the next holder to reconcile) when its settlement failed or a call may have been made.
       const result = settlement.result;
       const unsent = result === 'abandoned' && !mayHaveCalled && ledger.reconcileSince(msg.key) === undefined;
       if (result === 'completed' || result === 'deadLettered' || unsent) ledger.settled(msg.key);
     }
+  }
+
+  /** The next turn of `recipient`'s conversation messages in this session: ready once the one before it is done. */
+  #takeTurn(recipient: string): { ready: Promise<void>; release: () => void } {
+    const previous = this.#turns.get(recipient) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    this.#turns.set(recipient, mine);
+    return {
+      ready: previous,
+      release: () => {
+        if (this.#turns.get(recipient) === mine) this.#turns.delete(recipient);
+        done();
+      },
+    };
   }
 
   /** Sends one message and records its outcome; true when a provider call may have been made. */

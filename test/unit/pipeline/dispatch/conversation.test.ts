@@ -8,6 +8,7 @@ import type { ProviderType } from '../../../../src/providers/provider.js';
 import {
   channel,
   delivery,
+  errors,
   FakeInteractions,
   FakeProvider,
   lookup,
@@ -73,6 +74,35 @@ describe('dispatch: conversation messages (agents’ replies)', () => {
     assert.equal(p.calls[0]!.request.statusCallbackUrl, undefined);
     assert.deepEqual(d.settled, [{ kind: 'complete' }]);
     assert.equal(interactions.attempts, 0);
+  });
+
+  it("one customer's messages reach the provider in the order they came, retries included; other customers' at once", async () => {
+    // The first call fails once (transient, Twilio without a lookup): its retry still goes before the next message to
+    // the same customer; another customer's message does not wait.
+    const p = new FakeProvider('twilio', (_r, n) =>
+      n === 1 ? errors.unavailable() : { providerMessageId: '', status: 'queued' },
+    );
+    const s = new DispatchStage({
+      channels: lookup(channel()),
+      provider: () => p,
+      interactions: new FakeInteractions(),
+      retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 100 },
+    });
+    const ds = [
+      delivery(agentMessage({ text: 'greeting', attachments: undefined })),
+      delivery(agentMessage({ text: 'reply 1', attachments: undefined })),
+      delivery(agentMessage({ text: 'other customer', to: '+15550009999', attachments: undefined })),
+      delivery(agentMessage({ text: 'reply 2', attachments: undefined })),
+    ];
+    await run(await s.sessionHandler(session()), ds);
+    assert.deepEqual(
+      p.calls.map((c) => c.request.text),
+      ['greeting', 'other customer', 'greeting', 'reply 1', 'reply 2'],
+    );
+    assert.deepEqual(
+      ds.map((d) => d.settled),
+      ds.map(() => [{ kind: 'complete' }]),
+    );
   });
 
   it('a message with more attachments than the provider carries is dead-lettered unsent, with the numbers', async () => {

@@ -139,28 +139,6 @@ describe('sender limiter', () => {
     assert.deepEqual(at, { a: 0, x: 0, b: 1000, c: 2000 });
   });
 
-  it("without a spacing, one recipient's calls in turn take turns in arrival order (a conversation's messages stay in order)", async () => {
-    const limiter = new SenderLimiter({ messages: 100, guardMs: 0 });
-    const t0 = Date.now();
-    const at: Record<string, number> = {};
-    const call = (name: string, ms: number) => async () => {
-      at[name] = Date.now() - t0;
-      await new Promise((r) => setTimeout(r, ms));
-    };
-    const inTurn = { inTurn: true };
-    const all = Promise.all([
-      limiter.run('customer', call('a', 300), inTurn),
-      limiter.run('customer', call('b', 10), inTurn),
-      limiter.run('other', call('x', 10), inTurn),
-      limiter.run('customer', call('c', 10), inTurn),
-      limiter.run('customer', call('journey', 10)),
-    ]);
-    await clock.tickAsync(5000);
-    await all;
-    // A call not in turn (a journey's message) goes at once, as before.
-    assert.deepEqual(at, { a: 0, x: 0, journey: 0, b: 300, c: 310 });
-  });
-
   it('spaces calls to a group recipient by perGroupMs (Telegram: 20 a minute per group), others by perRecipientMs', async () => {
     const limiter = new SenderLimiter({
       messages: 100,

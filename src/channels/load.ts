@@ -386,13 +386,15 @@ function resolveProvider(
       ok = false;
     }
   }
+  // The schema checked its shape (1-10 distinct part names, not text); it belongs to a contract provider only.
+  const mediaParts = (p as Record<string, unknown>)['mediaParts'] as string[] | undefined;
   for (const [key, value] of Object.entries(p)) {
-    if (key === 'type') continue;
+    if (key === 'type' || (key === 'mediaParts' && type === 'contract')) continue;
     if (!REQUIRED_SETTINGS[type].includes(key) && key !== 'baseUrl') {
       problems.push(
         problem(
           `${at}.${key}`,
-          `only the keys of a ${type} provider (${[...REQUIRED_SETTINGS[type], ...(type === 'contract' ? [] : ['baseUrl'])].join(', ')})`,
+          `only the keys of a ${type} provider (${[...REQUIRED_SETTINGS[type], ...(type === 'contract' ? ['mediaParts'] : ['baseUrl'])].join(', ')})`,
           'an unknown key',
         ),
       );
@@ -459,7 +461,14 @@ function resolveProvider(
         botToken: values['botToken'] as string,
       };
     case 'contract':
-      return { provider: { type, url: values['url'] as string, signingSecret: values['signingSecret'] as string } };
+      return {
+        provider: {
+          type,
+          url: values['url'] as string,
+          signingSecret: values['signingSecret'] as string,
+          ...(mediaParts === undefined ? {} : { mediaParts: [...mediaParts] }),
+        },
+      };
   }
 }
 

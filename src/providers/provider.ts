@@ -14,7 +14,16 @@ export type ProviderType = 'twilio' | 'telegram' | 'contract';
 export type ProviderSettings =
   | { type: 'twilio'; accountSid: string; authToken: string; baseUrl?: string }
   | { type: 'telegram'; botToken: string; baseUrl?: string }
-  | { type: 'contract'; url: string; signingSecret: string };
+  | {
+      type: 'contract';
+      url: string;
+      signingSecret: string;
+      /**
+       * The channel definition's message parts that carry a file's URL (the i-th attachment in `mediaParts[i]`);
+       * none: the contract channel takes no attachments.
+       */
+      mediaParts?: readonly string[];
+    };
 
 /** A file sent with a message, by URL: the provider fetches it (Twilio `MediaUrl`, Telegram `document`/`photo`). */
 export interface SendAttachment {

@@ -173,6 +173,49 @@ describe('channels: loadChannels', () => {
     assert.match(by('channels.2.provider.accountSid')?.expected ?? '', /keys of a contract provider/);
   });
 
+  it("takes a contract provider's mediaParts and refuses them elsewhere, empty, repeated, too many or named text", () => {
+    const contract = (name: string, mediaParts: unknown): Record<string, unknown> =>
+      sms({
+        name,
+        provider: { type: 'contract', url: 'http://x', signingSecret: 'env:CONTRACT_SIGNING_SECRET', mediaParts },
+      });
+    const ok = loadChannels(write([contract('c', ['image', 'document'])]), { env: ENV, cwd: dir });
+    assert.deepEqual(ok.byName('c')?.provider, {
+      type: 'contract',
+      url: 'http://x',
+      signingSecret: 'whsec_c2VjcmV0',
+      mediaParts: ['image', 'document'],
+    });
+    const file = write([
+      contract('a', []),
+      contract('b', ['image', 'image']),
+      contract('c', ['text']),
+      contract(
+        'd',
+        Array.from({ length: 11 }, (_, i) => `p${i}`),
+      ),
+    ]);
+    const problems = problemsOf(() => loadChannels(file, { env: ENV, cwd: dir }));
+    const at = (p: string): ConfigProblem[] => problems.filter((x) => x.path.startsWith(p));
+    assert.ok(problems.every((p) => p.source === 'channels.json'));
+    for (const i of [0, 1, 2, 3]) assert.ok(at(`channels.${i}.provider.mediaParts`).length > 0, `channels.${i}`);
+    const twilio = write([
+      sms({
+        provider: {
+          type: 'twilio',
+          accountSid: 'AC00000000000000000000000000000001',
+          authToken: 'env:TWILIO_AUTH_TOKEN',
+          mediaParts: ['image'],
+        },
+      }),
+    ]);
+    const refused = problemsOf(() => loadChannels(twilio, { env: ENV, cwd: dir }));
+    assert.match(
+      refused.find((p) => p.path === 'channels.0.provider.mediaParts')?.expected ?? '',
+      /keys of a twilio provider/,
+    );
+  });
+
   it('requires a channel field where channels share a tile, and equal limits where they share a sender', () => {
     const file = write([sms(), sms({ name: 'sms2', rateLimit: { messages: 5 } })]);
     const problems = problemsOf(() => loadChannels(file, { env: ENV, cwd: dir }));

@@ -80,6 +80,23 @@ export {
  * URL that does not parse or a signing secret that is not `whsec_<base64>` throws a `ConfigError` whose problem names
  * the key (`provider.signingSecret`), never its value.
  */
+/** A contract provider's `mediaParts`: 1-10 distinct, non-empty message part names, none of them `text`. */
+function requireMediaParts(value: unknown, source: string): string[] {
+  const expected = '1-10 distinct message part names, not "text"';
+  if (!Array.isArray(value) || value.length < 1 || value.length > 10)
+    throw settingError(
+      source,
+      'provider.mediaParts',
+      expected,
+      Array.isArray(value) ? `${value.length} names` : typeof value,
+    );
+  const names = value.map((v: unknown, i) => requireText(v, source, `provider.mediaParts.${i}`));
+  const wrong = names.find((n, i) => n === 'text' || names.indexOf(n) !== i);
+  if (wrong !== undefined)
+    throw settingError(source, 'provider.mediaParts', expected, `"${wrong}" named twice or text`);
+  return names;
+}
+
 export function createProvider(settings: ProviderSettings, options?: CreateProviderOptions): Provider {
   const adapter = adapterOptions(options);
   const source = `${settings.type} provider settings`;
@@ -119,6 +136,7 @@ export function createProvider(settings: ProviderSettings, options?: CreateProvi
         {
           url: requireHttpUrl(settings.url, source, 'provider.url'),
           signingSecret: requireText(settings.signingSecret, source, 'provider.signingSecret'),
+          ...(settings.mediaParts === undefined ? {} : { mediaParts: requireMediaParts(settings.mediaParts, source) }),
         },
         adapter,
       );

@@ -86,7 +86,7 @@ export interface Provider {
   readonly type: ProviderType;
   /**
    * The most attachments one message may carry (Twilio: 10 `MediaUrl`s; Telegram: 10, each its own message; the
-   * contract: none, its payload has no place for them). @defaultValue 0
+   * contract: one per media part of `mediaParts`, none without them). @defaultValue 0
    */
   readonly maxAttachments?: number;
   /**

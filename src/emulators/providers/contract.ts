@@ -29,6 +29,13 @@ export interface ContractOptions {
   reportsUrl?: string;
   /** Where recipients' replies on every channel are POSTed. @defaultValue undefined: no replies */
   inboundUrl?: string;
+  /**
+   * Message parts the simulated channel definitions declare as media (`msdyn_channelmessagepart` of a type other
+   * than text): each carries one file by URL. Their values must be absolute http(s) URLs (400 otherwise: the
+   * strictest reading, see docs/emulators/providers.md) and are recorded as the message's attachments, not its text.
+   * @defaultValue []
+   */
+  mediaParts?: string[];
   /** Per `{channel}` path segment, URLs over `reportsUrl` and `inboundUrl`. @defaultValue {} */
   channelUrls?: Record<string, { reportsUrl?: string; inboundUrl?: string }>;
   /**
@@ -48,6 +55,7 @@ export const CONTRACT_DEFAULTS: ResolvedContract = {
   perSender: 10,
   perSenderBySender: {},
   notSentRecipients: [],
+  mediaParts: [],
   channelUrls: {},
 };
 
@@ -174,6 +182,14 @@ export class ContractApi {
         else parts[k] = v;
       }
     }
+    const attachments: Array<{ url: string }> = [];
+    for (const name of this.#options.mediaParts) {
+      const url = parts[name];
+      if (url === undefined) continue;
+      if (!/^https?:\/\/[^\s]+$/i.test(url) || !URL.canParse(url))
+        problems.push(`Message.${name} is a media part: it must be an absolute http(s) URL`);
+      else attachments.push({ url });
+    }
     const sender = typeof payload['From'] === 'string' && payload['From'] !== '' ? payload['From'] : undefined;
     if (problems.length > 0)
       return {
@@ -222,11 +238,15 @@ export class ContractApi {
         path: ex.path,
         sender: from,
         recipient: to,
-        text: Object.values(parts).join('\n'),
+        text: Object.entries(parts)
+          .filter(([k]) => !this.#options.mediaParts.includes(k))
+          .map(([, v]) => v)
+          .join('\n'),
         idempotencyKey: requestId,
         providerMessageId: messageId,
         ...(channelDefinitionId === undefined ? {} : { channelDefinitionId }),
         parts,
+        ...(attachments.length > 0 ? { attachments } : {}),
         signed,
         verified: secrets !== undefined,
       };

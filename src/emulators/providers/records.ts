@@ -15,7 +15,7 @@ export interface SimulatedMessage {
   sender: string;
   /** Twilio: `To`; Telegram: `chat_id`; contract: `To`. */
   recipient: string;
-  /** Twilio: `Body`; Telegram: `text`; contract: the `Message` parts' values joined by a newline. */
+  /** Twilio: `Body`; Telegram: `text`; contract: the `Message` parts' values joined by a newline (media parts left out). */
   text: string;
   /**
    * Twilio: `I-Twilio-Idempotency-Token` (a key only with `honourIdempotencyToken`); Telegram: `X-Idempotency-Key`
@@ -37,7 +37,7 @@ export interface SimulatedMessage {
   parts?: Record<string, string>;
   /**
    * Files sent with it: Twilio, each `MediaUrl`; Telegram, the `photo` or `document` of a sendPhoto / sendDocument
-   * (each its own message, `text` its caption).
+   * (each its own message, `text` its caption); contract, the value of each of its `mediaParts`.
    */
   attachments?: Array<{ url: string; kind?: 'photo' | 'document' }>;
   /** Contract: whether the request carried Standard Webhooks headers, and whether they were verified (secrets configured). */

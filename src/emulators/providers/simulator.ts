@@ -312,6 +312,11 @@ function resolveOptions(options: ProviderSimulatorsOptions) {
   checkSecrets('secrets');
   if (!Array.isArray(contract.notSentRecipients))
     problems.push('contract.notSentRecipients: expected an array of recipients');
+  if (
+    !Array.isArray(contract.mediaParts) ||
+    contract.mediaParts.some((n: unknown) => typeof n !== 'string' || n === '')
+  )
+    problems.push(`contract.mediaParts: expected an array of message part names, found ${shown(contract.mediaParts)}`);
   for (const key of ['reportsUrl', 'inboundUrl'] as const)
     if (contract[key] !== undefined && !isHttpUrl(contract[key]))
       problems.push(`contract.${key}: expected an http(s) URL, found ${shown(contract[key])}`);

@@ -21,6 +21,11 @@ export interface ContractSettings {
   url: string;
   /** One `whsec_<base64>` secret, or several separated by whitespace (rotation). */
   signingSecret: string;
+  /**
+   * The channel definition's message parts that carry a file's URL: the i-th attachment goes in `mediaParts[i]`
+   * (see unverified.ts). None: the channel takes no attachments.
+   */
+  mediaParts?: readonly string[];
 }
 
 /** The request payload of the outbound contract. */
@@ -53,28 +58,37 @@ export class ContractProvider implements Provider {
   readonly #call: AdapterCall;
   /** The clock used for `webhook-timestamp` (tests). */
   readonly #now: () => number;
+  readonly #mediaParts: readonly string[];
 
   constructor(settings: ContractSettings, options: AdapterOptions, now: () => number = Date.now) {
     this.#url = settings.url;
+    this.#mediaParts = settings.mediaParts ?? [];
+    this.maxAttachments = this.#mediaParts.length;
     this.#secrets = contractSecrets(settings.signingSecret);
     this.#call = adapterCall('contract', options, this.#secrets);
     this.#now = now;
   }
 
-  /** The contract's payload has no place for files (`Message` is message parts by name, strings). */
-  readonly maxAttachments = 0;
+  /**
+   * One file per media part: the contract's `Message` is a Dictionary<string, string> of message parts, so a file
+   * goes by URL in a part the channel definition declares for media (`mediaParts`); without them, none.
+   */
+  readonly maxAttachments: number;
 
   async send(request: SendRequest): Promise<SendResult> {
-    if ((request.attachments?.length ?? 0) > 0)
+    const attachments = request.attachments ?? [];
+    if (attachments.length > this.maxAttachments)
       throw new TypeError(
-        'contract: the outbound contract has no place for attachments (its Message is a Dictionary<string, string> of message parts)',
+        `contract: ${attachments.length} attachments, but the channel has ${this.maxAttachments} media parts (provider.mediaParts) to carry them`,
       );
+    const media: Record<string, string> = {};
+    attachments.forEach((a, i) => (media[this.#mediaParts[i] as string] = a.url));
     const payload: ContractPayload = {
       ...(request.channelDefinitionId === undefined ? {} : { ChannelDefinitionId: request.channelDefinitionId }),
       RequestId: request.idempotencyKey,
       From: request.from,
       To: request.to,
-      Message: request.parts ?? { text: request.text },
+      Message: { ...(request.parts ?? { text: request.text }), ...media },
     };
     const body = JSON.stringify(payload);
     return postAndMap({

@@ -86,16 +86,44 @@ describe('attachments against the provider simulators', () => {
       assert.equal(sim.stats().telegram.repeatedKeys, 0);
     });
 
-    it('the contract has no place for attachments: refused before any call', async () => {
-      const sim = await start();
+    it('the contract: one file by URL per media part, recorded by the simulator; none without mediaParts', async () => {
+      const sim = await start({ contract: { mediaParts: ['image', 'document'] } });
+      const contract = createProvider({
+        type: 'contract',
+        url: `${sim.urls.contract}/ct/messages`,
+        signingSecret: SIGNING_SECRET,
+        mediaParts: ['image', 'document'],
+      });
+      assert.equal(contract.maxAttachments, 2);
+      await contract.send(request('+15551234567'));
+      const [logged] = sim.messages({ provider: 'contract' });
+      assert.equal(logged?.text, 'Here you are');
+      assert.deepEqual(logged?.parts, { text: 'Here you are', image: files[0]!.url, document: files[1]!.url });
+      assert.deepEqual(
+        logged?.attachments?.map((a) => a.url),
+        files.map((f) => f.url),
+      );
+      const plain = createProvider({
+        type: 'contract',
+        url: `${sim.urls.contract}/ct/messages`,
+        signingSecret: SIGNING_SECRET,
+      });
+      assert.equal(plain.maxAttachments, 0);
+      await assert.rejects(plain.send(request('+15551234567')), /0 media parts/);
+      assert.equal(sim.stats().contract.requests, 1);
+    });
+
+    it('the contract simulator refuses a media part that is not an http(s) URL', async () => {
+      const sim = await start({ contract: { mediaParts: ['image'] } });
       const contract = createProvider({
         type: 'contract',
         url: `${sim.urls.contract}/ct/messages`,
         signingSecret: SIGNING_SECRET,
       });
-      assert.equal(contract.maxAttachments, 0);
-      await assert.rejects(contract.send(request('+15551234567')), /no place for attachments/);
-      assert.equal(sim.stats().contract.requests, 0);
+      const refused = await providerError(
+        contract.send(request('+15551234567', { attachments: [], parts: { text: 'hi', image: 'file:///etc/x' } })),
+      );
+      assert.equal(refused.upstream?.status, 400);
     });
   });
 

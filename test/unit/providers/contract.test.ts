@@ -76,6 +76,51 @@ describe('contract adapter', () => {
     });
   });
 
+  it('puts the i-th attachment URL in the i-th media part next to the text; refuses more than the media parts', async () => {
+    const server = track(await startRecordingServer());
+    server.reply(echo('Sent'));
+    const provider = createProvider({
+      type: 'contract',
+      url: server.url,
+      signingSecret: SIGNING_SECRET,
+      mediaParts: ['image', 'document'],
+    });
+    assert.equal(provider.maxAttachments, 2);
+    await provider.send({
+      ...request,
+      attachments: [
+        { url: 'https://files.example/a.png', contentType: 'image/png' },
+        { url: 'https://files.example/b.pdf' },
+      ],
+    });
+    assert.deepEqual(JSON.parse(server.requests[0]!.body).Message, {
+      text: 'Hello Ada',
+      image: 'https://files.example/a.png',
+      document: 'https://files.example/b.pdf',
+    });
+    await provider.send({ ...request, attachments: [{ url: 'https://files.example/c.png' }] });
+    assert.deepEqual(JSON.parse(server.requests[1]!.body).Message, {
+      text: 'Hello Ada',
+      image: 'https://files.example/c.png',
+    });
+    const three = [1, 2, 3].map((i) => ({ url: `https://files.example/${i}` }));
+    await assert.rejects(provider.send({ ...request, attachments: three }), TypeError);
+    const plain = createProvider({ type: 'contract', url: server.url, signingSecret: SIGNING_SECRET });
+    assert.equal(plain.maxAttachments, 0);
+    await assert.rejects(plain.send({ ...request, attachments: [three[0]!] }), /no media parts|0 media parts/);
+    assert.equal(server.requests.length, 2);
+  });
+
+  it('refuses mediaParts that are empty, repeated or named text, naming the key', () => {
+    for (const mediaParts of [[], ['image', 'image'], ['text'], ['']]) {
+      assert.throws(
+        () => createProvider({ type: 'contract', url: 'http://x', signingSecret: SIGNING_SECRET, mediaParts }),
+        (e: Error & { problems?: Array<{ path: string }> }) =>
+          (e.problems ?? []).some((p) => p.path.startsWith('provider.mediaParts')),
+      );
+    }
+  });
+
   it('signs with each secret of a rotation (space-separated), so receivers on either verify', async () => {
     const server = track(await startRecordingServer());
     server.reply(echo('Sent'));

@@ -6,6 +6,7 @@
  * the media fetchers that download a customer's attachment (Twilio MMS media, Telegram files): `mediaFetcher`.
  */
 import { ContractProvider } from './contract/adapter.js';
+import { CONTRACT_MAX_MEDIA_PARTS } from './contract/assumptions.js';
 import { adapterOptions, requireHttpUrl, requireText, settingError, type CreateProviderOptions } from './options.js';
 import type { Provider, ProviderSettings } from './provider.js';
 import { TelegramProvider } from './telegram/adapter.js';
@@ -80,10 +81,10 @@ export {
  * URL that does not parse or a signing secret that is not `whsec_<base64>` throws a `ConfigError` whose problem names
  * the key (`provider.signingSecret`), never its value.
  */
-/** A contract provider's `mediaParts`: 1-10 distinct, non-empty message part names, none of them `text`. */
+/** A contract provider's `mediaParts`: 1-10 distinct, non-empty message part names, none of them `text` (assumptions.ts). */
 function requireMediaParts(value: unknown, source: string): string[] {
   const expected = '1-10 distinct message part names, not "text"';
-  if (!Array.isArray(value) || value.length < 1 || value.length > 10)
+  if (!Array.isArray(value) || value.length < 1 || value.length > CONTRACT_MAX_MEDIA_PARTS)
     throw settingError(
       source,
       'provider.mediaParts',

@@ -23,7 +23,7 @@ export interface ContractSettings {
   signingSecret: string;
   /**
    * The channel definition's message parts that carry a file's URL: the i-th attachment goes in `mediaParts[i]`
-   * (see unverified.ts). None: the channel takes no attachments.
+   * (see assumptions.ts: URLs, not msdyncrm_file ids). None: the channel takes no attachments.
    */
   mediaParts?: readonly string[];
 }

@@ -18,3 +18,4 @@ export {
   type WebhookRefusal,
   type HeaderSource,
 } from './webhook-signature.js';
+export { CONTRACT_MAX_MEDIA_PARTS } from './assumptions.js';

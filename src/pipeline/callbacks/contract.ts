@@ -13,13 +13,14 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
 import { verifyWebhook } from '../../providers/index.js';
-import type { SendContext } from '../messages.js';
+import type { Attachment, SendContext } from '../messages.js';
 import { activityContext } from './activity.js';
 import { channelOf } from './opens.js';
 import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './routes.js';
 import type { CallbackService } from './service.js';
 import { callbackSettings } from './settings.js';
 import { openContext } from '../../correlation/index.js';
+import type { Logger } from '../../log.js';
 
 type Json = Record<string, unknown>;
 
@@ -152,12 +153,30 @@ async function reports(request: FastifyRequest, service: CallbackService): Promi
 }
 
 /**
+ * The files of an inbound message: the values of the channel's media parts (`provider.mediaParts`), in that order,
+ * each one that is an http(s) URL (a part holding anything else is skipped with a log: the relay fetches files by URL
+ * only, src/providers/contract/assumptions.ts). None on a channel without media parts: every part is then text.
+ */
+export function contractMedia(channel: Channel, parts: Record<string, string> | undefined, log: Logger): Attachment[] {
+  const provider = channel.provider;
+  const names = provider.type === 'contract' && !('unread' in provider) ? (provider.mediaParts ?? []) : [];
+  const media: Attachment[] = [];
+  for (const name of names) {
+    const value = parts?.[name];
+    if (value === undefined || value === '') continue;
+    if (/^https?:\/\/\S+$/i.test(value) && URL.canParse(value)) media.push({ url: value });
+    else log.warn('contract media part is not an http(s) URL: skipped', { part: name });
+  }
+  return media;
+}
+
+/**
  * `{From, To?, Message: {text, …parts} | "text", MessageId?, OrganizationId?}` (parts are strings): a reply (on a
  * real-time channel: `msdyn_D365ChannelsInbound` with every part, keyed by MessageId, else the webhook-id). On a
- * bridged channel, what is not consumed goes to the conversation, text only: the contract has no attachments
- * (`msdyn_D365ChannelsInbound`'s `Message` is a `Dictionary<string, string>` of parts, dataverse-contracts.md §5 and
- * §8; `msdyn_supportsattachment` exists on the channel definition with no documented payload), so a provider's file
- * could only come as a part holding a URL, which reaches the agent as text.
+ * bridged channel, what is not consumed goes to the conversation: the text from `text`, the files from the channel's
+ * media parts ({@link contractMedia}; `msdyn_D365ChannelsInbound`'s `Message` is a `Dictionary<string, string>` of
+ * parts, dataverse-contracts.md §5 and §8, so a file can only come as a part holding its URL). A message with media
+ * parts and no `text` is a message with only attachments.
  */
 async function inbound(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const v = verified(request, service);
@@ -169,9 +188,15 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
   const parts =
     typeof message === 'object' && message !== null && !Array.isArray(message) ? (message as Json) : undefined;
   if (parts !== undefined && !Object.values(parts).every((v) => typeof v === 'string')) return refusal('bad-request');
-  const messageText = typeof message === 'string' ? message : parts !== undefined ? text(parts['text']) : undefined;
-  if (from === undefined || messageText === undefined) return refusal('bad-request');
   const log = service.log.child({ channel: channel.name, route: 'contract-inbound' });
+  const attachments = contractMedia(channel, parts as Record<string, string> | undefined, log);
+  const messageText =
+    typeof message === 'string'
+      ? message
+      : parts !== undefined
+        ? (text(parts['text']) ?? (attachments.length > 0 ? '' : undefined))
+        : undefined;
+  if (from === undefined || messageText === undefined) return refusal('bad-request');
   const to = text(body['To']);
   const organizationId = text(body['OrganizationId']);
   const outcome = await service.reply(
@@ -183,6 +208,7 @@ async function inbound(request: FastifyRequest, service: CallbackService): Promi
       ...(parts === undefined ? {} : { parts: parts as Record<string, string> }),
       ...(to ? { to } : {}),
       ...(organizationId ? { organizationId } : {}),
+      ...(attachments.length === 0 ? {} : { attachments }),
     },
     log,
   );

@@ -272,6 +272,34 @@ describe('callbacks: customer messages of bridged channels go to conversations',
       assert.ok(m.body.kind === 'customer' && m.body.text === 'Where is my parcel?');
       assert.equal(h.directory.contacts[0]!['sample_optout'], true);
     });
+    it('the media parts holding http(s) URLs become attachments, in mediaParts order; others are skipped with a log', async () => {
+      const image = 'https://files.provider.example/in/photo.jpg';
+      const document = 'https://files.provider.example/in/form.pdf';
+      await contract(
+        'ct',
+        { From: PHONE, Message: { document, text: 'Here it is', image }, MessageId: 'in-3' },
+        'wh_3',
+      );
+      const m = forwarded();
+      assert.ok(m.body.kind === 'customer');
+      assert.equal(m.body.text, 'Here it is');
+      assert.deepEqual(m.body.attachments, [{ url: image }, { url: document }]);
+      conversations.sent.length = 0;
+      await contract('ct', { From: PHONE, Message: { image, document: 'file-id-42' }, MessageId: 'in-4' }, 'wh_4');
+      const alone = forwarded();
+      assert.ok(alone.body.kind === 'customer');
+      assert.equal(alone.body.text, '');
+      assert.deepEqual(alone.body.attachments, [{ url: image }]);
+      assert.match(h.logs.text, /contract media part is not an http\(s\) URL: skipped/);
+      assert.ok(!h.logs.text.includes('file-id-42'), 'the part value is not logged');
+    });
+    it('a channel without mediaParts forwards no attachments; a message without text nor media is refused', async () => {
+      await contract('rt', { From: PHONE, To: 'rt-sender', Message: { image: 'https://f.example/a.png' } }, 'wh_5');
+      assert.equal(conversations.sent.length, 0);
+      const res = await contract('ct', { From: PHONE, Message: { image: 'not a url' }, MessageId: 'in-6' }, 'wh_6');
+      assert.equal(res.statusCode, 400);
+      assert.equal(conversations.sent.length, 0);
+    });
     it('a real-time channel records the inbound message and, bridged, forwards it too', async () => {
       await contract('rt', { From: PHONE, To: 'rt-sender', Message: { text: 'Hi' }, MessageId: 'in-9' }, 'wh_9');
       assert.equal(h.interactions.sent[0]?.body.responseType, 'Inbound');

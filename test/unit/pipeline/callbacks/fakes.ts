@@ -146,7 +146,12 @@ export const CT: Channel = {
   ...base,
   name: 'ct',
   tile: tile('sample_sms'),
-  provider: { type: 'contract', url: 'https://provider.example.com/send', signingSecret: `${WHSEC_NEW} ${WHSEC_OLD}` },
+  provider: {
+    type: 'contract',
+    url: 'https://provider.example.com/send',
+    signingSecret: `${WHSEC_NEW} ${WHSEC_OLD}`,
+    mediaParts: ['image', 'document'],
+  },
   sender: 'ct-sender',
   senderKey: 'contract:ct-sender',
   addressField: 'mobilephone',

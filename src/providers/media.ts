@@ -9,7 +9,9 @@
  * - Telegram: `getFile` for the `telegram-file:<file_id>` URL, then `GET {baseUrl}/file/bot<token>/<file_path>`
  *   (core.telegram.org/bots/api#getfile); the token is in both URLs, so neither appears in an error or a log line.
  *
- * Both stop at `maxBytes` ({@link MAX_MEDIA_BYTES} by default: Telegram's own download limit). Failures are
+ * - The contract: a plain GET of the media part's URL (no credentials), redirects followed as Twilio's are.
+ *
+ * All stop at `maxBytes` ({@link MAX_MEDIA_BYTES} by default: Telegram's own download limit). Failures are
  * `ProviderError`s: `ProviderRejected` (gone, refused, too large: fetching again does not help), `ProviderUnauthorized`
  * (credentials), `ProviderUnavailable` / `ProviderTimeout` / `ProviderRateLimited` (try again later).
  */
@@ -22,6 +24,7 @@ import { telegramFileId } from './telegram/media.js';
 import { mapTelegramResponse } from './telegram/map-response.js';
 import { TWILIO_BASE_URL } from './twilio/adapter.js';
 import { MAX_MEDIA_REDIRECTS } from './twilio/assumptions.js';
+import { contractSecrets } from './contract/adapter.js';
 
 /** The largest file fetched by default: 20 MB, the most Telegram's getFile lets a bot download. */
 export const MAX_MEDIA_BYTES = 20 * 1024 * 1024;
@@ -44,7 +47,11 @@ export interface MediaFetcherOptions extends CreateProviderOptions {
 }
 
 /** The error of a download's answer that is not a 2xx (or a redirect where none is followed). */
-function downloadError(provider: 'twilio' | 'telegram', what: string, response: BytesResponse): ProviderError {
+function downloadError(
+  provider: 'twilio' | 'telegram' | 'contract',
+  what: string,
+  response: BytesResponse,
+): ProviderError {
   const { status } = response;
   const upstream = { status, headers: response.headers, body: response.body.toString('utf8').slice(0, 500) };
   if (status === 401 || status === 403)
@@ -99,37 +106,87 @@ class TwilioMediaFetcher implements ProviderMediaFetcher {
         'ProviderRejected',
         `twilio media: not a media URL of this account (${url.origin}${url.pathname.slice(0, 40)}…)`,
       );
-    const started = Date.now();
-    let response: BytesResponse | undefined;
-    let headers: Record<string, string> = { authorization: this.#authorization, accept: '*/*' };
-    for (let hop = 0; ; hop++) {
-      response = await httpGetBytes({
-        ...this.#call,
-        url: url.toString(),
-        headers,
-        maxBytes: this.#maxBytes,
-        ...(signal === undefined ? {} : { signal }),
-      });
-      const location = response.headers['location'];
-      if (response.status < 300 || response.status >= 400 || location === undefined) break;
-      if (hop >= MAX_MEDIA_REDIRECTS)
-        throw new ProviderError('ProviderBadResponse', `twilio media: more than ${MAX_MEDIA_REDIRECTS} redirects`);
-      const next = new URL(location, url);
-      if (next.protocol !== 'https:' && next.protocol !== 'http:')
-        throw new ProviderError('ProviderBadResponse', `twilio media: a redirect to ${next.protocol}`);
-      url = next;
-      // The redirect target is a pre-signed URL: no credentials (they would also leave the account's origin).
-      headers = { accept: '*/*' };
-    }
-    this.#call.log.debug('media fetched', {
-      status: response.status,
-      bytes: response.body.length,
-      durationMs: Date.now() - started,
-    });
+    // The redirect target is a pre-signed URL: no credentials (they would also leave the account's origin).
+    const response = await getFollowing('twilio', this.#call, url, this.#authorization, this.#maxBytes, signal);
     if (response.status < 200 || response.status >= 300) throw downloadError('twilio', 'media', response);
-    const contentType = response.headers['content-type']?.split(';')[0]?.trim() || attachment.contentType;
-    const type = contentType || 'application/octet-stream';
-    return { name: attachment.name ?? fallbackName(attachment.url, type), contentType: type, data: response.body };
+    return mediaFile(attachment, response);
+  }
+}
+
+/**
+ * `GET url`, following at most {@link MAX_MEDIA_REDIRECTS} redirects to http(s) URLs; `authorization` goes with the
+ * first request only. The last answer, whatever its status.
+ */
+async function getFollowing(
+  provider: 'twilio' | 'contract',
+  call: AdapterCall,
+  start: URL,
+  authorization: string | undefined,
+  maxBytes: number,
+  signal: AbortSignal | undefined,
+): Promise<BytesResponse> {
+  const started = Date.now();
+  let url = start;
+  let headers: Record<string, string> = { ...(authorization === undefined ? {} : { authorization }), accept: '*/*' };
+  for (let hop = 0; ; hop++) {
+    const response = await httpGetBytes({
+      ...call,
+      url: url.toString(),
+      headers,
+      maxBytes,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const location = response.headers['location'];
+    if (response.status < 300 || response.status >= 400 || location === undefined) {
+      call.log.debug('media fetched', {
+        status: response.status,
+        bytes: response.body.length,
+        durationMs: Date.now() - started,
+      });
+      return response;
+    }
+    if (hop >= MAX_MEDIA_REDIRECTS)
+      throw new ProviderError('ProviderBadResponse', `${provider} media: more than ${MAX_MEDIA_REDIRECTS} redirects`);
+    const next = new URL(location, url);
+    if (next.protocol !== 'https:' && next.protocol !== 'http:')
+      throw new ProviderError('ProviderBadResponse', `${provider} media: a redirect to ${next.protocol}`);
+    url = next;
+    headers = { accept: '*/*' };
+  }
+}
+
+/** The file of a download: its type from the answer, else the attachment's; its name from the attachment, else the URL. */
+function mediaFile(attachment: SendAttachment, response: BytesResponse): MediaFile {
+  const contentType = response.headers['content-type']?.split(';')[0]?.trim() || attachment.contentType;
+  const type = contentType || 'application/octet-stream';
+  return { name: attachment.name ?? fallbackName(attachment.url, type), contentType: type, data: response.body };
+}
+
+/**
+ * The contract's files: a plain GET of the media part's URL, no credentials (the provider's files are reachable by
+ * URL: src/providers/contract/assumptions.ts), redirects followed as Twilio's are.
+ */
+class ContractMediaFetcher implements ProviderMediaFetcher {
+  readonly #call: AdapterCall;
+  readonly #maxBytes: number;
+
+  constructor(call: AdapterCall, maxBytes: number) {
+    this.#call = call;
+    this.#maxBytes = maxBytes;
+  }
+
+  async fetch(attachment: SendAttachment, signal?: AbortSignal): Promise<MediaFile> {
+    let url: URL;
+    try {
+      url = new URL(attachment.url);
+    } catch {
+      throw new ProviderError('ProviderRejected', 'contract media: the URL does not parse');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new ProviderError('ProviderRejected', `contract media: not an http(s) URL (${url.protocol})`);
+    const response = await getFollowing('contract', this.#call, url, undefined, this.#maxBytes, signal);
+    if (response.status < 200 || response.status >= 300) throw downloadError('contract', 'media', response);
+    return mediaFile(attachment, response);
   }
 }
 
@@ -199,8 +256,8 @@ class TelegramMediaFetcher implements ProviderMediaFetcher {
 }
 
 /**
- * The media fetcher of a channel's provider settings (Twilio, Telegram); undefined for the contract, whose inbound
- * messages carry no files. Settings are checked as `createProvider` checks them.
+ * The media fetcher of a channel's provider settings (Twilio, Telegram, the contract). Settings are checked as
+ * `createProvider` checks them.
  */
 export function mediaFetcher(
   settings: ProviderSettings,
@@ -219,6 +276,12 @@ export function mediaFetcher(
       return new TelegramMediaFetcher(
         settings,
         adapterCall('telegram', adapter, [settings.botToken, encodeURIComponent(settings.botToken)]),
+        maxBytes,
+      );
+    case 'contract':
+      // No credentials go with the GET; the signing secret is redacted all the same, should a URL ever carry it.
+      return new ContractMediaFetcher(
+        adapterCall('contract', adapter, contractSecrets(settings.signingSecret)),
         maxBytes,
       );
     default:

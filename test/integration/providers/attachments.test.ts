@@ -211,12 +211,5 @@ describe('attachments against the provider simulators', () => {
       assert.deepEqual([unknown.code, unknown.upstream?.status], ['ProviderRejected', 400]);
       assert.ok(!unknown.message.includes(BOT_TOKEN), 'no token in the error');
     });
-
-    it('the contract has no media fetcher (its inbound messages carry no files)', () => {
-      assert.equal(
-        mediaFetcher({ type: 'contract', url: 'https://p.example', signingSecret: SIGNING_SECRET }),
-        undefined,
-      );
-    });
   });
 });

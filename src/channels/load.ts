@@ -336,6 +336,12 @@ function unreadProvider(
   const type = c.provider['type'] as ProviderSettings['type'];
   const provider: UnreadProviderSettings = { type, unread: true };
   if (!referencesOnly(c.provider, at('provider'), problems, problem)) return undefined;
+  if (type !== 'contract' && c.provider['mediaParts'] !== undefined) {
+    problems.push(
+      problem(at('provider.mediaParts'), `only the keys of a ${type} provider (mediaParts is a contract's)`, 'it set'),
+    );
+    return undefined;
+  }
   const reference = c.provider['botToken'];
   if (type !== 'telegram' || c.senderKey !== undefined || reference === undefined) return { provider };
   const name = ENV_REF.exec(reference)?.[1] as string;

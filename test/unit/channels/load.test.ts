@@ -214,6 +214,12 @@ describe('channels: loadChannels', () => {
       refused.find((p) => p.path === 'channels.0.provider.mediaParts')?.expected ?? '',
       /keys of a twilio provider/,
     );
+    // Also where the process does not read the provider's settings (intake, the recorder).
+    const unread = problemsOf(() => loadChannels(twilio, { env: ENV, cwd: dir, providers: 'none' }));
+    assert.match(
+      unread.find((p) => p.path === 'channels.0.provider.mediaParts')?.expected ?? '',
+      /mediaParts is a contract's/,
+    );
   });
 
   it('requires a channel field where channels share a tile, and equal limits where they share a sender', () => {

@@ -55,7 +55,7 @@ export interface ConversationsOptions {
   /** The longest wait before a throttled or failed delivery is handed back (a longer `Retry-After` is cut to it), ms. @defaultValue 30000 */
   maxHandBackWaitMs?: number;
   /** The wait before a delivery is handed back after Direct Line refused the account's secret, ms. @defaultValue 30000 */
-  unauthorizedPauseMs?: number;
+  identityPauseMs?: number;
   /** The clock (ms since the epoch). @defaultValue Date.now */
   now?: () => number;
 }
@@ -152,7 +152,7 @@ export class ConversationsContext {
   readonly lockMarginMs: number;
   readonly maxDeliveryCount: number;
   readonly maxHandBackWaitMs: number;
-  readonly unauthorizedPauseMs: number;
+  readonly identityPauseMs: number;
   readonly now: () => number;
   /** Aborts when the stage stops: waits end at once and what waits is handed back. */
   readonly stopping = new AbortController();
@@ -210,7 +210,7 @@ export class ConversationsContext {
     this.lockMarginMs = intOption(c, 'lockMarginMs', o.lockMarginMs, 5000, 0);
     this.maxDeliveryCount = intOption(c, 'maxDeliveryCount', o.maxDeliveryCount, 10, 1);
     this.maxHandBackWaitMs = intOption(c, 'maxHandBackWaitMs', o.maxHandBackWaitMs, 30_000, 0);
-    this.unauthorizedPauseMs = intOption(c, 'unauthorizedPauseMs', o.unauthorizedPauseMs, 30_000, 0);
+    this.identityPauseMs = intOption(c, 'identityPauseMs', o.identityPauseMs, 30_000, 0);
     this.now = o.now ?? Date.now;
     this.#metrics = o.registry === undefined ? undefined : createMetrics(o.registry);
   }

@@ -350,7 +350,7 @@ export class ConversationSession implements SessionHandler {
               reason: CONVERSATIONS_DEAD_LETTER_REASONS.directLineFailed,
               description: `${what}: ${detail}`,
             }
-          : { kind: 'abandon', waitMs: ctx.unauthorizedPauseMs, why: detail };
+          : { kind: 'abandon', waitMs: ctx.identityPauseMs, why: detail };
       }
       if (!err.retryable) {
         log.warn('Direct Line refused the message: dead-lettered', { code: err.code, err: err.message });

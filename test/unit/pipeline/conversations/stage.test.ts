@@ -514,7 +514,7 @@ describe('conversations stage', () => {
   });
 
   it('an unauthorized secret: handed back after a pause, and the account is not healthy until a call succeeds', async () => {
-    const { stage, dl } = setup({ unauthorizedPauseMs: 15_000 });
+    const { stage, dl } = setup({ identityPauseMs: 15_000 });
     dl.fail(
       'start',
       () => new DirectLineError('DirectLineUnauthorized', 'Unauthorized', { upstream: { status: 401 } }),

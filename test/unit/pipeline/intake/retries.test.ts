@@ -1,7 +1,7 @@
 /**
  * Intake's retries within a batch (Dataverse reads, the `outbound` send), the wait before abandoning, a message too
  * large for `outbound`, and the waits an abort or `stop()` cuts short. Fake timers throughout (setTimeout and Date):
- * every wait is the stage's own `delay`.
+ * every wait is the stage's own `delayUnlessAborted`.
  */
 import assert from 'node:assert/strict';
 import sinon from 'sinon';

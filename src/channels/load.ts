@@ -274,7 +274,7 @@ export function loadChannels(file: string, options: LoadChannelsOptions = {}): C
   crossChannelChecks(raw, channels, problems, problem);
   const messaging = resolveMessaging(
     doc.messaging,
-    raw.map((c) => c.name),
+    raw.map((c) => ({ name: c.name, hasCallbacks: c.callbacks !== undefined })),
     options.messaging ?? 'all',
     env,
     problems,
@@ -295,7 +295,7 @@ export function loadMessaging(file: string, options: LoadMessagingOptions = {}):
   const problems: ConfigProblem[] = [];
   const registry = resolveMessaging(
     doc.messaging,
-    doc.channels.map((c) => c.name),
+    doc.channels.map((c) => ({ name: c.name, hasCallbacks: c.callbacks !== undefined })),
     options.messaging ?? 'all',
     options.env ?? process.env,
     problems,

@@ -62,13 +62,20 @@ export function messagingRegistry(accounts: readonly MessagingAccount[]): Messag
   return { accounts, account: (name) => byName.get(name), byRelayChannel: (relay) => byRelay.get(relay) };
 }
 
+/** A relay channel of the same file, as the `messaging` section's checks need it. */
+export interface RelayChannelRef {
+  name: string;
+  /** Whether it has a `callbacks` block: a customer's messages reach the relay only through the callbacks service. */
+  hasCallbacks: boolean;
+}
+
 /**
- * Resolves the schema-valid `messaging` section (undefined: none) against the relay channels of the same file
- * (`relayChannels`, their names), pushing every problem; the registry holds what could be resolved.
+ * Resolves the schema-valid `messaging` section (undefined: none) against the relay channels of the same file,
+ * pushing every problem; the registry holds what could be resolved.
  */
 export function resolveMessaging(
   raw: RawMessaging | undefined,
-  relayChannels: readonly string[],
+  relayChannels: readonly RelayChannelRef[],
   reading: MessagingReading,
   env: NodeJS.ProcessEnv,
   problems: ConfigProblem[],
@@ -166,11 +173,20 @@ export function resolveMessaging(
           ),
         );
       else channelIds.set(id, j);
-      if (!relayChannels.includes(c.relayChannel))
+      const relay = relayChannels.find((r) => r.name === c.relayChannel);
+      if (relay === undefined)
         problems.push(
           problem(
             cat('relayChannel'),
-            `the name of a relay channel of this file (${relayChannels.join(', ')})`,
+            `the name of a relay channel of this file (${relayChannels.map((r) => r.name).join(', ')})`,
+            renderFound(c.relayChannel),
+          ),
+        );
+      else if (!relay.hasCallbacks)
+        problems.push(
+          problem(
+            cat('relayChannel'),
+            `a relay channel with a callbacks block: a customer's messages reach the relay only through the callbacks service, and channel "${c.relayChannel}" has none (add its callbacks block: docs/callbacks.md)`,
             renderFound(c.relayChannel),
           ),
         );

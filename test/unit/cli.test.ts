@@ -78,6 +78,46 @@ describe('channel-relay CLI', () => {
     assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123|TwilioTokenSecret42/);
   });
 
+  it('config check summarises each messaging account and what it bridges, without a secret', async () => {
+    const file = path.join(dir, 'channels.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { channels: Array<Record<string, unknown>> };
+    doc.channels[0]!['callbacks'] = { publicBaseUrl: 'https://relay.example' };
+    const account = {
+      name: 'contoso',
+      appId: '6E7D5C2A-0B1F-4C8E-9A3D-2F4B6C8D0E1A',
+      tenant: 'multi',
+      clientSecret: 'env:CONTOSO_CLIENT_SECRET',
+      directLineSecret: 'env:CONTOSO_DL_SECRET',
+      channels: [
+        { name: 'support-sms', channelId: 'sms', relayChannel: 'sms', workstream: 'Support', language: 'en-US' },
+      ],
+    };
+    writeFileSync(file, JSON.stringify({ ...doc, messaging: { accounts: [account] } }));
+    const io = recordingIo(
+      {
+        SERVICEBUS_CONNECTION_STRING: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=k;',
+        DATAVERSE_URL: 'http://127.0.0.1:9000',
+        DATAVERSE_AUTH: 'emulator',
+        CHANNELS_FILE: 'channels.json',
+        TWILIO_AUTH_TOKEN: 'TwilioTokenSecret42',
+        CONTOSO_CLIENT_SECRET: 'ClientSecretValue42',
+        CONTOSO_DL_SECRET: 'DirectLineSecret42',
+      },
+      dir,
+    );
+    assert.equal(await runCli(['config', 'check'], io), 0, io.stderr.join(''));
+    const out = io.stdout.join('\n');
+    assert.match(
+      out,
+      /messaging account contoso: app 6e7d5c2a-0b1f-4c8e-9a3d-2f4b6c8d0e1a \(multi-tenant\), Direct Line https:\/\/directline\.botframework\.com, 1 channel\n/,
+    );
+    assert.match(
+      out,
+      /support-sms: relay channel sms <-> Omnichannel channel sms, workstream Support, en-US, files from customers off, from agents off/,
+    );
+    assert.doesNotMatch(out + io.stderr.join(''), /ClientSecretValue42|DirectLineSecret42|TwilioTokenSecret42/);
+  });
+
   it('config check FILE warns about a renamed key it still reads (dispatch.maxAttempts) and exits 0', async () => {
     writeFileSync(path.join(dir, 'old.json'), JSON.stringify({ dispatch: { maxAttempts: 3 } }));
     const io = recordingIo(

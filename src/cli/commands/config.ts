@@ -1,5 +1,11 @@
 import { Option, type Command } from 'commander';
-import { loadChannels, type Channel, type ChannelRegistry } from '../../channels/index.js';
+import {
+  loadChannels,
+  MULTI_TENANT,
+  type Channel,
+  type ChannelRegistry,
+  type MessagingAccount,
+} from '../../channels/index.js';
 import { describeConfig, loadConfig, type LoadedConfig } from '../../config/index.js';
 import { formatConfigProblem, isConfigError } from '../../errors.js';
 import { ALL_IN_ONE_STAGES, loadStageConfig, STAGES } from '../../relay/index.js';
@@ -20,6 +26,21 @@ function describeChannel(c: Channel): string {
       ? ' (settings not read for this stage)'
       : ` at ${p.type === 'contract' ? p.url : (p.baseUrl ?? 'the provider')}`;
   return `channel ${c.name}: ${p.type}${where}, sender ${c.sender} (session ${c.senderKey}), ${limit}; ${source}`;
+}
+
+/**
+ * One line per messaging account and one per channel it bridges: where its conversations go, never a secret
+ * (whether the secrets were read depends on the stage: `messaging validate` checks them against the identity platform).
+ */
+function describeMessagingAccount(a: MessagingAccount): string[] {
+  const tenant = a.tenant === MULTI_TENANT ? 'multi-tenant' : `tenant ${a.tenant}`;
+  return [
+    `messaging account ${a.name}: app ${a.appId} (${tenant}), Direct Line ${a.directLineUrl}, ${a.channels.length} channel${a.channels.length === 1 ? '' : 's'}`,
+    ...a.channels.map(
+      (c) =>
+        `    ${c.name}: relay channel ${c.relayChannel} <-> Omnichannel channel ${c.channelId}, workstream ${c.workstream}, ${c.language}, files from customers ${c.attachments.customer ? 'on' : 'off'}, from agents ${c.attachments.agent ? 'on' : 'off'}`,
+    ),
+  ];
 }
 
 /**
@@ -57,6 +78,8 @@ export function registerConfigCommands(program: Command, io: CliIo, setExitCode:
         for (const warning of loaded.warnings) io.err(`warning: ${warning}`);
         if (channels === undefined) io.out('  channels: none read (the recorder uses no channel)');
         for (const channel of channels?.all() ?? []) io.out(`  ${describeChannel(channel)}`);
+        for (const account of channels?.messaging.accounts ?? [])
+          for (const line of describeMessagingAccount(account)) io.out(`  ${line}`);
         setExitCode(0);
       } catch (err) {
         if (!isConfigError(err)) throw err;

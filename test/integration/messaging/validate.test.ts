@@ -228,6 +228,7 @@ describe('messaging: validating accounts against the identity platform', functio
         provider: { type: 'contract', url: 'https://provider.example/m', signingSecret: 'env:UNSET_SIGNING_SECRET' },
         sender: `+49151000000${name.length}`,
         rateLimit: { messages: 1 },
+        callbacks: { publicBaseUrl: 'https://relay.example' },
       });
       const channels = {
         channels: [relay('sms'), relay('sms-2'), relay('sms-33'), relay('sms-444')],

@@ -21,7 +21,7 @@ const ENV = {
 
 type Doc = { channels: Array<Record<string, unknown>>; messaging: { accounts: Array<Record<string, unknown>> } };
 
-/** Two relay channels (real-time, so no tile) and one account bridging `sms`. */
+/** Two relay channels (real-time, so no tile) with callbacks, and one account bridging `sms`. */
 function validDoc(): Doc {
   const relay = (name: string, sender: string): Record<string, unknown> => ({
     name,
@@ -33,6 +33,7 @@ function validDoc(): Doc {
     },
     sender,
     rateLimit: { messages: 10 },
+    callbacks: { publicBaseUrl: 'https://relay.example' },
   });
   return {
     channels: [relay('sms', '+4915100000001'), relay('sms2', '+4915100000002')],
@@ -214,6 +215,16 @@ describe('channels: the messaging section', () => {
       spoil: (doc) => ((channels(doc)[0] as Record<string, unknown>)['relayChannel'] = 'whatsapp'),
       problems: [
         ['messaging.accounts.0.channels.0.relayChannel', /^the name of a relay channel of this file \(sms, sms2\)$/],
+      ],
+    },
+    {
+      what: "a bridged relay channel without a callbacks block (its customers' messages would never arrive)",
+      spoil: (doc) => delete (doc.channels[0] as Record<string, unknown>)['callbacks'],
+      problems: [
+        [
+          'messaging.accounts.0.channels.0.relayChannel',
+          /^a relay channel with a callbacks block: a customer's messages reach the relay only through the callbacks service, and channel "sms" has none/,
+        ],
       ],
     },
     {

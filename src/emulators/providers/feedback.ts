@@ -212,15 +212,7 @@ export class Feedback {
       engine.run(() => engine.deliver(cb, random), this.#deps.onError);
       return sid;
     }
-    const hook = this.#deps.telegram.webhookOf(c.botId);
-    if (hook === undefined) {
-      engine.unroutable('update');
-      return undefined;
-    }
-    const updateId = (this.#updateIds.get(c.botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
-    this.#updateIds.set(c.botId, updateId);
     const chatId = /^-?\d+$/.test(c.chatId) ? Number(c.chatId) : c.chatId;
-    const messageId = this.#deps.telegram.nextMessageId(c.botId, c.chatId);
     const fileFields: Record<string, unknown> = {};
     for (const f of c.files ?? []) {
       const base = { file_id: f.fileId, file_unique_id: f.fileId.slice(-16), file_size: f.size };
@@ -232,24 +224,54 @@ export class Feedback {
       else fileFields['video'] = { ...typed, duration: 3, width: 640, height: 480 };
     }
     const files = Object.keys(fileFields).length > 0;
-    const update = {
-      update_id: updateId,
-      message: {
-        message_id: messageId,
+    const made = this.#telegramUpdate(
+      c.botId,
+      c.chatId,
+      () => ({
         from: { id: typeof chatId === 'number' ? chatId : 700_000_001, is_bot: false, first_name: 'Customer' },
         chat: { id: chatId, first_name: 'Customer', type: 'private' },
-        date: Math.floor(this.#deps.clock() / 1000),
-        ...(files ? { ...fileFields, ...(c.text === '' ? {} : { caption: c.text }) } : { text: c.text }),
-      },
-    };
-    const secret = hook.secretToken;
+        content: files ? { ...fileFields, ...(c.text === '' ? {} : { caption: c.text }) } : { text: c.text },
+      }),
+      (messageId) => ({ providerMessageId: `${c.chatId}:${messageId}`, recipient: c.chatId }),
+      summary,
+    );
+    if (made === undefined) return undefined;
+    engine.run(() => engine.deliver(made.callback, random), this.#deps.onError);
+    return `${c.chatId}:${made.messageId}`;
+  }
+
+  /**
+   * A Telegram update from a chat to a bot's webhook, as Telegram delivers it: `update_id` increasing per bot, the
+   * next `message_id` of the chat, the secret token header when the webhook set one, counted in the bot's pending
+   * updates until delivered or given up. Undefined (counted as unroutable) when the bot has no webhook. `message` is
+   * called after the update id is drawn (the seeded ids come in the same order as before).
+   */
+  #telegramUpdate(
+    botId: string,
+    chatKey: string,
+    message: () => { from: unknown; chat: unknown; content: Record<string, unknown> },
+    belongs: (messageId: number) => Pick<Callback, 'providerMessageId' | 'idempotencyKey' | 'recipient'>,
+    summary: Record<string, string>,
+  ): { callback: Callback; messageId: number } | undefined {
+    const hook = this.#deps.telegram.webhookOf(botId);
+    if (hook === undefined) {
+      this.#deps.engine.unroutable('update');
+      return undefined;
+    }
+    const updateId = (this.#updateIds.get(botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
+    this.#updateIds.set(botId, updateId);
+    const { from, chat, content } = message();
+    const messageId = this.#deps.telegram.nextMessageId(botId, chatKey);
+    const date = Math.floor(this.#deps.clock() / 1000);
+    const update = { update_id: updateId, message: { message_id: messageId, from, chat, date, ...content } };
     const pending = (d: number): void => {
-      const n = (this.#pendingUpdates.get(c.botId) ?? 0) + d;
-      if (n <= 0) this.#pendingUpdates.delete(c.botId);
-      else this.#pendingUpdates.set(c.botId, n);
+      const n = (this.#pendingUpdates.get(botId) ?? 0) + d;
+      if (n <= 0) this.#pendingUpdates.delete(botId);
+      else this.#pendingUpdates.set(botId, n);
     };
     pending(1);
-    const cb: Callback = {
+    const secret = hook.secretToken;
+    const callback: Callback = {
       provider: 'telegram',
       kind: 'update',
       method: 'POST',
@@ -260,16 +282,14 @@ export class Feedback {
       }),
       body: JSON.stringify(update),
       retry: 'any',
-      providerMessageId: `${c.chatId}:${messageId}`,
-      recipient: c.chatId,
+      ...belongs(messageId),
       summary: { ...summary, updateId: String(updateId) },
       onFinal: (ok, error, time) => {
         pending(-1);
-        if (!ok) this.#deps.telegram.webhookFailed(c.botId, time, error ?? 'failed');
+        if (!ok) this.#deps.telegram.webhookFailed(botId, time, error ?? 'failed');
       },
     };
-    engine.run(() => engine.deliver(cb, random), this.#deps.onError);
-    return `${c.chatId}:${messageId}`;
+    return { callback, messageId };
   }
 
   /** Telegram updates scheduled or in flight for a bot (getWebhookInfo's `pending_update_count`). */
@@ -517,56 +537,27 @@ export class Feedback {
   }
 
   async #telegram(m: SimulatedMessage, plan: RecipientPlan, random: () => number): Promise<void> {
-    const botId = m.sender;
-    const pending = (d: number): void => {
-      const n = (this.#pendingUpdates.get(botId) ?? 0) + d;
-      if (n <= 0) this.#pendingUpdates.delete(botId);
-      else this.#pendingUpdates.set(botId, n);
-    };
     await this.#recipient(m, plan, random, (text, intent) => {
-      const hook = this.#deps.telegram.webhookOf(botId);
-      if (hook === undefined) {
-        this.#deps.engine.unroutable('update');
-        return undefined;
-      }
-      const updateId = (this.#updateIds.get(botId) ?? 100_000_000 + Math.floor(this.#ids() * 800_000_000)) + 1;
-      this.#updateIds.set(botId, updateId);
       const chatId = /^-?\d+$/.test(m.recipient) ? Number(m.recipient) : m.recipient;
-      const userId =
-        typeof chatId === 'number' && chatId > 0 ? chatId : 700_000_000 + Math.floor(this.#ids() * 100_000_000);
-      const update = {
-        update_id: updateId,
-        message: {
-          message_id: this.#deps.telegram.nextMessageId(botId, m.recipient),
-          from: { id: userId, is_bot: false, first_name: 'Contact', language_code: 'en' },
-          chat:
-            typeof chatId === 'number' && chatId > 0
-              ? { id: chatId, first_name: 'Contact', type: 'private' }
-              : { id: chatId, title: 'Group', type: 'group' },
-          date: Math.floor(this.#deps.clock() / 1000),
-          text,
-        },
-      };
-      const secret = hook.secretToken;
-      pending(1);
-      return {
-        provider: 'telegram',
-        kind: 'update',
-        method: 'POST',
-        url: hook.url,
-        headers: () => ({
-          'Content-Type': 'application/json',
-          ...(secret === undefined ? {} : { 'X-Telegram-Bot-Api-Secret-Token': secret }),
+      const privateChat = typeof chatId === 'number' && chatId > 0;
+      return this.#telegramUpdate(
+        m.sender,
+        m.recipient,
+        () => ({
+          from: {
+            id: privateChat ? chatId : 700_000_000 + Math.floor(this.#ids() * 100_000_000),
+            is_bot: false,
+            first_name: 'Contact',
+            language_code: 'en',
+          },
+          chat: privateChat
+            ? { id: chatId, first_name: 'Contact', type: 'private' }
+            : { id: chatId, title: 'Group', type: 'group' },
+          content: { text },
         }),
-        body: JSON.stringify(update),
-        retry: 'any',
-        ...this.#belongs(m),
-        summary: { text, intent, updateId: String(updateId) },
-        onFinal: (ok, error, time) => {
-          pending(-1);
-          if (!ok) this.#deps.telegram.webhookFailed(botId, time, error ?? 'failed');
-        },
-      };
+        () => this.#belongs(m),
+        { text, intent },
+      )?.callback;
     });
   }
 

@@ -24,6 +24,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   DATAVERSE_LIMITS_WINDOW_MS: 'dataverse.limitsWindowMs',
   DATAVERSE_REQUEST_BUDGET: 'dataverse.requestBudget',
   DATAVERSE_EXECUTION_BUDGET_MS: 'dataverse.executionBudgetMs',
+  DATAVERSE_MAX_CONCURRENCY: 'dataverse.maxConcurrency',
   CHANNELS_FILE: 'channelsFile',
   LOG_LEVEL: 'log.level',
   HEALTH_HOST: 'health.host',

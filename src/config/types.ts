@@ -24,9 +24,11 @@ export interface RelayConfig {
     /** The service protection window the governor spreads the budget over (300,000 for Dataverse). */
     limitsWindowMs: number;
     /** Requests per window for this process (Dataverse: 6,000 per identity, shared by its processes). @defaultValue 6000 */
-    requestBudget?: number;
+    requestBudget: number;
     /** Execution ms per window for this process (Dataverse: 1,200,000 per identity, shared by its processes). @defaultValue 1200000 */
-    executionBudgetMs?: number;
+    executionBudgetMs: number;
+    /** Calls in flight at most for this process (Dataverse: 52 per identity, shared by its processes). @defaultValue 16 */
+    maxConcurrency: number;
   };
   /** Absolute path of the channels file. */
   channelsFile: string;

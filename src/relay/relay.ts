@@ -58,7 +58,8 @@ export interface RelayOptions {
   /**
    * Overrides of the service-protection governor of the Dataverse identity.
    * @defaultValue the governor's defaults, with `timeoutMs` = `dataverse.timeoutMs`, `windowMs` = `dataverse.limitsWindowMs`,
-   * `requestBudget` and `executionBudgetMs` = `dataverse.requestBudget` and `dataverse.executionBudgetMs`
+   * `requestBudget`, `executionBudgetMs` and `maxConcurrency` = `dataverse.requestBudget`, `dataverse.executionBudgetMs`
+   * and `dataverse.maxConcurrency`
    */
   governor?: GovernorOptions;
   /** Provider factory (tests inject fakes), called once per channel; dispatch and the callbacks' Twilio fetches share what it makes. @defaultValue createProvider with the channel's timeout */
@@ -142,16 +143,13 @@ export function startRelay(options: RelayOptions): RunningRelay {
 
   const bus: ServiceBusClient = serviceBusClientFromConfig(config, options.serviceBus ?? {});
   const queues = config.serviceBus.queues;
-  const { requestBudget, executionBudgetMs } = config.dataverse;
-  const budgets = {
-    ...(requestBudget === undefined ? {} : { requestBudget }),
-    ...(executionBudgetMs === undefined ? {} : { executionBudgetMs }),
-  };
   const governor = needs.dataverse
     ? createGovernor({
         timeoutMs: config.dataverse.timeoutMs,
         windowMs: config.dataverse.limitsWindowMs,
-        ...budgets,
+        requestBudget: config.dataverse.requestBudget,
+        executionBudgetMs: config.dataverse.executionBudgetMs,
+        maxConcurrency: config.dataverse.maxConcurrency,
         ...options.governor,
       })
     : undefined;

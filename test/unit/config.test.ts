@@ -87,6 +87,26 @@ describe('configuration', () => {
     assert.equal(config.shutdown.budgetMs, 5000);
   });
 
+  it("a process's share of an identity's Dataverse limits: budgets and concurrency from the environment, 52 at most", () => {
+    const { config } = loadConfig({ env: baseEnv(), cwd: dir });
+    assert.deepEqual(
+      [config.dataverse.requestBudget, config.dataverse.executionBudgetMs, config.dataverse.maxConcurrency],
+      [6000, 1_200_000, 16],
+    );
+    const env = {
+      ...baseEnv(),
+      DATAVERSE_REQUEST_BUDGET: '2000',
+      DATAVERSE_EXECUTION_BUDGET_MS: '400000',
+      DATAVERSE_MAX_CONCURRENCY: '17',
+    };
+    const shared = loadConfig({ env, cwd: dir }).config.dataverse;
+    assert.deepEqual([shared.requestBudget, shared.executionBudgetMs, shared.maxConcurrency], [2000, 400_000, 17]);
+    const problems = problemsOf(() => loadConfig({ env: { ...baseEnv(), DATAVERSE_MAX_CONCURRENCY: '53' }, cwd: dir }));
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.path, 'dataverse.maxConcurrency');
+    assert.match(formatConfigProblem(problems[0]!), /DATAVERSE_MAX_CONCURRENCY/);
+  });
+
   describe('a renamed key (dispatch.maxAttempts, now dispatch.retry.attempts)', () => {
     it('is read under its new name, with a warning naming the file and the key', () => {
       const file = writeJson('relay.json', { dispatch: { maxAttempts: 3, maxSessions: 4 } });

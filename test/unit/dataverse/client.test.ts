@@ -16,6 +16,9 @@ function fakeCredential(expiresInMs: number, now: () => number) {
   return { credential, scopes };
 }
 
+/** The embedded defaults' service protection settings (config/default.json). */
+const SAMPLE_BUDGETS = { requestBudget: 6000, executionBudgetMs: 1_200_000, maxConcurrency: 16 };
+
 describe('cachedTokenSource', () => {
   it('asks the credential once for concurrent callers and caches the token until refreshMarginMs before it expires', async () => {
     let now = 0;
@@ -58,7 +61,10 @@ describe('createDataverseClient options', () => {
       /timeoutMs must be > 0/,
     );
     assert.throws(
-      () => dataverseClientFromConfig({ dataverse: { auth: 'emulator', timeoutMs: 1000, limitsWindowMs: 300_000 } }),
+      () =>
+        dataverseClientFromConfig({
+          dataverse: { auth: 'emulator', timeoutMs: 1000, limitsWindowMs: 300_000, ...SAMPLE_BUDGETS },
+        }),
       /dataverse.url is not set \(DATAVERSE_URL\)/,
     );
   });

@@ -291,14 +291,11 @@ describe('deploy/kubernetes', () => {
       for (const f of files) {
         const target = path.join(dir, f);
         assert.ok(existsSync(target), `${path.relative(root, dir)}: ${f} exists`);
-        referenced.add(
-          existsSync(path.join(target, 'kustomization.yaml')) ? path.join(target, 'kustomization.yaml') : target,
-        );
+        referenced.add(target);
       }
     }
-    const orphans = yamlFiles().filter(
-      (f) => !referenced.has(f) && !(path.basename(f) === 'kustomization.yaml' && path.dirname(f).endsWith('example')),
-    );
+    // A kustomization.yaml is a root (an overlay) or referenced as its folder; every other YAML file must be used.
+    const orphans = yamlFiles().filter((f) => !referenced.has(f) && path.basename(f) !== 'kustomization.yaml');
     assert.deepEqual(
       orphans.map((f) => path.relative(root, f)),
       [],

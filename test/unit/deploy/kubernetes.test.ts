@@ -31,16 +31,16 @@ const baseDir = path.join(deployDir, 'base');
 const overlayDir = path.join(deployDir, 'overlays/example');
 
 /** The classes that validate each kind against its schema; a kind not listed here fails the test. */
-const SCHEMAS: Record<string, { validate(): void } & (new (o: never) => { validate(): void })> = {
-  'v1/ServiceAccount': ServiceAccount as never,
-  'v1/Service': Service as never,
-  'v1/ConfigMap': ConfigMap as never,
-  'v1/Secret': Secret as never,
-  'apps/v1/Deployment': Deployment as never,
-  'policy/v1/PodDisruptionBudget': PodDisruptionBudget as never,
-  'networking.k8s.io/v1/Ingress': Ingress as never,
-  'keda.sh/v1alpha1/ScaledObject': ScaledObject as never,
-  'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication as never,
+const SCHEMAS: Record<string, new (data: never) => { validate(): void }> = {
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/Service': Service,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'apps/v1/Deployment': Deployment,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/Ingress': Ingress,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
 };
 /**
  * The External Secrets Operator's kinds (the overlay's example) have no schema package here: their required fields
@@ -175,8 +175,8 @@ const STAND_INS: Record<string, string> = {
   CALLBACK_SIGNING_KEYS: `k8s-test:${Buffer.alloc(32, 7).toString('base64')}`,
 };
 
-const scratch = mkdtempSync(path.join(tmpdir(), 'k8s-test-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
+/** Where the tests write the mounted ConfigMaps' files. */
+let scratch = '';
 
 /**
  * A stage's environment as its pod gets it: literal values, and each secretKeyRef resolved against the ExternalSecret
@@ -241,6 +241,7 @@ const QUEUE_OF: Partial<Record<StageName, 'activities' | 'outbound' | 'interacti
 
 describe('deploy/kubernetes', () => {
   before(() => {
+    scratch = mkdtempSync(path.join(tmpdir(), 'k8s-test-'));
     rendered = renderKustomization(overlayDir);
     externalSecretKeys = new Map(
       rendered
@@ -251,6 +252,7 @@ describe('deploy/kubernetes', () => {
         }),
     );
   });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
 
   it('validates every manifest file against the Kubernetes and KEDA schemas (an unknown kind fails)', () => {
     const patches = new Set(
@@ -348,6 +350,25 @@ describe('deploy/kubernetes', () => {
       assert.match(clientId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `${stage}: a client id`);
       assert.ok(!clientIds.has(clientId), `${stage} shares its identity with ${clientIds.get(clientId)}`);
       clientIds.set(clientId, stage);
+    }
+  });
+
+  it("reads the provider secrets from Key Vault as an identity of their own, not one of the stages'", () => {
+    const stageIds = new Set(
+      STAGES.map(
+        (s) =>
+          find<KubeObject>('ServiceAccount', deploymentOf(s).spec.template.spec.serviceAccountName ?? '').metadata
+            .annotations?.['azure.workload.identity/client-id'],
+      ),
+    );
+    const stores = rendered.filter((o) => o.kind === 'SecretStore');
+    assert.ok(stores.length > 0, 'a SecretStore');
+    for (const store of stores) {
+      const ref = (store['spec'] as { provider: { azurekv: { serviceAccountRef: { name: string } } } }).provider.azurekv
+        .serviceAccountRef.name;
+      const id = find<KubeObject>('ServiceAccount', ref).metadata.annotations?.['azure.workload.identity/client-id'];
+      assert.match(id ?? '', /^[0-9a-f-]{36}$/, `${ref}: a client id`);
+      assert.ok(!stageIds.has(id), `${ref}: not a stage's identity`);
     }
   });
 

@@ -400,7 +400,7 @@ describe('deploy/kubernetes', () => {
         'HEALTH_PORT',
         ...(STAGE_NEEDS[stage].channels ? ['CHANNELS_FILE'] : []),
         ...(STAGE_NEEDS[stage].dataverse
-          ? ['DATAVERSE_AUTH', 'DATAVERSE_REQUEST_BUDGET', 'DATAVERSE_EXECUTION_BUDGET_MS']
+          ? ['DATAVERSE_AUTH', 'DATAVERSE_REQUEST_BUDGET', 'DATAVERSE_EXECUTION_BUDGET_MS', 'DATAVERSE_MAX_CONCURRENCY']
           : []),
       ]);
       const unused = Object.keys(env).filter((k) => !required.includes(k) && !settings.has(k));
@@ -482,6 +482,7 @@ describe('deploy/kubernetes', () => {
     const identityLimits = {
       requestBudget: schema.properties.dataverse.properties['requestBudget']!.maximum,
       executionBudgetMs: schema.properties.dataverse.properties['executionBudgetMs']!.maximum,
+      maxConcurrency: schema.properties.dataverse.properties['maxConcurrency']!.maximum,
     };
     for (const stage of STAGES) {
       const so = scaledObjectOf(stage);
@@ -514,11 +515,7 @@ describe('deploy/kubernetes', () => {
       assert.ok((so.spec.minReplicaCount ?? 0) <= max);
       // The replicas of a stage share its identity's budget: each takes its part, all of them within the limit.
       if (STAGE_NEEDS[stage].dataverse) {
-        // Unset, a process plans on the whole identity's budget.
-        const dv = {
-          requestBudget: loaded.config.dataverse.requestBudget ?? identityLimits.requestBudget,
-          executionBudgetMs: loaded.config.dataverse.executionBudgetMs ?? identityLimits.executionBudgetMs,
-        };
+        const dv = loaded.config.dataverse;
         assert.ok(
           max * dv.requestBudget <= identityLimits.requestBudget,
           `${stage}: ${max} x ${dv.requestBudget} requests`,
@@ -526,6 +523,10 @@ describe('deploy/kubernetes', () => {
         assert.ok(
           max * dv.executionBudgetMs <= identityLimits.executionBudgetMs,
           `${stage}: ${max} x ${dv.executionBudgetMs} ms of execution`,
+        );
+        assert.ok(
+          max * dv.maxConcurrency <= identityLimits.maxConcurrency,
+          `${stage}: ${max} x ${dv.maxConcurrency} calls in flight`,
         );
       }
     }

@@ -68,8 +68,7 @@ export function watchLoopHealth(registry: Registry, queue: string, health: () =>
   let loops = watched.get(registry);
   if (loops === undefined) {
     const all = new Map<string, () => LoopHealth>();
-    watched.set(registry, all);
-    loops = all;
+    watched.set(registry, (loops = all));
     const gauge = (name: string, help: string, read: (h: LoopHealth) => number | undefined): void => {
       const full = `${METRIC_PREFIX}${name}`;
       registered(
@@ -83,8 +82,8 @@ export function watchLoopHealth(registry: Registry, queue: string, health: () =>
             registers: [registry],
             collect() {
               this.reset();
-              for (const [q, read$] of all) {
-                const value = read(read$());
+              for (const [q, healthOf] of all) {
+                const value = read(healthOf());
                 if (value !== undefined) this.set({ queue: q }, value);
               }
             },

@@ -8,7 +8,11 @@
 # `node dist/workers/intake.js`, `dist/workers/dispatch.js`, `dist/workers/recorder.js` or `dist/workers/callbacks.js`;
 # each requires only what its stage uses (README "Running the workers").
 
-ARG NODE_IMAGE=node:20-slim
+# The current Node LTS: Node 26 is Active LTS from 2026-10-28 until 2027-10-20, maintained until 2029-04-30 (nodejs/Release
+# README, "Release schedule"). The code runs on Node 20.19+ (package.json engines); `npm run test:lts` runs the unit
+# tests and `npm start` on this line's binary (README "Requirements"). `--build-arg NODE_IMAGE=node:24-slim` builds on
+# the maintenance LTS.
+ARG NODE_IMAGE=node:26-slim
 
 # --- build: every dependency, TypeScript → dist/ -------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -3,14 +3,16 @@
  * - `GET /healthz`: liveness: 200 while the process serves requests.
  * - `GET /readyz`: readiness: 200 when every check passes, 503 with the failing checks otherwise (a receiver that
  *   lost its connection, a shutdown in progress).
- * - `GET /metrics`: Prometheus text from the process's registry.
+ * - `GET /metrics`: Prometheus text from the process's registry, with the readiness as gauges read when scraped:
+ *   `channel_relay_ready` (1 when every check passes) and `channel_relay_readiness_check{check}` (1 or 0 per check).
  * Anything else gets a JSON 404 or 405 that says what exists.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { METRIC_PREFIX, registered } from './metrics.js';
 
 /** One readiness check: its name, whether it passes, and a word for the operator when it does not. */
 export interface ReadinessCheck {
@@ -54,6 +56,7 @@ function send(res: ServerResponse, status: number, body: unknown, contentType = 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const log = options.log ?? silentLogger();
   const readiness = options.readiness ?? (() => []);
+  registerReadinessMetrics(options.registry, readiness);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -107,4 +110,41 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
       return closing;
     },
   };
+}
+
+/** The readiness gauges on `registry`, once per registry: the first health server's checks are the ones read. */
+function registerReadinessMetrics(
+  registry: Registry,
+  readiness: () => ReadinessCheck[] | Promise<ReadinessCheck[]>,
+): void {
+  const gauge = (name: string, help: string, labelNames: string[], set: (g: Gauge, checks: ReadinessCheck[]) => void) =>
+    registered(
+      registry,
+      name,
+      () =>
+        new Gauge({
+          name,
+          help,
+          labelNames,
+          registers: [registry],
+          async collect() {
+            set(this, await readiness());
+          },
+        }),
+    );
+  gauge(
+    `${METRIC_PREFIX}ready`,
+    'Whether the process is ready (1: every readiness check passes, /readyz answers 200) or not (0)',
+    [],
+    (g, checks) => g.set(checks.every((c) => c.ok) ? 1 : 0),
+  );
+  gauge(
+    `${METRIC_PREFIX}readiness_check`,
+    'Whether the readiness check passes (1) or not (0), as /readyz reports it',
+    ['check'],
+    (g, checks) => {
+      g.reset();
+      for (const c of checks) g.set({ check: c.name }, c.ok ? 1 : 0);
+    },
+  );
 }

@@ -26,7 +26,7 @@ import { Closer } from '../lifecycle.js';
 import { areaLogger, type Logger } from '../log.js';
 import type { ConversationsStats, DispatchStats, IntakeStats, MediaFetcher, RecorderStats } from '../pipeline/index.js';
 import { createProvider, mediaFetcher, type Provider } from '../providers/index.js';
-import { serviceBusClientFromConfig, type ReceiveLoop } from '../servicebus/index.js';
+import { serviceBusClientFromConfig, watchLoopHealth, type ReceiveLoop } from '../servicebus/index.js';
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import { wireConversations, type DirectLineClientFactory } from './conversations.js';
@@ -219,6 +219,7 @@ export function startRelay(options: RelayOptions): RunningRelay {
       onStop.push(() => callbacks?.stage.stop());
     }
     for (const { name, stage } of wired) loops.push({ name, loop: stage.loop() });
+    if (registry) for (const { loop } of loops) watchLoopHealth(registry, loop.queue, () => loop.health());
   } catch (err) {
     // Nothing has been handled yet: loops that did start have received at most one batch, which close hands back.
     void Promise.all(loops.map(({ loop }) => loop.close()))

@@ -49,7 +49,7 @@ export {
   type QueueSenderOptions,
   type OutgoingMessage,
 } from './sender.js';
-export { serviceBusMetrics, type ServiceBusMetrics, type ConsumedOutcome } from './metrics.js';
+export { serviceBusMetrics, watchLoopHealth, type ServiceBusMetrics, type ConsumedOutcome } from './metrics.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export {
   peekDeadLetters,

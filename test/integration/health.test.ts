@@ -48,6 +48,14 @@ describe('health and metrics endpoints', () => {
     const text = await metrics.text();
     assert.match(text, /channel_relay_messages_sent_total\{channel="sms",service="dispatch"\} 3/);
     assert.match(text, /channel_relay_process_cpu_user_seconds_total\{service="dispatch"\}/);
+    // Readiness as gauges, read when scraped: not ready now, the failing check by name.
+    assert.match(text, /^channel_relay_ready\{service="dispatch"\} 0$/m);
+    assert.match(text, /^channel_relay_readiness_check\{check="servicebus",service="dispatch"\} 0$/m);
+    assert.match(text, /^channel_relay_readiness_check\{check="shutdown",service="dispatch"\} 1$/m);
+    checks = [{ name: 'servicebus', ok: true }];
+    const again = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(again, /^channel_relay_ready\{service="dispatch"\} 1$/m);
+    assert.doesNotMatch(again, /check="shutdown"/, 'a check that is gone is no longer reported');
   });
 
   it('says what exists for an unknown path or method', async () => {

@@ -464,7 +464,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
       new RegExp(`HEALTH_PORT \\|\\| ${defaults.health.port}\\) \\+ '/healthz'`),
       'the healthcheck asks /healthz on HEALTH_PORT, default health.port',
     );
-    assert.match(dockerfile, /^ARG NODE_IMAGE=node:20-slim$/m, 'Node 20, slim');
+    assert.match(dockerfile, /^ARG NODE_IMAGE=node:26-slim$/m, 'the current Node LTS (26), slim');
   });
 
   it('is accepted by `docker compose config` where the compose plugin exists', async function () {

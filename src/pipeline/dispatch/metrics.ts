@@ -2,7 +2,8 @@
  * What the dispatch stage counts: its Prometheus counters and histograms (registered once per registry, found again
  * when a second stage shares it), its in-process counts, and the `DispatchStats` snapshot made of them.
  */
-import { Histogram, type Counter, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Counter, type Registry } from 'prom-client';
+import type { Channel } from '../../channels/index.js';
 import { METRIC_PREFIX, registered, sharedCounter } from '../../health/index.js';
 
 /** A snapshot of what the stage has done since it started. */
@@ -160,4 +161,57 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       ['channel', 'reason', 'result'],
     ),
   };
+}
+
+/**
+ * The stage's gauges on `registry`, once per registry: each channel's sender limits as configured (for utilization:
+ * `rate(channel_relay_dispatch_messages_total{outcome="sent"})` over `…_sender_rate_limit_per_second`), and what the
+ * stage holds now, read from `stats` when scraped.
+ */
+export function registerDispatchGauges(
+  registry: Registry,
+  channels: readonly Channel[],
+  stats: () => DispatchStats,
+): void {
+  const p = `${METRIC_PREFIX}dispatch_`;
+  const limit = (name: string, help: string, value: (c: Channel) => number): void => {
+    const gauge = registered(
+      registry,
+      `${p}${name}`,
+      () => new Gauge({ name: `${p}${name}`, help, labelNames: ['channel'], registers: [registry] }),
+    );
+    for (const c of channels) gauge.set({ channel: c.name }, value(c));
+  };
+  limit(
+    'sender_rate_limit_per_second',
+    "The channel's sender rate limit (rateLimit.messages per rateLimit.intervalMs), in messages per second",
+    (c) => (c.rateLimit.messages * 1000) / c.rateLimit.intervalMs,
+  );
+  limit(
+    'sender_concurrency_limit',
+    "The channel's sender's most provider calls in flight (rateLimit.concurrency)",
+    (c) => c.rateLimit.concurrency,
+  );
+  const held = (name: string, help: string, read: (s: DispatchStats) => number): void => {
+    registered(
+      registry,
+      `${p}${name}`,
+      () =>
+        new Gauge({
+          name: `${p}${name}`,
+          help,
+          registers: [registry],
+          collect() {
+            this.set(read(stats()));
+          },
+        }),
+    );
+  };
+  held('sessions', 'Sender sessions this process holds now', (s) => s.sessions);
+  held(
+    'messages_waiting',
+    "Messages waiting for their sender's window, a pause or their recipient's turn",
+    (s) => s.waiting,
+  );
+  held('provider_calls_in_flight', 'Provider calls in flight now', (s) => s.inFlight);
 }

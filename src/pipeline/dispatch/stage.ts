@@ -13,7 +13,7 @@
  */
 
 import { DispatchContext, type DispatchOptions } from './context.js';
-import { dispatchStats, type DispatchStats } from './metrics.js';
+import { dispatchStats, registerDispatchGauges, type DispatchStats } from './metrics.js';
 import { DispatchSession, type DispatchSessionHandler } from './session.js';
 import type { AcceptedSession } from '../ports.js';
 
@@ -27,6 +27,7 @@ export class DispatchStage {
     const ctx = new DispatchContext(options);
     this.#ctx = ctx;
     this.sessionHandler = (session) => new DispatchSession(ctx, session);
+    if (options.registry) registerDispatchGauges(options.registry, options.channels.all(), () => this.stats());
   }
 
   /** What the stage has done since it started, and what it holds now. */

@@ -27,13 +27,7 @@ const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8
  * name@version → why it runs although its engines exclude a supported Node. Only dev-only packages, or a runtime
  * package the relay never loads, pending a fix.
  */
-const ALLOWED: Record<string, string> = {
-  // light-my-request 6.8 (fastify's `inject`, which fastify requires only when inject() is called: never in the
-  // relay, only in its tests) depends on cookie ^2.0.0, and every cookie 2.x declares node >=22. It runs on Node 20 in
-  // the tests that inject. The fix: package.json "overrides": { "light-my-request": "6.6.0" } (cookie ^1.0.1,
-  // node >=18; within fastify's ^6.0.0), then delete this entry.
-  'cookie@2.0.2': 'fastify loads it only for inject(), which the relay never calls (tests do, and pass on Node 20)',
-};
+const ALLOWED: Record<string, string> = {};
 
 type Version = [number, number, number];
 

@@ -22,7 +22,10 @@ describe('dataverse: the callbacks directory', () => {
 
   it('finds contacts by address with the quote escaped', async () => {
     await directory.contactsByAddress('mobilephone', "+1555'0", ['sample_optout']);
-    assert.deepEqual(calls[0], {
+    // The query carries the signal of its batch (loader.ts), aborted when no caller waits any more.
+    const { signal, ...query } = calls[0] ?? {};
+    assert.ok(signal instanceof AbortSignal);
+    assert.deepEqual(query, {
       op: 'query',
       collection: 'contacts',
       select: ['contactid', 'mobilephone', 'sample_optout'],
@@ -52,6 +55,70 @@ describe('dataverse: the callbacks directory', () => {
     );
     assert.deepEqual(links, [undefined, 'https://org/api/data/v9.2/contacts?$skiptoken=2']);
   });
+  describe('concurrent lookups coalesced (In filters)', () => {
+    /** A client whose first query is held until `release`, so that the lookups asked meanwhile wait together. */
+    function held(rows: Array<Record<string, unknown>>) {
+      const filters: string[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const client: DirectoryClient = {
+        retrieveMultiple: async (request) => {
+          filters.push(request.filter ?? '');
+          if (filters.length === 1) await gate;
+          return { value: rows };
+        },
+        update: async () => undefined,
+      };
+      return { filters, release: () => release(), client };
+    }
+
+    it('contacts of addresses asked while one query is in flight: one query with an In filter, each address its own holders', async () => {
+      const { filters, release, client } = held([
+        { contactid: 'c2', mobilephone: '+15550000002' },
+        { contactid: 'c3', mobilephone: "+1555'3" },
+        { contactid: 'c4', mobilephone: '+15550000002' },
+      ]);
+      const d = createCallbackDirectory({ client, messageRecord: async () => undefined });
+      const first = d.contactsByAddress('mobilephone', '+15550000001', []);
+      await new Promise((r) => setImmediate(r));
+      const rest = ['+15550000002', "+1555'3", '+15550000009', '+15550000002'].map((a) =>
+        d.contactsByAddress('mobilephone', a, []),
+      );
+      release();
+      await first;
+      const found = (await Promise.all(rest)).map((list) => list.map((c) => c.contactId));
+      assert.deepEqual(found, [['c2', 'c4'], ['c3'], [], ['c2', 'c4']]);
+      assert.deepEqual(filters, [
+        "mobilephone eq '+15550000001'",
+        "Microsoft.Dynamics.CRM.In(PropertyName='mobilephone',PropertyValues=['+15550000002','+1555''3','+15550000009'])",
+      ]);
+    });
+
+    it('activity rows asked while one query is in flight: one In query by row id, each its own row, then cached', async () => {
+      const id = (n: number): string => `b100000${n}-0000-4000-8000-000000000000`;
+      const { filters, release, client } = held([
+        { msdyncrm_customerjourneycustomchannelactivityid: id(2), _msdyncrm_contact_value: 'c2' },
+        { msdyncrm_customerjourneycustomchannelactivityid: id(3), _msdyncrm_contact_value: 'c3' },
+      ]);
+      const d = createCallbackDirectory({ client, messageRecord: async () => undefined });
+      const first = d.activityByRowId(id(1));
+      await new Promise((r) => setImmediate(r));
+      const rest = [id(2), id(3).toUpperCase(), id(4)].map((r) => d.activityByRowId(r));
+      release();
+      await first;
+      assert.deepEqual(
+        (await Promise.all(rest)).map((a) => a?.contactId),
+        ['c2', 'c3', undefined],
+      );
+      assert.deepEqual(filters, [
+        `msdyncrm_customerjourneycustomchannelactivityid eq ${id(1)}`,
+        `Microsoft.Dynamics.CRM.In(PropertyName='msdyncrm_customerjourneycustomchannelactivityid',PropertyValues=['${id(2)}','${id(3)}','${id(4)}'])`,
+      ]);
+      await d.activityByRowId(id(2));
+      assert.equal(filters.length, 2, 'a row found is cached');
+    });
+  });
+
   describe('activity cache', () => {
     const rowId = 'b1000001-0000-4000-8000-000000000000';
     const tileId = 'a1000001-0000-4000-8000-000000000000';
@@ -65,9 +132,11 @@ describe('dataverse: the callbacks directory', () => {
           retrieveMultiple: async (request) => {
             queries.push({ filter: request.filter, top: request.top });
             const id = /eq '?([^' ]+)'?$/.exec(request.filter ?? '')?.[1];
+            // By row id: that row; by activity id: rows `<id>/<n>`.
+            const byRow = request.filter?.startsWith('msdyncrm_customerjourneycustomchannelactivityid') === true;
             return {
               value: Array.from({ length: found }, (_, n) => ({
-                msdyncrm_customerjourneycustomchannelactivityid: `${id}/${n}`,
+                msdyncrm_customerjourneycustomchannelactivityid: byRow ? id : `${id}/${n}`,
               })),
             };
           },
@@ -84,7 +153,7 @@ describe('dataverse: the callbacks directory', () => {
     });
     it('reads an activity row by its row id once for repeated clicks (case of the id ignored), again after 10 minutes', async () => {
       const d = cached();
-      const row = { activityRowId: `${rowId}/0` };
+      const row = { activityRowId: rowId };
       assert.deepEqual(await d.activityByRowId(rowId), row);
       assert.deepEqual(await d.activityByRowId(rowId.toUpperCase()), row);
       assert.deepEqual(queries, [{ filter: `msdyncrm_customerjourneycustomchannelactivityid eq ${rowId}`, top: 1 }]);

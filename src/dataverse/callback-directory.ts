@@ -11,8 +11,8 @@
  * together within {@link DIRECTORY_DEFAULTS}.`windowMs` as one query with a `Microsoft.Dynamics.CRM.In` filter
  * (PropertyValues is `Collection(Edm.String)`: learn.microsoft.com/previous-versions/dynamicscrm-2016/developers-guide/mt607541(v=crm.8)).
  * Nothing about a contact is cached: who holds a number changes in Dataverse without the relay seeing it, and an
- * opt-out must reach every holder of now. The latest-activities query is not coalesced: "the newest N of each
- * contact" is no single OData query.
+ * opt-out must reach every holder of now. The latest-activities queries of a keyword's contact are coalesced the same
+ * way into the GETs of one `$batch` ("the newest N of each contact" is no single OData query).
  */
 import { TtlCache } from '../cache.js';
 import { BatchLoader, LOADER_DEFAULTS } from './loader.js';
@@ -56,15 +56,23 @@ export interface DirectoryClient {
     nextPageLink?: string,
   ): Promise<{ value: unknown[]; oDataNextLink?: string }>;
   update(request: { collection: string; key: string; data: Row; signal?: AbortSignal }): Promise<unknown>;
+  /** Starts a `$batch`: the calls up to `executeBatch` are its operations. */
+  startBatch(): void;
+  /** Sends the `$batch`: one result per operation, in order, an `Error` for an operation that failed. */
+  executeBatch(request: { inChangeSet?: boolean; signal?: AbortSignal }): Promise<unknown[]>;
 }
 
 export interface DirectoryOptions {
   client: DirectoryClient;
-  /** Runs one call (the governor of the identity, with its timeout). @defaultValue the call as is */
+  /**
+   * Runs one call (the governor of the identity, with its timeout); `operations`: the operations of a `$batch`, for
+   * the execution-time budget. @defaultValue the call as is
+   */
   run?: <T>(
     call: (signal: AbortSignal | undefined) => Promise<T>,
     signal: AbortSignal | undefined,
     operation: string,
+    operations?: number,
   ) => Promise<T>;
   /** The message record reads (intake's cached `DataverseReads.messageRecord` fits). */
   messageRecord: CallbackDirectory['messageRecord'];
@@ -199,6 +207,66 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
     for (const [address, list] of byAddress) byAddress.set(address, list.slice(0, MAX_CONTACTS_PER_ADDRESS));
     return byAddress;
   };
+  /** The query of one contact's newest activities of a message table. */
+  const latestQuery = (contactId: string, entityType: string, top: number) => ({
+    collection: ACTIVITY_SET,
+    select: COLUMNS,
+    filter: `${FIELDS.contactId} eq ${contactId} and ${FIELDS.entityType} eq ${odataString(entityType)}`,
+    orderBy: ['createdon desc'],
+    top,
+  });
+  /** Newest activities by contact, one loader per message table and count: several contacts as one `$batch`. */
+  const latest = new Map<string, BatchLoader<ActivityRecord[]>>();
+  const latestLoader = (entityType: string, top: number): BatchLoader<ActivityRecord[]> => {
+    const key = `${entityType}\u0000${top}`;
+    let loader = latest.get(key);
+    if (loader === undefined) {
+      loader = new BatchLoader<ActivityRecord[]>({
+        name: 'createCallbackDirectory: coalesce',
+        ...coalesce,
+        load: async (contactIds, signal) => {
+          if (contactIds.length === 1) {
+            const res = await run(
+              (s) =>
+                client.retrieveMultiple({
+                  ...latestQuery(contactIds[0]!, entityType, top),
+                  ...(s ? { signal: s } : {}),
+                }),
+              signal,
+              "read the contact's latest activities",
+            );
+            return new Map([[contactIds[0]!, (res.value as Row[]).map(activityRecord)]]);
+          }
+          // "The newest N of each contact" is no single OData query: one GET per contact, in one $batch (one request
+          // toward the limit; each GET its own operation, its own result or error).
+          const parts = await run(
+            (s) => {
+              // startBatch … executeBatch without an await in between: the client's batch state is per instance.
+              client.startBatch();
+              for (const id of contactIds)
+                client.retrieveMultiple(latestQuery(id, entityType, top)).catch(() => undefined);
+              return client.executeBatch({ inChangeSet: false, ...(s ? { signal: s } : {}) });
+            },
+            signal,
+            `read the latest activities of ${contactIds.length} contacts in a $batch`,
+            contactIds.length,
+          );
+          return new Map(
+            contactIds.map((id, n): [string, ActivityRecord[] | Error] => {
+              const part = parts[n];
+              if (part instanceof Error) return [id, part];
+              const value = (part as { value?: unknown } | undefined)?.value;
+              return Array.isArray(value)
+                ? [id, (value as Row[]).map(activityRecord)]
+                : [id, new Error(`the $batch answered no result for contact ${id}'s activities`)];
+            }),
+          );
+        },
+      });
+      latest.set(key, loader);
+    }
+    return loader;
+  };
   const holdersLoader = (addressField: string, select: string[]): BatchLoader<FoundContact[]> => {
     const key = `${addressField}\u0000${select.join(',')}`;
     let loader = holders.get(key);
@@ -224,20 +292,7 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
     },
     async latestActivities(contactId, entityType, top, signal) {
       if (!GUID.test(contactId)) return [];
-      const res = await run(
-        (s) =>
-          client.retrieveMultiple({
-            collection: ACTIVITY_SET,
-            select: COLUMNS,
-            filter: `${FIELDS.contactId} eq ${contactId} and ${FIELDS.entityType} eq ${odataString(entityType)}`,
-            orderBy: ['createdon desc'],
-            top,
-            ...(s ? { signal: s } : {}),
-          }),
-        signal,
-        "read the contact's latest activities",
-      );
-      return (res.value as Row[]).map(activityRecord);
+      return (await latestLoader(entityType, top).load(contactId.toLowerCase(), signal)) ?? [];
     },
     async activityByRowId(rowId, signal) {
       if (!GUID.test(rowId)) return undefined;

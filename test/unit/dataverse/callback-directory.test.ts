@@ -5,6 +5,12 @@ import {
   type DirectoryClient,
 } from '../../../src/dataverse/callback-directory.js';
 
+/** For the clients of tests that make no `$batch`: one would fail the test. */
+const NO_BATCH = {
+  startBatch: (): void => assert.fail('no $batch expected'),
+  executeBatch: async (): Promise<unknown[]> => assert.fail('no $batch expected'),
+};
+
 describe('dataverse: the callbacks directory', () => {
   const calls: Array<Record<string, unknown>> = [];
   const client: DirectoryClient = {
@@ -16,6 +22,7 @@ describe('dataverse: the callbacks directory', () => {
       calls.push({ op: 'update', ...request });
       return undefined;
     },
+    ...NO_BATCH,
   };
   const directory = createCallbackDirectory({ client, messageRecord: async () => undefined });
   beforeEach(() => (calls.length = 0));
@@ -45,6 +52,7 @@ describe('dataverse: the callbacks directory', () => {
       client: {
         retrieveMultiple: async (_request, link) => (links.push(link), pages[link ?? 'first']!),
         update: async () => undefined,
+        ...NO_BATCH,
       },
       messageRecord: async () => undefined,
     });
@@ -68,6 +76,7 @@ describe('dataverse: the callbacks directory', () => {
           return { value: rows };
         },
         update: async () => undefined,
+        ...NO_BATCH,
       };
       return { filters, release: () => release(), client };
     }
@@ -119,6 +128,45 @@ describe('dataverse: the callbacks directory', () => {
     });
   });
 
+  it('the latest activities of contacts asked while one query is in flight: one $batch of a GET per contact, an error for one contact its own', async () => {
+    const id = (n: number): string => `c100000${n}-0000-4000-8000-000000000000`;
+    const queries: Array<{ filter?: string; top?: number; orderBy?: string[]; batched: boolean }> = [];
+    let batching = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const d = createCallbackDirectory({
+      client: {
+        retrieveMultiple: async (request) => {
+          queries.push({ filter: request.filter, top: request.top, orderBy: request.orderBy, batched: batching });
+          if (!batching) await gate;
+          return { value: [] };
+        },
+        update: async () => undefined,
+        startBatch: () => void (batching = true),
+        executeBatch: async () => {
+          batching = false;
+          return [
+            { value: [{ msdyncrm_customerjourneycustomchannelactivityid: 'r2', _msdyncrm_contact_value: id(2) }] },
+            new Error('part 2 failed'),
+          ];
+        },
+      },
+      messageRecord: async () => undefined,
+    });
+    const first = d.latestActivities(id(1), 'sample_sms', 1);
+    await new Promise((r) => setImmediate(r));
+    const two = d.latestActivities(id(2), 'sample_sms', 1);
+    const three = d.latestActivities(id(3), 'sample_sms', 1);
+    release();
+    assert.deepEqual(await first, []);
+    assert.deepEqual(await two, [{ activityRowId: 'r2', contactId: id(2) }]);
+    await assert.rejects(three, /part 2 failed/);
+    const filter = (n: number): string => `_msdyncrm_contact_value eq ${id(n)} and msdyncrm_entitytype eq 'sample_sms'`;
+    assert.deepEqual(
+      queries,
+      [1, 2, 3].map((n) => ({ filter: filter(n), top: 1, orderBy: ['createdon desc'], batched: n > 1 })),
+    );
+  });
   describe('activity cache', () => {
     const rowId = 'b1000001-0000-4000-8000-000000000000';
     const tileId = 'a1000001-0000-4000-8000-000000000000';
@@ -141,6 +189,7 @@ describe('dataverse: the callbacks directory', () => {
             };
           },
           update: async () => undefined,
+          ...NO_BATCH,
         },
         messageRecord: async () => undefined,
         now: () => t,

@@ -88,6 +88,8 @@ export class BatchLoader<V> {
 
   #sharedInFlight(key: string): Pending<V> | undefined {
     for (const batch of this.#inFlight) {
+      // A batch aborted because every caller left answers nobody new.
+      if (batch.controller.signal.aborted) continue;
       const pending = batch.keys.get(key);
       if (pending !== undefined) return pending;
     }

@@ -160,6 +160,15 @@ describe('dataverse: the batching loader', () => {
     second.abort(new Error('second gone'));
     await assert.rejects(a2, /second gone/);
     assert.equal(calls[0]!.signal.aborted, true);
+    // A caller asking the key now does not join the aborted batch: it waits for the next one.
+    const a3 = loader.load('a');
+    await clock.tickAsync(5);
+    assert.deepEqual(
+      calls.map((c) => c.keys),
+      [['a'], ['a']],
+    );
+    calls[1]!.answer(new Map([['a', 'A']]));
+    assert.equal(await a3, 'A');
     await assert.rejects(loader.load('x', AbortSignal.abort(new Error('already'))), /already/);
   });
 

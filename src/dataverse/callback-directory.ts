@@ -105,6 +105,14 @@ function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/**
+ * A string as Dataverse's `eq` and `In` compare it (SQL Server's default collation: case-insensitive, trailing spaces
+ * ignored), so that the rows of an `In` query are given back to the address that matched them.
+ */
+function comparable(value: string): string {
+  return value.toLowerCase().replace(/ +$/, '');
+}
+
 /** `column` equal to the one value, or `In` the several (string literals, quotes doubled). */
 function oneOf(column: string, values: readonly string[], literal: (v: string) => string): string {
   return values.length === 1
@@ -174,8 +182,7 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
   ): Promise<Map<string, FoundContact[]>> => {
     const request = { collection: 'contacts', select, filter: oneOf(addressField, addresses, odataString) };
     const bound = MAX_CONTACTS_PER_ADDRESS * addresses.length;
-    // Dataverse compares strings without case: a row is matched to its address the same way.
-    const byAddress = new Map<string, FoundContact[]>(addresses.map((a) => [a.toLowerCase(), []]));
+    const byAddress = new Map<string, FoundContact[]>(addresses.map((a) => [comparable(a), []]));
     let read = 0;
     let next: string | undefined;
     do {
@@ -192,8 +199,8 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
         const address = row[addressField];
         const list =
           addresses.length === 1
-            ? byAddress.get(addresses[0]!.toLowerCase())
-            : byAddress.get(String(address).toLowerCase());
+            ? byAddress.get(comparable(addresses[0]!))
+            : byAddress.get(comparable(String(address)));
         if (typeof contactId === 'string' && list !== undefined) list.push({ contactId, row });
         read++;
       }
@@ -276,7 +283,7 @@ export function createCallbackDirectory(options: DirectoryOptions): CallbackDire
         ...coalesce,
         load: async (addresses, signal) => {
           const found = await readHolders(addressField, select, addresses, signal);
-          return new Map(addresses.map((a) => [a, found.get(a.toLowerCase()) ?? []]));
+          return new Map(addresses.map((a) => [a, found.get(comparable(a)) ?? []]));
         },
       });
       holders.set(key, loader);

@@ -103,6 +103,50 @@ describe('dataverse: the callbacks directory', () => {
       ]);
     });
 
+    it('rows matched back to their address as Dataverse compares (case, trailing spaces); a batch stopped at the holder bound is read address by address', async () => {
+      const { filters, release, client } = held([
+        { contactid: 'c1', sample_chatid: 'AbC ' },
+        { contactid: 'c2', sample_chatid: 'x' },
+      ]);
+      const d = createCallbackDirectory({ client, messageRecord: async () => undefined });
+      const first = d.contactsByAddress('sample_chatid', 'first', []);
+      await new Promise((r) => setImmediate(r));
+      const rest = ['abc', 'X'].map((a) => d.contactsByAddress('sample_chatid', a, []));
+      release();
+      await first;
+      assert.deepEqual(
+        (await Promise.all(rest)).map((l) => l.map((c) => c.contactId)),
+        [['c1'], ['c2']],
+      );
+      assert.equal(filters.length, 2);
+
+      // Pages that never end: the In query stops at 5,000 per address asked, then each address is read alone.
+      const alone: string[] = [];
+      const endless = createCallbackDirectory({
+        client: {
+          retrieveMultiple: async (request) => {
+            if (!request.filter?.startsWith('Microsoft.Dynamics.CRM.In')) {
+              alone.push(request.filter ?? '');
+              return { value: [{ contactid: `for ${request.filter}` }] };
+            }
+            return {
+              value: Array.from({ length: 5000 }, (_, n) => ({ contactid: `c${n}`, mobilephone: 'a' })),
+              oDataNextLink: 'https://org/api/data/v9.2/contacts?$skiptoken=more',
+            };
+          },
+          update: async () => undefined,
+          ...NO_BATCH,
+        },
+        messageRecord: async () => undefined,
+      });
+      const both = await Promise.all(['a', 'b'].map((a) => endless.contactsByAddress('mobilephone', a, [])));
+      assert.deepEqual(alone, ["mobilephone eq 'a'", "mobilephone eq 'b'"]);
+      assert.deepEqual(
+        both.map((l) => l.map((c) => c.contactId)),
+        [["for mobilephone eq 'a'"], ["for mobilephone eq 'b'"]],
+      );
+    });
+
     it('activity rows asked while one query is in flight: one In query by row id, each its own row, then cached', async () => {
       const id = (n: number): string => `b100000${n}-0000-4000-8000-000000000000`;
       const { filters, release, client } = held([

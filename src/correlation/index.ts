@@ -10,12 +10,14 @@ export {
   openContext,
   sealLink,
   openLink,
+  tileDigest,
   MAX_TRACKED_LINKS,
   type CallbackKey,
   type CallbackKeys,
   type TokenRefusal,
   type OpenedContext,
   type OpenedLink,
+  type TileFields,
 } from './token.js';
 export { findLinks, trackableLinks, rewriteLinks, linkAt, redirectTarget, type FoundLink } from './links.js';
 export {

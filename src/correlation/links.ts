@@ -1,11 +1,13 @@
 /**
  * Tracked links. When a channel asks for it (`callbacks.trackLinks`), intake replaces each trackable link of a
- * journey message's template with `${publicBaseUrl}/l/${code}`, where the code (`sealLink`) names the activity and
- * the link's index; a click is resolved without state by opening the code, reading the activity and its message
- * record, and taking link N of the record's text again (`linkAt`). The rewriting is done on the template, before
+ * journey message's template with `${publicBaseUrl}/l/${code}`, where the code (`sealLink`) names the activity row, its
+ * contact, its tile (a digest) and the link's index; a click is resolved by opening the code, finding the tile (known
+ * from an earlier token or row, else the activity row read), reading the message record (cached) and taking link N
+ * of the record's text again (`linkAt`). The rewriting is done on the template, before
  * rendering: a link that a placeholder's value brings in is never tracked, and link N means the same thing to intake
  * and to the click handler.
  */
+import type { MarketingContext } from './context.js';
 import { MAX_TRACKED_LINKS, sealLink, type CallbackKeys } from './token.js';
 
 /** A link found in a text: where it is and whether it can be tracked. */
@@ -68,17 +70,22 @@ export function trackableLinks(templateText: string): string[] {
 }
 
 /**
- * The template with each trackable link replaced by `${baseUrl}/l/${sealLink(activityRowId, n, keys)}` (n counting the
+ * The template with each trackable link replaced by `${baseUrl}/l/${sealLink(context, n, keys)}` (n counting the
  * trackable links from 0); untrackable links and the rest of the text unchanged. `baseUrl` without a trailing slash.
  */
-export function rewriteLinks(templateText: string, activityRowId: string, baseUrl: string, keys: CallbackKeys): string {
+export function rewriteLinks(
+  templateText: string,
+  context: MarketingContext,
+  baseUrl: string,
+  keys: CallbackKeys,
+): string {
   const base = baseUrl.replace(/\/+$/, '');
   let out = '';
   let at = 0;
   let n = 0;
   for (const link of findLinks(templateText)) {
     if (!link.trackable || n >= MAX_TRACKED_LINKS) continue;
-    out += `${templateText.slice(at, link.start)}${base}/l/${sealLink(activityRowId, n, keys)}`;
+    out += `${templateText.slice(at, link.start)}${base}/l/${sealLink(context, n, keys)}`;
     at = link.end;
     n += 1;
   }

@@ -4,7 +4,9 @@
  *
  * Token (base64url): `version(1) | keyIdLength(1) | keyId | bodyLength(2, BE) | body | mac(16)`; the body holds the
  * channel name and the MarketingContext fields (a GUID as 16 bytes, any other id as length-prefixed UTF-8, so nothing
- * is lost). Link code: `version(1) | keyIdLength(1) | keyId | activity | index(1) | mac(12)`. Each mac is
+ * is lost). Link code (version 3): `version(1) | keyIdLength(1) | keyId | row | contact | tile(6) | index(1) | mac(12)`,
+ * where `tile` is {@link tileDigest} of the fields every row of a journey tile shares; versions 2 and 1 held the row
+ * (or `msdyncrm_activityid`) and the index only. Each mac is
  * HMAC-SHA256(secret, 'ctx' or 'lnk' | everything before it), truncated, compared in constant time; the labels keep a
  * token from passing as a code and back. Keys: {@link parseCallbackKeys}.
  */
@@ -29,23 +31,33 @@ export type TokenRefusal = 'malformed' | 'bad-signature' | 'unknown-key';
 
 export type OpenedContext =
   { ok: true; context: MarketingContext; channel: string; keyId: string } | { ok: false; reason: TokenRefusal };
+/** What a journey tile's rows share (everything of a `MarketingContext` but the row and the contact). */
+export type TileFields = Pick<MarketingContext, 'activityId' | 'journeyId' | 'iterationId' | 'entityType' | 'entityId'>;
+
 /**
- * An opened link code: `activityRowId` for a code written now; `activityId` (`msdyncrm_activityid`, shared by the rows of
- * a tile) for a code written before the relay keyed on the row.
+ * An opened link code: `activityRowId`, `contactId` and `tile` ({@link tileDigest}) for a code written now;
+ * `activityRowId` alone for a code of version 2; `activityId` (`msdyncrm_activityid`, shared by the rows of a tile) for
+ * a code written before the relay keyed on the row.
  */
 export type OpenedLink =
   | ({ ok: true; linkIndex: number; keyId: string } & (
-      { activityRowId: string; activityId?: never } | { activityId: string; activityRowId?: never }
+      | { activityRowId: string; contactId: string; tile: string; activityId?: never }
+      | { activityRowId: string; contactId?: never; tile?: never; activityId?: never }
+      | { activityId: string; activityRowId?: never; contactId?: never; tile?: never }
     ))
   | { ok: false; reason: TokenRefusal };
 
 const VERSION = 1;
 /**
- * Link codes: 2 seals the activity row id (`msdyncrm_customerjourneycustomchannelactivityid`); 1, written before the
- * relay keyed on the row, sealed `msdyncrm_activityid` and is still opened (links in messages already sent work).
+ * Link codes: 3 seals the activity row id (`msdyncrm_customerjourneycustomchannelactivityid`), the contact and the
+ * tile's digest, so that a click needs no read once the tile is known; 2 sealed the row id alone, 1 (written before
+ * the relay keyed on the row) `msdyncrm_activityid`: both are still opened (links in messages already sent work).
  */
-const LINK_VERSION = 2;
+const LINK_VERSION = 3;
+const ROW_LINK_VERSION = 2;
 const LEGACY_LINK_VERSION = 1;
+/** Bytes of a tile digest in a link code: 48 bits, content-addressed (see {@link tileDigest}). */
+const TILE_DIGEST_BYTES = 6;
 const CONTEXT_MAC_BYTES = 16;
 const LINK_MAC_BYTES = 12;
 /** The most links one message can have tracked (the index is one byte). */
@@ -176,7 +188,7 @@ function verify(
   keys: CallbackKeys,
   macBytes: number,
   versions: readonly number[],
-  bodyLength: (r: Reader) => number,
+  bodyLength: (r: Reader, version: number) => number,
 ): { ok: true; body: Reader; keyId: string; version: number } | { ok: false; reason: TokenRefusal } {
   const buf = decode(s);
   if (buf === undefined) return { ok: false, reason: 'malformed' };
@@ -185,7 +197,7 @@ function verify(
     const version = r.byte();
     if (!versions.includes(version)) return { ok: false, reason: 'malformed' };
     const keyId = r.text();
-    const length = bodyLength(r);
+    const length = bodyLength(r, version);
     const bodyStart = r.at;
     if (r.left !== length + macBytes) return { ok: false, reason: 'malformed' };
     const key = keys.verify.find((k) => k.id === keyId);
@@ -255,16 +267,51 @@ export function openContext(token: string, keys: CallbackKeys): OpenedContext {
 // ── link codes ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
- * Seals "link `linkIndex` of activity row `activityRowId`" (`msdyncrm_customerjourneycustomchannelactivityid`) into a
- * short code (about 44 characters) for `/l/:code`.
+ * The digest of what a journey tile's rows share (`msdyncrm_activityid`, journey, iteration, message table and
+ * record): the first 6 bytes of SHA-256 over their length-prefixed encoding, base64url (8 characters). A link code
+ * carries it instead of the fields (about 80 bytes more); the callbacks service resolves it from the tiles it has met
+ * (in a context token, or an activity row it read), checking that the fields it holds give the same digest.
  */
-export function sealLink(activityRowId: string, linkIndex: number, keys: CallbackKeys): string {
+export function tileDigest(tile: TileFields): string {
+  const body = new Writer()
+    .id(tile.activityId)
+    .id(tile.journeyId)
+    .id(tile.iterationId)
+    .text(tile.entityType)
+    .id(tile.entityId)
+    .done();
+  return crypto.createHash('sha256').update(body).digest().subarray(0, TILE_DIGEST_BYTES).toString('base64url');
+}
+
+/**
+ * Seals "link `linkIndex` of the message of `context`" into a code for `/l/:code`: the activity row id
+ * (`msdyncrm_customerjourneycustomchannelactivityid`), the contact and the tile's digest (76 characters with GUIDs and
+ * a 2-character key id; see docs/callbacks.md for the choice).
+ */
+export function sealLink(
+  context: Pick<MarketingContext, 'activityRowId' | 'contactId'> & TileFields,
+  linkIndex: number,
+  keys: CallbackKeys,
+): string {
   if (!Number.isInteger(linkIndex) || linkIndex < 0 || linkIndex >= MAX_TRACKED_LINKS) {
     throw new RangeError(`link index must be an integer from 0 to ${MAX_TRACKED_LINKS - 1}, found ${linkIndex}`);
   }
-  const body = new Writer().id(activityRowId).byte(linkIndex).done();
+  const body = new Writer()
+    .id(context.activityRowId)
+    .id(context.contactId)
+    .bytes(Buffer.from(tileDigest(context), 'base64url'))
+    .byte(linkIndex)
+    .done();
   const head = new Writer().byte(LINK_VERSION).text(keys.sign.id).bytes(body).done();
   return Buffer.concat([head, mac('lnk', keys.sign.secret, head, LINK_MAC_BYTES)]).toString('base64url');
+}
+
+/** Bytes of a tagged id (see `Writer.id`) starting at `at`. */
+function idLength(buf: Buffer, at: number): number {
+  const tag = buf[at];
+  if (tag === TAG_GUID) return 1 + 16;
+  if (tag === TAG_TEXT) return 1 + 1 + (buf[at + 1] ?? 0);
+  throw new Malformed();
 }
 
 /**
@@ -272,19 +319,32 @@ export function sealLink(activityRowId: string, linkIndex: number, keys: Callbac
  * its MAC verifies with one of `keys.verify`.
  */
 export function openLink(code: string, keys: CallbackKeys): OpenedLink {
-  const v = verify('lnk', code, keys, LINK_MAC_BYTES, [LINK_VERSION, LEGACY_LINK_VERSION], (r) => {
-    // The body is the id (tag + 16 bytes, or tag + length + text) and the index byte.
-    const tag = r.buf[r.at];
-    if (tag === TAG_GUID) return 1 + 16 + 1;
-    if (tag === TAG_TEXT) return 1 + 1 + (r.buf[r.at + 1] ?? 0) + 1;
-    throw new Malformed();
-  });
+  const v = verify(
+    'lnk',
+    code,
+    keys,
+    LINK_MAC_BYTES,
+    [LINK_VERSION, ROW_LINK_VERSION, LEGACY_LINK_VERSION],
+    (r, version) => {
+      // Version 3: two ids, the digest and the index byte; before: one id and the index byte.
+      const first = idLength(r.buf, r.at);
+      if (version !== LINK_VERSION) return first + 1;
+      return first + idLength(r.buf, r.at + first) + TILE_DIGEST_BYTES + 1;
+    },
+  );
   if (!v.ok) return v;
   try {
     const id = v.body.id();
+    if (v.version === LINK_VERSION) {
+      const contactId = v.body.id();
+      const tile = v.body.bytes(TILE_DIGEST_BYTES).toString('base64url');
+      const linkIndex = v.body.byte();
+      if (v.body.left !== 0 || id === '' || contactId === '') return { ok: false, reason: 'malformed' };
+      return { ok: true, activityRowId: id, contactId, tile, linkIndex, keyId: v.keyId };
+    }
     const linkIndex = v.body.byte();
     if (v.body.left !== 0 || id === '') return { ok: false, reason: 'malformed' };
-    return v.version === LINK_VERSION
+    return v.version === ROW_LINK_VERSION
       ? { ok: true, activityRowId: id, linkIndex, keyId: v.keyId }
       : { ok: true, activityId: id, linkIndex, keyId: v.keyId };
   } catch (err) {

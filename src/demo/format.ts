@@ -51,16 +51,31 @@ export function formatFunnel(summary: DemoSummary): string {
     `Provider messages: ${summary.providerMessages} (duplicates: ${summary.duplicates})`,
     `Throughput: ${summary.activities} activities in ${seconds(summary.durationMs)} (${summary.activitiesPerSecond} per second)`,
     `Dataverse requests by the send path: ${summary.dataverseRequests} (${perActivity} per activity; a $batch counts once)`,
-    ...(summary.callbacksDataverseRequests === undefined
-      ? []
-      : [
-          `Dataverse requests by the callbacks service: ${summary.callbacksDataverseRequests} (looking up the contact and activity of a click or reply, opt-outs)`,
-        ]),
+    ...(summary.callbacksDataverseRequests === undefined ? [] : [formatCallbacksRequests(summary)]),
     ...(summary.conversations === undefined ? [] : [formatConversations(summary.conversations)]),
     ...(reasons.length > 0
       ? [`Dead letters: ${reasons.join(', ')} (channel-relay dead-letters list <queue> shows them)`]
       : []),
   ].join('\n');
+}
+
+/**
+ * The callbacks service's Dataverse line: its requests, per feedback event when there were events, and what they were
+ * (the PATCHes of opt-outs and opt-ins; the rest reads of the contacts of replies and of activity rows).
+ */
+export function formatCallbacksRequests(
+  summary: Pick<
+    DemoSummary,
+    'callbacksDataverseRequests' | 'callbacksDataverseWrites' | 'feedbackEvents' | 'callbacksRequestsPerEvent'
+  >,
+): string {
+  const requests = summary.callbacksDataverseRequests ?? 0;
+  const writes = summary.callbacksDataverseWrites ?? 0;
+  const perEvent =
+    summary.feedbackEvents === undefined
+      ? ''
+      : ` for ${summary.feedbackEvents} feedback events (${(summary.callbacksRequestsPerEvent ?? 0).toFixed(3)} per event)`;
+  return `Dataverse requests by the callbacks service: ${requests}${perEvent}: ${writes} opt-out/opt-in writes, the rest reads of the contacts of replies and of activities`;
 }
 
 /** The conversations line: every figure from the emulators' records. */

@@ -77,6 +77,28 @@ export function feedbackCounts(
   return { delivered: delivered.size, opened: opened.size, keywordReplies };
 }
 
+/**
+ * The callbacks service's Dataverse figures of a run: its identity's requests (a `$batch` once), the writes among them
+ * (opt-out and opt-in PATCHes) and, with the feedback recorded, the requests per feedback event.
+ */
+export function callbacksFigures(
+  traffic: { requests: number; writes: number },
+  feedback: FeedbackFunnel | undefined,
+): Pick<
+  DemoSummary,
+  'callbacksDataverseRequests' | 'callbacksDataverseWrites' | 'feedbackEvents' | 'callbacksRequestsPerEvent'
+> {
+  const events =
+    feedback === undefined ? 0 : feedback.delivered + feedback.opened + feedback.keywordReplies + feedback.optOuts;
+  return {
+    callbacksDataverseRequests: traffic.requests,
+    callbacksDataverseWrites: traffic.writes,
+    ...(events === 0
+      ? {}
+      : { feedbackEvents: events, callbacksRequestsPerEvent: Math.round((traffic.requests / events) * 1000) / 1000 }),
+  };
+}
+
 /** What `--summary-json` writes: the funnel's figures over every journey, and the run's. */
 export interface DemoSummary extends Omit<JourneyFunnel, 'journeyId' | 'name'> {
   /** Messages the provider simulators accepted. */
@@ -87,6 +109,12 @@ export interface DemoSummary extends Omit<JourneyFunnel, 'journeyId' | 'name'> {
   dataverseRequests: number;
   /** With the feedback path: requests of the callbacks service's identity (contacts and activities looked up, opt-outs). */
   callbacksDataverseRequests?: number;
+  /** With the feedback path: of those, the PATCHes of opt-outs and opt-ins (the rest are reads). */
+  callbacksDataverseWrites?: number;
+  /** With the feedback path: the feedback events recorded (delivered + opened + keyword replies + opt-outs). */
+  feedbackEvents?: number;
+  /** With the feedback path: `callbacksDataverseRequests` per feedback event, 3 decimals (#15's goal: at most 0.05). */
+  callbacksRequestsPerEvent?: number;
   /** From the journey run to the last final outcome. */
   durationMs: number;
   /** Activities per second over {@link DemoSummary.durationMs}. */

@@ -19,6 +19,7 @@ import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
 import {
   activityIndex,
+  callbacksFigures,
   conversationFigures,
   DataverseRecords,
   deadLetteredActivities,
@@ -350,7 +351,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         providerMessages: provider.messages,
         duplicates: provider.repeats + duplicates,
         dataverseRequests: (await records.requestsOf(DEFAULT_TOKEN_IDENTITY)).requests,
-        ...(feedback ? { callbacksDataverseRequests: (await records.requestsOf(CALLBACKS_IDENTITY)).requests } : {}),
+        ...(feedback ? callbacksFigures(await records.requestsOf(CALLBACKS_IDENTITY), feedbackTotal) : {}),
         durationMs,
         activitiesPerSecond: durationMs > 0 ? Math.round((activities * 1000 * 10) / durationMs) / 10 : 0,
         deadLetterReasons: reasons,

@@ -96,7 +96,8 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
   const timeoutMs = w.config.dataverse.timeoutMs;
   const directory = createCallbackDirectory({
     client: w.dataverse,
-    run: (call, signal, operation) => w.governor.run((s) => call(s), { signal, operation, timeoutMs }),
+    run: (call, signal, operation, operations) =>
+      w.governor.run((s) => call(s), { signal, operation, timeoutMs, ...(operations ? { operations } : {}) }),
     messageRecord: reads.messageRecord,
   });
   const twilioMessages = twilioMessageFetchers(w.provider);

@@ -69,7 +69,11 @@ async function reportContext(
   requestId: string,
 ): Promise<SendContext | undefined> {
   const opened = openContext(requestId, service.keys);
-  if (opened.ok) return opened.channel === channel.name ? opened.context : undefined;
+  if (opened.ok) {
+    if (opened.channel !== channel.name) return undefined;
+    service.tiles.remember(opened.context);
+    return opened.context;
+  }
   if (channel.tile !== undefined) {
     const row = await service.directory.activityByRowId(requestId, service.signal());
     // Sent before the relay keyed on the row: the RequestId was msdyncrm_activityid, which only one row may have.
@@ -83,7 +87,9 @@ async function reportContext(
         context.entityType === channel.tile.entityType
           ? await channelOf(service, context.entityType, context.entityId, channel.name)
           : undefined;
-      return of?.channel.name === channel.name ? context : undefined;
+      if (of?.channel.name !== channel.name) return undefined;
+      service.tiles.remember(context);
+      return context;
     }
   }
   if (channel.channelDefinitionId !== undefined) {

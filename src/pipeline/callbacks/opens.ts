@@ -2,15 +2,16 @@
  * Tracked links: `GET /l/:code` → 302 to the original address, and `opened` recorded for the activity.
  *
  * Invariants: the code (src/correlation's `sealLink`) names an activity row
- * (`msdyncrm_customerjourneycustomchannelactivityid`) and a link index, signed, and nothing is stored; an activity
+ * (`msdyncrm_customerjourneycustomchannelactivityid`), its contact, its tile (a digest) and a link index, signed;
+ * nothing is stored but the tiles met (content-addressed, never stale: tiles.ts); an activity
  * gets one `opened` however often it is clicked within the bus's duplicate-detection window (MessageId
  * `<row id>:<opened>`: the bus drops every further click); only http(s) targets are redirected to; no answer says
- * anything about the contact (a malformed code → 400, a forged or rotated-out one → 403, an activity or link that no
- * longer exists → 404).
+ * anything about the contact (a malformed code → 400, a forged or rotated-out one → 403, an activity read or a link
+ * that no longer exists → 404; an activity whose tile is known is not read, so its deletion is not seen).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Channel } from '../../channels/index.js';
-import type { ActivityRecord } from '../ports.js';
+import type { MarketingContext } from '../messages.js';
 import { activityContext } from './activity.js';
 import { redirectTarget } from '../../correlation/index.js';
 import { addRoute, refusal, type RouteResult } from './routes.js';
@@ -46,21 +47,36 @@ export async function channelOf(
   return channel === undefined ? undefined : { channel, text: record[channel.textField] };
 }
 
-/** The row a code names; for a code written before the relay keyed on the row, the rows of its activity id (at most two). */
-async function linkedRows(service: CallbackService, opened: OpenedLink & { ok: true }): Promise<ActivityRecord[]> {
+/**
+ * The contexts a code names: a code of version 3 whose tile this process knows needs no read (its row and contact are
+ * in the code); otherwise the row is read (and its tile kept), and for a code written before the relay keyed on the
+ * row, the rows of its activity id (at most two).
+ */
+async function linkedContexts(
+  service: CallbackService,
+  opened: OpenedLink & { ok: true },
+): Promise<Array<MarketingContext | undefined>> {
   if (opened.activityRowId === undefined)
-    return service.directory.activitiesByActivityId(opened.activityId, service.signal());
+    return (await service.directory.activitiesByActivityId(opened.activityId, service.signal())).map(activityContext);
+  if (opened.tile !== undefined) {
+    const known = service.tiles.context(opened.tile, opened.activityRowId, opened.contactId);
+    if (known !== undefined) return [known];
+  }
   const row = await service.directory.activityByRowId(opened.activityRowId, service.signal());
-  return row === undefined ? [] : [row];
+  const context = row === undefined ? undefined : activityContext(row);
+  if (context !== undefined) service.tiles.remember(context);
+  return row === undefined ? [] : [context];
 }
 
 /**
- * A click reads the activity row (its contact, journey, iteration and message record), finds the channel by the row's
- * message table (and `channelField` when a tile is shared), reads the message record's text (cached) and takes its
- * link number `index` (`linkAt`, the same walk the send path rewrote). A code written before the relay keyed on the
- * row names `msdyncrm_activityid`: it is recorded when one row has that id; when several have it (a tile's rows) the
- * click is still redirected, and nothing is recorded (logged). The target is `new URL(link).href` (an IRI's non-ASCII
- * characters percent-encoded, its host in punycode); a link that is not http(s) answers 404 and records nothing.
+ * A click opens the code; the activity row's context comes from the code and the tile it names when the tile is known
+ * here (met in a token or a row before), else from the row read (its contact, journey, iteration and message record).
+ * It finds the channel by the message table (and `channelField` when a tile is shared), reads the message record's
+ * text (cached) and takes its link number `index` (`linkAt`, the same walk the send path rewrote). A code written
+ * before the relay keyed on the row names `msdyncrm_activityid`: it is recorded when one row has that id; when several
+ * have it (a tile's rows) the click is still redirected, and nothing is recorded (logged). The target is
+ * `new URL(link).href` (an IRI's non-ASCII characters percent-encoded, its host in punycode); a link that is not
+ * http(s) answers 404 and records nothing.
  */
 async function click(request: FastifyRequest, service: CallbackService): Promise<RouteResult> {
   const code = (request.params as { code?: string }).code ?? '';
@@ -69,7 +85,7 @@ async function click(request: FastifyRequest, service: CallbackService): Promise
     service.log.warn('tracked link refused', { reason: opened.reason });
     return refusal(opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  const contexts = (await linkedRows(service, opened)).map(activityContext);
+  const contexts = await linkedContexts(service, opened);
   const context = contexts[0];
   if (
     context === undefined ||

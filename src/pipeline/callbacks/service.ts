@@ -34,6 +34,7 @@ import { firstWord, matchReply } from './keywords.js';
 import { linkAt } from '../../correlation/index.js';
 import type { CallbackKeys } from '../../correlation/index.js';
 import { delayUnlessAborted } from '../../abort.js';
+import { TileCache } from './tiles.js';
 
 /** How long an opt-in's Twilio message fetch may take in all (two tries), well inside Twilio's 15 s webhook wait. */
 export const OPT_IN_FETCH_BUDGET_MS = 5000;
@@ -199,6 +200,8 @@ export class CallbackService {
   readonly requestTimeoutMs: number;
   readonly now: () => number;
   readonly readiness: () => ReadinessCheck[];
+  /** The tiles met so far (link codes name them by digest). */
+  readonly tiles: TileCache;
   readonly #interactions: InteractionSender;
   readonly #outbound: OutboundSender;
   readonly #twilioMessages: ((channel: Channel) => TwilioMessageFetcher | undefined) | undefined;
@@ -236,6 +239,7 @@ export class CallbackService {
     this.requestTimeoutMs = requestTimeoutMs;
     this.now = deps.now ?? Date.now;
     this.readiness = deps.readiness ?? (() => []);
+    this.tiles = new TileCache({ now: deps.now });
     this.#interactions = deps.interactions;
     this.#outbound = deps.outbound;
     this.#twilioMessages = deps.twilioMessages;
@@ -413,6 +417,7 @@ export class CallbackService {
       });
       return unconsumed('no-activity');
     }
+    this.tiles.remember(context);
     await this.record({
       context,
       responseType,

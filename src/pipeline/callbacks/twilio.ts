@@ -119,6 +119,7 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
     });
     return refusal(!opened.ok && opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
+  service.tiles.remember(opened.context);
   const messageStatus = params.get('MessageStatus') ?? '';
   const log = service.log.child({
     channel: channel.name,

@@ -643,7 +643,7 @@ export class IntakeStage {
     // Keyed on the row: msdyncrm_activityid is shared by every contact of a tile (src/dataverse/assumptions.ts).
     const template =
       callbacks?.trackLinks === true && this.#callbackKeys !== undefined
-        ? rewriteLinks(a.template, event.activityRowId, callbacks.publicBaseUrl, this.#callbackKeys)
+        ? rewriteLinks(a.template, context, callbacks.publicBaseUrl, this.#callbackKeys)
         : a.template;
     return {
       v: MESSAGE_VERSION,

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
 import { renderText } from '../../../src/pipeline/intake/render.js';
 import { findLinks, linkAt, rewriteLinks, trackableLinks } from '../../../src/correlation/links.js';
-import { openLink, parseCallbackKeys } from '../../../src/correlation/token.js';
+import type { MarketingContext } from '../../../src/correlation/index.js';
+import { openLink, parseCallbackKeys, tileDigest } from '../../../src/correlation/token.js';
 
 const keys = parseCallbackKeys(`k1:${Buffer.alloc(32, 1).toString('base64')}`, 'test');
-const ACTIVITY = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
+const ACTIVITY: MarketingContext = {
+  kind: 'marketing',
+  activityId: '0a4e28ba-2fa1-11d2-883f-0016d3cca427',
+  activityRowId: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+  contactId: '6f1c2a5e-0000-4000-8000-00000000c0de',
+  journeyId: 'a0a0a0a0-1111-4222-8333-444455556666',
+  iterationId: 'b0b0b0b0-1111-4222-8333-444455556666',
+  entityType: 'cr123_smsmessage',
+  entityId: 'c0c0c0c0-1111-4222-8333-444455556666',
+};
 
 describe('findLinks', () => {
   const cases: Array<[string, string, string[]]> = [
@@ -74,15 +84,22 @@ describe('rewriteLinks / linkAt', () => {
   const template =
     'Hi {firstname}, see https://shop.example/sale. Yours: https://shop.example/u/{contactid} or https://shop.example/help';
 
-  it('replaces each trackable link with a tracked link that opens to its activity and index', () => {
+  it('replaces each trackable link with a tracked link that opens to its activity row, contact, tile and index', () => {
     const out = rewriteLinks(template, ACTIVITY, 'https://relay.example/', keys);
+    const opened = {
+      ok: true,
+      activityRowId: ACTIVITY.activityRowId,
+      contactId: ACTIVITY.contactId,
+      tile: tileDigest(ACTIVITY),
+      keyId: 'k1',
+    };
     const tracked = [...out.matchAll(/https:\/\/relay\.example\/l\/([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string);
     assert.equal(tracked.length, 2);
     assert.deepEqual(
       tracked.map((code) => openLink(code, keys)),
       [
-        { ok: true, activityRowId: ACTIVITY, linkIndex: 0, keyId: 'k1' },
-        { ok: true, activityRowId: ACTIVITY, linkIndex: 1, keyId: 'k1' },
+        { ...opened, linkIndex: 0 },
+        { ...opened, linkIndex: 1 },
       ],
     );
     assert.match(

@@ -9,6 +9,7 @@ import {
   parseCallbackKeys,
   sealContext,
   sealLink,
+  tileDigest,
   type CallbackKeys,
 } from '../../../src/correlation/token.js';
 import { legacyLinkCode } from '../pipeline/callbacks/fakes.js';
@@ -181,7 +182,7 @@ describe('context tokens', () => {
   });
 
   it('a link code does not open as a context token (and back)', () => {
-    const code = sealLink(context.activityRowId, 0, keys);
+    const code = sealLink(context, 0, keys);
     assert.equal(openContext(code, keys).ok, false);
     assert.equal(openLink(sealContext(context, 'sms', keys), keys).ok, false);
   });
@@ -190,21 +191,39 @@ describe('context tokens', () => {
 describe('link codes', () => {
   const keys = parseCallbackKeys(ENV, 'test');
 
-  it('round trip: activity and link index, in a short code', () => {
-    const code = sealLink(context.activityRowId, 3, keys);
-    assert.ok(code.length <= 48, code);
+  it('round trip: activity row, contact, tile digest and link index, in 76 characters with GUIDs', () => {
+    const code = sealLink(context, 3, keys);
+    // version 1 + key id 1+2 + row 17 + contact 17 + tile 6 + index 1 + MAC 12 = 57 bytes.
+    assert.equal(code.length, 76, code);
     assert.deepEqual(openLink(code, keys), {
       ok: true,
       activityRowId: context.activityRowId,
+      contactId: context.contactId,
+      tile: tileDigest(context),
       linkIndex: 3,
       keyId: 'k2',
     });
-    assert.deepEqual(openLink(sealLink('not-a-guid', 255, keys), keys), {
+    assert.deepEqual(openLink(sealLink({ ...context, activityRowId: 'not-a-guid', contactId: 'c' }, 255, keys), keys), {
       ok: true,
       activityRowId: 'not-a-guid',
+      contactId: 'c',
+      tile: tileDigest(context),
       linkIndex: 255,
       keyId: 'k2',
     });
+  });
+
+  it('the tile digest: 8 characters, the same for every row of a tile, different when any shared field differs', () => {
+    const digest = tileDigest(context);
+    assert.match(digest, /^[A-Za-z0-9_-]{8}$/);
+    assert.equal(tileDigest({ ...context, activityRowId: 'other', contactId: 'other' } as MarketingContext), digest);
+    for (const field of ['activityId', 'journeyId', 'iterationId', 'entityType', 'entityId'] as const)
+      assert.notEqual(tileDigest({ ...context, [field]: `${context[field].slice(0, -1)}0` }), digest, field);
+    // Length-prefixed: moving characters from one field to the next changes it.
+    assert.notEqual(
+      tileDigest({ ...context, activityId: 'ab', journeyId: 'c' }),
+      tileDigest({ ...context, activityId: 'a', journeyId: 'bc' }),
+    );
   });
 
   it('a code written before the relay keyed on the row (version 1) opens as msdyncrm_activityid, and cannot pass as a row code', () => {
@@ -214,29 +233,49 @@ describe('link codes', () => {
     const relabelled = Buffer.from(old, 'base64url');
     relabelled[0] = 2;
     assert.deepEqual(openLink(relabelled.toString('base64url'), keys), { ok: false, reason: 'bad-signature' });
-    const current = Buffer.from(sealLink(context.activityRowId, 2, keys), 'base64url');
-    current[0] = 1;
-    assert.deepEqual(openLink(current.toString('base64url'), keys), { ok: false, reason: 'bad-signature' });
+  });
+
+  it('a code of version 2 (the row alone, in SMS already sent) still opens to its row; relabelled as another version it does not verify', () => {
+    const old = legacyLinkCode(context.activityRowId, 2, keys.verify[1]!, 2);
+    assert.equal(old.length, 46);
+    assert.deepEqual(openLink(old, keys), {
+      ok: true,
+      activityRowId: context.activityRowId,
+      linkIndex: 2,
+      keyId: 'k1',
+    });
+    for (const version of [1, 3]) {
+      const relabelled = Buffer.from(old, 'base64url');
+      relabelled[0] = version;
+      assert.equal(openLink(relabelled.toString('base64url'), keys).ok, false, `as version ${version}`);
+    }
+    const current = Buffer.from(sealLink(context, 2, keys), 'base64url');
+    for (const version of [1, 2]) {
+      current[0] = version;
+      assert.equal(openLink(current.toString('base64url'), keys).ok, false, `version 3 as ${version}`);
+    }
   });
 
   it('refuses an index out of range', () => {
-    assert.throws(() => sealLink(context.activityRowId, 256, keys), RangeError);
-    assert.throws(() => sealLink(context.activityRowId, -1, keys), RangeError);
+    assert.throws(() => sealLink(context, 256, keys), RangeError);
+    assert.throws(() => sealLink(context, -1, keys), RangeError);
   });
 
   it('tampering with any byte of the body or the MAC → bad-signature; header → malformed or unknown-key', () => {
-    const code = sealLink(context.activityRowId, 1, keys);
+    const code = sealLink(context, 1, keys);
     const length = Buffer.from(code, 'base64url').length;
     for (let at = 5; at < length; at += 1) {
+      if (at === 21) continue; // the contact's id tag: below
       assert.deepEqual(openLink(flip(code, at), keys), { ok: false, reason: 'bad-signature' }, `byte ${at}`);
     }
     assert.deepEqual(openLink(flip(code, 0), keys), { ok: false, reason: 'malformed' });
     assert.deepEqual(openLink(flip(code, 2), keys), { ok: false, reason: 'unknown-key' });
-    assert.deepEqual(openLink(flip(code, 4), keys), { ok: false, reason: 'malformed' }, 'the id tag');
+    assert.deepEqual(openLink(flip(code, 4), keys), { ok: false, reason: 'malformed' }, 'the row id tag');
+    assert.deepEqual(openLink(flip(code, 21), keys), { ok: false, reason: 'malformed' }, 'the contact id tag');
   });
 
   it('truncated → malformed; rotated-out key → unknown-key; old and new keys both verify', () => {
-    const code = sealLink(context.activityRowId, 1, keys);
+    const code = sealLink(context, 1, keys);
     for (let cut = 1; cut < code.length; cut += 5) {
       assert.deepEqual(
         openLink(code.slice(0, code.length - cut), keys),
@@ -244,20 +283,17 @@ describe('link codes', () => {
         `cut ${cut}`,
       );
     }
-    assert.deepEqual(openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), {
+    assert.deepEqual(openLink(sealLink(context, 1, parseCallbackKeys(`zz:${secret(3)}`, 't')), keys), {
       ok: false,
       reason: 'unknown-key',
     });
-    assert.equal(
-      openLink(sealLink(context.activityRowId, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok,
-      true,
-    );
+    assert.equal(openLink(sealLink(context, 1, parseCallbackKeys(`k1:${secret(1)}`, 't')), keys).ok, true);
   });
 
   it('compares MACs in constant time (crypto.timingSafeEqual)', () => {
     const spy = sinon.spy(crypto, 'timingSafeEqual');
     try {
-      openLink(sealLink(context.activityRowId, 1, keys), keys);
+      openLink(sealLink(context, 1, keys), keys);
       assert.equal(spy.callCount, 1);
     } finally {
       spy.restore();

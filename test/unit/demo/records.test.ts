@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { formatFunnel } from '../../../src/demo/index.js';
 import {
   activityIndex,
+  callbacksFigures,
   feedbackCounts,
   funnels,
   interactionOutcomes,
@@ -215,5 +216,39 @@ describe('demo funnel', () => {
     );
     assert.match(text, /^Spring\s+6\s+0\s+6\s+0\s+0\s+5\s+3\s+2\s+1$/m);
     assert.doesNotMatch(text, /callbacks service/, 'no callbacks line without its figure');
+  });
+
+  it("reports the callbacks service's requests per feedback event, and what they were", () => {
+    const f = { delivered: 948, opened: 393, keywordReplies: 96, optOuts: 27 };
+    const figures = callbacksFigures({ requests: 150, writes: 27 }, f);
+    assert.deepEqual(figures, {
+      callbacksDataverseRequests: 150,
+      callbacksDataverseWrites: 27,
+      feedbackEvents: 1464,
+      callbacksRequestsPerEvent: 0.102,
+    });
+    const summary = {
+      activities: 6,
+      skippedByCompliance: 0,
+      optedOutAfterCreation: 0,
+      sent: 6,
+      failed: 0,
+      deadLettered: 0,
+      providerMessages: 7,
+      duplicates: 0,
+      dataverseRequests: 3,
+      durationMs: 1000,
+      activitiesPerSecond: 6,
+      deadLetterReasons: {},
+      journeys: [],
+    };
+    assert.match(
+      formatFunnel({ ...summary, ...figures }),
+      /^Dataverse requests by the callbacks service: 150 for 1464 feedback events \(0\.102 per event\): 27 opt-out\/opt-in writes, the rest reads/m,
+    );
+    assert.deepEqual(callbacksFigures({ requests: 0, writes: 0 }, undefined), {
+      callbacksDataverseRequests: 0,
+      callbacksDataverseWrites: 0,
+    });
   });
 });

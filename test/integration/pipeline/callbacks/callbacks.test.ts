@@ -193,7 +193,7 @@ describe('callbacks service with the emulators', function () {
       key: context.entityId,
       data: { sample_text: 'Spring offer: https://example.com/spring?c=1 reply INFO' },
     });
-    const click = await fetch(`${base}/l/${sealLink(context.activityRowId, 0, keys)}`, { redirect: 'manual' });
+    const click = await fetch(`${base}/l/${sealLink(context, 0, keys)}`, { redirect: 'manual' });
 
     const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 3)).map(
       (m) => ({ id: m.messageId, body: m.body as InteractionMessage }),

@@ -46,13 +46,14 @@ export const OLD_KEYS: CallbackKeys = { sign: { id: 'k0', secret: randomBytes(32
 export const ROTATED_KEYS: CallbackKeys = { sign: KEYS.verify[1]!, verify: [KEYS.verify[1]!] };
 
 /**
- * A link code as the relay wrote it before it keyed on the activity row, byte for byte, written here independently of
- * token.ts: `1 | keyIdLength | keyId | 0 (GUID tag) | 16 bytes of msdyncrm_activityid | index | HMAC-SHA256('lnk' |
- * all before)[0..12]`, base64url.
+ * A link code as the relay wrote it before it carried the contact and the tile, byte for byte, written here
+ * independently of token.ts: `version | keyIdLength | keyId | 0 (GUID tag) | 16 bytes of the id | index |
+ * HMAC-SHA256('lnk' | all before)[0..12]`, base64url. Version 1 (the default) held `msdyncrm_activityid`, version 2
+ * the activity row id.
  */
-export function legacyLinkCode(activityId: string, index: number, key: CallbackKey): string {
+export function legacyLinkCode(activityId: string, index: number, key: CallbackKey, version: 1 | 2 = 1): string {
   const head = Buffer.concat([
-    Buffer.from([1, key.id.length]),
+    Buffer.from([version, key.id.length]),
     Buffer.from(key.id),
     Buffer.from([0]),
     Buffer.from(activityId.replace(/-/g, ''), 'hex'),
@@ -205,6 +206,8 @@ export class FakeDirectory implements CallbackDirectory {
     [context(2).entityId, { sample_text: 'Sale https://example.com/two' }],
   ]);
   updates: Array<{ contactId: string; values: Row }> = [];
+  /** The activity reads made, by method and key. */
+  readonly activityReads: string[] = [];
   async contactsByAddress(field: string, address: string): Promise<FoundContact[]> {
     return this.contacts
       .filter((c) => c[field] === address)
@@ -214,9 +217,11 @@ export class FakeDirectory implements CallbackDirectory {
     return this.activities.filter((a) => a.contactId === contactId && a.entityType === entityType).slice(0, top);
   }
   async activityByRowId(rowId: string): Promise<ActivityRecord | undefined> {
+    this.activityReads.push(`row ${rowId}`);
     return this.activities.find((a) => a.activityRowId === rowId);
   }
   async activitiesByActivityId(activityId: string): Promise<ActivityRecord[]> {
+    this.activityReads.push(`activity ${activityId}`);
     return this.activities.filter((a) => a.activityId === activityId).slice(0, 2);
   }
   async messageRecord(_set: string, id: string): Promise<Row | undefined> {

@@ -357,9 +357,9 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
 
   describe('tracked links', () => {
     it('a click redirects to the original link and records opened once per activity', async () => {
-      const code = sealLink(context(1).activityRowId, 1, KEYS);
+      const code = sealLink(context(1), 1, KEYS);
       const a = await app.inject({ method: 'GET', url: `/l/${code}` });
-      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}` });
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 0, KEYS)}` });
       assert.equal(a.statusCode, 302);
       assert.equal(a.headers['location'], 'http://example.org/b');
       assert.equal(b.headers['location'], 'https://example.com/offer?x=1');
@@ -367,13 +367,41 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.deepEqual(h.interactions.sent[0]?.body.context, context(1));
       assert.equal(h.interactions.kept().length, 1);
     });
+    it('a click on a tile already met reads no activity: the row and contact come from the code, the tile from the first row read', async () => {
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 0, KEYS)}` })).statusCode, 302);
+      assert.deepEqual(h.directory.activityReads, [`row ${context(1).activityRowId}`]);
+      // Another row and contact of the same tile (context(3) is not even in the directory): no read, recorded as coded.
+      const other = {
+        ...context(3),
+        contactId: 'f1000003-0000-4000-8000-000000000000',
+        journeyId: context(1).journeyId,
+        iterationId: context(1).iterationId,
+        entityId: context(1).entityId,
+      };
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(other, 1, KEYS)}` })).statusCode, 302);
+      assert.deepEqual(h.directory.activityReads, [`row ${context(1).activityRowId}`]);
+      assert.deepEqual(
+        h.interactions.kept().map((m) => m.body.context),
+        [context(1), other],
+      );
+    });
+    it('a code of version 2 (row id alone) still reads its row and records opened', async () => {
+      const res = await app.inject({
+        method: 'GET',
+        url: `/l/${legacyLinkCode(context(1).activityRowId, 1, KEYS.sign, 2)}`,
+      });
+      assert.equal(res.statusCode, 302);
+      assert.equal(res.headers['location'], 'http://example.org/b');
+      assert.deepEqual(h.directory.activityReads, [`row ${context(1).activityRowId}`]);
+      assert.deepEqual(
+        h.interactions.kept().map((m) => m.body.context),
+        [context(1)],
+      );
+    });
     it('two rows of one tile (one msdyncrm_activityid): each link records opened on its own row', async () => {
       assert.equal(context(1).activityId, context(2).activityId);
       for (const n of [1, 2])
-        assert.equal(
-          (await app.inject({ method: 'GET', url: `/l/${sealLink(context(n).activityRowId, 0, KEYS)}` })).statusCode,
-          302,
-        );
+        assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(n), 0, KEYS)}` })).statusCode, 302);
       assert.deepEqual(
         h.interactions.kept().map((m) => [m.messageId, m.body.context]),
         [1, 2].map((n) => [`${context(n).activityRowId}:opened`, context(n)]),
@@ -404,23 +432,24 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       assert.equal(line?.['activityId'], tile);
     });
     it('a forged or rotated-out code → 403, a truncated one → 400, an unknown activity or link → 404, nothing recorded', async () => {
-      const code = sealLink(context(1).activityRowId, 0, KEYS);
+      const code = sealLink(context(1), 0, KEYS);
       const flipped = `${code.slice(0, -2)}${code.at(-2) === 'A' ? 'B' : 'A'}${code.at(-1)}`;
       assert.equal((await app.inject({ method: 'GET', url: `/l/${flipped}` })).statusCode, 403);
       assert.equal(
-        (await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, OLD_KEYS)}` })).statusCode,
+        (await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 0, OLD_KEYS)}` })).statusCode,
         403,
       );
       assert.equal((await app.inject({ method: 'GET', url: `/l/${code.slice(0, 12)}` })).statusCode, 400);
       assert.equal(
-        (await app.inject({ method: 'GET', url: `/l/${sealLink('a9999999-0000-4000-8000-000000000000', 0, KEYS)}` }))
-          .statusCode,
+        (
+          await app.inject({
+            method: 'GET',
+            url: `/l/${sealLink({ ...context(1), activityRowId: 'a9999999-0000-4000-8000-000000000000' }, 0, KEYS)}`,
+          })
+        ).statusCode,
         404,
       );
-      assert.equal(
-        (await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 9, KEYS)}` })).statusCode,
-        404,
-      );
+      assert.equal((await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 9, KEYS)}` })).statusCode, 404);
       assert.equal((await app.inject({ method: 'POST', url: `/l/${code}` })).statusCode, 405);
       nothingRecorded();
     });
@@ -428,10 +457,10 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       h.directory.records.set(context(1).entityId, {
         sample_text: 'Seht https://example.com/日本?q=ü und https://bücher.example/ä',
       });
-      const a = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}` });
+      const a = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 0, KEYS)}` });
       assert.equal(a.statusCode, 302);
       assert.equal(a.headers['location'], 'https://example.com/%E6%97%A5%E6%9C%AC?q=%C3%BC');
-      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1).activityRowId, 1, KEYS)}` });
+      const b = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 1, KEYS)}` });
       assert.equal(b.statusCode, 302);
       assert.equal(b.headers['location'], 'https://xn--bcher-kva.example/%C3%A4');
       assert.equal(h.interactions.kept().length, 1);
@@ -441,7 +470,7 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
         const server = createCallbacksServer({ ...h.deps, linkAt: () => target });
         const res = await server.app.inject({
           method: 'GET',
-          url: `/l/${sealLink(context(1).activityRowId, 0, KEYS)}`,
+          url: `/l/${sealLink(context(1), 0, KEYS)}`,
         });
         await server.app.close();
         assert.equal(res.statusCode, 404, target);
@@ -449,14 +478,14 @@ describe('callbacks: Telegram, contract, tracked links, health', () => {
       nothingRecorded();
     });
     it('a link code of a text activity id (above 100 characters) is routed', async () => {
-      const code = sealLink(`text-activity-${'x'.repeat(90)}`, 0, KEYS);
+      const code = sealLink({ ...context(1), activityRowId: `text-activity-${'x'.repeat(90)}` }, 0, KEYS);
       assert.ok(code.length > 100);
       const res = await app.inject({ method: 'GET', url: `/l/${code}` });
       assert.equal(res.statusCode, 404, 'routed and opened: no activity has that id');
     });
     it('a click still redirects when the open cannot be recorded', async () => {
       h.interactions.failWith = new Error('bus down');
-      const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2).activityRowId, 0, KEYS)}` });
+      const res = await app.inject({ method: 'GET', url: `/l/${sealLink(context(2), 0, KEYS)}` });
       assert.equal(res.statusCode, 302);
       assert.equal(res.headers['location'], 'https://example.com/two');
     });

@@ -5,6 +5,7 @@ import {
   EMPTY_TWIML,
   MAX_TWILIO_PARAMETERS,
   sealContext,
+  sealLink,
 } from '../../../../src/pipeline/callbacks/index.js';
 import { twilioSignature } from '../../../../src/providers/index.js';
 import { interactionMessageId } from '../../../../src/pipeline/index.js';
@@ -87,6 +88,20 @@ describe('callbacks: Twilio', () => {
       assert.equal(h.interactions.sent.length, 0);
     });
   }
+
+  it('a delivered status needs no Dataverse read, and teaches the tile: a click on the message then reads nothing either', async () => {
+    assert.equal((await post(app, statusUrl(token), status('delivered'))).statusCode, 204);
+    const click = await app.inject({ method: 'GET', url: `/l/${sealLink(context(1), 0, KEYS)}` });
+    assert.equal(click.statusCode, 302);
+    assert.deepEqual(h.directory.activityReads, []);
+    assert.deepEqual(
+      h.interactions.kept().map((m) => [m.body.responseType, m.body.context]),
+      [
+        ['delivered', context(1)],
+        ['opened', context(1)],
+      ],
+    );
+  });
 
   it('a repeated callback sends the same MessageId: the bus keeps one', async () => {
     await post(app, statusUrl(token), status('delivered'));

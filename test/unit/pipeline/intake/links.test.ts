@@ -4,7 +4,7 @@ import type { Channel } from '../../../../src/channels/types.js';
 import type { ChannelLookup } from '../../../../src/pipeline/index.js';
 import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { linkAt } from '../../../../src/correlation/links.js';
-import { openLink, parseCallbackKeys } from '../../../../src/correlation/token.js';
+import { openLink, parseCallbackKeys, tileDigest } from '../../../../src/correlation/token.js';
 import { channelCallbacks } from '../dispatch/fakes.js';
 import {
   activity,
@@ -49,7 +49,18 @@ describe('pipeline: IntakeStage tracked links', () => {
       assert.equal(m[1], String(i + 1));
       assert.equal(m[3], String(i + 1));
       const opened = openLink(m[2] as string, keys);
-      assert.deepEqual(opened, { ok: true, activityRowId: `row-${i + 1}`, linkIndex: 0, keyId: 'k1' });
+      // The code carries the row, its contact and the tile of the message's context (a click needs no read).
+      const context = h.outbound.messages[i]!.body.context;
+      assert.ok(context?.kind === 'marketing');
+      assert.equal(context.activityRowId, `row-${i + 1}`);
+      assert.deepEqual(opened, {
+        ok: true,
+        activityRowId: `row-${i + 1}`,
+        contactId: context.contactId,
+        tile: tileDigest(context),
+        linkIndex: 0,
+        keyId: 'k1',
+      });
       assert.equal(linkAt(TEMPLATE, opened.ok ? opened.linkIndex : -1), 'https://shop.example/sale');
     });
   });

@@ -65,3 +65,9 @@ export {
   type ReplayFailure,
   type SkippedDeadLetter,
 } from './dead-letters.js';
+export {
+  serviceBusAdministrationClientFromConfig,
+  isDevelopmentEmulatorConnectionString,
+  EMULATOR_MANAGEMENT_PORT,
+  type AdministrationClientOptions,
+} from './admin.js';

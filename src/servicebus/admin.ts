@@ -13,7 +13,7 @@
  * issue #28549).
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { ServiceBusAdministrationClient } from '@azure/service-bus';
+import { ServiceBusAdministrationClient, type ServiceBusAdministrationClientOptions } from '@azure/service-bus';
 import type { RelayConfig } from '../config/index.js';
 import { normalizeNamespace } from './client.js';
 
@@ -27,6 +27,8 @@ export interface AdministrationClientOptions {
   credential?: TokenCredential;
   /** An emulator connection string's management port. @defaultValue {@link EMULATOR_MANAGEMENT_PORT} */
   emulatorManagementPort?: number;
+  /** The HTTP pipeline's retries. @defaultValue the SDK's (3 retries, exponential from 1 s) */
+  retryOptions?: ServiceBusAdministrationClientOptions['retryOptions'];
 }
 
 /** Key=value pairs of a connection string (keys as written; values may contain `=`). */
@@ -72,15 +74,19 @@ export function serviceBusAdministrationClientFromConfig(
   options: AdministrationClientOptions = {},
 ): ServiceBusAdministrationClient {
   const { connectionString, namespace } = config.serviceBus;
+  const clientOptions: ServiceBusAdministrationClientOptions = options.retryOptions
+    ? { retryOptions: options.retryOptions }
+    : {};
   if (!connectionString) {
     if (!namespace) throw new TypeError('Service Bus: expected a connection string or a namespace, found neither');
     return new ServiceBusAdministrationClient(
       normalizeNamespace(namespace),
       options.credential ?? new DefaultAzureCredential(),
+      clientOptions,
     );
   }
   if (!isDevelopmentEmulatorConnectionString(connectionString))
-    return new ServiceBusAdministrationClient(connectionString);
+    return new ServiceBusAdministrationClient(connectionString, clientOptions);
   const port = options.emulatorManagementPort ?? EMULATOR_MANAGEMENT_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new TypeError(`emulator management port: expected an integer from 1 to 65535, found ${String(port)}`);
@@ -96,6 +102,7 @@ export function serviceBusAdministrationClientFromConfig(
   const keyName = parts.get('sharedaccesskeyname') ?? '';
   const client = new ServiceBusAdministrationClient(
     `Endpoint=sb://${host}:${port};SharedAccessKeyName=${keyName};SharedAccessKey=${key}`,
+    clientOptions,
   );
   client.pipeline.addPolicy(plainHttpPolicy());
   return client;

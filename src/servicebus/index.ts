@@ -71,3 +71,4 @@ export {
   EMULATOR_MANAGEMENT_PORT,
   type AdministrationClientOptions,
 } from './admin.js';
+export { readQueueStatus, type QueueStatus, type QueueStatusOptions, type OldestMessage } from './queue-status.js';

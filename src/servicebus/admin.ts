@@ -6,11 +6,12 @@
  * does not do by itself: its administration client always calls `https://<Endpoint's host:port>/`
  * (`ServiceBusAdministrationClient.getUrl`), while emulators serve their management API over plain HTTP on a port of
  * their own (Microsoft's emulator: 5300; this project's: `emulate servicebus --management-port`, 5300 too). So for
- * such a connection string only, and only for a loopback host, the client gets the Endpoint's port replaced by the
- * management port and a pipeline policy that sends its requests over `http:`. Later SDK versions use HTTP for the
- * emulator themselves (Azure/azure-sdk-for-js pull request #32771, "update atom admin client to use HTTP for
- * emulator"); the rule that non-TLS traffic is only for a local host is the SDK team's (Azure/azure-sdk-for-js
- * issue #28549).
+ * such a connection string only, the client gets the Endpoint's port replaced by the management port and a pipeline
+ * policy that sends its requests over `http:`. Later SDK versions use HTTP for the emulator themselves
+ * (Azure/azure-sdk-for-js pull request #32771, "update atom admin client to use HTTP for emulator"). The host is not
+ * required to be loopback (the SDK team's wish in Azure/azure-sdk-for-js issue #28549, which 7.9.5's AMQP side does
+ * not enforce either): docker-compose.yml's workers reach Microsoft's emulator as `servicebus-emulator`, in plain
+ * AMQP with the same key, and status must reach it as they do.
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { ServiceBusAdministrationClient, type ServiceBusAdministrationClientOptions } from '@azure/service-bus';
@@ -19,8 +20,6 @@ import { normalizeNamespace } from './client.js';
 
 /** The management port of Microsoft's Service Bus emulator, and the default of `emulate servicebus`. */
 export const EMULATOR_MANAGEMENT_PORT = 5300;
-
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/i;
 
 export interface AdministrationClientOptions {
   /** The identity used with a namespace. @defaultValue new DefaultAzureCredential() */
@@ -67,7 +66,7 @@ function plainHttpPolicy(): PipelinePolicy {
 
 /**
  * The administration client for `config.serviceBus`. Throws a `TypeError` naming the problem for an emulator
- * connection string without a usable loopback Endpoint, or a bad management port.
+ * connection string without a usable Endpoint, or a bad management port.
  */
 export function serviceBusAdministrationClientFromConfig(
   config: Pick<RelayConfig, 'serviceBus'>,
@@ -93,9 +92,9 @@ export function serviceBusAdministrationClientFromConfig(
   const parts = connectionStringParts(connectionString);
   const endpoint = /^[a-z]+:\/\/([^/:]+|\[[^\]]+\])(?::\d+)?\/?$/i.exec(parts.get('endpoint') ?? '');
   const host = endpoint?.[1];
-  if (host === undefined || !LOOPBACK.test(host)) {
+  if (host === undefined) {
     throw new TypeError(
-      `SERVICEBUS_CONNECTION_STRING: UseDevelopmentEmulator=true needs an Endpoint on a loopback host (sb://localhost or sb://127.0.0.1), found '${parts.get('endpoint') ?? ''}'`,
+      `SERVICEBUS_CONNECTION_STRING: expected an Endpoint such as sb://localhost or sb://127.0.0.1:5672, found '${parts.get('endpoint') ?? ''}'`,
     );
   }
   const key = parts.get('sharedaccesskey') ?? '';

@@ -29,6 +29,7 @@ interface QueueJson {
   deadLettered?: number;
   deadLetterReasons?: { peeked: number; of: number; complete: boolean; byReason: Record<string, number> };
   oldestActive?: { enqueuedAt?: string; ageSeconds?: number; unknown?: string };
+  sessionsHeld?: number | null;
   error?: string;
   missing?: boolean;
 }
@@ -120,6 +121,7 @@ describe('channel-relay status (against the Service Bus emulator)', function () 
     assert.equal(outbound.requiresSession, true);
     assert.equal(outbound.active, 2);
     assert.deepEqual(outbound.oldestActive, { unknown: 'sessions' });
+    assert.equal(outbound.sessionsHeld, null, 'no worker given: not known');
     const interactions = queueOf(doc, 'interactions');
     assert.equal(interactions.active, 0);
     assert.deepEqual(interactions.oldestActive, { unknown: 'empty' });
@@ -130,9 +132,9 @@ describe('channel-relay status (against the Service Bus emulator)', function () 
     await fill();
     const { code, out, err } = await cli('--dead-letter-sample', '2');
     assert.equal(code, 0, err);
-    assert.match(out, /^activities\s+3\s+2\s+3\s+\d+ s$/m);
-    assert.match(out, /^outbound\s+2\s+0\s+0\s+n\/a \(sessions\)$/m);
-    assert.match(out, /^interactions\s+0\s+0\s+0\s+-$/m);
+    assert.match(out, /^activities\s+3\s+2\s+3\s+\d+ s\s+-$/m);
+    assert.match(out, /^outbound\s+2\s+0\s+0\s+n\/a \(sessions\)\s+\?$/m);
+    assert.match(out, /^interactions\s+0\s+0\s+0\s+-\s+-$/m);
     assert.match(out, /activities \(2 of 3 peeked\): EventUnknownChannel 2$/m);
     const full = await cli();
     assert.match(full.out, /activities \(all 3\): EventUnknownChannel 2, EventUndecodable 1$/m);

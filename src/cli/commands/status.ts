@@ -42,6 +42,8 @@ export const STATUS_METRICS = {
   sent: 'channel_relay_messages_sent_total',
   dispatched: 'channel_relay_dispatch_messages_total',
   pauses: 'channel_relay_dispatch_rate_limit_pauses_total',
+  /** A gauge (src/relay/sessions-gauge.ts): summed over the workers per queue, never a rate. */
+  sessionsHeld: 'channel_relay_sessions_held',
 } as const;
 
 const HELP = `
@@ -58,7 +60,9 @@ dead-letter reasons of the first --dead-letter-sample dead letters (peeked, noth
 were read); the oldest active message's age (peeked; not shown on a queue that requires sessions, such as outbound:
 peeking there needs a session's lock, which would take that sender from dispatch).
 Per worker (--metrics http://host:port, its health port, repeatable): readiness from /readyz and, from /metrics,
-${Object.values(STATUS_METRICS).join(', ')}: totals, or per second between two refreshes under --watch.
+${Object.values(STATUS_METRICS).join(', ')}: totals, or per second between two refreshes under --watch;
+the sessions held (dispatch's senders, the conversations stage's customers), summed over the workers given, are the
+queue's SESSIONS HELD (the broker does not count sessions).
 Against the development emulator (UseDevelopmentEmulator=true) the management API is on --management-port
 (default ${EMULATOR_MANAGEMENT_PORT}, as Microsoft's emulator and channel-relay emulate servicebus).
 
@@ -290,6 +294,8 @@ interface WorkerView {
   totals: Record<string, number>;
   /** Per second since the previous refresh (under --watch, from the second one). */
   perSecond: Record<string, number> | undefined;
+  /** Sessions held now, per queue. */
+  sessionsHeld: Record<string, number>;
 }
 
 function workerViews(now: Snapshot, previous: Snapshot | undefined): WorkerView[] {
@@ -303,6 +309,7 @@ function workerViews(now: Snapshot, previous: Snapshot | undefined): WorkerView[
         error: w.error,
         totals: {},
         perSecond: undefined,
+        sessionsHeld: {},
       };
     const totals = workerCounters(w.scrape.samples);
     const before = previous?.workers.find((p) => p.url === w.url);
@@ -327,8 +334,15 @@ function workerViews(now: Snapshot, previous: Snapshot | undefined): WorkerView[
       error: undefined,
       totals,
       perSecond,
+      sessionsHeld: sum(w.scrape.samples, STATUS_METRICS.sessionsHeld, {}, 'queue'),
     };
   });
+}
+
+/** The sessions the scraped workers hold on `queue`, undefined when none of them reports the gauge for it. */
+function sessionsHeld(views: readonly WorkerView[], queue: string): number | undefined {
+  const values = views.map((v) => v.sessionsHeld[queue]).filter((n): n is number => n !== undefined);
+  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
 }
 
 function oldestJson(s: QueueStatus): Record<string, unknown> {
@@ -339,6 +353,7 @@ function oldestJson(s: QueueStatus): Record<string, unknown> {
 }
 
 function toJson(snap: Snapshot, previous: Snapshot | undefined): Record<string, unknown> {
+  const views = workerViews(snap, previous);
   return {
     at: new Date(snap.at).toISOString(),
     queues: snap.queues.map((q) =>
@@ -361,10 +376,11 @@ function toJson(snap: Snapshot, previous: Snapshot | undefined): Record<string, 
               byReason: q.status.deadLetterReasons.byReason,
             },
             oldestActive: oldestJson(q.status),
+            sessionsHeld: q.status.requiresSession ? (sessionsHeld(views, q.queue) ?? null) : null,
           }
         : { role: q.role, queue: q.queue, error: q.error, missing: q.missing },
     ),
-    workers: workerViews(snap, previous).map((w) => ({
+    workers: views.map((w) => ({
       url: w.url,
       ...(w.error === undefined
         ? {
@@ -409,18 +425,20 @@ function toText(snap: Snapshot, previous: Snapshot | undefined, intervalMs: numb
     `channel-relay status at ${new Date(snap.at).toISOString()}${intervalMs === undefined ? '' : ` (every ${intervalMs / 1000} s; Ctrl-C to stop)`}`,
     '',
   ];
-  const rows = [['QUEUE', 'ACTIVE', 'SCHEDULED', 'DEAD-LETTERED', 'OLDEST ACTIVE']];
+  const views = workerViews(snap, previous);
+  const rows = [['QUEUE', 'ACTIVE', 'SCHEDULED', 'DEAD-LETTERED', 'OLDEST ACTIVE', 'SESSIONS HELD']];
   const problems: string[] = [];
   const reasons: string[] = [];
   for (const q of snap.queues) {
     const name = q.queue === q.role ? q.queue : `${q.queue} (${q.role})`;
     if (!q.ok) {
-      rows.push([name, '?', '?', '?', '?']);
+      rows.push([name, '?', '?', '?', '?', '?']);
       problems.push(`  ${name}: ${q.error}`);
       continue;
     }
     const s = q.status;
-    rows.push([name, String(s.active), String(s.scheduled), String(s.deadLettered), oldestText(s)]);
+    const held = s.requiresSession ? (sessionsHeld(views, q.queue)?.toString() ?? '?') : '-';
+    rows.push([name, String(s.active), String(s.scheduled), String(s.deadLettered), oldestText(s), held]);
     if (s.deadLettered > 0) {
       const r = s.deadLetterReasons;
       const counted = Object.entries(r.byReason)
@@ -437,9 +455,9 @@ function toText(snap: Snapshot, previous: Snapshot | undefined, intervalMs: numb
     lines.push(
       '',
       'n/a (sessions): peeking a queue that requires sessions needs a session lock; not taken from dispatch',
+      "SESSIONS HELD: summed over the --metrics workers' channel_relay_sessions_held ('?': none of them reports it)",
     );
   if (problems.length > 0) lines.push('', 'not read:', ...problems);
-  const views = workerViews(snap, previous);
   if (views.length > 0) {
     lines.push('', 'workers:');
     for (const w of views) {

@@ -11,7 +11,7 @@ import { recordingIo } from '../../helpers/cli.js';
 import { SEED, buildWorkers, startSystem, until } from './harness.js';
 
 interface StatusJson {
-  queues: Array<{ role: string; active?: number; deadLettered?: number; error?: string }>;
+  queues: Array<{ role: string; active?: number; deadLettered?: number; sessionsHeld?: number | null; error?: string }>;
   workers: Array<{ service?: string; ready?: boolean; totals?: Record<string, number>; error?: string }>;
 }
 
@@ -48,6 +48,9 @@ describe('channel-relay status on a running relay', function () {
       return d.queues.every((q) => q.active === 0) ? d : undefined;
     });
     for (const q of doc.queues) assert.equal(q.deadLettered, 0, `${q.role}: ${JSON.stringify(q)}`);
+    // Dispatch's session loop reports what it holds (0 or more by now: idle sessions are released).
+    const outbound = doc.queues.find((q) => q.role === 'outbound');
+    assert.equal(typeof outbound?.sessionsHeld, 'number', JSON.stringify(outbound));
     const w = doc.workers[0]!;
     assert.equal(w.service, 'relay');
     assert.equal(w.ready, true);

@@ -522,9 +522,10 @@ async function status(io: CliIo, opts: StatusOptions, options: StatusCommandOpti
         return 1;
       }
       if (abort.signal.aborted) return 0;
-      if (!opts.watch && snap.queues.every((q) => !q.ok && !q.missing)) {
-        // Nothing could be read: the namespace is unreachable or refuses this identity.
-        io.err(`status: Service Bus failed: ${snap.queues.map((q) => (q.ok ? '' : q.error))[0] ?? ''}`);
+      const failures = snap.queues.flatMap((q) => (q.ok || q.missing ? [] : [q.error]));
+      if (!opts.watch && failures.length === snap.queues.length) {
+        // Nothing could be read: the namespace is unreachable or refuses this identity (the same error each time).
+        io.err(`status: Service Bus failed: ${failures[0] ?? ''}`);
         return 1;
       }
       if (opts.json) io.out(JSON.stringify(toJson(snap, previous)));

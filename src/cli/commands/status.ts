@@ -6,7 +6,7 @@
  * Exit codes: 0 ok (and after Ctrl-C under --watch), 1 a Service Bus failure or a worker that cannot be read, 2 bad
  * arguments or configuration (a configured queue the namespace does not have included).
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ServiceBusAdministrationClient, ServiceBusClient } from '@azure/service-bus';
 import { delayUnlessAborted } from '../../abort.js';
 import { loadConfig, type RelayConfig } from '../../config/index.js';
@@ -52,17 +52,20 @@ Usage:
                        [--management-port 5300] [--config FILE]
 
 The connection comes from the same configuration as the workers: SERVICEBUS_CONNECTION_STRING, or
-SERVICEBUS_NAMESPACE with DefaultAzureCredential (the identity needs the Manage right, or the "Azure Service Bus Data
-Owner" role, to read queues' runtime properties); queue names from serviceBus.queues.
+SERVICEBUS_NAMESPACE with DefaultAzureCredential; reading queues' runtime properties needs the Manage right (a
+Manage policy's connection string; an identity: the "Azure Service Bus Data Owner" role). Queue names from
+serviceBus.queues.
 
 Per queue: active (available and locked), scheduled and dead-lettered counts from the administration API; the
 dead-letter reasons of the first --dead-letter-sample dead letters (peeked, nothing is removed; "of N" when not all
 were read); the oldest active message's age (peeked; not shown on a queue that requires sessions, such as outbound:
 peeking there needs a session's lock, which would take that sender from dispatch).
 Per worker (--metrics http://host:port, its health port, repeatable): readiness from /readyz and, from /metrics,
-${Object.values(STATUS_METRICS).join(', ')}: totals, or per second between two refreshes under --watch;
+${STATUS_METRICS.received}, ${STATUS_METRICS.consumed},
+${STATUS_METRICS.sent}, ${STATUS_METRICS.dispatched},
+${STATUS_METRICS.pauses}: totals, or per second between two refreshes under --watch;
 the sessions held (dispatch's senders, the conversations stage's customers), summed over the workers given, are the
-queue's SESSIONS HELD (the broker does not count sessions).
+queue's SESSIONS HELD (${STATUS_METRICS.sessionsHeld}; the broker does not count sessions).
 Against the development emulator (UseDevelopmentEmulator=true) the management API is on --management-port
 (default ${EMULATOR_MANAGEMENT_PORT}, as Microsoft's emulator and channel-relay emulate servicebus).
 
@@ -140,11 +143,10 @@ export function registerStatusCommand(
     .description("the queues' counts, dead-letter reasons and oldest message; the workers' readiness and rates")
     .option('--watch', 'refresh until Ctrl-C (in place on a terminal)')
     .option('--json', 'one JSON document (one per line under --watch)')
-    .option(
-      '--interval <duration>',
-      'time between refreshes under --watch (5s, 500ms, 1m, PT5S)',
-      parseInterval,
-      DEFAULT_INTERVAL_MS,
+    .addOption(
+      new Option('--interval <duration>', 'time between refreshes under --watch (5s, 500ms, 1m, PT5S)')
+        .argParser(parseInterval)
+        .default(DEFAULT_INTERVAL_MS, '5s'),
     )
     .option('--metrics <url>', "a worker's health endpoint (http://host:port), repeatable", metricsUrl)
     .option(

@@ -8,6 +8,17 @@
  * too), so pages are peeked until the first `active` one, at most `oldestPeekLimit` messages. On a queue that
  * requires sessions it is not shown: Service Bus refuses a receiver without a session there, and peeking through a
  * session receiver needs that session's lock, which would take it from dispatch while status holds it.
+ *
+ * Assumptions, each with what would change if it were wrong:
+ * - `ActiveMessageCount` includes peek-locked messages (Microsoft Learn, "Message counters": active messages are
+ *   those "ready for delivery"; the emulator counts locked ones as active, the worst reading for a backlog figure).
+ *   If Azure left them out, a queue being worked would look emptier than it is: the oldest age still shows the wait.
+ * - A peek returns scheduled and deferred messages too, each with its `state` (the SDK's `ServiceBusReceivedMessage.
+ *   state`); if not, the first message peeked would be the oldest active one and the bound would never be reached.
+ * - Azure refuses a receiver without a session on a queue that requires sessions, for a peek too (`amqp:not-allowed`,
+ *   "It is not possible for an entity that requires sessions to create a non-sessionful message receiver.", as
+ *   azure-sdk-for-go's live tests assert; the emulator refuses it too), hence no oldest age there; if a peek were
+ *   allowed, it could be shown.
  */
 import type { ServiceBusAdministrationClient, ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import Long from 'long';

@@ -10,9 +10,10 @@
  * session receiver needs that session's lock, which would take it from dispatch while status holds it.
  *
  * Assumptions, each with what would change if it were wrong:
- * - `ActiveMessageCount` includes peek-locked messages (Microsoft Learn, "Message counters": active messages are
- *   those "ready for delivery"; the emulator counts locked ones as active, the worst reading for a backlog figure).
- *   If Azure left them out, a queue being worked would look emptier than it is: the oldest age still shows the wait.
+ * - `ActiveMessageCount` includes peek-locked messages: Microsoft's documentation says only "the number of active
+ *   messages in the entity" (`QueueRuntimeProperties.ActiveMessageCount`, .NET reference), and a locked message is
+ *   still in the active state (its `state` stays `active`); the emulator counts it so. If Azure left locked messages
+ *   out, a queue being worked would look emptier than it is; the oldest age would still show the wait.
  * - A peek returns scheduled and deferred messages too, each with its `state` (the SDK's `ServiceBusReceivedMessage.
  *   state`); if not, the first message peeked would be the oldest active one and the bound would never be reached.
  * - Azure refuses a receiver without a session on a queue that requires sessions, for a peek too (`amqp:not-allowed`,

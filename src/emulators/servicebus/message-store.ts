@@ -142,9 +142,10 @@ export class MessageStore {
 
   /**
    * The counts the management API reports (docs/emulators/servicebus.md, "Management API"), exact from the store:
-   * `active` = available and locked (peek-locked messages stay active until settled, as on Azure), `scheduled`,
-   * `deferred` (Azure's CountDetails has no field for them: they are only in `total`), `total` (every live message,
-   * expired ones not yet swept included, as Azure's lazy expiry counts them), `sizeInBytes` (the stored sections).
+   * `active` = available and locked (a peek-locked message stays active until settled: an assumption about Azure),
+   * `scheduled`, `deferred` (Azure's CountDetails has no field for them: they are only in `total`), `total` (every
+   * live message, expired ones not yet swept included, as Azure's lazy expiry counts them), `sizeInBytes` (the stored
+   * sections).
    */
   runtimeCounts(): { active: number; scheduled: number; deferred: number; total: number; sizeInBytes: number } {
     const counts = { active: 0, scheduled: 0, deferred: 0, total: 0, sizeInBytes: 0 };

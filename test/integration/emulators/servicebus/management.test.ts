@@ -43,7 +43,7 @@ describe('Service Bus emulator: management API (runtime properties)', function (
     const got = await receiver.receiveMessages(2, { maxWaitTimeInMs: 2000 });
     assert.equal(got.length, 2);
     await receiver.deadLetterMessage(got[0]!, { deadLetterReason: 'Broken', deadLetterErrorDescription: 'x' });
-    // got[1] stays locked: still active, as on Azure.
+    // got[1] stays locked: still active (docs/emulators/servicebus.md, Management API).
 
     const props = await admin().getQueueRuntimeProperties('work');
     assert.equal(props.name, 'work');

@@ -79,10 +79,13 @@ export function parsePrometheusText(text: string): Sample[] {
   return samples;
 }
 
-/** `base` with `path` in place of its path (a worker's base URL may be given with or without a trailing `/`). */
+/**
+ * `base` with `path` appended to its path: a worker's base URL may be given with or without a trailing `/`, or as one
+ * of its endpoints (`…/metrics`), which is dropped.
+ */
 function endpoint(base: URL, path: string): string {
   const u = new URL(base);
-  u.pathname = `${u.pathname.replace(/\/+$/, '')}${path}`;
+  u.pathname = `${u.pathname.replace(/\/+$/, '').replace(/\/(?:metrics|readyz|healthz)$/, '')}${path}`;
   return u.toString();
 }
 

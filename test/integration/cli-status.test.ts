@@ -182,8 +182,8 @@ describe('channel-relay status (against the Service Bus emulator)', function () 
       assert.equal(r?.service, 'recorder');
       assert.equal(r.ready, false);
       assert.deepEqual(r.failing, ['outbound loop: namespace unreachable']);
-      const text = await cli('--metrics', dispatch.server.url, '--metrics', recorder.server.url);
-      assert.match(text.out, new RegExp(`dispatch ${dispatch.server.url.replace(/[.]/g, '\\.')}: ready`));
+      const text = await cli('--metrics', `${dispatch.server.url}/metrics`, '--metrics', recorder.server.url);
+      assert.match(text.out, new RegExp(`dispatch ${dispatch.server.url.replace(/[.]/g, '\\.')}/metrics: ready`));
       assert.match(text.out, /received:outbound 5/);
       assert.match(text.out, /recorder .*: NOT READY \(outbound loop: namespace unreachable\)/);
     });

@@ -14,6 +14,7 @@ import { registerEmulateProviders } from './commands/emulate-providers.js';
 import { registerEmulateServiceBus } from './commands/emulate-servicebus.js';
 import { registerMessagingCommands } from './commands/messaging.js';
 import { registerRegisterCommand } from './commands/register.js';
+import { registerStatusCommand } from './commands/status.js';
 import type { CliIo } from './io.js';
 
 export function packageVersion(): string {
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIo): Program {
   registerConfigCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
+  registerStatusCommand(command, io, setExitCode);
   registerRegisterCommand(command, io, setExitCode);
   registerMessagingCommands(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');

@@ -30,6 +30,7 @@ import { serviceBusClientFromConfig, watchLoopHealth, type ReceiveLoop } from '.
 import type { CreateServiceBusClientOptions } from '../servicebus/index.js';
 import { startCallbacksStage, type StartedCallbacks } from './callbacks.js';
 import { wireConversations, type DirectLineClientFactory } from './conversations.js';
+import { countSessionsHeld } from './sessions-gauge.js';
 import { wireDispatch } from './dispatch.js';
 import { wireIntake } from './intake.js';
 import { wireRecorder } from './recorder.js';
@@ -227,8 +228,15 @@ export function startRelay(options: RelayOptions): RunningRelay {
       .catch(() => undefined);
     throw err;
   }
+  const uncountSessions = registry
+    ? countSessionsHeld(
+        registry,
+        loops.map(({ loop }) => loop),
+      )
+    : undefined;
   // The loops close together (each may wait its close grace for work in flight), before the senders and clients.
   closer.add('receive loops', async () => {
+    uncountSessions?.();
     const results = await Promise.allSettled(loops.map(({ loop }) => loop.close()));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

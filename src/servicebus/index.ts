@@ -65,3 +65,10 @@ export {
   type ReplayFailure,
   type SkippedDeadLetter,
 } from './dead-letters.js';
+export {
+  serviceBusAdministrationClientFromConfig,
+  isDevelopmentEmulatorConnectionString,
+  EMULATOR_MANAGEMENT_PORT,
+  type AdministrationClientOptions,
+} from './admin.js';
+export { readQueueStatus, type QueueStatus, type QueueStatusOptions, type OldestMessage } from './queue-status.js';

@@ -1,12 +1,14 @@
 import { Option, type Command } from 'commander';
 import { startServiceBusEmulator, type ConfigRanges } from '../../emulators/servicebus/index.js';
 import { LOG_LEVELS } from '../../log.js';
+import { EMULATOR_MANAGEMENT_PORT } from '../../servicebus/index.js';
 import type { CliIo } from '../io.js';
 import { parsePort, serveEmulator } from './serve-emulator.js';
 
 interface EmulateServiceBusOptions {
   host: string;
   port: number;
+  managementPort?: number;
   config?: string;
   ranges: ConfigRanges;
   dataDir?: string;
@@ -24,6 +26,11 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
     .description('run the Service Bus emulator: an AMQP 1.0 broker for the @azure/service-bus SDK')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 5672)
+    .option(
+      '--management-port <port>',
+      "TCP port of the management REST API (queues' runtime properties, for channel-relay status); 0 picks a free one (default: 5300, Microsoft's emulator's, or 0 with --port 0)",
+      parsePort,
+    )
     .option('--config <file>', "Microsoft's emulator Config.json (default: config/servicebus-emulator.json)")
     .addOption(
       new Option(
@@ -45,6 +52,7 @@ export function registerEmulateServiceBus(emulate: Command, io: CliIo, setExitCo
           const emulator = await startServiceBusEmulator({
             host: opts.host,
             port: opts.port,
+            managementPort: opts.managementPort ?? (opts.port === 0 ? 0 : EMULATOR_MANAGEMENT_PORT),
             fsync: opts.fsync,
             configRanges: opts.ranges,
             logger: log,

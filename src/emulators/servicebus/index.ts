@@ -16,6 +16,7 @@ import {
 import { Journal, claimDataDir, replayJournal } from './journal.js';
 import { Namespace } from './namespace.js';
 import { resolveOptions, type ServiceBusEmulatorOptions } from './options.js';
+import { ManagementServer } from './management-http.js';
 import { AmqpServer } from './server.js';
 
 export type { ServiceBusEmulatorOptions } from './options.js';
@@ -37,6 +38,8 @@ export interface ServiceBusEmulator {
   /** `Endpoint=sb://host:port;SharedAccessKeyName=…;SharedAccessKey=…;UseDevelopmentEmulator=true;` */
   readonly connectionString: string;
   readonly port: number;
+  /** The management REST API's port on the same host (`ServiceBusAdministrationClient`; docs/emulators/servicebus.md). */
+  readonly managementPort: number;
   /** Stops listening, drops connections, flushes and closes the journal. Idempotent. */
   close(): Promise<void>;
 }
@@ -129,7 +132,8 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   };
   const releaseDataDir = o.dataDir ? claimDataDir(o.dataDir) : undefined;
   const namespace = new Namespace(definition, { journal: o.dataDir ? port : NO_JOURNAL, log, tickMs: o.tickMs });
-  let server: AmqpServer;
+  let server: AmqpServer | undefined;
+  let management: ManagementServer;
   try {
     if (o.dataDir) journal = await openJournal(namespace, o.dataDir, o, log);
     server = await AmqpServer.start({
@@ -140,7 +144,9 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
       log,
       commit: () => journal?.commit(),
     });
+    management = await ManagementServer.start({ host: o.host, port: o.managementPort, namespace, log });
   } catch (err) {
+    await server?.close();
     namespace.close();
     await journal?.close();
     releaseDataDir?.();
@@ -149,6 +155,7 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   log.info('Service Bus emulator listening', {
     host: o.host,
     port: server.port,
+    managementPort: management.port,
     queues: definition.queues.map((q) => q.name),
     topics: definition.topics.map((t) => t.name),
     durable: o.dataDir !== undefined,
@@ -157,8 +164,10 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   return {
     connectionString: emulatorConnectionString(o.host, server.port),
     port: server.port,
+    managementPort: management.port,
     close: () => {
       closing ??= (async () => {
+        await management.close();
         await server.close();
         namespace.close();
         await journal?.close();

@@ -99,6 +99,8 @@ export class MessageStore {
   #nextConsumer = 0;
   #nextSeq = 1;
   #pumping = false;
+  /** When a message last arrived or was delivered (ms since the epoch): the management API's AccessedAt. */
+  #accessedAt = Date.now();
   /** A session is being released: its returning messages must not offer it to a waiter one by one. */
   #releasing = false;
 
@@ -136,6 +138,30 @@ export class MessageStore {
   /** How many messages it holds, in any state. */
   get messageCount(): number {
     return this.#messages.size;
+  }
+
+  /**
+   * The counts the management API reports (docs/emulators/servicebus.md, "Management API"), exact from the store:
+   * `active` = available and locked (a peek-locked message stays active until settled: an assumption about Azure),
+   * `scheduled`, `deferred` (Azure's CountDetails has no field for them: they are only in `total`), `total` (every
+   * live message, expired ones not yet swept included, as Azure's lazy expiry counts them), `sizeInBytes` (the stored
+   * sections).
+   */
+  runtimeCounts(): { active: number; scheduled: number; deferred: number; total: number; sizeInBytes: number } {
+    const counts = { active: 0, scheduled: 0, deferred: 0, total: 0, sizeInBytes: 0 };
+    for (const msg of this.#messages.values()) {
+      counts.total += 1;
+      counts[msg.state] += 1;
+      const w = msg.wire;
+      counts.sizeInBytes += w.properties.length + (w.applicationProperties?.length ?? 0) + w.body.length;
+      for (const a of w.annotations) counts.sizeInBytes += a.length;
+    }
+    return counts;
+  }
+
+  /** When a message last arrived or was delivered, in ms since the epoch (the store's creation until then). */
+  get accessedAt(): number {
+    return this.#accessedAt;
   }
 
   /** The sequence number the next message gets (for journal snapshots). */
@@ -180,6 +206,7 @@ export class MessageStore {
       removed: false,
       ...overrides,
     };
+    this.#accessedAt = now;
     this.#journal.enqueued(this, msg);
     this.#admit(msg);
     return msg;
@@ -284,6 +311,7 @@ export class MessageStore {
   }
 
   #deliver(c: Consumer, msg: StoredMessage, session: Session | undefined): void {
+    this.#accessedAt = Date.now();
     if (c.receiveAndDelete) {
       this.#remove(msg);
       c.deliver(msg, undefined);

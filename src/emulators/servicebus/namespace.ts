@@ -3,7 +3,7 @@
  * detection, routing through subscription rules, the clock that expires locks and messages, and the journal.
  */
 import type { Logger } from '../../log.js';
-import type { NamespaceDefinition, RuleDefinition, StoreSettings } from './config.js';
+import type { NamespaceDefinition, QueueDefinition, RuleDefinition, StoreSettings } from './config.js';
 import { DEAD_LETTER_SUFFIX, MessageStore, type StoreJournal } from './message-store.js';
 import { subscriptionAccepts } from './filters.js';
 import type { IncomingMessage } from './message.js';
@@ -68,6 +68,7 @@ interface Topic {
 }
 
 interface Queue {
+  definition: QueueDefinition;
   store: MessageStore;
   duplicates: DuplicateDetector | undefined;
 }
@@ -101,6 +102,7 @@ export class Namespace {
     for (const q of definition.queues) {
       const store = this.#addStore(q.name, q.name, q, journal);
       this.#queues.set(q.name.toLowerCase(), {
+        definition: q,
         store,
         duplicates: q.requiresDuplicateDetection ? new DuplicateDetector(q.duplicateWindowMs) : undefined,
       });
@@ -127,6 +129,20 @@ export class Namespace {
     this.#stores.set(store.path, store);
     if (store.deadLetter) this.#stores.set(store.deadLetter.path, store.deadLetter);
     return store;
+  }
+
+  /** When the namespace was created (ms since the epoch): the management API's CreatedAt and UpdatedAt. */
+  readonly createdAt = Date.now();
+
+  /** Every queue with its definition, in configuration order (the management API). */
+  queues(): Array<{ definition: QueueDefinition; store: MessageStore }> {
+    return [...this.#queues.values()].map(({ definition, store }) => ({ definition, store }));
+  }
+
+  /** The queue named `name` (any case), undefined when there is none (the management API). */
+  queue(name: string): { definition: QueueDefinition; store: MessageStore } | undefined {
+    const q = this.#queues.get(normalize(name));
+    return q && { definition: q.definition, store: q.store };
   }
 
   /** Every store, for snapshots. */

@@ -12,6 +12,12 @@ export interface ServiceBusEmulatorOptions {
   /** The TCP port; 0 picks a free one (read it from the handle). @defaultValue 5672 */
   port?: number;
   /**
+   * The TCP port of the management REST API (queues' runtime properties for `ServiceBusAdministrationClient`; see
+   * docs/emulators/servicebus.md, "Management API"), on `host`; 0 picks a free one (read it from the handle).
+   * `channel-relay emulate servicebus` uses 5300, the port of Microsoft's emulator. @defaultValue 0
+   */
+  managementPort?: number;
+  /**
    * A Microsoft emulator `Config.json` file, validated with the ranges of `configRanges`.
    * @defaultValue `config/servicebus-emulator.json` of this package, unless `config` is given
    */
@@ -55,6 +61,7 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
   const resolved: ResolvedOptions = {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 5672,
+    managementPort: options.managementPort ?? 0,
     configFile: options.configFile ?? configPath('servicebus-emulator.json'),
     configRanges: options.configRanges ?? 'azure',
     config: options.config,
@@ -70,6 +77,11 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
   if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65535) {
     throw new TypeError(
       `ServiceBusEmulatorOptions.port must be an integer from 0 to 65535, got ${String(resolved.port)}`,
+    );
+  }
+  if (!Number.isInteger(resolved.managementPort) || resolved.managementPort < 0 || resolved.managementPort > 65535) {
+    throw new TypeError(
+      `ServiceBusEmulatorOptions.managementPort must be an integer from 0 to 65535, got ${String(resolved.managementPort)}`,
     );
   }
   if (resolved.dataDir !== undefined && (typeof resolved.dataDir !== 'string' || resolved.dataDir === '')) {

@@ -207,7 +207,7 @@ export function registerDispatchGauges(
         }),
     );
   };
-  held('sessions', 'Sender sessions this process holds now', (s) => s.sessions);
+  // The sessions held are channel_relay_sessions_held{queue} (src/relay/sessions-gauge.ts), for every session loop.
   held(
     'messages_waiting',
     "Messages waiting for their sender's window, a pause or their recipient's turn",

@@ -328,6 +328,12 @@ export function isRetryable(error: unknown): boolean {
 
 /** A message for any thrown value, for logs. */
 export function errorMessage(error: unknown): string {
+  // An AggregateError (Node's net module after every address failed, the AMQP library's lock timeouts) often has an
+  // empty message of its own: its inner errors say what happened.
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    const inner = [...new Set(error.errors.map((e: unknown) => errorMessage(e)))].join('; ');
+    return error.message === '' ? inner : `${error.message} (${inner})`;
+  }
   if (error instanceof Error) return error.message;
   return typeof error === 'string' ? error : JSON.stringify(error);
 }

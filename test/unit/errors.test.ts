@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   ConfigError,
   DataverseError,
+  errorMessage,
   EventError,
   MessageTooLargeError,
   ProviderError,
@@ -129,6 +130,21 @@ describe('errors', () => {
       err.message,
       'configuration has 2 problems\n  - relay.json: log.level: expected one of "info", found "loud" (string)\n  - environment variable DATAVERSE_URL: dataverse.url: expected an http(s) URL, found "x" (string)',
     );
+  });
+
+  it("errorMessage says what an AggregateError's inner errors say when it has no message of its own", () => {
+    const lock = new Error('timed out waiting to acquire a lock for initMgmtLink');
+    assert.equal(
+      errorMessage(new AggregateError([lock, lock])),
+      'timed out waiting to acquire a lock for initMgmtLink',
+    );
+    assert.equal(
+      errorMessage(new AggregateError([new Error('connect ECONNREFUSED ::1:80'), 'refused twice'], 'connect failed')),
+      'connect failed (connect ECONNREFUSED ::1:80; refused twice)',
+    );
+    assert.equal(errorMessage(new AggregateError([], 'nothing inside')), 'nothing inside');
+    assert.equal(errorMessage(new Error('plain')), 'plain');
+    assert.equal(errorMessage({ code: 1 }), '{"code":1}');
   });
 
   it('keeps the cause', () => {

@@ -70,6 +70,8 @@ export interface DemoOptions {
   onServing?: (system: EmbeddedSystem) => void;
   /** Options of the embedded system beyond the rate (latencies, limits, seed, channels). */
   system?: Omit<EmbeddedSystemOptions, 'smsPerSecond' | 'log'>;
+  /** How long a simulated customer waits for an answer before it gives up (the run then fails). @defaultValue 60000 */
+  customerReplyTimeoutMs?: number;
 }
 
 export interface DemoResult {
@@ -130,6 +132,7 @@ const CUSTOMER_MESSAGES = 3;
 async function startCustomers(
   system: EmbeddedSystem,
   customers: number,
+  replyTimeoutMs: number | undefined,
   readiness: () => Array<{ name: string; ok: boolean; detail?: string }>,
   signal: AbortSignal,
 ): Promise<void> {
@@ -154,6 +157,7 @@ async function startCustomers(
     customers,
     messagesPerCustomer: CUSTOMER_MESSAGES,
     attachmentEvery: 2,
+    ...(replyTimeoutMs === undefined ? {} : { replyTimeoutMs }),
     ...(provider.authToken === undefined ? {} : { authToken: provider.authToken }),
   });
 }
@@ -254,7 +258,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (feedback || customers > 0) relay(['callbacks'], CALLBACKS_IDENTITY);
     if (customers > 0) {
       relay(['conversations'], DEFAULT_TOKEN_IDENTITY);
-      await startCustomers(system, customers, () => relays.flatMap((r) => r.readiness()), signal);
+      await startCustomers(
+        system,
+        customers,
+        options.customerReplyTimeoutMs,
+        () => relays.flatMap((r) => r.readiness()),
+        signal,
+      );
     }
     const health: HealthServer | undefined =
       options.serve === true
@@ -428,6 +438,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         options.out(formatFunnel(summary));
         options.err(
           `stalled: no customer's conversation moved for ${Math.round(stallTimeoutMs / 1000)} s (${JSON.stringify(system.sim.customerStats())})`,
+        );
+        return { code: 1, summary };
+      }
+      const { stalled: gaveUp, customers: all } = system.sim.customerStats();
+      if (gaveUp > 0) {
+        summary = { ...summary, conversations: conversationFigures(system.sim, system.dl!) };
+        options.out(formatFunnel(summary));
+        options.err(
+          `stalled: ${gaveUp} of ${all} customers gave up waiting for an answer (${JSON.stringify(system.sim.customerStats())}; run again with --log-level info to see the workers' log lines)`,
         );
         return { code: 1, summary };
       }

@@ -189,6 +189,19 @@ describe('channel-relay demo', function () {
       assert.match(run.out, /^4 of the skipped contacts opted out after their activity was created/m);
     });
 
+    it('fails (exit 1) when simulated customers give up waiting for an answer, saying how many', async () => {
+      // Agents who answer after 10 minutes; customers who wait 1.5 s: every conversation is given up.
+      const run = await demo({
+        contacts: 10,
+        customers: 2,
+        customerReplyTimeoutMs: 1_500,
+        system: { conversations: { agents: { replyDelayMs: 600_000 } } },
+      });
+      assert.equal(run.code, 1, run.out);
+      assert.match(run.err, /^stalled: 2 of 2 customers gave up waiting for an answer/m);
+      assert.equal(run.summary?.conversations?.customers, 2);
+    });
+
     it('matches dead letters to their activities and names the reasons', async () => {
       // The sample messages name the channel `sms`; without a channel of that name intake dead-letters every event.
       const channels = JSON.parse(readFileSync(configPath('channels.json'), 'utf8')) as {

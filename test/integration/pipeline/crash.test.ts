@@ -15,6 +15,8 @@ import {
 
 /** The channels' rate window (harness: `rateLimit.intervalMs`). */
 const WINDOW_MS = 1000;
+/** The `outbound` queue's LockDuration in the sample (config/servicebus-emulator.json, PT1M). */
+const LOCK_DURATION_MS = 60_000;
 const LIMIT = 50;
 /** Activities of the contract journey: at its 10 a second, it sends for as long as the SMS journey (1000 at 50). */
 const CONTRACT_COUNT = 250;
@@ -208,10 +210,12 @@ describe('dispatch through kill -9 of the session holder', function () {
     for (const [i, p] of pauses.entries()) {
       const what = `kill ${i + 1} (${kills[i]?.kind}): taken over ${p.takeover} ms after the kill, first send ${p.hold} ms after the takeover`;
       assert.ok(p.hold >= WINDOW_MS, `${what}: held at least one window`);
-      assert.ok(p.hold <= 2 * WINDOW_MS, `${what}: and within two (the hold, then the lookups)`);
+      // Upper bounds only where a loaded machine cannot reach them: the planned hold is checked exactly above (from
+      // the log), and a session left to its lock's expiry would come back after the queue's LockDuration (1 minute).
+      assert.ok(p.hold <= 10 * WINDOW_MS, `${what}: not held for longer than the hold and the lookups`);
       assert.ok(
-        p.takeover < WINDOW_MS,
-        `${what}: the standby took the session at once (a dropped connection releases it)`,
+        p.takeover < LOCK_DURATION_MS / 4,
+        `${what}: the standby took the session before its lock could expire (a dropped connection releases it)`,
       );
     }
     const found = replicas.flatMap((w) => logLines(w, 'listed in flight before this delivery; the provider has it'));

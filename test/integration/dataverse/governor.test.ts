@@ -150,7 +150,9 @@ describe('governor under scaled Dataverse limits', function () {
   });
 
   it('the execution-time limit binds $batch writes: with scrambled headers the governor paces from the durations it observes; without that, 429s', async () => {
-    // 40 ms a write: a $batch of 4 is charged 160 ms; 48 writes are 1,920 ms against 1,200 ms per 2.5 s window.
+    // 40 ms a write: a $batch of 4 is charged 160 ms; 48 writes are 1,920 ms against 1,200 ms per 2.5 s window. The
+    // control writes 96 (3,840 ms): refused as soon as any 8 of its 24 batches land within 2.5 s, however slow the
+    // machine is.
     const limits: Partial<LimitsConfig> = {
       windowMs: 2500,
       maxRequests: 1000,
@@ -159,9 +161,9 @@ describe('governor under scaled Dataverse limits', function () {
       writeCostMs: 40,
       headers: 'scramble',
     };
-    const { dv, items } = await setup(96, limits);
+    const { dv, items } = await setup(144, limits);
     const control = track(stack(dv.url, 'no-budget', { windowMs: 2500 }));
-    await writeAll(control.client, control.governor, items.slice(0, 48), 4);
+    await writeAll(control.client, control.governor, items.slice(0, 96), 4);
     const controlStats = (await stats(dv.url)).identities['no-budget']!;
     assert.ok(
       controlStats.throttled.executionTime > 0,
@@ -169,7 +171,7 @@ describe('governor under scaled Dataverse limits', function () {
     );
 
     const s = track(stack(dv.url, 'learned', { windowMs: 2500, executionBudgetMs: 1200 }));
-    await writeAll(s.client, s.governor, items.slice(48), 4);
+    await writeAll(s.client, s.governor, items.slice(96), 4);
     assert.equal(
       (await stats(dv.url)).identities['learned']!.throttled.executionTime,
       0,
@@ -180,7 +182,7 @@ describe('governor under scaled Dataverse limits', function () {
       `learned at least the 40 ms a write costs, got ${s.governor.state().operationEstimateMs}`,
     );
     const stored = await interactions(dv.url);
-    assert.equal(stored.count, 96);
+    assert.equal(stored.count, 144);
     assert.equal(stored.duplicates, 0);
   });
 });

@@ -65,7 +65,7 @@ export interface ChannelRegistry {
   readonly messaging: MessagingRegistry;
 }
 
-const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
+const DEFAULTS = { intervalMs: 1000, concurrency: 100, perRecipientMs: 0, timeoutMs: 10_000 } as const;
 const SECRETS = [
   'authToken',
   'botToken',

@@ -2,7 +2,7 @@
  * What the dispatch stage counts: its Prometheus counters and histograms (registered once per registry, found again
  * when a second stage shares it), its in-process counts, and the `DispatchStats` snapshot made of them.
  */
-import { Histogram, type Counter, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Counter, type Registry } from 'prom-client';
 import { METRIC_PREFIX, registered, sharedCounter } from '../../health/index.js';
 
 /** A snapshot of what the stage has done since it started. */
@@ -80,6 +80,10 @@ export interface DispatchMetrics {
   pauses: Counter<'channel'>;
   /** Lookups of a message at the provider (`reason`: `lost_answer`, `in_flight`; `result`: `found`, `not_found`, `failed`). */
   lookups: Counter<'channel' | 'reason' | 'result'>;
+  /** Provider calls a held sender session allows in flight now (sized from rate × latency), by sender (`senderKey`). */
+  senderConcurrency: Gauge<'sender'>;
+  /** The most calls in flight a held sender session would allow (`rateLimit.concurrency`, at most `messages`). */
+  senderConcurrencyLimit: Gauge<'sender'>;
 }
 
 /** Why a message was looked up at the provider: a call's lost answer, or listed in flight by the last holder (or this one). */
@@ -159,5 +163,24 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       'Messages looked up at the provider before a call again, by reason (lost_answer, in_flight) and result (found: not sent again; not_found: sent; failed: handed back)',
       ['channel', 'reason', 'result'],
     ),
+    senderConcurrency: sharedGauge(
+      registry,
+      `${p}sender_concurrency`,
+      "Provider calls a held sender session allows in flight now: the sender's rate times the provider's observed latency (with headroom), within the limit",
+    ),
+    senderConcurrencyLimit: sharedGauge(
+      registry,
+      `${p}sender_concurrency_limit`,
+      "The most provider calls in flight a held sender session allows: the channel's rateLimit.concurrency, at most rateLimit.messages",
+    ),
   };
+}
+
+/** A gauge by sender on `registry`, shared by every stage that asks for the same name. */
+function sharedGauge(registry: Registry, name: string, help: string): Gauge<'sender'> {
+  return registered(
+    registry,
+    name,
+    () => new Gauge({ name, help, labelNames: ['sender'] as const, registers: [registry] }),
+  );
 }

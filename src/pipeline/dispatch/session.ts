@@ -23,6 +23,7 @@ import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDe
 import { parseOutboundMessage, type OutboundMessage } from '../messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from '../ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
+import type { ConcurrencyChange } from './concurrency.js';
 
 /**
  * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
@@ -67,6 +68,8 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #turns = new Map<string, Promise<void>>();
   readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
+  /** The calls in flight last logged at info (see `#concurrencyChanged`). */
+  #loggedConcurrency = 0;
   #closing: Promise<void> | undefined;
 
   constructor(stage: DispatchContext, session: AcceptedSession) {
@@ -84,13 +87,40 @@ export class DispatchSession implements DispatchSessionHandler {
     this.#recorder = new OutcomeRecorder(stage, this.#outbox, () => this.#lockedUntil());
     this.#handOver = new SenderHandOver(session, stage, this.#log, () => this.#lockedUntil());
     const channels = stage.channels.all().filter((c) => c.senderKey === session.sessionId);
-    this.#limiter = channels.length === 0 ? undefined : this.#handOver.takeOver(channels);
-    if (this.#limiter === undefined) {
+    this.#limiter =
+      channels.length === 0 ? undefined : this.#handOver.takeOver(channels, (c) => this.#concurrencyChanged(c));
+    if (this.#limiter !== undefined) {
+      this.#loggedConcurrency = this.#limiter.concurrency;
+      stage.senderConcurrency(session.sessionId, this.#limiter);
+    } else {
       this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', {
         sessionId: session.sessionId,
       });
     }
     stage.sessions.add(this);
+  }
+
+  /**
+   * The limiter sized the sender's calls in flight again: the gauge follows every change; the log at info only a
+   * notable one (a quarter or more, at least 2, from the last logged), at debug the rest.
+   */
+  #concurrencyChanged(change: ConcurrencyChange): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    this.#stage.senderConcurrency(this.#session.sessionId, limiter);
+    // Not `from`/`to`: the log masks those keys as phone numbers.
+    const fields = {
+      concurrency: change.to,
+      previous: change.from,
+      limit: limiter.concurrencyLimit,
+      latencyMs: Math.round(change.latency.meanMs ?? 0),
+      latencyDeviationMs: Math.round(change.latency.deviationMs),
+    };
+    const last = this.#loggedConcurrency;
+    if (Math.abs(change.to - last) >= Math.max(2, last / 4)) {
+      this.#loggedConcurrency = change.to;
+      this.#log.info("sender's calls in flight resized from its rate and the provider's latency", fields);
+    } else this.#log.debug("sender's calls in flight resized from its rate and the provider's latency", fields);
   }
 
   limiterStats(): { waiting: number; inFlight: number } {
@@ -460,6 +490,7 @@ export class DispatchSession implements DispatchSessionHandler {
     this.#outbox.close();
     const limiter = this.#limiter;
     if (limiter !== undefined) await this.#handOver.handOver(limiter, reason);
+    this.#stage.senderConcurrency(this.#session.sessionId, undefined);
     this.#stage.sessions.delete(this);
   }
 }

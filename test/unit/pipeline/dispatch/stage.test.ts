@@ -610,6 +610,49 @@ describe('dispatch stage', () => {
     assert.equal(s.stats().sessions, 0);
   });
 
+  it("sizes a sender's calls in flight from the provider's latency: gauges, a log line, and the next session starts from it", async () => {
+    // 50 a second at 100 ms: 5 in flight (Little's law), within a ceiling of 40.
+    const p = new FakeProvider('twilio', undefined, 100);
+    const registry = new Registry();
+    const stream = new CaptureStream();
+    const log = createLogger({ level: 'info', stream, pretty: false });
+    const channels = lookup(channel({ rateLimit: { messages: 50, concurrency: 40 } }));
+    const { stage: s } = stage(p, { registry, log, channels });
+    const gauge = async (name: string): Promise<number | undefined> =>
+      (await registry.getSingleMetric(`channel_relay_dispatch_${name}`)?.get())?.values.find(
+        (v) => v.labels.sender === 'twilio:+15550000000',
+      )?.value;
+    const first = await s.sessionHandler(session());
+    assert.equal(await gauge('sender_concurrency'), 40, 'before any latency is seen: the ceiling');
+    assert.equal(await gauge('sender_concurrency_limit'), 40);
+    await run(
+      first,
+      Array.from({ length: 100 }, () => delivery(outbound())),
+      10_000,
+    );
+    const sized = await gauge('sender_concurrency');
+    assert.ok(sized !== undefined && sized >= 5 && sized <= 7, `50/s × 100 ms: ${sized}`);
+    let inFlight = 0;
+    for (const call of p.calls)
+      inFlight = Math.max(inFlight, p.calls.filter((c) => c.at <= call.at && c.end > call.at).length);
+    assert.ok(inFlight <= 40);
+    const resized = stream.lines().filter((l) => String(l.message).startsWith("sender's calls in flight resized"));
+    assert.equal(resized[0]?.previous, 40);
+    assert.ok(Number(resized.at(-1)?.concurrency) <= 10, JSON.stringify(resized));
+    assert.equal(resized[0]?.limit, 40);
+    assert.equal(resized[0]?.latencyMs, 100);
+    await first.onClose();
+    assert.equal(await gauge('sender_concurrency'), undefined, 'a released sender has no gauge');
+    assert.equal(await gauge('sender_concurrency_limit'), undefined);
+    const next = await s.sessionHandler(session());
+    const again = await gauge('sender_concurrency');
+    assert.ok(
+      again !== undefined && again >= 5 && again <= 7,
+      `the next session starts from the latency seen: ${again}`,
+    );
+    await next.onClose();
+  });
+
   it('onClose hands back what still waits and is idempotent', async () => {
     const p = new FakeProvider('twilio', undefined, 100);
     const { stage: s } = stage(p, { channels: lookup(channel({ rateLimit: { messages: 1 } })) });

@@ -45,6 +45,8 @@ export class SenderHandOver {
   readonly #decoded: DecodedSessionState;
   /** The messages that may be at the provider without a settled outcome: the last holder's, then this one's. */
   readonly inFlight: InFlightLedger;
+  /** The last state write before a batch's calls: overlapping batches write one after another (see `beforeCalls`). */
+  #writing: Promise<unknown> = Promise.resolve();
 
   /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
   constructor(
@@ -125,7 +127,15 @@ export class SenderHandOver {
    * ended just as it took over). False when the write failed or timed out: then nothing of the batch may be sent (a
    * successor could not know of its calls).
    */
-  async beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
+  beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
+    // One write at a time, each made from the ledger as it stands when it starts: two overlapping batches' writes could
+    // otherwise land in the other order, leaving a state without the later batch's messages.
+    const write = this.#writing.then(() => this.#beforeCalls(limiter, keys, largestCost));
+    this.#writing = write.catch(() => undefined);
+    return write;
+  }
+
+  async #beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
     const now = this.#stage.now();
     const added = this.inFlight.begin(keys, now);
     // From the first attempt on: a write that timed out may still land.

@@ -653,6 +653,46 @@ describe('dispatch stage', () => {
     await next.onClose();
   });
 
+  it('overlapping batches of one session write their states one after another: the last lists both in flight', async () => {
+    const p = new FakeProvider('twilio', undefined, 50);
+    const { stage: s } = stage(p);
+    // The first write is slow: written concurrently, it would land last and list only the first batch.
+    const landed: Buffer[] = [];
+    let writes = 0;
+    const held = session();
+    const handler = await s.sessionHandler({
+      ...held,
+      setState: async (state: Buffer) => {
+        const n = ++writes;
+        await new Promise((r) => setTimeout(r, n === 1 ? 100 : 1));
+        landed.push(state);
+      },
+    });
+    const first = [delivery(outbound({ key: 'a1' })), delivery(outbound({ key: 'a2' }))];
+    const second = [delivery(outbound({ key: 'b1' }))];
+    const both = Promise.all([
+      handler.onBatch(first, new AbortController().signal),
+      handler.onBatch(second, new AbortController().signal),
+    ]);
+    await clock.tickAsync(5000);
+    await both;
+    const preBatch = landed.slice(0, 2).map((b) => decodeSessionState(b));
+    const keys = preBatch.map((d) => (d.ok ? (d.state?.inFlight ?? []).map(([key]) => key).sort() : []));
+    assert.deepEqual(
+      keys,
+      [
+        ['a1', 'a2'],
+        ['a1', 'a2', 'b1'],
+      ],
+      'in the order made: the last lists both batches',
+    );
+    assert.ok([...first, ...second].every((d) => settledOnce(d)?.kind === 'complete'));
+    assert.equal(p.calls.length, 3);
+    const closing = handler.onClose();
+    await clock.tickAsync(100);
+    await closing;
+  });
+
   it('onClose hands back what still waits and is idempotent', async () => {
     const p = new FakeProvider('twilio', undefined, 100);
     const { stage: s } = stage(p, { channels: lookup(channel({ rateLimit: { messages: 1 } })) });

@@ -107,6 +107,8 @@ export class SenderLimiter {
   /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
   readonly #turns = new Map<string, Promise<void>>();
   #waitingForTurn = 0;
+  /** When a call last started or ended (ms since the epoch); 0 before the first. */
+  #lastCallAt = 0;
   #pausedUntil = 0;
   #resumeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Aborted by `clear()`: ends the holds of slots after their call (see `#hold`). */
@@ -271,11 +273,13 @@ export class SenderLimiter {
                 done();
                 this.#running.push(cost);
                 const startedAt = this.#now();
+                this.#lastCallAt = startedAt;
                 try {
                   return await call();
                 } finally {
                   this.#running.splice(this.#running.indexOf(cost), 1);
                   const endedAt = this.#now();
+                  this.#lastCallAt = endedAt;
                   this.#record(recipient, cost, endedAt);
                   this.#observe(endedAt - startedAt);
                   onEnd();
@@ -377,6 +381,11 @@ export class SenderLimiter {
   /** The largest cost among the calls in flight; 0 when none is. */
   get largestCostInFlight(): number {
     return this.#running.reduce((a, b) => Math.max(a, b), 0);
+  }
+
+  /** When a call last started or ended (ms since the epoch); 0 before the first. */
+  get lastCallAt(): number {
+    return this.#lastCallAt;
   }
 
   /** When a running pause ends, or undefined. */

@@ -37,6 +37,14 @@ const LOOKUPS_AT_ONCE = 4;
  */
 const CLAIMED_KEPT = 10_000;
 
+/**
+ * A held session whose messages wait while no provider call started or ended for this long, with nothing that explains
+ * it (no pause, no call in flight, no rate window held), is warned about, once per stall: #15's stall (sends stopped for
+ * 6.6 s, no 429, no failed request) was silent. Longer than Telegram's 3 s group spacing, shorter than a lost answer's
+ * 5 s lookup delay plus its call.
+ */
+const STALL_WARN_MS = 5000;
+
 /** A delivery with its body read (or the error that kept it from being read). */
 type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
 
@@ -68,6 +76,14 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #turns = new Map<string, Promise<void>>();
   readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
+  /** Deliveries received and not yet handled to the end (settled, or handed back). */
+  #outstanding = 0;
+  /** When the session was accepted (ms since the epoch). */
+  readonly #acceptedAt: number;
+  /** Since when the stall warned about has lasted (see `#watchStall`); undefined when none is. */
+  #stalledSince: number | undefined;
+  /** Runs `#watchStall` every second while deliveries are outstanding. */
+  #stallWatch: ReturnType<typeof setInterval> | undefined;
   /** The calls in flight last logged at info (see `#concurrencyChanged`). */
   #loggedConcurrency = 0;
   #closing: Promise<void> | undefined;
@@ -97,7 +113,53 @@ export class DispatchSession implements DispatchSessionHandler {
         sessionId: session.sessionId,
       });
     }
+    this.#acceptedAt = stage.now();
     stage.sessions.add(this);
+  }
+
+  /** `count` deliveries received: the stall watch runs while any is outstanding. */
+  #received(count: number): void {
+    this.#outstanding += count;
+    if (this.#stallWatch !== undefined || this.#limiter === undefined) return;
+    this.#stallWatch = setInterval(() => this.#watchStall(), 1000);
+    this.#stallWatch.unref?.();
+  }
+
+  /** `count` deliveries handled to the end; the watch stops with the last (saying so when a stall was warned of). */
+  #handled(count: number): void {
+    this.#outstanding -= count;
+    if (this.#outstanding > 0) return;
+    this.#watchStall();
+    clearInterval(this.#stallWatch);
+    this.#stallWatch = undefined;
+  }
+
+  /**
+   * Warns when this sender's messages wait while no call started or ended for `STALL_WARN_MS` and nothing explains
+   * it, naming what waits; says when calls resume.
+   */
+  #watchStall(): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    const now = this.#stage.now();
+    const lastCallAt = limiter.lastCallAt;
+    if (this.#stalledSince !== undefined && (lastCallAt > this.#stalledSince || this.#outstanding === 0)) {
+      this.#log.info('provider calls of this sender resumed', { stalledMs: now - this.#stalledSince });
+      this.#stalledSince = undefined;
+    }
+    if (this.#stalledSince !== undefined || this.#outstanding === 0) return;
+    const stats = limiter.stats();
+    if (limiter.paused || stats.inFlight > 0 || limiter.holdLeftMs() > 0) return;
+    const quietSince = Math.max(lastCallAt, this.#acceptedAt);
+    if (now - quietSince < STALL_WARN_MS) return;
+    this.#stalledSince = quietSince;
+    this.#log.warn('no provider call of this sender for seconds while its messages wait, with its rate limit free', {
+      quietMs: now - quietSince,
+      outstanding: this.#outstanding,
+      waitingInLimiter: stats.waiting,
+      lookupsWaiting: this.#lookups.size + this.#lookups.pending,
+      batches: this.#batches.size,
+    });
   }
 
   /**
@@ -164,6 +226,7 @@ export class DispatchSession implements DispatchSessionHandler {
         return { delivery, error };
       }
     });
+    this.#received(deliveries.length);
     const batch = this.#batch(parsed, control);
     this.#batches.add(batch);
     try {
@@ -198,6 +261,7 @@ export class DispatchSession implements DispatchSessionHandler {
         size: parsed.length,
       });
       await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
+      this.#handled(parsed.length);
       return true;
     }
     await Promise.all(parsed.map((p) => this.#handle(p, control)));
@@ -226,6 +290,8 @@ export class DispatchSession implements DispatchSessionHandler {
         err: errorMessage(err),
       });
       if (!settlement.done) await settlement.abandon();
+    } finally {
+      this.#handled(1);
     }
   }
 

@@ -14,6 +14,7 @@ import {
   FakeInteractions,
   FakeProvider,
   lookup,
+  LookupProvider,
   outbound,
   PHONE,
   session,
@@ -691,6 +692,34 @@ describe('dispatch stage', () => {
     const closing = handler.onClose();
     await clock.tickAsync(100);
     await closing;
+  });
+
+  it('warns when a sender makes no call for 5 s while its messages wait and its limit is free, and says when calls resume', async () => {
+    // The call's answer is lost; the message waits 8 s for its lookup while nothing else is called.
+    const p = new LookupProvider(
+      () => ({ providerMessageId: 'SM-found', status: 'queued' }),
+      (_r, n) => (n === 1 ? errors.timeout() : { providerMessageId: '', status: 'queued' }),
+    );
+    const stream = new CaptureStream();
+    const log = createLogger({ level: 'info', stream, pretty: false });
+    const { stage: s } = stage(p, { log, retry: { lostAnswerLookupDelayMs: 8000 } });
+    const handler = await s.sessionHandler(session());
+    const d = delivery(outbound());
+    const done = handler.onBatch([d], new AbortController().signal);
+    const stalls = () => stream.lines().filter((l) => String(l.message).startsWith('no provider call of this sender'));
+    await clock.tickAsync(4000);
+    assert.equal(stalls().length, 0, 'not before 5 s without a call');
+    await clock.tickAsync(3000);
+    assert.equal(stalls().length, 1);
+    assert.equal(stalls()[0]?.level, 'warn');
+    assert.equal(stalls()[0]?.outstanding, 1);
+    assert.ok(Number(stalls()[0]?.quietMs) >= 5000);
+    await clock.tickAsync(5000);
+    await done;
+    assert.equal(settledOnce(d)?.kind, 'complete');
+    assert.equal(stalls().length, 1, 'once per stall');
+    assert.ok(stream.lines().some((l) => l.message === 'provider calls of this sender resumed'));
+    await handler.onClose();
   });
 
   it('onClose hands back what still waits and is idempotent', async () => {

@@ -65,7 +65,14 @@ export interface ChannelRegistry {
   readonly messaging: MessagingRegistry;
 }
 
-const DEFAULTS = { intervalMs: 1000, concurrency: 10, perRecipientMs: 0, timeoutMs: 10_000 } as const;
+/**
+ * `concurrency` is the ceiling of a sender's calls in flight (dispatch sizes them below it from rate × latency). 100
+ * is Twilio's concurrent API requests per account as a third party quotes it (unofficial, past it 429 20429:
+ * twilio.com/docs/api/errors/20429); Telegram and the contract state none. If a provider allowed fewer, its 429 pauses
+ * the sender (nothing lost, only slowed) and the channel sets a lower `rateLimit.concurrency`. A higher ceiling never
+ * makes a sender faster than its rate: the arrivals are the rate limiter's, whatever the calls in flight.
+ */
+const DEFAULTS = { intervalMs: 1000, concurrency: 100, perRecipientMs: 0, timeoutMs: 10_000 } as const;
 const SECRETS = [
   'authToken',
   'botToken',

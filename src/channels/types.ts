@@ -43,7 +43,11 @@ export interface Channel {
     messages: number;
     /** @defaultValue 1000 */
     intervalMs: number;
-    /** At most this many provider calls in flight for this sender. @defaultValue 10 */
+    /**
+     * At most this many provider calls in flight for this sender: the ceiling, for a provider that limits concurrent
+     * connections; below it dispatch sizes the calls in flight from the rate and the provider's observed latency.
+     * @defaultValue 100
+     */
     concurrency: number;
     /** Per recipient: at least this long between two messages to the same recipient (Telegram: 1 s per chat). @defaultValue 0 */
     perRecipientMs: number;

@@ -59,6 +59,7 @@ export function wireDispatch(w: DispatchWiring): WiredStage<DispatchStats> {
         maxBatch: DISPATCH_MAX_BATCH,
         maxBatchOf: (sessionId) => dispatchBatchSize(channels.all().filter((c) => c.senderKey === sessionId)),
         maxWaitMs: 200,
+        batchesPerSession: DISPATCH_BATCHES_PER_SESSION,
         closeGraceMs: callGraceMs,
         createSessionHandler: stage.sessionHandler,
         log: w.log,
@@ -66,6 +67,15 @@ export function wireDispatch(w: DispatchWiring): WiredStage<DispatchStats> {
       }),
   };
 }
+
+/**
+ * Batches of one sender handled at once: the next batch is received while the last one finishes, so that a message
+ * that holds its batch for seconds (a lost answer waits `lostAnswerLookupDelayMs`, 5 s, before its lookup; a retry its
+ * backoff) does not stop the sender: with one batch at a time its other messages waited for it, and the sends stopped
+ * for seconds with no 429 and no failed request at the provider (#15). Two, not more: a second straggler while one
+ * is pending is rare, and each batch holds up to two seconds of the sender's messages locked.
+ */
+export const DISPATCH_BATCHES_PER_SESSION = 2;
 
 /** Most messages one dispatch batch takes from a session. */
 const DISPATCH_MAX_BATCH = 100;

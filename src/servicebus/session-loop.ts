@@ -53,6 +53,13 @@ export interface SessionLoopOptions extends ReceiveLoopCommonOptions {
    * holds what it can send in a few seconds, so that a stop does not hand back most of it). @defaultValue `maxBatch`
    */
   maxBatchOf?: (sessionId: string) => number;
+  /**
+   * Batches of one session handled at once: with more than 1 the loop receives the session's next batch while earlier
+   * ones still finish, so that a batch held up by a few of its messages (dispatch: a lost answer's lookup, a retry's
+   * backoff) does not stop the session's other messages. Its handler then gets overlapping `onBatch` calls, in the
+   * order received. @defaultValue 1
+   */
+  batchesPerSession?: number;
 }
 
 /** An accept answered `ServiceTimeout` sooner than this came early: the slot waits before asking again. */
@@ -65,8 +72,8 @@ const LOCK_MARGIN_MAX_MS = 10_000;
 interface Held {
   sessionId: string;
   receiver: ServiceBusSessionReceiver;
-  /** The batch being handled now, if any. */
-  batch: SettleableDelivery[] | undefined;
+  /** The batches being handled now. */
+  batches: Set<SettleableDelivery[]>;
   done: Promise<void>;
 }
 
@@ -93,6 +100,7 @@ class SessionLoop implements ReceiveLoop {
   #closing: Promise<void> | undefined;
 
   readonly #maxBatchOf: (sessionId: string) => number;
+  readonly #batchesPerSession: number;
 
   constructor(options: SessionLoopOptions) {
     this.#o = resolveCommon('startSessionLoop', options);
@@ -108,13 +116,14 @@ class SessionLoop implements ReceiveLoop {
     this.#factory = functionOption('startSessionLoop', 'createSessionHandler', options.createSessionHandler);
     this.#maxSessions = intOption('startSessionLoop', 'maxSessions', options.maxSessions, 8, 1);
     this.#sessionIdleMs = intOption('startSessionLoop', 'sessionIdleMs', options.sessionIdleMs, 5_000, 1);
+    this.#batchesPerSession = intOption('startSessionLoop', 'batchesPerSession', options.batchesPerSession, 1, 1);
     this.#o.log.info('session loop started', { maxSessions: this.#maxSessions, sessionIdleMs: this.#sessionIdleMs });
     this.#slots = Array.from({ length: this.#maxSessions }, (_, i) => this.#slot(i));
   }
 
   get inFlight(): number {
     let n = 0;
-    for (const h of this.#held) if (h.batch) n++;
+    for (const h of this.#held) n += h.batches.size;
     return n;
   }
 
@@ -199,7 +208,7 @@ class SessionLoop implements ReceiveLoop {
     const sessionId = receiver.sessionId;
     const log = this.#o.log.child({ sessionId });
     let release!: () => void;
-    const held: Held = { sessionId, receiver, batch: undefined, done: new Promise<void>((r) => (release = r)) };
+    const held: Held = { sessionId, receiver, batches: new Set(), done: new Promise<void>((r) => (release = r)) };
     this.#held.add(held);
     // The SDK starts its renewal budget when the accept's link opens, just before the accept resolves.
     const acceptedAt = Date.now();
@@ -223,6 +232,8 @@ class SessionLoop implements ReceiveLoop {
     };
     let reason: SessionCloseReason = 'stopped';
     let handler: SessionHandler | undefined;
+    /** The batches being handled (more than one with `batchesPerSession`), each resolving once settled. */
+    const running = new Set<Promise<void>>();
     try {
       const state = stateToBuffer(await receiver.getSessionState());
       handler = await this.#factory({
@@ -236,9 +247,54 @@ class SessionLoop implements ReceiveLoop {
       let receives = 0;
       let batches = 0;
       let longestBatchMs = 0;
-      while (!this.#stopping.signal.aborted) {
+      /** A batch's request to release the session (then nothing more is received). */
+      let released: SessionRelease | undefined;
+      const handle = async (deliveries: SettleableDelivery[]): Promise<void> => {
+        held.batches.add(deliveries);
+        const started = Date.now();
+        const result = await runHandler(deliveries, () => handler!.onBatch(deliveries, this.#abortHandlers.signal), {
+          log,
+          overrunMs: lockedUntil() - started,
+          onOverrun: () =>
+            log.warn(
+              'a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder',
+              {
+                count: deliveries.length,
+                runningMs: Date.now() - started,
+                maxLockRenewalMs,
+              },
+            ),
+          onFailure: (err) => {
+            log.error('session batch handler failed', { err, count: deliveries.length });
+            this.#o.onError(err, { queue, source: 'handler', sessionId });
+          },
+          unsettledWhy: 'the session handler ended with deliveries it did not settle',
+        });
+        held.batches.delete(deliveries);
+        batches++;
+        longestBatchMs = Math.max(longestBatchMs, Date.now() - started);
+        lastMessageAt = Date.now();
+        if (isSessionRelease(result)) released ??= result;
+      };
+      /** Starts a batch; with `batchesPerSession` > 1 the loop goes on receiving while it runs. */
+      const start = (deliveries: SettleableDelivery[]): Promise<void> => {
+        const batch = handle(deliveries).finally(() => running.delete(batch));
+        running.add(batch);
+        return batch;
+      };
+      while (!this.#stopping.signal.aborted && released === undefined) {
+        // As many batches as allowed already run: wait for one to end (it may ask to release the session).
+        if (running.size >= this.#batchesPerSession) {
+          await Promise.race(running);
+          continue;
+        }
         const idleLeft = this.#sessionIdleMs - (Date.now() - lastMessageAt);
         if (idleLeft <= 0) {
+          // Idle only once no batch runs: a batch that is still finishing is not idleness.
+          if (running.size > 0) {
+            await Promise.race(running);
+            continue;
+          }
           reason = 'idle';
           break;
         }
@@ -277,40 +333,24 @@ class SessionLoop implements ReceiveLoop {
         lastMessageAt = Date.now();
         metrics.received(queue, messages.length);
         const deliveries = messages.map((m) => toDelivery(m, receiver, { queue, log, metrics }));
-        held.batch = deliveries;
-        const started = Date.now();
-        const result = await runHandler(deliveries, () => handler!.onBatch(deliveries, this.#abortHandlers.signal), {
-          log,
-          overrunMs: lockedUntil() - started,
-          onOverrun: () =>
-            log.warn(
-              'a session batch is still running at its lock deadline: its settlements may fail and its messages come back to the next holder',
-              {
-                count: deliveries.length,
-                runningMs: Date.now() - started,
-                maxLockRenewalMs,
-              },
-            ),
-          onFailure: (err) => {
-            log.error('session batch handler failed', { err, count: deliveries.length });
-            this.#o.onError(err, { queue, source: 'handler', sessionId });
-          },
-          unsettledWhy: 'the session handler ended with deliveries it did not settle',
-        });
-        held.batch = undefined;
-        batches++;
-        longestBatchMs = Math.max(longestBatchMs, Date.now() - started);
-        lastMessageAt = Date.now();
-        if (isSessionRelease(result)) {
-          // The handler asked to release the session after this batch: receive nothing more from it.
-          reason = releasing(
-            'released',
-            "releasing the session at its handler's request",
-            'the session lock ran out before the handler asked to release the session (its unsettled messages go to the next holder)',
-            { why: result.reason, heldMs: Date.now() - acceptedAt, batches },
-          );
+        if (released !== undefined) {
+          // A running batch asked to release the session while this one was received: the next holder gets it.
+          await abandonUnsettled(deliveries, log, "the session is being released at its handler's request");
           break;
         }
+        const batch = start(deliveries);
+        if (this.#batchesPerSession === 1) await batch;
+      }
+      // What still runs finishes before the session is closed (its settlements need the session's lock).
+      while (running.size > 0) await Promise.race(running);
+      if (released !== undefined) {
+        // The handler asked to release the session after a batch: receive nothing more from it.
+        reason = releasing(
+          'released',
+          "releasing the session at its handler's request",
+          'the session lock ran out before the handler asked to release the session (its unsettled messages go to the next holder)',
+          { why: released.reason, heldMs: Date.now() - acceptedAt, batches },
+        );
       }
       return true;
     } catch (err) {
@@ -322,6 +362,8 @@ class SessionLoop implements ReceiveLoop {
       }
       return reason === 'lockLost';
     } finally {
+      // A batch still running when a receive failed finishes first, as it would have before that receive.
+      while (running.size > 0) await Promise.race(running);
       if (handler?.onClose) {
         try {
           await handler.onClose(reason);
@@ -330,7 +372,7 @@ class SessionLoop implements ReceiveLoop {
           this.#o.onError(err, { queue, source: 'handler', sessionId });
         }
       }
-      if (held.batch) await abandonUnsettled(held.batch, log, 'releasing the session');
+      for (const batch of held.batches) await abandonUnsettled(batch, log, 'releasing the session');
       await closeQuietly(receiver, log);
       this.#held.delete(held);
       log.debug('session released', { reason });
@@ -382,7 +424,8 @@ class SessionLoop implements ReceiveLoop {
         accepting: this.#maxSessions - held.length,
       });
       for (const h of held) {
-        if (h.batch) await abandonUnsettled(h.batch, log, 'closing with a session handler still running');
+        for (const batch of h.batches)
+          await abandonUnsettled(batch, log, 'closing with a session handler still running');
         await closeQuietly(h.receiver, log);
       }
     }

@@ -73,7 +73,7 @@ describe('channel-relay CLI', () => {
     assert.match(out, /Dataverse: http:\/\/127\.0\.0\.1:9000 .*the emulator's token/);
     assert.match(
       out,
-      /channel sms: twilio at the provider, sender \+4915100000001 \(session twilio:\+4915100000001\), 10 per 1000 ms, 10 in flight; tile sample_specialmessage \(compliance donotphone, address mobilephone, text sample_text, failures as 'failed'\)/,
+      /channel sms: twilio at the provider, sender \+4915100000001 \(session twilio:\+4915100000001\), 10 per 1000 ms, at most 100 in flight; tile sample_specialmessage \(compliance donotphone, address mobilephone, text sample_text, failures as 'failed'\)/,
     );
     assert.doesNotMatch(out + io.stderr.join(''), /TopSecretKey123|TwilioTokenSecret42/);
   });

@@ -16,7 +16,7 @@ const STAGE_CHOICES = [...STAGES, 'all'] as const;
 
 /** One line per channel: provider, sender, limit, tile or channel definition. Secrets are never part of it. */
 function describeChannel(c: Channel): string {
-  const limit = `${c.rateLimit.messages} per ${c.rateLimit.intervalMs} ms, ${c.rateLimit.concurrency} in flight${c.rateLimit.perRecipientMs > 0 ? `, ${c.rateLimit.perRecipientMs} ms per recipient` : ''}${c.rateLimit.perGroupMs > 0 ? `, ${c.rateLimit.perGroupMs} ms per group chat` : ''}`;
+  const limit = `${c.rateLimit.messages} per ${c.rateLimit.intervalMs} ms, at most ${c.rateLimit.concurrency} in flight${c.rateLimit.perRecipientMs > 0 ? `, ${c.rateLimit.perRecipientMs} ms per recipient` : ''}${c.rateLimit.perGroupMs > 0 ? `, ${c.rateLimit.perGroupMs} ms per group chat` : ''}`;
   const source = c.tile
     ? `tile ${c.tile.entityType} (compliance ${c.tile.complianceField}, address ${c.addressField}, text ${c.textField}${c.failureResponseType ? `, failures as '${c.failureResponseType}'` : ''})`
     : `real-time channel definition ${c.channelDefinitionId}`;

@@ -16,6 +16,7 @@ import {
   type MessageOutcome,
   type SessionLoad,
 } from './metrics.js';
+import { LatencyEstimate } from './concurrency.js';
 import { resolveOutboxSettings, type InteractionOutboxOptions, type OutboxSettings } from './interaction-outbox.js';
 import type { OutboundMessage } from '../messages.js';
 import type { ChannelLookup, InteractionSender } from '../ports.js';
@@ -76,6 +77,8 @@ export class DispatchContext {
   readonly sessions = new Set<SessionLoad>();
   readonly #providerFactory: (channel: Channel) => Provider;
   readonly #providers = new Map<string, Provider>();
+  /** Per sender (`senderKey`): the provider's latency seen by this stage's sessions of it (see `latencyOf`). */
+  readonly #latency = new Map<string, LatencyEstimate>();
 
   /** Validates the options (a bad value throws a `TypeError` naming it) and registers the metrics. */
   constructor(options: DispatchOptions) {
@@ -114,6 +117,33 @@ export class DispatchContext {
       this.#providers.set(channel.name, provider);
     }
     return provider;
+  }
+
+  /**
+   * The provider's latency for `sender` as this stage has seen it: one estimate per sender, kept when its session is
+   * released, so that the next session of it sizes its calls in flight from it at once (one entry per configured
+   * sender: a session of no configured channel has no limiter).
+   */
+  latencyOf(sender: string): LatencyEstimate {
+    let estimate = this.#latency.get(sender);
+    if (estimate === undefined) {
+      estimate = new LatencyEstimate();
+      this.#latency.set(sender, estimate);
+    }
+    return estimate;
+  }
+
+  /** Sets (or, with `undefined`, removes) the concurrency gauges of `sender`. */
+  senderConcurrency(sender: string, limits: { concurrency: number; concurrencyLimit: number } | undefined): void {
+    const metrics = this.metrics;
+    if (metrics === undefined) return;
+    if (limits === undefined) {
+      metrics.senderConcurrency.remove({ sender });
+      metrics.senderConcurrencyLimit.remove({ sender });
+      return;
+    }
+    metrics.senderConcurrency.set({ sender }, limits.concurrency);
+    metrics.senderConcurrencyLimit.set({ sender }, limits.concurrencyLimit);
   }
 
   /** Counts one message's outcome (`dispatch_messages_total`), when there is a registry. */

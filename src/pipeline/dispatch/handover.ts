@@ -15,6 +15,7 @@ import type { AcceptedSession, SessionCloseReason } from '../ports.js';
 import { isTelegramGroupChat } from '../../providers/index.js';
 import { InFlightLedger } from './inflight.js';
 import { largestRateCost } from './send.js';
+import type { ConcurrencyChange } from './concurrency.js';
 import { SenderLimiter } from './sender-limiter.js';
 import {
   decodeSessionState,
@@ -36,7 +37,7 @@ function unrefDelay(ms: number): Promise<void> {
 /** The hand-over of one held session's sender: `takeOver` when the session is accepted, `handOver` when it closes. */
 export class SenderHandOver {
   readonly #session: AcceptedSession;
-  readonly #stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>;
+  readonly #stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts' | 'latencyOf'>;
   readonly #log: Logger;
   readonly #lockedUntil: () => number | undefined;
   /** Whether the session has a state (the last holder's, or one this holder wrote): then the release writes one too. */
@@ -44,11 +45,13 @@ export class SenderHandOver {
   readonly #decoded: DecodedSessionState;
   /** The messages that may be at the provider without a settled outcome: the last holder's, then this one's. */
   readonly inFlight: InFlightLedger;
+  /** The last state write before a batch's calls: overlapping batches write one after another (see `beforeCalls`). */
+  #writing: Promise<unknown> = Promise.resolve();
 
   /** `lockedUntil`: the session lock's deadline now, when the session loop gives one. */
   constructor(
     session: AcceptedSession,
-    stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts'>,
+    stage: Pick<DispatchContext, 'guardMs' | 'now' | 'stateTimeoutMs' | 'counts' | 'latencyOf'>,
     log: Logger,
     lockedUntil: () => number | undefined,
   ) {
@@ -65,15 +68,18 @@ export class SenderHandOver {
    * The limiter of the channels that send as this session, paused until the last holder's hold has passed: after a
    * clean release, the hold its state describes; otherwise (it died or lost its lock after writing the state before a
    * batch's calls) the hold of the batch's costliest call from now, at least one full window, and a pause it recorded
-   * (see `firstSendAt`); one full window when the state is unreadable.
+   * (see `firstSendAt`); one full window when the state is unreadable. Its calls in flight are sized from the latency
+   * this stage saw for the sender so far; `onConcurrencyChange` hears of each change.
    */
-  takeOver(channels: Channel[]): SenderLimiter {
+  takeOver(channels: Channel[], onConcurrencyChange?: (change: ConcurrencyChange) => void): SenderLimiter {
     // Channels sharing a sender share its limit: the strictest of their settings.
     const rates = channels.map((c) => c.rateLimit);
     const limiter = new SenderLimiter({
       messages: Math.min(...rates.map((l) => l.messages)),
       intervalMs: Math.max(...rates.map((l) => l.intervalMs)),
-      concurrency: Math.min(...rates.map((l) => l.concurrency)),
+      maxConcurrency: Math.min(...rates.map((l) => l.concurrency)),
+      latency: this.#stage.latencyOf(this.#session.sessionId),
+      ...(onConcurrencyChange === undefined ? {} : { onConcurrencyChange }),
       perRecipientMs: Math.max(...rates.map((l) => l.perRecipientMs)),
       perGroupMs: Math.max(...rates.map((l) => l.perGroupMs)),
       isGroup: isTelegramGroupChat,
@@ -121,7 +127,15 @@ export class SenderHandOver {
    * ended just as it took over). False when the write failed or timed out: then nothing of the batch may be sent (a
    * successor could not know of its calls).
    */
-  async beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
+  beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
+    // One write at a time, each made from the ledger as it stands when it starts: two overlapping batches' writes could
+    // otherwise land in the other order, leaving a state without the later batch's messages.
+    const write = this.#writing.then(() => this.#beforeCalls(limiter, keys, largestCost));
+    this.#writing = write.catch(() => undefined);
+    return write;
+  }
+
+  async #beforeCalls(limiter: SenderLimiter, keys: readonly string[], largestCost: number): Promise<boolean> {
     const now = this.#stage.now();
     const added = this.inFlight.begin(keys, now);
     // From the first attempt on: a write that timed out may still land.

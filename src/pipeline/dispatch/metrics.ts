@@ -81,6 +81,10 @@ export interface DispatchMetrics {
   pauses: Counter<'channel'>;
   /** Lookups of a message at the provider (`reason`: `lost_answer`, `in_flight`; `result`: `found`, `not_found`, `failed`). */
   lookups: Counter<'channel' | 'reason' | 'result'>;
+  /** Provider calls a held sender session allows in flight now (sized from rate × latency), by sender (`senderKey`). */
+  senderConcurrency: Gauge<'sender'>;
+  /** The most calls in flight a held sender session would allow (`rateLimit.concurrency`, at most `messages`). */
+  senderConcurrencyLimit: Gauge<'sender'>;
 }
 
 /** Why a message was looked up at the provider: a call's lost answer, or listed in flight by the last holder (or this one). */
@@ -160,11 +164,21 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       'Messages looked up at the provider before a call again, by reason (lost_answer, in_flight) and result (found: not sent again; not_found: sent; failed: handed back)',
       ['channel', 'reason', 'result'],
     ),
+    senderConcurrency: sharedGauge(
+      registry,
+      `${p}sender_concurrency`,
+      "Provider calls a held sender session allows in flight now: the sender's rate times the provider's observed latency (with headroom), within the limit",
+    ),
+    senderConcurrencyLimit: sharedGauge(
+      registry,
+      `${p}sender_concurrency_limit`,
+      "The most provider calls in flight a held sender session allows: the channel's rateLimit.concurrency, at most rateLimit.messages",
+    ),
   };
 }
 
 /**
- * The stage's gauges on `registry`, once per registry: each channel's sender limits as configured (for utilization:
+ * The stage's gauges on `registry`, once per registry: each channel's sender rate limit as configured (for utilization:
  * `rate(channel_relay_dispatch_messages_total{outcome="sent"})` over `…_sender_rate_limit_per_second`), and what the
  * stage holds now, read from `stats` when scraped.
  */
@@ -187,11 +201,8 @@ export function registerDispatchGauges(
     "The channel's sender rate limit (rateLimit.messages per rateLimit.intervalMs), in messages per second",
     (c) => (c.rateLimit.messages * 1000) / c.rateLimit.intervalMs,
   );
-  limit(
-    'sender_concurrency_limit',
-    "The channel's sender's most provider calls in flight (rateLimit.concurrency)",
-    (c) => c.rateLimit.concurrency,
-  );
+  // A sender's calls in flight and their ceiling (rateLimit.concurrency) are …_sender_concurrency{sender} and
+  // …_sender_concurrency_limit{sender} (createSenderConcurrencyGauges), set while its session is held.
   const held = (name: string, help: string, read: (s: DispatchStats) => number): void => {
     registered(
       registry,
@@ -214,4 +225,13 @@ export function registerDispatchGauges(
     (s) => s.waiting,
   );
   held('provider_calls_in_flight', 'Provider calls in flight now', (s) => s.inFlight);
+}
+
+/** A gauge by sender on `registry`, shared by every stage that asks for the same name. */
+function sharedGauge(registry: Registry, name: string, help: string): Gauge<'sender'> {
+  return registered(
+    registry,
+    name,
+    () => new Gauge({ name, help, labelNames: ['sender'] as const, registers: [registry] }),
+  );
 }

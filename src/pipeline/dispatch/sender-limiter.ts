@@ -6,20 +6,29 @@
  * and its end its request arrives, because each call holds its slots from before it starts until a window after it
  * ends (`run`); every call attempt counts, retries included; waiting calls are served strictly in order (priority,
  * then arrival), so a costly call is never overtaken for ever by cheap ones; a call that started is never
- * interrupted: it finishes on its own (its own timeout bounds it).
+ * interrupted: it finishes on its own (its own timeout bounds it); the calls in flight at once follow the rate and the
+ * latency (`concurrency.ts`), within `maxConcurrency`, and only ever cap what the slots let start.
  */
 import PQueue from 'p-queue';
 import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
 import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
+import { AdaptiveConcurrency, LatencyEstimate, type ConcurrencyChange } from './concurrency.js';
 
 export interface SenderLimiterOptions {
   /** Calls per window (the provider's limit). */
   messages: number;
   /** The provider's window. @defaultValue 1000 */
   intervalMs?: number;
-  /** Calls in flight at once. @defaultValue 10 */
-  concurrency?: number;
+  /**
+   * The most calls in flight at once; below it, the calls in flight are sized from the rate and the observed latency
+   * (`concurrency.ts`). @defaultValue 100
+   */
+  maxConcurrency?: number;
+  /** The sender's latency so far (a session taken again starts from it). @defaultValue a new estimate */
+  latency?: LatencyEstimate;
+  /** Told when the calls allowed in flight change. */
+  onConcurrencyChange?: (change: ConcurrencyChange) => void;
   /**
    * Minimum time from the end of a call to a recipient to the start of the next one to it (Telegram: 1 s per chat),
    * one recipient's calls taking turns in arrival order; 0 turns the spacing off. @defaultValue 0
@@ -85,8 +94,10 @@ export class SenderLimiter {
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
   readonly #slots: Slots;
-  /** Calls in flight: `concurrency` at once. */
+  /** Calls in flight: `#concurrency.current` at once. */
   readonly #calls: PQueue;
+  readonly #concurrency: AdaptiveConcurrency;
+  readonly #onConcurrencyChange: ((change: ConcurrencyChange) => void) | undefined;
   readonly #now: () => number;
   /** When the holds of the calls that ended end (`holdMsOf` after each call's end; ms since the epoch). */
   #heldUntil = 0;
@@ -96,6 +107,8 @@ export class SenderLimiter {
   /** Per recipient: resolves when the last call that took a turn ended (or gave its turn up). */
   readonly #turns = new Map<string, Promise<void>>();
   #waitingForTurn = 0;
+  /** When a call last started or ended (ms since the epoch); 0 before the first. */
+  #lastCallAt = 0;
   #pausedUntil = 0;
   #resumeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Aborted by `clear()`: ends the holds of slots after their call (see `#hold`). */
@@ -106,7 +119,7 @@ export class SenderLimiter {
   constructor(options: SenderLimiterOptions) {
     const messages = intOption('SenderLimiter', 'messages', options.messages, undefined, 1);
     const intervalMs = intOption('SenderLimiter', 'intervalMs', options.intervalMs, 1000, 1);
-    const concurrency = intOption('SenderLimiter', 'concurrency', options.concurrency, 10, 1);
+    const maxConcurrency = intOption('SenderLimiter', 'maxConcurrency', options.maxConcurrency, 100, 1);
     const perRecipientMs = intOption('SenderLimiter', 'perRecipientMs', options.perRecipientMs, 0, 0);
     const perGroupMs = intOption('SenderLimiter', 'perGroupMs', options.perGroupMs, 0, 0);
     const guardMs = intOption('SenderLimiter', 'guardMs', options.guardMs, 10, 0);
@@ -118,7 +131,32 @@ export class SenderLimiter {
     this.#isGroup = options.isGroup ?? (() => false);
     this.#slots = new Slots(messages);
     this.handOverWindowMs = this.holdMsOf(1);
-    this.#calls = new PQueue({ concurrency });
+    this.#concurrency = new AdaptiveConcurrency({
+      messages,
+      intervalMs,
+      maxConcurrency,
+      latency: options.latency ?? new LatencyEstimate(),
+    });
+    this.#onConcurrencyChange = options.onConcurrencyChange;
+    this.#calls = new PQueue({ concurrency: this.#concurrency.current });
+  }
+
+  /** Calls allowed in flight now (sized from the rate and the latency, see `concurrency.ts`). */
+  get concurrency(): number {
+    return this.#concurrency.current;
+  }
+
+  /** The most calls ever allowed in flight: `maxConcurrency`, and at most `messages`. */
+  get concurrencyLimit(): number {
+    return this.#concurrency.limit;
+  }
+
+  /** A call took `ms`: sizes the calls in flight again. */
+  #observe(ms: number): void {
+    const change = this.#concurrency.observe(ms);
+    if (change === undefined) return;
+    this.#calls.concurrency = change.to;
+    this.#onConcurrencyChange?.(change);
   }
 
   /**
@@ -234,11 +272,16 @@ export class SenderLimiter {
                 started = true;
                 done();
                 this.#running.push(cost);
+                const startedAt = this.#now();
+                this.#lastCallAt = startedAt;
                 try {
                   return await call();
                 } finally {
                   this.#running.splice(this.#running.indexOf(cost), 1);
-                  this.#record(recipient, cost, this.#now());
+                  const endedAt = this.#now();
+                  this.#lastCallAt = endedAt;
+                  this.#record(recipient, cost, endedAt);
+                  this.#observe(endedAt - startedAt);
                   onEnd();
                 }
               },
@@ -338,6 +381,11 @@ export class SenderLimiter {
   /** The largest cost among the calls in flight; 0 when none is. */
   get largestCostInFlight(): number {
     return this.#running.reduce((a, b) => Math.max(a, b), 0);
+  }
+
+  /** When a call last started or ended (ms since the epoch); 0 before the first. */
+  get lastCallAt(): number {
+    return this.#lastCallAt;
   }
 
   /** When a running pause ends, or undefined. */

@@ -23,6 +23,7 @@ import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDe
 import { parseOutboundMessage, type OutboundMessage } from '../messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from '../ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
+import type { ConcurrencyChange } from './concurrency.js';
 
 /**
  * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
@@ -35,6 +36,14 @@ const LOOKUPS_AT_ONCE = 4;
  * sender, recipient, text and a span around the call (Twilio: ± 60 s), so only recent ids can be matched by mistake.
  */
 const CLAIMED_KEPT = 10_000;
+
+/**
+ * A held session whose messages wait while no provider call started or ended for this long, with nothing that explains
+ * it (no pause, no call in flight, no rate window held), is warned about, once per stall: #15's stall (sends stopped for
+ * 6.6 s, no 429, no failed request) was silent. Longer than Telegram's 3 s group spacing, shorter than a lost answer's
+ * 5 s lookup delay plus its call.
+ */
+const STALL_WARN_MS = 5000;
 
 /** A delivery with its body read (or the error that kept it from being read). */
 type Parsed = { delivery: Delivery; msg: OutboundMessage } | { delivery: Delivery; error: unknown };
@@ -67,6 +76,16 @@ export class DispatchSession implements DispatchSessionHandler {
   readonly #turns = new Map<string, Promise<void>>();
   readonly #lookups = new PQueue({ concurrency: LOOKUPS_AT_ONCE });
   #sending = 0;
+  /** Deliveries received and not yet handled to the end (settled, or handed back). */
+  #outstanding = 0;
+  /** When the session was accepted (ms since the epoch). */
+  readonly #acceptedAt: number;
+  /** Since when the stall warned about has lasted (see `#watchStall`); undefined when none is. */
+  #stalledSince: number | undefined;
+  /** Runs `#watchStall` every second while deliveries are outstanding. */
+  #stallWatch: ReturnType<typeof setInterval> | undefined;
+  /** The calls in flight last logged at info (see `#concurrencyChanged`). */
+  #loggedConcurrency = 0;
   #closing: Promise<void> | undefined;
 
   constructor(stage: DispatchContext, session: AcceptedSession) {
@@ -84,13 +103,86 @@ export class DispatchSession implements DispatchSessionHandler {
     this.#recorder = new OutcomeRecorder(stage, this.#outbox, () => this.#lockedUntil());
     this.#handOver = new SenderHandOver(session, stage, this.#log, () => this.#lockedUntil());
     const channels = stage.channels.all().filter((c) => c.senderKey === session.sessionId);
-    this.#limiter = channels.length === 0 ? undefined : this.#handOver.takeOver(channels);
-    if (this.#limiter === undefined) {
+    this.#limiter =
+      channels.length === 0 ? undefined : this.#handOver.takeOver(channels, (c) => this.#concurrencyChanged(c));
+    if (this.#limiter !== undefined) {
+      this.#loggedConcurrency = this.#limiter.concurrency;
+      stage.senderConcurrency(session.sessionId, this.#limiter);
+    } else {
       this.#log.warn('no configured channel sends as this session: its messages are dead-lettered', {
         sessionId: session.sessionId,
       });
     }
+    this.#acceptedAt = stage.now();
     stage.sessions.add(this);
+  }
+
+  /** `count` deliveries received: the stall watch runs while any is outstanding. */
+  #received(count: number): void {
+    this.#outstanding += count;
+    if (this.#stallWatch !== undefined || this.#limiter === undefined) return;
+    this.#stallWatch = setInterval(() => this.#watchStall(), 1000);
+    this.#stallWatch.unref?.();
+  }
+
+  /** `count` deliveries handled to the end; the watch stops with the last (saying so when a stall was warned of). */
+  #handled(count: number): void {
+    this.#outstanding -= count;
+    if (this.#outstanding > 0) return;
+    this.#watchStall();
+    clearInterval(this.#stallWatch);
+    this.#stallWatch = undefined;
+  }
+
+  /**
+   * Warns when this sender's messages wait while no call started or ended for `STALL_WARN_MS` and nothing explains
+   * it, naming what waits; says when calls resume.
+   */
+  #watchStall(): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    const now = this.#stage.now();
+    const lastCallAt = limiter.lastCallAt;
+    if (this.#stalledSince !== undefined && (lastCallAt > this.#stalledSince || this.#outstanding === 0)) {
+      this.#log.info('provider calls of this sender resumed', { stalledMs: now - this.#stalledSince });
+      this.#stalledSince = undefined;
+    }
+    if (this.#stalledSince !== undefined || this.#outstanding === 0) return;
+    const stats = limiter.stats();
+    if (limiter.paused || stats.inFlight > 0 || limiter.holdLeftMs() > 0) return;
+    const quietSince = Math.max(lastCallAt, this.#acceptedAt);
+    if (now - quietSince < STALL_WARN_MS) return;
+    this.#stalledSince = quietSince;
+    this.#log.warn('no provider call of this sender for seconds while its messages wait, with its rate limit free', {
+      quietMs: now - quietSince,
+      outstanding: this.#outstanding,
+      waitingInLimiter: stats.waiting,
+      lookupsWaiting: this.#lookups.size + this.#lookups.pending,
+      batches: this.#batches.size,
+    });
+  }
+
+  /**
+   * The limiter sized the sender's calls in flight again: the gauge follows every change; the log at info only a
+   * notable one (a quarter or more, at least 2, from the last logged), at debug the rest.
+   */
+  #concurrencyChanged(change: ConcurrencyChange): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    this.#stage.senderConcurrency(this.#session.sessionId, limiter);
+    // Not `from`/`to`: the log masks those keys as phone numbers.
+    const fields = {
+      concurrency: change.to,
+      previous: change.from,
+      limit: limiter.concurrencyLimit,
+      latencyMs: Math.round(change.latency.meanMs ?? 0),
+      latencyDeviationMs: Math.round(change.latency.deviationMs),
+    };
+    const last = this.#loggedConcurrency;
+    if (Math.abs(change.to - last) >= Math.max(2, last / 4)) {
+      this.#loggedConcurrency = change.to;
+      this.#log.info("sender's calls in flight resized from its rate and the provider's latency", fields);
+    } else this.#log.debug("sender's calls in flight resized from its rate and the provider's latency", fields);
   }
 
   limiterStats(): { waiting: number; inFlight: number } {
@@ -134,6 +226,7 @@ export class DispatchSession implements DispatchSessionHandler {
         return { delivery, error };
       }
     });
+    this.#received(deliveries.length);
     const batch = this.#batch(parsed, control);
     this.#batches.add(batch);
     try {
@@ -168,6 +261,7 @@ export class DispatchSession implements DispatchSessionHandler {
         size: parsed.length,
       });
       await Promise.all(parsed.map((p) => new Settlement(p.delivery, this.#stage.counts, this.#log).abandon()));
+      this.#handled(parsed.length);
       return true;
     }
     await Promise.all(parsed.map((p) => this.#handle(p, control)));
@@ -196,6 +290,8 @@ export class DispatchSession implements DispatchSessionHandler {
         err: errorMessage(err),
       });
       if (!settlement.done) await settlement.abandon();
+    } finally {
+      this.#handled(1);
     }
   }
 
@@ -460,6 +556,7 @@ export class DispatchSession implements DispatchSessionHandler {
     this.#outbox.close();
     const limiter = this.#limiter;
     if (limiter !== undefined) await this.#handOver.handOver(limiter, reason);
+    this.#stage.senderConcurrency(this.#session.sessionId, undefined);
     this.#stage.sessions.delete(this);
   }
 }

@@ -132,8 +132,11 @@ describe('dispatch through kill -9 of the session holder', function () {
         contract: heldContract,
         contractBefore: contract().length,
       });
-      replicas.push(s.spawnWorker('dispatch', { compiled: true }));
+      const standby = s.spawnWorker('dispatch', { compiled: true });
+      replicas.push(standby);
       if (sms().length >= expected.size * 0.8) break;
+      // The next kill's successor is a running standby: one still starting would take the session only once ready.
+      await until('the new standby ready', () => (logLines(standby, 'worker ready').length > 0 ? true : undefined));
       await until('the successor sending', () =>
         sms().length > kills[kills.length - 1]!.before + LIMIT ? true : undefined,
       );

@@ -397,6 +397,55 @@ describe('servicebus session loop, through the real SDK', function () {
     assert.deepEqual(await track(relayClient(bus)).createReceiver('outbound').peekMessages(1), []);
   });
 
+  it('batchesPerSession 2: a batch held up by one message does not stop the session; at most two at once, the session released only once both end', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const handled: string[] = [];
+    const events: string[] = [];
+    let running = 0;
+    let mostRunning = 0;
+    let letGo!: () => void;
+    const straggler = new Promise<void>((resolve) => (letGo = resolve));
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxBatch: 2,
+        maxWaitMs: 100,
+        sessionIdleMs: 300,
+        batchesPerSession: 2,
+        createSessionHandler: ({ sessionId }) => ({
+          onBatch: async (ds) => {
+            mostRunning = Math.max(mostRunning, ++running);
+            await Promise.all(
+              ds.map(async (d) => {
+                // S0 waits (as a message waiting for its lookup) until every other message is handled.
+                if (d.messageId === 'S0') await straggler;
+                await d.complete();
+                handled.push(String(d.messageId));
+              }),
+            );
+            running--;
+          },
+          onClose: (reason) => void events.push(`close ${sessionId} ${reason}`),
+        }),
+      }),
+    );
+    await client
+      .createSender('outbound')
+      .sendMessages([0, 1, 2, 3, 4, 5].map((k) => ({ body: k, sessionId: 'S', messageId: `S${k}` })));
+    await waitFor('the rest handled while S0 waits', () => (handled.length === 5 ? true : undefined), 8_000);
+    assert.deepEqual(handled, ['S1', 'S2', 'S3', 'S4', 'S5']);
+    assert.equal(mostRunning, 2, 'the batch with S0, and one more at a time');
+    await delayUnlessAborted(600); // past sessionIdleMs: a batch still running is not idleness
+    assert.deepEqual(events, [], 'not released while a batch runs');
+    letGo();
+    await waitFor('released once idle', () => (events.length > 0 ? true : undefined), 3_000);
+    assert.deepEqual(events, ['close S idle']);
+    assert.deepEqual(handled, ['S1', 'S2', 'S3', 'S4', 'S5', 'S0']);
+  });
+
   it('drain with a session batch in flight: the aborted handler hands its messages back, the session is released, another loop completes them once', async () => {
     const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
     const first = track(relayClient(bus, 600));

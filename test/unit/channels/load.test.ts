@@ -85,7 +85,7 @@ describe('channels: loadChannels', () => {
     assert.deepEqual(s.rateLimit, {
       messages: 10,
       intervalMs: 1000,
-      concurrency: 10,
+      concurrency: 100,
       perRecipientMs: 0,
       perGroupMs: 0,
     });

@@ -14,6 +14,7 @@ import {
   FakeInteractions,
   FakeProvider,
   lookup,
+  LookupProvider,
   outbound,
   PHONE,
   session,
@@ -608,6 +609,117 @@ describe('dispatch stage', () => {
     assert.equal(stats.sessions, 1);
     await handler.onClose();
     assert.equal(s.stats().sessions, 0);
+  });
+
+  it("sizes a sender's calls in flight from the provider's latency: gauges, a log line, and the next session starts from it", async () => {
+    // 50 a second at 100 ms: 5 in flight (Little's law), within a ceiling of 40.
+    const p = new FakeProvider('twilio', undefined, 100);
+    const registry = new Registry();
+    const stream = new CaptureStream();
+    const log = createLogger({ level: 'info', stream, pretty: false });
+    const channels = lookup(channel({ rateLimit: { messages: 50, concurrency: 40 } }));
+    const { stage: s } = stage(p, { registry, log, channels });
+    const gauge = async (name: string): Promise<number | undefined> =>
+      (await registry.getSingleMetric(`channel_relay_dispatch_${name}`)?.get())?.values.find(
+        (v) => v.labels.sender === 'twilio:+15550000000',
+      )?.value;
+    const first = await s.sessionHandler(session());
+    assert.equal(await gauge('sender_concurrency'), 40, 'before any latency is seen: the ceiling');
+    assert.equal(await gauge('sender_concurrency_limit'), 40);
+    await run(
+      first,
+      Array.from({ length: 100 }, () => delivery(outbound())),
+      10_000,
+    );
+    const sized = await gauge('sender_concurrency');
+    assert.ok(sized !== undefined && sized >= 5 && sized <= 7, `50/s × 100 ms: ${sized}`);
+    let inFlight = 0;
+    for (const call of p.calls)
+      inFlight = Math.max(inFlight, p.calls.filter((c) => c.at <= call.at && c.end > call.at).length);
+    assert.ok(inFlight <= 40);
+    const resized = stream.lines().filter((l) => String(l.message).startsWith("sender's calls in flight resized"));
+    assert.equal(resized[0]?.previous, 40);
+    assert.ok(Number(resized.at(-1)?.concurrency) <= 10, JSON.stringify(resized));
+    assert.equal(resized[0]?.limit, 40);
+    assert.equal(resized[0]?.latencyMs, 100);
+    await first.onClose();
+    assert.equal(await gauge('sender_concurrency'), undefined, 'a released sender has no gauge');
+    assert.equal(await gauge('sender_concurrency_limit'), undefined);
+    const next = await s.sessionHandler(session());
+    const again = await gauge('sender_concurrency');
+    assert.ok(
+      again !== undefined && again >= 5 && again <= 7,
+      `the next session starts from the latency seen: ${again}`,
+    );
+    await next.onClose();
+  });
+
+  it('overlapping batches of one session write their states one after another: the last lists both in flight', async () => {
+    const p = new FakeProvider('twilio', undefined, 50);
+    const { stage: s } = stage(p);
+    // The first write is slow: written concurrently, it would land last and list only the first batch.
+    const landed: Buffer[] = [];
+    let writes = 0;
+    const held = session();
+    const handler = await s.sessionHandler({
+      ...held,
+      setState: async (state: Buffer) => {
+        const n = ++writes;
+        await new Promise((r) => setTimeout(r, n === 1 ? 100 : 1));
+        landed.push(state);
+      },
+    });
+    const first = [delivery(outbound({ key: 'a1' })), delivery(outbound({ key: 'a2' }))];
+    const second = [delivery(outbound({ key: 'b1' }))];
+    const both = Promise.all([
+      handler.onBatch(first, new AbortController().signal),
+      handler.onBatch(second, new AbortController().signal),
+    ]);
+    await clock.tickAsync(5000);
+    await both;
+    const preBatch = landed.slice(0, 2).map((b) => decodeSessionState(b));
+    const keys = preBatch.map((d) => (d.ok ? (d.state?.inFlight ?? []).map(([key]) => key).sort() : []));
+    assert.deepEqual(
+      keys,
+      [
+        ['a1', 'a2'],
+        ['a1', 'a2', 'b1'],
+      ],
+      'in the order made: the last lists both batches',
+    );
+    assert.ok([...first, ...second].every((d) => settledOnce(d)?.kind === 'complete'));
+    assert.equal(p.calls.length, 3);
+    const closing = handler.onClose();
+    await clock.tickAsync(100);
+    await closing;
+  });
+
+  it('warns when a sender makes no call for 5 s while its messages wait and its limit is free, and says when calls resume', async () => {
+    // The call's answer is lost; the message waits 8 s for its lookup while nothing else is called.
+    const p = new LookupProvider(
+      () => ({ providerMessageId: 'SM-found', status: 'queued' }),
+      (_r, n) => (n === 1 ? errors.timeout() : { providerMessageId: '', status: 'queued' }),
+    );
+    const stream = new CaptureStream();
+    const log = createLogger({ level: 'info', stream, pretty: false });
+    const { stage: s } = stage(p, { log, retry: { lostAnswerLookupDelayMs: 8000 } });
+    const handler = await s.sessionHandler(session());
+    const d = delivery(outbound());
+    const done = handler.onBatch([d], new AbortController().signal);
+    const stalls = () => stream.lines().filter((l) => String(l.message).startsWith('no provider call of this sender'));
+    await clock.tickAsync(4000);
+    assert.equal(stalls().length, 0, 'not before 5 s without a call');
+    await clock.tickAsync(3000);
+    assert.equal(stalls().length, 1);
+    assert.equal(stalls()[0]?.level, 'warn');
+    assert.equal(stalls()[0]?.outstanding, 1);
+    assert.ok(Number(stalls()[0]?.quietMs) >= 5000);
+    await clock.tickAsync(5000);
+    await done;
+    assert.equal(settledOnce(d)?.kind, 'complete');
+    assert.equal(stalls().length, 1, 'once per stall');
+    assert.ok(stream.lines().some((l) => l.message === 'provider calls of this sender resumed'));
+    await handler.onClose();
   });
 
   it('onClose hands back what still waits and is idempotent', async () => {

@@ -12,6 +12,7 @@ import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { errorMessage, isEventError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { annotate, runInSpan } from '../../telemetry/index.js';
 import type { Provider, SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { SenderHandOver } from './handover.js';
@@ -23,6 +24,7 @@ import { lastCallStart, LockDeadlineReached, sessionLockedUntil, stoppedAtLockDe
 import { parseOutboundMessage, type OutboundMessage } from '../messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from '../ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
+import { traceAttributes } from '../trace-attributes.js';
 
 /**
  * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
@@ -188,7 +190,8 @@ export class DispatchSession implements DispatchSessionHandler {
     const { delivery } = parsed;
     const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
     try {
-      await this.#process(parsed, settlement, batch);
+      // In the delivery's span: the provider call and the interaction it records are its children, the logs carry it.
+      await runInSpan(delivery.span, () => this.#process(parsed, settlement, batch));
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
       this.#log.error('unexpected failure while dispatching', {
@@ -215,6 +218,7 @@ export class DispatchSession implements DispatchSessionHandler {
       return;
     }
     const { msg } = parsed;
+    if (delivery.span !== undefined) annotate(delivery.span, traceAttributes(msg.channel, msg.context));
     const ledger = this.#handOver.inFlight;
     let mayHaveCalled = false;
     // A conversation's messages to one customer go one after another, in the order they came, retries included: an

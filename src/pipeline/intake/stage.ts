@@ -29,6 +29,7 @@ import { IntakeRouting, type TiledChannel } from './routing.js';
 import { IntakeSend, type Outgoing } from './send.js';
 import { budgetLeft, resolveBudget } from '../batch-retry.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
+import { runInSpan } from '../../telemetry/index.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
@@ -701,7 +702,9 @@ export class IntakeStage {
   #deadLetter(b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void {
     if (!this.#settle(b, item, 'dead_lettered', () => item.delivery.deadLetter(reason, description))) return;
     this.#metrics.deadLettered(reason);
-    this.#log.warn('dead-lettered an event', { ...item.fields, reason, description });
+    runInSpan(item.delivery.span, () =>
+      this.#log.warn('dead-lettered an event', { ...item.fields, reason, description }),
+    );
   }
 
   #complete(b: BatchState, item: Item, outcome: 'sent' | 'skipped_compliance'): void {
@@ -712,7 +715,9 @@ export class IntakeStage {
   #abandon(b: BatchState, item: Item, why: string): void {
     if (!this.#settle(b, item, 'abandoned', () => item.delivery.abandon())) return;
     this.#metrics.abandoned();
-    this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why });
+    runInSpan(item.delivery.span, () =>
+      this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why }),
+    );
   }
 }
 

@@ -1,0 +1,23 @@
+/**
+ * Tracing: `startTelemetry` (off unless the environment asks for OTLP or Azure Monitor) and the spans and trace
+ * context the stages and the Service Bus layer use (see `spans.ts`).
+ */
+export { startTelemetry, type Telemetry, type TelemetryOptions } from './start.js';
+export {
+  ATTR,
+  activeSpan,
+  annotate,
+  carrierOf,
+  createMessageSpan,
+  endSpan,
+  extractContext,
+  inBatchCallSpan,
+  inClientSpan,
+  inSendSpan,
+  runInSpan,
+  setHttpStatus,
+  startProcessSpan,
+  tracingOn,
+  withSpan,
+  type TraceCarrier,
+} from './spans.js';

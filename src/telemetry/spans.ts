@@ -164,8 +164,10 @@ export function createMessageSpan(
 }
 
 /**
- * Runs `send` (one call that sends the messages whose contexts are `messages` to `queue`) in a `send <queue>` PRODUCER span linked to each message's
- * context (its `create` span); the Azure SDK's own spans of the call are its children.
+ * Runs `send` (one call that sends the messages whose contexts are `messages` to `queue`) in a `send <queue>` PRODUCER
+ * span linked to each message's context (its `create` span); the Azure SDK's own spans of the call are its children.
+ * The span is a root: one call may carry the messages of many activities (an intake batch, the dispatch outbox's
+ * group), and each activity's trace reaches it through its `create` span's link rather than holding it as a child.
  */
 export function inSendSpan<T>(
   queue: string,
@@ -183,10 +185,11 @@ export function inSendSpan<T>(
     {
       kind: SpanKind.PRODUCER,
       links,
+      root: true,
       attributes: { ...messaging(queue, 'send', 'send'), [ATTR.batchCount]: messages.length },
     },
     send,
-    context.active(),
+    ROOT_CONTEXT,
   );
 }
 

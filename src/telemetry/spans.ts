@@ -45,6 +45,7 @@ export const ATTR = {
   batchCount: 'messaging.batch.message_count',
   httpMethod: 'http.request.method',
   httpStatus: 'http.response.status_code',
+  httpRoute: 'http.route',
   serverAddress: 'server.address',
   errorType: 'error.type',
   activityRowId: 'channel_relay.activity.row_id',
@@ -53,6 +54,8 @@ export const ATTR = {
   journeyId: 'channel_relay.journey.id',
   provider: 'channel_relay.provider',
   outcome: 'channel_relay.outcome',
+  dataverseOperation: 'channel_relay.dataverse.operation',
+  operationCount: 'channel_relay.dataverse.operations',
 } as const;
 
 /** `messaging.system` for Azure Service Bus (semantic conventions: `servicebus`). */
@@ -246,6 +249,35 @@ export function withSpan<T>(span: Span, work: () => Promise<T>): Promise<T> {
       throw err;
     },
   );
+}
+
+/**
+ * A SERVER span for one HTTP request (a feedback callback: a trace of its own), named `<method> <route>` by the HTTP
+ * semantic conventions; `route` is the route's template (never the path: it may hold a token). End it with
+ * `endServerSpan`. `undefined` with tracing off.
+ */
+export function startServerSpan(method: string, route: string | undefined): Span | undefined {
+  if (!on) return undefined;
+  return tracer.startSpan(
+    route === undefined ? method : `${method} ${route}`,
+    {
+      kind: SpanKind.SERVER,
+      root: true,
+      attributes: { [ATTR.httpMethod]: method, ...(route === undefined ? {} : { [ATTR.httpRoute]: route }) },
+    },
+    ROOT_CONTEXT,
+  );
+}
+
+/** Ends a SERVER span with the response's status (5xx is an error; 4xx is the client's, not the server's). */
+export function endServerSpan(span: Span | undefined, status: number): void {
+  if (!on || span === undefined) return;
+  span.setAttribute(ATTR.httpStatus, status);
+  if (status >= 500) {
+    span.setAttribute(ATTR.errorType, String(status));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: String(status) });
+  }
+  span.end();
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   type Context,
   type Span,
   type TextMapGetter,
+  type Tracer,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
@@ -65,10 +66,15 @@ const SERVICEBUS = 'servicebus';
 export type TraceCarrier = Readonly<Record<string, string>>;
 
 let on = false;
+let tracer: Tracer = trace.getTracer('channel-relay');
 
-/** Set by `startTelemetry` and its `close()` only. */
+/**
+ * Set by `startTelemetry` (after registering the provider) and its `close()` only. The tracer is taken anew each time:
+ * `trace.disable()` replaces the API's proxy provider, and a tracer of the old one would stay on the closed provider.
+ */
 export function setTracing(value: boolean): void {
   on = value;
+  tracer = trace.getTracer('channel-relay');
 }
 
 /** Whether spans are recorded in this process. */
@@ -76,8 +82,6 @@ export function tracingOn(): boolean {
   return on;
 }
 
-// A ProxyTracer: it delegates to the provider `startTelemetry` registers, whenever that happens.
-const tracer = trace.getTracer('channel-relay');
 const propagator = new W3CTraceContextPropagator();
 /** The span handed out with tracing off: shared, records nothing, carries no context. */
 const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);

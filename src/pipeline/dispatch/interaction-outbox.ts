@@ -171,11 +171,11 @@ export class InteractionOutbox {
     try {
       await raceAbort(
         this.#sender.send(
-          group.map((w) => ({
-            body: w.body,
-            messageId: w.messageId,
-            ...(w.parentSpan === undefined ? {} : { parentSpan: w.parentSpan }),
-          })),
+          group.map((w) => {
+            const m: OutboxItem = { body: w.body, messageId: w.messageId };
+            if (w.parentSpan !== undefined) m.parentSpan = w.parentSpan;
+            return m;
+          }),
           timeout.signal,
         ),
         timeout.signal,

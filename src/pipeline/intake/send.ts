@@ -58,13 +58,13 @@ export class IntakeSend {
     }
     const waiting = (): Item[] => [...byKey.values()].flat().map((o) => o.item);
     // Each message continues the trace of its event (the first delivery of it in the batch).
-    const messages = (): Array<{ body: OutboundMessage; messageId: string; sessionId: string; parentSpan?: Span }> =>
-      [...byKey.values()].map(([o]) => ({
-        body: o!.message,
-        messageId: o!.message.key,
-        sessionId: o!.sessionId,
-        ...(o!.item.delivery.span === undefined ? {} : { parentSpan: o!.item.delivery.span }),
-      }));
+    type Message = { body: OutboundMessage; messageId: string; sessionId: string; parentSpan?: Span };
+    const messages = (): Message[] =>
+      [...byKey.values()].map(([o]) => {
+        const m: Message = { body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId };
+        if (o!.item.delivery.span !== undefined) m.parentSpan = o!.item.delivery.span;
+        return m;
+      });
     const result = await retryWithinBatch<void>({
       retry: this.#rules.sendRetry,
       deadline: b.deadline,

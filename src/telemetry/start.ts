@@ -34,7 +34,7 @@ import { stringOption } from '../options.js';
 import { setTracing } from './spans.js';
 
 export interface TelemetryOptions {
-  /** The stage (or `relay` for several in one process): the service is `channel-relay-<service>`. */
+  /** The stage: the service is `channel-relay-<stage>`; `relay` (several stages in one process): `channel-relay`. */
   service: string;
   /** Where the `OTEL_*` and `APPLICATIONINSIGHTS_*` variables are read. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
@@ -74,7 +74,10 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (options.spanProcessors === undefined && (disabled || (otlp === undefined && azure === undefined))) return OFF;
 
   const resource: Resource = defaultResource().merge(
-    resourceFromAttributes({ [ATTR_SERVICE_NAME]: nonEmpty(env['OTEL_SERVICE_NAME']) ?? `channel-relay-${service}` }),
+    resourceFromAttributes({
+      [ATTR_SERVICE_NAME]:
+        nonEmpty(env['OTEL_SERVICE_NAME']) ?? (service === 'relay' ? 'channel-relay' : `channel-relay-${service}`),
+    }),
   );
   const exporters: string[] = [];
   const processors: SpanProcessor[] = [];

@@ -32,6 +32,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { DIAGNOSTIC_ID_PROPERTY, TRACEPARENT_PROPERTY, TRACESTATE_PROPERTY } from './assumptions.js';
 
 /**
  * Attribute names. The messaging ones are "development" in semantic conventions 1.45, so they are copied here as the
@@ -89,7 +90,7 @@ const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 const PROPERTIES: TextMapGetter<Readonly<Record<string, unknown>>> = {
   keys: (carrier) => Object.keys(carrier),
   get: (carrier, key) => {
-    const value = carrier[key] ?? (key === 'traceparent' ? carrier['Diagnostic-Id'] : undefined);
+    const value = carrier[key] ?? (key === TRACEPARENT_PROPERTY ? carrier[DIAGNOSTIC_ID_PROPERTY] : undefined);
     return typeof value === 'string' ? value : undefined;
   },
 };
@@ -110,7 +111,11 @@ export function carrierOf(span: Span): TraceCarrier | undefined {
   if (!isSpanContextValid(sc)) return undefined;
   const traceparent = `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
   const tracestate = sc.traceState?.serialize();
-  return { traceparent, 'Diagnostic-Id': traceparent, ...(tracestate ? { tracestate } : {}) };
+  return {
+    [TRACEPARENT_PROPERTY]: traceparent,
+    [DIAGNOSTIC_ID_PROPERTY]: traceparent,
+    ...(tracestate ? { [TRACESTATE_PROPERTY]: tracestate } : {}),
+  };
 }
 
 function messaging(queue: string, type: 'process' | 'create' | 'send', name: string): Attributes {

@@ -13,6 +13,7 @@ export {
   endSpan,
   extractContext,
   inBatchCallSpan,
+  inBatchWorkSpan,
   inClientSpan,
   inSendSpan,
   runInSpan,

@@ -216,13 +216,35 @@ export function inBatchCallSpan<T>(
   attributes: Attributes,
   call: () => Promise<T>,
 ): Promise<T> {
-  if (!on) return call();
+  return inLinkedSpan(name, SpanKind.CLIENT, spans, attributes, call);
+}
+
+/**
+ * Runs `work` done for many messages at once (intake's reads of a batch) in an INTERNAL span named `name`, a root
+ * linked to each message's span; the calls it makes (Dataverse) are its children.
+ */
+export function inBatchWorkSpan<T>(
+  name: string,
+  spans: ReadonlyArray<Span | undefined>,
+  work: () => Promise<T>,
+): Promise<T> {
+  return inLinkedSpan(name, SpanKind.INTERNAL, spans, {}, work);
+}
+
+function inLinkedSpan<T>(
+  name: string,
+  kind: SpanKind,
+  spans: ReadonlyArray<Span | undefined>,
+  attributes: Attributes,
+  work: () => Promise<T>,
+): Promise<T> {
+  if (!on) return work();
   const links = [];
   for (const span of spans) if (span !== undefined) links.push({ context: span.spanContext() });
   return inSpan(
     name,
-    { kind: SpanKind.CLIENT, links, root: true, attributes: { ...attributes, [ATTR.batchCount]: spans.length } },
-    call,
+    { kind, links, root: true, attributes: { ...attributes, [ATTR.batchCount]: spans.length } },
+    work,
     ROOT_CONTEXT,
   );
 }

@@ -180,7 +180,10 @@ export class ConversationSession implements SessionHandler {
           continue;
         }
         // In the delivery's span: what it sends (a reply to `outbound`, a poll to `conversations`) continues its trace.
-        const verdict = await runInSpan(p.delivery.span, () => this.#handle(p, batch));
+        const verdict =
+          p.delivery.span === undefined
+            ? await this.#handle(p, batch)
+            : await runInSpan(p.delivery.span, () => this.#handle(p, batch));
         results.push([p.delivery, verdict]);
         if (verdict.kind === 'abandon') halted = verdict;
       }

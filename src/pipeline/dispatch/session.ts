@@ -191,7 +191,9 @@ export class DispatchSession implements DispatchSessionHandler {
     const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
     try {
       // In the delivery's span: the provider call and the interaction it records are its children, the logs carry it.
-      await runInSpan(delivery.span, () => this.#process(parsed, settlement, batch));
+      // (No closure with tracing off: a delivery then has no span.)
+      if (delivery.span === undefined) await this.#process(parsed, settlement, batch);
+      else await runInSpan(delivery.span, () => this.#process(parsed, settlement, batch));
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
       this.#log.error('unexpected failure while dispatching', {

@@ -29,7 +29,7 @@ import { IntakeRouting, type TiledChannel } from './routing.js';
 import { IntakeSend, type Outgoing } from './send.js';
 import { budgetLeft, resolveBudget } from '../batch-retry.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
-import { runInSpan } from '../../telemetry/index.js';
+import { inBatchWorkSpan, runInSpan, tracingOn } from '../../telemetry/index.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
@@ -277,8 +277,16 @@ export class IntakeStage {
         this.#sender.send(b, realtime),
         (async () => {
           if (activities.length === 0 && truncated.length === 0) return;
-          activities.push(...(await this.#readTruncated(b, truncated)));
-          await this.#sender.send(b, await this.#marketing(b, activities));
+          // The batch's Dataverse reads serve many activities: one span linked to each (its calls are children).
+          const outgoing = await inBatchWorkSpan(
+            'read activities',
+            tracingOn() ? items.map((i) => i.delivery.span) : [],
+            async () => {
+              activities.push(...(await this.#readTruncated(b, truncated)));
+              return this.#marketing(b, activities);
+            },
+          );
+          await this.#sender.send(b, outgoing);
         })(),
       ]);
       for (const o of outcomes) if (o.status === 'rejected') throw o.reason;

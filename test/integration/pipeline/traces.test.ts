@@ -95,8 +95,17 @@ describe('traces across the queues (built workers, OTLP/HTTP)', function () {
         spans.some(
           (sp) => sp.name === name && sp.links.some((l) => l.traceId === traceId && byId.get(l.spanId) !== undefined),
         );
-      for (const name of ['send outbound', 'send interactions', 'Dataverse $batch'])
+      for (const name of ['read activities', 'send outbound', 'send interactions', 'Dataverse $batch'])
         assert.ok(linked(name), `activity ${row}: no ${name} span linked to its trace`);
+    }
+    // The Dataverse calls are children of the batch work they serve: intake's reads, the recorder's write.
+    for (const parent of ['channel-relay-intake read activities', 'channel-relay-recorder Dataverse $batch']) {
+      const call = spans.find((sp) => {
+        const up = sp.parentSpanId === undefined ? undefined : byId.get(sp.parentSpanId);
+        return sp.name === 'Dataverse' && up !== undefined && `${up.service} ${up.name}` === parent;
+      });
+      assert.ok(call, `no Dataverse call under ${parent}`);
+      assert.equal(call.kind, 3, 'CLIENT');
     }
 
     const secrets = [...seedAddresses(), ...s.messages().map((m) => m.text), ...s.messages().map((m) => m.recipient)];

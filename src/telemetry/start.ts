@@ -15,8 +15,8 @@
  *
  * Either way the Azure SDK's own spans (Service Bus send/receive/settle) join the relay's traces through
  * @azure/opentelemetry-instrumentation-azure-sdk. That instrumentation hooks `require('@azure/core-tracing')` only (no
- * ESM loader hook is installed here), so it is registered and then core-tracing is required once more through
- * `createRequire`: the hook sets core-tracing's instrumenter, whose state the package shares between its CommonJS and
+ * ESM loader hook is installed here), so it is registered and then core-tracing is required once more, from
+ * @azure/service-bus's place, through `createRequire`: the hook sets core-tracing's instrumenter, whose state the package shares between its CommonJS and
  * ESM builds (node_modules/@azure/core-tracing/dist/esm/state.js), and @azure/service-bus 7.9 is CommonJS anyway.
  */
 import { createRequire } from 'node:module';
@@ -100,7 +100,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     shutdown = () => provider.shutdown();
   }
   const instrumentations = registerInstrumentations({ instrumentations: [createAzureSdkInstrumentation()] });
-  createRequire(import.meta.url)('@azure/core-tracing');
+  // The copy of core-tracing that @azure/service-bus loads (it is that package's dependency, not the relay's).
+  const require = createRequire(import.meta.url);
+  createRequire(require.resolve('@azure/service-bus'))('@azure/core-tracing');
   setTracing(true);
   log.info('tracing on', { exporters, service: resource.attributes[ATTR_SERVICE_NAME] });
 

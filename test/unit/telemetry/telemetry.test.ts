@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createTracingClient } from '@azure/core-tracing';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { ProxyTracerProvider } from '@opentelemetry/api';
 import { SpanKind, trace } from '@opentelemetry/api';
@@ -152,6 +153,16 @@ describe('telemetry', () => {
       assert.equal(outside?.['trace_id'], undefined);
       assert.equal(outside?.['span_id'], undefined);
       await delivery.complete();
+    });
+
+    it('the Azure SDK’s own spans join: core-tracing (as @azure/service-bus uses it) makes them children of the active span', async () => {
+      const tracing = createTracingClient({ namespace: 'Microsoft.ServiceBus', packageName: '@azure/service-bus' });
+      const delivery = toDelivery(received('m-1'), settler, { queue: 'outbound' });
+      runInSpan(delivery.span, () => tracing.startSpan('ServiceBusReceiver.complete', {}).span.end());
+      await delivery.complete();
+      const [sdk] = named('ServiceBusReceiver.complete');
+      assert.ok(sdk, 'the SDK span was recorded: the instrumenter is set');
+      assert.equal(sdk.parentSpanContext?.spanId, delivery.span?.spanContext().spanId);
     });
 
     it('close() unregisters the provider: tracing is off again', async () => {

@@ -31,6 +31,8 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type * as AzureMonitorDistro from '@azure/monitor-opentelemetry';
 import { silentLogger, type Logger } from '../log.js';
 import { stringOption } from '../options.js';
+import { errorMessage } from '../errors.js';
+import { raceAbort } from '../abort.js';
 import { setTracing } from './spans.js';
 
 export interface TelemetryOptions {
@@ -53,9 +55,15 @@ export interface Telemetry {
   readonly enabled: boolean;
   /** Where spans go: `otlp`, `azure-monitor`, `custom` (given processors); empty when off. */
   readonly exporters: readonly string[];
-  /** Flushes what is buffered and unregisters the provider; idempotent. Call it last in the graceful shutdown. */
+  /**
+   * Flushes what is buffered and unregisters the provider; idempotent; never rejects (a failed export is logged). Call
+   * it last in the graceful shutdown.
+   */
   close(): Promise<void>;
 }
+
+/** How long `close()` waits for the last spans to be sent; what is not sent by then is lost. */
+export const CLOSE_TIMEOUT_MS = 5_000;
 
 const OFF: Telemetry = { enabled: false, exporters: [], close: () => Promise.resolve() };
 
@@ -115,7 +123,11 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
         setTracing(false);
         instrumentations();
         try {
-          await shutdown();
+          // Bounded: an unreachable collector would hold the shutdown for the exporter's own timeout (30 s) and more.
+          await raceAbort(shutdown(), AbortSignal.timeout(CLOSE_TIMEOUT_MS));
+        } catch (err) {
+          // Spans that could not be sent are lost, not the relay's work: the shutdown stays clean (exit 0).
+          log.warn('tracing: flushing the last spans failed; they are lost', { exporters, err: errorMessage(err) });
         } finally {
           trace.disable();
           context.disable();
@@ -159,6 +171,11 @@ function startAzureMonitor(
     azureMonitorExporterOptions: { connectionString },
     resource,
     spanProcessors,
+    // Every trace, as with OTLP alone. The distro's default samples 5 traces a second in each process on its own,
+    // which would record one stage of an activity and not the next; its ratio sampler decides from the trace id, so
+    // the same in every process.
+    samplingRatio: 1,
+    tracesPerSecond: 0,
     enableLiveMetrics: false,
     instrumentationOptions: {
       azureSdk: { enabled: true },

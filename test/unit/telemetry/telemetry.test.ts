@@ -174,6 +174,35 @@ describe('telemetry', () => {
     });
   });
 
+  it('with APPLICATIONINSIGHTS_CONNECTION_STRING too, Azure Monitor is on and OTLP still gets every span; a failed flush does not fail close()', async () => {
+    const receiver = await startOtlpReceiver();
+    // No statsbeat (the distro's own usage reports to Microsoft) from a test.
+    process.env['APPLICATION_INSIGHTS_NO_STATSBEAT'] = 'true';
+    try {
+      telemetry = startTelemetry({
+        service: 'recorder',
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          // Nothing listens there: Azure Monitor's export fails at the flush.
+          APPLICATIONINSIGHTS_CONNECTION_STRING:
+            'InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://127.0.0.1:1/',
+        },
+      });
+      assert.deepEqual(telemetry.exporters, ['otlp', 'azure-monitor']);
+      const delivery = toDelivery(received('m-both'), settler, { queue: 'interactions' });
+      await delivery.complete();
+      await telemetry.close();
+      telemetry = undefined;
+      const span = await waitFor('the span over OTLP', () =>
+        receiver.spans().find((s) => s.attributes[ATTR.messageId] === 'm-both'),
+      );
+      assert.equal(span.service, 'channel-relay-recorder');
+    } finally {
+      delete process.env['APPLICATION_INSIGHTS_NO_STATSBEAT'];
+      await receiver.close();
+    }
+  });
+
   it('OTEL_EXPORTER_OTLP_ENDPOINT exports over OTLP/HTTP as channel-relay-<service> (OTEL_SERVICE_NAME wins); close() flushes', async () => {
     const receiver = await startOtlpReceiver();
     try {

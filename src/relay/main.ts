@@ -10,7 +10,7 @@ import { errorMessage } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, exitCodeOf, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
-import { startTelemetry } from '../telemetry/index.js';
+import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import { startRelay, type RunningRelay } from './relay.js';
 import { loadStageConfig, type StageName } from './requirements.js';
 
@@ -55,7 +55,14 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   for (const warning of warnings) log.warn(`configuration: ${warning}`);
   // Before any work: the Azure SDK's tracing hook is set before the first Service Bus client is made. Off unless
   // OTEL_EXPORTER_OTLP_ENDPOINT or APPLICATIONINSIGHTS_CONNECTION_STRING is set (docs/operations.md, "Traces").
-  const telemetry = startTelemetry({ service, env, log });
+  let telemetry: Telemetry;
+  try {
+    telemetry = startTelemetry({ service, env, log });
+  } catch (err) {
+    stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
+    exit(exitCodeOf(err));
+    return;
+  }
   const registry = createMetricsRegistry({ labels: { service } });
   // The health server first: a port that is taken stops start-up before any message is received.
   let relay: RunningRelay | undefined;

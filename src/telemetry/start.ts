@@ -31,7 +31,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type * as AzureMonitorDistro from '@azure/monitor-opentelemetry';
 import { silentLogger, type Logger } from '../log.js';
 import { stringOption } from '../options.js';
-import { errorMessage } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { raceAbort } from '../abort.js';
 import { setTracing } from './spans.js';
 
@@ -80,6 +80,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const azure = nonEmpty(env['APPLICATIONINSIGHTS_CONNECTION_STRING']);
   const disabled = env['OTEL_SDK_DISABLED']?.trim().toLowerCase() === 'true';
   if (options.spanProcessors === undefined && (disabled || (otlp === undefined && azure === undefined))) return OFF;
+  if (otlp !== undefined) checkUrl(env);
 
   const resource: Resource = defaultResource().merge(
     resourceFromAttributes({
@@ -140,6 +141,29 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   };
   running = telemetry;
   return telemetry;
+}
+
+/** An OTLP endpoint that is no http(s) URL stops start-up with the variable named (exit 2), not at the first export. */
+function checkUrl(env: NodeJS.ProcessEnv): void {
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+    const value = nonEmpty(env[name]);
+    if (value === undefined) continue;
+    let ok: boolean;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(value).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok)
+      throw new ConfigError('ConfigInvalid', [
+        {
+          source: `environment variable ${name}`,
+          path: '',
+          expected: 'an http:// or https:// URL (the OTLP/HTTP collector)',
+          found: JSON.stringify(value),
+        },
+      ]);
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

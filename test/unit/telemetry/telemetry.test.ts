@@ -16,6 +16,7 @@ import {
   type Telemetry,
 } from '../../../src/telemetry/index.js';
 import { CaptureStream } from '../../helpers/capture.js';
+import { configProblems } from '../../helpers/fixtures.js';
 import { capturingClient } from '../../helpers/capturing-bus.js';
 import { startOtlpReceiver } from '../../helpers/otlp-receiver.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -57,6 +58,14 @@ describe('telemetry', () => {
       const stream = new CaptureStream();
       createLogger({ stream }).info('line');
       assert.equal(stream.lines()[0]?.['trace_id'], undefined);
+    });
+
+    it('an OTLP endpoint that is no http(s) URL is a ConfigError naming the variable', () => {
+      const problems = configProblems(() =>
+        startTelemetry({ service: 'intake', env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' } }),
+      );
+      assert.equal(problems[0]?.source, 'environment variable OTEL_EXPORTER_OTLP_ENDPOINT');
+      assert.equal(tracingOn(), false);
     });
 
     it('stays off with OTEL_SDK_DISABLED=true whatever else is set', () => {

@@ -18,7 +18,7 @@ const SURFACE = {
 const PRODUCT = ['pipeline', 'correlation', 'channels', 'config', 'providers', 'dataverse', 'servicebus', 'relay'];
 const ENTRY = ['cli', 'demo', 'registration', 'emulators'];
 const FORBIDDEN = {
-  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health'],
+  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health', 'telemetry'],
   correlation: [...PRODUCT.filter((f) => f !== 'correlation'), ...ENTRY, 'health', 'http'],
   config: ['pipeline', 'channels', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   providers: ['pipeline', 'correlation', 'channels', 'config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
@@ -32,6 +32,8 @@ const FORBIDDEN = {
   health: [...PRODUCT, ...ENTRY],
   http: [...PRODUCT, ...ENTRY, 'health'],
   directline: [...PRODUCT.filter((f) => f !== 'pipeline'), ...ENTRY, 'health'],
+  // Tracing sits on the ground: every layer may use it, it uses none of them.
+  telemetry: [...PRODUCT, ...ENTRY, 'directline', 'messaging', 'health', 'http'],
 };
 
 /** One config per folder and depth below it: `../` repeated `depth` times is src/ itself. */

@@ -6,10 +6,14 @@
  *   signatures, bearer tokens, JWTs) are replaced, and personal data (phone numbers, e-mail addresses) is masked
  *   so that values stay distinguishable (last 4 digits, first letter and domain) without being revealed.
  *
+ * - With tracing on (src/telemetry/), a line written inside a span carries its `trace_id` and `span_id`; with tracing
+ *   off, or outside any span, nothing is added.
+ *
  * Library code takes a `Logger` in its options and derives `log.child({ area: '…' })`; only entry points create
  * the root logger.
  */
 import type { Writable } from 'node:stream';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import winston from 'winston';
 
 export type Logger = winston.Logger;
@@ -126,6 +130,20 @@ const redactFormat = winston.format((info) => {
   return info;
 })();
 
+/**
+ * Adds the active span's `trace_id` and `span_id` (read from @opentelemetry/api: no active span, or tracing off, adds
+ * nothing). winston runs the formats synchronously in the caller's `log` call, so the active span is the caller's.
+ */
+const traceFormat = winston.format((info) => {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return info;
+  const sc = span.spanContext();
+  if (!isSpanContextValid(sc)) return info;
+  info['trace_id'] = sc.traceId;
+  info['span_id'] = sc.spanId;
+  return info;
+})();
+
 function prettyLine(info: winston.Logform.TransformableInfo): string {
   const { level, message, timestamp, area, stack, ...rest } = info as Record<string, unknown>;
   const fields = Object.entries(rest)
@@ -146,6 +164,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = pretty
     ? winston.format.combine(
         enabled,
+        traceFormat,
         winston.format.errors({ stack: true }),
         redactFormat,
         winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
@@ -154,6 +173,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       )
     : winston.format.combine(
         enabled,
+        traceFormat,
         winston.format.errors({ stack: true }),
         redactFormat,
         winston.format.timestamp(),

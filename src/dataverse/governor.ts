@@ -14,6 +14,7 @@ import { DataverseError, isDataverseError } from '../errors.js';
 import type { ObservedResponse } from './client.js';
 import { DEFAULT_RETRY_AFTER_MS, parseRetryAfter, toDataverseError } from './errors.js';
 import { SERVICE_PROTECTION } from './assumptions.js';
+import { ATTR, inClientSpan, setHttpStatus } from '../telemetry/index.js';
 
 export const DATAVERSE_MAX_CONCURRENT = 52;
 
@@ -522,7 +523,16 @@ class ServiceProtectionGovernor implements Governor {
     };
     try {
       // The race ends the call at once even when the callee does not honour the signal (e.g. a token request).
-      const pending = call(controller.signal);
+      // A CLIENT span per call (child of the active span: the recorder's `$batch`, a callback's request).
+      const pending = inClientSpan(
+        'Dataverse',
+        { [ATTR.dataverseOperation]: options.operation ?? 'call', [ATTR.operationCount]: operations },
+        () => call(controller.signal),
+        (span, result) => {
+          if (!result.ok && isDataverseError(result.error) && result.error.upstream?.status !== undefined)
+            setHttpStatus(span, result.error.upstream.status);
+        },
+      );
       pending.catch(() => undefined);
       const result = await Promise.race([pending, stopped]);
       ended(true);

@@ -34,6 +34,7 @@ import {
   type Outcomes,
 } from './records.js';
 import { startEmbeddedSystem, type EmbeddedSystem, type EmbeddedSystemOptions, type FeedbackRates } from './system.js';
+import { startTelemetry } from '../telemetry/index.js';
 
 export interface DemoOptions {
   /** Contacts each journey runs over (contacts the seed lacks are generated). */
@@ -191,6 +192,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const pollMs = options.pollMs ?? 250;
   const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
   const closer = new Closer(log);
+  // Off unless OTEL_EXPORTER_OTLP_ENDPOINT or APPLICATIONINSIGHTS_CONNECTION_STRING is set; closed (flushed) last.
+  closer.add('telemetry', startTelemetry({ service: 'relay', log }));
   const relays: RunningRelay[] = [];
   const checkSignal = (): void => {
     if (signal.aborted) throw new Interrupted();

@@ -2,6 +2,7 @@
  * What the stages need from the outside, as narrow interfaces. `src/servicebus/` and `src/dataverse/` implement them
  * with the real SDKs; unit tests implement them with fakes. A stage never imports an SDK.
  */
+import type { Span } from '@opentelemetry/api';
 import type { Channel } from '../channels/index.js';
 import type { DataverseError } from '../errors.js';
 import type {
@@ -30,6 +31,11 @@ export interface Delivery {
   readonly deliveryCount: number;
   /** The session (outbound only). */
   readonly sessionId: string | undefined;
+  /**
+   * Its `process <queue>` span (src/telemetry), child of the trace context it carried, ended when it is settled; the
+   * stage runs its work in it (`inSpan`) and makes what it sends children of it. Absent with tracing off (and in fakes).
+   */
+  readonly span?: Span | undefined;
   /** Done: remove it from the queue. */
   complete(): Promise<void>;
   /** Hand it back for another try (its delivery count goes up; past MaxDeliveryCount the bus dead-letters it). */
@@ -52,6 +58,12 @@ export interface QueueSender<T> {
       subject?: string;
       /** Enqueue at this time (ms since the epoch) instead of now: the message stays invisible until then. */
       scheduledAt?: number;
+      /**
+       * The span of the work this message continues (the delivery it comes from: `Delivery.span`, or the callback's
+       * request): the sender makes the message's `create <queue>` span its child and puts that span's W3C trace
+       * context in the message's application properties. Absent with tracing off.
+       */
+      parentSpan?: Span | undefined;
     }>,
     signal?: AbortSignal,
   ): Promise<void>;

@@ -13,6 +13,7 @@ import https from 'node:https';
 import { parseRetryAfter } from '../http/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ATTR, inClientSpan, setHttpStatus } from '../telemetry/index.js';
 import type { ProviderType } from './provider.js';
 
 /** The `fetch` signature the adapters call; tests and callers may pass their own. */
@@ -69,7 +70,31 @@ const MIN_SECRET_CHARS = 8;
  * every combined signal stays in the long-lived parent's dependant set (nodejs/node#55351, #54614), so a worker
  * passing one shutdown signal to every send would grow without bound (about 300,000 entries after 300,000 calls).
  */
-export async function httpPost(call: HttpCall): Promise<HttpResponse> {
+export function httpPost(call: HttpCall): Promise<HttpResponse> {
+  // A CLIENT span by the HTTP semantic conventions: method, host and status only (never the URL: a Telegram bot
+  // token and chat ids are in it).
+  const method = call.method ?? 'POST';
+  return inClientSpan(
+    method,
+    { [ATTR.httpMethod]: method, [ATTR.serverAddress]: hostOf(call.url), [ATTR.provider]: call.provider },
+    () => post(call),
+    (span, result) => {
+      if (result.ok) setHttpStatus(span, result.value.status);
+      else if (isProviderError(result.error) && result.error.upstream?.status !== undefined)
+        setHttpStatus(span, result.error.upstream.status);
+    },
+  );
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return '';
+  }
+}
+
+async function post(call: HttpCall): Promise<HttpResponse> {
   const caller = call.signal;
   if (caller?.aborted) throw caller.reason;
   const controller = new AbortController();

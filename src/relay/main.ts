@@ -10,6 +10,7 @@ import { errorMessage } from '../errors.js';
 import { createMetricsRegistry, startHealthServer, type HealthServer } from '../health/index.js';
 import { createShutdown, exitCodeOf, onShutdownSignals } from '../lifecycle.js';
 import { createLogger } from '../log.js';
+import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import { startRelay, type RunningRelay } from './relay.js';
 import { loadStageConfig, type StageName } from './requirements.js';
 
@@ -52,6 +53,16 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
 
   const log = createLogger({ level: config.log.level, base: { service, pid: process.pid } });
   for (const warning of warnings) log.warn(`configuration: ${warning}`);
+  // Before any work: the Azure SDK's tracing hook is set before the first Service Bus client is made. Off unless
+  // OTEL_EXPORTER_OTLP_ENDPOINT or APPLICATIONINSIGHTS_CONNECTION_STRING is set (docs/operations.md, "Traces").
+  let telemetry: Telemetry;
+  try {
+    telemetry = startTelemetry({ service, env, log });
+  } catch (err) {
+    stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
+    exit(exitCodeOf(err));
+    return;
+  }
   const registry = createMetricsRegistry({ labels: { service } });
   // The health server first: a port that is taken stops start-up before any message is received.
   let relay: RunningRelay | undefined;
@@ -68,6 +79,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
     stderr.write(
       `${service}: cannot start: the health server cannot listen on ${config.health.host}:${config.health.port} (health.port / HEALTH_PORT): ${errorMessage(err)}\n`,
     );
+    await telemetry.close();
     exit(1);
     return;
   }
@@ -83,6 +95,7 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   } catch (err) {
     stderr.write(`${service}: cannot start: ${errorMessage(err)}\n`);
     await health.close();
+    await telemetry.close();
     exit(exitCodeOf(err));
     return;
   }
@@ -91,7 +104,16 @@ export async function runWorker(stages: readonly StageName[], options: WorkerMai
   const shutdown = createShutdown({
     stopIntake: () => running.stopIntake(),
     drain: (signal) => running.drain(signal),
-    closer: { close: async () => Promise.all([running.close(), server.close()]).then(() => undefined) },
+    // The spans of the last messages are flushed after the stages have closed.
+    closer: {
+      close: async () => {
+        try {
+          await Promise.all([running.close(), server.close()]);
+        } finally {
+          await telemetry.close();
+        }
+      },
+    },
     budgetMs: config.shutdown.budgetMs,
     log,
   });

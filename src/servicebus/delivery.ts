@@ -9,7 +9,9 @@
  * different outcomes settled in one tick.
  */
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
+import type { Span } from '@opentelemetry/api';
 import type { Delivery } from '../pipeline/index.js';
+import { annotate, ATTR, endSpan, startProcessSpan, tracingOn } from '../telemetry/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics, type ConsumedOutcome, type ServiceBusMetrics } from './metrics.js';
 
@@ -88,6 +90,7 @@ class ReceivedDelivery implements SettleableDelivery {
   readonly applicationProperties: Readonly<Record<string, unknown>>;
   readonly deliveryCount: number;
   readonly sessionId: string | undefined;
+  readonly span: Span | undefined;
   #started: string | undefined;
   #outcome: SettlementOutcome | undefined;
 
@@ -103,6 +106,8 @@ class ReceivedDelivery implements SettleableDelivery {
     // The SDK counts earlier deliveries (0 on the first); the port counts this one too.
     this.deliveryCount = (message.deliveryCount ?? 0) + 1;
     this.sessionId = message.sessionId;
+    // `process <queue>`, child of the trace context the message carries; ended when it is settled.
+    this.span = tracingOn() ? startProcessSpan(options.queue, this) : undefined;
   }
 
   get settled(): boolean {
@@ -142,6 +147,10 @@ class ReceivedDelivery implements SettleableDelivery {
       await call();
       this.#outcome = outcome;
     } catch (err) {
+      if (this.span !== undefined) {
+        annotate(this.span, { [ATTR.outcome]: isLockLostError(err) ? 'lockLost' : 'failed' });
+        endSpan(this.span, err);
+      }
       if (isLockLostError(err)) {
         this.#outcome = 'lockLost';
         metrics.consumed(queue, COUNTED.lockLost);
@@ -159,6 +168,10 @@ class ReceivedDelivery implements SettleableDelivery {
       throw err;
     }
     metrics.consumed(queue, COUNTED[outcome as keyof typeof COUNTED]);
+    if (this.span !== undefined) {
+      annotate(this.span, { [ATTR.outcome]: outcome });
+      endSpan(this.span);
+    }
   }
 }
 

@@ -16,6 +16,7 @@ import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics } from './metrics.js';
 import { stringOption } from '../options.js';
 import { MessageTooLargeError } from '../errors.js';
+import { createMessageSpan, inSendSpan, tracingOn, type TraceCarrier } from '../telemetry/index.js';
 
 export interface QueueSenderOptions {
   /** @defaultValue silentLogger() */
@@ -30,8 +31,11 @@ export type ClosableQueueSender<T> = QueueSender<T> & Closeable;
 /** One message as `QueueSender.send` takes it (the port declares its shape). */
 export type OutgoingMessage<T> = Parameters<QueueSender<T>['send']>[0][number];
 
-/** The SDK message for one outgoing message. */
-function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage {
+/** The SDK message for one outgoing message, with the trace context of its `create` span when tracing is on. */
+function toServiceBusMessage<T>(
+  message: OutgoingMessage<T>,
+  traceContext: TraceCarrier | undefined,
+): ServiceBusMessage {
   return {
     body: message.body,
     contentType: 'application/json',
@@ -41,6 +45,8 @@ function toServiceBusMessage<T>(message: OutgoingMessage<T>): ServiceBusMessage 
     // A plain send with `x-opt-scheduled-enqueue-time` is a scheduled message ("set ScheduledEnqueueTimeUtc when
     // sending through the regular send path": learn.microsoft.com/azure/service-bus-messaging/message-sequencing).
     ...(message.scheduledAt === undefined ? {} : { scheduledEnqueueTimeUtc: new Date(message.scheduledAt) }),
+    // The trace context: with `Diagnostic-Id` already set, the Azure SDK's tracing leaves the message as it is.
+    ...(traceContext === undefined ? {} : { applicationProperties: { ...traceContext } }),
   };
 }
 
@@ -64,36 +70,11 @@ export function createQueueSender<T>(
   };
 
   return {
-    async send(messages, signal) {
-      if (messages.length === 0) return;
-      signal?.throwIfAborted();
-      const s = current();
-      const abort = signal ? { abortSignal: signal } : {};
-      const batches: ServiceBusMessageBatch[] = [];
-      let batch = await s.createMessageBatch(abort);
-      for (const m of messages) {
-        const message = toServiceBusMessage(m);
-        if (batch.tryAddMessage(message)) continue;
-        const tooLarge = (): MessageTooLargeError =>
-          new MessageTooLargeError(
-            queue,
-            m.messageId,
-            Buffer.byteLength(JSON.stringify(m.body) ?? ''),
-            batch.maxSizeInBytes,
-          );
-        if (batch.count === 0) throw tooLarge();
-        batches.push(batch);
-        batch = await s.createMessageBatch(abort);
-        if (!batch.tryAddMessage(message)) throw tooLarge();
-      }
-      batches.push(batch);
-      let sent = 0;
-      for (const b of batches) {
-        await s.sendMessages(b, abort);
-        sent += b.count;
-        metrics.sent(queue, b.count);
-      }
-      log.debug('sent', { count: sent, batches: batches.length });
+    send(messages, signal) {
+      if (messages.length === 0) return Promise.resolve();
+      if (!tracingOn()) return sendAll(messages, undefined, signal);
+      const contexts = messages.map((m) => createMessageSpan(queue, m.messageId, m.parentSpan));
+      return inSendSpan(queue, contexts, () => sendAll(messages, contexts, signal));
     },
     async close() {
       if (closed) return;
@@ -101,4 +82,39 @@ export function createQueueSender<T>(
       await sender?.close();
     },
   };
+
+  async function sendAll(
+    messages: ReadonlyArray<OutgoingMessage<T>>,
+    contexts: ReadonlyArray<TraceCarrier | undefined> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    signal?.throwIfAborted();
+    const s = current();
+    const abort = signal ? { abortSignal: signal } : {};
+    const batches: ServiceBusMessageBatch[] = [];
+    let batch = await s.createMessageBatch(abort);
+    for (const [i, m] of messages.entries()) {
+      const message = toServiceBusMessage(m, contexts?.[i]);
+      if (batch.tryAddMessage(message)) continue;
+      const tooLarge = (): MessageTooLargeError =>
+        new MessageTooLargeError(
+          queue,
+          m.messageId,
+          Buffer.byteLength(JSON.stringify(m.body) ?? ''),
+          batch.maxSizeInBytes,
+        );
+      if (batch.count === 0) throw tooLarge();
+      batches.push(batch);
+      batch = await s.createMessageBatch(abort);
+      if (!batch.tryAddMessage(message)) throw tooLarge();
+    }
+    batches.push(batch);
+    let sent = 0;
+    for (const b of batches) {
+      await s.sendMessages(b, abort);
+      sent += b.count;
+      metrics.sent(queue, b.count);
+    }
+    log.debug('sent', { count: sent, batches: batches.length });
+  }
 }

@@ -13,7 +13,9 @@
  * nothing about a contact, a token or a secret is echoed or logged.
  */
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Span } from '@opentelemetry/api';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { endServerSpan, runInSpan, startServerSpan, tracingOn } from '../../telemetry/index.js';
 import { registerContract } from './contract.js';
 import { registerOpens } from './opens.js';
 import { send } from './routes.js';
@@ -74,6 +76,21 @@ export function createCallbacksServer(deps: CallbacksDeps): CallbacksServer {
       socket.destroy(err);
     },
   });
+  // Each request is a trace of its own (a SERVER span), carried into the interactions message it emits: the handler runs
+  // in it. Set again before the handler, because body parsing runs in the socket's stream events, outside it.
+  if (tracingOn()) {
+    const spans = new WeakMap<FastifyRequest, Span>();
+    app.addHook('onRequest', (request, _reply, done) => {
+      const span = startServerSpan(request.method, request.routeOptions.url);
+      if (span !== undefined) spans.set(request, span);
+      runInSpan(span, done);
+    });
+    app.addHook('preHandler', (request, _reply, done) => runInSpan(spans.get(request), done));
+    app.addHook('onResponse', (request, reply, done) => {
+      endServerSpan(spans.get(request), reply.statusCode);
+      done();
+    });
+  }
   // One parser for every content type: the raw text, for the signature checks; each route parses its own format.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));

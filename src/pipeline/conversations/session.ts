@@ -34,6 +34,7 @@ import type {
   UploadFile,
 } from '../ports.js';
 import type { ConversationsContext } from './context.js';
+import { runInSpan } from '../../telemetry/index.js';
 import { decodeState, encodeEnded, encodeState, markPosted, POSTED_KEPT, type ConversationState } from './state.js';
 
 /** The reasons the stage dead-letters with (the description says what was wrong). */
@@ -178,7 +179,11 @@ export class ConversationSession implements SessionHandler {
           ]);
           continue;
         }
-        const verdict = await this.#handle(p, batch);
+        // In the delivery's span: what it sends (a reply to `outbound`, a poll to `conversations`) continues its trace.
+        const verdict =
+          p.delivery.span === undefined
+            ? await this.#handle(p, batch)
+            : await runInSpan(p.delivery.span, () => this.#handle(p, batch));
         results.push([p.delivery, verdict]);
         if (verdict.kind === 'abandon') halted = verdict;
       }

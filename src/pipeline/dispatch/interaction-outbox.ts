@@ -11,6 +11,7 @@
  *
  * Re-sending a group is safe: every interaction has a stable `messageId` and the bus drops duplicates.
  */
+import type { Span } from '@opentelemetry/api';
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import { linkedController, raceAbort } from '../../abort.js';
 import { intOption } from '../../options.js';
@@ -38,6 +39,8 @@ export interface InteractionOutboxOptions {
 export interface OutboxItem {
   body: InteractionMessage;
   messageId: string;
+  /** The span of the delivery it records (its `create interactions` span's parent); absent with tracing off. */
+  parentSpan?: Span | undefined;
 }
 
 /** The outbox's settings, validated and with their defaults. */
@@ -168,7 +171,11 @@ export class InteractionOutbox {
     try {
       await raceAbort(
         this.#sender.send(
-          group.map((w) => ({ body: w.body, messageId: w.messageId })),
+          group.map((w) => {
+            const m: OutboxItem = { body: w.body, messageId: w.messageId };
+            if (w.parentSpan !== undefined) m.parentSpan = w.parentSpan;
+            return m;
+          }),
           timeout.signal,
         ),
         timeout.signal,

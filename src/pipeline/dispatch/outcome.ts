@@ -7,10 +7,11 @@
 import type { Channel } from '../../channels/index.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { activeSpan } from '../../telemetry/index.js';
 import type { DispatchContext } from './context.js';
 import type { SendOutcome } from './send.js';
 import type { Settlement } from './settlement.js';
-import type { InteractionOutbox } from './interaction-outbox.js';
+import type { InteractionOutbox, OutboxItem } from './interaction-outbox.js';
 import { settleDeadline } from './lock-deadline.js';
 import { interactionMessageId, type InteractionMessage, type OutboundMessage } from '../messages.js';
 import { describeProviderAnswer, describeProviderError, failureDetail } from './send-policy.js';
@@ -171,7 +172,7 @@ export class OutcomeRecorder {
     try {
       // Known (sent or not) while the lock still allows to settle the delivery: see `InteractionOutbox`.
       await this.#outbox.add(
-        { body: interaction, messageId: interactionMessageId(interaction) },
+        withParentSpan({ body: interaction, messageId: interactionMessageId(interaction) }),
         signal,
         settleDeadline(this.#lockedUntil()),
       );
@@ -195,4 +196,10 @@ export class OutcomeRecorder {
     }
     await settlement.complete();
   }
+}
+
+/** The item with the active span (the delivery's) as its parent, when tracing is on. */
+function withParentSpan(item: OutboxItem): OutboxItem {
+  const span = activeSpan();
+  return span === undefined ? item : { ...item, parentSpan: span };
 }

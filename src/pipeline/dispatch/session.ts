@@ -12,6 +12,7 @@ import { delayUnlessAborted, linkedController } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { errorMessage, isEventError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { annotate, runInSpan } from '../../telemetry/index.js';
 import type { Provider, SendResult } from '../../providers/index.js';
 import type { DispatchContext } from './context.js';
 import { SenderHandOver } from './handover.js';
@@ -24,6 +25,7 @@ import { parseOutboundMessage, type OutboundMessage } from '../messages.js';
 import type { AcceptedSession, Delivery, SessionCloseReason, SessionHandler, SessionRelease } from '../ports.js';
 import type { SenderLimiter } from './sender-limiter.js';
 import type { ConcurrencyChange } from './concurrency.js';
+import { traceAttributes } from '../trace-attributes.js';
 
 /**
  * Lookups of messages left in flight made at once per session: a crash's batch (up to 100 messages) must not take
@@ -282,7 +284,10 @@ export class DispatchSession implements DispatchSessionHandler {
     const { delivery } = parsed;
     const settlement = new Settlement(delivery, this.#stage.counts, this.#log);
     try {
-      await this.#process(parsed, settlement, batch);
+      // In the delivery's span: the provider call and the interaction it records are its children, the logs carry it.
+      // (No closure with tracing off: a delivery then has no span.)
+      if (delivery.span === undefined) await this.#process(parsed, settlement, batch);
+      else await runInSpan(delivery.span, () => this.#process(parsed, settlement, batch));
     } catch (err) {
       // Not expected: every path settles. Hand the message back rather than lose it.
       this.#log.error('unexpected failure while dispatching', {
@@ -311,6 +316,7 @@ export class DispatchSession implements DispatchSessionHandler {
       return;
     }
     const { msg } = parsed;
+    if (delivery.span !== undefined) annotate(delivery.span, traceAttributes(msg.channel, msg.context));
     const ledger = this.#handOver.inFlight;
     let mayHaveCalled = false;
     // A conversation's messages to one customer go one after another, in the order they came, retries included: an

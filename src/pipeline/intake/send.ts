@@ -5,6 +5,7 @@
  * the call made again without it; an error that says `retryable: false` is not tried again. What is sent is reported
  * to the stage (`sent`); what is not is set to be abandoned when the batch ends.
  */
+import type { Span } from '@opentelemetry/api';
 import { raceAbort } from '../../abort.js';
 import { errorMessage, isMessageTooLargeError, type MessageTooLargeError } from '../../errors.js';
 import type { ResolvedRetry } from '../../retry.js';
@@ -12,6 +13,8 @@ import { count, fits, markWaiting, outOfBudget, type AttemptRules, type BatchSta
 import type { OutboundMessage } from '../messages.js';
 import type { OutboundSender } from '../ports.js';
 import { failedWith, noRoomLeft, retryWithinBatch } from '../batch-retry.js';
+import { annotate, runInSpan } from '../../telemetry/index.js';
+import { traceAttributes } from '../trace-attributes.js';
 
 /** One message for `outbound` and the delivery it comes from. */
 export interface Outgoing {
@@ -48,10 +51,20 @@ export class IntakeSend {
     if (open.length === 0 || b.signal.aborted) return;
     // The same event delivered twice in one batch (Dataverse retried its post) is sent once; both are completed.
     const byKey = new Map<string, Outgoing[]>();
-    for (const o of open) byKey.set(o.message.key, [...(byKey.get(o.message.key) ?? []), o]);
+    for (const o of open) {
+      byKey.set(o.message.key, [...(byKey.get(o.message.key) ?? []), o]);
+      const span = o.item.delivery.span;
+      if (span !== undefined) annotate(span, traceAttributes(o.message.channel, o.message.context));
+    }
     const waiting = (): Item[] => [...byKey.values()].flat().map((o) => o.item);
-    const messages = (): Array<{ body: OutboundMessage; messageId: string; sessionId: string }> =>
-      [...byKey.values()].map(([o]) => ({ body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId }));
+    // Each message continues the trace of its event (the first delivery of it in the batch).
+    type Message = { body: OutboundMessage; messageId: string; sessionId: string; parentSpan?: Span };
+    const messages = (): Message[] =>
+      [...byKey.values()].map(([o]) => {
+        const m: Message = { body: o!.message, messageId: o!.message.key, sessionId: o!.sessionId };
+        if (o!.item.delivery.span !== undefined) m.parentSpan = o!.item.delivery.span;
+        return m;
+      });
     const result = await retryWithinBatch<void>({
       retry: this.#rules.sendRetry,
       deadline: b.deadline,
@@ -134,12 +147,14 @@ export class IntakeSend {
     }
     for (const os of byKey.values()) {
       for (const o of os) {
-        log.debug('sent to outbound', {
-          ...o.item.fields,
-          channel: o.message.channel,
-          key: o.message.key,
-          sessionId: o.sessionId,
-        });
+        runInSpan(o.item.delivery.span, () =>
+          log.debug('sent to outbound', {
+            ...o.item.fields,
+            channel: o.message.channel,
+            key: o.message.key,
+            sessionId: o.sessionId,
+          }),
+        );
         this.#rules.sent(b, o.item);
       }
     }

@@ -29,6 +29,7 @@ import { IntakeRouting, type TiledChannel } from './routing.js';
 import { IntakeSend, type Outgoing } from './send.js';
 import { budgetLeft, resolveBudget } from '../batch-retry.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
+import { inBatchWorkSpan, runInSpan, tracingOn } from '../../telemetry/index.js';
 
 /** What the decoder makes of one delivery. */
 export type IntakeEvent = DecodedEvent;
@@ -276,8 +277,16 @@ export class IntakeStage {
         this.#sender.send(b, realtime),
         (async () => {
           if (activities.length === 0 && truncated.length === 0) return;
-          activities.push(...(await this.#readTruncated(b, truncated)));
-          await this.#sender.send(b, await this.#marketing(b, activities));
+          // The batch's Dataverse reads serve many activities: one span linked to each (its calls are children).
+          const outgoing = await inBatchWorkSpan(
+            'read activities',
+            tracingOn() ? items.map((i) => i.delivery.span) : [],
+            async () => {
+              activities.push(...(await this.#readTruncated(b, truncated)));
+              return this.#marketing(b, activities);
+            },
+          );
+          await this.#sender.send(b, outgoing);
         })(),
       ]);
       for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
@@ -701,7 +710,9 @@ export class IntakeStage {
   #deadLetter(b: BatchState, item: Item, reason: IntakeDeadLetterReason, description: string): void {
     if (!this.#settle(b, item, 'dead_lettered', () => item.delivery.deadLetter(reason, description))) return;
     this.#metrics.deadLettered(reason);
-    this.#log.warn('dead-lettered an event', { ...item.fields, reason, description });
+    runInSpan(item.delivery.span, () =>
+      this.#log.warn('dead-lettered an event', { ...item.fields, reason, description }),
+    );
   }
 
   #complete(b: BatchState, item: Item, outcome: 'sent' | 'skipped_compliance'): void {
@@ -712,7 +723,9 @@ export class IntakeStage {
   #abandon(b: BatchState, item: Item, why: string): void {
     if (!this.#settle(b, item, 'abandoned', () => item.delivery.abandon())) return;
     this.#metrics.abandoned();
-    this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why });
+    runInSpan(item.delivery.span, () =>
+      this.#log.warn('abandoned an event (the bus redelivers it)', { ...item.fields, why }),
+    );
   }
 }
 

@@ -18,6 +18,8 @@ import { interactionMessageId, parseInteractionMessage, type InteractionMessage 
 import type { Delivery, InteractionWriter, WriteResult } from '../ports.js';
 import { budgetLeft, failedWith, resolveBudget, retryWithinBatch } from '../batch-retry.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from '../../retry.js';
+import { annotate, inBatchCallSpan, runInSpan } from '../../telemetry/index.js';
+import { traceAttributes } from '../trace-attributes.js';
 
 export interface RecorderOptions {
   writer: InteractionWriter;
@@ -150,6 +152,7 @@ export class RecorderStage {
       for (const delivery of batch) {
         try {
           const item = parseInteractionMessage(delivery.body);
+          if (delivery.span !== undefined) annotate(delivery.span, traceAttributes(item.channel, item.context));
           todo.push({ delivery, item, id: interactionMessageId(item) });
         } catch (err) {
           if (!isEventError(err)) {
@@ -273,9 +276,16 @@ export class RecorderStage {
    * tried again, with the longest `Retry-After` among it and the refusal of the identity, if any.
    */
   private async writeOnce(todo: readonly Pending[], signal: AbortSignal): Promise<WriteRound> {
-    const results: WriteResult[] = await this.writer.write(
-      todo.map((t) => t.item),
-      signal,
+    // One `$batch` for many activities: its span is linked to each interaction's `process interactions` span.
+    const results: WriteResult[] = await inBatchCallSpan(
+      'Dataverse $batch',
+      todo.map((t) => t.delivery.span),
+      {},
+      () =>
+        this.writer.write(
+          todo.map((t) => t.item),
+          signal,
+        ),
     );
     const round: WriteRound = { retry: [], retryAfterMs: 0, unauthorized: undefined };
     await Promise.all(
@@ -303,12 +313,14 @@ export class RecorderStage {
           ]
             .filter(Boolean)
             .join(' ');
-          this.log.warn('Dataverse refused an interaction: dead-lettered', {
-            messageId: t.id,
-            code: error.code,
-            status: error.upstream?.status,
-            reason: error.message,
-          });
+          runInSpan(t.delivery.span, () =>
+            this.log.warn('Dataverse refused an interaction: dead-lettered', {
+              messageId: t.id,
+              code: error.code,
+              status: error.upstream?.status,
+              reason: error.message,
+            }),
+          );
           await this.settle(t.delivery, 'dead_lettered', () =>
             t.delivery.deadLetter(error.code, `${describe(t.item)}: ${detail}`),
           );

@@ -119,7 +119,14 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
     });
     return refusal(!opened.ok && opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  service.tiles.remember(opened.context);
+  const tile = service.tiles.remember(opened.context);
+  // Every status, a failure too: a read would find the message's activity as the newest whatever became of it. `To`
+  // is signed with the body, the send time sealed in the token (none in a token of version 1: nothing learned).
+  const to = params.get('To') ?? '';
+  if (opened.sentAt !== undefined && to !== '') {
+    const { activityRowId, contactId } = opened.context;
+    service.replies.learn(channel.name, to, { activityRowId, contactId, tile, sentAt: opened.sentAt });
+  }
   const messageStatus = params.get('MessageStatus') ?? '';
   const log = service.log.child({
     channel: channel.name,

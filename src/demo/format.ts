@@ -83,8 +83,8 @@ export function formatCallbacksRequests(
   const kinds = Object.entries(summary.callbacksDataverseRequestKinds ?? {})
     .sort(([a, m], [b, n]) => n - m || a.localeCompare(b))
     .map(([kind, n]) => `${n} ${kind}`);
-  const what = kinds.length === 0 ? '' : ` (${kinds.join(', ')})`;
-  return `Dataverse requests by the callbacks service: ${requests}${perEvent}: ${writes} opt-out/opt-in writes, ${requests - writes} reads${what}`;
+  const what = kinds.length === 0 ? '' : ` (by kind: ${kinds.join(', ')})`;
+  return `Dataverse requests by the callbacks service: ${requests}${perEvent}: ${writes} opt-out/opt-in writes and ${requests - writes} reads${what}`;
 }
 
 /** The conversations line: every figure from the emulators' records. */

@@ -251,11 +251,11 @@ describe('demo funnel', () => {
     };
     assert.match(
       formatFunnel({ ...summary, ...figures }),
-      /^Dataverse requests by the callbacks service: 150 for 1464 feedback events \(0\.102 per event\): 27 opt-out\/opt-in writes, 123 reads \(120 GET contacts, 27 PATCH contacts, 2 \$batch, 1 GET msdyncrm_customerjourneycustomchannelactivities\)$/m,
+      /^Dataverse requests by the callbacks service: 150 for 1464 feedback events \(0\.102 per event\): 27 opt-out\/opt-in writes and 123 reads \(by kind: 120 GET contacts, 27 PATCH contacts, 2 \$batch, 1 GET msdyncrm_customerjourneycustomchannelactivities\)$/m,
     );
     assert.match(
       formatFunnel({ ...summary, ...callbacksFigures({ requests: 5, writes: 1 }, f) }),
-      /^Dataverse requests by the callbacks service: 5 for 1464 feedback events \(0\.003 per event\): 1 opt-out\/opt-in writes, 4 reads$/m,
+      /^Dataverse requests by the callbacks service: 5 for 1464 feedback events \(0\.003 per event\): 1 opt-out\/opt-in writes and 4 reads$/m,
     );
     assert.deepEqual(callbacksFigures({ requests: 0, writes: 0 }, undefined), {
       callbacksDataverseRequests: 0,

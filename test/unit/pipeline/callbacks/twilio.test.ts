@@ -394,6 +394,16 @@ describe('callbacks: keyword replies from the reply cache', () => {
     assert.deepEqual(keywordRows(), [context(2).activityRowId]);
   });
 
+  it('only a verified report teaches it: a forged signature or a token that does not open teaches nothing', async () => {
+    const sealed = sealContext(context(1), 'sms', KEYS, now - 1000);
+    assert.equal((await post(app, statusUrl(sealed), status('delivered'), 'not-the-auth-token')).statusCode, 403);
+    const foreign = sealContext(context(1), 'sms', OLD_KEYS, now - 1000);
+    assert.equal((await post(app, statusUrl(foreign), status('delivered'))).statusCode, 403);
+    await reply('YES');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'latestActivities']);
+    assert.deepEqual(keywordRows(), [context(2).activityRowId]);
+  });
+
   it('a message sent longer than 24 h ago is not used (a number may have changed hands): the reply reads', async () => {
     await report(1, now - 1000);
     now += 24 * HOUR - 1001;

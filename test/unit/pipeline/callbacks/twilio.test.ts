@@ -424,6 +424,33 @@ describe('callbacks: keyword replies from the reply cache', () => {
     assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === true));
   });
 
+  it('two replicas: each knows the messages whose callbacks reached it; one that missed the newer attributes to the older', async () => {
+    // Replica B shares the directory (Dataverse) and the keys; the callbacks of message 2 (newer) all reach B.
+    const b = harness({ now: () => now });
+    b.deps.directory = h.directory;
+    const appB = createCallbacksServer(b.deps).app;
+    try {
+      await report(1, now - 2000);
+      await post(appB, statusUrl(sealContext(context(2), 'sms', KEYS, now - 1000)), status('delivered'));
+      await reply('YES');
+      await post(appB, '/callbacks/sms/twilio/inbound', {
+        MessageSid: 'SMin2',
+        From: PHONE,
+        To: SMS.sender,
+        Body: 'YES',
+      });
+      assert.deepEqual(keywordRows(), [context(1).activityRowId], 'replica A: the message it knows, the older');
+      assert.deepEqual(
+        b.interactions.sent.filter((m) => m.body.responseType === 'keyword').map((m) => m.body.context),
+        [context(2)],
+        'replica B: the newest, as a read would find',
+      );
+      assert.deepEqual(h.directory.calls, [], 'neither read');
+    } finally {
+      await appB.close();
+    }
+  });
+
   it('replyCache max 0: none, every keyword reply reads', async () => {
     await app.close();
     h = harness({ now: () => now, replyCache: { max: 0 } });

@@ -53,7 +53,15 @@ export interface RelayConfig {
    * (secret: `id:base64secret,…`, the first signs, all verify), as configured: the loader parses them once into
    * `LoadedConfig.callbackKeys`. Required when a channel has callbacks.
    */
-  callbacks: { host: string; port: number; bodyLimitBytes: number; requestTimeoutMs?: number; signingKeys?: string };
+  callbacks: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    requestTimeoutMs?: number;
+    /** How long a message stands for its recipient's keyword replies (the reply cache); 0: none. @defaultValue 24 h */
+    replyCacheMaxAgeMs?: number;
+    signingKeys?: string;
+  };
   /**
    * The conversations stage: messages per session batch, customer sessions held at once, the poll interval (doubling
    * up to `maxPollIntervalMs` while nothing comes, none after `idleTimeoutMs` without activity), the token refresh

@@ -4,7 +4,7 @@
  *
  * Token (base64url): `version(1) | keyIdLength(1) | keyId | bodyLength(2, BE) | body | mac(16)`; the body holds the
  * channel name and the MarketingContext fields (a GUID as 16 bytes, any other id as length-prefixed UTF-8, so nothing
- * is lost). Link code (version 3): `version(1) | keyIdLength(1) | keyId | row | contact | tile(6) | index(1) | mac(12)`,
+ * is lost) and, in version 2, the send time (6 bytes, ms since the epoch, BE). Link code (version 3): `version(1) | keyIdLength(1) | keyId | row | contact | tile(6) | index(1) | mac(12)`,
  * where `tile` is {@link tileDigest} of the fields every row of a journey tile shares; versions 2 and 1 held the row
  * (or `msdyncrm_activityid`) and the index only. Each mac is
  * HMAC-SHA256(secret, 'ctx' or 'lnk' | everything before it), truncated, compared in constant time; the labels keep a
@@ -29,8 +29,10 @@ export interface CallbackKeys {
 /** Why a token or code was refused. `malformed`: not a token of this format; `bad-signature`: the MAC does not match; `unknown-key`: signed with a key no longer (or never) accepted. */
 export type TokenRefusal = 'malformed' | 'bad-signature' | 'unknown-key';
 
+/** An opened token; `sentAt` (ms) when the sender sealed one (version 2: dispatch's status callback URLs). */
 export type OpenedContext =
-  { ok: true; context: MarketingContext; channel: string; keyId: string } | { ok: false; reason: TokenRefusal };
+  | { ok: true; context: MarketingContext; channel: string; keyId: string; sentAt?: number }
+  | { ok: false; reason: TokenRefusal };
 /** What a journey tile's rows share (everything of a `MarketingContext` but the row and the contact). */
 export type TileFields = Pick<MarketingContext, 'activityId' | 'journeyId' | 'iterationId' | 'entityType' | 'entityId'>;
 
@@ -47,7 +49,11 @@ export type OpenedLink =
     ))
   | { ok: false; reason: TokenRefusal };
 
-const VERSION = 1;
+/** Context tokens: 2 adds the send time; 1 (without it) is still opened. */
+const VERSION = 2;
+const UNTIMED_VERSION = 1;
+/** Bytes of a token's send time: ms since the epoch fit 48 bits until the year 10889. */
+const SENT_AT_BYTES = 6;
 /**
  * Link codes: 3 seals the activity row id (`msdyncrm_customerjourneycustomchannelactivityid`), the contact and the
  * tile's digest, so that a click needs no read once the tile is known; 2 sealed the row id alone, 1 (written before
@@ -215,9 +221,14 @@ function verify(
 
 // ── context tokens ───────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Seals a marketing message's context and its channel into a compact signed token (base64url, URL-safe). */
-export function sealContext(context: MarketingContext, channel: string, keys: CallbackKeys): string {
-  const body = new Writer()
+/**
+ * Seals a marketing message's context and its channel into a compact signed token (base64url, URL-safe); with
+ * `sentAt` (ms since the epoch, an integer), the send time too (version 2), else a version 1 token.
+ */
+export function sealContext(context: MarketingContext, channel: string, keys: CallbackKeys, sentAt?: number): string {
+  if (sentAt !== undefined && (!Number.isSafeInteger(sentAt) || sentAt < 0 || sentAt >= 2 ** (8 * SENT_AT_BYTES)))
+    throw new RangeError(`sentAt must be an integer of ms since the epoch, found ${sentAt}`);
+  const writer = new Writer()
     .text(channel)
     .id(context.activityId)
     .id(context.activityRowId)
@@ -225,10 +236,15 @@ export function sealContext(context: MarketingContext, channel: string, keys: Ca
     .id(context.journeyId)
     .id(context.iterationId)
     .text(context.entityType)
-    .id(context.entityId)
-    .done();
+    .id(context.entityId);
+  if (sentAt !== undefined) {
+    const time = Buffer.alloc(SENT_AT_BYTES);
+    time.writeUIntBE(sentAt, 0, SENT_AT_BYTES);
+    writer.bytes(time);
+  }
+  const body = writer.done();
   const head = new Writer()
-    .byte(VERSION)
+    .byte(sentAt === undefined ? UNTIMED_VERSION : VERSION)
     .text(keys.sign.id)
     .byte(body.length >> 8)
     .byte(body.length & 0xff)
@@ -239,7 +255,14 @@ export function sealContext(context: MarketingContext, channel: string, keys: Ca
 
 /** Opens a token from `sealContext`: the context and channel when its MAC verifies with one of `keys.verify`. */
 export function openContext(token: string, keys: CallbackKeys): OpenedContext {
-  const v = verify('ctx', token, keys, CONTEXT_MAC_BYTES, [VERSION], (r) => (r.byte() << 8) | r.byte());
+  const v = verify(
+    'ctx',
+    token,
+    keys,
+    CONTEXT_MAC_BYTES,
+    [VERSION, UNTIMED_VERSION],
+    (r) => (r.byte() << 8) | r.byte(),
+  );
   if (!v.ok) return v;
   try {
     const r = v.body;
@@ -254,9 +277,10 @@ export function openContext(token: string, keys: CallbackKeys): OpenedContext {
       entityType: r.text(),
       entityId: r.id(),
     };
+    const sentAt = v.version === VERSION ? r.bytes(SENT_AT_BYTES).readUIntBE(0, SENT_AT_BYTES) : undefined;
     if (r.left !== 0 || channel === '' || Object.values(context).some((x) => x === ''))
       return { ok: false, reason: 'malformed' };
-    return { ok: true, context, channel, keyId: v.keyId };
+    return { ok: true, context, channel, keyId: v.keyId, ...(sentAt === undefined ? {} : { sentAt }) };
   } catch (err) {
     // Only reachable with a valid MAC over a body this code did not write (a key used elsewhere).
     if (err instanceof Malformed) return { ok: false, reason: 'malformed' };

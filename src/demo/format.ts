@@ -61,12 +61,17 @@ export function formatFunnel(summary: DemoSummary): string {
 
 /**
  * The callbacks service's Dataverse line: its requests, per feedback event when there were events, and what they were
- * (the PATCHes of opt-outs and opt-ins; the rest reads of the contacts of replies and of activity rows).
+ * (the PATCHes of opt-outs and opt-ins; the rest reads: the contacts of opt-outs, opt-ins and keyword replies the reply
+ * cache did not know, activity rows), by kind when the figures have them, most first.
  */
 export function formatCallbacksRequests(
   summary: Pick<
     DemoSummary,
-    'callbacksDataverseRequests' | 'callbacksDataverseWrites' | 'feedbackEvents' | 'callbacksRequestsPerEvent'
+    | 'callbacksDataverseRequests'
+    | 'callbacksDataverseWrites'
+    | 'callbacksDataverseRequestKinds'
+    | 'feedbackEvents'
+    | 'callbacksRequestsPerEvent'
   >,
 ): string {
   const requests = summary.callbacksDataverseRequests ?? 0;
@@ -75,7 +80,11 @@ export function formatCallbacksRequests(
     summary.feedbackEvents === undefined
       ? ''
       : ` for ${summary.feedbackEvents} feedback events (${(summary.callbacksRequestsPerEvent ?? 0).toFixed(3)} per event)`;
-  return `Dataverse requests by the callbacks service: ${requests}${perEvent}: ${writes} opt-out/opt-in writes, the rest reads of the contacts of replies and of activities`;
+  const kinds = Object.entries(summary.callbacksDataverseRequestKinds ?? {})
+    .sort(([a, m], [b, n]) => n - m || a.localeCompare(b))
+    .map(([kind, n]) => `${n} ${kind}`);
+  const what = kinds.length === 0 ? '' : ` (by kind: ${kinds.join(', ')})`;
+  return `Dataverse requests by the callbacks service: ${requests}${perEvent}: ${writes} opt-out/opt-in writes and ${requests - writes} reads${what}`;
 }
 
 /** The conversations line: every figure from the emulators' records. */

@@ -77,22 +77,39 @@ export function feedbackCounts(
   return { delivered: delivered.size, opened: opened.size, keywordReplies };
 }
 
+/** An identity's Web API requests as the Dataverse emulator counts them (`/_emulator/stats` `traffic.identities`). */
+export interface IdentityTraffic {
+  /** A `$batch` once. */
+  requests: number;
+  reads: number;
+  writes: number;
+  /** By method and entity set or action (`GET contacts`, `PATCH contacts`, `$batch`). */
+  kinds: Record<string, number>;
+}
+
 /**
  * The callbacks service's Dataverse figures of a run: its identity's requests (a `$batch` once), the writes among them
- * (opt-out and opt-in PATCHes) and, with the feedback recorded, the requests per feedback event.
+ * (opt-out and opt-in PATCHes), the requests by kind and, with the feedback recorded, the requests per feedback event.
  */
 export function callbacksFigures(
-  traffic: { requests: number; writes: number },
+  traffic: Pick<IdentityTraffic, 'requests' | 'writes'> & { kinds?: Record<string, number> },
   feedback: FeedbackFunnel | undefined,
 ): Pick<
   DemoSummary,
-  'callbacksDataverseRequests' | 'callbacksDataverseWrites' | 'feedbackEvents' | 'callbacksRequestsPerEvent'
+  | 'callbacksDataverseRequests'
+  | 'callbacksDataverseWrites'
+  | 'callbacksDataverseRequestKinds'
+  | 'feedbackEvents'
+  | 'callbacksRequestsPerEvent'
 > {
   const events =
     feedback === undefined ? 0 : feedback.delivered + feedback.opened + feedback.keywordReplies + feedback.optOuts;
   return {
     callbacksDataverseRequests: traffic.requests,
     callbacksDataverseWrites: traffic.writes,
+    ...(traffic.kinds === undefined || Object.keys(traffic.kinds).length === 0
+      ? {}
+      : { callbacksDataverseRequestKinds: traffic.kinds }),
     ...(events === 0
       ? {}
       : { feedbackEvents: events, callbacksRequestsPerEvent: Math.round((traffic.requests / events) * 1000) / 1000 }),
@@ -111,6 +128,8 @@ export interface DemoSummary extends Omit<JourneyFunnel, 'journeyId' | 'name'> {
   callbacksDataverseRequests?: number;
   /** With the feedback path: of those, the PATCHes of opt-outs and opt-ins (the rest are reads). */
   callbacksDataverseWrites?: number;
+  /** With the feedback path: those requests by method and entity set (`GET contacts`, `PATCH contacts`, `$batch`). */
+  callbacksDataverseRequestKinds?: Record<string, number>;
   /** With the feedback path: the feedback events recorded (delivered + opened + keyword replies + opt-outs). */
   feedbackEvents?: number;
   /** With the feedback path: `callbacksDataverseRequests` per feedback event, 3 decimals (#15's goal: at most 0.05). */
@@ -161,11 +180,9 @@ export class DataverseRecords {
   }
 
   /** Web API requests made with the bearer token `token` (the emulator's caller identity), a `$batch` counted once. */
-  async requestsOf(token: string): Promise<{ requests: number; reads: number; writes: number }> {
-    const stats = await this.#get<{
-      traffic: { identities: Record<string, { requests: number; reads: number; writes: number }> };
-    }>('/_emulator/stats');
-    return stats.traffic.identities[token] ?? { requests: 0, reads: 0, writes: 0 };
+  async requestsOf(token: string): Promise<IdentityTraffic> {
+    const stats = await this.#get<{ traffic: { identities: Record<string, IdentityTraffic> } }>('/_emulator/stats');
+    return stats.traffic.identities[token] ?? { requests: 0, reads: 0, writes: 0, kinds: {} };
   }
 
   async runJourney(journeyId: string, contacts: number): Promise<JourneyRunResult> {

@@ -117,6 +117,9 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     ...(w.config.callbacks.requestTimeoutMs === undefined
       ? {}
       : { requestTimeoutMs: w.config.callbacks.requestTimeoutMs }),
+    ...(w.config.callbacks.replyCacheMaxAgeMs === undefined
+      ? {}
+      : { replyCache: { maxAgeMs: w.config.callbacks.replyCacheMaxAgeMs } }),
     callTimeoutMs: timeoutMs,
     host: w.config.callbacks.host,
     port: w.config.callbacks.port,

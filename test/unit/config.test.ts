@@ -315,6 +315,17 @@ describe('configuration', () => {
     );
   });
 
+  it('callbacks.replyCacheMaxAgeMs: read from a file (0 turns the reply cache off); outside 0 to 7 days refused, naming it', () => {
+    const off = writeJson('reply-cache-off.json', { callbacks: { replyCacheMaxAgeMs: 0 } });
+    assert.equal(loadConfig({ file: off, env: baseEnv(), cwd: dir }).config.callbacks.replyCacheMaxAgeMs, 0);
+    assert.equal(loadConfig({ env: baseEnv(), cwd: dir }).config.callbacks.replyCacheMaxAgeMs, undefined);
+    for (const bad of [-1, 604_800_001, 1.5]) {
+      const file = writeJson('reply-cache-bad.json', { callbacks: { replyCacheMaxAgeMs: bad } });
+      const problems = problemsOf(() => loadConfig({ file, env: baseEnv(), cwd: dir }));
+      assert.equal(problems[0]?.path, 'callbacks.replyCacheMaxAgeMs', JSON.stringify(problems));
+    }
+  });
+
   describe('callbacks.signingKeys (CALLBACK_SIGNING_KEYS)', () => {
     const key = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
 

@@ -65,6 +65,12 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
+/** A Web API request's kind as `traffic` counts it: `$batch`, or the method and the entity set or action it names. */
+function requestKind(method: string, path: string): string {
+  if (path.startsWith('$batch')) return '$batch';
+  return `${method} ${/^[^(?/]*/.exec(path)?.[0] ?? ''}`;
+}
+
 export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, governor, log } = deps;
   const debug = log.isDebugEnabled();
@@ -74,13 +80,17 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
   /**
    * Web API requests admitted, `$batch` requests among them, and the operations those batches ran; per identity,
    * requests as the service protection limits count them (a `$batch` once), split into reads (a GET, or a `$batch`
-   * of GETs only) and writes (the rest).
+   * of GETs only) and writes (the rest), and by kind: method and entity set or action (`GET contacts`, `PATCH
+   * contacts`), `$batch` for a batch.
    */
   const traffic = {
     requests: 0,
     batches: 0,
     batchOperations: 0,
-    identities: {} as Record<string, { requests: number; reads: number; writes: number }>,
+    identities: {} as Record<
+      string,
+      { requests: number; reads: number; writes: number; kinds: Record<string, number> }
+    >,
   };
 
   async function webApi(req: IncomingMessage, res: ServerResponse, url: string, reqId: string): Promise<void> {
@@ -118,11 +128,13 @@ export function createHandler(deps: HandlerDeps): (req: IncomingMessage, res: Se
     // Counted per identity once the request has run, before a response is held for its execution time: whoever saw
     // its effect (an interaction stored) also sees it counted.
     let counted = false;
+    const kind = requestKind(req.method ?? '', url.slice(API_PREFIX.length));
     const countIdentity = (): void => {
       if (counted) return;
       counted = true;
-      const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0 });
+      const counts = (traffic.identities[token] ??= { requests: 0, reads: 0, writes: 0, kinds: {} });
       counts.requests += 1;
+      counts.kinds[kind] = (counts.kinds[kind] ?? 0) + 1;
       if (read) counts.reads += 1;
       else counts.writes += 1;
     };

@@ -20,3 +20,14 @@ export const MAX_TWILIO_PARAMETERS = 100;
  * inbound message ever carried more, those past the tenth would not reach the agent (the text and the first ten do).
  */
 export const MAX_TWILIO_MEDIA = 10;
+
+/**
+ * The parameter of a Twilio status callback that names the message's recipient, which the reply cache keys on
+ * (replies.ts). Twilio's status callback guide lists `To` among a status callback's parameters
+ * (twilio.com/docs/messaging/guides/track-outbound-message-status), and its Message resource gives `to` as "the
+ * recipient's phone number in E.164 format (for SMS/MMS) or channel address" (`whatsapp:+1…`), as it gives an inbound
+ * message's `From` (twilio.com/docs/messaging/api/message-resource). That the two forms agree for one number is read
+ * from those pages, not seen in a capture. If they differed, the cache would never serve that number: its keyword
+ * replies would read as before (no reply attributed wrongly, only the reads kept).
+ */
+export const STATUS_CALLBACK_RECIPIENT = 'To';

@@ -19,6 +19,7 @@ import {
   type Attachment,
   type ConversationMessage,
   type InteractionMessage,
+  type MarketingContext,
   type OutboundMessage,
 } from '../messages.js';
 import type {
@@ -35,6 +36,7 @@ import { linkAt } from '../../correlation/index.js';
 import type { CallbackKeys } from '../../correlation/index.js';
 import { delayUnlessAborted } from '../../abort.js';
 import { TileCache } from './tiles.js';
+import { ReplyCache } from './replies.js';
 
 /** How long an opt-in's Twilio message fetch may take in all (two tries), well inside Twilio's 15 s webhook wait. */
 export const OPT_IN_FETCH_BUDGET_MS = 5000;
@@ -99,6 +101,12 @@ export interface CallbacksDeps {
    * second). The handling after the body arrived is not limited by it. @defaultValue 10000
    */
   requestTimeoutMs?: number;
+  /**
+   * The reply cache (replies.ts): recipients kept, and the longest after its send that a message stands for its
+   * recipient's keyword replies. `max: 0` or `maxAgeMs: 0`: none, every keyword reply reads.
+   * @defaultValue replies.ts `REPLIES_DEFAULTS` (100,000 recipients, 24 h)
+   */
+  replyCache?: { max?: number; maxAgeMs?: number };
   /** Extra readiness checks for `/readyz` (the relay's). @defaultValue none */
   readiness?: () => ReadinessCheck[];
   /** Clock (ms). @defaultValue Date.now */
@@ -202,6 +210,8 @@ export class CallbackService {
   readonly readiness: () => ReadinessCheck[];
   /** The tiles met so far (link codes name them by digest). */
   readonly tiles: TileCache;
+  /** The newest message known sent to each recipient (from verified status callbacks): keyword replies without a read. */
+  readonly replies: ReplyCache;
   readonly #interactions: InteractionSender;
   readonly #outbound: OutboundSender;
   readonly #twilioMessages: ((channel: Channel) => TwilioMessageFetcher | undefined) | undefined;
@@ -240,6 +250,7 @@ export class CallbackService {
     this.now = deps.now ?? Date.now;
     this.readiness = deps.readiness ?? (() => []);
     this.tiles = new TileCache({ now: deps.now });
+    this.replies = new ReplyCache({ ...deps.replyCache, now: deps.now });
     this.#interactions = deps.interactions;
     this.#outbound = deps.outbound;
     this.#twilioMessages = deps.twilioMessages;
@@ -276,7 +287,8 @@ export class CallbackService {
   /**
    * A reply: opt-out or opt-in (the compliance field set or cleared on EVERY contact holding the sender's address, one
    * confirmation through `outbound`), a keyword (the tile's custom response type with the TriggerKeyword, on the
-   * contact's most recent activity on the channel: only when exactly one contact holds the address), or nothing.
+   * newest message this process knows was sent to the address, from the reply cache, without a read; else read: the
+   * contact's most recent activity on the channel, only when exactly one contact holds the address), or nothing.
    * An unknown sender (and a keyword from an address several contacts hold) is acknowledged and nothing is recorded.
    * On Telegram a text starting with `/` is a bot command (`/start` when a chat is opened): ignored unless the
    * channel's words list it with its slash.
@@ -323,6 +335,24 @@ export class CallbackService {
     }
     const tile = channel.tile;
     const compliance = tile?.complianceField;
+    if (intent.kind === 'keyword') {
+      const known = this.#lastSent(channel, reply.address);
+      if (known !== undefined) {
+        await this.record({
+          context: known.context,
+          responseType: known.responseType,
+          triggerKeyword: intent.keyword,
+          channel: channel.name,
+          providerMessageId: reply.replyId,
+        });
+        log.info('keyword reply recorded against the newest message known sent to its sender (no read)', {
+          contactId: known.context.contactId,
+          activityRowId: known.context.activityRowId,
+          keyword: intent.keyword,
+        });
+        return 'recorded';
+      }
+    }
     // An opt-in's proof is checked while the holders are looked up: the provider waits for the answer (Twilio 15 s).
     const optInCheck =
       intent.kind === 'opt-in' && compliance !== undefined
@@ -373,11 +403,13 @@ export class CallbackService {
         }
       }
       // Every contact holding the address: the person who wrote STOP cannot be told apart from the others sharing the
-      // number, and a message to any of them reaches that person. The PATCH is idempotent (a repeated reply sets the
-      // same value again), and several run at once so that a shared number stays within the provider's wait.
-      for (let i = 0; i < contactIds.length; i += PATCHES_AT_ONCE) {
+      // number, and a message to any of them reaches that person. A contact whose field the read (made for this
+      // reply) found already set to the value is not written again (a repeated STOP costs its read only); several
+      // PATCHes run at once so that a shared number stays within the provider's wait.
+      const changing = holders.filter((c) => c.row[compliance] !== optOut).map((c) => c.contactId);
+      for (let i = 0; i < changing.length; i += PATCHES_AT_ONCE) {
         await Promise.all(
-          contactIds
+          changing
             .slice(i, i + PATCHES_AT_ONCE)
             .map((contactId) => this.directory.updateContact(contactId, { [compliance]: optOut }, this.signal())),
         );
@@ -387,6 +419,7 @@ export class CallbackService {
       log.info(optOut ? 'contact opted out' : 'contact opted in', {
         contactIds: contactIds.slice(0, 20),
         contacts: contactIds.length,
+        changed: changing.length,
         word: intent.word,
         field: compliance,
       });
@@ -427,6 +460,21 @@ export class CallbackService {
     });
     log.info('keyword reply recorded', { contactId, activityRowId: context.activityRowId, keyword: intent.keyword });
     return 'recorded';
+  }
+
+  /**
+   * The context a keyword reply from `address` is recorded against without a read: the newest message this process
+   * knows was sent to it on the channel, sent within the reply cache's age (replies.ts says when that is what a read
+   * would find), when the channel's tile has a custom response type, the message's tile is known here (not ambiguous)
+   * and of the channel's message table. Undefined: the reply reads as before.
+   */
+  #lastSent(channel: Channel, address: string): { context: MarketingContext; responseType: string } | undefined {
+    const tile = channel.tile;
+    const responseType = tile?.customResponseType;
+    if (tile === undefined || responseType === undefined) return undefined;
+    const sent = this.replies.newest(channel.name, address);
+    const context = sent && this.tiles.context(sent.tile, sent.activityRowId, sent.contactId);
+    return context?.entityType === tile.entityType ? { context, responseType } : undefined;
   }
 
   /**

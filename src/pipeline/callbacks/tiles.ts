@@ -38,14 +38,15 @@ export class TileCache {
     });
   }
 
-  /** Keeps the tile of a context the service holds (from a verified token or a row Dataverse returned). */
-  remember(context: MarketingContext): void {
+  /** Keeps the tile of a context the service holds (from a verified token or a row Dataverse returned); its digest. */
+  remember(context: MarketingContext): string {
     const { activityId, journeyId, iterationId, entityType, entityId } = context;
     const tile = { activityId, journeyId, iterationId, entityType, entityId };
     const digest = this.#digest(tile);
     const known = this.#tiles.get(digest);
     if (known === undefined) this.#tiles.set(digest, tile);
     else if (known !== 'ambiguous' && !sameTile(known, tile)) this.#tiles.set(digest, 'ambiguous');
+    return digest;
   }
 
   /**

@@ -15,7 +15,7 @@ import { addRoute, rawBody, refusal, routeChannel, type RouteResult } from './ro
 import type { CallbackService } from './service.js';
 import { callbackSettings, publicUrl } from './settings.js';
 import { openContext } from '../../correlation/index.js';
-import { MAX_TWILIO_MEDIA, MAX_TWILIO_PARAMETERS } from './assumptions.js';
+import { MAX_TWILIO_MEDIA, MAX_TWILIO_PARAMETERS, STATUS_CALLBACK_RECIPIENT } from './assumptions.js';
 import type { Attachment } from '../messages.js';
 import { signatureSettings, TWILIO_SIGNATURE_SETTINGS_HEADER, verifyTwilioSignature } from '../../providers/index.js';
 
@@ -119,7 +119,14 @@ async function status(request: FastifyRequest, service: CallbackService): Promis
     });
     return refusal(!opened.ok && opened.reason === 'malformed' ? 'bad-token' : 'forbidden');
   }
-  service.tiles.remember(opened.context);
+  const tile = service.tiles.remember(opened.context);
+  // Every status, a failure too: a read would find the message's activity as the newest whatever became of it. `To`
+  // is signed with the body, the send time sealed in the token (none in a token of version 1: nothing learned).
+  const to = params.get(STATUS_CALLBACK_RECIPIENT) ?? '';
+  if (opened.sentAt !== undefined && to !== '') {
+    const { activityRowId, contactId } = opened.context;
+    service.replies.learn(channel.name, to, { activityRowId, contactId, tile, sentAt: opened.sentAt });
+  }
   const messageStatus = params.get('MessageStatus') ?? '';
   const log = service.log.child({
     channel: channel.name,

@@ -20,9 +20,9 @@ const callbacks = channelCallbacks({ publicBaseUrl: 'https://relay.example/base'
 const SMS = channel({ callbacks, publicBaseUrl: callbacks.publicBaseUrl });
 
 describe('dispatch: status callback URLs', () => {
-  const url = statusCallbackUrls(keys);
+  const url = statusCallbackUrls(keys, () => 1_796_663_135_237.6);
 
-  it('a journey message through a Twilio channel with callbacks: the status route with a token of its context', () => {
+  it('a journey message through a Twilio channel with callbacks: the status route with a token of its context and send time', () => {
     const msg = outbound({ key: 'act-7' });
     const out = url(SMS, msg);
     const m = /^https:\/\/relay\.example\/base\/callbacks\/sms\/twilio\/status\?t=([A-Za-z0-9_-]+)$/.exec(out ?? '');
@@ -32,6 +32,7 @@ describe('dispatch: status callback URLs', () => {
       context: msg.context,
       channel: 'sms',
       keyId: 'k1',
+      sentAt: 1_796_663_135_237,
     });
     assert.equal(twilioStatusPath('a b'), '/callbacks/a%20b/twilio/status');
   });

@@ -88,7 +88,37 @@ describe('context tokens', () => {
     assert.deepEqual(openContext(token, keys), { ok: true, context, channel: 'sms', keyId: 'k2' });
   });
 
+  it('with a send time (version 2): the time comes back too; a version 1 token (none) still opens, without it', () => {
+    const sentAt = Date.UTC(2026, 11, 7, 17, 0, 0, 123);
+    const token = sealContext(context, 'sms', keys, sentAt);
+    assert.deepEqual(openContext(token, keys), { ok: true, context, channel: 'sms', keyId: 'k2', sentAt });
+    assert.equal(Buffer.from(token, 'base64url')[0], 2);
+    assert.equal(Buffer.from(sealContext(context, 'sms', keys), 'base64url')[0], 1);
+    assert.equal(openContext(sealContext(context, 'sms', keys, 0), keys).ok, true);
+    for (const bad of [-1, 1.5, 2 ** 48, Number.NaN])
+      assert.throws(() => sealContext(context, 'sms', keys, bad), RangeError, String(bad));
+  });
+
+  it('a send time is signed: a changed byte of it does not open', () => {
+    const token = sealContext(context, 'sms', keys, 1_796_663_135_237);
+    const buf = Buffer.from(token, 'base64url');
+    // The time is the body's last 6 bytes, before the 16-byte MAC.
+    for (let at = buf.length - 22; at < buf.length - 16; at++) {
+      const changed = Buffer.from(buf);
+      changed[at] = (changed[at] as number) ^ 1;
+      assert.deepEqual(
+        openContext(changed.toString('base64url'), keys),
+        { ok: false, reason: 'bad-signature' },
+        `byte ${at}`,
+      );
+    }
+  });
+
   it('is compact: GUIDs take 16 bytes each (well under 250 characters)', () => {
+    assert.ok(
+      sealContext(context, 'sms', keys, Date.now()).length < 210,
+      sealContext(context, 'sms', keys, Date.now()),
+    );
     assert.ok(sealContext(context, 'sms', keys).length < 200, sealContext(context, 'sms', keys));
   });
 

@@ -220,10 +220,17 @@ describe('demo funnel', () => {
 
   it("reports the callbacks service's requests per feedback event, and what they were", () => {
     const f = { delivered: 948, opened: 393, keywordReplies: 96, optOuts: 27 };
-    const figures = callbacksFigures({ requests: 150, writes: 27 }, f);
+    const kinds = {
+      'PATCH contacts': 27,
+      'GET contacts': 120,
+      'GET msdyncrm_customerjourneycustomchannelactivities': 1,
+      $batch: 2,
+    };
+    const figures = callbacksFigures({ requests: 150, writes: 27, kinds }, f);
     assert.deepEqual(figures, {
       callbacksDataverseRequests: 150,
       callbacksDataverseWrites: 27,
+      callbacksDataverseRequestKinds: kinds,
       feedbackEvents: 1464,
       callbacksRequestsPerEvent: 0.102,
     });
@@ -244,7 +251,11 @@ describe('demo funnel', () => {
     };
     assert.match(
       formatFunnel({ ...summary, ...figures }),
-      /^Dataverse requests by the callbacks service: 150 for 1464 feedback events \(0\.102 per event\): 27 opt-out\/opt-in writes, the rest reads/m,
+      /^Dataverse requests by the callbacks service: 150 for 1464 feedback events \(0\.102 per event\): 27 opt-out\/opt-in writes and 123 reads \(by kind: 120 GET contacts, 27 PATCH contacts, 2 \$batch, 1 GET msdyncrm_customerjourneycustomchannelactivities\)$/m,
+    );
+    assert.match(
+      formatFunnel({ ...summary, ...callbacksFigures({ requests: 5, writes: 1 }, f) }),
+      /^Dataverse requests by the callbacks service: 5 for 1464 feedback events \(0\.003 per event\): 1 opt-out\/opt-in writes and 4 reads$/m,
     );
     assert.deepEqual(callbacksFigures({ requests: 0, writes: 0 }, undefined), {
       callbacksDataverseRequests: 0,

@@ -1,6 +1,7 @@
 /**
  * `/_emulator/stats` `traffic.identities`: requests per caller identity as the service protection limits count them
- * (a `$batch` once), split into reads (a GET, or a `$batch` of GETs only) and writes, through the real dynamics-web-api.
+ * (a `$batch` once), split into reads (a GET, or a `$batch` of GETs only) and writes, and by kind (method and entity
+ * set, `$batch`), through the real dynamics-web-api.
  */
 import assert from 'node:assert/strict';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
@@ -10,6 +11,7 @@ interface IdentityTraffic {
   requests: number;
   reads: number;
   writes: number;
+  kinds: Record<string, number>;
 }
 
 async function identities(url: string): Promise<Record<string, IdentityTraffic>> {
@@ -41,10 +43,14 @@ describe('Dataverse emulator traffic per identity', function () {
     await writer.executeBatch({ inChangeSet: false });
 
     const counts = await identities(dv.url);
-    assert.deepEqual(counts['reader'], { requests: 2, reads: 2, writes: 0 }, 'a GET and a $batch of two GETs');
+    assert.deepEqual(
+      counts['reader'],
+      { requests: 2, reads: 2, writes: 0, kinds: { 'GET contacts': 1, $batch: 1 } },
+      'a GET and a $batch of two GETs',
+    );
     assert.deepEqual(
       counts['writer'],
-      { requests: 2, reads: 0, writes: 2 },
+      { requests: 2, reads: 0, writes: 2, kinds: { 'PATCH contacts': 1, $batch: 1 } },
       'a PATCH and a $batch mixing a GET with a PATCH',
     );
   });

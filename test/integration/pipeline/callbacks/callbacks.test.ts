@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { loadChannels } from '../../../../src/channels/index.js';
-import { createLogger } from '../../../../src/log.js';
+import { createLogger, silentLogger } from '../../../../src/log.js';
 import { configPath } from '../../../../src/paths.js';
 import { activityRecord } from '../../../../src/dataverse/callback-directory.js';
 import { activityContext } from '../../../../src/pipeline/callbacks/activity.js';
@@ -48,6 +48,34 @@ async function receiveSession(
   return got;
 }
 
+/** A channels file with one Twilio channel `sms` with callbacks (keyword INFO), in the temporary folder. */
+function writeSmsChannels(): string {
+  const file = path.join(os.tmpdir(), `callbacks-channels-${process.pid}-${Date.now()}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      channels: [
+        {
+          name: 'sms',
+          tile: configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'),
+          provider: {
+            type: 'twilio',
+            accountSid: 'AC00000000000000000000000000000001',
+            authToken: 'env:TWILIO_AUTH_TOKEN',
+          },
+          sender: '+4915100000001',
+          addressField: 'mobilephone',
+          textField: 'sample_text',
+          rateLimit: { messages: 10 },
+          failureResponseType: 'failed',
+          callbacks: { publicBaseUrl: PUBLIC, keywords: ['INFO'] },
+        },
+      ],
+    }),
+  );
+  return file;
+}
+
 /**
  * The callbacks stage on the real clients: the Service Bus emulator receives the interactions and the confirmation,
  * the Dataverse emulator answers the attribution reads and keeps the compliance field set by an opt-out.
@@ -68,29 +96,7 @@ describe('callbacks service with the emulators', function () {
     const s = (system = await startSystem());
     const keySecret = randomBytes(32).toString('base64');
     const keys = parseCallbackKeys(`k1:${keySecret}`, 'test');
-    channelsFile = path.join(os.tmpdir(), `callbacks-channels-${process.pid}-${Date.now()}.json`);
-    writeFileSync(
-      channelsFile,
-      JSON.stringify({
-        channels: [
-          {
-            name: 'sms',
-            tile: configPath('tiles', 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'),
-            provider: {
-              type: 'twilio',
-              accountSid: 'AC00000000000000000000000000000001',
-              authToken: 'env:TWILIO_AUTH_TOKEN',
-            },
-            sender: '+4915100000001',
-            addressField: 'mobilephone',
-            textField: 'sample_text',
-            rateLimit: { messages: 10 },
-            failureResponseType: 'failed',
-            callbacks: { publicBaseUrl: PUBLIC, keywords: ['INFO'] },
-          },
-        ],
-      }),
-    );
+    channelsFile = writeSmsChannels();
     const channels = loadChannels(channelsFile, { env: { ...SECRETS } });
     const port = await freePort();
     const config = structuredClone(s.config);
@@ -240,4 +246,80 @@ describe('callbacks service with the emulators', function () {
     for (const secret of [SECRETS.TWILIO_AUTH_TOKEN, keySecret, phone1, phone2])
       assert.ok(!logs.text.includes(secret), 'no secret or phone number in the logs');
   });
+
+  for (const maxAgeMs of [undefined, 0]) {
+    it(`a keyword reply after a status callback of its message: ${maxAgeMs === undefined ? 'no Dataverse request (the reply cache)' : 'callbacks.replyCacheMaxAgeMs 0: read'}`, async () => {
+      const s = (system = await startSystem());
+      const keys = parseCallbackKeys(`k1:${randomBytes(32).toString('base64')}`, 'test');
+      channelsFile = writeSmsChannels();
+      const port = await freePort();
+      const config = structuredClone(s.config);
+      config.callbacks = {
+        ...config.callbacks,
+        host: '127.0.0.1',
+        port,
+        ...(maxAgeMs === undefined ? {} : { replyCacheMaxAgeMs: maxAgeMs }),
+      };
+      // Its own identity, so that the emulator counts the callbacks service's requests apart.
+      config.dataverse = { ...config.dataverse, auth: 'emulator', clientId: 'callbacks-reply-cache' };
+      relay = startRelay({
+        stages: ['callbacks'],
+        config,
+        callbackKeys: keys,
+        channels: loadChannels(channelsFile, { env: { ...SECRETS } }),
+        log: silentLogger(),
+      });
+      await waitFor('listening', async () => (relay?.readiness().every((c) => c.ok) ? true : undefined), 10_000);
+      const run = await s.runJourney(SEED.journey, 1);
+      const api = client(s.dv.url, 'e2e-admin');
+      const contactId = run.created[0]!.contactId;
+      const [row] = (
+        await api.retrieveMultiple({
+          collection: 'msdyncrm_customerjourneycustomchannelactivities',
+          filter: `_msdyncrm_contact_value eq ${contactId}`,
+        })
+      ).value as Array<Record<string, unknown>>;
+      const context = activityContext(activityRecord(row!));
+      assert.ok(context);
+      const { mobilephone } = (await api.retrieve({
+        collection: 'contacts',
+        key: contactId,
+        select: ['mobilephone'],
+      })) as {
+        mobilephone: string;
+      };
+      const twilio = async (url: string, params: Record<string, string>): Promise<number> => {
+        const form = new URLSearchParams(params);
+        const signature = twilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `${PUBLIC}${url}`, form);
+        const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature },
+          body: form.toString(),
+        });
+        return res.status;
+      };
+      const token = sealContext(context, 'sms', keys, Date.now());
+      const report = { MessageSid: 'SM1', MessageStatus: 'delivered', To: mobilephone };
+      assert.equal(await twilio(`/callbacks/sms/twilio/status?t=${token}`, report), 204);
+      assert.equal(
+        await twilio('/callbacks/sms/twilio/inbound', { MessageSid: 'SMin1', From: mobilephone, Body: 'info' }),
+        200,
+      );
+
+      const interactions = (await receiveAll(s.sb.connectionString, config.serviceBus.queues.interactions, 2)).map(
+        (m) => m.body as InteractionMessage,
+      );
+      const keyword = interactions.find((i) => i.responseType === 'keyword');
+      assert.equal(
+        keyword?.context.kind === 'marketing' ? keyword.context.activityRowId : undefined,
+        context.activityRowId,
+      );
+      const stats = (await (await fetch(`${s.dv.url}/_emulator/stats`)).json()) as {
+        traffic: { identities: Record<string, { kinds: Record<string, number> }> };
+      };
+      const kinds = stats.traffic.identities['callbacks-reply-cache']?.kinds ?? {};
+      if (maxAgeMs === undefined) assert.deepEqual(kinds, {});
+      else assert.deepEqual(kinds, { 'GET contacts': 1, 'GET msdyncrm_customerjourneycustomchannelactivities': 1 });
+    });
+  }
 });

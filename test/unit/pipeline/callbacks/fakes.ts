@@ -208,12 +208,16 @@ export class FakeDirectory implements CallbackDirectory {
   updates: Array<{ contactId: string; values: Row }> = [];
   /** The activity reads made, by method and key. */
   readonly activityReads: string[] = [];
+  /** Every contact and latest-activities read and every contact update, by method: what Dataverse would be asked. */
+  readonly calls: string[] = [];
   async contactsByAddress(field: string, address: string): Promise<FoundContact[]> {
+    this.calls.push('contactsByAddress');
     return this.contacts
       .filter((c) => c[field] === address)
       .map((row) => ({ contactId: row['contactid'] as string, row }));
   }
   async latestActivities(contactId: string, entityType: string, top: number): Promise<ActivityRecord[]> {
+    this.calls.push('latestActivities');
     return this.activities.filter((a) => a.contactId === contactId && a.entityType === entityType).slice(0, top);
   }
   async activityByRowId(rowId: string): Promise<ActivityRecord | undefined> {
@@ -228,6 +232,7 @@ export class FakeDirectory implements CallbackDirectory {
     return this.records.get(id);
   }
   async updateContact(contactId: string, values: Row): Promise<void> {
+    this.calls.push('updateContact');
     this.updates.push({ contactId, values });
     const c = this.contacts.find((x) => x['contactid'] === contactId);
     if (c) Object.assign(c, values);

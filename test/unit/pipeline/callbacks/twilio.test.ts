@@ -283,6 +283,13 @@ describe('callbacks: Twilio', () => {
       assert.equal(m!.messageId, `${context(2).activityRowId}:keyword:yes`);
     });
 
+    it('a repeated STOP reads again (every holder of now) and writes nothing: the contact is opted out already', async () => {
+      await reply('STOP');
+      await reply('STOP', 'SMin002');
+      assert.deepEqual(h.directory.calls, ['contactsByAddress', 'updateContact', 'contactsByAddress']);
+      assert.equal(h.outbound.kept().length, 2, 'each STOP is confirmed');
+    });
+
     it('free text is acknowledged and not recorded', async () => {
       assert.equal((await reply('what is this about')).statusCode, 200);
       assert.equal(h.interactions.sent.length + h.outbound.sent.length + h.directory.updates.length, 0);
@@ -323,6 +330,134 @@ describe('callbacks: Twilio', () => {
       metric.values.find((v) => v.labels['route'] === 'twilio-status' && v.labels['outcome'] === outcome)?.value;
     assert.equal(value('recorded'), 1);
     assert.equal(value('forbidden'), 1);
+  });
+});
+
+describe('callbacks: keyword replies from the reply cache', () => {
+  const HOUR = 3_600_000;
+  let h: Harness;
+  let app: FastifyInstance;
+  let now: number;
+  /** A status callback of message `n` sent at `sentAt` to `to`, on `channel`. */
+  const report = (n: number, sentAt: number, s = 'delivered', to = PHONE, channel = 'sms') =>
+    post(app, statusUrl(sealContext(context(n), channel, KEYS, sentAt), channel), status(s, { To: to }));
+  const reply = (body: string, from = PHONE, sid = 'SMin001') =>
+    post(app, '/callbacks/sms/twilio/inbound', { MessageSid: sid, From: from, To: SMS.sender, Body: body });
+  /** The keyword interactions sent: their activity rows. */
+  const keywordRows = (): string[] =>
+    h.interactions.sent
+      .filter((m) => m.body.responseType === 'keyword')
+      .map((m) => (m.body.context.kind === 'marketing' ? m.body.context.activityRowId : m.body.context.requestId));
+  beforeEach(() => {
+    now = Date.UTC(2026, 11, 7, 12);
+    h = harness({ now: () => now });
+    app = createCallbacksServer(h.deps).app;
+    // The directory's newest activity of the contact is message 2 (a read finds it); message 1 is older.
+  });
+  afterEach(() => app.close());
+
+  it('a keyword reply after a status callback of the message sent to its number reads nothing', async () => {
+    assert.equal((await report(2, now - 60_000)).statusCode, 204);
+    const res = await reply('yes');
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(h.directory.calls, []);
+    assert.deepEqual(keywordRows(), [context(2).activityRowId]);
+    const [m] = h.interactions.sent.filter((x) => x.body.responseType === 'keyword');
+    assert.deepEqual(m!.body.context, context(2));
+    assert.equal(m!.body.triggerKeyword, 'YES');
+    assert.equal(m!.body.providerMessageId, 'SMin001');
+  });
+
+  it('any status teaches it, a failure or a sent too: the read would find that activity all the same', async () => {
+    await report(2, now - 1000, 'sent');
+    await reply('YES');
+    await report(1, now, 'failed');
+    await reply('YES', PHONE, 'SMin002');
+    assert.deepEqual(keywordRows(), [context(2).activityRowId, context(1).activityRowId]);
+    assert.deepEqual(h.directory.calls, []);
+  });
+
+  it('a report of an older message after a newer one does not replace it (send times compared, not arrival)', async () => {
+    await report(2, now - 1000);
+    await report(1, now - 2000, 'read');
+    await reply('YES');
+    assert.deepEqual(keywordRows(), [context(2).activityRowId]);
+    assert.deepEqual(h.directory.calls, []);
+  });
+
+  it('a miss reads as before: no report, a token without a send time, another number, another channel', async () => {
+    await post(app, statusUrl(sealContext(context(1), 'sms', KEYS)), status('delivered'));
+    await report(1, now - 1000, 'delivered', '+15550001111');
+    await report(1, now - 1000, 'delivered', PHONE, 'ct');
+    await reply('YES');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'latestActivities']);
+    assert.deepEqual(keywordRows(), [context(2).activityRowId]);
+  });
+
+  it('only a verified report teaches it: a forged signature or a token that does not open teaches nothing', async () => {
+    const sealed = sealContext(context(1), 'sms', KEYS, now - 1000);
+    assert.equal((await post(app, statusUrl(sealed), status('delivered'), 'not-the-auth-token')).statusCode, 403);
+    const foreign = sealContext(context(1), 'sms', OLD_KEYS, now - 1000);
+    assert.equal((await post(app, statusUrl(foreign), status('delivered'))).statusCode, 403);
+    await reply('YES');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'latestActivities']);
+    assert.deepEqual(keywordRows(), [context(2).activityRowId]);
+  });
+
+  it('a message sent longer than 24 h ago is not used (a number may have changed hands): the reply reads', async () => {
+    await report(1, now - 1000);
+    now += 24 * HOUR - 1001;
+    await reply('YES');
+    assert.deepEqual(h.directory.calls, []);
+    now += 2;
+    await reply('YES', PHONE, 'SMin002');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'latestActivities']);
+    assert.deepEqual(keywordRows(), [context(1).activityRowId, context(2).activityRowId]);
+  });
+
+  it('an opt-out reads every holder of the number now, whatever the cache knows', async () => {
+    const SECOND = '22222222-2222-4333-8444-555555555555';
+    h.directory.contacts.push({ contactid: SECOND, mobilephone: PHONE, sample_optout: false });
+    await report(2, now - 1000);
+    await reply('STOP');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'updateContact', 'updateContact']);
+    assert.ok(h.directory.contacts.every((c) => c['sample_optout'] === true));
+  });
+
+  it('two replicas: each knows the messages whose callbacks reached it; one that missed the newer attributes to the older', async () => {
+    // Replica B shares the directory (Dataverse) and the keys; the callbacks of message 2 (newer) all reach B.
+    const b = harness({ now: () => now });
+    b.deps.directory = h.directory;
+    const appB = createCallbacksServer(b.deps).app;
+    try {
+      await report(1, now - 2000);
+      await post(appB, statusUrl(sealContext(context(2), 'sms', KEYS, now - 1000)), status('delivered'));
+      await reply('YES');
+      await post(appB, '/callbacks/sms/twilio/inbound', {
+        MessageSid: 'SMin2',
+        From: PHONE,
+        To: SMS.sender,
+        Body: 'YES',
+      });
+      assert.deepEqual(keywordRows(), [context(1).activityRowId], 'replica A: the message it knows, the older');
+      assert.deepEqual(
+        b.interactions.sent.filter((m) => m.body.responseType === 'keyword').map((m) => m.body.context),
+        [context(2)],
+        'replica B: the newest, as a read would find',
+      );
+      assert.deepEqual(h.directory.calls, [], 'neither read');
+    } finally {
+      await appB.close();
+    }
+  });
+
+  it('replyCache max 0: none, every keyword reply reads', async () => {
+    await app.close();
+    h = harness({ now: () => now, replyCache: { max: 0 } });
+    app = createCallbacksServer(h.deps).app;
+    await report(2, now - 1000);
+    await reply('YES');
+    assert.deepEqual(h.directory.calls, ['contactsByAddress', 'latestActivities']);
   });
 });
 

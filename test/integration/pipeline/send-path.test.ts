@@ -83,6 +83,10 @@ describe('send path end to end', function () {
     assert.ok(expected.size > 400 && optedOut.length > 10);
     const relay = s.relay(['intake', 'dispatch', 'recorder']);
     await assertDelivered(s, expected, 50);
+    // The recorder counts a write once its message is settled, a moment after Dataverse has the interaction.
+    await until('the recorder to count every interaction it wrote', () =>
+      (relay.stats().recorder?.written ?? 0) >= expected.size ? true : undefined,
+    );
     const stats = relay.stats();
     assert.equal(
       stats.intake?.skippedByCompliance,

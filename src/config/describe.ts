@@ -45,7 +45,7 @@ export function describeConfig(loaded: LoadedConfig): string[] {
     `queues: activities=${sb.queues.activities} outbound=${sb.queues.outbound} interactions=${sb.queues.interactions} conversations=${sb.queues.conversations}`,
     `Dataverse: ${dv.url ?? 'not configured'}${from('dataverse.url')} with ${auth}, timeout ${dv.timeoutMs} ms`,
     `channels: ${config.channelsFile}${from('channelsFile')}`,
-    `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, signing keys ${
+    `callbacks: ${config.callbacks.host}:${config.callbacks.port}, body limit ${config.callbacks.bodyLimitBytes} bytes, reply cache ${config.callbacks.replyCacheMaxAgeMs === 0 ? 'off' : `${config.callbacks.replyCacheMaxAgeMs / 3_600_000} h`}, signing keys ${
       loaded.callbackKeys === undefined
         ? 'not configured'
         : `${keyIds(loaded.callbackKeys)}${from('callbacks.signingKeys')} (secrets hidden)`

@@ -35,6 +35,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   RECORDER_BATCH_SIZE: 'recorder.batchSize',
   CALLBACKS_PORT: 'callbacks.port',
   CALLBACK_SIGNING_KEYS: 'callbacks.signingKeys',
+  CALLBACKS_REPLY_CACHE_MAX_AGE_MS: 'callbacks.replyCacheMaxAgeMs',
 };
 
 /**

@@ -57,9 +57,9 @@ export interface RelayConfig {
     host: string;
     port: number;
     bodyLimitBytes: number;
-    requestTimeoutMs?: number;
+    requestTimeoutMs: number;
     /** How long a message stands for its recipient's keyword replies (the reply cache); 0: none. @defaultValue 24 h */
-    replyCacheMaxAgeMs?: number;
+    replyCacheMaxAgeMs: number;
     signingKeys?: string;
   };
   /**

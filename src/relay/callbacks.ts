@@ -114,12 +114,8 @@ export function startCallbacksStage(w: CallbacksWiring): StartedCallbacks {
     log: w.log,
     ...(w.registry ? { registry: w.registry } : {}),
     bodyLimitBytes: w.config.callbacks.bodyLimitBytes,
-    ...(w.config.callbacks.requestTimeoutMs === undefined
-      ? {}
-      : { requestTimeoutMs: w.config.callbacks.requestTimeoutMs }),
-    ...(w.config.callbacks.replyCacheMaxAgeMs === undefined
-      ? {}
-      : { replyCache: { maxAgeMs: w.config.callbacks.replyCacheMaxAgeMs } }),
+    requestTimeoutMs: w.config.callbacks.requestTimeoutMs,
+    replyCache: { maxAgeMs: w.config.callbacks.replyCacheMaxAgeMs },
     callTimeoutMs: timeoutMs,
     host: w.config.callbacks.host,
     port: w.config.callbacks.port,

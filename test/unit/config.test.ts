@@ -315,10 +315,13 @@ describe('configuration', () => {
     );
   });
 
-  it('callbacks.replyCacheMaxAgeMs: read from a file (0 turns the reply cache off); outside 0 to 7 days refused, naming it', () => {
+  it('callbacks.replyCacheMaxAgeMs: 24 h unless a file or CALLBACKS_REPLY_CACHE_MAX_AGE_MS says otherwise (0 turns the reply cache off); outside 0 to 7 days refused, naming it', () => {
     const off = writeJson('reply-cache-off.json', { callbacks: { replyCacheMaxAgeMs: 0 } });
     assert.equal(loadConfig({ file: off, env: baseEnv(), cwd: dir }).config.callbacks.replyCacheMaxAgeMs, 0);
-    assert.equal(loadConfig({ env: baseEnv(), cwd: dir }).config.callbacks.replyCacheMaxAgeMs, undefined);
+    assert.equal(loadConfig({ env: baseEnv(), cwd: dir }).config.callbacks.replyCacheMaxAgeMs, 86_400_000, '24 h');
+    const fromEnv = loadConfig({ env: { ...baseEnv(), CALLBACKS_REPLY_CACHE_MAX_AGE_MS: '3600000' }, cwd: dir });
+    assert.equal(fromEnv.config.callbacks.replyCacheMaxAgeMs, 3_600_000);
+    assert.match(describeConfig(fromEnv).join('\n'), /reply cache 1 h/);
     for (const bad of [-1, 604_800_001, 1.5]) {
       const file = writeJson('reply-cache-bad.json', { callbacks: { replyCacheMaxAgeMs: bad } });
       const problems = problemsOf(() => loadConfig({ file, env: baseEnv(), cwd: dir }));

@@ -131,7 +131,10 @@ describe('conversations end to end', function () {
         `${c.name}: each agent message reached the customer once, in order`,
       );
     }
-    assert.equal(records.length, customers.length, 'no other conversation');
+    // A start whose answer was lost (a timeout under load) after Direct Line created the conversation leaves that one
+    // empty: no agent saw it (work is routed on the first message). Any other extra conversation is a defect.
+    const reached = records.filter((r) => r.activities.some((a) => a.direction === 'customer'));
+    assert.equal(reached.length, customers.length, 'no other conversation with a customer message');
     const times = s.sim
       .messages({ provider: 'twilio', sender: SENDERS.sms })
       .flatMap((m) => Array.from({ length: m.segments ?? 1 }, () => m.time));

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The unit tests and `npm start` on the current Node LTS (package.json config.nodeLts), whatever Node runs this
 # script: the official binary comes from the npm registry's node-linux-<arch> package (the nodejs.org build, published
-# by the Node.js project), fetched with `npm pack` once and cached. `npm run test:lts`; CI runs the whole suite on the
-# machine's own Node (20.19+).
+# by the Node.js project), fetched with `npm pack` once and cached. `npm run test:lts`; `bash .ci/node-lts.sh unit`
+# (what CI runs after the whole suite on the machine's own Node, 20.19+) stops after the unit tests.
 #
 #   NODE_LTS_VERSION   another version than config.nodeLts (e.g. 24.13.0 for the maintenance LTS)
 #   NODE_LTS_CACHE     where the binary is kept (default ~/.cache/channel-relay/node-<version>)
@@ -35,5 +35,6 @@ fi
 
 echo "node-lts.sh: unit tests on Node $version"
 npx mocha 'test/unit/**/*.test.ts'
+if [ "${1:-}" = "unit" ]; then exit 0; fi
 echo "node-lts.sh: npm start on Node $version"
 npm start

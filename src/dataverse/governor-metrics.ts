@@ -2,28 +2,14 @@
  * The service-protection governor as Prometheus series, read when scraped: how many calls it lets in flight, how many
  * wait, whether a `Retry-After` is running, and how many 429s and calls it has seen.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX, registered } from '../health/index.js';
+import { Counter, type Registry } from 'prom-client';
+import { METRIC_PREFIX, registered, scrapedGauge } from '../health/index.js';
 import type { Governor } from './governor.js';
 
 /** Registers the governor's series on `registry`, once per registry: the first governor registered is the one read. */
 export function registerGovernorMetrics(registry: Registry, governor: Governor): void {
-  const gauge = (name: string, help: string, read: () => number): void => {
-    const full = `${METRIC_PREFIX}${name}`;
-    registered(
-      registry,
-      full,
-      () =>
-        new Gauge({
-          name: full,
-          help,
-          registers: [registry],
-          collect() {
-            this.set(read());
-          },
-        }),
-    );
-  };
+  const gauge = (name: string, help: string, read: () => number): void =>
+    scrapedGauge(registry, `${METRIC_PREFIX}${name}`, help, read);
   gauge(
     'dataverse_concurrency_limit',
     'Dataverse calls the governor lets in flight now (AIMD, at most 52)',

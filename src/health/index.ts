@@ -1,4 +1,11 @@
-export { createMetricsRegistry, registered, sharedCounter, METRIC_PREFIX, type MetricsOptions } from './metrics.js';
+export {
+  createMetricsRegistry,
+  registered,
+  scrapedGauge,
+  sharedCounter,
+  METRIC_PREFIX,
+  type MetricsOptions,
+} from './metrics.js';
 export { startHealthServer, type HealthServer, type HealthServerOptions, type ReadinessCheck } from './server.js';
 export {
   scrapeWorker,

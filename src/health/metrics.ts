@@ -2,7 +2,7 @@
  * Metrics: one prom-client registry per process, with Node's default metrics (CPU, memory, event-loop lag, GC)
  * under the `channel_relay_` prefix. Stages register their own counters and histograms on it.
  */
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const METRIC_PREFIX = 'channel_relay_';
 
@@ -39,5 +39,25 @@ export function sharedCounter<L extends string>(
     registry,
     name,
     () => new Counter<L>({ name, help, labelNames: [...labelNames], registers: [registry] }),
+  );
+}
+
+/**
+ * A gauge on `registry` whose value `read` gives when scraped, registered once per registry: a second component asking
+ * for the same name shares the first one's (and its `read`).
+ */
+export function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  registered(
+    registry,
+    name,
+    () =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      }),
   );
 }

@@ -4,7 +4,7 @@
  */
 import { Gauge, Histogram, type Counter, type Registry } from 'prom-client';
 import type { Channel } from '../../channels/index.js';
-import { METRIC_PREFIX, registered, sharedCounter } from '../../health/index.js';
+import { METRIC_PREFIX, registered, scrapedGauge, sharedCounter } from '../../health/index.js';
 
 /** A snapshot of what the stage has done since it started. */
 export interface DispatchStats {
@@ -203,21 +203,8 @@ export function registerDispatchGauges(
   );
   // A sender's calls in flight and their ceiling (rateLimit.concurrency) are …_sender_concurrency{sender} and
   // …_sender_concurrency_limit{sender} (createSenderConcurrencyGauges), set while its session is held.
-  const held = (name: string, help: string, read: (s: DispatchStats) => number): void => {
-    registered(
-      registry,
-      `${p}${name}`,
-      () =>
-        new Gauge({
-          name: `${p}${name}`,
-          help,
-          registers: [registry],
-          collect() {
-            this.set(read(stats()));
-          },
-        }),
-    );
-  };
+  const held = (name: string, help: string, read: (s: DispatchStats) => number): void =>
+    scrapedGauge(registry, `${p}${name}`, help, () => read(stats()));
   // The sessions held are channel_relay_sessions_held{queue} (src/relay/sessions-gauge.ts), for every session loop.
   held(
     'messages_waiting',

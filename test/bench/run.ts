@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- NAME …]`: runs the benchmark modules (all, or those named) and writes their sections into
- * docs/benchmarks.md, each stamped with the machine and the date it was measured on. Sections of modules not run
- * this time are kept as they were.
+ * docs/benchmarks.md (or the file BENCH_OUT names, e.g. for a quick run at small sizes), each stamped with the
+ * machine, the date it was measured on and how long it took. Sections of modules not run this time are kept as they were.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,11 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   servicebus: async () => (await import('./servicebus.js')).benchServiceBus,
   dataverse: async () => (await import('./dataverse.js')).benchDataverse,
   pipeline: async () => (await import('./pipeline.js')).benchPipeline,
+  peer: async () => (await import('./peer.js')).benchPeer,
+  latency: async () => (await import('./latency.js')).benchLatency,
+  backlog: async () => (await import('./backlog.js')).benchBacklog,
+  feedback: async () => (await import('./feedback.js')).benchFeedback,
+  tracing: async () => (await import('./tracing.js')).benchTracing,
 };
 
 const HEADER = `# Benchmarks
@@ -49,7 +54,8 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const file = path.join(packageRoot(), 'docs', 'benchmarks.md');
+  const out = process.env['BENCH_OUT'];
+  const file = out === undefined || out === '' ? path.join(packageRoot(), 'docs', 'benchmarks.md') : path.resolve(out);
   const sections = existingSections(file);
   for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHES)) {
     console.error(`bench: ${name} …`);
@@ -57,7 +63,7 @@ async function main(): Promise<void> {
     const section = await (await BENCHES[name]!())();
     const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
     sections.set(section.title, `${stamp}\n\n${section.markdown.trim()}`);
-    console.error(`bench: ${name} done`);
+    console.error(`bench: ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
   const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');
   writeFileSync(file, `${HEADER}\n${body}`);

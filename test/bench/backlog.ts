@@ -27,7 +27,7 @@ import type { BenchSection } from './section.js';
 
 const SETTINGS = {
   ...COMMON,
-  /** Contacts of the backlog (journey runs of at most 100,000 each; 1 % are skipped by compliance). */
+  /** Contacts of the backlog (journey runs of at most 100,000 each; the seed's opted-out contacts are skipped). */
   activities: setting('BACKLOG_ACTIVITIES', 1_000_000),
   /** How long the workers run into the backlog, s. */
   seconds: setting('BACKLOG_SECONDS', 90),

@@ -14,6 +14,7 @@ import {
   RELAY_IDENTITY,
   deployedWorkers,
   dvStats,
+  emulatorGet,
   fmt,
   interactionsReach,
   measuredJourney,
@@ -62,8 +63,9 @@ async function complete(system: System, samples: Map<string, Sample>, before: nu
     const s = m.idempotencyKey === undefined ? undefined : samples.get(m.idempotencyKey);
     if (s !== undefined) s.provider = Math.min(s.provider ?? Infinity, m.time);
   }
-  const res = await fetch(`${system.dv.url}/_emulator/interactions?journeyId=${SEED.journey}&responseType=sent`);
-  const body = (await res.json()) as { value: Array<{ activityRowId?: string; recordedAtMs?: number }> };
+  const body = await emulatorGet<{ value: Array<{ activityRowId?: string; recordedAtMs?: number }> }>(
+    `${system.dv.url}/_emulator/interactions?journeyId=${SEED.journey}&responseType=sent`,
+  );
   for (const i of body.value) {
     const s = i.activityRowId === undefined ? undefined : samples.get(i.activityRowId);
     if (s !== undefined && i.recordedAtMs !== undefined) s.sent = Math.min(s.sent ?? Infinity, i.recordedAtMs);

@@ -37,7 +37,7 @@ import type { BenchSection } from './section.js';
 
 const SETTINGS = {
   ...COMMON,
-  /** Contacts of each measured journey (1 % are skipped by compliance: 3,000 give 2,970 activities). */
+  /** Contacts of each measured journey (the seed's opted-out contacts are skipped: 3,000 give 2,970 activities). */
   activities: setting('PEER_ACTIVITIES', 3000),
   /** Contacts of the baseline's journey (limits off only). */
   baselineActivities: setting('PEER_BASELINE_ACTIVITIES', 1000),
@@ -262,7 +262,8 @@ function report(r: Results): string {
     `${LIMITS.maxConcurrent} at once; no \`x-ms-ratelimit-*\` headers), and the relay's governor told the same window`,
     `(\`DATAVERSE_LIMITS_WINDOW_MS\`), its identity's budgets shared by intake and the recorder as the README says`,
     `(requests half each; execution time ${pct(1 - s.recorderExecutionShare)} intake, ${pct(s.recorderExecutionShare)} the recorder, which writes). **Limits off**.`,
-    'Warm-ups run with the limits off. Each journey runs over the same contacts; 1 % of them are skipped by compliance.',
+    "Warm-ups run with the limits off. Each journey runs over the organization's first contacts (the seed's opted-out",
+    'ones are skipped).',
     `The baseline runs only with the limits off, over ${fmt(r.baselineOff.run.activities)} activities: under the limits it needs the peer's`,
     'three requests per activity and would take as long (about 7 minutes for 2,970).',
     '',

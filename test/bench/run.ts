@@ -24,9 +24,11 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
 
 const HEADER = `# Benchmarks
 
-Written by \`npm run bench\` (or \`npm run bench -- NAME\` for one section). Every figure is measured on the machine
-named in its section, on loopback, and compared only with figures from the same run: these machines are shared, so
-absolute numbers move from run to run while ratios measured together hold.
+Written by \`npm run bench\` (all sections, about 25 minutes) or \`npm run bench -- NAME …\` for some of them (servicebus,
+dataverse, pipeline, peer, latency, backlog, feedback, tracing). Every figure is measured on the machine named in its
+section, on loopback, and compared only with figures from the same run: these machines are shared, so absolute
+numbers move from run to run while ratios measured together hold. Each section lists the environment variables that
+set its sizes; with small sizes and \`BENCH_OUT=/tmp/bench.md\` (another file than this one) a quick run checks the code.
 `;
 
 function machine(): string {
@@ -63,11 +65,13 @@ async function main(): Promise<void> {
     const section = await (await BENCHES[name]!())();
     const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
     sections.set(section.title, `${stamp}\n\n${section.markdown.trim()}`);
-    console.error(`bench: ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    // Written after each section, so that a later one failing does not lose what was measured.
+    const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');
+    writeFileSync(file, `${HEADER}\n${body}`);
+    console.error(
+      `bench: ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${path.relative(process.cwd(), file)}`,
+    );
   }
-  const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');
-  writeFileSync(file, `${HEADER}\n${body}`);
-  console.error(`bench: wrote ${path.relative(process.cwd(), file)}`);
 }
 
 await main();

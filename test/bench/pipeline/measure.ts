@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../../src/paths.js';
+import type { JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
 import { SECRETS, SENDERS, type System, type WorkerProcess } from '../../integration/pipeline/harness.js';
 import { cpuMs, peakRssMb } from './proc.js';
 
@@ -84,8 +85,24 @@ export interface EmulatorStats {
   posting: { backlog: number; posted: number };
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** GET on an emulator-only endpoint; a reset connection (a kept-alive socket the busy emulator closed) is tried again. */
+export async function emulatorGet<T>(url: string): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as T;
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof TypeError)) throw err;
+      await sleep(200);
+    }
+  }
+}
+
 export async function dvStats(system: System): Promise<EmulatorStats> {
-  return (await (await fetch(`${system.dv.url}/_emulator/stats`)).json()) as EmulatorStats;
+  return emulatorGet<EmulatorStats>(`${system.dv.url}/_emulator/stats`);
 }
 
 export function traffic(stats: EmulatorStats, identity: string): IdentityTraffic {
@@ -97,8 +114,6 @@ export function throttled(stats: EmulatorStats, identity: string): number {
   const t = stats.identities[identity]?.throttled;
   return t === undefined ? 0 : t.requests + t.executionTime + t.concurrency;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function now(): number {
   return Number(process.hrtime.bigint()) / 1e6;
@@ -118,6 +133,34 @@ export async function interactionsReach(
     if (Date.now() > deadline)
       throw new Error(`${what}: ${stats.interactions} of ${count} interactions after ${timeoutMs / 1000} s`);
     await sleep(50);
+  }
+}
+
+/** Activity rows of the journey run `activityId` (the tile id its rows share) with a `sent` interaction stored. */
+async function sentRows(system: System, activityId: string): Promise<number> {
+  const body = await emulatorGet<{ value: Array<{ activityRowId?: string }> }>(
+    `${system.dv.url}/_emulator/interactions?activityId=${activityId}&responseType=sent`,
+  );
+  return new Set(body.value.map((i) => i.activityRowId)).size;
+}
+
+/**
+ * Waits until every activity of `run` has its `sent` interaction; resolves with the time it first saw them (ms,
+ * hrtime). The emulator's interaction count (cheap) must reach `before` + the run's activities first; then the run's
+ * own rows are checked, since a straggler of an earlier run or a repeat can make up the count.
+ */
+async function journeyDone(system: System, run: JourneyRunResult, before: number, timeoutMs: number): Promise<number> {
+  const activities = run.created.length;
+  const what = `journey of ${activities}`;
+  const deadline = Date.now() + timeoutMs;
+  await interactionsReach(system, before + activities, timeoutMs, what);
+  const activityId = run.created[0]?.activityId;
+  if (activityId === undefined) return now();
+  for (;;) {
+    const done = await sentRows(system, activityId);
+    if (done >= activities) return now();
+    if (Date.now() > deadline) throw new Error(`${what}: ${done} sent after ${timeoutMs / 1000} s`);
+    await sleep(200);
   }
 }
 
@@ -155,7 +198,7 @@ export async function measuredJourney(
   const started = now();
   const run = await system.runJourney(journeyId, count);
   const activities = run.created.length;
-  const ended = await interactionsReach(system, before.interactions + activities, timeoutMs, `journey of ${count}`);
+  const ended = await journeyDone(system, run, before.interactions, timeoutMs);
   const cpuByProcess = pids.map((pid, i) => cpuMs(pid) - (cpuBefore[i] ?? 0));
   const after = await dvStats(system);
   const t0 = traffic(before, identity);

@@ -132,9 +132,11 @@ const bus = new ServiceBusClient(required('SERVICEBUS_CONNECTION_STRING'));
 const receiver = bus.createReceiver('activities');
 let handled = 0;
 let failed = 0;
+let inFlight = 0;
 const subscription = receiver.subscribe(
   {
     processMessage: async (message) => {
+      inFlight++;
       try {
         await handle(message);
         await receiver.completeMessage(message);
@@ -143,6 +145,8 @@ const subscription = receiver.subscribe(
         failed++;
         process.stderr.write(`peer: ${(err as Error).message}\n`);
         await receiver.abandonMessage(message).catch(() => undefined);
+      } finally {
+        inFlight--;
       }
     },
     processError: async ({ error }) => {
@@ -155,6 +159,8 @@ process.stdout.write('ready\n');
 
 await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
 await subscription.close();
+// The messages in hand are finished and settled before the receiver closes (as the Functions host drains).
+while (inFlight > 0) await sleep(50);
 await receiver.close();
 await bus.close();
 process.stderr.write(`peer: handled ${handled}, failed ${failed}, ${throttled} Dataverse 429s waited out\n`);

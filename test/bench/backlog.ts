@@ -39,8 +39,8 @@ const MAX_RUN_CONTACTS = 100_000;
 interface Backlog {
   activities: number;
   postSeconds: number;
-  /** The benchmark process's RSS (the emulators) before posting and with the backlog queued, MiB. */
-  emulatorRssMb: { before: number; after: number };
+  /** The benchmark process's RSS (the emulators) before posting and with the backlog queued, and its V8 heap then, MiB. */
+  emulatorRssMb: { before: number; after: number; heapAfter: number };
   ranSeconds: number;
   interactions: number;
   providerMessages: number;
@@ -60,7 +60,7 @@ async function backlogRun(system: System): Promise<Backlog> {
   }
   await system.dv.postingIdle();
   const postSeconds = (now() - started) / 1000;
-  const rssAfter = process.memoryUsage().rss / 2 ** 20;
+  const { rss: rssAfter, heapUsed } = process.memoryUsage();
   console.error(`bench backlog: posted in ${fmt(postSeconds)} s; the workers run for ${SETTINGS.seconds} s …`);
   const before = (await dvStats(system)).interactions;
   const sentBefore = system.sim.messages().length;
@@ -79,7 +79,7 @@ async function backlogRun(system: System): Promise<Backlog> {
   const figures: Backlog = {
     activities,
     postSeconds,
-    emulatorRssMb: { before: rssBefore, after: rssAfter },
+    emulatorRssMb: { before: rssBefore, after: rssAfter / 2 ** 20, heapAfter: heapUsed / 2 ** 20 },
     ranSeconds,
     interactions,
     providerMessages: system.sim.messages().length - sentBefore,
@@ -115,7 +115,7 @@ function report(b: Backlog): string {
   return [
     `A backlog of ${fmt(b.activities)} activities: journey runs of up to ${fmt(MAX_RUN_CONTACTS)} contacts in the Dataverse emulator, posted to`,
     `\`activities\` by its registered step with no worker running (${fmt(b.postSeconds)} s; the benchmark process, which runs the emulators,`,
-    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS). Then the relay's three built workers (as in "Pipeline": the`,
+    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS, ${fmt(b.emulatorRssMb.heapAfter)} MB of it V8's heap). Then the relay's three built workers (as in "Pipeline": the`,
     `Dockerfile's NODE_OPTIONS, the harness's Dataverse limits) ran into it for ${fmt(b.ranSeconds)} s and wrote ${fmt(b.interactions)} interactions`,
     `(${fmt(b.providerMessages)} provider messages, ${fmt(b.interactions / b.ranSeconds)}/s; ${fmt(b.cpuMsPerActivity, 3)} CPU ms per interaction), with`,
     `${s.providerLatencyMs} ms per provider call and ${s.dataverseLatencyMs} ms per Dataverse request.`,

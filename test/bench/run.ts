@@ -62,8 +62,10 @@ async function main(): Promise<void> {
   for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHES)) {
     console.error(`bench: ${name} …`);
     const started = Date.now();
+    // Other work on the machine moves the absolute figures: its load when the section started says how much.
+    const load = os.loadavg()[0] ?? 0;
     const section = await (await BENCHES[name]!())();
-    const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
+    const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}, load average ${load.toFixed(1)} at the start; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
     sections.set(section.title, `${stamp}\n\n${section.markdown.trim()}`);
     // Written after each section, so that a later one failing does not lose what was measured.
     const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');

@@ -268,7 +268,7 @@ function report(r: Results): string {
     `The baseline runs only with the limits off, over ${fmt(r.baselineOff.run.activities)} activities: under the limits it needs the peer's`,
     'three requests per activity and would take as long (about 7 minutes for 2,970).',
     '',
-    "Requests are the emulator's count for the implementation's identity (a `$batch` is one); 429s are those it",
+    "Requests are the emulator's count for the implementation's identity (a `$batch` is one; a request answered 429 counts too); 429s are those it",
     "answered to that identity; CPU is user + system time of the implementation's processes over the journey;",
     'correctness: exactly one provider message (by idempotency key, the activity row) and one `sent` interaction per',
     'activity, checked a second after the last.',

@@ -39,6 +39,8 @@ const MAX_RUN_CONTACTS = 100_000;
 interface Backlog {
   activities: number;
   postSeconds: number;
+  /** Activities per second created and posted, per journey run (the first and the last tell whether it slows). */
+  chunkRates: number[];
   /** The benchmark process's RSS (the emulators) before posting and with the backlog queued, and its V8 heap then, MiB. */
   emulatorRssMb: { before: number; after: number; heapAfter: number };
   ranSeconds: number;
@@ -53,12 +55,19 @@ async function backlogRun(system: System): Promise<Backlog> {
   const rssBefore = process.memoryUsage().rss / 2 ** 20;
   const started = now();
   let activities = 0;
+  // A run at a time, posted before the next: the emulator's queue of posts stays at one run's, and the rate of each
+  // says whether posting slows down as the queue and the rows grow.
+  const chunkRates: number[] = [];
   for (let left = SETTINGS.activities; left > 0; left -= MAX_RUN_CONTACTS) {
+    const t0 = now();
     const run = await system.runJourney(SEED.journey, Math.min(left, MAX_RUN_CONTACTS));
+    await system.dv.postingIdle();
     activities += run.created.length;
-    console.error(`bench backlog: ${fmt(activities)} activities created, ${fmt((now() - started) / 1000)} s …`);
+    chunkRates.push(run.created.length / ((now() - t0) / 1000));
+    console.error(
+      `bench backlog: ${fmt(activities)} activities posted, ${fmt((now() - started) / 1000)} s, this run at ${fmt(chunkRates.at(-1) ?? 0)}/s …`,
+    );
   }
-  await system.dv.postingIdle();
   const postSeconds = (now() - started) / 1000;
   const { rss: rssAfter, heapUsed } = process.memoryUsage();
   console.error(`bench backlog: posted in ${fmt(postSeconds)} s; the workers run for ${SETTINGS.seconds} s …`);
@@ -79,6 +88,7 @@ async function backlogRun(system: System): Promise<Backlog> {
   const figures: Backlog = {
     activities,
     postSeconds,
+    chunkRates,
     emulatorRssMb: { before: rssBefore, after: rssAfter / 2 ** 20, heapAfter: heapUsed / 2 ** 20 },
     ranSeconds,
     interactions,
@@ -114,8 +124,9 @@ function report(b: Backlog): string {
   const maxRss = Math.max(...b.peakRssMb);
   return [
     `A backlog of ${fmt(b.activities)} activities: journey runs of up to ${fmt(MAX_RUN_CONTACTS)} contacts in the Dataverse emulator, posted to`,
-    `\`activities\` by its registered step with no worker running (${fmt(b.postSeconds)} s; the benchmark process, which runs the emulators,`,
-    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS, ${fmt(b.emulatorRssMb.heapAfter)} MB of it V8's heap). Then the relay's three built workers (as in "Pipeline": the`,
+    `\`activities\` by its registered step with no worker running, a run at a time (${fmt(b.postSeconds)} s; the first run at ${fmt(b.chunkRates[0] ?? 0)}/s, the last at ${fmt(b.chunkRates.at(-1) ?? 0)}/s; the benchmark process, which runs the emulators,`,
+    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS, ${fmt(b.emulatorRssMb.heapAfter)} MB of it V8's heap; \`npm run bench\` gives it 8 GB for the`,
+    `emulators' rows and messages). Then the relay's three built workers (as in "Pipeline": the`,
     `Dockerfile's NODE_OPTIONS, the harness's Dataverse limits) ran into it for ${fmt(b.ranSeconds)} s and wrote ${fmt(b.interactions)} interactions`,
     `(${fmt(b.providerMessages)} provider messages, ${fmt(b.interactions / b.ranSeconds)}/s; ${fmt(b.cpuMsPerActivity, 3)} CPU ms per interaction), with`,
     `${s.providerLatencyMs} ms per provider call and ${s.dataverseLatencyMs} ms per Dataverse request.`,

@@ -24,8 +24,9 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
 
 const HEADER = `# Benchmarks
 
-Written by \`npm run bench\` (all sections, about 25 minutes) or \`npm run bench -- NAME …\` for some of them (servicebus,
-dataverse, pipeline, peer, latency, backlog, feedback, tracing). Every figure is measured on the machine named in its
+Written by \`npm run bench\` (all sections; each stamp says how long its section took, the peer's run under the limits
+alone about 9 minutes) or \`npm run bench -- NAME …\` for some of them (servicebus, dataverse, pipeline, peer, latency,
+backlog, feedback, tracing). Every figure is measured on the machine named in its
 section, on loopback, and compared only with figures from the same run: these machines are shared, so absolute
 numbers move from run to run while ratios measured together hold. Each section lists the environment variables that
 set its sizes; with small sizes and \`BENCH_OUT=/tmp/bench.md\` (another file than this one) a quick run checks the code.

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- NAME …]`: runs the benchmark modules (all, or those named) and writes their sections into
- * docs/benchmarks.md, each stamped with the machine and the date it was measured on. Sections of modules not run
- * this time are kept as they were.
+ * docs/benchmarks.md (or the file BENCH_OUT names, e.g. for a quick run at small sizes), each stamped with the
+ * machine, the date it was measured on and how long it took. Sections of modules not run this time are kept as they were.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -15,13 +15,21 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   servicebus: async () => (await import('./servicebus.js')).benchServiceBus,
   dataverse: async () => (await import('./dataverse.js')).benchDataverse,
   pipeline: async () => (await import('./pipeline.js')).benchPipeline,
+  peer: async () => (await import('./peer.js')).benchPeer,
+  latency: async () => (await import('./latency.js')).benchLatency,
+  backlog: async () => (await import('./backlog.js')).benchBacklog,
+  feedback: async () => (await import('./feedback.js')).benchFeedback,
+  tracing: async () => (await import('./tracing.js')).benchTracing,
 };
 
 const HEADER = `# Benchmarks
 
-Written by \`npm run bench\` (or \`npm run bench -- NAME\` for one section). Every figure is measured on the machine
-named in its section, on loopback, and compared only with figures from the same run: these machines are shared, so
-absolute numbers move from run to run while ratios measured together hold.
+Written by \`npm run bench\` (all sections; each stamp says how long its section took, the peer's run under the limits
+alone about 9 minutes) or \`npm run bench -- NAME …\` for some of them (servicebus, dataverse, pipeline, peer, latency,
+backlog, feedback, tracing). Every figure is measured on the machine named in its
+section, on loopback, and compared only with figures from the same run: these machines are shared, so absolute
+numbers move from run to run while ratios measured together hold. Each section lists the environment variables that
+set its sizes; with small sizes and \`BENCH_OUT=/tmp/bench.md\` (another file than this one) a quick run checks the code.
 `;
 
 function machine(): string {
@@ -49,19 +57,24 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const file = path.join(packageRoot(), 'docs', 'benchmarks.md');
+  const out = process.env['BENCH_OUT'];
+  const file = out === undefined || out === '' ? path.join(packageRoot(), 'docs', 'benchmarks.md') : path.resolve(out);
   const sections = existingSections(file);
   for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHES)) {
     console.error(`bench: ${name} …`);
     const started = Date.now();
+    // Other work on the machine moves the absolute figures: its load when the section started says how much.
+    const load = os.loadavg()[0] ?? 0;
     const section = await (await BENCHES[name]!())();
-    const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
+    const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}, load average ${load.toFixed(1)} at the start; took ${((Date.now() - started) / 1000).toFixed(0)} s.`;
     sections.set(section.title, `${stamp}\n\n${section.markdown.trim()}`);
-    console.error(`bench: ${name} done`);
+    // Written after each section, so that a later one failing does not lose what was measured.
+    const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');
+    writeFileSync(file, `${HEADER}\n${body}`);
+    console.error(
+      `bench: ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${path.relative(process.cwd(), file)}`,
+    );
   }
-  const body = [...sections].map(([title, text]) => `## ${title}\n\n${text}\n`).join('\n');
-  writeFileSync(file, `${HEADER}\n${body}`);
-  console.error(`bench: wrote ${path.relative(process.cwd(), file)}`);
 }
 
 await main();

@@ -13,6 +13,11 @@ export interface Interaction {
   kind: InteractionKind;
   /** ISO time the interaction was stored. */
   createdOn: string;
+  /**
+   * When the emulator stored it, ms since the epoch (`createdOn` has whole seconds, as Dataverse's): for the
+   * benchmark's latency figures. Set by {@link InteractionLog.add}.
+   */
+  recordedAtMs?: number;
   /** Caller identity (bearer token text is never stored; this is the derived user id). */
   userId: string;
   /** `ActivityId` as given (`msdyncrm_activityid`: the tile's id, shared by the rows of a journey run). */
@@ -87,8 +92,8 @@ export class InteractionLog {
     return this.#duplicates;
   }
 
-  add(item: Omit<Interaction, 'seq'>, tx?: Tx): Interaction {
-    const stored: Interaction = { seq: this.#items.length + 1, ...item };
+  add(item: Omit<Interaction, 'seq' | 'recordedAtMs'>, tx?: Tx): Interaction {
+    const stored: Interaction = { seq: this.#items.length + 1, ...item, recordedAtMs: Date.now() };
     const key = duplicateKey(item);
     if (key !== undefined) {
       const first = this.#firstByKey.get(key);

@@ -29,6 +29,8 @@ export const MAX_RUN_CONTACTS = 100_000;
 export interface JourneyRunResult {
   journeyId: string;
   iterationId: string;
+  /** When the run created its activities (one transaction), ms since the epoch: for the benchmark's latency figures. */
+  createdAtMs: number;
   created: Array<{ contactId: string; activityRowId: string; activityId: string }>;
   skipped: Array<{ contactId: string; reason: string }>;
 }
@@ -107,6 +109,7 @@ export function runJourney(
   const result: JourneyRunResult = {
     journeyId: journey.journeyId,
     iterationId: journey.iterationId,
+    createdAtMs: Date.now(),
     created: [],
     skipped: [],
   };

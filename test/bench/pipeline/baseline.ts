@@ -1,7 +1,8 @@
 /**
  * The naive baseline of the pipeline benchmark, run as its own process (so that its CPU time and RSS are measured
  * as the relay's workers' are): what a simple plug-in or function does, one message at a time. Receive one event
- * from `activities` (the real @azure/service-bus SDK), decode it, GET the contact, GET the message record, render the
+ * from `activities` (the real @azure/service-bus SDK), decode it (GET the activity row when its Target lacks the contact
+ * or message record), GET the contact, GET the message record, render the
  * text, POST to the provider, call `msdyncrm_CustomChannelActivityCreateInteraction` as one Web API action, complete.
  *
  * Environment: SERVICEBUS_CONNECTION_STRING, DATAVERSE_URL (the emulator; the bearer text is BASELINE_IDENTITY,
@@ -10,7 +11,13 @@
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import { DynamicsWebApi } from 'dynamics-web-api';
-import { decodeRemoteContext, interactionRequest } from '../../../src/dataverse/index.js';
+import {
+  ACTIVITY_COLUMNS,
+  ACTIVITY_SET,
+  activityFromRow,
+  decodeRemoteContext,
+  interactionRequest,
+} from '../../../src/dataverse/index.js';
 import { MESSAGE_VERSION, renderText } from '../../../src/pipeline/index.js';
 import { createProvider } from '../../../src/providers/index.js';
 
@@ -46,7 +53,19 @@ while (!stopping) {
   const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 500 });
   if (message === undefined) continue;
   try {
-    const event = decodeRemoteContext(message);
+    const decoded = decodeRemoteContext(message);
+    // A Create's Target may lack the contact and message record (set later, or by a plug-in): read the row for them.
+    const event =
+      decoded.kind === 'activity-truncated'
+        ? activityFromRow(
+            await api.retrieve<Record<string, unknown>>({
+              collection: ACTIVITY_SET,
+              key: decoded.activityRowId,
+              select: [...ACTIVITY_COLUMNS],
+            }),
+            decoded,
+          )
+        : decoded;
     if (event.kind !== 'activity') throw new Error(`not an activity event: ${event.kind}`);
     const contact = await api.retrieve<Record<string, unknown>>({
       collection: 'contacts',

@@ -23,6 +23,7 @@ function run(journeyId: string, ids: string[], skipped = 0): JourneyRunResult {
   return {
     journeyId,
     iterationId: journeyId,
+    createdAtMs: 0,
     created: ids.map((id) => ({ contactId: `c-${id}`, activityId: TILE, activityRowId: id })),
     skipped: Array.from({ length: skipped }, (_, i) => ({ contactId: `s${i}`, reason: 'donotphone is true' })),
   };

@@ -37,7 +37,10 @@ describe('Dataverse emulator: custom channel actions', () => {
 
   it('runs a journey: one activity per contact the compliance field allows, the others skipped', async () => {
     emulator = await startEmulator({ seed: smallSeed(10, 4) });
+    const before = Date.now();
     const run = await runJourney(emulator.url, { count: 10 });
+    // When the run created its rows, in ms (the benchmark's latencies start there).
+    assert.ok(run.createdAtMs >= before && run.createdAtMs <= Date.now(), String(run.createdAtMs));
     assert.equal(run.created.length, 8);
     assert.deepEqual(
       run.skipped.map((s) => s.contactId),

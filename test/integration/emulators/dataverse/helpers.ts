@@ -106,6 +106,7 @@ export async function runJourney(
   url: string,
   body: unknown,
 ): Promise<{
+  createdAtMs: number;
   created: Array<{ contactId: string; activityId: string; activityRowId: string }>;
   skipped: Array<{ contactId: string; reason: string }>;
 }> {

@@ -15,6 +15,16 @@ function interaction(activityRowId: string, responseType: string, triggerKeyword
   return item;
 }
 
+describe('interaction log: when', () => {
+  it('stamps each interaction with the ms it was stored (createdOn has whole seconds)', () => {
+    const log = new InteractionLog();
+    const before = Date.now();
+    const stored = log.add(interaction('a', 'sent'));
+    assert.ok(stored.recordedAtMs !== undefined && stored.recordedAtMs >= before && stored.recordedAtMs <= Date.now());
+    assert.equal(log.query({ activityRowId: 'a' })[0]?.recordedAtMs, stored.recordedAtMs);
+  });
+});
+
 describe('interaction log: duplicates', () => {
   it('marks a repeat of activity + response type + keyword (case-insensitive) with the seq of the first', () => {
     const log = new InteractionLog();

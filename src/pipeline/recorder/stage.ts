@@ -6,10 +6,14 @@
  * dead letter with Dataverse's code and message; retryable → retried within the batch, then abandoned; the relay's
  * identity refused → abandoned after a pause, so the messages wait in the queue); a batch ends within
  * `batchBudgetMs`; a `$batch` write in flight is let finish on stop (Dataverse may already have executed it; handing
- * its interactions back would write them twice): only the handler's signal aborts it.
+ * its interactions back would write them twice): only the handler's signal aborts it. An interaction this process
+ * wrote is remembered (`remember`) and, delivered again because its settlement failed (a lock lost while the process
+ * was starved, a dropped link), completed without a second write: CreateInteraction has no idempotency key and nothing
+ * readable in Dataverse says it was written.
  */
 import type { Counter, Registry } from 'prom-client';
 import { delayUnlessAborted, linkedController } from '../../abort.js';
+import { TtlCache } from '../../cache.js';
 import { errorMessage, isEventError, type DataverseError } from '../../errors.js';
 import { METRIC_PREFIX, sharedCounter } from '../../health/index.js';
 import { areaLogger, type Logger } from '../../log.js';
@@ -55,17 +59,26 @@ export interface RecorderOptions {
   callTimeoutMs?: number;
   /** Waits, resolving early when the signal aborts (tests pass a fake). @defaultValue setTimeout, cut short by the signal */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * The interactions this process wrote, by message id, kept so that one delivered again (its settlement failed after
+   * the write) is completed without writing it twice: at most `max` ids (about 100 bytes each), each for `ttlMs`
+   * (the `interactions` queue's message time to live bounds a redelivery: PT1H in the sample). Another replica's writes
+   * are not known here. `max: 0` remembers nothing. @defaultValue { max: 100000, ttlMs: 3600000 }
+   */
+  remember?: { max: number; ttlMs: number };
 }
 
 export interface RecorderStats {
   written: number;
+  /** Delivered again after this process had written them (a settlement failed): completed, not written twice. */
+  alreadyWritten: number;
   deadLettered: number;
   abandoned: number;
   /** Write attempts that were retried. */
   retries: number;
 }
 
-type Outcome = 'written' | 'dead_lettered' | 'abandoned';
+type Outcome = 'written' | 'already_written' | 'dead_lettered' | 'abandoned';
 
 /** What one write left to try again. */
 interface WriteRound {
@@ -95,7 +108,9 @@ export class RecorderStage {
   private readonly callTimeoutMs: number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly counter: Counter<'outcome'> | undefined;
-  private readonly counts: RecorderStats = { written: 0, deadLettered: 0, abandoned: 0, retries: 0 };
+  private readonly counts: RecorderStats = { written: 0, alreadyWritten: 0, deadLettered: 0, abandoned: 0, retries: 0 };
+  /** Message ids of the interactions this process wrote (see `remember`). */
+  private readonly written: TtlCache<string, true>;
   /** Aborted by `stop()`. */
   private readonly stopping = new AbortController();
 
@@ -115,6 +130,10 @@ export class RecorderStage {
     this.callTimeoutMs = budget.callTimeoutMs;
     this.batchBudgetMs = budget.batchBudgetMs;
     this.sleep = options.sleep ?? delayUnlessAborted;
+    this.written = new TtlCache({
+      ...(options.remember ?? { max: 100_000, ttlMs: 3_600_000 }),
+      name: `${COMPONENT}.remember`,
+    });
     this.counter =
       options.registry === undefined
         ? undefined
@@ -153,7 +172,16 @@ export class RecorderStage {
         try {
           const item = parseInteractionMessage(delivery.body);
           if (delivery.span !== undefined) annotate(delivery.span, traceAttributes(item.channel, item.context));
-          todo.push({ delivery, item, id: interactionMessageId(item) });
+          const id = interactionMessageId(item);
+          if (this.written.get(id) !== undefined) {
+            this.log.info('interaction delivered again after this process wrote it: completed, not written twice', {
+              messageId: id,
+              deliveryCount: delivery.deliveryCount,
+            });
+            settling.push(this.settle(delivery, 'already_written', () => delivery.complete()));
+            continue;
+          }
+          todo.push({ delivery, item, id });
         } catch (err) {
           if (!isEventError(err)) {
             // Not the message's fault (a bug of ours): handed back, not dead-lettered; the bus dead-letters it at MaxDeliveryCount.
@@ -296,6 +324,7 @@ export class RecorderStage {
           return;
         }
         if (result.ok) {
+          this.written.set(t.id, true);
           await this.settle(t.delivery, 'written', () => t.delivery.complete());
           return;
         }
@@ -353,6 +382,7 @@ export class RecorderStage {
       return;
     }
     if (outcome === 'written') this.counts.written++;
+    else if (outcome === 'already_written') this.counts.alreadyWritten++;
     else if (outcome === 'dead_lettered') this.counts.deadLettered++;
     else this.counts.abandoned++;
     this.counter?.inc({ outcome });

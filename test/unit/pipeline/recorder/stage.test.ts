@@ -61,6 +61,35 @@ describe('pipeline: RecorderStage', () => {
     signal = new AbortController().signal,
   ): Promise<void> => stage.handle(deliveries, signal);
 
+  it('an interaction delivered again after its write (its completion failed) is completed, not written twice', async () => {
+    const writer = scriptedWriter([ok, ok]);
+    const registry = new Registry();
+    const stage = new RecorderStage({ writer, log: silentLogger(), registry, sleep });
+    // The lock was lost while the process was starved: Dataverse has 'a', the bus does not know it.
+    const first = fakeDelivery(interaction('a'));
+    first.complete = async () => {
+      throw new Error('The lock supplied is invalid. Either the lock expired, or the message has already been removed');
+    };
+    await run(stage, [first, fakeDelivery(interaction('b'))]);
+    const again = [fakeDelivery(interaction('a'), { deliveryCount: 2 }), fakeDelivery(interaction('c'))];
+    await run(stage, again);
+    assert.deepEqual(writer.calls, [['a', 'b'], ['c']], "'a' written once");
+    assert.deepEqual(settledAs(again), ['complete', 'complete']);
+    assert.deepEqual(stage.stats(), { written: 2, alreadyWritten: 1, deadLettered: 0, abandoned: 0, retries: 0 });
+    assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="already_written"\} 1/);
+    // Another response type of the same activity is another interaction.
+    await run(stage, [fakeDelivery(interaction('a', 'delivered'))]);
+    assert.deepEqual(writer.calls.at(-1), ['a']);
+  });
+
+  it('remembers nothing with remember.max 0: a redelivery is written again (at least once)', async () => {
+    const writer = scriptedWriter([ok, ok]);
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, remember: { max: 0, ttlMs: 3_600_000 } });
+    await run(stage, [fakeDelivery(interaction('a'))]);
+    await run(stage, [fakeDelivery(interaction('a'), { deliveryCount: 2 })]);
+    assert.deepEqual(writer.calls, [['a'], ['a']]);
+  });
+
   it('writes a batch in one call and completes each delivery', async () => {
     const writer = scriptedWriter([ok]);
     const registry = new Registry();
@@ -69,7 +98,7 @@ describe('pipeline: RecorderStage', () => {
     await run(stage, deliveries);
     assert.deepEqual(writer.calls, [['a', 'b', 'c']]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete']);
-    assert.deepEqual(stage.stats(), { written: 3, deadLettered: 0, abandoned: 0, retries: 0 });
+    assert.deepEqual(stage.stats(), { written: 3, alreadyWritten: 0, deadLettered: 0, abandoned: 0, retries: 0 });
     assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="written"\} 3/);
   });
 
@@ -202,7 +231,7 @@ describe('pipeline: RecorderStage', () => {
     const d = fakeDelivery(interaction('a'));
     d.complete = async () => Promise.reject(new Error('MessageLockLost'));
     await run(stage, [d]);
-    assert.deepEqual(stage.stats(), { written: 0, deadLettered: 0, abandoned: 0, retries: 0 });
+    assert.deepEqual(stage.stats(), { written: 0, alreadyWritten: 0, deadLettered: 0, abandoned: 0, retries: 0 });
   });
 
   it('refuses bad numbers at construction', () => {
@@ -331,7 +360,7 @@ describe('pipeline: RecorderStage, stop() and the time budget (fake timers)', ()
     await run.done; // no further tick: only a stage that waits for nothing more ends
     assert.deepEqual(settledAs(run.deliveries), ['complete', 'abandon', 'abandon']);
     assert.equal(writer.calls, 1);
-    assert.deepEqual(stage.stats(), { written: 1, deadLettered: 0, abandoned: 2, retries: 2 });
+    assert.deepEqual(stage.stats(), { written: 1, alreadyWritten: 0, deadLettered: 0, abandoned: 2, retries: 2 });
   });
 
   it('stop() during the pause of a refused identity: abandoned at once', async () => {

@@ -23,6 +23,7 @@ import { createRequire } from 'node:module';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { setLogLevel } from '@azure/logger';
 import { createAzureSdkInstrumentation } from '@azure/opentelemetry-instrumentation-azure-sdk';
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -101,7 +102,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   let shutdown: () => Promise<void>;
   if (azure !== undefined && options.spanProcessors === undefined) {
     exporters.push('azure-monitor');
-    shutdown = startAzureMonitor(azure, resource, processors);
+    shutdown = startAzureMonitor(azure, resource, processors, env);
   } else {
     const provider = new NodeTracerProvider({ resource, spanProcessors: processors });
     // The W3C trace-context propagator and the AsyncLocalStorage context manager: `context.with` reaches the logs.
@@ -188,6 +189,7 @@ function startAzureMonitor(
   connectionString: string,
   resource: Resource,
   spanProcessors: SpanProcessor[],
+  env: NodeJS.ProcessEnv,
 ): () => Promise<void> {
   // Loaded only when asked for: the distro pulls in many instrumentations the relay does not use.
   const distro = createRequire(import.meta.url)('@azure/monitor-opentelemetry') as typeof AzureMonitorDistro;
@@ -214,5 +216,9 @@ function startAzureMonitor(
       bunyan: { enabled: false },
     },
   });
+  // The distro turns the Azure SDK's own logger on at 'warning', as plain text on stderr beside the relay's JSON lines
+  // (every closed AMQP link is a warning there). It stays as the operator set it, else off.
+  if (env['AZURE_LOG_LEVEL'] === undefined && env['APPLICATIONINSIGHTS_INSTRUMENTATION_LOGGING_LEVEL'] === undefined)
+    setLogLevel();
   return () => distro.shutdownAzureMonitor();
 }

@@ -1,3 +1,4 @@
+import { getLogLevel } from '@azure/logger';
 import assert from 'node:assert/strict';
 import { createTracingClient } from '@azure/core-tracing';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
@@ -198,6 +199,8 @@ describe('telemetry', () => {
         },
       });
       assert.deepEqual(telemetry.exporters, ['otlp', 'azure-monitor']);
+      // The distro turns the Azure SDK's logger on (plain text on stderr); the relay turns it off again.
+      assert.equal(getLogLevel(), undefined, "the Azure SDK's own logger stays off");
       const delivery = toDelivery(received('m-both'), settler, { queue: 'interactions' });
       await delivery.complete();
       await telemetry.close();

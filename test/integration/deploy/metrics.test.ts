@@ -92,19 +92,20 @@ describe('deploy: the metrics the dashboard and the alerts use', function () {
     await waitFor('every stage ready', () => (relay.readiness().every((c) => c.ok) ? true : undefined), 30_000);
 
     const run = await s.runJourney(SEED.journey, 3);
-    // Scraped once the recorder has counted every interaction written.
-    const written = new RegExp(
-      `^channel_relay_recorder_interactions_total\\{outcome="written",service="relay"\\} ${run.created.length}$`,
-      'm',
-    );
+    // Scraped once the recorder has counted every activity's interaction (the delivery reports' come on top).
+    const written = /^channel_relay_recorder_interactions_total\{outcome="written",service="relay"\} (\d+)$/m;
+    let last = '';
     const text = await waitFor(
       'the journey recorded',
       async () => {
-        const scraped = await (await fetch(`${health.url}/metrics`)).text();
-        return written.test(scraped) ? scraped : undefined;
+        last = await (await fetch(`${health.url}/metrics`)).text();
+        return Number(written.exec(last)?.[1] ?? 0) >= run.created.length ? last : undefined;
       },
       60_000,
-    );
+    ).catch((err: Error) => {
+      const lines = last.split('\n').filter((l) => /^channel_relay_(recorder|messages_\w+|dispatch_messages)/.test(l));
+      throw new Error(`${err.message}; ${run.created.length} created; last scrape:\n${lines.join('\n')}`);
+    });
     const declared = (name: string): string[] => [
       'service',
       ...((registry.getSingleMetric(name) as { labelNames?: string[] } | undefined)?.labelNames ?? []),

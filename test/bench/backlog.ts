@@ -8,7 +8,7 @@
  * Settings (environment variables; defaults in {@link SETTINGS}): BACKLOG_ACTIVITIES, BACKLOG_SECONDS, and the
  * PIPELINE_* latencies and sender.
  */
-import { SEED, buildWorkers, startSystem, type System } from '../integration/pipeline/harness.js';
+import { SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   STAGES,
@@ -21,6 +21,7 @@ import {
   startWorkers,
   stopWorkers,
   verdict,
+  startBenchSystem,
 } from './pipeline/measure.js';
 import { cpuMs, peakRssMb, rssMb } from './pipeline/proc.js';
 import type { BenchSection } from './section.js';
@@ -104,12 +105,7 @@ async function backlogRun(system: System): Promise<Backlog> {
 export async function benchBacklog(): Promise<BenchSection> {
   console.error('bench backlog: building dist/ …');
   await buildWorkers();
-  const system = await startSystem({
-    smsPerSecond: SETTINGS.senderRate,
-    smsConcurrency: SETTINGS.senderConcurrency,
-    providerLatencyMs: SETTINGS.providerLatencyMs,
-    dataverseLatencyMs: SETTINGS.dataverseLatencyMs,
-  });
+  const system = await startBenchSystem();
   try {
     deployedWorkers(system);
     return { title: 'Backlog', markdown: report(await backlogRun(system)) };

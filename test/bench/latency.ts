@@ -8,7 +8,7 @@
  * Settings (environment variables; defaults in {@link SETTINGS}, measure.ts's COMMON): LATENCY_CAPACITY_ACTIVITIES,
  * LATENCY_SECONDS, LATENCY_TICK_MS, LATENCY_IDLE_SAMPLES, and the PIPELINE_* latencies, sender and warm-up.
  */
-import { SEED, buildWorkers, startSystem, type System } from '../integration/pipeline/harness.js';
+import { SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   RELAY_IDENTITY,
@@ -25,6 +25,7 @@ import {
   startWorkers,
   stopWorkers,
   verdict,
+  startBenchSystem,
 } from './pipeline/measure.js';
 import type { BenchSection } from './section.js';
 
@@ -130,13 +131,7 @@ async function idleSingles(system: System): Promise<Latencies> {
 export async function benchLatency(): Promise<BenchSection> {
   console.error('bench latency: building dist/ …');
   await buildWorkers();
-  const system = await startSystem({
-    smsPerSecond: SETTINGS.senderRate,
-    smsConcurrency: SETTINGS.senderConcurrency,
-    providerLatencyMs: SETTINGS.providerLatencyMs,
-    dataverseLatencyMs: SETTINGS.dataverseLatencyMs,
-    limits: 'off',
-  });
+  const system = await startBenchSystem({ limits: 'off' });
   try {
     deployedWorkers(system);
     const workers = await startWorkers(system);

@@ -11,7 +11,7 @@
  * PEER_BASELINE_ACTIVITIES, PEER_WARMUP, PEER_BINDING_ACTIVITIES, PEER_LIMITS_WINDOW_MS,
  * PEER_RECORDER_EXECUTION_SHARE, and the PIPELINE_* latencies and sender.
  */
-import { SEED, buildWorkers, startSystem, type System } from '../integration/pipeline/harness.js';
+import { SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   RELAY_IDENTITY,
@@ -32,6 +32,7 @@ import {
   verdict,
   type Correctness,
   type RunFigures,
+  startBenchSystem,
 } from './pipeline/measure.js';
 import type { BenchSection } from './section.js';
 
@@ -142,13 +143,7 @@ interface Results {
 export async function benchPeer(): Promise<BenchSection> {
   console.error('bench peer: building dist/ …');
   await buildWorkers();
-  const system = await startSystem({
-    smsPerSecond: SETTINGS.senderRate,
-    smsConcurrency: SETTINGS.senderConcurrency,
-    providerLatencyMs: SETTINGS.providerLatencyMs,
-    dataverseLatencyMs: SETTINGS.dataverseLatencyMs,
-    limits: 'off',
-  });
+  const system = await startBenchSystem({ limits: 'off' });
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
     const t0 = now();

@@ -10,7 +10,7 @@
  * PIPELINE_SENDER_CONCURRENCY, PIPELINE_SATURATED_RATE, PIPELINE_SATURATED_BACKLOG, and PIPELINE_CPU_PROF=DIR (the
  * relay's workers write V8 CPU profiles there).
  */
-import { SENDERS, SEED, buildWorkers, startSystem, type System } from '../integration/pipeline/harness.js';
+import { SENDERS, SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   DEPLOYED_NODE_OPTIONS,
@@ -29,6 +29,7 @@ import {
   stopWorkers,
   verdict,
   type RunFigures,
+  startBenchSystem,
 } from './pipeline/measure.js';
 import type { BenchSection } from './section.js';
 
@@ -90,13 +91,7 @@ async function saturatedSender(system: System): Promise<Saturation> {
 export async function benchPipeline(): Promise<BenchSection> {
   console.error('bench pipeline: building dist/ …');
   await buildWorkers();
-  const system = await startSystem({
-    smsPerSecond: SETTINGS.senderRate,
-    sms2PerSecond: SETTINGS.saturatedRate,
-    smsConcurrency: SETTINGS.senderConcurrency,
-    providerLatencyMs: SETTINGS.providerLatencyMs,
-    dataverseLatencyMs: SETTINGS.dataverseLatencyMs,
-  });
+  const system = await startBenchSystem({ sms2PerSecond: SETTINGS.saturatedRate });
   try {
     deployedWorkers(system);
     console.error(`bench pipeline: baseline, ${SETTINGS.baselineActivities} activities …`);

@@ -9,7 +9,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SEED, buildWorkers, startSystem, type System } from '../integration/pipeline/harness.js';
+import { SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   RELAY_IDENTITY,
@@ -21,6 +21,7 @@ import {
   startWorkers,
   stopWorkers,
   type RunFigures,
+  startBenchSystem,
 } from './pipeline/measure.js';
 import type { BenchSection } from './section.js';
 
@@ -88,13 +89,7 @@ export async function benchTracing(): Promise<BenchSection> {
   console.error('bench tracing: building dist/ …');
   await buildWorkers();
   const sink = await startSink();
-  const system = await startSystem({
-    smsPerSecond: SETTINGS.senderRate,
-    smsConcurrency: SETTINGS.senderConcurrency,
-    providerLatencyMs: SETTINGS.providerLatencyMs,
-    dataverseLatencyMs: SETTINGS.dataverseLatencyMs,
-    limits: 'off',
-  });
+  const system = await startBenchSystem({ limits: 'off' });
   try {
     deployedWorkers(system);
     const off = await relayRun(system, {}, 'tracing off');

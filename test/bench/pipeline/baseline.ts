@@ -11,15 +11,10 @@
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import { DynamicsWebApi } from 'dynamics-web-api';
-import {
-  ACTIVITY_COLUMNS,
-  ACTIVITY_SET,
-  activityFromRow,
-  decodeRemoteContext,
-  interactionRequest,
-} from '../../../src/dataverse/index.js';
-import { MESSAGE_VERSION, renderText } from '../../../src/pipeline/index.js';
+import { ACTIVITY_COLUMNS, ACTIVITY_SET, activityFromRow, decodeRemoteContext } from '../../../src/dataverse/index.js';
+import { renderText } from '../../../src/pipeline/index.js';
 import { createProvider } from '../../../src/providers/index.js';
+import { sentInteraction } from './sent-interaction.js';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -80,24 +75,7 @@ while (!stopping) {
     if (contact['donotphone'] !== true) {
       const text = renderText(String(record['sample_text'] ?? ''), contact);
       await provider.send({ idempotencyKey: event.activityRowId, from, to: String(contact['mobilephone']), text });
-      // The same CreateInteraction body the recorder writes, as one action call of its own.
-      const request = interactionRequest({
-        v: MESSAGE_VERSION,
-        context: {
-          kind: 'marketing',
-          activityId: event.activityId,
-          activityRowId: event.activityRowId,
-          contactId: event.contactId,
-          journeyId: event.journeyId,
-          iterationId: event.iterationId,
-          entityType: event.entityType,
-          entityId: event.entityId,
-        },
-        responseType: 'sent',
-        channel: 'sms',
-        occurredAt: Date.now(),
-      });
-      if (request.kind !== 'action') throw new Error(`no interaction to write: ${request.reason}`);
+      const request = sentInteraction(event);
       await api.callAction({ actionName: request.actionName, action: request.action });
     }
     await receiver.completeMessage(message);

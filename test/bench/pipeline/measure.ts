@@ -9,7 +9,14 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../../src/paths.js';
 import type { JourneyRunResult } from '../../../src/emulators/dataverse/index.js';
-import { SECRETS, SENDERS, type System, type WorkerProcess } from '../../integration/pipeline/harness.js';
+import {
+  SECRETS,
+  SENDERS,
+  startSystem,
+  type System,
+  type SystemOptions,
+  type WorkerProcess,
+} from '../../integration/pipeline/harness.js';
 import { cpuMs, peakRssMb } from './proc.js';
 
 /** A numeric setting from the environment (>= 0), or `fallback`. */
@@ -35,6 +42,20 @@ export const COMMON = {
   /** Activities each implementation handles after its start and before the measured run (V8 compiles its hot paths). */
   warmup: setting('PIPELINE_WARMUP', 3000),
 };
+
+/**
+ * The emulators a section runs on: COMMON's latencies and throughput sender, plus the section's own options (Dataverse
+ * limits, a second sender).
+ */
+export function startBenchSystem(extra: SystemOptions = {}): Promise<System> {
+  return startSystem({
+    smsPerSecond: COMMON.senderRate,
+    smsConcurrency: COMMON.senderConcurrency,
+    providerLatencyMs: COMMON.providerLatencyMs,
+    dataverseLatencyMs: COMMON.dataverseLatencyMs,
+    ...extra,
+  });
+}
 
 /**
  * NODE_OPTIONS of the relay's workers: the Dockerfile's (`ENV NODE_OPTIONS`), so that the bench runs them as deployed.

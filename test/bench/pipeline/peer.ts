@@ -15,15 +15,10 @@
  * receiver after the messages in hand.
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
-import {
-  ACTIVITY_COLUMNS,
-  ACTIVITY_SET,
-  activityFromRow,
-  decodeRemoteContext,
-  interactionRequest,
-} from '../../../src/dataverse/index.js';
-import { MESSAGE_VERSION, renderText } from '../../../src/pipeline/index.js';
+import { ACTIVITY_COLUMNS, ACTIVITY_SET, activityFromRow, decodeRemoteContext } from '../../../src/dataverse/index.js';
+import { renderText } from '../../../src/pipeline/index.js';
 import { createProvider } from '../../../src/providers/index.js';
+import { sentInteraction } from './sent-interaction.js';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -108,23 +103,7 @@ async function handle(message: ServiceBusReceivedMessage): Promise<void> {
   const text = renderText(String(record['sample_text'] ?? ''), contact);
   await sendSlot();
   await provider.send({ idempotencyKey: event.activityRowId, from, to: String(contact['mobilephone']), text });
-  const request = interactionRequest({
-    v: MESSAGE_VERSION,
-    context: {
-      kind: 'marketing',
-      activityId: event.activityId,
-      activityRowId: event.activityRowId,
-      contactId: event.contactId,
-      journeyId: event.journeyId,
-      iterationId: event.iterationId,
-      entityType: event.entityType,
-      entityId: event.entityId,
-    },
-    responseType: 'sent',
-    channel: 'sms',
-    occurredAt: Date.now(),
-  });
-  if (request.kind !== 'action') throw new Error(`no interaction to write: ${request.reason}`);
+  const request = sentInteraction(event);
   await dataverse(request.actionName, { method: 'POST', body: request.action });
 }
 

@@ -73,14 +73,17 @@ export function promqlUses(expr: string): PromqlUse {
   const skipSpace = (): void => {
     while (i < expr.length && /\s/.test(expr[i] as string)) i += 1;
   };
-  /** The label names of a `{...}` matcher list starting at `i`. */
-  const matchers = (): string[] => {
+  /**
+   * The label names of a comma-separated list from the opening character at `i` to `close`: `{a="x", b=~"y"}` (each
+   * name followed by a matcher, which `afterName` reads) or `(a, b)`.
+   */
+  const labelItems = (close: string, what: string, afterName: () => void = () => {}): string[] => {
     const labels: string[] = [];
     i += 1;
     for (;;) {
       skipSpace();
-      if (i >= expr.length) fail('unclosed {');
-      if (expr[i] === '}') {
+      if (i >= expr.length) fail(`unclosed ${what}`);
+      if (expr[i] === close) {
         i += 1;
         return labels;
       }
@@ -90,40 +93,24 @@ export function promqlUses(expr: string): PromqlUse {
       }
       IDENT.lastIndex = i;
       const m = IDENT.exec(expr);
-      if (!m) fail('a label name expected');
+      if (!m) fail(`a label name expected in a ${what}`);
       labels.push((m as RegExpExecArray)[0]);
       i = IDENT.lastIndex;
-      skipSpace();
-      const op = /^(=~|!~|!=|=)/.exec(expr.slice(i));
-      if (!op) fail('a matcher operator expected');
-      i += (op as RegExpExecArray)[0].length;
-      skipSpace();
-      if (expr[i] !== '"' && expr[i] !== "'") fail('a quoted label value expected');
-      skipString();
+      afterName();
     }
   };
-  /** A `(label, ...)` list starting at `i`. */
-  const labelList = (): string[] => {
-    const labels: string[] = [];
-    i += 1;
-    for (;;) {
-      skipSpace();
-      if (i >= expr.length) fail('unclosed label list');
-      if (expr[i] === ')') {
-        i += 1;
-        return labels;
-      }
-      if (expr[i] === ',') {
-        i += 1;
-        continue;
-      }
-      IDENT.lastIndex = i;
-      const m = IDENT.exec(expr);
-      if (!m) fail('a label name expected in a label list');
-      labels.push((m as RegExpExecArray)[0]);
-      i = IDENT.lastIndex;
-    }
+  /** A matcher's operator and quoted value, after its label name. */
+  const matcher = (): void => {
+    skipSpace();
+    const op = /^(=~|!~|!=|=)/.exec(expr.slice(i));
+    if (!op) fail('a matcher operator expected');
+    i += (op as RegExpExecArray)[0].length;
+    skipSpace();
+    if (expr[i] !== '"' && expr[i] !== "'") fail('a quoted label value expected');
+    skipString();
   };
+  const matchers = (): string[] => labelItems('}', 'matcher list', matcher);
+  const labelList = (): string[] => labelItems(')', 'label list');
   /** The string arguments of `label_replace(v, dst, repl, src, re)` / `label_join(v, dst, sep, src...)`. */
   const labelWriters: Array<{ depth: number; strings: string[]; fn: string }> = [];
   let depth = 0;

@@ -313,6 +313,25 @@ class ServiceProtectionGovernor implements Governor {
     );
   }
 
+  /**
+   * Whether slow start may grow: more than `paceBelow` of each budget left by the own count and by the headers while
+   * they are believed (else growth is one per `concurrency` successes, as after a 429).
+   */
+  #plenty(): boolean {
+    const { paceBelow, requestBudget, executionBudgetMs } = this.#o;
+    this.#prune(Date.now());
+    if (this.#used.requests.sum > (1 - paceBelow) * requestBudget) return false;
+    if (this.#used.executionMs.sum + this.#inFlightCostMs > (1 - paceBelow) * executionBudgetMs) return false;
+    if (this.#distrust > 0) return true;
+    // A reading was taken when its request arrived: up to twice the calls allowed in flight may have started since.
+    const r = this.#requests;
+    const t = this.#timeMs;
+    return (
+      (r === undefined || r - 2 * this.#limit >= paceBelow * this.#maxRequests) &&
+      (t === undefined || t >= paceBelow * this.#maxTimeMs)
+    );
+  }
+
   /** Spacing from the headers while they are believed: what they say is left, spread over the window. */
   #headerPacing(): number {
     if (this.#distrust > 0) return 0;
@@ -492,7 +511,7 @@ class ServiceProtectionGovernor implements Governor {
     if (outcome === 'ok' && !this.#probing)
       this.#limit = Math.min(
         this.#ceiling(),
-        this.#limit + (this.#slowStart ? 1 : 1 / Math.max(1, Math.floor(this.#limit))),
+        this.#limit + (this.#slowStart && this.#plenty() ? 1 : 1 / Math.max(1, Math.floor(this.#limit))),
       );
     this.#pump();
   }

@@ -20,8 +20,9 @@ export const DATAVERSE_MAX_CONCURRENT = 52;
 
 export interface GovernorOptions {
   /**
-   * Calls in flight at first. Concurrency is AIMD: it grows by one per `concurrency` successful calls up to
-   * `maxConcurrency` and halves on a 429 (once per pause). @defaultValue 4
+   * Calls in flight at first. Concurrency grows by one per successful call (slow start) until the first 429, then by
+   * one per `concurrency` successful calls (AIMD), up to `maxConcurrency`, and halves on a 429 (once per pause).
+   * @defaultValue 4
    */
   initialConcurrency?: number;
   /**
@@ -35,11 +36,12 @@ export interface GovernorOptions {
   /** The service protection window, over which pacing spreads what is left. @defaultValue 300000 (5 minutes) */
   windowMs?: number;
   /**
-   * Pacing starts when less than this fraction of the largest remaining budget seen is left (`requestBudget` or
-   * `executionBudgetMs` by the own count, or what the headers say while they are believed; see `observe`): starts are
-   * then spaced so that what is left lasts the window (`windowMs / requestsLeft`, `windowMs × estimated cost of the
-   * next call / timeLeft`), and a call that does not fit what is left waits until enough of the window has passed.
-   * @defaultValue 0.5
+   * Pacing starts when less than this fraction of a budget is left. By the own count (`requestBudget`,
+   * `executionBudgetMs`), starts are then spaced at the budget's sustained rate (`windowMs / requestBudget` apart,
+   * `windowMs × estimated cost of the next call / executionBudgetMs`), so that a busy identity spends its whole budget
+   * window after window, and a call that does not fit what is left waits until enough of the window has passed. By the
+   * headers, while they are believed (see `observe`), starts are spaced so that what they say is left lasts the window
+   * (`windowMs / remaining`). @defaultValue 0.5
    */
   paceBelow?: number;
   /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
@@ -151,6 +153,8 @@ const EXECUTION_CODE = '0x80072321';
 const HEADER_TRUST_READINGS = SERVICE_PROTECTION.headerTrustReadings;
 /** The most an execution-time 429 multiplies the estimate per operation by (assumptions.ts). */
 const MAX_ESTIMATE_STEP = SERVICE_PROTECTION.maxEstimateStep;
+/** How much longer than `windowMs` the own count keeps what it counted (assumptions.ts). */
+const WINDOW_SLACK = SERVICE_PROTECTION.windowSlack;
 
 function validate(options: GovernorOptions): Required<GovernorOptions> {
   const o = { ...GOVERNOR_DEFAULTS, ...options };
@@ -263,6 +267,8 @@ class ServiceProtectionGovernor implements Governor {
   #operationMs = 0;
   #throttled = 0;
   #calls = 0;
+  /** Growing by one per success until the first 429 (slow start); then one per `concurrency` successes. */
+  #slowStart = true;
 
   constructor(options: GovernorOptions) {
     this.#o = validate(options);
@@ -307,6 +313,25 @@ class ServiceProtectionGovernor implements Governor {
     );
   }
 
+  /**
+   * Whether slow start may grow: more than `paceBelow` of each budget left by the own count and by the headers while
+   * they are believed (else growth is one per `concurrency` successes, as after a 429).
+   */
+  #plenty(): boolean {
+    const { paceBelow, requestBudget, executionBudgetMs } = this.#o;
+    this.#prune(Date.now());
+    if (this.#used.requests.sum > (1 - paceBelow) * requestBudget) return false;
+    if (this.#used.executionMs.sum + this.#inFlightCostMs > (1 - paceBelow) * executionBudgetMs) return false;
+    if (this.#distrust > 0) return true;
+    // A reading was taken when its request arrived: up to twice the calls allowed in flight may have started since.
+    const r = this.#requests;
+    const t = this.#timeMs;
+    return (
+      (r === undefined || r - 2 * this.#limit >= paceBelow * this.#maxRequests) &&
+      (t === undefined || t >= paceBelow * this.#maxTimeMs)
+    );
+  }
+
   /** Spacing from the headers while they are believed: what they say is left, spread over the window. */
   #headerPacing(): number {
     if (this.#distrust > 0) return 0;
@@ -325,23 +350,25 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   #prune(now: number): void {
-    const before = now - this.#o.windowMs;
+    const before = now - this.#o.windowMs * (1 + WINDOW_SLACK);
     this.#used.requests.prune(before);
     this.#used.executionMs.prune(before);
   }
 
   /**
    * The earliest start for a call of `operations` from the own count: at once while more than `paceBelow` of each
-   * budget is left, then spaced so that what is left lasts the window; when the call does not fit what is left, once
-   * enough of the window has passed.
+   * budget is left, then spaced at the budget's sustained rate (a busy identity spends the whole budget in every
+   * window, where spreading only what is left over the window would settle at half of it); when the call does not fit
+   * what is left, once enough of the window has passed.
    */
   #ownStart(now: number, operations: number): number {
-    const { windowMs, paceBelow, requestBudget, executionBudgetMs } = this.#o;
+    const { paceBelow, requestBudget, executionBudgetMs } = this.#o;
+    const windowMs = this.#o.windowMs * (1 + WINDOW_SLACK);
     this.#prune(now);
     let at = now;
     const requestsLeft = requestBudget - this.#used.requests.sum;
     if (requestsLeft < 1) at = Math.max(at, (this.#used.requests.whenAtMost(requestBudget - 1) ?? now) + windowMs);
-    else if (requestsLeft < paceBelow * requestBudget) at = Math.max(at, this.#lastStartAt + windowMs / requestsLeft);
+    else if (requestsLeft < paceBelow * requestBudget) at = Math.max(at, this.#lastStartAt + windowMs / requestBudget);
     const cost = this.#operationMs * operations;
     const timeLeft = executionBudgetMs - this.#used.executionMs.sum - this.#inFlightCostMs;
     if (cost > 0 && timeLeft < cost) {
@@ -349,7 +376,7 @@ class ServiceProtectionGovernor implements Governor {
       const freed = this.#used.executionMs.whenAtMost(executionBudgetMs - this.#inFlightCostMs - cost);
       at = Math.max(at, freed === undefined ? now : freed + windowMs);
     } else if (cost > 0 && timeLeft < paceBelow * executionBudgetMs) {
-      at = Math.max(at, this.#lastStartAt + (windowMs * cost) / timeLeft);
+      at = Math.max(at, this.#lastStartAt + (windowMs * cost) / executionBudgetMs);
     }
     return at;
   }
@@ -358,6 +385,7 @@ class ServiceProtectionGovernor implements Governor {
     const now = Date.now();
     // Halve once per pause: the 429s of calls that were already in flight are the same event.
     if (now >= this.#pausedUntil) this.#limit = Math.max(this.#o.minConcurrency, Math.floor(this.#limit / 2));
+    this.#slowStart = false;
     this.#pausedUntil = Math.max(this.#pausedUntil, now + retryAfterMs);
     this.#probing = true;
   }
@@ -481,7 +509,10 @@ class ServiceProtectionGovernor implements Governor {
     }
     // Grow on success, except while probing (successes of calls sent before the pause say nothing).
     if (outcome === 'ok' && !this.#probing)
-      this.#limit = Math.min(this.#ceiling(), this.#limit + 1 / Math.max(1, Math.floor(this.#limit)));
+      this.#limit = Math.min(
+        this.#ceiling(),
+        this.#limit + (this.#slowStart && this.#plenty() ? 1 : 1 / Math.max(1, Math.floor(this.#limit))),
+      );
     this.#pump();
   }
 

@@ -149,6 +149,23 @@ describe('governor under scaled Dataverse limits', function () {
     assert.equal(s.governor.state().requestsRemaining, undefined, 'no header came');
   });
 
+  it('Dataverse runs a $batch one operation after another, so writes in flight set the rate: 16 at once take well under the time of 4', async () => {
+    // Realistic limits (20 ms a write, each answer held for what it is charged): a $batch of 5 takes 100 ms. 48 batches
+    // at 4 at once are 12 rounds; the default governor grows from 4 to 16 by one per success (4, 8, 16, 16, 4: 5
+    // rounds), where growing by one per `concurrency` successes would still be at 6 after 10 rounds.
+    const { dv, items } = await setup(480, { headers: 'omit' });
+    const timed = async (identity: string, options: Parameters<typeof stack>[2], part: InteractionMessage[]) => {
+      const s = track(stack(dv.url, identity, options));
+      const t0 = performance.now();
+      await writeAll(s.client, s.governor, part, 5);
+      return performance.now() - t0;
+    };
+    const four = await timed('four', { initialConcurrency: 4, maxConcurrency: 4 }, items.slice(0, 240));
+    const sixteen = await timed('sixteen', {}, items.slice(240));
+    assert.ok(sixteen < 0.65 * four, `16 in flight: ${sixteen.toFixed(0)} ms, 4: ${four.toFixed(0)} ms`);
+    assert.equal((await interactions(dv.url)).count, 480);
+  });
+
   it('the execution-time limit binds $batch writes: with scrambled headers the governor paces from the durations it observes; without that, 429s', async () => {
     // 40 ms a write: a $batch of 4 is charged 160 ms; 48 writes are 1,920 ms against 1,200 ms per 2.5 s window. The
     // control writes 96 (3,840 ms): refused as soon as any 8 of its 24 batches land within 2.5 s, however slow the

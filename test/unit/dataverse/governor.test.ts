@@ -52,7 +52,7 @@ describe('governor', () => {
   afterEach(() => clock.restore());
 
   it('runs at most `concurrency` calls at once and starts the next when one ends', async () => {
-    const g = createGovernor({ initialConcurrency: 2 });
+    const g = createGovernor({ initialConcurrency: 2, maxConcurrency: 2 });
     const h = harness(g);
     h.start(5);
     await clock.tickAsync(0);
@@ -118,12 +118,20 @@ describe('governor', () => {
     assert.equal(h.calls.length, 12, 'then two at once (4 halved to 2)');
   });
 
-  it('grows concurrency by one per `concurrency` successes, up to maxConcurrency', async () => {
-    const g = createGovernor({ initialConcurrency: 2, maxConcurrency: 3 });
-    for (let i = 0; i < 2; i++) await g.run(async () => 'x');
-    assert.equal(g.state().concurrency, 3);
+  it('grows concurrency by one per success until the first 429, then by one per `concurrency` successes, up to maxConcurrency', async () => {
+    const g = createGovernor({ initialConcurrency: 2, maxConcurrency: 8 });
+    for (let i = 0; i < 3; i++) await g.run(async () => 'x');
+    assert.equal(g.state().concurrency, 5, 'slow start: one per success');
     for (let i = 0; i < 10; i++) await g.run(async () => 'x');
-    assert.equal(g.state().concurrency, 3, 'capped');
+    assert.equal(g.state().concurrency, 8, 'capped');
+    await assert.rejects(g.run(async () => Promise.reject(throttled(1))));
+    await clock.tickAsync(1000);
+    await g.run(async () => 'probe');
+    assert.equal(g.state().concurrency, 4, 'halved by the 429');
+    for (let i = 0; i < 2; i++) await g.run(async () => 'x');
+    assert.equal(g.state().concurrency, 4, 'after a 429: one per `concurrency` successes');
+    await g.run(async () => 'x');
+    assert.equal(g.state().concurrency, 5);
   });
 
   it('paces from x-ms-ratelimit-burst-remaining-xrm-requests below half of the largest seen: windowMs / remaining', async () => {
@@ -310,6 +318,31 @@ describe('governor', () => {
         `60 calls of 100 ms need three windows, took ${starts[59]! - starts[0]!} ms`,
       );
       assert.equal(g.state().headersTrusted, true, 'no header came: nothing to distrust');
+    });
+
+    it('a busy identity spends nearly its whole budget window after window (at least 85 %), never more in any window', async () => {
+      // Execution time: calls of 10 operations of 10 ms (100 ms), 2,000 ms a window of 10 s: 20 calls a window.
+      const slow = createGovernor({
+        initialConcurrency: 1,
+        maxConcurrency: 1,
+        windowMs: 10_000,
+        executionBudgetMs: 2000,
+        maxQueueMs: 3_600_000,
+      });
+      const starts = await sequential(slow, 200, 100, 10);
+      for (const [i, t] of starts.entries()) {
+        const inWindow = starts.filter((u, j) => j >= i && u < t + 10_000).length;
+        assert.ok(inWindow <= 20, `at most 20 calls in the window from call ${i}, found ${inWindow}`);
+      }
+      // 200 calls are 10 budgets' worth: at the budget's rate they take 9 windows after the first (the slack aside).
+      // Spreading only what is left over the window settles at half the budget: about 19 windows.
+      const windows = (starts.at(-1)! - starts[0]!) / 10_000;
+      assert.ok(windows <= 9 / 0.85, `200 calls took ${windows.toFixed(2)} windows: less than 85 % of the budget`);
+      // Requests: 10 a window of 1 s.
+      const many = createGovernor({ initialConcurrency: 4, windowMs: 1000, requestBudget: 10, maxQueueMs: 3_600_000 });
+      const requestStarts = await sequential(many, 200, 1, 1);
+      const requestWindows = (requestStarts.at(-1)! - requestStarts[0]!) / 1000;
+      assert.ok(requestWindows <= 19 / 0.85, `200 requests took ${requestWindows.toFixed(2)} windows of 10`);
     });
 
     it('counts its own requests against requestBudget without headers', async () => {

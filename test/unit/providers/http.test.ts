@@ -177,9 +177,10 @@ describe('httpPost', () => {
 
 describe('postAndMap', () => {
   /** A logger that keeps its debug lines. */
-  function debugLines(): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
+  function debugLines(enabled = true): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
     const lines: Array<[string, Record<string, unknown>]> = [];
     const log = {
+      isLevelEnabled: (level: string) => enabled && level === 'debug',
       debug: (message: string, fields: Record<string, unknown>) => lines.push([message, fields]),
     } as unknown as Logger;
     return { log, lines };
@@ -240,6 +241,20 @@ describe('postAndMap', () => {
     assert.deepEqual([lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], [429, 'ProviderRateLimited']);
   });
 
+  it('with debug lines off, neither logs nor works out the line (its outcome is not asked for)', async () => {
+    const { log, lines } = debugLines(false);
+    let outcomes = 0;
+    const result = await postAndMap({
+      ...call,
+      url: 'http://127.0.0.1:1/x',
+      fetch: answering(201, { sid: 'SM1' }),
+      log,
+      map: () => 'SM1',
+      outcome: () => `${++outcomes}`,
+    });
+    assert.deepEqual([result, lines.length, outcomes], ['SM1', 0, 0]);
+  });
+
   it('a call that gets no answer throws as httpPost does and logs nothing', async () => {
     const { log, lines } = debugLines();
     const failing = (): Promise<Response> => Promise.reject(new TypeError('fetch failed'));
@@ -282,6 +297,17 @@ describe('scrubSecrets', () => {
       list: ['[REDACTED]'],
       nested: { '[REDACTED]': null },
     });
+  });
+
+  it('copies only what held a secret, and returns an answer that holds none as it is', () => {
+    const clean = { sid: 'SM1', list: ['a', { b: 'c' }], nested: { d: 1 } };
+    assert.equal(scrubSecrets(clean, ['TOKEN-123']), clean);
+    const held = { sid: 'SM1', list: ['a', 'TOKEN-123'], nested: { d: 1 }, after: 'e' };
+    const out = scrubSecrets(held, ['TOKEN-123']);
+    assert.deepEqual(out, { sid: 'SM1', list: ['a', '[REDACTED]'], nested: { d: 1 }, after: 'e' });
+    assert.deepEqual(Object.keys(out), ['sid', 'list', 'nested', 'after']);
+    assert.deepEqual(held.list, ['a', 'TOKEN-123'], 'the answer given is not changed');
+    assert.equal(out.nested, held.nested);
   });
 
   it('does not search for a secret too short to be a credential (it would mangle the answer)', () => {

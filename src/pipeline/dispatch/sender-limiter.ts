@@ -9,7 +9,6 @@
  * interrupted: it finishes on its own (its own timeout bounds it); the calls in flight at once follow the rate and the
  * latency (`concurrency.ts`), within `maxConcurrency`, and only ever cap what the slots let start.
  */
-import PQueue from 'p-queue';
 import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
 import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
@@ -94,8 +93,8 @@ export class SenderLimiter {
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
   readonly #slots: Slots;
-  /** Calls in flight: `#concurrency.current` at once. */
-  readonly #calls: PQueue;
+  /** Calls in flight: `#concurrency.current` at once (one slot each; in arrival order, once their window slots are taken). */
+  readonly #calls: Slots;
   readonly #concurrency: AdaptiveConcurrency;
   readonly #onConcurrencyChange: ((change: ConcurrencyChange) => void) | undefined;
   readonly #now: () => number;
@@ -138,7 +137,7 @@ export class SenderLimiter {
       latency: options.latency ?? new LatencyEstimate(),
     });
     this.#onConcurrencyChange = options.onConcurrencyChange;
-    this.#calls = new PQueue({ concurrency: this.#concurrency.current });
+    this.#calls = new Slots(this.#concurrency.current);
   }
 
   /** Calls allowed in flight now (sized from the rate and the latency, see `concurrency.ts`). */
@@ -155,7 +154,7 @@ export class SenderLimiter {
   #observe(ms: number): void {
     const change = this.#concurrency.observe(ms);
     if (change === undefined) return;
-    this.#calls.concurrency = change.to;
+    this.#calls.resize(change.to);
     this.#onConcurrencyChange?.(change);
   }
 
@@ -251,57 +250,44 @@ export class SenderLimiter {
     const slots = Math.min(cost, this.#slots.capacity);
     const windows = Math.ceil(cost / this.#slots.capacity);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    // p-queue rejects a running task's promise when the add() signal fires; a started call must finish instead, so
-    // the queues get a signal that fires only while the call waits.
-    const waiting = new AbortController();
-    let started = false;
-    const onAbort = (): void => {
-      if (!started) waiting.abort(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (): void => signal?.removeEventListener('abort', onAbort);
+    // The signal counts only while the call waits: each gate stops listening to it once it lets the call through, so
+    // a call that started finishes (no controller of its own per call is needed for that).
     return new Promise<T>((resolve, reject) => {
-      const holdSlot = async (): Promise<void> => {
+      const holdSlots = async (): Promise<void> => {
+        let started = false;
         try {
-          resolve(
-            await this.#calls.add(
-              async () => {
-                // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
-                if (options.startBy !== undefined && this.#now() > options.startBy)
-                  throw new StartDeadlineError(options.startBy, 'the deadline has passed');
-                started = true;
-                done();
-                this.#running.push(cost);
-                const startedAt = this.#now();
-                this.#lastCallAt = startedAt;
-                try {
-                  return await call();
-                } finally {
-                  this.#running.splice(this.#running.indexOf(cost), 1);
-                  const endedAt = this.#now();
-                  this.#lastCallAt = endedAt;
-                  this.#record(recipient, cost, endedAt);
-                  this.#observe(endedAt - startedAt);
-                  onEnd();
-                }
-              },
-              { signal: waiting.signal },
-            ),
-          );
+          await this.#calls.take(1, 0, signal);
+          try {
+            signal?.throwIfAborted();
+            // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
+            if (options.startBy !== undefined && this.#now() > options.startBy)
+              throw new StartDeadlineError(options.startBy, 'the deadline has passed');
+            started = true;
+            this.#running.push(cost);
+            const startedAt = this.#now();
+            this.#lastCallAt = startedAt;
+            try {
+              resolve(await call());
+            } finally {
+              this.#running.splice(this.#running.indexOf(cost), 1);
+              const endedAt = this.#now();
+              this.#lastCallAt = endedAt;
+              this.#record(recipient, cost, endedAt);
+              this.#observe(endedAt - startedAt);
+              onEnd();
+            }
+          } finally {
+            this.#calls.give(1);
+          }
         } catch (err) {
           reject(err);
         }
-        done();
         // The slots stay taken for a whole window after the call ended (see `run`).
         if (started) await this.#hold(this.windowMs * windows);
       };
-      this.#slots.take(slots, options.priority ?? 0, waiting.signal).then(
-        () => holdSlot().finally(() => this.#slots.give(slots)),
-        (err: unknown) => {
-          done();
-          reject(err);
-        },
-      );
+      this.#slots
+        .take(slots, options.priority ?? 0, signal)
+        .then(() => holdSlots().finally(() => this.#slots.give(slots)), reject);
     });
   }
 
@@ -395,7 +381,7 @@ export class SenderLimiter {
 
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
-      waiting: this.#slots.waiting + this.#calls.size + this.#waitingForTurn,
+      waiting: this.#slots.waiting + this.#calls.waiting + this.#waitingForTurn,
       inFlight: this.#running.length,
       inWindow: this.#slots.taken,
     };
@@ -420,16 +406,30 @@ export class SenderLimiter {
 }
 
 /**
- * The window's slots, weighted: `capacity` in all, a caller takes several at once. Waiting callers are served strictly
- * in order (greater priority first, then arrival), so one that needs many slots is not overtaken for ever by callers
- * that need few. `pause()` stops serving (slots taken stay taken) until `start()`.
+ * Slots, weighted: `capacity` in all, a caller takes several at once (the window's slots; the calls in flight, one
+ * each). Waiting callers are served strictly in order (greater priority first, then arrival), so one that needs many
+ * slots is not overtaken for ever by callers that need few. `pause()` stops serving (slots taken stay taken) until
+ * `start()`.
  */
 class Slots {
+  #capacity: number;
   #taken = 0;
   #paused = false;
   readonly #waiting: Array<{ slots: number; priority: number; grant: () => void }> = [];
 
-  constructor(readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** A new capacity: more serves waiting callers at once; fewer lets what is taken end before serving again. */
+  resize(capacity: number): void {
+    this.#capacity = capacity;
+    this.#serve();
+  }
 
   /** Slots taken now. */
   get taken(): number {
@@ -492,7 +492,7 @@ class Slots {
   #serve(): void {
     for (
       let next = this.#waiting[0];
-      next !== undefined && !this.#paused && this.#taken + next.slots <= this.capacity;
+      next !== undefined && !this.#paused && this.#taken + next.slots <= this.#capacity;
       next = this.#waiting[0]
     ) {
       this.#waiting.shift();

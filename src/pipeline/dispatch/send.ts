@@ -125,11 +125,12 @@ export function sendMessage(
           const result = await callProvider(provider, channel, msg, stage);
           phase = 'done';
           stage.metrics?.callDuration.observe({ channel: channel.name, result: 'ok' }, (stage.now() - started) / 1000);
-          log.debug('provider accepted', {
-            attempt: n,
-            providerMessageId: result.providerMessageId,
-            status: result.status,
-          });
+          if (log.isDebugEnabled())
+            log.debug('provider accepted', {
+              attempt: n,
+              providerMessageId: result.providerMessageId,
+              status: result.status,
+            });
           return result;
         } catch (err) {
           const decision = decide(err);

@@ -174,11 +174,18 @@ export class SenderLimiter {
   async run<T>(recipient: string, call: () => Promise<T>, options: RunOptions = {}): Promise<T> {
     intOption('SenderLimiter run', 'cost', options.cost, 1, 1);
     const { startBy } = options;
-    if (startBy === undefined) return this.#run(recipient, call, options);
     const now = this.#now();
-    if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
-    if (this.#pausedUntil > startBy && this.paused)
-      throw new StartDeadlineError(startBy, `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`);
+    if (startBy !== undefined) {
+      if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
+      if (this.#pausedUntil > startBy && this.paused)
+        throw new StartDeadlineError(
+          startBy,
+          `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`,
+        );
+    }
+    const atOnce = this.#startAtOnce(recipient, call, options);
+    if (atOnce !== undefined) return atOnce;
+    if (startBy === undefined) return this.#run(recipient, call, options);
     // The call waits under a signal that also fires at the deadline, or when a pause past it begins.
     const deadline = linkedController(options.signal);
     const entry = { startBy, drop: (error: StartDeadlineError) => deadline.abort(error) };
@@ -194,6 +201,21 @@ export class SenderLimiter {
       this.#deadlines.delete(entry);
       deadline.dispose();
     }
+  }
+
+  /**
+   * The call started now, when it need not wait: no recipient spacing, not paused, nobody waiting ahead of it and its
+   * slots and a call slot free (a sender below its rate and its calls in flight). Undefined when it must wait: then
+   * `run` waits for it under its signal and deadline. Nothing waits here, so neither is watched.
+   */
+  #startAtOnce<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> | undefined {
+    const cost = options.cost ?? 1;
+    const slots = Math.min(cost, this.#slots.capacity);
+    if (options.signal?.aborted || this.#spacingOf(recipient) > 0) return undefined;
+    if (!this.#slots.free(slots) || !this.#calls.free(1)) return undefined;
+    this.#slots.takeNow(slots);
+    this.#calls.takeNow(1);
+    return this.#started(recipient, call, cost, slots, () => undefined);
   }
 
   /** The spacing of calls to `recipient`, guard included; 0 when none. */
@@ -248,47 +270,58 @@ export class SenderLimiter {
     const cost = options.cost ?? 1;
     // More than the limit: every slot, for as many windows as the provider needs to send it.
     const slots = Math.min(cost, this.#slots.capacity);
-    const windows = Math.ceil(cost / this.#slots.capacity);
     if (signal?.aborted) return Promise.reject(signal.reason);
     // The signal counts only while the call waits: each gate stops listening to it once it lets the call through, so
     // a call that started finishes (no controller of its own per call is needed for that).
-    return new Promise<T>((resolve, reject) => {
-      const holdSlots = async (): Promise<void> => {
-        let started = false;
-        try {
-          await this.#calls.take(1, 0, signal);
-          try {
-            signal?.throwIfAborted();
-            // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
-            if (options.startBy !== undefined && this.#now() > options.startBy)
-              throw new StartDeadlineError(options.startBy, 'the deadline has passed');
-            started = true;
-            this.#running.push(cost);
-            const startedAt = this.#now();
-            this.#lastCallAt = startedAt;
-            try {
-              resolve(await call());
-            } finally {
-              this.#running.splice(this.#running.indexOf(cost), 1);
-              const endedAt = this.#now();
-              this.#lastCallAt = endedAt;
-              this.#record(recipient, cost, endedAt);
-              this.#observe(endedAt - startedAt);
-              onEnd();
-            }
-          } finally {
-            this.#calls.give(1);
-          }
-        } catch (err) {
-          reject(err);
-        }
-        // The slots stay taken for a whole window after the call ended (see `run`).
-        if (started) await this.#hold(this.windowMs * windows);
-      };
-      this.#slots
-        .take(slots, options.priority ?? 0, signal)
-        .then(() => holdSlots().finally(() => this.#slots.give(slots)), reject);
+    return this.#slots.take(slots, options.priority ?? 0, signal).then(async () => {
+      try {
+        await this.#calls.take(1, 0, signal);
+      } catch (err) {
+        this.#slots.give(slots);
+        throw err;
+      }
+      try {
+        signal?.throwIfAborted();
+        // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
+        if (options.startBy !== undefined && this.#now() > options.startBy)
+          throw new StartDeadlineError(options.startBy, 'the deadline has passed');
+      } catch (err) {
+        this.#calls.give(1);
+        this.#slots.give(slots);
+        throw err;
+      }
+      return this.#started(recipient, call, cost, slots, onEnd);
     });
+  }
+
+  /**
+   * Runs `call`, its `slots` and a call slot taken: the call slot is given back when it ends, the slots a whole window
+   * (`ceil(cost / messages)` windows) after (see `run`).
+   */
+  #started<T>(recipient: string, call: () => Promise<T>, cost: number, slots: number, onEnd: () => void): Promise<T> {
+    this.#running.push(cost);
+    const startedAt = this.#now();
+    this.#lastCallAt = startedAt;
+    const ended = (): void => {
+      this.#running.splice(this.#running.indexOf(cost), 1);
+      const endedAt = this.#now();
+      this.#lastCallAt = endedAt;
+      this.#record(recipient, cost, endedAt);
+      this.#observe(endedAt - startedAt);
+      onEnd();
+      this.#calls.give(1);
+    };
+    const result = (async () => {
+      try {
+        return await call();
+      } finally {
+        ended();
+      }
+    })();
+    const windows = Math.ceil(cost / this.#slots.capacity);
+    const hold = (): Promise<void> => this.#hold(this.windowMs * windows);
+    void result.then(hold, hold).finally(() => this.#slots.give(slots));
+    return result;
   }
 
   /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
@@ -439,6 +472,16 @@ class Slots {
   /** Callers waiting. */
   get waiting(): number {
     return this.#waiting.length;
+  }
+
+  /** Whether `slots` can be taken now without waiting: not paused, nobody waiting, and that many free. */
+  free(slots: number): boolean {
+    return !this.#paused && this.#waiting.length === 0 && this.#taken + slots <= this.#capacity;
+  }
+
+  /** Takes `slots` now (after `free(slots)`). */
+  takeNow(slots: number): void {
+    this.#taken += slots;
   }
 
   /** Resolves once `slots` (at most `capacity`) are taken for the caller; rejects with the signal's reason if it fires first. */

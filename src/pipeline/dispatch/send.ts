@@ -4,7 +4,7 @@
  * whether it has it), within the session lock's deadline; and the one provider call with the channel's timeout that
  * each attempt makes.
  */
-import { delayUnlessAborted, raceAbort } from '../../abort.js';
+import { delayUnlessAborted, raceAbort, whenAborted } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { isProviderError, isStartDeadlineError, ProviderError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -221,7 +221,9 @@ export function sendMessage(
       // Not at the provider: nothing was sent by this attempt; hand the message back now.
       if (phase === 'waiting') resolve(abandoned());
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    // whenAborted, not addEventListener: every message of a batch listens to its signal, and an EventTarget finds a
+    // listener to remove by walking all of them.
+    const stopListening = whenAborted(signal, onAbort);
     policy
       .execute(attempt, signal)
       .then(
@@ -244,7 +246,7 @@ export function sendMessage(
           else resolve({ kind: 'failed', decision, error, calls });
         },
       )
-      .finally(() => signal.removeEventListener('abort', onAbort));
+      .finally(stopListening);
   });
 }
 

@@ -9,7 +9,7 @@
  * interrupted: it finishes on its own (its own timeout bounds it); the calls in flight at once follow the rate and the
  * latency (`concurrency.ts`), within `maxConcurrency`, and only ever cap what the slots let start.
  */
-import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
+import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject, whenAborted } from '../../abort.js';
 import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
 import { AdaptiveConcurrency, LatencyEstimate, type ConcurrencyChange } from './concurrency.js';
@@ -500,11 +500,13 @@ class Slots {
         slots,
         priority,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           resolve();
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Not addEventListener: the callers of one batch share its signal, and an EventTarget walks every listener to
+      // remove one.
+      const stopListening = whenAborted(signal, onAbort);
       let at = this.#waiting.length;
       while (at > 0 && (this.#waiting[at - 1] as { priority: number }).priority < priority) at--;
       this.#waiting.splice(at, 0, entry);

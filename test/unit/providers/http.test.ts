@@ -15,17 +15,21 @@ const call = { provider: 'twilio' as const, headers: { 'content-type': 'text/pla
 describe('httpPost', () => {
   const track = closedAfterEach();
 
-  /** A server that sends the status line and part of the body, then drops the connection. */
-  async function cutOff(status: number): Promise<{ url: string; close(): Promise<void> }> {
+  /** A server that sends the status line and part of the body, then drops the connection (or, `stall`, sends no more). */
+  async function cutOff(status: number, stall = false): Promise<{ url: string; close(): Promise<void> }> {
     const server = createServer((_req, res) => {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': '200' });
       res.write('{"sid":"SM');
-      setTimeout(() => res.socket?.destroy(), 20);
+      if (!stall) setTimeout(() => res.socket?.destroy(), 20);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return {
       url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () => new Promise((resolve) => server.close(() => resolve())),
+      close: () =>
+        new Promise((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
     };
   }
 
@@ -112,6 +116,15 @@ describe('httpPost', () => {
     assert.equal(err.code, 'ProviderTimeout');
     assert.equal(err.retryable, true);
     assert.match(err.message, /twilio did not answer within 100 ms/);
+  });
+
+  it('a timeout while the body arrives ends the call: ProviderTimeout for a non-2xx, an empty body for a 2xx', async () => {
+    const failing = track(await cutOff(503, true));
+    const err = await rejection<unknown>(httpPost({ ...call, url: failing.url, timeoutMs: 100 }));
+    assert.ok(isProviderError(err) && err.code === 'ProviderTimeout', String(err));
+    const taken = track(await cutOff(201, true));
+    const response = await httpPost({ ...call, url: taken.url, timeoutMs: 100 });
+    assert.deepEqual([response.status, response.body], [201, '']);
   });
 
   it("rethrows the caller's abort as is, not as a provider fault", async () => {

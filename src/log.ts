@@ -186,7 +186,26 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     format,
     transports: [new winston.transports.Stream({ stream: stream as Writable })],
   });
+  skipLinesBelowLevel(logger);
   return logger;
+}
+
+/**
+ * Makes `logger.debug(…)` (and every level method, on the logger and its children) return at once when its level is
+ * off. winston's level methods build the line, copy it into each child's fields and write it into the logger's stream
+ * before any format can drop it: per message, the dispatch worker's debug lines at level info cost about 3 % of its
+ * CPU that way. The `enabled` format stays for `logger.log(level, …)`.
+ */
+function skipLinesBelowLevel(logger: Logger): void {
+  for (const level of Object.keys(winston.config.npm.levels)) {
+    const write = (logger as unknown as Record<string, winston.LeveledLogMethod>)[level];
+    if (write === undefined) continue;
+    // A function, not an arrow: a child logger (`Object.create(logger)`) calls it with itself as `this`.
+    const method = function (this: Logger, ...args: unknown[]): Logger {
+      return this.isLevelEnabled(level) ? (write as (...a: unknown[]) => Logger).apply(this, args) : this;
+    };
+    Object.defineProperty(logger, level, { value: method, writable: true, configurable: true });
+  }
 }
 
 /** A logger that drops everything: for tests and library defaults. */

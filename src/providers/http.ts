@@ -10,10 +10,11 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { parseRetryAfter } from '../http/index.js';
 import { isProviderError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ATTR, inClientSpan, setHttpStatus } from '../telemetry/index.js';
+import { ATTR, inClientSpan, setHttpStatus, tracingOn } from '../telemetry/index.js';
 import type { ProviderType } from './provider.js';
 
 /** The `fetch` signature the adapters call; tests and callers may pass their own. */
@@ -65,12 +66,15 @@ const MIN_SECRET_CHARS = 8;
  * - a connection failure (refused, reset, DNS) → `ProviderUnavailable`;
  * - the caller's own abort (shutdown) → the abort reason rethrown as is.
  *
- * The timeout and the caller's signal feed one per-call `AbortController` whose timer and listener are removed
- * when the call ends. Not `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 (measured on 20.20.2)
- * every combined signal stays in the long-lived parent's dependant set (nodejs/node#55351, #54614), so a worker
- * passing one shutdown signal to every send would grow without bound (about 300,000 entries after 300,000 calls).
+ * The timeout and the caller's signal stop the call through one {@link CallStop} whose timer and listener are removed
+ * when the call ends: `node:http` destroys its request, a caller's `fetch` gets a signal. Not
+ * `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: on Node 20 (measured on 20.20.2) every combined signal stays
+ * in the long-lived parent's dependant set (nodejs/node#55351, #54614), so a worker passing one shutdown signal to
+ * every send would grow without bound (about 300,000 entries after 300,000 calls).
  */
 export function httpPost(call: HttpCall): Promise<HttpResponse> {
+  // With tracing off, no span's attributes (nor the URL parsed for its host) are made for nothing.
+  if (!tracingOn()) return post(call);
   // A CLIENT span by the HTTP semantic conventions: method, host and status only (never the URL: a Telegram bot
   // token and chat ids are in it).
   const method = call.method ?? 'POST';
@@ -94,23 +98,44 @@ function hostOf(url: string): string {
   }
 }
 
+/**
+ * Stops one call (its timeout, the caller's abort) in the way its transport needs, without an `AbortController` per
+ * `node:http` call: the transport says how with `onStop` once it has something to stop.
+ */
+class CallStop {
+  #stopped = false;
+  #reason: unknown;
+  #destroy: ((reason: unknown) => void) | undefined;
+
+  /** `destroy` stops the transport's request with the reason; called at once when the call was stopped already. */
+  onStop(destroy: (reason: unknown) => void): void {
+    if (this.#stopped) destroy(this.#reason);
+    else this.#destroy = destroy;
+  }
+
+  /** Stops the call (the first reason wins). */
+  stop(reason: unknown): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#reason = reason;
+    this.#destroy?.(reason);
+  }
+}
+
 async function post(call: HttpCall): Promise<HttpResponse> {
   const caller = call.signal;
   if (caller?.aborted) throw caller.reason;
-  const controller = new AbortController();
+  const stop = new CallStop();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    controller.abort(new DOMException(`timed out after ${call.timeoutMs} ms`, 'TimeoutError'));
+    stop.stop(new DOMException(`timed out after ${call.timeoutMs} ms`, 'TimeoutError'));
   }, call.timeoutMs);
-  const onCallerAbort = (): void => controller.abort(caller?.reason);
+  const onCallerAbort = (): void => stop.stop(caller?.reason);
   caller?.addEventListener('abort', onCallerAbort, { once: true });
   const secrets = call.secrets ?? [];
   try {
-    const answer =
-      call.fetch === undefined
-        ? await nodePost(call, controller.signal)
-        : await fetchPost(call, call.fetch, controller.signal);
+    const answer = call.fetch === undefined ? await nodePost(call, stop) : await fetchPost(call, call.fetch, stop);
     let text: string;
     try {
       text = await answer.text();
@@ -167,13 +192,15 @@ export async function postAndMap<T>(call: MappedCall<T>): Promise<T> {
   const started = Date.now();
   const response = await httpPost(call);
   const result = call.map(response);
-  const outcome = isProviderError(result) ? result.code : (call.outcome?.(result) ?? 'accepted');
-  call.log.debug(call.message ?? 'provider answered', {
-    status: response.status,
-    ...call.fields,
-    durationMs: Date.now() - started,
-    outcome,
-  });
+  if (call.log.isLevelEnabled('debug')) {
+    const outcome = isProviderError(result) ? result.code : (call.outcome?.(result) ?? 'accepted');
+    call.log.debug(call.message ?? 'provider answered', {
+      status: response.status,
+      ...call.fields,
+      durationMs: Date.now() - started,
+      outcome,
+    });
+  }
   if (isProviderError(result)) throw result;
   return result;
 }
@@ -202,16 +229,43 @@ function agentFor(url: URL): http.Agent {
   return agent;
 }
 
-/** One POST (or GET) through `node:http` / `node:https`; `signal` destroys the request (and the answer's body) when it fires. */
-function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
-  return new Promise<RawAnswer>((resolve, reject) => {
-    const url = new URL(call.url);
+/** Where requests to one URL go: its `request` function and options (host, port, path, agent). */
+interface Target {
+  request: typeof http.request;
+  options: http.RequestOptions;
+}
+
+/** URLs parsed once ({@link targetOf}); forgotten all at once past {@link TARGETS_KEPT} (lookups vary their query). */
+const targets = new Map<string, Target>();
+const TARGETS_KEPT = 64;
+
+/** The request target of `rawUrl` (an adapter calls the same few URLs: each is parsed once, not per call). */
+function targetOf(rawUrl: string): Target {
+  let target = targets.get(rawUrl);
+  if (target === undefined) {
+    const url = new URL(rawUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol}`);
+    target = {
+      request: url.protocol === 'https:' ? https.request : http.request,
+      options: { ...urlToHttpOptions(url), agent: agentFor(url) },
+    };
+    if (targets.size >= TARGETS_KEPT) targets.clear();
+    targets.set(rawUrl, target);
+  }
+  return target;
+}
+
+/** One POST (or GET) through `node:http` / `node:https`; `stop` destroys the request (and the answer's body). */
+function nodePost(call: HttpCall, stop: CallStop): Promise<RawAnswer> {
+  return new Promise<RawAnswer>((resolve, reject) => {
+    const { request, options } = targetOf(call.url);
     const get = call.method === 'GET';
-    const body = Buffer.from(get ? '' : call.body, 'utf8');
-    const request = url.protocol === 'https:' ? https.request : http.request;
-    const headers = get ? call.headers : { ...call.headers, 'content-length': String(body.length) };
-    const req = request(url, { method: get ? 'GET' : 'POST', agent: agentFor(url), headers, signal });
+    const headers = get
+      ? call.headers
+      : { ...call.headers, 'content-length': String(Buffer.byteLength(call.body, 'utf8')) };
+    const req = request({ ...options, method: get ? 'GET' : 'POST', headers });
+    // As a request `signal` would, without an AbortSignal and its listener per call.
+    stop.onStop((reason) => req.destroy(reason instanceof Error ? reason : new Error(String(reason))));
     req.once('error', reject);
     req.once('response', (res) => {
       const headers: Record<string, string> = {};
@@ -230,7 +284,8 @@ function nodePost(call: HttpCall, signal: AbortSignal): Promise<RawAnswer> {
       });
       resolve({ status: res.statusCode ?? 0, headers, text: () => text });
     });
-    req.end(body);
+    if (get) req.end();
+    else req.end(call.body, 'utf8');
   });
 }
 
@@ -346,7 +401,10 @@ export async function httpGetBytes(call: BytesCall): Promise<BytesResponse> {
 }
 
 /** One POST through a caller's `fetch`. */
-async function fetchPost(call: HttpCall, doFetch: FetchLike, signal: AbortSignal): Promise<RawAnswer> {
+async function fetchPost(call: HttpCall, doFetch: FetchLike, stop: CallStop): Promise<RawAnswer> {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  stop.onStop((reason) => controller.abort(reason));
   // redirect 'manual': a 3xx is returned (and mapped as a bad response), never followed with the credentials.
   const get = call.method === 'GET';
   const response = await doFetch(call.url, {
@@ -377,7 +435,11 @@ function parseBody(text: string, contentType: string | undefined): unknown {
   return text;
 }
 
-/** Returns a copy of `value` in which every occurrence of each secret, in any string, is `[REDACTED]`. */
+/**
+ * `value` with every occurrence of each secret, in any string (keys included), replaced by `[REDACTED]`: a copy of
+ * each object or array on the way to a string that held one; `value` itself, untouched, when none holds one (every
+ * answer of a working provider: copying each was a few per cent of the dispatch worker's CPU time).
+ */
 export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
   // A real credential is long; scrubbing a very short one would mangle every answer that contains its characters.
   const live = secrets.filter((s) => s.length >= MIN_SECRET_CHARS);
@@ -387,10 +449,24 @@ export function scrubSecrets<T>(value: T, secrets: readonly string[]): T {
     if (typeof v === 'string')
       return live.reduce((s, secret) => (s.includes(secret) ? s.split(secret).join(REDACTED) : s), v);
     if (typeof v !== 'object' || v === null || depth > 16) return v;
-    if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[scrub(k, depth + 1) as string] = scrub(x, depth + 1);
-    return out;
+    if (Array.isArray(v)) {
+      let copy: unknown[] | undefined;
+      v.forEach((x, i) => {
+        const scrubbed = scrub(x, depth + 1);
+        if (scrubbed !== x) (copy ??= [...v])[i] = scrubbed;
+      });
+      return copy ?? v;
+    }
+    const entries = Object.entries(v);
+    let copy: Record<string, unknown> | undefined;
+    entries.forEach(([k, x], i) => {
+      const key = scrub(k, depth + 1) as string;
+      const scrubbed = scrub(x, depth + 1);
+      // The first change copies the entries before it; every entry after it goes into the copy.
+      if (copy === undefined && (key !== k || scrubbed !== x)) copy = Object.fromEntries(entries.slice(0, i));
+      if (copy !== undefined) copy[key] = scrubbed;
+    });
+    return copy ?? v;
   };
   return scrub(value, 0) as T;
 }

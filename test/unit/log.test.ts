@@ -135,15 +135,25 @@ describe('logging', () => {
         },
       },
     };
+    // winston's logger is a stream: a line it writes runs the stream's machinery even when a format drops it.
+    const write = log.write.bind(log);
+    let writes = 0;
+    log.write = (info: unknown): boolean => {
+      writes += 1;
+      return write(info);
+    };
     log.debug('below', probe);
     areaLogger(log, 'dispatch').debug('below too', probe);
     assert.equal(reads, 0, 'a line below the level is never looked into');
+    assert.equal(writes, 0, 'a line below the level is never written into the logger');
     log.level = 'debug';
     log.debug('now enabled', probe);
+    areaLogger(log, 'dispatch').debug('enabled too');
     assert.equal(reads, 1);
+    assert.equal(writes, 2);
     assert.deepEqual(
       stream.lines().map((l) => l['message']),
-      ['now enabled'],
+      ['now enabled', 'enabled too'],
     );
   });
 });

@@ -4,7 +4,7 @@
  * whether it has it), within the session lock's deadline; and the one provider call with the channel's timeout that
  * each attempt makes.
  */
-import { delayUnlessAborted, raceAbort } from '../../abort.js';
+import { delayUnlessAborted, raceAbort, whenAborted } from '../../abort.js';
 import type { Channel } from '../../channels/index.js';
 import { isProviderError, isStartDeadlineError, ProviderError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -125,11 +125,12 @@ export function sendMessage(
           const result = await callProvider(provider, channel, msg, stage);
           phase = 'done';
           stage.metrics?.callDuration.observe({ channel: channel.name, result: 'ok' }, (stage.now() - started) / 1000);
-          log.debug('provider accepted', {
-            attempt: n,
-            providerMessageId: result.providerMessageId,
-            status: result.status,
-          });
+          if (log.isDebugEnabled())
+            log.debug('provider accepted', {
+              attempt: n,
+              providerMessageId: result.providerMessageId,
+              status: result.status,
+            });
           return result;
         } catch (err) {
           const decision = decide(err);
@@ -220,7 +221,9 @@ export function sendMessage(
       // Not at the provider: nothing was sent by this attempt; hand the message back now.
       if (phase === 'waiting') resolve(abandoned());
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    // whenAborted, not addEventListener: every message of a batch listens to its signal, and an EventTarget finds a
+    // listener to remove by walking all of them.
+    const stopListening = whenAborted(signal, onAbort);
     policy
       .execute(attempt, signal)
       .then(
@@ -243,7 +246,7 @@ export function sendMessage(
           else resolve({ kind: 'failed', decision, error, calls });
         },
       )
-      .finally(() => signal.removeEventListener('abort', onAbort));
+      .finally(stopListening);
   });
 }
 

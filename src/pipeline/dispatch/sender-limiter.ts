@@ -9,8 +9,7 @@
  * interrupted: it finishes on its own (its own timeout bounds it); the calls in flight at once follow the rate and the
  * latency (`concurrency.ts`), within `maxConcurrency`, and only ever cap what the slots let start.
  */
-import PQueue from 'p-queue';
-import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject } from '../../abort.js';
+import { delayUnlessAborted, linkedController, raceAbort, sleepOrReject, whenAborted } from '../../abort.js';
 import { StartDeadlineError } from '../../errors.js';
 import { intOption } from '../../options.js';
 import { AdaptiveConcurrency, LatencyEstimate, type ConcurrencyChange } from './concurrency.js';
@@ -94,8 +93,8 @@ export class SenderLimiter {
   readonly #isGroup: (recipient: string) => boolean;
   /** Slots: `messages` at once, a call's `cost` of them held from before it starts until `windowMs` after it ends. */
   readonly #slots: Slots;
-  /** Calls in flight: `#concurrency.current` at once. */
-  readonly #calls: PQueue;
+  /** Calls in flight: `#concurrency.current` at once (one slot each; in arrival order, once their window slots are taken). */
+  readonly #calls: Slots;
   readonly #concurrency: AdaptiveConcurrency;
   readonly #onConcurrencyChange: ((change: ConcurrencyChange) => void) | undefined;
   readonly #now: () => number;
@@ -138,7 +137,7 @@ export class SenderLimiter {
       latency: options.latency ?? new LatencyEstimate(),
     });
     this.#onConcurrencyChange = options.onConcurrencyChange;
-    this.#calls = new PQueue({ concurrency: this.#concurrency.current });
+    this.#calls = new Slots(this.#concurrency.current);
   }
 
   /** Calls allowed in flight now (sized from the rate and the latency, see `concurrency.ts`). */
@@ -155,7 +154,7 @@ export class SenderLimiter {
   #observe(ms: number): void {
     const change = this.#concurrency.observe(ms);
     if (change === undefined) return;
-    this.#calls.concurrency = change.to;
+    this.#calls.resize(change.to);
     this.#onConcurrencyChange?.(change);
   }
 
@@ -175,11 +174,18 @@ export class SenderLimiter {
   async run<T>(recipient: string, call: () => Promise<T>, options: RunOptions = {}): Promise<T> {
     intOption('SenderLimiter run', 'cost', options.cost, 1, 1);
     const { startBy } = options;
-    if (startBy === undefined) return this.#run(recipient, call, options);
     const now = this.#now();
-    if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
-    if (this.#pausedUntil > startBy && this.paused)
-      throw new StartDeadlineError(startBy, `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`);
+    if (startBy !== undefined) {
+      if (now > startBy) throw new StartDeadlineError(startBy, 'the deadline has passed');
+      if (this.#pausedUntil > startBy && this.paused)
+        throw new StartDeadlineError(
+          startBy,
+          `the sender is paused until ${new Date(this.#pausedUntil).toISOString()}`,
+        );
+    }
+    const atOnce = this.#startAtOnce(recipient, call, options);
+    if (atOnce !== undefined) return atOnce;
+    if (startBy === undefined) return this.#run(recipient, call, options);
     // The call waits under a signal that also fires at the deadline, or when a pause past it begins.
     const deadline = linkedController(options.signal);
     const entry = { startBy, drop: (error: StartDeadlineError) => deadline.abort(error) };
@@ -195,6 +201,21 @@ export class SenderLimiter {
       this.#deadlines.delete(entry);
       deadline.dispose();
     }
+  }
+
+  /**
+   * The call started now, when it need not wait: no recipient spacing, not paused, nobody waiting ahead of it and its
+   * slots and a call slot free (a sender below its rate and its calls in flight). Undefined when it must wait: then
+   * `run` waits for it under its signal and deadline. Nothing waits here, so neither is watched.
+   */
+  #startAtOnce<T>(recipient: string, call: () => Promise<T>, options: RunOptions): Promise<T> | undefined {
+    const cost = options.cost ?? 1;
+    const slots = Math.min(cost, this.#slots.capacity);
+    if (options.signal?.aborted || this.#spacingOf(recipient) > 0) return undefined;
+    if (!this.#slots.free(slots) || !this.#calls.free(1)) return undefined;
+    this.#slots.takeNow(slots);
+    this.#calls.takeNow(1);
+    return this.#started(recipient, call, cost, slots, () => undefined);
   }
 
   /** The spacing of calls to `recipient`, guard included; 0 when none. */
@@ -249,60 +270,58 @@ export class SenderLimiter {
     const cost = options.cost ?? 1;
     // More than the limit: every slot, for as many windows as the provider needs to send it.
     const slots = Math.min(cost, this.#slots.capacity);
-    const windows = Math.ceil(cost / this.#slots.capacity);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    // p-queue rejects a running task's promise when the add() signal fires; a started call must finish instead, so
-    // the queues get a signal that fires only while the call waits.
-    const waiting = new AbortController();
-    let started = false;
-    const onAbort = (): void => {
-      if (!started) waiting.abort(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (): void => signal?.removeEventListener('abort', onAbort);
-    return new Promise<T>((resolve, reject) => {
-      const holdSlot = async (): Promise<void> => {
-        try {
-          resolve(
-            await this.#calls.add(
-              async () => {
-                // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
-                if (options.startBy !== undefined && this.#now() > options.startBy)
-                  throw new StartDeadlineError(options.startBy, 'the deadline has passed');
-                started = true;
-                done();
-                this.#running.push(cost);
-                const startedAt = this.#now();
-                this.#lastCallAt = startedAt;
-                try {
-                  return await call();
-                } finally {
-                  this.#running.splice(this.#running.indexOf(cost), 1);
-                  const endedAt = this.#now();
-                  this.#lastCallAt = endedAt;
-                  this.#record(recipient, cost, endedAt);
-                  this.#observe(endedAt - startedAt);
-                  onEnd();
-                }
-              },
-              { signal: waiting.signal },
-            ),
-          );
-        } catch (err) {
-          reject(err);
-        }
-        done();
-        // The slots stay taken for a whole window after the call ended (see `run`).
-        if (started) await this.#hold(this.windowMs * windows);
-      };
-      this.#slots.take(slots, options.priority ?? 0, waiting.signal).then(
-        () => holdSlot().finally(() => this.#slots.give(slots)),
-        (err: unknown) => {
-          done();
-          reject(err);
-        },
-      );
+    // The signal counts only while the call waits: each gate stops listening to it once it lets the call through, so
+    // a call that started finishes (no controller of its own per call is needed for that).
+    return this.#slots.take(slots, options.priority ?? 0, signal).then(async () => {
+      try {
+        await this.#calls.take(1, 0, signal);
+      } catch (err) {
+        this.#slots.give(slots);
+        throw err;
+      }
+      try {
+        signal?.throwIfAborted();
+        // A start a busy event loop made late: still not past the deadline (nothing is recorded: no call).
+        if (options.startBy !== undefined && this.#now() > options.startBy)
+          throw new StartDeadlineError(options.startBy, 'the deadline has passed');
+      } catch (err) {
+        this.#calls.give(1);
+        this.#slots.give(slots);
+        throw err;
+      }
+      return this.#started(recipient, call, cost, slots, onEnd);
     });
+  }
+
+  /**
+   * Runs `call`, its `slots` and a call slot taken: the call slot is given back when it ends, the slots a whole window
+   * (`ceil(cost / messages)` windows) after (see `run`).
+   */
+  #started<T>(recipient: string, call: () => Promise<T>, cost: number, slots: number, onEnd: () => void): Promise<T> {
+    this.#running.push(cost);
+    const startedAt = this.#now();
+    this.#lastCallAt = startedAt;
+    const ended = (): void => {
+      this.#running.splice(this.#running.indexOf(cost), 1);
+      const endedAt = this.#now();
+      this.#lastCallAt = endedAt;
+      this.#record(recipient, cost, endedAt);
+      this.#observe(endedAt - startedAt);
+      onEnd();
+      this.#calls.give(1);
+    };
+    const result = (async () => {
+      try {
+        return await call();
+      } finally {
+        ended();
+      }
+    })();
+    const windows = Math.ceil(cost / this.#slots.capacity);
+    const hold = (): Promise<void> => this.#hold(this.windowMs * windows);
+    void result.then(hold, hold).finally(() => this.#slots.give(slots));
+    return result;
   }
 
   /** Waits `ms` holding a slot; `clear()` ends every hold at once (and a hold after `clear()` does not wait). */
@@ -395,7 +414,7 @@ export class SenderLimiter {
 
   stats(): SenderLimiterStats {
     const stats: SenderLimiterStats = {
-      waiting: this.#slots.waiting + this.#calls.size + this.#waitingForTurn,
+      waiting: this.#slots.waiting + this.#calls.waiting + this.#waitingForTurn,
       inFlight: this.#running.length,
       inWindow: this.#slots.taken,
     };
@@ -420,16 +439,30 @@ export class SenderLimiter {
 }
 
 /**
- * The window's slots, weighted: `capacity` in all, a caller takes several at once. Waiting callers are served strictly
- * in order (greater priority first, then arrival), so one that needs many slots is not overtaken for ever by callers
- * that need few. `pause()` stops serving (slots taken stay taken) until `start()`.
+ * Slots, weighted: `capacity` in all, a caller takes several at once (the window's slots; the calls in flight, one
+ * each). Waiting callers are served strictly in order (greater priority first, then arrival), so one that needs many
+ * slots is not overtaken for ever by callers that need few. `pause()` stops serving (slots taken stay taken) until
+ * `start()`.
  */
 class Slots {
+  #capacity: number;
   #taken = 0;
   #paused = false;
   readonly #waiting: Array<{ slots: number; priority: number; grant: () => void }> = [];
 
-  constructor(readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** A new capacity: more serves waiting callers at once; fewer lets what is taken end before serving again. */
+  resize(capacity: number): void {
+    this.#capacity = capacity;
+    this.#serve();
+  }
 
   /** Slots taken now. */
   get taken(): number {
@@ -439,6 +472,16 @@ class Slots {
   /** Callers waiting. */
   get waiting(): number {
     return this.#waiting.length;
+  }
+
+  /** Whether `slots` can be taken now without waiting: not paused, nobody waiting, and that many free. */
+  free(slots: number): boolean {
+    return !this.#paused && this.#waiting.length === 0 && this.#taken + slots <= this.#capacity;
+  }
+
+  /** Takes `slots` now (after `free(slots)`). */
+  takeNow(slots: number): void {
+    this.#taken += slots;
   }
 
   /** Resolves once `slots` (at most `capacity`) are taken for the caller; rejects with the signal's reason if it fires first. */
@@ -457,11 +500,13 @@ class Slots {
         slots,
         priority,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          stopListening();
           resolve();
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Not addEventListener: the callers of one batch share its signal, and an EventTarget walks every listener to
+      // remove one.
+      const stopListening = whenAborted(signal, onAbort);
       let at = this.#waiting.length;
       while (at > 0 && (this.#waiting[at - 1] as { priority: number }).priority < priority) at--;
       this.#waiting.splice(at, 0, entry);
@@ -492,7 +537,7 @@ class Slots {
   #serve(): void {
     for (
       let next = this.#waiting[0];
-      next !== undefined && !this.#paused && this.#taken + next.slots <= this.capacity;
+      next !== undefined && !this.#paused && this.#taken + next.slots <= this.#capacity;
       next = this.#waiting[0]
     ) {
       this.#waiting.shift();

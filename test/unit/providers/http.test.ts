@@ -15,17 +15,21 @@ const call = { provider: 'twilio' as const, headers: { 'content-type': 'text/pla
 describe('httpPost', () => {
   const track = closedAfterEach();
 
-  /** A server that sends the status line and part of the body, then drops the connection. */
-  async function cutOff(status: number): Promise<{ url: string; close(): Promise<void> }> {
+  /** A server that sends the status line and part of the body, then drops the connection (or, `stall`, sends no more). */
+  async function cutOff(status: number, stall = false): Promise<{ url: string; close(): Promise<void> }> {
     const server = createServer((_req, res) => {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': '200' });
       res.write('{"sid":"SM');
-      setTimeout(() => res.socket?.destroy(), 20);
+      if (!stall) setTimeout(() => res.socket?.destroy(), 20);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return {
       url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () => new Promise((resolve) => server.close(() => resolve())),
+      close: () =>
+        new Promise((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
     };
   }
 
@@ -114,6 +118,15 @@ describe('httpPost', () => {
     assert.match(err.message, /twilio did not answer within 100 ms/);
   });
 
+  it('a timeout while the body arrives ends the call: ProviderTimeout for a non-2xx, an empty body for a 2xx', async () => {
+    const failing = track(await cutOff(503, true));
+    const err = await rejection<unknown>(httpPost({ ...call, url: failing.url, timeoutMs: 100 }));
+    assert.ok(isProviderError(err) && err.code === 'ProviderTimeout', String(err));
+    const taken = track(await cutOff(201, true));
+    const response = await httpPost({ ...call, url: taken.url, timeoutMs: 100 });
+    assert.deepEqual([response.status, response.body], [201, '']);
+  });
+
   it("rethrows the caller's abort as is, not as a provider fault", async () => {
     const server = track(await startRecordingServer());
     server.reply('hang');
@@ -177,9 +190,10 @@ describe('httpPost', () => {
 
 describe('postAndMap', () => {
   /** A logger that keeps its debug lines. */
-  function debugLines(): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
+  function debugLines(enabled = true): { log: Logger; lines: Array<[string, Record<string, unknown>]> } {
     const lines: Array<[string, Record<string, unknown>]> = [];
     const log = {
+      isLevelEnabled: (level: string) => enabled && level === 'debug',
       debug: (message: string, fields: Record<string, unknown>) => lines.push([message, fields]),
     } as unknown as Logger;
     return { log, lines };
@@ -240,6 +254,20 @@ describe('postAndMap', () => {
     assert.deepEqual([lines[0]?.[1]['status'], lines[0]?.[1]['outcome']], [429, 'ProviderRateLimited']);
   });
 
+  it('with debug lines off, neither logs nor works out the line (its outcome is not asked for)', async () => {
+    const { log, lines } = debugLines(false);
+    let outcomes = 0;
+    const result = await postAndMap({
+      ...call,
+      url: 'http://127.0.0.1:1/x',
+      fetch: answering(201, { sid: 'SM1' }),
+      log,
+      map: () => 'SM1',
+      outcome: () => `${++outcomes}`,
+    });
+    assert.deepEqual([result, lines.length, outcomes], ['SM1', 0, 0]);
+  });
+
   it('a call that gets no answer throws as httpPost does and logs nothing', async () => {
     const { log, lines } = debugLines();
     const failing = (): Promise<Response> => Promise.reject(new TypeError('fetch failed'));
@@ -282,6 +310,17 @@ describe('scrubSecrets', () => {
       list: ['[REDACTED]'],
       nested: { '[REDACTED]': null },
     });
+  });
+
+  it('copies only what held a secret, and returns an answer that holds none as it is', () => {
+    const clean = { sid: 'SM1', list: ['a', { b: 'c' }], nested: { d: 1 } };
+    assert.equal(scrubSecrets(clean, ['TOKEN-123']), clean);
+    const held = { sid: 'SM1', list: ['a', 'TOKEN-123'], nested: { d: 1 }, after: 'e' };
+    const out = scrubSecrets(held, ['TOKEN-123']);
+    assert.deepEqual(out, { sid: 'SM1', list: ['a', '[REDACTED]'], nested: { d: 1 }, after: 'e' });
+    assert.deepEqual(Object.keys(out), ['sid', 'list', 'nested', 'after']);
+    assert.deepEqual(held.list, ['a', 'TOKEN-123'], 'the answer given is not changed');
+    assert.equal(out.nested, held.nested);
   });
 
   it('does not search for a secret too short to be a credential (it would mangle the answer)', () => {

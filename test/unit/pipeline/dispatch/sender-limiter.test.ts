@@ -328,6 +328,31 @@ describe('sender limiter', () => {
       );
     });
 
+    it('starts a call that need not wait at once, watching neither its deadline nor its signal; one that waits, both', async () => {
+      const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 0 });
+      const r = recorder(100);
+      const t0 = Date.now();
+      const controller = new AbortController();
+      const listeners = sinon.spy(controller.signal, 'addEventListener');
+      const first = limiter.run('a', r.call, { startBy: t0 + 2000, signal: controller.signal });
+      assert.equal(r.starts.length, 1, 'started within run()');
+      assert.equal(clock.countTimers(), 1, "only the call's own timer: no deadline timer");
+      assert.equal(listeners.callCount, 0, 'no listener on its signal');
+      const second = limiter.run('b', r.call, { startBy: t0 + 2000, signal: controller.signal });
+      assert.equal(r.starts.length, 1, 'the second waits for the slot');
+      assert.equal(clock.countTimers(), 2, 'its deadline is watched');
+      assert.equal(listeners.callCount, 1, 'and its signal');
+      await clock.tickAsync(3000);
+      assert.deepEqual([await first, await second], [1, 2]);
+      assert.deepEqual(
+        r.starts.map((t) => t - t0),
+        [0, 1100],
+      );
+      await clock.tickAsync(2000);
+      assert.equal(clock.countTimers(), 0);
+      assert.deepEqual(limiter.stats(), { waiting: 0, inFlight: 0, inWindow: 0 });
+    });
+
     it('drops a call still waiting for a slot when its deadline comes, and holds no slot for it', async () => {
       const limiter = new SenderLimiter({ messages: 1, intervalMs: 1000, guardMs: 0 });
       const r = recorder(100);

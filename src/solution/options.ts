@@ -5,7 +5,7 @@
 import { SolutionError } from '../errors.js';
 import { DEFAULT_PUBLISHER_PREFIX, SMS_TEXT_MAX_LENGTH, TEXT_MAX_LENGTH } from './assumptions.js';
 
-/** `msdyn_type` of a message part (MSDocs-CE custom SMS "Define the message parts"). */
+/** `msdyn_type` of a message part (MSDocs-CE ce/marketing/real-time-marketing-custom-channel-message-parts.md). */
 export const MESSAGE_PART_TYPES = {
   plaintext: 192350000,
   media: 192350003,

@@ -73,10 +73,10 @@ export const CUSTOMIZATIONS_SECTIONS = [
 ] as const;
 
 /**
- * A generated table is user-owned and declares the primary key, the primary name and the channel's columns. The
- * system columns (owner, created on, state and status …) an export also lists are left to Dataverse to add, as it does
- * when a table is created through the API. UNVERIFIED that a solution import adds them; if not, tableFiles() gains
- * them (the lookup view's filter on statecode needs it).
+ * A generated table is user-owned and declares the primary key, the primary name, the channel's columns and
+ * `statecode`/`statuscode` (Active/Inactive: the views filter on it). The other system columns an export also lists
+ * (owner, created on, modified by …) are left to Dataverse to add, as it does when a table is created through the API.
+ * UNVERIFIED that a solution import adds them; if not, tableFiles() gains them.
  */
 export const TABLE_OWNERSHIP = 'UserOwned';
 

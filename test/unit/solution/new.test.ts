@@ -105,6 +105,8 @@ describe('solution: channel new', () => {
         sample_name: ['nvarchar', '100'],
         sample_text: ['ntext', '4000'],
         sample_channel: ['nvarchar', '50'],
+        statecode: ['state', undefined],
+        statuscode: ['status', undefined],
       });
       const form = r.files.filter((f) => f.startsWith('Entities/sample_specialmessage/FormXml/main/'));
       assert.equal(form.length, 1);

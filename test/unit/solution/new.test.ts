@@ -153,6 +153,22 @@ describe('solution: channel new', () => {
       assert.equal(r.channelDefinitionId, undefined);
     });
 
+    it('the folder holds the solution only; the entry is a channels file next to it', async () => {
+      const r = await generate({ name: 'special', contract: 'outbound-marketing' });
+      const top = new Set(r.files.map((f) => f.split('/')[0]));
+      assert.deepEqual([...top].sort(), ['Entities', 'Other', 'WebResources']);
+      assert.equal(r.entryFile, path.join(root, 'special.channels.json'));
+      const written = JSON.parse(readFileSync(r.entryFile, 'utf8')) as { channels: unknown[] };
+      assert.deepEqual(written.channels, [r.channelsEntry]);
+      const elsewhere = await generate({
+        name: 'other',
+        contract: 'realtime',
+        entryFile: path.join(root, 'cfg', 'e.json'),
+      });
+      assert.equal(elsewhere.entryFile, path.join(root, 'cfg', 'e.json'));
+      assert.ok(existsSync(elsewhere.entryFile));
+    });
+
     it('the entry loads through the relay’s channels loader, its tile read from the solution folder', async () => {
       const r = await generate({
         name: 'special',
@@ -444,6 +460,16 @@ describe('solution: channel new', () => {
         '--address-field',
       ],
       ['an empty sender', { name: 'a', contract: 'outbound-marketing', sender: ' ' }, '--sender'],
+      [
+        'an entry file inside the solution folder',
+        {
+          name: 'a',
+          contract: 'realtime',
+          entryFile: path.join(os.tmpdir(), 'x', 'a', 'channels.json'),
+          out: path.join(os.tmpdir(), 'x', 'a'),
+        } as Omit<NewChannelOptions, 'out'>,
+        '--entry-file',
+      ],
     ];
     for (const [what, options, option] of cases) {
       it(`${what}: refused, naming ${option}`, async () => {
@@ -493,6 +519,7 @@ describe('solution: channel new', () => {
       );
       assert.equal(code, 0, io.stderr.join('\n'));
       assert.ok(existsSync(path.join(root, 'sol', 'Other', 'Solution.xml')));
+      assert.ok(existsSync(path.join(root, 'sol.channels.json')));
       const out = io.stdout.join('\n');
       assert.match(out, /^solution sample_Special: 15 files in /);
       const entry = JSON.parse(out.slice(out.indexOf('{'))) as Record<string, unknown>;

@@ -41,6 +41,8 @@ export interface NewChannelResult {
   placeholders: string[];
   /** Real-time: the `msdyn_channeldefinition` id (the entry's `channelDefinitionId`). */
   channelDefinitionId?: string;
+  /** Outbound marketing: the tile web resource in the folder (absolute; the entry's `tile` is relative). */
+  tileFile?: string;
 }
 
 interface Generated {
@@ -164,5 +166,6 @@ export async function newChannelSolution(options: NewChannelOptions): Promise<Ne
     placeholders: written.placeholders,
   };
   if (generated.channelDefinitionId !== undefined) result.channelDefinitionId = generated.channelDefinitionId;
+  if (generated.facts.contract === 'outbound-marketing') result.tileFile = path.join(dir, generated.facts.tile);
   return result;
 }

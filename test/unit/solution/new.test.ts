@@ -158,6 +158,15 @@ describe('solution: channel new', () => {
       const top = new Set(r.files.map((f) => f.split('/')[0]));
       assert.deepEqual([...top].sort(), ['Entities', 'Other', 'WebResources']);
       assert.equal(r.entryFile, path.join(root, 'special.channels.json'));
+      assert.equal(
+        r.tileFile,
+        path.join(
+          r.dir,
+          'WebResources',
+          'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml'.replace('sample', 'relay'),
+        ),
+      );
+      assert.equal(path.resolve(root, String(r.channelsEntry['tile'])), r.tileFile);
       const written = JSON.parse(readFileSync(r.entryFile, 'utf8')) as { channels: unknown[] };
       assert.deepEqual(written.channels, [r.channelsEntry]);
       const elsewhere = await generate({

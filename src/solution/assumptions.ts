@@ -77,6 +77,11 @@ export const CUSTOMIZATIONS_SECTIONS = [
  * `statecode`/`statuscode` (Active/Inactive: the views filter on it). The other system columns an export also lists
  * (owner, created on, modified by …) are left to Dataverse to add, as it does when a table is created through the API.
  * UNVERIFIED that a solution import adds them; if not, tableFiles() gains them.
+ *
+ * Schema names of generated tables and columns are lower case (`sample_realtimesmsinstance`, `sample_text`), as the
+ * real-time docs' examples write them (`cr65f_samplechannelinstance`, `PhysicalName="cr65f_text"`), so schema and
+ * logical names coincide; control class ids on forms are lower-cased GUIDs like every other. Dataverse compares these
+ * case-insensitively; if an import kept the case, only the maker portal's display of the names differs.
  */
 export const TABLE_OWNERSHIP = 'UserOwned';
 
@@ -85,6 +90,16 @@ export const TABLE_OWNERSHIP = 'UserOwned';
  * gets no Custom Channel Activity). A channel sending elsewhere than to a phone changes it in the tile after generation.
  */
 export const COMPLIANCE_FIELD = 'donotphone';
+
+/**
+ * A web resource's `FileName` in its `.data.xml`: where the packed zip holds the content, `/WebResources/<name><id>`.
+ * Exports write the id in upper case; the generator writes it in lower case, as every GUID it writes (the real-time
+ * docs require lowercase GUIDs in customization files, and `channel check` refuses uppercase ones). The name is only
+ * a path inside the zip, matched as written: if an import compared it case-insensitively nothing would change.
+ */
+export function webResourceFileName(name: string, id: string): string {
+  return `/WebResources/${name}${id}`;
+}
 
 /**
  * The tile's icon: the docs' CSS draws it with an icon font (`content` of `::before` in a `@font-face`); the generated

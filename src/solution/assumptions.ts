@@ -35,6 +35,17 @@ export const TEXT_MAX_LENGTH = 1000;
 export const OUTBOUND_API_STEP_TYPE: 0 | 1 | 2 = 2;
 
 /**
+ * The channel definition's columns no page explains. `msdyn_supportsattachment` is written 1 when the channel has a
+ * media or image part (the parts that carry files), else 0; `msdyn_supportsbinary` and `msdyn_specialconsentrequired`
+ * 0, as in the docs' example. `msdyn_specialconsentlabel`, `msdyn_instanceregistrationendpointurltemplate` and
+ * `msdyn_outboundbatchendpointurltemplate` (in the table reference, without semantics) are not written. If Marketing
+ * read supportsattachment otherwise, the editor would offer or hide attachments; the relay's sends do not change.
+ */
+export function supportsAttachment(partTypes: readonly string[]): boolean {
+  return partTypes.some((t) => t === 'media' || t === 'image');
+}
+
+/**
  * The delivery report and inbound custom APIs' own contract. The docs say only that they are called by the provider
  * (or a flow) and call `msdyn_D365ChannelsNotification` (`notificationPayLoad`) or `msdyn_D365ChannelsInbound`
  * (`inboundPayLoad`). Taken: like the outbound API, one string input `payload` (the provider's report or message as

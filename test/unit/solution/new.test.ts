@@ -488,13 +488,17 @@ describe('solution: channel new', () => {
       });
     }
 
-    it('a folder with other files: refused; a solution folder: refused without --force, replaced with it', async () => {
+    it('a folder with other files or a file: refused; a solution folder: refused without --force, replaced with it', async () => {
       const other = path.join(root, 'other');
       mkdirSync(other);
       writeFileSync(path.join(other, 'notes.txt'), 'mine');
       const err = await refused({ name: 'sms', contract: 'realtime', out: other });
       assert.equal(err.code, 'SolutionOutputExists');
       assert.equal(readFileSync(path.join(other, 'notes.txt'), 'utf8'), 'mine');
+
+      writeFileSync(path.join(root, 'file'), 'x');
+      const onFile = await refused({ name: 'sms', contract: 'realtime', out: path.join(root, 'file') });
+      assert.deepEqual([onFile.code, onFile.option], ['SolutionOutputExists', '--out']);
 
       const first = await generate({ name: 'sms', contract: 'realtime', inbound: true });
       assert.ok(existsSync(path.join(first.dir, 'customapis', 'relay_SmsInboundApi')));

@@ -1,0 +1,11 @@
+/** `channel-relay channel …`: the Dataverse solution of a custom channel. Each subcommand lives in its own file. */
+import type { Command } from 'commander';
+import type { CliIo } from '../io.js';
+import { registerChannelNew } from './channel-new.js';
+
+export function registerChannelCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+  const channel = program
+    .command('channel')
+    .description('a custom channel as a Dataverse solution: generate (new), pack and check, import');
+  registerChannelNew(channel, io, setExitCode);
+}

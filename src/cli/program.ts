@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../paths.js';
+import { registerChannelCommands } from './commands/channel.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -42,6 +43,7 @@ export function buildProgram(io: CliIo): Program {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerConfigCommands(command, io, setExitCode);
+  registerChannelCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
   registerStatusCommand(command, io, setExitCode);

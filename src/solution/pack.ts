@@ -43,12 +43,6 @@ const OTHER_CUSTOMIZATIONS = 'Other/Customizations.xml';
 const OTHER_RELATIONSHIPS = 'Other/Relationships.xml';
 
 /**
- * Every entry's last-modified time: 1980-01-01 00:00, the zip format's earliest, given in local time because the
- * zip's DOS time fields are local: the same folder gives the same bytes in any time zone.
- */
-const ZIP_MTIME = new Date(1980, 0, 1, 0, 0, 0);
-
-/**
  * Where pack puts the blocks it builds when `Other/Customizations.xml` lacks them: the order of `<ImportExportXml>`'s
  * children in Dataverse's exports (public exported solutions; docs/solutions.md).
  */
@@ -389,10 +383,15 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
   return { entries, solution, customizations: result, sources };
 }
 
-/** The zip of entries in their order, deflated, every entry dated {@link ZIP_MTIME}: same entries, same bytes. */
+/**
+ * The zip of entries in their order, deflated, every entry dated 1980-01-01 00:00 (the zip format's earliest): same
+ * entries, same bytes. The date is made in local time when zipping, because the zip's DOS time fields are local:
+ * the same folder gives the same bytes in any time zone.
+ */
 export function zipEntries(entries: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  const mtime = new Date(1980, 0, 1, 0, 0, 0);
   const zippable: Zippable = {};
-  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: 6, mtime: ZIP_MTIME }];
+  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: 6, mtime }];
   return zipSync(zippable);
 }
 

@@ -11,6 +11,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
 import { SolutionPackageError, type SolutionProblem } from '../errors.js';
+import { ENTRY_FILE } from './generate.js';
 import {
   child,
   children,
@@ -269,9 +270,13 @@ function webResources(files: ReadonlyMap<string, Uint8Array>, problems: Solution
   return out;
 }
 
-/** What pack handles: everything else in a folder is refused rather than left out of the zip unnoticed. */
+/**
+ * What pack handles: everything else in a folder is refused rather than left out of the zip unnoticed, but for the
+ * channels entry `channel new` writes beside the solution (never a part of it).
+ */
 function handled(file: string, web: ReadonlySet<string>): boolean {
   return (
+    file === ENTRY_FILE ||
     file === OTHER_SOLUTION ||
     file === OTHER_CUSTOMIZATIONS ||
     file === OTHER_RELATIONSHIPS ||

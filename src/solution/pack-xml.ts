@@ -5,6 +5,7 @@
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { SolutionProblem } from '../errors.js';
+import { XML_EOL as EOL } from './pack-assumptions.js';
 
 export interface XmlElement {
   name: string;
@@ -135,9 +136,6 @@ function escapeText(text: string): string {
 function escapeAttribute(text: string): string {
   return escapeText(text).replace(/"/g, '&quot;');
 }
-
-/** CRLF, as the .NET writer of SolutionPackager and Dataverse's export write (docs/solutions.md, assumptions). */
-const EOL = '\r\n';
 
 function write(el: XmlElement, indent: string, out: string[]): void {
   const attrs = Object.entries(el.attributes)

@@ -13,6 +13,13 @@ import { zipSync, type Zippable } from 'fflate';
 import { SolutionPackageError, type SolutionProblem } from '../errors.js';
 import { ENTRY_FILE } from './generate.js';
 import {
+  CONTENT_TYPE,
+  CUSTOMIZATIONS_ORDER,
+  ENTITY_PARTS_AFTER_INFO,
+  ROOT_ENTRY_ORDER,
+  ZIP_LEVEL,
+} from './pack-assumptions.js';
+import {
   child,
   children,
   decodeText,
@@ -35,32 +42,11 @@ export interface PackedSolution {
   sources: ReadonlyMap<string, string>;
 }
 
-export const CONTENT_TYPES = '[Content_Types].xml';
-export const SOLUTION_XML = 'solution.xml';
-export const CUSTOMIZATIONS_XML = 'customizations.xml';
+export const [CONTENT_TYPES, SOLUTION_XML, CUSTOMIZATIONS_XML] = ROOT_ENTRY_ORDER;
 
 const OTHER_SOLUTION = 'Other/Solution.xml';
 const OTHER_CUSTOMIZATIONS = 'Other/Customizations.xml';
 const OTHER_RELATIONSHIPS = 'Other/Relationships.xml';
-
-/**
- * Where pack puts the blocks it builds when `Other/Customizations.xml` lacks them: the order of `<ImportExportXml>`'s
- * children in Dataverse's exports (public exported solutions; docs/solutions.md).
- */
-const CUSTOMIZATIONS_ORDER = [
-  'Entities',
-  'Roles',
-  'Workflows',
-  'FieldSecurityProfiles',
-  'Templates',
-  'EntityMaps',
-  'EntityRelationships',
-  'OrganizationSettings',
-  'optionsets',
-  'WebResources',
-  'CustomControls',
-  'EntityDataProviders',
-];
 
 /** Reads a folder's files (dot files left out) as paths relative to it with `/`, sorted. */
 async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
@@ -130,9 +116,10 @@ function placeBlock(root: XmlElement, block: XmlElement): void {
     root.children[at] = { ...block, file: root.children[at]!.file, line: root.children[at]!.line };
     return;
   }
-  const rank = CUSTOMIZATIONS_ORDER.indexOf(block.name);
+  const order: readonly string[] = CUSTOMIZATIONS_ORDER;
+  const rank = order.indexOf(block.name);
   const before = root.children.findIndex((c) => {
-    const r = CUSTOMIZATIONS_ORDER.indexOf(c.name);
+    const r = order.indexOf(c.name);
     return r > rank || (r === -1 && c.name === 'Languages');
   });
   root.children.splice(before === -1 ? root.children.length : before, 0, block);
@@ -185,6 +172,8 @@ function entityBlock(
   }
   if (views.length > 0) built.push(newElement('SavedQueries', file, [newElement('savedqueries', file, views)]));
   if (ribbon !== undefined) built.push(merged(ribbon));
+  const parts: readonly string[] = ENTITY_PARTS_AFTER_INFO;
+  built.sort((a, b) => parts.indexOf(a.name) - parts.indexOf(b.name));
   const replaced = new Set(built.map((b) => b.name));
   const kept = entity.children.filter((c) => !replaced.has(c.name));
   const info = kept.findIndex((c) => c.name === 'EntityInfo');
@@ -300,8 +289,8 @@ function contentTypes(names: readonly string[]): Uint8Array {
   }
   const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
   const body =
-    extensions.map((e) => `<Default Extension="${escape(e)}" ContentType="application/octet-stream" />`).join('') +
-    overrides.map((p) => `<Override PartName="${escape(p)}" ContentType="application/octet-stream" />`).join('');
+    extensions.map((e) => `<Default Extension="${escape(e)}" ContentType="${CONTENT_TYPE}" />`).join('') +
+    overrides.map((p) => `<Override PartName="${escape(p)}" ContentType="${CONTENT_TYPE}" />`).join('');
   return new TextEncoder().encode(
     `<?xml version="1.0" encoding="utf-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">${body}</Types>`,
   );
@@ -344,7 +333,7 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
   const zipPaths = new Map<string, string>();
   for (const w of web) {
     const other = zipPaths.get(w.zipPath.toLowerCase());
-    if (other !== undefined || [CONTENT_TYPES, SOLUTION_XML, CUSTOMIZATIONS_XML].includes(w.zipPath)) {
+    if (other !== undefined || (ROOT_ENTRY_ORDER as readonly string[]).includes(w.zipPath)) {
       problems.push({
         file: `${w.folderPath}.data.xml`,
         element: 'WebResource/FileName',
@@ -396,7 +385,7 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
 export function zipEntries(entries: ReadonlyMap<string, Uint8Array>): Uint8Array {
   const mtime = new Date(1980, 0, 1, 0, 0, 0);
   const zippable: Zippable = {};
-  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: 6, mtime }];
+  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: ZIP_LEVEL, mtime }];
   return zipSync(zippable);
 }
 

@@ -238,6 +238,45 @@ describe('channel check (checkSolution)', () => {
     }
   });
 
+  it("accepts the upper-case control class ids of a form's layout (as exports write them), not a form id", async () => {
+    const copy = copyFixture('outbound');
+    const form = 'Entities/sample_specialmessage/FormXml/main/{3c0a5d0e-6f7d-4d7e-8a43-0e1f2a3b4c5d}.xml';
+    try {
+      copy.edit(
+        form,
+        /classid="\{4273edbd-ac1d-40d3-9fb2-095c621b552d\}"/g,
+        'classid="{4273EDBD-AC1D-40D3-9FB2-095C621B552D}"',
+      );
+      assert.deepEqual(await checkSolution({ dir: copy.dir }), []);
+      copy.edit(form, '<formid>{3c0a5d0e-6f7d', '<formid>{3C0A5D0E-6f7d');
+      const problems = await checkSolution({ dir: copy.dir });
+      assert.deepEqual(
+        problems.map((p) => [p.file, p.element]),
+        [[form, 'ImportExportXml/Entities/Entity/FormXml/forms/systemform/formid']],
+        summary(problems),
+      );
+    } finally {
+      copy.remove();
+    }
+  });
+
+  it('refuses a DOCTYPE, and a zip whose entries declare more than the limit, before reading them', async () => {
+    const zip = editZip(await packSolution(fixtureDir('outbound')), 'solution.xml', (t) =>
+      t.replace('<ImportExportXml', '<!DOCTYPE x [<!ENTITY a "aaaa">]>\r\n<ImportExportXml'),
+    );
+    assert.deepEqual(
+      (await checkSolution({ zip, name: 'a.zip' })).map((p) => [p.file, p.line, p.message]),
+      [['solution.xml', 1, 'a DOCTYPE is not allowed in a solution file']],
+    );
+    const fine = await packSolution(fixtureDir('outbound'));
+    const declared = Object.values(unzipSync(fine)).reduce((n, b) => n + b.byteLength, 0);
+    assert.deepEqual(await checkSolution({ zip: fine, name: 'b.zip' }, { maxExpandedBytes: declared }), []);
+    assert.deepEqual(
+      (await checkSolution({ zip: fine, name: 'b.zip' }, { maxExpandedBytes: declared - 1 })).map((p) => p.message),
+      [`its entries declare more than ${declared - 1} bytes: refused unread`],
+    );
+  });
+
   describe('with the channels file', () => {
     let dir: string;
     beforeEach(() => {

@@ -193,6 +193,33 @@ function checkWebResources(model: SolutionModel, problems: SolutionProblem[]): v
   }
 }
 
+/**
+ * Every table has one primary name column, a string (`nvarchar`) marked `PrimaryName` in its `DisplayMask`, as every
+ * exported table declares it: the lookups and the journey designer show its value.
+ */
+function checkTables(model: SolutionModel, problems: SolutionProblem[]): void {
+  for (const table of model.tables.values()) {
+    const where = `Entity[${table.logicalName}]/EntityInfo/entity/attributes`;
+    if (table.primaryNames.length !== 1) {
+      problems.push(
+        at(
+          table.element,
+          where,
+          `needs exactly one primary name column (an nvarchar attribute with PrimaryName in its DisplayMask), found ${table.primaryNames.length === 0 ? 'none' : table.primaryNames.map((p) => p.name).join(', ')}`,
+        ),
+      );
+    } else if (table.primaryNames[0]!.type !== 'nvarchar') {
+      problems.push(
+        at(
+          table.element,
+          where,
+          `the primary name column ${table.primaryNames[0]!.name} must be of type nvarchar, found ${table.primaryNames[0]!.type ?? 'none'}`,
+        ),
+      );
+    }
+  }
+}
+
 /** The custom APIs' own fields (PA-docs create-custom-api-solution.md): values of the documented ranges. */
 function checkCustomApis(model: SolutionModel, problems: SolutionProblem[]): void {
   const range = (
@@ -251,6 +278,7 @@ function checkPacked(packed: PackedSolution, options: CheckSolutionOptions): Sol
   checkManifest(packed.solution, problems);
   const model = readModel(packed, problems);
   checkGuidCase([packed.solution, packed.customizations, ...model.customApiDocuments], problems);
+  checkTables(model, problems);
   checkWebResources(model, problems);
   checkCustomApis(model, problems);
   checkChannelParts(model, problems, options.channels);

@@ -277,6 +277,23 @@ describe('channel check (checkSolution)', () => {
     );
   });
 
+  it('refuses a table without its primary name column', async () => {
+    const copy = copyFixture('outbound');
+    const entity = 'Entities/sample_specialmessage/Entity.xml';
+    try {
+      copy.edit(entity, '<DisplayMask>PrimaryName|', '<DisplayMask>');
+      const problems = await checkSolution({ dir: copy.dir });
+      assert.deepEqual(
+        problems.map((p) => [p.file, p.line, p.element]),
+        [[entity, 2, 'Entity[sample_specialmessage]/EntityInfo/entity/attributes']],
+        summary(problems),
+      );
+      assert.match(problems[0]!.message, /needs exactly one primary name column .*found none/);
+    } finally {
+      copy.remove();
+    }
+  });
+
   describe('with the channels file', () => {
     let dir: string;
     beforeEach(() => {

@@ -1,5 +1,5 @@
 /** Dataverse solutions of custom channels: `channel new` (generate), `channel pack` and `channel check`. */
-export { newChannelSolution, ENTRY_FILE, type NewChannelResult } from './generate.js';
+export { defaultEntryFile, newChannelSolution, type NewChannelResult } from './generate.js';
 export {
   MESSAGE_PART_TYPES,
   type ChannelContract,

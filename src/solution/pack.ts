@@ -11,7 +11,6 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
 import { SolutionPackageError, type SolutionProblem } from '../errors.js';
-import { ENTRY_FILE } from './generate.js';
 import {
   CONTENT_TYPE,
   CUSTOMIZATIONS_ORDER,
@@ -259,13 +258,9 @@ function webResources(files: ReadonlyMap<string, Uint8Array>, problems: Solution
   return out;
 }
 
-/**
- * What pack handles: everything else in a folder is refused rather than left out of the zip unnoticed, but for the
- * channels entry `channel new` writes beside the solution (never a part of it).
- */
+/** What pack handles: everything else in a folder is refused rather than left out of the zip unnoticed. */
 function handled(file: string, web: ReadonlySet<string>): boolean {
   return (
-    file === ENTRY_FILE ||
     file === OTHER_SOLUTION ||
     file === OTHER_CUSTOMIZATIONS ||
     file === OTHER_RELATIONSHIPS ||

@@ -11,6 +11,12 @@ import { copyFixture, fixtureDir, lineOf, type SolutionFixture } from '../../hel
 const TILE_FILE = 'WebResources/sample_SpecialTileCustomerJourneyDesignerTileConfig.xml';
 const CUSTOMIZATIONS = 'Other/Customizations.xml';
 const DEFINITION_ID = '9d3e6b1c-2a4f-5c8d-9e0a-1b2c3d4e5f6a';
+/** Where a folder's file is in the packed zip, where the two differ. */
+const ZIP_ENTRY: Record<string, string> = {
+  [CUSTOMIZATIONS]: 'customizations.xml',
+  [TILE_FILE]:
+    'WebResources/sample_SpecialTileCustomerJourneyDesignerTileConfigxml0b6f1a52-2c1d-4f4e-9d0a-1c2b3d4e5f60',
+};
 
 /** Repacks a zip with one entry's text changed (for what a folder cannot be packed with). */
 function editZip(zip: Uint8Array, entry: string, edit: (text: string) => string): Uint8Array {
@@ -132,6 +138,25 @@ describe('channel check (checkSolution)', () => {
       } finally {
         copy.remove();
       }
+    });
+
+    const entry = ZIP_ENTRY[c.file] ?? c.file;
+    it(`refuses ${c.name} in a zip, naming its entry ${entry} and the element`, async () => {
+      let edited = '';
+      const zip = editZip(await packSolution(fixtureDir(c.fixture)), entry, (t) => {
+        edited = t.replace(c.from, c.to);
+        assert.notEqual(edited, t, 'the edit applies to the packed entry');
+        return edited;
+      });
+      const problems = await checkSolution({ zip, name: 'broken.zip' });
+      assert.equal(problems.length, 1, summary(problems));
+      const [p] = problems;
+      assert.deepEqual(
+        [p!.file, p!.element ?? '', p!.line],
+        [entry, c.element, lineOf(edited, c.line)],
+        summary(problems),
+      );
+      assert.match(p!.message, c.message);
     });
   }
 

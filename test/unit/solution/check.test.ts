@@ -263,7 +263,7 @@ describe('channel check (checkSolution)', () => {
     }
   });
 
-  it("accepts the upper-case control class ids of a form's layout (as exports write them), not a form id", async () => {
+  it("accepts upper-case GUIDs in a form's layout (control class ids, as exports write them) and a web resource's FileName, not in a form id", async () => {
     const copy = copyFixture('outbound');
     const form = 'Entities/sample_specialmessage/FormXml/main/{3c0a5d0e-6f7d-4d7e-8a43-0e1f2a3b4c5d}.xml';
     try {
@@ -273,6 +273,12 @@ describe('channel check (checkSolution)', () => {
         'classid="{4273EDBD-AC1D-40D3-9FB2-095C621B552D}"',
       );
       assert.deepEqual(await checkSolution({ dir: copy.dir }), []);
+      copy.edit(
+        `${TILE_FILE}.data.xml`,
+        'Configxml0b6f1a52-2c1d-4f4e-9d0a-1c2b3d4e5f60',
+        'Configxml0B6F1A52-2C1D-4F4E-9D0A-1C2B3D4E5F60',
+      );
+      assert.deepEqual(await checkSolution({ dir: copy.dir }), [], 'a FileName is a path in the zip, not an id');
       copy.edit(form, '<formid>{3c0a5d0e-6f7d', '<formid>{3C0A5D0E-6f7d');
       const problems = await checkSolution({ dir: copy.dir });
       assert.deepEqual(

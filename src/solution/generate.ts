@@ -110,7 +110,9 @@ async function prepare(dir: string, force: boolean): Promise<void> {
   try {
     entries = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new SolutionError('SolutionOutputExists', '--out', `${dir} is a file, not a folder`);
+    if (code !== 'ENOENT') throw err;
     await mkdir(dir, { recursive: true });
     return;
   }

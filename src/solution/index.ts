@@ -1,4 +1,4 @@
-/** Dataverse solutions of custom channels: `channel new` (generate). */
+/** Dataverse solutions of custom channels: `channel new` (generate), `channel pack` and `channel check`. */
 export { defaultEntryFile, newChannelSolution, type NewChannelResult } from './generate.js';
 export {
   MESSAGE_PART_TYPES,
@@ -9,3 +9,11 @@ export {
   type RealtimeChannelType,
 } from './options.js';
 export { DEFAULT_PUBLISHER_PREFIX } from './assumptions.js';
+export { packSolution } from './pack.js';
+export { checkSolution, type CheckSolutionOptions, type SolutionSource } from './check.js';
+export {
+  formatSolutionProblem,
+  isSolutionPackageError,
+  SolutionPackageError,
+  type SolutionProblem,
+} from '../errors.js';

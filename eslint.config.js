@@ -27,6 +27,7 @@ const FORBIDDEN = {
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
   registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],
+  solution: ['pipeline', 'correlation', 'providers', 'servicebus', 'relay', ...ENTRY],
   messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
   relay: ENTRY,
   health: [...PRODUCT, ...ENTRY],

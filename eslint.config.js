@@ -18,7 +18,7 @@ const SURFACE = {
 const PRODUCT = ['pipeline', 'correlation', 'channels', 'config', 'providers', 'dataverse', 'servicebus', 'relay'];
 const ENTRY = ['cli', 'demo', 'registration', 'emulators'];
 const FORBIDDEN = {
-  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health', 'telemetry'],
+  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health', 'telemetry', 'solution'],
   correlation: [...PRODUCT.filter((f) => f !== 'correlation'), ...ENTRY, 'health', 'http'],
   config: ['pipeline', 'channels', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   providers: ['pipeline', 'correlation', 'channels', 'config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
@@ -27,9 +27,19 @@ const FORBIDDEN = {
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
   registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],
-  solution: ['pipeline', 'correlation', 'providers', 'servicebus', 'relay', ...ENTRY],
   messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
   relay: ENTRY,
+  // Solutions read the channels file (its type, for `channel check`) and import through the Dataverse client
+  // (`channel import`), and nothing else of the running relay.
+  solution: [
+    ...PRODUCT.filter((f) => f !== 'channels' && f !== 'dataverse'),
+    ...ENTRY,
+    'directline',
+    'messaging',
+    'health',
+    'http',
+    'telemetry',
+  ],
   health: [...PRODUCT, ...ENTRY],
   http: [...PRODUCT, ...ENTRY, 'health'],
   directline: [...PRODUCT.filter((f) => f !== 'pipeline'), ...ENTRY, 'health'],

@@ -1,5 +1,12 @@
-/** Dataverse solutions for custom channels: generated, packed, checked, imported. The rest of the folder is internal. */
-// sol-import: importing a packed solution into an org, and what it carries.
+/** Dataverse solutions of a custom channel: generated (`channel new`), packed and checked (`channel pack`, `channel check`), imported (`channel import`). */
+export { packSolution } from './pack.js';
+export { checkSolution, type CheckSolutionOptions, type SolutionSource } from './check.js';
+export {
+  formatSolutionProblem,
+  isSolutionPackageError,
+  SolutionPackageError,
+  type SolutionProblem,
+} from '../errors.js';
 export {
   importSolution,
   type ImportSolutionOptions,

@@ -11,6 +11,7 @@ import {
   LifecycleError,
   MessageTooLargeError,
   ProviderError,
+  SolutionPackageError,
   StartDeadlineError,
   type ErrorKind,
 } from '../../src/errors.js';
@@ -208,6 +209,7 @@ describe('life cycle', () => {
         ]),
         2,
       ],
+      solutionPackage: [new SolutionPackageError('SolutionInvalid', [{ file: 'customizations.xml', message: 'x' }]), 2],
       dataverse: [new DataverseError('DataverseUnauthorized', 'refused'), 1],
       provider: [new ProviderError('ProviderUnavailable', 'down'), 1],
       directline: [new DirectLineError('DirectLineUnauthorized', 'bad secret'), 1],

@@ -29,7 +29,9 @@ describe('channel-relay channel import', function () {
   let dir: string;
 
   beforeEach(async () => {
-    const sb = track(await startServiceBusEmulator({ port: 0, config: emulatorConfig({ queues: { activities: {} } }) }));
+    const sb = track(
+      await startServiceBusEmulator({ port: 0, config: emulatorConfig({ queues: { activities: {} } }) }),
+    );
     dv = track(await startEmulator({ seed: SEED_FILE, importDurationMs: 600 }));
     api = createDataverseClient({ url: dv.url, auth: 'emulator', tokenIdentity: 'test-reader' });
     track({ close: async () => closeDataverseClient(api) });
@@ -39,7 +41,9 @@ describe('channel-relay channel import', function () {
   });
 
   /** A generated channel `promo` (outbound marketing, prefix `test`), packed to `<dir>/promo.zip`. */
-  async function promo(edit?: (generated: NewChannelResult) => void): Promise<{ zip: string; generated: NewChannelResult }> {
+  async function promo(
+    edit?: (generated: NewChannelResult) => void,
+  ): Promise<{ zip: string; generated: NewChannelResult }> {
     const generated = await newChannelSolution({
       name: 'promo',
       contract: 'outbound-marketing',

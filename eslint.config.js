@@ -16,9 +16,9 @@ const SURFACE = {
  * abort, paths, duration, options), and no product code imports them (the demo and the CLI start them).
  */
 const PRODUCT = ['pipeline', 'correlation', 'channels', 'config', 'providers', 'dataverse', 'servicebus', 'relay'];
-const ENTRY = ['cli', 'demo', 'registration', 'emulators'];
+const ENTRY = ['cli', 'demo', 'registration', 'emulators', 'solution'];
 const FORBIDDEN = {
-  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health', 'telemetry', 'solution'],
+  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'solution', 'health', 'telemetry'],
   correlation: [...PRODUCT.filter((f) => f !== 'correlation'), ...ENTRY, 'health', 'http'],
   config: ['pipeline', 'channels', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   providers: ['pipeline', 'correlation', 'channels', 'config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
@@ -26,20 +26,19 @@ const FORBIDDEN = {
   pipeline: ['config', 'dataverse', 'servicebus', 'relay', 'directline', ...ENTRY],
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
-  registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],
-  messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
-  relay: ENTRY,
-  // Solutions read the channels file (its type, for `channel check`) and import through the Dataverse client
-  // (`channel import`), and nothing else of the running relay.
+  registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators', 'solution'],
+  // Generating, packing, checking and importing solutions: the channels file and the Dataverse client, no stage.
   solution: [
-    ...PRODUCT.filter((f) => f !== 'channels' && f !== 'dataverse'),
-    ...ENTRY,
+    ...PRODUCT.filter((f) => !['channels', 'config', 'dataverse'].includes(f)),
+    ...ENTRY.filter((f) => f !== 'solution'),
     'directline',
     'messaging',
     'health',
     'http',
     'telemetry',
   ],
+  messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
+  relay: ENTRY,
   health: [...PRODUCT, ...ENTRY],
   http: [...PRODUCT, ...ENTRY, 'health'],
   directline: [...PRODUCT.filter((f) => f !== 'pipeline'), ...ENTRY, 'health'],

@@ -96,6 +96,12 @@ const CODES = {
     /** A rate-limited call could not start by its deadline (a pause or its recipient's turn ends later); nothing was called. */
     StartDeadlineMissed: false,
   },
+  solution: {
+    /** An option of `channel new` is missing or not of the expected shape (`option` names it). */
+    SolutionOptionInvalid: false,
+    /** The output folder holds files that are not a solution `channel new` may replace. */
+    SolutionOutputExists: false,
+  },
   lifecycle: {
     /** Work in flight did not finish within the shutdown budget. */
     ShutdownTimeout: false,
@@ -309,6 +315,20 @@ export class StartDeadlineError extends RelayError<'limiter'> {
   }
 }
 
+/** A refused request to generate a solution: which option (or `--out` folder) and why. */
+export class SolutionError extends RelayError<'solution'> {
+  override readonly name: string = 'SolutionError';
+  constructor(
+    code: CodeOf<'solution'>,
+    /** The option as the command line spells it (`--parts`, `--publisher-prefix`, `NAME` …). */
+    readonly option: string,
+    message: string,
+    options: RelayErrorOptions = {},
+  ) {
+    super('solution', code, `${option}: ${message}`, options);
+  }
+}
+
 export class LifecycleError extends RelayError<'lifecycle'> {
   override readonly name: string = 'LifecycleError';
   readonly causes: readonly unknown[];
@@ -358,6 +378,9 @@ export function isMessageTooLargeError(value: unknown): value is MessageTooLarge
 }
 export function isStartDeadlineError(value: unknown): value is StartDeadlineError {
   return hasBrand(value, 'limiter') && (value as StartDeadlineError).code === 'StartDeadlineMissed';
+}
+export function isSolutionError(value: unknown): value is SolutionError {
+  return hasBrand(value, 'solution');
 }
 export function isLifecycleError(value: unknown): value is LifecycleError {
   return hasBrand(value, 'lifecycle');

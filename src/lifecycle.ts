@@ -227,6 +227,7 @@ const EXIT_CODE_OF_KIND: Readonly<Record<ErrorKind, 1 | 2>> = {
   event: 1,
   servicebus: 1,
   limiter: 1,
+  solution: 2,
   lifecycle: 1,
 };
 

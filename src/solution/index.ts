@@ -1,4 +1,14 @@
 /** Dataverse solutions of a custom channel: generated (`channel new`), packed and checked (`channel pack`, `channel check`), imported (`channel import`). */
+export { newChannelSolution, ENTRY_FILE, type NewChannelResult } from './generate.js';
+export {
+  MESSAGE_PART_TYPES,
+  type ChannelContract,
+  type MessagePartType,
+  type NewChannelOptions,
+  type ProviderType,
+  type RealtimeChannelType,
+} from './options.js';
+export { DEFAULT_PUBLISHER_PREFIX } from './assumptions.js';
 export { packSolution } from './pack.js';
 export { checkSolution, type CheckSolutionOptions, type SolutionSource } from './check.js';
 export {

@@ -11,6 +11,7 @@ import {
   LifecycleError,
   MessageTooLargeError,
   ProviderError,
+  SolutionError,
   SolutionPackageError,
   StartDeadlineError,
   type ErrorKind,
@@ -217,6 +218,7 @@ describe('life cycle', () => {
       event: [new EventError('EventUndecodable', 'broken JSON'), 1],
       servicebus: [new MessageTooLargeError('outbound', 'm', 2, 1), 1],
       limiter: [new StartDeadlineError(0, 'paused'), 1],
+      solution: [new SolutionError('SolutionOptionInvalid', '--parts', 'two text parts'), 2],
       lifecycle: [new LifecycleError('CloseFailed', 'a close failed'), 1],
     };
     for (const [kind, [error, code]] of Object.entries(byKind)) {

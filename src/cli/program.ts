@@ -49,7 +49,6 @@ export function buildProgram(io: CliIo): Program {
   registerStatusCommand(command, io, setExitCode);
   registerRegisterCommand(command, io, setExitCode);
   registerMessagingCommands(command, io, setExitCode);
-  registerChannelCommands(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);

@@ -77,10 +77,8 @@ export async function provisionDemoChannels(system: EmbeddedSystem, options: Pro
       serviceBus: serviceBusFromConnectionString(system.sb.connectionString),
     });
     const count = (a: string): number => report.items.filter((i) => i.action === a).length;
-    out(
-      `register … ok (${count('create')} created, ${count('update')} updated, ${count('unchanged')} unchanged)`,
-    );
+    out(`register … ok (${count('create')} created, ${count('update')} updated, ${count('unchanged')} unchanged)`);
   } catch (err) {
-    throw new Error(`register: ${errorMessage(err)}`);
+    throw new Error(`register: ${errorMessage(err)}`, { cause: err });
   }
 }

@@ -11,6 +11,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
 import { SolutionPackageError, type SolutionProblem } from '../errors.js';
+import { ENTRY_FILE } from './generate.js';
 import {
   child,
   children,
@@ -67,7 +68,10 @@ const CUSTOMIZATIONS_ORDER = [
   'EntityDataProviders',
 ];
 
-/** Reads a folder's files (dot files left out) as paths relative to it with `/`, sorted. */
+/**
+ * Reads a folder's files (dot files and the channels entry `channel new` writes beside the solution, `ENTRY_FILE`,
+ * left out) as paths relative to it with `/`, sorted.
+ */
 async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) {
@@ -79,6 +83,7 @@ async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
     for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       if (entry.name.startsWith('.')) continue;
       const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (relPath === ENTRY_FILE) continue;
       if (entry.isDirectory()) await walk(relPath);
       else if (entry.isFile()) files.set(relPath, new Uint8Array(await readFile(path.join(dir, relPath))));
     }

@@ -96,18 +96,24 @@ describe('channel-relay channel import', function () {
 
   it("a failed import names each failed component with Dataverse's message, exits 1 and registers nothing", async () => {
     const { zip, generated } = await promo((g) => {
-      // A second custom response type: the tile rule "only one response type with custom=true".
-      const tile = path.join(g.dir, String(g.channelsEntry['tile']));
-      const xml = readFileSync(tile, 'utf8').replace(
-        '</ResponseTypes>',
-        '<ResponseType id="reply" custom="True"><Labels><Label locId="1033">Reply</Label></Labels></ResponseType></ResponseTypes>',
+      // An uppercase GUID in a customization file: the real-time pages require lowercase GUIDs, the emulator reads the
+      // rule for every GUID (the relay's own channels loader never reads this file).
+      const meta = path.join(g.dir, `${String(g.channelsEntry['tile'])}.data.xml`);
+      writeFileSync(
+        meta,
+        readFileSync(meta, 'utf8').replace(
+          /<WebResourceId>\{([0-9a-f-]+)\}/,
+          (_m, id: string) => `<WebResourceId>{${id.toUpperCase()}}`,
+        ),
       );
-      writeFileSync(tile, xml);
     });
     const run = await importCli([zip], generated.entryFile);
     assert.equal(run.code, 1, run.out);
     assert.match(run.err, new RegExp(`^the import of ${generated.uniqueName}\\b.* failed after`, 'm'));
-    assert.match(run.err, /^ {2}failure in .*TileCustomerJourneyDesignerTileConfig\.xml.*: .*custom/im);
+    assert.match(
+      run.err,
+      /^ {2}failure in .*: (0x[0-9a-f]{8} )?.*TileCustomerJourneyDesignerTileConfig\.xml.*(upper|lower)case/im,
+    );
     assert.equal((await rows('serviceendpoints')).length, 0, 'nothing registered');
   });
 

@@ -11,6 +11,7 @@ import { isFault } from './faults.js';
 import { readPayload } from './payload.js';
 import type { OrganizationService } from './service.js';
 import { readSeedTile, SeedTileError, type SeedTile } from './tile.js';
+import { applyImport, planImport, readSolution, SolutionImportError } from './solution-import/index.js';
 
 export interface SeedJourney {
   /** `msdyncrm_customerjourneyid` of a journey row in the seed. */
@@ -31,6 +32,11 @@ export interface SeedDocument {
   tables?: TableSpec[];
   /** Tile XML: a path relative to the seed file, or `{ "xml": "<LibraryTile>…" }`. */
   tiles?: Array<string | { xml: string }>;
+  /**
+   * Packed solution zips (paths relative to the seed file), imported at start as `ImportSolution` would, after the
+   * tables and tiles and before the rows: the seed's rows and journeys may use the tables and tiles they bring.
+   */
+  solutions?: string[];
   /** Rows by entity set name, in insertion order. */
   rows?: Record<string, Array<Record<string, unknown>>>;
   journeys?: SeedJourney[];
@@ -130,6 +136,27 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
       );
     }
     service.tiles.set(tile.entityType, tile);
+  });
+}
+
+/** Imports the seed's solutions (`solutions`), each refusal naming the zip and the file and element in it. */
+export function applySolutions(service: OrganizationService, seed: LoadedSeed | undefined, userId: string): void {
+  const doc = seed?.document ?? {};
+  const source = seed?.source ?? 'seed';
+  (doc.solutions ?? []).forEach((entry, i) => {
+    if (typeof entry !== 'string') throw bad(source, `solutions[${i}]`, 'expected the path of a packed solution zip');
+    try {
+      const content = readSolution(new Uint8Array(readFileSync(path.resolve(seed?.baseDir ?? '.', entry))));
+      applyImport(service, planImport(service, content), userId);
+    } catch (err) {
+      throw bad(
+        source,
+        `solutions[${i}]`,
+        err instanceof SolutionImportError
+          ? `${entry}: ${err.message}`
+          : `cannot import ${entry}: ${(err as Error).message}`,
+      );
+    }
   });
 }
 

@@ -5,12 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { startServiceBusEmulator } from '../../../../src/emulators/servicebus/index.js';
 import type { DataverseEmulator, SeedDocument } from '../../../../src/emulators/dataverse/index.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { IDS, queueEndpoint, startEmulator, waitFor } from './helpers.js';
-import { outboundMarketingZip, REALTIME, realtimeZip } from '../../../unit/emulators/dataverse/solution-fixtures.js';
+import {
+  outboundMarketingZip,
+  REALTIME,
+  realtimeZip,
+  TILE_NAME,
+} from '../../../unit/emulators/dataverse/solution-fixtures.js';
 
 const API = '/api/data/v9.2/';
 
@@ -215,6 +223,45 @@ describe('Dataverse emulator: an imported solution is usable by a journey', func
     assert.deepEqual(
       [payload['ChannelDefinitionId'], payload['To'], payload['Message']],
       [REALTIME.definition, '+4915112345678', { text: 'Hello' }],
+    );
+  });
+
+  it('a seed imports its solutions at start: its rows and journeys use the tables and tiles they bring', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'seed-solutions-'));
+    writeFileSync(path.join(dir, 'special.zip'), outboundMarketingZip());
+    const document = seed();
+    const file = path.join(dir, 'seed.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...document,
+        solutions: ['special.zip'],
+        rows: {
+          ...document.rows,
+          sample_specialmessages: [{ sample_specialmessageid: IDS.message, sample_name: 'Offer', sample_text: 'Hi' }],
+        },
+      }),
+    );
+    const emulator = track(await startEmulator({ seed: file }));
+    const ran = await call(emulator, 'POST', `/_emulator/journeys/${IDS.journey}/run`, { count: 3 });
+    assert.equal(ran.status, 200, JSON.stringify(ran.json));
+    assert.equal((ran.json['created'] as unknown[]).length, 2);
+
+    writeFileSync(
+      path.join(dir, 'broken.zip'),
+      outboundMarketingZip({
+        files: (f) => {
+          f[`WebResources/${TILE_NAME}`] = f[`WebResources/${TILE_NAME}`]!.replace(
+            '<EntitySetName>sample_specialmessages<',
+            '<EntitySetName>sample_other<',
+          );
+        },
+      }),
+    );
+    writeFileSync(file, JSON.stringify({ ...document, solutions: ['broken.zip'] }));
+    await assert.rejects(
+      startEmulator({ seed: file }),
+      /seed\.json: solutions\[0\]: broken\.zip: WebResources\/sample_SpecialTileCustomerJourneyDesignerTileConfig\.xml: <ChannelProperties>\/<EntitySetName>: 'sample_other' is not the entity set of 'sample_specialmessage'/,
     );
   });
 });

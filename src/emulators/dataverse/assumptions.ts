@@ -308,6 +308,9 @@ export const TILE_READING = { alsoRequired: ['LookupViewId'], requiredLabelLocal
  *   unique name); a column of an existing table whose type changes, or an immutable custom API column that changes,
  *   fails the import. Nothing the new version no longer contains is removed (unmanaged solutions do not delete).
  * - A custom API's `plugintypeid` is not checked (the emulator runs no plug-in).
+ * - The refusal's text is the emulator's: `<file in the zip>: <element>: <what is wrong>`, in the fault, the async
+ *   operation's `message`/`friendlymessage` and the log's `errortext`. Dataverse's own import errors name the
+ *   failing component in the log; their wording is not documented, so a client should show the text, not parse it.
  */
 export const SOLUTION_IMPORT = {
   requiredEntries: ['[Content_Types].xml', 'solution.xml', 'customizations.xml'],

@@ -5,15 +5,7 @@ import { areaLogger, silentLogger, type Logger } from '../../log.js';
 import { registerActions } from './actions.js';
 import { Governor, loadLimits, resolveLimits, type LimitsConfig } from './limits.js';
 import { Poster } from './posting.js';
-import {
-  applyRows,
-  applySchema,
-  applySolutions,
-  readSeedFile,
-  seedOrganization,
-  type LoadedSeed,
-  type SeedDocument,
-} from './seed.js';
+import { applyRows, applySchema, readSeedFile, seedOrganization, type LoadedSeed, type SeedDocument } from './seed.js';
 import { createHandler } from './server.js';
 import { OrganizationService, userIdOf, type PartialTargets } from './service.js';
 import { SolutionImporter } from './solution-import/index.js';
@@ -134,7 +126,6 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   service.apiRoot = `${url}/api/data/v9.2/`;
   try {
-    applySolutions(service, seed, userIdOf('seed'));
     applyRows(service, seed, userIdOf('seed'));
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));

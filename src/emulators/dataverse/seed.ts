@@ -10,8 +10,8 @@ import { builtInTables, defineTable, type ColumnSpec, type TableSpec } from './m
 import { isFault } from './faults.js';
 import { readPayload } from './payload.js';
 import type { OrganizationService } from './service.js';
+import { applyImport, planImport, readSolution } from './solution-import/index.js';
 import { readSeedTile, SeedTileError, type SeedTile } from './tile.js';
-import { applyImport, planImport, readSolution, SolutionImportError } from './solution-import/index.js';
 
 export interface SeedJourney {
   /** `msdyncrm_customerjourneyid` of a journey row in the seed. */
@@ -33,8 +33,8 @@ export interface SeedDocument {
   /** Tile XML: a path relative to the seed file, or `{ "xml": "<LibraryTile>…" }`. */
   tiles?: Array<string | { xml: string }>;
   /**
-   * Packed solution zips (paths relative to the seed file), imported at start as `ImportSolution` would, after the
-   * tables and tiles and before the rows: the seed's rows and journeys may use the tables and tiles they bring.
+   * Packed solutions (zip files, paths relative to the seed file), imported as `ImportSolution` imports them (tables,
+   * tiles, channel definitions, custom APIs …) before the rows are inserted.
    */
   solutions?: string[];
   /** Rows by entity set name, in insertion order. */
@@ -139,31 +139,18 @@ export function applySchema(service: OrganizationService, seed: LoadedSeed | und
   });
 }
 
-/** Imports the seed's solutions (`solutions`), each refusal naming the zip and the file and element in it. */
-export function applySolutions(service: OrganizationService, seed: LoadedSeed | undefined, userId: string): void {
-  const doc = seed?.document ?? {};
-  const source = seed?.source ?? 'seed';
-  (doc.solutions ?? []).forEach((entry, i) => {
-    if (typeof entry !== 'string') throw bad(source, `solutions[${i}]`, 'expected the path of a packed solution zip');
-    try {
-      const content = readSolution(new Uint8Array(readFileSync(path.resolve(seed?.baseDir ?? '.', entry))));
-      applyImport(service, planImport(service, content), userId);
-    } catch (err) {
-      throw bad(
-        source,
-        `solutions[${i}]`,
-        err instanceof SolutionImportError
-          ? `${entry}: ${err.message}`
-          : `cannot import ${entry}: ${(err as Error).message}`,
-      );
-    }
-  });
-}
-
-/** Inserts the seed's rows and checks its journeys. */
+/** Imports the seed's solutions, inserts its rows and checks its journeys. */
 export function applyRows(service: OrganizationService, seed: LoadedSeed | undefined, userId: string): void {
   const doc = seed?.document ?? {};
   const source = seed?.source ?? 'seed';
+  (doc.solutions ?? []).forEach((file, i) => {
+    try {
+      const zip = new Uint8Array(readFileSync(path.resolve(seed?.baseDir ?? '.', file)));
+      applyImport(service, planImport(service, readSolution(zip)), userId);
+    } catch (err) {
+      throw bad(source, `solutions[${i}]`, `${file}: ${(err as Error).message}`);
+    }
+  });
   for (const [set, rows] of Object.entries(doc.rows ?? {})) {
     const def = service.catalog.byEntitySet(set);
     if (!def) throw bad(source, `rows.${set}`, `no table has the entity set name '${set}'`);

@@ -300,14 +300,17 @@ export const TILE_READING = { alsoRequired: ['LookupViewId'], requiredLabelLocal
  *   already in the org; its `msdyn_channeldefinitionexternalentity` (and account entity) must be a table of either,
  *   and the form ids must be forms of those tables when the tables come with the solution. An SMS definition must
  *   have `msdyn_supportsaccount` 1 and exactly one message part, named `text`; a Custom one at least one part.
- *   Message part `msdyn_type` 192350000-192350003 (plain text, then media, image, record: the values after the
- *   documented 192350000 are a guess). An element the record's table does not have fails the import.
+ *   Message part `msdyn_type` as documented (192350000 plain text, 192350003 media, 192350004 image, 192350005
+ *   record). An element the record's table does not have fails the import.
  * - Relationship roles: the `<EntityRelationshipRole>` with `RelationshipRoleType` 1 carries the single-valued
  *   navigation property of the referencing table (the docs' polymorphic example names it `<lookup>_<referenced>`).
  * - Re-importing a solution updates what it contains (tables gain columns, rows are updated by id, custom APIs by
  *   unique name); a column of an existing table whose type changes, or an immutable custom API column that changes,
  *   fails the import. Nothing the new version no longer contains is removed (unmanaged solutions do not delete).
  * - A custom API's `plugintypeid` is not checked (the emulator runs no plug-in).
+ * - The refusal's text is the emulator's: `<file in the zip>: <element>: <what is wrong>`, in the fault, the async
+ *   operation's `message`/`friendlymessage` and the log's `errortext`. Dataverse's own import errors name the
+ *   failing component in the log; their wording is not documented, so a client should show the text, not parse it.
  */
 export const SOLUTION_IMPORT = {
   requiredEntries: ['[Content_Types].xml', 'solution.xml', 'customizations.xml'],
@@ -315,7 +318,8 @@ export const SOLUTION_IMPORT = {
   maxExpandedBytes: 64 * 1024 * 1024,
   singleValuedRoleType: '1',
   tileSuffix: 'CustomerJourneyDesignerTileConfig.xml',
-  messagePartTypes: [192350000, 192350001, 192350002, 192350003],
+  /** Plain text, media, image, record (MSDocs-CE real-time-marketing-custom-channel-message-parts / custom SMS parts). */
+  messagePartTypes: [192350000, 192350003, 192350004, 192350005],
   channelTypes: ['Custom', 'SMS'],
   smsPart: 'text',
   /** Default duration of an async import, ms, and the number of progress updates on the way. */

@@ -324,6 +324,18 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
       },
     },
     {
+      // The base solution's Channel Instance Account (MSDocs-CE real-time-marketing-define-channel-instance-account.md):
+      // an SMS channel's extended account table points at it through msdyn_extendedentityid.
+      logicalName: 'msdyn_channelinstanceaccount',
+      entitySetName: 'msdyn_channelinstanceaccounts',
+      primaryName: 'msdyn_name',
+      columns: {
+        msdyn_name: 'string:256',
+        msdyn_description: 'memo',
+        msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
+      },
+    },
+    {
       // PA-docs reference/entities/customapirequestparameter.md, customapiresponseproperty.md.
       logicalName: 'customapirequestparameter',
       entitySetName: 'customapirequestparameters',

@@ -283,8 +283,11 @@ export class SolutionImporter {
       try {
         content = readSolution(request.file);
       } catch (err) {
-        if (!(err instanceof SolutionImportError)) throw err;
-        early = err;
+        // In a timer: nothing may escape (an unexpected error fails the job like a refusal).
+        early =
+          err instanceof SolutionImportError
+            ? err
+            : new SolutionImportError('(import)', '(solution)', (err as Error).message);
       }
       this.#update('importjob', jobId, { startedon: start, solutionname: content?.uniqueName ?? null });
       for (let i = 1; i <= steps; i += 1) {

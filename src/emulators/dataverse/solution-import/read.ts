@@ -294,12 +294,13 @@ function readEntity(entity: Element, index: number): SolutionTable {
         `${at}/<Type>`,
         `the type '${rawType}' is not one the emulator can create (${Object.keys(ATTRIBUTE_TYPES).join(', ')})`,
       );
-    const type = ATTRIBUTE_TYPES[rawType]!;
+    const type = ATTRIBUTE_TYPES[rawType] ?? null;
     if (type === null || SYSTEM_COLUMNS.has(logical)) return;
     const column: SolutionColumn = {
       name: logical,
       type,
-      required: ['systemrequired', 'required'].includes(text(attribute['RequiredLevel']).toLowerCase()),
+      // Only SystemRequired is enforced by the platform; ApplicationRequired ('required') is a form rule.
+      required: text(attribute['RequiredLevel']).toLowerCase() === 'systemrequired',
     };
     const max = text(attribute['MaxLength']);
     if (type === 'string') {

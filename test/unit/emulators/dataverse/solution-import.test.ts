@@ -189,6 +189,51 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
     assert.equal(linked.status, 204, JSON.stringify(linked.json));
   });
 
+  it('a lookup column of an imported table takes @odata.bind through its relationship navigation property', async () => {
+    const emulator = await start();
+    const withLookup: Edits = {
+      files: (files) => {
+        files['customizations.xml'] = files['customizations.xml']!.replace(
+          '</attributes>',
+          `<attribute PhysicalName="sample_ContactId"><Type>lookup</Type><Name>sample_contactid</Name>
+             <LogicalName>sample_contactid</LogicalName><RequiredLevel>none</RequiredLevel></attribute></attributes>`,
+        ).replace(
+          '<EntityRelationships />',
+          `<EntityRelationships><EntityRelationship Name="sample_contact_sample_specialmessage">
+             <EntityRelationshipType>OneToMany</EntityRelationshipType>
+             <ReferencingEntityName>sample_SpecialMessage</ReferencingEntityName>
+             <ReferencedEntityName>Contact</ReferencedEntityName>
+             <ReferencingAttributeName>sample_ContactId</ReferencingAttributeName>
+             <EntityRelationshipRoles>
+               <EntityRelationshipRole><NavigationPropertyName>sample_ContactId</NavigationPropertyName><RelationshipRoleType>1</RelationshipRoleType></EntityRelationshipRole>
+               <EntityRelationshipRole><NavigationPropertyName>sample_contact_sample_specialmessage</NavigationPropertyName><RelationshipRoleType>0</RelationshipRoleType></EntityRelationshipRole>
+             </EntityRelationshipRoles>
+           </EntityRelationship></EntityRelationships>`,
+        );
+      },
+    };
+    assert.equal(
+      (await call(emulator, 'POST', 'ImportSolution', importBody(outboundMarketingZip(withLookup)))).status,
+      204,
+    );
+    const contactId = randomUUID();
+    assert.equal((await call(emulator, 'POST', 'contacts', { contactid: contactId, firstname: 'Ada' })).status, 204);
+    const created = await call(emulator, 'POST', 'sample_specialmessages', {
+      sample_name: 'Offer',
+      'sample_ContactId@odata.bind': `/contacts(${contactId})`,
+    });
+    assert.equal(created.status, 204, JSON.stringify(created.json));
+    const rows = await call(emulator, 'GET', 'sample_specialmessages?$select=_sample_contactid_value');
+    assert.deepEqual(
+      (rows.json['value'] as Array<Record<string, unknown>>).map((r) => r['_sample_contactid_value']),
+      [contactId],
+    );
+    const wrongNav = await call(emulator, 'POST', 'sample_specialmessages', {
+      'sample_contact_sample_specialmessage@odata.bind': `/contacts(${contactId})`,
+    });
+    assert.equal(wrongNav.status, 400);
+  });
+
   it('importing the same solution again updates rather than duplicates', async () => {
     const emulator = await start();
     assert.equal((await call(emulator, 'POST', 'ImportSolution', importBody(realtimeZip()))).status, 204);

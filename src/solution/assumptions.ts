@@ -35,6 +35,17 @@ export const TEXT_MAX_LENGTH = 1000;
 export const OUTBOUND_API_STEP_TYPE: 0 | 1 | 2 = 2;
 
 /**
+ * The channel definition's columns no page explains. `msdyn_supportsattachment` is written 1 when the channel has a
+ * media or image part (the parts that carry files), else 0; `msdyn_supportsbinary` and `msdyn_specialconsentrequired`
+ * 0, as in the docs' example. `msdyn_specialconsentlabel`, `msdyn_instanceregistrationendpointurltemplate` and
+ * `msdyn_outboundbatchendpointurltemplate` (in the table reference, without semantics) are not written. If Marketing
+ * read supportsattachment otherwise, the editor would offer or hide attachments; the relay's sends do not change.
+ */
+export function supportsAttachment(partTypes: readonly string[]): boolean {
+  return partTypes.some((t) => t === 'media' || t === 'image');
+}
+
+/**
  * The delivery report and inbound custom APIs' own contract. The docs say only that they are called by the provider
  * (or a flow) and call `msdyn_D365ChannelsNotification` (`notificationPayLoad`) or `msdyn_D365ChannelsInbound`
  * (`inboundPayLoad`). Taken: like the outbound API, one string input `payload` (the provider's report or message as
@@ -73,10 +84,15 @@ export const CUSTOMIZATIONS_SECTIONS = [
 ] as const;
 
 /**
- * A generated table is user-owned and declares the primary key, the primary name and the channel's columns. The
- * system columns (owner, created on, state and status …) an export also lists are left to Dataverse to add, as it does
- * when a table is created through the API. UNVERIFIED that a solution import adds them; if not, tableFiles() gains
- * them (the lookup view's filter on statecode needs it).
+ * A generated table is user-owned and declares the primary key, the primary name, the channel's columns and
+ * `statecode`/`statuscode` (Active/Inactive: the views filter on it). The other system columns an export also lists
+ * (owner, created on, modified by …) are left to Dataverse to add, as it does when a table is created through the API.
+ * UNVERIFIED that a solution import adds them; if not, tableFiles() gains them.
+ *
+ * Schema names of generated tables and columns are lower case (`sample_realtimesmsinstance`, `sample_text`), as the
+ * real-time docs' examples write them (`cr65f_samplechannelinstance`, `PhysicalName="cr65f_text"`), so schema and
+ * logical names coincide; control class ids on forms are lower-cased GUIDs like every other. Dataverse compares these
+ * case-insensitively; if an import kept the case, only the maker portal's display of the names differs.
  */
 export const TABLE_OWNERSHIP = 'UserOwned';
 
@@ -85,6 +101,16 @@ export const TABLE_OWNERSHIP = 'UserOwned';
  * gets no Custom Channel Activity). A channel sending elsewhere than to a phone changes it in the tile after generation.
  */
 export const COMPLIANCE_FIELD = 'donotphone';
+
+/**
+ * A web resource's `FileName` in its `.data.xml`: where the packed zip holds the content, `/WebResources/<name><id>`.
+ * Exports write the id in upper case; the generator writes it in lower case, as every GUID it writes (the real-time
+ * docs require lowercase GUIDs in customization files, and `channel check` refuses uppercase ones). The name is only
+ * a path inside the zip, matched as written: if an import compared it case-insensitively nothing would change.
+ */
+export function webResourceFileName(name: string, id: string): string {
+  return `/WebResources/${name}${id}`;
+}
 
 /**
  * The tile's icon: the docs' CSS draws it with an icon font (`content` of `::before` in a `@font-face`); the generated

@@ -15,11 +15,16 @@ import { realtime } from './realtime.js';
 import { customizationsXml, relationshipsXml, solutionXml, type RootComponent } from './solution-xml.js';
 import type { XmlElement } from './xml.js';
 
-/** The channels file `channel new` writes into the solution folder: the entry alone, loadable as it is. */
-export const ENTRY_FILE = 'channels.entry.json';
-
 /** The top entries of a solution folder `--force` replaces (and nothing else). */
-const SOLUTION_ENTRIES = ['Other', 'Entities', 'WebResources', 'customapis', ENTRY_FILE];
+const SOLUTION_ENTRIES = ['Other', 'Entities', 'WebResources', 'customapis'];
+
+/**
+ * Where the entry goes by default: next to the solution folder (`solutions/special` → `solutions/special.channels.json`),
+ * never in it: the folder holds only what `pac solution pack` and `channel pack` read.
+ */
+export function defaultEntryFile(dir: string): string {
+  return path.join(path.dirname(dir), `${path.basename(dir)}.channels.json`);
+}
 
 export interface NewChannelResult {
   /** The solution folder (absolute). */
@@ -30,12 +35,14 @@ export interface NewChannelResult {
   files: string[];
   /** The object for `config/channels.json`'s `channels` array. */
   channelsEntry: Record<string, unknown>;
-  /** `dir/channels.entry.json`: a channels file holding the entry alone (its `tile` relative to it). */
+  /** A channels file holding the entry alone (its `tile` relative to it), next to `dir` unless chosen. */
   entryFile: string;
   /** The entry's keys that hold placeholders to set before the relay runs the channel (`sender` …). */
   placeholders: string[];
   /** Real-time: the `msdyn_channeldefinition` id (the entry's `channelDefinitionId`). */
   channelDefinitionId?: string;
+  /** Outbound marketing: the tile web resource in the folder (absolute; the entry's `tile` is relative). */
+  tileFile?: string;
 }
 
 interface Generated {
@@ -103,7 +110,9 @@ async function prepare(dir: string, force: boolean): Promise<void> {
   try {
     entries = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new SolutionError('SolutionOutputExists', '--out', `${dir} is a file, not a folder`);
+    if (code !== 'ENOENT') throw err;
     await mkdir(dir, { recursive: true });
     return;
   }
@@ -127,8 +136,8 @@ function relativeTo(fromFile: string, target: string): string {
 }
 
 /**
- * Writes the unpacked solution of a custom channel to `options.out` and its channels entry to
- * `out/channels.entry.json`. Throws `SolutionError` for a bad option or an occupied folder.
+ * Writes the unpacked solution of a custom channel to `options.out` and its channels entry to `options.entryFile`
+ * (default `<out>.channels.json`). Throws `SolutionError` for a bad option or an occupied folder.
  */
 export async function newChannelSolution(options: NewChannelOptions): Promise<NewChannelResult> {
   const n = channelNames(options);
@@ -141,7 +150,8 @@ export async function newChannelSolution(options: NewChannelOptions): Promise<Ne
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, files.get(rel)!, 'utf8');
   }
-  const entryFile = path.join(dir, ENTRY_FILE);
+  const entryFile = path.resolve(options.entryFile ?? defaultEntryFile(dir));
+  await mkdir(path.dirname(entryFile), { recursive: true });
   const withTile = (channelsFile: string): SolutionFacts =>
     generated.facts.contract === 'outbound-marketing'
       ? { ...generated.facts, tile: relativeTo(channelsFile, path.join(dir, generated.facts.tile)) }
@@ -158,5 +168,6 @@ export async function newChannelSolution(options: NewChannelOptions): Promise<Ne
     placeholders: written.placeholders,
   };
   if (generated.channelDefinitionId !== undefined) result.channelDefinitionId = generated.channelDefinitionId;
+  if (generated.facts.contract === 'outbound-marketing') result.tileFile = path.join(dir, generated.facts.tile);
   return result;
 }

@@ -1,5 +1,5 @@
 /** Dataverse solutions of a custom channel: generated (`channel new`), packed and checked (`channel pack`, `channel check`), imported (`channel import`). */
-export { newChannelSolution, ENTRY_FILE, type NewChannelResult } from './generate.js';
+export { defaultEntryFile, newChannelSolution, type NewChannelResult } from './generate.js';
 export {
   MESSAGE_PART_TYPES,
   type ChannelContract,

@@ -2,10 +2,11 @@
  * The options of `channel new`, checked once, and the names derived from them: every refusal is a `SolutionError`
  * naming the option as the command line spells it, what was expected and what was found.
  */
+import path from 'node:path';
 import { SolutionError } from '../errors.js';
 import { DEFAULT_PUBLISHER_PREFIX, SMS_TEXT_MAX_LENGTH, TEXT_MAX_LENGTH } from './assumptions.js';
 
-/** `msdyn_type` of a message part (MSDocs-CE custom SMS "Define the message parts"). */
+/** `msdyn_type` of a message part (MSDocs-CE ce/marketing/real-time-marketing-custom-channel-message-parts.md). */
 export const MESSAGE_PART_TYPES = {
   plaintext: 192350000,
   media: 192350003,
@@ -45,8 +46,13 @@ export interface NewChannelOptions {
   /** The folder to write; created, or replaced when it holds a solution written before and `force` is set. */
   out: string;
   /**
-   * The channels file the entry is meant for: the entry's `tile` is written relative to it.
-   * @defaultValue `<out>/channels.entry.json`, the channels file `channel new` writes with the entry alone
+   * The channels file `channel new` writes with the entry alone (loadable as it is; never inside `out`, which holds
+   * only the solution). @defaultValue `<out>.channels.json`, next to the folder
+   */
+  entryFile?: string;
+  /**
+   * The channels file the returned entry is meant for: its `tile` is written relative to it.
+   * @defaultValue `entryFile`
    */
   channelsFile?: string;
   /** Replace the solution folder `out` already holds. @defaultValue false */
@@ -144,6 +150,11 @@ export function parseParts(specs: readonly string[], channelType: RealtimeChanne
   return parts;
 }
 
+function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(path.resolve(dir), path.resolve(file));
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
 function pascalOf(name: string): string {
   return name
     .split(/[-_]/)
@@ -201,6 +212,12 @@ export function channelNames(options: NewChannelOptions): ChannelNames {
     refuse('--address-field', 'no address field: a real-time journey passes the recipient (To) itself', addressField);
   if (options.sender !== undefined && options.sender.trim() === '') refuse('--sender', 'a sender', options.sender);
   if (typeof options.out !== 'string' || options.out === '') refuse('--out', 'a folder', options.out);
+  if (options.entryFile !== undefined && isInside(options.out, options.entryFile))
+    refuse(
+      '--entry-file',
+      'a file outside the solution folder (it holds only what channel pack reads)',
+      options.entryFile,
+    );
   const part = name.replace(/[-_]/g, '');
   const pascal = pascalOf(name);
   const names: ChannelNames = {

@@ -5,7 +5,7 @@
  * account's likewise, for Custom the message editor table and form, and the custom APIs: outbound (`payload` in,
  * `response` out), and with `--delivery-reports` / `--inbound` the delivery report and inbound APIs.
  */
-import { OUTBOUND_API_STEP_TYPE, REPORT_API_PARAMETERS } from './assumptions.js';
+import { OUTBOUND_API_STEP_TYPE, REPORT_API_PARAMETERS, supportsAttachment } from './assumptions.js';
 import { customApiFiles, type CustomApiSpec } from './custom-api.js';
 import { componentId } from './ids.js';
 import { MESSAGE_PART_TYPES, type ChannelNames, type MessagePart } from './options.js';
@@ -160,7 +160,7 @@ function channelDefinition(
   editor: TableSpec | undefined,
   outboundApi: string,
 ): XmlElement {
-  const attachments = n.parts.some((p) => p.type === 'media' || p.type === 'image');
+  const attachments = supportsAttachment(n.parts.map((p) => p.type));
   return el(
     'msdyn_channeldefinitions',
     {},

@@ -99,6 +99,60 @@ function keyAttribute(t: TableSpec): XmlElement {
   );
 }
 
+/** `statecode` and `statuscode` with their option sets (Active 0/1, Inactive 1/2), as exports of a custom table hold. */
+function stateAttributes(t: TableSpec): XmlElement[] {
+  const common = (name: string, type: 'state' | 'status', display: string) => [
+    leaf('Type', type),
+    leaf('Name', name),
+    leaf('LogicalName', name),
+    leaf('RequiredLevel', type === 'state' ? 'systemrequired' : 'none'),
+    leaf('DisplayMask', 'ValidForAdvancedFind|ValidForForm|ValidForGrid'),
+    leaf('ValidForUpdateApi', 1),
+    leaf('ValidForReadApi', 1),
+    leaf('ValidForCreateApi', type === 'state' ? 0 : 1),
+    leaf('IsCustomField', 0),
+    leaf('IntroducedVersion', '1.0'),
+    leaf('IsCustomizable', 1),
+    el('displaynames', {}, el('displayname', { description: display, languagecode: 1033 })),
+  ];
+  const option = (tag: 'state' | 'status', attrs: Record<string, string | number>, label: string) =>
+    el(tag, attrs, labels('labels', 'label', label));
+  return [
+    el(
+      'attribute',
+      { PhysicalName: 'statecode' },
+      ...common('statecode', 'state', 'Status'),
+      el(
+        'optionset',
+        { Name: `${t.schema}_statecode` },
+        leaf('OptionSetType', 'state'),
+        el(
+          'states',
+          {},
+          option('state', { value: 0, defaultstatus: 1, invariantname: 'Active' }, 'Active'),
+          option('state', { value: 1, defaultstatus: 2, invariantname: 'Inactive' }, 'Inactive'),
+        ),
+      ),
+    ),
+    el(
+      'attribute',
+      { PhysicalName: 'statuscode' },
+      ...common('statuscode', 'status', 'Status Reason'),
+      el(
+        'optionset',
+        { Name: `${t.schema}_statuscode` },
+        leaf('OptionSetType', 'status'),
+        el(
+          'statuses',
+          {},
+          option('status', { value: 1, state: 0 }, 'Active'),
+          option('status', { value: 2, state: 1 }, 'Inactive'),
+        ),
+      ),
+    ),
+  ];
+}
+
 /** `Entities/<schema>/Entity.xml`. */
 export function entityXml(t: TableSpec): string {
   return xmlDocument(
@@ -121,6 +175,7 @@ export function entityXml(t: TableSpec): string {
             keyAttribute(t),
             attribute(t.primaryName, true),
             t.columns.map((c) => attribute(c, false)),
+            stateAttributes(t),
           ),
           leaf('EntitySetName', t.entitySetName),
           leaf('IsDuplicateCheckSupported', 0),

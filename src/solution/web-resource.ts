@@ -3,6 +3,7 @@
  * `WebResources/<name>.data.xml`, whose `FileName` is where the packed zip holds the content
  * (`/WebResources/<name><id>`), as exports unpack.
  */
+import { webResourceFileName } from './assumptions.js';
 import { braced } from './ids.js';
 import { leaf, el, xmlDocument, XSI } from './xml.js';
 
@@ -34,7 +35,7 @@ export function webResourceFiles(w: WebResourceSpec): Array<[string, string]> {
       leaf('IsCustomizable', 1),
       leaf('CanBeDeleted', 1),
       leaf('IsHidden', 0),
-      leaf('FileName', `/WebResources/${w.name}${w.id}`),
+      leaf('FileName', webResourceFileName(w.name, w.id)),
     ),
   );
   return [

@@ -1,7 +1,7 @@
 /**
  * `channel-relay channel new NAME --contract outbound-marketing|realtime …`: writes the unpacked solution folder of a
- * custom channel (SolutionPackager's layout, for `channel pack`) and its channels entry (`DIR/channels.entry.json`,
- * also printed). Exit codes: 0 written, 2 a refused option or an occupied folder.
+ * custom channel (SolutionPackager's layout, for `channel pack`) and its channels entry (`DIR.channels.json` next to
+ * the folder, also printed). Exit codes: 0 written, 2 a refused option or an occupied folder.
  */
 import path from 'node:path';
 import { Option, type Command } from 'commander';
@@ -28,6 +28,7 @@ interface NewOptions {
   sender?: string;
   addressField?: string;
   out?: string;
+  entryFile?: string;
   channelsFile?: string;
   force?: boolean;
   json?: boolean;
@@ -83,6 +84,7 @@ export function registerChannelNew(channel: Command, io: CliIo, setExitCode: (co
     .option('--sender <address>', 'the channels entry’s sender (phone number, bot, contract From)')
     .option('--address-field <column>', 'outbound-marketing: the contact column with the address (default mobilephone)')
     .option('--out <dir>', 'the folder to write (default ./NAME)')
+    .option('--entry-file <file>', 'where to write the entry as a channels file of its own (default DIR.channels.json)')
     .option('--channels-file <file>', 'the channels file the printed entry is for (its tile path is relative to it)')
     .option('--force', 'replace the solution the folder already holds')
     .option('--json', 'print the result as JSON')
@@ -102,9 +104,10 @@ export function registerChannelNew(channel: Command, io: CliIo, setExitCode: (co
       if (opts.provider !== undefined) options.provider = opts.provider;
       if (opts.sender !== undefined) options.sender = opts.sender;
       if (opts.addressField !== undefined) options.addressField = opts.addressField;
+      if (opts.entryFile !== undefined) options.entryFile = opts.entryFile;
       if (opts.channelsFile !== undefined) options.channelsFile = opts.channelsFile;
       // Relative paths are the caller's: resolved against the command's working directory.
-      for (const key of ['out', 'channelsFile'] as const) {
+      for (const key of ['out', 'entryFile', 'channelsFile'] as const) {
         const value = options[key];
         if (value !== undefined) options[key] = path.resolve(io.cwd, value);
       }

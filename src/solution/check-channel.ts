@@ -264,7 +264,7 @@ function checkDefinitions(model: SolutionModel, problems: SolutionProblem[]): Ma
         problems.push(at(fieldAt(bit), `${where}/${bit}`, `is required: 0 or 1, found ${field(bit) ?? 'nothing'}`));
     }
     const account = field('msdyn_supportsaccount');
-    if (type !== undefined && isBit(account) && (type === 'SMS') !== (account === '1')) {
+    if ((type === 'SMS' || type === 'Custom') && isBit(account) && (type === 'SMS') !== (account === '1')) {
       problems.push(
         at(
           fieldAt('msdyn_supportsaccount'),

@@ -21,6 +21,8 @@ export interface Table {
   entitySetName?: string;
   /** Column logical names. */
   columns: Set<string>;
+  /** The columns marked as the primary name (`PrimaryName` in their `DisplayMask`), with their types. */
+  primaryNames: Array<{ name: string; type: string | undefined }>;
   /** Form ids (normalised). */
   forms: Set<string>;
   /** View ids (normalised). */
@@ -69,10 +71,15 @@ function tableOf(entity: XmlElement): Table | undefined {
   const logicalName = (info?.attributes['Name'] ?? childText(entity, 'Name'))?.toLowerCase();
   if (logicalName === undefined) return undefined;
   const columns = new Set<string>();
+  const primaryNames: Table['primaryNames'] = [];
   for (const attribute of children(child(info, 'attributes'), 'attribute')) {
     const name =
       childText(attribute, 'LogicalName') ?? childText(attribute, 'Name') ?? attribute.attributes['PhysicalName'];
-    if (name !== undefined) columns.add(name.toLowerCase());
+    if (name === undefined) continue;
+    columns.add(name.toLowerCase());
+    if ((childText(attribute, 'DisplayMask') ?? '').split('|').includes('PrimaryName')) {
+      primaryNames.push({ name: name.toLowerCase(), type: childText(attribute, 'Type') });
+    }
   }
   const forms = new Set<string>();
   for (const forms_ of children(child(entity, 'FormXml'), 'forms')) {
@@ -86,7 +93,7 @@ function tableOf(entity: XmlElement): Table | undefined {
     const id = childText(view, 'savedqueryid');
     if (id !== undefined) views.add(normalGuid(id));
   }
-  const table: Table = { element: entity, logicalName, columns, forms, views };
+  const table: Table = { element: entity, logicalName, columns, primaryNames, forms, views };
   const set = childText(info, 'EntitySetName');
   if (set !== undefined) table.entitySetName = set;
   return table;

@@ -17,7 +17,14 @@ export type SolutionSource = { dir: string } | { zip: Uint8Array; name: string }
 export interface CheckSolutionOptions {
   /** The relay's channels file: the solution's tiles and channel definitions must be the ones it names. */
   channels?: ChannelRegistry;
+  /**
+   * A zip whose entries declare more than this many bytes, all together, is refused before it is expanded (a zip
+   * bomb). Not a Dataverse limit: a channel's solution is a few kilobytes. @defaultValue 268435456 (256 MiB)
+   */
+  maxExpandedBytes?: number;
 }
+
+const MAX_EXPANDED_BYTES = 256 * 1024 * 1024;
 
 /**
  * Dataverse's own refusal names these three ("The compressed file must contain the following files at its root:
@@ -32,12 +39,17 @@ const ANY_GUID = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 const WEB_RESOURCE_TYPE = /^(?:[1-9]|1[0-2])$/;
 
 /** Reads a zip into what the checker reads, or the problems that stop it. */
-function openZip(zip: Uint8Array, name: string): PackedSolution | SolutionProblem[] {
+function openZip(zip: Uint8Array, name: string, maxExpandedBytes: number): PackedSolution | SolutionProblem[] {
   let files: Record<string, Uint8Array>;
+  let expanded = 0;
   try {
-    files = unzipSync(zip);
+    // Each entry is expanded right after the filter takes it, into a buffer of its declared size.
+    files = unzipSync(zip, { filter: (entry) => (expanded += entry.originalSize) <= maxExpandedBytes });
   } catch (err) {
     return [{ file: name, message: `not a zip file: ${(err as Error).message}` }];
+  }
+  if (expanded > maxExpandedBytes) {
+    return [{ file: name, message: `its entries declare more than ${maxExpandedBytes} bytes: refused unread` }];
   }
   const entries = new Map(Object.entries(files).filter(([entry]) => !entry.endsWith('/')));
   const missing = ROOT_FILES.filter((f) => !entries.has(f));
@@ -120,11 +132,20 @@ function checkManifest(solution: XmlElement, problems: SolutionProblem[]): void 
 }
 
 /**
+ * Parts of a customization file whose GUIDs are Microsoft's, written as Microsoft writes them: a form's layout (its
+ * controls' `classid`s are upper case in every export) and a ribbon's XML. The lowercase rule is about the records and
+ * ids a solution defines.
+ */
+const FOREIGN_GUIDS = new Set(['form', 'RibbonDiffXml']);
+
+/**
  * GUIDs in the customization files are lowercase (the channel definition and message part pages: "make sure that
- * GUIDs are defined in lowercase"); applied to every element of solution.xml, customizations.xml and customapis/.
+ * GUIDs are defined in lowercase"); applied to every element of solution.xml, customizations.xml and customapis/ but
+ * {@link FOREIGN_GUIDS}.
  */
 function checkGuidCase(documents: readonly XmlElement[], problems: SolutionProblem[]): void {
   const walk = (el: XmlElement, path: string): void => {
+    if (FOREIGN_GUIDS.has(el.name)) return;
     const values = [el.text, ...Object.values(el.attributes)];
     const upper = values.flatMap((v) => v.match(ANY_GUID) ?? []).filter((g) => g !== g.toLowerCase());
     if (upper.length > 0) {
@@ -166,6 +187,33 @@ function checkWebResources(model: SolutionModel, problems: SolutionProblem[]): v
           child(wr.element, 'FileName') ?? wr.element,
           `${where}/FileName`,
           `names /${wr.entry}, which is not in the zip`,
+        ),
+      );
+    }
+  }
+}
+
+/**
+ * Every table has one primary name column, a string (`nvarchar`) marked `PrimaryName` in its `DisplayMask`, as every
+ * exported table declares it: the lookups and the journey designer show its value.
+ */
+function checkTables(model: SolutionModel, problems: SolutionProblem[]): void {
+  for (const table of model.tables.values()) {
+    const where = `Entity[${table.logicalName}]/EntityInfo/entity/attributes`;
+    if (table.primaryNames.length !== 1) {
+      problems.push(
+        at(
+          table.element,
+          where,
+          `needs exactly one primary name column (an nvarchar attribute with PrimaryName in its DisplayMask), found ${table.primaryNames.length === 0 ? 'none' : table.primaryNames.map((p) => p.name).join(', ')}`,
+        ),
+      );
+    } else if (table.primaryNames[0]!.type !== 'nvarchar') {
+      problems.push(
+        at(
+          table.element,
+          where,
+          `the primary name column ${table.primaryNames[0]!.name} must be of type nvarchar, found ${table.primaryNames[0]!.type ?? 'none'}`,
         ),
       );
     }
@@ -230,6 +278,7 @@ function checkPacked(packed: PackedSolution, options: CheckSolutionOptions): Sol
   checkManifest(packed.solution, problems);
   const model = readModel(packed, problems);
   checkGuidCase([packed.solution, packed.customizations, ...model.customApiDocuments], problems);
+  checkTables(model, problems);
   checkWebResources(model, problems);
   checkCustomApis(model, problems);
   checkChannelParts(model, problems, options.channels);
@@ -253,7 +302,7 @@ export async function checkSolution(
       throw err;
     }
   } else {
-    const opened = openZip(source.zip, source.name);
+    const opened = openZip(source.zip, source.name, options.maxExpandedBytes ?? MAX_EXPANDED_BYTES);
     if (Array.isArray(opened)) return opened;
     packed = opened;
   }

@@ -5,6 +5,7 @@
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { SolutionProblem } from '../errors.js';
+import { XML_EOL as EOL } from './pack-assumptions.js';
 
 export interface XmlElement {
   name: string;
@@ -26,7 +27,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   trimValues: true,
   captureMetaData: true,
-  // The solution's XML has no DOCTYPE; one in a hostile file declares nothing this reader expands.
+  // The predefined entities and character references only: a DOCTYPE is refused before parsing.
   processEntities: true,
   htmlEntities: false,
 });
@@ -80,6 +81,15 @@ function toElement(node: Ordered, file: string, starts: readonly number[]): XmlE
  * at; `file` names the document in both.
  */
 export function parseXml(text: string, file: string): XmlElement | SolutionProblem {
+  const doctype = /<!DOCTYPE/i.exec(text);
+  if (doctype !== null) {
+    // No solution file has one; refused so that no entity a hostile file declares is ever expanded.
+    return {
+      file,
+      line: text.slice(0, doctype.index).split('\n').length,
+      message: 'a DOCTYPE is not allowed in a solution file',
+    };
+  }
   const valid = XMLValidator.validate(text);
   if (valid !== true) {
     return {
@@ -135,9 +145,6 @@ function escapeText(text: string): string {
 function escapeAttribute(text: string): string {
   return escapeText(text).replace(/"/g, '&quot;');
 }
-
-/** CRLF, as the .NET writer of SolutionPackager and Dataverse's export write (docs/solutions.md, assumptions). */
-const EOL = '\r\n';
 
 function write(el: XmlElement, indent: string, out: string[]): void {
   const attrs = Object.entries(el.attributes)

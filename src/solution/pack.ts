@@ -11,7 +11,13 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
 import { SolutionPackageError, type SolutionProblem } from '../errors.js';
-import { ENTRY_FILE } from './generate.js';
+import {
+  CONTENT_TYPE,
+  CUSTOMIZATIONS_ORDER,
+  ENTITY_PARTS_AFTER_INFO,
+  ROOT_ENTRY_ORDER,
+  ZIP_LEVEL,
+} from './pack-assumptions.js';
 import {
   child,
   children,
@@ -35,43 +41,13 @@ export interface PackedSolution {
   sources: ReadonlyMap<string, string>;
 }
 
-export const CONTENT_TYPES = '[Content_Types].xml';
-export const SOLUTION_XML = 'solution.xml';
-export const CUSTOMIZATIONS_XML = 'customizations.xml';
+export const [CONTENT_TYPES, SOLUTION_XML, CUSTOMIZATIONS_XML] = ROOT_ENTRY_ORDER;
 
 const OTHER_SOLUTION = 'Other/Solution.xml';
 const OTHER_CUSTOMIZATIONS = 'Other/Customizations.xml';
 const OTHER_RELATIONSHIPS = 'Other/Relationships.xml';
 
-/**
- * Every entry's last-modified time: 1980-01-01 00:00, the zip format's earliest, given in local time because the
- * zip's DOS time fields are local: the same folder gives the same bytes in any time zone.
- */
-const ZIP_MTIME = new Date(1980, 0, 1, 0, 0, 0);
-
-/**
- * Where pack puts the blocks it builds when `Other/Customizations.xml` lacks them: the order of `<ImportExportXml>`'s
- * children in Dataverse's exports (public exported solutions; docs/solutions.md).
- */
-const CUSTOMIZATIONS_ORDER = [
-  'Entities',
-  'Roles',
-  'Workflows',
-  'FieldSecurityProfiles',
-  'Templates',
-  'EntityMaps',
-  'EntityRelationships',
-  'OrganizationSettings',
-  'optionsets',
-  'WebResources',
-  'CustomControls',
-  'EntityDataProviders',
-];
-
-/**
- * Reads a folder's files (dot files and the channels entry `channel new` writes beside the solution, `ENTRY_FILE`,
- * left out) as paths relative to it with `/`, sorted.
- */
+/** Reads a folder's files (dot files left out) as paths relative to it with `/`, sorted. */
 async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) {
@@ -83,7 +59,6 @@ async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
     for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       if (entry.name.startsWith('.')) continue;
       const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
-      if (relPath === ENTRY_FILE) continue;
       if (entry.isDirectory()) await walk(relPath);
       else if (entry.isFile()) files.set(relPath, new Uint8Array(await readFile(path.join(dir, relPath))));
     }
@@ -140,9 +115,10 @@ function placeBlock(root: XmlElement, block: XmlElement): void {
     root.children[at] = { ...block, file: root.children[at]!.file, line: root.children[at]!.line };
     return;
   }
-  const rank = CUSTOMIZATIONS_ORDER.indexOf(block.name);
+  const order: readonly string[] = CUSTOMIZATIONS_ORDER;
+  const rank = order.indexOf(block.name);
   const before = root.children.findIndex((c) => {
-    const r = CUSTOMIZATIONS_ORDER.indexOf(c.name);
+    const r = order.indexOf(c.name);
     return r > rank || (r === -1 && c.name === 'Languages');
   });
   root.children.splice(before === -1 ? root.children.length : before, 0, block);
@@ -195,6 +171,8 @@ function entityBlock(
   }
   if (views.length > 0) built.push(newElement('SavedQueries', file, [newElement('savedqueries', file, views)]));
   if (ribbon !== undefined) built.push(merged(ribbon));
+  const parts: readonly string[] = ENTITY_PARTS_AFTER_INFO;
+  built.sort((a, b) => parts.indexOf(a.name) - parts.indexOf(b.name));
   const replaced = new Set(built.map((b) => b.name));
   const kept = entity.children.filter((c) => !replaced.has(c.name));
   const info = kept.findIndex((c) => c.name === 'EntityInfo');
@@ -306,8 +284,8 @@ function contentTypes(names: readonly string[]): Uint8Array {
   }
   const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
   const body =
-    extensions.map((e) => `<Default Extension="${escape(e)}" ContentType="application/octet-stream" />`).join('') +
-    overrides.map((p) => `<Override PartName="${escape(p)}" ContentType="application/octet-stream" />`).join('');
+    extensions.map((e) => `<Default Extension="${escape(e)}" ContentType="${CONTENT_TYPE}" />`).join('') +
+    overrides.map((p) => `<Override PartName="${escape(p)}" ContentType="${CONTENT_TYPE}" />`).join('');
   return new TextEncoder().encode(
     `<?xml version="1.0" encoding="utf-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">${body}</Types>`,
   );
@@ -350,7 +328,7 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
   const zipPaths = new Map<string, string>();
   for (const w of web) {
     const other = zipPaths.get(w.zipPath.toLowerCase());
-    if (other !== undefined || [CONTENT_TYPES, SOLUTION_XML, CUSTOMIZATIONS_XML].includes(w.zipPath)) {
+    if (other !== undefined || (ROOT_ENTRY_ORDER as readonly string[]).includes(w.zipPath)) {
       problems.push({
         file: `${w.folderPath}.data.xml`,
         element: 'WebResource/FileName',
@@ -394,10 +372,15 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
   return { entries, solution, customizations: result, sources };
 }
 
-/** The zip of entries in their order, deflated, every entry dated {@link ZIP_MTIME}: same entries, same bytes. */
+/**
+ * The zip of entries in their order, deflated, every entry dated 1980-01-01 00:00 (the zip format's earliest): same
+ * entries, same bytes. The date is made in local time when zipping, because the zip's DOS time fields are local:
+ * the same folder gives the same bytes in any time zone.
+ */
 export function zipEntries(entries: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  const mtime = new Date(1980, 0, 1, 0, 0, 0);
   const zippable: Zippable = {};
-  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: 6, mtime: ZIP_MTIME }];
+  for (const [name, bytes] of entries) zippable[name] = [bytes, { level: ZIP_LEVEL, mtime }];
   return zipSync(zippable);
 }
 

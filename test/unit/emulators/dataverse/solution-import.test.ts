@@ -435,6 +435,11 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
         /<ChannelProperties>\/<EntityType>: 'sample_othermessage' is neither a table of the solution nor of the organization/,
       ],
       ['not a zip', strToU8('hello'), /\(zip\): \(archive\): the customization file is not a readable zip/],
+      [
+        'an unclosed processing instruction (the XML validator lets it through, the parser does not)',
+        om(edit('[Content_Types].xml', '</Types>', '</Types><?pi')),
+        /\[Content_Types\]\.xml: \(document\): the file is not well-formed XML/,
+      ],
     ];
     for (const [title, zip, message] of cases) {
       it(title, async () => {

@@ -59,7 +59,7 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
     track(await startDataverseEmulator({ port: 0, limits: 'off', importDurationMs }));
 
   it('imports asynchronously: the async operation and the import job progress in steps, then succeed', async () => {
-    const emulator = await start(600);
+    const emulator = await start(1_500);
     const jobId = randomUUID();
     const answer = await call(
       emulator,

@@ -156,11 +156,16 @@ function parseXml(bytes: Uint8Array, file: string): Record<string, unknown> {
   if (valid !== true) {
     throw new SolutionImportError(
       file,
-      `line ${valid.err.line}, column ${valid.err.col}`,
+      valid.err.col === undefined ? `line ${valid.err.line}` : `line ${valid.err.line}, column ${valid.err.col}`,
       `the file is not well-formed XML (${valid.err.msg})`,
     );
   }
-  return parser.parse(source) as Record<string, unknown>;
+  try {
+    return parser.parse(source) as Record<string, unknown>;
+  } catch (err) {
+    // The validator lets a few malformed documents through (an unclosed processing instruction) that the parser refuses.
+    throw new SolutionImportError(file, '(document)', `the file is not well-formed XML (${(err as Error).message})`);
+  }
 }
 
 /** Unzips the customization file, refusing what is not a zip or expands past the emulator's limit. */

@@ -59,7 +59,7 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
     track(await startDataverseEmulator({ port: 0, limits: 'off', importDurationMs }));
 
   it('imports asynchronously: the async operation and the import job progress in steps, then succeed', async () => {
-    const emulator = await start(600);
+    const emulator = await start(1_500);
     const jobId = randomUUID();
     const answer = await call(
       emulator,
@@ -435,6 +435,11 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
         /<ChannelProperties>\/<EntityType>: 'sample_othermessage' is neither a table of the solution nor of the organization/,
       ],
       ['not a zip', strToU8('hello'), /\(zip\): \(archive\): the customization file is not a readable zip/],
+      [
+        'an unclosed processing instruction (the XML validator lets it through, the parser does not)',
+        om(edit('[Content_Types].xml', '</Types>', '</Types><?pi')),
+        /\[Content_Types\]\.xml: \(document\): the file is not well-formed XML/,
+      ],
     ];
     for (const [title, zip, message] of cases) {
       it(title, async () => {

@@ -43,6 +43,7 @@ export function buildProgram(io: CliIo): Program {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerConfigCommands(command, io, setExitCode);
+  registerChannelCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
   registerStatusCommand(command, io, setExitCode);

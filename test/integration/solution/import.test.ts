@@ -98,7 +98,7 @@ describe('channel-relay channel import', function () {
     const { zip, generated } = await promo((g) => {
       // An uppercase GUID in a customization file: the real-time pages require lowercase GUIDs, the emulator reads the
       // rule for every GUID (the relay's own channels loader never reads this file).
-      const meta = path.join(g.dir, `${String(g.channelsEntry['tile'])}.data.xml`);
+      const meta = `${String(g.tileFile)}.data.xml`;
       writeFileSync(
         meta,
         readFileSync(meta, 'utf8').replace(

@@ -65,7 +65,7 @@ describe('README: a custom channel in one command each', function () {
     const outputs: string[] = [];
     for (const line of readmeBlock()) {
       if (line.startsWith('#')) {
-        // "add the entry it printed (also in <folder>/channels.entry.json) to the channels file"
+        // "add the entry it printed (also in <folder>.channels.json) to the channels file"
         const entryFile = /\(also in (\S+)\)/.exec(line)?.[1];
         assert.ok(entryFile !== undefined, `the comment names the entry file: ${line}`);
         writeFileSync(channelsFile, readFileSync(path.join(dir, entryFile), 'utf8'));

@@ -75,7 +75,7 @@ describe('round trip: channel new → channel pack → channel import → journe
     ]);
     const zip = path.join(dir, `${name}.zip`);
     await cli(system, ['channel', 'pack', folder, '--out', zip]);
-    const entryFile = path.join(folder, 'channels.entry.json');
+    const entryFile = `${folder}.channels.json`;
     const entry = (JSON.parse(readFileSync(entryFile, 'utf8')) as { channels: Array<Record<string, unknown>> })
       .channels[0]!;
     return { zip, entry, entryFile };
@@ -87,7 +87,7 @@ describe('round trip: channel new → channel pack → channel import → journe
     const entry = doc.channels[0]!;
     edit(entry);
     entry['rateLimit'] = { messages: 50, intervalMs: 1000 };
-    const file = path.join(path.dirname(entryFile), 'channels.json');
+    const file = path.join(path.dirname(entryFile), `${path.basename(entryFile, '.channels.json')}-run.channels.json`);
     writeFileSync(file, JSON.stringify(doc, null, 2));
     return file;
   }

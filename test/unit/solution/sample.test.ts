@@ -28,11 +28,11 @@ describe('the sample channel solution', () => {
       Buffer.from(zip).equals(readFileSync(configPath('solutions', 'special.zip'))),
       `config/solutions/special.zip differs from the generated solution: ${REGENERATE}`,
     );
-    const tile = String(generated.channelsEntry['tile']);
+    const tile = String(generated.tileFile);
     assert.equal(path.basename(tile), 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml');
     assert.equal(
       readFileSync(configPath('tiles', path.basename(tile)), 'utf8'),
-      readFileSync(path.join(generated.dir, tile), 'utf8'),
+      readFileSync(tile, 'utf8'),
       `config/tiles/ differs from the generated tile: ${REGENERATE}`,
     );
   });

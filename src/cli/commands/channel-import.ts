@@ -93,11 +93,22 @@ export function carriedChannels(channels: ChannelRegistry, contents: SolutionCon
     .map((c) => c.name);
 }
 
+/** asyncoperation.statuscode from 20 on, for a person (PA-docs asyncoperation). */
+const ASYNC_STATUS: Record<number, string> = {
+  20: 'in progress',
+  21: 'pausing',
+  22: 'canceling',
+  30: 'succeeded',
+  31: 'failed',
+  32: 'canceled',
+};
+
 /** One line per job reading that changed what it says: `import: 40 % (in progress, 3.1 s)`. */
 function progressLines(io: CliIo): (p: ImportProgress) => void {
   let last = '';
   return (p) => {
-    const state = p.status === undefined || p.status < 20 ? 'waiting' : p.status === 20 ? 'in progress' : 'ending';
+    const state =
+      p.status === undefined || p.status < 20 ? 'waiting' : (ASYNC_STATUS[p.status] ?? `status ${p.status}`);
     const now = `${Math.round(p.percent)} % (${state}`;
     if (now === last) return;
     last = now;

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DynamicsWebApi } from 'dynamics-web-api';
-import { delayUnlessAborted } from '../abort.js';
+import { delayUnlessAborted, linkedController } from '../abort.js';
 import { clientTimeoutMs, DEFAULT_TIMEOUT_MS, toDataverseError } from '../dataverse/index.js';
 import { DataverseError, isDataverseError } from '../errors.js';
 import { intOption } from '../options.js';
@@ -78,13 +78,16 @@ export async function importSolution(
   const timeoutMs = options.timeoutMs ?? clientTimeoutMs(api) ?? DEFAULT_TIMEOUT_MS;
   const { signal } = options;
 
+  /** One call with its timeout, under `signal` (a linked controller: one per poll, never kept by the parent). */
   async function call<T>(operation: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
-    const both = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    const linked = linkedController(signal, timeout);
     try {
-      return await run(both);
+      return await run(linked.signal);
     } catch (err) {
       throw toDataverseError(err, { operation, timedOut: timeout.aborted, timeoutMs });
+    } finally {
+      linked.dispose();
     }
   }
 

@@ -16,9 +16,9 @@ const SURFACE = {
  * abort, paths, duration, options), and no product code imports them (the demo and the CLI start them).
  */
 const PRODUCT = ['pipeline', 'correlation', 'channels', 'config', 'providers', 'dataverse', 'servicebus', 'relay'];
-const ENTRY = ['cli', 'demo', 'registration', 'emulators'];
+const ENTRY = ['cli', 'demo', 'registration', 'emulators', 'solution'];
 const FORBIDDEN = {
-  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'health', 'telemetry'],
+  emulators: [...PRODUCT, 'directline', 'cli', 'demo', 'registration', 'solution', 'health', 'telemetry'],
   correlation: [...PRODUCT.filter((f) => f !== 'correlation'), ...ENTRY, 'health', 'http'],
   config: ['pipeline', 'channels', 'providers', 'dataverse', 'servicebus', 'relay', ...ENTRY],
   providers: ['pipeline', 'correlation', 'channels', 'config', 'dataverse', 'servicebus', 'relay', ...ENTRY],
@@ -26,7 +26,17 @@ const FORBIDDEN = {
   pipeline: ['config', 'dataverse', 'servicebus', 'relay', 'directline', ...ENTRY],
   servicebus: ['relay', 'correlation', ...ENTRY],
   dataverse: ['relay', 'correlation', ...ENTRY],
-  registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators'],
+  registration: ['pipeline', 'relay', 'cli', 'demo', 'emulators', 'solution'],
+  // Generating, packing, checking and importing solutions: the channels file and the Dataverse client, no stage.
+  solution: [
+    ...PRODUCT.filter((f) => !['channels', 'config', 'dataverse'].includes(f)),
+    ...ENTRY.filter((f) => f !== 'solution'),
+    'directline',
+    'messaging',
+    'health',
+    'http',
+    'telemetry',
+  ],
   messaging: [...PRODUCT.filter((f) => !['config', 'channels'].includes(f)), 'directline', ...ENTRY, 'http'],
   relay: ENTRY,
   health: [...PRODUCT, ...ENTRY],

@@ -13,6 +13,12 @@ const CODES = {
     /** A configuration file could not be read or parsed. */
     ConfigUnreadable: false,
   },
+  solutionPackage: {
+    /** A Dataverse solution (folder or zip) breaks a rule of its format; `problems` lists each with its file and element. */
+    SolutionInvalid: false,
+    /** The folder or zip could not be read at all (missing, not a zip). */
+    SolutionUnreadable: false,
+  },
   dataverse: {
     /** Service protection limit hit (HTTP 429); `retryAfterMs` says when to call again. */
     DataverseThrottled: true,
@@ -89,6 +95,12 @@ const CODES = {
   limiter: {
     /** A rate-limited call could not start by its deadline (a pause or its recipient's turn ends later); nothing was called. */
     StartDeadlineMissed: false,
+  },
+  solution: {
+    /** An option of `channel new` is missing or not of the expected shape (`option` names it). */
+    SolutionOptionInvalid: false,
+    /** The output folder holds files that are not a solution `channel new` may replace. */
+    SolutionOutputExists: false,
   },
   lifecycle: {
     /** Work in flight did not finish within the shutdown budget. */
@@ -200,6 +212,39 @@ export class ConfigError extends RelayError<'config'> {
   }
 }
 
+/** One problem found in a Dataverse solution: the file (path inside the folder or zip), the element, what is wrong. */
+export interface SolutionProblem {
+  /** The file, relative to the solution folder or the zip's root (`customizations.xml`, `Other/Solution.xml` …). */
+  file: string;
+  /** The element, as a path from the document's root (`ImportExportXml/msdyn_channeldefinitions/…`), where it applies. */
+  element?: string;
+  /** 1-based line in `file`, where it is known. */
+  line?: number;
+  message: string;
+}
+
+/** Renders a problem as the one line a person reads: `file:line: <element>: message`. */
+export function formatSolutionProblem(p: SolutionProblem): string {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}`;
+  return `${where}: ${p.element === undefined ? '' : `<${p.element}>: `}${p.message}`;
+}
+
+/** A Dataverse solution folder or zip that `channel pack` or `channel check` refuses; every problem is in `problems`. */
+export class SolutionPackageError extends RelayError<'solutionPackage'> {
+  override readonly name: string = 'SolutionPackageError';
+  readonly problems: readonly SolutionProblem[];
+  constructor(code: CodeOf<'solutionPackage'>, problems: readonly SolutionProblem[], options: RelayErrorOptions = {}) {
+    const head = `the solution has ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+    super(
+      'solutionPackage',
+      code,
+      [head, ...problems.map((p) => `  - ${formatSolutionProblem(p)}`)].join('\n'),
+      options,
+    );
+    this.problems = problems;
+  }
+}
+
 export class DataverseError extends RelayError<'dataverse'> {
   override readonly name: string = 'DataverseError';
   constructor(code: CodeOf<'dataverse'>, message: string, options: RelayErrorOptions = {}) {
@@ -270,6 +315,20 @@ export class StartDeadlineError extends RelayError<'limiter'> {
   }
 }
 
+/** A refused request to generate a solution: which option (or `--out` folder) and why. */
+export class SolutionError extends RelayError<'solution'> {
+  override readonly name: string = 'SolutionError';
+  constructor(
+    code: CodeOf<'solution'>,
+    /** The option as the command line spells it (`--parts`, `--publisher-prefix`, `NAME` …). */
+    readonly option: string,
+    message: string,
+    options: RelayErrorOptions = {},
+  ) {
+    super('solution', code, `${option}: ${message}`, options);
+  }
+}
+
 export class LifecycleError extends RelayError<'lifecycle'> {
   override readonly name: string = 'LifecycleError';
   readonly causes: readonly unknown[];
@@ -296,6 +355,9 @@ export function isRelayError(value: unknown): value is RelayError {
 export function isConfigError(value: unknown): value is ConfigError {
   return hasBrand(value, 'config');
 }
+export function isSolutionPackageError(value: unknown): value is SolutionPackageError {
+  return hasBrand(value, 'solutionPackage');
+}
 export function isDataverseError(value: unknown): value is DataverseError {
   return hasBrand(value, 'dataverse');
 }
@@ -316,6 +378,9 @@ export function isMessageTooLargeError(value: unknown): value is MessageTooLarge
 }
 export function isStartDeadlineError(value: unknown): value is StartDeadlineError {
   return hasBrand(value, 'limiter') && (value as StartDeadlineError).code === 'StartDeadlineMissed';
+}
+export function isSolutionError(value: unknown): value is SolutionError {
+  return hasBrand(value, 'solution');
 }
 export function isLifecycleError(value: unknown): value is LifecycleError {
   return hasBrand(value, 'lifecycle');

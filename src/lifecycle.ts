@@ -219,6 +219,7 @@ export function onShutdownSignals(
  */
 const EXIT_CODE_OF_KIND: Readonly<Record<ErrorKind, 1 | 2>> = {
   config: 2,
+  solutionPackage: 2,
   dataverse: 1,
   provider: 1,
   directline: 1,
@@ -226,6 +227,7 @@ const EXIT_CODE_OF_KIND: Readonly<Record<ErrorKind, 1 | 2>> = {
   event: 1,
   servicebus: 1,
   limiter: 1,
+  solution: 2,
   lifecycle: 1,
 };
 

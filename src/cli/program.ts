@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../paths.js';
+import { registerChannelCommands } from './commands/channel.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -47,6 +48,7 @@ export function buildProgram(io: CliIo): Program {
   registerStatusCommand(command, io, setExitCode);
   registerRegisterCommand(command, io, setExitCode);
   registerMessagingCommands(command, io, setExitCode);
+  registerChannelCommands(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);

@@ -11,6 +11,8 @@ import {
   LifecycleError,
   MessageTooLargeError,
   ProviderError,
+  SolutionError,
+  SolutionPackageError,
   StartDeadlineError,
   type ErrorKind,
 } from '../../src/errors.js';
@@ -208,6 +210,7 @@ describe('life cycle', () => {
         ]),
         2,
       ],
+      solutionPackage: [new SolutionPackageError('SolutionInvalid', [{ file: 'customizations.xml', message: 'x' }]), 2],
       dataverse: [new DataverseError('DataverseUnauthorized', 'refused'), 1],
       provider: [new ProviderError('ProviderUnavailable', 'down'), 1],
       directline: [new DirectLineError('DirectLineUnauthorized', 'bad secret'), 1],
@@ -215,6 +218,7 @@ describe('life cycle', () => {
       event: [new EventError('EventUndecodable', 'broken JSON'), 1],
       servicebus: [new MessageTooLargeError('outbound', 'm', 2, 1), 1],
       limiter: [new StartDeadlineError(0, 'paused'), 1],
+      solution: [new SolutionError('SolutionOptionInvalid', '--parts', 'two text parts'), 2],
       lifecycle: [new LifecycleError('CloseFailed', 'a close failed'), 1],
     };
     for (const [kind, [error, code]] of Object.entries(byKind)) {

@@ -18,10 +18,10 @@ import {
 import { child, children, childText, decodeText, isProblem, parseXml, type XmlElement } from './pack-xml.js';
 
 /** The tile's web resource name ends so (`<prefix>_<name>CustomerJourneyDesignerTileConfig.xml`, the docs' format). */
-export const TILE_SUFFIX = 'CustomerJourneyDesignerTileConfig.xml';
+const TILE_SUFFIX = 'CustomerJourneyDesignerTileConfig.xml';
 
 /** A tile as the rules across files need it. */
-export interface SolutionTile {
+interface SolutionTile {
   resource: WebResource;
   root: XmlElement;
   entityType?: string;

@@ -132,11 +132,12 @@ function checkManifest(solution: XmlElement, problems: SolutionProblem[]): void 
 }
 
 /**
- * Parts of a customization file whose GUIDs are Microsoft's, written as Microsoft writes them: a form's layout (its
- * controls' `classid`s are upper case in every export) and a ribbon's XML. The lowercase rule is about the records and
- * ids a solution defines.
+ * Parts of a customization file whose GUIDs are not ids a solution defines, written as Microsoft writes them: a form's
+ * layout (its controls' `classid`s are upper case in exports), a ribbon's XML, and a web resource's `FileName` (a path
+ * in the zip; public material shows it with the id in either case, and an import does not depend on it). The
+ * lowercase rule is about the records and ids a solution defines.
  */
-const FOREIGN_GUIDS = new Set(['form', 'RibbonDiffXml']);
+const FOREIGN_GUIDS = new Set(['form', 'RibbonDiffXml', 'FileName']);
 
 /**
  * GUIDs in the customization files are lowercase (the channel definition and message part pages: "make sure that

@@ -296,7 +296,7 @@ function contentTypes(names: readonly string[]): Uint8Array {
  * `SolutionPackageError` with every problem found (a file that is not well-formed, a missing part, a file pack does not
  * handle).
  */
-export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): PackedSolution {
+function assembleSolution(files: ReadonlyMap<string, Uint8Array>): PackedSolution {
   const problems: SolutionProblem[] = [];
   for (const required of [OTHER_SOLUTION, OTHER_CUSTOMIZATIONS]) {
     if (!files.has(required)) problems.push({ file: required, message: 'is missing: every unpacked solution has it' });
@@ -377,7 +377,7 @@ export function assembleSolution(files: ReadonlyMap<string, Uint8Array>): Packed
  * entries, same bytes. The date is made in local time when zipping, because the zip's DOS time fields are local:
  * the same folder gives the same bytes in any time zone.
  */
-export function zipEntries(entries: ReadonlyMap<string, Uint8Array>): Uint8Array {
+function zipEntries(entries: ReadonlyMap<string, Uint8Array>): Uint8Array {
   const mtime = new Date(1980, 0, 1, 0, 0, 0);
   const zippable: Zippable = {};
   for (const [name, bytes] of entries) zippable[name] = [bytes, { level: ZIP_LEVEL, mtime }];

@@ -291,7 +291,8 @@ export const TILE_READING = { alsoRequired: ['LookupViewId'], requiredLabelLocal
  * - The log in `importjob.data`: `<importexportxml>` with a `<solutionManifests>` entry and one element per
  *   component, each with `<result result="success|failure" errorcode errortext>`, as community readers of the log
  *   parse it; the exact shape is not documented.
- * - The zip must hold `[Content_Types].xml`, `solution.xml` and `customizations.xml` under those exact names.
+ * - The zip must hold `[Content_Types].xml`, `solution.xml` and `customizations.xml` under those exact names; no XML
+ *   file may carry a DTD (.NET's XmlReader default, DtdProcessing.Prohibit).
  * - A tile is an XML web resource whose name ends with `CustomerJourneyDesignerTileConfig.xml` (the tile's naming
  *   rule); it is read with the emulator's tile reading (TILE_READING) and a tile the org would refuse fails the import.
  * - The lowercase-GUID rule applies to every GUID the emulator reads from the files (record ids, lookups, form and

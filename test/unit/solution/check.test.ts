@@ -11,6 +11,12 @@ import { copyFixture, fixtureDir, lineOf, type SolutionFixture } from '../../hel
 const TILE_FILE = 'WebResources/sample_SpecialTileCustomerJourneyDesignerTileConfig.xml';
 const CUSTOMIZATIONS = 'Other/Customizations.xml';
 const DEFINITION_ID = '9d3e6b1c-2a4f-5c8d-9e0a-1b2c3d4e5f6a';
+/** Where a folder's file is in the packed zip, where the two differ. */
+const ZIP_ENTRY: Record<string, string> = {
+  [CUSTOMIZATIONS]: 'customizations.xml',
+  [TILE_FILE]:
+    'WebResources/sample_SpecialTileCustomerJourneyDesignerTileConfigxml0b6f1a52-2c1d-4f4e-9d0a-1c2b3d4e5f60',
+};
 
 /** Repacks a zip with one entry's text changed (for what a folder cannot be packed with). */
 function editZip(zip: Uint8Array, entry: string, edit: (text: string) => string): Uint8Array {
@@ -133,6 +139,25 @@ describe('channel check (checkSolution)', () => {
         copy.remove();
       }
     });
+
+    const entry = ZIP_ENTRY[c.file] ?? c.file;
+    it(`refuses ${c.name} in a zip, naming its entry ${entry} and the element`, async () => {
+      let edited = '';
+      const zip = editZip(await packSolution(fixtureDir(c.fixture)), entry, (t) => {
+        edited = t.replace(c.from, c.to);
+        assert.notEqual(edited, t, 'the edit applies to the packed entry');
+        return edited;
+      });
+      const problems = await checkSolution({ zip, name: 'broken.zip' });
+      assert.equal(problems.length, 1, summary(problems));
+      const [p] = problems;
+      assert.deepEqual(
+        [p!.file, p!.element ?? '', p!.line],
+        [entry, c.element, lineOf(edited, c.line)],
+        summary(problems),
+      );
+      assert.match(p!.message, c.message);
+    });
   }
 
   it("names the zip's own entries and lines when checking a zip", async () => {
@@ -238,7 +263,7 @@ describe('channel check (checkSolution)', () => {
     }
   });
 
-  it("accepts the upper-case control class ids of a form's layout (as exports write them), not a form id", async () => {
+  it("accepts upper-case GUIDs in a form's layout (control class ids, as exports write them) and a web resource's FileName, not in a form id", async () => {
     const copy = copyFixture('outbound');
     const form = 'Entities/sample_specialmessage/FormXml/main/{3c0a5d0e-6f7d-4d7e-8a43-0e1f2a3b4c5d}.xml';
     try {
@@ -248,6 +273,12 @@ describe('channel check (checkSolution)', () => {
         'classid="{4273EDBD-AC1D-40D3-9FB2-095C621B552D}"',
       );
       assert.deepEqual(await checkSolution({ dir: copy.dir }), []);
+      copy.edit(
+        `${TILE_FILE}.data.xml`,
+        'Configxml0b6f1a52-2c1d-4f4e-9d0a-1c2b3d4e5f60',
+        'Configxml0B6F1A52-2C1D-4F4E-9D0A-1C2B3D4E5F60',
+      );
+      assert.deepEqual(await checkSolution({ dir: copy.dir }), [], 'a FileName is a path in the zip, not an id');
       copy.edit(form, '<formid>{3c0a5d0e-6f7d', '<formid>{3C0A5D0E-6f7d');
       const problems = await checkSolution({ dir: copy.dir });
       assert.deepEqual(

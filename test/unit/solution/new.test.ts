@@ -6,6 +6,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { loadChannels, readTile } from '../../../src/channels/index.js';
 import { runCli } from '../../../src/cli/program.js';
 import { isSolutionError, type SolutionError } from '../../../src/errors.js';
+import { readSeedTile } from '../../../src/emulators/dataverse/index.js';
 import { configPath } from '../../../src/paths.js';
 import { newChannelSolution, type NewChannelOptions, type NewChannelResult } from '../../../src/solution/index.js';
 import { recordingIo } from '../../helpers/cli.js';
@@ -75,6 +76,13 @@ describe('solution: channel new', () => {
           ['opened', false],
           ['keyword', true],
         ],
+      );
+      // The Dataverse emulator reads tiles with its own parser: it takes the generated one too.
+      const seen = readSeedTile(read(r, tileFile), tileFile);
+      assert.equal(seen.entityType, 'sample_specialmessage');
+      assert.deepEqual(
+        seen.responseTypes.filter((t) => t.custom).map((t) => t.id),
+        ['keyword'],
       );
       const definition = (xml(r, tileFile)['LibraryTile'] as Node)['Definition'] as Node;
       assert.equal(definition['@icon'], 'sample_SpecialTile');

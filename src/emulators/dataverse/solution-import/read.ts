@@ -152,6 +152,11 @@ export function readGuid(value: string, file: string, element: string): string {
 
 function parseXml(bytes: Uint8Array, file: string): Record<string, unknown> {
   const source = new TextDecoder('utf-8').decode(bytes).replace(/^\uFEFF/, '');
+  const doctype = /<!DOCTYPE/i.exec(source);
+  if (doctype)
+    // .NET's XmlReader prohibits DTDs by default ("For security reasons DTD is prohibited in this XML document"),
+    // and a DTD's entities are how a hostile file grows: refused before parsing.
+    throw new SolutionImportError(file, '<!DOCTYPE>', 'a DTD is prohibited in solution files');
   const valid = XMLValidator.validate(source);
   if (valid !== true) {
     throw new SolutionImportError(

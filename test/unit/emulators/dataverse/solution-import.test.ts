@@ -436,6 +436,11 @@ describe('Dataverse emulator: ImportSolution and ImportSolutionAsync', function 
       ],
       ['not a zip', strToU8('hello'), /\(zip\): \(archive\): the customization file is not a readable zip/],
       [
+        'a DTD (entity expansion)',
+        rt(edit('customizations.xml', '<ImportExportXml', '<!DOCTYPE x [<!ENTITY a "aaaa">]><ImportExportXml')),
+        /customizations\.xml: <!DOCTYPE>: a DTD is prohibited in solution files/,
+      ],
+      [
         'an unclosed processing instruction (the XML validator lets it through, the parser does not)',
         om(edit('[Content_Types].xml', '</Types>', '</Types><?pi')),
         /\[Content_Types\]\.xml: \(document\): the file is not well-formed XML/,

@@ -43,12 +43,12 @@ export function buildProgram(io: CliIo): Program {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerConfigCommands(command, io, setExitCode);
+  registerChannelCommands(command, io, setExitCode);
   registerDemoCommand(command, io, setExitCode);
   registerDeadLettersCommand(command, io, setExitCode);
   registerStatusCommand(command, io, setExitCode);
   registerRegisterCommand(command, io, setExitCode);
   registerMessagingCommands(command, io, setExitCode);
-  registerChannelCommands(command, io, setExitCode);
   const emulate = command.command('emulate').description('run an emulator on loopback');
   registerEmulateDataverse(emulate, io, setExitCode);
   registerEmulateServiceBus(emulate, io, setExitCode);

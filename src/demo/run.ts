@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { startRelay, type RunningRelay, type StageName } from '../relay/index.js';
 import { createServiceBusClient } from '../servicebus/index.js';
 import { delayUnlessAborted, raceAbort, whenAborted } from '../abort.js';
+import { provisionDemoChannels } from './channels.js';
 import { formatFunnel } from './format.js';
 import { startProgress } from './progress.js';
 import {
@@ -211,6 +212,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         log,
       }),
     );
+    checkSignal();
+    await provisionDemoChannels(system, { out: options.out, signal });
     checkSignal();
     const records = new DataverseRecords(system.dv.url, system.admin);
     const journeys = seedJourneys(system);

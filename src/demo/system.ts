@@ -61,7 +61,7 @@ export interface EmbeddedSystemOptions {
    * each sender's channel rate either way. @defaultValue the channels file's rates
    */
   smsPerSecond?: number;
-  /** The seed document. @defaultValue config/dataverse-seed.json with absolute tile paths */
+  /** The seed document. @defaultValue config/dataverse-seed.json with absolute tile and solution paths */
   seed?: SeedDocument;
   /** The channels file the workers' channels are derived from (tile paths resolved, Twilio rates set). @defaultValue config/channels.json */
   channelsFile?: string;
@@ -139,10 +139,11 @@ export interface EmbeddedSystem extends Closeable {
   callbacksUrl?: string;
 }
 
-/** config/dataverse-seed.json with its tile paths made absolute, so that it loads from any working directory. */
+/** config/dataverse-seed.json with its tile and solution paths made absolute, so that it loads from any working directory. */
 export function sampleSeed(): SeedDocument {
   const doc = JSON.parse(readFileSync(configPath('dataverse-seed.json'), 'utf8')) as SeedDocument;
   doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
+  doc.solutions = (doc.solutions ?? []).map((file) => configPath(file));
   return doc;
 }
 

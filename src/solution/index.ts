@@ -1,4 +1,4 @@
-/** Dataverse solutions of custom channels: `channel new` (generate), `channel pack` and `channel check`. */
+/** Dataverse solutions of a custom channel: generated (`channel new`), packed and checked (`channel pack`, `channel check`), imported (`channel import`). */
 export { defaultEntryFile, newChannelSolution, type NewChannelResult } from './generate.js';
 export {
   MESSAGE_PART_TYPES,
@@ -17,3 +17,11 @@ export {
   SolutionPackageError,
   type SolutionProblem,
 } from '../errors.js';
+export {
+  importSolution,
+  type ImportSolutionOptions,
+  type ImportProgress,
+  type SolutionImportResult,
+} from './import.js';
+export { readImportLog, type ImportLogEntry } from './import-log.js';
+export { solutionContents, SolutionFileError, type SolutionContents } from './import-contents.js';

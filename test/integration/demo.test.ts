@@ -65,6 +65,18 @@ describe('channel-relay demo', function () {
     assert.ok(dataverse && providers, `URLs printed:\n${out}`);
     assert.match(out, /Spring offer journey\s+\d+\s+\d+\s+\d+\s+0\s+0/);
     assert.match(out, /SERVICEBUS_CONNECTION_STRING='Endpoint=sb:\/\/127\.0\.0\.1:\d+;/);
+    // Before the journey: the sample channel's solution generated, packed, checked, imported and registered, a line each.
+    const steps = out.split('\n').filter((l) => /^(channel (new|pack|check|import)|register) /.test(l));
+    assert.equal(steps.length, 5, `one line per step:\n${out}`);
+    assert.match(
+      steps[0]!,
+      /^channel new special --contract outbound-marketing --publisher-prefix sample … ok \(\d+ files\)$/,
+    );
+    assert.match(steps[1]!, /^channel pack special … \d+\.\d kB$/);
+    assert.match(steps[2]!, /^channel check sample_Special\.zip … ok$/);
+    assert.match(steps[3]!, /^channel import sample_Special\.zip … 100 % in \d+\.\d s$/);
+    assert.match(steps[4]!, /^register … ok \(0 created, 0 updated, 2 unchanged\)$/);
+    assert.ok(out.indexOf(steps[4]!) < out.indexOf('running the sample journey'), 'before the journey runs');
 
     const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
     for (const key of [

@@ -1,6 +1,7 @@
 /** `channel-relay channel …`: the Dataverse solution of a custom channel. Each subcommand lives in its own file. */
 import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
+import { addChannelImportCommand } from './channel-import.js';
 import { registerChannelNew } from './channel-new.js';
 import { registerChannelCheck, registerChannelPack } from './channel-pack.js';
 
@@ -11,4 +12,5 @@ export function registerChannelCommands(program: Command, io: CliIo, setExitCode
   registerChannelNew(channel, io, setExitCode);
   registerChannelPack(channel, io, setExitCode);
   registerChannelCheck(channel, io, setExitCode);
+  addChannelImportCommand(channel, io, setExitCode);
 }

@@ -5,7 +5,7 @@
  * Exit codes: 0 done (also when nothing changed), 1 a Dataverse error, 2 bad usage or configuration.
  */
 import type { Command } from 'commander';
-import { loadChannels } from '../../channels/index.js';
+import { loadChannels, type ChannelRegistry } from '../../channels/index.js';
 import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
 import { closeDataverseClient, dataverseClientFromConfig } from '../../dataverse/index.js';
 import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
@@ -75,16 +75,20 @@ function usage(io: CliIo, problems: string[]): number {
 }
 
 /**
- * The realtime channels' definition ids. Only `channelDefinitionId` is read, so provider secrets and URLs the file
- * references need not be set here: an unset variable reads as a placeholder (never used).
+ * The channels file for registering: only names, `channelDefinitionId` and tiles are read, so provider secrets and URLs
+ * the file references need not be set here: an unset variable reads as a placeholder (never used).
  */
-function realtimeTargets(config: RelayConfig, io: CliIo): RealtimeTarget[] {
+export function channelsForRegistration(config: RelayConfig, io: CliIo): ChannelRegistry {
   const env = new Proxy(io.env, {
     get: (target, name: string) =>
       target[name] === undefined || target[name] === '' ? 'http://unused-by-register.invalid' : target[name],
   });
-  const channels = loadChannels(config.channelsFile, { env, cwd: io.cwd });
-  return channels
+  return loadChannels(config.channelsFile, { env, cwd: io.cwd });
+}
+
+/** The realtime channels' definition ids. */
+function realtimeTargets(config: RelayConfig, io: CliIo): RealtimeTarget[] {
+  return channelsForRegistration(config, io)
     .all()
     .filter((c) => c.channelDefinitionId !== undefined)
     .map((c) => ({ channelDefinitionId: c.channelDefinitionId as string, channel: c.name }));

@@ -268,3 +268,66 @@ export function outboundApiName(template: string): string {
  * at import or only the journey designer misbehaves; if it accepts more, only the seed checks here are stricter.
  */
 export const TILE_READING = { alsoRequired: ['LookupViewId'], requiredLabelLocale: '1033' } as const;
+
+/**
+ * Solution import (`ImportSolution`, `ImportSolutionAsync`; solution-import/). Documented: the actions' parameters
+ * and types (PA-docs webapi/reference importsolution, importsolutionasync: `OverwriteUnmanagedCustomizations` and
+ * `PublishWorkflows` Edm.Boolean required, `CustomizationFile` Edm.Binary, `ImportJobId` Edm.Guid; the async answer
+ * `AsyncOperationId` Edm.Guid and `ImportJobKey` Edm.String), the `importjob` columns (`progress` Edm.Double,
+ * `data` the log, `solutionname`, `startedon`, `completedon`), `asyncoperation` statecode 0 Ready / 2 Locked /
+ * 3 Completed and statuscode 0 Waiting For Resources / 20 In Progress / 30 Succeeded / 31 Failed (Dataverse SDK
+ * AsyncStatusResponse enums), custom API files and their immutable columns (PA-docs custom-api-solution.md), channel
+ * definitions and message parts as records in customizations.xml with lowercase GUIDs (MSDocs-CE
+ * real-time-marketing-define-channel-definition.md and the message parts page). UNVERIFIED, each the worst plausible
+ * reading for the relay:
+ * - `ImportJobKey` is an opaque key, not the import job's id: a client that wants the job's progress and log passes
+ *   its own `ImportJobId` (without one the job gets an id of its own that the answer does not tell).
+ * - The async import takes simulated time (`importDurationMs`, progress in steps of `progressSteps`) and finds a
+ *   broken solution only when it runs: the call itself answers 200 for any zip-shaped base64; the failure is in
+ *   the async operation (`statuscode` 31, `message`, `friendlymessage`) and the import job's `data`. The sync
+ *   `ImportSolution` runs at once and answers the failure as a fault (`ImportFailed`; code UNVERIFIED).
+ * - A second import while one runs fails ("another solution is being imported": PA-docs mention the concurrency
+ *   failure, not its text).
+ * - The log in `importjob.data`: `<importexportxml>` with a `<solutionManifests>` entry and one element per
+ *   component, each with `<result result="success|failure" errorcode errortext>`, as community readers of the log
+ *   parse it; the exact shape is not documented.
+ * - The zip must hold `[Content_Types].xml`, `solution.xml` and `customizations.xml` under those exact names; no XML
+ *   file may carry a DTD (.NET's XmlReader default, DtdProcessing.Prohibit).
+ * - A tile is an XML web resource whose name ends with `CustomerJourneyDesignerTileConfig.xml` (the tile's naming
+ *   rule); it is read with the emulator's tile reading (TILE_READING) and a tile the org would refuse fails the import.
+ * - The lowercase-GUID rule applies to every GUID the emulator reads from the files (record ids, lookups, form and
+ *   view ids, web resource ids), not only to the channel records the docs name.
+ * - A channel definition's outbound Custom API (`msdyn_outboundendpointurltemplate`) must be in the solution or
+ *   already in the org; its `msdyn_channeldefinitionexternalentity` (and account entity) must be a table of either,
+ *   and the form ids must be forms of those tables when the tables come with the solution. An SMS definition must
+ *   have `msdyn_supportsaccount` 1 and exactly one message part, named `text`; a Custom one at least one part.
+ *   Message part `msdyn_type` as documented (192350000 plain text, 192350003 media, 192350004 image, 192350005
+ *   record). An element the record's table does not have fails the import.
+ * - Relationship roles: the `<EntityRelationshipRole>` with `RelationshipRoleType` 1 carries the single-valued
+ *   navigation property of the referencing table (the docs' polymorphic example names it `<lookup>_<referenced>`).
+ * - Re-importing a solution updates what it contains (tables gain columns, rows are updated by id, custom APIs by
+ *   unique name); a column of an existing table whose type changes, or an immutable custom API column that changes,
+ *   fails the import. Nothing the new version no longer contains is removed (unmanaged solutions do not delete).
+ * - A custom API's `plugintypeid` is not checked (the emulator runs no plug-in).
+ * - The refusal's text is the emulator's: `<file in the zip>: <element>: <what is wrong>`, in the fault, the async
+ *   operation's `message`/`friendlymessage` and the log's `errortext`. Dataverse's own import errors name the
+ *   failing component in the log; their wording is not documented, so a client should show the text, not parse it.
+ */
+export const SOLUTION_IMPORT = {
+  requiredEntries: ['[Content_Types].xml', 'solution.xml', 'customizations.xml'],
+  /** The most a solution may expand to in the emulator. */
+  maxExpandedBytes: 64 * 1024 * 1024,
+  singleValuedRoleType: '1',
+  tileSuffix: 'CustomerJourneyDesignerTileConfig.xml',
+  /** Plain text, media, image, record (MSDocs-CE real-time-marketing-custom-channel-message-parts / custom SMS parts). */
+  messagePartTypes: [192350000, 192350003, 192350004, 192350005],
+  channelTypes: ['Custom', 'SMS'],
+  smsPart: 'text',
+  /** Default duration of an async import, ms, and the number of progress updates on the way. */
+  importDurationMs: 1_000,
+  progressSteps: 4,
+  concurrentImportMessage:
+    'Cannot start the requested operation [Import] because there is another [Import] running at this moment. Try again later.',
+  asyncState: { ready: 0, locked: 2, completed: 3 },
+  asyncStatus: { waitingForResources: 0, inProgress: 20, succeeded: 30, failed: 31 },
+} as const;

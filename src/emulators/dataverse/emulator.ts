@@ -8,6 +8,8 @@ import { Poster } from './posting.js';
 import { applyRows, applySchema, readSeedFile, seedOrganization, type LoadedSeed, type SeedDocument } from './seed.js';
 import { createHandler } from './server.js';
 import { OrganizationService, userIdOf, type PartialTargets } from './service.js';
+import { SolutionImporter } from './solution-import/index.js';
+import { SOLUTION_IMPORT } from './assumptions.js';
 
 export interface DataverseEmulatorOptions {
   /** Address to listen on (`0.0.0.0` in a container). @defaultValue '127.0.0.1' */
@@ -33,6 +35,8 @@ export interface DataverseEmulatorOptions {
    * relay must read the row instead. @defaultValue undefined: every Target carries the whole row
    */
   partialTargets?: PartialTargets;
+  /** How long an `ImportSolutionAsync` import takes, ms (in progress steps). @defaultValue 1000 */
+  importDurationMs?: number;
   /** @defaultValue silentLogger() */
   log?: Logger;
 }
@@ -63,6 +67,11 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   check(
     Number.isFinite(responseDelayMs) && responseDelayMs >= 0,
     `responseDelayMs must be >= 0, found ${String(options.responseDelayMs)}`,
+  );
+  const importDurationMs = options.importDurationMs ?? SOLUTION_IMPORT.importDurationMs;
+  check(
+    Number.isFinite(importDurationMs) && importDurationMs >= 0,
+    `importDurationMs must be >= 0, found ${String(options.importDurationMs)}`,
   );
   const partial = options.partialTargets;
   if (partial !== undefined) {
@@ -95,6 +104,10 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
   const service = new OrganizationService(seedOrganization(seed?.document ?? {}), log, poster, options.servicebus);
   service.partialTargets = partial === undefined ? undefined : { omit: [...partial.omit], share: partial.share ?? 1 };
   registerActions(service);
+  const importer = new SolutionImporter(service, {
+    durationMs: importDurationMs,
+    steps: SOLUTION_IMPORT.progressSteps,
+  });
   applySchema(service, seed);
 
   const governor = new Governor(limits);
@@ -131,6 +144,7 @@ export async function startDataverseEmulator(options: DataverseEmulatorOptions =
     postingIdle: () => poster.idle(),
     close() {
       closing ??= (async () => {
+        importer.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

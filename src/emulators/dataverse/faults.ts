@@ -33,6 +33,8 @@ export const FAULTS = {
   ThrottledTime: { status: 429, code: '0x80072321' },
   /** Service protection: concurrent requests (-2147015898). */
   ThrottledConcurrency: { status: 429, code: '0x80072326' },
+  /** A solution import that failed (ImportSolution; the code is UNVERIFIED, see assumptions.ts SOLUTION_IMPORT). */
+  ImportFailed: { status: 400, code: '0x80048060' },
   /** Anything unexpected inside the emulator. */
   Internal: { status: 500, code: '0x80040216' },
 } as const;

@@ -51,7 +51,16 @@ export function runJourney(
       'The body must be a JSON object: {"contactIds": ["<guid>", …]} or {"count": <n>}.',
     );
   }
-  const tile = service.tiles.get(journey.entityType)!;
+  const tile = service.tiles.get(journey.entityType);
+  const messages = service.catalog.byLogicalName(journey.entityType);
+  // Checked here as well as at start: the tile and the table may come from a solution imported since.
+  if (!tile || !messages)
+    throw new DataverseFault(
+      'InvalidArgument',
+      `The journey's EntityType '${journey.entityType}' has no ${tile ? 'table' : 'tile'} in the organization (import the channel's solution first).`,
+    );
+  if (!service.store.get(messages, journey.entityId.toLowerCase()))
+    throw new DataverseFault('RowNotFound', `${journey.entityType} With Id = ${journey.entityId} Does Not Exist`);
   const contacts = service.table('contact');
   let rows: Row[];
   if (Array.isArray(request.contactIds)) {

@@ -306,6 +306,9 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
         msdyn_type: 'optionset',
         msdyn_isrequired: 'bool',
         msdyn_maxlength: 'int',
+        msdyn_order: 'int',
+        msdyn_entityname: 'string:100',
+        msdyn_entityviewid: 'string:100',
         msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
       },
     },
@@ -320,6 +323,119 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
         msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
       },
     },
+    {
+      // The base solution's Channel Instance Account (MSDocs-CE real-time-marketing-define-channel-instance-account.md):
+      // an SMS channel's extended account table points at it through msdyn_extendedentityid.
+      logicalName: 'msdyn_channelinstanceaccount',
+      entitySetName: 'msdyn_channelinstanceaccounts',
+      primaryName: 'msdyn_name',
+      columns: {
+        msdyn_name: 'string:256',
+        msdyn_description: 'memo',
+        msdyn_channeldefinitionid: lookup({ msdyn_ChannelDefinitionId: 'msdyn_channeldefinition' }),
+      },
+    },
+    {
+      // PA-docs reference/entities/customapirequestparameter.md, customapiresponseproperty.md.
+      logicalName: 'customapirequestparameter',
+      entitySetName: 'customapirequestparameters',
+      primaryName: 'name',
+      columns: {
+        uniquename: { name: 'uniquename', type: 'string', maxLength: 128, required: true },
+        name: 'string:100',
+        displayname: 'string:100',
+        description: 'string:300',
+        type: 'optionset',
+        isoptional: 'bool',
+        logicalentityname: 'string:100',
+        customapiid: lookup({ CustomAPIId: 'customapi' }, true),
+      },
+    },
+    {
+      logicalName: 'customapiresponseproperty',
+      entitySetName: 'customapiresponseproperties',
+      primaryName: 'name',
+      columns: {
+        uniquename: { name: 'uniquename', type: 'string', maxLength: 128, required: true },
+        name: 'string:100',
+        displayname: 'string:100',
+        description: 'string:300',
+        type: 'optionset',
+        logicalentityname: 'string:100',
+        customapiid: lookup({ CustomAPIId: 'customapi' }, true),
+      },
+    },
+    {
+      // PA-docs reference/entities/webresource.md: the entity set is `webresourceset`.
+      logicalName: 'webresource',
+      entitySetName: 'webresourceset',
+      primaryName: 'name',
+      columns: {
+        name: 'string:256',
+        displayname: 'string:200',
+        description: 'string:2000',
+        webresourcetype: 'optionset',
+        content: 'memo',
+      },
+      indexed: ['name'],
+    },
+    {
+      logicalName: 'publisher',
+      entitySetName: 'publishers',
+      primaryName: 'friendlyname',
+      columns: {
+        uniquename: 'string:256',
+        friendlyname: 'string:256',
+        customizationprefix: 'string:8',
+        customizationoptionvalueprefix: 'int',
+      },
+      indexed: ['uniquename'],
+    },
+    {
+      logicalName: 'solution',
+      entitySetName: 'solutions',
+      primaryName: 'friendlyname',
+      columns: {
+        uniquename: 'string:65',
+        friendlyname: 'string:256',
+        version: 'string:256',
+        ismanaged: 'bool',
+        installedon: 'datetime',
+        publisherid: lookup({ publisherid: 'publisher' }),
+      },
+      indexed: ['uniquename'],
+    },
+    {
+      // PA-docs reference/entities/importjob.md.
+      logicalName: 'importjob',
+      entitySetName: 'importjobs',
+      primaryName: 'name',
+      columns: {
+        name: 'string:100',
+        solutionname: 'string:256',
+        data: 'memo',
+        progress: 'decimal',
+        startedon: 'datetime',
+        completedon: 'datetime',
+        operationcontext: 'string:100',
+        importcontext: 'string:110',
+      },
+    },
+    {
+      // PA-docs reference/entities/asyncoperation.md (the columns a client polls).
+      logicalName: 'asyncoperation',
+      entitySetName: 'asyncoperations',
+      primaryName: 'name',
+      columns: {
+        name: 'string:256',
+        operationtype: 'optionset',
+        message: 'memo',
+        friendlymessage: 'memo',
+        startedon: 'datetime',
+        completedon: 'datetime',
+        correlationid: 'guid',
+      },
+    },
   ];
 }
 
@@ -330,6 +446,14 @@ export class Catalog {
 
   add(def: TableDef): void {
     if (this.#byLogical.has(def.logicalName)) throw new TypeError(`table '${def.logicalName}' is declared twice`);
+    this.#byLogical.set(def.logicalName, def);
+    this.#bySet.set(def.entitySetName, def);
+  }
+  /** Replaces a table's definition (a solution import adding columns); its logical and entity set names stay. */
+  replace(def: TableDef): void {
+    const previous = this.#byLogical.get(def.logicalName);
+    if (!previous || previous.entitySetName !== def.entitySetName || previous.primaryKey !== def.primaryKey)
+      throw new TypeError(`table '${def.logicalName}' cannot be replaced by one with other names`);
     this.#byLogical.set(def.logicalName, def);
     this.#bySet.set(def.entitySetName, def);
   }

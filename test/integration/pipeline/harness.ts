@@ -71,6 +71,7 @@ export function testSeed(message2Text = 'Hello {firstname} {lastname}, second se
     journeys: Array<Record<string, unknown>>;
   };
   doc.tiles = (doc.tiles ?? []).map((t) => (typeof t === 'string' ? configPath(t) : t));
+  doc.solutions = (doc.solutions ?? []).map((file) => configPath(file));
   doc.rows['sample_specialmessages']?.push({
     sample_specialmessageid: SEED.message2,
     sample_name: 'Second sender',

@@ -22,7 +22,7 @@ describe('tile XML reader', () => {
     assert.equal(t.entitySetName, 'sample_specialmessages');
     assert.equal(t.complianceField, 'donotphone');
     assert.equal(t.titleFieldName, 'sample_name');
-    assert.equal(t.lookupViewId, '7e1b4c7a-7f3e-4a8d-9a53-2d6c0b5e8f11');
+    assert.equal(t.lookupViewId, '18e2baab-5b6c-5f28-b5fb-e730783fef4f');
     assert.deepEqual(
       t.responseTypes.map((r) => [r.id, r.custom]),
       [

@@ -245,7 +245,7 @@ describe('channel check (checkSolution)', () => {
     try {
       copy.edit(
         TILE_FILE,
-        '<LookupViewId>7e1b4c7a-7f3e-4a8d-9a53-2d6c0b5e8f11',
+        '<LookupViewId>18e2baab-5b6c-5f28-b5fb-e730783fef4f',
         '<LookupViewId>00000000-7f3e-4a8d-9a53-2d6c0b5e8f11',
       );
       copy.edit(TILE_FILE, '<EntitySetName>sample_specialmessages<', '<EntitySetName>sample_specials<');

@@ -109,7 +109,7 @@ describe('channel pack (packSolution)', () => {
     );
     assert.deepEqual(
       entity!.SavedQueries.savedqueries.savedquery.map((q) => q.savedqueryid),
-      ['{7e1b4c7a-7f3e-4a8d-9a53-2d6c0b5e8f11}'],
+      ['{18e2baab-5b6c-5f28-b5fb-e730783fef4f}'],
     );
     const entityChildren = (
       (root[0]!['Entities'] as Array<Record<string, unknown>>)[0]!['Entity'] as Array<Record<string, unknown>>

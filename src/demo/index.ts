@@ -10,7 +10,7 @@ export {
   type FeedbackRates,
 } from './system.js';
 export { runDemo, type DemoOptions, type DemoResult } from './run.js';
-export { DEMO_SOLUTION, provisionDemoChannels, type ProvisionOptions } from './channels.js';
+export { DEMO_SOLUTIONS, channelNewCommand, provisionDemoChannels, type ProvisionOptions } from './channels.js';
 export { formatFunnel } from './format.js';
 export { DataverseRecords } from './records.js';
 export type { DemoSummary, JourneyFunnel } from './records.js';

@@ -224,7 +224,7 @@ describe('messaging: validating accounts against the identity platform', functio
     function setUp(accounts: Array<Record<string, unknown>>): NodeJS.ProcessEnv {
       const relay = (name: string): Record<string, unknown> => ({
         name,
-        channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e',
+        channelDefinitionId: '877d122c-16f8-5806-b029-4a7a103cb3d6',
         provider: { type: 'contract', url: 'https://provider.example/m', signingSecret: 'env:UNSET_SIGNING_SECRET' },
         sender: `+49151000000${name.length}`,
         rateLimit: { messages: 1 },

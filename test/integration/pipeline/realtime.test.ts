@@ -12,7 +12,7 @@ import { silentLogger } from '../../../src/log.js';
 import { closedAfterEach } from '../../helpers/fixtures.js';
 import { until } from './harness.js';
 
-const DEFINITION = '547ad554-324d-5e09-a5b5-adc95569d73e';
+const DEFINITION = '877d122c-16f8-5806-b029-4a7a103cb3d6';
 const ORGANIZATION = '9c90332f-e8bd-5328-8419-a75c7c850bd7';
 
 describe('real-time journeys end to end: outbound Custom API → contract provider → msdyn_D365ChannelsNotification', function () {
@@ -93,7 +93,7 @@ describe('real-time journeys end to end: outbound Custom API → contract provid
     assert.equal(stats.realtime.responsesMissing, 3);
     assert.match(
       stats.problems[0] ?? '',
-      /^3 real-time outbound call\(s\) to the Custom API sample_OutboundSmsApi returned no 'response'/,
+      /^3 real-time outbound call\(s\) to the Custom API sample_RealtimeSmsOutboundApi returned no 'response'/,
     );
   });
 });

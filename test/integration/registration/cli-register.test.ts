@@ -123,7 +123,7 @@ describe('channel-relay register', function () {
       assert.equal(run.code, 0, run.err);
       assert.match(
         run.out,
-        /step 'channel-relay: sample_OutboundSmsApi' \(the outbound Custom API of channel realtime-sms\) \[[0-9a-f-]{36}\]: created/,
+        /step 'channel-relay: sample_RealtimeSmsOutboundApi' \(the outbound Custom API of channel realtime-sms\) \[[0-9a-f-]{36}\]: created/,
       );
       assert.equal(await rowCount('sdkmessageprocessingsteps'), 2);
     });
@@ -134,7 +134,7 @@ describe('channel-relay register', function () {
       const api = `${dv.url}/api/data/v9.2/customapis`;
       const sample = (
         (await (
-          await fetch(`${api}?$select=customapiid&$filter=uniquename eq 'sample_OutboundSmsApi'`, { headers })
+          await fetch(`${api}?$select=customapiid&$filter=uniquename eq 'sample_RealtimeSmsOutboundApi'`, { headers })
         ).json()) as { value: Array<{ customapiid: string }> }
       ).value[0]!;
       assert.equal((await fetch(`${api}(${sample.customapiid})`, { method: 'DELETE', headers })).status, 204);
@@ -142,7 +142,7 @@ describe('channel-relay register', function () {
         method: 'POST',
         headers,
         body: JSON.stringify({
-          uniquename: 'sample_OutboundSmsApi',
+          uniquename: 'sample_RealtimeSmsOutboundApi',
           name: 'Outbound SMS',
           allowedcustomprocessingsteptype: 0,
         }),
@@ -153,7 +153,7 @@ describe('channel-relay register', function () {
       assert.equal(run.code, 1, run.out);
       assert.match(
         run.err,
-        /the Custom API 'sample_OutboundSmsApi' has allowedcustomprocessingsteptype 0 \(None\).*must allow asynchronous steps.*cannot be changed after the API is created/,
+        /the Custom API 'sample_RealtimeSmsOutboundApi' has allowedcustomprocessingsteptype 0 \(None\).*must allow asynchronous steps.*cannot be changed after the API is created/,
       );
       assert.match(
         run.err,

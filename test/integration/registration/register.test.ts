@@ -13,13 +13,14 @@ import { closedAfterEach } from '../../helpers/fixtures.js';
 import { emulatorConfig } from '../emulators/servicebus/helpers.js';
 import { receiveAll, SEED_FILE, startEmulator } from '../emulators/dataverse/helpers.js';
 
-/** The sample seed's ids (config/dataverse-seed.json). */
+/** The sample seed's ids (config/dataverse-seed.json and the generated solutions it imports). */
 export const SAMPLE = {
   journey: 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae',
   createMessage: '29cba0be-d3f2-59df-afc0-48f8293ebd20',
   activityFilter: 'c25496db-5571-5067-91ea-23c2ab733cb6',
-  channelDefinition: '547ad554-324d-5e09-a5b5-adc95569d73e',
-  outboundApiMessage: '6d1b9c1e-2f4a-5b8e-9c3d-7a0e1f2b3c4d',
+  channelDefinition: '877d122c-16f8-5806-b029-4a7a103cb3d6',
+  /** Its sdkmessage is created with the API when the solution is imported: look it up by this name. */
+  outboundApi: 'sample_RealtimeSmsOutboundApi',
 };
 
 type Row = Record<string, unknown>;
@@ -233,16 +234,20 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
       ],
     );
     assert.deepEqual(
-      report.warnings.filter((w) => /sample_OutboundSmsApi/.test(w)),
+      report.warnings.filter((w) => /sample_RealtimeSmsOutboundApi/.test(w)),
       [
-        "the Custom API 'sample_OutboundSmsApi' has no plug-in: its 'response' output is null for every call (the relay's step is asynchronous and cannot set it), so the journey gets no Sent/NotSent status; the relay reports outcomes through msdyn_D365ChannelsNotification only (see README, Real-time journeys)",
+        "the Custom API 'sample_RealtimeSmsOutboundApi' has no plug-in: its 'response' output is null for every call (the relay's step is asynchronous and cannot set it), so the journey gets no Sent/NotSent status; the relay reports outcomes through msdyn_D365ChannelsNotification only (see README, Real-time journeys)",
       ],
     );
+    const outboundApiMessage = (await rows('sdkmessages')).find((m) => m['name'] === SAMPLE.outboundApi)?.[
+      'sdkmessageid'
+    ];
+    assert.ok(outboundApiMessage, `the imported solution's ${SAMPLE.outboundApi} has its sdkmessage`);
     const realtimeStep = (await rows('sdkmessageprocessingsteps')).find(
-      (s) => s['_sdkmessageid_value'] === SAMPLE.outboundApiMessage,
+      (s) => s['_sdkmessageid_value'] === outboundApiMessage,
     );
     assert.ok(realtimeStep);
-    assert.equal(realtimeStep['name'], 'channel-relay: sample_OutboundSmsApi');
+    assert.equal(realtimeStep['name'], 'channel-relay: sample_RealtimeSmsOutboundApi');
     assert.equal(realtimeStep['_sdkmessagefilterid_value'] ?? null, null);
 
     const again = await registerRelay(api, { ...spec, realtime: [{ channelDefinitionId: SAMPLE.channelDefinition }] });
@@ -260,7 +265,7 @@ describe('registerRelay (against the Dataverse and Service Bus emulators)', func
     const [message] = await receiveAll(sb.connectionString, 'activities', 1);
     assert.equal(
       message?.applicationProperties?.['http://schemas.microsoft.com/xrm/2011/Claims/RequestName'],
-      'sample_OutboundSmsApi',
+      'sample_RealtimeSmsOutboundApi',
     );
   });
 

@@ -98,7 +98,7 @@ describe('channels: loadChannels', () => {
       "a bot's session is its public bot id, never the token's secret part",
     );
     const rt = registry.byName('realtime-sms');
-    assert.equal(rt?.channelDefinitionId, '547ad554-324d-5e09-a5b5-adc95569d73e');
+    assert.equal(rt?.channelDefinitionId, '877d122c-16f8-5806-b029-4a7a103cb3d6');
     assert.deepEqual(rt?.provider, {
       type: 'contract',
       url: 'http://127.0.0.1:4010/contract/realtime-sms/messages',
@@ -264,7 +264,7 @@ describe('channels: the callbacks block', () => {
           : { type, url: 'http://127.0.0.1:4010/c', signingSecret: 'env:CONTRACT_SIGNING_SECRET' };
     const base =
       type === 'contract'
-        ? { channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e' }
+        ? { channelDefinitionId: '877d122c-16f8-5806-b029-4a7a103cb3d6' }
         : { tile: 'tiles/tile.xml', addressField: 'mobilephone', textField: 'sample_text' };
     return { name: type, provider, sender: 'x', rateLimit: { messages: 10 }, ...base, callbacks, ...over };
   };

@@ -25,7 +25,7 @@ type Doc = { channels: Array<Record<string, unknown>>; messaging: { accounts: Ar
 function validDoc(): Doc {
   const relay = (name: string, sender: string): Record<string, unknown> => ({
     name,
-    channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e',
+    channelDefinitionId: '877d122c-16f8-5806-b029-4a7a103cb3d6',
     provider: {
       type: 'contract',
       url: 'https://provider.example/messages',

@@ -161,8 +161,8 @@ describe('decodeRemoteContext: real posts of the emulator', () => {
       { ...decoded, correlationId: undefined, operationId: undefined, organizationId: undefined },
       {
         kind: 'realtime',
-        customApi: 'sample_OutboundSmsApi',
-        channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e',
+        customApi: 'sample_RealtimeSmsOutboundApi',
+        channelDefinitionId: '877d122c-16f8-5806-b029-4a7a103cb3d6',
         requestId: payload['RequestId'],
         from: '+4915100000001',
         to: '+4915112345678',
@@ -293,13 +293,13 @@ describe('decodeRemoteContext: refusals name what was wrong', () => {
       'a real-time payload that is not JSON',
       payload(() => '{oops'),
       'EventUndecodable',
-      /the 'payload' input of sample_OutboundSmsApi is not valid JSON/,
+      /the 'payload' input of sample_RealtimeSmsOutboundApi is not valid JSON/,
     ],
     [
       'a real-time payload without RequestId',
       payload((p) => void delete p['RequestId']),
       'EventMissingAttribute',
-      /'payload' input of sample_OutboundSmsApi: 'RequestId' must be a non-empty string, found nothing/,
+      /'payload' input of sample_RealtimeSmsOutboundApi: 'RequestId' must be a non-empty string, found nothing/,
     ],
     [
       'a real-time payload with a non-string part',

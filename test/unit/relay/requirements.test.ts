@@ -143,7 +143,7 @@ describe('relay: what each stage requires (loadStageConfig)', () => {
             },
             {
               name: 'realtime',
-              channelDefinitionId: '547ad554-324d-5e09-a5b5-adc95569d73e',
+              channelDefinitionId: '877d122c-16f8-5806-b029-4a7a103cb3d6',
               provider: {
                 type: 'contract',
                 url: '${PROVIDERS_URL}/contract',

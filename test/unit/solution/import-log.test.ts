@@ -86,8 +86,8 @@ describe('solutionContents', () => {
         'customizations.xml': `<ImportExportXml xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
           <Entities><Entity><Name LocalizedName="Instance" OriginalName="Instance">sample_RealtimeSmsInstance</Name>
             <EntityInfo><entity Name="sample_realtimesmsinstance"/></EntityInfo></Entity></Entities>
-          <msdyn_channeldefinitions><msdyn_channeldefinition msdyn_channeldefinitionid="547ad554-324d-5e09-a5b5-adc95569d73e">
-            <msdyn_outboundendpointurltemplate>/sample_OutboundSmsApi</msdyn_outboundendpointurltemplate>
+          <msdyn_channeldefinitions><msdyn_channeldefinition msdyn_channeldefinitionid="877d122c-16f8-5806-b029-4a7a103cb3d6">
+            <msdyn_outboundendpointurltemplate>/sample_RealtimeSmsOutboundApi</msdyn_outboundendpointurltemplate>
           </msdyn_channeldefinition></msdyn_channeldefinitions></ImportExportXml>`,
       }),
     );
@@ -95,7 +95,7 @@ describe('solutionContents', () => {
       uniqueName: 'sample_realtimesms',
       version: '1.0.0.0',
       tables: ['sample_realtimesmsinstance'],
-      channelDefinitions: [{ id: '547ad554-324d-5e09-a5b5-adc95569d73e', outboundApi: 'sample_OutboundSmsApi' }],
+      channelDefinitions: [{ id: '877d122c-16f8-5806-b029-4a7a103cb3d6', outboundApi: 'sample_RealtimeSmsOutboundApi' }],
     });
   });
 

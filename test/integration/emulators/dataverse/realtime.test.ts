@@ -1,6 +1,6 @@
 /**
  * Real-time journeys outbound: the emulator calls the channel definition's outbound Custom API once per recipient
- * and posts each call to the Service Bus step registered on that API's message (sample seed: `/sample_OutboundSmsApi`).
+ * and posts each call to the Service Bus step registered on that API's message (sample seed: `/sample_RealtimeSmsOutboundApi`).
  */
 import assert from 'node:assert/strict';
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
@@ -9,7 +9,7 @@ import { client, rejection, SEED_FILE, startEmulator, waitFor } from './helpers.
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 
 const CLAIMS = 'http://schemas.microsoft.com/xrm/2011/Claims';
-const SMS_DEFINITION = '547ad554-324d-5e09-a5b5-adc95569d73e';
+const SMS_DEFINITION = '877d122c-16f8-5806-b029-4a7a103cb3d6';
 const JOURNEY = 'a7bf09dd-7b81-51ce-9fac-9dcbbb837cae';
 
 async function send(
@@ -44,7 +44,7 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
       await api.retrieveMultiple({
         collection: 'sdkmessages',
         select: ['sdkmessageid'],
-        filter: "name eq 'sample_OutboundSmsApi'",
+        filter: "name eq 'sample_RealtimeSmsOutboundApi'",
       })
     ).value[0]!.sdkmessageid as string;
     const endpointId = (await api.create({
@@ -80,7 +80,7 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
       journeyId: JOURNEY,
     });
     assert.equal(sent.status, 200, JSON.stringify(sent.json));
-    assert.equal(sent.json['customApi'], 'sample_OutboundSmsApi');
+    assert.equal(sent.json['customApi'], 'sample_RealtimeSmsOutboundApi');
     assert.equal(sent.json['posted'], 2);
     const requests = sent.json['requests'] as Array<{ RequestId: string; To: string }>;
     await emulator.postingIdle();
@@ -98,12 +98,12 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
       await sb.close();
     }
     const [first] = received;
-    assert.equal(first!.applicationProperties?.[`${CLAIMS}/RequestName`], 'sample_OutboundSmsApi');
+    assert.equal(first!.applicationProperties?.[`${CLAIMS}/RequestName`], 'sample_RealtimeSmsOutboundApi');
     assert.equal(first!.applicationProperties?.[`${CLAIMS}/EntityLogicalName`], 'none');
     const context = bodyOf(first!);
     assert.deepEqual(
       [context['MessageName'], context['PrimaryEntityName'], context['Stage'], context['Mode']],
-      ['sample_OutboundSmsApi', 'none', 40, 1],
+      ['sample_RealtimeSmsOutboundApi', 'none', 40, 1],
     );
     const inputs = context['InputParameters'] as Array<{ key: string; value: string }>;
     assert.equal(inputs[0]!.key, 'payload');
@@ -170,13 +170,13 @@ describe('Dataverse emulator: real-time journeys outbound Custom API posted to S
     assert.deepEqual(after['realtime'], {
       outboundCalls: 3,
       responsesMissing: 3,
-      byCustomApi: { sample_OutboundSmsApi: { calls: 3, responsesMissing: 3 } },
+      byCustomApi: { sample_RealtimeSmsOutboundApi: { calls: 3, responsesMissing: 3 } },
     });
     const problems = after['problems'] as string[];
     assert.equal(problems.length, 1);
     assert.match(
       problems[0]!,
-      /^3 real-time outbound call\(s\) to the Custom API sample_OutboundSmsApi returned no 'response'/,
+      /^3 real-time outbound call\(s\) to the Custom API sample_RealtimeSmsOutboundApi returned no 'response'/,
     );
   });
 

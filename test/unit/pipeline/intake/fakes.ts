@@ -137,7 +137,7 @@ export function truncated(rowId: string, missing?: string[]): TruncatedActivityE
 export function realtime(requestId: string, fields: Partial<RealtimeEvent> = {}): RealtimeEvent {
   return {
     kind: 'realtime',
-    customApi: 'sample_OutboundSmsApi',
+    customApi: 'sample_RealtimeSmsOutboundApi',
     channelDefinitionId: 'cd-1',
     requestId,
     from: 'relay',

@@ -95,7 +95,9 @@ describe('solutionContents', () => {
       uniqueName: 'sample_realtimesms',
       version: '1.0.0.0',
       tables: ['sample_realtimesmsinstance'],
-      channelDefinitions: [{ id: '877d122c-16f8-5806-b029-4a7a103cb3d6', outboundApi: 'sample_RealtimeSmsOutboundApi' }],
+      channelDefinitions: [
+        { id: '877d122c-16f8-5806-b029-4a7a103cb3d6', outboundApi: 'sample_RealtimeSmsOutboundApi' },
+      ],
     });
   });
 

@@ -305,6 +305,17 @@ describe('deploy/kubernetes', () => {
     );
   });
 
+  it("mounts the sample channel's generated tile: the example overlay's tile.xml is config/tiles/'s, byte for byte", () => {
+    // config/tiles/ is what `channel new special --contract outbound-marketing --publisher-prefix sample` writes
+    // (test/unit/solution/sample.test.ts): its LookupViewId is the generated view's id.
+    const tile = 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml';
+    assert.equal(
+      readFileSync(path.join(overlayDir, 'tile.xml'), 'utf8'),
+      readFileSync(path.join(root, 'config/tiles', tile), 'utf8'),
+      `copy config/tiles/${tile} to deploy/kubernetes/overlays/example/tile.xml`,
+    );
+  });
+
   it('renders as `kubectl kustomize` does, where kubectl exists', async function () {
     this.timeout(30_000);
     let stdout: string;

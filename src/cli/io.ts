@@ -6,6 +6,11 @@ export interface CliIo {
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /**
+   * Where a command may draw a progress bar (cli-progress), redrawn in place when it is a terminal. Absent or not a
+   * terminal, commands report progress as lines through `err`. @defaultValue process.stderr (processIo)
+   */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 export function processIo(): CliIo {
@@ -14,5 +19,6 @@ export function processIo(): CliIo {
     err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
     env: process.env,
     cwd: process.cwd(),
+    progressStream: process.stderr,
   };
 }

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { ChannelRegistry } from '../../channels/index.js';
 import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
@@ -103,16 +104,48 @@ const ASYNC_STATUS: Record<number, string> = {
   32: 'canceled',
 };
 
-/** One line per job reading that changed what it says: `import: 40 % (in progress, 3.1 s)`. */
-function progressLines(io: CliIo): (p: ImportProgress) => void {
-  let last = '';
-  return (p) => {
-    const state =
-      p.status === undefined || p.status < 20 ? 'waiting' : (ASYNC_STATUS[p.status] ?? `status ${p.status}`);
-    const now = `${Math.round(p.percent)} % (${state}`;
-    if (now === last) return;
-    last = now;
-    io.err(`import: ${now}, ${(p.elapsedMs / 1000).toFixed(1)} s)`);
+function stateOf(p: ImportProgress): string {
+  return p.status === undefined || p.status < 20 ? 'waiting' : (ASYNC_STATUS[p.status] ?? `status ${p.status}`);
+}
+
+interface ProgressView {
+  onProgress: (p: ImportProgress) => void;
+  /** Ends the bar (idempotent), before anything else is written to its stream. */
+  stop: () => void;
+}
+
+/**
+ * The job's progress: on a terminal, a bar redrawn in place (`import  ████░░ 40% | in progress | 3.1 s`); otherwise
+ * one line per job reading that changed what it says (`import: 40 % (in progress, 3.1 s)`), for logs and CI.
+ */
+export function importProgressView(io: CliIo): ProgressView {
+  const stream = io.progressStream;
+  if (stream?.isTTY !== true) {
+    let last = '';
+    return {
+      onProgress: (p) => {
+        const now = `${Math.round(p.percent)} % (${stateOf(p)}`;
+        if (now === last) return;
+        last = now;
+        io.err(`import: ${now}, ${(p.elapsedMs / 1000).toFixed(1)} s)`);
+      },
+      stop: () => undefined,
+    };
+  }
+  const bar = new SingleBar(
+    { format: 'import  {bar} {percentage}% | {state} | {seconds} s', stream, hideCursor: true },
+    Presets.shades_classic,
+  );
+  bar.start(100, 0, { state: 'waiting', seconds: '0.0' });
+  let stopped = false;
+  return {
+    onProgress: (p) =>
+      bar.update(Math.round(p.percent), { state: stateOf(p), seconds: (p.elapsedMs / 1000).toFixed(1) }),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      bar.stop();
+    },
   };
 }
 
@@ -239,12 +272,15 @@ async function channelImport(io: CliIo, file: string, options: ImportCliOptions)
   try {
     io.err(`importing ${name} (${kB(zip.byteLength)}) into ${url}`);
     let result: SolutionImportResult;
+    const progress = importProgressView(io);
     try {
-      result = await importSolution(api, zip, { onProgress: progressLines(io), maxWaitMs: maxWait * 1000 });
+      result = await importSolution(api, zip, { onProgress: progress.onProgress, maxWaitMs: maxWait * 1000 });
     } catch (err) {
+      progress.stop();
       io.err(`channel import: ${formatRegistrationError(err)}`);
       return exitCodeOf(err);
     }
+    progress.stop();
     const lines = formatImportResult(name, result);
     if (result.outcome !== 'succeeded') {
       for (const l of lines) io.err(l);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { DynamicsWebApi } from 'dynamics-web-api';
 import { loadChannels } from '../../../src/channels/index.js';
 import { runCli } from '../../../src/cli/program.js';
@@ -58,9 +59,13 @@ describe('channel-relay channel import', function () {
     return { zip, generated };
   }
 
-  async function importCli(args: string[], channelsFile?: string): Promise<Run> {
+  async function importCli(
+    args: string[],
+    channelsFile?: string,
+    progressStream?: NodeJS.WritableStream & { isTTY?: boolean },
+  ): Promise<Run> {
     const io = recordingIo({ ...env, ...(channelsFile === undefined ? {} : { CHANNELS_FILE: channelsFile }) }, dir);
-    const code = await runCli(['channel', 'import', ...args], io);
+    const code = await runCli(['channel', 'import', ...args], { ...io, ...(progressStream && { progressStream }) });
     return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
   }
 
@@ -92,6 +97,38 @@ describe('channel-relay channel import', function () {
     const again = await importCli([zip], generated.entryFile);
     assert.equal(again.code, 0, again.err);
     assert.match(again.out, /nothing to change/);
+  });
+
+  it('on a terminal, the progress is a bar redrawn in place on the progress stream instead of lines; not on one, lines', async () => {
+    const { zip, generated } = await promo();
+    const terminal = Object.assign(new PassThrough(), { isTTY: true, columns: 120 });
+    let drawn = '';
+    terminal.on('data', (chunk: Buffer) => (drawn += chunk.toString('utf8')));
+    const run = await importCli([zip, '--no-register'], generated.entryFile, terminal);
+    assert.equal(run.code, 0, run.err);
+    assert.doesNotMatch(run.err, /^import: /m, 'no progress lines beside the bar');
+    // Each redraw goes back to the line's start (readline.cursorTo) and writes the bar with the job's state.
+    const frames = [...drawn.matchAll(/import {2}\S+ (\d+)% \| ([a-z ]+) \| \d+\.\d s/g)];
+    assert.ok(frames.length >= 2, `several frames drawn, got:\n${JSON.stringify(drawn)}`);
+    const percents = frames.map((f) => Number(f[1]));
+    assert.deepEqual(
+      percents,
+      [...percents].sort((a, b) => a - b),
+      'the bar never goes back',
+    );
+    assert.equal(frames.at(-1)?.[1], '100');
+    assert.equal(frames.at(-1)?.[2], 'succeeded');
+    assert.ok(drawn.includes('\u001b['), 'drawn in place with terminal escapes');
+    assert.match(run.out, new RegExp(`^imported ${generated.uniqueName}\\b.*: 100 % in`, 'm'));
+
+    // A stream that is not a terminal (a pipe, a CI log) gets no bar: the lines, as without one.
+    const pipe = Object.assign(new PassThrough(), { isTTY: false });
+    let piped = '';
+    pipe.on('data', (chunk: Buffer) => (piped += chunk.toString('utf8')));
+    const again = await importCli([zip, '--no-register'], generated.entryFile, pipe);
+    assert.equal(again.code, 0, again.err);
+    assert.equal(piped, '');
+    assert.match(again.err, /^import: 100 % \(succeeded, \d+\.\d s\)$/m);
   });
 
   it("a failed import names each failed component with Dataverse's message, exits 1 and registers nothing", async () => {

@@ -65,9 +65,10 @@ describe('channel-relay demo', function () {
     assert.ok(dataverse && providers, `URLs printed:\n${out}`);
     assert.match(out, /Spring offer journey\s+\d+\s+\d+\s+\d+\s+0\s+0/);
     assert.match(out, /SERVICEBUS_CONNECTION_STRING='Endpoint=sb:\/\/127\.0\.0\.1:\d+;/);
-    // Before the journey: the sample channel's solution generated, packed, checked, imported and registered, a line each.
+    // Before the journey: each sample channel's solution generated, packed, checked, imported and registered, a line
+    // each; the real-time one's registration adds the step on its outbound Custom API.
     const steps = out.split('\n').filter((l) => /^(channel (new|pack|check|import)|register) /.test(l));
-    assert.equal(steps.length, 5, `one line per step:\n${out}`);
+    assert.equal(steps.length, 10, `one line per step:\n${out}`);
     assert.match(
       steps[0]!,
       /^channel new special --contract outbound-marketing --publisher-prefix sample … ok \(\d+ files\)$/,
@@ -75,8 +76,16 @@ describe('channel-relay demo', function () {
     assert.match(steps[1]!, /^channel pack special … \d+\.\d kB$/);
     assert.match(steps[2]!, /^channel check sample_Special\.zip … ok$/);
     assert.match(steps[3]!, /^channel import sample_Special\.zip … 100 % in \d+\.\d s$/);
-    assert.match(steps[4]!, /^register … ok \(0 created, 0 updated, 2 unchanged\)$/);
-    assert.ok(out.indexOf(steps[4]!) < out.indexOf('running the sample journey'), 'before the journey runs');
+    assert.match(steps[4]!, /^register special … ok \(0 created, 0 updated, 2 unchanged\)$/);
+    assert.match(
+      steps[5]!,
+      /^channel new realtime-sms --contract realtime --channel-type SMS --inbound --delivery-reports --publisher-prefix sample … ok \(\d+ files\)$/,
+    );
+    assert.match(steps[6]!, /^channel pack realtime-sms … \d+\.\d kB$/);
+    assert.match(steps[7]!, /^channel check sample_RealtimeSms\.zip … ok$/);
+    assert.match(steps[8]!, /^channel import sample_RealtimeSms\.zip … 100 % in \d+\.\d s$/);
+    assert.match(steps[9]!, /^register realtime-sms … ok \(1 created, 0 updated, 2 unchanged\)$/);
+    assert.ok(out.indexOf(steps[9]!) < out.indexOf('running the sample journey'), 'before the journey runs');
 
     const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as DemoSummary;
     for (const key of [

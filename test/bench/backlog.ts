@@ -114,6 +114,11 @@ export async function benchBacklog(): Promise<BenchSection> {
   }
 }
 
+/** KiB per activity of `mb` MiB. */
+function perActivityKb(mb: number, activities: number): number {
+  return (mb * 1024) / Math.max(1, activities);
+}
+
 function report(b: Backlog): string {
   const s = SETTINGS;
   const stageRss = (values: number[]): string => values.map((v, i) => `${STAGES[i]} ${fmt(v)}`).join(', ');
@@ -121,8 +126,9 @@ function report(b: Backlog): string {
   return [
     `A backlog of ${fmt(b.activities)} activities: journey runs of up to ${fmt(MAX_RUN_CONTACTS)} contacts in the Dataverse emulator, posted to`,
     `\`activities\` by its registered step with no worker running, a run at a time (${fmt(b.postSeconds)} s; the first run at ${fmt(b.chunkRates[0] ?? 0)}/s, the last at ${fmt(b.chunkRates.at(-1) ?? 0)}/s; the benchmark process, which runs the emulators,`,
-    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS, ${fmt(b.emulatorRssMb.heapAfter)} MB of it V8's heap; \`npm run bench\` gives it 8 GB for the`,
-    `emulators' rows and messages). Then the relay's three built workers (as in "Pipeline": the`,
+    `went from ${fmt(b.emulatorRssMb.before)} to ${fmt(b.emulatorRssMb.after)} MB RSS, ${fmt(b.emulatorRssMb.heapAfter)} MB of it V8's heap: ${fmt(perActivityKb(b.emulatorRssMb.after - b.emulatorRssMb.before, b.activities), 2)} KB of RSS`,
+    `per activity queued, its row and its ~6 KB RemoteExecutionContext message; the Service Bus emulator keeps the messages a queue takes`,
+    `past 128 MiB deflated, \`deflateAboveBytes\`; \`npm run bench\` gives the process 8 GB of heap). Then the relay's three built workers (as in "Pipeline": the`,
     `Dockerfile's NODE_OPTIONS, the harness's Dataverse limits) ran into it for ${fmt(b.ranSeconds)} s and wrote ${fmt(b.interactions)} interactions`,
     `(${fmt(b.providerMessages)} provider messages, ${fmt(b.interactions / b.ranSeconds)}/s; ${fmt(b.cpuMsPerActivity, 3)} CPU ms per interaction), with`,
     `${s.providerLatencyMs} ms per provider call and ${s.dataverseLatencyMs} ms per Dataverse request.`,
@@ -144,6 +150,13 @@ function report(b: Backlog): string {
     '  (1.6x), which this run uses. 128 MB (1.3x) gave 135-145 MB but 3-5x as many full collections and about a third more',
     "  CPU. The rest of a worker's RSS is node itself, the SDKs' code and native memory: 64 MB for an idle process with",
     '  the SDKs loaded.',
+    '- **Intake under a backlog** (2026-12-07, intake alone into 15,000-20,000 queued activities, load 15-25): what it holds',
+    '  is bounded by its configuration, not by the backlog (4 batches of 100 in flight: ~700 received messages, 4-5 MB of',
+    '  bodies); a heap snapshot mid-run holds 38 MB, a third of it module source and code. Its RSS is V8 sizing:',
+    '  `heapTotal` 73-77 MB = a young generation of 32 MB (two 16 MB semi-spaces, the 64-bit default) + 40 MB old space,',
+    '  12-18 MB of buffers, ~58 MB of node itself: peaks of 149-164 MB. With `--max-semi-space-size=8` added, 137-139 MB;',
+    '  with 4, 124-129 MB but visibly more CPU per activity; `--max-old-space-size=256`, 145 MB. CPU per activity on that',
+    '  loaded machine did not separate the first three: to be compared quietly before the Dockerfile changes.',
     '',
     'Settings (environment variables): `BACKLOG_ACTIVITIES`, `BACKLOG_SECONDS`, and the `PIPELINE_*` latencies and sender.',
     `This run: ${fmt(s.activities)} contacts, at most ${s.seconds} s.`,

@@ -170,7 +170,8 @@ export function builtInTables(extraContactColumns: Record<string, ColumnSpec> = 
           msdyncrm_CustomerJourneyIteration: 'msdyncrm_customerjourneyiteration',
         }),
       },
-      indexed: ['msdyncrm_activityid'],
+      // The contact's rows: CreateInteraction finds a run's row by contact (actions.ts).
+      indexed: ['msdyncrm_activityid', 'msdyncrm_contact'],
     },
     {
       logicalName: 'serviceendpoint',

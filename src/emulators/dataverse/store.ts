@@ -103,6 +103,41 @@ export class Store {
     return ids ? [...ids].map((id) => data.rows.get(id)!) : [];
   }
 
+  /**
+   * Rows whose indexed columns all equal the given values (case-insensitive), or undefined when one of the columns is
+   * not indexed. Read from the smallest of the indexes' sets, in that set's order, so that a value shared by many rows
+   * (a journey run's `msdyncrm_activityid`) costs nothing when another condition is selective.
+   */
+  findIndexedAll(
+    def: TableDef,
+    conditions: ReadonlyArray<readonly [column: string, value: unknown]>,
+  ): Row[] | undefined {
+    const data = this.#data(def);
+    const sets: Array<Set<string>> = [];
+    for (const [column, value] of conditions) {
+      const index = data.indexes.get(column);
+      if (!index) return undefined;
+      const key = indexKey(value);
+      const ids = key === undefined ? undefined : index.get(key);
+      if (!ids) return [];
+      sets.push(ids);
+    }
+    sets.sort((a, b) => a.size - b.size);
+    const [smallest, ...others] = sets;
+    if (!smallest) return [];
+    const out: Row[] = [];
+    for (const id of smallest) if (others.every((ids) => ids.has(id))) out.push(data.rows.get(id)!);
+    return out;
+  }
+
+  /** How many rows an indexed column's value has (0 when none, undefined when the column is not indexed). */
+  countIndexed(def: TableDef, column: string, value: unknown): number | undefined {
+    const index = this.#data(def).indexes.get(column);
+    if (!index) return undefined;
+    const key = indexKey(value);
+    return key === undefined ? 0 : (index.get(key)?.size ?? 0);
+  }
+
   insert(def: TableDef, row: Row, tx?: Tx): void {
     const data = this.#data(def);
     const id = row[def.primaryKey] as string;

@@ -131,7 +131,12 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
     sessionState: (store, sessionId, state) => journal?.append(sessionStateRecord(store.path, sessionId, state)),
   };
   const releaseDataDir = o.dataDir ? claimDataDir(o.dataDir) : undefined;
-  const namespace = new Namespace(definition, { journal: o.dataDir ? port : NO_JOURNAL, log, tickMs: o.tickMs });
+  const namespace = new Namespace(definition, {
+    journal: o.dataDir ? port : NO_JOURNAL,
+    log,
+    tickMs: o.tickMs,
+    deflateAboveBytes: o.deflateAboveBytes,
+  });
   let server: AmqpServer | undefined;
   let management: ManagementServer;
   try {

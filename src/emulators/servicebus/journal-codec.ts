@@ -4,7 +4,7 @@
  * a type byte. A torn or corrupt tail (a crash during a write) fails the length or CRC check and ends the replay.
  */
 import { crc32 } from 'node:zlib';
-import type { MessageProperties, MessageState, StoredMessage } from './message.js';
+import { PackedWire, type MessageProperties, type MessageState, type StoredMessage } from './message.js';
 
 export const RECORD = { enqueue: 1, remove: 2, defer: 3, sessionState: 4, nextSeq: 5, duplicateId: 6 } as const;
 
@@ -106,7 +106,8 @@ export function enqueueRecord(path: string, m: StoredMessage): Buffer {
     .str(m.props.messageId);
   for (const f of PROP_FIELDS) w.optStr(m.props[f]);
   w.optStr(m.deadLetterSource);
-  const wire = m.wire;
+  // One inflate for the three sections of a message kept deflated.
+  const wire = m.wire instanceof PackedWire ? m.wire.unpacked() : m.wire;
   w.u8(wire.durable ? 1 : 0)
     .u8(wire.priority)
     .f64(wire.ttlMs ?? Number.NaN);

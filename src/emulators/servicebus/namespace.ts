@@ -80,6 +80,8 @@ export interface NamespaceOptions {
   journal: StoreJournal;
   log: Logger;
   tickMs: number;
+  /** See ServiceBusEmulatorOptions.deflateAboveBytes. @defaultValue Infinity (never) */
+  deflateAboveBytes?: number;
 }
 
 /** How often (in ticks) the TTL sweep runs over all messages. */
@@ -92,12 +94,14 @@ export class Namespace {
   /** Every store (queues, subscriptions and their dead-letter queues) by lower-case path. */
   readonly #stores = new Map<string, MessageStore>();
   readonly #log: Logger;
+  readonly #deflateAboveBytes: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastSweep = 0;
 
   constructor(definition: NamespaceDefinition, options: NamespaceOptions) {
     this.name = definition.name;
     this.#log = options.log;
+    this.#deflateAboveBytes = options.deflateAboveBytes;
     const journal = options.journal;
     for (const q of definition.queues) {
       const store = this.#addStore(q.name, q.name, q, journal);
@@ -125,7 +129,14 @@ export class Namespace {
   }
 
   #addStore(path: string, name: string, settings: StoreSettings, journal: StoreJournal): MessageStore {
-    const store = new MessageStore({ path: path.toLowerCase(), name, settings, journal, withDeadLetter: true });
+    const store = new MessageStore({
+      path: path.toLowerCase(),
+      name,
+      settings,
+      journal,
+      withDeadLetter: true,
+      ...(this.#deflateAboveBytes === undefined ? {} : { deflateAboveBytes: this.#deflateAboveBytes }),
+    });
     this.#stores.set(store.path, store);
     if (store.deadLetter) this.#stores.set(store.deadLetter.path, store.deadLetter);
     return store;

@@ -43,6 +43,13 @@ export interface ServiceBusEmulatorOptions {
   maxMessageSizeBytes?: number;
   /** Resolution of lock, session-lock, schedule and session-wait timers, in ms. @defaultValue 50 */
   tickMs?: number;
+  /**
+   * An entity (queue, subscription, dead-letter queue) holding more than this many bytes of messages keeps the
+   * messages it takes next deflated, and inflates each for its delivery: a deep backlog (a million 6 KB
+   * RemoteExecutionContexts) in about a fifth of the memory, for some CPU per message sent and delivered. Nothing a
+   * client sees changes. 0 deflates every message; Infinity none. @defaultValue 128 MiB
+   */
+  deflateAboveBytes?: number;
   /** Where the emulator logs. @defaultValue silentLogger() */
   logger?: Logger;
 }
@@ -70,6 +77,7 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
     compactBytes: options.compactBytes ?? 64 * 1024 * 1024,
     maxMessageSizeBytes: options.maxMessageSizeBytes ?? 256 * 1024,
     tickMs: options.tickMs ?? 50,
+    deflateAboveBytes: options.deflateAboveBytes ?? 128 * 1024 * 1024,
     logger: options.logger ?? silentLogger(),
   };
   if (typeof resolved.host !== 'string' || resolved.host === '')
@@ -97,5 +105,7 @@ export function resolveOptions(options: ServiceBusEmulatorOptions = {}): Resolve
   positiveInteger('compactBytes', resolved.compactBytes, 1);
   positiveInteger('maxMessageSizeBytes', resolved.maxMessageSizeBytes, 1024);
   positiveInteger('tickMs', resolved.tickMs, 1);
+  if (resolved.deflateAboveBytes !== Number.POSITIVE_INFINITY)
+    positiveInteger('deflateAboveBytes', resolved.deflateAboveBytes, 0);
   return resolved;
 }

@@ -47,7 +47,7 @@ export class TestBed {
 
   static async start(
     entities: TestEntities,
-    options: { dataDir?: string; tickMs?: number; logger?: Logger } = {},
+    options: { dataDir?: string; tickMs?: number; logger?: Logger; deflateAboveBytes?: number } = {},
   ): Promise<TestBed> {
     const emulator = await startServiceBusEmulator({
       port: 0,

@@ -216,6 +216,44 @@ describe('Service Bus emulator: queues, through the real SDK', function () {
     assert.equal(m!.body, 1, 'peeked messages are still available');
   });
 
+  it('gives back what was sent, properties, body and settlements, from a queue deep enough to keep its messages deflated', async () => {
+    // deflateAboveBytes: 4 KB, so that the first two messages are kept as they came and the others deflated.
+    bed = await TestBed.start({ queues: { deep: { LockDuration: 'PT30S' } } }, { deflateAboveBytes: 4096 });
+    const client = bed.client();
+    const bodies = Array.from({ length: 6 }, (_, n) => ({
+      n,
+      Target: Array.from({ length: 30 }, (_, i) => ({ key: `column_${i}`, value: `value ${n}.${i}` })),
+    }));
+    const sender = client.createSender('deep');
+    const batch = await sender.createMessageBatch();
+    for (const [n, body] of bodies.entries())
+      assert.ok(batch.tryAddMessage({ body, messageId: `m${n}`, applicationProperties: { n }, contentType: 'json' }));
+    await sender.sendMessages(batch);
+    const receiver = client.createReceiver('deep');
+    assert.deepEqual(
+      (await receiver.peekMessages(10)).map((m) => m.body),
+      bodies,
+    );
+    const got = await receiver.receiveMessages(6, { maxWaitTimeInMs: 2000 });
+    assert.deepEqual(
+      got.map((m) => [m.messageId, m.body, m.applicationProperties, m.contentType, Number(m.sequenceNumber)]),
+      bodies.map((b, n) => [`m${n}`, b, { n }, 'json', n + 1]),
+    );
+    await receiver.abandonMessage(got[4]!, { retried: true });
+    await receiver.deadLetterMessage(got[5]!, { deadLetterReason: 'Poison', deadLetterErrorDescription: 'test' });
+    for (const m of got.slice(0, 4)) await receiver.completeMessage(m);
+    const [again] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2000 });
+    assert.deepEqual(
+      [again!.body, again!.applicationProperties, again!.deliveryCount],
+      [bodies[4], { n: 4, retried: true }, 1],
+    );
+    const [dead] = await client.createReceiver('deep', { subQueueType: 'deadLetter' }).receiveMessages(1);
+    assert.deepEqual(
+      [dead!.body, dead!.deadLetterReason, dead!.applicationProperties?.['n']],
+      [bodies[5], 'Poison', 5],
+    );
+  });
+
   it('drops duplicates by messageId within the detection window only', async () => {
     bed = await TestBed.start({
       queues: { dedupe: { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: 'PT0.3S' } },

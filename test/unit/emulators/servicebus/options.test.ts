@@ -17,7 +17,9 @@ describe('Service Bus emulator options', () => {
     assert.equal(o.compactBytes, 64 * 1024 * 1024);
     assert.equal(o.maxMessageSizeBytes, 256 * 1024);
     assert.equal(o.tickMs, 50);
+    assert.equal(o.deflateAboveBytes, 128 * 1024 * 1024);
     assert.equal(o.configRanges, 'azure');
+    assert.equal(resolveOptions({ deflateAboveBytes: Number.POSITIVE_INFINITY }).deflateAboveBytes, Infinity);
   });
 
   it('rejects bad values once, naming the field, what was expected and what was found', () => {
@@ -33,6 +35,10 @@ describe('Service Bus emulator options', () => {
       /ServiceBusEmulatorOptions\.tickMs must be an integer >= 1, got 0/,
     );
     assert.throws(() => resolveOptions({ maxMessageSizeBytes: 10 }), /maxMessageSizeBytes/);
+    assert.throws(
+      () => resolveOptions({ deflateAboveBytes: -1 }),
+      /ServiceBusEmulatorOptions\.deflateAboveBytes must be an integer >= 0, got -1/,
+    );
     assert.throws(() => resolveOptions({ fsync: 'yes' as unknown as boolean }), /fsync/);
     assert.throws(
       () => resolveOptions({ configRanges: 'emulator' as 'azure' }),

@@ -8,11 +8,12 @@
  * receive resets it); a receive is never aborted (`stop()`). The client belongs to the caller: close it after the
  * loop.
  */
-import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
+import type { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
+import { REST_OF_BATCH_WAIT_MS } from './assumptions.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -37,7 +38,10 @@ export interface ReceiveLoopCommonOptions {
   queue: string;
   /** Most messages per batch. @defaultValue 50 */
   maxBatch?: number;
-  /** Longest wait for a batch to fill, in milliseconds (a batch is handed over as soon as it is full). @defaultValue 1000 */
+  /**
+   * Longest wait for a batch's first message, in milliseconds. A batch is never held to fill: it is handed over with
+   * the first message and what the link has beyond it at that moment (`receiveAvailable`). @defaultValue 1000
+   */
   maxWaitMs?: number;
   /**
    * How long the SDK keeps renewing locks (message locks, from when each was received; session locks for sessions, from
@@ -93,7 +97,7 @@ export interface ReceiveLoop {
   /**
    * Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). A
    * receive is never aborted (that would lose the messages it already got, locked in unsettled slots): the receive in
-   * progress ends (at most `maxWaitMs` plus a drain round trip) and its messages go to the handler like any other batch.
+   * progress ends (at most `maxWaitMs` plus two round trips) and its messages go to the handler like any other batch.
    */
   stop(): Promise<void>;
   /**
@@ -191,6 +195,38 @@ export async function runHandler<T>(
   return result;
 }
 
+/** The receive call of either receiver kind (`ServiceBusReceiver`, `ServiceBusSessionReceiver`). */
+export type BatchReceiver = Pick<ServiceBusReceiver, 'receiveMessages'>;
+
+/**
+ * Receives up to `max` messages without lingering: waits up to `maxWaitMs` for the first message, then takes at once
+ * what the link has beyond it and hands everything over. The SDK's `receiveMessages(max)` keeps a batch open after
+ * its first message until `max` came or `maxWaitMs` from the call passed (its after-first-message wait is 1 s and not
+ * settable: `defaultMaxTimeAfterFirstMessageForBatchingMs` in @azure/service-bus 7.9.5), so one activity into an
+ * idle relay waited up to `maxWaitMs` at each stage. Here the first receive asks for one message (it returns the
+ * moment that one arrives, with no drain: its credit is used up), and the second asks for the rest with no wait:
+ * the SDK then drains the link at once, and the broker sends what it holds within the credit before it answers the
+ * drain (`REST_OF_BATCH_WAIT_MS` in `assumptions.ts`). Batches grow with the load by themselves: while the handlers
+ * are busy, messages wait in the queue, and the next receive takes them together.
+ *
+ * A failed second receive does not lose the first message (it is locked to this receiver and must be settled): it is
+ * returned alone, with the error for the caller to report; the next receive meets the same fault if it lasts.
+ */
+export async function receiveAvailable(
+  receiver: BatchReceiver,
+  max: number,
+  maxWaitMs: number,
+): Promise<{ messages: ServiceBusReceivedMessage[]; topUpError?: unknown }> {
+  const first = await receiver.receiveMessages(1, { maxWaitTimeInMs: maxWaitMs });
+  if (first.length === 0 || max === 1) return { messages: first };
+  try {
+    const rest = await receiver.receiveMessages(max - first.length, { maxWaitTimeInMs: REST_OF_BATCH_WAIT_MS });
+    return { messages: rest.length === 0 ? first : first.concat(rest) };
+  } catch (topUpError) {
+    return { messages: first, topUpError };
+  }
+}
+
 /** Resolves after `ms` or when `promise` settles, whichever is first. */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -263,7 +299,9 @@ class BatchLoop implements ReceiveLoop {
       let messages;
       const asked = Date.now();
       try {
-        messages = await receiver.receiveMessages(this.#o.maxBatch, { maxWaitTimeInMs: this.#o.maxWaitMs });
+        const received = await receiveAvailable(receiver, this.#o.maxBatch, this.#o.maxWaitMs);
+        messages = received.messages;
+        if (received.topUpError !== undefined) this.#topUpFailed(receiver, received.topUpError);
         this.#health.answered();
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
@@ -287,6 +325,14 @@ class BatchLoop implements ReceiveLoop {
       this.#start(deliveries);
     }
     log.info('batch loop stopped receiving');
+  }
+
+  /** The receive after a batch's first message failed: that message is handled; the next receive meets the fault. */
+  #topUpFailed(receiver: ServiceBusReceiver, err: unknown): void {
+    const { queue, log } = this.#o;
+    if (receiver.isClosed) this.#receiver = undefined;
+    log.warn('receiving the rest of a batch failed; handling the message already received', { err });
+    this.#o.onError(err, { queue, source: 'receive' });
   }
 
   #start(deliveries: SettleableDelivery[]): void {

@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import {
+  receiveAvailable,
   resolveCommon,
   runHandler,
   within,
@@ -313,11 +314,20 @@ class SessionLoop implements ReceiveLoop {
         }
         const asked = Date.now();
         receives++;
-        const receiving = receiver.receiveMessages(batchSize, { maxWaitTimeInMs: waitMs });
+        const receiving = receiveAvailable(receiver, batchSize, waitMs);
         this.#receiving.add(receiving);
         let messages;
         try {
-          messages = await receiving;
+          const received = await receiving;
+          messages = received.messages;
+          if (received.topUpError !== undefined) {
+            // The next receive meets the same fault (a lost session lock ends the hold there).
+            log.warn('receiving the rest of a batch failed; handling the message already received', {
+              err: received.topUpError,
+            });
+            if (!isServiceBusError(received.topUpError) || received.topUpError.code !== 'SessionLockLost')
+              this.#o.onError(received.topUpError, { queue, source: 'receive', sessionId });
+          }
           this.#health.answered();
         } catch (err) {
           if (!isServiceBusError(err) || err.code !== 'SessionLockLost') this.#health.failed(err);

@@ -13,5 +13,11 @@
  * `receiveMessages` wait, and no Service Bus page says otherwise. If the broker answered a drain before sending what
  * it holds, no message would be lost or delayed, but a busy queue would be read one message per batch (more handler
  * calls, Dataverse requests and CPU per activity): a wait of a few milliseconds here would then be the fix.
+ *
+ * A drain is what every `receiveMessages` that does not fill ends with, so this adds none per batch; but batches are
+ * smaller under a light load, so there are more of them. The SDK closes the receive link when a drain is not answered
+ * within 200 ms (github.com/Azure/azure-sdk-for-js issue 28023, "link churn" on slow networks; that batch is then
+ * settled over the `$management` link, or, for a session, comes back to the next holder): run the workers in the
+ * namespace's region, where a drain takes a few milliseconds.
  */
 export const REST_OF_BATCH_WAIT_MS = 0;

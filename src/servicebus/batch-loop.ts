@@ -13,7 +13,6 @@ import type { Registry } from 'prom-client';
 import type { Delivery } from '../pipeline/index.js';
 import { areaLogger, silentLogger, type Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
-import { REST_OF_BATCH_WAIT_MS } from './assumptions.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -39,8 +38,9 @@ export interface ReceiveLoopCommonOptions {
   /** Most messages per batch. @defaultValue 50 */
   maxBatch?: number;
   /**
-   * Longest wait for a batch's first message, in milliseconds. A batch is never held to fill: it is handed over with
-   * the first message and what the link has beyond it at that moment (`receiveAvailable`). @defaultValue 1000
+   * Longest wait for a batch to fill, in milliseconds (a batch is handed over as soon as it is full); but after a pause
+   * as long with no batch, the first message is handed over the moment it comes (`receiveBatch`), so that one
+   * message into an idle loop does not wait. @defaultValue 1000
    */
   maxWaitMs?: number;
   /**
@@ -97,7 +97,7 @@ export interface ReceiveLoop {
   /**
    * Stops receiving; resolves when no receive is in progress (a session wait that cannot be cut short excepted). A
    * receive is never aborted (that would lose the messages it already got, locked in unsettled slots): the receive in
-   * progress ends (at most `maxWaitMs` plus two round trips) and its messages go to the handler like any other batch.
+   * progress ends (at most `maxWaitMs` plus a drain round trip) and its messages go to the handler like any other batch.
    */
   stop(): Promise<void>;
   /**
@@ -198,33 +198,32 @@ export async function runHandler<T>(
 /** The receive call of either receiver kind (`ServiceBusReceiver`, `ServiceBusSessionReceiver`). */
 export type BatchReceiver = Pick<ServiceBusReceiver, 'receiveMessages'>;
 
+/** Until when a receiver's loop counts as busy (ms since the epoch): a batch within `maxWaitMs`; one per receiver. */
+export interface ReceivePace {
+  busyUntil: number;
+}
+
 /**
- * Receives up to `max` messages without lingering: waits up to `maxWaitMs` for the first message, then takes at once
- * what the link has beyond it and hands everything over. The SDK's `receiveMessages(max)` keeps a batch open after
- * its first message until `max` came or `maxWaitMs` from the call passed (its after-first-message wait is 1 s and not
- * settable: `defaultMaxTimeAfterFirstMessageForBatchingMs` in @azure/service-bus 7.9.5), so one activity into an
- * idle relay waited up to `maxWaitMs` at each stage. Here the first receive asks for one message (it returns the
- * moment that one arrives, with no drain: its credit is used up), and the second asks for the rest with no wait:
- * the SDK then drains the link at once, and the broker sends what it holds within the credit before it answers the
- * drain (`REST_OF_BATCH_WAIT_MS` in `assumptions.ts`). Batches grow with the load by themselves: while the handlers
- * are busy, messages wait in the queue, and the next receive takes them together.
- *
- * A failed second receive does not lose the first message (it is locked to this receiver and must be settled): it is
- * returned alone, with the error for the caller to report; the next receive meets the same fault if it lasts.
+ * Receives a batch without lingering after a pause: when this receiver handed over no batch in the last `maxWaitMs`
+ * (`pace`), it asks for one message, which the SDK returns the moment it arrives; otherwise for up to `max`, as
+ * before. The SDK's `receiveMessages(max)` keeps a batch open after its first message until `max` came or
+ * `maxWaitMs` from the call passed (its after-first-message wait is 1 s and not settable:
+ * `defaultMaxTimeAfterFirstMessageForBatchingMs` in @azure/service-bus 7.9.5), so one activity into an idle relay
+ * waited up to `maxWaitMs` at each stage. A receive of one message ends without a drain when the message comes (its
+ * credit is used up): draining at once for what else the link held made the SDK close links in the end-to-end tests
+ * (a drain it sees answered after 200 ms closes the link: docs/emulators/servicebus.md). After a pause, a burst's first message
+ * is therefore a batch of its own, and the rest follows in the next, full-size receive.
  */
-export async function receiveAvailable(
+export async function receiveBatch(
   receiver: BatchReceiver,
   max: number,
   maxWaitMs: number,
-): Promise<{ messages: ServiceBusReceivedMessage[]; topUpError?: unknown }> {
-  const first = await receiver.receiveMessages(1, { maxWaitTimeInMs: maxWaitMs });
-  if (first.length === 0 || max === 1) return { messages: first };
-  try {
-    const rest = await receiver.receiveMessages(max - first.length, { maxWaitTimeInMs: REST_OF_BATCH_WAIT_MS });
-    return { messages: rest.length === 0 ? first : first.concat(rest) };
-  } catch (topUpError) {
-    return { messages: first, topUpError };
-  }
+  pace: ReceivePace,
+): Promise<ServiceBusReceivedMessage[]> {
+  const paused = Date.now() >= pace.busyUntil;
+  const messages = await receiver.receiveMessages(paused ? 1 : max, { maxWaitTimeInMs: maxWaitMs });
+  if (messages.length > 0) pace.busyUntil = Date.now() + maxWaitMs;
+  return messages;
 }
 
 /** Resolves after `ms` or when `promise` settles, whichever is first. */
@@ -254,6 +253,7 @@ class BatchLoop implements ReceiveLoop {
   readonly #batches = new Set<Batch>();
   #slotWaiters: Array<() => void> = [];
   #receiver: ServiceBusReceiver | undefined;
+  readonly #pace: ReceivePace = { busyUntil: 0 };
   #receiving: Promise<void>;
   readonly #health = new LoopHealthTracker(() => !this.#stopping.signal.aborted);
   #closing: Promise<void> | undefined;
@@ -299,9 +299,7 @@ class BatchLoop implements ReceiveLoop {
       let messages;
       const asked = Date.now();
       try {
-        const received = await receiveAvailable(receiver, this.#o.maxBatch, this.#o.maxWaitMs);
-        messages = received.messages;
-        if (received.topUpError !== undefined) this.#topUpFailed(receiver, received.topUpError);
+        messages = await receiveBatch(receiver, this.#o.maxBatch, this.#o.maxWaitMs, this.#pace);
         this.#health.answered();
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
@@ -325,14 +323,6 @@ class BatchLoop implements ReceiveLoop {
       this.#start(deliveries);
     }
     log.info('batch loop stopped receiving');
-  }
-
-  /** The receive after a batch's first message failed: that message is handled; the next receive meets the fault. */
-  #topUpFailed(receiver: ServiceBusReceiver, err: unknown): void {
-    const { queue, log } = this.#o;
-    if (receiver.isClosed) this.#receiver = undefined;
-    log.warn('receiving the rest of a batch failed; handling the message already received', { err });
-    this.#o.onError(err, { queue, source: 'receive' });
   }
 
   #start(deliveries: SettleableDelivery[]): void {

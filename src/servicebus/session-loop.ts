@@ -14,13 +14,14 @@ import type { Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import {
-  receiveAvailable,
+  receiveBatch,
   resolveCommon,
   runHandler,
   within,
   type ReceiveLoop,
   type ReceiveLoopCommonOptions,
   type ResolvedCommon,
+  type ReceivePace,
 } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -245,6 +246,7 @@ class SessionLoop implements ReceiveLoop {
       });
       log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
+      const pace: ReceivePace = { busyUntil: 0 };
       let receives = 0;
       let batches = 0;
       let longestBatchMs = 0;
@@ -314,20 +316,11 @@ class SessionLoop implements ReceiveLoop {
         }
         const asked = Date.now();
         receives++;
-        const receiving = receiveAvailable(receiver, batchSize, waitMs);
+        const receiving = receiveBatch(receiver, batchSize, waitMs, pace);
         this.#receiving.add(receiving);
         let messages;
         try {
-          const received = await receiving;
-          messages = received.messages;
-          if (received.topUpError !== undefined) {
-            // The next receive meets the same fault (a lost session lock ends the hold there).
-            log.warn('receiving the rest of a batch failed; handling the message already received', {
-              err: received.topUpError,
-            });
-            if (!isServiceBusError(received.topUpError) || received.topUpError.code !== 'SessionLockLost')
-              this.#o.onError(received.topUpError, { queue, source: 'receive', sessionId });
-          }
+          messages = await receiving;
           this.#health.answered();
         } catch (err) {
           if (!isServiceBusError(err) || err.code !== 'SessionLockLost') this.#health.failed(err);

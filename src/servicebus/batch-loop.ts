@@ -198,14 +198,17 @@ export async function runHandler<T>(
 /** The receive call of either receiver kind (`ServiceBusReceiver`, `ServiceBusSessionReceiver`). */
 export type BatchReceiver = Pick<ServiceBusReceiver, 'receiveMessages'>;
 
-/** Until when a receiver's loop counts as busy (ms since the epoch): a batch within `maxWaitMs`; one per receiver. */
+/**
+ * Until when a receiver's loop counts as busy (ms since the epoch): `maxWaitMs` after its start (a loop starts on a
+ * backlog as often as not, a session is accepted because it has messages) and after each batch; one per receiver.
+ */
 export interface ReceivePace {
   busyUntil: number;
 }
 
 /**
  * Receives a batch without lingering after a pause: when this receiver handed over no batch in the last `maxWaitMs`
- * (`pace`), it asks for one message, which the SDK returns the moment it arrives; otherwise for up to `max`, as
+ * and was not started in it (`pace`), it asks for one message, which the SDK returns the moment it arrives; otherwise for up to `max`, as
  * before. The SDK's `receiveMessages(max)` keeps a batch open after its first message until `max` came or
  * `maxWaitMs` from the call passed (its after-first-message wait is 1 s and not settable:
  * `defaultMaxTimeAfterFirstMessageForBatchingMs` in @azure/service-bus 7.9.5), so one activity into an idle relay
@@ -253,7 +256,7 @@ class BatchLoop implements ReceiveLoop {
   readonly #batches = new Set<Batch>();
   #slotWaiters: Array<() => void> = [];
   #receiver: ServiceBusReceiver | undefined;
-  readonly #pace: ReceivePace = { busyUntil: 0 };
+  readonly #pace: ReceivePace;
   #receiving: Promise<void>;
   readonly #health = new LoopHealthTracker(() => !this.#stopping.signal.aborted);
   #closing: Promise<void> | undefined;
@@ -264,6 +267,7 @@ class BatchLoop implements ReceiveLoop {
     this.#handler = functionOption('startBatchLoop', 'handler', options.handler);
     this.#concurrency = intOption('startBatchLoop', 'concurrency', options.concurrency, 1, 1);
     this.#backoff = new Backoff(this.#o.backoff);
+    this.#pace = { busyUntil: Date.now() + this.#o.maxWaitMs };
     this.#receiving = this.#run();
   }
 

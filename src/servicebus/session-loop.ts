@@ -246,7 +246,7 @@ class SessionLoop implements ReceiveLoop {
       });
       log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
-      const pace: ReceivePace = { busyUntil: 0 };
+      const pace: ReceivePace = { busyUntil: Date.now() + this.#o.maxWaitMs };
       let receives = 0;
       let batches = 0;
       let longestBatchMs = 0;

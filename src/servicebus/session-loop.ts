@@ -14,12 +14,14 @@ import type { Logger } from '../log.js';
 import { delayUnlessAborted, whenAborted } from '../abort.js';
 import { Backoff } from './backoff.js';
 import {
+  receiveBatch,
   resolveCommon,
   runHandler,
   within,
   type ReceiveLoop,
   type ReceiveLoopCommonOptions,
   type ResolvedCommon,
+  type ReceivePace,
 } from './batch-loop.js';
 import { abandonUnsettled, toDelivery, type SettleableDelivery } from './delivery.js';
 import { LoopHealthTracker, type LoopHealth } from './loop-health.js';
@@ -244,6 +246,7 @@ class SessionLoop implements ReceiveLoop {
       });
       log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
+      const pace: ReceivePace = { busyUntil: Date.now() + this.#o.maxWaitMs };
       let receives = 0;
       let batches = 0;
       let longestBatchMs = 0;
@@ -313,7 +316,7 @@ class SessionLoop implements ReceiveLoop {
         }
         const asked = Date.now();
         receives++;
-        const receiving = receiver.receiveMessages(batchSize, { maxWaitTimeInMs: waitMs });
+        const receiving = receiveBatch(receiver, batchSize, waitMs, pace);
         this.#receiving.add(receiving);
         let messages;
         try {

@@ -327,6 +327,54 @@ describe('servicebus batch loop, through the real SDK', function () {
     assert.deepEqual({ ...loop.health(), lastReceiveAt: 0 }, { running: true, lastReceiveAt: 0, consecutiveErrors: 0 });
   });
 
+  it('hands a message into an idle loop over as soon as it arrives, not at the end of maxWaitMs, and then batches what arrived together', async () => {
+    const bus = track(await startBus({ queues: { activities: {} } }));
+    const client = track(relayClient(bus));
+    const maxWaitMs = 2_000;
+    const batches: Array<{ at: number; ids: string[] }> = [];
+    track(
+      startBatchLoop({
+        client,
+        queue: 'activities',
+        maxBatch: 50,
+        maxWaitMs,
+        handler: async (ds) => {
+          batches.push({ at: Date.now(), ids: ds.map((d) => String(d.messageId)) });
+          await Promise.all(ds.map((d) => d.complete()));
+        },
+      }),
+    );
+    const sender = client.createSender('activities');
+    const handedOver = (id: string): Promise<number> =>
+      waitFor(`${id} handed over`, () => batches.find((b) => b.ids.includes(id))?.at, 3 * maxWaitMs);
+    // One message at a time into an idle loop (no batch for longer than maxWaitMs), each while a receive is waiting: the
+    // SDK's batch alone would keep each until that receive's maxWaitMs ran out or for 1 s, whichever is sooner.
+    const lags: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await delayUnlessAborted(maxWaitMs + 200);
+      const sent = Date.now();
+      await sender.sendMessages({ body: i, messageId: `single-${i}` });
+      lags.push((await handedOver(`single-${i}`)) - sent);
+    }
+    assert.ok(
+      Math.max(...lags) < maxWaitMs / 4,
+      `each single message within a quarter of maxWaitMs: ${lags.join(', ')} ms`,
+    );
+    // Messages that arrive together still make one batch: the rest is taken with the first.
+    await delayUnlessAborted(maxWaitMs + 200);
+    const sent = Date.now();
+    const ids = Array.from({ length: 30 }, (_, i) => `together-${i}`);
+    await sender.sendMessages(ids.map((messageId, i) => ({ body: i, messageId })));
+    const lag = (await handedOver(ids[0]!)) - sent;
+    await waitFor('all 30 handed over', () => (batches.flatMap((b) => b.ids).length === 33 ? true : undefined));
+    // After the pause the first is handed over alone, at once; the rest, already there, makes the next batch.
+    assert.deepEqual(
+      batches.slice(3).map((b) => b.ids),
+      [ids.slice(0, 1), ids.slice(1)],
+    );
+    assert.ok(lag < maxWaitMs / 4, `the first of the 30 within a quarter of maxWaitMs: ${lag} ms`);
+  });
+
   it('close() lets a handler that is still in a call (it cannot stop at once) finish and settle within closeGraceMs: nothing abandoned', async () => {
     const bus = track(await startBus({ queues: { activities: { LockDuration: 'PT5S', MaxDeliveryCount: 5 } } }));
     const client = track(relayClient(bus));

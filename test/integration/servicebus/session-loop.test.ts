@@ -213,6 +213,60 @@ describe('servicebus session loop, through the real SDK', function () {
     );
   });
 
+  it('hands a message into an idle session over as soon as it arrives, not at the end of maxWaitMs; then batches what arrived together', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const maxWaitMs = 2_000;
+    const batches: Array<{ at: number; ids: string[] }> = [];
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxBatch: 50,
+        maxWaitMs,
+        sessionIdleMs: 30_000,
+        createSessionHandler: () => ({
+          onBatch: async (ds) => {
+            batches.push({ at: Date.now(), ids: ds.map((d) => String(d.messageId)) });
+            for (const d of ds) await d.complete();
+          },
+        }),
+      }),
+    );
+    const sender = client.createSender('outbound');
+    const handedOver = (id: string): Promise<number> =>
+      waitFor(`${id} handed over`, () => batches.find((b) => b.ids.includes(id))?.at, 3 * maxWaitMs);
+    // The first message brings the session in; the next ones arrive one at a time while the held session's receive
+    // waits, each after a pause longer than maxWaitMs (the SDK's batch alone would keep each until that receive's
+    // maxWaitMs ran out or for 1 s, whichever is sooner).
+    await sender.sendMessages({ body: 0, messageId: 'single-0', sessionId: 's' });
+    await handedOver('single-0');
+    const lags: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      await delayUnlessAborted(maxWaitMs + 200);
+      const sent = Date.now();
+      await sender.sendMessages({ body: i, messageId: `single-${i}`, sessionId: 's' });
+      lags.push((await handedOver(`single-${i}`)) - sent);
+    }
+    assert.ok(
+      Math.max(...lags) < maxWaitMs / 4,
+      `each single message within a quarter of maxWaitMs: ${lags.join(', ')} ms`,
+    );
+    await delayUnlessAborted(maxWaitMs + 200);
+    const sent = Date.now();
+    const ids = Array.from({ length: 30 }, (_, i) => `together-${i}`);
+    await sender.sendMessages(ids.map((messageId, i) => ({ body: i, messageId, sessionId: 's' })));
+    const lag = (await handedOver(ids[0]!)) - sent;
+    await waitFor('all 30 handed over', () => (batches.flatMap((b) => b.ids).length === 34 ? true : undefined));
+    // After the pause the first is handed over alone, at once; the rest, already there, makes the next batch.
+    assert.deepEqual(
+      batches.slice(4).map((b) => b.ids),
+      [ids.slice(0, 1), ids.slice(1)],
+    );
+    assert.ok(lag < maxWaitMs / 4, `the first of the 30 within a quarter of maxWaitMs: ${lag} ms`);
+  });
+
   it('keeps the session lock while a batch runs past the lock duration (auto renewal): settles, no redelivery', async () => {
     const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S' } } }));
     const client = track(relayClient(bus, 600));

@@ -15,15 +15,23 @@ import { CaptureStream } from '../../helpers/capture.js';
 const msg = (id: string): ServiceBusReceivedMessage =>
   ({ body: id, messageId: id, deliveryCount: 0 }) as ServiceBusReceivedMessage;
 
-/** A plain receiver answering from a script (messages, an error, or `[]` after the full wait). */
+/**
+ * A plain receiver answering from a script (messages that arrive together, an error, or `[]` after the full wait); a
+ * receive takes at most `max` of them, and one with no wait (a drain) only what is left of the entry at hand.
+ */
 function scriptedReceiver(script: Array<ServiceBusReceivedMessage[] | Error>) {
+  let arrived: ServiceBusReceivedMessage[] = [];
   return {
     isClosed: false,
-    async receiveMessages(_max: number, options: { maxWaitTimeInMs: number }): Promise<ServiceBusReceivedMessage[]> {
-      const next = script.shift() ?? [];
-      if (next instanceof Error) throw next;
-      if (next.length === 0) await new Promise((r) => setTimeout(r, options.maxWaitTimeInMs));
-      return next;
+    async receiveMessages(max: number, options: { maxWaitTimeInMs: number }): Promise<ServiceBusReceivedMessage[]> {
+      if (arrived.length === 0) {
+        if (options.maxWaitTimeInMs === 0) return [];
+        const next = script.shift() ?? [];
+        if (next instanceof Error) throw next;
+        if (next.length === 0) await new Promise((r) => setTimeout(r, options.maxWaitTimeInMs));
+        arrived = [...next];
+      }
+      return arrived.splice(0, max);
     },
     completeMessage: async () => undefined,
     abandonMessage: async () => undefined,

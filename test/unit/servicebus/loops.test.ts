@@ -4,22 +4,31 @@ import sinon from 'sinon';
 import { startBatchLoop, startSessionLoop } from '../../../src/servicebus/index.js';
 import { stateToBuffer } from '../../../src/servicebus/session-loop.js';
 
-/** A receiver whose receiveMessages answers from a script: an array of messages or an error per call. */
+/**
+ * A receiver whose receives answer from a script: per entry the messages that arrive together, or an error. Like the
+ * SDK, a receive takes at most `max` of them (the rest stay for the next receive) and a receive with no wait (a
+ * drain) takes only what is left of the entry at hand.
+ */
 function fakeReceiver(script: Array<ServiceBusReceivedMessage[] | Error>) {
   const calls: number[] = [];
   const settled: string[] = [];
+  let arrived: ServiceBusReceivedMessage[] = [];
   return {
     calls,
     settled,
     isClosed: false,
     /** Like the SDK: an empty answer comes after the full wait, unless `fastEmpty`. */
     fastEmpty: false,
-    async receiveMessages(_max: number, options: { maxWaitTimeInMs: number }): Promise<ServiceBusReceivedMessage[]> {
+    async receiveMessages(max: number, options: { maxWaitTimeInMs: number }): Promise<ServiceBusReceivedMessage[]> {
+      if (arrived.length === 0 && options.maxWaitTimeInMs === 0) return [];
       calls.push(Date.now());
-      const next = script.shift() ?? [];
-      if (next instanceof Error) throw next;
-      if (next.length === 0 && !this.fastEmpty) await new Promise((r) => setTimeout(r, options.maxWaitTimeInMs));
-      return next;
+      if (arrived.length === 0) {
+        const next = script.shift() ?? [];
+        if (next instanceof Error) throw next;
+        if (next.length === 0 && !this.fastEmpty) await new Promise((r) => setTimeout(r, options.maxWaitTimeInMs));
+        arrived = [...next];
+      }
+      return arrived.splice(0, max);
     },
     completeMessage: async (m: ServiceBusReceivedMessage) => void settled.push(`complete ${String(m.messageId)}`),
     abandonMessage: async (m: ServiceBusReceivedMessage) => void settled.push(`abandon ${String(m.messageId)}`),
@@ -84,10 +93,11 @@ describe('servicebus receive loops (fake SDK, fake timers)', () => {
       client,
       queue: 'q',
       concurrency: 2,
-      handler: async ([first]) => {
+      // It leaves b unsettled, whichever batch b comes in.
+      handler: async (ds) => {
         most = Math.max(most, ++inFlight);
         await new Promise((r) => setTimeout(r, 1_000));
-        await first!.complete();
+        for (const d of ds) if (d.messageId !== 'b') await d.complete();
         inFlight--;
       },
     });

@@ -103,13 +103,16 @@ export const TABLE_OWNERSHIP = 'UserOwned';
 export const COMPLIANCE_FIELD = 'donotphone';
 
 /**
- * A web resource's `FileName` in its `.data.xml`: where the packed zip holds the content, `/WebResources/<name><id>`.
- * Exports write the id in upper case; the generator writes it in lower case, as every GUID it writes (the real-time
- * docs require lowercase GUIDs in customization files, and `channel check` refuses uppercase ones). The name is only
- * a path inside the zip, matched as written: if an import compared it case-insensitively nothing would change.
+ * A web resource's `FileName` in its `.data.xml`: where the packed zip holds the content, `/WebResources/<name><id>`
+ * with the name's dots and slashes left out, as exported solutions in public repositories write it
+ * (`/WebResources/new_msicon6aa7c568-…`, `/WebResources/sample_iconproductsvg1111…` for `sample_icon/product.svg`): so
+ * the zip entry has no extension of its own and `[Content_Types].xml` no odd one. Exports write the id in upper case;
+ * the generator writes it in lower case, as every GUID it writes (the real-time docs require lowercase GUIDs in
+ * customization files, and `channel check` refuses uppercase ones). The name is only a path inside the zip, matched as
+ * written: if an import compared it case-insensitively nothing would change.
  */
 export function webResourceFileName(name: string, id: string): string {
-  return `/WebResources/${name}${id}`;
+  return `/WebResources/${name.replace(/[^A-Za-z0-9_]/g, '')}${id}`;
 }
 
 /**

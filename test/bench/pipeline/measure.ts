@@ -61,7 +61,7 @@ export function startBenchSystem(extra: SystemOptions = {}): Promise<System> {
  * NODE_OPTIONS of the relay's workers: the Dockerfile's (`ENV NODE_OPTIONS`), so that the bench runs them as deployed.
  * PIPELINE_NODE_OPTIONS replaces it (e.g. '' for node's defaults).
  */
-export const DEPLOYED_NODE_OPTIONS = '--max-old-space-size=1024';
+export const DEPLOYED_NODE_OPTIONS = '--max-old-space-size=1024 --max-semi-space-size=8';
 export const WORKER_NODE_OPTIONS = process.env['PIPELINE_NODE_OPTIONS'] ?? DEPLOYED_NODE_OPTIONS;
 
 /**

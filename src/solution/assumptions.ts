@@ -2,6 +2,7 @@
  * What `channel new` writes where no Microsoft page or public solution settles it: each choice with its source and what
  * would change if it were wrong. The pages followed are cited in docs/channels.md ("A custom channel in one command").
  */
+import { CUSTOMIZATIONS_ORDER } from './pack-assumptions.js';
 
 /**
  * The publisher prefix when `--publisher-prefix` is not given. The docs' examples use `cr65f` (real-time) and `sample`
@@ -64,24 +65,13 @@ export const REPORT_API_PARAMETERS = { request: 'payload', response: 'response' 
 export const ROOT_COMPONENT_TYPES = { entity: 1, relationship: 10, webResource: 61 } as const;
 
 /**
- * The sections of the unpacked Customizations.xml, empty (the packer fills them from the folders), in the order
- * exports unpack to. The docs show `msdyn_channeldefinitions` and `msdyn_channelmessageparts` directly under
- * `ImportExportXml` without the others: they are written after these and before `<Languages>`. If the import needed
- * another order, only this list and customizationsXml() change.
+ * The sections of the unpacked Customizations.xml, empty (the packer fills them from the folders): the export order
+ * pack follows (CUSTOMIZATIONS_ORDER) without `WebResources`, which an unpacked folder holds as files only. The docs
+ * show `msdyn_channeldefinitions` and `msdyn_channelmessageparts` directly under `ImportExportXml` without the others:
+ * they are written after these and before `<Languages>`. If the import needed another order, only that list and
+ * customizationsXml() change.
  */
-export const CUSTOMIZATIONS_SECTIONS = [
-  'Entities',
-  'Roles',
-  'Workflows',
-  'FieldSecurityProfiles',
-  'Templates',
-  'EntityMaps',
-  'EntityRelationships',
-  'OrganizationSettings',
-  'optionsets',
-  'CustomControls',
-  'EntityDataProviders',
-] as const;
+export const CUSTOMIZATIONS_SECTIONS = CUSTOMIZATIONS_ORDER.filter((name) => name !== 'WebResources');
 
 /**
  * A generated table is user-owned and declares the primary key, the primary name, the channel's columns and

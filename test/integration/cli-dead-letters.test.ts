@@ -92,7 +92,7 @@ describe('channel-relay dead-letters (against the Service Bus emulator)', functi
   const ROW = '568479a8-9e30-4f29-8aa5-28eba296aae2';
   const TILE = 'c77b106f-2d04-4d9d-b106-bf8ec6245a10';
   /** The `RequestId` of the fixture's real-time outbound payload. */
-  const REQUEST = 'f593dd41-3d8c-4731-9ae2-997ae1917c40';
+  const REQUEST = 'e1cd8894-47a9-421a-95da-dc197893f203';
   const realtime = eventFixture('realtime-outbound');
   const sentAt = new Date('2026-11-22T01:00:00.000Z');
   const activityDeads = (): Dead[] => [

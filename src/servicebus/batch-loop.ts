@@ -40,7 +40,7 @@ export interface ReceiveLoopCommonOptions {
   /**
    * Longest wait for a batch to fill, in milliseconds (a batch is handed over as soon as it is full); but after a pause
    * as long with no batch, the first message is handed over the moment it comes (`receiveBatch`), so that one
-   * message into an idle loop does not wait. @defaultValue 1000
+   * message into an idle loop, or into a session a slot takes after such a pause, does not wait. @defaultValue 1000
    */
   maxWaitMs?: number;
   /**
@@ -199,16 +199,18 @@ export async function runHandler<T>(
 export type BatchReceiver = Pick<ServiceBusReceiver, 'receiveMessages'>;
 
 /**
- * Until when a receiver's loop counts as busy (ms since the epoch): `maxWaitMs` after its start (a loop starts on a
- * backlog as often as not, a session is accepted because it has messages) and after each batch; one per receiver.
+ * Until when a receiving loop counts as busy (ms since the epoch): `maxWaitMs` after its start (a loop starts on a
+ * backlog as often as not) and after each batch. One per batch loop; one per slot of a session loop, carried from one
+ * session to the next, so that a session accepted after a pause (an idle release, an accept that waited) hands its
+ * first message over as it comes, and one accepted on the heels of another session's batches starts with a full batch.
  */
 export interface ReceivePace {
   busyUntil: number;
 }
 
 /**
- * Receives a batch without lingering after a pause: when this receiver handed over no batch in the last `maxWaitMs`
- * and was not started in it (`pace`), it asks for one message, which the SDK returns the moment it arrives; otherwise for up to `max`, as
+ * Receives a batch without lingering after a pause: when its loop (a session loop: its slot) handed over no batch in
+ * the last `maxWaitMs` and was not started in it (`pace`), it asks for one message, which the SDK returns the moment it arrives; otherwise for up to `max`, as
  * before. The SDK's `receiveMessages(max)` keeps a batch open after its first message until `max` came or
  * `maxWaitMs` from the call passed (its after-first-message wait is 1 s and not settable:
  * `defaultMaxTimeAfterFirstMessageForBatchingMs` in @azure/service-bus 7.9.5), so one activity into an idle relay

@@ -146,6 +146,10 @@ class SessionLoop implements ReceiveLoop {
   async #slot(slot: number): Promise<void> {
     const { client, queue, log } = this.#o;
     const backoff = new Backoff(this.#o.backoff);
+    // The slot's pace, not the session's: a session it accepts after handing over no batch for maxWaitMs (an idle
+    // release, an accept that waited) has its first message handed over as it comes; one it accepts on the heels of
+    // another session's batches (a busy session released at its lock deadline, a backlog) gets a full batch at once.
+    const pace: ReceivePace = { busyUntil: Date.now() + this.#o.maxWaitMs };
     while (!this.#stopping.signal.aborted) {
       let receiver: ServiceBusSessionReceiver;
       const asked = Date.now();
@@ -184,7 +188,7 @@ class SessionLoop implements ReceiveLoop {
       }
       this.#health.answered();
       backoff.reset();
-      const ok = await this.#hold(receiver);
+      const ok = await this.#hold(receiver, pace);
       if (!ok) await delayUnlessAborted(backoff.next(), this.#stopping.signal);
     }
   }
@@ -205,7 +209,7 @@ class SessionLoop implements ReceiveLoop {
    * times the time per message, 429 pauses included) well inside `maxLockRenewalMs`. With `maxLockRenewalMs: 0` the
    * deadline is the lock's expiry (the queue's `LockDuration` after the accept).
    */
-  async #hold(receiver: ServiceBusSessionReceiver): Promise<boolean> {
+  async #hold(receiver: ServiceBusSessionReceiver, pace: ReceivePace): Promise<boolean> {
     const { queue, metrics, maxLockRenewalMs } = this.#o;
     const sessionId = receiver.sessionId;
     const log = this.#o.log.child({ sessionId });
@@ -246,7 +250,6 @@ class SessionLoop implements ReceiveLoop {
       });
       log.debug('session accepted', { stateBytes: state?.length ?? 0, lockedUntil: finiteIso(lockedUntil()) });
       let lastMessageAt = Date.now();
-      const pace: ReceivePace = { busyUntil: Date.now() + this.#o.maxWaitMs };
       let receives = 0;
       let batches = 0;
       let longestBatchMs = 0;

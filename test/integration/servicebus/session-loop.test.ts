@@ -1,6 +1,7 @@
 /**
  * The session loop through the real SDK against the project's emulator: sessions shared by two loops on two clients
- * with one holder per session, per-session state across releases, idle release, maxSessions, session lock renewal,
+ * with one holder per session, per-session state across releases, idle release, maxSessions, no linger on a session
+ * taken after a pause (and full batches on one taken while busy), session lock renewal,
  * release of a busy session before its lock renewal ends, release at the handler's request, health, and stop/drain
  * with a session in flight.
  */
@@ -267,6 +268,103 @@ describe('servicebus session loop, through the real SDK', function () {
     assert.ok(lag < maxWaitMs / 4, `the first of the 30 within a quarter of maxWaitMs: ${lag} ms`);
   });
 
+  it('hands a lone message over as fast on a session accepted again after its idle release as on a session held open', async () => {
+    // Two loops side by side on one client: one holds its session open (a long sessionIdleMs), the other releases its
+    // own soon after each message and takes it again for the next. A lone message to each, sent together after a pause
+    // longer than maxWaitMs: the re-accepted session's first receive used to keep its message for the SDK's batch wait
+    // (the rest of maxWaitMs, at most 1 s), while the held session's hands it over at once.
+    const bus = track(await startBus({ queues: { held: OUTBOUND, released: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    // A receive waits up to maxWaitMs or what is left of sessionIdleMs, and the SDK holds a batch at most 1 s after its
+    // first message: 1 s each, so that a lingering first receive would keep its message about 1 s.
+    const maxWaitMs = 1_000;
+    const handed = new Map<string, number>();
+    const opened = new Map<string, number>();
+    let idleReleases = 0;
+    for (const [queue, sessionIdleMs] of [
+      ['held', 60_000],
+      ['released', maxWaitMs],
+    ] as const)
+      track(
+        startSessionLoop({
+          client,
+          queue,
+          maxSessions: 1,
+          maxBatch: 50,
+          maxWaitMs,
+          sessionIdleMs,
+          createSessionHandler: () => {
+            opened.set(queue, (opened.get(queue) ?? 0) + 1);
+            return {
+              onBatch: async (ds) => {
+                for (const d of ds) handed.set(String(d.messageId), Date.now());
+                for (const d of ds) await d.complete();
+              },
+              onClose: (reason) => void (reason === 'idle' && queue === 'released' && idleReleases++),
+            };
+          },
+        }),
+      );
+    const senders = { held: client.createSender('held'), released: client.createSender('released') };
+    const lagOf = async (queue: 'held' | 'released', id: string): Promise<number> => {
+      const sent = Date.now();
+      await senders[queue].sendMessages({ body: id, messageId: id, sessionId: 's' });
+      return (await waitFor(`${id} handed over`, () => handed.get(id), 3 * maxWaitMs)) - sent;
+    };
+    // The first message brings each session in.
+    await Promise.all([lagOf('held', 'held-0'), lagOf('released', 'released-0')]);
+    const rounds: Array<{ held: number; released: number }> = [];
+    for (let i = 1; i <= 3; i++) {
+      await waitFor('the session released as idle', () => (idleReleases === i ? true : undefined), 3 * maxWaitMs);
+      await delayUnlessAborted(maxWaitMs + 200); // the held session's receive is past its pause too
+      const [held, released] = await Promise.all([lagOf('held', `held-${i}`), lagOf('released', `released-${i}`)]);
+      rounds.push({ held, released });
+    }
+    assert.deepEqual(Object.fromEntries(opened), { held: 1, released: 4 }, 'held once; released and taken again');
+    // The same lone message, in the same conditions: the re-accepted session's extra work (the accept's answer, reading
+    // its state) is a few round trips, far inside half of maxWaitMs; lingering would cost the SDK's 1 s batch wait.
+    const worst = Math.max(...rounds.map((r) => r.released - r.held));
+    assert.ok(
+      worst < maxWaitMs / 2,
+      `a re-accepted session's lone message about as fast as a held one's: ${rounds.map((r) => `${r.released} vs ${r.held} ms`).join(', ')}`,
+    );
+  });
+
+  it('gives a session accepted on the heels of another busy one a full first batch (no single-message start under load)', async () => {
+    const bus = track(await startBus({ queues: { outbound: OUTBOUND } }));
+    const client = track(relayClient(bus, 600));
+    const sender = client.createSender('outbound');
+    for (const sessionId of ['a', 'b'])
+      await sender.sendMessages(
+        Array.from({ length: 20 }, (_, i) => ({ body: i, messageId: `${sessionId}-${i}`, sessionId })),
+      );
+    const batches: string[] = [];
+    track(
+      startSessionLoop({
+        client,
+        queue: 'outbound',
+        maxSessions: 1,
+        maxBatch: 10,
+        maxWaitMs: 2_000,
+        sessionIdleMs: 60_000,
+        // Each session is handed back after one batch, so that the slot takes the other one at once, busy.
+        createSessionHandler: ({ sessionId }) => ({
+          onBatch: async (ds) => {
+            batches.push(`${sessionId}:${ds.length}`);
+            for (const d of ds) await d.complete();
+            return { release: true, reason: 'one batch per hold' };
+          },
+        }),
+      }),
+    );
+    await waitFor('every message handed over', () => (batches.length === 4 ? true : undefined), 10_000);
+    assert.deepEqual(
+      batches.map((b) => b.split(':')[1]),
+      ['10', '10', '10', '10'],
+      `full batches: ${batches.join(', ')}`,
+    );
+  });
+
   it('keeps the session lock while a batch runs past the lock duration (auto renewal): settles, no redelivery', async () => {
     const bus = track(await startBus({ queues: { outbound: { RequiresSession: true, LockDuration: 'PT1.2S' } } }));
     const client = track(relayClient(bus, 600));
@@ -400,7 +498,8 @@ describe('servicebus session loop, through the real SDK', function () {
         queue: 'outbound',
         maxSessions: 1,
         maxBatch: 2,
-        maxWaitMs: 100,
+        // Long enough that the slot counts as busy (started, then handing over batches) throughout: every batch is full.
+        maxWaitMs: 2_000,
         sessionIdleMs: 300,
         onError: (err, ctx) => errors.push(`${ctx.source}: ${(err as Error).message}`),
         createSessionHandler: ({ sessionId, state, setState }) => {
@@ -513,7 +612,8 @@ describe('servicebus session loop, through the real SDK', function () {
       queue: 'outbound',
       maxSessions: 2,
       maxBatch: 4,
-      maxWaitMs: 100,
+      // Long enough that the slot's first session counts as taken at start (busy): its first batch holds all four.
+      maxWaitMs: 2_000,
       sessionIdleMs: 5_000,
       createSessionHandler: () => ({
         onBatch: async (ds, signal) => {

@@ -6,6 +6,7 @@
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { RetryMode, ServiceBusClient, type RetryOptions } from '@azure/service-bus';
 import type { RelayConfig } from '../config/index.js';
+import { noDelayOnAmqpConnections } from './no-delay.js';
 
 /**
  * The retry options every relay client uses unless overridden; each field replaces the SDK's default for a reason:
@@ -56,7 +57,10 @@ export function normalizeNamespace(namespace: string): string {
   return host.includes('.') || host.includes(':') ? host : `${host}.servicebus.windows.net`;
 }
 
-/** Creates a `ServiceBusClient`; see {@link CreateServiceBusClientOptions}. Throws a `TypeError` for bad options. */
+/**
+ * Creates a `ServiceBusClient`; see {@link CreateServiceBusClientOptions}. Throws a `TypeError` for bad options. Its
+ * AMQP connections send each frame at once (TCP_NODELAY: `no-delay.ts`).
+ */
 export function createServiceBusClient(options: CreateServiceBusClientOptions): ServiceBusClient {
   const { connectionString, namespace } = options;
   const hasConnectionString = typeof connectionString === 'string' && connectionString.trim() !== '';
@@ -73,6 +77,7 @@ export function createServiceBusClient(options: CreateServiceBusClientOptions): 
       throw new TypeError(`createServiceBusClient: retry.${key} must be a finite number >= 0, found ${String(v)}`);
     }
   }
+  noDelayOnAmqpConnections();
   const clientOptions = { retryOptions, ...(options.identifier ? { identifier: options.identifier } : {}) };
   if (hasConnectionString) return new ServiceBusClient(connectionString!, clientOptions);
   return new ServiceBusClient(

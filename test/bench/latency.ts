@@ -2,13 +2,14 @@
  * The latency benchmark (#15 §3): how long an activity takes from its Create in the Dataverse emulator (the journey
  * run's `createdAtMs`) to the provider simulator's acceptance (the message's `time`, found by its idempotency key, the
  * activity row) and to the `sent` interaction stored in the emulator (`recordedAtMs`), at 25 %, 50 % and 90 % of the
- * relay's capacity measured first in the same run; and a single activity into an idle relay (batching must not
- * linger). All three clocks are the benchmark process's (the emulators run in it). See docs/benchmarks.md, "Latency".
+ * relay's capacity measured first in the same run; and single activities into an idle relay (batching must not
+ * linger), with the sender's dispatch session still held and after its release. All three clocks are the benchmark
+ * process's (the emulators run in it). See docs/benchmarks.md, "Latency".
  *
  * Settings (environment variables; defaults in {@link SETTINGS}, measure.ts's COMMON): LATENCY_CAPACITY_ACTIVITIES,
  * LATENCY_SECONDS, LATENCY_TICK_MS, LATENCY_IDLE_SAMPLES, and the PIPELINE_* latencies, sender and warm-up.
  */
-import { SEED, buildWorkers, type System } from '../integration/pipeline/harness.js';
+import { SEED, buildWorkers, type System, type WorkerProcess } from '../integration/pipeline/harness.js';
 import {
   COMMON,
   RELAY_IDENTITY,
@@ -22,6 +23,7 @@ import {
   percentile,
   setting,
   sleep,
+  STAGES,
   startWorkers,
   stopWorkers,
   verdict,
@@ -37,9 +39,22 @@ const SETTINGS = {
   seconds: setting('LATENCY_SECONDS', 20),
   /** A journey run every this many ms, of as many contacts as the arrival rate gives. */
   tickMs: setting('LATENCY_TICK_MS', 100),
-  /** Single activities into the idle relay. */
+  /** Single activities into the idle relay, in each of the two idle cases. */
   idleSamples: setting('LATENCY_IDLE_SAMPLES', 5),
 };
+/**
+ * The idle cases: single activities this far apart, longer than every loop's receive wait (200 ms); shorter than
+ * dispatch's `sessionIdleMs` (2 s, the default the workers run with), so the sender's session is still held, or
+ * after the dispatch worker reports it released.
+ */
+const HELD_SPACING_MS = 1000;
+const RELEASED_SPACING_MS = 2000;
+/**
+ * A single activity after a session release reaches the provider within this multiple of one with it held: accepting
+ * the session again costs a few round trips; a first receive that lingered for its batch cost the receive wait (200 ms,
+ * 2.6x in a trial run before the fix).
+ */
+const RELEASED_RATIO_TARGET = 1.5;
 const LOADS = [0.25, 0.5, 0.9] as const;
 const TARGET_P99_MS = 1000;
 
@@ -114,18 +129,53 @@ async function paced(system: System, perSecond: number): Promise<Latencies> {
   return latencies(samples, seconds);
 }
 
-async function idleSingles(system: System): Promise<Latencies> {
+/** The health URL a worker logged at start (`health endpoints listening`). */
+function healthUrl(worker: WorkerProcess): string {
+  for (const line of worker.stderr().split('\n')) {
+    if (!line.includes('"health endpoints listening"')) continue;
+    const url = (JSON.parse(line) as { url?: unknown }).url;
+    if (typeof url === 'string') return url;
+  }
+  throw new Error('the worker logged no "health endpoints listening" line with its url');
+}
+
+/** The `outbound` sessions the dispatch worker holds now (`channel_relay_sessions_held` on its /metrics). */
+async function sessionsHeld(dispatchHealth: string): Promise<number> {
+  const text = await (await fetch(`${dispatchHealth}/metrics`)).text();
+  const m = /^channel_relay_sessions_held\{[^}]*queue="outbound"[^}]*\} (\d+)$/m.exec(text);
+  if (m === null) throw new Error(`no channel_relay_sessions_held{queue="outbound"} in ${dispatchHealth}/metrics`);
+  return Number(m[1]);
+}
+
+/**
+ * Single activities into the idle relay, `spacingMs` apart: nothing in flight, every stage waiting on an empty queue;
+ * with `released`, each also waits until the dispatch worker holds no session (its sender's was released as idle).
+ * `otherState` counts the samples meant for a held session that found it released.
+ */
+async function idleSingles(
+  system: System,
+  dispatchHealth: string,
+  spacingMs: number,
+  released: boolean,
+): Promise<Latencies & { otherState: number }> {
   const before = (await dvStats(system)).interactions;
   const samples = new Map<string, Sample>();
+  let otherState = 0;
   for (let i = 0; i < SETTINGS.idleSamples; i++) {
-    // Idle: nothing in flight, every stage waiting on an empty queue.
-    await sleep(2000);
+    await sleep(spacingMs);
+    if (released) {
+      const deadline = now() + 30_000;
+      while ((await sessionsHeld(dispatchHealth)) > 0) {
+        if (now() > deadline) throw new Error('the dispatch worker still holds a session 30 s after the last activity');
+        await sleep(50);
+      }
+    } else if (i > 0 && (await sessionsHeld(dispatchHealth)) === 0) otherState++;
     const one = new Map<string, Sample>();
     await createActivities(system, 1, one);
     await complete(system, one, before + samples.size);
     for (const [k, v] of one) samples.set(k, v);
   }
-  return latencies(samples, 1);
+  return { ...latencies(samples, 1), otherState };
 }
 
 export async function benchLatency(): Promise<BenchSection> {
@@ -142,8 +192,11 @@ export async function benchLatency(): Promise<BenchSection> {
     const capacity = (
       await measuredJourney(system, SEED.journey, SETTINGS.capacityActivities, pids, RELAY_IDENTITY, 600_000)
     ).perSecond;
-    console.error(`bench latency: idle, ${SETTINGS.idleSamples} single activities …`);
-    const idle = await idleSingles(system);
+    const dispatchHealth = healthUrl(workers[STAGES.indexOf('dispatch')]!);
+    console.error(`bench latency: idle, ${SETTINGS.idleSamples} single activities, the session held …`);
+    const idle = await idleSingles(system, dispatchHealth, HELD_SPACING_MS, false);
+    console.error(`bench latency: idle, ${SETTINGS.idleSamples} single activities, each after the session's release …`);
+    const afterRelease = await idleSingles(system, dispatchHealth, RELEASED_SPACING_MS, true);
     const loads: Array<{ load: number; figures: Latencies }> = [];
     for (const load of LOADS) {
       console.error(`bench latency: ${load * 100} % of ${fmt(capacity, 0)}/s for ${SETTINGS.seconds} s …`);
@@ -151,13 +204,18 @@ export async function benchLatency(): Promise<BenchSection> {
       loads.push({ load, figures: await paced(system, load * capacity) });
     }
     await stopWorkers(workers);
-    return { title: 'Latency', markdown: report(capacity, idle, loads) };
+    return { title: 'Latency', markdown: report(capacity, idle, afterRelease, loads) };
   } finally {
     await system.close();
   }
 }
 
-function report(capacity: number, idle: Latencies, loads: Array<{ load: number; figures: Latencies }>): string {
+function report(
+  capacity: number,
+  idle: Latencies & { otherState: number },
+  afterRelease: Latencies,
+  loads: Array<{ load: number; figures: Latencies }>,
+): string {
   const s = SETTINGS;
   const ms = (values: number[], p: number): string => fmt(percentile(values, p));
   const three = (values: number[]): string => `${ms(values, 50)} / ${ms(values, 95)} / ${ms(values, 99)}`;
@@ -166,7 +224,8 @@ function report(capacity: number, idle: Latencies, loads: Array<{ load: number; 
   const quarter = loads.find((l) => l.load === 0.25)?.figures;
   const idleMedian = percentile(idle.provider, 50);
   const quarterMedian = quarter === undefined ? Number.NaN : percentile(quarter.provider, 50);
-  const unmatched = loads.reduce((n, l) => n + l.figures.unmatched, idle.unmatched);
+  const releasedMedian = percentile(afterRelease.provider, 50);
+  const unmatched = loads.reduce((n, l) => n + l.figures.unmatched, idle.unmatched + afterRelease.unmatched);
   return [
     'The relay\'s three built workers (as in "Pipeline"), warmed up, on the same emulators',
     `(**${s.providerLatencyMs} ms per provider call**, **${s.dataverseLatencyMs} ms per Dataverse request**, Dataverse limits off, the sender at`,
@@ -177,10 +236,14 @@ function report(capacity: number, idle: Latencies, loads: Array<{ load: number; 
     "provider simulator's acceptance of its message (by idempotency key) and to its `sent` interaction stored in the",
     "emulator (`recordedAtMs`); it includes the emulator's own posting to `activities`, as Dataverse's asynchronous",
     'posting would. All timestamps come from one clock (the emulators run in the benchmark process).',
+    'The idle activities come one at a time, every stage waiting on an empty queue: either while the dispatch session',
+    `of their sender is still held (${fmt(HELD_SPACING_MS / 1000)} s apart, inside dispatch's 2 s \`sessionIdleMs\`) or after it was released (each`,
+    "once the dispatch worker's `channel_relay_sessions_held` reads 0), when dispatch accepts the session again for it.",
     '',
     '| Load | Arrivals/s | Activities | To provider acceptance, ms p50 / p95 / p99 | To `sent` interaction, ms p50 / p95 / p99 |',
     '|---|---|---|---|---|',
-    `| Idle: one activity at a time, 2 s apart | — | ${fmt(idle.activities)} | ${three(idle.provider)} | ${three(idle.sent)} |`,
+    `| Idle, the sender's session held: one activity at a time, ${fmt(HELD_SPACING_MS / 1000)} s apart | — | ${fmt(idle.activities)} | ${three(idle.provider)} | ${three(idle.sent)} |`,
+    `| Idle, after the sender's session was released: one activity at a time, ${fmt(RELEASED_SPACING_MS / 1000)} s apart and once dispatch holds no session | — | ${fmt(afterRelease.activities)} | ${three(afterRelease.provider)} | ${three(afterRelease.sent)} |`,
     ...loads.map(
       (l) =>
         `| ${l.load * 100} % | ${fmt(l.figures.arrivalPerSecond, 1)} | ${fmt(l.figures.activities)} | ${three(l.figures.provider)} | ${three(l.figures.sent)} |`,
@@ -189,10 +252,14 @@ function report(capacity: number, idle: Latencies, loads: Array<{ load: number; 
     ...(unmatched > 0
       ? [`${fmt(unmatched)} activities had no provider message or \`sent\` interaction found.`, '']
       : []),
+    ...(idle.otherState > 0
+      ? [`${fmt(idle.otherState)} of the "session held" activities found it released (the machine was slow).`, '']
+      : []),
     '| Target | Measured | |',
     '|---|---|---|',
     `| p99 to provider acceptance <= ${fmt(TARGET_P99_MS)} ms at 50 % of capacity | ${fmt(p99Half)} ms | ${verdict(p99Half <= TARGET_P99_MS)} |`,
     `| No linger when idle: a single activity reaches the provider no later than the median at 25 % load | ${fmt(idleMedian)} ms (25 %: ${fmt(quarterMedian)} ms) | ${verdict(idleMedian <= quarterMedian)} |`,
+    `| No linger after a session release: a single activity whose sender's session was released reaches the provider within ${fmt(RELEASED_RATIO_TARGET, 2)}x the median with it held | ${fmt(releasedMedian)} ms (${fmt(releasedMedian / idleMedian, 2)}x) | ${verdict(releasedMedian <= RELEASED_RATIO_TARGET * idleMedian)} |`,
     '',
     'Settings (environment variables): `LATENCY_CAPACITY_ACTIVITIES`, `LATENCY_SECONDS`, `LATENCY_TICK_MS`, `LATENCY_IDLE_SAMPLES`, and',
     `the \`PIPELINE_*\` latencies, sender and warm-up. This run: ${fmt(s.capacityActivities)} contacts for capacity, ${s.seconds} s per load, ${s.tickMs} ms ticks,`,

@@ -14,20 +14,15 @@ import type { DataverseEmulator, SeedDocument } from '../../../../src/emulators/
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { IDS, queueEndpoint, startEmulator, waitFor } from './helpers.js';
 import {
-  callWebApi,
   importBody,
   outboundMarketingZip,
   REALTIME,
   realtimeZip,
   TILE_NAME,
+  webApiCaller,
 } from '../../../unit/emulators/dataverse/solution-fixtures.js';
 
-const call = (
-  emulator: DataverseEmulator,
-  method: string,
-  path: string,
-  body?: unknown,
-): ReturnType<typeof callWebApi> => callWebApi(emulator, 'journey-admin', method, path, body);
+const call = webApiCaller('journey-admin');
 
 /** Imports through ImportSolutionAsync and waits for its async operation to succeed. */
 async function importAsync(emulator: DataverseEmulator, zip: Uint8Array): Promise<void> {

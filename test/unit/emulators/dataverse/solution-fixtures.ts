@@ -22,24 +22,28 @@ export const REALTIME = {
 
 const API = '/api/data/v9.2/';
 
-/**
- * One Web API call to the emulator as `token`'s user: `path` under /api/data/v9.2/, or from the root when it starts
- * with '/' (the emulator's own /_emulator routes). The answer's status and JSON body ({} when empty).
- */
-export async function callWebApi(
+/** One Web API call to the emulator: its answer's status and JSON body ({} when empty). */
+export type WebApiCall = (
   emulator: DataverseEmulator,
-  token: string,
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${emulator.url}${path.startsWith('/') ? path : `${API}${path}`}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+) => Promise<{ status: number; json: Record<string, unknown> }>;
+
+/**
+ * Web API calls to the emulator as `token`'s user: `path` under /api/data/v9.2/, or from the root when it starts with
+ * '/' (the emulator's own /_emulator routes).
+ */
+export function webApiCaller(token: string): WebApiCall {
+  return async (emulator, method, path, body) => {
+    const res = await fetch(`${emulator.url}${path.startsWith('/') ? path : `${API}${path}`}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+  };
 }
 
 /** The parameters of ImportSolution / ImportSolutionAsync for `zip` (a new ImportJobId), `extra` merged over them. */

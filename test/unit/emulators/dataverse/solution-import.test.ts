@@ -10,7 +10,6 @@ import { startDataverseEmulator, type DataverseEmulator } from '../../../../src/
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { waitFor } from '../../../helpers/wait.js';
 import {
-  callWebApi,
   importBody,
   outboundMarketingZip,
   REALTIME,
@@ -18,14 +17,10 @@ import {
   TILE_NAME,
   TILE_XML,
   type Edits,
+  webApiCaller,
 } from './solution-fixtures.js';
 
-const call = (
-  emulator: DataverseEmulator,
-  method: string,
-  path: string,
-  body?: unknown,
-): ReturnType<typeof callWebApi> => callWebApi(emulator, 'importer', method, path, body);
+const call = webApiCaller('importer');
 
 function errorMessage(json: Record<string, unknown>): string {
   return (json['error'] as { message: string } | undefined)?.message ?? JSON.stringify(json);

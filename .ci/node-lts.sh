@@ -2,7 +2,7 @@
 # The unit tests and `npm start` on the current Node LTS (package.json config.nodeLts), whatever Node runs this
 # script: the official binary comes from the npm registry's node-linux-<arch> package (the nodejs.org build, published
 # by the Node.js project), fetched with `npm pack` once and cached. `npm run test:lts`; `bash .ci/node-lts.sh unit`
-# (what CI runs after the whole suite on the machine's own Node, 20.19+) stops after the unit tests.
+# (what CI runs alongside the lint, before the whole suite on the machine's own Node, 20.19+) stops after the unit tests.
 #
 #   NODE_LTS_VERSION   another version than config.nodeLts (e.g. 24.13.0 for the maintenance LTS)
 #   NODE_LTS_CACHE     where the binary is kept (default ~/.cache/channel-relay/node-<version>)

@@ -43,16 +43,29 @@ export class ScrapeError extends Error {
 }
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
+const SPECIAL_VALUES: ReadonlyMap<string, number> = new Map([
+  ['nan', Number.NaN],
+  ['inf', Number.POSITIVE_INFINITY],
+  ['+inf', Number.POSITIVE_INFINITY],
+  ['infinity', Number.POSITIVE_INFINITY],
+  ['+infinity', Number.POSITIVE_INFINITY],
+  ['-inf', Number.NEGATIVE_INFINITY],
+  ['-infinity', Number.NEGATIVE_INFINITY],
+]);
 const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/y;
 
 function unescapeLabel(value: string): string {
   return value.replace(/\\(["\\n])/g, (_m, c: string) => (c === 'n' ? '\n' : c));
 }
 
+/**
+ * A sample's value. NaN and the infinities are read in any case, as Prometheus reads them (its text parser takes Go's
+ * strconv.ParseFloat, which accepts "nan", "inf", "+inf", "infinity" case-insensitively): prom-client 15 writes NaN as
+ * `Nan` (lib/util.js getValueAsString), e.g. the event-loop lag mean before its first sample.
+ */
 function parseValue(text: string): number {
-  if (text === '+Inf') return Number.POSITIVE_INFINITY;
-  if (text === '-Inf') return Number.NEGATIVE_INFINITY;
-  return Number(text);
+  const special = SPECIAL_VALUES.get(text.toLowerCase());
+  return special ?? Number(text);
 }
 
 /** The samples of a Prometheus text exposition. Throws a `TypeError` naming the first line it cannot read. */
@@ -64,7 +77,7 @@ export function parsePrometheusText(text: string): Sample[] {
     if (line === '' || line.startsWith('#')) continue;
     const m = SAMPLE.exec(line);
     const value = m ? parseValue(m[3]!) : Number.NaN;
-    if (!m || (Number.isNaN(value) && m[3] !== 'NaN'))
+    if (!m || (Number.isNaN(value) && m[3]!.toLowerCase() !== 'nan'))
       throw new TypeError(`Prometheus text: line ${i + 1} is not a sample: '${line.slice(0, 120)}'`);
     const labels: Record<string, string> = {};
     const body = m[2] ?? '';

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { ChannelRegistry } from '../../channels/index.js';
-import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
+import { isHttpUrl, type RelayConfig } from '../../config/index.js';
 import { closeDataverseClient, dataverseClientFromConfig } from '../../dataverse/index.js';
-import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
+import { errorMessage, isConfigError } from '../../errors.js';
 import { exitCodeOf } from '../../lifecycle.js';
 import { redactString } from '../../log.js';
 import {
@@ -29,6 +29,7 @@ import {
   type SolutionContents,
   type SolutionImportResult,
 } from '../../solution/index.js';
+import { loadCommandConfig, problemsOf, reportProblems } from '../command-config.js';
 import type { CliIo } from '../io.js';
 import { channelsForRegistration } from './register.js';
 
@@ -71,9 +72,7 @@ export function addChannelImportCommand(channel: Command, io: CliIo, setExitCode
 }
 
 function usage(io: CliIo, problems: string[]): number {
-  io.err(`channel import: ${problems.length} problem${problems.length === 1 ? '' : 's'}:`);
-  for (const p of problems) io.err(`  - ${p}`);
-  return 2;
+  return reportProblems(io, 'channel import', problems);
 }
 
 function kB(bytes: number): string {
@@ -191,18 +190,8 @@ function prepare(io: CliIo, file: string, options: ImportCliOptions, url: string
     return [`${file}: ${errorMessage(err)}`];
   }
   const env = { ...io.env, DATAVERSE_URL: url };
-  let config: RelayConfig;
-  try {
-    config = loadConfig({
-      env,
-      cwd: io.cwd,
-      forWorkers: false,
-      ...(options.config === undefined ? {} : { file: options.config }),
-    }).config;
-  } catch (err) {
-    if (isConfigError(err)) return err.problems.map(formatConfigProblem);
-    return [redactString(errorMessage(err))];
-  }
+  const { config, problems: configProblems } = loadCommandConfig(io, { env, file: options.config });
+  if (config === undefined) return configProblems;
   const prepared: Prepared = { config, zip, contents, realtime: [], channels: [], warnings: [] };
   if (!options.register) return prepared;
   try {
@@ -240,8 +229,7 @@ function prepare(io: CliIo, file: string, options: ImportCliOptions, url: string
         `no channel of ${config.channelsFile} uses a table of ${contents.uniqueName} (${contents.tables.join(', ') || 'none'}): add the entry 'channel new' printed`,
       );
   } catch (err) {
-    if (isConfigError(err)) return err.problems.map(formatConfigProblem);
-    return [redactString(errorMessage(err))];
+    return problemsOf(err);
   }
   return problems.length > 0 ? problems : prepared;
 }
@@ -266,7 +254,7 @@ async function channelImport(io: CliIo, file: string, options: ImportCliOptions)
   try {
     api = dataverseClientFromConfig(prepared.config);
   } catch (err) {
-    return usage(io, [redactString(errorMessage(err))]);
+    return usage(io, problemsOf(err));
   }
   const name = `${contents.uniqueName}${contents.version === undefined ? '' : ` ${contents.version}`}`;
   try {
@@ -300,7 +288,7 @@ async function channelImport(io: CliIo, file: string, options: ImportCliOptions)
       io.out(formatRegistrationReport(report));
       return 0;
     } catch (err) {
-      if (isConfigError(err)) return usage(io, err.problems.map(formatConfigProblem));
+      if (isConfigError(err)) return usage(io, problemsOf(err));
       io.err(`channel import: register: ${formatRegistrationError(err)}`);
       return exitCodeOf(err);
     }

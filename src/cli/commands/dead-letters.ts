@@ -6,10 +6,9 @@
 import { formatIsoDuration, parseIsoDuration } from '../../duration.js';
 import type { Command } from 'commander';
 import type { ServiceBusClient } from '@azure/service-bus';
-import { loadConfig } from '../../config/index.js';
 import type { RelayConfig } from '../../config/index.js';
 import { decodeRemoteContext } from '../../dataverse/index.js';
-import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
+import { errorMessage } from '../../errors.js';
 import { redact, redactString } from '../../log.js';
 import { exitCodeOf } from '../../lifecycle.js';
 import {
@@ -28,6 +27,7 @@ import {
   type DeadLetterFilter,
   type ReplayDeadLettersResult,
 } from '../../servicebus/index.js';
+import { loadCommandConfig, reportProblems } from '../command-config.js';
 import type { CliIo } from '../io.js';
 
 type QueueRole = keyof RelayConfig['serviceBus']['queues'];
@@ -172,24 +172,7 @@ function resolve(
   options: CommonOptions,
   extra: string[] = [],
 ): Target | undefined {
-  const problems: string[] = [];
-  let config: RelayConfig | undefined;
-  try {
-    config = loadConfig({
-      ...(options.config === undefined ? {} : { file: options.config }),
-      env: io.env,
-      cwd: io.cwd,
-      forWorkers: false,
-    }).config;
-    if (!config.serviceBus.connectionString && !config.serviceBus.namespace) {
-      problems.push(
-        'no Service Bus connection: set SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_NAMESPACE for identity-based access',
-      );
-    }
-  } catch (err) {
-    if (!isConfigError(err)) throw err;
-    problems.push(...err.problems.map(formatConfigProblem));
-  }
+  const { config, problems } = loadCommandConfig(io, { file: options.config, serviceBus: true });
   let limit: number | undefined;
   if (options.limit !== undefined) {
     limit = /^\d+$/.test(options.limit.trim()) ? Number(options.limit) : Number.NaN;
@@ -208,8 +191,7 @@ function resolve(
     }
   }
   if (problems.length > 0 || config === undefined || role === undefined) {
-    io.err(`${command}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:`);
-    for (const p of problems) io.err(`  - ${p}`);
+    reportProblems(io, command, problems);
     return undefined;
   }
   return { config, queue: config.serviceBus.queues[role], role, limit };

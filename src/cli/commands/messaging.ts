@@ -7,9 +7,9 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadMessaging, type MessagingAccount } from '../../channels/index.js';
-import { loadConfig } from '../../config/index.js';
-import { formatConfigProblem, isConfigError } from '../../errors.js';
+import { isConfigError } from '../../errors.js';
 import { validateAccount, type AccountValidation } from '../../messaging/index.js';
+import { loadCommandConfig, problemsOf, reportProblems } from '../command-config.js';
 import type { CliIo } from '../io.js';
 
 /** The exit codes of `messaging validate`. */
@@ -58,23 +58,23 @@ export function registerMessagingCommands(program: Command, io: CliIo, setExitCo
     .option('--timeout <ms>', 'time allowed for each account, retries included', parseTimeout, 30_000)
     .option('--json', 'print the results as JSON on stdout')
     .action(async (name: string | undefined, opts: { config?: string; timeout: number; json?: boolean }) => {
-      let accounts: readonly MessagingAccount[];
-      let file: string;
-      try {
-        const loaded = loadConfig({
-          forWorkers: false,
-          env: io.env,
-          cwd: io.cwd,
-          ...(opts.config === undefined ? {} : { file: opts.config }),
-        });
-        const registry = loadMessaging(loaded.config.channelsFile, { env: io.env, cwd: io.cwd, messaging: 'identity' });
-        accounts = registry.accounts;
-        file = registry.file;
-      } catch (err) {
-        if (!isConfigError(err)) throw err;
-        io.err(`configuration has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:`);
-        for (const p of err.problems) io.err(`  - ${formatConfigProblem(p)}`);
-        setExitCode(VALIDATE_EXIT.usage);
+      const { config, problems } = loadCommandConfig(io, { file: opts.config });
+      let accounts: readonly MessagingAccount[] = [];
+      let file = '';
+      if (config !== undefined) {
+        try {
+          ({ accounts, file } = loadMessaging(config.channelsFile, {
+            env: io.env,
+            cwd: io.cwd,
+            messaging: 'identity',
+          }));
+        } catch (err) {
+          if (!isConfigError(err)) throw err;
+          problems.push(...problemsOf(err));
+        }
+      }
+      if (problems.length > 0) {
+        setExitCode(reportProblems(io, 'messaging validate', problems));
         return;
       }
       if (accounts.length === 0) {

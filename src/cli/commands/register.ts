@@ -6,11 +6,10 @@
  */
 import type { Command } from 'commander';
 import { loadChannels, type ChannelRegistry } from '../../channels/index.js';
-import { isHttpUrl, loadConfig, type RelayConfig } from '../../config/index.js';
+import { isHttpUrl, type RelayConfig } from '../../config/index.js';
 import { closeDataverseClient, dataverseClientFromConfig } from '../../dataverse/index.js';
-import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
+import { isConfigError } from '../../errors.js';
 import { exitCodeOf } from '../../lifecycle.js';
-import { redactString } from '../../log.js';
 import {
   formatRegistrationError,
   formatRegistrationReport,
@@ -20,6 +19,7 @@ import {
   type RealtimeTarget,
   type ServiceBusSas,
 } from '../../registration/index.js';
+import { loadCommandConfig, problemsOf, reportProblems } from '../command-config.js';
 import type { CliIo } from '../io.js';
 
 const HELP = `
@@ -69,9 +69,7 @@ export function registerRegisterCommand(program: Command, io: CliIo, setExitCode
 }
 
 function usage(io: CliIo, problems: string[]): number {
-  io.err(`register: ${problems.length} problem${problems.length === 1 ? '' : 's'}:`);
-  for (const p of problems) io.err(`  - ${p}`);
-  return 2;
+  return reportProblems(io, 'register', problems);
 }
 
 /**
@@ -105,16 +103,11 @@ async function register(io: CliIo, options: RegisterCliOptions): Promise<number>
       `--dataverse-url: expected an http(s) URL such as https://<org>.crm.dynamics.com, found '${options.dataverseUrl}'`,
     ]);
   const env = { ...io.env, DATAVERSE_URL: url };
-  let config: RelayConfig;
+  const { config, problems } = loadCommandConfig(io, { env, file: options.config });
+  if (config === undefined) return usage(io, problems);
   let bus: ServiceBusSas;
   let realtime: RealtimeTarget[] = [];
   try {
-    config = loadConfig({
-      env,
-      cwd: io.cwd,
-      forWorkers: false,
-      ...(options.config === undefined ? {} : { file: options.config }),
-    }).config;
     bus = serviceBusFromEnv(env);
     if (options.realtime === true) {
       realtime = realtimeTargets(config, io);
@@ -124,14 +117,13 @@ async function register(io: CliIo, options: RegisterCliOptions): Promise<number>
         ]);
     }
   } catch (err) {
-    if (isConfigError(err)) return usage(io, err.problems.map(formatConfigProblem));
-    return usage(io, [redactString(errorMessage(err))]);
+    return usage(io, problemsOf(err));
   }
   let api;
   try {
     api = dataverseClientFromConfig(config);
   } catch (err) {
-    return usage(io, [redactString(errorMessage(err))]);
+    return usage(io, problemsOf(err));
   }
   try {
     const report = await registerRelay(
@@ -149,7 +141,7 @@ async function register(io: CliIo, options: RegisterCliOptions): Promise<number>
     io.out(formatRegistrationReport(report));
     return 0;
   } catch (err) {
-    if (isConfigError(err)) return usage(io, err.problems.map(formatConfigProblem));
+    if (isConfigError(err)) return usage(io, problemsOf(err));
     io.err(`register: ${formatRegistrationError(err)}`);
     return exitCodeOf(err);
   } finally {

@@ -9,9 +9,9 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ServiceBusAdministrationClient, ServiceBusClient } from '@azure/service-bus';
 import { delayUnlessAborted } from '../../abort.js';
-import { loadConfig, type RelayConfig } from '../../config/index.js';
+import type { RelayConfig } from '../../config/index.js';
 import { parseIsoDuration } from '../../duration.js';
-import { errorMessage, formatConfigProblem, isConfigError } from '../../errors.js';
+import { errorMessage } from '../../errors.js';
 import { scrapeWorker, ScrapeError, type Sample, type Scrape } from '../../health/index.js';
 import { redactString } from '../../log.js';
 import {
@@ -22,6 +22,7 @@ import {
   serviceBusClientFromConfig,
   type QueueStatus,
 } from '../../servicebus/index.js';
+import { loadCommandConfig, reportProblems } from '../command-config.js';
 import type { CliIo } from '../io.js';
 
 type QueueRole = keyof RelayConfig['serviceBus']['queues'];
@@ -179,34 +180,18 @@ interface Snapshot {
 }
 
 function loadStatusConfig(io: CliIo, opts: StatusOptions): RelayConfig | undefined {
-  const problems: string[] = [];
-  let config: RelayConfig | undefined;
-  try {
-    config = loadConfig({
-      ...(opts.config === undefined ? {} : { file: opts.config }),
-      env: io.env,
-      cwd: io.cwd,
-      forWorkers: false,
-    }).config;
-    const { connectionString, namespace } = config.serviceBus;
-    if (!connectionString && !namespace)
-      problems.push(
-        'no Service Bus connection: set SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_NAMESPACE for identity-based access',
-      );
-    if (
-      opts.managementPort !== undefined &&
-      !(connectionString && isDevelopmentEmulatorConnectionString(connectionString))
-    )
-      problems.push(
-        '--management-port: applies only to a development emulator connection string (UseDevelopmentEmulator=true); Azure serves its management API on the namespace',
-      );
-  } catch (err) {
-    if (!isConfigError(err)) throw err;
-    problems.push(...err.problems.map(formatConfigProblem));
-  }
+  const { config, problems } = loadCommandConfig(io, { file: opts.config, serviceBus: true });
+  const connectionString = config?.serviceBus.connectionString;
+  if (
+    config !== undefined &&
+    opts.managementPort !== undefined &&
+    !(connectionString && isDevelopmentEmulatorConnectionString(connectionString))
+  )
+    problems.push(
+      '--management-port: applies only to a development emulator connection string (UseDevelopmentEmulator=true); Azure serves its management API on the namespace',
+    );
   if (problems.length > 0 || !config) {
-    io.err(`status: ${problems.length} problem${problems.length === 1 ? '' : 's'}:`);
-    for (const p of problems) io.err(`  - ${p}`);
+    reportProblems(io, 'status', problems);
     return undefined;
   }
   return config;

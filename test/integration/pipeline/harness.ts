@@ -6,7 +6,7 @@
  * goes through the real SDKs.
  */
 import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -27,11 +27,13 @@ import type { ProviderSimulators, SimulatedMessage } from '../../../src/emulator
 import type { ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
 import type { RegistrationReport } from '../../../src/registration/index.js';
 import type { Interaction } from '../../../src/emulators/dataverse/index.js';
+import { errorMessage } from '../../../src/errors.js';
 import { Closer } from '../../../src/lifecycle.js';
 import { silentLogger, type Logger } from '../../../src/log.js';
 import { configPath, packageRoot } from '../../../src/paths.js';
 import { startRelay, type RunningRelay, type StageName } from '../../../src/relay/index.js';
 import { peekDeadLetters, type DeadLetter } from '../../../src/servicebus/index.js';
+import { runScratchDir } from '../../helpers/mocha-run.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /** The seed's ids (config/dataverse-seed.json). */
@@ -425,16 +427,61 @@ export function maxInWindow(times: readonly number[], windowMs = 1000): number {
 let built: Promise<void> | undefined;
 
 /**
- * Builds `dist/` from this checkout (`tsconfig.build.json`, as `npm run build` does) once per test process, for
+ * Builds `dist/` from this checkout (`tsconfig.build.json`, as `npm run build` does) once per test run, for
  * {@link System.spawnWorker}'s `compiled` workers: a fresh clone has no `dist/`, and an old one may hold other code.
+ * Under `mocha --parallel` the worker processes share the checkout: the first to create the build folder in the run's
+ * scratch folder (test/helpers/mocha-run.ts) builds, the others wait for the outcome it writes there, so that no
+ * worker's tsc rewrites dist/ while another's test runs it.
  */
 export function buildWorkers(): Promise<void> {
-  built ??= promisify(execFile)(
-    process.execPath,
-    [path.join(packageRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-    { cwd: packageRoot() },
-  ).then(() => undefined);
+  built ??= buildOncePerRun();
   return built;
+}
+
+/** Creates the folder `lock`: true, or false when another process did first. */
+function takeLock(lock: string): boolean {
+  try {
+    mkdirSync(lock);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+async function buildOncePerRun(): Promise<void> {
+  const build = (): Promise<void> =>
+    promisify(execFile)(
+      process.execPath,
+      [path.join(packageRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: packageRoot() },
+    ).then(() => undefined);
+  const scratch = runScratchDir();
+  if (scratch === undefined) return build();
+  const lock = path.join(scratch, 'build');
+  const outcome = path.join(lock, 'outcome');
+  mkdirSync(scratch, { recursive: true });
+  if (!takeLock(lock)) {
+    const text = await waitFor(
+      'the build of dist/ by another mocha worker',
+      () => (existsSync(outcome) ? readFileSync(outcome, 'utf8') : undefined),
+      300_000,
+    );
+    if (text !== 'built') throw new Error(`the build of dist/ by another mocha worker failed: ${text}`);
+    return;
+  }
+  // Written whole, then renamed: a waiting worker never reads half of it.
+  const settle = (text: string): void => {
+    writeFileSync(`${outcome}.tmp`, text);
+    renameSync(`${outcome}.tmp`, outcome);
+  };
+  try {
+    await build();
+    settle('built');
+  } catch (err) {
+    settle(errorMessage(err));
+    throw err;
+  }
 }
 
 /** Waits until `probe` holds, polling; fails with `what` after `timeoutMs`. */

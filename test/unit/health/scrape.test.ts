@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { createMetricsRegistry, parsePrometheusText } from '../../../src/health/index.js';
 
 describe('parsePrometheusText', () => {
@@ -34,5 +34,19 @@ describe('parsePrometheusText', () => {
       /line 2 is not a sample: '<html>oops<\/html>'/,
     );
     assert.throws(() => parsePrometheusText('a{b=c} 1'), /line 1 has unreadable labels/);
+  });
+
+  it("reads NaN and the infinities in any case, as Prometheus does: prom-client writes NaN as 'Nan'", async () => {
+    const registry = createMetricsRegistry({ labels: { service: 'dispatch' }, defaultMetrics: false });
+    const g = new Gauge({ name: 'lag_seconds', help: 'h', registers: [registry] });
+    g.set(Number.NaN);
+    const written = await registry.metrics();
+    assert.match(written, /^lag_seconds\{service="dispatch"\} Nan$/m, 'what prom-client writes');
+    assert.ok(Number.isNaN(parsePrometheusText(written).find((s) => s.name === 'lag_seconds')?.value));
+    assert.deepEqual(
+      parsePrometheusText('a NaN\nb nan\nc +Inf\nd inf\ne -Inf\nf -infinity\n').map((s) => s.value),
+      [Number.NaN, Number.NaN, Infinity, Infinity, -Infinity, -Infinity],
+    );
+    assert.throws(() => parsePrometheusText('a nan1\n'), /line 1 is not a sample: 'a nan1'/);
   });
 });

@@ -13,23 +13,9 @@ import { newChannelSolution, packSolution, type NewChannelOptions } from '../../
 import type { DataverseEmulator } from '../../../../src/emulators/dataverse/index.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { queueEndpoint, startEmulator } from './helpers.js';
+import { importBody, webApiCaller } from '../../../unit/emulators/dataverse/solution-fixtures.js';
 
-const API = '/api/data/v9.2/';
-
-async function call(
-  emulator: DataverseEmulator,
-  method: string,
-  url: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${emulator.url}${url.startsWith('/') ? url : `${API}${url}`}`, {
-    method,
-    headers: { Authorization: 'Bearer importer', 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
-}
+const call = webApiCaller('importer');
 
 /** `channel new` then `channel pack`, as the CLI runs them. */
 async function generateAndPack(options: Omit<NewChannelOptions, 'out'>): Promise<{ zip: Uint8Array; id?: string }> {
@@ -42,12 +28,7 @@ async function generateAndPack(options: Omit<NewChannelOptions, 'out'>): Promise
 }
 
 async function importNow(emulator: DataverseEmulator, zip: Uint8Array): Promise<void> {
-  const answer = await call(emulator, 'POST', 'ImportSolution', {
-    OverwriteUnmanagedCustomizations: true,
-    PublishWorkflows: true,
-    CustomizationFile: Buffer.from(zip).toString('base64'),
-    ImportJobId: randomUUID(),
-  });
+  const answer = await call(emulator, 'POST', 'ImportSolution', importBody(zip));
   assert.equal(answer.status, 204, JSON.stringify(answer.json));
 }
 

@@ -14,37 +14,19 @@ import type { DataverseEmulator, SeedDocument } from '../../../../src/emulators/
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { IDS, queueEndpoint, startEmulator, waitFor } from './helpers.js';
 import {
+  importBody,
   outboundMarketingZip,
   REALTIME,
   realtimeZip,
   TILE_NAME,
+  webApiCaller,
 } from '../../../unit/emulators/dataverse/solution-fixtures.js';
 
-const API = '/api/data/v9.2/';
-
-async function call(
-  emulator: DataverseEmulator,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${emulator.url}${path.startsWith('/') ? path : `${API}${path}`}`, {
-    method,
-    headers: { Authorization: 'Bearer journey-admin', 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
-}
+const call = webApiCaller('journey-admin');
 
 /** Imports through ImportSolutionAsync and waits for its async operation to succeed. */
 async function importAsync(emulator: DataverseEmulator, zip: Uint8Array): Promise<void> {
-  const answer = await call(emulator, 'POST', 'ImportSolutionAsync', {
-    OverwriteUnmanagedCustomizations: true,
-    PublishWorkflows: true,
-    CustomizationFile: Buffer.from(zip).toString('base64'),
-    ImportJobId: randomUUID(),
-  });
+  const answer = await call(emulator, 'POST', 'ImportSolutionAsync', importBody(zip));
   assert.equal(answer.status, 200, JSON.stringify(answer.json));
   const op = await waitFor('the import to complete', async () => {
     const r = await call(emulator, 'GET', `asyncoperations(${String(answer.json['AsyncOperationId'])})`);

@@ -4,8 +4,10 @@
  * configure-tile-custom-channel.md) and zipped with fflate. Each builder takes `edit` hooks so that a test can break
  * one thing at a time.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { strToU8, zipSync } from 'fflate';
+import type { DataverseEmulator } from '../../../../src/emulators/dataverse/index.js';
 import { configPath } from '../../../../src/paths.js';
 
 export const TILE_NAME = 'sample_SpecialTileCustomerJourneyDesignerTileConfig.xml';
@@ -17,6 +19,43 @@ export const REALTIME = {
   accountForm: '3071133f-1208-4dc1-8eba-4d4724961029',
   outboundApi: 'cr65f_OutboundCustomApi',
 };
+
+const API = '/api/data/v9.2/';
+
+/** One Web API call to the emulator: its answer's status and JSON body ({} when empty). */
+export type WebApiCall = (
+  emulator: DataverseEmulator,
+  method: string,
+  path: string,
+  body?: unknown,
+) => Promise<{ status: number; json: Record<string, unknown> }>;
+
+/**
+ * Web API calls to the emulator as `token`'s user: `path` under /api/data/v9.2/, or from the root when it starts with
+ * '/' (the emulator's own /_emulator routes).
+ */
+export function webApiCaller(token: string): WebApiCall {
+  return async (emulator, method, path, body) => {
+    const res = await fetch(`${emulator.url}${path.startsWith('/') ? path : `${API}${path}`}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+  };
+}
+
+/** The parameters of ImportSolution / ImportSolutionAsync for `zip` (a new ImportJobId), `extra` merged over them. */
+export function importBody(zip: Uint8Array, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    OverwriteUnmanagedCustomizations: true,
+    PublishWorkflows: true,
+    CustomizationFile: Buffer.from(zip).toString('base64'),
+    ImportJobId: randomUUID(),
+    ...extra,
+  };
+}
 
 const CONTENT_TYPES = `<?xml version="1.0" encoding="utf-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/octet-stream" /></Types>`;
 

@@ -9,34 +9,18 @@ import { strToU8 } from 'fflate';
 import { startDataverseEmulator, type DataverseEmulator } from '../../../../src/emulators/dataverse/index.js';
 import { closedAfterEach } from '../../../helpers/fixtures.js';
 import { waitFor } from '../../../helpers/wait.js';
-import { outboundMarketingZip, REALTIME, realtimeZip, TILE_NAME, TILE_XML, type Edits } from './solution-fixtures.js';
+import {
+  importBody,
+  outboundMarketingZip,
+  REALTIME,
+  realtimeZip,
+  TILE_NAME,
+  TILE_XML,
+  type Edits,
+  webApiCaller,
+} from './solution-fixtures.js';
 
-const API = '/api/data/v9.2/';
-
-async function call(
-  emulator: DataverseEmulator,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${emulator.url}${API}${path}`, {
-    method,
-    headers: { Authorization: 'Bearer importer', 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
-}
-
-function importBody(zip: Uint8Array, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    OverwriteUnmanagedCustomizations: true,
-    PublishWorkflows: true,
-    CustomizationFile: Buffer.from(zip).toString('base64'),
-    ImportJobId: randomUUID(),
-    ...extra,
-  };
-}
+const call = webApiCaller('importer');
 
 function errorMessage(json: Record<string, unknown>): string {
   return (json['error'] as { message: string } | undefined)?.message ?? JSON.stringify(json);

@@ -91,7 +91,7 @@ export interface BatchLoopOptions extends ReceiveLoopCommonOptions {
   maxBytesInFlight?: number;
   /**
    * Whether the handler can start on another batch now (intake and the recorder: no Dataverse call of theirs waits
-   * for the limits). While it says no, the next receive waits until a batch in flight ends and asks again, so that
+   * for the limits). While it says no, the loop asks again when a batch in flight ends or after `maxWaitMs`, so that
    * batches do not queue, locked and in memory, behind work that cannot start; with no batch in flight the loop
    * receives anyway. @defaultValue always
    */
@@ -431,17 +431,27 @@ class BatchLoop implements ReceiveLoop {
    */
   async #slotFree(): Promise<boolean> {
     let waited = false;
-    while (!this.#stopping.signal.aborted && !this.#mayReceive()) {
+    for (let why = this.#blocked(); why !== undefined && !this.#stopping.signal.aborted; why = this.#blocked()) {
       waited = true;
-      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      const slot = new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      if (why === 'room') await slot;
+      else {
+        // Nothing tells the loop when the handler becomes ready: it asks again when a batch ends or after maxWaitMs.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([slot, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.maxWaitMs)))]);
+        clearTimeout(timer);
+      }
     }
     return waited;
   }
 
-  #mayReceive(): boolean {
+  /** Why no batch may be received now: no slot or no room for bytes (`room`), or the handler not ready. */
+  #blocked(): 'room' | 'ready' | undefined {
     const held = this.#batches.size;
-    if (held >= this.#concurrency) return false;
-    return held === 0 || (this.#bytesInFlight < this.#maxBytesInFlight && this.#ready());
+    if (held >= this.#concurrency) return 'room';
+    if (held === 0) return undefined;
+    if (this.#bytesInFlight >= this.#maxBytesInFlight) return 'room';
+    return this.#ready() ? undefined : 'ready';
   }
 
   #wakeSlotWaiters(): void {

@@ -84,9 +84,9 @@ export interface BatchLoopOptions extends ReceiveLoopCommonOptions {
   concurrency?: number;
   /**
    * Most bytes of bodies received by the batches in flight (a Buffer's length, a string's UTF-8 length; a body the SDK
-   * parsed counts nothing): no receive starts while they reach it, and a receive asks for no more messages than fit
-   * what is left at the mean body size received so far (at least one). `concurrency` × `maxBatch` bounds the count;
-   * this bounds the memory when bodies are large. @defaultValue Infinity
+   * parsed counts nothing), at the mean body size received so far: a receive starts only when a full batch fits beside
+   * what the batches in flight hold (no part batches), or with nothing in flight for as many as fit (at least one).
+   * `concurrency` × `maxBatch` bounds the count; this bounds the memory, also when bodies are large. @defaultValue Infinity
    */
   maxBytesInFlight?: number;
   /**
@@ -445,12 +445,16 @@ class BatchLoop implements ReceiveLoop {
     return waited;
   }
 
-  /** Why no batch may be received now: no slot or no room for bytes (`room`), or the handler not ready. */
+  /**
+   * Why no batch may be received now: no slot, or no room for the bytes of a full batch at the mean size (`room`: a
+   * part batch would cost a batch's reads), or the handler not ready. With nothing in flight, never.
+   */
   #blocked(): 'room' | 'ready' | undefined {
     const held = this.#batches.size;
     if (held >= this.#concurrency) return 'room';
     if (held === 0) return undefined;
-    if (this.#bytesInFlight >= this.#maxBytesInFlight) return 'room';
+    const mean = this.#received === 0 ? 0 : this.#receivedBytes / this.#received;
+    if (this.#bytesInFlight + this.#o.maxBatch * mean > this.#maxBytesInFlight) return 'room';
     return this.#ready() ? undefined : 'ready';
   }
 

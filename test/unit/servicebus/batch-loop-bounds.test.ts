@@ -96,6 +96,26 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
     assert.ok(queue.asked.length > 20, 'it went on receiving as batches ended');
   });
 
+  it('maxBytesInFlight: full batches only while others are in flight, as many as fit the bound', async () => {
+    const queue = fullQueue(10_000);
+    const h = holdingHandler();
+    loop = startBatchLoop({
+      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
+      queue: 'q',
+      maxBatch: 10,
+      concurrency: 8,
+      maxBytesInFlight: 200_000,
+      handler: h.handler,
+    });
+    for (let round = 0; round < 10; round++) {
+      await clock.tickAsync(50);
+      h.release();
+    }
+    assert.equal(h.most.batches, 2, 'a third batch of 100 kB does not fit beside two');
+    assert.ok(h.most.bytes <= 200_000, `held ${h.most.bytes} bytes at most`);
+    assert.deepEqual(new Set(queue.asked.slice(1)), new Set([10]), `receives: ${queue.asked.join(', ')}`);
+  });
+
   it('without maxBytesInFlight it holds concurrency × maxBatch (what the bound changes)', async () => {
     const queue = fullQueue(10_000);
     const h = holdingHandler();

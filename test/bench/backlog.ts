@@ -172,7 +172,7 @@ function report(b: Backlog): string {
     '  backlog the recorder holds the writes the governor runs plus one batch); `recorder.batchSize` is 50 (800',
     '  interactions in flight at 16 writes instead of 1,600, the same write rate). Peak RSS in those trials: intake',
     '  181 -> 150-157 MB, recorder 160-161 -> 140-148 MB, dispatch (unchanged) 140-159 MB (at 1.5 MiB, about one batch in flight,',
-    '  intake peaked at 137 MB). What is left of intake over its live heap is buffers awaiting a collection',
+    '  intake peaked at 137 MB); into 999,700 (load ~4), 157 / 149 / 153 MB at 322 interactions/s. What is left of intake over its live heap is buffers awaiting a collection',
     '  (`arrayBuffers` 22-28 MB at peak against 3 MB live). Not covered',
     "  by a run of this length: the recorder's `remember` set (interactions it wrote, against a second write after a lost",
     '  settlement) takes ~210 bytes per id, 21 MB at its 100,000 ids (reached after ~6 minutes at 280/s).',

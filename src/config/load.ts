@@ -31,6 +31,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   HEALTH_PORT: 'health.port',
   SHUTDOWN_BUDGET_MS: 'shutdown.budgetMs',
   INTAKE_BATCH_SIZE: 'intake.batchSize',
+  INTAKE_MAX_BYTES_IN_FLIGHT: 'intake.maxBytesInFlight',
   DISPATCH_MAX_SESSIONS: 'dispatch.maxSessions',
   RECORDER_BATCH_SIZE: 'recorder.batchSize',
   CALLBACKS_PORT: 'callbacks.port',

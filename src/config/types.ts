@@ -35,8 +35,11 @@ export interface RelayConfig {
   log: { level: LogLevel };
   health: { host: string; port: number };
   shutdown: { budgetMs: number };
-  /** Intake tuning: batch size (one contact read per batch), receive wait, batches at once. */
-  intake: { batchSize: number; maxWaitMs: number; concurrency: number };
+  /**
+   * Intake tuning: batch size (one contact read per batch), receive wait, batches at once, and the bytes of event
+   * bodies the batches in flight hold at most.
+   */
+  intake: { batchSize: number; maxWaitMs: number; concurrency: number; maxBytesInFlight: number };
   /** Dispatch tuning: senders held at once, idle release, rate-limit guard, provider attempts (`retry.attempts`). */
   dispatch: {
     maxSessions: number;

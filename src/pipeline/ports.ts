@@ -21,7 +21,7 @@ export interface ChannelLookup {
 
 /** A received Service Bus message as a stage sees it. Every delivery must be settled exactly once. */
 export interface Delivery {
-  /** The body as the SDK returned it: an object (JSON bodies), a string, or a Buffer. */
+  /** The body as the SDK returned it: an object (JSON bodies), a string, or a Buffer; undefined after `dropBody`. */
   readonly body: unknown;
   readonly messageId: string | undefined;
   readonly contentType: string | undefined;
@@ -42,6 +42,12 @@ export interface Delivery {
   abandon(): Promise<void>;
   /** Move it to the dead-letter queue with a reason (a short code) and a description a person can act on. */
   deadLetter(reason: string, description: string): Promise<void>;
+  /**
+   * The stage is done with the body (it decoded it): the delivery lets it go, and `body` is undefined from then on,
+   * so that a batch kept until its last settlement does not keep every body alive with it. Settling still works.
+   * Optional: a delivery without it keeps its body.
+   */
+  dropBody?(): void;
 }
 
 /** Sends to a queue. Messages with the same `messageId` within the duplicate-detection window are dropped by the bus. */

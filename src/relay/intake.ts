@@ -39,6 +39,11 @@ export function wireIntake(w: IntakeWiring): WiredStage<IntakeStats> {
     stats: () => stage.stats(),
     stop: () => stage.stop(),
     // Raw bodies: the decoder sees what Dataverse sent.
-    loop: () => startStageBatchLoop(w, queues.activities, config.intake, stage, true),
+    loop: () =>
+      startStageBatchLoop(w, queues.activities, config.intake, stage, {
+        rawBody: true,
+        maxBytesInFlight: config.intake.maxBytesInFlight,
+        governor: w.governor,
+      }),
   };
 }

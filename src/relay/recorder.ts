@@ -23,6 +23,7 @@ export function wireRecorder(w: RecorderWiring): WiredStage<RecorderStats> {
   return {
     stats: () => stage.stats(),
     stop: () => stage.stop(),
-    loop: () => startStageBatchLoop(w, config.serviceBus.queues.interactions, config.recorder, stage),
+    loop: () =>
+      startStageBatchLoop(w, config.serviceBus.queues.interactions, config.recorder, stage, { governor: w.governor }),
   };
 }

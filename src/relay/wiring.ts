@@ -7,6 +7,7 @@ import type { ServiceBusClient } from '@azure/service-bus';
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/index.js';
 import type { ReadinessCheck } from '../health/index.js';
+import type { Governor } from '../dataverse/index.js';
 import type { Closer } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import type { IntakeStage, RecorderStage } from '../pipeline/index.js';
@@ -39,21 +40,37 @@ export function counting(parts: Pick<RelayParts, 'registry'>): { metrics?: Regis
   return parts.registry ? { metrics: parts.registry } : {};
 }
 
+/** How a stage's batch loop receives beyond its batch settings. */
+export interface StageLoopOptions {
+  /** Bodies as raw bytes (intake: the decoder sees what Dataverse sent). @defaultValue false */
+  rawBody?: boolean;
+  /** Most bytes of bodies held by the batches in flight. @defaultValue no bound */
+  maxBytesInFlight?: number;
+  /**
+   * The Dataverse identity's governor the stage's calls go through: no batch is received while a call of this process
+   * waits for the limits (`ready`), so that batches do not queue behind them, locked and in memory.
+   */
+  governor: Pick<Governor, 'state'>;
+}
+
 /** Starts a batch loop on `queue` with a stage's batch settings (`intake` or `recorder`), handing each batch to `stage`. */
 export function startStageBatchLoop(
   parts: RelayParts,
   queue: string,
-  settings: RelayConfig['intake'],
+  settings: RelayConfig['recorder'],
   stage: Pick<IntakeStage | RecorderStage, 'handle'>,
-  rawBody = false,
+  options: StageLoopOptions,
 ): ReceiveLoop {
+  const { governor } = options;
   return startBatchLoop({
     client: parts.bus,
     queue,
-    rawBody,
+    rawBody: options.rawBody ?? false,
     maxBatch: settings.batchSize,
     maxWaitMs: settings.maxWaitMs,
     concurrency: settings.concurrency,
+    ...(options.maxBytesInFlight === undefined ? {} : { maxBytesInFlight: options.maxBytesInFlight }),
+    ready: () => governor.state().waiting === 0,
     handler: (batch, signal) => stage.handle(batch, signal),
     log: parts.log,
     ...counting(parts),

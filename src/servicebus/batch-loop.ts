@@ -82,6 +82,20 @@ export interface BatchLoopOptions extends ReceiveLoopCommonOptions {
   handler: BatchHandler;
   /** Batches in flight at once (the next receive starts when one ends). @defaultValue 1 */
   concurrency?: number;
+  /**
+   * Most bytes of bodies received by the batches in flight (a Buffer's length, a string's UTF-8 length; a body the SDK
+   * parsed counts nothing), at the mean body size received so far: a receive starts only when a full batch fits beside
+   * what the batches in flight hold (no part batches), or with nothing in flight for as many as fit (at least one).
+   * `concurrency` × `maxBatch` bounds the count; this bounds the memory, also when bodies are large. @defaultValue Infinity
+   */
+  maxBytesInFlight?: number;
+  /**
+   * Whether the handler can start on another batch now (intake and the recorder: no Dataverse call of theirs waits
+   * for the limits). While it says no, the loop asks again when a batch in flight ends or after `maxWaitMs`, so that
+   * batches do not queue, locked and in memory, behind work that cannot start; with no batch in flight the loop
+   * receives anyway. @defaultValue always
+   */
+  ready?: () => boolean;
 }
 
 /** A running receive loop. */
@@ -244,7 +258,35 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
 
 interface Batch {
   deliveries: SettleableDelivery[];
+  /** Bytes of the bodies as received (`bodyBytes`). */
+  bytes: number;
   done: Promise<void>;
+}
+
+/** Bytes of a body as received: a Buffer's length, a string's UTF-8 length, 0 for a body the SDK parsed. */
+export function bodyBytes(body: unknown): number {
+  if (Buffer.isBuffer(body)) return body.length;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  return 0;
+}
+
+/**
+ * How many messages the next receive asks for: `maxBatch`, or fewer when `maxBytesInFlight` leaves room for fewer at
+ * the mean body size received so far (`received` bodies of `receivedBytes` in all); at least one, and one while no
+ * size is known under a bound.
+ */
+export function receiveSize(
+  maxBatch: number,
+  maxBytesInFlight: number,
+  bytesInFlight: number,
+  received: number,
+  receivedBytes: number,
+): number {
+  if (!Number.isFinite(maxBytesInFlight)) return maxBatch;
+  if (received === 0) return 1;
+  if (receivedBytes === 0) return maxBatch;
+  const mean = receivedBytes / received;
+  return Math.max(1, Math.min(maxBatch, Math.floor((maxBytesInFlight - bytesInFlight) / mean)));
 }
 
 class BatchLoop implements ReceiveLoop {
@@ -252,6 +294,12 @@ class BatchLoop implements ReceiveLoop {
   readonly #o: ResolvedCommon;
   readonly #handler: BatchHandler;
   readonly #concurrency: number;
+  readonly #maxBytesInFlight: number;
+  readonly #ready: () => boolean;
+  /** Bodies received so far and their bytes, for the mean size (`receiveSize`). */
+  #received = 0;
+  #receivedBytes = 0;
+  #bytesInFlight = 0;
   readonly #backoff: Backoff;
   readonly #stopping = new AbortController();
   readonly #abortHandlers = new AbortController();
@@ -268,6 +316,11 @@ class BatchLoop implements ReceiveLoop {
     this.queue = this.#o.queue;
     this.#handler = functionOption('startBatchLoop', 'handler', options.handler);
     this.#concurrency = intOption('startBatchLoop', 'concurrency', options.concurrency, 1, 1);
+    this.#maxBytesInFlight =
+      options.maxBytesInFlight === undefined
+        ? Infinity
+        : intOption('startBatchLoop', 'maxBytesInFlight', options.maxBytesInFlight, 1, 1);
+    this.#ready = options.ready === undefined ? () => true : functionOption('startBatchLoop', 'ready', options.ready);
     this.#backoff = new Backoff(this.#o.backoff);
     this.#pace = { busyUntil: Date.now() + this.#o.maxWaitMs };
     this.#receiving = this.#run();
@@ -285,7 +338,8 @@ class BatchLoop implements ReceiveLoop {
     const { client, queue, log } = this.#o;
     log.info('batch loop started', { maxBatch: this.#o.maxBatch, concurrency: this.#concurrency });
     while (!this.#stopping.signal.aborted) {
-      await this.#slotFree();
+      // Waiting for room is not a pause of the queue: the receive after it takes a full batch (`receiveBatch`).
+      if (await this.#slotFree()) this.#pace.busyUntil = Date.now() + this.#o.maxWaitMs;
       if (this.#stopping.signal.aborted) break;
       let receiver: ServiceBusReceiver;
       try {
@@ -305,7 +359,14 @@ class BatchLoop implements ReceiveLoop {
       let messages;
       const asked = Date.now();
       try {
-        messages = await receiveBatch(receiver, this.#o.maxBatch, this.#o.maxWaitMs, this.#pace);
+        const max = receiveSize(
+          this.#o.maxBatch,
+          this.#maxBytesInFlight,
+          this.#bytesInFlight,
+          this.#received,
+          this.#receivedBytes,
+        );
+        messages = await receiveBatch(receiver, max, this.#o.maxWaitMs, this.#pace);
         this.#health.answered();
         if (messages.length > 0 || Date.now() - asked >= this.#o.maxWaitMs / 2) this.#backoff.reset();
         else {
@@ -334,6 +395,11 @@ class BatchLoop implements ReceiveLoop {
   #start(deliveries: SettleableDelivery[]): void {
     const { queue, log, maxLockRenewalMs } = this.#o;
     const started = Date.now();
+    let bytes = 0;
+    for (const d of deliveries) bytes += bodyBytes(d.body);
+    this.#received += deliveries.length;
+    this.#receivedBytes += bytes;
+    this.#bytesInFlight += bytes;
     const done = runHandler(deliveries, () => this.#handler(deliveries, this.#abortHandlers.signal), {
       log,
       overrunMs: maxLockRenewalMs > 0 ? maxLockRenewalMs : Infinity,
@@ -354,15 +420,44 @@ class BatchLoop implements ReceiveLoop {
       unsettledWhy: 'the batch handler ended with deliveries it did not settle',
     }).finally(() => {
       this.#batches.delete(batch);
+      this.#bytesInFlight -= batch.bytes;
       this.#wakeSlotWaiters();
     });
-    const batch: Batch = { deliveries, done };
+    const batch: Batch = { deliveries, bytes, done };
     this.#batches.add(batch);
   }
 
-  #slotFree(): Promise<void> {
-    if (this.#batches.size < this.#concurrency || this.#stopping.signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  /**
+   * Resolves when another batch may be received: a slot is free, the bytes held leave room and the handler is ready;
+   * to whether it had to wait for that.
+   */
+  async #slotFree(): Promise<boolean> {
+    let waited = false;
+    for (let why = this.#blocked(); why !== undefined && !this.#stopping.signal.aborted; why = this.#blocked()) {
+      waited = true;
+      const slot = new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      if (why === 'room') await slot;
+      else {
+        // Nothing tells the loop when the handler becomes ready: it asks again when a batch ends or after maxWaitMs.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([slot, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.maxWaitMs)))]);
+        clearTimeout(timer);
+      }
+    }
+    return waited;
+  }
+
+  /**
+   * Why no batch may be received now: no slot, or no room for the bytes of a full batch at the mean size (`room`: a
+   * part batch would cost a batch's reads), or the handler not ready. With nothing in flight, never.
+   */
+  #blocked(): 'room' | 'ready' | undefined {
+    const held = this.#batches.size;
+    if (held >= this.#concurrency) return 'room';
+    if (held === 0) return undefined;
+    const mean = this.#received === 0 ? 0 : this.#receivedBytes / this.#received;
+    if (this.#bytesInFlight + this.#o.maxBatch * mean > this.#maxBytesInFlight) return 'room';
+    return this.#ready() ? undefined : 'ready';
   }
 
   #wakeSlotWaiters(): void {

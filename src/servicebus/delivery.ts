@@ -84,7 +84,7 @@ const COUNTED: Record<Exclude<SettlementOutcome, 'failed'>, ConsumedOutcome> = {
 };
 
 class ReceivedDelivery implements SettleableDelivery {
-  readonly body: unknown;
+  #body: unknown;
   readonly messageId: string | undefined;
   readonly contentType: string | undefined;
   readonly applicationProperties: Readonly<Record<string, unknown>>;
@@ -99,7 +99,7 @@ class ReceivedDelivery implements SettleableDelivery {
     private readonly settler: Settler,
     private readonly options: Required<DeliveryOptions>,
   ) {
-    this.body = message.body;
+    this.#body = message.body;
     this.messageId = message.messageId === undefined ? undefined : String(message.messageId);
     this.contentType = message.contentType;
     this.applicationProperties = (message.applicationProperties ?? {}) as Record<string, unknown>;
@@ -108,6 +108,22 @@ class ReceivedDelivery implements SettleableDelivery {
     this.sessionId = message.sessionId;
     // `process <queue>`, child of the trace context the message carries; ended when it is settled.
     this.span = tracingOn() ? startProcessSpan(options.queue, this) : undefined;
+  }
+
+  get body(): unknown {
+    return this.#body;
+  }
+
+  /**
+   * Lets the body go, here and in the SDK's message (its `body` and `_rawAmqpMessage.body`), which a settlement does
+   * not read. A raw body is a slice of the connection's read buffer (rhea decodes in place): held until the batch's
+   * last settlement, each kept a 64 KiB socket chunk alive and, once old, waited for a full collection.
+   */
+  dropBody(): void {
+    this.#body = undefined;
+    const message = this.message as { body: unknown; _rawAmqpMessage?: { body: unknown } };
+    message.body = undefined;
+    if (message._rawAmqpMessage !== undefined) message._rawAmqpMessage.body = undefined;
   }
 
   get settled(): boolean {

@@ -149,7 +149,7 @@ function report(baseline: RunFigures, relay: RunFigures, cold: RunFigures, sat: 
     "Dataverse's service protection limits as a real org has them (the harness's: 6,000 requests and 1,200 s of execution",
     'time per identity and 5 minutes, no rate-limit headers), each operation answered only after the execution time it',
     'is charged (10 ms a read, 20 ms a write such as CreateInteraction; the operations of a `$batch` one after another, as',
-    "Dataverse runs them): a `$batch` of 100 interactions takes 2 s, so the recorder's rate is its writes in flight. The",
+    "Dataverse runs them): a `$batch` of 50 interactions takes 1 s, so the recorder's rate is its writes in flight. The",
     '"Latency" and "Tracing" sections run with the limits off.',
     'Each implementation runs in its own processes, started before its journeys so that start-up is not counted, and',
     `handles a first journey (the relay ${fmt(s.warmup)} activities, the baseline ${fmt(s.baselineWarmup)}) before the measured one, as a`,

@@ -87,6 +87,19 @@ describe('configuration', () => {
     assert.equal(config.shutdown.budgetMs, 5000);
   });
 
+  it('intake.maxBytesInFlight: 4 MiB unless a file or INTAKE_MAX_BYTES_IN_FLIGHT says otherwise; below 256 KiB refused, naming file and key', () => {
+    assert.equal(loadConfig({ env: baseEnv(), cwd: dir }).config.intake.maxBytesInFlight, 4 * 2 ** 20);
+    const fromEnv = loadConfig({ env: { ...baseEnv(), INTAKE_MAX_BYTES_IN_FLIGHT: '1048576' }, cwd: dir });
+    assert.equal(fromEnv.config.intake.maxBytesInFlight, 2 ** 20);
+    const file = writeJson('relay.json', { intake: { maxBytesInFlight: 1000 } });
+    const problems = problemsOf(() => loadConfig({ file, env: baseEnv(), cwd: dir }));
+    assert.deepEqual(
+      problems.map((p) => [p.source, p.path]),
+      [['relay.json', 'intake.maxBytesInFlight']],
+    );
+    assert.match(problems[0]!.expected, /262144/);
+  });
+
   it("a process's share of an identity's Dataverse limits: budgets and concurrency from the environment, 52 at most", () => {
     const { config } = loadConfig({ env: baseEnv(), cwd: dir });
     assert.deepEqual(

@@ -314,6 +314,10 @@ export class IntakeStage {
       if (isEventError(err)) this.#deadLetter(b, item, err.code, err.message);
       else this.#deadLetter(b, item, 'EventUndecodable', `the decoder failed on this body: ${errorMessage(err)}`);
       return undefined;
+    } finally {
+      // Nothing reads the body again (a dead letter keeps the broker's copy): a batch's bodies (~6 KB each) are not
+      // held through its reads and sends.
+      item.delivery.dropBody?.();
     }
     if (event.kind === 'activity') this.#correlate(item, event);
     else if (event.kind === 'activity-truncated') item.fields['activityRowId'] = event.activityRowId;

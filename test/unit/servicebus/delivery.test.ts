@@ -61,6 +61,20 @@ describe('servicebus delivery', () => {
     assert.equal(d.outcome, undefined);
   });
 
+  it('dropBody lets the body go, in the SDK message too, and the delivery still settles', async () => {
+    const raw = Buffer.from('{"big":"event"}');
+    const m = message({ body: raw });
+    (m as { _rawAmqpMessage: unknown })._rawAmqpMessage = { body: raw };
+    const s = settler();
+    const d = toDelivery(m, s, { queue: 'q' });
+    d.dropBody?.();
+    assert.equal(d.body, undefined);
+    assert.equal(m.body, undefined);
+    assert.equal(m._rawAmqpMessage.body, undefined);
+    await d.complete();
+    assert.deepEqual(s.calls, ['complete']);
+  });
+
   it('settles once: a second settlement, also while the first is under way, is a programming error', async () => {
     const s = settler();
     const d = toDelivery(message(), s, { queue: 'q' });

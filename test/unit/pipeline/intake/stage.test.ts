@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../../../src/errors.js';
+import { ConfigError, EventError } from '../../../../src/errors.js';
 import { createLogger } from '../../../../src/log.js';
 import { IntakeStage } from '../../../../src/pipeline/intake/stage.js';
 import { parseOutboundMessage } from '../../../../src/pipeline/messages.js';
 import { CaptureStream } from '../../../helpers/capture.js';
-import { settledAs } from '../../../helpers/fake-delivery.js';
+import { fakeDelivery, settledAs } from '../../../helpers/fake-delivery.js';
 import {
   activity,
   activityFromRow,
@@ -83,6 +83,22 @@ describe('pipeline: IntakeStage', () => {
       retries: 0,
     });
     assert.match(await h.registry.metrics(), /channel_relay_intake_events_total\{outcome="sent"\} 100/);
+  });
+
+  it('lets every body go once decoded, before its reads: a batch in flight holds no body (#15 §3)', async () => {
+    const h = harness();
+    for (let i = 0; i < 3; i++) h.reads.addContacts(contact(i));
+    const bodies = [activity(0), activity(1), new EventError('EventUndecodable', 'not JSON'), activity(2)];
+    const dropped = new Set<number>();
+    const deliveries = bodies.map((body, i) => ({
+      ...fakeDelivery(body, { messageId: `m-${i}` }),
+      dropBody: () => void dropped.add(i),
+    }));
+    const droppedAtRead: number[] = [];
+    h.reads.onRead = () => droppedAtRead.push(dropped.size);
+    await h.stage.handle(deliveries, new AbortController().signal);
+    assert.deepEqual(droppedAtRead, [4, 4], 'the message-record read and the contacts read');
+    assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'deadLetter', 'complete']);
   });
 
   it('rows of one tile (one msdyncrm_activityid): one outbound message each, keyed on the row id; the tile id passed on as is', async () => {

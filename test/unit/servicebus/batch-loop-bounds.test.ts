@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import sinon from 'sinon';
 import type { Delivery } from '../../../src/pipeline/index.js';
-import { startBatchLoop, type ReceiveLoop } from '../../../src/servicebus/index.js';
+import { startBatchLoop, type BatchLoopOptions, type ReceiveLoop } from '../../../src/servicebus/index.js';
 import { receiveSize } from '../../../src/servicebus/batch-loop.js';
 
 /** A receiver on a full queue: every receive gets at once as many messages as it asks for, each with `bodyBytes` bytes. */
@@ -61,6 +61,18 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
   let clock: sinon.SinonFakeTimers;
   let loop: ReceiveLoop | undefined;
   beforeEach(() => (clock = sinon.useFakeTimers()));
+  /** A batch loop on the fake queue, its batches handed to the holding handler. */
+  const start = (
+    queue: ReturnType<typeof fullQueue>,
+    h: ReturnType<typeof holdingHandler>,
+    options: Omit<BatchLoopOptions, 'client' | 'queue' | 'handler'>,
+  ): ReceiveLoop =>
+    startBatchLoop({
+      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
+      queue: 'q',
+      handler: h.handler,
+      ...options,
+    });
   afterEach(async () => {
     const closing = loop?.close();
     await clock.tickAsync(10_000);
@@ -72,14 +84,7 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
   it('maxBytesInFlight: the bodies held never pass the bound, and receives shrink to what fits', async () => {
     const queue = fullQueue(10_000);
     const h = holdingHandler();
-    loop = startBatchLoop({
-      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
-      queue: 'q',
-      maxBatch: 50,
-      concurrency: 8,
-      maxBytesInFlight: 200_000,
-      handler: h.handler,
-    });
+    loop = start(queue, h, { maxBatch: 50, concurrency: 8, maxBytesInFlight: 200_000 });
     for (let round = 0; round < 20; round++) {
       await clock.tickAsync(50);
       h.release();
@@ -99,14 +104,7 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
   it('maxBytesInFlight: full batches only while others are in flight, as many as fit the bound', async () => {
     const queue = fullQueue(10_000);
     const h = holdingHandler();
-    loop = startBatchLoop({
-      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
-      queue: 'q',
-      maxBatch: 10,
-      concurrency: 8,
-      maxBytesInFlight: 200_000,
-      handler: h.handler,
-    });
+    loop = start(queue, h, { maxBatch: 10, concurrency: 8, maxBytesInFlight: 200_000 });
     for (let round = 0; round < 10; round++) {
       await clock.tickAsync(50);
       h.release();
@@ -119,13 +117,7 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
   it('without maxBytesInFlight it holds concurrency × maxBatch (what the bound changes)', async () => {
     const queue = fullQueue(10_000);
     const h = holdingHandler();
-    loop = startBatchLoop({
-      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
-      queue: 'q',
-      maxBatch: 50,
-      concurrency: 8,
-      handler: h.handler,
-    });
+    loop = start(queue, h, { maxBatch: 50, concurrency: 8 });
     await clock.tickAsync(1_000);
     assert.equal(h.most.messages, 400);
   });
@@ -134,14 +126,7 @@ describe('batch loop: what it holds in flight on a full queue (fake SDK, fake ti
     const queue = fullQueue(100);
     const h = holdingHandler();
     let ready = false;
-    loop = startBatchLoop({
-      client: { createReceiver: () => queue } as unknown as ServiceBusClient,
-      queue: 'q',
-      maxBatch: 10,
-      concurrency: 4,
-      ready: () => ready,
-      handler: h.handler,
-    });
+    loop = start(queue, h, { maxBatch: 10, concurrency: 4, ready: () => ready });
     await clock.tickAsync(1_000);
     assert.equal(h.held.size, 1, 'one batch: with none in flight the loop receives anyway');
     h.release();

@@ -284,7 +284,7 @@ class ServiceProtectionGovernor implements Governor {
   #calls = 0;
   /** Growing by one per success until the first 429 (slow start); then one per `concurrency` successes. */
   #slowStart = true;
-  /** When the own count last held a call back (a backlog that did not fit the window's budget). */
+  /** When the own count last held a call back (a backlog that did not fit the window's budget), or a 429 came. */
   #heldBackAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: GovernorOptions) {
@@ -373,8 +373,8 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   /**
-   * Whether a burst may spend what the window has left (`burstReserve`): the own count held no call back within the
-   * window, and the work in sight (counted, in flight, waiting) fits each budget less the reserve, by the own count and
+   * Whether a burst may spend what the window has left (`burstReserve`): the own count held no call back and no 429
+   * came within the window, and the work in sight (counted, in flight, waiting) fits each budget less the reserve, by the own count and
    * by the headers while they are believed (they see the identity's other processes).
    */
   #burstFits(now: number): boolean {
@@ -427,6 +427,8 @@ class ServiceProtectionGovernor implements Governor {
     // Halve once per pause: the 429s of calls that were already in flight are the same event.
     if (now >= this.#pausedUntil) this.#limit = Math.max(this.#o.minConcurrency, Math.floor(this.#limit / 2));
     this.#slowStart = false;
+    // Dataverse's count did not fit (other processes, or a shorter window than read): no burst for a window.
+    this.#heldBackAt = now;
     this.#pausedUntil = Math.max(this.#pausedUntil, now + retryAfterMs);
     this.#probing = true;
   }

@@ -462,6 +462,17 @@ describe('governor', () => {
       assert.ok(beforeBurstLeft <= 2, `${beforeBurstLeft} later calls started while the burst was in the window`);
     });
 
+    it('after a 429 no burst for a window: what would fit the own count is paced', async () => {
+      const g = createGovernor(BUDGET);
+      await sequential(g, 4, 100, 10);
+      await assert.rejects(g.run(async () => Promise.reject(throttled(1))));
+      await clock.tickAsync(1000);
+      // 16 calls (1,600 ms) fit the 1,800 the reserve leaves: unpaced they would take 800 ms at the halved
+      // concurrency; paced, those past half the budget start 510 ms apart.
+      const starts = await sequential(g, 16, 100, 10);
+      assert.ok(starts.at(-1)! - starts[0]! >= 2000, `16 calls took ${starts.at(-1)! - starts[0]!} ms: not paced`);
+    });
+
     it('bursts again once a window has passed without holding a call back', async () => {
       const g = createGovernor(BUDGET);
       await sequential(g, 40, 100, 10);

@@ -494,6 +494,19 @@ describe('governor', () => {
       assert.ok(g.state().requestsUsed <= 10);
     });
 
+    it("weighs each call's duration by its operations: a slow small call does not make a $batch of 100 look dear", async () => {
+      const g = createGovernor({ windowMs: 10_000, executionBudgetMs: 100_000 });
+      await sequential(g, 1, 300, 1);
+      assert.equal(g.state().operationEstimateMs, 300);
+      await sequential(g, 1, 2000, 100);
+      // 20 ms an operation for the batch; the one slow read weighs 1 against 100 (averaging per call: 272 ms).
+      const estimate = g.state().operationEstimateMs;
+      assert.ok(estimate > 20 && estimate < 25, `estimate ${estimate} ms`);
+      // A dearer batch raises it fast, past half-way at once.
+      await sequential(g, 1, 4000, 100);
+      assert.ok(g.state().operationEstimateMs > 30, `estimate ${g.state().operationEstimateMs} ms`);
+    });
+
     it('an execution-time 429 raises the estimate per operation (the own count fell short); a requests 429 does not', async () => {
       const g = createGovernor({ windowMs: 10_000, executionBudgetMs: 10_000 });
       await sequential(g, 1, 100, 10);

@@ -41,18 +41,19 @@ export interface GovernorOptions {
   /**
    * Pacing starts when less than this fraction of a budget is left (unless a burst fits: `burstReserve`). By the own
    * count (`requestBudget`, `executionBudgetMs`), starts are then spaced at the budget's sustained rate
-   * (`windowMs / requestBudget` apart, `windowMs × estimated cost of the next call / executionBudgetMs`), so that a busy
-   * identity spends its whole budget window after window, and a call that does not fit what is left waits until enough
-   * of the window has passed. By the headers, while they are believed (see `observe`), starts are spaced so that what
+   * (`windowMs / requestBudget` apart, `windowMs × estimated cost of the next call / executionBudgetMs`), so that a
+   * busy identity spends its whole budget window after window, and a call that does not fit what is left waits until
+   * enough of the window has passed. By the headers, while they are believed (see `observe`), starts are spaced so that what
    * they say is left lasts the window (`windowMs / remaining`). @defaultValue 0.5
    */
   paceBelow?: number;
   /**
    * A burst spends what the window has left without pacing while the work in sight fits it: the own count of the
    * window, the calls in flight and the calls waiting (their estimated cost) stay within each budget less this
-   * fraction, and the own count held no call back within the last window (a backlog that did not fit). Otherwise
-   * pacing follows `paceBelow`. The reserve keeps room for the identity's other calls once a burst has spent the rest.
-   * @defaultValue 0.1
+   * fraction (and within what believed headers say is left, less this fraction of the most they said), and neither
+   * did the own count hold a call back nor did a 429 come within the last window (a backlog that did not fit: a stage
+   * shows the governor only the calls it started, not its queue). Otherwise pacing follows `paceBelow`. The reserve
+   * keeps room for the identity's other calls once a burst has spent the rest. @defaultValue 0.1
    */
   burstReserve?: number;
   /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
@@ -381,8 +382,8 @@ class ServiceProtectionGovernor implements Governor {
 
   /**
    * Whether a burst may spend what the window has left (`burstReserve`): the own count held no call back and no 429
-   * came within the window, and the work in sight (counted, in flight, waiting) fits each budget less the reserve, by the own count and
-   * by the headers while they are believed (they see the identity's other processes).
+   * came within the window, and the work in sight (counted, in flight, waiting) fits each budget less the reserve, by
+   * the own count and by the headers while they are believed (they see the identity's other processes).
    */
   #burstFits(now: number): boolean {
     const { burstReserve, requestBudget, executionBudgetMs } = this.#o;

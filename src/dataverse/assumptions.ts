@@ -79,6 +79,16 @@ export const TARGET_ATTRIBUTES = [
  *   reached Dataverse up to that much later than it was sent (2 % of 5 minutes: 6 s) has left Dataverse's window when
  *   it leaves the governor's. UNVERIFIED: the moment; a longer delay than the slack at a budget fully spent could
  *   cost a 429, which the governor then honours.
+ * - Bursts (`burstReserve`): the limits are sums over the sliding window and nothing else (PA-docs api-limits.md and
+ *   api-limits-overview.md: requests and execution time per user "evaluated in a 5-minute sliding window", plus the
+ *   concurrent requests; no per-second or per-minute cap is named), so spending a window's budget in its first minute
+ *   is allowed as long as nothing more is spent until it slides out. UNVERIFIED: that no
+ *   shorter, undocumented window or smoothing exists on Dataverse's side; if one did, a burst would meet 429s, which
+ *   the governor honours (pause, probe, half the concurrency) and, held back, paces from then on.
+ * - Several processes of one identity: each governor counts only its own calls, so a burst is safe only within its
+ *   process's part of the budgets (README: give each process its part); the headers, while believed, see the whole
+ *   identity and stop a burst they say does not fit. UNVERIFIED: that operators split the budget (if two processes
+ *   each burst to the whole budget, Dataverse answers 429s, honoured as above).
  */
 export const SERVICE_PROTECTION = { headerTrustReadings: 3, maxEstimateStep: 10, windowSlack: 0.02 } as const;
 

@@ -6,8 +6,11 @@
  * Invariants: after a 429 no call starts before its `Retry-After` has run out, and then one probe goes first, so a
  * pause costs at most one more 429 however many callers wait; pacing rests on the governor's own count of requests
  * and execution time (a `$batch` counts once toward requests, but every operation in it adds execution time: for
- * batched writes that is the limit that binds); the `x-ms-ratelimit-*` headers are debugging aids from whichever server
- * answered (PA-docs api-limits.md), no contract: they can only slow calls down, and the governor is correct without.
+ * batched writes that is the limit that binds); a call that does not fit what the own count's window has left waits
+ * for enough of it to slide out (what a burst spent counts for a whole window after it); a burst goes unpaced only
+ * while the work in sight fits what the window has left (`burstReserve`); the `x-ms-ratelimit-*` headers are
+ * debugging aids from whichever server answered (PA-docs api-limits.md), no contract: they can only slow calls down,
+ * and the governor is correct without.
  */
 import { whenAborted } from '../abort.js';
 import { DataverseError, isDataverseError } from '../errors.js';
@@ -36,14 +39,23 @@ export interface GovernorOptions {
   /** The service protection window, over which pacing spreads what is left. @defaultValue 300000 (5 minutes) */
   windowMs?: number;
   /**
-   * Pacing starts when less than this fraction of a budget is left. By the own count (`requestBudget`,
-   * `executionBudgetMs`), starts are then spaced at the budget's sustained rate (`windowMs / requestBudget` apart,
-   * `windowMs × estimated cost of the next call / executionBudgetMs`), so that a busy identity spends its whole budget
-   * window after window, and a call that does not fit what is left waits until enough of the window has passed. By the
-   * headers, while they are believed (see `observe`), starts are spaced so that what they say is left lasts the window
-   * (`windowMs / remaining`). @defaultValue 0.5
+   * Pacing starts when less than this fraction of a budget is left (unless a burst fits: `burstReserve`). By the own
+   * count (`requestBudget`, `executionBudgetMs`), starts are then spaced at the budget's sustained rate
+   * (`windowMs / requestBudget` apart, `windowMs × estimated cost of the next call / executionBudgetMs`), so that a
+   * busy identity spends its whole budget window after window, and a call that does not fit what is left waits until
+   * enough of the window has passed. By the headers, while they are believed (see `observe`), starts are spaced so that what
+   * they say is left lasts the window (`windowMs / remaining`). @defaultValue 0.5
    */
   paceBelow?: number;
+  /**
+   * A burst spends what the window has left without pacing while the work in sight fits it: the own count of the
+   * window, the calls in flight and the calls waiting (their estimated cost) stay within each budget less this
+   * fraction (and within what believed headers say is left, less this fraction of the most they said), and neither
+   * did the own count hold a call back nor did a 429 come within the last window (a backlog that did not fit: a stage
+   * shows the governor only the calls it started, not its queue). Otherwise pacing follows `paceBelow`. The reserve
+   * keeps room for the identity's other calls once a burst has spent the rest. @defaultValue 0.1
+   */
+  burstReserve?: number;
   /** Each call is aborted after this long (DataverseTimeout), unless `run` says otherwise (the reads and the writer pass the timeoutMs of a client made by createDataverseClient). @defaultValue 30000 */
   timeoutMs?: number;
   /**
@@ -137,6 +149,7 @@ export const GOVERNOR_DEFAULTS = {
   minConcurrency: 1,
   windowMs: 300_000,
   paceBelow: 0.5,
+  burstReserve: 0.1,
   timeoutMs: 30_000,
   requestBudget: 6000,
   executionBudgetMs: 1_200_000,
@@ -153,6 +166,11 @@ const EXECUTION_CODE = '0x80072321';
 const HEADER_TRUST_READINGS = SERVICE_PROTECTION.headerTrustReadings;
 /** The most an execution-time 429 multiplies the estimate per operation by (assumptions.ts). */
 const MAX_ESTIMATE_STEP = SERVICE_PROTECTION.maxEstimateStep;
+/**
+ * What the estimate per operation keeps of what it learned, per operation of a new call: a dearer call outweighs the
+ * past within about 70 operations, a cheaper one within about 700 (a `$batch` of 100 keeps 37 % and 90 %).
+ */
+const LEARN_KEEP = { dearer: 0.99, cheaper: 0.999 } as const;
 /** How much longer than `windowMs` the own count keeps what it counted (assumptions.ts). */
 const WINDOW_SLACK = SERVICE_PROTECTION.windowSlack;
 
@@ -176,6 +194,7 @@ function validate(options: GovernorOptions): Required<GovernorOptions> {
   }
   if (!(o.windowMs > 0)) fail('windowMs', '> 0');
   if (!(o.paceBelow >= 0 && o.paceBelow <= 1)) fail('paceBelow', 'between 0 and 1');
+  if (!(o.burstReserve >= 0 && o.burstReserve <= 1)) fail('burstReserve', 'between 0 and 1');
   if (!(o.timeoutMs > 0)) fail('timeoutMs', '> 0');
   if (!(o.requestBudget >= 1)) fail('requestBudget', '>= 1');
   if (!(o.executionBudgetMs > 0)) fail('executionBudgetMs', '> 0');
@@ -244,6 +263,8 @@ class ServiceProtectionGovernor implements Governor {
   #limit: number;
   #inFlight = 0;
   readonly #waiters: Waiter[] = [];
+  /** Operations of the waiting calls. */
+  #waitingOperations = 0;
   #pausedUntil = 0;
   #probing = false;
   #probeInFlight = false;
@@ -265,10 +286,14 @@ class ServiceProtectionGovernor implements Governor {
   /** Estimated execution ms of the calls in flight. */
   #inFlightCostMs = 0;
   #operationMs = 0;
+  /** The durations and operations the estimate is learned from, faded (`#spent`). */
+  readonly #learned = { ms: 0, operations: 0 };
   #throttled = 0;
   #calls = 0;
   /** Growing by one per success until the first 429 (slow start); then one per `concurrency` successes. */
   #slowStart = true;
+  /** When the own count last held a call back (a backlog that did not fit the window's budget), or a 429 came. */
+  #heldBackAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: GovernorOptions) {
     this.#o = validate(options);
@@ -356,26 +381,50 @@ class ServiceProtectionGovernor implements Governor {
   }
 
   /**
-   * The earliest start for a call of `operations` from the own count: at once while more than `paceBelow` of each
-   * budget is left, then spaced at the budget's sustained rate (a busy identity spends the whole budget in every
-   * window, where spreading only what is left over the window would settle at half of it); when the call does not fit
-   * what is left, once enough of the window has passed.
+   * Whether a burst may spend what the window has left (`burstReserve`): the own count held no call back and no 429
+   * came within the window, and the work in sight (counted, in flight, waiting) fits each budget less the reserve, by
+   * the own count and by the headers while they are believed (they see the identity's other processes).
    */
-  #ownStart(now: number, operations: number): number {
+  #burstFits(now: number): boolean {
+    const { burstReserve, requestBudget, executionBudgetMs } = this.#o;
+    this.#prune(now);
+    if (now - this.#heldBackAt <= this.#o.windowMs * (1 + WINDOW_SLACK)) return false;
+    const waitingMs = this.#operationMs * this.#waitingOperations;
+    if (this.#used.requests.sum + this.#waiters.length > (1 - burstReserve) * requestBudget) return false;
+    if (this.#used.executionMs.sum + this.#inFlightCostMs + waitingMs > (1 - burstReserve) * executionBudgetMs)
+      return false;
+    if (this.#distrust > 0) return true;
+    // A reading was taken when its request arrived: up to twice the calls allowed in flight may have started since.
+    const r = this.#requests;
+    const t = this.#timeMs;
+    return (
+      (r === undefined || this.#waiters.length + 2 * this.#limit <= r - burstReserve * this.#maxRequests) &&
+      (t === undefined || this.#inFlightCostMs + waitingMs <= t - burstReserve * this.#maxTimeMs)
+    );
+  }
+
+  /**
+   * The earliest start for a call of `operations` from the own count: at once while a `burst` fits the window
+   * (`#burstFits`) or more than `paceBelow` of each budget is left, else spaced at the budget's sustained rate (a busy
+   * identity spends the whole budget in every window, where spreading only what is left over the window would settle
+   * at half of it); when the call does not fit what is left, once enough of the window has passed.
+   */
+  #ownStart(now: number, operations: number, burst: boolean): number {
     const { paceBelow, requestBudget, executionBudgetMs } = this.#o;
     const windowMs = this.#o.windowMs * (1 + WINDOW_SLACK);
     this.#prune(now);
     let at = now;
     const requestsLeft = requestBudget - this.#used.requests.sum;
     if (requestsLeft < 1) at = Math.max(at, (this.#used.requests.whenAtMost(requestBudget - 1) ?? now) + windowMs);
-    else if (requestsLeft < paceBelow * requestBudget) at = Math.max(at, this.#lastStartAt + windowMs / requestBudget);
+    else if (!burst && requestsLeft < paceBelow * requestBudget)
+      at = Math.max(at, this.#lastStartAt + windowMs / requestBudget);
     const cost = this.#operationMs * operations;
     const timeLeft = executionBudgetMs - this.#used.executionMs.sum - this.#inFlightCostMs;
     if (cost > 0 && timeLeft < cost) {
       // Wait for the window to free what the call needs (calls in flight end meanwhile and are counted then).
       const freed = this.#used.executionMs.whenAtMost(executionBudgetMs - this.#inFlightCostMs - cost);
       at = Math.max(at, freed === undefined ? now : freed + windowMs);
-    } else if (cost > 0 && timeLeft < paceBelow * executionBudgetMs) {
+    } else if (!burst && cost > 0 && timeLeft < paceBelow * executionBudgetMs) {
       at = Math.max(at, this.#lastStartAt + (windowMs * cost) / executionBudgetMs);
     }
     return at;
@@ -386,6 +435,8 @@ class ServiceProtectionGovernor implements Governor {
     // Halve once per pause: the 429s of calls that were already in flight are the same event.
     if (now >= this.#pausedUntil) this.#limit = Math.max(this.#o.minConcurrency, Math.floor(this.#limit / 2));
     this.#slowStart = false;
+    // Dataverse's count did not fit (other processes, or a shorter window than read): no burst for a window.
+    this.#heldBackAt = now;
     this.#pausedUntil = Math.max(this.#pausedUntil, now + retryAfterMs);
     this.#probing = true;
   }
@@ -400,18 +451,25 @@ class ServiceProtectionGovernor implements Governor {
     this.#prune(Date.now());
     const counted = this.#used.executionMs.sum + this.#inFlightCostMs;
     const budget = this.#o.executionBudgetMs;
-    if (counted < budget) this.#operationMs *= Math.min(MAX_ESTIMATE_STEP, budget / Math.max(counted, 1));
+    if (counted >= budget) return;
+    const factor = Math.min(MAX_ESTIMATE_STEP, budget / Math.max(counted, 1));
+    this.#operationMs *= factor;
+    this.#learned.ms *= factor;
   }
 
-  /** Learns from a call that ran `durationMs` for `operations`: counts it, and moves the estimate (up fast, down slowly). */
+  /**
+   * Learns from a call that ran `durationMs` for `operations`: counts it, and moves the estimate per operation, the
+   * ratio of the durations learned to their operations, each call weighted by its operations (a call's fixed cost,
+   * its network and latency, spread over one operation would make a 100-write `$batch` look 100 times dearer), what
+   * was learned before fading by `LEARN_KEEP` per operation: fast for a dearer call, slowly for a cheaper one.
+   */
   #spent(durationMs: number, operations: number, learn: boolean): void {
     this.#used.executionMs.add(Date.now(), durationMs);
     if (!learn) return;
-    const sample = durationMs / operations;
-    if (this.#operationMs === 0) this.#operationMs = sample;
-    else
-      this.#operationMs =
-        sample > this.#operationMs ? (this.#operationMs + sample) / 2 : 0.9 * this.#operationMs + 0.1 * sample;
+    const keep = (durationMs / operations > this.#operationMs ? LEARN_KEEP.dearer : LEARN_KEEP.cheaper) ** operations;
+    this.#learned.ms = this.#learned.ms * keep + durationMs;
+    this.#learned.operations = this.#learned.operations * keep + operations;
+    this.#operationMs = this.#learned.ms / this.#learned.operations;
   }
 
   #schedule(at: number): void {
@@ -434,9 +492,13 @@ class ServiceProtectionGovernor implements Governor {
       // After a pause one new call (the probe) goes alone, whatever was already in flight before the pause.
       if (this.#probing ? this.#probeInFlight : this.#inFlight >= Math.floor(this.#limit)) return;
       const head = this.#waiters[0]!;
-      const at = Math.max(this.#lastStartAt + this.#intervalMs, this.#ownStart(now, head.operations));
+      const burst = this.#burstFits(now);
+      const own = this.#ownStart(now, head.operations, burst);
+      if (now < own) this.#heldBackAt = now;
+      const at = burst ? own : Math.max(this.#lastStartAt + this.#intervalMs, own);
       if (now < at) return this.#schedule(at);
       this.#waiters.shift();
+      this.#waitingOperations -= head.operations;
       this.#inFlight++;
       this.#lastStartAt = now;
       this.#used.requests.add(now, 1);
@@ -466,7 +528,9 @@ class ServiceProtectionGovernor implements Governor {
       };
       const leave = (): void => {
         const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
+        if (i < 0) return;
+        this.#waiters.splice(i, 1);
+        this.#waitingOperations -= operations;
       };
       const giveUp = setTimeout(() => {
         leave();
@@ -475,7 +539,7 @@ class ServiceProtectionGovernor implements Governor {
         const retryAfterMs = Math.max(
           this.#pausedUntil - now,
           this.#intervalMs,
-          this.#ownStart(now, operations) - now,
+          this.#ownStart(now, operations, false) - now,
           this.#o.defaultRetryAfterMs,
         );
         reject(
@@ -492,6 +556,7 @@ class ServiceProtectionGovernor implements Governor {
         reject(reason);
       });
       this.#waiters.push(waiter);
+      this.#waitingOperations += operations;
       this.#pump();
     });
   }
@@ -628,6 +693,7 @@ class ServiceProtectionGovernor implements Governor {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const error = new DataverseError('DataverseUnavailable', 'the Dataverse governor is closed');
+    this.#waitingOperations = 0;
     for (const w of this.#waiters.splice(0)) w.reject(error);
   }
 }

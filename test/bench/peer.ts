@@ -144,6 +144,10 @@ async function measure(
 ): Promise<Measured> {
   console.error(`bench peer: ${what}, ${count} contacts …`);
   const run = await measuredJourney(system, SEED.journey, count, pids, identity, TIMEOUT_MS);
+  // Each part's figures as it ends, for trial runs that stop early.
+  console.error(
+    `bench peer: ${what}: ${fmt(run.activities)} in ${fmt(run.seconds, 1)} s, ${fmt(run.perSecond, 1)}/s, ${fmt(run.throttled)} 429s`,
+  );
   return { run, check: await correctness(system, run.rowIds) };
 }
 
@@ -287,6 +291,10 @@ function report(r: Results): string {
     `(requests half each; execution time ${pct(1 - s.recorderExecutionShare)} intake, ${pct(s.recorderExecutionShare)} the recorder, which writes). **Limits off**.`,
     "Warm-ups run with the limits off. Each journey runs over the organization's first contacts (the seed's opted-out",
     'ones are skipped).',
+    "The relay's governor (`src/dataverse/governor.ts`) lets a burst spend what the window has left, unpaced, while the work in sight",
+    '(what its window holds, the calls in flight and those waiting) fits each budget less 10 %, and paces a backlog that does not fit',
+    `at the budget's sustained rate once it held a call back: at the real rate the journey's interactions (a write operation each, 20 ms in`,
+    `the emulator) fit the recorder's ${fmt((LIMITS.maxExecutionMs * s.recorderExecutionShare) / 1000)} s per window; in the binding run below they do not.`,
     `The baseline runs only with the limits off, over ${fmt(r.baselineOff.run.activities)} activities: under the limits it needs the peer's`,
     'three requests per activity and would take as long (about 7 minutes for 2,970).',
     '',

@@ -165,6 +165,25 @@ describe('governor', () => {
     );
   });
 
+  it("a burst that fits what believed headers say is left is not paced by them (they count the identity's other use)", async () => {
+    const g = createGovernor({ initialConcurrency: 4, maxConcurrency: 4, windowMs: 300_000 });
+    for (const remaining of ['6000', '2500'])
+      g.observe({ status: 200, headers: { 'x-ms-ratelimit-burst-remaining-xrm-requests': remaining } });
+    assert.equal(g.state().intervalMs, 120, 'below half of what was seen: 300 s / 2,500 apart');
+    const h = harness(g);
+    h.start(16);
+    for (let round = 0; round < 4; round++) {
+      await clock.tickAsync(0);
+      for (const c of h.calls.slice(round * 4)) c.resolve();
+    }
+    await clock.tickAsync(0);
+    // 16 calls and 8 readings' lag fit the 2,500 less the reserve (600): four at a time, no 120 ms apart.
+    assert.deepEqual(
+      h.calls.map((c) => c.started - h.calls[0]!.started),
+      Array.from({ length: 16 }, () => 0),
+    );
+  });
+
   it('paces from the execution time left (commas stripped): windowMs × average cost / time left', () => {
     const g = createGovernor({ windowMs: 300_000 });
     g.observe({
@@ -254,6 +273,7 @@ describe('governor', () => {
       /initialConcurrency must be an integer 1-10/,
     );
     assert.throws(() => createGovernor({ paceBelow: 2 }), /paceBelow must be between 0 and 1/);
+    assert.throws(() => createGovernor({ burstReserve: -0.1 }), /burstReserve must be between 0 and 1, found -0.1/);
   });
 
   it('a call that waits longer than maxQueueMs for the limits fails as throttled, so that the caller decides', async () => {
@@ -345,6 +365,123 @@ describe('governor', () => {
       assert.ok(requestWindows <= 19 / 0.85, `200 requests took ${requestWindows.toFixed(2)} windows of 10`);
     });
 
+    /**
+     * Runs `n` calls of `durationMs` for `operations`, `inSight` at a time, starting the next when one ends, as the
+     * recorder does (the governor sees only those); returns when each started.
+     */
+    async function streamed(
+      g: Governor,
+      n: number,
+      inSight: number,
+      durationMs: number,
+      operations: number,
+    ): Promise<number[]> {
+      const starts: number[] = [];
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < n) {
+          next++;
+          await g.run(
+            async () => {
+              starts.push(Date.now());
+              await new Promise((resolve) => setTimeout(resolve, durationMs));
+            },
+            { operations },
+          );
+        }
+      };
+      const lanes = Promise.all(Array.from({ length: inSight }, lane));
+      await clock.tickAsync(60 * 60_000);
+      await lanes;
+      return starts;
+    }
+
+    /** The most calls that started within any `windowMs` (each call costs the same). */
+    function mostInAnyWindow(starts: number[], windowMs: number): number {
+      return Math.max(...starts.map((t) => starts.filter((u) => u >= t && u < t + windowMs).length));
+    }
+
+    // Calls of 10 operations of 10 ms (100 ms each) against 2,000 ms of execution per 10 s: 20 calls a window.
+    const BUDGET = {
+      initialConcurrency: 4,
+      maxConcurrency: 4,
+      windowMs: 10_000,
+      executionBudgetMs: 2000,
+      maxQueueMs: 3_600_000,
+    };
+
+    it('a burst that fits what the window has left runs at full concurrency, unpaced, past half the budget', async () => {
+      // 16 calls, 1,600 ms of the 2,000: within the budget less the 10 % reserve. Paced below half the budget, the
+      // 7th to 16th would start a sustained interval apart (10.2 s × 100 / 2,000 = 510 ms): over 5 s.
+      const g = createGovernor(BUDGET);
+      const starts = await sequential(g, 16, 100, 10);
+      assert.deepEqual(
+        starts.map((t) => t - starts[0]!),
+        [0, 0, 0, 0, 100, 100, 100, 100, 200, 200, 200, 200, 300, 300, 300, 300],
+        'four at a time, back to back',
+      );
+      assert.ok(g.state().executionUsedMs <= 2000);
+    });
+
+    it('a backlog in sight that does not fit is paced as before: half at once, then the sustained rate, never over the budget', async () => {
+      const g = createGovernor(BUDGET);
+      const starts = await sequential(g, 60, 100, 10);
+      assert.ok(mostInAnyWindow(starts, 10_000) <= 20, `at most 20 calls in any window of 10 s`);
+      // Pacing starts once half the budget is counted (with the calls in flight), not at the reserve: 10 calls in
+      // the first burst, then starts a sustained interval apart.
+      const burst = starts.filter((t) => t - starts[0]! < 510).length;
+      assert.ok(burst <= 12, `${burst} calls started in the first 510 ms: the backlog was not paced`);
+      assert.ok(starts[59]! - starts[0]! >= 2 * 10_000, '60 calls need three windows');
+    });
+
+    it('a backlog streamed a few calls at a time bursts once, then keeps the sustained pacing: never over the budget in any window, >= 85 % of it', async () => {
+      const g = createGovernor(BUDGET);
+      const starts = await streamed(g, 200, 4, 100, 10);
+      assert.ok(mostInAnyWindow(starts, 10_000) <= 20, 'at most 20 calls in any window of 10 s');
+      // The first window: the governor sees 4 calls at a time, so the burst runs until the reserve (18 calls).
+      const first = starts.filter((t) => t - starts[0]! < 1000).length;
+      assert.ok(first >= 18, `${first} calls in the first second: the burst was paced`);
+      // After the first window: held back once, so paced from half the budget on (no second burst to the reserve).
+      const later = starts.filter((t) => t >= starts[0]! + 10_200);
+      const secondBurst = later.filter((t) => t - later[0]! < 510).length;
+      assert.ok(secondBurst <= 12, `${secondBurst} calls in the 510 ms after the first window: not paced`);
+      const windows = (starts.at(-1)! - starts[0]!) / 10_000;
+      assert.ok(windows <= 9 / 0.85, `200 calls took ${windows.toFixed(2)} windows: less than 85 % of the budget`);
+    });
+
+    it('after a burst, what comes later in the window waits for the burst to leave it: no window overspent', async () => {
+      const g = createGovernor(BUDGET);
+      const burst = await sequential(g, 18, 100, 10);
+      assert.equal(burst.at(-1)! - burst[0]!, 400, 'the burst (1,800 of 2,000 ms) ran unpaced');
+      // 3 s later, a backlog: only the reserve is left until the burst slides out of the (2 % wider) window.
+      await clock.tickAsync(3000);
+      const later = await sequential(g, 40, 100, 10);
+      const starts = [...burst, ...later];
+      assert.ok(mostInAnyWindow(starts, 10_000) <= 20, 'at most 20 calls in any window of 10 s');
+      const beforeBurstLeft = later.filter((t) => t < burst[0]! + 10_000).length;
+      assert.ok(beforeBurstLeft <= 2, `${beforeBurstLeft} later calls started while the burst was in the window`);
+    });
+
+    it('after a 429 no burst for a window: what would fit the own count is paced', async () => {
+      const g = createGovernor(BUDGET);
+      await sequential(g, 4, 100, 10);
+      await assert.rejects(g.run(async () => Promise.reject(throttled(1))));
+      await clock.tickAsync(1000);
+      // 16 calls (1,600 ms) fit the 1,800 the reserve leaves: unpaced they would take 800 ms at the halved
+      // concurrency; paced, those past half the budget start 510 ms apart.
+      const starts = await sequential(g, 16, 100, 10);
+      assert.ok(starts.at(-1)! - starts[0]! >= 2000, `16 calls took ${starts.at(-1)! - starts[0]!} ms: not paced`);
+    });
+
+    it('bursts again once a window has passed without holding a call back', async () => {
+      const g = createGovernor(BUDGET);
+      await sequential(g, 40, 100, 10);
+      // Held back during the backlog; a window and its slack later, with nothing counted, a burst is unpaced again.
+      await clock.tickAsync(10_200);
+      const starts = await sequential(g, 16, 100, 10);
+      assert.equal(starts.at(-1)! - starts[0]!, 300, 'four at a time, back to back');
+    });
+
     it('counts its own requests against requestBudget without headers', async () => {
       const g = createGovernor({ initialConcurrency: 4, windowMs: 1000, requestBudget: 10, maxQueueMs: 3_600_000 });
       const starts = await sequential(g, 30, 1, 1);
@@ -355,6 +492,19 @@ describe('governor', () => {
         );
       }
       assert.ok(g.state().requestsUsed <= 10);
+    });
+
+    it("weighs each call's duration by its operations: a slow small call does not make a $batch of 100 look dear", async () => {
+      const g = createGovernor({ windowMs: 10_000, executionBudgetMs: 100_000 });
+      await sequential(g, 1, 300, 1);
+      assert.equal(g.state().operationEstimateMs, 300);
+      await sequential(g, 1, 2000, 100);
+      // 20 ms an operation for the batch; the one slow read weighs 1 against 100 (averaging per call: 272 ms).
+      const estimate = g.state().operationEstimateMs;
+      assert.ok(estimate > 20 && estimate < 25, `estimate ${estimate} ms`);
+      // A dearer batch raises it fast, past half-way at once.
+      await sequential(g, 1, 4000, 100);
+      assert.ok(g.state().operationEstimateMs > 30, `estimate ${g.state().operationEstimateMs} ms`);
     });
 
     it('an execution-time 429 raises the estimate per operation (the own count fell short); a requests 429 does not', async () => {

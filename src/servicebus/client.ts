@@ -6,7 +6,6 @@
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { RetryMode, ServiceBusClient, type RetryOptions } from '@azure/service-bus';
 import type { RelayConfig } from '../config/index.js';
-import { noDelayOnAmqpConnections } from './no-delay.js';
 
 /**
  * The retry options every relay client uses unless overridden; each field replaces the SDK's default for a reason:
@@ -59,7 +58,7 @@ export function normalizeNamespace(namespace: string): string {
 
 /**
  * Creates a `ServiceBusClient`; see {@link CreateServiceBusClientOptions}. Throws a `TypeError` for bad options. Its
- * AMQP connections send each frame at once (TCP_NODELAY: `no-delay.ts`).
+ * AMQP connections send each frame at once (TCP_NODELAY: the project's rhea patch, `patches/rhea+3.0.5.patch`).
  */
 export function createServiceBusClient(options: CreateServiceBusClientOptions): ServiceBusClient {
   const { connectionString, namespace } = options;
@@ -77,7 +76,6 @@ export function createServiceBusClient(options: CreateServiceBusClientOptions): 
       throw new TypeError(`createServiceBusClient: retry.${key} must be a finite number >= 0, found ${String(v)}`);
     }
   }
-  noDelayOnAmqpConnections();
   const clientOptions = { retryOptions, ...(options.identifier ? { identifier: options.identifier } : {}) };
   if (hasConnectionString) return new ServiceBusClient(connectionString!, clientOptions);
   return new ServiceBusClient(

@@ -1,6 +1,6 @@
 /**
  * The relay's Service Bus client through the real SDK against the project's emulator: its AMQP sockets send each frame
- * at once (TCP_NODELAY), which rhea-promise's way of attaching links leaves off.
+ * at once (TCP_NODELAY), which rhea-promise's way of attaching links leaves off (patches/rhea+3.0.5.patch).
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';

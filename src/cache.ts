@@ -55,6 +55,11 @@ export class TtlCache<K, V> {
     while (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value as K);
   }
 
+  /** Drops `key` (nothing when absent). */
+  delete(key: K): void {
+    this.#entries.delete(key);
+  }
+
   /** Entries held, expired ones not yet met included. */
   get size(): number {
     return this.#entries.size;

@@ -50,6 +50,7 @@ export {
 export type {
   ChannelLookup,
   Delivery,
+  SettlementOutcome,
   QueueSender,
   OutboundSender,
   InteractionSender,

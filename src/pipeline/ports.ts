@@ -19,6 +19,9 @@ export interface ChannelLookup {
   all(): readonly Channel[];
 }
 
+/** How a delivery was settled; `lockLost` and `failed` leave the message to the broker (it comes back). */
+export type SettlementOutcome = 'completed' | 'abandoned' | 'deadLettered' | 'lockLost' | 'failed';
+
 /** A received Service Bus message as a stage sees it. Every delivery must be settled exactly once. */
 export interface Delivery {
   /** The body as the SDK returned it: an object (JSON bodies), a string, or a Buffer; undefined after `dropBody`. */
@@ -38,6 +41,12 @@ export interface Delivery {
   readonly span?: Span | undefined;
   /** Done: remove it from the queue. */
   complete(): Promise<void>;
+  /**
+   * How its settlement ended, once it has; `undefined` before, while under way, or from a delivery that does not
+   * say (fakes). A settlement that resolved is not always done: `lockLost` (the broker had already taken the message
+   * back) resolves too, and the message is delivered again.
+   */
+  readonly outcome?: SettlementOutcome | undefined;
   /** Hand it back for another try (its delivery count goes up; past MaxDeliveryCount the bus dead-letters it). */
   abandon(): Promise<void>;
   /** Move it to the dead-letter queue with a reason (a short code) and a description a person can act on. */

@@ -10,7 +10,7 @@
  */
 import { isServiceBusError, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import type { Span } from '@opentelemetry/api';
-import type { Delivery } from '../pipeline/index.js';
+import type { Delivery, SettlementOutcome } from '../pipeline/index.js';
 import { annotate, ATTR, endSpan, startProcessSpan, tracingOn } from '../telemetry/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { serviceBusMetrics, type ConsumedOutcome, type ServiceBusMetrics } from './metrics.js';
@@ -23,8 +23,8 @@ export const DEAD_LETTER_REASON_MAX_CHARS = 128;
 /** Longest dead-letter description kept, in characters (as the reason's). */
 export const DEAD_LETTER_DESCRIPTION_MAX_CHARS = 4096;
 
-/** How a delivery was settled; `lockLost` and `failed` leave the message to the broker (it comes back). */
-export type SettlementOutcome = 'completed' | 'abandoned' | 'deadLettered' | 'lockLost' | 'failed';
+/** How a delivery was settled (the port's type, `src/pipeline/ports.ts`). */
+export type { SettlementOutcome };
 
 /** The receiver calls a delivery settles through (a `ServiceBusReceiver` or `ServiceBusSessionReceiver`). */
 export type Settler = Pick<ServiceBusReceiver, 'completeMessage' | 'abandonMessage' | 'deadLetterMessage'>;

@@ -1,7 +1,7 @@
 /**
  * A `Delivery` (src/pipeline/ports.ts) that records how it was settled, for stage unit tests.
  */
-import type { Delivery } from '../../src/pipeline/ports.js';
+import type { Delivery, SettlementOutcome } from '../../src/pipeline/ports.js';
 
 export type Settlement =
   { how: 'complete' } | { how: 'abandon' } | { how: 'deadLetter'; reason: string; description: string };
@@ -11,13 +11,22 @@ export interface FakeDelivery extends Delivery {
   readonly settlements: Settlement[];
 }
 
+/**
+ * `outcome` follows each settlement as the Service Bus delivery's does (src/servicebus/delivery.ts); with `lockLost`
+ * every settlement resolves as one whose lock had run out: recorded, but with the outcome `lockLost`.
+ */
 export function fakeDelivery(
   body: unknown,
   fields: Partial<
     Pick<Delivery, 'messageId' | 'contentType' | 'applicationProperties' | 'deliveryCount' | 'sessionId'>
-  > = {},
+  > & { lockLost?: boolean } = {},
 ): FakeDelivery {
   const settlements: Settlement[] = [];
+  let outcome: SettlementOutcome | undefined;
+  const settle = (settlement: Settlement, done: SettlementOutcome): void => {
+    settlements.push(settlement);
+    outcome = fields.lockLost === true ? 'lockLost' : done;
+  };
   return {
     body,
     messageId: fields.messageId,
@@ -26,9 +35,12 @@ export function fakeDelivery(
     deliveryCount: fields.deliveryCount ?? 1,
     sessionId: fields.sessionId,
     settlements,
-    complete: async () => void settlements.push({ how: 'complete' }),
-    abandon: async () => void settlements.push({ how: 'abandon' }),
-    deadLetter: async (reason, description) => void settlements.push({ how: 'deadLetter', reason, description }),
+    get outcome() {
+      return outcome;
+    },
+    complete: async () => settle({ how: 'complete' }, 'completed'),
+    abandon: async () => settle({ how: 'abandon' }, 'abandoned'),
+    deadLetter: async (reason, description) => settle({ how: 'deadLetter', reason, description }, 'deadLettered'),
   };
 }
 

@@ -26,6 +26,17 @@ describe('TtlCache', () => {
     assert.equal(cache.get('a'), 2);
   });
 
+  it('delete drops one entry and leaves the others (an absent key is no error)', () => {
+    const cache = new TtlCache<string, number>({ max: 10, ttlMs: 100, now });
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.delete('a');
+    cache.delete('z');
+    assert.equal(cache.get('a'), undefined);
+    assert.equal(cache.get('b'), 2);
+    assert.equal(cache.size, 1);
+  });
+
   it('keeps at most max entries, evicting the least recently used (a get or a set counts as a use)', () => {
     const cache = new TtlCache<string, string>({ max: 2, ttlMs: 1_000, now });
     cache.set('a', 'A');

@@ -9,7 +9,9 @@
  * its interactions back would write them twice): only the handler's signal aborts it. An interaction this process
  * wrote is remembered (`remember`) and, delivered again because its settlement failed (a lock lost while the process
  * was starved, a dropped link), completed without a second write: CreateInteraction has no idempotency key and nothing
- * readable in Dataverse says it was written.
+ * readable in Dataverse says it was written. Only such interactions stay remembered: one whose completion the broker
+ * confirmed (outcome `completed`) is gone from the queue and forgotten at once, so the set holds the writes in flight
+ * and the failed settlements, not every interaction of the last hour.
  */
 import type { Counter, Registry } from 'prom-client';
 import { delayUnlessAborted, linkedController } from '../../abort.js';
@@ -61,9 +63,11 @@ export interface RecorderOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /**
    * The interactions this process wrote, by message id, kept so that one delivered again (its settlement failed after
-   * the write) is completed without writing it twice: at most `max` ids (about 100 bytes each), each for `ttlMs`
-   * (the `interactions` queue's message time to live bounds a redelivery: PT1H in the sample). Another replica's writes
-   * are not known here. `max: 0` remembers nothing. @defaultValue { max: 100000, ttlMs: 3600000 }
+   * the write) is completed without writing it twice: at most `max` ids (about 210 bytes each), each for `ttlMs`
+   * (the `interactions` queue's message time to live bounds a redelivery: PT1H in the sample). An id is forgotten as
+   * soon as the broker confirms its completion (the delivery's `outcome` is `completed`): only the writes in flight and
+   * those whose settlement failed (a lost lock, a dropped link; or a delivery that does not tell its outcome) are held.
+   * Another replica's writes are not known here. `max: 0` remembers nothing. @defaultValue { max: 100000, ttlMs: 3600000 }
    */
   remember?: { max: number; ttlMs: number };
 }
@@ -178,7 +182,7 @@ export class RecorderStage {
               messageId: id,
               deliveryCount: delivery.deliveryCount,
             });
-            settling.push(this.settle(delivery, 'already_written', () => delivery.complete()));
+            settling.push(this.settle(delivery, 'already_written', () => delivery.complete(), id));
             continue;
           }
           todo.push({ delivery, item, id });
@@ -325,7 +329,7 @@ export class RecorderStage {
         }
         if (result.ok) {
           this.written.set(t.id, true);
-          await this.settle(t.delivery, 'written', () => t.delivery.complete());
+          await this.settle(t.delivery, 'written', () => t.delivery.complete(), t.id);
           return;
         }
         const error = result.error;
@@ -369,9 +373,22 @@ export class RecorderStage {
     });
   }
 
-  private async settle(delivery: Delivery, outcome: Outcome, how: () => Promise<void>): Promise<void> {
+  /**
+   * Settles one delivery and counts the outcome. `written` is the remembered id of a written interaction: forgotten
+   * when the broker confirmed the completion, kept otherwise. A confirmed completion deletes the message ("Completes a
+   * ServiceBusReceivedMessage. This will delete the message from the service", learn.microsoft.com/dotnet/api/
+   * azure.messaging.servicebus.servicebusreceiver.completemessageasync): it cannot be delivered again; a repeat sent
+   * later under the same MessageId is duplicate detection's to drop, not this set's (docs/architecture.md).
+   */
+  private async settle(
+    delivery: Delivery,
+    outcome: Outcome,
+    how: () => Promise<void>,
+    written?: string,
+  ): Promise<void> {
     try {
       await how();
+      if (written !== undefined && delivery.outcome === 'completed') this.written.delete(written);
     } catch (err) {
       // The bus redelivers what could not be settled; the next delivery is recorded again (at least once).
       this.log.warn('settlement failed; the message will be redelivered', {

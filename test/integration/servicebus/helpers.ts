@@ -4,7 +4,7 @@
  */
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { startServiceBusEmulator, type ServiceBusEmulator } from '../../../src/emulators/servicebus/index.js';
-import { createServiceBusClient, type SettleableDelivery } from '../../../src/servicebus/index.js';
+import { createServiceBusClient } from '../../../src/servicebus/index.js';
 import type { Delivery } from '../../../src/pipeline/ports.js';
 import { emulatorConfig, type TestEntities } from '../emulators/servicebus/helpers.js';
 
@@ -53,7 +53,7 @@ export async function takeAll(
   return got;
 }
 
-/** How a delivery the loops handed over was settled (they hand `SettleableDelivery`s typed as the port's `Delivery`). */
+/** How a delivery the loops handed over was settled (the port's `outcome`). */
 export function outcomeOf(d: Delivery | undefined): string {
-  return String((d as SettleableDelivery | undefined)?.outcome);
+  return String(d?.outcome);
 }

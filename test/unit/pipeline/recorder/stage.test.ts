@@ -82,10 +82,33 @@ describe('pipeline: RecorderStage', () => {
     assert.deepEqual(writer.calls.at(-1), ['a']);
   });
 
+  it('a completion that resolved with a lost lock (as the Service Bus delivery settles one) is remembered too', async () => {
+    const writer = scriptedWriter([ok]);
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
+    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
+    const again = [fakeDelivery(interaction('a'), { deliveryCount: 2 })];
+    await run(stage, again);
+    assert.deepEqual(writer.calls, [['a']], "'a' written once");
+    assert.deepEqual(settledAs(again), ['complete']);
+  });
+
+  it('forgets an interaction once the broker confirmed its completion: remember.max is spent on failed settlements only', async () => {
+    const writer = scriptedWriter([ok, ok, ok, ok]);
+    // Room for 'a' and one write in flight.
+    const stage = new RecorderStage({ writer, log: silentLogger(), sleep, remember: { max: 2, ttlMs: 3_600_000 } });
+    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
+    // Completed for sure: gone from the queue, nothing to remember (remembered, 'b' and 'c' would push 'a' out).
+    await run(stage, [fakeDelivery(interaction('b'))]);
+    await run(stage, [fakeDelivery(interaction('c'))]);
+    await run(stage, [fakeDelivery(interaction('a'), { deliveryCount: 2 }), fakeDelivery(interaction('d'))]);
+    assert.deepEqual(writer.calls, [['a'], ['b'], ['c'], ['d']], "'a' written once");
+    assert.deepEqual(stage.stats(), { written: 4, alreadyWritten: 1, deadLettered: 0, abandoned: 0, retries: 0 });
+  });
+
   it('remembers nothing with remember.max 0: a redelivery is written again (at least once)', async () => {
     const writer = scriptedWriter([ok, ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, remember: { max: 0, ttlMs: 3_600_000 } });
-    await run(stage, [fakeDelivery(interaction('a'))]);
+    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
     await run(stage, [fakeDelivery(interaction('a'), { deliveryCount: 2 })]);
     assert.deepEqual(writer.calls, [['a'], ['a']]);
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { isConfigError, type ConfigProblem } from '../../src/errors.js';
 import { Closer, type Closeable } from '../../src/lifecycle.js';
+import type { InteractionMessage } from '../../src/pipeline/messages.js';
 
 /**
  * For a `describe` block: returns `track`, which registers what a test starts (emulators, clients) to be closed
@@ -25,4 +26,24 @@ export function configProblems(fn: () => unknown): ConfigProblem[] {
     return [...err.problems];
   }
   assert.fail('expected a ConfigError');
+}
+
+/** An outbound-marketing interaction of the sample's message table, its activity row `activityId`. */
+export function marketingInteraction(activityId: string, responseType = 'sent'): InteractionMessage {
+  return {
+    v: 1,
+    context: {
+      kind: 'marketing',
+      activityId,
+      activityRowId: activityId,
+      contactId: 'c-1',
+      journeyId: 'j-1',
+      iterationId: 'i-1',
+      entityType: 'sample_specialmessage',
+      entityId: 'e-1',
+    },
+    responseType,
+    channel: 'sms',
+    occurredAt: 1,
+  };
 }

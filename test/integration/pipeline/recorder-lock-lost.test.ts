@@ -5,28 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/log.js';
-import { interactionMessageId, type InteractionMessage } from '../../../src/pipeline/messages.js';
+import { interactionMessageId } from '../../../src/pipeline/messages.js';
+import { marketingInteraction } from '../../helpers/fixtures.js';
 import type { InteractionWriter } from '../../../src/pipeline/ports.js';
 import { RecorderStage } from '../../../src/pipeline/recorder/stage.js';
 import { startBatchLoop } from '../../../src/servicebus/index.js';
 import { closedAfterEach, delayUnlessAborted, relayClient, startBus, waitFor } from '../servicebus/helpers.js';
 
-const interaction: InteractionMessage = {
-  v: 1,
-  context: {
-    kind: 'marketing',
-    activityId: 'a-1',
-    activityRowId: 'a-1',
-    contactId: 'c-1',
-    journeyId: 'j-1',
-    iterationId: 'i-1',
-    entityType: 'sample_specialmessage',
-    entityId: 'e-1',
-  },
-  responseType: 'sent',
-  channel: 'sms',
-  occurredAt: 1,
-};
+const interaction = marketingInteraction('a-1');
 
 describe('pipeline: the recorder after a lost lock, through the real SDK', function () {
   this.timeout(20_000);

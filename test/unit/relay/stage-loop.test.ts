@@ -5,6 +5,7 @@ import { createGovernor, type Governor } from '../../../src/dataverse/index.js';
 import { Closer } from '../../../src/lifecycle.js';
 import { silentLogger } from '../../../src/log.js';
 import type { InteractionMessage } from '../../../src/pipeline/messages.js';
+import { marketingInteraction } from '../../helpers/fixtures.js';
 import { RecorderStage } from '../../../src/pipeline/index.js';
 import type { InteractionWriter } from '../../../src/pipeline/ports.js';
 import type { ReceiveLoop } from '../../../src/servicebus/index.js';
@@ -12,23 +13,7 @@ import { startStageBatchLoop, type RelayParts } from '../../../src/relay/wiring.
 import type { RelayConfig } from '../../../src/config/index.js';
 
 function interaction(n: number): InteractionMessage {
-  const id = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-  return {
-    v: 1,
-    context: {
-      kind: 'marketing',
-      activityId: id,
-      activityRowId: id,
-      contactId: 'c-1',
-      journeyId: 'j-1',
-      iterationId: 'i-1',
-      entityType: 'sample_specialmessage',
-      entityId: 'e-1',
-    },
-    responseType: 'sent',
-    channel: 'sms',
-    occurredAt: 1,
-  };
+  return marketingInteraction(`00000000-0000-4000-8000-${String(n).padStart(12, '0')}`);
 }
 
 /** `interactions` with a backlog: every receive gets as many messages as it asks for (bodies parsed, as the SDK's). */

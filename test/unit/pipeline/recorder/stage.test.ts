@@ -4,28 +4,10 @@ import sinon from 'sinon';
 import { DataverseError } from '../../../../src/errors.js';
 import { silentLogger } from '../../../../src/log.js';
 import type { InteractionMessage } from '../../../../src/pipeline/messages.js';
+import { marketingInteraction } from '../../../helpers/fixtures.js';
 import type { InteractionWriter, WriteResult } from '../../../../src/pipeline/ports.js';
 import { RecorderStage, type RecorderOptions } from '../../../../src/pipeline/recorder/stage.js';
 import { fakeDelivery, settledAs, type FakeDelivery } from '../../../helpers/fake-delivery.js';
-
-function interaction(activityId: string, responseType = 'sent'): InteractionMessage {
-  return {
-    v: 1,
-    context: {
-      kind: 'marketing',
-      activityId,
-      activityRowId: activityId,
-      contactId: 'c-1',
-      journeyId: 'j-1',
-      iterationId: 'i-1',
-      entityType: 'sample_specialmessage',
-      entityId: 'e-1',
-    },
-    responseType,
-    channel: 'sms',
-    occurredAt: 1,
-  };
-}
 
 /** A writer that answers each call from a script and records what it was asked. */
 function scriptedWriter(
@@ -66,27 +48,30 @@ describe('pipeline: RecorderStage', () => {
     const registry = new Registry();
     const stage = new RecorderStage({ writer, log: silentLogger(), registry, sleep });
     // The lock was lost while the process was starved: Dataverse has 'a', the bus does not know it.
-    const first = fakeDelivery(interaction('a'));
+    const first = fakeDelivery(marketingInteraction('a'));
     first.complete = async () => {
       throw new Error('The lock supplied is invalid. Either the lock expired, or the message has already been removed');
     };
-    await run(stage, [first, fakeDelivery(interaction('b'))]);
-    const again = [fakeDelivery(interaction('a'), { deliveryCount: 2 }), fakeDelivery(interaction('c'))];
+    await run(stage, [first, fakeDelivery(marketingInteraction('b'))]);
+    const again = [
+      fakeDelivery(marketingInteraction('a'), { deliveryCount: 2 }),
+      fakeDelivery(marketingInteraction('c')),
+    ];
     await run(stage, again);
     assert.deepEqual(writer.calls, [['a', 'b'], ['c']], "'a' written once");
     assert.deepEqual(settledAs(again), ['complete', 'complete']);
     assert.deepEqual(stage.stats(), { written: 2, alreadyWritten: 1, deadLettered: 0, abandoned: 0, retries: 0 });
     assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="already_written"\} 1/);
     // Another response type of the same activity is another interaction.
-    await run(stage, [fakeDelivery(interaction('a', 'delivered'))]);
+    await run(stage, [fakeDelivery(marketingInteraction('a', 'delivered'))]);
     assert.deepEqual(writer.calls.at(-1), ['a']);
   });
 
   it('a completion that resolved with a lost lock (as the Service Bus delivery settles one) is remembered too', async () => {
     const writer = scriptedWriter([ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
-    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
-    const again = [fakeDelivery(interaction('a'), { deliveryCount: 2 })];
+    await run(stage, [fakeDelivery(marketingInteraction('a'), { lockLost: true })]);
+    const again = [fakeDelivery(marketingInteraction('a'), { deliveryCount: 2 })];
     await run(stage, again);
     assert.deepEqual(writer.calls, [['a']], "'a' written once");
     assert.deepEqual(settledAs(again), ['complete']);
@@ -96,11 +81,14 @@ describe('pipeline: RecorderStage', () => {
     const writer = scriptedWriter([ok, ok, ok, ok]);
     // Room for 'a' and one write in flight.
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, remember: { max: 2, ttlMs: 3_600_000 } });
-    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
+    await run(stage, [fakeDelivery(marketingInteraction('a'), { lockLost: true })]);
     // Completed for sure: gone from the queue, nothing to remember (remembered, 'b' and 'c' would push 'a' out).
-    await run(stage, [fakeDelivery(interaction('b'))]);
-    await run(stage, [fakeDelivery(interaction('c'))]);
-    await run(stage, [fakeDelivery(interaction('a'), { deliveryCount: 2 }), fakeDelivery(interaction('d'))]);
+    await run(stage, [fakeDelivery(marketingInteraction('b'))]);
+    await run(stage, [fakeDelivery(marketingInteraction('c'))]);
+    await run(stage, [
+      fakeDelivery(marketingInteraction('a'), { deliveryCount: 2 }),
+      fakeDelivery(marketingInteraction('d')),
+    ]);
     assert.deepEqual(writer.calls, [['a'], ['b'], ['c'], ['d']], "'a' written once");
     assert.deepEqual(stage.stats(), { written: 4, alreadyWritten: 1, deadLettered: 0, abandoned: 0, retries: 0 });
   });
@@ -108,8 +96,8 @@ describe('pipeline: RecorderStage', () => {
   it('remembers nothing with remember.max 0: a redelivery is written again (at least once)', async () => {
     const writer = scriptedWriter([ok, ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, remember: { max: 0, ttlMs: 3_600_000 } });
-    await run(stage, [fakeDelivery(interaction('a'), { lockLost: true })]);
-    await run(stage, [fakeDelivery(interaction('a'), { deliveryCount: 2 })]);
+    await run(stage, [fakeDelivery(marketingInteraction('a'), { lockLost: true })]);
+    await run(stage, [fakeDelivery(marketingInteraction('a'), { deliveryCount: 2 })]);
     assert.deepEqual(writer.calls, [['a'], ['a']]);
   });
 
@@ -117,7 +105,7 @@ describe('pipeline: RecorderStage', () => {
     const writer = scriptedWriter([ok]);
     const registry = new Registry();
     const stage = new RecorderStage({ writer, log: silentLogger(), registry, sleep });
-    const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(interaction(id)));
+    const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(marketingInteraction(id)));
     await run(stage, deliveries);
     assert.deepEqual(writer.calls, [['a', 'b', 'c']]);
     assert.deepEqual(settledAs(deliveries), ['complete', 'complete', 'complete']);
@@ -129,8 +117,8 @@ describe('pipeline: RecorderStage', () => {
     const registry = new Registry();
     const first = new RecorderStage({ writer: scriptedWriter([ok]), log: silentLogger(), registry, sleep });
     const second = new RecorderStage({ writer: scriptedWriter([ok]), log: silentLogger(), registry, sleep });
-    await run(first, [fakeDelivery(interaction('a'))]);
-    await run(second, [fakeDelivery(interaction('b')), fakeDelivery(interaction('c'))]);
+    await run(first, [fakeDelivery(marketingInteraction('a'))]);
+    await run(second, [fakeDelivery(marketingInteraction('b')), fakeDelivery(marketingInteraction('c'))]);
     assert.match(await registry.metrics(), /channel_relay_recorder_interactions_total\{outcome="written"\} 3/);
   });
 
@@ -145,7 +133,7 @@ describe('pipeline: RecorderStage', () => {
       occurredAt: 1,
     });
     const broken = fakeDelivery(Buffer.from('{not json'));
-    const good = fakeDelivery(interaction('a'));
+    const good = fakeDelivery(marketingInteraction('a'));
     await run(stage, [bad, broken, good]);
     assert.deepEqual(settledAs([bad, broken, good]), ['deadLetter', 'deadLetter', 'complete']);
     assert.deepEqual(bad.settlements[0], {
@@ -168,9 +156,9 @@ describe('pipeline: RecorderStage', () => {
     ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
     const deliveries = [
-      fakeDelivery(interaction('a')),
-      fakeDelivery(interaction('b', 'bogus')),
-      fakeDelivery(interaction('c')),
+      fakeDelivery(marketingInteraction('a')),
+      fakeDelivery(marketingInteraction('b', 'bogus')),
+      fakeDelivery(marketingInteraction('c')),
     ];
     await run(stage, deliveries);
     assert.deepEqual(settledAs(deliveries), ['complete', 'deadLetter', 'complete']);
@@ -189,7 +177,7 @@ describe('pipeline: RecorderStage', () => {
       ok,
     ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, retry: { initialDelayMs: 100 } });
-    const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(interaction(id)));
+    const deliveries = ['a', 'b', 'c'].map((id) => fakeDelivery(marketingInteraction(id)));
     await run(stage, deliveries);
     assert.deepEqual(writer.calls, [
       ['a', 'b', 'c'],
@@ -210,7 +198,7 @@ describe('pipeline: RecorderStage', () => {
       sleep,
       retry: { attempts: 3, initialDelayMs: 100 },
     });
-    const deliveries = [fakeDelivery(interaction('a'))];
+    const deliveries = [fakeDelivery(marketingInteraction('a'))];
     await run(stage, deliveries);
     assert.deepEqual(sleeps, [100, 200]);
     assert.deepEqual(settledAs(deliveries), ['abandon']);
@@ -225,7 +213,7 @@ describe('pipeline: RecorderStage', () => {
         })),
     ]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep, identityPauseMs: 5000 });
-    const deliveries = [fakeDelivery(interaction('a')), fakeDelivery(interaction('b'))];
+    const deliveries = [fakeDelivery(marketingInteraction('a')), fakeDelivery(marketingInteraction('b'))];
     await run(stage, deliveries);
     assert.deepEqual(settledAs(deliveries), ['abandon', 'abandon']);
     assert.deepEqual(sleeps, [5000]);
@@ -235,7 +223,7 @@ describe('pipeline: RecorderStage', () => {
     const aborted = new AbortController();
     aborted.abort();
     const stage = new RecorderStage({ writer: scriptedWriter([]), log: silentLogger(), sleep });
-    const first = [fakeDelivery(interaction('a'))];
+    const first = [fakeDelivery(marketingInteraction('a'))];
     await run(stage, first, aborted.signal);
     assert.deepEqual(settledAs(first), ['abandon']);
 
@@ -244,14 +232,14 @@ describe('pipeline: RecorderStage', () => {
       log: silentLogger(),
       sleep,
     });
-    const second = [fakeDelivery(interaction('b')), fakeDelivery(interaction('c'))];
+    const second = [fakeDelivery(marketingInteraction('b')), fakeDelivery(marketingInteraction('c'))];
     await run(failing, second);
     assert.deepEqual(settledAs(second), ['abandon', 'abandon']);
   });
 
   it('counts a failed settlement as not settled (the bus redelivers it)', async () => {
     const stage = new RecorderStage({ writer: scriptedWriter([ok]), log: silentLogger(), sleep });
-    const d = fakeDelivery(interaction('a'));
+    const d = fakeDelivery(marketingInteraction('a'));
     d.complete = async () => Promise.reject(new Error('MessageLockLost'));
     await run(stage, [d]);
     assert.deepEqual(stage.stats(), { written: 0, alreadyWritten: 0, deadLettered: 0, abandoned: 0, retries: 0 });
@@ -283,13 +271,13 @@ describe('pipeline: RecorderStage', () => {
   it('hands back (abandons) a body the parser fails on unexpectedly, and writes the rest', async () => {
     const writer = scriptedWriter([ok]);
     const stage = new RecorderStage({ writer, log: silentLogger(), sleep });
-    const odd = fakeDelivery(interaction('x'));
+    const odd = fakeDelivery(marketingInteraction('x'));
     Object.defineProperty(odd, 'body', {
       get: () => {
         throw new RangeError('a bug');
       },
     });
-    const good = fakeDelivery(interaction('a'));
+    const good = fakeDelivery(marketingInteraction('a'));
     await run(stage, [odd, good]);
     assert.deepEqual(settledAs([odd, good]), ['abandon', 'complete']);
   });
@@ -349,7 +337,7 @@ function start(
 } {
   const settledAt: number[] = [];
   const deliveries = ids.map((id) => {
-    const d = fakeDelivery(interaction(id));
+    const d = fakeDelivery(marketingInteraction(id));
     for (const how of ['complete', 'abandon'] as const) {
       const settle = d[how];
       d[how] = async () => {
